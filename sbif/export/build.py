@@ -1,0 +1,37 @@
+"""Turn a `ModelDescription` into an `SbifFile`: one builder for every loader."""
+from __future__ import annotations
+
+from .. import __version__
+from ..errors import UnsupportedError
+from ..format import FORMAT_VERSION, SbifFile
+from .actor_critic import build_actor_critic
+from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription
+from .graph_builder import GraphBuilder
+from .preprocess import space_document
+
+
+def build_sbif(model: ModelDescription) -> SbifFile:
+    """The validated SBIF file for a model: its parameters in SB2 order, then the graph that uses them."""
+    builder = GraphBuilder()
+    for name, array in model.parameters.items():
+        builder.add_tensor(name, array, "parameter")
+    if model.algorithm in ACTOR_CRITIC_ALGORITHMS:
+        predict = build_actor_critic(builder, model)
+    else:
+        raise UnsupportedError("{} models are not supported by this SBIF version yet (supported: {})".format(
+            model.algorithm, ", ".join(ACTOR_CRITIC_ALGORITHMS)))
+    provenance = dict({"producer": "sbif {}".format(__version__)}, **model.provenance)
+    provenance.update(algorithm=model.algorithm, policy_class=model.policy_class, policy_kwargs=model.policy_kwargs)
+    document = {
+        "format": "sbif",
+        "format_version": FORMAT_VERSION,
+        "provenance": provenance,
+        "observation_space": space_document(model.observation_space),
+        "action_space": space_document(model.action_space),
+        "tensors": builder.tensor_entries,
+        "inputs": builder.inputs,
+        "graph": builder.nodes,
+        "outputs": builder.outputs,
+        "predict": predict,
+    }
+    return SbifFile(document, builder.tensors, source="export of {} {}".format(model.algorithm, model.policy_class))

@@ -1,0 +1,63 @@
+"""What an exporter knows about an SB2 model, independent of how it was read (live SB2 or the safe reader).
+
+Both loaders fill a `ModelDescription`; one builder turns it into the same document, so a file does not
+depend on the loader that made it.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from ..errors import ExportError
+
+ACTOR_CRITIC_ALGORITHMS = ("A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL")
+ALGORITHMS = ACTOR_CRITIC_ALGORITHMS + ("DQN", "SAC", "TD3", "DDPG", "HER")
+
+
+class Space:
+    """A gym space reduced to data: kind, shape, dtype, bounds, n or nvec."""
+
+    def __init__(self, kind: str, shape=(), dtype: str = "int64", low: Optional[np.ndarray] = None,
+                 high: Optional[np.ndarray] = None, n: Optional[int] = None, nvec: Optional[list] = None):
+        self.kind, self.shape, self.dtype = kind, tuple(int(d) for d in shape), str(dtype)
+        self.low, self.high, self.n, self.nvec = low, high, n, nvec
+
+    @classmethod
+    def from_gym(cls, space: Any) -> "Space":
+        """Read a gym space by its class name and public attributes (no gym import needed)."""
+        kind = type(space).__name__
+        if kind == "Box":
+            low, high = np.asarray(space.low), np.asarray(space.high)
+            shape = tuple(space.shape)
+            if low.shape != shape or high.shape != shape:
+                low, high = np.broadcast_to(low, shape).copy(), np.broadcast_to(high, shape).copy()
+            return cls("box", shape, np.dtype(space.dtype).name, low, high)
+        if kind == "Discrete":
+            return cls("discrete", (), "int64", n=int(space.n))
+        if kind == "MultiDiscrete":
+            return cls("multi_discrete", (len(space.nvec),), "int64", nvec=[int(v) for v in np.ravel(space.nvec)])
+        if kind == "MultiBinary":
+            return cls("multi_binary", (int(space.n),), "int8", n=int(space.n))
+        raise ExportError("unsupported space {} (SB2 policies take Box, Discrete, MultiDiscrete and "
+                          "MultiBinary; dict observations come from HER)".format(kind))
+
+
+class ModelDescription:
+    """Everything the builder needs: algorithm, policy identity and kwargs, spaces, parameters, provenance."""
+
+    def __init__(self, algorithm: str, policy_class: str, policy_kwargs: Dict[str, Any], observation_space: Space,
+                 action_space: Space, parameters: "OrderedDict[str, np.ndarray]", provenance: Dict[str, Any],
+                 policy_base: str = ""):
+        if algorithm not in ALGORITHMS:
+            raise ExportError("unknown algorithm {!r}; SB2 has {}".format(algorithm, ", ".join(ALGORITHMS)))
+        self.algorithm = algorithm
+        self.policy_class = policy_class
+        #: the SB2 base class the policy derives from, e.g. 'FeedForwardPolicy' (tells custom subclasses apart)
+        self.policy_base = policy_base
+        self.policy_kwargs = dict(policy_kwargs)
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.parameters = parameters
+        self.provenance = provenance

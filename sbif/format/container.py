@@ -1,0 +1,148 @@
+"""The safetensors container: a checked reader (zero-copy over mmap) and a writer.
+
+We parse the header ourselves so that every defect is reported by name and every declared shape is checked
+against the real byte counts before a single array is created. Writing goes through the `safetensors` package.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+from typing import Dict, Mapping, Tuple
+
+import numpy as np
+
+from ..errors import FileFormatError
+
+#: Largest header we accept, as the safetensors reference implementation does (100 MB).
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+#: safetensors dtype code -> little-endian NumPy dtype.
+DTYPE_CODES = {
+    "BOOL": np.dtype("bool"),
+    "U8": np.dtype("uint8"),
+    "I8": np.dtype("int8"),
+    "I16": np.dtype("<i2"),
+    "U16": np.dtype("<u2"),
+    "I32": np.dtype("<i4"),
+    "U32": np.dtype("<u4"),
+    "I64": np.dtype("<i8"),
+    "U64": np.dtype("<u8"),
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+}
+CODE_OF_DTYPE = {dtype.name: code for code, dtype in DTYPE_CODES.items()}
+
+
+def dtype_code(dtype: np.dtype) -> str:
+    """The safetensors code of a NumPy dtype, e.g. float32 -> 'F32'."""
+    try:
+        return CODE_OF_DTYPE[np.dtype(dtype).name]
+    except KeyError:
+        raise FileFormatError("dtype {} cannot be stored in a safetensors file".format(np.dtype(dtype))) from None
+
+
+def read_container(path: str) -> Tuple[Dict[str, str], Dict[str, np.ndarray]]:
+    """Read a safetensors file: its `__metadata__` map and read-only arrays that view the mapped file."""
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise FileFormatError("cannot open {}: {}".format(path, exc.strerror or exc)) from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < 8:
+            raise FileFormatError("{}: truncated file ({} bytes; a safetensors file starts with an 8-byte header "
+                                  "length)".format(path, size))
+        (header_len,) = struct.unpack("<Q", handle.read(8))
+        if header_len > MAX_HEADER_BYTES:
+            raise FileFormatError("{}: header length {} exceeds the {} byte limit".format(
+                path, header_len, MAX_HEADER_BYTES))
+        if 8 + header_len > size:
+            raise FileFormatError("{}: truncated file: header says {} bytes but only {} follow".format(
+                path, header_len, size - 8))
+        metadata, entries = parse_header(handle.read(header_len), path)
+        data_start = 8 + header_len
+        data_len = size - data_start
+        check_layout(entries, data_len, path)
+        if data_len == 0:
+            return metadata, {name: np.zeros(shape, dtype) for name, (dtype, shape, _) in entries.items()}
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    tensors = {}
+    for name, (dtype, shape, (begin, end)) in entries.items():
+        count = (end - begin) // dtype.itemsize
+        array = np.frombuffer(mapped, dtype=dtype, count=count, offset=data_start + begin)
+        tensors[name] = array.reshape(shape)
+    return metadata, tensors
+
+
+def parse_header(raw: bytes, path: str = "<bytes>"):
+    """Decode the JSON header into (metadata, {name: (dtype, shape, (begin, end))}), checking every field."""
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FileFormatError("{}: the header is not valid JSON ({})".format(path, exc)) from None
+    if not isinstance(header, dict):
+        raise FileFormatError("{}: the header must be a JSON object".format(path))
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise FileFormatError("{}: __metadata__ must map strings to strings".format(path))
+    entries = {}
+    for name, entry in header.items():
+        where = "{}: tensor {!r}".format(path, name)
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise FileFormatError("{} needs exactly the keys dtype, shape, data_offsets".format(where))
+        dtype = DTYPE_CODES.get(entry["dtype"]) if isinstance(entry["dtype"], str) else None
+        if dtype is None:
+            raise FileFormatError("{} has unknown dtype {!r}".format(where, entry["dtype"]))
+        shape, offsets = entry["shape"], entry["data_offsets"]
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+            raise FileFormatError("{} has an invalid shape {!r}".format(where, shape))
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets) \
+                or offsets[0] > offsets[1]:
+            raise FileFormatError("{} has invalid data_offsets {!r}".format(where, offsets))
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize if shape else dtype.itemsize
+        if offsets[1] - offsets[0] != nbytes:
+            raise FileFormatError("{}: shape {} of {} needs {} bytes but data_offsets span {}".format(
+                where, shape, dtype.name, nbytes, offsets[1] - offsets[0]))
+        entries[name] = (dtype, tuple(shape), (offsets[0], offsets[1]))
+    return metadata, entries
+
+
+def check_layout(entries, data_len: int, path: str) -> None:
+    """The tensors must tile the data buffer exactly: in bounds, contiguous, no overlap, no gap."""
+    position = 0
+    for name, (_, _, (begin, end)) in sorted(entries.items(), key=lambda item: item[1][2]):
+        if begin != position:
+            problem = "overlaps the previous tensor" if begin < position else "leaves a gap before it"
+            raise FileFormatError("{}: tensor {!r} at byte {} {}".format(path, name, begin, problem))
+        if end > data_len:
+            raise FileFormatError("{}: truncated file: tensor {!r} ends at byte {} of a {} byte data buffer".format(
+                path, name, end, data_len))
+        position = end
+    if position != data_len:
+        raise FileFormatError("{}: {} trailing bytes after the last tensor".format(path, data_len - position))
+
+
+def write_container(path: str, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
+    """Write tensors and metadata as safetensors, atomically (a partial file never takes the final name)."""
+    from safetensors.numpy import save_file
+
+    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    for name, array in arrays.items():
+        dtype_code(array.dtype)
+        if array.dtype.byteorder == ">":
+            arrays[name] = array.astype(array.dtype.newbyteorder("<"))
+    temporary = "{}.partial-{}".format(path, os.getpid())
+    try:
+        save_file(arrays, temporary, metadata=dict(metadata))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

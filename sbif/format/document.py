@@ -1,0 +1,97 @@
+"""The SBIF architecture document: JSON in the container's metadata, checked against the JSON Schema.
+
+The format version is read before the schema is applied, so a file from a newer SBIF is refused by name
+rather than with a schema error.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Dict, Mapping, Sequence, Union
+
+import numpy as np
+
+from ..errors import DocumentError, UnsupportedError
+
+FORMAT_NAME = "sbif"
+FORMAT_VERSION = 1
+METADATA_KEY = "sbif"
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "sbif-document-v1.schema.json")
+
+Document = Dict[str, Any]
+_validator = None
+
+
+def encode_document(document: Document) -> Dict[str, str]:
+    """The safetensors `__metadata__` map that carries a document."""
+    return {"format": FORMAT_NAME, METADATA_KEY: json.dumps(document, allow_nan=False, separators=(",", ":"))}
+
+
+def decode_document(metadata: Mapping[str, str], source: str = "file") -> Document:
+    """Parse and schema-check the document in a container's metadata."""
+    if metadata.get("format") != FORMAT_NAME or METADATA_KEY not in metadata:
+        raise DocumentError("{} is a safetensors file but not an SBIF file (no 'sbif' document in its "
+                            "metadata)".format(source))
+    try:
+        document = json.loads(metadata[METADATA_KEY])
+    except ValueError as exc:
+        raise DocumentError("{}: the SBIF document is not valid JSON ({})".format(source, exc)) from None
+    if not isinstance(document, dict):
+        raise DocumentError("{}: the SBIF document must be a JSON object".format(source))
+    version = document.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DocumentError("{}: format_version must be an integer, got {!r}".format(source, version))
+    if version != FORMAT_VERSION:
+        raise UnsupportedError("{}: format version {} is not supported (this SBIF reads version {})".format(
+            source, version, FORMAT_VERSION))
+    check_schema(document, source)
+    return document
+
+
+def check_schema(document: Document, source: str = "document") -> None:
+    """Raise DocumentError naming the first schema violation (the most specific one, with its JSON path)."""
+    import jsonschema
+
+    global _validator
+    if _validator is None:
+        with open(SCHEMA_PATH, encoding="utf-8") as handle:
+            _validator = jsonschema.Draft7Validator(json.load(handle))
+    error = jsonschema.exceptions.best_match(_validator.iter_errors(document))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise DocumentError("{}: schema violation at {}: {}".format(source, where, error.message))
+
+
+def encode_float(value: float) -> Union[float, str]:
+    """A float as exact JSON: a number (Python's repr round-trips), or 'inf', '-inf', 'nan'."""
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def decode_float(value: Union[float, int, str]) -> float:
+    return float(value)
+
+
+def encode_bound(array: np.ndarray) -> Any:
+    """A Box bound: one float when every element is equal, else the row-major flat list."""
+    flat = np.asarray(array, dtype=np.float64).reshape(-1)
+    if flat.size > 0 and np.all((flat == flat[0]) | (np.isnan(flat) & np.isnan(flat[0]))):
+        return encode_float(flat[0])
+    return [encode_float(v) for v in flat]
+
+
+def decode_bound(bound: Any, shape: Sequence[int], dtype: str) -> np.ndarray:
+    """The full array of a Box bound stored by `encode_bound`."""
+    size = int(np.prod(shape, dtype=np.int64))
+    if isinstance(bound, list):
+        if len(bound) != size:
+            raise DocumentError("a Box bound has {} values for a space of {} elements".format(len(bound), size))
+        values = [decode_float(v) for v in bound]
+    else:
+        values = [decode_float(bound)] * size
+    return np.array(values, dtype=np.float64).astype(dtype).reshape(tuple(shape))

@@ -1,0 +1,113 @@
+"""Cross-checks beyond the schema: tensors against the container, and a static type check of the whole graph."""
+from __future__ import annotations
+
+from typing import Dict, Mapping
+
+import numpy as np
+
+from ..errors import DocumentError, SbifError
+from ..ops import ValueSpec, get_op, resolve_attrs
+from .document import Document, decode_bound
+
+OBSERVATION_INPUT = "obs"
+
+
+def check_document(document: Document, tensors: Mapping[str, np.ndarray], source: str = "file") -> Dict[str, ValueSpec]:
+    """Check a schema-valid document against its tensors; return the static type of every graph value."""
+    specs = _check_tensors(document, tensors, source)
+    for entry in document["inputs"]:
+        _define(specs, entry["name"], ValueSpec(entry["dtype"], entry["shape"]), source, "input")
+        if entry["kind"] == "noise" and (entry["dtype"] != "float32" or "distribution" not in entry):
+            raise DocumentError("{}: noise input {!r} must be float32 with a distribution".format(
+                source, entry["name"]))
+    if OBSERVATION_INPUT not in specs or not any(i["kind"] == "observation" for i in document["inputs"]):
+        raise DocumentError("{}: the graph has no observation input named {!r}".format(source, OBSERVATION_INPUT))
+    _check_observation_input(document, specs[OBSERVATION_INPUT], source)
+    for index, node in enumerate(document["graph"]):
+        where = "{}: graph node {} ({})".format(source, index, node["op"])
+        op = get_op(node["op"])
+        attrs = resolve_attrs(op, node.get("attrs", {}), where)
+        arity_ok = len(node["inputs"]) >= 1 if op.arity is None else len(node["inputs"]) == op.arity
+        if not arity_ok:
+            raise DocumentError("{}: takes {} inputs, got {}".format(
+                where, "one or more" if op.arity is None else op.arity, len(node["inputs"])))
+        if op.n_outputs is not None and len(node["outputs"]) != op.n_outputs:
+            raise DocumentError("{}: has {} outputs, got {}".format(where, op.n_outputs, len(node["outputs"])))
+        missing = [name for name in node["inputs"] if name not in specs]
+        if missing:
+            raise DocumentError("{}: uses {} before it is defined (not an input, tensor or earlier output)".format(
+                where, ", ".join(repr(m) for m in missing)))
+        try:
+            results = op.infer([specs[name] for name in node["inputs"]], attrs, len(node["outputs"]))
+        except SbifError as exc:
+            raise DocumentError("{}: {}".format(where, exc)) from None
+        for name, spec in zip(node["outputs"], results):
+            _define(specs, name, spec, where, "output")
+    for output in document["outputs"]:
+        name = output["name"]
+        declared = ValueSpec(output["dtype"], output["shape"])
+        if name not in specs:
+            raise DocumentError("{}: output {!r} is never computed by the graph".format(source, name))
+        if specs[name] != declared:
+            raise DocumentError("{}: output {!r} is declared {} but the graph computes {}".format(
+                source, name, declared, specs[name]))
+    _check_predict(document, source)
+    return specs
+
+
+def _check_tensors(document: Document, tensors: Mapping[str, np.ndarray], source: str) -> Dict[str, ValueSpec]:
+    specs: Dict[str, ValueSpec] = {}
+    for entry in document["tensors"]:
+        name = entry["name"]
+        if name not in tensors:
+            raise DocumentError("{}: tensor {!r} is listed in the document but missing from the file".format(
+                source, name))
+        actual = tensors[name]
+        if actual.dtype.name != entry["dtype"]:
+            raise DocumentError("{}: tensor {!r} is declared {} but stored as {}".format(
+                source, name, entry["dtype"], actual.dtype.name))
+        if list(actual.shape) != entry["shape"]:
+            raise DocumentError("{}: tensor {!r} is declared with shape {} but stored with shape {}".format(
+                source, name, entry["shape"], list(actual.shape)))
+        _define(specs, name, ValueSpec(entry["dtype"], entry["shape"]), source, "tensor")
+    stray = sorted(set(tensors) - set(specs))
+    if stray:
+        raise DocumentError("{}: the file holds tensors the document does not list: {}".format(
+            source, ", ".join(stray[:5])))
+    return specs
+
+
+def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str, role: str) -> None:
+    if name in specs:
+        raise DocumentError("{}: {} name {!r} is already defined".format(where, role, name))
+    if any(d is None for d in spec.shape[1:]):
+        raise DocumentError("{}: {} {!r}: only the first dimension may be the batch (null)".format(where, role, name))
+    specs[name] = spec
+
+
+def _check_observation_input(document: Document, obs: ValueSpec, source: str) -> None:
+    space = document["observation_space"]
+    kind = space["kind"]
+    if kind == "box":
+        expected = ValueSpec(space["dtype"], [None] + space["shape"])
+        for bound in ("low", "high"):
+            decode_bound(space[bound], space["shape"], space["dtype"])
+    elif kind == "discrete":
+        expected = ValueSpec("int32", [None])
+    elif kind == "multi_discrete":
+        expected = ValueSpec("int32", [None, len(space["nvec"])])
+    else:
+        expected = ValueSpec("int32", [None, space["n"]])
+    if obs != expected:
+        raise DocumentError("{}: observation input is {} but a {} observation space needs {}".format(
+            source, obs, kind, expected))
+
+
+def _check_predict(document: Document, source: str) -> None:
+    outputs = {output["name"] for output in document["outputs"]}
+    predict = document["predict"]
+    names = [predict["deterministic_action"], predict["stochastic_action"]]
+    names += list(predict["distribution"]["parameters"].values())
+    for name in names:
+        if name not in outputs:
+            raise DocumentError("{}: predict refers to {!r}, which is not a declared output".format(source, name))

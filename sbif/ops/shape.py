@@ -1,0 +1,155 @@
+"""Ops that move, join or convert data without arithmetic: cast, flatten, concat, split, stack, squeeze, constant."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import REQUIRED, Op, ValueSpec, fail, normalize_axis, register
+
+DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
+
+
+@register
+class Cast(Op):
+    """Convert to `to`: float to int truncates toward zero; bool becomes 0/1; float64 to float32 rounds to nearest."""
+
+    name = "cast"
+    attributes = {"to": (str, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        if attrs["to"] not in DTYPES:
+            fail("cast to unknown dtype {!r}".format(attrs["to"]))
+        return [ValueSpec(attrs["to"], inputs[0].shape)]
+
+    @classmethod
+    def compute(cls, x, to):
+        return np.asarray(x).astype(to)
+
+
+@register
+class Flatten(Op):
+    """[B, d1, ..., dk] -> [B, d1*...*dk] in row-major (C) order; a rank-1 input becomes [B, 1]."""
+
+    name = "flatten"
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x = inputs[0]
+        if len(x.shape) < 1:
+            fail("flatten needs a batch dimension")
+        return [ValueSpec(x.dtype, (x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))))]
+
+    @classmethod
+    def compute(cls, x):
+        return x.reshape(x.shape[0], -1)
+
+
+@register
+class Concat(Op):
+    """Join inputs of one dtype along `axis`; all other dimensions must agree."""
+
+    name = "concat"
+    arity = None
+    attributes = {"axis": (int, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        first = inputs[0]
+        axis = normalize_axis(attrs["axis"], len(first.shape))
+        total = 0
+        for spec in inputs:
+            if spec.dtype != first.dtype or len(spec.shape) != len(first.shape):
+                fail("concat inputs differ in dtype or rank: {} and {}".format(first, spec))
+            if spec.shape[:axis] + spec.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:]:
+                fail("concat inputs differ outside axis {}: {} and {}".format(axis, first, spec))
+            if spec.shape[axis] is None:
+                fail("concat cannot join along the batch dimension")
+            total += spec.shape[axis]
+        return [ValueSpec(first.dtype, first.shape[:axis] + (total,) + first.shape[axis + 1:])]
+
+    @classmethod
+    def compute(cls, *xs, axis):
+        return np.concatenate(xs, axis=axis)
+
+
+@register
+class Split(Op):
+    """Cut x along `axis` into consecutive pieces of the given `sizes` (one output per piece)."""
+
+    name = "split"
+    attributes = {"sizes": (list, REQUIRED), "axis": (int, REQUIRED)}
+    n_outputs = None
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x, sizes = inputs[0], attrs["sizes"]
+        axis = normalize_axis(attrs["axis"], len(x.shape))
+        if len(sizes) != n_outputs or not all(isinstance(s, int) and s > 0 for s in sizes):
+            fail("split sizes {} must be positive and one per output ({})".format(sizes, n_outputs))
+        if x.shape[axis] != sum(sizes):
+            fail("split sizes {} do not add up to dimension {} of {}".format(sizes, axis, x))
+        return [ValueSpec(x.dtype, x.shape[:axis] + (size,) + x.shape[axis + 1:]) for size in sizes]
+
+    @classmethod
+    def compute(cls, x, sizes, axis):
+        return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+@register
+class Stack(Op):
+    """Stack inputs of identical dtype and shape along a new `axis`."""
+
+    name = "stack"
+    arity = None
+    attributes = {"axis": (int, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        first = inputs[0]
+        if any(spec != first for spec in inputs):
+            fail("stack inputs must share dtype and shape: {}".format(", ".join(map(repr, inputs))))
+        axis = normalize_axis(attrs["axis"], len(first.shape) + 1)
+        return [ValueSpec(first.dtype, first.shape[:axis] + (len(inputs),) + first.shape[axis:])]
+
+    @classmethod
+    def compute(cls, *xs, axis):
+        return np.stack(xs, axis=axis)
+
+
+@register
+class Squeeze(Op):
+    """Remove dimension `axis`, which must have size 1."""
+
+    name = "squeeze"
+    attributes = {"axis": (int, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x = inputs[0]
+        axis = normalize_axis(attrs["axis"], len(x.shape))
+        if x.shape[axis] != 1:
+            fail("squeeze axis {} of {} does not have size 1".format(axis, x))
+        return [ValueSpec(x.dtype, x.shape[:axis] + x.shape[axis + 1:])]
+
+    @classmethod
+    def compute(cls, x, axis):
+        return np.squeeze(x, axis=axis)
+
+
+@register
+class Constant(Op):
+    """A scalar of the given dtype (no inputs)."""
+
+    name = "constant"
+    arity = 0
+    attributes = {"value": ((float, int, bool), REQUIRED), "dtype": (str, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        if attrs["dtype"] not in DTYPES:
+            fail("constant of unknown dtype {!r}".format(attrs["dtype"]))
+        return [ValueSpec(attrs["dtype"], ())]
+
+    @classmethod
+    def compute(cls, value, dtype):
+        return np.asarray(value, dtype=dtype)

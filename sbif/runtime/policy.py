@@ -1,0 +1,174 @@
+"""`Policy`: SB2's predict / action_probability / value contract over an SBIF file.
+
+Shapes, dtypes and the single-versus-batch rule follow SB2's `BaseRLModel` (`_is_vectorized_observation`,
+`predict`, `action_probability`), so code written against an SB2 model works unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import InputError
+from ..format import SbifFile
+from .executor import GraphExecutor
+
+Noise = Mapping[str, np.ndarray]
+RandomSource = Union[None, int, np.random.Generator]
+
+
+class Policy:
+    """A loaded SBIF policy. `deterministic=None` means the algorithm's SB2 default (from the file)."""
+
+    def __init__(self, model: SbifFile):
+        self.model = model
+        self.document = model.document
+        self.executor = GraphExecutor(model)
+        self.observation_space = self.document["observation_space"]
+        self.action_space = self.document["action_space"]
+        self.algorithm = self.document["provenance"]["algorithm"]
+        self._predict = self.document["predict"]
+        self._obs_dtype = self.executor.inputs["obs"]["dtype"]
+        self._noise_inputs = [entry for entry in self.document["inputs"] if entry["kind"] == "noise"]
+        self._rng = np.random.default_rng()
+
+    @property
+    def output_names(self) -> List[str]:
+        return [output["name"] for output in self.document["outputs"]]
+
+    # -- the SB2 interface -------------------------------------------------------------------------------------
+    def predict(self, observation: Any, state: Any = None, mask: Any = None, deterministic: Optional[bool] = None,
+                rng: RandomSource = None, noise: Optional[Noise] = None) -> Tuple[np.ndarray, Any]:
+        """(actions, state) as SB2's `model.predict`. Sampling draws from `noise` if given, else from `rng`."""
+        if deterministic is None:
+            deterministic = self._predict["deterministic_default"]
+        batch, vectorized = self.observation_batch(observation)
+        name = self._predict["deterministic_action" if deterministic else "stochastic_action"]
+        feeds = {"obs": batch}
+        if not deterministic:
+            feeds.update(self.noise_feeds(len(batch), rng, noise))
+        actions = self.executor.run(feeds, [name])[name]
+        return (actions if vectorized else actions[0]), None
+
+    def action_probability(self, observation: Any, state: Any = None, mask: Any = None, actions: Any = None,
+                           logp: bool = False) -> Any:
+        """SB2's `action_probability`: the distribution parameters, or the (log-)probability of `actions`.
+
+        As in SB2, a single (non-batched) observation returns element 0 of the result, which for a Box action
+        space is the mean alone.
+        """
+        batch, vectorized = self.observation_batch(observation)
+        distribution = self._predict["distribution"]
+        parameters = distribution["parameters"]
+        kind = distribution["kind"]
+        wanted = [parameters["mean"], parameters["std"]] if kind == "diag_gaussian" else [parameters["probabilities"]]
+        values = self.executor.run({"obs": batch}, wanted)
+        if kind == "diag_gaussian":
+            proba: Any = [values[wanted[0]], values[wanted[1]]]
+        elif kind == "multi_categorical":
+            proba = np.split(values[wanted[0]], np.cumsum(distribution["nvec"])[:-1], axis=-1)
+        else:
+            proba = values[wanted[0]]
+        result = proba if actions is None else self._probability_of(kind, proba, actions, len(batch), logp)
+        return result if vectorized else result[0]
+
+    def value(self, observation: Any, state: Any = None, mask: Any = None) -> np.ndarray:
+        """The value estimate V(s): shape [batch], or a scalar for a single observation."""
+        batch, vectorized = self.observation_batch(observation)
+        values = self.executor.run({"obs": batch}, ["value"])["value"]
+        return values if vectorized else values[0]
+
+    def run(self, inputs: Mapping[str, Any], outputs: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
+        """Evaluate named outputs (default: all) from raw graph inputs: `obs` already batched, and noise."""
+        return self.executor.run(inputs, list(outputs or self.output_names))
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def observation_batch(self, observation: Any) -> Tuple[np.ndarray, bool]:
+        """The batch SB2 would feed (reshaped and cast to the input dtype) and whether the input was batched."""
+        obs = np.array(observation)
+        space = self.observation_space
+        shape = self._space_shape()
+        if space["kind"] == "box":
+            vectorized = obs.shape != shape
+            ok = obs.shape == shape or obs.shape[1:] == shape
+        elif space["kind"] == "discrete":
+            vectorized = obs.shape != ()
+            ok = obs.ndim <= 1
+        else:
+            vectorized = obs.shape != shape
+            ok = obs.shape == shape or (obs.ndim == 2 and obs.shape[1:] == shape)
+        if not ok:
+            raise InputError("unexpected observation shape {} for a {} observation space: use {} or "
+                             "(n_env, {})".format(obs.shape, space["kind"], shape, ", ".join(map(str, shape))))
+        try:
+            return obs.reshape((-1,) + shape).astype(self._obs_dtype), vectorized
+        except (TypeError, ValueError) as exc:
+            raise InputError("observation cannot be converted to {}: {}".format(self._obs_dtype, exc)) from None
+
+    def noise_feeds(self, batch: int, rng: RandomSource, noise: Optional[Noise]) -> Dict[str, np.ndarray]:
+        """Noise inputs for sampling: the caller's arrays, else U[0,1) / N(0,1) float32 draws from `rng`."""
+        generator = self._rng if rng is None else np.random.default_rng(rng) if isinstance(rng, int) else rng
+        feeds = {}
+        for entry in self._noise_inputs:
+            name = entry["name"]
+            if noise is not None and name in noise:
+                feeds[name] = np.asarray(noise[name], dtype=np.float32)
+                continue
+            shape = (batch,) + tuple(entry["shape"][1:])
+            if entry["distribution"] == "uniform":
+                feeds[name] = generator.random(shape, dtype=np.float32)
+            else:
+                feeds[name] = generator.standard_normal(shape, dtype=np.float32)
+        return feeds
+
+    def _space_shape(self) -> Tuple[int, ...]:
+        space = self.observation_space
+        if space["kind"] == "box":
+            return tuple(space["shape"])
+        if space["kind"] == "discrete":
+            return ()
+        return (len(space["nvec"]),) if space["kind"] == "multi_discrete" else (space["n"],)
+
+    def _probability_of(self, kind: str, proba: Any, actions: Any, batch: int, logp: bool) -> np.ndarray:
+        """SB2's NumPy formulas (`base_class.py`, action_probability with `actions`), result shaped [batch, 1]."""
+        actions = np.array([actions])
+        prob = logprob = None
+        try:
+            if kind == "categorical":
+                actions = actions.reshape((-1,))
+                self._check_batch(actions, batch)
+                prob = proba[np.arange(batch), actions]
+            elif kind == "multi_categorical":
+                actions = np.swapaxes(actions.reshape((-1, len(proba))), 0, 1)
+                self._check_batch(actions[0], batch)
+                prob = np.prod([p[np.arange(a.shape[0]), a] for p, a in zip(proba, actions)], axis=0)
+            elif kind == "bernoulli":
+                actions = actions.reshape((-1, proba.shape[1]))
+                self._check_batch(actions, batch)
+                prob = np.prod(proba * actions + (1 - proba) * (1 - actions), axis=1)
+            else:
+                mean, std = proba
+                actions = actions.reshape((-1,) + tuple(self.action_space["shape"]))
+                self._check_batch(actions, batch)
+                logstd = np.log(std)
+                n_elements = int(np.prod(mean.shape[1:]))
+                log_normalizer = np.float32(n_elements / 2.0 * np.log(2 * np.pi)) + np.sum(logstd, axis=1)
+                logprob = -np.sum(np.square(actions - mean) / (2 * np.square(std)), axis=1) - log_normalizer
+        except (IndexError, ValueError, TypeError) as exc:
+            raise InputError("actions do not fit the {} action space: {}".format(kind, exc)) from None
+        with np.errstate(divide="ignore"):
+            if logp:
+                result = logprob if logprob is not None else np.log(prob)
+            else:
+                result = prob if prob is not None else np.exp(logprob)
+        return result.reshape((-1, 1))
+
+    @staticmethod
+    def _check_batch(actions: np.ndarray, batch: int) -> None:
+        if actions.shape[0] != batch:
+            raise InputError("batch sizes differ: {} actions for {} observations".format(actions.shape[0], batch))
+
+
+def load(path: str) -> Policy:
+    """Read, validate and prepare an SBIF file for inference."""
+    return Policy(SbifFile.read(path))
