@@ -1,5 +1,6 @@
-"""Exporters: SB2 models to SBIF files. `live` needs Stable-Baselines (Python 3.7); the builder does not."""
+"""Exporters: SB2 models to SBIF files. The live loader needs Stable-Baselines (Python 3.7); the rest does not."""
 from .build import build_sbif
 from .description import ModelDescription, Space
+from .exporter import LOADERS, export
 
-__all__ = ["ModelDescription", "Space", "build_sbif"]
+__all__ = ["LOADERS", "ModelDescription", "Space", "build_sbif", "export"]

@@ -44,7 +44,7 @@ def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Dict[s
     value = _linear(builder, vf_latent, "vf", params)
     builder.op("squeeze", [value], {"axis": 1}, name="value")
     builder.declare_output("value", "state value estimate V(s), SB2's value_flat")
-    flat = _linear(builder, pi_latent, "pi", params)
+    flat = _linear(builder, pi_latent, "pi", params, name="mean" if model.action_space.kind == "box" else "logits")
     logstd = _parameter(builder, "pi/logstd", params) if model.action_space.kind == "box" else ""
     check_head(model.action_space, params)
     distribution = distribution_head(builder, model.action_space, flat, logstd)

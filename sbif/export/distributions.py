@@ -43,7 +43,7 @@ def _categorical(builder: GraphBuilder, logits: str) -> Dict[str, Any]:
     gumbel_argmax(builder, logits, noise, "action_sample")
     builder.op("softmax", [logits], name="probabilities")
     _declare(builder, logits)
-    return {"kind": "categorical", "parameters": {"logits": "logits", "probabilities": "probabilities"}}
+    return {"kind": "categorical", "parameters": {"logits": logits, "probabilities": "probabilities"}}
 
 
 def _multi_categorical(builder: GraphBuilder, logits: str, nvec: list) -> Dict[str, Any]:
@@ -61,7 +61,7 @@ def _multi_categorical(builder: GraphBuilder, logits: str, nvec: list) -> Dict[s
     if len(parts) > 1:
         builder.op("concat", probabilities, {"axis": -1}, name="probabilities")
     _declare(builder, logits)
-    return {"kind": "multi_categorical", "parameters": {"logits": "logits", "probabilities": "probabilities"},
+    return {"kind": "multi_categorical", "parameters": {"logits": logits, "probabilities": "probabilities"},
             "nvec": list(nvec)}
 
 
@@ -72,7 +72,7 @@ def _bernoulli(builder: GraphBuilder, logits: str) -> Dict[str, Any]:
     below = builder.op("less", [noise, probabilities], name="action_sample/below")
     builder.op("cast", [below], {"to": "float32"}, name="action_sample")
     _declare(builder, logits)
-    return {"kind": "bernoulli", "parameters": {"logits": "logits", "probabilities": "probabilities"}}
+    return {"kind": "bernoulli", "parameters": {"logits": logits, "probabilities": "probabilities"}}
 
 
 def _diag_gaussian(builder: GraphBuilder, mean: str, logstd: str, space: Space) -> Dict[str, Any]:

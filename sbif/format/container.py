@@ -67,13 +67,14 @@ def read_container(path: str) -> Tuple[Dict[str, str], Dict[str, np.ndarray]]:
         data_len = size - data_start
         check_layout(entries, data_len, path)
         if data_len == 0:
-            return metadata, {name: np.zeros(shape, dtype) for name, (dtype, shape, _) in entries.items()}
+            return metadata, {name: _shaped(np.zeros(0, dtype), shape, name, path)
+                              for name, (dtype, shape, _) in entries.items()}
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     tensors = {}
     for name, (dtype, shape, (begin, end)) in entries.items():
         count = (end - begin) // dtype.itemsize
         array = np.frombuffer(mapped, dtype=dtype, count=count, offset=data_start + begin)
-        tensors[name] = array.reshape(shape)
+        tensors[name] = _shaped(array, shape, name, path)
     return metadata, tensors
 
 
@@ -81,7 +82,7 @@ def parse_header(raw: bytes, path: str = "<bytes>"):
     """Decode the JSON header into (metadata, {name: (dtype, shape, (begin, end))}), checking every field."""
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FileFormatError("{}: the header is not valid JSON ({})".format(path, exc)) from None
     if not isinstance(header, dict):
         raise FileFormatError("{}: the header must be a JSON object".format(path))
@@ -103,7 +104,7 @@ def parse_header(raw: bytes, path: str = "<bytes>"):
         if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets) \
                 or offsets[0] > offsets[1]:
             raise FileFormatError("{} has invalid data_offsets {!r}".format(where, offsets))
-        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize if shape else dtype.itemsize
+        nbytes = _element_count(shape) * dtype.itemsize
         if offsets[1] - offsets[0] != nbytes:
             raise FileFormatError("{}: shape {} of {} needs {} bytes but data_offsets span {}".format(
                 where, shape, dtype.name, nbytes, offsets[1] - offsets[0]))
@@ -130,18 +131,44 @@ def write_container(path: str, tensors: Mapping[str, np.ndarray], metadata: Mapp
     """Write tensors and metadata as safetensors, atomically (a partial file never takes the final name)."""
     from safetensors.numpy import save_file
 
-    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    # np.ascontiguousarray makes 0-d arrays 1-d: restore the shape so scalars stay scalars
+    arrays = {name: np.ascontiguousarray(array).reshape(np.shape(array)) for name, array in tensors.items()}
     for name, array in arrays.items():
         dtype_code(array.dtype)
         if array.dtype.byteorder == ">":
             arrays[name] = array.astype(array.dtype.newbyteorder("<"))
     temporary = "{}.partial-{}".format(path, os.getpid())
     try:
-        save_file(arrays, temporary, metadata=dict(metadata))
+        if arrays:
+            save_file(arrays, temporary, metadata=dict(metadata))
+        else:
+            # safetensors writes malformed JSON ('{},"__metadata__":...') when there is metadata but no tensor
+            header = json.dumps({"__metadata__": dict(metadata)}, separators=(",", ":")).encode("utf-8")
+            header += b" " * (-len(header) % 8)
+            with open(temporary, "wb") as out:
+                out.write(struct.pack("<Q", len(header)) + header)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _element_count(shape) -> int:
+    """The number of elements of a shape, in exact Python integers (no NumPy overflow or object-dtype loops)."""
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def _shaped(array: np.ndarray, shape: Tuple[int, ...], name: str, path: str) -> np.ndarray:
+    """`array` reshaped to a declared shape, which NumPy may be unable to represent (rank > 32, huge dims of an
+    empty tensor)."""
+    try:
+        return array.reshape(shape)
+    except (ValueError, OverflowError) as exc:
+        raise FileFormatError("{}: tensor {!r} has shape {}, which NumPy cannot represent ({})".format(
+            path, name, list(shape), exc)) from None
 
 
 def _is_count(value) -> bool:

@@ -1,0 +1,200 @@
+"""The live exporter: load an SB2 file with Stable-Baselines itself (Python 3.7 + TensorFlow 1.15).
+
+SB2 reads the file and builds its graph; we take `get_parameters()`, the spaces and the policy kwargs, read
+the activation off the TensorFlow graph, and hand a `ModelDescription` to the shared builder. `verify`
+then runs SB2 and the new file side by side, so a file that does not reproduce SB2 is never written.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections import OrderedDict
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ExportError, UnsupportedError
+from .activations import activation_from_reference
+from .description import ModelDescription, Space
+from .sb2_files import describe_source, detect_algorithm
+
+#: TF op type of a hidden layer's activation -> SBIF activation (LeakyRelu reads its alpha from the op).
+ACTIVATION_OPS = {"Tanh": "tanh", "Relu": "relu", "Relu6": "relu6", "Elu": "elu", "Selu": "selu",
+                  "Sigmoid": "sigmoid", "Softplus": "softplus", "Softsign": "softsign", "LeakyRelu": "leaky_relu"}
+
+
+def import_sb2():
+    """Import stable_baselines quietly, or explain which environment the live loader needs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import stable_baselines
+            import tensorflow as tf
+    except ImportError as exc:
+        raise ExportError("the live loader needs Stable-Baselines 2 and TensorFlow 1.15 (the Python 3.7 "
+                          "environment, .venv-sb2): {}".format(exc)) from None
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+    return stable_baselines
+
+
+def load_sb2_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str]:
+    """(the SB2 model, its algorithm name), loaded by SB2 itself."""
+    sb2 = import_sb2()
+    if not os.path.isfile(path):
+        raise ExportError("no such file: {}".format(path))
+    if algorithm is None:
+        try:
+            data, _ = sb2.common.base_class.BaseRLModel._load_from_file(path)
+        except Exception as exc:  # SB2 raises anything from zipfile, json or pickle
+            raise ExportError("Stable-Baselines cannot read {}: {}".format(path, _one_line(exc))) from None
+        algorithm = detect_algorithm(data, path)
+    model_class = getattr(sb2, algorithm, None)
+    if model_class is None:
+        raise ExportError("Stable-Baselines has no algorithm {!r}".format(algorithm))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = model_class.load(path)
+    except Exception as exc:
+        raise ExportError("Stable-Baselines could not load {} as {}: {}".format(
+            path, algorithm, _one_line(exc))) from None
+    return model, algorithm
+
+
+def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescription:
+    """The builder's input, read from a loaded SB2 model."""
+    import stable_baselines
+
+    policy_class = model.policy
+    kwargs = dict(model.policy_kwargs or {})
+    structural: Dict[str, Any] = {}
+    act_fun = kwargs.get("act_fun")
+    parameters = OrderedDict((name, np.asarray(value)) for name, value in model.get_parameters().items())
+    traced = trace_activation(model, parameters)
+    if act_fun is not None:
+        try:
+            declared = activation_from_reference(act_fun.__module__ or "", getattr(act_fun, "__qualname__",
+                                                                                    act_fun.__name__))
+        except UnsupportedError:
+            declared = None
+        if declared is not None and traced is not None and declared["name"] != traced["name"]:
+            raise ExportError("policy_kwargs say act_fun={} but the TensorFlow graph applies {}".format(
+                declared["name"], traced["name"]))
+        structural["act_fun"] = declared or traced
+        if structural["act_fun"] is None:
+            raise UnsupportedError("cannot identify the activation {!r}".format(act_fun))
+    elif traced is not None:
+        structural["act_fun"] = traced
+    return ModelDescription(
+        algorithm=algorithm,
+        policy_class=policy_class.__name__,
+        policy_base=_sb2_base_name(policy_class, stable_baselines),
+        policy_kwargs=structural,
+        observation_space=Space.from_gym(model.observation_space),
+        action_space=Space.from_gym(model.action_space),
+        parameters=parameters,
+        provenance={"exporter": "live", "sb2_version": stable_baselines.__version__, "source": describe_source(path)},
+    )
+
+
+def trace_activation(model: Any, parameters: "OrderedDict[str, np.ndarray]") -> Optional[Dict[str, Any]]:
+    """The activation applied after the first hidden layer, read from the ops that consume its output."""
+    first = next((name for name in parameters if name.startswith("model/") and "_fc" in name
+                  and name.endswith("/w:0")), None)
+    if first is None:
+        return None
+    layer_output = first[: -len("/w:0")] + "/add:0"
+    types = set()
+    leaky_alpha = None
+    for op in model.graph.get_operations():
+        for tensor in op.inputs:
+            if tensor.name == layer_output or tensor.name.endswith("/" + layer_output):
+                types.add(op.type)
+                if op.type == "LeakyRelu":
+                    leaky_alpha = float(op.get_attr("alpha"))
+    activations = {ACTIVATION_OPS[t] for t in types if t in ACTIVATION_OPS}
+    if types == {"Sigmoid", "Mul"}:
+        return {"name": "swish"}
+    if types and types <= {"MatMul"}:
+        return {"name": "identity"}
+    if len(activations) != 1:
+        return None
+    name = activations.pop()
+    return {"name": name, "alpha": leaky_alpha} if name == "leaky_relu" else {"name": name}
+
+
+def _sb2_base_name(policy_class: type, sb2: Any) -> str:
+    from stable_baselines.common.policies import FeedForwardPolicy, LstmPolicy
+
+    for base in (FeedForwardPolicy, LstmPolicy):
+        if issubclass(policy_class, base):
+            return base.__name__
+    return policy_class.__mro__[1].__name__ if len(policy_class.__mro__) > 1 else ""
+
+
+def sb2_policy(model: Any) -> Any:
+    """The policy object SB2's predict runs (its `step` method is bound to it)."""
+    return model.step.__self__
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return "{}: {}".format(type(exc).__name__, text[0] if text else "")
+
+
+def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray) -> Dict[str, float]:
+    """Run SB2 and an SBIF policy on the same batch; return the worst error per output.
+
+    Discrete actions are counted in `action_mismatches` (near-ties excluded); float outputs are reported
+    with `sbif.compare.float_error` (<= ATOL is a pass).
+    """
+    from ..compare import discrete_mismatches, float_error
+
+    report: Dict[str, float] = {}
+    expected, _ = model.predict(observations, deterministic=True)
+    actual, _ = policy.predict(observations, deterministic=True)
+    distribution = policy.document["predict"]["distribution"]
+    kind = distribution["kind"]
+    outputs = policy.run({"obs": policy.observation_batch(observations)[0]},
+                         list(distribution["parameters"].values()))
+    if kind == "diag_gaussian":
+        report["action"] = float_error(expected, actual)
+    else:
+        report["action_mismatches"] = discrete_mismatches(expected, actual, _decision_scores(kind, outputs,
+                                                                                             distribution))
+    expected_proba = model.action_probability(observations)
+    actual_proba = policy.action_probability(observations)
+    if isinstance(expected_proba, list):
+        report["probabilities"] = max(float_error(e, a) for e, a in zip(expected_proba, actual_proba))
+    else:
+        report["probabilities"] = float_error(expected_proba, actual_proba)
+    batch = policy.observation_batch(observations)[0]
+    report["value"] = float_error(sb2_policy(model).value(batch), policy.value(observations))
+    return report
+
+
+def _decision_scores(kind: str, outputs: Dict[str, np.ndarray], distribution: Dict[str, Any]):
+    """Per action component, the scores its mode was chosen from (for the near-tie rule)."""
+    probabilities = outputs[distribution["parameters"]["probabilities"]]
+    if kind == "categorical":
+        return [outputs[distribution["parameters"]["logits"]]]
+    if kind == "multi_categorical":
+        logits = outputs[distribution["parameters"]["logits"]]
+        return np.split(logits, np.cumsum(distribution["nvec"])[:-1], axis=-1)
+    return [np.stack([1 - probabilities[:, j], probabilities[:, j]], axis=1) for j in range(probabilities.shape[1])]
+
+
+def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0) -> Dict[str, float]:
+    """Compare on `count` sampled observations; raise ExportError if SBIF does not reproduce SB2."""
+    from ..compare import ATOL, sample_observations
+
+    observations = sample_observations(policy.observation_space, count, np.random.default_rng(seed))
+    report = compare_with_sb2(model, policy, observations)
+    failures = ["{} on {} of {} observations".format(k, int(v), count) if k == "action_mismatches"
+                else "{} (error {:.3g})".format(k, v) for k, v in report.items()
+                if (v > 0 if k == "action_mismatches" else v > ATOL)]
+    if failures:
+        raise ExportError("the exported policy does not reproduce SB2: " + "; ".join(failures) +
+                          ". Please report this with the model file.")
+    return report
