@@ -1,46 +1,79 @@
-# SBIF: set-up, demo and tests. Every target installs what it needs and is idempotent.
+# SBIF: set-up, demo and tests. Every target installs what it needs, is idempotent, and is fast when re-run.
+#   make demo    export the shipped PPO2 CartPole model and run it in gymnasium with the NumPy runtime
+#   make test    create both environments and run the whole suite (modern env, then the SB2 env)
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 PY37 ?= $(PYENV_ROOT)/versions/3.7.16/bin/python3.7
 VENV := .venv
 VENV_SB2 := .venv-sb2
+OUT := out
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
-export PYTHONHASHSEED := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PIP_QUIET := --quiet --no-warn-script-location
 
-.PHONY: all envs modern legacy demo test test-modern test-legacy bench clean
+.PHONY: all envs modern legacy demo test test-modern test-legacy clean
 
 all: envs
-
 envs: modern legacy
 
-# --- system packages (mpi4py needs an MPI implementation with headers) ---------------------------
+# --- system packages: mpi4py (imported by SB2's DDPG/TRPO/PPO1/GAIL) needs MPI with headers ---------------
 .stamps/apt:
 	@mkdir -p .stamps
 	@if ! dpkg -s libopenmpi-dev >/dev/null 2>&1; then \
+	  echo "installing libopenmpi-dev (apt)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenmpi-dev openmpi-bin >/dev/null; \
 	fi
 	@touch $@
 
-# --- modern environment --------------------------------------------------------------------------
+# --- modern environment (python3, current numpy) ---------------------------------------------------------
 $(VENV)/.done: pyproject.toml requirements/modern.txt
+	@echo "creating $(VENV) (modern environment)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements/modern.txt
-	$(VENV)/bin/pip install -q --no-deps -e .
+	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/modern.txt 2>&1 | sed "/^WARNING: Location/d"
+	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e . 2>&1 | sed "/^WARNING: Location/d"
+	$(VENV)/bin/python -c "import sbif, numba, hypothesis, gymnasium"
 	@touch $@
 modern: $(VENV)/.done
 
-# --- legacy SB2 environment (Python 3.7, TensorFlow 1.15) -----------------------------------------
+# --- legacy SB2 environment (Python 3.7, TensorFlow 1.15, the source of truth) ---------------------------
 $(PY37):
 	pyenv install -s 3.7.16
 
 $(VENV_SB2)/.done: pyproject.toml requirements/legacy.txt .stamps/apt | $(PY37)
+	@echo "creating $(VENV_SB2) (Python 3.7 + TensorFlow 1.15 + Stable-Baselines 2.10.2)"
 	$(PY37) -m venv $(VENV_SB2)
-	$(VENV_SB2)/bin/pip install -q --upgrade "pip<24"
-	$(VENV_SB2)/bin/pip install -q -r requirements/legacy.txt
-	$(VENV_SB2)/bin/pip install -q --no-deps -e .
+	$(VENV_SB2)/bin/pip install $(PIP_QUIET) --upgrade "pip<24" 2>&1 | sed "/^WARNING: Location/d"
+	$(VENV_SB2)/bin/pip install $(PIP_QUIET) -r requirements/legacy.txt 2>&1 | sed "/^WARNING: Location/d"
+	$(VENV_SB2)/bin/pip install $(PIP_QUIET) --no-deps -e . 2>&1 | sed "/^WARNING: Location/d"
+	$(VENV_SB2)/bin/python -c "import sbif, stable_baselines, tensorflow, mpi4py" 2>/dev/null
 	@touch $@
 legacy: $(VENV_SB2)/.done
+
+# --- demo ------------------------------------------------------------------------------------------------
+demo: envs
+	@mkdir -p $(OUT)
+	@echo "== 1. export the shipped SB2 model (live loader, SB2 environment)"
+	$(VENV_SB2)/bin/sbif export demo/ppo2_cartpole.zip -o $(OUT)/ppo2_cartpole.sbif
+	@echo "== 2. run it with the NumPy runtime in gymnasium CartPole-v1 (modern environment, no SB2)"
+	$(VENV)/bin/sbif inspect $(OUT)/ppo2_cartpole.sbif | head -8
+	$(VENV)/bin/python demo/run_cartpole.py $(OUT)/ppo2_cartpole.sbif --episodes 20 --record $(OUT)/cartpole_obs.npy
+	@echo "== 3. compare with SB2's own predictions on every observation of those episodes"
+	$(VENV_SB2)/bin/python demo/compare_with_sb2.py demo/ppo2_cartpole.zip $(OUT)/ppo2_cartpole.sbif $(OUT)/cartpole_obs.npy
+
+# --- tests -----------------------------------------------------------------------------------------------
+test: test-modern test-legacy
+
+test-modern: modern
+	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
+	$(VENV)/bin/python -m pytest -q tests
+
+test-legacy: legacy
+	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
+	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT)

@@ -9,17 +9,18 @@ from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription
 from .graph_builder import GraphBuilder
 from .preprocess import space_document
 
+SUPPORTED_ALGORITHMS = ACTOR_CRITIC_ALGORITHMS
+
 
 def build_sbif(model: ModelDescription) -> SbifFile:
     """The validated SBIF file for a model: its parameters in SB2 order, then the graph that uses them."""
     builder = GraphBuilder()
     for name, array in model.parameters.items():
         builder.add_tensor(name, array, "parameter")
-    if model.algorithm in ACTOR_CRITIC_ALGORITHMS:
-        predict = build_actor_critic(builder, model)
-    else:
+    if model.algorithm not in SUPPORTED_ALGORITHMS:
         raise UnsupportedError("{} models are not supported by this SBIF version yet (supported: {})".format(
-            model.algorithm, ", ".join(ACTOR_CRITIC_ALGORITHMS)))
+            model.algorithm, ", ".join(SUPPORTED_ALGORITHMS)))
+    predict = build_actor_critic(builder, model)
     provenance = dict({"producer": "sbif {}".format(__version__)}, **model.provenance)
     provenance.update(algorithm=model.algorithm, policy_class=model.policy_class, policy_kwargs=model.policy_kwargs)
     document = {

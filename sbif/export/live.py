@@ -6,6 +6,8 @@ then runs SB2 and the new file side by side, so a file that does not reproduce S
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import warnings
 from collections import OrderedDict
@@ -27,8 +29,7 @@ def import_sb2():
     """Import stable_baselines quietly, or explain which environment the live loader needs."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             import stable_baselines
             import tensorflow as tf
     except ImportError as exc:
@@ -45,7 +46,8 @@ def load_sb2_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
         raise ExportError("no such file: {}".format(path))
     if algorithm is None:
         try:
-            data, _ = sb2.common.base_class.BaseRLModel._load_from_file(path)
+            with quiet():
+                data, _ = sb2.common.base_class.BaseRLModel._load_from_file(path)
         except Exception as exc:  # SB2 raises anything from zipfile, json or pickle
             raise ExportError("Stable-Baselines cannot read {}: {}".format(path, _one_line(exc))) from None
         algorithm = detect_algorithm(data, path)
@@ -53,8 +55,7 @@ def load_sb2_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
     if model_class is None:
         raise ExportError("Stable-Baselines has no algorithm {!r}".format(algorithm))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             model = model_class.load(path)
     except Exception as exc:
         raise ExportError("Stable-Baselines could not load {} as {}: {}".format(
@@ -65,12 +66,20 @@ def load_sb2_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
 def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescription:
     """The builder's input, read from a loaded SB2 model."""
     import stable_baselines
+    from .build import SUPPORTED_ALGORITHMS
 
+    if algorithm not in SUPPORTED_ALGORITHMS:
+        raise UnsupportedError("{} models are not supported by this SBIF version yet (supported: {})".format(
+            algorithm, ", ".join(SUPPORTED_ALGORITHMS)))
     policy_class = model.policy
     kwargs = dict(model.policy_kwargs or {})
     structural: Dict[str, Any] = {}
     act_fun = kwargs.get("act_fun")
-    parameters = OrderedDict((name, np.asarray(value)) for name, value in model.get_parameters().items())
+    try:
+        parameters = OrderedDict((name, np.asarray(value)) for name, value in model.get_parameters().items())
+    except Exception as exc:
+        raise ExportError("Stable-Baselines could not read the parameters of {}: {}".format(
+            path, _one_line(exc))) from None
     traced = trace_activation(model, parameters)
     if act_fun is not None:
         try:
@@ -108,14 +117,16 @@ def trace_activation(model: Any, parameters: "OrderedDict[str, np.ndarray]") -> 
     types = set()
     leaky_alpha = None
     for op in model.graph.get_operations():
+        if op.name.startswith("gradients") or "/gradients" in op.name or op.type.endswith("Grad"):
+            continue  # training ops read the layer output too
         for tensor in op.inputs:
             if tensor.name == layer_output or tensor.name.endswith("/" + layer_output):
                 types.add(op.type)
                 if op.type == "LeakyRelu":
                     leaky_alpha = float(op.get_attr("alpha"))
     activations = {ACTIVATION_OPS[t] for t in types if t in ACTIVATION_OPS}
-    if types == {"Sigmoid", "Mul"}:
-        return {"name": "swish"}
+    if {"Sigmoid", "Mul"} <= types:
+        return {"name": "swish"}  # x * sigmoid(x): both ops read the layer output
     if types and types <= {"MatMul"}:
         return {"name": "identity"}
     if len(activations) != 1:
@@ -131,6 +142,15 @@ def _sb2_base_name(policy_class: type, sb2: Any) -> str:
         if issubclass(policy_class, base):
             return base.__name__
     return policy_class.__mro__[1].__name__ if len(policy_class.__mro__) > 1 else ""
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence the deprecation chatter TensorFlow 1.15 and SB2 print on import and load."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
 
 
 def sb2_policy(model: Any) -> Any:

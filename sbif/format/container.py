@@ -57,8 +57,8 @@ def read_container(path: str) -> Tuple[Dict[str, str], Dict[str, np.ndarray]]:
                                   "length)".format(path, size))
         (header_len,) = struct.unpack("<Q", handle.read(8))
         if header_len > MAX_HEADER_BYTES:
-            raise FileFormatError("{}: header length {} exceeds the {} byte limit".format(
-                path, header_len, MAX_HEADER_BYTES))
+            raise FileFormatError("{}: header length {} exceeds the {} byte limit (is this a safetensors "
+                                  "file?)".format(path, header_len, MAX_HEADER_BYTES))
         if 8 + header_len > size:
             raise FileFormatError("{}: truncated file: header says {} bytes but only {} follow".format(
                 path, header_len, size - 8))

@@ -35,7 +35,7 @@ def decode_document(metadata: Mapping[str, str], source: str = "file") -> Docume
                             "metadata)".format(source))
     try:
         document = json.loads(metadata[METADATA_KEY])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise DocumentError("{}: the SBIF document is not valid JSON ({})".format(source, exc)) from None
     if not isinstance(document, dict):
         raise DocumentError("{}: the SBIF document must be a JSON object".format(source))
@@ -74,7 +74,12 @@ def encode_float(value: float) -> Union[float, str]:
 
 
 def decode_float(value: Union[float, int, str]) -> float:
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        text = str(value)
+        raise DocumentError("the number {} is too large for a float".format(
+            text if len(text) <= 24 else "{}...({} digits)".format(text[:12], len(text)))) from None
 
 
 def encode_bound(array: np.ndarray) -> Any:
@@ -87,11 +92,20 @@ def encode_bound(array: np.ndarray) -> Any:
 
 def decode_bound(bound: Any, shape: Sequence[int], dtype: str) -> np.ndarray:
     """The full array of a Box bound stored by `encode_bound`."""
-    size = int(np.prod(shape, dtype=np.int64))
+    check_bound(bound, shape)
     if isinstance(bound, list):
-        if len(bound) != size:
-            raise DocumentError("a Box bound has {} values for a space of {} elements".format(len(bound), size))
-        values = [decode_float(v) for v in bound]
+        values = np.array([decode_float(v) for v in bound], dtype=np.float64).reshape(tuple(shape))
     else:
-        values = [decode_float(bound)] * size
-    return np.array(values, dtype=np.float64).astype(dtype).reshape(tuple(shape))
+        values = np.full(tuple(shape), decode_float(bound), dtype=np.float64)
+    return values.astype(dtype)
+
+
+def check_bound(bound: Any, shape: Sequence[int]) -> None:
+    """Check a Box bound stored by `encode_bound` without building the array (the shape may be huge)."""
+    size = 1
+    for dim in shape:
+        size *= dim
+    if isinstance(bound, list) and len(bound) != size:
+        raise DocumentError("a Box bound has {} values for a space of {} elements".format(len(bound), size))
+    for value in bound if isinstance(bound, list) else [bound]:
+        decode_float(value)

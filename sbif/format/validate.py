@@ -7,9 +7,11 @@ import numpy as np
 
 from ..errors import DocumentError, SbifError
 from ..ops import ValueSpec, get_op, resolve_attrs
-from .document import Document, decode_bound
+from .document import Document, check_bound
 
 OBSERVATION_INPUT = "obs"
+#: Largest dimension a NumPy array (and so a graph value) can have.
+MAX_DIM = 2 ** 63 - 1
 
 
 def check_document(document: Document, tensors: Mapping[str, np.ndarray], source: str = "file") -> Dict[str, ValueSpec]:
@@ -82,6 +84,9 @@ def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str,
         raise DocumentError("{}: {} name {!r} is already defined".format(where, role, name))
     if any(d is None for d in spec.shape[1:]):
         raise DocumentError("{}: {} {!r}: only the first dimension may be the batch (null)".format(where, role, name))
+    if any(d is not None and d > MAX_DIM for d in spec.shape):
+        raise DocumentError("{}: {} {!r} has shape {}: a dimension exceeds {}".format(
+            where, role, name, list(spec.shape), MAX_DIM))
     specs[name] = spec
 
 
@@ -91,7 +96,10 @@ def _check_observation_input(document: Document, obs: ValueSpec, source: str) ->
     if kind == "box":
         expected = ValueSpec(space["dtype"], [None] + space["shape"])
         for bound in ("low", "high"):
-            decode_bound(space[bound], space["shape"], space["dtype"])
+            try:
+                check_bound(space[bound], space["shape"])
+            except DocumentError as exc:
+                raise DocumentError("{}: observation_space {}: {}".format(source, bound, exc)) from None
     elif kind == "discrete":
         expected = ValueSpec("int32", [None])
     elif kind == "multi_discrete":

@@ -163,12 +163,17 @@ class Tanh(UnaryFloatOp):
 
 @register
 class Sigmoid(UnaryFloatOp):
+    """1 / (1 + exp(-x)); for float32 exactly 0 below -18 and 1 above 18, as TF 1.15's float32 kernel."""
+
     name = "sigmoid"
 
     @classmethod
     def compute(cls, x):
         one = x.dtype.type(1)
-        return one / (one + np.exp(-x))
+        y = one / (one + np.exp(-x))
+        if x.dtype == np.float32:
+            y = np.where(x < -18, x.dtype.type(0), np.where(x > 18, one, y))
+        return y
 
 
 @register
@@ -177,7 +182,7 @@ class Relu(UnaryFloatOp):
 
     @classmethod
     def compute(cls, x):
-        return np.where(x > 0, x, x.dtype.type(0))
+        return np.maximum(x, x.dtype.type(0))  # NaN stays NaN, as TF's max(x, 0)
 
 
 @register
@@ -186,7 +191,7 @@ class Relu6(UnaryFloatOp):
 
     @classmethod
     def compute(cls, x):
-        return np.where(x > 0, np.where(x < 6, x, x.dtype.type(6)), x.dtype.type(0))
+        return np.minimum(np.maximum(x, x.dtype.type(0)), x.dtype.type(6))  # NaN stays NaN, as in TF
 
 
 @register
@@ -195,7 +200,7 @@ class Elu(UnaryFloatOp):
 
     @classmethod
     def compute(cls, x):
-        return np.where(x < 0, np.expm1(x), x)
+        return np.where(x < 0, np.exp(x) - x.dtype.type(1), x)  # TF computes exp(x) - 1, not expm1
 
 
 @register
@@ -203,16 +208,19 @@ class Selu(UnaryFloatOp):
     name = "selu"
     ALPHA = 1.6732632423543772848170429916717
     SCALE = 1.0507009873554804934193349852946
+    SCALE_ALPHA = 1.7580993408473768599402175208123  # TF's constant for SCALE * ALPHA
 
     @classmethod
     def compute(cls, x):
-        alpha, scale = x.dtype.type(cls.ALPHA), x.dtype.type(cls.SCALE)
-        return np.where(x < 0, scale * alpha * np.expm1(x), scale * x)
+        scale_alpha, scale = x.dtype.type(cls.SCALE_ALPHA), x.dtype.type(cls.SCALE)
+        return np.where(x < 0, scale_alpha * (np.exp(x) - x.dtype.type(1)), scale * x)
 
 
 @register
 class Softplus(UnaryFloatOp):
-    """log(1 + exp(x)), with TF's thresholds: x itself above -t, exp(x) below t, t = log(eps) + 2."""
+    """log(1 + exp(x)), with TF's thresholds: x itself above -t, exp(x) below t, t = log(eps) + 2.
+
+    TF 1.15 evaluates the middle branch literally as log(exp(x) + 1) (no log1p), and so do we."""
 
     name = "softplus"
 
@@ -220,7 +228,7 @@ class Softplus(UnaryFloatOp):
     def compute(cls, x):
         threshold = np.log(np.finfo(x.dtype).eps) + x.dtype.type(2)
         exp_x = np.exp(x)
-        return np.where(x > -threshold, x, np.where(x < threshold, exp_x, np.log1p(exp_x)))
+        return np.where(x > -threshold, x, np.where(x < threshold, exp_x, np.log(exp_x + x.dtype.type(1))))
 
 
 @register

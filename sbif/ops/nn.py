@@ -51,7 +51,7 @@ class OneHot(Op):
 
 @register
 class Softmax(Op):
-    """exp(x - max(x)) / sum(exp(x - max(x))) over the last axis."""
+    """exp(x - max(x)) / sum(exp(x - max(x))) over the last axis, as TF: exp(x - max) * (1 / sum)."""
 
     name = "softmax"
 
@@ -63,12 +63,16 @@ class Softmax(Op):
     @classmethod
     def compute(cls, x):
         shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
-        return shifted / np.sum(shifted, axis=-1, keepdims=True)
+        return shifted * (x.dtype.type(1) / np.sum(shifted, axis=-1, keepdims=True))
 
 
 @register
 class Argmax(Op):
-    """Index of the largest element over the last axis as int64; the first one on ties."""
+    """Index of the largest element over the last axis as int64; the first one on ties.
+
+    As TF 1.15 (Eigen's ArgMaxTupleReducer): the scan starts from (index 0, lowest finite value) and moves only to
+    a strictly greater element, so NaN is never chosen and a row with nothing above the lowest finite value
+    (all NaN, -inf or -max) gives 0."""
 
     name = "argmax"
 
@@ -80,4 +84,8 @@ class Argmax(Op):
 
     @classmethod
     def compute(cls, x):
+        x = np.asarray(x)
+        if x.dtype.kind == "f":
+            lowest = np.finfo(x.dtype).min
+            x = np.where(x > lowest, x, lowest)  # NaN, -inf and -max all become -max, below any candidate
         return np.argmax(x, axis=-1).astype(np.int64)

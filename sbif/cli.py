@@ -1,0 +1,305 @@
+"""The `sbif` command: export, inspect, validate and run SBIF files."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import __version__
+from .errors import SbifError
+
+EPILOG = """examples:
+  sbif export ppo2_cartpole.zip -o ppo2_cartpole.sbif     (in the SB2 environment)
+  sbif inspect ppo2_cartpole.sbif
+  sbif validate ppo2_cartpole.sbif --json
+  sbif predict ppo2_cartpole.sbif --obs '[[0.01, 0.02, 0.03, 0.04]]' --deterministic
+  sbif predict ppo2_cartpole.sbif --obs observations.npy -o actions.npy
+"""
+
+ACTIVATION_OPS = {"tanh", "relu", "relu6", "elu", "selu", "sigmoid", "softplus", "softsign", "swish", "leaky_relu"}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except SbifError as exc:
+        print("sbif {}: error: {}".format(args.command, exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug in SBIF: one line for the user, the traceback on request
+        if os.environ.get("SBIF_DEBUG"):
+            raise
+        print("sbif {}: internal error: {}: {} (rerun with SBIF_DEBUG=1 for the traceback, and please "
+              "report it)".format(args.command, type(exc).__name__, exc), file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sbif", description="Stable-Baselines policies as one framework-neutral file (SBIF).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="sbif {}".format(__version__))
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    export = _command(commands, "export", "convert an SB2 .zip or .pkl model into an .sbif file", run_export,
+                      "  sbif export model.zip -o model.sbif\n  sbif export old_model.pkl --algo TRPO -o model.sbif")
+    export.add_argument("source", help="SB2 save file (.zip, or a legacy cloudpickle .pkl)")
+    export.add_argument("-o", "--output", help="the .sbif file to write (default: SOURCE with .sbif suffix)")
+    export.add_argument("--algo", help="the SB2 algorithm (A2C, PPO2, ...), where the file does not tell")
+    from .export import LOADERS
+    export.add_argument("--loader", choices=LOADERS, default="live",
+                        help="how to read SOURCE: 'live' loads it with Stable-Baselines itself (default)")
+    export.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip comparing the exported policy with SB2's own predictions")
+    export.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+
+    inspect = _command(commands, "inspect", "describe an .sbif file: spaces, layers, parameters, steps",
+                       run_inspect, "  sbif inspect model.sbif\n  sbif inspect model.sbif --json")
+    inspect.add_argument("file")
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON")
+    inspect.add_argument("--graph", action="store_true", help="also list every graph node")
+
+    validate = _command(commands, "validate", "check an .sbif file completely (container, schema, graph)",
+                        run_validate, "  sbif validate model.sbif")
+    validate.add_argument("files", nargs="+")
+    validate.add_argument("--json", action="store_true", help="print one JSON result per file")
+
+    predict = _command(commands, "predict", "run a policy on observations", run_predict,
+                       "  sbif predict model.sbif --obs '[0.1, 0.2, 0.3, 0.4]'\n"
+                       "  sbif predict model.sbif --obs batch.npy --stochastic --seed 1 -o actions.npy")
+    predict.add_argument("file")
+    predict.add_argument("--obs", required=True,
+                         help="observations: a .npy or .json file, or inline JSON (one observation or a batch)")
+    mode = predict.add_mutually_exclusive_group()
+    mode.add_argument("--deterministic", dest="deterministic", action="store_const", const=True, default=None,
+                      help="take the distribution's mode")
+    mode.add_argument("--stochastic", dest="deterministic", action="store_const", const=False,
+                      help="sample (default: the algorithm's SB2 default)")
+    predict.add_argument("--seed", type=int, help="seed for sampling")
+    predict.add_argument("-o", "--output", help="write actions to this .npy file instead of printing JSON")
+    return parser
+
+
+def _command(commands: Any, name: str, summary: str, handler: Any, examples: str) -> argparse.ArgumentParser:
+    sub = commands.add_parser(name, help=summary, description=summary, epilog="examples:\n" + examples,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.set_defaults(handler=handler)
+    return sub
+
+
+# -- export ---------------------------------------------------------------------------------------------------
+def run_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    output = args.output or os.path.splitext(args.source)[0] + ".sbif"
+    sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify)
+    sbif_file.write(output)
+    provenance = sbif_file.document["provenance"]
+    summary = {"source": args.source, "output": output, "algorithm": provenance["algorithm"],
+               "policy_class": provenance["policy_class"], "parameters": sbif_file.parameter_count(),
+               "bytes": os.path.getsize(output), "verification": report or None}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print("wrote {} ({} {}, {:,} parameters, {})".format(output, summary["algorithm"], summary["policy_class"],
+                                                        summary["parameters"], _size(summary["bytes"])))
+    if report:
+        details = ", ".join("{} {}".format(k, int(v)) if k == "action_mismatches" else "{} {:.1e}".format(k, v)
+                            for k, v in report.items())
+        print("verified against SB2 on 64 observations: {}".format(details))
+    return 0
+
+
+# -- inspect --------------------------------------------------------------------------------------------------
+def run_inspect(args: argparse.Namespace) -> int:
+    from .format import SbifFile
+
+    sbif_file = SbifFile.read(args.file)
+    summary = describe(sbif_file)
+    summary["file"] = {"path": args.file, "bytes": os.path.getsize(args.file)}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(render_summary(summary, sbif_file if args.graph else None))
+    return 0
+
+
+def describe(sbif_file: Any) -> Dict[str, Any]:
+    """A structured summary of a file: provenance, spaces, layers, steps, outputs, parameter counts."""
+    document = sbif_file.document
+    nodes = document["graph"]
+    consumers: Dict[str, List[Dict[str, Any]]] = {}
+    for node in nodes:
+        for name in node["inputs"]:
+            consumers.setdefault(name, []).append(node)
+    tensors = {entry["name"]: entry for entry in document["tensors"]}
+    used = {name for node in nodes for name in node["inputs"] if name in tensors}
+    first_layer = next((i for i, node in enumerate(nodes) if node["op"] == "linear"), len(nodes))
+    layers = []
+    for node in nodes:
+        if node["op"] != "linear":
+            continue
+        weight = tensors[node["inputs"][1]]
+        after = [c["op"] for c in consumers.get(node["outputs"][0], []) if c["op"] in ACTIVATION_OPS]
+        layers.append({"name": node["outputs"][0], "inputs": weight["shape"][0], "units": weight["shape"][1],
+                       "parameters": int(np.prod(weight["shape"])) + tensors[node["inputs"][2]]["shape"][0],
+                       "activation": after[0] if after else None})
+    return {
+        "format_version": document["format_version"],
+        "provenance": document["provenance"],
+        "observation_space": document["observation_space"],
+        "action_space": document["action_space"],
+        "predict": {"deterministic_default": document["predict"]["deterministic_default"],
+                    "distribution": document["predict"]["distribution"]["kind"]},
+        "parameters": {"total": sbif_file.parameter_count(),
+                       "tensors": sum(1 for e in document["tensors"] if e["origin"] == "parameter"),
+                       "unused_by_inference": sorted(n for n, e in tensors.items()
+                                                     if e["origin"] == "parameter" and n not in used)},
+        "preprocessing": [_step(node) for node in nodes[:first_layer]],
+        "layers": layers,
+        "postprocessing": [_step(node) for node in nodes if node["op"] == "clip"],
+        "inputs": document["inputs"],
+        "outputs": document["outputs"],
+    }
+
+
+def _step(node: Dict[str, Any]) -> str:
+    attrs = ", ".join("{}={}".format(k, v) for k, v in node.get("attrs", {}).items())
+    return "{}({}{}) -> {}".format(node["op"], ", ".join(node["inputs"]), "; " + attrs if attrs else "",
+                                   ", ".join(node["outputs"]))
+
+
+def render_summary(summary: Dict[str, Any], sbif_file: Any = None) -> str:
+    provenance = summary["provenance"]
+    source = provenance["source"]
+    kwargs = ", ".join("{}={}".format(k, _compact(v)) for k, v in provenance.get("policy_kwargs", {}).items())
+    lines = [
+        "file          {} ({}, format version {})".format(summary["file"]["path"], _size(summary["file"]["bytes"]),
+                                                          summary["format_version"]),
+        "model         {} {}{}".format(provenance["algorithm"], provenance["policy_class"],
+                                       "  ({})".format(kwargs) if kwargs else ""),
+        "exported by   {} ({} loader{})".format(provenance["producer"], provenance["exporter"],
+                                               ", Stable-Baselines " + provenance["sb2_version"]
+                                               if provenance.get("sb2_version") else ""),
+        "source        {} ({}, sha256 {}...)".format(source["file_name"], source["format"], source["sha256"][:16]),
+        "observation   " + _space(summary["observation_space"]),
+        "action        " + _space(summary["action_space"]),
+        "predict       {} distribution; deterministic by default: {}".format(
+            summary["predict"]["distribution"], "yes" if summary["predict"]["deterministic_default"] else "no"),
+        "parameters    {:,} in {} tensors ({} not used for inference)".format(
+            summary["parameters"]["total"], summary["parameters"]["tensors"],
+            len(summary["parameters"]["unused_by_inference"])),
+        "",
+        "preprocessing",
+    ]
+    lines += ["  " + step for step in summary["preprocessing"]] or ["  (none)"]
+    lines += ["", "layers"]
+    rows = [["name", "in", "units", "params", "activation"]]
+    rows += [[l["name"], str(l["inputs"]), str(l["units"]), "{:,}".format(l["parameters"]), l["activation"] or "-"]
+             for l in summary["layers"]]
+    lines += ["  " + line for line in _table(rows)]
+    lines += ["", "postprocessing"]
+    lines += ["  " + step for step in summary["postprocessing"]] or ["  (none)"]
+    lines += ["", "inputs"]
+    lines += ["  " + line for line in _table([["name", "dtype", "shape", "kind"]] + [
+        [i["name"], i["dtype"], _shape(i["shape"]), i["kind"] + (" " + i["distribution"] if "distribution" in i
+                                                                   else "")] for i in summary["inputs"]])]
+    lines += ["", "outputs"]
+    lines += ["  " + line for line in _table([["name", "dtype", "shape", "description"]] + [
+        [o["name"], o["dtype"], _shape(o["shape"]), o.get("description", "")] for o in summary["outputs"]])]
+    if sbif_file is not None:
+        lines += ["", "graph"]
+        lines += ["  {:3d}  {}".format(i, _step(node)) for i, node in enumerate(sbif_file.document["graph"])]
+    return "\n".join(lines)
+
+
+def _space(space: Dict[str, Any]) -> str:
+    if space["kind"] == "box":
+        return "box {} {}  low={} high={}".format(space["dtype"], _shape(space["shape"]), _compact(space["low"]),
+                                                  _compact(space["high"]))
+    if space["kind"] == "multi_discrete":
+        return "multi_discrete nvec={}".format(space["nvec"])
+    return "{} n={}".format(space["kind"], space["n"])
+
+
+def _compact(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shape(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join("B" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _size(nbytes: int) -> str:
+    return "{:.1f} KiB".format(nbytes / 1024) if nbytes < 1 << 20 else "{:.1f} MiB".format(nbytes / (1 << 20))
+
+
+def _table(rows: List[List[str]]) -> List[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+# -- validate -------------------------------------------------------------------------------------------------
+def run_validate(args: argparse.Namespace) -> int:
+    from .format import SbifFile
+
+    failures = 0
+    for path in args.files:
+        try:
+            sbif_file = SbifFile.read(path)
+            result = {"file": path, "valid": True, "ops": len(sbif_file.document["graph"]),
+                      "tensors": len(sbif_file.document["tensors"])}
+        except SbifError as exc:
+            failures += 1
+            result = {"file": path, "valid": False, "error": type(exc).__name__, "message": str(exc)}
+        if args.json:
+            print(json.dumps(result))
+        elif result["valid"]:
+            print("{}: valid (format version 1, {} ops, {} tensors)".format(path, result["ops"], result["tensors"]))
+        else:
+            print("{}: INVALID: {}".format(path, result["message"]), file=sys.stderr)
+    return 1 if failures else 0
+
+
+# -- predict --------------------------------------------------------------------------------------------------
+def run_predict(args: argparse.Namespace) -> int:
+    from .runtime import load
+    from .errors import InputError
+
+    policy = load(args.file)
+    observations = read_observations(args.obs, InputError)
+    actions, _ = policy.predict(observations, deterministic=args.deterministic, rng=args.seed)
+    if args.output:
+        np.save(args.output, np.asarray(actions))
+        print("wrote {} actions of shape {} to {}".format(np.asarray(actions).dtype, np.shape(actions), args.output))
+    else:
+        print(json.dumps({"actions": np.asarray(actions).tolist()}))
+    return 0
+
+
+def read_observations(spec: str, error: Any) -> np.ndarray:
+    """Observations from a .npy file, a .json file, or inline JSON."""
+    try:
+        if spec.endswith(".npy"):
+            return np.load(spec, allow_pickle=False)
+        if spec.endswith(".json"):
+            with open(spec, encoding="utf-8") as handle:
+                return np.array(json.load(handle))
+        return np.array(json.loads(spec))
+    except (OSError, ValueError) as exc:
+        raise error("cannot read observations from {!r}: {}".format(spec, exc)) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Build SB2 models with random weights for differential tests (needs the SB2 environment)."""
+import os
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from sbif.export.live import import_sb2, quiet
+
+sb2 = import_sb2()
+with quiet():
+    import gym
+    import tensorflow as tf
+
+OBSERVATION_SPACES = {
+    "box": lambda: gym.spaces.Box(-2.0, 3.0, shape=(5,), dtype=np.float32),
+    "box_unbounded_2d": lambda: gym.spaces.Box(-np.inf, np.inf, shape=(2, 3), dtype=np.float32),
+    "box_mixed_bounds": lambda: gym.spaces.Box(np.array([-1.0, -np.inf, 0.0], np.float32),
+                                               np.array([1.0, np.inf, 10.0], np.float32)),
+    "image_uint8": lambda: gym.spaces.Box(0, 255, shape=(4, 4, 2), dtype=np.uint8),
+    "discrete": lambda: gym.spaces.Discrete(5),
+    "multi_discrete": lambda: gym.spaces.MultiDiscrete([3, 2, 4]),
+    "multi_binary": lambda: gym.spaces.MultiBinary(4),
+}
+ACTION_SPACES = {
+    "discrete": lambda: gym.spaces.Discrete(3),
+    "box": lambda: gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 0.5], np.float32)),
+    "multi_discrete": lambda: gym.spaces.MultiDiscrete([2, 3]),
+    "multi_binary": lambda: gym.spaces.MultiBinary(3),
+}
+#: (net_arch, activation) variants; None keeps SB2's default [dict(vf=[64,64], pi=[64,64])] with tanh.
+ARCHITECTURES = [
+    (None, None),
+    ([16, dict(pi=[8], vf=[6, 4])], "relu"),
+    ([12, 10], "elu"),
+    ([dict(pi=[7, 5], vf=[9])], "sigmoid"),
+    ([], "softplus"),
+    ([8, dict(vf=[6])], "selu"),
+    ([dict(pi=[6])], "leaky_relu"),
+    ([10, dict(pi=[4], vf=[4])], "relu6"),
+    ([9], "softsign"),
+    ([7, dict(pi=[5], vf=[5])], "swish"),
+]
+ACTIVATIONS = {"relu": tf.nn.relu, "elu": tf.nn.elu, "sigmoid": tf.sigmoid, "softplus": tf.nn.softplus,
+               "selu": tf.nn.selu, "leaky_relu": tf.nn.leaky_relu, "relu6": tf.nn.relu6, "softsign": tf.nn.softsign,
+               "swish": tf.nn.swish, "tanh": tf.tanh}
+ALGORITHMS = ("A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO")
+
+
+class SpacesEnv(gym.Env):
+    """An environment that only carries spaces (SB2 needs one to build a model)."""
+
+    def __init__(self, observation_space, action_space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+    def reset(self):
+        return self.observation_space.sample()
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, {}
+
+
+def buildable(algorithm, action_kind):
+    return algorithm != "ACER" or action_kind == "discrete"
+
+
+def architecture(algorithm, index):
+    """The index-th variant, skipping one SB2 cannot build: ACKTR's K-FAC has no second-order gradient
+    for softsign in TF 1.15."""
+    for offset in range(len(ARCHITECTURES)):
+        net_arch, activation = ARCHITECTURES[(index + offset) % len(ARCHITECTURES)]
+        if not (algorithm == "ACKTR" and activation == "softsign"):
+            return net_arch, activation
+    raise AssertionError("no buildable architecture")
+
+
+def make_model(algorithm, obs_kind, action_kind, arch_index, seed=0):
+    """An untrained SB2 model with random (non-degenerate) weights."""
+    net_arch, activation = architecture(algorithm, arch_index)
+    policy_kwargs = {}
+    if net_arch is not None:
+        policy_kwargs["net_arch"] = net_arch
+    if activation is not None:
+        policy_kwargs["act_fun"] = ACTIVATIONS[activation]
+    env = SpacesEnv(OBSERVATION_SPACES[obs_kind](), ACTION_SPACES[action_kind]())
+    extra = {"n_steps": 4} if algorithm in ("A2C", "ACER", "ACKTR", "PPO2") else {}
+    if algorithm == "PPO2":
+        extra["nminibatches"] = 1
+    if algorithm == "PPO1":
+        extra["timesteps_per_actorbatch"] = 8
+    if algorithm == "TRPO":
+        extra["timesteps_per_batch"] = 8
+    with quiet():
+        model = getattr(sb2, algorithm)("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, **extra)
+        randomize(model, seed)
+    return model
+
+
+def randomize(model, seed):
+    """Replace every parameter with random values at a scale that makes activations and heads matter."""
+    rng = np.random.RandomState(seed)
+    params = OrderedDict()
+    for name, value in model.get_parameters().items():
+        fan_in = value.shape[0] if value.ndim == 2 else 1
+        scale = 0.5 if value.ndim < 2 else 1.5 / np.sqrt(fan_in)
+        params[name] = (rng.standard_normal(value.shape) * scale).astype(value.dtype)
+    model.load_parameters(params)
+
+
+def save(model, directory, name):
+    path = os.path.join(str(directory), name + ".zip")
+    with quiet():
+        model.save(path)
+    return path

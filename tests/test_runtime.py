@@ -1,0 +1,176 @@
+"""The NumPy runtime without SB2: an independent forward pass, SB2's shape rules, sampling, and bad input."""
+import numpy as np
+import pytest
+
+import sbif
+from sbif.errors import InputError
+from tests.factories import NET_ARCHS, make_model, split_net_arch
+
+ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0)}
+
+
+def plain_forward(model, obs, activation="tanh"):
+    """The actor-critic MLP written out by hand: (flat policy output, value)."""
+    p = model.parameters
+    space = model.observation_space
+    if space.kind == "discrete":
+        x = np.eye(space.n, dtype=np.float32)[obs]
+    elif space.kind == "multi_discrete":
+        x = np.concatenate([np.eye(n, dtype=np.float32)[obs[:, i]] for i, n in enumerate(space.nvec)], axis=1)
+    else:
+        x = obs.reshape(len(obs), -1).astype(np.float32)
+    act = ACTIVATIONS[activation]
+    shared, pi, vf = split_net_arch(model.policy_kwargs.get("net_arch", NET_ARCHS["mixed"]))
+    for i in range(len(shared)):
+        x = act(x @ p["model/shared_fc%d/w:0" % i] + p["model/shared_fc%d/b:0" % i])
+    h_pi, h_vf = x, x
+    for i in range(len(pi)):
+        h_pi = act(h_pi @ p["model/pi_fc%d/w:0" % i] + p["model/pi_fc%d/b:0" % i])
+    for i in range(len(vf)):
+        h_vf = act(h_vf @ p["model/vf_fc%d/w:0" % i] + p["model/vf_fc%d/b:0" % i])
+    return h_pi @ p["model/pi/w:0"] + p["model/pi/b:0"], (h_vf @ p["model/vf/w:0"] + p["model/vf/b:0"])[:, 0]
+
+
+def observations(policy, count=16, seed=0):
+    from sbif.compare import sample_observations
+    return sample_observations(policy.observation_space, count, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("obs_kind", ["box_inf", "box_finite", "box_image", "discrete", "multi_discrete",
+                                      "multi_binary"])
+@pytest.mark.parametrize("action_kind", ["discrete", "box", "multi_discrete", "multi_binary"])
+def test_forward_matches_hand_written_numpy(obs_kind, action_kind, tmp_path):
+    model = make_model(obs_kind, action_kind, "mixed", seed=1)
+    model.policy_kwargs = {"net_arch": NET_ARCHS["mixed"]}
+    path = str(tmp_path / "m.sbif")
+    from sbif.export import build_sbif
+    build_sbif(make_model(obs_kind, action_kind, "mixed", seed=1)).write(path)
+    policy = sbif.load(path)
+    obs = observations(policy)
+    flat, value = plain_forward(model, policy.observation_batch(obs)[0])
+    np.testing.assert_allclose(policy.value(obs), value, rtol=1e-5, atol=1e-5)
+    action, state = policy.predict(obs, deterministic=True)
+    assert state is None
+    if action_kind == "discrete":
+        np.testing.assert_array_equal(action, np.argmax(flat, axis=1))
+        np.testing.assert_allclose(policy.action_probability(obs).sum(axis=1), 1.0, rtol=1e-6)
+    elif action_kind == "box":
+        np.testing.assert_allclose(action, np.clip(flat, [-1.0, -2.0], [1.0, 0.5]), rtol=1e-5, atol=1e-6)
+    elif action_kind == "multi_discrete":
+        np.testing.assert_array_equal(action, np.stack([np.argmax(flat[:, :2], 1), np.argmax(flat[:, 2:], 1)], 1))
+    else:
+        np.testing.assert_array_equal(action, np.round(1 / (1 + np.exp(-flat))))
+
+
+@pytest.mark.parametrize("action_kind,dtype,shape", [("discrete", np.int64, ()), ("box", np.float32, (2,)),
+                                                     ("multi_discrete", np.int64, (2,)),
+                                                     ("multi_binary", np.float32, (4,))])
+def test_single_and_batched_shapes_follow_sb2(make_file, action_kind, dtype, shape):
+    policy = sbif.load(make_file("box_inf", action_kind))
+    single, _ = policy.predict(np.zeros(4), deterministic=True)
+    batch, _ = policy.predict(np.zeros((3, 4)), deterministic=True)
+    assert np.shape(single) == shape and np.asarray(single).dtype == dtype
+    assert batch.shape == (3,) + shape and batch.dtype == dtype
+    assert np.shape(policy.value(np.zeros(4))) == ()
+
+
+def test_deterministic_default_is_sb2s(make_file):
+    policy = sbif.load(make_file("box_inf", "box"))
+    assert policy.document["predict"]["deterministic_default"] is False
+    obs = np.zeros((2000, 4))
+    mean_action, _ = policy.predict(obs, deterministic=True)
+    sampled, _ = policy.predict(obs, rng=0)
+    assert not np.allclose(sampled, mean_action)
+
+
+def test_sampling_is_reproducible_and_follows_the_noise(make_file):
+    policy = sbif.load(make_file("box_inf", "discrete"))
+    obs = observations(policy, 32)
+    first, _ = policy.predict(obs, deterministic=False, rng=5)
+    again, _ = policy.predict(obs, deterministic=False, rng=5)
+    np.testing.assert_array_equal(first, again)
+    u = np.random.default_rng(1).random((32, 3), dtype=np.float32)
+    logits = policy.run({"obs": policy.observation_batch(obs)[0]}, ["logits"])["logits"]
+    sampled, _ = policy.predict(obs, deterministic=False, noise={"noise_uniform": u})
+    np.testing.assert_array_equal(sampled, np.argmax(logits - np.log(-np.log(u)), axis=1))
+
+
+@pytest.mark.parametrize("action_kind", ["discrete", "multi_discrete", "multi_binary"])
+def test_sample_frequencies_match_probabilities(make_file, action_kind):
+    policy = sbif.load(make_file("box_inf", action_kind, seed=3))
+    obs = np.repeat(observations(policy, 1), 20000, axis=0)
+    samples, _ = policy.predict(obs, deterministic=False, rng=0)
+    probabilities = policy.action_probability(obs[:1])
+    if action_kind == "discrete":
+        frequencies = np.bincount(samples, minlength=3) / len(samples)
+        np.testing.assert_allclose(frequencies, probabilities[0], atol=0.015)
+    elif action_kind == "multi_discrete":
+        for j, p in enumerate(probabilities):
+            frequencies = np.bincount(samples[:, j], minlength=p.shape[1]) / len(samples)
+            np.testing.assert_allclose(frequencies, p[0], atol=0.015)
+    else:
+        np.testing.assert_allclose(samples.mean(axis=0), probabilities[0], atol=0.015)
+
+
+def test_gaussian_sample_with_zero_noise_is_the_clipped_mean(make_file):
+    policy = sbif.load(make_file("box_inf", "box"))
+    obs = observations(policy, 8)
+    zero = {"noise_normal": np.zeros((8, 2), np.float32)}
+    np.testing.assert_array_equal(policy.predict(obs, deterministic=False, noise=zero)[0],
+                                  policy.predict(obs, deterministic=True)[0])
+    mean, std = policy.action_probability(obs)
+    assert mean.shape == std.shape == (8, 2) and np.all(std > 0)
+
+
+def test_action_probability_of_given_actions(make_file):
+    policy = sbif.load(make_file("box_inf", "discrete"))
+    obs = observations(policy, 5)
+    probabilities = policy.action_probability(obs)
+    actions = np.array([0, 1, 2, 1, 0])
+    np.testing.assert_allclose(policy.action_probability(obs, actions=actions)[:, 0],
+                               probabilities[np.arange(5), actions])
+    np.testing.assert_allclose(policy.action_probability(obs, actions=actions, logp=True)[:, 0],
+                               np.log(probabilities[np.arange(5), actions]), rtol=1e-6)
+    with pytest.raises(InputError, match="batch sizes differ"):
+        policy.action_probability(obs, actions=[0, 1])
+
+
+def test_gaussian_log_probability(make_file):
+    policy = sbif.load(make_file("box_inf", "box"))
+    obs = observations(policy, 4)
+    mean, std = policy.action_probability(obs)
+    actions = mean + 0.5 * std
+    expected = -np.sum(0.125 + np.log(std), axis=1) - np.log(2 * np.pi)
+    np.testing.assert_allclose(policy.action_probability(obs, actions=actions, logp=True)[:, 0], expected,
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("obs_kind,bad", [("box_inf", np.zeros(3)), ("box_inf", np.zeros((2, 5))),
+                                          ("discrete", np.zeros((2, 2))), ("multi_discrete", np.zeros(2)),
+                                          ("multi_binary", np.zeros((2, 6, 1))), ("box_inf", ["a", "b", "c", "d"])])
+def test_bad_observations_are_refused_clearly(make_file, obs_kind, bad):
+    policy = sbif.load(make_file(obs_kind, "discrete"))
+    with pytest.raises(InputError):
+        policy.predict(bad)
+
+
+def test_run_checks_inputs_and_names(make_file):
+    policy = sbif.load(make_file("box_inf", "discrete"))
+    everything = policy.run({"obs": np.zeros((2, 4), np.float32), "noise_uniform": np.full((2, 3), 0.5, np.float32)})
+    assert set(everything) == set(policy.output_names)
+    with pytest.raises(InputError, match="unknown output"):
+        policy.run({"obs": np.zeros((2, 4), np.float32)}, ["nope"])
+    with pytest.raises(InputError, match="missing input"):
+        policy.run({"obs": np.zeros((2, 4), np.float32)}, ["action_sample"])
+    with pytest.raises(InputError, match="must be float32"):
+        policy.run({"obs": np.zeros((2, 4))}, ["action"])
+    with pytest.raises(InputError, match="batch size"):
+        policy.run({"obs": np.zeros((2, 4), np.float32), "noise_uniform": np.zeros((3, 3), np.float32)},
+                   ["action_sample"])
+
+
+def test_extreme_observations_stay_finite_for_saturating_nets(make_file):
+    policy = sbif.load(make_file("box_inf", "box"))
+    obs = np.array([[3.4e38, -3.4e38, 0.0, 1e30], [1e30, 1e30, 1e30, 1e30]], np.float32)
+    action, _ = policy.predict(obs, deterministic=True)
+    assert np.all(np.isfinite(action))
