@@ -37,7 +37,10 @@ class Flatten(Op):
         x = inputs[0]
         if len(x.shape) < 1:
             fail("flatten needs a batch dimension")
-        return [ValueSpec(x.dtype, (x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))))]
+        width = 1
+        for dim in x.shape[1:]:
+            width *= dim
+        return [ValueSpec(x.dtype, (x.shape[0], width))]
 
     @classmethod
     def compute(cls, x):

@@ -65,11 +65,11 @@ def buildable(algorithm, action_kind):
 
 
 def architecture(algorithm, index):
-    """The index-th variant, skipping one SB2 cannot build: ACKTR's K-FAC has no second-order gradient
-    for softsign in TF 1.15."""
+    """The index-th variant, skipping ones SB2 cannot build: ACKTR's K-FAC and TRPO's Fisher-vector
+    products need a second-order gradient of softsign, which TF 1.15 does not have."""
     for offset in range(len(ARCHITECTURES)):
         net_arch, activation = ARCHITECTURES[(index + offset) % len(ARCHITECTURES)]
-        if not (algorithm == "ACKTR" and activation == "softsign"):
+        if not (algorithm in ("ACKTR", "TRPO") and activation == "softsign"):
             return net_arch, activation
     raise AssertionError("no buildable architecture")
 
@@ -92,17 +92,25 @@ def make_model(algorithm, obs_kind, action_kind, arch_index, seed=0):
         extra["timesteps_per_batch"] = 8
     with quiet():
         model = getattr(sb2, algorithm)("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, **extra)
-        randomize(model, seed)
+        randomize(model, seed, input_range=255.0 if obs_kind == "image_uint8" else 1.0)
     return model
 
 
-def randomize(model, seed):
-    """Replace every parameter with random values at a scale that makes activations and heads matter."""
+def randomize(model, seed, input_range=1.0):
+    """Replace every parameter with random values at a scale that makes activations and heads matter.
+
+    Weights that read the raw observation are divided by `input_range`, so pre-activations stay O(1) for
+    0..255 pixels (as in a trained net): float32 sums of terms around 1e3 would otherwise lose the digits the
+    1e-5 comparison needs, in SB2 and in any other runtime alike.
+    """
     rng = np.random.RandomState(seed)
     params = OrderedDict()
+    obs_width = int(np.prod(model.observation_space.shape)) if model.observation_space.shape else None
     for name, value in model.get_parameters().items():
         fan_in = value.shape[0] if value.ndim == 2 else 1
         scale = 0.5 if value.ndim < 2 else 1.5 / np.sqrt(fan_in)
+        if value.ndim == 2 and value.shape[0] == obs_width and name.endswith("/w:0"):
+            scale /= input_range
         params[name] = (rng.standard_normal(value.shape) * scale).astype(value.dtype)
     model.load_parameters(params)
 

@@ -1,0 +1,166 @@
+"""Ops for convolutional, normalised and recurrent layers: conv2d, layer_norm, matmul, reduce_mean, and the
+shape helpers they need (reshape of fixed tensors, expand_dims)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import FLOAT_DTYPES, REQUIRED, Op, ValueSpec, fail, normalize_axis, register, require_dtype
+
+
+@register
+class MatMul(Op):
+    """y = x @ w for x [B, K] and w [K, N] (no bias; the LSTM adds its two products, then the bias)."""
+
+    name = "matmul"
+    arity = 2
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x, w = inputs
+        require_dtype(x, FLOAT_DTYPES, "x")
+        if x.dtype != w.dtype or len(x.shape) != 2 or len(w.shape) != 2 or x.shape[1] != w.shape[0]:
+            fail("matmul needs x [B, K] and w [K, N] of one dtype, got {} and {}".format(x, w))
+        return [ValueSpec(x.dtype, (x.shape[0], w.shape[1]))]
+
+    @classmethod
+    def compute(cls, x, w):
+        return np.matmul(x, w)
+
+
+@register
+class Conv2d(Op):
+    """NHWC convolution with HWIO kernels plus a per-channel bias, as `tf.nn.conv2d(...) + b`.
+
+    `padding` is 'VALID' (out = floor((in - k) / s) + 1) or 'SAME' (out = ceil(in / s), zero padding with
+    pad_before = floor(pad_total / 2)).
+    """
+
+    name = "conv2d"
+    arity = 3
+    attributes = {"strides": (list, REQUIRED), "padding": (str, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x, w, b = inputs
+        require_dtype(x, FLOAT_DTYPES, "x")
+        if not x.dtype == w.dtype == b.dtype:
+            fail("conv2d operands have different dtypes")
+        if len(x.shape) != 4 or len(w.shape) != 4 or b.shape != (w.shape[3],) or x.shape[3] != w.shape[2]:
+            fail("conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got {}, {}, {}".format(x, w, b))
+        strides, padding = attrs["strides"], attrs["padding"]
+        if len(strides) != 2 or not all(isinstance(s, int) and s > 0 for s in strides):
+            fail("conv2d strides must be two positive integers, got {}".format(strides))
+        if padding not in ("VALID", "SAME"):
+            fail("conv2d padding must be VALID or SAME, got {!r}".format(padding))
+        out = [_output_size(size, kernel, stride, padding)
+               for size, kernel, stride in zip(x.shape[1:3], w.shape[:2], strides)]
+        if min(out) < 1:
+            fail("conv2d input {} is smaller than the kernel {}".format(x, w))
+        return [ValueSpec(x.dtype, (x.shape[0], out[0], out[1], w.shape[3]))]
+
+    @classmethod
+    def compute(cls, x, w, b, strides, padding):
+        kh, kw, channels, filters = w.shape
+        if padding == "SAME":
+            x = np.pad(x, [(0, 0), _same_padding(x.shape[1], kh, strides[0]),
+                           _same_padding(x.shape[2], kw, strides[1]), (0, 0)])
+        out_h = (x.shape[1] - kh) // strides[0] + 1
+        out_w = (x.shape[2] - kw) // strides[1] + 1
+        x = np.ascontiguousarray(x)
+        s = x.strides
+        patches = np.lib.stride_tricks.as_strided(
+            x, (x.shape[0], out_h, out_w, kh, kw, channels),
+            (s[0], s[1] * strides[0], s[2] * strides[1], s[1], s[2], s[3]), writeable=False)
+        columns = patches.reshape(-1, kh * kw * channels)
+        y = np.matmul(columns, w.reshape(kh * kw * channels, filters))
+        return y.reshape(x.shape[0], out_h, out_w, filters) + b
+
+
+def _output_size(size, kernel, stride, padding):
+    if size is None:
+        return None
+    return -(-size // stride) if padding == "SAME" else (size - kernel) // stride + 1
+
+
+def _same_padding(size, kernel, stride):
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@register
+class LayerNorm(Op):
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta, moments (population variance) over the last axis."""
+
+    name = "layer_norm"
+    arity = 3
+    attributes = {"epsilon": (float, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x, gamma, beta = inputs
+        require_dtype(x, FLOAT_DTYPES, "x")
+        if not x.dtype == gamma.dtype == beta.dtype or gamma.shape != x.shape[-1:] or beta.shape != x.shape[-1:]:
+            fail("layer_norm needs gamma and beta of shape [{}] and x's dtype".format(x.shape[-1]))
+        return [x]
+
+    @classmethod
+    def compute(cls, x, gamma, beta, epsilon):
+        mean = np.mean(x, axis=-1, keepdims=True)
+        variance = np.mean(np.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(variance + x.dtype.type(epsilon)) * gamma + beta
+
+
+@register
+class ReduceMean(Op):
+    """Mean over the last axis, keeping it with size 1 (the dueling head's advantage mean)."""
+
+    name = "reduce_mean"
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        require_dtype(inputs[0], FLOAT_DTYPES)
+        return [ValueSpec(inputs[0].dtype, inputs[0].shape[:-1] + (1,))]
+
+    @classmethod
+    def compute(cls, x):
+        return np.mean(x, axis=-1, keepdims=True)
+
+
+@register
+class Reshape(Op):
+    """Reshape a fixed-shape tensor (no batch dimension) to `shape`, in row-major order."""
+
+    name = "reshape"
+    attributes = {"shape": (list, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x, shape = inputs[0], attrs["shape"]
+        if any(d is None for d in x.shape):
+            fail("reshape applies to tensors without a batch dimension (use flatten for batches)")
+        if not all(isinstance(d, int) and d >= 0 for d in shape) or int(np.prod(shape)) != int(np.prod(x.shape)):
+            fail("cannot reshape {} to {}".format(x, shape))
+        return [ValueSpec(x.dtype, shape)]
+
+    @classmethod
+    def compute(cls, x, shape):
+        return np.reshape(x, shape)
+
+
+@register
+class ExpandDims(Op):
+    """Insert a dimension of size 1 at `axis` (counted in the output's rank)."""
+
+    name = "expand_dims"
+    attributes = {"axis": (int, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x = inputs[0]
+        axis = normalize_axis(attrs["axis"], len(x.shape) + 1)
+        return [ValueSpec(x.dtype, x.shape[:axis] + (1,) + x.shape[axis:])]
+
+    @classmethod
+    def compute(cls, x, axis):
+        return np.expand_dims(x, axis)

@@ -1,0 +1,672 @@
+"""Defective files: each is refused with the right SbifError subclass and a message that says what is wrong.
+
+The files are made by editing the header or document of a valid file (`tests/factories.py`). Every read goes
+through `pytest.raises(SbifError)`, so any other exception escaping the reader fails the test.
+"""
+from __future__ import annotations
+
+import struct
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import sbif
+from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError
+from sbif.format import SbifFile, read_container
+from sbif.format.container import MAX_HEADER_BYTES
+from tests.factories import raw_bytes, read_raw, rewrite_document, rewrite_header, write_raw
+
+F32 = np.dtype("<f4")
+
+
+def expect(path, error_class, *fragments):
+    """Reading `path` raises exactly `error_class` whose message contains every fragment; returns the message."""
+    with pytest.raises(SbifError) as info:
+        SbifFile.read(str(path))
+    message = str(info.value)
+    assert type(info.value) is error_class, "{}: {}".format(type(info.value).__name__, message)
+    for fragment in fragments:
+        assert fragment in message, "{!r} not in {!r}".format(fragment, message)
+    # the public entry point reports the same error
+    with pytest.raises(error_class):
+        sbif.load(str(path))
+    return message
+
+
+def write_bytes(tmp_path, content, name="bad.sbif"):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def two_tensors(first_offsets, second_offsets, data_len, second_shape=(2,)):
+    """A raw header with F32 tensors 'a' [2] and 'b' at the given offsets, and `data_len` zero bytes."""
+    header = {"a": {"dtype": "F32", "shape": [2], "data_offsets": list(first_offsets)},
+              "b": {"dtype": "F32", "shape": list(second_shape), "data_offsets": list(second_offsets)}}
+    return header, b"\0" * data_len
+
+
+def tensor_entry(document, name):
+    return next(entry for entry in document["tensors"] if entry["name"] == name)
+
+
+#: Graph nodes found by what the exporter cannot rename: the tensors they read and their op.
+NODES = {
+    "pi_head": lambda node: "model/pi/w:0" in node["inputs"],
+    "logstd": lambda node: "model/pi/logstd:0" in node["inputs"],
+    "obs_cast": lambda node: node["op"] == "cast" and node["inputs"] == ["obs"],
+    "squeeze": lambda node: node["op"] == "squeeze",
+    "constant": lambda node: node["op"] == "constant",
+    "exp": lambda node: node["op"] == "exp",
+    "one_hot": lambda node: node["op"] == "one_hot",
+}
+
+
+def node_index(document, role):
+    """Index of the first graph node playing `role` (a key of NODES)."""
+    return next(i for i, node in enumerate(document["graph"]) if NODES[role](node))
+
+
+def find_node(document, role):
+    return document["graph"][node_index(document, role)]
+
+
+# -- the file itself --------------------------------------------------------------------------------------------
+def test_the_valid_file_reads(valid_path):
+    model = SbifFile.read(valid_path)
+    assert model.document["format_version"] == 1
+
+
+def test_missing_file(tmp_path):
+    expect(tmp_path / "nowhere.sbif", FileFormatError, "cannot open", "nowhere.sbif")
+
+
+def test_directory_is_not_a_file(tmp_path):
+    expect(tmp_path, FileFormatError, "cannot open")
+
+
+def test_empty_file(tmp_path):
+    expect(write_bytes(tmp_path, b""), FileFormatError, "truncated file (0 bytes", "8-byte header length")
+
+
+@pytest.mark.parametrize("size", [1, 7])
+def test_file_shorter_than_the_length_prefix(tmp_path, size):
+    expect(write_bytes(tmp_path, b"\x02" * size), FileFormatError, "truncated file ({} bytes".format(size))
+
+
+def test_header_length_beyond_the_file(tmp_path, valid_bytes):
+    content = struct.pack("<Q", len(valid_bytes)) + valid_bytes[8:]
+    expect(write_bytes(tmp_path, content), FileFormatError, "truncated file",
+           "header says {} bytes but only {} follow".format(len(valid_bytes), len(valid_bytes) - 8))
+
+
+@pytest.mark.parametrize("length", [MAX_HEADER_BYTES + 1, 2 ** 63, 2 ** 64 - 1])
+def test_header_length_over_the_cap_is_refused_before_reading(tmp_path, length):
+    expect(write_bytes(tmp_path, struct.pack("<Q", length) + b"{}"), FileFormatError,
+           "header length {} exceeds the {} byte limit".format(length, MAX_HEADER_BYTES))
+
+
+def test_header_length_over_the_cap_in_a_big_enough_file_is_not_read(tmp_path):
+    """The file really is that long (sparse), so only the cap stops the reader: nothing may be allocated."""
+    path = tmp_path / "sparse.sbif"
+    length = MAX_HEADER_BYTES + 8
+    with open(str(path), "wb") as handle:
+        handle.write(struct.pack("<Q", length) + b"{")
+        handle.truncate(8 + length + 16)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FileFormatError, match="exceeds the {} byte limit".format(MAX_HEADER_BYTES)):
+            read_container(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024
+
+
+# -- the safetensors header -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("header", [b"\xff\xfe{}", b"{\"a\": \xc3}", b"{not json", b"", b"{}}",
+                                    b"[" * 100000 + b"]" * 100000],
+                         ids=["bad-utf8-start", "bad-utf8-inside", "not-json", "empty", "extra-data", "deep"])
+def test_header_not_utf8_json(tmp_path, header):
+    expect(write_bytes(tmp_path, raw_bytes(None, header_bytes=header)), FileFormatError, "header is not valid JSON")
+
+
+@pytest.mark.parametrize("header", [[], [1, 2], "sbif", 3, None], ids=["empty-array", "array", "string", "number",
+                                                                      "null"])
+def test_header_not_an_object(tmp_path, header):
+    expect(write_raw(tmp_path / "bad.sbif", header), FileFormatError, "header must be a JSON object")
+
+
+@pytest.mark.parametrize("metadata", [{"format": 1}, {"sbif": None}, ["format", "sbif"], "sbif", {"a": {"b": "c"}}])
+def test_metadata_not_a_string_map(tmp_path, metadata):
+    expect(write_raw(tmp_path / "bad.sbif", {"__metadata__": metadata}), FileFormatError,
+           "__metadata__ must map strings to strings")
+
+
+def test_metadata_edit_of_a_valid_file(valid_path, tmp_path):
+    def edit(header, data):
+        header["__metadata__"]["format"] = ["sbif"]
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError, "__metadata__")
+
+
+@pytest.mark.parametrize("dtype", ["BF16", "F8_E4M3", "float32", "f4", "", 4, None])
+def test_unknown_tensor_dtype(valid_path, tmp_path, dtype):
+    def edit(header, data):
+        header["model/pi/b:0"]["dtype"] = dtype
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError,
+           "'model/pi/b:0'", "unknown dtype {!r}".format(dtype))
+
+
+@pytest.mark.parametrize("shape", [[-2], [2.0], ["2"], [True, 2], [None], 2, "2", {"0": 2}],
+                         ids=["negative", "float", "string", "bool", "null", "not-a-list-int", "not-a-list-str",
+                              "object"])
+def test_invalid_shape(valid_path, tmp_path, shape):
+    def edit(header, data):
+        header["model/pi/b:0"]["shape"] = shape
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError,
+           "'model/pi/b:0' has an invalid shape")
+
+
+@pytest.mark.parametrize("offsets", ["reversed", [0], [0, 8, 16], [-8, 0], [0.0, 8.0], None, "0:8"])
+def test_invalid_data_offsets(valid_path, tmp_path, offsets):
+    def edit(header, data):
+        entry = header["model/pi/b:0"]
+        entry["data_offsets"] = entry["data_offsets"][::-1] if offsets == "reversed" else offsets
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError,
+           "'model/pi/b:0' has invalid data_offsets")
+
+
+@pytest.mark.parametrize("change", ["missing-dtype", "missing-offsets", "extra-key", "not-an-object"])
+def test_tensor_entry_keys(valid_path, tmp_path, change):
+    def edit(header, data):
+        entry = header["model/pi/b:0"]
+        if change == "missing-dtype":
+            del entry["dtype"]
+        elif change == "missing-offsets":
+            del entry["data_offsets"]
+        elif change == "extra-key":
+            entry["stride"] = [1]
+        else:
+            header["model/pi/b:0"] = [entry["dtype"], entry["shape"], entry["data_offsets"]]
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError,
+           "'model/pi/b:0' needs exactly the keys dtype, shape, data_offsets")
+
+
+def test_offsets_span_does_not_match_the_shape(valid_path, tmp_path):
+    def edit(header, data):
+        header["model/pi/b:0"]["shape"] = [3]
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError,
+           "'model/pi/b:0'", "needs 12 bytes but data_offsets span 8")
+
+
+def test_dtype_change_breaks_the_span(valid_path, tmp_path):
+    def edit(header, data):
+        header["model/pi/b:0"]["dtype"] = "F64"
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError,
+           "needs 16 bytes but data_offsets span 8")
+
+
+@pytest.mark.parametrize("shape", [[2 ** 40, 2 ** 40], [2 ** 64, 2 ** 64, 2 ** 64], [2 ** 31] * 8])
+def test_shape_bomb_is_refused_without_allocating(tmp_path, shape):
+    header = {"bomb": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}}
+    path = write_raw(tmp_path / "bomb.sbif", header, b"\0" * 4)
+    tracemalloc.start()
+    try:
+        expect(path, FileFormatError, "'bomb'", "data_offsets span 4")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize("shape", [[0, 2 ** 62], [0, 2 ** 63], [2 ** 70, 0], [1] * 70, [0] + [1] * 70],
+                         ids=["empty-huge", "empty-over-intp", "huge-empty", "rank-70", "empty-rank-71"])
+@pytest.mark.parametrize("with_data", [False, True], ids=["only-tensor", "after-data"])
+def test_shape_numpy_cannot_represent(tmp_path, shape, with_data):
+    """The byte count is right (zero, or one element) but NumPy cannot build the array: refuse it by name."""
+    size = int(np.prod(np.array(shape, dtype=object))) if shape else 1
+    nbytes = size * 4
+    header = {"odd": {"dtype": "F32", "shape": shape, "data_offsets": [0, nbytes]}}
+    data = b"\0" * nbytes
+    if with_data:
+        header["odd"]["data_offsets"] = [4, 4 + nbytes]
+        header["first"] = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}
+        data = b"\0" * (4 + nbytes)
+    expect(write_raw(tmp_path / "odd.sbif", header, data), FileFormatError, "'odd'", "NumPy cannot represent")
+
+
+def test_overlapping_tensors(tmp_path):
+    header, data = two_tensors((0, 8), (4, 12), 12)
+    expect(write_raw(tmp_path / "bad.sbif", header, data), FileFormatError, "tensor 'b' at byte 4 overlaps")
+
+
+def test_tensors_at_the_same_offsets(valid_path, tmp_path):
+    def edit(header, data):
+        # the last two tensors in the data buffer have the same size ([2] float32): point the last at the other
+        by_offset = sorted((e["data_offsets"], name) for name, e in header.items() if name != "__metadata__")
+        (previous, _), (_, last) = by_offset[-2:]
+        header[last]["data_offsets"] = list(previous)
+        return data[:previous[1]]
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError, "overlaps the previous")
+
+
+def test_gap_between_tensors(tmp_path):
+    header, data = two_tensors((0, 8), (12, 20), 20)
+    expect(write_raw(tmp_path / "bad.sbif", header, data), FileFormatError, "tensor 'b' at byte 12 leaves a gap")
+
+
+def test_gap_before_the_first_tensor(tmp_path):
+    header, data = two_tensors((4, 12), (12, 20), 20)
+    expect(write_raw(tmp_path / "bad.sbif", header, data), FileFormatError, "tensor 'a' at byte 4 leaves a gap")
+
+
+@pytest.mark.parametrize("extra", [b"\0", b"\0" * 4096])
+def test_trailing_bytes(valid_bytes, tmp_path, extra):
+    expect(write_bytes(tmp_path, valid_bytes + extra), FileFormatError,
+           "{} trailing bytes after the last tensor".format(len(extra)))
+
+
+def test_trailing_bytes_without_tensors(tmp_path):
+    expect(write_raw(tmp_path / "bad.sbif", {}, b"xyz"), FileFormatError, "3 trailing bytes")
+
+
+@pytest.mark.parametrize("cut", [1, 3, 8])
+def test_data_truncated_mid_tensor(valid_bytes, tmp_path, cut):
+    message = expect(write_bytes(tmp_path, valid_bytes[:-cut]), FileFormatError, "truncated file: tensor")
+    assert "of a" in message and "byte data buffer" in message
+
+
+def test_data_missing_entirely(valid_path, tmp_path):
+    header, _ = read_raw(valid_path)
+    expect(write_raw(tmp_path / "bad.sbif", header, b""), FileFormatError, "truncated file: tensor")
+
+
+# -- the SBIF document ------------------------------------------------------------------------------------------
+def test_plain_safetensors_file_is_not_sbif(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = str(tmp_path / "plain.safetensors")
+    save_file({"w": np.ones((2, 2), "float32")}, path)
+    expect(path, DocumentError, "not an SBIF file", "no 'sbif' document")
+
+
+@pytest.mark.parametrize("metadata", [{}, {"format": "pt"}, {"format": "sbif"}, {"sbif": "{}"},
+                                      {"format": "SBIF", "sbif": "{}"}])
+def test_metadata_without_an_sbif_document(tmp_path, metadata):
+    expect(write_raw(tmp_path / "bad.sbif", {"__metadata__": metadata}), DocumentError, "not an SBIF file")
+
+
+def test_document_edit_removing_the_format_marker(valid_path, tmp_path):
+    def edit(header, data):
+        del header["__metadata__"]["format"]
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError, "not an SBIF file")
+
+
+@pytest.mark.parametrize("text", ["{oops", "", "{\"format\": \"sbif\",}", "[" * 100000],
+                         ids=["broken", "empty", "trailing-comma", "deep"])
+def test_document_not_json(valid_path, tmp_path, text):
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), lambda document: text), DocumentError,
+           "SBIF document is not valid JSON")
+
+
+@pytest.mark.parametrize("text", ["[]", "1", "\"sbif\"", "null"])
+def test_document_not_an_object(valid_path, tmp_path, text):
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), lambda document: text), DocumentError,
+           "SBIF document must be a JSON object")
+
+
+@pytest.mark.parametrize("version", [2, 0, 99])
+def test_unsupported_format_version(valid_path, tmp_path, version):
+    def edit(document):
+        document["format_version"] = version
+        document["something_new"] = {"only": "in later versions"}  # not a schema error: the version comes first
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), UnsupportedError,
+           "format version {} is not supported".format(version), "reads version 1")
+
+
+@pytest.mark.parametrize("version", ["1", "2", 1.0, True, None, [1]])
+def test_format_version_not_an_integer(valid_path, tmp_path, version):
+    def edit(document):
+        document["format_version"] = version
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "format_version must be an integer, got {!r}".format(version))
+
+
+def test_format_version_missing(valid_path, tmp_path):
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), lambda d: d.pop("format_version") and None),
+           DocumentError, "format_version must be an integer, got None")
+
+
+@pytest.mark.parametrize("key", ["predict", "graph", "provenance", "observation_space", "format"])
+def test_schema_missing_key(valid_path, tmp_path, key):
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), lambda d: d.pop(key) and None),
+           DocumentError, "schema violation", "'{}' is a required property".format(key))
+
+
+def test_schema_extra_top_level_key(valid_path, tmp_path):
+    def edit(document):
+        document["comment"] = "hello"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "schema violation at (top level)", "'comment' was unexpected")
+
+
+def test_schema_extra_nested_key(valid_path, tmp_path):
+    def edit(document):
+        document["tensors"][2]["layout"] = "row-major"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "schema violation at tensors/2", "'layout' was unexpected")
+
+
+@pytest.mark.parametrize("path, value, fragment", [
+    (("provenance", "source", "sha256"), "XYZ", "provenance/source/sha256"),
+    (("provenance", "algorithm"), "PPO3", "provenance/algorithm"),
+    (("predict", "deterministic_default"), "yes", "predict/deterministic_default"),
+    (("inputs", 0, "kind"), "camera", "inputs/0/kind"),
+    (("tensors", 0, "dtype"), "complex64", "tensors/0/dtype"),
+    (("graph", 0, "op"), "Linear", "graph/0/op"),
+    (("format",), "sbif2", "format"),
+], ids=["sha256", "algorithm", "bool", "input-kind", "dtype", "op-pattern", "format"])
+def test_schema_bad_value(valid_path, tmp_path, path, value, fragment):
+    def edit(document):
+        target = document
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "schema violation at {}".format(fragment))
+
+
+def test_unknown_op(valid_path, tmp_path):
+    def edit(document):
+        find_node(document, "pi_head")["op"] = "fft2d"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), UnsupportedError,
+           "unknown op 'fft2d'", "linear")
+
+
+def test_tensor_listed_but_missing_from_the_file(valid_path, tmp_path):
+    def edit(document):
+        document["tensors"].append({"name": "sbif/ghost", "dtype": "float32", "shape": [3], "origin": "constant"})
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "tensor 'sbif/ghost' is listed in the document but missing from the file")
+
+
+def test_stray_tensor_in_the_file(valid_path, tmp_path):
+    def edit(document):
+        document["tensors"] = [t for t in document["tensors"] if t["name"] != "model/q/w:0"]
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "holds tensors the document does not list: model/q/w:0")
+
+
+def test_stray_tensor_added_to_the_container(valid_path, tmp_path):
+    def edit(header, data):
+        header["sbif/extra"] = {"dtype": "U8", "shape": [3], "data_offsets": [len(data), len(data) + 3]}
+        return data + b"abc"
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "does not list: sbif/extra")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int32", "uint8"])
+def test_tensor_dtype_mismatch(valid_path, tmp_path, dtype):
+    def edit(document):
+        tensor_entry(document, "model/pi/w:0")["dtype"] = dtype
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "tensor 'model/pi/w:0' is declared {} but stored as float32".format(dtype))
+
+
+@pytest.mark.parametrize("shape", [[2, 4], [8], [4, 2, 1], []])
+def test_tensor_shape_mismatch(valid_path, tmp_path, shape):
+    def edit(document):
+        tensor_entry(document, "model/pi/w:0")["shape"] = shape
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "tensor 'model/pi/w:0' is declared with shape {} but stored with shape [4, 2]".format(shape))
+
+
+def test_duplicate_tensor_entry(valid_path, tmp_path):
+    def edit(document):
+        document["tensors"].append(dict(document["tensors"][0]))
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "tensor name 'model/shared_fc0/w:0' is already defined")
+
+
+def test_value_used_before_it_is_defined(valid_path, tmp_path):
+    moved = []
+
+    def edit(document):
+        document["graph"].append(document["graph"].pop(0))  # the cast of obs now comes last
+        moved.extend(document["graph"][-1]["outputs"])
+
+    path = rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit)
+    expect(path, DocumentError, "graph node 0", "uses {!r} before it is defined".format(moved[0]))
+
+
+def test_value_that_is_never_defined(valid_path, tmp_path):
+    def edit(document):
+        find_node(document, "pi_head")["inputs"][0] = "model/pi_fc9/act"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "(linear)", "uses 'model/pi_fc9/act' before it is defined")
+
+
+def test_duplicate_value_names(valid_path, tmp_path):
+    reused = []
+
+    def edit(document):
+        reused.extend(document["graph"][0]["outputs"])
+        find_node(document, "pi_head")["outputs"] = reused[:1]
+
+    path = rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit)
+    expect(path, DocumentError, "(linear)", "output name {!r} is already defined".format(reused[0]))
+
+
+def test_output_shadowing_a_tensor(valid_path, tmp_path):
+    def edit(document):
+        find_node(document, "pi_head")["outputs"] = ["model/pi/w:0"]
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "output name 'model/pi/w:0' is already defined")
+
+
+def test_input_shadowing_a_tensor(valid_path, tmp_path):
+    def edit(document):
+        document["inputs"][1]["name"] = "model/pi/b:0"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "input name 'model/pi/b:0' is already defined")
+
+
+def test_output_declared_but_not_computed(valid_path, tmp_path):
+    def edit(document):
+        document["outputs"].append({"name": "advantage", "dtype": "float32", "shape": [None]})
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "output 'advantage' is never computed by the graph")
+
+
+@pytest.mark.parametrize("dtype, shape, declared", [
+    ("float32", [None, 3], "float32[B,3]"), ("float32", [2, 2], "float32[2,2]"), ("float64", [None, 2],
+                                                                                   "float64[B,2]")])
+def test_output_declared_with_the_wrong_type(valid_path, tmp_path, dtype, shape, declared):
+    def edit(document):
+        output = next(o for o in document["outputs"] if o["name"] == "action")
+        output["dtype"], output["shape"] = dtype, shape
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "output 'action' is declared {} but the graph computes float32[B,2]".format(declared))
+
+
+@pytest.mark.parametrize("where", ["deterministic_action", "stochastic_action", "parameter"])
+def test_predict_refers_to_an_unknown_output(valid_path, tmp_path, where):
+    def edit(document):
+        if where == "parameter":
+            document["predict"]["distribution"]["parameters"]["std"] = "std_undeclared"
+        else:
+            document["predict"][where] = "std_undeclared"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "predict refers to 'std_undeclared', which is not a declared output")
+
+
+def test_predict_refers_to_a_computed_but_undeclared_value(valid_path, tmp_path):
+    internal = []
+
+    def edit(document):
+        internal.extend(find_node(document, "logstd")["outputs"])  # computed, never declared as an output
+        document["predict"]["deterministic_action"] = internal[0]
+
+    path = rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit)
+    expect(path, DocumentError, "predict refers to {!r}, which is not a declared output".format(internal[0]))
+
+
+@pytest.mark.parametrize("role, change, fragment", [
+    ("pi_head", lambda inputs: inputs[:2], "(linear): takes 3 inputs, got 2"),
+    ("pi_head", lambda inputs: inputs + inputs[2:], "(linear): takes 3 inputs, got 4"),
+    ("exp", lambda inputs: [], "(exp): takes 1 inputs, got 0"),
+    ("exp", lambda inputs: inputs * 2, "(exp): takes 1 inputs, got 2"),
+    ("constant", lambda inputs: ["obs"], "(constant): takes 0 inputs, got 1"),
+    ("logstd", lambda inputs: inputs[1:], "takes 2 inputs, got 1"),
+], ids=["linear-2", "linear-4", "exp-0", "exp-2", "constant-1", "binary-1"])
+def test_wrong_op_arity(valid_path, tmp_path, role, change, fragment):
+    def edit(document):
+        node = find_node(document, role)
+        node["inputs"] = change(node["inputs"])
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError, fragment)
+
+
+def test_wrong_number_of_outputs(valid_path, tmp_path):
+    def edit(document):
+        node = find_node(document, "exp")
+        node["outputs"] = node["outputs"] + ["another"]
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "(exp)", "has 1 outputs, got 2")
+
+
+@pytest.mark.parametrize("role, attrs, fragment", [
+    ("squeeze", {"axis": "1"}, "attribute 'axis' of op squeeze has the wrong type ('1')"),
+    ("squeeze", {"axis": 1.0}, "attribute 'axis' of op squeeze has the wrong type (1.0)"),
+    ("squeeze", {"axis": True}, "attribute 'axis' of op squeeze has the wrong type (True)"),
+    ("squeeze", {}, "op squeeze needs attribute 'axis'"),
+    ("squeeze", {"axis": 1, "keepdims": True}, "op squeeze has no attribute keepdims"),
+    ("squeeze", {"axis": 5}, "axis 5 is out of range for rank 2"),
+    ("squeeze", {"axis": 0}, "squeeze axis 0 of float32[B,1] does not have size 1"),
+    ("obs_cast", {"to": "complex64"}, "cast to unknown dtype 'complex64'"),
+    ("obs_cast", {"to": None}, "attribute 'to' of op cast has the wrong type (None)"),
+    ("constant", {"value": "0", "dtype": "float32"}, "attribute 'value' of op constant has the wrong type"),
+    ("constant", {"value": 0.0, "dtype": "half"}, "constant of unknown dtype 'half'"),
+], ids=["str", "float", "bool", "missing", "unknown", "axis-range", "axis-size", "cast-dtype", "cast-none",
+        "constant-value", "constant-dtype"])
+def test_bad_op_attribute(valid_path, tmp_path, role, attrs, fragment):
+    def edit(document):
+        find_node(document, role)["attrs"] = attrs
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError, fragment)
+
+
+def test_ill_typed_graph(valid_path, tmp_path):
+    def edit(document):
+        node = find_node(document, "pi_head")
+        node["inputs"][1] = "model/q/w:0"  # [5, 2] where the pi latent is 4 wide
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "(linear)", "linear shapes do not chain")
+
+
+# -- document-level shape bombs and numbers out of range --------------------------------------------------------
+def test_observation_input_not_matching_the_space(valid_path, tmp_path):
+    def edit(document):
+        document["inputs"][0]["dtype"] = "float64"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "observation input is float64[B,2,3] but a box observation space needs float32[B,2,3]")
+
+
+def test_observation_bound_of_the_wrong_length(valid_path, tmp_path):
+    def edit(document):
+        document["observation_space"]["low"] = [0.0] * 5
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "observation_space low", "a Box bound has 5 values for a space of 6 elements")
+
+
+@pytest.mark.parametrize("bound", [10 ** 400, [0, 1, 2, 3, 4, -10 ** 400]], ids=["scalar", "list"])
+def test_observation_bound_too_large_for_a_float(valid_path, tmp_path, bound):
+    def edit(document):
+        document["observation_space"]["high"] = bound
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "observation_space high", "too large for a float")
+
+
+def test_observation_space_shape_bomb_is_not_materialised(valid_path, tmp_path):
+    """A scalar bound over a huge Box shape must not be expanded to a huge array to check it."""
+    def edit(document):
+        document["observation_space"].update(shape=[2 ** 20, 2 ** 20], low=-1.5, high="inf")
+        document["inputs"][0]["shape"] = [None, 2 ** 20, 2 ** 20]
+
+    path = rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit)
+    tracemalloc.start()
+    try:
+        expect(path, DocumentError, "linear shapes do not chain")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize("dim", [2 ** 63, 2 ** 64, 10 ** 30])
+def test_dimension_too_large(valid_path, tmp_path, dim):
+    def edit(document):
+        document["observation_space"]["shape"] = [2, dim]
+        document["inputs"][0]["shape"] = [None, 2, dim]
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "input 'obs' has shape", "a dimension exceeds")
+
+
+def test_op_result_dimension_too_large(make_file, tmp_path):
+    def edit(document):
+        find_node(document, "one_hot")["attrs"]["depth"] = 2 ** 64
+
+    path = rewrite_document(make_file("discrete", "discrete", "none"), str(tmp_path / "bad.sbif"), edit)
+    expect(path, DocumentError, "(one_hot)", "has shape [None, 18446744073709551616]", "a dimension exceeds")
+
+
+def test_noise_input_must_be_float32_with_a_distribution(valid_path, tmp_path):
+    def edit(document):
+        del document["inputs"][1]["distribution"]
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "noise input 'noise_normal' must be float32 with a distribution")
+
+
+def test_no_observation_input(valid_path, tmp_path):
+    def edit(document):
+        document["inputs"][0]["kind"] = "noise"
+        document["inputs"][0]["distribution"] = "normal"
+        document["inputs"][0]["dtype"] = "float32"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "no observation input named 'obs'")
