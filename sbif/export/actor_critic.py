@@ -1,13 +1,14 @@
 """The actor-critic family (A2C, ACER, ACKTR, PPO1, PPO2, TRPO, GAIL): `common/policies.py` as graph ops.
 
-The architecture is read from the parameters themselves (names and shapes), so custom subclasses with any
-`net_arch` export without their class being importable. What the weights cannot tell (the activation) comes
-from the policy kwargs.
+Feed-forward (`FeedForwardPolicy`: MlpPolicy, CnnPolicy) and recurrent (`LstmPolicy`: Mlp/Cnn, with or without
+layer-normalised LSTM) policies. The architecture is read from the parameters themselves (names and shapes),
+so custom subclasses export without their class being importable; what the weights cannot tell (the
+activation, whether `net_arch` or the legacy `layers` layout built an LSTM policy) comes from the kwargs.
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -19,25 +20,46 @@ from .preprocess import flat_features, processed_observation
 
 SCOPE = "model/"
 Layer = Tuple[str, int]  # (SB2 layer scope, width)
+#: nature_cnn (`common/policies.py`): scope, kernel size, stride; then fc1 with 512 units, ReLU throughout.
+NATURE_CNN = (("c1", 8, 4), ("c2", 4, 2), ("c3", 3, 1))
+#: epsilon of SB2's own layer norm in the LnLSTM (`common/tf_layers.py:_ln`)
+LSTM_LAYER_NORM_EPSILON = 1e-5
 
 
-def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Dict[str, Any]:
-    """Add the policy graph to `builder`; return the document's `predict` entry."""
+def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Add the policy graph to `builder`; return the document's `predict` entry and the resolved kwargs."""
     params = model.parameters
     names = [name for name in params if name.startswith(SCOPE)]
-    if any(re.match(r"model/c\d+/w:0$", name) for name in names):
-        raise UnsupportedError("{} {} uses a CNN feature extractor; this SBIF version exports MLP actor-critic "
-                               "policies only".format(model.algorithm, model.policy_class))
-    if any(name.startswith(SCOPE + "lstm") for name in names):
-        raise UnsupportedError("{} {} is recurrent (LSTM); this SBIF version exports feed-forward actor-critic "
-                               "policies only".format(model.algorithm, model.policy_class))
-    shared, pi_layers, vf_layers = infer_mlp_arch(params)
-    activation = model.policy_kwargs.get("act_fun", {"name": "tanh"})
-    model.policy_kwargs = {"net_arch": [width for _, width in shared] + [
-        {"pi": [w for _, w in pi_layers], "vf": [w for _, w in vf_layers]}], "act_fun": activation}
+    kwargs = model.policy_kwargs
+    activation = kwargs.get("act_fun", {"name": "tanh"})
+    cnn = SCOPE + "c1/w:0" in params
+    recurrent = SCOPE + "lstm1/wx:0" in params
 
-    features = flat_features(builder, processed_observation(builder, model.observation_space, scale=False))
-    latent = _mlp(builder, features, shared, activation, params)
+    processed = processed_observation(builder, model.observation_space, scale=cnn)
+    if cnn:
+        _check_cnn_kwargs(kwargs)
+        features = nature_cnn(builder, processed, params, kwargs.get("pad", "VALID"))
+    else:
+        features = flat_features(builder, processed)
+    resolved: Dict[str, Any] = {"feature_extraction": "cnn", "cnn_extractor": "nature_cnn"} if cnn else {
+        "act_fun": activation}
+    state: Optional[Dict[str, str]] = None
+    if recurrent:
+        before, after, pi_layers, vf_layers, legacy = infer_recurrent_arch(params, kwargs, cnn)
+        latent = _mlp(builder, features, before, activation, params)
+        latent, state = _lstm(builder, latent, params)
+        latent = _mlp(builder, latent, after, activation, params)
+        resolved.update(n_lstm=int(params[SCOPE + "lstm1/wh:0"].shape[0]),
+                        layer_norm=SCOPE + "lstm1/gx:0" in params)
+        if legacy and not cnn:
+            resolved["layers"] = [width for _, width in before]
+        elif not legacy:
+            resolved["net_arch"] = _net_arch(before) + ["lstm"] + _net_arch(after) + [_split_arch(pi_layers, vf_layers)]
+    else:
+        shared, pi_layers, vf_layers = infer_mlp_arch(params)
+        latent = _mlp(builder, features, shared, activation, params)
+        if not cnn:
+            resolved["net_arch"] = _net_arch(shared) + [_split_arch(pi_layers, vf_layers)]
     pi_latent = _mlp(builder, latent, pi_layers, activation, params)
     vf_latent = _mlp(builder, latent, vf_layers, activation, params)
 
@@ -52,21 +74,61 @@ def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Dict[s
         _linear(builder, vf_latent, "q", params, name="q_values")
         builder.declare_output("q_values", "ACER's Q-value head, one value per action")
     check_all_used(builder, names)
-    return {"deterministic_default": False, "deterministic_action": "action", "stochastic_action": "action_sample",
-            "distribution": distribution}
+    predict = {"deterministic_default": False, "deterministic_action": "action",
+               "stochastic_action": "action_sample", "distribution": distribution}
+    if state is not None:
+        predict["recurrent"] = state
+    return predict, resolved
 
 
 def infer_mlp_arch(params) -> Tuple[List[Layer], List[Layer], List[Layer]]:
     """Shared, policy-only and value-only layers, in order, from `model/{shared,pi,vf}_fc{i}/w:0`."""
-    def layers(kind: str) -> List[Layer]:
-        found = sorted(int(m.group(1)) for m in (re.match(r"model/{}_fc(\d+)/w:0$".format(kind), n) for n in params)
-                       if m)
-        if found != list(range(len(found))):
-            raise ExportError("the {}_fc layers are numbered {}; SB2's mlp_extractor numbers them 0, 1, ... "
-                              "(is this a policy SBIF does not know?)".format(kind, found))
-        return [("{}_fc{}".format(kind, i), int(params["model/{}_fc{}/w:0".format(kind, i)].shape[1])) for i in found]
+    shared = _numbered_layers(params, "shared")
+    if [int(scope[len("shared_fc"):]) for scope, _ in shared] != list(range(len(shared))):
+        raise ExportError("the shared layers are numbered {}; SB2's mlp_extractor numbers them 0, 1, ... (is this "
+                          "a policy SBIF does not know?)".format([scope for scope, _ in shared]))
+    return shared, _contiguous(params, "pi"), _contiguous(params, "vf")
 
-    return layers("shared"), layers("pi"), layers("vf")
+
+def infer_recurrent_arch(params, kwargs: Dict[str, Any], cnn: bool):
+    """(layers before the LSTM, shared layers after it, pi-only, vf-only, legacy layout?) of an LstmPolicy.
+
+    Legacy layout (`net_arch` not given): `pi_fc{i}` layers feed the LSTM and the heads read its output.
+    `net_arch` layout: `shared_fc{i}` layers, the LSTM taking the missing index, then `pi_fc`/`vf_fc` layers.
+    """
+    shared = _numbered_layers(params, "shared")
+    legacy = "net_arch" not in kwargs
+    if cnn or legacy:
+        if shared or _numbered_layers(params, "vf"):
+            raise ExportError("an LSTM policy without net_arch has no shared_fc or vf_fc layers; these parameters "
+                              "do not fit SB2's LstmPolicy")
+        return ([] if cnn else _contiguous(params, "pi")), [], [], [], True
+    indices = [int(scope[len("shared_fc"):]) for scope, _ in shared]
+    missing = [i for i in range(len(shared) + 1) if i not in indices]
+    if len(missing) != 1 or max(indices + [0]) > len(shared):
+        raise ExportError("the shared layers around the LSTM are numbered {}; SB2 numbers them by position in "
+                          "net_arch with one gap for 'lstm'".format(indices))
+    position = missing[0]
+    before = [layer for layer, i in zip(shared, indices) if i < position]
+    after = [layer for layer, i in zip(shared, indices) if i > position]
+    return before, after, _contiguous(params, "pi"), _contiguous(params, "vf"), False
+
+
+def nature_cnn(builder: GraphBuilder, images: str, params, padding: str) -> str:
+    """SB2's nature_cnn: three ReLU convolutions (8x8/4, 4x4/2, 3x3/1), NHWC flatten, ReLU dense of 512."""
+    x = images
+    for scope, kernel, stride in NATURE_CNN:
+        weight = _parameter(builder, scope + "/w", params)
+        if tuple(params[weight].shape[:2]) != (kernel, kernel):
+            raise UnsupportedError("layer {} has a {}x{} kernel but nature_cnn uses {}x{}: a custom cnn_extractor "
+                                   "cannot be exported".format(scope, *params[weight].shape[:2], kernel, kernel))
+        bias = builder.op("reshape", [_parameter(builder, scope + "/b", params)], {"shape": [params[weight].shape[3]]},
+                          name=SCOPE + scope + "/bias")
+        x = builder.op("conv2d", [x, weight, bias], {"strides": [stride, stride], "padding": padding},
+                       name=SCOPE + scope)
+        x = builder.op("relu", [x], name=SCOPE + scope + "/act")
+    x = builder.op("flatten", [x], name=SCOPE + "conv_to_fc")
+    return builder.op("relu", [_linear(builder, x, "fc1", params)], name=SCOPE + "fc1/act")
 
 
 def check_head(space: Space, params) -> None:
@@ -85,6 +147,75 @@ def check_all_used(builder: GraphBuilder, names: List[str]) -> None:
     if unknown:
         raise UnsupportedError("the policy has parameters SBIF does not know how to use: {} (a custom policy "
                                "architecture?)".format(", ".join(unknown)))
+
+
+def _check_cnn_kwargs(kwargs: Dict[str, Any]) -> None:
+    extractor = kwargs.get("cnn_extractor", "nature_cnn")
+    if extractor != "nature_cnn":
+        raise UnsupportedError("cnn_extractor {} is a custom feature extractor; SBIF exports SB2's nature_cnn "
+                               "only".format(extractor))
+    if kwargs.get("data_format", "NHWC") != "NHWC" or kwargs.get("pad", "VALID") not in ("VALID", "SAME"):
+        raise UnsupportedError("nature_cnn with data_format={} pad={} is not supported".format(
+            kwargs.get("data_format"), kwargs.get("pad")))
+
+
+def _lstm(builder: GraphBuilder, x: str, params) -> Tuple[str, Dict[str, str]]:
+    """One step of SB2's `lstm` (`common/tf_layers.py`) with the state [c | h] and the reset mask as inputs."""
+    n = int(params[SCOPE + "lstm1/wh:0"].shape[0])
+    layer_norm = SCOPE + "lstm1/gx:0" in params
+    p = {short: _parameter(builder, "lstm1/" + short, params)
+         for short in ("wx", "wh", "b") + (("gx", "bx", "gh", "bh", "gc", "bc") if layer_norm else ())}
+    state = builder.add_input("state", "float32", (None, 2 * n), "state")
+    mask = builder.add_input("mask", "float32", (None,), "mask")
+    one = builder.op("constant", [], {"value": 1.0, "dtype": "float32"}, name="lstm1/one")
+    keep = builder.op("expand_dims", [builder.op("sub", [one, mask], name="lstm1/not_done")], {"axis": 1},
+                      name="lstm1/keep")
+    cell, hidden = builder.op("split", [state], {"sizes": [n, n], "axis": 1}, name="lstm1/state", n_outputs=2)
+    cell = builder.op("mul", [cell, keep], name="lstm1/c_masked")
+    hidden = builder.op("mul", [hidden, keep], name="lstm1/h_masked")
+    from_x = builder.op("matmul", [x, p["wx"]], name="lstm1/x_wx")
+    from_h = builder.op("matmul", [hidden, p["wh"]], name="lstm1/h_wh")
+    if layer_norm:
+        eps = {"epsilon": LSTM_LAYER_NORM_EPSILON}
+        from_x = builder.op("layer_norm", [from_x, p["gx"], p["bx"]], eps, name="lstm1/x_wx_ln")
+        from_h = builder.op("layer_norm", [from_h, p["gh"], p["bh"]], eps, name="lstm1/h_wh_ln")
+    gates = builder.op("add", [builder.op("add", [from_x, from_h], name="lstm1/z_sum"), p["b"]], name="lstm1/z")
+    i, f, o, g = builder.op("split", [gates], {"sizes": [n] * 4, "axis": 1}, name="lstm1/gates", n_outputs=4)
+    i = builder.op("sigmoid", [i], name="lstm1/input_gate")
+    f = builder.op("sigmoid", [f], name="lstm1/forget_gate")
+    o = builder.op("sigmoid", [o], name="lstm1/output_gate")
+    g = builder.op("tanh", [g], name="lstm1/candidate")
+    cell = builder.op("add", [builder.op("mul", [f, cell], name="lstm1/c_kept"),
+                              builder.op("mul", [i, g], name="lstm1/c_written")], name="lstm1/c")
+    shown = cell
+    if layer_norm:
+        shown = builder.op("layer_norm", [cell, p["gc"], p["bc"]], {"epsilon": LSTM_LAYER_NORM_EPSILON},
+                           name="lstm1/c_ln")
+    hidden = builder.op("mul", [o, builder.op("tanh", [shown], name="lstm1/c_tanh")], name="lstm1/h")
+    builder.op("concat", [cell, hidden], {"axis": 1}, name="state_out")
+    builder.declare_output("state_out", "the LSTM state [c | h] after this step")
+    return hidden, {"state_input": state, "mask_input": mask, "state_output": "state_out"}
+
+
+def _net_arch(layers: List[Layer]) -> List[int]:
+    return [width for _, width in layers]
+
+
+def _split_arch(pi_layers: List[Layer], vf_layers: List[Layer]) -> Dict[str, List[int]]:
+    return {"pi": _net_arch(pi_layers), "vf": _net_arch(vf_layers)}
+
+
+def _numbered_layers(params, kind: str) -> List[Layer]:
+    found = sorted(int(m.group(1)) for m in (re.match(r"model/{}_fc(\d+)/w:0$".format(kind), n) for n in params) if m)
+    return [("{}_fc{}".format(kind, i), int(params["model/{}_fc{}/w:0".format(kind, i)].shape[1])) for i in found]
+
+
+def _contiguous(params, kind: str) -> List[Layer]:
+    layers = _numbered_layers(params, kind)
+    if [scope for scope, _ in layers] != ["{}_fc{}".format(kind, i) for i in range(len(layers))]:
+        raise ExportError("the {}_fc layers are numbered {}; SB2 numbers them 0, 1, ... (is this a policy SBIF "
+                          "does not know?)".format(kind, [scope for scope, _ in layers]))
+    return layers
 
 
 def _mlp(builder: GraphBuilder, x: str, layers: List[Layer], activation: Dict[str, Any], params) -> str:
@@ -110,6 +241,4 @@ def _parameter(builder: GraphBuilder, short_name: str, params) -> str:
     if name not in params:
         raise ExportError("parameter {} is missing: the file is incomplete or not an SB2 actor-critic "
                           "policy".format(name))
-    if name not in builder.specs:
-        raise ExportError("internal: parameter {} was not registered".format(name))
     return name

@@ -1,6 +1,8 @@
 """Turn a `ModelDescription` into an `SbifFile`: one builder for every loader."""
 from __future__ import annotations
 
+from typing import Any, Callable, Dict, Tuple
+
 from .. import __version__
 from ..errors import UnsupportedError
 from ..format import FORMAT_VERSION, SbifFile
@@ -9,7 +11,10 @@ from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription
 from .graph_builder import GraphBuilder
 from .preprocess import space_document
 
-SUPPORTED_ALGORITHMS = ACTOR_CRITIC_ALGORITHMS
+#: algorithm -> function(builder, model) adding the policy graph; returns (predict entry, resolved kwargs)
+BUILDERS: Dict[str, Callable[[GraphBuilder, ModelDescription], Tuple[Dict[str, Any], Dict[str, Any]]]] = {
+    algorithm: build_actor_critic for algorithm in ACTOR_CRITIC_ALGORITHMS}
+SUPPORTED_ALGORITHMS = tuple(BUILDERS)
 
 
 def build_sbif(model: ModelDescription) -> SbifFile:
@@ -20,9 +25,9 @@ def build_sbif(model: ModelDescription) -> SbifFile:
     if model.algorithm not in SUPPORTED_ALGORITHMS:
         raise UnsupportedError("{} models are not supported by this SBIF version yet (supported: {})".format(
             model.algorithm, ", ".join(SUPPORTED_ALGORITHMS)))
-    predict = build_actor_critic(builder, model)
+    predict, policy_kwargs = BUILDERS[model.algorithm](builder, model)
     provenance = dict({"producer": "sbif {}".format(__version__)}, **model.provenance)
-    provenance.update(algorithm=model.algorithm, policy_class=model.policy_class, policy_kwargs=model.policy_kwargs)
+    provenance.update(algorithm=model.algorithm, policy_class=model.policy_class, policy_kwargs=policy_kwargs)
     document = {
         "format": "sbif",
         "format_version": FORMAT_VERSION,

@@ -95,6 +95,7 @@ def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescripti
             raise UnsupportedError("cannot identify the activation {!r}".format(act_fun))
     elif traced is not None:
         structural["act_fun"] = traced
+    structural.update(structural_kwargs(kwargs))
     return ModelDescription(
         algorithm=algorithm,
         policy_class=policy_class.__name__,
@@ -105,6 +106,22 @@ def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescripti
         parameters=parameters,
         provenance={"exporter": "live", "sb2_version": stable_baselines.__version__, "source": describe_source(path)},
     )
+
+
+#: policy kwargs that shape the network (besides act_fun), kept as the builder reads them
+STRUCTURAL_KWARGS = ("net_arch", "layers", "n_lstm", "layer_norm", "feature_extraction", "pad", "data_format",
+                     "dueling")
+
+
+def structural_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON-able structural kwargs, with `cnn_extractor` named ('nature_cnn' or module.qualname)."""
+    found = {key: kwargs[key] for key in STRUCTURAL_KWARGS if key in kwargs and kwargs[key] is not None}
+    extractor = kwargs.get("cnn_extractor")
+    if extractor is not None:
+        module, name = getattr(extractor, "__module__", ""), getattr(extractor, "__qualname__", repr(extractor))
+        found["cnn_extractor"] = name if (module, name) == ("stable_baselines.common.policies", "nature_cnn") \
+            else "{}.{}".format(module, name)
+    return found
 
 
 def trace_activation(model: Any, parameters: "OrderedDict[str, np.ndarray]") -> Optional[Dict[str, Any]]:
@@ -154,8 +171,15 @@ def quiet():
 
 
 def sb2_policy(model: Any) -> Any:
-    """The policy object SB2's predict runs (its `step` method is bound to it)."""
-    return model.step.__self__
+    """The policy object SB2's predict runs: the owner of `model.step` (actor-critic), else the algorithm's
+    own policy attribute (`step_model` for DQN, `policy_tf` for SAC/TD3/DDPG)."""
+    step = getattr(model, "step", None)
+    if step is not None and hasattr(step, "__self__"):
+        return step.__self__
+    for attribute in ("step_model", "policy_tf"):
+        if getattr(model, attribute, None) is not None:
+            return getattr(model, attribute)
+    raise ExportError("cannot find the policy object of a {} model".format(type(model).__name__))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -174,23 +198,24 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray) -> Dict[
     report: Dict[str, float] = {}
     expected, _ = model.predict(observations, deterministic=True)
     actual, _ = policy.predict(observations, deterministic=True)
-    distribution = policy.document["predict"]["distribution"]
-    kind = distribution["kind"]
-    outputs = policy.run({"obs": policy.observation_batch(observations)[0]},
-                         list(distribution["parameters"].values()))
-    if kind == "diag_gaussian":
+    distribution = policy.document["predict"].get("distribution")
+    feeds = policy.make_feeds(observations, None, None)[0]
+    if np.asarray(actual).dtype.kind == "f" and (distribution is None or distribution["kind"] != "bernoulli"):
         report["action"] = float_error(expected, actual)
     else:
-        report["action_mismatches"] = discrete_mismatches(expected, actual, _decision_scores(kind, outputs,
-                                                                                             distribution))
+        outputs = policy.run(feeds, list(distribution["parameters"].values()))
+        report["action_mismatches"] = discrete_mismatches(expected, actual, _decision_scores(
+            distribution["kind"], outputs, distribution))
     expected_proba = model.action_probability(observations)
-    actual_proba = policy.action_probability(observations)
-    if isinstance(expected_proba, list):
-        report["probabilities"] = max(float_error(e, a) for e, a in zip(expected_proba, actual_proba))
-    else:
-        report["probabilities"] = float_error(expected_proba, actual_proba)
-    batch = policy.observation_batch(observations)[0]
-    report["value"] = float_error(sb2_policy(model).value(batch), policy.value(observations))
+    if expected_proba is not None:
+        actual_proba = policy.action_probability(observations)
+        if isinstance(expected_proba, list):
+            report["probabilities"] = max(float_error(e, a) for e, a in zip(expected_proba, actual_proba))
+        else:
+            report["probabilities"] = float_error(expected_proba, actual_proba)
+    sb2_step_policy = sb2_policy(model)
+    if "value" in policy.output_names and hasattr(sb2_step_policy, "value"):
+        report["value"] = float_error(sb2_step_policy.value(feeds["obs"]), policy.value(observations))
     return report
 
 

@@ -115,7 +115,31 @@ def _check_predict(document: Document, source: str) -> None:
     outputs = {output["name"] for output in document["outputs"]}
     predict = document["predict"]
     names = [predict["deterministic_action"], predict["stochastic_action"]]
-    names += list(predict["distribution"]["parameters"].values())
+    names += list(predict.get("distribution", {"parameters": {}})["parameters"].values())
     for name in names:
         if name not in outputs:
             raise DocumentError("{}: predict refers to {!r}, which is not a declared output".format(source, name))
+    _check_recurrent(document, source)
+
+
+def _check_recurrent(document: Document, source: str) -> None:
+    """State and mask inputs exist exactly when predict.recurrent names them, with the contract's types."""
+    recurrent = document["predict"].get("recurrent")
+    inputs = {entry["name"]: entry for entry in document["inputs"]}
+    kinds = {entry["kind"] for entry in document["inputs"]}
+    if recurrent is None:
+        if kinds & {"state", "mask"}:
+            raise DocumentError("{}: state/mask inputs without predict.recurrent".format(source))
+        return
+    state, mask = inputs.get(recurrent["state_input"]), inputs.get(recurrent["mask_input"])
+    if state is None or state["kind"] != "state" or state["dtype"] != "float32" or len(state["shape"]) != 2:
+        raise DocumentError("{}: predict.recurrent.state_input must name a float32 [B, S] input of kind "
+                            "'state'".format(source))
+    if mask is None or mask["kind"] != "mask" or mask["dtype"] != "float32" or mask["shape"] != [None]:
+        raise DocumentError("{}: predict.recurrent.mask_input must name a float32 [B] input of kind "
+                            "'mask'".format(source))
+    outputs = {output["name"]: output for output in document["outputs"]}
+    out = outputs.get(recurrent["state_output"])
+    if out is None or out["dtype"] != "float32" or out["shape"] != state["shape"]:
+        raise DocumentError("{}: predict.recurrent.state_output must name a declared output shaped like the "
+                            "state input".format(source))

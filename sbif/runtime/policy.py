@@ -31,6 +31,9 @@ class Policy:
         self._obs_dtype = self.executor.inputs["obs"]["dtype"]
         self._noise_inputs = [entry for entry in self.document["inputs"] if entry["kind"] == "noise"]
         self._rng = np.random.default_rng()
+        self.recurrent = self._predict.get("recurrent")
+        self.state_size = (self.executor.inputs[self.recurrent["state_input"]]["shape"][1]
+                           if self.recurrent else 0)
 
     @property
     def output_names(self) -> List[str]:
@@ -39,50 +42,89 @@ class Policy:
     # -- the SB2 interface -------------------------------------------------------------------------------------
     def predict(self, observation: Any, state: Any = None, mask: Any = None, deterministic: Optional[bool] = None,
                 rng: RandomSource = None, noise: Optional[Noise] = None) -> Tuple[np.ndarray, Any]:
-        """(actions, state) as SB2's `model.predict`. Sampling draws from `noise` if given, else from `rng`."""
+        """(actions, state) as SB2's `model.predict`. Sampling draws from `noise` if given, else from `rng`.
+
+        Recurrent policies take and return the state [n, S] (None: start from zeros) and a reset mask of n
+        booleans (True: the previous step ended that env's episode); any number of envs n.
+        """
         if deterministic is None:
             deterministic = self._predict["deterministic_default"]
-        batch, vectorized = self.observation_batch(observation)
+        feeds, vectorized = self.make_feeds(observation, state, mask)
         name = self._predict["deterministic_action" if deterministic else "stochastic_action"]
-        feeds = {"obs": batch}
         if not deterministic:
-            feeds.update(self.noise_feeds(len(batch), rng, noise))
-        actions = self.executor.run(feeds, [name])[name]
-        return (actions if vectorized else actions[0]), None
+            feeds.update(self.noise_feeds(len(feeds["obs"]), rng, noise))
+        wanted = [name] + ([self.recurrent["state_output"]] if self.recurrent else [])
+        results = self.executor.run(feeds, wanted)
+        actions = results[name]
+        new_state = results[self.recurrent["state_output"]] if self.recurrent else None
+        if vectorized:
+            return actions, new_state
+        return actions[0], (None if new_state is None else new_state[0])
 
     def action_probability(self, observation: Any, state: Any = None, mask: Any = None, actions: Any = None,
                            logp: bool = False) -> Any:
         """SB2's `action_probability`: the distribution parameters, or the (log-)probability of `actions`.
 
         As in SB2, a single (non-batched) observation returns element 0 of the result, which for a Box action
-        space is the mean alone.
+        space is the mean alone; deterministic policies (no distribution in the file) return None.
         """
-        batch, vectorized = self.observation_batch(observation)
-        distribution = self._predict["distribution"]
+        distribution = self._predict.get("distribution")
+        if distribution is None:
+            if actions is not None:
+                raise InputError("this {} policy is deterministic: it has no action probabilities".format(
+                    self.algorithm))
+            return None
+        feeds, vectorized = self.make_feeds(observation, state, mask)
         parameters = distribution["parameters"]
         kind = distribution["kind"]
         wanted = [parameters["mean"], parameters["std"]] if kind == "diag_gaussian" else [parameters["probabilities"]]
-        values = self.executor.run({"obs": batch}, wanted)
+        values = self.executor.run(feeds, wanted)
         if kind == "diag_gaussian":
             proba: Any = [values[wanted[0]], values[wanted[1]]]
         elif kind == "multi_categorical":
             proba = np.split(values[wanted[0]], np.cumsum(distribution["nvec"])[:-1], axis=-1)
         else:
             proba = values[wanted[0]]
-        result = proba if actions is None else self._probability_of(kind, proba, actions, len(batch), logp)
+        result = proba if actions is None else self._probability_of(kind, proba, actions, len(feeds["obs"]), logp)
         return result if vectorized else result[0]
 
     def value(self, observation: Any, state: Any = None, mask: Any = None) -> np.ndarray:
         """The value estimate V(s): shape [batch], or a scalar for a single observation."""
-        batch, vectorized = self.observation_batch(observation)
-        values = self.executor.run({"obs": batch}, ["value"])["value"]
+        feeds, vectorized = self.make_feeds(observation, state, mask)
+        values = self.executor.run(feeds, ["value"])["value"]
         return values if vectorized else values[0]
 
     def run(self, inputs: Mapping[str, Any], outputs: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
         """Evaluate named outputs (default: all) from raw graph inputs: `obs` already batched, and noise."""
         return self.executor.run(inputs, list(outputs or self.output_names))
 
+    def initial_state(self, n_envs: int = 1) -> Optional[np.ndarray]:
+        """The state a recurrent policy starts from (zeros, [n_envs, S]); None for feed-forward policies."""
+        return np.zeros((n_envs, self.state_size), np.float32) if self.recurrent else None
+
     # -- helpers ----------------------------------------------------------------------------------------------
+    def make_feeds(self, observation: Any, state: Any, mask: Any) -> Tuple[Dict[str, np.ndarray], bool]:
+        """Graph inputs for a request: the observation batch, and for recurrent policies state and mask
+        (default: the initial state and no reset, as SB2's predict)."""
+        batch, vectorized = self.observation_batch(observation)
+        feeds = {"obs": batch}
+        if self.recurrent:
+            rows = len(batch)
+            if state is None:
+                state = self.initial_state(rows)
+            state = np.asarray(state, dtype=np.float32)
+            if state.shape == (self.state_size,) and not vectorized:
+                state = state[None]
+            if state.shape != (rows, self.state_size):
+                raise InputError("state must have shape ({}, {}) for {} observation(s), got {}".format(
+                    rows, self.state_size, rows, state.shape))
+            mask = np.zeros(rows, np.float32) if mask is None else np.asarray(mask, dtype=np.float32).reshape(-1)
+            if mask.shape != (rows,):
+                raise InputError("mask must have one entry per observation ({}), got {}".format(rows, mask.size))
+            feeds[self.recurrent["state_input"]] = state
+            feeds[self.recurrent["mask_input"]] = mask
+        return feeds, vectorized
+
     def observation_batch(self, observation: Any) -> Tuple[np.ndarray, bool]:
         """The batch SB2 would feed (reshaped and cast to the input dtype) and whether the input was batched."""
         obs = np.array(observation)

@@ -22,6 +22,11 @@ OBSERVATION_SPACES = {
     "multi_discrete": lambda: gym.spaces.MultiDiscrete([3, 2, 4]),
     "multi_binary": lambda: gym.spaces.MultiBinary(4),
 }
+#: observation spaces for CnnPolicy variants (nature_cnn needs at least 36x36)
+IMAGE_SPACES = {
+    "image_36_uint8": lambda: gym.spaces.Box(0, 255, shape=(36, 36, 2), dtype=np.uint8),
+    "image_36_float": lambda: gym.spaces.Box(-1.0, 2.0, shape=(36, 40, 1), dtype=np.float32),
+}
 ACTION_SPACES = {
     "discrete": lambda: gym.spaces.Discrete(3),
     "box": lambda: gym.spaces.Box(np.array([-1.0, -2.0], np.float32), np.array([1.0, 0.5], np.float32)),
@@ -74,15 +79,20 @@ def architecture(algorithm, index):
     raise AssertionError("no buildable architecture")
 
 
-def make_model(algorithm, obs_kind, action_kind, arch_index, seed=0):
-    """An untrained SB2 model with random (non-degenerate) weights."""
-    net_arch, activation = architecture(algorithm, arch_index)
-    policy_kwargs = {}
-    if net_arch is not None:
-        policy_kwargs["net_arch"] = net_arch
-    if activation is not None:
-        policy_kwargs["act_fun"] = ACTIVATIONS[activation]
-    env = SpacesEnv(OBSERVATION_SPACES[obs_kind](), ACTION_SPACES[action_kind]())
+def make_model(algorithm, obs_kind, action_kind, arch_index, seed=0, policy="MlpPolicy", n_envs=1,
+               policy_kwargs=None):
+    """An untrained SB2 model with random (non-degenerate) weights; MlpPolicy gets the arch_index-th
+    net_arch/activation variant, other policies `policy_kwargs`."""
+    if policy == "MlpPolicy":
+        net_arch, activation = architecture(algorithm, arch_index)
+        policy_kwargs = {}
+        if net_arch is not None:
+            policy_kwargs["net_arch"] = net_arch
+        if activation is not None:
+            policy_kwargs["act_fun"] = ACTIVATIONS[activation]
+    spaces = dict(OBSERVATION_SPACES, **IMAGE_SPACES)
+    make_env = lambda: SpacesEnv(spaces[obs_kind](), ACTION_SPACES[action_kind]())  # noqa: E731
+    env = make_env() if n_envs == 1 else sb2.common.vec_env.DummyVecEnv([make_env] * n_envs)
     extra = {"n_steps": 4} if algorithm in ("A2C", "ACER", "ACKTR", "PPO2") else {}
     if algorithm == "PPO2":
         extra["nminibatches"] = 1
@@ -91,7 +101,7 @@ def make_model(algorithm, obs_kind, action_kind, arch_index, seed=0):
     if algorithm == "TRPO":
         extra["timesteps_per_batch"] = 8
     with quiet():
-        model = getattr(sb2, algorithm)("MlpPolicy", env, policy_kwargs=policy_kwargs, seed=seed, **extra)
+        model = getattr(sb2, algorithm)(policy, env, policy_kwargs=policy_kwargs or {}, seed=seed, **extra)
         randomize(model, seed, input_range=255.0 if obs_kind == "image_uint8" else 1.0)
     return model
 
@@ -107,8 +117,8 @@ def randomize(model, seed, input_range=1.0):
     params = OrderedDict()
     obs_width = int(np.prod(model.observation_space.shape)) if model.observation_space.shape else None
     for name, value in model.get_parameters().items():
-        fan_in = value.shape[0] if value.ndim == 2 else 1
-        scale = 0.5 if value.ndim < 2 else 1.5 / np.sqrt(fan_in)
+        is_weight = value.ndim >= 2 and not name.endswith("/b:0")
+        scale = 1.5 / np.sqrt(np.prod(value.shape[:-1])) if is_weight else 0.5
         if value.ndim == 2 and value.shape[0] == obs_width and name.endswith("/w:0"):
             scale /= input_range
         params[name] = (rng.standard_normal(value.shape) * scale).astype(value.dtype)
