@@ -1,7 +1,7 @@
 """Turn a `ModelDescription` into an `SbifFile`: one builder for every loader."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .. import __version__
 from ..errors import UnsupportedError
@@ -9,6 +9,7 @@ from ..format import FORMAT_VERSION, SbifFile
 from .actor_critic import build_actor_critic
 from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription
 from .graph_builder import GraphBuilder
+from .normalization import ObservationNormalization
 from .preprocess import space_document
 
 #: algorithm -> function(builder, model) adding the policy graph; returns (predict entry, resolved kwargs)
@@ -17,9 +18,13 @@ BUILDERS: Dict[str, Callable[[GraphBuilder, ModelDescription], Tuple[Dict[str, A
 SUPPORTED_ALGORITHMS = tuple(BUILDERS)
 
 
-def build_sbif(model: ModelDescription) -> SbifFile:
-    """The validated SBIF file for a model: its parameters in SB2 order, then the graph that uses them."""
+def build_sbif(model: ModelDescription, normalization: Optional[ObservationNormalization] = None) -> SbifFile:
+    """The validated SBIF file for a model: its parameters in SB2 order, then the graph that uses them.
+
+    With `normalization` (VecNormalize statistics), the graph takes raw environment observations.
+    """
     builder = GraphBuilder()
+    builder.observation_normalization = normalization
     for name, array in model.parameters.items():
         builder.add_tensor(name, array, "parameter")
     if model.algorithm not in SUPPORTED_ALGORITHMS:
@@ -28,6 +33,8 @@ def build_sbif(model: ModelDescription) -> SbifFile:
     predict, policy_kwargs = BUILDERS[model.algorithm](builder, model)
     provenance = dict({"producer": "sbif {}".format(__version__)}, **model.provenance)
     provenance.update(algorithm=model.algorithm, policy_class=model.policy_class, policy_kwargs=policy_kwargs)
+    if normalization is not None:
+        provenance["vecnormalize"] = normalization.as_kwargs()
     document = {
         "format": "sbif",
         "format_version": FORMAT_VERSION,

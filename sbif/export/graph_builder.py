@@ -20,6 +20,8 @@ class GraphBuilder:
         self.nodes: List[Dict[str, Any]] = []
         self.outputs: List[Dict[str, Any]] = []
         self.specs: Dict[str, ValueSpec] = {}
+        #: VecNormalize statistics to apply to the raw observation (see normalization.py), if any
+        self.observation_normalization: Optional[Any] = None
         self._counter = 0
 
     # -- values --------------------------------------------------------------------------------------------

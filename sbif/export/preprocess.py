@@ -21,7 +21,13 @@ def space_document(space: Space) -> dict:
 
 
 def observation_input(builder: GraphBuilder, space: Space) -> str:
-    """Declare the `obs` input with SB2's placeholder dtype: the Box dtype, else int32."""
+    """Declare the `obs` input with SB2's placeholder dtype: the Box dtype, else int32. With VecNormalize
+    statistics, the input is the raw float64 observation and the value returned is the normalized one."""
+    if space.kind == "box" and builder.observation_normalization is not None:
+        from .normalization import normalized_observation
+
+        obs = builder.add_input(OBS, "float64", (None,) + space.shape, "observation")
+        return normalized_observation(builder, obs, space, builder.observation_normalization)
     if space.kind == "box":
         return builder.add_input(OBS, space.dtype, (None,) + space.shape, "observation")
     if space.kind == "discrete":

@@ -128,25 +128,28 @@ def check_layout(entries, data_len: int, path: str) -> None:
 
 
 def write_container(path: str, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
-    """Write tensors and metadata as safetensors, atomically (a partial file never takes the final name)."""
-    from safetensors.numpy import save_file
-
-    # np.ascontiguousarray makes 0-d arrays 1-d: restore the shape so scalars stay scalars
-    arrays = {name: np.ascontiguousarray(array).reshape(np.shape(array)) for name, array in tensors.items()}
-    for name, array in arrays.items():
-        dtype_code(array.dtype)
-        if array.dtype.byteorder == ">":
-            arrays[name] = array.astype(array.dtype.newbyteorder("<"))
+    """Write a safetensors file, atomically (a partial file never takes the final name) and reproducibly:
+    the same tensors and metadata always give the same bytes (keys sorted, data in the mapping's order, header
+    padded with spaces to 8 bytes as the safetensors reference writer does)."""
+    header: Dict[str, object] = {"__metadata__": {key: metadata[key] for key in sorted(metadata)}}
+    arrays = []
+    offset = 0
+    for name, array in tensors.items():
+        array = np.asarray(array)
+        code = dtype_code(array.dtype)
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        arrays.append(data)
+        offset += len(data)
+    encoded = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
     temporary = "{}.partial-{}".format(path, os.getpid())
     try:
-        if arrays:
-            save_file(arrays, temporary, metadata=dict(metadata))
-        else:
-            # safetensors writes malformed JSON ('{},"__metadata__":...') when there is metadata but no tensor
-            header = json.dumps({"__metadata__": dict(metadata)}, separators=(",", ":")).encode("utf-8")
-            header += b" " * (-len(header) % 8)
-            with open(temporary, "wb") as out:
-                out.write(struct.pack("<Q", len(header)) + header)
+        with open(temporary, "wb") as out:
+            out.write(struct.pack("<Q", len(encoded)))
+            out.write(encoded)
+            for data in arrays:
+                out.write(data)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

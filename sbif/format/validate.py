@@ -95,6 +95,8 @@ def _check_observation_input(document: Document, obs: ValueSpec, source: str) ->
     kind = space["kind"]
     if kind == "box":
         expected = ValueSpec(space["dtype"], [None] + space["shape"])
+        if "vecnormalize" in document["provenance"]:  # raw float64 observations, normalized in the graph
+            expected = ValueSpec("float64", expected.shape)
         for bound in ("low", "high"):
             try:
                 check_bound(space[bound], space["shape"])

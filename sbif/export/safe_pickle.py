@@ -1,0 +1,475 @@
+"""Reading SB2 pickles as data: nothing in the file is ever imported, called or executed.
+
+A pickle is a small program: GLOBAL names an importable object, REDUCE calls it. SB2 files are cloudpickle
+output, so loading one with `pickle.load` runs whatever the file names. Here every global the file may name
+is mapped to an inert stand-in instead:
+
+- numpy arrays, dtypes and scalars are rebuilt by our own code from their raw bytes (`np.frombuffer`), after
+  checking that the declared shape times the item size is exactly the number of bytes present;
+- gym spaces, Stable-Baselines classes, cloudpickle's function-rebuilding helpers, numpy random states and
+  TensorFlow activations become `Stub` classes that only record their name, call arguments and state;
+- any other global (`os.system`, `builtins.eval`, ...) is refused with an `ExportError` naming it, before
+  anything is called.
+
+Before the real unpickler runs, `scan` walks the opcodes once: it checks every length against the bytes that
+are actually there, refuses opcodes SB2 never writes, and bounds the opcode count, the memo and stack sizes
+and the nesting of tuples (CPython hashes nested tuples recursively: a dict key nested a million levels deep
+crashes the interpreter).
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import pickletools
+import re
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ExportError, SbifError
+
+#: Largest pickle read at all (a legacy .pkl holds every parameter; big CNN policies are tens of MiB).
+MAX_PICKLE_BYTES = 512 * 1024 * 1024
+#: Opcodes per pickle: SB2 pickles have a few thousand (arrays are one opcode each).
+MAX_OPCODES = 2000000
+#: Nesting of tuples/frozensets (hashed recursively by CPython) and of open MARKs.
+MAX_NESTING = 100
+#: Entries on the unpickler's stack and memo (each costs memory even when empty).
+MAX_STACK = 1000000
+MAX_MEMO = 1000000
+#: Array dimensions: numpy's own limit is 32 (64 in numpy 2); no SB2 array has more than 4.
+MAX_DIMS = 32
+#: Largest declared dimension; anything bigger cannot be backed by a pickle under MAX_PICKLE_BYTES anyway.
+MAX_DIM = 2 ** 40
+
+#: Opcodes SB2 files never contain and that would widen what a file can do: persistent ids and the
+#: extension registry resolve objects outside the pickle, out-of-band buffers need a caller-supplied list,
+#: and protocol-0 text integers are parsed in quadratic time (a few MB of digits stall the process).
+REFUSED_OPCODES = {
+    "PERSID": "persistent ids", "BINPERSID": "persistent ids",
+    "EXT1": "the copyreg extension registry", "EXT2": "the copyreg extension registry",
+    "EXT4": "the copyreg extension registry",
+    "NEXT_BUFFER": "out-of-band buffers", "READONLY_BUFFER": "out-of-band buffers",
+    "INT": "protocol-0 text integers", "LONG": "protocol-0 text integers",
+}
+_OPCODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
+_TUPLE_OPS = {"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE", "FROZENSET"}
+#: Opcodes that modify the object below their arguments and leave it on the stack.
+_IN_PLACE_OPS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "BUILD", "ADDITEMS"}
+
+
+# -- inert stand-ins ------------------------------------------------------------------------------------------
+class Stub(object):
+    """An inert stand-in for a class or function a pickle names.
+
+    Calling it, instantiating it, or restoring its state only records what the pickle passed; nothing real is
+    imported or run. `sbif_module`/`sbif_name` say which global it stands for.
+    """
+
+    sbif_module = ""
+    sbif_name = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Stub":
+        self = object.__new__(cls)
+        self.args, self.kwargs, self.state, self.items = args, kwargs, None, []
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass  # __new__ recorded the arguments (NEWOBJ calls only __new__)
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "Stub":
+        return _stub_class("<call>", self.reference())(self, *args, **kwargs)
+
+    # Containers the pickle fills with APPENDS/SETITEMS; pairs are kept unhashed, in order.
+    def append(self, item: Any) -> None:
+        self.items.append(item)
+
+    def extend(self, items: Any) -> None:
+        self.items.extend(items)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.items.append((key, value))
+
+    @classmethod
+    def reference(cls) -> str:
+        return "{}.{}".format(cls.sbif_module, cls.sbif_name)
+
+    def __repr__(self) -> str:
+        return "<stub {} instance>".format(self.reference())
+
+
+_STUB_CLASSES: Dict[Tuple[str, str], type] = {}
+
+
+def _stub_class(module: str, name: str) -> type:
+    """The (cached) Stub subclass standing for `module.name`."""
+    key = (module, name)
+    if key not in _STUB_CLASSES:
+        label = re.sub(r"\W", "_", name.split(".")[-1]) or "stub"
+        _STUB_CLASSES[key] = type(label, (Stub,), {"sbif_module": module, "sbif_name": name,
+                                                  "__module__": __name__})
+    return _STUB_CLASSES[key]
+
+
+def is_stub_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, Stub) and value is not Stub
+
+
+# -- numpy, rebuilt by hand -----------------------------------------------------------------------------------
+#: dtype kinds an SB2 file may hold: no objects (they would need code), no structured or datetime types.
+ARRAY_KINDS = "biufcSU"
+NUMERIC_CODES = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16"}
+_TEXT_CODE = re.compile(r"^[SU][0-9]{1,6}$")
+
+
+class DtypeStub(Stub):
+    """`numpy.dtype(code, align, copy)` plus its pickled state, resolved only for plain numeric/text codes."""
+
+    sbif_module, sbif_name = "numpy", "dtype"
+
+    def resolve(self) -> np.dtype:
+        code = self.args[0] if self.args else None
+        if isinstance(code, bytes):
+            code = code.decode("latin-1")
+        if not isinstance(code, str) or not (code in NUMERIC_CODES or _TEXT_CODE.match(code)):
+            raise ExportError("unsupported numpy dtype {!r} in the pickle (SB2 files hold plain numbers)".format(
+                _short(code)))
+        order = "|"
+        if self.state is not None:
+            state = self.state
+            if not isinstance(state, tuple) or len(state) < 5 or any(part is not None for part in state[2:5]):
+                raise ExportError("unsupported numpy dtype state for {!r}: structured and sub-array dtypes are "
+                                  "not part of SB2 files".format(code))
+            order = state[1]
+            if isinstance(order, bytes):
+                order = order.decode("latin-1")
+            if order not in ("<", ">", "|", "="):
+                raise ExportError("numpy dtype {!r} has an invalid byte order".format(code))
+        dtype = np.dtype(code)
+        return dtype.newbyteorder(order) if order in "<>" and dtype.itemsize > 1 else dtype
+
+
+class ArrayStub(Stub):
+    """Stands for `numpy.ndarray`; its `__setstate__` builds the real array from the pickled bytes."""
+
+    sbif_module, sbif_name = "numpy", "ndarray"
+    array: Optional[np.ndarray] = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise ExportError("invalid numpy array state in the pickle")
+        shape, dtype, fortran, raw = state[-4:]
+        self.array = build_array(raw, dtype, shape, bool(fortran))
+
+
+def build_array(raw: Any, dtype: Any, shape: Any, fortran: bool = False) -> np.ndarray:
+    """An array from its raw bytes, refused unless shape × itemsize is exactly the bytes present."""
+    if isinstance(dtype, DtypeStub):
+        dtype = dtype.resolve()
+    if not isinstance(dtype, np.dtype) or dtype.kind not in ARRAY_KINDS or dtype.hasobject:
+        raise ExportError("numpy array of unsupported dtype in the pickle (object arrays would need code)")
+    shape = _check_shape(shape)
+    if isinstance(raw, str):  # Python 2 pickles keep raw bytes in a str
+        raw = raw.encode("latin-1")
+    if not isinstance(raw, (bytes, bytearray)):
+        raise ExportError("numpy array without raw data in the pickle (object arrays are refused)")
+    count = 1
+    for dim in shape:
+        count *= dim  # Python integers: a shape bomb cannot overflow
+    if count * dtype.itemsize != len(raw):
+        raise ExportError("numpy array declares shape {} of {} ({} bytes) but the pickle holds {} bytes".format(
+            shape, dtype.name, count * dtype.itemsize, len(raw)))
+    flat = np.frombuffer(bytes(raw), dtype=dtype, count=count) if count else np.zeros(0, dtype)
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
+
+
+def _check_shape(shape: Any) -> Tuple[int, ...]:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if (not isinstance(shape, (tuple, list)) or len(shape) > MAX_DIMS
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 <= d <= MAX_DIM
+                       for d in shape)):
+        raise ExportError("numpy array with an invalid shape in the pickle")
+    return tuple(int(d) for d in shape)
+
+
+def _reconstruct(subtype: Any, shape: Any = None, code: Any = None) -> ArrayStub:
+    """`numpy.core.multiarray._reconstruct`: an empty array that BUILD then fills."""
+    if subtype is not ArrayStub:
+        raise ExportError("numpy _reconstruct of a non-ndarray type ({}) is refused".format(_describe(subtype)))
+    return ArrayStub()
+
+
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    """`numpy.core.numeric._frombuffer` (protocol-5 pickles with in-band buffers)."""
+    return build_array(buffer, dtype, shape, order == "F")
+
+
+def _scalar(dtype: Any, raw: Any = None) -> Any:
+    """`numpy.core.multiarray.scalar`: a numpy scalar from exactly itemsize bytes."""
+    array = build_array(raw, dtype, ())
+    return array[()]
+
+
+def _ordered_dict(items: Any = ()) -> "OrderedDict[Any, Any]":
+    """`collections.OrderedDict`, created empty or from a list of pairs (SETITEMS fills it otherwise)."""
+    if not isinstance(items, (list, tuple)) or not all(isinstance(p, tuple) and len(p) == 2 for p in items):
+        raise ExportError("collections.OrderedDict with unexpected arguments in the pickle")
+    return OrderedDict(items)
+
+
+def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Stub:
+    """`copyreg._reconstructor` (protocol 0/1 objects), for stand-in classes only."""
+    if not is_stub_class(cls):
+        raise ExportError("copyreg._reconstructor of {} is refused".format(_describe(cls)))
+    return cls.__new__(cls)
+
+
+# -- the allowlist --------------------------------------------------------------------------------------------
+_SPECIAL: Dict[Tuple[str, str], Any] = {
+    ("numpy", "ndarray"): ArrayStub,
+    ("numpy", "dtype"): DtypeStub,
+    ("collections", "OrderedDict"): _ordered_dict,
+    ("copyreg", "_reconstructor"): _reconstructor,
+}
+for _numpy in ("numpy.core", "numpy._core"):
+    _SPECIAL[(_numpy + ".multiarray", "_reconstruct")] = _reconstruct
+    _SPECIAL[(_numpy + ".multiarray", "scalar")] = _scalar
+    _SPECIAL[(_numpy + ".numeric", "_frombuffer")] = _frombuffer
+
+GYM_SPACES = {"Box", "Discrete", "MultiDiscrete", "MultiBinary", "Dict", "Tuple", "Space"}
+RANDOM_STATE_NAMES = {"__RandomState_ctor", "__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor",
+                      "RandomState", "Generator", "MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"}
+CLOUDPICKLE_MODULES = {"cloudpickle", "cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast"}
+CLOUDPICKLE_HELPERS = {
+    "_builtin_type", "_make_skel_func", "_fill_function", "_make_function", "_function_setstate",
+    "_make_empty_cell", "_make_cell", "_make_code", "_make_skeleton_class", "_make_skeleton_enum",
+    "_rehydrate_skeleton_class", "_class_setstate", "_enum_setstate", "_make_typevar", "_make_dict_keys",
+    "_make_dict_values", "_make_dict_items", "_gen_ellipsis", "_gen_not_implemented", "subimport",
+    "dynamic_subimport", "_get_dynamic_module", "_lookup_class_or_track",
+}
+#: What cloudpickle writes for classes defined in a training script (type constructors and decorators).
+BUILTIN_STUBS = {("builtins", n) for n in ("type", "object", "staticmethod", "classmethod", "property")} | {
+    ("abc", "ABCMeta"), ("abc", "ABC"), ("enum", "EnumMeta"), ("enum", "Enum")}
+TF_MODULE_WRAPPER = "TFModuleWrapper"
+_POLICY_NAME = re.compile(r"^[A-Z][A-Za-z0-9_]*Policy$")
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def allowed_stub(module: str, name: str) -> bool:
+    """Whether `module.name` is something SB2 files refer to and may stand in as an inert Stub."""
+    top = module.split(".")[0]
+    short = name.split(".")[-1]
+    if (module, name) in BUILTIN_STUBS:
+        return True
+    if top == "stable_baselines":
+        return True  # policies, noise, memory, schedules, replay-buffer enums, algorithm classes
+    if module == "gym.spaces" or module.startswith("gym.spaces."):
+        return name in GYM_SPACES
+    if module.startswith("numpy.random"):
+        return name in RANDOM_STATE_NAMES
+    if module in CLOUDPICKLE_MODULES:
+        return name in CLOUDPICKLE_HELPERS
+    if top in ("tensorflow", "tensorflow_core"):
+        from .activations import ACTIVATIONS, ALIASES
+
+        return short in ACTIVATIONS or short in ALIASES or short == TF_MODULE_WRAPPER
+    if top == "utils":
+        return True  # the rl-baselines-zoo helper module (custom policies, schedules)
+    return bool(_POLICY_NAME.match(short))  # a user's policy class, referenced by import path
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler whose globals are the inert stand-ins above; anything else raises ExportError."""
+
+    def __init__(self, data: bytes, what: str):
+        super().__init__(io.BytesIO(data), encoding="latin1")
+        self.what = what
+
+    def find_class(self, module: str, name: str) -> Any:
+        if not isinstance(module, str) or not isinstance(name, str) or not _DOTTED.match(module) \
+                or not _DOTTED.match(name):
+            raise ExportError("{}: the pickle names a malformed global {!r}; refused".format(
+                self.what, _short("{}.{}".format(module, name))))
+        special = _SPECIAL.get((module, name))
+        if special is not None:
+            return special
+        if allowed_stub(module, name):
+            return _stub_class(module, name)
+        raise ExportError(
+            "{}: refusing to load the global {}.{}: SB2 model files do not need it and loading it could run "
+            "code (the safe loader accepts numpy arrays, gym spaces, Stable-Baselines names and TensorFlow "
+            "activations)".format(self.what, module, name))
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise ExportError("{}: the pickle uses persistent ids, which SB2 files never do".format(self.what))
+
+
+def loads(data: bytes, what: str = "pickle") -> Any:
+    """The object a pickle describes, with every global replaced by an inert stand-in (see module doc)."""
+    scan(data, what)
+    try:
+        return SafeUnpickler(data, what).load()
+    except SbifError:
+        raise
+    except Exception as exc:  # pickle, EOF, type, value, memory errors: all are a bad file
+        raise ExportError("{}: the pickle is corrupt or not an SB2 pickle ({}: {})".format(
+            what, type(exc).__name__, _short(str(exc)))) from None
+
+
+# -- the opcode scan ------------------------------------------------------------------------------------------
+def scan(data: bytes, what: str = "pickle") -> int:
+    """Walk every opcode once without building anything; refuse what the unpickler should never see.
+
+    Returns the number of opcodes. Lengths are read by `pickletools` from the bytes that are there (a
+    declared 2**60-byte string is refused, never allocated).
+    """
+    if len(data) > MAX_PICKLE_BYTES:
+        raise ExportError("{}: the pickle is {} bytes; the safe loader reads at most {}".format(
+            what, len(data), MAX_PICKLE_BYTES))
+    stream = io.BytesIO(data)
+    machine = _StackMachine(what)
+    count = 0
+    while True:
+        position = stream.tell()
+        code = stream.read(1)
+        if not code:
+            raise ExportError("{}: the pickle is truncated (it ends after {} bytes, before its STOP opcode)".format(
+                what, len(data)))
+        op = _OPCODES.get(code)
+        if op is None:
+            raise ExportError("{}: corrupt pickle: unknown opcode 0x{:02x} at byte {}".format(what, code[0], position))
+        if op.name in REFUSED_OPCODES:
+            raise ExportError("{}: the pickle uses {} ({} at byte {}), which SB2 files never do; refused".format(
+                what, REFUSED_OPCODES[op.name], op.name, position))
+        count += 1
+        if count > MAX_OPCODES:
+            raise ExportError("{}: the pickle has more than {} opcodes; refused".format(what, MAX_OPCODES))
+        try:
+            arg = op.arg.reader(stream) if op.arg is not None else None
+        except Exception as exc:  # pickletools raises ValueError on short or malformed arguments
+            raise ExportError("{}: the pickle is truncated or corrupt at byte {} ({}: {})".format(
+                what, position, op.name, _short(str(exc)))) from None
+        if op.name == "STOP":
+            return count
+        machine.step(op, arg, position)
+
+
+class _StackMachine(object):
+    """The unpickler's stack, marks and memo, tracking only how deeply each tuple is nested."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.stack: List[int] = []  # per object: its tuple nesting depth (0 for anything else)
+        self.marks: List[int] = []  # stack length at each open MARK
+        self.memo: Dict[int, int] = {}
+
+    def fail(self, problem: str, position: int) -> None:
+        raise ExportError("{}: corrupt pickle: {} at byte {}".format(self.what, problem, position))
+
+    def step(self, op: Any, arg: Any, position: int) -> None:
+        name = op.name
+        if name == "MARK":
+            if len(self.marks) >= MAX_NESTING:
+                self.fail("more than {} nested MARKs".format(MAX_NESTING), position)
+            self.marks.append(len(self.stack))
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            top = self.pop(1, position)[0]
+            self.push(top, position)
+            if len(self.memo) >= MAX_MEMO:
+                self.fail("more than {} memo entries".format(MAX_MEMO), position)
+            self.memo[len(self.memo) if name == "MEMOIZE" else int(arg)] = top
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            if int(arg) not in self.memo:
+                self.fail("memo entry {} read before it is stored".format(arg), position)
+            self.push(self.memo[int(arg)], position)
+        elif name == "DUP":
+            top = self.pop(1, position)[0]
+            self.push(top, position)
+            self.push(top, position)
+        elif name == "POP" and self.marks and self.marks[-1] == len(self.stack):
+            self.marks.pop()  # POP with nothing above the mark removes the mark
+        elif name not in ("PROTO", "FRAME"):
+            self.apply(op, name, position)
+
+    def apply(self, op: Any, name: str, position: int) -> None:
+        before = op.stack_before
+        items: List[int] = []
+        if pickletools.markobject in before:
+            items = self.pop_to_mark(position)
+            below = self.pop(before.index(pickletools.markobject), position)
+        else:
+            below = self.pop(len(before), position)
+        if name in _IN_PLACE_OPS:
+            self.push(below[0], position)
+            return
+        for _ in op.stack_after:
+            depth = 0
+            if name in _TUPLE_OPS:
+                depth = 1 + max(items + below + [0])
+                if depth > MAX_NESTING:
+                    self.fail("tuples nested more than {} levels deep".format(MAX_NESTING), position)
+            self.push(depth, position)
+
+    def push(self, entry: int, position: int) -> None:
+        if len(self.stack) >= MAX_STACK:
+            self.fail("more than {} objects on the stack".format(MAX_STACK), position)
+        self.stack.append(entry)
+
+    def pop(self, count: int, position: int) -> List[int]:
+        floor = self.marks[-1] if self.marks else 0
+        if count > len(self.stack) - floor:
+            self.fail("stack underflow", position)
+        if not count:
+            return []
+        popped = self.stack[-count:]
+        del self.stack[-count:]
+        return popped
+
+    def pop_to_mark(self, position: int) -> List[int]:
+        if not self.marks:
+            self.fail("an opcode needs a MARK that is not there", position)
+        start = self.marks.pop()
+        items = self.stack[start:]
+        del self.stack[start:]
+        return items
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+def _short(text: Any, limit: int = 120) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _describe(value: Any) -> str:
+    if is_stub_class(value):
+        return value.reference()
+    return type(value).__name__
+
+
+def stub_reference(value: Any) -> Optional[Tuple[str, str]]:
+    """(module, name) of a stand-in class or of an instance of one; None for anything else."""
+    if is_stub_class(value):
+        return value.sbif_module, value.sbif_name
+    if isinstance(value, Stub):
+        return type(value).sbif_module, type(value).sbif_name
+    return None
+
+
+def materialize(value: Any) -> Any:
+    """An ArrayStub's array, or the value itself."""
+    if isinstance(value, ArrayStub):
+        if value.array is None:
+            raise ExportError("a numpy array in the pickle has no data")
+        return value.array
+    if isinstance(value, DtypeStub):
+        return value.resolve()
+    return value
+
+
+__all__ = ["ArrayStub", "DtypeStub", "SafeUnpickler", "Stub", "allowed_stub", "build_array", "is_stub_class",
+           "loads", "materialize", "scan", "stub_reference"]
