@@ -7,6 +7,8 @@ converts exactly), and `sqrt(var + epsilon)` is stored precomputed in float64, a
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..errors import ExportError
@@ -52,3 +54,52 @@ def normalized_observation(builder: GraphBuilder, obs: str, space: Space, stats:
     scaled = builder.op("div", [centered, scale], name="vecnormalize/scaled")
     clipped = builder.op("clip", [scaled, low, high], name="vecnormalize/clipped")
     return builder.op("cast", [clipped], {"to": space.dtype}, name="vecnormalize/fed")
+
+
+#: where the statistics live in the pickles SB2 and the zoo write
+RUNNING_MEAN_STD = "stable_baselines.common.running_mean_std.RunningMeanStd"
+VEC_NORMALIZE = "stable_baselines.common.vec_env.vec_normalize.VecNormalize"
+MAX_STATS_FILE_BYTES = 64 << 20
+
+
+def read_normalization(path: str, clip_obs: Optional[float] = None,
+                       epsilon: Optional[float] = None) -> ObservationNormalization:
+    """Statistics from a saved `VecNormalize` (SB2 >= 2.9, with its own clip_obs/epsilon) or a zoo
+    `obs_rms.pkl` (a pickled RunningMeanStd; clip_obs/epsilon from the caller, else VecNormalize's defaults).
+    The pickle is read as data by the safe unpickler: nothing in it runs."""
+    from .safe_pickle import Stub, loads
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_STATS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ExportError("cannot read normalization statistics {}: {}".format(path, exc.strerror or exc)) from None
+    if len(data) > MAX_STATS_FILE_BYTES:
+        raise ExportError("{} is too large to be VecNormalize statistics".format(path))
+    saved = loads(data, path)
+    reference = type(saved).reference() if isinstance(saved, Stub) else type(saved).__name__
+    state = getattr(saved, "state", None)
+    if reference == VEC_NORMALIZE and isinstance(state, dict):
+        if state.get("norm_obs") is False:
+            raise ExportError("{}: this VecNormalize does not normalize observations (norm_obs=False)".format(path))
+        rms = state.get("obs_rms")
+        clip_obs = state.get("clip_obs", DEFAULT_CLIP_OBS) if clip_obs is None else clip_obs
+        epsilon = state.get("epsilon", DEFAULT_EPSILON) if epsilon is None else epsilon
+    elif reference == RUNNING_MEAN_STD:
+        rms = saved
+    else:
+        raise ExportError("{} holds a {}, not VecNormalize statistics (a VecNormalize or a RunningMeanStd "
+                          "pickle)".format(path, reference))
+    rms_state = getattr(rms, "state", None)
+    if not isinstance(rms_state, dict) or "mean" not in rms_state or "var" not in rms_state:
+        raise ExportError("{}: the running statistics have no mean/var".format(path))
+    return ObservationNormalization(_array(rms_state["mean"], path), _array(rms_state["var"], path),
+                                    DEFAULT_CLIP_OBS if clip_obs is None else clip_obs,
+                                    DEFAULT_EPSILON if epsilon is None else epsilon, source=path)
+
+
+def _array(value: object, path: str) -> np.ndarray:
+    array = getattr(value, "array", value)
+    if not isinstance(array, (np.ndarray, float, int)):
+        raise ExportError("{}: the statistics are not numeric arrays".format(path))
+    return np.asarray(array, dtype=np.float64)
