@@ -126,7 +126,12 @@ class Policy:
         return feeds, vectorized
 
     def observation_batch(self, observation: Any) -> Tuple[np.ndarray, bool]:
-        """The batch SB2 would feed (reshaped and cast to the input dtype) and whether the input was batched."""
+        """The batch SB2 would feed (reshaped and cast to the input dtype) and whether the input was batched.
+
+        Goal-conditioned (HER) files also take the dict observation, flattened as SB2's HERGoalEnvWrapper does.
+        """
+        if isinstance(observation, Mapping) and "observation_dict" in self.document:
+            observation = self.flatten_dict_observation(observation)
         obs = np.array(observation)
         space = self.observation_space
         shape = self._space_shape()
@@ -146,6 +151,22 @@ class Policy:
             return obs.reshape((-1,) + shape).astype(self._obs_dtype), vectorized
         except (TypeError, ValueError) as exc:
             raise InputError("observation cannot be converted to {}: {}".format(self._obs_dtype, exc)) from None
+
+    def flatten_dict_observation(self, observation: Mapping[str, Any]) -> np.ndarray:
+        """Concatenate the dict entries along the last axis in the file's key order; Discrete entries (a
+        MultiDiscrete flat space) become one integer column each."""
+        keys = self.document["observation_dict"]["keys"]
+        missing = [key for key in keys if key not in observation]
+        if missing:
+            raise InputError("the dict observation lacks {}".format(", ".join(missing)))
+        if self.observation_space["kind"] == "multi_discrete":
+            parts = [np.asarray(observation[key]).astype(np.int64)[..., None] for key in keys]
+        else:
+            parts = [np.asarray(observation[key]) for key in keys]
+        try:
+            return np.concatenate(parts, axis=-1)
+        except ValueError as exc:
+            raise InputError("the dict observation's entries do not concatenate: {}".format(exc)) from None
 
     def noise_feeds(self, batch: int, rng: RandomSource, noise: Optional[Noise]) -> Dict[str, np.ndarray]:
         """Noise inputs for sampling: the caller's arrays, else U[0,1) / N(0,1) float32 draws from `rng`."""
