@@ -36,6 +36,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `sbif inspect ... | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug in SBIF: one line for the user, the traceback on request
         if os.environ.get("SBIF_DEBUG"):
             raise
@@ -56,11 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("source", help="SB2 save file (.zip, or a legacy cloudpickle .pkl)")
     export.add_argument("-o", "--output", help="the .sbif file to write (default: SOURCE with .sbif suffix)")
     export.add_argument("--algo", help="the SB2 algorithm (A2C, PPO2, ...), where the file does not tell")
-    from .export import LOADERS
-    export.add_argument("--loader", choices=LOADERS, default="live",
-                        help="how to read SOURCE: 'live' loads it with Stable-Baselines itself (default)")
+    from .export.exporter import DEFAULT_LOADER, LOADERS
+    export.add_argument("--loader", choices=LOADERS, default=DEFAULT_LOADER,
+                        help="how to read SOURCE: 'safe' (default) reads it as data, in any environment, without "
+                             "running code from the file; 'live' loads it with Stable-Baselines itself (the SB2 "
+                             "environment only) and verifies the export against SB2")
+    export.add_argument("--policy-kwargs", metavar="JSON",
+                        help="policy kwargs the file does not tell the safe loader, as a JSON object, e.g. "
+                             "'{\"act_fun\": \"relu\"}' or '{\"net_arch\": [{\"pi\": [64], \"vf\": [64]}]}'")
+    export.add_argument("--policy", metavar="CLASS",
+                        help="the policy class, where the safe loader cannot read it from the file (e.g. MlpPolicy)")
     export.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="skip comparing the exported policy with SB2's own predictions")
+                        help="skip comparing the exported policy with SB2's own predictions (live loader; "
+                             "the safe loader never runs SB2, so it does not verify)")
     export.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
 
     inspect = _command(commands, "inspect", "describe an .sbif file: spaces, layers, parameters, steps",
@@ -102,7 +113,8 @@ def run_export(args: argparse.Namespace) -> int:
     from .export import export
 
     output = args.output or os.path.splitext(args.source)[0] + ".sbif"
-    sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify)
+    sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify,
+                               policy_kwargs=args.policy_kwargs, policy=args.policy)
     sbif_file.write(output)
     provenance = sbif_file.document["provenance"]
     summary = {"source": args.source, "output": output, "algorithm": provenance["algorithm"],
@@ -144,16 +156,22 @@ def describe(sbif_file: Any) -> Dict[str, Any]:
             consumers.setdefault(name, []).append(node)
     tensors = {entry["name"]: entry for entry in document["tensors"]}
     used = {name for node in nodes for name in node["inputs"] if name in tensors}
-    first_layer = next((i for i, node in enumerate(nodes) if node["op"] == "linear"), len(nodes))
+    first_layer = next((i for i, node in enumerate(nodes) if node["op"] in ("linear", "conv2d", "matmul")
+                        and node["inputs"][1] in tensors), len(nodes))
+    reshaped = {node["outputs"][0]: node["inputs"][0] for node in nodes if node["op"] == "reshape"}
     layers = []
     for node in nodes:
-        if node["op"] != "linear":
+        if node["op"] not in ("linear", "conv2d", "matmul") or node["inputs"][1] not in tensors:
             continue
-        weight = tensors[node["inputs"][1]]
+        weight = tensors[node["inputs"][1]]["shape"]
         after = [c["op"] for c in consumers.get(node["outputs"][0], []) if c["op"] in ACTIVATION_OPS]
-        layers.append({"name": node["outputs"][0], "inputs": weight["shape"][0], "units": weight["shape"][1],
-                       "parameters": int(np.prod(weight["shape"])) + tensors[node["inputs"][2]]["shape"][0],
-                       "activation": after[0] if after else None})
+        bias_name = reshaped.get(node["inputs"][2], node["inputs"][2]) if len(node["inputs"]) > 2 else ""
+        bias = int(np.prod(tensors[bias_name]["shape"])) if bias_name in tensors else 0
+        layer = {"name": node["outputs"][0], "op": node["op"], "inputs": weight[-2], "units": weight[-1],
+                 "parameters": int(np.prod(weight)) + bias, "activation": after[0] if after else None}
+        if node["op"] == "conv2d":
+            layer["kernel"] = "{}x{}/{}".format(weight[0], weight[1], node["attrs"]["strides"][0])
+        layers.append(layer)
     return {
         "format_version": document["format_version"],
         "provenance": document["provenance"],
@@ -165,9 +183,10 @@ def describe(sbif_file: Any) -> Dict[str, Any]:
                        "tensors": sum(1 for e in document["tensors"] if e["origin"] == "parameter"),
                        "unused_by_inference": sorted(n for n, e in tensors.items()
                                                      if e["origin"] == "parameter" and n not in used)},
-        "preprocessing": [_step(node) for node in nodes[:first_layer]],
+        "preprocessing": [_step(node) for node in nodes[:first_layer] if node["op"] != "reshape"],
         "layers": layers,
         "postprocessing": [_step(node) for node in nodes if node["op"] == "clip"],
+        "recurrent": document["predict"].get("recurrent"),
         "inputs": document["inputs"],
         "outputs": document["outputs"],
     }
@@ -204,10 +223,14 @@ def render_summary(summary: Dict[str, Any], sbif_file: Any = None) -> str:
     ]
     lines += ["  " + step for step in summary["preprocessing"]] or ["  (none)"]
     lines += ["", "layers"]
-    rows = [["name", "in", "units", "params", "activation"]]
-    rows += [[l["name"], str(l["inputs"]), str(l["units"]), "{:,}".format(l["parameters"]), l["activation"] or "-"]
-             for l in summary["layers"]]
+    rows = [["name", "op", "in", "units", "params", "activation"]]
+    rows += [[l["name"], l["op"] + (" " + l["kernel"] if "kernel" in l else ""), str(l["inputs"]), str(l["units"]),
+              "{:,}".format(l["parameters"]), l["activation"] or "-"] for l in summary["layers"]]
     lines += ["  " + line for line in _table(rows)]
+    if summary["recurrent"]:
+        state = next(i for i in summary["inputs"] if i["name"] == summary["recurrent"]["state_input"])
+        lines += ["", "recurrent     state {} of {} floats, reset mask {}, next state in output {}".format(
+            state["name"], state["shape"][1], summary["recurrent"]["mask_input"], summary["recurrent"]["state_output"])]
     lines += ["", "postprocessing"]
     lines += ["  " + step for step in summary["postprocessing"]] or ["  (none)"]
     lines += ["", "inputs"]
