@@ -73,7 +73,7 @@ test-modern: modern
 
 test-legacy: legacy
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
-	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q tests
+	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 tests
 
 clean:
 	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT)

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="sample (default: the algorithm's SB2 default)")
     predict.add_argument("--seed", type=int, help="seed for sampling")
     predict.add_argument("-o", "--output", help="write actions to this .npy file instead of printing JSON")
+
+    from conformance.cli import add_conformance_command  # the conformance suite: `sbif conformance --help`
+    add_conformance_command(commands)
     return parser
 
 

@@ -63,7 +63,7 @@ def discrete_mismatches(expected: np.ndarray, actual: np.ndarray, scores: Option
 
 def sample_observations(space: dict, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` observations of a document space: uniform within finite Box bounds (normal, scale 10, where a
-    bound is infinite), uniform indices for Discrete/MultiDiscrete, fair bits for MultiBinary."""
+    bound is infinite or beyond 1e30), uniform indices for Discrete/MultiDiscrete, fair bits for MultiBinary."""
     kind = space["kind"]
     if kind == "discrete":
         return rng.integers(0, space["n"], size=count)
@@ -76,7 +76,9 @@ def sample_observations(space: dict, count: int, rng: np.random.Generator) -> np
     shape = tuple(space["shape"])
     low = decode_bound(space["low"], shape, "float64")
     high = decode_bound(space["high"], shape, "float64")
-    finite = np.isfinite(low) & np.isfinite(high)
+    # Bounds of +-3.4e38 (gym's float32 "unbounded") are treated as infinite: uniform draws there overflow
+    # float32 sums, differently in every runtime.
+    finite = (np.abs(low) < 1e30) & (np.abs(high) < 1e30)
     uniform = low + rng.random((count,) + shape) * np.where(finite, high - low, 0.0)
     values = np.where(finite, uniform, 10.0 * rng.standard_normal((count,) + shape))
     if np.dtype(space["dtype"]).kind in "iub":

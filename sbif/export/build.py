@@ -7,7 +7,10 @@ from .. import __version__
 from ..errors import UnsupportedError
 from ..format import FORMAT_VERSION, SbifFile
 from .actor_critic import build_actor_critic
+from .off_policy import build_ddpg, build_sac, build_td3
 from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription
+from .dqn import build_dqn
+from .her import build_her
 from .graph_builder import GraphBuilder
 from .normalization import ObservationNormalization
 from .preprocess import space_document
@@ -15,6 +18,11 @@ from .preprocess import space_document
 #: algorithm -> function(builder, model) adding the policy graph; returns (predict entry, resolved kwargs)
 BUILDERS: Dict[str, Callable[[GraphBuilder, ModelDescription], Tuple[Dict[str, Any], Dict[str, Any]]]] = {
     algorithm: build_actor_critic for algorithm in ACTOR_CRITIC_ALGORITHMS}
+BUILDERS["SAC"] = build_sac
+BUILDERS["TD3"] = build_td3
+BUILDERS["DDPG"] = build_ddpg
+BUILDERS["DQN"] = build_dqn
+BUILDERS["HER"] = build_her
 SUPPORTED_ALGORITHMS = tuple(BUILDERS)
 
 
@@ -47,4 +55,6 @@ def build_sbif(model: ModelDescription, normalization: Optional[ObservationNorma
         "outputs": builder.outputs,
         "predict": predict,
     }
+    if "observation_dict" in model.extra:
+        document["observation_dict"] = model.extra["observation_dict"]
     return SbifFile(document, builder.tensors, source="export of {} {}".format(model.algorithm, model.policy_class))

@@ -49,7 +49,7 @@ class ModelDescription:
 
     def __init__(self, algorithm: str, policy_class: str, policy_kwargs: Dict[str, Any], observation_space: Space,
                  action_space: Space, parameters: "OrderedDict[str, np.ndarray]", provenance: Dict[str, Any],
-                 policy_base: str = ""):
+                 policy_base: str = "", extra: Optional[Dict[str, Any]] = None):
         if algorithm not in ALGORITHMS:
             raise ExportError("unknown algorithm {!r}; SB2 has {}".format(algorithm, ", ".join(ALGORITHMS)))
         self.algorithm = algorithm
@@ -61,3 +61,8 @@ class ModelDescription:
         self.action_space = action_space
         self.parameters = parameters
         self.provenance = provenance
+        #: algorithm settings outside the policy that change what predict computes, as plain data (NumPy arrays
+        #: allowed): DDPG's `observation_range`, `return_range`, `normalize_observations`, `normalize_returns`,
+        #: `param_noise` (bool); TD3/DDPG's `action_noise` (None, {'kind': 'normal', 'mean', 'sigma'} as float64
+        #: arrays, or {'kind': CLASS NAME} for noise SBIF cannot express). Empty for the actor-critic family.
+        self.extra: Dict[str, Any] = dict(extra or {})

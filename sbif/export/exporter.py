@@ -1,23 +1,35 @@
 """`export`: an SB2 save file in, a validated (and, with the live loader, verified) SBIF file out."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ..errors import UnsupportedError
 from ..format import SbifFile
 from .build import build_sbif
 
-LOADERS = ("live",)
+#: 'safe' reads the file as data (any environment, no code from the file runs); 'live' loads it with
+#: Stable-Baselines itself (the SB2 environment only) and can verify the export against SB2.
+LOADERS = ("safe", "live")
+DEFAULT_LOADER = "safe"
 
 
-def export(source: str, algorithm: Optional[str] = None, loader: str = "live",
-           verify: bool = True) -> Tuple[SbifFile, Dict[str, float]]:
-    """Read `source` with `loader` and build its SBIF file; with `verify`, also compare against SB2.
+def export(source: str, algorithm: Optional[str] = None, loader: str = DEFAULT_LOADER, verify: bool = True,
+           policy_kwargs: Any = None, policy: Optional[str] = None) -> Tuple[SbifFile, Dict[str, float]]:
+    """Read `source` with `loader` and build its SBIF file; with the live loader and `verify`, compare it with SB2.
 
-    Returns the file and the verification report (worst error per output; empty without verification).
+    `policy_kwargs` (a dict or JSON object text) and `policy` (a class name) complete what the file does not
+    tell the safe loader. Returns the file and the verification report (worst error per output), which is
+    empty when nothing was verified: SB2 is only there to compare against with the live loader.
     """
-    if loader != "live":
+    if loader not in LOADERS:
         raise UnsupportedError("unknown loader {!r}; available: {}".format(loader, ", ".join(LOADERS)))
+    if loader == "safe":
+        from .safe import describe_safe_file
+
+        return build_sbif(describe_safe_file(source, algorithm, policy_kwargs, policy)), {}
+    if policy_kwargs is not None or policy is not None:
+        raise UnsupportedError("--policy-kwargs and --policy complete what the safe loader cannot read; the live "
+                               "loader takes the policy from Stable-Baselines itself")
     from . import live
     from ..runtime import Policy
 

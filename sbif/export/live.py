@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import warnings
 from collections import OrderedDict
 from typing import Any, Dict, Optional, Tuple
@@ -68,11 +69,15 @@ def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescripti
     import stable_baselines
     from .build import SUPPORTED_ALGORITHMS
 
+    if algorithm == "HER":
+        return describe_live_her(model, path)
+
     if algorithm not in SUPPORTED_ALGORITHMS:
         raise UnsupportedError("{} models are not supported by this SBIF version yet (supported: {})".format(
             algorithm, ", ".join(SUPPORTED_ALGORITHMS)))
     policy_class = model.policy
     kwargs = dict(model.policy_kwargs or {})
+    kwargs.update(policy_object_kwargs(model))
     structural: Dict[str, Any] = {}
     act_fun = kwargs.get("act_fun")
     try:
@@ -105,7 +110,55 @@ def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescripti
         action_space=Space.from_gym(model.action_space),
         parameters=parameters,
         provenance={"exporter": "live", "sb2_version": stable_baselines.__version__, "source": describe_source(path)},
+        extra=algorithm_settings(model, algorithm),
     )
+
+
+def policy_object_kwargs(model: Any) -> Dict[str, Any]:
+    """Structural settings held by the policy object of SAC/TD3/DDPG (`policy_tf`), where a custom subclass may
+    fix them in its class instead of policy_kwargs: the activation (`activ_fn`; DDPG `activ`) and, for CNN
+    features, the extractor and its kwargs."""
+    policy = getattr(model, "policy_tf", None)
+    if policy is None:
+        return {}
+    found: Dict[str, Any] = {}
+    activation = getattr(policy, "activ_fn", None) or getattr(policy, "activ", None)
+    if activation is not None:
+        found["act_fun"] = activation
+    if getattr(policy, "feature_extraction", None) == "cnn":
+        found.update(getattr(policy, "cnn_kwargs", None) or {})
+        if getattr(policy, "cnn_extractor", None) is not None:
+            found["cnn_extractor"] = policy.cnn_extractor
+    return found
+
+
+def algorithm_settings(model: Any, algorithm: str) -> Dict[str, Any]:
+    """`ModelDescription.extra`: settings outside the policy that change what predict computes (DDPG's
+    observation normalization and clip, the return range and normalization of its critic; the exploration noise
+    TD3's and DDPG's stochastic predict add)."""
+    extra: Dict[str, Any] = {}
+    if algorithm == "DDPG":
+        for key in ("observation_range", "return_range"):
+            extra[key] = tuple(float(bound) for bound in getattr(model, key))
+        for key in ("normalize_observations", "normalize_returns"):
+            extra[key] = bool(getattr(model, key))
+        extra["param_noise"] = model.param_noise is not None
+    if algorithm in ("TD3", "DDPG"):
+        extra["action_noise"] = describe_action_noise(model.action_noise)
+    return extra
+
+
+def describe_action_noise(noise: Any) -> Optional[Dict[str, Any]]:
+    """None, {'kind': 'normal', 'mean', 'sigma'} (float64 arrays, as np.random.normal converts them) for SB2's
+    NormalActionNoise itself, or {'kind': class name} for any other noise (stateful, or unknown code)."""
+    if noise is None:
+        return None
+    from stable_baselines.common.noise import NormalActionNoise
+
+    if type(noise) is NormalActionNoise:
+        return {"kind": "normal", "mean": np.asarray(noise._mu, dtype=np.float64),
+                "sigma": np.asarray(noise._sigma, dtype=np.float64)}
+    return {"kind": type(noise).__name__}
 
 
 #: policy kwargs that shape the network (besides act_fun), kept as the builder reads them
@@ -124,13 +177,22 @@ def structural_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     return found
 
 
+def describe_live_her(model: Any, path: str) -> ModelDescription:
+    """HER's inner model, described as itself, plus the dict observation layout."""
+    from .her import observation_dict
+
+    inner_algorithm = type(model.model).__name__
+    description = describe_live_model(model.model, inner_algorithm, path)
+    description.algorithm = "HER"
+    description.extra.update(model_class=inner_algorithm, observation_dict=observation_dict(model.observation_space))
+    return description
+
+
 def trace_activation(model: Any, parameters: "OrderedDict[str, np.ndarray]") -> Optional[Dict[str, Any]]:
     """The activation applied after the first hidden layer, read from the ops that consume its output."""
-    first = next((name for name in parameters if name.startswith("model/") and "_fc" in name
-                  and name.endswith("/w:0")), None)
-    if first is None:
+    layer_output = _first_hidden_layer_output(parameters)
+    if layer_output is None:
         return None
-    layer_output = first[: -len("/w:0")] + "/add:0"
     types = set()
     leaky_alpha = None
     for op in model.graph.get_operations():
@@ -150,6 +212,29 @@ def trace_activation(model: Any, parameters: "OrderedDict[str, np.ndarray]") -> 
         return None
     name = activations.pop()
     return {"name": name, "alpha": leaky_alpha} if name == "leaky_relu" else {"name": name}
+
+
+def _first_hidden_layer_output(parameters: "OrderedDict[str, np.ndarray]") -> Optional[str]:
+    """The tensor the first hidden layer's activation reads. SB2's `linear` (`model/*_fc{i}/w:0`) ends in
+    `add:0`; a `tf.contrib.layers.fully_connected` layer (`.../model/.../fully_connected{_i}/weights:0`, DQN) that
+    another one follows in its scope is hidden, and ends in `BiasAdd:0`, or in its `LayerNorm{_i}` when there
+    is one."""
+    first = next((name for name in parameters if name.startswith("model/") and "_fc" in name
+                  and name.endswith("/w:0")), None)
+    if first is not None:
+        return first[: -len("/w:0")] + "/add:0"
+    for name in parameters:
+        match = re.match(r"(.*model/.*)fully_connected(_\d+)?/weights:0$", name)
+        if match is None:
+            continue
+        scope, index = match.group(1), int((match.group(2) or "_0")[1:])
+        if scope + "fully_connected_{}/weights:0".format(index + 1) not in parameters:
+            continue  # the output layer of its tower
+        norm = scope + "LayerNorm" + ("_{}".format(index) if index else "")
+        if norm + "/gamma:0" in parameters:
+            return norm + "/batchnorm/add_1:0"
+        return name[: -len("weights:0")] + "BiasAdd:0"
+    return None
 
 
 def _sb2_base_name(policy_class: type, sb2: Any) -> str:
@@ -216,6 +301,14 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray) -> Dict[
     sb2_step_policy = sb2_policy(model)
     if "value" in policy.output_names and hasattr(sb2_step_policy, "value"):
         report["value"] = float_error(sb2_step_policy.value(feeds["obs"]), policy.value(observations))
+    if "q_values" in policy.output_names and getattr(sb2_step_policy, "q_values", None) is not None:
+        # DQN: softmax and argmax cannot see a constant offset (the dueling state value): compare q itself
+        expected_q = sb2_step_policy.sess.run(sb2_step_policy.q_values, {sb2_step_policy.obs_ph: feeds["obs"]})
+        report["q_values"] = float_error(expected_q, policy.run(feeds, ["q_values"])["q_values"])
+    if getattr(model, "policy_tf", None) is not None:
+        from .off_policy_live import compare_critics  # SAC, TD3, DDPG: the critics at the deterministic action
+
+        report.update(compare_critics(model, policy, feeds))
     return report
 
 

@@ -38,6 +38,8 @@ MAX_NESTING = 100
 #: Entries on the unpickler's stack and memo (each costs memory even when empty).
 MAX_STACK = 1000000
 MAX_MEMO = 1000000
+#: Different globals per pickle (SB2 files name a few dozen); each stand-in class costs about a kilobyte.
+MAX_GLOBALS = 10000
 #: Array dimensions: numpy's own limit is 32 (64 in numpy 2); no SB2 array has more than 4.
 MAX_DIMS = 32
 #: Largest declared dimension; anything bigger cannot be backed by a pickle under MAX_PICKLE_BYTES anyway.
@@ -82,7 +84,7 @@ class Stub(object):
         self.state = state
 
     def __call__(self, *args: Any, **kwargs: Any) -> "Stub":
-        return _stub_class("<call>", self.reference())(self, *args, **kwargs)
+        return CallRecord(self, *args, **kwargs)
 
     # Containers the pickle fills with APPENDS/SETITEMS; pairs are kept unhashed, in order.
     def append(self, item: Any) -> None:
@@ -102,17 +104,16 @@ class Stub(object):
         return "<stub {} instance>".format(self.reference())
 
 
-_STUB_CLASSES: Dict[Tuple[str, str], type] = {}
+class CallRecord(Stub):
+    """What calling a stand-in instance returns: the call, recorded (`args[0]` is the stand-in called)."""
+
+    sbif_module, sbif_name = "<call>", "<call>"
 
 
-def _stub_class(module: str, name: str) -> type:
-    """The (cached) Stub subclass standing for `module.name`."""
-    key = (module, name)
-    if key not in _STUB_CLASSES:
-        label = re.sub(r"\W", "_", name.split(".")[-1]) or "stub"
-        _STUB_CLASSES[key] = type(label, (Stub,), {"sbif_module": module, "sbif_name": name,
-                                                  "__module__": __name__})
-    return _STUB_CLASSES[key]
+def stub_class(module: str, name: str) -> type:
+    """A new Stub subclass standing for `module.name`."""
+    label = re.sub(r"\W", "_", name.split(".")[-1]) or "stub"
+    return type(label, (Stub,), {"sbif_module": module, "sbif_name": name, "__module__": __name__})
 
 
 def is_stub_class(value: Any) -> bool:
@@ -222,6 +223,20 @@ def _ordered_dict(items: Any = ()) -> "OrderedDict[Any, Any]":
     return OrderedDict(items)
 
 
+def _encode(text: Any, encoding: Any = "latin1") -> bytes:
+    """`_codecs.encode(str, 'latin1')`: how protocol-2 pickles store bytes; nothing else is accepted."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise ExportError("_codecs.encode is accepted only for protocol-2 bytes (a str and 'latin1')")
+    return text.encode("latin-1")
+
+
+def _bytes(*args: Any) -> bytes:
+    """`bytes()`: protocol 2 writes an empty bytes object as a call to it; nothing else is accepted."""
+    if args:
+        raise ExportError("bytes() is accepted only without arguments (protocol-2 empty bytes)")
+    return b""
+
+
 def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Stub:
     """`copyreg._reconstructor` (protocol 0/1 objects), for stand-in classes only."""
     if not is_stub_class(cls):
@@ -235,6 +250,9 @@ _SPECIAL: Dict[Tuple[str, str], Any] = {
     ("numpy", "dtype"): DtypeStub,
     ("collections", "OrderedDict"): _ordered_dict,
     ("copyreg", "_reconstructor"): _reconstructor,
+    ("_codecs", "encode"): _encode,
+    ("builtins", "bytes"): _bytes,
+    ("__builtin__", "bytes"): _bytes,
 }
 for _numpy in ("numpy.core", "numpy._core"):
     _SPECIAL[(_numpy + ".multiarray", "_reconstruct")] = _reconstruct
@@ -286,36 +304,44 @@ def allowed_stub(module: str, name: str) -> bool:
 class SafeUnpickler(pickle.Unpickler):
     """An unpickler whose globals are the inert stand-ins above; anything else raises ExportError."""
 
-    def __init__(self, data: bytes, what: str):
+    def __init__(self, data: bytes):
         super().__init__(io.BytesIO(data), encoding="latin1")
-        self.what = what
+        self.classes: Dict[Tuple[str, str], type] = {}  # per load: a file cannot grow a process-wide cache
+
+    def stub_class(self, module: str, name: str) -> type:
+        key = (module, name)
+        if key not in self.classes:
+            if len(self.classes) >= MAX_GLOBALS:
+                raise ExportError("the pickle names more than {} different globals; refused".format(MAX_GLOBALS))
+            self.classes[key] = stub_class(module, name)
+        return self.classes[key]
 
     def find_class(self, module: str, name: str) -> Any:
         if not isinstance(module, str) or not isinstance(name, str) or not _DOTTED.match(module) \
                 or not _DOTTED.match(name):
-            raise ExportError("{}: the pickle names a malformed global {!r}; refused".format(
-                self.what, _short("{}.{}".format(module, name))))
+            raise ExportError("the pickle names a malformed global {!r}; refused".format(
+                _short("{}.{}".format(module, name))))
         special = _SPECIAL.get((module, name))
         if special is not None:
             return special
         if allowed_stub(module, name):
-            return _stub_class(module, name)
+            return self.stub_class(module, name)
         raise ExportError(
-            "{}: refusing to load the global {}.{}: SB2 model files do not need it and loading it could run "
-            "code (the safe loader accepts numpy arrays, gym spaces, Stable-Baselines names and TensorFlow "
-            "activations)".format(self.what, module, name))
+            "refusing to load the global {}.{}: SB2 model files do not need it and loading it could run code "
+            "(the safe loader accepts numpy arrays, gym spaces, Stable-Baselines names and TensorFlow "
+            "activations)".format(module, name))
 
     def persistent_load(self, pid: Any) -> Any:
-        raise ExportError("{}: the pickle uses persistent ids, which SB2 files never do".format(self.what))
+        raise ExportError("the pickle uses persistent ids, which SB2 files never do")
 
 
 def loads(data: bytes, what: str = "pickle") -> Any:
     """The object a pickle describes, with every global replaced by an inert stand-in (see module doc)."""
     scan(data, what)
     try:
-        return SafeUnpickler(data, what).load()
-    except SbifError:
-        raise
+        return SafeUnpickler(data).load()
+    except SbifError as exc:  # raised by our stand-ins: say which file
+        raise type(exc)("{}: {}".format(what, exc)) from None
     except Exception as exc:  # pickle, EOF, type, value, memory errors: all are a bad file
         raise ExportError("{}: the pickle is corrupt or not an SB2 pickle ({}: {})".format(
             what, type(exc).__name__, _short(str(exc)))) from None
@@ -369,7 +395,7 @@ class _StackMachine(object):
         self.memo: Dict[int, int] = {}
 
     def fail(self, problem: str, position: int) -> None:
-        raise ExportError("{}: corrupt pickle: {} at byte {}".format(self.what, problem, position))
+        raise ExportError("{}: refused pickle: {} (at byte {})".format(self.what, problem, position))
 
     def step(self, op: Any, arg: Any, position: int) -> None:
         name = op.name

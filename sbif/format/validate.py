@@ -116,7 +116,8 @@ def _check_observation_input(document: Document, obs: ValueSpec, source: str) ->
 def _check_predict(document: Document, source: str) -> None:
     outputs = {output["name"] for output in document["outputs"]}
     predict = document["predict"]
-    names = [predict["deterministic_action"], predict["stochastic_action"]]
+    names = [predict["deterministic_action"]] + ([] if predict["stochastic_action"] is None
+                                                 else [predict["stochastic_action"]])
     names += list(predict.get("distribution", {"parameters": {}})["parameters"].values())
     for name in names:
         if name not in outputs:

@@ -49,8 +49,12 @@ class Policy:
         """
         if deterministic is None:
             deterministic = self._predict["deterministic_default"]
-        feeds, vectorized = self.make_feeds(observation, state, mask)
         name = self._predict["deterministic_action" if deterministic else "stochastic_action"]
+        if name is None:
+            raise InputError("this {} file cannot sample actions as SB2 does (predict.stochastic_action is null: "
+                             "SB2 draws its exploration noise from state the file does not hold, such as "
+                             "Ornstein-Uhlenbeck action noise); use deterministic=True".format(self.algorithm))
+        feeds, vectorized = self.make_feeds(observation, state, mask)
         if not deterministic:
             feeds.update(self.noise_feeds(len(feeds["obs"]), rng, noise))
         wanted = [name] + ([self.recurrent["state_output"]] if self.recurrent else [])

@@ -1,0 +1,903 @@
+"""The safe loader: an SB2 `.zip` or legacy `.pkl` read as data, with no Stable-Baselines, no TensorFlow and
+no code from the file ever run.
+
+It fills the same `ModelDescription` as the live loader (same parameters in the same order and dtypes, same
+spaces, same policy class name and resolved kwargs), so both build the same SBIF document. What SB2 would
+compute by running code is reproduced from SB2's own rules instead: parameter names of the old unnamed lists
+(its variable creation order), the default activation of its policy classes, and the list entries it takes.
+
+Every problem with the file is an `ExportError` naming it; valid files this version cannot describe raise
+`UnsupportedError`, and both say which option (`--algo`, `--policy`, `--policy-kwargs`, `--loader live`)
+would help.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import os
+import re
+import struct
+import zipfile
+from collections import OrderedDict
+from itertools import zip_longest
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ExportError, SbifError, UnsupportedError
+from . import safe_pickle
+from .activations import activation_from_name, activation_from_reference
+from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space
+from .safe_pickle import ArrayStub, Stub, is_stub_class, materialize, stub_reference
+from .sb2_files import describe_source, detect_algorithm, file_format
+
+MiB = 1024 * 1024
+#: Largest source file, and largest uncompressed member of a .zip (SB2 stores members uncompressed).
+MAX_FILE_BYTES = 512 * MiB
+MAX_MEMBER_BYTES = {"data": 64 * MiB, "parameter_list": 16 * MiB, "parameters": MAX_FILE_BYTES}
+ZIP_MEMBERS = ("data", "parameters", "parameter_list")
+#: Members an archive may list (SB2 writes 3; a few more still get a clear "unexpected member" message).
+MAX_ZIP_MEMBERS = 16
+#: Uncompressed bytes per archive byte, over all members: SB2 stores members uncompressed (ratio 1).
+MAX_EXPANSION = 100
+#: Parameters per model, and the longest .npy header numpy itself accepts by default.
+MAX_PARAMETERS = 100000
+MAX_NPY_HEADER = 10000
+#: Elements of a space (bounds are broadcast to this size): far above any image SB2 can train on.
+MAX_SPACE_ELEMENTS = 1 << 24
+#: Policy kwargs --policy-kwargs may give: those that shape the network (optimizer settings do not matter).
+OVERRIDABLE_KWARGS = ("act_fun", "net_arch", "layers", "n_lstm", "layer_norm", "feature_extraction", "pad",
+                      "data_format", "dueling", "cnn_extractor")
+
+FEED_FORWARD_CLASSES = {"MlpPolicy", "CnnPolicy", "LnMlpPolicy", "LnCnnPolicy", "FeedForwardPolicy"}
+RECURRENT_CLASSES = {"MlpLstmPolicy", "MlpLnLstmPolicy", "CnnLstmPolicy", "CnnLnLstmPolicy", "LstmPolicy"}
+#: rl-baselines-zoo's `utils` policies (not installable): SB2 base class and activation, from its source.
+ZOO_POLICIES = {"CustomDQNPolicy": ("FeedForwardPolicy", "relu"), "CustomMlpPolicy": ("FeedForwardPolicy", "tanh"),
+                "CustomSACPolicy": ("FeedForwardPolicy", "relu")}
+
+
+def describe_safe_file(path: str, algorithm: Optional[str] = None, policy_kwargs: Any = None,
+                       policy: Optional[str] = None) -> ModelDescription:
+    """The builder's input for an SB2 save file, read without running anything from it.
+
+    `algorithm`, `policy_kwargs` (a dict or a JSON object string) and `policy` (a class name) override or
+    complete what the file says, for files that do not tell (old files, custom policy classes).
+    """
+    overrides = parse_policy_kwargs(policy_kwargs)
+    source = read_source(path)
+    algorithm = resolve_algorithm(source.data, algorithm, path)
+    observation_space = read_space(source, "observation_space", path)
+    action_space = read_space(source, "action_space", path)
+    identity = policy_identity(source.data.get("policy"), policy, algorithm, path)
+    kwargs = file_policy_kwargs(source.data.get("policy_kwargs"), path)
+    kwargs.update(overrides)
+    parameters = read_parameters(source, algorithm, kwargs, identity, observation_space, action_space, path)
+    return ModelDescription(
+        algorithm=algorithm,
+        policy_class=identity.name,
+        policy_base=identity.base,
+        policy_kwargs=structural_kwargs(kwargs, identity, parameters, path),
+        observation_space=observation_space,
+        action_space=action_space,
+        parameters=parameters,
+        provenance={"exporter": "safe", "sb2_version": None, "source": describe_source(path)},
+    )
+
+
+# -- the file -------------------------------------------------------------------------------------------------
+class SafeSource(object):
+    """What an SB2 file holds: `data` (decoded values), the `readable` JSON of .zip entries, raw params."""
+
+    def __init__(self, data: Dict[str, Any], params: Any, file_format: str,
+                 readable: Optional[Dict[str, Any]] = None):
+        self.data, self.params, self.format = data, params, file_format
+        self.readable = readable or {}
+
+
+def read_source(path: str) -> SafeSource:
+    if not os.path.isfile(path):
+        raise ExportError("no such file: {}".format(path))
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ExportError("{}: the file is empty".format(path))
+    if size > MAX_FILE_BYTES:
+        raise ExportError("{}: the file is {} bytes; the safe loader reads at most {}".format(
+            path, size, MAX_FILE_BYTES))
+    try:
+        fmt = file_format(path)
+    except OSError as exc:
+        raise ExportError("cannot read {}: {}".format(path, exc)) from None
+    return read_zip(path) if fmt == "zip" else read_pickle_file(path)
+
+
+def read_pickle_file(path: str) -> SafeSource:
+    """A legacy cloudpickle file: one pickle of `(data, params)`."""
+    with open(path, "rb") as handle:
+        blob = handle.read(min(os.path.getsize(path), MAX_FILE_BYTES) + 1)  # read(n) preallocates n bytes
+    content = safe_pickle.loads(blob, path)
+    if not isinstance(content, (tuple, list)) or len(content) != 2:
+        raise ExportError("{}: the pickle does not hold SB2's (data, params) pair; is this an SB2 model "
+                          "file?".format(path))
+    data, params = content
+    if not isinstance(data, dict):
+        raise ExportError("{}: the saved data is not a dict; is this an SB2 model file?".format(path))
+    return SafeSource(_string_keys(data, path), params, "pkl")
+
+
+def read_zip(path: str) -> SafeSource:
+    """An SB2 >= 2.8 archive: `data` (JSON), `parameter_list` (JSON) and `parameters` (np.savez bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            check_central_directory(handle, os.path.getsize(path), path, MAX_ZIP_MEMBERS)
+        with zipfile.ZipFile(path) as archive:
+            infos = check_zip_members(archive.infolist(), path, ZIP_MEMBERS, MAX_MEMBER_BYTES,
+                                      os.path.getsize(path))
+            missing = [name for name in ZIP_MEMBERS if name not in infos]
+            if missing:
+                raise ExportError("{}: the archive has no {} member; an SB2 model archive holds data, "
+                                  "parameters and parameter_list".format(path, " or ".join(missing)))
+            members = {name: read_member(archive, info, path) for name, info in infos.items()}
+    except SbifError:
+        raise
+    except Exception as exc:  # zipfile raises BadZipFile, EOFError, OSError, zlib and struct errors
+        raise ExportError("{}: not a readable zip archive (truncated or corrupt?): {}".format(
+            path, _one_line(exc))) from None
+    readable = _json_member(members["data"], "data", path)
+    if not isinstance(readable, dict):
+        raise ExportError("{}: the data member is not a JSON object".format(path))
+    names = _json_member(members["parameter_list"], "parameter_list", path)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) > MAX_PARAMETERS:
+        raise ExportError("{}: parameter_list is not a list of parameter names".format(path))
+    params = read_npz(members["parameters"], names, path)
+    return SafeSource(decode_data(readable, path), params, "zip", readable)
+
+
+def check_central_directory(stream: Any, size: int, path: str, max_entries: int) -> None:
+    """Refuse an archive whose central directory lists more members than an SB2 file can have, before
+    zipfile builds an object per entry (a small file could otherwise list millions).
+
+    The end record is found as zipfile finds it: at the very end, else the last signature in the tail.
+    """
+    tail_length = min(size, 22 + 65535)
+    stream.seek(size - tail_length)
+    tail = stream.read(tail_length)
+    index = len(tail) - 22 if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00" else tail.rfind(b"PK\x05\x06")
+    if index < 0:
+        return  # not an archive zipfile can open: it says so itself
+    if len(tail) - index < 22:
+        raise ExportError("{}: the zip archive's end record is truncated".format(path))
+    entries, directory_size = struct.unpack("<HI", tail[index + 10:index + 16])
+    if (entries == 0xFFFF or directory_size == 0xFFFFFFFF) and index >= 20 and \
+            tail[index - 20:index - 16] == b"PK\x06\x07":
+        offset = struct.unpack("<Q", tail[index - 12:index - 4])[0]
+        stream.seek(min(offset, size))
+        record = stream.read(56)
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            entries, directory_size = struct.unpack("<QQ", record[32:48])
+    if entries > max_entries or directory_size > max_entries * 2048:
+        raise ExportError("{}: the zip archive lists {} members in a {}-byte directory; an SB2 model archive has "
+                          "{} at most".format(path, entries, directory_size, max_entries))
+
+
+def check_zip_members(infos: List[zipfile.ZipInfo], path: str, allowed: Any, caps: Any,
+                      container_bytes: int) -> Dict[str, zipfile.ZipInfo]:
+    """Refuse traversal names, unexpected or duplicate members, encryption, odd compression, size bombs
+    (members over their cap, or expanding to more than MAX_EXPANSION times the archive's size in all)."""
+    found: Dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.filename
+        if _unsafe_member_name(name):
+            raise ExportError("{}: the archive member name {!r} points outside the archive (path traversal); "
+                              "refused".format(path, _clip(name)))
+        if allowed is not None and name not in allowed:
+            raise ExportError("{}: unexpected archive member {!r}; an SB2 model archive holds only data, "
+                              "parameters and parameter_list".format(path, _clip(name)))
+        if name in found:
+            raise ExportError("{}: the archive holds {!r} twice".format(path, _clip(name)))
+        if info.flag_bits & 0x1:
+            raise ExportError("{}: archive member {!r} is encrypted".format(path, _clip(name)))
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ExportError("{}: archive member {!r} uses compression method {}; SB2 writes stored or "
+                              "deflated members only".format(path, _clip(name), info.compress_type))
+        cap = caps.get(name, MAX_FILE_BYTES) if isinstance(caps, dict) else caps
+        if info.file_size > cap:
+            raise ExportError("{}: archive member {!r} expands to {} bytes, more than the {} the safe loader "
+                              "accepts (a zip bomb?)".format(path, _clip(name), info.file_size, cap))
+        found[name] = info
+    total = sum(info.file_size for info in infos)
+    if total > max(MAX_EXPANSION * container_bytes, MiB):
+        raise ExportError("{}: the archive's members expand to {} bytes from {} (a zip bomb?)".format(
+            path, total, container_bytes))
+    return found
+
+
+def _unsafe_member_name(name: str) -> bool:
+    parts = re.split(r"[\\/]", name)
+    return (name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) is not None or ".." in parts
+            or "\x00" in name)
+
+
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> bytes:
+    """A member's bytes, never more than it declares (zipfile also checks the CRC at the end)."""
+    chunks = []
+    total = 0
+    with archive.open(info) as stream:
+        while True:
+            chunk = stream.read(min(MiB, info.file_size - total + 1))
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > info.file_size:
+                raise ExportError("{}: archive member {!r} expands beyond its declared {} bytes (a zip "
+                                  "bomb?)".format(path, _clip(info.filename), info.file_size))
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_member(raw: bytes, name: str, path: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except Exception as exc:  # UnicodeDecodeError, JSONDecodeError, RecursionError on absurd nesting
+        raise ExportError("{}: the {} member is not valid JSON: {}".format(path, name, _one_line(exc))) from None
+
+
+def decode_data(readable: Dict[str, Any], path: str) -> Dict[str, Any]:
+    """SB2's `json_to_data`: entries with `:serialized:` are cloudpickle bytes, decoded by the safe unpickler."""
+    data: Dict[str, Any] = {}
+    for key, value in readable.items():
+        if isinstance(value, dict) and ":serialized:" in value:
+            what = "{}: data[{!r}]".format(path, key)
+            encoded = value[":serialized:"]
+            try:
+                blob = base64.b64decode(encoded.encode("ascii"), validate=True)
+            except (AttributeError, UnicodeEncodeError, binascii.Error, ValueError):
+                raise ExportError("{}: the serialized value is not base64 text".format(what)) from None
+            data[key] = safe_pickle.loads(blob, what)
+        else:
+            data[key] = value
+    return data
+
+
+def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.ndarray]":
+    """`np.savez` bytes -> arrays in `names` order; every .npy header is checked before numpy allocates."""
+    what = "{}: parameters".format(path)
+    try:
+        check_central_directory(io.BytesIO(blob), len(blob), what, MAX_PARAMETERS)
+        with zipfile.ZipFile(io.BytesIO(blob)) as inner:
+            infos = check_zip_members(inner.infolist(), what, None, MAX_FILE_BYTES, len(blob))
+            if len(infos) > MAX_PARAMETERS:
+                raise ExportError("{}: more than {} arrays".format(what, MAX_PARAMETERS))
+            for name in names:
+                info = infos.get(name + ".npy")
+                if info is None:
+                    raise ExportError("{}: parameter_list names {!r} but the parameters hold no such "
+                                      "array".format(path, _clip(name)))
+                check_npy(inner, info, what)
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            return OrderedDict((name, arrays[name]) for name in names)
+    except SbifError:
+        raise
+    except Exception as exc:
+        raise ExportError("{} are not readable np.savez data (truncated or corrupt?): {}".format(
+            what, _one_line(exc))) from None
+
+
+def check_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> None:
+    """Refuse a .npy member whose header declares more data than the member holds, or non-numeric data."""
+    with archive.open(info) as stream:
+        prefix = stream.read(12)
+        if len(prefix) < 10 or prefix[:6] != b"\x93NUMPY" or prefix[6:7] not in (b"\x01", b"\x02", b"\x03"):
+            raise ExportError("{}: {!r} is not a .npy array".format(what, _clip(info.filename)))
+        wide = prefix[6:7] != b"\x01"
+        start = 12 if wide else 10
+        length = int.from_bytes(prefix[8:start], "little")
+        if length > MAX_NPY_HEADER:
+            raise ExportError("{}: {!r} has a {}-byte .npy header (numpy accepts {})".format(
+                what, _clip(info.filename), length, MAX_NPY_HEADER))
+        header = prefix + stream.read(start + length - len(prefix))
+    if len(header) != start + length:
+        raise ExportError("{}: {!r} is truncated".format(what, _clip(info.filename)))
+    try:
+        reader = io.BytesIO(header)
+        version = np.lib.format.read_magic(reader)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(reader)
+    except Exception as exc:
+        raise ExportError("{}: {!r} has an invalid .npy header: {}".format(
+            what, _clip(info.filename), _one_line(exc))) from None
+    if dtype.hasobject or dtype.kind not in "biufc":
+        raise ExportError("{}: {!r} holds {} data; SB2 parameters are numbers".format(
+            what, _clip(info.filename), dtype))
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    if count * dtype.itemsize != info.file_size - len(header):
+        raise ExportError("{}: {!r} declares shape {} of {} ({} bytes) but holds {} bytes".format(
+            what, _clip(info.filename), tuple(shape), dtype.name, count * dtype.itemsize,
+            info.file_size - len(header)))
+
+
+# -- algorithm, policy class and kwargs -----------------------------------------------------------------------
+def resolve_algorithm(data: Dict[str, Any], algorithm: Optional[str], path: str) -> str:
+    if algorithm is None:
+        return detect_algorithm(data, path)
+    name = str(algorithm).upper()
+    if name not in ALGORITHMS:
+        raise ExportError("unknown algorithm {!r}; SB2 has {}".format(algorithm, ", ".join(ALGORITHMS)))
+    return name
+
+
+class PolicyIdentity(object):
+    """The policy class as the file names it: short name, module, SB2 base class, activation default."""
+
+    def __init__(self, name: str, module: str = "", base: str = "", default_activation: Optional[str] = None):
+        self.name, self.module, self.base = name, module, base
+        #: None when the class is not one whose default we know (a user's subclass may change it)
+        self.default_activation = default_activation
+
+    @property
+    def is_stock(self) -> bool:
+        return self.module.split(".")[0] == "stable_baselines"
+
+
+def policy_identity(value: Any, override: Optional[str], algorithm: str, path: str) -> PolicyIdentity:
+    """Who the policy class is: from --policy, a pickled class reference, or a class pickled by value."""
+    if override:
+        module, _, name = str(override).rpartition(".")
+        return _identity(module or POLICY_MODULES.get(algorithm, ""), name)
+    if is_stub_class(value):
+        module, name = stub_reference(value)
+        return _identity(module, name.split(".")[-1])
+    skeleton = _class_skeleton(value)
+    if skeleton is not None:
+        name, bases = skeleton
+        return PolicyIdentity(name, "", _base_name(bases[0]) if bases else "", None)
+    raise ExportError("{}: cannot tell the policy class from the file; pass --policy CLASS (e.g. "
+                      "--policy MlpPolicy)".format(path))
+
+
+#: Where each algorithm's stock policy classes live (a bare --policy name refers to these).
+POLICY_MODULES = dict({name: "stable_baselines.common.policies" for name in ACTOR_CRITIC_ALGORITHMS},
+                      DQN="stable_baselines.deepq.policies", SAC="stable_baselines.sac.policies",
+                      TD3="stable_baselines.td3.policies", DDPG="stable_baselines.ddpg.policies")
+
+
+def _identity(module: str, name: str) -> PolicyIdentity:
+    if module.split(".")[0] == "stable_baselines":
+        base = "FeedForwardPolicy" if name in FEED_FORWARD_CLASSES else \
+            "LstmPolicy" if name in RECURRENT_CLASSES else ""
+        activation = "tanh" if module == "stable_baselines.common.policies" else "relu"
+        return PolicyIdentity(name, module, base, activation if base else None)
+    if module.split(".")[0] == "utils" and name in ZOO_POLICIES:
+        base, activation = ZOO_POLICIES[name]
+        return PolicyIdentity(name, module, base, activation)
+    return PolicyIdentity(name, module, "", None)
+
+
+def _class_skeleton(value: Any) -> Optional[Tuple[str, tuple]]:
+    """(name, bases) of a class cloudpickle stored by value (`_make_skeleton_class(type, name, bases, ...)`)."""
+    for _ in range(4):
+        reference = stub_reference(value) if isinstance(value, Stub) else None
+        if reference is None:
+            return None
+        if reference[1] in ("_rehydrate_skeleton_class", "_class_setstate") and value.args:
+            value = value.args[0]
+            continue
+        if reference[1] == "_make_skeleton_class" and len(value.args) >= 3 and isinstance(value.args[1], str):
+            bases = value.args[2] if isinstance(value.args[2], tuple) else ()
+            return value.args[1], bases
+        return None
+    return None
+
+
+def _base_name(base: Any) -> str:
+    if is_stub_class(base):
+        module, name = stub_reference(base)
+        return _identity(module, name.split(".")[-1]).base
+    skeleton = _class_skeleton(base)
+    if skeleton is not None and skeleton[1]:
+        return _base_name(skeleton[1][0])
+    return ""
+
+
+def parse_policy_kwargs(value: Any) -> Dict[str, Any]:
+    """The --policy-kwargs override: a JSON object (text) or a dict, with structural keys only."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ExportError("--policy-kwargs is not valid JSON: {}".format(exc)) from None
+    if not isinstance(value, dict):
+        raise ExportError("--policy-kwargs must be a JSON object such as '{\"act_fun\": \"relu\"}'")
+    unknown = sorted(set(value) - set(OVERRIDABLE_KWARGS))
+    if unknown:
+        raise ExportError("--policy-kwargs: unknown key(s) {}; the keys that shape the network are {}".format(
+            ", ".join(unknown), ", ".join(OVERRIDABLE_KWARGS)))
+    return dict(value)
+
+
+def file_policy_kwargs(value: Any, path: str) -> Dict[str, Any]:
+    """The file's policy_kwargs (missing or None in old files)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict) and ":type:" in value:
+        raise ExportError("{}: policy_kwargs are stored only as text (their pickle is missing); pass "
+                          "--policy-kwargs JSON".format(path))
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise ExportError("{}: policy_kwargs is not a dict of keyword arguments; pass --policy-kwargs "
+                          "JSON".format(path))
+    return dict(value)
+
+
+def resolve_activation(kwargs: Dict[str, Any], identity: PolicyIdentity, parameters: Dict[str, np.ndarray],
+                       path: str) -> Optional[Dict[str, Any]]:
+    """act_fun as the live loader reports it: the kwargs' function (a TF reference, or a name given with
+    --policy-kwargs), else the class default where the network has a hidden layer it applies to, else None."""
+    from .live import _first_hidden_layer_output
+
+    value = kwargs.get("act_fun")
+    if value is None:
+        if _first_hidden_layer_output(parameters) is None:
+            return None  # no hidden layer (e.g. nature_cnn only): the live loader traces nothing either
+        if identity.default_activation is None:
+            raise UnsupportedError(
+                "{}: the policy class {} is not a Stable-Baselines class, so the file does not tell its "
+                "activation; pass --policy-kwargs '{{\"act_fun\": \"tanh\"}}' (or the activation it uses), or "
+                "export with --loader live in the SB2 environment".format(path, identity.name))
+        return activation_from_name(identity.default_activation)
+    if isinstance(value, (str, dict)):
+        return activation_from_name(value)
+    if is_stub_class(value):
+        module, name = stub_reference(value)
+        return activation_from_reference(module, name)
+    raise UnsupportedError(
+        "{}: policy_kwargs act_fun is a function defined in the training script (stored as code, which the "
+        "safe loader does not run); pass --policy-kwargs '{{\"act_fun\": \"NAME\"}}' with the TensorFlow "
+        "activation it computes".format(path))
+
+
+def structural_kwargs(kwargs: Dict[str, Any], identity: PolicyIdentity, parameters: Dict[str, np.ndarray],
+                      path: str) -> Dict[str, Any]:
+    """The kwargs the description carries, exactly as the live loader resolves them (`live.structural_kwargs`):
+    the activation, the JSON structural kwargs, and `cnn_extractor` by name."""
+    from .live import STRUCTURAL_KWARGS as LIVE_STRUCTURAL_KWARGS
+
+    result: Dict[str, Any] = {}
+    activation = resolve_activation(kwargs, identity, parameters, path)
+    if activation is not None:
+        result["act_fun"] = activation
+    for key in LIVE_STRUCTURAL_KWARGS:
+        if kwargs.get(key) is not None:
+            if not _is_json(kwargs[key]):
+                raise UnsupportedError("{}: policy_kwargs {} is not plain data; pass --policy-kwargs with its "
+                                       "value".format(path, key))
+            result[key] = kwargs[key]
+    extractor = kwargs.get("cnn_extractor")
+    if extractor is not None:
+        result["cnn_extractor"] = _function_name(extractor)
+    return result
+
+
+def _function_name(value: Any) -> str:
+    """A function reference as `live.structural_kwargs` names it ('nature_cnn' or module.qualname)."""
+    if isinstance(value, str):
+        return value
+    reference = stub_reference(value) if is_stub_class(value) else None
+    if reference == ("stable_baselines.common.policies", "nature_cnn"):
+        return "nature_cnn"
+    if reference is not None:
+        return "{}.{}".format(*reference)
+    return "<a function defined in the training script>"
+
+
+# -- spaces ---------------------------------------------------------------------------------------------------
+def read_space(source: SafeSource, key: str, path: str) -> Space:
+    """A space from its pickled gym object (preferred) or, failing that, from the readable .zip text."""
+    value = source.data.get(key)
+    what = "{}: {}".format(path, key)
+    if isinstance(value, Stub):
+        return space_from_stub(value, what)
+    readable = source.readable.get(key)
+    if isinstance(readable, dict) and ":type:" in readable:
+        return space_from_text(readable, what)
+    raise ExportError("{}: the file has no readable {}".format(path, key))
+
+
+def space_from_stub(value: Stub, what: str) -> Space:
+    module, name = stub_reference(value)
+    kind = name.split(".")[-1]
+    if not module.startswith("gym.spaces"):
+        raise ExportError("{} is a {}.{}, not a gym space".format(what, module, name))
+    state = value.state
+    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict):
+        state = state[0]
+    if not isinstance(state, dict):
+        raise ExportError("{}: the pickled {} has no attributes".format(what, kind))
+    try:
+        attrs = {k.lstrip("_"): materialize(v) for k, v in state.items() if isinstance(k, str)}
+    except SbifError as exc:
+        raise ExportError("{}: {}".format(what, exc)) from None
+    if kind == "Box":
+        return _box(attrs.get("low"), attrs.get("high"), attrs.get("shape"), attrs.get("dtype"), what)
+    if kind == "Discrete":
+        return Space.from_gym(_GymLike("Discrete", n=_count(attrs.get("n"), what + ".n")))
+    if kind == "MultiDiscrete":
+        nvec = _numeric_array(attrs.get("nvec"), what + ".nvec")
+        _check_size(nvec.shape, what)
+        return Space.from_gym(_GymLike("MultiDiscrete", nvec=nvec))
+    if kind == "MultiBinary":
+        return Space.from_gym(_GymLike("MultiBinary", n=_count(attrs.get("n"), what + ".n")))
+    return Space.from_gym(_GymLike(kind))  # raises: Dict/Tuple spaces are not policy inputs
+
+
+def space_from_text(readable: Dict[str, Any], what: str) -> Space:
+    """A space from the JSON SB2 writes next to the pickle: numbers as `str(ndarray)` text, read exactly."""
+    match = re.match(r"^<class '([\w.]+)'>$", str(readable.get(":type:")))
+    kind = match.group(1).split(".")[-1] if match else ""
+    if kind == "Box":
+        try:
+            dtype = np.dtype(str(readable.get("dtype")))
+            shape = tuple(int(d) for d in readable.get("shape"))
+        except Exception:
+            raise ExportError("{}: the readable Box has no valid dtype and shape".format(what)) from None
+        _check_size(shape, what)
+        low = parse_array_text(readable.get("low"), shape, dtype, what + ".low")
+        high = parse_array_text(readable.get("high"), shape, dtype, what + ".high")
+        return _box(low, high, shape, dtype, what)
+    if kind in ("Discrete", "MultiBinary"):
+        return Space.from_gym(_GymLike(kind, n=_count(readable.get("n"), what + ".n")))
+    if kind == "MultiDiscrete":
+        shape = readable.get("shape")
+        if not isinstance(shape, list) or len(shape) != 1 or not isinstance(shape[0], int):
+            raise ExportError("{}: the readable MultiDiscrete has no valid shape".format(what))
+        nvec = parse_array_text(readable.get("nvec"), (shape[0],), np.dtype(np.int64), what + ".nvec")
+        return Space.from_gym(_GymLike("MultiDiscrete", nvec=nvec))
+    raise ExportError("{}: cannot read a space of type {!r}".format(what, _clip(readable.get(":type:"))))
+
+
+class _GymLike(object):
+    """Attributes a gym space would have, under the class name `Space.from_gym` dispatches on."""
+
+    def __new__(cls, kind: str, **attrs: Any) -> Any:
+        instance = object.__new__(type(kind, (object,), {}))
+        instance.__dict__.update(attrs)
+        return instance
+
+
+def _box(low: Any, high: Any, shape: Any, dtype: Any, what: str) -> Space:
+    low, high = _numeric_array(low, what + ".low"), _numeric_array(high, what + ".high")
+    if shape is None:
+        shape = low.shape
+    if not isinstance(shape, (tuple, list)) or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
+        raise ExportError("{}: the Box has an invalid shape".format(what))
+    shape = tuple(int(d) for d in shape)
+    _check_size(shape, what)
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else low.dtype
+    except TypeError:
+        raise ExportError("{}: the Box has an invalid dtype".format(what)) from None
+    if dtype.kind not in "biuf":
+        raise ExportError("{}: Box of dtype {} (SB2 observations and actions are numbers)".format(what, dtype))
+    for bound in (low, high):
+        if bound.shape != shape and bound.size != 1:
+            raise ExportError("{}: Box bounds of shape {} do not fit its shape {}".format(what, bound.shape, shape))
+    return Space.from_gym(_GymLike("Box", low=low, high=high, shape=shape, dtype=dtype))
+
+
+def _numeric_array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+        raise ExportError("{} is missing or not a numeric array".format(what))
+    return value
+
+
+def _count(value: Any, what: str) -> int:
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= MAX_SPACE_ELEMENTS:
+        raise ExportError("{} is missing or not a valid count".format(what))
+    return int(value)
+
+
+def _check_size(shape: Tuple[int, ...], what: str) -> None:
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    if size > MAX_SPACE_ELEMENTS:
+        raise ExportError("{}: a space of shape {} ({} elements) is larger than the {} the safe loader "
+                          "accepts".format(what, tuple(shape), size, MAX_SPACE_ELEMENTS))
+
+
+#: Significant digits that identify every value of a float type (numpy prints at most 8 fraction digits).
+ROUND_TRIP_DIGITS = {2: 5, 4: 9, 8: 17}
+PRINT_PRECISION = 8
+_NUMBER = re.compile(r"^[+-]?(\d*)\.?(\d*)(?:e[+-]?\d+)?$")
+
+
+def parse_array_text(text: Any, shape: Tuple[int, ...], dtype: np.dtype, what: str) -> np.ndarray:
+    """The exact array behind numpy's `str(array)` text, or ExportError where the text lost information.
+
+    numpy summarises arrays over 1000 elements with '...', and prints floats with at most 8 fraction
+    digits: a number printed with fewer was printed in full; one printed with 8 is exact only if that is
+    enough significant digits for its type (9 for float32, 17 for float64).
+    """
+    if not isinstance(text, str):
+        raise ExportError("{} is not stored as text".format(what))
+    if "..." in text:
+        raise ExportError("{} is stored only as numpy's summarised text (with '...'), which has lost the "
+                          "values; export with --loader live in the SB2 environment".format(what))
+    tokens = re.findall(r"[^\s\[\],]+", text)
+    count = 1
+    for dim in shape:
+        count *= dim
+    if len(tokens) != count:
+        raise ExportError("{} text holds {} numbers; shape {} needs {}".format(what, len(tokens), shape, count))
+    values = [_parse_number(token, dtype, what) for token in tokens]
+    return np.array(values, dtype=dtype).reshape(shape)
+
+
+def _parse_number(token: str, dtype: np.dtype, what: str) -> Any:
+    if dtype.kind == "b":
+        if token not in ("True", "False"):
+            raise ExportError("{}: {!r} is not a boolean".format(what, _clip(token)))
+        return token == "True"
+    if dtype.kind in "iu":
+        if not re.match(r"^[+-]?\d{1,20}$", token):
+            raise ExportError("{}: {!r} is not an integer".format(what, _clip(token)))
+        return int(token)
+    if token.lstrip("+-") in ("inf", "nan"):
+        return float(token)
+    match = _NUMBER.match(token)
+    if not match or not (match.group(1) or match.group(2)):
+        raise ExportError("{}: {!r} is not a number".format(what, _clip(token)))
+    fraction = match.group(2)
+    significant = len((match.group(1) + fraction).lstrip("0"))
+    if len(fraction) >= PRINT_PRECISION and significant < ROUND_TRIP_DIGITS.get(dtype.itemsize, 17):
+        raise ExportError("{}: the text {!r} may be rounded (numpy prints {} fraction digits); export with "
+                          "--loader live in the SB2 environment".format(what, token, PRINT_PRECISION))
+    return float(token)
+
+
+# -- parameters -----------------------------------------------------------------------------------------------
+def read_parameters(source: SafeSource, algorithm: str, kwargs: Dict[str, Any], identity: PolicyIdentity,
+                    observation_space: Space, action_space: Space, path: str) -> "OrderedDict[str, np.ndarray]":
+    """Name -> array in SB2's order; unnamed lists are named as SB2 names them when it loads them."""
+    raw = source.params
+    if raw is None:
+        raise ExportError("{}: the file holds no parameters".format(path))
+    if isinstance(raw, dict):
+        pairs = list(raw.items())
+        if not all(isinstance(name, str) for name, _ in pairs):
+            raise ExportError("{}: the parameter names are not strings".format(path))
+    elif isinstance(raw, (list, tuple)):
+        namer = PARAMETER_NAMERS.get(algorithm)
+        if namer is None:
+            raise UnsupportedError("{}: this {} file stores its parameters as an unnamed list (SB2 < 2.6), and "
+                                   "naming {} lists is not supported yet".format(path, algorithm, algorithm))
+        expected = namer(source.data, kwargs, identity, observation_space, action_space, path)
+        pairs = take_by_position(raw, expected, path)
+    else:
+        raise ExportError("{}: the parameters are neither a dict nor a list".format(path))
+    if len(pairs) > MAX_PARAMETERS:
+        raise ExportError("{}: more than {} parameters".format(path, MAX_PARAMETERS))
+    parameters = OrderedDict()
+    for name, value in pairs:
+        parameters[name] = _parameter_array(value, name, algorithm, path)
+    return parameters
+
+
+def _parameter_array(value: Any, name: str, algorithm: str, path: str) -> np.ndarray:
+    """The array SB2 would assign: TF casts what it is fed to the variable's dtype (float32 for these models)."""
+    try:
+        array = materialize(value)
+    except SbifError as exc:
+        raise ExportError("{}: parameter {}: {}".format(path, _clip(name), exc)) from None
+    if isinstance(array, np.generic):
+        array = np.asarray(array)
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+        raise ExportError("{}: parameter {} is not a numeric array".format(path, _clip(name)))
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    if algorithm in ACTOR_CRITIC_ALGORITHMS and array.dtype != np.float32:
+        array = np.asarray(array, dtype=np.float32)
+    return array
+
+
+def take_by_position(values: Any, expected: List[Tuple[str, Tuple[int, ...]]], path: str) -> List[Tuple[str, Any]]:
+    """SB2's `load_parameters(list)`: entry i is the i-th variable; extra entries are ignored, as SB2 does."""
+    if len(values) < len(expected):
+        raise ExportError("{}: the file lists {} unnamed parameters but the policy has {}; pass --policy-kwargs "
+                          "with its net_arch if it is not the default".format(path, len(values), len(expected)))
+    pairs = []
+    for index, (name, shape) in enumerate(expected):
+        array = values[index].array if isinstance(values[index], ArrayStub) else values[index]
+        actual = tuple(getattr(array, "shape", ()))
+        if actual != tuple(shape):
+            raise ExportError("{}: unnamed parameter {} has shape {} but {} should be {} for this policy; pass "
+                              "--policy-kwargs '{{\"net_arch\": ...}}' if the network is not the one the file's "
+                              "kwargs describe".format(path, index, actual, name, tuple(shape)))
+        pairs.append((name, array))
+    return pairs
+
+
+def actor_critic_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity,
+                       observation_space: Space, action_space: Space, path: str,
+                       ) -> List[Tuple[str, Tuple[int, ...]]]:
+    """`model/*` in TF creation order for an MLP FeedForwardPolicy (common/policies.py mlp_extractor)."""
+    not_mlp = identity.base == "LstmPolicy" or "Cnn" in identity.name or "Lstm" in identity.name
+    if not_mlp or (not identity.is_stock and kwargs.get("feature_extraction", "mlp") != "mlp"):
+        raise UnsupportedError("{}: cannot name the unnamed parameters of a {} policy (only MLP feed-forward "
+                               "policies); pass --policy MlpPolicy if it is one".format(path, identity.name))
+    width = _input_width(observation_space)
+    out = _action_width(action_space)
+    names: List[Tuple[str, Tuple[int, ...]]] = []
+    shared, pi_layers, vf_layers = _net_arch(kwargs, path)
+    for index, size in shared:
+        names += _dense("model/shared_fc{}".format(index), width, size)
+        width = size
+    pi_width = vf_width = width
+    for index, (pi_size, vf_size) in enumerate(zip_longest(pi_layers, vf_layers)):
+        if pi_size is not None:
+            names += _dense("model/pi_fc{}".format(index), pi_width, pi_size)
+            pi_width = pi_size
+        if vf_size is not None:
+            names += _dense("model/vf_fc{}".format(index), vf_width, vf_size)
+            vf_width = vf_size
+    names += _dense("model/vf", vf_width, 1) + _dense("model/pi", pi_width, out)
+    if action_space.kind == "box":
+        names.append(("model/pi/logstd:0", (1, out)))
+    return names + _dense("model/q", vf_width, out)
+
+
+def trpo_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
+               action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
+    """TRPO saves `model/*` then the same variables under `oldpi/` (trpo_mpi.py get_trainable_vars)."""
+    model = actor_critic_names(data, kwargs, identity, observation_space, action_space, path)
+    return model + [("oldpi/" + name, shape) for name, shape in model]
+
+
+def gail_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
+               action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
+    """GAIL adds its discriminator (gail/adversary.py): three fully_connected layers on [obs, action]."""
+    hidden = data.get("hidden_size_adversary", 100)
+    if not isinstance(hidden, int) or observation_space.kind != "box" or len(observation_space.shape) != 1:
+        raise UnsupportedError("{}: cannot name the unnamed parameters of this GAIL model".format(path))
+    actions = action_space.n if action_space.kind == "discrete" else int(np.prod(action_space.shape))
+    width = observation_space.shape[0] + int(actions)
+    adversary = []
+    for suffix, (rows, cols) in zip(("", "_1", "_2"), ((width, hidden), (hidden, hidden), (hidden, 1))):
+        scope = "adversary/fully_connected{}/".format(suffix)
+        adversary += [(scope + "weights:0", (rows, cols)), (scope + "biases:0", (cols,))]
+    return trpo_names(data, kwargs, identity, observation_space, action_space, path) + adversary
+
+
+def dqn_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
+              action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
+    """`deepq/*` in creation order for an MLP deepq FeedForwardPolicy (deepq/policies.py, build_graph.py):
+    eps, the Q network (action_value tower, then state_value if dueling), its param-noise copies, the target."""
+    if action_space.kind != "discrete" or "Cnn" in identity.name or kwargs.get("feature_extraction") == "cnn":
+        raise UnsupportedError("{}: cannot name the unnamed parameters of a {} DQN policy (only MLP policies "
+                               "with Discrete actions)".format(path, identity.name))
+    fixed = DQN_CLASS_KWARGS.get(identity.name, {})
+    layers = fixed.get("layers", kwargs.get("layers"))
+    layers = [64, 64] if layers is None else layers
+    if not isinstance(layers, list) or not all(_is_size(size) for size in layers):
+        raise ExportError("{}: policy_kwargs layers must be a list of layer sizes".format(path))
+    layer_norm = bool(fixed.get("layer_norm", kwargs.get("layer_norm", False)))
+    dueling = bool(fixed.get("dueling", kwargs.get("dueling", True)))
+    width = _input_width(observation_space)
+    model = _dqn_tower("model/action_value/", width, layers, int(action_space.n), layer_norm)
+    if dueling:
+        model += _dqn_tower("model/state_value/", width, layers, 1, layer_norm)
+    copies = ["", "perturbed_model/", "adaptive_model/"] if data.get("param_noise") is True else [""]
+    names = [("deepq/eps:0", ())]
+    for prefix in copies + ["target_q_func/"]:
+        names += [("deepq/" + prefix + name, shape) for name, shape in model]
+    return names
+
+
+def _dqn_tower(scope: str, width: int, layers: List[int], outputs: int,
+               layer_norm: bool) -> List[Tuple[str, Tuple[int, ...]]]:
+    """tf.contrib fully_connected layers (weights, biases), each hidden one followed by its LayerNorm."""
+    names: List[Tuple[str, Tuple[int, ...]]] = []
+    for index, size in enumerate(list(layers) + [outputs]):
+        suffix = "_{}".format(index) if index else ""
+        layer = "{}fully_connected{}/".format(scope, suffix)
+        names += [(layer + "weights:0", (width, size)), (layer + "biases:0", (size,))]
+        if layer_norm and index < len(layers):
+            norm = "{}LayerNorm{}/".format(scope, suffix)
+            names += [(norm + "beta:0", (size,)), (norm + "gamma:0", (size,))]
+        width = size
+    return names
+
+
+#: DQN policy classes that fix kwargs in their __init__ (deepq/policies.py; the zoo's utils/utils.py).
+DQN_CLASS_KWARGS = {"LnMlpPolicy": {"layer_norm": True, "dueling": True}, "MlpPolicy": {"layer_norm": False},
+                    "CustomDQNPolicy": {"layers": [64], "layer_norm": True}}
+
+#: Algorithm -> namer of its unnamed parameter lists. SAC, TD3, DDPG (with its duplicated lists) and HER
+#: plug in here with their own creation orders.
+PARAMETER_NAMERS = {"A2C": actor_critic_names, "ACER": actor_critic_names, "ACKTR": actor_critic_names,
+                    "PPO1": actor_critic_names, "PPO2": actor_critic_names, "TRPO": trpo_names,
+                    "GAIL": gail_names, "DQN": dqn_names}
+
+
+def _net_arch(kwargs: Dict[str, Any], path: str) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
+    """(shared (index, size) pairs, pi sizes, vf sizes) as FeedForwardPolicy and mlp_extractor read them."""
+    net_arch = kwargs.get("net_arch")
+    if net_arch is None:
+        layers = kwargs.get("layers")
+        layers = [64, 64] if layers is None else layers
+        net_arch = [{"vf": layers, "pi": layers}]
+    if not isinstance(net_arch, list):
+        raise ExportError("{}: net_arch must be a list".format(path))
+    shared: List[Tuple[int, int]] = []
+    pi_layers: List[int] = []
+    vf_layers: List[int] = []
+    for index, layer in enumerate(net_arch):
+        if _is_size(layer):
+            shared.append((index, int(layer)))
+        elif isinstance(layer, dict):
+            pi_layers, vf_layers = list(layer.get("pi", [])), list(layer.get("vf", []))
+            break
+        else:
+            raise ExportError("{}: net_arch entries must be layer sizes or a dict(pi=[...], vf=[...])".format(path))
+    if not all(_is_size(size) for size in pi_layers + vf_layers):
+        raise ExportError("{}: net_arch pi/vf lists must hold layer sizes".format(path))
+    return shared, [int(s) for s in pi_layers], [int(s) for s in vf_layers]
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+
+
+def _dense(scope: str, rows: int, cols: int) -> List[Tuple[str, Tuple[int, ...]]]:
+    return [(scope + "/w:0", (rows, cols)), (scope + "/b:0", (cols,))]
+
+
+def _input_width(space: Space) -> int:
+    """Width of the flattened processed observation (one-hot for discrete kinds)."""
+    if space.kind == "discrete":
+        return int(space.n)
+    if space.kind == "multi_discrete":
+        return int(sum(space.nvec))
+    return int(np.prod(space.shape))
+
+
+def _action_width(space: Space) -> int:
+    if space.kind == "discrete":
+        return int(space.n)
+    if space.kind == "multi_discrete":
+        return int(sum(space.nvec))
+    return int(np.prod(space.shape))
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+def _string_keys(data: Dict[Any, Any], path: str) -> Dict[str, Any]:
+    if not all(isinstance(key, str) for key in data):
+        raise ExportError("{}: the saved data has non-text keys; is this an SB2 model file?".format(path))
+    return dict(data)
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _clip(text: Any, limit: int = 80) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return "{}: {}".format(type(exc).__name__, _clip(lines[0], 200) if lines else "")

@@ -1,0 +1,90 @@
+"""Build SB2 DQN models with random weights for differential tests (needs the SB2 environment).
+
+Besides SB2's four registered DQN policies, custom `FeedForwardPolicy` subclasses cover what those cannot
+express: layer norm without dueling, an activation fixed in the class (not in policy_kwargs), and the zoo's
+`utils.CustomDQNPolicy` (recreated here, since the zoo's `utils` module is not installed).
+"""
+import contextlib
+import sys
+import types
+from collections import OrderedDict
+
+import numpy as np
+
+from .sb2_models import IMAGE_SPACES, OBSERVATION_SPACES, SpacesEnv, gym, quiet, sb2, tf
+
+FeedForwardPolicy = sb2.deepq.policies.FeedForwardPolicy
+ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.tanh, "elu": tf.nn.elu, "leaky_relu": tf.nn.leaky_relu,
+               "swish": tf.nn.swish, "sigmoid": tf.sigmoid, "softplus": tf.nn.softplus, "relu6": tf.nn.relu6,
+               "selu": tf.nn.selu, "softsign": tf.nn.softsign}
+
+
+class LnMlpNoDuelingPolicy(FeedForwardPolicy):
+    """Layer-normalised MLP whose `dueling` kwarg is honoured (SB2's LnMlpPolicy forces dueling=True)."""
+
+    def __init__(self, *args, **kwargs):
+        super(LnMlpNoDuelingPolicy, self).__init__(*args, layer_norm=True, feature_extraction="mlp", **kwargs)
+
+
+class TanhMlpPolicy(FeedForwardPolicy):
+    """An activation set by the class, invisible in policy_kwargs: the exporter must read it off the graph."""
+
+    def __init__(self, *args, **kwargs):
+        super(TanhMlpPolicy, self).__init__(*args, layers=[12, 8], act_fun=tf.tanh, feature_extraction="mlp",
+                                            **kwargs)
+
+
+class CustomDQNPolicy(FeedForwardPolicy):
+    """The rl-baselines-zoo's `utils.CustomDQNPolicy` (utils/utils.py), verbatim."""
+
+    def __init__(self, *args, **kwargs):
+        super(CustomDQNPolicy, self).__init__(*args, **kwargs, layers=[64], layer_norm=True,
+                                              feature_extraction="mlp")
+
+
+CUSTOM_POLICIES = {"LnMlpNoDuelingPolicy": LnMlpNoDuelingPolicy, "TanhMlpPolicy": TanhMlpPolicy}
+
+
+@contextlib.contextmanager
+def zoo_utils_module():
+    """A stand-in for the zoo's `utils` package while loading its DQN file (which pickles
+    `utils.CustomDQNPolicy` by reference); removed afterwards so other tests see a clean `sys.modules`."""
+    module = types.ModuleType("utils")
+    module.CustomDQNPolicy = type("CustomDQNPolicy", (CustomDQNPolicy,), {"__module__": "utils"})
+    previous = sys.modules.get("utils")
+    sys.modules["utils"] = module
+    try:
+        yield module
+    finally:
+        if previous is None:
+            del sys.modules["utils"]
+        else:
+            sys.modules["utils"] = previous
+
+
+def make_dqn(policy, obs_kind, seed=0, policy_kwargs=None, n_actions=4, **extra):
+    """An untrained SB2 DQN model with random (non-degenerate) weights."""
+    spaces = dict(OBSERVATION_SPACES, **IMAGE_SPACES)
+    env = SpacesEnv(spaces[obs_kind](), gym.spaces.Discrete(n_actions))
+    policy = CUSTOM_POLICIES.get(policy, policy)
+    with quiet():
+        model = sb2.DQN(policy, env, policy_kwargs=dict(policy_kwargs or {}), seed=seed, learning_starts=10,
+                        buffer_size=100, **extra)
+        randomize(model, seed, input_range=255.0 if obs_kind == "image_uint8" else 1.0)
+    return model
+
+
+def randomize(model, seed, input_range=1.0):
+    """Random parameters at a scale where every layer matters: weights N(0, 1.5^2 / fan_in), biases, layer-norm
+    gains and offsets N(0, 0.5^2). Dense weights reading raw 0..255 pixels (MLP on images) are divided by
+    `input_range` so pre-activations stay O(1), as in a trained net."""
+    rng = np.random.RandomState(seed)
+    params = OrderedDict()
+    obs_width = int(np.prod(model.observation_space.shape)) if model.observation_space.shape else None
+    for name, value in model.get_parameters().items():
+        is_weight = value.ndim >= 2 and not name.endswith("/b:0")
+        scale = 1.5 / np.sqrt(np.prod(value.shape[:-1])) if is_weight else 0.5
+        if value.ndim == 2 and value.shape[0] == obs_width and name.endswith("/weights:0"):
+            scale /= input_range
+        params[name] = (rng.standard_normal(value.shape) * scale).astype(value.dtype)
+    model.load_parameters(params)
