@@ -56,8 +56,9 @@ legacy: $(VENV_SB2)/.done
 # --- demo ------------------------------------------------------------------------------------------------
 demo: envs
 	@mkdir -p $(OUT)
-	@echo "== 1. export the shipped SB2 model (live loader, SB2 environment)"
-	$(VENV_SB2)/bin/sbif export demo/ppo2_cartpole.zip -o $(OUT)/ppo2_cartpole.sbif
+	@echo "== 1. export the shipped SB2 model: read as data (safe loader, no SB2 needed), then again with SB2 itself (live loader, verified against SB2's predictions)"
+	$(VENV)/bin/sbif export demo/ppo2_cartpole.zip -o $(OUT)/ppo2_cartpole.safe.sbif
+	$(VENV_SB2)/bin/sbif export demo/ppo2_cartpole.zip --loader live -o $(OUT)/ppo2_cartpole.sbif
 	@echo "== 2. run it with the NumPy runtime in gymnasium CartPole-v1 (modern environment, no SB2)"
 	$(VENV)/bin/sbif inspect $(OUT)/ppo2_cartpole.sbif | head -8
 	$(VENV)/bin/python demo/run_cartpole.py $(OUT)/ppo2_cartpole.sbif --episodes 20 --record $(OUT)/cartpole_obs.npy

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "'{\"act_fun\": \"relu\"}' or '{\"net_arch\": [{\"pi\": [64], \"vf\": [64]}]}'")
     export.add_argument("--policy", metavar="CLASS",
                         help="the policy class, where the safe loader cannot read it from the file (e.g. MlpPolicy)")
+    export.add_argument("--vecnormalize", metavar="PATH",
+                        help="fold observation normalization into the file: an SB2 VecNormalize save or a zoo "
+                             "obs_rms.pkl (predict then takes raw environment observations)")
+    export.add_argument("--zoo-config", metavar="CONFIG_YML",
+                        help="an rl-baselines-zoo config.yml: its 'normalize' setting (and kwargs) decides whether "
+                             "the statistics beside it (or --vecnormalize) are folded in")
     export.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip comparing the exported policy with SB2's own predictions (live loader; "
                              "the safe loader never runs SB2, so it does not verify)")
@@ -117,7 +123,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     output = args.output or os.path.splitext(args.source)[0] + ".sbif"
     sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify,
-                               policy_kwargs=args.policy_kwargs, policy=args.policy)
+                               policy_kwargs=args.policy_kwargs, policy=args.policy,
+                               vecnormalize=args.vecnormalize, zoo_config=args.zoo_config)
     sbif_file.write(output)
     provenance = sbif_file.document["provenance"]
     summary = {"source": args.source, "output": output, "algorithm": provenance["algorithm"],

@@ -272,38 +272,46 @@ def _one_line(exc: BaseException) -> str:
     return "{}: {}".format(type(exc).__name__, text[0] if text else "")
 
 
-def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray) -> Dict[str, float]:
+def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
+                     normalization: Any = None) -> Dict[str, float]:
     """Run SB2 and an SBIF policy on the same batch; return the worst error per output.
 
     Discrete actions are counted in `action_mismatches` (near-ties excluded); float outputs are reported
-    with `sbif.compare.float_error` (<= ATOL is a pass).
+    with `sbif.compare.float_error` (<= ATOL is a pass). With `normalization` (VecNormalize statistics folded
+    into the file), SB2 gets the normalized observations and SBIF the raw ones.
     """
     from ..compare import discrete_mismatches, float_error
 
     report: Dict[str, float] = {}
+    raw = observations
+    if normalization is not None:
+        observations = normalization.apply(raw)
     expected, _ = model.predict(observations, deterministic=True)
-    actual, _ = policy.predict(observations, deterministic=True)
+    actual, _ = policy.predict(raw, deterministic=True)
     distribution = policy.document["predict"].get("distribution")
-    feeds = policy.make_feeds(observations, None, None)[0]
+    feeds = policy.make_feeds(raw, None, None)[0]
+    sb2_batch = np.asarray(observations).reshape(feeds["obs"].shape)
     if np.asarray(actual).dtype.kind == "f" and (distribution is None or distribution["kind"] != "bernoulli"):
         report["action"] = float_error(expected, actual)
     else:
         outputs = policy.run(feeds, list(distribution["parameters"].values()))
         report["action_mismatches"] = discrete_mismatches(expected, actual, _decision_scores(
             distribution["kind"], outputs, distribution))
-    expected_proba = model.action_probability(observations)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SAC, TD3, DDPG warn that they have no action probabilities (None)
+        expected_proba = model.action_probability(observations)
     if expected_proba is not None:
-        actual_proba = policy.action_probability(observations)
+        actual_proba = policy.action_probability(raw)
         if isinstance(expected_proba, list):
             report["probabilities"] = max(float_error(e, a) for e, a in zip(expected_proba, actual_proba))
         else:
             report["probabilities"] = float_error(expected_proba, actual_proba)
     sb2_step_policy = sb2_policy(model)
     if "value" in policy.output_names and hasattr(sb2_step_policy, "value"):
-        report["value"] = float_error(sb2_step_policy.value(feeds["obs"]), policy.value(observations))
+        report["value"] = float_error(sb2_step_policy.value(sb2_batch), policy.value(raw))
     if "q_values" in policy.output_names and getattr(sb2_step_policy, "q_values", None) is not None:
         # DQN: softmax and argmax cannot see a constant offset (the dueling state value): compare q itself
-        expected_q = sb2_step_policy.sess.run(sb2_step_policy.q_values, {sb2_step_policy.obs_ph: feeds["obs"]})
+        expected_q = sb2_step_policy.sess.run(sb2_step_policy.q_values, {sb2_step_policy.obs_ph: sb2_batch})
         report["q_values"] = float_error(expected_q, policy.run(feeds, ["q_values"])["q_values"])
     if getattr(model, "policy_tf", None) is not None:
         from .off_policy_live import compare_critics  # SAC, TD3, DDPG: the critics at the deterministic action
@@ -323,12 +331,16 @@ def _decision_scores(kind: str, outputs: Dict[str, np.ndarray], distribution: Di
     return [np.stack([1 - probabilities[:, j], probabilities[:, j]], axis=1) for j in range(probabilities.shape[1])]
 
 
-def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0) -> Dict[str, float]:
+def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0,
+                  normalization: Any = None) -> Dict[str, float]:
     """Compare on `count` sampled observations; raise ExportError if SBIF does not reproduce SB2."""
     from ..compare import ATOL, sample_observations
 
     observations = sample_observations(policy.observation_space, count, np.random.default_rng(seed))
-    report = compare_with_sb2(model, policy, observations)
+    if normalization is not None:  # raw observations around the statistics, some far outside
+        observations = (normalization.mean + np.sqrt(normalization.var) * 3 *
+                        np.random.default_rng(seed).standard_normal(observations.shape)).astype(observations.dtype)
+    report = compare_with_sb2(model, policy, observations, normalization)
     failures = ["{} on {} of {} observations".format(k, int(v), count) if k == "action_mismatches"
                 else "{} (error {:.3g})".format(k, v) for k, v in report.items()
                 if (v > 0 if k == "action_mismatches" else v > ATOL)]

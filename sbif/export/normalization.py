@@ -7,6 +7,7 @@ converts exactly), and `sqrt(var + epsilon)` is stored precomputed in float64, a
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import numpy as np
@@ -34,6 +35,11 @@ class ObservationNormalization:
             raise ExportError("normalization statistics {} hold non-finite or negative values".format(source))
         if not self.clip_obs > 0 or not self.epsilon >= 0:
             raise ExportError("normalization {}: clip_obs must be positive and epsilon non-negative".format(source))
+
+    def apply(self, observations: np.ndarray) -> np.ndarray:
+        """What SB2's `VecNormalize.normalize_obs` returns for raw observations (float64)."""
+        return np.clip((np.asarray(observations) - self.mean) / np.sqrt(self.var + self.epsilon),
+                       -self.clip_obs, self.clip_obs)
 
     def as_kwargs(self) -> dict:
         return {"clip_obs": self.clip_obs, "epsilon": self.epsilon}
@@ -70,12 +76,12 @@ def read_normalization(path: str, clip_obs: Optional[float] = None,
     from .safe_pickle import Stub, loads
 
     try:
+        if os.path.getsize(path) > MAX_STATS_FILE_BYTES:
+            raise ExportError("{} is too large to be VecNormalize statistics".format(path))
         with open(path, "rb") as handle:
-            data = handle.read(MAX_STATS_FILE_BYTES + 1)
+            data = handle.read()
     except OSError as exc:
         raise ExportError("cannot read normalization statistics {}: {}".format(path, exc.strerror or exc)) from None
-    if len(data) > MAX_STATS_FILE_BYTES:
-        raise ExportError("{} is too large to be VecNormalize statistics".format(path))
     saved = loads(data, path)
     reference = type(saved).reference() if isinstance(saved, Stub) else type(saved).__name__
     state = getattr(saved, "state", None)

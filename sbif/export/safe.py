@@ -2,9 +2,11 @@
 no code from the file ever run.
 
 It fills the same `ModelDescription` as the live loader (same parameters in the same order and dtypes, same
-spaces, same policy class name and resolved kwargs), so both build the same SBIF document. What SB2 would
-compute by running code is reproduced from SB2's own rules instead: parameter names of the old unnamed lists
-(its variable creation order), the default activation of its policy classes, and the list entries it takes.
+spaces, same policy class name and resolved kwargs, same algorithm settings), so both build the same SBIF
+document. What SB2 would compute by running code is reproduced from SB2's own rules instead: parameter names
+of the old unnamed lists (its variable creation order; actor-critic and DQN so far, see PARAMETER_NAMERS),
+the default activation of its policy classes, and the list entries it takes. SAC, TD3, DDPG and HER files
+with named parameters (SB2 >= 2.6) are described too.
 
 Every problem with the file is an `ExportError` naming it; valid files this version cannot describe raise
 `UnsupportedError`, and both say which option (`--algo`, `--policy`, `--policy-kwargs`, `--loader live`)
@@ -30,7 +32,7 @@ from ..errors import ExportError, SbifError, UnsupportedError
 from . import safe_pickle
 from .activations import activation_from_name, activation_from_reference
 from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space
-from .safe_pickle import ArrayStub, Stub, is_stub_class, materialize, stub_reference
+from .safe_pickle import BY_VALUE, ArrayStub, Stub, is_stub_class, materialize, stub_reference
 from .sb2_files import describe_source, detect_algorithm, file_format
 
 MiB = 1024 * 1024
@@ -68,21 +70,30 @@ def describe_safe_file(path: str, algorithm: Optional[str] = None, policy_kwargs
     overrides = parse_policy_kwargs(policy_kwargs)
     source = read_source(path)
     algorithm = resolve_algorithm(source.data, algorithm, path)
+    family = her_inner_algorithm(source.data, path) if algorithm == "HER" else algorithm
     observation_space = read_space(source, "observation_space", path)
     action_space = read_space(source, "action_space", path)
-    identity = policy_identity(source.data.get("policy"), policy, algorithm, path)
+    identity = policy_identity(source.data.get("policy"), policy, family, path)
     kwargs = file_policy_kwargs(source.data.get("policy_kwargs"), path)
     kwargs.update(overrides)
-    parameters = read_parameters(source, algorithm, kwargs, identity, observation_space, action_space, path)
+    parameters = read_parameters(source, family, kwargs, identity, observation_space, action_space, path)
+    extra = algorithm_settings(source.data, family, path)
+    if algorithm == "HER":
+        from .her import observation_dict
+
+        dict_space = source.data.get("her_obs_space")
+        extra.update(model_class=family, observation_dict=observation_dict(
+            gym_like(dict_space, "{}: her_obs_space".format(path)) if isinstance(dict_space, Stub) else None))
     return ModelDescription(
         algorithm=algorithm,
         policy_class=identity.name,
         policy_base=identity.base,
-        policy_kwargs=structural_kwargs(kwargs, identity, parameters, path),
+        policy_kwargs=structural_kwargs(kwargs, identity, parameters, family, path),
         observation_space=observation_space,
         action_space=action_space,
         parameters=parameters,
         provenance={"exporter": "safe", "sb2_version": None, "source": describe_source(path)},
+        extra=extra,
     )
 
 
@@ -348,15 +359,27 @@ def policy_identity(value: Any, override: Optional[str], algorithm: str, path: s
     if override:
         module, _, name = str(override).rpartition(".")
         return _identity(module or POLICY_MODULES.get(algorithm, ""), name)
-    if is_stub_class(value):
-        module, name = stub_reference(value)
-        return _identity(module, name.split(".")[-1])
-    skeleton = _class_skeleton(value)
-    if skeleton is not None:
-        name, bases = skeleton
-        return PolicyIdentity(name, "", _base_name(bases[0]) if bases else "", None)
+    cls = _class_of(value)
+    if cls is not None and cls.sbif_module == BY_VALUE:
+        bases = getattr(cls, "sbif_bases", ())
+        return PolicyIdentity(cls.sbif_name, "", _base_name(bases[0]) if bases else "", None)
+    if cls is not None:
+        return _identity(cls.sbif_module, cls.sbif_name.split(".")[-1])
     raise ExportError("{}: cannot tell the policy class from the file; pass --policy CLASS (e.g. "
                       "--policy MlpPolicy)".format(path))
+
+
+def _class_of(value: Any) -> Optional[type]:
+    """The stand-in class a pickled class value is, seen through cloudpickle's rehydration calls."""
+    for _ in range(4):
+        if is_stub_class(value):
+            return value
+        reference = stub_reference(value) if isinstance(value, Stub) else None
+        if reference is None or reference[1] not in ("_rehydrate_skeleton_class", "_class_setstate") \
+                or not value.args:
+            return None
+        value = value.args[0]
+    return None
 
 
 #: Where each algorithm's stock policy classes live (a bare --policy name refers to these).
@@ -377,29 +400,18 @@ def _identity(module: str, name: str) -> PolicyIdentity:
     return PolicyIdentity(name, module, "", None)
 
 
-def _class_skeleton(value: Any) -> Optional[Tuple[str, tuple]]:
-    """(name, bases) of a class cloudpickle stored by value (`_make_skeleton_class(type, name, bases, ...)`)."""
-    for _ in range(4):
-        reference = stub_reference(value) if isinstance(value, Stub) else None
-        if reference is None:
-            return None
-        if reference[1] in ("_rehydrate_skeleton_class", "_class_setstate") and value.args:
-            value = value.args[0]
-            continue
-        if reference[1] == "_make_skeleton_class" and len(value.args) >= 3 and isinstance(value.args[1], str):
-            bases = value.args[2] if isinstance(value.args[2], tuple) else ()
-            return value.args[1], bases
-        return None
-    return None
-
-
 def _base_name(base: Any) -> str:
-    if is_stub_class(base):
-        module, name = stub_reference(base)
-        return _identity(module, name.split(".")[-1]).base
-    skeleton = _class_skeleton(base)
-    if skeleton is not None and skeleton[1]:
-        return _base_name(skeleton[1][0])
+    """The SB2 base ('FeedForwardPolicy', 'LstmPolicy' or '') of a base class, through by-value subclasses."""
+    for _ in range(8):
+        cls = _class_of(base)
+        if cls is None:
+            return ""
+        if cls.sbif_module != BY_VALUE:
+            return _identity(cls.sbif_module, cls.sbif_name.split(".")[-1]).base
+        bases = getattr(cls, "sbif_bases", ())
+        if not bases:
+            return ""
+        base = bases[0]
     return ""
 
 
@@ -435,14 +447,15 @@ def file_policy_kwargs(value: Any, path: str) -> Dict[str, Any]:
 
 
 def resolve_activation(kwargs: Dict[str, Any], identity: PolicyIdentity, parameters: Dict[str, np.ndarray],
-                       path: str) -> Optional[Dict[str, Any]]:
+                       algorithm: str, path: str) -> Optional[Dict[str, Any]]:
     """act_fun as the live loader reports it: the kwargs' function (a TF reference, or a name given with
-    --policy-kwargs), else the class default where the network has a hidden layer it applies to, else None."""
+    --policy-kwargs), else the class default where the live loader finds one (SAC/TD3/DDPG policies always
+    hold their activation; other families where a hidden layer applies it), else None."""
     from .live import _first_hidden_layer_output
 
     value = kwargs.get("act_fun")
     if value is None:
-        if _first_hidden_layer_output(parameters) is None:
+        if algorithm not in OFF_POLICY_ALGORITHMS and _first_hidden_layer_output(parameters) is None:
             return None  # no hidden layer (e.g. nature_cnn only): the live loader traces nothing either
         if identity.default_activation is None:
             raise UnsupportedError(
@@ -462,13 +475,14 @@ def resolve_activation(kwargs: Dict[str, Any], identity: PolicyIdentity, paramet
 
 
 def structural_kwargs(kwargs: Dict[str, Any], identity: PolicyIdentity, parameters: Dict[str, np.ndarray],
-                      path: str) -> Dict[str, Any]:
+                      algorithm: str, path: str) -> Dict[str, Any]:
     """The kwargs the description carries, exactly as the live loader resolves them (`live.structural_kwargs`):
-    the activation, the JSON structural kwargs, and `cnn_extractor` by name."""
+    the activation, the JSON structural kwargs, and `cnn_extractor` by name (SAC/TD3/DDPG policies with CNN
+    features always name theirs, nature_cnn by default)."""
     from .live import STRUCTURAL_KWARGS as LIVE_STRUCTURAL_KWARGS
 
     result: Dict[str, Any] = {}
-    activation = resolve_activation(kwargs, identity, parameters, path)
+    activation = resolve_activation(kwargs, identity, parameters, algorithm, path)
     if activation is not None:
         result["act_fun"] = activation
     for key in LIVE_STRUCTURAL_KWARGS:
@@ -478,9 +492,15 @@ def structural_kwargs(kwargs: Dict[str, Any], identity: PolicyIdentity, paramete
                                        "value".format(path, key))
             result[key] = kwargs[key]
     extractor = kwargs.get("cnn_extractor")
+    if extractor is None and algorithm in OFF_POLICY_ALGORITHMS and _has_cnn(parameters):
+        extractor = "nature_cnn"
     if extractor is not None:
         result["cnn_extractor"] = _function_name(extractor)
     return result
+
+
+def _has_cnn(parameters: Dict[str, np.ndarray]) -> bool:
+    return any(re.search(r"(^|/)c1/w:0$", name) for name in parameters)
 
 
 def _function_name(value: Any) -> str:
@@ -493,6 +513,62 @@ def _function_name(value: Any) -> str:
     if reference is not None:
         return "{}.{}".format(*reference)
     return "<a function defined in the training script>"
+
+
+# -- algorithm settings outside the policy -------------------------------------------------------------------
+OFF_POLICY_ALGORITHMS = ("SAC", "TD3", "DDPG")
+#: DDPG's constructor defaults, for files saved without these keys
+DDPG_DEFAULTS = {"observation_range": (-5.0, 5.0), "return_range": (-np.inf, np.inf),
+                 "normalize_observations": False, "normalize_returns": False}
+NORMAL_ACTION_NOISE = {("stable_baselines.common.noise", "NormalActionNoise"),
+                       ("stable_baselines.ddpg.noise", "NormalActionNoise")}  # the same class in SB2 2.10
+
+
+def algorithm_settings(data: Dict[str, Any], algorithm: str, path: str) -> Dict[str, Any]:
+    """`ModelDescription.extra` as `live.algorithm_settings` reads it off the model, here from the saved data."""
+    extra: Dict[str, Any] = {}
+    if algorithm == "DDPG":
+        for key in ("observation_range", "return_range"):
+            value = data.get(key, DDPG_DEFAULTS[key])
+            if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
+                    isinstance(bound, (int, float, np.number)) and not isinstance(bound, bool) for bound in value):
+                raise ExportError("{}: DDPG's {} is not a (low, high) pair".format(path, key))
+            extra[key] = tuple(float(bound) for bound in value)
+        for key in ("normalize_observations", "normalize_returns"):
+            extra[key] = bool(data.get(key, DDPG_DEFAULTS[key]))
+        extra["param_noise"] = data.get("param_noise") is not None
+    if algorithm in ("TD3", "DDPG"):
+        extra["action_noise"] = describe_action_noise(data.get("action_noise"), path)
+    return extra
+
+
+def describe_action_noise(noise: Any, path: str) -> Optional[Dict[str, Any]]:
+    """As `live.describe_action_noise`: None, SB2's NormalActionNoise with its mean and sigma (float64), or
+    {'kind': class name} for any other noise."""
+    if noise is None:
+        return None
+    reference = stub_reference(noise) if isinstance(noise, Stub) else None
+    if reference in NORMAL_ACTION_NOISE and isinstance(noise.state, dict):
+        try:
+            mean, sigma = (np.asarray(materialize(noise.state[key]), dtype=np.float64) for key in ("_mu", "_sigma"))
+        except (KeyError, TypeError, ValueError, SbifError):
+            raise ExportError("{}: the action noise has no numeric mean and sigma".format(path)) from None
+        return {"kind": "normal", "mean": mean, "sigma": sigma}
+    if reference is None or reference[0] == "<call>":
+        raise ExportError("{}: cannot tell what kind of action noise the file holds".format(path))
+    return {"kind": reference[1].split(".")[-1]}
+
+
+def her_inner_algorithm(data: Dict[str, Any], path: str) -> str:
+    """The algorithm HER wraps, from its saved `model_class` (e.g. stable_baselines.sac.sac.SAC)."""
+    from .her import INNER_ALGORITHMS
+
+    reference = stub_reference(data.get("model_class")) if is_stub_class(data.get("model_class")) else None
+    name = reference[1].split(".")[-1] if reference is not None else None
+    if name not in INNER_ALGORITHMS:
+        raise ExportError("{}: cannot tell which algorithm this HER model wraps (model_class must be one of "
+                          "{})".format(path, ", ".join(INNER_ALGORITHMS)))
+    return name
 
 
 # -- spaces ---------------------------------------------------------------------------------------------------
@@ -509,10 +585,16 @@ def read_space(source: SafeSource, key: str, path: str) -> Space:
 
 
 def space_from_stub(value: Stub, what: str) -> Space:
-    module, name = stub_reference(value)
-    kind = name.split(".")[-1]
-    if not module.startswith("gym.spaces"):
-        raise ExportError("{} is a {}.{}, not a gym space".format(what, module, name))
+    return Space.from_gym(gym_like(value, what))
+
+
+def gym_like(value: Any, what: str, depth: int = 0) -> Any:
+    """A pickled gym space as an object with the attributes `Space.from_gym` and `her.observation_dict`
+    read, each checked (numeric bounds, sizes within MAX_SPACE_ELEMENTS)."""
+    reference = stub_reference(value) if isinstance(value, Stub) else None
+    if reference is None or not reference[0].startswith("gym.spaces"):
+        raise ExportError("{} is not a gym space".format(what))
+    kind = reference[1].split(".")[-1]
     state = value.state
     if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict):
         state = state[0]
@@ -524,15 +606,17 @@ def space_from_stub(value: Stub, what: str) -> Space:
         raise ExportError("{}: {}".format(what, exc)) from None
     if kind == "Box":
         return _box(attrs.get("low"), attrs.get("high"), attrs.get("shape"), attrs.get("dtype"), what)
-    if kind == "Discrete":
-        return Space.from_gym(_GymLike("Discrete", n=_count(attrs.get("n"), what + ".n")))
+    if kind in ("Discrete", "MultiBinary"):
+        return _GymLike(kind, n=_count(attrs.get("n"), what + ".n"))
     if kind == "MultiDiscrete":
         nvec = _numeric_array(attrs.get("nvec"), what + ".nvec")
         _check_size(nvec.shape, what)
-        return Space.from_gym(_GymLike("MultiDiscrete", nvec=nvec))
-    if kind == "MultiBinary":
-        return Space.from_gym(_GymLike("MultiBinary", n=_count(attrs.get("n"), what + ".n")))
-    return Space.from_gym(_GymLike(kind))  # raises: Dict/Tuple spaces are not policy inputs
+        return _GymLike("MultiDiscrete", nvec=nvec)
+    if kind == "Dict" and depth == 0 and isinstance(attrs.get("spaces"), dict):
+        return _GymLike("Dict", spaces=OrderedDict(
+            (key, gym_like(space, "{}[{!r}]".format(what, _clip(key)), depth + 1))
+            for key, space in attrs["spaces"].items() if isinstance(key, str)))
+    return _GymLike(kind)  # Space.from_gym refuses it: Dict/Tuple spaces are not policy inputs
 
 
 def space_from_text(readable: Dict[str, Any], what: str) -> Space:
@@ -548,7 +632,7 @@ def space_from_text(readable: Dict[str, Any], what: str) -> Space:
         _check_size(shape, what)
         low = parse_array_text(readable.get("low"), shape, dtype, what + ".low")
         high = parse_array_text(readable.get("high"), shape, dtype, what + ".high")
-        return _box(low, high, shape, dtype, what)
+        return Space.from_gym(_box(low, high, shape, dtype, what))
     if kind in ("Discrete", "MultiBinary"):
         return Space.from_gym(_GymLike(kind, n=_count(readable.get("n"), what + ".n")))
     if kind == "MultiDiscrete":
@@ -569,7 +653,7 @@ class _GymLike(object):
         return instance
 
 
-def _box(low: Any, high: Any, shape: Any, dtype: Any, what: str) -> Space:
+def _box(low: Any, high: Any, shape: Any, dtype: Any, what: str) -> Any:
     low, high = _numeric_array(low, what + ".low"), _numeric_array(high, what + ".high")
     if shape is None:
         shape = low.shape
@@ -586,7 +670,7 @@ def _box(low: Any, high: Any, shape: Any, dtype: Any, what: str) -> Space:
     for bound in (low, high):
         if bound.shape != shape and bound.size != 1:
             raise ExportError("{}: Box bounds of shape {} do not fit its shape {}".format(what, bound.shape, shape))
-    return Space.from_gym(_GymLike("Box", low=low, high=high, shape=shape, dtype=dtype))
+    return _GymLike("Box", low=low, high=high, shape=shape, dtype=dtype)
 
 
 def _numeric_array(value: Any, what: str) -> np.ndarray:
@@ -679,7 +763,8 @@ def read_parameters(source: SafeSource, algorithm: str, kwargs: Dict[str, Any], 
         namer = PARAMETER_NAMERS.get(algorithm)
         if namer is None:
             raise UnsupportedError("{}: this {} file stores its parameters as an unnamed list (SB2 < 2.6), and "
-                                   "naming {} lists is not supported yet".format(path, algorithm, algorithm))
+                                   "the safe loader cannot name {} lists yet; export it with --loader live in "
+                                   "the SB2 environment".format(path, algorithm, algorithm))
         expected = namer(source.data, kwargs, identity, observation_space, action_space, path)
         pairs = take_by_position(raw, expected, path)
     else:

@@ -116,6 +116,17 @@ def stub_class(module: str, name: str) -> type:
     return type(label, (Stub,), {"sbif_module": module, "sbif_name": name, "__module__": __name__})
 
 
+BY_VALUE = "<by value>"
+
+
+def by_value_class(name: str, bases: tuple) -> type:
+    """A Stub subclass for a class cloudpickle stored as code (defined in a training script): its name and
+    bases are kept; instances of it can then be unpickled (NEWOBJ needs a type) as inert stand-ins too."""
+    cls = stub_class(BY_VALUE, name)
+    cls.sbif_bases = bases
+    return cls
+
+
 def is_stub_class(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, Stub) and value is not Stub
 
@@ -307,14 +318,26 @@ class SafeUnpickler(pickle.Unpickler):
     def __init__(self, data: bytes):
         super().__init__(io.BytesIO(data), encoding="latin1")
         self.classes: Dict[Tuple[str, str], type] = {}  # per load: a file cannot grow a process-wide cache
+        self.class_count = 0
 
     def stub_class(self, module: str, name: str) -> type:
         key = (module, name)
         if key not in self.classes:
-            if len(self.classes) >= MAX_GLOBALS:
-                raise ExportError("the pickle names more than {} different globals; refused".format(MAX_GLOBALS))
+            self.count_class()
             self.classes[key] = stub_class(module, name)
         return self.classes[key]
+
+    def skeleton_class(self, type_constructor: Any = None, name: Any = None, bases: Any = (), *rest: Any) -> type:
+        """cloudpickle's `_make_skeleton_class(type, name, bases, type_kwargs, tracker_id, extra)`, inert."""
+        if not isinstance(name, str) or not isinstance(bases, tuple):
+            raise ExportError("cloudpickle _make_skeleton_class with unexpected arguments")
+        self.count_class()
+        return by_value_class(name, bases)
+
+    def count_class(self) -> None:
+        self.class_count += 1
+        if self.class_count > MAX_GLOBALS:
+            raise ExportError("the pickle defines more than {} different classes; refused".format(MAX_GLOBALS))
 
     def find_class(self, module: str, name: str) -> Any:
         if not isinstance(module, str) or not isinstance(name, str) or not _DOTTED.match(module) \
@@ -324,6 +347,8 @@ class SafeUnpickler(pickle.Unpickler):
         special = _SPECIAL.get((module, name))
         if special is not None:
             return special
+        if module in CLOUDPICKLE_MODULES and name == "_make_skeleton_class":
+            return self.skeleton_class
         if allowed_stub(module, name):
             return self.stub_class(module, name)
         raise ExportError(
@@ -497,5 +522,6 @@ def materialize(value: Any) -> Any:
     return value
 
 
-__all__ = ["ArrayStub", "DtypeStub", "SafeUnpickler", "Stub", "allowed_stub", "build_array", "is_stub_class",
+__all__ = ["ArrayStub", "BY_VALUE", "DtypeStub", "SafeUnpickler", "Stub", "allowed_stub", "build_array",
+           "is_stub_class",
            "loads", "materialize", "scan", "stub_reference"]

@@ -1,0 +1,430 @@
+"""Hostile and broken SB2 files against the safe loader: each is refused with an SbifError that says why,
+nothing in it runs (a canary file the payload would create never appears), and memory stays bounded (bombs
+are refused from their declared sizes, before anything is allocated).
+
+Runs in both environments; neither SB2 nor TensorFlow is needed (`sb2_like` writes the files by hand).
+"""
+import io
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+from sbif.cli import main as sbif_main
+from sbif.errors import ExportError, SbifError
+from sbif.export import build_sbif
+from sbif.export.safe import describe_safe_file
+from sbif.export.safe_pickle import loads
+
+from .sb2_like import Call, Global, dumps, make_model_files, model_data, model_parameters, write_pkl, write_zip
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MiB = 1 << 20
+#: Peak Python/numpy allocation allowed while refusing one bomb (tracemalloc sees bytes, lists and arrays).
+BOMB_MEMORY_LIMIT = 32 * MiB
+
+
+def payloads(canary):
+    """name -> (pickled object that would create `canary` if run, the global the refusal must name)."""
+    touch = "touch " + canary
+    python = "open({!r}, 'w').close()".format(canary)
+    os_module = Call(Global("builtins", "__import__"), "os")
+    return {
+        "os.system": (Call(Global("os", "system"), touch), "os.system"),
+        "posix.system": (Call(Global("posix", "system"), touch), "posix.system"),
+        "nt.system": (Call(Global("nt", "system"), touch), "nt.system"),
+        "builtins.eval": (Call(Global("builtins", "eval"), python), "builtins.eval"),
+        "builtins.exec": (Call(Global("builtins", "exec"), python), "builtins.exec"),
+        "python2 eval": (Call(Global("__builtin__", "eval"), python), "__builtin__.eval"),
+        "subprocess.Popen": (Call(Global("subprocess", "Popen"), ["touch", canary]), "subprocess.Popen"),
+        "getattr chain": (Call(Call(Global("builtins", "getattr"), os_module, "system"), touch), "builtins.getattr"),
+        "nested reduce": (Call(Global("stable_baselines.common.policies", "MlpPolicy"),
+                               Call(Global("os", "system"), touch)), "os.system"),
+        "importlib": (Call(Call(Global("importlib", "import_module"), "os"), touch), "importlib.import_module"),
+        "numpy.load": (Call(Global("numpy", "load"), canary, None, True), "numpy.load"),
+        "copyreg with a real class": (Call(Global("copyreg", "_reconstructor"), Global("subprocess", "Popen"),
+                                           Global("builtins", "object"), None), "subprocess.Popen"),
+    }
+
+
+PAYLOAD_NAMES = sorted(payloads("x"))
+CARRIERS = ("whole pickle", "pkl observation_space", "pkl parameters", "zip data entry")
+
+
+def carry(payload, carrier, directory):
+    """A file holding `payload` where SB2 would put a pickled value."""
+    path = os.path.join(str(directory), "attack")
+    data = model_data()
+    params = model_parameters(data)
+    if carrier == "whole pickle":
+        with open(path + ".pkl", "wb") as handle:
+            handle.write(dumps(payload))
+        return path + ".pkl"
+    if carrier == "pkl observation_space":
+        return write_pkl(path + ".pkl", dict(data, observation_space=payload), params)
+    if carrier == "pkl parameters":
+        return write_pkl(path + ".pkl", data, payload)
+    return write_zip(path + ".zip", dict(data, learning_rate=payload), params)
+
+
+def refused(path, *fragments):
+    """describe_safe_file(path) raises an SbifError whose message holds every fragment; returns it."""
+    with pytest.raises(SbifError) as caught:
+        describe_safe_file(path)
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+@pytest.mark.parametrize("name", PAYLOAD_NAMES)
+def test_code_payload_is_refused_and_never_runs(name, carrier, tmp_path):
+    canary = str(tmp_path / "canary")
+    payload, global_name = payloads(canary)[name]
+    message = refused(carry(payload, carrier, tmp_path), global_name)
+    assert "refusing to load the global" in message
+    assert not os.path.exists(canary)
+
+
+def test_the_payloads_are_real(tmp_path):
+    """The same bytes do run code with Python's own unpickler: the refusals above are what stops them."""
+    import pickle
+
+    for name in ("os.system", "builtins.eval", "getattr chain"):
+        canary = str(tmp_path / name.replace(" ", "_"))
+        pickle.loads(dumps(payloads(canary)[name][0]))
+        assert os.path.exists(canary), name
+
+
+def test_allowed_names_stay_inert(tmp_path):
+    """Calling stand-ins (a stub of cloudpickle's subimport, its result, an SB2 class) records, never runs:
+    a file whose schedule is such a chain still exports, and nothing happens."""
+    canary = str(tmp_path / "canary")
+    chain = Call(Call(Global("cloudpickle.cloudpickle", "subimport"), "os"), "touch " + canary)
+    schedule = Call(Global("cloudpickle.cloudpickle", "_fill_function"),
+                    Call(Global("cloudpickle.cloudpickle", "_make_skel_func"), chain, 0, {}), {})
+    data = model_data(learning_rate=schedule, cliprange=Call(Global("stable_baselines.common.policies",
+                                                                     "MlpPolicy"), "touch " + canary))
+    for path in (write_pkl(str(tmp_path / "m.pkl"), data, model_parameters(data)),
+                 write_zip(str(tmp_path / "m.zip"), data, model_parameters(data))):
+        build_sbif(describe_safe_file(path))
+    assert not os.path.exists(canary)
+
+
+def test_cli_refuses_and_names_the_global(tmp_path, capsys):
+    canary = str(tmp_path / "canary")
+    path = carry(payloads(canary)["os.system"][0], "pkl observation_space", tmp_path)
+    assert sbif_main(["export", path, "-o", str(tmp_path / "out.sbif")]) == 1
+    assert "os.system" in capsys.readouterr().err
+    assert not os.path.exists(canary) and not os.path.exists(str(tmp_path / "out.sbif"))
+
+
+# -- bombs ----------------------------------------------------------------------------------------------------
+def array_state(shape, dtype, raw):
+    """An ndarray pickled as numpy does: _reconstruct(ndarray, (0,), b'b') then BUILD with this state."""
+    return Call(Global("numpy.core.multiarray", "_reconstruct"), Global("numpy", "ndarray"), (0,), b"b",
+                state=(1, shape, np.dtype(dtype), False, raw))
+
+
+def bounded(function):
+    """Run `function`, return its result; fail if it allocated more than BOMB_MEMORY_LIMIT at its peak."""
+    tracemalloc.start()
+    try:
+        return function()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < BOMB_MEMORY_LIMIT, "peak allocation {} bytes".format(peak)
+
+
+def refused_bounded(path, *fragments):
+    return bounded(lambda: refused(path, *fragments))
+
+
+def test_shape_bomb_in_a_pickle(tmp_path):
+    """A 10^12-element array backed by 8 bytes: refused from its declared size, nothing allocated."""
+    bomb = array_state((10 ** 6, 10 ** 6), "float64", b"\0" * 8)
+    data = model_data()
+    path = write_pkl(str(tmp_path / "bomb.pkl"), data, {"model/pi/w:0": bomb})
+    refused_bounded(path, "declares shape (1000000, 1000000)", "8 bytes")
+
+
+@pytest.mark.parametrize("shape", [(2 ** 40, 2 ** 40, 2 ** 40), (-1, 8), (2 ** 63,), tuple([1] * 40), "8"])
+def test_malformed_array_shapes(shape, tmp_path):
+    path = write_pkl(str(tmp_path / "bomb.pkl"), model_data(), {"x": array_state(shape, "float32", b"\0" * 32)})
+    refused_bounded(path, "numpy array")
+
+
+def test_object_arrays_are_refused(tmp_path):
+    """Object arrays hold pickled objects, not bytes; even harmless ones are refused."""
+    path = write_pkl(str(tmp_path / "objects.pkl"), model_data(), [np.array([1, "two"], dtype=object)])
+    refused(path, "dtype")
+
+
+def test_scalar_with_wrong_length(tmp_path):
+    scalar = Call(Global("numpy.core.multiarray", "scalar"), np.dtype("float64"), b"\0" * 3)
+    refused(write_pkl(str(tmp_path / "scalar.pkl"), model_data(gamma=scalar), None), "3 bytes")
+
+
+def test_space_shape_bomb(tmp_path):
+    """A Box whose shape is 10^10 elements with scalar bounds would be broadcast: refused first."""
+    box = Call(Global("copyreg", "_reconstructor"), Global("gym.spaces.box", "Box"), Global("builtins", "object"),
+               None, state={"low": np.zeros((), np.float32), "high": np.ones((), np.float32),
+                            "shape": (10 ** 5, 10 ** 5), "dtype": np.dtype("float32")})
+    data = model_data(observation_space=box)
+    refused_bounded(write_pkl(str(tmp_path / "space.pkl"), data, model_parameters(model_data())),
+                    "10000000000 elements")
+
+
+def test_length_bomb_in_the_opcodes(tmp_path):
+    """A BINBYTES8 declaring 2^62 bytes: pickletools reads what is there; nothing of that size is allocated."""
+    path = str(tmp_path / "length.pkl")
+    with open(path, "wb") as handle:
+        handle.write(b"\x80\x04\x8e" + struct.pack("<Q", 2 ** 62) + b"abc.")
+    refused_bounded(path, "truncated or corrupt")
+
+
+def test_deeply_nested_tuples(tmp_path):
+    """A dict key nested 10^6 tuples deep crashes CPython's hash (C recursion): refused before unpickling."""
+    path = str(tmp_path / "deep.pkl")
+    with open(path, "wb") as handle:
+        handle.write(b"\x80\x04}K\x01" + b"\x85" * 10 ** 6 + b"K\x02s.")
+    refused_bounded(path, "nested more than")
+
+
+def test_many_marks(tmp_path):
+    path = str(tmp_path / "marks.pkl")
+    with open(path, "wb") as handle:
+        handle.write(b"\x80\x04" + b"(" * 100000 + b"N.")
+    refused_bounded(path, "MARK")
+
+
+def npy_bytes(descr, shape, payload):
+    """A .npy member with a hand-written header (so it can lie about its shape)."""
+    header = "{{'descr': {!r}, 'fortran_order': False, 'shape': {!r}, }}".format(descr, shape)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin-1") + payload
+
+
+def parameters_archive(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_shape_bomb_in_a_zip_parameter(tmp_path):
+    data = model_data()
+    params = model_parameters(data)
+    inner = parameters_archive({name + ".npy": npy_bytes("<f4", (2 ** 40,), b"\0" * 16) for name in params})
+    path = write_zip(str(tmp_path / "npy.zip"), data, params, {"parameters": inner})
+    refused_bounded(path, "declares shape (1099511627776,)", "16 bytes")
+
+
+def test_pickled_object_in_a_zip_parameter(tmp_path):
+    data = model_data()
+    params = model_parameters(data)
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([None], dtype=object), allow_pickle=True)
+    inner = parameters_archive({name + ".npy": buffer.getvalue() for name in params})
+    refused(write_zip(str(tmp_path / "npy.zip"), data, params, {"parameters": inner}), "object")
+
+
+def test_zip_bomb(tmp_path):
+    """A `data` member of 100 MiB that deflates to ~100 KiB: refused from its declared size."""
+    path = write_zip(str(tmp_path / "bomb.zip"), model_data(), model_parameters(model_data()))
+    bomb = str(tmp_path / "bomb2.zip")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            if info.filename != "data":
+                target.writestr(info.filename, source.read(info.filename))
+        with target.open("data", "w") as stream:
+            for _ in range(100):
+                stream.write(b" " * MiB)
+    assert os.path.getsize(bomb) < 2 * MiB
+    refused_bounded(bomb, "data", "zip bomb")
+
+
+def test_zip_expansion_ratio(tmp_path):
+    """20 MiB of zeros deflated to 20 KiB, under every per-member cap: refused for its expansion ratio."""
+    data = model_data()
+    path = str(tmp_path / "ratio.zip")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data", json_bytes(data))
+        archive.writestr("parameter_list", b"[]")
+        with archive.open("parameters", "w") as stream:
+            for _ in range(20):
+                stream.write(b"\0" * MiB)
+    refused_bounded(path, "expand to", "zip bomb")
+
+
+def test_zip_directory_bomb(tmp_path):
+    """An end record announcing 60000 members in a 2 GiB directory: refused before zipfile reads it."""
+    path = write_zip(str(tmp_path / "dir.zip"), model_data(), model_parameters(model_data()))
+    blob = bytearray(open(path, "rb").read())
+    end = blob.rfind(b"PK\x05\x06")
+    blob[end + 8:end + 16] = struct.pack("<HHI", 60000, 60000, 0x7FFFFFFF)
+    with open(path, "wb") as handle:
+        handle.write(bytes(blob))
+    refused_bounded(path, "lists 60000 members")
+
+
+def json_bytes(data):
+    return b"{" + ", ".join('"{}": 1'.format(key) for key in data).encode() + b"}"
+
+
+def test_zip_member_larger_than_it_declares(tmp_path):
+    """Central directory says 100 bytes, the deflate stream holds 10 MiB: never more than 100 bytes read."""
+    bomb = str(tmp_path / "liar.zip")
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data", b"{" + b" " * (10 * MiB) + b"}")
+        archive.writestr("parameter_list", b"[]")
+        archive.writestr("parameters", parameters_archive({}))
+    blob = bytearray(open(bomb, "rb").read())
+    size = struct.pack("<I", 10 * MiB + 2)
+    for offset in _find_all(blob, size):
+        blob[offset:offset + 4] = struct.pack("<I", 100)
+    with open(bomb, "wb") as handle:
+        handle.write(bytes(blob))
+    refused_bounded(bomb, "zip archive")
+
+
+def _find_all(blob, needle):
+    found, start = [], 0
+    while True:
+        index = blob.find(needle, start)
+        if index < 0:
+            return found
+        found.append(index)
+        start = index + 1
+
+
+def test_bombs_keep_the_process_small(tmp_path):
+    """Max RSS of a fresh process refusing every bomb above stays near an idle interpreter's."""
+    script = textwrap.dedent("""
+        import os, resource, sys
+        sys.path.insert(0, {root!r})
+        from sbif.errors import SbifError
+        from sbif.export.safe import describe_safe_file
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for name in sorted(os.listdir({directory!r})):
+            try:
+                describe_safe_file(os.path.join({directory!r}, name))
+            except SbifError:
+                pass
+            else:
+                raise SystemExit("not refused: " + name)
+        print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """)
+    bombs = tmp_path / "bombs"
+    bombs.mkdir()
+    write_pkl(str(bombs / "shape.pkl"), model_data(), [array_state((10 ** 6, 10 ** 6), "float64", b"\0" * 8)])
+    with open(str(bombs / "length.pkl"), "wb") as handle:
+        handle.write(b"\x80\x04\x8e" + struct.pack("<Q", 2 ** 40) + b"abc.")
+    data = model_data()
+    params = model_parameters(data)
+    write_zip(str(bombs / "npy.zip"), data, params, {"parameters": parameters_archive(
+        {name + ".npy": npy_bytes("<f8", (2 ** 33,), b"") for name in params})})
+    result = subprocess.run([sys.executable, "-c", script.format(root=ROOT, directory=str(bombs))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    before, after = (int(v) for v in result.stdout.split())
+    assert (after - before) * 1024 < 64 * MiB, (before, after)  # ru_maxrss is in KiB on Linux
+
+
+# -- archive structure ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["../data", "../../etc/passwd", "/etc/passwd", "model/../../data", "..\\data",
+                                  "C:\\Windows\\data", "C:/data"])
+def test_path_traversal_member_names(name, tmp_path):
+    data = model_data()
+    path = write_zip(str(tmp_path / "traversal.zip"), data, model_parameters(data), {name: b"x"})
+    refused(path, "path traversal")
+
+
+def test_path_traversal_inside_the_parameters(tmp_path):
+    data = model_data()
+    params = model_parameters(data)
+    inner = parameters_archive(dict({name + ".npy": npy_bytes("<f4", (1,), b"\0" * 4) for name in params},
+                                    **{"../../evil.npy": b"x"}))
+    refused(write_zip(str(tmp_path / "inner.zip"), data, params, {"parameters": inner}), "path traversal")
+
+
+def test_unexpected_and_missing_members(tmp_path):
+    data = model_data()
+    params = model_parameters(data)
+    refused(write_zip(str(tmp_path / "extra.zip"), data, params, {"evil.py": b"import os"}),
+            "unexpected archive member 'evil.py'")
+    path = str(tmp_path / "missing.zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data", b"{}")
+    refused(path, "no parameters or parameter_list member")
+
+
+def test_unsupported_compression_and_encryption(tmp_path):
+    data = model_data()
+    path = write_zip(str(tmp_path / "model.zip"), data, model_parameters(data))
+    blob = bytearray(open(path, "rb").read())
+    central = blob.rfind(b"PK\x01\x02")
+    blob[central + 10:central + 12] = struct.pack("<H", zipfile.ZIP_BZIP2)
+    with open(path, "wb") as handle:
+        handle.write(bytes(blob))
+    refused(path, "compression method 12")
+    blob[central + 10:central + 12] = struct.pack("<H", 0)
+    blob[central + 8:central + 10] = struct.pack("<H", 1)
+    with open(path, "wb") as handle:
+        handle.write(bytes(blob))
+    refused(path, "encrypted")
+
+
+# -- truncated and corrupt files ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    return make_model_files(tmp_path_factory.mktemp("generated"))
+
+
+@pytest.mark.parametrize("kind", ["zip", "pkl", "pkl_list"])
+@pytest.mark.parametrize("fraction", [0.0, 0.01, 0.3, 0.5, 0.9, 0.999])
+def test_truncated_files(kind, fraction, generated, tmp_path):
+    blob = open(generated[kind], "rb").read()
+    path = str(tmp_path / ("cut." + kind.split("_")[0]))
+    with open(path, "wb") as handle:
+        handle.write(blob[:int(len(blob) * fraction)])
+    refused(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"PK\x03\x04" + b"\xff" * 64, b"\x80\x04\x95" + b"\x00" * 40,
+                                     bytes(range(256)) * 4, b"\x80\x05\x97.", b"(lp0\nI1\na."])
+def test_garbage(content, tmp_path):
+    path = str(tmp_path / "garbage.pkl")
+    with open(path, "wb") as handle:
+        handle.write(content)
+    refused(path)
+
+
+def test_not_sb2_data(tmp_path):
+    """Valid pickles of the wrong thing: a clear message, not a crash."""
+    for index, value in enumerate([None, [1, 2, 3], (1, 2), ({}, None), ({1: 2}, []), ("data", "params")]):
+        path = write_pkl(str(tmp_path / "value{}.pkl".format(index)), *value) if isinstance(value, tuple) and \
+            len(value) == 2 and isinstance(value[0], dict) else str(tmp_path / "value{}.pkl".format(index))
+        if not os.path.exists(path):
+            with open(path, "wb") as handle:
+                handle.write(dumps(value))
+        refused(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    refused(str(tmp_path / "absent.zip"), "no such file")
+    refused(str(tmp_path), "no such file")
+
+
+def test_safe_pickle_api_refuses_with_export_error():
+    with pytest.raises(ExportError, match="os.system"):
+        loads(dumps(Call(Global("os", "system"), "true")), "bytes")
