@@ -340,7 +340,11 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0,
     if normalization is not None:  # raw observations around the statistics, some far outside
         observations = (normalization.mean + np.sqrt(normalization.var) * 3 *
                         np.random.default_rng(seed).standard_normal(observations.shape)).astype(observations.dtype)
-    report = compare_with_sb2(model, policy, observations, normalization)
+    # SB2 runs a recurrent policy only on exactly the n_envs rows it was built for: compare chunk by chunk
+    rows = int(getattr(model, "n_envs", 1) or 1) if policy.recurrent else len(observations)
+    chunks = [compare_with_sb2(model, policy, observations[start:start + rows], normalization)
+              for start in range(0, len(observations) - rows + 1, rows)]
+    report = {key: max(chunk[key] for chunk in chunks) for key in chunks[0]}
     failures = ["{} on {} of {} observations".format(k, int(v), count) if k == "action_mismatches"
                 else "{} (error {:.3g})".format(k, v) for k, v in report.items()
                 if (v > 0 if k == "action_mismatches" else v > ATOL)]

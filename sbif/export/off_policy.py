@@ -160,7 +160,8 @@ def unscale(builder: GraphBuilder, scaled: str, space: Space, name: str) -> str:
     result = np.result_type(np.dtype(dtype), np.dtype(space.dtype)).name
     one = builder.op("constant", [], {"value": 1.0, "dtype": dtype}, name=name + "/one")
     half = builder.op("constant", [], {"value": 0.5, "dtype": dtype}, name=name + "/half")
-    halved = builder.op("mul", [half, builder.op("add", [scaled, one], name=name + "/plus_one")], name=name + "/half_of")
+    plus_one = builder.op("add", [scaled, one], name=name + "/plus_one")
+    halved = builder.op("mul", [half, plus_one], name=name + "/half_of")
     if result != dtype:
         halved = builder.op("cast", [halved], {"to": result}, name=name + "/promoted")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -266,6 +267,10 @@ class _Network:
             x = self.builder.op("linear", [x, self.parameter(scope + "/kernel"), self.parameter(scope + "/bias")],
                                 name=node)
             widths.append(int(self.params[scope + "/kernel:0"].shape[1]))
+            if present[0] and widths[-1] == 1:
+                raise UnsupportedError("{} is a layer-normalised layer of width 1: its variance is 0 and TensorFlow's "
+                                       "layer norm returns beta plus amplified rounding error, which no other runtime "
+                                       "reproduces".format(scope))
             if present[0]:
                 x = self.builder.op("layer_norm", [x, self.parameter(norm + "/gamma"), self.parameter(norm + "/beta")],
                                     {"epsilon": CONTRIB_LAYER_NORM_EPSILON}, name=node + "/layer_norm")

@@ -1,0 +1,301 @@
+"""`sbif conformance ...` (also `python -m conformance ...`): run the suite, replay cases, record, fuzz.
+
+    sbif conformance run --runtime "node runtimes/node/sbif-runtime.js" --golden conformance/golden
+    sbif conformance run --runtime numpy --oracle live --models model.sbif        (SB2 found next to the file)
+    sbif conformance run --runtime CMD --models *.sbif --json -k deterministic --known-failures known.txt
+    sbif conformance replay failures/model--sampling.sbifcase --runtime CMD
+    sbif conformance fuzz --runtime CMD --families mlp lstm --examples 200 --case found.sbifcase
+    sbif conformance record model.zip                                             (SB2 environment)
+    sbif conformance mutants                                                      (the suite's self-test)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_conformance_command(commands: Any) -> argparse.ArgumentParser:
+    """Add `conformance` (with its own subcommands) to an argparse subparsers object, e.g. sbif's."""
+    parser = commands.add_parser("conformance", help="check a runtime against SB2 (the conformance suite)",
+                                 description="The SBIF conformance suite: check any runtime, in any language, "
+                                             "against SB2's own predictions.", epilog=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    build(parser)
+    parser.set_defaults(handler=dispatch)
+    return parser
+
+
+def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from .checks import CHECKS
+
+    sub = parser.add_subparsers(dest="conformance_command", metavar="SUBCOMMAND")
+
+    run = sub.add_parser("run", help="run the checks on a runtime and report", formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Run the named checks on a runtime: expected answers come from golden packs "
+                                     "(--golden), or from an oracle (--oracle live: SB2; numpy: the reference "
+                                     "runtime) on model files (--models).")
+    _runtime_arguments(run)
+    run.add_argument("--golden", nargs="+", metavar="PACK_OR_DIR", help="golden packs (.golden files or directories)")
+    run.add_argument("--models", nargs="+", metavar="FILE", help=".sbif files to plan checks for")
+    run.add_argument("--oracle", default="numpy", help="for --models: 'numpy' (the reference runtime, default), "
+                                                        "'live' (Stable-Baselines), or a command line")
+    run.add_argument("--sources", nargs="*", default=[], help="live oracle: where the SB2 files are")
+    run.add_argument("--sb2-python", default=None, help="live oracle: the SB2 environment's python "
+                                                        "(default: $SBIF_SB2_PYTHON or .venv-sb2/bin/python)")
+    run.add_argument("--checks", nargs="+", choices=sorted(CHECKS), help="checks to run (default: all)")
+    run.add_argument("-k", dest="select", action="append", default=[], metavar="PATTERN",
+                     help="run only MODEL::CHECK keys containing (or glob-matching) PATTERN; repeatable")
+    run.add_argument("--skip", action="append", default=[], metavar="PATTERN", help="skip matching keys; repeatable")
+    run.add_argument("--known-failures", metavar="FILE",
+                     help="MODEL::CHECK globs expected to fail (one a line, '#' comments); one that passes is "
+                          "reported as fixed and fails the run")
+    run.add_argument("--cases", metavar="DIR", help="write a replayable .sbifcase file for every failure here")
+    run.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (with --models)")
+    run.add_argument("--batches", type=int, nargs="+", default=[1, 5, 32], help="batch sizes (with --models)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.set_defaults(conformance_handler=run_command)
+
+    replay = sub.add_parser("replay", help="rerun a .sbifcase file on a runtime")
+    replay.add_argument("case", help="the .sbifcase file")
+    _runtime_arguments(replay)
+    replay.add_argument("--model", help="use this model file instead of the one in the case")
+    replay.set_defaults(conformance_handler=replay_command)
+
+    fuzz = sub.add_parser("fuzz", help="Hypothesis-generated models and inputs against the reference runtime")
+    _runtime_arguments(fuzz)
+    fuzz.add_argument("--families", nargs="+", help="model families to draw (default: all SBIF builds; 'ops' "
+                                                    "for op vectors)")
+    fuzz.add_argument("--checks", nargs="+", choices=sorted(CHECKS), help="checks to draw (default: all)")
+    fuzz.add_argument("--examples", type=int, default=100, help="examples to try (default 100)")
+    fuzz.add_argument("--profile", choices=["ci", "dev"], default="ci",
+                      help="ci: derandomized (the same examples every run); dev: random")
+    fuzz.add_argument("--no-shrink", action="store_true", help="report the first failure without shrinking it")
+    fuzz.add_argument("--case", default="fuzz-failure.sbifcase", help="where to write the failing case")
+    fuzz.set_defaults(conformance_handler=fuzz_command)
+
+    record = sub.add_parser("record", help="record a golden pack with SB2 (SB2 environment only)",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .record import build_parser as record_parser
+
+    record_parser(record)
+    record.set_defaults(conformance_handler=record_command)
+
+    mutants = sub.add_parser("mutants", help="self-test: run the deliberately broken runtimes and show what "
+                                             "catches them")
+    mutants.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    mutants.add_argument("--list", action="store_true", help="only list them")
+    mutants.add_argument("--examples", type=int, default=40, help="examples per mutant (default 40)")
+    mutants.add_argument("--json", action="store_true")
+    mutants.set_defaults(conformance_handler=mutants_command)
+
+    checks = sub.add_parser("checks", help="list the named checks")
+    checks.set_defaults(conformance_handler=checks_command)
+    return parser
+
+
+def _runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", default="numpy",
+                        help="'numpy' (the reference runtime, in-process) or the command line of a runtime "
+                             "speaking spec/conformance-protocol.md (default: numpy)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    handler = getattr(args, "conformance_handler", None)
+    if handler is None:
+        print("usage: sbif conformance {run,replay,fuzz,record,mutants,checks} ... (see --help)", file=sys.stderr)
+        return EXIT_USAGE
+    return handler(args)
+
+
+def _runtime(args: argparse.Namespace):
+    from .protocol import ProtocolError, runtime_from_spec
+
+    try:
+        return runtime_from_spec(args.runtime, timeout=args.timeout)
+    except ProtocolError as exc:
+        raise SystemExit("sbif conformance: {}".format(exc))
+
+
+def live_oracle(args: argparse.Namespace):
+    """SB2 in-process when this interpreter has it, else the SB2 environment's python as a process."""
+    try:
+        import stable_baselines  # noqa: F401
+        from .adapters.sb2_live import Sb2Runtime
+
+        return Sb2Runtime(args.sources)
+    except ImportError:
+        pass
+    from .protocol import ProcessRuntime
+
+    python = args.sb2_python or os.environ.get("SBIF_SB2_PYTHON") or os.path.join(ROOT, ".venv-sb2", "bin", "python")
+    if not os.path.exists(python):
+        raise SystemExit("sbif conformance: the live oracle needs the SB2 environment; no python at {} (use "
+                         "--sb2-python or SBIF_SB2_PYTHON)".format(python))
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    command = [python, "-m", "conformance.adapters.sb2_live"] + (["--sources"] + args.sources if args.sources else [])
+    return ProcessRuntime(command, timeout=max(args.timeout, 120.0), env=env, cwd=ROOT)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from .checks import Config
+    from .runner import KnownFailures, OracleSource, report_json, run_suite
+
+    if not args.golden and not args.models:
+        print("sbif conformance run: give --golden PACKS and/or --models FILES", file=sys.stderr)
+        return EXIT_USAGE
+    runtime = _runtime(args)
+    oracle = None
+    try:
+        sources = []
+        if args.golden:
+            from .golden import GoldenSource
+
+            sources.append(GoldenSource(args.golden))
+        if args.models:
+            if args.oracle == "live":
+                oracle = live_oracle(args)
+            else:
+                from .protocol import runtime_from_spec
+
+                oracle = runtime_from_spec(args.oracle, timeout=args.timeout)
+            sources.append(OracleSource(args.models, oracle))
+        known = KnownFailures.read(args.known_failures) if args.known_failures else None
+        progress = None
+        if not args.json and sys.stderr.isatty():
+            progress = lambda r: print("  {} {}".format(r.status, r.key), file=sys.stderr)  # noqa: E731
+        report = run_suite(sources, runtime, args.checks,
+                           Config(batches=args.batches, seed=args.seed), args.select, args.skip, known,
+                           args.cases, progress)
+    finally:
+        runtime.close()
+        if oracle is not None:
+            oracle.close()
+    print(report_json(report) if args.json else report.render())
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from .cases import read_case, replay
+
+    case = read_case(args.case)
+    runtime = _runtime(args)
+    try:
+        result = replay(case, runtime, args.model)
+    finally:
+        runtime.close()
+    print("case {} ({} on {}): {}".format(args.case, case["check"], case.get("model", {}).get("file_name", "-"),
+                                          "passes now" if result.ok else "still fails"))
+    for line in result.lines:
+        print("  " + line)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def fuzz_command(args: argparse.Namespace) -> int:
+    from .generate import FAMILY_CHECKS, OPS, fuzz
+    from .models import FAMILIES, family_status
+    from .protocol import PythonRuntime
+
+    status = family_status()
+    families = args.families or [f for f in FAMILIES if status.get(f) is None]
+    unknown = [f for f in families if f not in FAMILY_CHECKS]
+    if unknown:
+        print("sbif conformance fuzz: unknown families {} (known: {}, {})".format(
+            unknown, ", ".join(FAMILIES), OPS), file=sys.stderr)
+        return EXIT_USAGE
+    unbuildable = [f for f in families if f != OPS and status.get(f)]
+    for family in unbuildable:
+        print("skipping family {}: {}".format(family, status[family]), file=sys.stderr)
+    families = [f for f in families if f not in unbuildable]
+    runtime = _runtime(args)
+    try:
+        result = fuzz(runtime, PythonRuntime(), families, args.checks, args.examples,
+                      profile="conformance-" + args.profile, shrink=not args.no_shrink, case_file=args.case)
+    finally:
+        runtime.close()
+    if not result.caught:
+        print("{} examples: no failure".format(result.examples))
+        return EXIT_OK
+    failure = result.failure or {}
+    print("failure after {} examples: check {} on family {}: {} {} {}".format(
+        result.first_failure_at, failure.get("check"), failure.get("family"), failure.get("output", ""),
+        failure.get("where", ""), failure.get("detail", "")))
+    if result.case_file:
+        print("minimal case written to {} (rerun: sbif conformance replay {} --runtime ...)".format(
+            result.case_file, result.case_file))
+    return EXIT_FAILED
+
+
+def record_command(args: argparse.Namespace) -> int:
+    from .record import run
+
+    try:
+        import stable_baselines  # noqa: F401
+    except ImportError:
+        print("sbif conformance record: needs Stable-Baselines 2 (run it with the SB2 environment, "
+              ".venv-sb2/bin/sbif)", file=sys.stderr)
+        return EXIT_USAGE
+    return run(args)
+
+
+def mutants_command(args: argparse.Namespace) -> int:
+    from .generate import fuzz
+    from .models import family_status
+    from .mutants import MUTANTS
+    from .protocol import PythonRuntime
+
+    names = args.names or list(MUTANTS)
+    if args.list:
+        for name in names:
+            mutant = MUTANTS[name]
+            print("{:24s} {:20s} {}".format(name, mutant.check, mutant.description))
+        return EXIT_OK
+    status = family_status()
+    rows, missed = [], 0
+    for name in names:
+        mutant = MUTANTS[name]
+        families = [f for f in mutant.families if f == "ops" or status.get(f) is None]
+        if not families:
+            rows.append({"mutant": name, "status": "skipped", "reason": "; ".join(
+                "{}: {}".format(f, status.get(f)) for f in mutant.families)})
+            continue
+        result = fuzz(mutant.runtime(), PythonRuntime(), families, [mutant.check], args.examples, shrink=False,
+                      constraints=mutant.constraints)
+        caught = result.caught and (result.failure or {}).get("check") == mutant.check
+        missed += not caught
+        rows.append({"mutant": name, "status": "caught" if caught else "MISSED", "check": mutant.check,
+                     "examples": result.first_failure_at, "families": families,
+                     "output": (result.failure or {}).get("output"), "detail": (result.failure or {}).get("detail")})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            if row["status"] == "skipped":
+                print("{:24s} skipped: {}".format(row["mutant"], row["reason"]))
+            else:
+                print("{:24s} {:7s} by {:20s} after {} example(s): {} {}".format(
+                    row["mutant"], row["status"], row["check"], row["examples"], row.get("output") or "",
+                    (row.get("detail") or "")[:70]))
+    return EXIT_OK if missed == 0 else EXIT_FAILED
+
+
+def checks_command(args: argparse.Namespace) -> int:
+    from .checks import CHECKS
+
+    for name, check in CHECKS.items():
+        print("{:20s} needs '{}'  {}".format(name, check.feature, check.description))
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance", description="The SBIF conformance suite.",
+                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    build(parser)
+    args = parser.parse_args(argv)
+    return dispatch(args)

@@ -1,0 +1,538 @@
+"""Models for the suite: what the harness needs to know about a file (`ModelInfo`), and SBIF files with random
+weights built without TensorFlow from a JSON-able `spec` (`build_model`), for every family SB2 can build.
+
+A spec is a plain dict, so a Hypothesis draw, a case file and a report can all carry it:
+
+    {"family": "mlp", "algorithm": "PPO2", "observation": SPACE, "action": SPACE, "net_arch": [8, {"pi": [4]}],
+     "activation": "tanh", "seed": 3, "scale": 1.0}
+
+Families and their extra keys: `mlp` (`net_arch`, `activation`), `cnn` (`padding`), `lstm` (`n_lstm`,
+`layer_norm`, `layers` for SB2's legacy layout or `net_arch` containing "lstm"), `cnn_lstm` (`n_lstm`,
+`layer_norm`), `dqn` (`layers`, `layer_norm`, `dueling`, `cnn`), `sac`/`td3`/`ddpg` (`layers`, `layer_norm`),
+and `vecnormalize` (an `mlp` with `mean`, `var`, `clip_obs`, `epsilon`). Parameter names, shapes and order are
+SB2's (`shared/reference/sb2-inference.md` section 2), so a family builds as soon as SBIF's exporter supports
+it; `family_status` says which ones do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from sbif.compare import sample_observations
+from sbif.format.document import decode_bound
+
+FAMILIES = ("mlp", "cnn", "lstm", "cnn_lstm", "dqn", "sac", "td3", "ddpg", "vecnormalize")
+PROVENANCE = {"exporter": "live", "sb2_version": "2.10.2",
+              "source": {"file_name": "generated.zip", "sha256": "0" * 64, "format": "zip"}}
+
+
+# -- what the harness knows about a file ----------------------------------------------------------------------------
+class ModelInfo:
+    """A file's document read for planning checks (no graph validation, so files with ops the reference runtime
+    lacks can still be planned): spaces, inputs, outputs and their comparison rules, noise, recurrence."""
+
+    def __init__(self, path: str):
+        from sbif.format.container import read_container
+        from sbif.format.document import decode_document
+
+        from .rules import output_rules
+
+        self.path = os.path.abspath(path)
+        self.name = os.path.basename(path)
+        with open(self.path, "rb") as handle:
+            self.sha256 = hashlib.sha256(handle.read()).hexdigest()
+        metadata, self.tensors = read_container(self.path)
+        self.document = decode_document(metadata, self.path)
+        document = self.document
+        self.provenance = document["provenance"]
+        self.observation_space = document["observation_space"]
+        self.action_space = document["action_space"]
+        self.predict = document["predict"]
+        self.distribution = self.predict.get("distribution")
+        self.inputs = {entry["name"]: entry for entry in document["inputs"]}
+        self.noise_inputs = [entry for entry in document["inputs"] if entry["kind"] == "noise"]
+        self.recurrent = self.predict.get("recurrent")
+        self.state_size = self.inputs[self.recurrent["state_input"]]["shape"][1] if self.recurrent else 0
+        self.outputs = {entry["name"]: entry for entry in document["outputs"]}
+        self.rules = output_rules(document)
+        self.ops = sorted({node["op"] for node in document["graph"]})
+        depends = _input_dependencies(document)
+        noise_names = {entry["name"] for entry in self.noise_inputs}
+        #: outputs computed without noise (everything a deterministic request can ask for)
+        self.plain_outputs = [name for name in self.outputs if not depends.get(name, set()) & noise_names]
+        #: outputs that need noise (the sampled actions)
+        self.sample_outputs = [name for name in self.outputs if depends.get(name, set()) & noise_names]
+
+    def ops_for(self, outputs: Sequence[str]) -> List[str]:
+        """The ops a runtime must run to compute `outputs` (runtimes may skip the rest of the graph)."""
+        producers = {name: node for node in self.document["graph"] for name in node["outputs"]}
+        todo, seen, ops = list(outputs), set(), set()
+        while todo:
+            name = todo.pop()
+            node = producers.get(name)
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            ops.add(node["op"])
+            todo.extend(node["inputs"])
+        return sorted(ops)
+
+    @property
+    def label(self) -> str:
+        return "{} {}".format(self.provenance["algorithm"], self.provenance["policy_class"])
+
+    def features(self) -> List[str]:
+        """Runtime features a full check of this model exercises."""
+        features = ["run"]
+        if self.recurrent:
+            features.append("recurrent")
+        if self.noise_inputs:
+            features.append("sampling")
+        return features
+
+    def observations(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """`count` observations as SB2's feed gets them (the `obs` input dtype): uniform within finite Box
+        bounds, N(0, 10) where unbounded, valid indices and bits; with VecNormalize statistics, half the rows are
+        drawn around the statistics' mean (where the normalization matters)."""
+        obs = sample_space(self.observation_space, count, rng)
+        dtype = self.inputs["obs"]["dtype"]
+        mean, std = self.tensors.get("sbif/vecnormalize/mean"), self.tensors.get("sbif/vecnormalize/std")
+        if mean is not None and std is not None and count:
+            near = np.asarray(mean) + np.asarray(std) * rng.standard_normal((count,) + np.shape(mean)) * 2.0
+            rows = rng.random(count) < 0.5
+            obs = np.where(rows.reshape((-1,) + (1,) * np.ndim(mean)), near, obs.astype(np.float64))
+        return np.asarray(obs).astype(dtype)
+
+    def noise(self, count: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        feeds = {}
+        for entry in self.noise_inputs:
+            shape = (count,) + tuple(entry["shape"][1:])
+            if entry["distribution"] == "uniform":
+                feeds[entry["name"]] = rng.random(shape, dtype=np.float32)
+            else:
+                feeds[entry["name"]] = rng.standard_normal(shape, dtype=np.float32)
+        return feeds
+
+    def initial_inputs(self, count: int) -> Dict[str, np.ndarray]:
+        """The state and mask inputs of a first step (zeros), for recurrent files; else nothing."""
+        if not self.recurrent:
+            return {}
+        return {self.recurrent["state_input"]: np.zeros((count, self.state_size), np.float32),
+                self.recurrent["mask_input"]: np.zeros(count, np.float32)}
+
+    def space_bounds(self) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        space = self.observation_space
+        if space["kind"] != "box":
+            return None, None
+        shape = tuple(space["shape"])
+        return decode_bound(space["low"], shape, "float64"), decode_bound(space["high"], shape, "float64")
+
+
+#: finite Box bounds further apart than this are sampled like infinite ones. Observations stay O(10): float32 sums
+#: of terms around 1e3 already carry rounding noise (which depends on the summation order, left free by the spec)
+#: of the size of the 1e-5 tolerance, in SB2 and in any other runtime alike
+HUGE_SPAN = 100.0
+
+
+def sample_space(space: Mapping[str, Any], count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` observations of a document space, in the space's dtype: uniform within finite Box bounds,
+    N(0, 10²) clipped to the bounds where a bound is infinite or the span exceeds `HUGE_SPAN` (realistic magnitudes:
+    single huge values are the edge check's business), valid indices
+    for Discrete/MultiDiscrete and bits for MultiBinary."""
+    kind = space["kind"]
+    if kind != "box":
+        return sample_observations(space, count, rng)
+    shape = tuple(space["shape"])
+    low = decode_bound(space["low"], shape, "float64")
+    high = decode_bound(space["high"], shape, "float64")
+    with np.errstate(over="ignore", invalid="ignore"):
+        bounded = np.isfinite(low) & np.isfinite(high) & ((high - low) <= HUGE_SPAN)
+    uniform = low + rng.random((count,) + shape) * np.where(bounded, high - low, 0.0)
+    values = np.where(bounded, uniform, np.clip(10.0 * rng.standard_normal((count,) + shape), low, high))
+    if np.dtype(space["dtype"]).kind in "iub":
+        values = np.floor(values + np.where(bounded, rng.random((count,) + shape), 0.0))
+        values = np.clip(values, low, high)
+    return values.astype(space["dtype"])
+
+
+def _input_dependencies(document: Mapping[str, Any]) -> Dict[str, set]:
+    """For every graph value, the graph inputs it depends on."""
+    inputs = {entry["name"] for entry in document["inputs"]}
+    depends: Dict[str, set] = {name: {name} for name in inputs}
+    for node in document["graph"]:
+        used = set()
+        for name in node["inputs"]:
+            used |= depends.get(name, set())
+        for name in node["outputs"]:
+            depends[name] = used
+    return depends
+
+
+# -- spaces ------------------------------------------------------------------------------------------------------
+def make_space(spec: Mapping[str, Any]):
+    """A `sbif.export.Space` from a JSON space: box (shape, dtype, low, high as a number or a flat list; "inf"
+    strings allowed), discrete (n), multi_discrete (nvec), multi_binary (n)."""
+    from sbif.export import Space
+
+    kind = spec["kind"]
+    if kind == "box":
+        shape = tuple(spec["shape"])
+        dtype = spec.get("dtype", "float32")
+
+        def bound(value: Any) -> np.ndarray:
+            values = np.array([float(v) for v in value] if isinstance(value, list) else float(value), np.float64)
+            with np.errstate(over="ignore"):
+                return np.broadcast_to(values.reshape(shape) if values.ndim else values, shape).astype(dtype)
+
+        return Space("box", shape, dtype, bound(spec["low"]), bound(spec["high"]))
+    if kind == "discrete":
+        return Space("discrete", (), "int64", n=int(spec["n"]))
+    if kind == "multi_discrete":
+        return Space("multi_discrete", (len(spec["nvec"]),), "int64", nvec=[int(v) for v in spec["nvec"]])
+    if kind == "multi_binary":
+        return Space("multi_binary", (int(spec["n"]),), "int8", n=int(spec["n"]))
+    raise ValueError("unknown space kind {!r}".format(kind))
+
+
+def _input_width(space: Mapping[str, Any]) -> int:
+    if space["kind"] == "box":
+        return int(np.prod(space["shape"]))
+    if space["kind"] == "multi_discrete":
+        return int(sum(space["nvec"]))
+    return int(space["n"])
+
+
+def _head_width(space: Mapping[str, Any]) -> int:
+    return _input_width(space)
+
+
+# -- parameters ----------------------------------------------------------------------------------------------------
+class _Params:
+    """SB2-named parameters with random values at a scale that keeps activations O(1)."""
+
+    def __init__(self, seed: int, scale: float, input_range: float = 1.0):
+        self.rng = np.random.RandomState(seed)
+        self.scale = scale
+        self.input_range = input_range
+        self.values: "OrderedDict[str, np.ndarray]" = OrderedDict()
+
+    def weight(self, name: str, shape: Tuple[int, ...], first: bool = False) -> None:
+        fan_in = int(np.prod(shape[:-1])) or 1
+        scale = self.scale * 1.5 / np.sqrt(fan_in) / (self.input_range if first else 1.0)
+        self.values[name] = (self.rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def bias(self, name: str, shape: Tuple[int, ...]) -> None:
+        self.values[name] = (self.rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    def gain(self, name: str, shape: Tuple[int, ...]) -> None:
+        self.values[name] = (1.0 + self.rng.standard_normal(shape) * 0.2).astype(np.float32)
+
+    def dense(self, scope: str, n_in: int, n_out: int, leaves: Tuple[str, str] = ("w", "b"),
+              first: bool = False) -> None:
+        self.weight("{}/{}:0".format(scope, leaves[0]), (n_in, n_out), first)
+        self.bias("{}/{}:0".format(scope, leaves[1]), (n_out,))
+
+    def nature_cnn(self, prefix: str, height: int, width: int, channels: int, padding: str) -> int:
+        """c1..c3 (HWIO kernels, [1, C, 1, 1] biases as SB2 stores them) and fc1; returns the feature width."""
+        size = (height, width)
+        filters_in = channels
+        for scope, kernel, stride, filters in (("c1", 8, 4, 32), ("c2", 4, 2, 64), ("c3", 3, 1, 64)):
+            self.weight("{}{}/w:0".format(prefix, scope), (kernel, kernel, filters_in, filters), first=scope == "c1")
+            self.bias("{}{}/b:0".format(prefix, scope), (1, filters, 1, 1))
+            if padding == "SAME":
+                size = tuple(-(-s // stride) for s in size)
+            else:
+                size = tuple((s - kernel) // stride + 1 for s in size)
+            filters_in = filters
+        self.dense(prefix + "fc1", size[0] * size[1] * 64, 512)
+        return 512
+
+
+def _image_shape(space: Mapping[str, Any]) -> Tuple[int, int, int]:
+    shape = space["shape"]
+    if space["kind"] != "box" or len(shape) != 3:
+        raise ValueError("CNN families need a Box observation of shape (H, W, C)")
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def _input_range(space: Mapping[str, Any]) -> float:
+    """Inputs an MLP reads unscaled (uint8 images) get proportionally smaller first-layer weights."""
+    return 255.0 if space["kind"] == "box" and space.get("dtype") == "uint8" else 1.0
+
+
+def model_parameters(spec: Mapping[str, Any]) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, Any], str, str]:
+    """(parameters, policy kwargs, algorithm, policy class) for a spec."""
+    family = spec["family"]
+    obs, act = spec["observation"], spec["action"]
+    p = _Params(int(spec.get("seed", 0)), float(spec.get("scale", 1.0)), _input_range(obs))
+    activation = spec.get("activation")
+    kwargs: Dict[str, Any] = {} if activation is None else {"act_fun": dict(
+        {"name": activation}, **({"alpha": 0.2} if activation == "leaky_relu" else {}))}
+    n_actions = _head_width(act)
+    algorithm = spec.get("algorithm", "PPO2")
+    if family in ("mlp", "vecnormalize"):
+        pi_width, vf_width = _ac_mlp(p, spec.get("net_arch", [8, {"pi": [6], "vf": [6]}]), _input_width(obs))
+        _ac_heads(p, pi_width, vf_width, act)
+        return p.values, kwargs, algorithm, "MlpPolicy"
+    if family == "cnn":
+        padding = spec.get("padding", "VALID")
+        width = p.nature_cnn("model/", *_image_shape(obs), padding=padding)
+        _ac_heads(p, width, width, act)
+        kwargs = {"pad": padding} if padding != "VALID" else {}
+        return p.values, kwargs, algorithm, "CnnPolicy"
+    if family in ("lstm", "cnn_lstm"):
+        n = int(spec.get("n_lstm", 4))
+        layer_norm = bool(spec.get("layer_norm", False))
+        if family == "cnn_lstm":
+            width = p.nature_cnn("model/", *_image_shape(obs), padding="VALID")
+            _lstm(p, width, n, layer_norm)
+            _ac_heads(p, n, n, act)
+            kwargs = {"n_lstm": n}
+            return p.values, kwargs, algorithm, "CnnLnLstmPolicy" if layer_norm else "CnnLstmPolicy"
+        kwargs["n_lstm"] = n
+        net_arch = spec.get("net_arch")
+        if net_arch is None:  # legacy layout: pi_fc layers feed the LSTM, the heads read its output
+            width = _input_width(obs)
+            layers = list(spec.get("layers", [6]))
+            for index, size in enumerate(layers):
+                p.dense("model/pi_fc{}".format(index), width, size, first=index == 0)
+                width = size
+            kwargs["layers"] = layers
+            _lstm(p, width, n, layer_norm)
+            _ac_heads(p, n, n, act)
+        else:
+            kwargs["net_arch"] = net_arch
+            width = _input_width(obs)
+            index = 0
+            pi, vf = [], []
+            for item in net_arch:
+                if item == "lstm":
+                    _lstm(p, width, n, layer_norm)
+                    width = n
+                elif isinstance(item, dict):
+                    pi, vf = list(item.get("pi", [])), list(item.get("vf", []))
+                    break
+                else:
+                    p.dense("model/shared_fc{}".format(index), width, int(item), first=index == 0)
+                    width = int(item)
+                index += 1
+            pi_width = vf_width = width
+            for j, size in enumerate(pi):
+                p.dense("model/pi_fc{}".format(j), pi_width, size)
+                pi_width = size
+            for j, size in enumerate(vf):
+                p.dense("model/vf_fc{}".format(j), vf_width, size)
+                vf_width = size
+            _ac_heads(p, pi_width, vf_width, act)
+        return p.values, kwargs, algorithm, "MlpLnLstmPolicy" if layer_norm else "MlpLstmPolicy"
+    if family == "dqn":
+        return _dqn(p, spec, obs, n_actions, kwargs)
+    if family in ("sac", "td3", "ddpg"):
+        return _off_policy(p, spec, obs, act, kwargs)
+    raise ValueError("unknown family {!r} (known: {})".format(family, ", ".join(FAMILIES)))
+
+
+def _ac_mlp(p: _Params, net_arch: List[Any], width: int) -> Tuple[int, int]:
+    """SB2's mlp_extractor layers; returns the widths of the policy and value latents."""
+    shared, pi, vf = [], [], []
+    for item in net_arch:
+        if isinstance(item, dict):
+            pi, vf = list(item.get("pi", [])), list(item.get("vf", []))
+            break
+        shared.append(int(item))
+    for index, size in enumerate(shared):
+        p.dense("model/shared_fc{}".format(index), width, size, first=index == 0)
+        width = size
+    pi_width = vf_width = width
+    for index in range(max(len(pi), len(vf))):  # SB2 interleaves pi_fc{j} and vf_fc{j}
+        if index < len(pi):
+            p.dense("model/pi_fc{}".format(index), pi_width, pi[index], first=not shared and index == 0)
+            pi_width = pi[index]
+        if index < len(vf):
+            p.dense("model/vf_fc{}".format(index), vf_width, vf[index], first=not shared and index == 0)
+            vf_width = vf[index]
+    return pi_width, vf_width
+
+
+def _ac_heads(p: _Params, pi_width: int, vf_width: int, act: Mapping[str, Any]) -> None:
+    n = _head_width(act)
+    p.dense("model/vf", vf_width, 1)
+    p.dense("model/pi", pi_width, n)
+    if act["kind"] == "box":
+        p.values["model/pi/logstd:0"] = (p.rng.standard_normal((1, n)) * 0.3).astype(np.float32)
+    p.dense("model/q", vf_width, n)
+
+
+def _lstm(p: _Params, width: int, n: int, layer_norm: bool) -> None:
+    p.weight("model/lstm1/wx:0", (width, 4 * n))
+    p.weight("model/lstm1/wh:0", (n, 4 * n))
+    p.bias("model/lstm1/b:0", (4 * n,))
+    if layer_norm:
+        for leaf, size in (("gx", 4 * n), ("bx", 4 * n), ("gh", 4 * n), ("bh", 4 * n), ("gc", n), ("bc", n)):
+            (p.gain if leaf.startswith("g") else p.bias)("model/lstm1/{}:0".format(leaf), (size,))
+
+
+def _dqn(p: _Params, spec: Mapping[str, Any], obs: Mapping[str, Any], n_actions: int, kwargs: Dict[str, Any]):
+    layers = [int(w) for w in spec.get("layers", [8, 6])]
+    layer_norm = bool(spec.get("layer_norm", False))
+    dueling = bool(spec.get("dueling", True))
+    cnn = bool(spec.get("cnn", False))
+    p.values["deepq/eps:0"] = np.float32(0.1).reshape(())
+
+    def tower(scope: str, width: int, hidden: List[int], outputs: int, first: bool) -> None:
+        for index, size in enumerate(hidden):
+            suffix = "_{}".format(index) if index else ""
+            p.dense(scope + "fully_connected" + suffix, width, size, ("weights", "biases"), first and index == 0)
+            if layer_norm:
+                p.bias(scope + "LayerNorm{}/beta:0".format(suffix), (size,))
+                p.gain(scope + "LayerNorm{}/gamma:0".format(suffix), (size,))
+            width = size
+        suffix = "_{}".format(len(hidden)) if hidden else ""
+        p.dense(scope + "fully_connected" + suffix, width, outputs, ("weights", "biases"), first and not hidden)
+
+    if cnn:
+        width = p.nature_cnn("deepq/model/action_value/", *_image_shape(obs), padding="VALID")
+        tower("deepq/model/action_value/", width, [], n_actions, False)
+        if dueling:
+            tower("deepq/model/state_value/", width, layers, 1, False)
+        policy = "LnCnnPolicy" if layer_norm else "CnnPolicy"
+    else:
+        width = _input_width(obs)
+        tower("deepq/model/action_value/", width, layers, n_actions, True)
+        if dueling:
+            tower("deepq/model/state_value/", width, layers, 1, True)
+        policy = "LnMlpPolicy" if layer_norm else "MlpPolicy"
+    kwargs = dict(kwargs, layers=layers, dueling=dueling, layer_norm=layer_norm)
+    return p.values, kwargs, "DQN", policy
+
+
+def _off_policy(p: _Params, spec: Mapping[str, Any], obs: Mapping[str, Any], act: Mapping[str, Any],
+                kwargs: Dict[str, Any]):
+    family = spec["family"]
+    layers = [int(w) for w in spec.get("layers", [8, 6])]
+    layer_norm = bool(spec.get("layer_norm", False))
+    width = _input_width(obs)
+    d = _head_width(act)
+
+    def mlp(scope: str, n_in: int, first: bool, action_after_first: int = 0) -> int:
+        for index, size in enumerate(layers):
+            p.dense("{}fc{}".format(scope, index), n_in, size, ("kernel", "bias"), first and index == 0)
+            if layer_norm:
+                suffix = "_{}".format(index) if index else ""
+                p.bias("{}LayerNorm{}/beta:0".format(scope, suffix), (size,))
+                p.gain("{}LayerNorm{}/gamma:0".format(scope, suffix), (size,))
+            n_in = size + (action_after_first if index == 0 else 0)
+        return n_in
+
+    if family == "sac":
+        h = mlp("model/pi/", width, True)
+        p.dense("model/pi/dense", h, d, ("kernel", "bias"))
+        p.dense("model/pi/dense_1", h, d, ("kernel", "bias"))
+        h = mlp("model/values_fn/vf/", width, True)
+        p.dense("model/values_fn/vf/vf", h, 1, ("kernel", "bias"))
+        for q in ("qf1", "qf2"):
+            h = mlp("model/values_fn/{}/".format(q), width + d, True)
+            p.dense("model/values_fn/{}/{}".format(q, q), h, 1, ("kernel", "bias"))
+    elif family == "td3":
+        h = mlp("model/pi/", width, True)
+        p.dense("model/pi/dense", h, d, ("kernel", "bias"))
+        for q in ("qf1", "qf2"):
+            h = mlp("model/values_fn/{}/".format(q), width + d, True)
+            p.dense("model/values_fn/{}/{}".format(q, q), h, 1, ("kernel", "bias"))
+    else:
+        h = mlp("model/pi/", width, True)
+        p.dense("model/pi/pi", h, d, ("kernel", "bias"))
+        h = mlp("model/qf/", width, True, action_after_first=d)
+        p.dense("model/qf/qf_output", h, 1, ("kernel", "bias"))
+        if spec.get("normalize_observations"):
+            count = 100.0
+            mean = p.rng.standard_normal(width)
+            p.values["input/obs_rms/runningsum:0"] = (mean * count).astype(np.float64)
+            p.values["input/obs_rms/runningsumsq:0"] = ((mean ** 2 + p.rng.random(width)) * count).astype(np.float64)
+            p.values["input/obs_rms/count:0"] = np.float64(count).reshape(())
+    kwargs = dict(kwargs, layers=layers, layer_norm=layer_norm)
+    return p.values, kwargs, family.upper(), "LnMlpPolicy" if layer_norm else "MlpPolicy"
+
+
+def build_model(spec: Mapping[str, Any]):
+    """The validated `SbifFile` for a spec (raises `sbif.SbifError` when SBIF cannot build that family yet)."""
+    from sbif.export import ModelDescription, build_sbif
+
+    parameters, kwargs, algorithm, policy_class = model_parameters(spec)
+    base = "LstmPolicy" if spec["family"] in ("lstm", "cnn_lstm") else "FeedForwardPolicy"
+    description = ModelDescription(algorithm, policy_class, kwargs, make_space(spec["observation"]),
+                                   make_space(spec["action"]), parameters, json.loads(json.dumps(PROVENANCE)),
+                                   policy_base=base)
+    normalization = None
+    if spec["family"] == "vecnormalize":
+        from sbif.export.normalization import ObservationNormalization
+
+        shape = tuple(spec["observation"]["shape"])
+        normalization = ObservationNormalization(np.asarray(spec["mean"], np.float64).reshape(shape),
+                                                 np.asarray(spec["var"], np.float64).reshape(shape),
+                                                 float(spec.get("clip_obs", 10.0)), float(spec.get("epsilon", 1e-8)))
+    return build_sbif(description, normalization)
+
+
+def write_model(spec: Mapping[str, Any], directory: str) -> str:
+    """Build and write a spec to `directory/<digest>.sbif` (once: the name is the spec's digest)."""
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+    path = os.path.join(directory, "{}-{}.sbif".format(spec["family"], key))
+    if not os.path.exists(path):
+        build_model(spec).write(path)
+    return path
+
+
+#: one representative spec per family (used to probe which families SBIF builds, and by the mutant tests)
+EXAMPLES: Dict[str, Dict[str, Any]] = {
+    "mlp": {"family": "mlp", "algorithm": "PPO2", "net_arch": [8, {"pi": [6], "vf": [5]}], "activation": "tanh",
+            "observation": {"kind": "box", "shape": [4], "dtype": "float32", "low": -2.0, "high": 2.0},
+            "action": {"kind": "discrete", "n": 3}, "seed": 1},
+    "cnn": {"family": "cnn", "algorithm": "PPO2",
+            "observation": {"kind": "box", "shape": [44, 44, 1], "dtype": "uint8", "low": 0, "high": 255},
+            "action": {"kind": "discrete", "n": 3}, "seed": 2},
+    "lstm": {"family": "lstm", "algorithm": "PPO2", "n_lstm": 4, "layers": [6], "layer_norm": False,
+             "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": -1.0, "high": 1.0},
+             "action": {"kind": "discrete", "n": 3}, "seed": 3},
+    "cnn_lstm": {"family": "cnn_lstm", "algorithm": "PPO2", "n_lstm": 4, "layer_norm": True,
+                 "observation": {"kind": "box", "shape": [36, 36, 1], "dtype": "uint8", "low": 0, "high": 255},
+                 "action": {"kind": "discrete", "n": 2}, "seed": 4},
+    "dqn": {"family": "dqn", "layers": [8, 6], "layer_norm": True, "dueling": True, "activation": "relu",
+            "observation": {"kind": "box", "shape": [4], "dtype": "float32", "low": -2.0, "high": 2.0},
+            "action": {"kind": "discrete", "n": 3}, "seed": 5},
+    "sac": {"family": "sac", "layers": [8, 6], "layer_norm": True, "activation": "relu",
+            "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": -1.0, "high": 1.0},
+            "action": {"kind": "box", "shape": [2], "dtype": "float32", "low": [-1.0, -2.0], "high": [1.0, 3.0]},
+            "seed": 6},
+    "td3": {"family": "td3", "layers": [8, 6], "activation": "relu",
+            "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": -1.0, "high": 1.0},
+            "action": {"kind": "box", "shape": [2], "dtype": "float32", "low": [-1.0, -2.0], "high": [1.0, 3.0]},
+            "seed": 7},
+    "ddpg": {"family": "ddpg", "layers": [8, 6], "layer_norm": True, "activation": "relu",
+             "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": -1.0, "high": 1.0},
+             "action": {"kind": "box", "shape": [2], "dtype": "float32", "low": [-1.0, -2.0], "high": [1.0, 3.0]},
+             "seed": 8},
+    "vecnormalize": {"family": "vecnormalize", "algorithm": "PPO2", "net_arch": [8], "activation": "tanh",
+                     "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": "-inf", "high": "inf"},
+                     "action": {"kind": "box", "shape": [2], "dtype": "float32", "low": -1.0, "high": 1.0},
+                     "mean": [25000.0, -3.0, 120.5], "var": [0.01, 4.0, 0.25], "seed": 9},
+}
+
+
+def family_status() -> Dict[str, Optional[str]]:
+    """Family -> None if SBIF builds it, else the reason it cannot (yet)."""
+    from sbif.errors import SbifError
+
+    status: Dict[str, Optional[str]] = {}
+    for family, spec in EXAMPLES.items():
+        try:
+            build_model(spec)
+            status[family] = None
+        except SbifError as exc:
+            status[family] = "{}: {}".format(type(exc).__name__, exc)
+    return status

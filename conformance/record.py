@@ -1,0 +1,123 @@
+"""Record golden packs with Stable-Baselines itself (run in the SB2 environment, `.venv-sb2`).
+
+    python -m conformance.record MODEL.zip [--sbif MODEL.sbif] [-o MODEL.golden] [--checks ...]
+    sbif conformance record MODEL.zip ...
+
+Without `--sbif`, the SB2 file is first exported with the live loader (and verified), next to the pack. The
+suite's own plans are run against SB2 (`conformance.adapters.sb2_live`), and every probe with SB2's answer is
+stored (`spec/golden-packs.md`): deterministic outputs, sampling with injected noise, edge observations,
+recurrent sequences with resets over several envs, and the predict interface.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import __version__
+from .checks import CHECKS, MODEL_CHECKS, Config, Probe, iterate
+from .golden import SUFFIX, sha256_of, write_pack
+from .models import ModelInfo
+from .protocol import Answer, Runtime
+
+
+def record(sbif_path: str, oracle: Runtime, output: Optional[str] = None, checks: Optional[Sequence[str]] = None,
+           config: Optional[Config] = None, source: Optional[str] = None) -> Tuple[str, Dict[str, str]]:
+    """Record a pack for `sbif_path` with `oracle`; returns (pack path, {check: reason} of checks not recorded)."""
+    from .runner import _stable_hash
+
+    config = config or Config()
+    info = ModelInfo(sbif_path)
+    name = os.path.basename(sbif_path)
+    records: List[Tuple[str, Probe, Answer]] = []
+    skipped: Dict[str, str] = {}
+    for check in checks or MODEL_CHECKS:
+        spec = CHECKS[check]
+        reason = spec.not_applicable(info)
+        if reason:
+            skipped[check] = "not applicable: " + reason
+            continue
+        if not oracle.supports(spec.feature):
+            skipped[check] = "the oracle has no '{}' feature".format(spec.feature)
+            continue
+        rng = np.random.default_rng(config.seed + _stable_hash(name + check))
+        found: List[Tuple[str, Probe, Answer]] = []
+        for probe, expected in iterate(spec.plan(info, rng, config), lambda p: oracle.request(p.request)):
+            if not expected.ok:
+                skipped[check] = "oracle {}: {}".format(expected.status, expected.message)
+                found = []
+                break
+            found.append((check, probe, expected))
+        records.extend(found)
+    import sbif
+
+    recorded_by = {"oracle": oracle.name, "oracle_language": oracle.hello.get("runtime", {}).get("language"),
+                   "numpy": np.__version__, "python": platform.python_version(), "sbif": sbif.__version__,
+                   "harness": "sbif-conformance {}".format(__version__)}
+    source_entry = dict(info.provenance.get("source", {}))
+    if source:
+        source_entry["path"] = os.path.basename(source)
+    output = output or os.path.splitext(sbif_path)[0] + SUFFIX
+    write_pack(output, sbif_path, records, skipped, recorded_by, source_entry, config)
+    return output, skipped
+
+
+def export_live(source: str, target: str) -> str:
+    """Export an SB2 file with the live loader to `target` (not verified on the spot: checking the file against
+    SB2 is what the recorded pack is for)."""
+    from sbif.export import export
+
+    sbif_file, _ = export(source, loader="live", verify=False)
+    sbif_file.write(target)
+    return target
+
+
+def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m conformance.record", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="the SB2 model file (.zip or .pkl)")
+    parser.add_argument("--sbif", help="the exported file (default: export SOURCE with the live loader first)")
+    parser.add_argument("-o", "--output", help="the pack to write (default: next to the .sbif file, .golden)")
+    parser.add_argument("--checks", nargs="*", choices=MODEL_CHECKS, help="checks to record (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled inputs")
+    parser.add_argument("--batches", type=int, nargs="*", default=[1, 5, 32], help="batch sizes")
+    parser.add_argument("--steps", type=int, default=8, help="recurrent sequence length")
+    parser.add_argument("--envs", type=int, nargs="*", default=[3, 1], help="env counts of recurrent sequences")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from .adapters.sb2_live import Sb2Runtime
+
+    sbif_path = args.sbif
+    if sbif_path is None:
+        directory = os.path.dirname(os.path.abspath(args.output)) if args.output else os.path.dirname(
+            os.path.abspath(args.source))
+        sbif_path = os.path.join(directory, os.path.splitext(os.path.basename(args.source))[0] + ".sbif")
+        export_live(args.source, sbif_path)
+        print("exported {} to {}".format(args.source, sbif_path))
+    oracle = Sb2Runtime(mapping={sbif_path: args.source})
+    config = Config(batches=args.batches, envs=args.envs, steps=args.steps, seed=args.seed)
+    path, skipped = record(sbif_path, oracle, args.output, args.checks, config, source=args.source)
+    print("recorded {} ({} probes; source sha256 {}...)".format(path, _count(path), sha256_of(args.source)[:12]))
+    for check, reason in skipped.items():
+        print("  not recorded: {}: {}".format(check, reason))
+    return 0
+
+
+def _count(path: str) -> int:
+    from .golden import GoldenPack
+
+    return len(GoldenPack(path).manifest["probes"])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The JavaScript example runtime (runtimes/node): passes on what it claims, reports the rest skipped."""
+from conformance.checks import Config
+from conformance.generate import fuzz
+from conformance.golden import GoldenSource
+from conformance.runner import KnownFailures, OracleSource, run_suite
+
+from .conftest import GOLDEN, KNOWN_FAILURES
+
+CLAIMED_MISSING = {"conv2d", "inverse_cdf_sample"}
+
+
+def test_hello_declares_what_it_lacks(node_runtime):
+    from sbif.ops import REGISTRY
+
+    assert node_runtime.hello["runtime"]["name"] == "sbif-node"
+    assert set(node_runtime.features) == {"run", "op", "recurrent", "sampling"}
+    assert set(REGISTRY) - set(node_runtime.ops) == CLAIMED_MISSING
+
+
+def test_node_passes_the_golden_packs(node_runtime):
+    """Against SB2's recorded answers: pass everywhere it runs; CNN-free packs, so only DQN sampling and the
+    predict interface are skipped."""
+    report = run_suite([GoldenSource([GOLDEN])], node_runtime, known=KnownFailures.read(KNOWN_FAILURES))
+    assert report.ok, report.render()
+    skipped = {r.key: r.message for r in report.results if r.status == "skip"}
+    assert all("not recorded" in m or "predict" in m or "inverse_cdf_sample" in m for m in skipped.values()), skipped
+    ops = [r for r in report.results if r.check == "op_vectors"][0]
+    assert ops.status == "pass" and "conv2d" in ops.message  # the cases of ops it lacks are skipped, named
+
+
+def test_node_against_the_reference_on_every_family(node_runtime, reference, example_models):
+    report = run_suite([OracleSource(sorted(example_models.values()), reference)], node_runtime,
+                       checks=["deterministic", "sampling", "edge_observations", "recurrent_sequence"],
+                       config=Config(batches=[1, 6], envs=[2], steps=4))
+    assert report.ok, report.render()
+    by_family = {}
+    for result in report.results:
+        by_family.setdefault(result.model.split("-")[0], {})[result.check] = result
+    if "cnn" in by_family:
+        assert all(r.status == "skip" and "conv2d" in r.message for r in by_family["cnn"].values()
+                   if "not applicable" not in r.message)
+    if "dqn" in by_family:
+        assert by_family["dqn"]["deterministic"].status == "pass"
+        assert by_family["dqn"]["sampling"].status == "skip" and "inverse_cdf_sample" in by_family["dqn"]["sampling"].message
+    assert by_family["lstm"]["recurrent_sequence"].status == "pass"
+
+
+def test_fuzzing_node_finds_nothing(node_runtime, reference, buildable_families):
+    families = [f for f in ("mlp", "lstm", "vecnormalize", "ops") if f == "ops" or buildable_families.get(f) is None]
+    result = fuzz(node_runtime, reference, families, ["deterministic", "sampling", "recurrent_sequence"],
+                  max_examples=25, shrink=False)
+    assert not result.caught, result.failure

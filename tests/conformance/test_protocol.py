@@ -1,0 +1,190 @@
+"""The protocol: exact tensor round trips, message checks, and a process runtime that crashes, hangs or lies."""
+import io
+import json
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from conformance.protocol import (
+    DTYPES, Answer, ProcessRuntime, ProtocolError, PythonRuntime, check_hello, decode_array, decode_request,
+    encode_array, encode_request, serve)
+
+from .conftest import NUMPY_RUNTIME, ROOT
+
+
+def roundtrip(array):
+    return decode_array(json.loads(json.dumps(encode_array(array), allow_nan=False)))
+
+
+def same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    if a.dtype.kind == "f":
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        keep = ~np.isnan(np.atleast_1d(a))
+        # bit for bit where not NaN (zeros keep their sign through JSON)
+        bits = "u%d" % a.itemsize
+        assert np.array_equal(np.atleast_1d(a)[keep].view(bits), np.atleast_1d(b)[keep].view(bits))
+    else:
+        assert np.array_equal(a, b)
+
+
+@settings(max_examples=150, deadline=None)
+@given(hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)))
+def test_tensors_round_trip_exactly(array):
+    same_bits(array, roundtrip(array))
+
+
+def test_special_and_extreme_values():
+    floats = np.array([np.nan, np.inf, -np.inf, -0.0, np.finfo(np.float32).max, np.finfo(np.float32).tiny,
+                       1e-45, 0.1], np.float32)
+    encoded = encode_array(floats)
+    assert encoded["data"][:3] == ["nan", "inf", "-inf"]
+    assert encoded["data"][7] == float(np.float32(0.1))  # the double the float32 converts to
+    same_bits(floats, roundtrip(floats))
+    ints = np.array([np.iinfo(np.int64).min, np.iinfo(np.int64).max, 2 ** 53 + 1], np.int64)
+    same_bits(ints, roundtrip(ints))
+    same_bits(np.array(3.5, np.float64), roundtrip(np.array(3.5, np.float64)))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"dtype": "float16", "shape": [1], "data": [1.0]}, "unknown dtype"),
+    ({"dtype": "float32", "shape": [2], "data": [1.0]}, "needs 2 elements"),
+    ({"dtype": "float32", "shape": [-1], "data": []}, "non-negative"),
+    ({"dtype": "float32", "shape": [1], "data": ["NaN"]}, "not a float"),
+    ({"dtype": "int32", "shape": [1], "data": [1.5]}, "not a int32"),
+    ({"dtype": "uint8", "shape": [1], "data": [256]}, "not a uint8"),
+    ({"dtype": "bool", "shape": [1], "data": [1]}, "true/false"),
+    ({"dtype": "float32", "shape": [1], "data": [1.0], "extra": 1}, "exactly dtype"),
+])
+def test_malformed_tensors_are_refused(bad, message):
+    with pytest.raises(ProtocolError, match=message):
+        decode_array(bad)
+
+
+def test_requests_round_trip():
+    request = {"type": "predict", "model": "/m.sbif", "method": "action_probability",
+               "observation": np.zeros((2, 3), np.float32), "state": None, "mask": None,
+               "actions": np.array([1, 2]), "logp": True, "noise": {"noise_uniform": np.ones((2, 3), np.float32)}}
+    decoded = decode_request(json.loads(json.dumps(encode_request(request))))
+    assert decoded["method"] == "action_probability" and decoded["logp"] is True
+    assert decoded["observation"].dtype == np.float32 and decoded["actions"].dtype == np.int64
+    assert decoded["noise"]["noise_uniform"].shape == (2, 3)
+    with pytest.raises(ProtocolError, match="unknown request type"):
+        decode_request({"type": "train"})
+    with pytest.raises(ProtocolError, match="method"):
+        decode_request({"type": "predict", "model": "/m", "observation": encode_array(np.zeros(1))})
+
+
+def test_answers_round_trip():
+    answer = Answer("result", {"action": np.array([1, 0]), "state": None,
+                               "probability": [np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32)]},
+                    missing={"q_values": "no such tensor"})
+    back = Answer.from_wire(json.loads(json.dumps(answer.to_wire(4))))
+    assert back.ok and back.outputs["state"] is None and len(back.outputs["probability"]) == 2
+    assert back.missing == {"q_values": "no such tensor"}
+    skipped = Answer.from_wire(Answer("skipped", message="op conv2d").to_wire(5))
+    assert skipped.status == "skipped" and skipped.message == "op conv2d"
+
+
+def test_hello_is_checked():
+    good = {"type": "hello", "protocol": 1, "runtime": {"name": "x"}, "features": ["run"], "ops": None}
+    assert check_hello(good)["runtime"]["name"] == "x"
+    for change in ({"protocol": 2}, {"features": ["op"]}, {"runtime": "x"}, {"ops": "all"}):
+        with pytest.raises(ProtocolError):
+            check_hello(dict(good, **change))
+
+
+def test_serve_speaks_the_protocol(example_models):
+    model = example_models["mlp"]
+    lines = [json.dumps({"type": "hello", "protocol": 1}),
+             json.dumps(dict(encode_request({"type": "run", "model": model,
+                                             "inputs": {"obs": np.zeros((2, 4), np.float32)},
+                                             "outputs": ["action", "value"]}), id=1)),
+             json.dumps({"id": 2, "type": "run", "model": model, "inputs": {}, "outputs": ["action"]}),
+             json.dumps({"id": 3, "type": "op", "op": "conv3d", "attrs": {}, "inputs": []}),
+             "not json",
+             json.dumps({"type": "shutdown"})]
+    out = io.StringIO()
+    assert serve(PythonRuntime(), io.StringIO("\n".join(lines) + "\n"), out) == 0
+    replies = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert replies[0]["type"] == "hello" and "run" in replies[0]["features"]
+    assert replies[1]["type"] == "result" and replies[1]["outputs"]["action"]["dtype"] == "int64"
+    assert replies[2]["type"] == "errored" and "missing input" in replies[2]["message"]
+    assert replies[3]["type"] == "skipped" and "conv3d" in replies[3]["reason"]
+    assert replies[4]["type"] == "errored" and "malformed" in replies[4]["message"]
+    assert replies[5] == {"type": "bye"}
+
+
+def test_process_runtime_answers_like_the_reference(numpy_process, reference, example_models):
+    inputs = {"obs": np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)}
+    remote = numpy_process.run(example_models["mlp"], inputs, ["probabilities", "value"])
+    local = reference.run(example_models["mlp"], inputs, ["probabilities", "value"])
+    assert remote.ok and remote.seconds > 0
+    for name in ("probabilities", "value"):
+        same_bits(local.outputs[name], remote.outputs[name])
+
+
+FAKE = textwrap.dedent("""
+    import json, sys, time
+    mode = sys.argv[1]
+    hello = {"type": "hello", "protocol": 1, "runtime": {"name": "fake"}, "features": ["run"], "ops": None}
+    for line in sys.stdin:
+        message = json.loads(line)
+        if message["type"] == "hello":
+            print(json.dumps(hello), flush=True)
+            continue
+        if mode == "crash":
+            sys.stderr.write("segmentation fault (pretend)\\n"); sys.exit(139)
+        if mode == "hang":
+            time.sleep(60)
+        if mode == "garbage":
+            print("Traceback: oops", flush=True)
+        if mode == "wrong-id":
+            print(json.dumps({"id": -1, "type": "result", "outputs": {}}), flush=True)
+""")
+
+
+@pytest.fixture
+def fake(tmp_path):
+    script = tmp_path / "fake_runtime.py"
+    script.write_text(FAKE)
+    return lambda mode, **kw: ProcessRuntime([sys.executable, str(script), mode], **kw)
+
+
+@pytest.mark.parametrize("mode, status, words", [("crash", "crashed", "exit code 139"),
+                                                 ("garbage", "crashed", "not a protocol answer"),
+                                                 ("wrong-id", "crashed", "does not match")])
+def test_a_crash_is_not_a_wrong_answer(fake, mode, status, words):
+    runtime = fake(mode)
+    answer = runtime.run("/m.sbif", {"obs": np.zeros((1, 2), np.float32)}, ["action"])
+    assert answer.status == status and words in answer.message, answer.message
+    if mode == "crash":
+        assert "segmentation fault" in answer.message  # the end of stderr comes with the report
+    again = runtime.run("/m.sbif", {"obs": np.zeros((1, 2), np.float32)}, ["action"])
+    assert again.status == status and runtime.restarts >= 1  # a fresh process answers the next request
+    runtime.close()
+
+
+def test_a_hanging_runtime_times_out(fake):
+    runtime = fake("hang", timeout=0.5)
+    answer = runtime.run("/m.sbif", {"obs": np.zeros((1, 2), np.float32)}, ["action"])
+    assert answer.status == "timeout"
+    runtime.close()
+
+
+def test_a_runtime_that_cannot_start_is_reported():
+    with pytest.raises(ProtocolError, match="cannot start"):
+        ProcessRuntime(["/nonexistent/runtime"])
+    with pytest.raises(ProtocolError, match="hello"):
+        ProcessRuntime([sys.executable, "-c", "print('hi')"], startup_timeout=10)
+
+
+def test_adapter_with_a_mutant_flag(example_models):
+    runtime = ProcessRuntime(NUMPY_RUNTIME + ["--mutant", "no_action_clip"], cwd=ROOT)
+    assert runtime.name.startswith("sbif-numpy+mutant:no_action_clip")
+    runtime.close()

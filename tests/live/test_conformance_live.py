@@ -1,0 +1,125 @@
+"""The conformance suite against Stable-Baselines itself (SB2 environment): golden packs recorded and replayed,
+SB2 as a live oracle in-process and through the protocol, the zoo, and a mutant caught against SB2's answers."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conformance.adapters.sb2_live import Sb2Runtime
+from conformance.checks import Config
+from conformance.golden import GoldenPack, GoldenSource
+from conformance.mutants import MUTANTS
+from conformance.protocol import ProcessRuntime, PythonRuntime
+from conformance.record import export_live, record
+from conformance.runner import KnownFailures, OracleSource, run_suite
+
+from . import dqn_models
+from .sb2_models import make_model, save
+from .test_zoo import ZOO, zoo_models
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SMALL = Config(batches=[1, 9], envs=[2], steps=5)
+
+
+def assert_ok(report):
+    assert report.ok, report.render()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """Three SB2 models (MLP with MultiDiscrete actions, an LSTM built for 2 envs, a dueling DQN), exported, with
+    packs recorded by SB2."""
+    directory = tmp_path_factory.mktemp("golden")
+    oracle = Sb2Runtime()
+    models = {"mlp": make_model("PPO2", "box", "multi_discrete", 1, seed=11),
+              "lstm": make_model("A2C", "multi_binary", "box", 0, seed=12, policy="MlpLstmPolicy", n_envs=2,
+                                 policy_kwargs={"n_lstm": 5}),
+              "dqn": dqn_models.make_dqn("MlpPolicy", "discrete", seed=13, policy_kwargs={"dueling": True})}
+    packs, paths = {}, {}
+    for name, model in models.items():
+        source = save(model, str(directory), name)
+        paths[name] = export_live(source, str(directory / (name + ".sbif")))
+        oracle.mapping[os.path.abspath(paths[name])] = os.path.abspath(source)
+        packs[name], skipped = record(paths[name], oracle, config=SMALL)
+        assert set(skipped) <= {"recurrent_sequence", "sampling"}, skipped
+    return {"packs": packs, "paths": paths, "oracle": oracle}
+
+
+def test_numpy_runtime_passes_recorded_packs(recorded):
+    report = run_suite([GoldenSource(list(recorded["packs"].values()))], PythonRuntime())
+    assert_ok(report)
+    passed = {(r.model, r.check) for r in report.results if r.status == "pass"}
+    assert ("lstm.sbif", "recurrent_sequence") in passed and ("mlp.sbif", "predict_api") in passed
+    assert ("dqn.sbif", "sampling") in passed
+
+
+def test_packs_hold_sb2s_answers(recorded):
+    pack = GoldenPack(recorded["packs"]["lstm"])
+    steps = [p for p in pack.probes("recurrent_sequence")]
+    assert len(steps) == SMALL.steps * len(SMALL.envs)
+    # lock-step: the state fed at step t + 1 is the one SB2 returned at step t
+    for before, after in zip(steps, steps[1:]):
+        np.testing.assert_array_equal(after.request["inputs"]["state"], before.expected.outputs["state_out"])
+    assert pack.manifest["recorded_by"]["oracle"].startswith("stable-baselines")
+
+
+def test_live_oracle_in_process(recorded):
+    report = run_suite([OracleSource(list(recorded["paths"].values()), recorded["oracle"])], PythonRuntime(),
+                       config=SMALL)
+    assert_ok(report)
+
+
+def test_live_oracle_through_the_protocol(recorded):
+    """SB2 as just another runtime: the adapter executable answers over JSON lines (here as the oracle)."""
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+    oracle = ProcessRuntime([sys.executable, "-m", "conformance.adapters.sb2_live"], cwd=ROOT, env=env, timeout=300)
+    try:
+        assert oracle.hello["runtime"]["name"] == "stable-baselines" and oracle.ops is None
+        report = run_suite([OracleSource([recorded["paths"]["mlp"]], oracle)], PythonRuntime(),
+                           checks=["deterministic", "sampling", "predict_api"], config=SMALL)
+    finally:
+        oracle.close()
+    assert_ok(report)
+    assert all(r.status == "pass" for r in report.results), report.render()
+
+
+def test_mutant_is_caught_against_sb2(recorded):
+    report = run_suite([GoldenSource([recorded["packs"]["mlp"]])], MUTANTS["gumbel_sign_flip"].runtime(),
+                       checks=["sampling"])
+    [result] = report.results
+    assert result.status == "fail" and result.worst["output"] == "action_sample"
+
+
+#: zoo models whose known disagreements with SB2 the suite reports (see conformance/known-failures.txt): the
+#: zoo's layer-normalised DQN hits TF's NaN-from-rsqrt(inf) on 1e30 observations; HER's SAC samples a pre-tanh
+#: value that is a cancellation (|mean| ≈ |std * z|), so float32 rounding of the two terms exceeds 1e-5
+ZOO_KNOWN = KnownFailures(["dqn_CartPole-v1.pkl.sbif::edge_observations", "her_FetchReach-v1.pkl.sbif::sampling"])
+
+
+def test_zoo_models_against_live_sb2(tmp_path):
+    """Every zoo model SB2 2.10.2 loads and SBIF exports, checked against SB2 itself."""
+    models = zoo_models()
+    if not models:
+        pytest.skip("../shared/zoo is not present on this machine")
+    from sbif.export import build_sbif
+    from sbif.export.live import describe_live_model, load_sb2_model
+
+    from . import off_policy_models
+
+    off_policy_models.install_zoo_stubs()
+    oracle = Sb2Runtime()
+    paths = []
+    with dqn_models.zoo_utils_module():
+        for relative in models:
+            source = os.path.join(ZOO, relative)
+            model, algorithm = load_sb2_model(source)
+            target = str(tmp_path / (relative.replace(os.sep, "_") + ".sbif"))
+            build_sbif(describe_live_model(model, algorithm, source)).write(target)
+            oracle.add(target, source, model)
+            paths.append(target)
+        report = run_suite([OracleSource(paths, oracle)], PythonRuntime(),
+                           checks=["deterministic", "sampling", "edge_observations"], config=Config(batches=[1, 16]),
+                           known=ZOO_KNOWN)
+    assert_ok(report)
+    assert sum(r.status == "pass" for r in report.results) >= 2 * len(paths)
