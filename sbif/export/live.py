@@ -308,7 +308,8 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
             report["probabilities"] = float_error(expected_proba, actual_proba)
     sb2_step_policy = sb2_policy(model)
     if "value" in policy.output_names and hasattr(sb2_step_policy, "value"):
-        report["value"] = float_error(sb2_step_policy.value(sb2_batch), policy.value(raw))
+        recurrent = {} if not policy.recurrent else {"state": model.initial_state, "mask": [False] * len(sb2_batch)}
+        report["value"] = float_error(sb2_step_policy.value(sb2_batch, **recurrent), policy.value(raw))
     if "q_values" in policy.output_names and getattr(sb2_step_policy, "q_values", None) is not None:
         # DQN: softmax and argmax cannot see a constant offset (the dueling state value): compare q itself
         expected_q = sb2_step_policy.sess.run(sb2_step_policy.q_values, {sb2_step_policy.obs_ph: sb2_batch})
