@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ExportError, UnsupportedError
+from .cnn import check_cnn_kwargs, nature_cnn
 from .description import ModelDescription, Space
 from .distributions import distribution_head
 from .graph_builder import GraphBuilder
@@ -20,8 +21,6 @@ from .preprocess import flat_features, processed_observation
 
 SCOPE = "model/"
 Layer = Tuple[str, int]  # (SB2 layer scope, width)
-#: nature_cnn (`common/policies.py`): scope, kernel size, stride; then fc1 with 512 units, ReLU throughout.
-NATURE_CNN = (("c1", 8, 4), ("c2", 4, 2), ("c3", 3, 1))
 #: epsilon of SB2's own layer norm in the LnLSTM (`common/tf_layers.py:_ln`)
 LSTM_LAYER_NORM_EPSILON = 1e-5
 
@@ -37,8 +36,8 @@ def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Tuple[
 
     processed = processed_observation(builder, model.observation_space, scale=cnn)
     if cnn:
-        _check_cnn_kwargs(kwargs)
-        features = nature_cnn(builder, processed, params, kwargs.get("pad", "VALID"))
+        check_cnn_kwargs(kwargs)
+        features = nature_cnn(builder, processed, params, SCOPE, kwargs.get("pad", "VALID"))
     else:
         features = flat_features(builder, processed)
     resolved: Dict[str, Any] = {"feature_extraction": "cnn", "cnn_extractor": "nature_cnn"} if cnn else {
@@ -114,23 +113,6 @@ def infer_recurrent_arch(params, kwargs: Dict[str, Any], cnn: bool):
     return before, after, _contiguous(params, "pi"), _contiguous(params, "vf"), False
 
 
-def nature_cnn(builder: GraphBuilder, images: str, params, padding: str) -> str:
-    """SB2's nature_cnn: three ReLU convolutions (8x8/4, 4x4/2, 3x3/1), NHWC flatten, ReLU dense of 512."""
-    x = images
-    for scope, kernel, stride in NATURE_CNN:
-        weight = _parameter(builder, scope + "/w", params)
-        if tuple(params[weight].shape[:2]) != (kernel, kernel):
-            raise UnsupportedError("layer {} has a {}x{} kernel but nature_cnn uses {}x{}: a custom cnn_extractor "
-                                   "cannot be exported".format(scope, *params[weight].shape[:2], kernel, kernel))
-        bias = builder.op("reshape", [_parameter(builder, scope + "/b", params)], {"shape": [params[weight].shape[3]]},
-                          name=SCOPE + scope + "/bias")
-        x = builder.op("conv2d", [x, weight, bias], {"strides": [stride, stride], "padding": padding},
-                       name=SCOPE + scope)
-        x = builder.op("relu", [x], name=SCOPE + scope + "/act")
-    x = builder.op("flatten", [x], name=SCOPE + "conv_to_fc")
-    return builder.op("relu", [_linear(builder, x, "fc1", params)], name=SCOPE + "fc1/act")
-
-
 def check_head(space: Space, params) -> None:
     width = {"discrete": space.n, "multi_binary": space.n,
              "multi_discrete": int(np.sum(space.nvec or [0])), "box": int(np.prod(space.shape))}[space.kind]
@@ -147,16 +129,6 @@ def check_all_used(builder: GraphBuilder, names: List[str]) -> None:
     if unknown:
         raise UnsupportedError("the policy has parameters SBIF does not know how to use: {} (a custom policy "
                                "architecture?)".format(", ".join(unknown)))
-
-
-def _check_cnn_kwargs(kwargs: Dict[str, Any]) -> None:
-    extractor = kwargs.get("cnn_extractor", "nature_cnn")
-    if extractor != "nature_cnn":
-        raise UnsupportedError("cnn_extractor {} is a custom feature extractor; SBIF exports SB2's nature_cnn "
-                               "only".format(extractor))
-    if kwargs.get("data_format", "NHWC") != "NHWC" or kwargs.get("pad", "VALID") not in ("VALID", "SAME"):
-        raise UnsupportedError("nature_cnn with data_format={} pad={} is not supported".format(
-            kwargs.get("data_format"), kwargs.get("pad")))
 
 
 def _lstm(builder: GraphBuilder, x: str, params) -> Tuple[str, Dict[str, str]]:
