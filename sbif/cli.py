@@ -188,7 +188,7 @@ def describe(sbif_file: Any) -> Dict[str, Any]:
         "observation_space": document["observation_space"],
         "action_space": document["action_space"],
         "predict": {"deterministic_default": document["predict"]["deterministic_default"],
-                    "distribution": document["predict"]["distribution"]["kind"]},
+                    "distribution": document["predict"].get("distribution", {}).get("kind", "none")},
         "parameters": {"total": sbif_file.parameter_count(),
                        "tensors": sum(1 for e in document["tensors"] if e["origin"] == "parameter"),
                        "unused_by_inference": sorted(n for n, e in tensors.items()
@@ -223,7 +223,7 @@ def render_summary(summary: Dict[str, Any], sbif_file: Any = None) -> str:
         "source        {} ({}, sha256 {}...)".format(source["file_name"], source["format"], source["sha256"][:16]),
         "observation   " + _space(summary["observation_space"]),
         "action        " + _space(summary["action_space"]),
-        "predict       {} distribution; deterministic by default: {}".format(
+        "predict       distribution: {}; deterministic by default: {}".format(
             summary["predict"]["distribution"], "yes" if summary["predict"]["deterministic_default"] else "no"),
         "parameters    {:,} in {} tensors ({} not used for inference)".format(
             summary["parameters"]["total"], summary["parameters"]["tensors"],
