@@ -7,11 +7,10 @@ express: layer norm without dueling, an activation fixed in the class (not in po
 import contextlib
 import sys
 import types
-from collections import OrderedDict
 
 import numpy as np
 
-from .sb2_models import IMAGE_SPACES, OBSERVATION_SPACES, SpacesEnv, gym, quiet, sb2, tf
+from .sb2_models import IMAGE_SPACES, OBSERVATION_SPACES, SpacesEnv, gym, quiet, randomize, sb2, tf
 
 FeedForwardPolicy = sb2.deepq.policies.FeedForwardPolicy
 ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.tanh, "elu": tf.nn.elu, "leaky_relu": tf.nn.leaky_relu,
@@ -72,19 +71,3 @@ def make_dqn(policy, obs_kind, seed=0, policy_kwargs=None, n_actions=4, **extra)
                         buffer_size=100, **extra)
         randomize(model, seed, input_range=255.0 if obs_kind == "image_uint8" else 1.0)
     return model
-
-
-def randomize(model, seed, input_range=1.0):
-    """Random parameters at a scale where every layer matters: weights N(0, 1.5^2 / fan_in), biases, layer-norm
-    gains and offsets N(0, 0.5^2). Dense weights reading raw 0..255 pixels (MLP on images) are divided by
-    `input_range` so pre-activations stay O(1), as in a trained net."""
-    rng = np.random.RandomState(seed)
-    params = OrderedDict()
-    obs_width = int(np.prod(model.observation_space.shape)) if model.observation_space.shape else None
-    for name, value in model.get_parameters().items():
-        is_weight = value.ndim >= 2 and not name.endswith("/b:0")
-        scale = 1.5 / np.sqrt(np.prod(value.shape[:-1])) if is_weight else 0.5
-        if value.ndim == 2 and value.shape[0] == obs_width and name.endswith("/weights:0"):
-            scale /= input_range
-        params[name] = (rng.standard_normal(value.shape) * scale).astype(value.dtype)
-    model.load_parameters(params)

@@ -119,7 +119,7 @@ def randomize(model, seed, input_range=1.0):
     for name, value in model.get_parameters().items():
         is_weight = value.ndim >= 2 and not name.endswith("/b:0")
         scale = 1.5 / np.sqrt(np.prod(value.shape[:-1])) if is_weight else 0.5
-        if value.ndim == 2 and value.shape[0] == obs_width and name.endswith("/w:0"):
+        if value.ndim == 2 and value.shape[0] == obs_width and name.endswith(("/w:0", "/weights:0")):
             scale /= input_range
         params[name] = (rng.standard_normal(value.shape) * scale).astype(value.dtype)
     model.load_parameters(params)
