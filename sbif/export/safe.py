@@ -4,9 +4,8 @@ no code from the file ever run.
 It fills the same `ModelDescription` as the live loader (same parameters in the same order and dtypes, same
 spaces, same policy class name and resolved kwargs, same algorithm settings), so both build the same SBIF
 document. What SB2 would compute by running code is reproduced from SB2's own rules instead: parameter names
-of the old unnamed lists (its variable creation order; actor-critic and DQN so far, see PARAMETER_NAMERS),
-the default activation of its policy classes, and the list entries it takes. SAC, TD3, DDPG and HER files
-with named parameters (SB2 >= 2.6) are described too.
+of the old unnamed lists (its variable creation order, `unnamed_lists.py`), the default activation of its
+policy classes, and the list entries it takes.
 
 Every problem with the file is an `ExportError` naming it; valid files this version cannot describe raise
 `UnsupportedError`, and both say which option (`--algo`, `--policy`, `--policy-kwargs`, `--loader live`)
@@ -23,7 +22,6 @@ import re
 import struct
 import zipfile
 from collections import OrderedDict
-from itertools import zip_longest
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -32,8 +30,9 @@ from ..errors import ExportError, SbifError, UnsupportedError
 from . import safe_pickle
 from .activations import activation_from_name, activation_from_reference
 from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space
-from .safe_pickle import BY_VALUE, ArrayStub, Stub, is_stub_class, materialize, stub_reference
+from .safe_pickle import BY_VALUE, Stub, is_stub_class, materialize, stub_reference
 from .sb2_files import describe_source, detect_algorithm, file_format
+from .unnamed_lists import LIST_ENTRIES, PARAMETER_NAMERS, take_by_position
 
 MiB = 1024 * 1024
 #: Largest source file, and largest uncompressed member of a .zip (SB2 stores members uncompressed).
@@ -763,10 +762,11 @@ def read_parameters(source: SafeSource, algorithm: str, kwargs: Dict[str, Any], 
         namer = PARAMETER_NAMERS.get(algorithm)
         if namer is None:
             raise UnsupportedError("{}: this {} file stores its parameters as an unnamed list (SB2 < 2.6), and "
-                                   "the safe loader cannot name {} lists yet; export it with --loader live in "
+                                   "the safe loader cannot name {} lists; export it with --loader live in "
                                    "the SB2 environment".format(path, algorithm, algorithm))
         expected = namer(source.data, kwargs, identity, observation_space, action_space, path)
-        pairs = take_by_position(raw, expected, path)
+        entries = LIST_ENTRIES.get(algorithm)
+        pairs = take_by_position(entries(list(raw), expected, path) if entries else raw, expected, path)
     else:
         raise ExportError("{}: the parameters are neither a dict nor a list".format(path))
     if len(pairs) > MAX_PARAMETERS:
@@ -792,175 +792,6 @@ def _parameter_array(value: Any, name: str, algorithm: str, path: str) -> np.nda
     if algorithm in ACTOR_CRITIC_ALGORITHMS and array.dtype != np.float32:
         array = np.asarray(array, dtype=np.float32)
     return array
-
-
-def take_by_position(values: Any, expected: List[Tuple[str, Tuple[int, ...]]], path: str) -> List[Tuple[str, Any]]:
-    """SB2's `load_parameters(list)`: entry i is the i-th variable; extra entries are ignored, as SB2 does."""
-    if len(values) < len(expected):
-        raise ExportError("{}: the file lists {} unnamed parameters but the policy has {}; pass --policy-kwargs "
-                          "with its net_arch if it is not the default".format(path, len(values), len(expected)))
-    pairs = []
-    for index, (name, shape) in enumerate(expected):
-        array = values[index].array if isinstance(values[index], ArrayStub) else values[index]
-        actual = tuple(getattr(array, "shape", ()))
-        if actual != tuple(shape):
-            raise ExportError("{}: unnamed parameter {} has shape {} but {} should be {} for this policy; pass "
-                              "--policy-kwargs '{{\"net_arch\": ...}}' if the network is not the one the file's "
-                              "kwargs describe".format(path, index, actual, name, tuple(shape)))
-        pairs.append((name, array))
-    return pairs
-
-
-def actor_critic_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity,
-                       observation_space: Space, action_space: Space, path: str,
-                       ) -> List[Tuple[str, Tuple[int, ...]]]:
-    """`model/*` in TF creation order for an MLP FeedForwardPolicy (common/policies.py mlp_extractor)."""
-    not_mlp = identity.base == "LstmPolicy" or "Cnn" in identity.name or "Lstm" in identity.name
-    if not_mlp or (not identity.is_stock and kwargs.get("feature_extraction", "mlp") != "mlp"):
-        raise UnsupportedError("{}: cannot name the unnamed parameters of a {} policy (only MLP feed-forward "
-                               "policies); pass --policy MlpPolicy if it is one".format(path, identity.name))
-    width = _input_width(observation_space)
-    out = _action_width(action_space)
-    names: List[Tuple[str, Tuple[int, ...]]] = []
-    shared, pi_layers, vf_layers = _net_arch(kwargs, path)
-    for index, size in shared:
-        names += _dense("model/shared_fc{}".format(index), width, size)
-        width = size
-    pi_width = vf_width = width
-    for index, (pi_size, vf_size) in enumerate(zip_longest(pi_layers, vf_layers)):
-        if pi_size is not None:
-            names += _dense("model/pi_fc{}".format(index), pi_width, pi_size)
-            pi_width = pi_size
-        if vf_size is not None:
-            names += _dense("model/vf_fc{}".format(index), vf_width, vf_size)
-            vf_width = vf_size
-    names += _dense("model/vf", vf_width, 1) + _dense("model/pi", pi_width, out)
-    if action_space.kind == "box":
-        names.append(("model/pi/logstd:0", (1, out)))
-    return names + _dense("model/q", vf_width, out)
-
-
-def trpo_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
-               action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
-    """TRPO saves `model/*` then the same variables under `oldpi/` (trpo_mpi.py get_trainable_vars)."""
-    model = actor_critic_names(data, kwargs, identity, observation_space, action_space, path)
-    return model + [("oldpi/" + name, shape) for name, shape in model]
-
-
-def gail_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
-               action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
-    """GAIL adds its discriminator (gail/adversary.py): three fully_connected layers on [obs, action]."""
-    hidden = data.get("hidden_size_adversary", 100)
-    if not isinstance(hidden, int) or observation_space.kind != "box" or len(observation_space.shape) != 1:
-        raise UnsupportedError("{}: cannot name the unnamed parameters of this GAIL model".format(path))
-    actions = action_space.n if action_space.kind == "discrete" else int(np.prod(action_space.shape))
-    width = observation_space.shape[0] + int(actions)
-    adversary = []
-    for suffix, (rows, cols) in zip(("", "_1", "_2"), ((width, hidden), (hidden, hidden), (hidden, 1))):
-        scope = "adversary/fully_connected{}/".format(suffix)
-        adversary += [(scope + "weights:0", (rows, cols)), (scope + "biases:0", (cols,))]
-    return trpo_names(data, kwargs, identity, observation_space, action_space, path) + adversary
-
-
-def dqn_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
-              action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
-    """`deepq/*` in creation order for an MLP deepq FeedForwardPolicy (deepq/policies.py, build_graph.py):
-    eps, the Q network (action_value tower, then state_value if dueling), its param-noise copies, the target."""
-    if action_space.kind != "discrete" or "Cnn" in identity.name or kwargs.get("feature_extraction") == "cnn":
-        raise UnsupportedError("{}: cannot name the unnamed parameters of a {} DQN policy (only MLP policies "
-                               "with Discrete actions)".format(path, identity.name))
-    fixed = DQN_CLASS_KWARGS.get(identity.name, {})
-    layers = fixed.get("layers", kwargs.get("layers"))
-    layers = [64, 64] if layers is None else layers
-    if not isinstance(layers, list) or not all(_is_size(size) for size in layers):
-        raise ExportError("{}: policy_kwargs layers must be a list of layer sizes".format(path))
-    layer_norm = bool(fixed.get("layer_norm", kwargs.get("layer_norm", False)))
-    dueling = bool(fixed.get("dueling", kwargs.get("dueling", True)))
-    width = _input_width(observation_space)
-    model = _dqn_tower("model/action_value/", width, layers, int(action_space.n), layer_norm)
-    if dueling:
-        model += _dqn_tower("model/state_value/", width, layers, 1, layer_norm)
-    copies = ["", "perturbed_model/", "adaptive_model/"] if data.get("param_noise") is True else [""]
-    names = [("deepq/eps:0", ())]
-    for prefix in copies + ["target_q_func/"]:
-        names += [("deepq/" + prefix + name, shape) for name, shape in model]
-    return names
-
-
-def _dqn_tower(scope: str, width: int, layers: List[int], outputs: int,
-               layer_norm: bool) -> List[Tuple[str, Tuple[int, ...]]]:
-    """tf.contrib fully_connected layers (weights, biases), each hidden one followed by its LayerNorm."""
-    names: List[Tuple[str, Tuple[int, ...]]] = []
-    for index, size in enumerate(list(layers) + [outputs]):
-        suffix = "_{}".format(index) if index else ""
-        layer = "{}fully_connected{}/".format(scope, suffix)
-        names += [(layer + "weights:0", (width, size)), (layer + "biases:0", (size,))]
-        if layer_norm and index < len(layers):
-            norm = "{}LayerNorm{}/".format(scope, suffix)
-            names += [(norm + "beta:0", (size,)), (norm + "gamma:0", (size,))]
-        width = size
-    return names
-
-
-#: DQN policy classes that fix kwargs in their __init__ (deepq/policies.py; the zoo's utils/utils.py).
-DQN_CLASS_KWARGS = {"LnMlpPolicy": {"layer_norm": True, "dueling": True}, "MlpPolicy": {"layer_norm": False},
-                    "CustomDQNPolicy": {"layers": [64], "layer_norm": True}}
-
-#: Algorithm -> namer of its unnamed parameter lists. SAC, TD3, DDPG (with its duplicated lists) and HER
-#: plug in here with their own creation orders.
-PARAMETER_NAMERS = {"A2C": actor_critic_names, "ACER": actor_critic_names, "ACKTR": actor_critic_names,
-                    "PPO1": actor_critic_names, "PPO2": actor_critic_names, "TRPO": trpo_names,
-                    "GAIL": gail_names, "DQN": dqn_names}
-
-
-def _net_arch(kwargs: Dict[str, Any], path: str) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
-    """(shared (index, size) pairs, pi sizes, vf sizes) as FeedForwardPolicy and mlp_extractor read them."""
-    net_arch = kwargs.get("net_arch")
-    if net_arch is None:
-        layers = kwargs.get("layers")
-        layers = [64, 64] if layers is None else layers
-        net_arch = [{"vf": layers, "pi": layers}]
-    if not isinstance(net_arch, list):
-        raise ExportError("{}: net_arch must be a list".format(path))
-    shared: List[Tuple[int, int]] = []
-    pi_layers: List[int] = []
-    vf_layers: List[int] = []
-    for index, layer in enumerate(net_arch):
-        if _is_size(layer):
-            shared.append((index, int(layer)))
-        elif isinstance(layer, dict):
-            pi_layers, vf_layers = list(layer.get("pi", [])), list(layer.get("vf", []))
-            break
-        else:
-            raise ExportError("{}: net_arch entries must be layer sizes or a dict(pi=[...], vf=[...])".format(path))
-    if not all(_is_size(size) for size in pi_layers + vf_layers):
-        raise ExportError("{}: net_arch pi/vf lists must hold layer sizes".format(path))
-    return shared, [int(s) for s in pi_layers], [int(s) for s in vf_layers]
-
-
-def _is_size(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
-
-
-def _dense(scope: str, rows: int, cols: int) -> List[Tuple[str, Tuple[int, ...]]]:
-    return [(scope + "/w:0", (rows, cols)), (scope + "/b:0", (cols,))]
-
-
-def _input_width(space: Space) -> int:
-    """Width of the flattened processed observation (one-hot for discrete kinds)."""
-    if space.kind == "discrete":
-        return int(space.n)
-    if space.kind == "multi_discrete":
-        return int(sum(space.nvec))
-    return int(np.prod(space.shape))
-
-
-def _action_width(space: Space) -> int:
-    if space.kind == "discrete":
-        return int(space.n)
-    if space.kind == "multi_discrete":
-        return int(sum(space.nvec))
-    return int(np.prod(space.shape))
 
 
 # -- helpers --------------------------------------------------------------------------------------------------

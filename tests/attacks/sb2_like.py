@@ -15,7 +15,8 @@ from collections import OrderedDict
 import numpy as np
 
 from sbif.export.description import Space
-from sbif.export.safe import PolicyIdentity, actor_critic_names
+from sbif.export.safe import PolicyIdentity
+from sbif.export.unnamed_lists import actor_critic_names
 
 
 class Global(object):

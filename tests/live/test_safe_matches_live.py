@@ -1,8 +1,8 @@
 """The safe loader (no SB2, nothing from the file runs) against the live loader (SB2 itself), on the same files.
 
 For generated SB2 models saved as `.zip`, as legacy `.pkl` (named parameters, `save(cloudpickle=True)`) and
-as the oldest `.pkl` layout (an unnamed parameter list), and for every actor-critic model of
-`../shared/zoo`: both loaders build byte-identical documents once `provenance.exporter` and
+as the oldest `.pkl` layout (an unnamed parameter list, also stored twice as SB2 < 2.6 did), and for every
+model of `../shared/zoo`: both loaders build byte-identical documents once `provenance.exporter` and
 `provenance.sb2_version` (which name the loader) are removed, and bit-identical tensors.
 """
 import copy
@@ -15,11 +15,11 @@ import pytest
 
 from sbif.errors import UnsupportedError
 from sbif.export import build_sbif
-from sbif.export.description import ACTOR_CRITIC_ALGORITHMS
 from sbif.export.live import describe_live_model, load_sb2_model, quiet
 from sbif.export.safe import describe_safe_file
 from sbif.format.document import encode_document
 
+from .off_policy_models import zoo_stubs
 from .sb2_models import ACTION_SPACES, ALGORITHMS, OBSERVATION_SPACES, buildable, make_model, save
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -176,8 +176,58 @@ def test_off_policy_models(algorithm, policy, obs_kind, action_kind, kwargs, set
     files = saved_files(model, tmp_path)
     for file_format in ("zip", "pkl"):
         assert_same_export(files[file_format])
-    with pytest.raises(UnsupportedError, match="unnamed list"):
-        describe_safe_file(files["pkl_list"])
+    if "Cnn" in policy:  # SB2 >= 2.6 names its lists; older versions had no off-policy CNN policies
+        with pytest.raises(UnsupportedError, match="only MLP policies"):
+            describe_safe_file(files["pkl_list"])
+    else:
+        assert_same_export(files["pkl_list"])
+
+
+UNNAMED_LIST_CASES = [("SAC", "MlpPolicy", "box", "box3", {"layers": [9, 7, 5]}, {"ent_coef": "auto_0.2"}),
+                      ("SAC", "LnMlpPolicy", "multi_discrete", "box1", {"layers": [6, 4]}, {}),
+                      ("TD3", "LnMlpPolicy", "box_mixed_bounds", "box2_float64", {"layers": [8, 5, 3]}, {}),
+                      ("DDPG", "MlpPolicy", "image_uint8", "box1", {"layers": [7], "layer_norm": True},
+                       {"normalize_returns": True}),
+                      ("DDPG", "LnMlpPolicy", "box", "box3", {"layers": [8, 6, 4]},
+                       {"normalize_observations": True, "param_noise": "adaptive"})]
+
+
+@pytest.mark.parametrize("algorithm,policy,obs_kind,action_kind,kwargs,settings", UNNAMED_LIST_CASES,
+                         ids=["-".join(case[:3]) for case in UNNAMED_LIST_CASES])
+def test_off_policy_unnamed_lists(algorithm, policy, obs_kind, action_kind, kwargs, settings, tmp_path):
+    """The names the safe loader gives an unnamed SAC/TD3/DDPG list are SB2's `get_parameter_list()`, in order
+    and shape; lists stored twice (SB2 < 2.6) are read as `load` reads them (SAC: the first copy; DDPG: the
+    first copy of the networks, then the running statistics)."""
+    from sbif.export.safe import policy_identity, read_space, read_source
+    from sbif.export.unnamed_lists import PARAMETER_NAMERS
+
+    from .off_policy_models import make_model as make_off_policy, sb2
+
+    settings = dict(settings)
+    if settings.get("param_noise") == "adaptive":
+        settings["param_noise"] = sb2.common.noise.AdaptiveParamNoiseSpec()
+    model = make_off_policy(algorithm, policy, obs_kind, action_kind, seed=7, policy_kwargs=dict(kwargs), **settings)
+    files = saved_files(model, tmp_path)
+    source = read_source(files["pkl_list"])
+    names = PARAMETER_NAMERS[algorithm](
+        source.data, dict(kwargs), policy_identity(source.data.get("policy"), None, algorithm, files["zip"]),
+        read_space(source, "observation_space", ""), read_space(source, "action_space", ""), "")
+    assert names == [(v.name, tuple(v.shape.as_list())) for v in model.get_parameter_list()]
+    assert_same_export(files["pkl_list"])
+
+    with open(files["pkl_list"], "rb") as handle:
+        data, params = cloudpickle.load(handle)
+    if algorithm == "DDPG":
+        statistics = len(model.obs_rms_params) + len(model.ret_rms_params)
+        networks = params[:len(params) - statistics]
+        stored = networks + [np.zeros_like(p) for p in networks] + params[len(networks):]
+    else:
+        stored = params + [np.zeros_like(p) for p in params]
+    doubled = str(tmp_path / "doubled.pkl")
+    with open(doubled, "wb") as handle:
+        cloudpickle.dump((data, stored), handle)
+    with zoo_stubs():
+        assert_same_export(doubled)
 
 
 @pytest.mark.parametrize("inner,kind", [("SAC", "box"), ("TD3", "box"), ("DDPG", "box"), ("DQN", "multi_binary")])
@@ -219,14 +269,13 @@ def test_custom_policy_class_needs_its_activation(tmp_path):
 
 
 def zoo_models():
-    """Every zoo model both loaders read: SB2 cannot load the DDPG pickles (they name a module SB2 2.10 no
-    longer has) nor the DQN one without the zoo's `utils` (test_zoo_dqn_with_its_custom_policy), and the safe
-    loader cannot yet name SAC's and DDPG's unnamed parameter lists."""
+    """Every zoo model but DQN's, whose policy class SB2 loads only with the zoo's `utils` module recreated
+    (test_zoo_dqn_with_its_custom_policy). SB2 reads the old DDPG pickles with `zoo_stubs` standing in for
+    the module they name that SB2 2.10 no longer has."""
     if not os.path.isdir(ZOO):
         return []
     return [os.path.join(algorithm, name) for algorithm in sorted(os.listdir(ZOO))
-            if algorithm.upper() in ACTOR_CRITIC_ALGORITHMS + ("TD3", "HER")
-            and os.path.isdir(os.path.join(ZOO, algorithm))
+            if algorithm != "dqn" and os.path.isdir(os.path.join(ZOO, algorithm))
             for name in sorted(os.listdir(os.path.join(ZOO, algorithm))) if name.endswith((".zip", ".pkl"))]
 
 
@@ -242,4 +291,5 @@ def test_zoo_is_present():
 
 @pytest.mark.parametrize("relative", ZOO_MODELS)
 def test_zoo_model(relative):
-    assert_same_export(os.path.join(ZOO, relative))
+    with zoo_stubs():
+        assert_same_export(os.path.join(ZOO, relative))

@@ -9,7 +9,7 @@ import pytest
 
 import sbif
 from sbif.compare import ATOL, sample_observations
-from sbif.errors import ExportError, SbifError
+from sbif.errors import ExportError
 from sbif.export import build_sbif
 from sbif.export.exporter import export, observation_normalization
 from sbif.export.live import compare_with_sb2, describe_live_model, load_sb2_model
@@ -58,11 +58,7 @@ def test_zoo_model(relative, tmp_path):
         model, algorithm = load_sb2_model(path)
     except ExportError as exc:
         assert "No module named" in str(exc), exc  # only missing modules may stop SB2 itself
-        try:
-            safe_file, _ = export(path, loader="safe")
-        except SbifError as refusal:  # known limit: unnamed SB2 < 2.6 DDPG lists (test_off_policy stubs SB2)
-            assert "--loader live" in str(refusal), refusal
-            return
+        safe_file, _ = export(path, loader="safe")
         assert sbif.Policy(safe_file).predict(sample_observations(
             safe_file.document["observation_space"], 4, np.random.default_rng(0)), deterministic=True)[0] is not None
         return
@@ -77,11 +73,5 @@ def test_zoo_model(relative, tmp_path):
     report = compare_with_sb2(model, policy, observations, normalization)
     assert report.get("action_mismatches", 0) == 0, report
     assert all(value <= ATOL for key, value in report.items() if key != "action_mismatches"), report
-    try:
-        safe_description = describe_safe_file(path)
-    except SbifError as exc:
-        # known limit of the safe loader: unnamed parameter lists of SB2 < 2.6 SAC/DDPG files
-        assert "--loader live" in str(exc), exc
-        return
-    safe_file = build_sbif(safe_description, normalization)
+    safe_file = build_sbif(describe_safe_file(path), normalization)
     assert dict(live_file.document, provenance=None) == dict(safe_file.document, provenance=None)
