@@ -123,6 +123,21 @@ def test_dqn_models(policy, obs_kind, kwargs, extra, tmp_path):
             assert_same_export(files[file_format])
 
 
+@pytest.mark.parametrize("action_kind", ["discrete", "box"])
+def test_gail_models(action_kind, tmp_path):
+    """GAIL (its discriminator's `adversary/*` after TRPO's `model/*` and `oldpi/*`), in every layout."""
+    from .sb2_models import SpacesEnv, gym, randomize, sb2
+
+    env = SpacesEnv(gym.spaces.Box(-2.0, 2.0, (5,), np.float32), ACTION_SPACES[action_kind]())
+    with quiet():
+        model = sb2.GAIL("MlpPolicy", env, expert_dataset=None, timesteps_per_batch=8, seed=0,
+                         hidden_size_adversary=7, policy_kwargs={"net_arch": [dict(pi=[6], vf=[5])]})
+        randomize(model, 0)
+    files = saved_files(model, tmp_path)
+    for file_format in FORMATS:
+        assert_same_export(files[file_format])
+
+
 def test_zoo_dqn_with_its_custom_policy():
     """The zoo's DQN file (an unnamed list, `utils.CustomDQNPolicy` which SB2 only loads with the zoo's
     `utils` module recreated): the safe loader needs neither."""
