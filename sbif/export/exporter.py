@@ -46,16 +46,16 @@ def export(source: str, algorithm: Optional[str] = None, loader: str = DEFAULT_L
 
 def observation_normalization(vecnormalize: Optional[str], zoo_config: Optional[str]) -> Optional[Any]:
     """The statistics to fold in: from `vecnormalize`, with clip_obs/epsilon from the zoo config's `normalize`
-    kwargs when given; a zoo config without `normalize` means none (even if obs_rms.pkl lies beside it)."""
+    kwargs when given and per frame when it stacks frames; a zoo config without `normalize` means none (even
+    if obs_rms.pkl lies beside it). Frame stacking alone needs nothing: the model's space is the stacked one."""
     from .normalization import read_normalization
-    from .zoo_config import normalize_kwargs, read_zoo_config
+    from .zoo_config import frame_stack, normalize_kwargs, read_zoo_config
 
     kwargs: Dict[str, Any] = {}
+    frames = 1
     if zoo_config is not None:
         config = read_zoo_config(zoo_config)
-        if config.get("frame_stack"):
-            raise UnsupportedError("{} stacks {} frames (VecFrameStack); SBIF does not export frame stacking "
-                                   "yet".format(zoo_config, config["frame_stack"]))
+        frames = frame_stack(config, zoo_config)
         found = normalize_kwargs(config, zoo_config)
         if found is None or found.get("norm_obs", True) is False:
             return None
@@ -69,4 +69,4 @@ def observation_normalization(vecnormalize: Optional[str], zoo_config: Optional[
                                        "beside it; pass --vecnormalize PATH".format(zoo_config))
     if vecnormalize is None:
         return None
-    return read_normalization(vecnormalize, kwargs.get("clip_obs"), kwargs.get("epsilon"))
+    return read_normalization(vecnormalize, kwargs.get("clip_obs"), kwargs.get("epsilon"), frames)

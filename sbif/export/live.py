@@ -339,8 +339,8 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0,
 
     observations = sample_observations(policy.observation_space, count, np.random.default_rng(seed))
     if normalization is not None:  # raw observations around the statistics, some far outside
-        observations = (normalization.mean + np.sqrt(normalization.var) * 3 *
-                        np.random.default_rng(seed).standard_normal(observations.shape)).astype(observations.dtype)
+        observations = normalization.typical_observations(observations.shape, np.random.default_rng(seed)).astype(
+            observations.dtype)
     # SB2 runs a recurrent policy only on exactly the n_envs rows it was built for: compare chunk by chunk
     rows = int(getattr(model, "n_envs", 1) or 1) if policy.recurrent else len(observations)
     chunks = [compare_with_sb2(model, policy, observations[start:start + rows], normalization)

@@ -4,6 +4,10 @@ SB2's `VecNormalize` (and the zoo's saved `obs_rms.pkl`) compute, in float64,
 `clip((obs - mean) / sqrt(var + epsilon), -clip_obs, clip_obs)` and the model's feed then casts the result to
 the observation dtype. The graph does exactly that: the `obs` input becomes float64 (a float32 observation
 converts exactly), and `sqrt(var + epsilon)` is stored precomputed in float64, as NumPy computes it.
+
+With the zoo's `frame_stack: n`, `VecFrameStack` stacks n normalized frames along the last axis, so the model
+sees n times the statistics' last dimension: the graph takes the n raw frames stacked the same way and
+normalizes each with the same statistics (the mean and std are tiled n times along the last axis).
 """
 from __future__ import annotations
 
@@ -24,10 +28,16 @@ class ObservationNormalization:
     """Running mean/variance statistics with VecNormalize's clip and epsilon."""
 
     def __init__(self, mean: np.ndarray, var: np.ndarray, clip_obs: float = DEFAULT_CLIP_OBS,
-                 epsilon: float = DEFAULT_EPSILON, source: str = ""):
+                 epsilon: float = DEFAULT_EPSILON, source: str = "", frame_stack: int = 1):
         self.mean = np.asarray(mean, dtype=np.float64)
         self.var = np.asarray(var, dtype=np.float64)
         self.clip_obs, self.epsilon, self.source = float(clip_obs), float(epsilon), source
+        if isinstance(frame_stack, bool) or not isinstance(frame_stack, int) or frame_stack < 1:
+            raise ExportError("normalization {}: frame_stack must be a positive integer, got {!r}".format(
+                source, frame_stack))
+        self.frame_stack = frame_stack
+        if self.frame_stack > 1 and self.mean.ndim == 0:
+            raise ExportError("normalization statistics {} are scalars: frames cannot be stacked".format(source))
         if self.mean.shape != self.var.shape:
             raise ExportError("normalization statistics {}: mean {} and var {} differ in shape".format(
                 source, self.mean.shape, self.var.shape))
@@ -37,23 +47,39 @@ class ObservationNormalization:
             raise ExportError("normalization {}: clip_obs must be positive and epsilon non-negative".format(source))
 
     def apply(self, observations: np.ndarray) -> np.ndarray:
-        """What SB2's `VecNormalize.normalize_obs` returns for raw observations (float64)."""
-        return np.clip((np.asarray(observations) - self.mean) / np.sqrt(self.var + self.epsilon),
-                       -self.clip_obs, self.clip_obs)
+        """What the model is fed for raw observations (float64): SB2's `VecNormalize.normalize_obs`, per
+        frame when frames are stacked."""
+        return np.clip((np.asarray(observations) - self.stacked(self.mean)) / self.stacked(np.sqrt(
+            self.var + self.epsilon)), -self.clip_obs, self.clip_obs)
+
+    def stacked(self, statistic: np.ndarray) -> np.ndarray:
+        """A per-frame statistic repeated for each stacked frame along the last axis (VecFrameStack's layout)."""
+        if self.frame_stack == 1:
+            return statistic
+        return np.concatenate([statistic] * self.frame_stack, axis=-1)
+
+    def typical_observations(self, shape: tuple, rng: np.random.Generator, spread: float = 3.0) -> np.ndarray:
+        """Raw observations of `shape` (batch first) drawn around the statistics, many beyond the clip."""
+        return self.stacked(self.mean) + spread * self.stacked(np.sqrt(self.var)) * rng.standard_normal(shape)
 
     def as_kwargs(self) -> dict:
-        return {"clip_obs": self.clip_obs, "epsilon": self.epsilon}
+        kwargs = {"clip_obs": self.clip_obs, "epsilon": self.epsilon}
+        if self.frame_stack > 1:
+            kwargs["frame_stack"] = self.frame_stack
+        return kwargs
 
 
 def normalized_observation(builder: GraphBuilder, obs: str, space: Space, stats: ObservationNormalization) -> str:
     """Graph ops for VecNormalize on the float64 `obs` input; returns the value SB2's model is fed."""
     if space.kind != "box":
         raise ExportError("VecNormalize statistics apply to Box observations, not {}".format(space.kind))
-    if stats.mean.shape != space.shape:
-        raise ExportError("normalization statistics {} have shape {} but observations have shape {}".format(
-            stats.source, stats.mean.shape, space.shape))
-    mean = builder.constant_tensor("vecnormalize/mean", stats.mean)
-    scale = builder.constant_tensor("vecnormalize/std", np.sqrt(stats.var + stats.epsilon))
+    mean = stats.stacked(stats.mean)
+    if mean.shape != space.shape:
+        stacking = " ({} stacked frames)".format(stats.frame_stack) if stats.frame_stack > 1 else ""
+        raise ExportError("normalization statistics {} have shape {}{} but observations have shape {}".format(
+            stats.source, stats.mean.shape, stacking, space.shape))
+    mean = builder.constant_tensor("vecnormalize/mean", mean)
+    scale = builder.constant_tensor("vecnormalize/std", stats.stacked(np.sqrt(stats.var + stats.epsilon)))
     low = builder.op("constant", [], {"value": -stats.clip_obs, "dtype": "float64"}, name="vecnormalize/low")
     high = builder.op("constant", [], {"value": stats.clip_obs, "dtype": "float64"}, name="vecnormalize/high")
     centered = builder.op("sub", [obs, mean], name="vecnormalize/centered")
@@ -68,8 +94,8 @@ VEC_NORMALIZE = "stable_baselines.common.vec_env.vec_normalize.VecNormalize"
 MAX_STATS_FILE_BYTES = 64 << 20
 
 
-def read_normalization(path: str, clip_obs: Optional[float] = None,
-                       epsilon: Optional[float] = None) -> ObservationNormalization:
+def read_normalization(path: str, clip_obs: Optional[float] = None, epsilon: Optional[float] = None,
+                       frame_stack: int = 1) -> ObservationNormalization:
     """Statistics from a saved `VecNormalize` (SB2 >= 2.9, with its own clip_obs/epsilon) or a zoo
     `obs_rms.pkl` (a pickled RunningMeanStd; clip_obs/epsilon from the caller, else VecNormalize's defaults).
     The pickle is read as data by the safe unpickler: nothing in it runs."""
@@ -101,7 +127,8 @@ def read_normalization(path: str, clip_obs: Optional[float] = None,
         raise ExportError("{}: the running statistics have no mean/var".format(path))
     return ObservationNormalization(_array(rms_state["mean"], path), _array(rms_state["var"], path),
                                     DEFAULT_CLIP_OBS if clip_obs is None else clip_obs,
-                                    DEFAULT_EPSILON if epsilon is None else epsilon, source=path)
+                                    DEFAULT_EPSILON if epsilon is None else epsilon, source=path,
+                                    frame_stack=frame_stack)
 
 
 def _array(value: object, path: str) -> np.ndarray:

@@ -43,6 +43,16 @@ def read_zoo_config(path: str) -> Dict[str, Any]:
     return config
 
 
+def frame_stack(config: Dict[str, Any], path: str = "config") -> int:
+    """How many frames the zoo's `VecFrameStack` stacks (`frame_stack: n`; absent or 0 means none, i.e. 1)."""
+    value = config.get("frame_stack", 0)
+    if value is None or value is False:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ExportError("{}: frame_stack must be a non-negative integer, got {!r}".format(path, value))
+    return max(value, 1)
+
+
 def normalize_kwargs(config: Dict[str, Any], path: str = "config") -> Optional[Dict[str, Any]]:
     """VecNormalize kwargs when the config enables normalization (`normalize: true` or a kwargs string)."""
     value = config.get("normalize", False)

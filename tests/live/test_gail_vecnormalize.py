@@ -110,3 +110,53 @@ def test_statistics_of_the_wrong_shape_are_refused(tmp_path):
     loaded, algorithm = load_sb2_model(str(tmp_path / "model.zip"))
     with pytest.raises(ExportError, match="shape"):
         build_sbif(describe_live_model(loaded, algorithm, str(tmp_path / "model.zip")), stats)
+
+
+def test_zoo_frame_stack_normalizes_each_frame(tmp_path):
+    """The zoo's `frame_stack` over `normalize`: VecFrameStack stacks normalized frames; the exported file
+    takes the raw frames stacked the same way (missing frames at reset are the statistics' mean, which
+    normalizes to VecFrameStack's zeros) and matches SB2 step by step through the real wrappers."""
+    vec_env = sb2.common.vec_env
+    space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+
+    class DriftingEnv(SpacesEnv):
+        def reset(self):
+            return (np.random.standard_normal(4) * [1.0, 5.0, 0.1, 30.0] + [0.0, 3.0, -1.0, 100.0]).astype(
+                np.float32)
+
+        def step(self, action):
+            return self.reset(), 0.0, False, {}
+
+    np.random.seed(4)
+    normalized = vec_env.VecNormalize(vec_env.DummyVecEnv([lambda: DriftingEnv(space, gym.spaces.Discrete(3))]),
+                                      clip_obs=4.0)
+    stacked = vec_env.VecFrameStack(normalized, 3)
+    stacked.reset()
+    for _ in range(100):
+        stacked.step(np.array([0]))
+    normalized.training = False
+    with quiet():
+        model = sb2.PPO2("MlpPolicy", stacked, n_steps=8, nminibatches=1, seed=2)
+        randomize(model, 2)
+        model.save(str(tmp_path / "model.zip"))
+    normalized.save_running_average(str(tmp_path))
+    config = tmp_path / "config.yml"
+    config.write_text("normalize: \"{'clip_obs': 4.0}\"\nframe_stack: 3\nn_envs: 1\n")
+
+    from sbif.export.exporter import export
+
+    sbif_file, _ = export(str(tmp_path / "model.zip"), loader="live", zoo_config=str(config))
+    assert sbif_file.document["provenance"]["vecnormalize"] == {"clip_obs": 4.0, "epsilon": 1e-8, "frame_stack": 3}
+    policy = sbif.Policy(sbif_file)
+    mean = normalized.obs_rms.mean
+    raw_frames = [mean, mean, normalized.get_original_obs()[0]]
+    observation = stacked.reset()
+    raw_frames[-1] = normalized.get_original_obs()[0]
+    for step in range(20):
+        raw_stack = np.concatenate(raw_frames[-3:])[None]
+        expected, _ = model.predict(observation, deterministic=True)
+        actual, _ = policy.predict(raw_stack, deterministic=True)
+        assert np.array_equal(expected, actual), step
+        assert float_error(model.action_probability(observation), policy.action_probability(raw_stack)) <= ATOL
+        observation, _, _, _ = stacked.step(expected)
+        raw_frames.append(normalized.get_original_obs()[0])
