@@ -317,7 +317,7 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
     if getattr(model, "policy_tf", None) is not None:
         from .off_policy_live import compare_critics  # SAC, TD3, DDPG: the critics at the deterministic action
 
-        report.update(compare_critics(model, policy, feeds))
+        report.update(compare_critics(model, policy, feeds, sb2_batch))
     return report
 
 

@@ -160,3 +160,25 @@ def test_zoo_frame_stack_normalizes_each_frame(tmp_path):
         assert float_error(model.action_probability(observation), policy.action_probability(raw_stack)) <= ATOL
         observation, _, _, _ = stacked.step(expected)
         raw_frames.append(normalized.get_original_obs()[0])
+
+
+@pytest.mark.parametrize("algorithm", ["SAC", "TD3", "DDPG"])
+def test_critics_of_normalized_off_policy_models(algorithm, tmp_path):
+    """With statistics folded in, the file takes raw observations and SB2 normalized ones: the critic outputs
+    (qf1, qf2, value, qf) are compared on the same footing as the actions."""
+    from sbif.export.normalization import ObservationNormalization
+
+    from .off_policy_models import make_model as make_off_policy
+
+    model = make_off_policy(algorithm, "MlpPolicy", "box", "box3", seed=3)
+    rng = np.random.default_rng(3)
+    stats = ObservationNormalization(rng.standard_normal(5) * 10, rng.random(5) * 50 + 0.1, clip_obs=4.0)
+    path = str(tmp_path / "model.zip")
+    with quiet():
+        model.save(path)
+    loaded, name = load_sb2_model(path)
+    policy = sbif.Policy(build_sbif(describe_live_model(loaded, name, path), stats))
+    raw = stats.typical_observations((64, 5), rng).astype(np.float32)
+    report = compare_with_sb2(loaded, policy, raw, stats)
+    critics = {"SAC": {"qf1", "qf2", "value"}, "TD3": {"qf1", "qf2"}, "DDPG": {"qf"}}[algorithm]
+    assert critics <= set(report) and all(value <= ATOL for value in report.values()), report
