@@ -18,6 +18,7 @@ EPILOG = """examples:
   sbif validate ppo2_cartpole.sbif --json
   sbif predict ppo2_cartpole.sbif --obs '[[0.01, 0.02, 0.03, 0.04]]' --deterministic
   sbif predict ppo2_cartpole.sbif --obs observations.npy -o actions.npy
+  sbif convert ppo2_cartpole.sbif --to onnx -o ppo2_cartpole.onnx
 """
 
 ACTIVATION_OPS = {"tanh", "relu", "relu6", "elu", "selu", "sigmoid", "softplus", "softsign", "swish", "leaky_relu"}
@@ -105,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--seed", type=int, help="seed for sampling")
     predict.add_argument("-o", "--output", help="write actions to this .npy file instead of printing JSON")
 
+    convert = _command(commands, "convert", "convert an .sbif file to ONNX or a TorchScript module", run_convert,
+                       "  sbif convert model.sbif --to onnx -o model.onnx      (pip install onnx)\n"
+                       "  sbif convert model.sbif --to torch -o model.pt       (pip install torch; torch.jit.load)")
+    convert.add_argument("file")
+    convert.add_argument("--to", required=True, choices=CONVERTERS, help="the target format")
+    convert.add_argument("-o", "--output", help="the file to write (default: FILE with .onnx / .pt suffix)")
+    convert.add_argument("--opset", type=int, default=17, help="ONNX opset to target (default 17; 14 or newer)")
+    convert.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+
     from conformance.cli import add_conformance_command  # the conformance suite: `sbif conformance --help`
     add_conformance_command(commands)
     return parser
@@ -115,6 +125,32 @@ def _command(commands: Any, name: str, summary: str, handler: Any, examples: str
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub.set_defaults(handler=handler)
     return sub
+
+
+# -- convert --------------------------------------------------------------------------------------------------
+#: target format -> default suffix of the written file
+CONVERTERS = {"onnx": ".onnx", "torch": ".pt"}
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    output = args.output or os.path.splitext(args.file)[0] + CONVERTERS[args.to]
+    try:
+        if args.to == "onnx":
+            from .convert import onnx as converter
+
+            converter.convert(args.file, output, opset=args.opset)
+        else:
+            from .convert import torch as converter
+
+            converter.save(args.file, output)
+    except OSError as exc:
+        raise SbifError("cannot write {}: {}".format(output, exc.strerror or exc)) from None
+    summary = {"source": args.file, "output": output, "format": args.to, "bytes": os.path.getsize(output)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print("wrote {} ({}, {})".format(output, args.to, _size(summary["bytes"])))
+    return 0
 
 
 # -- export ---------------------------------------------------------------------------------------------------

@@ -69,3 +69,21 @@ def test_errors_are_one_line_with_nonzero_exit(capsys, make_file):
 def test_console_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "sbif", "--version"], stdout=subprocess.PIPE, check=True)
     assert result.stdout.decode().startswith("sbif ")
+
+
+def test_convert_to_onnx_writes_a_runnable_model(capsys, make_file, tmp_path):
+    pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = make_file("box_inf", "discrete", "mixed")
+    target = str(tmp_path / "policy.onnx")
+    code, out, _ = run(capsys, "convert", path, "--to", "onnx", "-o", target, "--json")
+    assert code == 0 and json.loads(out)["output"] == target
+    session = onnxruntime.InferenceSession(target, providers=["CPUExecutionProvider"])
+    assert "obs" in [graph_input.name for graph_input in session.get_inputs()]
+
+
+def test_convert_errors_are_one_line(capsys, make_file, tmp_path):
+    code, _, err = run(capsys, "convert", str(tmp_path / "missing.sbif"), "--to", "onnx")
+    assert code == 1 and err.count("\n") == 1 and "missing.sbif" in err
+    code, _, err = run(capsys, "convert", make_file(), "--to", "onnx", "-o", str(tmp_path / "no" / "dir.onnx"))
+    assert code == 1 and "cannot write" in err
