@@ -15,7 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIP_QUIET := --quiet --no-warn-script-location
 
-.PHONY: all envs modern legacy demo test test-modern test-legacy clean
+.PHONY: all envs modern legacy demo test test-modern test-legacy runtime-c bench clean
 
 all: envs
 envs: modern legacy
@@ -68,11 +68,15 @@ demo: envs
 # --- tests -----------------------------------------------------------------------------------------------
 test: test-modern test-legacy
 
-test-modern: modern
+# the C runtime (runtimes/c), built before the suites that run it (plain and under ASan/UBSan)
+runtime-c:
+	$(MAKE) -C runtimes/c
+
+test-modern: modern runtime-c
 	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
 	$(VENV)/bin/python -m pytest -q tests
 
-test-legacy: legacy
+test-legacy: legacy runtime-c
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
 	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 tests
 

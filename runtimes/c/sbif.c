@@ -1,0 +1,4012 @@
+/*
+ * sbif.c: the SBIF runtime in one C99 file (see sbif.h and README.md).
+ *
+ * Sections: errors and checked arithmetic; JSON; names; the safetensors container; static types and the op
+ * table (attributes, dtype/shape rules); kernels; document validation; the graph executor; single ops.
+ *
+ * Float32 semantics follow spec/ops.md: every element-wise step is rounded to the value's dtype (no fused
+ * multiply-add: build with -ffp-contract=off), and sums (dense layers, convolutions, means, softmax, layer_norm)
+ * are accumulated in double and rounded to the dtype once, which the spec allows (summation order is free).
+ */
+#include "sbif.h"
+
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/** The largest safetensors header accepted, as the safetensors reference implementation (100 MiB). */
+#define MAX_HEADER_BYTES ((uint64_t)100 * 1024 * 1024)
+/** The deepest JSON nesting accepted. */
+#define JSON_MAX_DEPTH 512
+/** The longest JSON text accepted (node offsets are 32-bit). */
+#define JSON_MAX_BYTES ((size_t)1 << 31)
+/** Graph value names are at most this many characters (the schema's limit). */
+#define MAX_NAME_CHARS 512
+/** The largest single value (a computed tensor) the executor allocates, in bytes. */
+#ifndef SBIF_MAX_VALUE_BYTES
+#define SBIF_MAX_VALUE_BYTES ((int64_t)1 << 32)
+#endif
+#define MAX_DIM_TEXT "9223372036854775807"
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(format_index, first_arg) __attribute__((format(printf, format_index, first_arg)))
+#else
+#define PRINTF_LIKE(format_index, first_arg)
+#endif
+
+/* ==== errors ====================================================================================================== */
+
+const char *sbif_status_name(sbif_status status) {
+    switch (status) {
+    case SBIF_OK: return "ok";
+    case SBIF_ERR_FILE_FORMAT: return "FileFormatError";
+    case SBIF_ERR_DOCUMENT: return "DocumentError";
+    case SBIF_ERR_UNSUPPORTED: return "UnsupportedError";
+    case SBIF_ERR_INPUT: return "InputError";
+    case SBIF_ERR_MEMORY: return "MemoryError";
+    }
+    return "UnknownError";
+}
+
+/** Keep messages on one line: control characters (from names, paths) become '?'. */
+static void one_line(char *text) {
+    for (; *text; text++) {
+        if ((unsigned char)*text < 0x20 || *text == 0x7f) *text = '?';
+    }
+}
+
+static sbif_status fail(sbif_error *error, sbif_status status, const char *format, ...) PRINTF_LIKE(3, 4);
+static sbif_status fail(sbif_error *error, sbif_status status, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(error->message, sizeof error->message, format, args);
+    va_end(args);
+    one_line(error->message);
+    error->status = status;
+    return status;
+}
+
+/** Put "context: " in front of the message already in `error` (the status is kept); the result is cut to fit. */
+static sbif_status add_context(sbif_error *error, const char *format, ...) PRINTF_LIKE(2, 3);
+static sbif_status add_context(sbif_error *error, const char *format, ...) {
+    char message[sizeof error->message];
+    size_t used;
+    va_list args;
+    memcpy(message, error->message, sizeof message);
+    va_start(args, format);
+    vsnprintf(error->message, sizeof error->message, format, args);
+    va_end(args);
+    used = strlen(error->message);
+    if (used + 2 < sizeof error->message) {
+        memcpy(error->message + used, ": ", 2);
+        used += 2;
+        strncpy(error->message + used, message, sizeof error->message - used - 1);
+        error->message[sizeof error->message - 1] = '\0';
+    }
+    one_line(error->message);
+    return error->status;
+}
+
+static sbif_status out_of_memory(sbif_error *error) {
+    return fail(error, SBIF_ERR_MEMORY, "out of memory");
+}
+
+/* ==== checked arithmetic (dimensions are non-negative int64) ====================================================== */
+
+static int checked_mul(int64_t a, int64_t b, int64_t *out) {
+    if (a != 0 && b > INT64_MAX / a) return -1;
+    *out = a * b;
+    return 0;
+}
+
+static int checked_add(int64_t a, int64_t b, int64_t *out) {
+    if (b > INT64_MAX - a) return -1;
+    *out = a + b;
+    return 0;
+}
+
+/** The element count of a shape (1 for a scalar); -1 if it exceeds int64. Dimensions must be >= 0. */
+static int64_t element_count(const int64_t *shape, int rank) {
+    int64_t count = 1;
+    int i;
+    for (i = 0; i < rank; i++) {
+        if (checked_mul(count, shape[i], &count) != 0) return -1;
+    }
+    return count;
+}
+
+/* ==== dtypes ====================================================================================================== */
+
+static const char *const DTYPE_NAMES[SBIF_DTYPE_COUNT] = {"float32", "float64", "int8",   "int16", "int32",
+                                                          "int64",   "uint8",   "uint16", "bool"};
+static const size_t DTYPE_SIZES[SBIF_DTYPE_COUNT] = {4, 8, 1, 2, 4, 8, 1, 2, 1};
+
+const char *sbif_dtype_name(sbif_dtype dtype) {
+    return (unsigned)dtype < SBIF_DTYPE_COUNT ? DTYPE_NAMES[dtype] : "?";
+}
+
+size_t sbif_dtype_size(sbif_dtype dtype) {
+    return (unsigned)dtype < SBIF_DTYPE_COUNT ? DTYPE_SIZES[dtype] : 0;
+}
+
+int sbif_dtype_parse(const char *name, sbif_dtype *dtype) {
+    int i;
+    for (i = 0; i < SBIF_DTYPE_COUNT; i++) {
+        if (strcmp(name, DTYPE_NAMES[i]) == 0) {
+            *dtype = (sbif_dtype)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int is_float_dtype(sbif_dtype dtype) {
+    return dtype == SBIF_FLOAT32 || dtype == SBIF_FLOAT64;
+}
+
+/** The integer dtypes one_hot takes (bool is not one). */
+static int is_int_dtype(sbif_dtype dtype) {
+    return dtype == SBIF_INT8 || dtype == SBIF_INT16 || dtype == SBIF_INT32 || dtype == SBIF_INT64 ||
+           dtype == SBIF_UINT8 || dtype == SBIF_UINT16;
+}
+
+int64_t sbif_tensor_count(const sbif_tensor *tensor) {
+    return element_count(tensor->shape, tensor->rank);
+}
+
+void sbif_tensor_release(sbif_tensor *tensor) {
+    if (tensor == NULL) return;
+    free(tensor->data);
+    tensor->data = NULL;
+}
+
+/* ==== JSON ======================================================================================================== */
+/*
+ * A parsed text is an array of nodes in pre-order: a container's children follow it, and `span` (the node count of
+ * a value's subtree) jumps over a value. Strings are decoded in place in the parser's copy of the text (a decoded
+ * string is never longer than its escaped form), so a node is 24 bytes and nothing else is allocated per value.
+ * Node 0 is hidden: it holds the text buffer, so the root (node 1) can free everything.
+ */
+
+enum { JSON_INTEGER_LITERAL = 1, JSON_KEY = 2 };
+
+struct sbif_json {
+    const char *str;  /* string: decoded bytes, NUL-terminated; number: literal text; node 0: the text buffer */
+    uint32_t length;  /* string, number: bytes; array: elements; object: members */
+    uint32_t span;    /* nodes in this value's subtree, itself included */
+    uint8_t kind;     /* sbif_json_kind */
+    uint8_t flags;
+};
+
+typedef struct json_parser {
+    char *text;
+    size_t length;
+    size_t pos;
+    sbif_json *nodes;
+    size_t count;
+    size_t capacity;
+    int depth;
+    int out_of_memory;
+    sbif_error *error;
+} json_parser;
+
+static sbif_status json_fail(json_parser *p, const char *what) {
+    return fail(p->error, SBIF_ERR_INPUT, "%s at byte %lu", what, (unsigned long)p->pos);
+}
+
+/** Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. Returns the offset of the first bad
+ * byte, or `length` if the text is valid. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t length) {
+    size_t i = 0;
+    while (i < length) {
+        unsigned char c = s[i];
+        size_t need;
+        unsigned char low = 0x80, high = 0xBF;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0) low = 0xA0;
+            if (c == 0xED) high = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0) low = 0x90;
+            if (c == 0xF4) high = 0x8F;
+        } else return i;
+        if (length - i <= need) return i;
+        if (s[i + 1] < low || s[i + 1] > high) return i;
+        if (need >= 2 && (s[i + 2] < 0x80 || s[i + 2] > 0xBF)) return i;
+        if (need == 3 && (s[i + 3] < 0x80 || s[i + 3] > 0xBF)) return i;
+        i += need + 1;
+    }
+    return length;
+}
+
+static size_t json_new_node(json_parser *p, sbif_json_kind kind) {
+    sbif_json *node;
+    if (p->count == p->capacity) {
+        size_t capacity = p->capacity * 2;
+        sbif_json *grown = realloc(p->nodes, capacity * sizeof *grown);
+        if (grown == NULL) {
+            p->out_of_memory = 1;
+            return 0;
+        }
+        p->nodes = grown;
+        p->capacity = capacity;
+    }
+    node = &p->nodes[p->count];
+    node->str = NULL;
+    node->length = 0;
+    node->span = 1;
+    node->kind = (uint8_t)kind;
+    node->flags = 0;
+    return p->count++;
+}
+
+static void json_skip_space(json_parser *p) {
+    while (p->pos < p->length) {
+        char c = p->text[p->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        p->pos++;
+    }
+}
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/** Four hex digits at p->pos; -1 if malformed. */
+static long json_hex4(json_parser *p) {
+    long value = 0;
+    int i;
+    if (p->length - p->pos < 4) return -1;
+    for (i = 0; i < 4; i++) {
+        int digit = hex_value(p->text[p->pos + (size_t)i]);
+        if (digit < 0) return -1;
+        value = value * 16 + digit;
+    }
+    p->pos += 4;
+    return value;
+}
+
+static size_t put_utf8(char *out, unsigned long code) {
+    if (code < 0x80) {
+        out[0] = (char)code;
+        return 1;
+    }
+    if (code < 0x800) {
+        out[0] = (char)(0xC0 | (code >> 6));
+        out[1] = (char)(0x80 | (code & 0x3F));
+        return 2;
+    }
+    if (code < 0x10000) {
+        out[0] = (char)(0xE0 | (code >> 12));
+        out[1] = (char)(0x80 | ((code >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (code & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (code >> 18));
+    out[1] = (char)(0x80 | ((code >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((code >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (code & 0x3F));
+    return 4;
+}
+
+/** A string starting at the opening quote, decoded in place. */
+static sbif_status json_string(json_parser *p, int is_key) {
+    size_t index = json_new_node(p, SBIF_JSON_STRING);
+    size_t start, write;
+    if (p->out_of_memory) return out_of_memory(p->error);
+    start = write = ++p->pos;
+    for (;;) {
+        unsigned char c;
+        if (p->pos >= p->length) return json_fail(p, "unterminated string");
+        c = (unsigned char)p->text[p->pos];
+        if (c == '"') break;
+        if (c < 0x20) return json_fail(p, "control character in a string");
+        if (c != '\\') {
+            p->text[write++] = p->text[p->pos++];
+            continue;
+        }
+        if (++p->pos >= p->length) return json_fail(p, "unterminated string");
+        c = (unsigned char)p->text[p->pos++];
+        switch (c) {
+        case '"': p->text[write++] = '"'; break;
+        case '\\': p->text[write++] = '\\'; break;
+        case '/': p->text[write++] = '/'; break;
+        case 'b': p->text[write++] = '\b'; break;
+        case 'f': p->text[write++] = '\f'; break;
+        case 'n': p->text[write++] = '\n'; break;
+        case 'r': p->text[write++] = '\r'; break;
+        case 't': p->text[write++] = '\t'; break;
+        case 'u': {
+            long code = json_hex4(p);
+            if (code < 0) return json_fail(p, "invalid \\u escape");
+            if (code >= 0xDC00 && code <= 0xDFFF) return json_fail(p, "lone surrogate in a \\u escape");
+            if (code >= 0xD800 && code <= 0xDBFF) {
+                long low;
+                if (p->length - p->pos < 2 || p->text[p->pos] != '\\' || p->text[p->pos + 1] != 'u') {
+                    return json_fail(p, "lone surrogate in a \\u escape");
+                }
+                p->pos += 2;
+                low = json_hex4(p);
+                if (low < 0xDC00 || low > 0xDFFF) return json_fail(p, "lone surrogate in a \\u escape");
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+            }
+            write += put_utf8(p->text + write, (unsigned long)code);
+            break;
+        }
+        default:
+            p->pos--;
+            return json_fail(p, "invalid escape in a string");
+        }
+    }
+    p->text[write] = '\0';
+    p->pos++;
+    p->nodes[index].str = p->text + start;
+    p->nodes[index].length = (uint32_t)(write - start);
+    if (is_key) p->nodes[index].flags = JSON_KEY;
+    return SBIF_OK;
+}
+
+static int is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+static sbif_status json_number(json_parser *p) {
+    size_t start = p->pos;
+    size_t index;
+    int integer = 1;
+    if (p->text[p->pos] == '-') p->pos++;
+    if (p->pos >= p->length || !is_digit(p->text[p->pos])) return json_fail(p, "invalid number");
+    if (p->text[p->pos] == '0') p->pos++;
+    else while (p->pos < p->length && is_digit(p->text[p->pos])) p->pos++;
+    if (p->pos < p->length && p->text[p->pos] == '.') {
+        integer = 0;
+        p->pos++;
+        if (p->pos >= p->length || !is_digit(p->text[p->pos])) return json_fail(p, "invalid number");
+        while (p->pos < p->length && is_digit(p->text[p->pos])) p->pos++;
+    }
+    if (p->pos < p->length && (p->text[p->pos] == 'e' || p->text[p->pos] == 'E')) {
+        integer = 0;
+        p->pos++;
+        if (p->pos < p->length && (p->text[p->pos] == '+' || p->text[p->pos] == '-')) p->pos++;
+        if (p->pos >= p->length || !is_digit(p->text[p->pos])) return json_fail(p, "invalid number");
+        while (p->pos < p->length && is_digit(p->text[p->pos])) p->pos++;
+    }
+    index = json_new_node(p, SBIF_JSON_NUMBER);
+    if (p->out_of_memory) return out_of_memory(p->error);
+    p->nodes[index].str = p->text + start;
+    p->nodes[index].length = (uint32_t)(p->pos - start);
+    p->nodes[index].flags = integer ? JSON_INTEGER_LITERAL : 0;
+    return SBIF_OK;
+}
+
+static sbif_status json_literal(json_parser *p, const char *word, sbif_json_kind kind) {
+    size_t n = strlen(word);
+    if (p->length - p->pos < n || memcmp(p->text + p->pos, word, n) != 0) return json_fail(p, "invalid literal");
+    p->pos += n;
+    json_new_node(p, kind);
+    return p->out_of_memory ? out_of_memory(p->error) : SBIF_OK;
+}
+
+static int json_key_order(const void *a, const void *b) {
+    const sbif_json *x = *(const sbif_json *const *)a;
+    const sbif_json *y = *(const sbif_json *const *)b;
+    size_t n = x->length < y->length ? x->length : y->length;
+    int c = memcmp(x->str, y->str, n);
+    if (c != 0) return c;
+    return x->length < y->length ? -1 : x->length > y->length ? 1 : 0;
+}
+
+/** Refuse an object with two equal keys (O(n log n), so a huge header cannot make this quadratic). */
+static sbif_status json_check_unique_keys(json_parser *p, size_t object) {
+    size_t count = p->nodes[object].length;
+    const sbif_json **keys;
+    size_t i, at = object + 1;
+    if (count < 2) return SBIF_OK;
+    keys = malloc(count * sizeof *keys);
+    if (keys == NULL) return out_of_memory(p->error);
+    for (i = 0; i < count; i++) {
+        keys[i] = &p->nodes[at];
+        at += 1 + p->nodes[at + 1].span;
+    }
+    qsort(keys, count, sizeof *keys, json_key_order);
+    for (i = 1; i < count; i++) {
+        if (json_key_order(&keys[i - 1], &keys[i]) == 0) {
+            sbif_status status = fail(p->error, SBIF_ERR_INPUT, "duplicate key \"%.80s\" in an object", keys[i]->str);
+            free(keys);
+            return status;
+        }
+    }
+    free(keys);
+    return SBIF_OK;
+}
+
+static sbif_status json_value(json_parser *p);
+
+static sbif_status json_container(json_parser *p, int is_object) {
+    size_t index = json_new_node(p, is_object ? SBIF_JSON_OBJECT : SBIF_JSON_ARRAY);
+    char close = is_object ? '}' : ']';
+    uint32_t members = 0;
+    sbif_status status;
+    if (p->out_of_memory) return out_of_memory(p->error);
+    if (++p->depth > JSON_MAX_DEPTH) return json_fail(p, "JSON nested too deeply");
+    p->pos++;
+    json_skip_space(p);
+    if (p->pos < p->length && p->text[p->pos] == close) {
+        p->pos++;
+    } else {
+        for (;;) {
+            json_skip_space(p);
+            if (is_object) {
+                if (p->pos >= p->length || p->text[p->pos] != '"') return json_fail(p, "expected a string key");
+                if ((status = json_string(p, 1)) != SBIF_OK) return status;
+                json_skip_space(p);
+                if (p->pos >= p->length || p->text[p->pos] != ':') return json_fail(p, "expected ':'");
+                p->pos++;
+            }
+            if ((status = json_value(p)) != SBIF_OK) return status;
+            members++;
+            json_skip_space(p);
+            if (p->pos < p->length && p->text[p->pos] == ',') {
+                p->pos++;
+                continue;
+            }
+            if (p->pos < p->length && p->text[p->pos] == close) {
+                p->pos++;
+                break;
+            }
+            return json_fail(p, is_object ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+    p->depth--;
+    p->nodes[index].length = members;
+    p->nodes[index].span = (uint32_t)(p->count - index);
+    return is_object ? json_check_unique_keys(p, index) : SBIF_OK;
+}
+
+static sbif_status json_value(json_parser *p) {
+    json_skip_space(p);
+    if (p->pos >= p->length) return json_fail(p, "expected a value");
+    switch (p->text[p->pos]) {
+    case '{': return json_container(p, 1);
+    case '[': return json_container(p, 0);
+    case '"': return json_string(p, 0);
+    case 't': return json_literal(p, "true", SBIF_JSON_TRUE);
+    case 'f': return json_literal(p, "false", SBIF_JSON_FALSE);
+    case 'n': return json_literal(p, "null", SBIF_JSON_NULL);
+    default:
+        if (p->text[p->pos] == '-' || is_digit(p->text[p->pos])) return json_number(p);
+        return json_fail(p, "expected a value");
+    }
+}
+
+sbif_status sbif_json_parse(const char *text, size_t length, sbif_json **root, sbif_error *error) {
+    json_parser p;
+    sbif_error ignored;
+    size_t bad;
+    sbif_status status;
+    if (error == NULL) error = &ignored;
+    *root = NULL;
+    if (length >= JSON_MAX_BYTES) {
+        return fail(error, SBIF_ERR_INPUT, "JSON text of %lu bytes is too long", (unsigned long)length);
+    }
+    bad = utf8_invalid_at((const unsigned char *)text, length);
+    if (bad != length) return fail(error, SBIF_ERR_INPUT, "invalid UTF-8 at byte %lu", (unsigned long)bad);
+    memset(&p, 0, sizeof p);
+    p.error = error;
+    p.length = length;
+    p.text = malloc(length + 1);
+    p.capacity = 64;
+    p.nodes = malloc(p.capacity * sizeof *p.nodes);
+    if (p.text == NULL || p.nodes == NULL) {
+        free(p.text);
+        free(p.nodes);
+        return out_of_memory(error);
+    }
+    memcpy(p.text, text, length);
+    p.text[length] = '\0';
+    json_new_node(&p, SBIF_JSON_NULL);
+    p.nodes[0].str = p.text;
+    status = json_value(&p);
+    if (status == SBIF_OK) {
+        json_skip_space(&p);
+        if (p.pos != p.length) status = json_fail(&p, "extra data after the JSON value");
+    }
+    if (status != SBIF_OK) {
+        free(p.text);
+        free(p.nodes);
+        return status;
+    }
+    *root = &p.nodes[1];
+    return SBIF_OK;
+}
+
+void sbif_json_free(sbif_json *root) {
+    if (root == NULL) return;
+    free((char *)root[-1].str);
+    free(root - 1);
+}
+
+sbif_json_kind sbif_json_type(const sbif_json *value) {
+    return (sbif_json_kind)value->kind;
+}
+
+size_t sbif_json_size(const sbif_json *value) {
+    switch (value->kind) {
+    case SBIF_JSON_ARRAY:
+    case SBIF_JSON_OBJECT:
+    case SBIF_JSON_STRING: return value->length;
+    default: return 0;
+    }
+}
+
+const sbif_json *sbif_json_first(const sbif_json *container) {
+    if ((container->kind != SBIF_JSON_ARRAY && container->kind != SBIF_JSON_OBJECT) || container->length == 0) {
+        return NULL;
+    }
+    return container + 1;
+}
+
+const sbif_json *sbif_json_next(const sbif_json *item) {
+    if (item->flags & JSON_KEY) return item + 1 + item[1].span;
+    return item + item->span;
+}
+
+const sbif_json *sbif_json_value(const sbif_json *key) {
+    return key + 1;
+}
+
+const sbif_json *sbif_json_get(const sbif_json *object, const char *key) {
+    size_t i, n = strlen(key);
+    const sbif_json *item;
+    if (object == NULL || object->kind != SBIF_JSON_OBJECT) return NULL;
+    for (i = 0, item = sbif_json_first(object); i < object->length; i++, item = sbif_json_next(item)) {
+        if (item->length == n && memcmp(item->str, key, n) == 0) return item + 1;
+    }
+    return NULL;
+}
+
+const char *sbif_json_string(const sbif_json *value) {
+    return value->kind == SBIF_JSON_STRING ? value->str : NULL;
+}
+
+int sbif_json_is_integer(const sbif_json *value) {
+    return value->kind == SBIF_JSON_NUMBER && (value->flags & JSON_INTEGER_LITERAL);
+}
+
+int sbif_json_int64(const sbif_json *value, int64_t *out) {
+    const char *s;
+    size_t i = 0;
+    int negative = 0;
+    uint64_t magnitude = 0;
+    uint64_t limit;
+    if (!sbif_json_is_integer(value)) return -1;
+    s = value->str;
+    if (s[0] == '-') {
+        negative = 1;
+        i = 1;
+    }
+    limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < value->length; i++) {
+        unsigned digit = (unsigned)(s[i] - '0');
+        if (magnitude > (limit - digit) / 10) return -1;
+        magnitude = magnitude * 10 + digit;
+    }
+    if (!negative) *out = (int64_t)magnitude;
+    else if (magnitude == (uint64_t)INT64_MAX + 1) *out = INT64_MIN;
+    else *out = -(int64_t)magnitude;
+    return 0;
+}
+
+int sbif_json_double(const sbif_json *value, double *out) {
+    if (value->kind != SBIF_JSON_NUMBER) return -1;
+    /* the literal is followed by a delimiter or the text's terminating NUL, where strtod stops */
+    *out = strtod(value->str, NULL);
+    return 0;
+}
+
+const char *sbif_json_number_text(const sbif_json *value, size_t *length) {
+    if (value->kind != SBIF_JSON_NUMBER) return NULL;
+    *length = value->length;
+    return value->str;
+}
+
+/** A short rendering of a JSON value for messages (truncated with "..."). */
+static void json_render(const sbif_json *value, char *out, size_t size) {
+    size_t used = 0;
+    size_t i;
+    const sbif_json *item;
+    if (size == 0) return;
+    out[0] = '\0';
+#define RENDER(...) do { if (used < size) used += (size_t)snprintf(out + used, size - used, __VA_ARGS__); } while (0)
+    switch (value->kind) {
+    case SBIF_JSON_NULL: RENDER("null"); break;
+    case SBIF_JSON_TRUE: RENDER("true"); break;
+    case SBIF_JSON_FALSE: RENDER("false"); break;
+    case SBIF_JSON_NUMBER: RENDER("%.*s", (int)(value->length > 40 ? 40 : value->length), value->str);
+        if (value->length > 40) RENDER("...");
+        break;
+    case SBIF_JSON_STRING: RENDER("\"%.60s%s\"", value->str, value->length > 60 ? "..." : ""); break;
+    case SBIF_JSON_ARRAY:
+    case SBIF_JSON_OBJECT:
+        RENDER(value->kind == SBIF_JSON_ARRAY ? "[" : "{");
+        for (i = 0, item = sbif_json_first(value); i < value->length && used < size; i++, item = sbif_json_next(item)) {
+            char part[96];
+            if (i > 0) RENDER(", ");
+            if (used > 80) {
+                RENDER("...");
+                break;
+            }
+            json_render(item, part, sizeof part);
+            RENDER("%s", part);
+            if (value->kind == SBIF_JSON_OBJECT) {
+                json_render(item + 1, part, sizeof part);
+                RENDER(": %s", part);
+            }
+        }
+        RENDER(value->kind == SBIF_JSON_ARRAY ? "]" : "}");
+        break;
+    }
+#undef RENDER
+}
+
+/* ==== names ======================================================================================================= */
+/* An open-addressing hash table from NUL-terminated names (owned elsewhere) to indices, sized once. */
+
+typedef struct name_map {
+    const char **keys;
+    uint32_t *values;
+    size_t mask;
+} name_map;
+
+static uint64_t name_hash(const char *name) {
+    uint64_t hash = 1469598103934665603u;
+    for (; *name; name++) {
+        hash ^= (unsigned char)*name;
+        hash *= 1099511628211u;
+    }
+    return hash;
+}
+
+static int map_init(name_map *map, size_t entries) {
+    size_t capacity = 16;
+    while (capacity < 2 * entries + 1) capacity *= 2;
+    map->keys = calloc(capacity, sizeof *map->keys);
+    map->values = malloc(capacity * sizeof *map->values);
+    map->mask = capacity - 1;
+    return map->keys != NULL && map->values != NULL ? 0 : -1;
+}
+
+static void map_free(name_map *map) {
+    free((void *)map->keys);
+    free(map->values);
+    map->keys = NULL;
+    map->values = NULL;
+}
+
+/** The index stored for `name`, or -1. */
+static long map_find(const name_map *map, const char *name) {
+    size_t slot = (size_t)name_hash(name) & map->mask;
+    while (map->keys[slot] != NULL) {
+        if (strcmp(map->keys[slot], name) == 0) return (long)map->values[slot];
+        slot = (slot + 1) & map->mask;
+    }
+    return -1;
+}
+
+/** Add `name`; returns 0, or 1 if it is already there (the table never fills: it was sized for every entry). */
+static int map_add(name_map *map, const char *name, uint32_t value) {
+    size_t slot = (size_t)name_hash(name) & map->mask;
+    while (map->keys[slot] != NULL) {
+        if (strcmp(map->keys[slot], name) == 0) return 1;
+        slot = (slot + 1) & map->mask;
+    }
+    map->keys[slot] = name;
+    map->values[slot] = value;
+    return 0;
+}
+
+/* ==== the safetensors container =================================================================================== */
+
+/** A safetensors dtype code: its element size, and the SBIF dtype it holds (-1: not an SBIF dtype). */
+typedef struct container_dtype {
+    const char *code;
+    const char *numpy_name;
+    size_t size;
+    int sbif;
+} container_dtype;
+
+static const container_dtype CONTAINER_DTYPES[] = {
+    {"BOOL", "bool", 1, SBIF_BOOL},      {"U8", "uint8", 1, SBIF_UINT8},     {"I8", "int8", 1, SBIF_INT8},
+    {"I16", "int16", 2, SBIF_INT16},     {"U16", "uint16", 2, SBIF_UINT16},  {"I32", "int32", 4, SBIF_INT32},
+    {"U32", "uint32", 4, -1},            {"I64", "int64", 8, SBIF_INT64},    {"U64", "uint64", 8, -1},
+    {"F16", "float16", 2, -1},           {"F32", "float32", 4, SBIF_FLOAT32}, {"F64", "float64", 8, SBIF_FLOAT64},
+};
+#define CONTAINER_DTYPE_COUNT (sizeof CONTAINER_DTYPES / sizeof CONTAINER_DTYPES[0])
+
+typedef struct container_entry {
+    const char *name;
+    const container_dtype *dtype;
+    const sbif_json *shape;  /* a checked list of at most SBIF_MAX_RANK int64 dimensions */
+    int64_t begin, end;
+    int listed;              /* named by the document */
+    void *data;
+} container_entry;
+
+typedef struct container {
+    const char *path;
+    FILE *file;
+    int64_t data_length;
+    sbif_json *header;
+    const sbif_json *metadata; /* NULL when the header has no __metadata__ */
+    container_entry *entries;  /* in data order */
+    size_t count;
+    name_map names;            /* name -> index in entries */
+} container;
+
+static void container_close(container *c) {
+    size_t i;
+    if (c->file != NULL) fclose(c->file);
+    c->file = NULL;
+    for (i = 0; i < c->count && c->entries != NULL; i++) free(c->entries[i].data);
+    free(c->entries);
+    c->entries = NULL;
+    map_free(&c->names);
+    sbif_json_free(c->header);
+    c->header = NULL;
+}
+
+static int is_little_endian(void) {
+    const uint16_t probe = 1;
+    return *(const unsigned char *)&probe == 1;
+}
+
+static uint64_t read_le64(const unsigned char *bytes) {
+    uint64_t value = 0;
+    int i;
+    for (i = 7; i >= 0; i--) value = (value << 8) | bytes[i];
+    return value;
+}
+
+static const container_dtype *container_dtype_of(const char *code) {
+    size_t i;
+    for (i = 0; i < CONTAINER_DTYPE_COUNT; i++) {
+        if (strcmp(code, CONTAINER_DTYPES[i].code) == 0) return &CONTAINER_DTYPES[i];
+    }
+    return NULL;
+}
+
+/** A JSON integer literal >= 0; *fits says whether it fits in int64 (larger ones are valid counts too). */
+static int is_count(const sbif_json *value, int64_t *out, int *fits) {
+    if (!sbif_json_is_integer(value) || value->str[0] == '-') return 0;
+    *fits = sbif_json_int64(value, out) == 0;
+    return 1;
+}
+
+/** Check one header entry, as sbif/format/container.py's parse_header does. */
+static sbif_status check_entry(container *c, const char *name, const sbif_json *entry, container_entry *out,
+                               sbif_error *error) {
+    const sbif_json *dtype = sbif_json_get(entry, "dtype");
+    const sbif_json *shape = sbif_json_get(entry, "shape");
+    const sbif_json *offsets = sbif_json_get(entry, "data_offsets");
+    const sbif_json *item;
+    char text[160];
+    int64_t dims_product = 1, nbytes, begin = 0, end = 0;
+    int overflow = 0, unrepresentable = 0, has_zero = 0, fits = 1, begin_fits = 0, end_fits = 0;
+    size_t i;
+    if (entry->kind != SBIF_JSON_OBJECT || entry->length != 3 || dtype == NULL || shape == NULL || offsets == NULL) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s' needs exactly the keys dtype, shape, data_offsets",
+                    c->path, name);
+    }
+    out->name = name;
+    out->dtype = dtype->kind == SBIF_JSON_STRING && strlen(dtype->str) == dtype->length ? container_dtype_of(dtype->str)
+                                                                                        : NULL;
+    if (out->dtype == NULL) {
+        json_render(dtype, text, sizeof text);
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s' has unknown dtype %s", c->path, name, text);
+    }
+    if (shape->kind != SBIF_JSON_ARRAY) {
+        json_render(shape, text, sizeof text);
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s' has an invalid shape %s", c->path, name, text);
+    }
+    for (i = 0, item = sbif_json_first(shape); i < shape->length; i++, item = sbif_json_next(item)) {
+        int64_t dim = 0;
+        if (!is_count(item, &dim, &fits)) {
+            json_render(shape, text, sizeof text);
+            return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s' has an invalid shape %s", c->path, name, text);
+        }
+        if (!fits) unrepresentable = overflow = 1;
+        else if (dim == 0) has_zero = 1;
+        else if (checked_mul(dims_product, dim, &dims_product) != 0) unrepresentable = overflow = 1;
+    }
+    /* offsets + 2 is the second element only when the first is a scalar, which is_count checks first */
+    json_render(offsets, text, sizeof text);
+    if (offsets->kind != SBIF_JSON_ARRAY || offsets->length != 2 || !is_count(offsets + 1, &begin, &begin_fits) ||
+        !is_count(offsets + 2, &end, &end_fits) || (begin_fits && end_fits && begin > end)) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s' has invalid data_offsets %s", c->path, name, text);
+    }
+    if (!begin_fits || !end_fits) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: truncated file: tensor '%s' has data_offsets %s beyond any file",
+                    c->path, name, text);
+    }
+    if (checked_mul(dims_product, (int64_t)out->dtype->size, &nbytes) != 0) unrepresentable = overflow = 1;
+    if (has_zero) {
+        nbytes = 0;
+        overflow = 0;
+    }
+    json_render(shape, text, sizeof text);
+    if (overflow) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s': shape %s of %s needs more than %s bytes but "
+                    "data_offsets span %lld", c->path, name, text, out->dtype->numpy_name, MAX_DIM_TEXT,
+                    (long long)(end - begin));
+    }
+    if (nbytes != end - begin) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s': shape %s of %s needs %lld bytes but data_offsets "
+                    "span %lld", c->path, name, text, out->dtype->numpy_name, (long long)nbytes,
+                    (long long)(end - begin));
+    }
+    if (unrepresentable || shape->length > SBIF_MAX_RANK) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s' has shape %s, which this runtime cannot represent "
+                    "(at most %d dimensions, %s elements)", c->path, name, text, SBIF_MAX_RANK, MAX_DIM_TEXT);
+    }
+    out->shape = shape;
+    out->begin = begin;
+    out->end = end;
+    return SBIF_OK;
+}
+
+static int entry_order(const void *a, const void *b) {
+    const container_entry *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end ? 1 : 0;
+}
+
+/** The tensors must tile the data buffer exactly: in bounds, contiguous, no overlap, no gap. */
+static sbif_status check_layout(container *c, sbif_error *error) {
+    int64_t position = 0;
+    size_t i;
+    qsort(c->entries, c->count, sizeof *c->entries, entry_order);
+    for (i = 0; i < c->count; i++) {
+        const container_entry *e = &c->entries[i];
+        if (e->begin != position) {
+            const char *problem = e->begin < position ? "overlaps the previous tensor" : "leaves a gap before it";
+            return fail(error, SBIF_ERR_FILE_FORMAT, "%s: tensor '%s' at byte %lld %s", c->path, e->name,
+                        (long long)e->begin, problem);
+        }
+        if (e->end > c->data_length) {
+            return fail(error, SBIF_ERR_FILE_FORMAT, "%s: truncated file: tensor '%s' ends at byte %lld of a %lld byte "
+                        "data buffer", c->path, e->name, (long long)e->end, (long long)c->data_length);
+        }
+        position = e->end;
+    }
+    if (position != c->data_length) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: %lld trailing bytes after the last tensor", c->path,
+                    (long long)(c->data_length - position));
+    }
+    return SBIF_OK;
+}
+
+static sbif_status parse_header(container *c, const char *raw, size_t length, sbif_error *error) {
+    const sbif_json *item;
+    size_t i, n = 0;
+    sbif_status status = sbif_json_parse(raw, length, &c->header, error);
+    if (status == SBIF_ERR_MEMORY) return status;
+    if (status != SBIF_OK) {
+        error->status = SBIF_ERR_FILE_FORMAT;
+        return add_context(error, "%s: the header is not valid JSON", c->path);
+    }
+    if (c->header->kind != SBIF_JSON_OBJECT) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: the header must be a JSON object", c->path);
+    }
+    c->metadata = sbif_json_get(c->header, "__metadata__");
+    if (c->metadata != NULL) {
+        int strings = c->metadata->kind == SBIF_JSON_OBJECT;
+        for (i = 0, item = sbif_json_first(c->metadata); strings && i < c->metadata->length; i++) {
+            strings = item[1].kind == SBIF_JSON_STRING;
+            item = sbif_json_next(item);
+        }
+        if (!strings) return fail(error, SBIF_ERR_FILE_FORMAT, "%s: __metadata__ must map strings to strings", c->path);
+    }
+    c->count = c->header->length - (c->metadata != NULL);
+    c->entries = calloc(c->count + 1, sizeof *c->entries);
+    if (c->entries == NULL || map_init(&c->names, c->count) != 0) return out_of_memory(error);
+    for (i = 0, item = sbif_json_first(c->header); i < c->header->length; i++, item = sbif_json_next(item)) {
+        if (item + 1 == c->metadata) continue;
+        if (strlen(item->str) != item->length) {
+            return fail(error, SBIF_ERR_FILE_FORMAT, "%s: a tensor name contains U+0000, which this runtime does not "
+                        "accept", c->path);
+        }
+        if ((status = check_entry(c, item->str, item + 1, &c->entries[n], error)) != SBIF_OK) return status;
+        n++;
+    }
+    if ((status = check_layout(c, error)) != SBIF_OK) return status;
+    for (i = 0; i < c->count; i++) map_add(&c->names, c->entries[i].name, (uint32_t)i);
+    return SBIF_OK;
+}
+
+/** Read and check the file's length prefix, header and layout (section 2 of the spec). No tensor data is read. */
+static sbif_status container_open(container *c, const char *path, sbif_error *error) {
+    unsigned char prefix[8];
+    size_t got;
+    long size;
+    uint64_t header_length;
+    char *raw;
+    sbif_status status;
+    memset(c, 0, sizeof *c);
+    c->path = path;
+    c->file = fopen(path, "rb");
+    if (c->file == NULL) return fail(error, SBIF_ERR_FILE_FORMAT, "cannot open %s: %s", path, strerror(errno));
+    got = fread(prefix, 1, sizeof prefix, c->file);
+    if (ferror(c->file)) return fail(error, SBIF_ERR_FILE_FORMAT, "cannot open %s: %s", path, strerror(errno));
+    if (got < sizeof prefix) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: truncated file (%lu bytes; a safetensors file starts with an "
+                    "8-byte header length)", path, (unsigned long)got);
+    }
+    if (fseek(c->file, 0, SEEK_END) != 0 || (size = ftell(c->file)) < 8 || fseek(c->file, 8, SEEK_SET) != 0) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "cannot read %s: its size cannot be determined", path);
+    }
+    header_length = read_le64(prefix);
+    if (header_length > MAX_HEADER_BYTES) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: header length %llu exceeds the %llu byte limit (is this a "
+                    "safetensors file?)", path, (unsigned long long)header_length,
+                    (unsigned long long)MAX_HEADER_BYTES);
+    }
+    if (header_length > (uint64_t)size - 8) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: truncated file: header says %llu bytes but only %ld follow", path,
+                    (unsigned long long)header_length, size - 8);
+    }
+    raw = malloc((size_t)header_length + 1);
+    if (raw == NULL) return out_of_memory(error);
+    if (fread(raw, 1, (size_t)header_length, c->file) != (size_t)header_length) {
+        free(raw);
+        return fail(error, SBIF_ERR_FILE_FORMAT, "cannot read %s: the file changed while it was read", path);
+    }
+    c->data_length = (int64_t)size - 8 - (int64_t)header_length;
+    status = parse_header(c, raw, (size_t)header_length, error);
+    free(raw);
+    return status;
+}
+
+static void swap_bytes(unsigned char *data, size_t count, size_t size) {
+    size_t i, j;
+    for (i = 0; i < count; i++, data += size) {
+        for (j = 0; j < size / 2; j++) {
+            unsigned char t = data[j];
+            data[j] = data[size - 1 - j];
+            data[size - 1 - j] = t;
+        }
+    }
+}
+
+/** Read every tensor's bytes (they tile the data buffer, so in order, without seeking) into its own buffer. */
+static sbif_status container_read_data(container *c, sbif_error *error) {
+    size_t i;
+    for (i = 0; i < c->count; i++) {
+        container_entry *e = &c->entries[i];
+        size_t bytes = (size_t)(e->end - e->begin);
+        if ((uint64_t)(e->end - e->begin) > (uint64_t)SIZE_MAX) return out_of_memory(error);
+        e->data = malloc(bytes > 0 ? bytes : 1);
+        if (e->data == NULL) return out_of_memory(error);
+        if (bytes > 0 && fread(e->data, 1, bytes, c->file) != bytes) {
+            return fail(error, SBIF_ERR_FILE_FORMAT, "cannot read %s: the file changed while it was read", c->path);
+        }
+        if (!is_little_endian() && e->dtype->size > 1) swap_bytes(e->data, bytes / e->dtype->size, e->dtype->size);
+    }
+    fclose(c->file);
+    c->file = NULL;
+    return SBIF_OK;
+}
+
+/* ==== static types and operands =================================================================================== */
+/*
+ * A value's type is an sbif_tensor without data: its dtype and shape, where -1 stands for the batch dimension (only
+ * ever the first). The op rules below run on these types when a file is validated (batch unknown) and on the
+ * concrete types of an op request; at run time a value's shape is its static shape with the batch size put in.
+ */
+
+struct sbif_model;
+static void value_type(const struct sbif_model *model, uint32_t id, int64_t batch, sbif_tensor *type);
+
+/** A node's inputs: either concrete tensors (op requests) or graph values (validation and execution). */
+typedef struct operands {
+    size_t count;
+    const sbif_tensor *tensors;
+    const struct sbif_model *model;
+    const uint32_t *ids;
+    void *const *data;  /* per value id at run time; NULL in static checks */
+    int64_t batch;      /* the run's batch size, or -1 in static checks */
+} operands;
+
+static void operand(const operands *in, size_t index, sbif_tensor *out) {
+    if (in->tensors != NULL) {
+        *out = in->tensors[index];
+        return;
+    }
+    value_type(in->model, in->ids[index], in->batch, out);
+    out->data = in->data != NULL ? in->data[in->ids[index]] : NULL;
+}
+
+/** "[B,4]" */
+static void format_shape(const sbif_tensor *t, char *out, size_t size) {
+    size_t used = 0;
+    int i;
+    used += (size_t)snprintf(out, size, "[");
+    for (i = 0; i < t->rank && used < size; i++) {
+        if (t->shape[i] < 0) used += (size_t)snprintf(out + used, size - used, "%sB", i ? "," : "");
+        else used += (size_t)snprintf(out + used, size - used, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+    }
+    if (used < size) snprintf(out + used, size - used, "]");
+}
+
+/** "float32[B,4]", as the reference implementation's ValueSpec prints. */
+static void format_type(const sbif_tensor *t, char *out, size_t size) {
+    int n = snprintf(out, size, "%s", sbif_dtype_name(t->dtype));
+    if (n > 0 && (size_t)n < size) format_shape(t, out + n, size - (size_t)n);
+}
+
+static int same_type(const sbif_tensor *a, const sbif_tensor *b) {
+    int i;
+    if (a->dtype != b->dtype || a->rank != b->rank) return 0;
+    for (i = 0; i < a->rank; i++) {
+        if (a->shape[i] != b->shape[i]) return 0;
+    }
+    return 1;
+}
+
+/** The element count of a value; -1 beyond int64. Batch dims must have been replaced. */
+static int64_t type_count(const sbif_tensor *t) {
+    return element_count(t->shape, t->rank);
+}
+
+/* ==== op attributes =============================================================================================== */
+
+typedef enum attr_kind {
+    ATTR_INT,    /* a JSON integer literal */
+    ATTR_FLOAT,  /* a JSON number with a fraction or an exponent */
+    ATTR_NUMBER, /* either */
+    ATTR_SCALAR, /* a number or a bool */
+    ATTR_STRING,
+    ATTR_LIST
+} attr_kind;
+
+typedef struct attr_def {
+    const char *name;
+    attr_kind kind;
+} attr_def;
+
+/** A node's attributes, resolved. Every attribute of every op is required; no op has two of one kind. */
+typedef struct op_attrs {
+    const char *text;             /* cast.to, constant.dtype, conv2d.padding */
+    const sbif_json *integer_json;
+    int64_t integer;              /* axis, or one_hot.depth */
+    int integer_fits;             /* the literal fits in int64 */
+    double real;                  /* leaky_relu.alpha, layer_norm.epsilon */
+    const sbif_json *value;       /* constant.value */
+    const sbif_json *list_json;   /* conv2d.strides, split.sizes, reshape.shape */
+    int64_t *list;                /* its elements when every one is an int64 literal, else NULL */
+    size_t list_length;
+} op_attrs;
+
+static void attrs_free(op_attrs *a) {
+    free(a->list);
+    a->list = NULL;
+}
+
+static int attr_has_kind(const sbif_json *v, attr_kind kind) {
+    switch (kind) {
+    case ATTR_INT: return sbif_json_is_integer(v);
+    case ATTR_FLOAT: return v->kind == SBIF_JSON_NUMBER && !sbif_json_is_integer(v);
+    case ATTR_NUMBER: return v->kind == SBIF_JSON_NUMBER;
+    case ATTR_SCALAR: return v->kind == SBIF_JSON_NUMBER || v->kind == SBIF_JSON_TRUE || v->kind == SBIF_JSON_FALSE;
+    case ATTR_STRING: return v->kind == SBIF_JSON_STRING;
+    case ATTR_LIST: return v->kind == SBIF_JSON_ARRAY;
+    }
+    return 0;
+}
+
+static sbif_status store_attr(op_attrs *a, const sbif_json *v, attr_kind kind, sbif_error *error) {
+    size_t i;
+    const sbif_json *item;
+    switch (kind) {
+    case ATTR_INT:
+        a->integer_json = v;
+        a->integer_fits = sbif_json_int64(v, &a->integer) == 0;
+        break;
+    case ATTR_FLOAT:
+    case ATTR_NUMBER: sbif_json_double(v, &a->real); break;
+    case ATTR_SCALAR: a->value = v; break;
+    case ATTR_STRING: a->text = v->str; break;
+    case ATTR_LIST:
+        a->list_json = v;
+        a->list_length = v->length;
+        a->list = malloc((v->length > 0 ? v->length : 1) * sizeof *a->list);
+        if (a->list == NULL) return out_of_memory(error);
+        for (i = 0, item = sbif_json_first(v); i < v->length; i++, item = sbif_json_next(item)) {
+            if (sbif_json_int64(item, &a->list[i]) != 0) {
+                attrs_free(a);
+                break;
+            }
+        }
+        break;
+    }
+    return SBIF_OK;
+}
+
+/** Check attribute names and types against the op's definitions (as resolve_attrs in sbif/ops/base.py). */
+static sbif_status resolve_attrs(const char *op, const attr_def *defs, size_t n_defs, const sbif_json *attrs,
+                                 op_attrs *out, sbif_error *error) {
+    size_t i, j;
+    const sbif_json *key;
+    char text[160];
+    sbif_status status;
+    memset(out, 0, sizeof *out);
+    if (attrs != NULL && attrs->kind != SBIF_JSON_OBJECT) {
+        return fail(error, SBIF_ERR_DOCUMENT, "the attributes of op %s must be a JSON object", op);
+    }
+    for (i = 0, key = attrs != NULL ? sbif_json_first(attrs) : NULL; attrs != NULL && i < attrs->length;
+         i++, key = sbif_json_next(key)) {
+        for (j = 0; j < n_defs && strcmp(defs[j].name, key->str) != 0; j++) {
+        }
+        if (j == n_defs || strlen(key->str) != key->length) {
+            return fail(error, SBIF_ERR_DOCUMENT, "op %s has no attribute %.80s", op, key->str);
+        }
+    }
+    for (j = 0; j < n_defs; j++) {
+        const sbif_json *v = sbif_json_get(attrs, defs[j].name);
+        if (v == NULL) {
+            status = fail(error, SBIF_ERR_DOCUMENT, "op %s needs attribute '%s'", op, defs[j].name);
+        } else if (!attr_has_kind(v, defs[j].kind)) {
+            json_render(v, text, sizeof text);
+            status = fail(error, SBIF_ERR_DOCUMENT, "attribute '%s' of op %s has the wrong type (%s)", defs[j].name,
+                          op, text);
+        } else {
+            status = store_attr(out, v, defs[j].kind, error);
+        }
+        if (status != SBIF_OK) {
+            attrs_free(out);
+            return status;
+        }
+    }
+    return SBIF_OK;
+}
+
+/* ==== op rules (dtype and shape inference, as the `infer` methods in sbif/ops) ==================================== */
+
+static sbif_status type_error(sbif_error *error, const char *format, ...) PRINTF_LIKE(2, 3);
+static sbif_status type_error(sbif_error *error, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vsnprintf(error->message, sizeof error->message, format, args);
+    va_end(args);
+    one_line(error->message);
+    error->status = SBIF_ERR_DOCUMENT;
+    return SBIF_ERR_DOCUMENT;
+}
+
+static sbif_status dimension_too_large(sbif_error *error) {
+    return type_error(error, "a dimension exceeds " MAX_DIM_TEXT);
+}
+
+static sbif_status check_rank(int rank, sbif_error *error) {
+    if (rank <= SBIF_MAX_RANK) return SBIF_OK;
+    return fail(error, SBIF_ERR_UNSUPPORTED, "a value of rank %d exceeds this runtime's limit of %d dimensions", rank,
+                SBIF_MAX_RANK);
+}
+
+static sbif_status require_float(const sbif_tensor *t, const char *role, sbif_error *error) {
+    if (is_float_dtype(t->dtype)) return SBIF_OK;
+    return type_error(error, "%s has dtype %s, expected one of float32, float64", role, sbif_dtype_name(t->dtype));
+}
+
+static sbif_status require_rank_1(const sbif_tensor *t, const char *op, sbif_error *error) {
+    if (t->rank >= 1) return SBIF_OK;
+    return type_error(error, "%s needs an input of rank at least 1", op);
+}
+
+static sbif_status normalize_axis(const op_attrs *a, int rank, int *axis, sbif_error *error) {
+    if (!a->integer_fits || a->integer < -(int64_t)rank || a->integer >= rank) {
+        char text[64];
+        json_render(a->integer_json, text, sizeof text);
+        return type_error(error, "axis %s is out of range for rank %d", text, rank);
+    }
+    *axis = (int)(a->integer < 0 ? a->integer + rank : a->integer);
+    return SBIF_OK;
+}
+
+/** NumPy broadcasting of static shapes; the batch dimension (-1) broadcasts with 1 and itself only. */
+static sbif_status broadcast_types(const sbif_tensor *const *types, int n, sbif_tensor *out, sbif_error *error) {
+    int rank = 0, axis, k;
+    for (k = 0; k < n; k++) {
+        if (types[k]->rank > rank) rank = types[k]->rank;
+    }
+    out->rank = rank;
+    for (axis = 0; axis < rank; axis++) {
+        int64_t size = 1;
+        int have = 0;
+        for (k = 0; k < n; k++) {
+            int at = axis - (rank - types[k]->rank);
+            int64_t d;
+            if (at < 0) continue;
+            d = types[k]->shape[at];
+            if (d == 1) continue;
+            if (have && d != size) {
+                char shapes[3][96];
+                for (k = 0; k < n; k++) format_shape(types[k], shapes[k], sizeof shapes[k]);
+                return type_error(error, "shapes %s and %s%s%s do not broadcast", shapes[0], shapes[1],
+                                  n > 2 ? " and " : "", n > 2 ? shapes[2] : "");
+            }
+            size = d;
+            have = 1;
+        }
+        out->shape[axis] = size;
+    }
+    return SBIF_OK;
+}
+
+typedef sbif_status (*infer_fn)(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                sbif_error *error);
+
+static sbif_status infer_unary_float(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                     sbif_error *error) {
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, out);
+    return require_float(out, "input", error);
+}
+
+static sbif_status infer_same_dtype_broadcast(const operands *in, sbif_tensor *out, sbif_error *error) {
+    sbif_tensor x, y;
+    const sbif_tensor *both[2];
+    operand(in, 0, &x);
+    operand(in, 1, &y);
+    if (x.dtype != y.dtype) {
+        return type_error(error, "operands have different dtypes (%s and %s)", sbif_dtype_name(x.dtype),
+                          sbif_dtype_name(y.dtype));
+    }
+    both[0] = &x;
+    both[1] = &y;
+    out->dtype = x.dtype;
+    return broadcast_types(both, 2, out, error);
+}
+
+static sbif_status infer_arithmetic(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                    sbif_error *error) {
+    sbif_status status = infer_same_dtype_broadcast(in, out, error);
+    (void)a;
+    (void)n_outputs;
+    if (status == SBIF_OK && out->dtype == SBIF_BOOL) {
+        return type_error(error, "arithmetic on bool operands is not defined");
+    }
+    return status;
+}
+
+static sbif_status infer_div(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                             sbif_error *error) {
+    sbif_tensor x;
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    if (require_float(&x, "input", error) != SBIF_OK) return error->status;
+    return infer_same_dtype_broadcast(in, out, error);
+}
+
+static sbif_status infer_less(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                              sbif_error *error) {
+    sbif_status status = infer_same_dtype_broadcast(in, out, error);
+    (void)a;
+    (void)n_outputs;
+    out->dtype = SBIF_BOOL;
+    return status;
+}
+
+static sbif_status infer_clip(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                              sbif_error *error) {
+    sbif_tensor x, low, high, shape;
+    const sbif_tensor *all[3];
+    char shapes[3][96];
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    operand(in, 1, &low);
+    operand(in, 2, &high);
+    if (x.dtype != low.dtype || x.dtype != high.dtype) {
+        return type_error(error, "clip operands have different dtypes (%s, %s, %s)", sbif_dtype_name(x.dtype),
+                          sbif_dtype_name(low.dtype), sbif_dtype_name(high.dtype));
+    }
+    if (x.dtype == SBIF_BOOL) return type_error(error, "clip of bool values is not defined");
+    all[0] = &x;
+    all[1] = &low;
+    all[2] = &high;
+    if (broadcast_types(all, 3, &shape, error) != SBIF_OK) return error->status;
+    shape.dtype = x.dtype;
+    if (!same_type(&shape, &x)) {
+        format_shape(&low, shapes[0], sizeof shapes[0]);
+        format_shape(&high, shapes[1], sizeof shapes[1]);
+        format_shape(&x, shapes[2], sizeof shapes[2]);
+        return type_error(error, "clip bounds of shape %s and %s would change the shape %s of x", shapes[0], shapes[1],
+                          shapes[2]);
+    }
+    *out = x;
+    return SBIF_OK;
+}
+
+static sbif_status infer_matmul(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                sbif_error *error) {
+    sbif_tensor x, w;
+    char tx[128], tw[128];
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    operand(in, 1, &w);
+    if (require_float(&x, "x", error) != SBIF_OK) return error->status;
+    if (x.dtype != w.dtype || x.rank != 2 || w.rank != 2 || x.shape[1] != w.shape[0]) {
+        format_type(&x, tx, sizeof tx);
+        format_type(&w, tw, sizeof tw);
+        return type_error(error, "matmul needs x [B, K] and w [K, N] of one dtype, got %s and %s", tx, tw);
+    }
+    out->dtype = x.dtype;
+    out->rank = 2;
+    out->shape[0] = x.shape[0];
+    out->shape[1] = w.shape[1];
+    return SBIF_OK;
+}
+
+static sbif_status infer_linear(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                sbif_error *error) {
+    sbif_tensor x, w, b;
+    char tx[128], tw[128], tb[128];
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    operand(in, 1, &w);
+    operand(in, 2, &b);
+    if (require_float(&x, "x", error) != SBIF_OK) return error->status;
+    format_type(&x, tx, sizeof tx);
+    format_type(&w, tw, sizeof tw);
+    format_type(&b, tb, sizeof tb);
+    if (x.dtype != w.dtype || x.dtype != b.dtype) {
+        return type_error(error, "x, w and b have different dtypes (%s, %s, %s)", sbif_dtype_name(x.dtype),
+                          sbif_dtype_name(w.dtype), sbif_dtype_name(b.dtype));
+    }
+    if (x.rank != 2 || w.rank != 2 || b.rank != 1) {
+        return type_error(error, "linear needs x of rank 2, w of rank 2 and b of rank 1, got %s, %s, %s", tx, tw, tb);
+    }
+    if (x.shape[1] != w.shape[0] || w.shape[1] != b.shape[0]) {
+        return type_error(error, "linear shapes do not chain: x %s, w %s, b %s", tx, tw, tb);
+    }
+    out->dtype = x.dtype;
+    out->rank = 2;
+    out->shape[0] = x.shape[0];
+    out->shape[1] = w.shape[1];
+    return SBIF_OK;
+}
+
+/** conv2d output size along one axis: SAME ceil(size / stride), VALID floor((size - kernel) / stride) + 1. */
+static int64_t conv_output_size(int64_t size, int64_t kernel, int64_t stride, int same) {
+    if (same) return size / stride + (size % stride != 0);
+    return size < kernel ? 0 : (size - kernel) / stride + 1;
+}
+
+static sbif_status infer_conv2d(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                sbif_error *error) {
+    sbif_tensor x, w, b;
+    char tx[128], tw[128], tb[128], text[160];
+    int same;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    operand(in, 1, &w);
+    operand(in, 2, &b);
+    if (require_float(&x, "x", error) != SBIF_OK) return error->status;
+    format_type(&x, tx, sizeof tx);
+    format_type(&w, tw, sizeof tw);
+    format_type(&b, tb, sizeof tb);
+    if (x.dtype != w.dtype || x.dtype != b.dtype) return type_error(error, "conv2d operands have different dtypes");
+    if (x.rank != 4 || w.rank != 4 || b.rank != 1 || b.shape[0] != w.shape[3] || x.shape[3] != w.shape[2]) {
+        return type_error(error, "conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got %s, %s, %s", tx, tw, tb);
+    }
+    if (w.shape[0] < 0 || b.shape[0] < 0) { /* only a first dimension can be the batch */
+        return type_error(error, "conv2d needs a fixed kernel and bias, got %s and %s", tw, tb);
+    }
+    if (a->list == NULL || a->list_length != 2 || a->list[0] < 1 || a->list[1] < 1) {
+        json_render(a->list_json, text, sizeof text);
+        return type_error(error, "conv2d strides must be two positive integers, got %s", text);
+    }
+    if (strcmp(a->text, "VALID") != 0 && strcmp(a->text, "SAME") != 0) {
+        return type_error(error, "conv2d padding must be VALID or SAME, got '%.60s'", a->text);
+    }
+    same = a->text[0] == 'S';
+    *out = x;
+    out->shape[1] = conv_output_size(x.shape[1], w.shape[0], a->list[0], same);
+    out->shape[2] = conv_output_size(x.shape[2], w.shape[1], a->list[1], same);
+    out->shape[3] = w.shape[3];
+    if (out->shape[1] < 1 || out->shape[2] < 1) {
+        return type_error(error, "conv2d input %s is smaller than the kernel %s", tx, tw);
+    }
+    return SBIF_OK;
+}
+
+static sbif_status infer_layer_norm(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                    sbif_error *error) {
+    sbif_tensor x, gamma, beta;
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    operand(in, 1, &gamma);
+    operand(in, 2, &beta);
+    if (require_float(&x, "x", error) != SBIF_OK || require_rank_1(&x, "layer_norm", error) != SBIF_OK) {
+        return error->status;
+    }
+    if (x.dtype != gamma.dtype || x.dtype != beta.dtype || gamma.rank != 1 || beta.rank != 1 ||
+        gamma.shape[0] != x.shape[x.rank - 1] || beta.shape[0] != x.shape[x.rank - 1]) {
+        return type_error(error, "layer_norm needs gamma and beta of shape [%lld] and x's dtype",
+                          (long long)x.shape[x.rank - 1]);
+    }
+    *out = x;
+    return SBIF_OK;
+}
+
+static sbif_status infer_reduce_mean(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                     sbif_error *error) {
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, out);
+    if (require_float(out, "input", error) != SBIF_OK || require_rank_1(out, "reduce_mean", error) != SBIF_OK) {
+        return error->status;
+    }
+    out->shape[out->rank - 1] = 1;
+    return SBIF_OK;
+}
+
+static sbif_status infer_reshape(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                 sbif_error *error) {
+    sbif_tensor x;
+    char tx[128], text[160];
+    int64_t target = 1;
+    size_t i;
+    int valid = a->list != NULL;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    for (i = 0; (int)i < x.rank; i++) {
+        if (x.shape[i] < 0) {
+            return type_error(error, "reshape applies to tensors without a batch dimension (use flatten for batches)");
+        }
+    }
+    for (i = 0; valid && i < a->list_length; i++) {
+        valid = a->list[i] >= 0 && checked_mul(target, a->list[i], &target) == 0;
+    }
+    if (!valid || a->list_length > SBIF_MAX_RANK || target != type_count(&x) || target < 0) {
+        format_type(&x, tx, sizeof tx);
+        json_render(a->list_json, text, sizeof text);
+        return type_error(error, "cannot reshape %s to %s", tx, text);
+    }
+    out->dtype = x.dtype;
+    out->rank = (int)a->list_length;
+    for (i = 0; i < a->list_length; i++) out->shape[i] = a->list[i];
+    return SBIF_OK;
+}
+
+/** Insert a dimension of `size` at `axis` (the output's rank is in->rank + 1). */
+static void insert_dim(const sbif_tensor *in, int axis, int64_t size, sbif_tensor *out) {
+    int i;
+    *out = *in;
+    out->rank = in->rank + 1;
+    for (i = in->rank; i > axis; i--) out->shape[i] = in->shape[i - 1];
+    out->shape[axis] = size;
+}
+
+static sbif_status infer_expand_dims(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                     sbif_error *error) {
+    sbif_tensor x;
+    int axis;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    if (check_rank(x.rank + 1, error) != SBIF_OK || normalize_axis(a, x.rank + 1, &axis, error) != SBIF_OK) {
+        return error->status;
+    }
+    insert_dim(&x, axis, 1, out);
+    return SBIF_OK;
+}
+
+static sbif_status infer_flatten(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                 sbif_error *error) {
+    sbif_tensor x;
+    int64_t width = 1;
+    int i;
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    if (x.rank < 1) return type_error(error, "flatten needs a batch dimension");
+    for (i = 1; i < x.rank; i++) {
+        if (checked_mul(width, x.shape[i], &width) != 0) return dimension_too_large(error);
+    }
+    *out = x;
+    out->rank = 2;
+    out->shape[1] = width;
+    return SBIF_OK;
+}
+
+static sbif_status infer_concat(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                sbif_error *error) {
+    sbif_tensor first, t;
+    char t1[128], t2[128];
+    int64_t total = 0;
+    int axis, i;
+    size_t k;
+    (void)n_outputs;
+    operand(in, 0, &first);
+    if (normalize_axis(a, first.rank, &axis, error) != SBIF_OK) return error->status;
+    for (k = 0; k < in->count; k++) {
+        operand(in, k, &t);
+        format_type(&first, t1, sizeof t1);
+        format_type(&t, t2, sizeof t2);
+        if (t.dtype != first.dtype || t.rank != first.rank) {
+            return type_error(error, "concat inputs differ in dtype or rank: %s and %s", t1, t2);
+        }
+        for (i = 0; i < t.rank; i++) {
+            if (i != axis && t.shape[i] != first.shape[i]) {
+                return type_error(error, "concat inputs differ outside axis %d: %s and %s", axis, t1, t2);
+            }
+        }
+        if (t.shape[axis] < 0) return type_error(error, "concat cannot join along the batch dimension");
+        if (checked_add(total, t.shape[axis], &total) != 0) return dimension_too_large(error);
+    }
+    *out = first;
+    out->shape[axis] = total;
+    return SBIF_OK;
+}
+
+static sbif_status infer_split(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                               sbif_error *error) {
+    sbif_tensor x;
+    char tx[128], text[160];
+    int64_t total = 0;
+    int axis, valid = a->list != NULL && a->list_length == n_outputs;
+    size_t i;
+    operand(in, 0, &x);
+    if (normalize_axis(a, x.rank, &axis, error) != SBIF_OK) return error->status;
+    json_render(a->list_json, text, sizeof text);
+    for (i = 0; valid && i < a->list_length; i++) valid = a->list[i] > 0;
+    if (!valid) {
+        return type_error(error, "split sizes %s must be positive and one per output (%lu)", text,
+                          (unsigned long)n_outputs);
+    }
+    for (i = 0; valid && i < a->list_length; i++) valid = checked_add(total, a->list[i], &total) == 0;
+    if (!valid || total != x.shape[axis]) {
+        format_type(&x, tx, sizeof tx);
+        return type_error(error, "split sizes %s do not add up to dimension %d of %s", text, axis, tx);
+    }
+    *out = x;
+    return SBIF_OK;
+}
+
+static sbif_status infer_stack(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                               sbif_error *error) {
+    sbif_tensor first, t;
+    int axis;
+    size_t k;
+    (void)n_outputs;
+    operand(in, 0, &first);
+    for (k = 1; k < in->count; k++) {
+        operand(in, k, &t);
+        if (!same_type(&t, &first)) {
+            char t1[128], t2[128];
+            format_type(&first, t1, sizeof t1);
+            format_type(&t, t2, sizeof t2);
+            return type_error(error, "stack inputs must share dtype and shape: %s, %s", t1, t2);
+        }
+    }
+    if (check_rank(first.rank + 1, error) != SBIF_OK || normalize_axis(a, first.rank + 1, &axis, error) != SBIF_OK) {
+        return error->status;
+    }
+    insert_dim(&first, axis, (int64_t)in->count, out);
+    return SBIF_OK;
+}
+
+static sbif_status infer_squeeze(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                 sbif_error *error) {
+    sbif_tensor x;
+    int axis, i;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    if (normalize_axis(a, x.rank, &axis, error) != SBIF_OK) return error->status;
+    if (x.shape[axis] != 1) {
+        char tx[128];
+        format_type(&x, tx, sizeof tx);
+        return type_error(error, "squeeze axis %d of %s does not have size 1", axis, tx);
+    }
+    *out = x;
+    out->rank = x.rank - 1;
+    for (i = axis; i < out->rank; i++) out->shape[i] = x.shape[i + 1];
+    return SBIF_OK;
+}
+
+static int integer_fits_dtype(int64_t v, sbif_dtype dtype) {
+    switch (dtype) {
+    case SBIF_INT8: return v >= INT8_MIN && v <= INT8_MAX;
+    case SBIF_INT16: return v >= INT16_MIN && v <= INT16_MAX;
+    case SBIF_INT32: return v >= INT32_MIN && v <= INT32_MAX;
+    case SBIF_UINT8: return v >= 0 && v <= UINT8_MAX;
+    case SBIF_UINT16: return v >= 0 && v <= UINT16_MAX;
+    default: return 1;
+    }
+}
+
+static sbif_status infer_constant(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                  sbif_error *error) {
+    sbif_dtype dtype;
+    (void)in;
+    (void)n_outputs;
+    if (strlen(a->text) > 40 || sbif_dtype_parse(a->text, &dtype) != 0) {
+        return type_error(error, "constant of unknown dtype '%.40s'", a->text);
+    }
+    if (is_int_dtype(dtype) && sbif_json_is_integer(a->value)) {
+        int64_t v;
+        if (sbif_json_int64(a->value, &v) != 0 || !integer_fits_dtype(v, dtype)) {
+            char text[64];
+            json_render(a->value, text, sizeof text);
+            return type_error(error, "constant value %s is out of range for %s", text, sbif_dtype_name(dtype));
+        }
+    }
+    out->dtype = dtype;
+    out->rank = 0;
+    return SBIF_OK;
+}
+
+static sbif_status infer_cast(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                              sbif_error *error) {
+    sbif_dtype to;
+    (void)n_outputs;
+    if (strlen(a->text) > 40 || sbif_dtype_parse(a->text, &to) != 0) {
+        return type_error(error, "cast to unknown dtype '%.40s'", a->text);
+    }
+    operand(in, 0, out);
+    out->dtype = to;
+    return SBIF_OK;
+}
+
+static sbif_status infer_one_hot(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                 sbif_error *error) {
+    sbif_tensor x;
+    int negative = a->integer_json->str[0] == '-';
+    (void)n_outputs;
+    operand(in, 0, &x);
+    if (!is_int_dtype(x.dtype)) {
+        return type_error(error, "input has dtype %s, expected one of int32, int64, uint8, int8, int16, uint16",
+                          sbif_dtype_name(x.dtype));
+    }
+    if (negative || (a->integer_fits && a->integer < 1)) {
+        char text[64];
+        json_render(a->integer_json, text, sizeof text);
+        return type_error(error, "one_hot depth must be positive, got %s", text);
+    }
+    if (!a->integer_fits) return dimension_too_large(error);
+    if (check_rank(x.rank + 1, error) != SBIF_OK) return error->status;
+    insert_dim(&x, x.rank, a->integer, out);
+    out->dtype = SBIF_FLOAT32;
+    return SBIF_OK;
+}
+
+static sbif_status infer_softmax(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                 sbif_error *error) {
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, out);
+    if (require_float(out, "input", error) != SBIF_OK) return error->status;
+    return require_rank_1(out, "softmax", error);
+}
+
+static sbif_status infer_argmax(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                sbif_error *error) {
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, out);
+    if (require_rank_1(out, "argmax", error) != SBIF_OK) return error->status;
+    if (out->shape[out->rank - 1] == 0) return type_error(error, "argmax needs a last axis of at least one element");
+    out->dtype = SBIF_INT64;
+    out->rank--;
+    return SBIF_OK;
+}
+
+static sbif_status infer_inverse_cdf_sample(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                            sbif_error *error) {
+    sbif_tensor p, u, expected;
+    char tp[128], tu[128];
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &p);
+    operand(in, 1, &u);
+    if (require_float(&p, "p", error) != SBIF_OK || require_float(&u, "u", error) != SBIF_OK) return error->status;
+    format_type(&p, tp, sizeof tp);
+    format_type(&u, tu, sizeof tu);
+    if (p.rank < 1 || p.shape[p.rank - 1] < 1) {
+        return type_error(error, "inverse_cdf_sample needs p with a last axis of at least one entry, got %s", tp);
+    }
+    expected = p;
+    expected.dtype = u.dtype;
+    expected.shape[p.rank - 1] = 1;
+    if (!same_type(&expected, &u)) {
+        return type_error(error, "inverse_cdf_sample needs u of shape p.shape[:-1] + (1,), got p %s and u %s", tp, tu);
+    }
+    *out = p;
+    out->dtype = SBIF_INT64;
+    out->rank--;
+    return SBIF_OK;
+}
+
+/* ==== kernels ===================================================================================================== */
+/*
+ * A kernel reads its operands and writes outputs whose types (and buffers, at least one byte each) the caller has
+ * set up from the op's rule. Loops are bounded by the element counts of real buffers: a kernel returns early on an
+ * empty output, so zero-sized dimensions cannot make it spin over the others.
+ */
+
+typedef sbif_status (*compute_fn)(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                  size_t n_outputs, sbif_error *error);
+
+/* ---- element-wise functions of one float ---- */
+
+typedef float (*f32_fn)(float x, float parameter);
+typedef double (*f64_fn)(double x, double parameter);
+
+static sbif_status map_unary(const operands *in, const sbif_tensor *out, f32_fn f32, f64_fn f64, double parameter) {
+    sbif_tensor x;
+    int64_t i, n = type_count(out);
+    operand(in, 0, &x);
+    if (x.dtype == SBIF_FLOAT32) {
+        const float *source = x.data;
+        float *target = out->data;
+        float p = (float)parameter;
+        for (i = 0; i < n; i++) target[i] = f32(source[i], p);
+    } else {
+        const double *source = x.data;
+        double *target = out->data;
+        for (i = 0; i < n; i++) target[i] = f64(source[i], parameter);
+    }
+    return SBIF_OK;
+}
+
+static float neg_f32(float x, float p) { (void)p; return -x; }
+static double neg_f64(double x, double p) { (void)p; return -x; }
+static float exp_f32(float x, float p) { (void)p; return expf(x); }
+static double exp_f64(double x, double p) { (void)p; return exp(x); }
+static float log_f32(float x, float p) { (void)p; return logf(x); }
+static double log_f64(double x, double p) { (void)p; return log(x); }
+/* nearbyint rounds to the nearest integer, ties to even, in the default rounding mode */
+static float round_f32(float x, float p) { (void)p; return nearbyintf(x); }
+static double round_f64(double x, double p) { (void)p; return nearbyint(x); }
+static float relu_f32(float x, float p) { (void)p; return x < 0.0f ? 0.0f : x; }
+static double relu_f64(double x, double p) { (void)p; return x < 0.0 ? 0.0 : x; }
+
+static float relu6_f32(float x, float p) {
+    float t = x < 0.0f ? 0.0f : x;
+    (void)p;
+    return 6.0f < t ? 6.0f : t;
+}
+
+static double relu6_f64(double x, double p) {
+    double t = x < 0.0 ? 0.0 : x;
+    (void)p;
+    return 6.0 < t ? 6.0 : t;
+}
+
+/** TF 1.15's float32 tanh (Eigen's generic_fast_tanh_float), reproduced operation for operation. */
+static float tanh_f32(float a, float unused) {
+    const float alpha_1 = 4.89352455891786e-03f, alpha_3 = 6.37261928875436e-04f, alpha_5 = 1.48572235717979e-05f;
+    const float alpha_7 = 5.12229709037114e-08f, alpha_9 = -8.60467152213735e-11f, alpha_11 = 2.00018790482477e-13f;
+    const float alpha_13 = -2.76076847742355e-16f;
+    const float beta_0 = 4.89352518554385e-03f, beta_2 = 2.26843463243900e-03f, beta_4 = 1.18534705686654e-04f;
+    const float beta_6 = 1.19825839466702e-06f;
+    float x = 9.0f < a ? 9.0f : a; /* clamp to [-9, 9]; NaN stays NaN */
+    float x2, p, q;
+    (void)unused;
+    x = x < -9.0f ? -9.0f : x;
+    x2 = x * x;
+    p = x2 * alpha_13 + alpha_11;
+    p = x2 * p + alpha_9;
+    p = x2 * p + alpha_7;
+    p = x2 * p + alpha_5;
+    p = x2 * p + alpha_3;
+    p = x2 * p + alpha_1;
+    p = x * p;
+    q = x2 * beta_6 + beta_4;
+    q = x2 * q + beta_2;
+    q = x2 * q + beta_0;
+    return p / q;
+}
+
+static double tanh_f64(double x, double p) { (void)p; return tanh(x); }
+
+/** TF's float32 sigmoid: exactly 0 below -18 and 1 above 18 (spec/ops.md). */
+static float sigmoid_f32(float x, float p) {
+    float e, d;
+    (void)p;
+    if (x < -18.0f) return 0.0f;
+    if (x > 18.0f) return 1.0f;
+    e = expf(-x);
+    d = 1.0f + e;
+    return 1.0f / d;
+}
+
+static double sigmoid_f64(double x, double p) {
+    (void)p;
+    return 1.0 / (1.0 + exp(-x));
+}
+
+/* TF computes exp(x) - 1, not expm1 */
+static float elu_f32(float x, float p) { (void)p; return x < 0.0f ? expf(x) - 1.0f : x; }
+static double elu_f64(double x, double p) { (void)p; return x < 0.0 ? exp(x) - 1.0 : x; }
+
+static float selu_f32(float x, float p) {
+    const float scale = 1.0507009873554804934193349852946f, scale_alpha = 1.7580993408473768599402175208123f;
+    (void)p;
+    return x < 0.0f ? scale_alpha * (expf(x) - 1.0f) : scale * x;
+}
+
+static double selu_f64(double x, double p) {
+    const double scale = 1.0507009873554804934193349852946, scale_alpha = 1.7580993408473768599402175208123;
+    (void)p;
+    return x < 0.0 ? scale_alpha * (exp(x) - 1.0) : scale * x;
+}
+
+/** TF 1.15's composition, with threshold t = log(eps) + 2: x above -t, exp(x) below t, log(exp(x) + 1) between. */
+static float softplus_f32(float x, float t) {
+    if (x > -t) return x;
+    if (x < t) return expf(x);
+    return logf(expf(x) + 1.0f);
+}
+
+static double softplus_f64(double x, double t) {
+    if (x > -t) return x;
+    if (x < t) return exp(x);
+    return log(exp(x) + 1.0);
+}
+
+static float softsign_f32(float x, float p) { (void)p; return x / (fabsf(x) + 1.0f); }
+static double softsign_f64(double x, double p) { (void)p; return x / (fabs(x) + 1.0); }
+static float swish_f32(float x, float p) { return x * sigmoid_f32(x, p); }
+static double swish_f64(double x, double p) { return x * sigmoid_f64(x, p); }
+/* a selection, not max(x, alpha * x), so any alpha works */
+static float leaky_relu_f32(float x, float alpha) { return x > 0.0f ? x : x * alpha; }
+static double leaky_relu_f64(double x, double alpha) { return x > 0.0 ? x : x * alpha; }
+
+#define UNARY_OP(NAME, PARAMETER)                                                                                   \
+    static sbif_status compute_##NAME(const operands *in, const op_attrs *a, const sbif_tensor *out,               \
+                                      void *const *out_data, size_t n_outputs, sbif_error *error) {                 \
+        (void)a;                                                                                                    \
+        (void)out_data;                                                                                             \
+        (void)n_outputs;                                                                                            \
+        (void)error;                                                                                                \
+        return map_unary(in, out, NAME##_f32, NAME##_f64, PARAMETER);                                               \
+    }
+UNARY_OP(neg, 0.0)
+UNARY_OP(exp, 0.0)
+UNARY_OP(log, 0.0)
+UNARY_OP(round, 0.0)
+UNARY_OP(relu, 0.0)
+UNARY_OP(relu6, 0.0)
+UNARY_OP(tanh, 0.0)
+UNARY_OP(sigmoid, 0.0)
+UNARY_OP(elu, 0.0)
+UNARY_OP(selu, 0.0)
+UNARY_OP(softsign, 0.0)
+UNARY_OP(swish, 0.0)
+UNARY_OP(leaky_relu, a->real)
+UNARY_OP(softplus, out->dtype == SBIF_FLOAT32 ? (double)(logf(FLT_EPSILON) + 2.0f) : log(DBL_EPSILON) + 2.0)
+#undef UNARY_OP
+
+/* ---- broadcasting ---- */
+
+/** Walks the rows (all axes but the last) of a broadcast output, tracking each operand's element offset. */
+typedef struct broadcast_walk {
+    int rank;
+    int operands;
+    int64_t shape[SBIF_MAX_RANK];
+    int64_t stride[3][SBIF_MAX_RANK]; /* in elements; 0 along axes the operand is stretched on */
+    int64_t index[SBIF_MAX_RANK];
+    int64_t offset[3];
+} broadcast_walk;
+
+static void walk_start(broadcast_walk *w, const sbif_tensor *out, const sbif_tensor *const *in, int n) {
+    int k, i;
+    memset(w, 0, sizeof *w);
+    w->operands = n;
+    w->rank = out->rank > 0 ? out->rank : 1;
+    w->shape[0] = 1;
+    for (i = 0; i < out->rank; i++) w->shape[i] = out->shape[i];
+    for (k = 0; k < n; k++) {
+        int64_t stride = 1;
+        for (i = in[k]->rank - 1; i >= 0; i--) {
+            int axis = w->rank - (in[k]->rank - i);
+            w->stride[k][axis] = in[k]->shape[i] == 1 ? 0 : stride;
+            stride *= in[k]->shape[i];
+        }
+    }
+}
+
+static int64_t walk_rows(const broadcast_walk *w) {
+    int64_t rows = 1;
+    int i;
+    for (i = 0; i < w->rank - 1; i++) rows *= w->shape[i];
+    return rows;
+}
+
+static void walk_next_row(broadcast_walk *w) {
+    int axis, k;
+    for (axis = w->rank - 2; axis >= 0; axis--) {
+        for (k = 0; k < w->operands; k++) w->offset[k] += w->stride[k][axis];
+        if (++w->index[axis] < w->shape[axis]) return;
+        for (k = 0; k < w->operands; k++) w->offset[k] -= w->stride[k][axis] * w->shape[axis];
+        w->index[axis] = 0;
+    }
+}
+
+typedef void (*binary_kernel)(const void *x, const void *y, void *z, broadcast_walk *w);
+
+/* integer arithmetic wraps modulo 2^n, computed in unsigned types so that it is defined behaviour in C */
+#define DEFINE_BINARY(NAME, T, R, EXPR)                                                                            \
+    static void NAME(const void *xs, const void *ys, void *zs, broadcast_walk *w) {                               \
+        const T *x = (const T *)xs, *y = (const T *)ys;                                                           \
+        R *z = (R *)zs;                                                                                           \
+        int64_t rows = walk_rows(w), inner = w->shape[w->rank - 1], r, j;                                         \
+        int64_t sx = w->stride[0][w->rank - 1], sy = w->stride[1][w->rank - 1];                                   \
+        for (r = 0; r < rows; r++) {                                                                              \
+            const T *a = x + w->offset[0], *b = y + w->offset[1];                                                 \
+            for (j = 0; j < inner; j++) {                                                                         \
+                T u = a[j * sx], v = b[j * sy];                                                                   \
+                *z++ = (R)(EXPR);                                                                                 \
+            }                                                                                                     \
+            walk_next_row(w);                                                                                     \
+        }                                                                                                         \
+    }
+
+#define DEFINE_ARITHMETIC(OP, SYMBOL)                                                                              \
+    DEFINE_BINARY(OP##_f32, float, float, u SYMBOL v)                                                              \
+    DEFINE_BINARY(OP##_f64, double, double, u SYMBOL v)                                                            \
+    DEFINE_BINARY(OP##_i8, int8_t, int8_t, (uint8_t)((uint32_t)u SYMBOL(uint32_t) v))                              \
+    DEFINE_BINARY(OP##_i16, int16_t, int16_t, (uint16_t)((uint32_t)u SYMBOL(uint32_t) v))                          \
+    DEFINE_BINARY(OP##_i32, int32_t, int32_t, (uint32_t)u SYMBOL(uint32_t) v)                                      \
+    DEFINE_BINARY(OP##_i64, int64_t, int64_t, (uint64_t)u SYMBOL(uint64_t) v)                                      \
+    DEFINE_BINARY(OP##_u8, uint8_t, uint8_t, (uint32_t)u SYMBOL(uint32_t) v)                                       \
+    DEFINE_BINARY(OP##_u16, uint16_t, uint16_t, (uint32_t)u SYMBOL(uint32_t) v)                                    \
+    static const binary_kernel OP##_KERNELS[SBIF_DTYPE_COUNT] = {OP##_f32, OP##_f64, OP##_i8, OP##_i16, OP##_i32,  \
+                                                                 OP##_i64, OP##_u8,  OP##_u16, NULL};
+DEFINE_ARITHMETIC(add, +)
+DEFINE_ARITHMETIC(sub, -)
+DEFINE_ARITHMETIC(mul, *)
+#undef DEFINE_ARITHMETIC
+
+DEFINE_BINARY(div_f32, float, float, u / v)
+DEFINE_BINARY(div_f64, double, double, u / v)
+static const binary_kernel div_KERNELS[SBIF_DTYPE_COUNT] = {div_f32, div_f64, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+
+DEFINE_BINARY(less_f32, float, uint8_t, u < v)
+DEFINE_BINARY(less_f64, double, uint8_t, u < v)
+DEFINE_BINARY(less_i8, int8_t, uint8_t, u < v)
+DEFINE_BINARY(less_i16, int16_t, uint8_t, u < v)
+DEFINE_BINARY(less_i32, int32_t, uint8_t, u < v)
+DEFINE_BINARY(less_i64, int64_t, uint8_t, u < v)
+DEFINE_BINARY(less_u8, uint8_t, uint8_t, u < v)
+DEFINE_BINARY(less_u16, uint16_t, uint8_t, u < v)
+static const binary_kernel less_KERNELS[SBIF_DTYPE_COUNT] = {less_f32, less_f64, less_i8, less_i16, less_i32,
+                                                             less_i64, less_u8,  less_u16, less_u8};
+#undef DEFINE_BINARY
+
+static sbif_status map_binary(const operands *in, const sbif_tensor *out, const binary_kernel *kernels) {
+    sbif_tensor x, y;
+    const sbif_tensor *both[2];
+    broadcast_walk w;
+    if (type_count(out) == 0) return SBIF_OK;
+    operand(in, 0, &x);
+    operand(in, 1, &y);
+    both[0] = &x;
+    both[1] = &y;
+    walk_start(&w, out, both, 2);
+    kernels[x.dtype](x.data, y.data, out->data, &w);
+    return SBIF_OK;
+}
+
+#define BINARY_OP(NAME)                                                                                             \
+    static sbif_status compute_##NAME(const operands *in, const op_attrs *a, const sbif_tensor *out,               \
+                                      void *const *out_data, size_t n_outputs, sbif_error *error) {                 \
+        (void)a;                                                                                                    \
+        (void)out_data;                                                                                             \
+        (void)n_outputs;                                                                                            \
+        (void)error;                                                                                                \
+        return map_binary(in, out, NAME##_KERNELS);                                                                 \
+    }
+BINARY_OP(add)
+BINARY_OP(sub)
+BINARY_OP(mul)
+BINARY_OP(div)
+BINARY_OP(less)
+#undef BINARY_OP
+
+/* numpy.minimum / maximum: NaN in either operand wins */
+static float max_f32(float a, float b) { return a != a ? a : b != b ? b : a < b ? b : a; }
+static float min_f32(float a, float b) { return a != a ? a : b != b ? b : b < a ? b : a; }
+static double max_f64(double a, double b) { return a != a ? a : b != b ? b : a < b ? b : a; }
+static double min_f64(double a, double b) { return a != a ? a : b != b ? b : b < a ? b : a; }
+#define MAX_INT(a, b) ((a) < (b) ? (b) : (a))
+#define MIN_INT(a, b) ((b) < (a) ? (b) : (a))
+
+typedef void (*clip_kernel)(const void *x, const void *low, const void *high, void *y, broadcast_walk *w);
+
+#define DEFINE_CLIP(NAME, T, LOWER, UPPER)                                                                         \
+    static void NAME(const void *xs, const void *ls, const void *hs, void *ys, broadcast_walk *w) {               \
+        const T *x = (const T *)xs, *low = (const T *)ls, *high = (const T *)hs;                                  \
+        T *y = (T *)ys;                                                                                           \
+        int64_t rows = walk_rows(w), inner = w->shape[w->rank - 1], r, j;                                         \
+        int64_t sx = w->stride[0][w->rank - 1], sl = w->stride[1][w->rank - 1], sh = w->stride[2][w->rank - 1];   \
+        for (r = 0; r < rows; r++) {                                                                              \
+            const T *a = x + w->offset[0], *b = low + w->offset[1], *c = high + w->offset[2];                     \
+            for (j = 0; j < inner; j++) {                                                                         \
+                T t = LOWER(a[j * sx], b[j * sl]);                                                                \
+                *y++ = UPPER(t, c[j * sh]);                                                                       \
+            }                                                                                                     \
+            walk_next_row(w);                                                                                     \
+        }                                                                                                         \
+    }
+DEFINE_CLIP(clip_f32, float, max_f32, min_f32)
+DEFINE_CLIP(clip_f64, double, max_f64, min_f64)
+DEFINE_CLIP(clip_i8, int8_t, MAX_INT, MIN_INT)
+DEFINE_CLIP(clip_i16, int16_t, MAX_INT, MIN_INT)
+DEFINE_CLIP(clip_i32, int32_t, MAX_INT, MIN_INT)
+DEFINE_CLIP(clip_i64, int64_t, MAX_INT, MIN_INT)
+DEFINE_CLIP(clip_u8, uint8_t, MAX_INT, MIN_INT)
+DEFINE_CLIP(clip_u16, uint16_t, MAX_INT, MIN_INT)
+#undef DEFINE_CLIP
+static const clip_kernel CLIP_KERNELS[SBIF_DTYPE_COUNT] = {clip_f32, clip_f64, clip_i8, clip_i16, clip_i32,
+                                                           clip_i64, clip_u8,  clip_u16, NULL};
+
+static sbif_status compute_clip(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                size_t n_outputs, sbif_error *error) {
+    sbif_tensor x, low, high;
+    const sbif_tensor *all[3];
+    broadcast_walk w;
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    if (type_count(out) == 0) return SBIF_OK;
+    operand(in, 0, &x);
+    operand(in, 1, &low);
+    operand(in, 2, &high);
+    all[0] = &x;
+    all[1] = &low;
+    all[2] = &high;
+    walk_start(&w, out, all, 3);
+    CLIP_KERNELS[x.dtype](x.data, low.data, high.data, out->data, &w);
+    return SBIF_OK;
+}
+
+/* ---- conversions ---- */
+
+/** One element of any dtype: a float (as double) or an integer (bools are 0 and 1). */
+typedef struct scalar {
+    int is_float;
+    double real;
+    int64_t integer;
+} scalar;
+
+static scalar load_scalar(const void *data, sbif_dtype dtype, int64_t k) {
+    scalar s = {0, 0.0, 0};
+    switch (dtype) {
+    case SBIF_FLOAT32: s.is_float = 1; s.real = ((const float *)data)[k]; break;
+    case SBIF_FLOAT64: s.is_float = 1; s.real = ((const double *)data)[k]; break;
+    case SBIF_INT8: s.integer = ((const int8_t *)data)[k]; break;
+    case SBIF_INT16: s.integer = ((const int16_t *)data)[k]; break;
+    case SBIF_INT32: s.integer = ((const int32_t *)data)[k]; break;
+    case SBIF_INT64: s.integer = ((const int64_t *)data)[k]; break;
+    case SBIF_UINT8: s.integer = ((const uint8_t *)data)[k]; break;
+    case SBIF_UINT16: s.integer = ((const uint16_t *)data)[k]; break;
+    case SBIF_BOOL: s.integer = ((const uint8_t *)data)[k] != 0; break;
+    }
+    return s;
+}
+
+/* float -> int truncates toward zero; outside the range (and NaN) the spec leaves the result unspecified: this gives
+ * what TF gives on x86 (the lowest value for int32/int64, its low bits for narrower types), with no undefined C */
+static int64_t truncate_to_int64(double v) {
+    return v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : INT64_MIN;
+}
+
+static int64_t truncate_to_int32(double v) {
+    return v > -2147483649.0 && v < 2147483648.0 ? (int64_t)v : INT32_MIN;
+}
+
+/** Store with the cast rules of spec/ops.md: float rounding to nearest even, integer wrap-around modulo 2^n, x != 0
+ * for bool. int64 -> float32 converts directly (one rounding). */
+static void store_scalar(void *data, sbif_dtype dtype, int64_t k, scalar s) {
+    int64_t i = s.integer;
+    if (s.is_float) i = dtype == SBIF_INT64 ? truncate_to_int64(s.real) : truncate_to_int32(s.real);
+    switch (dtype) {
+    case SBIF_FLOAT32: ((float *)data)[k] = s.is_float ? (float)s.real : (float)s.integer; break;
+    case SBIF_FLOAT64: ((double *)data)[k] = s.is_float ? s.real : (double)s.integer; break;
+    case SBIF_INT8: ((int8_t *)data)[k] = (int8_t)(uint8_t)(uint64_t)i; break;
+    case SBIF_INT16: ((int16_t *)data)[k] = (int16_t)(uint16_t)(uint64_t)i; break;
+    case SBIF_INT32: ((int32_t *)data)[k] = (int32_t)(uint32_t)(uint64_t)i; break;
+    case SBIF_INT64: ((int64_t *)data)[k] = i; break;
+    case SBIF_UINT8: ((uint8_t *)data)[k] = (uint8_t)(uint64_t)i; break;
+    case SBIF_UINT16: ((uint16_t *)data)[k] = (uint16_t)(uint64_t)i; break;
+    case SBIF_BOOL: ((uint8_t *)data)[k] = s.is_float ? s.real != 0.0 : s.integer != 0; break;
+    }
+}
+
+static sbif_status compute_cast(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    int64_t k, n = type_count(out);
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    for (k = 0; k < n; k++) store_scalar(out->data, out->dtype, k, load_scalar(x.data, x.dtype, k));
+    return SBIF_OK;
+}
+
+static sbif_status compute_constant(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                    void *const *out_data, size_t n_outputs, sbif_error *error) {
+    scalar s = {0, 0.0, 0};
+    (void)in;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    if (a->value->kind == SBIF_JSON_TRUE) s.integer = 1;
+    else if (a->value->kind == SBIF_JSON_NUMBER && sbif_json_int64(a->value, &s.integer) != 0) {
+        s.is_float = 1;
+        sbif_json_double(a->value, &s.real);
+    }
+    store_scalar(out->data, out->dtype, 0, s);
+    return SBIF_OK;
+}
+
+static sbif_status compute_one_hot(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                   void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    float *y = out->data;
+    int64_t k, n, depth = out->shape[out->rank - 1];
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    n = type_count(&x);
+    if (type_count(out) == 0) return SBIF_OK;
+    memset(y, 0, (size_t)type_count(out) * sizeof *y);
+    for (k = 0; k < n; k++) {
+        int64_t index = load_scalar(x.data, x.dtype, k).integer;
+        if (index >= 0 && index < depth) y[k * depth + index] = 1.0f;
+    }
+    return SBIF_OK;
+}
+
+/* ---- reductions over the last axis ---- */
+
+/** rows x n: the shape's leading axes and its last one. */
+static void rows_of(const sbif_tensor *t, int64_t *rows, int64_t *n) {
+    *n = t->rank > 0 ? t->shape[t->rank - 1] : 1;
+    *rows = t->rank > 0 ? element_count(t->shape, t->rank - 1) : 1;
+}
+
+/* TF's ArgMaxTupleReducer: move only to a strictly greater element, starting from (0, lowest finite value), so NaN
+ * is never chosen, ties keep the first index and a row with nothing above the lowest value gives 0 */
+#define DEFINE_ARGMAX(NAME, T, LOWEST)                                                                             \
+    static void NAME(const void *xs, int64_t *y, int64_t rows, int64_t n) {                                       \
+        const T *x = (const T *)xs;                                                                               \
+        int64_t r, j;                                                                                             \
+        for (r = 0; r < rows; r++, x += n) {                                                                      \
+            int64_t best = 0;                                                                                     \
+            T value = LOWEST;                                                                                     \
+            for (j = 0; j < n; j++) {                                                                             \
+                if (x[j] > value) {                                                                               \
+                    best = j;                                                                                     \
+                    value = x[j];                                                                                 \
+                }                                                                                                 \
+            }                                                                                                     \
+            y[r] = best;                                                                                          \
+        }                                                                                                         \
+    }
+DEFINE_ARGMAX(argmax_f32, float, -FLT_MAX)
+DEFINE_ARGMAX(argmax_f64, double, -DBL_MAX)
+DEFINE_ARGMAX(argmax_i8, int8_t, INT8_MIN)
+DEFINE_ARGMAX(argmax_i16, int16_t, INT16_MIN)
+DEFINE_ARGMAX(argmax_i32, int32_t, INT32_MIN)
+DEFINE_ARGMAX(argmax_i64, int64_t, INT64_MIN)
+DEFINE_ARGMAX(argmax_u8, uint8_t, 0)
+DEFINE_ARGMAX(argmax_u16, uint16_t, 0)
+#undef DEFINE_ARGMAX
+typedef void (*argmax_kernel)(const void *x, int64_t *y, int64_t rows, int64_t n);
+static const argmax_kernel ARGMAX_KERNELS[SBIF_DTYPE_COUNT] = {argmax_f32, argmax_f64, argmax_i8,
+                                                               argmax_i16, argmax_i32, argmax_i64,
+                                                               argmax_u8,  argmax_u16, argmax_u8};
+
+static sbif_status compute_argmax(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                  size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    int64_t rows, n;
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    rows_of(&x, &rows, &n);
+    if (type_count(out) == 0) return SBIF_OK;
+    if (n == 0) return fail(error, SBIF_ERR_INPUT, "argmax of an empty row (the batch is empty)");
+    ARGMAX_KERNELS[x.dtype](x.data, out->data, rows, n);
+    return SBIF_OK;
+}
+
+/* exp(x - max) * (1 / sum) per row, as TF (the difference is rounded before exp) */
+#define DEFINE_SOFTMAX(NAME, T, EXP)                                                                               \
+    static void NAME(const T *x, T *y, int64_t rows, int64_t n) {                                                 \
+        int64_t r, j;                                                                                             \
+        for (r = 0; r < rows; r++, x += n, y += n) {                                                              \
+            T top = x[0], total, inverse;                                                                         \
+            double sum = 0.0;                                                                                     \
+            for (j = 1; j < n; j++) {                                                                             \
+                if (x[j] > top) top = x[j];                                                                       \
+            }                                                                                                     \
+            for (j = 0; j < n; j++) {                                                                             \
+                T shifted = x[j] - top;                                                                           \
+                y[j] = EXP(shifted);                                                                              \
+                sum += y[j];                                                                                      \
+            }                                                                                                     \
+            total = (T)sum;                                                                                       \
+            inverse = (T)1 / total;                                                                               \
+            for (j = 0; j < n; j++) y[j] = y[j] * inverse;                                                        \
+        }                                                                                                         \
+    }
+DEFINE_SOFTMAX(softmax_f32, float, expf)
+DEFINE_SOFTMAX(softmax_f64, double, exp)
+#undef DEFINE_SOFTMAX
+
+static sbif_status compute_softmax(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                   void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    int64_t rows, n;
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    rows_of(&x, &rows, &n);
+    if (type_count(out) == 0) return SBIF_OK;
+    if (x.dtype == SBIF_FLOAT32) softmax_f32(x.data, out->data, rows, n);
+    else softmax_f64(x.data, out->data, rows, n);
+    return SBIF_OK;
+}
+
+/* (x - m) / sqrt(v + epsilon) * gamma + beta per row, each step rounded; m and v are sums rounded once */
+#define DEFINE_LAYER_NORM(NAME, T, SQRT)                                                                           \
+    static void NAME(const T *x, const T *gamma, const T *beta, T epsilon, T *y, int64_t rows, int64_t n) {       \
+        int64_t r, j;                                                                                             \
+        for (r = 0; r < rows; r++, x += n, y += n) {                                                              \
+            double sum = 0.0;                                                                                     \
+            T mean, variance, scale;                                                                              \
+            for (j = 0; j < n; j++) sum += x[j];                                                                  \
+            mean = (T)sum / (T)n;                                                                                 \
+            sum = 0.0;                                                                                            \
+            for (j = 0; j < n; j++) {                                                                             \
+                T centered = x[j] - mean;                                                                         \
+                T square = centered * centered;                                                                   \
+                sum += square;                                                                                    \
+            }                                                                                                     \
+            variance = (T)sum / (T)n;                                                                             \
+            scale = SQRT(variance + epsilon);                                                                     \
+            for (j = 0; j < n; j++) {                                                                             \
+                T centered = x[j] - mean;                                                                         \
+                T normalized = centered / scale;                                                                  \
+                T scaled = normalized * gamma[j];                                                                 \
+                y[j] = scaled + beta[j];                                                                          \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+DEFINE_LAYER_NORM(layer_norm_f32, float, sqrtf)
+DEFINE_LAYER_NORM(layer_norm_f64, double, sqrt)
+#undef DEFINE_LAYER_NORM
+
+static sbif_status compute_layer_norm(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                      void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor x, gamma, beta;
+    int64_t rows, n;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    operand(in, 1, &gamma);
+    operand(in, 2, &beta);
+    rows_of(&x, &rows, &n);
+    if (type_count(out) == 0) return SBIF_OK;
+    if (x.dtype == SBIF_FLOAT32) {
+        layer_norm_f32(x.data, gamma.data, beta.data, (float)a->real, out->data, rows, n);
+    } else {
+        layer_norm_f64(x.data, gamma.data, beta.data, a->real, out->data, rows, n);
+    }
+    return SBIF_OK;
+}
+
+static sbif_status compute_reduce_mean(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                       void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    int64_t rows, n, r, j;
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    rows_of(&x, &rows, &n);
+    if (type_count(out) == 0) return SBIF_OK;
+    for (r = 0; r < rows; r++) {
+        double sum = 0.0;
+        if (x.dtype == SBIF_FLOAT32) {
+            const float *row = (const float *)x.data + r * n;
+            for (j = 0; j < n; j++) sum += row[j];
+            ((float *)out->data)[r] = (float)sum / (float)n;
+        } else {
+            const double *row = (const double *)x.data + r * n;
+            for (j = 0; j < n; j++) sum += row[j];
+            ((double *)out->data)[r] = sum / (double)n;
+        }
+    }
+    return SBIF_OK;
+}
+
+/* ---- dense layers and convolution: float products, double accumulation, one rounding, then the bias ---- */
+
+#define DEFINE_DENSE(NAME, T)                                                                                      \
+    static void NAME(const T *x, const T *w, const T *b, T *y, int64_t rows, int64_t k, int64_t n, double *acc) { \
+        int64_t r, i, c;                                                                                          \
+        for (r = 0; r < rows; r++, x += k, y += n) {                                                              \
+            for (c = 0; c < n; c++) acc[c] = 0.0;                                                                 \
+            for (i = 0; i < k; i++) {                                                                             \
+                const T *row = w + i * n;                                                                         \
+                T value = x[i];                                                                                   \
+                for (c = 0; c < n; c++) {                                                                         \
+                    T product = value * row[c];                                                                   \
+                    acc[c] += product;                                                                            \
+                }                                                                                                 \
+            }                                                                                                     \
+            for (c = 0; c < n; c++) {                                                                             \
+                T sum = (T)acc[c];                                                                                \
+                y[c] = b != NULL ? sum + b[c] : sum;                                                              \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+DEFINE_DENSE(dense_f32, float)
+DEFINE_DENSE(dense_f64, double)
+#undef DEFINE_DENSE
+
+static sbif_status dense(const operands *in, int with_bias, const sbif_tensor *out, sbif_error *error) {
+    sbif_tensor x, w, b;
+    int64_t rows, k, n;
+    double *acc;
+    operand(in, 0, &x);
+    operand(in, 1, &w);
+    if (with_bias) operand(in, 2, &b);
+    rows = x.shape[0];
+    k = x.shape[1];
+    n = w.shape[1];
+    if (type_count(out) == 0) return SBIF_OK;
+    acc = malloc((size_t)n * sizeof *acc);
+    if (acc == NULL) return out_of_memory(error);
+    if (x.dtype == SBIF_FLOAT32) dense_f32(x.data, w.data, with_bias ? b.data : NULL, out->data, rows, k, n, acc);
+    else dense_f64(x.data, w.data, with_bias ? b.data : NULL, out->data, rows, k, n, acc);
+    free(acc);
+    return SBIF_OK;
+}
+
+static sbif_status compute_linear(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                  void *const *out_data, size_t n_outputs, sbif_error *error) {
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    return dense(in, 1, out, error);
+}
+
+static sbif_status compute_matmul(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                  void *const *out_data, size_t n_outputs, sbif_error *error) {
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    return dense(in, 0, out, error);
+}
+
+/** The sizes of an NHWC convolution, and the zero padding before the first row and column. */
+typedef struct conv_geometry {
+    int64_t batch, height, width, channels, kernel_h, kernel_w, filters;
+    int64_t stride_h, stride_w, out_h, out_w, pad_top, pad_left;
+} conv_geometry;
+
+/* padded positions are zeros that still multiply the weights (0 * inf is NaN, as in TF) */
+#define DEFINE_CONV2D(NAME, T)                                                                                     \
+    static void NAME(const T *x, const T *w, const T *b, T *y, const conv_geometry *g, double *acc) {             \
+        int64_t n, i, j, p, q, c, o;                                                                              \
+        for (n = 0; n < g->batch; n++) {                                                                          \
+            for (i = 0; i < g->out_h; i++) {                                                                      \
+                for (j = 0; j < g->out_w; j++, y += g->filters) {                                                 \
+                    for (o = 0; o < g->filters; o++) acc[o] = 0.0;                                                \
+                    for (p = 0; p < g->kernel_h; p++) {                                                           \
+                        int64_t row = i * g->stride_h + p - g->pad_top;                                           \
+                        for (q = 0; q < g->kernel_w; q++) {                                                       \
+                            int64_t col = j * g->stride_w + q - g->pad_left;                                      \
+                            int inside = row >= 0 && row < g->height && col >= 0 && col < g->width;              \
+                            const T *pixel = x + ((n * g->height + (inside ? row : 0)) * g->width +               \
+                                                  (inside ? col : 0)) * g->channels;                              \
+                            const T *kernel = w + (p * g->kernel_w + q) * g->channels * g->filters;               \
+                            for (c = 0; c < g->channels; c++, kernel += g->filters) {                             \
+                                T value = inside ? pixel[c] : (T)0;                                               \
+                                for (o = 0; o < g->filters; o++) {                                                \
+                                    T product = value * kernel[o];                                                \
+                                    acc[o] += product;                                                            \
+                                }                                                                                 \
+                            }                                                                                     \
+                        }                                                                                         \
+                    }                                                                                             \
+                    for (o = 0; o < g->filters; o++) {                                                            \
+                        T sum = (T)acc[o];                                                                        \
+                        y[o] = sum + b[o];                                                                        \
+                    }                                                                                             \
+                }                                                                                                 \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+DEFINE_CONV2D(conv2d_f32, float)
+DEFINE_CONV2D(conv2d_f64, double)
+#undef DEFINE_CONV2D
+
+/** SAME padding before the data: half the total, rounded down (TF's rule). */
+static int64_t same_padding(int64_t size, int64_t kernel, int64_t stride, int64_t out) {
+    int64_t total = kernel - (size - (out - 1) * stride); /* out >= 1, so (out - 1) * stride < size: no overflow */
+    return total > 0 ? total / 2 : 0;
+}
+
+static sbif_status compute_conv2d(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                  void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor x, w, b;
+    conv_geometry g;
+    double *acc;
+    (void)out_data;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    operand(in, 1, &w);
+    operand(in, 2, &b);
+    g.batch = x.shape[0];
+    g.height = x.shape[1];
+    g.width = x.shape[2];
+    g.channels = x.shape[3];
+    g.kernel_h = w.shape[0];
+    g.kernel_w = w.shape[1];
+    g.filters = w.shape[3];
+    g.stride_h = a->list[0];
+    g.stride_w = a->list[1];
+    g.out_h = out->shape[1];
+    g.out_w = out->shape[2];
+    if (type_count(out) == 0) return SBIF_OK;
+    g.pad_top = a->text[0] == 'S' ? same_padding(g.height, g.kernel_h, g.stride_h, g.out_h) : 0;
+    g.pad_left = a->text[0] == 'S' ? same_padding(g.width, g.kernel_w, g.stride_w, g.out_w) : 0;
+    if (g.channels == 0) g.kernel_h = g.kernel_w = 0; /* empty sums: the bias alone (no spinning over the kernel) */
+    acc = malloc((size_t)g.filters * sizeof *acc);
+    if (acc == NULL) return out_of_memory(error);
+    if (x.dtype == SBIF_FLOAT32) conv2d_f32(x.data, w.data, b.data, out->data, &g, acc);
+    else conv2d_f64(x.data, w.data, b.data, out->data, &g, acc);
+    free(acc);
+    return SBIF_OK;
+}
+
+/* ---- sampling (spec/ops-sampling.md) ---- */
+
+static double load_real(const void *data, sbif_dtype dtype, int64_t k) {
+    return dtype == SBIF_FLOAT32 ? (double)((const float *)data)[k] : ((const double *)data)[k];
+}
+
+/** NumPy's RandomState.choice(n, p=row) given its uniform draw: in double, cdf = cumsum(p) left to right,
+ * d = cdf / cdf[n-1], y = #{j : d[j] <= u}, clamped to n - 1. */
+static sbif_status compute_inverse_cdf_sample(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                              void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor p, u;
+    int64_t rows, n, r, j;
+    int64_t *y = out->data;
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &p);
+    operand(in, 1, &u);
+    rows_of(&p, &rows, &n);
+    if (type_count(out) == 0) return SBIF_OK;
+    for (r = 0; r < rows; r++) {
+        double total = 0.0, cumulative = 0.0, uniform = load_real(u.data, u.dtype, r);
+        int64_t count = 0;
+        for (j = 0; j < n; j++) total += load_real(p.data, p.dtype, r * n + j);
+        for (j = 0; j < n; j++) {
+            cumulative += load_real(p.data, p.dtype, r * n + j);
+            if (cumulative / total <= uniform) count++;
+        }
+        y[r] = count < n - 1 ? count : n - 1;
+    }
+    return SBIF_OK;
+}
+
+/* ---- moving data ---- */
+
+/** Reshaping ops (flatten, reshape, squeeze, expand_dims): the bytes are unchanged. Graphs share the input's buffer
+ * instead of calling this; single op requests copy. */
+static sbif_status compute_copy(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    if (x.data != out->data) memcpy(out->data, x.data, (size_t)type_count(out) * sbif_dtype_size(out->dtype));
+    return SBIF_OK;
+}
+
+/** Elements before `axis` (outer) and bytes from `axis + 1` on (inner) of a type. */
+static void split_at_axis(const sbif_tensor *t, int axis, int64_t *outer, int64_t *inner) {
+    *outer = element_count(t->shape, axis);
+    *inner = element_count(t->shape + axis + 1, t->rank - axis - 1) * (int64_t)sbif_dtype_size(t->dtype);
+}
+
+static sbif_status compute_concat(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                  void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor t;
+    int64_t outer, inner, start = 0, total, o;
+    int axis = (int)(a->integer < 0 ? a->integer + out->rank : a->integer);
+    size_t k;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    if (type_count(out) == 0) return SBIF_OK;
+    split_at_axis(out, axis, &outer, &inner);
+    total = out->shape[axis];
+    for (k = 0; k < in->count; k++) {
+        int64_t size;
+        operand(in, k, &t);
+        size = t.shape[axis];
+        for (o = 0; o < outer && size > 0; o++) {
+            memcpy((char *)out->data + (o * total + start) * inner, (const char *)t.data + o * size * inner,
+                   (size_t)(size * inner));
+        }
+        start += size;
+    }
+    return SBIF_OK;
+}
+
+static sbif_status compute_split(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                 size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    int64_t outer, inner, start = 0, total, o;
+    int axis = (int)(a->integer < 0 ? a->integer + out->rank : a->integer);
+    size_t k;
+    (void)error;
+    operand(in, 0, &x);
+    if (type_count(&x) == 0) return SBIF_OK;
+    split_at_axis(&x, axis, &outer, &inner);
+    total = x.shape[axis];
+    for (k = 0; k < n_outputs; k++) {
+        int64_t size = a->list[k];
+        for (o = 0; o < outer; o++) {
+            memcpy((char *)out_data[k] + o * size * inner, (const char *)x.data + (o * total + start) * inner,
+                   (size_t)(size * inner));
+        }
+        start += size;
+    }
+    return SBIF_OK;
+}
+
+static sbif_status compute_stack(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                 size_t n_outputs, sbif_error *error) {
+    sbif_tensor t;
+    int64_t outer, inner, o, n = (int64_t)in->count;
+    int axis = (int)(a->integer < 0 ? a->integer + out->rank : a->integer);
+    size_t k;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    if (type_count(out) == 0) return SBIF_OK;
+    operand(in, 0, &t);
+    outer = element_count(t.shape, axis);
+    inner = element_count(t.shape + axis, t.rank - axis) * (int64_t)sbif_dtype_size(t.dtype);
+    for (k = 0; k < in->count; k++) {
+        operand(in, k, &t);
+        for (o = 0; o < outer; o++) {
+            memcpy((char *)out->data + (o * n + (int64_t)k) * inner, (const char *)t.data + o * inner, (size_t)inner);
+        }
+    }
+    return SBIF_OK;
+}
+
+/* ==== the op table ================================================================================================ */
+
+typedef struct op_def {
+    const char *name;
+    int arity;         /* inputs; -1: one or more */
+    int outputs;       /* 1, or -1: as many as the node lists (split) */
+    const attr_def *attrs;
+    size_t n_attrs;
+    infer_fn infer;
+    compute_fn compute;
+    int view;          /* a reshaping op: in a graph its output shares its input's buffer */
+} op_def;
+
+static const attr_def AXIS_ATTRS[] = {{"axis", ATTR_INT}};
+static const attr_def CAST_ATTRS[] = {{"to", ATTR_STRING}};
+static const attr_def CONSTANT_ATTRS[] = {{"value", ATTR_SCALAR}, {"dtype", ATTR_STRING}};
+static const attr_def CONV2D_ATTRS[] = {{"strides", ATTR_LIST}, {"padding", ATTR_STRING}};
+static const attr_def DEPTH_ATTRS[] = {{"depth", ATTR_INT}};
+static const attr_def EPSILON_ATTRS[] = {{"epsilon", ATTR_FLOAT}};
+static const attr_def ALPHA_ATTRS[] = {{"alpha", ATTR_NUMBER}};
+static const attr_def RESHAPE_ATTRS[] = {{"shape", ATTR_LIST}};
+static const attr_def SPLIT_ATTRS[] = {{"sizes", ATTR_LIST}, {"axis", ATTR_INT}};
+#define NO_ATTRS NULL, 0
+#define WITH(defs) defs, sizeof defs / sizeof defs[0]
+
+/* every op of spec/ops.md and spec/ops-sampling.md, sorted by name: name, arity, outputs, attributes, rule, kernel,
+ * view */
+#define OP_TABLE(X)                                                                                                \
+    X(add, 2, 1, NO_ATTRS, infer_arithmetic, compute_add, 0)                                                       \
+    X(argmax, 1, 1, NO_ATTRS, infer_argmax, compute_argmax, 0)                                                     \
+    X(cast, 1, 1, WITH(CAST_ATTRS), infer_cast, compute_cast, 0)                                                   \
+    X(clip, 3, 1, NO_ATTRS, infer_clip, compute_clip, 0)                                                           \
+    X(concat, -1, 1, WITH(AXIS_ATTRS), infer_concat, compute_concat, 0)                                            \
+    X(constant, 0, 1, WITH(CONSTANT_ATTRS), infer_constant, compute_constant, 0)                                   \
+    X(conv2d, 3, 1, WITH(CONV2D_ATTRS), infer_conv2d, compute_conv2d, 0)                                           \
+    X(div, 2, 1, NO_ATTRS, infer_div, compute_div, 0)                                                              \
+    X(elu, 1, 1, NO_ATTRS, infer_unary_float, compute_elu, 0)                                                      \
+    X(exp, 1, 1, NO_ATTRS, infer_unary_float, compute_exp, 0)                                                      \
+    X(expand_dims, 1, 1, WITH(AXIS_ATTRS), infer_expand_dims, compute_copy, 1)                                     \
+    X(flatten, 1, 1, NO_ATTRS, infer_flatten, compute_copy, 1)                                                     \
+    X(inverse_cdf_sample, 2, 1, NO_ATTRS, infer_inverse_cdf_sample, compute_inverse_cdf_sample, 0)                 \
+    X(layer_norm, 3, 1, WITH(EPSILON_ATTRS), infer_layer_norm, compute_layer_norm, 0)                              \
+    X(leaky_relu, 1, 1, WITH(ALPHA_ATTRS), infer_unary_float, compute_leaky_relu, 0)                               \
+    X(less, 2, 1, NO_ATTRS, infer_less, compute_less, 0)                                                           \
+    X(linear, 3, 1, NO_ATTRS, infer_linear, compute_linear, 0)                                                     \
+    X(log, 1, 1, NO_ATTRS, infer_unary_float, compute_log, 0)                                                      \
+    X(matmul, 2, 1, NO_ATTRS, infer_matmul, compute_matmul, 0)                                                     \
+    X(mul, 2, 1, NO_ATTRS, infer_arithmetic, compute_mul, 0)                                                       \
+    X(neg, 1, 1, NO_ATTRS, infer_unary_float, compute_neg, 0)                                                      \
+    X(one_hot, 1, 1, WITH(DEPTH_ATTRS), infer_one_hot, compute_one_hot, 0)                                         \
+    X(reduce_mean, 1, 1, NO_ATTRS, infer_reduce_mean, compute_reduce_mean, 0)                                      \
+    X(relu, 1, 1, NO_ATTRS, infer_unary_float, compute_relu, 0)                                                    \
+    X(relu6, 1, 1, NO_ATTRS, infer_unary_float, compute_relu6, 0)                                                  \
+    X(reshape, 1, 1, WITH(RESHAPE_ATTRS), infer_reshape, compute_copy, 1)                                          \
+    X(round_half_even, 1, 1, NO_ATTRS, infer_unary_float, compute_round, 0)                                        \
+    X(selu, 1, 1, NO_ATTRS, infer_unary_float, compute_selu, 0)                                                    \
+    X(sigmoid, 1, 1, NO_ATTRS, infer_unary_float, compute_sigmoid, 0)                                              \
+    X(softmax, 1, 1, NO_ATTRS, infer_softmax, compute_softmax, 0)                                                  \
+    X(softplus, 1, 1, NO_ATTRS, infer_unary_float, compute_softplus, 0)                                            \
+    X(softsign, 1, 1, NO_ATTRS, infer_unary_float, compute_softsign, 0)                                            \
+    X(split, 1, -1, WITH(SPLIT_ATTRS), infer_split, compute_split, 0)                                              \
+    X(squeeze, 1, 1, WITH(AXIS_ATTRS), infer_squeeze, compute_copy, 1)                                             \
+    X(stack, -1, 1, WITH(AXIS_ATTRS), infer_stack, compute_stack, 0)                                               \
+    X(sub, 2, 1, NO_ATTRS, infer_arithmetic, compute_sub, 0)                                                       \
+    X(swish, 1, 1, NO_ATTRS, infer_unary_float, compute_swish, 0)                                                  \
+    X(tanh, 1, 1, NO_ATTRS, infer_unary_float, compute_tanh, 0)
+
+#define OP_ENTRY(name, arity, outputs, attrs, infer, compute, view) {#name, arity, outputs, attrs, infer, compute, \
+                                                                    view},
+#define OP_NAME(name, ...) #name,
+static const op_def OPS[] = {OP_TABLE(OP_ENTRY)};
+static const char *const OP_NAMES[] = {OP_TABLE(OP_NAME)};
+#undef OP_ENTRY
+#undef OP_NAME
+#define OP_COUNT (sizeof OPS / sizeof OPS[0])
+
+const char *const *sbif_op_names(size_t *count) {
+    *count = OP_COUNT;
+    return OP_NAMES;
+}
+
+static const op_def *find_op(const char *name) {
+    size_t i;
+    for (i = 0; i < OP_COUNT; i++) {
+        if (strcmp(OPS[i].name, name) == 0) return &OPS[i];
+    }
+    return NULL;
+}
+
+static sbif_status unknown_op(const char *source, const char *name, sbif_error *error) {
+    char list[600];
+    size_t i, used = 0;
+    for (i = 0; i < OP_COUNT && used < sizeof list; i++) {
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", OPS[i].name);
+    }
+    return fail(error, SBIF_ERR_UNSUPPORTED, "%s%sunknown op '%.64s': this runtime implements %s", source,
+                *source ? ": " : "", name, list);
+}
+
+/** The type of output `index` of a node whose rule gave `whole` (split's pieces; the only output otherwise). */
+static void output_type(const op_def *op, const op_attrs *a, const sbif_tensor *whole, size_t index, sbif_tensor *out) {
+    *out = *whole;
+    if (op->compute == compute_split) {
+        int axis = (int)(a->integer < 0 ? a->integer + whole->rank : a->integer);
+        out->shape[axis] = a->list[index];
+    }
+}
+
+/** A buffer for a value of `type` (at least one byte, so no pointer is ever NULL), within the runtime's limit. */
+static sbif_status allocate_value(const sbif_tensor *type, const char *name, void **data, sbif_error *error) {
+    int64_t count = type_count(type), bytes = -1;
+    if (count < 0 || checked_mul(count, (int64_t)sbif_dtype_size(type->dtype), &bytes) != 0 ||
+        bytes > SBIF_MAX_VALUE_BYTES || (uint64_t)bytes > (uint64_t)SIZE_MAX) {
+        char text[128];
+        format_type(type, text, sizeof text);
+        return fail(error, SBIF_ERR_MEMORY, "value '%.80s' of type %s would take more than %lld bytes, this runtime's "
+                    "limit for one value", name, text, (long long)SBIF_MAX_VALUE_BYTES);
+    }
+    *data = malloc(bytes > 0 ? (size_t)bytes : 1);
+    return *data != NULL ? SBIF_OK : out_of_memory(error);
+}
+
+/* ==== models ====================================================================================================== */
+
+/** A graph value: a tensor of the file, a graph input or a node output, with its static type. */
+typedef struct value_info {
+    const char *name;
+    int32_t producer; /* node index, or -1 */
+    int32_t input;    /* index in model->inputs, or -1 */
+    int32_t tensor;   /* index in the container's entries, or -1 */
+    uint8_t dtype;
+    uint8_t rank;
+    uint32_t dims;    /* offset of the shape in model->dims (-1 = batch) */
+} value_info;
+
+typedef struct node {
+    const op_def *op;
+    op_attrs attrs;
+    uint32_t n_inputs, n_outputs;
+    size_t ids; /* model->ids[ids ...]: the input value ids, then the output value ids */
+} node;
+
+typedef struct graph_input {
+    uint32_t value;
+    const char *kind;
+} graph_input;
+
+struct sbif_model {
+    char *path;
+    container file;
+    sbif_json *document;
+    value_info *values;
+    size_t n_values;
+    name_map names;
+    int64_t *dims;
+    size_t n_dims, dims_capacity;
+    node *nodes;
+    size_t n_nodes;
+    uint32_t *ids;
+    graph_input *inputs;
+    size_t n_inputs;
+    uint32_t *outputs;
+    size_t n_outputs;
+    name_map output_names;
+};
+
+static void value_type(const sbif_model *m, uint32_t id, int64_t batch, sbif_tensor *t) {
+    const value_info *v = &m->values[id];
+    int i;
+    t->dtype = (sbif_dtype)v->dtype;
+    t->rank = v->rank;
+    t->data = NULL;
+    for (i = 0; i < v->rank; i++) {
+        int64_t d = m->dims[v->dims + (uint32_t)i];
+        t->shape[i] = d < 0 && batch >= 0 ? batch : d;
+    }
+}
+
+void sbif_model_free(sbif_model *m) {
+    size_t i;
+    if (m == NULL) return;
+    for (i = 0; i < m->n_nodes; i++) attrs_free(&m->nodes[i].attrs);
+    free(m->nodes);
+    free(m->ids);
+    free(m->values);
+    free(m->dims);
+    free(m->inputs);
+    free(m->outputs);
+    map_free(&m->names);
+    map_free(&m->output_names);
+    sbif_json_free(m->document);
+    container_close(&m->file);
+    free(m->path);
+    free(m);
+}
+
+/** Add a value to the graph: names are unique and only the first dimension may be the batch. */
+static sbif_status define_value(sbif_model *m, const char *name, const sbif_tensor *type, const char *where,
+                                const char *role, value_info **out, sbif_error *error) {
+    value_info *v = &m->values[m->n_values];
+    int i;
+    for (i = 1; i < type->rank; i++) {
+        if (type->shape[i] < 0) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: %s '%s': only the first dimension may be the batch (null)",
+                        where, role, name);
+        }
+    }
+    if (map_add(&m->names, name, (uint32_t)m->n_values) != 0) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: %s name '%s' is already defined", where, role, name);
+    }
+    if (m->n_dims + SBIF_MAX_RANK > m->dims_capacity) {
+        size_t capacity = 2 * m->dims_capacity + SBIF_MAX_RANK;
+        int64_t *grown = realloc(m->dims, capacity * sizeof *grown);
+        if (grown == NULL) return out_of_memory(error);
+        m->dims = grown;
+        m->dims_capacity = capacity;
+    }
+    v->name = name;
+    v->producer = v->input = v->tensor = -1;
+    v->dtype = (uint8_t)type->dtype;
+    v->rank = (uint8_t)type->rank;
+    v->dims = (uint32_t)m->n_dims;
+    for (i = 0; i < type->rank; i++) m->dims[m->n_dims++] = type->shape[i];
+    m->n_values++;
+    *out = v;
+    return SBIF_OK;
+}
+
+/** A declared dtype and shape (null = batch = -1). Returns 0, or -1 when a dimension does not fit in int64. */
+static int declared_type(const sbif_json *dtype, const sbif_json *shape, sbif_tensor *t) {
+    const sbif_json *item;
+    size_t i;
+    int fits = 1;
+    sbif_dtype_parse(dtype->str, &t->dtype);
+    t->rank = (int)shape->length;
+    t->data = NULL;
+    for (i = 0, item = sbif_json_first(shape); i < shape->length; i++, item = sbif_json_next(item)) {
+        if (item->kind == SBIF_JSON_NULL) t->shape[i] = -1;
+        else if (sbif_json_int64(item, &t->shape[i]) != 0) fits = 0;
+    }
+    return fits ? 0 : -1;
+}
+
+/* ---- the document's structure (the parts of the JSON Schema a runtime relies on; all objects are closed) ---- */
+
+typedef struct schema {
+    const char *source;
+    sbif_error *error;
+} schema;
+
+static sbif_status schema_violation(const schema *s, const char *where, const char *format, ...) PRINTF_LIKE(3, 4);
+static sbif_status schema_violation(const schema *s, const char *where, const char *format, ...) {
+    const char *at = *where ? where : "(top level)";
+    char message[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    return fail(s->error, SBIF_ERR_DOCUMENT, "%s: schema violation at %s: %s", s->source, at, message);
+}
+
+static sbif_status expect_kind(const schema *s, const sbif_json *v, const char *where, sbif_json_kind kind,
+                               const char *name) {
+    char text[160];
+    if (v->kind == kind) return SBIF_OK;
+    json_render(v, text, sizeof text);
+    return schema_violation(s, where, "%s is not of type '%s'", text, name);
+}
+
+static int listed(const char *key, const char *const *names) {
+    for (; names != NULL && *names != NULL; names++) {
+        if (strcmp(key, *names) == 0) return 1;
+    }
+    return 0;
+}
+
+static sbif_status expect_object(const schema *s, const sbif_json *v, const char *where, const char *const *required,
+                                 const char *const *optional) {
+    const sbif_json *key;
+    const char *const *name;
+    size_t i;
+    if (expect_kind(s, v, where, SBIF_JSON_OBJECT, "object") != SBIF_OK) return s->error->status;
+    for (name = required; *name != NULL; name++) {
+        if (sbif_json_get(v, *name) == NULL) return schema_violation(s, where, "'%s' is a required property", *name);
+    }
+    for (i = 0, key = sbif_json_first(v); i < v->length; i++, key = sbif_json_next(key)) {
+        if (strlen(key->str) != key->length || (!listed(key->str, required) && !listed(key->str, optional))) {
+            return schema_violation(s, where, "Additional properties are not allowed ('%.80s' was unexpected)",
+                                    key->str);
+        }
+    }
+    return SBIF_OK;
+}
+
+static const char *const DTYPE_ENUM[] = {"float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16",
+                                         "bool", NULL};
+
+static sbif_status expect_enum(const schema *s, const sbif_json *v, const char *where, const char *const *values) {
+    char text[160], choices[400];
+    size_t used = 0;
+    const char *const *value;
+    if (v->kind == SBIF_JSON_STRING && strlen(v->str) == v->length && listed(v->str, values)) return SBIF_OK;
+    json_render(v, text, sizeof text);
+    choices[0] = '\0';
+    for (value = values; *value != NULL && used < sizeof choices; value++) {
+        used += (size_t)snprintf(choices + used, sizeof choices - used, "%s'%s'", value == values ? "" : ", ", *value);
+    }
+    return schema_violation(s, where, "%s is not one of [%s]", text, choices);
+}
+
+static sbif_status expect_name(const schema *s, const sbif_json *v, const char *where) {
+    size_t i, chars = 0;
+    if (expect_kind(s, v, where, SBIF_JSON_STRING, "string") != SBIF_OK) return s->error->status;
+    if (strlen(v->str) != v->length) return schema_violation(s, where, "names may not contain U+0000");
+    for (i = 0; i < v->length; i++) chars += ((unsigned char)v->str[i] & 0xC0) != 0x80;
+    if (chars < 1) return schema_violation(s, where, "'' is too short");
+    if (chars > MAX_NAME_CHARS) return schema_violation(s, where, "'%.40s...' is too long", v->str);
+    return SBIF_OK;
+}
+
+static sbif_status expect_integer(const schema *s, const sbif_json *v, const char *where, int64_t minimum) {
+    char text[160];
+    int64_t value;
+    json_render(v, text, sizeof text);
+    if (!sbif_json_is_integer(v)) return schema_violation(s, where, "%s is not of type 'integer'", text);
+    if (sbif_json_int64(v, &value) == 0 ? value < minimum : v->str[0] == '-') {
+        return schema_violation(s, where, "%s is less than the minimum of %lld", text, (long long)minimum);
+    }
+    return SBIF_OK;
+}
+
+static sbif_status expect_array(const schema *s, const sbif_json *v, const char *where, size_t min_items) {
+    char text[160];
+    if (expect_kind(s, v, where, SBIF_JSON_ARRAY, "array") != SBIF_OK) return s->error->status;
+    if (v->length >= min_items) return SBIF_OK;
+    json_render(v, text, sizeof text);
+    return schema_violation(s, where, "%s is too short", text);
+}
+
+static sbif_status expect_bool(const schema *s, const sbif_json *v, const char *where) {
+    char text[160];
+    if (v->kind == SBIF_JSON_TRUE || v->kind == SBIF_JSON_FALSE) return SBIF_OK;
+    json_render(v, text, sizeof text);
+    return schema_violation(s, where, "%s is not of type 'boolean'", text);
+}
+
+/** A shape: integers >= 0, and null (the batch) where allowed. */
+static sbif_status expect_shape(const schema *s, const sbif_json *v, const char *where, int allow_null) {
+    const sbif_json *item;
+    char at[200];
+    size_t i;
+    if (expect_array(s, v, where, 0) != SBIF_OK) return s->error->status;
+    for (i = 0, item = sbif_json_first(v); i < v->length; i++, item = sbif_json_next(item)) {
+        if (allow_null && item->kind == SBIF_JSON_NULL) continue;
+        snprintf(at, sizeof at, "%s/%lu", where, (unsigned long)i);
+        if (expect_integer(s, item, at, 0) != SBIF_OK) return s->error->status;
+    }
+    return SBIF_OK;
+}
+
+/** A float written exactly: a number, or "inf", "-inf", "nan". */
+static sbif_status expect_float(const schema *s, const sbif_json *v, const char *where) {
+    static const char *const SPECIAL[] = {"inf", "-inf", "nan", NULL};
+    char text[160];
+    if (v->kind == SBIF_JSON_NUMBER || (v->kind == SBIF_JSON_STRING && listed(v->str, SPECIAL))) return SBIF_OK;
+    json_render(v, text, sizeof text);
+    return schema_violation(s, where, "%s is not a float (a number, or 'inf', '-inf', 'nan')", text);
+}
+
+static sbif_status expect_bound(const schema *s, const sbif_json *v, const char *where) {
+    const sbif_json *item;
+    char at[200];
+    size_t i;
+    if (v->kind != SBIF_JSON_ARRAY) return expect_float(s, v, where);
+    for (i = 0, item = sbif_json_first(v); i < v->length; i++, item = sbif_json_next(item)) {
+        snprintf(at, sizeof at, "%s/%lu", where, (unsigned long)i);
+        if (expect_float(s, item, at) != SBIF_OK) return s->error->status;
+    }
+    return SBIF_OK;
+}
+
+static sbif_status expect_space(const schema *s, const sbif_json *v, const char *where) {
+    static const char *const KINDS[] = {"box", "discrete", "multi_binary", "multi_discrete", NULL};
+    static const char *const BOX[] = {"kind", "shape", "dtype", "low", "high", NULL};
+    static const char *const COUNT[] = {"kind", "n", NULL};
+    static const char *const VECTOR[] = {"kind", "nvec", NULL};
+    static const char *const KIND[] = {"kind", NULL};
+    const sbif_json *kind, *item;
+    char at[200];
+    size_t i;
+    if (expect_kind(s, v, where, SBIF_JSON_OBJECT, "object") != SBIF_OK) return s->error->status;
+    if ((kind = sbif_json_get(v, "kind")) == NULL) return expect_object(s, v, where, KIND, NULL);
+    snprintf(at, sizeof at, "%s/kind", where);
+    if (expect_enum(s, kind, at, KINDS) != SBIF_OK) return s->error->status;
+    if (strcmp(kind->str, "box") == 0) {
+        if (expect_object(s, v, where, BOX, NULL) != SBIF_OK) return s->error->status;
+        snprintf(at, sizeof at, "%s/shape", where);
+        if (expect_shape(s, sbif_json_get(v, "shape"), at, 0) != SBIF_OK) return s->error->status;
+        snprintf(at, sizeof at, "%s/dtype", where);
+        if (expect_enum(s, sbif_json_get(v, "dtype"), at, DTYPE_ENUM) != SBIF_OK) return s->error->status;
+        snprintf(at, sizeof at, "%s/low", where);
+        if (expect_bound(s, sbif_json_get(v, "low"), at) != SBIF_OK) return s->error->status;
+        snprintf(at, sizeof at, "%s/high", where);
+        return expect_bound(s, sbif_json_get(v, "high"), at);
+    }
+    if (strcmp(kind->str, "multi_discrete") != 0) {
+        if (expect_object(s, v, where, COUNT, NULL) != SBIF_OK) return s->error->status;
+        snprintf(at, sizeof at, "%s/n", where);
+        return expect_integer(s, sbif_json_get(v, "n"), at, 1);
+    }
+    if (expect_object(s, v, where, VECTOR, NULL) != SBIF_OK) return s->error->status;
+    snprintf(at, sizeof at, "%s/nvec", where);
+    if (expect_array(s, sbif_json_get(v, "nvec"), at, 1) != SBIF_OK) return s->error->status;
+    for (i = 0, item = sbif_json_first(sbif_json_get(v, "nvec")); i < sbif_json_get(v, "nvec")->length;
+         i++, item = sbif_json_next(item)) {
+        snprintf(at, sizeof at, "%s/nvec/%lu", where, (unsigned long)i);
+        if (expect_integer(s, item, at, 1) != SBIF_OK) return s->error->status;
+    }
+    return SBIF_OK;
+}
+
+static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
+    static const char *const REQUIRED[] = {"producer", "exporter", "algorithm", "policy_class", "source", NULL};
+    static const char *const OPTIONAL[] = {"sb2_version", "policy_kwargs", "vecnormalize", NULL};
+    static const char *const EXPORTERS[] = {"live", "safe", NULL};
+    static const char *const ALGORITHMS[] = {"A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL", "DQN", "SAC",
+                                             "TD3", "DDPG", "HER", NULL};
+    static const char *const SOURCE[] = {"file_name", "sha256", "format", NULL};
+    static const char *const FORMATS[] = {"zip", "pkl", NULL};
+    static const char *const VECNORMALIZE[] = {"clip_obs", "epsilon", NULL};
+    const sbif_json *source, *sha, *optional;
+    size_t i;
+    if (expect_object(s, v, "provenance", REQUIRED, OPTIONAL) != SBIF_OK ||
+        expect_kind(s, sbif_json_get(v, "producer"), "provenance/producer", SBIF_JSON_STRING, "string") != SBIF_OK ||
+        expect_enum(s, sbif_json_get(v, "exporter"), "provenance/exporter", EXPORTERS) != SBIF_OK ||
+        expect_enum(s, sbif_json_get(v, "algorithm"), "provenance/algorithm", ALGORITHMS) != SBIF_OK ||
+        expect_kind(s, sbif_json_get(v, "policy_class"), "provenance/policy_class", SBIF_JSON_STRING,
+                    "string") != SBIF_OK) {
+        return s->error->status;
+    }
+    source = sbif_json_get(v, "source");
+    if (expect_object(s, source, "provenance/source", SOURCE, NULL) != SBIF_OK ||
+        expect_kind(s, sbif_json_get(source, "file_name"), "provenance/source/file_name", SBIF_JSON_STRING, "string") ||
+        expect_kind(s, (sha = sbif_json_get(source, "sha256")), "provenance/source/sha256", SBIF_JSON_STRING,
+                    "string") ||
+        expect_enum(s, sbif_json_get(source, "format"), "provenance/source/format", FORMATS) != SBIF_OK) {
+        return s->error->status;
+    }
+    for (i = 0; i < sha->length && strchr("0123456789abcdef", sha->str[i]) != NULL; i++) {
+    }
+    if (sha->length != 64 || i != 64) {
+        return schema_violation(s, "provenance/source/sha256", "'%.70s' does not match '^[0-9a-f]{64}$'", sha->str);
+    }
+    if ((optional = sbif_json_get(v, "sb2_version")) != NULL && optional->kind != SBIF_JSON_NULL &&
+        expect_kind(s, optional, "provenance/sb2_version", SBIF_JSON_STRING, "string") != SBIF_OK) {
+        return s->error->status;
+    }
+    if ((optional = sbif_json_get(v, "policy_kwargs")) != NULL &&
+        expect_kind(s, optional, "provenance/policy_kwargs", SBIF_JSON_OBJECT, "object") != SBIF_OK) {
+        return s->error->status;
+    }
+    if ((optional = sbif_json_get(v, "vecnormalize")) != NULL &&
+        (expect_object(s, optional, "provenance/vecnormalize", VECNORMALIZE, NULL) != SBIF_OK ||
+         expect_kind(s, sbif_json_get(optional, "clip_obs"), "provenance/vecnormalize/clip_obs", SBIF_JSON_NUMBER,
+                     "number") != SBIF_OK ||
+         expect_kind(s, sbif_json_get(optional, "epsilon"), "provenance/vecnormalize/epsilon", SBIF_JSON_NUMBER,
+                     "number") != SBIF_OK)) {
+        return s->error->status;
+    }
+    return SBIF_OK;
+}
+
+static sbif_status expect_predict(const schema *s, const sbif_json *v) {
+    static const char *const REQUIRED[] = {"deterministic_default", "deterministic_action", "stochastic_action", NULL};
+    static const char *const OPTIONAL[] = {"distribution", "recurrent", NULL};
+    static const char *const DISTRIBUTION[] = {"kind", "parameters", NULL};
+    static const char *const NVEC[] = {"nvec", NULL};
+    static const char *const KINDS[] = {"categorical", "multi_categorical", "bernoulli", "diag_gaussian", NULL};
+    static const char *const RECURRENT[] = {"state_input", "mask_input", "state_output", NULL};
+    const sbif_json *part, *item, *stochastic;
+    char at[200];
+    size_t i;
+    if (expect_object(s, v, "predict", REQUIRED, OPTIONAL) != SBIF_OK ||
+        expect_bool(s, sbif_json_get(v, "deterministic_default"), "predict/deterministic_default") != SBIF_OK ||
+        expect_name(s, sbif_json_get(v, "deterministic_action"), "predict/deterministic_action") != SBIF_OK) {
+        return s->error->status;
+    }
+    stochastic = sbif_json_get(v, "stochastic_action");
+    if (stochastic->kind != SBIF_JSON_NULL && expect_name(s, stochastic, "predict/stochastic_action") != SBIF_OK) {
+        return s->error->status;
+    }
+    if ((part = sbif_json_get(v, "distribution")) != NULL) {
+        const sbif_json *parameters = sbif_json_get(part, "parameters"), *nvec;
+        if (expect_object(s, part, "predict/distribution", DISTRIBUTION, NVEC) != SBIF_OK ||
+            expect_enum(s, sbif_json_get(part, "kind"), "predict/distribution/kind", KINDS) != SBIF_OK ||
+            expect_kind(s, parameters, "predict/distribution/parameters", SBIF_JSON_OBJECT, "object") != SBIF_OK) {
+            return s->error->status;
+        }
+        for (i = 0, item = sbif_json_first(parameters); i < parameters->length; i++, item = sbif_json_next(item)) {
+            snprintf(at, sizeof at, "predict/distribution/parameters/%.80s", item->str);
+            if (expect_name(s, item + 1, at) != SBIF_OK) return s->error->status;
+        }
+        if ((nvec = sbif_json_get(part, "nvec")) != NULL) {
+            if (expect_array(s, nvec, "predict/distribution/nvec", 0) != SBIF_OK) return s->error->status;
+            for (i = 0, item = sbif_json_first(nvec); i < nvec->length; i++, item = sbif_json_next(item)) {
+                snprintf(at, sizeof at, "predict/distribution/nvec/%lu", (unsigned long)i);
+                if (expect_integer(s, item, at, 1) != SBIF_OK) return s->error->status;
+            }
+        }
+    }
+    if ((part = sbif_json_get(v, "recurrent")) != NULL) {
+        if (expect_object(s, part, "predict/recurrent", RECURRENT, NULL) != SBIF_OK) return s->error->status;
+        for (i = 0; RECURRENT[i] != NULL; i++) {
+            snprintf(at, sizeof at, "predict/recurrent/%s", RECURRENT[i]);
+            if (expect_name(s, sbif_json_get(part, RECURRENT[i]), at) != SBIF_OK) return s->error->status;
+        }
+    }
+    return SBIF_OK;
+}
+
+static sbif_status check_structure(const schema *s, const sbif_json *doc) {
+    static const char *const REQUIRED[] = {"format",  "format_version", "provenance", "observation_space",
+                                           "action_space", "tensors", "inputs", "graph", "outputs", "predict", NULL};
+    static const char *const OPTIONAL[] = {"observation_dict", NULL};
+    static const char *const TENSOR[] = {"name", "dtype", "shape", "origin", NULL};
+    static const char *const ORIGINS[] = {"parameter", "constant", NULL};
+    static const char *const INPUT[] = {"name", "dtype", "shape", "kind", NULL};
+    static const char *const INPUT_OPTIONAL[] = {"distribution", NULL};
+    static const char *const INPUT_KINDS[] = {"observation", "noise", "state", "mask", NULL};
+    static const char *const DISTRIBUTIONS[] = {"uniform", "normal", NULL};
+    static const char *const NODE[] = {"op", "inputs", "outputs", NULL};
+    static const char *const NODE_OPTIONAL[] = {"attrs", NULL};
+    static const char *const OUTPUT[] = {"name", "dtype", "shape", NULL};
+    static const char *const OUTPUT_OPTIONAL[] = {"description", NULL};
+    static const char *const DICT[] = {"keys", "spaces", NULL};
+    const sbif_json *list, *item, *part, *element;
+    char at[200], inner[240];
+    size_t i, j;
+    if (expect_object(s, doc, "", REQUIRED, OPTIONAL) != SBIF_OK) return s->error->status;
+    part = sbif_json_get(doc, "format");
+    if (part->kind != SBIF_JSON_STRING || strcmp(part->str, "sbif") != 0 || part->length != 4) {
+        return schema_violation(s, "format", "'sbif' was expected");
+    }
+    if (expect_provenance(s, sbif_json_get(doc, "provenance")) != SBIF_OK ||
+        expect_space(s, sbif_json_get(doc, "observation_space"), "observation_space") != SBIF_OK ||
+        expect_space(s, sbif_json_get(doc, "action_space"), "action_space") != SBIF_OK) {
+        return s->error->status;
+    }
+    list = sbif_json_get(doc, "tensors");
+    if (expect_array(s, list, "tensors", 0) != SBIF_OK) return s->error->status;
+    for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
+        snprintf(at, sizeof at, "tensors/%lu", (unsigned long)i);
+        if (expect_object(s, item, at, TENSOR, NULL) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/name", at);
+        if (expect_name(s, sbif_json_get(item, "name"), inner) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/dtype", at);
+        if (expect_enum(s, sbif_json_get(item, "dtype"), inner, DTYPE_ENUM) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/shape", at);
+        if (expect_shape(s, sbif_json_get(item, "shape"), inner, 0) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/origin", at);
+        if (expect_enum(s, sbif_json_get(item, "origin"), inner, ORIGINS) != SBIF_OK) return s->error->status;
+    }
+    list = sbif_json_get(doc, "inputs");
+    if (expect_array(s, list, "inputs", 1) != SBIF_OK) return s->error->status;
+    for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
+        snprintf(at, sizeof at, "inputs/%lu", (unsigned long)i);
+        if (expect_object(s, item, at, INPUT, INPUT_OPTIONAL) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/name", at);
+        if (expect_name(s, sbif_json_get(item, "name"), inner) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/dtype", at);
+        if (expect_enum(s, sbif_json_get(item, "dtype"), inner, DTYPE_ENUM) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/shape", at);
+        if (expect_shape(s, sbif_json_get(item, "shape"), inner, 1) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/kind", at);
+        if (expect_enum(s, sbif_json_get(item, "kind"), inner, INPUT_KINDS) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/distribution", at);
+        part = sbif_json_get(item, "distribution");
+        if (part != NULL && expect_enum(s, part, inner, DISTRIBUTIONS) != SBIF_OK) {
+            return s->error->status;
+        }
+    }
+    list = sbif_json_get(doc, "graph");
+    if (expect_array(s, list, "graph", 0) != SBIF_OK) return s->error->status;
+    for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
+        const sbif_json *op;
+        snprintf(at, sizeof at, "graph/%lu", (unsigned long)i);
+        if (expect_object(s, item, at, NODE, NODE_OPTIONAL) != SBIF_OK) return s->error->status;
+        op = sbif_json_get(item, "op");
+        snprintf(inner, sizeof inner, "%s/op", at);
+        if (expect_kind(s, op, inner, SBIF_JSON_STRING, "string") != SBIF_OK) return s->error->status;
+        for (j = 0; j < op->length && ((op->str[j] >= 'a' && op->str[j] <= 'z') ||
+                                       (j > 0 && ((op->str[j] >= '0' && op->str[j] <= '9') || op->str[j] == '_')));
+             j++) {
+        }
+        if (op->length == 0 || j != op->length) {
+            return schema_violation(s, inner, "'%.60s' does not match '^[a-z][a-z0-9_]*$'", op->str);
+        }
+        snprintf(inner, sizeof inner, "%s/inputs", at);
+        if (expect_array(s, (part = sbif_json_get(item, "inputs")), inner, 0) != SBIF_OK) return s->error->status;
+        for (j = 0, element = sbif_json_first(part); j < part->length; j++, element = sbif_json_next(element)) {
+            snprintf(inner, sizeof inner, "%s/inputs/%lu", at, (unsigned long)j);
+            if (expect_name(s, element, inner) != SBIF_OK) return s->error->status;
+        }
+        snprintf(inner, sizeof inner, "%s/outputs", at);
+        if (expect_array(s, (part = sbif_json_get(item, "outputs")), inner, 1) != SBIF_OK) return s->error->status;
+        for (j = 0, element = sbif_json_first(part); j < part->length; j++, element = sbif_json_next(element)) {
+            snprintf(inner, sizeof inner, "%s/outputs/%lu", at, (unsigned long)j);
+            if (expect_name(s, element, inner) != SBIF_OK) return s->error->status;
+        }
+        snprintf(inner, sizeof inner, "%s/attrs", at);
+        if ((part = sbif_json_get(item, "attrs")) != NULL &&
+            expect_kind(s, part, inner, SBIF_JSON_OBJECT, "object") != SBIF_OK) {
+            return s->error->status;
+        }
+    }
+    list = sbif_json_get(doc, "outputs");
+    if (expect_array(s, list, "outputs", 1) != SBIF_OK) return s->error->status;
+    for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
+        snprintf(at, sizeof at, "outputs/%lu", (unsigned long)i);
+        if (expect_object(s, item, at, OUTPUT, OUTPUT_OPTIONAL) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/name", at);
+        if (expect_name(s, sbif_json_get(item, "name"), inner) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/dtype", at);
+        if (expect_enum(s, sbif_json_get(item, "dtype"), inner, DTYPE_ENUM) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/shape", at);
+        if (expect_shape(s, sbif_json_get(item, "shape"), inner, 1) != SBIF_OK) return s->error->status;
+        snprintf(inner, sizeof inner, "%s/description", at);
+        if ((part = sbif_json_get(item, "description")) != NULL &&
+            expect_kind(s, part, inner, SBIF_JSON_STRING, "string") != SBIF_OK) {
+            return s->error->status;
+        }
+    }
+    if (expect_predict(s, sbif_json_get(doc, "predict")) != SBIF_OK) return s->error->status;
+    if ((part = sbif_json_get(doc, "observation_dict")) != NULL) {
+        const sbif_json *keys, *spaces;
+        if (expect_object(s, part, "observation_dict", DICT, NULL) != SBIF_OK ||
+            expect_array(s, (keys = sbif_json_get(part, "keys")), "observation_dict/keys", 1) != SBIF_OK) {
+            return s->error->status;
+        }
+        for (j = 0, element = sbif_json_first(keys); j < keys->length; j++, element = sbif_json_next(element)) {
+            snprintf(inner, sizeof inner, "observation_dict/keys/%lu", (unsigned long)j);
+            if (expect_kind(s, element, inner, SBIF_JSON_STRING, "string") != SBIF_OK) return s->error->status;
+        }
+        spaces = sbif_json_get(part, "spaces");
+        if (expect_kind(s, spaces, "observation_dict/spaces", SBIF_JSON_OBJECT, "object") != SBIF_OK) {
+            return s->error->status;
+        }
+        for (j = 0, element = sbif_json_first(spaces); j < spaces->length; j++, element = sbif_json_next(element)) {
+            snprintf(inner, sizeof inner, "observation_dict/spaces/%.80s", element->str);
+            if (expect_space(s, element + 1, inner) != SBIF_OK) return s->error->status;
+        }
+    }
+    return SBIF_OK;
+}
+
+/* ---- the document against the container, and the static check of the graph (sbif/format/validate.py) ---- */
+
+static int same_shape_json(const sbif_json *a, const sbif_json *b) {
+    const sbif_json *x, *y;
+    size_t i;
+    if (a->length != b->length) return 0;
+    for (i = 0, x = sbif_json_first(a), y = sbif_json_first(b); i < a->length; i++) {
+        if (x->kind != y->kind || x->length != y->length || memcmp(x->str, y->str, x->length) != 0) return 0;
+        x = sbif_json_next(x);
+        y = sbif_json_next(y);
+    }
+    return 1;
+}
+
+static int name_order(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static sbif_status check_tensors(sbif_model *m, sbif_error *error) {
+    const sbif_json *list = sbif_json_get(m->document, "tensors"), *item;
+    const char **stray;
+    size_t i, n_stray = 0;
+    char declared[160], stored[160];
+    for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
+        const char *name = sbif_json_get(item, "name")->str;
+        const sbif_json *dtype = sbif_json_get(item, "dtype"), *shape = sbif_json_get(item, "shape");
+        long index = map_find(&m->file.names, name);
+        container_entry *entry;
+        sbif_tensor type;
+        value_info *v;
+        if (index < 0) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: tensor '%s' is listed in the document but missing from the file",
+                        m->path, name);
+        }
+        entry = &m->file.entries[index];
+        if (strcmp(entry->dtype->numpy_name, dtype->str) != 0) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: tensor '%s' is declared %s but stored as %s", m->path, name,
+                        dtype->str, entry->dtype->numpy_name);
+        }
+        if (!same_shape_json(shape, entry->shape)) {
+            json_render(shape, declared, sizeof declared);
+            json_render(entry->shape, stored, sizeof stored);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: tensor '%s' is declared with shape %s but stored with shape %s",
+                        m->path, name, declared, stored);
+        }
+        declared_type(dtype, shape, &type);
+        if (define_value(m, name, &type, m->path, "tensor", &v, error) != SBIF_OK) return error->status;
+        v->tensor = (int32_t)index;
+        entry->listed = 1;
+    }
+    stray = malloc((m->file.count + 1) * sizeof *stray);
+    if (stray == NULL) return out_of_memory(error);
+    for (i = 0; i < m->file.count; i++) {
+        if (!m->file.entries[i].listed) stray[n_stray++] = m->file.entries[i].name;
+    }
+    if (n_stray > 0) {
+        char names[600];
+        size_t used = 0;
+        qsort((void *)stray, n_stray, sizeof *stray, name_order);
+        for (i = 0; i < n_stray && i < 5 && used < sizeof names; i++) {
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s%.80s", i ? ", " : "", stray[i]);
+        }
+        free((void *)stray);
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: the file holds tensors the document does not list: %s", m->path,
+                    names);
+    }
+    free((void *)stray);
+    return SBIF_OK;
+}
+
+static sbif_status check_inputs(sbif_model *m, sbif_error *error) {
+    const sbif_json *list = sbif_json_get(m->document, "inputs"), *item;
+    size_t i;
+    int has_observation = 0;
+    long obs;
+    for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
+        const char *name = sbif_json_get(item, "name")->str, *kind = sbif_json_get(item, "kind")->str;
+        const sbif_json *shape = sbif_json_get(item, "shape");
+        sbif_tensor type;
+        value_info *v;
+        char text[160];
+        if (shape->length > SBIF_MAX_RANK) {
+            return fail(error, SBIF_ERR_UNSUPPORTED, "%s: input '%s' has rank %lu; this runtime supports at most %d "
+                        "dimensions", m->path, name, (unsigned long)shape->length, SBIF_MAX_RANK);
+        }
+        if (declared_type(sbif_json_get(item, "dtype"), shape, &type) != 0) {
+            json_render(shape, text, sizeof text);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: input '%s' has shape %s: a dimension exceeds " MAX_DIM_TEXT,
+                        m->path, name, text);
+        }
+        if (define_value(m, name, &type, m->path, "input", &v, error) != SBIF_OK) return error->status;
+        v->input = (int32_t)i;
+        m->inputs[i].value = (uint32_t)(v - m->values);
+        m->inputs[i].kind = kind;
+        if (strcmp(kind, "noise") == 0 && (type.dtype != SBIF_FLOAT32 || sbif_json_get(item, "distribution") == NULL)) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: noise input '%s' must be float32 with a distribution", m->path,
+                        name);
+        }
+        has_observation |= strcmp(kind, "observation") == 0;
+    }
+    m->n_inputs = list->length;
+    obs = map_find(&m->names, "obs");
+    if (obs < 0 || m->values[obs].input < 0 || !has_observation) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: the graph has no observation input named 'obs'", m->path);
+    }
+    return SBIF_OK;
+}
+
+/** A Box bound: one float, or one per element of the space (the shape's product is never materialised). */
+static sbif_status check_bound(const sbif_model *m, const sbif_json *bound, const sbif_json *shape, const char *which,
+                               sbif_error *error) {
+    const sbif_json *item;
+    int64_t size = 1, dim;
+    int overflow = 0;
+    size_t i;
+    for (i = 0, item = sbif_json_first(shape); i < shape->length; i++, item = sbif_json_next(item)) {
+        if (sbif_json_int64(item, &dim) != 0 || checked_mul(size, dim, &size) != 0) overflow = 1;
+    }
+    if (bound->kind == SBIF_JSON_ARRAY && (overflow || (int64_t)bound->length != size)) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: observation_space %s: a Box bound has %lu values for a space of "
+                    "%s%lld elements", m->path, which, (unsigned long)bound->length, overflow ? "more than " : "",
+                    overflow ? (long long)INT64_MAX : (long long)size);
+    }
+    for (i = 0, item = bound->kind == SBIF_JSON_ARRAY ? sbif_json_first(bound) : bound;
+         i < (bound->kind == SBIF_JSON_ARRAY ? bound->length : 1); i++, item = sbif_json_next(item)) {
+        double value = 0.0;
+        sbif_json_double(item, &value);
+        if (sbif_json_is_integer(item) && (value > DBL_MAX || value < -DBL_MAX)) {
+            char text[64];
+            json_render(item, text, sizeof text);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: observation_space %s: the number %s is too large for a float",
+                        m->path, which, text);
+        }
+    }
+    return SBIF_OK;
+}
+
+/** The observation input must have the dtype and shape its space implies (SPEC.md 3.2). */
+static sbif_status check_observation(sbif_model *m, sbif_error *error) {
+    const sbif_json *space = sbif_json_get(m->document, "observation_space"), *item;
+    const char *kind = sbif_json_get(space, "kind")->str;
+    sbif_tensor expected, obs;
+    char have[160], want[160];
+    size_t i;
+    int fits = 1;
+    memset(&expected, 0, sizeof expected);
+    expected.rank = 1;
+    expected.shape[0] = -1;
+    expected.dtype = SBIF_INT32;
+    if (strcmp(kind, "box") == 0) {
+        const sbif_json *shape = sbif_json_get(space, "shape");
+        if (check_bound(m, sbif_json_get(space, "low"), shape, "low", error) != SBIF_OK ||
+            check_bound(m, sbif_json_get(space, "high"), shape, "high", error) != SBIF_OK) {
+            return error->status;
+        }
+        sbif_dtype_parse(sbif_json_get(space, "dtype")->str, &expected.dtype);
+        if (sbif_json_get(sbif_json_get(m->document, "provenance"), "vecnormalize") != NULL) {
+            expected.dtype = SBIF_FLOAT64; /* raw observations, normalized in the graph */
+        }
+        fits = shape->length < SBIF_MAX_RANK;
+        for (i = 0, item = sbif_json_first(shape); fits && i < shape->length; i++, item = sbif_json_next(item)) {
+            fits = sbif_json_int64(item, &expected.shape[i + 1]) == 0;
+        }
+        expected.rank = (int)shape->length + 1;
+    } else if (strcmp(kind, "discrete") != 0) {
+        expected.rank = 2;
+        if (strcmp(kind, "multi_discrete") == 0) expected.shape[1] = (int64_t)sbif_json_get(space, "nvec")->length;
+        else fits = sbif_json_int64(sbif_json_get(space, "n"), &expected.shape[1]) == 0;
+    }
+    value_type(m, (uint32_t)map_find(&m->names, "obs"), -1, &obs);
+    if (!fits || !same_type(&obs, &expected)) {
+        format_type(&obs, have, sizeof have);
+        if (fits) format_type(&expected, want, sizeof want);
+        else snprintf(want, sizeof want, "a shape this runtime cannot represent");
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: observation input is %s but a %s observation space needs %s",
+                    m->path, have, kind, want);
+    }
+    return SBIF_OK;
+}
+
+static sbif_status check_node(sbif_model *m, size_t index, const sbif_json *item, size_t *next_id, sbif_error *error) {
+    node *n = &m->nodes[index];
+    const char *op_name = sbif_json_get(item, "op")->str;
+    const sbif_json *inputs = sbif_json_get(item, "inputs"), *outputs = sbif_json_get(item, "outputs"), *name;
+    char where[256];
+    operands in;
+    sbif_tensor whole, type;
+    sbif_status status;
+    size_t i;
+    snprintf(where, sizeof where, "%s: graph node %lu (%.64s)", m->path, (unsigned long)index, op_name);
+    if ((n->op = find_op(op_name)) == NULL) {
+        char source[200];
+        snprintf(source, sizeof source, "%s: graph node %lu", m->path, (unsigned long)index);
+        return unknown_op(source, op_name, error);
+    }
+    status = resolve_attrs(n->op->name, n->op->attrs, n->op->n_attrs, sbif_json_get(item, "attrs"), &n->attrs, error);
+    if (status != SBIF_OK) {
+        return add_context(error, "%s", where);
+    }
+    n->n_inputs = (uint32_t)inputs->length;
+    n->n_outputs = (uint32_t)outputs->length;
+    n->ids = *next_id;
+    if (n->op->arity < 0 ? inputs->length < 1 : inputs->length != (size_t)n->op->arity) {
+        char arity[16];
+        snprintf(arity, sizeof arity, "%d", n->op->arity);
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: takes %s inputs, got %lu", where,
+                    n->op->arity < 0 ? "one or more" : arity, (unsigned long)inputs->length);
+    }
+    if (n->op->outputs == 1 && outputs->length != 1) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: has 1 outputs, got %lu", where, (unsigned long)outputs->length);
+    }
+    for (i = 0, name = sbif_json_first(inputs); i < inputs->length; i++, name = sbif_json_next(name)) {
+        long id = map_find(&m->names, name->str);
+        if (id < 0) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: uses '%.80s' before it is defined (not an input, tensor or "
+                        "earlier output)", where, name->str);
+        }
+        m->ids[(*next_id)++] = (uint32_t)id;
+    }
+    memset(&in, 0, sizeof in);
+    in.count = inputs->length;
+    in.model = m;
+    in.ids = &m->ids[n->ids];
+    in.batch = -1;
+    if (n->op->infer(&in, &n->attrs, outputs->length, &whole, error) != SBIF_OK) return add_context(error, "%s", where);
+    for (i = 0, name = sbif_json_first(outputs); i < outputs->length; i++, name = sbif_json_next(name)) {
+        value_info *v;
+        output_type(n->op, &n->attrs, &whole, i, &type);
+        if (define_value(m, name->str, &type, where, "output", &v, error) != SBIF_OK) return error->status;
+        v->producer = (int32_t)index;
+        m->ids[(*next_id)++] = (uint32_t)(v - m->values);
+    }
+    m->n_nodes = index + 1;
+    return SBIF_OK;
+}
+
+static sbif_status check_outputs(sbif_model *m, sbif_error *error) {
+    const sbif_json *list = sbif_json_get(m->document, "outputs"), *item;
+    size_t i;
+    if (map_init(&m->output_names, list->length) != 0) return out_of_memory(error);
+    for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
+        const char *name = sbif_json_get(item, "name")->str;
+        const sbif_json *shape = sbif_json_get(item, "shape");
+        long id = map_find(&m->names, name);
+        sbif_tensor declared, computed;
+        char have[160], want[160];
+        int fits;
+        if (id < 0) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: output '%s' is never computed by the graph", m->path, name);
+        }
+        fits = shape->length <= SBIF_MAX_RANK && declared_type(sbif_json_get(item, "dtype"), shape, &declared) == 0;
+        value_type(m, (uint32_t)id, -1, &computed);
+        if (!fits || !same_type(&declared, &computed)) {
+            format_type(&computed, have, sizeof have);
+            if (fits) format_type(&declared, want, sizeof want);
+            else json_render(shape, want, sizeof want);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: output '%s' is declared %s but the graph computes %s", m->path,
+                        name, want, have);
+        }
+        m->outputs[i] = (uint32_t)id;
+        map_add(&m->output_names, name, (uint32_t)i);
+    }
+    m->n_outputs = list->length;
+    return SBIF_OK;
+}
+
+static sbif_status check_predict_name(const sbif_model *m, const sbif_json *name, sbif_error *error) {
+    if (name == NULL || name->kind != SBIF_JSON_STRING || map_find(&m->output_names, name->str) >= 0) return SBIF_OK;
+    return fail(error, SBIF_ERR_DOCUMENT, "%s: predict refers to '%s', which is not a declared output", m->path,
+                name->str);
+}
+
+/** The input named `name` if it is a graph input of `kind`, else NULL. */
+static const graph_input *input_named(const sbif_model *m, const char *name, const char *kind) {
+    long id = map_find(&m->names, name);
+    if (id < 0 || m->values[id].input < 0) return NULL;
+    return strcmp(m->inputs[m->values[id].input].kind, kind) == 0 ? &m->inputs[m->values[id].input] : NULL;
+}
+
+/** predict names declared outputs; state and mask inputs exist exactly when predict.recurrent names them. */
+static sbif_status check_predict(sbif_model *m, sbif_error *error) {
+    const sbif_json *predict = sbif_json_get(m->document, "predict");
+    const sbif_json *distribution = sbif_json_get(predict, "distribution");
+    const sbif_json *recurrent = sbif_json_get(predict, "recurrent"), *item;
+    const graph_input *state, *mask;
+    sbif_tensor state_type, mask_type, out_type;
+    size_t i;
+    long out;
+    if (check_predict_name(m, sbif_json_get(predict, "deterministic_action"), error) != SBIF_OK ||
+        check_predict_name(m, sbif_json_get(predict, "stochastic_action"), error) != SBIF_OK) {
+        return error->status;
+    }
+    if (distribution != NULL) {
+        const sbif_json *parameters = sbif_json_get(distribution, "parameters");
+        for (i = 0, item = sbif_json_first(parameters); i < parameters->length; i++, item = sbif_json_next(item)) {
+            if (check_predict_name(m, item + 1, error) != SBIF_OK) return error->status;
+        }
+    }
+    if (recurrent == NULL) {
+        for (i = 0; i < m->n_inputs; i++) {
+            if (strcmp(m->inputs[i].kind, "state") == 0 || strcmp(m->inputs[i].kind, "mask") == 0) {
+                return fail(error, SBIF_ERR_DOCUMENT, "%s: state/mask inputs without predict.recurrent", m->path);
+            }
+        }
+        return SBIF_OK;
+    }
+    state = input_named(m, sbif_json_get(recurrent, "state_input")->str, "state");
+    if (state != NULL) value_type(m, state->value, -1, &state_type);
+    if (state == NULL || state_type.dtype != SBIF_FLOAT32 || state_type.rank != 2) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: predict.recurrent.state_input must name a float32 [B, S] input "
+                    "of kind 'state'", m->path);
+    }
+    mask = input_named(m, sbif_json_get(recurrent, "mask_input")->str, "mask");
+    if (mask != NULL) value_type(m, mask->value, -1, &mask_type);
+    if (mask == NULL || mask_type.dtype != SBIF_FLOAT32 || mask_type.rank != 1 || mask_type.shape[0] != -1) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: predict.recurrent.mask_input must name a float32 [B] input of kind "
+                    "'mask'", m->path);
+    }
+    out = map_find(&m->output_names, sbif_json_get(recurrent, "state_output")->str);
+    if (out >= 0) value_type(m, m->outputs[out], -1, &out_type);
+    if (out < 0 || !same_type(&out_type, &state_type)) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: predict.recurrent.state_output must name a declared output "
+                    "shaped like the state input", m->path);
+    }
+    return SBIF_OK;
+}
+
+/** Sizes every table from the document, then checks tensors, inputs, the graph node by node, outputs, predict. */
+static sbif_status build_graph(sbif_model *m, sbif_error *error) {
+    const sbif_json *graph = sbif_json_get(m->document, "graph"), *item;
+    size_t n_values, n_ids = 0, next_id = 0, i;
+    n_values = sbif_json_get(m->document, "tensors")->length + sbif_json_get(m->document, "inputs")->length;
+    for (i = 0, item = sbif_json_first(graph); i < graph->length; i++, item = sbif_json_next(item)) {
+        n_values += sbif_json_get(item, "outputs")->length;
+        n_ids += sbif_json_get(item, "inputs")->length + sbif_json_get(item, "outputs")->length;
+    }
+    if (n_values >= UINT32_MAX || n_ids >= UINT32_MAX) {
+        return fail(error, SBIF_ERR_UNSUPPORTED, "%s: the graph has too many values for this runtime", m->path);
+    }
+    m->values = calloc(n_values + 1, sizeof *m->values);
+    m->ids = malloc((n_ids + 1) * sizeof *m->ids);
+    m->nodes = calloc(graph->length + 1, sizeof *m->nodes);
+    m->inputs = calloc(sbif_json_get(m->document, "inputs")->length, sizeof *m->inputs);
+    m->outputs = calloc(sbif_json_get(m->document, "outputs")->length, sizeof *m->outputs);
+    if (m->values == NULL || m->ids == NULL || m->nodes == NULL || m->inputs == NULL || m->outputs == NULL ||
+        map_init(&m->names, n_values) != 0) {
+        return out_of_memory(error);
+    }
+    if (check_tensors(m, error) != SBIF_OK || check_inputs(m, error) != SBIF_OK ||
+        check_observation(m, error) != SBIF_OK) {
+        return error->status;
+    }
+    for (i = 0, item = sbif_json_first(graph); i < graph->length; i++, item = sbif_json_next(item)) {
+        if (check_node(m, i, item, &next_id, error) != SBIF_OK) {
+            m->n_nodes = i + 1; /* its attributes are freed with the model */
+            return error->status;
+        }
+    }
+    if (check_outputs(m, error) != SBIF_OK) return error->status;
+    return check_predict(m, error);
+}
+
+/** The SBIF metadata, format_version (before anything else in the document) and the document's structure. */
+static sbif_status read_document(sbif_model *m, sbif_error *error) {
+    const sbif_json *format = sbif_json_get(m->file.metadata, "format");
+    const sbif_json *text = sbif_json_get(m->file.metadata, "sbif"), *version;
+    sbif_status status;
+    schema s;
+    int64_t number;
+    char rendered[64];
+    if (format == NULL || format->length != 4 || strcmp(format->str, "sbif") != 0 || text == NULL) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s is a safetensors file but not an SBIF file (no 'sbif' document "
+                    "in its metadata)", m->path);
+    }
+    status = sbif_json_parse(text->str, text->length, &m->document, error);
+    if (status == SBIF_ERR_MEMORY) return status;
+    if (status != SBIF_OK) {
+        error->status = SBIF_ERR_DOCUMENT;
+        return add_context(error, "%s: the SBIF document is not valid JSON", m->path);
+    }
+    if (m->document->kind != SBIF_JSON_OBJECT) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: the SBIF document must be a JSON object", m->path);
+    }
+    version = sbif_json_get(m->document, "format_version");
+    if (version == NULL) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: format_version must be an integer, got nothing", m->path);
+    }
+    json_render(version, rendered, sizeof rendered);
+    if (!sbif_json_is_integer(version)) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: format_version must be an integer, got %s", m->path, rendered);
+    }
+    if (sbif_json_int64(version, &number) != 0 || number != 1) {
+        return fail(error, SBIF_ERR_UNSUPPORTED, "%s: format version %s is not supported (this runtime reads "
+                    "version 1)", m->path, rendered);
+    }
+    s.source = m->path;
+    s.error = error;
+    return check_structure(&s, m->document);
+}
+
+sbif_status sbif_model_load(const char *path, sbif_model **model, sbif_error *error) {
+    sbif_error ignored;
+    sbif_model *m;
+    sbif_status status;
+    if (error == NULL) error = &ignored;
+    *model = NULL;
+    m = calloc(1, sizeof *m);
+    if (m == NULL || (m->path = malloc(strlen(path) + 1)) == NULL) {
+        free(m);
+        return out_of_memory(error);
+    }
+    strcpy(m->path, path);
+    status = container_open(&m->file, m->path, error);
+    if (status == SBIF_OK) status = read_document(m, error);
+    if (status == SBIF_OK) status = build_graph(m, error);
+    if (status == SBIF_OK) status = container_read_data(&m->file, error);
+    if (status != SBIF_OK) {
+        sbif_model_free(m);
+        return status;
+    }
+    *model = m;
+    return SBIF_OK;
+}
+
+/* ---- introspection ---- */
+
+static void describe_value(const sbif_model *m, uint32_t id, const char *kind, sbif_value_info *info) {
+    sbif_tensor type;
+    value_type(m, id, -1, &type);
+    info->name = m->values[id].name;
+    info->kind = kind;
+    info->dtype = type.dtype;
+    info->rank = type.rank;
+    memcpy(info->shape, type.shape, sizeof info->shape);
+}
+
+size_t sbif_model_input_count(const sbif_model *m) { return m->n_inputs; }
+size_t sbif_model_output_count(const sbif_model *m) { return m->n_outputs; }
+size_t sbif_model_node_count(const sbif_model *m) { return m->n_nodes; }
+size_t sbif_model_tensor_count(const sbif_model *m) { return m->file.count; }
+const sbif_json *sbif_model_document(const sbif_model *m) { return m->document; }
+
+int sbif_model_input(const sbif_model *m, size_t index, sbif_value_info *info) {
+    if (index >= m->n_inputs) return -1;
+    describe_value(m, m->inputs[index].value, m->inputs[index].kind, info);
+    return 0;
+}
+
+int sbif_model_output(const sbif_model *m, size_t index, sbif_value_info *info) {
+    if (index >= m->n_outputs) return -1;
+    describe_value(m, m->outputs[index], "output", info);
+    return 0;
+}
+
+/* ==== running a graph ============================================================================================= */
+
+/** Buffers of one run, per value id: borrowed (file tensors, feeds, views) or owned (computed). */
+typedef struct run_state {
+    void **data;
+    unsigned char *owned;
+    unsigned char *needed;
+    unsigned char *run_node;
+    size_t n_values;
+} run_state;
+
+static void run_state_free(run_state *r) {
+    size_t i;
+    for (i = 0; r->owned != NULL && i < r->n_values; i++) {
+        if (r->owned[i]) free(r->data[i]);
+    }
+    free(r->data);
+    free(r->owned);
+    free(r->needed);
+    free(r->run_node);
+}
+
+/** A caller's tensor must be well formed before its type is compared with anything. */
+static sbif_status check_given(const sbif_tensor *t, const char *name, sbif_error *error) {
+    int64_t count, bytes;
+    int i;
+    if ((unsigned)t->dtype >= SBIF_DTYPE_COUNT) return fail(error, SBIF_ERR_INPUT, "%s has an unknown dtype", name);
+    if (t->rank < 0 || t->rank > SBIF_MAX_RANK) return fail(error, SBIF_ERR_INPUT, "%s has rank %d", name, t->rank);
+    for (i = 0; i < t->rank; i++) {
+        if (t->shape[i] < 0) return fail(error, SBIF_ERR_INPUT, "%s has a negative dimension", name);
+    }
+    count = type_count(t);
+    if (count < 0 || checked_mul(count, (int64_t)sbif_dtype_size(t->dtype), &bytes) != 0 ||
+        bytes > SBIF_MAX_VALUE_BYTES) {
+        return fail(error, SBIF_ERR_INPUT, "%s is larger than this runtime's limit of %lld bytes for one value", name,
+                    (long long)SBIF_MAX_VALUE_BYTES);
+    }
+    if (count > 0 && t->data == NULL) return fail(error, SBIF_ERR_INPUT, "%s has no data", name);
+    return SBIF_OK;
+}
+
+/** Every fed input must have its declared dtype and shape, with one batch size across all inputs. */
+static sbif_status check_feed(const sbif_model *m, uint32_t id, const sbif_tensor *t, int64_t *batch,
+                              sbif_error *error) {
+    const char *name = m->values[id].name;
+    sbif_tensor declared;
+    char want[160], have[160], label[200];
+    int i, fits;
+    snprintf(label, sizeof label, "input '%.80s'", name);
+    if (check_given(t, label, error) != SBIF_OK) return error->status;
+    value_type(m, id, -1, &declared);
+    if (t->dtype != declared.dtype) {
+        return fail(error, SBIF_ERR_INPUT, "input '%s' must be %s, got %s", name, sbif_dtype_name(declared.dtype),
+                    sbif_dtype_name(t->dtype));
+    }
+    fits = t->rank == declared.rank;
+    for (i = 0; fits && i < t->rank; i++) fits = declared.shape[i] < 0 || declared.shape[i] == t->shape[i];
+    if (!fits) {
+        format_shape(&declared, want, sizeof want);
+        format_shape(t, have, sizeof have);
+        return fail(error, SBIF_ERR_INPUT, "input '%s' must have shape %s, got %s", name, want, have);
+    }
+    if (declared.rank > 0 && declared.shape[0] < 0) {
+        if (*batch >= 0 && t->shape[0] != *batch) {
+            return fail(error, SBIF_ERR_INPUT, "input '%s' has batch size %lld but another input has %lld", name,
+                        (long long)t->shape[0], (long long)*batch);
+        }
+        *batch = t->shape[0];
+    }
+    return SBIF_OK;
+}
+
+static sbif_status run_node(const sbif_model *m, size_t index, run_state *r, int64_t batch, sbif_error *error) {
+    const node *n = &m->nodes[index];
+    const uint32_t *outputs = &m->ids[n->ids + n->n_inputs];
+    void *single[1];
+    void **pointers = single;
+    operands in;
+    sbif_tensor out;
+    sbif_status status = SBIF_OK;
+    size_t k;
+    memset(&in, 0, sizeof in);
+    in.count = n->n_inputs;
+    in.model = m;
+    in.ids = &m->ids[n->ids];
+    in.data = r->data;
+    in.batch = batch;
+    if (n->op->view) {
+        r->data[outputs[0]] = r->data[in.ids[0]];
+        return SBIF_OK;
+    }
+    if (n->n_outputs > 1 && (pointers = malloc(n->n_outputs * sizeof *pointers)) == NULL) return out_of_memory(error);
+    for (k = 0; k < n->n_outputs && status == SBIF_OK; k++) {
+        value_type(m, outputs[k], batch, &out);
+        status = allocate_value(&out, m->values[outputs[k]].name, &r->data[outputs[k]], error);
+        r->owned[outputs[k]] = status == SBIF_OK;
+        pointers[k] = r->data[outputs[k]];
+    }
+    if (status == SBIF_OK) {
+        value_type(m, outputs[0], batch, &out);
+        out.data = pointers[0];
+        status = n->op->compute(&in, &n->attrs, &out, pointers, n->n_outputs, error);
+    }
+    if (pointers != single) free(pointers);
+    return status;
+}
+
+/** A comma-separated list of the declared outputs, for messages. */
+static void list_outputs(const sbif_model *m, char *out, size_t size) {
+    size_t i, used = 0;
+    out[0] = '\0';
+    for (i = 0; i < m->n_outputs && used < size; i++) {
+        used += (size_t)snprintf(out + used, size - used, "%s%.60s", i ? ", " : "", m->values[m->outputs[i]].name);
+    }
+}
+
+/** Mark the requested values, then walk the graph backwards: a node runs when one of its outputs is needed. */
+static sbif_status plan_run(const sbif_model *m, const char *const *outputs, size_t n_outputs, run_state *r,
+                            sbif_error *error) {
+    size_t i, k;
+    for (i = 0; i < n_outputs; i++) {
+        long id = outputs[i] != NULL ? map_find(&m->names, outputs[i]) : -1;
+        if (id < 0) {
+            char declared[600];
+            list_outputs(m, declared, sizeof declared);
+            return fail(error, SBIF_ERR_INPUT, "unknown output '%.80s'; this file computes %s",
+                        outputs[i] != NULL ? outputs[i] : "(null)", declared);
+        }
+        r->needed[id] = 1;
+    }
+    for (i = m->n_nodes; i-- > 0;) {
+        const node *n = &m->nodes[i];
+        const uint32_t *produced = &m->ids[n->ids + n->n_inputs];
+        for (k = 0; k < n->n_outputs && !r->run_node[i]; k++) r->run_node[i] = r->needed[produced[k]];
+        for (k = 0; r->run_node[i] && k < n->n_inputs; k++) r->needed[m->ids[n->ids + k]] = 1;
+    }
+    return SBIF_OK;
+}
+
+/** Bind the feeds of every needed graph input (others are ignored) and the file's tensors; find the batch size. */
+static sbif_status bind_inputs(const sbif_model *m, const sbif_named_tensor *feeds, size_t n_feeds, run_state *r,
+                               int64_t *batch, sbif_error *error) {
+    static unsigned char empty;
+    char missing[600];
+    size_t i, used = 0;
+    for (i = 0; i < n_feeds; i++) {
+        long id = feeds[i].name != NULL ? map_find(&m->names, feeds[i].name) : -1;
+        if (id < 0 || m->values[id].input < 0 || !r->needed[id]) continue;
+        if (r->data[id] != NULL) return fail(error, SBIF_ERR_INPUT, "input '%s' is fed twice", feeds[i].name);
+        if (check_feed(m, (uint32_t)id, &feeds[i].tensor, batch, error) != SBIF_OK) return error->status;
+        r->data[id] = feeds[i].tensor.data != NULL ? feeds[i].tensor.data : &empty;
+    }
+    missing[0] = '\0';
+    for (i = 0; i < m->n_inputs; i++) {
+        uint32_t id = m->inputs[i].value;
+        if (r->needed[id] && r->data[id] == NULL && used < sizeof missing) {
+            const char *name = m->values[id].name;
+            used += (size_t)snprintf(missing + used, sizeof missing - used, "%s%.80s", used ? ", " : "", name);
+        }
+    }
+    if (used > 0) return fail(error, SBIF_ERR_INPUT, "missing input(s): %s", missing);
+    for (i = 0; i < m->n_values; i++) {
+        if (m->values[i].tensor >= 0) r->data[i] = m->file.entries[m->values[i].tensor].data;
+    }
+    if (*batch < 0) *batch = 0;
+    return SBIF_OK;
+}
+
+sbif_status sbif_model_run(const sbif_model *m, const sbif_named_tensor *feeds, size_t n_feeds,
+                           const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error) {
+    sbif_error ignored;
+    run_state r;
+    sbif_status status;
+    int64_t batch = -1;
+    size_t i, done = 0;
+    if (error == NULL) error = &ignored;
+    memset(&r, 0, sizeof r);
+    r.n_values = m->n_values;
+    r.data = calloc(m->n_values + 1, sizeof *r.data);
+    r.owned = calloc(m->n_values + 1, 1);
+    r.needed = calloc(m->n_values + 1, 1);
+    r.run_node = calloc(m->n_nodes + 1, 1);
+    if (r.data == NULL || r.owned == NULL || r.needed == NULL || r.run_node == NULL) {
+        run_state_free(&r);
+        return out_of_memory(error);
+    }
+    status = plan_run(m, outputs, n_outputs, &r, error);
+    if (status == SBIF_OK) status = bind_inputs(m, feeds, n_feeds, &r, &batch, error);
+    for (i = 0; status == SBIF_OK && i < m->n_nodes; i++) {
+        if (r.run_node[i] && run_node(m, i, &r, batch, error) != SBIF_OK) {
+            status = add_context(error, "graph node %lu (%s)", (unsigned long)i, m->nodes[i].op->name);
+        }
+    }
+    for (done = 0; status == SBIF_OK && done < n_outputs; done++) {
+        uint32_t id = (uint32_t)map_find(&m->names, outputs[done]);
+        value_type(m, id, batch, &results[done]);
+        status = allocate_value(&results[done], outputs[done], &results[done].data, error);
+        if (status == SBIF_OK) {
+            size_t bytes = (size_t)type_count(&results[done]) * sbif_dtype_size(results[done].dtype);
+            memcpy(results[done].data, r.data[id], bytes);
+        }
+    }
+    if (status != SBIF_OK) {
+        for (i = 0; i + 1 < done; i++) sbif_tensor_release(&results[i]);
+    }
+    run_state_free(&r);
+    return status;
+}
+
+/* ==== single ops ================================================================================================== */
+
+sbif_status sbif_op_run(const char *name, const sbif_json *attrs, const sbif_tensor *inputs, size_t n_inputs,
+                        size_t n_outputs, sbif_tensor *results, sbif_error *error) {
+    static unsigned char empty;
+    sbif_error ignored;
+    const op_def *op;
+    op_attrs a;
+    operands in;
+    sbif_tensor whole, *given = NULL;
+    void **pointers = NULL;
+    sbif_status status = SBIF_OK;
+    size_t i, allocated = 0;
+    char label[64];
+    if (error == NULL) error = &ignored;
+    if ((op = find_op(name)) == NULL) return unknown_op("", name, error);
+    if (resolve_attrs(op->name, op->attrs, op->n_attrs, attrs, &a, error) != SBIF_OK) {
+        return error->status == SBIF_ERR_DOCUMENT ? (error->status = SBIF_ERR_INPUT) : error->status;
+    }
+    if (op->arity < 0 ? n_inputs < 1 : n_inputs != (size_t)op->arity) {
+        status = fail(error, SBIF_ERR_INPUT, "op %s takes %s%d inputs, got %lu", op->name,
+                      op->arity < 0 ? "at least " : "", op->arity < 0 ? 1 : op->arity, (unsigned long)n_inputs);
+    } else if (n_outputs < 1 || (op->outputs == 1 && n_outputs != 1)) {
+        status = fail(error, SBIF_ERR_INPUT, "op %s has %s1 output%s, %lu requested", op->name,
+                      op->outputs == 1 ? "" : "at least ", op->outputs == 1 ? "" : "s", (unsigned long)n_outputs);
+    } else if ((given = malloc((n_inputs + 1) * sizeof *given)) == NULL ||
+               (pointers = calloc(n_outputs, sizeof *pointers)) == NULL) {
+        status = out_of_memory(error);
+    }
+    for (i = 0; status == SBIF_OK && i < n_inputs; i++) {
+        snprintf(label, sizeof label, "input %lu", (unsigned long)i);
+        status = check_given(&inputs[i], label, error);
+        given[i] = inputs[i];
+        if (given[i].data == NULL) given[i].data = &empty; /* an empty tensor: never read, but never a null pointer */
+    }
+    if (status == SBIF_OK) {
+        memset(&in, 0, sizeof in);
+        in.count = n_inputs;
+        in.tensors = given;
+        in.batch = -1;
+        if ((status = op->infer(&in, &a, n_outputs, &whole, error)) == SBIF_ERR_DOCUMENT) {
+            status = error->status = SBIF_ERR_INPUT;
+        }
+    }
+    for (allocated = 0; status == SBIF_OK && allocated < n_outputs; allocated++) {
+        output_type(op, &a, &whole, allocated, &results[allocated]);
+        status = allocate_value(&results[allocated], op->name, &pointers[allocated], error);
+        results[allocated].data = pointers[allocated];
+    }
+    if (status == SBIF_OK) status = op->compute(&in, &a, &results[0], pointers, n_outputs, error);
+    if (status != SBIF_OK && pointers != NULL) {
+        for (i = 0; i < n_outputs; i++) {
+            free(pointers[i]);
+            if (i < allocated) results[i].data = NULL;
+        }
+    }
+    free(pointers);
+    free(given);
+    attrs_free(&a);
+    return status;
+}

@@ -1,0 +1,529 @@
+"""The C99 runtime (runtimes/c), built with make and held to the conformance suite: TensorFlow's op vectors, SB2's
+golden packs and the NumPy reference on every model family. Corrupt files and malformed requests go through the
+AddressSanitizer/UndefinedBehaviorSanitizer build: each is refused by name, the process exits cleanly, and neither
+the sanitizers nor LeakSanitizer report anything, with any allocation above 64 MiB counted as a failure."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+
+from conformance.checks import Config
+from conformance.golden import GoldenSource
+from conformance.models import EXAMPLES, ModelInfo, write_model
+from conformance.protocol import ProcessRuntime
+from conformance.runner import KnownFailures, OracleSource, run_suite
+from sbif.format.container import MAX_HEADER_BYTES
+from tests.factories import raw_bytes, rewrite_document, rewrite_header, write_sbif
+from tests.test_container import find_node, tensor_entry, two_tensors
+
+from .conftest import CHECK, GOLDEN, KNOWN_FAILURES, PROTOCOL_ASAN, ROOT
+
+ORACLE_CHECKS = ["deterministic", "sampling", "edge_observations", "recurrent_sequence"]
+#: under the sanitizers, a larger allocation is an error: refusals must come before any big allocation
+ALLOCATION_LIMIT_MB = 64
+CARTPOLE = os.path.join(GOLDEN, "demo_ppo2_cartpole.sbif")
+
+
+# -- the sanitized executable ---------------------------------------------------------------------------------------
+def sanitizer_env(log_dir):
+    return {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1:max_allocation_size_mb={}:log_path={}".format(
+                ALLOCATION_LIMIT_MB, os.path.join(log_dir, "asan")),
+            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:log_path={}".format(os.path.join(log_dir, "ubsan"))}
+
+
+def sanitizer_reports(log_dir):
+    """Everything the sanitizers wrote (their log files), or ''."""
+    texts = []
+    for name in sorted(os.listdir(log_dir)):
+        with open(os.path.join(log_dir, name), encoding="utf-8", errors="replace") as handle:
+            texts.append(handle.read())
+    return "\n".join(texts)
+
+
+def converse(lines, log_dir):
+    """Send request lines (str or bytes) to one sanitized process, then shutdown. Returns its answers, exit status and
+    sanitizer reports; every line it wrote must be a JSON answer."""
+    os.makedirs(log_dir, exist_ok=True)
+    payload = b"".join((line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n" for line in lines)
+    result = subprocess.run([PROTOCOL_ASAN], input=payload + b'{"type": "shutdown"}\n', stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, **sanitizer_env(log_dir)), timeout=300)
+    answers = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    reports = sanitizer_reports(log_dir) or result.stderr.decode("utf-8", "replace")
+    return answers, result.returncode, reports
+
+
+def answer_text(answer):
+    return answer.get("message") or answer.get("reason") or ""
+
+
+# -- the runtime against the suite ----------------------------------------------------------------------------------
+def test_hello_declares_every_op_and_its_features(c_runtime):
+    from sbif.ops import REGISTRY
+
+    assert c_runtime.hello["runtime"]["name"] == "sbif-c"
+    assert set(c_runtime.features) == {"run", "op", "recurrent", "sampling"}
+    assert c_runtime.ops == sorted(REGISTRY)
+
+
+def test_op_vectors_pass(c_runtime):
+    """Every case of spec/vectors (TensorFlow 1.15's and NumPy's answers), within each case's tolerance."""
+    report = run_suite([GoldenSource([GOLDEN])], c_runtime, checks=["op_vectors"])
+    assert report.ok, report.render()
+    (result,) = report.results
+    assert result.status == "pass" and "skipped" not in result.message, report.render()
+
+
+def test_golden_packs_pass(c_runtime):
+    """SB2's recorded answers; only predict_api (not claimed) and checks a pack did not record are skipped."""
+    report = run_suite([GoldenSource([GOLDEN])], c_runtime, known=KnownFailures.read(KNOWN_FAILURES))
+    assert report.ok, report.render()
+    skipped = {r.key: r.message for r in report.results if r.status == "skip"}
+    assert all("not recorded" in m or "'predict'" in m for m in skipped.values()), skipped
+    assert sum(r.status == "pass" for r in report.results) >= 35, report.render()
+
+
+def test_every_family_matches_the_numpy_reference(c_runtime, reference, example_models):
+    report = run_suite([OracleSource(sorted(example_models.values()), reference)], c_runtime, checks=ORACLE_CHECKS,
+                       config=Config())
+    assert report.ok, report.render()
+    passed = {}
+    for result in report.results:
+        assert result.status == "pass" or "not applicable" in result.message, report.render()
+        if result.status == "pass":
+            passed.setdefault(result.model.split("-")[0], set()).add(result.check)
+    assert set(passed) == set(example_models)
+    assert {"deterministic", "edge_observations"} <= passed["cnn"]
+    assert "sampling" in passed["dqn"]  # inverse_cdf_sample
+    assert "recurrent_sequence" in passed["lstm"] and "recurrent_sequence" in passed["cnn_lstm"]
+
+
+def test_fuzzing_against_the_reference_finds_nothing(c_runtime, reference):
+    """Hypothesis draws models of every family the C runtime can run, and single ops on random inputs."""
+    from conformance.generate import fuzz
+    from conformance.models import family_status
+
+    status = family_status()
+    families = [f for f in ("mlp", "cnn", "lstm", "dqn", "sac", "vecnormalize") if status.get(f) is None] + ["ops"]
+    result = fuzz(c_runtime, reference, families, ORACLE_CHECKS, max_examples=25, shrink=False)
+    assert not result.caught, result.failure
+
+
+def test_nature_cnn_runs_well_under_a_second(c_runtime, tmp_path):
+    spec = copy.deepcopy(EXAMPLES["cnn"])
+    spec["observation"]["shape"] = [84, 84, 4]
+    spec["action"] = {"kind": "discrete", "n": 18}
+    path = write_model(spec, str(tmp_path))
+    observation = ModelInfo(path).observations(1, np.random.default_rng(0))
+    assert c_runtime.run(path, {"obs": observation}, ["action"]).ok  # the first request also loads the file
+    answer = c_runtime.run(path, {"obs": observation}, ["action", "value"])
+    assert answer.ok and answer.seconds < 1.0, answer
+
+
+def test_a_file_rewritten_in_place_is_read_again(c_runtime, tmp_path):
+    path = str(tmp_path / "model.sbif")
+    shutil.copyfile(CARTPOLE, path)
+    assert c_runtime.run(path, {"obs": np.zeros((1, 4), np.float32)}, ["action"]).ok
+    shutil.copyfile(os.path.join(GOLDEN, "ppo2_mlp_box_discrete.sbif"), path)
+    answer = c_runtime.run(path, {"obs": np.zeros((2, 5), np.float32)}, ["action"])
+    assert answer.ok and answer.outputs["action"].shape == (2,), answer
+
+
+def test_sanitized_runtime_passes_op_vectors_a_golden_pack_and_two_families(c_build, tmp_path, reference,
+                                                                            example_models):
+    logs = str(tmp_path / "logs")
+    os.makedirs(logs)
+    runtime = ProcessRuntime([PROTOCOL_ASAN], cwd=ROOT, env=sanitizer_env(logs))
+    try:
+        golden = run_suite([GoldenSource([GOLDEN])], runtime, select=["op_vectors", "ppo2_lstm_box_discrete"],
+                           known=KnownFailures.read(KNOWN_FAILURES))
+        families = run_suite([OracleSource([example_models["cnn_lstm"], example_models["dqn"]], reference)], runtime,
+                             checks=ORACLE_CHECKS, config=Config(batches=[1, 5], envs=[2], steps=3))
+    finally:
+        runtime.close()
+    assert golden.ok, golden.render()
+    assert families.ok, families.render()
+    assert runtime.restarts == 0
+    assert sum(r.status == "pass" for r in golden.results) == 5, golden.render()
+    assert sanitizer_reports(logs) == ""
+
+
+# -- corrupt files ----------------------------------------------------------------------------------------------------
+def corrupt_files(directory, valid_bytes):
+    """(name, path, expected answer type, message fragment) for every defect of the container, its header and the
+    document that sbif/format checks (tests/test_container.py), plus the JSON this runtime refuses (duplicate keys,
+    NaN literals, lone surrogates, overlong UTF-8)."""
+    valid = os.path.join(directory, "valid.sbif")
+    with open(valid, "wb") as handle:
+        handle.write(valid_bytes)
+    cases = []
+
+    def target(name):
+        return os.path.join(directory, "{:03d}-{}.sbif".format(len(cases), name))
+
+    def raw(name, content, fragment, status="errored"):
+        path = target(name)
+        with open(path, "wb") as handle:
+            handle.write(content)
+        cases.append((name, path, status, fragment))
+
+    def header(name, edit, fragment):
+        cases.append((name, rewrite_header(valid, target(name), edit), "errored", fragment))
+
+    def document(name, edit, fragment, status="errored"):
+        cases.append((name, rewrite_document(valid, target(name), edit), status, fragment))
+
+    def entry(field, value):
+        def edit(head, data):
+            head["model/pi/b:0"][field] = value
+        return edit
+
+    def setting(keys, value):
+        def edit(doc):
+            for key in keys[:-1]:
+                doc = doc[key]
+            doc[keys[-1]] = value
+        return edit
+
+    def node(role, key, value):
+        def edit(doc):
+            find_node(doc, role)[key] = value(find_node(doc, role)[key]) if callable(value) else value
+        return edit
+
+    # the length prefix and the header's bytes
+    raw("empty", b"", "truncated file (0 bytes")
+    raw("one-byte", b"\x02", "truncated file (1 bytes")
+    raw("seven-bytes", b"\x02" * 7, "truncated file (7 bytes")
+    raw("header-past-the-end", struct.pack("<Q", len(valid_bytes)) + valid_bytes[8:],
+        "header says {} bytes but only {} follow".format(len(valid_bytes), len(valid_bytes) - 8))
+    for length in (MAX_HEADER_BYTES + 1, 2 ** 63, 2 ** 64 - 1):
+        raw("header-over-the-cap", struct.pack("<Q", length) + b"{}", "exceeds the 104857600 byte limit")
+    sparse = target("sparse-over-the-cap")
+    with open(sparse, "wb") as handle:  # the file really is that long: only the cap stops the reader
+        handle.write(struct.pack("<Q", MAX_HEADER_BYTES + 8) + b"{")
+        handle.truncate(8 + MAX_HEADER_BYTES + 16)
+    cases.append(("sparse-over-the-cap", sparse, "errored", "exceeds the 104857600 byte limit"))
+    for name, text in [("bad-utf8-start", b"\xff\xfe{}"), ("bad-utf8-inside", b'{"a": \xc3}'),
+                       ("overlong-utf8", b'{"\xc0\xaf": 1}'), ("encoded-surrogate", b'{"\xed\xa0\x80": 1}'),
+                       ("byte-order-mark", b"\xef\xbb\xbf{}"), ("not-json", b"{not json"), ("empty-header", b""),
+                       ("extra-data", b"{}}"), ("deep", b"[" * 100000 + b"]" * 100000), ("nan", b'{"a": NaN}'),
+                       ("infinity", b'{"a": [Infinity]}'), ("lone-surrogate", b'{"\\ud800": 1}'),
+                       ("control-character", b'{"a\x01": 1}'), ("trailing-comma", b'{"a": 1,}'),
+                       ("leading-zero", b'{"a": 01}'), ("unterminated", b'{"a": "b')]:
+        raw(name, raw_bytes(None, header_bytes=text), "header is not valid JSON")
+    twice = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    raw("duplicate-tensor", raw_bytes(None, header_bytes=twice) + b"\0" * 4, "duplicate key \"a\"")
+    for value in ([], [1, 2], "sbif", 3, None):
+        raw("header-not-an-object", raw_bytes(value), "header must be a JSON object")
+    for metadata in ({"format": 1}, {"sbif": None}, ["format", "sbif"], "sbif", {"a": {"b": "c"}}):
+        raw("metadata-not-strings", raw_bytes({"__metadata__": metadata}), "__metadata__ must map strings to strings")
+    # header entries
+    for dtype in ("BF16", "F8_E4M3", "float32", "", 4, None):
+        header("unknown-dtype", entry("dtype", dtype), "'model/pi/b:0' has unknown dtype")
+    for shape in ([-2], [2.0], ["2"], [True, 2], [None], 2, "2", {"0": 2}):
+        header("invalid-shape", entry("shape", shape), "'model/pi/b:0' has an invalid shape")
+    for offsets in ([8, 0], [0], [0, 8, 16], [-8, 0], [0.0, 8.0], None, "0:8"):
+        header("invalid-offsets", entry("data_offsets", offsets), "'model/pi/b:0' has invalid data_offsets")
+
+    def drop(field):
+        def edit(head, data):
+            del head["model/pi/b:0"][field]
+        return edit
+
+    header("missing-dtype", drop("dtype"), "needs exactly the keys dtype, shape, data_offsets")
+    header("missing-offsets", drop("data_offsets"), "needs exactly the keys dtype, shape, data_offsets")
+    header("extra-key", entry("stride", [1]), "needs exactly the keys dtype, shape, data_offsets")
+    header("entry-not-an-object", lambda head, data: head.update({"model/pi/b:0": ["F32", [2], [0, 8]]}),
+           "needs exactly the keys dtype, shape, data_offsets")
+    header("span", entry("shape", [3]), "needs 12 bytes but data_offsets span 8")
+    header("dtype-span", entry("dtype", "F64"), "needs 16 bytes but data_offsets span 8")
+    for shape in ([2 ** 40, 2 ** 40], [2 ** 64] * 3, [2 ** 31] * 8):
+        raw("shape-bomb", raw_bytes({"bomb": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}}, b"\0" * 4),
+            "data_offsets span 4")
+    for shape in ([0, 2 ** 62], [0, 2 ** 63], [2 ** 70, 0], [1] * 70, [0] + [1] * 70):
+        nbytes = 0 if 0 in shape else 4
+        raw("unrepresentable-shape", raw_bytes({"odd": {"dtype": "F32", "shape": shape, "data_offsets": [0, nbytes]}},
+                                               b"\0" * nbytes), "which this runtime cannot represent")
+    # the layout of the data buffer
+    raw("overlap", raw_bytes(*two_tensors((0, 8), (4, 12), 12)), "tensor 'b' at byte 4 overlaps the previous tensor")
+    raw("gap", raw_bytes(*two_tensors((0, 8), (12, 20), 20)), "tensor 'b' at byte 12 leaves a gap before it")
+    raw("gap-first", raw_bytes(*two_tensors((4, 12), (12, 20), 20)), "tensor 'a' at byte 4 leaves a gap before it")
+
+    def same_offsets(head, data):
+        by_offset = sorted((e["data_offsets"], name) for name, e in head.items() if name != "__metadata__")
+        (previous, _), (_, last) = by_offset[-2:]
+        head[last]["data_offsets"] = list(previous)
+        return data[:previous[1]]
+
+    header("same-offsets", same_offsets, "overlaps the previous tensor")
+    raw("trailing-byte", valid_bytes + b"\0", "1 trailing bytes after the last tensor")
+    raw("trailing-page", valid_bytes + b"\0" * 4096, "4096 trailing bytes after the last tensor")
+    raw("trailing-without-tensors", raw_bytes({}, b"xyz"), "3 trailing bytes")
+    for cut in (1, 3, 8):
+        raw("truncated-data", valid_bytes[:-cut], "truncated file: tensor")
+    header("data-missing", lambda head, data: b"", "truncated file: tensor")
+    header("uint32-tensor", lambda head, data: (head.update(
+        {"sbif/extra": {"dtype": "U32", "shape": [1], "data_offsets": [len(data), len(data) + 4]}}) or data + b"abcd"),
+        "does not list: sbif/extra")
+    # the SBIF metadata and the document's JSON
+    raw("no-metadata", raw_bytes({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4),
+        "not an SBIF file")
+    for metadata in ({}, {"format": "pt"}, {"format": "sbif"}, {"sbif": "{}"}, {"format": "SBIF", "sbif": "{}"}):
+        raw("not-sbif", raw_bytes({"__metadata__": metadata}), "not an SBIF file")
+    for text in ("{oops", "", '{"format": "sbif",}', "[" * 100000, '{"a": NaN}'):
+        document("document-not-json", lambda doc, text=text: text, "SBIF document is not valid JSON")
+    document("document-duplicate-key", lambda doc: json.dumps(doc)[:-1] + ', "format": "sbif"}', "duplicate key")
+    for text in ("[]", "1", '"sbif"', "null"):
+        document("document-not-an-object", lambda doc, text=text: text, "SBIF document must be a JSON object")
+    for version in (2, 0, 99):
+        document("future-version", lambda doc, v=version: doc.update(format_version=v, something_new={}),
+                 "format version {} is not supported".format(version), status="skipped")
+    for version in ("1", 1.0, True, None, [1]):
+        document("version-not-an-integer", setting(["format_version"], version), "format_version must be an integer")
+    document("version-missing", lambda doc: doc.pop("format_version") and None, "format_version must be an integer")
+    # the structure of the document
+    for key in ("predict", "graph", "provenance", "observation_space", "format"):
+        document("missing-" + key, lambda doc, key=key: doc.pop(key) and None, "'{}' is a required property".format(key))
+    document("extra-key", setting(["comment"], "hello"), "'comment' was unexpected")
+    document("extra-nested-key", lambda doc: doc["tensors"][2].update(layout="row-major"), "schema violation at tensors/2")
+    for keys, value, where in [(["provenance", "source", "sha256"], "XYZ", "provenance/source/sha256"),
+                               (["provenance", "algorithm"], "PPO3", "provenance/algorithm"),
+                               (["predict", "deterministic_default"], "yes", "predict/deterministic_default"),
+                               (["inputs", 0, "kind"], "camera", "inputs/0/kind"),
+                               (["tensors", 0, "dtype"], "complex64", "tensors/0/dtype"),
+                               (["graph", 0, "op"], "Linear", "graph/0/op"), (["format"], "sbif2", "format"),
+                               (["inputs", 0, "name"], "", "inputs/0/name"),
+                               (["inputs", 0, "shape"], [None, -2, 3], "inputs/0/shape/1")]:
+        document("schema-" + where.replace("/", "-"), setting(keys, value), "schema violation at " + where)
+    # the document against the container
+    document("unknown-op", node("pi_head", "op", "fft2d"), "unknown op 'fft2d'", status="skipped")
+    document("tensor-missing", lambda doc: doc["tensors"].append(
+        {"name": "sbif/ghost", "dtype": "float32", "shape": [3], "origin": "constant"}),
+        "tensor 'sbif/ghost' is listed in the document but missing from the file")
+    document("stray-tensor", lambda doc: doc.update(tensors=[t for t in doc["tensors"] if t["name"] != "model/q/w:0"]),
+             "the file holds tensors the document does not list: model/q/w:0")
+    document("tensor-dtype", lambda doc: tensor_entry(doc, "model/pi/w:0").update(dtype="float64"),
+             "tensor 'model/pi/w:0' is declared float64 but stored as float32")
+    document("tensor-shape", lambda doc: tensor_entry(doc, "model/pi/w:0").update(shape=[2, 4]),
+             "tensor 'model/pi/w:0' is declared with shape [2, 4] but stored with shape [4, 2]")
+    document("tensor-twice", lambda doc: doc["tensors"].append(dict(doc["tensors"][0])), "is already defined")
+    # the graph
+    document("used-before-defined", lambda doc: doc["graph"].append(doc["graph"].pop(0)), "before it is defined")
+    document("never-defined", node("pi_head", "inputs", lambda inputs: ["model/pi_fc9/act"] + inputs[1:]),
+             "uses 'model/pi_fc9/act' before it is defined")
+    document("duplicate-value", lambda doc: find_node(doc, "pi_head").update(outputs=doc["graph"][0]["outputs"][:1]),
+             "is already defined")
+    document("output-shadows-tensor", node("pi_head", "outputs", ["model/pi/w:0"]),
+             "output name 'model/pi/w:0' is already defined")
+    document("input-shadows-tensor", lambda doc: doc["inputs"][1].update(name="model/pi/b:0"),
+             "input name 'model/pi/b:0' is already defined")
+    document("output-never-computed", lambda doc: doc["outputs"].append(
+        {"name": "advantage", "dtype": "float32", "shape": [None]}), "output 'advantage' is never computed by the graph")
+    document("output-wrong-type", lambda doc: next(o for o in doc["outputs"] if o["name"] == "action").update(
+        shape=[None, 3]), "output 'action' is declared float32[B,3] but the graph computes float32[B,2]")
+    document("predict-unknown-output", setting(["predict", "deterministic_action"], "std_undeclared"),
+             "predict refers to 'std_undeclared', which is not a declared output")
+    document("linear-two-inputs", node("pi_head", "inputs", lambda inputs: inputs[:2]), "(linear): takes 3 inputs, got 2")
+    document("exp-no-inputs", node("exp", "inputs", []), "(exp): takes 1 inputs, got 0")
+    document("constant-with-input", node("constant", "inputs", ["obs"]), "(constant): takes 0 inputs, got 1")
+    document("exp-two-outputs", node("exp", "outputs", lambda outputs: outputs + ["another"]), "(exp): has 1 outputs, got 2")
+    for attrs, fragment in [({"axis": "1"}, "attribute 'axis' of op squeeze has the wrong type (\"1\")"),
+                            ({"axis": 1.0}, "attribute 'axis' of op squeeze has the wrong type (1.0)"),
+                            ({"axis": True}, "attribute 'axis' of op squeeze has the wrong type (true)"),
+                            ({}, "op squeeze needs attribute 'axis'"),
+                            ({"axis": 1, "keepdims": True}, "op squeeze has no attribute keepdims"),
+                            ({"axis": 5}, "axis 5 is out of range for rank 2"),
+                            ({"axis": 2 ** 70}, "axis 1180591620717411303424 is out of range for rank 2"),
+                            ({"axis": 0}, "squeeze axis 0 of float32[B,1] does not have size 1")]:
+        document("squeeze-attrs", node("squeeze", "attrs", attrs), fragment)
+    document("cast-to", node("obs_cast", "attrs", {"to": "complex64"}), "cast to unknown dtype 'complex64'")
+    document("constant-value", node("constant", "attrs", {"value": "0", "dtype": "float32"}),
+             "attribute 'value' of op constant has the wrong type")
+    document("constant-dtype", node("constant", "attrs", {"value": 0.0, "dtype": "half"}), "constant of unknown dtype 'half'")
+    document("constant-range", node("constant", "attrs", {"value": 300, "dtype": "uint8"}),
+             "constant value 300 is out of range for uint8")
+    document("ill-typed", node("pi_head", "inputs", lambda inputs: [inputs[0], "model/q/w:0", inputs[2]]),
+             "(linear): linear shapes do not chain")
+    # inputs and the observation space
+    document("observation-dtype", lambda doc: doc["inputs"][0].update(dtype="float64"),
+             "observation input is float64[B,2,3] but a box observation space needs float32[B,2,3]")
+    document("bound-length", setting(["observation_space", "low"], [0.0] * 5),
+             "a Box bound has 5 values for a space of 6 elements")
+    for bound in (10 ** 400, [0, 1, 2, 3, 4, -10 ** 400]):
+        document("bound-too-large", setting(["observation_space", "high"], bound), "too large for a float")
+
+    def space_bomb(doc):
+        doc["observation_space"].update(shape=[2 ** 20, 2 ** 20], low=-1.5, high="inf")
+        doc["inputs"][0]["shape"] = [None, 2 ** 20, 2 ** 20]
+
+    document("space-shape-bomb", space_bomb, "linear shapes do not chain")
+    for dim in (2 ** 63, 2 ** 64, 10 ** 30):
+        document("dimension-too-large", lambda doc, dim=dim: (doc["observation_space"].update(shape=[2, dim]),
+                                                              doc["inputs"][0].update(shape=[None, 2, dim])) and None,
+                 "input 'obs' has shape")
+    document("noise-without-distribution", lambda doc: doc["inputs"][1].pop("distribution") and None,
+             "noise input 'noise_normal' must be float32 with a distribution")
+    document("no-observation", lambda doc: doc["inputs"][0].update(kind="noise", distribution="normal"),
+             "no observation input named 'obs'")
+    discrete = write_sbif(os.path.join(directory, "discrete.sbif"), "discrete", "discrete", "none")
+    cases.append(("one-hot-depth", rewrite_document(discrete, target("one-hot-depth"), lambda doc: find_node(
+        doc, "one_hot")["attrs"].update(depth=2 ** 64)), "errored", "(one_hot): a dimension exceeds"))
+    return cases
+
+
+def test_corrupt_files_are_refused_by_name_under_sanitizers(c_build, tmp_path, valid_bytes):
+    """Each file is answered `errored` (`skipped` for a newer format version or an unknown op, as the protocol
+    says) with a message naming the defect; the sanitizers report nothing and no allocation exceeds 64 MiB."""
+    cases = corrupt_files(str(tmp_path), valid_bytes)
+    requests = [json.dumps({"id": i, "type": "run", "model": path, "inputs": {}, "outputs": ["action"]})
+                for i, (_, path, _, _) in enumerate(cases)]
+    answers, code, reports = converse(requests, str(tmp_path / "logs"))
+    assert code == 0 and reports == "", reports
+    assert answers[-1] == {"type": "bye"} and len(answers) == len(cases) + 1
+    wrong = ["{} ({}): expected {} with {!r}, got {}".format(i, name, status, fragment, answers[i])
+             for i, (name, _, status, fragment) in enumerate(cases)
+             if answers[i].get("id") != i or answers[i]["type"] != status or fragment not in answer_text(answers[i])]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_sbif_check_prints_one_line_per_file(c_build, tmp_path, valid_bytes):
+    cases = corrupt_files(str(tmp_path), valid_bytes)
+    bad = subprocess.run([CHECK] + [path for _, path, _, _ in cases], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    lines = bad.stderr.splitlines()
+    assert bad.returncode == 1 and bad.stdout == "" and len(lines) == len(cases)
+    assert all(line.startswith(path + ": ") for line, (_, path, _, _) in zip(lines, cases))
+    good = subprocess.run([CHECK, CARTPOLE], stdout=subprocess.PIPE, universal_newlines=True)
+    assert good.returncode == 0 and good.stdout.startswith(CARTPOLE + ": ok (14 tensors, 2 inputs, 19 nodes")
+
+
+def test_random_corruptions_are_answered_under_sanitizers(c_build, tmp_path, valid_bytes):
+    """Bytes flipped anywhere in a valid file (the header's JSON, the document, the weights): every request gets an
+    answer, and the sanitizers report nothing."""
+    rng = random.Random(8)
+    requests = []
+    observation = {"dtype": "float32", "shape": [2, 2, 3], "data": [0.5, -1.0, 2.0, 0.0, 1.5, -0.25] * 2}
+    for index in range(300):
+        data = bytearray(valid_bytes)
+        for _ in range(rng.choice([1, 2, 3, 8])):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path = str(tmp_path / "mutant{}.sbif".format(index))
+        with open(path, "wb") as handle:
+            handle.write(bytes(data))
+        requests.append(json.dumps({"id": index, "type": "run", "model": path, "inputs": {"obs": observation},
+                                    "outputs": ["action", "value"]}))
+    answers, code, reports = converse(requests, str(tmp_path / "logs"))
+    assert code == 0 and reports == "", reports
+    assert [a.get("id") for a in answers[:-1]] == list(range(300)) and answers[-1] == {"type": "bye"}
+    assert {a["type"] for a in answers[:-1]} == {"result", "errored"}
+
+
+# -- malformed requests --------------------------------------------------------------------------------------------
+def tensor(data, shape, dtype="float32"):
+    return {"dtype": dtype, "shape": shape, "data": data}
+
+
+def run_request(inputs, outputs=("action",), model=CARTPOLE):
+    return {"type": "run", "model": model, "inputs": inputs, "outputs": list(outputs)}
+
+
+def op_request(op, inputs, attrs=None, n_outputs=1):
+    return {"type": "op", "op": op, "attrs": attrs or {}, "inputs": inputs, "n_outputs": n_outputs}
+
+
+OBS = {"obs": tensor([0.1, 0.2, 0.3, 0.4], [1, 4])}
+#: (request, answer type, message fragment); requests that are not dicts are sent as they are
+MALFORMED = [
+    ("not json", "errored", "malformed request"),
+    (b"\xff\xfe", "errored", "malformed request: invalid UTF-8"),
+    ("[1, 2]", "errored", "a message is a JSON object"),
+    ("[" * 10000, "errored", "malformed request: JSON nested too deeply"),
+    ({"type": "fly"}, "errored", "unknown request type"),
+    ({"type": "predict", "model": CARTPOLE, "method": "predict"}, "skipped", "does not implement predict requests"),
+    ({"type": "run", "inputs": {}, "outputs": []}, "errored", "run requests name the model file"),
+    (run_request([], ["action"]), "errored", "'inputs', an object of tensors"),
+    (dict(run_request(OBS), outputs="action"), "errored", "wanted output names in 'outputs'"),
+    (run_request(OBS, model="/nowhere/model.sbif"), "errored", "cannot open /nowhere/model.sbif"),
+    (run_request(OBS, model=GOLDEN), "errored", "cannot"),
+    (run_request(OBS, ["nothing"]), "errored", "unknown output 'nothing'; this file computes value, action, action_sample"),
+    (run_request(OBS, ["action", "action"]), "errored", "output 'action' is requested twice"),
+    (run_request({}), "errored", "missing input(s): obs"),
+    (run_request({"obs": tensor([0.1, 0.2, 0.3, 0.4], [1, 4], "float64")}), "errored",
+     "input 'obs' must be float32, got float64"),
+    (run_request({"obs": tensor([0.1, 0.2, 0.3], [1, 3])}), "errored", "input 'obs' must have shape [B,4], got [1,3]"),
+    (run_request({"obs": tensor([0.0] * 8, [2, 4]), "noise_uniform": tensor([0.5] * 6, [3, 2])}, ["action_sample"]),
+     "errored", "has batch size 3 but another input has 2"),
+    (run_request({"obs": tensor([0.1, 0.2, 0.3], [1, 4])}), "errored", "the shape needs 4 elements, got 3"),
+    (run_request({"obs": tensor([], [2 ** 40, 2 ** 40])}), "errored", "the shape needs more than"),
+    (run_request({"obs": tensor([], [2 ** 62, 0])}), "errored", "input 'obs' must have shape [B,4], got"),
+    (run_request({"obs": tensor([], [-1, 4])}), "errored", "non-negative integers"),
+    (run_request({"obs": tensor([1.0] * 4, [1, 4], "complex64")}), "errored", "unknown dtype"),
+    (run_request({"obs": dict(tensor([1.0] * 4, [1, 4]), order="C")}), "errored", "exactly dtype, shape and data"),
+    (run_request({"obs\u0000": tensor([0.0] * 4, [1, 4])}), "errored", "input names may not contain U+0000"),
+    (run_request({"obs": tensor(["NaN", 0.0, 0.0, 0.0], [1, 4])}), "errored", "element 0 is not a float"),
+    (run_request({"obs": tensor([True, 0.0, 0.0, 0.0], [1, 4])}), "errored", "element 0 is not a float"),
+    (op_request("argmax", [tensor([2 ** 31], [1], "int32")]), "errored", "element 0 is not a int32 value"),
+    (op_request("argmax", [tensor([1.5], [1], "int64")]), "errored", "element 0 is not a int64 value"),
+    (op_request("argmax", [tensor([1], [1], "bool")]), "errored", "bool tensors hold true/false"),
+    (op_request("fft", []), "skipped", "unknown op 'fft': this runtime implements add, argmax"),
+    ({"type": "op", "inputs": []}, "errored", "op requests need 'op'"),
+    (op_request("add", [tensor([1.0], [1])]), "errored", "op add takes 2 inputs, got 1"),
+    (op_request("concat", [], {"axis": 0}), "errored", "op concat takes at least 1 inputs, got 0"),
+    (op_request("squeeze", [tensor([1.0], [1])]), "errored", "op squeeze needs attribute 'axis'"),
+    (dict(op_request("neg", [tensor([1.0], [1])]), attrs=[1]), "errored", "attrs must be an object"),
+    (op_request("neg", [tensor([1.0], [1])], n_outputs=0), "errored", "n_outputs must be an integer"),
+    (op_request("neg", [tensor([1.0], [1])], n_outputs=2), "errored", "op neg has 1 output, 2 requested"),
+    (op_request("add", [tensor([1.0, 2.0], [2]), tensor([1.0, 2.0, 3.0], [3])]), "errored",
+     "shapes [2] and [3] do not broadcast"),
+    (op_request("add", [tensor([True], [1], "bool"), tensor([True], [1], "bool")]), "errored",
+     "arithmetic on bool operands is not defined"),
+    (op_request("add", [tensor([1.0], [1]), tensor([1], [1], "int32")]), "errored", "operands have different dtypes"),
+    (op_request("split", [tensor([1.0] * 4, [1, 4])], {"sizes": [1, 2], "axis": 1}, 2), "errored",
+     "split sizes [1, 2] do not add up to dimension 1 of float32[1,4]"),
+    (op_request("split", [tensor([1.0] * 4, [1, 4])], {"sizes": [2, 2], "axis": 1}, 3), "errored",
+     "must be positive and one per output (3)"),
+    (op_request("reshape", [tensor([1.0] * 4, [4])], {"shape": [2 ** 40, 2 ** 40]}), "errored",
+     "cannot reshape float32[4] to [1099511627776, 1099511627776]"),
+    (op_request("one_hot", [tensor([1] * 1000, [1000], "int32")], {"depth": 2 ** 40}), "errored",
+     "this runtime's limit for one value"),
+    (op_request("one_hot", [tensor([1], [1], "float32")], {"depth": 3}), "errored", "input has dtype float32"),
+    (op_request("conv2d", [tensor([1.0] * 4, [1, 2, 2, 1]), tensor([1.0], [1, 1, 1, 1]), tensor([0.0], [1])],
+                {"strides": [0, 1], "padding": "VALID"}), "errored", "strides must be two positive integers, got [0, 1]"),
+    (op_request("conv2d", [tensor([1.0] * 4, [1, 2, 2, 1]), tensor([1.0], [1, 1, 1, 1]), tensor([0.0], [1])],
+                {"strides": [1, 1], "padding": "FULL"}), "errored", "padding must be VALID or SAME, got 'FULL'"),
+    (op_request("conv2d", [tensor([1.0] * 4, [1, 2, 2, 1]), tensor([1.0] * 9, [3, 3, 1, 1]), tensor([0.0], [1])],
+                {"strides": [1, 1], "padding": "VALID"}), "errored", "is smaller than the kernel"),
+    (op_request("argmax", [tensor([], [2, 0])]), "errored", "argmax needs a last axis of at least one element"),
+    (op_request("stack", [tensor([1.0], [1]), tensor([1.0, 2.0], [2])], {"axis": 0}), "errored",
+     "stack inputs must share dtype and shape"),
+    (op_request("cast", [tensor([1.0], [1])], {"to": "complex64"}), "errored", "cast to unknown dtype 'complex64'"),
+    (op_request("constant", [], {"value": 300, "dtype": "uint8"}), "errored", "constant value 300 is out of range"),
+    (op_request("inverse_cdf_sample", [tensor([0.5, 0.5], [1, 2]), tensor([0.5, 0.5], [1, 2])]), "errored",
+     "needs u of shape p.shape[:-1] + (1,)"),
+    (op_request("matmul", [tensor([1.0] * 2, [1, 2]), tensor([1.0] * 3, [3, 1])]), "errored", "matmul needs x [B, K]"),
+    (op_request("layer_norm", [tensor([1.0] * 2, [1, 2]), tensor([1.0], [1]), tensor([0.0], [1])], {"epsilon": 1}),
+     "errored", "attribute 'epsilon' of op layer_norm has the wrong type (1)"),
+]
+
+
+def test_malformed_requests_are_answered_by_name_under_sanitizers(c_build, tmp_path):
+    lines = [item if isinstance(item, (str, bytes)) else json.dumps(dict(item, id=i))
+             for i, (item, _, _) in enumerate(MALFORMED)]
+    lines.insert(3, "   ")  # a blank line is not a request: no answer
+    lines.append(json.dumps(dict(run_request(OBS), id="last")))
+    answers, code, reports = converse(lines, str(tmp_path / "logs"))
+    assert code == 0 and reports == "", reports
+    assert len(answers) == len(MALFORMED) + 2 and answers[-1] == {"type": "bye"}
+    wrong = ["{}: expected {} with {!r}, got {}".format(str(item)[:80], status, fragment, answer)
+             for (item, status, fragment), answer in zip(MALFORMED, answers)
+             if answer["type"] != status or fragment not in answer_text(answer)]
+    assert not wrong, "\n".join(wrong)
+    assert all(answer["id"] == (i if isinstance(item, dict) else None)
+               for i, ((item, _, _), answer) in enumerate(zip(MALFORMED, answers)))
+    assert answers[-2]["id"] == "last" and answers[-2]["type"] == "result"
