@@ -259,6 +259,14 @@ def plan_predict(info: ModelInfo, rng: np.random.Generator, config: Config) -> P
         yield Probe(request("predict", space_obs, deterministic=None, noise=noise), pick(*action_names),
                     "predict, batch, the algorithm's default (deterministic={})".format(
                         info.predict["deterministic_default"]))
+    if info.observation_dict is not None:  # HER: the dict, split along the last axis in the file's key order
+        keys = info.observation_dict["keys"]
+        sizes = [int(np.prod(info.observation_dict["spaces"][key]["shape"])) for key in keys]
+        parts = dict(zip(keys, np.split(space_obs, np.cumsum(sizes)[:-1], axis=-1)))
+        yield Probe(request("predict", parts, deterministic=True), pick(*action_names),
+                    "predict, dict observation, batch")
+        yield Probe(request("predict", {key: part[0] for key, part in parts.items()}, single=True,
+                            deterministic=True), pick(*action_names), "predict, dict observation, one")
     if np.dtype(info.inputs["obs"]["dtype"]).kind in "iu":
         as_float = space_obs.astype(np.float64) + np.where(space_obs >= 0, 0.6, -0.6)
         yield Probe(request("predict", as_float, deterministic=True), pick(*action_names),

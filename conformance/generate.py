@@ -47,6 +47,7 @@ FAMILY_CHECKS = {
     "td3": ("deterministic", "edge_observations", "predict_api"),
     "ddpg": ("deterministic", "edge_observations", "predict_api"),
     "vecnormalize": ("deterministic", "sampling", "edge_observations", "predict_api"),
+    "her": ("deterministic", "sampling", "predict_api"),
     OPS: ("op_vectors",),
 }
 
@@ -141,8 +142,12 @@ def net_archs(draw: Any) -> List[Any]:
 
 
 def common(draw: Any, spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Seed and weight scale. Nature-CNN towers with weights at 3x their fan-in scale reach logits of ~250, whose
+    float32 sums depend on summation order by more than the tolerance (the reference itself is ~1e-4 from float64
+    there), so they draw from the well-conditioned scales only."""
     spec["seed"] = draw(st.integers(0, 2 ** 16))
-    spec["scale"] = draw(st.sampled_from([1.0, 0.1, 3.0, 0.01]))
+    scales = [1.0, 0.1, 0.01] if spec["family"] in ("cnn", "cnn_lstm") else [1.0, 0.1, 3.0, 0.01]
+    spec["scale"] = draw(st.sampled_from(scales))
     return spec
 
 
@@ -214,6 +219,16 @@ def model_specs(draw: Any, family: str, observation_kinds: Optional[Sequence[str
                 "mean": [float(m * magnitude) for m in mean], "var": [float(v) for v in var],
                 "clip_obs": draw(st.sampled_from([10.0, 5.0]))}
         return common(draw, spec)
+    if family == "her":
+        inner = draw(st.sampled_from(["dqn", "sac", "td3", "ddpg"]), label="HER model_class")
+        spec = dict(draw(model_specs(inner, layer_norm=layer_norm, activations=activations)), family="her",
+                    inner=inner)
+        goal = draw(st.integers(1, 3))
+        low, high = draw(st.sampled_from([(-1.0, 1.0), ("-inf", "inf"), (-200.0, 200.0)]))
+        spec["observation"] = {"kind": "box", "shape": [2 * goal + draw(st.integers(1, 4))], "dtype": "float32",
+                               "low": low, "high": high}
+        spec["goal_size"] = goal
+        return spec
     raise ValueError("unknown family {!r} (known: {})".format(family, ", ".join(FAMILIES)))
 
 

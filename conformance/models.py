@@ -26,7 +26,9 @@ import numpy as np
 from sbif.compare import sample_observations
 from sbif.format.document import decode_bound
 
-FAMILIES = ("mlp", "cnn", "lstm", "cnn_lstm", "dqn", "sac", "td3", "ddpg", "vecnormalize")
+FAMILIES = ("mlp", "cnn", "lstm", "cnn_lstm", "dqn", "sac", "td3", "ddpg", "vecnormalize", "her")
+#: HER's dict observation keys, in SB2's KEY_ORDER (the flat observation is their concatenation)
+HER_KEYS = ("observation", "achieved_goal", "desired_goal")
 PROVENANCE = {"exporter": "live", "sb2_version": "2.10.2",
               "source": {"file_name": "generated.zip", "sha256": "0" * 64, "format": "zip"}}
 
@@ -59,6 +61,8 @@ class ModelInfo:
         self.recurrent = self.predict.get("recurrent")
         self.state_size = self.inputs[self.recurrent["state_input"]]["shape"][1] if self.recurrent else 0
         self.outputs = {entry["name"]: entry for entry in document["outputs"]}
+        #: HER files: the dict keys and each key's space (`predict` also takes the dict)
+        self.observation_dict = document.get("observation_dict")
         self.rules = output_rules(document)
         self.ops = sorted({node["op"] for node in document["graph"]})
         depends = _input_dependencies(document)
@@ -459,15 +463,39 @@ def _off_policy(p: _Params, spec: Mapping[str, Any], obs: Mapping[str, Any], act
     return p.values, kwargs, family.upper(), "LnMlpPolicy" if layer_norm else "MlpPolicy"
 
 
+def her_observation_dict(spec: Mapping[str, Any]) -> Dict[str, Any]:
+    """The document's `observation_dict` of a HER spec: the flat Box observation split into `observation`
+    (the first n - 2 * goal_size elements) and two goals of `goal_size` elements, sharing its scalar bounds."""
+    flat = spec["observation"]
+    goal = int(spec["goal_size"])
+    sizes = {"observation": int(flat["shape"][0]) - 2 * goal, "achieved_goal": goal, "desired_goal": goal}
+    spaces = {}
+    for key in HER_KEYS:
+        space = make_space(dict(flat, shape=[sizes[key]]))
+        spaces[key] = {"kind": "box", "shape": [sizes[key]], "dtype": space.dtype,
+                       "low": _bound_document(space.low), "high": _bound_document(space.high)}
+    return {"keys": list(HER_KEYS), "spaces": spaces}
+
+
+def _bound_document(values: np.ndarray) -> List[Any]:
+    return [v if np.isfinite(v) else ("inf" if v > 0 else "-inf") for v in values.astype(np.float64).tolist()]
+
+
 def build_model(spec: Mapping[str, Any]):
     """The validated `SbifFile` for a spec (raises `sbif.SbifError` when SBIF cannot build that family yet)."""
     from sbif.export import ModelDescription, build_sbif
 
-    parameters, kwargs, algorithm, policy_class = model_parameters(spec)
+    extra: Dict[str, Any] = {}
+    if spec["family"] == "her":  # the inner model's graph; HER adds the dict observation
+        parameters, kwargs, inner, policy_class = model_parameters(dict(spec, family=spec["inner"]))
+        algorithm = "HER"
+        extra = {"model_class": inner, "observation_dict": her_observation_dict(spec)}
+    else:
+        parameters, kwargs, algorithm, policy_class = model_parameters(spec)
     base = "LstmPolicy" if spec["family"] in ("lstm", "cnn_lstm") else "FeedForwardPolicy"
     description = ModelDescription(algorithm, policy_class, kwargs, make_space(spec["observation"]),
                                    make_space(spec["action"]), parameters, json.loads(json.dumps(PROVENANCE)),
-                                   policy_base=base)
+                                   policy_base=base, extra=extra)
     normalization = None
     if spec["family"] == "vecnormalize":
         from sbif.export.normalization import ObservationNormalization
@@ -517,6 +545,9 @@ EXAMPLES: Dict[str, Dict[str, Any]] = {
              "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": -1.0, "high": 1.0},
              "action": {"kind": "box", "shape": [2], "dtype": "float32", "low": [-1.0, -2.0], "high": [1.0, 3.0]},
              "seed": 8},
+    "her": {"family": "her", "inner": "sac", "goal_size": 2, "layers": [8], "activation": "relu",
+            "observation": {"kind": "box", "shape": [7], "dtype": "float32", "low": "-inf", "high": "inf"},
+            "action": {"kind": "box", "shape": [2], "dtype": "float32", "low": -1.0, "high": 1.0}, "seed": 10},
     "vecnormalize": {"family": "vecnormalize", "algorithm": "PPO2", "net_arch": [8], "activation": "tanh",
                      "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": "-inf", "high": "inf"},
                      "action": {"kind": "box", "shape": [2], "dtype": "float32", "low": -1.0, "high": 1.0},

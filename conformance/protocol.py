@@ -138,7 +138,9 @@ def encode_request(request: Mapping[str, Any]) -> Dict[str, Any]:
         message["inputs"] = {name: encode_array(v) for name, v in request["inputs"].items()}
     elif kind == "predict":
         for key in ("observation", "state", "mask", "actions"):
-            if message.get(key) is not None:
+            if isinstance(message.get(key), Mapping):  # a HER dict observation: key -> tensor
+                message[key] = {name: encode_array(v) for name, v in message[key].items()}
+            elif message.get(key) is not None:
                 message[key] = encode_array(message[key])
         if message.get("noise") is not None:
             message["noise"] = {name: encode_array(v) for name, v in message["noise"].items()}
@@ -165,7 +167,12 @@ def decode_request(message: Mapping[str, Any]) -> Dict[str, Any]:
             raise ProtocolError("predict requests need 'method', one of {}".format(", ".join(PREDICT_METHODS)))
         if message.get("observation") is None:
             raise ProtocolError("predict requests need an 'observation'")
-        for key in ("observation", "state", "mask", "actions"):
+        observation = message["observation"]
+        if isinstance(observation, dict) and "dtype" not in observation:  # a HER dict observation
+            request["observation"] = _arrays(observation, "observation")
+        else:
+            request["observation"] = decode_array(observation, "observation")
+        for key in ("state", "mask", "actions"):
             if message.get(key) is not None:
                 request[key] = decode_array(message[key], key)
         if message.get("noise") is not None:

@@ -87,3 +87,13 @@ def test_convert_errors_are_one_line(capsys, make_file, tmp_path):
     assert code == 1 and err.count("\n") == 1 and "missing.sbif" in err
     code, _, err = run(capsys, "convert", make_file(), "--to", "onnx", "-o", str(tmp_path / "no" / "dir.onnx"))
     assert code == 1 and "cannot write" in err
+
+
+def test_convert_to_torchscript_loads_without_sbif(capsys, make_file, tmp_path):
+    torch = pytest.importorskip("torch")
+    path = make_file("box_inf", "box", "mixed")
+    target = str(tmp_path / "policy.pt")
+    code, out, _ = run(capsys, "convert", path, "--to", "torch", "-o", target)
+    assert code == 0 and "policy.pt" in out
+    module = torch.jit.load(target)  # forward() computes every output; run() the named ones, from what they need
+    assert module.run({"obs": torch.zeros(2, 4)}, ["action"])["action"].shape[0] == 2

@@ -390,7 +390,12 @@ class Sb2Model:
     def predict_request(self, request: Mapping[str, Any]) -> Dict[str, Any]:
         model = self.model
         method = request["method"]
-        obs = np.array(request["observation"])
+        obs = request["observation"]
+        if isinstance(obs, Mapping):  # HER: flattened as SB2's HERGoalEnvWrapper does, in its KEY_ORDER
+            from stable_baselines.her.utils import KEY_ORDER
+
+            obs = np.concatenate([np.asarray(obs[key]) for key in KEY_ORDER], axis=-1)
+        obs = np.array(obs)
         state, mask = request.get("state"), request.get("mask")
         vectorized = model._is_vectorized_observation(obs, model.observation_space)
         with self.quiet():

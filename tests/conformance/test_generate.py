@@ -24,7 +24,11 @@ def test_drawn_models_build(family, buildable_families, tmp_path):
         path = write_model(spec, str(tmp_path))
         info = ModelInfo(path)
         assert info.provenance["algorithm"] in ("PPO2", "A2C", "ACKTR", "PPO1", "TRPO", "ACER", "DQN", "SAC", "TD3",
-                                                "DDPG")
+                                                "DDPG", "HER")
+        if family == "her":  # the dict's parts tile the flat observation, in SB2's key order
+            parts = info.observation_dict["spaces"]
+            assert info.observation_dict["keys"] == ["observation", "achieved_goal", "desired_goal"]
+            assert sum(parts[key]["shape"][0] for key in parts) == info.observation_space["shape"][0]
         json.dumps(spec)  # specs are plain JSON (case files carry them)
 
     builds()

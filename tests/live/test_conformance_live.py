@@ -123,3 +123,25 @@ def test_zoo_models_against_live_sb2(tmp_path):
                            known=ZOO_KNOWN)
     assert_ok(report)
     assert sum(r.status == "pass" for r in report.results) >= 2 * len(paths)
+
+
+@pytest.mark.parametrize("inner", ["SAC", "DQN"])
+def test_her_dict_observations_against_live_sb2(inner, tmp_path):
+    """HER: the predict_api check sends dict observations; SB2 flattens them in its own KEY_ORDER."""
+    from sbif.export.live import quiet
+
+    from .sb2_models import gym, randomize, sb2
+    from .test_her import GoalEnv
+
+    action_space = gym.spaces.Discrete(3) if inner == "DQN" else gym.spaces.Box(-2.0, 1.0, (2,), np.float32)
+    with quiet():
+        model = sb2.HER("MlpPolicy", GoalEnv(action_space, "box"), getattr(sb2, inner), seed=0)
+        randomize(model.model, 0)
+        model.save(str(tmp_path / "her.zip"))
+    path = export_live(str(tmp_path / "her.zip"), str(tmp_path / "her.sbif"))
+    oracle = Sb2Runtime()
+    oracle.mapping[os.path.abspath(path)] = str(tmp_path / "her.zip")
+    report = run_suite([OracleSource([path], oracle)], PythonRuntime(), checks=["predict_api"], config=SMALL)
+    assert_ok(report)
+    [result] = report.results
+    assert result.status == "pass" and result.probes >= 2, report.render()
