@@ -22,27 +22,16 @@ from sbif.format.document import encode_document
 
 from tests.attacks.sb2_like import (BOX, MLP_POLICY, Call, Global, NewObj, dumps, gym_box, make_model_files,
                                     model_data, model_parameters, write_pkl, write_zip)
+from tests.zoo import ZOO, require_zoo, zoo_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZOO = os.path.join(ROOT, "..", "shared", "zoo")
-
-
-def zoo_models():
-    if not os.path.isdir(ZOO):
-        return []
-    return [os.path.join(algorithm, name) for algorithm in sorted(os.listdir(ZOO))
-            if os.path.isdir(os.path.join(ZOO, algorithm))
-            for name in sorted(os.listdir(os.path.join(ZOO, algorithm))) if name.endswith((".zip", ".pkl"))]
 
 
 ZOO_MODELS = zoo_models()
 
 
 def test_zoo_is_present():
-    if not ZOO_MODELS:
-        if os.environ.get("CI") == "true":
-            pytest.fail("../shared/zoo is missing: CI must have it")
-        pytest.skip("../shared/zoo is not present on this machine")
+    require_zoo(ZOO_MODELS)
 
 
 @pytest.mark.parametrize("relative", ZOO_MODELS)

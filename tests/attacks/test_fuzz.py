@@ -13,23 +13,19 @@ from sbif.errors import SbifError
 from sbif.export import build_sbif
 from sbif.export.safe import describe_safe_file
 
+from tests.zoo import ZOO, require_zoo, zoo_models
+
 from .sb2_like import make_model_files
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ZOO = os.path.join(ROOT, "..", "shared", "zoo")
 FUZZ = settings(max_examples=100, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def zoo_blobs():
     blobs = {}
-    if os.path.isdir(ZOO):
-        for algorithm in sorted(os.listdir(ZOO)):
-            folder = os.path.join(ZOO, algorithm)
-            for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-                if name.endswith((".zip", ".pkl")):
-                    with open(os.path.join(folder, name), "rb") as handle:
-                        blobs[algorithm + "/" + name] = handle.read()
+    for relative in zoo_models():
+        with open(os.path.join(ZOO, relative), "rb") as handle:
+            blobs[relative.replace(os.sep, "/")] = handle.read()
     return blobs
 
 
@@ -96,5 +92,4 @@ def test_corrupted_generated_files(name, edits, truncation):
 
 
 def test_zoo_is_present_in_ci():
-    if not ZOO_BLOBS and os.environ.get("CI") == "true":
-        pytest.fail("../shared/zoo is missing: CI must have it")
+    require_zoo(list(ZOO_BLOBS))

@@ -23,15 +23,15 @@ from conformance.runner import KnownFailures, OracleSource, run_suite  # noqa: E
 import sbif  # noqa: E402
 from sbif.compare import ATOL  # noqa: E402
 from sbif.convert.onnx import LOWERINGS, MIN_OPSET, convert, to_onnx  # noqa: E402
-from sbif.errors import SbifError, UnsupportedError  # noqa: E402
+from sbif.errors import UnsupportedError  # noqa: E402
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY  # noqa: E402
+from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
 KNOWN_FAILURES = os.path.join(ROOT, "conformance", "known-failures.txt")
-ZOO = os.path.join(ROOT, "..", "shared", "zoo")
 MODEL_CHECKS = ["deterministic", "sampling", "edge_observations", "recurrent_sequence"]
 
 
@@ -123,31 +123,11 @@ def test_golden_packs_and_op_vectors(runtime):
 
 
 # -- the real zoo ----------------------------------------------------------------------------------------------------
-def zoo_models():
-    if not os.path.isdir(ZOO):
-        return []
-    return [os.path.join(algorithm, name) for algorithm in sorted(os.listdir(ZOO))
-            if os.path.isdir(os.path.join(ZOO, algorithm))
-            for name in sorted(os.listdir(os.path.join(ZOO, algorithm))) if name.endswith((".zip", ".pkl"))]
-
-
 ZOO_MODELS = zoo_models()
 
 
 def test_zoo_is_present():
-    if not ZOO_MODELS:
-        if os.environ.get("CI") == "true":
-            pytest.fail("../shared/zoo is missing: CI must have it")
-        pytest.skip("../shared/zoo is not present on this machine")
-
-
-def zoo_normalization(path):
-    """The zoo's rule (as tests/live/test_zoo.py): its config.yml decides, else an obs_rms.pkl beside it."""
-    folder = os.path.splitext(path)[0]
-    config, stats = os.path.join(folder, "config.yml"), os.path.join(folder, "obs_rms.pkl")
-    if os.path.exists(config):
-        return {"zoo_config": config}
-    return {"vecnormalize": stats} if os.path.exists(stats) else {}
+    require_zoo(ZOO_MODELS)
 
 
 #: The float tolerance for trained weights. Their value, Q and some action heads add large terms that cancel (DDPG's
@@ -173,10 +153,7 @@ def test_zoo_model(relative, runtime, reference, tmp_path):
     """Every zoo model the safe exporter reads, converted and compared with the NumPy runtime on 64 observations
     (plus sampled actions and edge observations)."""
     source = os.path.join(ZOO, relative)
-    try:
-        sbif_file, _ = export(source, loader="safe", **zoo_normalization(source))
-    except SbifError as exc:
-        pytest.skip("the safe exporter does not read {}: {}".format(relative, exc))
+    sbif_file, _ = export(source, loader="safe", **zoo_normalization(source))
     path = str(tmp_path / "model.sbif")
     sbif_file.write(path)
     report = run_suite([TrainedWeightsSource([path], reference)], runtime, checks=MODEL_CHECKS,

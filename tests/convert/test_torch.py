@@ -26,11 +26,11 @@ from sbif.errors import ExportError, FileFormatError, InputError, UnsupportedErr
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY, get_op  # noqa: E402
+from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
 KNOWN_FAILURES = os.path.join(ROOT, "conformance", "known-failures.txt")
-ZOO = os.path.join(ROOT, "..", "shared", "zoo")
 MODEL_CHECKS = ["deterministic", "sampling", "edge_observations", "recurrent_sequence"]
 SCRIPTED_PROCESS = [sys.executable, "-m", "conformance.adapters.torch_module", "--scripted"]
 
@@ -163,22 +163,11 @@ def test_golden_packs_and_op_vectors(runtime):
 
 
 # -- the zoo --------------------------------------------------------------------------------------------------------
-def zoo_models():
-    if not os.path.isdir(ZOO):
-        return []
-    return [os.path.join(algorithm, name) for algorithm in sorted(os.listdir(ZOO))
-            if os.path.isdir(os.path.join(ZOO, algorithm))
-            for name in sorted(os.listdir(os.path.join(ZOO, algorithm))) if name.endswith((".zip", ".pkl"))]
-
-
 ZOO_MODELS = zoo_models()
 
 
 def test_zoo_is_present():
-    if not ZOO_MODELS:
-        if os.environ.get("CI") == "true":
-            pytest.fail("../shared/zoo is missing: CI must have it")
-        pytest.skip("../shared/zoo is not present on this machine")
+    require_zoo(ZOO_MODELS)
 
 
 #: The float tolerance for trained weights. Their layers add large terms that cancel, so float32 results depend on
@@ -204,15 +193,7 @@ def test_zoo_model(relative, tmp_path, reference):
     """Every zoo model the safe exporter reads (with the zoo's observation normalization, as tests/live/test_zoo.py
     decides it), converted and compared with the NumPy runtime on 64 observations, eager and scripted."""
     path = os.path.join(ZOO, relative)
-    folder = os.path.splitext(path)[0]
-    config, stats = os.path.join(folder, "config.yml"), os.path.join(folder, "obs_rms.pkl")
-    try:
-        if os.path.exists(config):
-            sbif_file, _ = export(path, zoo_config=config)
-        else:
-            sbif_file, _ = export(path, vecnormalize=stats if os.path.exists(stats) else None)
-    except sbif.SbifError as exc:
-        pytest.skip("the safe exporter does not read it: {}: {}".format(type(exc).__name__, exc))
+    sbif_file, _ = export(path, **zoo_normalization(path))
     target = str(tmp_path / "model.sbif")
     sbif_file.write(target)
     for scripted in (False, True):

@@ -18,3 +18,19 @@ collect_ignore_glob = [] if HAVE_SB2 else ["test_*.py"]
 
 def pytest_report_header(config):
     return "live SB2 tests: {}".format("enabled" if HAVE_SB2 else "skipped (stable_baselines not installed)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """test_matrix's table: combinations passed per family and the worst error (SPEC section 6 terms)."""
+    families = {}
+    for report in terminalreporter.stats.get("passed", []):
+        properties = dict(getattr(report, "user_properties", ()))
+        if "family" in properties and report.when == "call":
+            count, worst = families.get(properties["family"], (0, 0.0))
+            families[properties["family"]] = (count + 1, max(worst, properties.get("max_error", 0.0)))
+    if families:
+        terminalreporter.section("SB2 combinations exported and matched (test_matrix)")
+        terminalreporter.write_line("{:<14}{:>8}{:>16}".format("family", "passed", "max error"))
+        for family, (count, worst) in sorted(families.items()):
+            terminalreporter.write_line("{:<14}{:>8}{:>16.2e}".format(family, count, worst))
+        terminalreporter.write_line("{:<14}{:>8}".format("total", sum(c for c, _ in families.values())))

@@ -8,7 +8,6 @@ import contextlib
 import sys
 import types
 
-import numpy as np
 
 from .sb2_models import IMAGE_SPACES, OBSERVATION_SPACES, SpacesEnv, gym, quiet, randomize, sb2, tf
 
@@ -69,5 +68,5 @@ def make_dqn(policy, obs_kind, seed=0, policy_kwargs=None, n_actions=4, **extra)
     with quiet():
         model = sb2.DQN(policy, env, policy_kwargs=dict(policy_kwargs or {}), seed=seed, learning_starts=10,
                         buffer_size=100, **extra)
-        randomize(model, seed, input_range=255.0 if obs_kind == "image_uint8" else 1.0)
+        randomize(model, seed, input_range=255.0 if "uint8" in obs_kind else 1.0)
     return model

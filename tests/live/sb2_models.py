@@ -1,6 +1,5 @@
 """Build SB2 models with random weights for differential tests (needs the SB2 environment)."""
 import os
-import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -98,11 +97,13 @@ def make_model(algorithm, obs_kind, action_kind, arch_index, seed=0, policy="Mlp
         extra["nminibatches"] = 1
     if algorithm == "PPO1":
         extra["timesteps_per_actorbatch"] = 8
-    if algorithm == "TRPO":
+    if algorithm in ("TRPO", "GAIL"):
         extra["timesteps_per_batch"] = 8
+    if algorithm == "GAIL":
+        extra["expert_dataset"] = None
     with quiet():
         model = getattr(sb2, algorithm)(policy, env, policy_kwargs=policy_kwargs or {}, seed=seed, **extra)
-        randomize(model, seed, input_range=255.0 if obs_kind == "image_uint8" else 1.0)
+        randomize(model, seed, input_range=255.0 if "uint8" in obs_kind else 1.0)
     return model
 
 

@@ -11,9 +11,10 @@ import pytest
 import sbif
 from sbif.compare import ATOL, float_error, sample_observations
 from sbif.export import build_sbif
-from sbif.export.live import compare_with_sb2, describe_live_model, load_sb2_model, sb2_policy
+from sbif.export.live import compare_with_sb2, describe_live_model, load_sb2_model
 
 from .sb2_models import ACTION_SPACES, IMAGE_SPACES, make_model, save
+from .sequences import run_sequence
 
 #: SB2's buildable (algorithm, policy) pairs beyond MlpPolicy (sb2-inference.md §1.2, checked by building)
 PAIRS = [("A2C", p) for p in ("CnnPolicy", "MlpLstmPolicy", "MlpLnLstmPolicy", "CnnLstmPolicy", "CnnLnLstmPolicy")]
@@ -64,31 +65,6 @@ def test_policy_matches_sb2(algorithm, policy, obs_kind, action_kind, kwargs, tm
             v <= ATOL for k, v in report.items() if k != "action_mismatches"), report
         return
     run_sequence(model, exported, n_envs, rng)
-
-
-def run_sequence(model, exported, n_envs, rng, steps=20):
-    """Step SB2 and SBIF side by side with random resets; compare actions, probabilities, values, states."""
-    sb2_state, our_state = model.initial_state, None
-    kind = exported.document["predict"]["distribution"]["kind"]
-    for step in range(steps):
-        obs = sample_observations(exported.observation_space, n_envs, rng)
-        mask = rng.random(n_envs) < (0.0 if step == 0 else 0.25)
-        expected_probability = model.action_probability(obs, sb2_state, mask)
-        actual_probability = exported.action_probability(obs, our_state, mask)
-        if isinstance(expected_probability, list):
-            assert max(float_error(e, a) for e, a in zip(expected_probability, actual_probability)) <= ATOL
-        else:
-            assert float_error(expected_probability, actual_probability) <= ATOL, step
-        value = sb2_policy(model).value(exported.observation_batch(obs)[0], sb2_state, mask)
-        assert float_error(value, exported.value(obs, our_state, mask)) <= ATOL
-        expected, sb2_state = model.predict(obs, sb2_state, mask, deterministic=True)
-        actual, our_state = exported.predict(obs, our_state, mask, deterministic=True)
-        if kind == "diag_gaussian":
-            assert float_error(expected, actual) <= ATOL
-        else:
-            assert np.array_equal(expected, actual), (step, expected, actual)
-        assert float_error(sb2_state, our_state) <= ATOL, step
-        our_state = sb2_state  # keep the two in lock-step, so an error is reported where it arises
 
 
 def test_recurrent_state_is_batch_free(tmp_path):

@@ -16,7 +16,7 @@ from conformance.runner import KnownFailures, OracleSource, run_suite
 
 from . import dqn_models
 from .sb2_models import make_model, save
-from .test_zoo import ZOO, zoo_models
+from tests.zoo import ZOO, zoo_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMALL = Config(batches=[1, 9], envs=[2], steps=5)

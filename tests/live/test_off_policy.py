@@ -23,6 +23,7 @@ from sbif.errors import InputError, SbifError
 from sbif.export import build_sbif
 from sbif.export.live import compare_with_sb2, describe_live_model, load_sb2_model
 from sbif.export.off_policy import running_mean_std
+from tests.zoo import ZOO, require_zoo, zoo_models
 
 from .off_policy_models import (ACTION_SPACES, ACTIVATIONS, OFF_POLICY_ALGORITHMS, POLICIES, FixedNoise, TanhTD3Policy,
                                 custom_cnn, make_model, sb2, zoo_stubs)
@@ -371,15 +372,16 @@ def test_layer_normalised_width_one_is_refused(tmp_path):
 
 
 # -- the zoo --------------------------------------------------------------------------------------------------
-ZOO = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, "shared", "zoo")
-ZOO_MODELS = ["sac/Pendulum-v0.pkl", "td3/Pendulum-v0.pkl", "ddpg/Pendulum-v0.pkl", "ddpg/BipedalWalker-v2.pkl"]
+ZOO_MODELS = [model for model in zoo_models() if model.split(os.sep)[0] in ("sac", "td3", "ddpg")]
+
+
+def test_zoo_is_present():
+    require_zoo(ZOO_MODELS)
 
 
 @pytest.mark.parametrize("relative", ZOO_MODELS)
 def test_zoo_model(relative, tmp_path):
     path = os.path.join(ZOO, relative)
-    if not os.path.exists(path):
-        pytest.skip("../shared/zoo is not present on this machine")
     with zoo_stubs():  # ddpg/Pendulum-v0.pkl refers to stable_baselines.ddpg.memory, gone since SB2 2.6
         model, algorithm = load_sb2_model(path)
     assert algorithm == relative.split("/")[0].upper()

@@ -18,12 +18,11 @@ from sbif.export import build_sbif
 from sbif.export.live import describe_live_model, load_sb2_model, quiet
 from sbif.export.safe import describe_safe_file
 from sbif.format.document import encode_document
+from tests.zoo import ZOO, require_zoo, zoo_models
 
 from .off_policy_models import zoo_stubs
 from .sb2_models import ACTION_SPACES, ALGORITHMS, OBSERVATION_SPACES, buildable, make_model, save
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ZOO = os.path.join(ROOT, "..", "shared", "zoo")
 FORMATS = ("zip", "pkl", "pkl_list")
 
 
@@ -283,25 +282,14 @@ def test_custom_policy_class_needs_its_activation(tmp_path):
     assert_same_export(path, policy_kwargs='{"act_fun": "tanh"}')
 
 
-def zoo_models():
-    """Every zoo model but DQN's, whose policy class SB2 loads only with the zoo's `utils` module recreated
-    (test_zoo_dqn_with_its_custom_policy). SB2 reads the old DDPG pickles with `zoo_stubs` standing in for
-    the module they name that SB2 2.10 no longer has."""
-    if not os.path.isdir(ZOO):
-        return []
-    return [os.path.join(algorithm, name) for algorithm in sorted(os.listdir(ZOO))
-            if algorithm != "dqn" and os.path.isdir(os.path.join(ZOO, algorithm))
-            for name in sorted(os.listdir(os.path.join(ZOO, algorithm))) if name.endswith((".zip", ".pkl"))]
-
-
-ZOO_MODELS = zoo_models()
+#: Every zoo model but DQN's, whose policy class SB2 loads only with the zoo's `utils` module recreated
+#: (test_zoo_dqn_with_its_custom_policy). SB2 reads the old DDPG pickles with `zoo_stubs` standing in for the
+#: module they name that SB2 2.10 no longer has.
+ZOO_MODELS = zoo_models(exclude=("dqn",))
 
 
 def test_zoo_is_present():
-    if not ZOO_MODELS:
-        if os.environ.get("CI") == "true":
-            pytest.fail("../shared/zoo is missing: CI must have it")
-        pytest.skip("../shared/zoo is not present on this machine")
+    require_zoo(ZOO_MODELS)
 
 
 @pytest.mark.parametrize("relative", ZOO_MODELS)

@@ -14,40 +14,19 @@ from sbif.export import build_sbif
 from sbif.export.exporter import export, observation_normalization
 from sbif.export.live import compare_with_sb2, describe_live_model, load_sb2_model
 from sbif.export.safe import describe_safe_file
-
-ZOO = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, "shared", "zoo")
-
-
-def zoo_models():
-    if not os.path.isdir(ZOO):
-        return []
-    found = []
-    for algorithm in sorted(os.listdir(ZOO)):
-        folder = os.path.join(ZOO, algorithm)
-        if os.path.isdir(folder):
-            found += [os.path.join(algorithm, name) for name in sorted(os.listdir(folder))
-                      if name.endswith((".zip", ".pkl"))]
-    return found
-
+from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization
 
 MODELS = zoo_models()
 
 
 def test_zoo_is_present_in_ci():
-    if not MODELS:
-        if os.environ.get("CI") == "true":
-            pytest.fail("../shared/zoo is missing: CI must have it")
-        pytest.skip("../shared/zoo is not present on this machine")
+    require_zoo(MODELS)
 
 
 def normalization_for(path):
-    """The zoo's rule: normalize if config.yml says so, or if there is no config.yml but obs_rms.pkl exists."""
-    folder = os.path.splitext(path)[0]
-    config = os.path.join(folder, "config.yml")
-    if os.path.exists(config):
-        return observation_normalization(None, config)
-    stats = os.path.join(folder, "obs_rms.pkl")
-    return observation_normalization(stats, None) if os.path.exists(stats) else None
+    """The statistics the zoo applied to this model's observations (tests/zoo.py), or None."""
+    options = zoo_normalization(path)
+    return observation_normalization(options.get("vecnormalize"), options.get("zoo_config"))
 
 
 @pytest.mark.parametrize("relative", MODELS)
