@@ -1,6 +1,7 @@
 # SBIF: set-up, demo and tests. Every target installs what it needs, is idempotent, and is fast when re-run.
 #   make demo    export the shipped PPO2 CartPole model and run it in gymnasium with the NumPy runtime
 #   make test    create both environments and run the whole suite (modern env, then the SB2 env)
+#   make bench   the speed benchmarks of issue #7 (benchmarks/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -80,5 +81,9 @@ test-legacy: legacy runtime-c
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
 	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 tests
 
+# --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba, onnxruntime, torch; writes benchmarks/results/ --
+bench: envs
+	$(VENV)/bin/python benchmarks/run.py
+
 clean:
-	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT)
+	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) benchmarks/.work

@@ -1,0 +1,145 @@
+"""What both sides of the benchmark share (Python 3.7 + numpy 1.18 and the modern environment): the timing
+loops, the agreement check against SB2's reference outputs, peak memory, and the worker protocol.
+
+A worker is one process per runtime, so that thread pools (OpenBLAS, onnxruntime, OpenMP, TensorFlow) never
+compete inside a process. It reads one JSON request per line on stdin, `{"op": NAME, ...arguments}`, calls
+`runtime.NAME(**arguments)` and answers one line: `{"ok": result}`, `{"na": reason}` when the runtime cannot
+run this model here (a missing extra, an unsupported op), or `{"error": message}`.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from catalog import model_file
+
+#: a single-observation call is timed in blocks of back-to-back calls lasting at least this long
+BLOCK_SECONDS = 20e-6
+MAX_BLOCK_CALLS = 16
+
+
+class Unavailable(Exception):
+    """This runtime cannot run this model here; the message says why (shown as "n/a: <message>")."""
+
+
+# -- timing ----------------------------------------------------------------------------------------------------------
+def time_single(call, calls: int, warmup: int) -> list:
+    """Per-call latency in µs: after `warmup` calls, at least `calls` calls in blocks of k back-to-back calls
+    (k such that a block lasts >= 20 µs, at most 16), one sample per block (the block's mean), GC disabled.
+
+    Blocks keep the timer's own cost (~0.04 µs) out of 1 µs calls; slow calls (k = 1) are timed one by one.
+    """
+    clock = time.perf_counter
+    for _ in range(warmup):
+        call()
+    started = clock()
+    for _ in range(8):
+        call()
+    per_call = (clock() - started) / 8
+    block = max(1, min(MAX_BLOCK_CALLS, int(BLOCK_SECONDS / max(per_call, 1e-9))))
+    samples = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(max(1, -(-calls // block))):
+            started = clock()
+            for _ in range(block):
+                call()
+            samples.append((clock() - started) / block * 1e6)
+    finally:
+        if enabled:
+            gc.enable()
+    return samples
+
+
+def time_batch(call, budget_seconds: float, min_calls: int, max_calls: int = 500) -> list:
+    """Seconds per call: one warm-up call, then calls until `budget_seconds` are spent (at least `min_calls`)."""
+    clock = time.perf_counter
+    call()
+    samples = []
+    spent = 0.0
+    while len(samples) < max_calls and (len(samples) < min_calls or spent < budget_seconds):
+        started = clock()
+        call()
+        samples.append(clock() - started)
+        spent += samples[-1]
+    return samples
+
+
+def observations(model: str, rows: int) -> np.ndarray:
+    """The first `rows` benchmark observations, in memory (the file is mapped read-only)."""
+    return np.array(np.load(model_file(model, "observations.npy"), mmap_mode="r")[:rows])
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set (VmHWM), in KiB. Unlike getrusage's ru_maxrss it starts afresh at exec,
+    so a child spawned by a large parent does not report the parent's size."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
+def report_first_action() -> None:
+    """A cold-start child's last word: the monotonic time of its first action (CLOCK_MONOTONIC is system-wide,
+    so the parent subtracts its own spawn time) and its peak memory, as one JSON line on stdout."""
+    print(json.dumps({"first_action": time.monotonic(), "peak_rss_kib": peak_rss_kib()}), flush=True)
+
+
+# -- agreement with SB2 ------------------------------------------------------------------------------------------------
+#: reference.npz entries that are inputs, not outputs to compare
+REFERENCE_INPUTS = ("obs", "mask")
+
+
+def agreement(reference, actual) -> dict:
+    """Errors of a runtime's outputs against SB2's (spec/SPEC.md §6, via `sbif.compare`): discrete actions as a
+    count of mismatches (near-ties excluded), every float output (continuous actions, logits, Q-values, LSTM
+    states) as its worst relative error. An output SB2 recorded that the runtime did not return is an error."""
+    from sbif.compare import discrete_mismatches, float_error
+
+    report = {}
+    for key in reference:
+        if key in REFERENCE_INPUTS:
+            continue
+        if key not in actual:
+            report["missing " + key] = float("inf")
+        elif key == "action" and reference[key].dtype.kind != "f":
+            scores = [reference[name] for name in ("logits", "q_values") if name in reference]
+            report["action_mismatches"] = discrete_mismatches(reference[key], actual[key], scores or None)
+        else:
+            report[key] = float_error(reference[key], actual[key])
+    return report
+
+
+def agrees(report: dict) -> bool:
+    from sbif.compare import ATOL
+
+    return all(value == 0 if key == "action_mismatches" else value <= ATOL for key, value in report.items())
+
+
+# -- the worker protocol -----------------------------------------------------------------------------------------------
+def serve(runtime) -> None:
+    """Answer requests on stdin until EOF or {"op": "quit"}. Anything the runtime's libraries print goes to
+    stderr: the protocol keeps the real stdout to itself."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request.pop("op")
+        if op == "quit":
+            break
+        try:
+            answer = {"ok": getattr(runtime, op)(**request)}
+        except Unavailable as exc:
+            answer = {"na": str(exc)}
+        except Exception as exc:  # reported to the coordinator, which fails loudly
+            answer = {"error": "{}: {}".format(type(exc).__name__, exc), "traceback": traceback.format_exc()}
+        protocol.write(json.dumps(answer) + "\n")
+        protocol.flush()

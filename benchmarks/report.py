@@ -1,0 +1,307 @@
+"""Turn a run's raw samples into medians and ratios, check the issue's targets, and render the markdown table.
+
+Ratios are taken inside one run: for latency and throughput, per round (the runtimes of a round are measured
+seconds apart), then the median over rounds; for cold start, per run of the alternating fresh processes.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional
+
+import numpy as np
+
+from catalog import KERNEL_MODEL
+
+RUNTIME_LABELS = {"sb2": "SB2 `predict`", "numpy": "SBIF numpy", "numba": "SBIF numba",
+                  "onnxruntime": "onnxruntime", "torch": "torch"}
+SBIF_BACKENDS = ("numpy", "numba")
+#: target thresholds from the issue (#7)
+SINGLE_VS_SB2 = 50.0
+BATCH_VS_ORT = {"mlp": 1.0, "cnn": 0.8, "lstm": 0.8}
+KERNEL_VS_FLOP_BOUND = 2.0
+NUMPY_COLD_SECONDS, NUMPY_PEAK_MIB = 0.15, 60.0
+NUMBA_COLD_SECONDS = 0.5
+
+
+# -- statistics --------------------------------------------------------------------------------------------------------
+def stats(values: Iterable[float]) -> Dict[str, float]:
+    values = np.asarray(list(values), dtype=np.float64)
+    p25, median, p75 = np.percentile(values, [25, 50, 75])
+    return {"median": float(median), "p25": float(p25), "p75": float(p75), "n": int(values.size)}
+
+
+def round_ratio(reference: List[float], measured: List[float]) -> Optional[float]:
+    """Median over rounds of reference time / measured time (>1: `measured` is faster)."""
+    ratios = [a / b for a, b in zip(reference, measured)]
+    return float(np.median(ratios)) if ratios else None
+
+
+def summarize(results: Dict[str, Any]) -> None:
+    """Replace every record's raw samples by statistics, per-round medians and ratios vs SB2 and onnxruntime."""
+    for entry in results["models"].values():
+        records = entry["runtimes"]
+        for record in records.values():
+            if "single_us" in record:
+                rounds = record.pop("single_us")
+                record["single_us"] = dict(stats(np.concatenate(rounds)), round_medians=[
+                    float(np.median(r)) for r in rounds])
+            if "batch_s" in record:
+                record["batch"] = {}
+                for size, rounds in record.pop("batch_s").items():
+                    seconds = stats(np.concatenate(rounds))
+                    record["batch"][size] = {
+                        "obs_per_s": int(size) / seconds["median"], "p25": int(size) / seconds["p75"],
+                        "p75": int(size) / seconds["p25"], "n": seconds["n"],
+                        "round_median_s": [float(np.median(r)) for r in rounds]}
+            if "kernel_us" in record:
+                record["kernel_us"] = stats(np.concatenate(record["kernel_us"]))
+            if "cold" in record:
+                runs = record.pop("cold")
+                record["cold"] = {"wall_s": stats(run["wall_s"] for run in runs),
+                                  "peak_mib": stats(run["peak_mib"] for run in runs), "runs": runs}
+        for record in records.values():
+            if record.get("status") == "ok":
+                record["ratios"] = ratios(record, records)
+
+
+def ratios(record: Dict[str, Any], records: Dict[str, Dict[str, Any]]) -> Dict[str, Optional[float]]:
+    """How many times faster than SB2 and than onnxruntime, per measurement (> 1: this runtime is faster)."""
+    found: Dict[str, Optional[float]] = {}
+    for other in ("sb2", "onnxruntime"):
+        reference = records[other]
+        if reference.get("status") != "ok":
+            continue
+        found["single_vs_" + other] = round_ratio(reference["single_us"]["round_medians"],
+                                                  record["single_us"]["round_medians"])
+        for size, batch in record["batch"].items():
+            found["b{}_vs_{}".format(size, other)] = round_ratio(reference["batch"][size]["round_median_s"],
+                                                                batch["round_median_s"])
+        if "cold" in record and "cold" in reference:
+            runs = zip(reference["cold"]["runs"], record["cold"]["runs"])
+            found["cold_vs_" + other] = float(np.median([a["wall_s"] / b["wall_s"] for a, b in runs]))
+    return found
+
+
+# -- targets -----------------------------------------------------------------------------------------------------------
+#: (key, what is checked, the requirement as shown): the issue's targets, in table order
+TARGETS = [
+    ("single_vs_sb2", "single obs: SBIF `predict` vs SB2 `predict` (MLPs)", "≥ {:g}×".format(SINGLE_VS_SB2)),
+    ("single_vs_onnxruntime", "single obs: SBIF `predict` vs onnxruntime `run`, 1 thread (MLPs)", "≥ 1×"),
+    ("kernel", "numba kernel alone vs the FLOP-bound limit (400×300)", "≤ {:g}×".format(KERNEL_VS_FLOP_BOUND)),
+    ("b4096_vs_onnxruntime", "batch 4096: SBIF vs onnxruntime, default threads",
+     "≥ {:g}× MLP, ≥ {:g}× CNN/LSTM".format(BATCH_VS_ORT["mlp"], BATCH_VS_ORT["cnn"])),
+    ("numpy_cold", "cold start, SBIF numpy", "≤ {:g} s".format(NUMPY_COLD_SECONDS)),
+    ("numpy_peak", "peak memory of that cold start", "≤ {:g} MiB".format(NUMPY_PEAK_MIB)),
+    ("numba_cold", "cold start, SBIF numba, warm cache", "≤ {:g} s".format(NUMBA_COLD_SECONDS)),
+    ("agreement", "every runtime agrees with SB2 (SPEC §6)", "all"),
+]
+
+
+def check(key: str, model: str, runtime: str, measured: Optional[float], passed: Optional[bool], shown: str,
+          note: str = "") -> Dict[str, Any]:
+    """One target on one model; `passed` None means it could not be measured here (`note` says why)."""
+    return {"target": key, "model": model, "runtime": runtime, "measured": measured, "pass": passed,
+            "shown": shown, "note": note}
+
+
+def best_sbif(records: Dict[str, Dict[str, Any]], key: str) -> Optional[str]:
+    """The SBIF backend with the highest ratio `key` (what `backend="auto"` should pick), or None."""
+    candidates = [b for b in SBIF_BACKENDS if records[b].get("ratios", {}).get(key) is not None]
+    return max(candidates, key=lambda b: records[b]["ratios"][key]) if candidates else None
+
+
+def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    checks = []
+    for model, entry in results["models"].items():
+        records, kind = entry["runtimes"], entry["kind"]
+
+        def ratio_check(key: str, required: float) -> None:
+            backend = best_sbif(records, key)
+            if backend is None:
+                reference = key.split("_vs_")[1]
+                status = records[reference].get("status", "")
+                why = status if status != "ok" else "no SBIF backend measured"
+                checks.append(check(key, model, "SBIF", None, None, "n/a", "{}: {}".format(reference, why)))
+                return
+            ratio = records[backend]["ratios"][key]
+            checks.append(check(key, model, backend, ratio, ratio >= required,
+                                "{} {}".format(fmt_ratio(ratio), backend)))
+
+        def limit_check(key: str, runtime: str, measured: Optional[float], limit: float, unit: str) -> None:
+            if measured is None:
+                checks.append(check(key, model, runtime, None, None, "n/a", records[runtime].get("status", "")))
+            else:
+                checks.append(check(key, model, runtime, measured, measured <= limit,
+                                    "{} {}".format(fmt_number(measured), unit)))
+
+        if kind == "mlp":
+            ratio_check("single_vs_sb2", SINGLE_VS_SB2)
+            ratio_check("single_vs_onnxruntime", 1.0)
+        ratio_check("b4096_vs_onnxruntime", BATCH_VS_ORT[kind])
+        if model == KERNEL_MODEL:
+            kernel = records["numba"].get("kernel_us")
+            if kernel is None:
+                checks.append(check("kernel", model, "numba", None, None, "n/a", records["numba"].get("status", "")))
+            else:
+                times = kernel["median"] / entry["flop_bound_us"]
+                checks.append(check("kernel", model, "numba", times, times <= KERNEL_VS_FLOP_BOUND,
+                                    "{}× ({} µs)".format(fmt_number(times), fmt_number(kernel["median"]))))
+        numpy_cold, numba_cold = records["numpy"].get("cold"), records["numba"].get("cold")
+        limit_check("numpy_cold", "numpy", numpy_cold and numpy_cold["wall_s"]["median"], NUMPY_COLD_SECONDS, "s")
+        limit_check("numpy_peak", "numpy", numpy_cold and numpy_cold["peak_mib"]["median"], NUMPY_PEAK_MIB, "MiB")
+        limit_check("numba_cold", "numba", numba_cold and numba_cold["wall_s"]["median"], NUMBA_COLD_SECONDS, "s")
+        disagreeing = [r for r, record in records.items() if record.get("status", "").startswith("disagrees")]
+        checks.append(check("agreement", model, ", ".join(disagreeing) or "all", float(len(disagreeing)),
+                            not disagreeing, "{} disagree".format(", ".join(disagreeing)) if disagreeing else "all"))
+    return checks
+
+
+# -- rendering ---------------------------------------------------------------------------------------------------------
+def fmt_number(value: float) -> str:
+    """Three significant figures, with k/M suffixes for large values."""
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return fmt_number(value / limit) + suffix
+    if abs(value) >= 100:
+        return "{:.0f}".format(value)
+    return "{:.3g}".format(value) if abs(value) >= 1 else "{:.2g}".format(value)
+
+
+def fmt_ratio(value: Optional[float]) -> str:
+    return "" if value is None else fmt_number(value) + "×"
+
+
+def fmt_spread(summary: Dict[str, float], value: float) -> str:
+    """A median with half its interquartile range as a percentage: '6.21 ±2%'."""
+    spread = abs(summary["p75"] - summary["p25"]) / 2 / value * 100 if value else 0.0
+    return "{} ±{:.0f}%".format(fmt_number(value), spread)
+
+
+def agreement_cell(record: Dict[str, Any]) -> str:
+    report = record.get("agreement")
+    if report is None:
+        return ""
+    floats = [v for k, v in report.items() if k != "action_mismatches"]
+    parts = []
+    if "action_mismatches" in report:
+        parts.append("{} action diffs".format(int(report["action_mismatches"])))
+    if floats:
+        parts.append("err {:.1e}".format(max(floats)))
+    return ("✓ " if record.get("status") == "ok" else "✗ ") + ", ".join(parts)
+
+
+def table(header: List[str], rows: List[List[str]], align: str) -> List[str]:
+    """A markdown table padded to aligned columns (readable as plain text too); `align` is l/r per column."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells: List[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) if a == "l" else str(c).rjust(w)
+                                 for c, w, a in zip(cells, widths, align)) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if a == "r" else ("-" * (w + 2)) for w, a in zip(widths, align)) + "|"
+    return [line(header), rule] + [line(row) for row in rows]
+
+
+def result_rows(results: Dict[str, Any], notes: List[str]) -> List[List[str]]:
+    rows = []
+    sizes = [str(size) for size in results["batch_sizes"]]
+    for model, entry in results["models"].items():
+        for runtime, record in entry["runtimes"].items():
+            status = record.get("status", "not run")
+            label = RUNTIME_LABELS[runtime]
+            if status != "ok":
+                notes.append("{} / {}: {}".format(model, label, status))
+                rows.append([model, label, status.split(":")[0]] + [""] * (5 + 3 * len(sizes)) +
+                            [agreement_cell(record)])
+                continue
+            r = record["ratios"]
+            single = record["single_us"]
+            row = [model, label, fmt_spread(single, single["median"]), fmt_ratio(r.get("single_vs_sb2")),
+                   fmt_ratio(r.get("single_vs_onnxruntime"))]
+            for size in sizes:
+                batch = record["batch"][size]
+                row += [fmt_spread(batch, batch["obs_per_s"]), fmt_ratio(r.get("b{}_vs_sb2".format(size))),
+                        fmt_ratio(r.get("b{}_vs_onnxruntime".format(size)))]
+            cold = record.get("cold")
+            row += [fmt_spread(cold["wall_s"], cold["wall_s"]["median"]) if cold else "",
+                    fmt_ratio(r.get("cold_vs_sb2")), fmt_number(cold["peak_mib"]["median"]) if cold else "",
+                    "reference" if runtime == "sb2" else agreement_cell(record)]
+            rows.append(row)
+    return rows
+
+
+def target_rows(results: Dict[str, Any]) -> List[List[str]]:
+    """One row per target, one column per model: '✓ 94× numba', '✗ 0.21 s', '– n/a' (blank: not applicable)."""
+    found = {(c["target"], c["model"]): c for c in results["targets"]}
+    rows = []
+    for key, text, required in TARGETS:
+        cells = []
+        for model in results["models"]:
+            item = found.get((key, model))
+            if item is None:
+                cells.append("")
+            else:
+                mark = "–" if item["pass"] is None else "✓" if item["pass"] else "✗"
+                cells.append(mark + " " + item["shown"])
+        if any(cells):
+            rows.append([text, required] + cells)
+    return rows
+
+
+def flop_rows(results: Dict[str, Any]) -> List[List[str]]:
+    rows = []
+    for model, entry in results["models"].items():
+        kernel = entry["runtimes"]["numba"].get("kernel_us")
+        rows.append([model, "{:,}".format(entry["flops_per_obs"]), fmt_number(entry["flop_bound_us"]),
+                     fmt_spread(kernel, kernel["median"]) if kernel else "",
+                     fmt_ratio(kernel["median"] / entry["flop_bound_us"]) if kernel else ""])
+    return rows
+
+
+def render(results: Dict[str, Any]) -> str:
+    machine, settings = results["machine"], results["settings"]
+    sizes = results["batch_sizes"]
+    lines = ["# SBIF benchmark: SB2 vs SBIF (NumPy, numba), onnxruntime and torch", ""]
+    if results["quick"]:
+        lines += ["**Quick run (`--quick`): one round and few repetitions — a smoke test, not numbers to quote.**",
+                  ""]
+    lines += ["{} · {} ({} cores) · {} · 1-core float32 GEMM {:.0f} GFLOP/s · load average {:.2f} before".format(
+        results["created"], machine["cpu"], machine["cores"], machine["blas"], machine["peak_gflops_1_core"],
+        results["load_average_before"]), ""]
+    lines += ["Per runtime and model: {} single-observation calls and batches for ≥ {:g} s per size, in {} "
+              "interleaved round(s); {} cold start(s). Method and how to read this: `benchmarks/README.md`.".format(
+                  settings["single_calls"], settings["batch_seconds"] * settings["rounds"], settings["rounds"],
+                  settings["cold_runs"]), ""]
+    lines += ["## Targets (issue #7)", ""]
+    lines += table(["target", "required"] + list(results["models"]), target_rows(results),
+                   "ll" + "l" * len(results["models"]))
+    titles = {key: text for key, text, _ in TARGETS}
+    missing = ["- {} / {}: {}".format(c["model"], titles[c["target"]], c["note"]) for c in results["targets"]
+               if c["pass"] is None]
+    heading = " Not measurable here (–):" if missing else ""
+    lines += ["", "SBIF's ratios are its faster backend's (named)." + heading] + missing
+    lines += ["", "## Medians and ratios", ""]
+    header = ["model", "runtime", "1-obs µs", "× SB2", "× ORT"]
+    for size in sizes:
+        header += ["b{} obs/s".format(size), "× SB2", "× ORT"]
+    header += ["cold start s", "× SB2", "peak MiB", "agreement with SB2"]
+    notes: List[str] = []
+    lines += table(header, result_rows(results, notes), "ll" + "rrr" * (1 + len(sizes)) + "rrrl")
+    lines += ["", "× = how many times faster than SB2's `predict` / than onnxruntime (1 intra-op thread for single "
+              "observations, default threads for batches), median of per-round ratios; ±: half the interquartile "
+              "range. Agreement: discrete action differences (near-ties excluded) and the worst float error "
+              "(SPEC §6, must be ≤ 1e-5)."]
+    if notes:
+        lines += [""] + ["- " + note for note in notes]
+    lines += ["", "## FLOP-bound limit", ""]
+    lines += table(["model", "FLOPs/obs", "FLOP-bound µs (1 core)", "numba kernel µs", "÷ FLOP-bound"],
+                   flop_rows(results), "lrrrr")
+    lines += ["", "FLOPs: 2 × multiply-adds of the deterministic action path (linear, matmul, conv2d; element-wise "
+              "work excluded). FLOP-bound µs = FLOPs ÷ the single-core rate of a 2048×2048 float32 `np.matmul` "
+              "with one OpenBLAS thread. numba kernel: the numba executor alone on one observation, "
+              "`executor.run(feeds, [action])` with the inputs prepared once (`predict` minus its input handling).",
+              ""]
+    lines += ["## Versions", ""] + ["- {}: {}".format(RUNTIME_LABELS[r], v) for r, v in machine["versions"].items()]
+    openblas = ", ".join("{}={}".format(k, v) for k, v in sorted(machine["openblas_env"].items())) or "none set"
+    lines += ["- Python {} (coordinator), {}; OpenBLAS environment: {}".format(
+        machine["python"], machine["platform"], openblas), ""]
+    return "\n".join(lines)
