@@ -27,7 +27,7 @@ from sbif.errors import UnsupportedError  # noqa: E402
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY  # noqa: E402
-from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization  # noqa: E402
+from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization, trained_weights_source  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
@@ -130,24 +130,6 @@ def test_zoo_is_present():
     require_zoo(ZOO_MODELS)
 
 
-#: The float tolerance for trained weights. Their value, Q and some action heads add large terms that cancel (DDPG's
-#: critic weights reach 13), so two correct float32 runtimes differ there by up to 2.5e-5 (measured over 640
-#: observations per model), and the NumPy reference itself is 1.5e-5 from the float64 value of the same graph
-#: where onnxruntime is closer. 1e-4 keeps headroom and still catches any wrong op (errors of order 1).
-ZOO_ATOL = 1e-4
-
-
-class TrainedWeightsSource(OracleSource):
-    """The NumPy reference as the oracle, with `ZOO_ATOL` for float outputs."""
-
-    def items(self, checks, config):
-        for model, info, check, plan in super().items(checks, config):
-            for rule in info.rules.values() if info is not None else ():
-                if rule["rule"] == "float":
-                    rule.update(atol=ZOO_ATOL, rtol=ZOO_ATOL)
-            yield model, info, check, plan
-
-
 @pytest.mark.parametrize("relative", ZOO_MODELS)
 def test_zoo_model(relative, runtime, reference, tmp_path):
     """Every zoo model the safe exporter reads, converted and compared with the NumPy runtime on 64 observations
@@ -156,7 +138,7 @@ def test_zoo_model(relative, runtime, reference, tmp_path):
     sbif_file, _ = export(source, loader="safe", **zoo_normalization(source))
     path = str(tmp_path / "model.sbif")
     sbif_file.write(path)
-    report = run_suite([TrainedWeightsSource([path], reference)], runtime, checks=MODEL_CHECKS,
+    report = run_suite([trained_weights_source([path], reference)], runtime, checks=MODEL_CHECKS,
                        config=Config(batches=[64]))
     assert report.ok, report.render()
     assert not unexpected_skips(report), report.render()

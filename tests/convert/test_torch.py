@@ -26,7 +26,7 @@ from sbif.errors import ExportError, FileFormatError, InputError, UnsupportedErr
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY, get_op  # noqa: E402
-from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization  # noqa: E402
+from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization, trained_weights_source  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
@@ -170,24 +170,6 @@ def test_zoo_is_present():
     require_zoo(ZOO_MODELS)
 
 
-#: The float tolerance for trained weights. Their layers add large terms that cancel, so float32 results depend on
-#: the summation order the spec leaves free: over 640 observations per zoo model the converter and the NumPy
-#: reference differ by up to 2e-5 (HER FetchReach's action), where the reference itself is 1.4e-5 from the float64
-#: value of the same graph and the converter 5e-6. 1e-4 keeps headroom and still catches any wrong op.
-ZOO_ATOL = 1e-4
-
-
-class TrainedWeightsSource(OracleSource):
-    """The NumPy reference as the oracle, with `ZOO_ATOL` for float outputs."""
-
-    def items(self, checks, config):
-        for model, info, check, plan in super().items(checks, config):
-            for rule in info.rules.values() if info is not None else ():
-                if rule["rule"] == "float":
-                    rule.update(atol=ZOO_ATOL, rtol=ZOO_ATOL)
-            yield model, info, check, plan
-
-
 @pytest.mark.parametrize("relative", ZOO_MODELS)
 def test_zoo_model(relative, tmp_path, reference):
     """Every zoo model the safe exporter reads (with the zoo's observation normalization, as tests/live/test_zoo.py
@@ -197,7 +179,7 @@ def test_zoo_model(relative, tmp_path, reference):
     target = str(tmp_path / "model.sbif")
     sbif_file.write(target)
     for scripted in (False, True):
-        report = run_suite([TrainedWeightsSource([target], reference)], TorchRuntime(scripted=scripted),
+        report = run_suite([trained_weights_source([target], reference)], TorchRuntime(scripted=scripted),
                            checks=["deterministic", "sampling", "edge_observations"], config=Config(batches=[64]))
         assert report.ok, report.render()
         assert any(r.check == "deterministic" and r.status == "pass" for r in report.results), report.render()

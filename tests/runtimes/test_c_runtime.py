@@ -13,6 +13,7 @@ import struct
 import subprocess
 
 import numpy as np
+import pytest
 
 from conformance.checks import Config
 from conformance.golden import GoldenSource
@@ -22,6 +23,7 @@ from conformance.runner import KnownFailures, OracleSource, run_suite
 from sbif.format.container import MAX_HEADER_BYTES
 from tests.factories import raw_bytes, rewrite_document, rewrite_header, write_sbif
 from tests.test_container import find_node, tensor_entry, two_tensors
+from tests.zoo import ZOO, require_zoo, trained_weights_source, zoo_models, zoo_normalization
 
 from .conftest import CHECK, GOLDEN, KNOWN_FAILURES, PROTOCOL_ASAN, ROOT
 
@@ -527,3 +529,25 @@ def test_malformed_requests_are_answered_by_name_under_sanitizers(c_build, tmp_p
     assert all(answer["id"] == (i if isinstance(item, dict) else None)
                for i, ((item, _, _), answer) in enumerate(zip(MALFORMED, answers)))
     assert answers[-2]["id"] == "last" and answers[-2]["type"] == "result"
+
+
+ZOO_MODELS = zoo_models()
+
+
+def test_zoo_is_present():
+    require_zoo(ZOO_MODELS)
+
+
+@pytest.mark.parametrize("relative", ZOO_MODELS)
+def test_zoo_model(relative, c_runtime, reference, tmp_path):
+    """Every real zoo model (safe export, with the zoo's normalization) against the NumPy reference."""
+    from sbif.export import export
+
+    source = os.path.join(ZOO, relative)
+    sbif_file, _ = export(source, **zoo_normalization(source))
+    path = str(tmp_path / "model.sbif")
+    sbif_file.write(path)
+    report = run_suite([trained_weights_source([path], reference)], c_runtime, checks=ORACLE_CHECKS,
+                       config=Config(batches=[1, 64]))
+    assert report.ok, report.render()
+    assert report.counts()["pass"] >= 2, report.render()
