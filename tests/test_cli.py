@@ -83,6 +83,7 @@ def test_convert_to_onnx_writes_a_runnable_model(capsys, make_file, tmp_path):
 
 
 def test_convert_errors_are_one_line(capsys, make_file, tmp_path):
+    pytest.importorskip("onnx")
     code, _, err = run(capsys, "convert", str(tmp_path / "missing.sbif"), "--to", "onnx")
     assert code == 1 and err.count("\n") == 1 and "missing.sbif" in err
     code, _, err = run(capsys, "convert", make_file(), "--to", "onnx", "-o", str(tmp_path / "no" / "dir.onnx"))
