@@ -36,17 +36,20 @@ def test_gail_exports_as_its_trpo_policy(action, tmp_path):
         v <= ATOL for k, v in report.items() if k != "action_mismatches"), report
 
 
+class SkewedEnv(SpacesEnv):
+    """4-D observations far from zero mean and unit scale (what VecNormalize is for); the spaces come from
+    the caller."""
+
+    def reset(self):
+        return (np.random.standard_normal(4) * [1.0, 5.0, 0.1, 30.0] + [0.0, 3.0, -1.0, 100.0]).astype(np.float32)
+
+    def step(self, action):
+        return self.reset(), 0.0, False, {}
+
+
 def make_normalized(tmp_path, clip_obs=10.0, epsilon=1e-8):
     """A PPO2 model and a VecNormalize whose statistics saw 200 steps of skewed observations."""
     space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
-
-    class SkewedEnv(SpacesEnv):
-        def reset(self):
-            return (np.random.standard_normal(4) * [1.0, 5.0, 0.1, 30.0] + [0.0, 3.0, -1.0, 100.0]).astype(
-                np.float32)
-
-        def step(self, action):
-            return self.reset(), 0.0, False, {}
 
     venv = sb2.common.vec_env.VecNormalize(sb2.common.vec_env.DummyVecEnv(
         [lambda: SkewedEnv(space, gym.spaces.Discrete(3))]), clip_obs=clip_obs, epsilon=epsilon)
@@ -119,16 +122,8 @@ def test_zoo_frame_stack_normalizes_each_frame(tmp_path):
     vec_env = sb2.common.vec_env
     space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 
-    class DriftingEnv(SpacesEnv):
-        def reset(self):
-            return (np.random.standard_normal(4) * [1.0, 5.0, 0.1, 30.0] + [0.0, 3.0, -1.0, 100.0]).astype(
-                np.float32)
-
-        def step(self, action):
-            return self.reset(), 0.0, False, {}
-
     np.random.seed(4)
-    normalized = vec_env.VecNormalize(vec_env.DummyVecEnv([lambda: DriftingEnv(space, gym.spaces.Discrete(3))]),
+    normalized = vec_env.VecNormalize(vec_env.DummyVecEnv([lambda: SkewedEnv(space, gym.spaces.Discrete(3))]),
                                       clip_obs=4.0)
     stacked = vec_env.VecFrameStack(normalized, 3)
     stacked.reset()
