@@ -318,7 +318,8 @@ class PythonRuntime(Runtime):
     """The protocol over a Python loader with SBIF's `Policy` interface, in-process (no JSON involved).
 
     `load(path)` returns a policy (`run`, `predict`, `action_probability`, `value`); `get_op(name)` returns an
-    op class (`attributes`, `compute`). Defaults: `sbif.load` and the op registry, i.e. the NumPy reference
+    op class (`attributes`, `compute`). Defaults: `sbif.load(path, backend="numpy")` and the op registry, i.e. the
+    NumPy reference
     runtime. Policies are cached per file (path, size and modification time).
     """
 
@@ -330,7 +331,7 @@ class PythonRuntime(Runtime):
         from sbif.ops import REGISTRY
         from sbif.ops import get_op as registry_get_op
 
-        self._load = load or sbif.load
+        self._load = load or (lambda path: sbif.load(path, backend="numpy"))
         self._get_op = get_op or registry_get_op
         self.hello = hello_message(name, version or sbif.__version__, "python {}.{} + numpy {}".format(
             sys.version_info[0], sys.version_info[1], np.__version__), features,
@@ -587,7 +588,12 @@ def serve(runtime: Runtime, stdin: Any = None, stdout: Any = None) -> int:
 
 
 def runtime_from_spec(spec: str, timeout: float = 60.0) -> Runtime:
-    """`numpy` (the in-process NumPy reference runtime) or a command line to spawn."""
+    """`numpy` (the in-process NumPy reference runtime), `numba` (SBIF's compiled backend, in-process) or a
+    command line to spawn."""
     if spec == "numpy":
         return PythonRuntime()
+    if spec == "numba":
+        import sbif
+
+        return PythonRuntime(load=lambda path: sbif.load(path, backend="numba"), name="sbif-numba")
     return ProcessRuntime(spec, timeout=timeout)

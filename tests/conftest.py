@@ -12,6 +12,11 @@ if ROOT not in sys.path:  # `from tests.factories import ...` whatever the rootd
 
 from tests.factories import MATRIX, make_sbif  # noqa: E402
 
+# The package tests pin `sbif.load`'s default to the NumPy reference, which they compare bit for bit with the ops
+# and with files written again; the numba backend is checked against it within SPEC section 6 by
+# tests/test_numba_runtime.py, which asks for it by name.
+os.environ.setdefault("SBIF_BACKEND", "numpy")
+
 #: The model most bad-file tests start from: Box observation with finite bounds (a multi-dim shape, so a
 #: flatten node), Box actions (logstd, clip constants) and shared + separate layers.
 DEFAULT_MODEL = ("box_finite", "box", "mixed")

@@ -26,6 +26,8 @@ class Step:
 class GraphExecutor:
     """Runs a validated file's graph. Plans (the steps an output set needs) are cached per output set."""
 
+    backend = "numpy"
+
     def __init__(self, model: SbifFile):
         self.model = model
         self.steps: List[Step] = [Step(node) for node in model.document["graph"]]

@@ -11,29 +11,39 @@ import numpy as np
 
 from ..errors import InputError
 from ..format import SbifFile
-from .executor import GraphExecutor
+from .backends import make_executor
 
 Noise = Mapping[str, np.ndarray]
 RandomSource = Union[None, int, np.random.Generator]
 
 
 class Policy:
-    """A loaded SBIF policy. `deterministic=None` means the algorithm's SB2 default (from the file)."""
+    """A loaded SBIF policy. `deterministic=None` means the algorithm's SB2 default (from the file).
 
-    def __init__(self, model: SbifFile):
+    `backend` chooses the executor ('numpy', the reference, by default here; 'numba'; 'auto': see `load`); every
+    method behaves the same on both, within SPEC section 6.
+    """
+
+    def __init__(self, model: SbifFile, backend: str = "numpy"):
         self.model = model
         self.document = model.document
-        self.executor = GraphExecutor(model)
+        self.executor = make_executor(model, backend)
         self.observation_space = self.document["observation_space"]
         self.action_space = self.document["action_space"]
         self.algorithm = self.document["provenance"]["algorithm"]
         self._predict = self.document["predict"]
-        self._obs_dtype = self.executor.inputs["obs"]["dtype"]
+        self._obs_dtype = np.dtype(self.executor.inputs["obs"]["dtype"])
         self._noise_inputs = [entry for entry in self.document["inputs"] if entry["kind"] == "noise"]
         self._rng = np.random.default_rng()
         self.recurrent = self._predict.get("recurrent")
         self.state_size = (self.executor.inputs[self.recurrent["state_input"]]["shape"][1]
                            if self.recurrent else 0)
+        self._obs_shape = self._space_shape()
+
+    @property
+    def backend(self) -> str:
+        """The executor in use: 'numpy' or 'numba'."""
+        return self.executor.backend
 
     @property
     def output_names(self) -> List[str]:
@@ -134,11 +144,14 @@ class Policy:
 
         Goal-conditioned (HER) files also take the dict observation, flattened as SB2's HERGoalEnvWrapper does.
         """
-        if isinstance(observation, Mapping) and "observation_dict" in self.document:
-            observation = self.flatten_dict_observation(observation)
-        obs = np.array(observation)
+        if type(observation) is np.ndarray:
+            obs = observation  # not copied: nothing writes into inputs
+        else:
+            if isinstance(observation, Mapping) and "observation_dict" in self.document:
+                observation = self.flatten_dict_observation(observation)
+            obs = np.array(observation)
         space = self.observation_space
-        shape = self._space_shape()
+        shape = self._obs_shape
         if space["kind"] == "box":
             vectorized = obs.shape != shape
             ok = obs.shape == shape or obs.shape[1:] == shape
@@ -152,7 +165,8 @@ class Policy:
             raise InputError("unexpected observation shape {} for a {} observation space: use {} or "
                              "(n_env, {})".format(obs.shape, space["kind"], shape, ", ".join(map(str, shape))))
         try:
-            return obs.reshape((-1,) + shape).astype(self._obs_dtype), vectorized
+            batch = obs.reshape((-1,) + shape)
+            return (batch if batch.dtype == self._obs_dtype else batch.astype(self._obs_dtype)), vectorized
         except (TypeError, ValueError) as exc:
             raise InputError("observation cannot be converted to {}: {}".format(self._obs_dtype, exc)) from None
 
@@ -236,6 +250,9 @@ class Policy:
             raise InputError("batch sizes differ: {} actions for {} observations".format(actions.shape[0], batch))
 
 
-def load(path: str) -> Policy:
-    """Read, validate and prepare an SBIF file for inference."""
-    return Policy(SbifFile.read(path))
+def load(path: str, backend: str = "auto") -> Policy:
+    """Read, validate and prepare an SBIF file for inference.
+
+    `backend`: 'numpy' (the reference), 'numba' (compiled; `UnsupportedError` without numba) or 'auto' (numba
+    when it can be imported, unless the environment variable SBIF_BACKEND names one)."""
+    return Policy(SbifFile.read(path), backend)

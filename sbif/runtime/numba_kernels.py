@@ -1,0 +1,736 @@
+"""The numba backend's kernels and the interpreter that runs a lowered graph (`numba_program`) with them.
+
+Each kernel is the semantics of the NumPy op of the same name in `sbif/ops` (spec/ops.md) on C-contiguous arrays
+it writes into, checked against TensorFlow's op vectors (tests/test_numba_runtime.py). Float arithmetic stays in
+the data's dtype (constants are float32 values, never Python floats, which would widen float32 to float64) and the
+only fast-math flag anywhere is `reassoc` on dot products (the order of a sum is free in spec/ops.md), so every
+operation is rounded as spec/ops.md says: no fused multiply-adds, NaN and inf kept. Where TF 1.15 computes a
+function with its own approximation (tanh; exp on 8-wide packets), the kernel uses that approximation, which
+vectorises where a call to libm would not.
+
+The interpreter and its kernels are compiled once per machine, not per model, and cached on disk by numba. To keep
+that one compilation short, they are few functions of plain loops: one kernel per op family with the op chosen by
+a code outside its loops, float64 only where exported graphs use it (pre-processing and action post-processing).
+Imported only by the numba backend (never by `import sbif`).
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, njit, types
+from numba.extending import intrinsic
+
+JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+# -- the program format: `numba_program` writes it. It is defined here, with the interpreter, because numba's disk
+# cache only notices changes to the file of the function it compiled. -------------------------------------------
+DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
+DTYPE_CODE = {name: code for code, name in enumerate(DTYPES)}
+FLOAT32, FLOAT64, INT32, INT64, UINT8, INT8, INT16, UINT16, BOOL = range(len(DTYPES))
+#: buffer spaces of operands: weights, scratch, the call's outputs, then the graph inputs
+WEIGHTS, SCRATCH, OUTPUTS, INPUT0 = 0, 1, 2, 3
+#: the interpreter takes this many graph inputs (obs, noise, state, mask)
+MAX_INPUTS = 4
+#: ints per operand, and per instruction header
+OPERAND, HEADER = 9, 4
+UNARY, BINARY, CLIP, CAST, COPY, COPY_COLUMNS, TAKE_COLUMNS, LINEAR, MATMUL, ADD_BIAS, CONV2D, LAYER_NORM, \
+    REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE = range(1, 18)
+#: the `sub` codes of UNARY and BINARY
+UNARY_OPS = ("neg", "exp", "log", "round_half_even", "tanh", "sigmoid", "relu", "relu6", "elu", "selu", "softplus",
+             "softsign", "swish", "leaky_relu")
+BINARY_OPS = ("add", "sub", "mul", "div", "less")
+NEG, EXP, LOG, ROUND, TANH, SIGMOID, RELU, RELU6, ELU, SELU, SOFTPLUS, SOFTSIGN, SWISH, LEAKY_RELU = range(14)
+ADD, SUB, MUL, DIV, LESS = range(5)
+#: what the interpreter runs: opcode -> the dtypes of its kernels (`numba_program` refuses anything else by name)
+FLOATS = ("float32", "float64")
+KERNEL_DTYPES = {
+    UNARY: ("float32",), BINARY: FLOATS, CLIP: FLOATS, LINEAR: ("float32",), MATMUL: ("float32",),
+    ADD_BIAS: ("float32",), CONV2D: ("float32",), LAYER_NORM: ("float32",), REDUCE_MEAN: ("float32",),
+    SOFTMAX: ("float32",), ARGMAX: ("float32",), ONE_HOT: ("int32", "int64"), INVERSE_CDF_SAMPLE: ("float32",),
+}
+#: cast: target dtype -> source dtypes
+CASTS = {"float32": ("float32", "float64", "int32", "uint8", "bool"), "float64": ("float32",)}
+
+# float32 constants (module globals are frozen into the compiled code with their type)
+ZERO, ONE, SIX, NINE, EIGHTEEN = (np.float32(v) for v in (0.0, 1.0, 6.0, 9.0, 18.0))
+#: Eigen's generic_fast_tanh_float (TF 1.15's float32 tanh on both of its paths), spec/ops.md "tanh"
+A1, A3, A5, A7, A9, A11, A13 = (np.float32(a) for a in (
+    4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08, -8.60467152213735e-11,
+    2.00018790482477e-13, -2.76076847742355e-16))
+B0, B2, B4, B6 = (np.float32(b) for b in (
+    4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06))
+SELU_SCALE = np.float32(1.0507009873554804934193349852946)
+SELU_SCALE_ALPHA = np.float32(1.7580993408473768599402175208123)
+#: Eigen's AVX pexp<Packet8f> (TF 1.15's float32 exp on 8-wide packets, built without FMA), spec/ops.md "exp"
+EXP_HI, EXP_LO = np.float32(88.3762626647950), np.float32(-88.3762626647949)
+LOG2E, HALF, BIAS = np.float32(1.44269504088896341), np.float32(0.5), np.float32(127.0)
+LN2_HI, LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)
+P0, P1, P2, P3, P4, P5 = (np.float32(p) for p in (
+    1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+#: softplus switches branch at log(eps) + 2, computed in float32 as TF does
+SOFTPLUS_THRESHOLD = np.log(np.finfo(np.float32).eps) + np.float32(2)
+LOWEST = np.finfo(np.float32).min
+
+
+# -- element-wise ---------------------------------------------------------------------------------------------------
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float32 whose IEEE bits are the int32 `bits`."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@njit(**JIT)
+def exp_f32(v):
+    """TF's float32 exp on packets (Cephes range reduction and polynomial), within 1 ULP of e^x and
+    vectorisable, unlike a call to expf. NaN gives NaN, -inf 0, +inf +inf; from 88.3763 on it is +inf, in
+    spec/ops.md's unspecified band below 88.7228."""
+    x = v if v < EXP_HI else EXP_HI  # clamped (NaN too, so that the integer conversion below is defined;
+    x = x if x > EXP_LO else EXP_LO  # the last line gives NaN back)
+    m = np.floor(x * LOG2E + HALF)
+    r = x - m * LN2_HI
+    r = r - m * LN2_LO
+    r2 = r * r
+    y = P0 * r + P1
+    y = y * r + P2
+    y = y * r + P3
+    y = y * r + P4
+    y = y * r + P5
+    y = y * r2 + r
+    y = y + ONE
+    scale = _float_from_bits(np.int32(np.int32(m + BIAS) << 23))  # 2^m (+inf when m = 128)
+    result = y * scale
+    return v if v != v or v > result else result
+
+
+@njit(**JIT)
+def tanh_f32(v):
+    """TF's float32 tanh: clamp to [-9, 9], then Eigen's rational approximation (vectorisable, bit for bit TF's)."""
+    x = NINE if v > NINE else (-NINE if v < -NINE else v)  # comparisons with NaN are false: NaN stays NaN
+    x2 = x * x
+    p = x2 * A13 + A11
+    p = x2 * p + A9
+    p = x2 * p + A7
+    p = x2 * p + A5
+    p = x2 * p + A3
+    p = x2 * p + A1
+    p = x * p
+    q = x2 * B6 + B4
+    q = x2 * q + B2
+    q = x2 * q + B0
+    return p / q
+
+
+@njit(**JIT)
+def sigmoid_f32(v):
+    """TF 1.15's float32 sigmoid: exactly 0 below -18, 1 above 18, else 1 / (1 + exp(-x))."""
+    if v < -EIGHTEEN:
+        return ZERO
+    if v > EIGHTEEN:
+        return ONE
+    return ONE / (ONE + exp_f32(-v))
+
+
+@njit(**JIT)
+def unary(sub, x, y, alpha):
+    """y = UNARY_OPS[sub](x) on flat float32 arrays (`alpha`: leaky_relu's slope, already float32)."""
+    size = x.size
+    if sub == NEG:
+        for i in range(size):
+            y[i] = -x[i]
+    elif sub == EXP:
+        for i in range(size):
+            y[i] = exp_f32(x[i])
+    elif sub == LOG:
+        for i in range(size):
+            y[i] = np.log(x[i])
+    elif sub == ROUND:  # ties to even
+        for i in range(size):
+            y[i] = np.rint(x[i])
+    elif sub == TANH:
+        for i in range(size):
+            y[i] = tanh_f32(x[i])
+    elif sub == SIGMOID:
+        for i in range(size):
+            y[i] = sigmoid_f32(x[i])
+    elif sub == RELU:  # (x < 0) ? 0 : x, so NaN stays NaN
+        for i in range(size):
+            y[i] = ZERO if x[i] < ZERO else x[i]
+    elif sub == RELU6:
+        for i in range(size):
+            t = ZERO if x[i] < ZERO else x[i]
+            y[i] = SIX if t > SIX else t
+    elif sub == ELU:  # TF computes exp(x) - 1, not expm1
+        for i in range(size):
+            y[i] = exp_f32(x[i]) - ONE if x[i] < ZERO else x[i]
+    elif sub == SELU:
+        for i in range(size):
+            y[i] = SELU_SCALE_ALPHA * (exp_f32(x[i]) - ONE) if x[i] < ZERO else SELU_SCALE * x[i]
+    elif sub == SOFTPLUS:  # TF's thresholds, and log(exp(x) + 1) literally in between
+        for i in range(size):
+            v = x[i]
+            e = exp_f32(v)
+            y[i] = v if v > -SOFTPLUS_THRESHOLD else (e if v < SOFTPLUS_THRESHOLD else np.log(e + ONE))
+    elif sub == SOFTSIGN:
+        for i in range(size):
+            y[i] = x[i] / (ONE + np.abs(x[i]))
+    elif sub == SWISH:
+        for i in range(size):
+            y[i] = x[i] * sigmoid_f32(x[i])
+    else:  # LEAKY_RELU: a selection, not max(x, alpha x)
+        for i in range(size):
+            y[i] = x[i] if x[i] > ZERO else x[i] * alpha
+
+
+@njit(**JIT)
+def binary(sub, x, y, out):
+    """out = x BINARY_OPS[sub] y (not less) on 2-D views [R, C]; x and y are each full, a row [1, C], a column
+    [R, 1] or [1, 1]. Operands spanning the columns (the common case: full or a bias-like row) take a
+    vectorised loop; columns and scalars are read with stride 0."""
+    rows, columns = out.shape
+    xr, xc = int(x.shape[0] != 1), int(x.shape[1] != 1 or columns == 1)
+    yr, yc = int(y.shape[0] != 1), int(y.shape[1] != 1 or columns == 1)
+    for r in range(rows):
+        a = x[r * xr]
+        b = y[r * yr]
+        o = out[r]
+        if xc and yc:
+            if sub == ADD:
+                for c in range(columns):
+                    o[c] = a[c] + b[c]
+            elif sub == SUB:
+                for c in range(columns):
+                    o[c] = a[c] - b[c]
+            elif sub == MUL:
+                for c in range(columns):
+                    o[c] = a[c] * b[c]
+            else:
+                for c in range(columns):
+                    o[c] = a[c] / b[c]
+        elif sub == ADD:
+            for c in range(columns):
+                o[c] = a[c * xc] + b[c * yc]
+        elif sub == SUB:
+            for c in range(columns):
+                o[c] = a[c * xc] - b[c * yc]
+        elif sub == MUL:
+            for c in range(columns):
+                o[c] = a[c * xc] * b[c * yc]
+        else:
+            for c in range(columns):
+                o[c] = a[c * xc] / b[c * yc]
+
+
+@njit(**JIT)
+def less(x, y, out):
+    """out = x < y (bool), broadcasting as `binary`."""
+    rows, columns = out.shape
+    xr, xc = int(x.shape[0] != 1), int(x.shape[1] != 1)
+    yr, yc = int(y.shape[0] != 1), int(y.shape[1] != 1)
+    for r in range(rows):
+        a = x[r * xr]
+        b = y[r * yr]
+        o = out[r]
+        for c in range(columns):
+            o[c] = a[c * xc] < b[c * yc]
+
+
+@njit(**JIT)
+def clip(x, low, high, out):
+    """out = min(max(x, low), high), NaN from any operand propagating (NumPy's maximum and minimum); low and high
+    broadcast as in `binary`."""
+    rows, columns = out.shape
+    lr, lc = int(low.shape[0] != 1), int(low.shape[1] != 1)
+    hr, hc = int(high.shape[0] != 1), int(high.shape[1] != 1)
+    for r in range(rows):
+        lo = low[r * lr]
+        hi = high[r * hr]
+        for c in range(columns):
+            v = x[r, c]
+            bound = lo[c * lc]
+            v = v if v > bound or v != v else bound
+            bound = hi[c * hc]
+            out[r, c] = v if v < bound or v != v else bound
+
+
+@njit(**JIT)
+def cast(x, y):
+    """y = x in y's dtype, as C's static_cast and NumPy's astype: float to int truncates, bool gives 0/1."""
+    for i in range(x.size):
+        y[i] = x[i]
+
+
+@njit(**JIT)
+def copy(x, y):
+    for i in range(x.size):
+        y[i] = x[i]
+
+
+@njit(**JIT)
+def copy_columns(source, target, offset):
+    """target[:, offset:offset + source columns] = source: concat and stack, on [outer, inner] byte views."""
+    rows, width = source.shape
+    for r in range(rows):
+        for c in range(width):
+            target[r, offset + c] = source[r, c]
+
+
+@njit(**JIT)
+def take_columns(source, offset, target):
+    """target = source[:, offset:offset + target columns]: split."""
+    rows, width = target.shape
+    for r in range(rows):
+        for c in range(width):
+            target[r, c] = source[r, offset + c]
+
+
+# -- network ops ---------------------------------------------------------------------------------------------------
+@njit(fastmath={"reassoc"}, **JIT)
+def dot(a, b):
+    """sum(a * b) over two float32 rows, each product and sum rounded to float32, in an order LLVM picks
+    (`reassoc`; the order is free in spec/ops.md): vector lanes of partial sums, as BLAS does, so it is fast and
+    about as accurate as BLAS. No other fast-math flag: NaN and inf follow IEEE, and no fused multiply-add."""
+    total = ZERO
+    for i in range(a.size):
+        total += a[i] * b[i]
+    return total
+
+
+@njit(fastmath={"reassoc"}, **JIT)
+def dot4(a, b0, b1, b2, b3):
+    """Four `dot`s sharing the reads of a."""
+    t0 = t1 = t2 = t3 = ZERO
+    for i in range(a.size):
+        v = a[i]
+        t0 += v * b0[i]
+        t1 += v * b1[i]
+        t2 += v * b2[i]
+        t3 += v * b3[i]
+    return t0, t1, t2, t3
+
+
+@njit(**JIT)
+def matmul(x, wt, y):
+    """y = x @ w for x [R, K] and w given transposed (wt [N, K]): each output a dot product of two contiguous
+    rows, four outputs per pass over x's row."""
+    rows = x.shape[0]
+    width = wt.shape[0]
+    for r in range(rows):
+        xr = x[r]
+        yr = y[r]
+        n = 0
+        while n + 4 <= width:
+            yr[n], yr[n + 1], yr[n + 2], yr[n + 3] = dot4(xr, wt[n], wt[n + 1], wt[n + 2], wt[n + 3])
+            n += 4
+        while n < width:
+            yr[n] = dot(xr, wt[n])
+            n += 1
+
+
+@njit(**JIT)
+def matmul_axpy(x, w, y):
+    """y = x @ w for x [R, K] and w [K, N] with few inputs K: each output row is built by adding x[r, k] times
+    row k of w, in order of k (vectorised along the row)."""
+    rows, depth = x.shape
+    width = w.shape[1]
+    for r in range(rows):
+        xr = x[r]
+        yr = y[r]
+        a = xr[0]
+        w0 = w[0]
+        for n in range(width):
+            yr[n] = a * w0[n]
+        for k in range(1, depth):
+            a = xr[k]
+            wk = w[k]
+            for n in range(width):
+                yr[n] = yr[n] + a * wk[n]
+
+
+@njit(**JIT)
+def add_bias(y, b):
+    """y[r, :] += b: the bias of linear and conv2d, added after the product is rounded (as TF)."""
+    rows, width = y.shape
+    for r in range(rows):
+        yr = y[r]
+        for n in range(width):
+            yr[n] = yr[n] + b[n]
+
+
+@njit(**JIT)
+def conv2d(x, w, b, y, stride_h, stride_w, pad_top, pad_left):
+    """NHWC x [B, H, W, C] with HWIO w and bias b into y [B, Ho, Wo, O]. Padding pixels are zeros that still
+    multiply their weights (0 * inf is NaN, as in the zero-padded reference)."""
+    batch, height, width, channels = x.shape
+    kernel_h, kernel_w, _, filters = w.shape
+    _, out_h, out_w, _ = y.shape
+    for r in range(batch):
+        for i in range(out_h):
+            for j in range(out_w):
+                acc = y[r, i, j]
+                for o in range(filters):
+                    acc[o] = ZERO
+                for p in range(kernel_h):
+                    row = i * stride_h + p - pad_top
+                    for q in range(kernel_w):
+                        col = j * stride_w + q - pad_left
+                        inside = 0 <= row < height and 0 <= col < width
+                        for c in range(channels):
+                            value = x[r, row, col, c] if inside else ZERO
+                            wr = w[p, q, c]
+                            for o in range(filters):
+                                acc[o] = acc[o] + value * wr[o]
+                for o in range(filters):
+                    acc[o] = acc[o] + b[o]
+
+
+@njit(**JIT)
+def im2col(x, columns, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left):
+    """The patches of a convolution as columns [B, Ho, Wo, kh * kw * C] in (kh, kw, C) order (the HWIO kernel
+    reshaped to [kh * kw * C, O]), zeros where a patch reaches into the padding: one BLAS product convolves."""
+    batch, height, width, channels = x.shape
+    _, out_h, out_w, _ = columns.shape
+    for r in range(batch):
+        for i in range(out_h):
+            for j in range(out_w):
+                target = columns[r, i, j]
+                k = 0
+                for p in range(kernel_h):
+                    row = i * stride_h + p - pad_top
+                    for q in range(kernel_w):
+                        col = j * stride_w + q - pad_left
+                        if 0 <= row < height and 0 <= col < width:
+                            source = x[r, row, col]
+                            for c in range(channels):
+                                target[k + c] = source[c]
+                        else:
+                            for c in range(channels):
+                                target[k + c] = ZERO
+                        k += channels
+
+
+@njit(**JIT)
+def row_sum(row):
+    """The sum of a float32 row, accumulated in float64 and rounded once: the order of a sum is free
+    (spec/ops.md), and this is the float32 result every order approximates."""
+    total = 0.0
+    for j in range(row.size):
+        total += row[j]
+    return np.float32(total)
+
+
+@njit(**JIT)
+def layer_norm(x, gamma, beta, epsilon, y):
+    """Per row of [R, N]: (x - mean) / sqrt(var + epsilon) * gamma + beta, population variance; every step
+    rounded to float32, the two sums rounded once."""
+    rows, width = x.shape
+    count = np.float32(width)
+    for r in range(rows):
+        xr = x[r]
+        mean = row_sum(xr) / count
+        squares = 0.0
+        for j in range(width):
+            d = xr[j] - mean
+            squares += d * d
+        scale = np.sqrt(np.float32(squares) / count + epsilon)
+        yr = y[r]
+        for j in range(width):
+            yr[j] = (xr[j] - mean) / scale * gamma[j] + beta[j]
+
+
+@njit(**JIT)
+def reduce_mean(x, y):
+    """y[r] = sum(x[r, :]) / N, the sum rounded once."""
+    rows, width = x.shape
+    count = np.float32(width)
+    for r in range(rows):
+        y[r] = row_sum(x[r]) / count
+
+
+@njit(**JIT)
+def softmax(x, y):
+    """Per row: exp(x - max) * (1 / sum), as TF (the sum rounded once); a NaN makes the max, and so the row, NaN."""
+    rows, width = x.shape
+    for r in range(rows):
+        xr = x[r]
+        yr = y[r]
+        top = xr[0]
+        for j in range(1, width):
+            if xr[j] > top or xr[j] != xr[j]:
+                top = xr[j]
+                if top != top:
+                    break
+        for j in range(width):
+            yr[j] = exp_f32(xr[j] - top)
+        scale = ONE / row_sum(yr)
+        for j in range(width):
+            yr[j] = yr[j] * scale
+
+
+@njit(**JIT)
+def argmax(x, y):
+    """y[r] = the first index of the largest element of x[r, :] above -FLT_MAX, else 0 (TF: NaN is never chosen;
+    rows of NaN, -inf and -FLT_MAX give 0)."""
+    rows, width = x.shape
+    for r in range(rows):
+        best = 0
+        best_value = LOWEST
+        xr = x[r]
+        for j in range(width):
+            if xr[j] > best_value:
+                best = j
+                best_value = xr[j]
+        y[r] = best
+
+
+@njit(**JIT)
+def one_hot(x, y):
+    """y[i, j] = 1.0 where x[i] == j, for y [M, depth]; indices outside [0, depth) give a row of zeros."""
+    count, depth = y.shape
+    for i in range(count):
+        index = x[i]
+        for j in range(depth):
+            y[i, j] = ONE if index == j else ZERO
+
+
+@njit(**JIT)
+def inverse_cdf_sample(p, u, y):
+    """NumPy's RandomState.choice(n, p=row) at uniform u, in float64 (spec/ops-sampling.md): the number of
+    cumulative sums (left to right) divided by the total that are <= u, clamped to n - 1."""
+    rows, width = p.shape
+    for r in range(rows):
+        total = 0.0
+        for j in range(width):
+            total += np.float64(p[r, j])
+        draw = np.float64(u[r])
+        running = 0.0
+        count = 0
+        for j in range(width):
+            running += np.float64(p[r, j])
+            if running / total <= draw:
+                count += 1
+        y[r] = min(count, width - 1)
+
+
+# -- the interpreter ---------------------------------------------------------------------------------------------
+@intrinsic
+def _pointer(typingctx, address, dtype):
+    """The int `address` as a pointer to `dtype` (a NumPy scalar class)."""
+    pointer = types.CPointer(dtype.dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+
+    return pointer(types.intp, dtype), codegen
+
+
+@njit(**JIT)
+def start_of(program, at, frame):
+    """The byte offset of an operand (`numba_program.View.encode`) in its buffer, for a call's frame
+    (n, first, rows, out_first, out_rows): n rows from row `first` of a chunk of `rows` rows, which starts at
+    row `out_first` of the request's `out_rows` rows."""
+    n, first, rows, out_first, out_rows = frame
+    return (program[at + 1] + program[at + 2] * rows + program[at + 3] * first + program[at + 4] * out_rows
+            + program[at + 5] * (out_first + first))
+
+
+@njit(**JIT)
+def operand(program, at, frame, bases, dtype):
+    """The 2-D view of an operand descriptor as `dtype`: an array over the buffer's memory without a reference
+    count (the buffers are the interpreter's arguments, alive throughout)."""
+    rows = program[at + 6] + program[at + 7] * frame[0]
+    return carray(_pointer(bases[program[at]] + start_of(program, at, frame), dtype), (rows, program[at + 8]))
+
+
+@njit(**JIT)
+def cast_to_float32(source, x, y):
+    """Cast the bytes x, holding dtype code `source`, into the flat float32 array y."""
+    if source == FLOAT32:
+        cast(x.view(np.float32), y)
+    elif source == FLOAT64:
+        cast(x.view(np.float64), y)
+    elif source == INT32:
+        cast(x.view(np.int32), y)
+    elif source == UINT8:
+        cast(x, y)
+    else:
+        cast(x.view(np.bool_), y)
+
+
+# One function per kernel family: each decodes its own operands, so that the interpreter's dispatch stays small
+# and the families are optimised separately (one huge function would take LLVM far longer).
+@njit(**JIT)
+def run_unary(program, at, frame, bases):
+    a, b = at + HEADER, at + HEADER + OPERAND
+    alpha = np.float32(program[b + OPERAND:b + OPERAND + 1].view(np.float64)[0])
+    unary(program[at + 2], operand(program, a, frame, bases, np.float32).reshape(-1),
+          operand(program, b, frame, bases, np.float32).reshape(-1), alpha)
+
+
+@njit(**JIT)
+def run_binary(program, at, frame, bases, dtype):
+    a, b, c = at + HEADER, at + HEADER + OPERAND, at + HEADER + 2 * OPERAND
+    x = operand(program, a, frame, bases, dtype)
+    y = operand(program, b, frame, bases, dtype)
+    if program[at + 2] == LESS:
+        less(x, y, operand(program, c, frame, bases, np.bool_))
+    else:
+        binary(program[at + 2], x, y, operand(program, c, frame, bases, dtype))
+
+
+@njit(**JIT)
+def run_clip(program, at, frame, bases, dtype):
+    a = at + HEADER
+    clip(operand(program, a, frame, bases, dtype),
+         operand(program, a + OPERAND, frame, bases, dtype),
+         operand(program, a + 2 * OPERAND, frame, bases, dtype),
+         operand(program, a + 3 * OPERAND, frame, bases, dtype))
+
+
+@njit(**JIT)
+def run_cast(program, at, frame, bases):
+    a, b = at + HEADER, at + HEADER + OPERAND
+    x = operand(program, a, frame, bases, np.uint8).reshape(-1)
+    if program[at + 3] == FLOAT32:
+        cast_to_float32(program[at + 2], x, operand(program, b, frame, bases, np.float32).reshape(-1))
+    else:  # float32 to float64
+        cast(x.view(np.float32), operand(program, b, frame, bases, np.float64).reshape(-1))
+
+
+@njit(**JIT)
+def words(program, at, frame, bases, dtype, size):
+    """A byte operand as a 2-D view of `size`-byte words (its columns in bytes divided by `size`)."""
+    rows = program[at + 6] + program[at + 7] * frame[0]
+    return carray(_pointer(bases[program[at]] + start_of(program, at, frame), dtype),
+                  (rows, program[at + 8] // size))
+
+
+@njit(**JIT)
+def copy_words(opcode, x, y, offset):
+    if opcode == COPY:
+        copy(x.reshape(-1), y.reshape(-1))
+    elif opcode == COPY_COLUMNS:
+        copy_columns(x, y, offset)
+    else:
+        take_columns(x, offset, y)
+
+
+@njit(**JIT)
+def run_copy(program, at, frame, bases):
+    """COPY, COPY_COLUMNS and TAKE_COLUMNS: moves of bytes, done in the widest words that divide every width and
+    offset involved."""
+    a, b = at + HEADER, at + HEADER + OPERAND
+    opcode = program[at + 1]
+    offset = program[b + OPERAND] if opcode != COPY else 0
+    if (program[a + 8] | program[b + 8] | offset) % 8 == 0:
+        copy_words(opcode, words(program, a, frame, bases, np.uint64, 8),
+                   words(program, b, frame, bases, np.uint64, 8), offset // 8)
+    elif (program[a + 8] | program[b + 8] | offset) % 4 == 0:
+        copy_words(opcode, words(program, a, frame, bases, np.uint32, 4),
+                   words(program, b, frame, bases, np.uint32, 4), offset // 4)
+    else:
+        copy_words(opcode, words(program, a, frame, bases, np.uint8, 1),
+                   words(program, b, frame, bases, np.uint8, 1), offset)
+
+
+@njit(**JIT)
+def run_dense(program, at, frame, bases):
+    """LINEAR, MATMUL (`sub` 1: the weights are stored transposed, dot products; 0: axpy) and ADD_BIAS
+    (float32)."""
+    a = at + HEADER
+    x = operand(program, a, frame, bases, np.float32)
+    w = operand(program, a + OPERAND, frame, bases, np.float32)
+    opcode = program[at + 1]
+    if opcode == ADD_BIAS:
+        add_bias(x, w[0])
+        return
+    y = operand(program, a + (3 if opcode == LINEAR else 2) * OPERAND, frame, bases, np.float32)
+    if program[at + 2] == 1:
+        matmul(x, w, y)
+    else:
+        matmul_axpy(x, w, y)
+    if opcode == LINEAR:
+        add_bias(y, operand(program, a + 2 * OPERAND, frame, bases, np.float32)[0])
+
+
+@njit(**JIT)
+def run_conv2d(program, at, frame, bases):
+    a = at + HEADER
+    g = a + 4 * OPERAND  # geometry: H, W, C, kh, kw, Ho, Wo, strides, paddings
+    w = operand(program, a + OPERAND, frame, bases, np.float32)
+    y = operand(program, a + 3 * OPERAND, frame, bases, np.float32)
+    n = frame[0]
+    conv2d(operand(program, a, frame, bases, np.float32).reshape(
+               (n, program[g], program[g + 1], program[g + 2])),
+           w.reshape((program[g + 3], program[g + 4], program[g + 2], w.shape[1])),
+           operand(program, a + 2 * OPERAND, frame, bases, np.float32)[0],
+           y.reshape((n, program[g + 5], program[g + 6], y.shape[1])),
+           program[g + 7], program[g + 8], program[g + 9], program[g + 10])
+
+
+@njit(**JIT)
+def run_rows(program, at, frame, bases):
+    """The ops over the last axis: LAYER_NORM, REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE."""
+    a, b, c = at + HEADER, at + HEADER + OPERAND, at + HEADER + 2 * OPERAND
+    opcode = program[at + 1]
+    if opcode == ONE_HOT:
+        target = operand(program, b, frame, bases, np.float32)
+        if program[at + 3] == INT32:
+            one_hot(operand(program, a, frame, bases, np.int32).reshape(-1), target)
+        else:
+            one_hot(operand(program, a, frame, bases, np.int64).reshape(-1), target)
+        return
+    x = operand(program, a, frame, bases, np.float32)
+    if opcode == LAYER_NORM:
+        epsilon = np.float32(program[c + 2 * OPERAND:c + 2 * OPERAND + 1].view(np.float64)[0])
+        layer_norm(x, operand(program, b, frame, bases, np.float32)[0],
+                   operand(program, c, frame, bases, np.float32)[0], epsilon,
+                   operand(program, c + OPERAND, frame, bases, np.float32))
+    elif opcode == REDUCE_MEAN:
+        reduce_mean(x, operand(program, b, frame, bases, np.float32).reshape(-1))
+    elif opcode == SOFTMAX:
+        softmax(x, operand(program, b, frame, bases, np.float32))
+    elif opcode == ARGMAX:
+        argmax(x, operand(program, b, frame, bases, np.int64).reshape(-1))
+    else:
+        inverse_cdf_sample(x, operand(program, b, frame, bases, np.float32).reshape(-1),
+                           operand(program, c, frame, bases, np.int64).reshape(-1))
+
+
+@njit(**JIT)
+def execute(program, n, first, rows, out_first, out_rows, weights, scratch, outputs, input0, input1, input2,
+            input3):
+    """Run a program (`numba_program.Lowered.program`) on n rows from row `first` of a chunk of `rows` rows (the
+    scratch and the inputs hold the chunk), which starts at row `out_first` of the request's `out_rows` rows (the
+    outputs hold the request): one kernel call per instruction."""
+    bases = (weights.ctypes.data, scratch.ctypes.data, outputs.ctypes.data, input0.ctypes.data,
+             input1.ctypes.data, input2.ctypes.data, input3.ctypes.data)
+    frame = (n, first, rows, out_first, out_rows)
+    at = np.int64(0)  # not the literal 0, which would compile every callee twice
+    while at < program.size:
+        opcode, dtype = program[at + 1], program[at + 3]
+        if opcode == UNARY:
+            run_unary(program, at, frame, bases)
+        elif opcode == BINARY:
+            if dtype == FLOAT32:
+                run_binary(program, at, frame, bases, np.float32)
+            else:
+                run_binary(program, at, frame, bases, np.float64)
+        elif opcode == CLIP:
+            if dtype == FLOAT32:
+                run_clip(program, at, frame, bases, np.float32)
+            else:
+                run_clip(program, at, frame, bases, np.float64)
+        elif opcode == CAST:
+            run_cast(program, at, frame, bases)
+        elif opcode == COPY or opcode == COPY_COLUMNS or opcode == TAKE_COLUMNS:
+            run_copy(program, at, frame, bases)
+        elif opcode == LINEAR or opcode == MATMUL or opcode == ADD_BIAS:
+            run_dense(program, at, frame, bases)
+        elif opcode == CONV2D:
+            run_conv2d(program, at, frame, bases)
+        else:
+            run_rows(program, at, frame, bases)
+        at += program[at]
