@@ -16,7 +16,7 @@ mismatched rows), and where the worst element is.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -207,14 +207,23 @@ def _scores_tie(scores: np.ndarray, chosen: int, ours: int) -> bool:
 
 
 # -- op vectors ---------------------------------------------------------------------------------------------------
-def ulp_comparison(expected: np.ndarray, actual: np.ndarray, tolerance: Mapping[str, Any],
-                   inputs: Optional[Mapping[str, Any]]) -> Comparison:
-    """An op vector's tolerance (spec/ops.md): dtype exact; floats flushed, within `ulp` ULP or `abs`; NaN where
-    expected; infinities exact; positions a NaN input reaches ignored when `unspecified_nan`."""
-    if expected.dtype != actual.dtype:
-        return Comparison(False, float("inf"), detail="dtype {}, expected {}".format(actual.dtype, expected.dtype))
-    if expected.dtype.kind != "f":
-        return exact_comparison(expected, actual)
+class UlpDifferences(NamedTuple):
+    """Element-wise outcome of an op vector's float tolerance (`ulp_differences`): `bad` positions fail it (those
+    in `skip` excluded), `skip` ones are ignored because a NaN input reaches them (`unspecified_nan`), `finite`
+    ones hold finite values on both sides; `distance` (ULP, uint64) and `difference` (absolute, float64) are 0
+    where a value is not finite."""
+
+    bad: np.ndarray
+    skip: np.ndarray
+    finite: np.ndarray
+    distance: np.ndarray
+    difference: np.ndarray
+
+
+def ulp_differences(expected: np.ndarray, actual: np.ndarray, tolerance: Mapping[str, Any],
+                    inputs: Optional[Mapping[str, Any]]) -> UlpDifferences:
+    """Float arrays of one dtype and shape under an op vector's tolerance (spec/ops.md), element by element:
+    subnormals flushed, within `ulp` ULP or `abs`, NaN where expected, infinities exact."""
     skip = np.zeros(expected.shape, dtype=bool)
     if tolerance.get("unspecified_nan") and inputs:
         for x in inputs.get("arrays", []):
@@ -235,7 +244,18 @@ def ulp_comparison(expected: np.ndarray, actual: np.ndarray, tolerance: Mapping[
             bad |= distance > 0
         else:
             bad |= (distance > tolerance.get("ulp", 0)) & (difference > tolerance.get("abs", 0.0))
-    bad &= ~skip
+    return UlpDifferences(bad & ~skip, skip, finite, distance, difference)
+
+
+def ulp_comparison(expected: np.ndarray, actual: np.ndarray, tolerance: Mapping[str, Any],
+                   inputs: Optional[Mapping[str, Any]]) -> Comparison:
+    """An op vector's tolerance (spec/ops.md): dtype exact; floats flushed, within `ulp` ULP or `abs`; NaN where
+    expected; infinities exact; positions a NaN input reaches ignored when `unspecified_nan`."""
+    if expected.dtype != actual.dtype:
+        return Comparison(False, float("inf"), detail="dtype {}, expected {}".format(actual.dtype, expected.dtype))
+    if expected.dtype.kind != "f":
+        return exact_comparison(expected, actual)
+    bad, skip, finite, distance, difference = ulp_differences(expected, actual, tolerance, inputs)
     counted = np.where(skip | (difference <= tolerance.get("abs", -1.0)), np.uint64(0), distance)
     worst = float(counted.max()) if counted.size else 0.0
     if np.any(bad):

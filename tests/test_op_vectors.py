@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conformance.rules import ulp_comparison, ulp_differences
 from sbif.ops import REGISTRY, ValueSpec, resolve_attrs
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
@@ -44,79 +45,19 @@ def decode(tensor):
     return np.array(data, dtype=np.float64 if dtype.kind == "f" else dtype).astype(dtype).reshape(tensor["shape"])
 
 
-def flushed(x):
-    """Subnormals and -0 become +0: TF 1.15 flushes subnormals, and the sign of zero is not significant."""
-    return np.where(np.abs(x) < np.finfo(x.dtype).tiny, x.dtype.type(0), x)
-
-
-def ordinal(x):
-    """Map floats to unsigned integers in the same order, adjacent floats to adjacent integers, -0 and +0 alike."""
-    if x.dtype == np.float32:
-        bits, width = x.view(np.uint32).astype(np.uint64), 32
-    else:
-        bits, width = x.view(np.uint64), 64
-    sign = np.uint64(1 << (width - 1))
-    magnitude = bits & ~sign
-    return np.where(bits & sign, sign - magnitude, sign + magnitude)
-
-
-def ulp_distance(a, b):
-    """How many representable values lie between a and b (finite, flushed, same dtype), as uint64."""
-    oa, ob = ordinal(a), ordinal(b)
-    return np.maximum(oa, ob) - np.minimum(oa, ob)
-
-
-def nan_input_mask(inputs, shape):
-    """Output positions that a NaN input reaches, for element-wise ops (everything if shapes do not broadcast)."""
-    mask = np.zeros(shape, dtype=bool)
-    for x in inputs:
-        if x.dtype.kind != "f":
-            continue
-        try:
-            mask |= np.broadcast_to(np.isnan(x), shape)
-        except ValueError:
-            return np.ones(shape, dtype=bool)
-    return mask
-
-
-def compare(actual, expected, tolerance, skip):
-    """Return (problems, stats) for one output; stats holds the largest ULP and absolute differences seen."""
-    with np.errstate(all="ignore"):
-        return _compare(actual, expected, tolerance, skip)
-
-
-def _compare(actual, expected, tolerance, skip):
-    stats = {"ulp": 0, "abs": 0.0}
-    if expected.dtype.kind != "f":
-        bad = actual != expected
-    else:
-        a, e = flushed(actual), flushed(expected)
-        nan_a, nan_e = np.isnan(a), np.isnan(e)
-        infinite = np.isinf(a) | np.isinf(e)
-        finite = ~(nan_a | nan_e | infinite)
-        bad = (nan_a != nan_e) | (infinite & ~(nan_a | nan_e) & (a != e))
-        distance = np.where(finite, ulp_distance(a, e), np.uint64(0))
-        difference = np.where(finite, np.abs(a.astype(np.float64) - e.astype(np.float64)), 0.0)
-        if tolerance.get("exact"):
-            bad |= distance > 0
-        else:
-            bad |= (distance > tolerance["ulp"]) & (difference > tolerance.get("abs", 0.0))
-        considered = finite & ~skip
-        if considered.any():
-            stats = {"ulp": int(distance[considered].max()), "abs": float(difference[considered].max())}
-    bad &= ~skip
-    problems = []
-    positions = [()] if bad.ndim == 0 and bad else [] if bad.ndim == 0 else list(zip(*np.nonzero(bad)))
-    for index in positions[:5]:
-        problems.append("at {} got {!r}, TF gives {!r}".format(
-            tuple(int(i) for i in index), actual[index].item(), expected[index].item()))
-    if bad.sum() > 5:
-        problems.append("... {} mismatches in all".format(int(bad.sum())))
-    return problems, stats
+def largest_differences(expected, actual, tolerance, inputs):
+    """The largest ULP and absolute differences over the finite positions the rule compares (`generate.py
+    --check` reports them per op)."""
+    differences = ulp_differences(expected, actual, tolerance, {"arrays": inputs})
+    considered = differences.finite & ~differences.skip
+    if not considered.any():
+        return {"ulp": 0, "abs": 0.0}
+    return {"ulp": int(differences.distance[considered].max()), "abs": float(differences.difference[considered].max())}
 
 
 def check_case(op_name, item):
-    """Run the reference compute on one case: (problems, stats over all outputs)."""
+    """Run the reference compute on one case: (problems, stats over all outputs). Outputs are judged by the
+    op-vector rule of `conformance/rules.py`, the one every runtime's answers to these vectors are judged by."""
     op = REGISTRY[op_name]
     attrs = resolve_attrs(op, item["attrs"], "{}/{}".format(op_name, item["name"]))
     inputs = [decode(t) for t in item["inputs"]]
@@ -133,13 +74,12 @@ def check_case(op_name, item):
             problems.append("output {} is {}{}, expected {}{}".format(
                 number, actual.dtype.name, list(actual.shape), spec["dtype"], spec["shape"]))
             continue
-        if tolerance.get("unspecified_nan"):
-            skip = nan_input_mask(inputs, expected.shape)
-        else:
-            skip = np.zeros(expected.shape, dtype=bool)
-        found, seen = compare(actual, expected, tolerance, skip)
-        problems += ["output {}: {}".format(number, p) for p in found]
-        stats = {"ulp": max(stats["ulp"], seen["ulp"]), "abs": max(stats["abs"], seen["abs"])}
+        comparison = ulp_comparison(expected, actual, tolerance, {"arrays": inputs})
+        if not comparison.ok:
+            problems.append("output {} at {}: {}".format(number, comparison.where, comparison.detail))
+        if expected.dtype.kind == "f":
+            seen = largest_differences(expected, actual, tolerance, inputs)
+            stats = {"ulp": max(stats["ulp"], seen["ulp"]), "abs": max(stats["abs"], seen["abs"])}
     return problems, stats
 
 
@@ -177,6 +117,9 @@ def test_vector_file_is_well_formed(op):
 
 
 def test_ulp_distance():
+    def ulp_distance(a, b):
+        return ulp_differences(a, b, {"exact": True}, None).distance
+
     one = np.float32(1)
     assert ulp_distance(np.float32([1]), np.nextafter(np.float32([1]), np.float32(2))).tolist() == [1]
     assert ulp_distance(np.float32([-one]), np.float32([one])).tolist() == [2 * 0x3F800000]
@@ -189,16 +132,17 @@ def test_ulp_distance():
 
 
 def test_compare_rules():
-    no_skip = np.zeros(3, dtype=bool)
+    def passes(actual, expected, tolerance, inputs=None):
+        return ulp_comparison(np.float32(expected), np.float32(actual), tolerance, inputs).ok
+
     ulp4 = {"ulp": 4}
-    assert compare(np.float32([np.nan, np.inf, 1]), np.float32([np.nan, np.inf, 1]), ulp4, no_skip)[0] == []
-    assert compare(np.float32([np.finfo(np.float32).max, 0, 0]), np.float32([np.inf, 0, 0]), ulp4, no_skip)[0]
-    assert compare(np.float32([1, 0, 0]), np.float32([np.nan, 0, 0]), ulp4, no_skip)[0]
-    assert compare(np.float32([1e-40, -0.0, 0]), np.float32([0, 0, -0.0]), {"exact": True}, no_skip)[0] == []
-    assert compare(np.float32([1e-3, 0, 0]), np.float32([1.0001e-3, 0, 0]), {"ulp": 4, "abs": 2 ** -22},
-                   no_skip)[0] == []
-    assert compare(np.float32([1, 2, 3]), np.float32([1, 2, 4]), {"exact": True}, no_skip)[0]
-    assert compare(np.float32([np.nan, 2, 3]), np.float32([5, 2, 3]), ulp4, np.array([True, False, False]))[0] == []
+    assert passes([np.nan, np.inf, 1], [np.nan, np.inf, 1], ulp4)
+    assert not passes([np.finfo(np.float32).max, 0, 0], [np.inf, 0, 0], ulp4)
+    assert not passes([1, 0, 0], [np.nan, 0, 0], ulp4)
+    assert passes([1e-40, -0.0, 0], [0, 0, -0.0], {"exact": True})
+    assert passes([1e-3, 0, 0], [1.0001e-3, 0, 0], {"ulp": 4, "abs": 2 ** -22})
+    assert not passes([1, 2, 3], [1, 2, 4], {"exact": True})
+    assert passes([np.nan, 2, 3], [5, 2, 3], dict(ulp4, unspecified_nan=True), {"arrays": [np.float32([np.nan, 1, 1])]})
 
 
 @pytest.mark.parametrize("op, item", CASES, ids=CASE_IDS)

@@ -60,14 +60,21 @@ static void one_line(char *text) {
     }
 }
 
+/** Set `error` to `status` and the formatted one-line message; returns `status` (fail and type_error with their
+ * arguments). */
+static sbif_status vfail(sbif_error *error, sbif_status status, const char *format, va_list args) {
+    vsnprintf(error->message, sizeof error->message, format, args);
+    one_line(error->message);
+    error->status = status;
+    return status;
+}
+
 static sbif_status fail(sbif_error *error, sbif_status status, const char *format, ...) PRINTF_LIKE(3, 4);
 static sbif_status fail(sbif_error *error, sbif_status status, const char *format, ...) {
     va_list args;
     va_start(args, format);
-    vsnprintf(error->message, sizeof error->message, format, args);
+    vfail(error, status, format, args);
     va_end(args);
-    one_line(error->message);
-    error->status = status;
     return status;
 }
 
@@ -143,6 +150,17 @@ int sbif_dtype_parse(const char *name, sbif_dtype *dtype) {
         }
     }
     return -1;
+}
+
+int sbif_dtype_holds_integer(sbif_dtype dtype, int64_t value) {
+    switch (dtype) {
+    case SBIF_INT8: return value >= INT8_MIN && value <= INT8_MAX;
+    case SBIF_INT16: return value >= INT16_MIN && value <= INT16_MAX;
+    case SBIF_INT32: return value >= INT32_MIN && value <= INT32_MAX;
+    case SBIF_UINT8: return value >= 0 && value <= UINT8_MAX;
+    case SBIF_UINT16: return value >= 0 && value <= UINT16_MAX;
+    default: return 1;
+    }
 }
 
 static int is_float_dtype(sbif_dtype dtype) {
@@ -899,18 +917,25 @@ static sbif_status check_layout(container *c, sbif_error *error) {
     return SBIF_OK;
 }
 
+/** Parse `text` into *root, which must be a JSON object: invalid JSON or another value is a `status` error
+ * naming `what` in the file at `path` (running out of memory stays SBIF_ERR_MEMORY). */
+static sbif_status parse_object(const char *text, size_t length, sbif_json **root, sbif_status status,
+                                const char *path, const char *what, sbif_error *error) {
+    sbif_status parsed = sbif_json_parse(text, length, root, error);
+    if (parsed == SBIF_ERR_MEMORY) return parsed;
+    if (parsed != SBIF_OK) {
+        error->status = status;
+        return add_context(error, "%s: %s is not valid JSON", path, what);
+    }
+    if ((*root)->kind != SBIF_JSON_OBJECT) return fail(error, status, "%s: %s must be a JSON object", path, what);
+    return SBIF_OK;
+}
+
 static sbif_status parse_header(container *c, const char *raw, size_t length, sbif_error *error) {
     const sbif_json *item;
     size_t i, n = 0;
-    sbif_status status = sbif_json_parse(raw, length, &c->header, error);
-    if (status == SBIF_ERR_MEMORY) return status;
-    if (status != SBIF_OK) {
-        error->status = SBIF_ERR_FILE_FORMAT;
-        return add_context(error, "%s: the header is not valid JSON", c->path);
-    }
-    if (c->header->kind != SBIF_JSON_OBJECT) {
-        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: the header must be a JSON object", c->path);
-    }
+    sbif_status status = parse_object(raw, length, &c->header, SBIF_ERR_FILE_FORMAT, c->path, "the header", error);
+    if (status != SBIF_OK) return status;
     c->metadata = sbif_json_get(c->header, "__metadata__");
     if (c->metadata != NULL) {
         int strings = c->metadata->kind == SBIF_JSON_OBJECT;
@@ -1189,10 +1214,8 @@ static sbif_status type_error(sbif_error *error, const char *format, ...) PRINTF
 static sbif_status type_error(sbif_error *error, const char *format, ...) {
     va_list args;
     va_start(args, format);
-    vsnprintf(error->message, sizeof error->message, format, args);
+    vfail(error, SBIF_ERR_DOCUMENT, format, args);
     va_end(args);
-    one_line(error->message);
-    error->status = SBIF_ERR_DOCUMENT;
     return SBIF_ERR_DOCUMENT;
 }
 
@@ -1364,33 +1387,45 @@ static sbif_status infer_matmul(const operands *in, const op_attrs *a, size_t n_
     return SBIF_OK;
 }
 
-static sbif_status infer_linear(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
-                                sbif_error *error) {
+/** The operands x, w, b of linear and conv2d, and their types written out for messages. */
+typedef struct weighted_operands {
     sbif_tensor x, w, b;
     char tx[128], tw[128], tb[128];
+} weighted_operands;
+
+/** Read x, w, b (x must be float); their remaining checks are the op's own. */
+static sbif_status read_weighted(const operands *in, weighted_operands *v, sbif_error *error) {
+    operand(in, 0, &v->x);
+    operand(in, 1, &v->w);
+    operand(in, 2, &v->b);
+    if (require_float(&v->x, "x", error) != SBIF_OK) return error->status;
+    format_type(&v->x, v->tx, sizeof v->tx);
+    format_type(&v->w, v->tw, sizeof v->tw);
+    format_type(&v->b, v->tb, sizeof v->tb);
+    return SBIF_OK;
+}
+
+static sbif_status infer_linear(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                sbif_error *error) {
+    weighted_operands v;
     (void)a;
     (void)n_outputs;
-    operand(in, 0, &x);
-    operand(in, 1, &w);
-    operand(in, 2, &b);
-    if (require_float(&x, "x", error) != SBIF_OK) return error->status;
-    format_type(&x, tx, sizeof tx);
-    format_type(&w, tw, sizeof tw);
-    format_type(&b, tb, sizeof tb);
-    if (x.dtype != w.dtype || x.dtype != b.dtype) {
-        return type_error(error, "x, w and b have different dtypes (%s, %s, %s)", sbif_dtype_name(x.dtype),
-                          sbif_dtype_name(w.dtype), sbif_dtype_name(b.dtype));
+    if (read_weighted(in, &v, error) != SBIF_OK) return error->status;
+    if (v.x.dtype != v.w.dtype || v.x.dtype != v.b.dtype) {
+        return type_error(error, "x, w and b have different dtypes (%s, %s, %s)", sbif_dtype_name(v.x.dtype),
+                          sbif_dtype_name(v.w.dtype), sbif_dtype_name(v.b.dtype));
     }
-    if (x.rank != 2 || w.rank != 2 || b.rank != 1) {
-        return type_error(error, "linear needs x of rank 2, w of rank 2 and b of rank 1, got %s, %s, %s", tx, tw, tb);
+    if (v.x.rank != 2 || v.w.rank != 2 || v.b.rank != 1) {
+        return type_error(error, "linear needs x of rank 2, w of rank 2 and b of rank 1, got %s, %s, %s", v.tx, v.tw,
+                          v.tb);
     }
-    if (x.shape[1] != w.shape[0] || w.shape[1] != b.shape[0]) {
-        return type_error(error, "linear shapes do not chain: x %s, w %s, b %s", tx, tw, tb);
+    if (v.x.shape[1] != v.w.shape[0] || v.w.shape[1] != v.b.shape[0]) {
+        return type_error(error, "linear shapes do not chain: x %s, w %s, b %s", v.tx, v.tw, v.tb);
     }
-    out->dtype = x.dtype;
+    out->dtype = v.x.dtype;
     out->rank = 2;
-    out->shape[0] = x.shape[0];
-    out->shape[1] = w.shape[1];
+    out->shape[0] = v.x.shape[0];
+    out->shape[1] = v.w.shape[1];
     return SBIF_OK;
 }
 
@@ -1402,23 +1437,20 @@ static int64_t conv_output_size(int64_t size, int64_t kernel, int64_t stride, in
 
 static sbif_status infer_conv2d(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
                                 sbif_error *error) {
-    sbif_tensor x, w, b;
-    char tx[128], tw[128], tb[128], text[160];
+    weighted_operands v;
+    char text[160];
     int same;
     (void)n_outputs;
-    operand(in, 0, &x);
-    operand(in, 1, &w);
-    operand(in, 2, &b);
-    if (require_float(&x, "x", error) != SBIF_OK) return error->status;
-    format_type(&x, tx, sizeof tx);
-    format_type(&w, tw, sizeof tw);
-    format_type(&b, tb, sizeof tb);
-    if (x.dtype != w.dtype || x.dtype != b.dtype) return type_error(error, "conv2d operands have different dtypes");
-    if (x.rank != 4 || w.rank != 4 || b.rank != 1 || b.shape[0] != w.shape[3] || x.shape[3] != w.shape[2]) {
-        return type_error(error, "conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got %s, %s, %s", tx, tw, tb);
+    if (read_weighted(in, &v, error) != SBIF_OK) return error->status;
+    if (v.x.dtype != v.w.dtype || v.x.dtype != v.b.dtype) {
+        return type_error(error, "conv2d operands have different dtypes");
     }
-    if (w.shape[0] < 0 || b.shape[0] < 0) { /* only a first dimension can be the batch */
-        return type_error(error, "conv2d needs a fixed kernel and bias, got %s and %s", tw, tb);
+    if (v.x.rank != 4 || v.w.rank != 4 || v.b.rank != 1 || v.b.shape[0] != v.w.shape[3] ||
+        v.x.shape[3] != v.w.shape[2]) {
+        return type_error(error, "conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got %s, %s, %s", v.tx, v.tw, v.tb);
+    }
+    if (v.w.shape[0] < 0 || v.b.shape[0] < 0) { /* only a first dimension can be the batch */
+        return type_error(error, "conv2d needs a fixed kernel and bias, got %s and %s", v.tw, v.tb);
     }
     if (a->list == NULL || a->list_length != 2 || a->list[0] < 1 || a->list[1] < 1) {
         json_render(a->list_json, text, sizeof text);
@@ -1428,12 +1460,12 @@ static sbif_status infer_conv2d(const operands *in, const op_attrs *a, size_t n_
         return type_error(error, "conv2d padding must be VALID or SAME, got '%.60s'", a->text);
     }
     same = a->text[0] == 'S';
-    *out = x;
-    out->shape[1] = conv_output_size(x.shape[1], w.shape[0], a->list[0], same);
-    out->shape[2] = conv_output_size(x.shape[2], w.shape[1], a->list[1], same);
-    out->shape[3] = w.shape[3];
+    *out = v.x;
+    out->shape[1] = conv_output_size(v.x.shape[1], v.w.shape[0], a->list[0], same);
+    out->shape[2] = conv_output_size(v.x.shape[2], v.w.shape[1], a->list[1], same);
+    out->shape[3] = v.w.shape[3];
     if (out->shape[1] < 1 || out->shape[2] < 1) {
-        return type_error(error, "conv2d input %s is smaller than the kernel %s", tx, tw);
+        return type_error(error, "conv2d input %s is smaller than the kernel %s", v.tx, v.tw);
     }
     return SBIF_OK;
 }
@@ -1633,17 +1665,6 @@ static sbif_status infer_squeeze(const operands *in, const op_attrs *a, size_t n
     return SBIF_OK;
 }
 
-static int integer_fits_dtype(int64_t v, sbif_dtype dtype) {
-    switch (dtype) {
-    case SBIF_INT8: return v >= INT8_MIN && v <= INT8_MAX;
-    case SBIF_INT16: return v >= INT16_MIN && v <= INT16_MAX;
-    case SBIF_INT32: return v >= INT32_MIN && v <= INT32_MAX;
-    case SBIF_UINT8: return v >= 0 && v <= UINT8_MAX;
-    case SBIF_UINT16: return v >= 0 && v <= UINT16_MAX;
-    default: return 1;
-    }
-}
-
 static sbif_status infer_constant(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
                                   sbif_error *error) {
     sbif_dtype dtype;
@@ -1654,7 +1675,7 @@ static sbif_status infer_constant(const operands *in, const op_attrs *a, size_t 
     }
     if (is_int_dtype(dtype) && sbif_json_is_integer(a->value)) {
         int64_t v;
-        if (sbif_json_int64(a->value, &v) != 0 || !integer_fits_dtype(v, dtype)) {
+        if (sbif_json_int64(a->value, &v) != 0 || !sbif_dtype_holds_integer(dtype, v)) {
             char text[64];
             json_render(a->value, text, sizeof text);
             return type_error(error, "constant value %s is out of range for %s", text, sbif_dtype_name(dtype));
@@ -1882,15 +1903,18 @@ static double swish_f64(double x, double p) { return x * sigmoid_f64(x, p); }
 static float leaky_relu_f32(float x, float alpha) { return x > 0.0f ? x : x * alpha; }
 static double leaky_relu_f64(double x, double alpha) { return x > 0.0 ? x : x * alpha; }
 
-#define UNARY_OP(NAME, PARAMETER)                                                                                   \
+/* compute_NAME of an element-wise op: CALL, from the operands `in`, the output `out` and the attributes `a` */
+#define ELEMENTWISE_OP(NAME, CALL)                                                                                  \
     static sbif_status compute_##NAME(const operands *in, const op_attrs *a, const sbif_tensor *out,               \
                                       void *const *out_data, size_t n_outputs, sbif_error *error) {                 \
         (void)a;                                                                                                    \
         (void)out_data;                                                                                             \
         (void)n_outputs;                                                                                            \
         (void)error;                                                                                                \
-        return map_unary(in, out, NAME##_f32, NAME##_f64, PARAMETER);                                               \
+        return CALL;                                                                                                \
     }
+
+#define UNARY_OP(NAME, PARAMETER) ELEMENTWISE_OP(NAME, map_unary(in, out, NAME##_f32, NAME##_f64, PARAMETER))
 UNARY_OP(neg, 0.0)
 UNARY_OP(exp, 0.0)
 UNARY_OP(log, 0.0)
@@ -2018,21 +2042,14 @@ static sbif_status map_binary(const operands *in, const sbif_tensor *out, const 
     return SBIF_OK;
 }
 
-#define BINARY_OP(NAME)                                                                                             \
-    static sbif_status compute_##NAME(const operands *in, const op_attrs *a, const sbif_tensor *out,               \
-                                      void *const *out_data, size_t n_outputs, sbif_error *error) {                 \
-        (void)a;                                                                                                    \
-        (void)out_data;                                                                                             \
-        (void)n_outputs;                                                                                            \
-        (void)error;                                                                                                \
-        return map_binary(in, out, NAME##_KERNELS);                                                                 \
-    }
+#define BINARY_OP(NAME) ELEMENTWISE_OP(NAME, map_binary(in, out, NAME##_KERNELS))
 BINARY_OP(add)
 BINARY_OP(sub)
 BINARY_OP(mul)
 BINARY_OP(div)
 BINARY_OP(less)
 #undef BINARY_OP
+#undef ELEMENTWISE_OP
 
 /* numpy.minimum / maximum: NaN in either operand wins */
 static float max_f32(float a, float b) { return a != a ? a : b != b ? b : a < b ? b : a; }
@@ -2202,6 +2219,14 @@ static void rows_of(const sbif_tensor *t, int64_t *rows, int64_t *n) {
     *rows = t->rank > 0 ? element_count(t->shape, t->rank - 1) : 1;
 }
 
+/** The first operand x of an op over the last axis, as rows x n; 0 when `out` is empty, so there is nothing to
+ * compute. */
+static int rows_to_compute(const operands *in, const sbif_tensor *out, sbif_tensor *x, int64_t *rows, int64_t *n) {
+    operand(in, 0, x);
+    rows_of(x, rows, n);
+    return type_count(out) != 0;
+}
+
 /* TF's ArgMaxTupleReducer: move only to a strictly greater element, starting from (0, lowest finite value), so NaN
  * is never chosen, ties keep the first index and a row with nothing above the lowest value gives 0 */
 #define DEFINE_ARGMAX(NAME, T, LOWEST)                                                                             \
@@ -2241,9 +2266,7 @@ static sbif_status compute_argmax(const operands *in, const op_attrs *a, const s
     (void)a;
     (void)out_data;
     (void)n_outputs;
-    operand(in, 0, &x);
-    rows_of(&x, &rows, &n);
-    if (type_count(out) == 0) return SBIF_OK;
+    if (!rows_to_compute(in, out, &x, &rows, &n)) return SBIF_OK;
     if (n == 0) return fail(error, SBIF_ERR_INPUT, "argmax of an empty row (the batch is empty)");
     ARGMAX_KERNELS[x.dtype](x.data, out->data, rows, n);
     return SBIF_OK;
@@ -2281,9 +2304,7 @@ static sbif_status compute_softmax(const operands *in, const op_attrs *a, const 
     (void)out_data;
     (void)n_outputs;
     (void)error;
-    operand(in, 0, &x);
-    rows_of(&x, &rows, &n);
-    if (type_count(out) == 0) return SBIF_OK;
+    if (!rows_to_compute(in, out, &x, &rows, &n)) return SBIF_OK;
     if (x.dtype == SBIF_FLOAT32) softmax_f32(x.data, out->data, rows, n);
     else softmax_f64(x.data, out->data, rows, n);
     return SBIF_OK;
@@ -2325,11 +2346,9 @@ static sbif_status compute_layer_norm(const operands *in, const op_attrs *a, con
     (void)out_data;
     (void)n_outputs;
     (void)error;
-    operand(in, 0, &x);
+    if (!rows_to_compute(in, out, &x, &rows, &n)) return SBIF_OK;
     operand(in, 1, &gamma);
     operand(in, 2, &beta);
-    rows_of(&x, &rows, &n);
-    if (type_count(out) == 0) return SBIF_OK;
     if (x.dtype == SBIF_FLOAT32) {
         layer_norm_f32(x.data, gamma.data, beta.data, (float)a->real, out->data, rows, n);
     } else {
@@ -2346,9 +2365,7 @@ static sbif_status compute_reduce_mean(const operands *in, const op_attrs *a, co
     (void)out_data;
     (void)n_outputs;
     (void)error;
-    operand(in, 0, &x);
-    rows_of(&x, &rows, &n);
-    if (type_count(out) == 0) return SBIF_OK;
+    if (!rows_to_compute(in, out, &x, &rows, &n)) return SBIF_OK;
     for (r = 0; r < rows; r++) {
         double sum = 0.0;
         if (x.dtype == SBIF_FLOAT32) {
@@ -2562,10 +2579,19 @@ static void split_at_axis(const sbif_tensor *t, int axis, int64_t *outer, int64_
     *inner = element_count(t->shape + axis + 1, t->rank - axis - 1) * (int64_t)sbif_dtype_size(t->dtype);
 }
 
+/** Copy `count` blocks of `bytes` bytes, `source_step` bytes apart in `source`, to `target_step` bytes apart in
+ * `target`: how concat, split and stack move slices along an axis. Nothing is touched when `bytes` is 0. */
+static void copy_blocks(char *target, int64_t target_step, const char *source, int64_t source_step, int64_t count,
+                        int64_t bytes) {
+    int64_t i;
+    if (bytes <= 0) return;
+    for (i = 0; i < count; i++) memcpy(target + i * target_step, source + i * source_step, (size_t)bytes);
+}
+
 static sbif_status compute_concat(const operands *in, const op_attrs *a, const sbif_tensor *out,
                                   void *const *out_data, size_t n_outputs, sbif_error *error) {
     sbif_tensor t;
-    int64_t outer, inner, start = 0, total, o;
+    int64_t outer, inner, start = 0, total;
     int axis = (int)(a->integer < 0 ? a->integer + out->rank : a->integer);
     size_t k;
     (void)out_data;
@@ -2578,10 +2604,7 @@ static sbif_status compute_concat(const operands *in, const op_attrs *a, const s
         int64_t size;
         operand(in, k, &t);
         size = t.shape[axis];
-        for (o = 0; o < outer && size > 0; o++) {
-            memcpy((char *)out->data + (o * total + start) * inner, (const char *)t.data + o * size * inner,
-                   (size_t)(size * inner));
-        }
+        copy_blocks((char *)out->data + start * inner, total * inner, t.data, size * inner, outer, size * inner);
         start += size;
     }
     return SBIF_OK;
@@ -2590,7 +2613,7 @@ static sbif_status compute_concat(const operands *in, const op_attrs *a, const s
 static sbif_status compute_split(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
                                  size_t n_outputs, sbif_error *error) {
     sbif_tensor x;
-    int64_t outer, inner, start = 0, total, o;
+    int64_t outer, inner, start = 0, total;
     int axis = (int)(a->integer < 0 ? a->integer + out->rank : a->integer);
     size_t k;
     (void)error;
@@ -2600,10 +2623,8 @@ static sbif_status compute_split(const operands *in, const op_attrs *a, const sb
     total = x.shape[axis];
     for (k = 0; k < n_outputs; k++) {
         int64_t size = a->list[k];
-        for (o = 0; o < outer; o++) {
-            memcpy((char *)out_data[k] + o * size * inner, (const char *)x.data + (o * total + start) * inner,
-                   (size_t)(size * inner));
-        }
+        copy_blocks(out_data[k], size * inner, (const char *)x.data + start * inner, total * inner, outer,
+                    size * inner);
         start += size;
     }
     return SBIF_OK;
@@ -2612,7 +2633,7 @@ static sbif_status compute_split(const operands *in, const op_attrs *a, const sb
 static sbif_status compute_stack(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
                                  size_t n_outputs, sbif_error *error) {
     sbif_tensor t;
-    int64_t outer, inner, o, n = (int64_t)in->count;
+    int64_t outer, inner, n = (int64_t)in->count;
     int axis = (int)(a->integer < 0 ? a->integer + out->rank : a->integer);
     size_t k;
     (void)out_data;
@@ -2624,9 +2645,7 @@ static sbif_status compute_stack(const operands *in, const op_attrs *a, const sb
     inner = element_count(t.shape + axis, t.rank - axis) * (int64_t)sbif_dtype_size(t.dtype);
     for (k = 0; k < in->count; k++) {
         operand(in, k, &t);
-        for (o = 0; o < outer; o++) {
-            memcpy((char *)out->data + (o * n + (int64_t)k) * inner, (const char *)t.data + o * inner, (size_t)inner);
-        }
+        copy_blocks((char *)out->data + (int64_t)k * inner, n * inner, t.data, inner, outer, inner);
     }
     return SBIF_OK;
 }
@@ -3151,6 +3170,33 @@ static sbif_status expect_predict(const schema *s, const sbif_json *v) {
     return SBIF_OK;
 }
 
+/** A node's inputs or outputs: an array of at least `min_items` value names. */
+static sbif_status expect_names(const schema *s, const sbif_json *v, const char *where, size_t min_items) {
+    const sbif_json *item;
+    char at[260];
+    size_t i;
+    if (expect_array(s, v, where, min_items) != SBIF_OK) return s->error->status;
+    for (i = 0, item = sbif_json_first(v); i < v->length; i++, item = sbif_json_next(item)) {
+        snprintf(at, sizeof at, "%s/%lu", where, (unsigned long)i);
+        if (expect_name(s, item, at) != SBIF_OK) return s->error->status;
+    }
+    return SBIF_OK;
+}
+
+/** An entry of tensors, inputs or outputs: an object of exactly these `members` (and `optional` ones) with a name,
+ * a dtype and a shape (whose dimensions may be null, the batch, where `allow_batch`). */
+static sbif_status expect_value_entry(const schema *s, const sbif_json *item, const char *at,
+                                      const char *const *members, const char *const *optional, int allow_batch) {
+    char inner[240];
+    if (expect_object(s, item, at, members, optional) != SBIF_OK) return s->error->status;
+    snprintf(inner, sizeof inner, "%s/name", at);
+    if (expect_name(s, sbif_json_get(item, "name"), inner) != SBIF_OK) return s->error->status;
+    snprintf(inner, sizeof inner, "%s/dtype", at);
+    if (expect_enum(s, sbif_json_get(item, "dtype"), inner, DTYPE_ENUM) != SBIF_OK) return s->error->status;
+    snprintf(inner, sizeof inner, "%s/shape", at);
+    return expect_shape(s, sbif_json_get(item, "shape"), inner, allow_batch);
+}
+
 static sbif_status check_structure(const schema *s, const sbif_json *doc) {
     static const char *const REQUIRED[] = {"format",  "format_version", "provenance", "observation_space",
                                            "action_space", "tensors", "inputs", "graph", "outputs", "predict", NULL};
@@ -3183,13 +3229,7 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
     if (expect_array(s, list, "tensors", 0) != SBIF_OK) return s->error->status;
     for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
         snprintf(at, sizeof at, "tensors/%lu", (unsigned long)i);
-        if (expect_object(s, item, at, TENSOR, NULL) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/name", at);
-        if (expect_name(s, sbif_json_get(item, "name"), inner) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/dtype", at);
-        if (expect_enum(s, sbif_json_get(item, "dtype"), inner, DTYPE_ENUM) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/shape", at);
-        if (expect_shape(s, sbif_json_get(item, "shape"), inner, 0) != SBIF_OK) return s->error->status;
+        if (expect_value_entry(s, item, at, TENSOR, NULL, 0) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/origin", at);
         if (expect_enum(s, sbif_json_get(item, "origin"), inner, ORIGINS) != SBIF_OK) return s->error->status;
     }
@@ -3197,13 +3237,7 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
     if (expect_array(s, list, "inputs", 1) != SBIF_OK) return s->error->status;
     for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
         snprintf(at, sizeof at, "inputs/%lu", (unsigned long)i);
-        if (expect_object(s, item, at, INPUT, INPUT_OPTIONAL) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/name", at);
-        if (expect_name(s, sbif_json_get(item, "name"), inner) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/dtype", at);
-        if (expect_enum(s, sbif_json_get(item, "dtype"), inner, DTYPE_ENUM) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/shape", at);
-        if (expect_shape(s, sbif_json_get(item, "shape"), inner, 1) != SBIF_OK) return s->error->status;
+        if (expect_value_entry(s, item, at, INPUT, INPUT_OPTIONAL, 1) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/kind", at);
         if (expect_enum(s, sbif_json_get(item, "kind"), inner, INPUT_KINDS) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/distribution", at);
@@ -3229,17 +3263,9 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
             return schema_violation(s, inner, "'%.60s' does not match '^[a-z][a-z0-9_]*$'", op->str);
         }
         snprintf(inner, sizeof inner, "%s/inputs", at);
-        if (expect_array(s, (part = sbif_json_get(item, "inputs")), inner, 0) != SBIF_OK) return s->error->status;
-        for (j = 0, element = sbif_json_first(part); j < part->length; j++, element = sbif_json_next(element)) {
-            snprintf(inner, sizeof inner, "%s/inputs/%lu", at, (unsigned long)j);
-            if (expect_name(s, element, inner) != SBIF_OK) return s->error->status;
-        }
+        if (expect_names(s, sbif_json_get(item, "inputs"), inner, 0) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/outputs", at);
-        if (expect_array(s, (part = sbif_json_get(item, "outputs")), inner, 1) != SBIF_OK) return s->error->status;
-        for (j = 0, element = sbif_json_first(part); j < part->length; j++, element = sbif_json_next(element)) {
-            snprintf(inner, sizeof inner, "%s/outputs/%lu", at, (unsigned long)j);
-            if (expect_name(s, element, inner) != SBIF_OK) return s->error->status;
-        }
+        if (expect_names(s, sbif_json_get(item, "outputs"), inner, 1) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/attrs", at);
         if ((part = sbif_json_get(item, "attrs")) != NULL &&
             expect_kind(s, part, inner, SBIF_JSON_OBJECT, "object") != SBIF_OK) {
@@ -3250,13 +3276,7 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
     if (expect_array(s, list, "outputs", 1) != SBIF_OK) return s->error->status;
     for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
         snprintf(at, sizeof at, "outputs/%lu", (unsigned long)i);
-        if (expect_object(s, item, at, OUTPUT, OUTPUT_OPTIONAL) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/name", at);
-        if (expect_name(s, sbif_json_get(item, "name"), inner) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/dtype", at);
-        if (expect_enum(s, sbif_json_get(item, "dtype"), inner, DTYPE_ENUM) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/shape", at);
-        if (expect_shape(s, sbif_json_get(item, "shape"), inner, 1) != SBIF_OK) return s->error->status;
+        if (expect_value_entry(s, item, at, OUTPUT, OUTPUT_OPTIONAL, 1) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/description", at);
         if ((part = sbif_json_get(item, "description")) != NULL &&
             expect_kind(s, part, inner, SBIF_JSON_STRING, "string") != SBIF_OK) {
@@ -3660,15 +3680,9 @@ static sbif_status read_document(sbif_model *m, sbif_error *error) {
         return fail(error, SBIF_ERR_DOCUMENT, "%s is a safetensors file but not an SBIF file (no 'sbif' document "
                     "in its metadata)", m->path);
     }
-    status = sbif_json_parse(text->str, text->length, &m->document, error);
-    if (status == SBIF_ERR_MEMORY) return status;
-    if (status != SBIF_OK) {
-        error->status = SBIF_ERR_DOCUMENT;
-        return add_context(error, "%s: the SBIF document is not valid JSON", m->path);
-    }
-    if (m->document->kind != SBIF_JSON_OBJECT) {
-        return fail(error, SBIF_ERR_DOCUMENT, "%s: the SBIF document must be a JSON object", m->path);
-    }
+    status = parse_object(text->str, text->length, &m->document, SBIF_ERR_DOCUMENT, m->path, "the SBIF document",
+                          error);
+    if (status != SBIF_OK) return status;
     version = sbif_json_get(m->document, "format_version");
     if (version == NULL) {
         return fail(error, SBIF_ERR_DOCUMENT, "%s: format_version must be an integer, got nothing", m->path);

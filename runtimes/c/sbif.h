@@ -73,6 +73,9 @@ const char *sbif_dtype_name(sbif_dtype dtype);
 size_t sbif_dtype_size(sbif_dtype dtype);
 /** Parse a NumPy dtype name; returns 0 and sets *dtype, or -1 for an unknown name. */
 int sbif_dtype_parse(const char *name, sbif_dtype *dtype);
+/** Whether an integer dtype holds `value` (1) or not (0). int64 holds every value; the float and bool dtypes are
+ * not integer dtypes and answer 1 (check them before asking). */
+int sbif_dtype_holds_integer(sbif_dtype dtype, int64_t value);
 
 /** A dense row-major array. Shapes of declared values use -1 for the batch dimension. */
 typedef struct sbif_tensor {

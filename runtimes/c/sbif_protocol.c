@@ -178,17 +178,6 @@ static sbif_status out_of_memory(sbif_error *error) {
     return SBIF_ERR_MEMORY;
 }
 
-static int integer_in_range(int64_t v, sbif_dtype dtype) {
-    switch (dtype) {
-    case SBIF_INT8: return v >= INT8_MIN && v <= INT8_MAX;
-    case SBIF_INT16: return v >= INT16_MIN && v <= INT16_MAX;
-    case SBIF_INT32: return v >= INT32_MIN && v <= INT32_MAX;
-    case SBIF_UINT8: return v >= 0 && v <= UINT8_MAX;
-    case SBIF_UINT16: return v >= 0 && v <= UINT16_MAX;
-    default: return 1;
-    }
-}
-
 /** One element of `data`; returns SBIF_OK or an input error naming the bad value. */
 static sbif_status decode_element(const sbif_json *v, sbif_tensor *out, int64_t k, const char *where,
                                   sbif_error *error) {
@@ -214,7 +203,7 @@ static sbif_status decode_element(const sbif_json *v, sbif_tensor *out, int64_t 
         ((uint8_t *)out->data)[k] = sbif_json_type(v) == SBIF_JSON_TRUE;
         return SBIF_OK;
     default:
-        if (sbif_json_int64(v, &integer) != 0 || !integer_in_range(integer, out->dtype)) {
+        if (sbif_json_int64(v, &integer) != 0 || !sbif_dtype_holds_integer(out->dtype, integer)) {
             return input_error(error, "%s: element %" PRId64 " is not a %s value", where, k,
                                sbif_dtype_name(out->dtype));
         }

@@ -36,33 +36,25 @@ except ImportError:
 
 
 # -- dtypes ----------------------------------------------------------------------------------------------------------
+def sbif_dtypes() -> List[Tuple[str, torch.dtype]]:
+    """(SBIF name, torch dtype) of every SBIF dtype: a function, as TorchScript cannot read a module-level table."""
+    return [("float32", torch.float32), ("float64", torch.float64), ("int32", torch.int32), ("int64", torch.int64),
+            ("uint8", torch.uint8), ("int8", torch.int8), ("int16", torch.int16), ("uint16", torch.uint16),
+            ("bool", torch.bool)]
+
+
 def torch_dtype(name: str) -> torch.dtype:
     """The torch dtype of an SBIF dtype name."""
-    if name == "float32":
-        return torch.float32
-    if name == "float64":
-        return torch.float64
-    if name == "int32":
-        return torch.int32
-    if name == "int64":
-        return torch.int64
-    if name == "uint8":
-        return torch.uint8
-    if name == "int8":
-        return torch.int8
-    if name == "int16":
-        return torch.int16
-    if name == "uint16":
-        return torch.uint16
-    if name == "bool":
-        return torch.bool
+    for sbif_name, dtype in sbif_dtypes():
+        if sbif_name == name:
+            return dtype
     raise UnsupportedError("unknown dtype " + name)
 
 
 def dtype_name(dtype: torch.dtype) -> str:
     """The SBIF name of a torch dtype (for messages)."""
-    for name in ["float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool"]:
-        if torch_dtype(name) == dtype:
+    for name, torch_type in sbif_dtypes():
+        if torch_type == dtype:
             return name
     return str(dtype)
 

@@ -17,6 +17,7 @@ from .cnn import check_cnn_kwargs, nature_cnn
 from .description import ModelDescription, Space
 from .distributions import distribution_head
 from .graph_builder import GraphBuilder
+from .mlp import activate
 from .preprocess import flat_features, processed_observation
 
 SCOPE = "model/"
@@ -192,15 +193,8 @@ def _contiguous(params, kind: str) -> List[Layer]:
 
 def _mlp(builder: GraphBuilder, x: str, layers: List[Layer], activation: Dict[str, Any], params) -> str:
     for scope, _ in layers:
-        x = _activate(builder, _linear(builder, x, scope, params), activation, SCOPE + scope + "/act")
+        x = activate(builder, _linear(builder, x, scope, params), activation, SCOPE + scope + "/act")
     return x
-
-
-def _activate(builder: GraphBuilder, x: str, activation: Dict[str, Any], name: str) -> str:
-    if activation["name"] == "identity":
-        return x
-    attrs = {key: value for key, value in activation.items() if key != "name"}
-    return builder.op(activation["name"], [x], attrs, name=name)
 
 
 def _linear(builder: GraphBuilder, x: str, scope: str, params, name: str = "") -> str:

@@ -23,6 +23,7 @@ from ..errors import ExportError, UnsupportedError
 from .cnn import check_cnn_kwargs, nature_cnn
 from .description import ModelDescription
 from .graph_builder import GraphBuilder
+from .mlp import activate, contrib_layer_norm
 from .preprocess import flat_features, processed_observation
 
 SCOPE = "deepq/model/"
@@ -30,8 +31,6 @@ ACTION_SCOPE = SCOPE + "action_value/"
 STATE_SCOPE = SCOPE + "state_value/"
 #: parameters DQN saves that inference does not use: exploration epsilon, target network, param-noise copies
 IGNORED_PREFIXES = ("deepq/eps:0", "deepq/target_q_func/", "deepq/perturbed_model/", "deepq/adaptive_model/")
-#: tf.contrib.layers.layer_norm's variance epsilon (`nn.batch_normalization(..., variance_epsilon=1e-12)`)
-CONTRIB_LAYER_NORM_EPSILON = 1e-12
 UNIFORM_NOISE = "noise_uniform"
 DEFAULT_ACTIVATION = {"name": "relu"}  # FeedForwardPolicy's act_fun=tf.nn.relu
 
@@ -68,9 +67,8 @@ class Branch:
             x = builder.op("linear", [x, layer + "/weights:0", layer + "/biases:0"], name=layer)
             if self.layer_norm:
                 norm = self.norms[index]
-                x = builder.op("layer_norm", [x, norm + "/gamma:0", norm + "/beta:0"],
-                               {"epsilon": CONTRIB_LAYER_NORM_EPSILON}, name=norm)
-            x = _activate(builder, x, activation, layer + "/act")
+                x = contrib_layer_norm(builder, x, norm + "/gamma:0", norm + "/beta:0", norm)
+            x = activate(builder, x, activation, layer + "/act")
         last = self.dense[-1]
         return builder.op("linear", [x, last + "/weights:0", last + "/biases:0"], name=name or last)
 
@@ -174,10 +172,3 @@ def _numbered(params, scope: str, pattern, stem: str) -> List[str]:
         if missing:
             raise ExportError("parameter {}/{}:0 is missing".format(layer, missing[0]))
     return layers
-
-
-def _activate(builder: GraphBuilder, x: str, activation: Dict[str, Any], name: str) -> str:
-    if activation["name"] == "identity":
-        return x
-    attrs = {key: value for key, value in activation.items() if key != "name"}
-    return builder.op(activation["name"], [x], attrs, name=name)

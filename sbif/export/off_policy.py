@@ -22,10 +22,9 @@ from .cnn import check_cnn_kwargs, nature_cnn
 from .description import ModelDescription, Space
 from .distributions import NORMAL_NOISE
 from .graph_builder import GraphBuilder
+from .mlp import activate, contrib_layer_norm
 from .preprocess import flat_features, processed_observation
 
-#: epsilon of tf.contrib.layers.layer_norm (SB2's `mlp(..., layer_norm=True)` and DDPG's policies)
-CONTRIB_LAYER_NORM_EPSILON = 1e-12
 #: SAC's clip of the log standard deviation (`sac/policies.py` LOG_STD_MIN, LOG_STD_MAX)
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 #: DDPG's defaults (`ddpg/ddpg.py` __init__) when a description does not carry them
@@ -272,9 +271,9 @@ class _Network:
                                        "layer norm returns beta plus amplified rounding error, which no other runtime "
                                        "reproduces".format(scope))
             if present[0]:
-                x = self.builder.op("layer_norm", [x, self.parameter(norm + "/gamma"), self.parameter(norm + "/beta")],
-                                    {"epsilon": CONTRIB_LAYER_NORM_EPSILON}, name=node + "/layer_norm")
-            x = self._activate(x, node + "/act")
+                x = contrib_layer_norm(self.builder, x, self.parameter(norm + "/gamma"), self.parameter(norm + "/beta"),
+                                       node + "/layer_norm")
+            x = activate(self.builder, x, self.activation, node + "/act")
             if i == 0 and inject is not None:
                 x = self.builder.op("concat", [x, inject], {"axis": -1}, name=node + "/with_action")
         if prefix.endswith("pi/") and prefix.startswith("model/"):
@@ -341,12 +340,6 @@ class _Network:
             x = self.builder.op("div", [x, std], name="input/obs_rms/normalized")
         low, high = extra.get("observation_range", DEFAULT_OBSERVATION_RANGE)
         return _clip(self, x, low, high, "float32", "input/clipped")
-
-    def _activate(self, x: str, name: str) -> str:
-        if self.activation["name"] == "identity":
-            return x
-        attrs = {key: value for key, value in self.activation.items() if key != "name"}
-        return self.builder.op(self.activation["name"], [x], attrs, name=name)
 
     @staticmethod
     def _check_action_space(space: Space) -> None:

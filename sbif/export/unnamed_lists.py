@@ -49,8 +49,8 @@ def actor_critic_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "
     if not_mlp or (not identity.is_stock and kwargs.get("feature_extraction", "mlp") != "mlp"):
         raise UnsupportedError("{}: cannot name the unnamed parameters of a {} policy (only MLP feed-forward "
                                "policies); pass --policy MlpPolicy if it is one".format(path, identity.name))
-    width = _input_width(observation_space)
-    out = _action_width(action_space)
+    width = _flat_width(observation_space)
+    out = _flat_width(action_space)
     names: List[Tuple[str, Tuple[int, ...]]] = []
     shared, pi_layers, vf_layers = _net_arch(kwargs, path)
     for index, size in shared:
@@ -106,7 +106,7 @@ def dqn_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIde
         raise ExportError("{}: policy_kwargs layers must be a list of layer sizes".format(path))
     layer_norm = bool(fixed.get("layer_norm", kwargs.get("layer_norm", False)))
     dueling = bool(fixed.get("dueling", kwargs.get("dueling", True)))
-    width = _input_width(observation_space)
+    width = _flat_width(observation_space)
     model = _dqn_tower("model/action_value/", width, layers, int(action_space.n), layer_norm)
     if dueling:
         model += _dqn_tower("model/state_value/", width, layers, 1, layer_norm)
@@ -169,16 +169,9 @@ def _dense(scope: str, rows: int, cols: int) -> List[Tuple[str, Tuple[int, ...]]
     return [(scope + "/w:0", (rows, cols)), (scope + "/b:0", (cols,))]
 
 
-def _input_width(space: Space) -> int:
-    """Width of the flattened processed observation (one-hot for discrete kinds)."""
-    if space.kind == "discrete":
-        return int(space.n)
-    if space.kind == "multi_discrete":
-        return int(sum(space.nvec))
-    return int(np.prod(space.shape))
-
-
-def _action_width(space: Space) -> int:
+def _flat_width(space: Space) -> int:
+    """Width of a space as SB2's policies flatten it: the processed observation (one-hot for discrete kinds) and
+    the policy head's flat distribution parameters (logits per choice, or one mean per value) alike."""
     if space.kind == "discrete":
         return int(space.n)
     if space.kind == "multi_discrete":
@@ -196,7 +189,7 @@ def sac_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIde
     """`model/pi` (MLP, mean `dense`, log-std `dense_1`), `model/values_fn/{vf,qf1,qf2}`, the learned
     `log_ent_coef` when ent_coef is "auto...", then the target value function `target/values_fn/vf`."""
     layers, layer_norm = _off_policy_layers(kwargs, identity, "SAC", path)
-    width, actions = _input_width(observation_space), _box_width(action_space, path)
+    width, actions = _flat_width(observation_space), _box_width(action_space, path)
     names = _mlp_head("model/pi", width, layers, layer_norm, [("dense", actions), ("dense_1", actions)])
     names += _sac_critics("model/values_fn/", width, actions, layers, layer_norm, ("vf", "qf1", "qf2"))
     ent_coef = data.get("ent_coef")
@@ -209,7 +202,7 @@ def td3_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIde
               action_space: Space, path: str) -> Names:
     """`model/pi` (MLP, tanh `dense`), `model/values_fn/{qf1,qf2}`, then the same under `target/`."""
     layers, layer_norm = _off_policy_layers(kwargs, identity, "TD3", path)
-    width, actions = _input_width(observation_space), _box_width(action_space, path)
+    width, actions = _flat_width(observation_space), _box_width(action_space, path)
     names: Names = []
     for scope in ("model/", "target/"):
         names += _mlp_head(scope + "pi", width, layers, layer_norm, [("dense", actions)])
@@ -223,7 +216,7 @@ def ddpg_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyId
     `noise_adapt/pi` when param_noise is set, `target/{pi,qf}`, then the float64 running statistics
     `input/obs_rms/*` and `input/ret_rms/*` when observations or returns are normalized."""
     layers, layer_norm = _off_policy_layers(kwargs, identity, "DDPG", path)
-    width, actions = _input_width(observation_space), _box_width(action_space, path)
+    width, actions = _flat_width(observation_space), _box_width(action_space, path)
     actor = _mlp_head("pi", width, layers, layer_norm, [("pi", actions)])
     critic = _mlp_head("qf", width, layers, layer_norm, [("qf_output", 1)], action_after_first=actions)
     names = [("model/" + name, shape) for name, shape in actor + critic]
