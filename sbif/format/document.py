@@ -5,6 +5,7 @@ rather than with a schema error.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -13,6 +14,7 @@ from typing import Any, Dict, Mapping, Sequence, Union
 import numpy as np
 
 from ..errors import DocumentError, UnsupportedError
+from .schema_check import SchemaValidator
 
 FORMAT_NAME = "sbif"
 FORMAT_VERSION = 1
@@ -20,7 +22,6 @@ METADATA_KEY = "sbif"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "sbif-document-v1.schema.json")
 
 Document = Dict[str, Any]
-_validator = None
 
 
 def encode_document(document: Document) -> Dict[str, str]:
@@ -50,17 +51,19 @@ def decode_document(metadata: Mapping[str, str], source: str = "file") -> Docume
 
 
 def check_schema(document: Document, source: str = "document") -> None:
-    """Raise DocumentError naming the first schema violation (the most specific one, with its JSON path)."""
-    import jsonschema
+    """Raise DocumentError naming the violation nearest the document's root (the most specific one inside an
+    anyOf/oneOf), with its JSON path."""
+    violation = _document_validator().first_violation(document)
+    if violation is not None:
+        where = "/".join(str(part) for part in violation.path) or "(top level)"
+        raise DocumentError("{}: schema violation at {}: {}".format(source, where, violation.message))
 
-    global _validator
-    if _validator is None:
-        with open(SCHEMA_PATH, encoding="utf-8") as handle:
-            _validator = jsonschema.Draft7Validator(json.load(handle))
-    error = jsonschema.exceptions.best_match(_validator.iter_errors(document))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise DocumentError("{}: schema violation at {}: {}".format(source, where, error.message))
+
+@functools.lru_cache(maxsize=None)
+def _document_validator() -> SchemaValidator:
+    """Built on first use: reading the schema is not part of `import sbif`."""
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        return SchemaValidator(json.load(handle))
 
 
 def encode_float(value: float) -> Union[float, str]:
