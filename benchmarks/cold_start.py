@@ -14,12 +14,7 @@ import sys
 def first_action_sbif(path: str, obs, backend: str) -> None:
     import sbif
 
-    if "backend" in sbif.load.__code__.co_varnames:
-        policy = sbif.load(path, backend=backend)
-    elif backend == "numpy":
-        policy = sbif.load(path)  # a tree without backends: NumPy is the only one
-    else:
-        raise SystemExit("sbif.load has no backend= argument in this tree")
+    policy = sbif.load(path, backend=backend)
     if policy.recurrent:
         policy.predict(obs, policy.initial_state(1), [False], deterministic=True)
     else:

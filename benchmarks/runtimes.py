@@ -138,20 +138,12 @@ class SbifRuntime(Runtime):
         import sbif
 
         path = model_file(model, "model.sbif")
-        if "backend" in sbif.load.__code__.co_varnames:
-            try:
-                policy = sbif.load(path, backend=self.backend)
-            except sbif.UnsupportedError as exc:
-                raise Unavailable(str(exc)) from None
-        elif self.backend == "numpy":
-            policy = sbif.load(path)
-        else:
-            raise Unavailable("sbif.load has no backend= argument in this tree (no {} backend)".format(self.backend))
-        backend = getattr(policy, "backend", "numpy")
-        if backend != self.backend:
-            raise Unavailable("sbif.load(backend={!r}) gave a {} policy".format(self.backend, backend))
+        try:
+            policy = sbif.load(path, backend=self.backend)
+        except sbif.UnsupportedError as exc:
+            raise Unavailable(str(exc)) from None
         self.loaded[model] = Loaded(policy, Graph(policy.document))
-        return {"backend": backend, "versions": self.versions()}
+        return {"backend": policy.backend, "versions": self.versions()}
 
     def versions(self) -> str:
         import sbif
@@ -185,11 +177,14 @@ class SbifRuntime(Runtime):
         return recurrent_step
 
     def kernel(self, model: str, calls: int, warmup: int) -> list:
-        """The executor alone on one observation (asked of the numba backend): `executor.run(feeds, [action])`
-        with the graph inputs prepared once, i.e. `predict` without its input handling and result unpacking.
-        The backend offers no public handle on its compiled function itself; this is the closest stable one."""
+        """The compiled code alone on one observation (asked of the numba backend): for feed-forward policies the
+        single-observation path's one call (`NumbaExecutor.single_row(...).kernel`), else `executor.run(feeds,
+        [action])` with the graph inputs prepared once, i.e. `predict` without its input handling."""
         loaded = self.loaded[model]
         executor, graph = loaded.engine.executor, loaded.graph
+        single = executor.single_row(graph.action) if loaded.engine.recurrent is None else None
+        if single is not None:
+            return time_single(single.kernel(observations(model, 1)[0]), calls, warmup)
         feeds, fetch = graph.feeds(observations(model, 1)), [graph.action]
         return time_single(lambda: executor.run(feeds, fetch), calls, warmup)
 

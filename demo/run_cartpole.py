@@ -18,11 +18,13 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--min-return", type=float, default=475.0)
     parser.add_argument("--record", help="save every observation seen to this .npy file")
+    parser.add_argument("--backend", choices=("numpy", "numba", "auto"), default="numpy",
+                        help="the runtime's executor (numba compiles its kernels once per machine on first use)")
     args = parser.parse_args()
 
     import gymnasium
 
-    policy = sbif.load(args.policy)
+    policy = sbif.load(args.policy, backend=args.backend)
     env = gymnasium.make("CartPole-v1")
     returns, seen = [], []
     for episode in range(args.episodes):

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--stochastic", dest="deterministic", action="store_const", const=False,
                       help="sample (default: the algorithm's SB2 default)")
     predict.add_argument("--seed", type=int, help="seed for sampling")
+    predict.add_argument("--backend", choices=("numpy", "numba", "auto"), default="numpy",
+                         help="the runtime's executor (default numpy: one call does not repay numba's start-up; "
+                              "auto: numba when installed)")
     predict.add_argument("-o", "--output", help="write actions to this .npy file instead of printing JSON")
 
     convert = _command(commands, "convert", "convert an .sbif file to ONNX or a TorchScript module", run_convert,
@@ -346,7 +349,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from .runtime import load
     from .errors import InputError
 
-    policy = load(args.file)
+    policy = load(args.file, backend=args.backend)
     observations = read_observations(args.obs, InputError)
     actions, _ = policy.predict(observations, deterministic=args.deterministic, rng=args.seed)
     if args.output:

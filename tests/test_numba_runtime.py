@@ -86,10 +86,11 @@ def test_batch_path_agrees_in_chunks(models, monkeypatch, chunk_rows):
     """Every request through the batch path: BLAS products between interpreter calls split between three
     threads, chunks of one row or of four."""
     monkeypatch.setattr(numba_backend, "BLAS_MIN_MACS", 0)
+    monkeypatch.setattr(numba_backend, "BLAS_MIN_WEIGHTS", 0)
     monkeypatch.setattr(numba_backend, "MIN_CHUNK_ROWS", chunk_rows)
     monkeypatch.setattr(numba_backend, "CHUNK_BYTES", 1)
     monkeypatch.setattr(numba_backend, "LANES", 3)
-    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_WORK", 1)
     report = run_suite([OracleSource(sorted(models.values()), numpy_runtime())], numba_runtime(),
                        checks=["deterministic", "sampling", "recurrent_sequence"],
                        config=Config(batches=[1, 5], envs=[3], steps=3))
@@ -343,10 +344,52 @@ def test_batch_sizes_keep_a_bounded_set_of_buffers(pair):
     assert len(fast.executor._kept) == numba_backend.KEPT_BATCH_SIZES
 
 
+# -- the single-observation path ------------------------------------------------------------------------------------
+def test_single_observations_take_the_fast_path_bit_for_bit(pair):
+    """Every feed-forward family answers one observation through `SingleRow` with exactly what the batch path gives
+    for a batch of one (the same program), in SB2's shapes and types: a NumPy scalar for Discrete, a fresh row
+    otherwise; observations of another dtype are converted as `astype` converts them."""
+    fast_families = []
+    for family, (_, fast) in sorted(pair.items()):
+        if fast.recurrent:
+            assert fast._single is None
+            continue
+        if fast._single is None:
+            continue
+        fast_families.append(family)
+        space = fast.observation_space
+        observations = sample_observations(space, 6, np.random.default_rng(1))
+        for obs in map(np.asarray, observations):  # (Discrete: 0-d arrays)
+            single, state = fast.predict(obs, deterministic=True)
+            batched = fast.predict(obs[None], deterministic=True)[0]
+            assert state is None
+            assert type(single) is type(batched[0]) and np.shape(single) == batched.shape[1:], family
+            np.testing.assert_array_equal(single, batched[0], err_msg=family)
+            if isinstance(single, np.ndarray):
+                again = fast.predict(obs, deterministic=True)[0]
+                assert not np.shares_memory(single, again)
+            if space["kind"] == "box" and obs.dtype == np.float32:
+                wide = obs.astype(np.float64)
+                np.testing.assert_array_equal(fast.predict(wide, deterministic=True)[0],
+                                              fast.predict(wide[None], deterministic=True)[0][0])
+    assert {"mlp", "dqn", "sac", "td3", "ddpg"} <= set(fast_families), fast_families
+
+
+def test_single_observation_errors_are_the_references(pair):
+    reference, fast = pair["mlp"]
+    assert fast._single is not None
+    for policy in (reference, fast):
+        with pytest.raises(InputError, match="observation cannot be converted to float32"):
+            policy.predict(np.array(["a", "b", "c", "d"]), deterministic=True)
+        with pytest.raises(InputError, match=r"unexpected observation shape \(5,\)"):
+            policy.predict(np.zeros(5, np.float32), deterministic=True)
+
+
 def test_threads_get_correct_results(pair):
     reference, fast = pair["sac"]
     rng = np.random.default_rng(0)
     batches = [rng.uniform(-1, 1, (rows, 3)).astype(np.float32) for rows in (1, 3, 9, 1, 40)]
+    batches += [obs[0] for obs in batches[:2]]  # single observations: one arena per thread
     expected = [reference.predict(obs, deterministic=True)[0] for obs in batches]
     failures = []
 
@@ -424,10 +467,11 @@ def test_the_numpy_path_never_imports_numba(models):
 
 def test_a_missing_kernel_falls_back_to_numpy_by_name(models, monkeypatch):
     monkeypatch.delitem(numba_program.LOWERINGS, "tanh")
-    reference, fast = sbif.load(models["mlp"], backend="numpy"), sbif.load(models["mlp"], backend="numba")
-    obs = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    reference = sbif.load(models["mlp"], backend="numpy")
     with pytest.warns(RuntimeWarning, match=r"no numba kernel for op 'tanh'.*computed by the NumPy executor"):
-        action, _ = fast.predict(obs, deterministic=True)
+        fast = sbif.load(models["mlp"], backend="numba")  # at load: the single-observation path is prepared
+    obs = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    action, _ = fast.predict(obs, deterministic=True)
     np.testing.assert_array_equal(action, reference.predict(obs, deterministic=True)[0])
     assert "tanh" in fast.executor.fallbacks[("action",)]
 

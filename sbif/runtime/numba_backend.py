@@ -16,6 +16,8 @@ Imported only when the numba backend is chosen: importing it imports numba.
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
 import os
 import threading
 import warnings
@@ -32,18 +34,23 @@ from .executor import GraphExecutor
 from .numba_kernels import MAX_INPUTS
 from .numba_program import Gemm, Lowered, Value
 
-#: a request runs in chunks with BLAS products once its matrix products hold this many multiply-adds (below, the
-#: interpreter's own products are faster: no call overhead, and the weights stay in cache)
+#: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
+#: (below, the interpreter's own products are faster: no call overhead, and the weights stay in cache)
 BLAS_MIN_MACS = 1 << 22
+#: a dense product goes to BLAS only when its weights have this many elements (a convolution always does): smaller
+#: weights stay in the L1 cache, where the interpreter's row-by-row products beat BLAS's blocking and calls
+BLAS_MIN_WEIGHTS = 1 << 14
 #: a chunk has this many rows, or fewer when its working buffers (scratch, im2col columns) would pass CHUNK_BYTES;
 #: never fewer than MIN_CHUNK_ROWS (below that, BLAS products re-read their weights too often)
 CHUNK_ROWS = 4096
 CHUNK_BYTES = 32 << 20
 MIN_CHUNK_ROWS = 64
-#: an interpreter call between BLAS products is split between threads (up to one per CPU) once it touches this
-#: many elements
-PARALLEL_MIN_ELEMENTS = 1 << 18
+#: an interpreter call is split between threads (up to one per CPU) once it writes this many elements plus
+#: multiply-adds (`_Runner._work`)
+PARALLEL_MIN_WORK = 1 << 21
 LANES = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+#: how many threads keep a single-row arena per output set
+MAX_ARENAS = 64
 #: how many request shapes keep their buffers
 KEPT_BATCH_SIZES = 4
 _BYTE = np.dtype(np.uint8)
@@ -78,6 +85,18 @@ class NumbaExecutor(GraphExecutor):
         if runner is None:
             return super().run(feeds, outputs)
         return runner(feeds)
+
+    def single_row(self, output: str) -> Optional["SingleRow"]:
+        """The fast path of `output` for one observation, or None when it reads other inputs than `obs`, when one
+        observation is enough work for BLAS products (a CNN), or when the NumPy executor computes it (see `run`)."""
+        key = (output,)
+        runner = self._runners.get(key, False)
+        if runner is False:
+            runner = self._runners[key] = self._make_runner(key)
+        if (runner is None or [name for name, _, _, _, _ in runner.checks] != ["obs"]
+                or runner.macs_per_row >= BLAS_MIN_MACS):
+            return None
+        return SingleRow(runner)
 
     def _make_runner(self, outputs: Tuple[str, ...]) -> Optional["_Runner"]:
         steps, required = self.plan(outputs)  # raises InputError for unknown outputs
@@ -128,21 +147,27 @@ class _Runner:
         self.results = [(name, np.dtype(dtype), offset, tuple(lowered.outputs[name].shape[1:]))
                         for name, dtype, offset, _ in self.layout]
         self.needed = needed
-        self.gemms: List[Tuple[int, Gemm]] = [(index, lowered.steps[index].gemm) for index in needed
-                                              if lowered.steps[index].gemm is not None]
+        self.gemms: List[Tuple[int, Gemm]] = [
+            (index, lowered.steps[index].gemm) for index in needed if lowered.steps[index].gemm is not None
+            and (lowered.steps[index].gemm.conv is not None or lowered.steps[index].gemm.w.row_size >= BLAS_MIN_WEIGHTS)]
         self.macs_per_row = sum(gemm.macs_per_row() for _, gemm in self.gemms)
         self.whole = lowered.program(needed, copy_out=self.layout)
+        #: what decides whether a request is worth splitting between threads: per row, the elements the steps
+        #: write plus the multiply-adds of their products
+        self.whole_work = sum(lowered.values[name].row_size for index in needed
+                              for name in lowered.steps[index].node["outputs"])
+        self.whole_work += sum(lowered.steps[index].gemm.macs_per_row() for index in needed
+                               if lowered.steps[index].gemm is not None)
         self.columns: Columns = {"columns{}".format(index): (_columns_shape(gemm), gemm.x.dtype)
                                  for index, gemm in self.gemms if gemm.conv is not None}
         column_bytes = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in self.columns.values())
         per_row = max(1, lowered.scratch_bytes + column_bytes)
         self.chunk_rows = min(CHUNK_ROWS, max(MIN_CHUNK_ROWS, CHUNK_BYTES // per_row))
-        self.stages: List[Tuple[np.ndarray, int]] = self._stages()
+        self.stages: List[np.ndarray] = self._stages()
 
-    def _stages(self) -> List[Tuple[np.ndarray, int]]:
-        """The programs of the calls around the BLAS products, with the elements per row they write: stage k runs
-        the needed steps after product k-1 (and its bias) up to product k; the last stage also copies the
-        outputs."""
+    def _stages(self) -> List[np.ndarray]:
+        """The programs of the calls around the BLAS products: stage k runs the needed steps after product k-1 (and
+        its bias) up to product k; the last stage also copies the outputs."""
         stages = []
         previous = -1
         bounds = [index for index, _ in self.gemms] + [len(self.lowered.steps)]
@@ -150,9 +175,7 @@ class _Runner:
             steps = [index for index in self.needed if previous < index < bound]
             after = [previous] if previous >= 0 else []
             last = position == len(bounds) - 1
-            written = sum(self.lowered.values[name].row_size for index in steps + after
-                          for name in self.lowered.steps[index].node["outputs"])
-            stages.append((self.lowered.program(steps, after, self.layout if last else ()), written))
+            stages.append(self.lowered.program(steps, after, self.layout if last else ()))
             previous = bound
         return stages
 
@@ -161,58 +184,63 @@ class _Runner:
         arrays, rows = self.inputs(feeds)
         outputs = np.empty(rows * self.row_bytes, _BYTE)
         staged = rows * self.macs_per_row >= BLAS_MIN_MACS
-        chunk = min(rows, self.chunk_rows) if staged else rows
+        lanes = max(1, min(LANES, rows, rows * self.whole_work // PARALLEL_MIN_WORK))
+        share = max(1, -(-rows // lanes))
+        chunk = min(share, self.chunk_rows) if staged else share
         columns = self.columns if staged else {}
         executor = self.executor
-        if self.lock.acquire(blocking=False):
+        if rows == 0:
+            pass
+        elif self.lock.acquire(blocking=False):
             try:
-                buffers = executor._kept.get(chunk)
+                buffers = executor._kept.get(chunk * lanes)
                 if buffers is None or staged:
-                    buffers = executor.kept_buffers(chunk, columns)
-                self.execute(arrays, outputs, rows, chunk, staged, buffers)
+                    buffers = executor.kept_buffers(chunk * lanes, columns)
+                self.execute(arrays, outputs, rows, lanes, chunk, staged, buffers)
             finally:
                 self.lock.release()
         else:  # another thread is using the kept buffers
-            self.execute(arrays, outputs, rows, chunk, staged, executor.buffers(chunk, columns))
+            self.execute(arrays, outputs, rows, lanes, chunk, staged, executor.buffers(chunk * lanes, columns))
         return {name: np.ndarray((rows,) + shape, dtype, outputs, start * rows)
                 for name, dtype, start, shape in self.results}
 
-    def execute(self, arrays: List[np.ndarray], outputs: np.ndarray, rows: int, chunk: int, staged: bool,
-                buffers: Dict[str, np.ndarray]) -> None:
-        """All rows in one interpreter call, or in chunks with BLAS products between the interpreter's calls."""
-        if not staged:
-            (_entry[0] if _entry else interpreter())(self.whole, rows, 0, rows, 0, rows, self.weights,
-                                                     buffers["scratch"], outputs, *arrays)
+    def execute(self, arrays: List[np.ndarray], outputs: np.ndarray, rows: int, lanes: int, chunk: int,
+                staged: bool, buffers: Dict[str, np.ndarray]) -> None:
+        """The rows split between `lanes` threads (the caller's and the pool's: the interpreter and BLAS release the
+        GIL), each running its share independently in chunks of `chunk` rows in its part of the buffers. Lanes
+        make BLAS single-threaded meanwhile: they already keep the CPUs busy, and BLAS threads that spin-wait on
+        a busy machine cost more than they gain."""
+        bounds = [rows * lane // lanes for lane in range(lanes + 1)]
+        parts = [(bounds[lane], bounds[lane + 1], rows, chunk, staged, _lane_buffers(buffers, lane, lanes, chunk))
+                 for lane in range(lanes)]
+        if lanes == 1:
+            self.run_rows(arrays, outputs, *parts[0])
             return
-        scratch = buffers["scratch"]
-        sizes = [array.size // rows for array in arrays]
-        with np.errstate(all="ignore"):  # IEEE results, as the NumPy executor: no warnings
-            for start in range(0, rows, chunk):
-                count = min(chunk, rows - start)
-                part = [array[start * size:(start + count) * size] for array, size in zip(arrays, sizes)]
-                for (program, written), (index, gemm) in zip(self.stages, self.gemms):
-                    self.run_stage(program, written, count, start, rows, scratch, outputs, part)
-                    self.blas_product(index, gemm, part, buffers, count)
-                program, written = self.stages[-1]
-                self.run_stage(program, written, count, start, rows, scratch, outputs, part)
+        with _single_threaded_blas(staged):
+            futures = [_pool().submit(self.run_rows, arrays, outputs, *part) for part in parts[1:]]
+            try:
+                self.run_rows(arrays, outputs, *parts[0])
+            finally:
+                for future in futures:
+                    future.result()
 
-    def run_stage(self, program: np.ndarray, written: int, count: int, start: int, rows: int, scratch: np.ndarray,
-                  outputs: np.ndarray, part: List[np.ndarray]) -> None:
-        """One interpreter call on the `count` rows of a chunk starting at row `start` of the request, split by
-        rows between threads when it is large enough to gain from it (the interpreter releases the GIL)."""
-        execute, weights = interpreter(), self.weights
-        lanes = min(LANES, count * written // PARALLEL_MIN_ELEMENTS)
-        if lanes < 2:
-            execute(program, count, 0, count, start, rows, weights, scratch, outputs, *part)
-            return
-        bounds = [count * lane // lanes for lane in range(lanes + 1)]
-        futures = [_pool().submit(execute, program, bounds[lane + 1] - bounds[lane], bounds[lane], count, start, rows,
-                                  weights, scratch, outputs, *part) for lane in range(1, lanes)]
-        try:
-            execute(program, bounds[1], 0, count, start, rows, weights, scratch, outputs, *part)
-        finally:
-            for future in futures:
-                future.result()
+    def run_rows(self, arrays: List[np.ndarray], outputs: np.ndarray, first: int, last: int, rows: int, chunk: int,
+                 staged: bool, buffers: Dict[str, np.ndarray]) -> None:
+        """Rows first..last of the request's `rows`, in chunks: each in one interpreter call, or (`staged`) in
+        interpreter calls between BLAS products."""
+        execute, weights, scratch = interpreter(), self.weights, buffers["scratch"]
+        sizes = [array.size // rows for array in arrays]
+        with np.errstate(all="ignore"):  # IEEE results, as the NumPy executor: no warnings (errstate is per thread)
+            for start in range(first, last, chunk):
+                count = min(chunk, last - start)
+                part = [array[start * size:(start + count) * size] for array, size in zip(arrays, sizes)]
+                if not staged:
+                    execute(self.whole, count, 0, count, start, rows, weights, scratch, outputs, *part)
+                    continue
+                for program, (index, gemm) in zip(self.stages, self.gemms):
+                    execute(program, count, 0, count, start, rows, weights, scratch, outputs, *part)
+                    self.blas_product(index, gemm, part, buffers, count)
+                execute(self.stages[-1], count, 0, count, start, rows, weights, scratch, outputs, *part)
 
     def inputs(self, feeds: Mapping[str, np.ndarray]) -> Tuple[List[np.ndarray], int]:
         """The inputs as flat writable byte arrays in argument order (empty for inputs this output set does not
@@ -263,6 +291,88 @@ class _Runner:
         np.matmul(columns.reshape(-1, depth), w.reshape(depth, filters), out=y.reshape(-1, filters))
 
 
+class SingleRow:
+    """One output computed from the observation alone, for one observation, without `run`'s dictionaries and
+    checks: the observation is copied (with NumPy's casting, as `astype`) into a typed view of an arena that also
+    holds the scratch and the output, and one call with three arrays runs the whole program. Each thread has its
+    own arena, so calls need no lock."""
+
+    def __init__(self, runner: _Runner):
+        (_, _, self.dtype, _, self.shape), = runner.checks
+        (_, out_dtype, out_start, out_shape), = runner.results
+        self.program, self.weights = runner.whole, runner.weights
+        self.execute = _one_entry()
+        scratch = _aligned(numba_kernels.ARENA_HEADER * 8)
+        outputs = _aligned(scratch + runner.lowered.scratch_bytes)
+        self.observation_at = _aligned(outputs + runner.row_bytes)
+        self.output = (outputs + out_start, out_dtype, out_shape)
+        self.header = np.array([scratch, outputs] + [self.observation_at] * MAX_INPUTS, np.uint64)
+        self.size = _aligned(self.observation_at + self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
+        self._arenas: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, observation: np.ndarray) -> Any:
+        """The output's row for one observation (a fresh array, or a NumPy scalar for one-element rows). Raises
+        ValueError or TypeError when the observation does not convert to the input's dtype and shape."""
+        arena, observation_view, output = self._arenas.get(threading.get_ident()) or self.arena()
+        observation_view[...] = observation
+        self.execute(self.program, self.weights, arena)
+        return output[0] if output.ndim == 1 else output[0].copy()
+
+    def kernel(self, observation: np.ndarray) -> Callable[[], None]:
+        """The compiled call alone, on `observation` placed in this thread's arena: what `__call__` costs without
+        its Python (for benchmarks)."""
+        arena, observation_view, _ = self.arena()
+        observation_view[...] = observation
+        return functools.partial(self.execute, self.program, self.weights, arena)
+
+    def arena(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This thread's arena, with its observation view and output view ([1, ...])."""
+        arena = np.zeros(self.size, np.uint8)
+        arena[:self.header.nbytes] = self.header.view(np.uint8)
+        start, dtype, shape = self.output
+        found = (arena, np.ndarray(self.shape, self.dtype, arena, self.observation_at),
+                 np.ndarray((1,) + shape, dtype, arena, start))
+        if len(self._arenas) >= MAX_ARENAS:  # threads come and go: keep the memory bounded
+            self._arenas.clear()
+        self._arenas[threading.get_ident()] = found
+        return found
+
+
+def _aligned(offset: int) -> int:
+    return -(-offset // 64) * 64
+
+
+def _lane_buffers(buffers: Dict[str, np.ndarray], lane: int, lanes: int, chunk: int) -> Dict[str, np.ndarray]:
+    """Lane `lane`'s part of buffers made for `lanes` lanes of `chunk` rows: its rows of each."""
+    part = {}
+    for name, array in buffers.items():
+        if name == "scratch":  # flat bytes
+            size = array.size // (lanes * chunk) * chunk
+            part[name] = array[lane * size:(lane + 1) * size]
+        else:
+            part[name] = array[lane * chunk:(lane + 1) * chunk]
+    return part
+
+
+def _single_threaded_blas(active: bool) -> Any:
+    """A context in which BLAS runs on one thread (threadpoolctl's limit: process-wide while it lasts), when
+    `active` and threadpoolctl is installed; otherwise nothing changes (concurrent calls into OpenBLAS then wait
+    for each other: slower, still correct)."""
+    if not active:
+        return contextlib.nullcontext()
+    if not _blas_limiters:
+        with _setup:
+            if not _blas_limiters:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                except ImportError:
+                    _blas_limiters.append(None)
+                else:
+                    _blas_limiters.append(ThreadpoolController().select(user_api="blas"))
+    limiter = _blas_limiters[0]
+    return contextlib.nullcontext() if limiter is None else limiter.limit(limits=1)
+
+
 def _bytes(array: np.ndarray) -> np.ndarray:
     """The array's data as a flat, writable (so that the interpreter's one signature fits) byte array, without a
     copy when it already is one."""
@@ -291,6 +401,8 @@ def _array(value: Value, inputs: List[np.ndarray], buffer: np.ndarray, rows: int
 
 
 _entry: List[Callable[..., Any]] = []
+_blas_limiters: List[Any] = []
+_one: List[Callable[..., Any]] = []
 _pools: List[ThreadPoolExecutor] = []
 _setup = threading.Lock()
 
@@ -305,25 +417,39 @@ def _pool() -> ThreadPoolExecutor:
     return _pools[0]
 
 
+def _one_entry() -> Callable[..., Any]:
+    """`numba_kernels.execute_one` through its compiled entry point (see `interpreter`)."""
+    if not _one:
+        with _setup:
+            if not _one:
+                _one.append(_compiled(numba_kernels.execute_one, (np.zeros(0, np.int64), np.zeros(8, np.uint8),
+                                                                  np.zeros(numba_kernels.ARENA_HEADER * 8, np.uint8))))
+    return _one[0]
+
+
 def interpreter() -> Callable[..., Any]:
     """`numba_kernels.execute`, called through its compiled entry point once it is compiled or loaded from
     numba's cache: its arguments always have the one signature the callers build (an int64 program, ints, flat
     writable uint8 arrays), so numba's per-call type dispatch is skipped."""
-    if _entry:
-        return _entry[0]
-    with _setup:
-        if not _entry:
-            execute = numba_kernels.execute
-            arguments = (np.zeros(0, np.int64), 0, 0, 0, 0, 0) + (np.zeros(8, np.uint8),) * (3 + MAX_INPUTS)
-            try:
-                execute(*arguments)  # compiles, or loads from numba's cache
-            except Exception as exc:  # numba's own errors: this numba cannot compile the kernels
-                raise UnsupportedError("the numba backend's kernels do not compile with numba {} ({}: {}); use "
-                                       "backend='numpy' or SBIF_BACKEND=numpy".format(
-                                           numba.__version__, type(exc).__name__, str(exc).splitlines()[0])) from exc
-            try:
-                signature = tuple(execute.typeof_pyval(argument) for argument in arguments)
-                _entry.append(execute.overloads[signature].entry_point)
-            except (AttributeError, KeyError):  # a numba without these internals: keep its dispatcher
-                _entry.append(execute)
+    if not _entry:
+        with _setup:
+            if not _entry:
+                _entry.append(_compiled(numba_kernels.execute, (np.zeros(0, np.int64), 0, 0, 0, 0, 0)
+                                        + (np.zeros(8, np.uint8),) * (3 + MAX_INPUTS)))
     return _entry[0]
+
+
+def _compiled(function: Any, arguments: Tuple[Any, ...]) -> Callable[..., Any]:
+    """The entry point of a numba function compiled (or loaded from numba's cache) for these arguments' types:
+    running an empty program compiles it."""
+    try:
+        function(*arguments)
+    except Exception as exc:  # numba's own errors: this numba cannot compile the kernels
+        raise UnsupportedError("the numba backend's kernels do not compile with numba {} ({}: {}); use "
+                               "backend='numpy' or SBIF_BACKEND=numpy".format(
+                                   numba.__version__, type(exc).__name__, str(exc).splitlines()[0])) from exc
+    try:
+        signature = tuple(function.typeof_pyval(argument) for argument in arguments)
+        return function.overloads[signature].entry_point
+    except (AttributeError, KeyError):  # a numba without these internals: keep its dispatcher
+        return function

@@ -193,7 +193,8 @@ class Lowered:
             if op in ("linear", "matmul") and ins[1].kind == "weight" and not (
                     ins[1].shape[0] < AXPY_MAX_DEPTH and ins[1].shape[1] >= AXPY_MIN_WIDTH):
                 ins[1] = self.value(node["inputs"][1], transposed=True)
-            if op in ("flatten", "squeeze", "expand_dims"):
+            if op in ("flatten", "squeeze", "expand_dims") or (op == "cast" and ins[0].dtype == specs[0].dtype):
+                lowering = lower_view  # the same bytes, seen in another shape (a cast to its own dtype: as is)
                 outs = [Value(specs[0].dtype, specs[0].shape, "view", base=ins[0])]
             else:
                 outs = [Value(spec.dtype, spec.shape, "slot") for spec in specs]

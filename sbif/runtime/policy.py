@@ -39,6 +39,10 @@ class Policy:
         self.state_size = (self.executor.inputs[self.recurrent["state_input"]]["shape"][1]
                            if self.recurrent else 0)
         self._obs_shape = self._space_shape()
+        #: the executor's fast path for the deterministic action of one observation, if it has one
+        single_row = getattr(self.executor, "single_row", None)
+        self._single = (single_row(self._predict["deterministic_action"])
+                        if single_row is not None and not self.recurrent else None)
 
     @property
     def backend(self) -> str:
@@ -59,6 +63,13 @@ class Policy:
         """
         if deterministic is None:
             deterministic = self._predict["deterministic_default"]
+        single = self._single
+        if (single is not None and deterministic and state is None and mask is None
+                and type(observation) is np.ndarray and observation.shape == self._obs_shape):
+            try:
+                return single(observation), None
+            except (TypeError, ValueError):
+                pass  # an observation that does not convert: the checked path below says why
         name = self._predict["deterministic_action" if deterministic else "stochastic_action"]
         if name is None:
             raise InputError("this {} file cannot sample actions as SB2 does (predict.stochastic_action is null: "
