@@ -279,6 +279,11 @@ def render(results: Dict[str, Any]) -> str:
                if c["pass"] is None]
     heading = " Not measurable here (–):" if missing else ""
     lines += ["", "SBIF's ratios are its faster backend's (named)." + heading] + missing
+    floors = results["machine"].get("cold_floors_s")
+    if floors:
+        lines += ["", "Cold-start floors measured in this run (a fresh process that only imports the module, same "
+                  "timing): " + ", ".join("`import {}` {} s".format(module, fmt_number(seconds))
+                                          for module, seconds in floors.items()) + "."]
     lines += ["", "## Medians and ratios", ""]
     header = ["model", "runtime", "1-obs µs", "× SB2", "× ORT"]
     for size in sizes:

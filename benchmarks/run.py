@@ -217,6 +217,18 @@ def cold_start(runtime: str, model: str) -> Dict[str, float]:
     return {"wall_s": report["first_action"] - started, "peak_mib": report["peak_rss_kib"] / 1024}
 
 
+def cold_floor(module: str, runs: int) -> float:
+    """Median seconds of a fresh modern-environment process that only imports `module` (after one uncounted run):
+    what no runtime built on it can go below on this machine."""
+    times = []
+    for run in range(runs + 1):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import " + module], check=True, env=child_environment())
+        if run:
+            times.append(time.monotonic() - started)
+    return float(np.median(times))
+
+
 def flops_per_observation(model: str) -> int:
     """Multiply-adds x 2 of the deterministic action path (and a recurrent state): linear, matmul and conv2d
     nodes; element-wise work is left out, so the FLOP-bound time is a lower bound."""
@@ -301,6 +313,7 @@ def run(models: List[str], settings: Settings, quick: bool) -> Tuple[Dict[str, A
         cold_starts(model, timed[model], settings, results["models"][model])
         log("   {} done".format(model))
     results["machine"] = machine(versions)
+    results["machine"]["cold_floors_s"] = {module: cold_floor(module, settings.cold_runs) for module in ("numpy", "numba")}
     for entry in results["models"].values():
         entry["flop_bound_us"] = entry["flops_per_obs"] / (results["machine"]["peak_gflops_1_core"] * 1e3)
     summarize(results)

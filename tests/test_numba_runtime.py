@@ -28,7 +28,7 @@ from sbif.compare import sample_observations  # noqa: E402
 from sbif.errors import InputError, SbifError, UnsupportedError  # noqa: E402
 from sbif.format.document import decode_bound  # noqa: E402
 from sbif.ops import ValueSpec, get_op, resolve_attrs  # noqa: E402
-from sbif.runtime import numba_backend, numba_program  # noqa: E402
+from sbif.runtime import numba_backend, numba_kernels, numba_program  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
@@ -302,6 +302,31 @@ def test_kernels_on_the_op_vectors(op, case):
         actual = buffer[offset * batch:].view(dtype)[:size * batch].reshape(shape)
         result = compare(tolerance, expected[outputs.index(name)], actual, inputs={"arrays": inputs})
         assert result.ok, (name, result.where, result.detail)
+
+
+@pytest.mark.parametrize("case", [case for op, case in VECTOR_CASES if op == "conv2d"],
+                         ids=[case["name"] for op, case in VECTOR_CASES if op == "conv2d"])
+def test_im2col_and_one_product_on_the_conv2d_vectors(case):
+    """The batch path's convolution (patches as columns, one BLAS product, then the bias) on TensorFlow's
+    vectors: strides, SAME padding at every edge, non-finite values."""
+    from tests.test_op_vectors import decode
+
+    x, w, b = (decode(tensor) for tensor in case["inputs"])
+    expected = decode(case["outputs"][0])
+    attrs = resolve_attrs(get_op("conv2d"), case.get("attrs", {}), "conv2d")
+    ins = [numba_program.Value("float32", (None,) + x.shape[1:], "input"),
+           numba_program.Value("float32", w.shape, "weight"), numba_program.Value("float32", b.shape, "weight")]
+    _, _, gemm = numba_program.lower_conv2d(ins, [numba_program.Value("float32", (None,) + expected.shape[1:], "slot")],
+                                            attrs)
+    columns = np.empty(expected.shape[:3] + (int(np.prod(w.shape[:3])),), np.float32)
+    conv = gemm.conv
+    numba_kernels.im2col(np.ascontiguousarray(x), columns, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
+                         conv["stride_w"], conv["pad_top"], conv["pad_left"])
+    with np.errstate(all="ignore"):
+        product = columns.reshape(-1, columns.shape[-1]) @ w.reshape(-1, w.shape[-1])
+        actual = (product + b).reshape(expected.shape)
+    result = compare(dict(case["tolerance"], rule="ulp"), expected, actual, inputs={"arrays": [x, w, b]})
+    assert result.ok, (result.where, result.detail)
 
 
 # -- batch path, buffers, memory --------------------------------------------------------------------------------------

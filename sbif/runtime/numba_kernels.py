@@ -400,26 +400,30 @@ def conv2d(x, w, b, y, stride_h, stride_w, pad_top, pad_left):
 @njit(**JIT)
 def im2col(x, columns, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left):
     """The patches of a convolution as columns [B, Ho, Wo, kh * kw * C] in (kh, kw, C) order (the HWIO kernel
-    reshaped to [kh * kw * C, O]), zeros where a patch reaches into the padding: one BLAS product convolves."""
+    reshaped to [kh * kw * C, O]), zeros where a patch reaches into the padding: one BLAS product convolves.
+    A patch row inside the image is kw * C contiguous elements of x (NHWC), copied in one loop."""
     batch, height, width, channels = x.shape
     _, out_h, out_w, _ = columns.shape
+    span = kernel_w * channels
     for r in range(batch):
+        image = x[r].reshape(-1)
         for i in range(out_h):
             for j in range(out_w):
                 target = columns[r, i, j]
-                k = 0
+                col = j * stride_w - pad_left
                 for p in range(kernel_h):
                     row = i * stride_h + p - pad_top
+                    k = p * span
+                    if 0 <= row < height and 0 <= col and col + kernel_w <= width:
+                        start = (row * width + col) * channels
+                        for e in range(span):
+                            target[k + e] = image[start + e]
+                        continue
                     for q in range(kernel_w):
-                        col = j * stride_w + q - pad_left
-                        if 0 <= row < height and 0 <= col < width:
-                            source = x[r, row, col]
-                            for c in range(channels):
-                                target[k + c] = source[c]
-                        else:
-                            for c in range(channels):
-                                target[k + c] = ZERO
-                        k += channels
+                        inside = 0 <= row < height and 0 <= col + q < width
+                        start = (row * width + col + q) * channels
+                        for c in range(channels):
+                            target[k + q * channels + c] = image[start + c] if inside else ZERO
 
 
 @njit(**JIT)
