@@ -37,7 +37,8 @@ def first_action_onnxruntime(path: str, obs) -> None:
 
     session = onnxruntime.InferenceSession(path[:-len(".sbif")] + ".onnx", providers=["CPUExecutionProvider"])
     graph = Graph(json.loads(session.get_modelmeta().custom_metadata_map["sbif"]))  # the converter keeps it
-    session.run(graph.fetch, graph.feeds(obs))
+    wanted = {entry.name for entry in session.get_inputs()}
+    session.run(graph.fetch, {name: value for name, value in graph.feeds(obs).items() if name in wanted})
 
 
 def first_action_torch(path: str, obs) -> None:

@@ -302,8 +302,9 @@ def render(results: Dict[str, Any]) -> str:
                    flop_rows(results), "lrrrr")
     lines += ["", "FLOPs: 2 × multiply-adds of the deterministic action path (linear, matmul, conv2d; element-wise "
               "work excluded). FLOP-bound µs = FLOPs ÷ the single-core rate of a 2048×2048 float32 `np.matmul` "
-              "with one OpenBLAS thread. numba kernel: the numba executor alone on one observation, "
-              "`executor.run(feeds, [action])` with the inputs prepared once (`predict` minus its input handling).",
+              "with one OpenBLAS thread. numba kernel: the compiled code alone on one observation (feed-forward: the "
+              "single-observation path's one call; LSTM: `executor.run(feeds, [action, state])` with the inputs "
+              "prepared once).",
               ""]
     lines += ["## Versions", ""] + ["- {}: {}".format(RUNTIME_LABELS[r], v) for r, v in machine["versions"].items()]
     openblas = ", ".join("{}={}".format(k, v) for k, v in sorted(machine["openblas_env"].items())) or "none set"
