@@ -78,10 +78,7 @@ class NumbaExecutor(GraphExecutor):
         self.lock = threading.Lock()
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Dict[str, np.ndarray]:
-        key = tuple(outputs)
-        runner = self._runners.get(key, False)
-        if runner is False:
-            runner = self._runners[key] = self._make_runner(key)
+        runner = self._runner(tuple(outputs))
         if runner is None:
             return super().run(feeds, outputs)
         return runner(feeds)
@@ -89,14 +86,18 @@ class NumbaExecutor(GraphExecutor):
     def single_row(self, output: str) -> Optional["SingleRow"]:
         """The fast path of `output` for one observation, or None when it reads other inputs than `obs`, when one
         observation is enough work for BLAS products (a CNN), or when the NumPy executor computes it (see `run`)."""
-        key = (output,)
-        runner = self._runners.get(key, False)
-        if runner is False:
-            runner = self._runners[key] = self._make_runner(key)
+        runner = self._runner((output,))
         if (runner is None or [name for name, _, _, _, _ in runner.checks] != ["obs"]
                 or runner.macs_per_row >= BLAS_MIN_MACS):
             return None
         return SingleRow(runner)
+
+    def _runner(self, outputs: Tuple[str, ...]) -> Optional["_Runner"]:
+        """The runner of an output set, made on first use; None when the NumPy executor computes it."""
+        runner = self._runners.get(outputs, False)
+        if runner is False:
+            runner = self._runners[outputs] = self._make_runner(outputs)
+        return runner
 
     def _make_runner(self, outputs: Tuple[str, ...]) -> Optional["_Runner"]:
         steps, required = self.plan(outputs)  # raises InputError for unknown outputs
@@ -113,7 +114,7 @@ class NumbaExecutor(GraphExecutor):
         """Record and announce that the NumPy executor computes `outputs`."""
         self.fallbacks[outputs] = reason
         warnings.warn("sbif numba backend: {}; {} computed by the NumPy executor".format(reason, ", ".join(outputs)),
-                      RuntimeWarning, stacklevel=4)
+                      RuntimeWarning, stacklevel=5)
         return None
 
     def buffers(self, rows: int, columns: Columns) -> Dict[str, np.ndarray]:
