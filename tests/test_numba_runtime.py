@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 import types
 import warnings
@@ -450,6 +451,25 @@ def test_a_second_process_loads_the_interpreter_from_the_cache(models):
     stats = json.loads(output.strip().splitlines()[-1])
     assert stats["hits"] >= 1 and stats["misses"] == 0, stats
     assert any(name.startswith("numba_kernels.execute") and name.endswith(".nbi") for name in os.listdir(stats["path"]))
+
+
+def test_a_long_first_call_says_it_is_compiling(monkeypatch):
+    """A compilation (a first call slower than COMPILE_NOTICE_SECONDS) is announced while it runs; a load from the
+    cache is not."""
+    monkeypatch.setattr(numba_backend, "COMPILE_NOTICE_SECONDS", 0.05)
+
+    def compiling(*arguments):
+        time.sleep(0.5)
+
+    def loading(*arguments):
+        pass
+
+    with pytest.warns(numba_backend.CompileNotice, match="compiling the numba kernels of compiling for this machine"):
+        assert numba_backend._compiled(compiling, ()) is compiling
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        numba_backend._compiled(loading, ())
+        time.sleep(0.1)  # past the notice's delay: it was cancelled
 
 
 # -- backend selection --------------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ MIN_CHUNK_ROWS = 64
 #: multiply-adds (`_Runner._work`)
 PARALLEL_MIN_WORK = 1 << 21
 LANES = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+#: a first call of the interpreter that takes longer than this is compiling it (`CompileNotice`)
+COMPILE_NOTICE_SECONDS = 3.0
 #: how many threads keep a single-row arena per output set
 MAX_ARENAS = 64
 #: how many request shapes keep their buffers
@@ -56,6 +58,10 @@ KEPT_BATCH_SIZES = 4
 _BYTE = np.dtype(np.uint8)
 _EMPTY = np.zeros(0, np.uint8)
 Columns = Dict[str, Tuple[Tuple[int, ...], str]]
+
+
+class CompileNotice(UserWarning):
+    """The numba kernels are being compiled (once per machine): why the first load waits."""
 
 
 class NumbaExecutor(GraphExecutor):
@@ -442,13 +448,21 @@ def interpreter() -> Callable[..., Any]:
 
 def _compiled(function: Any, arguments: Tuple[Any, ...]) -> Callable[..., Any]:
     """The entry point of a numba function compiled (or loaded from numba's cache) for these arguments' types:
-    running an empty program compiles it."""
+    running an empty program compiles it. A load from the cache takes about a second; past COMPILE_NOTICE_SECONDS
+    it is a compilation, and a `CompileNotice` says why the process is waiting."""
+    notice = threading.Timer(COMPILE_NOTICE_SECONDS, warnings.warn_explicit, (
+        "compiling the numba kernels of {} for this machine (once: about a minute; later processes and other "
+        "models load them from numba's cache)".format(function.__name__), CompileNotice, "sbif", 0))
+    notice.daemon = True
+    notice.start()
     try:
         function(*arguments)
     except Exception as exc:  # numba's own errors: this numba cannot compile the kernels
         raise UnsupportedError("the numba backend's kernels do not compile with numba {} ({}: {}); use "
                                "backend='numpy' or SBIF_BACKEND=numpy".format(
                                    numba.__version__, type(exc).__name__, str(exc).splitlines()[0])) from exc
+    finally:
+        notice.cancel()
     try:
         signature = tuple(function.typeof_pyval(argument) for argument in arguments)
         return function.overloads[signature].entry_point
