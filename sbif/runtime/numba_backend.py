@@ -32,7 +32,7 @@ from ..format import SbifFile
 from . import numba_kernels
 from .executor import GraphExecutor
 from .numba_kernels import MAX_INPUTS
-from .numba_program import Gemm, Lowered, Value
+from .numba_program import Gemm, Lowered, Value, aligned
 
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
 #: (below, the interpreter's own products are faster: no call overhead, and the weights stay in cache)
@@ -46,7 +46,7 @@ CHUNK_ROWS = 4096
 CHUNK_BYTES = 32 << 20
 MIN_CHUNK_ROWS = 64
 #: an interpreter call is split between threads (up to one per CPU) once it writes this many elements plus
-#: multiply-adds (`_Runner._work`)
+#: multiply-adds (`_Runner.whole_work`)
 PARALLEL_MIN_WORK = 1 << 21
 LANES = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 #: a first call of the interpreter that takes longer than this is compiling it (`CompileNotice`)
@@ -309,12 +309,12 @@ class SingleRow:
         (_, out_dtype, out_start, out_shape), = runner.results
         self.program, self.weights = runner.whole, runner.weights
         self.execute = _one_entry()
-        scratch = _aligned(numba_kernels.ARENA_HEADER * 8)
-        outputs = _aligned(scratch + runner.lowered.scratch_bytes)
-        self.observation_at = _aligned(outputs + runner.row_bytes)
+        scratch = aligned(numba_kernels.ARENA_HEADER * 8)
+        outputs = aligned(scratch + runner.lowered.scratch_bytes)
+        self.observation_at = aligned(outputs + runner.row_bytes)
         self.output = (outputs + out_start, out_dtype, out_shape)
         self.header = np.array([scratch, outputs] + [self.observation_at] * MAX_INPUTS, np.uint64)
-        self.size = _aligned(self.observation_at + self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
+        self.size = aligned(self.observation_at + self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
         self._arenas: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __call__(self, observation: np.ndarray) -> Any:
@@ -343,10 +343,6 @@ class SingleRow:
             self._arenas.clear()
         self._arenas[threading.get_ident()] = found
         return found
-
-
-def _aligned(offset: int) -> int:
-    return -(-offset // 64) * 64
 
 
 def _lane_buffers(buffers: Dict[str, np.ndarray], lane: int, lanes: int, chunk: int) -> Dict[str, np.ndarray]:

@@ -294,7 +294,7 @@ def allocate_slots(steps: List[Step], values: Dict[str, Value], outputs: Any, un
                 if free.get(size):
                     value.offset = free[size].pop()
                 else:
-                    value.offset, end = end, end + _aligned(size)
+                    value.offset, end = end, end + aligned(size)
         touched = {id(values[n].storage()): values[n].storage() for n in step.node["inputs"] + step.node["outputs"]
                    if n in values}
         for storage in touched.values():
@@ -308,14 +308,15 @@ def pack_weights(weights: List[Tuple[Value, np.ndarray]]) -> np.ndarray:
     offset = 0
     for value, array in weights:
         value.offset = offset
-        offset += _aligned(array.nbytes)
+        offset += aligned(array.nbytes)
     packed = np.zeros(offset, np.uint8)
     for value, array in weights:
         packed[value.offset:value.offset + array.nbytes] = array.reshape(-1).view(np.uint8)
     return packed
 
 
-def _aligned(size: int) -> int:
+def aligned(size: int) -> int:
+    """`size` rounded up to a positive multiple of ALIGN bytes."""
     return -(-max(size, 1) // ALIGN) * ALIGN
 
 
