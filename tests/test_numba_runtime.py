@@ -330,6 +330,39 @@ def test_im2col_and_one_product_on_the_conv2d_vectors(case):
     assert result.ok, (result.where, result.detail)
 
 
+@pytest.mark.parametrize("depth,width", [(1, 16), (4, 64), (17, 256), (64, 17), (5, 31), (64, 70), (400, 300),
+                                         (0, 20)])
+def test_dense_products_on_panels(depth, width):
+    """The panel kernel (4-row tiles, single rows, a partial last panel) against float64, within linear's bound;
+    each row bit for bit the same alone as in any batch; nothing written past y; inf and NaN as IEEE says."""
+    rng = np.random.default_rng(depth * 1000 + width)
+    rows = 11  # two 4-row tiles and three single rows
+    x = rng.standard_normal((rows, depth)).astype(np.float32)
+    w = rng.standard_normal((depth, width)).astype(np.float32)
+    b = rng.standard_normal((1, width)).astype(np.float32)
+    if depth:
+        x[9, 0], x[10, 0], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0 of row 9
+    packed = numba_program.panels(w)
+    assert packed.shape == (-(-width // numba_kernels.PANEL) * depth, numba_kernels.PANEL)
+    buffer = np.full(rows * width + 64, 7.0, np.float32)
+    y = buffer[:rows * width].reshape(rows, width)
+    with np.errstate(all="ignore"):
+        numba_kernels.dense_panels(x, packed, b, y)
+        expected = x.astype(np.float64) @ w.astype(np.float64) + b
+        scale = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)) + np.abs(b)
+    assert (buffer[rows * width:] == 7.0).all()
+    assert np.array_equal(np.isnan(y), np.isnan(expected))
+    finite = np.isfinite(expected)
+    assert np.array_equal(y[~finite & ~np.isnan(expected)], expected[~finite & ~np.isnan(expected)])
+    bound = (2 * depth + 2) * 2.0 ** -24 * scale
+    assert (np.abs(y[finite] - expected[finite]) <= bound[finite]).all()
+    for start, count in ((0, 1), (3, 1), (2, 5), (5, 6)):
+        part = np.empty((count, width), np.float32)
+        with np.errstate(all="ignore"):
+            numba_kernels.dense_panels(x[start:start + count], packed, b, part)
+        assert np.array_equal(part, y[start:start + count], equal_nan=True)
+
+
 # -- batch path, buffers, memory --------------------------------------------------------------------------------------
 def test_results_are_fresh_arrays(pair):
     _, fast = pair["mlp"]

@@ -156,7 +156,7 @@ class _Runner:
         self.needed = needed
         self.gemms: List[Tuple[int, Gemm]] = [
             (index, lowered.steps[index].gemm) for index in needed if lowered.steps[index].gemm is not None
-            and (lowered.steps[index].gemm.conv is not None or lowered.steps[index].gemm.w.row_size >= BLAS_MIN_WEIGHTS)]
+            and (lowered.steps[index].gemm.conv is not None or lowered.steps[index].gemm.w.matrix.size >= BLAS_MIN_WEIGHTS)]
         self.macs_per_row = sum(gemm.macs_per_row() for _, gemm in self.gemms)
         self.whole = lowered.program(needed, copy_out=self.layout)
         #: what decides whether a request is worth splitting between threads: per row, the elements the steps
@@ -286,10 +286,10 @@ class _Runner:
         """Product `index` of a chunk of `rows` rows with BLAS, into the buffers the interpreter reads next."""
         x = _array(gemm.x, inputs, buffers["scratch"], rows)
         y = _array(gemm.y, inputs, buffers["scratch"], rows)
-        w = _array(gemm.w, inputs, self.weights, rows)
         if gemm.conv is None:
-            np.matmul(x, w.T if gemm.w.transposed else w, out=y)
+            np.matmul(x, gemm.w.matrix, out=y)
             return
+        w = _array(gemm.w, inputs, self.weights, rows)
         conv = gemm.conv
         columns = buffers["columns{}".format(index)][:rows]
         numba_kernels.im2col(x, columns, conv["kernel_h"], conv["kernel_w"], conv["stride_h"], conv["stride_w"],

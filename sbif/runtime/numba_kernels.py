@@ -4,7 +4,8 @@ Each kernel is the semantics of the NumPy op of the same name in `sbif/ops` (spe
 it writes into, checked against TensorFlow's op vectors (tests/test_numba_runtime.py). Float arithmetic stays in
 the data's dtype (constants are float32 values, never Python floats, which would widen float32 to float64) and the
 only fast-math flag anywhere is `reassoc` on dot products (the order of a sum is free in spec/ops.md), so every
-operation is rounded as spec/ops.md says: no fused multiply-adds, NaN and inf kept. Where TF 1.15 computes a
+operation is rounded as spec/ops.md says, NaN and inf kept; the one liberty spec/ops.md grants, fused
+multiply-adds in the sums of products, is taken by the dense products on panels (`_tile`). Where TF 1.15 computes a
 function with its own approximation (tanh; exp on 8-wide packets), the kernel uses that approximation, which
 vectorises where a call to libm would not.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba import carray, njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -360,6 +362,121 @@ def matmul_axpy(x, w, y):
             k += 1
 
 
+# -- dense products on weights stored in panels ------------------------------------------------------------------
+#: a dense product's weights [K, N] are stored as ceil(N / PANEL) panels [K, PANEL], the last one zero-padded
+#: (`numba_program.panels`): a tile of outputs then reads its weights as contiguous streams
+PANEL = 16
+#: float32 lanes of the vectors a tile keeps its sums in (AVX; LLVM splits them where vectors are narrower)
+VECTOR = 8
+#: the rows of x a block of 4-row tiles reads: while they stay in the L2 cache, each panel is read once per block
+ROW_BLOCK_BYTES = 1 << 16
+
+
+def _tile(rows: int, panels: int, partial: bool):
+    """An intrinsic computing y = x @ w + b for a tile of `rows` rows and `panels` panels: its sums stay in vector
+    registers through the whole depth, each term added in order of k, then the bias (a separate rounded addition).
+    A term is added with `llvm.fmuladd`: a fused multiply-add where the CPU has a fast one, else a rounded product
+    and a rounded sum (spec/ops.md allows both in these sums, as BLAS kernels do). Arguments (addresses and element counts): x, x's row
+    stride, the tile's first panel, the depth K, b (at the tile's first column), y (likewise), y's row stride, and
+    for a `partial` tile (the last panel) how many of its columns exist: only those are read from b and written."""
+    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    vector = ir.VectorType(f32, VECTOR)
+    halves = PANEL // VECTOR
+    fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
+
+    def codegen(context, builder, signature, args):
+        x_at, x_stride, w_at, depth, b_at, y_at, y_stride, width = args
+        x, w, b, y = (builder.inttoptr(a, f32.as_pointer()) for a in (x_at, w_at, b_at, y_at))
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * VECTOR))
+                 for _ in range(panels * halves)] for _ in range(rows)]
+        x_rows = [builder.gep(x, [builder.mul(x_stride, ir.Constant(i64, r))]) for r in range(rows)]
+        panel_size = builder.mul(depth, ir.Constant(i64, PANEL))
+        starts = [builder.gep(w, [builder.mul(panel_size, ir.Constant(i64, p))]) for p in range(panels)]
+        broadcast = ir.Constant(ir.VectorType(i32, VECTOR), [0] * VECTOR)
+        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(VECTOR))
+        with cgutils.for_range(builder, depth) as loop:
+            at = builder.mul(loop.index, ir.Constant(i64, PANEL))
+            terms = [builder.load(builder.bitcast(builder.gep(start, [builder.add(at, ir.Constant(i64, h * VECTOR))]),
+                                                  vector.as_pointer()), align=4)
+                     for start in starts for h in range(halves)]
+            for r in range(rows):
+                scalar = builder.load(builder.gep(x_rows[r], [loop.index]))
+                xr = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
+                                                                   ir.Constant(i32, 0)),
+                                            ir.Constant(vector, ir.Undefined), broadcast)
+                for j, term in enumerate(terms):
+                    builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
+        for r in range(rows):
+            y_row = builder.gep(y, [builder.mul(y_stride, ir.Constant(i64, r))])
+            for j in range(panels * halves):
+                total = builder.load(sums[r][j])
+                if not partial:
+                    column = ir.Constant(i64, j * VECTOR)
+                    bias = builder.load(builder.bitcast(builder.gep(b, [column]), vector.as_pointer()), align=4)
+                    builder.store(builder.fadd(total, bias),
+                                  builder.bitcast(builder.gep(y_row, [column]), vector.as_pointer()), align=4)
+                    continue
+                for lane in range(VECTOR):
+                    column = ir.Constant(i64, j * VECTOR + lane)
+                    with builder.if_then(builder.icmp_signed("<", column, width)):
+                        value = builder.fadd(builder.extract_element(total, ir.Constant(i32, lane)),
+                                             builder.load(builder.gep(b, [column])))
+                        builder.store(value, builder.gep(y_row, [column]))
+        return context.get_dummy_value()
+
+    @intrinsic
+    def tile(typingctx, x, x_stride, w, depth, b, y, y_stride, width):
+        return types.none(*([types.intp] * 8)), codegen
+
+    return tile
+
+
+_tile_4x1, _tile_4x1_partial = _tile(4, 1, False), _tile(4, 1, True)
+_tile_1x4, _tile_1x1, _tile_1x1_partial = _tile(1, 4, False), _tile(1, 1, False), _tile(1, 1, True)
+
+
+@njit(**JIT)
+def dense_panels(x, w, b, y):
+    """y = x @ w + b for x [R, K], w in panels (PANEL) and b [1, N]: tiles of 4 rows by one panel, over blocks of
+    rows (ROW_BLOCK_BYTES) so that each panel stays in the L1 cache while a block's tiles read it; the last rows
+    and a single row as tiles of 1 row by 4 panels (8 vector sums, as a 4-row tile). Every tile adds the terms of
+    a sum in the same order, so a row's result does not depend on the tiling (nor on the batch it came in)."""
+    rows, depth = x.shape
+    width = y.shape[1]
+    full = width // PANEL
+    x_at, w_at, b_at, y_at = x.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data
+    panel_bytes = depth * PANEL * 4
+    block = max(4, ROW_BLOCK_BYTES // max(4 * depth, 1) // 4 * 4)
+    first = 0
+    last = rows - rows % 4
+    while first < last:
+        end = min(last, first + block)
+        for p in range(-(-width // PANEL)):
+            for r in range(first, end, 4):
+                if p < full:
+                    _tile_4x1(x_at + 4 * r * depth, depth, w_at + p * panel_bytes, depth, b_at + 4 * p * PANEL,
+                              y_at + 4 * (r * width + p * PANEL), width, PANEL)
+                else:
+                    _tile_4x1_partial(x_at + 4 * r * depth, depth, w_at + p * panel_bytes, depth,
+                                      b_at + 4 * p * PANEL, y_at + 4 * (r * width + p * PANEL), width,
+                                      width - p * PANEL)
+        first = end
+    for r in range(last, rows):
+        x_row, y_row = x_at + 4 * r * depth, y_at + 4 * r * width
+        p = 0
+        while p + 4 <= full:
+            _tile_1x4(x_row, depth, w_at + p * panel_bytes, depth, b_at + 4 * p * PANEL, y_row + 4 * p * PANEL,
+                      width, 4 * PANEL)
+            p += 4
+        while p < full:
+            _tile_1x1(x_row, depth, w_at + p * panel_bytes, depth, b_at + 4 * p * PANEL, y_row + 4 * p * PANEL,
+                      width, PANEL)
+            p += 1
+        if full * PANEL < width:
+            _tile_1x1_partial(x_row, depth, w_at + p * panel_bytes, depth, b_at + 4 * p * PANEL,
+                              y_row + 4 * p * PANEL, width, width - p * PANEL)
+
+
 @njit(**JIT)
 def add_bias(y, b):
     """y[r, :] += b: the bias of linear and conv2d, added after the product is rounded (as TF)."""
@@ -652,8 +769,8 @@ def run_copy(program, at, frame, bases):
 
 @njit(**JIT)
 def run_dense(program, at, frame, bases):
-    """LINEAR, MATMUL (`sub` 1: the weights are stored transposed, dot products; 0: axpy) and ADD_BIAS
-    (float32)."""
+    """LINEAR, MATMUL and ADD_BIAS (float32). `sub` says how the weights are stored: 2, in panels (`dense_panels`;
+    a MATMUL then comes as a LINEAR with zero bias); 1, transposed (dot products); 0, as they are (axpy)."""
     a = at + HEADER
     x = operand(program, a, frame, bases, np.float32)
     w = operand(program, a + OPERAND, frame, bases, np.float32)
@@ -662,7 +779,11 @@ def run_dense(program, at, frame, bases):
         add_bias(x, w[0])
         return
     y = operand(program, a + (3 if opcode == LINEAR else 2) * OPERAND, frame, bases, np.float32)
-    if program[at + 2] == 1:
+    layout = program[at + 2]
+    if layout == 2:
+        dense_panels(x, w, operand(program, a + 2 * OPERAND, frame, bases, np.float32), y)
+        return
+    if layout == 1:
         matmul(x, w, y)
     else:
         matmul_axpy(x, w, y)

@@ -25,15 +25,17 @@ from ..format import SbifFile
 from ..ops import get_op, resolve_attrs
 from .numba_kernels import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
                             DTYPE_CODE, HEADER, INPUT0, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM, LINEAR, MATMUL,
-                            ONE_HOT, OPERAND, OUTPUTS, REDUCE_MEAN, SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY, UNARY_OPS,
-                            WEIGHTS)
+                            ONE_HOT, OPERAND, OUTPUTS, PANEL, REDUCE_MEAN, SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY,
+                            UNARY_OPS, WEIGHTS)
 
 #: slots and weights start on multiples of this many bytes
 ALIGN = 64
-#: the interpreter computes a dense product with fewer inputs than this and at least AXPY_MIN_WIDTH outputs as
-#: updates of the output row by each input ("axpy", vectorised along the row); any other as dot products of
-#: contiguous rows (the weights stored transposed)
+#: how the interpreter computes a dense product (x @ w, w [K, N] a weight), by how its weights are stored
+#: (`Value.layout`): with at least PANEL outputs, in tiles whose sums stay in registers ("panels"); with fewer, as
+#: updates of the output row by each input when K < AXPY_MAX_DEPTH and N >= AXPY_MIN_WIDTH ("plain": axpy,
+#: vectorised along the row); otherwise as dot products of contiguous rows ("transposed")
 AXPY_MAX_DEPTH, AXPY_MIN_WIDTH = 32, 8
+LAYOUT_CODE = {"plain": 0, "transposed": 1, "panels": 2}
 
 
 class NoKernel(Exception):
@@ -49,7 +51,9 @@ class Value:
                  index: int = 0):
         self.dtype, self.shape, self.kind, self.base, self.index = dtype, tuple(shape), kind, base, index
         self.offset = 0
-        self.transposed = False
+        #: a dense product's weights: how they are stored (LAYOUT_CODE), and the matrix [K, N] itself (for BLAS)
+        self.layout = "plain"
+        self.matrix: Optional[np.ndarray] = None
 
     @property
     def batched(self) -> bool:
@@ -115,8 +119,8 @@ class Instruction:
 
 
 class Gemm:
-    """A matrix product the batch path computes with BLAS: a linear or matmul node, y = x @ w (w [K, N], or stored
-    transposed: `w.transposed`), or a conv2d node (`conv`: its geometry; w [kh, kw, C, O]; the caller first writes
+    """A matrix product the batch path computes with BLAS: a linear or matmul node, y = x @ w.matrix (however w is
+    stored for the interpreter), or a conv2d node (`conv`: its geometry; w [kh, kw, C, O]; the caller first writes
     the patch columns of x, `im2col`)."""
 
     def __init__(self, x: Value, w: Value, y: Value, conv: Optional[Dict[str, int]] = None):
@@ -124,7 +128,7 @@ class Gemm:
 
     def macs_per_row(self) -> int:
         if self.conv is None:
-            return int(self.w.shape[0] * self.w.shape[1])
+            return int(self.w.matrix.size)
         return int(self.y.row_size * np.prod(self.w.shape[:3]))
 
 
@@ -165,17 +169,47 @@ class Lowered:
         self.weights = pack_weights(self._weights)
 
     # -- values -------------------------------------------------------------------------------------------------
-    def value(self, name: str, transposed: bool = False) -> Value:
-        """A node input: a computed value, a graph input, or a tensor / folded value placed in the weights
-        (`transposed`: a matrix stored transposed, for the interpreter's dot-product matmul)."""
-        key = name + "\0T" if transposed else name
+    def value(self, name: str) -> Value:
+        """A node input: a computed value, a graph input, or a tensor / folded value placed in the weights."""
+        if name not in self.values:
+            array = self.constant(name)
+            self.values[name] = self.weight(array)
+        return self.values[name]
+
+    def is_constant(self, name: str) -> bool:
+        return name in self.folded or (name not in self.producers and name not in self.input_names
+                                       and name in self.model.tensors)
+
+    def constant(self, name: str) -> np.ndarray:
+        return self.folded[name] if name in self.folded else np.asarray(self.model.tensors[name])
+
+    def weight(self, array: np.ndarray) -> Value:
+        """A value placed in the weights."""
+        value = Value(array.dtype.name, array.shape, "weight")
+        self._weights.append((value, np.ascontiguousarray(array)))
+        return value
+
+    def dense_weights(self, name: str) -> Value:
+        """The weights [K, N] of a dense product, stored as the interpreter computes it fastest (`AXPY_MAX_DEPTH`)."""
+        key = name + "\0dense"
         if key not in self.values:
-            array = self.folded[name] if name in self.folded else np.asarray(self.model.tensors[name])
-            array = array.T if transposed else array
-            value = Value(array.dtype.name, array.shape, "weight")
-            value.transposed = transposed
-            self._weights.append((value, np.ascontiguousarray(array)))
+            matrix = self.constant(name)
+            depth, width = matrix.shape
+            if width >= PANEL and matrix.dtype == np.float32:
+                value, layout = self.weight(panels(matrix)), "panels"
+            elif depth < AXPY_MAX_DEPTH and width >= AXPY_MIN_WIDTH:
+                value, layout = self.value(name), "plain"
+            else:
+                value, layout = self.weight(matrix.T), "transposed"
+            value.layout, value.matrix = layout, matrix
             self.values[key] = value
+        return self.values[key]
+
+    def zeros(self, width: int, dtype: str) -> Value:
+        """A weight of `width` zeros: the bias of a matmul computed as a linear."""
+        key = "\0zeros{}{}".format(width, dtype)
+        if key not in self.values:
+            self.values[key] = self.weight(np.zeros(width, dtype))
         return self.values[key]
 
     def lower_node(self, index: int, node: Dict[str, Any]) -> Step:
@@ -189,10 +223,11 @@ class Lowered:
             lowering = LOWERINGS.get(op)
             if lowering is None:
                 raise NoKernel("no numba kernel for op {!r}".format(op))
-            ins = [self.value(name) for name in node["inputs"]]
-            if op in ("linear", "matmul") and ins[1].kind == "weight" and not (
-                    ins[1].shape[0] < AXPY_MAX_DEPTH and ins[1].shape[1] >= AXPY_MIN_WIDTH):
-                ins[1] = self.value(node["inputs"][1], transposed=True)
+            names = node["inputs"]
+            ins = [self.dense_weights(name) if position == 1 and op in ("linear", "matmul") and self.is_constant(name)
+                   else self.value(name) for position, name in enumerate(names)]
+            if op == "matmul" and ins[1].layout == "panels":  # the panel kernel always adds a bias
+                ins.append(self.zeros(ins[1].matrix.shape[1], ins[1].dtype))
             if op in ("flatten", "squeeze", "expand_dims") or (op == "cast" and ins[0].dtype == specs[0].dtype):
                 lowering = lower_view  # the same bytes, seen in another shape (a cast to its own dtype: as is)
                 outs = [Value(specs[0].dtype, specs[0].shape, "view", base=ins[0])]
@@ -391,30 +426,37 @@ def _bytes(value: Value, columns: int) -> View:
 
 
 def lower_linear(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
-    """x @ w + b (w possibly stored transposed: `Lowered.lower_node`)."""
+    """x @ w + b (w stored as `Lowered.dense_weights` chose)."""
     x, w, b = ins
     y = outs[0]
     _require_weight(w, "linear")
-    depth, width = _dense_shape(w)
+    depth, width = w.matrix.shape
     return ([Instruction(LINEAR, x.dtype, [View(x, depth), View(w, w.shape[1]), View(b, width), View(y, width)],
-                         sub=int(w.transposed))],
+                         sub=LAYOUT_CODE[w.layout])],
             [Instruction(ADD_BIAS, x.dtype, [View(y, width), View(b, width)])], Gemm(x, w, y))
 
 
 def lower_matmul(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
-    """x @ w (w possibly stored transposed)."""
-    x, w = ins
+    """x @ w; with w in panels, a linear with the zero bias that `Lowered.lower_node` appended."""
+    x, w = ins[:2]
     y = outs[0]
     _require_weight(w, "matmul")
-    depth, width = _dense_shape(w)
+    if w.layout == "panels":
+        instructions, _, gemm = lower_linear(ins, outs, attrs)
+        return instructions, [], gemm
+    depth, width = w.matrix.shape
     return ([Instruction(MATMUL, x.dtype, [View(x, depth), View(w, w.shape[1]), View(y, width)],
-                         sub=int(w.transposed))], [], Gemm(x, w, y))
+                         sub=LAYOUT_CODE[w.layout])], [], Gemm(x, w, y))
 
 
-def _dense_shape(w: Value) -> Tuple[int, int]:
-    """(K, N) of a dense product's weight matrix, however it is stored."""
-    rows, columns = int(w.shape[0]), int(w.shape[1])
-    return (columns, rows) if w.transposed else (rows, columns)
+def panels(matrix: np.ndarray) -> np.ndarray:
+    """A matrix [K, N] as ceil(N / PANEL) panels [K, PANEL] of its columns, the last one padded with zeros, one
+    after the other ([panels * K, PANEL]): `numba_kernels.dense_panels` reads its weights this way."""
+    depth, width = matrix.shape
+    count = -(-width // PANEL)
+    padded = np.zeros((depth, count * PANEL), matrix.dtype)
+    padded[:, :width] = matrix
+    return np.ascontiguousarray(padded.reshape(depth, count, PANEL).transpose(1, 0, 2)).reshape(count * depth, PANEL)
 
 
 def lower_conv2d(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
