@@ -52,8 +52,9 @@ def summarize(results: Dict[str, Any]) -> None:
                         "obs_per_s": int(size) / seconds["median"], "p25": int(size) / seconds["p75"],
                         "p75": int(size) / seconds["p25"], "n": seconds["n"],
                         "round_median_s": [float(np.median(r)) for r in rounds]}
-            if "kernel_us" in record:
-                record["kernel_us"] = stats(np.concatenate(record["kernel_us"]))
+            for key in ("kernel_us", "weight_read_us"):
+                if key in record:
+                    record[key] = stats(np.concatenate(record[key]))
             if "cold" in record:
                 runs = record.pop("cold")
                 record["cold"] = {"wall_s": stats(run["wall_s"] for run in runs),
@@ -250,10 +251,14 @@ def target_rows(results: Dict[str, Any]) -> List[List[str]]:
 def flop_rows(results: Dict[str, Any]) -> List[List[str]]:
     rows = []
     for model, entry in results["models"].items():
-        kernel = entry["runtimes"]["numba"].get("kernel_us")
+        record = entry["runtimes"]["numba"]
+        kernel, read = record.get("kernel_us"), record.get("weight_read_us")
         rows.append([model, "{:,}".format(entry["flops_per_obs"]), fmt_number(entry["flop_bound_us"]),
+                     "{:,}".format(record["weight_bytes"] // 1024) if read else "",
+                     fmt_number(read["median"]) if read else "",
                      fmt_spread(kernel, kernel["median"]) if kernel else "",
-                     fmt_ratio(kernel["median"] / entry["flop_bound_us"]) if kernel else ""])
+                     fmt_ratio(kernel["median"] / entry["flop_bound_us"]) if kernel else "",
+                     fmt_ratio(kernel["median"] / read["median"]) if kernel and read else ""])
     return rows
 
 
@@ -297,14 +302,17 @@ def render(results: Dict[str, Any]) -> str:
               "(SPEC §6, must be ≤ 1e-5)."]
     if notes:
         lines += [""] + ["- " + note for note in notes]
-    lines += ["", "## FLOP-bound limit", ""]
-    lines += table(["model", "FLOPs/obs", "FLOP-bound µs (1 core)", "numba kernel µs", "÷ FLOP-bound"],
-                   flop_rows(results), "lrrrr")
+    lines += ["", "## FLOP-bound and read-bound limits", ""]
+    lines += table(["model", "FLOPs/obs", "FLOP-bound µs (1 core)", "weights KiB", "read-bound µs",
+                    "numba kernel µs", "÷ FLOP-bound", "÷ read-bound"], flop_rows(results), "lrrrrrrr")
     lines += ["", "FLOPs: 2 × multiply-adds of the deterministic action path (linear, matmul, conv2d; element-wise "
               "work excluded). FLOP-bound µs = FLOPs ÷ the single-core rate of a 2048×2048 float32 `np.matmul` "
               "with one OpenBLAS thread. numba kernel: the compiled code alone on one observation (feed-forward: the "
               "single-observation path's one call; LSTM: `executor.run(feeds, [action, state])` with the inputs "
-              "prepared once).",
+              "prepared once). Read-bound µs: the time to read as many bytes as the weights the kernel's program "
+              "reads (one contiguous float32 array summed by a vectorised numba loop, timed as the kernel): one "
+              "observation uses each weight once, so a net whose weights do not fit a core's L2 cache "
+              "is bound by this, not by FLOPs.",
               ""]
     lines += ["## Versions", ""] + ["- {}: {}".format(RUNTIME_LABELS[r], v) for r, v in machine["versions"].items()]
     openblas = ", ".join("{}={}".format(k, v) for k, v in sorted(machine["openblas_env"].items())) or "none set"

@@ -187,6 +187,10 @@ def measure_round(worker: Worker, model: str, record: Dict[str, Any], settings: 
             "batch", model=model, size=size, budget=settings.batch_seconds, min_calls=settings.batch_min_calls))
     if worker.runtime == "numba":
         record.setdefault("kernel_us", []).append(worker.measure("kernel", model=model, calls=calls, warmup=warmup))
+        ok, read = worker.request("weight_read", model=model, calls=calls, warmup=warmup)
+        if ok:  # (n/a for the models without a single-observation kernel)
+            record["weight_bytes"] = read["bytes"]
+            record.setdefault("weight_read_us", []).append(read["us"])
 
 
 def cold_starts(model: str, runtimes: List[str], settings: Settings, entry: Dict[str, Any]) -> None:

@@ -189,6 +189,45 @@ class SbifRuntime(Runtime):
         return time_single(lambda: executor.run(feeds, fetch), calls, warmup)
 
 
+    def weight_read(self, model: str, calls: int, warmup: int) -> dict:
+        """The memory floor of the single-observation kernel: the time to read, once, as many bytes as the
+        weights its program reads (one contiguous float32 array summed by a vectorised numba loop), timed as the
+        kernel is. A one-observation pass over weights that no longer fit the L2 cache is bound by this, not by
+        FLOPs."""
+        from numba import njit
+
+        loaded = self.loaded[model]
+        executor, graph = loaded.engine.executor, loaded.graph
+        if loaded.engine.recurrent is not None or executor.single_row(graph.action) is None:
+            raise Unavailable("no single-observation kernel")
+        size = program_weight_bytes(executor, graph.action)
+        weights = np.ones(size // 4, np.float32)
+        total = njit(fastmath={"reassoc"}, cache=False)(_sum)
+        total(weights)
+        return {"bytes": size, "us": time_single(lambda: total(weights), calls, warmup)}
+
+
+def _sum(array: np.ndarray) -> float:
+    total = np.float32(0)
+    for i in range(array.size):
+        total += array[i]
+    return total
+
+
+def program_weight_bytes(executor: Any, output: str) -> int:
+    """Bytes of the weights the program computing `output` reads (each weight once)."""
+    lowered = executor.lowered
+    runner = executor._runner((output,))
+    seen = {}
+    for index in runner.needed:
+        for instruction in lowered.steps[index].instructions:
+            for view in instruction.operands:
+                storage = view.value.storage()
+                if storage.kind == "weight":
+                    seen[id(storage)] = storage.row_size * storage.itemsize
+    return sum(seen.values())
+
+
 # -- onnxruntime -------------------------------------------------------------------------------------------------------
 class OnnxRuntime(Runtime):
     """The ONNX model SBIF's converter writes, in two onnxruntime sessions: one intra-op thread, and defaults."""
