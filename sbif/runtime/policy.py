@@ -14,7 +14,8 @@ from ..format import SbifFile
 from .backends import make_executor
 
 Noise = Mapping[str, np.ndarray]
-RandomSource = Union[None, int, np.random.Generator]
+#: (a string: `numpy.random` costs a cold start 25 ms, and only sampling needs it)
+RandomSource = Union[None, int, "np.random.Generator"]
 
 
 class Policy:
@@ -34,7 +35,7 @@ class Policy:
         self._predict = self.document["predict"]
         self._obs_dtype = np.dtype(self.executor.inputs["obs"]["dtype"])
         self._noise_inputs = [entry for entry in self.document["inputs"] if entry["kind"] == "noise"]
-        self._rng = np.random.default_rng()
+        self._rng: Optional["np.random.Generator"] = None  # made on the first draw
         self.recurrent = self._predict.get("recurrent")
         self.state_size = (self.executor.inputs[self.recurrent["state_input"]]["shape"][1]
                            if self.recurrent else 0)
@@ -199,7 +200,12 @@ class Policy:
 
     def noise_feeds(self, batch: int, rng: RandomSource, noise: Optional[Noise]) -> Dict[str, np.ndarray]:
         """Noise inputs for sampling: the caller's arrays, else U[0,1) / N(0,1) float32 draws from `rng`."""
-        generator = self._rng if rng is None else np.random.default_rng(rng) if isinstance(rng, int) else rng
+        if rng is None:
+            if self._rng is None:
+                self._rng = np.random.default_rng()
+            generator = self._rng
+        else:
+            generator = np.random.default_rng(rng) if isinstance(rng, int) else rng
         feeds = {}
         for entry in self._noise_inputs:
             name = entry["name"]
