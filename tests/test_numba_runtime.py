@@ -85,7 +85,8 @@ def test_every_family_agrees_with_the_reference(models):
 @pytest.mark.parametrize("chunk_rows", [1, 4])
 def test_batch_path_agrees_in_chunks(models, monkeypatch, chunk_rows):
     """Every request through the batch path: BLAS products between interpreter calls split between three
-    threads, chunks of one row or of four."""
+    threads, chunks of one row or of four (their convolutions' patches one image at a time)."""
+    monkeypatch.setattr(numba_backend, "COLUMN_BLOCK_BYTES", 1 if chunk_rows == 4 else 1 << 20)
     monkeypatch.setattr(numba_backend, "BLAS_MIN_MACS", 0)
     monkeypatch.setattr(numba_backend, "BLAS_MIN_WEIGHTS", 0)
     monkeypatch.setattr(numba_backend, "MIN_CHUNK_ROWS", chunk_rows)

@@ -40,11 +40,14 @@ BLAS_MIN_MACS = 1 << 22
 #: a dense product goes to BLAS only when its weights have this many elements (a convolution always does): smaller
 #: weights stay in the L1 cache, where the interpreter's row-by-row products beat BLAS's blocking and calls
 BLAS_MIN_WEIGHTS = 1 << 14
-#: a chunk has this many rows, or fewer when its working buffers (scratch, im2col columns) would pass CHUNK_BYTES;
-#: never fewer than MIN_CHUNK_ROWS (below that, BLAS products re-read their weights too often)
+#: a chunk has this many rows, or fewer when its scratch would pass CHUNK_BYTES; never fewer than MIN_CHUNK_ROWS
+#: (below that, BLAS products re-read their weights too often)
 CHUNK_ROWS = 4096
 CHUNK_BYTES = 32 << 20
 MIN_CHUNK_ROWS = 64
+#: a convolution's patch columns are written and multiplied for this many bytes of them at a time, so that
+#: the product reads them from the L2 cache (at least one image at a time)
+COLUMN_BLOCK_BYTES = 1 << 20
 #: an interpreter call is split between threads (up to one per CPU) once it writes this many elements plus
 #: multiply-adds (`_Runner.whole_work`)
 PARALLEL_MIN_WORK = 1 << 21
@@ -57,7 +60,7 @@ MAX_ARENAS = 64
 KEPT_BATCH_SIZES = 4
 _BYTE = np.dtype(np.uint8)
 _EMPTY = np.zeros(0, np.uint8)
-Columns = Dict[str, Tuple[Tuple[int, ...], str]]
+Columns = Dict[str, Tuple[int, Tuple[int, ...], str]]
 
 
 class CompileNotice(UserWarning):
@@ -124,15 +127,17 @@ class NumbaExecutor(GraphExecutor):
         return None
 
     def buffers(self, rows: int, columns: Columns) -> Dict[str, np.ndarray]:
-        """Fresh working buffers for `rows` rows: the scratch, and im2col columns for chunks with convolutions."""
+        """Fresh working buffers for `rows` rows: the scratch, and im2col columns for chunks with convolutions
+        (`columns`: per convolution, its rows, shape and dtype)."""
         found = {"scratch": np.empty(rows * self.lowered.scratch_bytes, np.uint8)}
-        found.update((name, np.empty((rows,) + shape, dtype)) for name, (shape, dtype) in columns.items())
+        found.update((name, np.empty((count,) + shape, dtype)) for name, (count, shape, dtype) in columns.items())
         return found
 
     def kept_buffers(self, rows: int, columns: Columns) -> Dict[str, np.ndarray]:
         """The buffers kept for chunks of `rows` rows (for the last few sizes); call with `lock` held."""
         found = self._kept.get(rows)
-        if found is None or (columns and any(name not in found for name in columns)):
+        if found is None or any(name not in found or len(found[name]) != count
+                                for name, (count, _, _) in columns.items()):
             found = self._kept[rows] = dict(found or {}, **self.buffers(rows, columns))
             while len(self._kept) > KEPT_BATCH_SIZES:
                 self._kept.popitem(last=False)
@@ -165,11 +170,12 @@ class _Runner:
                               for name in lowered.steps[index].node["outputs"])
         self.whole_work += sum(lowered.steps[index].gemm.macs_per_row() for index in needed
                                if lowered.steps[index].gemm is not None)
-        self.columns: Columns = {"columns{}".format(index): (_columns_shape(gemm), gemm.x.dtype)
-                                 for index, gemm in self.gemms if gemm.conv is not None}
-        column_bytes = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in self.columns.values())
-        per_row = max(1, lowered.scratch_bytes + column_bytes)
-        self.chunk_rows = min(CHUNK_ROWS, max(MIN_CHUNK_ROWS, CHUNK_BYTES // per_row))
+        #: per convolution: the patch columns of one image (shape, dtype), and how many images a block has
+        self.columns = {"columns{}".format(index): (_columns_shape(gemm), gemm.x.dtype)
+                        for index, gemm in self.gemms if gemm.conv is not None}
+        self.column_block = {name: max(1, COLUMN_BLOCK_BYTES // (int(np.prod(shape)) * np.dtype(dtype).itemsize))
+                             for name, (shape, dtype) in self.columns.items()}
+        self.chunk_rows = min(CHUNK_ROWS, max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(1, lowered.scratch_bytes)))
         self.stages: List[np.ndarray] = self._stages()
 
     def _stages(self) -> List[np.ndarray]:
@@ -194,7 +200,8 @@ class _Runner:
         lanes = max(1, min(LANES, rows, rows * self.whole_work // PARALLEL_MIN_WORK))
         share = max(1, -(-rows // lanes))
         chunk = min(share, self.chunk_rows) if staged else share
-        columns = self.columns if staged else {}
+        columns: Columns = {name: (lanes * min(chunk, self.column_block[name]), shape, dtype)
+                            for name, (shape, dtype) in self.columns.items()} if staged else {}
         executor = self.executor
         if rows == 0:
             pass
@@ -291,11 +298,15 @@ class _Runner:
             return
         w = _array(gemm.w, inputs, self.weights, rows)
         conv = gemm.conv
-        columns = buffers["columns{}".format(index)][:rows]
-        numba_kernels.im2col(x, columns, conv["kernel_h"], conv["kernel_w"], conv["stride_h"], conv["stride_w"],
-                             conv["pad_top"], conv["pad_left"])
+        columns = buffers["columns{}".format(index)]
         depth, filters = columns.shape[-1], gemm.w.shape[-1]
-        np.matmul(columns.reshape(-1, depth), w.reshape(depth, filters), out=y.reshape(-1, filters))
+        w = w.reshape(depth, filters)
+        for first in range(0, rows, len(columns)):  # a block of images at a time (COLUMN_BLOCK_BYTES)
+            last = min(rows, first + len(columns))
+            block = columns[:last - first]
+            numba_kernels.im2col(x[first:last], block, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
+                                 conv["stride_w"], conv["pad_top"], conv["pad_left"])
+            np.matmul(block.reshape(-1, depth), w, out=y[first:last].reshape(-1, filters))
 
 
 class SingleRow:
@@ -351,9 +362,9 @@ def _lane_buffers(buffers: Dict[str, np.ndarray], lane: int, lanes: int, chunk: 
     for name, array in buffers.items():
         if name == "scratch":  # flat bytes
             size = array.size // (lanes * chunk) * chunk
-            part[name] = array[lane * size:(lane + 1) * size]
-        else:
-            part[name] = array[lane * chunk:(lane + 1) * chunk]
+        else:  # im2col columns: a block of images per lane
+            size = len(array) // lanes
+        part[name] = array[lane * size:(lane + 1) * size]
     return part
 
 
