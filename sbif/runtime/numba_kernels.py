@@ -191,8 +191,9 @@ def unary(sub, x, y, alpha):
 @njit(**JIT)
 def binary(sub, x, y, out):
     """out = x BINARY_OPS[sub] y (not less) on 2-D views [R, C]; x and y are each full, a row [1, C], a column
-    [R, 1] or [1, 1]. Operands spanning the columns (the common case: full or a bias-like row) take a
-    vectorised loop; columns and scalars are read with stride 0."""
+    [R, 1] or [1, 1]. Operands spanning the columns (the common case: full or a bias-like row), or x spanning
+    them and y one value (scaling by a constant), take a vectorised loop; other columns and scalars are read with
+    stride 0."""
     rows, columns = out.shape
     xr, xc = int(x.shape[0] != 1), int(x.shape[1] != 1 or columns == 1)
     yr, yc = int(y.shape[0] != 1), int(y.shape[1] != 1 or columns == 1)
@@ -213,6 +214,20 @@ def binary(sub, x, y, out):
             else:
                 for c in range(columns):
                     o[c] = a[c] / b[c]
+        elif xc:  # y one value per row (a column or a scalar): the same vectorised loop with it held
+            v = b[0]
+            if sub == ADD:
+                for c in range(columns):
+                    o[c] = a[c] + v
+            elif sub == SUB:
+                for c in range(columns):
+                    o[c] = a[c] - v
+            elif sub == MUL:
+                for c in range(columns):
+                    o[c] = a[c] * v
+            else:
+                for c in range(columns):
+                    o[c] = a[c] / v
         elif sub == ADD:
             for c in range(columns):
                 o[c] = a[c * xc] + b[c * yc]
