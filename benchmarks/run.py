@@ -317,7 +317,8 @@ def run(models: List[str], settings: Settings, quick: bool) -> Tuple[Dict[str, A
         cold_starts(model, timed[model], settings, results["models"][model])
         log("   {} done".format(model))
     results["machine"] = machine(versions)
-    results["machine"]["cold_floors_s"] = {module: cold_floor(module, settings.cold_runs) for module in ("numpy", "numba")}
+    results["machine"]["cold_floors_s"] = {module: cold_floor(module, settings.cold_runs)
+                                           for module in ("numpy", "numba")}
     for entry in results["models"].values():
         entry["flop_bound_us"] = entry["flops_per_obs"] / (results["machine"]["peak_gflops_1_core"] * 1e3)
     summarize(results)

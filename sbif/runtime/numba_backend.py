@@ -159,9 +159,9 @@ class _Runner:
         self.results = [(name, np.dtype(dtype), offset, tuple(lowered.outputs[name].shape[1:]))
                         for name, dtype, offset, _ in self.layout]
         self.needed = needed
-        self.gemms: List[Tuple[int, Gemm]] = [
-            (index, lowered.steps[index].gemm) for index in needed if lowered.steps[index].gemm is not None
-            and (lowered.steps[index].gemm.conv is not None or lowered.steps[index].gemm.w.matrix.size >= BLAS_MIN_WEIGHTS)]
+        gemms = [(index, lowered.steps[index].gemm) for index in needed if lowered.steps[index].gemm is not None]
+        self.gemms: List[Tuple[int, Gemm]] = [(index, gemm) for index, gemm in gemms
+                                              if gemm.conv is not None or gemm.w.matrix.size >= BLAS_MIN_WEIGHTS]
         self.macs_per_row = sum(gemm.macs_per_row() for _, gemm in self.gemms)
         self.whole = lowered.program(needed, copy_out=self.layout)
         #: what decides whether a request is worth splitting between threads: per row, the elements the steps

@@ -391,9 +391,10 @@ def _tile(rows: int, panels: int, partial: bool):
     """An intrinsic computing y = x @ w + b for a tile of `rows` rows and `panels` panels: its sums stay in vector
     registers through the whole depth, each term added in order of k, then the bias (a separate rounded addition).
     A term is added with `llvm.fmuladd`: a fused multiply-add where the CPU has a fast one, else a rounded product
-    and a rounded sum (spec/ops.md allows both in these sums, as BLAS kernels do). Arguments (addresses and element counts): x, x's row
-    stride, the tile's first panel, the depth K, b (at the tile's first column), y (likewise), y's row stride, and
-    for a `partial` tile (the last panel) how many of its columns exist: only those are read from b and written."""
+    and a rounded sum (spec/ops.md allows both in these sums, as BLAS kernels do). Arguments (addresses and element
+    counts): x, x's row stride, the tile's first panel, the depth K, b (at the tile's first column), y (likewise),
+    y's row stride, and for a `partial` tile (the last panel) how many of its columns exist: only those are read
+    from b and written."""
     f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
     vector = ir.VectorType(f32, VECTOR)
     halves = PANEL // VECTOR
