@@ -73,6 +73,8 @@ test: test-modern test-legacy
 runtime-c:
 	$(MAKE) -C runtimes/c
 
+# the numba backend's compiled kernels are built into the clone (not ~/.cache/sbif): every run tests the build
+test-modern: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
 test-modern: modern runtime-c
 	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
 	$(VENV)/bin/python -m pytest -q tests
@@ -86,4 +88,4 @@ bench: envs
 	$(VENV)/bin/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) benchmarks/.work
+	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) .cache benchmarks/.work

@@ -29,7 +29,7 @@ from sbif.compare import sample_observations  # noqa: E402
 from sbif.errors import InputError, SbifError, UnsupportedError  # noqa: E402
 from sbif.format.document import decode_bound  # noqa: E402
 from sbif.ops import ValueSpec, get_op, resolve_attrs  # noqa: E402
-from sbif.runtime import numba_backend, numba_kernels, numba_program  # noqa: E402
+from sbif.runtime import kernel_format, numba_backend, numba_kernels, numba_program  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
@@ -297,7 +297,7 @@ def test_kernels_on_the_op_vectors(op, case):
     fed += [numba_backend._EMPTY] * (numba_backend.MAX_INPUTS - len(fed))
     scratch = np.zeros(batch * lowered.scratch_bytes + 8, np.uint8)
     buffer = np.zeros(batch * row_bytes + 8, np.uint8)
-    numba_backend.interpreter()(program, batch, 0, batch, 0, batch, lowered.weights, scratch, buffer, *fed)
+    numba_backend.kernels().execute(program, batch, 0, batch, 0, batch, lowered.weights, scratch, buffer, *fed)
     tolerance = dict(case["tolerance"], rule="ulp")
     for name, dtype, offset, size in layout:
         shape = (batch,) + tuple(outs[outputs.index(name)].shape[1:])
@@ -344,7 +344,7 @@ def test_dense_products_on_panels(depth, width):
     if depth:
         x[9, 0], x[10, 0], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0 of row 9
     packed = numba_program.panels(w)
-    assert packed.shape == (-(-width // numba_kernels.PANEL) * depth, numba_kernels.PANEL)
+    assert packed.shape == (-(-width // kernel_format.PANEL) * depth, kernel_format.PANEL)
     buffer = np.full(rows * width + 64, 7.0, np.float32)
     y = buffer[:rows * width].reshape(rows, width)
     with np.errstate(all="ignore"):
@@ -468,23 +468,61 @@ def test_threads_get_correct_results(pair):
     assert not failures
 
 
-# -- the disk cache ------------------------------------------------------------------------------------------------
-def test_a_second_process_loads_the_interpreter_from_the_cache(models):
-    """This process compiled (or loaded) the interpreter; a new process finds it in numba's cache: an index hit,
-    no miss, the index file on disk."""
-    sbif.load(models["mlp"], backend="numba").predict(np.zeros(4, np.float32))
-    script = ("import json, sys, numpy as np, sbif\n"
-              "from sbif.runtime import numba_kernels\n"
-              "policy = sbif.load(sys.argv[1], backend='numba')\n"
-              "policy.predict(np.zeros(4, np.float32))\n"
-              "stats = numba_kernels.execute.stats\n"
-              "print(json.dumps({'hits': sum(stats.cache_hits.values()), 'misses': sum(stats.cache_misses.values()),"
-              " 'path': stats.cache_path}))\n")
-    output = subprocess.run([sys.executable, "-c", script, models["mlp"]], capture_output=True, text=True, cwd=ROOT,
-                            check=True, timeout=300).stdout
-    stats = json.loads(output.strip().splitlines()[-1])
-    assert stats["hits"] >= 1 and stats["misses"] == 0, stats
-    assert any(name.startswith("numba_kernels.execute") and name.endswith(".nbi") for name in os.listdir(stats["path"]))
+# -- the compiled kernels: an extension module built once; numba's JIT where it cannot be built ----------------
+def run_script(script, *arguments, environment=None):
+    """The JSON that a Python child running `script` prints last."""
+    output = subprocess.run([sys.executable, "-c", script] + list(arguments), capture_output=True, text=True,
+                            cwd=ROOT, check=True, timeout=600, env=environment).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+WHERE_THE_KERNELS_CAME_FROM = (
+    "import json, sys, warnings, numpy as np, sbif\n"
+    "from sbif.runtime import numba_backend\n"
+    "warnings.simplefilter('ignore')\n"
+    "action, _ = sbif.load(sys.argv[1], backend='numba').predict(np.full(4, 0.5, np.float32), deterministic=True)\n"
+    "found = {'origin': numba_backend.kernels().origin, 'numba': 'numba' in sys.modules, 'action': action.tolist()}\n"
+    "if found['origin'] == 'numba JIT':\n"
+    "    from sbif.runtime import numba_kernels\n"
+    "    stats = numba_kernels.execute.stats\n"
+    "    found.update(hits=sum(stats.cache_hits.values()), misses=sum(stats.cache_misses.values()))\n"
+    "print(json.dumps(found))\n")
+
+
+def test_a_second_process_imports_the_built_kernels_without_numba(models, pair):
+    """This process built (or found) this machine's module; a new process imports it and never imports numba."""
+    from sbif.runtime import numba_aot
+
+    action, _ = pair["mlp"][1].predict(np.full(4, 0.5, np.float32), deterministic=True)
+    assert numba_backend.kernels().origin == numba_aot.module_path()
+    found = run_script(WHERE_THE_KERNELS_CAME_FROM, models["mlp"])
+    assert found == {"origin": numba_aot.module_path(), "numba": False, "action": action.tolist()}
+
+
+def test_where_the_module_cannot_be_built_numba_jit_runs_the_same_kernels(models, pair, monkeypatch, tmp_path):
+    """An unwritable cache (here, a path through a file): a warning says why, numba's JIT compiles the kernels,
+    with the module's results bit for bit, and a second process loads them from numba's disk cache."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    monkeypatch.setattr(numba_backend, "_kernels", [])
+    with pytest.warns(RuntimeWarning, match=r"cannot create the kernel cache directory .* set SBIF_CACHE_DIR .*"
+                                            r"numba's JIT runs the kernels instead"):
+        jit = sbif.load(models["sac"], backend="numba")
+    assert numba_backend.kernels().origin == "numba JIT"
+    module = pair["sac"][1]
+    rng = np.random.default_rng(5)
+    for rows in (1, 257):
+        obs = rng.uniform(-2, 2, (rows, 3)).astype(np.float32)
+        for outputs in (["action"], ["action_sample", "qf1"]):
+            feeds = {"obs": obs, "noise_normal": rng.standard_normal((rows, 2)).astype(np.float32)}
+            expected, got = module.run(feeds, outputs), jit.run(feeds, outputs)
+            for name in outputs:
+                np.testing.assert_array_equal(got[name], expected[name])
+    np.testing.assert_array_equal(jit.predict(obs[0], deterministic=True)[0],
+                                  module.predict(obs[0], deterministic=True)[0])
+    found = run_script(WHERE_THE_KERNELS_CAME_FROM, models["mlp"], environment=dict(os.environ))
+    assert found["origin"] == "numba JIT" and found["numba"], found
+    assert found["hits"] >= 1 and found["misses"] == 0, found
 
 
 def test_a_long_first_call_says_it_is_compiling(monkeypatch):

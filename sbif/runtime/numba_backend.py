@@ -3,13 +3,15 @@
 results (within SPEC section 6) as the NumPy `GraphExecutor`, which computes instead any output set whose nodes
 lack a kernel (with a warning naming the op).
 
-Imported only when the numba backend is chosen: importing it imports numba.
+Imported only when the numba backend is chosen. It imports numba only to build its kernels (or when it falls back
+to numba's JIT): a process that finds them built never imports numba.
 
 - Small requests (the single-observation path) run the whole program in one call.
 - Large ones run in chunks of rows: the interpreter between the large matrix products, which NumPy computes with
   BLAS in the same buffers (`np.matmul(out=)`; conv2d as im2col, then one product).
-- The interpreter and its kernels are compiled once per machine and cached on disk by numba (`cache=True`):
-  a model only builds its program, so a new model costs no compilation and a second process none at all.
+- The interpreter and its kernels are compiled once per machine, not per model, into an extension module kept in
+  a cache directory (`numba_aot`); a later process imports it in about a millisecond. Where that module cannot be
+  built (no C compiler), numba's JIT compiles them and caches them on disk (`cache=True`) instead.
 - Results are fresh arrays on every call (views of one output buffer allocated per call); the buffers a call
   works in are reused by the next one and never returned.
 """
@@ -22,16 +24,14 @@ import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-import numba
 import numpy as np
 
 from ..errors import InputError, UnsupportedError
 from ..format import SbifFile
-from . import numba_kernels
 from .executor import GraphExecutor
-from .numba_kernels import MAX_INPUTS
+from .kernel_format import ARENA_HEADER, MAX_INPUTS
 from .numba_program import Gemm, Lowered, Value, aligned
 
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
@@ -242,7 +242,7 @@ class _Runner:
                  staged: bool, buffers: Dict[str, np.ndarray]) -> None:
         """Rows first..last of the request's `rows`, in chunks: each in one interpreter call, or (`staged`) in
         interpreter calls between BLAS products."""
-        execute, weights, scratch = interpreter(), self.weights, buffers["scratch"]
+        execute, weights, scratch = kernels().execute, self.weights, buffers["scratch"]
         sizes = [array.size // rows for array in arrays]
         with np.errstate(all="ignore"):  # IEEE results, as the NumPy executor: no warnings (errstate is per thread)
             for start in range(first, last, chunk):
@@ -304,7 +304,7 @@ class _Runner:
         for first in range(0, rows, len(columns)):  # a block of images at a time (COLUMN_BLOCK_BYTES)
             last = min(rows, first + len(columns))
             block = columns[:last - first]
-            numba_kernels.im2col(x[first:last], block, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
+            kernels().im2col(x[first:last], block, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
                                  conv["stride_w"], conv["pad_top"], conv["pad_left"])
             np.matmul(block.reshape(-1, depth), w, out=y[first:last].reshape(-1, filters))
 
@@ -319,8 +319,8 @@ class SingleRow:
         (_, _, self.dtype, _, self.shape), = runner.checks
         (_, out_dtype, out_start, out_shape), = runner.results
         self.program, self.weights = runner.whole, runner.weights
-        self.execute = _one_entry()
-        scratch = aligned(numba_kernels.ARENA_HEADER * 8)
+        self.execute = kernels().execute_one
+        scratch = aligned(ARENA_HEADER * 8)
         outputs = aligned(scratch + runner.lowered.scratch_bytes)
         self.observation_at = aligned(outputs + runner.row_bytes)
         self.output = (outputs + out_start, out_dtype, out_shape)
@@ -414,9 +414,8 @@ def _array(value: Value, inputs: List[np.ndarray], buffer: np.ndarray, rows: int
     return data[:count].view(value.dtype).reshape(shape)
 
 
-_entry: List[Callable[..., Any]] = []
 _blas_limiters: List[Any] = []
-_one: List[Callable[..., Any]] = []
+_kernels: List["Kernels"] = []
 _pools: List[ThreadPoolExecutor] = []
 _setup = threading.Lock()
 
@@ -431,45 +430,78 @@ def _pool() -> ThreadPoolExecutor:
     return _pools[0]
 
 
-def _one_entry() -> Callable[..., Any]:
-    """`numba_kernels.execute_one` through its compiled entry point (see `interpreter`)."""
-    if not _one:
-        with _setup:
-            if not _one:
-                _one.append(_compiled(numba_kernels.execute_one, (np.zeros(0, np.int64), np.zeros(8, np.uint8),
-                                                                  np.zeros(numba_kernels.ARENA_HEADER * 8, np.uint8))))
-    return _one[0]
+class Kernels(NamedTuple):
+    """The compiled entry points the backend calls (`numba_kernels.execute`, `execute_one`, `im2col`), each for
+    its one signature (an int64 program, ints, flat writable uint8 buffers; float32 images), and where they come
+    from: a path to this machine's extension module, or "numba JIT"."""
+
+    execute: Callable[..., None]
+    execute_one: Callable[..., None]
+    im2col: Callable[..., None]
+    origin: str
 
 
-def interpreter() -> Callable[..., Any]:
-    """`numba_kernels.execute`, called through its compiled entry point once it is compiled or loaded from
-    numba's cache: its arguments always have the one signature the callers build (an int64 program, ints, flat
-    writable uint8 arrays), so numba's per-call type dispatch is skipped."""
-    if not _entry:
+def kernels() -> Kernels:
+    """The compiled entry points, loaded on first use: from this machine's extension module (`numba_aot`, built
+    the first time), else, with a warning saying why, from numba's JIT and its disk cache."""
+    if not _kernels:
         with _setup:
-            if not _entry:
-                _entry.append(_compiled(numba_kernels.execute, (np.zeros(0, np.int64), 0, 0, 0, 0, 0)
-                                        + (np.zeros(8, np.uint8),) * (3 + MAX_INPUTS)))
-    return _entry[0]
+            if not _kernels:
+                _kernels.append(_load_kernels())
+    return _kernels[0]
+
+
+def _load_kernels() -> Kernels:
+    from . import numba_aot
+
+    try:
+        module = numba_aot.load()
+        if module is None:
+            with _compile_notice("building the numba kernels for this machine (once: one to two minutes; later "
+                                 "processes and other models load them in a millisecond)"):
+                numba_aot.build()
+            module = numba_aot.load()
+        if module is None:
+            raise numba_aot.KernelsUnavailable("the build wrote no module to {}".format(numba_aot.module_path()))
+        return Kernels(module.execute, module.execute_one, module.im2col, module.__file__)
+    except numba_aot.KernelsUnavailable as exc:
+        warnings.warn("sbif numba backend: {}; numba's JIT runs the kernels instead (a process then takes about a "
+                      "second more to start)".format(exc), RuntimeWarning, stacklevel=2)
+    from . import numba_kernels
+
+    return Kernels(_compiled(numba_kernels.execute, (np.zeros(0, np.int64), 0, 0, 0, 0, 0)
+                             + (np.zeros(8, np.uint8),) * (3 + MAX_INPUTS)),
+                   _compiled(numba_kernels.execute_one, (np.zeros(0, np.int64), np.zeros(8, np.uint8),
+                                                         np.zeros(ARENA_HEADER * 8, np.uint8))),
+                   numba_kernels.im2col, "numba JIT")
+
+
+@contextlib.contextmanager
+def _compile_notice(message: str) -> Any:
+    """A `CompileNotice` with `message` if the block takes longer than COMPILE_NOTICE_SECONDS (a load from a
+    cache does not; a compilation does), so that a user knows why the process waits."""
+    notice = threading.Timer(COMPILE_NOTICE_SECONDS, warnings.warn_explicit, (message, CompileNotice, "sbif", 0))
+    notice.daemon = True
+    notice.start()
+    try:
+        yield
+    finally:
+        notice.cancel()
 
 
 def _compiled(function: Any, arguments: Tuple[Any, ...]) -> Callable[..., Any]:
     """The entry point of a numba function compiled (or loaded from numba's cache) for these arguments' types:
-    running an empty program compiles it. A load from the cache takes about a second; past COMPILE_NOTICE_SECONDS
-    it is a compilation, and a `CompileNotice` says why the process is waiting."""
-    notice = threading.Timer(COMPILE_NOTICE_SECONDS, warnings.warn_explicit, (
-        "compiling the numba kernels of {} for this machine (once: about a minute; later processes and other "
-        "models load them from numba's cache)".format(function.__name__), CompileNotice, "sbif", 0))
-    notice.daemon = True
-    notice.start()
+    running an empty program compiles it. Calling the entry point skips numba's per-call type dispatch."""
+    import numba
+
     try:
-        function(*arguments)
+        with _compile_notice("compiling the numba kernels of {} for this machine (once: about a minute; later "
+                             "processes load them from numba's cache)".format(function.__name__)):
+            function(*arguments)
     except Exception as exc:  # numba's own errors: this numba cannot compile the kernels
         raise UnsupportedError("the numba backend's kernels do not compile with numba {} ({}: {}); use "
                                "backend='numpy' or SBIF_BACKEND=numpy".format(
                                    numba.__version__, type(exc).__name__, str(exc).splitlines()[0])) from exc
-    finally:
-        notice.cancel()
     try:
         signature = tuple(function.typeof_pyval(argument) for argument in arguments)
         return function.overloads[signature].entry_point

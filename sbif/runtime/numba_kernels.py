@@ -16,44 +16,23 @@ Imported only by the numba backend (never by `import sbif`).
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from llvmlite import ir
 from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .kernel_format import (ADD, ADD_BIAS, ARENA_HEADER, ARGMAX, BINARY, CAST, CLIP, CONV2D, COPY, COPY_COLUMNS, ELU,
+                            EXP, FLOAT32, FLOAT64, HEADER, INT32, LAYER_NORM, LESS, LINEAR, LOG, MATMUL, MUL, NEG,
+                            ONE_HOT, OPERAND, PANEL, REDUCE_MEAN, RELU, RELU6, ROUND, SELU, SIGMOID, SOFTMAX,
+                            SOFTPLUS, SOFTSIGN, SUB, SWISH, TAKE_COLUMNS, TANH, UINT8, UNARY)
+
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-# -- the program format: `numba_program` writes it. It is defined here, with the interpreter, because numba's disk
-# cache only notices changes to the file of the function it compiled. -------------------------------------------
-DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
-DTYPE_CODE = {name: code for code, name in enumerate(DTYPES)}
-FLOAT32, FLOAT64, INT32, INT64, UINT8, INT8, INT16, UINT16, BOOL = range(len(DTYPES))
-#: buffer spaces of operands: weights, scratch, the call's outputs, then the graph inputs
-WEIGHTS, SCRATCH, OUTPUTS, INPUT0 = 0, 1, 2, 3
-#: the interpreter takes this many graph inputs (obs, noise, state, mask)
-MAX_INPUTS = 4
-#: int64 offsets at the start of `execute_one`'s arena: scratch, outputs, inputs
-ARENA_HEADER = 2 + MAX_INPUTS
-#: ints per operand, and per instruction header
-OPERAND, HEADER = 9, 4
-UNARY, BINARY, CLIP, CAST, COPY, COPY_COLUMNS, TAKE_COLUMNS, LINEAR, MATMUL, ADD_BIAS, CONV2D, LAYER_NORM, \
-    REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE = range(1, 18)
-#: the `sub` codes of UNARY and BINARY
-UNARY_OPS = ("neg", "exp", "log", "round_half_even", "tanh", "sigmoid", "relu", "relu6", "elu", "selu", "softplus",
-             "softsign", "swish", "leaky_relu")
-BINARY_OPS = ("add", "sub", "mul", "div", "less")
-NEG, EXP, LOG, ROUND, TANH, SIGMOID, RELU, RELU6, ELU, SELU, SOFTPLUS, SOFTSIGN, SWISH, LEAKY_RELU = range(14)
-ADD, SUB, MUL, DIV, LESS = range(5)
-#: what the interpreter runs: opcode -> the dtypes of its kernels (`numba_program` refuses anything else by name)
-FLOATS = ("float32", "float64")
-KERNEL_DTYPES = {
-    UNARY: ("float32",), BINARY: FLOATS, CLIP: FLOATS, LINEAR: ("float32",), MATMUL: ("float32",),
-    ADD_BIAS: ("float32",), CONV2D: ("float32",), LAYER_NORM: ("float32",), REDUCE_MEAN: ("float32",),
-    SOFTMAX: ("float32",), ARGMAX: ("float32",), ONE_HOT: ("int32", "int64"), INVERSE_CDF_SAMPLE: ("float32",),
-}
-#: cast: target dtype -> source dtypes
-CASTS = {"float32": ("float32", "float64", "int32", "uint8", "bool"), "float64": ("float32",)}
+#: the SHA-256 of kernel_format.py: numba's disk cache only notices changes to this file (a test checks it)
+PROGRAM_FORMAT_DIGEST = "d159448a144cbdc219472bab66d4585961d08c15ba8fc89a827cd106e9feed74"
 
 # float32 constants (module globals are frozen into the compiled code with their type)
 ZERO, ONE, SIX, NINE, EIGHTEEN = (np.float32(v) for v in (0.0, 1.0, 6.0, 9.0, 18.0))
@@ -378,9 +357,6 @@ def matmul_axpy(x, w, y):
 
 
 # -- dense products on weights stored in panels ------------------------------------------------------------------
-#: a dense product's weights [K, N] are stored as ceil(N / PANEL) panels [K, PANEL], the last one zero-padded
-#: (`numba_program.panels`): a tile of outputs then reads its weights as contiguous streams
-PANEL = 16
 #: float32 lanes of the vectors a tile keeps its sums in (AVX; LLVM splits them where vectors are narrower)
 VECTOR = 8
 #: the rows of x a block of 4-row tiles reads: while they stay in the L2 cache, each panel is read once per block
@@ -927,3 +903,54 @@ def run(program, frame, bases):
         else:
             run_rows(program, at, frame, bases)
         at += program[at]
+
+
+# -- the entry points of the extension module (`numba_aot`) ------------------------------------------------------
+# numba's ahead-of-time compiler exports plain Python functions, holding the GIL throughout; these release it
+# around the work, as `nogil` does for the jitted ones (the backend runs parts of a request in several threads).
+# An exception in the work is caught while the GIL is released and raised once it is held again.
+@intrinsic
+def _release_gil(typingctx):
+    """PyEval_SaveThread(): the thread state, as an int, for `_acquire_gil`."""
+    def codegen(context, builder, signature, args):
+        save = cgutils.get_or_insert_function(builder.module, ir.FunctionType(cgutils.voidptr_t, []),
+                                              "PyEval_SaveThread")
+        return builder.ptrtoint(builder.call(save, []), context.get_value_type(types.intp))
+
+    return types.intp(), codegen
+
+
+@intrinsic
+def _acquire_gil(typingctx, state):
+    """PyEval_RestoreThread(state)."""
+    def codegen(context, builder, signature, args):
+        restore = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t]),
+                                                 "PyEval_RestoreThread")
+        builder.call(restore, [builder.inttoptr(args[0], cgutils.voidptr_t)])
+        return context.get_dummy_value()
+
+    return types.void(types.intp), codegen
+
+
+_WITHOUT_GIL = """
+def {name}({arguments}):
+    state = _release_gil()
+    failed = False
+    try:
+        work({arguments})
+    except Exception:
+        failed = True
+    _acquire_gil(state)
+    if failed:
+        raise RuntimeError("sbif's compiled kernel {name} failed (a bug: please report it)")
+"""
+
+
+def without_gil(work):
+    """The jitted function `work` as a plain function that runs it without the GIL, for numba's ahead-of-time
+    compiler (`numba_aot`), which takes neither `nogil` nor `*args`: hence the source, written for `work`'s
+    parameters."""
+    namespace = {"work": work, "_release_gil": _release_gil, "_acquire_gil": _acquire_gil}
+    arguments = ", ".join(inspect.signature(work.py_func).parameters)
+    exec(_WITHOUT_GIL.format(name=work.__name__, arguments=arguments), namespace)
+    return namespace[work.__name__]

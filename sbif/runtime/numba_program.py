@@ -23,7 +23,7 @@ import numpy as np
 
 from ..format import SbifFile
 from ..ops import get_op, resolve_attrs
-from .numba_kernels import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
+from .kernel_format import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
                             DTYPE_CODE, HEADER, INPUT0, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM, LINEAR, MATMUL,
                             ONE_HOT, OPERAND, OUTPUTS, PANEL, REDUCE_MEAN, SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY,
                             UNARY_OPS, WEIGHTS)
