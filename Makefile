@@ -31,11 +31,15 @@ envs: modern legacy
 	@touch $@
 
 # --- modern environment (python3, current numpy) ---------------------------------------------------------
+# sbif is installed as a plain path entry (setuptools' "compat" editable mode, while it exists), not the import-hook
+# finder that costs every process of the venv 25 ms of start-up (pathlib, importlib.util...) that an installed sbif
+# does not
 $(VENV)/.done: pyproject.toml requirements/modern.txt
 	@echo "creating $(VENV) (modern environment)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/modern.txt 2>&1 | sed "/^WARNING: Location/d"
-	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e . 2>&1 | sed "/^WARNING: Location/d"
+	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e . --config-settings editable_mode=compat 2>/dev/null \
+	  || $(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e . 2>&1 | sed "/^WARNING: Location/d"
 	$(VENV)/bin/python -c "import sbif, numba, hypothesis, gymnasium"
 	@touch $@
 modern: $(VENV)/.done
