@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from catalog import (BATCH_SIZES, HERE, MODELS, NUMBA_CACHE, RESULTS, SB2_PYTHON, WORK, model_file,
+from catalog import (BATCH_SIZES, HERE, MODELS, NUMBA_CACHE, RESULTS, ROOT, SB2_PYTHON, WORK, model_file,
                      parse_models)
 from harness import agrees
 from report import evaluate_targets, render, summarize
@@ -209,6 +209,13 @@ def cold_starts(model: str, runtimes: List[str], settings: Settings, entry: Dict
                 record.setdefault("cold", []).append(measured)
 
 
+def compile_bytecode() -> None:
+    """sbif's modules compiled to bytecode, as pip does when it installs a package: in an editable install (under
+    PYTHONDONTWRITEBYTECODE, or after an edit) every cold-start child would otherwise compile them again."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "sbif")], check=True,
+                   stdout=subprocess.DEVNULL, env=child_environment())
+
+
 def cold_start(runtime: str, model: str) -> Dict[str, float]:
     """Seconds from spawning the child to its first action, and the child's peak memory in MiB."""
     started = time.monotonic()
@@ -313,6 +320,7 @@ def run(models: List[str], settings: Settings, quick: bool) -> Tuple[Dict[str, A
         for worker in workers.values():
             worker.close()
     log("== cold starts (fresh processes, {} counted per runtime and model)".format(settings.cold_runs))
+    compile_bytecode()
     for model in models:
         cold_starts(model, timed[model], settings, results["models"][model])
         log("   {} done".format(model))

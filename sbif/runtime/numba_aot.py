@@ -14,10 +14,11 @@ process), writes into a temporary directory and renames the module into place, s
 A build needs a C compiler and Python's headers; without them, `KernelsUnavailable` says why and the backend uses
 numba's JIT instead.
 
-    python -m sbif.runtime.numba_aot [--json]    build (or find) the module for this machine and print where
+    python -m sbif.runtime.numba_aot [--json]    build (or find) this machine's module and print its path
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -45,8 +46,8 @@ EXPORTS = {
 CACHE_ENV = "SBIF_CACHE_DIR"
 #: a build that takes longer than this has hung (it takes one to two minutes)
 BUILD_TIMEOUT_SECONDS = 1800
-#: the source files whose code the module contains
-_SOURCES = ("numba_kernels.py", "kernel_format.py", "numba_aot.py")
+#: the source files whose code the module contains (with EXPORTS)
+_SOURCES = ("numba_kernels.py", "kernel_format.py")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -69,7 +70,7 @@ def module_name() -> str:
     for name in _SOURCES:
         with open(os.path.join(_HERE, name), "rb") as source:
             digest.update(source.read())
-    for part in (sys.version, sysconfig.get_config_var("EXT_SUFFIX") or "", np.__version__, _package_stamp("numba"),
+    for part in (repr(sorted(EXPORTS.items())), sys.version, sysconfig.get_config_var("EXT_SUFFIX") or "", np.__version__, _package_stamp("numba"),
                  _package_stamp("llvmlite"), _cpu_description()):
         digest.update(part.encode("utf-8", "replace") + b"\0")
     return "sbif_kernels_" + digest.hexdigest()[:20]
@@ -143,13 +144,19 @@ def _build_here(directory: str) -> str:
     target = module_path(directory)
     name = module_name()
     with tempfile.TemporaryDirectory(prefix=name + ".", dir=directory) as work:
-        compiler = CC(name)
-        compiler.output_dir = work
-        compiler.target_cpu = "host"
-        compiler.verbose = False
-        for entry, signature in EXPORTS.items():
-            compiler.export(entry, signature)(numba_kernels.without_gil(getattr(numba_kernels, entry)))
-        compiler.compile()
+        try:
+            compiler = CC(name)  # (it looks for the C compiler here)
+            compiler.output_dir = work
+            compiler.target_cpu = "host"
+            compiler.verbose = False
+            for entry, signature in EXPORTS.items():
+                compiler.export(entry, signature)(numba_kernels.without_gil(getattr(numba_kernels, entry)))
+            compiler.compile()
+        except RuntimeError as exc:
+            if "without the compiler" not in str(exc):
+                raise
+            raise KernelsUnavailable("no C compiler found: numba's pycc needs one, with Python's headers (on "
+                                     "Debian/Ubuntu: apt install gcc python3-dev)") from None
         built = [file for file in os.listdir(work) if file.startswith(name) and file.endswith(
             tuple(importlib.machinery.EXTENSION_SUFFIXES))]
         if not built:
@@ -189,15 +196,28 @@ def _cpu_description() -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m sbif.runtime.numba_aot", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build the numba backend's compiled kernels for this machine (once: one to two minutes), or "
+                    "find them built, and print the module's path. The backend does this on first use; run it "
+                    "ahead of time, e.g. when building a container image.",
+        epilog="examples:\n  python -m sbif.runtime.numba_aot\n"
+               "  SBIF_CACHE_DIR=/opt/sbif-cache python -m sbif.runtime.numba_aot --json")
+    parser.add_argument("--json", action="store_true", help='print {"path": ...} instead of the bare path')
+    arguments = parser.parse_args(argv)
     path = module_path()
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        path = _build_here(os.path.dirname(path))
-    if "--json" in arguments:
-        print(json.dumps({"path": path}))
-    else:
-        print(path)
+    try:
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            path = _build_here(os.path.dirname(path))
+    except KernelsUnavailable as exc:
+        print("error: {}".format(exc), file=sys.stderr)
+        return 1
+    except Exception as exc:  # numba's and the C compiler's own errors, told in one line (build() reports it)
+        print("error: {}: {}".format(type(exc).__name__, " ".join(str(exc).split()) or "(no message)"),
+              file=sys.stderr)
+        return 1
+    print(json.dumps({"path": path}) if arguments.json else path)
     return 0
 
 
