@@ -364,6 +364,34 @@ def test_dense_products_on_panels(depth, width):
         assert np.array_equal(part, y[start:start + count], equal_nan=True)
 
 
+@pytest.mark.parametrize("depth,width", [(64, 2), (64, 1), (256, 6), (17, 3), (7, 5), (300, 15), (0, 3)])
+def test_narrow_products_as_dot_products(depth, width):
+    """The dot-product kernel (groups of 4 rows x 2 outputs, single rows) against float64, within linear's bound;
+    each row bit for bit the same alone as in any batch; nothing written past y; inf and NaN as IEEE says."""
+    rng = np.random.default_rng(depth * 1000 + width)
+    rows = 11  # two 4-row groups and three single rows
+    x = rng.standard_normal((rows, depth)).astype(np.float32)
+    w = rng.standard_normal((depth, width)).astype(np.float32)
+    if depth:
+        x[9, 0], x[10, depth - 1], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0
+    buffer = np.full(rows * width + 64, 7.0, np.float32)
+    y = buffer[:rows * width].reshape(rows, width)
+    with np.errstate(all="ignore"):
+        numba_kernels.dense_dots(x, np.ascontiguousarray(w.T), y)
+        expected = x.astype(np.float64) @ w.astype(np.float64)
+        scale = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64))
+    assert (buffer[rows * width:] == 7.0).all()
+    assert np.array_equal(np.isnan(y), np.isnan(expected))
+    finite = np.isfinite(expected)
+    bound = (2 * depth + 2) * 2.0 ** -24 * scale
+    assert (np.abs(y[finite] - expected[finite]) <= bound[finite]).all()
+    for start, count in ((0, 1), (3, 1), (2, 5), (5, 6)):
+        part = np.empty((count, width), np.float32)
+        with np.errstate(all="ignore"):
+            numba_kernels.dense_dots(x[start:start + count], np.ascontiguousarray(w.T), part)
+        assert np.array_equal(part, y[start:start + count], equal_nan=True)
+
+
 # -- batch path, buffers, memory --------------------------------------------------------------------------------------
 def test_results_are_fresh_arrays(pair):
     _, fast = pair["mlp"]

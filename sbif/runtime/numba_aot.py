@@ -70,8 +70,8 @@ def module_name() -> str:
     for name in _SOURCES:
         with open(os.path.join(_HERE, name), "rb") as source:
             digest.update(source.read())
-    for part in (repr(sorted(EXPORTS.items())), sys.version, sysconfig.get_config_var("EXT_SUFFIX") or "", np.__version__, _package_stamp("numba"),
-                 _package_stamp("llvmlite"), _cpu_description()):
+    for part in (repr(sorted(EXPORTS.items())), sys.version, sysconfig.get_config_var("EXT_SUFFIX") or "",
+                 np.__version__, _package_stamp("numba"), _package_stamp("llvmlite"), _cpu_description()):
         digest.update(part.encode("utf-8", "replace") + b"\0")
     return "sbif_kernels_" + digest.hexdigest()[:20]
 

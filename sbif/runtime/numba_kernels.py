@@ -2,10 +2,10 @@
 
 Each kernel is the semantics of the NumPy op of the same name in `sbif/ops` (spec/ops.md) on C-contiguous arrays
 it writes into, checked against TensorFlow's op vectors (tests/test_numba_runtime.py). Float arithmetic stays in
-the data's dtype (constants are float32 values, never Python floats, which would widen float32 to float64) and the
-only fast-math flag anywhere is `reassoc` on dot products (the order of a sum is free in spec/ops.md), so every
-operation is rounded as spec/ops.md says, NaN and inf kept; the one liberty spec/ops.md grants, fused
-multiply-adds in the sums of products, is taken by the dense products on panels (`_tile`). Where TF 1.15 computes a
+the data's dtype (constants are float32 values, never Python floats, which would widen float32 to float64) and no
+fast-math flag is used, so every operation is rounded as spec/ops.md says, NaN and inf kept; the one liberty
+spec/ops.md grants, fused multiply-adds in the sums of products (in an order it leaves free), is taken by the dense
+products, on panels (`_tile`) and as dot products (`_dots`). Where TF 1.15 computes a
 function with its own approximation (tanh; exp on 8-wide packets), the kernel uses that approximation, which
 vectorises where a call to libm would not.
 
@@ -285,45 +285,102 @@ def take_columns(source, offset, target):
 
 
 # -- network ops ---------------------------------------------------------------------------------------------------
-@njit(fastmath={"reassoc"}, **JIT)
-def dot(a, b):
-    """sum(a * b) over two float32 rows, each product and sum rounded to float32, in an order LLVM picks
-    (`reassoc`; the order is free in spec/ops.md): vector lanes of partial sums, as BLAS does, so it is fast and
-    about as accurate as BLAS. No other fast-math flag: NaN and inf follow IEEE, and no fused multiply-add."""
-    total = ZERO
-    for i in range(a.size):
-        total += a[i] * b[i]
-    return total
+#: float32 lanes of the vectors the tiles keep their sums in (AVX; LLVM splits them where vectors are narrower)
+VECTOR = 8
 
 
-@njit(fastmath={"reassoc"}, **JIT)
-def dot4(a, b0, b1, b2, b3):
-    """Four `dot`s sharing the reads of a."""
-    t0 = t1 = t2 = t3 = ZERO
-    for i in range(a.size):
-        v = a[i]
-        t0 += v * b0[i]
-        t1 += v * b1[i]
-        t2 += v * b2[i]
-        t3 += v * b3[i]
-    return t0, t1, t2, t3
+def _dots(rows: int, outputs: int):
+    """An intrinsic computing y = x @ w for a group of `rows` rows and `outputs` outputs, w given transposed
+    (wt [N, K]: each output's weights a contiguous row), for narrow products (fewer outputs than a panel): each
+    output of each row is a dot product summed in VECTOR lanes (`llvm.fmuladd`, as in `_tile`) over the whole
+    multiples of VECTOR, the lanes then added pairwise (halves, quarters, the last two), then the remaining terms
+    in order of k. Every output follows that one order whatever group it is in, so a row's result does not depend
+    on the batch it came in. Arguments (addresses and element counts): x, x's row stride, the group's first row
+    of wt, the depth K, y (at the group's first column), y's row stride."""
+    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    vector = ir.VectorType(f32, VECTOR)
+    fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
+    scalar_type = ir.FunctionType(f32, [f32, f32, f32])
+
+    def codegen(context, builder, signature, args):
+        x_at, x_stride, w_at, depth, y_at, y_stride = args
+        x, w, y = (builder.inttoptr(a, f32.as_pointer()) for a in (x_at, w_at, y_at))
+        x_rows = [builder.gep(x, [builder.mul(x_stride, ir.Constant(i64, r))]) for r in range(rows)]
+        w_rows = [builder.gep(w, [builder.mul(depth, ir.Constant(i64, n))]) for n in range(outputs)]
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * VECTOR)) for _ in range(outputs)]
+                for _ in range(rows)]
+        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(VECTOR))
+        fmuladd_scalar = cgutils.get_or_insert_function(builder.module, scalar_type, "llvm.fmuladd.f32")
+        whole = builder.udiv(depth, ir.Constant(i64, VECTOR))
+
+        def lanes_at(row, k):
+            return builder.load(builder.bitcast(builder.gep(row, [k]), vector.as_pointer()), align=4)
+
+        with cgutils.for_range(builder, whole) as loop:
+            k = builder.mul(loop.index, ir.Constant(i64, VECTOR))
+            terms = [lanes_at(w_row, k) for w_row in w_rows]
+            for r in range(rows):
+                xr = lanes_at(x_rows[r], k)
+                for n, term in enumerate(terms):
+                    builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][n])]), sums[r][n])
+        totals = [[None] * outputs for _ in range(rows)]
+        for r in range(rows):
+            for n in range(outputs):
+                lanes = builder.load(sums[r][n])
+                width = VECTOR
+                while width > 1:  # pairwise: lane i + lane i + width/2
+                    half = width // 2
+                    low = builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(i32, half), list(range(half))))
+                    high = builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(i32, half),
+                                                                            list(range(half, width))))
+                    lanes, width = builder.fadd(low, high), half
+                totals[r][n] = cgutils.alloca_once_value(builder, builder.extract_element(lanes, ir.Constant(i32, 0)))
+        done = builder.mul(whole, ir.Constant(i64, VECTOR))
+        with cgutils.for_range(builder, builder.sub(depth, done)) as tail:  # every sum's next term, in one loop
+            k = builder.add(done, tail.index)
+            terms = [builder.load(builder.gep(w_row, [k])) for w_row in w_rows]
+            for r in range(rows):
+                xr = builder.load(builder.gep(x_rows[r], [k]))
+                for n, term in enumerate(terms):
+                    builder.store(builder.call(fmuladd_scalar, [xr, term, builder.load(totals[r][n])]), totals[r][n])
+        for r in range(rows):
+            y_row = builder.gep(y, [builder.mul(y_stride, ir.Constant(i64, r))])
+            for n in range(outputs):
+                builder.store(builder.load(totals[r][n]), builder.gep(y_row, [ir.Constant(i64, n)]))
+        return context.get_dummy_value()
+
+    @intrinsic
+    def dots(typingctx, x, x_stride, w, depth, y, y_stride):
+        return types.none(*([types.intp] * 6)), codegen
+
+    return dots
+
+
+_dots_4x2, _dots_4x1, _dots_1x4, _dots_1x1 = _dots(4, 2), _dots(4, 1), _dots(1, 4), _dots(1, 1)
 
 
 @njit(**JIT)
-def matmul(x, wt, y):
-    """y = x @ w for x [R, K] and w given transposed (wt [N, K]): each output a dot product of two contiguous
-    rows, four outputs per pass over x's row."""
-    rows = x.shape[0]
+def dense_dots(x, wt, y):
+    """y = x @ w for x [R, K] and w given transposed (wt [N, K]), for few outputs N: groups of 4 rows by 2
+    outputs (8 vector sums), the last rows and a single row 4 outputs at a time (`_dots`)."""
+    rows, depth = x.shape
     width = wt.shape[0]
-    for r in range(rows):
-        xr = x[r]
-        yr = y[r]
+    x_at, w_at, y_at = x.ctypes.data, wt.ctypes.data, y.ctypes.data
+    last = rows - rows % 4
+    for r in range(0, last, 4):
+        n = 0
+        while n + 2 <= width:
+            _dots_4x2(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
+            n += 2
+        if n < width:
+            _dots_4x1(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
+    for r in range(last, rows):
         n = 0
         while n + 4 <= width:
-            yr[n], yr[n + 1], yr[n + 2], yr[n + 3] = dot4(xr, wt[n], wt[n + 1], wt[n + 2], wt[n + 3])
+            _dots_1x4(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
             n += 4
         while n < width:
-            yr[n] = dot(xr, wt[n])
+            _dots_1x1(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
             n += 1
 
 
@@ -357,8 +414,6 @@ def matmul_axpy(x, w, y):
 
 
 # -- dense products on weights stored in panels ------------------------------------------------------------------
-#: float32 lanes of the vectors a tile keeps its sums in (AVX; LLVM splits them where vectors are narrower)
-VECTOR = 8
 #: the rows of x a block of 4-row tiles reads: while they stay in the L2 cache, each panel is read once per block
 ROW_BLOCK_BYTES = 1 << 16
 
@@ -787,7 +842,7 @@ def run_copy(program, at, frame, bases):
 @njit(**JIT)
 def run_dense(program, at, frame, bases):
     """LINEAR, MATMUL and ADD_BIAS (float32). `sub` says how the weights are stored: 2, in panels (`dense_panels`;
-    a MATMUL then comes as a LINEAR with zero bias); 1, transposed (dot products); 0, as they are (axpy)."""
+    a MATMUL then comes as a LINEAR with zero bias); 1, transposed (`dense_dots`); 0, as they are (axpy)."""
     a = at + HEADER
     x = operand(program, a, frame, bases, np.float32)
     w = operand(program, a + OPERAND, frame, bases, np.float32)
@@ -801,7 +856,7 @@ def run_dense(program, at, frame, bases):
         dense_panels(x, w, operand(program, a + 2 * OPERAND, frame, bases, np.float32), y)
         return
     if layout == 1:
-        matmul(x, w, y)
+        dense_dots(x, w, y)
     else:
         matmul_axpy(x, w, y)
     if opcode == LINEAR:

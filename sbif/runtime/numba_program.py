@@ -33,7 +33,7 @@ ALIGN = 64
 #: how the interpreter computes a dense product (x @ w, w [K, N] a weight), by how its weights are stored
 #: (`Value.layout`): with at least PANEL outputs, in tiles whose sums stay in registers ("panels"); with fewer, as
 #: updates of the output row by each input when K < AXPY_MAX_DEPTH and N >= AXPY_MIN_WIDTH ("plain": axpy,
-#: vectorised along the row); otherwise as dot products of contiguous rows ("transposed")
+#: vectorised along the row); otherwise as dot products of contiguous rows ("transposed": `dense_dots`)
 AXPY_MAX_DEPTH, AXPY_MIN_WIDTH = 32, 8
 LAYOUT_CODE = {"plain": 0, "transposed": 1, "panels": 2}
 
