@@ -331,24 +331,14 @@ def test_im2col_and_one_product_on_the_conv2d_vectors(case):
     assert result.ok, (result.where, result.detail)
 
 
-@pytest.mark.parametrize("depth,width", [(1, 16), (4, 64), (17, 256), (64, 17), (5, 31), (64, 70), (400, 300),
-                                         (0, 20)])
-def test_dense_products_on_panels(depth, width):
-    """The panel kernel (4-row tiles, single rows, a partial last panel) against float64, within linear's bound;
-    each row bit for bit the same alone as in any batch; nothing written past y; inf and NaN as IEEE says."""
-    rng = np.random.default_rng(depth * 1000 + width)
-    rows = 11  # two 4-row tiles and three single rows
-    x = rng.standard_normal((rows, depth)).astype(np.float32)
-    w = rng.standard_normal((depth, width)).astype(np.float32)
-    b = rng.standard_normal((1, width)).astype(np.float32)
-    if depth:
-        x[9, 0], x[10, 0], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0 of row 9
-    packed = numba_program.panels(w)
-    assert packed.shape == (-(-width // kernel_format.PANEL) * depth, kernel_format.PANEL)
+def check_dense_kernel(product, x, w, b):
+    """A dense-product kernel, `product(x, y)` writing y = x @ w + b, against float64 within linear's bound; each
+    row bit for bit the same alone as in any batch; nothing written past y; inf and NaN as IEEE says."""
+    (rows, depth), width = x.shape, w.shape[1]
     buffer = np.full(rows * width + 64, 7.0, np.float32)
     y = buffer[:rows * width].reshape(rows, width)
     with np.errstate(all="ignore"):
-        numba_kernels.dense_panels(x, packed, b, y)
+        product(x, y)
         expected = x.astype(np.float64) @ w.astype(np.float64) + b
         scale = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)) + np.abs(b)
     assert (buffer[rows * width:] == 7.0).all()
@@ -360,36 +350,37 @@ def test_dense_products_on_panels(depth, width):
     for start, count in ((0, 1), (3, 1), (2, 5), (5, 6)):
         part = np.empty((count, width), np.float32)
         with np.errstate(all="ignore"):
-            numba_kernels.dense_panels(x[start:start + count], packed, b, part)
+            product(x[start:start + count], part)
         assert np.array_equal(part, y[start:start + count], equal_nan=True)
+
+
+@pytest.mark.parametrize("depth,width", [(1, 16), (4, 64), (17, 256), (64, 17), (5, 31), (64, 70), (400, 300),
+                                         (0, 20)])
+def test_dense_products_on_panels(depth, width):
+    """The panel kernel: 4-row tiles, single rows, a partial last panel (`check_dense_kernel`)."""
+    rng = np.random.default_rng(depth * 1000 + width)
+    x = rng.standard_normal((11, depth)).astype(np.float32)  # two 4-row tiles and three single rows
+    w = rng.standard_normal((depth, width)).astype(np.float32)
+    b = rng.standard_normal((1, width)).astype(np.float32)
+    if depth:
+        x[9, 0], x[10, 0], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0 of row 9
+    packed = numba_program.panels(w)
+    assert packed.shape == (-(-width // kernel_format.PANEL) * depth, kernel_format.PANEL)
+    check_dense_kernel(lambda rows, y: numba_kernels.dense_panels(rows, packed, b, y), x, w, b)
 
 
 @pytest.mark.parametrize("depth,width", [(64, 2), (64, 1), (256, 6), (17, 3), (7, 5), (300, 15), (0, 3)])
 def test_narrow_products_as_dot_products(depth, width):
-    """The dot-product kernel (groups of 4 rows x 2 outputs, single rows) against float64, within linear's bound;
-    each row bit for bit the same alone as in any batch; nothing written past y; inf and NaN as IEEE says."""
+    """The dot-product kernel: groups of 4 rows, single rows, depths with and without a tail of terms past the
+    last whole vector (`check_dense_kernel`)."""
     rng = np.random.default_rng(depth * 1000 + width)
-    rows = 11  # two 4-row groups and three single rows
-    x = rng.standard_normal((rows, depth)).astype(np.float32)
+    x = rng.standard_normal((11, depth)).astype(np.float32)  # two 4-row groups and three single rows
     w = rng.standard_normal((depth, width)).astype(np.float32)
     if depth:
         x[9, 0], x[10, depth - 1], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0
-    buffer = np.full(rows * width + 64, 7.0, np.float32)
-    y = buffer[:rows * width].reshape(rows, width)
-    with np.errstate(all="ignore"):
-        numba_kernels.dense_dots(x, np.ascontiguousarray(w.T), y)
-        expected = x.astype(np.float64) @ w.astype(np.float64)
-        scale = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64))
-    assert (buffer[rows * width:] == 7.0).all()
-    assert np.array_equal(np.isnan(y), np.isnan(expected))
-    finite = np.isfinite(expected)
-    bound = (2 * depth + 2) * 2.0 ** -24 * scale
-    assert (np.abs(y[finite] - expected[finite]) <= bound[finite]).all()
-    for start, count in ((0, 1), (3, 1), (2, 5), (5, 6)):
-        part = np.empty((count, width), np.float32)
-        with np.errstate(all="ignore"):
-            numba_kernels.dense_dots(x[start:start + count], np.ascontiguousarray(w.T), part)
-        assert np.array_equal(part, y[start:start + count], equal_nan=True)
+    transposed = np.ascontiguousarray(w.T)
+    check_dense_kernel(lambda rows, y: numba_kernels.dense_dots(rows, transposed, y), x, w,
+                       np.zeros((1, width), np.float32))
 
 
 # -- batch path, buffers, memory --------------------------------------------------------------------------------------
