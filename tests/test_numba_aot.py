@@ -58,6 +58,7 @@ def test_no_module_yet_is_none(monkeypatch, tmp_path):
 
 def test_a_damaged_module_is_named_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(numba_aot, "_cpu_description", lambda: "a CPU of its own")  # not a module already loaded
     with open(numba_aot.module_path(), "wb") as damaged:
         damaged.write(b"\x7fELF but truncated")
     with pytest.raises(numba_aot.KernelsUnavailable, match=r"do not load .*delete the file to rebuild them"):

@@ -366,21 +366,22 @@ def dense_dots(x, wt, y):
     rows, depth = x.shape
     width = wt.shape[0]
     x_at, w_at, y_at = x.ctypes.data, wt.ctypes.data, y.ctypes.data
-    last = rows - rows % 4
-    for r in range(0, last, 4):
+    for r in range(0, rows - rows % 4, 4):
+        x_row, y_row = x_at + 4 * r * depth, y_at + 4 * r * width
         n = 0
         while n + 2 <= width:
-            _dots_4x2(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
+            _dots_4x2(x_row, depth, w_at + 4 * n * depth, depth, y_row + 4 * n, width)
             n += 2
         if n < width:
-            _dots_4x1(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
-    for r in range(last, rows):
+            _dots_4x1(x_row, depth, w_at + 4 * n * depth, depth, y_row + 4 * n, width)
+    for r in range(rows - rows % 4, rows):
+        x_row, y_row = x_at + 4 * r * depth, y_at + 4 * r * width
         n = 0
         while n + 4 <= width:
-            _dots_1x4(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
+            _dots_1x4(x_row, depth, w_at + 4 * n * depth, depth, y_row + 4 * n, width)
             n += 4
         while n < width:
-            _dots_1x1(x_at + 4 * r * depth, depth, w_at + 4 * n * depth, depth, y_at + 4 * (r * width + n), width)
+            _dots_1x1(x_row, depth, w_at + 4 * n * depth, depth, y_row + 4 * n, width)
             n += 1
 
 
