@@ -102,6 +102,32 @@ def test_batch_path_agrees_in_chunks(models, monkeypatch, chunk_rows):
     assert any(name.startswith("columns") for buffers in policy.executor._kept.values() for name in buffers)
 
 
+def test_interpreter_chunks_change_no_bit(models, monkeypatch):
+    """A request without BLAS products, split into chunks of two rows (cache-sized chunks, CACHED_CHUNK_BYTES)
+    between three threads, gives every output bit for bit as one call on the whole batch: the kernels compute
+    each row on its own."""
+    rng = np.random.default_rng(5)
+    monkeypatch.setattr(numba_backend, "BLAS_MIN_MACS", 1 << 62)
+    for family, path in models.items():
+        info = ModelInfo(path)
+        feeds = dict(info.noise(11, rng), obs=info.observations(11, rng))
+        policy = sbif.load(path, backend="numba")
+        if policy.recurrent:
+            continue
+        whole = policy.run(feeds)
+        with monkeypatch.context() as patch:
+            patch.setattr(numba_backend, "CACHED_CHUNK_BYTES", 1)
+            patch.setattr(numba_backend, "CACHED_CHUNK_MIN_ROWS", 2)
+            patch.setattr(numba_backend, "LANES", 3)
+            patch.setattr(numba_backend, "PARALLEL_MIN_WORK", 1)
+            chunked = sbif.load(path, backend="numba")
+            runner = chunked.executor._runner(tuple(chunked.output_names))
+            assert runner is not None and runner.cached_chunk_rows == 2, family
+            pieces = chunked.run(feeds)
+        for name, expected in whole.items():
+            np.testing.assert_array_equal(pieces[name], expected, err_msg="{} {}".format(family, name))
+
+
 def test_public_methods_agree(models, pair):
     """predict (deterministic and noise-fed, single and batched, with state and resets), action_probability and
     value through SB2's interface."""
