@@ -60,8 +60,6 @@ PARALLEL_MIN_WORK = 1 << 21
 LANES = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 #: a first call of the interpreter that takes longer than this is compiling it (`CompileNotice`)
 COMPILE_NOTICE_SECONDS = 3.0
-#: how many threads keep a single-row arena per output set
-MAX_ARENAS = 64
 #: how many request shapes keep their buffers
 KEPT_BATCH_SIZES = 4
 _BYTE = np.dtype(np.uint8)
@@ -321,7 +319,7 @@ class SingleRow:
     """One output computed from the observation alone, for one observation, without `run`'s dictionaries and
     checks: the observation is copied (with NumPy's casting, as `astype`) into a typed view of an arena that also
     holds the scratch and the output, and one call with three arrays runs the whole program. Each thread has its
-    own arena, so calls need no lock."""
+    own arena (thread-local: it goes with the thread), so calls need no lock."""
 
     def __init__(self, runner: _Runner):
         (_, _, self.dtype, _, self.shape), = runner.checks
@@ -334,33 +332,36 @@ class SingleRow:
         self.output = (outputs + out_start, out_dtype, out_shape)
         self.header = np.array([scratch, outputs] + [self.observation_at] * MAX_INPUTS, np.uint64)
         self.size = aligned(self.observation_at + self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64)))
-        self._arenas: Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._local = threading.local()
 
     def __call__(self, observation: np.ndarray) -> Any:
         """The output's row for one observation (a fresh array, or a NumPy scalar for one-element rows). Raises
         ValueError or TypeError when the observation does not convert to the input's dtype and shape."""
-        arena, observation_view, output = self._arenas.get(threading.get_ident()) or self.arena()
+        try:
+            arena, observation_view, output, row = self._local.arena
+        except AttributeError:
+            arena, observation_view, output, row = self.arena()
         observation_view[...] = observation
         self.execute(self.program, self.weights, arena)
-        return output[0] if output.ndim == 1 else output[0].copy()
+        return output[0] if row is None else row.copy()
 
     def kernel(self, observation: np.ndarray) -> Callable[[], None]:
         """The compiled call alone, on `observation` placed in this thread's arena: what `__call__` costs without
         its Python (for benchmarks)."""
-        arena, observation_view, _ = self.arena()
+        arena, observation_view, _, _ = self.arena()
         observation_view[...] = observation
         return functools.partial(self.execute, self.program, self.weights, arena)
 
-    def arena(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """This thread's arena, with its observation view and output view ([1, ...])."""
+    def arena(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """This thread's arena, with its observation view, its output view ([1, ...]) and that view's row (None
+        for one-element rows, returned as NumPy scalars)."""
         arena = np.zeros(self.size, np.uint8)
         arena[:self.header.nbytes] = self.header.view(np.uint8)
         start, dtype, shape = self.output
-        found = (arena, np.ndarray(self.shape, self.dtype, arena, self.observation_at),
-                 np.ndarray((1,) + shape, dtype, arena, start))
-        if len(self._arenas) >= MAX_ARENAS:  # threads come and go: keep the memory bounded
-            self._arenas.clear()
-        self._arenas[threading.get_ident()] = found
+        output = np.ndarray((1,) + shape, dtype, arena, start)
+        found = (arena, np.ndarray(self.shape, self.dtype, arena, self.observation_at), output,
+                 None if output.ndim == 1 else output[0])
+        self._local.arena = found
         return found
 
 
