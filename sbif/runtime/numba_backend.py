@@ -7,8 +7,10 @@ Imported only when the numba backend is chosen. It imports numba only to build i
 to numba's JIT): a process that finds them built never imports numba.
 
 - Small requests (the single-observation path) run the whole program in one call.
-- Large ones run in chunks of rows: the interpreter between the large matrix products, which NumPy computes with
-  BLAS in the same buffers (`np.matmul(out=)`; conv2d as im2col, then one product).
+- Larger ones run in chunks of rows, split between threads: the whole program per chunk of about a megabyte of
+  scratch (so one step reads what the step before wrote from the cache), or, with products too large for the
+  cache, the interpreter between those products, which NumPy computes with BLAS in the same buffers
+  (`np.matmul(out=)`; conv2d as im2col, then one product).
 - The interpreter and its kernels are compiled once per machine, not per model, into an extension module kept in
   a cache directory (`numba_aot`); a later process imports it in about a millisecond. Where that module cannot be
   built (no C compiler), numba's JIT compiles them and caches them on disk (`cache=True`) instead.
