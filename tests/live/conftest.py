@@ -2,8 +2,6 @@
 (set by `make test` in the legacy environment) turns a missing SB2 into a failure."""
 import os
 
-import pytest
-
 try:
     import stable_baselines  # noqa: F401
     HAVE_SB2 = True
