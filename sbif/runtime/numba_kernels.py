@@ -586,6 +586,28 @@ def _copy_floats(typingctx, target, source, count):
     return types.none(types.intp, types.intp, types.intp), codegen
 
 
+CACHE_LINE_BYTES = 64
+#: how many output rows ahead im2col prefetches its input rows
+PREFETCH_ROWS_AHEAD = 2
+
+
+@intrinsic
+def _prefetch(typingctx, address):
+    """Ask the CPU to bring the cache line at `address` into its caches (llvm.prefetch: a hint that never faults),
+    for im2col, whose short runs from several image rows at once the hardware prefetchers do not foresee."""
+    byte_pointer, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+
+    def codegen(context, builder, signature, args):
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch." + byte_pointer.intrinsic_name)
+        read, keep_in_all_levels, data = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
+        builder.call(function, [builder.inttoptr(args[0], byte_pointer), read, keep_in_all_levels, data])
+        return context.get_dummy_value()
+
+    return types.none(types.intp), codegen
+
+
 @njit(**JIT)
 def im2col(x, columns, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left):
     """The patches of a convolution as columns [B, Ho, Wo, kh * kw * C] in (kh, kw, C) order (the HWIO kernel
@@ -594,10 +616,23 @@ def im2col(x, columns, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left
     batch, height, width, channels = x.shape
     _, out_h, out_w, depth = columns.shape
     span = kernel_w * channels
+    row_bytes = width * channels * x.itemsize
     x_at, columns_at = x.ctypes.data, columns.ctypes.data
     for r in range(batch):
         image = x[r].reshape(-1)
         for i in range(out_h):
+            # prefetch the image rows that the output row PREFETCH_ROWS_AHEAD rows on (in this image or the next)
+            # reads and the one before it does not: x comes from beyond the L2 cache, and these short runs from
+            # several rows at once leave the hardware prefetchers behind (the nature CNN's first im2col: 1.5x)
+            ahead, ahead_i = divmod(r * out_h + i + PREFETCH_ROWS_AHEAD, out_h)
+            first_row = ahead_i * stride_h - pad_top
+            if ahead_i > 0:
+                first_row = max(first_row, first_row - stride_h + kernel_h)
+            first_row, last_row = max(first_row, 0), min(ahead_i * stride_h - pad_top + kernel_h, height)
+            if ahead < batch and first_row < last_row:
+                start = x_at + (ahead * height + first_row) * row_bytes
+                for line in range(0, (last_row - first_row) * row_bytes, CACHE_LINE_BYTES):
+                    _prefetch(start + line)
             for j in range(out_w):
                 target = columns[r, i, j]
                 at = ((r * out_h + i) * out_w + j) * depth
