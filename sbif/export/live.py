@@ -274,13 +274,15 @@ def _one_line(exc: BaseException) -> str:
 
 def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
                      normalization: Any = None) -> Dict[str, float]:
-    """Run SB2 and an SBIF policy on the same batch; return the worst error per output.
+    """Run SB2 and an SBIF policy on the same batch; return how well each output agrees (SPEC section 6).
 
-    Discrete actions are counted in `action_mismatches` (near-ties excluded); float outputs are reported
-    with `sbif.compare.float_error` (<= ATOL is a pass). With `normalization` (VecNormalize statistics folded
-    into the file), SB2 gets the normalized observations and SBIF the raw ones.
+    Discrete actions are counted in `action_mismatches` (near-ties excluded); every float output is reported as
+    its worst |SB2 − SBIF| / (λ·σ) under the error scales of the file on those observations
+    (`sbif.runtime.error_scales`): <= 1 is a pass. With `normalization` (VecNormalize statistics folded into the
+    file), SB2 gets the normalized observations and SBIF the raw ones.
     """
-    from ..compare import discrete_mismatches, float_error
+    from ..compare import discrete_disagreements
+    from ..runtime.error_scales import ErrorScales, predict_agreement, result_agreement
 
     report: Dict[str, float] = {}
     raw = observations
@@ -290,52 +292,62 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
     actual, _ = policy.predict(raw, deterministic=True)
     distribution = policy.document["predict"].get("distribution")
     feeds = policy.make_feeds(raw, None, None)[0]
+    scales = ErrorScales(policy.model)
     sb2_batch = np.asarray(observations).reshape(feeds["obs"].shape)
     if np.asarray(actual).dtype.kind == "f" and (distribution is None or distribution["kind"] != "bernoulli"):
-        report["action"] = float_error(expected, actual)
+        report["action"] = predict_agreement(policy, expected, "predict", raw, "action", deterministic=True)
     else:
-        outputs = policy.run(feeds, list(distribution["parameters"].values()))
-        report["action_mismatches"] = discrete_mismatches(expected, actual, _decision_scores(
-            distribution["kind"], outputs, distribution))
+        values, found = scales.run(feeds, list(distribution["parameters"].values()))
+        scores, score_scales = _decision_scores(distribution, values, found)
+        report["action_mismatches"] = discrete_disagreements(expected, actual, scores, score_scales)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SAC, TD3, DDPG warn that they have no action probabilities (None)
         expected_proba = model.action_probability(observations)
     if expected_proba is not None:
-        actual_proba = policy.action_probability(raw)
-        if isinstance(expected_proba, list):
-            report["probabilities"] = max(float_error(e, a) for e, a in zip(expected_proba, actual_proba))
-        else:
-            report["probabilities"] = float_error(expected_proba, actual_proba)
+        report["probabilities"] = predict_agreement(policy, expected_proba, "action_probability", raw,
+                                                    "probability")
     sb2_step_policy = sb2_policy(model)
     if "value" in policy.output_names and hasattr(sb2_step_policy, "value"):
         recurrent = {} if not policy.recurrent else {"state": model.initial_state, "mask": [False] * len(sb2_batch)}
-        report["value"] = float_error(sb2_step_policy.value(sb2_batch, **recurrent), policy.value(raw))
+        report["value"] = predict_agreement(policy, sb2_step_policy.value(sb2_batch, **recurrent), "value", raw,
+                                            "value")
     if "q_values" in policy.output_names and getattr(sb2_step_policy, "q_values", None) is not None:
         # DQN: softmax and argmax cannot see a constant offset (the dueling state value): compare q itself
         expected_q = sb2_step_policy.sess.run(sb2_step_policy.q_values, {sb2_step_policy.obs_ph: sb2_batch})
-        report["q_values"] = float_error(expected_q, policy.run(feeds, ["q_values"])["q_values"])
+        values, found = scales.run(feeds, ["q_values"])
+        report["q_values"] = result_agreement(expected_q, values["q_values"], found["q_values"])
     if getattr(model, "policy_tf", None) is not None:
-        from .off_policy_live import compare_critics  # SAC, TD3, DDPG: the critics at the deterministic action
+        from .off_policy_live import sb2_critic_values  # SAC, TD3, DDPG: the critics at the deterministic action
 
-        report.update(compare_critics(model, policy, feeds, sb2_batch))
+        for name, expected_critic in sb2_critic_values(model, sb2_batch).items():
+            if name in policy.output_names:
+                values, found = scales.run(feeds, [name])
+                report[name] = result_agreement(expected_critic, values[name], found[name])
     return report
 
 
-def _decision_scores(kind: str, outputs: Dict[str, np.ndarray], distribution: Dict[str, Any]):
-    """Per action component, the scores its mode was chosen from (for the near-tie rule)."""
-    probabilities = outputs[distribution["parameters"]["probabilities"]]
-    if kind == "categorical":
-        return [outputs[distribution["parameters"]["logits"]]]
-    if kind == "multi_categorical":
-        logits = outputs[distribution["parameters"]["logits"]]
-        return np.split(logits, np.cumsum(distribution["nvec"])[:-1], axis=-1)
-    return [np.stack([1 - probabilities[:, j], probabilities[:, j]], axis=1) for j in range(probabilities.shape[1])]
+def _decision_scores(distribution: Dict[str, Any], values: Dict[str, np.ndarray], scales: Dict[str, np.ndarray]):
+    """Per action component, the scores its mode was chosen from and their error scales (the near-tie rule)."""
+    from ..ops.rounding import own_scale, quadrature
+
+    parameters, kind = distribution["parameters"], distribution["kind"]
+    if kind in ("categorical", "multi_categorical"):
+        logits, logit_scales = values[parameters["logits"]], scales[parameters["logits"]]
+        if kind == "categorical":
+            return [logits], [logit_scales]
+        split = np.cumsum(distribution["nvec"])[:-1]
+        return np.split(logits, split, axis=-1), np.split(logit_scales, split, axis=-1)
+    p, p_scale = values[parameters["probabilities"]], scales[parameters["probabilities"]]
+    complement = quadrature(p_scale, own_scale(p.dtype, np.abs(1 - p)))  # 1 - p: one more rounding
+    return ([np.stack([1 - p[:, j], p[:, j]], axis=1) for j in range(p.shape[1])],
+            [np.stack([complement[:, j], p_scale[:, j]], axis=1) for j in range(p.shape[1])])
 
 
 def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0,
                   normalization: Any = None) -> Dict[str, float]:
-    """Compare on `count` sampled observations; raise ExportError if SBIF does not reproduce SB2."""
-    from ..compare import ATOL, sample_observations
+    """Compare on `count` sampled observations; raise ExportError if SBIF does not reproduce SB2 (SPEC section
+    6, the conformance suite's rule)."""
+    from ..compare import sample_observations
 
     observations = sample_observations(policy.observation_space, count, np.random.default_rng(seed))
     if normalization is not None:  # raw observations around the statistics, some far outside
@@ -347,8 +359,8 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0,
               for start in range(0, len(observations) - rows + 1, rows)]
     report = {key: max(chunk[key] for chunk in chunks) for key in chunks[0]}
     failures = ["{} on {} of {} observations".format(k, int(v), count) if k == "action_mismatches"
-                else "{} (error {:.3g})".format(k, v) for k, v in report.items()
-                if (v > 0 if k == "action_mismatches" else v > ATOL)]
+                else "{} ({:.3g} times its error scale bound)".format(k, v) for k, v in report.items()
+                if (v > 0 if k == "action_mismatches" else v > 1.0)]
     if failures:
         raise ExportError("the exported policy does not reproduce SB2: " + "; ".join(failures) +
                           ". Please report this with the model file.")

@@ -27,25 +27,3 @@ def sb2_critic_values(model: Any, observations: np.ndarray) -> Dict[str, np.ndar
     if name == "DDPG":
         return {"qf": model.sess.run(model.critic_with_actor_tf, {model.obs_train: observations})[:, 0]}
     return {}
-
-
-def compare_critics(model: Any, policy: Any, feeds: Dict[str, np.ndarray],
-                    sb2_observations: np.ndarray) -> Dict[str, float]:
-    """The error of each exported critic output against SB2, relative to the batch's critic scale:
-    max |actual - expected| / (s + |expected|) with s = max(1, max |expected|), i.e. `float_error` of both divided
-    by s. Q-values carry the scale of the returns, and a Q near 0 is the cancellation of terms of that scale, which
-    float32 evaluates only to ~1e-7 of the scale in SB2 itself (on the zoo's SAC Pendulum model SB2 is 1.3e-5 from
-    the float64 value at such a point, per SPEC's element-wise rule, and SBIF 3.7e-6): measuring against the scale
-    keeps the check sharp (a wrong layer is off by O(1)) without failing on float32 rounding.
-
-    `feeds` are the exported file's inputs, `sb2_observations` what SB2 is fed for them (normalized, when the
-    file folds VecNormalize statistics in and so takes raw observations)."""
-    from ..compare import float_error
-
-    report = {}
-    for name, expected in sb2_critic_values(model, sb2_observations).items():
-        if name in policy.output_names:
-            actual = policy.run(feeds, [name])[name]
-            scale = max(1.0, float(np.max(np.abs(expected)))) if np.all(np.isfinite(expected)) else 1.0
-            report[name] = float_error(np.asarray(expected, np.float64) / scale, np.asarray(actual, np.float64) / scale)
-    return report

@@ -50,6 +50,49 @@ class Op:
     def compute(cls, *inputs: np.ndarray, **attrs: Any):
         raise NotImplementedError
 
+    @classmethod
+    def error_scale(cls, inputs: Sequence[np.ndarray], scales: Sequence[np.ndarray], outputs: Sequence[np.ndarray],
+                    **attrs: Any) -> List[np.ndarray]:
+        """Per-element error scales (float64) of the outputs: how far any correct program's outputs may be from
+        the reference's `outputs`, given the reference's `inputs` and their `scales` (`sbif/ops/rounding.py`,
+        SPEC section 6)."""
+        raise NotImplementedError
+
+
+class MovesData(Op):
+    """An op that only moves, selects or repeats elements: each output element's scale is its source's."""
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        moved = cls.compute(*scales, **attrs)
+        return list(moved) if isinstance(moved, tuple) else [moved]
+
+
+class ExactOutputs(Op):
+    """An op whose outputs every correct program computes exactly from the same inputs (indices, bools):
+    its scale is 0, or NaN (not determined) where an input it reads is not determined."""
+
+    #: the axis an output element reads all of (argmax, inverse_cdf_sample read a whole row), or None: the
+    #: element at the same position
+    reads_axis: ClassVar[Optional[int]] = None
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        return [undetermined_where(scales, np.shape(output), cls.reads_axis) for output in outputs]
+
+
+def undetermined_where(scales: Sequence[np.ndarray], shape: Tuple[int, ...], reads_axis: Optional[int] = None
+                       ) -> np.ndarray:
+    """The scale of an exactly computed output of `shape`: NaN where an input element it reads is not
+    determined (NaN scale), else 0. With `reads_axis`, an output element reads that whole axis of each input."""
+    undetermined = np.zeros(shape, dtype=bool)
+    for scale in scales:
+        nan = np.isnan(scale)
+        if reads_axis is not None and nan.ndim:
+            nan = np.any(nan, axis=reads_axis)
+        undetermined = undetermined | np.broadcast_to(nan, shape)
+    return np.where(undetermined, np.nan, 0.0)
+
 
 REQUIRED = object()
 FLOAT_DTYPES = ("float32", "float64")

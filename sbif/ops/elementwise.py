@@ -5,20 +5,59 @@ first, as TensorFlow does.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .base import FLOAT_DTYPES, REQUIRED, Op, ValueSpec, broadcast_shapes, fail, register, require_dtype
+from .base import FLOAT_DTYPES, REQUIRED, ExactOutputs, Op, ValueSpec, broadcast_shapes, fail, register, require_dtype
+from .rounding import CONFIDENCE, carried, lipschitz_scale, magnitude, monotone_scale, own_scale, quadrature
+
+
+# -- the activations' exact functions in float64, for their error scales -------------------------------------------
+def _sigmoid64(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _relu64(x):
+    return np.maximum(x, 0.0)
+
+
+def _relu6_64(x):
+    return np.clip(x, 0.0, 6.0)
+
+
+def _elu64(x):
+    return np.where(x < 0, np.expm1(x), x)
+
+
+def _softplus64(x):
+    return np.logaddexp(0.0, x)
+
+
+def _softsign64(x):
+    return x / (1.0 + np.abs(x))
 
 
 class UnaryFloatOp(Op):
-    """y = f(x), same dtype and shape, for float inputs."""
+    """y = f(x), same dtype and shape, for float inputs.
+
+    `exact` is f in float64 (increasing, for the ops that use the default `error_scale`), and `accuracy` how close to
+    it a correct implementation's result must be: (ULP of the result, absolute). Those figures are SPEC section
+    6's table: a library function accurate to a few ULP, and TF 1.15's own approximations (sigmoid's packet path
+    is only absolutely accurate, spec/ops.md)."""
+
+    exact: ClassVar[Optional[Callable[[np.ndarray], np.ndarray]]] = None
+    accuracy: ClassVar[Tuple[float, float]] = (0.5, 0.0)
 
     @classmethod
     def infer(cls, inputs: List[ValueSpec], attrs: Dict[str, Any], n_outputs: int) -> List[ValueSpec]:
         require_dtype(inputs[0], FLOAT_DTYPES)
         return [inputs[0]]
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        ulps, absolute = cls.accuracy
+        return [monotone_scale(cls.exact, inputs[0], scales[0], outputs[0].dtype, ulps, absolute)]
 
 
 class BinaryOp(Op):
@@ -46,6 +85,15 @@ class Add(BinaryOp):
     def compute(cls, x, y):
         return np.add(x, y)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        return [_sum_scale(inputs, scales, outputs[0])]
+
+
+def _sum_scale(inputs, scales, output):
+    (x, y), (sx, sy) = inputs, scales
+    return quadrature(sx, sy, own_scale(output.dtype, magnitude(x, sx) + magnitude(y, sy)))
+
 
 @register
 class Sub(BinaryOp):
@@ -55,6 +103,10 @@ class Sub(BinaryOp):
     def compute(cls, x, y):
         return np.subtract(x, y)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        return [_sum_scale(inputs, scales, outputs[0])]
+
 
 @register
 class Mul(BinaryOp):
@@ -63,6 +115,14 @@ class Mul(BinaryOp):
     @classmethod
     def compute(cls, x, y):
         return np.multiply(x, y)
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        """x'y' - x̂ŷ = δx·ŷ + x̂·δy + δx·δy, plus the product's rounding."""
+        (x, y), (sx, sy) = inputs, scales
+        x_size, y_size = magnitude(x, sx), magnitude(y, sy)
+        return [quadrature(sx * magnitude(y), magnitude(x) * sy, sx * sy,
+                           own_scale(outputs[0].dtype, x_size * y_size))]
 
 
 @register
@@ -78,9 +138,22 @@ class Div(BinaryOp):
     def compute(cls, x, y):
         return np.divide(x, y)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        """x'/y' - x̂/ŷ is about δx/y - x̂·δy/y², bounded with d = |ŷ| - λσ_y, the least |y'|; not determined when
+        d <= 0 (the divisor may be 0 or change sign)."""
+        (x, y), (sx, sy) = inputs, scales
+        y_abs = np.abs(np.asarray(y, np.float64))
+        with np.errstate(all="ignore"):
+            least = y_abs - CONFIDENCE * sy
+            scale = quadrature(np.where(sx > 0, sx / least, 0.0),
+                               np.where(sy > 0, magnitude(x) * sy / (least * y_abs), 0.0),
+                               own_scale(outputs[0].dtype, np.where(least > 0, magnitude(x, sx) / least, 0.0)))
+        return [np.where((least > 0) | (sy == 0), scale, np.nan)]
+
 
 @register
-class Less(BinaryOp):
+class Less(BinaryOp, ExactOutputs):
     name = "less"
 
     @classmethod
@@ -113,6 +186,19 @@ class Clip(Op):
     def compute(cls, x, low, high):
         return np.minimum(np.maximum(x, low), high)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        """Clipping is exact and increasing in x: x's scale, as far as the clipped interval x̂ ± λσ reaches (a
+        bound computed by the graph adds its own scale)."""
+        (x, low, high), (sx, s_low, s_high) = inputs, scales
+        x = np.asarray(x, np.float64)
+        centre = np.clip(x, low, high)
+
+        def spread(width):
+            return np.maximum(np.clip(x + width, low, high) - centre, centre - np.clip(x - width, low, high))
+
+        return [quadrature(carried(spread, sx), np.maximum(s_low, s_high))]
+
 
 @register
 class Neg(UnaryFloatOp):
@@ -122,10 +208,16 @@ class Neg(UnaryFloatOp):
     def compute(cls, x):
         return np.negative(x)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        return [scales[0]]
+
 
 @register
 class Exp(UnaryFloatOp):
     name = "exp"
+    exact = staticmethod(np.exp)
+    accuracy = (4.0, 0.0)  # TF within 1 ULP, a conforming library within 3
 
     @classmethod
     def compute(cls, x):
@@ -135,6 +227,8 @@ class Exp(UnaryFloatOp):
 @register
 class Log(UnaryFloatOp):
     name = "log"
+    exact = staticmethod(np.log)
+    accuracy = (5.0, 0.0)  # TF within 1 ULP, a conforming library within 4
 
     @classmethod
     def compute(cls, x):
@@ -146,6 +240,8 @@ class RoundHalfEven(UnaryFloatOp):
     """Round to the nearest integer, ties to even (TF's `tf.round`): 0.5 -> 0, 1.5 -> 2."""
 
     name = "round_half_even"
+    exact = staticmethod(np.round)
+    accuracy = (0.0, 0.0)
 
     @classmethod
     def compute(cls, x):
@@ -155,6 +251,8 @@ class RoundHalfEven(UnaryFloatOp):
 @register
 class Tanh(UnaryFloatOp):
     name = "tanh"
+    exact = staticmethod(np.tanh)
+    accuracy = (8.0, 2.0 ** -118)  # TF's rational approximation: 7 ULP; ±0 below 2.4e-36
 
     @classmethod
     def compute(cls, x):
@@ -166,6 +264,8 @@ class Sigmoid(UnaryFloatOp):
     """1 / (1 + exp(-x)); for float32 exactly 0 below -18 and 1 above 18, as TF 1.15's float32 kernel."""
 
     name = "sigmoid"
+    exact = staticmethod(_sigmoid64)
+    accuracy = (4.0, 2.0 ** -21)  # TF's packet path: 2.05e-7 absolute
 
     @classmethod
     def compute(cls, x):
@@ -179,6 +279,8 @@ class Sigmoid(UnaryFloatOp):
 @register
 class Relu(UnaryFloatOp):
     name = "relu"
+    exact = staticmethod(_relu64)
+    accuracy = (0.0, 0.0)
 
     @classmethod
     def compute(cls, x):
@@ -188,6 +290,8 @@ class Relu(UnaryFloatOp):
 @register
 class Relu6(UnaryFloatOp):
     name = "relu6"
+    exact = staticmethod(_relu6_64)
+    accuracy = (0.0, 0.0)
 
     @classmethod
     def compute(cls, x):
@@ -197,6 +301,8 @@ class Relu6(UnaryFloatOp):
 @register
 class Elu(UnaryFloatOp):
     name = "elu"
+    exact = staticmethod(_elu64)
+    accuracy = (4.0, 2.0 ** -21)  # exp(x) - 1 evaluated literally
 
     @classmethod
     def compute(cls, x):
@@ -206,6 +312,7 @@ class Elu(UnaryFloatOp):
 @register
 class Selu(UnaryFloatOp):
     name = "selu"
+    accuracy = (4.0, 2.0 ** -20)  # SCALE_ALPHA · (exp(x) - 1) evaluated literally
     ALPHA = 1.6732632423543772848170429916717
     SCALE = 1.0507009873554804934193349852946
     SCALE_ALPHA = 1.7580993408473768599402175208123  # TF's constant for SCALE * ALPHA
@@ -215,6 +322,10 @@ class Selu(UnaryFloatOp):
         scale_alpha, scale = x.dtype.type(cls.SCALE_ALPHA), x.dtype.type(cls.SCALE)
         return np.where(x < 0, scale_alpha * (np.exp(x) - x.dtype.type(1)), scale * x)
 
+    @staticmethod
+    def exact(x):
+        return np.where(x < 0, Selu.SCALE_ALPHA * np.expm1(x), Selu.SCALE * x)
+
 
 @register
 class Softplus(UnaryFloatOp):
@@ -223,6 +334,8 @@ class Softplus(UnaryFloatOp):
     TF 1.15 evaluates the middle branch literally as log(exp(x) + 1) (no log1p), and so do we."""
 
     name = "softplus"
+    exact = staticmethod(_softplus64)
+    accuracy = (4.0, 2.0 ** -21)  # log(exp(x) + 1) evaluated literally
 
     @classmethod
     def compute(cls, x):
@@ -234,6 +347,8 @@ class Softplus(UnaryFloatOp):
 @register
 class Softsign(UnaryFloatOp):
     name = "softsign"
+    exact = staticmethod(_softsign64)
+    accuracy = (4.0, 0.0)
 
     @classmethod
     def compute(cls, x):
@@ -246,9 +361,19 @@ class Swish(UnaryFloatOp):
 
     name = "swish"
 
+    #: max |d/dx x·sigmoid(x)| (at x ≈ ±2.4)
+    LIPSCHITZ = 1.0998
+    accuracy = (4.0, 2.0 ** -21)  # sigmoid's absolute error, times |x|
+
     @classmethod
     def compute(cls, x):
         return x * Sigmoid.compute(x)
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        ulps, absolute = cls.accuracy
+        return [lipschitz_scale(cls.LIPSCHITZ, inputs[0], scales[0], outputs[0], outputs[0].dtype, ulps,
+                                absolute * magnitude(inputs[0], scales[0]))]
 
 
 @register
@@ -259,3 +384,8 @@ class LeakyRelu(UnaryFloatOp):
     @classmethod
     def compute(cls, x, alpha):
         return np.where(x > 0, x, x * x.dtype.type(alpha))
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, alpha):
+        return [lipschitz_scale(max(1.0, abs(alpha)), inputs[0], scales[0], outputs[0], outputs[0].dtype, 0.5)]
+

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import FLOAT_DTYPES, REQUIRED, Op, ValueSpec, fail, normalize_axis, register, require_dtype
+from .base import FLOAT_DTYPES, REQUIRED, MovesData, Op, ValueSpec, fail, normalize_axis, register, require_dtype
+from .rounding import CONFIDENCE, TWO_PROGRAMS, magnitude, own_scale, product_scale, quadrature, u
 
 
 @register
@@ -25,6 +26,11 @@ class MatMul(Op):
     @classmethod
     def compute(cls, x, w):
         return np.matmul(x, w)
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        (x, w), (sx, sw) = inputs, scales
+        return [product_scale(np.matmul, x, sx, w, sw, w.shape[0], outputs[0].dtype)]
 
 
 @register
@@ -75,6 +81,17 @@ class Conv2d(Op):
         y = np.matmul(columns, w.reshape(kh * kw * channels, filters))
         return y.reshape(x.shape[0], out_h, out_w, filters) + b
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, strides, padding):
+        (x, w, b), (sx, sw, sb) = inputs, scales
+        no_bias = np.zeros(w.shape[3])
+
+        def product(images, kernels):
+            return cls.compute(images, kernels, no_bias, strides, padding)
+
+        terms = w.shape[0] * w.shape[1] * w.shape[2] + 1
+        return [product_scale(product, x, sx, w, sw, terms, outputs[0].dtype, b, sb)]
+
 
 def _output_size(size, kernel, stride, padding):
     if size is None:
@@ -110,6 +127,53 @@ class LayerNorm(Op):
         variance = np.mean(np.square(x - mean), axis=-1, keepdims=True)
         return (x - mean) / np.sqrt(variance + x.dtype.type(epsilon)) * gamma + beta
 
+    #: how many roundings TF's two formulas take between the normalised value and y: SB2's `_ln` divides by
+    #: sqrt (3 with the product and sum), contrib's layer_norm computes x·inv + (beta - mean·inv) with
+    #: inv = gamma·rsqrt(v + eps), whose terms are as large as |x|·inv and |mean|·inv
+    FINAL_ROUNDINGS = 4
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, epsilon):
+        """To first order, z = (x - m)/s with s = sqrt(v + epsilon) moves by
+        δz_j = (δx_j - mean(δx))/s - z_j·mean(z·δx)/s, then y = z·gamma + beta. Each program's own errors: the
+        mean (N + 1 roundings of mean|x|), the deviations d = x - m, the variance (N + 2 roundings of mean(d²)),
+        and the final steps, whose terms (in contrib's x·inv + (beta - m·inv)) are as large as
+        (|x| + |m|)/s·|gamma|. Not determined where v + epsilon may reach 0 within λ scales (a row constant up to
+        its rounding error, with a tiny epsilon) and where the variance overflows float32: there SB2 itself is
+        not a function of the row (TF 1.15's packet rsqrt gives NaN for an infinite variance, its scalar path
+        beta, depending on the row's position in the batch; SPEC section 6)."""
+        (x, g, beta), (sx, sg, sb) = inputs, scales
+        dtype = outputs[0].dtype
+        unit, count = u(dtype), x.shape[-1]
+        x = np.asarray(x, np.float64)
+        with np.errstate(all="ignore"):
+            finite_row = np.all(np.isfinite(x), axis=-1, keepdims=True)
+            mean = np.mean(x, axis=-1, keepdims=True)
+            deviation = x - mean
+            variance = np.mean(np.square(deviation), axis=-1, keepdims=True)
+            own_mean = np.sqrt(count + 1.0) * unit * np.mean(magnitude(x), axis=-1, keepdims=True)
+            own_variance = np.sqrt(count + 2.0) * unit * variance
+            variance_scale = quadrature(2.0 / count * np.sqrt(np.sum(np.square(deviation * sx), axis=-1,
+                                                                     keepdims=True)), TWO_PROGRAMS * own_variance)
+            least = variance + epsilon - CONFIDENCE * variance_scale
+            root = np.sqrt(least)
+            normalised = deviation / np.sqrt(variance + epsilon)
+            carried_z = quadrature(sx, np.sqrt(np.sum(np.square(sx), axis=-1, keepdims=True)) / count,
+                                   np.abs(normalised) * np.sqrt(np.sum(np.square(normalised * sx), axis=-1,
+                                                                       keepdims=True)) / count) / root
+            own_z = quadrature(own_mean, unit * np.abs(deviation),
+                               np.abs(deviation) * own_variance / (2.0 * least)) / root
+            g64 = np.asarray(g, np.float64)
+            final = own_scale(dtype, (magnitude(x) + np.abs(mean)) / root * magnitude(g, sg) + magnitude(beta, sb),
+                              roundings=cls.FINAL_ROUNDINGS)
+            scale = quadrature(np.abs(g64) * quadrature(carried_z, TWO_PROGRAMS * own_z), np.abs(normalised) * sg,
+                               sb, final)
+            # the sum of squares overflows in some summation order (Σ d² within rounding of the largest float)
+            overflow = ~(variance * count <= 0.999 * float(np.finfo(dtype).max)) & finite_row
+            undetermined = (least <= 0) & finite_row | overflow | np.any(np.isnan(sx), axis=-1, keepdims=True)
+            scale = np.where(finite_row, scale, 0.0)  # a row with inf or NaN is NaN in every program
+        return [np.where(undetermined, np.nan, scale)]
+
 
 @register
 class ReduceMean(Op):
@@ -126,9 +190,17 @@ class ReduceMean(Op):
     def compute(cls, x):
         return np.mean(x, axis=-1, keepdims=True)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        (x,), (scale,) = inputs, scales
+        count, dtype = x.shape[-1], outputs[0].dtype
+        return [quadrature(np.sqrt(np.sum(np.square(scale), axis=-1, keepdims=True)) / count,
+                           own_scale(dtype, np.mean(magnitude(x, scale), axis=-1, keepdims=True),
+                                     roundings=count + 1))]
+
 
 @register
-class Reshape(Op):
+class Reshape(MovesData):
     """Reshape a fixed-shape tensor (no batch dimension) to `shape`, in row-major order."""
 
     name = "reshape"
@@ -149,7 +221,7 @@ class Reshape(Op):
 
 
 @register
-class ExpandDims(Op):
+class ExpandDims(MovesData):
     """Insert a dimension of size 1 at `axis` (counted in the output's rank)."""
 
     name = "expand_dims"

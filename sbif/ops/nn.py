@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import FLOAT_DTYPES, INT_DTYPES, REQUIRED, Op, ValueSpec, fail, register, require_dtype
+from .base import (FLOAT_DTYPES, INT_DTYPES, REQUIRED, ExactOutputs, Op, ValueSpec, fail, register, require_dtype,
+                   undetermined_where)
+from .elementwise import Exp
+from .rounding import CONFIDENCE, TWO_PROGRAMS, ULP, UNDERFLOW, product_scale, quadrature, u
 
 
 @register
@@ -29,6 +32,11 @@ class Linear(Op):
     def compute(cls, x, w, b):
         return np.matmul(x, w) + b
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        (x, w, b), (sx, sw, sb) = inputs, scales
+        return [product_scale(np.matmul, x, sx, w, sw, w.shape[0] + 1, outputs[0].dtype, b, sb)]
+
 
 @register
 class OneHot(Op):
@@ -48,6 +56,10 @@ class OneHot(Op):
     def compute(cls, x, depth):
         return (np.asarray(x)[..., None] == np.arange(depth)).astype(np.float32)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, depth):
+        return [np.broadcast_to(np.where(np.isnan(scales[0]), np.nan, 0.0)[..., None], outputs[0].shape)]
+
 
 @register
 class Softmax(Op):
@@ -65,9 +77,35 @@ class Softmax(Op):
         shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
         return shifted * (x.dtype.type(1) / np.sum(shifted, axis=-1, keepdims=True))
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        """Softmax is increasing in its own logit and decreasing in the others: over the intervals x̂ ± λσ,
+        y_j lies between e^(x_j - λσ_j) / (e^(x_j - λσ_j) + Σ_k≠j e^(x_k + λσ_k)) and the same with the signs
+        swapped; that spread, per λ, is what it carries. Each program's own errors, relative to y_j: the
+        rounded shift x_j - m (u·|x_j - m|, which exp turns into a relative error), exp (its 4 ULP), the sum of
+        N positive terms (sqrt(N)·u, and the terms' own errors), the reciprocal and the product."""
+        x, scale, y = np.asarray(inputs[0], np.float64), scales[0], outputs[0]
+        unit, count = u(y.dtype), x.shape[-1]
+        width = CONFIDENCE * scale
+        with np.errstate(all="ignore"):
+            finite = np.where(np.isfinite(x), x, -np.inf)
+            top = np.max(finite, axis=-1, keepdims=True)
+            top = np.where(np.isfinite(top), top, 0.0)
+            low, high = np.exp(x - width - top), np.exp(x + width - top)
+            low_sum, high_sum = np.sum(low, axis=-1, keepdims=True), np.sum(high, axis=-1, keepdims=True)
+            y_low = low / (low + np.maximum(high_sum - high, 0.0))
+            y_high = high / (high + np.maximum(low_sum - low, 0.0))
+            centre = np.exp(x - top) / np.sum(np.exp(x - top), axis=-1, keepdims=True)
+            spread = np.where(width > 0, np.maximum(y_high - centre, centre - y_low), 0.0) / CONFIDENCE
+            term = quadrature(unit * np.where(np.isfinite(x), np.abs(x - top), 0.0), Exp.accuracy[0] * ULP * unit)
+            relative = quadrature(term, np.sqrt(count + 2.0) * unit, np.max(term, axis=-1, keepdims=True))
+            scale_y = quadrature(spread, TWO_PROGRAMS * (relative * y_high + UNDERFLOW))
+            nan_row = np.any(np.isnan(x) | (x == np.inf), axis=-1, keepdims=True)  # NaN in every program
+        return [np.where(nan_row, undetermined_where([scale], x.shape[:-1], -1)[..., None], scale_y)]
+
 
 @register
-class Argmax(Op):
+class Argmax(ExactOutputs):
     """Index of the largest element over the last axis as int64; the first one on ties.
 
     As TF 1.15 (Eigen's ArgMaxTupleReducer): the scan starts from (index 0, lowest finite value) and moves only to
@@ -75,6 +113,7 @@ class Argmax(Op):
     (all NaN, -inf or -max) gives 0."""
 
     name = "argmax"
+    reads_axis = -1
 
     @classmethod
     def infer(cls, inputs, attrs, n_outputs):

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import FLOAT_DTYPES, Op, ValueSpec, fail, register, require_dtype
+from .base import FLOAT_DTYPES, ExactOutputs, ValueSpec, fail, register, require_dtype
 
 
 @register
-class InverseCdfSample(Op):
+class InverseCdfSample(ExactOutputs):
     """Draw an index from each row of probabilities `p` [..., n] with a uniform `u` [..., 1], as NumPy's
     `RandomState.choice(n, p=row)` does (SB2's stochastic DQN predict).
 
@@ -17,6 +17,7 @@ class InverseCdfSample(Op):
     """
 
     name = "inverse_cdf_sample"
+    reads_axis = -1
     arity = 2
 
     @classmethod

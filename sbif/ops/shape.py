@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import REQUIRED, Op, ValueSpec, fail, normalize_axis, register
+from .base import REQUIRED, ExactOutputs, MovesData, Op, ValueSpec, fail, normalize_axis, register, undetermined_where
+from .rounding import magnitude, own_scale, quadrature
 
 DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
 
@@ -25,9 +26,20 @@ class Cast(Op):
     def compute(cls, x, to):
         return np.asarray(x).astype(to)
 
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, to):
+        """A conversion to a float dtype that cannot hold every value of the source rounds once; one to an
+        integer dtype is a discrete decision (exact, or not determined where its input is not)."""
+        (x,), (scale,) = inputs, scales
+        if np.dtype(to).kind != "f":
+            return [undetermined_where(scales, np.shape(outputs[0]))]
+        if np.can_cast(np.asarray(x).dtype, to, casting="safe"):
+            return [scale]
+        return [quadrature(scale, own_scale(np.dtype(to), magnitude(x, scale)))]
+
 
 @register
-class Flatten(Op):
+class Flatten(MovesData):
     """[B, d1, ..., dk] -> [B, d1*...*dk] in row-major (C) order; a rank-1 input becomes [B, 1]."""
 
     name = "flatten"
@@ -48,7 +60,7 @@ class Flatten(Op):
 
 
 @register
-class Concat(Op):
+class Concat(MovesData):
     """Join inputs of one dtype along `axis`; all other dimensions must agree."""
 
     name = "concat"
@@ -76,7 +88,7 @@ class Concat(Op):
 
 
 @register
-class Split(Op):
+class Split(MovesData):
     """Cut x along `axis` into consecutive pieces of the given `sizes` (one output per piece)."""
 
     name = "split"
@@ -99,7 +111,7 @@ class Split(Op):
 
 
 @register
-class Stack(Op):
+class Stack(MovesData):
     """Stack inputs of identical dtype and shape along a new `axis`."""
 
     name = "stack"
@@ -120,7 +132,7 @@ class Stack(Op):
 
 
 @register
-class Squeeze(Op):
+class Squeeze(MovesData):
     """Remove dimension `axis`, which must have size 1."""
 
     name = "squeeze"
@@ -140,7 +152,7 @@ class Squeeze(Op):
 
 
 @register
-class Constant(Op):
+class Constant(ExactOutputs):
     """A scalar of the given dtype (no inputs)."""
 
     name = "constant"
