@@ -375,7 +375,7 @@ def test_schema_extra_nested_key(valid_path, tmp_path):
     (("provenance", "source", "sha256"), "XYZ", "provenance/source/sha256"),
     (("provenance", "algorithm"), "PPO3", "provenance/algorithm"),
     (("predict", "deterministic_default"), "yes", "predict/deterministic_default"),
-    (("inputs", 0, "kind"), "camera", "inputs/0/kind"),
+    (("inputs", 0, "kind"), "camera", "inputs/0: "),  # the kind picks the input's oneOf branch: none fits
     (("tensors", 0, "dtype"), "complex64", "tensors/0/dtype"),
     (("graph", 0, "op"), "Linear", "graph/0/op"),
     (("format",), "sbif2", "format"),
@@ -655,11 +655,16 @@ def test_op_result_dimension_too_large(make_file, tmp_path):
 
 
 def test_noise_input_must_be_float32_with_a_distribution(valid_path, tmp_path):
-    def edit(document):
+    def drop_distribution(document):
         del document["inputs"][1]["distribution"]
 
-    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
-           "noise input 'noise_normal' must be float32 with a distribution")
+    def make_float64(document):
+        document["inputs"][1]["dtype"] = "float64"
+
+    expect(rewrite_document(valid_path, str(tmp_path / "no_distribution.sbif"), drop_distribution), DocumentError,
+           "schema violation at inputs/1: 'distribution' is a required property")
+    expect(rewrite_document(valid_path, str(tmp_path / "float64.sbif"), make_float64), DocumentError,
+           "noise input 'noise_normal' must be float32")
 
 
 def test_no_observation_input(valid_path, tmp_path):

@@ -168,6 +168,12 @@ def test_json_types_and_equality(value):
     (lambda d: d["action_space"].update(n=0), "action_space/n", "0 is less than the minimum of 1"),
     (lambda d: d["inputs"][0].update(shape=[None, -1]), "inputs/0/shape/1", "-1 is less than the minimum of 0"),
     (lambda d: d["inputs"][0].update(shape=[True]), "inputs/0/shape/0", "True is not of type 'integer', 'null'"),
+    # an input's kind picks its oneOf branch: noise needs a distribution, the other kinds may not have one
+    (lambda d: d["inputs"][1].pop("distribution"), "inputs/1", "'distribution' is a required property"),
+    (lambda d: d["inputs"][1].update(distribution="gaussian"), "inputs/1/distribution",
+     "'gaussian' is not one of ['uniform', 'normal']"),
+    (lambda d: d["inputs"][0].update(distribution="normal"), "inputs/0",
+     "Additional properties are not allowed ('distribution' was unexpected)"),
     (lambda d: d.update(outputs=[]), "outputs", "[] is too short"),
     (lambda d: d["tensors"][0].update(name=""), "tensors/0/name", "'' is too short"),
     (lambda d: d["tensors"][0].update(name="n" * 513), "tensors/0/name", "'{}' is too long".format("n" * 513)),
