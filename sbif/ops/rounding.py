@@ -20,9 +20,10 @@ reference's inputs and outputs and the inputs' scales; this module holds what th
 - `own_scale`: the scale of an op's own rounding in two programs (the reference's and the other's);
 - `magnitude(x, σ)`: |x̂| + σ, the size a program's rounding is relative to;
 - `UNDERFLOW`: 2^-126, the absolute error of a subnormal result flushed to zero (TF runs with FTZ/DAZ);
-- `CONFIDENCE` (λ): how many scales apart two correct programs may be. λ = 8 gives a false alarm per compared
-  element with probability below 1.3e-15 under the model; each rounding already counts at its full bound u·|v|
-  (a uniform error has standard deviation u·|v|/sqrt(3)), so λ is effectively 14 for rounding errors.
+- `CONFIDENCE` (λ): how many scales apart two correct programs may be. Every perturbation counts at its full
+  bound, so by Hoeffding's inequality a difference exceeds λ·σ with probability at most 2·exp(−λ²/2) =
+  2.5e-14 for λ = 8 (a uniform rounding error's deviation is u·|v|/sqrt(3): for rounding errors λ is
+  effectively 14, and the chance below 1e-40).
 
 Two conventions keep the rules small:
 - a scale is NaN where the value is *not determined* by float evaluation — a correct program may get any value
