@@ -66,12 +66,14 @@ def record(sbif_path: str, oracle: Runtime, output: Optional[str] = None, checks
     return output, skipped
 
 
-def export_live(source: str, target: str) -> str:
+def export_live(source: str, target: str, vecnormalize: Optional[str] = None,
+                zoo_config: Optional[str] = None) -> str:
     """Export an SB2 file with the live loader to `target` (not verified on the spot: checking the file against
-    SB2 is what the recorded pack is for)."""
+    SB2 is what the recorded pack is for); `vecnormalize` and `zoo_config` fold observation normalization in, as
+    `sbif export` does."""
     from sbif.export import export
 
-    sbif_file, _ = export(source, loader="live", verify=False)
+    sbif_file, _ = export(source, loader="live", verify=False, vecnormalize=vecnormalize, zoo_config=zoo_config)
     sbif_file.write(target)
     return target
 

@@ -14,8 +14,11 @@ the document's provenance (`source.file_name`, checked against `source.sha256`),
 - recurrent policies, which SB2 builds for a fixed number of envs, get the rows in chunks of that size, padded
   with zeros (rows are independent, so padding changes nothing else).
 
-Outputs SB2 has no tensor for are left out of the result and listed in its `missing` field; files SB2 cannot
-reproduce (VecNormalize statistics folded in, algorithms without a mapping) are answered `skipped`.
+Outputs SB2 has no tensor for are left out of the result and listed in its `missing` field. A file with
+VecNormalize statistics folded in takes raw observations, which SB2's model never sees: in-process, `add` can give
+the oracle those statistics (`sbif.export.normalization.ObservationNormalization`, per frame when the zoo stacks
+frames), and SB2 is then fed the normalized observations, as `VecNormalize` (under `VecFrameStack`) feeds it;
+without them such files are answered `skipped`.
 """
 from __future__ import annotations
 
@@ -61,6 +64,8 @@ class Sb2Runtime(Runtime):
             None)
         self.sources = list(sources)
         self.mapping = {os.path.abspath(k): os.path.abspath(v) for k, v in (mapping or {}).items()}
+        #: .sbif path -> the VecNormalize statistics folded into it (given by `add`; None: none)
+        self.normalizations: Dict[str, Any] = {}
         self._models: Dict[str, "Sb2Model"] = {}
         self._index: Optional[Dict[str, str]] = None
 
@@ -98,14 +103,17 @@ class Sb2Runtime(Runtime):
                         self._index.setdefault(sha256_of(path), path)
         return self._index
 
-    def add(self, sbif_path: str, source: str, model: Any = None) -> None:
-        """Use `source` (and, to save loading it again, the SB2 `model` already loaded from it) for `sbif_path`."""
+    def add(self, sbif_path: str, source: str, model: Any = None, normalization: Any = None) -> None:
+        """Use `source` (and, to save loading it again, the SB2 `model` already loaded from it) for `sbif_path`;
+        `normalization` is the `ObservationNormalization` the file was exported with, if any."""
         from ..models import ModelInfo
 
         key = os.path.abspath(sbif_path)
         self.mapping[key] = os.path.abspath(source)
+        self.normalizations[key] = normalization
+        self._models.pop(key, None)
         if model is not None:
-            self._models[key] = Sb2Model(ModelInfo(key), source, model)
+            self._models[key] = Sb2Model(ModelInfo(key), source, model, normalization)
 
     def model(self, sbif_path: str) -> "Sb2Model":
         key = os.path.abspath(sbif_path)
@@ -113,7 +121,8 @@ class Sb2Runtime(Runtime):
             from ..models import ModelInfo
 
             info = ModelInfo(key)
-            self._models[key] = Sb2Model(info, self.source_of(key, info.provenance))
+            self._models[key] = Sb2Model(info, self.source_of(key, info.provenance), None,
+                                         self.normalizations.get(key))
         return self._models[key]
 
     # -- requests -----------------------------------------------------------------------------------------------
@@ -140,11 +149,12 @@ class Sb2Runtime(Runtime):
 class Sb2Model:
     """One SB2 model and the roles of its tensors, for the outputs of the `.sbif` file exported from it."""
 
-    def __init__(self, info: Any, source: str, model: Any = None):
+    def __init__(self, info: Any, source: str, model: Any = None, normalization: Any = None):
         from sbif.export.live import load_sb2_model, quiet, sb2_policy
 
         self.info = info
         self.source = source
+        self.normalization = normalization
         self.algorithm = info.provenance["algorithm"]
         self.model = model if model is not None else load_sb2_model(source, self.algorithm)[0]
         if self.algorithm == "HER":  # the wrapped model predicts on the flattened observation the file takes
@@ -172,10 +182,23 @@ class Sb2Model:
         self.noise_tensors = self._noise_tensors() if self.algorithm in ACTOR_CRITIC + ("SAC",) else []
 
     def unsupported(self) -> Optional[str]:
-        if "vecnormalize" in self.info.provenance:
+        folded = self.info.provenance.get("vecnormalize")
+        if folded is not None and self.normalization is None:
             return ("the file folds VecNormalize statistics into its graph; the SB2 model does not include them, "
                     "so SB2 alone cannot answer for it")
+        if folded is not None and folded != self.normalization.as_kwargs():
+            return "the oracle was given normalization {} but the file folds in {}".format(
+                self.normalization.as_kwargs(), folded)
+        if folded is None and self.normalization is not None:
+            return "the oracle was given normalization statistics but the file folds in none"
         return None
+
+    def fed(self, observations: Any) -> Any:
+        """What SB2's model is fed for the file's observations: VecNormalize's normalization (per frame) when the
+        file folds it in, else the observations themselves."""
+        if self.normalization is None:
+            return observations
+        return self.normalization.apply(np.asarray(observations, np.float64))
 
     # -- noise --------------------------------------------------------------------------------------------------
     def _noise_tensors(self) -> List[Any]:
@@ -274,6 +297,7 @@ class Sb2Model:
                 if self.roles[name] not in mapped:
                     missing[name] = "the SB2 oracle does not map {}'s {!r} output".format(self.algorithm, name)
                     wanted.remove(name)
+        inputs = dict(inputs, obs=self.fed(inputs["obs"]))
         obs = inputs["obs"]
         rows = len(obs)
         results: Dict[str, List[np.ndarray]] = {name: [] for name in wanted}
@@ -395,7 +419,7 @@ class Sb2Model:
             from stable_baselines.her.utils import KEY_ORDER
 
             obs = np.concatenate([np.asarray(obs[key]) for key in KEY_ORDER], axis=-1)
-        obs = np.array(obs)
+        obs = np.array(self.fed(obs))
         state, mask = request.get("state"), request.get("mask")
         vectorized = model._is_vectorized_observation(obs, model.observation_space)
         with self.quiet():

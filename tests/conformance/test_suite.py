@@ -1,5 +1,6 @@
 """The NumPy runtime passes the suite (TF-free: against itself as a process, and against the shipped golden
 packs recorded from SB2); the runner, the report, known failures, case files and the CLI behave as documented."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -32,11 +33,27 @@ def test_numpy_process_passes_on_every_family(numpy_process, reference, example_
 
 def test_shipped_golden_packs_are_current():
     packs = find_packs([GOLDEN])
-    assert len(packs) >= 10
+    assert len(packs) >= 34
     for path in packs:
         pack = GoldenPack(path)
         assert pack.stale() is None, path
         assert pack.manifest["recorded_by"]["oracle"].startswith("stable-baselines 2.10.2")
+
+
+def test_shipped_golden_packs_are_the_regenerated_ones():
+    """Each preset of conformance/golden/regenerate.py has its model and pack in the directory, and nothing else is
+    shipped there: a preset added without recording, or a pack left behind by a removed one, fails here."""
+    spec = importlib.util.spec_from_file_location("regenerate", os.path.join(GOLDEN, "regenerate.py"))
+    regenerate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(regenerate)
+    presets = set(regenerate.presets())
+    assert {"ppo2_cnn_uint8_discrete", "acer_cnnlnlstm_uint8_discrete", "dqn_cnn_dueling_uint8", "her_sac_goals",
+            "gail_mlp_box", "ppo2_mlp_vecnormalize", "a2c_mlp_zoo_framestack"} <= presets
+    assert {name.split("_")[1] for name in presets if name.startswith("zoo_")} == {
+        "a2c", "acer", "acktr", "ddpg", "dqn", "her", "ppo2", "sac", "td3", "trpo"}
+    for suffix in (".golden", ".sbif"):
+        shipped = {name[:-len(suffix)] for name in os.listdir(GOLDEN) if name.endswith(suffix)}
+        assert shipped == presets, suffix
 
 
 def test_numpy_runtime_passes_the_golden_packs(reference):
@@ -44,7 +61,7 @@ def test_numpy_runtime_passes_the_golden_packs(reference):
     report = run_suite([GoldenSource([GOLDEN])], reference, known=KnownFailures.read(KNOWN_FAILURES))
     assert report.ok, report.render()
     counts = report.counts()
-    assert counts["pass"] >= 45 and counts["fail"] == 0 and counts["fixed"] == 0
+    assert counts["pass"] >= 130 and counts["fail"] == 0 and counts["fixed"] == 0
     recorded = {r.check for r in report.results if r.status == "pass"}
     assert recorded == set(CHECKS)
 
@@ -110,7 +127,7 @@ def test_cli_run_golden_json_and_exit_codes(tmp_path):
     done = cli("run", "--golden", GOLDEN, "-k", "demo", "--checks", "deterministic", "--known-failures", str(known))
     assert done.returncode == 1 and "FIXED" in done.stdout and "known failure" in done.stdout
     done = cli("run", "--golden", GOLDEN, "--runtime", " ".join(NUMPY_RUNTIME + ["--mutant", "gumbel_sign_flip"]),
-               "-k", "ppo2_mlp", "--checks", "sampling", "--cases", str(tmp_path / "cases"))
+               "-k", "ppo2_mlp_box", "--checks", "sampling", "--cases", str(tmp_path / "cases"))
     assert done.returncode == 1 and "FAIL" in done.stdout and "action_sample" in done.stdout
     [case] = os.listdir(str(tmp_path / "cases"))
     replayed = cli("replay", str(tmp_path / "cases" / case))

@@ -91,6 +91,18 @@ def test_mutant_is_caught_against_sb2(recorded):
     assert result.status == "fail" and result.worst["output"] == "action_sample"
 
 
+@pytest.mark.parametrize("mutant", ["no_image_scaling", "nhwc_as_nchw"])
+def test_shipped_image_packs_catch_image_mutants(mutant):
+    """Every shipped pack of a nature_cnn policy fails a runtime that forgets SB2's /255 scaling or flattens the
+    convolution features in NCHW order (the packs' 36x44 images leave a 1x2 feature map, so the order shows)."""
+    golden = os.path.join(ROOT, "conformance", "golden")
+    packs = [os.path.join(golden, name) for name in sorted(os.listdir(golden)) if "_cnn" in name
+             and name.endswith(".golden")]
+    assert len(packs) >= 4
+    report = run_suite([GoldenSource(packs)], MUTANTS[mutant].runtime(), checks=["deterministic"])
+    assert [r.status for r in report.results] == ["fail"] * len(packs), report.render()
+
+
 #: zoo models whose known disagreements with SB2 the suite reports (see conformance/known-failures.txt): the
 #: zoo's layer-normalised DQN hits TF's NaN-from-rsqrt(inf) on 1e30 observations; HER's SAC samples a pre-tanh
 #: value that is a cancellation (|mean| ≈ |std * z|), so float32 rounding of the two terms exceeds 1e-5
@@ -145,3 +157,30 @@ def test_her_dict_observations_against_live_sb2(inner, tmp_path):
     assert_ok(report)
     [result] = report.results
     assert result.status == "pass" and result.probes >= 2, report.render()
+
+
+def test_normalized_file_against_live_sb2(tmp_path):
+    """A file with VecNormalize statistics folded in takes raw float64 observations: the oracle, given the same
+    statistics, feeds SB2 the normalized ones (as VecNormalize does), and declines without them or with others."""
+    from sbif.export.normalization import ObservationNormalization, read_normalization
+
+    from .test_gail_vecnormalize import make_normalized
+
+    _, venv = make_normalized(tmp_path, clip_obs=3.0)
+    statistics = str(tmp_path / "vecnormalize.pkl")
+    venv.save(statistics)
+    source = str(tmp_path / "model.zip")
+    path = export_live(source, str(tmp_path / "model.sbif"), vecnormalize=statistics)
+    normalization = read_normalization(statistics)
+    oracle = Sb2Runtime()
+    for given, reason in ((None, "folds VecNormalize statistics"), (ObservationNormalization(
+            normalization.mean, normalization.var, clip_obs=4.0), "was given normalization")):
+        oracle.add(path, source, normalization=given)
+        [result] = run_suite([OracleSource([path], oracle)], PythonRuntime(), checks=["deterministic"],
+                             config=SMALL).results
+        assert result.status == "skip" and reason in result.message, result.message
+    oracle.add(path, source, normalization=normalization)
+    checks = ["deterministic", "sampling", "edge_observations", "predict_api"]
+    report = run_suite([OracleSource([path], oracle)], PythonRuntime(), checks=checks, config=SMALL)
+    assert_ok(report)
+    assert [r.status for r in report.results] == ["pass"] * len(checks), report.render()
