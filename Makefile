@@ -1,6 +1,7 @@
 # SBIF: set-up, demo and tests. Every target installs what it needs, is idempotent, and is fast when re-run.
 #   make demo    export the shipped PPO2 CartPole model and run it in gymnasium with the NumPy runtime
 #   make test    create both environments and run the whole suite (modern env, then the SB2 env)
+#   make check   the fast inner loop, about a minute: the modern env's tests minus the slow ones (pytest -m "not slow")
 #   make bench   the speed benchmarks of issue #7 (benchmarks/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -16,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIP_QUIET := --quiet --no-warn-script-location
 
-.PHONY: all envs modern legacy demo test test-modern test-legacy runtime-c bench clean
+.PHONY: all envs modern legacy demo test test-modern test-legacy check runtime-c bench clean
 
 all: envs
 envs: modern legacy
@@ -83,9 +84,17 @@ test-modern: modern runtime-c
 	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
 	$(VENV)/bin/python -m pytest -q tests
 
+# the wheel tests (tests/test_wheel.py) run once, in the modern environment
 test-legacy: legacy runtime-c
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
-	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 tests
+	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 -m "not wheel" tests
+
+# the fast inner loop: what `make test-modern` runs, minus the tests marked slow (the wheel tests, long fuzz runs:
+# tests/conftest.py says which and why); the live tests need the SB2 environment and are not collected here.
+# After a change to the numba kernels, the first run also rebuilds them (one to two minutes, shared with make test).
+check: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
+check: modern runtime-c
+	$(VENV)/bin/python -m pytest -q -m "not slow" tests
 
 # --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba, onnxruntime, torch; writes benchmarks/results/ --
 bench: envs

@@ -22,13 +22,13 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Seq
 
 import numpy as np
 
+from .data import OP_VECTORS, MissingDataError, shipped
 from .models import HUGE_SPAN, ModelInfo
 from .protocol import Answer, decode_array
 
 #: the "huge" edge observation: large enough to saturate every activation, small enough that no sum of a few
 #: thousand such terms overflows float32
 HUGE_VALUE = 1e30
-VECTORS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "spec", "vectors")
 
 
 class Probe:
@@ -310,14 +310,17 @@ def _valid_actions(info: ModelInfo, count: int, rng: np.random.Generator) -> np.
 
 # -- op vectors ---------------------------------------------------------------------------------------------------
 def vector_files(directory: Optional[str] = None) -> Dict[str, Dict[str, Any]]:
-    directory = directory or VECTORS_DIR
-    if not os.path.isdir(directory):
-        return {}
+    """TensorFlow's test vectors, by op, from `directory` (default: the shipped ones, spec/vectors). Finding none
+    is an error: an op check over no vectors would pass any runtime."""
+    directory = directory or shipped(OP_VECTORS)
+    names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    names = [name for name in names if name.endswith(".json")]
+    if not names:
+        raise MissingDataError("no op vectors (*.json) in {}".format(directory))
     files = {}
-    for name in sorted(os.listdir(directory)):
-        if name.endswith(".json"):
-            with open(os.path.join(directory, name), encoding="utf-8") as handle:
-                files[name[:-5]] = json.load(handle)
+    for name in names:
+        with open(os.path.join(directory, name), encoding="utf-8") as handle:
+            files[name[:-len(".json")]] = json.load(handle)
     return files
 
 

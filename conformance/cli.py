@@ -1,23 +1,45 @@
 """`sbif conformance ...` (also `python -m conformance ...`): run the suite, replay cases, record, fuzz.
 
-    sbif conformance run --runtime "node runtimes/node/sbif-runtime.js" --golden conformance/golden
+    sbif conformance run                                    (the NumPy reference on everything shipped)
+    sbif conformance run --runtime "node runtimes/node/sbif-runtime.js"     (any runtime, on everything shipped)
     sbif conformance run --runtime numpy --oracle live --models model.sbif        (SB2 found next to the file)
     sbif conformance run --runtime CMD --models *.sbif --json -k deterministic --known-failures known.txt
     sbif conformance replay failures/model--sampling.sbifcase --runtime CMD
     sbif conformance fuzz --runtime CMD --families mlp lstm --examples 200 --case found.sbifcase
     sbif conformance record model.zip                                             (SB2 environment)
     sbif conformance mutants                                                      (the suite's self-test)
+
+fuzz and mutants need Hypothesis: pip install 'sbif[conformance]'.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import Any, List, Optional
 
+from sbif.errors import UnsupportedError
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: what installs the suite's optional dependencies (Hypothesis), for the errors that ask for it
+CONFORMANCE_EXTRA = "pip install 'sbif[conformance]'"
+
+RUN_EXAMPLES = """examples:
+  sbif conformance run
+      the NumPy reference runtime on everything the suite ships: the golden packs recorded from SB2 (with
+      the known failures listed beside them) and TensorFlow's op vectors
+  sbif conformance run --runtime "node runtimes/node/sbif-runtime.js"
+      the same for any runtime speaking spec/conformance-protocol.md
+  sbif conformance run --runtime CMD --golden packs/ --known-failures known.txt
+      your own packs (sbif conformance record) and known failures
+  sbif conformance run --runtime CMD --golden --models model.sbif
+      the shipped packs, and model.sbif against the NumPy reference runtime
+  sbif conformance run --runtime CMD --oracle live --models model.sbif
+      model.sbif against SB2 itself (the SB2 environment)
+"""
 
 
 def add_conformance_command(commands: Any) -> argparse.ArgumentParser:
@@ -36,12 +58,16 @@ def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     sub = parser.add_subparsers(dest="conformance_command", metavar="SUBCOMMAND")
 
-    run = sub.add_parser("run", help="run the checks on a runtime and report", formatter_class=argparse.RawDescriptionHelpFormatter,
+    run = sub.add_parser("run", help="run the checks on a runtime and report", epilog=RUN_EXAMPLES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Run the named checks on a runtime: expected answers come from golden packs "
-                                     "(--golden), or from an oracle (--oracle live: SB2; numpy: the reference "
-                                     "runtime) on model files (--models).")
+                                     "(--golden; by default the packs shipped with the suite), or from an oracle "
+                                     "(--oracle live: SB2; numpy: the reference runtime) on model files "
+                                     "(--models).")
     _runtime_arguments(run)
-    run.add_argument("--golden", nargs="+", metavar="PACK_OR_DIR", help="golden packs (.golden files or directories)")
+    run.add_argument("--golden", nargs="*", metavar="PACK_OR_DIR",
+                     help="golden packs (.golden files or directories); with no path, the packs shipped with the "
+                          "suite, which are also the default when --models is not given")
     run.add_argument("--models", nargs="+", metavar="FILE", help=".sbif files to plan checks for")
     run.add_argument("--oracle", default="numpy", help="for --models: 'numpy' (the reference runtime, default), "
                                                         "'live' (Stable-Baselines), or a command line")
@@ -54,7 +80,8 @@ def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     run.add_argument("--skip", action="append", default=[], metavar="PATTERN", help="skip matching keys; repeatable")
     run.add_argument("--known-failures", metavar="FILE",
                      help="MODEL::CHECK globs expected to fail (one a line, '#' comments); one that passes is "
-                          "reported as fixed and fails the run")
+                          "reported as fixed and fails the run (default with the shipped packs: the list shipped "
+                          "with them, conformance/known-failures.txt)")
     run.add_argument("--cases", metavar="DIR", help="write a replayable .sbifcase file for every failure here")
     run.add_argument("--seed", type=int, default=0, help="seed of the generated inputs (with --models)")
     run.add_argument("--batches", type=int, nargs="+", default=[1, 5, 32], help="batch sizes (with --models)")
@@ -67,7 +94,9 @@ def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     replay.add_argument("--model", help="use this model file instead of the one in the case")
     replay.set_defaults(conformance_handler=replay_command)
 
-    fuzz = sub.add_parser("fuzz", help="Hypothesis-generated models and inputs against the reference runtime")
+    fuzz = sub.add_parser("fuzz", help="Hypothesis-generated models and inputs against the reference runtime",
+                          description="Hypothesis-generated models and inputs against the reference runtime (needs "
+                                      "Hypothesis: {}).".format(CONFORMANCE_EXTRA))
     _runtime_arguments(fuzz)
     fuzz.add_argument("--families", nargs="+", help="model families to draw (default: all SBIF builds; 'ops' "
                                                     "for op vectors)")
@@ -87,7 +116,9 @@ def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     record.set_defaults(conformance_handler=record_command)
 
     mutants = sub.add_parser("mutants", help="self-test: run the deliberately broken runtimes and show what "
-                                             "catches them")
+                                             "catches them",
+                             description="The suite's self-test: every deliberately broken runtime must be caught "
+                                         "by its named check (needs Hypothesis: {}).".format(CONFORMANCE_EXTRA))
     mutants.add_argument("names", nargs="*", help="mutants to run (default: all)")
     mutants.add_argument("--list", action="store_true", help="only list them")
     mutants.add_argument("--examples", type=int, default=40, help="examples per mutant (default 40)")
@@ -143,21 +174,39 @@ def live_oracle(args: argparse.Namespace):
     return ProcessRuntime(command, timeout=max(args.timeout, 120.0), env=env, cwd=ROOT)
 
 
+def _import_generate() -> Any:
+    """`conformance.generate` (the Hypothesis fuzz loop), or a one-line error naming the extra that installs
+    Hypothesis: the suite's one optional dependency."""
+    try:
+        from . import generate
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "hypothesis":
+            raise
+        raise UnsupportedError("this command needs Hypothesis, which is not installed: {}".format(
+            CONFORMANCE_EXTRA)) from None
+    return generate
+
+
 def run_command(args: argparse.Namespace) -> int:
     from .checks import Config
+    from .data import GOLDEN_PACKS, KNOWN_FAILURES, MissingDataError, shipped
+    from .golden import GoldenSource
     from .runner import KnownFailures, OracleSource, report_json, run_suite
 
-    if not args.golden and not args.models:
-        print("sbif conformance run: give --golden PACKS and/or --models FILES", file=sys.stderr)
-        return EXIT_USAGE
+    shipped_packs = args.golden == [] or (args.golden is None and not args.models)
+    sources = []
+    if args.golden is not None or shipped_packs:
+        golden = [shipped(GOLDEN_PACKS)] if shipped_packs else args.golden
+        packs = GoldenSource(golden)
+        if not packs.packs:
+            raise MissingDataError("no golden packs (*.golden) in {}".format(", ".join(golden)))
+        sources.append(packs)
+    known_failures = args.known_failures
+    if known_failures is None and shipped_packs:
+        known_failures = shipped(KNOWN_FAILURES)
     runtime = _runtime(args)
     oracle = None
     try:
-        sources = []
-        if args.golden:
-            from .golden import GoldenSource
-
-            sources.append(GoldenSource(args.golden))
         if args.models:
             if args.oracle == "live":
                 oracle = live_oracle(args)
@@ -166,7 +215,7 @@ def run_command(args: argparse.Namespace) -> int:
 
                 oracle = runtime_from_spec(args.oracle, timeout=args.timeout)
             sources.append(OracleSource(args.models, oracle))
-        known = KnownFailures.read(args.known_failures) if args.known_failures else None
+        known = KnownFailures.read(known_failures) if known_failures else None
         progress = None
         if not args.json and sys.stderr.isatty():
             progress = lambda r: print("  {} {}".format(r.status, r.key), file=sys.stderr)  # noqa: E731
@@ -198,29 +247,32 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def fuzz_command(args: argparse.Namespace) -> int:
-    from .generate import FAMILY_CHECKS, OPS, fuzz
     from .models import FAMILIES, family_status
     from .protocol import PythonRuntime
 
+    generate = _import_generate()
     status = family_status()
     families = args.families or [f for f in FAMILIES if status.get(f) is None]
-    unknown = [f for f in families if f not in FAMILY_CHECKS]
+    unknown = [f for f in families if f not in generate.FAMILY_CHECKS]
     if unknown:
         print("sbif conformance fuzz: unknown families {} (known: {}, {})".format(
-            unknown, ", ".join(FAMILIES), OPS), file=sys.stderr)
+            unknown, ", ".join(FAMILIES), generate.OPS), file=sys.stderr)
         return EXIT_USAGE
-    unbuildable = [f for f in families if f != OPS and status.get(f)]
+    unbuildable = [f for f in families if f != generate.OPS and status.get(f)]
     for family in unbuildable:
         print("skipping family {}: {}".format(family, status[family]), file=sys.stderr)
     families = [f for f in families if f not in unbuildable]
     runtime = _runtime(args)
     try:
-        result = fuzz(runtime, PythonRuntime(), families, args.checks, args.examples,
+        result = generate.fuzz(runtime, PythonRuntime(), families, args.checks, args.examples,
                       profile="conformance-" + args.profile, shrink=not args.no_shrink, case_file=args.case)
     finally:
         runtime.close()
     if not result.caught:
-        print("{} examples: no failure".format(result.examples))
+        largest = result.largest
+        print("{} examples: no failure; the largest difference was {:.3g} of what rounding allows{}".format(
+            result.examples, largest["ratio"], " ({} {} {})".format(largest["family"], largest["check"],
+                                                                     largest["output"]) if "family" in largest else ""))
         return EXIT_OK
     failure = result.failure or {}
     print("failure after {} examples: check {} on family {}: {} {} {}".format(
@@ -245,7 +297,6 @@ def record_command(args: argparse.Namespace) -> int:
 
 
 def mutants_command(args: argparse.Namespace) -> int:
-    from .generate import fuzz
     from .models import family_status
     from .mutants import MUTANTS
     from .protocol import PythonRuntime
@@ -256,6 +307,7 @@ def mutants_command(args: argparse.Namespace) -> int:
             mutant = MUTANTS[name]
             print("{:24s} {:20s} {}".format(name, mutant.check, mutant.description))
         return EXIT_OK
+    fuzz = _import_generate().fuzz
     status = family_status()
     rows, missed = [], 0
     for name in names:
@@ -269,9 +321,11 @@ def mutants_command(args: argparse.Namespace) -> int:
                       constraints=mutant.constraints)
         caught = result.caught and (result.failure or {}).get("check") == mutant.check
         missed += not caught
+        failure = result.failure or {}
         rows.append({"mutant": name, "status": "caught" if caught else "MISSED", "check": mutant.check,
-                     "examples": result.first_failure_at, "families": families,
-                     "output": (result.failure or {}).get("output"), "detail": (result.failure or {}).get("detail")})
+                     "examples": result.first_failure_at, "families": families, "output": failure.get("output"),
+                     "kind": failure.get("kind"), "error": _finite_or_none(failure.get("error")),
+                     "detail": failure.get("detail")})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -279,10 +333,17 @@ def mutants_command(args: argparse.Namespace) -> int:
             if row["status"] == "skipped":
                 print("{:24s} skipped: {}".format(row["mutant"], row["reason"]))
             else:
-                print("{:24s} {:7s} by {:20s} after {} example(s): {} {}".format(
-                    row["mutant"], row["status"], row["check"], row["examples"], row.get("output") or "",
+                size = "{:.3g}x the limit".format(row["error"]) if row.get("kind") == "float" and row.get("error") \
+                    else ""
+                print("{:24s} {:7s} by {:20s} after {} example(s): {} {} {}".format(
+                    row["mutant"], row["status"], row["check"], row["examples"], row.get("output") or "", size,
                     (row.get("detail") or "")[:70]))
     return EXIT_OK if missed == 0 else EXIT_FAILED
+
+
+def _finite_or_none(value: Any) -> Any:
+    """A number for JSON (NaN and infinity are not JSON): None when it is not finite."""
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def checks_command(args: argparse.Namespace) -> int:
@@ -294,8 +355,7 @@ def checks_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance", description="The SBIF conformance suite.",
-                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    build(parser)
-    args = parser.parse_args(argv)
-    return dispatch(args)
+    """`python -m conformance ARGS` is `sbif conformance ARGS`, errors reported the same way (one line, exit 1)."""
+    from sbif.cli import main as sbif_main
+
+    return sbif_main(["conformance"] + list(sys.argv[1:] if argv is None else argv))

@@ -22,6 +22,33 @@ os.environ.setdefault("SBIF_BACKEND", "numpy")
 DEFAULT_MODEL = ("box_finite", "box", "mixed")
 
 
+#: Tests too slow for the fast loop (`make check` runs `pytest -m "not slow"`), picked by `pytest --durations` in
+#: the modern environment: together about 40 of the suite's 95 seconds (2 cores, numba kernels built), while most
+#: of the other 1,900 tests take milliseconds. A test id names all its parametrizations; an id with [...] just that
+#: one. Files slow as a whole mark themselves (tests/test_wheel.py).
+SLOW_TESTS = {
+    "tests/test_schema_check.py::test_mutated_documents_get_jsonschemas_verdict",  # 600 Hypothesis documents: 17 s
+    # numba's JIT compiles every kernel: 1.3 s from numba's cache, 90 s after a kernel changes
+    "tests/test_numba_runtime.py::test_where_the_module_cannot_be_built_numba_jit_runs_the_same_kernels",
+    "tests/test_numba_runtime.py::test_every_family_agrees_with_the_reference",  # 2 s
+    # TorchScript: scripting and a protocol process, 2-5 s each (the eager module runs the same conversions)
+    "tests/convert/test_torch.py::test_every_op_is_implemented[scripted]",
+    "tests/convert/test_torch.py::test_every_family_matches_the_reference[scripted]",
+    "tests/convert/test_torch.py::test_golden_packs_and_op_vectors[scripted]",
+    "tests/convert/test_torch.py::test_saved_files_run_without_sbif",
+    "tests/test_roundtrip.py::test_container_round_trips_arbitrary_arrays_and_metadata",  # Hypothesis: 3.4 s
+    "tests/conformance/test_suite.py::test_numpy_process_passes_on_every_family",  # 2.6 s
+    "tests/conformance/test_generate.py::test_reference_against_itself_finds_nothing",  # a fuzz run: 2.2 s
+}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark SLOW_TESTS `slow`."""
+    for item in items:
+        if item.nodeid in SLOW_TESTS or item.nodeid.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def valid_bytes(tmp_path_factory):
     """The bytes of a valid SBIF file for DEFAULT_MODEL (built once per session)."""
