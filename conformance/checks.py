@@ -13,6 +13,7 @@ recording and Hypothesis fuzzing.
 | `recurrent_sequence` | steps over several envs with random resets, state fed in lock-step | gate order, state layout, masks |
 | `predict_api` | SB2's predict / action_probability / value (single and batched, actions, logp) | section 5 of the spec |
 | `op_vectors` | every op on TensorFlow's own test vectors (spec/vectors) | op semantics, ties, edge values |
+| `reader_refusal` | a `load` of each file of conformance/malformed | corrupt files accepted, or refused by the wrong class |
 """
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Seq
 
 import numpy as np
 
-from .data import OP_VECTORS, MissingDataError, shipped
+from .data import MALFORMED_FILES, OP_VECTORS, MissingDataError, shipped
+from .malformed import read_manifest
 from .models import HUGE_SPAN, ModelInfo
-from .protocol import Answer, decode_array
+from .protocol import LOADED, Answer, decode_array
 
 #: the "huge" edge observation: large enough to saturate every activation, small enough that no sum of a few
 #: thousand such terms overflows float32
@@ -339,6 +341,19 @@ def plan_op_vectors(info: Optional[ModelInfo], rng: np.random.Generator, config:
                         expected=Answer("result", expected))
 
 
+# -- reader refusal -----------------------------------------------------------------------------------------------
+def plan_reader_refusal(info: Optional[ModelInfo], rng: np.random.Generator, config: Config,
+                        directory: Optional[str] = None) -> Plan:
+    """A `load` of every file of the malformed-file corpus (default: the shipped one, conformance/malformed): each
+    malformed file must be refused with the error class its manifest names (SPEC section 7), each valid one must
+    load, so that neither a reader that accepts corrupt files nor one that refuses everything passes."""
+    directory = os.path.abspath(directory or shipped(MALFORMED_FILES))
+    for entry in read_manifest(directory):
+        request = {"type": "load", "model": os.path.join(directory, entry["file"])}
+        yield Probe(request, {"load": {"rule": "refusal"}}, "{} (SPEC {})".format(entry["file"], entry["section"]),
+                    expected=Answer("result", {"load": entry["error_class"] or LOADED}))
+
+
 CHECKS: Dict[str, Check] = {check.name: check for check in (
     Check("deterministic", "every noise-free output on batches of sampled observations", plan_deterministic),
     Check("sampling", "sampled actions from injected noise", plan_sampling, feature="sampling", applies=_has_noise),
@@ -350,6 +365,8 @@ CHECKS: Dict[str, Check] = {check.name: check for check in (
           feature="predict"),
     Check("op_vectors", "every op on TensorFlow 1.15's test vectors (spec/vectors)", plan_op_vectors,
           feature="op", model_free=True),
+    Check("reader_refusal", "malformed files refused with the error class SPEC section 7 requires, valid ones "
+          "loaded (conformance/malformed)", plan_reader_refusal, feature="load", model_free=True),
 )}
 MODEL_CHECKS = [name for name, check in CHECKS.items() if not check.model_free]
 

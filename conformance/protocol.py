@@ -5,11 +5,13 @@ features and ops) it answers requests of three types with an `Answer`:
 
 - `run`: graph inputs (observation batch, noise, state, mask) in, named outputs out (every runtime);
 - `predict`: SB2's `predict` / `action_probability` / `value` interface (feature `predict`);
-- `op`: one op on given inputs (feature `op`), for the op test vectors.
+- `op`: one op on given inputs (feature `op`), for the op test vectors;
+- `load`: read and validate a file, nothing else (feature `load`), for the reader-refusal check.
 
-`Answer.status` is `result`, `skipped` (the runtime says it does not support something, and names it),
-`errored` (the runtime reported a failure) or, seen by the harness, `crashed` (the process died or wrote
-something that is not the protocol) and `timeout`. So a crash is never mistaken for a wrong answer.
+`Answer.status` is `result`, `loaded` (a `load` succeeded), `skipped` (the runtime says it does not support
+something, and names it), `errored` (the runtime reported a failure; for a `load`, with the `error_class` of the
+refusal) or, seen by the harness, `crashed` (the process died or wrote something that is not the protocol) and
+`timeout`. So a crash is never mistaken for a wrong answer.
 
 Runtimes: `PythonRuntime` (in-process, over `sbif.load` or any loader with the same interface),
 `ProcessRuntime` (spawns an executable and speaks JSON lines with it), and `serve` turns a Python runtime into
@@ -31,12 +33,18 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError
+
 PROTOCOL_VERSION = 1
 #: what a runtime can declare in its hello; `run` is mandatory
-FEATURES = ("run", "predict", "op", "recurrent", "sampling")
-REQUEST_TYPES = ("run", "predict", "op")
+FEATURES = ("run", "predict", "op", "recurrent", "sampling", "load")
+REQUEST_TYPES = ("run", "predict", "op", "load")
 PREDICT_METHODS = ("predict", "action_probability", "value")
-STATUSES = ("result", "skipped", "errored", "crashed", "timeout")
+LOADED = "loaded"
+STATUSES = ("result", LOADED, "skipped", "errored", "crashed", "timeout")
+#: the classes a reader refuses a file with (SPEC section 7), and their names in `load` answers
+REFUSALS = (FileFormatError, UnsupportedError, DocumentError)
+ERROR_CLASSES = tuple(error.__name__ for error in REFUSALS)
 DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "bool")
 SPECIAL_FLOATS = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 #: the largest integer every JSON reader keeps exactly (JavaScript numbers are doubles)
@@ -107,17 +115,18 @@ def decode_array(obj: Any, where: str = "tensor") -> np.ndarray:
 
 
 def encode_value(value: Any) -> Any:
-    """A predict result: null, a tensor, or a list of them (SB2's action_probability returns lists)."""
-    if value is None:
-        return None
+    """A predict result: null, a tensor, or a list of them (SB2's action_probability returns lists); or, in case
+    files, a load outcome: "loaded" or an error class."""
+    if value is None or isinstance(value, str):
+        return value
     if isinstance(value, (list, tuple)):
         return [encode_value(v) for v in value]
     return encode_array(value)
 
 
 def decode_value(obj: Any, where: str) -> Any:
-    if obj is None:
-        return None
+    if obj is None or isinstance(obj, str):
+        return obj
     if isinstance(obj, list):
         return [decode_value(v, "{}[{}]".format(where, i)) for i, v in enumerate(obj)]
     return decode_array(obj, where)
@@ -155,7 +164,7 @@ def decode_request(message: Mapping[str, Any]) -> Dict[str, Any]:
     if kind not in REQUEST_TYPES:
         raise ProtocolError("unknown request type {!r}".format(kind))
     request = dict(message)
-    if kind in ("run", "predict") and not isinstance(message.get("model"), str):
+    if kind in ("run", "predict", "load") and not isinstance(message.get("model"), str):
         raise ProtocolError("{} requests name the model file in 'model'".format(kind))
     if kind == "run":
         request["inputs"] = _arrays(message.get("inputs"), "inputs")
@@ -177,7 +186,7 @@ def decode_request(message: Mapping[str, Any]) -> Dict[str, Any]:
                 request[key] = decode_array(message[key], key)
         if message.get("noise") is not None:
             request["noise"] = _arrays(message["noise"], "noise")
-    else:
+    elif kind == "op":
         if not isinstance(message.get("op"), str) or not isinstance(message.get("inputs"), list):
             raise ProtocolError("op requests need 'op' (a name) and 'inputs' (a list of tensors)")
         request["inputs"] = [decode_array(v, "inputs[{}]".format(i)) for i, v in enumerate(message["inputs"])]
@@ -188,18 +197,21 @@ def decode_request(message: Mapping[str, Any]) -> Dict[str, Any]:
 
 class Answer:
     """A runtime's answer to one request. `outputs` maps names to arrays (or lists of arrays / None for
-    predict results) when `status` is 'result'; `message` explains the other statuses."""
+    predict results) when `status` is 'result'; `message` explains the other statuses, and `error_class` names
+    the class of an `errored` answer to a `load` (one of `ERROR_CLASSES`)."""
 
-    __slots__ = ("status", "outputs", "message", "details", "seconds", "missing")
+    __slots__ = ("status", "outputs", "message", "details", "seconds", "missing", "error_class")
 
     def __init__(self, status: str, outputs: Optional[Dict[str, Any]] = None, message: str = "",
-                 details: str = "", seconds: float = 0.0, missing: Optional[Dict[str, str]] = None):
+                 details: str = "", seconds: float = 0.0, missing: Optional[Dict[str, str]] = None,
+                 error_class: Optional[str] = None):
         if status not in STATUSES:
             raise ValueError("unknown answer status {!r}".format(status))
         self.status, self.outputs, self.message, self.details = status, outputs or {}, message, details
         self.seconds = seconds
         #: requested outputs an oracle cannot compute, with the reason (never allowed for a runtime under test)
         self.missing = dict(missing or {})
+        self.error_class = error_class
 
     @property
     def ok(self) -> bool:
@@ -218,10 +230,12 @@ class Answer:
                 message["missing"] = dict(self.missing)
         elif self.status == "skipped":
             message["reason"] = self.message
-        else:
+        elif self.status != LOADED:
             message["message"] = self.message
             if self.details:
                 message["details"] = self.details
+            if self.error_class is not None:
+                message["error_class"] = self.error_class
         return message
 
     @classmethod
@@ -236,11 +250,39 @@ class Answer:
                 raise ProtocolError("'missing' must map output names to reasons")
             return cls("result", {name: decode_value(v, "outputs." + name) for name, v in outputs.items()},
                        missing={str(k): str(v) for k, v in missing.items()})
+        if kind == LOADED:
+            return cls(LOADED)
         if kind == "skipped":
             return cls("skipped", message=str(message.get("reason", "")))
         if kind == "errored":
-            return cls("errored", message=str(message.get("message", "")), details=str(message.get("details", "")))
+            error_class = message.get("error_class")
+            if error_class is not None and not isinstance(error_class, str):
+                raise ProtocolError("'error_class' must be a string, got {!r}".format(error_class))
+            return cls("errored", message=str(message.get("message", "")), details=str(message.get("details", "")),
+                       error_class=error_class)
         raise ProtocolError("unknown answer type {!r}".format(kind))
+
+
+def load_outcome(answer: Answer) -> Answer:
+    """A `load` answer as the harness compares it: a result whose output `load` is "loaded" or the refusal's error
+    class. Every other answer is a failure and says why: a runtime that declares `load` answers each load with the
+    file loaded or refused, never skipped, and names the class of a refusal."""
+    if answer.status == LOADED:
+        return Answer("result", {"load": LOADED}, seconds=answer.seconds)
+    if answer.status == "errored" and answer.error_class is not None:
+        return Answer("result", {"load": answer.error_class}, seconds=answer.seconds)
+    if answer.status in ("skipped", "errored", "result"):
+        return Answer("errored", message="a load was answered {} without an error_class ({})".format(
+            answer.status, answer.message or "no message"), seconds=answer.seconds)
+    return answer
+
+
+def refusal_class(error: BaseException) -> Optional[str]:
+    """The `ERROR_CLASSES` name a load reports for an SBIF error (None for any other failure)."""
+    for error_class in REFUSALS:
+        if isinstance(error, error_class):
+            return error_class.__name__
+    return None
 
 
 def check_hello(message: Any) -> Dict[str, Any]:
@@ -306,6 +348,9 @@ class Runtime:
         return self.request({"type": "op", "op": op, "attrs": dict(attrs or {}), "inputs": list(inputs),
                              "n_outputs": n_outputs})
 
+    def load(self, model: str) -> Answer:
+        return self.request({"type": "load", "model": model})
+
 
 def hello_message(name: str, version: str, language: str, features: Iterable[str],
                   ops: Optional[Iterable[str]]) -> Dict[str, Any]:
@@ -319,13 +364,13 @@ class PythonRuntime(Runtime):
 
     `load(path)` returns a policy (`run`, `predict`, `action_probability`, `value`); `get_op(name)` returns an
     op class (`attributes`, `compute`). Defaults: `sbif.load(path, backend="numpy")` and the op registry, i.e. the
-    NumPy reference
-    runtime. Policies are cached per file (path, size and modification time).
+    NumPy reference runtime. Policies are cached per file (path, size and modification time). A `load` request
+    answers whether `load(path)` succeeds; its refusals are the loader's `SbifError`s, by class.
     """
 
     def __init__(self, load: Optional[Callable[[str], Any]] = None, get_op: Optional[Callable[[str], Any]] = None,
                  name: str = "sbif-numpy", version: Optional[str] = None,
-                 features: Sequence[str] = ("run", "predict", "op", "recurrent", "sampling"),
+                 features: Sequence[str] = ("run", "predict", "op", "recurrent", "sampling", "load"),
                  ops: Optional[Iterable[str]] = None):
         import sbif
         from sbif.ops import REGISTRY
@@ -339,7 +384,10 @@ class PythonRuntime(Runtime):
         self._policies: Dict[Any, Any] = {}
 
     def policy(self, path: str) -> Any:
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError:  # the loader says why the file cannot be read (a FileFormatError for SBIF's reader)
+            return self._load(path)
         key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
         if key not in self._policies:
             if len(self._policies) > 64:
@@ -348,19 +396,23 @@ class PythonRuntime(Runtime):
         return self._policies[key]
 
     def request(self, request: Mapping[str, Any]) -> Answer:
-        from sbif.errors import SbifError, UnsupportedError
-
         start = time.perf_counter()
         kind = request.get("type")
         try:
             if kind not in self.features or kind not in REQUEST_TYPES:
                 return Answer("skipped", message="this runtime does not implement {!r} requests".format(kind))
+            if kind == "load":
+                self.policy(request["model"])
+                return Answer(LOADED, seconds=time.perf_counter() - start)
             outputs = getattr(self, "_" + kind)(request)
             return Answer("result", outputs, seconds=time.perf_counter() - start)
-        except UnsupportedError as exc:
-            return Answer("skipped", message=str(exc))
         except (SbifError, OSError) as exc:
-            return Answer("errored", message="{}: {}".format(type(exc).__name__, exc))
+            message = "{}: {}".format(type(exc).__name__, exc)
+            if kind == "load":  # a refusal, by class (an unsupported file too: the file is what is judged)
+                return Answer("errored", message=message, error_class=refusal_class(exc))
+            if isinstance(exc, UnsupportedError):
+                return Answer("skipped", message=str(exc))
+            return Answer("errored", message=message)
         except Exception as exc:  # a bug in the runtime: report it, with the traceback
             return Answer("errored", message="{}: {}".format(type(exc).__name__, exc),
                           details=traceback.format_exc(limit=8))

@@ -339,3 +339,12 @@ def tie_outputs(rule: Mapping[str, Any]) -> List[str]:
     """The expected outputs a rule's near-tie test reads (a request must ask for them too)."""
     ties = rule.get("ties") or {}
     return [ties[key] for key in ("scores", "probabilities") if key in ties]
+
+
+# -- reader refusal -------------------------------------------------------------------------------------------------
+def refusal_comparison(rule: Mapping[str, Any], expected: str, actual: Any) -> Comparison:
+    """`{"rule": "refusal"}`: the outcome of a `load` request (`conformance.protocol.load_outcome`), "loaded" or the
+    class of the refusal, must be the expected one (SPEC section 7). The error is 1 for a wrong outcome."""
+    if actual == expected:
+        return Comparison(True)
+    return Comparison(False, 1.0, detail="expected {}, got {}".format(expected, actual))

@@ -9,6 +9,7 @@ every failure.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import os
 import time
@@ -18,12 +19,13 @@ import numpy as np
 
 from .checks import CHECKS, Config, Probe, iterate
 from .models import ModelInfo
-from .protocol import Answer, Runtime
-from .rules import Comparison, compare
+from .protocol import Answer, Runtime, load_outcome
+from .rules import Comparison, compare, refusal_comparison
 
 #: statuses of a check; `fail` and `fixed` make the run fail
 STATUSES = ("pass", "fail", "skip", "error", "known_failure", "fixed")
 OP_VECTORS_MODEL = "(op vectors)"
+MALFORMED_MODEL = "(malformed files)"
 
 
 class CheckResult:
@@ -173,6 +175,14 @@ class OracleSource(Source):
         return self.oracle.request(probe.request)
 
 
+def corpus_items(checks: Sequence[str], config: Config) -> Iterator[Tuple[str, None, str, Any]]:
+    """The reader-refusal check: model-free, and its expected answers ship with the corpus, so it runs with any
+    source (run_suite runs it once)."""
+    if "reader_refusal" in checks:
+        plan = CHECKS["reader_refusal"].plan(None, np.random.default_rng(config.seed), config)
+        yield MALFORMED_MODEL, None, "reader_refusal", plan
+
+
 def _stable_hash(text: str) -> int:
     import zlib
 
@@ -221,7 +231,7 @@ def run_suite(sources: Sequence[Source], runtime: Runtime, checks: Optional[Sequ
     results: List[CheckResult] = []
     done = set()
     for source in sources:
-        for model, info, check, plan in source.items(checks, config):
+        for model, info, check, plan in itertools.chain(corpus_items(checks, config), source.items(checks, config)):
             key = "{}::{}".format(model, check)
             if not selected(key, select, skip) or (CHECKS[check].model_free and key in done):
                 continue  # model-free checks (op vectors) run once, whatever the number of sources
@@ -272,6 +282,8 @@ def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answe
             skipped = skipped or "the runtime does not implement op(s) {}".format(", ".join(missing_ops))
             continue
         actual = runtime.request(probe.request)
+        if probe.request.get("type") == "load":  # compared by its outcome: loaded, or the refusal's error class
+            actual = load_outcome(actual)
         if actual.status == "skipped":
             if probe.request.get("type") == "op":
                 skipped = skipped or actual.message
@@ -294,6 +306,8 @@ def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answe
             compared += 1
             if name not in actual.outputs:
                 comparison = Comparison(False, float("inf"), detail="the runtime did not return this output")
+            elif rule["rule"] == "refusal":
+                comparison = refusal_comparison(rule, expected.outputs[name], actual.outputs[name])
             else:
                 comparison = compare(rule, expected.outputs[name], actual.outputs[name], expected.outputs,
                                      comparison_inputs(probe.request))

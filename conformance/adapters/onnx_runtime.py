@@ -2,9 +2,10 @@
 
     python -m conformance.adapters.onnx_runtime [--opset N]
 
-Each requested `.sbif` is converted once (cached by path, size and modification time) and answered with an
-`onnxruntime.InferenceSession` on one thread (deterministic); `op` requests run a one-op model built per request.
-Features: run, op, recurrent, sampling (the predict interface is SBIF's `Policy`, not part of the ONNX model).
+Each requested `.sbif` is read by SBIF's reader (so a `load` refuses exactly the files it refuses), converted once
+(cached by path, size and modification time) and answered with an `onnxruntime.InferenceSession` on one thread
+(deterministic); `op` requests run a one-op model built per request. Features: run, op, recurrent, sampling, load
+(the predict interface is SBIF's `Policy`, not part of the ONNX model).
 It reads one JSON request per line on stdin and writes one answer per line on stdout; diagnostics go to stderr.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sbif.ops import ValueSpec
 
 from ..protocol import PythonRuntime, serve
 
-FEATURES = ("run", "op", "recurrent", "sampling")
+FEATURES = ("run", "op", "recurrent", "sampling", "load")
 
 
 def session_for(model: Any) -> Any:

@@ -3,9 +3,10 @@
     python -m conformance.adapters.torch_module              # eager modules (to_module)
     python -m conformance.adapters.torch_module --scripted   # their TorchScript build, saved and loaded back
 
-Each requested .sbif file is converted once (cached by path, size and modification time); `run` requests run the
-module, `op` requests the converter's op functions. Torch runs on one thread, so that several runtimes can share a
-machine. Requires PyTorch (pip install torch==2.13.0).
+Each requested .sbif file is read by SBIF's reader (so a `load` refuses exactly the files it refuses) and converted
+once (cached by path, size and modification time); `run` requests run the module, `op` requests the converter's op
+functions. Torch runs on one thread, so that several runtimes can share a machine. Requires PyTorch
+(pip install torch==2.13.0).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class TorchOp:
 
 
 class TorchRuntime(PythonRuntime):
-    """The protocol over `sbif.convert.torch`: features run, op, recurrent and sampling (no `predict`: the
+    """The protocol over `sbif.convert.torch`: features run, op, recurrent, sampling and load (no `predict`: the
     converted module is the graph, SB2's predict conventions stay with the caller)."""
 
     def __init__(self, scripted: bool = False):
@@ -79,7 +80,7 @@ class TorchRuntime(PythonRuntime):
         import torch
 
         torch.set_num_threads(1)
-        features = ("run", "op", "recurrent", "sampling")
+        features = ("run", "op", "recurrent", "sampling", "load")
         super().__init__(load=lambda path: TorchPolicy(path, scripted), get_op=lambda name: TorchOp(name, scripted),
                          features=features, ops=OPS)
         name = "sbif-torchscript" if scripted else "sbif-torch"

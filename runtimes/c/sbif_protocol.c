@@ -4,8 +4,9 @@
  *     sbif conformance run --runtime runtimes/c/build/sbif-protocol --golden conformance/golden
  *
  * One JSON request per line on stdin, one answer per line on stdout; nothing else is written to stdout. It answers
- * hello, run, op and shutdown; predict requests are skipped (SB2's predict conventions are left to the harness).
- * Models are cached by path, size and modification time.
+ * hello, run, op, load and shutdown; predict requests are skipped (SB2's predict conventions are left to the harness).
+ * A load that fails names the reader's error class (FileFormatError, DocumentError, UnsupportedError). Models are
+ * cached by path, size and modification time.
  */
 #define _POSIX_C_SOURCE 200809L /* stat, for the model cache */
 
@@ -338,6 +339,19 @@ static void answer_start(text *out, const sbif_json *id, const char *type) {
     text_cstring(out, type);
 }
 
+/** An errored answer, its message prefixed with the status name; with `error_class` for a refusal of a file. */
+static void answer_errored(text *out, const sbif_json *id, const sbif_error *error, int with_class) {
+    char message[sizeof error->message + 32];
+    snprintf(message, sizeof message, "%s: %s", sbif_status_name(error->status), error->message);
+    answer_start(out, id, "errored");
+    text_put(out, ",\"message\":");
+    text_cstring(out, message);
+    if (with_class) {
+        text_put(out, ",\"error_class\":");
+        text_cstring(out, sbif_status_name(error->status));
+    }
+}
+
 /** skipped (the runtime does not support something: an op, a format version) or errored. */
 static void answer_failure(text *out, const sbif_json *id, const sbif_error *error) {
     out->length = 0;
@@ -347,12 +361,18 @@ static void answer_failure(text *out, const sbif_json *id, const sbif_error *err
         text_put(out, ",\"reason\":");
         text_cstring(out, error->message);
     } else {
-        char message[sizeof error->message + 32];
-        snprintf(message, sizeof message, "%s: %s", sbif_status_name(error->status), error->message);
-        answer_start(out, id, "errored");
-        text_put(out, ",\"message\":");
-        text_cstring(out, message);
+        answer_errored(out, id, error, 0);
     }
+    text_put(out, "}");
+}
+
+/** A load that failed: errored, with the error class when the reader refused the file (SPEC section 7: an unsupported
+ * version or op is a refusal here, not a skip); a malformed request or lack of memory has no class. */
+static void answer_refusal(text *out, const sbif_json *id, const sbif_error *error) {
+    out->length = 0;
+    out->failed = 0;
+    answer_errored(out, id, error, error->status == SBIF_ERR_FILE_FORMAT || error->status == SBIF_ERR_DOCUMENT ||
+                   error->status == SBIF_ERR_UNSUPPORTED);
     text_put(out, "}");
 }
 
@@ -438,6 +458,22 @@ static sbif_status handle_run(const sbif_json *request, const sbif_json *id, tex
     return status;
 }
 
+/** Read and validate a file (through the cache, so a later run reuses it); nothing else. */
+static sbif_status handle_load(const sbif_json *request, const sbif_json *id, text *out, sbif_error *error) {
+    const sbif_json *path = sbif_json_get(request, "model");
+    const sbif_model *model = NULL;
+    sbif_status status;
+    if (path == NULL || sbif_json_string(path) == NULL || strlen(sbif_json_string(path)) != sbif_json_size(path)) {
+        return input_error(error, "load requests name the model file in 'model'");
+    }
+    status = cached_load(sbif_json_string(path), &model, error);
+    if (status == SBIF_OK) {
+        answer_start(out, id, "loaded");
+        text_put(out, "}");
+    }
+    return status;
+}
+
 static sbif_status handle_op(const sbif_json *request, const sbif_json *id, text *out, sbif_error *error) {
     const sbif_json *op = sbif_json_get(request, "op"), *inputs = sbif_json_get(request, "inputs");
     const sbif_json *attrs = sbif_json_get(request, "attrs"), *count = sbif_json_get(request, "n_outputs"), *item;
@@ -490,7 +526,7 @@ static void hello(text *out) {
              "{\"type\":\"hello\",\"protocol\":1,\"runtime\":{\"name\":\"" RUNTIME_NAME "\",\"version\":\"" SBIF_VERSION
                   "\",\"language\":");
     text_cstring(out, LANGUAGE);
-    text_put(out, "},\"features\":[\"run\",\"op\",\"recurrent\",\"sampling\"],\"ops\":[");
+    text_put(out, "},\"features\":[\"run\",\"op\",\"recurrent\",\"sampling\",\"load\"],\"ops\":[");
     for (i = 0; i < n; i++) {
         if (i > 0) text_add(out, ",", 1);
         text_cstring(out, ops[i]);
@@ -505,7 +541,7 @@ static int handle_line(const char *line, size_t length, text *out) {
     const char *type;
     sbif_error error;
     sbif_status status;
-    int shutdown = 0;
+    int shutdown = 0, load = 0;
     out->length = 0;
     out->failed = 0;
     status = sbif_json_parse(line, length, &request, &error);
@@ -531,6 +567,9 @@ static int handle_line(const char *line, size_t length, text *out) {
         status = handle_run(request, id, out, &error);
     } else if (type != NULL && strcmp(type, "op") == 0) {
         status = handle_op(request, id, out, &error);
+    } else if (type != NULL && strcmp(type, "load") == 0) {
+        load = 1;
+        status = handle_load(request, id, out, &error);
     } else if (type != NULL && strcmp(type, "predict") == 0) {
         error.status = status = SBIF_ERR_UNSUPPORTED;
         snprintf(error.message, sizeof error.message, RUNTIME_NAME " does not implement predict requests (feature "
@@ -539,7 +578,8 @@ static int handle_line(const char *line, size_t length, text *out) {
         status = input_error(&error, "unknown request type");
     }
     if (status == SBIF_OK && out->failed) status = out_of_memory(&error);
-    if (status != SBIF_OK) answer_failure(out, id, &error);
+    if (status != SBIF_OK && load) answer_refusal(out, id, &error);
+    else if (status != SBIF_OK) answer_failure(out, id, &error);
     sbif_json_free(request);
     return shutdown;
 }

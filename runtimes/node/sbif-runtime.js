@@ -4,13 +4,17 @@
 //
 //   node runtimes/node/sbif-runtime.js              # then: sbif conformance run --runtime "node runtimes/node/sbif-runtime.js" ...
 //
-// It implements the ops in OPS below (every SBIF op except conv2d and inverse_cdf_sample, so CNN policies and
-// DQN sampling are answered "skipped"), computes only the nodes the requested outputs need, and rounds every
-// float32 operation to float32 (Math.fround / Float32Array) as spec/ops.md asks.
+// It validates every file as SPEC section 7 orders (container, metadata, format_version, the JSON Schema, tensors,
+// the observation input, the static type of every node, outputs, predict) and names the class of a refusal, which is
+// what `load` requests answer. It implements the ops in OPS below (every SBIF op except conv2d and
+// inverse_cdf_sample, so CNN policies and DQN sampling are answered "skipped"), computes only the nodes the
+// requested outputs need, and rounds every float32 operation to float32 (Math.fround / Float32Array) as spec/ops.md
+// asks.
 'use strict';
 
 const fs = require('fs');
 const os = require('os');
+const pathModule = require('path');
 const readline = require('readline');
 
 const NAME = 'sbif-node';
@@ -28,58 +32,715 @@ const ARRAYS = {
   int64: BigInt64Array, uint8: Uint8Array, uint16: Uint16Array, bool: Uint8Array,
 };
 const INT_BITS = { int8: [8, true], int16: [16, true], int32: [32, true], uint8: [8, false], uint16: [16, false] };
-const CODES = { F32: 'float32', F64: 'float64', I8: 'int8', I16: 'int16', I32: 'int32', I64: 'int64', U8: 'uint8',
-  U16: 'uint16', BOOL: 'bool' };
 const SIZES = { float32: 4, float64: 8, int8: 1, int16: 2, int32: 4, int64: 8, uint8: 1, uint16: 2, bool: 1 };
 const isFloat = (dtype) => dtype === 'float32' || dtype === 'float64';
 const count = (shape) => shape.reduce((a, b) => a * b, 1);
 
 function tensor(dtype, shape, data) {
-  if (!ARRAYS[dtype]) throw new Unsupported(`dtype ${dtype}`);
+  if (!ARRAYS[dtype]) throw new UnsupportedError(`dtype ${dtype}`);
   if (data === undefined) data = new ARRAYS[dtype](count(shape));
   return { dtype, shape: shape.slice(), data };
 }
 
-class Unsupported extends Error {}
+// The errors a load names (SPEC section 7): the container, the document, or valid input this runtime cannot handle
+// (a newer format version, an unknown op). InputError is a caller's mistake in a request.
+class FileFormatError extends Error {}
+class DocumentError extends Error {}
+class UnsupportedError extends Error {}
 class InputError extends Error {}
+const REFUSALS = [FileFormatError, DocumentError, UnsupportedError];
 
-// ---- the container and the document ------------------------------------------------------------------------------
-function readModel(path) {
-  const bytes = fs.readFileSync(path);
-  if (bytes.length < 8) throw new InputError(`${path}: truncated file`);
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  if (headerLength > MAX_HEADER || 8 + headerLength > bytes.length) throw new InputError(`${path}: bad header length`);
-  const header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLength));
-  const metadata = header.__metadata__ || {};
-  if (metadata.format !== 'sbif' || typeof metadata.sbif !== 'string') throw new InputError(`${path}: not an SBIF file`);
-  const document = JSON.parse(metadata.sbif);
-  if (document.format_version !== 1) throw new Unsupported(`format version ${document.format_version}`);
-  const start = 8 + headerLength;
-  const tensors = {};
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isCount = (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
+const show = (value) => JSON.stringify(value);
+
+// ---- the container (SPEC section 2) ---------------------------------------------------------------------------------
+// safetensors code -> [dtype name, item size]; uint32, uint64 and float16 are container types no SBIF document declares
+const CONTAINER_CODES = {
+  BOOL: ['bool', 1], U8: ['uint8', 1], I8: ['int8', 1], I16: ['int16', 2], U16: ['uint16', 2], I32: ['int32', 4],
+  U32: ['uint32', 4], I64: ['int64', 8], U64: ['uint64', 8], F16: ['float16', 2], F32: ['float32', 4],
+  F64: ['float64', 8],
+};
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a byte-order mark is not JSON
+
+// Every check before any tensor is created: {metadata, entries: {name: {dtype, shape, begin, end}}, bytes, start}.
+function readContainer(path) {
+  let bytes;
+  try {
+    bytes = fs.readFileSync(path);
+  } catch (error) {
+    throw new FileFormatError(`cannot open ${path}: ${error.message}`);
+  }
+  if (bytes.length < 8) {
+    throw new FileFormatError(`${path}: truncated file (${bytes.length} bytes; a safetensors file starts with an `
+      + '8-byte header length)');
+  }
+  const headerLength = bytes.readBigUInt64LE(0);
+  if (headerLength > BigInt(MAX_HEADER)) {
+    throw new FileFormatError(`${path}: header length ${headerLength} exceeds the ${MAX_HEADER} byte limit`);
+  }
+  if (8n + headerLength > BigInt(bytes.length)) {
+    throw new FileFormatError(`${path}: truncated file: header says ${headerLength} bytes but only ${bytes.length - 8} `
+      + 'follow');
+  }
+  const start = 8 + Number(headerLength);
+  let header;
+  try {
+    header = JSON.parse(UTF8.decode(bytes.subarray(8, start)));
+  } catch (error) {
+    throw new FileFormatError(`${path}: the header is not valid JSON (${error.message})`);
+  }
+  if (!isObject(header)) throw new FileFormatError(`${path}: the header must be a JSON object`);
+  const metadata = has(header, '__metadata__') ? header.__metadata__ : {};
+  if (!isObject(metadata) || !Object.values(metadata).every((value) => typeof value === 'string')) {
+    throw new FileFormatError(`${path}: __metadata__ must map strings to strings`);
+  }
+  const entries = {};
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const dtype = CODES[entry.dtype];
-    if (!dtype) throw new Unsupported(`tensor dtype ${entry.dtype}`);
-    const [begin, end] = entry.data_offsets;
-    if (end - begin !== count(entry.shape) * SIZES[dtype] || start + end > bytes.length) {
-      throw new InputError(`${path}: tensor ${name} does not fit its data`);
+    const where = `${path}: tensor ${show(name)}`;
+    if (!isObject(entry) || Object.keys(entry).sort().join() !== 'data_offsets,dtype,shape') {
+      throw new FileFormatError(`${where} needs exactly the keys dtype, shape, data_offsets`);
     }
-    const raw = bytes.buffer.slice(bytes.byteOffset + start + begin, bytes.byteOffset + start + end); // a copy
-    tensors[name] = tensor(dtype, entry.shape, new ARRAYS[dtype](raw));
+    const known = typeof entry.dtype === 'string' && has(CONTAINER_CODES, entry.dtype);
+    if (!known) throw new FileFormatError(`${where} has unknown dtype ${show(entry.dtype)}`);
+    const code = CONTAINER_CODES[entry.dtype];
+    const { shape, data_offsets: offsets } = entry;
+    if (!Array.isArray(shape) || !shape.every(isCount)) {
+      throw new FileFormatError(`${where} has an invalid shape ${show(shape)}`);
+    }
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
+      throw new FileFormatError(`${where} has invalid data_offsets ${show(offsets)}`);
+    }
+    // exact integers, so that no shape bomb wraps around (dimensions beyond 2^53 are already rounded by JSON.parse,
+    // and stay far beyond any real span)
+    const needed = shape.reduce((product, dim) => product * BigInt(dim), 1n) * BigInt(code[1]);
+    if (BigInt(offsets[1] - offsets[0]) !== needed) {
+      throw new FileFormatError(`${where}: shape ${show(shape)} of ${code[0]} needs ${needed} bytes but data_offsets `
+        + `span ${offsets[1] - offsets[0]}`);
+    }
+    entries[name] = { dtype: code[0], shape, begin: offsets[0], end: offsets[1] };
   }
-  return { document, tensors };
+  const dataLength = bytes.length - start;
+  let position = 0;
+  const ordered = Object.entries(entries).sort(([, a], [, b]) => a.begin - b.begin || a.end - b.end);
+  for (const [name, { begin, end }] of ordered) {
+    if (begin !== position) {
+      throw new FileFormatError(`${path}: tensor ${show(name)} at byte ${begin} `
+        + `${begin < position ? 'overlaps the previous tensor' : 'leaves a gap before it'}`);
+    }
+    if (end > dataLength) {
+      throw new FileFormatError(`${path}: truncated file: tensor ${show(name)} ends at byte ${end} of a ${dataLength} `
+        + 'byte data buffer');
+    }
+    position = end;
+  }
+  if (position !== dataLength) {
+    throw new FileFormatError(`${path}: ${dataLength - position} trailing bytes after the last tensor`);
+  }
+  return { metadata, entries, bytes, start };
+}
+
+// ---- the document (SPEC section 3) ----------------------------------------------------------------------------------
+const FORMAT_VERSION = 1;
+
+function decodeDocument(metadata, path) {
+  if (metadata.format !== 'sbif' || !has(metadata, 'sbif')) {
+    throw new DocumentError(`${path} is a safetensors file but not an SBIF file (no 'sbif' document in its metadata)`);
+  }
+  let document;
+  try {
+    document = JSON.parse(metadata.sbif);
+  } catch (error) {
+    throw new DocumentError(`${path}: the SBIF document is not valid JSON (${error.message})`);
+  }
+  if (!isObject(document)) throw new DocumentError(`${path}: the SBIF document must be a JSON object`);
+  const version = document.format_version;
+  if (typeof version !== 'number' || !Number.isInteger(version)) {
+    throw new DocumentError(`${path}: format_version must be an integer, got ${show(version)}`);
+  }
+  if (version !== FORMAT_VERSION) {
+    throw new UnsupportedError(`${path}: format version ${version} is not supported (${NAME} reads version `
+      + `${FORMAT_VERSION})`);
+  }
+  const violation = schemaViolation(document, documentSchema(), documentSchema(), []);
+  if (violation) {
+    const where = violation.path.join('/') || '(top level)';
+    throw new DocumentError(`${path}: schema violation at ${where}: ${violation.message}`);
+  }
+  return document;
+}
+
+// The JSON Schema of the document (spec/schema: its one home), checked with the draft-7 keywords it uses. A keyword
+// this validator does not implement is refused when the schema is read, so a change to the schema cannot be ignored.
+const SCHEMA_PATH = pathModule.join(__dirname, '..', '..', 'spec', 'schema', 'sbif-document-v1.schema.json');
+const SCHEMA_KEYWORDS = new Set(['$ref', 'additionalProperties', 'anyOf', 'const', 'enum', 'items', 'maxLength',
+  'minItems', 'minLength', 'minimum', 'oneOf', 'pattern', 'properties', 'required', 'type']);
+const SCHEMA_ANNOTATIONS = new Set(['$id', '$schema', 'title', 'description', 'definitions']);
+let schema = null;
+
+function documentSchema() {
+  if (schema === null) {
+    const loaded = JSON.parse(fs.readFileSync(SCHEMA_PATH, 'utf8'));
+    const walk = (node, where) => {
+      if (!isObject(node)) throw new Error(`${SCHEMA_PATH}: ${where} is not a schema object`);
+      for (const [keyword, value] of Object.entries(node)) {
+        if (!SCHEMA_KEYWORDS.has(keyword) && !SCHEMA_ANNOTATIONS.has(keyword)) {
+          throw new Error(`${SCHEMA_PATH}: keyword ${keyword} at ${where} is not implemented by ${NAME}`);
+        }
+        if (keyword === 'definitions' || keyword === 'properties') {
+          for (const [name, sub] of Object.entries(value)) walk(sub, `${where}/${keyword}/${name}`);
+        } else if (keyword === 'items' || (keyword === 'additionalProperties' && typeof value !== 'boolean')) {
+          walk(value, `${where}/${keyword}`);
+        } else if (keyword === 'anyOf' || keyword === 'oneOf') {
+          value.forEach((sub, index) => walk(sub, `${where}/${keyword}/${index}`));
+        }
+      }
+    };
+    walk(loaded, '#');
+    schema = loaded;
+  }
+  return schema;
+}
+
+const JSON_TYPES = {
+  object: isObject, array: Array.isArray, string: (v) => typeof v === 'string', boolean: (v) => typeof v === 'boolean',
+  null: (v) => v === null, number: (v) => typeof v === 'number', integer: (v) => Number.isInteger(v),
+};
+
+function jsonEqual(a, b) {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => jsonEqual(v, b[i]));
+  }
+  if (isObject(a) || isObject(b)) {
+    return isObject(a) && isObject(b) && Object.keys(a).length === Object.keys(b).length
+      && Object.keys(a).every((key) => has(b, key) && jsonEqual(a[key], b[key]));
+  }
+  return a === b;
+}
+
+// The first violation of `node` by `instance` ({path, message}), keywords in their written order, or null.
+function schemaViolation(instance, node, root, path) {
+  for (const [keyword, value] of Object.entries(node)) {
+    const found = schemaKeyword(keyword, value, instance, node, root, path);
+    if (found) return found;
+  }
+  return null;
+}
+
+function schemaKeyword(keyword, value, instance, node, root, path) {
+  const fail = (message) => ({ path, message: `${show(instance)} ${message}` });
+  switch (keyword) {
+    case '$ref':
+      return schemaViolation(instance, value.slice(2).split('/').reduce((at, part) => at[part], root), root, path);
+    case 'type': {
+      const names = Array.isArray(value) ? value : [value];
+      return names.some((name) => JSON_TYPES[name](instance)) ? null : fail(`is not of type ${names.join(', ')}`);
+    }
+    case 'const':
+      return jsonEqual(instance, value) ? null : fail(`is not ${show(value)}`);
+    case 'enum':
+      return value.some((each) => jsonEqual(instance, each)) ? null : fail(`is not one of ${show(value)}`);
+    case 'minimum':
+      return typeof instance === 'number' && instance < value ? fail(`is less than the minimum of ${value}`) : null;
+    case 'minItems':
+      return Array.isArray(instance) && instance.length < value ? fail('is too short') : null;
+    case 'minLength':
+      return typeof instance === 'string' && [...instance].length < value ? fail('is too short') : null;
+    case 'maxLength':
+      return typeof instance === 'string' && [...instance].length > value ? fail('is too long') : null;
+    case 'pattern':
+      return typeof instance === 'string' && !new RegExp(value, 'u').test(instance)
+        ? fail(`does not match ${value}`) : null;
+    case 'required': {
+      const missing = isObject(instance) ? value.filter((name) => !has(instance, name)) : [];
+      return missing.length ? { path, message: `${show(missing[0])} is a required property` } : null;
+    }
+    case 'properties':
+      if (!isObject(instance)) return null;
+      for (const [name, sub] of Object.entries(value)) {
+        if (has(instance, name)) {
+          const found = schemaViolation(instance[name], sub, root, path.concat([name]));
+          if (found) return found;
+        }
+      }
+      return null;
+    case 'additionalProperties': {
+      if (!isObject(instance)) return null;
+      const extras = Object.keys(instance).filter((name) => !has(node.properties || {}, name));
+      if (value === false) {
+        const message = `additional properties are not allowed (${extras.map(show).join(', ')})`;
+        return extras.length ? { path, message } : null;
+      }
+      for (const name of typeof value === 'boolean' ? [] : extras) {
+        const found = schemaViolation(instance[name], value, root, path.concat([name]));
+        if (found) return found;
+      }
+      return null;
+    }
+    case 'items':
+      if (!Array.isArray(instance)) return null;
+      for (let index = 0; index < instance.length; index++) {
+        const found = schemaViolation(instance[index], value, root, path.concat([index]));
+        if (found) return found;
+      }
+      return null;
+    case 'anyOf':
+    case 'oneOf': {
+      const valid = value.filter((sub) => schemaViolation(instance, sub, root, path) === null).length;
+      if (valid === 0) return fail('is not valid under any of the given schemas');
+      return keyword === 'oneOf' && valid > 1 ? fail('is valid under more than one of the given schemas') : null;
+    }
+    default:
+      return null; // annotations
+  }
+}
+
+// ---- tensors, inputs and the static check of the graph (SPEC sections 3.2 to 3.6) ----------------------------------
+// A static type is {dtype, shape}; null in a shape is the batch dimension, which only the first may be.
+const DTYPES = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'int16', 'uint16', 'bool'];
+const FLOATS = ['float32', 'float64'];
+const INTEGERS = ['int32', 'int64', 'uint8', 'int8', 'int16', 'uint16'];
+const MAX_DIM = 2 ** 63; // dimensions must be below it (NumPy's largest array dimension is 2^63 - 1)
+const spec = (dtype, shape) => ({ dtype, shape: shape.slice() });
+const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
+const sameSpec = (a, b) => a.dtype === b.dtype && sameShape(a.shape, b.shape);
+const showSpec = (s) => `${s.dtype}[${s.shape.map((d) => (d === null ? 'B' : d)).join(',')}]`;
+
+class TypeFailure extends Error {} // an op's rule is violated (the caller says where)
+function typeFail(message) { throw new TypeFailure(message); }
+function requireDtype(s, allowed, role = 'input') {
+  if (!allowed.includes(s.dtype)) typeFail(`${role} has dtype ${s.dtype}, expected one of ${allowed.join(', ')}`);
+}
+function normalizeAxisStatic(axis, rank) {
+  if (axis < -rank || axis >= rank) typeFail(`axis ${axis} is out of range for rank ${rank}`);
+  return axis < 0 ? axis + rank : axis;
+}
+// NumPy broadcasting of static shapes; the batch dimension broadcasts with 1 and itself only
+function broadcastStatic(shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = [];
+  for (let axis = 0; axis < rank; axis++) {
+    const sizes = new Set();
+    for (const s of shapes) {
+      const d = axis - rank + s.length >= 0 ? s[axis - rank + s.length] : 1;
+      if (d !== 1) sizes.add(d);
+    }
+    if (sizes.size > 1) typeFail(`shapes ${shapes.map((s) => show(s)).join(' and ')} do not broadcast`);
+    out.push(sizes.size ? sizes.values().next().value : 1);
+  }
+  return out;
+}
+
+// Attribute kinds, as sbif/ops declares them (JSON cannot tell 1.0 from 1 in JavaScript, so 'float' takes both).
+const KINDS = {
+  int: (v) => Number.isInteger(v), float: (v) => typeof v === 'number', list: Array.isArray,
+  str: (v) => typeof v === 'string', scalar: (v) => typeof v === 'number' || typeof v === 'boolean',
+};
+const unaryFloat = { infer: ([x]) => { requireDtype(x, FLOATS); return [x]; } };
+function binary(resultDtype) {
+  return {
+    arity: 2,
+    infer: ([x, y]) => {
+      if (x.dtype !== y.dtype) typeFail(`operands have different dtypes (${x.dtype} and ${y.dtype})`);
+      return [spec(resultDtype || x.dtype, broadcastStatic([x.shape, y.shape]))];
+    },
+  };
+}
+const productType = (x, w, b) => {
+  requireDtype(x, FLOATS, 'x');
+  if (x.dtype !== w.dtype || (b && x.dtype !== b.dtype)) typeFail(`x, w${b ? ' and b' : ''} have different dtypes`);
+  const given = [x, w, b].filter(Boolean).map(showSpec).join(', ');
+  if (x.shape.length !== 2 || w.shape.length !== 2 || (b && b.shape.length !== 1)) {
+    typeFail(`needs x [B, K], w [K, N]${b ? ', b [N]' : ''}, got ${given}`);
+  }
+  if (x.shape[1] !== w.shape[0] || (b && w.shape[1] !== b.shape[0])) typeFail(`shapes do not chain: ${given}`);
+  return [spec(x.dtype, [x.shape[0], w.shape[1]])];
+};
+const convSize = (size, kernel, stride, padding) => {
+  if (size === null) return null;
+  return padding === 'SAME' ? Math.ceil(size / stride) : Math.floor((size - kernel) / stride) + 1;
+};
+
+// Every op of spec/ops.md and spec/ops-sampling.md: arity (default 1; null: one or more), outputs (default 1; null: as
+// the node lists), attributes {name: kind} (all required) and the dtype/shape rule. conv2d and inverse_cdf_sample are
+// checked but not run.
+const STATIC = {
+  add: binary(), sub: binary(), mul: binary(), less: binary('bool'),
+  div: { arity: 2, infer: ([x, y]) => { requireDtype(x, FLOATS); return binary().infer([x, y]); } },
+  neg: unaryFloat, exp: unaryFloat, log: unaryFloat, tanh: unaryFloat, sigmoid: unaryFloat, relu: unaryFloat,
+  relu6: unaryFloat, elu: unaryFloat, selu: unaryFloat, softplus: unaryFloat, softsign: unaryFloat, swish: unaryFloat,
+  round_half_even: unaryFloat, softmax: unaryFloat,
+  leaky_relu: { attrs: { alpha: 'float' }, infer: unaryFloat.infer },
+  clip: {
+    arity: 3,
+    infer: ([x, low, high]) => {
+      if (x.dtype !== low.dtype || x.dtype !== high.dtype) typeFail('clip operands have different dtypes');
+      if (!sameShape(broadcastStatic([x.shape, low.shape, high.shape]), x.shape)) {
+        typeFail(`clip bounds ${showSpec(low)} and ${showSpec(high)} would change the shape of ${showSpec(x)}`);
+      }
+      return [x];
+    },
+  },
+  cast: {
+    attrs: { to: 'str' },
+    infer: ([x], attrs) => {
+      if (!DTYPES.includes(attrs.to)) typeFail(`cast to unknown dtype ${show(attrs.to)}`);
+      return [spec(attrs.to, x.shape)];
+    },
+  },
+  constant: {
+    arity: 0,
+    attrs: { value: 'scalar', dtype: 'str' },
+    infer: (inputs, attrs) => {
+      if (!DTYPES.includes(attrs.dtype)) typeFail(`constant of unknown dtype ${show(attrs.dtype)}`);
+      return [spec(attrs.dtype, [])];
+    },
+  },
+  one_hot: {
+    attrs: { depth: 'int' },
+    infer: ([x], attrs) => {
+      requireDtype(x, INTEGERS);
+      if (attrs.depth < 1) typeFail(`one_hot depth must be positive, got ${attrs.depth}`);
+      return [spec('float32', x.shape.concat([attrs.depth]))];
+    },
+  },
+  argmax: {
+    infer: ([x]) => {
+      if (x.shape.length < 1) typeFail('argmax needs an input of rank at least 1');
+      return [spec('int64', x.shape.slice(0, -1))];
+    },
+  },
+  matmul: { arity: 2, infer: ([x, w]) => productType(x, w, null) },
+  linear: { arity: 3, infer: ([x, w, b]) => productType(x, w, b) },
+  conv2d: {
+    arity: 3,
+    attrs: { strides: 'list', padding: 'str' },
+    infer: ([x, w, b], { strides, padding }) => {
+      requireDtype(x, FLOATS, 'x');
+      if (x.dtype !== w.dtype || x.dtype !== b.dtype) typeFail('conv2d operands have different dtypes');
+      if (x.shape.length !== 4 || w.shape.length !== 4 || !sameShape(b.shape, [w.shape[3]])
+        || x.shape[3] !== w.shape[2]) {
+        typeFail(`conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got ${[x, w, b].map(showSpec).join(', ')}`);
+      }
+      if (strides.length !== 2 || !strides.every((s) => Number.isInteger(s) && s > 0)) {
+        typeFail(`conv2d strides must be two positive integers, got ${show(strides)}`);
+      }
+      if (padding !== 'VALID' && padding !== 'SAME') {
+        typeFail(`conv2d padding must be VALID or SAME, got ${show(padding)}`);
+      }
+      const out = [1, 2].map((axis) => convSize(x.shape[axis], w.shape[axis - 1], strides[axis - 1], padding));
+      if (Math.min(...out) < 1) typeFail(`conv2d input ${showSpec(x)} is smaller than the kernel ${showSpec(w)}`);
+      return [spec(x.dtype, [x.shape[0], out[0], out[1], w.shape[3]])];
+    },
+  },
+  layer_norm: {
+    arity: 3,
+    attrs: { epsilon: 'float' },
+    infer: ([x, gamma, beta]) => {
+      requireDtype(x, FLOATS, 'x');
+      const last = x.shape.slice(-1);
+      if (x.dtype !== gamma.dtype || x.dtype !== beta.dtype || !sameShape(gamma.shape, last)
+        || !sameShape(beta.shape, last)) {
+        typeFail(`layer_norm needs gamma and beta of shape [${last}] and x's dtype`);
+      }
+      return [x];
+    },
+  },
+  reduce_mean: {
+    infer: ([x]) => {
+      requireDtype(x, FLOATS);
+      return [spec(x.dtype, x.shape.slice(0, -1).concat([1]))];
+    },
+  },
+  flatten: {
+    infer: ([x]) => {
+      if (x.shape.length < 1) typeFail('flatten needs a batch dimension');
+      return [spec(x.dtype, [x.shape[0], x.shape.slice(1).reduce((a, b) => a * b, 1)])];
+    },
+  },
+  reshape: {
+    attrs: { shape: 'list' },
+    infer: ([x], attrs) => {
+      if (x.shape.includes(null)) {
+        typeFail('reshape applies to tensors without a batch dimension (use flatten for batches)');
+      }
+      const size = (s) => s.reduce((a, b) => a * BigInt(b), 1n);
+      if (!attrs.shape.every(isCount) || size(attrs.shape) !== size(x.shape)) {
+        typeFail(`cannot reshape ${showSpec(x)} to ${show(attrs.shape)}`);
+      }
+      return [spec(x.dtype, attrs.shape)];
+    },
+  },
+  expand_dims: {
+    attrs: { axis: 'int' },
+    infer: ([x], attrs) => {
+      const axis = normalizeAxisStatic(attrs.axis, x.shape.length + 1);
+      return [spec(x.dtype, x.shape.slice(0, axis).concat([1], x.shape.slice(axis)))];
+    },
+  },
+  squeeze: {
+    attrs: { axis: 'int' },
+    infer: ([x], attrs) => {
+      const axis = normalizeAxisStatic(attrs.axis, x.shape.length);
+      if (x.shape[axis] !== 1) typeFail(`squeeze axis ${axis} of ${showSpec(x)} does not have size 1`);
+      return [spec(x.dtype, x.shape.filter((_, i) => i !== axis))];
+    },
+  },
+  concat: {
+    arity: null,
+    attrs: { axis: 'int' },
+    infer: (inputs, attrs) => {
+      const first = inputs[0];
+      const axis = normalizeAxisStatic(attrs.axis, first.shape.length);
+      const outside = (s) => s.slice(0, axis).concat(s.slice(axis + 1));
+      let total = 0;
+      for (const s of inputs) {
+        if (s.dtype !== first.dtype || s.shape.length !== first.shape.length) {
+          typeFail(`concat inputs differ in dtype or rank: ${showSpec(first)} and ${showSpec(s)}`);
+        }
+        if (!sameShape(outside(s.shape), outside(first.shape))) {
+          typeFail(`concat inputs differ outside axis ${axis}: ${showSpec(first)} and ${showSpec(s)}`);
+        }
+        if (s.shape[axis] === null) typeFail('concat cannot join along the batch dimension');
+        total += s.shape[axis];
+      }
+      return [spec(first.dtype, first.shape.slice(0, axis).concat([total], first.shape.slice(axis + 1)))];
+    },
+  },
+  split: {
+    outputs: null,
+    attrs: { sizes: 'list', axis: 'int' },
+    infer: ([x], attrs, nOutputs) => {
+      const axis = normalizeAxisStatic(attrs.axis, x.shape.length);
+      if (attrs.sizes.length !== nOutputs || !attrs.sizes.every((s) => Number.isInteger(s) && s > 0)) {
+        typeFail(`split sizes ${show(attrs.sizes)} must be positive and one per output (${nOutputs})`);
+      }
+      if (x.shape[axis] !== attrs.sizes.reduce((a, b) => a + b, 0)) {
+        typeFail(`split sizes ${show(attrs.sizes)} do not add up to dimension ${axis} of ${showSpec(x)}`);
+      }
+      return attrs.sizes.map((size) => spec(x.dtype, x.shape.slice(0, axis).concat([size], x.shape.slice(axis + 1))));
+    },
+  },
+  stack: {
+    arity: null,
+    attrs: { axis: 'int' },
+    infer: (inputs, attrs) => {
+      const first = inputs[0];
+      if (!inputs.every((s) => sameSpec(s, first))) {
+        typeFail(`stack inputs must share dtype and shape: ${inputs.map(showSpec).join(', ')}`);
+      }
+      const axis = normalizeAxisStatic(attrs.axis, first.shape.length + 1);
+      return [spec(first.dtype, first.shape.slice(0, axis).concat([inputs.length], first.shape.slice(axis)))];
+    },
+  },
+  inverse_cdf_sample: {
+    arity: 2,
+    infer: ([p, u]) => {
+      requireDtype(p, FLOATS, 'p');
+      requireDtype(u, FLOATS, 'u');
+      const n = p.shape[p.shape.length - 1];
+      if (p.shape.length < 1 || n === null || n < 1) {
+        typeFail(`inverse_cdf_sample needs p with a last axis of at least one entry, got ${showSpec(p)}`);
+      }
+      if (!sameShape(u.shape, p.shape.slice(0, -1).concat([1]))) {
+        typeFail(`inverse_cdf_sample needs u of shape p.shape[:-1] + (1,), got p ${showSpec(p)} and u ${showSpec(u)}`);
+      }
+      return [spec('int64', p.shape.slice(0, -1))];
+    },
+  },
+};
+
+// A node's attributes checked: no unknown name, every declared one present and of its kind.
+function checkAttrs(op, rule, attrs, where) {
+  const declared = rule.attrs || {};
+  const unknown = Object.keys(attrs).filter((name) => !has(declared, name));
+  if (unknown.length) throw new DocumentError(`${where}: op ${op} has no attribute ${unknown.sort().join(', ')}`);
+  for (const [name, kind] of Object.entries(declared)) {
+    if (!has(attrs, name)) throw new DocumentError(`${where}: op ${op} needs attribute ${show(name)}`);
+    if (!KINDS[kind](attrs[name])) {
+      throw new DocumentError(`${where}: attribute ${show(name)} of op ${op} has the wrong type `
+        + `(${show(attrs[name])})`);
+    }
+  }
+}
+
+function define(specs, name, s, where, role) {
+  if (specs.has(name)) throw new DocumentError(`${where}: ${role} name ${show(name)} is already defined`);
+  if (s.shape.slice(1).includes(null)) {
+    throw new DocumentError(`${where}: ${role} ${show(name)}: only the first dimension may be the batch (null)`);
+  }
+  if (s.shape.some((d) => d !== null && d >= MAX_DIM)) {
+    throw new DocumentError(`${where}: ${role} ${show(name)} has shape ${show(s.shape)}: a dimension exceeds 2^63 - 1`);
+  }
+  specs.set(name, s);
+}
+
+// The document against the container's entries and its own graph, in SPEC section 7's order; returns the static type
+// of every graph value.
+function checkDocument(document, entries, path) {
+  const specs = new Map();
+  for (const entry of document.tensors) {
+    const stored = has(entries, entry.name) ? entries[entry.name] : null;
+    const where = `${path}: tensor ${show(entry.name)}`;
+    if (!stored) throw new DocumentError(`${where} is listed in the document but missing from the file`);
+    if (stored.dtype !== entry.dtype) {
+      throw new DocumentError(`${where} is declared ${entry.dtype} but stored as ${stored.dtype}`);
+    }
+    if (!sameShape(stored.shape, entry.shape)) {
+      throw new DocumentError(`${where} is declared with shape ${show(entry.shape)} but stored with shape `
+        + `${show(stored.shape)}`);
+    }
+    define(specs, entry.name, spec(entry.dtype, entry.shape), path, 'tensor');
+  }
+  const stray = Object.keys(entries).filter((name) => !specs.has(name)).sort();
+  if (stray.length) {
+    throw new DocumentError(`${path}: the file holds tensors the document does not list: `
+      + `${stray.slice(0, 5).join(', ')}`);
+  }
+  for (const entry of document.inputs) {
+    define(specs, entry.name, spec(entry.dtype, entry.shape), path, 'input');
+    if (entry.kind === 'noise' && (entry.dtype !== 'float32' || !has(entry, 'distribution'))) {
+      throw new DocumentError(`${path}: noise input ${show(entry.name)} must be float32 with a distribution`);
+    }
+  }
+  if (!specs.has('obs') || !document.inputs.some((entry) => entry.kind === 'observation')) {
+    throw new DocumentError(`${path}: the graph has no observation input named 'obs'`);
+  }
+  checkObservationInput(document, specs.get('obs'), path);
+  document.graph.forEach((node, index) => {
+    const where = `${path}: graph node ${index} (${node.op})`;
+    if (!has(STATIC, node.op)) {
+      throw new UnsupportedError(`${where}: unknown op ${show(node.op)}: ${NAME} knows `
+        + `${Object.keys(STATIC).sort().join(', ')}`);
+    }
+    const rule = STATIC[node.op];
+    const attrs = node.attrs || {};
+    checkAttrs(node.op, rule, attrs, where);
+    const arity = rule.arity === undefined ? 1 : rule.arity;
+    if (arity === null ? node.inputs.length < 1 : node.inputs.length !== arity) {
+      const takes = arity === null ? 'one or more' : arity;
+      throw new DocumentError(`${where}: takes ${takes} inputs, got ${node.inputs.length}`);
+    }
+    const outputs = rule.outputs === undefined ? 1 : rule.outputs;
+    if (outputs !== null && node.outputs.length !== outputs) {
+      throw new DocumentError(`${where}: has ${outputs} outputs, got ${node.outputs.length}`);
+    }
+    const missing = node.inputs.filter((name) => !specs.has(name));
+    if (missing.length) {
+      throw new DocumentError(`${where}: uses ${missing.map(show).join(', ')} before it is defined (not an input, `
+        + 'tensor or earlier output)');
+    }
+    let results;
+    try {
+      results = rule.infer(node.inputs.map((name) => specs.get(name)), attrs, node.outputs.length);
+    } catch (error) {
+      if (error instanceof TypeFailure) throw new DocumentError(`${where}: ${error.message}`);
+      throw error;
+    }
+    node.outputs.forEach((name, i) => define(specs, name, results[i], where, 'output'));
+  });
+  for (const output of document.outputs) {
+    const where = `${path}: output ${show(output.name)}`;
+    if (!specs.has(output.name)) throw new DocumentError(`${where} is never computed by the graph`);
+    const declared = spec(output.dtype, output.shape);
+    if (!sameSpec(specs.get(output.name), declared)) {
+      throw new DocumentError(`${where} is declared ${showSpec(declared)} but the graph computes `
+        + `${showSpec(specs.get(output.name))}`);
+    }
+  }
+  checkPredict(document, path);
+  return specs;
+}
+
+function checkObservationInput(document, obs, path) {
+  const space = document.observation_space;
+  let expected;
+  if (space.kind === 'box') {
+    // with VecNormalize folded in, the graph takes raw float64 observations and normalizes them itself
+    const dtype = has(document.provenance, 'vecnormalize') ? 'float64' : space.dtype;
+    expected = spec(dtype, [null].concat(space.shape));
+    const size = space.shape.reduce((a, b) => a * b, 1);
+    for (const bound of ['low', 'high']) {
+      if (Array.isArray(space[bound]) && space[bound].length !== size) {
+        throw new DocumentError(`${path}: observation_space ${bound}: a Box bound has ${space[bound].length} `
+          + `values for a space of ${size} elements`);
+      }
+    }
+  } else if (space.kind === 'discrete') {
+    expected = spec('int32', [null]);
+  } else if (space.kind === 'multi_discrete') {
+    expected = spec('int32', [null, space.nvec.length]);
+  } else {
+    expected = spec('int32', [null, space.n]);
+  }
+  if (!sameSpec(obs, expected)) {
+    throw new DocumentError(`${path}: observation input is ${showSpec(obs)} but a ${space.kind} observation space `
+      + `needs ${showSpec(expected)}`);
+  }
+}
+
+function checkPredict(document, path) {
+  const outputs = new Map(document.outputs.map((output) => [output.name, output]));
+  const predict = document.predict;
+  const names = [predict.deterministic_action].concat(
+    predict.stochastic_action === null ? [] : [predict.stochastic_action],
+    Object.values(predict.distribution ? predict.distribution.parameters : {}));
+  for (const name of names) {
+    if (!outputs.has(name)) {
+      throw new DocumentError(`${path}: predict refers to ${show(name)}, which is not a declared output`);
+    }
+  }
+  const inputs = new Map(document.inputs.map((entry) => [entry.name, entry]));
+  const recurrent = predict.recurrent;
+  if (!recurrent) {
+    if (document.inputs.some((entry) => entry.kind === 'state' || entry.kind === 'mask')) {
+      throw new DocumentError(`${path}: state/mask inputs without predict.recurrent`);
+    }
+    return;
+  }
+  const state = inputs.get(recurrent.state_input);
+  const mask = inputs.get(recurrent.mask_input);
+  if (!state || state.kind !== 'state' || state.dtype !== 'float32' || state.shape.length !== 2) {
+    throw new DocumentError(`${path}: predict.recurrent.state_input must name a float32 [B, S] input of kind 'state'`);
+  }
+  if (!mask || mask.kind !== 'mask' || mask.dtype !== 'float32' || !sameShape(mask.shape, [null])) {
+    throw new DocumentError(`${path}: predict.recurrent.mask_input must name a float32 [B] input of kind 'mask'`);
+  }
+  const out = outputs.get(recurrent.state_output);
+  if (!out || out.dtype !== 'float32' || !sameShape(out.shape, state.shape)) {
+    throw new DocumentError(`${path}: predict.recurrent.state_output must name a declared output shaped like the state `
+      + 'input');
+  }
+}
+
+// A validated file: its document, tensors (created only now, each a copy of its bytes) and graph lookups.
+function readModel(path) {
+  const { metadata, entries, bytes, start } = readContainer(path);
+  const document = decodeDocument(metadata, path);
+  checkDocument(document, entries, path);
+  const tensors = {};
+  for (const entry of document.tensors) {
+    const { begin, end } = entries[entry.name];
+    const raw = bytes.buffer.slice(bytes.byteOffset + start + begin, bytes.byteOffset + start + end); // a copy
+    tensors[entry.name] = tensor(entry.dtype, entry.shape, new ARRAYS[entry.dtype](raw));
+  }
+  const producers = new Map();
+  document.graph.forEach((node, index) => node.outputs.forEach((name) => producers.set(name, index)));
+  return { document, tensors, producers, inputs: new Map(document.inputs.map((e) => [e.name, e])) };
 }
 
 const models = new Map();
 function loadModel(path) {
-  const stat = fs.statSync(path);
-  const key = `${path}:${stat.size}:${stat.mtimeMs}`;
-  if (!models.has(key)) {
-    const { document, tensors } = readModel(path);
-    const producers = new Map();
-    document.graph.forEach((node, index) => node.outputs.forEach((name) => producers.set(name, index)));
-    models.set(key, { document, tensors, producers, inputs: new Map(document.inputs.map((e) => [e.name, e])) });
+  let stat;
+  try {
+    stat = fs.statSync(path);
+  } catch (error) {
+    return readModel(path); // the reader says why the file cannot be read
   }
+  const key = `${path}:${stat.size}:${stat.mtimeMs}`;
+  if (!models.has(key)) models.set(key, readModel(path));
   return models.get(key);
 }
 
@@ -394,7 +1055,7 @@ const NO_INPUTS = new Set(['constant']);
 
 function apply(op, inputs, attrs) {
   const f = OPS[op];
-  if (!f) throw new Unsupported(`op ${op} is not implemented by ${NAME}`);
+  if (!f) throw new UnsupportedError(`op ${op} is not implemented by ${NAME}`);
   const result = NO_INPUTS.has(op) ? f(attrs) : f(...inputs, attrs);
   return SPLIT_LIKE.has(op) ? result : [result];
 }
@@ -418,7 +1079,7 @@ function run(model, feeds, wanted) {
   }
   const order = Array.from(needed).sort((a, b) => a - b);
   const missingOps = order.map((i) => document.graph[i].op).filter((op) => !OPS[op]);
-  if (missingOps.length) throw new Unsupported(`op(s) ${Array.from(new Set(missingOps)).join(', ')} not implemented by ${NAME}`);
+  if (missingOps.length) throw new UnsupportedError(`op(s) ${Array.from(new Set(missingOps)).join(', ')} not implemented by ${NAME}`);
   for (const [name, value] of Object.entries(feeds)) {
     const entry = model.inputs.get(name);
     if (!entry) continue;
@@ -483,7 +1144,7 @@ function hello() {
   return {
     type: 'hello', protocol: PROTOCOL,
     runtime: { name: NAME, version: VERSION, language: `javascript (node ${process.version})` },
-    features: ['run', 'op', 'recurrent', 'sampling'],
+    features: ['run', 'op', 'recurrent', 'sampling', 'load'],
     ops: Object.keys(OPS).sort(),
   };
 }
@@ -498,6 +1159,11 @@ function handle(message) {
     for (const [name, value] of Object.entries(outputs)) encoded[name] = encodeTensor(value);
     return { type: 'result', outputs: encoded };
   }
+  if (message.type === 'load') {
+    if (typeof message.model !== 'string') throw new InputError("load requests name the model file in 'model'");
+    loadModel(message.model);
+    return { type: 'loaded' };
+  }
   if (message.type === 'op') {
     const inputs = message.inputs.map(decodeTensor);
     const results = apply(message.op, inputs, message.attrs || {});
@@ -505,7 +1171,7 @@ function handle(message) {
     results.forEach((t, i) => { encoded[String(i)] = encodeTensor(t); });
     return { type: 'result', outputs: encoded };
   }
-  throw new Unsupported(`${NAME} does not implement ${message.type} requests`);
+  throw new UnsupportedError(`${NAME} does not implement ${message.type} requests`);
 }
 
 function main() {
@@ -529,8 +1195,15 @@ function main() {
     try {
       write(Object.assign({ id: message.id }, handle(message)));
     } catch (error) {
-      if (error instanceof Unsupported) write({ id: message.id, type: 'skipped', reason: error.message });
-      else write({ id: message.id, type: 'errored', message: error.message, details: error.stack });
+      const refusal = REFUSALS.find((kind) => error instanceof kind);
+      if (message.type === 'load' && refusal) {
+        // a refusal of the file, by class: an unsupported version or op too (SPEC section 7), never a skip
+        write({ id: message.id, type: 'errored', message: `${refusal.name}: ${error.message}`, error_class: refusal.name });
+      } else if (error instanceof UnsupportedError) {
+        write({ id: message.id, type: 'skipped', reason: error.message });
+      } else {
+        write({ id: message.id, type: 'errored', message: error.message, details: error.stack });
+      }
     }
   });
 }

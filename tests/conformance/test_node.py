@@ -1,7 +1,12 @@
 """The JavaScript example runtime (runtimes/node): passes on what it claims, reports the rest skipped."""
+import numpy as np
+
 from conformance.checks import Config
+from conformance.data import MALFORMED_FILES, shipped
 from conformance.generate import fuzz
 from conformance.golden import GoldenSource
+from conformance.malformed import read_manifest
+from conformance.models import ModelInfo
 from conformance.runner import KnownFailures, OracleSource, run_suite
 
 from .conftest import GOLDEN, KNOWN_FAILURES
@@ -13,7 +18,7 @@ def test_hello_declares_what_it_lacks(node_runtime):
     from sbif.ops import REGISTRY
 
     assert node_runtime.hello["runtime"]["name"] == "sbif-node"
-    assert set(node_runtime.features) == {"run", "op", "recurrent", "sampling"}
+    assert set(node_runtime.features) == {"run", "op", "recurrent", "sampling", "load"}
     assert set(REGISTRY) - set(node_runtime.ops) == CLAIMED_MISSING
 
 
@@ -26,6 +31,26 @@ def test_node_passes_the_golden_packs(node_runtime):
     assert all("not recorded" in m or "predict" in m or "inverse_cdf_sample" in m for m in skipped.values()), skipped
     ops = [r for r in report.results if r.check == "op_vectors"][0]
     assert ops.status == "pass" and "conv2d" in ops.message  # the cases of ops it lacks are skipped, named
+
+
+def test_node_refuses_every_malformed_file_with_its_class(node_runtime, reference):
+    """The reader-refusal corpus: every malformed file refused with the class SPEC section 7 requires (container,
+    document, unsupported), the valid ones loaded."""
+    report = run_suite([OracleSource([], reference)], node_runtime, checks=["reader_refusal"])
+    (result,) = report.results
+    assert result.status == "pass" and result.probes == len(read_manifest(shipped(MALFORMED_FILES))), report.render()
+
+
+def test_node_loads_what_it_cannot_run_and_runs_what_it_can(node_runtime, example_models):
+    """conv2d and inverse_cdf_sample are statically checked but not implemented: such files load, and only the
+    requests that need those ops are skipped."""
+    for family in ("cnn", "dqn"):
+        if family in example_models:
+            assert node_runtime.load(example_models[family]).status == "loaded"
+    if "dqn" in example_models:
+        info = ModelInfo(example_models["dqn"])
+        greedy = node_runtime.run(info.path, {"obs": info.observations(2, np.random.default_rng(0))}, ["action"])
+        assert greedy.ok, greedy
 
 
 def test_node_against_the_reference_on_every_family(node_runtime, reference, example_models):

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 from conformance.checks import Config
+from conformance.data import MALFORMED_FILES, shipped
 from conformance.golden import GoldenSource
+from conformance.malformed import read_manifest
 from conformance.models import EXAMPLES, ModelInfo, write_model
 from conformance.protocol import ProcessRuntime
 from conformance.runner import KnownFailures, OracleSource, run_suite
@@ -70,7 +72,7 @@ def test_hello_declares_every_op_and_its_features(c_runtime):
     from sbif.ops import REGISTRY
 
     assert c_runtime.hello["runtime"]["name"] == "sbif-c"
-    assert set(c_runtime.features) == {"run", "op", "recurrent", "sampling"}
+    assert set(c_runtime.features) == {"run", "op", "recurrent", "sampling", "load"}
     assert c_runtime.ops == sorted(REGISTRY)
 
 
@@ -80,6 +82,14 @@ def test_op_vectors_pass(c_runtime):
     assert report.ok, report.render()
     (result,) = report.results
     assert result.status == "pass" and "skipped" not in result.message, report.render()
+
+
+def test_malformed_files_are_refused_with_their_class(c_runtime, reference):
+    """The reader-refusal corpus: each malformed file refused with the class SPEC section 7 requires, the valid ones
+    loaded."""
+    report = run_suite([OracleSource([], reference)], c_runtime, checks=["reader_refusal"])
+    (result,) = report.results
+    assert result.status == "pass" and result.probes == len(read_manifest(shipped(MALFORMED_FILES))), report.render()
 
 
 def test_golden_packs_pass(c_runtime):
@@ -154,6 +164,18 @@ def test_sanitized_runtime_passes_op_vectors_a_golden_pack_and_two_families(c_bu
     assert runtime.restarts == 0
     assert sum(r.status == "pass" for r in golden.results) == 5, golden.render()
     assert sanitizer_reports(logs) == ""
+
+
+def test_sanitized_runtime_refuses_the_malformed_files(c_build, tmp_path, reference):
+    logs = str(tmp_path / "logs")
+    os.makedirs(logs)
+    runtime = ProcessRuntime([PROTOCOL_ASAN], cwd=ROOT, env=sanitizer_env(logs))
+    try:
+        report = run_suite([OracleSource([], reference)], runtime, checks=["reader_refusal"])
+    finally:
+        runtime.close()
+    assert report.ok and report.results[0].status == "pass", report.render()
+    assert runtime.restarts == 0 and sanitizer_reports(logs) == ""
 
 
 # -- corrupt files ----------------------------------------------------------------------------------------------------

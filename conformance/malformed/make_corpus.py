@@ -1,0 +1,488 @@
+"""Write the reader-refusal corpus: one small valid SBIF file, and copies of it each broken in exactly one way.
+
+    python -m conformance.malformed.make_corpus          # rewrite conformance/malformed (after changing a case)
+    python -m conformance.malformed.make_corpus DIR      # write the corpus to DIR instead
+
+Every file is derived from the same base (a PPO2 MLP policy with Box(3) observations and Discrete(2) actions, built by
+`conformance.models` without TensorFlow) by an edit of its bytes, header or document, so that the one defect is the
+only thing wrong with it: a reader that misses the defect loads the file, or refuses it for a later reason with the
+wrong error class. The output is a pure function of this module and the exporter:
+`tests/conformance/test_refusal.py` regenerates it and compares it with the shipped files byte for byte.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import struct
+import sys
+import tempfile
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+from sbif.errors import DocumentError, FileFormatError, UnsupportedError
+from sbif.format import SbifFile, encode_document
+from sbif.format.container import MAX_HEADER_BYTES
+
+from ..models import build_model
+from . import MANIFEST
+
+FILE_FORMAT, DOCUMENT, UNSUPPORTED = FileFormatError.__name__, DocumentError.__name__, UnsupportedError.__name__
+#: what the corpus's files say made them (provenance is informative; a fixed name keeps the bytes stable)
+PRODUCER = "sbif conformance corpus"
+BASE_SPEC = {"family": "mlp", "algorithm": "PPO2", "net_arch": [], "seed": 1,
+             "observation": {"kind": "box", "shape": [3], "dtype": "float32", "low": -1.0, "high": 1.0},
+             "action": {"kind": "discrete", "n": 2}}
+#: a shape whose element count, 2^64 + 1, is 1 modulo 2^64: a reader multiplying in 64 bits takes it for 4 bytes
+SHAPE_BOMB = [274177, 67280421310721]
+CORPUS_FILE = re.compile(r"^\d\d_[a-z0-9_]+\.sbif$")
+
+
+def container(header: Any, data: bytes = b"") -> bytes:
+    """SPEC section 2's framing of any header (even one no reader should accept): its 8-byte little-endian length,
+    the header as compact JSON, then the data buffer."""
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    return struct.pack("<Q", len(text)) + text + data
+
+
+class Base:
+    """The valid file every case edits: its bytes, its header (tensor entries and `__metadata__`, in file order), its
+    data buffer and its document. Accessors return copies, so a case can change them freely."""
+
+    def __init__(self, raw: bytes, header: Dict[str, Any], data: bytes):
+        self.raw, self._header, self.data = raw, header, data
+
+    @property
+    def header(self) -> Dict[str, Any]:
+        return copy.deepcopy(self._header)
+
+    @property
+    def document(self) -> Dict[str, Any]:
+        return json.loads(self._header["__metadata__"]["sbif"])
+
+    def file(self, header: Optional[Dict[str, Any]] = None, data: Optional[bytes] = None) -> bytes:
+        """A container with this header (default: the base's) and data buffer (default: the base's)."""
+        return container(self.header if header is None else header, self.data if data is None else data)
+
+    def with_document(self, edit: Callable[[Dict[str, Any]], None]) -> bytes:
+        """The base file with its document changed in place by `edit`, serialised as the writer does."""
+        document = self.document
+        edit(document)
+        header = self.header
+        header["__metadata__"] = encode_document(document)
+        return self.file(header)
+
+    def with_entry(self, name: str, **changes: Any) -> bytes:
+        """The base file with fields of one tensor's header entry replaced."""
+        header = self.header
+        header[name].update(changes)
+        return self.file(header)
+
+    def last_tensor(self) -> str:
+        """The tensor that ends the data buffer."""
+        return max((name for name in self._header if name != "__metadata__"),
+                   key=lambda name: self._header[name]["data_offsets"])
+
+
+def build_base() -> Base:
+    """The base file: `BASE_SPEC` as the exporter builds it, without its optional output descriptions and policy
+    kwargs (smaller files), written by SBIF's own writer."""
+    model = build_model(BASE_SPEC)
+    document = copy.deepcopy(model.document)
+    document["provenance"]["producer"] = PRODUCER
+    del document["provenance"]["policy_kwargs"]
+    for output in document["outputs"]:
+        del output["description"]
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "base.sbif")
+        SbifFile(document, model.tensors).write(path)
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    length = struct.unpack("<Q", raw[:8])[0]
+    return Base(raw, json.loads(raw[8:8 + length].decode("utf-8")), raw[8 + length:])
+
+
+class Case(NamedTuple):
+    """One corpus file: how to make it from the base, what is wrong with it and what a reader must answer."""
+
+    name: str
+    section: str
+    defect: Optional[str]
+    error_class: Optional[str]
+    valid: Optional[str]
+    make: Callable[[Base], bytes]
+
+
+CASES: List[Case] = []
+
+
+def refused(section: str, error_class: str, defect: str) -> Callable[[Callable[[Base], bytes]], Callable]:
+    """Register a malformed file (in definition order): SPEC section, required error class, the defect."""
+    def register(make: Callable[[Base], bytes]) -> Callable[[Base], bytes]:
+        CASES.append(Case(make.__name__, section, defect, error_class, None, make))
+        return make
+    return register
+
+
+def loads(section: str, why: str) -> Callable[[Callable[[Base], bytes]], Callable]:
+    """Register a valid file that every reader must load; `why` says what is unusual about it."""
+    def register(make: Callable[[Base], bytes]) -> Callable[[Base], bytes]:
+        CASES.append(Case(make.__name__, section, None, None, why, make))
+        return make
+    return register
+
+
+def node(document: Dict[str, Any], op: str, index: int = 0) -> Dict[str, Any]:
+    """The `index`-th graph node of an op."""
+    return [each for each in document["graph"] if each["op"] == op][index]
+
+
+def entry(entries: List[Dict[str, Any]], name: str) -> Dict[str, Any]:
+    return next(each for each in entries if each["name"] == name)
+
+
+# -- the container (SPEC section 2) -----------------------------------------------------------------------------------
+@refused("2", FILE_FORMAT, "The file is 5 bytes long, shorter than the 8-byte header length N.")
+def short_file(base: Base) -> bytes:
+    return base.raw[:5]
+
+
+@refused("2", FILE_FORMAT, "N is 104,857,601, one byte over the 100 MiB header limit.")
+def header_over_limit(base: Base) -> bytes:
+    return struct.pack("<Q", MAX_HEADER_BYTES + 1) + b"{}"
+
+
+@refused("2", FILE_FORMAT, "The file is cut short inside the header: N is larger than the rest of the file.")
+def header_beyond_file(base: Base) -> bytes:
+    return base.raw[:1024]
+
+
+@refused("2", FILE_FORMAT, "One byte of a tensor name in the header is 0xFF, so the header is not UTF-8.")
+def header_not_utf8(base: Base) -> bytes:
+    return base.raw.replace(b'"model/q/b:0"', b'"model/\xff/b:0"', 1)
+
+
+@refused("2", FILE_FORMAT, "The header is not JSON: its closing brace is replaced by a space.")
+def header_not_json(base: Base) -> bytes:
+    length = struct.unpack("<Q", base.raw[:8])[0]
+    header = base.raw[8:8 + length]
+    cut = header.rstrip(b" ")
+    return base.raw[:8] + cut[:-1] + b" " * (length - len(cut) + 1) + base.data
+
+
+@refused("2", FILE_FORMAT, "The header is a JSON array holding the header object, not an object.")
+def header_not_object(base: Base) -> bytes:
+    return container([base.header], base.data)
+
+
+@refused("2", FILE_FORMAT, "__metadata__ holds the document as a JSON object, not as a string.")
+def metadata_not_strings(base: Base) -> bytes:
+    header = base.header
+    header["__metadata__"]["sbif"] = base.document
+    return base.file(header)
+
+
+@refused("2", FILE_FORMAT, "A tensor entry has a fourth key, 'stride', besides dtype, shape and data_offsets.")
+def entry_extra_key(base: Base) -> bytes:
+    return base.with_entry("model/pi/b:0", stride=[1])
+
+
+@refused("2", FILE_FORMAT, "A tensor has dtype code BF16 (safetensors' bfloat16), which is not an SBIF container "
+                           "code.")
+def entry_unknown_dtype(base: Base) -> bytes:
+    return base.with_entry("model/pi/w:0", dtype="BF16")
+
+
+@refused("2", FILE_FORMAT, "A tensor's shape is [3, -2]: a dimension is negative.")
+def entry_negative_dimension(base: Base) -> bytes:
+    return base.with_entry("model/pi/w:0", shape=[3, -2])
+
+
+@refused("2", FILE_FORMAT, "A tensor's data_offsets are [48, 40]: begin is after end.")
+def entry_offsets_reversed(base: Base) -> bytes:
+    begin, end = base.header["model/pi/b:0"]["data_offsets"]
+    return base.with_entry("model/pi/b:0", data_offsets=[end, begin])
+
+
+@refused("2", FILE_FORMAT, "A tensor's shape [3] needs 12 bytes of F32 but its data_offsets span 8.")
+def entry_size_mismatch(base: Base) -> bytes:
+    return base.with_entry("model/pi/b:0", shape=[3])
+
+
+@refused("2", FILE_FORMAT, "Shape bomb: a 4-byte F32 tensor declares shape [274177, 67280421310721], 2^64 + 1 "
+                           "elements, which is 1 element modulo 2^64.")
+def shape_bomb(base: Base) -> bytes:
+    return base.with_entry("model/vf/b:0", shape=SHAPE_BOMB)
+
+
+@refused("2", FILE_FORMAT, "The last tensor starts 4 bytes early, overlapping the one before it (the file is 4 "
+                           "bytes shorter, so together they still cover the data buffer).")
+def tensors_overlap(base: Base) -> bytes:
+    header = base.header
+    last = base.last_tensor()
+    header[last]["data_offsets"] = [offset - 4 for offset in header[last]["data_offsets"]]
+    return base.file(header, base.data[:-4])
+
+
+@refused("2", FILE_FORMAT, "Four unused bytes lie between the last two tensors (a gap in the data buffer).")
+def tensors_gap(base: Base) -> bytes:
+    header = base.header
+    last = base.last_tensor()
+    begin, end = header[last]["data_offsets"]
+    header[last]["data_offsets"] = [begin + 4, end + 4]
+    return base.file(header, base.data[:begin] + b"\0" * 4 + base.data[begin:])
+
+
+@refused("2", FILE_FORMAT, "The data buffer starts with 4 unused bytes: the first tensor begins at byte 4, not 0.")
+def first_tensor_not_at_zero(base: Base) -> bytes:
+    header = base.header
+    for name, value in header.items():
+        if name != "__metadata__":
+            value["data_offsets"] = [offset + 4 for offset in value["data_offsets"]]
+    return base.file(header, b"\0" * 4 + base.data)
+
+
+@refused("2", FILE_FORMAT, "Four bytes follow the last tensor (trailing bytes).")
+def trailing_bytes(base: Base) -> bytes:
+    return base.raw + b"\0" * 4
+
+
+@refused("2", FILE_FORMAT, "The file is 4 bytes short: the last tensor ends beyond the end of the file.")
+def data_truncated(base: Base) -> bytes:
+    return base.raw[:-4]
+
+
+# -- the SBIF metadata and the document's JSON -----------------------------------------------------------------------
+@refused("2", DOCUMENT, "__metadata__ says format 'sbif' but has no 'sbif' key: the file carries no document.")
+def no_document(base: Base) -> bytes:
+    header = base.header
+    header["__metadata__"] = {"format": "sbif"}
+    return base.file(header)
+
+
+@refused("3", DOCUMENT, "The document (the 'sbif' metadata string) is cut in half, so it is not JSON.")
+def document_not_json(base: Base) -> bytes:
+    header = base.header
+    text = header["__metadata__"]["sbif"]
+    header["__metadata__"]["sbif"] = text[:len(text) // 2]
+    return base.file(header)
+
+
+# -- format_version (SPEC section 3) ---------------------------------------------------------------------------------
+@refused("3", UNSUPPORTED, "format_version is 2, with a top-level property version 1 does not define: the version "
+                           "must be refused by name before the schema is applied.")
+def format_version_newer(base: Base) -> bytes:
+    return base.with_document(lambda document: document.update(format_version=2, graph_v2=[]))
+
+
+@refused("3", DOCUMENT, "format_version is the string \"1\", not an integer.")
+def format_version_string(base: Base) -> bytes:
+    return base.with_document(lambda document: document.update(format_version="1"))
+
+
+# -- the schema (SPEC section 3) --------------------------------------------------------------------------------------
+@refused("3", DOCUMENT, "The required property 'predict' is missing.")
+def schema_missing_property(base: Base) -> bytes:
+    return base.with_document(lambda document: document.pop("predict") and None)
+
+
+@refused("3", DOCUMENT, "A graph node has a property the closed schema does not allow ('name').")
+def schema_extra_property(base: Base) -> bytes:
+    return base.with_document(lambda document: node(document, "softmax").update(name="policy_head"))
+
+
+@refused("3", DOCUMENT, "predict.deterministic_default is the string \"false\", not a boolean.")
+def schema_wrong_type(base: Base) -> bytes:
+    return base.with_document(lambda document: document["predict"].update(deterministic_default="false"))
+
+
+@refused("3", DOCUMENT, "A node's op is 'Softmax', which does not match the schema's op-name pattern ^[a-z][a-z0-9_]*$ "
+                        "(a schema violation, found before any op is looked up).")
+def schema_op_name_pattern(base: Base) -> bytes:
+    return base.with_document(lambda document: node(document, "softmax").update(op="Softmax"))
+
+
+# -- tensors against the container (SPEC section 3.3) ----------------------------------------------------------------
+@refused("3.3", DOCUMENT, "The document lists a tensor, model/pi/logstd:0, that the file does not hold.")
+def tensor_missing(base: Base) -> bytes:
+    return base.with_document(lambda document: document["tensors"].append(
+        {"name": "model/pi/logstd:0", "dtype": "float32", "shape": [1, 2], "origin": "parameter"}))
+
+
+@refused("3.3", DOCUMENT, "The file holds a tensor, model/q/b:0, that the document does not list (a stray tensor).")
+def tensor_stray(base: Base) -> bytes:
+    return base.with_document(lambda document: document["tensors"].remove(entry(document["tensors"], "model/q/b:0")))
+
+
+@refused("3.3", DOCUMENT, "The document declares model/pi/w:0 float64; the file stores it as F32.")
+def tensor_dtype_mismatch(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["tensors"], "model/pi/w:0").update(dtype="float64"))
+
+
+@refused("3.3", DOCUMENT, "The file stores model/q/w:0 with code U32 (a valid container code that is no SBIF dtype); "
+                          "the document declares it float32.")
+def tensor_container_code(base: Base) -> bytes:
+    return base.with_entry("model/q/w:0", dtype="U32")
+
+
+@refused("3.3", DOCUMENT, "The document declares model/pi/w:0 with shape [2, 3]; the file stores [3, 2].")
+def tensor_shape_mismatch(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["tensors"], "model/pi/w:0").update(shape=[2, 3]))
+
+
+# -- the observation input (SPEC section 3.2) -------------------------------------------------------------------------
+@refused("3.2", DOCUMENT, "The observation space is a Box of shape [4] but the obs input is float32 [B, 3].")
+def observation_space_mismatch(base: Base) -> bytes:
+    return base.with_document(lambda document: document["observation_space"].update(shape=[4]))
+
+
+# -- the static check of the graph (SPEC section 3.5) ---------------------------------------------------------------
+@refused("3.5", DOCUMENT, "The logits' linear node has two inputs (its bias is missing); linear takes three.")
+def node_arity(base: Base) -> bytes:
+    return base.with_document(lambda document: node(document, "linear", 1).update(
+        inputs=node(document, "linear", 1)["inputs"][:2]))
+
+
+@refused("3.5", DOCUMENT, "The squeeze node's axis attribute is the string \"1\", not an integer.")
+def attribute_wrong_type(base: Base) -> bytes:
+    return base.with_document(lambda document: node(document, "squeeze")["attrs"].update(axis="1"))
+
+
+@refused("3.5", DOCUMENT, "The observation is cast to float64, so a linear node gets a float64 x with float32 "
+                          "weights.")
+def operand_dtype_mismatch(base: Base) -> bytes:
+    return base.with_document(lambda document: node(document, "cast")["attrs"].update(to="float64"))
+
+
+@refused("3.5", DOCUMENT, "The logits' linear node reads the value head's [B, 1] output with [3, 2] weights: the "
+                          "shapes do not chain.")
+def shapes_do_not_chain(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        logits = node(document, "linear", 1)
+        logits["inputs"] = [node(document, "linear", 0)["outputs"][0]] + logits["inputs"][1:]
+    return base.with_document(edit)
+
+
+@refused("3.5", DOCUMENT, "The noise input is [B, 3], so the sampling head subtracts [B, 3] from the [B, 2] logits: "
+                          "the shapes do not broadcast.")
+def shapes_do_not_broadcast(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["inputs"], "noise_uniform").update(shape=[None, 3]))
+
+
+@refused("3.5", DOCUMENT, "The noise input has shape [null, null]: a null dimension other than the batch.")
+def non_batch_null_dimension(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["inputs"], "noise_uniform").update(shape=[None, None]))
+
+
+@refused("3.5", UNSUPPORTED, "The probabilities are computed by op 'sparsemax', which SBIF does not define (an "
+                             "unknown op must be refused by name).")
+def unknown_op(base: Base) -> bytes:
+    return base.with_document(lambda document: node(document, "softmax").update(op="sparsemax"))
+
+
+@refused("3.5", DOCUMENT, "The softmax node comes first in the graph, before the node that defines its input.")
+def use_before_definition(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        softmax = node(document, "softmax")
+        document["graph"].remove(softmax)
+        document["graph"].insert(0, softmax)
+    return base.with_document(edit)
+
+
+@refused("3.5", DOCUMENT, "The neg node's output reuses the name of the log node's output (single assignment).")
+def duplicate_name(base: Base) -> bytes:
+    return base.with_document(lambda document: node(document, "neg").update(outputs=node(document, "log")["outputs"]))
+
+
+# -- outputs and predict (SPEC sections 3.6 and 5) -------------------------------------------------------------------
+@refused("3.6", DOCUMENT, "The output 'value' is declared float32 [B, 1]; the graph computes float32 [B].")
+def output_type_mismatch(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["outputs"], "value").update(shape=[None, 1]))
+
+
+@refused("5.2", DOCUMENT, "predict.deterministic_action names 'greedy_action', which is not a declared output.")
+def predict_missing_output(base: Base) -> bytes:
+    return base.with_document(lambda document: document["predict"].update(deterministic_action="greedy_action"))
+
+
+# -- valid files ------------------------------------------------------------------------------------------------------
+@loads("2", "The base file exactly as SBIF's writer writes it.")
+def valid(base: Base) -> bytes:
+    return base.raw
+
+
+@loads("2", "Tensors stored in the reverse of the document's order, header keys reversed, no header padding and an "
+            "extra metadata key: the container's byte order carries no meaning and other metadata keys are ignored.")
+def valid_reordered(base: Base) -> bytes:
+    header = base.header
+    names = [name for name in header if name != "__metadata__"]
+    data, reordered = b"", {}
+    for name in reversed(names):
+        begin, end = header[name]["data_offsets"]
+        reordered[name] = dict(header[name], data_offsets=[len(data), len(data) + end - begin])
+        data += base.data[begin:end]
+    reordered["__metadata__"] = dict(header["__metadata__"], comment="written by hand")
+    return container(dict(reversed(list(reordered.items()))), data)
+
+
+@loads("2", "Two extra constant tensors the graph does not use: a scalar (shape [], one element) and an empty tensor "
+            "(shape [0], zero bytes) that ends the data buffer.")
+def valid_scalar_and_empty_tensors(base: Base) -> bytes:
+    document = base.document
+    document["tensors"] += [{"name": "sbif/scalar", "dtype": "float32", "shape": [], "origin": "constant"},
+                            {"name": "sbif/empty", "dtype": "float32", "shape": [0], "origin": "constant"}]
+    header = base.header
+    header["__metadata__"] = encode_document(document)
+    end = len(base.data)
+    header["sbif/scalar"] = {"dtype": "F32", "shape": [], "data_offsets": [end, end + 4]}
+    header["sbif/empty"] = {"dtype": "F32", "shape": [0], "data_offsets": [end + 4, end + 4]}
+    return base.file(header, base.data + struct.pack("<f", 0.5))
+
+
+# -- writing --------------------------------------------------------------------------------------------------------
+def file_name(index: int, case: Case) -> str:
+    return "{:02d}_{}.sbif".format(index + 1, case.name)
+
+
+def write_corpus(directory: str) -> List[str]:
+    """Write every case and the manifest to `directory` (earlier corpus files there are removed); return the file
+    names, manifest last."""
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if CORPUS_FILE.match(name):
+            os.remove(os.path.join(directory, name))
+    base = build_base()
+    entries = []
+    for index, case in enumerate(CASES):
+        name = file_name(index, case)
+        with open(os.path.join(directory, name), "wb") as handle:
+            handle.write(case.make(base))
+        described = {"file": name, "section": case.section, "defect": case.defect, "error_class": case.error_class}
+        if case.valid is not None:
+            described["valid"] = case.valid
+        entries.append(described)
+    manifest = {"description": "Malformed SBIF files, each with the error class a reader must refuse it with (SPEC "
+                               "section 7), and valid files (error_class null) that must load. Generated by "
+                               "make_corpus.py: do not edit.",
+                "files": entries}
+    with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=1)
+        handle.write("\n")
+    return [entry["file"] for entry in entries] + [MANIFEST]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.malformed.make_corpus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("directory", nargs="?", default=os.path.dirname(os.path.abspath(__file__)),
+                        help="where to write the corpus (default: beside this module)")
+    args = parser.parse_args(argv)
+    names = write_corpus(args.directory)
+    size = sum(os.path.getsize(os.path.join(args.directory, name)) for name in names)
+    print("wrote {} files ({:.1f} KiB) to {}".format(len(names), size / 1024, args.directory))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
