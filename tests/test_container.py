@@ -5,6 +5,7 @@ through `pytest.raises(SbifError)`, so any other exception escaping the reader f
 """
 from __future__ import annotations
 
+import json
 import struct
 import tracemalloc
 
@@ -15,6 +16,7 @@ import sbif
 from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError
 from sbif.format import SbifFile, read_container
 from sbif.format.container import MAX_HEADER_BYTES
+from sbif.ops import get_op
 from tests.factories import raw_bytes, read_raw, rewrite_document, rewrite_header, write_raw
 
 F32 = np.dtype("<f4")
@@ -505,8 +507,8 @@ def test_output_declared_but_not_computed(valid_path, tmp_path):
 
 
 @pytest.mark.parametrize("dtype, shape, declared", [
-    ("float32", [None, 3], "float32[B,3]"), ("float32", [2, 2], "float32[2,2]"), ("float64", [None, 2],
-                                                                                   "float64[B,2]")])
+    ("float32", [None, 3], "float32[B,3]"), ("float32", [None, 2, 1], "float32[B,2,1]"),
+    ("float64", [None, 2], "float64[B,2]")])  # (a batch-free shape is refused first: test_output_without_the_batch_first)
 def test_output_declared_with_the_wrong_type(valid_path, tmp_path, dtype, shape, declared):
     def edit(document):
         output = next(o for o in document["outputs"] if o["name"] == "action")
@@ -571,12 +573,12 @@ def test_wrong_number_of_outputs(valid_path, tmp_path):
     ("squeeze", {}, "op squeeze needs attribute 'axis'"),
     ("squeeze", {"axis": 1, "keepdims": True}, "op squeeze has no attribute keepdims"),
     ("squeeze", {"axis": 5}, "axis 5 is out of range for rank 2"),
-    ("squeeze", {"axis": 0}, "squeeze axis 0 of float32[B,1] does not have size 1"),
+    ("squeeze", {"axis": 0}, "squeeze cannot remove the batch dimension"),
     ("obs_cast", {"to": "complex64"}, "cast to unknown dtype 'complex64'"),
     ("obs_cast", {"to": None}, "attribute 'to' of op cast has the wrong type (None)"),
     ("constant", {"value": "0", "dtype": "float32"}, "attribute 'value' of op constant has the wrong type"),
     ("constant", {"value": 0.0, "dtype": "half"}, "constant of unknown dtype 'half'"),
-], ids=["str", "float", "bool", "missing", "unknown", "axis-range", "axis-size", "cast-dtype", "cast-none",
+], ids=["str", "float", "bool", "missing", "unknown", "axis-range", "axis-batch", "cast-dtype", "cast-none",
         "constant-value", "constant-dtype"])
 def test_bad_op_attribute(valid_path, tmp_path, role, attrs, fragment):
     def edit(document):
@@ -663,8 +665,9 @@ def test_noise_input_must_be_float32_with_a_distribution(valid_path, tmp_path):
 
     expect(rewrite_document(valid_path, str(tmp_path / "no_distribution.sbif"), drop_distribution), DocumentError,
            "schema violation at inputs/1: 'distribution' is a required property")
-    expect(rewrite_document(valid_path, str(tmp_path / "float64.sbif"), make_float64), DocumentError,
-           "noise input 'noise_normal' must be float32")
+    message = expect(rewrite_document(valid_path, str(tmp_path / "float64.sbif"), make_float64), DocumentError,
+                     "noise input 'noise_normal' must be float32")
+    assert message.endswith("must be float32")  # the schema, not this rule, requires the distribution
 
 
 def test_no_observation_input(valid_path, tmp_path):
@@ -675,3 +678,162 @@ def test_no_observation_input(valid_path, tmp_path):
 
     expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
            "no observation input named 'obs'")
+
+
+# -- the batch comes first, and no op works along it (SPEC sections 1 and 3.5) ------------------------------------
+def append_node(document, op, inputs, outputs, attrs=None):
+    """Add a node at the end of the graph whose outputs nothing uses: only its own static check can refuse it."""
+    node = {"op": op, "inputs": inputs, "outputs": outputs}
+    if attrs is not None:
+        node["attrs"] = attrs
+    document["graph"].append(node)
+
+
+@pytest.mark.parametrize("shape", [[2], [], [2, None]], ids=["batch-free", "scalar", "batch-second"])
+def test_noise_input_without_the_batch_first(valid_path, tmp_path, shape):
+    """[2] and [] broadcast against the [B, 2] mean, so the graph checks; predict would then fail."""
+    def edit(document):
+        document["inputs"][1]["shape"] = shape
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "input 'noise_normal' has shape {}: a graph input has the batch (null) as its first dimension".format(
+               shape))
+
+
+@pytest.mark.parametrize("name, shape", [("zero", []), ("model/pi/b:0", [2])], ids=["constant", "tensor"])
+def test_output_without_the_batch_first(valid_path, tmp_path, name, shape):
+    def edit(document):
+        document["outputs"].append({"name": name, "dtype": "float32", "shape": shape})
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "output {!r} has shape {}: a graph output has the batch (null) as its first dimension".format(name, shape))
+
+
+@pytest.mark.parametrize("op, inputs", [
+    ("argmax", ["value"]),
+    ("softmax", ["value"]),
+    ("reduce_mean", ["value"]),
+    ("layer_norm", ["value", "model/pi/b:0", "model/pi/b:0"]),
+])
+def test_op_along_the_batch(valid_path, tmp_path, op, inputs):
+    """`value` is [B]: its last axis is the batch, along which these ops would mix the rows."""
+    def edit(document):
+        append_node(document, op, inputs, ["across_rows"], {"epsilon": 1e-5} if op == "layer_norm" else None)
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "({})".format(op), "{} works along the last axis, which of float32[B] is the batch".format(op))
+
+
+def test_split_along_the_batch(valid_path, tmp_path):
+    def edit(document):
+        append_node(document, "split", ["value"], ["first", "second"], {"sizes": [1, 1], "axis": 0})
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "(split)", "split cannot cut along the batch dimension")
+
+
+def test_squeeze_of_a_dimension_other_than_one(valid_path, tmp_path):
+    def edit(document):
+        append_node(document, "squeeze", ["mean"], ["squeezed"], {"axis": 1})
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "squeeze axis 1 of float32[B,2] does not have size 1")
+
+
+@pytest.mark.parametrize("op", ["argmax", "softmax"])
+def test_op_on_a_rank_0_value(valid_path, tmp_path, op):
+    def edit(document):
+        append_node(document, op, ["zero"], ["of_a_scalar"])
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "{} works along the last axis and needs an input of rank at least 1, got float32[]".format(op))
+
+
+def test_argmax_of_bool(valid_path, tmp_path):
+    """TF 1.15 has no ArgMax kernel for bool (spec/ops.md)."""
+    def edit(document):
+        append_node(document, "cast", ["mean"], ["mean_is_nonzero"], {"to": "bool"})
+        append_node(document, "argmax", ["mean_is_nonzero"], ["first_nonzero"])
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "(argmax)", "input has dtype bool, expected one of float32, float64, int32")
+
+
+# -- strict JSON (SPEC section 1) ---------------------------------------------------------------------------------
+#: a value the factory's documents do not contain, replaced in the document's text by what JSON cannot say
+MARKER = 12345.5
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("NaN", "contains NaN, which is not JSON"),
+    ("Infinity", "contains Infinity, which is not JSON"),
+    ("-Infinity", "contains -Infinity, which is not JSON"),
+    ("1e400", "contains the number 1e400, beyond the range of a double"),
+    ("-1e400", "contains the number -1e400, beyond the range of a double"),
+    ("1" + "0" * 400 + ".5", "contains the number 100000000000...(403 characters), beyond the range of a double"),
+], ids=["nan", "inf", "-inf", "1e400", "-1e400", "long"])
+def test_document_that_is_not_strict_json(valid_path, tmp_path, text, fragment):
+    """Python's json reads these (as NaN, inf): a constant's value would then be a non-finite number."""
+    def edit(document):
+        find_node(document, "constant")["attrs"]["value"] = MARKER
+        return json.dumps(document).replace(repr(MARKER), text)
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "the SBIF document {} (SPEC section 1)".format(fragment))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (b"NaN", "the header contains NaN, which is not JSON"),
+    (b"-Infinity", "the header contains -Infinity, which is not JSON"),
+    (b"1e400", "the header contains the number 1e400, beyond the range of a double"),
+], ids=["nan", "-inf", "1e400"])
+def test_header_that_is_not_strict_json(tmp_path, text, fragment):
+    header = b'{"a":{"dtype":"F32","shape":[' + text + b'],"data_offsets":[0,0]}}'
+    expect(write_raw(tmp_path / "bad.sbif", None, header_bytes=header), FileFormatError, fragment)
+
+
+# -- constant values that fit their dtype (spec/ops.md, constant) -------------------------------------------------
+@pytest.mark.parametrize("value, dtype, fragment", [
+    (10 ** 400, "int64", "constant value is not finite as a double (an integer of 1329 bits)"),
+    (-10 ** 400, "float32", "constant value is not finite as a double (an integer of 1329 bits)"),
+    (2 ** 63, "int64", "constant value 9223372036854775808 is out of range for int64"),
+    (300, "uint8", "constant value 300 is out of range for uint8"),
+    (-1, "uint16", "constant value -1 is out of range for uint16"),
+    (3e9, "int32", "constant value 3000000000.0 is out of range for int32"),
+    (2.5, "int32", "constant value 2.5 is not an integer, as dtype int32 needs"),
+    (1, "bool", "constant of dtype bool takes true or false, not a number"),
+    (0.0, "bool", "constant of dtype bool takes true or false, not a number"),
+], ids=["int64-10**400", "float32-10**400", "int64-2**63", "uint8-300", "uint16-negative", "int32-3e9",
+        "int32-fraction", "bool-int", "bool-float"])
+def test_constant_value_that_does_not_fit_its_dtype(valid_path, tmp_path, value, dtype, fragment):
+    def edit(document):
+        append_node(document, "constant", [], ["extra"], {"value": value, "dtype": dtype})
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError, "(constant)", fragment)
+
+
+@pytest.mark.parametrize("value, dtype, expected", [
+    (True, "float32", 1.0), (False, "int64", 0), (True, "bool", True), (3.0, "int32", 3), (-0.0, "float32", -0.0),
+    (16777217, "float32", 16777216.0), (1e300, "float32", np.inf), (255, "uint8", 255), (-2 ** 63, "int64", -2 ** 63),
+    (2 ** 63 - 1, "int64", 2 ** 63 - 1), (-32768.0, "int16", -32768),
+], ids=["bool-float32", "bool-int64", "bool-bool", "integral-float-int32", "negative-zero", "int-rounds",
+        "float32-overflows-to-inf", "uint8-max", "int64-min", "int64-max", "int16-min-as-float"])
+def test_constant_values_that_fit_their_dtype(valid_path, tmp_path, value, dtype, expected):
+    def edit(document):
+        append_node(document, "constant", [], ["extra"], {"value": value, "dtype": dtype})
+
+    SbifFile.read(rewrite_document(valid_path, str(tmp_path / "good.sbif"), edit))
+    with np.errstate(over="ignore"):  # 1e300 -> float32 +inf, as spec/ops.md says
+        computed = get_op("constant").compute(value=value, dtype=dtype)
+    assert computed.dtype == np.dtype(dtype) and computed.shape == ()
+    assert computed == expected and np.signbit(computed) == np.signbit(expected)
+
+
+def test_non_finite_constant_in_a_document_built_in_memory(valid_path):
+    """Strict JSON keeps NaN out of files; a document built by code is checked by the op's own rule."""
+    model = SbifFile.read(valid_path)
+    for value in (float("nan"), float("inf")):
+        document = json.loads(json.dumps(model.document))
+        find_node(document, "constant")["attrs"]["value"] = value
+        with pytest.raises(DocumentError, match=r"constant value is not finite as a double \({}\)".format(value)):
+            SbifFile(document, model.tensors)

@@ -135,6 +135,35 @@ def test_action_probability_of_given_actions(make_file):
         policy.action_probability(obs, actions=[0, 1])
 
 
+@pytest.mark.parametrize("action_kind, actions, message", [
+    # as long as a row (n = 3), NumPy would take it for a mask and pick column 0 of every row
+    ("discrete", [True, False, False], "categorical actions are indices: they must be integers, got bool"),
+    ("discrete", [1.0, 0.0, 2.0], "categorical actions are indices: they must be integers, got float64"),
+    ("multi_discrete", [[True, False], [False, True], [True, True]],
+     "multi_categorical actions are indices: they must be integers, got bool"),
+    ("multi_discrete", np.array([[1, 0], [0, 1], [1, 2]], np.float32),
+     "multi_categorical actions are indices: they must be integers, got float32"),
+], ids=["bool", "float", "multi-bool", "multi-float"])
+def test_categorical_actions_must_be_integers(make_file, action_kind, actions, message):
+    """SPEC section 5.4: the categorical kinds index with the actions, so bool and float actions are refused."""
+    policy = sbif.load(make_file("box_inf", action_kind))
+    with pytest.raises(InputError, match=message):
+        policy.action_probability(observations(policy, 3), actions=actions)
+
+
+def test_categorical_actions_index_as_numpy_does(make_file):
+    """An integer index in [-n, n) of any integer dtype, a negative one counting from the end of the row; any other
+    index, and actions that do not make an array, are refused."""
+    policy = sbif.load(make_file("box_inf", "discrete"))
+    obs = observations(policy, 3)
+    probabilities = policy.action_probability(obs)
+    np.testing.assert_array_equal(policy.action_probability(obs, actions=np.array([-1, -3, 2], np.int16))[:, 0],
+                                  probabilities[np.arange(3), [2, 0, 2]])
+    for actions in ([0, 3, 1], [0, -4, 1], [[0, 1], [2]]):
+        with pytest.raises(InputError, match="categorical"):
+            policy.action_probability(obs, actions=actions)
+
+
 def test_gaussian_log_probability(make_file):
     policy = sbif.load(make_file("box_inf", "box"))
     obs = observations(policy, 4)

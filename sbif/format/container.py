@@ -15,6 +15,7 @@ from typing import Dict, Mapping, Tuple
 import numpy as np
 
 from ..errors import FileFormatError
+from .strict_json import StrictJsonError, loads_strict
 
 #: Largest header we accept, as the safetensors reference implementation does (100 MB).
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -80,9 +81,12 @@ def read_container(path: str) -> Tuple[Dict[str, str], Dict[str, np.ndarray]]:
 
 
 def parse_header(raw: bytes, path: str = "<bytes>"):
-    """Decode the JSON header into (metadata, {name: (dtype, shape, (begin, end))}), checking every field."""
+    """Decode the JSON header (strict JSON, as the document) into (metadata, {name: (dtype, shape, (begin, end))}),
+    checking every field."""
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = loads_strict(raw.decode("utf-8"))
+    except StrictJsonError as exc:
+        raise FileFormatError("{}: the header {}".format(path, exc)) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise FileFormatError("{}: the header is not valid JSON ({})".format(path, exc)) from None
     if not isinstance(header, dict):

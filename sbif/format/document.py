@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import DocumentError, UnsupportedError
 from .schema_check import SchemaValidator
+from .strict_json import StrictJsonError, loads_strict, quoted_number
 
 FORMAT_NAME = "sbif"
 FORMAT_VERSION = 1
@@ -30,12 +31,14 @@ def encode_document(document: Document) -> Dict[str, str]:
 
 
 def decode_document(metadata: Mapping[str, str], source: str = "file") -> Document:
-    """Parse and schema-check the document in a container's metadata."""
+    """Parse (as strict JSON, SPEC section 1) and schema-check the document in a container's metadata."""
     if metadata.get("format") != FORMAT_NAME or METADATA_KEY not in metadata:
         raise DocumentError("{} is a safetensors file but not an SBIF file (no 'sbif' document in its "
                             "metadata)".format(source))
     try:
-        document = json.loads(metadata[METADATA_KEY])
+        document = loads_strict(metadata[METADATA_KEY])
+    except StrictJsonError as exc:
+        raise DocumentError("{}: the SBIF document {} (SPEC section 1)".format(source, exc)) from None
     except (ValueError, RecursionError) as exc:
         raise DocumentError("{}: the SBIF document is not valid JSON ({})".format(source, exc)) from None
     if not isinstance(document, dict):
@@ -80,9 +83,7 @@ def decode_float(value: Union[float, int, str]) -> float:
     try:
         return float(value)
     except OverflowError:
-        text = str(value)
-        raise DocumentError("the number {} is too large for a float".format(
-            text if len(text) <= 24 else "{}...({} digits)".format(text[:12], len(text)))) from None
+        raise DocumentError("the number {} is too large for a float".format(quoted_number(str(value)))) from None
 
 
 def encode_bound(array: np.ndarray) -> Any:

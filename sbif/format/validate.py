@@ -1,7 +1,7 @@
 """Cross-checks beyond the schema: tensors against the container, and a static type check of the whole graph."""
 from __future__ import annotations
 
-from typing import Dict, Mapping
+from typing import Any, Dict, Mapping
 
 import numpy as np
 
@@ -18,10 +18,10 @@ def check_document(document: Document, tensors: Mapping[str, np.ndarray], source
     """Check a schema-valid document against its tensors; return the static type of every graph value."""
     specs = _check_tensors(document, tensors, source)
     for entry in document["inputs"]:
+        _require_batch_first(entry, source, "input")
         _define(specs, entry["name"], ValueSpec(entry["dtype"], entry["shape"]), source, "input")
-        if entry["kind"] == "noise" and (entry["dtype"] != "float32" or "distribution" not in entry):
-            raise DocumentError("{}: noise input {!r} must be float32 with a distribution".format(
-                source, entry["name"]))
+        if entry["kind"] == "noise" and entry["dtype"] != "float32":  # the schema requires its distribution
+            raise DocumentError("{}: noise input {!r} must be float32".format(source, entry["name"]))
     if OBSERVATION_INPUT not in specs or not any(i["kind"] == "observation" for i in document["inputs"]):
         raise DocumentError("{}: the graph has no observation input named {!r}".format(source, OBSERVATION_INPUT))
     _check_observation_input(document, specs[OBSERVATION_INPUT], source)
@@ -46,6 +46,7 @@ def check_document(document: Document, tensors: Mapping[str, np.ndarray], source
         for name, spec in zip(node["outputs"], results):
             _define(specs, name, spec, where, "output")
     for output in document["outputs"]:
+        _require_batch_first(output, source, "output")
         name = output["name"]
         declared = ValueSpec(output["dtype"], output["shape"])
         if name not in specs:
@@ -77,6 +78,14 @@ def _check_tensors(document: Document, tensors: Mapping[str, np.ndarray], source
         raise DocumentError("{}: the file holds tensors the document does not list: {}".format(
             source, ", ".join(stray[:5])))
     return specs
+
+
+def _require_batch_first(entry: Mapping[str, Any], source: str, role: str) -> None:
+    """Graph inputs and outputs have the batch (null) first (SPEC sections 1, 3.4, 3.6): runtimes feed and return
+    them row by row, so a batch-free one (`[2]`, `[]`) would pass the static check and fail only when run."""
+    if not entry["shape"] or entry["shape"][0] is not None:
+        raise DocumentError("{}: {} {!r} has shape {}: a graph {} has the batch (null) as its first "
+                            "dimension".format(source, role, entry["name"], entry["shape"], role))
 
 
 def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str, role: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import FLOAT_DTYPES, REQUIRED, MovesData, Op, ValueSpec, fail, normalize_axis, register, require_dtype
+from .nn import require_rows
 from .rounding import CONFIDENCE, TWO_PROGRAMS, magnitude, own_scale, product_scale, quadrature, u
 
 
@@ -117,6 +118,7 @@ class LayerNorm(Op):
     def infer(cls, inputs, attrs, n_outputs):
         x, gamma, beta = inputs
         require_dtype(x, FLOAT_DTYPES, "x")
+        require_rows(x, cls.name)
         if not x.dtype == gamma.dtype == beta.dtype or gamma.shape != x.shape[-1:] or beta.shape != x.shape[-1:]:
             fail("layer_norm needs gamma and beta of shape [{}] and x's dtype".format(x.shape[-1]))
         return [x]
@@ -184,6 +186,7 @@ class ReduceMean(Op):
     @classmethod
     def infer(cls, inputs, attrs, n_outputs):
         require_dtype(inputs[0], FLOAT_DTYPES)
+        require_rows(inputs[0], cls.name)
         return [ValueSpec(inputs[0].dtype, inputs[0].shape[:-1] + (1,))]
 
     @classmethod

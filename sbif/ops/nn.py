@@ -9,6 +9,16 @@ from .elementwise import Exp
 from .rounding import CONFIDENCE, TWO_PROGRAMS, ULP, UNDERFLOW, product_scale, quadrature, u
 
 
+def require_rows(x: ValueSpec, op: str) -> None:
+    """An op that works along the last axis (argmax, softmax, reduce_mean, layer_norm) needs one, and it must not
+    be the batch: along a [B] value's last axis the op would mix the rows, which stay independent (SPEC section
+    3.5). A batch-free value (a tensor's) may have any last axis."""
+    if len(x.shape) < 1:
+        fail("{} works along the last axis and needs an input of rank at least 1, got {}".format(op, x))
+    if x.shape[-1] is None:
+        fail("{} works along the last axis, which of {} is the batch: rows must stay independent".format(op, x))
+
+
 @register
 class Linear(Op):
     """y = x @ w + b for x [B, K], w [K, N], b [N] (SB2's `linear`, tf.layers.dense, fully_connected)."""
@@ -70,6 +80,7 @@ class Softmax(Op):
     @classmethod
     def infer(cls, inputs, attrs, n_outputs):
         require_dtype(inputs[0], FLOAT_DTYPES)
+        require_rows(inputs[0], cls.name)
         return [inputs[0]]
 
     @classmethod
@@ -117,8 +128,8 @@ class Argmax(ExactOutputs):
 
     @classmethod
     def infer(cls, inputs, attrs, n_outputs):
-        if len(inputs[0].shape) < 1:
-            fail("argmax needs an input of rank at least 1")
+        require_dtype(inputs[0], FLOAT_DTYPES + INT_DTYPES)  # not bool: TF 1.15 has no ArgMax kernel for it
+        require_rows(inputs[0], cls.name)
         return [ValueSpec("int64", inputs[0].shape[:-1])]
 
     @classmethod

@@ -1,9 +1,14 @@
 """Ops that move, join or convert data without arithmetic: cast, flatten, concat, split, stack, squeeze, constant."""
 from __future__ import annotations
 
+import math
+import sys
+from typing import Union
+
 import numpy as np
 
-from .base import REQUIRED, ExactOutputs, MovesData, Op, ValueSpec, fail, normalize_axis, register, undetermined_where
+from .base import (INT_DTYPES, REQUIRED, ExactOutputs, MovesData, Op, ValueSpec, fail, normalize_axis, register,
+                   undetermined_where)
 from .rounding import magnitude, own_scale, quadrature
 
 DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
@@ -101,6 +106,8 @@ class Split(MovesData):
         axis = normalize_axis(attrs["axis"], len(x.shape))
         if len(sizes) != n_outputs or not all(isinstance(s, int) and s > 0 for s in sizes):
             fail("split sizes {} must be positive and one per output ({})".format(sizes, n_outputs))
+        if x.shape[axis] is None:
+            fail("split cannot cut along the batch dimension")
         if x.shape[axis] != sum(sizes):
             fail("split sizes {} do not add up to dimension {} of {}".format(sizes, axis, x))
         return [ValueSpec(x.dtype, x.shape[:axis] + (size,) + x.shape[axis + 1:]) for size in sizes]
@@ -142,6 +149,8 @@ class Squeeze(MovesData):
     def infer(cls, inputs, attrs, n_outputs):
         x = inputs[0]
         axis = normalize_axis(attrs["axis"], len(x.shape))
+        if x.shape[axis] is None:
+            fail("squeeze cannot remove the batch dimension")
         if x.shape[axis] != 1:
             fail("squeeze axis {} of {} does not have size 1".format(axis, x))
         return [ValueSpec(x.dtype, x.shape[:axis] + x.shape[axis + 1:])]
@@ -161,10 +170,31 @@ class Constant(ExactOutputs):
 
     @classmethod
     def infer(cls, inputs, attrs, n_outputs):
-        if attrs["dtype"] not in DTYPES:
-            fail("constant of unknown dtype {!r}".format(attrs["dtype"]))
-        return [ValueSpec(attrs["dtype"], ())]
+        value, dtype = attrs["value"], attrs["dtype"]
+        if dtype not in DTYPES:
+            fail("constant of unknown dtype {!r}".format(dtype))
+        if not isinstance(value, bool):
+            _check_constant_number(value, dtype)
+        return [ValueSpec(dtype, ())]
 
     @classmethod
     def compute(cls, value, dtype):
         return np.asarray(value, dtype=dtype)
+
+
+def _check_constant_number(value: Union[int, float], dtype: str) -> None:
+    """The number/dtype pairs that `constant` allows (spec/ops.md): a number finite as a double, never for bool,
+    integral and within range for an integer dtype. NumPy would otherwise wrap, truncate or raise at run time
+    (300 as uint8, 2.5 as int32, 10**400 as int64), and TF refuses them. A bool suits every dtype (0 or 1)."""
+    if dtype == "bool":
+        fail("constant of dtype bool takes true or false, not a number")
+    if isinstance(value, int) and abs(value) > sys.float_info.max:  # its digits would make a very long message
+        fail("constant value is not finite as a double (an integer of {} bits)".format(value.bit_length()))
+    if not math.isfinite(value):
+        fail("constant value is not finite as a double ({!r})".format(value))
+    if dtype in INT_DTYPES:
+        if isinstance(value, float) and not value.is_integer():
+            fail("constant value {!r} is not an integer, as dtype {} needs".format(value, dtype))
+        limits = np.iinfo(dtype)
+        if not int(limits.min) <= value <= int(limits.max):
+            fail("constant value {!r} is out of range for {}".format(value, dtype))

@@ -228,10 +228,17 @@ class Policy:
         return (len(space["nvec"]),) if space["kind"] == "multi_discrete" else (space["n"],)
 
     def _probability_of(self, kind: str, proba: Any, actions: Any, batch: int, logp: bool) -> np.ndarray:
-        """SB2's NumPy formulas (`base_class.py`, action_probability with `actions`), result shaped [batch, 1]."""
-        actions = np.array([actions])
+        """SB2's NumPy formulas (`base_class.py`, action_probability with `actions`), result shaped [batch, 1].
+
+        The categorical kinds index the probabilities with the actions, so they take integers only (SPEC section
+        5.4): NumPy would read bool actions as a mask, which picks column 0 whenever the mask has a row's length.
+        """
         prob = logprob = None
         try:
+            actions = np.array([actions])
+            if kind in ("categorical", "multi_categorical") and actions.dtype.kind not in "iu":
+                raise InputError("{} actions are indices: they must be integers, got {}".format(
+                    kind, actions.dtype))
             if kind == "categorical":
                 actions = actions.reshape((-1,))
                 self._check_batch(actions, batch)
