@@ -3080,6 +3080,7 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
     static const char *const SOURCE[] = {"file_name", "sha256", "format", NULL};
     static const char *const FORMATS[] = {"zip", "pkl", NULL};
     static const char *const VECNORMALIZE[] = {"clip_obs", "epsilon", NULL};
+    static const char *const VECNORMALIZE_OPTIONAL[] = {"frame_stack", NULL};
     const sbif_json *source, *sha, *optional;
     size_t i;
     if (expect_object(s, v, "provenance", REQUIRED, OPTIONAL) != SBIF_OK ||
@@ -3112,11 +3113,14 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
         return s->error->status;
     }
     if ((optional = sbif_json_get(v, "vecnormalize")) != NULL &&
-        (expect_object(s, optional, "provenance/vecnormalize", VECNORMALIZE, NULL) != SBIF_OK ||
+        (expect_object(s, optional, "provenance/vecnormalize", VECNORMALIZE, VECNORMALIZE_OPTIONAL) != SBIF_OK ||
          expect_kind(s, sbif_json_get(optional, "clip_obs"), "provenance/vecnormalize/clip_obs", SBIF_JSON_NUMBER,
                      "number") != SBIF_OK ||
          expect_kind(s, sbif_json_get(optional, "epsilon"), "provenance/vecnormalize/epsilon", SBIF_JSON_NUMBER,
-                     "number") != SBIF_OK)) {
+                     "number") != SBIF_OK ||
+         (sbif_json_get(optional, "frame_stack") != NULL &&
+          expect_integer(s, sbif_json_get(optional, "frame_stack"), "provenance/vecnormalize/frame_stack", 2) !=
+              SBIF_OK))) {
         return s->error->status;
     }
     return SBIF_OK;

@@ -397,7 +397,7 @@ def to_onnx(model: Source, opset: int = DEFAULT_OPSET) -> Any:
     read = {name for node in graph.nodes for name in node.input}
     tensors = [onnx.numpy_helper.from_array(np.asarray(sbif_file.tensors[entry["name"]]), entry["name"])
                for entry in document["tensors"] if entry["name"] in read]
-    outputs = [(entry["name"], specs[entry["name"]], entry["description"]) for entry in document["outputs"]]
+    outputs = [(entry["name"], specs[entry["name"]], entry.get("description", "")) for entry in document["outputs"]]
     inputs = [(entry["name"], specs[entry["name"]], _input_description(entry)) for entry in document["inputs"]]
     public = {entry["name"] for entry in document["outputs"]}
     values = [(name, specs[name]) for node in document["graph"] for name in node["outputs"] if name not in public]
