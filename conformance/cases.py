@@ -3,10 +3,11 @@
 A case file is JSON (`spec/conformance-protocol.md`, "Case files"):
 
     {"sbifcase": 1, "check": "deterministic", "model": {"file_name", "sha256", "path"?, "bytes_base64"?, "spec"?},
-     "probes": [{"label", "request", "expected", "rules"}], "failure": {...}, "created_by": "..."}
+     "probes": [{"label", "request", "expected", "scales", "rules"}], "failure": {...}, "created_by": "..."}
 
 `request` is the protocol request without its id (the model path is filled in at replay), `expected` the
-oracle's outputs as protocol values, `rules` the comparison rule per output. `sbif conformance replay CASE`
+oracle's outputs as protocol values, `scales` their error scales (SPEC section 6), `rules` the comparison rule
+per output. `sbif conformance replay CASE`
 sends the probes to a runtime and compares exactly as the original run did.
 """
 from __future__ import annotations
@@ -19,10 +20,10 @@ import tempfile
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import __version__
-from .protocol import Answer, Runtime, decode_request, decode_value, encode_request, encode_value
-from .rules import compare
+from .protocol import Answer, Runtime, decode_request, decode_value, encode_request, encode_value, load_outcome
+from .rules import compare, refusal_comparison
 
-CASE_VERSION = 1
+CASE_VERSION = 2
 #: models up to this size are embedded in case files written by the runner (generated models always are)
 EMBED_LIMIT = 4 << 20
 
@@ -30,7 +31,8 @@ EMBED_LIMIT = 4 << 20
 def case_document(check: str, probes: List[Dict[str, Any]], model_path: Optional[str],
                   failure: Mapping[str, Any], runtime: str, spec: Optional[Mapping[str, Any]] = None,
                   embed: Optional[bool] = None, note: str = "") -> Dict[str, Any]:
-    """A case file's content. Each probe is {"label", "request" (arrays), "expected" (Answer), "rules"}."""
+    """A case file's content. Each probe is {"label", "request" (arrays), "expected" (Answer), "scales" (the
+    expected outputs' error scales, or None), "rules"}."""
     model: Dict[str, Any] = {}
     if model_path is not None:
         with open(model_path, "rb") as handle:
@@ -46,8 +48,10 @@ def case_document(check: str, probes: List[Dict[str, Any]], model_path: Optional
         request = encode_request(probe["request"])
         request.pop("model", None)
         expected = probe["expected"]
+        scales = probe.get("scales") or {}
         encoded.append({"label": probe["label"], "request": request,
                         "expected": {name: encode_value(v) for name, v in expected.outputs.items()},
+                        "scales": {name: encode_value(v) for name, v in scales.items()},
                         "rules": probe["rules"]})
     document = {"sbifcase": CASE_VERSION, "check": check, "model": model, "probes": encoded,
                 "failure": {key: failure.get(key) for key in ("output", "where", "detail", "kind", "probe")},
@@ -57,15 +61,20 @@ def case_document(check: str, probes: List[Dict[str, Any]], model_path: Optional
     return json.loads(json.dumps(document, allow_nan=False))
 
 
+def failing_probe(failure: Mapping[str, Any]) -> Dict[str, Any]:
+    """The probe of a run's first failure (`CheckResult.failure`) as `case_document` takes it."""
+    probe = failure["probe_object"]
+    return {"label": probe.label, "request": probe.request, "expected": failure["expected"],
+            "scales": failure.get("scales"), "rules": probe.rules}
+
+
 def write_case(directory: str, result: Any, runtime: str) -> str:
     """Write the failing probe of a `CheckResult` to `directory/<model>--<check>.sbifcase`; return the path."""
     os.makedirs(directory, exist_ok=True)
     failure = result.failure
     probe = failure["probe_object"]
     model_path = probe.request.get("model")
-    document = case_document(result.check, [{"label": probe.label, "request": probe.request,
-                                             "expected": failure["expected"], "rules": probe.rules}],
-                             model_path, failure, runtime)
+    document = case_document(result.check, [failing_probe(failure)], model_path, failure, runtime)
     stem = "{}--{}".format(os.path.splitext(result.model)[0], result.check).replace(os.sep, "_").replace(" ", "_")
     path = os.path.join(directory, stem + ".sbifcase")
     with open(path, "w", encoding="utf-8") as handle:
@@ -111,11 +120,14 @@ def replay(case: Mapping[str, Any], runtime: Runtime, model_path: Optional[str] 
         ok = True
         for probe in case["probes"]:
             wire = dict(probe["request"])
-            if model_path is not None and wire.get("type") in ("run", "predict"):
+            if model_path is not None and wire.get("type") in ("run", "predict", "load"):
                 wire["model"] = os.path.abspath(model_path)
             request = decode_request(wire)
             expected = Answer("result", {name: decode_value(v, name) for name, v in probe["expected"].items()})
+            scales = {name: decode_value(v, name) for name, v in (probe.get("scales") or {}).items()}
             actual = runtime.request(request)
+            if request.get("type") == "load":  # judged by its outcome: loaded, or the refusal's error class
+                actual = load_outcome(actual)
             if not actual.ok:
                 ok = False
                 lines.append("{}: runtime {}: {}".format(probe["label"], actual.status, actual.message))
@@ -129,8 +141,11 @@ def replay(case: Mapping[str, Any], runtime: Runtime, model_path: Optional[str] 
                     ok = False
                     lines.append("{}: {}: missing from the runtime's answer".format(probe["label"], name))
                     continue
-                result = compare(rule, expected.outputs[name], actual.outputs[name], expected.outputs,
-                                 comparison_inputs(request))
+                if rule["rule"] == "refusal":
+                    result = refusal_comparison(rule, expected.outputs[name], actual.outputs[name])
+                else:
+                    result = compare(rule, expected.outputs[name], actual.outputs[name], expected.outputs,
+                                     comparison_inputs(request), scales.get(name), scales)
                 status = "ok  " if result.ok else "FAIL"
                 ok = ok and result.ok
                 lines.append("{} {}: {} error {:.3g} {} {}".format(status, probe["label"], name, result.error,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -37,13 +37,17 @@ class Probe:
     """One request and the rule of every output to compare; `expected` is set when the plan itself knows the
     answer (op vectors, golden packs) instead of asking the oracle."""
 
-    __slots__ = ("request", "rules", "label", "expected", "rows")
+    __slots__ = ("request", "rules", "label", "expected", "rows", "scales", "undetermined")
 
     def __init__(self, request: Dict[str, Any], rules: Dict[str, Dict[str, Any]], label: str,
-                 expected: Optional[Answer] = None, rows: Optional[List[str]] = None):
+                 expected: Optional[Answer] = None, rows: Optional[List[str]] = None,
+                 scales: Optional[Dict[str, Any]] = None, undetermined: Optional[Dict[str, str]] = None):
         self.request, self.rules, self.label, self.expected = request, rules, label, expected
         #: names of the batch rows, when they mean something (edge observations)
         self.rows = rows
+        #: the expected outputs' error scales, when the plan knows them (golden packs, case files), and where their
+        #: values not determined by float evaluation come from (node -> reason, SPEC section 6.3)
+        self.scales, self.undetermined = scales, undetermined
 
 
 Plan = Generator[Probe, Answer, None]
@@ -265,7 +269,7 @@ def plan_predict(info: ModelInfo, rng: np.random.Generator, config: Config) -> P
                         info.predict["deterministic_default"]))
     if info.observation_dict is not None:  # HER: the dict, split along the last axis in the file's key order
         keys = info.observation_dict["keys"]
-        sizes = [int(np.prod(info.observation_dict["spaces"][key]["shape"])) for key in keys]
+        sizes = [_flat_width(info.observation_dict["spaces"][key]) for key in keys]
         parts = dict(zip(keys, np.split(space_obs, np.cumsum(sizes)[:-1], axis=-1)))
         yield Probe(request("predict", parts, deterministic=True), pick(*action_names),
                     "predict, dict observation, batch")
@@ -291,6 +295,18 @@ def plan_predict(info: ModelInfo, rng: np.random.Generator, config: Config) -> P
         yield Probe(request("value", space_obs), pick("value"), "value, batch")
         if single:
             yield Probe(request("value", space_obs[0], single=True), pick("value"), "value, one observation")
+
+
+def _flat_width(space: Mapping[str, Any]) -> int:
+    """How many columns of the flat observation a HER dict entry's space fills (one per index for Discrete)."""
+    kind = space["kind"]
+    if kind == "box":
+        return int(np.prod(space["shape"]))
+    if kind == "multi_binary":
+        return int(space["n"])
+    if kind == "multi_discrete":
+        return len(space["nvec"])
+    return 1
 
 
 def _first(value: Optional[np.ndarray]) -> Optional[np.ndarray]:

@@ -1,9 +1,11 @@
 """Golden packs (`spec/golden-packs.md`): SB2's answers recorded once, so the suite runs with no TensorFlow.
 
 A pack is a safetensors file `NAME.golden` next to the model it was recorded for. Its `__metadata__` holds
-`"format": "sbif-golden"`, `"golden_version": "1"` and `"manifest"`, a JSON document listing every probe
-(check, label, request, rules, expected outputs); arrays — observations, state, mask, noise, actions and the
-expected outputs — are tensors of the file, referenced from the manifest as `{"tensor": KEY}`.
+`"format": "sbif-golden"`, `"golden_version": "2"` and `"manifest"`, a JSON document listing every probe
+(check, label, request, rules, expected outputs and their error scales); arrays — observations, state, mask,
+noise, actions, the expected outputs and their scales — are tensors of the file, referenced from the manifest as
+`{"tensor": KEY}`. Version 2 added the scales (SPEC section 6): a version-1 pack is refused, to be recorded
+again.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from .protocol import Answer
 from .runner import OP_VECTORS_MODEL, Source
 
 GOLDEN_FORMAT = "sbif-golden"
-GOLDEN_VERSION = 1
+GOLDEN_VERSION = 2
 SUFFIX = ".golden"
 
 
@@ -59,6 +61,9 @@ def write_pack(path: str, model_path: str, records: Sequence[Tuple[str, Probe, A
     could not be recorded to the reason."""
     from sbif.format.container import write_container
 
+    from .scales import ReferenceScales
+
+    reference = ReferenceScales()
     tensors: "OrderedDict[str, np.ndarray]" = OrderedDict()
     probes = []
     for index, (check, probe, expected) in enumerate(records):
@@ -66,6 +71,12 @@ def write_pack(path: str, model_path: str, records: Sequence[Tuple[str, Probe, A
         entry = {"check": check, "label": probe.label, "rules": probe.rules,
                  "request": externalize(request, "p{}/request".format(index), tensors),
                  "expected": externalize(expected.outputs, "p{}/expected".format(index), tensors)}
+        scales, undetermined = ((probe.scales, probe.undetermined or {}) if probe.scales is not None
+                                else reference.for_request(probe.request))
+        if scales is not None:
+            entry["scales"] = externalize(_stored_scales(scales), "p{}/scales".format(index), tensors)
+        if undetermined:
+            entry["undetermined"] = dict(undetermined)
         if probe.rows:
             entry["rows"] = list(probe.rows)
         if expected.missing:
@@ -84,6 +95,20 @@ def write_pack(path: str, model_path: str, records: Sequence[Tuple[str, Probe, A
                 "manifest": json.dumps(manifest, allow_nan=False, separators=(",", ":"))}
     write_container(path, tensors, metadata)
     return path
+
+
+def _stored_scales(scales: Any) -> Any:
+    """Scales as float32 tensors, rounded up (a scale may only grow): half the size of float64."""
+    if isinstance(scales, Mapping):
+        return {name: _stored_scales(value) for name, value in scales.items()}
+    if isinstance(scales, (list, tuple)):
+        return [_stored_scales(value) for value in scales]
+    if scales is None:
+        return None
+    exact = np.asarray(scales, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # NaN scales (not determined) stay NaN
+        rounded = exact.astype(np.float32)
+        return np.where(rounded < exact, np.nextafter(rounded, np.float32(np.inf)), rounded).astype(np.float32)
 
 
 class GoldenPack:
@@ -129,7 +154,9 @@ class GoldenPack:
             if request.get("type") in ("run", "predict"):
                 request["model"] = self.model_path
             expected = Answer("result", internalize(entry["expected"], self.tensors))
-            yield Probe(request, entry["rules"], entry["label"], expected=expected, rows=entry.get("rows"))
+            scales = internalize(entry["scales"], self.tensors) if "scales" in entry else None
+            yield Probe(request, entry["rules"], entry["label"], expected=expected, rows=entry.get("rows"),
+                        scales=scales, undetermined=entry.get("undetermined"))
 
 
 def find_packs(paths: Sequence[str]) -> List[str]:

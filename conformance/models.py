@@ -4,7 +4,11 @@ weights built without TensorFlow from a JSON-able `spec` (`build_model`), for ev
 A spec is a plain dict, so a Hypothesis draw, a case file and a report can all carry it:
 
     {"family": "mlp", "algorithm": "PPO2", "observation": SPACE, "action": SPACE, "net_arch": [8, {"pi": [4]}],
-     "activation": "tanh", "seed": 3, "scale": 1.0}
+     "activation": "tanh", "seed": 3, "scale": 1.0, "spread": 0.5, "log_std": -1.0}
+
+`scale` multiplies every weight's fan-in scale; `spread` draws each weight tensor's own factor from a
+log-normal of that width (trained nets' layers differ in scale by up to e^±2); `log_std` is the mean of a Gaussian
+policy's log-std (trained ones sit anywhere from -3 to 1).
 
 Families and their extra keys: `mlp` (`net_arch`, `activation`), `cnn` (`padding`), `lstm` (`n_lstm`,
 `layer_norm`, `layers` for SB2's legacy layout or `net_arch` containing "lstm"), `cnn_lstm` (`n_lstm`,
@@ -219,15 +223,17 @@ def _head_width(space: Mapping[str, Any]) -> int:
 class _Params:
     """SB2-named parameters with random values at a scale that keeps activations O(1)."""
 
-    def __init__(self, seed: int, scale: float, input_range: float = 1.0):
+    def __init__(self, seed: int, scale: float, input_range: float = 1.0, spread: float = 0.0,
+                 log_std: float = 0.0):
         self.rng = np.random.RandomState(seed)
-        self.scale = scale
+        self.scale, self.spread, self.log_std = scale, spread, log_std
         self.input_range = input_range
         self.values: "OrderedDict[str, np.ndarray]" = OrderedDict()
 
     def weight(self, name: str, shape: Tuple[int, ...], first: bool = False) -> None:
         fan_in = int(np.prod(shape[:-1])) or 1
-        scale = self.scale * 1.5 / np.sqrt(fan_in) / (self.input_range if first else 1.0)
+        factor = float(np.exp(self.spread * self.rng.standard_normal())) if self.spread else 1.0
+        scale = self.scale * factor * 1.5 / np.sqrt(fan_in) / (self.input_range if first else 1.0)
         self.values[name] = (self.rng.standard_normal(shape) * scale).astype(np.float32)
 
     def bias(self, name: str, shape: Tuple[int, ...]) -> None:
@@ -273,7 +279,8 @@ def model_parameters(spec: Mapping[str, Any]) -> Tuple["OrderedDict[str, np.ndar
     """(parameters, policy kwargs, algorithm, policy class) for a spec."""
     family = spec["family"]
     obs, act = spec["observation"], spec["action"]
-    p = _Params(int(spec.get("seed", 0)), float(spec.get("scale", 1.0)), _input_range(obs))
+    p = _Params(int(spec.get("seed", 0)), float(spec.get("scale", 1.0)), _input_range(obs),
+                float(spec.get("spread", 0.0)), float(spec.get("log_std", 0.0)))
     activation = spec.get("activation")
     kwargs: Dict[str, Any] = {} if activation is None else {"act_fun": dict(
         {"name": activation}, **({"alpha": 0.2} if activation == "leaky_relu" else {}))}
@@ -368,7 +375,7 @@ def _ac_heads(p: _Params, pi_width: int, vf_width: int, act: Mapping[str, Any]) 
     p.dense("model/vf", vf_width, 1)
     p.dense("model/pi", pi_width, n)
     if act["kind"] == "box":
-        p.values["model/pi/logstd:0"] = (p.rng.standard_normal((1, n)) * 0.3).astype(np.float32)
+        p.values["model/pi/logstd:0"] = (p.log_std + p.rng.standard_normal((1, n)) * 0.3).astype(np.float32)
     p.dense("model/q", vf_width, n)
 
 

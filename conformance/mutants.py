@@ -380,6 +380,37 @@ def _tanh_half(original):
     return compute
 
 
+def _weights_half(original):
+    def compute(x, w, *rest, **attrs):
+        return original(x, w.astype(np.float16).astype(w.dtype), *rest, **attrs)
+    return compute
+
+
+def _first_bias_nudged(original):
+    """Element 0 of the bias 1e-4 larger, relatively: a bias read through a lossy text format."""
+    def compute(x, w, b, **attrs):
+        nudged = np.array(b)
+        nudged.reshape(-1)[0] *= nudged.dtype.type(1 + 1e-4)
+        return original(x, w, nudged, **attrs)
+    return compute
+
+
+def _half_precision(original):
+    def compute(x):
+        return original(x.astype(np.float16)).astype(x.dtype)
+    return compute
+
+
+def _half_accumulation(original):
+    """x @ w + b summed from the last term to the first in a float16 accumulator."""
+    def compute(x, w, b):
+        total = np.zeros((x.shape[0], w.shape[1]), np.float16)
+        for k in reversed(range(w.shape[0])):
+            total = (total + (x[:, k:k + 1] * w[k]).astype(np.float16)).astype(np.float16)
+        return (total.astype(x.dtype) + b).astype(x.dtype)
+    return compute
+
+
 def _round_observations(policy: Any) -> None:
     """Convert float observations for integer inputs by rounding (SB2 truncates toward zero)."""
     original = policy.observation_batch
@@ -436,6 +467,15 @@ MUTANTS: Dict[str, Mutant] = {m.name: m for m in (
            constraints={"observation_kinds": ("discrete", "multi_discrete", "multi_binary")}),
     Mutant("gaussian_std_ignored", "Gaussian sampling as mean + z (std ignored)", "sampling", ["mlp"],
            rewrite=gaussian_std_ignored, constraints={"action_kinds": ("box",)}),
+    # subtle numeric bugs that a fixed tolerance misses or catches by luck (issue 17): the error scales catch them
+    Mutant("weights_float16", "dense and convolution weights rounded through float16", "deterministic", ["mlp"],
+           patches={op: _weights_half for op in ("linear", "matmul", "conv2d")}),
+    Mutant("bias_nudged_1e-4", "one bias element of every dense layer 1e-4 off, relatively", "deterministic",
+           ["mlp"], patches={"linear": _first_bias_nudged}),
+    Mutant("exp_log_float16", "exp and log evaluated in float16", "sampling", ["mlp"],
+           patches={op: _half_precision for op in ("exp", "log")}, constraints={"action_kinds": ("box",)}),
+    Mutant("float16_accumulation", "dense layers summed last term first in a float16 accumulator",
+           "deterministic", ["mlp"], patches={"linear": _half_accumulation}),
 )}
 
 

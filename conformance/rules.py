@@ -1,18 +1,21 @@
 """Comparison rules (spec/SPEC.md section 6, spec/ops.md "Tolerances"), as JSON-able rule objects.
 
 A rule says how one output is compared; it is stored with the expected values in golden packs and case files,
-so a replay compares exactly as the original run did:
+so a replay compares exactly as the original run did. The expected side of a model's request carries, with its
+values, their error *scales* (`sbif.runtime.error_scales`: how far any correct float32 program may be from the
+reference on those inputs, in standard deviations), stored with them too:
 
-- `{"rule": "float"}`: |a - e| <= atol * (1 + |e|) element-wise (atol = rtol = 1e-5, overridable with "atol"),
-  NaN matching NaN and infinities matching exactly (`sbif.compare.float_error`);
+- `{"rule": "float"}`: |a - e| <= λ·σ element-wise (`sbif.compare.float_agreement`, λ = CONFIDENCE), NaN
+  matching NaN and infinities matching exactly; elements whose σ is NaN (not determined by float evaluation)
+  are left out and counted; the error reported is the ratio |a - e| / (λ·σ), <= 1 passing;
 - `{"rule": "exact"}`: equal dtype, shape and values (NaN matching NaN);
 - `{"rule": "discrete", "ties": {...}}`: action indices (or Bernoulli 0/1) equal, except on a near-tie of the
-  scores the two choices were taken from (see `TIE_KINDS`), computed from the *expected* outputs and the
-  request's noise;
+  scores the two choices were taken from (see `TIE_KINDS`), computed from the *expected* outputs, their scales
+  and the request's noise (`sbif.compare.near_tie`);
 - `{"rule": "ulp", "ulp": N, "abs": A, "exact": bool, "unspecified_nan": bool}`: an op vector's tolerance.
 
-Every comparison returns a `Comparison`: pass/fail, the error (normalised float error, or the number of
-mismatched rows), and where the worst element is.
+Every comparison returns a `Comparison`: pass/fail, the error (scale ratio, or the number of mismatched rows),
+and where the worst element is.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from sbif.compare import ATOL, RTOL
+from sbif.compare import float_agreement, near_tie
+from sbif.ops.elementwise import Log, Neg, Sub
+from sbif.ops.rounding import CONFIDENCE, finish, own_scale, quadrature
 
 #: where near-tie scores come from, per kind of discrete decision
 TIE_KINDS = ("none", "categorical", "multi_categorical", "gumbel", "bernoulli_mode", "bernoulli_sample",
@@ -28,12 +33,14 @@ TIE_KINDS = ("none", "categorical", "multi_categorical", "gumbel", "bernoulli_mo
 
 
 class Comparison:
-    """The outcome of comparing one output: `ok`, `error` (float error, or mismatched rows), `where`."""
+    """The outcome of comparing one output: `ok`, `error` (scale ratio, or mismatched rows), `where`."""
 
-    __slots__ = ("ok", "error", "where", "detail")
+    __slots__ = ("ok", "error", "where", "detail", "excluded")
 
-    def __init__(self, ok: bool, error: float = 0.0, where: str = "", detail: str = ""):
+    def __init__(self, ok: bool, error: float = 0.0, where: str = "", detail: str = "", excluded: int = 0):
         self.ok, self.error, self.where, self.detail = ok, float(error), where, detail
+        #: elements left out of a float comparison as not determined by float evaluation (SPEC section 6.2)
+        self.excluded = excluded
 
     def __repr__(self) -> str:
         return "Comparison({}, error={:.3g}{})".format("ok" if self.ok else "FAIL", self.error,
@@ -41,11 +48,12 @@ class Comparison:
 
 
 def compare(rule: Mapping[str, Any], expected: Any, actual: Any, expected_outputs: Mapping[str, Any] = None,
-            inputs: Mapping[str, Any] = None) -> Comparison:
+            inputs: Mapping[str, Any] = None, scale: Any = None, scales: Mapping[str, Any] = None) -> Comparison:
     """Compare one output (an array, a list of arrays, or None) under `rule`.
 
-    `expected_outputs` (all expected outputs of the request) and `inputs` (the request's inputs) supply the
-    scores and noise of the near-tie rule."""
+    `scale` is the expected output's error scale (same structure as `expected`), needed by the float rule;
+    `expected_outputs` (all expected outputs of the request), their `scales` and `inputs` (the request's inputs)
+    supply the scores, score scales and noise of the near-tie rule."""
     if expected is None or actual is None:
         if expected is None and actual is None:
             return Comparison(True)
@@ -57,13 +65,17 @@ def compare(rule: Mapping[str, Any], expected: Any, actual: Any, expected_output
             return Comparison(False, float("inf"), detail="expected a list of {}, got {}".format(
                 _count(expected), _count(actual)))
         worst = Comparison(True)
-        for index, (e, a) in enumerate(zip(expected, actual)):
-            result = compare(rule, e, a, expected_outputs, inputs)
+        parts = scale if isinstance(scale, (list, tuple)) else [None] * len(expected)
+        excluded = 0
+        for index, (e, a, b) in enumerate(zip(expected, actual, parts)):
+            result = compare(rule, e, a, expected_outputs, inputs, b, scales)
+            excluded += result.excluded
             if not result.ok or result.error > worst.error:
                 result.where = "item {}{}".format(index, ", " + result.where if result.where else "")
                 if not result.ok:
                     return result
                 worst = result
+        worst.excluded = excluded
         return worst
     expected, actual = np.asarray(expected), np.asarray(actual)
     if expected.shape != actual.shape:
@@ -72,12 +84,15 @@ def compare(rule: Mapping[str, Any], expected: Any, actual: Any, expected_output
     if kind != "ulp" and expected.dtype != actual.dtype:
         return Comparison(False, float("inf"), detail="dtype {}, expected {}".format(actual.dtype, expected.dtype))
     if kind == "float":
-        return float_comparison(expected, actual, rule.get("atol", ATOL), rule.get("rtol", RTOL))
+        if scale is None:
+            return Comparison(False, float("inf"), detail="the expected answer carries no error scales (a golden "
+                              "pack or case file of an older version: record it again)")
+        return float_comparison(expected, actual, np.asarray(scale, dtype=np.float64))
     if kind == "exact":
         return exact_comparison(expected, actual)
     if kind == "discrete":
         return discrete_comparison(expected, actual, rule.get("ties", {"kind": "none"}), expected_outputs or {},
-                                   inputs or {})
+                                   inputs or {}, scales or {})
     if kind == "ulp":
         return ulp_comparison(expected, actual, rule, inputs)
     raise ValueError("unknown comparison rule {!r}".format(kind))
@@ -91,27 +106,30 @@ def _index(shape: Sequence[int], flat: int) -> str:
     return "[{}]".format(", ".join(str(int(i)) for i in np.unravel_index(flat, shape))) if shape else "[]"
 
 
-def float_comparison(expected: np.ndarray, actual: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> Comparison:
-    e = expected.astype(np.float64).reshape(-1)
-    a = actual.astype(np.float64).reshape(-1)
-    if e.size == 0:
+def float_comparison(expected: np.ndarray, actual: np.ndarray, scale: np.ndarray) -> Comparison:
+    """SPEC section 6's float rule; the error is the worst |a - e| / (λ·σ), elements not determined left out."""
+    if expected.size == 0:
         return Comparison(True)
-    nan_e, nan_a = np.isnan(e), np.isnan(a)
-    inf_e, inf_a = np.isinf(e), np.isinf(a)
-    special = (nan_e != nan_a) | ((inf_e | inf_a) & ~(nan_e | nan_a) & (e != a))
-    if np.any(special):
-        flat = int(np.argmax(special))
-        return Comparison(False, float("inf"), _index(expected.shape, flat),
-                          "got {}, expected {}".format(_show(a[flat]), _show(e[flat])))
-    finite = ~(nan_e | inf_e)
-    if not np.any(finite):
-        return Comparison(True)
-    with np.errstate(all="ignore"):
-        scaled = np.where(finite, np.abs(a - e) / (1.0 + (rtol / atol) * np.abs(e)), 0.0)
-    flat = int(np.argmax(scaled))
-    error = float(scaled[flat])
-    return Comparison(error <= atol, error, _index(expected.shape, flat),
-                      "got {}, expected {}".format(_show(a[flat]), _show(e[flat])))
+    if scale.shape != expected.shape:
+        return Comparison(False, float("inf"), detail="error scales of shape {} for an output of shape {}".format(
+            scale.shape, expected.shape))
+    agreement = float_agreement(expected, actual, scale)
+    where = _index(expected.shape, agreement.where) if agreement.where >= 0 else ""
+    detail = ""
+    if agreement.where >= 0:
+        flat = agreement.where
+        detail = "got {}, expected {} ± {}".format(_show(actual.reshape(-1)[flat]), _show(expected.reshape(-1)[flat]),
+                                                   _show(CONFIDENCE * scale.reshape(-1)[flat]))
+    if agreement.excluded:
+        detail += "{}{} element(s) not compared: not determined by float32 evaluation (SPEC section 6.2: {})".format(
+            "; " if detail else "", agreement.excluded, UNDETERMINED_REASONS)
+    return Comparison(agreement.ok, agreement.ratio, where, detail, agreement.excluded)
+
+
+#: why an element may be not determined, shown when elements are left out (SPEC section 6.2)
+UNDETERMINED_REASONS = ("a layer-norm variance that overflows, where SB2 itself gives NaN or beta by the row's "
+                        "position in the batch; a log or division whose argument's scale reaches 0; a value whose "
+                        "scale overflows")
 
 
 def _show(value: Any) -> str:
@@ -134,7 +152,8 @@ def exact_comparison(expected: np.ndarray, actual: np.ndarray) -> Comparison:
 
 # -- discrete decisions and near-ties -------------------------------------------------------------------------------
 def discrete_comparison(expected: np.ndarray, actual: np.ndarray, ties: Mapping[str, Any],
-                        outputs: Mapping[str, Any], inputs: Mapping[str, Any]) -> Comparison:
+                        outputs: Mapping[str, Any], inputs: Mapping[str, Any],
+                        scales: Mapping[str, Any]) -> Comparison:
     """Rows whose choices differ, not counting near-ties (SPEC section 6); `error` counts the rows."""
     rows = expected.shape[0] if expected.ndim else 1
     e = expected.reshape(rows, -1)
@@ -146,7 +165,7 @@ def discrete_comparison(expected: np.ndarray, actual: np.ndarray, ties: Mapping[
     first = ""
     for row in np.nonzero(np.any(differs, axis=1))[0]:
         for j in np.nonzero(differs[row])[0]:
-            if not _near_tie(ties, int(row), int(j), e[row, j], a[row, j], outputs, inputs):
+            if not _near_tie(ties, int(row), int(j), e[row, j], a[row, j], outputs, inputs, scales):
                 mismatched.append(int(row))
                 if not first:
                     first = "row {}{}: got {!r}, expected {!r}".format(
@@ -159,7 +178,7 @@ def discrete_comparison(expected: np.ndarray, actual: np.ndarray, ties: Mapping[
 
 
 def _near_tie(ties: Mapping[str, Any], row: int, component: int, chosen: Any, ours: Any,
-              outputs: Mapping[str, Any], inputs: Mapping[str, Any]) -> bool:
+              outputs: Mapping[str, Any], inputs: Mapping[str, Any], scales: Mapping[str, Any]) -> bool:
     kind = ties.get("kind", "none")
     if kind == "none":
         return False
@@ -167,43 +186,67 @@ def _near_tie(ties: Mapping[str, Any], row: int, component: int, chosen: Any, ou
         chosen_i, ours_i = int(chosen), int(ours)
     except (TypeError, ValueError, OverflowError):
         return False
+    source = ties.get("scores") or ties.get("probabilities")
+    if source not in scales:
+        return False  # no scales for the scores: no tie can be shown
     if kind in ("categorical", "multi_categorical", "gumbel"):
-        scores = np.asarray(outputs[ties["scores"]], dtype=np.float64)[row]
+        scores = np.asarray(outputs[ties["scores"]], dtype=np.float32)[row]
+        score_scales = np.asarray(scales[ties["scores"]], dtype=np.float64)[row]
         if kind == "gumbel":
-            u = np.asarray(inputs[ties["noise"]], dtype=np.float64)[row]
-            with np.errstate(all="ignore"):
-                scores = scores - np.log(-np.log(u))
+            scores, score_scales = _gumbel_scores(scores, score_scales, np.asarray(inputs[ties["noise"]])[row])
         nvec = ties.get("nvec")
         if nvec:
             start = int(np.sum(nvec[:component]))
             scores = scores[start:start + int(nvec[component])]
-        return _scores_tie(scores, chosen_i, ours_i)
-    probabilities = np.asarray(outputs[ties["probabilities"]], dtype=np.float64)[row]
-    if kind == "bernoulli_mode":
-        p = probabilities[component]
-        return _scores_tie(np.array([1 - p, p]), chosen_i, ours_i)
+            score_scales = score_scales[start:start + int(nvec[component])]
+        return _scores_tie(scores, score_scales, chosen_i, ours_i)
+    p = np.asarray(outputs[ties["probabilities"]], dtype=np.float64)[row]
+    p_scale = np.asarray(scales[ties["probabilities"]], dtype=np.float64)[row]
+    if kind == "bernoulli_mode":  # the scores 1 - p (one more rounding) and p
+        complement_scale = quadrature(p_scale[component], own_scale(np.dtype(np.float32), abs(1 - p[component])))
+        return _scores_tie(np.array([1 - p[component], p[component]]),
+                           np.array([complement_scale, p_scale[component]]), chosen_i, ours_i)
     u = np.asarray(inputs[ties["noise"]], dtype=np.float64)[row]
-    if kind == "bernoulli_sample":
-        return _scores_tie(np.array([u[component], probabilities[component]]), chosen_i, ours_i)
+    if kind == "bernoulli_sample":  # u < p, u exact
+        return _scores_tie(np.array([u[component], p[component]]), np.array([0.0, p_scale[component]]),
+                           chosen_i, ours_i)
     if kind == "inverse_cdf":
-        with np.errstate(all="ignore"):
-            cdf = np.cumsum(probabilities)
-            cdf = cdf / cdf[-1]
-        low, high = sorted((chosen_i, ours_i))
-        if low < 0 or high > len(cdf):
-            return False
-        boundaries = cdf[low:high]
-        return bool(np.any(np.abs(boundaries - u[0]) <= ATOL * (1 + abs(u[0]))))
+        return _inverse_cdf_tie(p, p_scale, float(u[0]), chosen_i, ours_i)
     raise ValueError("unknown near-tie kind {!r}".format(kind))
 
 
-def _scores_tie(scores: np.ndarray, chosen: int, ours: int) -> bool:
+def _gumbel_scores(logits: np.ndarray, logit_scales: np.ndarray, noise: np.ndarray):
+    """logits - log(-log(u)) as the graph computes it in float32, with its scales (the ops' own)."""
+    values, errors = np.asarray(noise, np.float32), np.zeros(np.shape(noise))
+    with np.errstate(all="ignore"):
+        for op in (Log, Neg, Log):
+            result = op.compute(values)
+            errors = finish([result], op.error_scale([values], [errors], [result]))[0]
+            values = result
+        scores = Sub.compute(logits, values)
+        return scores, finish([scores], Sub.error_scale([logits, values], [logit_scales, errors], [scores]))[0]
+
+
+def _inverse_cdf_tie(p: np.ndarray, p_scale: np.ndarray, u: float, chosen: int, ours: int) -> bool:
+    """NumPy's choice compares u with d_j = c_j / c_n (c the cumulative sums in float64): the choices tie when u
+    is within the scale of a boundary between them."""
+    low, high = sorted((chosen, ours))
+    if low < 0 or high > len(p):
+        return False
+    with np.errstate(all="ignore"):
+        cdf, cdf_scale = np.cumsum(p), np.sqrt(np.cumsum(np.square(p_scale))) + 1e-15  # + float64 rounding
+        total, total_scale = cdf[-1], cdf_scale[-1]
+        boundaries = cdf / total
+        boundary_scales = quadrature(cdf_scale, boundaries * total_scale) / (total - CONFIDENCE * total_scale)
+    span = slice(low, high)
+    return bool(np.any(~(np.abs(boundaries[span] - u) > CONFIDENCE * boundary_scales[span])))
+
+
+def _scores_tie(scores: np.ndarray, score_scales: np.ndarray, chosen: int, ours: int) -> bool:
     if not (0 <= chosen < len(scores) and 0 <= ours < len(scores)):
         return False
-    a, b = scores[chosen], scores[ours]
-    if not (np.isfinite(a) and np.isfinite(b)):
-        return bool(a == b)
-    return bool(abs(a - b) <= ATOL * (1 + abs(a)))
+    return near_tie(float(scores[chosen]), float(score_scales[chosen]), float(scores[ours]),
+                    float(score_scales[ours]))
 
 
 # -- op vectors ---------------------------------------------------------------------------------------------------

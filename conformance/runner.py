@@ -20,7 +20,8 @@ import numpy as np
 from .checks import CHECKS, Config, Probe, iterate
 from .models import ModelInfo
 from .protocol import Answer, Runtime, load_outcome
-from .rules import Comparison, compare, refusal_comparison
+from .scales import ReferenceScales
+from .rules import UNDETERMINED_REASONS, Comparison, compare, refusal_comparison
 
 #: statuses of a check; `fail` and `fixed` make the run fail
 STATUSES = ("pass", "fail", "skip", "error", "known_failure", "fixed")
@@ -79,6 +80,8 @@ class Report:
         for r in self.results:
             failed = r.status in ("fail", "known_failure")
             where = r.message if r.status in ("skip", "error") or not r.worst else _where(r.worst, failed)
+            if r.status == "pass" and r.worst and r.message:  # what was not compared, and why
+                where += "; " + r.message
             error_text = _error_text(r.worst, failed)
             rows.append([r.model, r.check, r.status.upper() if r.status in ("fail", "fixed", "error") else r.status,
                          str(r.probes), error_text, where])
@@ -260,9 +263,14 @@ def run_suite(sources: Sequence[Source], runtime: Runtime, checks: Optional[Sequ
 
 
 def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answer], runtime: Runtime,
-              info: Optional[ModelInfo], stop_at_first_failure: bool = False) -> CheckResult:
-    """Drive one plan against the runtime; the first failing probe is kept for a case file."""
+              info: Optional[ModelInfo], stop_at_first_failure: bool = False,
+              scales: Optional[ReferenceScales] = None) -> CheckResult:
+    """Drive one plan against the runtime; the first failing probe is kept for a case file. The expected
+    answers' error scales come with the probe (golden packs, case files) or from `scales` (the reference)."""
     start = time.perf_counter()
+    scales = scales or ReferenceScales()
+    excluded = 0
+    undetermined: Dict[str, str] = {}  # node -> why its values are not determined, for the report
     feature = CHECKS[check].feature if check in CHECKS else "run"
     if not runtime.supports(feature):
         return CheckResult(model, check, "skip", "the runtime does not declare the '{}' feature".format(feature))
@@ -291,11 +299,14 @@ def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answe
             return CheckResult(model, check, "skip", "runtime skipped: {}".format(actual.message), probes,
                                _summary(failure, largest), time.perf_counter() - start)
         probes += 1
+        expected_scales, reasons = ((probe.scales, probe.undetermined or {}) if probe.scales is not None
+                                    else scales.for_request(probe.request))
         if not actual.ok:
             if failure is None:
                 failure = {"output": "", "error": float("inf"), "where": "", "probe": probe.label,
                            "detail": "runtime {}: {}".format(actual.status, actual.message), "kind": actual.status,
-                           "probe_object": probe, "expected": expected, "actual": actual}
+                           "probe_object": probe, "expected": expected, "actual": actual,
+                           "scales": expected_scales}
             if stop_at_first_failure:
                 break
             continue
@@ -310,7 +321,11 @@ def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answe
                 comparison = refusal_comparison(rule, expected.outputs[name], actual.outputs[name])
             else:
                 comparison = compare(rule, expected.outputs[name], actual.outputs[name], expected.outputs,
-                                     comparison_inputs(probe.request))
+                                     comparison_inputs(probe.request), (expected_scales or {}).get(name),
+                                     expected_scales)
+                excluded += comparison.excluded
+                if comparison.excluded:
+                    undetermined.update(reasons)
             where = comparison.where
             if probe.rows and where.startswith("["):
                 row = int(where[1:].split(",")[0].rstrip("]"))
@@ -324,7 +339,8 @@ def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answe
                        "detail": comparison.detail, "kind": rule["rule"]}
             if not comparison.ok:
                 if failure is None:
-                    failure = dict(outcome, probe_object=probe, expected=expected, actual=actual)
+                    failure = dict(outcome, probe_object=probe, expected=expected, actual=actual,
+                                   scales=expected_scales)
             elif rule["rule"] in ("float", "ulp") and comparison.error > largest.get("error", -1.0):
                 largest = outcome
         if failure is not None and stop_at_first_failure:
@@ -340,7 +356,10 @@ def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answe
                            {}, seconds)
     result = CheckResult(model, check, "pass", "", probes, largest, seconds)
     notes = (["some probes skipped: " + skipped] if skipped else []) + (
-        ["not compared: " + ", ".join(sorted(not_compared))] if not_compared else [])
+        ["not compared: " + ", ".join(sorted(not_compared))] if not_compared else []) + (
+        ["{} element(s) left out as not determined by float32 evaluation (SPEC section 6.3): {}".format(
+            excluded, "; ".join("{}: {}".format(node, reason) for node, reason in sorted(undetermined.items()))
+            or UNDETERMINED_REASONS)] if excluded else [])
     result.message = "; ".join(notes)
     return result
 

@@ -90,6 +90,11 @@ def test_undetermined_scales_propagate_to_dependent_values_only():
     x = np.array([[1.0, 2.0, 3.0, 4.0], [1e30, -1e30, 0.0, 1.0]], np.float32)
     (_,), (scale,) = scales_of(REGISTRY["layer_norm"], [x, np.ones(4, np.float32), np.zeros(4, np.float32)],
                                {"epsilon": 1e-12})
+    for name in ("relu", "tanh", "exp", "neg", "swish", "softmax"):
+        with np.errstate(over="ignore"):
+            outputs = [REGISTRY[name].compute(x)]
+        after = finish(outputs, REGISTRY[name].error_scale([x], [scale], outputs))[0]
+        assert np.all(np.isfinite(after[0])) and np.all(np.isnan(after[1])), name
     w = np.ones((4, 3), np.float32)
     outputs = [REGISTRY["linear"].compute(x, w, np.zeros(3, np.float32))]
     carried = finish(outputs, REGISTRY["linear"].error_scale([x, w, np.zeros(3, np.float32)],

@@ -41,6 +41,8 @@ class Op:
     attributes: ClassVar[Dict[str, Tuple[Any, Any]]] = {}
     #: how many outputs; None means "as many as the node lists" (split)
     n_outputs: ClassVar[Optional[int]] = 1
+    #: why this op's result can be not determined by float evaluation (a NaN error scale it makes itself)
+    undetermined_reason: ClassVar[str] = "its error scale overflows (values near the largest float)"
 
     @classmethod
     def infer(cls, inputs: List[ValueSpec], attrs: Dict[str, Any], n_outputs: int) -> List[ValueSpec]:

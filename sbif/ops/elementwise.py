@@ -128,6 +128,7 @@ class Mul(BinaryOp):
 @register
 class Div(BinaryOp):
     name = "div"
+    undetermined_reason = "the divisor's interval reaches 0, so the quotient may be anything"
 
     @classmethod
     def infer(cls, inputs, attrs, n_outputs):
@@ -146,8 +147,8 @@ class Div(BinaryOp):
         y_abs = np.abs(np.asarray(y, np.float64))
         with np.errstate(all="ignore"):
             least = y_abs - CONFIDENCE * sy
-            scale = quadrature(np.where(sx > 0, sx / least, 0.0),
-                               np.where(sy > 0, magnitude(x) * sy / (least * y_abs), 0.0),
+            scale = quadrature(np.where(sx != 0, sx / least, 0.0),
+                               np.where(sy != 0, magnitude(x) * sy / (least * y_abs), 0.0),
                                own_scale(outputs[0].dtype, np.where(least > 0, magnitude(x, sx) / least, 0.0)))
         return [np.where((least > 0) | (sy == 0), scale, np.nan)]
 
@@ -227,6 +228,7 @@ class Exp(UnaryFloatOp):
 @register
 class Log(UnaryFloatOp):
     name = "log"
+    undetermined_reason = "the argument's interval reaches 0, so the log may be finite, -inf or NaN"
     exact = staticmethod(np.log)
     accuracy = (5.0, 0.0)  # TF within 1 ULP, a conforming library within 4
 

@@ -107,7 +107,7 @@ class Softmax(Op):
             y_low = low / (low + np.maximum(high_sum - high, 0.0))
             y_high = high / (high + np.maximum(low_sum - low, 0.0))
             centre = np.exp(x - top) / np.sum(np.exp(x - top), axis=-1, keepdims=True)
-            spread = np.where(width > 0, np.maximum(y_high - centre, centre - y_low), 0.0) / CONFIDENCE
+            spread = np.where(width != 0, np.maximum(y_high - centre, centre - y_low), 0.0) / CONFIDENCE
             term = quadrature(unit * np.where(np.isfinite(x), np.abs(x - top), 0.0), Exp.accuracy[0] * ULP * unit)
             relative = quadrature(term, np.sqrt(count + 2.0) * unit, np.max(term, axis=-1, keepdims=True))
             scale_y = quadrature(spread, TWO_PROGRAMS * (relative * y_high + UNDERFLOW))

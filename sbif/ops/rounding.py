@@ -90,7 +90,7 @@ def carried(derivative_spread: Callable[[np.ndarray], np.ndarray], scale: np.nda
     the derivative where f is smooth on that interval, and stays sound where it is not (a clip edge, a
     saturating tanh, a rounding step)."""
     with np.errstate(all="ignore"):
-        return np.where(scale > 0, derivative_spread(CONFIDENCE * scale) / CONFIDENCE, 0.0)
+        return np.where(scale != 0, derivative_spread(CONFIDENCE * scale) / CONFIDENCE, 0.0)
 
 
 def monotone_scale(function: Callable[[np.ndarray], np.ndarray], x: np.ndarray, scale: np.ndarray,

@@ -28,10 +28,12 @@ class ErrorScales:
         self.executor = GraphExecutor(model)
         self._tensor_scales = {name: np.zeros(np.shape(value)) for name, value in model.tensors.items()}
 
-    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Tuple[Arrays, Arrays]:
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str],
+            undetermined: Optional[Dict[str, str]] = None) -> Tuple[Arrays, Arrays]:
         """(values, scales) of `outputs`: the reference's values and, element by element, the float64 error scale
         of a correct program's value (NaN where the value is not determined by float evaluation). Inputs and
-        tensors are exact."""
+        tensors are exact. `undetermined`, if given, receives for each node that makes values not determined (NaN
+        scales none of its inputs had) "op output" -> the op's reason (SPEC section 6.3)."""
         steps, required = self.executor.plan(outputs)
         checked = self.executor.check_feeds({name: feeds[name] for name in required})
         values: Dict[str, np.ndarray] = dict(self.executor.model.tensors)
@@ -43,17 +45,23 @@ class ErrorScales:
                 inputs = [values[name] for name in step.inputs]
                 result = step.compute(*inputs, **step.attrs)
                 results = list(result) if len(step.outputs) > 1 else [result]
-                found = step.error_scale(inputs, [scales[name] for name in step.inputs], results, **step.attrs)
+                carried = [scales[name] for name in step.inputs]
+                found = finish(results, step.error_scale(inputs, carried, results, **step.attrs))
+                if undetermined is not None and any(np.isnan(scale).any() for scale in found) and not any(
+                        np.isnan(scale).any() for scale in carried):
+                    undetermined["{} {}".format(step.op_name, step.outputs[0])] = step.undetermined_reason
                 values.update(zip(step.outputs, results))
-                scales.update(zip(step.outputs, finish(results, found)))
+                scales.update(zip(step.outputs, found))
         return {name: values[name] for name in outputs}, {name: scales[name] for name in outputs}
 
 
 def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation: Any, state: Any = None,
                    mask: Any = None, deterministic: Optional[bool] = None, noise: Optional[Mapping[str, Any]] = None,
-                   actions: Any = None, logp: bool = False) -> Dict[str, Any]:
+                   actions: Any = None, logp: bool = False, undetermined: Optional[Dict[str, str]] = None
+                   ) -> Dict[str, Any]:
     """The error scales of a `predict` (keys `action`, `state`), `action_probability` (`probability`) or `value`
-    (`value`) result, shaped like the result `policy` returns for the same arguments (None where it is None)."""
+    (`value`) result, shaped like the result `policy` returns for the same arguments (None where it is None).
+    `undetermined` receives the reasons for NaN scales, as in `ErrorScales.run`."""
     feeds, vectorized = policy.make_feeds(observation, state, mask)
     document = policy.document["predict"]
     recurrent = document.get("recurrent")
@@ -62,7 +70,7 @@ def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation
         return value if value is None or vectorized else value[0]
 
     if method == "value":
-        return {"value": single(scales.run(feeds, ["value"])[1]["value"])}
+        return {"value": single(scales.run(feeds, ["value"], undetermined)[1]["value"])}
     if method == "predict":
         if deterministic is None:
             deterministic = document["deterministic_default"]
@@ -70,7 +78,7 @@ def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation
         if not deterministic:
             feeds.update(policy.noise_feeds(len(feeds["obs"]), None, noise))
         wanted = [name] + ([recurrent["state_output"]] if recurrent else [])
-        found = scales.run(feeds, wanted)[1]
+        found = scales.run(feeds, wanted, undetermined)[1]
         return {"action": single(found[name]),
                 "state": single(found[recurrent["state_output"]]) if recurrent else None}
     distribution = document.get("distribution")
@@ -78,7 +86,7 @@ def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation
         return {"probability": None}
     parameters, kind = distribution["parameters"], distribution["kind"]
     wanted = [parameters["mean"], parameters["std"]] if kind == "diag_gaussian" else [parameters["probabilities"]]
-    values, found = scales.run(feeds, wanted)
+    values, found = scales.run(feeds, wanted, undetermined)
     if actions is None:
         if kind == "diag_gaussian":
             result: Any = [found[wanted[0]], found[wanted[1]]]
@@ -89,6 +97,8 @@ def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation
         return {"probability": single(result)}
     result = probability_scale(policy, kind, distribution, [values[name] for name in wanted],
                                [found[name] for name in wanted], actions, logp)
+    if undetermined is not None and np.isnan(result).any() and not any(np.isnan(found[name]).any() for name in wanted):
+        undetermined["log of the actions' probability"] = Log.undetermined_reason
     return {"probability": single(result)}
 
 

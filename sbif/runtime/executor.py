@@ -13,12 +13,14 @@ from ..ops import get_op, resolve_attrs
 class Step:
     """One graph node bound to its op's compute function and resolved attributes."""
 
-    __slots__ = ("compute", "error_scale", "inputs", "outputs", "attrs")
+    __slots__ = ("op_name", "compute", "error_scale", "undetermined_reason", "inputs", "outputs", "attrs")
 
     def __init__(self, node: dict):
         op = get_op(node["op"])
+        self.op_name = op.name
         self.compute = op.compute
         self.error_scale = op.error_scale
+        self.undetermined_reason = op.undetermined_reason
         self.inputs: Tuple[str, ...] = tuple(node["inputs"])
         self.outputs: Tuple[str, ...] = tuple(node["outputs"])
         self.attrs = resolve_attrs(op, node.get("attrs", {}), node["op"])

@@ -108,6 +108,19 @@ def test_a_reader_that_accepts_corrupt_files_fails():
     assert result.status == "fail" and "expected FileFormatError, got loaded" in result.worst["detail"], report.render()
 
 
+def test_a_refusal_failure_replays_from_its_case_file(tmp_path):
+    """The case file of a reader that accepts a corrupt file carries that file: replayed, the reference passes it
+    and the broken reader still fails it."""
+    from conformance.cases import read_case, replay
+
+    accepting = PythonRuntime(load=lambda path: object())
+    run_suite([OracleSource([], PythonRuntime())], accepting, checks=["reader_refusal"], cases_dir=str(tmp_path))
+    [case] = [read_case(str(path)) for path in tmp_path.iterdir()]
+    assert replay(case, PythonRuntime()).ok
+    failed = replay(case, accepting)
+    assert not failed.ok and "got loaded" in failed.lines[0]
+
+
 def test_a_reader_that_refuses_everything_fails():
     def refuse(path):
         raise DocumentError("refused")
@@ -152,8 +165,6 @@ def test_the_torch_adapter_passes():
         assert result.status == "pass", report.render()
 
 
-@pytest.mark.xfail(strict=True, reason="sbif/convert/onnx.py reads every output's 'description', which the schema makes "
-                                       "optional (KeyError on the corpus's valid files)")
 def test_the_onnx_adapter_passes():
     pytest.importorskip("onnxruntime")
     from conformance.adapters.onnx_runtime import OnnxRuntime

@@ -135,7 +135,9 @@ def test_cli_run_golden_json_and_exit_codes(tmp_path):
     replayed = cli("replay", str(tmp_path / "cases" / case), "--runtime",
                    " ".join(NUMPY_RUNTIME + ["--mutant", "gumbel_sign_flip"]))
     assert replayed.returncode == 1 and "still fails" in replayed.stdout
-    assert cli("run").returncode == 2
+    empty = tmp_path / "no-packs"
+    empty.mkdir()
+    assert cli("run", "--golden", str(empty)).returncode == 1  # a directory without packs is an error
 
 
 def test_cli_run_models_against_the_reference(example_models):
