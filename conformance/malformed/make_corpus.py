@@ -8,6 +8,9 @@ Every file is derived from the same base (a PPO2 MLP policy with Box(3) observat
 only thing wrong with it: a reader that misses the defect loads the file, or refuses it for a later reason with the
 wrong error class. The output is a pure function of this module and the exporter:
 `tests/conformance/test_refusal.py` regenerates it and compares it with the shipped files byte for byte.
+
+Files are numbered in the order their cases are defined here, so new cases are added at the end (after the first
+valid files): the names of existing files, which reports and case files quote, stay the same.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import re
 import struct
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from sbif.errors import DocumentError, FileFormatError, UnsupportedError
 from sbif.format import SbifFile, encode_document
@@ -41,9 +44,25 @@ CORPUS_FILE = re.compile(r"^\d\d_[a-z0-9_]+\.sbif$")
 
 def container(header: Any, data: bytes = b"") -> bytes:
     """SPEC section 2's framing of any header (even one no reader should accept): its 8-byte little-endian length,
-    the header as compact JSON, then the data buffer."""
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    the header as compact JSON (NaN written as Python writes it), then the data buffer."""
+    return framed(json.dumps(header, separators=(",", ":")), data)
+
+
+def framed(header_text: str, data: bytes) -> bytes:
+    """SPEC section 2's framing of a header's text: its length as 8 bytes little-endian, the text, the data buffer."""
+    text = header_text.encode("utf-8")
     return struct.pack("<Q", len(text)) + text + data
+
+
+def substituted(text: str, substitution: Tuple[str, str]) -> str:
+    """`text` with its one occurrence of `old` replaced by `new` (substitution = (old, new)): how the corpus writes
+    JSON that Python's writer will not (NaN in a document, 1e400). Finding it elsewhere, or not at all, means the base
+    changed and the case would not make the file it describes, so that is an error."""
+    old, new = substitution
+    if text.count(old) != 1:
+        raise RuntimeError("{!r} occurs {} times in the base's JSON, not once: the case must be rewritten".format(
+            old, text.count(old)))
+    return text.replace(old, new)
 
 
 class Base:
@@ -72,6 +91,16 @@ class Base:
         header = self.header
         header["__metadata__"] = encode_document(document)
         return self.file(header)
+
+    def with_document_text(self, substitution: Tuple[str, str]) -> bytes:
+        """The base file with one piece of its document's text replaced."""
+        header = self.header
+        header["__metadata__"]["sbif"] = substituted(header["__metadata__"]["sbif"], substitution)
+        return self.file(header)
+
+    def with_header_text(self, substitution: Tuple[str, str]) -> bytes:
+        """The base file with one piece of its header's text replaced."""
+        return framed(substituted(json.dumps(self.header, separators=(",", ":")), substitution), self.data)
 
     def with_entry(self, name: str, **changes: Any) -> bytes:
         """The base file with fields of one tensor's header entry replaced."""
@@ -140,6 +169,22 @@ def node(document: Dict[str, Any], op: str, index: int = 0) -> Dict[str, Any]:
 
 def entry(entries: List[Dict[str, Any]], name: str) -> Dict[str, Any]:
     return next(each for each in entries if each["name"] == name)
+
+
+def add_node(op: str, inputs: List[str], output: str, **attrs: Any) -> Callable[[Dict[str, Any]], None]:
+    """An edit appending a node with one output that nothing uses: the static check still applies to it (SPEC
+    section 3.5), so a defect in it is the file's only defect, and a valid one changes no output."""
+    def edit(document: Dict[str, Any]) -> None:
+        document["graph"].append({"op": op, "inputs": inputs, "outputs": [output], "attrs": attrs})
+    return edit
+
+
+def with_constants(*pairs: Tuple[Any, str]) -> Callable[[Dict[str, Any]], None]:
+    """An edit appending one `constant` node per (value, dtype) pair, named after its dtype and position."""
+    def edit(document: Dict[str, Any]) -> None:
+        for index, (value, dtype) in enumerate(pairs):
+            add_node("constant", [], "constant/{}_{}".format(index, dtype), value=value, dtype=dtype)(document)
+    return edit
 
 
 # -- the container (SPEC section 2) -----------------------------------------------------------------------------------
@@ -438,6 +483,135 @@ def valid_scalar_and_empty_tensors(base: Base) -> bytes:
     header["sbif/scalar"] = {"dtype": "F32", "shape": [], "data_offsets": [end, end + 4]}
     header["sbif/empty"] = {"dtype": "F32", "shape": [0], "data_offsets": [end + 4, end + 4]}
     return base.file(header, base.data + struct.pack("<f", 0.5))
+
+
+# -- rules added to SPEC sections 1 and 3 after the first corpus (appended, so earlier file names stay) --------------
+# JSON: NaN, Infinity and -Infinity are not JSON, and a number must be finite as a double (SPEC section 1); the base's
+# observation bounds are where a lenient parser would read them as floats and accept the file.
+@refused("2", FILE_FORMAT, "A tensor's shape in the header is [NaN]: NaN is not JSON.")
+def header_nan(base: Base) -> bytes:
+    return base.with_entry("model/pi/b:0", shape=[float("nan")])
+
+
+@refused("2", FILE_FORMAT, "A tensor's data_offsets in the header are [40,1e400]: 1e400 is beyond the range of a "
+                           "double.")
+def header_number_beyond_double(base: Base) -> bytes:
+    return base.with_header_text(('"data_offsets":[40,48]', '"data_offsets":[40,1e400]'))
+
+
+@refused("1", DOCUMENT, "observation_space.low is the token NaN, which is not JSON (a bound that is not a number is "
+                        "the string \"nan\").")
+def document_nan(base: Base) -> bytes:
+    return base.with_document_text(('"low":-1.0', '"low":NaN'))
+
+
+@refused("1", DOCUMENT, "observation_space.high is the token Infinity, which is not JSON (an infinite bound is the "
+                        "string \"inf\").")
+def document_infinity(base: Base) -> bytes:
+    return base.with_document_text(('"high":1.0', '"high":Infinity'))
+
+
+@refused("1", DOCUMENT, "observation_space.high is 1e400, beyond the range of a double (JSON parsers that read it "
+                        "as infinity would take it for the bound \"inf\").")
+def document_number_beyond_double(base: Base) -> bytes:
+    return base.with_document_text(('"high":1.0', '"high":1e400'))
+
+
+@refused("3.2", DOCUMENT, "observation_space.high is the integer 10^400, too large for a float (an integer literal, "
+                          "which JSON parsers that read numbers as doubles turn into infinity).")
+def bound_integer_beyond_double(base: Base) -> bytes:
+    return base.with_document(lambda document: document["observation_space"].update(high=10 ** 400))
+
+
+# graph inputs and outputs have the batch first (SPEC sections 1, 3.4, 3.6)
+@refused("3.4", DOCUMENT, "The noise input has shape [2], without the batch (it still broadcasts against the [B, 2] "
+                          "logits).")
+def noise_input_without_batch(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["inputs"], "noise_uniform").update(shape=[2]))
+
+
+@refused("3.4", DOCUMENT, "The noise input has shape [], a scalar without the batch.")
+def noise_input_scalar(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["inputs"], "noise_uniform").update(shape=[]))
+
+
+@refused("3.4", DOCUMENT, "The observation input carries distribution \"uniform\", which only noise inputs have (a "
+                          "schema violation).")
+def distribution_on_observation(base: Base) -> bytes:
+    return base.with_document(lambda document: entry(document["inputs"], "obs").update(distribution="uniform"))
+
+
+@refused("3.6", DOCUMENT, "An output declared float32 [] names a constant node: the declared type is the computed "
+                          "one, but an output has the batch first.")
+def output_without_batch(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        add_node("constant", [], "zero", value=0.0, dtype="float32")(document)
+        document["outputs"].append({"name": "zero", "dtype": "float32", "shape": []})
+    return base.with_document(edit)
+
+
+# no op works along the batch (SPEC section 3.5): the value head's output `value` is a [B] value
+@refused("3.5", DOCUMENT, "An argmax node reads the [B] value `value`: its last axis is the batch.")
+def argmax_along_batch(base: Base) -> bytes:
+    return base.with_document(add_node("argmax", ["value"], "value/argmax"))
+
+
+@refused("3.5", DOCUMENT, "A softmax node reads the [B] value `value`: its last axis is the batch.")
+def softmax_along_batch(base: Base) -> bytes:
+    return base.with_document(add_node("softmax", ["value"], "value/softmax"))
+
+
+@refused("3.5", DOCUMENT, "A reduce_mean node reads the [B] value `value`: its last axis is the batch.")
+def reduce_mean_along_batch(base: Base) -> bytes:
+    return base.with_document(add_node("reduce_mean", ["value"], "value/mean"))
+
+
+@refused("3.5", DOCUMENT, "A layer_norm node normalizes the [B] value `value` along the batch, with `value` as its "
+                          "gamma and beta too (so their shapes match x's last axis).")
+def layer_norm_along_batch(base: Base) -> bytes:
+    return base.with_document(add_node("layer_norm", ["value", "value", "value"], "value/normalized", epsilon=1e-5))
+
+
+@refused("3.5", DOCUMENT, "An argmax node reads a bool value (less of the logits and themselves); argmax takes "
+                          "floats and integers.")
+def argmax_of_bool(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        add_node("less", ["logits", "logits"], "logits/less")(document)
+        add_node("argmax", ["logits/less"], "logits/less/argmax")(document)
+    return base.with_document(edit)
+
+
+@refused("3.5", DOCUMENT, "A split node cuts the [B] value `value` along axis 0, the batch.")
+def split_along_batch(base: Base) -> bytes:
+    return base.with_document(add_node("split", ["value"], "value/split", sizes=[1], axis=0))
+
+
+# constant's value/dtype pairs (spec/ops.md)
+@refused("3.5", DOCUMENT, "A constant node has value 300 and dtype uint8, out of the dtype's range.")
+def constant_out_of_range(base: Base) -> bytes:
+    return base.with_document(with_constants((300, "uint8")))
+
+
+@refused("3.5", DOCUMENT, "A constant node has value 2.5 and dtype int32, which needs an integral value.")
+def constant_not_integral(base: Base) -> bytes:
+    return base.with_document(with_constants((2.5, "int32")))
+
+
+@refused("3.5", DOCUMENT, "A constant node has value 1 and dtype bool, which takes true or false, not a number.")
+def constant_number_for_bool(base: Base) -> bytes:
+    return base.with_document(with_constants((1, "bool")))
+
+
+@refused("3.5", DOCUMENT, "A constant node has the integer value 10^400 and dtype int64: a constant is finite as a "
+                          "double.")
+def constant_beyond_double(base: Base) -> bytes:
+    return base.with_document(with_constants((10 ** 400, "int64")))
+
+
+@loads("3.5", "Constant nodes with value/dtype pairs spec/ops.md allows that a reader might not expect: true as "
+              "float32, 3.0 (integral, though written with a fraction) as int32, and 255, the largest uint8, as uint8.")
+def valid_constant_pairs(base: Base) -> bytes:
+    return base.with_document(with_constants((True, "float32"), (3.0, "int32"), (255, "uint8")))
 
 
 # -- writing --------------------------------------------------------------------------------------------------------

@@ -403,6 +403,13 @@ static sbif_status json_number(json_parser *p) {
         if (p->pos >= p->length || !is_digit(p->text[p->pos])) return json_fail(p, "invalid number");
         while (p->pos < p->length && is_digit(p->text[p->pos])) p->pos++;
     }
+    /* strict JSON (SPEC section 1): a number with a fraction or an exponent must be finite as a double (strtod rounds
+     * correctly, as every reader does, so 1e400 is refused everywhere); integer literals are kept exact */
+    if (!integer && isinf(strtod(p->text + start, NULL))) {
+        size_t length = p->pos - start;
+        return fail(p->error, SBIF_ERR_INPUT, "the number %.*s%s at byte %lu is beyond the range of a double",
+                    (int)(length > 40 ? 40 : length), p->text + start, length > 40 ? "..." : "", (unsigned long)start);
+    }
     index = json_new_node(p, SBIF_JSON_NUMBER);
     if (p->out_of_memory) return out_of_memory(p->error);
     p->nodes[index].str = p->text + start;
@@ -411,10 +418,15 @@ static sbif_status json_number(json_parser *p) {
     return SBIF_OK;
 }
 
-static sbif_status json_literal(json_parser *p, const char *word, sbif_json_kind kind) {
+/** Whether the text at p->pos starts with `word`. */
+static int json_at(const json_parser *p, const char *word) {
     size_t n = strlen(word);
-    if (p->length - p->pos < n || memcmp(p->text + p->pos, word, n) != 0) return json_fail(p, "invalid literal");
-    p->pos += n;
+    return p->length - p->pos >= n && memcmp(p->text + p->pos, word, n) == 0;
+}
+
+static sbif_status json_literal(json_parser *p, const char *word, sbif_json_kind kind) {
+    if (!json_at(p, word)) return json_fail(p, "invalid literal");
+    p->pos += strlen(word);
     json_new_node(p, kind);
     return p->out_of_memory ? out_of_memory(p->error) : SBIF_OK;
 }
@@ -498,6 +510,9 @@ static sbif_status json_container(json_parser *p, int is_object) {
 static sbif_status json_value(json_parser *p) {
     json_skip_space(p);
     if (p->pos >= p->length) return json_fail(p, "expected a value");
+    if (json_at(p, "NaN") || json_at(p, "Infinity") || json_at(p, "-Infinity")) { /* what lenient parsers accept */
+        return json_fail(p, "NaN, Infinity and -Infinity are not JSON");
+    }
     switch (p->text[p->pos]) {
     case '{': return json_container(p, 1);
     case '[': return json_container(p, 0);
@@ -1234,9 +1249,21 @@ static sbif_status require_float(const sbif_tensor *t, const char *role, sbif_er
     return type_error(error, "%s has dtype %s, expected one of float32, float64", role, sbif_dtype_name(t->dtype));
 }
 
-static sbif_status require_rank_1(const sbif_tensor *t, const char *op, sbif_error *error) {
-    if (t->rank >= 1) return SBIF_OK;
-    return type_error(error, "%s needs an input of rank at least 1", op);
+/** An op along the last axis (argmax, softmax, reduce_mean, layer_norm) needs one, and it must not be the batch: along
+ * a [B] value's last axis the op would mix the rows, which stay independent (SPEC section 3.5). A batch-free value
+ * (a tensor's) may have any last axis. */
+static sbif_status require_rows(const sbif_tensor *t, const char *op, sbif_error *error) {
+    char text[128];
+    format_type(t, text, sizeof text);
+    if (t->rank < 1) {
+        return type_error(error, "%s works along the last axis and needs an input of rank at least 1, got %s", op,
+                          text);
+    }
+    if (t->shape[t->rank - 1] < 0) {
+        return type_error(error, "%s works along the last axis, which of %s is the batch: rows must stay independent",
+                          op, text);
+    }
+    return SBIF_OK;
 }
 
 static sbif_status normalize_axis(const op_attrs *a, int rank, int *axis, sbif_error *error) {
@@ -1478,7 +1505,7 @@ static sbif_status infer_layer_norm(const operands *in, const op_attrs *a, size_
     operand(in, 0, &x);
     operand(in, 1, &gamma);
     operand(in, 2, &beta);
-    if (require_float(&x, "x", error) != SBIF_OK || require_rank_1(&x, "layer_norm", error) != SBIF_OK) {
+    if (require_float(&x, "x", error) != SBIF_OK || require_rows(&x, "layer_norm", error) != SBIF_OK) {
         return error->status;
     }
     if (x.dtype != gamma.dtype || x.dtype != beta.dtype || gamma.rank != 1 || beta.rank != 1 ||
@@ -1495,7 +1522,7 @@ static sbif_status infer_reduce_mean(const operands *in, const op_attrs *a, size
     (void)a;
     (void)n_outputs;
     operand(in, 0, out);
-    if (require_float(out, "input", error) != SBIF_OK || require_rank_1(out, "reduce_mean", error) != SBIF_OK) {
+    if (require_float(out, "input", error) != SBIF_OK || require_rows(out, "reduce_mean", error) != SBIF_OK) {
         return error->status;
     }
     out->shape[out->rank - 1] = 1;
@@ -1615,6 +1642,7 @@ static sbif_status infer_split(const operands *in, const op_attrs *a, size_t n_o
         return type_error(error, "split sizes %s must be positive and one per output (%lu)", text,
                           (unsigned long)n_outputs);
     }
+    if (x.shape[axis] < 0) return type_error(error, "split cannot cut along the batch dimension");
     for (i = 0; valid && i < a->list_length; i++) valid = checked_add(total, a->list[i], &total) == 0;
     if (!valid || total != x.shape[axis]) {
         format_type(&x, tx, sizeof tx);
@@ -1654,6 +1682,7 @@ static sbif_status infer_squeeze(const operands *in, const op_attrs *a, size_t n
     (void)n_outputs;
     operand(in, 0, &x);
     if (normalize_axis(a, x.rank, &axis, error) != SBIF_OK) return error->status;
+    if (x.shape[axis] < 0) return type_error(error, "squeeze cannot remove the batch dimension");
     if (x.shape[axis] != 1) {
         char tx[128];
         format_type(&x, tx, sizeof tx);
@@ -1665,6 +1694,51 @@ static sbif_status infer_squeeze(const operands *in, const op_attrs *a, size_t n
     return SBIF_OK;
 }
 
+/* DBL_MAX written out (2^1024 - 2^971): an integer literal above it is beyond the range of a double, also where strtod
+ * would round it down to DBL_MAX, as the reference compares it exactly */
+static const char DBL_MAX_DIGITS[] = "179769313486231570814527423731704356798070567525844996598917476803157260780028"
+                                     "538760589558632766878171540458953514382464234321326889464182768467546703537516"
+                                     "986049910576551282076245490090389328944075868508455133942304583236903222948165"
+                                     "808559332123348274797826204144723168738177180919299881250404026184124858368";
+
+/** Whether an integer literal's magnitude exceeds DBL_MAX (compared digit by digit: JSON has no leading zeros). */
+static int integer_beyond_double(const sbif_json *value) {
+    size_t sign = value->str[0] == '-', digits = value->length - sign, limit = sizeof DBL_MAX_DIGITS - 1;
+    return digits > limit || (digits == limit && memcmp(value->str + sign, DBL_MAX_DIGITS, limit) > 0);
+}
+
+/** The value/dtype pairs `constant` allows (spec/ops.md): true and false suit every dtype; a number must be finite as
+ * a double (the JSON parser refuses a fraction or exponent beyond it; an integer literal is compared here), is never
+ * a bool, and is integral and within range for an integer dtype, where TF refuses it and a cast would wrap or
+ * truncate it. */
+static sbif_status check_constant_value(const sbif_json *value, sbif_dtype dtype, sbif_error *error) {
+    char text[64];
+    double real = 0.0;
+    int64_t integer;
+    if (value->kind != SBIF_JSON_NUMBER) return SBIF_OK;
+    json_render(value, text, sizeof text);
+    if (dtype == SBIF_BOOL) return type_error(error, "constant of dtype bool takes true or false, not a number");
+    if (sbif_json_is_integer(value)) {
+        if (integer_beyond_double(value)) return type_error(error, "constant value %s is not finite as a double", text);
+        if (is_int_dtype(dtype) &&
+            (sbif_json_int64(value, &integer) != 0 || !sbif_dtype_holds_integer(dtype, integer))) {
+            return type_error(error, "constant value %s is out of range for %s", text, sbif_dtype_name(dtype));
+        }
+        return SBIF_OK;
+    }
+    if (!is_int_dtype(dtype)) return SBIF_OK;
+    sbif_json_double(value, &real);
+    if (real != floor(real)) {
+        return type_error(error, "constant value %s is not an integer, as dtype %s needs", text,
+                          sbif_dtype_name(dtype));
+    }
+    if (!(real >= -9223372036854775808.0 && real < 9223372036854775808.0) ||
+        !sbif_dtype_holds_integer(dtype, (int64_t)real)) {
+        return type_error(error, "constant value %s is out of range for %s", text, sbif_dtype_name(dtype));
+    }
+    return SBIF_OK;
+}
+
 static sbif_status infer_constant(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
                                   sbif_error *error) {
     sbif_dtype dtype;
@@ -1673,14 +1747,7 @@ static sbif_status infer_constant(const operands *in, const op_attrs *a, size_t 
     if (strlen(a->text) > 40 || sbif_dtype_parse(a->text, &dtype) != 0) {
         return type_error(error, "constant of unknown dtype '%.40s'", a->text);
     }
-    if (is_int_dtype(dtype) && sbif_json_is_integer(a->value)) {
-        int64_t v;
-        if (sbif_json_int64(a->value, &v) != 0 || !sbif_dtype_holds_integer(dtype, v)) {
-            char text[64];
-            json_render(a->value, text, sizeof text);
-            return type_error(error, "constant value %s is out of range for %s", text, sbif_dtype_name(dtype));
-        }
-    }
+    if (check_constant_value(a->value, dtype, error) != SBIF_OK) return error->status;
     out->dtype = dtype;
     out->rank = 0;
     return SBIF_OK;
@@ -1726,7 +1793,7 @@ static sbif_status infer_softmax(const operands *in, const op_attrs *a, size_t n
     (void)n_outputs;
     operand(in, 0, out);
     if (require_float(out, "input", error) != SBIF_OK) return error->status;
-    return require_rank_1(out, "softmax", error);
+    return require_rows(out, "softmax", error);
 }
 
 static sbif_status infer_argmax(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
@@ -1734,7 +1801,11 @@ static sbif_status infer_argmax(const operands *in, const op_attrs *a, size_t n_
     (void)a;
     (void)n_outputs;
     operand(in, 0, out);
-    if (require_rank_1(out, "argmax", error) != SBIF_OK) return error->status;
+    if (!is_float_dtype(out->dtype) && !is_int_dtype(out->dtype)) { /* TF 1.15 has no ArgMax kernel for bool */
+        return type_error(error, "input has dtype %s, expected one of float32, float64, int32, int64, uint8, int8, "
+                          "int16, uint16", sbif_dtype_name(out->dtype));
+    }
+    if (require_rows(out, "argmax", error) != SBIF_OK) return error->status;
     if (out->shape[out->rank - 1] == 0) return type_error(error, "argmax needs a last axis of at least one element");
     out->dtype = SBIF_INT64;
     out->rank--;
@@ -2257,7 +2328,7 @@ DEFINE_ARGMAX(argmax_u16, uint16_t, 0)
 typedef void (*argmax_kernel)(const void *x, int64_t *y, int64_t rows, int64_t n);
 static const argmax_kernel ARGMAX_KERNELS[SBIF_DTYPE_COUNT] = {argmax_f32, argmax_f64, argmax_i8,
                                                                argmax_i16, argmax_i32, argmax_i64,
-                                                               argmax_u8,  argmax_u16, argmax_u8};
+                                                               argmax_u8,  argmax_u16, NULL /* bool: refused */};
 
 static sbif_status compute_argmax(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
                                   size_t n_outputs, sbif_error *error) {
@@ -3244,11 +3315,15 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
         if (expect_value_entry(s, item, at, INPUT, INPUT_OPTIONAL, 1) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/kind", at);
         if (expect_enum(s, sbif_json_get(item, "kind"), inner, INPUT_KINDS) != SBIF_OK) return s->error->status;
-        snprintf(inner, sizeof inner, "%s/distribution", at);
+        /* the schema's oneOf: a noise input carries its distribution, no other input has one */
         part = sbif_json_get(item, "distribution");
-        if (part != NULL && expect_enum(s, part, inner, DISTRIBUTIONS) != SBIF_OK) {
-            return s->error->status;
+        if (strcmp(sbif_json_get(item, "kind")->str, "noise") == 0) {
+            if (part == NULL) return schema_violation(s, at, "'distribution' is a required property");
+        } else if (part != NULL) {
+            return schema_violation(s, at, "Additional properties are not allowed ('distribution' was unexpected)");
         }
+        snprintf(inner, sizeof inner, "%s/distribution", at);
+        if (part != NULL && expect_enum(s, part, inner, DISTRIBUTIONS) != SBIF_OK) return s->error->status;
     }
     list = sbif_json_get(doc, "graph");
     if (expect_array(s, list, "graph", 0) != SBIF_OK) return s->error->status;
@@ -3380,6 +3455,18 @@ static sbif_status check_tensors(sbif_model *m, sbif_error *error) {
     return SBIF_OK;
 }
 
+/** Graph inputs and outputs have the batch (null) as their first dimension (SPEC sections 1, 3.4, 3.6): requests feed
+ * and return them row by row, so a batch-free one ([2], []) would pass the static check and fail only when run. */
+static sbif_status require_batch_first(const sbif_model *m, const sbif_json *entry, const char *role,
+                                       sbif_error *error) {
+    const sbif_json *shape = sbif_json_get(entry, "shape");
+    char text[160];
+    if (shape->length > 0 && sbif_json_first(shape)->kind == SBIF_JSON_NULL) return SBIF_OK;
+    json_render(shape, text, sizeof text);
+    return fail(error, SBIF_ERR_DOCUMENT, "%s: %s '%s' has shape %s: a graph %s has the batch (null) as its first "
+                "dimension", m->path, role, sbif_json_get(entry, "name")->str, text, role);
+}
+
 static sbif_status check_inputs(sbif_model *m, sbif_error *error) {
     const sbif_json *list = sbif_json_get(m->document, "inputs"), *item;
     size_t i;
@@ -3391,6 +3478,7 @@ static sbif_status check_inputs(sbif_model *m, sbif_error *error) {
         sbif_tensor type;
         value_info *v;
         char text[160];
+        if (require_batch_first(m, item, "input", error) != SBIF_OK) return error->status;
         if (shape->length > SBIF_MAX_RANK) {
             return fail(error, SBIF_ERR_UNSUPPORTED, "%s: input '%s' has rank %lu; this runtime supports at most %d "
                         "dimensions", m->path, name, (unsigned long)shape->length, SBIF_MAX_RANK);
@@ -3404,9 +3492,8 @@ static sbif_status check_inputs(sbif_model *m, sbif_error *error) {
         v->input = (int32_t)i;
         m->inputs[i].value = (uint32_t)(v - m->values);
         m->inputs[i].kind = kind;
-        if (strcmp(kind, "noise") == 0 && (type.dtype != SBIF_FLOAT32 || sbif_json_get(item, "distribution") == NULL)) {
-            return fail(error, SBIF_ERR_DOCUMENT, "%s: noise input '%s' must be float32 with a distribution", m->path,
-                        name);
+        if (strcmp(kind, "noise") == 0 && type.dtype != SBIF_FLOAT32) { /* check_structure requires its distribution */
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: noise input '%s' must be float32", m->path, name);
         }
         has_observation |= strcmp(kind, "observation") == 0;
     }
@@ -3557,6 +3644,7 @@ static sbif_status check_outputs(sbif_model *m, sbif_error *error) {
         sbif_tensor declared, computed;
         char have[160], want[160];
         int fits;
+        if (require_batch_first(m, item, "output", error) != SBIF_OK) return error->status;
         if (id < 0) {
             return fail(error, SBIF_ERR_DOCUMENT, "%s: output '%s' is never computed by the graph", m->path, name);
         }

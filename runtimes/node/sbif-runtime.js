@@ -64,6 +64,49 @@ const CONTAINER_CODES = {
 };
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a byte-order mark is not JSON
 
+// Strict JSON, for the header and the document (SPEC section 1). JSON.parse already refuses NaN and Infinity, but
+// reads a number beyond a double's range (1e400) as Infinity: written with a fraction or an exponent, such a number is
+// refused here, as the reference refuses it. An integer literal that large is read as +-Infinity, which the checks
+// that take numbers (a constant's value, a Box bound) refuse, as the reference refuses that integer there.
+// Refusals are `ErrorClass`, with messages that begin with `what` ("FILE: the header").
+const NUMBER = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
+function parseStrict(text, ErrorClass, what) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ErrorClass(`${what} is not valid JSON (${error.message})`);
+  }
+  // the text is valid JSON, so outside strings a '-' or a digit starts a number
+  for (let i = 0; i < text.length;) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string ends at the first quote after it that an even run of backslashes precedes
+      let close = text.indexOf('"', i + 1);
+      while (backslashesBefore(text, close) % 2 === 1) close = text.indexOf('"', close + 1);
+      i = close + 1;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      NUMBER.lastIndex = i;
+      const [token, fraction, exponent] = NUMBER.exec(text);
+      if ((fraction || exponent) && !Number.isFinite(Number(token))) {
+        throw new ErrorClass(`${what} contains the number ${quotedNumber(token)}, beyond the range of a double`);
+      }
+      i += token.length;
+    } else {
+      i++;
+    }
+  }
+  return value;
+}
+
+function backslashesBefore(text, index) {
+  let count = 0;
+  while (text.charCodeAt(index - 1 - count) === 0x5c) count++;
+  return count;
+}
+
+// a number's text for a message: whole when short, else its first digits and its length
+const quotedNumber = (text) => (text.length > 24 ? `${text.slice(0, 12)}...(${text.length} characters)` : text);
+
 // Every check before any tensor is created: {metadata, entries: {name: {dtype, shape, begin, end}}, bytes, start}.
 function readContainer(path) {
   let bytes;
@@ -85,12 +128,13 @@ function readContainer(path) {
       + 'follow');
   }
   const start = 8 + Number(headerLength);
-  let header;
+  let text;
   try {
-    header = JSON.parse(UTF8.decode(bytes.subarray(8, start)));
+    text = UTF8.decode(bytes.subarray(8, start));
   } catch (error) {
     throw new FileFormatError(`${path}: the header is not valid JSON (${error.message})`);
   }
+  const header = parseStrict(text, FileFormatError, `${path}: the header`);
   if (!isObject(header)) throw new FileFormatError(`${path}: the header must be a JSON object`);
   const metadata = has(header, '__metadata__') ? header.__metadata__ : {};
   if (!isObject(metadata) || !Object.values(metadata).every((value) => typeof value === 'string')) {
@@ -149,12 +193,7 @@ function decodeDocument(metadata, path) {
   if (metadata.format !== 'sbif' || !has(metadata, 'sbif')) {
     throw new DocumentError(`${path} is a safetensors file but not an SBIF file (no 'sbif' document in its metadata)`);
   }
-  let document;
-  try {
-    document = JSON.parse(metadata.sbif);
-  } catch (error) {
-    throw new DocumentError(`${path}: the SBIF document is not valid JSON (${error.message})`);
-  }
+  const document = parseStrict(metadata.sbif, DocumentError, `${path}: the SBIF document`);
   if (!isObject(document)) throw new DocumentError(`${path}: the SBIF document must be a JSON object`);
   const version = document.format_version;
   if (typeof version !== 'number' || !Number.isInteger(version)) {
@@ -313,6 +352,36 @@ function typeFail(message) { throw new TypeFailure(message); }
 function requireDtype(s, allowed, role = 'input') {
   if (!allowed.includes(s.dtype)) typeFail(`${role} has dtype ${s.dtype}, expected one of ${allowed.join(', ')}`);
 }
+// An op along the last axis (argmax, softmax, reduce_mean, layer_norm) needs one, and it must not be the batch: along
+// a [B] value's last axis the op would mix the rows, which stay independent (SPEC section 3.5). A batch-free value (a
+// tensor's) may have any last axis.
+function requireRows(x, op) {
+  if (x.shape.length < 1) {
+    typeFail(`${op} works along the last axis and needs an input of rank at least 1, got ${showSpec(x)}`);
+  }
+  if (x.shape[x.shape.length - 1] === null) {
+    typeFail(`${op} works along the last axis, which of ${showSpec(x)} is the batch: rows must stay independent`);
+  }
+}
+// The value/dtype pairs `constant` allows (spec/ops.md): true and false suit every dtype; a number is finite as a
+// double (parseStrict refuses 1e400; an integer literal beyond a double arrives here as +-Infinity), is never a bool,
+// and is integral and within range for an integer dtype, where TF refuses it and a cast would wrap or truncate it.
+function checkConstantValue(value, dtype) {
+  if (typeof value !== 'number') return;
+  if (dtype === 'bool') typeFail('constant of dtype bool takes true or false, not a number');
+  if (!Number.isFinite(value)) typeFail('constant value is an integer beyond the range of a double, not finite as one');
+  if (!INTEGERS.includes(dtype)) return;
+  if (!Number.isInteger(value)) typeFail(`constant value ${value} is not an integer, as dtype ${dtype} needs`);
+  const [low, high] = integerRange(dtype);
+  if (value < low || value > high) typeFail(`constant value ${value} is out of range for ${dtype}`);
+}
+// The range of an integer dtype, as doubles. int64's ends are +-2^63: literals beyond 2^53 arrive rounded to a
+// double, so 9223372036854775807 (which fits) and 2^63 (which does not) look alike, and both are accepted.
+function integerRange(dtype) {
+  if (dtype === 'int64') return [-(2 ** 63), 2 ** 63];
+  const [bits, signed] = INT_BITS[dtype];
+  return signed ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
+}
 function normalizeAxisStatic(axis, rank) {
   if (axis < -rank || axis >= rank) typeFail(`axis ${axis} is out of range for rank ${rank}`);
   return axis < 0 ? axis + rank : axis;
@@ -371,7 +440,8 @@ const STATIC = {
   div: { arity: 2, infer: ([x, y]) => { requireDtype(x, FLOATS); return binary().infer([x, y]); } },
   neg: unaryFloat, exp: unaryFloat, log: unaryFloat, tanh: unaryFloat, sigmoid: unaryFloat, relu: unaryFloat,
   relu6: unaryFloat, elu: unaryFloat, selu: unaryFloat, softplus: unaryFloat, softsign: unaryFloat, swish: unaryFloat,
-  round_half_even: unaryFloat, softmax: unaryFloat,
+  round_half_even: unaryFloat,
+  softmax: { infer: ([x]) => { requireDtype(x, FLOATS); requireRows(x, 'softmax'); return [x]; } },
   leaky_relu: { attrs: { alpha: 'float' }, infer: unaryFloat.infer },
   clip: {
     arity: 3,
@@ -395,6 +465,7 @@ const STATIC = {
     attrs: { value: 'scalar', dtype: 'str' },
     infer: (inputs, attrs) => {
       if (!DTYPES.includes(attrs.dtype)) typeFail(`constant of unknown dtype ${show(attrs.dtype)}`);
+      checkConstantValue(attrs.value, attrs.dtype);
       return [spec(attrs.dtype, [])];
     },
   },
@@ -408,7 +479,8 @@ const STATIC = {
   },
   argmax: {
     infer: ([x]) => {
-      if (x.shape.length < 1) typeFail('argmax needs an input of rank at least 1');
+      requireDtype(x, FLOATS.concat(INTEGERS)); // not bool: TF 1.15 has no ArgMax kernel for it
+      requireRows(x, 'argmax');
       return [spec('int64', x.shape.slice(0, -1))];
     },
   },
@@ -440,6 +512,7 @@ const STATIC = {
     attrs: { epsilon: 'float' },
     infer: ([x, gamma, beta]) => {
       requireDtype(x, FLOATS, 'x');
+      requireRows(x, 'layer_norm');
       const last = x.shape.slice(-1);
       if (x.dtype !== gamma.dtype || x.dtype !== beta.dtype || !sameShape(gamma.shape, last)
         || !sameShape(beta.shape, last)) {
@@ -451,6 +524,7 @@ const STATIC = {
   reduce_mean: {
     infer: ([x]) => {
       requireDtype(x, FLOATS);
+      requireRows(x, 'reduce_mean');
       return [spec(x.dtype, x.shape.slice(0, -1).concat([1]))];
     },
   },
@@ -484,6 +558,7 @@ const STATIC = {
     attrs: { axis: 'int' },
     infer: ([x], attrs) => {
       const axis = normalizeAxisStatic(attrs.axis, x.shape.length);
+      if (x.shape[axis] === null) typeFail('squeeze cannot remove the batch dimension');
       if (x.shape[axis] !== 1) typeFail(`squeeze axis ${axis} of ${showSpec(x)} does not have size 1`);
       return [spec(x.dtype, x.shape.filter((_, i) => i !== axis))];
     },
@@ -517,6 +592,7 @@ const STATIC = {
       if (attrs.sizes.length !== nOutputs || !attrs.sizes.every((s) => Number.isInteger(s) && s > 0)) {
         typeFail(`split sizes ${show(attrs.sizes)} must be positive and one per output (${nOutputs})`);
       }
+      if (x.shape[axis] === null) typeFail('split cannot cut along the batch dimension');
       if (x.shape[axis] !== attrs.sizes.reduce((a, b) => a + b, 0)) {
         typeFail(`split sizes ${show(attrs.sizes)} do not add up to dimension ${axis} of ${showSpec(x)}`);
       }
@@ -577,6 +653,15 @@ function define(specs, name, s, where, role) {
   specs.set(name, s);
 }
 
+// Graph inputs and outputs have the batch (null) as their first dimension (SPEC sections 1, 3.4, 3.6): requests feed
+// and return them row by row, so a batch-free one ([2], []) would pass the static check and fail only when run.
+function requireBatchFirst(entry, path, role) {
+  if (entry.shape.length === 0 || entry.shape[0] !== null) {
+    throw new DocumentError(`${path}: ${role} ${show(entry.name)} has shape ${show(entry.shape)}: a graph ${role} has `
+      + 'the batch (null) as its first dimension');
+  }
+}
+
 // The document against the container's entries and its own graph, in SPEC section 7's order; returns the static type
 // of every graph value.
 function checkDocument(document, entries, path) {
@@ -600,9 +685,10 @@ function checkDocument(document, entries, path) {
       + `${stray.slice(0, 5).join(', ')}`);
   }
   for (const entry of document.inputs) {
+    requireBatchFirst(entry, path, 'input');
     define(specs, entry.name, spec(entry.dtype, entry.shape), path, 'input');
-    if (entry.kind === 'noise' && (entry.dtype !== 'float32' || !has(entry, 'distribution'))) {
-      throw new DocumentError(`${path}: noise input ${show(entry.name)} must be float32 with a distribution`);
+    if (entry.kind === 'noise' && entry.dtype !== 'float32') { // the schema requires its distribution
+      throw new DocumentError(`${path}: noise input ${show(entry.name)} must be float32`);
     }
   }
   if (!specs.has('obs') || !document.inputs.some((entry) => entry.kind === 'observation')) {
@@ -642,6 +728,7 @@ function checkDocument(document, entries, path) {
     node.outputs.forEach((name, i) => define(specs, name, results[i], where, 'output'));
   });
   for (const output of document.outputs) {
+    requireBatchFirst(output, path, 'output');
     const where = `${path}: output ${show(output.name)}`;
     if (!specs.has(output.name)) throw new DocumentError(`${where} is never computed by the graph`);
     const declared = spec(output.dtype, output.shape);
@@ -666,6 +753,11 @@ function checkObservationInput(document, obs, path) {
       if (Array.isArray(space[bound]) && space[bound].length !== size) {
         throw new DocumentError(`${path}: observation_space ${bound}: a Box bound has ${space[bound].length} `
           + `values for a space of ${size} elements`);
+      }
+      // +-Infinity can only be an integer literal beyond a double (parseStrict refuses 1e400): the reference's float()
+      // of it overflows, with the same rounding
+      if ([].concat(space[bound]).some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+        throw new DocumentError(`${path}: observation_space ${bound}: an integer is too large for a float`);
       }
     }
   } else if (space.kind === 'discrete') {

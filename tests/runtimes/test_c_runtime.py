@@ -11,6 +11,7 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -215,6 +216,12 @@ def corrupt_files(directory, valid_bytes):
             doc[keys[-1]] = value
         return edit
 
+    def add_node(op, inputs, **attrs):
+        """An edit appending a node `op` whose one output, named `op/out`, nothing reads."""
+        def edit(doc):
+            doc["graph"].append({"op": op, "inputs": inputs, "outputs": [op + "/out"], "attrs": attrs})
+        return edit
+
     def node(role, key, value):
         def edit(doc):
             find_node(doc, role)[key] = value(find_node(doc, role)[key]) if callable(value) else value
@@ -239,7 +246,8 @@ def corrupt_files(directory, valid_bytes):
                        ("extra-data", b"{}}"), ("deep", b"[" * 100000 + b"]" * 100000), ("nan", b'{"a": NaN}'),
                        ("infinity", b'{"a": [Infinity]}'), ("lone-surrogate", b'{"\\ud800": 1}'),
                        ("control-character", b'{"a\x01": 1}'), ("trailing-comma", b'{"a": 1,}'),
-                       ("leading-zero", b'{"a": 01}'), ("unterminated", b'{"a": "b')]:
+                       ("leading-zero", b'{"a": 01}'), ("unterminated", b'{"a": "b'),
+                       ("beyond-a-double", b'{"a": [2, 1e400]}')]:
         raw(name, raw_bytes(None, header_bytes=text), "header is not valid JSON")
     twice = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     raw("duplicate-tensor", raw_bytes(None, header_bytes=twice) + b"\0" * 4, "duplicate key \"a\"")
@@ -364,7 +372,7 @@ def corrupt_files(directory, valid_bytes):
                             ({"axis": 1, "keepdims": True}, "op squeeze has no attribute keepdims"),
                             ({"axis": 5}, "axis 5 is out of range for rank 2"),
                             ({"axis": 2 ** 70}, "axis 1180591620717411303424 is out of range for rank 2"),
-                            ({"axis": 0}, "squeeze axis 0 of float32[B,1] does not have size 1")]:
+                            ({"axis": 0}, "squeeze cannot remove the batch dimension")]:
         document("squeeze-attrs", node("squeeze", "attrs", attrs), fragment)
     document("cast-to", node("obs_cast", "attrs", {"to": "complex64"}), "cast to unknown dtype 'complex64'")
     document("constant-value", node("constant", "attrs", {"value": "0", "dtype": "float32"}),
@@ -372,6 +380,21 @@ def corrupt_files(directory, valid_bytes):
     document("constant-dtype", node("constant", "attrs", {"value": 0.0, "dtype": "half"}), "constant of unknown dtype 'half'")
     document("constant-range", node("constant", "attrs", {"value": 300, "dtype": "uint8"}),
              "constant value 300 is out of range for uint8")
+    for value, dtype, fragment in [(2.5, "int32", "constant value 2.5 is not an integer, as dtype int32 needs"),
+                                   (1, "bool", "constant of dtype bool takes true or false, not a number"),
+                                   (2 ** 63, "int64", "constant value 9223372036854775808 is out of range for int64"),
+                                   (2.0 ** 63, "int64", "is out of range for int64"),
+                                   (-129.0, "int8", "constant value -129.0 is out of range for int8"),
+                                   (int(sys.float_info.max) + 1, "float64", "is not finite as a double")]:
+        document("constant-pair", node("constant", "attrs", {"value": value, "dtype": dtype}), fragment)
+    document("document-number-beyond-double", lambda doc: json.dumps(doc)[:-1] + ', "x": -2.5E+400}',
+             "the number -2.5E+400 at byte")
+    for op in ("argmax", "softmax", "reduce_mean"):
+        document("along-the-batch", add_node(op, ["value"]),
+                 "({}): {} works along the last axis, which of float32[B] is the batch".format(op, op))
+    document("argmax-of-bool", lambda doc: (add_node("less", ["mean", "mean"])(doc),
+                                            add_node("argmax", ["less/out"])(doc)) and None,
+             "(argmax): input has dtype bool, expected one of")
     document("ill-typed", node("pi_head", "inputs", lambda inputs: [inputs[0], "model/q/w:0", inputs[2]]),
              "(linear): linear shapes do not chain")
     # inputs and the observation space
@@ -392,7 +415,16 @@ def corrupt_files(directory, valid_bytes):
                                                               doc["inputs"][0].update(shape=[None, 2, dim])) and None,
                  "input 'obs' has shape")
     document("noise-without-distribution", lambda doc: doc["inputs"][1].pop("distribution") and None,
-             "noise input 'noise_normal' must be float32 with a distribution")
+             "schema violation at inputs/1: 'distribution' is a required property")
+    document("distribution-on-observation", lambda doc: doc["inputs"][0].update(distribution="uniform"),
+             "schema violation at inputs/0: Additional properties are not allowed ('distribution' was unexpected)")
+    for shape in ([2], []):
+        document("noise-without-batch", lambda doc, shape=shape: doc["inputs"][1].update(shape=shape),
+                 "input 'noise_normal' has shape {}: a graph input has the batch (null)".format(shape))
+    document("output-without-batch", lambda doc: (add_node("constant", [], value=0.0, dtype="float32")(doc),
+                                                  doc["outputs"].append({"name": "constant/out", "dtype": "float32",
+                                                                         "shape": []})) and None,
+             "output 'constant/out' has shape []: a graph output has the batch (null)")
     document("no-observation", lambda doc: doc["inputs"][0].update(kind="noise", distribution="normal"),
              "no observation input named 'obs'")
     discrete = write_sbif(os.path.join(directory, "discrete.sbif"), "discrete", "discrete", "none")
