@@ -169,3 +169,21 @@ def test_predict_scales_are_shaped_like_the_results(spec):
 
 def test_confidence_is_the_specified_one():
     assert CONFIDENCE == 8.0  # SPEC section 6.2; changing it changes every golden pack's verdicts
+
+
+def test_softmax_of_huge_logits_with_huge_scales_is_determined():
+    """Logits of 1e29 carried with scales of 1e22 (a 1e30 observation through a layer) still give a one-hot
+    softmax, whose scales are finite (not an overflow of exp), and a wide row is handled in blocks."""
+    softmax = REGISTRY["softmax"]
+    x = np.array([[1e29, -1e29, 0.0], [1.0, 2.0, 3.0]], np.float32)
+    outputs = [softmax.compute(x)]
+    scale = finish(outputs, softmax.error_scale([x], [np.array([[1e22] * 3, [1e-7] * 3])], outputs))[0]
+    assert np.all(np.isfinite(scale)) and np.all(scale[0] < 1e-6)
+    wide = np.random.default_rng(0).standard_normal((2, 300)).astype(np.float32)
+    outputs = [softmax.compute(wide)]
+    whole = softmax.error_scale([wide], [np.full(wide.shape, 1e-6)], outputs)[0]
+    original, softmax.SHARE_BLOCK = softmax.SHARE_BLOCK, 7
+    try:
+        assert np.array_equal(whole, softmax.error_scale([wide], [np.full(wide.shape, 1e-6)], outputs)[0])
+    finally:
+        softmax.SHARE_BLOCK = original

@@ -88,26 +88,40 @@ class Softmax(Op):
         shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
         return shifted * (x.dtype.type(1) / np.sum(shifted, axis=-1, keepdims=True))
 
+    #: how many pairwise differences `error_scale` holds at once
+    SHARE_BLOCK = 1 << 20
+
     @classmethod
     def error_scale(cls, inputs, scales, outputs, **attrs):
         """Softmax is increasing in its own logit and decreasing in the others: over the intervals x̂ ± λσ,
-        y_j lies between e^(x_j - λσ_j) / (e^(x_j - λσ_j) + Σ_k≠j e^(x_k + λσ_k)) and the same with the signs
-        swapped; that spread, per λ, is what it carries. Each program's own errors, relative to y_j: the
-        rounded shift x_j - m (u·|x_j - m|, which exp turns into a relative error), exp (its 4 ULP), the sum of
-        N positive terms (sqrt(N)·u, and the terms' own errors), the reciprocal and the product."""
+        y_j lies between 1 / (1 + Σ_k≠j e^((x_k + λσ_k) - (x_j - λσ_j))) and the same with the signs swapped
+        (written with differences, so no exponential overflows however large the logits or their scales); that
+        spread, per λ, is what it carries. Each program's own errors, relative to y_j: the rounded shift x_j - m
+        (u·|x_j - m|, which exp turns into a relative error), exp (its 4 ULP), the sum of N positive terms
+        (sqrt(N)·u, and the terms' own errors), the reciprocal and the product."""
         x, scale, y = np.asarray(inputs[0], np.float64), scales[0], outputs[0]
         unit, count = u(y.dtype), x.shape[-1]
         width = CONFIDENCE * scale
         with np.errstate(all="ignore"):
+            def share(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+                """1 / (1 + Σ_k≠j e^(other_k - own_j)), element j, a block of j at a time (at most
+                SHARE_BLOCK differences in memory: N² per row would grow with wide action spaces)."""
+                result = np.empty_like(own)
+                rows = max(int(np.prod(own.shape[:-1])), 1)
+                block = max(1, cls.SHARE_BLOCK // max(rows * count, 1))
+                for start in range(0, count, block):
+                    stop = min(start + block, count)
+                    exponents = other[..., None, :] - own[..., start:stop, None]
+                    exponents[..., np.arange(stop - start), np.arange(start, stop)] = -np.inf  # k = j
+                    result[..., start:stop] = 1.0 / (1.0 + np.sum(np.exp(exponents), axis=-1))
+                return result
+
+            centre = share(x, x)
+            y_low, y_high = share(x - width, x + width), share(x + width, x - width)
+            spread = np.where(width != 0, np.maximum(y_high - centre, centre - y_low), 0.0) / CONFIDENCE
             finite = np.where(np.isfinite(x), x, -np.inf)
             top = np.max(finite, axis=-1, keepdims=True)
             top = np.where(np.isfinite(top), top, 0.0)
-            low, high = np.exp(x - width - top), np.exp(x + width - top)
-            low_sum, high_sum = np.sum(low, axis=-1, keepdims=True), np.sum(high, axis=-1, keepdims=True)
-            y_low = low / (low + np.maximum(high_sum - high, 0.0))
-            y_high = high / (high + np.maximum(low_sum - low, 0.0))
-            centre = np.exp(x - top) / np.sum(np.exp(x - top), axis=-1, keepdims=True)
-            spread = np.where(width != 0, np.maximum(y_high - centre, centre - y_low), 0.0) / CONFIDENCE
             term = quadrature(unit * np.where(np.isfinite(x), np.abs(x - top), 0.0), Exp.accuracy[0] * ULP * unit)
             relative = quadrature(term, np.sqrt(count + 2.0) * unit, np.max(term, axis=-1, keepdims=True))
             scale_y = quadrature(spread, TWO_PROGRAMS * (relative * y_high + UNDERFLOW))
