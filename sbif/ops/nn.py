@@ -98,7 +98,7 @@ class Softmax(Op):
         (written with differences, so no exponential overflows however large the logits or their scales); that
         spread, per λ, is what it carries. Each program's own errors, relative to y_j: the rounded shift x_j - m
         (u·|x_j - m|, which exp turns into a relative error), exp (its 4 ULP), the sum of N positive terms
-        (sqrt(N)·u, and the terms' own errors), the reciprocal and the product."""
+        (sqrt(N)·u, and the terms' own errors weighted by their shares), the reciprocal and the product."""
         x, scale, y = np.asarray(inputs[0], np.float64), scales[0], outputs[0]
         unit, count = u(y.dtype), x.shape[-1]
         width = CONFIDENCE * scale
@@ -123,7 +123,9 @@ class Softmax(Op):
             top = np.max(finite, axis=-1, keepdims=True)
             top = np.where(np.isfinite(top), top, 0.0)
             term = quadrature(unit * np.where(np.isfinite(x), np.abs(x - top), 0.0), Exp.accuracy[0] * ULP * unit)
-            relative = quadrature(term, np.sqrt(count + 2.0) * unit, np.max(term, axis=-1, keepdims=True))
+            # the sum's relative error from its terms' own: each term's, weighted by its share of the sum
+            weighted = np.sqrt(np.sum(np.square(centre * term), axis=-1, keepdims=True))
+            relative = quadrature(term, np.sqrt(count + 2.0) * unit, weighted)
             scale_y = quadrature(spread, TWO_PROGRAMS * (relative * y_high + UNDERFLOW))
             nan_row = np.any(np.isnan(x) | (x == np.inf), axis=-1, keepdims=True)  # NaN in every program
         return [np.where(nan_row, undetermined_where([scale], x.shape[:-1], -1)[..., None], scale_y)]
