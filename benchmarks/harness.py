@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import traceback
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -96,32 +97,80 @@ def report_first_action() -> None:
 # -- agreement with SB2 ------------------------------------------------------------------------------------------------
 #: reference.npz entries that are inputs, not outputs to compare
 REFERENCE_INPUTS = ("obs", "mask")
+#: distributions whose deterministic action is a discrete choice (compared row by row, near-ties excepted)
+DISCRETE_DISTRIBUTIONS = ("categorical", "multi_categorical", "bernoulli")
 
 
-def agreement(reference, actual) -> dict:
-    """Errors of a runtime's outputs against SB2's (spec/SPEC.md §6, via `sbif.compare`): discrete actions as a
-    count of mismatches (near-ties excluded), every float output (continuous actions, logits, Q-values, LSTM
-    states) as its worst relative error. An output SB2 recorded that the runtime did not return is an error."""
-    from sbif.compare import discrete_mismatches, float_error
+def agreement(model: str, reference: dict, actual: dict) -> dict:
+    """How a runtime's outputs agree with SB2's recorded ones in `reference` (spec/SPEC.md section 6, through
+    `sbif.compare`): discrete actions as the count of rows that differ outside a near-tie, every float output
+    (continuous actions, logits, Q-values, LSTM states) as its worst |SB2 - runtime| / (8 error scales), so <= 1
+    agrees. The scales are the NumPy reference's, on the model's recorded inputs (`reference_scales`). An output
+    SB2 recorded that the runtime did not return is an error (inf)."""
+    from sbif.compare import discrete_disagreements
+    from sbif.export.live import _decision_scores
+    from sbif.format import SbifFile
+    from sbif.runtime.error_scales import result_agreement
 
+    sbif_file = SbifFile.read(model_file(model, "model.sbif"))
+    predict = sbif_file.document["predict"]
+    distribution = predict.get("distribution")
+    discrete = distribution is not None and distribution["kind"] in DISCRETE_DISTRIBUTIONS
+    outputs = {key: graph_output(predict, key) for key in reference if key not in REFERENCE_INPUTS}
+    wanted = sorted(set(outputs.values()) | (set(distribution["parameters"].values()) if discrete else set()))
+    values, scales = reference_scales(sbif_file, dict(np.load(model_file(model, "reference.npz"))), wanted)
     report = {}
-    for key in reference:
-        if key in REFERENCE_INPUTS:
-            continue
+    for key, name in outputs.items():
         if key not in actual:
             report["missing " + key] = float("inf")
-        elif key == "action" and reference[key].dtype.kind != "f":
-            scores = [reference[name] for name in ("logits", "q_values") if name in reference]
-            report["action_mismatches"] = discrete_mismatches(reference[key], actual[key], scores or None)
+        elif key == "action" and discrete:
+            scores, score_scales = _decision_scores(distribution, values, scales)
+            report["action_mismatches"] = discrete_disagreements(reference[key], actual[key], scores, score_scales)
         else:
-            report[key] = float_error(reference[key], actual[key])
+            report[key] = result_agreement(reference[key], actual[key], scales[name])
     return report
 
 
-def agrees(report: dict) -> bool:
-    from sbif.compare import ATOL
+def graph_output(predict: dict, key: str) -> str:
+    """The graph output a reference.npz entry records: `action` the deterministic action, `state` the recurrent
+    state, the others (logits, q_values) under their own names."""
+    if key == "action":
+        return predict["deterministic_action"]
+    if key == "state":
+        return predict["recurrent"]["state_output"]
+    return key
 
-    return all(value == 0 if key == "action_mismatches" else value <= ATOL for key, value in report.items())
+
+def reference_scales(sbif_file: Any, recorded: Dict[str, np.ndarray],
+                     outputs: List[str]) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+    """The NumPy reference's values and error scales of `outputs` on the recorded inputs: the whole batch at once,
+    or a recurrent rollout step by step, each step from SB2's recorded state (the state input at step t is SB2's
+    output at t - 1, zeros at the start; the mask resets inside the graph). A runtime that carries its own state
+    is held to one step's scales, though it also carries the rounding of earlier steps: stricter than the rule."""
+    from sbif.runtime.error_scales import ErrorScales
+
+    reference = ErrorScales(sbif_file)
+    recurrent = sbif_file.document["predict"].get("recurrent")
+    if recurrent is None:
+        return reference.run({"obs": recorded["obs"]}, outputs)
+    state = np.zeros((1,) + recorded["state"].shape[1:], np.float32)
+    values: Dict[str, List[np.ndarray]] = {name: [] for name in outputs}
+    scales: Dict[str, List[np.ndarray]] = {name: [] for name in outputs}
+    for t, (obs, mask) in enumerate(zip(recorded["obs"], recorded["mask"])):
+        if t:
+            state = recorded["state"][t - 1][None]
+        step_values, step_scales = reference.run({"obs": obs[None], recurrent["state_input"]: state,
+                                                  recurrent["mask_input"]: np.array([mask], np.float32)}, outputs)
+        for name in outputs:
+            values[name].append(step_values[name])
+            scales[name].append(step_scales[name])
+    return ({name: np.concatenate(parts) for name, parts in values.items()},
+            {name: np.concatenate(parts) for name, parts in scales.items()})
+
+
+def agrees(report: dict) -> bool:
+    """SPEC section 6 holds: no discrete action differs outside a near-tie, every float ratio <= 1 (NaN fails)."""
+    return all(value == 0 if key == "action_mismatches" else value <= 1.0 for key, value in report.items())
 
 
 # -- the worker protocol -----------------------------------------------------------------------------------------------

@@ -36,26 +36,3 @@ def zoo_normalization(path: str) -> Dict[str, str]:
     if os.path.exists(config):
         return {"zoo_config": config}
     return {"vecnormalize": stats} if os.path.exists(stats) else {}
-
-
-#: The float tolerance when another runtime is compared with the NumPy reference on trained weights. Their layers
-#: add large terms that cancel, so float32 results depend on the summation order the spec leaves free: over 640
-#: observations per zoo model, onnxruntime, torch and the C runtime differ from the reference by up to 2.5e-5
-#: (HER FetchReach's action, DDPG's critic), where the reference itself is 1.4e-5 from the float64 value of the
-#: same graph and the other runtime closer. 1e-4 keeps headroom and still catches any wrong op (errors of order 1).
-ZOO_ATOL = 1e-4
-
-
-def trained_weights_source(paths: Sequence[str], oracle):
-    """An `OracleSource` over `paths` whose float outputs are compared within `ZOO_ATOL`."""
-    from conformance.runner import OracleSource
-
-    class TrainedWeightsSource(OracleSource):
-        def items(self, checks, config):
-            for model, info, check, plan in super().items(checks, config):
-                for rule in info.rules.values() if info is not None else ():
-                    if rule["rule"] == "float":
-                        rule.update(atol=ZOO_ATOL, rtol=ZOO_ATOL)
-                yield model, info, check, plan
-
-    return TrainedWeightsSource(list(paths), oracle)

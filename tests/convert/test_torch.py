@@ -26,7 +26,7 @@ from sbif.errors import ExportError, FileFormatError, InputError, UnsupportedErr
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY, get_op  # noqa: E402
-from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization, trained_weights_source  # noqa: E402
+from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
@@ -179,7 +179,7 @@ def test_zoo_model(relative, tmp_path, reference):
     target = str(tmp_path / "model.sbif")
     sbif_file.write(target)
     for scripted in (False, True):
-        report = run_suite([trained_weights_source([target], reference)], TorchRuntime(scripted=scripted),
+        report = run_suite([OracleSource([target], reference)], TorchRuntime(scripted=scripted),
                            checks=["deterministic", "sampling", "edge_observations"], config=Config(batches=[64]))
         assert report.ok, report.render()
         assert any(r.check == "deterministic" and r.status == "pass" for r in report.results), report.render()

@@ -12,7 +12,7 @@ from conformance.golden import GoldenPack, GoldenSource
 from conformance.mutants import MUTANTS
 from conformance.protocol import ProcessRuntime, PythonRuntime
 from conformance.record import export_live, record
-from conformance.runner import KnownFailures, OracleSource, run_suite
+from conformance.runner import OracleSource, run_suite
 
 from . import dqn_models
 from .sb2_models import make_model, save
@@ -103,14 +103,10 @@ def test_shipped_image_packs_catch_image_mutants(mutant):
     assert [r.status for r in report.results] == ["fail"] * len(packs), report.render()
 
 
-#: zoo models whose known disagreements with SB2 the suite reports (see conformance/known-failures.txt): the
-#: zoo's layer-normalised DQN hits TF's NaN-from-rsqrt(inf) on 1e30 observations; HER's SAC samples a pre-tanh
-#: value that is a cancellation (|mean| ≈ |std * z|), so float32 rounding of the two terms exceeds 1e-5
-ZOO_KNOWN = KnownFailures(["dqn_CartPole-v1.pkl.sbif::edge_observations", "her_FetchReach-v1.pkl.sbif::sampling"])
-
-
 def test_zoo_models_against_live_sb2(tmp_path):
-    """Every zoo model SB2 2.10.2 loads and SBIF exports, checked against SB2 itself."""
+    """Every zoo model SB2 2.10.2 loads and SBIF exports, checked against SB2 itself, with no known failure: the
+    DQN's layer norm of a 1e30 observation overflows (not determined, left out by SPEC section 6.3), and HER's SAC
+    sample whose pre-tanh value is a cancellation is within the error scales that cancellation has."""
     models = zoo_models()
     if not models:
         pytest.skip("../shared/zoo is not present on this machine")
@@ -131,10 +127,10 @@ def test_zoo_models_against_live_sb2(tmp_path):
             oracle.add(target, source, model)
             paths.append(target)
         report = run_suite([OracleSource(paths, oracle)], PythonRuntime(),
-                           checks=["deterministic", "sampling", "edge_observations"], config=Config(batches=[1, 16]),
-                           known=ZOO_KNOWN)
+                           checks=["deterministic", "sampling", "edge_observations"], config=Config(batches=[1, 16]))
     assert_ok(report)
     assert sum(r.status == "pass" for r in report.results) >= 2 * len(paths)
+    assert all(r.status == "pass" or "not applicable" in r.message for r in report.results), report.render()
 
 
 @pytest.mark.parametrize("inner", ["SAC", "DQN"])

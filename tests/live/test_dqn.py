@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 import sbif
-from sbif.compare import ATOL, discrete_mismatches, float_error, sample_observations
+from sbif.compare import sample_observations
 from sbif.errors import ExportError, UnsupportedError
 from sbif.export import build_sbif
 from sbif.export.live import (compare_with_sb2, describe_live_model, load_sb2_model, quiet, sb2_policy,
                               verify_export)
+from sbif.runtime.error_scales import predict_agreement
 
+from .agreement import action_disagreements, assert_report_agrees
 from .dqn_models import ACTIVATIONS, make_dqn, zoo_utils_module
 from .sb2_models import gym, save
 
@@ -55,8 +57,7 @@ def export(model, tmp_path, name="model"):
 def check_matches(model, exported, observations):
     report = compare_with_sb2(model, exported, observations)
     assert set(report) == {"action_mismatches", "probabilities", "q_values"}, report
-    assert report["action_mismatches"] == 0 and report["probabilities"] <= ATOL and report["q_values"] <= ATOL, report
-    return report
+    assert_report_agrees(report)
 
 
 def policy_kwargs(kwargs, dueling):
@@ -87,8 +88,7 @@ def test_policy_matches_sb2(policy, obs_kind, dueling, kwargs, tmp_path):
     # SB2's default for DQN is deterministic: predict() without the flag gives the greedy action
     expected, _ = model.predict(observations)
     actual, state = exported.predict(observations)
-    q = exported.run({"obs": exported.observation_batch(observations)[0]}, ["q_values"])["q_values"]
-    assert state is None and discrete_mismatches(expected, actual, [q]) == 0
+    assert state is None and action_disagreements(exported, expected, actual, observations) == 0
 
 
 def test_single_observation_and_action_probability_of_actions(tmp_path):
@@ -96,11 +96,13 @@ def test_single_observation_and_action_probability_of_actions(tmp_path):
     observations = sample_observations(exported.observation_space, 8, np.random.default_rng(3))
     action, _ = exported.predict(observations[0])
     assert action.shape == () and action == model.predict(observations[0])[0]
-    assert float_error(model.action_probability(observations[0]), exported.action_probability(observations[0])) <= ATOL
+    assert predict_agreement(exported, model.action_probability(observations[0]), "action_probability",
+                             observations[0], "probability") <= 1.0
     actions = np.arange(8) % 4
     for logp in (False, True):
         expected = model.action_probability(observations, actions=actions, logp=logp)
-        assert float_error(expected, exported.action_probability(observations, actions=actions, logp=logp)) <= ATOL
+        assert predict_agreement(exported, expected, "action_probability", observations, "probability",
+                                 actions=actions, logp=logp) <= 1.0, logp
 
 
 def test_param_noise_model(tmp_path):
@@ -124,7 +126,8 @@ def test_export_command_path_verifies_q_values(tmp_path):
     source = save(make_dqn("CnnPolicy", "image_36_uint8", seed=8, policy_kwargs={"layers": [8]}), tmp_path, "model")
     sbif_file, report = export_file(source, loader="live")
     assert sbif_file.document["provenance"]["algorithm"] == "DQN"
-    assert report["action_mismatches"] == 0 and report["probabilities"] <= ATOL and report["q_values"] <= ATOL
+    assert set(report) == {"action_mismatches", "probabilities", "q_values"}, report
+    assert_report_agrees(report)
 
 
 def cartpole_observations(count, seed):
@@ -157,8 +160,7 @@ def test_zoo_cartpole(tmp_path):
     assert exported.document["provenance"]["policy_kwargs"] == {
         "feature_extraction": "mlp", "dueling": True, "layers": [64], "layer_norm": True, "act_fun": {"name": "relu"}}
     observations = cartpole_observations(512, seed=0)
-    report = check_matches(model, exported, observations)
-    assert report["q_values"] <= ATOL
+    check_matches(model, exported, observations)
     # and it still balances the pole: one full episode, greedy actions from the exported file
     with quiet():
         env = gym.make("CartPole-v1")

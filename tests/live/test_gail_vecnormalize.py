@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 import sbif
-from sbif.compare import ATOL, float_error, sample_observations
+from sbif.compare import sample_observations
 from sbif.errors import ExportError
 from sbif.export import build_sbif
 from sbif.export.live import compare_with_sb2, describe_live_model, load_sb2_model, quiet
 from sbif.export.normalization import read_normalization
+from sbif.runtime.error_scales import predict_agreement
 
+from .agreement import assert_report_agrees
 from .sb2_models import SpacesEnv, randomize, sb2
 
 gym = pytest.importorskip("gym")
@@ -30,10 +32,8 @@ def test_gail_exports_as_its_trpo_policy(action, tmp_path):
     assert not any(node_input.startswith("adversary/") for node in sbif_file.document["graph"]
                    for node_input in node["inputs"])
     policy = sbif.Policy(sbif_file)
-    report = compare_with_sb2(loaded, policy, sample_observations(policy.observation_space, 64,
-                                                                   np.random.default_rng(0)))
-    assert report.get("action_mismatches", 0) == 0 and all(
-        v <= ATOL for k, v in report.items() if k != "action_mismatches"), report
+    assert_report_agrees(compare_with_sb2(loaded, policy, sample_observations(policy.observation_space, 64,
+                                                                               np.random.default_rng(0))))
 
 
 class SkewedEnv(SpacesEnv):
@@ -83,7 +83,8 @@ def test_vecnormalize_is_folded_into_the_graph(layout, tmp_path):
     expected, _ = loaded.predict(venv.normalize_obs(raw), deterministic=True)
     actual, _ = policy.predict(raw, deterministic=True)
     assert np.array_equal(expected, actual)
-    assert float_error(loaded.action_probability(venv.normalize_obs(raw)), policy.action_probability(raw)) <= ATOL
+    assert predict_agreement(policy, loaded.action_probability(venv.normalize_obs(raw)), "action_probability", raw,
+                             "probability") <= 1.0
 
 
 def test_zoo_normalized_model(tmp_path):
@@ -101,8 +102,7 @@ def test_zoo_normalized_model(tmp_path):
     raw = np.random.default_rng(3).standard_normal((256, 24)).astype(np.float32) * np.sqrt(stats.var) + stats.mean
     normalized = np.clip((raw - stats.mean) / np.sqrt(stats.var + stats.epsilon), -10, 10)
     expected, _ = model.predict(normalized, deterministic=True)
-    actual, _ = policy.predict(raw, deterministic=True)
-    assert float_error(expected, actual) <= ATOL
+    assert predict_agreement(policy, expected, "predict", raw, "action", deterministic=True) <= 1.0
 
 
 def test_statistics_of_the_wrong_shape_are_refused(tmp_path):
@@ -152,7 +152,8 @@ def test_zoo_frame_stack_normalizes_each_frame(tmp_path):
         expected, _ = model.predict(observation, deterministic=True)
         actual, _ = policy.predict(raw_stack, deterministic=True)
         assert np.array_equal(expected, actual), step
-        assert float_error(model.action_probability(observation), policy.action_probability(raw_stack)) <= ATOL
+        assert predict_agreement(policy, model.action_probability(observation), "action_probability", raw_stack,
+                                 "probability") <= 1.0, step
         observation, _, _, _ = stacked.step(expected)
         raw_frames.append(normalized.get_original_obs()[0])
 
@@ -176,4 +177,5 @@ def test_critics_of_normalized_off_policy_models(algorithm, tmp_path):
     raw = stats.typical_observations((64, 5), rng).astype(np.float32)
     report = compare_with_sb2(loaded, policy, raw, stats)
     critics = {"SAC": {"qf1", "qf2", "value"}, "TD3": {"qf1", "qf2"}, "DDPG": {"qf"}}[algorithm]
-    assert critics <= set(report) and all(value <= ATOL for value in report.values()), report
+    assert critics <= set(report), report
+    assert_report_agrees(report)

@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 
 import sbif
-from sbif.compare import ATOL, discrete_mismatches, float_error
 from sbif.export import build_sbif
 from sbif.export.live import describe_live_model, load_sb2_model, quiet
+from sbif.runtime.error_scales import predict_agreement
 
+from .agreement import action_disagreements
 from .sb2_models import randomize, sb2
 
 gym = pytest.importorskip("gym")
@@ -64,9 +65,10 @@ def test_her_matches_sb2_with_dict_observations(inner, action_space, kind, tmp_p
     from_dict, _ = policy.predict(batch, deterministic=True)
     from_flat, _ = policy.predict(flat, deterministic=True)
     assert np.array_equal(from_dict, from_flat)
-    if inner == "DQN":
-        assert discrete_mismatches(expected, from_dict) == 0
-    else:
-        assert float_error(expected, from_dict) <= ATOL
     single, _ = policy.predict(dicts[0], deterministic=True)  # one row: BLAS may round differently
-    assert float_error(np.asarray(single, np.float64), np.asarray(from_dict[0], np.float64)) <= ATOL
+    if inner == "DQN":
+        assert action_disagreements(policy, expected, from_dict, batch) == 0
+        assert action_disagreements(policy, from_dict[0], single, dicts[0]) == 0
+    else:
+        assert predict_agreement(policy, expected, "predict", batch, "action", deterministic=True) <= 1.0
+        assert predict_agreement(policy, from_dict[0], "predict", dicts[0], "action", deterministic=True) <= 1.0

@@ -26,7 +26,7 @@ from conformance.runner import KnownFailures, OracleSource, run_suite
 from sbif.format.container import MAX_HEADER_BYTES
 from tests.factories import raw_bytes, rewrite_document, rewrite_header, write_sbif
 from tests.test_container import find_node, tensor_entry, two_tensors
-from tests.zoo import ZOO, require_zoo, trained_weights_source, zoo_models, zoo_normalization
+from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization
 
 from .conftest import CHECK, GOLDEN, KNOWN_FAILURES, PROTOCOL_ASAN, ROOT
 
@@ -601,7 +601,7 @@ def test_zoo_model(relative, c_runtime, reference, tmp_path):
     sbif_file, _ = export(source, **zoo_normalization(source))
     path = str(tmp_path / "model.sbif")
     sbif_file.write(path)
-    report = run_suite([trained_weights_source([path], reference)], c_runtime, checks=ORACLE_CHECKS,
+    report = run_suite([OracleSource([path], reference)], c_runtime, checks=ORACLE_CHECKS,
                        config=Config(batches=[1, 64]))
     assert report.ok, report.render()
     assert report.counts()["pass"] >= 2, report.render()
