@@ -108,7 +108,7 @@ def agreement(model: str, reference: dict, actual: dict) -> dict:
     agrees. The scales are the NumPy reference's, on the model's recorded inputs (`reference_scales`). An output
     SB2 recorded that the runtime did not return is an error (inf)."""
     from sbif.compare import discrete_disagreements
-    from sbif.export.live import _decision_scores
+    from sbif.runtime.error_scales import decision_scores
     from sbif.format import SbifFile
     from sbif.runtime.error_scales import result_agreement
 
@@ -124,7 +124,7 @@ def agreement(model: str, reference: dict, actual: dict) -> dict:
         if key not in actual:
             report["missing " + key] = float("inf")
         elif key == "action" and discrete:
-            scores, score_scales = _decision_scores(distribution, values, scales)
+            scores, score_scales = decision_scores(distribution, values, scales)
             report["action_mismatches"] = discrete_disagreements(reference[key], actual[key], scores, score_scales)
         else:
             report[key] = result_agreement(reference[key], actual[key], scales[name])

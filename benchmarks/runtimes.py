@@ -100,7 +100,7 @@ class Runtime(abc.ABC):
         scores = [name for name in ("logits", "q_values") if name in expected]
         if graph.state_input is None:
             found = self.outputs(model, graph.feeds(expected["obs"]), graph.fetch + scores)
-            return agreement(expected, dict(found, action=self.actions(model, expected["obs"])))
+            return agreement(model, expected, dict(found, action=self.actions(model, expected["obs"])))
         names = dict({"action": graph.action, "state": graph.state_output}, **{score: score for score in scores})
         steps: Dict[str, list] = {key: [] for key in names}
         state = None
@@ -113,7 +113,7 @@ class Runtime(abc.ABC):
             state = found[graph.state_output]
             for key, name in names.items():
                 steps[key].append(found[name][0])
-        return agreement(expected, {key: np.stack(values) for key, values in steps.items()})
+        return agreement(model, expected, {key: np.stack(values) for key, values in steps.items()})
 
     def actions(self, model: str, obs: np.ndarray) -> np.ndarray:
         """Deterministic actions for a batch through the runtime's public call."""

@@ -58,14 +58,14 @@ class Sb2Runtime:
         reference = dict(np.load(model_file(model, "reference.npz")))
         sb2_model = self.models[model]
         if not self._recurrent(model):
-            return agreement({"action": reference["action"]}, {"action": sb2_model.predict(
+            return agreement(model, {"action": reference["action"]}, {"action": sb2_model.predict(
                 reference["obs"], deterministic=True)[0]})
         state, actions, states = sb2_model.initial_state, [], []
         for obs, mask in zip(reference["obs"], reference["mask"]):
             action, state = sb2_model.predict(obs[None], state, np.array([mask]), deterministic=True)
             actions.append(action[0])
             states.append(state[0])
-        return agreement({"action": reference["action"], "state": reference["state"]},
+        return agreement(model, {"action": reference["action"], "state": reference["state"]},
                          {"action": np.array(actions), "state": np.array(states)})
 
     def single(self, model: str, calls: int, warmup: int) -> list:

@@ -282,7 +282,7 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
     file), SB2 gets the normalized observations and SBIF the raw ones.
     """
     from ..compare import discrete_disagreements
-    from ..runtime.error_scales import ErrorScales, predict_agreement, result_agreement
+    from ..runtime.error_scales import ErrorScales, decision_scores, predict_agreement, result_agreement
 
     report: Dict[str, float] = {}
     raw = observations
@@ -298,7 +298,7 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
         report["action"] = predict_agreement(policy, expected, "predict", raw, "action", deterministic=True)
     else:
         values, found = scales.run(feeds, list(distribution["parameters"].values()))
-        scores, score_scales = _decision_scores(distribution, values, found)
+        scores, score_scales = decision_scores(distribution, values, found)
         report["action_mismatches"] = discrete_disagreements(expected, actual, scores, score_scales)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SAC, TD3, DDPG warn that they have no action probabilities (None)
@@ -324,23 +324,6 @@ def compare_with_sb2(model: Any, policy: Any, observations: np.ndarray,
                 values, found = scales.run(feeds, [name])
                 report[name] = result_agreement(expected_critic, values[name], found[name])
     return report
-
-
-def _decision_scores(distribution: Dict[str, Any], values: Dict[str, np.ndarray], scales: Dict[str, np.ndarray]):
-    """Per action component, the scores its mode was chosen from and their error scales (the near-tie rule)."""
-    from ..ops.rounding import own_scale, quadrature
-
-    parameters, kind = distribution["parameters"], distribution["kind"]
-    if kind in ("categorical", "multi_categorical"):
-        logits, logit_scales = values[parameters["logits"]], scales[parameters["logits"]]
-        if kind == "categorical":
-            return [logits], [logit_scales]
-        split = np.cumsum(distribution["nvec"])[:-1]
-        return np.split(logits, split, axis=-1), np.split(logit_scales, split, axis=-1)
-    p, p_scale = values[parameters["probabilities"]], scales[parameters["probabilities"]]
-    complement = quadrature(p_scale, own_scale(p.dtype, np.abs(1 - p)))  # 1 - p: one more rounding
-    return ([np.stack([1 - p[:, j], p[:, j]], axis=1) for j in range(p.shape[1])],
-            [np.stack([complement[:, j], p_scale[:, j]], axis=1) for j in range(p.shape[1])])
 
 
 def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0,

@@ -202,3 +202,22 @@ def predict_agreement(policy: Policy, expected: Any, method: str, observation: A
     scales = predict_scales(policy, ErrorScales(policy.model), method, observation, state, mask, deterministic,
                             noise, actions, logp)
     return result_agreement(expected, actual, scales[result])
+
+
+def decision_scores(distribution: Mapping[str, Any], values: Arrays, scales: Arrays
+                    ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Per action component of a discrete distribution's deterministic action, the scores its mode was chosen from
+    ([B, n_j]) and their error scales, for `sbif.compare.discrete_disagreements`: the logits (per component for a
+    multi-categorical head), or the Bernoulli pair 1 - p, p. `values` and `scales` hold the distribution's
+    parameters (`ErrorScales.run`)."""
+    parameters, kind = distribution["parameters"], distribution["kind"]
+    if kind in ("categorical", "multi_categorical"):
+        logits, logit_scales = values[parameters["logits"]], scales[parameters["logits"]]
+        if kind == "categorical":
+            return [logits], [logit_scales]
+        split = np.cumsum(distribution["nvec"])[:-1]
+        return np.split(logits, split, axis=-1), np.split(logit_scales, split, axis=-1)
+    p, p_scale = values[parameters["probabilities"]], scales[parameters["probabilities"]]
+    complement = quadrature(p_scale, own_scale(p.dtype, np.abs(1 - p)))  # 1 - p: one more rounding
+    return ([np.stack([1 - p[:, j], p[:, j]], axis=1) for j in range(p.shape[1])],
+            [np.stack([complement[:, j], p_scale[:, j]], axis=1) for j in range(p.shape[1])])

@@ -78,7 +78,7 @@ def as_tensors(feeds):
 def test_every_op_is_implemented(runtime):
     assert set(OPS) == set(REGISTRY)
     assert set(runtime.ops) == set(REGISTRY)
-    assert set(runtime.features) == {"run", "op", "recurrent", "sampling"}
+    assert set(runtime.features) == {"run", "op", "recurrent", "sampling", "load"}
     assert runtime.hello["runtime"]["name"] in ("sbif-torch", "sbif-torchscript")
 
 

@@ -2,13 +2,13 @@
 
 Float results are compared with `sbif.runtime.error_scales.predict_agreement` directly (a ratio, <= 1 passes);
 this module adds what several tests share: the verdict on a `compare_with_sb2` report, and discrete actions
-under the near-tie rule with the scores and scales the live exporter itself uses (`_decision_scores`).
+under the near-tie rule with the scores and scales the live exporter itself uses
+(`sbif.runtime.error_scales.decision_scores`).
 """
 from typing import Any, Dict
 
 from sbif.compare import discrete_disagreements
-from sbif.export.live import _decision_scores
-from sbif.runtime.error_scales import ErrorScales
+from sbif.runtime.error_scales import ErrorScales, decision_scores
 
 
 def assert_report_agrees(report: Dict[str, float]) -> None:
@@ -27,5 +27,5 @@ def action_disagreements(policy: Any, expected: Any, actual: Any, observation: A
     distribution = policy.document["predict"]["distribution"]
     feeds = policy.make_feeds(observation, state, mask)[0]
     values, scales = ErrorScales(policy.model).run(feeds, list(distribution["parameters"].values()))
-    scores, score_scales = _decision_scores(distribution, values, scales)
+    scores, score_scales = decision_scores(distribution, values, scales)
     return discrete_disagreements(expected, actual, scores, score_scales)
