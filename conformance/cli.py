@@ -132,8 +132,9 @@ def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", default="numpy",
-                        help="'numpy' (the reference runtime, in-process) or the command line of a runtime "
-                             "speaking spec/conformance-protocol.md (default: numpy)")
+                        help="'numpy' (the reference runtime, in-process), 'numba' (SBIF's compiled backend, "
+                             "in-process) or the command line of a runtime speaking spec/conformance-protocol.md "
+                             "(default: numpy)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
 
 
