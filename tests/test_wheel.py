@@ -23,6 +23,7 @@ import pytest
 
 from conformance.cli import CONFORMANCE_EXTRA
 from conformance.golden import GoldenPack, find_packs
+from conformance.malformed import read_manifest
 from conformance.mutants import MUTANTS
 from conformance.runner import KnownFailures
 
@@ -127,7 +128,10 @@ def check_runs_everything_shipped(venv: Venv) -> None:
     [vectors] = [r for r in report["results"] if r["check"] == "op_vectors"]
     cases = shipped_vector_cases()
     assert cases > 0 and vectors["status"] == "pass" and vectors["probes"] == cases
-    models = sorted({r["model"] for r in report["results"] if r["check"] != "op_vectors"})
+    [refusal] = [r for r in report["results"] if r["check"] == "reader_refusal"]
+    assert refusal["status"] == "pass" and refusal["probes"] == len(read_manifest(os.path.join(
+        ROOT, "conformance", "malformed")))
+    models = sorted({r["model"] for r in report["results"] if r["check"] not in ("op_vectors", "reader_refusal")})
     assert models == shipped_models()
     known = KnownFailures.read(os.path.join(ROOT, "conformance", "known-failures.txt"))
     keys = {"{}::{}".format(r["model"], r["check"]): r["status"] for r in report["results"]}
