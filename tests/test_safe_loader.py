@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -289,6 +290,21 @@ def test_stubs_record_and_do_nothing():
     assert BOX.sb2_reference == ("gym.spaces.box", "Box")
     called = stub("anything")
     assert called.args[0] is stub
+
+
+def test_zip_parameters_are_the_member_bytes_in_any_layout(tmp_path):
+    """The .npy members are parsed by the safe loader itself, from the bytes it checked: Fortran order and
+    big-endian members give exactly the arrays np.savez was given (as float32, what SB2 feeds its variables)."""
+    data = model_data()
+    params = model_parameters(data)
+    stored = OrderedDict((name, np.asfortranarray(array).astype(">f4") if array.ndim == 2 else array.astype(">f8"))
+                         for name, array in params.items())
+    assert any(not array.flags.c_contiguous for array in stored.values())
+    description = describe_safe_file(write_zip(str(tmp_path / "layouts.zip"), data, stored))
+    assert list(description.parameters) == list(params)
+    for name, array in params.items():
+        loaded = description.parameters[name]
+        assert loaded.dtype == np.float32 and loaded.shape == array.shape and np.array_equal(loaded, array), name
 
 
 def test_zip_member_base64_must_be_valid(tmp_path):

@@ -30,7 +30,7 @@ from ..errors import ExportError, SbifError, UnsupportedError
 from . import safe_pickle
 from .activations import activation_from_name, activation_from_reference
 from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space
-from .safe_pickle import BY_VALUE, Stub, is_stub_class, materialize, stub_reference
+from .safe_pickle import BY_VALUE, Stub, build_array, is_stub_class, materialize, stub_reference
 from .sb2_files import describe_source, detect_algorithm, file_format
 from .unnamed_lists import LIST_ENTRIES, PARAMETER_NAMERS, take_by_position
 
@@ -46,6 +46,8 @@ MAX_EXPANSION = 100
 #: Parameters per model, and the longest .npy header numpy itself accepts by default.
 MAX_PARAMETERS = 100000
 MAX_NPY_HEADER = 10000
+#: What `np.savez` appends to each array's name to name its member.
+NPY_SUFFIX = ".npy"
 #: Elements of a space (bounds are broadcast to this size): far above any image SB2 can train on.
 MAX_SPACE_ELEMENTS = 1 << 24
 #: Policy kwargs --policy-kwargs may give: those that shape the network (optimizer settings do not matter).
@@ -271,7 +273,13 @@ def decode_data(readable: Dict[str, Any], path: str) -> Dict[str, Any]:
 
 
 def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.ndarray]":
-    """`np.savez` bytes -> arrays in `names` order; every .npy header is checked before numpy allocates."""
+    """`np.savez` bytes -> arrays in `names` order.
+
+    Each array is parsed from exactly the bytes whose .npy header was checked (`read_npy`), read once from the
+    member the check looked at. No name is handed to numpy to resolve: `np.load(...)["X"]` prefers a member
+    named `X` over `X.npy`, so a check of `X.npy` would not be a check of what numpy loads. Archives with two
+    members numpy would read under one name are refused (`check_npz_names`).
+    """
     what = "{}: parameters".format(path)
     try:
         check_central_directory(io.BytesIO(blob), len(blob), what, MAX_PARAMETERS)
@@ -279,14 +287,16 @@ def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.n
             infos = check_zip_members(inner.infolist(), what, None, MAX_FILE_BYTES, len(blob))
             if len(infos) > MAX_PARAMETERS:
                 raise ExportError("{}: more than {} arrays".format(what, MAX_PARAMETERS))
+            check_npz_names(infos, what)
+            arrays: "OrderedDict[str, np.ndarray]" = OrderedDict()
             for name in names:
-                info = infos.get(name + ".npy")
+                info = infos.get(name + NPY_SUFFIX)
                 if info is None:
                     raise ExportError("{}: parameter_list names {!r} but the parameters hold no such "
                                       "array".format(path, _clip(name)))
-                check_npy(inner, info, what)
-        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
-            return OrderedDict((name, arrays[name]) for name in names)
+                if name not in arrays:
+                    arrays[name] = read_npy(read_member(inner, info, what), info.filename, what)
+            return arrays
     except SbifError:
         raise
     except Exception as exc:
@@ -294,40 +304,43 @@ def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.n
             what, _one_line(exc))) from None
 
 
-def check_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, what: str) -> None:
-    """Refuse a .npy member whose header declares more data than the member holds, or non-numeric data."""
-    with archive.open(info) as stream:
-        prefix = stream.read(12)
-        if len(prefix) < 10 or prefix[:6] != b"\x93NUMPY" or prefix[6:7] not in (b"\x01", b"\x02", b"\x03"):
-            raise ExportError("{}: {!r} is not a .npy array".format(what, _clip(info.filename)))
-        wide = prefix[6:7] != b"\x01"
-        start = 12 if wide else 10
-        length = int.from_bytes(prefix[8:start], "little")
-        if length > MAX_NPY_HEADER:
-            raise ExportError("{}: {!r} has a {}-byte .npy header (numpy accepts {})".format(
-                what, _clip(info.filename), length, MAX_NPY_HEADER))
-        header = prefix + stream.read(start + length - len(prefix))
-    if len(header) != start + length:
-        raise ExportError("{}: {!r} is truncated".format(what, _clip(info.filename)))
+def check_npz_names(infos: Dict[str, zipfile.ZipInfo], what: str) -> None:
+    """Refuse members that `np.load` would present under one name: `X` and `X.npy` are both its array `X`
+    (duplicate names are refused by `check_zip_members`). SB2 writes only `NAME.npy` members."""
+    for name in infos:
+        array_name = name[:-len(NPY_SUFFIX)]
+        if name.endswith(NPY_SUFFIX) and array_name in infos:
+            raise ExportError("{}: the archive holds both {!r} and {!r}, which numpy reads as one array; refused "
+                              "as ambiguous".format(what, _clip(array_name), _clip(name)))
+
+
+def read_npy(raw: bytes, member: str, what: str) -> np.ndarray:
+    """The array in a .npy member's bytes, built from those very bytes once its header is checked: a numeric
+    dtype, and a shape whose size is exactly the bytes after the header (numpy would allocate what the header
+    declares before finding out)."""
+    what = "{}: {!r}".format(what, _clip(member))
+    if len(raw) < 10 or raw[:6] != b"\x93NUMPY" or raw[6:7] not in (b"\x01", b"\x02", b"\x03"):
+        raise ExportError("{} is not a .npy array".format(what))
+    start = 10 if raw[6:7] == b"\x01" else 12
+    length = int.from_bytes(raw[8:start], "little")
+    if length > MAX_NPY_HEADER:
+        raise ExportError("{} has a {}-byte .npy header (numpy accepts {})".format(what, length, MAX_NPY_HEADER))
+    if len(raw) < start + length:
+        raise ExportError("{} is truncated".format(what))
     try:
-        reader = io.BytesIO(header)
+        reader = io.BytesIO(raw[:start + length])
         version = np.lib.format.read_magic(reader)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
             np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(reader)
+        shape, fortran_order, dtype = read_header(reader)
     except Exception as exc:
-        raise ExportError("{}: {!r} has an invalid .npy header: {}".format(
-            what, _clip(info.filename), _one_line(exc))) from None
+        raise ExportError("{} has an invalid .npy header: {}".format(what, _one_line(exc))) from None
     if dtype.hasobject or dtype.kind not in "biufc":
-        raise ExportError("{}: {!r} holds {} data; SB2 parameters are numbers".format(
-            what, _clip(info.filename), dtype))
-    count = 1
-    for dim in shape:
-        count *= int(dim)
-    if count * dtype.itemsize != info.file_size - len(header):
-        raise ExportError("{}: {!r} declares shape {} of {} ({} bytes) but holds {} bytes".format(
-            what, _clip(info.filename), tuple(shape), dtype.name, count * dtype.itemsize,
-            info.file_size - len(header)))
+        raise ExportError("{} holds {} data; SB2 parameters are numbers".format(what, _clip(dtype)))
+    try:
+        return build_array(raw[start + length:], dtype, shape, fortran_order, "the member")
+    except SbifError as exc:
+        raise ExportError("{}: {}".format(what, exc)) from None
 
 
 # -- algorithm, policy class and kwargs -----------------------------------------------------------------------

@@ -15,6 +15,13 @@ Before the real unpickler runs, `scan` walks the opcodes once: it checks every l
 are actually there, refuses opcodes SB2 never writes, and bounds the opcode count, the memo and stack sizes
 and the nesting of tuples (CPython hashes nested tuples recursively: a dict key nested a million levels deep
 crashes the interpreter).
+
+No file can change how a later file loads in the same process. What the unpickler hands out is either fresh
+for this load (stand-in classes, and every instance) or shared but out of the pickle's reach (the functions
+and classes of the allowlist below): BUILD, the one opcode that sets attributes, is accepted only on a
+stand-in instance this load created, whose `__setstate__` just records the state. Python's own BUILD would
+set attributes on whatever lies below the state, so a statistics pickle read before the model could have
+rewritten `__defaults__` of the OrderedDict stand-in for the model's parameters.
 """
 from __future__ import annotations
 
@@ -178,34 +185,37 @@ class ArrayStub(Stub):
         self.array = build_array(raw, dtype, shape, bool(fortran))
 
 
-def build_array(raw: Any, dtype: Any, shape: Any, fortran: bool = False) -> np.ndarray:
-    """An array from its raw bytes, refused unless shape × itemsize is exactly the bytes present."""
+def build_array(raw: Any, dtype: Any, shape: Any, fortran: bool = False, source: str = "the pickle") -> np.ndarray:
+    """An array from its raw bytes, refused unless shape × itemsize is exactly the bytes present.
+
+    `source` names where the bytes come from in error messages (a pickle, or a .npy member of an archive).
+    """
     if isinstance(dtype, DtypeStub):
         dtype = dtype.resolve()
     if not isinstance(dtype, np.dtype) or dtype.kind not in ARRAY_KINDS or dtype.hasobject:
-        raise ExportError("numpy array of unsupported dtype in the pickle (object arrays would need code)")
-    shape = _check_shape(shape)
+        raise ExportError("numpy array of unsupported dtype in {} (object arrays would need code)".format(source))
+    shape = _check_shape(shape, source)
     if isinstance(raw, str):  # Python 2 pickles keep raw bytes in a str
         raw = raw.encode("latin-1")
     if not isinstance(raw, (bytes, bytearray)):
-        raise ExportError("numpy array without raw data in the pickle (object arrays are refused)")
+        raise ExportError("numpy array without raw data in {} (object arrays are refused)".format(source))
     count = 1
     for dim in shape:
         count *= dim  # Python integers: a shape bomb cannot overflow
     if count * dtype.itemsize != len(raw):
-        raise ExportError("numpy array declares shape {} of {} ({} bytes) but the pickle holds {} bytes".format(
-            shape, dtype.name, count * dtype.itemsize, len(raw)))
+        raise ExportError("numpy array declares shape {} of {} ({} bytes) but {} holds {} bytes".format(
+            shape, dtype.name, count * dtype.itemsize, source, len(raw)))
     flat = np.frombuffer(bytes(raw), dtype=dtype, count=count) if count else np.zeros(0, dtype)
     return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
 
 
-def _check_shape(shape: Any) -> Tuple[int, ...]:
+def _check_shape(shape: Any, source: str) -> Tuple[int, ...]:
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
     if (not isinstance(shape, (tuple, list)) or len(shape) > MAX_DIMS
             or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 <= d <= MAX_DIM
                        for d in shape)):
-        raise ExportError("numpy array with an invalid shape in the pickle")
+        raise ExportError("numpy array with an invalid shape in {}".format(source))
     return tuple(int(d) for d in shape)
 
 
@@ -312,13 +322,33 @@ def allowed_stub(module: str, name: str) -> bool:
     return bool(_POLICY_NAME.match(short))  # a user's policy class, referenced by import path
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """An unpickler whose globals are the inert stand-ins above; anything else raises ExportError."""
+class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
+    """An unpickler whose globals are the inert stand-ins above and whose BUILD only fills stand-in instances;
+    anything else raises ExportError.
+
+    It is Python's pure-Python unpickler (`pickle._Unpickler`, in every Python 3) because the C one's opcodes
+    cannot be overridden: its BUILD sets attributes on any object with no `__setstate__`, such as the shared
+    functions of the allowlist. SB2 pickles have a few thousand opcodes, so the speed does not matter.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
     def __init__(self, data: bytes):
         super().__init__(io.BytesIO(data), encoding="latin1")
         self.classes: Dict[Tuple[str, str], type] = {}  # per load: a file cannot grow a process-wide cache
         self.class_count = 0
+
+    def load_build(self) -> None:
+        """BUILD, accepted only on an instance of a stand-in (created by this load, so nothing shared changes):
+        arrays, dtypes, gym spaces and SB2 objects are the only things SB2 pickles restore state on."""
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if not issubclass(type(target), Stub):
+            raise ExportError("the pickle restores state (BUILD) on {}; only the arrays, dtypes and stand-in "
+                              "objects it creates take state; refused".format(_describe(target)))
+        type(target).__setstate__(target, state)
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def stub_class(self, module: str, name: str) -> type:
         key = (module, name)
@@ -497,9 +527,18 @@ def _short(text: Any, limit: int = 120) -> str:
 
 
 def _describe(value: Any) -> str:
+    """What a value from the pickle is, in a few words: the global a stand-in or allowlisted callable stands
+    for (clipped: the file chooses the name), else its type."""
     if is_stub_class(value):
-        return value.reference()
-    return type(value).__name__
+        return "the class " + _short(value.reference())
+    if getattr(value, "__func__", None) is SafeUnpickler.skeleton_class:
+        return "the global cloudpickle._make_skeleton_class"
+    for (module, name), special in _SPECIAL.items():
+        if value is special:
+            return "the global {}.{}".format(module, name)
+    if isinstance(value, Stub):
+        return "an instance of " + _short(type(value).reference())
+    return "a {} value".format(type(value).__name__)
 
 
 def stub_reference(value: Any) -> Optional[Tuple[str, str]]:

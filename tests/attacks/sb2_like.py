@@ -49,12 +49,21 @@ class NewObj(object):
         self.cls, self.state = cls, state
 
 
+class Build(object):
+    """`target`, then BUILD with `state`: how a hostile file asks the unpickler to set attributes on whatever
+    `target` unpickles to (with `(None, {...})` as the state, Python's BUILD calls setattr for each entry)."""
+
+    def __init__(self, target, state):
+        self.target, self.state = target, state
+
+
 def named_class(module, name):
     """A class that pickles as a reference to `module.name` (instances: NEWOBJ of it, then their __dict__)."""
     return type(name, (object,), {"sb2_reference": (module, name)})
 
 
 BOX = named_class("gym.spaces.box", "Box")
+RUNNING_MEAN_STD = named_class("stable_baselines.common.running_mean_std", "RunningMeanStd")
 DISCRETE = named_class("gym.spaces.discrete", "Discrete")
 MLP_POLICY = named_class("stable_baselines.common.policies", "MlpPolicy")
 TF_RELU = Global("tensorflow.python.ops.gen_nn_ops", "relu")
@@ -64,6 +73,11 @@ class Writer(pickle._Pickler):
     """The pure-Python pickler, writing `Global`s and `named_class`es by name."""
 
     def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, Build):
+            self.save(obj.target)
+            self.save(obj.state)
+            self.write(pickle.BUILD)
+            return None
         if isinstance(obj, NewObj):
             self.save(obj.cls)
             self.save(())
@@ -126,6 +140,14 @@ def _space(gym_space):
     if isinstance(gym_space, BOX):
         return Space("box", attrs["shape"], attrs["dtype"].name, attrs["low"], attrs["high"])
     return Space("discrete", (), "int64", n=attrs["n"])
+
+
+def running_mean_std(shape, **extra_state):
+    """A zoo `obs_rms.pkl` object (SB2's RunningMeanStd): mean, var and count, plus any `extra_state`."""
+    state = {"mean": np.linspace(-1.0, 1.0, int(np.prod(shape))).reshape(shape), "var": np.full(shape, 4.0),
+             "count": 1000.0}
+    state.update(extra_state)
+    return NewObj(RUNNING_MEAN_STD, state)
 
 
 def write_pkl(path, data, params, protocol=4):

@@ -1,6 +1,7 @@
 """Hostile and broken SB2 files against the safe loader: each is refused with an SbifError that says why,
-nothing in it runs (a canary file the payload would create never appears), and memory stays bounded (bombs
-are refused from their declared sizes, before anything is allocated).
+nothing in it runs (a canary file the payload would create never appears), memory stays bounded (bombs
+are refused from their declared sizes, before anything is allocated), what is checked is what is loaded, and
+no file changes how a later one loads in the same process. README.md lists the classes of attack.
 
 Runs in both environments; neither SB2 nor TensorFlow is needed (`sb2_like` writes the files by hand).
 """
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
+import warnings
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -20,14 +23,17 @@ from sbif.cli import main as sbif_main
 from sbif.errors import ExportError, SbifError
 from sbif.export import build_sbif
 from sbif.export.safe import describe_safe_file
-from sbif.export.safe_pickle import loads
+from sbif.export.safe_pickle import _SPECIAL, CallRecord, SafeUnpickler, Stub, loads
 
-from .sb2_like import Call, Global, dumps, make_model_files, model_data, model_parameters, write_pkl, write_zip
+from .sb2_like import (Build, Call, Global, dumps, make_model_files, model_data, model_parameters, running_mean_std,
+                       write_pkl, write_zip)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1 << 20
 #: Peak Python/numpy allocation allowed while refusing one bomb (tracemalloc sees bytes, lists and arrays).
 BOMB_MEMORY_LIMIT = 32 * MiB
+#: Longest refusal message: one line, with any value from the file previewed, never echoed whole.
+MAX_MESSAGE = 600
 
 
 def payloads(canary):
@@ -81,6 +87,10 @@ def refused(path, *fragments):
     for fragment in fragments:
         assert fragment in message, message
     return message
+
+
+def assert_one_line(message):
+    assert "\n" not in message.strip() and len(message) <= MAX_MESSAGE, message
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)
@@ -428,3 +438,182 @@ def test_missing_file_and_directory(tmp_path):
 def test_safe_pickle_api_refuses_with_export_error():
     with pytest.raises(ExportError, match="os.system"):
         loads(dumps(Call(Global("os", "system"), "true")), "bytes")
+
+
+# -- what is checked is what is loaded (issue #18, item 1) ----------------------------------------------------
+def npz_members(params):
+    """The members `np.savez(**params)` writes: NAME.npy -> .npy bytes, in order."""
+    members = OrderedDict()
+    for name, array in params.items():
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        members[name + ".npy"] = buffer.getvalue()
+    return members
+
+
+def test_member_named_like_a_parameter_without_npy(tmp_path, capsys):
+    """`model/pi/w:0` next to `model/pi/w:0.npy`: np.load's archive["model/pi/w:0"] prefers the member without
+    .npy, so a check of the .npy member let other weights through (a silently different policy). Refused."""
+    data = model_data()
+    params = model_parameters(data)
+    name = next(iter(params))
+    members = npz_members(params)
+    members[name] = npz_members({name: -params[name]})[name + ".npy"]
+    path = write_zip(str(tmp_path / "ambiguous.zip"), data, params, {"parameters": parameters_archive(members)})
+    assert_one_line(refused(path, repr(name), repr(name + ".npy"), "ambiguous"))
+    assert sbif_main(["export", path, "-o", str(tmp_path / "out.sbif")]) == 1
+    assert name in capsys.readouterr().err and not os.path.exists(str(tmp_path / "out.sbif"))
+
+
+def test_shape_bomb_behind_an_ambiguous_name(tmp_path):
+    """The same route skipped the shape check: the unchecked `NAME` declares 2^33 float64 (64 GiB) in 0 bytes."""
+    data = model_data()
+    params = model_parameters(data)
+    name = next(iter(params))
+    members = npz_members(params)
+    members[name] = npy_bytes("<f8", (2 ** 33,), b"")
+    path = write_zip(str(tmp_path / "bomb.zip"), data, params, {"parameters": parameters_archive(members)})
+    refused_bounded(path, repr(name), "ambiguous")
+
+
+def test_npy_member_shorter_than_its_header_declares(tmp_path):
+    """A valid .npy header with 4 bytes of data missing: the size check is on the bytes that were read, the
+    very bytes the array is then made of."""
+    data = model_data()
+    params = model_parameters(data)
+    members = npz_members(params)
+    name = next(iter(members))
+    members[name] = members[name][:-4]
+    path = write_zip(str(tmp_path / "short.zip"), data, params, {"parameters": parameters_archive(members)})
+    assert_one_line(refused(path, repr(name), "declares shape", "the member holds"))
+
+
+def archive_with_duplicate(members, duplicate, content):
+    """A zip of `members` whose directory lists `duplicate` a second time (with `content`)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate name it is asked for
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, value in members.items():
+                archive.writestr(name, value)
+            archive.writestr(duplicate, content)
+    return buffer.getvalue()
+
+
+def test_duplicate_array_in_the_parameters(tmp_path):
+    """Two `NAME.npy` entries in the parameters' directory (zipfile would read the last one): refused."""
+    data = model_data()
+    params = model_parameters(data)
+    members = npz_members(params)
+    name = next(iter(members))
+    inner = archive_with_duplicate(members, name, npz_members({"x": np.zeros(3, np.float32)})["x.npy"])
+    path = write_zip(str(tmp_path / "twice.zip"), data, params, {"parameters": inner})
+    assert_one_line(refused(path, repr(name), "twice"))
+
+
+def test_duplicate_member_of_the_archive(tmp_path):
+    """A second `parameters` member in the SB2 archive itself: refused."""
+    data = model_data()
+    params = model_parameters(data)
+    path = write_zip(str(tmp_path / "model.zip"), data, params)
+    with zipfile.ZipFile(path) as archive:
+        members = OrderedDict((name, archive.read(name)) for name in archive.namelist())
+    twice = str(tmp_path / "twice.zip")
+    with open(twice, "wb") as handle:
+        handle.write(archive_with_duplicate(members, "parameters", parameters_archive({})))
+    assert_one_line(refused(twice, "'parameters' twice"))
+
+
+# -- one file cannot change how later files load (issue #18, item 3) -----------------------------------------
+#: Every global the allowlist resolves to a shared function or class, and two it resolves to per-load objects.
+SHARED_GLOBALS = sorted(_SPECIAL)
+PER_LOAD_GLOBALS = [("stable_baselines.common.policies", "MlpPolicy"), ("cloudpickle.cloudpickle",
+                                                                         "_make_skeleton_class")]
+#: BUILD states: (None, attributes) makes Python's BUILD call setattr; a dict updates the object's __dict__.
+BUILD_STATES = {"setattr": (None, {"__defaults__": ([("injected", 1.0)],), "__kwdefaults__": {"x": 1}}),
+                "__dict__": {"sbif_module": "os", "sbif_name": "system", "__defaults__": (5,)}}
+
+
+def shared_state():
+    """Everything a pickle could change on the objects every load shares: their attributes and defaults."""
+    shared = list(_SPECIAL.values()) + [Stub, CallRecord, SafeUnpickler.skeleton_class]
+    return [(dict(vars(obj)), getattr(obj, "__defaults__", None), getattr(obj, "__kwdefaults__", None))
+            for obj in shared]
+
+
+CLEAN_VALUES = OrderedDict([("model/pi/w:0", 1.0), ("model/pi/b:0", 2.0)])
+
+
+@pytest.mark.parametrize("state", sorted(BUILD_STATES))
+@pytest.mark.parametrize("reference", SHARED_GLOBALS + PER_LOAD_GLOBALS, ids=".".join)
+def test_build_on_an_allowed_global_is_refused(reference, state):
+    """BUILD on what a global resolves to would set attributes on an object other loads share (the
+    OrderedDict stand-in's __defaults__ then fill every later OrderedDict): refused, nothing changes."""
+    before = shared_state()
+    with pytest.raises(ExportError) as caught:
+        loads(dumps([Build(Global(*reference), BUILD_STATES[state]), CLEAN_VALUES]), "hostile.pkl")
+    message = str(caught.value)
+    assert "BUILD" in message and reference[1] in message, message
+    assert_one_line(message)
+    assert shared_state() == before
+    assert loads(dumps(CLEAN_VALUES)) == CLEAN_VALUES
+
+
+@pytest.mark.parametrize("target", [Call(Global("collections", "OrderedDict")), [1, 2], {"a": 1},
+                                    Call(Global("numpy.core.multiarray", "scalar"), np.dtype("float64"), b"\0" * 8),
+                                    Call(Global("_codecs", "encode"), "raw", "latin1")],
+                         ids=["OrderedDict", "list", "dict", "numpy scalar", "bytes"])
+def test_build_on_plain_values_is_refused(target):
+    """Only stand-in instances (arrays, dtypes, spaces, SB2 objects) take state; SB2 never BUILDs anything else."""
+    with pytest.raises(ExportError) as caught:
+        loads(dumps(Build(target, BUILD_STATES["setattr"])), "hostile.pkl")
+    assert "BUILD" in str(caught.value)
+    assert_one_line(str(caught.value))
+
+
+def test_a_refused_pickle_leaves_later_loads_unchanged():
+    clean = dumps([CLEAN_VALUES, Call(Global("collections", "OrderedDict"))])
+    expected = loads(clean)
+    assert expected == [CLEAN_VALUES, OrderedDict()]
+    for state in BUILD_STATES.values():
+        with pytest.raises(ExportError):
+            loads(dumps(Build(Global("collections", "OrderedDict"), state)))
+        assert loads(clean) == expected
+
+
+def write_statistics(directory, name, count):
+    """An obs_rms.pkl for model_data()'s Box(4) observations, with `count` as its (unused) count entry."""
+    path = os.path.join(str(directory), name)
+    with open(path, "wb") as handle:
+        handle.write(dumps(running_mean_std((4,), count=count)))
+    return path
+
+
+@pytest.mark.parametrize("defaults", [([("model/injected:0", 1.0)],), (5,)], ids=["inject", "break"])
+@pytest.mark.parametrize("option", ["--vecnormalize", "--zoo-config"])
+def test_hostile_statistics_then_a_clean_export_in_one_process(option, defaults, tmp_path, capsys):
+    """Statistics load before the model: a hostile obs_rms.pkl (valid, plus a BUILD on the OrderedDict
+    stand-in) is refused, and the same process then exports the clean model and statistics byte for byte as
+    before it (the model's parameters are an OrderedDict: they would have gained an entry, or failed)."""
+    data = model_data()
+    model = write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data))
+    clean, hostile = tmp_path / "clean", tmp_path / "hostile"
+    hostile_build = Build(Global("collections", "OrderedDict"), (None, {"__defaults__": defaults}))
+    for folder, count in ((clean, 1000.0), (hostile, hostile_build)):
+        folder.mkdir()
+        (folder / "config.yml").write_text("normalize: true\n")
+        write_statistics(folder, "obs_rms.pkl", count)
+
+    def export(folder, output):
+        argument = str(folder / "config.yml") if option == "--zoo-config" else str(folder / "obs_rms.pkl")
+        return sbif_main(["export", model, option, argument, "-o", str(tmp_path / output)])
+
+    assert export(clean, "before.sbif") == 0
+    capsys.readouterr()
+    assert export(hostile, "hostile.sbif") == 1
+    message = capsys.readouterr().err
+    assert "BUILD" in message and "collections.OrderedDict" in message and str(hostile) in message, message
+    assert_one_line(message)
+    assert export(clean, "after.sbif") == 0
+    with open(str(tmp_path / "before.sbif"), "rb") as before, open(str(tmp_path / "after.sbif"), "rb") as after:
+        assert before.read() == after.read()
