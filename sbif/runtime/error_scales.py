@@ -16,7 +16,7 @@ from ..format import SbifFile
 from ..ops.elementwise import Div, Exp, Log, Mul, Sub
 from ..ops.rounding import finish, magnitude, own_scale, quadrature
 from .executor import GraphExecutor
-from .policy import Policy
+from .policy import Policy, distribution_parameters, parameter_outputs
 
 Arrays = Dict[str, np.ndarray]
 
@@ -84,18 +84,11 @@ def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation
     distribution = document.get("distribution")
     if distribution is None:
         return {"probability": None}
-    parameters, kind = distribution["parameters"], distribution["kind"]
-    wanted = [parameters["mean"], parameters["std"]] if kind == "diag_gaussian" else [parameters["probabilities"]]
+    wanted = parameter_outputs(distribution)
     values, found = scales.run(feeds, wanted, undetermined)
     if actions is None:
-        if kind == "diag_gaussian":
-            result: Any = [found[wanted[0]], found[wanted[1]]]
-        elif kind == "multi_categorical":
-            result = np.split(found[wanted[0]], np.cumsum(distribution["nvec"])[:-1], axis=-1)
-        else:
-            result = found[wanted[0]]
-        return {"probability": single(result)}
-    result = probability_scale(policy, kind, distribution, [values[name] for name in wanted],
+        return {"probability": single(distribution_parameters(distribution, found))}
+    result = probability_scale(policy, distribution["kind"], distribution, [values[name] for name in wanted],
                                [found[name] for name in wanted], actions, logp)
     if undetermined is not None and np.isnan(result).any() and not any(np.isnan(found[name]).any() for name in wanted):
         undetermined["log of the actions' probability"] = Log.undetermined_reason

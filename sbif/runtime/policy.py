@@ -101,17 +101,9 @@ class Policy:
                     self.algorithm))
             return None
         feeds, vectorized = self.make_feeds(observation, state, mask)
-        parameters = distribution["parameters"]
-        kind = distribution["kind"]
-        wanted = [parameters["mean"], parameters["std"]] if kind == "diag_gaussian" else [parameters["probabilities"]]
-        values = self.executor.run(feeds, wanted)
-        if kind == "diag_gaussian":
-            proba: Any = [values[wanted[0]], values[wanted[1]]]
-        elif kind == "multi_categorical":
-            proba = np.split(values[wanted[0]], np.cumsum(distribution["nvec"])[:-1], axis=-1)
-        else:
-            proba = values[wanted[0]]
-        result = proba if actions is None else self._probability_of(kind, proba, actions, len(feeds["obs"]), logp)
+        proba = distribution_parameters(distribution, self.executor.run(feeds, parameter_outputs(distribution)))
+        result = proba if actions is None else self._probability_of(distribution["kind"], proba, actions,
+                                                                    len(feeds["obs"]), logp)
         return result if vectorized else result[0]
 
     def value(self, observation: Any, state: Any = None, mask: Any = None) -> np.ndarray:
@@ -272,6 +264,26 @@ class Policy:
     def _check_batch(actions: np.ndarray, batch: int) -> None:
         if actions.shape[0] != batch:
             raise InputError("batch sizes differ: {} actions for {} observations".format(actions.shape[0], batch))
+
+
+def parameter_outputs(distribution: Mapping[str, Any]) -> List[str]:
+    """The outputs SB2's `action_probability` reads: a Gaussian's mean and std, else the probabilities."""
+    parameters = distribution["parameters"]
+    if distribution["kind"] == "diag_gaussian":
+        return [parameters["mean"], parameters["std"]]
+    return [parameters["probabilities"]]
+
+
+def distribution_parameters(distribution: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
+    """`action_probability`'s result without actions (SPEC section 5.4) from the `parameter_outputs` arrays in
+    `values` (or anything shaped like them, such as their error scales): [mean, std], one array per
+    multi-categorical component, or the probabilities."""
+    wanted = parameter_outputs(distribution)
+    if distribution["kind"] == "diag_gaussian":
+        return [values[wanted[0]], values[wanted[1]]]
+    if distribution["kind"] == "multi_categorical":
+        return np.split(values[wanted[0]], np.cumsum(distribution["nvec"])[:-1], axis=-1)
+    return values[wanted[0]]
 
 
 def load(path: str, backend: str = "auto") -> Policy:
