@@ -614,6 +614,84 @@ def valid_constant_pairs(base: Base) -> bytes:
     return base.with_document(with_constants((True, "float32"), (3.0, "int32"), (255, "uint8")))
 
 
+# -- one reader semantics (issue #18 item 5): duplicate keys, nesting depth, dimensions, ranks ------------------------
+def with_deep_policy_kwargs(depth: int) -> Callable[[Dict[str, Any]], None]:
+    """An edit giving the document a `provenance.policy_kwargs` (free-form, SPEC section 3) whose innermost array is
+    at nesting level `depth` of the document (the document object is level 1, provenance 2, policy_kwargs 3)."""
+    def edit(document: Dict[str, Any]) -> None:
+        nested: List[Any] = []
+        for _ in range(depth - 4):
+            nested = [nested]
+        document["provenance"]["policy_kwargs"] = {"nested": nested}
+    return edit
+
+
+def reshaped_constant(shape: List[Any]) -> Callable[[Dict[str, Any]], None]:
+    """An edit appending a float32 `constant` (rank 0, one element) and a `reshape` of it to `shape`, output
+    `constant/reshaped`."""
+    def edit(document: Dict[str, Any]) -> None:
+        add_node("constant", [], "constant", value=1.0, dtype="float32")(document)
+        add_node("reshape", ["constant"], "constant/reshaped", shape=shape)(document)
+    return edit
+
+
+@refused("2", FILE_FORMAT, "The header entry of model/pi/b:0 has the key dtype twice, \"F64\" then \"F32\": a reader "
+                           "that keeps the last key (Python's and JavaScript's JSON.parse) would load it.")
+def header_duplicate_key(base: Base) -> bytes:
+    return base.with_header_text(('"model/pi/b:0":{', '"model/pi/b:0":{"dtype":"F64",'))
+
+
+@refused("3", DOCUMENT, "The observation input's object in the document has the key kind twice (both "
+                        "\"observation\").")
+def document_duplicate_key(base: Base) -> bytes:
+    return base.with_document_text(('"kind":"observation"', '"kind":"observation","kind":"observation"'))
+
+
+@refused("2", FILE_FORMAT, "The header holds an extra key whose value is 512 nested arrays: with the header object, "
+                           "the nesting is 513 deep, one more than the limit.")
+def header_nested_too_deep(base: Base) -> bytes:
+    return base.with_header_text(('"model/pi/b:0":{', '"deep":' + "[" * 512 + "]" * 512 + ',"model/pi/b:0":{'))
+
+
+@refused("3", DOCUMENT, "provenance.policy_kwargs (free-form) holds nested arrays whose innermost is at level 513 of "
+                        "the document, one more than the limit.")
+def document_nested_too_deep(base: Base) -> bytes:
+    return base.with_document(with_deep_policy_kwargs(513))
+
+
+@refused("3.5", DOCUMENT, "A reshape of a one-element constant to [274177, 67280421310721]: 2^64 + 1 elements, which "
+                          "is 1 modulo 2^64.")
+def reshape_count_wraps_int64(base: Base) -> bytes:
+    return base.with_document(reshaped_constant(SHAPE_BOMB))
+
+
+@refused("3.5", DOCUMENT, "A reshape of a one-element constant to [true]: a dimension is a boolean, not an integer.")
+def reshape_dimension_boolean(base: Base) -> bytes:
+    return base.with_document(reshaped_constant([True]))
+
+
+@refused("2", FILE_FORMAT, "The header entry of model/pi/b:0 has shape [1 (32 times), 2]: 33 dimensions (its 2 "
+                           "elements still match data_offsets).")
+def header_rank_above_32(base: Base) -> bytes:
+    return base.with_entry("model/pi/b:0", shape=[1] * 32 + [2])
+
+
+@refused("3.5", DOCUMENT, "An expand_dims node makes a value of rank 33 from a constant reshaped to rank 32.")
+def value_rank_above_32(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        reshaped_constant([1] * 32)(document)
+        add_node("expand_dims", ["constant/reshaped"], "constant/expanded", axis=0)(document)
+    return base.with_document(edit)
+
+
+@loads("3.5", "At the limits: provenance.policy_kwargs nested exactly 512 deep, and a constant reshaped to rank 32.")
+def valid_depth_512_and_rank_32(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        with_deep_policy_kwargs(512)(document)
+        reshaped_constant([1] * 32)(document)
+    return base.with_document(edit)
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)

@@ -1238,10 +1238,10 @@ static sbif_status dimension_too_large(sbif_error *error) {
     return type_error(error, "a dimension exceeds " MAX_DIM_TEXT);
 }
 
+/** A graph value has at most SBIF_MAX_RANK dimensions (SPEC section 3.5): a format rule, so a DocumentError. */
 static sbif_status check_rank(int rank, sbif_error *error) {
     if (rank <= SBIF_MAX_RANK) return SBIF_OK;
-    return fail(error, SBIF_ERR_UNSUPPORTED, "a value of rank %d exceeds this runtime's limit of %d dimensions", rank,
-                SBIF_MAX_RANK);
+    return type_error(error, "a value of rank %d is above the limit of %d dimensions", rank, SBIF_MAX_RANK);
 }
 
 static sbif_status require_float(const sbif_tensor *t, const char *role, sbif_error *error) {
@@ -3480,8 +3480,8 @@ static sbif_status check_inputs(sbif_model *m, sbif_error *error) {
         char text[160];
         if (require_batch_first(m, item, "input", error) != SBIF_OK) return error->status;
         if (shape->length > SBIF_MAX_RANK) {
-            return fail(error, SBIF_ERR_UNSUPPORTED, "%s: input '%s' has rank %lu; this runtime supports at most %d "
-                        "dimensions", m->path, name, (unsigned long)shape->length, SBIF_MAX_RANK);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: input '%s' has rank %lu, above the limit of %d dimensions",
+                        m->path, name, (unsigned long)shape->length, SBIF_MAX_RANK);
         }
         if (declared_type(sbif_json_get(item, "dtype"), shape, &type) != 0) {
             json_render(shape, text, sizeof text);

@@ -67,9 +67,13 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a by
 // Strict JSON, for the header and the document (SPEC section 1). JSON.parse already refuses NaN and Infinity, but
 // reads a number beyond a double's range (1e400) as Infinity: written with a fraction or an exponent, such a number is
 // refused here, as the reference refuses it. An integer literal that large is read as +-Infinity, which the checks
-// that take numbers (a constant's value, a Box bound) refuse, as the reference refuses that integer there.
+// that take numbers (a constant's value, a Box bound) refuse, as the reference refuses that integer there. JSON.parse
+// also keeps the last of two equal keys silently and nests without limit: the scan of the raw text refuses both (a
+// key is a string followed by ':'; nesting deeper than JSON_MAX_DEPTH, as in the C reader and the reference).
 // Refusals are `ErrorClass`, with messages that begin with `what` ("FILE: the header").
 const NUMBER = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
+const JSON_MAX_DEPTH = 512;
+const QUOTED_KEY_CHARS = 80;
 function parseStrict(text, ErrorClass, what) {
   let value;
   try {
@@ -77,13 +81,35 @@ function parseStrict(text, ErrorClass, what) {
   } catch (error) {
     throw new ErrorClass(`${what} is not valid JSON (${error.message})`);
   }
-  // the text is valid JSON, so outside strings a '-' or a digit starts a number
+  // the text is valid JSON, so outside strings a '-' or a digit starts a number; `keys` holds, per open container,
+  // the keys seen so far (null for an array)
+  const keys = [];
   for (let i = 0; i < text.length;) {
     const c = text.charCodeAt(i);
     if (c === 0x22) { // a string ends at the first quote after it that an even run of backslashes precedes
       let close = text.indexOf('"', i + 1);
       while (backslashesBefore(text, close) % 2 === 1) close = text.indexOf('"', close + 1);
+      const seen = keys[keys.length - 1];
+      let after = close + 1;
+      while (after < text.length && ' \t\n\r'.includes(text[after])) after++;
+      if (seen && text[after] === ':') {
+        const key = JSON.parse(text.slice(i, close + 1));
+        if (seen.has(key)) {
+          const shown = key.length > QUOTED_KEY_CHARS ? `${key.slice(0, QUOTED_KEY_CHARS)}...` : key;
+          throw new ErrorClass(`${what} contains the key ${JSON.stringify(shown)} twice in one object`);
+        }
+        seen.add(key);
+      }
       i = close + 1;
+    } else if (c === 0x7b || c === 0x5b) { // '{' or '['
+      keys.push(c === 0x7b ? new Set() : null);
+      if (keys.length > JSON_MAX_DEPTH) {
+        throw new ErrorClass(`${what} nests arrays and objects more than ${JSON_MAX_DEPTH} deep`);
+      }
+      i++;
+    } else if (c === 0x7d || c === 0x5d) { // '}' or ']'
+      keys.pop();
+      i++;
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       NUMBER.lastIndex = i;
       const [token, fraction, exponent] = NUMBER.exec(text);
@@ -153,6 +179,10 @@ function readContainer(path) {
     const { shape, data_offsets: offsets } = entry;
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw new FileFormatError(`${where} has an invalid shape ${show(shape)}`);
+    }
+    if (shape.length > MAX_RANK || shape.some((dim) => dim >= MAX_DIM)) {
+      throw new FileFormatError(`${where} has shape ${show(shape)}: at most ${MAX_RANK} dimensions, each at most `
+        + '2^63 - 1');
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
       throw new FileFormatError(`${where} has invalid data_offsets ${show(offsets)}`);
@@ -341,7 +371,11 @@ function schemaKeyword(keyword, value, instance, node, root, path) {
 const DTYPES = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'int16', 'uint16', 'bool'];
 const FLOATS = ['float32', 'float64'];
 const INTEGERS = ['int32', 'int64', 'uint8', 'int8', 'int16', 'uint16'];
-const MAX_DIM = 2 ** 63; // dimensions must be below it (NumPy's largest array dimension is 2^63 - 1)
+// Dimensions, strides, sizes and counts must be below MAX_DIM (int64's maximum is 2^63 - 1), and a tensor or graph
+// value has at most MAX_RANK dimensions (SPEC sections 2 and 3.5).
+const MAX_DIM = 2 ** 63;
+const MAX_RANK = 32;
+const isDimension = (v, least = 0) => isCount(v) && v >= least && v < MAX_DIM;
 const spec = (dtype, shape) => ({ dtype, shape: shape.slice() });
 const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
 const sameSpec = (a, b) => a.dtype === b.dtype && sameShape(a.shape, b.shape);
@@ -496,8 +530,8 @@ const STATIC = {
         || x.shape[3] !== w.shape[2]) {
         typeFail(`conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got ${[x, w, b].map(showSpec).join(', ')}`);
       }
-      if (strides.length !== 2 || !strides.every((s) => Number.isInteger(s) && s > 0)) {
-        typeFail(`conv2d strides must be two positive integers, got ${show(strides)}`);
+      if (strides.length !== 2 || !strides.every((s) => isDimension(s, 1))) {
+        typeFail(`conv2d strides must be two integers from 1 to 2^63 - 1, got ${show(strides)}`);
       }
       if (padding !== 'VALID' && padding !== 'SAME') {
         typeFail(`conv2d padding must be VALID or SAME, got ${show(padding)}`);
@@ -541,7 +575,7 @@ const STATIC = {
         typeFail('reshape applies to tensors without a batch dimension (use flatten for batches)');
       }
       const size = (s) => s.reduce((a, b) => a * BigInt(b), 1n);
-      if (!attrs.shape.every(isCount) || size(attrs.shape) !== size(x.shape)) {
+      if (!attrs.shape.every((d) => isDimension(d)) || size(attrs.shape) !== size(x.shape)) {
         typeFail(`cannot reshape ${showSpec(x)} to ${show(attrs.shape)}`);
       }
       return [spec(x.dtype, attrs.shape)];
@@ -589,7 +623,7 @@ const STATIC = {
     attrs: { sizes: 'list', axis: 'int' },
     infer: ([x], attrs, nOutputs) => {
       const axis = normalizeAxisStatic(attrs.axis, x.shape.length);
-      if (attrs.sizes.length !== nOutputs || !attrs.sizes.every((s) => Number.isInteger(s) && s > 0)) {
+      if (attrs.sizes.length !== nOutputs || !attrs.sizes.every((s) => isDimension(s, 1))) {
         typeFail(`split sizes ${show(attrs.sizes)} must be positive and one per output (${nOutputs})`);
       }
       if (x.shape[axis] === null) typeFail('split cannot cut along the batch dimension');
@@ -649,6 +683,10 @@ function define(specs, name, s, where, role) {
   }
   if (s.shape.some((d) => d !== null && d >= MAX_DIM)) {
     throw new DocumentError(`${where}: ${role} ${show(name)} has shape ${show(s.shape)}: a dimension exceeds 2^63 - 1`);
+  }
+  if (s.shape.length > MAX_RANK) {
+    throw new DocumentError(`${where}: ${role} ${show(name)} has rank ${s.shape.length}, above the limit of `
+      + `${MAX_RANK} dimensions`);
   }
   specs.set(name, s);
 }

@@ -15,10 +15,14 @@ from typing import Dict, Mapping, Tuple
 import numpy as np
 
 from ..errors import FileFormatError
+from ..ops.nn import MAX_DIM, exact_count
 from .strict_json import StrictJsonError, loads_strict
 
 #: Largest header we accept, as the safetensors reference implementation does (100 MB).
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+#: Most dimensions a tensor or graph value has (SPEC sections 2 and 3.5): NumPy 1.x's limit, so a file loads alike
+#: on every NumPy and in the C runtime.
+MAX_RANK = 32
 
 #: safetensors dtype code -> little-endian NumPy dtype.
 DTYPE_CODES = {
@@ -106,10 +110,13 @@ def parse_header(raw: bytes, path: str = "<bytes>"):
         shape, offsets = entry["shape"], entry["data_offsets"]
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise FileFormatError("{} has an invalid shape {!r}".format(where, shape))
+        if len(shape) > MAX_RANK or any(d > MAX_DIM for d in shape):
+            raise FileFormatError("{} has shape {}: at most {} dimensions, each at most {}".format(
+                where, shape, MAX_RANK, MAX_DIM))
         if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets) \
                 or offsets[0] > offsets[1]:
             raise FileFormatError("{} has invalid data_offsets {!r}".format(where, offsets))
-        nbytes = _element_count(shape) * dtype.itemsize
+        nbytes = exact_count(shape) * dtype.itemsize
         if offsets[1] - offsets[0] != nbytes:
             raise FileFormatError("{}: shape {} of {} needs {} bytes but data_offsets span {}".format(
                 where, shape, dtype.name, nbytes, offsets[1] - offsets[0]))
@@ -159,14 +166,6 @@ def write_container(path: str, tensors: Mapping[str, np.ndarray], metadata: Mapp
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-
-
-def _element_count(shape) -> int:
-    """The number of elements of a shape, in exact Python integers (no NumPy overflow or object-dtype loops)."""
-    count = 1
-    for dim in shape:
-        count *= dim
-    return count
 
 
 def _shaped(array: np.ndarray, shape: Tuple[int, ...], name: str, path: str) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Any, Dict, Mapping, Sequence, Union
 import numpy as np
 
 from ..errors import DocumentError, UnsupportedError
+from ..ops.nn import exact_count
 from .schema_check import SchemaValidator
 from .strict_json import StrictJsonError, loads_strict, quoted_number
 
@@ -38,7 +39,7 @@ def decode_document(metadata: Mapping[str, str], source: str = "file") -> Docume
     try:
         document = loads_strict(metadata[METADATA_KEY])
     except StrictJsonError as exc:
-        raise DocumentError("{}: the SBIF document {} (SPEC section 1)".format(source, exc)) from None
+        raise DocumentError("{}: the SBIF document {} (SPEC sections 1 and 3)".format(source, exc)) from None
     except (ValueError, RecursionError) as exc:
         raise DocumentError("{}: the SBIF document is not valid JSON ({})".format(source, exc)) from None
     if not isinstance(document, dict):
@@ -106,9 +107,7 @@ def decode_bound(bound: Any, shape: Sequence[int], dtype: str) -> np.ndarray:
 
 def check_bound(bound: Any, shape: Sequence[int]) -> None:
     """Check a Box bound stored by `encode_bound` without building the array (the shape may be huge)."""
-    size = 1
-    for dim in shape:
-        size *= dim
+    size = exact_count(shape)
     if isinstance(bound, list) and len(bound) != size:
         raise DocumentError("a Box bound has {} values for a space of {} elements".format(len(bound), size))
     for value in bound if isinstance(bound, list) else [bound]:

@@ -7,11 +7,11 @@ import numpy as np
 
 from ..errors import DocumentError, SbifError
 from ..ops import ValueSpec, get_op, resolve_attrs
+from ..ops.nn import MAX_DIM
+from .container import MAX_RANK
 from .document import Document, check_bound
 
 OBSERVATION_INPUT = "obs"
-#: Largest dimension a NumPy array (and so a graph value) can have.
-MAX_DIM = 2 ** 63 - 1
 
 
 def check_document(document: Document, tensors: Mapping[str, np.ndarray], source: str = "file") -> Dict[str, ValueSpec]:
@@ -96,6 +96,9 @@ def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str,
     if any(d is not None and d > MAX_DIM for d in spec.shape):
         raise DocumentError("{}: {} {!r} has shape {}: a dimension exceeds {}".format(
             where, role, name, list(spec.shape), MAX_DIM))
+    if len(spec.shape) > MAX_RANK:
+        raise DocumentError("{}: {} {!r} has rank {}, above the limit of {} dimensions".format(
+            where, role, name, len(spec.shape), MAX_RANK))
     specs[name] = spec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import FLOAT_DTYPES, REQUIRED, MovesData, Op, ValueSpec, fail, normalize_axis, register, require_dtype
-from .nn import require_rows
+from .nn import MAX_DIM, exact_count, is_dimension, require_rows
 from .rounding import CONFIDENCE, TWO_PROGRAMS, magnitude, own_scale, product_scale, quadrature, u
 
 
@@ -55,8 +55,8 @@ class Conv2d(Op):
         if len(x.shape) != 4 or len(w.shape) != 4 or b.shape != (w.shape[3],) or x.shape[3] != w.shape[2]:
             fail("conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got {}, {}, {}".format(x, w, b))
         strides, padding = attrs["strides"], attrs["padding"]
-        if len(strides) != 2 or not all(isinstance(s, int) and s > 0 for s in strides):
-            fail("conv2d strides must be two positive integers, got {}".format(strides))
+        if len(strides) != 2 or not all(is_dimension(s, least=1) for s in strides):
+            fail("conv2d strides must be two integers from 1 to {}, got {}".format(MAX_DIM, strides))
         if padding not in ("VALID", "SAME"):
             fail("conv2d padding must be VALID or SAME, got {!r}".format(padding))
         out = [_output_size(size, kernel, stride, padding)
@@ -216,7 +216,7 @@ class Reshape(MovesData):
         x, shape = inputs[0], attrs["shape"]
         if any(d is None for d in x.shape):
             fail("reshape applies to tensors without a batch dimension (use flatten for batches)")
-        if not all(isinstance(d, int) and d >= 0 for d in shape) or int(np.prod(shape)) != int(np.prod(x.shape)):
+        if not all(is_dimension(d) for d in shape) or exact_count(shape) != exact_count(x.shape):
             fail("cannot reshape {} to {}".format(x, shape))
         return [ValueSpec(x.dtype, shape)]
 

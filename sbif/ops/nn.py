@@ -1,12 +1,32 @@
 """Network ops: the dense layer, one-hot encoding, softmax and argmax."""
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
 from .base import (FLOAT_DTYPES, INT_DTYPES, REQUIRED, ExactOutputs, Op, ValueSpec, fail, register, require_dtype,
                    undetermined_where)
 from .elementwise import Exp
 from .rounding import CONFIDENCE, TWO_PROGRAMS, ULP, UNDERFLOW, product_scale, quadrature, u
+
+#: Largest dimension, stride, size or count a file may hold (SPEC sections 2 and 3.5): int64's maximum, the C
+#: runtime's and NumPy's index type.
+MAX_DIM = 2 ** 63 - 1
+
+
+def is_dimension(value: object, least: int = 0) -> bool:
+    """Whether an attribute's number can become a dimension, stride, size or count: an exact integer (JSON's `true`
+    is a bool, which Python counts as an int) from `least` to MAX_DIM."""
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_DIM
+
+
+def exact_count(shape: Iterable[int]) -> int:
+    """The number of elements of a static shape, in exact integers (np.prod wraps around int64 silently)."""
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
 
 
 def require_rows(x: ValueSpec, op: str) -> None:

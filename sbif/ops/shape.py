@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import (INT_DTYPES, REQUIRED, ExactOutputs, MovesData, Op, ValueSpec, fail, normalize_axis, register,
                    undetermined_where)
+from .nn import exact_count, is_dimension
 from .rounding import magnitude, own_scale, quadrature
 
 DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
@@ -54,10 +55,7 @@ class Flatten(MovesData):
         x = inputs[0]
         if len(x.shape) < 1:
             fail("flatten needs a batch dimension")
-        width = 1
-        for dim in x.shape[1:]:
-            width *= dim
-        return [ValueSpec(x.dtype, (x.shape[0], width))]
+        return [ValueSpec(x.dtype, (x.shape[0], exact_count(x.shape[1:])))]
 
     @classmethod
     def compute(cls, x):
@@ -104,7 +102,7 @@ class Split(MovesData):
     def infer(cls, inputs, attrs, n_outputs):
         x, sizes = inputs[0], attrs["sizes"]
         axis = normalize_axis(attrs["axis"], len(x.shape))
-        if len(sizes) != n_outputs or not all(isinstance(s, int) and s > 0 for s in sizes):
+        if len(sizes) != n_outputs or not all(is_dimension(s, least=1) for s in sizes):
             fail("split sizes {} must be positive and one per output ({})".format(sizes, n_outputs))
         if x.shape[axis] is None:
             fail("split cannot cut along the batch dimension")

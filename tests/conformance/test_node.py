@@ -1,5 +1,6 @@
 """The JavaScript example runtime (runtimes/node): passes on what it claims, reports the rest skipped."""
 import numpy as np
+import pytest
 
 from conformance.checks import Config
 from conformance.data import MALFORMED_FILES, shipped
@@ -76,3 +77,25 @@ def test_fuzzing_node_finds_nothing(node_runtime, reference, buildable_families)
     result = fuzz(node_runtime, reference, families, ["deterministic", "sampling", "recurrent_sequence"],
                   max_examples=25, shrink=False)
     assert not result.caught, result.failure
+
+
+@pytest.mark.parametrize("kwargs, error_class", [
+    ('{"k": {"a": 1}, "j": {"a": 1}, "s": "\\"a\\": 1"}', None),
+    ('{"s": "' + "[{" * 600 + '\\"\\\\"}', None),
+    ('{"a" \n\t : 1, "a": 2}', "DocumentError"),
+    ('{"a": 1, "\\u0061": 2}', "DocumentError"),
+    ('{"k": [{"b": 1, "c": {"b": 2}, "b": 3}]}', "DocumentError"),
+], ids=["same-key-in-two-objects", "brackets-in-a-string", "space-before-colon", "escaped-duplicate", "nested"])
+def test_node_and_the_reference_read_duplicate_keys_alike(node_runtime, tmp_path, kwargs, error_class):
+    """JSON.parse keeps the last of two equal keys; parseStrict finds them in the raw text, which must tell a key from
+    a string value and compare keys as decoded (provenance.policy_kwargs is free-form, so only the JSON decides)."""
+    from conformance.malformed.make_corpus import build_base
+    from conformance.protocol import PythonRuntime
+
+    path = str(tmp_path / "kwargs.sbif")
+    substitution = ('"policy_class":', '"policy_kwargs":' + kwargs + ',"policy_class":')
+    with open(path, "wb") as handle:
+        handle.write(build_base().with_document_text(substitution))
+    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference

@@ -427,6 +427,17 @@ def corrupt_files(directory, valid_bytes):
              "output 'constant/out' has shape []: a graph output has the batch (null)")
     document("no-observation", lambda doc: doc["inputs"][0].update(kind="noise", distribution="normal"),
              "no observation input named 'obs'")
+    # ranks above 32 break a rule of the format (SPEC section 3.5), so they are a DocumentError, not "unsupported"
+    document("input-rank-33", lambda doc: doc["inputs"].append({"name": "extra", "kind": "noise", "dtype": "float32",
+                                                                 "shape": [None] + [1] * 32, "distribution": "normal"}),
+             "input 'extra' has rank 33, above the limit of 32 dimensions")
+
+    def rank_33(doc):
+        add_node("constant", [], value=1.0, dtype="float32")(doc)
+        add_node("reshape", ["constant/out"], shape=[1] * 32)(doc)
+        add_node("expand_dims", ["reshape/out"], axis=0)(doc)
+
+    document("value-rank-33", rank_33, "(expand_dims): a value of rank 33 is above the limit of 32 dimensions")
     discrete = write_sbif(os.path.join(directory, "discrete.sbif"), "discrete", "discrete", "none")
     cases.append(("one-hot-depth", rewrite_document(discrete, target("one-hot-depth"), lambda doc: find_node(
         doc, "one_hot")["attrs"].update(depth=2 ** 64)), "errored", "(one_hot): a dimension exceeds"))
