@@ -231,6 +231,7 @@ def run_suite(sources: Sequence[Source], runtime: Runtime, checks: Optional[Sequ
     checks = list(checks or CHECKS)
     config = config or Config()
     known = known or KnownFailures()
+    scales = ReferenceScales()  # each model loaded once for all its checks, not once per check
     results: List[CheckResult] = []
     done = set()
     for source in sources:
@@ -244,7 +245,7 @@ def run_suite(sources: Sequence[Source], runtime: Runtime, checks: Optional[Sequ
                 result = CheckResult(model, check, status, message)
             else:
                 result = run_check(model, check, plan, source.answer, runtime, info,
-                                   stop_at_first_failure=stop_at_first_failure)
+                                   stop_at_first_failure=stop_at_first_failure, scales=scales)
             if known.match(key):
                 if result.status == "fail":
                     result.status = "known_failure"

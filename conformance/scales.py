@@ -15,11 +15,16 @@ from sbif.errors import SbifError
 class ReferenceScales:
     """Scales for `run` and `predict` requests (None for others), with each model loaded once."""
 
+    #: models kept loaded at once (a run goes model by model; each holds its weights' scales in float64)
+    CACHED_MODELS = 8
+
     def __init__(self) -> None:
         self._models: Dict[str, Tuple[Any, Any]] = {}
 
     def _model(self, path: str) -> Tuple[Any, Any]:
         if path not in self._models:
+            if len(self._models) >= self.CACHED_MODELS:
+                self._models.clear()
             import sbif
             from sbif.runtime.error_scales import ErrorScales
 
