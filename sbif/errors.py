@@ -1,4 +1,5 @@
 """The errors SBIF raises. Every failure a user can cause is one of these, with a message they can act on."""
+import numbers
 
 
 class SbifError(Exception):
@@ -23,3 +24,57 @@ class InputError(SbifError):
 
 class ExportError(SbifError):
     """The source model could not be read or does not look like what its metadata claims."""
+
+
+#: Characters of an offending value an error message quotes (enough to recognise it, never the whole input).
+PREVIEW_CHARS = 80
+
+
+def preview(value: object, limit: int = PREVIEW_CHARS) -> str:
+    """A one-line repr of `value`, at most `limit` characters plus an ellipsis, built in time bounded by `limit`.
+
+    `repr()` or `str()` of input-derived data is unbounded: a 352-byte pickle of shared references expands to
+    gigabytes of text, and a 10 MB name would be echoed whole. This walks containers itself and stops as soon
+    as the budget is spent, so the cost never depends on the value's size. Numbers, strings and bytes are
+    quoted through bounded slices; anything else shows only its type name (its own repr could run code or be
+    unbounded).
+    """
+    parts: list = []
+    budget = [limit + 1]  # one character past the limit tells that something was cut
+
+    def emit(text: str) -> bool:
+        if budget[0] <= 0:
+            return False
+        parts.append(text[:budget[0]])
+        budget[0] -= len(parts[-1])
+        return budget[0] > 0
+
+    def walk(item: object, depth: int) -> bool:
+        if isinstance(item, bool) or item is None:
+            return emit(repr(item))
+        if isinstance(item, int):
+            if item.bit_length() > 256:  # repr of a huge int is quadratic in its digits
+                return emit("<{}-bit integer>".format(item.bit_length()))
+            return emit(repr(item))
+        if isinstance(item, numbers.Number):  # floats, complex numbers and numpy scalars: short reprs
+            return emit(repr(item))
+        if isinstance(item, (str, bytes, bytearray)):
+            return emit(repr(item[:budget[0] + 2]).replace("\n", "\\n"))
+        brackets = {list: "[]", tuple: "()", dict: "{}", set: "{}", frozenset: "{}"}.get(type(item))
+        if brackets is None or depth > 16:
+            return emit("<{}>".format(type(item).__name__) if brackets is None else "...")
+        if not emit(brackets[0]):
+            return False
+        for index, element in enumerate(item.items() if isinstance(item, dict) else item):  # type: ignore
+            if index and not emit(", "):
+                return False
+            if isinstance(item, dict):
+                if not (walk(element[0], depth + 1) and emit(": ") and walk(element[1], depth + 1)):
+                    return False
+            elif not walk(element, depth + 1):
+                return False
+        return emit(brackets[1])
+
+    walk(value, 0)
+    text = "".join(parts)
+    return text if len(text) <= limit else text[:limit] + "..."
