@@ -58,3 +58,69 @@ def test_stacked_statistics_normalize_each_frame():
     assert stats.as_kwargs() == {"clip_obs": 5.0, "epsilon": 0.0, "frame_stack": 3}
     with pytest.raises(ExportError, match="frame_stack"):
         ObservationNormalization(stats.mean, stats.var, frame_stack=0)
+
+
+# -- hostile configs (issue #18): budgets checked before the work, one-line ExportErrors ------------------------
+def billion_laughs(levels=9):
+    text = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    previous = "a"
+    for name in "bcdefghijklmnop"[:levels - 1]:
+        text += "{0}: &{0} [{1}]\n".format(name, ", ".join(["*" + previous] * 9))
+        previous = name
+    return text + "normalize: [*{}]\n".format(previous)
+
+
+@pytest.mark.parametrize("text,message", [
+    (billion_laughs(), "expands to more than"),
+    ("a: " + "[" * 50000 + "]" * 50000 + "\n", "nested more than"),
+    ("a: &a [*a]\n", "contains itself"),
+    (ZOO_HEADER + "  - - 1\n    - 2\n", "names are strings, got 1"),
+    ("!!python/object/apply:collections.OrderedDict\n- - [[a], 3]\n", r"names are strings, got \['a'\]"),
+    ("!!python/object/apply:collections.OrderedDict\n- [[a, 1]]\n- [[b, 2]]\n", "list of \\[key, value\\] pairs"),
+    ("{[a]: 1}\n", "not a zoo config"),
+    ("normalize: \"{'clip_obs': " + "9" * 4000 + "}\"\n", "4014 characters"),
+    ("normalize: \"{'clip_obs': " + "9" * 300 + "}\"\n", "clip_obs must be a finite number, got <"),
+    ("normalize: \"{'clip_obs': 1e400}\"\n", "clip_obs must be a finite number, got inf"),
+    ("normalize: \"{'epsilon': True}\"\n", "epsilon must be a finite number"),
+    ("normalize: \"{'norm_obs': 1}\"\n", "norm_obs must be true or false"),
+    ("normalize: \"{'os': 1}\"\n", "'os', which is not an argument of VecNormalize"),
+    ("normalize: dict(clip_obs)\n", "cannot read normalize"),
+    ("normalize: \"[1, 2]\"\n", "is not keyword arguments"),
+    ("normalize: \"" + "(" * 900 + "\"\n", "cannot read normalize"),
+    ("normalize: {a: " + "x" * 100000 + "}\n", "unexpected normalize value"),
+])
+def test_hostile_configs_are_refused_in_one_line(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ExportError, match=message) as refused:
+        normalize_kwargs(read_zoo_config(path), path)
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 300 + len(path)
+
+
+def test_budgets_let_real_configs_through(tmp_path):
+    """The limits sit far above the zoo's own configs (every one in the shared zoo reads)."""
+    laughs = billion_laughs(levels=4)  # 9^4 = 6561 expanded values, under the budget
+    assert len(read_zoo_config(write(tmp_path, laughs))["normalize"][0]) == 9
+    nested = "a: " + "[" * 30 + "]" * 30 + "\n"
+    assert read_zoo_config(write(tmp_path, nested))["a"] is not None
+
+
+def test_non_utf8_and_oversized_files(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_bytes(b"policy: caf\xe9\n")
+    with pytest.raises(ExportError, match="not UTF-8 text"):
+        read_zoo_config(str(path))
+    path.write_bytes(b"#" * (2 * 1024 * 1024))
+    with pytest.raises(ExportError, match="larger than"):
+        read_zoo_config(str(path))
+
+
+def test_huge_integer_scalars(tmp_path):
+    """5000 digits: Python 3.11 refuses the conversion (a ValueError inside PyYAML); 3.7 builds the int."""
+    path = write(tmp_path, "clip_obs: " + "9" * 5000 + "\nframe_stack: " + "9" * 5000 + "\n")
+    try:
+        config = read_zoo_config(path)
+    except ExportError as exc:
+        assert "refuses" in str(exc) and len(str(exc)) < 300 + len(path)
+    else:
+        with pytest.raises(ExportError, match="frame_stack must be an integer from 0 to 1024, got <"):
+            frame_stack(config, path)

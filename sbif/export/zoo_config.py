@@ -2,15 +2,34 @@
 
 The zoo dumps an OrderedDict with PyYAML's python tag; we map that one tag to a plain dict and evaluate
 nothing else. `normalize` may be `true` or a string of keyword arguments (read with `ast.literal_eval`).
+
+YAML is read within budgets checked before the work they bound, so a config costs memory and time in
+proportion to its size: the file is at most MAX_CONFIG_BYTES; collections nest at most MAX_NESTING deep
+(counted on the parser's event stream, which is iterative, before PyYAML's recursive composer runs); and the
+document, with every alias expanded, holds at most MAX_EXPANDED_NODES nodes (a "billion laughs" file is small
+because its aliases share nodes, but anything that walks the result — a comparison, an error message — pays
+for the expansion). Zoo configs are a few hundred bytes, two levels deep and a few dozen nodes.
 """
 from __future__ import annotations
 
 import ast
+import math
 from typing import Any, Dict, Optional
 
-from ..errors import ExportError
+from ..errors import ExportError, preview
 
 ORDERED_DICT_TAG = "tag:yaml.org,2002:python/object/apply:collections.OrderedDict"
+#: Largest config read (real ones are under 1 KiB).
+MAX_CONFIG_BYTES = 1024 * 1024
+#: Deepest nesting of sequences and mappings (the zoo's OrderedDict is three levels: tag, list, pair).
+MAX_NESTING = 32
+#: Nodes of the document with every alias expanded.
+MAX_EXPANDED_NODES = 100000
+#: Longest `normalize` keyword string handed to `ast.literal_eval` (whose parser recurses on nesting).
+MAX_NORMALIZE_TEXT = 1000
+#: VecNormalize's keyword arguments (SB2 2.10 `VecNormalize.__init__`), and which take numbers.
+VEC_NORMALIZE_FLAGS = ("training", "norm_obs", "norm_reward")
+VEC_NORMALIZE_NUMBERS = ("clip_obs", "clip_reward", "gamma", "epsilon")
 
 
 def read_zoo_config(path: str) -> Dict[str, Any]:
@@ -19,28 +38,108 @@ def read_zoo_config(path: str) -> Dict[str, Any]:
         import yaml
     except ImportError:
         raise ExportError("reading zoo config files needs PyYAML (pip install pyyaml)") from None
+    text = _read_text(path)
 
     class ZooLoader(yaml.SafeLoader):
         pass
 
     def ordered_dict(loader: Any, node: Any) -> Dict[str, Any]:
-        (pairs,) = loader.construct_sequence(node, deep=True) or [[]]
-        if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+        arguments = loader.construct_sequence(node, deep=True) or [[]]
+        pairs = arguments[0] if len(arguments) == 1 else None
+        if not isinstance(pairs, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
             raise ExportError("{}: the OrderedDict is not a list of [key, value] pairs".format(path))
-        return {key: value for key, value in pairs}
+        return {key: value for key, value in pairs if _is_name(key, path)}
 
     ZooLoader.add_constructor(ORDERED_DICT_TAG, ordered_dict)
     try:
-        with open(path, encoding="utf-8") as handle:
-            config = yaml.load(handle, Loader=ZooLoader)
-    except OSError as exc:
-        raise ExportError("cannot read {}: {}".format(path, exc.strerror or exc)) from None
+        _check_nesting(yaml.parse(text, Loader=yaml.SafeLoader), path)
+        loader = ZooLoader(text)
+        try:
+            node = loader.get_single_node()
+            _check_expanded_size(node, path)
+            config = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ExportError("{} is not a zoo config the safe reader accepts: {}".format(
-            path, str(exc).splitlines()[0])) from None
+            path, preview(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))) from None
+    except ValueError as exc:  # PyYAML's int() of a scalar with more digits than Python converts
+        raise ExportError("{} holds a value the safe reader refuses: {}".format(path, preview(str(exc)))) from None
     if not isinstance(config, dict):
         raise ExportError("{}: a zoo config is a mapping of hyperparameters".format(path))
+    for key in config:
+        _is_name(key, path)
     return config
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ExportError("cannot read {}: {}".format(path, exc.strerror or exc)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ExportError("{} is larger than {} bytes; zoo configs are a few hundred bytes".format(
+            path, MAX_CONFIG_BYTES))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExportError("{} is not UTF-8 text (byte {} is invalid)".format(path, exc.start)) from None
+
+
+def _check_nesting(events: Any, path: str) -> None:
+    depth = 0
+    for event in events:
+        name = type(event).__name__
+        if name in ("SequenceStartEvent", "MappingStartEvent"):
+            depth += 1
+            if depth > MAX_NESTING:
+                raise ExportError("{}: collections nested more than {} deep; zoo configs are flat".format(
+                    path, MAX_NESTING))
+        elif name in ("SequenceEndEvent", "MappingEndEvent"):
+            depth -= 1
+
+
+def _check_expanded_size(root: Any, path: str) -> None:
+    """Count the document's nodes with aliases expanded, each distinct node's subtree summed once (memoised),
+    so the count costs time in proportion to the file while measuring what walking the result would cost.
+    A node that contains itself through an alias (`&a [*a]`, which PyYAML composes) is refused too."""
+    if root is None:
+        return
+    sizes: Dict[int, int] = {}
+    open_nodes = set()
+    stack = [(root, False)]
+    while stack:  # depth-first: a node is summed once every node below it is
+        node, children_done = stack.pop()
+        if children_done:
+            open_nodes.discard(id(node))
+            total = 1 + sum(sizes[id(child)] for child in _children(node))
+            if total > MAX_EXPANDED_NODES:
+                raise ExportError("{}: the YAML expands to more than {} values through its aliases; "
+                                  "refused".format(path, MAX_EXPANDED_NODES))
+            sizes[id(node)] = total
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise ExportError("{}: the YAML holds a value that contains itself (a recursive alias); "
+                              "refused".format(path))
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+
+
+def _children(node: Any) -> list:
+    value = node.value
+    if not isinstance(value, list):
+        return []
+    return [part for item in value for part in (item if isinstance(item, tuple) else (item,))]
+
+
+def _is_name(key: Any, path: str) -> bool:
+    if not isinstance(key, str):
+        raise ExportError("{}: hyperparameter names are strings, got {}".format(path, preview(key)))
+    return True
 
 
 def frame_stack(config: Dict[str, Any], path: str = "config") -> int:
@@ -48,8 +147,8 @@ def frame_stack(config: Dict[str, Any], path: str = "config") -> int:
     value = config.get("frame_stack", 0)
     if value is None or value is False:
         return 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ExportError("{}: frame_stack must be a non-negative integer, got {!r}".format(path, value))
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
+        raise ExportError("{}: frame_stack must be an integer from 0 to 1024, got {}".format(path, preview(value)))
     return max(value, 1)
 
 
@@ -61,16 +160,39 @@ def normalize_kwargs(config: Dict[str, Any], path: str = "config") -> Optional[D
     if value is True:
         return {}
     if isinstance(value, str):
+        if len(value) > MAX_NORMALIZE_TEXT:
+            raise ExportError("{}: normalize is a text of {} characters; keyword arguments take at most {}".format(
+                path, len(value), MAX_NORMALIZE_TEXT))
         text = value.strip()
         if text.startswith("dict(") and text.endswith(")"):
-            text = "{" + ", ".join("'{}': {}".format(*item.split("=", 1)) for item in _split_args(text[5:-1])) + "}"
+            text = "{" + ", ".join("'{}': {}".format(*item.split("=", 1)) if "=" in item else item
+                                   for item in _split_args(text[5:-1])) + "}"
         try:
             kwargs = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise ExportError("{}: cannot read normalize={!r} as keyword arguments".format(path, value)) from None
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise ExportError("{}: cannot read normalize={} as keyword arguments".format(
+                path, preview(value))) from None
         if isinstance(kwargs, dict):
-            return kwargs
-    raise ExportError("{}: unexpected normalize value {!r}".format(path, value))
+            return _vec_normalize_kwargs(kwargs, path)
+        raise ExportError("{}: normalize={} is not keyword arguments".format(path, preview(value)))
+    raise ExportError("{}: unexpected normalize value {}".format(path, preview(value)))
+
+
+def _vec_normalize_kwargs(kwargs: Dict[Any, Any], path: str) -> Dict[str, Any]:
+    """The kwargs, each a VecNormalize argument of the right kind: flags are booleans, the rest finite numbers."""
+    for key, value in kwargs.items():
+        if key in VEC_NORMALIZE_FLAGS:
+            ok = isinstance(value, bool)
+        elif key in VEC_NORMALIZE_NUMBERS:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and (isinstance(value, float) or value.bit_length() <= 64) and math.isfinite(value))
+        else:
+            raise ExportError("{}: normalize has {}, which is not an argument of VecNormalize ({})".format(
+                path, preview(key), ", ".join(VEC_NORMALIZE_FLAGS + VEC_NORMALIZE_NUMBERS)))
+        if not ok:
+            raise ExportError("{}: normalize's {} must be {}, got {}".format(
+                path, key, "true or false" if key in VEC_NORMALIZE_FLAGS else "a finite number", preview(value)))
+    return kwargs
 
 
 def _split_args(text: str) -> list:
