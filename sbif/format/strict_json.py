@@ -1,10 +1,11 @@
 """Strict JSON, for the container's header and the SBIF document (SPEC sections 1 and 2).
 
 Python's `json` reads the tokens `NaN`, `Infinity` and `-Infinity`, which are not JSON, reads a number beyond a
-double's range (`1e400`) as infinity, keeps the last of two equal keys in an object, and recurses once per level of
-nesting (a deep enough text ends in a RecursionError). Other readers refuse the first, may read the second
-differently, keep the first key or refuse it, and stop at their own depth, so this reader refuses all four: a file
-means the same thing, or is refused, in every runtime.
+double's range (`1e400`) as infinity, keeps the last of two equal keys in an object, recurses once per level of
+nesting (a deep enough text ends in a RecursionError), and reads an escaped lone UTF-16 surrogate (`"\\ud800"`) into a
+string no UTF-8 text can hold. Other readers refuse the first, may read the second differently, keep the first key or
+refuse it, stop at their own depth, and refuse lone surrogates or replace them (RFC 8259 section 8.2 leaves it open),
+so this reader refuses all five: a file means the same thing, or is refused, in every runtime.
 """
 from __future__ import annotations
 
@@ -22,11 +23,47 @@ QUOTED_DIGITS = 24
 JSON_MAX_DEPTH = 512
 #: Longest object key quoted whole in a message.
 QUOTED_KEY_CHARS = 80
+#: Integer literals with more digits than this are read as a `LongInteger`: beyond every double (which has at most
+#: 309 integer digits) and every int64, and below the 4300 digits where Python 3.11's `int()` refuses a literal (and
+#: where older Pythons spend quadratic time on a long one).
+LONG_INTEGER_DIGITS = 400
 _TOO_DEEP = "nests arrays and objects more than {} deep".format(JSON_MAX_DEPTH)
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: What a text must contain for a parsed string to hold a surrogate: an escape of one, or one itself.
+_SURROGATE_SOURCE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+#: What `quoted_number` makes of a long number's text.
+_SHORTENED_NUMBER = re.compile(r"[^.]{1,12}\.\.\.\(\d+ characters\)$")
 #: Characters counted per NumPy pass of the depth scan (8 bytes of working memory each).
 _DEPTH_CHUNK = 1 << 20
+
+
+class LongInteger(int):
+    """An integer literal of more than LONG_INTEGER_DIGITS digits, read in time bounded by its length.
+
+    Strict JSON has no limit on an integer's length and other readers accept any (a huge value in
+    `provenance.policy_kwargs` is valid), so such a literal must not make the text unreadable, as `int()` does on
+    Python 3.11 beyond 4300 digits. Its value is +-10^LONG_INTEGER_DIGITS (the literal's sign, not its digits): every
+    integer SBIF uses is an int64 and every float a double, so wherever SBIF reads one of these it refuses it from
+    its magnitude alone, and no check compares two of them. `str()` and `repr()` give the literal, shortened
+    (`quoted_number`), so messages quoting it stay bounded; `literal` is the text as written.
+    """
+
+    literal: str
+
+    def __new__(cls, literal: str) -> "LongInteger":
+        magnitude = 10 ** LONG_INTEGER_DIGITS
+        number = super().__new__(cls, -magnitude if literal.startswith("-") else magnitude)
+        number.literal = literal
+        return number
+
+    def __repr__(self) -> str:
+        return quoted_number(self.literal)
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
 
 
 class StrictJsonError(ValueError):
@@ -35,22 +72,28 @@ class StrictJsonError(ValueError):
 
 
 def loads_strict(text: str) -> Any:
-    """`json.loads`, refusing nesting deeper than JSON_MAX_DEPTH, duplicate keys, NaN/Infinity tokens and numbers
-    that overflow a double (StrictJsonError); other malformed text raises json's own ValueError. Nesting deep enough
-    to exhaust Python's recursion limit stops the parse (json's scanner checks the limit); shallower excess is found
-    by scanning the text once it is known to be JSON (every string terminated, so the scan is linear)."""
+    """`json.loads`, refusing nesting deeper than JSON_MAX_DEPTH, duplicate keys, NaN/Infinity tokens, numbers
+    that overflow a double and strings holding a lone surrogate (StrictJsonError), and reading integer literals longer
+    than LONG_INTEGER_DIGITS as `LongInteger`s; other malformed text raises json's own ValueError. Nesting deep enough to exhaust Python's recursion limit stops the parse (json's scanner checks the
+    limit); shallower excess is found by scanning the text once it is known to be JSON (every string terminated, so
+    the scan is linear)."""
     try:
         value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                           object_pairs_hook=_unique_keys)
+                           parse_int=_integer, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise StrictJsonError(_TOO_DEEP) from None
     _check_depth(text)
+    if _SURROGATE_SOURCE.search(text):
+        _refuse_lone_surrogates(value)
     return value
 
 
 def quoted_number(text: str) -> str:
-    """A number's text for a message: whole when short, else its first digits and its length."""
-    return text if len(text) <= QUOTED_DIGITS else "{}...({} characters)".format(text[:12], len(text))
+    """A number's text for a message: whole when short, else its first digits and its length. A text it already
+    shortened (such as a `LongInteger`'s `str()`) comes back unchanged, so the length shown stays the literal's."""
+    if len(text) <= QUOTED_DIGITS or _SHORTENED_NUMBER.match(text):
+        return text
+    return "{}...({} characters)".format(text[:12], len(text))
 
 
 def _check_depth(text: str) -> None:
@@ -71,6 +114,25 @@ def _check_depth(text: str) -> None:
         depth += int(levels[-1])
 
 
+def _refuse_lone_surrogates(value: Any) -> None:
+    """Refuse a key or string holding a UTF-16 surrogate that is not half of a pair (json joins escaped pairs into
+    one character, so any surrogate left is alone). Iterative: the depth is bounded, but not by the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise StrictJsonError("contains a string with the lone surrogate U+{:04X}, which is not Unicode "
+                                      "text".format(ord(item[exc.start]))) from None
+
+
 def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     """An object's members as a dict, refusing a key that occurs twice (json would keep the last silently)."""
     members = dict(pairs)
@@ -86,6 +148,10 @@ def _unique_keys(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
 
 def _refuse_constant(token: str) -> float:
     raise StrictJsonError("contains {}, which is not JSON".format(token))
+
+
+def _integer(text: str) -> int:
+    return int(text) if len(text) - text.startswith("-") <= LONG_INTEGER_DIGITS else LongInteger(text)
 
 
 def _finite_float(text: str) -> float:
