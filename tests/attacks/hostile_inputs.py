@@ -1,0 +1,538 @@
+"""Hostile inputs for every kind of input SBIF reads, built by code (nothing large is committed), for issue #18.
+
+Each input is a `HostileFile` (written into a directory on demand) or a `HostileStream` (protocol bytes produced
+chunk by chunk, so a 1 GB line never sits in the test's memory). `KINDS` says what reads each kind, and
+`commands(item, path, clean)` gives the real command lines that read it, so the budget test
+(`test_budgets.py`), the no-internal-error test (`test_no_internal_error.py`) and anyone fixing a loader run the
+same inputs through the same entries:
+
+    from tests.attacks.hostile_inputs import hostile_files, hostile_streams, clean_inputs, commands
+    clean = clean_inputs(directory)
+    for item in hostile_files():
+        path = item.make(directory)
+        for argv in commands(item, path, clean): ...       # ["sbif", "validate", path], ["sbif-check", path], ...
+
+Every input comes from a class of issue #18 ("attack" names it) and must end in exit status 0 or 1, with one
+line on stderr for a refusal, within the memory and time budgets tests/attacks/README.md states.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import zipfile
+from collections import OrderedDict
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple
+
+import numpy as np
+
+from sbif.format.container import write_container
+from sbif.format.document import encode_document
+
+from .sb2_like import _serialized as serialized_entry  # SB2's data_to_json entry, one home
+from .sb2_like import Call, Global, dumps, model_data, model_parameters, running_mean_std, write_pkl, write_zip
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+#: kind -> what reads it (the argument of `commands`).
+KINDS = {
+    "sb2": "an SB2 model given to `sbif export` (.zip or legacy .pkl)",
+    "statistics": "normalization statistics given to `sbif export --vecnormalize` (a zoo obs_rms.pkl)",
+    "zoo_config": "an rl-baselines-zoo config.yml given to `sbif export --zoo-config`",
+    "sbif": "an .sbif file given to `sbif validate`, `sbif predict` and the C `sbif-check`",
+    "obs": "observations given to `sbif predict --obs` (.npy or .json)",
+    "protocol": "request lines given to a conformance-protocol server (Python `serve`, C `sbif-protocol`)",
+}
+
+
+class HostileFile(NamedTuple):
+    """A hostile input file: `make(directory)` writes it there and returns its path."""
+
+    name: str
+    kind: str
+    attack: str
+    make: Callable[[str], str]
+    #: bytes of tensors the input legitimately declares, on top of its own size (0 for every hostile input)
+    declared_bytes: int = 0
+    #: takes seconds to write or to read (a 100 MB header): `@pytest.mark.slow` in the tests
+    slow: bool = False
+
+
+class HostileStream(NamedTuple):
+    """Hostile protocol input: `chunks()` yields the bytes written to the server's stdin, `size` their total."""
+
+    name: str
+    attack: str
+    chunks: Callable[[], Iterator[bytes]]
+    size: int
+    slow: bool = False
+    kind: str = "protocol"
+
+
+class CleanInputs(NamedTuple):
+    """Valid inputs the hostile ones are combined with: a model to export with hostile statistics or configs, a
+    model to run hostile observations through, and an observation it accepts."""
+
+    sb2_model: str       # a legacy .pkl, PPO2 MlpPolicy, Box(4) observations, Discrete(2) actions
+    statistics: str      # an obs_rms.pkl for it
+    sbif_model: str      # an .sbif file, PPO2, Box(3) float32 observations
+    observation: str     # inline JSON: one valid observation of sbif_model
+
+
+def clean_inputs(directory: str) -> CleanInputs:
+    data = model_data()
+    sb2_model = write_pkl(os.path.join(directory, "clean_model.pkl"), data, model_parameters(data))
+    statistics = os.path.join(directory, "clean_obs_rms.pkl")
+    _write(statistics, dumps(running_mean_std((4,))))
+    sbif_model = os.path.join(directory, "clean.sbif")
+    _write(sbif_model, base_sbif().bytes())
+    return CleanInputs(sb2_model, statistics, sbif_model, "[[0.1, -0.2, 0.3]]")
+
+
+def commands(item: Any, path: str, clean: CleanInputs) -> List[List[str]]:
+    """The command lines that read `item` (written at `path`): `sbif ...` means the CLI's `main(argv[1:])`,
+    `sbif-check` the C checker. Protocol streams are served, not passed as arguments (see `PROTOCOL_SERVERS`)."""
+    output = path + ".out.sbif"
+    if item.kind == "sb2":
+        return [["sbif", "export", path, "-o", output]]
+    if item.kind == "statistics":
+        return [["sbif", "export", clean.sb2_model, "--vecnormalize", path, "-o", output]]
+    if item.kind == "zoo_config":
+        return [["sbif", "export", clean.sb2_model, "--zoo-config", path, "-o", output]]
+    if item.kind == "sbif":
+        return [["sbif", "validate", path], ["sbif", "predict", path, "--obs", clean.observation],
+                ["sbif-check", path]]
+    if item.kind == "obs":
+        return [["sbif", "predict", clean.sbif_model, "--obs", path]]
+    raise ValueError("protocol streams are served, not passed as arguments: {}".format(item.name))
+
+
+#: protocol server -> how it is started (`python` means this interpreter; `sbif-protocol` the C executable).
+PROTOCOL_SERVERS = {"python": ["python", "-m", "conformance.adapters.sbif_numpy"],
+                    "c": ["sbif-protocol"]}
+
+
+def _write(path: str, content: bytes) -> str:
+    with open(path, "wb") as handle:
+        handle.write(content)
+    return path
+
+
+def _file(name: str, kind: str, attack: str, suffix: str, content: Callable[[], bytes], **options: Any) -> HostileFile:
+    """A HostileFile whose bytes come from `content()`, written as NAME.SUFFIX."""
+    return HostileFile(name, kind, attack, lambda directory: _write(os.path.join(directory, name + suffix),
+                                                                    content()), **options)
+
+
+# -- SB2 models and statistics: pickles --------------------------------------------------------------------------
+def shared_reference_list(levels: int = 10, width: int = 10) -> List[Any]:
+    """A list `levels` deep, each level `width` references to the one below: pickled in a few hundred bytes (the
+    pickler memoises the shared lists), it prints as width^levels leaves (10^10: gigabytes of text for any
+    `str()`, `repr()` or `{!r}` of it)."""
+    value: List[Any] = ["x"]
+    for _ in range(levels):
+        value = [value] * width
+    return value
+
+
+def codecs_inflation(text_bytes: int, calls: int) -> List[Any]:
+    """`calls` calls of the allowed `_codecs.encode` on one memoised string of `text_bytes` characters: the pickle
+    holds the string once and a few bytes per call, unpickling builds `calls` fresh byte strings of that size."""
+    text = "x" * text_bytes
+    return [Call(Global("_codecs", "encode"), text, "latin1") for _ in range(calls)]
+
+
+def ordered_dict_inflation(pairs: int, calls: int) -> List[Any]:
+    """`calls` calls of the allowed `collections.OrderedDict` on one memoised list of `pairs` pairs: each call
+    builds a new dict of them (about 100 bytes per entry) from a few bytes of pickle."""
+    items = [(index, None) for index in range(pairs)]
+    return [Call(Global("collections", "OrderedDict"), items) for _ in range(calls)]
+
+
+def _model_pkl(**data_changes: Any) -> Callable[[], bytes]:
+    def content() -> bytes:
+        data = model_data()
+        params = model_parameters(data)
+        data.update(data_changes)
+        return dumps((data, params))
+    return content
+
+
+def _model_zip_with(name: str, key: str, value: Any) -> Callable[[str], str]:
+    """A valid SB2 .zip whose data entry `key` is `value` as SB2 writes a non-JSON value: a `:serialized:` pickle.
+    (The entry is made directly: `write_zip` would first try `value` as JSON, which expands shared references.)"""
+    def make(directory: str) -> str:
+        data = model_data()
+        path = write_zip(os.path.join(directory, name + ".zip"), data, model_parameters(data))
+        with zipfile.ZipFile(path) as archive:
+            members = OrderedDict((member, archive.read(member)) for member in archive.namelist())
+        readable = json.loads(members["data"].decode("utf-8"))
+        readable[key] = serialized_entry(value)
+        members["data"] = json.dumps(readable).encode("utf-8")
+        with zipfile.ZipFile(path, "w") as archive:
+            for member, content in members.items():
+                archive.writestr(member, content)
+        return path
+    return make
+
+
+def _zip(name: str, attack: str, key: str, value: Callable[[], Any]) -> HostileFile:
+    return HostileFile(name, "sb2", attack, lambda directory: _model_zip_with(name, key, value())(directory))
+
+
+def sb2_inputs() -> List[HostileFile]:
+    shared = "memory: shared references expanded by an error message (issue #18, item 2)"
+    inflation = "memory: memoised values passed again and again to allowed callables (issue #18, item 2)"
+    return [
+        _file("shared_references_whole_file", "sb2", shared, ".pkl", lambda: dumps(shared_reference_list())),
+        _file("shared_references_as_data", "sb2", shared, ".pkl",
+              lambda: dumps((shared_reference_list(), OrderedDict()))),
+        _file("shared_references_as_observation_space", "sb2", shared, ".pkl",
+              _model_pkl(observation_space=shared_reference_list())),
+        _file("shared_references_as_policy_kwargs", "sb2", shared, ".pkl",
+              _model_pkl(policy_kwargs={"net_arch": shared_reference_list()})),
+        _file("shared_references_as_parameters", "sb2", shared, ".pkl",
+              lambda: dumps((model_data(), shared_reference_list()))),
+        # 2000 x 1 MiB = 2 GiB from a 1 MiB pickle
+        _file("codecs_encode_inflation", "sb2", inflation, ".pkl", _model_pkl(learning_rate=codecs_inflation(MiB,
+                                                                                                            2000))),
+        # 400 dicts of 100000 entries (about 4 GB) from a 1 MB pickle
+        _file("ordered_dict_inflation", "sb2", inflation, ".pkl",
+              _model_pkl(cliprange=ordered_dict_inflation(100000, 400))),
+        _zip("codecs_encode_inflation_serialized_in_zip", inflation, "learning_rate",
+             lambda: codecs_inflation(256 * 1024, 4000)),
+        _zip("ordered_dict_inflation_serialized_in_zip", inflation, "cliprange",
+             lambda: ordered_dict_inflation(20000, 2000)),
+        _zip("shared_references_serialized_in_zip", shared, "learning_rate", shared_reference_list),
+    ]
+
+
+def _statistics(**state: Any) -> Callable[[], bytes]:
+    return lambda: dumps(running_mean_std((4,), **state))
+
+
+def statistics_inputs() -> List[HostileFile]:
+    shared = "memory: shared references in statistics (issue #18, item 2)"
+    inflation = "memory: inflation by allowed callables in statistics (issue #18, item 2)"
+    state = "statistics that change later loads (issue #18, item 3)"
+    build = Call(Global("collections", "OrderedDict"), state=(None, {"__defaults__": ([("injected", 1.0)],)}))
+    return [
+        _file("statistics_shared_references_as_mean", "statistics", shared, ".pkl",
+              _statistics(mean=shared_reference_list())),
+        _file("statistics_shared_references_whole_file", "statistics", shared, ".pkl",
+              lambda: dumps(shared_reference_list())),
+        _file("statistics_codecs_encode_inflation", "statistics", inflation, ".pkl",
+              _statistics(count=codecs_inflation(MiB, 2000))),
+        _file("statistics_ordered_dict_inflation", "statistics", inflation, ".pkl",
+              _statistics(count=ordered_dict_inflation(100000, 400))),
+        _file("statistics_build_on_ordered_dict", "statistics", state, ".pkl", _statistics(count=build)),
+        _file("statistics_mean_shape_bomb", "statistics", "memory: an array declaring 10^12 elements", ".pkl",
+              _statistics(mean=Call(Global("numpy.core.multiarray", "_reconstruct"), Global("numpy", "ndarray"),
+                                    (0,), b"b", state=(1, (10 ** 6, 10 ** 6), np.dtype("float64"), False,
+                                                       b"\0" * 8)))),
+    ]
+
+
+# -- zoo config.yml --------------------------------------------------------------------------------------------
+def billion_laughs(levels: int = 9, width: int = 10) -> bytes:
+    """A config whose `normalize` is an alias of `width`^`levels` leaves, in a few hundred bytes."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, levels):
+        lines.append("a{0}: &a{0} [{1}]".format(level, ", ".join(["*a{}".format(level - 1)] * width)))
+    lines.append("normalize: *a{}".format(levels - 1))
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _ordered_dict_yaml(pairs: str) -> bytes:
+    return ("!!python/object/apply:collections.OrderedDict\n- " + pairs + "\n").encode("ascii")
+
+
+def _zoo(name: str, attack: str, content: Callable[[], bytes]) -> HostileFile:
+    """NAME/config.yml with valid statistics (obs_rms.pkl) beside it, as the zoo lays a model's folder out."""
+    def make(directory: str) -> str:
+        folder = os.path.join(directory, name)
+        os.makedirs(folder, exist_ok=True)
+        _write(os.path.join(folder, "obs_rms.pkl"), dumps(running_mean_std((4,))))
+        return _write(os.path.join(folder, "config.yml"), content())
+    return HostileFile(name, "zoo_config", attack, make)
+
+
+def zoo_config_inputs() -> List[HostileFile]:
+    budget = "memory: alias expansion in an error message (issue #18, item 2)"
+    internal = "internal error instead of a clear one (issue #18, item 4)"
+    return [
+        _zoo("billion_laughs", budget, billion_laughs),
+        _zoo("billion_laughs_as_key", budget,
+              lambda: billion_laughs().replace(b"normalize: *a8", b"? *a8\n: 1")),
+        _zoo("config_not_utf8", internal, lambda: b"normalize: true\npolicy: \xff\xfeMlp\n"),
+        _zoo("ordered_dict_int_key", internal, lambda: _ordered_dict_yaml("- [1, true]")),
+        _zoo("ordered_dict_unhashable_key", internal,
+              lambda: _ordered_dict_yaml("- [[normalize, x], true]")),
+        _zoo("ordered_dict_not_pairs", internal,
+              lambda: _ordered_dict_yaml("- [normalize, true, extra]")),
+        _zoo("lists_50k_deep", internal,
+              lambda: b"normalize: " + b"[" * 50000 + b"]" * 50000 + b"\n"),
+        _zoo("mappings_50k_deep", internal,
+              lambda: b"normalize: " + b"{a: " * 50000 + b"1" + b"}" * 50000 + b"\n"),
+        _zoo("clip_obs_4000_digits", internal,
+              lambda: b"normalize: \"{'clip_obs': " + b"7" * 4000 + b"}\"\n"),
+        _zoo("clip_obs_4000_digit_float", internal,
+              lambda: b"normalize: \"{'clip_obs': 1" + b"0" * 4000 + b".5}\"\n"),
+        _zoo("yaml_integer_4000_digits", internal,
+              lambda: b"normalize: true\nn_envs: " + b"9" * 4000 + b"\n"),
+        _zoo("normalize_kwargs_nested", internal,
+              lambda: b"normalize: \"" + b"(" * 900 + b"1" + b")" * 900 + b"\"\n"),
+        _zoo("frame_stack_huge", internal,
+              lambda: b"normalize: true\nframe_stack: " + b"9" * 30 + b"\n"),
+    ]
+
+
+# -- .sbif files ---------------------------------------------------------------------------------------------------
+class SbifParts(NamedTuple):
+    """An .sbif file as its document and tensors, written without any validation (so it can be wrong)."""
+
+    document: Dict[str, Any]
+    tensors: "OrderedDict[str, np.ndarray]"
+
+    def bytes(self) -> bytes:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "file.sbif")
+            write_container(path, self.tensors, encode_document(self.document))
+            with open(path, "rb") as handle:
+                return handle.read()
+
+
+def base_sbif(family: str = "mlp") -> SbifParts:
+    """A valid file to start from: the reader-refusal corpus's base (PPO2, Box(3), Discrete(2)), or the example of
+    another `conformance.models` family (`cnn`: nature_cnn on 44x44x1 uint8 images)."""
+    import copy
+
+    from conformance.malformed.make_corpus import BASE_SPEC
+    from conformance.models import EXAMPLES, build_model
+
+    model = build_model(BASE_SPEC if family == "mlp" else EXAMPLES[family])
+    return SbifParts(copy.deepcopy(model.document), OrderedDict(model.tensors))
+
+
+def _with_nodes(parts: SbifParts, tensors: Dict[str, np.ndarray], nodes: List[Dict[str, Any]],
+                into_value: str) -> SbifParts:
+    """`parts` plus parameter `tensors` and graph `nodes`, whose last output `into_value` (a batch-free scalar or a
+    [B] value) is added to the `value` output, so any runtime that computes `value` computes them."""
+    document = parts.document
+    for name, array in tensors.items():
+        document["tensors"].append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape),
+                                    "origin": "parameter"})
+    graph = document["graph"]
+    producer = next(node for node in graph if "value" in node["outputs"])
+    producer["outputs"] = ["value/before"]
+    graph.extend(nodes)
+    graph.append({"op": "add", "inputs": ["value/before", into_value], "outputs": ["value"]})
+    return SbifParts(document, OrderedDict(list(parts.tensors.items()) + list(tensors.items())))
+
+
+def broadcast_bomb() -> bytes:
+    """Three 1024-element tensors ([1024,1,1], [1,1024,1], [1,1,1024]) whose sum broadcasts to 2^30 float32
+    (4 GiB) at any batch, in a file of about 15 KB."""
+    side = 1024
+    tensors = OrderedDict((name, np.ones(shape, np.float32)) for name, shape in
+                          (("bomb/a", (side, 1, 1)), ("bomb/b", (1, side, 1)), ("bomb/c", (1, 1, side))))
+    nodes = [{"op": "add", "inputs": ["bomb/a", "bomb/b"], "outputs": ["bomb/ab"]},
+             {"op": "add", "inputs": ["bomb/ab", "bomb/c"], "outputs": ["bomb/abc"]},
+             {"op": "reduce_mean", "inputs": ["bomb/abc"], "outputs": ["bomb/mean2"]},
+             {"op": "reduce_mean", "inputs": ["bomb/mean2"], "outputs": ["bomb/mean1"]},
+             {"op": "reduce_mean", "inputs": ["bomb/mean1"], "outputs": ["bomb/mean0"]}]
+    return _with_nodes(base_sbif(), tensors, nodes, "bomb/mean0").bytes()
+
+
+def one_hot_bomb(depth: int = 1 << 36) -> bytes:
+    """The action ([B] int64) one-hot encoded with `depth` 2^36: a [B, 2^36] float32 value, 256 GiB at batch 1."""
+    nodes = [{"op": "one_hot", "inputs": ["action"], "outputs": ["bomb/one_hot"], "attrs": {"depth": depth}},
+             {"op": "reduce_mean", "inputs": ["bomb/one_hot"], "outputs": ["bomb/mean"]}]
+    return _with_nodes(base_sbif(), OrderedDict(), nodes, "bomb/mean").bytes()
+
+
+def reshaped_constant(shape: List[Any]) -> bytes:
+    """A float32 constant reshaped to `shape` (a boolean dimension, or dimensions whose product wraps int64) and
+    added into `value`."""
+    nodes = [{"op": "constant", "inputs": [], "outputs": ["odd/constant"], "attrs": {"value": 1.0,
+                                                                                    "dtype": "float32"}},
+             {"op": "reshape", "inputs": ["odd/constant"], "outputs": ["odd/reshaped"], "attrs": {"shape": shape}},
+             {"op": "reduce_mean", "inputs": ["odd/reshaped"], "outputs": ["odd/mean"]}]
+    return _with_nodes(base_sbif(), OrderedDict(), nodes, "odd/mean").bytes()
+
+
+def conv2d_strides(strides: List[Any]) -> bytes:
+    """The CNN example with its first convolution's strides replaced."""
+    parts = base_sbif("cnn")
+    convolution = next(node for node in parts.document["graph"] if node["op"] == "conv2d")
+    convolution["attrs"]["strides"] = strides
+    return parts.bytes()
+
+
+def empty_tensors_header(count: int = 1500000) -> bytes:
+    """A valid file whose safetensors header also lists `count` empty tensors (about 84 MB of header, under the
+    100 MB limit): a reader that builds an object per entry before checking them against the document spends
+    gigabytes and tens of seconds."""
+    base = base_sbif().bytes()
+    length = struct.unpack("<Q", base[:8])[0]
+    header_text = base[8:8 + length].rstrip(b" ")
+    data = base[8 + length:]
+    entry = '"{}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}},'
+    extra = "".join(entry.format(index) for index in range(count)).encode("ascii")
+    header = b"{" + extra + header_text[1:]
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header)) + header + data
+
+
+def sbif_inputs() -> List[HostileFile]:
+    memory = "memory: a small file whose graph needs huge values (issue #18, item 2)"
+    internal = "a file validate accepts but predict crashes on (issue #18, item 4)"
+    return [
+        _file("broadcast_4_gib", "sbif", memory, ".sbif", broadcast_bomb),
+        _file("one_hot_256_gib", "sbif", memory, ".sbif", one_hot_bomb),
+        _file("reshape_shape_holds_true", "sbif", internal, ".sbif", lambda: reshaped_constant([True])),
+        _file("reshape_shape_holds_true_and_false", "sbif", internal, ".sbif",
+              lambda: reshaped_constant([True, 1, False])),
+        _file("reshape_count_wraps_int64", "sbif", internal, ".sbif",
+              lambda: reshaped_constant([274177, 67280421310721])),
+        _file("conv2d_strides_2_62", "sbif", internal, ".sbif", lambda: conv2d_strides([1 << 62, 1 << 62])),
+        _file("conv2d_strides_2_63", "sbif", internal, ".sbif", lambda: conv2d_strides([1 << 63, 1])),
+        _file("conv2d_strides_true", "sbif", internal, ".sbif", lambda: conv2d_strides([True, True])),
+        _file("empty_tensors_1_5_million", "sbif", "memory and time: a 84 MB header of 1.5 M empty tensors "
+              "(issue #18, item 2)", ".sbif", empty_tensors_header, slow=True),
+    ]
+
+
+# -- --obs files -----------------------------------------------------------------------------------------------
+def npy_bytes(descr: str, shape: Any, payload: bytes, fortran_order: bool = False) -> bytes:
+    """A version 1.0 .npy with a hand-written header (so it can declare any shape)."""
+    header = "{{'descr': {!r}, 'fortran_order': {}, 'shape': {!r}, }}".format(descr, fortran_order, shape)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin-1") + payload
+
+
+def saved_npy(array: np.ndarray, allow_pickle: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
+def obs_inputs() -> List[HostileFile]:
+    size = "memory: an observation file declaring more than it holds (issue #18, item 2)"
+    odd = "silently accepted non-numeric observations (issue #18, item 6)"
+    internal = "internal error instead of a clear one (issue #18, item 4)"
+    return [
+        _file("npy_shape_4e9_by_4", "obs", size, ".npy", lambda: npy_bytes("<f4", (4000000000, 4), b"\0" * 64)),
+        _file("npy_shape_2_63", "obs", size, ".npy", lambda: npy_bytes("<f4", (2 ** 63 - 1,), b"\0" * 64)),
+        _file("npy_shape_negative", "obs", size, ".npy", lambda: npy_bytes("<f4", (-1, 3), b"\0" * 64)),
+        _file("npy_header_truncated", "obs", size, ".npy", lambda: saved_npy(np.zeros((1, 3), np.float32))[:40]),
+        _file("npy_complex", "obs", odd, ".npy", lambda: saved_npy(np.array([[1 + 2j, 0, 3j]], np.complex64))),
+        _file("npy_datetime", "obs", odd, ".npy",
+              lambda: saved_npy(np.array([["2020-01-01", "2021-01-01", "2022-01-01"]], "datetime64[D]"))),
+        _file("npy_timedelta", "obs", odd, ".npy", lambda: saved_npy(np.array([[1, 2, 3]], "timedelta64[s]"))),
+        _file("npy_structured", "obs", odd, ".npy",
+              lambda: saved_npy(np.zeros(1, dtype=[("a", "<f4"), ("b", "<f4"), ("c", "<f4")]))),
+        _file("npy_subarray_dtype", "obs", odd, ".npy", lambda: npy_bytes("('<f4', (3,))", (1,), b"\0" * 12)),
+        _file("npy_object", "obs", odd, ".npy",
+              lambda: saved_npy(np.array([[0.1, None, "x"]], dtype=object), allow_pickle=True)),
+        _file("npy_strings", "obs", odd, ".npy", lambda: saved_npy(np.array([["0.1", "0.2", "0.3"]]))),
+        _file("npy_bytes", "obs", odd, ".npy", lambda: saved_npy(np.array([[b"a", b"b", b"c"]]))),
+        _file("json_integer_4000_digits", "obs", internal, ".json",
+              lambda: b"[[" + b"9" * 4000 + b", 0.0, 0.0]]"),
+        _file("json_integer_300_digits", "obs", internal, ".json", lambda: b"[[" + b"9" * 300 + b", 0.0, 0.0]]"),
+        _file("json_nested_100k", "obs", internal, ".json", lambda: b"[" * 100000 + b"]" * 100000),
+        _file("json_nan", "obs", odd, ".json", lambda: b"[[NaN, 0.0, 0.0]]"),
+        _file("json_infinity", "obs", odd, ".json", lambda: b"[[-Infinity, 0.0, 0.0]]"),
+        _file("json_number_beyond_double", "obs", odd, ".json", lambda: b"[[1e400, 0.0, 0.0]]"),
+        _file("json_not_utf8", "obs", internal, ".json", lambda: b"[[0.5, 0.0, \xff\xfe]]"),
+        _file("json_strings", "obs", odd, ".json", lambda: b'[["0.1", "0.2", "0.3"]]'),
+        _file("json_ragged", "obs", odd, ".json", lambda: b"[[0.1, 0.2, 0.3], [0.1]]"),
+        _file("json_object", "obs", odd, ".json", lambda: b'{"obs": [0.1, 0.2, 0.3]}'),
+        _file("json_duplicate_keys", "obs", odd, ".json", lambda: b'{"a": [0.1, 0.2, 0.3], "a": [1, 2, 3]}'),
+    ]
+
+
+# -- protocol lines ----------------------------------------------------------------------------------------------
+SHUTDOWN = b'{"type":"shutdown"}\n'
+
+
+def _stream(name: str, attack: str, parts: List[bytes], slow: bool = False) -> HostileStream:
+    """A stream of `parts` then a shutdown request (a server that survived the parts answers `bye`)."""
+    return HostileStream(name, attack, lambda: iter(list(parts) + [SHUTDOWN]),
+                         sum(len(part) for part in parts) + len(SHUTDOWN), slow)
+
+
+def long_line(total: int, chunk: int = 4 * MiB, newline: bool = False) -> HostileStream:
+    """A request line of `total` bytes (a load request whose model name never ends), produced chunk by chunk."""
+    start = b'{"type":"load","id":1,"model":"'
+
+    def chunks() -> Iterator[bytes]:
+        yield start
+        remaining = total - len(start)
+        block = b"a" * chunk
+        while remaining > 0:
+            yield block[:remaining]
+            remaining -= chunk
+        if newline:
+            yield b'"}\n'
+            yield SHUTDOWN
+
+    name = "line_{}_mib{}".format(total // MiB, "" if newline else "_no_newline")
+    return HostileStream(name, "memory: a request line with no end (issue #18, item 2)", chunks,
+                         total + (len(SHUTDOWN) + 3 if newline else 0), slow=total >= 64 * MiB)
+
+
+def protocol_streams() -> List[HostileStream]:
+    internal = "a server crash instead of an errored answer (issue #18, item 4)"
+    deep = b"[" * 1000000 + b"]" * 1000000 + b"\n"
+    return [
+        long_line(GiB),
+        long_line(300 * MiB, newline=True),
+        long_line(8 * MiB, newline=True),
+        _stream("json_nested_1m", internal, [deep]),
+        _stream("json_nested_100k_in_request", internal,
+                [b'{"type":"op","id":2,"op":"add","inputs":' + b"[" * 100000 + b"]" * 100000 + b"}\n"]),
+        _stream("json_integer_5000_digits", internal, [b'{"type":"load","id":' + b"7" * 5000 + b',"model":"x"}\n']),
+        _stream("json_number_1e400", internal, [b'{"type":"load","id":1e400,"model":"x"}\n']),
+        _stream("json_nan_id", internal, [b'{"type":"load","id":NaN,"model":"x"}\n']),
+        _stream("tensor_shape_2_62", internal,
+                [b'{"type":"op","id":3,"op":"add","inputs":[{"dtype":"float32","shape":[4611686018427387904,'
+                 b'4611686018427387904],"data":[]},{"dtype":"float32","shape":[1],"data":[1]}]}\n']),
+        _stream("tensor_float_digits", internal,
+                [b'{"type":"op","id":4,"op":"neg","inputs":[{"dtype":"float32","shape":[1],"data":[1'
+                 + b"0" * 5000 + b']}]}\n']),
+        _stream("not_utf8", internal, [b'{"type":"load","id":5,"model":"\xff\xfe"}\n']),
+        _stream("not_an_object", internal, [b'[1, 2, 3]\n', b'"hello"\n', b'null\n']),
+        _stream("duplicate_keys", internal, [b'{"type":"load","type":"run","id":6,"model":"x"}\n']),
+        _stream("op_n_outputs_huge", internal,
+                [b'{"type":"op","id":7,"op":"split","n_outputs":' + b"9" * 30 + b',"inputs":[]}\n']),
+        _stream("op_attrs_bomb", internal,
+                [b'{"type":"op","id":8,"op":"one_hot","attrs":{"depth":68719476736},"inputs":[{"dtype":"int64",'
+                 b'"shape":[1],"data":[0]}]}\n']),
+    ]
+
+
+def hostile_files() -> List[HostileFile]:
+    """Every hostile input file, of every kind but protocol streams."""
+    return sb2_inputs() + statistics_inputs() + zoo_config_inputs() + sbif_inputs() + obs_inputs()
+
+
+def hostile_streams() -> List[HostileStream]:
+    return protocol_streams()
+
+
+def every_input() -> List[Any]:
+    return hostile_files() + hostile_streams()
+
+
+if __name__ == "__main__":  # write every file input into a directory: python -m tests.attacks.hostile_inputs DIR
+    import sys
+
+    target = sys.argv[1] if len(sys.argv) > 1 else "hostile"
+    os.makedirs(target, exist_ok=True)
+    for hostile in hostile_files():
+        print(json.dumps({"name": hostile.name, "kind": hostile.kind, "path": hostile.make(target)}))
