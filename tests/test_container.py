@@ -628,7 +628,8 @@ def test_observation_bound_too_large_for_a_float(valid_path, tmp_path, bound):
 
 
 def test_observation_space_shape_bomb_is_not_materialised(valid_path, tmp_path):
-    """A scalar bound over a huge Box shape must not be expanded to a huge array to check it."""
+    """A scalar bound over a huge Box shape must not be expanded to a huge array to check it (the input's size is
+    refused first, SPEC section 3.5)."""
     def edit(document):
         document["observation_space"].update(shape=[2 ** 20, 2 ** 20], low=-1.5, high="inf")
         document["inputs"][0]["shape"] = [None, 2 ** 20, 2 ** 20]
@@ -636,7 +637,7 @@ def test_observation_space_shape_bomb_is_not_materialised(valid_path, tmp_path):
     path = rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit)
     tracemalloc.start()
     try:
-        expect(path, DocumentError, "linear shapes do not chain")
+        expect(path, DocumentError, "input 'obs'", "above the limit of 268435456 bytes")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -907,7 +908,7 @@ def test_document_nested_exactly_512_deep_loads(valid_path, tmp_path):
 
 
 def test_header_nested_too_deep(tmp_path):
-    header = b'{"a":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    header = b'{"a":' + b"[" * 10000 + b"]" * 10000 + b"}"
     expect(write_raw(tmp_path / "bad.sbif", None, header_bytes=header), FileFormatError,
            "the header nests arrays and objects more than 512 deep")
 
@@ -960,3 +961,111 @@ def test_reshape_to_a_shape_that_is_not_exact(valid_path, tmp_path, shape):
 def test_counts_that_are_booleans_or_beyond_int64(op, inputs, attrs):
     with pytest.raises(DocumentError):
         get_op(op).infer(inputs, attrs, 2 if op == "split" else 1)
+
+
+# -- sizes (issue #18): every value at most 2^28 bytes at batch 1, a header at most 2^14 entries ---------------------
+def one_hot_of_obs(depth):
+    """An edit adding the argmax of `obs` ([B, 2, 3] -> int64 [B, 2]) and one_hot of it: float32 [B, 2, depth],
+    8·depth bytes a row."""
+    def edit(document):
+        append_node(document, "argmax", ["obs"], ["obs/argmax"])
+        append_node(document, "one_hot", ["obs/argmax"], ["obs/one_hot"], {"depth": depth})
+    return edit
+
+
+def test_a_value_at_the_size_limit_loads(valid_path, tmp_path):
+    from sbif.format.validate import MAX_VALUE_BYTES
+
+    model = SbifFile.read(rewrite_document(valid_path, str(tmp_path / "limit.sbif"), one_hot_of_obs(2 ** 25)))
+    assert model.specs["obs/one_hot"].nominal_bytes(batch=1) == MAX_VALUE_BYTES == 2 ** 28
+
+
+def test_a_value_over_the_size_limit_is_refused(valid_path, tmp_path):
+    """2 rows of one_hot depth 2^25 + 1 at batch 1: 8 bytes over 2^28, found without allocating anything."""
+    path = rewrite_document(valid_path, str(tmp_path / "bad.sbif"), one_hot_of_obs(2 ** 25 + 1))
+    tracemalloc.start()
+    try:
+        expect(path, DocumentError, "(one_hot)", "output 'obs/one_hot' of type float32[None, 2, 33554433]",
+               "needs 268435464 bytes at batch 1", "above the limit of 268435456 bytes")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+
+
+def test_broadcasting_beyond_the_size_limit_is_refused(valid_path, tmp_path):
+    """The attack of issue #18: a row [2^14] and a column [2^14, 1], 64 KiB each, whose sum broadcasts to 1 GiB."""
+    def edit(document):
+        append_node(document, "constant", [], ["index"], {"value": 0, "dtype": "int32"})
+        append_node(document, "one_hot", ["index"], ["row"], {"depth": 2 ** 14})
+        append_node(document, "expand_dims", ["row"], ["column"], {"axis": 1})
+        append_node(document, "add", ["row", "column"], ["sum"])
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "(add)", "output 'sum'", "above the limit")
+
+
+@pytest.mark.parametrize("shape", [[0, 2 ** 40, 2 ** 40], [2 ** 62, 0]], ids=["huge-after-zero", "huge-before-zero"])
+def test_an_empty_value_with_huge_dimensions_is_refused(shape):
+    """An empty value counts its zero dimensions as 1: NumPy cannot describe [0, 2^40, 2^40] (its other dimensions
+    multiply beyond its index range), so `run` would fail on a file `validate` accepted."""
+    from tests.factories import make_sbif
+
+    model = make_sbif()
+    document = json.loads(json.dumps(model.document))
+    document["tensors"].append({"name": "empty", "dtype": "float32", "shape": [0], "origin": "constant"})
+    append_node(document, "reshape", ["empty"], ["empty/reshaped"], {"shape": shape})
+    with pytest.raises(DocumentError, match="empty/reshaped.*above the limit of 268435456 bytes"):
+        SbifFile(document, dict(model.tensors, empty=np.zeros(0, np.float32)))
+
+
+def test_argmax_of_an_empty_last_axis_is_refused():
+    """There is no index to give (TF refuses the reduction; NumPy's argmax raises at run time)."""
+    with pytest.raises(DocumentError, match="at least one element"):
+        get_op("argmax").infer([ValueSpec("float32", (None, 0))], {}, 1)
+
+
+def entries_header(tensors, metadata_keys=1):
+    """A header of `tensors` empty U8 tensors and a `__metadata__` of `metadata_keys` keys (no SBIF document)."""
+    header = {"__metadata__": {"key{}".format(k): "" for k in range(metadata_keys)}}
+    header.update(("t{}".format(i), {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}) for i in range(tensors))
+    return header
+
+
+@pytest.mark.parametrize("tensors, metadata_keys", [(2 ** 14 + 1, 1), (1, 2 ** 14 + 1)],
+                         ids=["tensors", "metadata-keys"])
+def test_a_header_over_the_entry_limit_is_refused(tmp_path, tensors, metadata_keys):
+    expect(write_raw(tmp_path / "bad.sbif", entries_header(tensors, metadata_keys)), FileFormatError,
+           "16384")
+
+
+def test_a_header_at_the_entry_limit_is_read(tmp_path):
+    metadata, tensors = read_container(write_raw(tmp_path / "many.sbif", entries_header(2 ** 14, 2 ** 14)))
+    assert len(tensors) == len(metadata) == 2 ** 14
+
+
+def test_a_header_of_many_empty_tensors_costs_a_bounded_amount(tmp_path):
+    """Issue #18: 1.5 M empty entries (100 MB) took 1.9 GB and 28 s. They are counted before they are parsed: the
+    peak is the header's bytes and a few bounded scan buffers, whatever the count (here 200,000, 11 MB)."""
+    import time
+
+    header_bytes = json.dumps(entries_header(200000), separators=(",", ":")).encode("utf-8")
+    path = write_raw(tmp_path / "many.sbif", None, header_bytes=header_bytes)
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(FileFormatError, match="more than a header of at most 16384 tensors"):
+            read_container(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(header_bytes) + 32 * 1024 * 1024
+    assert time.perf_counter() - started < 5
+
+
+def test_quotes_and_backslashes_in_strings_do_not_count(tmp_path):
+    """The count before parsing skips strings, escaped quotes and backslashes included: metadata text full of
+    commas, brackets and braces is not structure."""
+    text = '\\\\"{[,' * 100000 + "\\\\"
+    metadata, _ = read_container(write_raw(tmp_path / "text.sbif", {"__metadata__": {"text": text}}))
+    assert metadata["text"] == text

@@ -1,9 +1,12 @@
 """The NumPy runtime without SB2: an independent forward pass, SB2's shape rules, sampling, and bad input."""
+import json
+
 import numpy as np
 import pytest
 
 import sbif
 from sbif.errors import InputError
+from sbif.format import SbifFile
 from sbif.runtime.error_scales import predict_agreement
 from tests.factories import NET_ARCHS, make_model, split_net_arch
 
@@ -205,3 +208,113 @@ def test_extreme_observations_stay_finite_for_saturating_nets(make_file):
     obs = np.array([[3.4e38, -3.4e38, 0.0, 1e30], [1e30, 1e30, 1e30, 1e30]], np.float32)
     action, _ = policy.predict(obs, deterministic=True)
     assert np.all(np.isfinite(action))
+
+
+# -- run-time sizes and exact integers (issue #18) ------------------------------------------------------------------
+BACKENDS = ["numpy"] + (["numba"] if __import__("importlib").util.find_spec("numba") else [])
+
+
+def wide_output_file(tmp_path):
+    """The default model plus a declared output `wide`: one_hot of argmax(obs), float32 [B, 2^25], 2^27 bytes a row
+    (half the static limit), so 32 rows make exactly 2^32 bytes."""
+    from tests.factories import make_sbif
+
+    model = make_sbif()
+    document = json.loads(json.dumps(model.document))
+    document["graph"] += [{"op": "argmax", "inputs": ["obs"], "outputs": ["obs/argmax"]},
+                          {"op": "one_hot", "inputs": ["obs/argmax"], "outputs": ["wide"], "attrs": {"depth": 2 ** 25}}]
+    document["outputs"].append({"name": "wide", "dtype": "float32", "shape": [None, 2 ** 25], "description": ""})
+    path = str(tmp_path / "wide.sbif")
+    SbifFile(document, model.tensors).write(path)
+    return path
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_batch_over_the_run_time_limit_is_refused_before_allocating(tmp_path, backend):
+    import tracemalloc
+
+    policy = sbif.load(wide_output_file(tmp_path), backend=backend)
+    obs = np.zeros((33, 4), np.float32)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError) as caught:
+            policy.run({"obs": obs}, ["wide"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(caught.value)
+    assert "a batch of 33 rows would make 'wide' (float32[B,33554432]) take 4429185024 bytes" in message
+    assert "use batches of at most 32 rows" in message
+    assert peak < 16 * 1024 * 1024
+    assert policy.run({"obs": obs[:0]}, ["wide"])["wide"].shape == (0, 2 ** 25)  # within the limit: computed
+
+
+def test_the_run_time_limit_is_exact_at_its_boundary(tmp_path):
+    """32 rows of 2^27 bytes are 2^32 exactly: accepted by the check (not computed here: 4 GiB)."""
+    from sbif.runtime.executor import GraphExecutor, MAX_BATCH_VALUE_BYTES
+
+    executor = GraphExecutor(SbifFile.read(wide_output_file(tmp_path)))
+    executor.check_batch(["wide"], MAX_BATCH_VALUE_BYTES // 2 ** 27)
+    with pytest.raises(InputError):
+        executor.check_batch(["wide"], MAX_BATCH_VALUE_BYTES // 2 ** 27 + 1)
+    executor.check_batch(["action"], 10 ** 6)  # the outputs asked for decide, not the widest value of the file
+
+
+@pytest.mark.parametrize("strides, padding", [([2 ** 62, 1], "VALID"), ([2 ** 62, 2], "SAME"),
+                                              ([2 ** 63 - 1, 2 ** 63 - 1], "SAME")])
+def test_conv2d_strides_up_to_int64s_maximum(strides, padding):
+    """A stride only matters between windows: with one window along an axis, 2^62 gives what the axis's own size
+    does (NumPy's byte strides overflowed: "internal error")."""
+    from sbif.ops.layers import Conv2d
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 4, 2)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 2, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    small = [stride if stride < 2 ** 32 else size for stride, size in zip(strides, x.shape[1:3])]
+    expected = Conv2d.compute(x, w, b, small, padding)
+    assert np.array_equal(Conv2d.compute(x, w, b, strides, padding), expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_file_with_a_stride_of_2_62_runs(tmp_path, backend):
+    """Issue #18 item 4: a conv2d stride of 2^62 passed validation, then `predict` crashed (exit 2). The golden CNN's
+    last conv reads [B, 3, 4, 64] with a 3x3 kernel: one window down, so any stride there gives the same result."""
+    import os
+
+    golden = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conformance", "golden",
+                          "ppo2_cnn_uint8_discrete.sbif")
+    model = SbifFile.read(golden)
+    obs = np.random.default_rng(0).integers(0, 255, (3, 36, 44, 2), dtype=np.uint8)
+    document = json.loads(json.dumps(model.document))
+    (last,) = [node for node in document["graph"] if node["outputs"] == ["model/c3"]]
+    path = str(tmp_path / "stride.sbif")
+
+    def logits(strides, padding):
+        last["attrs"] = {"strides": strides, "padding": padding}
+        SbifFile(document, model.tensors).write(path)
+        return sbif.load(path, backend=backend).run({"obs": obs}, ["logits"])["logits"]
+
+    assert np.array_equal(logits([2 ** 62, 1], "VALID"), logits([1, 1], "VALID"))
+    assert np.array_equal(logits([2 ** 63 - 1, 2], "SAME"), logits([3, 2], "SAME"))
+
+
+def test_cast_of_nan_inf_and_out_of_range_floats():
+    """spec/ops.md cast: through int32 (int64 for int64), the lowest value where the truncation does not fit, then
+    wrapped: what TF and NumPy give on x86, written out so that every CPU gives it."""
+    from sbif.ops.shape import Cast
+
+    x = np.array([np.nan, np.inf, -np.inf, 1e10, 3e9, 300.7, -1.9, -2147483648.9, 2.0 ** 63], np.float64)
+    assert Cast.compute(x, "int32").tolist() == [-2 ** 31] * 5 + [300, -1, -2 ** 31, -2 ** 31]
+    assert Cast.compute(x, "int64").tolist() == [-2 ** 63] * 3 + [10 ** 10, 3 * 10 ** 9, 300, -1, -2147483648, -2 ** 63]
+    assert Cast.compute(x, "uint8").tolist() == [0] * 5 + [44, 255, 0, 0]
+    assert Cast.compute(x.astype(np.float32), "int16").tolist() == [0] * 5 + [300, -1, 0, 0]
+
+
+def test_empty_batches_and_empty_rows():
+    """Flatten of an empty batch (NumPy cannot infer -1 there) and softmax of rows without elements."""
+    from sbif.ops.nn import Softmax
+    from sbif.ops.shape import Flatten
+
+    assert Flatten.compute(np.zeros((0, 3, 4), np.float32)).shape == (0, 12)
+    assert Softmax.compute(np.zeros((2, 0), np.float32)).shape == (2, 0)

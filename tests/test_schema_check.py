@@ -33,15 +33,20 @@ Path = Tuple[Any, ...]
 
 
 @functools.lru_cache(maxsize=None)
-def valid_documents() -> Tuple[Dict[str, Any], ...]:
-    """Every factory-matrix document and every zoo model's (safe export), as a file's JSON would give them."""
+def valid_files() -> Tuple[Any, ...]:
+    """Every factory-matrix file and every zoo model's (safe export), validated."""
     from sbif.export import export
 
     files = [make_sbif(*case, seed=index) for index, case in enumerate(MATRIX)]
     for relative in zoo_models():
         source = os.path.join(ZOO, relative)
         files.append(export(source, **zoo_normalization(source))[0])
-    return tuple(json.loads(json.dumps(each.document)) for each in files)
+    return tuple(files)
+
+
+def valid_documents() -> Tuple[Dict[str, Any], ...]:
+    """Every valid file's document, as a file's JSON would give it."""
+    return tuple(json.loads(json.dumps(each.document)) for each in valid_files())
 
 
 def failed_keywords(document: Dict[str, Any]) -> Tuple[Counter, Counter]:
@@ -68,6 +73,17 @@ def test_valid_documents_pass():
         assert REFERENCE.is_valid(document)
         assert VALIDATOR.violations(document) == []
         check_schema(document)
+
+
+def test_real_models_are_far_below_the_size_limits():
+    """SPEC sections 2 and 3.5 bound a header's entries and a value's size at batch 1: every factory and zoo model
+    stays below a 64th of both, so the limits refuse only what no exporter writes."""
+    from sbif.format.container import MAX_ENTRIES
+    from sbif.format.validate import MAX_VALUE_BYTES
+
+    for model in valid_files():
+        assert len(model.tensors) < MAX_ENTRIES // 64
+        assert max(spec.nominal_bytes(batch=1) for spec in model.specs.values()) < MAX_VALUE_BYTES // 64
 
 
 # --- mutations -------------------------------------------------------------------------------------------------

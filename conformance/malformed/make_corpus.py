@@ -692,6 +692,19 @@ def valid_depth_512_and_rank_32(base: Base) -> bytes:
     return base.with_document(edit)
 
 
+# -- sizes (issue #18): every value at most 2^28 bytes at batch 1 -----------------------------------------------------
+@refused("3.5", DOCUMENT, "A one_hot node of depth 2^26 + 1 reads the int64 [B] value `action`: float32 [B, 67108865], "
+                          "2^28 + 4 bytes at batch 1, 4 bytes over the limit for one value.")
+def value_over_the_size_limit(base: Base) -> bytes:
+    return base.with_document(add_node("one_hot", ["action"], "action/one_hot", depth=2 ** 26 + 1))
+
+
+@loads("3.5", "A one_hot node of depth 2^26 reads `action`: float32 [B, 67108864], exactly 2^28 bytes at batch 1 (the "
+              "batch counted as 1), the largest value a file may declare.")
+def valid_value_at_the_size_limit(base: Base) -> bytes:
+    return base.with_document(add_node("one_hot", ["action"], "action/one_hot", depth=2 ** 26))
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)

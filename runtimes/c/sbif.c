@@ -27,10 +27,15 @@
 #define JSON_MAX_BYTES ((size_t)1 << 31)
 /** Graph value names are at most this many characters (the schema's limit). */
 #define MAX_NAME_CHARS 512
-/** The largest single value (a computed tensor) the executor allocates, in bytes. */
+/** The largest single value one request may make, in bytes: a batch whose values would need more is refused before
+ * anything is allocated (SPEC section 5.8). */
 #ifndef SBIF_MAX_VALUE_BYTES
 #define SBIF_MAX_VALUE_BYTES ((int64_t)1 << 32)
 #endif
+/** The largest value a file may declare, in bytes at batch 1 with zero dimensions counted as 1 (SPEC section 3.5). */
+#define MAX_STATIC_VALUE_BYTES ((int64_t)1 << 28)
+/** The most tensors a header lists, and the most keys its __metadata__ has (SPEC section 2). */
+#define MAX_HEADER_ENTRIES 16384
 #define MAX_DIM_TEXT "9223372036854775807"
 
 #if defined(__GNUC__)
@@ -946,10 +951,44 @@ static sbif_status parse_object(const char *text, size_t length, sbif_json **roo
     return SBIF_OK;
 }
 
+/** Whether a header's text has at most the objects, arrays and commas (outside strings) that a header within
+ * MAX_HEADER_ENTRIES tensors and metadata keys can have (one object per tensor, a shape and data_offsets each, and per
+ * tensor at most 2 commas between its keys, 31 in a shape of SBIF_MAX_RANK dimensions and 1 in data_offsets, besides
+ * the commas between the header's and __metadata__'s members). Counted before parsing, so that a header of a million
+ * empty entries is refused for the cost of reading it, as in the reference (sbif/format/container.py). */
+static int header_structure_fits(const char *raw, size_t length) {
+    const uint64_t most_objects = MAX_HEADER_ENTRIES + 2, most_arrays = 2 * (uint64_t)MAX_HEADER_ENTRIES;
+    const uint64_t most_commas = 2 * (uint64_t)MAX_HEADER_ENTRIES + (uint64_t)MAX_HEADER_ENTRIES * (SBIF_MAX_RANK + 2);
+    uint64_t objects = 0, arrays = 0, commas = 0;
+    int in_string = 0, escaped = 0;
+    size_t i;
+    for (i = 0; i < length; i++) {
+        char ch = raw[i];
+        if (in_string) {
+            if (escaped) escaped = 0;
+            else if (ch == '\\') escaped = 1;
+            else if (ch == '"') in_string = 0;
+        } else if (ch == '"') {
+            in_string = 1;
+        } else {
+            objects += ch == '{';
+            arrays += ch == '[';
+            commas += ch == ',';
+        }
+    }
+    return objects <= most_objects && arrays <= most_arrays && commas <= most_commas;
+}
+
 static sbif_status parse_header(container *c, const char *raw, size_t length, sbif_error *error) {
     const sbif_json *item;
     size_t i, n = 0;
-    sbif_status status = parse_object(raw, length, &c->header, SBIF_ERR_FILE_FORMAT, c->path, "the header", error);
+    sbif_status status;
+    if (!header_structure_fits(raw, length)) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: the header holds more objects, arrays or commas than a header of "
+                    "at most %d tensors and %d metadata keys can have", c->path, MAX_HEADER_ENTRIES,
+                    MAX_HEADER_ENTRIES);
+    }
+    status = parse_object(raw, length, &c->header, SBIF_ERR_FILE_FORMAT, c->path, "the header", error);
     if (status != SBIF_OK) return status;
     c->metadata = sbif_json_get(c->header, "__metadata__");
     if (c->metadata != NULL) {
@@ -961,6 +1000,11 @@ static sbif_status parse_header(container *c, const char *raw, size_t length, sb
         if (!strings) return fail(error, SBIF_ERR_FILE_FORMAT, "%s: __metadata__ must map strings to strings", c->path);
     }
     c->count = c->header->length - (c->metadata != NULL);
+    if (c->count > MAX_HEADER_ENTRIES || (c->metadata != NULL && c->metadata->length > MAX_HEADER_ENTRIES)) {
+        return fail(error, SBIF_ERR_FILE_FORMAT, "%s: the header lists %lu tensors and %lu metadata keys: at most %d "
+                    "of each", c->path, (unsigned long)c->count,
+                    (unsigned long)(c->metadata != NULL ? c->metadata->length : 0), MAX_HEADER_ENTRIES);
+    }
     c->entries = calloc(c->count + 1, sizeof *c->entries);
     if (c->entries == NULL || map_init(&c->names, c->count) != 0) return out_of_memory(error);
     for (i = 0, item = sbif_json_first(c->header); i < c->header->length; i++, item = sbif_json_next(item)) {
@@ -1109,6 +1153,17 @@ static int same_type(const sbif_tensor *a, const sbif_tensor *b) {
 /** The element count of a value; -1 beyond int64. Batch dims must have been replaced. */
 static int64_t type_count(const sbif_tensor *t) {
     return element_count(t->shape, t->rank);
+}
+
+/** The size the limits of SPEC sections 3.5 and 5.8 bound: bytes with one row in place of the batch (-1) and every
+ * zero dimension counted as 1; -1 beyond int64. */
+static int64_t nominal_row_bytes(const sbif_tensor *t) {
+    int64_t bytes = (int64_t)sbif_dtype_size(t->dtype);
+    int i;
+    for (i = 0; i < t->rank; i++) {
+        if (checked_mul(bytes, t->shape[i] > 1 ? t->shape[i] : 1, &bytes) != 0) return -1;
+    }
+    return bytes;
 }
 
 /* ==== op attributes =============================================================================================== */
@@ -2205,8 +2260,9 @@ static scalar load_scalar(const void *data, sbif_dtype dtype, int64_t k) {
     return s;
 }
 
-/* float -> int truncates toward zero; outside the range (and NaN) the spec leaves the result unspecified: this gives
- * what TF gives on x86 (the lowest value for int32/int64, its low bits for narrower types), with no undefined C */
+/* float -> int truncates toward zero, to int64 for an int64 target and to int32 for the others (spec/ops.md cast);
+ * NaN, +-inf and truncations outside that type give its lowest value (then wrapped to narrower types: 0), as TF and
+ * NumPy give on x86, without the undefined conversion C would make of them */
 static int64_t truncate_to_int64(double v) {
     return v >= -9223372036854775808.0 && v < 9223372036854775808.0 ? (int64_t)v : INT64_MIN;
 }
@@ -2930,6 +2986,16 @@ static sbif_status define_value(sbif_model *m, const char *name, const sbif_tens
     }
     if (map_add(&m->names, name, (uint32_t)m->n_values) != 0) {
         return fail(error, SBIF_ERR_DOCUMENT, "%s: %s name '%s' is already defined", where, role, name);
+    }
+    {
+        int64_t bytes = nominal_row_bytes(type);
+        if (bytes < 0 || bytes > MAX_STATIC_VALUE_BYTES) {
+            char text[160];
+            format_type(type, text, sizeof text);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: %s '%.80s' of type %s needs more than %lld bytes at batch 1 (a "
+                        "zero dimension counted as 1), the limit for one value", where, role, name, text,
+                        (long long)MAX_STATIC_VALUE_BYTES);
+        }
     }
     if (m->n_dims + SBIF_MAX_RANK > m->dims_capacity) {
         size_t capacity = 2 * m->dims_capacity + SBIF_MAX_RANK;
@@ -4014,6 +4080,31 @@ static sbif_status bind_inputs(const sbif_model *m, const sbif_named_tensor *fee
     return SBIF_OK;
 }
 
+/** Refuse, before anything is allocated, a batch with which a value the run needs (an input it reads or a node output
+ * it computes) would exceed SBIF_MAX_VALUE_BYTES: batch x the value's bytes per row (SPEC section 5.8). */
+static sbif_status check_batch(const sbif_model *m, const run_state *r, int64_t batch, sbif_error *error) {
+    size_t id;
+    for (id = 0; id < m->n_values; id++) {
+        const value_info *v = &m->values[id];
+        sbif_tensor type;
+        int64_t row, bytes;
+        if (!(r->needed[id] || (v->producer >= 0 && r->run_node[v->producer])) || v->rank == 0 ||
+            m->dims[v->dims] >= 0) {
+            continue; /* not computed by this run, or without a batch dimension (within the static limit) */
+        }
+        value_type(m, (uint32_t)id, -1, &type);
+        row = nominal_row_bytes(&type);
+        if (checked_mul(row, batch, &bytes) != 0 || bytes > SBIF_MAX_VALUE_BYTES) {
+            char text[160];
+            format_type(&type, text, sizeof text);
+            return fail(error, SBIF_ERR_INPUT, "a batch of %lld rows would make '%.80s' (%s) take more than %lld "
+                        "bytes, the limit for one value: use batches of at most %lld rows", (long long)batch, v->name,
+                        text, (long long)SBIF_MAX_VALUE_BYTES, (long long)(SBIF_MAX_VALUE_BYTES / row));
+        }
+    }
+    return SBIF_OK;
+}
+
 sbif_status sbif_model_run(const sbif_model *m, const sbif_named_tensor *feeds, size_t n_feeds,
                            const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error) {
     sbif_error ignored;
@@ -4034,6 +4125,7 @@ sbif_status sbif_model_run(const sbif_model *m, const sbif_named_tensor *feeds, 
     }
     status = plan_run(m, outputs, n_outputs, &r, error);
     if (status == SBIF_OK) status = bind_inputs(m, feeds, n_feeds, &r, &batch, error);
+    if (status == SBIF_OK) status = check_batch(m, &r, batch, error);
     for (i = 0; status == SBIF_OK && i < m->n_nodes; i++) {
         if (r.run_node[i] && run_node(m, i, &r, batch, error) != SBIF_OK) {
             status = add_context(error, "graph node %lu (%s)", (unsigned long)i, m->nodes[i].op->name);

@@ -21,6 +21,12 @@ const NAME = 'sbif-node';
 const VERSION = '0.1.0';
 const PROTOCOL = 1;
 const MAX_HEADER = 100 * 1024 * 1024;
+// The most tensors a header lists, and the most keys its __metadata__ has (SPEC section 2).
+const MAX_HEADER_ENTRIES = 16384;
+// The largest value a file may declare, in bytes at batch 1 with zero dimensions counted as 1 (SPEC section 3.5), and
+// the largest one a request may make (SPEC section 5.8).
+const MAX_VALUE_BYTES = 2n ** 28n;
+const MAX_BATCH_VALUE_BYTES = 2n ** 32n;
 const FLT_MAX = 3.4028234663852886e38;
 const f32 = Math.fround;
 
@@ -133,6 +139,39 @@ function backslashesBefore(text, index) {
 // a number's text for a message: whole when short, else its first digits and its length
 const quotedNumber = (text) => (text.length > 24 ? `${text.slice(0, 12)}...(${text.length} characters)` : text);
 
+// Whether a header's bytes have at most the objects, arrays and commas (outside strings) that a header within
+// MAX_HEADER_ENTRIES tensors and metadata keys can have: one object per tensor, a shape and data_offsets each, and per
+// tensor at most 2 commas between its keys, 31 in a shape of MAX_RANK dimensions and 1 in data_offsets, besides the
+// commas between the header's and __metadata__'s members. Counted before JSON.parse builds an object per entry, as
+// the reference does (sbif/format/container.py).
+function headerStructureFits(raw) {
+  const mostObjects = MAX_HEADER_ENTRIES + 2;
+  const mostArrays = 2 * MAX_HEADER_ENTRIES;
+  const mostCommas = 2 * MAX_HEADER_ENTRIES + MAX_HEADER_ENTRIES * (MAX_RANK + 2);
+  let objects = 0;
+  let arrays = 0;
+  let commas = 0;
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === 0x5c) escaped = true;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b) {
+      objects++;
+    } else if (c === 0x5b) {
+      arrays++;
+    } else if (c === 0x2c) {
+      commas++;
+    }
+  }
+  return objects <= mostObjects && arrays <= mostArrays && commas <= mostCommas;
+}
+
 // Every check before any tensor is created: {metadata, entries: {name: {dtype, shape, begin, end}}, bytes, start}.
 function readContainer(path) {
   let bytes;
@@ -160,11 +199,21 @@ function readContainer(path) {
   } catch (error) {
     throw new FileFormatError(`${path}: the header is not valid JSON (${error.message})`);
   }
+  if (!headerStructureFits(bytes.subarray(8, start))) {
+    throw new FileFormatError(`${path}: the header holds more objects, arrays or commas than a header of at most `
+      + `${MAX_HEADER_ENTRIES} tensors and ${MAX_HEADER_ENTRIES} metadata keys can have`);
+  }
   const header = parseStrict(text, FileFormatError, `${path}: the header`);
   if (!isObject(header)) throw new FileFormatError(`${path}: the header must be a JSON object`);
   const metadata = has(header, '__metadata__') ? header.__metadata__ : {};
   if (!isObject(metadata) || !Object.values(metadata).every((value) => typeof value === 'string')) {
     throw new FileFormatError(`${path}: __metadata__ must map strings to strings`);
+  }
+  const tensorCount = Object.keys(header).length - (has(header, '__metadata__') ? 1 : 0);
+  const metadataKeys = Object.keys(metadata).length;
+  if (tensorCount > MAX_HEADER_ENTRIES || metadataKeys > MAX_HEADER_ENTRIES) {
+    throw new FileFormatError(`${path}: the header lists ${tensorCount} tensors and ${metadataKeys} metadata keys: at `
+      + `most ${MAX_HEADER_ENTRIES} of each`);
   }
   const entries = {};
   for (const [name, entry] of Object.entries(header)) {
@@ -515,6 +564,9 @@ const STATIC = {
     infer: ([x]) => {
       requireDtype(x, FLOATS.concat(INTEGERS)); // not bool: TF 1.15 has no ArgMax kernel for it
       requireRows(x, 'argmax');
+      if (x.shape[x.shape.length - 1] === 0) {
+        typeFail(`argmax needs a last axis of at least one element, got ${showSpec(x)}`);
+      }
       return [spec('int64', x.shape.slice(0, -1))];
     },
   },
@@ -676,6 +728,13 @@ function checkAttrs(op, rule, attrs, where) {
   }
 }
 
+// The size the limits of SPEC sections 3.5 and 5.8 bound, exactly (a BigInt): bytes with `batch` rows in place of the
+// batch dimension, every zero dimension counted as 1. (Dimensions beyond 2^53 arrive rounded from JSON.parse, far
+// beyond the limits either way.)
+function nominalBytes(s, batch) {
+  return s.shape.reduce((bytes, d) => bytes * (d === null ? batch : BigInt(Math.max(d, 1))), BigInt(SIZES[s.dtype]));
+}
+
 function define(specs, name, s, where, role) {
   if (specs.has(name)) throw new DocumentError(`${where}: ${role} name ${show(name)} is already defined`);
   if (s.shape.slice(1).includes(null)) {
@@ -687,6 +746,10 @@ function define(specs, name, s, where, role) {
   if (s.shape.length > MAX_RANK) {
     throw new DocumentError(`${where}: ${role} ${show(name)} has rank ${s.shape.length}, above the limit of `
       + `${MAX_RANK} dimensions`);
+  }
+  if (nominalBytes(s, 1n) > MAX_VALUE_BYTES) {
+    throw new DocumentError(`${where}: ${role} ${show(name)} of type ${showSpec(s)} needs ${nominalBytes(s, 1n)} bytes `
+      + `at batch 1 (a zero dimension counted as 1), above the limit of ${MAX_VALUE_BYTES} bytes for one value`);
   }
   specs.set(name, s);
 }
@@ -849,7 +912,7 @@ function checkPredict(document, path) {
 function readModel(path) {
   const { metadata, entries, bytes, start } = readContainer(path);
   const document = decodeDocument(metadata, path);
-  checkDocument(document, entries, path);
+  const specs = checkDocument(document, entries, path);
   const tensors = {};
   for (const entry of document.tensors) {
     const { begin, end } = entries[entry.name];
@@ -858,7 +921,7 @@ function readModel(path) {
   }
   const producers = new Map();
   document.graph.forEach((node, index) => node.outputs.forEach((name) => producers.set(name, index)));
-  return { document, tensors, producers, inputs: new Map(document.inputs.map((e) => [e.name, e])) };
+  return { document, specs, tensors, producers, inputs: new Map(document.inputs.map((e) => [e.name, e])) };
 }
 
 const models = new Map();
@@ -973,7 +1036,12 @@ function castValue(value, from, to) {
   const big = typeof value === 'bigint';
   if (to === 'bool') return (big ? value !== 0n : value !== 0) ? 1 : 0; // NaN != 0
   if (isFloat(to)) return big ? Number(value) : value; // the typed array rounds (e.g. float64 -> float32)
-  if (isFloat(from)) value = Number.isFinite(value) ? Math.trunc(value) : 0; // NaN/inf: unspecified
+  if (isFloat(from)) { // through int64 for an int64 target, int32 otherwise: NaN, inf and values it cannot hold give
+    // its lowest value (then wrapped to narrower types), as TF and NumPy on x86
+    const lowest = to === 'int64' ? -(2 ** 63) : -(2 ** 31);
+    const truncated = Math.trunc(value);
+    value = truncated >= lowest && truncated < -lowest ? truncated : lowest;
+  }
   if (to === 'int64') return BigInt.asIntN(64, big ? value : BigInt(value));
   if (big) {
     const [bits, signed] = INT_BITS[to];
@@ -1191,6 +1259,26 @@ function apply(op, inputs, attrs) {
 }
 
 // ---- running a graph -------------------------------------------------------------------------------------------------
+// Refuse, before anything is computed, a batch with which a value the run needs (an input its nodes read or an output
+// they compute) would exceed MAX_BATCH_VALUE_BYTES: the batch times the value's bytes per row (SPEC section 5.8).
+function checkBatch(model, order, feeds) {
+  const batched = (name) => model.inputs.has(name) && model.inputs.get(name).shape[0] === null;
+  const fed = Object.entries(feeds).find(([name]) => batched(name));
+  if (!fed) return;
+  const batch = BigInt(fed[1].shape[0]);
+  for (const index of order) {
+    const node = model.document.graph[index];
+    for (const name of node.inputs.concat(node.outputs)) {
+      const s = model.specs.get(name);
+      if (s.shape[0] === null && nominalBytes(s, batch) > MAX_BATCH_VALUE_BYTES) {
+        throw new InputError(`a batch of ${batch} rows would make ${show(name)} (${showSpec(s)}) take `
+          + `${nominalBytes(s, batch)} bytes, above the limit of ${MAX_BATCH_VALUE_BYTES} bytes for one value: use `
+          + `batches of at most ${MAX_BATCH_VALUE_BYTES / nominalBytes(s, 1n)} rows`);
+      }
+    }
+  }
+}
+
 function run(model, feeds, wanted) {
   const { document, tensors, producers } = model;
   const needed = new Set();
@@ -1218,6 +1306,7 @@ function run(model, feeds, wanted) {
     if (!fits) throw new InputError(`input ${name} has shape ${JSON.stringify(value.shape)}`);
     values.set(name, value);
   }
+  checkBatch(model, order, feeds);
   for (const index of order) {
     const node = document.graph[index];
     const inputs = node.inputs.map((name) => {

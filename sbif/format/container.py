@@ -23,6 +23,19 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024
 #: Most dimensions a tensor or graph value has (SPEC sections 2 and 3.5): NumPy 1.x's limit, so a file loads alike
 #: on every NumPy and in the C runtime.
 MAX_RANK = 32
+#: Most tensors a header lists, and most keys its `__metadata__` has (SPEC section 2): hundreds of times what an SB2
+#: policy needs (about 50 tensors), and low enough that a header's objects stay within a few MiB (each entry becomes
+#: Python objects twenty times the size of its text).
+MAX_ENTRIES = 2 ** 14
+#: What a header within those limits can hold at most, counted before it is parsed: objects (the header,
+#: `__metadata__` and one per tensor), arrays (a shape and data_offsets per tensor) and commas (between the header's
+#: members, `__metadata__`'s, and per tensor at most 2 between its keys, 31 in a shape of MAX_RANK dimensions and 1 in
+#: data_offsets).
+_MOST_OBJECTS = MAX_ENTRIES + 2
+_MOST_ARRAYS = 2 * MAX_ENTRIES
+_MOST_COMMAS = 2 * MAX_ENTRIES + MAX_ENTRIES * (2 + (MAX_RANK - 1) + 1)
+#: Bytes of header text scanned per NumPy pass when counting (a few bytes of working memory each).
+_SCAN_CHUNK = 1 << 20
 
 #: safetensors dtype code -> little-endian NumPy dtype.
 DTYPE_CODES = {
@@ -87,6 +100,7 @@ def read_container(path: str) -> Tuple[Dict[str, str], Dict[str, np.ndarray]]:
 def parse_header(raw: bytes, path: str = "<bytes>"):
     """Decode the JSON header (strict JSON, as the document) into (metadata, {name: (dtype, shape, (begin, end))}),
     checking every field."""
+    _check_structure_counts(raw, path)
     try:
         header = loads_strict(raw.decode("utf-8"))
     except StrictJsonError as exc:
@@ -99,6 +113,9 @@ def parse_header(raw: bytes, path: str = "<bytes>"):
     if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise FileFormatError("{}: __metadata__ must map strings to strings".format(path))
+    if len(header) > MAX_ENTRIES or len(metadata) > MAX_ENTRIES:
+        raise FileFormatError("{}: the header lists {} tensors and {} metadata keys: at most {} of each".format(
+            path, len(header), len(metadata), MAX_ENTRIES))
     entries = {}
     for name, entry in header.items():
         where = "{}: tensor {!r}".format(path, name)
@@ -122,6 +139,32 @@ def parse_header(raw: bytes, path: str = "<bytes>"):
                 where, shape, dtype.name, nbytes, offsets[1] - offsets[0]))
         entries[name] = (dtype, tuple(shape), (offsets[0], offsets[1]))
     return metadata, entries
+
+
+def _check_structure_counts(raw: bytes, path: str) -> None:
+    """Refuse, before it is parsed, a header with more objects, arrays or commas outside its strings than one
+    within MAX_ENTRIES tensors and metadata keys can have: parsed, each JSON value becomes a Python object many times
+    the size of its text (an empty tensor entry's 50 bytes take about a kilobyte), so the limits must hold before
+    the objects exist. Such a header breaks a rule of SPEC section 2 (too many tensors or keys, or a value no entry
+    may hold), so this refuses nothing that the checks after parsing would accept."""
+    # escape sequences are two characters, read left to right: removing every escaped backslash, then every escaped
+    # quote, leaves the quotes that open and close strings (json stops at the first character outside a string that
+    # is not JSON, and up to there it reads strings as this does)
+    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
+    codes = np.frombuffer(text, dtype=np.uint8)
+    in_string = 0
+    objects = arrays = commas = 0
+    for start in range(0, codes.size, _SCAN_CHUNK):
+        chunk = codes[start:start + _SCAN_CHUNK]
+        outside = ((np.cumsum(chunk == ord('"'), dtype=np.int64) + in_string) & 1) == 0
+        objects += int(np.count_nonzero((chunk == ord("{")) & outside))
+        arrays += int(np.count_nonzero((chunk == ord("[")) & outside))
+        commas += int(np.count_nonzero((chunk == ord(",")) & outside))
+        in_string = 0 if outside[-1] else 1
+        if objects > _MOST_OBJECTS or arrays > _MOST_ARRAYS or commas > _MOST_COMMAS:
+            raise FileFormatError("{}: the header holds more than {} objects, {} arrays or {} commas: more than a "
+                                  "header of at most {} tensors and {} metadata keys can have".format(
+                                      path, _MOST_OBJECTS, _MOST_ARRAYS, _MOST_COMMAS, MAX_ENTRIES, MAX_ENTRIES))
 
 
 def check_layout(entries, data_len: int, path: str) -> None:

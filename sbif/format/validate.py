@@ -5,13 +5,18 @@ from typing import Any, Dict, Mapping
 
 import numpy as np
 
-from ..errors import DocumentError, SbifError
+from ..errors import DocumentError, SbifError, preview
 from ..ops import ValueSpec, get_op, resolve_attrs
 from ..ops.nn import MAX_DIM
 from .container import MAX_RANK
 from .document import Document, check_bound
 
 OBSERVATION_INPUT = "obs"
+#: Largest value a file may declare, in bytes at batch 1 (SPEC section 3.5): far above any SB2 policy's (the Atari
+#: CNN's largest, its first dense kernel, is 6.4 MB), and small enough that a runtime allocating every value of a
+#: one-observation request stays within a few GiB, where a tiny file could otherwise ask for terabytes by
+#: broadcasting.
+MAX_VALUE_BYTES = 2 ** 28
 
 
 def check_document(document: Document, tensors: Mapping[str, np.ndarray], source: str = "file") -> Dict[str, ValueSpec]:
@@ -99,6 +104,11 @@ def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str,
     if len(spec.shape) > MAX_RANK:
         raise DocumentError("{}: {} {!r} has rank {}, above the limit of {} dimensions".format(
             where, role, name, len(spec.shape), MAX_RANK))
+    if spec.nominal_bytes(batch=1) > MAX_VALUE_BYTES:
+        raise DocumentError("{}: {} {} of type {}{} needs {} bytes at batch 1 (a zero dimension counted as 1), above "
+                            "the limit of {} bytes for one value".format(
+                                where, role, preview(name), spec.dtype, preview(list(spec.shape)),
+                                preview(spec.nominal_bytes(batch=1)), MAX_VALUE_BYTES))
     specs[name] = spec
 
 

@@ -31,6 +31,15 @@ class ValueSpec:
         dims = ",".join("B" if d is None else str(d) for d in self.shape)
         return "{}[{}]".format(self.dtype, dims)
 
+    def nominal_bytes(self, batch: int = 1) -> int:
+        """The size the limits of SPEC sections 3.5 and 5.8 bound: bytes with `batch` rows in place of the batch
+        dimension, a zero dimension counted as 1, in exact integers. Counting zeros as 1 bounds every dimension
+        of an empty value too, which NumPy refuses to describe beyond its index range and a kernel may loop over."""
+        count = np.dtype(self.dtype).itemsize
+        for dim in self.shape:
+            count *= batch if dim is None else max(dim, 1)
+        return count
+
 
 class Op:
     """Base class. Subclasses set `name`, `arity` (None = variadic, at least one) and `attributes`."""

@@ -2,6 +2,8 @@
 shape helpers they need (reshape of fixed tensors, expand_dims)."""
 from __future__ import annotations
 
+from typing import NamedTuple, Tuple
+
 import numpy as np
 
 from .base import FLOAT_DTYPES, REQUIRED, MovesData, Op, ValueSpec, fail, normalize_axis, register, require_dtype
@@ -68,19 +70,18 @@ class Conv2d(Op):
     @classmethod
     def compute(cls, x, w, b, strides, padding):
         kh, kw, channels, filters = w.shape
+        rows, columns = (conv_axis(size, kernel, stride, padding)
+                         for size, kernel, stride in zip(x.shape[1:3], (kh, kw), strides))
         if padding == "SAME":
-            x = np.pad(x, [(0, 0), _same_padding(x.shape[1], kh, strides[0]),
-                           _same_padding(x.shape[2], kw, strides[1]), (0, 0)])
-        out_h = (x.shape[1] - kh) // strides[0] + 1
-        out_w = (x.shape[2] - kw) // strides[1] + 1
+            x = np.pad(x, [(0, 0), rows.padding, columns.padding, (0, 0)])
         x = np.ascontiguousarray(x)
         s = x.strides
         patches = np.lib.stride_tricks.as_strided(
-            x, (x.shape[0], out_h, out_w, kh, kw, channels),
-            (s[0], s[1] * strides[0], s[2] * strides[1], s[1], s[2], s[3]), writeable=False)
-        columns = patches.reshape(-1, kh * kw * channels)
-        y = np.matmul(columns, w.reshape(kh * kw * channels, filters))
-        return y.reshape(x.shape[0], out_h, out_w, filters) + b
+            x, (x.shape[0], rows.size, columns.size, kh, kw, channels),
+            (s[0], s[1] * rows.step, s[2] * columns.step, s[1], s[2], s[3]), writeable=False)
+        depth = kh * kw * channels
+        y = np.matmul(patches.reshape(x.shape[0] * rows.size * columns.size, depth), w.reshape(depth, filters))
+        return y.reshape(x.shape[0], rows.size, columns.size, filters) + b
 
     @classmethod
     def error_scale(cls, inputs, scales, outputs, strides, padding):
@@ -94,16 +95,29 @@ class Conv2d(Op):
         return [product_scale(product, x, sx, w, sw, terms, outputs[0].dtype, b, sb)]
 
 
+class ConvAxis(NamedTuple):
+    """One spatial axis of a convolution: the output `size`, the zero `padding` (before, after) and the `step`
+    between windows in input rows (the stride, or 1 when there is one window: where it starts is all that counts)."""
+
+    size: int
+    padding: Tuple[int, int]
+    step: int
+
+
+def conv_axis(size: int, kernel: int, stride: int, padding: str) -> ConvAxis:
+    """An axis of input `size` convolved with `kernel` (spec/ops.md conv2d), in Python integers: a stride may be
+    2^63 - 1, and a runtime that multiplies it in int64 (NumPy's strides, a kernel's window offsets) would
+    overflow. With more than one window, (size - 1)·stride < input size, so the step is then bounded by the
+    value's own size (SPEC section 3.5)."""
+    out = _output_size(size, kernel, stride, padding)
+    total = max((out - 1) * stride + kernel - size, 0) if padding == "SAME" else 0
+    return ConvAxis(out, (total // 2, total - total // 2), stride if out > 1 else 1)
+
+
 def _output_size(size, kernel, stride, padding):
     if size is None:
         return None
     return -(-size // stride) if padding == "SAME" else (size - kernel) // stride + 1
-
-
-def _same_padding(size, kernel, stride):
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
 
 
 @register

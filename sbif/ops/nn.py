@@ -105,6 +105,8 @@ class Softmax(Op):
 
     @classmethod
     def compute(cls, x):
+        if x.shape[-1] == 0:  # no row has an element: nothing to normalise (NumPy's max refuses an empty axis)
+            return np.array(x, copy=True)
         shifted = np.exp(x - np.max(x, axis=-1, keepdims=True))
         return shifted * (x.dtype.type(1) / np.sum(shifted, axis=-1, keepdims=True))
 
@@ -166,6 +168,8 @@ class Argmax(ExactOutputs):
     def infer(cls, inputs, attrs, n_outputs):
         require_dtype(inputs[0], FLOAT_DTYPES + INT_DTYPES)  # not bool: TF 1.15 has no ArgMax kernel for it
         require_rows(inputs[0], cls.name)
+        if inputs[0].shape[-1] == 0:  # no index to give (TF refuses the reduction, the C runtime the file)
+            fail("argmax needs a last axis of at least one element, got {}".format(inputs[0]))
         return [ValueSpec("int64", inputs[0].shape[:-1])]
 
     @classmethod

@@ -30,7 +30,10 @@ class Cast(Op):
 
     @classmethod
     def compute(cls, x, to):
-        return np.asarray(x).astype(to)
+        x = np.asarray(x)
+        if x.dtype.kind == "f" and np.dtype(to).kind in "iu":
+            return _truncated(x, to).astype(to)  # then an int -> int cast: wraps modulo 2^n
+        return x.astype(to)
 
     @classmethod
     def error_scale(cls, inputs, scales, outputs, to):
@@ -42,6 +45,18 @@ class Cast(Op):
         if np.can_cast(np.asarray(x).dtype, to, casting="safe"):
             return [scale]
         return [quadrature(scale, own_scale(np.dtype(to), magnitude(x, scale)))]
+
+
+def _truncated(x: np.ndarray, to: str) -> np.ndarray:
+    """Float values truncated toward zero as int64 for an int64 target and as int32 for every other integer one
+    (spec/ops.md cast, as TF's x86 kernels convert), NaN, ±inf and values outside that type's range becoming its
+    lowest value. Explicit, since NumPy's own conversion of those is the platform's (x86 gives this; other CPUs
+    saturate or give 0)."""
+    wide = np.int64 if to == "int64" else np.int32
+    lowest = float(np.iinfo(wide).min)  # -2^63 or -2^31, exact as doubles
+    truncated = np.trunc(x.astype(np.float64))
+    inside = (truncated >= lowest) & (truncated < -lowest)  # false for NaN
+    return np.where(inside, truncated, lowest).astype(wide)
 
 
 @register
@@ -59,7 +74,7 @@ class Flatten(MovesData):
 
     @classmethod
     def compute(cls, x):
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], exact_count(x.shape[1:]))  # not -1: NumPy cannot infer it for an empty batch
 
 
 @register

@@ -157,6 +157,7 @@ class _Runner:
                  required: FrozenSet[str]):
         lowered = executor.lowered
         self.executor, self.lowered, self.weights, self.lock = executor, lowered, lowered.weights, executor.lock
+        self.output_names = outputs
         self.checks = [(entry["name"], index, np.dtype(entry["dtype"]), len(entry["shape"]),
                         tuple(entry["shape"][1:])) for index, entry in enumerate(executor.model.document["inputs"])
                        if entry["name"] in required]
@@ -203,6 +204,7 @@ class _Runner:
     # -- a request ---------------------------------------------------------------------------------------------
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         arrays, rows = self.inputs(feeds)
+        self.executor.check_batch(self.output_names, rows)  # before the output buffer is allocated
         outputs = np.empty(rows * self.row_bytes, _BYTE)
         staged = rows * self.macs_per_row >= BLAS_MIN_MACS
         lanes = max(1, min(LANES, rows, rows * self.whole_work // PARALLEL_MIN_WORK))

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..format import SbifFile
 from ..ops import get_op, resolve_attrs
+from ..ops.layers import conv_axis
 from .kernel_format import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
                             DTYPE_CODE, HEADER, INPUT0, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM, LINEAR, MATMUL,
                             ONE_HOT, OPERAND, OUTPUTS, PANEL, REDUCE_MEAN, SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY,
@@ -463,19 +464,15 @@ def lower_conv2d(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
     x, w, b = ins
     y = outs[0]
     _require_batched(x, "conv2d")
-    strides, padding = attrs["strides"], attrs["padding"]
-    pads = [0, 0]
-    if padding == "SAME":
-        for axis in range(2):
-            size, kernel, stride = x.shape[1 + axis], w.shape[axis], strides[axis]
-            pads[axis] = max((-(-size // stride) - 1) * stride + kernel - size, 0) // 2
     kernel_h, kernel_w, channels, filters = (int(d) for d in w.shape)
     _, height, width, _ = x.shape
     _, out_h, out_w, _ = y.shape
-    conv = {"kernel_h": kernel_h, "kernel_w": kernel_w, "stride_h": int(strides[0]), "stride_w": int(strides[1]),
-            "pad_top": pads[0], "pad_left": pads[1]}
-    extras = [height, width, channels, kernel_h, kernel_w, out_h, out_w, int(strides[0]), int(strides[1]), pads[0],
-              pads[1]]
+    rows, columns = (conv_axis(size, kernel, stride, attrs["padding"])
+                     for size, kernel, stride in zip((height, width), (kernel_h, kernel_w), attrs["strides"]))
+    conv = {"kernel_h": kernel_h, "kernel_w": kernel_w, "stride_h": rows.step, "stride_w": columns.step,
+            "pad_top": rows.padding[0], "pad_left": columns.padding[0]}
+    extras = [height, width, channels, kernel_h, kernel_w, out_h, out_w, rows.step, columns.step, rows.padding[0],
+              columns.padding[0]]
     return ([Instruction(CONV2D, x.dtype, [View(x, channels), View(w, filters), View(b, filters), View(y, filters)],
                          extras=extras)],
             [Instruction(ADD_BIAS, x.dtype, [View(y, filters), View(b, filters)])], Gemm(x, w, y, conv))

@@ -99,3 +99,37 @@ def test_node_and_the_reference_read_duplicate_keys_alike(node_runtime, tmp_path
     ours, reference = node_runtime.load(path), PythonRuntime().load(path)
     assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
     assert reference.error_class == error_class, reference
+
+
+# -- sizes and exact integers (issue #18) -------------------------------------------------------------------------
+@pytest.mark.parametrize("tensors, error_class", [(16385, "FileFormatError"), (1500000, "FileFormatError"),
+                                                  (16384, "DocumentError")], ids=["limit+1", "1.5M", "limit"])
+def test_node_counts_header_entries_as_the_reference(node_runtime, tmp_path, tensors, error_class):
+    """SPEC section 2: at most 16384 tensors, counted before JSON.parse builds an object per entry (1.5 M empty
+    entries, 87 MB, are refused in about a second)."""
+    from conformance.protocol import PythonRuntime
+    from tests.runtimes.test_c_runtime import many_entries_file
+
+    path, _ = many_entries_file(tmp_path / "entries.sbif", tensors)
+    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class) == ("errored", error_class)
+    assert ours.seconds < 5, ours
+
+
+def test_node_refuses_a_batch_over_the_run_time_limit(node_runtime, tmp_path):
+    from tests.test_runtime import wide_output_file
+
+    answer = node_runtime.run(wide_output_file(tmp_path), {"obs": np.zeros((33, 4), np.float32)}, ["wide"])
+    assert answer.status == "errored" and "a batch of 33 rows would make \"wide\"" in answer.message, answer
+    assert "use batches of at most 32 rows" in answer.message
+
+
+@pytest.mark.parametrize("to", ["int8", "int16", "int32", "int64", "uint8", "uint16"])
+def test_node_casts_nan_inf_and_out_of_range_floats_as_the_reference(node_runtime, reference, to):
+    """spec/ops.md cast: through int64 or int32, the lowest value where the truncation does not fit, then wrapped
+    (Node gave 0 for NaN and wrapped 1e10 modulo 2^32)."""
+    edges = np.array([np.nan, np.inf, -np.inf, 1e10, 3e9, 300.7, -1.9, -2147483648.9, 2.0 ** 63, -2.0 ** 63])
+    for x in (edges, edges.astype(np.float32)):
+        ours, expected = (runtime.op("cast", [x], {"to": to}) for runtime in (node_runtime, reference))
+        assert ours.ok and expected.ok, (ours, expected)
+        assert np.array_equal(ours.outputs["0"], expected.outputs["0"]), (x.dtype, ours.outputs, expected.outputs)

@@ -616,3 +616,73 @@ def test_zoo_model(relative, c_runtime, reference, tmp_path):
                        config=Config(batches=[1, 64]))
     assert report.ok, report.render()
     assert report.counts()["pass"] >= 2, report.render()
+
+
+# -- sizes and exact integers (issue #18) -------------------------------------------------------------------------
+def many_entries_file(path, tensors):
+    """A file whose header lists `tensors` empty U8 tensors (about 58 bytes each) and no SBIF document."""
+    parts = [b'"__metadata__":{"format":"sbif"}']
+    parts += [b'"t%d":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}' % index for index in range(tensors)]
+    header = b"{" + b",".join(parts) + b"}"
+    with open(str(path), "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+    return str(path), len(header)
+
+
+def check_under_address_limit(path, limit_bytes):
+    """sbif-check on one file with its address space limited (RLIMIT_AS): (exit status, output)."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    result = subprocess.run([CHECK, path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=limit,
+                            timeout=60)
+    return result.returncode, result.stdout.decode("utf-8", "replace")
+
+
+def test_a_header_of_1_5_million_empty_tensors_is_refused_within_bounded_memory(c_build, tmp_path):
+    """Issue #18: 87 MB of empty entries. Counted before the header is parsed (the parse takes 24 bytes a JSON value,
+    6.7 times the header), so the refusal fits in 64 MiB plus four times the header (SPEC section 2's limit)."""
+    path, size = many_entries_file(tmp_path / "many.sbif", 1500000)
+    status, output = check_under_address_limit(path, 64 * 1024 * 1024 + 4 * size)
+    assert status == 1 and "FileFormatError" in output and "at most 16384 tensors" in output, output
+
+
+@pytest.mark.parametrize("tensors, refused", [(16384, False), (16385, True)])
+def test_the_header_entry_limit(c_build, tmp_path, tensors, refused):
+    path, _ = many_entries_file(tmp_path / "entries.sbif", tensors)
+    status, output = check_under_address_limit(path, 256 * 1024 * 1024)
+    assert status == 1
+    if refused:
+        assert "FileFormatError" in output and "16384" in output, output
+    else:
+        assert "not an SBIF file" in output or "DocumentError" in output, output
+
+
+def test_a_batch_over_the_run_time_limit_is_refused_before_allocating(c_build, tmp_path):
+    """A value of 2^27 bytes a row (declared output `wide`): 33 rows would take 4.1 GiB. The sanitized build fails any
+    allocation above 64 MiB, so the refusal comes before the first."""
+    from tests.test_runtime import wide_output_file
+
+    path = wide_output_file(tmp_path)
+    request = {"id": 1, "type": "run", "model": path, "outputs": ["wide"],
+               "inputs": {"obs": {"dtype": "float32", "shape": [33, 4], "data": [0.0] * 132}}}
+    answers, status, reports = converse([json.dumps(request)], str(tmp_path / "logs"))
+    assert status == 0 and not reports, reports
+    message = answer_text(answers[-2])
+    assert answers[-2]["type"] == "errored" and "a batch of 33 rows would make 'wide'" in message, answers
+    assert "use batches of at most 32 rows" in message
+
+
+CAST_EDGES = np.array([np.nan, np.inf, -np.inf, 1e10, 3e9, 300.7, -1.9, -2147483648.9, 2.0 ** 63, -2.0 ** 63],
+                      np.float64)
+
+
+@pytest.mark.parametrize("to", ["int8", "int16", "int32", "int64", "uint8", "uint16"])
+def test_casts_of_nan_inf_and_out_of_range_floats_agree_with_the_reference(c_runtime, reference, to):
+    """spec/ops.md cast: through int64 or int32, the lowest value where the truncation does not fit, then wrapped."""
+    for x in (CAST_EDGES, CAST_EDGES.astype(np.float32)):
+        ours, expected = (runtime.op("cast", [x], {"to": to}) for runtime in (c_runtime, reference))
+        assert ours.ok and expected.ok, (ours, expected)
+        assert np.array_equal(ours.outputs["0"], expected.outputs["0"]), (x.dtype, ours.outputs, expected.outputs)
