@@ -985,7 +985,7 @@ def test_a_value_over_the_size_limit_is_refused(valid_path, tmp_path):
     path = rewrite_document(valid_path, str(tmp_path / "bad.sbif"), one_hot_of_obs(2 ** 25 + 1))
     tracemalloc.start()
     try:
-        expect(path, DocumentError, "(one_hot)", "output 'obs/one_hot' of type float32[None, 2, 33554433]",
+        expect(path, DocumentError, "(one_hot)", "output 'obs/one_hot' of type float32[B,2,33554433]",
                "needs 268435464 bytes at batch 1", "above the limit of 268435456 bytes")
         peak = tracemalloc.get_traced_memory()[1]
     finally:

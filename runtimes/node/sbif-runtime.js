@@ -193,15 +193,15 @@ function readContainer(path) {
       + 'follow');
   }
   const start = 8 + Number(headerLength);
+  if (!headerStructureFits(bytes.subarray(8, start))) {
+    throw new FileFormatError(`${path}: the header holds more objects, arrays or commas than a header of at most `
+      + `${MAX_HEADER_ENTRIES} tensors and ${MAX_HEADER_ENTRIES} metadata keys can have`);
+  }
   let text;
   try {
     text = UTF8.decode(bytes.subarray(8, start));
   } catch (error) {
     throw new FileFormatError(`${path}: the header is not valid JSON (${error.message})`);
-  }
-  if (!headerStructureFits(bytes.subarray(8, start))) {
-    throw new FileFormatError(`${path}: the header holds more objects, arrays or commas than a header of at most `
-      + `${MAX_HEADER_ENTRIES} tensors and ${MAX_HEADER_ENTRIES} metadata keys can have`);
   }
   const header = parseStrict(text, FileFormatError, `${path}: the header`);
   if (!isObject(header)) throw new FileFormatError(`${path}: the header must be a JSON object`);

@@ -105,10 +105,10 @@ def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str,
         raise DocumentError("{}: {} {!r} has rank {}, above the limit of {} dimensions".format(
             where, role, name, len(spec.shape), MAX_RANK))
     if spec.nominal_bytes(batch=1) > MAX_VALUE_BYTES:
-        raise DocumentError("{}: {} {} of type {}{} needs {} bytes at batch 1 (a zero dimension counted as 1), above "
-                            "the limit of {} bytes for one value".format(
-                                where, role, preview(name), spec.dtype, preview(list(spec.shape)),
-                                preview(spec.nominal_bytes(batch=1)), MAX_VALUE_BYTES))
+        raise DocumentError("{}: {} {} of type {} needs {} bytes at batch 1 (a zero dimension counted as 1), above "
+                            "the limit of {} bytes for one value".format(  # the type: at most 32 dimensions < 2^63
+                                where, role, preview(name), spec, preview(spec.nominal_bytes(batch=1)),
+                                MAX_VALUE_BYTES))
     specs[name] = spec
 
 
