@@ -107,7 +107,7 @@ class ConvAxis(NamedTuple):
 def conv_axis(size: int, kernel: int, stride: int, padding: str) -> ConvAxis:
     """An axis of input `size` convolved with `kernel` (spec/ops.md conv2d), in Python integers: a stride may be
     2^63 - 1, and a runtime that multiplies it in int64 (NumPy's strides, a kernel's window offsets) would
-    overflow. With more than one window, (size - 1)·stride < input size, so the step is then bounded by the
+    overflow. With more than one window, (out - 1)·stride < size, so the step is then bounded by the
     value's own size (SPEC section 3.5)."""
     out = _output_size(size, kernel, stride, padding)
     total = max((out - 1) * stride + kernel - size, 0) if padding == "SAME" else 0

@@ -243,7 +243,7 @@ def corrupt_files(directory, valid_bytes):
     for name, text in [("bad-utf8-start", b"\xff\xfe{}"), ("bad-utf8-inside", b'{"a": \xc3}'),
                        ("overlong-utf8", b'{"\xc0\xaf": 1}'), ("encoded-surrogate", b'{"\xed\xa0\x80": 1}'),
                        ("byte-order-mark", b"\xef\xbb\xbf{}"), ("not-json", b"{not json"), ("empty-header", b""),
-                       ("extra-data", b"{}}"), ("deep", b"[" * 100000 + b"]" * 100000), ("nan", b'{"a": NaN}'),
+                       ("extra-data", b"{}}"), ("deep", b"[" * 10000 + b"]" * 10000), ("nan", b'{"a": NaN}'),
                        ("infinity", b'{"a": [Infinity]}'), ("lone-surrogate", b'{"\\ud800": 1}'),
                        ("control-character", b'{"a\x01": 1}'), ("trailing-comma", b'{"a": 1,}'),
                        ("leading-zero", b'{"a": 01}'), ("unterminated", b'{"a": "b'),
@@ -409,7 +409,7 @@ def corrupt_files(directory, valid_bytes):
         doc["observation_space"].update(shape=[2 ** 20, 2 ** 20], low=-1.5, high="inf")
         doc["inputs"][0]["shape"] = [None, 2 ** 20, 2 ** 20]
 
-    document("space-shape-bomb", space_bomb, "linear shapes do not chain")
+    document("space-shape-bomb", space_bomb, "needs more than 268435456 bytes at batch 1")
     for dim in (2 ** 63, 2 ** 64, 10 ** 30):
         document("dimension-too-large", lambda doc, dim=dim: (doc["observation_space"].update(shape=[2, dim]),
                                                               doc["inputs"][0].update(shape=[None, 2, dim])) and None,
