@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import numpy as np
 
-from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError
+from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError, preview
 
 PROTOCOL_VERSION = 1
 #: what a runtime can declare in its hello; `run` is mandatory
@@ -82,9 +82,9 @@ def decode_array(obj: Any, where: str = "tensor") -> np.ndarray:
         raise ProtocolError("{}: a tensor is an object with exactly dtype, shape and data".format(where))
     dtype, shape, data = obj["dtype"], obj["shape"], obj["data"]
     if dtype not in DTYPES:
-        raise ProtocolError("{}: unknown dtype {!r}".format(where, dtype))
+        raise ProtocolError("{}: unknown dtype {}".format(where, preview(dtype)))
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise ProtocolError("{}: shape must be a list of non-negative integers, got {!r}".format(where, shape))
+        raise ProtocolError("{}: shape must be a list of non-negative integers, got {}".format(where, preview(shape)))
     count = 1
     for d in shape:
         count *= d
@@ -100,7 +100,8 @@ def decode_array(obj: Any, where: str = "tensor") -> np.ndarray:
             elif isinstance(v, str) and v in SPECIAL_FLOATS:
                 values.append(SPECIAL_FLOATS[v])
             else:
-                raise ProtocolError("{}: {!r} is not a float (a number, or 'nan', 'inf', '-inf')".format(where, v))
+                raise ProtocolError("{}: {} is not a float (a number, or 'nan', 'inf', '-inf')".format(
+                    where, preview(v)))
         with np.errstate(over="ignore"):
             return np.array(values, dtype=np.float64).astype(dtype).reshape(shape)
     if kind == "b":
@@ -110,7 +111,7 @@ def decode_array(obj: Any, where: str = "tensor") -> np.ndarray:
     info = np.iinfo(dtype)
     if not all(type(v) is int and info.min <= v <= info.max for v in data):
         bad = next(v for v in data if not (type(v) is int and info.min <= v <= info.max))
-        raise ProtocolError("{}: {!r} is not a {} value".format(where, bad, dtype))
+        raise ProtocolError("{}: {} is not a {} value".format(where, preview(bad), dtype))
     return np.array(data, dtype=dtype).reshape(shape)
 
 
@@ -135,7 +136,8 @@ def decode_value(obj: Any, where: str) -> Any:
 def _arrays(obj: Any, where: str) -> Dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise ProtocolError("{} must be an object of tensors".format(where))
-    return {name: decode_array(value, "{}.{}".format(where, name)) for name, value in obj.items()}
+    return {name: decode_array(value, "{}.{}".format(where, name if len(name) <= 80 else preview(name)))
+            for name, value in obj.items()}
 
 
 # -- messages ------------------------------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def decode_request(message: Mapping[str, Any]) -> Dict[str, Any]:
     """A wire request checked and with its tensors as arrays (`ProtocolError` if malformed)."""
     kind = message.get("type")
     if kind not in REQUEST_TYPES:
-        raise ProtocolError("unknown request type {!r}".format(kind))
+        raise ProtocolError("unknown request type {}".format(preview(kind)))
     request = dict(message)
     if kind in ("run", "predict", "load") and not isinstance(message.get("model"), str):
         raise ProtocolError("{} requests name the model file in 'model'".format(kind))
@@ -257,10 +259,10 @@ class Answer:
         if kind == "errored":
             error_class = message.get("error_class")
             if error_class is not None and not isinstance(error_class, str):
-                raise ProtocolError("'error_class' must be a string, got {!r}".format(error_class))
+                raise ProtocolError("'error_class' must be a string, got {}".format(preview(error_class)))
             return cls("errored", message=str(message.get("message", "")), details=str(message.get("details", "")),
                        error_class=error_class)
-        raise ProtocolError("unknown answer type {!r}".format(kind))
+        raise ProtocolError("unknown answer type {}".format(preview(kind)))
 
 
 def load_outcome(answer: Answer) -> Answer:
@@ -288,9 +290,9 @@ def refusal_class(error: BaseException) -> Optional[str]:
 def check_hello(message: Any) -> Dict[str, Any]:
     """A runtime's hello, checked (`ProtocolError` otherwise)."""
     if not isinstance(message, dict) or message.get("type") != "hello":
-        raise ProtocolError("the first line a runtime writes must be its hello, got {!r}".format(message))
+        raise ProtocolError("the first line a runtime writes must be its hello, got {}".format(preview(message)))
     if message.get("protocol") != PROTOCOL_VERSION:
-        raise ProtocolError("the runtime speaks protocol {!r}; this harness speaks {}".format(
+        raise ProtocolError("the runtime speaks protocol {}; this harness speaks {}".format(
             message.get("protocol"), PROTOCOL_VERSION))
     runtime = message.get("runtime")
     if not isinstance(runtime, dict) or not isinstance(runtime.get("name"), str):
@@ -400,7 +402,7 @@ class PythonRuntime(Runtime):
         kind = request.get("type")
         try:
             if kind not in self.features or kind not in REQUEST_TYPES:
-                return Answer("skipped", message="this runtime does not implement {!r} requests".format(kind))
+                return Answer("skipped", message="this runtime does not implement {} requests".format(preview(kind)))
             if kind == "load":
                 self.policy(request["model"])
                 return Answer(LOADED, seconds=time.perf_counter() - start)
@@ -604,8 +606,40 @@ class ProcessRuntime(Runtime):
 
 
 # -- serving a Python runtime as an executable -----------------------------------------------------------------------
+#: Longest request line a server reads (as the C runtime's sbif-protocol): a batch of 32 Atari frames is about 4 MB
+#: of JSON; parsing costs up to 12 bytes of memory per byte of text. A longer line is read past in chunks of
+#: LINE_CHUNK_BYTES and answered `errored`.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+LINE_CHUNK_BYTES = 1024 * 1024
+
+
+def request_lines(stream: Any) -> Iterable[Optional[bytes]]:
+    """The lines of `stream` (a binary stream, or a text stream with a `buffer`, or a text stream), each at most
+    MAX_LINE_BYTES long with its newline; None stands for a longer line, which was read past without keeping it."""
+    source = getattr(stream, "buffer", stream)
+    while True:
+        line = source.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        newline = "\n" if isinstance(line, str) else b"\n"
+        if len(line) <= MAX_LINE_BYTES or line.endswith(newline):
+            yield line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+            continue
+        rest = line
+        while rest and not rest.endswith(newline):
+            rest = source.readline(LINE_CHUNK_BYTES)
+        yield None
+
+
 def serve(runtime: Runtime, stdin: Any = None, stdout: Any = None) -> int:
-    """Answer protocol messages from `stdin` (one JSON object per line) until shutdown or end of input."""
+    """Answer protocol messages from `stdin` (one JSON object per line) until shutdown or end of input.
+
+    Whatever a line holds, the answer is one line: a line longer than MAX_LINE_BYTES, text that is not UTF-8,
+    JSON that is not strict (`sbif.cli.loads_json_input`: nesting, NaN, duplicate keys, huge numbers) or a
+    malformed request is answered `errored`, and so is a failure of the runtime itself; the server never dies of
+    its input."""
+    from sbif.cli import loads_json_input
+
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
 
@@ -613,12 +647,15 @@ def serve(runtime: Runtime, stdin: Any = None, stdout: Any = None) -> int:
         stdout.write(json.dumps(message, allow_nan=False, separators=(",", ":")) + "\n")
         stdout.flush()
 
-    for line in stdin:
-        if not line.strip():
-            continue
+    for line in request_lines(stdin):
         request_id = None
         try:
-            message = json.loads(line)
+            if line is None:
+                raise ProtocolError("a request line is longer than {} bytes".format(MAX_LINE_BYTES))
+            text = line.decode("utf-8")
+            if not text.strip():
+                continue
+            message = loads_json_input(text)
             if not isinstance(message, dict):
                 raise ProtocolError("a message is a JSON object")
             request_id = message.get("id")
@@ -630,12 +667,14 @@ def serve(runtime: Runtime, stdin: Any = None, stdout: Any = None) -> int:
                 write({"type": "bye"})
                 return 0
             answer = runtime.request(decode_request(message))
-        except (ValueError, ProtocolError) as exc:
+        except (ValueError, ProtocolError) as exc:  # UnicodeDecodeError and StrictJsonError are ValueErrors
             answer = Answer("errored", message="malformed request: {}".format(exc))
+        except Exception as exc:  # decoding a request ran out of memory or hit a bug: an answer, not a crash
+            answer = Answer("errored", message="cannot handle the request: {}: {}".format(type(exc).__name__, exc))
         try:
             write(answer.to_wire(request_id))
-        except ProtocolError as exc:
-            write(Answer("errored", message="cannot encode the answer: {}".format(exc)).to_wire(request_id))
+        except (ProtocolError, ValueError, TypeError, RecursionError) as exc:
+            write(Answer("errored", message="cannot encode the answer: {}".format(exc)).to_wire(None))
     return 0
 
 

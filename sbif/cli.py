@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import warnings
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from . import __version__
-from .errors import SbifError
+from .errors import SbifError, preview
 
 EPILOG = """examples:
   sbif export ppo2_cartpole.zip -o ppo2_cartpole.sbif     (in the SB2 environment)
@@ -348,10 +350,9 @@ def run_validate(args: argparse.Namespace) -> int:
 # -- predict --------------------------------------------------------------------------------------------------
 def run_predict(args: argparse.Namespace) -> int:
     from .runtime import load
-    from .errors import InputError
 
     policy = load(args.file, backend=args.backend)
-    observations = read_observations(args.obs, InputError)
+    observations = read_observations(args.obs)
     actions, _ = policy.predict(observations, deterministic=args.deterministic, rng=args.seed)
     if args.output:
         np.save(args.output, np.asarray(actions))
@@ -361,17 +362,117 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_observations(spec: str, error: Any) -> np.ndarray:
-    """Observations from a .npy file, a .json file, or inline JSON."""
+#: Longest number literal read from JSON input (observations, protocol requests): a double needs at most 24
+#: characters and an int64 20, while Python's int() of a long literal takes time quadratic in its length (3.7 has no
+#: limit of its own; 3.11 stops at 4300 digits with an error of its own wording).
+MAX_NUMBER_CHARS = 100
+#: A JSON string literal (escapes included), and a run of number characters longer than MAX_NUMBER_CHARS outside
+#: strings (only number literals consist of these characters).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_LONG_NUMBER = re.compile(r"[-+.0-9eE]{%d,}" % (MAX_NUMBER_CHARS + 1))
+#: .npy dtype kinds that are numbers an observation can be, and what the others are (for the refusal).
+NUMERIC_KINDS = "biuf"
+NON_NUMERIC_KINDS = {"c": "complex (the imaginary part would be dropped)", "m": "timedelta", "M": "datetime",
+                     "O": "Python objects", "S": "byte strings", "U": "strings", "V": "structured or raw records"}
+
+
+def loads_json_input(text: str) -> Any:
+    """JSON from a user or a peer, strictly (`sbif.format.strict_json`: RFC 8259 without NaN/Infinity, no duplicate
+    keys, nesting at most JSON_MAX_DEPTH, floats within a double) and with number literals of at most
+    MAX_NUMBER_CHARS characters, checked in linear time before any is converted. ValueError (a StrictJsonError for
+    what strict JSON refuses) says what is wrong."""
+    from .format.strict_json import loads_strict, quoted_number
+
+    if len(text) > MAX_NUMBER_CHARS:
+        long_number = _LONG_NUMBER.search(_JSON_STRING.sub('""', text))
+        if long_number is not None:
+            raise ValueError("contains the number {}, longer than {} characters".format(
+                quoted_number(long_number.group()), MAX_NUMBER_CHARS))
+    return loads_strict(text)
+
+
+def read_observations(spec: str) -> np.ndarray:
+    """Observations from a .npy file, a .json file, or inline JSON, as a numeric array (InputError otherwise).
+
+    A .npy header is read first and the file refused before anything is allocated when its declared size is not
+    what the file holds (a 192-byte file declaring shape (4e9, 4) would make np.load try 60 GiB) or its dtype is
+    not a number (complex, datetime, structured, object, strings: NumPy would convert some silently later).
+    JSON is read strictly (loads_json_input) and must make a numeric array."""
+    from .errors import InputError
+
     try:
         if spec.endswith(".npy"):
-            return np.load(spec, allow_pickle=False)
+            return _numeric(read_npy(spec))
         if spec.endswith(".json"):
-            with open(spec, encoding="utf-8") as handle:
-                return np.array(json.load(handle))
-        return np.array(json.loads(spec))
-    except (OSError, ValueError) as exc:
-        raise error("cannot read observations from {!r}: {}".format(spec, exc)) from None
+            with open(spec, "rb") as handle:
+                raw = handle.read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError("cannot read observations from {}: not UTF-8 text (byte {} is {})".format(
+                    preview(spec), exc.start, preview(raw[exc.start:exc.start + 1]))) from None
+            return _numeric(_json_array(text))
+        return _numeric(_json_array(spec))
+    except OSError as exc:
+        raise InputError("cannot read observations from {}: {}".format(preview(spec), exc.strerror or exc)) from None
+    except ValueError as exc:
+        raise InputError("cannot read observations from {}: {}".format(preview(spec), exc)) from None
+
+
+def read_npy(path: str) -> np.ndarray:
+    """The array in a .npy file, its header checked before its data is read: a known format version, a numeric
+    dtype, and exactly as many data bytes as the header's shape and dtype declare (ValueError otherwise)."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise ValueError(".npy format version {}.{} is not supported (1.0 or 2.0)".format(*version))
+        shape, fortran_order, dtype = readers[version](handle)
+        _check_numeric_dtype(dtype)
+        if not all(isinstance(size, int) and size >= 0 for size in shape):
+            raise ValueError("the .npy header declares shape {}, not a shape".format(preview(shape)))
+        count = 1
+        for size in shape:
+            count *= size
+        declared = count * dtype.itemsize
+        available = os.fstat(handle.fileno()).st_size - handle.tell()
+        if declared != available:
+            raise ValueError("the .npy header declares shape {} of {} ({} bytes), but {} bytes follow it".format(
+                preview(shape), dtype.name, declared if declared < 10 ** 30 else "more than 10^30", available))
+        data = handle.read(declared)
+    if len(data) != declared:
+        raise ValueError("the .npy file changed while it was read")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _check_numeric_dtype(dtype: np.dtype) -> None:
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        kind = "subarrays" if dtype.subdtype is not None else NON_NUMERIC_KINDS.get(dtype.kind, dtype.kind)
+        raise ValueError("observations must be numbers, not {} (dtype {})".format(kind, preview(dtype.str)))
+
+
+def _json_array(text: str) -> np.ndarray:
+    """The numeric array a JSON text denotes: a number, or nested lists of numbers of one shape. Integers beyond
+    int64 are read as doubles (JSON numbers); null, strings, objects and ragged lists are refused."""
+    value = loads_json_input(text)
+    if not isinstance(value, (list, int, float)):  # bool is an int: a single flag of a MultiBinary observation
+        raise ValueError("observations are a number or nested lists of numbers, not a JSON {}".format(
+            "object" if isinstance(value, dict) else "string" if isinstance(value, str) else "null"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy 1.x warns before making an object array of ragged lists
+        array = np.array(value)
+    if array.dtype.kind == "O":  # huge integers, ragged lists, or a null among numbers
+        odd = next((item for item in array.ravel() if type(item) not in (int, float, bool)), None)
+        if odd is not None:
+            raise ValueError("observations are nested lists of numbers of one shape, not {}".format(preview(odd)))
+        array = np.array(value, dtype=np.float64)
+    return array
+
+
+def _numeric(array: np.ndarray) -> np.ndarray:
+    """`array` if it holds numbers (JSON strings make a str array; a .npy may hold anything)."""
+    _check_numeric_dtype(array.dtype)
+    return array
 
 
 if __name__ == "__main__":

@@ -22,9 +22,12 @@
 
 #define RUNTIME_NAME "sbif-c"
 #define PROTOCOL_VERSION 1
-/** Requests longer than this are refused: a batch of 32 Atari frames is about 4 MB of JSON, and parsing takes at
- * most 12 bytes of memory per byte of text. */
-#define MAX_LINE_BYTES ((size_t)1 << 28)
+/** Requests longer than this are refused, as by the Python server (conformance/protocol.py MAX_LINE_BYTES): a batch
+ * of 32 Atari frames is about 4 MB of JSON, and parsing takes at most 12 bytes of memory per byte of text. */
+#define MAX_LINE_BYTES ((size_t)1 << 26)
+/** The longest number literal a request may hold, as in the Python server (sbif/cli.py MAX_NUMBER_CHARS): a double
+ * needs at most 24 characters and an int64 20. */
+#define MAX_NUMBER_CHARS 100
 /** The most outputs one op request may ask for. */
 #define MAX_OP_OUTPUTS 65536
 #define CACHE_SIZE 16
@@ -534,6 +537,33 @@ static void hello(text *out) {
     text_put(out, "]}");
 }
 
+/** Refuse a number literal longer than MAX_NUMBER_CHARS anywhere in a request (the parser bounds nesting, so the
+ * recursion is at most its depth). */
+static sbif_status bounded_numbers(const sbif_json *value, sbif_error *error) {
+    const sbif_json *item;
+    size_t i, length;
+    const char *literal;
+    switch (sbif_json_type(value)) {
+    case SBIF_JSON_NUMBER:
+        literal = sbif_json_number_text(value, &length);
+        if (length <= MAX_NUMBER_CHARS) return SBIF_OK;
+        return input_error(error, "the number %.12s...(%lu characters) is longer than %d characters", literal,
+                           (unsigned long)length, MAX_NUMBER_CHARS);
+    case SBIF_JSON_ARRAY:
+        for (i = 0, item = sbif_json_first(value); i < sbif_json_size(value); i++, item = sbif_json_next(item)) {
+            if (bounded_numbers(item, error) != SBIF_OK) return SBIF_ERR_INPUT;
+        }
+        return SBIF_OK;
+    case SBIF_JSON_OBJECT:
+        for (i = 0, item = sbif_json_first(value); i < sbif_json_size(value); i++, item = sbif_json_next(item)) {
+            if (bounded_numbers(sbif_json_value(item), error) != SBIF_OK) return SBIF_ERR_INPUT;
+        }
+        return SBIF_OK;
+    default:
+        return SBIF_OK;
+    }
+}
+
 /** Answer one request line into `out`; returns 1 after a shutdown request. */
 static int handle_line(const char *line, size_t length, text *out) {
     sbif_json *request = NULL;
@@ -548,6 +578,7 @@ static int handle_line(const char *line, size_t length, text *out) {
     if (status == SBIF_OK && sbif_json_type(request) != SBIF_JSON_OBJECT) {
         status = input_error(&error, "a message is a JSON object");
     }
+    if (status == SBIF_OK) status = bounded_numbers(request, &error);
     if (status != SBIF_OK) {
         char message[sizeof error.message];
         memcpy(message, error.message, sizeof message);

@@ -529,6 +529,157 @@ def every_input() -> List[Any]:
     return hostile_files() + hostile_streams()
 
 
+# -- running a command under a memory and time budget ----------------------------------------------------------
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+C_BUILD = os.path.join(ROOT, "runtimes", "c", "build")
+#: Modules the CLI and the protocol server import lazily, imported before the budget is set: the budget is for
+#: what an input costs, not for mapping the interpreter's own code (shared libraries take address space).
+PRELOADED = ("numpy", "yaml", "sbif.cli", "sbif.errors", "sbif.export", "sbif.export.exporter", "sbif.export.safe",
+             "sbif.export.safe_pickle", "sbif.export.live", "sbif.export.her", "sbif.export.zoo_config",
+             "sbif.export.normalization", "sbif.format", "sbif.runtime", "conformance.cli", "conformance.protocol",
+             "conformance.adapters.sbif_numpy")
+
+
+class Outcome(NamedTuple):
+    """How a command ended: its exit status (negative: killed by that signal; None: still running at the time
+    bound, then killed), its output, and for Python commands the address space it started from (after imports)
+    and the most it reached (VmPeak), in bytes."""
+
+    returncode: Any
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    baseline: int = 0
+    peak: int = 0
+
+
+def budgeted_child() -> None:
+    """The child of `run_budgeted` for `sbif ...` and `python ...` commands: import everything, read this process's
+    address space (VmSize), limit it (RLIMIT_AS) to that plus the budget, then run the command's main in-process
+    and report the baseline and VmPeak on the file descriptor named by SBIF_BUDGET_REPORT."""
+    import atexit
+    import importlib
+    import resource
+    import sys
+
+    argv, budget = json.loads(sys.argv[1]), int(sys.argv[2])
+    for module in PRELOADED:
+        importlib.import_module(module)
+    from sbif import cli
+
+    cli.build_parser()
+    baseline = _vm_status()["VmSize"]
+    report = os.fdopen(int(os.environ["SBIF_BUDGET_REPORT"]), "w")
+    atexit.register(lambda: report.write(json.dumps({"baseline": baseline, "peak": _vm_status()["VmPeak"]})))
+    resource.setrlimit(resource.RLIMIT_AS, (baseline + budget, baseline + budget))
+    if argv[0] == "sbif":
+        sys.exit(cli.main(argv[1:]))
+    from conformance.adapters import sbif_numpy
+
+    sys.exit(sbif_numpy.main([]))
+
+
+def _vm_status(pid: Any = "self") -> Dict[str, int]:
+    """VmSize, VmPeak (and the other Vm* lines) of a process, in bytes."""
+    values = {}
+    with open("/proc/{}/status".format(pid)) as status:
+        for line in status:
+            if line.startswith("Vm"):
+                key, value = line.split(":", 1)
+                values[key] = int(value.split()[0]) * 1024
+    return values
+
+
+def c_baseline() -> int:
+    """The address space of the idle C protocol server (libc, its code, stdio buffers), measured: the C
+    executables' budgets are set on top of it."""
+    import subprocess
+    import time
+
+    process = subprocess.Popen([os.path.join(C_BUILD, "sbif-protocol")], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+    try:
+        process.stdin.write(b'{"type":"hello"}\n')
+        process.stdin.flush()
+        process.stdout.readline()
+        time.sleep(0.05)
+        return _vm_status(process.pid)["VmSize"]
+    finally:
+        process.stdin.close()
+        process.wait()
+
+
+def run_budgeted(argv: List[str], budget: int, timeout: float, stdin: Any = None,
+                 c_base: int = 0) -> Outcome:
+    """Run `argv` (`sbif ...`: the CLI's main; `python -m conformance.adapters.sbif_numpy`: the protocol server;
+    `sbif-check`/`sbif-protocol`: the C executables, whose address space is limited to `c_base` + `budget`) with
+    at most `budget` bytes of address space beyond what it starts with and `timeout` seconds, feeding it the
+    chunks of `stdin` (an iterable of bytes) if given."""
+    import resource
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    environment = dict(os.environ, PYTHONPATH=ROOT, SBIF_BACKEND="numpy")
+    environment.pop("SBIF_DEBUG", None)
+    read_end = write_end = None
+    if argv[0] in ("sbif-check", "sbif-protocol"):
+        command = [os.path.join(C_BUILD, argv[0])] + argv[1:]
+        limit = c_base + budget
+
+        def limit_memory() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        preexec, fds = limit_memory, ()
+    else:
+        read_end, write_end = os.pipe()
+        environment["SBIF_BUDGET_REPORT"] = str(write_end)
+        code = "from tests.attacks.hostile_inputs import budgeted_child; budgeted_child()"
+        command = [sys.executable, "-c", code, json.dumps(argv if argv[0] == "sbif" else ["protocol"]), str(budget)]
+        preexec, fds = None, (write_end,)
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=environment,
+                               preexec_fn=preexec, pass_fds=fds)
+    if write_end is not None:
+        os.close(write_end)
+    collected: Dict[str, bytes] = {}
+
+    def collect(name: str, stream: Any) -> None:
+        collected[name] = stream.read()
+
+    def feed() -> None:
+        try:
+            for chunk in stdin:
+                process.stdin.write(chunk)
+            process.stdin.close()
+        except (BrokenPipeError, OSError, ValueError):  # the server stopped reading: its answer says why
+            pass
+
+    threads = [threading.Thread(target=collect, args=("stdout", process.stdout), daemon=True),
+               threading.Thread(target=collect, args=("stderr", process.stderr), daemon=True)]
+    if stdin is not None:
+        threads.append(threading.Thread(target=feed, daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        returncode = None
+    seconds = time.perf_counter() - start
+    for thread in threads:
+        thread.join(timeout=10)
+    report: Dict[str, int] = {}
+    if read_end is not None:
+        with os.fdopen(read_end) as handle:
+            text = handle.read()
+        report = json.loads(text) if text else {}
+    return Outcome(returncode, collected.get("stdout", b""), collected.get("stderr", b""), seconds,
+                   report.get("baseline", 0), report.get("peak", 0))
+
+
 if __name__ == "__main__":  # write every file input into a directory: python -m tests.attacks.hostile_inputs DIR
     import sys
 
