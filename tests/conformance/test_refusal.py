@@ -181,3 +181,25 @@ def test_cli_runs_the_check_on_the_node_runtime():
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\(malformed files\)\s+reader_refusal\s+pass\s+{}".format(len(ENTRIES)), done.stdout), done.stdout
+
+
+@pytest.mark.parametrize("name, error_class", [("77_value_over_the_size_limit.sbif", "DocumentError"),
+                                               ("78_valid_value_at_the_size_limit.sbif", None)])
+def test_the_size_limit_files_are_decided_without_allocating_the_value(name, error_class):
+    """SPEC section 3.5: a value of 2^28 bytes at batch 1 is the largest a file may declare. Deciding costs no memory
+    proportional to it (the reference reads either file within a few MiB)."""
+    import tracemalloc
+
+    (entry,) = [entry for entry in ENTRIES if entry["file"] == name]
+    assert entry["error_class"] == error_class and entry["section"] == "3.5"
+    tracemalloc.start()
+    try:
+        if error_class is None:
+            SbifFile.read(corpus_path(entry))
+        else:
+            with pytest.raises(DocumentError, match="above the limit of 268435456 bytes"):
+                SbifFile.read(corpus_path(entry))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
