@@ -55,7 +55,8 @@ def _truncated(x: np.ndarray, to: str) -> np.ndarray:
     wide = np.int64 if to == "int64" else np.int32
     lowest = float(np.iinfo(wide).min)  # -2^63 or -2^31, exact as doubles
     truncated = np.trunc(x.astype(np.float64))
-    inside = (truncated >= lowest) & (truncated < -lowest)  # false for NaN
+    with np.errstate(invalid="ignore"):  # NumPy 1.x warns when it compares NaN
+        inside = (truncated >= lowest) & (truncated < -lowest)  # false for NaN
     return np.where(inside, truncated, lowest).astype(wide)
 
 
