@@ -23,7 +23,7 @@ import os
 import struct
 import zipfile
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple
 
 import numpy as np
 
@@ -58,6 +58,8 @@ class HostileFile(NamedTuple):
     declared_bytes: int = 0
     #: takes seconds to write or to read (a 100 MB header): `@pytest.mark.slow` in the tests
     slow: bool = False
+    #: an .sbif file's observation for `sbif predict`, inline JSON (default: CleanInputs.observation, Box(3))
+    observation: str = ""
 
 
 class HostileStream(NamedTuple):
@@ -102,7 +104,7 @@ def commands(item: Any, path: str, clean: CleanInputs) -> List[List[str]]:
     if item.kind == "zoo_config":
         return [["sbif", "export", clean.sb2_model, "--zoo-config", path, "-o", output]]
     if item.kind == "sbif":
-        return [["sbif", "validate", path], ["sbif", "predict", path, "--obs", clean.observation],
+        return [["sbif", "validate", path], ["sbif", "predict", path, "--obs", item.observation or clean.observation],
                 ["sbif-check", path]]
     if item.kind == "obs":
         return [["sbif", "predict", clean.sbif_model, "--obs", path]]
@@ -198,9 +200,9 @@ def sb2_inputs() -> List[HostileFile]:
         # 2000 x 1 MiB = 2 GiB from a 1 MiB pickle
         _file("codecs_encode_inflation", "sb2", inflation, ".pkl", _model_pkl(learning_rate=codecs_inflation(MiB,
                                                                                                             2000))),
-        # 400 dicts of 100000 entries (about 4 GB) from a 1 MB pickle
+        # 400 dicts of 50000 entries (about 2 GB) from a 0.4 MB pickle
         _file("ordered_dict_inflation", "sb2", inflation, ".pkl",
-              _model_pkl(cliprange=ordered_dict_inflation(100000, 400))),
+              _model_pkl(cliprange=ordered_dict_inflation(50000, 400))),
         _zip("codecs_encode_inflation_serialized_in_zip", inflation, "learning_rate",
              lambda: codecs_inflation(256 * 1024, 4000)),
         _zip("ordered_dict_inflation_serialized_in_zip", inflation, "cliprange",
@@ -226,7 +228,7 @@ def statistics_inputs() -> List[HostileFile]:
         _file("statistics_codecs_encode_inflation", "statistics", inflation, ".pkl",
               _statistics(count=codecs_inflation(MiB, 2000))),
         _file("statistics_ordered_dict_inflation", "statistics", inflation, ".pkl",
-              _statistics(count=ordered_dict_inflation(100000, 400))),
+              _statistics(count=ordered_dict_inflation(50000, 400))),
         _file("statistics_build_on_ordered_dict", "statistics", state, ".pkl", _statistics(count=build)),
         _file("statistics_mean_shape_bomb", "statistics", "memory: an array declaring 10^12 elements", ".pkl",
               _statistics(mean=Call(Global("numpy.core.multiarray", "_reconstruct"), Global("numpy", "ndarray"),
@@ -307,68 +309,84 @@ class SbifParts(NamedTuple):
 
 
 def base_sbif(family: str = "mlp") -> SbifParts:
-    """A valid file to start from: the reader-refusal corpus's base (PPO2, Box(3), Discrete(2)), or the example of
-    another `conformance.models` family (`cnn`: nature_cnn on 44x44x1 uint8 images)."""
+    """A valid file to start from: the reader-refusal corpus's base (PPO2, Box(3), Discrete(2)), or (`cnn`) the
+    `conformance.models` CNN example on 36x36x1 uint8 images, where nature_cnn's last convolution outputs 1x1 (so
+    that convolution's strides can be anything and the file stays statically valid)."""
     import copy
 
     from conformance.malformed.make_corpus import BASE_SPEC
     from conformance.models import EXAMPLES, build_model
 
-    model = build_model(BASE_SPEC if family == "mlp" else EXAMPLES[family])
+    cnn = EXAMPLES["cnn"]
+    spec = BASE_SPEC if family == "mlp" else dict(cnn, observation=dict(cnn["observation"], shape=[36, 36, 1]))
+    model = build_model(spec)
     return SbifParts(copy.deepcopy(model.document), OrderedDict(model.tensors))
 
 
+def reduced_to_one(name: str, rank: int, batched: bool) -> Tuple[List[Dict[str, Any]], str]:
+    """Nodes that average a value of `rank` dimensions down to [B, 1] (`batched`) or [1], and the name of the
+    result: reduce_mean keeps the rank (the last dimension becomes 1), so each step but the last squeezes it."""
+    nodes = []
+    while rank > (2 if batched else 1):
+        nodes.append({"op": "reduce_mean", "inputs": [name], "outputs": [name + "/mean"]})
+        nodes.append({"op": "squeeze", "inputs": [name + "/mean"], "outputs": [name + "/mean/squeezed"],
+                      "attrs": {"axis": rank - 1}})
+        name, rank = name + "/mean/squeezed", rank - 1
+    nodes.append({"op": "reduce_mean", "inputs": [name], "outputs": [name + "/mean"]})
+    return nodes, name + "/mean"
+
+
 def _with_nodes(parts: SbifParts, tensors: Dict[str, np.ndarray], nodes: List[Dict[str, Any]],
-                into_value: str) -> SbifParts:
-    """`parts` plus parameter `tensors` and graph `nodes`, whose last output `into_value` (a batch-free scalar or a
-    [B] value) is added to the `value` output, so any runtime that computes `value` computes them."""
+                into_logits: str) -> SbifParts:
+    """`parts` plus parameter `tensors` and graph `nodes`, whose output `into_logits` ([B, 1] or [1]) is added to
+    the logits ([B, 2]), so every `predict` computes them."""
     document = parts.document
     for name, array in tensors.items():
         document["tensors"].append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape),
                                     "origin": "parameter"})
     graph = document["graph"]
-    producer = next(node for node in graph if "value" in node["outputs"])
-    producer["outputs"] = ["value/before"]
-    graph.extend(nodes)
-    graph.append({"op": "add", "inputs": ["value/before", into_value], "outputs": ["value"]})
+    index = next(i for i, node in enumerate(graph) if "logits" in node["outputs"])
+    graph[index]["outputs"] = ["logits/before"]
+    graph[index + 1:index + 1] = nodes + [{"op": "add", "inputs": ["logits/before", into_logits],
+                                           "outputs": ["logits"]}]
     return SbifParts(document, OrderedDict(list(parts.tensors.items()) + list(tensors.items())))
 
 
 def broadcast_bomb() -> bytes:
     """Three 1024-element tensors ([1024,1,1], [1,1024,1], [1,1,1024]) whose sum broadcasts to 2^30 float32
-    (4 GiB) at any batch, in a file of about 15 KB."""
+    (4 GiB) at any batch, in a file of about 17 KB."""
     side = 1024
     tensors = OrderedDict((name, np.ones(shape, np.float32)) for name, shape in
                           (("bomb/a", (side, 1, 1)), ("bomb/b", (1, side, 1)), ("bomb/c", (1, 1, side))))
+    reduce, result = reduced_to_one("bomb/abc", 3, batched=False)
     nodes = [{"op": "add", "inputs": ["bomb/a", "bomb/b"], "outputs": ["bomb/ab"]},
-             {"op": "add", "inputs": ["bomb/ab", "bomb/c"], "outputs": ["bomb/abc"]},
-             {"op": "reduce_mean", "inputs": ["bomb/abc"], "outputs": ["bomb/mean2"]},
-             {"op": "reduce_mean", "inputs": ["bomb/mean2"], "outputs": ["bomb/mean1"]},
-             {"op": "reduce_mean", "inputs": ["bomb/mean1"], "outputs": ["bomb/mean0"]}]
-    return _with_nodes(base_sbif(), tensors, nodes, "bomb/mean0").bytes()
+             {"op": "add", "inputs": ["bomb/ab", "bomb/c"], "outputs": ["bomb/abc"]}] + reduce
+    return _with_nodes(base_sbif(), tensors, nodes, result).bytes()
 
 
-def one_hot_bomb(depth: int = 1 << 36) -> bytes:
-    """The action ([B] int64) one-hot encoded with `depth` 2^36: a [B, 2^36] float32 value, 256 GiB at batch 1."""
-    nodes = [{"op": "one_hot", "inputs": ["action"], "outputs": ["bomb/one_hot"], "attrs": {"depth": depth}},
-             {"op": "reduce_mean", "inputs": ["bomb/one_hot"], "outputs": ["bomb/mean"]}]
-    return _with_nodes(base_sbif(), OrderedDict(), nodes, "bomb/mean").bytes()
+def one_hot_bomb(depth: int = 1 << 34) -> bytes:
+    """The observation ([B, 3]) cast to int64 and one-hot encoded with `depth` 2^34: a [B, 3, 2^34] float32 value,
+    192 GiB at batch 1."""
+    reduce, result = reduced_to_one("bomb/one_hot", 3, batched=True)
+    nodes = [{"op": "cast", "inputs": ["obs"], "outputs": ["bomb/index"], "attrs": {"to": "int64"}},
+             {"op": "one_hot", "inputs": ["bomb/index"], "outputs": ["bomb/one_hot"], "attrs": {"depth": depth}}]
+    return _with_nodes(base_sbif(), OrderedDict(), nodes + reduce, result).bytes()
 
 
 def reshaped_constant(shape: List[Any]) -> bytes:
     """A float32 constant reshaped to `shape` (a boolean dimension, or dimensions whose product wraps int64) and
-    added into `value`."""
+    averaged into the logits."""
+    reduce, result = reduced_to_one("odd/reshaped", len(shape), batched=False)
     nodes = [{"op": "constant", "inputs": [], "outputs": ["odd/constant"], "attrs": {"value": 1.0,
                                                                                     "dtype": "float32"}},
-             {"op": "reshape", "inputs": ["odd/constant"], "outputs": ["odd/reshaped"], "attrs": {"shape": shape}},
-             {"op": "reduce_mean", "inputs": ["odd/reshaped"], "outputs": ["odd/mean"]}]
-    return _with_nodes(base_sbif(), OrderedDict(), nodes, "odd/mean").bytes()
+             {"op": "reshape", "inputs": ["odd/constant"], "outputs": ["odd/reshaped"], "attrs": {"shape": shape}}]
+    return _with_nodes(base_sbif(), OrderedDict(), nodes + reduce, result).bytes()
 
 
 def conv2d_strides(strides: List[Any]) -> bytes:
-    """The CNN example with its first convolution's strides replaced."""
+    """The CNN base with its last convolution's strides replaced (its output stays 1x1 for any positive strides)."""
     parts = base_sbif("cnn")
-    convolution = next(node for node in parts.document["graph"] if node["op"] == "conv2d")
+    convolution = [node for node in parts.document["graph"] if node["op"] == "conv2d"][-1]
     convolution["attrs"]["strides"] = strides
     return parts.bytes()
 
@@ -388,20 +406,26 @@ def empty_tensors_header(count: int = 1500000) -> bytes:
     return struct.pack("<Q", len(header)) + header + data
 
 
+#: One observation of the CNN base (36x36x1 uint8), inline JSON.
+IMAGE_OBSERVATION = json.dumps(np.full((1, 36, 36, 1), 7, np.uint8).tolist(), separators=(",", ":"))
+
+
 def sbif_inputs() -> List[HostileFile]:
     memory = "memory: a small file whose graph needs huge values (issue #18, item 2)"
     internal = "a file validate accepts but predict crashes on (issue #18, item 4)"
     return [
         _file("broadcast_4_gib", "sbif", memory, ".sbif", broadcast_bomb),
-        _file("one_hot_256_gib", "sbif", memory, ".sbif", one_hot_bomb),
+        _file("one_hot_192_gib", "sbif", memory, ".sbif", one_hot_bomb),
         _file("reshape_shape_holds_true", "sbif", internal, ".sbif", lambda: reshaped_constant([True])),
-        _file("reshape_shape_holds_true_and_false", "sbif", internal, ".sbif",
-              lambda: reshaped_constant([True, 1, False])),
+        _file("reshape_shape_holds_true_twice", "sbif", internal, ".sbif", lambda: reshaped_constant([True, True])),
         _file("reshape_count_wraps_int64", "sbif", internal, ".sbif",
               lambda: reshaped_constant([274177, 67280421310721])),
-        _file("conv2d_strides_2_62", "sbif", internal, ".sbif", lambda: conv2d_strides([1 << 62, 1 << 62])),
-        _file("conv2d_strides_2_63", "sbif", internal, ".sbif", lambda: conv2d_strides([1 << 63, 1])),
-        _file("conv2d_strides_true", "sbif", internal, ".sbif", lambda: conv2d_strides([True, True])),
+        _file("conv2d_strides_2_62", "sbif", internal, ".sbif", lambda: conv2d_strides([1 << 62, 1 << 62]),
+              observation=IMAGE_OBSERVATION),
+        _file("conv2d_strides_2_63", "sbif", internal, ".sbif", lambda: conv2d_strides([1 << 63, 1]),
+              observation=IMAGE_OBSERVATION),
+        _file("conv2d_strides_true", "sbif", internal, ".sbif", lambda: conv2d_strides([True, True]),
+              observation=IMAGE_OBSERVATION),
         _file("empty_tensors_1_5_million", "sbif", "memory and time: a 84 MB header of 1.5 M empty tensors "
               "(issue #18, item 2)", ".sbif", empty_tensors_header, slow=True),
     ]
