@@ -249,6 +249,31 @@ def test_a_batch_over_the_run_time_limit_is_refused_before_allocating(tmp_path, 
     assert policy.run({"obs": obs[:0]}, ["wide"])["wide"].shape == (0, 2 ** 25)  # within the limit: computed
 
 
+@pytest.mark.parametrize("request_kind", ["predict", "action_probability", "value"])
+def test_predict_checks_the_batch_before_drawing_noise(tmp_path, monkeypatch, request_kind):
+    """The SB2 interface refuses an oversized batch before it allocates anything of its own (noise, state):
+    with the limit lowered to two rows of the widest value, three rows never reach the noise draw."""
+    import sbif.runtime.executor as executor
+    from tests.factories import write_sbif
+
+    policy = sbif.load(write_sbif(str(tmp_path / "gaussian.sbif"), "box_inf", "box"), backend="numpy")
+    obs = np.zeros([3] + list(policy.observation_space["shape"]), np.float32)
+    widest = max(spec.nominal_bytes(batch=1) for spec in policy.executor.model.specs.values()
+                 if spec.shape[:1] == (None,))
+    monkeypatch.setattr(executor, "MAX_BATCH_VALUE_BYTES", 2 * widest)
+
+    def no_noise(*args, **kwargs):
+        raise AssertionError("noise drawn before the batch was checked")
+
+    monkeypatch.setattr(policy, "noise_feeds", no_noise)
+    call = {"predict": lambda: policy.predict(obs, deterministic=False),
+            "action_probability": lambda: policy.action_probability(obs),
+            "value": lambda: policy.value(obs)}[request_kind]
+    with pytest.raises(InputError, match="a batch of 3 rows .* use batches of at most"):
+        call()
+    policy.value(obs[:2])  # two rows fit
+
+
 def test_the_run_time_limit_is_exact_at_its_boundary(tmp_path):
     """32 rows of 2^27 bytes are 2^32 exactly: accepted by the check (not computed here: 4 GiB)."""
     from sbif.runtime.executor import GraphExecutor, MAX_BATCH_VALUE_BYTES

@@ -76,10 +76,10 @@ class Policy:
             raise InputError("this {} file cannot sample actions as SB2 does (predict.stochastic_action is null: "
                              "SB2 draws its exploration noise from state the file does not hold, such as "
                              "Ornstein-Uhlenbeck action noise); use deterministic=True".format(self.algorithm))
-        feeds, vectorized = self.make_feeds(observation, state, mask)
+        wanted = [name] + ([self.recurrent["state_output"]] if self.recurrent else [])
+        feeds, vectorized = self.make_feeds(observation, state, mask, wanted)
         if not deterministic:
             feeds.update(self.noise_feeds(len(feeds["obs"]), rng, noise))
-        wanted = [name] + ([self.recurrent["state_output"]] if self.recurrent else [])
         results = self.executor.run(feeds, wanted)
         actions = results[name]
         new_state = results[self.recurrent["state_output"]] if self.recurrent else None
@@ -100,7 +100,7 @@ class Policy:
                 raise InputError("this {} policy is deterministic: it has no action probabilities".format(
                     self.algorithm))
             return None
-        feeds, vectorized = self.make_feeds(observation, state, mask)
+        feeds, vectorized = self.make_feeds(observation, state, mask, parameter_outputs(distribution))
         proba = distribution_parameters(distribution, self.executor.run(feeds, parameter_outputs(distribution)))
         result = proba if actions is None else self._probability_of(distribution["kind"], proba, actions,
                                                                     len(feeds["obs"]), logp)
@@ -108,7 +108,7 @@ class Policy:
 
     def value(self, observation: Any, state: Any = None, mask: Any = None) -> np.ndarray:
         """The value estimate V(s): shape [batch], or a scalar for a single observation."""
-        feeds, vectorized = self.make_feeds(observation, state, mask)
+        feeds, vectorized = self.make_feeds(observation, state, mask, ["value"])
         values = self.executor.run(feeds, ["value"])["value"]
         return values if vectorized else values[0]
 
@@ -121,10 +121,15 @@ class Policy:
         return np.zeros((n_envs, self.state_size), np.float32) if self.recurrent else None
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def make_feeds(self, observation: Any, state: Any, mask: Any) -> Tuple[Dict[str, np.ndarray], bool]:
+    def make_feeds(self, observation: Any, state: Any, mask: Any,
+                   outputs: Optional[Sequence[str]] = None) -> Tuple[Dict[str, np.ndarray], bool]:
         """Graph inputs for a request: the observation batch, and for recurrent policies state and mask
-        (default: the initial state and no reset, as SB2's predict)."""
+        (default: the initial state and no reset, as SB2's predict). Given the `outputs` the request computes,
+        its batch is checked against the run-time size limit (SPEC section 5.8) before any state or noise
+        the runtime would add is allocated."""
         batch, vectorized = self.observation_batch(observation)
+        if outputs is not None:
+            self.executor.check_batch(outputs, len(batch))
         feeds = {"obs": batch}
         if self.recurrent:
             rows = len(batch)
