@@ -462,9 +462,9 @@ def _json_array(text: str) -> np.ndarray:
         warnings.simplefilter("ignore")  # NumPy 1.x warns before making an object array of ragged lists
         array = np.array(value)
     if array.dtype.kind == "O":  # huge integers, ragged lists, or a null among numbers
-        odd = next((item for item in array.ravel() if type(item) not in (int, float, bool)), None)
-        if odd is not None:
-            raise ValueError("observations are nested lists of numbers of one shape, not {}".format(preview(odd)))
+        odd = [item for item in array.ravel() if type(item) not in (int, float, bool)][:1]
+        if odd:
+            raise ValueError("observations are nested lists of numbers of one shape, not {}".format(preview(odd[0])))
         array = np.array(value, dtype=np.float64)
     return array
 

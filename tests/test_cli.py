@@ -98,3 +98,95 @@ def test_convert_to_torchscript_loads_without_sbif(capsys, make_file, tmp_path):
     assert code == 0 and "policy.pt" in out
     module = torch.jit.load(target)  # forward() computes every output; run() the named ones, from what they need
     assert module.run({"obs": torch.zeros(2, 4)}, ["action"])["action"].shape[0] == 2
+
+
+# -- --obs read as hostile input (issue #18): refused with one line, nothing allocated from a declared size ------
+def npy_with_header(descr, shape, payload):
+    """A .npy file with a hand-written version 1.0 header, so it can declare any shape."""
+    from tests.attacks.hostile_inputs import npy_bytes
+
+    return npy_bytes(descr, shape, payload)
+
+
+@pytest.mark.parametrize("content, words", [
+    (npy_with_header("<f4", (4000000000, 4), b"\0" * 64), ["(4000000000, 4)", "64000000000 bytes", "64 bytes follow"]),
+    (npy_with_header("<f4", (2, 4), b"\0" * 28), ["(2, 4)", "32 bytes", "28 bytes follow"]),
+    (npy_with_header("<f4", (1, 4), b"\0" * 20), ["(1, 4)", "16 bytes", "20 bytes follow"]),
+    (npy_with_header("<f4", (-1, 4), b"\0" * 16), ["(-1, 4)", "not a shape"]),
+    (npy_with_header("<c8", (1, 4), b"\0" * 32), ["complex", "imaginary part"]),
+    (npy_with_header("<M8[D]", (1, 4), b"\0" * 32), ["datetime"]),
+    (npy_with_header("<m8[s]", (1, 4), b"\0" * 32), ["timedelta"]),
+    (npy_with_header("|V16", (1,), b"\0" * 16), ["structured"]),
+    (npy_with_header("<U1", (1, 4), b"\0" * 16), ["strings"]),
+    (b"\x93NUMPY\x03\x00" + b"\0" * 60, ["version 3.0"]),
+])
+def test_observation_npy_is_checked_before_it_is_read(capsys, make_file, tmp_path, content, words):
+    """The header's declared size must be what the file holds, and its dtype a number: a 192-byte file declaring
+    (4e9, 4) made np.load try 60 GiB (an internal error); complex values lost their imaginary part silently."""
+    path = str(tmp_path / "obs.npy")
+    with open(path, "wb") as handle:
+        handle.write(content)
+    code, _, err = run(capsys, "predict", make_file("box_inf", "discrete"), "--obs", path)
+    assert code == 1 and err.count("\n") == 1 and "cannot read observations" in err, err
+    for word in words:
+        assert word in err, err
+
+
+def test_observation_npy_object_array_is_refused_without_unpickling(capsys, make_file, tmp_path):
+    path = str(tmp_path / "obs.npy")
+    np.save(path, np.array([[0.1, None, "x", 1]], dtype=object), allow_pickle=True)
+    code, _, err = run(capsys, "predict", make_file("box_inf", "discrete"), "--obs", path)
+    assert code == 1 and "Python objects" in err, err
+
+
+def test_observation_npy_in_fortran_order_and_big_endian(capsys, make_file, tmp_path):
+    path = make_file("box_inf", "discrete")
+    observations = np.arange(8, dtype=np.float32).reshape(2, 4) / 10
+    code, out, _ = run(capsys, "predict", path, "--obs", json.dumps(observations.tolist()), "--deterministic")
+    expected = json.loads(out)["actions"]
+    for name, array in (("fortran", np.asfortranarray(observations)), ("big", observations.astype(">f4"))):
+        target = str(tmp_path / (name + ".npy"))
+        np.save(target, array)
+        code, out, _ = run(capsys, "predict", path, "--obs", target, "--deterministic")
+        assert code == 0 and json.loads(out)["actions"] == expected, name
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[[" + "9" * 4000 + ", 0, 0, 0]]", ["4000 characters", "longer than 100"]),
+    ("[" * 100000 + "]" * 100000, ["more than 512 deep"]),
+    ("[[NaN, 0, 0, 0]]", ["NaN", "not JSON"]),
+    ("[[-Infinity, 0, 0, 0]]", ["-Infinity"]),
+    ("[[1e400, 0, 0, 0]]", ["1e400", "beyond the range of a double"]),
+    ('[["0.1", "0.2", "0.3", "0.4"]]', ["strings"]),
+    ("[[0.1, null, 0.3, 0.4]]", ["None"]),
+    ('{"obs": [0.1, 0.2, 0.3, 0.4]}', ["JSON object"]),
+    ('{"a": 1, "a": 2}', ["twice"]),
+    ("[[0.1, 0.2], [0.3]]", ["cannot read observations"]),
+])
+def test_observation_json_is_strict(capsys, make_file, tmp_path, text, words):
+    """Inline and in a .json file: strict JSON, number literals of at most 100 characters (int() of a 4000-digit
+    one was an internal error, and its time is quadratic), depth at most 512 (100k levels was a RecursionError)."""
+    model = make_file("box_inf", "discrete")
+    path = str(tmp_path / "obs.json")
+    with open(path, "w") as handle:
+        handle.write(text)
+    for spec in (text, path):
+        code, _, err = run(capsys, "predict", model, "--obs", spec)
+        assert code == 1 and err.count("\n") == 1 and len(err) < 600, err[:600]
+        for word in words:
+            assert word in err, err
+
+
+def test_observation_json_file_that_is_not_utf8(capsys, make_file, tmp_path):
+    path = str(tmp_path / "obs.json")
+    with open(path, "wb") as handle:
+        handle.write(b"[[0.5, 0.0, 0.1, \xff\xfe]]")
+    code, _, err = run(capsys, "predict", make_file("box_inf", "discrete"), "--obs", path)
+    assert code == 1 and "not UTF-8" in err and "byte 17" in err, err
+
+
+def test_observation_json_integers_beyond_int64_are_numbers(capsys, make_file):
+    """A long integer literal within the bound is a JSON number like any other (read as a double)."""
+    code, out, _ = run(capsys, "predict", make_file("box_inf", "discrete"), "--obs",
+                       "[[" + "9" * 30 + ", 0, 0, 0]]", "--deterministic")
+    assert code == 0 and len(json.loads(out)["actions"]) == 1

@@ -188,3 +188,74 @@ def test_adapter_with_a_mutant_flag(example_models):
     runtime = ProcessRuntime(NUMPY_RUNTIME + ["--mutant", "no_action_clip"], cwd=ROOT)
     assert runtime.name.startswith("sbif-numpy+mutant:no_action_clip")
     runtime.close()
+
+
+# -- hostile request lines (issue #18): one errored answer each, and the server keeps serving ------------------------
+HOSTILE_LINES = {
+    "not UTF-8": (b'{"type":"load","id":5,"model":"\xff\xfe"}', "utf-8"),
+    "nested 100k deep": (b"[" * 100000 + b"]" * 100000, "512 deep"),
+    "nested in a request": (b'{"type":"op","id":2,"op":"add","inputs":' + b"[" * 600 + b"]" * 600 + b"}", "512 deep"),
+    "NaN": (b'{"type":"load","id":NaN,"model":"x"}', "NaN"),
+    "number beyond a double": (b'{"type":"load","id":1e400,"model":"x"}', "1e400"),
+    "5000-digit integer": (b'{"type":"load","id":' + b"7" * 5000 + b',"model":"x"}', "longer than 100"),
+    "5001-digit float element": (b'{"type":"op","id":4,"op":"neg","inputs":[{"dtype":"float32","shape":[1],'
+                                 b'"data":[1' + b"0" * 5000 + b']}]}', "longer than 100"),
+    "duplicate keys": (b'{"type":"load","type":"run","id":6,"model":"x"}', "type"),
+    "not an object": (b"[1, 2, 3]", "JSON object"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_LINES))
+def test_serve_answers_a_hostile_line_and_keeps_serving(name):
+    """Each line is answered `errored` (malformed request, with a bounded message), then a hello still works."""
+    line, words = HOSTILE_LINES[name]
+    stream = io.BytesIO(line + b'\n{"type":"hello"}\n{"type":"shutdown"}\n')
+    out = io.StringIO()
+    assert serve(PythonRuntime(), stream, out) == 0
+    replies = [json.loads(reply) for reply in out.getvalue().splitlines()]
+    assert [reply["type"] for reply in replies] == ["errored", "hello", "bye"], replies
+    assert "malformed request" in replies[0]["message"] and words in replies[0]["message"], replies[0]
+    assert len(replies[0]["message"]) < 400
+
+
+def test_serve_reads_past_a_line_longer_than_the_limit(monkeypatch):
+    """A line longer than MAX_LINE_BYTES is read past in chunks, never kept whole, and answered `errored`; so is
+    one that never ends."""
+    import conformance.protocol as protocol
+
+    monkeypatch.setattr(protocol, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(protocol, "LINE_CHUNK_BYTES", 64)
+    exactly = b'{"type":"hello","pad":"' + b"x" * (999 - 25) + b'"}'
+    assert len(exactly) == 999  # with its newline, exactly the limit
+    too_long = b'{"type":"load","model":"' + b"a" * 5000
+    for text, expected in ((too_long + b'"}\n' + exactly + b'\n{"type":"hello"}\n{"type":"shutdown"}\n',
+                            ["errored", "hello", "hello", "bye"]), (too_long, ["errored"])):
+        out = io.StringIO()
+        assert serve(PythonRuntime(), io.BytesIO(text), out) == 0
+        replies = [json.loads(reply) for reply in out.getvalue().splitlines()]
+        assert [reply["type"] for reply in replies] == expected, replies
+        assert "longer than 1000 bytes" in replies[0]["message"]
+
+
+def test_serve_reads_text_streams_too():
+    """serve over a text stream without a binary buffer (io.StringIO), as before: same answers."""
+    out = io.StringIO()
+    assert serve(PythonRuntime(), io.StringIO('[NaN]\n{"type":"hello"}\n'), out) == 0
+    assert [json.loads(reply)["type"] for reply in out.getvalue().splitlines()] == ["errored", "hello"]
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_LINES))
+def test_the_c_server_answers_hostile_lines_alike(name, c_build):  # noqa: F811
+    """runtimes/c's sbif-protocol refuses the same lines (errored, id null) and keeps serving."""
+    import os
+    import subprocess
+
+    line, _ = HOSTILE_LINES[name]
+    result = subprocess.run([os.path.join(c_build, "sbif-protocol")], input=line + b'\n{"type":"hello"}\n',
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    replies = [json.loads(reply) for reply in result.stdout.decode("utf-8").splitlines()]
+    assert result.returncode == 0 and [reply["type"] for reply in replies] == ["errored", "hello"], replies
+    assert "malformed request" in replies[0]["message"] and replies[0]["id"] is None, replies[0]
+
+
+from tests.runtimes.conftest import c_build  # noqa: E402,F401  (builds runtimes/c with make)
