@@ -314,3 +314,112 @@ def test_zip_member_base64_must_be_valid(tmp_path):
     target = rewrite_zip_data(path, str(tmp_path / "b64.zip"), replace={"observation_space": readable})
     with pytest.raises(ExportError, match="base64"):
         describe_safe_file(target)
+
+
+# -- spaces and numbers read from text or pickles (issue #18, items 4 and 6) ---------------------------------
+TEXT_BOX = {":type:": "<class 'gym.spaces.box.Box'>", "dtype": "float32", "shape": [4],
+            "low": "[-2. -2. -2. -2.]", "high": "[3. 3. 3. 3.]"}
+TEXT_DISCRETE = {":type:": "<class 'gym.spaces.discrete.Discrete'>", "n": 4}
+TEXT_MULTI_DISCRETE = {":type:": "<class 'gym.spaces.multi_discrete.MultiDiscrete'>", "shape": [2], "nvec": "[3 2]"}
+BAD_TEXT_SPACES = {
+    "negative dimension": (dict(TEXT_BOX, shape=[-1, 4], low="[-2.]", high="[3.]"), "[-1, 4]"),
+    "float dimension": (dict(TEXT_BOX, shape=[4.7]), "[4.7]"),
+    "string dimension": (dict(TEXT_BOX, shape=["4"]), "['4']"),
+    "boolean dimension": (dict(TEXT_BOX, shape=[True, True, True, True], low="[-2.]", high="[3.]"), "[True"),
+    "4000-digit dimension": (dict(TEXT_BOX, shape=[10 ** 4000]), "bit integer>]"),
+    "shape not a list": (dict(TEXT_BOX, shape="4"), "'4'"),
+    "datetime dtype": (dict(TEXT_BOX, dtype="M8"), "'M8'"),
+    "timedelta dtype": (dict(TEXT_BOX, dtype="m8"), "'m8'"),
+    "sub-array dtype": (dict(TEXT_BOX, dtype="(4,)f4"), "'(4,)f4'"),
+    "object dtype": (dict(TEXT_BOX, dtype="O"), "'O'"),
+    "void dtype": (dict(TEXT_BOX, dtype="V8"), "'V8'"),
+    "text dtype": (dict(TEXT_BOX, dtype="U4"), "'U4'"),
+    "structured dtype": (dict(TEXT_BOX, dtype="[('a', '<f4')]"), "\"[('a', '<f4')]\""),
+    "complex dtype": (dict(TEXT_BOX, dtype="complex64"), "'complex64'"),
+    "integer bound out of range": (dict(TEXT_BOX, dtype="int64", low="[99999999999999999999 0 0 0]",
+                                        high="[1 1 1 1]"), "'99999999999999999999' is out of range for int64"),
+    "float bound out of range": (dict(TEXT_BOX, low="[-1e39 0. 0. 0.]"), "'-1e39' is out of range for float32"),
+    "float count": (dict(TEXT_DISCRETE, n=4.7), "4.7"),
+    "boolean count": (dict(TEXT_DISCRETE, n=True), "True"),
+    "string count": (dict(TEXT_DISCRETE, n="4"), "'4'"),
+    "negative count": (dict(TEXT_DISCRETE, n=-1), "-1"),
+    "boolean MultiDiscrete shape": (dict(TEXT_MULTI_DISCRETE, shape=[True]), "[True]"),
+    "matrix MultiDiscrete shape": (dict(TEXT_MULTI_DISCRETE, shape=[1, 2]), "(1, 2)"),
+    "MultiDiscrete without choices": (dict(TEXT_MULTI_DISCRETE, nvec="[3 0]"), "[3, 0]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TEXT_SPACES))
+def test_textual_spaces_are_exact(case, tmp_path):
+    """A space SB2 stored only as text: dimensions and counts are exact non-negative integers (4.7 was read as
+    4, a negative or boolean dimension or a dtype such as 'M8' or '(4,)f4' was an internal error), dtypes
+    are the numeric ones SB2 spaces use (looked up by name, never parsed by numpy), bounds fit their dtype.
+    Refused with an ExportError naming the space and quoting the value."""
+    readable, shown = BAD_TEXT_SPACES[case]
+    data = model_data()
+    path = write_zip(str(tmp_path / "m.zip"), data, model_parameters(data))
+    target = rewrite_zip_data(path, str(tmp_path / "text.zip"), replace={"observation_space": readable})
+    with pytest.raises(ExportError) as caught:
+        describe_safe_file(target)
+    message = str(caught.value)
+    assert "observation_space" in message and shown in message, message
+    assert "\n" not in message and len(message) < 600, message
+
+
+def test_textual_spaces_that_are_valid_still_read(tmp_path):
+    """Every dtype SB2 spaces use, and the other kinds, read from text as before."""
+    data = model_data()
+    path = write_zip(str(tmp_path / "m.zip"), data, model_parameters(data))
+    for dtype, low, high in (("float32", "[-2. -2. -2. -2.]", "[3. 3. 3. 3.]"),
+                             ("uint8", "[0 0 0 0]", "[255 255 255 255]"),
+                             ("bool", "[False False False False]", "[ True  True  True  True]"),
+                             ("float64", "[-inf -inf -inf -inf]", "[inf inf inf inf]")):
+        target = rewrite_zip_data(path, str(tmp_path / "text.zip"), replace={
+            "observation_space": dict(TEXT_BOX, dtype=dtype, low=low, high=high)})
+        space = describe_safe_file(target).observation_space
+        assert (space.kind, space.shape, space.dtype) == ("box", (4,), dtype)
+    from sbif.export.safe import space_from_text
+
+    assert space_from_text(TEXT_DISCRETE, "x").n == 4
+    assert space_from_text(TEXT_MULTI_DISCRETE, "x").nvec == [3, 2]
+
+
+def test_pickled_box_with_a_datetime_dtype_or_boolean_shape(tmp_path):
+    """The pickled-space route applies the same rules (one home: space_dtype, space_shape)."""
+    for change, shown in (({"dtype": np.dtype("M8[s]")}, "'M8'"), ({"shape": (True, 4)}, "(True, 4)"),
+                          ({"dtype": np.dtype("S4")}, "S4")):
+        box = gym_box(0.0, 1.0, (4,))
+        box.__dict__.update(change)
+        data = model_data(observation=box)
+        path = write_pkl(str(tmp_path / "m.pkl"), data, model_parameters(model_data()))
+        with pytest.raises(ExportError) as caught:
+            describe_safe_file(path)
+        assert "observation_space" in str(caught.value) and shown in str(caught.value), str(caught.value)
+
+
+def test_ddpg_ranges_are_real_numbers():
+    """DDPG's observation_range and return_range: a 4000-digit integer made float() raise (an internal error),
+    NaN was taken as a bound. Infinite return bounds are SB2's default and stay accepted."""
+    from sbif.export.safe import algorithm_settings
+
+    settings = algorithm_settings({"return_range": (-np.inf, np.inf), "observation_range": (-5, 5.0)}, "DDPG", "m")
+    assert settings["return_range"] == (-np.inf, np.inf) and settings["observation_range"] == (-5.0, 5.0)
+    for value, shown in (((-(10 ** 4000), 5.0), "bit integer>"), ((float("nan"), 1.0), "nan"),
+                         ((True, 1.0), "True"), (("1", 2.0), "'1'")):
+        with pytest.raises(ExportError) as caught:
+            algorithm_settings({"observation_range": value}, "DDPG", "m")
+        assert "observation_range" in str(caught.value) and shown in str(caught.value), str(caught.value)
+
+
+def test_action_noise_is_not_expanded():
+    """A NormalActionNoise whose mean is a list of shared references (10^7 leaves) is refused, not handed to
+    np.asarray, which would expand it."""
+    from sbif.export.safe import describe_action_noise
+    from tests.attacks.sb2_like import named_class, shared_nesting
+
+    noise_class = named_class("stable_baselines.common.noise", "NormalActionNoise")
+    noise = loads(dumps(NewObj(noise_class, {"_mu": shared_nesting(7, 10), "_sigma": np.ones(2)})))
+    with pytest.raises(ExportError, match="no numeric mean and sigma"):
+        describe_action_noise(noise, "m")
+    noise = loads(dumps(NewObj(noise_class, {"_mu": np.zeros(2), "_sigma": np.full(2, 0.1)})))
+    assert describe_action_noise(noise, "m")["sigma"].tolist() == [0.1, 0.1]

@@ -5,15 +5,33 @@ depend on the loader that made it.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import ExportError, preview
 
 ACTOR_CRITIC_ALGORITHMS = ("A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL")
 ALGORITHMS = ACTOR_CRITIC_ALGORITHMS + ("DQN", "SAC", "TD3", "DDPG", "HER")
+
+
+def real_number(value: Any, what: str, finite: bool = True) -> float:
+    """A number read from a model or statistics file as the float it stands for, or ExportError naming `what`
+    and the value: booleans, text, complex numbers and integers a float cannot hold (a 4000-digit `clip_obs`)
+    are refused, and so are NaN and, when `finite`, infinities."""
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    number = None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float's range
+            pass
+    if number is None or math.isnan(number) or (finite and math.isinf(number)):
+        raise ExportError("{} must be a {}number, got {}".format(what, "finite " if finite else "", preview(value)))
+    return number
 
 
 class Space:
@@ -41,7 +59,7 @@ class Space:
         if kind == "MultiBinary":
             return cls("multi_binary", (int(space.n),), "int8", n=int(space.n))
         raise ExportError("unsupported space {} (SB2 policies take Box, Discrete, MultiDiscrete and "
-                          "MultiBinary; dict observations come from HER)".format(kind))
+                          "MultiBinary; dict observations come from HER)".format(preview(kind)))
 
 
 class ModelDescription:
@@ -51,7 +69,7 @@ class ModelDescription:
                  action_space: Space, parameters: "OrderedDict[str, np.ndarray]", provenance: Dict[str, Any],
                  policy_base: str = "", extra: Optional[Dict[str, Any]] = None):
         if algorithm not in ALGORITHMS:
-            raise ExportError("unknown algorithm {!r}; SB2 has {}".format(algorithm, ", ".join(ALGORITHMS)))
+            raise ExportError("unknown algorithm {}; SB2 has {}".format(preview(algorithm), ", ".join(ALGORITHMS)))
         self.algorithm = algorithm
         self.policy_class = policy_class
         #: the SB2 base class the policy derives from, e.g. 'FeedForwardPolicy' (tells custom subclasses apart)

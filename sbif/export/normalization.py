@@ -16,8 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import ExportError
-from .description import Space
+from ..errors import ExportError, preview
+from .description import Space, real_number
 from .graph_builder import GraphBuilder
 
 DEFAULT_CLIP_OBS = 10.0
@@ -31,10 +31,12 @@ class ObservationNormalization:
                  epsilon: float = DEFAULT_EPSILON, source: str = "", frame_stack: int = 1):
         self.mean = np.asarray(mean, dtype=np.float64)
         self.var = np.asarray(var, dtype=np.float64)
-        self.clip_obs, self.epsilon, self.source = float(clip_obs), float(epsilon), source
+        self.source = source
+        self.clip_obs = real_number(clip_obs, "normalization {}: clip_obs".format(source))
+        self.epsilon = real_number(epsilon, "normalization {}: epsilon".format(source))
         if isinstance(frame_stack, bool) or not isinstance(frame_stack, int) or frame_stack < 1:
-            raise ExportError("normalization {}: frame_stack must be a positive integer, got {!r}".format(
-                source, frame_stack))
+            raise ExportError("normalization {}: frame_stack must be a positive integer, got {}".format(
+                source, preview(frame_stack)))
         self.frame_stack = frame_stack
         if self.frame_stack > 1 and self.mean.ndim == 0:
             raise ExportError("normalization statistics {} are scalars: frames cannot be stacked".format(source))
@@ -109,7 +111,7 @@ def read_normalization(path: str, clip_obs: Optional[float] = None, epsilon: Opt
     except OSError as exc:
         raise ExportError("cannot read normalization statistics {}: {}".format(path, exc.strerror or exc)) from None
     saved = loads(data, path)
-    reference = type(saved).reference() if isinstance(saved, Stub) else type(saved).__name__
+    reference = type(saved).reference() if isinstance(saved, Stub) else type(saved).__name__  # file-chosen names
     state = getattr(saved, "state", None)
     if reference == VEC_NORMALIZE and isinstance(state, dict):
         if state.get("norm_obs") is False:
@@ -121,7 +123,7 @@ def read_normalization(path: str, clip_obs: Optional[float] = None, epsilon: Opt
         rms = saved
     else:
         raise ExportError("{} holds a {}, not VecNormalize statistics (a VecNormalize or a RunningMeanStd "
-                          "pickle)".format(path, reference))
+                          "pickle)".format(path, preview(reference)))
     rms_state = getattr(rms, "state", None)
     if not isinstance(rms_state, dict) or "mean" not in rms_state or "var" not in rms_state:
         raise ExportError("{}: the running statistics have no mean/var".format(path))
@@ -132,7 +134,13 @@ def read_normalization(path: str, clip_obs: Optional[float] = None, epsilon: Opt
 
 
 def _array(value: object, path: str) -> np.ndarray:
+    """A statistic as float64: a real numeric array (never complex: the imaginary part would be dropped), or a
+    number float64 can hold."""
     array = getattr(value, "array", value)
-    if not isinstance(array, (np.ndarray, float, int)):
-        raise ExportError("{}: the statistics are not numeric arrays".format(path))
-    return np.asarray(array, dtype=np.float64)
+    if isinstance(array, np.ndarray):
+        if array.dtype.kind not in "biuf":
+            raise ExportError("{}: the statistics are {} arrays, not real numbers".format(path, array.dtype.name))
+        return np.asarray(array, dtype=np.float64)
+    if isinstance(array, (float, int)):
+        return np.asarray(real_number(array, "{}: a statistic".format(path), finite=False), dtype=np.float64)
+    raise ExportError("{}: the statistics are not numeric arrays".format(path))

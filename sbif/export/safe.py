@@ -26,11 +26,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import ExportError, SbifError, UnsupportedError
+from ..errors import ExportError, SbifError, UnsupportedError, preview
 from . import safe_pickle
 from .activations import activation_from_name, activation_from_reference
-from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space
-from .safe_pickle import BY_VALUE, Stub, build_array, is_stub_class, materialize, stub_reference
+from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space, real_number
+from .safe_pickle import (BY_VALUE, NUMERIC_CODES, BuildBudget, Stub, build_array, exception_text, is_stub_class,
+                          materialize, stub_reference)
 from .sb2_files import describe_source, detect_algorithm, file_format
 from .unnamed_lists import LIST_ENTRIES, PARAMETER_NAMERS, take_by_position
 
@@ -155,15 +156,21 @@ def read_zip(path: str) -> SafeSource:
         raise
     except Exception as exc:  # zipfile raises BadZipFile, EOFError, OSError, zlib and struct errors
         raise ExportError("{}: not a readable zip archive (truncated or corrupt?): {}".format(
-            path, _one_line(exc))) from None
+            path, exception_text(exc))) from None
     readable = _json_member(members["data"], "data", path)
     if not isinstance(readable, dict):
         raise ExportError("{}: the data member is not a JSON object".format(path))
     names = _json_member(members["parameter_list"], "parameter_list", path)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) > MAX_PARAMETERS:
         raise ExportError("{}: parameter_list is not a list of parameter names".format(path))
-    params = read_npz(members["parameters"], names, path)
-    return SafeSource(decode_data(readable, path), params, "zip", readable)
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ExportError("{}: parameter_list names {} twice; SB2 lists each variable once".format(
+                path, preview(name)))
+        seen.add(name)
+    params = read_npz(members["parameters"], names, path, os.path.getsize(path))
+    return SafeSource(decode_data(readable, path, BuildBudget(len(members["data"]))), params, "zip", readable)
 
 
 def check_central_directory(stream: Any, size: int, path: str, max_entries: int) -> None:
@@ -201,22 +208,22 @@ def check_zip_members(infos: List[zipfile.ZipInfo], path: str, allowed: Any, cap
     for info in infos:
         name = info.filename
         if _unsafe_member_name(name):
-            raise ExportError("{}: the archive member name {!r} points outside the archive (path traversal); "
-                              "refused".format(path, _clip(name)))
+            raise ExportError("{}: the archive member name {} points outside the archive (path traversal); "
+                              "refused".format(path, preview(name)))
         if allowed is not None and name not in allowed:
-            raise ExportError("{}: unexpected archive member {!r}; an SB2 model archive holds only data, "
-                              "parameters and parameter_list".format(path, _clip(name)))
+            raise ExportError("{}: unexpected archive member {}; an SB2 model archive holds only data, "
+                              "parameters and parameter_list".format(path, preview(name)))
         if name in found:
-            raise ExportError("{}: the archive holds {!r} twice".format(path, _clip(name)))
+            raise ExportError("{}: the archive holds {} twice".format(path, preview(name)))
         if info.flag_bits & 0x1:
-            raise ExportError("{}: archive member {!r} is encrypted".format(path, _clip(name)))
+            raise ExportError("{}: archive member {} is encrypted".format(path, preview(name)))
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise ExportError("{}: archive member {!r} uses compression method {}; SB2 writes stored or "
-                              "deflated members only".format(path, _clip(name), info.compress_type))
+            raise ExportError("{}: archive member {} uses compression method {}; SB2 writes stored or "
+                              "deflated members only".format(path, preview(name), info.compress_type))
         cap = caps.get(name, MAX_FILE_BYTES) if isinstance(caps, dict) else caps
         if info.file_size > cap:
-            raise ExportError("{}: archive member {!r} expands to {} bytes, more than the {} the safe loader "
-                              "accepts (a zip bomb?)".format(path, _clip(name), info.file_size, cap))
+            raise ExportError("{}: archive member {} expands to {} bytes, more than the {} the safe loader "
+                              "accepts (a zip bomb?)".format(path, preview(name), info.file_size, cap))
         found[name] = info
     total = sum(info.file_size for info in infos)
     if total > max(MAX_EXPANSION * container_bytes, MiB):
@@ -242,8 +249,8 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> b
                 break
             total += len(chunk)
             if total > info.file_size:
-                raise ExportError("{}: archive member {!r} expands beyond its declared {} bytes (a zip "
-                                  "bomb?)".format(path, _clip(info.filename), info.file_size))
+                raise ExportError("{}: archive member {} expands beyond its declared {} bytes (a zip "
+                                  "bomb?)".format(path, preview(info.filename), info.file_size))
             chunks.append(chunk)
     return b"".join(chunks)
 
@@ -252,28 +259,34 @@ def _json_member(raw: bytes, name: str, path: str) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
     except Exception as exc:  # UnicodeDecodeError, JSONDecodeError, RecursionError on absurd nesting
-        raise ExportError("{}: the {} member is not valid JSON: {}".format(path, name, _one_line(exc))) from None
+        raise ExportError("{}: the {} member is not valid JSON: {}".format(path, name, exception_text(exc))) from None
 
 
-def decode_data(readable: Dict[str, Any], path: str) -> Dict[str, Any]:
-    """SB2's `json_to_data`: entries with `:serialized:` are cloudpickle bytes, decoded by the safe unpickler."""
+def decode_data(readable: Dict[str, Any], path: str, budget: BuildBudget) -> Dict[str, Any]:
+    """SB2's `json_to_data`: entries with `:serialized:` are cloudpickle bytes, decoded by the safe unpickler,
+    all within one `budget` for the `data` member they come from."""
     data: Dict[str, Any] = {}
     for key, value in readable.items():
         if isinstance(value, dict) and ":serialized:" in value:
-            what = "{}: data[{!r}]".format(path, key)
+            what = "{}: data[{}]".format(path, preview(key))
             encoded = value[":serialized:"]
             try:
                 blob = base64.b64decode(encoded.encode("ascii"), validate=True)
             except (AttributeError, UnicodeEncodeError, binascii.Error, ValueError):
                 raise ExportError("{}: the serialized value is not base64 text".format(what)) from None
-            data[key] = safe_pickle.loads(blob, what)
+            data[key] = safe_pickle.loads(blob, what, budget)
         else:
             data[key] = value
     return data
 
 
-def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.ndarray]":
+def read_npz(blob: bytes, names: List[str], path: str, file_bytes: int) -> "OrderedDict[str, np.ndarray]":
     """`np.savez` bytes -> arrays in `names` order.
+
+    The arrays are at most what the archive's members declare, checked before anything is read: each is
+    parsed from its member's bytes and read once, and the members expand to at most MAX_EXPANSION times the
+    size of the SB2 file (`file_bytes`), not of the `parameters` blob, which may itself be an expansion:
+    nested archives cannot multiply the ratios.
 
     Each array is parsed from exactly the bytes whose .npy header was checked (`read_npy`), read once from the
     member the check looked at. No name is handed to numpy to resolve: `np.load(...)["X"]` prefers a member
@@ -284,7 +297,7 @@ def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.n
     try:
         check_central_directory(io.BytesIO(blob), len(blob), what, MAX_PARAMETERS)
         with zipfile.ZipFile(io.BytesIO(blob)) as inner:
-            infos = check_zip_members(inner.infolist(), what, None, MAX_FILE_BYTES, len(blob))
+            infos = check_zip_members(inner.infolist(), what, None, MAX_FILE_BYTES, file_bytes)
             if len(infos) > MAX_PARAMETERS:
                 raise ExportError("{}: more than {} arrays".format(what, MAX_PARAMETERS))
             check_npz_names(infos, what)
@@ -292,8 +305,8 @@ def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.n
             for name in names:
                 info = infos.get(name + NPY_SUFFIX)
                 if info is None:
-                    raise ExportError("{}: parameter_list names {!r} but the parameters hold no such "
-                                      "array".format(path, _clip(name)))
+                    raise ExportError("{}: parameter_list names {} but the parameters hold no such "
+                                      "array".format(path, preview(name)))
                 if name not in arrays:
                     arrays[name] = read_npy(read_member(inner, info, what), info.filename, what)
             return arrays
@@ -301,7 +314,7 @@ def read_npz(blob: bytes, names: List[str], path: str) -> "OrderedDict[str, np.n
         raise
     except Exception as exc:
         raise ExportError("{} are not readable np.savez data (truncated or corrupt?): {}".format(
-            what, _one_line(exc))) from None
+            what, exception_text(exc))) from None
 
 
 def check_npz_names(infos: Dict[str, zipfile.ZipInfo], what: str) -> None:
@@ -310,15 +323,15 @@ def check_npz_names(infos: Dict[str, zipfile.ZipInfo], what: str) -> None:
     for name in infos:
         array_name = name[:-len(NPY_SUFFIX)]
         if name.endswith(NPY_SUFFIX) and array_name in infos:
-            raise ExportError("{}: the archive holds both {!r} and {!r}, which numpy reads as one array; refused "
-                              "as ambiguous".format(what, _clip(array_name), _clip(name)))
+            raise ExportError("{}: the archive holds both {} and {}, which numpy reads as one array; refused "
+                              "as ambiguous".format(what, preview(array_name), preview(name)))
 
 
 def read_npy(raw: bytes, member: str, what: str) -> np.ndarray:
     """The array in a .npy member's bytes, built from those very bytes once its header is checked: a numeric
     dtype, and a shape whose size is exactly the bytes after the header (numpy would allocate what the header
     declares before finding out)."""
-    what = "{}: {!r}".format(what, _clip(member))
+    what = "{}: {}".format(what, preview(member))
     if len(raw) < 10 or raw[:6] != b"\x93NUMPY" or raw[6:7] not in (b"\x01", b"\x02", b"\x03"):
         raise ExportError("{} is not a .npy array".format(what))
     start = 10 if raw[6:7] == b"\x01" else 12
@@ -334,9 +347,10 @@ def read_npy(raw: bytes, member: str, what: str) -> np.ndarray:
             np.lib.format.read_array_header_2_0
         shape, fortran_order, dtype = read_header(reader)
     except Exception as exc:
-        raise ExportError("{} has an invalid .npy header: {}".format(what, _one_line(exc))) from None
+        raise ExportError("{} has an invalid .npy header: {}".format(what, exception_text(exc))) from None
     if dtype.hasobject or dtype.kind not in "biufc":
-        raise ExportError("{} holds {} data; SB2 parameters are numbers".format(what, _clip(dtype)))
+        # str(dtype) is bounded: the header it was parsed from is at most MAX_NPY_HEADER bytes
+        raise ExportError("{} holds {} data; SB2 parameters are numbers".format(what, preview(str(dtype))))
     try:
         return build_array(raw[start + length:], dtype, shape, fortran_order, "the member")
     except SbifError as exc:
@@ -349,7 +363,7 @@ def resolve_algorithm(data: Dict[str, Any], algorithm: Optional[str], path: str)
         return detect_algorithm(data, path)
     name = str(algorithm).upper()
     if name not in ALGORITHMS:
-        raise ExportError("unknown algorithm {!r}; SB2 has {}".format(algorithm, ", ".join(ALGORITHMS)))
+        raise ExportError("unknown algorithm {}; SB2 has {}".format(preview(algorithm), ", ".join(ALGORITHMS)))
     return name
 
 
@@ -441,7 +455,7 @@ def parse_policy_kwargs(value: Any) -> Dict[str, Any]:
     unknown = sorted(set(value) - set(OVERRIDABLE_KWARGS))
     if unknown:
         raise ExportError("--policy-kwargs: unknown key(s) {}; the keys that shape the network are {}".format(
-            ", ".join(unknown), ", ".join(OVERRIDABLE_KWARGS)))
+            preview(unknown), ", ".join(OVERRIDABLE_KWARGS)))
     return dict(value)
 
 
@@ -473,9 +487,13 @@ def resolve_activation(kwargs: Dict[str, Any], identity: PolicyIdentity, paramet
             raise UnsupportedError(
                 "{}: the policy class {} is not a Stable-Baselines class, so the file does not tell its "
                 "activation; pass --policy-kwargs '{{\"act_fun\": \"tanh\"}}' (or the activation it uses), or "
-                "export with --loader live in the SB2 environment".format(path, identity.name))
+                "export with --loader live in the SB2 environment".format(path, preview(identity.name)))
         return activation_from_name(identity.default_activation)
     if isinstance(value, (str, dict)):
+        name = value if isinstance(value, str) else value.get("name")
+        if not isinstance(name, str) or not _is_plain_data(value, "{}: policy_kwargs act_fun".format(path)):
+            raise UnsupportedError("{}: policy_kwargs act_fun {} is not an activation name; pass --policy-kwargs "
+                                   "'{{\"act_fun\": \"NAME\"}}'".format(path, preview(value)))
         return activation_from_name(value)
     if is_stub_class(value):
         module, name = stub_reference(value)
@@ -499,7 +517,7 @@ def structural_kwargs(kwargs: Dict[str, Any], identity: PolicyIdentity, paramete
         result["act_fun"] = activation
     for key in LIVE_STRUCTURAL_KWARGS:
         if kwargs.get(key) is not None:
-            if not _is_json(kwargs[key]):
+            if not _is_plain_data(kwargs[key], "{}: policy_kwargs {}".format(path, key)):
                 raise UnsupportedError("{}: policy_kwargs {} is not plain data; pass --policy-kwargs with its "
                                        "value".format(path, key))
             result[key] = kwargs[key]
@@ -542,10 +560,10 @@ def algorithm_settings(data: Dict[str, Any], algorithm: str, path: str) -> Dict[
     if algorithm == "DDPG":
         for key in ("observation_range", "return_range"):
             value = data.get(key, DDPG_DEFAULTS[key])
-            if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
-                    isinstance(bound, (int, float, np.number)) and not isinstance(bound, bool) for bound in value):
-                raise ExportError("{}: DDPG's {} is not a (low, high) pair".format(path, key))
-            extra[key] = tuple(float(bound) for bound in value)
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise ExportError("{}: DDPG's {} is not a (low, high) pair: {}".format(path, key, preview(value)))
+            extra[key] = tuple(real_number(bound, "{}: DDPG's {}".format(path, key), finite=False)
+                               for bound in value)
         for key in ("normalize_observations", "normalize_returns"):
             extra[key] = bool(data.get(key, DDPG_DEFAULTS[key]))
         extra["param_noise"] = data.get("param_noise") is not None
@@ -561,9 +579,10 @@ def describe_action_noise(noise: Any, path: str) -> Optional[Dict[str, Any]]:
         return None
     reference = stub_reference(noise) if isinstance(noise, Stub) else None
     if reference in NORMAL_ACTION_NOISE and isinstance(noise.state, dict):
-        try:
-            mean, sigma = (np.asarray(materialize(noise.state[key]), dtype=np.float64) for key in ("_mu", "_sigma"))
-        except (KeyError, TypeError, ValueError, SbifError):
+        try:  # arrays or numbers only: np.asarray of a list of shared references would expand it
+            mean, sigma = (np.asarray(_numeric_array(materialize(noise.state.get(key)), key), dtype=np.float64)
+                           for key in ("_mu", "_sigma"))
+        except SbifError:
             raise ExportError("{}: the action noise has no numeric mean and sigma".format(path)) from None
         return {"kind": "normal", "mean": mean, "sigma": sigma}
     if reference is None or reference[0] == "<call>":
@@ -621,39 +640,35 @@ def gym_like(value: Any, what: str, depth: int = 0) -> Any:
     if kind in ("Discrete", "MultiBinary"):
         return _GymLike(kind, n=_count(attrs.get("n"), what + ".n"))
     if kind == "MultiDiscrete":
-        nvec = _numeric_array(attrs.get("nvec"), what + ".nvec")
-        _check_size(nvec.shape, what)
-        return _GymLike("MultiDiscrete", nvec=nvec)
+        return _GymLike("MultiDiscrete", nvec=_nvec(attrs.get("nvec"), what + ".nvec"))
     if kind == "Dict" and depth == 0 and isinstance(attrs.get("spaces"), dict):
         return _GymLike("Dict", spaces=OrderedDict(
-            (key, gym_like(space, "{}[{!r}]".format(what, _clip(key)), depth + 1))
+            (key, gym_like(space, "{}[{}]".format(what, preview(key)), depth + 1))
             for key, space in attrs["spaces"].items() if isinstance(key, str)))
     return _GymLike(kind)  # Space.from_gym refuses it: Dict/Tuple spaces are not policy inputs
 
 
 def space_from_text(readable: Dict[str, Any], what: str) -> Space:
     """A space from the JSON SB2 writes next to the pickle: numbers as `str(ndarray)` text, read exactly."""
-    match = re.match(r"^<class '([\w.]+)'>$", str(readable.get(":type:")))
+    type_text = readable.get(":type:")
+    match = re.match(r"^<class '([\w.]+)'>$", type_text) if isinstance(type_text, str) else None
     kind = match.group(1).split(".")[-1] if match else ""
     if kind == "Box":
-        try:
-            dtype = np.dtype(str(readable.get("dtype")))
-            shape = tuple(int(d) for d in readable.get("shape"))
-        except Exception:
-            raise ExportError("{}: the readable Box has no valid dtype and shape".format(what)) from None
-        _check_size(shape, what)
+        dtype = space_dtype(readable.get("dtype"), what)
+        shape = space_shape(readable.get("shape"), what)
         low = parse_array_text(readable.get("low"), shape, dtype, what + ".low")
         high = parse_array_text(readable.get("high"), shape, dtype, what + ".high")
         return Space.from_gym(_box(low, high, shape, dtype, what))
     if kind in ("Discrete", "MultiBinary"):
         return Space.from_gym(_GymLike(kind, n=_count(readable.get("n"), what + ".n")))
     if kind == "MultiDiscrete":
-        shape = readable.get("shape")
-        if not isinstance(shape, list) or len(shape) != 1 or not isinstance(shape[0], int):
-            raise ExportError("{}: the readable MultiDiscrete has no valid shape".format(what))
-        nvec = parse_array_text(readable.get("nvec"), (shape[0],), np.dtype(np.int64), what + ".nvec")
-        return Space.from_gym(_GymLike("MultiDiscrete", nvec=nvec))
-    raise ExportError("{}: cannot read a space of type {!r}".format(what, _clip(readable.get(":type:"))))
+        shape = space_shape(readable.get("shape"), what)
+        if len(shape) != 1:
+            raise ExportError("{}: the readable MultiDiscrete has shape {}; its nvec is a vector".format(
+                what, preview(shape)))
+        nvec = parse_array_text(readable.get("nvec"), shape, np.dtype(np.int64), what + ".nvec")
+        return Space.from_gym(_GymLike("MultiDiscrete", nvec=_nvec(nvec, what + ".nvec")))
+    raise ExportError("{}: cannot read a space of type {}".format(what, preview(readable.get(":type:"))))
 
 
 class _GymLike(object):
@@ -667,18 +682,8 @@ class _GymLike(object):
 
 def _box(low: Any, high: Any, shape: Any, dtype: Any, what: str) -> Any:
     low, high = _numeric_array(low, what + ".low"), _numeric_array(high, what + ".high")
-    if shape is None:
-        shape = low.shape
-    if not isinstance(shape, (tuple, list)) or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
-        raise ExportError("{}: the Box has an invalid shape".format(what))
-    shape = tuple(int(d) for d in shape)
-    _check_size(shape, what)
-    try:
-        dtype = np.dtype(dtype) if dtype is not None else low.dtype
-    except TypeError:
-        raise ExportError("{}: the Box has an invalid dtype".format(what)) from None
-    if dtype.kind not in "biuf":
-        raise ExportError("{}: Box of dtype {} (SB2 observations and actions are numbers)".format(what, dtype))
+    shape = space_shape(low.shape if shape is None else shape, what)
+    dtype = space_dtype(low.dtype if dtype is None else dtype, what)
     for bound in (low, high):
         if bound.shape != shape and bound.size != 1:
             raise ExportError("{}: Box bounds of shape {} do not fit its shape {}".format(what, bound.shape, shape))
@@ -696,18 +701,58 @@ def _numeric_array(value: Any, what: str) -> np.ndarray:
 def _count(value: Any, what: str) -> int:
     if isinstance(value, np.ndarray) and value.shape == ():
         value = value[()]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= MAX_SPACE_ELEMENTS:
-        raise ExportError("{} is missing or not a valid count".format(what))
+    if not _is_count(value):
+        raise ExportError("{} is missing or not a valid count: {}".format(what, preview(value)))
     return int(value)
 
 
-def _check_size(shape: Tuple[int, ...], what: str) -> None:
+def _is_count(value: Any) -> bool:
+    """An exact integer from 0 to MAX_SPACE_ELEMENTS (no bool, float or text that would be read as one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+        and 0 <= value <= MAX_SPACE_ELEMENTS
+
+
+#: The dtypes of SB2 observation and action spaces by name: booleans, integers and floats (safe_pickle's
+#: numeric codes without the complex ones); never datetimes, sub-arrays, records, objects or text.
+SPACE_DTYPES = OrderedDict((np.dtype(code).name, np.dtype(code)) for code in sorted(NUMERIC_CODES)
+                           if np.dtype(code).kind in "biuf")
+
+
+def space_dtype(value: Any, what: str) -> np.dtype:
+    """A space's dtype: a numpy dtype (any byte order) or the name SB2 writes (`str(dtype)`) of SPACE_DTYPES.
+    Names are looked up, never handed to `np.dtype`, which would parse `'M8'`, `'(4,)f4'` or records."""
+    dtype = value if isinstance(value, np.dtype) else SPACE_DTYPES.get(value) if isinstance(value, str) else None
+    if dtype is None or dtype.name not in SPACE_DTYPES:
+        shown = str(value) if isinstance(value, np.dtype) else value  # a numpy dtype's text is bounded
+        raise ExportError("{}: dtype {} is not one SB2 spaces use ({})".format(
+            what, preview(shown), ", ".join(SPACE_DTYPES)))
+    return dtype
+
+
+def space_shape(value: Any, what: str) -> Tuple[int, ...]:
+    """A space's shape: a list or tuple of at most MAX_DIMS exact integers, each a count (`_is_count`), with
+    at most MAX_SPACE_ELEMENTS elements in all (checked before any bound is parsed or broadcast)."""
+    if not isinstance(value, (list, tuple)) or len(value) > safe_pickle.MAX_DIMS \
+            or not all(_is_count(dim) for dim in value):
+        raise ExportError("{}: the space's shape {} is not a list of non-negative integers".format(
+            what, preview(value)))
+    shape = tuple(int(dim) for dim in value)
     size = 1
     for dim in shape:
-        size *= int(dim)
+        size *= dim
     if size > MAX_SPACE_ELEMENTS:
         raise ExportError("{}: a space of shape {} ({} elements) is larger than the {} the safe loader "
-                          "accepts".format(what, tuple(shape), size, MAX_SPACE_ELEMENTS))
+                          "accepts".format(what, shape, size, MAX_SPACE_ELEMENTS))
+    return shape
+
+
+def _nvec(value: Any, what: str) -> np.ndarray:
+    """MultiDiscrete's choices per dimension: a vector of integers, each at least 1."""
+    nvec = _numeric_array(value, what)
+    space_shape(nvec.shape, what)
+    if nvec.dtype.kind not in "iu" or nvec.ndim != 1 or not all(_is_count(n) and n >= 1 for n in nvec.tolist()):
+        raise ExportError("{} is not a vector of positive integers: {}".format(what, preview(nvec.tolist())))
+    return nvec
 
 
 #: Significant digits that identify every value of a float type (numpy prints at most 8 fraction digits).
@@ -741,23 +786,30 @@ def parse_array_text(text: Any, shape: Tuple[int, ...], dtype: np.dtype, what: s
 def _parse_number(token: str, dtype: np.dtype, what: str) -> Any:
     if dtype.kind == "b":
         if token not in ("True", "False"):
-            raise ExportError("{}: {!r} is not a boolean".format(what, _clip(token)))
+            raise ExportError("{}: {} is not a boolean".format(what, preview(token)))
         return token == "True"
     if dtype.kind in "iu":
         if not re.match(r"^[+-]?\d{1,20}$", token):
-            raise ExportError("{}: {!r} is not an integer".format(what, _clip(token)))
+            raise ExportError("{}: {} is not an integer".format(what, preview(token)))
+        limits = np.iinfo(dtype)
+        if not limits.min <= int(token) <= limits.max:
+            raise ExportError("{}: {} is out of range for {}".format(what, preview(token), dtype.name))
         return int(token)
     if token.lstrip("+-") in ("inf", "nan"):
         return float(token)
     match = _NUMBER.match(token)
     if not match or not (match.group(1) or match.group(2)):
-        raise ExportError("{}: {!r} is not a number".format(what, _clip(token)))
+        raise ExportError("{}: {} is not a number".format(what, preview(token)))
     fraction = match.group(2)
     significant = len((match.group(1) + fraction).lstrip("0"))
     if len(fraction) >= PRINT_PRECISION and significant < ROUND_TRIP_DIGITS.get(dtype.itemsize, 17):
-        raise ExportError("{}: the text {!r} may be rounded (numpy prints {} fraction digits); export with "
-                          "--loader live in the SB2 environment".format(what, token, PRINT_PRECISION))
-    return float(token)
+        raise ExportError("{}: the text {} may be rounded (numpy prints {} fraction digits); export with "
+                          "--loader live in the SB2 environment".format(what, preview(token), PRINT_PRECISION))
+    value = float(token)
+    with np.errstate(over="ignore"):
+        if np.isinf(dtype.type(value)) and not np.isinf(value):
+            raise ExportError("{}: {} is out of range for {}".format(what, preview(token), dtype.name))
+    return value
 
 
 # -- parameters -----------------------------------------------------------------------------------------------
@@ -795,11 +847,11 @@ def _parameter_array(value: Any, name: str, algorithm: str, path: str) -> np.nda
     try:
         array = materialize(value)
     except SbifError as exc:
-        raise ExportError("{}: parameter {}: {}".format(path, _clip(name), exc)) from None
+        raise ExportError("{}: parameter {}: {}".format(path, preview(name), exc)) from None
     if isinstance(array, np.generic):
         array = np.asarray(array)
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
-        raise ExportError("{}: parameter {} is not a numeric array".format(path, _clip(name)))
+        raise ExportError("{}: parameter {} is not a numeric array".format(path, preview(name)))
     if not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     if algorithm in ACTOR_CRITIC_ALGORITHMS and array.dtype != np.float32:
@@ -814,19 +866,43 @@ def _string_keys(data: Dict[Any, Any], path: str) -> Dict[str, Any]:
     return dict(data)
 
 
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
+#: Values (each time it is reached, shared references included) and characters a policy kwarg copied into the
+#: document may hold: SB2's net_arch is a few dozen numbers, and the document is JSON text.
+MAX_KWARG_VALUES = 10000
+MAX_KWARG_CHARS = 1 << 20
+
+
+def _is_plain_data(value: Any, what: str) -> bool:
+    """Whether `value` is JSON data the document can carry: None, booleans, floats, integers of at most 64
+    bits, strings, lists, tuples and string-keyed dicts. Walked within MAX_KWARG_VALUES values and
+    MAX_KWARG_CHARS characters (ExportError beyond): `json.dumps` of ten levels of shared references would
+    write gigabytes before answering, and so would the document."""
+    pending = [value]
+    values, chars = 1, 0
+    while pending:
+        item = pending.pop()
+        if item is None or isinstance(item, (bool, float)):
+            continue
+        if isinstance(item, int):
+            if item.bit_length() > 64:
+                return False
+            continue
+        if isinstance(item, str):
+            chars += len(item)
+        elif isinstance(item, (list, tuple, dict)):
+            values += len(item)  # counted before the elements are looked at
+            if values > MAX_KWARG_VALUES:
+                raise ExportError("{} holds more than {} values (shared references?); refused".format(
+                    what, MAX_KWARG_VALUES))
+            if isinstance(item, dict):
+                if not all(isinstance(key, str) for key in item):
+                    return False
+                chars += sum(len(key) for key in item)
+                pending.extend(item.values())
+            else:
+                pending.extend(item)
+        else:
+            return False
+        if chars > MAX_KWARG_CHARS:
+            raise ExportError("{} holds more than {} characters; refused".format(what, MAX_KWARG_CHARS))
     return True
-
-
-def _clip(text: Any, limit: int = 80) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return "{}: {}".format(type(exc).__name__, _clip(lines[0], 200) if lines else "")

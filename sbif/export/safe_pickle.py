@@ -14,7 +14,21 @@ is mapped to an inert stand-in instead:
 Before the real unpickler runs, `scan` walks the opcodes once: it checks every length against the bytes that
 are actually there, refuses opcodes SB2 never writes, and bounds the opcode count, the memo and stack sizes
 and the nesting of tuples (CPython hashes nested tuples recursively: a dict key nested a million levels deep
-crashes the interpreter).
+crashes the interpreter; a tuple built from shared references, 2**60 nodes on a few hundred bytes, would
+hash for ever: tuples count their nodes, repeats included).
+
+Memory is bounded by the input. Everything the unpickler builds is charged, before it is built, against a
+budget of BUILT_BYTES_PER_INPUT_BYTE (2) times the pickle's size plus BUILT_BYTES_SLACK (16 MiB): the bytes
+of every string, bytes object and array an allowed callable makes (`_codecs.encode`, numpy's `_frombuffer`,
+`scalar`, an array's BUILD), a per-entry cost of every container an opcode or callable fills (APPEND(S),
+SETITEM(S), ADDITEMS, the memo, `OrderedDict(items)`, the argument tuple a stand-in records) and a per-object
+cost of everything an opcode creates. Values the file spells out (strings, bytes, numbers) cost about what
+they occupy in the file; what is charged is what a pickle can make out of them by reuse: a memoised 1 MiB
+string passed to `_codecs.encode` a thousand times is a thousand MiB from a 1 MiB file. Real SB2 files
+build each array once from its bytes in the file (protocol 2 twice: the bytes, then the array), plus a few
+hundred KiB of small objects: the zoo's pickles (600 B to 300 KiB) are charged 1.8 to 24 times their size,
+all far below the fixed allowance, and big files, mostly array bytes, tend to 1 time theirs. A `.zip`'s
+`:serialized:` pickles share one budget, of their `data` member's size (`BuildBudget`).
 
 No file can change how a later file loads in the same process. What the unpickler hands out is either fresh
 for this load (stand-in classes, and every instance) or shared but out of the pickle's reach (the functions
@@ -34,7 +48,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import ExportError, SbifError
+from ..errors import ExportError, SbifError, preview
 
 #: Largest pickle read at all (a legacy .pkl holds every parameter; big CNN policies are tens of MiB).
 MAX_PICKLE_BYTES = 512 * 1024 * 1024
@@ -47,10 +61,26 @@ MAX_STACK = 1000000
 MAX_MEMO = 1000000
 #: Different globals per pickle (SB2 files name a few dozen); each stand-in class costs about a kilobyte.
 MAX_GLOBALS = 10000
+#: Longest module or class name a pickle may name (SB2's longest are under 100 characters): every message
+#: that names a stand-in's class stays short.
+MAX_GLOBAL_NAME = 1000
 #: Array dimensions: numpy's own limit is 32 (64 in numpy 2); no SB2 array has more than 4.
 MAX_DIMS = 32
 #: Largest declared dimension; anything bigger cannot be backed by a pickle under MAX_PICKLE_BYTES anyway.
 MAX_DIM = 2 ** 40
+
+#: Tuple (and frozenset) nodes of one value, shared ones counted each time they are reached: what hashing or
+#: comparing it costs. SB2's tuples are shapes and small argument lists.
+MAX_TUPLE_NODES = 1000000
+#: What the unpickler may build: this many bytes per byte of pickle, plus a fixed allowance (module doc).
+BUILT_BYTES_PER_INPUT_BYTE = 2
+BUILT_BYTES_SLACK = 16 * 1024 * 1024
+#: Charges against that budget: an object an opcode or callable creates (a container, a number, a stand-in),
+#: a reference stored in a list or tuple, an entry of a dict, OrderedDict, set or the memo (CPython: about
+#: 56, 8 and 105 bytes).
+OBJECT_BYTES = 64
+SLOT_BYTES = 8
+ENTRY_BYTES = 112
 
 #: Opcodes SB2 files never contain and that would widen what a file can do: persistent ids and the
 #: extension registry resolve objects outside the pickle, out-of-band buffers need a caller-supplied list,
@@ -155,19 +185,19 @@ class DtypeStub(Stub):
         if isinstance(code, bytes):
             code = code.decode("latin-1")
         if not isinstance(code, str) or not (code in NUMERIC_CODES or _TEXT_CODE.match(code)):
-            raise ExportError("unsupported numpy dtype {!r} in the pickle (SB2 files hold plain numbers)".format(
-                _short(code)))
+            raise ExportError("unsupported numpy dtype {} in the pickle (SB2 files hold plain numbers)".format(
+                preview(code)))
         order = "|"
         if self.state is not None:
             state = self.state
             if not isinstance(state, tuple) or len(state) < 5 or any(part is not None for part in state[2:5]):
-                raise ExportError("unsupported numpy dtype state for {!r}: structured and sub-array dtypes are "
-                                  "not part of SB2 files".format(code))
+                raise ExportError("unsupported numpy dtype state for {}: structured and sub-array dtypes are "
+                                  "not part of SB2 files".format(preview(code)))
             order = state[1]
             if isinstance(order, bytes):
                 order = order.decode("latin-1")
             if order not in ("<", ">", "|", "="):
-                raise ExportError("numpy dtype {!r} has an invalid byte order".format(code))
+                raise ExportError("numpy dtype {} has an invalid byte order".format(preview(code)))
         dtype = np.dtype(code)
         return dtype.newbyteorder(order) if order in "<>" and dtype.itemsize > 1 else dtype
 
@@ -196,7 +226,10 @@ def build_array(raw: Any, dtype: Any, shape: Any, fortran: bool = False, source:
         raise ExportError("numpy array of unsupported dtype in {} (object arrays would need code)".format(source))
     shape = _check_shape(shape, source)
     if isinstance(raw, str):  # Python 2 pickles keep raw bytes in a str
-        raw = raw.encode("latin-1")
+        try:
+            raw = raw.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ExportError("numpy array whose raw data in {} is text that is not bytes".format(source)) from None
     if not isinstance(raw, (bytes, bytearray)):
         raise ExportError("numpy array without raw data in {} (object arrays are refused)".format(source))
     count = 1
@@ -205,7 +238,8 @@ def build_array(raw: Any, dtype: Any, shape: Any, fortran: bool = False, source:
     if count * dtype.itemsize != len(raw):
         raise ExportError("numpy array declares shape {} of {} ({} bytes) but {} holds {} bytes".format(
             shape, dtype.name, count * dtype.itemsize, source, len(raw)))
-    flat = np.frombuffer(bytes(raw), dtype=dtype, count=count) if count else np.zeros(0, dtype)
+    # A view of the bytes, then the one copy the array owns (bytes(raw) would be a second copy of a bytearray).
+    flat = np.frombuffer(raw, dtype=dtype, count=count) if count else np.zeros(0, dtype)
     return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
 
 
@@ -322,6 +356,91 @@ def allowed_stub(module: str, name: str) -> bool:
     return bool(_POLICY_NAME.match(short))  # a user's policy class, referenced by import path
 
 
+# -- what each opcode builds, charged before it runs --------------------------------------------------------
+def built_limit(input_bytes: int) -> int:
+    """Bytes the unpickler may build from pickles read out of `input_bytes` bytes of input (module doc)."""
+    return BUILT_BYTES_PER_INPUT_BYTE * input_bytes + BUILT_BYTES_SLACK
+
+
+class BuildBudget(object):
+    """What the unpickler may still build for one input: a pickle, or every pickle of one .zip `data` member
+    (they share one budget, so the fixed allowance is not granted once per `:serialized:` entry)."""
+
+    def __init__(self, input_bytes: int):
+        self.input_bytes, self.limit, self.built = input_bytes, built_limit(input_bytes), 0
+
+    def charge(self, cost: int) -> None:
+        """Count `cost` bytes about to be built; refuse once the total passes the limit."""
+        self.built += cost
+        if self.built > self.limit:
+            raise ExportError("the pickle builds more than {} bytes of values from {} bytes of input (the safe "
+                              "loader allows {} x the input + {} MiB; values stored once and used again and "
+                              "again?); refused".format(self.limit, self.input_bytes, BUILT_BYTES_PER_INPUT_BYTE,
+                                                       BUILT_BYTES_SLACK >> 20))
+
+
+def _data_bytes(value: Any) -> int:
+    """What a callable may copy out of one argument: the bytes of a string or bytes object (`_codecs.encode`,
+    numpy's buffers become as many bytes), an entry per element of a container (`OrderedDict(items)`)."""
+    if isinstance(value, (bytes, bytearray, str)):
+        return len(value)
+    if isinstance(value, (tuple, list, dict, set, frozenset)):
+        return ENTRY_BYTES * len(value)
+    return 0
+
+
+def _arguments_cost(arguments: Any) -> int:
+    """A call's result and its copy of the arguments (a stand-in records them), plus what it copies out of each."""
+    if not isinstance(arguments, (tuple, list, dict)):
+        return OBJECT_BYTES
+    values = arguments.values() if isinstance(arguments, dict) else arguments
+    return OBJECT_BYTES + sum(ENTRY_BYTES + _data_bytes(value) for value in values)
+
+
+def _state_cost(state: Any) -> int:
+    """BUILD: an array's state tuple holds its raw bytes, copied into the array; other states are recorded."""
+    parts = state if isinstance(state, (tuple, list)) else (state,)
+    return OBJECT_BYTES + sum(_data_bytes(part) for part in parts)
+
+
+def _object_cost(unpickler: Any) -> int:
+    return OBJECT_BYTES
+
+
+def _marked(unpickler: Any) -> list:
+    """The objects above the innermost MARK (the pure-Python unpickler keeps them as its current stack)."""
+    return unpickler.stack
+
+
+#: Opcode -> bytes it is about to build, computed from the stack before it runs (default: one object).
+_OPCODE_COSTS = {
+    "APPEND": lambda u: SLOT_BYTES,
+    "APPENDS": lambda u: SLOT_BYTES * len(_marked(u)),
+    "SETITEM": lambda u: ENTRY_BYTES,
+    "SETITEMS": lambda u: ENTRY_BYTES * (len(_marked(u)) // 2),
+    "ADDITEMS": lambda u: ENTRY_BYTES * len(_marked(u)),
+    "LIST": lambda u: OBJECT_BYTES + SLOT_BYTES * len(_marked(u)),
+    "TUPLE": lambda u: OBJECT_BYTES + SLOT_BYTES * len(_marked(u)),
+    "TUPLE1": lambda u: OBJECT_BYTES + SLOT_BYTES,
+    "TUPLE2": lambda u: OBJECT_BYTES + 2 * SLOT_BYTES,
+    "TUPLE3": lambda u: OBJECT_BYTES + 3 * SLOT_BYTES,
+    "DICT": lambda u: OBJECT_BYTES + ENTRY_BYTES * (len(_marked(u)) // 2),
+    "FROZENSET": lambda u: OBJECT_BYTES + ENTRY_BYTES * len(_marked(u)),
+    "PUT": lambda u: ENTRY_BYTES, "BINPUT": lambda u: ENTRY_BYTES, "LONG_BINPUT": lambda u: ENTRY_BYTES,
+    "MEMOIZE": lambda u: ENTRY_BYTES,
+    "REDUCE": lambda u: _arguments_cost(u.stack[-1] if u.stack else None),
+    "NEWOBJ": lambda u: _arguments_cost(u.stack[-1] if u.stack else None),
+    "NEWOBJ_EX": lambda u: _arguments_cost(u.stack[-2] if len(u.stack) > 1 else None) + _arguments_cost(
+        u.stack[-1] if u.stack else None),
+    "OBJ": lambda u: _arguments_cost(_marked(u)[1:]),
+    "INST": lambda u: _arguments_cost(_marked(u)),
+    "BUILD": lambda u: _state_cost(u.stack[-1] if u.stack else None),
+}
+#: Opcodes that build nothing: they move references, or mark and end the stream.
+_FREE_OPCODES = {"GET", "BINGET", "LONG_BINGET", "DUP", "MARK", "POP", "POP_MARK", "PROTO", "FRAME", "STOP",
+                 "NONE", "NEWTRUE", "NEWFALSE", "EMPTY_TUPLE"}
+
+
 class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     """An unpickler whose globals are the inert stand-ins above and whose BUILD only fills stand-in instances;
     anything else raises ExportError.
@@ -333,10 +452,14 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, data: bytes):
+    def __init__(self, data: bytes, budget: Optional["BuildBudget"] = None):
         super().__init__(io.BytesIO(data), encoding="latin1")
         self.classes: Dict[Tuple[str, str], type] = {}  # per load: a file cannot grow a process-wide cache
         self.class_count = 0
+        self.budget = budget if budget is not None else BuildBudget(len(data))
+
+    def charge(self, cost: int) -> None:
+        self.budget.charge(cost)
 
     def load_build(self) -> None:
         """BUILD, accepted only on an instance of a stand-in (created by this load, so nothing shared changes):
@@ -350,6 +473,22 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     dispatch[pickle.BUILD[0]] = load_build
 
+    def charged(opcode: Any, run: Any) -> Any:
+        """`run` (the unpickler's handler of `opcode`), after charging what it is about to build."""
+        cost = _OPCODE_COSTS.get(opcode.name, _object_cost)
+
+        def run_charged(self: "SafeUnpickler") -> None:
+            self.charge(cost(self))
+            run(self)
+
+        return run_charged
+
+    for _opcode in pickletools.opcodes:
+        _code = _opcode.code.encode("latin-1")[0]
+        if _code in dispatch and _opcode.name not in _FREE_OPCODES:
+            dispatch[_code] = charged(_opcode, dispatch[_code])
+    del charged, _opcode, _code
+
     def stub_class(self, module: str, name: str) -> type:
         key = (module, name)
         if key not in self.classes:
@@ -359,8 +498,10 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     def skeleton_class(self, type_constructor: Any = None, name: Any = None, bases: Any = (), *rest: Any) -> type:
         """cloudpickle's `_make_skeleton_class(type, name, bases, type_kwargs, tracker_id, extra)`, inert."""
-        if not isinstance(name, str) or not isinstance(bases, tuple):
-            raise ExportError("cloudpickle _make_skeleton_class with unexpected arguments")
+        if not isinstance(name, str) or not isinstance(bases, tuple) or len(name) > MAX_GLOBAL_NAME:
+            raise ExportError("cloudpickle _make_skeleton_class with unexpected arguments: a class named {} with "
+                              "bases {} (a name of at most {} characters and a tuple)".format(
+                                  preview(name), preview(bases), MAX_GLOBAL_NAME))
         self.count_class()
         return by_value_class(name, bases)
 
@@ -370,10 +511,10 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
             raise ExportError("the pickle defines more than {} different classes; refused".format(MAX_GLOBALS))
 
     def find_class(self, module: str, name: str) -> Any:
-        if not isinstance(module, str) or not isinstance(name, str) or not _DOTTED.match(module) \
-                or not _DOTTED.match(name):
-            raise ExportError("the pickle names a malformed global {!r}; refused".format(
-                _short("{}.{}".format(module, name))))
+        if not isinstance(module, str) or not isinstance(name, str) or len(module) > MAX_GLOBAL_NAME \
+                or len(name) > MAX_GLOBAL_NAME or not _DOTTED.match(module) or not _DOTTED.match(name):
+            raise ExportError("the pickle names a malformed global {}; refused".format(
+                preview("{}.{}".format(module, name))))
         special = _SPECIAL.get((module, name))
         if special is not None:
             return special
@@ -382,24 +523,27 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         if allowed_stub(module, name):
             return self.stub_class(module, name)
         raise ExportError(
-            "refusing to load the global {}.{}: SB2 model files do not need it and loading it could run code "
+            "refusing to load the global {}: SB2 model files do not need it and loading it could run code "
             "(the safe loader accepts numpy arrays, gym spaces, Stable-Baselines names and TensorFlow "
-            "activations)".format(module, name))
+            "activations)".format(preview("{}.{}".format(module, name))))
 
     def persistent_load(self, pid: Any) -> Any:
         raise ExportError("the pickle uses persistent ids, which SB2 files never do")
 
 
-def loads(data: bytes, what: str = "pickle") -> Any:
-    """The object a pickle describes, with every global replaced by an inert stand-in (see module doc)."""
+def loads(data: bytes, what: str = "pickle", budget: Optional[BuildBudget] = None) -> Any:
+    """The object a pickle describes, with every global replaced by an inert stand-in (see module doc).
+
+    `budget` is shared by the pickles of one input (a .zip's `data` member); by default the pickle has its own.
+    """
     scan(data, what)
     try:
-        return SafeUnpickler(data).load()
+        return SafeUnpickler(data, budget).load()
     except SbifError as exc:  # raised by our stand-ins: say which file
         raise type(exc)("{}: {}".format(what, exc)) from None
     except Exception as exc:  # pickle, EOF, type, value, memory errors: all are a bad file
-        raise ExportError("{}: the pickle is corrupt or not an SB2 pickle ({}: {})".format(
-            what, type(exc).__name__, _short(str(exc)))) from None
+        raise ExportError("{}: the pickle is corrupt or not an SB2 pickle ({})".format(
+            what, exception_text(exc))) from None
 
 
 # -- the opcode scan ------------------------------------------------------------------------------------------
@@ -434,20 +578,21 @@ def scan(data: bytes, what: str = "pickle") -> int:
             arg = op.arg.reader(stream) if op.arg is not None else None
         except Exception as exc:  # pickletools raises ValueError on short or malformed arguments
             raise ExportError("{}: the pickle is truncated or corrupt at byte {} ({}: {})".format(
-                what, position, op.name, _short(str(exc)))) from None
+                what, position, op.name, exception_text(exc))) from None
         if op.name == "STOP":
             return count
         machine.step(op, arg, position)
 
 
 class _StackMachine(object):
-    """The unpickler's stack, marks and memo, tracking only how deeply each tuple is nested."""
+    """The unpickler's stack, marks and memo, tracking only how deeply each tuple is nested and how many tuple
+    nodes it reaches (what hashing it walks: shared references count each time)."""
 
     def __init__(self, what: str):
         self.what = what
-        self.stack: List[int] = []  # per object: its tuple nesting depth (0 for anything else)
+        self.stack: List[Tuple[int, int]] = []  # per object: (tuple nesting depth, tuple nodes); (0, 0) if no tuple
         self.marks: List[int] = []  # stack length at each open MARK
-        self.memo: Dict[int, int] = {}
+        self.memo: Dict[int, Tuple[int, int]] = {}
 
     def fail(self, problem: str, position: int) -> None:
         raise ExportError("{}: refused pickle: {} (at byte {})".format(self.what, problem, position))
@@ -479,7 +624,7 @@ class _StackMachine(object):
 
     def apply(self, op: Any, name: str, position: int) -> None:
         before = op.stack_before
-        items: List[int] = []
+        items: List[Tuple[int, int]] = []
         if pickletools.markobject in before:
             items = self.pop_to_mark(position)
             below = self.pop(before.index(pickletools.markobject), position)
@@ -489,19 +634,23 @@ class _StackMachine(object):
             self.push(below[0], position)
             return
         for _ in op.stack_after:
-            depth = 0
+            entry = (0, 0)
             if name in _TUPLE_OPS:
-                depth = 1 + max(items + below + [0])
-                if depth > MAX_NESTING:
+                parts = items + below
+                entry = (1 + max([depth for depth, _ in parts] + [0]), 1 + sum(nodes for _, nodes in parts))
+                if entry[0] > MAX_NESTING:
                     self.fail("tuples nested more than {} levels deep".format(MAX_NESTING), position)
-            self.push(depth, position)
+                if entry[1] > MAX_TUPLE_NODES:
+                    self.fail("a tuple reaching more than {} tuples through shared references (hashing it would "
+                              "never end)".format(MAX_TUPLE_NODES), position)
+            self.push(entry, position)
 
-    def push(self, entry: int, position: int) -> None:
+    def push(self, entry: Tuple[int, int], position: int) -> None:
         if len(self.stack) >= MAX_STACK:
             self.fail("more than {} objects on the stack".format(MAX_STACK), position)
         self.stack.append(entry)
 
-    def pop(self, count: int, position: int) -> List[int]:
+    def pop(self, count: int, position: int) -> List[Tuple[int, int]]:
         floor = self.marks[-1] if self.marks else 0
         if count > len(self.stack) - floor:
             self.fail("stack underflow", position)
@@ -511,7 +660,7 @@ class _StackMachine(object):
         del self.stack[-count:]
         return popped
 
-    def pop_to_mark(self, position: int) -> List[int]:
+    def pop_to_mark(self, position: int) -> List[Tuple[int, int]]:
         if not self.marks:
             self.fail("an opcode needs a MARK that is not there", position)
         start = self.marks.pop()
@@ -521,23 +670,29 @@ class _StackMachine(object):
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
-def _short(text: Any, limit: int = 120) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[:limit] + "..."
+def exception_text(exc: BaseException) -> str:
+    """An exception met while reading a file, for a one-line message: its type and a bounded preview of its
+    argument. Never `str(exc)`: a KeyError's text is the repr of its key, which a file can make gigabytes
+    long with shared references."""
+    argument = exc.args[0] if len(exc.args) == 1 else exc.args
+    if isinstance(argument, str):
+        lines = argument.strip().splitlines()
+        argument = lines[0] if lines else ""
+    return "{}: {}".format(type(exc).__name__, preview(argument))
 
 
 def _describe(value: Any) -> str:
     """What a value from the pickle is, in a few words: the global a stand-in or allowlisted callable stands
     for (clipped: the file chooses the name), else its type."""
     if is_stub_class(value):
-        return "the class " + _short(value.reference())
+        return "the class " + preview(value.reference())
     if getattr(value, "__func__", None) is SafeUnpickler.skeleton_class:
         return "the global cloudpickle._make_skeleton_class"
     for (module, name), special in _SPECIAL.items():
         if value is special:
             return "the global {}.{}".format(module, name)
     if isinstance(value, Stub):
-        return "an instance of " + _short(type(value).reference())
+        return "an instance of " + preview(type(value).reference())
     return "a {} value".format(type(value).__name__)
 
 
@@ -561,6 +716,6 @@ def materialize(value: Any) -> Any:
     return value
 
 
-__all__ = ["ArrayStub", "BY_VALUE", "DtypeStub", "SafeUnpickler", "Stub", "allowed_stub", "build_array",
-           "is_stub_class",
+__all__ = ["ArrayStub", "BY_VALUE", "BuildBudget", "DtypeStub", "SafeUnpickler", "Stub", "allowed_stub", "build_array",
+           "built_limit", "exception_text", "is_stub_class",
            "loads", "materialize", "scan", "stub_reference"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 import numpy as np
 
-from ..errors import ExportError, UnsupportedError
+from ..errors import ExportError, UnsupportedError, preview
 from .description import Space
 from .safe_pickle import ArrayStub
 
@@ -36,7 +36,7 @@ def take_by_position(values: Any, expected: List[Tuple[str, Tuple[int, ...]]], p
         if actual != tuple(shape):
             raise ExportError("{}: unnamed parameter {} has shape {} but {} should be {} for this policy; pass "
                               "--policy-kwargs '{{\"net_arch\": ...}}' if the network is not the one the file's "
-                              "kwargs describe".format(path, index, actual, name, tuple(shape)))
+                              "kwargs describe".format(path, index, actual, name, preview(tuple(shape))))
         pairs.append((name, array))
     return pairs
 
@@ -48,7 +48,7 @@ def actor_critic_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "
     not_mlp = identity.base == "LstmPolicy" or "Cnn" in identity.name or "Lstm" in identity.name
     if not_mlp or (not identity.is_stock and kwargs.get("feature_extraction", "mlp") != "mlp"):
         raise UnsupportedError("{}: cannot name the unnamed parameters of a {} policy (only MLP feed-forward "
-                               "policies); pass --policy MlpPolicy if it is one".format(path, identity.name))
+                               "policies); pass --policy MlpPolicy if it is one".format(path, preview(identity.name)))
     width = _flat_width(observation_space)
     out = _flat_width(action_space)
     names: List[Tuple[str, Tuple[int, ...]]] = []
@@ -81,7 +81,7 @@ def gail_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyId
                action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
     """GAIL adds its discriminator (gail/adversary.py): three fully_connected layers on [obs, action]."""
     hidden = data.get("hidden_size_adversary", 100)
-    if not isinstance(hidden, int) or observation_space.kind != "box" or len(observation_space.shape) != 1:
+    if not _is_size(hidden) or observation_space.kind != "box" or len(observation_space.shape) != 1:
         raise UnsupportedError("{}: cannot name the unnamed parameters of this GAIL model".format(path))
     actions = action_space.n if action_space.kind == "discrete" else int(np.prod(action_space.shape))
     width = observation_space.shape[0] + int(actions)
@@ -98,7 +98,7 @@ def dqn_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIde
     eps, the Q network (action_value tower, then state_value if dueling), its param-noise copies, the target."""
     if action_space.kind != "discrete" or "Cnn" in identity.name or kwargs.get("feature_extraction") == "cnn":
         raise UnsupportedError("{}: cannot name the unnamed parameters of a {} DQN policy (only MLP policies "
-                               "with Discrete actions)".format(path, identity.name))
+                               "with Discrete actions)".format(path, preview(identity.name)))
     fixed = DQN_CLASS_KWARGS.get(identity.name, {})
     layers = fixed.get("layers", kwargs.get("layers"))
     layers = [64, 64] if layers is None else layers
@@ -249,7 +249,7 @@ def _off_policy_layers(kwargs: Dict[str, Any], identity: "PolicyIdentity", algor
     fixed = OFF_POLICY_CLASS_KWARGS.get(identity.name, {})
     if "Cnn" in identity.name or kwargs.get("feature_extraction", "mlp") != "mlp":
         raise UnsupportedError("{}: cannot name the unnamed parameters of a {} {} policy (only MLP policies); pass "
-                               "--policy MlpPolicy if it is one".format(path, identity.name, algorithm))
+                               "--policy MlpPolicy if it is one".format(path, preview(identity.name), algorithm))
     layers = fixed.get("layers", kwargs.get("layers"))
     layers = [64, 64] if layers is None else layers
     if not isinstance(layers, list) or not all(_is_size(size) for size in layers):

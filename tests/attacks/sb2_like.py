@@ -57,6 +57,14 @@ class Build(object):
         self.target, self.state = target, state
 
 
+class PairsDict(object):
+    """A dict written as EMPTY_DICT and one SETITEM per pair, never built while writing: a key that would take
+    for ever to hash is hashed only by the reader."""
+
+    def __init__(self, pairs):
+        self.pairs = pairs
+
+
 def named_class(module, name):
     """A class that pickles as a reference to `module.name` (instances: NEWOBJ of it, then their __dict__)."""
     return type(name, (object,), {"sb2_reference": (module, name)})
@@ -77,6 +85,13 @@ class Writer(pickle._Pickler):
             self.save(obj.target)
             self.save(obj.state)
             self.write(pickle.BUILD)
+            return None
+        if isinstance(obj, PairsDict):
+            self.write(pickle.EMPTY_DICT)
+            for key, value in obj.pairs:
+                self.save(key)
+                self.save(value)
+                self.write(pickle.SETITEM)
             return None
         if isinstance(obj, NewObj):
             self.save(obj.cls)
@@ -200,3 +215,33 @@ def make_model_files(directory, seed=0):
     return {"zip": write_zip(directory + "/generated.zip", data, params),
             "pkl": write_pkl(directory + "/generated.pkl", data, params),
             "pkl_list": write_pkl(directory + "/generated_list.pkl", data, list(params.values()))}
+
+
+# -- inputs that cost more to build than to store -------------------------------------------------------------
+def reused_calls(func, args, count, state=None):
+    """`count` calls of `func` on the one same `args` tuple (then BUILD with the one same `state`): the pickler
+    writes the arguments once and refers to them by memo afterwards, so each further call costs the file a
+    few bytes while the callable builds its result again (`_codecs.encode` of a 1 MiB string: 1 MiB each)."""
+    calls = []
+    for _ in range(count):
+        call = Call(func, state=state)
+        call.args = args
+        calls.append(call)
+    return calls
+
+
+def shared_nesting(levels, width):
+    """A list `levels` deep whose every level holds `width` references to the one below: a few hundred bytes
+    pickled, width**levels leaves for anything that walks it (str(), json.dumps, np.asarray)."""
+    value = [1]
+    for _ in range(levels):
+        value = [value] * width
+    return value
+
+
+def doubling_tuple(levels):
+    """A tuple holding the tuple below twice, `levels` times: 2**levels nodes to hash, a few bytes per level."""
+    value = (1,)
+    for _ in range(levels):
+        value = (value, value)
+    return value

@@ -25,8 +25,9 @@ from sbif.export import build_sbif
 from sbif.export.safe import describe_safe_file
 from sbif.export.safe_pickle import _SPECIAL, CallRecord, SafeUnpickler, Stub, loads
 
-from .sb2_like import (Build, Call, Global, dumps, make_model_files, model_data, model_parameters, running_mean_std,
-                       write_pkl, write_zip)
+from .sb2_like import (Build, Call, Global, NewObj, PairsDict, doubling_tuple, dumps, make_model_files, model_data,
+                       model_parameters, named_class, reused_calls, running_mean_std, shared_nesting, write_pkl,
+                       write_zip)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1 << 20
@@ -617,3 +618,229 @@ def test_hostile_statistics_then_a_clean_export_in_one_process(option, defaults,
     assert export(clean, "after.sbif") == 0
     with open(str(tmp_path / "before.sbif"), "rb") as before, open(str(tmp_path / "after.sbif"), "rb") as after:
         assert before.read() == after.read()
+
+
+# -- memory bounded by the input (issue #18, item 2) ---------------------------------------------------------
+KiB = 1 << 10
+#: Values a pickle stores once and passes again and again to a callable the allowlist accepts: each call
+#: builds its result anew (tens of MiB from a file of a few hundred KiB; the issue's 8 MB pickle built 1.65 GB).
+INFLATIONS = {
+    "_codecs.encode": lambda: reused_calls(Global("_codecs", "encode"), ("x" * (256 * KiB), "latin1"), 200),
+    "OrderedDict": lambda: reused_calls(Global("collections", "OrderedDict"), ([(i, i) for i in range(20000)],), 25),
+    "numpy _frombuffer": lambda: reused_calls(Global("numpy.core.numeric", "_frombuffer"),
+                                              (b"\0" * MiB, np.dtype("float32"), (MiB // 4,), "C"), 40),
+    "numpy array BUILD": lambda: reused_calls(Global("numpy.core.multiarray", "_reconstruct"),
+                                              (Global("numpy", "ndarray"), (0,), b"b"), 40,
+                                              state=(1, (MiB // 4,), np.dtype("float32"), False, b"\0" * MiB)),
+    "stand-in arguments": lambda: reused_calls(Global("stable_baselines.common.policies", "MlpPolicy"),
+                                               tuple(range(100000)), 40),
+    "memo GETs into SETITEMS": lambda: PairsDict([(index, "shared value") for index in range(200000)]),
+}
+BUDGET_REFUSAL = "the pickle builds more than"
+
+
+@pytest.mark.parametrize("kind", sorted(INFLATIONS))
+def test_memoised_values_reused_are_refused_by_the_build_budget(kind, tmp_path):
+    """The size of what is built is counted before it is built, against 2 x the pickle's bytes + 16 MiB."""
+    data = model_data(learning_rate=INFLATIONS[kind]())
+    path = write_pkl(str(tmp_path / "inflated.pkl"), data, model_parameters(data))
+    assert_one_line(refused_bounded(path, BUDGET_REFUSAL, "values stored once and used again"))
+
+
+def test_inflation_as_a_serialized_zip_value(tmp_path):
+    """The `:serialized:` pickles of one `data` member share one budget: four entries of 9 MiB each (each under
+    a pickle's own 16 MiB allowance) are refused together."""
+    data = model_data(**{"entry{}".format(index): reused_calls(Global("_codecs", "encode"),
+                                                               ("x" * (256 * KiB), "latin1"), 36)
+                         for index in range(4)})
+    path = write_zip(str(tmp_path / "inflated.zip"), data, model_parameters(data))
+    assert_one_line(refused_bounded(path, "data[", BUDGET_REFUSAL))
+
+
+def test_inflated_statistics_are_refused(tmp_path, capsys):
+    """obs_rms.pkl goes through the same loader: its `count` inflated with `_codecs.encode` is refused."""
+    data = model_data()
+    model = write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data))
+    statistics = str(tmp_path / "obs_rms.pkl")
+    with open(statistics, "wb") as handle:
+        handle.write(dumps(running_mean_std((4,), count=INFLATIONS["_codecs.encode"]())))
+    assert bounded(lambda: sbif_main(["export", model, "--vecnormalize", statistics, "-o",
+                                      str(tmp_path / "out.sbif")])) == 1
+    message = capsys.readouterr().err
+    assert BUDGET_REFUSAL in message and statistics in message, message
+    assert_one_line(message)
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_real_files_stay_within_the_build_budget(protocol, tmp_path):
+    """An SB2-like file whose parameters are most of its bytes (as in real files: protocol 2 builds each array
+    twice, as bytes and as the array) builds under 2 x its size even without the fixed allowance. The zoo
+    models are exported in tests/test_safe_loader.py and tests/live/test_zoo.py."""
+    from sbif.export.safe_pickle import BUILT_BYTES_PER_INPUT_BYTE, SafeUnpickler
+
+    data = model_data(policy_kwargs={"net_arch": [256, 256]})
+    path = write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data, net_arch=[256, 256]), protocol)
+    blob = open(path, "rb").read()
+    unpickler = SafeUnpickler(blob)
+    unpickler.load()
+    assert len(blob) < unpickler.budget.built <= BUILT_BYTES_PER_INPUT_BYTE * len(blob)
+    assert build_sbif(describe_safe_file(path)).parameter_count() > 60000
+
+
+def test_doubly_compressed_parameters(tmp_path):
+    """np.savez members deflated inside a `parameters` member that is deflated too: the ratios multiplied
+    (100 x 100). The parameters' members are now bounded by the SB2 file's size, not the inner archive's."""
+    data = model_data()
+    params = model_parameters(data)
+    name = next(iter(params))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as inner:
+        for member, content in npz_members(params).items():
+            inner.writestr(member, content)
+        # stored zeros make the inner archive large, so that it allowed 100 x more; the outer deflate hides them
+        inner.writestr("padding.npy", b"\0" * MiB, compress_type=zipfile.ZIP_STORED)
+        with inner.open(name + "x.npy", "w") as stream:
+            stream.write(npy_bytes("<f4", (12 * MiB,), b""))
+            for _ in range(48):
+                stream.write(b"\0" * MiB)
+    assert len(buffer.getvalue()) > MiB
+    path = str(tmp_path / "nested.zip")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data", json_bytes(data))
+        archive.writestr("parameter_list", json_bytes_list([name + "x"]))
+        archive.writestr("parameters", buffer.getvalue())
+    assert os.path.getsize(path) < MiB // 4
+    refused_bounded(path, "parameters", "zip bomb")
+
+
+# -- what an error message quotes (issue #18, item 2) -------------------------------------------------------
+def export_in_a_small_process(arguments, memory=1 << 30, timeout=120):
+    """`sbif export ARGUMENTS` in a fresh process limited to `memory` bytes of address space (RLIMIT_AS):
+    (exit status, stderr, max RSS in bytes). Expanding a structure of shared references fails the limit or
+    the time-out instead of taking the machine."""
+    script = textwrap.dedent("""
+        import resource, sys
+        sys.path.insert(0, {root!r})
+        resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))
+        from sbif.cli import main
+        status = main({arguments!r})
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        sys.exit(status)
+    """).format(root=ROOT, memory=memory, arguments=list(arguments))
+    environment = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, timeout=timeout, env=environment)
+    lines = result.stdout.split()
+    return result.returncode, result.stderr, int(lines[-1]) if lines else None
+
+
+def refused_in_a_small_process(path, *fragments):
+    status, message, peak = export_in_a_small_process(["export", path, "-o", path + ".sbif"])
+    assert status == 1, message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert_one_line(message)
+    assert peak is not None and peak < 512 * MiB, peak
+    return message
+
+
+def test_shared_references_in_policy_kwargs(tmp_path):
+    """A net_arch ten levels deep, ten references to the level below at each: 10^10 leaves from a few hundred
+    bytes. Checking it was plain data ran json.dumps over all of them; now the walk stops at its budget."""
+    data = model_data(policy_kwargs={"net_arch": shared_nesting(10, 10)})
+    path = write_pkl(str(tmp_path / "shared.pkl"), data, model_parameters(data))
+    refused_in_a_small_process(path, "policy_kwargs net_arch", "shared references")
+
+
+def test_shared_references_as_the_activation(tmp_path):
+    """act_fun {'name': <10^10 leaves>}: the activation lookup hashed a list (an internal error) and its
+    message would have quoted it whole."""
+    data = model_data(policy_kwargs={"act_fun": {"name": shared_nesting(10, 10)}})
+    path = write_pkl(str(tmp_path / "shared.pkl"), data, model_parameters(data))
+    refused_in_a_small_process(path, "act_fun", "is not an activation name")
+
+
+def test_a_tuple_that_would_hash_for_ever(tmp_path):
+    """A dict key that is a tuple holding the one below twice, 60 levels: 2^60 nodes to hash, from 260 bytes."""
+    data = model_data(learning_rate=PairsDict([(doubling_tuple(60), 1)]))
+    path = write_pkl(str(tmp_path / "hash.pkl"), data, model_parameters(data))
+    refused_in_a_small_process(path, "tuples through shared references")
+
+
+@pytest.mark.parametrize("where", ["global module", "policy class", "by-value class"])
+def test_ten_megabyte_names_give_a_short_message(where, tmp_path):
+    """A 10 MB module or class name is refused in a one-line message that quotes a bounded preview of it."""
+    long_name = "A" * (10 * MiB)
+    data = model_data()
+    if where == "global module":
+        data["learning_rate"] = Call(Global(long_name.lower(), "system"), "true")
+    elif where == "policy class":
+        data["policy"] = named_class("my_module", long_name + "Policy")
+    else:
+        data["policy"] = Call(Global("cloudpickle.cloudpickle", "_make_skeleton_class"), Global("builtins", "type"),
+                              long_name, (), {}, "id", None)
+    path = write_pkl(str(tmp_path / "name.pkl"), data, model_parameters(data))
+    assert_one_line(refused(path, "aaaa" if where == "global module" else "AAAA"))
+
+
+def test_ten_megabyte_parameter_name(tmp_path):
+    """A parameter_list naming a 10 MB parameter the archive does not hold: a one-line message."""
+    data = model_data()
+    params = model_parameters(data)
+    path = write_zip(str(tmp_path / "name.zip"), data, params,
+                     {"parameter_list": json_bytes_list(list(params) + ["w" * (10 * MiB)])})
+    assert_one_line(refused(path, "parameter_list names 'www"))
+
+
+def json_bytes_list(names):
+    return ("[" + ", ".join('"{}"'.format(name) for name in names) + "]").encode()
+
+
+# -- what a file lists twice (issue #18, item 6) --------------------------------------------------------------
+def test_duplicate_names_in_the_parameter_list(tmp_path, capsys):
+    """SB2 lists each variable once; a name listed twice was silently read once. Refused, naming it."""
+    data = model_data()
+    params = model_parameters(data)
+    name = next(iter(params))
+    path = write_zip(str(tmp_path / "twice.zip"), data, params,
+                     {"parameter_list": json_bytes_list(list(params) + [name])})
+    assert_one_line(refused(path, "parameter_list names {} twice".format(repr(name))))
+    assert sbif_main(["export", path, "-o", str(tmp_path / "out.sbif")]) == 1
+    assert name in capsys.readouterr().err
+
+
+# -- statistics read by the normalization loader (issue #18, items 4 and 6) ----------------------------------
+VEC_NORMALIZE = named_class("stable_baselines.common.vec_env.vec_normalize", "VecNormalize")
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("clip_obs", 10 ** 4000, "clip_obs must be a finite number"),
+    ("clip_obs", float("inf"), "clip_obs must be a finite number"),
+    ("clip_obs", float("nan"), "clip_obs must be a finite number"),
+    ("clip_obs", True, "clip_obs must be a finite number"),
+    ("clip_obs", "10", "clip_obs must be a finite number"),
+    ("epsilon", -(10 ** 4000), "epsilon must be a finite number"),
+    ("epsilon", float("inf"), "epsilon must be a finite number"),
+    ("mean", np.array([1 + 2j, 0, 0, 0]), "complex128 arrays, not real numbers"),
+    ("count", 10 ** 4000, None),
+], ids=["clip_obs-4000-digits", "clip_obs-inf", "clip_obs-nan", "clip_obs-bool", "clip_obs-text",
+        "epsilon-4000-digits", "epsilon-inf", "complex-mean", "unused-huge-count"])
+def test_vecnormalize_statistics_with_bad_numbers(key, value, fragment, tmp_path, capsys):
+    """clip_obs and epsilon are finite real numbers (a 4000-digit integer made float() raise: an internal
+    error); statistics are real arrays (a complex mean lost its imaginary part silently)."""
+    rms_state = {"mean": np.zeros(4), "var": np.ones(4), "count": 1.0}
+    state = {"obs_rms": NewObj(named_class("stable_baselines.common.running_mean_std", "RunningMeanStd"), rms_state),
+             "clip_obs": 10.0, "epsilon": 1e-8, "norm_obs": True}
+    (rms_state if key in rms_state else state)[key] = value
+    statistics = str(tmp_path / "vecnormalize.pkl")
+    with open(statistics, "wb") as handle:
+        handle.write(dumps(NewObj(VEC_NORMALIZE, state)))
+    data = model_data()
+    model = write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data))
+    status = sbif_main(["export", model, "--vecnormalize", statistics, "-o", str(tmp_path / "out.sbif")])
+    message = capsys.readouterr().err
+    if fragment is None:
+        assert status == 0, message  # a statistic the export does not use is not checked
+        return
+    assert status == 1 and fragment in message and statistics in message, message
+    assert_one_line(message)
