@@ -773,14 +773,21 @@ def parse_array_text(text: Any, shape: Tuple[int, ...], dtype: np.dtype, what: s
     if "..." in text:
         raise ExportError("{} is stored only as numpy's summarised text (with '...'), which has lost the "
                           "values; export with --loader live in the SB2 environment".format(what))
-    tokens = re.findall(r"[^\s\[\],]+", text)
     count = 1
     for dim in shape:
         count *= dim
-    if len(tokens) != count:
-        raise ExportError("{} text holds {} numbers; shape {} needs {}".format(what, len(tokens), shape, count))
-    values = [_parse_number(token, dtype, what) for token in tokens]
-    return np.array(values, dtype=dtype).reshape(shape)
+    # Parsed one number at a time into the array the shape declares: a list of every token of a 64 MiB text
+    # would take a gigabyte before its length could be compared with the shape's.
+    values = np.empty(count, dtype=dtype)
+    found = 0
+    for match in re.finditer(r"[^\s\[\],]+", text):
+        if found == count:
+            raise ExportError("{} text holds more than {} numbers; shape {} needs {}".format(what, count, shape, count))
+        values[found] = _parse_number(match.group(0), dtype, what)
+        found += 1
+    if found != count:
+        raise ExportError("{} text holds {} numbers; shape {} needs {}".format(what, found, shape, count))
+    return values.reshape(shape)
 
 
 def _parse_number(token: str, dtype: np.dtype, what: str) -> Any:

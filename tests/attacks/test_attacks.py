@@ -844,3 +844,14 @@ def test_vecnormalize_statistics_with_bad_numbers(key, value, fragment, tmp_path
         return
     assert status == 1 and fragment in message and statistics in message, message
     assert_one_line(message)
+
+
+def test_textual_bounds_with_millions_of_numbers(tmp_path):
+    """A textual Box(4) whose bound holds 15 million numbers (60 MB, under the data member's 64 MiB cap): the
+    text was split into a list of every token (about 1 GB) before its length was compared with the shape's;
+    it is now parsed one number at a time into the 4 the shape declares."""
+    readable = {":type:": "<class 'gym.spaces.box.Box'>", "dtype": "float32", "shape": [4],
+                "low": "[" + "1.5 " * (15 * 1000 * 1000) + "]", "high": "[3. 3. 3. 3.]"}
+    data = model_data(observation=readable)
+    path = write_zip(str(tmp_path / "text.zip"), data, model_parameters(model_data()))
+    refused_in_a_small_process(path, "observation_space.low text holds more than 4 numbers")
