@@ -3,6 +3,7 @@
 #   make test    create both environments and run the whole suite (modern env, then the SB2 env)
 #   make check   the fast inner loop, about a minute: the modern env's tests minus the slow ones (pytest -m "not slow")
 #   make bench   the speed benchmarks of issue #7 (benchmarks/README.md)
+#   make fuzz    the readers' coverage-guided fuzzers, FUZZ_SECONDS each (tests/fuzz/README.md; not part of make test)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -17,7 +18,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIP_QUIET := --quiet --no-warn-script-location
 
-.PHONY: all envs modern legacy demo test test-modern test-legacy check runtime-c bench clean
+.PHONY: all envs modern legacy demo test test-modern test-legacy check runtime-c bench fuzz clean
 
 all: envs
 envs: modern legacy
@@ -99,6 +100,19 @@ check: modern runtime-c
 # --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba, onnxruntime, torch; writes benchmarks/results/ --
 bench: envs
 	$(VENV)/bin/python benchmarks/run.py
+
+# --- fuzzing (not part of the tests): libFuzzer on the C reader, then atheris on the Python reader against the C one,
+# FUZZ_SECONDS each, one process at a time; working corpora and findings in .cache/fuzz (tests/fuzz/README.md) ----
+FUZZ_SECONDS ?= 300
+fuzz: modern
+	@if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
+	    >/dev/null 2>&1; then \
+	  echo "installing clang and libclang-rt-14-dev (apt: libFuzzer)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev >/dev/null; \
+	fi
+	@$(VENV)/bin/python -c "import atheris" 2>/dev/null || $(VENV)/bin/pip install $(PIP_QUIET) atheris==3.0.0
+	$(MAKE) -C runtimes/c fuzz shared
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(VENV)/bin/python tests/fuzz/run_fuzzers.sh
 
 clean:
 	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) .cache benchmarks/.work
