@@ -1,20 +1,17 @@
 """Fixtures of the differential reader tests: the readers (Python, the C runtime's protocol process, Node's when node
-is installed) and a directory for mutated files."""
+is installed)."""
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Iterator, List
 
 import pytest
 
 from conformance.protocol import ProcessRuntime
+from tests.conformance.conftest import NODE, NODE_RUNTIME
 from tests.runtimes.conftest import PROTOCOL, ROOT, c_build  # noqa: F401  (c_build: the fixture, shared)
 
 from .readers import Reader, protocol_verdict, python_verdict
-
-NODE = shutil.which("node")
-NODE_RUNTIME = [NODE or "node", os.path.join(ROOT, "runtimes", "node", "sbif-runtime.js")]
 
 
 @pytest.fixture(scope="session")

@@ -70,6 +70,9 @@ REPRODUCERS = {
                                   {"python": LOADED, "c": FILE, "node": LOADED}),
     # C alone refuses U+0000 in names (the spec does not forbid it)
     "nul_in_tensor_name": (_tensor_name_with_nul, {}, {"python": LOADED, "c": FILE, "node": LOADED}),
+    # ... so where the document then fails (here: it lists the old name), C names the container, the others the document
+    "nul_in_tensor_name_of_the_header_only": (lambda h, d: h.update({"model/vf/w:0\u0000x": h.pop("model/vf/w:0")}),
+                                              {}, {"python": DOCUMENT, "c": FILE, "node": DOCUMENT}),
 }
 
 AGREED = {

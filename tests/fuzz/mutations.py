@@ -179,7 +179,7 @@ def _change_header_length(data: bytes, choices: Choices) -> bytes:
 def _weird_values(choices: Choices, depth: int) -> List[Any]:
     """Replacement values: numbers of every kind and range, tokens that are not JSON, strings, containers."""
     return [0, 1, -1, 2, 32, 33, 2 ** 31, 2 ** 53 + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64, -2 ** 63, -2 ** 63 - 1,
-            Raw("1" * 400), Raw("-" + "9" * 30), 1.5, 2.0, -0.5, Raw("1e400"), Raw("-1e400"), Raw("1e-400"),
+            Raw("1" * 400), Raw("7" * 5000), Raw("-" + "9" * 30), 1.5, 2.0, -0.5, Raw("1e400"), Raw("-1e400"), Raw("1e-400"),
             Raw("1E2"), Raw("-0"), Raw("0.0"), Raw("NaN"), Raw("Infinity"), Raw("-Infinity"), 1e308, 5e-324,
             True, False, None, "", "x", "nan", "inf", "-inf", "\u0000", "\ud800", "\U0001F600", [], Pairs(),
             [None], [1, 2], [None, 2], Pairs([("a", 1)]),

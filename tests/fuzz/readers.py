@@ -65,6 +65,11 @@ class CLibrary:
     """The C reader in this process: `sbif_model_load` from the shared build of runtimes/c/sbif.c."""
 
     def __init__(self, path: str = C_LIBRARY):
+        sources = [os.path.join(C_DIR, name) for name in ("sbif.c", "sbif.h")]
+        if not os.path.exists(path) or any(os.path.getmtime(source) > os.path.getmtime(path) for source in sources):
+            # a stale build would compare today's Python reader with yesterday's C reader
+            raise RuntimeError("{} is missing or older than runtimes/c/sbif.c: run make -C runtimes/c shared".format(
+                path))
         library = ctypes.CDLL(path)
         library.sbif_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
                                             ctypes.POINTER(_CError)]

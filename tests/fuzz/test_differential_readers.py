@@ -32,7 +32,7 @@ SEEDS = sorted("{}:{}".format(kind, name) for kind, directory in SEED_DIRECTORIE
                for name in os.listdir(directory) if name.endswith(".sbif"))
 CORPUS = sorted(glob.glob(os.path.join(HERE, "corpus", "*")))
 #: Mutants per Hypothesis test: together with the corpus replay, well under a minute on 2 shared cores.
-EXAMPLES = int(os.environ.get("SBIF_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("SBIF_FUZZ_EXAMPLES", "500"))
 #: On CI the examples are derandomized (the same every run: a red build is about the change, not the draw); elsewhere
 #: each run explores new ones.
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
