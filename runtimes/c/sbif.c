@@ -827,9 +827,12 @@ static const container_dtype *container_dtype_of(const char *code) {
     return NULL;
 }
 
-/** A JSON integer literal >= 0; *fits says whether it fits in int64 (larger ones are valid counts too). */
+/** A JSON integer literal >= 0 (`-0` is 0, as every JSON reader reads it); *fits says whether it fits in int64 (larger
+ * ones are valid counts too). */
 static int is_count(const sbif_json *value, int64_t *out, int *fits) {
-    if (!sbif_json_is_integer(value) || value->str[0] == '-') return 0;
+    if (!sbif_json_is_integer(value) || (value->str[0] == '-' && !(value->length == 2 && value->str[1] == '0'))) {
+        return 0;
+    }
     *fits = sbif_json_int64(value, out) == 0;
     return 1;
 }
@@ -1267,6 +1270,11 @@ static sbif_status resolve_attrs(const char *op, const attr_def *defs, size_t n_
             json_render(v, text, sizeof text);
             status = fail(error, SBIF_ERR_DOCUMENT, "attribute '%s' of op %s has the wrong type (%s)", defs[j].name,
                           op, text);
+        } else if (defs[j].kind == ATTR_STRING && strlen(v->str) != v->length) {
+            /* read as a C string, float32 followed by U+0000 and more would be the dtype float32: no value of a
+             * string attribute (a dtype, a padding) contains U+0000, so the reference refuses it as unknown */
+            status = fail(error, SBIF_ERR_DOCUMENT, "attribute '%s' of op %s contains U+0000, which none of its values "
+                          "holds", defs[j].name, op);
         } else {
             status = store_attr(out, v, defs[j].kind, error);
         }

@@ -57,7 +57,6 @@ class InputError extends Error {}
 const REFUSALS = [FileFormatError, DocumentError, UnsupportedError];
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
-const isCount = (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
 const show = (value) => JSON.stringify(value);
 
@@ -74,12 +73,23 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a by
 // reads a number beyond a double's range (1e400) as Infinity: written with a fraction or an exponent, such a number is
 // refused here, as the reference refuses it. An integer literal that large is read as +-Infinity, which the checks
 // that take numbers (a constant's value, a Box bound) refuse, as the reference refuses that integer there. JSON.parse
-// also keeps the last of two equal keys silently and nests without limit: the scan of the raw text refuses both (a
-// key is a string followed by ':'; nesting deeper than JSON_MAX_DEPTH, as in the C reader and the reference).
+// also keeps the last of two equal keys silently, nests without limit, reads an escaped lone UTF-16 surrogate
+// ("\ud800") into a string no UTF-8 text can hold, and reads 3.0 as 3: the scan of the raw text refuses the first
+// three (a key is a string followed by ':'; nesting deeper than JSON_MAX_DEPTH, as in the C reader and the reference)
+// and records where the last happens (`isIntegerLiteral`), so that only a number written without fraction or
+// exponent is an integer, as SPEC section 1 says.
 // Refusals are `ErrorClass`, with messages that begin with `what` ("FILE: the header").
 const NUMBER = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
 const JSON_MAX_DEPTH = 512;
 const QUOTED_KEY_CHARS = 80;
+// A UTF-16 surrogate that is not half of a pair (JSON.parse joins an escaped pair into one character), and what a
+// text must contain for a parsed string to hold one: the escape of a surrogate (the header and the document are
+// decoded from strict UTF-8, which has no surrogates).
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+// Per parsed object or array, the members (keys, or indexes) holding an integral number written with a fraction or an
+// exponent (3.0, 1e2): the numbers JSON.parse cannot tell from integers.
+const INTEGRAL_FRACTIONS = new WeakMap();
 function parseStrict(text, ErrorClass, what) {
   let value;
   try {
@@ -87,40 +97,62 @@ function parseStrict(text, ErrorClass, what) {
   } catch (error) {
     throw new ErrorClass(`${what} is not valid JSON (${error.message})`);
   }
-  // the text is valid JSON, so outside strings a '-' or a digit starts a number; `keys` holds, per open container,
-  // the keys seen so far (null for an array)
-  const keys = [];
+  const surrogates = SURROGATE_ESCAPE.test(text);
+  // the text is valid JSON, so outside strings a '-' or a digit starts a number; `frames` holds, per open container,
+  // its parsed value, the keys seen so far (null for an array) and the member being read (its last key, or the index
+  // its commas count)
+  const frames = [];
   for (let i = 0; i < text.length;) {
     const c = text.charCodeAt(i);
+    const frame = frames[frames.length - 1];
     if (c === 0x22) { // a string ends at the first quote after it that an even run of backslashes precedes
       let close = text.indexOf('"', i + 1);
       while (backslashesBefore(text, close) % 2 === 1) close = text.indexOf('"', close + 1);
-      const seen = keys[keys.length - 1];
+      const literal = text.slice(i, close + 1);
+      if (surrogates && literal.includes('\\u')) {
+        const lone = LONE_SURROGATE.exec(JSON.parse(literal));
+        if (lone) {
+          const code = lone[0].charCodeAt(0).toString(16).toUpperCase();
+          throw new ErrorClass(`${what} contains a string with the lone surrogate U+${code}, which is not Unicode text`);
+        }
+      }
       let after = close + 1;
       while (after < text.length && ' \t\n\r'.includes(text[after])) after++;
-      if (seen && text[after] === ':') {
-        const key = JSON.parse(text.slice(i, close + 1));
-        if (seen.has(key)) {
+      if (frame && frame.keys && text[after] === ':') {
+        const key = JSON.parse(literal);
+        if (frame.keys.has(key)) {
           const shown = key.length > QUOTED_KEY_CHARS ? `${key.slice(0, QUOTED_KEY_CHARS)}...` : key;
           throw new ErrorClass(`${what} contains the key ${JSON.stringify(shown)} twice in one object`);
         }
-        seen.add(key);
+        frame.keys.add(key);
+        frame.member = key;
       }
       i = close + 1;
     } else if (c === 0x7b || c === 0x5b) { // '{' or '['
-      keys.push(c === 0x7b ? new Set() : null);
-      if (keys.length > JSON_MAX_DEPTH) {
+      const container = frame ? frame.value[frame.member] : value;
+      frames.push({ value: container, keys: c === 0x7b ? new Set() : null, member: 0 });
+      if (frames.length > JSON_MAX_DEPTH) {
         throw new ErrorClass(`${what} nests arrays and objects more than ${JSON_MAX_DEPTH} deep`);
       }
       i++;
     } else if (c === 0x7d || c === 0x5d) { // '}' or ']'
-      keys.pop();
+      frames.pop();
+      i++;
+    } else if (c === 0x2c) { // ','
+      if (frame && !frame.keys) frame.member++;
       i++;
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       NUMBER.lastIndex = i;
       const [token, fraction, exponent] = NUMBER.exec(text);
-      if ((fraction || exponent) && !Number.isFinite(Number(token))) {
-        throw new ErrorClass(`${what} contains the number ${quotedNumber(token)}, beyond the range of a double`);
+      if (fraction || exponent) {
+        const number = Number(token);
+        if (!Number.isFinite(number)) {
+          throw new ErrorClass(`${what} contains the number ${quotedNumber(token)}, beyond the range of a double`);
+        }
+        if (frame && Number.isInteger(number)) {
+          if (!INTEGRAL_FRACTIONS.has(frame.value)) INTEGRAL_FRACTIONS.set(frame.value, new Set());
+          INTEGRAL_FRACTIONS.get(frame.value).add(frame.member);
+        }
       }
       i += token.length;
     } else {
@@ -129,6 +161,21 @@ function parseStrict(text, ErrorClass, what) {
   }
   return value;
 }
+
+// Whether holder[member] is a JSON integer: a number written without fraction or exponent (SPEC section 1). An
+// integer literal beyond a double arrives from JSON.parse as +-Infinity (parseStrict refuses a fraction or exponent
+// that large), and is an integer too, as in the reference: the checks of its range refuse it where it matters.
+function isIntegerLiteral(holder, member) {
+  const value = holder[member];
+  if (typeof value !== 'number') return false;
+  if (!Number.isFinite(value)) return true;
+  const fractions = INTEGRAL_FRACTIONS.get(holder);
+  return Number.isInteger(value) && !(fractions && fractions.has(member));
+}
+// A count in the header (a dimension, an offset): a non-negative integer literal, finite as a double (the byte counts
+// are computed with BigInt, which has no infinity; a literal that large is refused either way).
+const isCount = (holder, member) => isIntegerLiteral(holder, member) && Number.isFinite(holder[member])
+  && holder[member] >= 0;
 
 function backslashesBefore(text, index) {
   let count = 0;
@@ -219,6 +266,7 @@ function readContainer(path) {
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const where = `${path}: tensor ${show(name)}`;
+    if (name.includes('\u0000')) throw new FileFormatError(`${where}: a tensor name may not contain U+0000`);
     if (!isObject(entry) || Object.keys(entry).sort().join() !== 'data_offsets,dtype,shape') {
       throw new FileFormatError(`${where} needs exactly the keys dtype, shape, data_offsets`);
     }
@@ -226,14 +274,15 @@ function readContainer(path) {
     if (!known) throw new FileFormatError(`${where} has unknown dtype ${show(entry.dtype)}`);
     const code = CONTAINER_CODES[entry.dtype];
     const { shape, data_offsets: offsets } = entry;
-    if (!Array.isArray(shape) || !shape.every(isCount)) {
+    if (!Array.isArray(shape) || !shape.every((_, i) => isCount(shape, i))) {
       throw new FileFormatError(`${where} has an invalid shape ${show(shape)}`);
     }
     if (shape.length > MAX_RANK || shape.some((dim) => dim >= MAX_DIM)) {
       throw new FileFormatError(`${where} has shape ${show(shape)}: at most ${MAX_RANK} dimensions, each at most `
         + '2^63 - 1');
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((_, i) => isCount(offsets, i))
+      || offsets[0] > offsets[1]) {
       throw new FileFormatError(`${where} has invalid data_offsets ${show(offsets)}`);
     }
     // exact integers, so that no shape bomb wraps around (dimensions beyond 2^53 are already rounded by JSON.parse,
@@ -275,8 +324,9 @@ function decodeDocument(metadata, path) {
   const document = parseStrict(metadata.sbif, DocumentError, `${path}: the SBIF document`);
   if (!isObject(document)) throw new DocumentError(`${path}: the SBIF document must be a JSON object`);
   const version = document.format_version;
-  if (typeof version !== 'number' || !Number.isInteger(version)) {
-    throw new DocumentError(`${path}: format_version must be an integer, got ${show(version)}`);
+  if (!isIntegerLiteral(document, 'format_version')) {
+    throw new DocumentError(`${path}: format_version must be an integer (written without fraction or exponent), got `
+      + `${show(version)}`);
   }
   if (version !== FORMAT_VERSION) {
     throw new UnsupportedError(`${path}: format version ${version} is not supported (${NAME} reads version `
@@ -322,10 +372,15 @@ function documentSchema() {
   return schema;
 }
 
+// The schema's types, of the value holder[member]: an integer is a number written without fraction or exponent (SPEC
+// section 1), not draft 7's integral number.
 const JSON_TYPES = {
   object: isObject, array: Array.isArray, string: (v) => typeof v === 'string', boolean: (v) => typeof v === 'boolean',
-  null: (v) => v === null, number: (v) => typeof v === 'number', integer: (v) => Number.isInteger(v),
+  null: (v) => v === null, number: (v) => typeof v === 'number',
+  integer: (v, holder, member) => (holder === undefined ? Number.isInteger(v) : isIntegerLiteral(holder, member)),
 };
+// Names (the schema's definition `name`) hold no U+0000 (SPEC section 3): C runtimes name values with C strings.
+const NAME_DEFINITION = '#/definitions/name';
 
 function jsonEqual(a, b) {
   if (Array.isArray(a) || Array.isArray(b)) {
@@ -338,23 +393,30 @@ function jsonEqual(a, b) {
   return a === b;
 }
 
-// The first violation of `node` by `instance` ({path, message}), keywords in their written order, or null.
-function schemaViolation(instance, node, root, path) {
+// The first violation of `node` by `instance` ({path, message}), keywords in their written order, or null. `holder`
+// is the object or array holding `instance` as its member path[path.length - 1] (undefined for the document itself).
+function schemaViolation(instance, node, root, path, holder) {
   for (const [keyword, value] of Object.entries(node)) {
-    const found = schemaKeyword(keyword, value, instance, node, root, path);
+    const found = schemaKeyword(keyword, value, instance, node, root, path, holder);
     if (found) return found;
   }
   return null;
 }
 
-function schemaKeyword(keyword, value, instance, node, root, path) {
+function schemaKeyword(keyword, value, instance, node, root, path, holder) {
   const fail = (message) => ({ path, message: `${show(instance)} ${message}` });
   switch (keyword) {
-    case '$ref':
-      return schemaViolation(instance, value.slice(2).split('/').reduce((at, part) => at[part], root), root, path);
+    case '$ref': {
+      const found = schemaViolation(instance, value.slice(2).split('/').reduce((at, part) => at[part], root), root,
+        path, holder);
+      if (found || value !== NAME_DEFINITION || !instance.includes('\u0000')) return found;
+      return fail('contains U+0000, which no name may hold');
+    }
     case 'type': {
       const names = Array.isArray(value) ? value : [value];
-      return names.some((name) => JSON_TYPES[name](instance)) ? null : fail(`is not of type ${names.join(', ')}`);
+      const member = path[path.length - 1];
+      return names.some((name) => JSON_TYPES[name](instance, holder, member)) ? null
+        : fail(`is not of type ${names.join(', ')}`);
     }
     case 'const':
       return jsonEqual(instance, value) ? null : fail(`is not ${show(value)}`);
@@ -379,7 +441,7 @@ function schemaKeyword(keyword, value, instance, node, root, path) {
       if (!isObject(instance)) return null;
       for (const [name, sub] of Object.entries(value)) {
         if (has(instance, name)) {
-          const found = schemaViolation(instance[name], sub, root, path.concat([name]));
+          const found = schemaViolation(instance[name], sub, root, path.concat([name]), instance);
           if (found) return found;
         }
       }
@@ -392,7 +454,7 @@ function schemaKeyword(keyword, value, instance, node, root, path) {
         return extras.length ? { path, message } : null;
       }
       for (const name of typeof value === 'boolean' ? [] : extras) {
-        const found = schemaViolation(instance[name], value, root, path.concat([name]));
+        const found = schemaViolation(instance[name], value, root, path.concat([name]), instance);
         if (found) return found;
       }
       return null;
@@ -400,13 +462,13 @@ function schemaKeyword(keyword, value, instance, node, root, path) {
     case 'items':
       if (!Array.isArray(instance)) return null;
       for (let index = 0; index < instance.length; index++) {
-        const found = schemaViolation(instance[index], value, root, path.concat([index]));
+        const found = schemaViolation(instance[index], value, root, path.concat([index]), instance);
         if (found) return found;
       }
       return null;
     case 'anyOf':
     case 'oneOf': {
-      const valid = value.filter((sub) => schemaViolation(instance, sub, root, path) === null).length;
+      const valid = value.filter((sub) => schemaViolation(instance, sub, root, path, holder) === null).length;
       if (valid === 0) return fail('is not valid under any of the given schemas');
       return keyword === 'oneOf' && valid > 1 ? fail('is valid under more than one of the given schemas') : null;
     }
@@ -424,7 +486,9 @@ const INTEGERS = ['int32', 'int64', 'uint8', 'int8', 'int16', 'uint16'];
 // value has at most MAX_RANK dimensions (SPEC sections 2 and 3.5).
 const MAX_DIM = 2 ** 63;
 const MAX_RANK = 32;
-const isDimension = (v, least = 0) => isCount(v) && v >= least && v < MAX_DIM;
+// Whether holder[member] can become a dimension, stride, size or count: an integer literal from `least` to 2^63 - 1.
+const isDimension = (holder, member, least = 0) => isIntegerLiteral(holder, member) && holder[member] >= least
+  && holder[member] < MAX_DIM;
 const spec = (dtype, shape) => ({ dtype, shape: shape.slice() });
 const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
 const sameSpec = (a, b) => a.dtype === b.dtype && sameShape(a.shape, b.shape);
@@ -485,10 +549,14 @@ function broadcastStatic(shapes) {
   return out;
 }
 
-// Attribute kinds, as sbif/ops declares them (JSON cannot tell 1.0 from 1 in JavaScript, so 'float' takes both).
+// Attribute kinds of the value attrs[name], as sbif/ops declares them: an 'int' is a number written without fraction or
+// exponent, a 'float' one written with either (SPEC section 1).
 const KINDS = {
-  int: (v) => Number.isInteger(v), float: (v) => typeof v === 'number', list: Array.isArray,
-  str: (v) => typeof v === 'string', scalar: (v) => typeof v === 'number' || typeof v === 'boolean',
+  int: (attrs, name) => isIntegerLiteral(attrs, name),
+  float: (attrs, name) => typeof attrs[name] === 'number' && !isIntegerLiteral(attrs, name),
+  list: (attrs, name) => Array.isArray(attrs[name]),
+  str: (attrs, name) => typeof attrs[name] === 'string',
+  scalar: (attrs, name) => typeof attrs[name] === 'number' || typeof attrs[name] === 'boolean',
 };
 const unaryFloat = { infer: ([x]) => { requireDtype(x, FLOATS); return [x]; } };
 function binary(resultDtype) {
@@ -582,7 +650,7 @@ const STATIC = {
         || x.shape[3] !== w.shape[2]) {
         typeFail(`conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got ${[x, w, b].map(showSpec).join(', ')}`);
       }
-      if (strides.length !== 2 || !strides.every((s) => isDimension(s, 1))) {
+      if (strides.length !== 2 || !strides.every((_, i) => isDimension(strides, i, 1))) {
         typeFail(`conv2d strides must be two integers from 1 to 2^63 - 1, got ${show(strides)}`);
       }
       if (padding !== 'VALID' && padding !== 'SAME') {
@@ -627,7 +695,7 @@ const STATIC = {
         typeFail('reshape applies to tensors without a batch dimension (use flatten for batches)');
       }
       const size = (s) => s.reduce((a, b) => a * BigInt(b), 1n);
-      if (!attrs.shape.every((d) => isDimension(d)) || size(attrs.shape) !== size(x.shape)) {
+      if (!attrs.shape.every((_, i) => isDimension(attrs.shape, i)) || size(attrs.shape) !== size(x.shape)) {
         typeFail(`cannot reshape ${showSpec(x)} to ${show(attrs.shape)}`);
       }
       return [spec(x.dtype, attrs.shape)];
@@ -675,7 +743,7 @@ const STATIC = {
     attrs: { sizes: 'list', axis: 'int' },
     infer: ([x], attrs, nOutputs) => {
       const axis = normalizeAxisStatic(attrs.axis, x.shape.length);
-      if (attrs.sizes.length !== nOutputs || !attrs.sizes.every((s) => isDimension(s, 1))) {
+      if (attrs.sizes.length !== nOutputs || !attrs.sizes.every((_, i) => isDimension(attrs.sizes, i, 1))) {
         typeFail(`split sizes ${show(attrs.sizes)} must be positive and one per output (${nOutputs})`);
       }
       if (x.shape[axis] === null) typeFail('split cannot cut along the batch dimension');
@@ -721,7 +789,7 @@ function checkAttrs(op, rule, attrs, where) {
   if (unknown.length) throw new DocumentError(`${where}: op ${op} has no attribute ${unknown.sort().join(', ')}`);
   for (const [name, kind] of Object.entries(declared)) {
     if (!has(attrs, name)) throw new DocumentError(`${where}: op ${op} needs attribute ${show(name)}`);
-    if (!KINDS[kind](attrs[name])) {
+    if (!KINDS[kind](attrs, name)) {
       throw new DocumentError(`${where}: attribute ${show(name)} of op ${op} has the wrong type `
         + `(${show(attrs[name])})`);
     }

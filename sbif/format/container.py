@@ -14,7 +14,7 @@ from typing import Dict, Mapping, Tuple
 
 import numpy as np
 
-from ..errors import FileFormatError
+from ..errors import FileFormatError, preview
 from ..ops.nn import MAX_DIM, exact_count
 from .strict_json import StrictJsonError, loads_strict
 
@@ -118,25 +118,27 @@ def parse_header(raw: bytes, path: str = "<bytes>"):
             path, len(header), len(metadata), MAX_ENTRIES))
     entries = {}
     for name, entry in header.items():
-        where = "{}: tensor {!r}".format(path, name)
+        where = "{}: tensor {}".format(path, preview(name))
+        if "\x00" in name:  # the C API names tensors with C strings, which end at the first NUL
+            raise FileFormatError("{}: a tensor name may not contain U+0000".format(where))
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise FileFormatError("{} needs exactly the keys dtype, shape, data_offsets".format(where))
         dtype = DTYPE_CODES.get(entry["dtype"]) if isinstance(entry["dtype"], str) else None
         if dtype is None:
-            raise FileFormatError("{} has unknown dtype {!r}".format(where, entry["dtype"]))
+            raise FileFormatError("{} has unknown dtype {}".format(where, preview(entry["dtype"])))
         shape, offsets = entry["shape"], entry["data_offsets"]
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-            raise FileFormatError("{} has an invalid shape {!r}".format(where, shape))
+            raise FileFormatError("{} has an invalid shape {}".format(where, preview(shape)))
         if len(shape) > MAX_RANK or any(d > MAX_DIM for d in shape):
             raise FileFormatError("{} has shape {}: at most {} dimensions, each at most {}".format(
-                where, shape, MAX_RANK, MAX_DIM))
+                where, preview(shape), MAX_RANK, MAX_DIM))
         if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets) \
                 or offsets[0] > offsets[1]:
-            raise FileFormatError("{} has invalid data_offsets {!r}".format(where, offsets))
+            raise FileFormatError("{} has invalid data_offsets {}".format(where, preview(offsets)))
         nbytes = exact_count(shape) * dtype.itemsize
         if offsets[1] - offsets[0] != nbytes:
             raise FileFormatError("{}: shape {} of {} needs {} bytes but data_offsets span {}".format(
-                where, shape, dtype.name, nbytes, offsets[1] - offsets[0]))
+                where, preview(shape), dtype.name, preview(nbytes), preview(offsets[1] - offsets[0])))
         entries[name] = (dtype, tuple(shape), (offsets[0], offsets[1]))
     return metadata, entries
 
@@ -173,10 +175,10 @@ def check_layout(entries, data_len: int, path: str) -> None:
     for name, (_, _, (begin, end)) in sorted(entries.items(), key=lambda item: item[1][2]):
         if begin != position:
             problem = "overlaps the previous tensor" if begin < position else "leaves a gap before it"
-            raise FileFormatError("{}: tensor {!r} at byte {} {}".format(path, name, begin, problem))
+            raise FileFormatError("{}: tensor {} at byte {} {}".format(path, preview(name), preview(begin), problem))
         if end > data_len:
-            raise FileFormatError("{}: truncated file: tensor {!r} ends at byte {} of a {} byte data buffer".format(
-                path, name, end, data_len))
+            raise FileFormatError("{}: truncated file: tensor {} ends at byte {} of a {} byte data buffer".format(
+                path, preview(name), preview(end), data_len))
         position = end
     if position != data_len:
         raise FileFormatError("{}: {} trailing bytes after the last tensor".format(path, data_len - position))
@@ -217,8 +219,8 @@ def _shaped(array: np.ndarray, shape: Tuple[int, ...], name: str, path: str) -> 
     try:
         return array.reshape(shape)
     except (ValueError, OverflowError) as exc:
-        raise FileFormatError("{}: tensor {!r} has shape {}, which NumPy cannot represent ({})".format(
-            path, name, list(shape), exc)) from None
+        raise FileFormatError("{}: tensor {} has shape {}, which NumPy cannot represent ({})".format(
+            path, preview(name), preview(list(shape)), exc)) from None
 
 
 def _is_count(value) -> bool:

@@ -9,11 +9,11 @@ import functools
 import json
 import math
 import os
-from typing import Any, Dict, Mapping, Sequence, Union
+from typing import Any, Dict, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
-from ..errors import DocumentError, UnsupportedError
+from ..errors import DocumentError, UnsupportedError, preview
 from ..ops.nn import exact_count
 from .schema_check import SchemaValidator
 from .strict_json import StrictJsonError, loads_strict, quoted_number
@@ -22,6 +22,8 @@ FORMAT_NAME = "sbif"
 FORMAT_VERSION = 1
 METADATA_KEY = "sbif"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "sbif-document-v1.schema.json")
+#: The schema's definition of a name: of a tensor, an input, a node output or an output, and of every reference to one.
+NAME_DEFINITION = "#/definitions/name"
 
 Document = Dict[str, Any]
 
@@ -65,9 +67,21 @@ def check_schema(document: Document, source: str = "document") -> None:
 
 @functools.lru_cache(maxsize=None)
 def _document_validator() -> SchemaValidator:
-    """Built on first use: reading the schema is not part of `import sbif`."""
+    """Built on first use: reading the schema is not part of `import sbif`. The schema's "integer" means a number
+    written without fraction or exponent (SPEC section 1), as in the C and Node readers, not draft 7's integral
+    number: `3.0` is no dimension; a pattern's `$` is ECMA-262's, the end of the text ("softmax\\n" is no op name).
+    Names are checked with the schema, so a bad name is found before anything that depends on the graph (an unknown
+    op), in every reader."""
     with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        return SchemaValidator(json.load(handle))
+        return SchemaValidator(json.load(handle), integer_literals=True, ecma_patterns=True,
+                               refinements={NAME_DEFINITION: _nul_in_name})
+
+
+def _nul_in_name(name: str) -> Iterator[str]:
+    """A name holds no U+0000 (SPEC section 3): C runtimes name values with C strings, which end at the first NUL, so
+    two names differing after it would be one name there."""
+    if "\x00" in name:
+        yield "{} contains U+0000, which no name may hold".format(preview(name))
 
 
 def encode_float(value: float) -> Union[float, str]:

@@ -4,9 +4,18 @@ Why not jsonschema: importing it costs 25-60 ms, a large share of `sbif.load`'s 
 same valid/invalid verdict as jsonschema's Draft7Validator (tests/test_schema_check.py cross-checks the two) and
 words its messages the same way. It refuses a schema that uses any other keyword, so that a later change to the
 schema cannot be silently ignored.
+
+Three options depart from jsonschema, for the SBIF document (sbif/format/document.py), so that every reader decides
+alike: with `integer_literals=True`, "integer" means a number written without fraction or exponent (SPEC section 1),
+which Python's `json` reads as an `int` (draft 7 also counts `3.0` and `1e2` as integers, which the C and Node readers,
+reading the literal, do not); with `ecma_patterns=True`, a pattern's `$` matches only at the end of the text, as in
+ECMA-262, the dialect draft 7 names for patterns (jsonschema uses Python's `re`, whose `$` also matches before a final
+newline, so "softmax\n" would pass '^[a-z]+$'); and `refinements` add checks the schema cannot express to the
+instances of a definition.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 import re
 from collections import abc
@@ -22,6 +31,8 @@ JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string
 
 Schema = Mapping[str, Any]
 Path = Tuple[Union[str, int], ...]
+#: A check of an instance that its subschema accepts: one message per violation.
+Refinement = Callable[[Any], Iterator[str]]
 
 
 class SchemaViolation(NamedTuple):
@@ -37,8 +48,9 @@ class SchemaViolation(NamedTuple):
     meant_branch: Tuple["SchemaViolation", ...] = ()
 
 
-def json_type_matches(instance: Any, type_name: str) -> bool:
-    """Draft 7's types as jsonschema checks them: a bool is not a number, and 1.0 is an integer."""
+def json_type_matches(instance: Any, type_name: str, integer_literals: bool = False) -> bool:
+    """Draft 7's types as jsonschema checks them: a bool is not a number, and 1.0 is an integer unless
+    `integer_literals` (then only an `int`, the reading of a literal without fraction or exponent, is one)."""
     if type_name == "object":
         return isinstance(instance, dict)
     if type_name == "array":
@@ -52,7 +64,8 @@ def json_type_matches(instance: Any, type_name: str) -> bool:
     if isinstance(instance, bool):
         return False
     if type_name == "integer":
-        return isinstance(instance, int) or (isinstance(instance, float) and instance.is_integer())
+        return isinstance(instance, int) or (
+            not integer_literals and isinstance(instance, float) and instance.is_integer())
     return isinstance(instance, numbers.Number)  # "number"
 
 
@@ -75,9 +88,10 @@ def _type_names(schema_type: Union[str, List[str]]) -> List[str]:
     return [schema_type] if isinstance(schema_type, str) else list(schema_type)
 
 
-def _shares_a_type(instance: Any, values: List[Any]) -> bool:
+def _shares_a_type(instance: Any, values: List[Any], integer_literals: bool) -> bool:
     """Whether the instance has the JSON type of one of `values` (a string is meant for an enum of strings)."""
-    return any(json_type_matches(instance, name) and any(json_type_matches(value, name) for value in values)
+    return any(json_type_matches(instance, name, integer_literals)
+               and any(json_type_matches(value, name, integer_literals) for value in values)
                for name in JSON_TYPES)
 
 
@@ -87,12 +101,6 @@ def _relevance(violation: SchemaViolation) -> Tuple[int, bool]:
 
 
 # --- keywords that check the instance itself: (keyword value, instance) -> messages ---------------------------
-
-def _type(schema_type: Union[str, List[str]], instance: Any) -> Iterator[str]:
-    names = _type_names(schema_type)
-    if not any(json_type_matches(instance, name) for name in names):
-        yield "{!r} is not of type {}".format(instance, ", ".join(repr(name) for name in names))
-
 
 def _required(names: List[str], instance: Any) -> Iterator[str]:
     if isinstance(instance, dict):
@@ -131,23 +139,59 @@ def _max_length(maximum: int, instance: Any) -> Iterator[str]:
         yield "{!r} is too long".format(instance)
 
 
-def _pattern(pattern: str, instance: Any) -> Iterator[str]:
-    if isinstance(instance, str) and not re.search(pattern, instance):  # search, not match, as jsonschema does
+def _pattern(pattern: str, instance: Any, ecma: bool = False) -> Iterator[str]:
+    searched = ecma_end_anchors(pattern) if ecma else pattern
+    if isinstance(instance, str) and not re.search(searched, instance):  # search, not match, as jsonschema does
         yield "{!r} does not match {!r}".format(instance, pattern)
+
+
+def ecma_end_anchors(pattern: str) -> str:
+    """`pattern` with each `$` anchor (unescaped, outside a character class) written `\\Z`, Python's end of the text:
+    ECMA-262's `$`, where Python's `$` also matches before a final newline."""
+    out = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = "\\Z"
+        out.append(char)
+    return "".join(out)
 
 
 MESSAGE_CHECKS: Dict[str, Callable[[Any, Any], Iterator[str]]] = {
     "const": _const, "enum": _enum, "maxLength": _max_length, "minItems": _min_items, "minLength": _min_length,
-    "minimum": _minimum, "pattern": _pattern, "required": _required, "type": _type,
+    "minimum": _minimum, "pattern": _pattern, "required": _required,
 }
 
 
 class SchemaValidator:
-    """Validates instances against one draft-7 schema written with `SUPPORTED_KEYWORDS` (and annotations) only."""
+    """Validates instances against one draft-7 schema written with `SUPPORTED_KEYWORDS` (and annotations) only.
 
-    def __init__(self, schema: Schema):
+    `integer_literals`: "integer" matches only an `int` (not a bool), never an integral float such as 3.0 (see the
+    module's docstring); the default is draft 7's meaning. `ecma_patterns`: a pattern's `$` matches only at the end
+    of the text (the default is jsonschema's, Python's `re`). `refinements` maps a local reference ('#/definitions/name')
+    to a check applied, after the subschema, to every instance that a `$ref` to it validates; a violation it reports
+    has the keyword `$ref`."""
+
+    def __init__(self, schema: Schema, integer_literals: bool = False, ecma_patterns: bool = False,
+                 refinements: Optional[Mapping[str, Refinement]] = None):
         self.root = schema
+        self.integer_literals = integer_literals
+        self.refinements: Mapping[str, Refinement] = dict(refinements or {})
         self._check_supported(schema, "#")
+        for reference in self.refinements:
+            self._resolve(reference)
+        # keywords that check the instance itself: (keyword value, instance) -> messages
+        self._message_checks: Dict[str, Callable[[Any, Any], Iterator[str]]] = dict(MESSAGE_CHECKS, type=self._type)
+        if ecma_patterns:
+            self._message_checks["pattern"] = functools.partial(_pattern, ecma=True)
         # keywords that validate parts of the instance (or all of it) against subschemas
         self._descents: Dict[str, Callable[[Any, Any, Schema, Path], Iterator[SchemaViolation]]] = {
             "$ref": self._ref, "additionalProperties": self._additional_properties, "anyOf": self._any_of,
@@ -220,11 +264,19 @@ class SchemaValidator:
 
     # --- validation --------------------------------------------------------------------------------------------
 
+    def _is_type(self, instance: Any, names: List[str]) -> bool:
+        return any(json_type_matches(instance, name, self.integer_literals) for name in names)
+
+    def _type(self, schema_type: Union[str, List[str]], instance: Any) -> Iterator[str]:
+        names = _type_names(schema_type)
+        if not self._is_type(instance, names):
+            yield "{!r} is not of type {}".format(instance, ", ".join(repr(name) for name in names))
+
     def _violations(self, instance: Any, schema: Schema, path: Path) -> Iterator[SchemaViolation]:
         """Each keyword of `schema` in its written order, as jsonschema applies them."""
         for keyword, value in schema.items():
-            if keyword in MESSAGE_CHECKS:
-                for message in MESSAGE_CHECKS[keyword](value, instance):
+            if keyword in self._message_checks:
+                for message in self._message_checks[keyword](value, instance):
                     yield SchemaViolation(path, message, keyword)
             elif keyword in self._descents:
                 yield from self._descents[keyword](value, instance, schema, path)
@@ -233,7 +285,13 @@ class SchemaValidator:
         return next(self._violations(instance, schema, path), None) is None
 
     def _ref(self, reference: str, instance: Any, schema: Schema, path: Path) -> Iterator[SchemaViolation]:
-        return self._violations(instance, self._resolve(reference), path)
+        valid = True
+        for violation in self._violations(instance, self._resolve(reference), path):
+            valid = False
+            yield violation
+        if valid and reference in self.refinements:
+            for message in self.refinements[reference](instance):
+                yield SchemaViolation(path, message, "$ref")
 
     def _properties(self, properties: Mapping[str, Schema], instance: Any, schema: Schema, path: Path
                     ) -> Iterator[SchemaViolation]:
@@ -298,10 +356,10 @@ class SchemaValidator:
         anyOf/oneOf, any of its branches."""
         if "$ref" in branch:
             return self._could_be_meant(instance, self._resolve(branch["$ref"]))
-        if "type" in branch and not any(json_type_matches(instance, name) for name in _type_names(branch["type"])):
+        if "type" in branch and not self._is_type(instance, _type_names(branch["type"])):
             return False
         allowed_values = [branch["const"]] if "const" in branch else branch.get("enum")
-        if allowed_values is not None and not _shares_a_type(instance, allowed_values):
+        if allowed_values is not None and not _shares_a_type(instance, allowed_values, self.integer_literals):
             return False
         if isinstance(instance, dict):
             for name, subschema in branch.get("properties", {}).items():
