@@ -1069,3 +1069,67 @@ def test_quotes_and_backslashes_in_strings_do_not_count(tmp_path):
     text = '\\\\"{[,' * 100000 + "\\\\"
     metadata, _ = read_container(write_raw(tmp_path / "text.sbif", {"__metadata__": {"text": text}}))
     assert metadata["text"] == text
+
+
+# -- one reader semantics (issue #18): integer literals, -0, U+0000 in names -------------------------------------
+@pytest.mark.parametrize("old, new, fragment", [
+    ('"shape": [null, ', '"shape": [null, 1.0, ', "inputs/0/shape/1: 1.0 is not of type 'integer', 'null'"),
+    ('"format_version": 1', '"format_version": 1e0', "format_version must be an integer, got 1.0"),
+], ids=["input-dimension", "format-version-exponent"])
+def test_an_integral_number_written_with_a_fraction_or_exponent_is_no_integer(valid_path, tmp_path, old, new,
+                                                                              fragment):
+    """SPEC section 1: an integer is a number written without fraction or exponent. JSON Schema draft 7 counts 1.0
+    as an integer; the C and Node readers, which read the literal, do not, and neither does the reference."""
+    def edit(document):
+        text = json.dumps(document)
+        assert text.count(old) >= 1
+        return text.replace(old, new, 1)
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError, fragment)
+
+
+def test_a_document_dimension_written_with_a_fraction_is_refused(valid_path, tmp_path):
+    def edit(document):
+        document["tensors"][0]["shape"][0] = float(document["tensors"][0]["shape"][0])
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError,
+           "schema violation at tensors/0/shape/0", "is not of type 'integer'")
+
+
+def test_negative_zero_is_the_integer_zero_in_the_header(valid_path, tmp_path):
+    """`-0` is an integer literal whose value is 0 (SPEC section 2: non-negative); C read it as negative."""
+    header, data = read_raw(valid_path)
+    text = json.dumps(header)
+    assert text.count('"data_offsets": [0, ') == 1
+    text = text.replace('"data_offsets": [0, ', '"data_offsets": [-0, ')
+    path = write_raw(tmp_path / "zero.sbif", None, data, header_bytes=text.encode("utf-8"))
+    assert set(SbifFile.read(path).tensors) == set(header) - {"__metadata__"}
+
+
+def test_a_tensor_name_with_u0000_is_refused_in_the_header(valid_path, tmp_path):
+    """SPEC section 2: no U+0000 in a tensor name (C runtimes name tensors with C strings), even when the document
+    names the tensor alike."""
+    def edit(header, data):
+        renamed = "model/pi/b:0\x00x"
+        header[renamed] = header.pop("model/pi/b:0")
+        header["__metadata__"]["sbif"] = header["__metadata__"]["sbif"].replace('"model/pi/b:0"',
+                                                                                json.dumps(renamed))
+
+    expect(rewrite_header(valid_path, str(tmp_path / "bad.sbif"), edit), FileFormatError,
+           "tensor 'model/pi/b:0\\x00x': a tensor name may not contain U+0000")
+
+
+@pytest.mark.parametrize("where", ["output", "predict", "node-input"])
+def test_a_name_with_u0000_is_refused_in_the_document(valid_path, tmp_path, where):
+    """SPEC section 3: no name holds U+0000, wherever the schema names a value; checked with the schema, so before
+    anything that depends on the graph."""
+    def edit(document):
+        if where == "output":
+            append_node(document, "exp", [document["outputs"][0]["name"]], ["named\x00x"], {})
+        elif where == "predict":
+            document["predict"]["deterministic_action"] += "\x00"
+        else:
+            append_node(document, "sparsemax", ["obs\x00"], ["out"], {})  # an unknown op, after the bad name
+
+    expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError, "schema violation at",
+           "contains U+0000, which no name may hold")

@@ -7,6 +7,7 @@ import copy
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from sbif.errors import DocumentError
 from sbif.format.document import SCHEMA_PATH, check_schema
-from sbif.format.schema_check import SchemaValidator
+from sbif.format.schema_check import SchemaValidator, ecma_end_anchors
 from tests.factories import MATRIX, make_sbif
 from tests.zoo import ZOO, zoo_models, zoo_normalization
 
@@ -251,3 +252,87 @@ def test_load_does_not_import_jsonschema(tmp_path):
     code = ("import sys, sbif; sbif.load(sys.argv[1], backend='numpy'); "
             "assert 'jsonschema' not in sys.modules, sorted(m for m in sys.modules if 'jsonschema' in m)")
     subprocess.run([sys.executable, "-c", code, path], cwd=ROOT, check=True)
+
+
+# --- the SBIF document's reading (SPEC sections 1 and 3): where it departs from jsonschema ---------------------------
+
+def sbif_document() -> Dict[str, Any]:
+    return json.loads(json.dumps(make_sbif("box_inf", "discrete", "none").document))
+
+
+@pytest.mark.parametrize("value, draft7, literals", [(3, True, True), (3.0, True, False), (1e2, True, False),
+                                                     (-0.0, True, False), (True, False, False), (2.5, False, False)])
+def test_integer_literals(value, draft7, literals):
+    """With integer_literals, an integer is an int (a JSON number written without fraction or exponent): 3.0 is
+    not one, though draft 7, and so the default, counts it."""
+    schema = {"type": "integer"}
+    assert SchemaValidator(schema).is_valid(value) == jsonschema.Draft7Validator(schema).is_valid(value) == draft7
+    assert SchemaValidator(schema, integer_literals=True).is_valid(value) == literals
+
+
+@pytest.mark.parametrize("edit, where, message", [
+    (lambda d: d["action_space"].update(n=2.0), "action_space/n", "2.0 is not of type 'integer'"),
+    (lambda d: d["tensors"][0]["shape"].__setitem__(0, float(d["tensors"][0]["shape"][0])), "tensors/0/shape/0",
+     "is not of type 'integer'"),
+    (lambda d: d["inputs"][0]["shape"].append(1e2), "inputs/0/shape/2", "100.0 is not of type 'integer', 'null'"),
+    (lambda d: d["graph"][0].update(op=d["graph"][0]["op"] + "\n"), "graph/0/op", "does not match '^[a-z][a-z0-9_]*$'"),
+    (lambda d: d["provenance"]["source"].update(sha256=d["provenance"]["source"]["sha256"] + "\n"),
+     "provenance/source/sha256", "does not match '^[0-9a-f]{64}$'"),
+], ids=["n", "tensor-dimension", "input-dimension", "op-newline", "sha256-newline"])
+def test_the_document_schema_reads_integers_and_patterns_as_every_reader(edit, where, message):
+    """Documents jsonschema (and the draft-7 default) accepts, and the C and Node readers refuse: an integral number
+    written with a fraction or exponent, and a pattern's `$` before a final newline (Python's re; ECMA-262's `$`,
+    the dialect JSON Schema names, is the end of the text)."""
+    document = sbif_document()
+    edit(document)
+    assert REFERENCE.is_valid(document) and VALIDATOR.is_valid(document)
+    with pytest.raises(DocumentError) as caught:
+        check_schema(document, "model.sbif")
+    assert str(caught.value).startswith("model.sbif: schema violation at {}: ".format(where))
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("pattern, text, matches", [
+    ("^a$", "a\n", False), ("^a$", "a", True), (r"^a\$", "a$", True), ("^a[$]", "a$", True),
+    (r"^[\]$]$", "$", True), (r"^[\]$]$", "]\n", False),
+])
+def test_ecma_end_anchors(pattern, text, matches):
+    assert bool(re.search(ecma_end_anchors(pattern), text)) == matches
+
+
+#: Edits putting U+0000 in a name at each kind of place the schema's `name` definition covers, by the place.
+NUL = "\x00x"
+NAME_EDITS = [
+    (("tensors", 0, "name"), lambda d: d["tensors"][0].update(name=d["tensors"][0]["name"] + NUL)),
+    (("inputs", 0, "name"), lambda d: d["inputs"][0].update(name=d["inputs"][0]["name"] + NUL)),
+    (("graph", 0, "inputs", 0), lambda d: d["graph"][0]["inputs"].__setitem__(0, NUL)),
+    (("graph", 0, "outputs", 0), lambda d: d["graph"][0]["outputs"].__setitem__(0, NUL)),
+    (("outputs", 0, "name"), lambda d: d["outputs"][0].update(name=NUL)),
+    (("predict", "deterministic_action"), lambda d: d["predict"].update(deterministic_action=NUL)),
+    (("predict", "stochastic_action"), lambda d: d["predict"].update(stochastic_action=NUL)),  # inside an anyOf
+    (("predict", "distribution", "parameters", "probabilities"),
+     lambda d: d["predict"]["distribution"]["parameters"].update(probabilities=NUL)),
+]
+
+
+@pytest.mark.parametrize("path, edit", NAME_EDITS, ids=["/".join(map(str, path)) for path, _ in NAME_EDITS])
+def test_a_name_holds_no_u0000(path, edit):
+    """SPEC section 3: the document's checker refines the schema's `name` definition, wherever it applies (C runtimes
+    name values with C strings); jsonschema, which has no such rule, accepts the document."""
+    document = sbif_document()
+    edit(document)
+    assert REFERENCE.is_valid(document)
+    with pytest.raises(DocumentError) as caught:
+        check_schema(document, "model.sbif")
+    where = "/".join(str(part) for part in path)
+    assert str(caught.value).startswith("model.sbif: schema violation at {}: ".format(where)), caught.value
+    assert str(caught.value).endswith("contains U+0000, which no name may hold")
+
+
+def test_refinements_apply_after_the_subschema_and_name_a_real_definition():
+    schema = {"definitions": {"name": {"type": "string"}}, "items": {"$ref": "#/definitions/name"}}
+    short = SchemaValidator(schema, refinements={"#/definitions/name": lambda v: iter(["long"] if len(v) > 2 else [])})
+    assert [v.path for v in short.violations(["ab", "abc", 7])] == [(1,), (2,)]
+    assert short.violations(["abc"])[0].message == "long" and short.violations([7])[0].keyword == "type"
+    with pytest.raises(ValueError, match="unresolvable"):
+        SchemaValidator(schema, refinements={"#/definitions/other": lambda v: iter([])})

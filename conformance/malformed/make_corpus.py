@@ -705,6 +705,82 @@ def valid_value_at_the_size_limit(base: Base) -> bytes:
     return base.with_document(add_node("one_hot", ["action"], "action/one_hot", depth=2 ** 26))
 
 
+# -- one reader semantics (issue #18): integer literals, lone surrogates, -0, U+0000 in names -------------------------
+def renamed_tensor(base: Base, old: str, new: str) -> bytes:
+    """The base file with tensor `old` named `new` everywhere: its header entry (which keeps its place) and the
+    document's tensor list and graph."""
+    header = {(new if name == old else name): entry for name, entry in base.header.items()}
+    document = json.loads(json.dumps(base.document).replace(json.dumps(old), json.dumps(new)))
+    header["__metadata__"] = encode_document(document)
+    return base.file(header)
+
+
+@refused("2", FILE_FORMAT, "The header entry of model/pi/b:0 has shape [2.0]: a dimension written with a fraction is "
+                           "not an integer (SPEC section 1), though its value is integral.")
+def header_integral_float_dimension(base: Base) -> bytes:
+    return base.with_entry("model/pi/b:0", shape=[2.0])
+
+
+@refused("3.3", DOCUMENT, "The document's tensor list declares model/vf/w:0 with shape [3.0, 1]: a dimension written "
+                          "with a fraction is not an integer (SPEC section 1), though JSON Schema draft 7 counts 3.0 "
+                          "as one.")
+def document_integral_float_dimension(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        entry(document["tensors"], "model/vf/w:0")["shape"] = [3.0, 1]
+    return base.with_document(edit)
+
+
+@refused("3", DOCUMENT, "format_version is 1.0: written with a fraction, not an integer, so the document is invalid "
+                        "before its version is compared.")
+def format_version_integral_float(base: Base) -> bytes:
+    return base.with_document_text(('"format_version":1', '"format_version":1.0'))
+
+
+@refused("3.5", DOCUMENT, "A reshape of a one-element constant to [1.0]: a dimension written with a fraction is not "
+                          "an integer.")
+def reshape_dimension_integral_float(base: Base) -> bytes:
+    return base.with_document(reshaped_constant([1.0]))
+
+
+@refused("3.5", DOCUMENT, "A layer_norm node of the logits (gamma and beta model/pi/b:0) has epsilon 1: a float "
+                          "attribute written as an integer (spec/ops.md: epsilon is a float).")
+def float_attribute_written_as_integer(base: Base) -> bytes:
+    return base.with_document(add_node("layer_norm", ["logits", "model/pi/b:0", "model/pi/b:0"], "logits/normalized",
+                                       epsilon=1))
+
+
+@refused("2", FILE_FORMAT, "The header's __metadata__ holds an extra key whose value is the escape \\ud800, a lone "
+                           "surrogate: no UTF-8 text holds it.")
+def header_lone_surrogate(base: Base) -> bytes:
+    return base.with_header_text(('"format":"sbif"', '"format":"sbif","note":"\\ud800"'))
+
+
+@refused("3", DOCUMENT, "provenance.producer holds the escape \\udc00, a lone surrogate, in a document whose "
+                        "format_version is 2: the document's JSON is refused before its version is read.")
+def document_lone_surrogate_version_2(base: Base) -> bytes:
+    header = base.header
+    text = substituted(header["__metadata__"]["sbif"], ('"format_version":1', '"format_version":2'))
+    header["__metadata__"]["sbif"] = substituted(text, ('"producer":"', '"producer":"\\udc00'))
+    return base.file(header)
+
+
+@loads("2", "The first tensor's data_offsets are written [-0, 12]: -0 is the integer 0.")
+def valid_negative_zero_offset(base: Base) -> bytes:
+    return base.with_header_text(('"data_offsets":[0,', '"data_offsets":[-0,'))
+
+
+@refused("2", FILE_FORMAT, "The tensor model/q/w:0 is named model/q/w:0, U+0000, x, alike in the header and the "
+                           "document: a tensor name holds no U+0000.")
+def header_nul_in_tensor_name(base: Base) -> bytes:
+    return renamed_tensor(base, "model/q/w:0", "model/q/w:0\x00x")
+
+
+@refused("3", DOCUMENT, "A softmax node of the logits has the output logits/softmax, U+0000, x: a name holds no "
+                        "U+0000.")
+def document_nul_in_name(base: Base) -> bytes:
+    return base.with_document(add_node("softmax", ["logits"], "logits/softmax\x00x"))
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)

@@ -1013,8 +1013,8 @@ static sbif_status parse_header(container *c, const char *raw, size_t length, sb
     for (i = 0, item = sbif_json_first(c->header); i < c->header->length; i++, item = sbif_json_next(item)) {
         if (item + 1 == c->metadata) continue;
         if (strlen(item->str) != item->length) {
-            return fail(error, SBIF_ERR_FILE_FORMAT, "%s: a tensor name contains U+0000, which this runtime does not "
-                        "accept", c->path);
+            return fail(error, SBIF_ERR_FILE_FORMAT, "%s: a tensor name may not contain U+0000 (SPEC section 2)",
+                        c->path);
         }
         if ((status = check_entry(c, item->str, item + 1, &c->entries[n], error)) != SBIF_OK) return status;
         n++;

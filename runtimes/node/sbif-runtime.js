@@ -275,7 +275,8 @@ function readContainer(path) {
     const code = CONTAINER_CODES[entry.dtype];
     const { shape, data_offsets: offsets } = entry;
     if (!Array.isArray(shape) || !shape.every((_, i) => isCount(shape, i))) {
-      throw new FileFormatError(`${where} has an invalid shape ${show(shape)}`);
+      throw new FileFormatError(`${where} has an invalid shape ${show(shape)} (dimensions are non-negative integers, `
+        + 'written without fraction or exponent)');
     }
     if (shape.length > MAX_RANK || shape.some((dim) => dim >= MAX_DIM)) {
       throw new FileFormatError(`${where} has shape ${show(shape)}: at most ${MAX_RANK} dimensions, each at most `
@@ -283,7 +284,8 @@ function readContainer(path) {
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((_, i) => isCount(offsets, i))
       || offsets[0] > offsets[1]) {
-      throw new FileFormatError(`${where} has invalid data_offsets ${show(offsets)}`);
+      throw new FileFormatError(`${where} has invalid data_offsets ${show(offsets)} (two non-negative integers, `
+        + 'written without fraction or exponent, begin <= end)');
     }
     // exact integers, so that no shape bomb wraps around (dimensions beyond 2^53 are already rounded by JSON.parse,
     // and stay far beyond any real span)
@@ -415,8 +417,11 @@ function schemaKeyword(keyword, value, instance, node, root, path, holder) {
     case 'type': {
       const names = Array.isArray(value) ? value : [value];
       const member = path[path.length - 1];
-      return names.some((name) => JSON_TYPES[name](instance, holder, member)) ? null
-        : fail(`is not of type ${names.join(', ')}`);
+      if (names.some((name) => JSON_TYPES[name](instance, holder, member))) return null;
+      // an integral number that is no integer was written with a fraction or an exponent, which show() drops
+      const written = names.includes('integer') && Number.isInteger(instance) ? ' (written with a fraction or exponent)'
+        : '';
+      return fail(`is not of type ${names.join(', ')}${written}`);
     }
     case 'const':
       return jsonEqual(instance, value) ? null : fail(`is not ${show(value)}`);

@@ -56,7 +56,9 @@ def test_the_manifest_covers_every_class_and_valid_files():
         assert entry["section"] in headings, entry
         assert (entry["defect"] is None) == (entry["error_class"] is None) == ("valid" in entry), entry
     size = sum(os.path.getsize(corpus_path(entry)) for entry in ENTRIES)
-    assert size < 256 * 1024  # small package data: about 3.4 KiB a file
+    # small package data: about 3.4 KiB a file, each a copy of one base file; raised from 256 KiB for the ten files of
+    # issue #18's one reader semantics (integer literals, lone surrogates, -0, U+0000 in names: 88 files, 289 KiB)
+    assert size < 320 * 1024
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[entry["file"] for entry in ENTRIES])
@@ -72,7 +74,8 @@ def test_the_reference_reader_refuses_each_file_with_its_class(entry):
 # -- the protocol ------------------------------------------------------------------------------------------------------
 def test_load_requests_on_the_wire():
     """`serve` answers `loaded`, or `errored` with the class; an unsupported file is refused, not skipped."""
-    lines = [{"id": 1, "type": "load", "model": corpus_path(ENTRIES[-1])},
+    valid = next(entry for entry in reversed(ENTRIES) if entry["error_class"] is None)
+    lines = [{"id": 1, "type": "load", "model": corpus_path(valid)},
              {"id": 2, "type": "load", "model": os.path.join(CORPUS, "39_unknown_op.sbif")},
              {"id": 3, "type": "load", "model": os.path.join(CORPUS, "01_short_file.sbif")},
              {"id": 4, "type": "load"}]
