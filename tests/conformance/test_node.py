@@ -10,6 +10,8 @@ from conformance.malformed import read_manifest
 from conformance.models import ModelInfo
 from conformance.runner import KnownFailures, OracleSource, run_suite
 
+from tests.runtimes.test_c_runtime import READER_SEMANTICS
+
 from .conftest import GOLDEN, KNOWN_FAILURES
 
 CLAIMED_MISSING = {"conv2d", "inverse_cdf_sample"}
@@ -133,3 +135,21 @@ def test_node_casts_nan_inf_and_out_of_range_floats_as_the_reference(node_runtim
         ours, expected = (runtime.op("cast", [x], {"to": to}) for runtime in (node_runtime, reference))
         assert ours.ok and expected.ok, (ours, expected)
         assert np.array_equal(ours.outputs["0"], expected.outputs["0"]), (x.dtype, ours.outputs, expected.outputs)
+
+
+# -- one reader semantics (issue #18) -----------------------------------------------------------------------------
+@pytest.mark.parametrize("make, error_class", [case[1:] for case in READER_SEMANTICS],
+                         ids=[case[0] for case in READER_SEMANTICS])
+def test_node_reads_integers_strings_and_names_as_the_reference(node_runtime, tmp_path, make, error_class):
+    """JSON.parse reads 3.0 as 3 and keeps lone surrogates: parseStrict records the integral numbers written with a
+    fraction or exponent, so that only integer literals are integers (SPEC section 1), and refuses lone surrogates
+    before the document's version is read; names hold no U+0000 (SPEC sections 2 and 3)."""
+    from conformance.malformed.make_corpus import build_base
+    from conformance.protocol import PythonRuntime
+
+    path = str(tmp_path / "case.sbif")
+    with open(path, "wb") as handle:
+        handle.write(make(build_base()))
+    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference

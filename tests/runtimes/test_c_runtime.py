@@ -686,3 +686,78 @@ def test_casts_of_nan_inf_and_out_of_range_floats_agree_with_the_reference(c_run
         ours, expected = (runtime.op("cast", [x], {"to": to}) for runtime in (c_runtime, reference))
         assert ours.ok and expected.ok, (ours, expected)
         assert np.array_equal(ours.outputs["0"], expected.outputs["0"]), (x.dtype, ours.outputs, expected.outputs)
+
+
+# -- one reader semantics (issue #18): files every reader reads alike -----------------------------------------------
+def _edited_base(kind, *change):
+    """A maker of one edit of the reader-refusal corpus's base file: `kind` is 'document' (an edit function), or
+    'document_text' / 'header_text' (an (old, new) substitution of the JSON text)."""
+    def make(base):
+        if kind == "document":
+            return base.with_document(change[0])
+        return getattr(base, "with_" + kind)(change)
+    return make
+
+
+def _nodes(*nodes):
+    """A document edit appending (op, inputs, output, attrs) nodes that nothing uses."""
+    from conformance.malformed.make_corpus import add_node
+
+    def edit(document):
+        for op, inputs, output, attrs in nodes:
+            add_node(op, inputs, output, **attrs)(document)
+    return edit
+
+
+#: (id, maker of the file from the corpus base, the class every reader refuses it with, or None: it loads). The
+#: corpus (conformance/malformed, files 79-88) holds one file per rule; these are the rest of each rule's places.
+READER_SEMANTICS = [
+    ("int-attribute-1.0", _edited_base("document", _nodes(("expand_dims", ["obs"], "e", {"axis": 1.0}))),
+     "DocumentError"),
+    ("one-hot-depth-2.0", _edited_base("document", _nodes(("one_hot", ["action"], "h", {"depth": 2.0}))),
+     "DocumentError"),
+    ("split-sizes-1.0", _edited_base("document", _nodes(("split", ["logits"], "s", {"sizes": [1.0, 1], "axis": 1}))),
+     "DocumentError"),
+    ("n-exponent", _edited_base("document_text", '"n":2', '"n":2e0'), "DocumentError"),
+    ("header-offset-fraction", _edited_base("header_text", '"data_offsets":[0,12]', '"data_offsets":[0,12.0]'),
+     "FileFormatError"),
+    # an empty tensor the document does not list: a reader that reads its dimension -0 as 0 finds the stray tensor
+    ("header-dimension-minus-0", _edited_base("header_text", '"model/pi/b:0":{',
+                                              '"z":{"dtype":"U8","shape":[-0],"data_offsets":[0,0]},"model/pi/b:0":{'),
+     "DocumentError"),
+    ("float-attribute-1.0", _edited_base("document", _nodes(
+        ("layer_norm", ["logits", "model/pi/b:0", "model/pi/b:0"], "n", {"epsilon": 1.0}))), None),
+    ("format-version-401-digits", _edited_base("document_text", '"format_version":1', '"format_version":' + "1" * 401),
+     "UnsupportedError"),
+    ("lone-surrogate-in-a-document-key", _edited_base("document_text", '"policy_class":', '"\\udfff":0,"policy_class":'),
+     "DocumentError"),
+    ("lone-surrogate-in-a-header-key", _edited_base("header_text", '"format":', '"\\ud800x":"","format":'),
+     "FileFormatError"),
+    ("surrogate-pair", _edited_base("document_text", '"producer":"', '"producer":"\\ud83d\\ude00'), None),
+    ("escaped-backslash-before-u", _edited_base("document_text", '"producer":"', '"producer":"\\\\ud800'), None),
+    ("u0000-in-producer", _edited_base("document_text", '"producer":"', '"producer":"\\u0000'), None),
+    ("u0000-in-a-cast-dtype", _edited_base("document", _nodes(("cast", ["obs"], "c", {"to": "float32\x00x"}))),
+     "DocumentError"),
+    ("u0000-in-a-name-before-an-unknown-op", _edited_base("document", _nodes(
+        ("sparsemax", ["logits"], "m", {}), ("softmax", ["logits"], "p\x00", {}))), "DocumentError"),
+    ("u0000-in-predict", _edited_base("document_text", '"deterministic_action":"action"',
+                                      '"deterministic_action":"action\\u0000"'), "DocumentError"),
+    ("op-with-a-final-newline", _edited_base("document_text", '"op":"softmax"', '"op":"softmax\\n"'), "DocumentError"),
+]
+
+
+@pytest.mark.parametrize("make, error_class", [case[1:] for case in READER_SEMANTICS],
+                         ids=[case[0] for case in READER_SEMANTICS])
+def test_the_c_reader_reads_integers_strings_and_names_as_the_reference(c_runtime, tmp_path, make, error_class):
+    """SPEC sections 1 to 3: integers are literals without fraction or exponent, lone surrogates are refused, -0 is 0,
+    U+0000 is in no name; the C reader and the reference (and the Node one, tests/conformance/test_node.py) decide
+    alike, with the same class."""
+    from conformance.malformed.make_corpus import build_base
+    from conformance.protocol import PythonRuntime
+
+    path = str(tmp_path / "case.sbif")
+    with open(path, "wb") as handle:
+        handle.write(make(build_base()))
+    ours, reference = c_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference
