@@ -14,7 +14,7 @@ import pytest
 
 import sbif
 from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError
-from sbif.format import SbifFile, read_container
+from sbif.format import SbifFile, read_container, write_container
 from sbif.format.container import MAX_HEADER_BYTES
 from sbif.ops import ValueSpec, get_op
 from tests.factories import raw_bytes, read_raw, rewrite_document, rewrite_header, write_raw
@@ -1133,3 +1133,11 @@ def test_a_name_with_u0000_is_refused_in_the_document(valid_path, tmp_path, wher
 
     expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), DocumentError, "schema violation at",
            "contains U+0000, which no name may hold")
+
+
+def test_a_tensor_name_with_u0000_is_not_written(tmp_path):
+    """The writer refuses what every reader refuses (SPEC section 2), rather than write a file none reads."""
+    path = tmp_path / "nul.sbif"
+    with pytest.raises(FileFormatError, match="a tensor name may not contain U[+]0000"):
+        write_container(str(path), {"a\x00b": np.zeros(2, F32)}, {})
+    assert not path.exists()

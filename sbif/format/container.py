@@ -192,6 +192,8 @@ def write_container(path: str, tensors: Mapping[str, np.ndarray], metadata: Mapp
     arrays = []
     offset = 0
     for name, array in tensors.items():
+        if "\x00" in name:  # parse_header refuses it: no file is written that no reader reads
+            raise FileFormatError("tensor {}: a tensor name may not contain U+0000".format(preview(name)))
         array = np.asarray(array)
         code = dtype_code(array.dtype)
         data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
