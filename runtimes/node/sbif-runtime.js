@@ -411,7 +411,9 @@ function schemaKeyword(keyword, value, instance, node, root, path, holder) {
     case '$ref': {
       const found = schemaViolation(instance, value.slice(2).split('/').reduce((at, part) => at[part], root), root,
         path, holder);
-      if (found || value !== NAME_DEFINITION || !instance.includes('\u0000')) return found;
+      if (found || value !== NAME_DEFINITION || typeof instance !== 'string' || !instance.includes('\u0000')) {
+        return found;
+      }
       return fail('contains U+0000, which no name may hold');
     }
     case 'type': {
