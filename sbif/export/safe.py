@@ -255,7 +255,17 @@ def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> b
     return b"".join(chunks)
 
 
+#: Characters that start or separate JSON values: at most one value per character, plus the first.
+_JSON_SEPARATORS = (b",", b":", b"[", b"{")
+
+
 def _json_member(raw: bytes, name: str, path: str) -> Any:
+    """A member's JSON, parsed once what parsing it would build is known to fit the budget the pickles have
+    (`safe_pickle.BuildBudget`): every value is an object (`[[],[],...]` is 64 bytes of lists per 3 bytes of
+    text), counted from the characters that can start one, strings included (an overestimate)."""
+    values = 1 + sum(raw.count(separator) for separator in _JSON_SEPARATORS)
+    BuildBudget(len(raw), "{}: the {} member".format(path, name), "a value every few bytes?").charge(
+        values * safe_pickle.OBJECT_BYTES)
     try:
         return json.loads(raw.decode("utf-8"))
     except Exception as exc:  # UnicodeDecodeError, JSONDecodeError, RecursionError on absurd nesting

@@ -366,17 +366,19 @@ class BuildBudget(object):
     """What the unpickler may still build for one input: a pickle, or every pickle of one .zip `data` member
     (they share one budget, so the fixed allowance is not granted once per `:serialized:` entry)."""
 
-    def __init__(self, input_bytes: int):
+    def __init__(self, input_bytes: int, builder: str = "the pickle",
+                 likely_cause: str = "values stored once and used again and again?"):
         self.input_bytes, self.limit, self.built = input_bytes, built_limit(input_bytes), 0
+        self.builder, self.likely_cause = builder, likely_cause
 
     def charge(self, cost: int) -> None:
         """Count `cost` bytes about to be built; refuse once the total passes the limit."""
         self.built += cost
         if self.built > self.limit:
-            raise ExportError("the pickle builds more than {} bytes of values from {} bytes of input (the safe "
-                              "loader allows {} x the input + {} MiB; values stored once and used again and "
-                              "again?); refused".format(self.limit, self.input_bytes, BUILT_BYTES_PER_INPUT_BYTE,
-                                                       BUILT_BYTES_SLACK >> 20))
+            raise ExportError("{} builds more than {} bytes of values from {} bytes of input (the safe loader "
+                              "allows {} x the input + {} MiB; {}); refused".format(
+                                  self.builder, self.limit, self.input_bytes, BUILT_BYTES_PER_INPUT_BYTE,
+                                  BUILT_BYTES_SLACK >> 20, self.likely_cause))
 
 
 def _data_bytes(value: Any) -> int:

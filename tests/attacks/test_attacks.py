@@ -855,3 +855,17 @@ def test_textual_bounds_with_millions_of_numbers(tmp_path):
     data = model_data(observation=readable)
     path = write_zip(str(tmp_path / "text.zip"), data, model_parameters(model_data()))
     refused_in_a_small_process(path, "observation_space.low text holds more than 4 numbers")
+
+
+@pytest.mark.parametrize("member", ["data", "parameter_list"])
+def test_json_members_that_build_twenty_times_their_size(member, tmp_path):
+    """JSON makes an object of every value: a 3 MB member of empty lists (or of short strings) is 60 MB of
+    objects. What parsing would build is estimated from the text first, within the budget pickles have."""
+    data = model_data()
+    params = model_parameters(data)
+    if member == "data":
+        content = b'{"x": [' + b"[]," * 1000000 + b"[]]}"
+    else:
+        content = b'["' + b'a","' * 1000000 + b'a"]'
+    path = write_zip(str(tmp_path / "json.zip"), data, params, {member: content})
+    assert_one_line(refused_bounded(path, "the {} member builds more than".format(member)))
