@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Dict, List, Tuple
 
 import pytest
@@ -28,23 +29,23 @@ from .sb2_like import Build, Global, dumps, make_model_files, model_data, model_
 GiB = 1 << 30
 #: Address space a child may use beyond its imports: far above any budget of test_budgets.py, only a safety net.
 CHILD_MEMORY = 2 * GiB
-#: Seconds one input may take in a child before it counts as a time-out.
+#: Seconds one input may take in a child before it counts as a time-out (the budget test's bound for small inputs).
 SECONDS_PER_INPUT = 60.0
 MALFORMED = os.path.join(ROOT, "conformance", "malformed")
 FUZZ_CORPUS = os.path.join(ROOT, "tests", "fuzz")
 #: An observation of the reader-refusal corpus's base file (Box(3) float32).
 BASE_OBSERVATION = "[[0.1, -0.2, 0.3]]"
 
-#: The child: runs `sbif.cli.main` on each argv of a JSON list, writing one JSON line per input to the report file
-#: descriptor before ("start") and after ("exit", with the status and the stderr's lines) each.
+#: The child: runs `sbif.cli.main` on each argv of a JSON list, appending one JSON line per input to the report file
+#: before ("start") and after ("exit", with the status and the end of its stderr) each.
 CHILD = r"""
 import io, json, os, resource, sys
 from contextlib import redirect_stderr, redirect_stdout
 from sbif import cli
 cli.build_parser()
 size = [int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize")][0]
-resource.setrlimit(resource.RLIMIT_AS, (size + int(sys.argv[2]), size + int(sys.argv[2])))
-report = os.fdopen(int(os.environ["SBIF_REPORT_FD"]), "w", buffering=1)
+resource.setrlimit(resource.RLIMIT_AS, (size + int(sys.argv[3]), size + int(sys.argv[3])))
+report = open(sys.argv[2], "a", buffering=1)
 for index, argv in enumerate(json.load(open(sys.argv[1]))):
     report.write(json.dumps({"start": index}) + "\n")
     error, output = io.StringIO(), io.StringIO()
@@ -59,38 +60,42 @@ for index, argv in enumerate(json.load(open(sys.argv[1]))):
 
 def run_cli_batch(argvs: List[List[str]]) -> Dict[int, Tuple[object, str]]:
     """index -> (exit status, or "signal N" / "time-out", and the end of stderr) for each argv run by `sbif.cli.main`
-    in a capped child; after a child dies, the next one starts after the input it died on."""
+    in a capped child; an input running longer than SECONDS_PER_INPUT is killed, and after a child dies the next
+    one starts after the input it died on. The report and the child's own stderr go to files (never a pipe that
+    could fill while the child waits)."""
     results: Dict[int, Tuple[object, str]] = {}
     start = 0
     with tempfile.TemporaryDirectory() as directory:
+        batch, report, errors = (os.path.join(directory, name) for name in ("batch.json", "report", "stderr"))
         while start < len(argvs):
-            batch = os.path.join(directory, "batch.json")
             with open(batch, "w") as handle:
                 json.dump(argvs[start:], handle)
-            read_end, write_end = os.pipe()
-            environment = dict(os.environ, PYTHONPATH=ROOT, SBIF_BACKEND="numpy", SBIF_REPORT_FD=str(write_end))
+            open(report, "w").close()
+            environment = dict(os.environ, PYTHONPATH=ROOT, SBIF_BACKEND="numpy")
             environment.pop("SBIF_DEBUG", None)
-            process = subprocess.Popen([sys.executable, "-c", CHILD, batch, str(CHILD_MEMORY)], cwd=ROOT,
-                                       env=environment, pass_fds=(write_end,), stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE)
-            os.close(write_end)
-            running, timed_out = None, False
-            try:
-                process.wait(timeout=SECONDS_PER_INPUT * (len(argvs) - start))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                timed_out = True
-            with os.fdopen(read_end) as report:
-                for line in report:
-                    event = json.loads(line)
-                    if "start" in event:
-                        running = start + event["start"]
-                    else:
-                        results[start + event["exit"]] = (event["status"], event["stderr"])
-                        running = None
-            child_error = process.stderr.read().decode("utf-8", "replace")[-2000:]
-            process.stderr.close()
+            with open(errors, "w") as child_errors:
+                process = subprocess.Popen([sys.executable, "-c", CHILD, batch, report, str(CHILD_MEMORY)], cwd=ROOT,
+                                           env=environment, stdout=subprocess.DEVNULL, stderr=child_errors)
+            running, since, timed_out = None, time.monotonic(), False
+            while process.poll() is None:
+                time.sleep(0.05)
+                events = read_report(report)
+                current = events[-1]["start"] if events and "start" in events[-1] else None
+                if current != running:
+                    running, since = current, time.monotonic()
+                elif time.monotonic() - since > SECONDS_PER_INPUT:
+                    process.kill()
+                    process.wait()
+                    timed_out = True
+            running = None
+            for event in read_report(report):
+                if "start" in event:
+                    running = start + event["start"]
+                else:
+                    results[start + event["exit"]] = (event["status"], event["stderr"])
+                    running = None
+            with open(errors) as handle:
+                child_error = handle.read()[-2000:]
             if running is None:
                 if len(results) < len(argvs):  # the child failed before its first input
                     raise AssertionError("the CLI child failed to start: " + child_error)
@@ -100,6 +105,12 @@ def run_cli_batch(argvs: List[List[str]]) -> Dict[int, Tuple[object, str]]:
             results[running] = (outcome, child_error)
             start = running + 1
     return results
+
+
+def read_report(path: str) -> List[Dict[str, object]]:
+    """The complete lines of a child's report so far."""
+    with open(path) as handle:
+        return [json.loads(line) for line in handle.read().split("\n")[:-1]]
 
 
 def assert_no_internal_error(argvs: List[List[str]], results: Dict[int, Tuple[object, str]]) -> None:
