@@ -158,3 +158,25 @@ def test_infer_predicts_outputs(op, item):
     specs = [ValueSpec(t["dtype"], t["shape"]) for t in item["inputs"]]
     predicted = cls.infer(specs, attrs, len(item["outputs"]))
     assert [(p.dtype, tuple(p.shape)) for p in predicted] == [(t["dtype"], tuple(t["shape"])) for t in item["outputs"]]
+
+
+@pytest.mark.parametrize("op", sorted(FILES))
+def test_infer_decides_every_batch_placement(op):
+    """A file may put the batch dimension on any operand: `infer` answers with specs or a one-line SbifError,
+    never another exception (a conv2d kernel with a batch dimension crashed `sbif validate` with a TypeError)."""
+    import itertools
+
+    from sbif.errors import SbifError
+
+    cls = REGISTRY[op]
+    for item in FILES[op]["cases"][:20]:
+        attrs = resolve_attrs(cls, item["attrs"], op)
+        shapes = [list(t["shape"]) for t in item["inputs"]]
+        for placement in itertools.product(("as is", "batch first", "batch added"), repeat=len(shapes)):
+            specs = [ValueSpec(t["dtype"], ([None] + shape[1:] if where == "batch first" and shape else
+                                            [None] + shape if where == "batch added" else shape))
+                     for t, shape, where in zip(item["inputs"], shapes, placement)]
+            try:
+                cls.infer(specs, attrs, len(item["outputs"]))
+            except SbifError as exc:
+                assert "\n" not in str(exc)

@@ -115,7 +115,7 @@ def test_written_models_read_back_identically(workdir, observation, action, arch
 
 # -- (b) the raw container --------------------------------------------------------------------------------------
 DTYPES = ["float32", "float64", "int32", "int64", "uint8", "bool", ">f8", ">i4", "int8", "uint16", "float16"]
-names = st.text(min_size=1, max_size=12).filter(lambda name: name != "__metadata__")
+names = st.text(min_size=1, max_size=12).filter(lambda name: name != "__metadata__" and "\x00" not in name)
 arrays = st.sampled_from(DTYPES).flatmap(
     lambda dtype: hnp.arrays(np.dtype(dtype), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)))
 metadata_maps = st.dictionaries(st.text(max_size=10), st.text(max_size=40), max_size=5)

@@ -48,7 +48,7 @@ def decode_document(metadata: Mapping[str, str], source: str = "file") -> Docume
         raise DocumentError("{}: the SBIF document must be a JSON object".format(source))
     version = document.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise DocumentError("{}: format_version must be an integer, got {!r}".format(source, version))
+        raise DocumentError("{}: format_version must be an integer, got {}".format(source, preview(version)))
     if version != FORMAT_VERSION:
         raise UnsupportedError("{}: format version {} is not supported (this SBIF reads version {})".format(
             source, version, FORMAT_VERSION))

@@ -21,6 +21,8 @@ import re
 from collections import abc
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
+from ..errors import preview
+
 SUPPORTED_KEYWORDS = frozenset(["$ref", "additionalProperties", "anyOf", "const", "enum", "items", "maxLength",
                                 "minItems", "minLength", "minimum", "oneOf", "pattern", "properties", "required",
                                 "type"])
@@ -116,33 +118,33 @@ def _const(expected: Any, instance: Any) -> Iterator[str]:
 
 def _enum(allowed: List[Any], instance: Any) -> Iterator[str]:
     if not any(json_equal(instance, each) for each in allowed):
-        yield "{!r} is not one of {!r}".format(instance, allowed)
+        yield "{} is not one of {!r}".format(preview(instance), allowed)
 
 
 def _minimum(minimum: Union[int, float], instance: Any) -> Iterator[str]:
     if json_type_matches(instance, "number") and instance < minimum:
-        yield "{!r} is less than the minimum of {!r}".format(instance, minimum)
+        yield "{} is less than the minimum of {!r}".format(preview(instance), minimum)
 
 
 def _min_items(minimum: int, instance: Any) -> Iterator[str]:
     if isinstance(instance, list) and len(instance) < minimum:
-        yield "{!r} is too short".format(instance)
+        yield "{} is too short".format(preview(instance))
 
 
 def _min_length(minimum: int, instance: Any) -> Iterator[str]:
     if isinstance(instance, str) and len(instance) < minimum:
-        yield "{!r} is too short".format(instance)
+        yield "{} is too short".format(preview(instance))
 
 
 def _max_length(maximum: int, instance: Any) -> Iterator[str]:
     if isinstance(instance, str) and len(instance) > maximum:
-        yield "{!r} is too long".format(instance)
+        yield "{} is too long".format(preview(instance))
 
 
 def _pattern(pattern: str, instance: Any, ecma: bool = False) -> Iterator[str]:
     searched = ecma_end_anchors(pattern) if ecma else pattern
     if isinstance(instance, str) and not re.search(searched, instance):  # search, not match, as jsonschema does
-        yield "{!r} does not match {!r}".format(instance, pattern)
+        yield "{} does not match {!r}".format(preview(instance), pattern)
 
 
 def ecma_end_anchors(pattern: str) -> str:
@@ -270,7 +272,7 @@ class SchemaValidator:
     def _type(self, schema_type: Union[str, List[str]], instance: Any) -> Iterator[str]:
         names = _type_names(schema_type)
         if not self._is_type(instance, names):
-            yield "{!r} is not of type {}".format(instance, ", ".join(repr(name) for name in names))
+            yield "{} is not of type {}".format(preview(instance), ", ".join(repr(name) for name in names))
 
     def _violations(self, instance: Any, schema: Schema, path: Path) -> Iterator[SchemaViolation]:
         """Each keyword of `schema` in its written order, as jsonschema applies them."""
@@ -338,8 +340,8 @@ class SchemaValidator:
             if not failure:
                 also_valid = [other for other in branches[index + 1:] if self._is_valid_under(instance, other, path)]
                 if also_valid:
-                    yield SchemaViolation(path, "{!r} is valid under each of {}".format(
-                        instance, ", ".join(repr(each) for each in also_valid + [branch])), "oneOf")
+                    yield SchemaViolation(path, "{} is valid under each of {}".format(
+                        preview(instance), ", ".join(repr(each) for each in also_valid + [branch])), "oneOf")
                 return
             failures.append(failure)
         yield self._no_branch_matches(instance, branches, failures, path, "oneOf")
@@ -347,7 +349,8 @@ class SchemaValidator:
     def _no_branch_matches(self, instance: Any, branches: List[Schema], failures: List[List[SchemaViolation]],
                            path: Path, keyword: str) -> SchemaViolation:
         meant = [failure for branch, failure in zip(branches, failures) if self._could_be_meant(instance, branch)]
-        return SchemaViolation(path, "{!r} is not valid under any of the given schemas".format(instance), keyword,
+        return SchemaViolation(path, "{} is not valid under any of the given schemas".format(preview(instance)),
+                               keyword,
                                tuple(meant[0]) if len(meant) == 1 else ())
 
     def _could_be_meant(self, instance: Any, branch: Schema) -> bool:

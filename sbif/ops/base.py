@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
 import numpy as np
 
-from ..errors import DocumentError, UnsupportedError
+from ..errors import DocumentError, UnsupportedError, preview
 
 Shape = Tuple[Optional[int], ...]
 
@@ -124,8 +124,8 @@ def get_op(name: str) -> Type[Op]:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise UnsupportedError("unknown op {!r}: this runtime implements {}".format(
-            name, ", ".join(sorted(REGISTRY)))) from None
+        raise UnsupportedError("unknown op {}: this runtime implements {}".format(
+            preview(name), ", ".join(sorted(REGISTRY)))) from None
 
 
 def resolve_attrs(op: Type[Op], attrs: Dict[str, Any], where: str) -> Dict[str, Any]:
@@ -142,8 +142,8 @@ def resolve_attrs(op: Type[Op], attrs: Dict[str, Any], where: str) -> Dict[str, 
             continue
         value = attrs[key]
         if isinstance(value, bool) and bool not in _as_tuple(kinds) or not isinstance(value, kinds):
-            raise DocumentError("{}: attribute {!r} of op {} has the wrong type ({!r})".format(
-                where, key, op.name, value))
+            raise DocumentError("{}: attribute {!r} of op {} has the wrong type ({})".format(
+                where, key, op.name, preview(value)))
         resolved[key] = value
     return resolved
 

@@ -6,6 +6,7 @@ from typing import NamedTuple, Tuple
 
 import numpy as np
 
+from ..errors import preview
 from .base import FLOAT_DTYPES, REQUIRED, MovesData, Op, ValueSpec, fail, normalize_axis, register, require_dtype
 from .nn import MAX_DIM, exact_count, is_dimension, require_rows
 from .rounding import CONFIDENCE, TWO_PROGRAMS, magnitude, own_scale, product_scale, quadrature, u
@@ -56,11 +57,13 @@ class Conv2d(Op):
             fail("conv2d operands have different dtypes")
         if len(x.shape) != 4 or len(w.shape) != 4 or b.shape != (w.shape[3],) or x.shape[3] != w.shape[2]:
             fail("conv2d needs x [B,H,W,C], w [kh,kw,C,O], b [O]; got {}, {}, {}".format(x, w, b))
+        if w.shape[0] is None:
+            fail("conv2d's kernel is one for the whole batch: w {} has a batch dimension".format(w))
         strides, padding = attrs["strides"], attrs["padding"]
         if len(strides) != 2 or not all(is_dimension(s, least=1) for s in strides):
             fail("conv2d strides must be two integers from 1 to {}, got {}".format(MAX_DIM, strides))
         if padding not in ("VALID", "SAME"):
-            fail("conv2d padding must be VALID or SAME, got {!r}".format(padding))
+            fail("conv2d padding must be VALID or SAME, got {}".format(preview(padding)))
         out = [_output_size(size, kernel, stride, padding)
                for size, kernel, stride in zip(x.shape[1:3], w.shape[:2], strides)]
         if min(out) < 1:

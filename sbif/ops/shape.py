@@ -7,6 +7,7 @@ from typing import Union
 
 import numpy as np
 
+from ..errors import preview
 from .base import (INT_DTYPES, REQUIRED, ExactOutputs, MovesData, Op, ValueSpec, fail, normalize_axis, register,
                    undetermined_where)
 from .nn import exact_count, is_dimension
@@ -25,7 +26,7 @@ class Cast(Op):
     @classmethod
     def infer(cls, inputs, attrs, n_outputs):
         if attrs["to"] not in DTYPES:
-            fail("cast to unknown dtype {!r}".format(attrs["to"]))
+            fail("cast to unknown dtype {}".format(preview(attrs["to"])))
         return [ValueSpec(attrs["to"], inputs[0].shape)]
 
     @classmethod
@@ -186,7 +187,7 @@ class Constant(ExactOutputs):
     def infer(cls, inputs, attrs, n_outputs):
         value, dtype = attrs["value"], attrs["dtype"]
         if dtype not in DTYPES:
-            fail("constant of unknown dtype {!r}".format(dtype))
+            fail("constant of unknown dtype {}".format(preview(dtype)))
         if not isinstance(value, bool):
             _check_constant_number(value, dtype)
         return [ValueSpec(dtype, ())]
