@@ -180,3 +180,13 @@ def test_infer_decides_every_batch_placement(op):
                 cls.infer(specs, attrs, len(item["outputs"]))
             except SbifError as exc:
                 assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("op, operands", [("add", 2), ("sub", 2), ("mul", 2), ("clip", 3)])
+def test_arithmetic_on_bool_is_refused(op, operands):
+    """TF 1.15 has no bool kernel for these (spec/ops.md); the C and Node readers refuse them as well."""
+    from sbif.errors import SbifError
+
+    with pytest.raises(SbifError, match="bool"):
+        REGISTRY[op].infer([ValueSpec("bool", [None, 3])] * operands, {}, 1)
+    assert REGISTRY["less"].infer([ValueSpec("bool", [None, 3])] * 2, {}, 1)[0].dtype == "bool"

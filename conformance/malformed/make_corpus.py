@@ -781,6 +781,15 @@ def document_nul_in_name(base: Base) -> bytes:
     return base.with_document(add_node("softmax", ["logits"], "logits/softmax\x00x"))
 
 
+@refused("3.5", DOCUMENT, "A less node compares the logits with themselves and an add node adds the bool result to "
+                          "itself: arithmetic on bool is not defined (spec/ops.md, add).")
+def document_bool_arithmetic(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        add_node("less", ["logits", "logits"], "logits/less")(document)
+        add_node("add", ["logits/less", "logits/less"], "logits/less/add")(document)
+    return base.with_document(edit)
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)

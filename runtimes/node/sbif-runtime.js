@@ -566,11 +566,13 @@ const KINDS = {
   scalar: (attrs, name) => typeof attrs[name] === 'number' || typeof attrs[name] === 'boolean',
 };
 const unaryFloat = { infer: ([x]) => { requireDtype(x, FLOATS); return [x]; } };
+// Arithmetic is not defined on bool (TF 1.15 has no bool kernel for Add, Sub or Mul); `less` compares bools.
 function binary(resultDtype) {
   return {
     arity: 2,
     infer: ([x, y]) => {
       if (x.dtype !== y.dtype) typeFail(`operands have different dtypes (${x.dtype} and ${y.dtype})`);
+      if (x.dtype === 'bool' && resultDtype !== 'bool') typeFail('arithmetic on bool operands is not defined');
       return [spec(resultDtype || x.dtype, broadcastStatic([x.shape, y.shape]))];
     },
   };
@@ -605,6 +607,7 @@ const STATIC = {
     arity: 3,
     infer: ([x, low, high]) => {
       if (x.dtype !== low.dtype || x.dtype !== high.dtype) typeFail('clip operands have different dtypes');
+      if (x.dtype === 'bool') typeFail('clip of bool values is not defined');
       if (!sameShape(broadcastStatic([x.shape, low.shape, high.shape]), x.shape)) {
         typeFail(`clip bounds ${showSpec(low)} and ${showSpec(high)} would change the shape of ${showSpec(x)}`);
       }

@@ -64,12 +64,16 @@ class BinaryOp(Op):
     """z = f(x, y) with NumPy broadcasting; both operands must have the same dtype."""
 
     arity = 2
+    #: Arithmetic is not defined on bool (TF 1.15 has no bool kernel for Add, Sub or Mul); comparisons are.
+    takes_bool = False
 
     @classmethod
     def infer(cls, inputs: List[ValueSpec], attrs: Dict[str, Any], n_outputs: int) -> List[ValueSpec]:
         x, y = inputs
         if x.dtype != y.dtype:
             fail("operands have different dtypes ({} and {})".format(x.dtype, y.dtype))
+        if x.dtype == "bool" and not cls.takes_bool:
+            fail("{} of bool operands is not defined".format(cls.name))
         return [ValueSpec(cls.result_dtype(x.dtype), broadcast_shapes([x.shape, y.shape]))]
 
     @classmethod
@@ -156,6 +160,7 @@ class Div(BinaryOp):
 @register
 class Less(BinaryOp, ExactOutputs):
     name = "less"
+    takes_bool = True
 
     @classmethod
     def result_dtype(cls, dtype: str) -> str:
@@ -178,6 +183,8 @@ class Clip(Op):
         x, low, high = inputs
         if not x.dtype == low.dtype == high.dtype:
             fail("clip operands have different dtypes ({}, {}, {})".format(x.dtype, low.dtype, high.dtype))
+        if x.dtype == "bool":
+            fail("clip of bool values is not defined")
         shape = broadcast_shapes([x.shape, low.shape, high.shape])
         if shape != x.shape:
             fail("clip bounds of shape {} and {} would change the shape {} of x".format(low.shape, high.shape, x.shape))
