@@ -423,3 +423,15 @@ def test_action_noise_is_not_expanded():
         describe_action_noise(noise, "m")
     noise = loads(dumps(NewObj(noise_class, {"_mu": np.zeros(2), "_sigma": np.full(2, 0.1)})))
     assert describe_action_noise(noise, "m")["sigma"].tolist() == [0.1, 0.1]
+
+
+@pytest.mark.parametrize("spec", [{"name": []}, {"name": {"a": 1}}, 5, None, "x" * 1000000, {"name": "relu", "x": 1}])
+def test_activation_overrides_are_refused_in_one_short_line(spec):
+    """--policy-kwargs '{"act_fun": ...}' is user JSON: an unhashable name raised a TypeError (exit 2), and a long one
+    was echoed whole."""
+    from sbif.errors import UnsupportedError
+    from sbif.export.activations import activation_from_name
+
+    with pytest.raises(UnsupportedError) as refused:
+        activation_from_name(spec)
+    assert len(str(refused.value)) < 300 and "\n" not in str(refused.value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
-from ..errors import UnsupportedError
+from ..errors import UnsupportedError, preview
 
 #: SBIF activation op -> attributes it needs (beyond the input), for the TF functions of that name.
 ACTIVATIONS: Dict[str, Dict[str, Any]] = {
@@ -25,7 +25,7 @@ def activation_from_reference(module: str, name: str) -> Dict[str, Any]:
         raise UnsupportedError(
             "activation {}.{} is not one SBIF can export (known: TensorFlow's {}); pass --policy-kwargs "
             "'{{\"act_fun\": \"NAME\"}}' if it is equivalent to one of them".format(
-                module, name, ", ".join(sorted(ACTIVATIONS))))
+                preview(module), preview(name), ", ".join(sorted(ACTIVATIONS))))
     return dict({"name": short}, **ACTIVATIONS[short])
 
 
@@ -33,9 +33,10 @@ def activation_from_name(spec: Any) -> Dict[str, Any]:
     """Normalise a user's activation override: 'relu' or {'name': 'leaky_relu', 'alpha': 0.1}."""
     if isinstance(spec, str):
         spec = {"name": spec}
-    if not isinstance(spec, dict) or spec.get("name") not in ACTIVATIONS:
-        raise UnsupportedError("unknown activation {!r}; known: {}".format(spec, ", ".join(sorted(ACTIVATIONS))))
-    extra = set(spec) - {"name"} - set(ACTIVATIONS[spec["name"]])
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or spec["name"] not in ACTIVATIONS:
+        raise UnsupportedError("unknown activation {}; known: {}".format(
+            preview(spec), ", ".join(sorted(ACTIVATIONS))))
+    extra = [key for key in spec if key != "name" and key not in ACTIVATIONS[spec["name"]]]
     if extra:
-        raise UnsupportedError("activation {} takes no parameter {}".format(spec["name"], ", ".join(sorted(extra))))
+        raise UnsupportedError("activation {} takes no parameter {}".format(spec["name"], preview(extra)))
     return dict(ACTIVATIONS[spec["name"]], **spec)
