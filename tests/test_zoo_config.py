@@ -79,7 +79,7 @@ def billion_laughs(levels=9):
     ("!!python/object/apply:collections.OrderedDict\n- [[a, 1]]\n- [[b, 2]]\n", "list of \\[key, value\\] pairs"),
     ("{[a]: 1}\n", "not a zoo config"),
     ("normalize: \"{'clip_obs': " + "9" * 4000 + "}\"\n", "4014 characters"),
-    ("normalize: \"{'clip_obs': " + "9" * 300 + "}\"\n", "clip_obs must be a finite number, got <"),
+    ("normalize: \"{'clip_obs': " + "9" * 400 + "}\"\n", "clip_obs must be a finite number, got <"),
     ("normalize: \"{'clip_obs': 1e400}\"\n", "clip_obs must be a finite number, got inf"),
     ("normalize: \"{'epsilon': True}\"\n", "epsilon must be a finite number"),
     ("normalize: \"{'norm_obs': 1}\"\n", "norm_obs must be true or false"),

@@ -13,10 +13,10 @@ for the expansion). Zoo configs are a few hundred bytes, two levels deep and a f
 from __future__ import annotations
 
 import ast
-import math
 from typing import Any, Dict, Optional
 
 from ..errors import ExportError, preview
+from .description import real_number
 
 ORDERED_DICT_TAG = "tag:yaml.org,2002:python/object/apply:collections.OrderedDict"
 #: Largest config read (real ones are under 1 KiB).
@@ -181,17 +181,13 @@ def normalize_kwargs(config: Dict[str, Any], path: str = "config") -> Optional[D
 def _vec_normalize_kwargs(kwargs: Dict[Any, Any], path: str) -> Dict[str, Any]:
     """The kwargs, each a VecNormalize argument of the right kind: flags are booleans, the rest finite numbers."""
     for key, value in kwargs.items():
-        if key in VEC_NORMALIZE_FLAGS:
-            ok = isinstance(value, bool)
-        elif key in VEC_NORMALIZE_NUMBERS:
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                  and (isinstance(value, float) or value.bit_length() <= 64) and math.isfinite(value))
-        else:
+        if key in VEC_NORMALIZE_NUMBERS:
+            real_number(value, "{}: normalize's {}".format(path, key))
+        elif key not in VEC_NORMALIZE_FLAGS:
             raise ExportError("{}: normalize has {}, which is not an argument of VecNormalize ({})".format(
                 path, preview(key), ", ".join(VEC_NORMALIZE_FLAGS + VEC_NORMALIZE_NUMBERS)))
-        if not ok:
-            raise ExportError("{}: normalize's {} must be {}, got {}".format(
-                path, key, "true or false" if key in VEC_NORMALIZE_FLAGS else "a finite number", preview(value)))
+        elif not isinstance(value, bool):
+            raise ExportError("{}: normalize's {} must be true or false, got {}".format(path, key, preview(value)))
     return kwargs
 
 
