@@ -444,10 +444,32 @@ class PythonRuntime(Runtime):
 
         op = self._get_op(request["op"])
         attrs = resolve_attrs(op, dict(request.get("attrs") or {}), "op request")
+        _check_output_sizes(op, request["inputs"], attrs, request.get("n_outputs", 1))
         with np.errstate(all="ignore"):
             result = op.compute(*request["inputs"], **attrs)
         results = list(result) if isinstance(result, (tuple, list)) else [result]
         return {str(i): np.asarray(r) for i, r in enumerate(results)}
+
+
+def _check_output_sizes(op: Any, inputs: Sequence[np.ndarray], attrs: Dict[str, Any], n_outputs: Any) -> None:
+    """Refuse an op request whose outputs, by the op's static shape rule, exceed the limit for one value (SPEC
+    section 3.5, `sbif.format.validate.MAX_VALUE_BYTES`) before computing them: `one_hot` with depth 2^36 of one
+    index asks for 256 GiB. Inputs the rule refuses are left to `compute`, which says what is wrong with them."""
+    from sbif.errors import InputError
+    from sbif.format.validate import MAX_VALUE_BYTES
+    from sbif.ops.base import ValueSpec
+
+    if not hasattr(op, "infer") or type(n_outputs) is not int:
+        return
+    try:
+        outputs = op.infer([ValueSpec(array.dtype.name, array.shape) for array in inputs], attrs, n_outputs)
+    except (SbifError, ValueError, TypeError):
+        return
+    for index, spec in enumerate(outputs):
+        if spec.nominal_bytes() > MAX_VALUE_BYTES:
+            raise InputError("output {} of {} would be {} ({} bytes), above the limit of {} bytes for one "
+                             "value".format(index, preview(getattr(op, "name", "the op")), spec,
+                                            preview(spec.nominal_bytes()), MAX_VALUE_BYTES))
 
 
 def _array_or_none(value: Any) -> Optional[np.ndarray]:

@@ -259,3 +259,13 @@ def test_the_c_server_answers_hostile_lines_alike(name, c_build):  # noqa: F811
 
 
 from tests.runtimes.conftest import c_build  # noqa: E402,F401  (builds runtimes/c with make)
+
+
+def test_an_op_request_beyond_the_value_limit_is_refused_before_computing():
+    """one_hot of one index with depth 2^36 asks for 256 GiB: refused from the op's shape rule (an InputError, no
+    traceback), while the same op with a small depth runs."""
+    request = {"type": "op", "op": "one_hot", "inputs": [np.zeros(1, np.int64)], "n_outputs": 1}
+    answer = PythonRuntime().request(dict(request, attrs={"depth": 2 ** 36}))
+    assert answer.status == "errored" and not answer.details, answer
+    assert "InputError" in answer.message and "274877906944 bytes" in answer.message, answer.message
+    assert PythonRuntime().request(dict(request, attrs={"depth": 3})).outputs["0"].shape == (1, 3)
