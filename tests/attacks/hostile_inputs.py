@@ -13,7 +13,12 @@ same inputs through the same entries:
         for argv in commands(item, path, clean): ...       # ["sbif", "validate", path], ["sbif-check", path], ...
 
 Every input comes from a class of issue #18 ("attack" names it) and must end in exit status 0 or 1, with one
-line on stderr for a refusal, within the memory and time budgets tests/attacks/README.md states.
+line on stderr for a refusal, within the memory and time budgets test_budgets.py states.
+
+Kinds, and what reads them: `sb2` (an SB2 .zip or legacy .pkl given to `sbif export`), `statistics` (a zoo
+obs_rms.pkl given to `sbif export --vecnormalize`), `zoo_config` (a config.yml given to `sbif export --zoo-config`),
+`sbif` (an .sbif file given to `sbif validate`, `sbif predict` and the C `sbif-check`), `obs` (observations given
+to `sbif predict --obs`), `protocol` (request lines given to the Python and C protocol servers).
 """
 from __future__ import annotations
 
@@ -36,17 +41,6 @@ from .sb2_like import Call, Global, dumps, model_data, model_parameters, running
 MiB = 1 << 20
 GiB = 1 << 30
 
-#: kind -> what reads it (the argument of `commands`).
-KINDS = {
-    "sb2": "an SB2 model given to `sbif export` (.zip or legacy .pkl)",
-    "statistics": "normalization statistics given to `sbif export --vecnormalize` (a zoo obs_rms.pkl)",
-    "zoo_config": "an rl-baselines-zoo config.yml given to `sbif export --zoo-config`",
-    "sbif": "an .sbif file given to `sbif validate`, `sbif predict` and the C `sbif-check`",
-    "obs": "observations given to `sbif predict --obs` (.npy or .json)",
-    "protocol": "request lines given to a conformance-protocol server (Python `serve`, C `sbif-protocol`)",
-}
-
-
 class HostileFile(NamedTuple):
     """A hostile input file: `make(directory)` writes it there and returns its path."""
 
@@ -54,8 +48,6 @@ class HostileFile(NamedTuple):
     kind: str
     attack: str
     make: Callable[[str], str]
-    #: bytes of tensors the input legitimately declares, on top of its own size (0 for every hostile input)
-    declared_bytes: int = 0
     #: takes seconds to write or to read (a 100 MB header): `@pytest.mark.slow` in the tests
     slow: bool = False
     #: an .sbif file's observation for `sbif predict`, inline JSON (default: CleanInputs.observation, Box(3))
@@ -78,7 +70,6 @@ class CleanInputs(NamedTuple):
     model to run hostile observations through, and an observation it accepts."""
 
     sb2_model: str       # a legacy .pkl, PPO2 MlpPolicy, Box(4) observations, Discrete(2) actions
-    statistics: str      # an obs_rms.pkl for it
     sbif_model: str      # an .sbif file, PPO2, Box(3) float32 observations
     observation: str     # inline JSON: one valid observation of sbif_model
 
@@ -86,11 +77,8 @@ class CleanInputs(NamedTuple):
 def clean_inputs(directory: str) -> CleanInputs:
     data = model_data()
     sb2_model = write_pkl(os.path.join(directory, "clean_model.pkl"), data, model_parameters(data))
-    statistics = os.path.join(directory, "clean_obs_rms.pkl")
-    _write(statistics, dumps(running_mean_std((4,))))
-    sbif_model = os.path.join(directory, "clean.sbif")
-    _write(sbif_model, base_sbif().bytes())
-    return CleanInputs(sb2_model, statistics, sbif_model, "[[0.1, -0.2, 0.3]]")
+    sbif_model = _write(os.path.join(directory, "clean.sbif"), base_sbif().bytes())
+    return CleanInputs(sb2_model, sbif_model, "[[0.1, -0.2, 0.3]]")
 
 
 def commands(item: Any, path: str, clean: CleanInputs) -> List[List[str]]:
@@ -547,10 +535,6 @@ def hostile_files() -> List[HostileFile]:
 
 def hostile_streams() -> List[HostileStream]:
     return protocol_streams()
-
-
-def every_input() -> List[Any]:
-    return hostile_files() + hostile_streams()
 
 
 # -- running a command under a memory and time budget ----------------------------------------------------------
