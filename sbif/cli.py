@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from . import __version__
-from .errors import SbifError, preview
+from .errors import InputError, SbifError, preview
 
 EPILOG = """examples:
   sbif export ppo2_cartpole.zip -o ppo2_cartpole.sbif     (in the SB2 environment)
@@ -163,8 +163,14 @@ def run_export(args: argparse.Namespace) -> int:
     from .export import export
 
     output = args.output or os.path.splitext(args.source)[0] + ".sbif"
+    policy_kwargs = None
+    if args.policy_kwargs is not None:  # read strictly here (nesting, NaN, long numbers), checked by the exporter
+        try:
+            policy_kwargs = loads_json_input(args.policy_kwargs)
+        except ValueError as exc:
+            raise InputError("--policy-kwargs is not valid JSON: {}".format(exc)) from None
     sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify,
-                               policy_kwargs=args.policy_kwargs, policy=args.policy,
+                               policy_kwargs=policy_kwargs, policy=args.policy,
                                vecnormalize=args.vecnormalize, zoo_config=args.zoo_config)
     sbif_file.write(output)
     provenance = sbif_file.document["provenance"]
@@ -398,8 +404,6 @@ def read_observations(spec: str) -> np.ndarray:
     what the file holds (a 192-byte file declaring shape (4e9, 4) would make np.load try 60 GiB) or its dtype is
     not a number (complex, datetime, structured, object, strings: NumPy would convert some silently later).
     JSON is read strictly (loads_json_input) and must make a numeric array."""
-    from .errors import InputError
-
     try:
         if spec.endswith(".npy"):
             return _numeric(read_npy(spec))

@@ -190,3 +190,22 @@ def test_observation_json_integers_beyond_int64_are_numbers(capsys, make_file):
     code, out, _ = run(capsys, "predict", make_file("box_inf", "discrete"), "--obs",
                        "[[" + "9" * 30 + ", 0, 0, 0]]", "--deterministic")
     assert code == 0 and len(json.loads(out)["actions"]) == 1
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[" * 20000 + "]" * 20000, ["512 deep"]),
+    ('{"net_arch": [NaN]}', ["NaN"]),
+    ('{"net_arch": [' + "6" * 5000 + "]}", ["5000 characters"]),
+    ('{"act_fun": "relu", "act_fun": "tanh"}', ["twice"]),
+])
+def test_policy_kwargs_are_read_strictly(capsys, tmp_path, text, words):
+    """--policy-kwargs is JSON from the command line: read as strictly as any other (20000 levels was a
+    RecursionError, an internal error; NaN was taken)."""
+    from tests.attacks.sb2_like import model_data, model_parameters, write_pkl
+
+    data = model_data()
+    model = write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data))
+    code, _, err = run(capsys, "export", model, "-o", str(tmp_path / "out.sbif"), "--policy-kwargs", text)
+    assert code == 1 and err.count("\n") == 1 and "--policy-kwargs is not valid JSON" in err, err[:300]
+    for word in words:
+        assert word in err, err
