@@ -172,7 +172,10 @@ def run_export(args: argparse.Namespace) -> int:
     sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify,
                                policy_kwargs=policy_kwargs, policy=args.policy,
                                vecnormalize=args.vecnormalize, zoo_config=args.zoo_config)
-    sbif_file.write(output)
+    try:
+        sbif_file.write(output)
+    except OSError as exc:
+        raise SbifError("cannot write {}: {}".format(output, exc.strerror or exc)) from None
     provenance = sbif_file.document["provenance"]
     summary = {"source": args.source, "output": output, "algorithm": provenance["algorithm"],
                "policy_class": provenance["policy_class"], "parameters": sbif_file.parameter_count(),
@@ -357,11 +360,16 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from .runtime import load
 
+    if args.seed is not None and args.seed < 0:
+        raise InputError("--seed must be a non-negative integer, got {}".format(preview(args.seed)))
     policy = load(args.file, backend=args.backend)
     observations = read_observations(args.obs)
     actions, _ = policy.predict(observations, deterministic=args.deterministic, rng=args.seed)
     if args.output:
-        np.save(args.output, np.asarray(actions))
+        try:
+            np.save(args.output, np.asarray(actions))
+        except OSError as exc:
+            raise SbifError("cannot write {}: {}".format(args.output, exc.strerror or exc)) from None
         print("wrote {} actions of shape {} to {}".format(np.asarray(actions).dtype, np.shape(actions), args.output))
     else:
         print(json.dumps({"actions": np.asarray(actions).tolist()}))

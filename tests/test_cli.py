@@ -209,3 +209,19 @@ def test_policy_kwargs_are_read_strictly(capsys, tmp_path, text, words):
     assert code == 1 and err.count("\n") == 1 and "--policy-kwargs is not valid JSON" in err, err[:300]
     for word in words:
         assert word in err, err
+
+
+def test_unwritable_outputs_and_a_negative_seed_are_errors_not_crashes(capsys, make_file, tmp_path):
+    """Exit 1 with one line (these were internal errors: FileNotFoundError, numpy's ValueError)."""
+    from tests.attacks.sb2_like import model_data, model_parameters, write_pkl
+
+    data = model_data()
+    model = write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data))
+    missing = str(tmp_path / "no" / "such" / "dir")
+    code, _, err = run(capsys, "export", model, "-o", missing + "/out.sbif")
+    assert code == 1 and "cannot write" in err and err.count("\n") == 1, err
+    path = make_file("box_inf", "discrete")
+    code, _, err = run(capsys, "predict", path, "--obs", "[[0, 0, 0, 0]]", "-o", missing + "/actions.npy")
+    assert code == 1 and "cannot write" in err and err.count("\n") == 1, err
+    code, _, err = run(capsys, "predict", path, "--obs", "[[0, 0, 0, 0]]", "--stochastic", "--seed", "-5")
+    assert code == 1 and "--seed must be a non-negative integer" in err, err
