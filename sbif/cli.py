@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import warnings
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 2
+        return 1
     try:
         return args.handler(args)
     except SbifError as exc:
@@ -46,12 +46,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.environ.get("SBIF_DEBUG"):
             raise
         print("sbif {}: internal error: {}: {} (rerun with SBIF_DEBUG=1 for the traceback, and please "
-              "report it)".format(args.command, type(exc).__name__, exc), file=sys.stderr)
+              "report it)".format(args.command, type(exc).__name__, preview(str(exc))), file=sys.stderr)
         return 2
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors and exit status 1, like every other refusal: status 2 means only an
+    internal error (a bug in SBIF), so a script or a fuzzer can tell the two apart."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(1, "{}: error: {} (see {} --help)\n".format(self.prog, message.replace("\n", " "), self.prog))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="sbif", description="Stable-Baselines policies as one framework-neutral file (SBIF).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="sbif {}".format(__version__))

@@ -24,6 +24,18 @@ def test_help_lists_commands_and_examples(capsys):
         assert word in out
 
 
+@pytest.mark.parametrize("argv", [["predict", "x.sbif"], ["predict", "x.sbif", "--obs", "[1]", "--seed", "abc"],
+                                  ["bogus"], ["export"], ["conformance", "run", "--checks", "nope"], []])
+def test_usage_errors_exit_1_in_one_line(capsys, argv):
+    """Status 2 means only an internal error (a bug): a wrong command line is a refusal like any other."""
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert argv == [] or (len(err.strip().splitlines()) == 1 and "error:" in err and "--help" in err)
+
+
 def test_inspect_table_and_json(capsys, make_file):
     path = make_file("box_inf", "discrete", "mixed")
     code, out, _ = run(capsys, "inspect", path)
