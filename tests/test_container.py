@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 import sbif
+from conformance.malformed.size_limits import SIZE_LIMIT_CASES, size_limit_file
 from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError
 from sbif.format import SbifFile, read_container, write_container
 from sbif.format.container import MAX_HEADER_BYTES
+from sbif.format.document import count_values, decode_document
 from sbif.ops import ValueSpec, get_op
 from tests.factories import raw_bytes, read_raw, rewrite_document, rewrite_header, write_raw
 
@@ -1141,3 +1143,61 @@ def test_a_tensor_name_with_u0000_is_not_written(tmp_path):
     with pytest.raises(FileFormatError, match="a tensor name may not contain U[+]0000"):
         write_container(str(path), {"a\x00b": np.zeros(2, F32)}, {})
     assert not path.exists()
+
+
+# -- the document's size (issue #18): at most 2^20 JSON values, counted before parsing, and 2^14 graph nodes --------
+@pytest.mark.parametrize("case_id, error_class", [case[::2] for case in SIZE_LIMIT_CASES],
+                         ids=[case[0] for case in SIZE_LIMIT_CASES])
+def test_the_document_size_limits(tmp_path, case_id, error_class):
+    """SPEC section 3, at each limit and one beyond (the C and Node readers decide the same files alike: their tests
+    make them from the same module). Values over the limit are refused before the version is read; nodes after."""
+    path = size_limit_file(str(tmp_path), case_id)
+    if error_class is None:
+        SbifFile.read(path)
+        return
+    expected = getattr(sbif.errors, error_class)
+    message = expect(path, expected)
+    if expected is DocumentError:
+        assert "SPEC section 3" in message, message
+
+
+def test_a_document_of_a_million_nodes_is_refused_before_it_is_parsed():
+    """Issue #18: 1,000,000 tiny nodes (79 MB) took 80 s and 1.67 GB to accept. Counted on the text, the document is
+    refused for a bounded scan: the peak is the text's bytes and scan buffers, not an object per value."""
+    import time
+
+    node = '{"op":"relu","inputs":["obs"],"outputs":["r"],"attrs":{}},'
+    text = '{"format":"sbif","format_version":1,"graph":[' + node * 200000 + '{}]}'
+    started = time.perf_counter()
+    tracemalloc.start()
+    try:
+        with pytest.raises(DocumentError, match="holds more than 1048576 JSON values"):
+            decode_document({"format": "sbif", "sbif": text}, "big")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(text) + 16 * 1024 * 1024
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("value", [
+    [], {}, "", 0, None, [[]], [{}, []], {"a": [], "b": {}}, [0, [1, [2, []]]],
+    ["a,b", "[{", "}]", "\"", "\\", "\\\"", "x\\\\", {"k,[": "v\",{"}],
+    {"nested": [{"x": [None, True, False, 1.5, -2, "s"]}] * 3},
+], ids=lambda value: json.dumps(value)[:24])
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 18])
+def test_values_counted_on_the_text_are_the_parsed_values(monkeypatch, value, indent, chunk):
+    """count_values (1 + commas outside strings + non-empty arrays and objects) equals the values json builds, with
+    strings full of commas, brackets and escapes, whitespace, and scan chunks that split anything."""
+    import sbif.format.document as document_module
+
+    def tree_count(item):
+        members = item.values() if isinstance(item, dict) else item if isinstance(item, list) else []
+        return 1 + sum(tree_count(member) for member in members)
+
+    monkeypatch.setattr(document_module, "_SCAN_CHUNK", chunk)
+    text = json.dumps(value, indent=indent)
+    assert count_values(text) == tree_count(value)
+    # with a limit below the count, the scan stops with a number above the limit
+    assert count_values(text, stop_above=0) > 0

@@ -36,6 +36,11 @@
 #define MAX_STATIC_VALUE_BYTES ((int64_t)1 << 28)
 /** The most tensors a header lists, and the most keys its __metadata__ has (SPEC section 2). */
 #define MAX_HEADER_ENTRIES 16384
+/** The most JSON values an SBIF document holds, the document included (SPEC section 3): checked on its text before it
+ * is parsed, so that a document of millions of tiny values costs no more than reading it. */
+#define MAX_DOCUMENT_VALUES ((uint64_t)1 << 20)
+/** The most nodes the graph has (SPEC section 3): hundreds of times a policy's; it bounds the static check's work. */
+#define MAX_GRAPH_NODES 16384
 #define MAX_DIM_TEXT "9223372036854775807"
 
 #if defined(__GNUC__)
@@ -3834,10 +3839,35 @@ static sbif_status build_graph(sbif_model *m, sbif_error *error) {
     return check_predict(m, error);
 }
 
+/** The number of JSON values in `text`, valid JSON, counted on the text without parsing it: 1 (the outermost value)
+ * + the commas outside strings (each starts a value) + the non-empty arrays and objects (whose first member no comma
+ * precedes), as the reference counts (sbif/format/document.py). Counting stops once it passes `limit`. On text that is
+ * not JSON the number means nothing; the parser refuses that text anyway. */
+static uint64_t json_value_count(const char *text, size_t length, uint64_t limit) {
+    uint64_t values = 1;
+    int in_string = 0, escaped = 0, opened = 0;
+    size_t i;
+    for (i = 0; i < length && values <= limit; i++) {
+        char ch = text[i];
+        if (in_string) {
+            if (escaped) escaped = 0;
+            else if (ch == '\\') escaped = 1;
+            else if (ch == '"') in_string = 0;
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') continue;
+        values += opened && ch != ']' && ch != '}';
+        opened = ch == '[' || ch == '{';
+        values += ch == ',';
+        in_string = ch == '"';
+    }
+    return values;
+}
+
 /** The SBIF metadata, format_version (before anything else in the document) and the document's structure. */
 static sbif_status read_document(sbif_model *m, sbif_error *error) {
     const sbif_json *format = sbif_json_get(m->file.metadata, "format");
-    const sbif_json *text = sbif_json_get(m->file.metadata, "sbif"), *version;
+    const sbif_json *text = sbif_json_get(m->file.metadata, "sbif"), *version, *graph;
     sbif_status status;
     schema s;
     int64_t number;
@@ -3845,6 +3875,10 @@ static sbif_status read_document(sbif_model *m, sbif_error *error) {
     if (format == NULL || format->length != 4 || strcmp(format->str, "sbif") != 0 || text == NULL) {
         return fail(error, SBIF_ERR_DOCUMENT, "%s is a safetensors file but not an SBIF file (no 'sbif' document "
                     "in its metadata)", m->path);
+    }
+    if (json_value_count(text->str, text->length, MAX_DOCUMENT_VALUES) > MAX_DOCUMENT_VALUES) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: the SBIF document holds more than %lu JSON values (SPEC section 3)",
+                    m->path, (unsigned long)MAX_DOCUMENT_VALUES);
     }
     status = parse_object(text->str, text->length, &m->document, SBIF_ERR_DOCUMENT, m->path, "the SBIF document",
                           error);
@@ -3860,6 +3894,11 @@ static sbif_status read_document(sbif_model *m, sbif_error *error) {
     if (sbif_json_int64(version, &number) != 0 || number != 1) {
         return fail(error, SBIF_ERR_UNSUPPORTED, "%s: format version %s is not supported (this runtime reads "
                     "version 1)", m->path, rendered);
+    }
+    graph = sbif_json_get(m->document, "graph");
+    if (graph != NULL && graph->kind == SBIF_JSON_ARRAY && graph->length > MAX_GRAPH_NODES) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: the graph has %lu nodes: at most %d (SPEC section 3)", m->path,
+                    (unsigned long)graph->length, MAX_GRAPH_NODES);
     }
     s.source = m->path;
     s.error = error;

@@ -23,6 +23,9 @@ const PROTOCOL = 1;
 const MAX_HEADER = 100 * 1024 * 1024;
 // The most tensors a header lists, and the most keys its __metadata__ has (SPEC section 2).
 const MAX_HEADER_ENTRIES = 16384;
+// The most JSON values a document holds, the document included, and the most nodes its graph has (SPEC section 3).
+const MAX_DOCUMENT_VALUES = 2 ** 20;
+const MAX_GRAPH_NODES = 16384;
 // The largest value a file may declare, in bytes at batch 1 with zero dimensions counted as 1 (SPEC section 3.5), and
 // the largest one a request may make (SPEC section 5.8).
 const MAX_VALUE_BYTES = 2n ** 28n;
@@ -219,6 +222,32 @@ function headerStructureFits(raw) {
   return objects <= mostObjects && arrays <= mostArrays && commas <= mostCommas;
 }
 
+// The number of JSON values in `text`, valid JSON, counted on the text before JSON.parse builds them: 1 (the outermost
+// value) + the commas outside strings (each starts a value) + the non-empty arrays and objects (whose first member no
+// comma precedes), as the reference counts (sbif/format/document.py). Counting stops once it passes `limit`. On text
+// that is not JSON the number means nothing; JSON.parse refuses that text anyway.
+function jsonValueCount(text, limit) {
+  let values = 1;
+  let inString = false;
+  let escaped = false;
+  let opened = false;
+  for (let i = 0; i < text.length && values <= limit; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === 0x5c) escaped = true;
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) continue;
+    if (opened && c !== 0x5d && c !== 0x7d) values++; // not ']' or '}'
+    opened = c === 0x5b || c === 0x7b; // '[' or '{'
+    if (c === 0x2c) values++;
+    inString = c === 0x22;
+  }
+  return values;
+}
+
 // Every check before any tensor is created: {metadata, entries: {name: {dtype, shape, begin, end}}, bytes, start}.
 function readContainer(path) {
   let bytes;
@@ -323,6 +352,10 @@ function decodeDocument(metadata, path) {
   if (metadata.format !== 'sbif' || !has(metadata, 'sbif')) {
     throw new DocumentError(`${path} is a safetensors file but not an SBIF file (no 'sbif' document in its metadata)`);
   }
+  if (jsonValueCount(metadata.sbif, MAX_DOCUMENT_VALUES) > MAX_DOCUMENT_VALUES) {
+    throw new DocumentError(`${path}: the SBIF document holds more than ${MAX_DOCUMENT_VALUES} JSON values (SPEC `
+      + 'section 3)');
+  }
   const document = parseStrict(metadata.sbif, DocumentError, `${path}: the SBIF document`);
   if (!isObject(document)) throw new DocumentError(`${path}: the SBIF document must be a JSON object`);
   const version = document.format_version;
@@ -333,6 +366,10 @@ function decodeDocument(metadata, path) {
   if (version !== FORMAT_VERSION) {
     throw new UnsupportedError(`${path}: format version ${version} is not supported (${NAME} reads version `
       + `${FORMAT_VERSION})`);
+  }
+  if (Array.isArray(document.graph) && document.graph.length > MAX_GRAPH_NODES) {
+    throw new DocumentError(`${path}: the graph has ${document.graph.length} nodes: at most ${MAX_GRAPH_NODES} (SPEC `
+      + 'section 3)');
   }
   const violation = schemaViolation(document, documentSchema(), documentSchema(), []);
   if (violation) {

@@ -9,7 +9,7 @@ import functools
 import json
 import math
 import os
-from typing import Any, Dict, Iterator, Mapping, Sequence, Union
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -24,6 +24,18 @@ METADATA_KEY = "sbif"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "sbif-document-v1.schema.json")
 #: The schema's definition of a name: of a tensor, an input, a node output or an output, and of every reference to one.
 NAME_DEFINITION = "#/definitions/name"
+#: Most JSON values a document holds (SPEC section 3): every object, array, string, number, true, false and null, the
+#: document included (object keys are not values). Real documents hold under 1000; a non-uniform Box bound of an image
+#: space (210x160x3) holds 100,800. Parsed, each value becomes Python objects many times the size of its text (a
+#: million tiny graph nodes took 1.67 GB), so the limit is checked on the text, before parsing.
+MAX_DOCUMENT_VALUES = 2 ** 20
+#: Most nodes the graph has (SPEC section 3): hundreds of times a policy's (at most 52), and it bounds the work of the
+#: schema and the static check of the graph.
+MAX_GRAPH_NODES = 2 ** 14
+#: Bytes of document text scanned per NumPy pass when counting values (about 30 bytes of working memory each).
+_SCAN_CHUNK = 1 << 18
+#: The characters JSON allows between tokens (RFC 8259 section 2).
+_JSON_WHITESPACE = b" \t\n\r"
 
 Document = Dict[str, Any]
 
@@ -38,8 +50,12 @@ def decode_document(metadata: Mapping[str, str], source: str = "file") -> Docume
     if metadata.get("format") != FORMAT_NAME or METADATA_KEY not in metadata:
         raise DocumentError("{} is a safetensors file but not an SBIF file (no 'sbif' document in its "
                             "metadata)".format(source))
+    text = metadata[METADATA_KEY]
+    if count_values(text, stop_above=MAX_DOCUMENT_VALUES) > MAX_DOCUMENT_VALUES:
+        raise DocumentError("{}: the SBIF document holds more than {} JSON values (SPEC section 3)".format(
+            source, MAX_DOCUMENT_VALUES))
     try:
-        document = loads_strict(metadata[METADATA_KEY])
+        document = loads_strict(text)
     except StrictJsonError as exc:
         raise DocumentError("{}: the SBIF document {} (SPEC sections 1 and 3)".format(source, exc)) from None
     except (ValueError, RecursionError) as exc:
@@ -52,8 +68,52 @@ def decode_document(metadata: Mapping[str, str], source: str = "file") -> Docume
     if version != FORMAT_VERSION:
         raise UnsupportedError("{}: format version {} is not supported (this SBIF reads version {})".format(
             source, version, FORMAT_VERSION))
+    graph = document.get("graph")
+    if isinstance(graph, list) and len(graph) > MAX_GRAPH_NODES:
+        raise DocumentError("{}: the graph has {} nodes: at most {} (SPEC section 3)".format(
+            source, len(graph), MAX_GRAPH_NODES))
     check_schema(document, source)
     return document
+
+
+def count_values(text: str, stop_above: Optional[int] = None) -> int:
+    """The number of JSON values in `text`, valid JSON, counted on the text so that a document too large to parse is
+    refused for the cost of reading it: 1 (the outermost value) + the commas outside strings (each one starts a
+    value) + the non-empty arrays and objects (whose first member no comma precedes). The C and Node readers count
+    alike. With `stop_above`, a text whose characters could not reach it is not scanned (the count returned is then
+    an upper bound), and counting stops once it passes it. On text that is not JSON the number means nothing, and
+    the parser refuses that text anyway."""
+    if stop_above is None:
+        stop_above = len(text)  # above any count: a value takes a character at least
+    else:
+        most = 1 + text.count(",") + text.count("[") + text.count("{")
+        if most <= stop_above:
+            return most
+    raw = text.encode("utf-8")
+    # escape sequences are two characters, read left to right: removing every escaped backslash, then every escaped
+    # quote, leaves the quotes that open and close strings (as sbif/format/container.py counts the header)
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    whitespace = np.frombuffer(_JSON_WHITESPACE, dtype=np.uint8)
+    values = 1
+    in_string = 0
+    last = np.zeros(0, dtype=np.uint8)  # the last character outside strings, and not space, before this chunk
+    for start in range(0, codes.size, _SCAN_CHUNK):
+        chunk = codes[start:start + _SCAN_CHUNK]
+        quotes = np.cumsum(chunk == ord('"'), dtype=np.int64) + in_string
+        in_string = int(quotes[-1]) & 1
+        significant = chunk[((quotes & 1) == 0) & ~np.isin(chunk, whitespace)]
+        values += int(np.count_nonzero(significant == ord(",")))
+        # a closing quote is outside its string, so an array or object is empty exactly when its closer follows it
+        tokens = np.concatenate([last, significant])
+        opens = (tokens[:-1] == ord("[")) | (tokens[:-1] == ord("{"))
+        empty = (tokens[1:] == ord("]")) | (tokens[1:] == ord("}"))
+        values += int(np.count_nonzero(opens & ~empty))
+        last = tokens[-1:]
+        if values > stop_above:
+            break
+    return values
 
 
 def check_schema(document: Document, source: str = "document") -> None:

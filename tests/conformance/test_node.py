@@ -7,6 +7,7 @@ from conformance.data import MALFORMED_FILES, shipped
 from conformance.generate import fuzz
 from conformance.golden import GoldenSource
 from conformance.malformed import read_manifest
+from conformance.malformed.size_limits import SIZE_LIMIT_CASES, size_limit_file, with_many_nodes
 from conformance.models import ModelInfo
 from conformance.runner import KnownFailures, OracleSource, run_suite
 
@@ -153,3 +154,29 @@ def test_node_reads_integers_strings_and_names_as_the_reference(node_runtime, tm
     ours, reference = node_runtime.load(path), PythonRuntime().load(path)
     assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
     assert reference.error_class == error_class, reference
+
+
+# -- the document's size (issue #18): 2^20 JSON values, counted before JSON.parse, and 2^14 graph nodes -------------
+@pytest.mark.parametrize("case_id, error_class", [case[::2] for case in SIZE_LIMIT_CASES],
+                         ids=[case[0] for case in SIZE_LIMIT_CASES])
+def test_node_applies_the_document_size_limits_as_the_reference(node_runtime, tmp_path, case_id, error_class):
+    """SPEC section 3, at each limit and one beyond: the same decision and class as the reference (and C)."""
+    from conformance.protocol import PythonRuntime
+
+    path = size_limit_file(str(tmp_path), case_id)
+    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference
+
+
+def test_node_refuses_a_document_of_many_nodes_before_parsing_it(node_runtime, tmp_path):
+    """Issue #18: 200,000 tiny nodes (12 MB) are refused from the count of values on the text, in well under the time
+    JSON.parse and the schema would take."""
+    from conformance.malformed.make_corpus import build_base
+
+    path = str(tmp_path / "nodes.sbif")
+    with open(path, "wb") as handle:
+        handle.write(with_many_nodes(200000)(build_base()))
+    answer = node_runtime.load(path)
+    assert answer.error_class == "DocumentError" and "more than 1048576 JSON values" in answer.message, answer
+    assert answer.seconds < 5, answer

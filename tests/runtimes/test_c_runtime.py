@@ -20,6 +20,7 @@ from conformance.checks import Config
 from conformance.data import MALFORMED_FILES, shipped
 from conformance.golden import GoldenSource
 from conformance.malformed import read_manifest
+from conformance.malformed.size_limits import SIZE_LIMIT_CASES, size_limit_file, with_many_nodes
 from conformance.models import EXAMPLES, ModelInfo, write_model
 from conformance.protocol import ProcessRuntime
 from conformance.runner import KnownFailures, OracleSource, run_suite
@@ -761,3 +762,29 @@ def test_the_c_reader_reads_integers_strings_and_names_as_the_reference(c_runtim
     ours, reference = c_runtime.load(path), PythonRuntime().load(path)
     assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
     assert reference.error_class == error_class, reference
+
+
+# -- the document's size (issue #18): 2^20 JSON values, counted before parsing, and 2^14 graph nodes ----------------
+@pytest.mark.parametrize("case_id, error_class", [case[::2] for case in SIZE_LIMIT_CASES],
+                         ids=[case[0] for case in SIZE_LIMIT_CASES])
+def test_the_c_reader_applies_the_document_size_limits_as_the_reference(c_runtime, tmp_path, case_id, error_class):
+    """SPEC section 3, at each limit and one beyond: the same decision and class as the reference (and Node)."""
+    from conformance.protocol import PythonRuntime
+
+    path = size_limit_file(str(tmp_path), case_id)
+    ours, reference = c_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference
+
+
+def test_a_document_of_many_nodes_is_refused_within_bounded_memory(c_build, tmp_path):
+    """Issue #18: a document of 200,000 tiny nodes (12 MB; a million took 528 MB in sbif-check). Its values are
+    counted on the text before the parser builds a node per value, so the refusal fits in 64 MiB plus four times the
+    file."""
+    from conformance.malformed.make_corpus import build_base
+
+    path = str(tmp_path / "nodes.sbif")
+    with open(path, "wb") as handle:
+        handle.write(with_many_nodes(200000)(build_base()))
+    status, output = check_under_address_limit(path, 64 * 1024 * 1024 + 4 * os.path.getsize(path))
+    assert status == 1 and "DocumentError" in output and "more than 1048576 JSON values" in output, output
