@@ -15,7 +15,6 @@
 const fs = require('fs');
 const os = require('os');
 const pathModule = require('path');
-const readline = require('readline');
 
 const NAME = 'sbif-node';
 const VERSION = '0.1.0';
@@ -26,6 +25,10 @@ const MAX_HEADER_ENTRIES = 16384;
 // The most JSON values a document holds, the document included, and the most nodes its graph has (SPEC section 3).
 const MAX_DOCUMENT_VALUES = 2 ** 20;
 const MAX_GRAPH_NODES = 16384;
+// A request line's bytes with its newline, and the longest number literal in a request (spec/conformance-protocol.md
+// section 1): as in the reference's and the C runtime's servers
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
+const MAX_NUMBER_CHARS = 100;
 // The largest value a file may declare, in bytes at batch 1 with zero dimensions counted as 1 (SPEC section 3.5), and
 // the largest one a request may make (SPEC section 5.8).
 const MAX_VALUE_BYTES = 2n ** 28n;
@@ -1465,10 +1468,60 @@ function encodeTensor(t) {
 // JSON numbers beyond 2^53 lose digits in JSON.parse / JSON.stringify: long integer literals inside "data" arrays
 // are quoted before parsing (and turned into BigInts), and int64 values are written as exact literals.
 const BIG_MARK = '\u0000big:';
+class ProtocolError extends Error {}
+const JSON_STRING = /"[^"\\]*(?:\\.[^"\\]*)*"/g;
+const LONG_NUMBER = new RegExp(`[-+.0-9eE]{${MAX_NUMBER_CHARS + 1},}`);
+
 function parseMessage(line) {
+  const long = line.length > MAX_NUMBER_CHARS ? LONG_NUMBER.exec(line.replace(JSON_STRING, '""')) : null;
+  if (long) throw new ProtocolError(`contains the number ${quotedNumber(long[0])}, longer than ${MAX_NUMBER_CHARS} characters`);
   const quoted = line.replace(/"data":\[([^\]]*)\]/g,
     (whole, items) => '"data":[' + items.replace(/(^|,)\s*(-?\d{16,})\s*(?=,|$)/g, '$1"$2"') + ']');
-  return JSON.parse(quoted);
+  return parseStrict(quoted, ProtocolError, 'the request');
+}
+
+// Calls `onLine` with each line of `stream` (a string without its newline), or with null for a line longer than
+// MAX_LINE_BYTES, which is read past without being kept; then `onEnd`. Lines are decoded as strict UTF-8 (a line
+// that is not UTF-8 is passed as undefined).
+function readLines(stream, onLine, onEnd) {
+  let parts = [];
+  let length = 0;
+  let skipping = false;
+  stream.on('data', (chunk) => {
+    let start = 0;
+    for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, newline);
+      start = newline + 1;
+      if (skipping || length + piece.length + 1 > MAX_LINE_BYTES) {
+        onLine(null);
+      } else {
+        let text;
+        try { text = UTF8.decode(Buffer.concat(parts.concat([piece]))); } catch (error) { text = undefined; }
+        onLine(text);
+      }
+      parts = [];
+      length = 0;
+      skipping = false;
+    }
+    const rest = chunk.subarray(start);
+    if (skipping || length + rest.length >= MAX_LINE_BYTES) {
+      skipping = true;
+      parts = [];
+      length = 0;
+    } else if (rest.length) {
+      parts.push(rest);
+      length += rest.length;
+    }
+  });
+  stream.on('end', () => {
+    if (skipping) onLine(null);
+    else if (length) {
+      let text;
+      try { text = UTF8.decode(Buffer.concat(parts)); } catch (error) { text = undefined; }
+      onLine(text);
+    }
+    onEnd();
+  });
 }
 function stringify(message) {
   return JSON.stringify(message).replace(/"\\u0000big:(-?\d+)"/g, '$1');
@@ -1513,19 +1566,22 @@ function main() {
     process.stderr.write('sbif-node reads tensors with typed arrays and needs a little-endian machine\n');
     process.exit(2);
   }
-  const input = readline.createInterface({ input: process.stdin, terminal: false });
   const write = (message) => process.stdout.write(stringify(message) + '\n');
-  input.on('line', (line) => {
-    if (!line.trim()) return;
+  let done = false;
+  readLines(process.stdin, (line) => {
+    if (done || (typeof line === 'string' && !line.trim())) return;
     let message;
     try {
+      if (line === null) throw new ProtocolError(`a request line is longer than ${MAX_LINE_BYTES} bytes`);
+      if (line === undefined) throw new ProtocolError('a request line is not UTF-8 text');
       message = parseMessage(line);
+      if (!isObject(message)) throw new ProtocolError('a message is a JSON object');
     } catch (error) {
       write({ id: null, type: 'errored', message: `malformed request: ${error.message}` });
       return;
     }
     if (message.type === 'hello') { write(hello()); return; }
-    if (message.type === 'shutdown') { write({ type: 'bye' }); input.close(); return; }
+    if (message.type === 'shutdown') { write({ type: 'bye' }); done = true; process.stdin.destroy(); return; }
     try {
       write(Object.assign({ id: message.id }, handle(message)));
     } catch (error) {
@@ -1539,7 +1595,7 @@ function main() {
         write({ id: message.id, type: 'errored', message: error.message, details: error.stack });
       }
     }
-  });
+  }, () => {});
 }
 
 main();

@@ -248,10 +248,27 @@ def test_serve_reads_text_streams_too():
 def test_the_c_server_answers_hostile_lines_alike(name, c_build):  # noqa: F811
     """runtimes/c's sbif-protocol refuses the same lines (errored, id null) and keeps serving."""
     import os
+
+    check_server_refuses_the_line([os.path.join(c_build, "sbif-protocol")], HOSTILE_LINES[name][0])
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_LINES) + ["a line over 64 MiB"])
+def test_the_node_server_answers_hostile_lines_alike(name):
+    """runtimes/node refuses the same lines as the reference's and the C server, and one longer than the limit."""
+    import os
+    import shutil
+
+    node = shutil.which("node")
+    if node is None and not os.environ.get("CI"):
+        pytest.skip("node is not installed")
+    line = b"[" * (64 * 1024 * 1024 + 1) if name == "a line over 64 MiB" else HOSTILE_LINES[name][0]
+    check_server_refuses_the_line([node or "node", os.path.join(ROOT, "runtimes", "node", "sbif-runtime.js")], line)
+
+
+def check_server_refuses_the_line(command, line):
     import subprocess
 
-    line, _ = HOSTILE_LINES[name]
-    result = subprocess.run([os.path.join(c_build, "sbif-protocol")], input=line + b'\n{"type":"hello"}\n',
+    result = subprocess.run(command, input=line + b'\n{"type":"hello"}\n',
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     replies = [json.loads(reply) for reply in result.stdout.decode("utf-8").splitlines()]
     assert result.returncode == 0 and [reply["type"] for reply in replies] == ["errored", "hello"], replies
