@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import numpy as np
 
 from sbif.errors import DocumentError, FileFormatError, SbifError, UnsupportedError, preview
+from sbif.format.strict_json import loads_json_input
 
 PROTOCOL_VERSION = 1
 #: what a runtime can declare in its hello; `run` is mandatory
@@ -516,15 +517,16 @@ class ProcessRuntime(Runtime):
             self.kill()
             raise ProtocolError("runtime {} did not say hello ({})".format(" ".join(self.command), self._why()))
         try:
-            self.hello = check_hello(json.loads(line.decode("utf-8")))
+            self.hello = check_hello(loads_json_input(line.decode("utf-8")))
         except (ValueError, ProtocolError) as exc:
             self.kill()
             raise ProtocolError("runtime {}: bad hello: {}".format(" ".join(self.command), exc)) from None
 
     @staticmethod
     def _read_stdout(process: subprocess.Popen, lines: "queue.Queue[Optional[bytes]]") -> None:
-        for line in iter(process.stdout.readline, b""):
-            lines.put(line)
+        """Queue each answer line (TOO_LONG for one over MAX_LINE_BYTES, read past), then None at the end."""
+        for line in request_lines(process.stdout):
+            lines.put(TOO_LONG if line is None else line)
         lines.put(None)
 
     def _read_stderr(self, process: subprocess.Popen) -> None:
@@ -600,7 +602,9 @@ class ProcessRuntime(Runtime):
                 return Answer("timeout", message="no answer within {:g} s".format(self.timeout), seconds=seconds)
             return Answer("crashed", message="the runtime exited ({})".format(why), seconds=seconds)
         try:
-            reply = json.loads(line.decode("utf-8"))
+            if line is TOO_LONG:
+                raise ProtocolError("an answer line is longer than {} bytes".format(MAX_LINE_BYTES))
+            reply = loads_json_input(line.decode("utf-8"))
             if not isinstance(reply, dict) or reply.get("id") != request_id:
                 raise ProtocolError("answer id {!r} does not match request id {}".format(
                     reply.get("id") if isinstance(reply, dict) else None, request_id))
@@ -633,6 +637,8 @@ class ProcessRuntime(Runtime):
 #: LINE_CHUNK_BYTES and answered `errored`.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 LINE_CHUNK_BYTES = 1024 * 1024
+#: What the harness queues for a runtime's answer line longer than MAX_LINE_BYTES (read past, not kept).
+TOO_LONG = b"<an answer line over the limit>"
 
 
 def request_lines(stream: Any) -> Iterable[Optional[bytes]]:
@@ -657,11 +663,9 @@ def serve(runtime: Runtime, stdin: Any = None, stdout: Any = None) -> int:
     """Answer protocol messages from `stdin` (one JSON object per line) until shutdown or end of input.
 
     Whatever a line holds, the answer is one line: a line longer than MAX_LINE_BYTES, text that is not UTF-8,
-    JSON that is not strict (`sbif.cli.loads_json_input`: nesting, NaN, duplicate keys, huge numbers) or a
-    malformed request is answered `errored`, and so is a failure of the runtime itself; the server never dies of
-    its input."""
-    from sbif.cli import loads_json_input
-
+    JSON that is not strict (`sbif.format.strict_json.loads_json_input`: nesting, NaN, duplicate keys, huge
+    numbers) or a malformed request is answered `errored`, and so is a failure of the runtime itself; the server
+    never dies of its input."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
 

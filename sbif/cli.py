@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import warnings
 from typing import Any, Dict, List, NoReturn, Optional, Sequence
@@ -13,6 +12,7 @@ import numpy as np
 
 from . import __version__
 from .errors import InputError, SbifError, preview
+from .format.strict_json import loads_json_input
 
 EPILOG = """examples:
   sbif export ppo2_cartpole.zip -o ppo2_cartpole.sbif     (in the SB2 environment)
@@ -384,33 +384,10 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Longest number literal read from JSON input (observations, protocol requests): a double needs at most 24
-#: characters and an int64 20, while Python's int() of a long literal takes time quadratic in its length (3.7 has no
-#: limit of its own; 3.11 stops at 4300 digits with an error of its own wording).
-MAX_NUMBER_CHARS = 100
-#: A JSON string literal (escapes included), and a run of number characters longer than MAX_NUMBER_CHARS outside
-#: strings (only number literals consist of these characters).
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_LONG_NUMBER = re.compile(r"[-+.0-9eE]{%d,}" % (MAX_NUMBER_CHARS + 1))
 #: .npy dtype kinds that are numbers an observation can be, and what the others are (for the refusal).
 NUMERIC_KINDS = "biuf"
 NON_NUMERIC_KINDS = {"c": "complex (the imaginary part would be dropped)", "m": "timedelta", "M": "datetime",
                      "O": "Python objects", "S": "byte strings", "U": "strings", "V": "structured or raw records"}
-
-
-def loads_json_input(text: str) -> Any:
-    """JSON from a user or a peer, strictly (`sbif.format.strict_json`: RFC 8259 without NaN/Infinity, no duplicate
-    keys, nesting at most JSON_MAX_DEPTH, floats within a double) and with number literals of at most
-    MAX_NUMBER_CHARS characters, checked in linear time before any is converted. ValueError (a StrictJsonError for
-    what strict JSON refuses) says what is wrong."""
-    from .format.strict_json import loads_strict, quoted_number
-
-    if len(text) > MAX_NUMBER_CHARS:
-        long_number = _LONG_NUMBER.search(_JSON_STRING.sub('""', text))
-        if long_number is not None:
-            raise ValueError("contains the number {}, longer than {} characters".format(
-                quoted_number(long_number.group()), MAX_NUMBER_CHARS))
-    return loads_strict(text)
 
 
 def read_observations(spec: str) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ExportError, SbifError, UnsupportedError, preview
+from ..format.strict_json import loads_json_input
 from . import safe_pickle
 from .activations import activation_from_name, activation_from_reference
 from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space, real_number
@@ -457,8 +458,8 @@ def parse_policy_kwargs(value: Any) -> Dict[str, Any]:
         return {}
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError as exc:
+            value = loads_json_input(value)
+        except ValueError as exc:  # StrictJsonError too
             raise ExportError("--policy-kwargs is not valid JSON: {}".format(exc)) from None
     if not isinstance(value, dict):
         raise ExportError("--policy-kwargs must be a JSON object such as '{\"act_fun\": \"relu\"}'")

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import FileFormatError, preview
 from ..ops.nn import MAX_DIM, exact_count
-from .strict_json import StrictJsonError, loads_strict
+from .strict_json import StrictJsonError, loads_strict, outside_strings
 
 #: Largest header we accept, as the safetensors reference implementation does (100 MB).
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -149,20 +149,11 @@ def _check_structure_counts(raw: bytes, path: str) -> None:
     the size of its text (an empty tensor entry's 50 bytes take about a kilobyte), so the limits must hold before
     the objects exist. Such a header breaks a rule of SPEC section 2 (too many tensors or keys, or a value no entry
     may hold), so this refuses nothing that the checks after parsing would accept."""
-    # escape sequences are two characters, read left to right: removing every escaped backslash, then every escaped
-    # quote, leaves the quotes that open and close strings (json stops at the first character outside a string that
-    # is not JSON, and up to there it reads strings as this does)
-    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
-    codes = np.frombuffer(text, dtype=np.uint8)
-    in_string = 0
     objects = arrays = commas = 0
-    for start in range(0, codes.size, _SCAN_CHUNK):
-        chunk = codes[start:start + _SCAN_CHUNK]
-        outside = ((np.cumsum(chunk == ord('"'), dtype=np.int64) + in_string) & 1) == 0
+    for chunk, outside in outside_strings(raw, _SCAN_CHUNK):
         objects += int(np.count_nonzero((chunk == ord("{")) & outside))
         arrays += int(np.count_nonzero((chunk == ord("[")) & outside))
         commas += int(np.count_nonzero((chunk == ord(",")) & outside))
-        in_string = 0 if outside[-1] else 1
         if objects > _MOST_OBJECTS or arrays > _MOST_ARRAYS or commas > _MOST_COMMAS:
             raise FileFormatError("{}: the header holds more than {} objects, {} arrays or {} commas: more than a "
                                   "header of at most {} tensors and {} metadata keys can have".format(

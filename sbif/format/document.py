@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import DocumentError, UnsupportedError, preview
 from ..ops.nn import exact_count
 from .schema_check import SchemaValidator
-from .strict_json import StrictJsonError, loads_strict, quoted_number
+from .strict_json import StrictJsonError, loads_strict, outside_strings, quoted_number
 
 FORMAT_NAME = "sbif"
 FORMAT_VERSION = 1
@@ -89,21 +89,11 @@ def count_values(text: str, stop_above: Optional[int] = None) -> int:
         most = 1 + text.count(",") + text.count("[") + text.count("{")
         if most <= stop_above:
             return most
-    raw = text.encode("utf-8")
-    # escape sequences are two characters, read left to right: removing every escaped backslash, then every escaped
-    # quote, leaves the quotes that open and close strings (as sbif/format/container.py counts the header)
-    if b"\\" in raw:
-        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    codes = np.frombuffer(raw, dtype=np.uint8)
     whitespace = np.frombuffer(_JSON_WHITESPACE, dtype=np.uint8)
     values = 1
-    in_string = 0
     last = np.zeros(0, dtype=np.uint8)  # the last character outside strings, and not space, before this chunk
-    for start in range(0, codes.size, _SCAN_CHUNK):
-        chunk = codes[start:start + _SCAN_CHUNK]
-        quotes = np.cumsum(chunk == ord('"'), dtype=np.int64) + in_string
-        in_string = int(quotes[-1]) & 1
-        significant = chunk[((quotes & 1) == 0) & ~np.isin(chunk, whitespace)]
+    for chunk, outside in outside_strings(text.encode("utf-8", "surrogatepass"), _SCAN_CHUNK):
+        significant = chunk[outside & ~np.isin(chunk, whitespace)]
         values += int(np.count_nonzero(significant == ord(",")))
         # a closing quote is outside its string, so an array or object is empty exactly when its closer follows it
         tokens = np.concatenate([last, significant])

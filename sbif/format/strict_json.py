@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 
@@ -29,13 +29,18 @@ QUOTED_KEY_CHARS = 80
 LONG_INTEGER_DIGITS = 400
 _TOO_DEEP = "nests arrays and objects more than {} deep".format(JSON_MAX_DEPTH)
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-#: What a text must contain for a parsed string to hold a surrogate: an escape of one, or one itself.
-_SURROGATE_SOURCE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+#: An escaped UTF-16 surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 #: What `quoted_number` makes of a long number's text.
 _SHORTENED_NUMBER = re.compile(r"[^.]{1,12}\.\.\.\(\d+ characters\)$")
-#: Characters counted per NumPy pass of the depth scan (8 bytes of working memory each).
-_DEPTH_CHUNK = 1 << 20
+#: Bytes per NumPy pass of a scan outside strings (about 10 bytes of working memory each).
+SCAN_CHUNK = 1 << 20
+#: Longest number literal in JSON from a user or a peer (observations, --policy-kwargs, protocol requests): far beyond
+#: any float64 or int64, and short enough that no conversion of one takes noticeable time.
+MAX_NUMBER_CHARS = 100
+#: A JSON string literal (escapes included), and a run of number characters longer than MAX_NUMBER_CHARS.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_LONG_NUMBER = re.compile(r"[-+.0-9eE]{%d,}" % (MAX_NUMBER_CHARS + 1))
 
 
 class LongInteger(int):
@@ -83,9 +88,50 @@ def loads_strict(text: str) -> Any:
     except RecursionError:
         raise StrictJsonError(_TOO_DEEP) from None
     _check_depth(text)
-    if _SURROGATE_SOURCE.search(text):
+    if _may_hold_surrogates(text):
         _refuse_lone_surrogates(value)
     return value
+
+
+def _may_hold_surrogates(text: str) -> bool:
+    """Whether a parsed string of `text` can hold a surrogate: the text escapes one, or holds one itself (only
+    surrogates make UTF-8 encoding fail). Both tests run at C speed; a regular expression searching for either
+    took seconds on a 100 MB text."""
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def loads_json_input(text: str) -> Any:
+    """JSON from a user or a peer: `loads_strict`, with number literals of at most MAX_NUMBER_CHARS characters,
+    checked in linear time before any is converted (StrictJsonError). Other malformed text raises ValueError."""
+    if len(text) > MAX_NUMBER_CHARS:
+        long_number = _LONG_NUMBER.search(_JSON_STRING.sub('""', text))
+        if long_number is not None:
+            raise StrictJsonError("contains the number {}, longer than {} characters".format(
+                quoted_number(long_number.group()), MAX_NUMBER_CHARS))
+    return loads_strict(text)
+
+
+def outside_strings(raw: bytes, chunk_bytes: int = SCAN_CHUNK) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Chunks of `raw` (JSON text as UTF-8) as uint8 arrays, each with a mask of the bytes outside strings, in
+    memory proportional to the chunk: the one scan the readers' size and depth checks share (the C and Node readers
+    scan alike). Escape sequences are two characters, read left to right, so removing every escaped backslash, then
+    every escaped quote, leaves exactly the quotes that open and close strings; a closing quote counts as outside.
+    Only brackets, braces, commas and quotes are meaningful in what is yielded (escapes inside strings are gone)."""
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    codes = np.frombuffer(raw, dtype=np.uint8)
+    in_string = 0
+    for start in range(0, codes.size, chunk_bytes):
+        chunk = codes[start:start + chunk_bytes]
+        quotes = np.cumsum(chunk == ord('"'), dtype=np.int64) + in_string
+        in_string = int(quotes[-1]) & 1
+        yield chunk, (quotes & 1) == 0
 
 
 def quoted_number(text: str) -> str:
@@ -102,12 +148,10 @@ def _check_depth(text: str) -> None:
     opening brackets than the limit cannot exceed it, so it is not scanned."""
     if text.count("[") + text.count("{") <= JSON_MAX_DEPTH:
         return
-    codes = np.frombuffer(_STRING.sub("", text).encode("utf-8"), dtype=np.uint8)
     depth = 0
-    for start in range(0, codes.size, _DEPTH_CHUNK):
-        chunk = codes[start:start + _DEPTH_CHUNK]
-        steps = ((chunk == ord("[")) | (chunk == ord("{"))).astype(np.int64)
-        steps -= (chunk == ord("]")) | (chunk == ord("}"))
+    for chunk, outside in outside_strings(text.encode("utf-8", "surrogatepass")):
+        steps = (((chunk == ord("[")) | (chunk == ord("{"))) & outside).astype(np.int64)
+        steps -= ((chunk == ord("]")) | (chunk == ord("}"))) & outside
         levels = np.cumsum(steps)
         if depth + int(levels.max()) > JSON_MAX_DEPTH:
             raise StrictJsonError(_TOO_DEEP)

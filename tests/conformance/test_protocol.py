@@ -146,6 +146,10 @@ FAKE = textwrap.dedent("""
             print("Traceback: oops", flush=True)
         if mode == "wrong-id":
             print(json.dumps({"id": -1, "type": "result", "outputs": {}}), flush=True)
+        if mode == "deep":
+            print("[" * 100000 + "]" * 100000, flush=True)
+        if mode == "huge-line":
+            sys.stdout.write("[" * (65 * 1024 * 1024) + "\\n"); sys.stdout.flush()
 """)
 
 
@@ -158,7 +162,9 @@ def fake(tmp_path):
 
 @pytest.mark.parametrize("mode, status, words", [("crash", "crashed", "exit code 139"),
                                                  ("garbage", "crashed", "not a protocol answer"),
-                                                 ("wrong-id", "crashed", "does not match")])
+                                                 ("wrong-id", "crashed", "does not match"),
+                                                 ("deep", "crashed", "512 deep"),
+                                                 ("huge-line", "crashed", "longer than 67108864 bytes")])
 def test_a_crash_is_not_a_wrong_answer(fake, mode, status, words):
     runtime = fake(mode)
     answer = runtime.run("/m.sbif", {"obs": np.zeros((1, 2), np.float32)}, ["action"])
