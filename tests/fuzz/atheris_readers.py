@@ -74,8 +74,13 @@ def custom_mutator(data: bytes, max_size: int, seed: int) -> bytes:
     return mutate_file(data, Choices(chooser.randint))[:max_size]
 
 
+#: What libFuzzer re-runs for -merge=1 and -fork (it execs argv[0], and a module's argv[0] is not executable).
+RELAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "atheris-readers.sh")
+
+
 def main() -> None:
-    atheris.Setup(sys.argv, test_one_input, custom_mutator=custom_mutator)
+    os.environ["SBIF_FUZZ_PYTHON"] = sys.executable
+    atheris.Setup([RELAUNCHER] + sys.argv[1:], test_one_input, custom_mutator=custom_mutator)
     atheris.Fuzz()
 
 

@@ -204,6 +204,16 @@ def _locations(tree: JsonTree) -> List[Tuple[Any, Any, int]]:
     return found
 
 
+def _is_array(value: Any) -> bool:
+    """A JSON array of the tree (a `Pairs` is a list too, but an object)."""
+    return isinstance(value, list) and not isinstance(value, Pairs)
+
+
+def _holds(tree: JsonTree, container: Any) -> bool:
+    """Whether `container` is `tree` or inside it (by identity)."""
+    return tree is container or any(place is container for place, _, _ in _locations(tree))
+
+
 def _get(container: Any, index: int) -> Any:
     return container[index][1] if isinstance(container, Pairs) else container[index]
 
@@ -245,15 +255,16 @@ def mutate_tree(tree: JsonTree, choices: Choices) -> JsonTree:
         container.insert(index + choices.below(2), container[index])
     elif kind == 2 and isinstance(container, Pairs):  # rename the key
         container[index] = (_new_name(container[index][0], tree, choices), value)
-    elif kind == 3:  # swap with another value anywhere
+    elif kind == 3:  # swap with another value anywhere (not one inside the other: the tree would hold itself)
         other, other_index, _ = choices.choice(places)
         other_value = _get(other, other_index)
-        _set(other, other_index, value)
-        _set(container, index, other_value)
+        if not (_holds(value, other) or _holds(other_value, container)):
+            _set(other, other_index, value)
+            _set(container, index, other_value)
     elif kind == 4 and isinstance(value, int) and not isinstance(value, bool):  # a nearby or related number
         _set(container, index, choices.choice([value + 1, value - 1, value * 2, -value, value + 2 ** 64,
                                                value * 2 ** 32, Raw(str(value) + ".0"), Raw(str(value) + "e0")]))
-    elif kind == 5 and isinstance(value, list) and not isinstance(value, Pairs):  # shapes and offsets
+    elif kind == 5 and _is_array(value):  # shapes and offsets
         _mutate_list(value, choices)
     elif kind == 6 and isinstance(value, str) and not isinstance(value, Raw):  # names, dtypes, op names
         _set(container, index, _new_name(value, tree, choices))
@@ -302,7 +313,7 @@ def _graph_nodes(tree: JsonTree) -> Optional[list]:
     """The document's `graph` list, when `tree` is a document."""
     if isinstance(tree, Pairs):
         for key, value in tree:
-            if key == "graph" and isinstance(value, list) and not isinstance(value, Pairs):
+            if key == "graph" and _is_array(value):
                 return value
     return None
 
@@ -327,7 +338,7 @@ def _mutate_graph(graph: list, tree: JsonTree, choices: Choices) -> None:
         members = dict(node)
         if kind == 4 and "op" in members:
             node[[key for key, _ in node].index("op")] = ("op", _new_name(members["op"], tree, choices))
-        elif kind == 5 and isinstance(members.get("inputs"), list) and members["inputs"]:
+        elif kind == 5 and _is_array(members.get("inputs")) and members["inputs"]:
             inputs = members["inputs"]
             position = choices.below(len(inputs))
             inputs[position] = _new_name(inputs[position] if isinstance(inputs[position], str) else "x", tree,
