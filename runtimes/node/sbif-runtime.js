@@ -1523,8 +1523,12 @@ function readLines(stream, onLine, onEnd) {
     onEnd();
   });
 }
+// Answers are UTF-8 text: a lone surrogate in a string (V8's JSON.parse messages cut the input at a UTF-16 unit,
+// which can split a pair) becomes U+FFFD, as strict readers refuse the escape JSON.stringify would write for it.
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
+const wellFormed = (key, value) => (typeof value === 'string' ? value.replace(LONE_SURROGATES, '\uFFFD') : value);
 function stringify(message) {
-  return JSON.stringify(message).replace(/"\\u0000big:(-?\d+)"/g, '$1');
+  return JSON.stringify(message, wellFormed).replace(/"\\u0000big:(-?\d+)"/g, '$1');
 }
 
 function hello() {

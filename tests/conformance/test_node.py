@@ -180,3 +180,16 @@ def test_node_refuses_a_document_of_many_nodes_before_parsing_it(node_runtime, t
     answer = node_runtime.load(path)
     assert answer.error_class == "DocumentError" and "more than 1048576 JSON values" in answer.message, answer
     assert answer.seconds < 5, answer
+
+
+def test_node_answers_are_unicode_text_even_when_its_messages_split_a_character(node_runtime, tmp_path):
+    """V8's JSON.parse names an unexpected astral character by its first UTF-16 unit alone; quoted in a message,
+    that lone surrogate made the answer line something strict JSON refuses (found by differential fuzzing, where
+    the harness counted it a crash). Answers carry U+FFFD in its place."""
+    import struct
+
+    header = '{"a":\U00040000}'.encode("utf-8")
+    path = tmp_path / "astral.sbif"
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    answer = node_runtime.load(str(path))
+    assert (answer.status, answer.error_class) == ("errored", "FileFormatError"), answer
