@@ -716,7 +716,7 @@ def test_doubly_compressed_parameters(tmp_path):
 # -- what an error message quotes (issue #18, item 2) -------------------------------------------------------
 def export_in_a_small_process(arguments, memory=1 << 30, timeout=120):
     """`sbif export ARGUMENTS` in a fresh process limited to `memory` bytes of address space (RLIMIT_AS):
-    (exit status, stderr, max RSS in bytes). Expanding a structure of shared references fails the limit or
+    (exit status, stderr, peak RSS in bytes). Expanding a structure of shared references fails the limit or
     the time-out instead of taking the machine."""
     script = textwrap.dedent("""
         import resource, sys
@@ -724,7 +724,9 @@ def export_in_a_small_process(arguments, memory=1 << 30, timeout=120):
         resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))
         from sbif.cli import main
         status = main({arguments!r})
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        with open("/proc/self/status") as status_file:  # VmHWM: this process's peak RSS (ru_maxrss would start at
+            peak = [line.split()[1] for line in status_file if line.startswith("VmHWM:")]  # the forking parent's)
+        print(int(peak[0]) * 1024)
         sys.exit(status)
     """).format(root=ROOT, memory=memory, arguments=list(arguments))
     environment = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
