@@ -326,6 +326,11 @@ function readContainer(path) {
       throw new FileFormatError(`${where}: shape ${show(shape)} of ${code[0]} needs ${needed} bytes but data_offsets `
         + `span ${offsets[1] - offsets[0]}`);
     }
+    const addressed = shape.reduce((product, dim) => (dim === 0 ? product : product * BigInt(dim)), BigInt(code[1]));
+    if (addressed > 2n ** 63n - 1n) {
+      throw new FileFormatError(`${where} has shape ${show(shape)}, which this runtime cannot represent: its nonzero `
+        + 'dimensions times the item size exceed 2^63 - 1 bytes');
+    }
     entries[name] = { dtype: code[0], shape, begin: offsets[0], end: offsets[1] };
   }
   const dataLength = bytes.length - start;

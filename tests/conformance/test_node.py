@@ -193,3 +193,18 @@ def test_node_answers_are_unicode_text_even_when_its_messages_split_a_character(
     path.write_bytes(struct.pack("<Q", len(header)) + header)
     answer = node_runtime.load(str(path))
     assert (answer.status, answer.error_class) == ("errored", "FileFormatError"), answer
+
+
+@pytest.mark.parametrize("shape, error_class", [([0, 2 ** 62], "FileFormatError"), ([0, 2 ** 40], "DocumentError")])
+def test_node_refuses_an_empty_tensor_no_runtime_can_index(node_runtime, tmp_path, shape, error_class):
+    """SPEC section 2: nonzero dimensions times the item size above 2^63 - 1 are refused even for an empty tensor
+    (NumPy cannot describe it; C cannot index it); a smaller one is read, then refused for not being listed."""
+    from conformance.protocol import PythonRuntime
+    from tests.factories import raw_bytes, read_raw, write_sbif
+
+    header, data = read_raw(write_sbif(str(tmp_path / "source.sbif"), "box_inf", "discrete"))
+    header["extra"] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data)]}
+    path = tmp_path / "empty.sbif"
+    path.write_bytes(raw_bytes(header, data))
+    ours, reference = node_runtime.load(str(path)), PythonRuntime().load(str(path))
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class) == ("errored", error_class)
