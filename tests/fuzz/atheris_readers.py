@@ -7,7 +7,7 @@ same process, by the C reader (`sbif_model_load` through ctypes, `make -C runtim
 Half the mutations are libFuzzer's own byte mutations, half tests/fuzz/mutations.py's (structure-aware where the
 header parses), so the search reaches the document's checks rather than stopping at the JSON parser. A
 disagreement (other verdicts, or a Python exception that is not an `SbifError`) does not stop the run: the input is
-saved under $SBIF_FUZZ_FINDINGS (default /tmp/sbif-fuzz-findings), at most FINDINGS_PER_KIND per kind of
+saved under $SBIF_FUZZ_FINDINGS (default .cache/fuzz/findings in the project), at most FINDINGS_PER_KIND per kind of
 disagreement, and counted in its summary.txt (rewritten at each finding: libFuzzer ends the process without running
 exit handlers). `make fuzz` runs it (tests/fuzz/README.md).
 """
@@ -34,7 +34,8 @@ with atheris.instrument_imports(include=["sbif"], exclude=NOT_INSTRUMENTED):
 from .mutations import Choices, mutate_file  # noqa: E402
 from .readers import CLibrary, disagreement, python_verdict  # noqa: E402
 
-FINDINGS = os.environ.get("SBIF_FUZZ_FINDINGS", "/tmp/sbif-fuzz-findings")
+FINDINGS = os.environ.get("SBIF_FUZZ_FINDINGS", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".cache", "fuzz", "findings"))
 #: Inputs kept per kind of disagreement (the kind: each reader's outcome).
 FINDINGS_PER_KIND = 5
 INPUT_PATH = "/dev/shm/sbif-fuzz-atheris-{}.sbif".format(os.getpid())
