@@ -1,0 +1,74 @@
+"""`sbif export`: an SB2 save file to an .sbif file."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from ..errors import InputError, SbifError
+from ..format.strict_json import loads_json_input
+from .common import add_command, size_text
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    export = add_command(commands, "export", "convert an SB2 .zip or .pkl model into an .sbif file", run_export,
+                      "  sbif export model.zip -o model.sbif\n  sbif export old_model.pkl --algo TRPO -o model.sbif")
+    export.add_argument("source", help="SB2 save file (.zip, or a legacy cloudpickle .pkl)")
+    export.add_argument("-o", "--output", help="the .sbif file to write (default: SOURCE with .sbif suffix)")
+    export.add_argument("--algo", help="the SB2 algorithm (A2C, PPO2, ...), where the file does not tell")
+    from ..export.exporter import DEFAULT_LOADER, LOADERS
+    export.add_argument("--loader", choices=LOADERS, default=DEFAULT_LOADER,
+                        help="how to read SOURCE: 'safe' (default) reads it as data, in any environment, without "
+                             "running code from the file; 'live' loads it with Stable-Baselines itself (the SB2 "
+                             "environment only) and verifies the export against SB2")
+    export.add_argument("--policy-kwargs", metavar="JSON",
+                        help="policy kwargs the file does not tell the safe loader, as a JSON object, e.g. "
+                             "'{\"act_fun\": \"relu\"}' or '{\"net_arch\": [{\"pi\": [64], \"vf\": [64]}]}'")
+    export.add_argument("--policy", metavar="CLASS",
+                        help="the policy class, where the safe loader cannot read it from the file (e.g. MlpPolicy)")
+    export.add_argument("--vecnormalize", metavar="PATH",
+                        help="fold observation normalization into the file: an SB2 VecNormalize save or a zoo "
+                             "obs_rms.pkl (predict then takes raw environment observations)")
+    export.add_argument("--zoo-config", metavar="CONFIG_YML",
+                        help="an rl-baselines-zoo config.yml: its 'normalize' setting (and kwargs) decides whether "
+                             "the statistics beside it (or --vecnormalize) are folded in")
+    export.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="skip comparing the exported policy with SB2's own predictions (live loader; "
+                             "the safe loader never runs SB2, so it does not verify)")
+    export.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    return export
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..export import export
+
+    output = args.output or os.path.splitext(args.source)[0] + ".sbif"
+    policy_kwargs = None
+    if args.policy_kwargs is not None:  # read strictly here (nesting, NaN, long numbers), checked by the exporter
+        try:
+            policy_kwargs = loads_json_input(args.policy_kwargs)
+        except ValueError as exc:
+            raise InputError("--policy-kwargs is not valid JSON: {}".format(exc)) from None
+    sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify,
+                               policy_kwargs=policy_kwargs, policy=args.policy,
+                               vecnormalize=args.vecnormalize, zoo_config=args.zoo_config)
+    try:
+        sbif_file.write(output)
+    except OSError as exc:
+        raise SbifError("cannot write {}: {}".format(output, exc.strerror or exc)) from None
+    provenance = sbif_file.document["provenance"]
+    summary = {"source": args.source, "output": output, "algorithm": provenance["algorithm"],
+               "policy_class": provenance["policy_class"], "parameters": sbif_file.parameter_count(),
+               "bytes": os.path.getsize(output), "verification": report or None}
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print("wrote {} ({} {}, {:,} parameters, {})".format(output, summary["algorithm"], summary["policy_class"],
+                                                        summary["parameters"], size_text(summary["bytes"])))
+    if report:
+        details = ", ".join("{} {}".format(k, int(v)) if k == "action_mismatches" else "{} {:.2g}".format(k, v)
+                            for k, v in report.items())
+        print("verified against SB2 on 64 observations (worst difference as a fraction of what float32 rounding "
+              "allows, SPEC section 6): {}".format(details))
+    return 0
