@@ -1,5 +1,6 @@
 """The `sbif` command line: help, tables, JSON, exit codes and one-line errors."""
 import json
+import re
 import subprocess
 import sys
 
@@ -92,6 +93,48 @@ def test_convert_to_onnx_writes_a_runnable_model(capsys, make_file, tmp_path):
     assert code == 0 and json.loads(out)["output"] == target
     session = onnxruntime.InferenceSession(target, providers=["CPUExecutionProvider"])
     assert "obs" in [graph_input.name for graph_input in session.get_inputs()]
+
+
+def test_convert_outputs_action_says_how_to_call_the_model(capsys, make_file, tmp_path):
+    """Issue #19: `--outputs action` writes a model `session.run(["action"], {"obs": x})` runs alone, and the line
+    says so, with the dtypes and shapes of the inputs it needs."""
+    pytest.importorskip("onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = make_file("box_inf", "discrete", "mixed")
+    target = str(tmp_path / "actor.onnx")
+    code, out, _ = run(capsys, "convert", path, "--to", "onnx", "--outputs", "action", "-o", target)
+    assert code == 0
+    assert re.fullmatch(r"wrote {} \(onnx, [0-9.]+ KiB\): session\.run\(\['action'\], \{{'obs': float32 \[B, 4\]\}}\)\n"
+                        .format(re.escape(target)), out), out
+    session = onnxruntime.InferenceSession(target, providers=["CPUExecutionProvider"])
+    assert session.run(["action"], {"obs": np.zeros((3, 4), np.float32)})[0].shape == (3,)
+    code, out, _ = run(capsys, "convert", path, "--to", "onnx", "--outputs", "stochastic_action,value", "-o", target,
+                       "--json")
+    summary = json.loads(out)
+    assert summary["outputs"] == ["action_sample", "value"]
+    assert summary["inputs"] == [{"name": "obs", "dtype": "float32", "shape": [None, 4]},
+                                 {"name": "noise_uniform", "dtype": "float32", "shape": [None, 3]}]
+
+
+@pytest.mark.parametrize("names, words", [("action,bogus", ["unknown output 'bogus'", "this file has the outputs"]),
+                                          ("action,", ["comma-separated output names"])])
+def test_convert_unknown_outputs_are_one_line_errors(capsys, make_file, tmp_path, names, words):
+    code, _, err = run(capsys, "convert", make_file(), "--to", "onnx", "--outputs", names,
+                       "-o", str(tmp_path / "x.onnx"))
+    assert code == 1 and err.count("\n") == 1, err
+    for word in words:
+        assert word in err, err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_convert_to_torchscript_outputs_action(capsys, make_file, tmp_path):
+    torch = pytest.importorskip("torch")
+    path = make_file("box_inf", "box", "mixed")
+    target = str(tmp_path / "actor.pt")
+    code, out, _ = run(capsys, "convert", path, "--to", "torch", "--outputs", "action", "-o", target)
+    assert code == 0 and out.endswith(": module({'obs': float32 [B, 4]}) -> action\n"), out
+    module = torch.jit.load(target)
+    assert module.input_names == ["obs"] and set(module({"obs": torch.zeros(2, 4)})) == {"action"}
 
 
 def test_convert_errors_are_one_line(capsys, make_file, tmp_path):

@@ -4,6 +4,7 @@ semantics of `spec/ops.md` and `spec/ops-sampling.md`.
     from sbif.convert.onnx import convert, to_onnx
     model = to_onnx("policy.sbif")               # an onnx.ModelProto, checked by onnx.checker (full check)
     convert("policy.sbif", "policy.onnx")        # the same, written to a file
+    convert("policy.sbif", "policy.onnx", outputs=["action"])   # only the deterministic action and what it needs
 
 Graph inputs and outputs keep the document's names, dtypes and shapes, with the batch as the symbolic dimension
 "batch"; the tensors the graph reads become initializers under their SBIF names; the document itself is kept as
@@ -22,6 +23,7 @@ from .. import __version__
 from ..errors import DocumentError, UnsupportedError
 from ..format import SbifFile
 from ..format.document import METADATA_KEY, encode_document
+from ..format.subgraph import deployed_subgraph
 from ..ops import ValueSpec, get_op, resolve_attrs
 from ..ops.elementwise import Selu
 
@@ -383,35 +385,44 @@ def lower_reshape(g: OnnxGraph, n: Node) -> None:
 
 
 # -- whole models --------------------------------------------------------------------------------------------------
-def to_onnx(model: Source, opset: int = DEFAULT_OPSET) -> Any:
-    """The ONNX model (`onnx.ModelProto`) of an SBIF file, given as a path or a read `SbifFile`."""
+def to_onnx(model: Source, opset: int = DEFAULT_OPSET, outputs: Optional[Sequence[str]] = None) -> Any:
+    """The ONNX model (`onnx.ModelProto`) of an SBIF file, given as a path or a read `SbifFile`.
+
+    `outputs` (names of the document's outputs, or the predict contract's aliases such as `action`:
+    `sbif.format.subgraph.select_outputs`) prunes the model to what they need: only the graph inputs they read (no
+    noise for a deterministic action) and only the weights they use (no critics). None keeps every output."""
     onnx = import_onnx()
     sbif_file = model if isinstance(model, SbifFile) else SbifFile.read(os.fspath(model))
     document, specs = sbif_file.document, sbif_file.specs
     provenance = document["provenance"]
+    kept = deployed_subgraph(document, outputs)
     graph = OnnxGraph(onnx, _checked_opset(onnx, opset), specs)
-    for index, entry in enumerate(document["graph"]):
+    for index, entry in zip(kept.node_indices, kept.nodes):
         attrs = resolve_attrs(get_op(entry["op"]), entry.get("attrs", {}), "node {} ({})".format(index, entry["op"]))
         lower(graph, Node(entry["op"], entry["inputs"], entry["outputs"], attrs,
                           [specs[name] for name in entry["inputs"]]))
     read = {name for node in graph.nodes for name in node.input}
-    tensors = [onnx.numpy_helper.from_array(np.asarray(sbif_file.tensors[entry["name"]]), entry["name"])
-               for entry in document["tensors"] if entry["name"] in read]
-    outputs = [(entry["name"], specs[entry["name"]], entry.get("description", "")) for entry in document["outputs"]]
-    inputs = [(entry["name"], specs[entry["name"]], _input_description(entry)) for entry in document["inputs"]]
-    public = {entry["name"] for entry in document["outputs"]}
-    values = [(name, specs[name]) for node in document["graph"] for name in node["outputs"] if name not in public]
+    tensors = [onnx.numpy_helper.from_array(np.asarray(sbif_file.tensors[name]), name)
+               for name in kept.tensors if name in read]
+    descriptions = {entry["name"]: entry.get("description", "") for entry in document["outputs"]}
+    inputs_by_name = {entry["name"]: entry for entry in document["inputs"]}
+    model_outputs = [(name, specs[name], descriptions[name]) for name in kept.outputs]
+    inputs = [(name, specs[name], _input_description(inputs_by_name[name])) for name in kept.inputs]
+    values = [(name, specs[name]) for node in kept.nodes for name in node["outputs"] if name not in kept.outputs]
     title = "{} {}".format(provenance["algorithm"], provenance["policy_class"])
-    return _model(onnx, graph, inputs, outputs, values, tensors, title.replace(" ", "_"),
+    pruned = "" if outputs is None else ", pruned to the outputs " + ", ".join(kept.outputs)
+    return _model(onnx, graph, inputs, model_outputs, values, tensors, title.replace(" ", "_"),
                   {METADATA_KEY: encode_document(document)[METADATA_KEY]},
-                  "Stable-Baselines {} policy converted from SBIF (the document is metadata_props['{}'])".format(
-                      title, METADATA_KEY))
+                  "Stable-Baselines {} policy converted from SBIF{} (the document is metadata_props['{}'])".format(
+                      title, pruned, METADATA_KEY))
 
 
-def convert(source_path: str, target_path: str, opset: int = DEFAULT_OPSET) -> Any:
-    """Convert an SBIF file and write the ONNX model to `target_path`; returns the model."""
+def convert(source: Source, target_path: str, opset: int = DEFAULT_OPSET,
+            outputs: Optional[Sequence[str]] = None) -> Any:
+    """Convert an SBIF file (a path or a read `SbifFile`) and write the ONNX model to `target_path`; returns the
+    model. `outputs` as for `to_onnx`."""
     onnx = import_onnx()
-    model = to_onnx(source_path, opset)
+    model = to_onnx(source, opset, outputs)
     onnx.save_model(model, target_path)
     return model
 

@@ -1,10 +1,12 @@
 """SBIF files as PyTorch modules: `to_module(path)` -> `torch.nn.Module`, `save(path, target)` -> TorchScript file.
 
     module = to_module("ppo2_cartpole.sbif")
+    actor = to_module("ppo2_cartpole.sbif", outputs=["action"])         # forward takes {"obs": ...} alone
     obs = torch.zeros(8, 4)
     action = module.run({"obs": obs}, ["action"])["action"]             # only the nodes `action` needs
     outputs = module({"obs": obs, "noise_uniform": torch.rand(8, 2)})  # every declared output
     save("ppo2_cartpole.sbif", "ppo2_cartpole.pt")                      # torch.jit.load runs it without SBIF
+    save("ppo2_cartpole.sbif", "actor.pt", outputs=["action"])          # pruned: no critic, no noise input
 
 The module interprets the document's graph: a static list of nodes, each applied by `apply_node`, which calls one
 small function per op with exactly the semantics of `spec/ops.md` and `spec/ops-sampling.md` (the NumPy ops of
@@ -19,12 +21,13 @@ import functools
 import json
 import os
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
 
 from ..errors import ExportError, InputError, UnsupportedError
 from ..format import SbifFile
+from ..format.subgraph import deployed_subgraph
 from ..ops import get_op, resolve_attrs
 
 try:
@@ -421,7 +424,9 @@ class StoredTensor(nn.Module):
 class SbifModule(nn.Module):
     """An SBIF policy as a module: `forward(inputs)` computes every declared output, `run(inputs, outputs)` only
     what the named values need. Inputs are the document's graph inputs by name (obs, and noise, state and mask
-    where the document has them), each with its declared dtype and shape and one batch size.
+    where the document has them), each with its declared dtype and shape and one batch size. Built with `outputs`
+    (document output names or the predict contract's aliases, `sbif.format.subgraph.select_outputs`), the module
+    holds only those outputs, the inputs they read and the tensors they use.
 
     `input_names` and `output_names` list the graph's inputs and declared outputs; `document` is the whole SBIF
     document as JSON, with the predict contract (which output is the deterministic action, the recurrent state's
@@ -437,22 +442,23 @@ class SbifModule(nn.Module):
     output_names: List[str]
     document: str
 
-    def __init__(self, model: SbifFile):
+    def __init__(self, model: SbifFile, outputs: Optional[Sequence[str]] = None):
         super().__init__()
         document = model.document
+        kept = deployed_subgraph(document, outputs)
         self.document = json.dumps(document, allow_nan=False, separators=(",", ":"))
         keys: Set[str] = set()
         self.tensor_names = {}
         stored = {}
-        for entry in document["tensors"]:
-            key = state_key(entry["name"], keys)
-            self.tensor_names[key] = entry["name"]
-            stored[key] = StoredTensor(torch.from_numpy(np.array(model.tensors[entry["name"]])))
+        for name in kept.tensors:
+            key = state_key(name, keys)
+            self.tensor_names[key] = name
+            stored[key] = StoredTensor(torch.from_numpy(np.array(model.tensors[name])))
         self.tensors = nn.ModuleDict(stored)
         self.constant_names = {}
         constants = {}
         self.nodes = []
-        for node in document["graph"]:
+        for node in kept.nodes:
             if node["op"] == "constant":
                 key = state_key(node["outputs"][0], keys)
                 self.constant_names[key] = node["outputs"][0]
@@ -462,11 +468,11 @@ class SbifModule(nn.Module):
                 self.nodes.append(make_node(node["op"], node["inputs"], node["outputs"], node.get("attrs", {})))
         self.constants = nn.ModuleDict(constants)
         self.producers = {name: index for index, node in enumerate(self.nodes) for name in node.outputs}
-        self.input_names = [entry["name"] for entry in document["inputs"]]
-        self.input_dtypes = {entry["name"]: entry["dtype"] for entry in document["inputs"]}
-        self.input_shapes = {entry["name"]: [-1 if d is None else d for d in entry["shape"]]
-                             for entry in document["inputs"]}
-        self.output_names = [entry["name"] for entry in document["outputs"]]
+        inputs = [entry for entry in document["inputs"] if entry["name"] in kept.inputs]
+        self.input_names = [entry["name"] for entry in inputs]
+        self.input_dtypes = {entry["name"]: entry["dtype"] for entry in inputs}
+        self.input_shapes = {entry["name"]: [-1 if d is None else d for d in entry["shape"]] for entry in inputs}
+        self.output_names = list(kept.outputs)
 
     def forward(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """Every declared output (the sampled ones need the noise inputs)."""
@@ -565,14 +571,16 @@ def state_key(name: str, taken: Set[str]) -> str:
 
 
 # -- public API ----------------------------------------------------------------------------------------------------
-def to_module(model: Union[str, SbifFile]) -> SbifModule:
-    """The policy in `model` (an .sbif path, or an `SbifFile`) as a module; `torch.jit.script` compiles it."""
-    return SbifModule(model if isinstance(model, SbifFile) else SbifFile.read(model))
+def to_module(model: Union[str, SbifFile], outputs: Optional[Sequence[str]] = None) -> SbifModule:
+    """The policy in `model` (an .sbif path, or an `SbifFile`) as a module; `torch.jit.script` compiles it.
+    `outputs` prunes it to those outputs (see `SbifModule`); None keeps every output."""
+    return SbifModule(model if isinstance(model, SbifFile) else SbifFile.read(model), outputs)
 
 
-def save(source_path: str, target_path: str) -> None:
-    """Write the TorchScript version of an .sbif file; `torch.jit.load(target_path)` runs it without SBIF."""
-    scripted = torch.jit.script(to_module(source_path))
+def save(source: Union[str, SbifFile], target_path: str, outputs: Optional[Sequence[str]] = None) -> None:
+    """Write the TorchScript version of an .sbif file (a path or an `SbifFile`); `torch.jit.load(target_path)` runs
+    it without SBIF. `outputs` as for `to_module`."""
+    scripted = torch.jit.script(to_module(source, outputs))
     temporary = "{}.partial-{}".format(target_path, os.getpid())
     try:
         scripted.save(temporary)
