@@ -101,7 +101,7 @@ def test_cli_export_uses_the_safe_loader(generated, tmp_path, capsys):
     output = str(tmp_path / "out.sbif")
     assert sbif_main(["export", generated["pkl"], "-o", output]) == 0
     printed = capsys.readouterr().out
-    assert "wrote" in printed and "verified" not in printed
+    assert printed.startswith("wrote") and "not verified: safe loader" in printed and "verified against" not in printed
     assert SbifFile.read(output).document["provenance"]["exporter"] == "safe"
     assert sbif_main(["export", generated["pkl"], "-o", output, "--policy-kwargs", "{not json"]) == 1
     assert "--policy-kwargs is not valid JSON" in capsys.readouterr().err
@@ -173,14 +173,33 @@ def test_policy_kwargs_override_is_checked(generated):
         describe_safe_file(generated["pkl"], policy_kwargs={"act_fun": "gelu"})
 
 
-def test_unnamed_list_with_another_net_arch_needs_it(tmp_path):
+def test_unnamed_list_with_another_net_arch_is_inferred_or_given(tmp_path):
+    """Shared layers of 32 and 16 where SB2's default is separate [64, 64]: the shapes fit one network only,
+    which is inferred (and said); passing it gives the same names without a note."""
+    data = model_data()
+    params = model_parameters(data, net_arch=[32, 16])
+    path = write_pkl(str(tmp_path / "m.pkl"), data, list(params.values()))
+    description = describe_safe_file(path)
+    assert list(description.parameters) == list(params)
+    assert description.notes == ["inferred net_arch [32, 16] from the parameter shapes"]
+    description = describe_safe_file(path, policy_kwargs={"net_arch": [32, 16]})
+    assert list(description.parameters) == list(params) and description.notes == []
+
+
+def test_unnamed_list_whose_shapes_fit_several_networks_needs_one(tmp_path):
+    """Shared [32, 32] has the shapes of shared [32] then a value-only layer of 32 (and of a policy-only one):
+    the error lists the three in the spelling --policy-kwargs takes; each one given is taken as stated."""
     data = model_data()
     params = model_parameters(data, net_arch=[32, 32])
     path = write_pkl(str(tmp_path / "m.pkl"), data, list(params.values()))
-    with pytest.raises(ExportError, match="net_arch"):
+    with pytest.raises(ExportError) as refused:
         describe_safe_file(path)
-    description = describe_safe_file(path, policy_kwargs={"net_arch": [32, 32]})
-    assert list(description.parameters) == list(params)
+    message = str(refused.value)
+    for proposal in ('{"net_arch": [32, 32]}', '{"net_arch": [32, {"pi": [], "vf": [32]}]}',
+                     '{"net_arch": [32, {"pi": [32], "vf": []}]}'):
+        assert "--policy-kwargs '{}'".format(proposal) in message, message
+    assert "ambiguous" in message and "\n" not in message
+    assert list(describe_safe_file(path, policy_kwargs={"net_arch": [32, 32]}).parameters) == list(params)
 
 
 def test_old_files_without_policy_kwargs(tmp_path):

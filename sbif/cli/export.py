@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import warnings
 from typing import Any
 
 from ..errors import InputError, SbifError
@@ -13,7 +15,8 @@ from .common import add_command, size_text
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     export = add_command(commands, "export", "convert an SB2 .zip or .pkl model into an .sbif file", run_export,
-                      "  sbif export model.zip -o model.sbif\n  sbif export old_model.pkl --algo TRPO -o model.sbif")
+                      "  sbif export model.zip -o model.sbif\n  sbif export old_model.pkl --algo TRPO -o model.sbif\n"
+                      "  sbif export a2c/MountainCar-v0.pkl -o car.sbif   (folds a2c/MountainCar-v0/obs_rms.pkl)")
     export.add_argument("source", help="SB2 save file (.zip, or a legacy cloudpickle .pkl)")
     export.add_argument("-o", "--output", help="the .sbif file to write (default: SOURCE with .sbif suffix)")
     export.add_argument("--algo", help="the SB2 algorithm (A2C, PPO2, ...), where the file does not tell")
@@ -29,10 +32,16 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                         help="the policy class, where the safe loader cannot read it from the file (e.g. MlpPolicy)")
     export.add_argument("--vecnormalize", metavar="PATH",
                         help="fold observation normalization into the file: an SB2 VecNormalize save or a zoo "
-                             "obs_rms.pkl (predict then takes raw environment observations)")
+                             "obs_rms.pkl (predict then takes raw environment observations); by default the "
+                             "statistics the zoo keeps beside SOURCE (DIR/ENV/ for DIR/ENV.pkl) are found and "
+                             "folded in as the zoo applies them")
     export.add_argument("--zoo-config", metavar="CONFIG_YML",
-                        help="an rl-baselines-zoo config.yml: its 'normalize' setting (and kwargs) decides whether "
-                             "the statistics beside it (or --vecnormalize) are folded in")
+                        help="an rl-baselines-zoo config.yml, where it is not DIR/ENV/config.yml beside SOURCE: "
+                             "its 'normalize' setting (and kwargs) decides whether the statistics beside it (or "
+                             "--vecnormalize) are folded in")
+    export.add_argument("--no-normalize", dest="normalize", action="store_false",
+                        help="fold no observation normalization, even where the zoo applied it (a warning names "
+                             "the statistics left out: predict then expects normalized observations)")
     export.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip comparing the exported policy with SB2's own predictions (live loader; "
                              "the safe loader never runs SB2, so it does not verify)")
@@ -41,7 +50,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..export import export
+    from ..export.exporter import ExportWarning, export
 
     output = args.output or os.path.splitext(args.source)[0] + ".sbif"
     policy_kwargs = None
@@ -50,25 +59,27 @@ def run_export(args: argparse.Namespace) -> int:
             policy_kwargs = loads_json_input(args.policy_kwargs)
         except ValueError as exc:
             raise InputError("--policy-kwargs is not valid JSON: {}".format(exc)) from None
-    sbif_file, report = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify,
-                               policy_kwargs=policy_kwargs, policy=args.policy,
-                               vecnormalize=args.vecnormalize, zoo_config=args.zoo_config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExportWarning)  # printed below, one line each, with the summary
+        result = export(args.source, algorithm=args.algo, loader=args.loader, verify=args.verify,
+                        policy_kwargs=policy_kwargs, policy=args.policy, vecnormalize=args.vecnormalize,
+                        zoo_config=args.zoo_config, normalize=args.normalize)
     try:
-        sbif_file.write(output)
+        result.file.write(output)
     except OSError as exc:
         raise SbifError("cannot write {}: {}".format(output, exc.strerror or exc)) from None
-    provenance = sbif_file.document["provenance"]
+    for warning in result.warnings:
+        print("sbif export: warning: {}".format(warning), file=sys.stderr)
+    provenance = result.file.document["provenance"]
     summary = {"source": args.source, "output": output, "algorithm": provenance["algorithm"],
-               "policy_class": provenance["policy_class"], "parameters": sbif_file.parameter_count(),
-               "bytes": os.path.getsize(output), "verification": report or None}
+               "policy_class": provenance["policy_class"], "parameters": result.file.parameter_count(),
+               "bytes": os.path.getsize(output), "verified": result.verified,
+               "verification_status": result.verification, "verification": result.report or None,
+               "notes": result.notes, "warnings": result.warnings}
     if args.json:
         print(json.dumps(summary))
         return 0
-    print("wrote {} ({} {}, {:,} parameters, {})".format(output, summary["algorithm"], summary["policy_class"],
-                                                        summary["parameters"], size_text(summary["bytes"])))
-    if report:
-        details = ", ".join("{} {}".format(k, int(v)) if k == "action_mismatches" else "{} {:.2g}".format(k, v)
-                            for k, v in report.items())
-        print("verified against SB2 on 64 observations (worst difference as a fraction of what float32 rounding "
-              "allows, SPEC section 6): {}".format(details))
+    print("; ".join(["wrote {} ({} {}, {:,} parameters, {})".format(
+        output, summary["algorithm"], summary["policy_class"], summary["parameters"], size_text(summary["bytes"]))]
+        + result.notes + [result.verification]))
     return 0

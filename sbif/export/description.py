@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -84,3 +84,6 @@ class ModelDescription:
         #: `param_noise` (bool); TD3/DDPG's `action_noise` (None, {'kind': 'normal', 'mean', 'sigma'} as float64
         #: arrays, or {'kind': CLASS NAME} for noise SBIF cannot express). Empty for the actor-critic family.
         self.extra: Dict[str, Any] = dict(extra or {})
+        #: what the loader decided that the file does not say, in words for the caller (the safe loader's
+        #: architecture inferred from an unnamed parameter list's shapes); `export` reports them
+        self.notes: List[str] = []

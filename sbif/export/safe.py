@@ -34,7 +34,7 @@ from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, 
 from .safe_pickle import (BY_VALUE, NUMERIC_CODES, BuildBudget, Stub, build_array, exception_text, is_stub_class,
                           materialize, stub_reference)
 from .sb2_files import describe_source, detect_algorithm, file_format
-from .unnamed_lists import LIST_ENTRIES, PARAMETER_NAMERS, take_by_position
+from .unnamed_lists import NETWORK_KWARGS, PARAMETER_NAMERS, describe_network, name_unnamed_list
 
 MiB = 1024 * 1024
 #: Largest source file, and largest uncompressed member of a .zip (SB2 stores members uncompressed).
@@ -77,9 +77,10 @@ def describe_safe_file(path: str, algorithm: Optional[str] = None, policy_kwargs
     observation_space = read_space(source, "observation_space", path)
     action_space = read_space(source, "action_space", path)
     identity = policy_identity(source.data.get("policy"), policy, family, path)
+    notes: List[str] = []
     kwargs = file_policy_kwargs(source.data.get("policy_kwargs"), path)
-    kwargs.update(overrides)
-    parameters = read_parameters(source, family, kwargs, identity, observation_space, action_space, path)
+    kwargs.update(family_spelling(overrides, family, notes))
+    parameters = read_parameters(source, family, kwargs, identity, observation_space, action_space, path, notes)
     extra = algorithm_settings(source.data, family, path)
     if algorithm == "HER":
         from .her import observation_dict
@@ -87,7 +88,7 @@ def describe_safe_file(path: str, algorithm: Optional[str] = None, policy_kwargs
         dict_space = source.data.get("her_obs_space")
         extra.update(model_class=family, observation_dict=observation_dict(
             gym_like(dict_space, "{}: her_obs_space".format(path)) if isinstance(dict_space, Stub) else None))
-    return ModelDescription(
+    description = ModelDescription(
         algorithm=algorithm,
         policy_class=identity.name,
         policy_base=identity.base,
@@ -98,6 +99,8 @@ def describe_safe_file(path: str, algorithm: Optional[str] = None, policy_kwargs
         provenance={"exporter": "safe", "sb2_version": None, "source": describe_source(path)},
         extra=extra,
     )
+    description.notes = notes
+    return description
 
 
 # -- the file -------------------------------------------------------------------------------------------------
@@ -470,6 +473,28 @@ def parse_policy_kwargs(value: Any) -> Dict[str, Any]:
     return dict(value)
 
 
+def family_spelling(overrides: Dict[str, Any], algorithm: str, notes: List[str]) -> Dict[str, Any]:
+    """--policy-kwargs in the spelling `algorithm`'s policies take. DQN's and SAC/TD3/DDPG's policies have
+    `layers` and no `net_arch` (SB2 ignores it there), so a flat `net_arch` list, as Stable-Baselines3 and
+    the actor-critic policies spell it, is read as their `layers`, and `notes` says so. (The actor-critic
+    policies take both, with different meanings: net_arch [16] is one layer shared by the policy and the
+    value function, layers [16] one layer each, so neither is rewritten.)"""
+    net_arch = overrides.get("net_arch")
+    if "net_arch" not in NETWORK_KWARGS.get(algorithm, ("net_arch",)) and net_arch is not None:
+        if overrides.get("layers") is not None:
+            raise ExportError("--policy-kwargs gives both net_arch and layers; {} policies take layers "
+                              "only".format(algorithm))
+        if not isinstance(net_arch, list) or not all(isinstance(size, int) and not isinstance(size, bool)
+                                                     for size in net_arch):
+            raise ExportError("--policy-kwargs net_arch {}: {} policies take layers, a list of layer "
+                              "sizes".format(preview(net_arch), algorithm))
+        notes.append("read --policy-kwargs net_arch {} as layers, the name {} policies give it".format(
+            preview(net_arch), algorithm))
+        overrides = dict(overrides, layers=net_arch)
+        del overrides["net_arch"]
+    return overrides
+
+
 def file_policy_kwargs(value: Any, path: str) -> Dict[str, Any]:
     """The file's policy_kwargs (missing or None in old files)."""
     if value is None:
@@ -832,8 +857,10 @@ def _parse_number(token: str, dtype: np.dtype, what: str) -> Any:
 
 # -- parameters -----------------------------------------------------------------------------------------------
 def read_parameters(source: SafeSource, algorithm: str, kwargs: Dict[str, Any], identity: PolicyIdentity,
-                    observation_space: Space, action_space: Space, path: str) -> "OrderedDict[str, np.ndarray]":
-    """Name -> array in SB2's order; unnamed lists are named as SB2 names them when it loads them."""
+                    observation_space: Space, action_space: Space, path: str,
+                    notes: List[str]) -> "OrderedDict[str, np.ndarray]":
+    """Name -> array in SB2's order; unnamed lists are named as SB2 names them when it loads them. A network
+    inferred from an unnamed list's shapes is added to `kwargs` and said in `notes`."""
     raw = source.params
     if raw is None:
         raise ExportError("{}: the file holds no parameters".format(path))
@@ -847,9 +874,11 @@ def read_parameters(source: SafeSource, algorithm: str, kwargs: Dict[str, Any], 
             raise UnsupportedError("{}: this {} file stores its parameters as an unnamed list (SB2 < 2.6), and "
                                    "the safe loader cannot name {} lists; export it with --loader live in "
                                    "the SB2 environment".format(path, algorithm, algorithm))
-        expected = namer(source.data, kwargs, identity, observation_space, action_space, path)
-        entries = LIST_ENTRIES.get(algorithm)
-        pairs = take_by_position(entries(list(raw), expected, path) if entries else raw, expected, path)
+        pairs, inferred = name_unnamed_list(algorithm, list(raw), source.data, kwargs, identity, observation_space,
+                                            action_space, path)
+        if inferred is not None:
+            kwargs.update(inferred)
+            notes.append("inferred {} from the parameter shapes".format(describe_network(inferred)))
     else:
         raise ExportError("{}: the parameters are neither a dict nor a list".format(path))
     if len(pairs) > MAX_PARAMETERS:

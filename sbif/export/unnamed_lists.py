@@ -9,12 +9,13 @@ match says which kwargs to pass. Old SAC and DDPG files store their list twice: 
 """
 from __future__ import annotations
 
-from itertools import zip_longest
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple
+import json
+from itertools import product, zip_longest
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import ExportError, UnsupportedError, preview
+from ..errors import ExportError, SbifError, UnsupportedError, preview
 from .description import Space
 from .safe_pickle import ArrayStub
 
@@ -24,21 +25,140 @@ if TYPE_CHECKING:
 Names = List[Tuple[str, Tuple[int, ...]]]
 
 
-def take_by_position(values: Any, expected: List[Tuple[str, Tuple[int, ...]]], path: str) -> List[Tuple[str, Any]]:
+class ShapeMismatch(ExportError):
+    """An unnamed list that does not fit the network it was named for: `name_unnamed_list` then infers the
+    network from the shapes, or proposes the --policy-kwargs that fit them."""
+
+
+def take_by_position(values: Any, expected: Names, path: str) -> List[Tuple[str, Any]]:
     """SB2's `load_parameters(list)`: entry i is the i-th variable; extra entries are ignored, as SB2 does."""
     if len(values) < len(expected):
-        raise ExportError("{}: the file lists {} unnamed parameters but the policy has {}; pass --policy-kwargs "
-                          "with its net_arch if it is not the default".format(path, len(values), len(expected)))
+        raise ShapeMismatch("{}: the file lists {} unnamed parameters but the network has {}".format(
+            path, len(values), len(expected)))
     pairs = []
     for index, (name, shape) in enumerate(expected):
-        array = values[index].array if isinstance(values[index], ArrayStub) else values[index]
-        actual = tuple(getattr(array, "shape", ()))
+        actual = _shape(values[index])
         if actual != tuple(shape):
-            raise ExportError("{}: unnamed parameter {} has shape {} but {} should be {} for this policy; pass "
-                              "--policy-kwargs '{{\"net_arch\": ...}}' if the network is not the one the file's "
-                              "kwargs describe".format(path, index, actual, name, preview(tuple(shape))))
-        pairs.append((name, array))
+            raise ShapeMismatch("{}: unnamed parameter {} has shape {} where the network's {} has {}".format(
+                path, index, actual, name, preview(tuple(shape))))
+        pairs.append((name, values[index].array if isinstance(values[index], ArrayStub) else values[index]))
     return pairs
+
+
+def _shape(value: Any) -> Tuple[int, ...]:
+    array = value.array if isinstance(value, ArrayStub) else value
+    return tuple(getattr(array, "shape", ()))
+
+
+# -- the network of an unnamed list, from its shapes --------------------------------------------------------------
+#: Hidden layers tried when inferring a network from the shapes (the zoo's networks have one to three).
+MAX_INFERRED_LAYERS = 8
+
+
+def name_unnamed_list(algorithm: str, values: List[Any], data: Dict[str, Any], kwargs: Dict[str, Any],
+                      identity: "PolicyIdentity", observation_space: Space, action_space: Space,
+                      path: str) -> Tuple[List[Tuple[str, Any]], Optional[Dict[str, Any]]]:
+    """(name, array) pairs for an unnamed list as SB2 names it, and the network kwargs inferred from its shapes
+    (None when the kwargs in force fit).
+
+    The list is named for the network the kwargs describe (the file's, the caller's, the class's, else SB2's
+    default). When its shapes do not fit, and nothing stated the network, the shapes decide: an MLP's layer
+    sizes are its kernels' widths, so exactly one network of up to MAX_INFERRED_LAYERS hidden layers fitting
+    every entry is the network (a zoo class such as utils.CustomMlpPolicy sets `layers=[16]` in its __init__,
+    which its file does not record). Otherwise the ShapeMismatch proposes the --policy-kwargs that fit, in the
+    spelling that policy family takes."""
+    namer = PARAMETER_NAMERS[algorithm]
+    entries = LIST_ENTRIES.get(algorithm)
+
+    def take(network: Dict[str, Any]) -> List[Tuple[str, Any]]:
+        expected = namer(data, network, identity, observation_space, action_space, path)
+        return take_by_position(entries(values, expected, path) if entries else values, expected, path)
+
+    try:
+        return take(kwargs), None
+    except ShapeMismatch as mismatch:
+        reason = str(mismatch)
+    fits = fitting_networks(algorithm, values, data, identity, observation_space, action_space)
+    stated = {key: kwargs[key] for key in NETWORK_KWARGS[algorithm] if kwargs.get(key) is not None}
+    if not stated and len(fits) == 1:
+        return take(dict(kwargs, **fits[0])), fits[0]
+    said = "named for policy_kwargs {}".format(preview(stated)) if stated else \
+        "named for the default network of {}".format(preview(identity.name))
+    if not fits:
+        raise ShapeMismatch("{} ({}); no MLP of up to {} hidden layers fits its shapes: pass --policy and "
+                            "--policy-kwargs as the model was built".format(reason, said, MAX_INFERRED_LAYERS))
+    proposals = " or ".join("--policy-kwargs '{}'".format(json.dumps(fit)) for fit in fits[:4])
+    hint = ""
+    if stated.get("net_arch") and any("layers" in fit for fit in fits):
+        hint = " (net_arch [N] is a layer the policy and value function share; layers [N] gives each its own)"
+    raise ShapeMismatch("{} ({}); the shapes fit {}{}{}".format(
+        reason, said, proposals, " (ambiguous: pass the one it was built with)" if len(fits) > 1 else "", hint))
+
+
+def describe_network(network: Dict[str, Any]) -> str:
+    """Inferred network kwargs in words: 'layers [16]', 'net_arch [8, {"pi": [4], "vf": [2]}], dueling false'."""
+    return ", ".join("{} {}".format(key, json.dumps(value)) for key, value in network.items())
+
+
+def fitting_networks(algorithm: str, values: List[Any], data: Dict[str, Any], identity: "PolicyIdentity",
+                     observation_space: Space, action_space: Space) -> List[Dict[str, Any]]:
+    """Every network kwargs (within MAX_INFERRED_LAYERS hidden layers, the class's fixed kwargs kept) whose
+    parameter list has exactly the list's shapes, using all of it (or a list stored twice, as SB2 < 2.6 did)."""
+    namer = PARAMETER_NAMERS[algorithm]
+    entries = LIST_ENTRIES.get(algorithm)
+    widths: List[int] = []
+    for value in values:  # the first kernels' widths (a hostile list may be long: stop when there are enough)
+        shape = _shape(value)
+        if len(shape) == 2:
+            widths.append(int(shape[1]))
+            if len(widths) == MAX_INFERRED_LAYERS:
+                break
+    fits = []
+    for network in _candidate_networks(algorithm, widths, identity):
+        try:
+            expected = namer(data, network, identity, observation_space, action_space, "")
+            used = entries(values, expected, "") if entries else values
+        except SbifError:  # a candidate its namer refuses (a width of 0) fits nothing
+            continue
+        whole = len(used) in (len(expected), 2 * len(expected))
+        if whole and all(_shape(value) == tuple(shape) for value, (_, shape) in zip(used, expected)):
+            fits.append(network)
+    return fits
+
+
+def _candidate_networks(algorithm: str, widths: List[int], identity: "PolicyIdentity") -> Iterator[Dict[str, Any]]:
+    """Networks whose hidden layers are the first n kernel widths, n = 0..len(widths). Actor-critic: the first
+    `shared` of them shared, the rest split between pi and vf in SB2's creation order (pi_fc0, vf_fc0, pi_fc1,
+    ...), spelled `layers` where pi and vf are the same list; DQN and SAC/TD3/DDPG: `layers`, with each flag
+    the class does not fix (dueling, layer_norm) either way."""
+    fixed = (DQN_CLASS_KWARGS if algorithm == "DQN" else OFF_POLICY_CLASS_KWARGS).get(identity.name, {})
+    flags = [flag for flag in NETWORK_KWARGS[algorithm] if flag in FLAG_DEFAULTS and flag not in fixed]
+    for count in range(len(widths) + 1):
+        hidden = widths[:count]
+        if "net_arch" in NETWORK_KWARGS[algorithm]:
+            for shared in range(count + 1):
+                for pi_count in range(count - shared + 1):
+                    yield _actor_critic_network(hidden[:shared], hidden[shared:], pi_count)
+            continue
+        for values in product((False, True), repeat=len(flags)):
+            network: Dict[str, Any] = {"layers": hidden}
+            network.update((flag, value) for flag, value in zip(flags, values) if value != FLAG_DEFAULTS[flag])
+            yield network
+
+
+def _actor_critic_network(shared: List[int], split: List[int], pi_count: int) -> Dict[str, Any]:
+    """net_arch with `shared` layers, then `split`'s widths dealt to pi and vf in zip_longest order."""
+    pi: List[int] = []
+    vf: List[int] = []
+    widths = iter(split)
+    for depth in range(max(pi_count, len(split) - pi_count)):
+        if depth < pi_count:
+            pi.append(next(widths))
+        if depth < len(split) - pi_count:
+            vf.append(next(widths))
+    if not shared and pi and pi == vf:
+        return {"layers": pi}
+    return {"net_arch": shared + ([{"pi": pi, "vf": vf}] if pi or vf else [])}
 
 
 def actor_critic_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity",
@@ -238,9 +358,9 @@ def ddpg_list_entries(values: List[Any], expected: Names, path: str) -> List[Any
     statistics = sum(1 for name, _ in expected if name.startswith("input/"))
     networks = len(expected) - statistics
     if len(values) != 2 * networks + statistics:
-        raise ExportError("{}: the file lists {} unnamed parameters; a DDPG model with this policy has {} (or {} in "
-                          "the duplicated lists of SB2 < 2.6); pass --policy-kwargs with its layers if they are "
-                          "not the default".format(path, len(values), len(expected), 2 * networks + statistics))
+        raise ShapeMismatch("{}: the file lists {} unnamed parameters; a DDPG model with this network has {} (or "
+                            "{} in the duplicated lists of SB2 < 2.6)".format(path, len(values), len(expected),
+                                                                             2 * networks + statistics))
     return list(values[:networks]) + (list(values[-statistics:]) if statistics else [])
 
 
@@ -299,3 +419,13 @@ PARAMETER_NAMERS = {"A2C": actor_critic_names, "ACER": actor_critic_names, "ACKT
                     "GAIL": gail_names, "DQN": dqn_names, "SAC": sac_names, "TD3": td3_names, "DDPG": ddpg_names}
 #: Algorithm -> which entries of a stored list `load` passes on to `load_parameters` (default: all of them).
 LIST_ENTRIES = {"DDPG": ddpg_list_entries}
+
+#: The namers of the actor-critic family (net_arch, or the deprecated layers, as FeedForwardPolicy reads them).
+ACTOR_CRITIC_NAMERS = (actor_critic_names, trpo_names, gail_names)
+#: Algorithm -> the policy kwargs that decide its unnamed list's shapes (sizes first, then flags).
+NETWORK_KWARGS = dict({algorithm: ("net_arch", "layers") for algorithm, namer in PARAMETER_NAMERS.items()
+                       if namer in ACTOR_CRITIC_NAMERS},
+                      DQN=("layers", "dueling", "layer_norm"), SAC=("layers", "layer_norm"),
+                      TD3=("layers", "layer_norm"), DDPG=("layers", "layer_norm"))
+#: SB2's defaults of the flags (deepq FeedForwardPolicy: dueling=True; every policy: layer_norm=False).
+FLAG_DEFAULTS = {"dueling": True, "layer_norm": False}

@@ -13,7 +13,8 @@ for the expansion). Zoo configs are a few hundred bytes, two levels deep and a f
 from __future__ import annotations
 
 import ast
-from typing import Any, Dict, Optional
+import os
+from typing import Any, Dict, List, Optional
 
 from ..errors import ExportError, preview
 from .description import real_number
@@ -203,3 +204,56 @@ def _split_args(text: str) -> list:
         else:
             current += char
     return parts + ([current.strip()] if current.strip() else [])
+
+
+#: Where the zoo keeps a model's statistics, in the folder named after it (`DIR/ENV/` beside `DIR/ENV.pkl`), in
+#: the order they are preferred: SB2's own VecNormalize save (which also holds clip_obs and epsilon), then the
+#: rl-baselines-zoo's pickled RunningMeanStd.
+STATISTICS_FILES = ("vecnormalize.pkl", "obs_rms.pkl")
+CONFIG_FILE = "config.yml"
+
+
+class ZooFolder(object):
+    """What lies in a zoo model's folder: its config.yml and its observation statistics, each None if absent."""
+
+    def __init__(self, folder: str, config: Optional[str], statistics: Optional[str]):
+        self.folder, self.config, self.statistics = folder, config, statistics
+
+
+def zoo_folder(source: str) -> ZooFolder:
+    """The zoo layout around `source` (`DIR/ENV.pkl` or `.zip`): `DIR/ENV/config.yml` and the first of
+    STATISTICS_FILES there. The folder is the model's path without its extension, as the zoo's enjoy.py finds it."""
+    folder = os.path.splitext(source)[0]
+    if not os.path.isdir(folder):
+        return ZooFolder(folder, None, None)
+    return ZooFolder(folder, _existing(folder, CONFIG_FILE), statistics_beside(folder))
+
+
+def statistics_beside(folder: str) -> Optional[str]:
+    """The first of STATISTICS_FILES in `folder`, or None."""
+    return next((path for path in (_existing(folder, name) for name in STATISTICS_FILES) if path), None)
+
+
+def _existing(folder: str, name: str) -> Optional[str]:
+    path = os.path.join(folder, name)
+    return path if os.path.isfile(path) else None
+
+
+def env_wrappers(config: Dict[str, Any], path: str = "config") -> List[str]:
+    """The wrapper classes the zoo put around the environment, each quoted (`env_wrapper`: a 'module.Class'
+    name, as rl-baselines-zoo's utils.get_wrapper_class reads it; lists of names or of {name: kwargs}, as
+    rl-zoo3 writes them). They change what the environment returns before the policy sees it, which an .sbif
+    file cannot express."""
+    value = config.get("env_wrapper")
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    names = []
+    for item in items:
+        if isinstance(item, dict) and len(item) == 1:
+            item = next(iter(item))
+        if not isinstance(item, str):
+            raise ExportError("{}: env_wrapper must name wrapper classes ('module.Class'), got {}".format(
+                path, preview(value)))
+        names.append(preview(item))  # quoted and bounded: the name comes from the file
+    return names
