@@ -29,6 +29,7 @@ import numpy as np
 
 from sbif.compare import sample_observations
 from sbif.format.document import decode_bound
+from sbif.format.subgraph import inputs_of_outputs, required_subgraph
 
 FAMILIES = ("mlp", "cnn", "lstm", "cnn_lstm", "dqn", "sac", "td3", "ddpg", "vecnormalize", "her")
 #: HER's dict observation keys, in SB2's KEY_ORDER (the flat observation is their concatenation)
@@ -69,26 +70,16 @@ class ModelInfo:
         self.observation_dict = document.get("observation_dict")
         self.rules = output_rules(document)
         self.ops = sorted({node["op"] for node in document["graph"]})
-        depends = _input_dependencies(document)
+        reads = inputs_of_outputs(document)
         noise_names = {entry["name"] for entry in self.noise_inputs}
         #: outputs computed without noise (everything a deterministic request can ask for)
-        self.plain_outputs = [name for name in self.outputs if not depends.get(name, set()) & noise_names]
+        self.plain_outputs = [name for name in self.outputs if not noise_names.intersection(reads[name])]
         #: outputs that need noise (the sampled actions)
-        self.sample_outputs = [name for name in self.outputs if depends.get(name, set()) & noise_names]
+        self.sample_outputs = [name for name in self.outputs if noise_names.intersection(reads[name])]
 
     def ops_for(self, outputs: Sequence[str]) -> List[str]:
         """The ops a runtime must run to compute `outputs` (runtimes may skip the rest of the graph)."""
-        producers = {name: node for node in self.document["graph"] for name in node["outputs"]}
-        todo, seen, ops = list(outputs), set(), set()
-        while todo:
-            name = todo.pop()
-            node = producers.get(name)
-            if node is None or id(node) in seen:
-                continue
-            seen.add(id(node))
-            ops.add(node["op"])
-            todo.extend(node["inputs"])
-        return sorted(ops)
+        return sorted({node["op"] for node in required_subgraph(self.document, outputs).nodes})
 
     @property
     def label(self) -> str:
@@ -166,19 +157,6 @@ def sample_space(space: Mapping[str, Any], count: int, rng: np.random.Generator)
         values = np.floor(values + np.where(bounded, rng.random((count,) + shape), 0.0))
         values = np.clip(values, low, high)
     return values.astype(space["dtype"])
-
-
-def _input_dependencies(document: Mapping[str, Any]) -> Dict[str, set]:
-    """For every graph value, the graph inputs it depends on."""
-    inputs = {entry["name"] for entry in document["inputs"]}
-    depends: Dict[str, set] = {name: {name} for name in inputs}
-    for node in document["graph"]:
-        used = set()
-        for name in node["inputs"]:
-            used |= depends.get(name, set())
-        for name in node["outputs"]:
-            depends[name] = used
-    return depends
 
 
 # -- spaces ------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import InputError, preview
 from ..format import SbifFile
+from ..format.subgraph import required_subgraph
 from ..ops import ValueSpec, get_op, resolve_attrs
 
 #: Largest value one request may make, in bytes (SPEC section 5.8): a batch of B rows makes every batched value B
@@ -47,17 +48,8 @@ class GraphExecutor:
         """The steps needed for `outputs`, in graph order, and the graph inputs they read."""
         key = frozenset(outputs)
         if key not in self._plans:
-            needed = set(outputs)
-            unknown = needed - set(self.model.specs)
-            if unknown:
-                raise InputError("unknown output(s) {}; this file computes {}".format(
-                    ", ".join(sorted(unknown)), ", ".join(o["name"] for o in self.model.document["outputs"])))
-            chosen: List[Step] = []
-            for step in reversed(self.steps):
-                if needed.intersection(step.outputs):
-                    chosen.append(step)
-                    needed.update(step.inputs)
-            self._plans[key] = (chosen[::-1], frozenset(needed & set(self.inputs)))
+            part = required_subgraph(self.model.document, list(outputs))
+            self._plans[key] = ([self.steps[index] for index in part.node_indices], frozenset(part.inputs))
         return self._plans[key]
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Dict[str, np.ndarray]:
