@@ -16,7 +16,7 @@ def first_action_sbif(path: str, obs, backend: str) -> None:
 
     policy = sbif.load(path, backend=backend)
     if policy.recurrent:
-        policy.predict(obs, policy.initial_state(1), [False], deterministic=True)
+        policy.predict(obs, policy.initial_state, [False], deterministic=True)
     else:
         policy.predict(obs[0], deterministic=True)
 

@@ -169,7 +169,7 @@ class SbifRuntime(Runtime):
             if threads == "single":
                 return lambda: policy.predict(single, deterministic=True)
             return lambda: policy.predict(obs, deterministic=True)
-        carried = {"state": policy.initial_state(len(obs)), "mask": np.zeros(len(obs), bool)}
+        carried = {"state": policy.initial_state_for(len(obs)), "mask": np.zeros(len(obs), bool)}
 
         def recurrent_step():
             actions, carried["state"] = policy.predict(obs, carried["state"], carried["mask"], deterministic=True)

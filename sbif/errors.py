@@ -15,11 +15,20 @@ class DocumentError(SbifError):
 
 
 class UnsupportedError(SbifError):
-    """Valid input that this version cannot handle: a newer format version, an unknown op, a policy we cannot export."""
+    """Valid input that this version cannot handle: a newer format version, an unknown op, a policy we cannot export.
+
+    Not a NotImplementedError: SB2 raises that while *building* a model it cannot make, which SBIF refuses at
+    export, and Python reserves it for abstract methods; no SB2 caller catches it around predict."""
 
 
-class InputError(SbifError):
-    """A caller passed data of the wrong shape, dtype or kind (observation, state, mask, noise)."""
+class InputError(SbifError, ValueError):
+    """A caller passed data of the wrong shape, dtype or kind (observation, state, mask, noise).
+
+    Also a ValueError, as SB2's own refusals of such data are ("Error: Unexpected observation shape ..."), so code
+    written against an SB2 model that catches ValueError around predict keeps working. The file errors stay
+    SbifErrors only: SB2 has no one convention for an unreadable file (a missing one is a ValueError, a corrupt
+    one whatever zipfile or pickle raises).
+    """
 
 
 class ExportError(SbifError):

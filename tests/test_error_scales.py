@@ -140,13 +140,13 @@ def test_predict_scales_are_shaped_like_the_results(spec):
     rng = np.random.default_rng(0)
     from conformance.models import sample_space
 
-    batch = sample_space(policy.observation_space, 4, rng)
+    batch = sample_space(policy.observation_space.to_json(), 4, rng)
     calls = [("value", {}), ("predict", {"deterministic": True}), ("action_probability", {})]
     distribution = policy.document["predict"].get("distribution")
     if distribution is not None:
         actions = policy.predict(batch, deterministic=True)[0]
         calls += [("action_probability", {"actions": actions, "logp": logp}) for logp in (False, True)]
-    state = policy.initial_state(4)
+    state = policy.initial_state_for(4)
     for method, extra in calls:
         if method == "value" and "value" not in policy.output_names:
             continue

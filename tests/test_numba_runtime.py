@@ -99,7 +99,7 @@ def test_batch_path_agrees_in_chunks(models, monkeypatch, chunk_rows):
                        config=Config(batches=[1, 5], envs=[3], steps=3))
     assert report.ok, report.render()
     policy = sbif.load(models["cnn"], backend="numba")
-    policy.predict(np.zeros((5,) + tuple(policy.observation_space["shape"]), np.uint8))
+    policy.predict(np.zeros((5,) + policy.observation_space.shape, np.uint8))
     assert any(name.startswith("columns") for buffers in policy.executor._kept.values() for name in buffers)
 
 
@@ -433,7 +433,7 @@ def test_steady_state_keeps_memory_flat(pair):
     """Repeated calls on one shape allocate nothing that stays: traced Python memory does not grow."""
     _, fast = pair["lstm"]
     obs = np.zeros((1, 3), np.float32)
-    state = fast.initial_state(1)
+    state = fast.initial_state
     for _ in range(50):
         fast.predict(obs, state=state)
     tracemalloc.start()
@@ -471,7 +471,7 @@ def test_single_observations_take_the_fast_path_bit_for_bit(pair):
             continue
         fast_families.append(family)
         space = fast.observation_space
-        observations = sample_observations(space, 6, np.random.default_rng(1))
+        observations = sample_observations(space.to_json(), 6, np.random.default_rng(1))
         for obs in map(np.asarray, observations):  # (Discrete: 0-d arrays)
             single, state = fast.predict(obs, deterministic=True)
             batched = fast.predict(obs[None], deterministic=True)[0]
@@ -481,7 +481,7 @@ def test_single_observations_take_the_fast_path_bit_for_bit(pair):
             if isinstance(single, np.ndarray):
                 again = fast.predict(obs, deterministic=True)[0]
                 assert not np.shares_memory(single, again)
-            if space["kind"] == "box" and obs.dtype == np.float32:
+            if space.kind == "box" and obs.dtype == np.float32:
                 wide = obs.astype(np.float64)
                 np.testing.assert_array_equal(fast.predict(wide, deterministic=True)[0],
                                               fast.predict(wide[None], deterministic=True)[0][0])
@@ -605,7 +605,7 @@ def test_backend_selection(models, monkeypatch):
     monkeypatch.delenv("SBIF_BACKEND", raising=False)
     assert sbif.load(path).backend == "numba"
     assert sbif.load(path, backend="numpy").backend == "numpy"
-    assert sbif.Policy(sbif.load(path).model).backend == "numpy"  # the constructor keeps the reference
+    assert sbif.Policy(sbif.load(path).model).backend == "numba"  # the constructor chooses as load does
     monkeypatch.setenv("SBIF_BACKEND", "numpy")
     assert sbif.load(path).backend == "numpy"
     assert sbif.load(path, backend="numba").backend == "numba"  # an explicit backend wins

@@ -37,7 +37,7 @@ def plain_forward(model, obs, activation="tanh"):
 
 def observations(policy, count=16, seed=0):
     from sbif.compare import sample_observations
-    return sample_observations(policy.observation_space, count, np.random.default_rng(seed))
+    return sample_observations(policy.observation_space.to_json(), count, np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("obs_kind", ["box_inf", "box_finite", "box_image", "discrete", "multi_discrete",
@@ -257,7 +257,7 @@ def test_predict_checks_the_batch_before_drawing_noise(tmp_path, monkeypatch, re
     from tests.factories import write_sbif
 
     policy = sbif.load(write_sbif(str(tmp_path / "gaussian.sbif"), "box_inf", "box"), backend="numpy")
-    obs = np.zeros([3] + list(policy.observation_space["shape"]), np.float32)
+    obs = np.zeros((3,) + policy.observation_space.shape, np.float32)
     widest = max(spec.nominal_bytes(batch=1) for spec in policy.executor.model.specs.values()
                  if spec.shape[:1] == (None,))
     monkeypatch.setattr(executor, "MAX_BATCH_VALUE_BYTES", 2 * widest)

@@ -11,11 +11,14 @@ from .. import progress
 from ..errors import SbifError, preview
 
 EPILOG = """examples:
-  sbif export ppo2_cartpole.zip -o ppo2_cartpole.sbif     (in the SB2 environment)
+  sbif export ppo2_cartpole.zip -o ppo2_cartpole.sbif     (anywhere: SB2's file is read as data, no SB2 needed)
+  sbif export ppo2_cartpole.zip --loader live -o ppo2_cartpole.sbif
+                                        (in the SB2 environment: SB2 loads it, and the file is verified against it)
   sbif inspect ppo2_cartpole.sbif
   sbif validate ppo2_cartpole.sbif --json
   sbif predict ppo2_cartpole.sbif --obs '[[0.01, 0.02, 0.03, 0.04]]' --deterministic
   sbif predict ppo2_cartpole.sbif --obs observations.npy -o actions.npy
+  sbif predict lstm.sbif --obs episode.npy --steps --json     (a recurrent policy over time, carrying its state)
   sbif convert ppo2_cartpole.sbif --to onnx -o ppo2_cartpole.onnx
 """
 

@@ -1,26 +1,45 @@
-"""`sbif predict`: run a policy on observations given as JSON or .npy."""
+"""`sbif predict`: run a policy on observations given as JSON or .npy, with a recurrent policy's state and masks,
+over a sequence of steps, or on a goal-conditioned (HER) file's dict observation."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import warnings
-from typing import Any
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 
 from ..errors import InputError, SbifError, preview
 from ..format.strict_json import loads_json_input
-from .common import add_command
+from ..progress import Progress
+from .common import add_command, table
+
+#: What --obs holds: an array, or for a HER file a dict of arrays (one per key of its dict observation).
+Observations = Union[np.ndarray, Dict[str, np.ndarray]]
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
-    predict = add_command(commands, "predict", "run a policy on observations", run_predict,
-                       "  sbif predict model.sbif --obs '[0.1, 0.2, 0.3, 0.4]'\n"
-                       "  sbif predict model.sbif --obs batch.npy --stochastic --seed 1 -o actions.npy")
+    predict = add_command(
+        commands, "predict", "run a policy on observations", run_predict,
+        "  sbif predict model.sbif --obs '[0.1, 0.2, 0.3, 0.4]'\n"
+        "  sbif predict model.sbif --obs batch.npy --stochastic --seed 1 -o actions.npy\n"
+        "  sbif predict model.sbif --obs '[[0.1, 0.2, 0.3, 0.4]]' --json    (actions; a recurrent policy's state)\n"
+        "  sbif predict lstm.sbif --obs episode.npy --steps --mask dones.npy   (episode.npy: [steps, envs, ...])\n"
+        "  sbif predict lstm.sbif --obs next.npy --state state.json     (go on from the \"state\" --json printed)\n"
+        "  sbif predict her.sbif --obs '{\"observation\": [...], \"achieved_goal\": [...], \"desired_goal\": [...]}'")
     predict.add_argument("file")
     predict.add_argument("--obs", required=True,
-                         help="observations: a .npy or .json file, or inline JSON (one observation or a batch)")
+                         help="observations: a .npy or .json file, or inline JSON (one observation or a batch); for "
+                              "a goal-conditioned (HER) file also a JSON object of its dict observation")
+    predict.add_argument("--state", help="a recurrent policy's state to start from, [envs, S] ([S] for one "
+                                         "observation), as --obs (default: zeros, as SB2's initial_state)")
+    predict.add_argument("--mask", help="a recurrent policy's episode starts, one per observation (true: the "
+                                        "previous step ended that env's episode), as --obs; with --steps one row "
+                                        "per step (default: none)")
+    predict.add_argument("--steps", action="store_true",
+                         help="the observations' first axis is time: run the steps one after another, each "
+                              "starting from the state the one before left (a recurrent policy's sequence)")
     mode = predict.add_mutually_exclusive_group()
     mode.add_argument("--deterministic", dest="deterministic", action="store_const", const=True, default=None,
                       help="take the distribution's mode")
@@ -30,7 +49,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     predict.add_argument("--backend", choices=("numpy", "numba", "auto"), default="numpy",
                          help="the runtime's executor (default numpy: one call does not repay numba's start-up; "
                               "auto: numba when installed)")
-    predict.add_argument("-o", "--output", help="write actions to this .npy file instead of printing JSON")
+    predict.add_argument("-o", "--output", help="write the actions to this .npy file instead of printing them")
+    predict.add_argument("--json", action="store_true",
+                         help="print JSON: the actions (or the -o file) and the state a recurrent policy ends in")
     return predict
 
 
@@ -40,17 +61,85 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.seed is not None and args.seed < 0:
         raise InputError("--seed must be a non-negative integer, got {}".format(preview(args.seed)))
     policy = load(args.file, backend=args.backend)
-    observations = read_observations(args.obs)
-    actions, _ = policy.predict(observations, deterministic=args.deterministic, rng=args.seed)
+    observations = read_observations(args.obs, policy.document.get("observation_dict", {}).get("keys"))
+    state = None if args.state is None else read_array(args.state, "--state")
+    mask = None if args.mask is None else read_array(args.mask, "--mask")
+    if (state is not None or mask is not None) and not policy.recurrent:
+        raise InputError("--state and --mask are for recurrent policies; this {} {} is feed-forward".format(
+            policy.algorithm, policy.document["provenance"]["policy_class"]))
+    rng = None if args.seed is None else np.random.default_rng(args.seed)
+    if args.steps:
+        actions, state = predict_steps(policy, observations, state, mask, args.deterministic, rng)
+    else:
+        actions, state = policy.predict(observations, state, mask, deterministic=args.deterministic, rng=rng)
+        actions = np.asarray(actions)
+    result: Dict[str, Any] = {}
     if args.output:
         try:
-            np.save(args.output, np.asarray(actions))
+            np.save(args.output, actions)
         except OSError as exc:
             raise SbifError("cannot write {}: {}".format(args.output, exc.strerror or exc)) from None
-        print("wrote {} actions of shape {} to {}".format(np.asarray(actions).dtype, np.shape(actions), args.output))
+        result.update(actions_file=args.output, dtype=actions.dtype.name, shape=list(actions.shape))
     else:
-        print(json.dumps({"actions": np.asarray(actions).tolist()}))
+        result["actions"] = actions.tolist()
+    result["state"] = None if state is None else np.asarray(state).tolist()
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    if args.output:
+        print("wrote {} actions of shape {} to {}".format(actions.dtype, actions.shape, args.output))
+    else:
+        print("\n".join(render_actions(actions, len(policy.action_space.shape), args.steps)))
+    if state is not None:
+        print("state after the last step: shape {} (--json prints it; --state takes it back)".format(
+            np.shape(state)))
+    if args.deterministic is None and not policy.document["predict"]["deterministic_default"]:
+        print("sampled, as SB2's predict does for {} by default (--deterministic takes the mode)".format(
+            policy.algorithm))
     return 0
+
+
+def predict_steps(policy: Any, observations: Observations, state: Optional[np.ndarray], mask: Optional[np.ndarray],
+                  deterministic: Optional[bool], rng: Any) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Run `observations` step by step along their first axis (time), each step from the state the previous one
+    returned; `mask` has one row per step. The actions of every step, stacked, and the last state."""
+    lengths = {key: np.shape(value)[:1] for key, value in observations.items()} if isinstance(observations, dict) \
+        else {"observations": np.shape(observations)[:1]}
+    if any(length in ((), (0,)) for length in lengths.values()) or len(set(lengths.values())) != 1:
+        raise InputError("with --steps the observations' first axis is time, of one length of at least 1 for every "
+                         "entry; got {}".format(", ".join("{} {}".format(key, length[0] if length else "none")
+                                                          for key, length in sorted(lengths.items()))))
+    [(steps,)] = set(lengths.values())
+    if mask is not None and (mask.ndim == 0 or len(mask) != steps):
+        raise InputError("with --steps, --mask has one row per step ({}), got shape {}".format(steps, mask.shape))
+    actions: List[np.ndarray] = []
+    with Progress("predicting steps", total=steps) as progress:  # a long sequence can take a while
+        for step in range(steps):
+            step_observations = ({key: value[step] for key, value in observations.items()}
+                                 if isinstance(observations, dict) else observations[step])
+            action, state = policy.predict(step_observations, state, None if mask is None else mask[step],
+                                           deterministic=deterministic, rng=rng)
+            actions.append(np.asarray(action))
+            progress.advance()
+    return np.stack(actions), state
+
+
+def render_actions(actions: np.ndarray, action_rank: int, steps: bool) -> List[str]:
+    """The actions for a reader: one line for one observation, else a table with a row per observation (per step
+    and env with --steps). `action_rank` is the rank of one action (0 for a Discrete action space)."""
+    index_names = (["step", "env"] if steps else ["obs"])[:actions.ndim - action_rank]
+    if not index_names:
+        return ["action: " + action_text(actions)]
+    rows = [index_names + ["action"]]
+    for index in np.ndindex(*actions.shape[:len(index_names)]):
+        rows.append([str(i) for i in index] + [action_text(actions[index])])
+    return table(rows)
+
+
+def action_text(action: np.ndarray) -> str:
+    """One action as its shortest exact digits (float32 as float32, not as the longer float64 repr)."""
+    values = [str(value) for value in np.asarray(action).reshape(-1)]
+    return values[0] if np.ndim(action) == 0 else "[" + ", ".join(values) + "]"
 
 
 #: .npy dtype kinds that are numbers an observation can be, and what the others are (for the refusal).
@@ -59,13 +148,23 @@ NON_NUMERIC_KINDS = {"c": "complex (the imaginary part would be dropped)", "m": 
                      "O": "Python objects", "S": "byte strings", "U": "strings", "V": "structured or raw records"}
 
 
-def read_observations(spec: str) -> np.ndarray:
-    """Observations from a .npy file, a .json file, or inline JSON, as a numeric array (InputError otherwise).
+def read_observations(spec: str, dict_keys: Optional[Sequence[str]] = None) -> Observations:
+    """--obs: a numeric array (`read_array`), or, for a goal-conditioned (HER) file whose dict observation has
+    `dict_keys`, a JSON object mapping those keys to numeric arrays (InputError otherwise)."""
+    return _read(spec, "observations", dict_keys)
+
+
+def read_array(spec: str, what: str) -> np.ndarray:
+    """Numbers from a .npy file, a .json file, or inline JSON, as a numeric array (InputError otherwise).
 
     A .npy header is read first and the file refused before anything is allocated when its declared size is not
     what the file holds (a 192-byte file declaring shape (4e9, 4) would make np.load try 60 GiB) or its dtype is
     not a number (complex, datetime, structured, object, strings: NumPy would convert some silently later).
-    JSON is read strictly (loads_json_input) and must make a numeric array."""
+    JSON is read strictly (loads_json_input) and must make a numeric array. `what` names the input in errors."""
+    return cast(np.ndarray, _read(spec, what, None))  # without dict keys, a JSON object is refused
+
+
+def _read(spec: str, what: str, dict_keys: Optional[Sequence[str]]) -> Observations:
     try:
         if spec.endswith(".npy"):
             return _numeric(read_npy(spec))
@@ -75,14 +174,30 @@ def read_observations(spec: str) -> np.ndarray:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise InputError("cannot read observations from {}: not UTF-8 text (byte {} is {})".format(
-                    preview(spec), exc.start, preview(raw[exc.start:exc.start + 1]))) from None
-            return _numeric(_json_array(text))
-        return _numeric(_json_array(spec))
+                raise ValueError("not UTF-8 text (byte {} is {})".format(
+                    exc.start, preview(raw[exc.start:exc.start + 1]))) from None
+        else:
+            text = spec
+        value = loads_json_input(text)
+        if isinstance(value, dict):
+            return _dict_observation(value, dict_keys)
+        return _numeric(_json_array(value))
     except OSError as exc:
-        raise InputError("cannot read observations from {}: {}".format(preview(spec), exc.strerror or exc)) from None
+        raise InputError("cannot read {} from {}: {}".format(what, preview(spec), exc.strerror or exc)) from None
     except ValueError as exc:
-        raise InputError("cannot read observations from {}: {}".format(preview(spec), exc)) from None
+        raise InputError("cannot read {} from {}: {}".format(what, preview(spec), exc)) from None
+
+
+def _dict_observation(value: Dict[str, Any], keys: Optional[Sequence[str]]) -> Dict[str, np.ndarray]:
+    """A HER file's dict observation from a JSON object: each known key's numeric array (ValueError otherwise)."""
+    if keys is None:
+        raise ValueError("a JSON object is a dict observation, which only goal-conditioned (HER) files take; this "
+                         "one takes a number or nested lists of numbers")
+    unknown = [key for key in value if key not in keys]
+    if unknown:
+        raise ValueError("the dict observation has no key {} (this file's keys: {})".format(
+            preview(unknown[0]), ", ".join(keys)))
+    return {key: _numeric(_json_array(entry)) for key, entry in value.items()}
 
 
 def read_npy(path: str) -> np.ndarray:
@@ -114,15 +229,14 @@ def read_npy(path: str) -> np.ndarray:
 def _check_numeric_dtype(dtype: np.dtype) -> None:
     if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
         kind = "subarrays" if dtype.subdtype is not None else NON_NUMERIC_KINDS.get(dtype.kind, dtype.kind)
-        raise ValueError("observations must be numbers, not {} (dtype {})".format(kind, preview(dtype.str)))
+        raise ValueError("expected numbers, not {} (dtype {})".format(kind, preview(dtype.str)))
 
 
-def _json_array(text: str) -> np.ndarray:
-    """The numeric array a JSON text denotes: a number, or nested lists of numbers of one shape. Integers beyond
+def _json_array(value: Any) -> np.ndarray:
+    """The numeric array a JSON value denotes: a number, or nested lists of numbers of one shape. Integers beyond
     int64 are read as doubles (JSON numbers); null, strings, objects and ragged lists are refused."""
-    value = loads_json_input(text)
     if not isinstance(value, (list, int, float)):  # bool is an int: a single flag of a MultiBinary observation
-        raise ValueError("observations are a number or nested lists of numbers, not a JSON {}".format(
+        raise ValueError("expected a number or nested lists of numbers, not a JSON {}".format(
             "object" if isinstance(value, dict) else "string" if isinstance(value, str) else "null"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # NumPy 1.x warns before making an object array of ragged lists
@@ -130,7 +244,7 @@ def _json_array(text: str) -> np.ndarray:
     if array.dtype.kind == "O":  # huge integers, ragged lists, or a null among numbers
         odd = [item for item in array.ravel() if type(item) not in (int, float, bool)][:1]
         if odd:
-            raise ValueError("observations are nested lists of numbers of one shape, not {}".format(preview(odd[0])))
+            raise ValueError("expected nested lists of numbers of one shape, not {}".format(preview(odd[0])))
         array = np.array(value, dtype=np.float64)
     return array
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 from ..errors import UnsupportedError
 from ..format import SbifFile
@@ -15,6 +16,9 @@ from .executor import GraphExecutor
 BACKENDS = ("auto", "numpy", "numba")
 BACKEND_ENV = "SBIF_BACKEND"
 NUMBA_FIX = "install it (pip install 'sbif[fast]', or pip install numba) or use backend='numpy'"
+#: numba releases SBIF supports (0.59 on, pyproject's `fast` extra) need this Python; on an older one the extra
+#: installs without numba
+NUMBA_PYTHON = (3, 9)
 
 
 def resolve_backend(backend: str) -> str:
@@ -52,6 +56,10 @@ def make_executor(model: SbifFile, backend: str = "numpy") -> GraphExecutor:
     if chosen == "numpy":
         return GraphExecutor(model)
     if not numba_installed():
+        if sys.version_info[:2] < NUMBA_PYTHON:
+            raise UnsupportedError("the numba backend needs numba 0.59 or later, which needs Python {}.{} or later "
+                                   "(this is Python {}.{}): use backend='numpy'".format(
+                                       NUMBA_PYTHON[0], NUMBA_PYTHON[1], *sys.version_info[:2]))
         raise UnsupportedError("the numba backend needs numba, which is not installed: {}".format(NUMBA_FIX))
     try:
         from .numba_backend import NumbaExecutor

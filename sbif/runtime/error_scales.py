@@ -103,7 +103,7 @@ def probability_scale(policy: Policy, kind: str, distribution: Mapping[str, Any]
     actions = np.array([actions])
     if kind == "diag_gaussian":
         (mean, std), (s_mean, s_std) = parameters, scales
-        actions = actions.reshape((-1,) + tuple(policy.action_space["shape"])).astype(mean.dtype)
+        actions = actions.reshape((-1,) + policy.action_space.shape).astype(mean.dtype)
         log_std, s_log_std = _apply(Log, [std], [s_std])
         squared_std, s_squared_std = _apply(Mul, [std, std], [s_std, s_std])
         deviation, s_deviation = _apply(Sub, [actions, mean], [np.zeros(actions.shape), s_mean])

@@ -5,32 +5,33 @@ Shapes, dtypes and the single-versus-batch rule follow SB2's `BaseRLModel` (`_is
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import InputError
 from ..format import SbifFile
 from .backends import make_executor
+from .spaces import Box, Discrete, RandomSource, Space, space_from_json
 
 Noise = Mapping[str, np.ndarray]
-#: (a string: `numpy.random` costs a cold start 25 ms, and only sampling needs it)
-RandomSource = Union[None, int, "np.random.Generator"]
 
 
 class Policy:
     """A loaded SBIF policy. `deterministic=None` means the algorithm's SB2 default (from the file).
 
-    `backend` chooses the executor ('numpy', the reference, by default here; 'numba'; 'auto': see `load`); every
-    method behaves the same on both, within SPEC section 6.
+    `backend` chooses the executor, as `load`'s does: 'auto' (the default: numba when it is installed, unless
+    SBIF_BACKEND names a backend), 'numpy' (the reference) or 'numba'; every method behaves the same on all,
+    within SPEC section 6. `observation_space` and `action_space` are gym-like objects (`sbif.runtime.spaces`);
+    the document keeps their JSON form.
     """
 
-    def __init__(self, model: SbifFile, backend: str = "numpy"):
+    def __init__(self, model: SbifFile, backend: str = "auto"):
         self.model = model
         self.document = model.document
         self.executor = make_executor(model, backend)
-        self.observation_space = self.document["observation_space"]
-        self.action_space = self.document["action_space"]
+        self.observation_space: Space = space_from_json(self.document["observation_space"])
+        self.action_space: Space = space_from_json(self.document["action_space"])
         self.algorithm = self.document["provenance"]["algorithm"]
         self._predict = self.document["predict"]
         self._obs_dtype = np.dtype(self.executor.inputs["obs"]["dtype"])
@@ -39,7 +40,7 @@ class Policy:
         self.recurrent = self._predict.get("recurrent")
         self.state_size = (self.executor.inputs[self.recurrent["state_input"]]["shape"][1]
                            if self.recurrent else 0)
-        self._obs_shape = self._space_shape()
+        self._obs_shape = self.observation_space.shape
         #: the executor's fast path for the deterministic action of one observation, if it has one
         single_row = getattr(self.executor, "single_row", None)
         self._single = (single_row(self._predict["deterministic_action"])
@@ -116,8 +117,15 @@ class Policy:
         """Evaluate named outputs (default: all) from raw graph inputs: `obs` already batched, and noise."""
         return self.executor.run(inputs, list(outputs or self.output_names))
 
-    def initial_state(self, n_envs: int = 1) -> Optional[np.ndarray]:
-        """The state a recurrent policy starts from (zeros, [n_envs, S]); None for feed-forward policies."""
+    @property
+    def initial_state(self) -> Optional[np.ndarray]:
+        """SB2's `model.initial_state`: the state a recurrent policy starts from, float32 zeros [1, S] (SB2's are
+        [n_envs, S] for the envs the model was trained with; a file is for any number: `initial_state_for`),
+        None for feed-forward policies. A new array on every read, so a caller may write into it."""
+        return self.initial_state_for(1)
+
+    def initial_state_for(self, n_envs: int) -> Optional[np.ndarray]:
+        """The state `n_envs` envs start from: float32 zeros [n_envs, S], None for feed-forward policies."""
         return np.zeros((n_envs, self.state_size), np.float32) if self.recurrent else None
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -134,7 +142,7 @@ class Policy:
         if self.recurrent:
             rows = len(batch)
             if state is None:
-                state = self.initial_state(rows)
+                state = self.initial_state_for(rows)
             state = np.asarray(state, dtype=np.float32)
             if state.shape == (self.state_size,) and not vectorized:
                 state = state[None]
@@ -156,15 +164,18 @@ class Policy:
         if type(observation) is np.ndarray:
             obs = observation  # not copied: nothing writes into inputs
         else:
-            if isinstance(observation, Mapping) and "observation_dict" in self.document:
+            if isinstance(observation, Mapping):
+                if "observation_dict" not in self.document:
+                    raise InputError("this {} policy takes array observations: only goal-conditioned (HER) files "
+                                     "take a dict observation".format(self.algorithm))
                 observation = self.flatten_dict_observation(observation)
             obs = np.array(observation)
         space = self.observation_space
         shape = self._obs_shape
-        if space["kind"] == "box":
+        if isinstance(space, Box):
             vectorized = obs.shape != shape
             ok = obs.shape == shape or obs.shape[1:] == shape
-        elif space["kind"] == "discrete":
+        elif isinstance(space, Discrete):
             vectorized = obs.shape != ()
             ok = obs.ndim <= 1
         else:
@@ -172,7 +183,7 @@ class Policy:
             ok = obs.shape == shape or (obs.ndim == 2 and obs.shape[1:] == shape)
         if not ok:
             raise InputError("unexpected observation shape {} for a {} observation space: use {} or "
-                             "(n_env, {})".format(obs.shape, space["kind"], shape, ", ".join(map(str, shape))))
+                             "(n_env, {})".format(obs.shape, space.kind, shape, ", ".join(map(str, shape))))
         try:
             batch = obs.reshape((-1,) + shape)
             return (batch if batch.dtype == self._obs_dtype else batch.astype(self._obs_dtype)), vectorized
@@ -186,7 +197,7 @@ class Policy:
         missing = [key for key in keys if key not in observation]
         if missing:
             raise InputError("the dict observation lacks {}".format(", ".join(missing)))
-        if self.observation_space["kind"] == "multi_discrete":
+        if self.observation_space.kind == "multi_discrete":
             parts = [np.asarray(observation[key]).astype(np.int64)[..., None] for key in keys]
         else:
             parts = [np.asarray(observation[key]) for key in keys]
@@ -216,14 +227,6 @@ class Policy:
                 feeds[name] = generator.standard_normal(shape, dtype=np.float32)
         return feeds
 
-    def _space_shape(self) -> Tuple[int, ...]:
-        space = self.observation_space
-        if space["kind"] == "box":
-            return tuple(space["shape"])
-        if space["kind"] == "discrete":
-            return ()
-        return (len(space["nvec"]),) if space["kind"] == "multi_discrete" else (space["n"],)
-
     def _probability_of(self, kind: str, proba: Any, actions: Any, batch: int, logp: bool) -> np.ndarray:
         """SB2's NumPy formulas (`base_class.py`, action_probability with `actions`), result shaped [batch, 1].
 
@@ -231,7 +234,7 @@ class Policy:
         5.4): NumPy would read bool actions as a mask, which picks column 0 whenever the mask has a row's length.
         """
         prob = logprob = None
-        try:
+        try:  # NumPy's own refusals of the actions become InputErrors below (an InputError is a ValueError too)
             actions = np.array([actions])
             if kind in ("categorical", "multi_categorical") and actions.dtype.kind not in "iu":
                 raise InputError("{} actions are indices: they must be integers, got {}".format(
@@ -250,12 +253,14 @@ class Policy:
                 prob = np.prod(proba * actions + (1 - proba) * (1 - actions), axis=1)
             else:
                 mean, std = proba
-                actions = actions.reshape((-1,) + tuple(self.action_space["shape"]))
+                actions = actions.reshape((-1,) + self.action_space.shape)
                 self._check_batch(actions, batch)
                 logstd = np.log(std)
                 n_elements = int(np.prod(mean.shape[1:]))
                 log_normalizer = np.float32(n_elements / 2.0 * np.log(2 * np.pi)) + np.sum(logstd, axis=1)
                 logprob = -np.sum(np.square(actions - mean) / (2 * np.square(std)), axis=1) - log_normalizer
+        except InputError:
+            raise
         except (IndexError, ValueError, TypeError) as exc:
             raise InputError("actions do not fit the {} action space: {}".format(kind, exc)) from None
         with np.errstate(divide="ignore"):
@@ -292,7 +297,7 @@ def distribution_parameters(distribution: Mapping[str, Any], values: Mapping[str
 
 
 def load(path: str, backend: str = "auto") -> Policy:
-    """Read, validate and prepare an SBIF file for inference.
+    """Read, validate and prepare an SBIF file for inference (`Policy(SbifFile.read(path), backend)`).
 
     `backend`: 'numpy' (the reference), 'numba' (compiled; `UnsupportedError` without numba) or 'auto' (numba
     when it can be imported, unless the environment variable SBIF_BACKEND names one)."""

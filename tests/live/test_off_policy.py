@@ -97,16 +97,13 @@ def export(model, tmp_path, name="model"):
 def observations_for(policy, rng, count=24):
     """Random observations plus edge rows (bounds, large magnitudes that DDPG's observation clip cuts)."""
     space = policy.observation_space
-    batch = sample_observations(space, count, rng)
-    if space["kind"] == "box":
-        from sbif.format.document import decode_bound
-        shape = tuple(space["shape"])
-        low = decode_bound(space["low"], shape, "float64")
-        high = decode_bound(space["high"], shape, "float64")
-        edges = [np.where(np.isfinite(low), low, -1e3), np.where(np.isfinite(high), high, 1e3), np.zeros(shape)]
-        batch = np.concatenate([batch, np.asarray(edges).astype(space["dtype"])])
-    elif space["kind"] == "discrete":
-        batch = np.concatenate([batch, [0, space["n"] - 1]])
+    batch = sample_observations(space.to_json(), count, rng)
+    if space.kind == "box":
+        low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+        edges = [np.where(np.isfinite(low), low, -1e3), np.where(np.isfinite(high), high, 1e3), np.zeros(space.shape)]
+        batch = np.concatenate([batch, np.asarray(edges).astype(space.dtype)])
+    elif space.kind == "discrete":
+        batch = np.concatenate([batch, [0, space.n - 1]])
     return batch
 
 
@@ -145,7 +142,7 @@ def check_stochastic_matches_sb2(model, policy, observations, rng):
         return
     noise_inputs = {entry["name"]: entry for entry in policy.document["inputs"] if entry["kind"] == "noise"}
     if algorithm == "SAC":
-        z = rng.standard_normal((len(observations), policy.action_space["shape"][0])).astype(np.float32)
+        z = rng.standard_normal((len(observations), policy.action_space.shape[0])).astype(np.float32)
         calls = [(observations, sb2_sample(model, observations, z), z)]
     elif algorithm == "TD3":
         k = noise_inputs["noise_normal"]["shape"][1] if noise_inputs else 1
@@ -238,7 +235,7 @@ def test_sampling_matches_numpy(algorithm, policy_name, activation, tmp_path):
     params = model.get_parameters()
     act = {"relu": lambda v: np.maximum(v, np.float32(0)), "tanh": np.tanh}[activation]
     rng = np.random.default_rng(1)
-    observations = sample_observations(policy.observation_space, 64, rng)
+    observations = sample_observations(policy.observation_space.to_json(), 64, rng)
     z = rng.standard_normal((64, 3)).astype(np.float32)
     hidden = numpy_tower(params, observations, "model/pi/", act)
     if algorithm == "SAC":
@@ -291,7 +288,7 @@ def assert_same_distribution(expected, actual, actual_scale):
 @pytest.mark.parametrize("policy_name", ["MlpPolicy", "LnMlpPolicy"])
 def test_sac_sampling_statistics(policy_name, tmp_path):
     model, policy = export(make_model("SAC", policy_name, "box", "box3", seed=11), tmp_path)
-    observations = sample_observations(policy.observation_space, 3, np.random.default_rng(2))
+    observations = sample_observations(policy.observation_space.to_json(), 3, np.random.default_rng(2))
     for i, observation in enumerate(observations):
         expected, _ = model.predict(np.repeat(observation[None], 4000, axis=0), deterministic=False)
         assert_same_distribution(expected, *sample_with_scales(policy, observation, 4000, i))
@@ -304,7 +301,7 @@ def test_sac_sampling_statistics(policy_name, tmp_path):
 def test_action_noise_statistics(algorithm, noise, tmp_path):
     """SB2 draws one noise vector per predict call: sample call by call (one observation each)."""
     model, policy = export(make_model(algorithm, "MlpPolicy", "box", "box3", seed=5, action_noise=noise), tmp_path)
-    observation = sample_observations(policy.observation_space, 1, np.random.default_rng(3))[0]
+    observation = sample_observations(policy.observation_space.to_json(), 1, np.random.default_rng(3))[0]
     np.random.seed(0)
     expected = np.array([model.predict(observation, deterministic=False)[0] for _ in range(2000)])
     assert_same_distribution(expected, *sample_with_scales(policy, observation, 4000, 4))
@@ -316,7 +313,7 @@ def test_ornstein_uhlenbeck_noise_refuses_stochastic_predict(algorithm, tmp_path
     noise = OrnsteinUhlenbeckActionNoise(mean=np.zeros(3), sigma=0.2 * np.ones(3))
     model, policy = export(make_model(algorithm, "MlpPolicy", "box", "box3", seed=2, action_noise=noise), tmp_path)
     assert policy.document["predict"]["stochastic_action"] is None
-    observations = sample_observations(policy.observation_space, 8, np.random.default_rng(0))
+    observations = sample_observations(policy.observation_space.to_json(), 8, np.random.default_rng(0))
     with pytest.raises(InputError, match="cannot sample"):
         policy.predict(observations, deterministic=False)
     expected, _ = model.predict(observations)  # the default (deterministic) works
@@ -395,7 +392,7 @@ def test_zoo_model(relative, tmp_path):
     build_sbif(describe_live_model(model, algorithm, path)).write(target)
     policy = sbif.load(target)
     rng = np.random.default_rng(0)
-    observations = sample_observations(policy.observation_space, 256, rng)
+    observations = sample_observations(policy.observation_space.to_json(), 256, rng)
     report = compare_with_sb2(model, policy, observations)
     assert_report_agrees(report)
     check_stochastic_matches_sb2(model, policy, observations[:16], rng)
