@@ -16,7 +16,7 @@ import pytest
 import sbif
 from sbif.cli import main as sbif_main
 from sbif.errors import ExportError
-from sbif.export import export
+from sbif.export import Space, export
 from sbif.export.exporter import VERIFY_OBSERVATIONS, ExportWarning, safe_loader_status
 from sbif.export.normalization import DEFAULT_CLIP_OBS
 from sbif.export.safe import PolicyIdentity
@@ -29,16 +29,19 @@ from tests.zoo import ROOT
 
 OBSERVATION_SHAPE = (4,)
 #: the status of a safe export where SB2 is not installed (the modern environment)
-NOT_VERIFIED_SAFE = "not verified: safe loader (no SB2 here) — run with --loader live in the SB2 environment to verify"
+NOT_VERIFIED_SAFE = ("not verified: safe loader (no SB2 here) — run with --loader live in the SB2 environment to "
+                     "verify")
 ZOO_CONFIG_HEADER = "!!python/object/apply:collections.OrderedDict\n- - [n_envs, 8]\n  - [policy, MlpPolicy]\n"
 
 
-def zoo_model(tmp_path, config=None, statistics=True, name="MountainCar-v0"):
+def zoo_model(tmp_path, config=None, statistics=True, name="MountainCar-v0", frames=1):
     """`tmp_path/a2c/NAME.pkl` with, in `a2c/NAME/`, `config.yml` holding `config` (zoo rows such as
-    "[normalize, true]"; None: no config) and the observation statistics as the zoo pickles them."""
+    "[normalize, true]"; None: no config) and the observation statistics as the zoo pickles them (of one frame:
+    the model sees `frames` of them stacked)."""
     folder = tmp_path / "a2c" / name
     folder.mkdir(parents=True)
-    data = model_data(observation=gym_box(-50.0, 50.0, OBSERVATION_SHAPE), action=gym_discrete(3))
+    stacked = (OBSERVATION_SHAPE[0] * frames,)
+    data = model_data(observation=gym_box(-50.0, 50.0, stacked), action=gym_discrete(3))
     model = write_pkl(str(tmp_path / "a2c" / (name + ".pkl")), data, model_parameters(data, seed=3))
     if config is not None:
         (folder / "config.yml").write_text(ZOO_CONFIG_HEADER + "".join("  - {}\n".format(row) for row in config))
@@ -74,9 +77,10 @@ def test_zoo_model_exports_with_its_normalization_and_says_so(tmp_path, capsys):
     code, out, err = export_cli(capsys, model, "-o", output)
     assert code == 0 and err == ""
     statistics = os.path.join(str(folder), "obs_rms.pkl")
-    assert out == "wrote {} (PPO2 MlpPolicy, {:,} parameters, {}); folded observation normalization from {} ({} says " \
-                  "normalize: true); {}\n".format(output, SbifFile.read(str(output)).parameter_count(),
-                                                  _size(output), statistics, folder / "config.yml", safe_loader_status())
+    assert out == "wrote {} (PPO2 MlpPolicy, {:,} parameters, {}); folded observation normalization from {} ({} " \
+                  "says normalize: true); {}\n".format(output, SbifFile.read(str(output)).parameter_count(),
+                                                       _size(output), statistics, folder / "config.yml",
+                                                       safe_loader_status())
     policy = sbif.load(str(output))
     assert "vecnormalize/clipped" in {name for node in policy.document["graph"] for name in node["outputs"]}
     with pytest.warns(ExportWarning, match="not folded in"):
@@ -136,6 +140,14 @@ def _vec_normalize_save(path, mean):
     return str(path)
 
 
+def test_stacked_frames_are_normalized_each_and_said(tmp_path):
+    model, folder = zoo_model(tmp_path, config=["[normalize, true]", "[frame_stack, 3]"], frames=3)
+    result = export(model)
+    assert result.file.document["provenance"]["vecnormalize"] == {"clip_obs": 10.0, "epsilon": 1e-8, "frame_stack": 3}
+    assert result.notes == ["folded observation normalization from {} ({} says normalize: true, per frame of 3 "
+                            "stacked frames)".format(os.path.join(str(folder), "obs_rms.pkl"), folder / "config.yml")]
+
+
 def test_config_that_enables_normalize_without_statistics_is_refused(tmp_path, capsys):
     model, folder = zoo_model(tmp_path, config=["[normalize, true]"], statistics=False)
     code, out, err = export_cli(capsys, model, "-o", tmp_path / "x.sbif")
@@ -179,9 +191,9 @@ def test_vecnormalize_with_a_zoo_config_that_does_not_normalize_names_both(tmp_p
     code, out, err = export_cli(capsys, model, "-o", tmp_path / "x.sbif", "--vecnormalize", statistics,
                                 "--zoo-config", config)
     assert code == 1 and out == ""
-    assert err == "sbif export: error: --vecnormalize {} conflicts with --zoo-config {}, which does not set normalize " \
-                  "(the zoo ran the model on raw observations); pass only the one that is right\n".format(statistics,
-                                                                                                       config)
+    assert err == "sbif export: error: --vecnormalize {} conflicts with --zoo-config {}, which does not set " \
+                  "normalize (the zoo ran the model on raw observations); pass only the one that is " \
+                  "right\n".format(statistics, config)
 
 
 def test_explicit_vecnormalize_overrides_the_config_found_beside_the_model(tmp_path):
@@ -264,10 +276,13 @@ def test_safe_loader_status_says_where_to_verify(monkeypatch):
                                    "with --loader live to verify"
 
 
-def test_export_still_unpacks_as_file_and_report(tmp_path):
+def test_export_is_still_the_pair_of_file_and_report(tmp_path):
+    """Callers unpack or index what `export` returns (conformance/record.py, benchmarks, tests)."""
     data = model_data()
-    sbif_file, report = export(write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data)))
-    assert report == {} and sbif_file.document["provenance"]["exporter"] == "safe"
+    result = export(write_pkl(str(tmp_path / "model.pkl"), data, model_parameters(data)))
+    sbif_file, report = result
+    assert report == {} and sbif_file is result[0] is result.file and result.report is result[1]
+    assert sbif_file.document["provenance"]["exporter"] == "safe" and len(result) == 2
 
 
 def test_live_export_is_verified_or_says_no_verify(tmp_path):
@@ -285,24 +300,25 @@ ZOO_MLP = Global("utils", "CustomMlpPolicy")  # the zoo's class: FeedForwardPoli
 
 
 def custom_mlp_list(tmp_path):
-    """An SB2 < 2.6 file (unnamed list) of the zoo's utils.CustomMlpPolicy: separate pi and vf layers of 16."""
+    """An SB2 < 2.6 file (unnamed list, no policy_kwargs) of the zoo's utils.CustomMlpPolicy: separate pi and
+    vf layers of 16. Returns its path and the names SB2 gives the list."""
     data = model_data(policy=ZOO_MLP)
     del data["policy_kwargs"]
-    spaces = model_data()
-    names = actor_critic_names(data, {"layers": [16]}, PolicyIdentity("CustomMlpPolicy", "utils", "FeedForwardPolicy",
-                                                                      "tanh"),
-                               *_spaces(spaces), path="model")
-    rng = np.random.RandomState(1)
-    return write_pkl(str(tmp_path / "custom.pkl"), data, [rng.standard_normal(shape).astype(np.float32)
-                                                         for _, shape in names]), [name for name, _ in names]
+    identity = PolicyIdentity("CustomMlpPolicy", "utils", "FeedForwardPolicy", "tanh")
+    names = actor_critic_names(data, {"layers": [16]}, identity, *_spaces(data), path="model")
+    return write_pkl(str(tmp_path / "custom.pkl"), data, _random_arrays(names)), [name for name, _ in names]
 
 
 def _spaces(data):
-    from sbif.export.description import Space
-
+    """The description spaces of `model_data`'s gym stand-ins (a Box observation, Discrete actions)."""
     box = data["observation_space"].__dict__
     return (Space("box", box["shape"], box["dtype"].name, box["low"], box["high"]),
             Space("discrete", (), "int64", n=data["action_space"].__dict__["n"]))
+
+
+def _random_arrays(names, seed=1):
+    rng = np.random.RandomState(seed)
+    return [rng.standard_normal(shape).astype(np.float32) for _, shape in names]
 
 
 def test_layers_of_an_unnamed_list_are_inferred_and_said(tmp_path, capsys):
@@ -342,9 +358,7 @@ def dqn_list(tmp_path, layers):
     del data["cliprange"], data["policy_kwargs"]
     identity = PolicyIdentity("MlpPolicy", "stable_baselines.deepq.policies", "FeedForwardPolicy", "relu")
     names = dqn_names(data, {"layers": layers}, identity, *_spaces(data), path="model")
-    rng = np.random.RandomState(2)
-    return write_pkl(str(tmp_path / "dqn.pkl"), data, [rng.standard_normal(shape).astype(np.float32)
-                                                      for _, shape in names])
+    return write_pkl(str(tmp_path / "dqn.pkl"), data, _random_arrays(names))
 
 
 def test_dqn_layers_inferred_and_net_arch_read_as_layers(tmp_path):

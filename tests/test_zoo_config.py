@@ -124,3 +124,36 @@ def test_huge_integer_scalars(tmp_path):
     else:
         with pytest.raises(ExportError, match="frame_stack must be an integer from 0 to 1024, got <"):
             frame_stack(config, path)
+
+
+# -- the zoo's layout and wrappers (issue #19) ----------------------------------------------------------------
+def test_zoo_folder_finds_config_and_statistics_beside_the_model(tmp_path):
+    from sbif.export.zoo_config import zoo_folder
+
+    (tmp_path / "ENV.pkl").write_bytes(b"")
+    assert vars(zoo_folder(str(tmp_path / "ENV.pkl"))) == {"config": None, "statistics": None}
+    folder = tmp_path / "ENV"
+    folder.mkdir()
+    (folder / "obs_rms.pkl").write_bytes(b"")
+    (folder / "config.yml").write_text("normalize: true\n")
+    assert vars(zoo_folder(str(tmp_path / "ENV.zip"))) == {"config": str(folder / "config.yml"),
+                                                           "statistics": str(folder / "obs_rms.pkl")}
+    (folder / "vecnormalize.pkl").write_bytes(b"")  # SB2's own save is preferred
+    assert zoo_folder(str(tmp_path / "ENV.pkl")).statistics == str(folder / "vecnormalize.pkl")
+
+
+@pytest.mark.parametrize("value,expected", [
+    (None, []), ("utils.wrappers.TimeFeatureWrapper", ["'utils.wrappers.TimeFeatureWrapper'"]),
+    (["a.B", {"c.D": {"k": 1}}], ["'a.B'", "'c.D'"]), ("x" * 500, ["'" + "x" * 79 + "..."])])
+def test_env_wrappers_are_named_quoted_and_bounded(value, expected):
+    from sbif.export.zoo_config import env_wrappers
+
+    assert env_wrappers({} if value is None else {"env_wrapper": value}) == expected
+
+
+@pytest.mark.parametrize("value", [3, [["a.B"]], {"a.B": 1, "c.D": 2}, True])
+def test_env_wrappers_that_name_no_class_are_refused(value):
+    from sbif.export.zoo_config import env_wrappers
+
+    with pytest.raises(ExportError, match="env_wrapper must name wrapper classes"):
+        env_wrappers({"env_wrapper": value}, "config.yml")

@@ -13,11 +13,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from typing import Any, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..errors import ExportError, UnsupportedError, preview
 from ..format import SbifFile
 from .build import build_sbif
+
+if TYPE_CHECKING:
+    from .normalization import ObservationNormalization
 
 #: 'safe' reads the file as data (any environment, no code from the file runs); 'live' loads it with
 #: Stable-Baselines itself (the SB2 environment only) and can verify the export against SB2.
@@ -32,24 +35,34 @@ class ExportWarning(UserWarning):
     wrapper the file cannot express, or statistics left out with --no-normalize. The CLI prints these itself."""
 
 
-class ExportResult(object):
+class ExportResult(tuple):
     """What `export` made: `file` (the SbifFile), `report` (worst error per output from the comparison with SB2;
     empty when nothing was verified), `verification` (one sentence: verified against SB2, or why not), `notes`
-    (what was decided for the caller: normalization folded or left out, architecture inferred) and `warnings`
-    (what the caller must do; also issued as ExportWarning). It unpacks as `sbif_file, report = export(...)`,
-    the pair `export` returned before it said more."""
+    (what was decided for the caller: normalization folded or left out, network inferred) and `warnings` (what
+    the caller must do; also issued as ExportWarning). It is the pair `(file, report)` that `export` returned
+    before it said more, so `sbif_file, report = export(...)` and `export(...)[0]` keep working."""
 
-    def __init__(self, file: SbifFile, report: Dict[str, float], verification: str, notes: List[str],
-                 warnings: List[str]):
-        self.file, self.report, self.verification = file, report, verification
-        self.notes, self.warnings = notes, warnings
+    verification: str
+    notes: List[str]
+    warnings: List[str]
+
+    def __new__(cls, file: SbifFile, report: Dict[str, float], verification: str, notes: List[str],
+                warnings: List[str]) -> "ExportResult":
+        result = super().__new__(cls, (file, report))
+        result.verification, result.notes, result.warnings = verification, notes, warnings
+        return result
+
+    @property
+    def file(self) -> SbifFile:
+        return self[0]
+
+    @property
+    def report(self) -> Dict[str, float]:
+        return self[1]
 
     @property
     def verified(self) -> bool:
         return bool(self.report)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.file, self.report))
 
 
 def export(source: str, algorithm: Optional[str] = None, loader: str = DEFAULT_LOADER, verify: bool = True,
@@ -105,7 +118,8 @@ def safe_loader_status() -> str:
     if importlib.util.find_spec("stable_baselines") is None:  # looks for the package without importing it
         return ("not verified: safe loader (no SB2 here) — run with --loader live in the SB2 environment to "
                 "verify")
-    return "not verified: safe loader (it reads the file as data and never runs SB2) — run with --loader live to verify"
+    return ("not verified: safe loader (it reads the file as data and never runs SB2) — run with --loader live to "
+            "verify")
 
 
 def overrides_status(policy_kwargs: Any, policy: Optional[str]) -> Optional[str]:
@@ -123,11 +137,10 @@ def overrides_status(policy_kwargs: Any, policy: Optional[str]) -> Optional[str]
 class NormalizationDecision(object):
     """The statistics to fold in (None: none), the notes saying why, and warnings for the caller."""
 
-    def __init__(self, statistics: Any = None, notes: Optional[List[str]] = None,
-                 warnings: Optional[List[str]] = None):
-        self.statistics = statistics
-        self.notes: List[str] = list(notes or [])
-        self.warnings: List[str] = list(warnings or [])
+    def __init__(self) -> None:
+        self.statistics: Optional["ObservationNormalization"] = None
+        self.notes: List[str] = []
+        self.warnings: List[str] = []
 
 
 def decide_normalization(source: Optional[str], vecnormalize: Optional[str] = None, zoo_config: Optional[str] = None,
@@ -148,17 +161,18 @@ def decide_normalization(source: Optional[str], vecnormalize: Optional[str] = No
             if value is not None:
                 raise ExportError("{} {} conflicts with --no-normalize (both decide the observation "
                                   "normalization); pass one of them".format(flag, value))
-    found = zoo_folder(source) if source is not None else ZooFolder("", None, None)
+    found = zoo_folder(source) if source is not None else ZooFolder()
     config_path = zoo_config or found.config
     decision = NormalizationDecision()
     frames = 1
-    kwargs: Dict[str, Any] = {}
+    kwargs: Dict[str, Any] = {}  # VecNormalize's, from the config's normalize setting when it enables it
+    setting = ""  # what the config says about normalize, in words
     if config_path is not None:
         config = read_zoo_config(config_path)
         frames = frame_stack(config, config_path)
-        setting = normalize_kwargs(config, config_path)
-        enabled = setting is not None and setting.get("norm_obs", True) is not False
-        kwargs = setting if enabled and setting is not None else {}
+        configured = normalize_kwargs(config, config_path)
+        enabled = configured is not None and configured.get("norm_obs", True) is not False
+        kwargs = configured if configured is not None and enabled else {}
         statistics = statistics_beside(os.path.dirname(config_path) or os.curdir)
         setting = _normalize_setting(config)
         rule = "{} {}".format("--zoo-config " + config_path if zoo_config is not None else config_path, setting)
@@ -215,7 +229,8 @@ def _normalize_setting(config: Dict[str, Any]) -> str:
     return "says normalize: {}".format(preview(value))
 
 
-def observation_normalization(vecnormalize: Optional[str], zoo_config: Optional[str]) -> Optional[Any]:
+def observation_normalization(vecnormalize: Optional[str],
+                              zoo_config: Optional[str]) -> Optional["ObservationNormalization"]:
     """The statistics `export` folds in for these options alone (nothing looked up beside a model): from
     `vecnormalize`, with the zoo config's `normalize` kwargs and frame stacking, or beside `zoo_config` when it
     enables normalize."""

@@ -3,9 +3,10 @@
 `BaseRLModel.load_parameters(list)` gives entry i to the i-th variable of `get_parameter_list()`: the policy's
 variables in TensorFlow creation order (plus the algorithm's extras: TRPO's `oldpi`, GAIL's discriminator,
 DQN's target network, SAC's entropy coefficient, DDPG's target and running statistics). Each namer below
-rebuilds that list, names and shapes, from the file's spaces, policy class and kwargs; a shape that does not
-match says which kwargs to pass. Old SAC and DDPG files store their list twice: SB2 takes the first entries
-(SAC) or the entries `DDPG.load` keeps after removing the duplicate (`list_entries`).
+rebuilds that list, names and shapes, from the file's spaces, policy class and kwargs. Where the shapes do not
+fit that network and nothing stated it, the one MLP whose shapes they are is inferred (`name_unnamed_list`);
+otherwise the error proposes the --policy-kwargs that fit. Old SAC and DDPG files store their list twice: SB2
+takes the first entries (SAC) or the entries `DDPG.load` keeps after removing the duplicate (`list_entries`).
 """
 from __future__ import annotations
 

@@ -216,8 +216,8 @@ CONFIG_FILE = "config.yml"
 class ZooFolder(object):
     """What lies in a zoo model's folder: its config.yml and its observation statistics, each None if absent."""
 
-    def __init__(self, folder: str, config: Optional[str], statistics: Optional[str]):
-        self.folder, self.config, self.statistics = folder, config, statistics
+    def __init__(self, config: Optional[str] = None, statistics: Optional[str] = None):
+        self.config, self.statistics = config, statistics
 
 
 def zoo_folder(source: str) -> ZooFolder:
@@ -225,8 +225,8 @@ def zoo_folder(source: str) -> ZooFolder:
     STATISTICS_FILES there. The folder is the model's path without its extension, as the zoo's enjoy.py finds it."""
     folder = os.path.splitext(source)[0]
     if not os.path.isdir(folder):
-        return ZooFolder(folder, None, None)
-    return ZooFolder(folder, _existing(folder, CONFIG_FILE), statistics_beside(folder))
+        return ZooFolder()
+    return ZooFolder(_existing(folder, CONFIG_FILE), statistics_beside(folder))
 
 
 def statistics_beside(folder: str) -> Optional[str]:
