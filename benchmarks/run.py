@@ -8,6 +8,7 @@ through each runtime's public call, throughput at batch 256 and 4096, the numba 
 FLOP-bound limit, and cold start (spawn to first action, fresh processes) with peak memory. Prints medians and
 ratios with the issue's targets checked, and writes benchmarks/results/latest.json and latest.md.
 A runtime whose outputs disagree with SB2 gets no numbers, and the run exits with status 1.
+On a terminal, a progress line says which step of the run is going (model k/N, its round, the runtime).
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from sbif.progress import Progress, echo, silence
 
 from catalog import (BATCH_SIZES, HERE, MODELS, NUMBA_CACHE, RESULTS, ROOT, SB2_PYTHON, WORK, model_file,
                      parse_models)
@@ -50,14 +53,16 @@ QUICK = Settings(rounds=1, single_calls=300, warmup=50, batch_seconds=0.05, batc
 
 
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A line of the run's log on stderr (above the progress line)."""
+    echo(message)
 
 
 def child_environment() -> Dict[str, str]:
     """Every child's environment: TensorFlow and MPI quiet and allowed to run as root, numba's cache under
-    benchmarks/.work, and no PYTHONPATH (it would leak one environment's packages into the other)."""
+    benchmarks/.work, no progress line of its own (the run's is on the same terminal), and no PYTHONPATH (it
+    would leak one environment's packages into the other)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", SBIF_CACHE_DIR=NUMBA_CACHE)
+               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", SBIF_CACHE_DIR=NUMBA_CACHE, SBIF_PROGRESS="0")
     env.pop("PYTHONPATH", None)
     return env
 
@@ -127,10 +132,11 @@ def make_models(models: List[str]) -> None:
         raise SystemExit("benchmarks/make_models.py failed (exit status {}): see above".format(built.returncode))
 
 
-def prepare(workers: Dict[str, Worker], model: str, entry: Dict[str, Any]) -> List[str]:
+def prepare(workers: Dict[str, Worker], model: str, entry: Dict[str, Any], step: "Steps") -> List[str]:
     """Load `model` in every runtime and check its outputs against SB2; returns the runtimes to time."""
     ready = []
     for runtime, worker in workers.items():
+        step.doing(runtime)
         record = entry["runtimes"][runtime]
         try:
             ok, info = worker.request("load", model=model)
@@ -160,13 +166,14 @@ def _brief(report: Dict[str, float]) -> str:
 
 
 def measure(workers: Dict[str, Worker], model: str, runtimes: List[str], settings: Settings,
-            entry: Dict[str, Any]) -> None:
+            entry: Dict[str, Any], step: "Steps") -> None:
     """Rounds of single / batch (/ kernel) measurements, each round visiting the runtimes in a rotated order."""
     per_round = -(-settings.single_calls // settings.rounds)
     for round_index in range(settings.rounds):
         order = runtimes[round_index % len(runtimes):] + runtimes[:round_index % len(runtimes)]
         warmup = settings.warmup if round_index == 0 else max(1, settings.warmup // 4)
         for runtime in order:
+            step.doing("round {}/{}, {}".format(round_index + 1, settings.rounds, runtime))
             try:
                 measure_round(workers[runtime], model, entry["runtimes"][runtime], settings, per_round, warmup)
             except WorkerError as exc:
@@ -175,6 +182,7 @@ def measure(workers: Dict[str, Worker], model: str, runtimes: List[str], setting
                 runtimes.remove(runtime)
             time.sleep(SETTLE_SECONDS)
         log("   round {}/{} done".format(round_index + 1, settings.rounds))
+        step.done()
 
 
 def measure_round(worker: Worker, model: str, record: Dict[str, Any], settings: Settings, calls: int,
@@ -193,10 +201,12 @@ def measure_round(worker: Worker, model: str, record: Dict[str, Any], settings: 
             record.setdefault("weight_read_us", []).append(read["us"])
 
 
-def cold_starts(model: str, runtimes: List[str], settings: Settings, entry: Dict[str, Any]) -> None:
+def cold_starts(model: str, runtimes: List[str], settings: Settings, entry: Dict[str, Any],
+                step: "Steps") -> None:
     """Fresh processes, runtimes alternating, one uncounted warm-up round (page cache, numba's disk cache)."""
     for run in range(settings.cold_runs + 1):
         for runtime in list(runtimes):
+            step.doing("run {}/{}, {}".format(run + 1, settings.cold_runs + 1, runtime))
             record = entry["runtimes"][runtime]
             try:
                 measured = cold_start(runtime, model)
@@ -296,37 +306,76 @@ def blas_kernel() -> str:
     return "unknown"
 
 
+class Steps:
+    """The run's progress line: steps done of all (per model: loading and checking, each round; then each model's
+    cold starts; then the machine), and which one is going: "ppo2_mlp (2/5): measuring: round 3/7, numba"."""
+
+    def __init__(self, models: List[str], settings: Settings):
+        self.line = Progress("make bench", total=len(models) * (settings.rounds + 2) + 1, unit="steps")
+        self.models = models
+        self.part = ""
+
+    def __enter__(self) -> "Steps":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.line.close()
+
+    def start(self, part: str, model: Optional[str] = None) -> None:
+        """A part of the run begins (on `model`, when it is one model's)."""
+        self.part = part if model is None else "{} ({}/{}): {}".format(
+            model, self.models.index(model) + 1, len(self.models), part)
+        self.line.doing(self.part)
+
+    def doing(self, detail: str) -> None:
+        self.line.doing("{}: {}".format(self.part, detail) if self.part else detail)
+
+    def done(self) -> None:
+        self.line.advance()
+
+
 def run(models: List[str], settings: Settings, quick: bool) -> Tuple[Dict[str, Any], bool]:
     results: Dict[str, Any] = {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_before": os.getloadavg()[0], "quick": quick, "settings": asdict(settings),
         "batch_sizes": list(BATCH_SIZES), "models": {}}
     make_models(models)
-    workers = {runtime: Worker(runtime) for runtime in RUNTIMES}
-    versions: Dict[str, str] = {}
-    timed: Dict[str, List[str]] = {}
-    try:
+    with Steps(models, settings) as step:
+        step.start("starting the runtimes' workers")
+        workers = {runtime: Worker(runtime) for runtime in RUNTIMES}
+        versions: Dict[str, str] = {}
+        timed: Dict[str, List[str]] = {}
+        try:
+            for model in models:
+                log("== {} ({})".format(model, MODELS[model]["title"]))
+                step.start("loading and checking against SB2", model)
+                entry = results["models"][model] = {
+                    "title": MODELS[model]["title"], "kind": MODELS[model]["kind"],
+                    "flops_per_obs": flops_per_observation(model), "runtimes": {r: {} for r in RUNTIMES}}
+                timed[model] = prepare(workers, model, entry, step)
+                step.done()
+                if "sb2" not in timed[model]:
+                    raise SystemExit("SB2 itself cannot run {}: {}".format(model,
+                                                                          entry["runtimes"]["sb2"]["status"]))
+                versions.update((r, entry["runtimes"][r]["info"]["versions"]) for r in timed[model])
+                step.start("measuring", model)
+                measure(workers, model, timed[model], settings, entry, step)
+        finally:
+            for worker in workers.values():
+                worker.close()
+        log("== cold starts (fresh processes, {} counted per runtime and model)".format(settings.cold_runs))
+        step.start("compiling sbif to bytecode")
+        compile_bytecode()
         for model in models:
-            log("== {} ({})".format(model, MODELS[model]["title"]))
-            entry = results["models"][model] = {
-                "title": MODELS[model]["title"], "kind": MODELS[model]["kind"],
-                "flops_per_obs": flops_per_observation(model), "runtimes": {r: {} for r in RUNTIMES}}
-            timed[model] = prepare(workers, model, entry)
-            if "sb2" not in timed[model]:
-                raise SystemExit("SB2 itself cannot run {}: {}".format(model, entry["runtimes"]["sb2"]["status"]))
-            versions.update((r, entry["runtimes"][r]["info"]["versions"]) for r in timed[model])
-            measure(workers, model, timed[model], settings, entry)
-    finally:
-        for worker in workers.values():
-            worker.close()
-    log("== cold starts (fresh processes, {} counted per runtime and model)".format(settings.cold_runs))
-    compile_bytecode()
-    for model in models:
-        cold_starts(model, timed[model], settings, results["models"][model])
-        log("   {} done".format(model))
-    results["machine"] = machine(versions)
-    results["machine"]["cold_floors_s"] = {module: cold_floor(module, settings.cold_runs)
-                                           for module in ("numpy", "numba")}
+            step.start("cold starts", model)
+            cold_starts(model, timed[model], settings, results["models"][model], step)
+            step.done()
+            log("   {} done".format(model))
+        step.start("the machine: single-core GEMM peak, cold-start floors")
+        results["machine"] = machine(versions)
+        results["machine"]["cold_floors_s"] = {module: cold_floor(module, settings.cold_runs)
+                                               for module in ("numpy", "numba")}
+        step.done()
     for entry in results["models"].values():
         entry["flop_bound_us"] = entry["flops_per_obs"] / (results["machine"]["peak_gflops_1_core"] * 1e3)
     summarize(results)
@@ -344,6 +393,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--models", default="", help="comma-separated subset of: " + ", ".join(MODELS))
     parser.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     args = parser.parse_args(argv)
+    if args.json:
+        silence()  # as sbif's --json commands: output for programs, no progress line
     models = parse_models(args.models)
     os.makedirs(WORK, exist_ok=True)
     results, sound = run(models, QUICK if args.quick else FULL, args.quick)

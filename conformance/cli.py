@@ -20,7 +20,8 @@ import os
 import sys
 from typing import Any, List, Optional
 
-from sbif.errors import UnsupportedError
+from sbif.errors import UnsupportedError, preview
+from sbif.progress import Progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -192,7 +193,7 @@ def run_command(args: argparse.Namespace) -> int:
     from .checks import Config
     from .data import GOLDEN_PACKS, KNOWN_FAILURES, MissingDataError, shipped
     from .golden import GoldenSource
-    from .runner import KnownFailures, OracleSource, report_json, run_suite
+    from .runner import CheckProgress, KnownFailures, OracleSource, report_json, run_suite
 
     shipped_packs = args.golden == [] or (args.golden is None and not args.models)
     sources = []
@@ -217,12 +218,9 @@ def run_command(args: argparse.Namespace) -> int:
                 oracle = runtime_from_spec(args.oracle, timeout=args.timeout)
             sources.append(OracleSource(args.models, oracle))
         known = KnownFailures.read(known_failures) if known_failures else None
-        progress = None
-        if not args.json and sys.stderr.isatty():
-            progress = lambda r: print("  {} {}".format(r.status, r.key), file=sys.stderr)  # noqa: E731
-        report = run_suite(sources, runtime, args.checks,
-                           Config(batches=args.batches, seed=args.seed), args.select, args.skip, known,
-                           args.cases, progress)
+        with CheckProgress("conformance run"):
+            report = run_suite(sources, runtime, args.checks, Config(batches=args.batches, seed=args.seed),
+                               args.select, args.skip, known, args.cases)
     finally:
         runtime.close()
         if oracle is not None:
@@ -250,6 +248,7 @@ def replay_command(args: argparse.Namespace) -> int:
 def fuzz_command(args: argparse.Namespace) -> int:
     from .models import FAMILIES, family_status
     from .protocol import PythonRuntime
+    from .runner import CheckProgress
 
     generate = _import_generate()
     status = family_status()
@@ -265,8 +264,11 @@ def fuzz_command(args: argparse.Namespace) -> int:
     families = [f for f in families if f not in unbuildable]
     runtime = _runtime(args)
     try:
-        result = generate.fuzz(runtime, PythonRuntime(), families, args.checks, args.examples,
-                      profile="conformance-" + args.profile, shrink=not args.no_shrink, case_file=args.case)
+        with CheckProgress("conformance fuzz ({} examples at most)".format(args.examples),
+                           after_failure="" if args.no_shrink else "shrinking it"):
+            result = generate.fuzz(runtime, PythonRuntime(), families, args.checks, args.examples,
+                                   profile="conformance-" + args.profile, shrink=not args.no_shrink,
+                                   case_file=args.case)
     finally:
         runtime.close()
     if not result.caught:
@@ -303,6 +305,10 @@ def mutants_command(args: argparse.Namespace) -> int:
     from .protocol import PythonRuntime
 
     names = args.names or list(MUTANTS)
+    unknown = [name for name in names if name not in MUTANTS]
+    if unknown:
+        raise UnsupportedError("no mutant named {} (--list shows them)".format(", ".join(
+            preview(name) for name in unknown[:3])))
     if args.list:
         for name in names:
             mutant = MUTANTS[name]
@@ -311,22 +317,26 @@ def mutants_command(args: argparse.Namespace) -> int:
     fuzz = _import_generate().fuzz
     status = family_status()
     rows, missed = [], 0
-    for name in names:
-        mutant = MUTANTS[name]
-        families = [f for f in mutant.families if f == "ops" or status.get(f) is None]
-        if not families:
-            rows.append({"mutant": name, "status": "skipped", "reason": "; ".join(
-                "{}: {}".format(f, status.get(f)) for f in mutant.families)})
-            continue
-        result = fuzz(mutant.runtime(), PythonRuntime(), families, [mutant.check], args.examples, shrink=False,
-                      constraints=mutant.constraints)
-        caught = result.caught and (result.failure or {}).get("check") == mutant.check
-        missed += not caught
-        failure = result.failure or {}
-        rows.append({"mutant": name, "status": "caught" if caught else "MISSED", "check": mutant.check,
-                     "examples": result.first_failure_at, "families": families, "output": failure.get("output"),
-                     "kind": failure.get("kind"), "error": _finite_or_none(failure.get("error")),
-                     "detail": failure.get("detail")})
+    with Progress("conformance mutants", total=len(names), unit="mutants") as line:
+        for name in names:
+            line.doing("{} missed, {}".format(missed, name))
+            mutant = MUTANTS[name]
+            families = [f for f in mutant.families if f == "ops" or status.get(f) is None]
+            if not families:
+                rows.append({"mutant": name, "status": "skipped", "reason": "; ".join(
+                    "{}: {}".format(f, status.get(f)) for f in mutant.families)})
+                line.advance()
+                continue
+            result = fuzz(mutant.runtime(), PythonRuntime(), families, [mutant.check], args.examples,
+                          shrink=False, constraints=mutant.constraints)
+            caught = result.caught and (result.failure or {}).get("check") == mutant.check
+            missed += not caught
+            failure = result.failure or {}
+            rows.append({"mutant": name, "status": "caught" if caught else "MISSED", "check": mutant.check,
+                         "examples": result.first_failure_at, "families": families,
+                         "output": failure.get("output"), "kind": failure.get("kind"),
+                         "error": _finite_or_none(failure.get("error")), "detail": failure.get("detail")})
+            line.advance()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

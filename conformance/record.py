@@ -11,12 +11,15 @@ recurrent sequences with resets over several envs, and the predict interface.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from sbif.progress import Progress, echo
 
 from . import __version__
 from .checks import CHECKS, MODEL_CHECKS, Config, Probe, iterate
@@ -26,43 +29,55 @@ from .protocol import Answer, Runtime
 
 
 def record(sbif_path: str, oracle: Runtime, output: Optional[str] = None, checks: Optional[Sequence[str]] = None,
-           config: Optional[Config] = None, source: Optional[str] = None) -> Tuple[str, Dict[str, str]]:
-    """Record a pack for `sbif_path` with `oracle`; returns (pack path, {check: reason} of checks not recorded)."""
+           config: Optional[Config] = None, source: Optional[str] = None,
+           progress: Optional[Progress] = None) -> Tuple[str, Dict[str, str]]:
+    """Record a pack for `sbif_path` with `oracle`; returns (pack path, {check: reason} of checks not recorded).
+    Checks done and the probes SB2 has answered go to `progress` (default: a progress line of its own)."""
     from .runner import _stable_hash
 
     config = config or Config()
     info = ModelInfo(sbif_path)
     name = os.path.basename(sbif_path)
+    checks = list(checks or MODEL_CHECKS)
     records: List[Tuple[str, Probe, Answer]] = []
     skipped: Dict[str, str] = {}
-    for check in checks or MODEL_CHECKS:
-        spec = CHECKS[check]
-        reason = spec.not_applicable(info)
-        if reason:
-            skipped[check] = "not applicable: " + reason
-            continue
-        if not oracle.supports(spec.feature):
-            skipped[check] = "the oracle has no '{}' feature".format(spec.feature)
-            continue
-        rng = np.random.default_rng(config.seed + _stable_hash(name + check))
-        found: List[Tuple[str, Probe, Answer]] = []
-        for probe, expected in iterate(spec.plan(info, rng, config), lambda p: oracle.request(p.request)):
-            if not expected.ok:
-                skipped[check] = "oracle {}: {}".format(expected.status, expected.message)
-                found = []
-                break
-            found.append((check, probe, expected))
-        records.extend(found)
-    import sbif
+    with contextlib.ExitStack() as stack:
+        line = progress or stack.enter_context(Progress("recording a golden pack for " + name))
+        line.total, line.unit = len(checks), "checks"
+        for check in checks:
+            spec = CHECKS[check]
+            reason = spec.not_applicable(info)
+            if reason:
+                skipped[check] = "not applicable: " + reason
+                line.advance()
+                continue
+            if not oracle.supports(spec.feature):
+                skipped[check] = "the oracle has no '{}' feature".format(spec.feature)
+                line.advance()
+                continue
+            rng = np.random.default_rng(config.seed + _stable_hash(name + check))
+            found: List[Tuple[str, Probe, Answer]] = []
+            line.doing("{}: 0 probes recorded".format(check))
+            for probe, expected in iterate(spec.plan(info, rng, config), lambda p: oracle.request(p.request)):
+                if not expected.ok:
+                    skipped[check] = "oracle {}: {}".format(expected.status, expected.message)
+                    found = []
+                    break
+                found.append((check, probe, expected))
+                line.doing("{}: {} probes recorded".format(check, len(found)))
+            records.extend(found)
+            line.advance()
+        line.doing("writing the pack")
+        import sbif
 
-    recorded_by = {"oracle": oracle.name, "oracle_language": oracle.hello.get("runtime", {}).get("language"),
-                   "numpy": np.__version__, "python": platform.python_version(), "sbif": sbif.__version__,
-                   "harness": "sbif-conformance {}".format(__version__)}
-    source_entry = dict(info.provenance.get("source", {}))
-    if source:
-        source_entry["path"] = os.path.basename(source)
-    output = output or os.path.splitext(sbif_path)[0] + SUFFIX
-    write_pack(output, sbif_path, records, skipped, recorded_by, source_entry, config)
+        recorded_by = {"oracle": oracle.name, "oracle_language": oracle.hello.get("runtime", {}).get("language"),
+                       "numpy": np.__version__, "python": platform.python_version(), "sbif": sbif.__version__,
+                       "harness": "sbif-conformance {}".format(__version__)}
+        source_entry = dict(info.provenance.get("source", {}))
+        if source:
+            source_entry["path"] = os.path.basename(source)
+        output = output or os.path.splitext(sbif_path)[0] + SUFFIX
+        write_pack(output, sbif_path, records, skipped, recorded_by, source_entry, config)
     return output, skipped
 
 
@@ -96,15 +111,18 @@ def run(args: argparse.Namespace) -> int:
     from .adapters.sb2_live import Sb2Runtime
 
     sbif_path = args.sbif
-    if sbif_path is None:
-        directory = os.path.dirname(os.path.abspath(args.output)) if args.output else os.path.dirname(
-            os.path.abspath(args.source))
-        sbif_path = os.path.join(directory, os.path.splitext(os.path.basename(args.source))[0] + ".sbif")
-        export_live(args.source, sbif_path)
-        print("exported {} to {}".format(args.source, sbif_path))
-    oracle = Sb2Runtime(mapping={sbif_path: args.source})
-    config = Config(batches=args.batches, envs=args.envs, steps=args.steps, seed=args.seed)
-    path, skipped = record(sbif_path, oracle, args.output, args.checks, config, source=args.source)
+    with Progress("recording a golden pack for " + os.path.basename(args.source)) as line:
+        if sbif_path is None:
+            directory = os.path.dirname(os.path.abspath(args.output)) if args.output else os.path.dirname(
+                os.path.abspath(args.source))
+            sbif_path = os.path.join(directory, os.path.splitext(os.path.basename(args.source))[0] + ".sbif")
+            line.doing("exporting it with the live loader (SB2 loads the model)")
+            export_live(args.source, sbif_path)
+            echo("exported {} to {}".format(args.source, sbif_path), sys.stdout)
+        oracle = Sb2Runtime(mapping={sbif_path: args.source})
+        config = Config(batches=args.batches, envs=args.envs, steps=args.steps, seed=args.seed)
+        path, skipped = record(sbif_path, oracle, args.output, args.checks, config, source=args.source,
+                               progress=line)
     print("recorded {} ({} probes; source sha256 {}...)".format(path, _count(path), sha256_of(args.source)[:12]))
     for check, reason in skipped.items():
         print("  not recorded: {}: {}".format(check, reason))

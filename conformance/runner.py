@@ -4,7 +4,7 @@
 NumPy reference) or golden packs (`conformance.golden.GoldenSource`) — and returns a `Report`: one
 `CheckResult` per (model, check), with the worst error and where it happened, known failures applied
 (a known failure that passes is reported as `fixed`, and fails the run), and optionally a `.sbifcase` file for
-every failure.
+every failure. While a `CheckProgress` is open, the checks run report to its progress line.
 """
 from __future__ import annotations
 
@@ -17,14 +17,17 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 import numpy as np
 
+from sbif.progress import Progress
+
 from .checks import CHECKS, Config, Probe, iterate
 from .models import ModelInfo
 from .protocol import Answer, Runtime, load_outcome
 from .scales import ReferenceScales
 from .rules import UNDETERMINED_REASONS, Comparison, compare, refusal_comparison
 
-#: statuses of a check; `fail` and `fixed` make the run fail
+#: statuses of a check; `fail`, `error` and `fixed` make the run fail
 STATUSES = ("pass", "fail", "skip", "error", "known_failure", "fixed")
+FAILING = ("fail", "error", "fixed")
 OP_VECTORS_MODEL = "(op vectors)"
 MALFORMED_MODEL = "(malformed files)"
 
@@ -69,7 +72,7 @@ class Report:
     @property
     def ok(self) -> bool:
         counts = self.counts()
-        return counts["fail"] == 0 and counts["fixed"] == 0 and counts["error"] == 0
+        return not any(counts[status] for status in FAILING)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"runtime": self.runtime, "oracle": self.oracle, "ok": self.ok, "summary": self.counts(),
@@ -226,13 +229,15 @@ def selected(key: str, select: Sequence[str], skip: Sequence[str]) -> bool:
 def run_suite(sources: Sequence[Source], runtime: Runtime, checks: Optional[Sequence[str]] = None,
               config: Optional[Config] = None, select: Sequence[str] = (), skip: Sequence[str] = (),
               known: Optional[KnownFailures] = None, cases_dir: Optional[str] = None,
-              progress: Optional[Callable[[CheckResult], None]] = None, stop_at_first_failure: bool = False
-              ) -> Report:
+              stop_at_first_failure: bool = False) -> Report:
+    """Run every selected check of every source (planned first, so an open `CheckProgress` knows how many)."""
     checks = list(checks or CHECKS)
     config = config or Config()
     known = known or KnownFailures()
     scales = ReferenceScales()  # each model loaded once for all its checks, not once per check
-    results: List[CheckResult] = []
+    for watcher in _watchers:
+        watcher.planning()
+    planned = []
     done = set()
     for source in sources:
         for model, info, check, plan in itertools.chain(corpus_items(checks, config), source.items(checks, config)):
@@ -240,32 +245,105 @@ def run_suite(sources: Sequence[Source], runtime: Runtime, checks: Optional[Sequ
             if not selected(key, select, skip) or (CHECKS[check].model_free and key in done):
                 continue  # model-free checks (op vectors) run once, whatever the number of sources
             done.add(key)
-            if isinstance(plan, str):
-                status, message = plan.split(": ", 1)
-                result = CheckResult(model, check, status, message)
-            else:
-                result = run_check(model, check, plan, source.answer, runtime, info,
-                                   stop_at_first_failure=stop_at_first_failure, scales=scales)
-            if known.match(key):
-                if result.status == "fail":
-                    result.status = "known_failure"
-                elif result.status == "pass":
-                    result.status = "fixed"
-                    result.message = "listed as a known failure but passes now: remove it from the list"
-            if cases_dir and result.failure is not None and result.status in ("fail", "known_failure"):
-                from .cases import write_case
+            planned.append((source, model, info, check, plan))
+    for watcher in _watchers:
+        watcher.expect(len(planned))
+    results: List[CheckResult] = []
+    for source, model, info, check, plan in planned:
+        key = "{}::{}".format(model, check)
+        _tell_started(key)
+        if isinstance(plan, str):
+            status, message = plan.split(": ", 1)
+            result = CheckResult(model, check, status, message)
+        else:
+            result = _check_outcome(model, check, plan, source.answer, runtime, info,
+                                    stop_at_first_failure=stop_at_first_failure, scales=scales)
+        if known.match(key):
+            if result.status == "fail":
+                result.status = "known_failure"
+            elif result.status == "pass":
+                result.status = "fixed"
+                result.message = "listed as a known failure but passes now: remove it from the list"
+        if cases_dir and result.failure is not None and result.status in ("fail", "known_failure"):
+            from .cases import write_case
 
-                result.case_file = write_case(cases_dir, result, runtime.name)
-            results.append(result)
-            if progress is not None:
-                progress(result)
+            result.case_file = write_case(cases_dir, result, runtime.name)
+        results.append(result)
+        _tell_finished(result)
     oracle = " + ".join(s.description for s in sources)
     return Report(runtime.name, oracle, results)
+
+
+class CheckProgress:
+    """The progress line (`sbif.progress`) of checks being run: checks done, of how many when `run_suite` plans
+    them, failures so far (statuses that fail a run) and the check running now. While it is open (a `with` block)
+    every `run_suite` and `run_check` of this process reports to it, so the Hypothesis loop of
+    `conformance.generate.fuzz`, which calls `run_check`, is followed without a parameter for it. `after_failure`
+    says what happens once a check has failed (fuzz: shrinking it)."""
+
+    def __init__(self, what: str, total: Optional[int] = None, after_failure: str = ""):
+        self.line = Progress(what, total, unit="checks")
+        self.failing = 0
+        self.after_failure = after_failure
+
+    def __enter__(self) -> "CheckProgress":
+        _watchers.append(self)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        _watchers.remove(self)
+        self.line.close()
+
+    def planning(self) -> None:
+        """run_suite reads its sources (every pack and model, whatever -k selects) before the first check."""
+        self.line.doing("planning the checks (reading the packs and models)")
+
+    def expect(self, total: int) -> None:
+        """`total` checks are planned."""
+        self.line.total = total
+
+    def started(self, key: str) -> None:
+        self._show(key)
+
+    def finished(self, result: CheckResult) -> None:
+        self.failing += result.status in FAILING
+        self.line.advance()
+        self._show(result.key)
+
+    def _show(self, key: str) -> None:
+        parts = ["{} failing".format(self.failing)]
+        if self.failing and self.after_failure:
+            parts.append(self.after_failure)
+        self.line.doing(", ".join(parts + [key]))
+
+
+#: the open CheckProgress lines, told of every check (see CheckProgress)
+_watchers: List[CheckProgress] = []
+
+
+def _tell_started(key: str) -> None:
+    for watcher in _watchers:
+        watcher.started(key)
+
+
+def _tell_finished(result: CheckResult) -> None:
+    for watcher in _watchers:
+        watcher.finished(result)
 
 
 def run_check(model: str, check: str, plan: Any, answer: Callable[[Probe], Answer], runtime: Runtime,
               info: Optional[ModelInfo], stop_at_first_failure: bool = False,
               scales: Optional[ReferenceScales] = None) -> CheckResult:
+    """Drive one plan against the runtime (`_check_outcome`), told to any open `CheckProgress`."""
+    _tell_started("{}::{}".format(model, check))
+    result = _check_outcome(model, check, plan, answer, runtime, info, stop_at_first_failure, scales)
+    _tell_finished(result)
+    return result
+
+
+def _check_outcome(model: str, check: str, plan: Any, answer: Callable[[Probe], Answer], runtime: Runtime,
+                   info: Optional[ModelInfo], stop_at_first_failure: bool = False,
+                   scales: Optional[ReferenceScales] = None) -> CheckResult:
     """Drive one plan against the runtime; the first failing probe is kept for a case file. The expected
     answers' error scales come with the probe (golden packs, case files) or from `scales` (the reference)."""
     start = time.perf_counter()

@@ -470,9 +470,7 @@ def _load_kernels() -> Kernels:
     try:
         module = numba_aot.load()
         if module is None:
-            with _compile_notice("building the numba kernels for this machine (once: one to two minutes; later "
-                                 "processes and other models load them in a millisecond)"):
-                numba_aot.build()
+            numba_aot.announced(numba_aot.build, _compile_notice)  # a progress line, or a CompileNotice
             module = numba_aot.load()
         if module is None:
             raise numba_aot.KernelsUnavailable("the build wrote no module to {}".format(numba_aot.module_path()))
