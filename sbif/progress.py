@@ -199,12 +199,17 @@ def _write(stream: IO[str], text: str) -> bool:
 
 
 def _terminal_width(stream: IO[str]) -> int:
-    """The terminal's width: $COLUMNS when set (as shutil reads it), else the stream's terminal, else 100."""
+    """The terminal's width: $COLUMNS when set (as shutil reads it), else the stream's terminal, else (a pipe, or
+    a pseudo-terminal without a size, as under `script`) 100."""
+    widths = [os.environ.get("COLUMNS", "")]
     try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(stream.fileno()).columns
+        widths.append(os.get_terminal_size(stream.fileno()).columns)
     except (AttributeError, OSError, ValueError):
-        return 100
+        pass
+    for width in widths:
+        try:
+            if int(width) > 0:
+                return int(width)
+        except ValueError:
+            continue
+    return 100

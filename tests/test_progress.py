@@ -94,6 +94,21 @@ def test_a_narrow_line_keeps_the_count_and_the_elapsed_time():
     assert task.line(79).startswith("building S...: ") and "numba: execute 1/3, kernel 17" in task.line(79)
 
 
+def test_a_terminal_without_a_size_gets_a_usable_width(monkeypatch):
+    """A pseudo-terminal may report 0 columns (`script`): the line then had room for the count alone."""
+    class Sizeless(Terminal):
+        def fileno(self) -> int:
+            return 2
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(progress.os, "get_terminal_size", lambda descriptor: os.terminal_size((0, 0)))
+    assert progress._terminal_width(Sizeless()) == 100
+    monkeypatch.setattr(progress.os, "get_terminal_size", lambda descriptor: os.terminal_size((132, 40)))
+    assert progress._terminal_width(Sizeless()) == 132
+    monkeypatch.setenv("COLUMNS", "60")
+    assert progress._terminal_width(Sizeless()) == 60
+
+
 # -- drawing and erasing ------------------------------------------------------------------------------------------
 def test_the_line_is_redrawn_in_place_and_erased_with_a_summary(forced):
     stream = io.StringIO()
@@ -271,7 +286,7 @@ def test_the_build_stages_name_the_entry_point_and_the_kernel():
     """From numba's compiler events (synthetic here): entry point k/N and the kernel it is compiling, LLVM between
     and after the passes, then the C compiler and the linker."""
     told = []
-    stages = numba_aot._BuildStages("sbif.runtime.numba_kernels", ["execute", "execute_one"], told.append)
+    stages = numba_aot.CompilerStages("sbif.runtime.numba_kernels", ["execute", "execute_one"], told.append)
     kernel = {"module": "sbif.runtime.numba_kernels"}
     stages.pass_started({"qualname": "execute", "module": "<dynamic>"})  # the entry point's wrapper
     stages.pass_started(dict(kernel, qualname="execute"))  # the kernel it calls has the same name
@@ -305,11 +320,11 @@ def test_the_build_stages_name_the_entry_point_and_the_kernel():
                     "numba: execute 1/2, kernel 2 dense_panels",
                     "numba: execute 1/2, kernel 1 execute",
                     "numba: execute 1/2",
-                    numba_aot._BuildStages.LLVM,
+                    numba_aot.CompilerStages.LLVM,
                     "numba: execute_one 2/2",
                     "numba: execute_one 2/2, kernel 2 dense_panels",
                     "numba: execute_one 2/2",
-                    numba_aot._BuildStages.LLVM,
+                    numba_aot.CompilerStages.LLVM,
                     "C compiler: the module's glue",
                     "linking the module"]
 
@@ -323,10 +338,10 @@ def test_the_build_stages_follow_numbas_real_compiler_events():
     def doubled(x):
         return x * 2.0
 
-    with numba_aot._BuildStages.observing(__name__, [], told.append):
+    with numba_aot.CompilerStages.observing(__name__, [], told.append):
         assert doubled(2.0) == 4.0
     assert told[0] == "numba: kernel 1 test_the_build_stages_follow_numbas_real_compiler_events.<locals>.doubled"
-    assert told[-1] == numba_aot._BuildStages.LLVM
+    assert told[-1] == numba_aot.CompilerStages.LLVM
 
 
 @pytest.fixture
@@ -476,6 +491,21 @@ def test_the_backends_first_load_elsewhere_warns_once_with_time_and_place(monkey
     [notice] = [warning for warning in caught if warning.category is numba_backend.CompileNotice]
     assert str(notice.message) == numba_aot.announcement()
     assert "usually one to two minutes" in str(notice.message) and str(tmp_path) in str(notice.message)
+
+
+def test_the_jit_fallback_shows_its_compilation_on_a_terminal(forced, monkeypatch, capsys):
+    """Without a C compiler numba's JIT compiles the kernels in the process (about a minute, once)."""
+    pytest.importorskip("numba")
+    from sbif.runtime import numba_backend
+
+    monkeypatch.setattr(progress, "DEFAULT_DELAY", 0.0)
+
+    def execute():
+        wait_for(lambda: "with numba's JIT" in sys.stderr.getvalue(), "the line")
+
+    assert numba_backend._compiled(execute, ()) is execute
+    assert any(re.fullmatch(r"compiling SBIF's numba kernels of execute with numba's JIT \(once: numba caches "
+                            r"them\): \d+ s", line) for line in drawn_lines(capsys.readouterr().err))
 
 
 # -- make bench ---------------------------------------------------------------------------------------------------

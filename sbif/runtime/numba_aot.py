@@ -120,7 +120,7 @@ def load() -> Optional[ModuleType]:
 
 def build(on_stage: Optional[StageReport] = None) -> str:
     """Build this machine's module in a child process (one to two minutes) and return its path; `on_stage` is told
-    each stage the child reports (`_BuildStages`). Raises KernelsUnavailable with the child's last words when it
+    each stage the child reports (`CompilerStages`). Raises KernelsUnavailable with the child's last words when it
     fails (no C compiler, no Python headers, no pycc)."""
     directory = cache_directory()
     try:
@@ -214,7 +214,7 @@ def _shown_path(path: str) -> str:
 
 def _build_here(directory: str, on_stage: Optional[StageReport] = None) -> str:
     """The build itself (in the child): numba's pycc compiles the entry points for this CPU into a temporary
-    directory, whose module is then renamed into place. `on_stage` is told each stage (`_BuildStages`)."""
+    directory, whose module is then renamed into place. `on_stage` is told each stage (`CompilerStages`)."""
     import warnings
 
     on_stage = on_stage or _untold
@@ -228,7 +228,7 @@ def _build_here(directory: str, on_stage: Optional[StageReport] = None) -> str:
     target = module_path(directory)
     name = module_name()
     with tempfile.TemporaryDirectory(prefix=name + ".", dir=directory) as work, \
-            _BuildStages.observing(numba_kernels.__name__, list(EXPORTS), on_stage) as stages:
+            CompilerStages.observing(numba_kernels.__name__, list(EXPORTS), on_stage) as stages:
         try:
             compiler = CC(name)  # (it looks for the C compiler here)
             compiler.output_dir = work
@@ -255,12 +255,12 @@ def _untold(stage: str) -> None:
     """A build's stages, where nobody is told them."""
 
 
-class _BuildStages:
-    """Which stage a build is in, told to `on_stage` as it changes, from what can be observed from outside numba:
-    its compiler's events (one per pass of each function it types and lowers: the entry points, and SBIF's kernels
-    they call, counted and named; kernels in numba's disk cache need no passes) and the two calls pycc makes to the
-    C toolchain. Work outside both is LLVM optimizing the module and generating its machine code. Best effort: a
-    numba without these hooks builds the same module with fewer stages told."""
+class CompilerStages:
+    """Which stage a build (or the backend's JIT fallback) is in, told to `on_stage` as it changes, from what can
+    be observed from outside numba: its compiler's events (one per pass of each function it types and lowers: the
+    entry points, and SBIF's kernels they call, counted and named; kernels in numba's disk cache need no passes)
+    and the two calls pycc makes to the C toolchain. Work outside both is LLVM optimizing the module and generating
+    its machine code. Best effort: a numba without these hooks builds the same module with fewer stages told."""
 
     LLVM = "LLVM: the machine code for this CPU"
 
@@ -274,7 +274,7 @@ class _BuildStages:
     @classmethod
     @contextlib.contextmanager
     def observing(cls, kernels_module: str, entry_points: Sequence[str],
-                  on_stage: StageReport) -> Iterator["_BuildStages"]:
+                  on_stage: StageReport) -> Iterator["CompilerStages"]:
         """Listen to numba's compiler for the duration of the block."""
         stages = cls(kernels_module, entry_points, on_stage)
         try:

@@ -500,14 +500,32 @@ def _compile_notice(message: str) -> Any:
         notice.cancel()
 
 
+@contextlib.contextmanager
+def _jit_compiling(name: str) -> Any:
+    """numba's JIT compiling the kernels of entry point `name` (or loading them from its cache, in about a second):
+    on a terminal, a progress line naming the kernel being compiled (`numba_aot.CompilerStages`); elsewhere a
+    `CompileNotice` if it takes longer than COMPILE_NOTICE_SECONDS."""
+    from .. import progress
+    from . import numba_aot, numba_kernels
+
+    if not progress.enabled():
+        with _compile_notice("compiling the numba kernels of {} for this machine (once: about a minute; later "
+                             "processes load them from numba's cache)".format(name)):
+            yield
+        return
+    with progress.Progress("compiling SBIF's numba kernels of {} with numba's JIT (once: numba caches "
+                           "them)".format(name)) as line, \
+            numba_aot.CompilerStages.observing(numba_kernels.__name__, [], line.doing):
+        yield
+
+
 def _compiled(function: Any, arguments: Tuple[Any, ...]) -> Callable[..., Any]:
     """The entry point of a numba function compiled (or loaded from numba's cache) for these arguments' types:
     running an empty program compiles it. Calling the entry point skips numba's per-call type dispatch."""
     import numba
 
     try:
-        with _compile_notice("compiling the numba kernels of {} for this machine (once: about a minute; later "
-                             "processes load them from numba's cache)".format(function.__name__)):
+        with _jit_compiling(function.__name__):
             function(*arguments)
     except Exception as exc:  # numba's own errors: this numba cannot compile the kernels
         raise UnsupportedError("the numba backend's kernels do not compile with numba {} ({}: {}); use "
