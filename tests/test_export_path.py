@@ -77,8 +77,8 @@ def test_zoo_model_exports_with_its_normalization_and_says_so(tmp_path, capsys):
     code, out, err = export_cli(capsys, model, "-o", output)
     assert code == 0 and err == ""
     statistics = os.path.join(str(folder), "obs_rms.pkl")
-    assert out == "wrote {} (PPO2 MlpPolicy, {:,} parameters, {}); folded observation normalization from {} ({} " \
-                  "says normalize: true); {}\n".format(output, SbifFile.read(str(output)).parameter_count(),
+    assert out == "wrote {} (PPO2 MlpPolicy, {:,} parameters, {})\n  folded observation normalization from {} ({} " \
+                  "says normalize: true)\n  {}\n".format(output, SbifFile.read(str(output)).parameter_count(),
                                                        _size(output), statistics, folder / "config.yml",
                                                        safe_loader_status())
     policy = sbif.load(str(output))
@@ -167,7 +167,7 @@ def test_no_normalize_opts_out_loudly(tmp_path, capsys):
         "sbif export: warning: --no-normalize: the observation statistics in {} are not folded in ({} says normalize: "
         "true); predict then expects observations already normalized as the zoo's VecNormalize did\n".format(
             statistics, folder / "config.yml"))
-    assert "; no observation normalization (--no-normalize); " in out
+    assert "\n  no observation normalization (--no-normalize)\n  " in out
     assert "vecnormalize" not in sbif.load(str(output)).document["provenance"]
     with pytest.warns(ExportWarning, match="not folded in"):
         result = export(model, normalize=False)
@@ -258,7 +258,7 @@ def test_every_write_says_whether_it_was_verified(tmp_path, capsys):
     assert code == 0 and summary["verified"] is False and summary["verification"] is None
     assert summary["verification_status"] == safe_loader_status()
     code, out, _ = export_cli(capsys, model, "-o", output, "--policy-kwargs", '{"act_fun": "relu"}')
-    assert code == 0 and out.endswith("; not verified: overrides given (--policy-kwargs {'act_fun': 'relu'}) — "
+    assert code == 0 and out.endswith("\n  not verified: overrides given (--policy-kwargs {'act_fun': 'relu'}) — "
                                       "nothing has checked them against SB2; make sure they are how the model was "
                                       "trained\n")
     code, out, _ = export_cli(capsys, model, "-o", output, "--policy", "MlpPolicy")
@@ -325,7 +325,7 @@ def test_layers_of_an_unnamed_list_are_inferred_and_said(tmp_path, capsys):
     path, names = custom_mlp_list(tmp_path)
     code, out, err = export_cli(capsys, path, "-o", tmp_path / "custom.sbif")
     assert code == 0 and err == ""
-    assert "(PPO2 CustomMlpPolicy, " in out and "; inferred layers [16] from the parameter shapes; " + \
+    assert "(PPO2 CustomMlpPolicy, " in out and "\n  inferred layers [16] from the parameter shapes\n  " + \
         safe_loader_status() in out
     assert list(SbifFile.read(str(tmp_path / "custom.sbif")).tensors)[:len(names)] == names
 

@@ -79,7 +79,9 @@ def run_export(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    print("; ".join(["wrote {} ({} {}, {:,} parameters, {})".format(
+    # the "wrote" line, then what the file holds beyond the model (folded, inferred) and its verification status,
+    # one indented line each: a user reads at a glance whether the agent will behave as it did in SB2
+    print("\n  ".join(["wrote {} ({} {}, {:,} parameters, {})".format(
         output, summary["algorithm"], summary["policy_class"], summary["parameters"], size_text(summary["bytes"]))]
         + result.notes + [result.verification]))
     return 0
