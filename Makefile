@@ -90,9 +90,12 @@ test-legacy: legacy runtime-c
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
 	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 -m "not wheel" tests
 
-# the fast inner loop: what `make test-modern` runs, minus the tests marked slow (the wheel tests, long fuzz runs:
-# tests/conftest.py says which and why); the live tests need the SB2 environment and are not collected here.
-# After a change to the numba kernels, the first run also rebuilds them (one to two minutes, shared with make test).
+# the fast inner loop, about a minute on 2 cores: what `make test-modern` runs, minus the tests marked slow (the
+# core stays: format, NumPy runtime, CLI, safe loader, and each converter's and runtime's own small tests; the sweeps
+# leave: golden packs and families through other runtimes, fuzz runs, corpora, memory budgets, the wheel and the
+# new user's path; tests/conftest.py says which and why); the live tests need the SB2 environment and are not
+# collected here. After a change to the numba kernels, the first run also rebuilds them (one to two minutes, shared
+# with make test).
 check: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
 check: modern runtime-c
 	$(VENV)/bin/python -m pytest -q -m "not slow" tests

@@ -22,34 +22,91 @@ os.environ.setdefault("SBIF_BACKEND", "numpy")
 DEFAULT_MODEL = ("box_finite", "box", "mixed")
 
 
-#: Tests too slow for the fast loop (`make check` runs `pytest -m "not slow"`), picked by `pytest --durations` in
-#: the modern environment: together about 40 of the suite's 95 seconds (2 cores, numba kernels built), while most
-#: of the other 1,900 tests take milliseconds. A test id names all its parametrizations; an id with [...] just that
-#: one. Files slow as a whole mark themselves (tests/test_wheel.py).
+#: Tests too slow for the fast loop (`make check` runs `pytest -m "not slow"`; `make test` runs them all), picked by
+#: `pytest --durations` in the modern environment on 2 cores with the numba kernels built. The fast loop keeps the
+#: core: the format (reading, writing, damage, limits), the NumPy reference runtime (against the golden packs
+#: recorded from SB2), the CLI, the safe loader, and each converter's and runtime's own small tests. What leaves it
+#: are sweeps: every golden pack or family through another runtime or a converter, fuzz runs, corpora pushed through
+#: child processes, measured memory budgets. Seconds are per test on a quiet machine. A test id names all its
+#: parametrizations; an id with [...] just that one. Files slow as a whole mark themselves (tests/test_wheel.py,
+#: tests/test_user_path.py).
 SLOW_TESTS = {
     "tests/test_schema_check.py::test_mutated_documents_get_jsonschemas_verdict",  # 600 Hypothesis documents: 17 s
-    # numba's JIT compiles every kernel: 1.3 s from numba's cache, 90 s after a kernel changes
+    "tests/test_roundtrip.py::test_container_round_trips_arbitrary_arrays_and_metadata",  # Hypothesis: 3.4 s
+    # 1.5 million empty tensors, to measure that a header's cost is bounded: 1.6 s (the entry limit's own tests stay)
+    "tests/test_container.py::test_a_header_of_many_empty_tensors_costs_a_bounded_amount",
+    # numba: its JIT compiles every kernel (1.3 s from numba's cache, 90 s after a kernel changes); the golden packs
+    # through the numba backend (1.3 s; the NumPy reference runs them in the fast loop, numba its own agreement tests)
     "tests/test_numba_runtime.py::test_where_the_module_cannot_be_built_numba_jit_runs_the_same_kernels",
     "tests/test_numba_runtime.py::test_every_family_agrees_with_the_reference",  # 2 s
-    # TorchScript: scripting and a protocol process, 2-5 s each (the eager module runs the same conversions)
+    "tests/test_numba_runtime.py::test_golden_packs_pass",
+    # ONNX: every golden pack and op vector through onnxruntime (7.8 s), every family (2.4 s), fuzzed models (1.4 s),
+    # the adapter as a protocol process (1.6 s); the per-op, per-family-conversion and zoo-model tests stay
+    "tests/convert/test_onnx.py::test_golden_packs_and_op_vectors",
+    "tests/convert/test_onnx.py::test_every_family_agrees_with_the_reference",
+    "tests/convert/test_onnx.py::test_fuzzed_models_agree_with_the_reference",
+    "tests/convert/test_onnx.py::test_runtime_adapter_as_a_process",
+    # torch: TorchScript scripting and a protocol process (2-5 s each), and the eager module's sweeps (0.5-0.9 s
+    # each); every op and the zoo models stay (eager)
     "tests/convert/test_torch.py::test_every_op_is_implemented[scripted]",
-    "tests/convert/test_torch.py::test_every_family_matches_the_reference[scripted]",
-    "tests/convert/test_torch.py::test_golden_packs_and_op_vectors[scripted]",
+    "tests/convert/test_torch.py::test_every_family_matches_the_reference",
+    "tests/convert/test_torch.py::test_golden_packs_and_op_vectors",
+    "tests/convert/test_torch.py::test_fuzzing_finds_nothing",
     "tests/convert/test_torch.py::test_saved_files_run_without_sbif",
-    "tests/test_roundtrip.py::test_container_round_trips_arbitrary_arrays_and_metadata",  # Hypothesis: 3.4 s
-    "tests/conformance/test_suite.py::test_numpy_process_passes_on_every_family",  # 2.6 s
-    "tests/conformance/test_generate.py::test_reference_against_itself_finds_nothing",  # a fuzz run: 2.2 s
-    # issue #18's budgets and limits: files at and past a limit take seconds to build and read (megabytes each)
+    # the C runtime: fuzzing against the reference (1.8 s), every family (1.1 s), the golden packs (1.0 s), the
+    # sanitized build's run (1.0 s), 1.5 million header entries (0.8 s); op vectors and zoo models stay
+    "tests/runtimes/test_c_runtime.py::test_fuzzing_against_the_reference_finds_nothing",
+    "tests/runtimes/test_c_runtime.py::test_every_family_matches_the_numpy_reference",
+    "tests/runtimes/test_c_runtime.py::test_golden_packs_pass",
+    "tests/runtimes/test_c_runtime.py::test_sanitized_runtime_passes_op_vectors_a_golden_pack_and_two_families",
+    "tests/runtimes/test_c_runtime.py::test_a_header_of_1_5_million_empty_tensors_is_refused_within_bounded_memory",
+    "tests/runtimes/test_c_runtime.py::test_the_c_reader_applies_the_document_size_limits_as_the_reference",  # 15 s
+    # Node: the golden packs (2.1 s), megabyte headers and documents (0.4-1.3 s each), a fuzz run, every family
+    "tests/conformance/test_node.py::test_node_passes_the_golden_packs",
+    "tests/conformance/test_node.py::test_node_counts_header_entries_as_the_reference",
+    "tests/conformance/test_node.py::test_node_applies_the_document_size_limits_as_the_reference",  # 10 s
+    "tests/conformance/test_node.py::test_node_refuses_a_document_of_many_nodes_before_parsing_it",
+    "tests/conformance/test_node.py::test_fuzzing_node_finds_nothing",
+    "tests/conformance/test_node.py::test_node_against_the_reference_on_every_family",
+    # the conformance suite run as a command (a child interpreter and a runtime process for each run: 0.8-3.1 s
+    # each), every family through a process (2.6 s), fuzz runs (1.2-2.2 s); the suite's in-process runs stay
+    "tests/conformance/test_suite.py::test_cli_run_golden_json_and_exit_codes",
+    "tests/conformance/test_suite.py::test_cli_run_models_against_the_reference",
+    "tests/conformance/test_suite.py::test_cli_lists",
+    "tests/conformance/test_suite.py::test_numpy_process_passes_on_every_family",
+    "tests/conformance/test_generate.py::test_reference_against_itself_finds_nothing",
+    "tests/conformance/test_generate.py::test_a_failure_shrinks_to_a_replayable_case",
+    # the reader-refusal corpus through each runtime's process: ONNX (6.3 s: a conversion per file), torch, Node,
+    # the NumPy adapter (0.8-1.0 s each); the reference's own refusals, file by file, stay
+    "tests/conformance/test_refusal.py::test_the_onnx_adapter_passes",
+    "tests/conformance/test_refusal.py::test_the_torch_adapter_passes",
+    "tests/conformance/test_refusal.py::test_cli_runs_the_check_on_the_node_runtime",
+    "tests/conformance/test_refusal.py::test_the_numpy_adapter_process_passes",
+    # issue #18's budgets and limits: files at and past a limit take seconds to build and read (megabytes each),
+    # and every hostile input runs in a child process under a measured memory budget (0.3-1.4 s each, 15 s in all)
     "tests/attacks/test_attacks.py::test_memoised_values_reused_are_refused_by_the_build_budget",  # 15 s
     "tests/attacks/test_attacks.py::test_textual_bounds_with_millions_of_numbers",  # 2 s
+    "tests/attacks/test_budgets.py::test_hostile_file_within_budget",
+    "tests/attacks/test_budgets.py::test_protocol_stream_within_budget",
+    "tests/attacks/test_budgets.py::test_the_budget_catches_an_input_that_exceeds_it",
     "tests/attacks/test_budgets.py::test_legitimate_export_and_predict_pass_the_same_budget",  # 4 s
     "tests/attacks/test_budgets.py::test_legitimate_protocol_session_passes_the_same_budget",  # 3 s
     "tests/test_container.py::test_the_document_size_limits",  # 14 s
-    "tests/runtimes/test_c_runtime.py::test_the_c_reader_applies_the_document_size_limits_as_the_reference",  # 15 s
-    "tests/conformance/test_node.py::test_node_applies_the_document_size_limits_as_the_reference",  # 10 s
-    # differential fuzzing: the byte-level mutants stay in the fast loop
+    # no internal error from any input: every corpus through the CLI's child interpreters and sbif-check (1-3 s each)
+    "tests/attacks/test_no_internal_error.py::test_hostile_inputs",
+    "tests/attacks/test_no_internal_error.py::test_reader_refusal_corpus",
+    "tests/attacks/test_no_internal_error.py::test_fuzz_corpus",
+    "tests/attacks/test_no_internal_error.py::test_attack_corpus",
+    # Hypothesis fuzzing: corrupted zoo and generated SB2 files through the safe loader (1.5-3.5 s each), the
+    # differential readers' mutants and committed corpus through Python, C and Node (1-5 s each), and thousands of
+    # mutation chains (2.8 s); the safe loader's attack tests, file by file, stay
+    "tests/attacks/test_fuzz.py::test_corrupted_zoo_files",
+    "tests/attacks/test_fuzz.py::test_corrupted_generated_files",
+    "tests/fuzz/test_differential_readers.py::test_the_mutators_never_fail",
+    "tests/fuzz/test_differential_readers.py::test_byte_level_mutants",
     "tests/fuzz/test_differential_readers.py::test_structure_aware_mutants",  # 5 s
     "tests/fuzz/test_differential_readers.py::test_mixed_mutants",  # 4 s
+    "tests/fuzz/test_differential_readers.py::test_the_committed_corpus_is_read_alike",
 }
 
 
@@ -58,6 +115,14 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.nodeid in SLOW_TESTS or item.nodeid.split("[")[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> str:
+    """The sbif wheel, built once for every test that installs it (tests/wheel_support.py)."""
+    from tests.wheel_support import build_wheel
+
+    return build_wheel(str(tmp_path_factory.mktemp("sources")), str(tmp_path_factory.mktemp("dist")))
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,7 @@ data (`conformance/data.py`); in a fresh venv outside the checkout, `sbif confor
 shipped, and `fuzz` and `mutants` run with the `conformance` extra and, without it, say which extra to install.
 
 Both tests are `slow` (`make check` leaves them out) and `wheel` (the legacy environment leaves them out: the
-modern one tests the wheel, with `make test`). The wheel is built from a copy of the sources, so the checkout gets
-no build/ or egg-info from a run, and installed by pip with its usual configuration and cache.
+modern one tests the wheel, with `make test`). The wheel and the venvs are tests/wheel_support.py's.
 """
 from __future__ import annotations
 
@@ -14,10 +13,7 @@ import glob
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-from typing import Dict, List, Optional
+from typing import List
 
 import pytest
 
@@ -26,63 +22,11 @@ from conformance.golden import GoldenPack, find_packs
 from conformance.malformed import read_manifest
 from conformance.mutants import MUTANTS
 from conformance.runner import KnownFailures
+from tests.wheel_support import ROOT, Venv, succeeded
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: what setuptools reads to build the wheel (spec/: the targets of the schema and op-vector symlinks)
-BUILD_INPUTS = ("pyproject.toml", "README.md", "sbif", "conformance", "spec")
 NUMPY_RUNTIME = "python -m conformance.adapters.sbif_numpy"
 
 pytestmark = [pytest.mark.slow, pytest.mark.wheel]
-
-
-def run(command: List[str], cwd: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def succeeded(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert done.returncode == 0, "{} exited {}:\n{}\n{}".format(done.args, done.returncode, done.stdout, done.stderr)
-    return done
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> str:
-    """The sbif wheel, built by the running environment's setuptools (requirements/modern.txt has it: no build
-    isolation, so nothing is downloaded and it takes about a second)."""
-    sources = str(tmp_path_factory.mktemp("sources"))
-    ignored = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", ".hypothesis")
-    for name in BUILD_INPUTS:
-        source = os.path.join(ROOT, name)
-        if os.path.isdir(source):
-            shutil.copytree(source, os.path.join(sources, name), symlinks=True, ignore=ignored)
-        else:
-            shutil.copy2(source, sources)
-    dist = str(tmp_path_factory.mktemp("dist"))
-    succeeded(run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                   sources, "--wheel-dir", dist], cwd=sources))
-    [name] = os.listdir(dist)
-    return os.path.join(dist, name)
-
-
-class Venv:
-    """A fresh virtual environment in a temporary directory outside the checkout, and a working directory beside
-    it from which its commands run (so nothing is imported from the checkout)."""
-
-    def __init__(self, directory: str):
-        assert not os.path.abspath(directory).startswith(ROOT + os.sep)
-        self.directory = os.path.join(directory, "venv")
-        self.cwd = os.path.join(directory, "work")
-        os.mkdir(self.cwd)
-        succeeded(run([sys.executable, "-m", "venv", self.directory], cwd=directory))
-        self.bin = os.path.join(self.directory, "bin")
-        self.env = {name: value for name, value in os.environ.items()
-                    if name not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        self.env.update(PATH=self.bin + os.pathsep + os.environ.get("PATH", ""), VIRTUAL_ENV=self.directory)
-
-    def install(self, requirement: str) -> None:
-        succeeded(self.run("python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement))
-
-    def run(self, *command: str) -> subprocess.CompletedProcess:
-        return run([os.path.join(self.bin, command[0])] + list(command[1:]), cwd=self.cwd, env=self.env)
 
 
 def shipped_models() -> List[str]:
