@@ -7,19 +7,23 @@ then runs SB2 and the new file side by side, so a file that does not reproduce S
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import re
+import sys
+import types
 import warnings
 from collections import OrderedDict
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import ExportError, UnsupportedError
+from ..errors import ExportError, SbifError, UnsupportedError, preview
+from ..progress import Progress
 from .activations import activation_from_reference
 from .description import ModelDescription, Space
-from .sb2_files import describe_source, detect_algorithm
+from .sb2_files import canonical_algorithm, describe_source, detect_algorithm
 
 #: TF op type of a hidden layer's activation -> SBIF activation (LeakyRelu reads its alpha from the op).
 ACTIVATION_OPS = {"Tanh": "tanh", "Relu": "relu", "Relu6": "relu6", "Elu": "elu", "Selu": "selu",
@@ -41,27 +45,188 @@ def import_sb2():
 
 
 def load_sb2_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str]:
-    """(the SB2 model, its algorithm name), loaded by SB2 itself."""
-    sb2 = import_sb2()
-    if not os.path.isfile(path):
-        raise ExportError("no such file: {}".format(path))
-    if algorithm is None:
-        try:
-            with quiet():
-                data, _ = sb2.common.base_class.BaseRLModel._load_from_file(path)
-        except Exception as exc:  # SB2 raises anything from zipfile, json or pickle
-            raise ExportError("Stable-Baselines cannot read {}: {}".format(path, _one_line(exc))) from None
-        algorithm = detect_algorithm(data, path)
-    model_class = getattr(sb2, algorithm, None)
-    if model_class is None:
-        raise ExportError("Stable-Baselines has no algorithm {!r}".format(algorithm))
-    try:
-        with quiet():
-            model = model_class.load(path)
-    except Exception as exc:
-        raise ExportError("Stable-Baselines could not load {} as {}: {}".format(
-            path, algorithm, _one_line(exc))) from None
+    """(the SB2 model, its algorithm name), loaded by SB2 itself.
+
+    `algorithm` is any spelling `canonical_algorithm` accepts ('ppo2', as the zoo names its folders). Globals the
+    file's pickles name that this interpreter cannot import get the stand-ins the safe loader infers for them while
+    SB2 unpickles the file (`stand_ins`), so what the safe loader exports can be verified against SB2.
+    """
+    if algorithm is not None:
+        algorithm = canonical_algorithm(algorithm)
+    with Progress("loading with Stable-Baselines") as progress:
+        progress.doing("importing TensorFlow and Stable-Baselines")
+        sb2 = import_sb2()
+        if not os.path.isfile(path):
+            raise ExportError("no such file: {}".format(path))
+        progress.doing("reading {}".format(os.path.basename(path)))
+        with stand_ins(path, algorithm):
+            if algorithm is None:
+                try:
+                    with quiet():
+                        data, _ = sb2.common.base_class.BaseRLModel._load_from_file(path)
+                except Exception as exc:  # SB2 raises anything from zipfile, json or pickle
+                    raise ExportError("Stable-Baselines cannot read {}: {}".format(path, _one_line(exc))) from None
+                algorithm = detect_algorithm(data, path)
+            model_class = getattr(sb2, algorithm, None)
+            if model_class is None:
+                raise ExportError("this Stable-Baselines installation has no {} (DDPG, GAIL, PPO1 and TRPO need "
+                                  "mpi4py)".format(algorithm))
+            progress.doing("building the {} model's TensorFlow graph".format(algorithm))
+            try:
+                with quiet():
+                    model = model_class.load(path)
+            except Exception as exc:
+                raise ExportError("Stable-Baselines could not load {} as {}: {}".format(
+                    path, algorithm, _one_line(exc))) from None
     return model, algorithm
+
+
+# -- stand-ins for what the file names and this interpreter cannot import -----------------------------------
+@contextlib.contextmanager
+def stand_ins(path: str, algorithm: Optional[str] = None) -> Iterator[None]:
+    """While the block runs, stand-ins for the globals the pickles of `path` name that cannot be imported here,
+    inferred as the safe loader reads the file. Afterwards `sys.modules` and every module touched are as before,
+    so nothing leaks into later loads.
+
+    Two kinds of file need them: rl-baselines-zoo models, whose policy classes live in the zoo's `utils` module
+    (`utils.CustomDQNPolicy`), and DDPG pickles of SB2 < 2.6, which refer to the `stable_baselines.ddpg.memory`
+    module SB2 deleted. The policy class gets a real SB2 subclass that fixes the kwargs the safe loader reads off
+    the parameters (`policy_stand_in`); anything else only a placeholder class of the same name, as the safe
+    reader's inert stand-in (SB2 keeps such references, like DDPG's `memory_policy`, without using them). A file
+    the safe reader refuses gets none: SB2 then reads it alone and says what it misses.
+    """
+    from .safe import policy_identity, read_source
+    from .safe_pickle import referenced_globals
+
+    try:
+        source = read_source(path)
+    except SbifError:
+        yield
+        return
+    missing = [(module, name) for module, name in referenced_globals(source.data)
+               if "." not in name and _missing(module, name)]
+    if not missing:
+        yield
+        return
+    try:
+        policy = policy_identity(source.data.get("policy"), None, algorithm or "", path)
+        policy_reference: Optional[Tuple[str, str]] = (policy.module, policy.name)
+    except SbifError:
+        policy_reference = None
+    created: List[str] = []  # modules entered in sys.modules, in creation order
+    added: List[Tuple[types.ModuleType, str]] = []  # stand-ins set on modules that exist
+    try:
+        for module, name in missing:
+            stand_in = policy_stand_in(path, algorithm, module, name) if (module, name) == policy_reference \
+                else placeholder_class(module, name)
+            target = _module_for_stand_ins(module, created)
+            setattr(target, name, stand_in)
+            if module not in created:
+                added.append((target, name))
+        yield
+    finally:
+        for target, name in added:
+            delattr(target, name)
+        for module in created:
+            sys.modules.pop(module, None)
+
+
+def _missing(module: str, name: str) -> bool:
+    """Whether an unpickler cannot find `module.name` here: the module (or a package above it) does not exist,
+    or has no such name. A module that exists but fails to import is not missing: SB2 then reports its error,
+    which a stand-in would hide."""
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        absent = exc.name or ""
+        return module == absent or module.startswith(absent + ".")
+    except Exception:  # the module's own code failed: not ours to paper over
+        return False
+    return not hasattr(imported, name)
+
+
+def _module_for_stand_ins(module: str, created: List[str]) -> types.ModuleType:
+    """The module to hold stand-ins: the real one where it exists (`_missing` imported it), else a new empty
+    package entered in `sys.modules` (and in `created`), below new packages where those are missing too."""
+    if module in sys.modules:
+        return sys.modules[module]
+    parent_name, _, child = module.rpartition(".")
+    parent = _module_for_stand_ins(parent_name, created) if parent_name else None
+    package = types.ModuleType(module, "Stand-in for {}, which this interpreter cannot import (sbif live "
+                                       "loader).".format(module))
+    package.__path__ = []  # a package: stand-ins for its submodules import too
+    sys.modules[module] = package
+    created.append(module)
+    if parent_name in created:
+        setattr(parent, child, package)
+    return package
+
+
+def placeholder_class(module: str, name: str) -> type:
+    """A class named `module.name` that does nothing: SB2 only keeps such references (DDPG's `memory_policy`)."""
+    return type(name, (object,), {"__module__": module, "__doc__": "Stand-in for {}.{}, which this interpreter "
+                                  "cannot import (sbif live loader).".format(module, name)})
+
+
+def policy_stand_in(path: str, algorithm: Optional[str], module: str, name: str) -> type:
+    """A real SB2 policy class named `module.name` for a policy class this interpreter cannot import (the zoo's
+    `utils.CustomSACPolicy`): a subclass of the algorithm's FeedForwardPolicy (LstmPolicy for a recurrent one)
+    that fixes the kwargs the safe loader resolves from the file, as the zoo's classes fix theirs in code
+    (`CustomSACPolicy(FeedForwardPolicy)` with layers=[256, 256], feature_extraction="mlp")."""
+    from .build import build_sbif
+    from .safe import POLICY_MODULES, describe_safe_file
+
+    try:
+        description = describe_safe_file(path, algorithm)
+        resolved = build_sbif(description).document["provenance"]["policy_kwargs"]
+    except SbifError as exc:
+        # the safe loader's reason, without its path and its advice (which is for the safe loader)
+        reason = str(exc)[len(path) + 2:] if str(exc).startswith(path + ": ") else str(exc)
+        raise ExportError("Stable-Baselines cannot load {}: its policy class {} cannot be imported here, and the "
+                          "safe loader cannot infer a stand-in for it: {}. Put the module that defines it on "
+                          "PYTHONPATH to load it live, or export with the safe loader and --policy-kwargs "
+                          "(unverified)".format(path, preview("{}.{}".format(module, name)),
+                                                reason.split("; ")[0])) from None
+    family = description.extra.get("model_class", description.algorithm)  # HER: the algorithm it wraps
+    policies = importlib.import_module(POLICY_MODULES[family])
+    base = policies.LstmPolicy if "n_lstm" in resolved else policies.FeedForwardPolicy
+    fixed = sb2_policy_kwargs(resolved)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(fixed)
+        base.__init__(self, *args, **kwargs)
+
+    return type(name, (base,), {"__init__": __init__, "__module__": module, "__qualname__": name,
+                                "__doc__": "Stand-in for {}.{}: {} with {} (sbif live loader).".format(
+                                    module, name, base.__name__, sorted(fixed))})
+
+
+def sb2_policy_kwargs(resolved: Dict[str, Any]) -> Dict[str, Any]:
+    """SB2 constructor kwargs for the structure a document's resolved `policy_kwargs` describe: the structural
+    ones as they are, the activation as its TensorFlow function, MLP features unless they say 'cnn' (SB2's
+    actor-critic policies default to 'cnn'); `cnn_extractor` is nature_cnn, SB2's default, whenever a file is
+    exported."""
+    fixed = {key: resolved[key] for key in STRUCTURAL_KWARGS if key in resolved}
+    fixed.setdefault("feature_extraction", "mlp")
+    if "act_fun" in resolved:
+        fixed["act_fun"] = tf_activation(resolved["act_fun"])
+    return fixed
+
+
+def tf_activation(activation: Dict[str, Any]) -> Any:
+    """The TensorFlow function SB2 would be given for an SBIF activation ({'name': 'relu'})."""
+    import tensorflow as tf
+
+    name = activation["name"]
+    if name == "leaky_relu":
+        alpha = float(activation.get("alpha", 0.2))
+        return tf.nn.leaky_relu if alpha == 0.2 else lambda x: tf.nn.leaky_relu(x, alpha=alpha)
+    functions = {"tanh": tf.tanh, "relu": tf.nn.relu, "relu6": tf.nn.relu6, "elu": tf.nn.elu, "selu": tf.nn.selu,
+                 "sigmoid": tf.sigmoid, "softplus": tf.nn.softplus, "softsign": tf.nn.softsign,
+                 "swish": tf.nn.swish, "identity": tf.identity}
+    if name not in functions:
+        raise UnsupportedError("no TensorFlow function for the activation {}".format(preview(name)))
+    return functions[name]
 
 
 def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescription:
@@ -338,9 +503,14 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0,
             observations.dtype)
     # SB2 runs a recurrent policy only on exactly the n_envs rows it was built for: compare chunk by chunk
     rows = int(getattr(model, "n_envs", 1) or 1) if policy.recurrent else len(observations)
-    chunks = [compare_with_sb2(model, policy, observations[start:start + rows], normalization)
-              for start in range(0, len(observations) - rows + 1, rows)]
-    report = {key: max(chunk[key] for chunk in chunks) for key in chunks[0]}
+    starts = range(0, len(observations) - rows + 1, rows)
+    chunks = []
+    with Progress("verifying against SB2", total=rows * len(starts), unit="observations") as progress:
+        for start in starts:
+            chunks.append(compare_with_sb2(model, policy, observations[start:start + rows], normalization))
+            progress.advance(rows)
+    # mismatched discrete actions add up over the chunks; every other entry is a worst case
+    report = {key: (sum if key == "action_mismatches" else max)(chunk[key] for chunk in chunks) for key in chunks[0]}
     failures = ["{} on {} of {} observations".format(k, int(v), count) if k == "action_mismatches"
                 else "{} ({:.3g} times its error scale bound)".format(k, v) for k, v in report.items()
                 if (v > 0 if k == "action_mismatches" else v > 1.0)]

@@ -707,6 +707,36 @@ def stub_reference(value: Any) -> Optional[Tuple[str, str]]:
     return None
 
 
+def referenced_globals(value: Any) -> List[Tuple[str, str]]:
+    """(module, name), once each, of every global that the stand-ins in `value` (what `loads` returned) stand
+    for: the classes and functions a real unpickler would import to rebuild it. The live loader stands in for
+    those this interpreter cannot import, as this reader did (`live.stand_ins`).
+
+    Walks containers and what each stand-in recorded (call arguments, state, items, the bases of a class pickled
+    by value), each object once: linear in what the unpickler built, which its budget bounds.
+    """
+    found: "OrderedDict[Tuple[str, str], None]" = OrderedDict()
+    pending = [value]
+    seen = set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if is_stub_class(item):
+            if item.sbif_module not in (BY_VALUE, CallRecord.sbif_module):
+                found[(item.sbif_module, item.sbif_name)] = None
+            pending.extend(getattr(item, "sbif_bases", ()))
+        elif isinstance(item, Stub):
+            pending.extend([type(item), item.args, item.kwargs, item.state, item.items])
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(item)
+    return list(found)
+
+
 def materialize(value: Any) -> Any:
     """An ArrayStub's array, or the value itself."""
     if isinstance(value, ArrayStub):
@@ -720,4 +750,4 @@ def materialize(value: Any) -> Any:
 
 __all__ = ["ArrayStub", "BY_VALUE", "BuildBudget", "DtypeStub", "SafeUnpickler", "Stub", "allowed_stub", "build_array",
            "built_limit", "exception_text", "is_stub_class",
-           "loads", "materialize", "scan", "stub_reference"]
+           "loads", "materialize", "referenced_globals", "scan", "stub_reference"]

@@ -5,7 +5,8 @@ import hashlib
 import os
 from typing import Any, Dict, Mapping
 
-from ..errors import ExportError
+from ..errors import ExportError, preview
+from .description import ALGORITHMS
 
 #: A key only that algorithm's `save()` writes (present in every SB2 2.x version we know), in check order.
 ALGORITHM_MARKERS = (
@@ -34,6 +35,15 @@ def detect_algorithm(data: Mapping[str, Any], path: str = "model") -> str:
                 continue
             return algorithm
     raise ExportError("{}: cannot tell which algorithm saved this file; pass --algo NAME".format(path))
+
+
+def canonical_algorithm(name: Any) -> str:
+    """The algorithm as SB2 names its class ('PPO2') from a name in any case ('ppo2', as the zoo names its
+    folders): what `--algo` means to both loaders. ExportError for a name SB2 does not have."""
+    canonical = name.upper() if isinstance(name, str) else None
+    if canonical not in ALGORITHMS:
+        raise ExportError("unknown algorithm {}; SB2 has {} (in any case)".format(preview(name), ", ".join(ALGORITHMS)))
+    return canonical
 
 
 def file_format(path: str) -> str:
