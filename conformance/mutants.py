@@ -65,7 +65,7 @@ class Mutant:
             specs = SbifFile(document, tensors, path).specs
             document = copy.deepcopy(document)
             self.rewrite(document, tensors, specs)
-        policy = Policy(SbifFile(document, tensors, path))
+        policy = Policy(SbifFile(document, tensors, path), backend="numpy")  # the patches replace NumPy ops
         for step, node in zip(policy.executor.steps, document["graph"]):
             if node["op"] in self.patches:
                 step.compute = self.patches[node["op"]](step.compute)

@@ -63,7 +63,8 @@ def test_validate_reports_each_file_and_fails_on_any_bad_one(capsys, make_file, 
 
 def test_predict_inline_json_and_npy(capsys, make_file, tmp_path):
     path = make_file("box_inf", "discrete")
-    code, out, _ = run(capsys, "predict", path, "--obs", "[[0.1, 0.2, 0.3, 0.4], [1, 1, 1, 1]]", "--deterministic")
+    code, out, _ = run(capsys, "predict", path, "--obs", "[[0.1, 0.2, 0.3, 0.4], [1, 1, 1, 1]]", "--deterministic",
+                        "--json")
     assert code == 0 and len(json.loads(out)["actions"]) == 2
     observations = str(tmp_path / "obs.npy")
     np.save(observations, np.zeros((5, 4), np.float32))
@@ -197,12 +198,12 @@ def test_observation_npy_object_array_is_refused_without_unpickling(capsys, make
 def test_observation_npy_in_fortran_order_and_big_endian(capsys, make_file, tmp_path):
     path = make_file("box_inf", "discrete")
     observations = np.arange(8, dtype=np.float32).reshape(2, 4) / 10
-    code, out, _ = run(capsys, "predict", path, "--obs", json.dumps(observations.tolist()), "--deterministic")
+    code, out, _ = run(capsys, "predict", path, "--obs", json.dumps(observations.tolist()), "--deterministic", "--json")
     expected = json.loads(out)["actions"]
     for name, array in (("fortran", np.asfortranarray(observations)), ("big", observations.astype(">f4"))):
         target = str(tmp_path / (name + ".npy"))
         np.save(target, array)
-        code, out, _ = run(capsys, "predict", path, "--obs", target, "--deterministic")
+        code, out, _ = run(capsys, "predict", path, "--obs", target, "--deterministic", "--json")
         assert code == 0 and json.loads(out)["actions"] == expected, name
 
 
@@ -243,7 +244,7 @@ def test_observation_json_file_that_is_not_utf8(capsys, make_file, tmp_path):
 def test_observation_json_integers_beyond_int64_are_numbers(capsys, make_file):
     """A long integer literal within the bound is a JSON number like any other (read as a double)."""
     code, out, _ = run(capsys, "predict", make_file("box_inf", "discrete"), "--obs",
-                       "[[" + "9" * 30 + ", 0, 0, 0]]", "--deterministic")
+                       "[[" + "9" * 30 + ", 0, 0, 0]]", "--deterministic", "--json")
     assert code == 0 and len(json.loads(out)["actions"]) == 1
 
 

@@ -43,7 +43,8 @@ def import_onnx() -> Any:
     try:
         import onnx
     except ImportError:
-        raise UnsupportedError("converting to ONNX needs the onnx package: pip install onnx") from None
+        raise UnsupportedError("converting to ONNX needs the onnx package (Python 3.8 or later): "
+                               "pip install onnx") from None
     return onnx
 
 

@@ -35,7 +35,7 @@ try:
     import torch.nn.functional as F
     from torch import Tensor, nn
 except ImportError:
-    raise UnsupportedError("converting SBIF files to PyTorch needs PyTorch: pip install torch==2.13.0") from None
+    raise UnsupportedError("converting SBIF files to PyTorch needs PyTorch (Python 3.8 or later): pip install torch") from None
 
 
 # -- dtypes ----------------------------------------------------------------------------------------------------------

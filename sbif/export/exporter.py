@@ -96,7 +96,7 @@ def export(source: str, algorithm: Optional[str] = None, loader: str = DEFAULT_L
         model, algorithm = live.load_sb2_model(source, algorithm)
         description = live.describe_live_model(model, algorithm, source)
         sbif_file = build_sbif(description, decision.statistics)
-        report = live.verify_export(model, Policy(sbif_file), count=VERIFY_OBSERVATIONS,
+        report = live.verify_export(model, Policy(sbif_file, backend="numpy"), count=VERIFY_OBSERVATIONS,
                                     normalization=decision.statistics) if verify else {}
         verification = verified_status(report) if verify else "not verified: --no-verify"
     for warning in decision.warnings:

@@ -53,7 +53,7 @@ def reference():
     from sbif.format import SbifFile
     from sbif.runtime.policy import Policy
 
-    return PythonRuntime(load=lambda path: Policy(SbifFile.read(path)))
+    return PythonRuntime(load=lambda path: Policy(SbifFile.read(path), backend="numpy"))
 
 
 @pytest.fixture(scope="session")
