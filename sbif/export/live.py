@@ -3,6 +3,9 @@
 SB2 reads the file and builds its graph; we take `get_parameters()`, the spaces and the policy kwargs, read
 the activation off the TensorFlow graph, and hand a `ModelDescription` to the shared builder. `verify`
 then runs SB2 and the new file side by side, so a file that does not reproduce SB2 is never written.
+What the file names and this interpreter cannot import (the zoo's `utils` policies, modules SB2 deleted) gets
+the safe loader's stand-ins while SB2 unpickles it (`stand_ins`), so every file the safe loader exports can be
+verified here too.
 """
 from __future__ import annotations
 
@@ -214,19 +217,16 @@ def sb2_policy_kwargs(resolved: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def tf_activation(activation: Dict[str, Any]) -> Any:
-    """The TensorFlow function SB2 would be given for an SBIF activation ({'name': 'relu'})."""
+    """The TensorFlow function SB2 would be given for an SBIF activation ({'name': 'relu'}); leaky_relu at TF's
+    alpha 0.2, the only one a file can name (`activations.ACTIVATIONS`)."""
     import tensorflow as tf
 
-    name = activation["name"]
-    if name == "leaky_relu":
-        alpha = float(activation.get("alpha", 0.2))
-        return tf.nn.leaky_relu if alpha == 0.2 else lambda x: tf.nn.leaky_relu(x, alpha=alpha)
     functions = {"tanh": tf.tanh, "relu": tf.nn.relu, "relu6": tf.nn.relu6, "elu": tf.nn.elu, "selu": tf.nn.selu,
                  "sigmoid": tf.sigmoid, "softplus": tf.nn.softplus, "softsign": tf.nn.softsign,
-                 "swish": tf.nn.swish, "identity": tf.identity}
-    if name not in functions:
-        raise UnsupportedError("no TensorFlow function for the activation {}".format(preview(name)))
-    return functions[name]
+                 "swish": tf.nn.swish, "leaky_relu": tf.nn.leaky_relu, "identity": tf.identity}
+    if activation["name"] not in functions:
+        raise UnsupportedError("no TensorFlow function for the activation {}".format(preview(activation["name"])))
+    return functions[activation["name"]]
 
 
 def describe_live_model(model: Any, algorithm: str, path: str) -> ModelDescription:

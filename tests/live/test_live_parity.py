@@ -31,10 +31,10 @@ from .agreement import assert_report_agrees
 
 pytestmark = [pytest.mark.live, pytest.mark.filterwarnings("ignore:.*action probabilit.*:UserWarning")]
 
-#: The zoo's custom policies (rl-baselines-zoo utils/utils.py), plus one the safe loader's tables do not know,
-#: whose layers it reads off the parameters and whose activation off the file's policy_kwargs.
+#: The zoo's custom policies (rl-baselines-zoo utils/utils.py), plus ones the safe loader's tables do not know,
+#: whose layers it reads off the parameters and whose activation off the file's policy_kwargs (one recurrent).
 UTILS_SOURCE = '''
-from stable_baselines.common.policies import FeedForwardPolicy as BasePolicy
+from stable_baselines.common.policies import FeedForwardPolicy as BasePolicy, LstmPolicy
 from stable_baselines.deepq.policies import FeedForwardPolicy
 from stable_baselines.sac.policies import FeedForwardPolicy as SACPolicy
 from stable_baselines.td3.policies import FeedForwardPolicy as TD3Policy
@@ -58,6 +58,12 @@ class CustomSACPolicy(SACPolicy):
 class NarrowTD3Policy(TD3Policy):
     def __init__(self, *args, **kwargs):
         super(NarrowTD3Policy, self).__init__(*args, **kwargs, layers=[32, 16], feature_extraction="mlp")
+
+
+class RecurrentPolicy(LstmPolicy):
+    def __init__(self, *args, **kwargs):
+        super(RecurrentPolicy, self).__init__(*args, **kwargs, n_lstm=8, layers=[8],
+                                              feature_extraction="mlp")
 
 
 class UnknownActivationPolicy(SACPolicy):
@@ -103,7 +109,8 @@ def make_model(algorithm, policy_class):
         kwargs = {"act_fun": off_policy_models.ACTIVATIONS["elu"]} if policy_class.__name__ == "NarrowTD3Policy" \
             else {}
         return off_policy_models.make_model(algorithm, policy_class, "box", "box3", seed=4, policy_kwargs=kwargs)
-    return sb2_models.make_model(algorithm, "box", "discrete", 0, seed=5, policy=policy_class)
+    kwargs = {"act_fun": sb2_models.ACTIVATIONS["relu"]} if policy_class.__name__ == "RecurrentPolicy" else {}
+    return sb2_models.make_model(algorithm, "box", "discrete", 0, seed=5, policy=policy_class, policy_kwargs=kwargs)
 
 
 def save_both(model, directory):
@@ -142,6 +149,7 @@ def assert_live_matches_safe(path, algorithm=None, **options):
     ("PPO2", "CustomMlpPolicy", "module"),
     ("A2C", "CustomMlpPolicy", "package"),
     ("TD3", "NarrowTD3Policy", "module"),
+    ("A2C", "RecurrentPolicy", "module"),
 ])
 def test_policy_class_from_the_zoos_absent_utils_module(algorithm, class_name, layout, tmp_path):
     code = tmp_path / "code"
