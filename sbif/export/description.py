@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..errors import ExportError, preview
+from ..format.document import SPACE_DTYPES
 
 ACTOR_CRITIC_ALGORITHMS = ("A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL")
 ALGORITHMS = ACTOR_CRITIC_ALGORITHMS + ("DQN", "SAC", "TD3", "DDPG", "HER")
@@ -53,11 +54,12 @@ class Space:
                 low, high = np.broadcast_to(low, shape).copy(), np.broadcast_to(high, shape).copy()
             return cls("box", shape, np.dtype(space.dtype).name, low, high)
         if kind == "Discrete":
-            return cls("discrete", (), "int64", n=int(space.n))
+            return cls("discrete", (), SPACE_DTYPES["discrete"], n=int(space.n))
         if kind == "MultiDiscrete":
-            return cls("multi_discrete", (len(space.nvec),), "int64", nvec=[int(v) for v in np.ravel(space.nvec)])
+            return cls("multi_discrete", (len(space.nvec),), SPACE_DTYPES["multi_discrete"],
+                       nvec=[int(v) for v in np.ravel(space.nvec)])
         if kind == "MultiBinary":
-            return cls("multi_binary", (int(space.n),), "int8", n=int(space.n))
+            return cls("multi_binary", (int(space.n),), SPACE_DTYPES["multi_binary"], n=int(space.n))
         raise ExportError("unsupported space {} (SB2 policies take Box, Discrete, MultiDiscrete and "
                           "MultiBinary; dict observations come from HER)".format(preview(kind)))
 

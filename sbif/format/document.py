@@ -32,6 +32,9 @@ MAX_DOCUMENT_VALUES = 2 ** 20
 #: Most nodes the graph has (SPEC section 3): hundreds of times a policy's (at most 52), and it bounds the work of the
 #: schema and the static check of the graph.
 MAX_GRAPH_NODES = 2 ** 14
+#: The dtype of each space kind without one in the document: gym's (0.17, SB2's) Discrete and MultiDiscrete draw
+#: int64 values and MultiBinary int8; a Box declares its own.
+SPACE_DTYPES = {"discrete": "int64", "multi_discrete": "int64", "multi_binary": "int8"}
 #: Bytes of document text scanned per NumPy pass when counting values (about 30 bytes of working memory each).
 _SCAN_CHUNK = 1 << 18
 #: The characters JSON allows between tokens (RFC 8259 section 2).

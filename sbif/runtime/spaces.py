@@ -4,7 +4,7 @@ SB2 code reads `model.observation_space.shape`, `.low`, `.high`, `.n`, `.nvec` a
 `.sample`; these classes offer the same attributes (bounds as NumPy arrays, not the document's "-inf" strings)
 without importing gym. The file's JSON form (SPEC section 3.2) stays available as `space.to_json()`, for `--json`
 output and for code that wants the document's data. dtypes follow gym: Discrete and MultiDiscrete int64,
-MultiBinary int8, Box the dtype the file declares.
+MultiBinary int8 (`sbif.format.document.SPACE_DTYPES`), Box the dtype the file declares.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ..format.document import decode_bound
+from ..format.document import SPACE_DTYPES, decode_bound
 
 #: What sampling draws from: None (a fresh generator), a seed, or a `numpy.random.Generator` (named as a string:
 #: importing `numpy.random` costs a cold start 25 ms, and only sampling needs it).
@@ -136,7 +136,7 @@ class Discrete(Space):
     """The integers 0 .. n-1."""
 
     kind = "discrete"
-    dtype = np.dtype(np.int64)
+    dtype = np.dtype(SPACE_DTYPES[kind])
 
     def __init__(self, spec: Mapping[str, Any]):
         super().__init__(spec)
@@ -156,7 +156,7 @@ class MultiDiscrete(Space):
     """A vector whose element i is an integer 0 .. nvec[i]-1."""
 
     kind = "multi_discrete"
-    dtype = np.dtype(np.int64)
+    dtype = np.dtype(SPACE_DTYPES[kind])
 
     def __init__(self, spec: Mapping[str, Any]):
         super().__init__(spec)
@@ -178,7 +178,7 @@ class MultiBinary(Space):
     """A vector of n bits."""
 
     kind = "multi_binary"
-    dtype = np.dtype(np.int8)
+    dtype = np.dtype(SPACE_DTYPES[kind])
 
     def __init__(self, spec: Mapping[str, Any]):
         super().__init__(spec)
