@@ -97,11 +97,8 @@ SLOW_TESTS = {
     "tests/attacks/test_no_internal_error.py::test_reader_refusal_corpus",
     "tests/attacks/test_no_internal_error.py::test_fuzz_corpus",
     "tests/attacks/test_no_internal_error.py::test_attack_corpus",
-    # Hypothesis fuzzing: corrupted zoo and generated SB2 files through the safe loader (1.5-3.5 s each), the
-    # differential readers' mutants and committed corpus through Python, C and Node (1-5 s each), and thousands of
-    # mutation chains (2.8 s); the safe loader's attack tests, file by file, stay
-    "tests/attacks/test_fuzz.py::test_corrupted_zoo_files",
-    "tests/attacks/test_fuzz.py::test_corrupted_generated_files",
+    # differential fuzzing: Hypothesis's mutants and the committed corpus through Python, C and Node (1-5 s each),
+    # and thousands of mutation chains (2.8 s); the safe loader's own fuzzing (tests/attacks/test_fuzz.py) stays
     "tests/fuzz/test_differential_readers.py::test_the_mutators_never_fail",
     "tests/fuzz/test_differential_readers.py::test_byte_level_mutants",
     "tests/fuzz/test_differential_readers.py::test_structure_aware_mutants",  # 5 s

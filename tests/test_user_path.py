@@ -104,9 +104,10 @@ def test_a_new_user_exports_inspects_predicts_converts_and_checks_a_zoo_model(wh
     assert "not verified: safe loader" in wrote, wrote
     exported = SbifFile.read(exported_path)
 
-    # inspect: the model, and the float64 observation input the folded normalization takes
+    # inspect: the model, the float64 observation input the folded normalization takes, and how to deploy it
     text = succeeded(venv.run("sbif", "inspect", exported_name)).stdout
     assert "A2C MlpPolicy" in text and "normalization" in text, text
+    assert "sbif convert {} --to onnx --outputs action".format(exported_name) in text, text
     summary = json.loads(succeeded(venv.run("sbif", "inspect", exported_name, "--json")).stdout)
     assert summary["provenance"]["vecnormalize"]["clip_obs"] == 10.0
     [observation_input] = [item for item in summary["inputs"] if item["kind"] == "observation"]
