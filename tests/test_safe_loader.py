@@ -213,8 +213,9 @@ def test_old_files_without_policy_kwargs(tmp_path):
 
 
 def test_algorithm_override(generated):
+    """--algo in any case, read as the live loader reads it (sb2_files.canonical_algorithm: one message for both)."""
     assert describe_safe_file(generated["zip"], algorithm="a2c").algorithm == "A2C"
-    with pytest.raises(ExportError, match="unknown algorithm"):
+    with pytest.raises(ExportError, match=r"unknown algorithm 'PPO3'; SB2 has A2C, .* \(in any case\)$"):
         describe_safe_file(generated["zip"], algorithm="PPO3")
 
 

@@ -22,7 +22,7 @@ from sbif.errors import DocumentError, preview
 from sbif.format.document import SCHEMA_PATH, check_schema
 from sbif.format.schema_check import SchemaValidator, ecma_end_anchors
 from tests.factories import MATRIX, make_sbif
-from tests.zoo import ZOO, zoo_models, zoo_normalization
+from tests.zoo import ZOO, zoo_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(SCHEMA_PATH, encoding="utf-8") as _handle:
@@ -41,7 +41,7 @@ def valid_files() -> Tuple[Any, ...]:
     files = [make_sbif(*case, seed=index) for index, case in enumerate(MATRIX)]
     for relative in zoo_models():
         source = os.path.join(ZOO, relative)
-        files.append(export(source, **zoo_normalization(source))[0])
+        files.append(export(source)[0])
     return tuple(files)
 
 

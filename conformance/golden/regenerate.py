@@ -7,8 +7,8 @@ With no names every pack is recorded again (about 3 minutes on 2 cores); `--list
 builds an SB2 model with random weights (the builders of `tests/live/`, so the packs cover what the live
 differential tests cover), takes the shipped demo model, or takes one trained model per algorithm from
 `../shared/zoo` (rl-baselines-zoo, MIT licence: the `.sbif` files embed its weights), exports it with the live
-loader — folding in VecNormalize statistics where the model was trained under them, by the zoo's rule for zoo
-models (`tests/zoo.py`) — and records SB2's answers to the suite's probes next to it (`NAME.sbif` + `NAME.golden`),
+loader — folding in VecNormalize statistics where the model was trained under them, found beside zoo models as
+`sbif export` finds them — and records SB2's answers to the suite's probes next to it (`NAME.sbif` + `NAME.golden`),
 the oracle feeding SB2 the normalized observations. The SB2 files themselves are not kept: a pack needs only the
 `.sbif` file it was recorded for.
 
@@ -39,7 +39,8 @@ sys.path.insert(0, ROOT)
 from conformance.checks import Config  # noqa: E402
 from sbif.errors import SbifError  # noqa: E402
 
-#: (the SB2 file, the normalization options of `export_live`: vecnormalize / zoo_config paths)
+#: (the SB2 file, the normalization options of `export_live`: vecnormalize / zoo_config paths, overriding what
+#: `export` finds beside the file)
 Built = Tuple[str, Dict[str, str]]
 Builder = Callable[[str, str], Built]
 
@@ -106,16 +107,16 @@ def presets() -> Dict[str, Preset]:
         "her_dqn_goals": Preset(her("DQN", seed=21)),
         "her_sac_goals": Preset(her("SAC", seed=22)),
         # one trained rl-baselines-zoo model per algorithm, with the zoo's normalization
-        "zoo_a2c_bipedalwalker": Preset(zoo("a2c/BipedalWalker-v2.pkl"), loading=zoo_classes),
-        "zoo_acer_cartpole": Preset(zoo("acer/CartPole-v1.pkl"), loading=zoo_classes),
-        "zoo_acktr_pendulum": Preset(zoo("acktr/Pendulum-v0.zip"), loading=zoo_classes),
-        "zoo_ddpg_pendulum": Preset(zoo("ddpg/Pendulum-v0.pkl"), loading=zoo_classes),
-        "zoo_dqn_cartpole": Preset(zoo("dqn/CartPole-v1.pkl"), loading=zoo_classes),
-        "zoo_her_sac_fetchreach": Preset(zoo("her/FetchReach-v1.pkl"), loading=zoo_classes),
-        "zoo_ppo2_cartpole_bullet": Preset(zoo("ppo2/CartPoleContinuousBulletEnv-v0.zip"), loading=zoo_classes),
-        "zoo_sac_pendulum": Preset(zoo("sac/Pendulum-v0.pkl"), loading=zoo_classes),
-        "zoo_td3_pendulum": Preset(zoo("td3/Pendulum-v0.pkl"), loading=zoo_classes),
-        "zoo_trpo_pendulum": Preset(zoo("trpo/Pendulum-v0.pkl"), loading=zoo_classes),
+        "zoo_a2c_bipedalwalker": Preset(zoo("a2c/BipedalWalker-v2.pkl")),
+        "zoo_acer_cartpole": Preset(zoo("acer/CartPole-v1.pkl")),
+        "zoo_acktr_pendulum": Preset(zoo("acktr/Pendulum-v0.zip")),
+        "zoo_ddpg_pendulum": Preset(zoo("ddpg/Pendulum-v0.pkl")),
+        "zoo_dqn_cartpole": Preset(zoo("dqn/CartPole-v1.pkl")),
+        "zoo_her_sac_fetchreach": Preset(zoo("her/FetchReach-v1.pkl")),
+        "zoo_ppo2_cartpole_bullet": Preset(zoo("ppo2/CartPoleContinuousBulletEnv-v0.zip")),
+        "zoo_sac_pendulum": Preset(zoo("sac/Pendulum-v0.pkl")),
+        "zoo_td3_pendulum": Preset(zoo("td3/Pendulum-v0.pkl")),
+        "zoo_trpo_pendulum": Preset(zoo("trpo/Pendulum-v0.pkl")),
     }
 
 
@@ -198,7 +199,6 @@ def frame_stacked(directory: str, name: str) -> Built:
     from sbif.export.live import quiet
     from tests.live.sb2_models import gym, randomize, sb2
     from tests.live.test_gail_vecnormalize import SkewedEnv
-    from tests.zoo import zoo_normalization
 
     vec_env = sb2.common.vec_env
     observation_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
@@ -219,7 +219,7 @@ def frame_stacked(directory: str, name: str) -> Built:
     normalized.save_running_average(folder)
     with open(os.path.join(folder, "config.yml"), "w") as handle:
         handle.write("normalize: \"{'clip_obs': 4.0}\"\nframe_stack: 3\nn_envs: 1\npolicy: MlpPolicy\n")
-    return source, zoo_normalization(source)
+    return source, {}
 
 
 def her(inner: str, seed: int) -> Builder:
@@ -242,32 +242,21 @@ def her(inner: str, seed: int) -> Builder:
 
 
 def zoo(relative: str) -> Builder:
-    """A trained model of ../shared/zoo, with the normalization the zoo applied to it (tests/zoo.py)."""
+    """A trained model of ../shared/zoo (the normalization the zoo applied to it is found beside it)."""
     def build(directory: str, name: str) -> Built:
-        from tests.zoo import ZOO, zoo_normalization
+        from tests.zoo import ZOO
 
         source = os.path.join(ZOO, relative)
         if not os.path.isfile(source):
             raise RegenerateError("{} is missing: the zoo presets need ../shared/zoo".format(os.path.normpath(source)))
-        return source, zoo_normalization(source)
+        return source, {}
     return build
-
-
-@contextlib.contextmanager
-def zoo_classes():
-    """The stand-ins SB2 needs to load the zoo's pickles (tests/live: DDPG's removed memory module, the zoo's
-    `utils.CustomDQNPolicy`), installed as the live zoo test installs them."""
-    from tests.live import dqn_models, off_policy_models
-
-    off_policy_models.install_zoo_stubs()
-    with dqn_models.zoo_utils_module():
-        yield
 
 
 def record_preset(name: str, preset: Preset, oracle: Any, scratch: str) -> str:
     """Build, export and record one preset; returns a one-line summary."""
     from conformance.record import export_live, record
-    from sbif.export.exporter import observation_normalization
+    from sbif.export.exporter import decide_normalization
 
     directory = os.path.join(scratch, name)
     os.makedirs(directory)
@@ -275,7 +264,8 @@ def record_preset(name: str, preset: Preset, oracle: Any, scratch: str) -> str:
     with preset.loading():
         source, options = preset.build(directory, name)
         export_live(source, target, **options)
-        normalization = observation_normalization(options.get("vecnormalize"), options.get("zoo_config"))
+        normalization = decide_normalization(source, options.get("vecnormalize"),
+                                             options.get("zoo_config")).statistics
         oracle.add(target, source, normalization=normalization)
         pack, skipped = record(target, oracle, os.path.join(HERE, name + ".golden"), config=preset.config)
     return "{}: {}".format(os.path.relpath(pack, ROOT), "; ".join(

@@ -30,10 +30,10 @@ from ..errors import ExportError, SbifError, UnsupportedError, preview
 from ..format.strict_json import loads_json_input
 from . import safe_pickle
 from .activations import activation_from_name, activation_from_reference
-from .description import ACTOR_CRITIC_ALGORITHMS, ALGORITHMS, ModelDescription, Space, real_number
+from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription, Space, real_number
 from .safe_pickle import (BY_VALUE, NUMERIC_CODES, BuildBudget, Stub, build_array, exception_text, is_stub_class,
                           materialize, stub_reference)
-from .sb2_files import describe_source, detect_algorithm, file_format
+from .sb2_files import canonical_algorithm, describe_source, detect_algorithm, file_format
 from .unnamed_lists import NETWORK_KWARGS, PARAMETER_NAMERS, describe_network, name_unnamed_list
 
 MiB = 1024 * 1024
@@ -373,12 +373,8 @@ def read_npy(raw: bytes, member: str, what: str) -> np.ndarray:
 
 # -- algorithm, policy class and kwargs -----------------------------------------------------------------------
 def resolve_algorithm(data: Dict[str, Any], algorithm: Optional[str], path: str) -> str:
-    if algorithm is None:
-        return detect_algorithm(data, path)
-    name = str(algorithm).upper()
-    if name not in ALGORITHMS:
-        raise ExportError("unknown algorithm {}; SB2 has {}".format(preview(algorithm), ", ".join(ALGORITHMS)))
-    return name
+    """`--algo` in any case where given (as the live loader reads it), else what the saved data tells."""
+    return detect_algorithm(data, path) if algorithm is None else canonical_algorithm(algorithm)
 
 
 class PolicyIdentity(object):

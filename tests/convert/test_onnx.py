@@ -27,7 +27,7 @@ from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY  # noqa: E402
 from sbif.runtime.error_scales import ErrorScales, result_agreement  # noqa: E402
-from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization  # noqa: E402
+from tests.zoo import ZOO, require_zoo, zoo_models  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
@@ -135,7 +135,7 @@ def test_zoo_model(relative, runtime, reference, tmp_path):
     """Every zoo model the safe exporter reads, converted and compared with the NumPy runtime on 64 observations
     (plus sampled actions and edge observations)."""
     source = os.path.join(ZOO, relative)
-    sbif_file, _ = export(source, loader="safe", **zoo_normalization(source))
+    sbif_file, _ = export(source, loader="safe")
     path = str(tmp_path / "model.sbif")
     sbif_file.write(path)
     report = run_suite([OracleSource([path], reference)], runtime, checks=MODEL_CHECKS,

@@ -26,7 +26,7 @@ from sbif.errors import ExportError, FileFormatError, InputError, UnsupportedErr
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY, get_op  # noqa: E402
-from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization  # noqa: E402
+from tests.zoo import ZOO, require_zoo, zoo_models  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
@@ -172,10 +172,10 @@ def test_zoo_is_present():
 
 @pytest.mark.parametrize("relative", ZOO_MODELS)
 def test_zoo_model(relative, tmp_path, reference):
-    """Every zoo model the safe exporter reads (with the zoo's observation normalization, as tests/live/test_zoo.py
-    decides it), converted and compared with the NumPy runtime on 64 observations, eager and scripted."""
+    """Every zoo model the safe exporter reads (with the zoo's observation normalization, which `export` finds
+    beside the model), converted and compared with the NumPy runtime on 64 observations, eager and scripted."""
     path = os.path.join(ZOO, relative)
-    sbif_file, _ = export(path, **zoo_normalization(path))
+    sbif_file, _ = export(path)
     target = str(tmp_path / "model.sbif")
     sbif_file.write(target)
     for scripted in (False, True):

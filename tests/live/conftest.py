@@ -1,6 +1,10 @@
 """Live tests need Stable-Baselines 2; outside its environment they are skipped, unless SBIF_REQUIRE_SB2=1
-(set by `make test` in the legacy environment) turns a missing SB2 into a failure."""
+(set by `make test` in the legacy environment) turns a missing SB2 into a failure. Every test here is marked
+`live` (pyproject.toml), so `-m live` / `-m "not live"` pick them as a whole."""
 import os
+import pathlib
+
+import pytest
 
 try:
     import stable_baselines  # noqa: F401
@@ -12,6 +16,14 @@ if not HAVE_SB2 and os.environ.get("SBIF_REQUIRE_SB2") == "1":
     raise RuntimeError("SBIF_REQUIRE_SB2=1 but stable_baselines cannot be imported")
 
 collect_ignore_glob = [] if HAVE_SB2 else ["test_*.py"]
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests of this directory `live` (the hook sees every collected test: the others are left alone)."""
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.live)
 
 
 def pytest_report_header(config):

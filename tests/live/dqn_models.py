@@ -1,14 +1,9 @@
 """Build SB2 DQN models with random weights for differential tests (needs the SB2 environment).
 
 Besides SB2's four registered DQN policies, custom `FeedForwardPolicy` subclasses cover what those cannot
-express: layer norm without dueling, an activation fixed in the class (not in policy_kwargs), and the zoo's
-`utils.CustomDQNPolicy` (recreated here, since the zoo's `utils` module is not installed).
+express: layer norm without dueling, and an activation fixed in the class (not in policy_kwargs). The zoo's
+`utils.CustomDQNPolicy` is not recreated: the live loader stands in for it while SB2 loads a file naming it.
 """
-import contextlib
-import sys
-import types
-
-
 from .sb2_models import IMAGE_SPACES, OBSERVATION_SPACES, SpacesEnv, gym, quiet, randomize, sb2, tf
 
 FeedForwardPolicy = sb2.deepq.policies.FeedForwardPolicy
@@ -32,32 +27,7 @@ class TanhMlpPolicy(FeedForwardPolicy):
                                             **kwargs)
 
 
-class CustomDQNPolicy(FeedForwardPolicy):
-    """The rl-baselines-zoo's `utils.CustomDQNPolicy` (utils/utils.py), verbatim."""
-
-    def __init__(self, *args, **kwargs):
-        super(CustomDQNPolicy, self).__init__(*args, **kwargs, layers=[64], layer_norm=True,
-                                              feature_extraction="mlp")
-
-
 CUSTOM_POLICIES = {"LnMlpNoDuelingPolicy": LnMlpNoDuelingPolicy, "TanhMlpPolicy": TanhMlpPolicy}
-
-
-@contextlib.contextmanager
-def zoo_utils_module():
-    """A stand-in for the zoo's `utils` package while loading its DQN file (which pickles
-    `utils.CustomDQNPolicy` by reference); removed afterwards so other tests see a clean `sys.modules`."""
-    module = types.ModuleType("utils")
-    module.CustomDQNPolicy = type("CustomDQNPolicy", (CustomDQNPolicy,), {"__module__": "utils"})
-    previous = sys.modules.get("utils")
-    sys.modules["utils"] = module
-    try:
-        yield module
-    finally:
-        if previous is None:
-            del sys.modules["utils"]
-        else:
-            sys.modules["utils"] = previous
 
 
 def make_dqn(policy, obs_kind, seed=0, policy_kwargs=None, n_actions=4, **extra):

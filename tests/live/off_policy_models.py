@@ -1,7 +1,4 @@
 """Build SAC, TD3 and DDPG models with random weights for differential tests (needs the SB2 environment)."""
-import contextlib
-import sys
-import types
 from collections import OrderedDict
 
 import numpy as np
@@ -103,54 +100,3 @@ class FixedNoise(sb2.common.noise.ActionNoise):
 
     def __call__(self):
         return self.values
-
-
-@contextlib.contextmanager
-def zoo_stubs():
-    """Modules the zoo's pickles refer to but SB2 2.10.2 no longer has (or never had), while the block runs;
-    `sys.modules` is restored afterwards, so other tests see a clean interpreter:
-
-    - `stable_baselines.ddpg.memory.Memory`: DDPG pickles of SB2 < 2.6 store the class as `memory_policy`
-      (only the reference, never an instance), so an empty class is enough to unpickle them;
-    - `utils.utils.CustomSACPolicy`: the zoo's SAC policy ([256, 256] MLP), for SAC pickles that name it.
-    """
-    from stable_baselines.sac.policies import FeedForwardPolicy
-
-    class Memory(object):
-        """Stand-in for the replay memory class SB2 2.6 removed (pickles hold a reference to it)."""
-
-    class CustomSACPolicy(FeedForwardPolicy):
-        def __init__(self, *args, **kwargs):
-            super(CustomSACPolicy, self).__init__(*args, **kwargs, layers=[256, 256], feature_extraction="mlp")
-
-    memory = types.ModuleType("stable_baselines.ddpg.memory")
-    memory.Memory = Memory
-    package, module = types.ModuleType("utils"), types.ModuleType("utils.utils")
-    CustomSACPolicy.__module__ = "utils.utils"
-    module.CustomSACPolicy = CustomSACPolicy
-    package.utils = module
-    stubs = {"stable_baselines.ddpg.memory": memory, "utils": package, "utils.utils": module}
-    saved = {name: sys.modules.get(name) for name in stubs}
-    sys.modules.update(stubs)
-    try:
-        yield
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = previous
-
-
-def install_zoo_stubs():
-    """Install, for the rest of the process, only the `stable_baselines.ddpg.memory` stand-in (a module SB2
-    itself removed, so nothing can depend on its absence); `utils.utils` is left to `zoo_stubs()`, which restores
-    `sys.modules`, because other tests expect the zoo's `utils` package to be missing."""
-    if "stable_baselines.ddpg.memory" not in sys.modules:
-        memory = types.ModuleType("stable_baselines.ddpg.memory")
-
-        class Memory(object):
-            """Stand-in for the replay memory class SB2 2.6 removed (pickles hold a reference to it)."""
-
-        memory.Memory = Memory
-        sys.modules["stable_baselines.ddpg.memory"] = memory

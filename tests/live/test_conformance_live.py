@@ -113,21 +113,17 @@ def test_zoo_models_against_live_sb2(tmp_path):
     from sbif.export import build_sbif
     from sbif.export.live import describe_live_model, load_sb2_model
 
-    from . import off_policy_models
-
-    off_policy_models.install_zoo_stubs()
     oracle = Sb2Runtime()
     paths = []
-    with dqn_models.zoo_utils_module():
-        for relative in models:
-            source = os.path.join(ZOO, relative)
-            model, algorithm = load_sb2_model(source)
-            target = str(tmp_path / (relative.replace(os.sep, "_") + ".sbif"))
-            build_sbif(describe_live_model(model, algorithm, source)).write(target)
-            oracle.add(target, source, model)
-            paths.append(target)
-        report = run_suite([OracleSource(paths, oracle)], PythonRuntime(),
-                           checks=["deterministic", "sampling", "edge_observations"], config=Config(batches=[1, 16]))
+    for relative in models:
+        source = os.path.join(ZOO, relative)
+        model, algorithm = load_sb2_model(source)
+        target = str(tmp_path / (relative.replace(os.sep, "_") + ".sbif"))
+        build_sbif(describe_live_model(model, algorithm, source)).write(target)
+        oracle.add(target, source, model)
+        paths.append(target)
+    report = run_suite([OracleSource(paths, oracle)], PythonRuntime(),
+                       checks=["deterministic", "sampling", "edge_observations"], config=Config(batches=[1, 16]))
     assert_ok(report)
     assert sum(r.status == "pass" for r in report.results) >= 2 * len(paths)
     assert all(r.status == "pass" or "not applicable" in r.message for r in report.results), report.render()

@@ -20,7 +20,7 @@ from sbif.export.live import (compare_with_sb2, describe_live_model, load_sb2_mo
 from sbif.runtime.error_scales import predict_agreement
 
 from .agreement import action_disagreements, assert_report_agrees
-from .dqn_models import ACTIVATIONS, make_dqn, zoo_utils_module
+from .dqn_models import ACTIVATIONS, make_dqn
 from .sb2_models import gym, save
 
 ZOO_CARTPOLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir, "shared", "zoo", "dqn",
@@ -147,14 +147,14 @@ def cartpole_observations(count, seed):
 
 
 def test_zoo_cartpole(tmp_path):
-    """The rl-baselines-zoo DQN agent (`utils.CustomDQNPolicy`: layers [64], layer norm, dueling)."""
+    """The rl-baselines-zoo DQN agent (`utils.CustomDQNPolicy`, which the live loader stands in for: layers [64],
+    layer norm, dueling)."""
     if not os.path.isfile(ZOO_CARTPOLE):
         pytest.skip("../shared/zoo is not present on this machine")
-    with zoo_utils_module():
-        model, algorithm = load_sb2_model(ZOO_CARTPOLE)
-        target = str(tmp_path / "cartpole.sbif")
-        description = describe_live_model(model, algorithm, ZOO_CARTPOLE)
-        build_sbif(description).write(target)
+    model, algorithm = load_sb2_model(ZOO_CARTPOLE)
+    target = str(tmp_path / "cartpole.sbif")
+    description = describe_live_model(model, algorithm, ZOO_CARTPOLE)
+    build_sbif(description).write(target)
     exported = sbif.load(target)
     assert description.policy_class == "CustomDQNPolicy"
     assert exported.document["provenance"]["policy_kwargs"] == {

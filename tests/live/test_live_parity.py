@@ -24,7 +24,7 @@ from sbif.export import exporter, live
 from sbif.export.exporter import export
 from sbif.export.live import load_sb2_model, quiet
 from sbif.export.safe import describe_safe_file
-from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization
+from tests.zoo import ZOO, require_zoo, zoo_models
 
 from . import dqn_models, off_policy_models, sb2_models
 from .agreement import assert_report_agrees
@@ -344,10 +344,9 @@ def test_every_zoo_model_the_safe_loader_exports_loads_and_verifies_live(relativ
     """No stand-ins from the test: the live loader brings its own (dqn: utils.CustomDQNPolicy; ddpg/Pendulum-v0:
     stable_baselines.ddpg.memory), and the folder's algorithm name is accepted as --algo."""
     path = os.path.join(ZOO, relative)
-    options = zoo_normalization(path)
     describe_safe_file(path)  # the safe loader reads it ...
     with without_module("stable_baselines.ddpg.memory"):
-        assert_live_matches_safe(path, algorithm=relative.split(os.sep)[0], **options)  # ... so SB2 loads it
+        assert_live_matches_safe(path, algorithm=relative.split(os.sep)[0])  # ... so SB2 loads it
 
 
 def test_a_file_the_safe_reader_refuses_is_left_to_sb2(tmp_path):

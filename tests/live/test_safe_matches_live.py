@@ -3,7 +3,9 @@
 For generated SB2 models saved as `.zip`, as legacy `.pkl` (named parameters, `save(cloudpickle=True)`) and
 as the oldest `.pkl` layout (an unnamed parameter list, also stored twice as SB2 < 2.6 did), and for every
 model of `../shared/zoo`: both loaders build byte-identical documents once `provenance.exporter` and
-`provenance.sb2_version` (which name the loader) are removed, and bit-identical tensors.
+`provenance.sb2_version` (which name the loader) are removed, and bit-identical tensors. The zoo's files that
+name what SB2 2.10.2 lacks (the zoo's `utils.CustomDQNPolicy`, the deleted `stable_baselines.ddpg.memory`) are
+loaded by the live loader's own stand-ins, none from the tests.
 """
 import copy
 import itertools
@@ -20,7 +22,6 @@ from sbif.export.safe import describe_safe_file
 from sbif.format.document import encode_document
 from tests.zoo import ZOO, require_zoo, zoo_models
 
-from .off_policy_models import zoo_stubs
 from .sb2_models import ACTION_SPACES, ALGORITHMS, OBSERVATION_SPACES, buildable, make_model, save
 
 FORMATS = ("zip", "pkl", "pkl_list")
@@ -137,18 +138,6 @@ def test_gail_models(action_kind, tmp_path):
         assert_same_export(files[file_format])
 
 
-def test_zoo_dqn_with_its_custom_policy():
-    """The zoo's DQN file (an unnamed list, `utils.CustomDQNPolicy` which SB2 only loads with the zoo's
-    `utils` module recreated): the safe loader needs neither."""
-    from .dqn_models import zoo_utils_module
-
-    path = os.path.join(ZOO, "dqn", "CartPole-v1.pkl")
-    if not os.path.exists(path):
-        pytest.skip("../shared/zoo is not present on this machine")
-    with zoo_utils_module():
-        assert_same_export(path)
-
-
 def off_policy_cases():
     """SAC, TD3, DDPG with each policy class, kwargs and the settings that reach `extra` (ranges,
     normalization, parameter and action noise of every kind)."""
@@ -240,8 +229,7 @@ def test_off_policy_unnamed_lists(algorithm, policy, obs_kind, action_kind, kwar
     doubled = str(tmp_path / "doubled.pkl")
     with open(doubled, "wb") as handle:
         cloudpickle.dump((data, stored), handle)
-    with zoo_stubs():
-        assert_same_export(doubled)
+    assert_same_export(doubled)
 
 
 @pytest.mark.parametrize("inner,kind", [("SAC", "box"), ("TD3", "box"), ("DDPG", "box"), ("DQN", "multi_binary")])
@@ -282,10 +270,8 @@ def test_custom_policy_class_needs_its_activation(tmp_path):
     assert_same_export(path, policy_kwargs='{"act_fun": "tanh"}')
 
 
-#: Every zoo model but DQN's, whose policy class SB2 loads only with the zoo's `utils` module recreated
-#: (test_zoo_dqn_with_its_custom_policy). SB2 reads the old DDPG pickles with `zoo_stubs` standing in for the
-#: module they name that SB2 2.10 no longer has.
-ZOO_MODELS = zoo_models(exclude=("dqn",))
+#: Every zoo model, DQN's (an unnamed list naming `utils.CustomDQNPolicy`) and the old DDPG pickle included.
+ZOO_MODELS = zoo_models()
 
 
 def test_zoo_is_present():
@@ -294,5 +280,4 @@ def test_zoo_is_present():
 
 @pytest.mark.parametrize("relative", ZOO_MODELS)
 def test_zoo_model(relative):
-    with zoo_stubs():
-        assert_same_export(os.path.join(ZOO, relative))
+    assert_same_export(os.path.join(ZOO, relative))

@@ -27,7 +27,7 @@ from conformance.runner import KnownFailures, OracleSource, run_suite
 from sbif.format.container import MAX_HEADER_BYTES
 from tests.factories import raw_bytes, rewrite_document, rewrite_header, write_sbif
 from tests.test_container import find_node, tensor_entry, two_tensors
-from tests.zoo import ZOO, require_zoo, zoo_models, zoo_normalization
+from tests.zoo import ZOO, require_zoo, zoo_models
 
 from .conftest import CHECK, GOLDEN, KNOWN_FAILURES, PROTOCOL_ASAN, ROOT
 
@@ -610,7 +610,7 @@ def test_zoo_model(relative, c_runtime, reference, tmp_path):
     from sbif.export import export
 
     source = os.path.join(ZOO, relative)
-    sbif_file, _ = export(source, **zoo_normalization(source))
+    sbif_file, _ = export(source)
     path = str(tmp_path / "model.sbif")
     sbif_file.write(path)
     report = run_suite([OracleSource([path], reference)], c_runtime, checks=ORACLE_CHECKS,
