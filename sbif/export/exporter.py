@@ -227,11 +227,3 @@ def _normalize_setting(config: Dict[str, Any]) -> str:
     if isinstance(value, bool):
         return "says normalize: {}".format("true" if value else "false")
     return "says normalize: {}".format(preview(value))
-
-
-def observation_normalization(vecnormalize: Optional[str],
-                              zoo_config: Optional[str]) -> Optional["ObservationNormalization"]:
-    """The statistics `export` folds in for these options alone (nothing looked up beside a model): from
-    `vecnormalize`, with the zoo config's `normalize` kwargs and frame stacking, or beside `zoo_config` when it
-    enables normalize."""
-    return decide_normalization(None, vecnormalize, zoo_config).statistics

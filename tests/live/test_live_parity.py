@@ -29,7 +29,7 @@ from tests.zoo import ZOO, require_zoo, zoo_models
 from . import dqn_models, off_policy_models, sb2_models
 from .agreement import assert_report_agrees
 
-pytestmark = [pytest.mark.live, pytest.mark.filterwarnings("ignore:.*action probabilit.*:UserWarning")]
+pytestmark = [pytest.mark.filterwarnings("ignore:.*action probabilit.*:UserWarning")]
 
 #: The zoo's custom policies (rl-baselines-zoo utils/utils.py), plus ones the safe loader's tables do not know,
 #: whose layers it reads off the parameters and whose activation off the file's policy_kwargs (one recurrent).
@@ -222,8 +222,8 @@ def test_a_utils_class_the_safe_loader_cannot_infer_is_a_clear_error(tmp_path):
 
 @contextmanager
 def without_module(name):
-    """`name` absent from sys.modules while the block runs (another test may have installed a stand-in for the
-    process), restored afterwards."""
+    """`name` absent from sys.modules while the block runs, restored afterwards: the test is about a module that
+    does not exist, so a stand-in leaked by an earlier load must not hide what it checks."""
     previous = sys.modules.pop(name, None)
     try:
         yield
