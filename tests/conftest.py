@@ -104,6 +104,8 @@ SLOW_TESTS = {
     "tests/fuzz/test_differential_readers.py::test_structure_aware_mutants",  # 5 s
     "tests/fuzz/test_differential_readers.py::test_mixed_mutants",  # 4 s
     "tests/fuzz/test_differential_readers.py::test_the_committed_corpus_is_read_alike",
+    # progress lines of two sbif processes running Hypothesis (fuzz, mutants): 3-8 s
+    "tests/test_progress.py::test_conformance_fuzz_and_mutants_show_their_progress",
 }
 
 

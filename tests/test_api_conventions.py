@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -193,29 +192,20 @@ LEGACY_PIP = os.path.join(ROOT, ".venv-sb2", "bin", "pip")
 
 
 @pytest.mark.slow
+@pytest.mark.wheel
 @pytest.mark.skipif(sys.version_info < (3, 8) or not os.path.exists(LEGACY_PIP),
                     reason="builds the wheel with a setuptools >= 61 and asks the SB2 environment's pip")
-def test_every_extra_installs_on_python_3_7(tmp_path):
+def test_every_extra_installs_on_python_3_7(wheel):
     """pip on Python 3.7 resolves every extra from what the SB2 environment has (no index): an extra whose
     packages need a newer Python is skipped by its marker, where it was "No matching distribution found for
     numba>=0.59" (and SBIF says what is missing when it is used)."""
-    sources, dist = str(tmp_path / "sources"), str(tmp_path / "dist")
-    os.mkdir(sources)
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy2(os.path.join(ROOT, name), sources)
-    ignored = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
-    for name in ("sbif", "conformance", "spec"):
-        shutil.copytree(os.path.join(ROOT, name), os.path.join(sources, name), symlinks=True, ignore=ignored)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", sources,
-                    "--wheel-dir", dist], check=True, capture_output=True, timeout=300)
-    [wheel] = os.listdir(dist)
     extras = "fast,onnx,torch,demo,conformance,test"
     done = subprocess.run([LEGACY_PIP, "install", "--dry-run", "--no-index", "--disable-pip-version-check",
-                           "{}[{}]".format(os.path.join(dist, wheel), extras)],
+                           "{}[{}]".format(wheel, extras)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Would install sbif" in done.stdout, done.stdout
-    with zipfile.ZipFile(os.path.join(dist, wheel)) as archive:
+    with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         [metadata] = [name for name in names if name.endswith(".dist-info/METADATA")]
         requirements = [line for line in archive.read(metadata).decode().splitlines() if line.startswith("Requires-")]

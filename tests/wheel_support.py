@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: what setuptools reads to build the wheel (spec/: the targets of the schema and op-vector symlinks)
-BUILD_INPUTS = ("pyproject.toml", "README.md", "sbif", "conformance", "spec")
+BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "sbif", "conformance", "spec")
 
 
 def run(command: List[str], cwd: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
