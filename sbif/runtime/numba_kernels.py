@@ -24,6 +24,7 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ..ops.elementwise import Selu
 from .kernel_format import (ADD, ADD_BIAS, ARENA_HEADER, ARGMAX, BINARY, CAST, CLIP, CONV2D, COPY, COPY_COLUMNS, ELU,
                             EXP, FLOAT32, FLOAT64, HEADER, INT32, LAYER_NORM, LESS, LINEAR, LOG, MATMUL, MUL, NEG,
                             ONE_HOT, OPERAND, PANEL, REDUCE_MEAN, RELU, RELU6, ROUND, SELU, SIGMOID, SOFTMAX,
@@ -42,8 +43,7 @@ A1, A3, A5, A7, A9, A11, A13 = (np.float32(a) for a in (
     2.00018790482477e-13, -2.76076847742355e-16))
 B0, B2, B4, B6 = (np.float32(b) for b in (
     4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06))
-SELU_SCALE = np.float32(1.0507009873554804934193349852946)
-SELU_SCALE_ALPHA = np.float32(1.7580993408473768599402175208123)
+SELU_SCALE, SELU_SCALE_ALPHA = np.float32(Selu.SCALE), np.float32(Selu.SCALE_ALPHA)
 #: Eigen's AVX pexp<Packet8f> (TF 1.15's float32 exp on 8-wide packets, built without FMA), spec/ops.md "exp"
 EXP_HI, EXP_LO = np.float32(88.3762626647950), np.float32(-88.3762626647949)
 LOG2E, HALF, BIAS = np.float32(1.44269504088896341), np.float32(0.5), np.float32(127.0)
