@@ -160,7 +160,7 @@ class MultiDiscrete(Space):
 
     def __init__(self, spec: Mapping[str, Any]):
         super().__init__(spec)
-        self.nvec = np.array(spec["nvec"], dtype=np.int64)
+        self.nvec = np.array(spec["nvec"], dtype=self.dtype)
         self.nvec.flags.writeable = False
         self.shape = self.nvec.shape
 
