@@ -60,7 +60,7 @@ def test_a_dict_observation_for_a_file_without_one_is_refused_by_name(family_fil
 
 
 # -- backend ---------------------------------------------------------------------------------------------------
-@pytest.mark.filterwarnings("ignore::sbif.runtime.numba_backend.CompileNotice")  # a fresh clone builds the kernels here
+@pytest.mark.filterwarnings("ignore::sbif.runtime.numba.backend.CompileNotice")  # a fresh clone builds the kernels here
 def test_policy_and_load_choose_the_backend_alike(family_files, monkeypatch):
     """`Policy(model)` defaulted to the NumPy reference while `load(path)` picks numba when it is installed."""
     assert inspect.signature(Policy).parameters["backend"].default == \

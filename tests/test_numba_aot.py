@@ -1,4 +1,4 @@
-"""The numba backend's kernels as an extension module (`sbif.runtime.numba_aot`): the name that keys it to its
+"""The numba backend's kernels as an extension module (`sbif.runtime.numba.aot`): the name that keys it to its
 code and machine, its errors (damaged module, failed build, unwritable cache), its command line, the program
 format's digest, and entry points that release the GIL. Running models on it: tests/test_numba_runtime.py."""
 from __future__ import annotations
@@ -18,18 +18,18 @@ import pytest
 pytest.importorskip("numba")
 
 from sbif.errors import SbifError  # noqa: E402
-from sbif.runtime import kernel_format, numba_aot, numba_backend, numba_kernels  # noqa: E402
+from sbif.runtime.numba import aot as numba_aot, backend as numba_backend, encoding, kernels as numba_kernels  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_the_kernels_name_the_program_format_they_were_written_for():
-    """numba's disk cache only notices changes to numba_kernels.py: a change to kernel_format.py must come with
+    """numba's disk cache only notices changes to numba_kernels.py: a change to encoding.py must come with
     its new digest there, or a process could run kernels compiled for the old format."""
-    with open(kernel_format.__file__, "rb") as source:
+    with open(encoding.__file__, "rb") as source:
         digest = hashlib.sha256(source.read()).hexdigest()
     assert numba_kernels.PROGRAM_FORMAT_DIGEST == digest, (
-        "kernel_format.py changed: set numba_kernels.PROGRAM_FORMAT_DIGEST to {!r}".format(digest))
+        "encoding.py changed: set numba_kernels.PROGRAM_FORMAT_DIGEST to {!r}".format(digest))
 
 
 def test_the_module_name_changes_with_the_cpu_and_the_sources(monkeypatch):
@@ -85,11 +85,11 @@ def test_a_machine_without_a_c_compiler_is_told_so(monkeypatch, tmp_path):
 
 
 def test_the_command_line_prints_the_module(monkeypatch):
-    """`python -m sbif.runtime.numba_aot` builds the module ahead of use (here it exists: the backend's tests
+    """`python -m sbif.runtime.numba.aot` builds the module ahead of use (here it exists: the backend's tests
     built it) and prints its path, as JSON on request."""
-    numba_backend.kernels()
+    numba_backend.compiled_kernels()
     for arguments, parse in (([], str.strip), (["--json"], lambda text: json.loads(text)["path"])):
-        finished = subprocess.run([sys.executable, "-m", "sbif.runtime.numba_aot"] + arguments, cwd=ROOT,
+        finished = subprocess.run([sys.executable, "-m", "sbif.runtime.numba.aot"] + arguments, cwd=ROOT,
                                   capture_output=True, text=True, timeout=600, check=True)
         assert parse(finished.stdout) == numba_aot.module_path()
 
@@ -98,7 +98,7 @@ def test_the_entry_points_release_the_gil():
     """While one thread is inside a compiled kernel, another runs Python: its progress during a kernel call is
     compared with its progress while the caller sleeps as long (with the GIL held throughout the call it would
     be a switch interval's worth, under 2%)."""
-    im2col = numba_backend.kernels().im2col
+    im2col = numba_backend.compiled_kernels().im2col
     x = np.random.default_rng(0).random((16, 84, 84, 4), np.float32)
     columns = np.empty((16, 81, 81, 64), np.float32)
     progress = [0]

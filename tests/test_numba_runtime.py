@@ -29,7 +29,7 @@ from sbif.compare import sample_observations  # noqa: E402
 from sbif.errors import InputError, SbifError, UnsupportedError  # noqa: E402
 from sbif.format.document import decode_bound  # noqa: E402
 from sbif.ops import ValueSpec, get_op, resolve_attrs  # noqa: E402
-from sbif.runtime import kernel_format, numba_backend, numba_kernels, numba_program  # noqa: E402
+from sbif.runtime.numba import backend as numba_backend, encoding, kernels as numba_kernels, program as numba_program  # noqa: E402
 from sbif.runtime.error_scales import ErrorScales, predict_scales, result_agreement  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -331,7 +331,7 @@ def test_kernels_on_the_op_vectors(op, case):
     fed += [numba_backend._EMPTY] * (numba_backend.MAX_INPUTS - len(fed))
     scratch = np.zeros(batch * lowered.scratch_bytes + 8, np.uint8)
     buffer = np.zeros(batch * row_bytes + 8, np.uint8)
-    numba_backend.kernels().execute(program, batch, 0, batch, 0, batch, lowered.weights, scratch, buffer, *fed)
+    numba_backend.compiled_kernels().execute(program, batch, 0, batch, 0, batch, lowered.weights, scratch, buffer, *fed)
     tolerance = dict(case["tolerance"], rule="ulp")
     for name, dtype, offset, size in layout:
         shape = (batch,) + tuple(outs[outputs.index(name)].shape[1:])
@@ -399,7 +399,7 @@ def test_dense_products_on_panels(depth, width):
     if depth:
         x[9, 0], x[10, 0], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0 of row 9
     packed = numba_program.panels(w)
-    assert packed.shape == (-(-width // kernel_format.PANEL) * depth, kernel_format.PANEL)
+    assert packed.shape == (-(-width // encoding.PANEL) * depth, encoding.PANEL)
     check_dense_kernel(lambda rows, y: numba_kernels.dense_panels(rows, packed, b, y), x, w, b)
 
 
@@ -533,12 +533,12 @@ def run_script(script, *arguments, environment=None):
 
 WHERE_THE_KERNELS_CAME_FROM = (
     "import json, sys, warnings, numpy as np, sbif\n"
-    "from sbif.runtime import numba_backend\n"
+    "from sbif.runtime.numba import backend as numba_backend\n"
     "warnings.simplefilter('ignore')\n"
     "action, _ = sbif.load(sys.argv[1], backend='numba').predict(np.full(4, 0.5, np.float32), deterministic=True)\n"
-    "found = {'origin': numba_backend.kernels().origin, 'numba': 'numba' in sys.modules, 'action': action.tolist()}\n"
+    "found = {'origin': numba_backend.compiled_kernels().origin, 'numba': 'numba' in sys.modules, 'action': action.tolist()}\n"
     "if found['origin'] == 'numba JIT':\n"
-    "    from sbif.runtime import numba_kernels\n"
+    "    from sbif.runtime.numba import kernels as numba_kernels\n"
     "    stats = numba_kernels.execute.stats\n"
     "    found.update(hits=sum(stats.cache_hits.values()), misses=sum(stats.cache_misses.values()))\n"
     "print(json.dumps(found))\n")
@@ -546,10 +546,10 @@ WHERE_THE_KERNELS_CAME_FROM = (
 
 def test_a_second_process_imports_the_built_kernels_without_numba(models, pair):
     """This process built (or found) this machine's module; a new process imports it and never imports numba."""
-    from sbif.runtime import numba_aot
+    from sbif.runtime.numba import aot as numba_aot
 
     action, _ = pair["mlp"][1].predict(np.full(4, 0.5, np.float32), deterministic=True)
-    assert numba_backend.kernels().origin == numba_aot.module_path()
+    assert numba_backend.compiled_kernels().origin == numba_aot.module_path()
     found = run_script(WHERE_THE_KERNELS_CAME_FROM, models["mlp"])
     assert found == {"origin": numba_aot.module_path(), "numba": False, "action": action.tolist()}
 
@@ -563,7 +563,7 @@ def test_where_the_module_cannot_be_built_numba_jit_runs_the_same_kernels(models
     with pytest.warns(RuntimeWarning, match=r"cannot create the kernel cache directory .* set SBIF_CACHE_DIR .*"
                                             r"numba's JIT runs the kernels instead"):
         jit = sbif.load(models["sac"], backend="numba")
-    assert numba_backend.kernels().origin == "numba JIT"
+    assert numba_backend.compiled_kernels().origin == "numba JIT"
     module = pair["sac"][1]
     rng = np.random.default_rng(5)
     for rows in (1, 257):
@@ -620,7 +620,7 @@ def test_without_numba(models, monkeypatch):
     """numba missing: 'auto' quietly means NumPy, 'numba' is refused with the fix."""
     monkeypatch.delenv("SBIF_BACKEND", raising=False)
     monkeypatch.setitem(sys.modules, "numba", None)
-    for name in ("sbif.runtime.numba_backend", "sbif.runtime.numba_kernels", "sbif.runtime.numba_program"):
+    for name in ("sbif.runtime.numba.backend", "sbif.runtime.numba.kernels", "sbif.runtime.numba.program"):
         monkeypatch.delitem(sys.modules, name)
     assert sbif.load(models["mlp"]).backend == "numpy"
     with pytest.raises(UnsupportedError, match=r"needs numba.*pip install"):

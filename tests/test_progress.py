@@ -20,7 +20,7 @@ import pytest
 
 from sbif import progress
 from sbif.progress import Progress
-from sbif.runtime import numba_aot
+from sbif.runtime.numba import aot as numba_aot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: `sbif` with progress lines from the first moment (DEFAULT_DELAY 0) and redrawn often, for runs shorter than the
@@ -286,8 +286,8 @@ def test_the_build_stages_name_the_entry_point_and_the_kernel():
     """From numba's compiler events (synthetic here): entry point k/N and the kernel it is compiling, LLVM between
     and after the passes, then the C compiler and the linker."""
     told = []
-    stages = numba_aot.CompilerStages("sbif.runtime.numba_kernels", ["execute", "execute_one"], told.append)
-    kernel = {"module": "sbif.runtime.numba_kernels"}
+    stages = numba_aot.CompilerStages("sbif.runtime.numba.kernels", ["execute", "execute_one"], told.append)
+    kernel = {"module": "sbif.runtime.numba.kernels"}
     stages.pass_started({"qualname": "execute", "module": "<dynamic>"})  # the entry point's wrapper
     stages.pass_started(dict(kernel, qualname="execute"))  # the kernel it calls has the same name
     stages.pass_started(dict(kernel, qualname="dense_panels"))
@@ -416,7 +416,7 @@ def test_a_build_without_a_terminal_is_announced_in_one_line(monkeypatch, tmp_pa
 
 
 def test_the_build_command_announces_itself_or_reports_its_stages(monkeypatch, tmp_path, capsys):
-    """`python -m sbif.runtime.numba_aot`: in a log, the announcement, then the path; as build()'s child
+    """`python -m sbif.runtime.numba.aot`: in a log, the announcement, then the path; as build()'s child
     (--stages), each stage as a JSON line before the path."""
     monkeypatch.delenv("SBIF_PROGRESS", raising=False)
     monkeypatch.setattr(progress, "_silenced", False)  # (restored after --json silences this process)
@@ -453,7 +453,7 @@ def fake_module_build(monkeypatch):
 
 
 def test_the_backends_first_load_shows_the_build_on_a_terminal(forced, monkeypatch, capsys, fake_module_build):
-    from sbif.runtime import numba_backend
+    from sbif.runtime.numba import backend as numba_backend
 
     monkeypatch.setattr(progress, "DEFAULT_DELAY", 0.0)
 
@@ -473,7 +473,7 @@ def test_the_backends_first_load_elsewhere_warns_once_with_time_and_place(monkey
                                                                          fake_module_build):
     """Without a terminal: the CompileNotice (after COMPILE_NOTICE_SECONDS, as a load from the cache is quiet)
     says how long a build usually takes and where it is kept."""
-    from sbif.runtime import numba_backend
+    from sbif.runtime.numba import backend as numba_backend
 
     monkeypatch.delenv("SBIF_PROGRESS", raising=False)
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path))
@@ -496,7 +496,7 @@ def test_the_backends_first_load_elsewhere_warns_once_with_time_and_place(monkey
 def test_the_jit_fallback_shows_its_compilation_on_a_terminal(forced, monkeypatch, capsys):
     """Without a C compiler numba's JIT compiles the kernels in the process (about a minute, once)."""
     pytest.importorskip("numba")
-    from sbif.runtime import numba_backend
+    from sbif.runtime.numba import backend as numba_backend
 
     monkeypatch.setattr(progress, "DEFAULT_DELAY", 0.0)
 

@@ -62,7 +62,7 @@ def make_executor(model: SbifFile, backend: str = "numpy") -> GraphExecutor:
                                        NUMBA_PYTHON[0], NUMBA_PYTHON[1], *sys.version_info[:2]))
         raise UnsupportedError("the numba backend needs numba, which is not installed: {}".format(NUMBA_FIX))
     try:
-        from .numba_backend import NumbaExecutor
+        from .numba.backend import NumbaExecutor
     except ImportError as exc:
         if backend == "auto" and environment_backend() == "auto":  # numba was only detected, not asked for
             return GraphExecutor(model)

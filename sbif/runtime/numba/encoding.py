@@ -1,10 +1,10 @@
-"""The program format of the numba backend: what `numba_program` writes and the compiled interpreter
-(`numba_kernels.run`) reads. Plain constants, importable without numba, so that a process running the compiled
-kernels from their extension module (`numba_aot`) never imports numba.
+"""The program format of the numba backend: what `program` writes and the compiled interpreter
+(`kernels.run`) reads. Plain constants, importable without numba, so that a process running the compiled
+kernels from their extension module (`aot`) never imports numba.
 
 The interpreter freezes these values into its machine code. The extension module's key covers this file; numba's own
-disk cache (the JIT fallback) only notices changes to `numba_kernels.py`, which therefore names this file's digest
-(`numba_kernels.PROGRAM_FORMAT_DIGEST`, checked by a test): a change here fails that test until the digest there
+disk cache (the JIT fallback) only notices changes to `kernels.py`, which therefore names this file's digest
+(`kernels.PROGRAM_FORMAT_DIGEST`, checked by a test): a change here fails that test until the digest there
 is updated, which invalidates numba's cache.
 """
 DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
@@ -26,7 +26,7 @@ UNARY_OPS = ("neg", "exp", "log", "round_half_even", "tanh", "sigmoid", "relu", 
 BINARY_OPS = ("add", "sub", "mul", "div", "less")
 NEG, EXP, LOG, ROUND, TANH, SIGMOID, RELU, RELU6, ELU, SELU, SOFTPLUS, SOFTSIGN, SWISH, LEAKY_RELU = range(14)
 ADD, SUB, MUL, DIV, LESS = range(5)
-#: what the interpreter runs: opcode -> the dtypes of its kernels (`numba_program` refuses anything else by name)
+#: what the interpreter runs: opcode -> the dtypes of its kernels (`program` refuses anything else by name)
 FLOATS = ("float32", "float64")
 KERNEL_DTYPES = {
     UNARY: ("float32",), BINARY: FLOATS, CLIP: FLOATS, LINEAR: ("float32",), MATMUL: ("float32",),
@@ -37,5 +37,5 @@ KERNEL_DTYPES = {
 CASTS = {"float32": ("float32", "float64", "int32", "uint8", "bool"), "float64": ("float32",)}
 
 #: a dense product's weights [K, N] are stored as ceil(N / PANEL) panels [K, PANEL], the last one zero-padded
-#: (`numba_program.panels`): a tile of outputs then reads its weights as contiguous streams
+#: (`program.panels`): a tile of outputs then reads its weights as contiguous streams
 PANEL = 16

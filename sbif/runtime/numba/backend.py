@@ -1,5 +1,5 @@
-"""The numba backend: the graph lowered to a program (`numba_program`) that one compiled interpreter
-(`numba_kernels.execute`) runs without per-op Python overhead, in buffers kept per batch size. Same interface and
+"""The numba backend: the graph lowered to a program (`program`) that one compiled interpreter
+(`kernels.execute`) runs without per-op Python overhead, in buffers kept per batch size. Same interface and
 results (within SPEC section 6) as the NumPy `GraphExecutor`, which computes instead any output set whose nodes
 lack a kernel (with a warning naming the op).
 
@@ -12,7 +12,7 @@ to numba's JIT): a process that finds them built never imports numba.
   cache, the interpreter between those products, which NumPy computes with BLAS in the same buffers
   (`np.matmul(out=)`; conv2d as im2col, then one product).
 - The interpreter and its kernels are compiled once per machine, not per model, into an extension module kept in
-  a cache directory (`numba_aot`); a later process imports it in about a millisecond. Where that module cannot be
+  a cache directory (`aot`); a later process imports it in about a millisecond. Where that module cannot be
   built (no C compiler), numba's JIT compiles them and caches them on disk (`cache=True`) instead.
 - Results are fresh arrays on every call (views of one output buffer allocated per call); the buffers a call
   works in are reused by the next one and never returned.
@@ -30,11 +30,11 @@ from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Op
 
 import numpy as np
 
-from ..errors import InputError, UnsupportedError
-from ..format import SbifFile
-from .executor import GraphExecutor
-from .kernel_format import ARENA_HEADER, MAX_INPUTS
-from .numba_program import Gemm, Lowered, Value, aligned
+from ...errors import InputError, UnsupportedError
+from ...format import SbifFile
+from ..executor import GraphExecutor
+from .encoding import ARENA_HEADER, MAX_INPUTS
+from .program import Gemm, Lowered, Value, aligned
 
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
 #: (below, the interpreter's own products are faster: no call overhead, and the weights stay in cache)
@@ -252,7 +252,7 @@ class _Runner:
                  staged: bool, buffers: Dict[str, np.ndarray]) -> None:
         """Rows first..last of the request's `rows`, in chunks: each in one interpreter call, or (`staged`) in
         interpreter calls between BLAS products."""
-        execute, weights, scratch = kernels().execute, self.weights, buffers["scratch"]
+        execute, weights, scratch = compiled_kernels().execute, self.weights, buffers["scratch"]
         sizes = [array.size // rows for array in arrays]
         with np.errstate(all="ignore"):  # IEEE results, as the NumPy executor: no warnings (errstate is per thread)
             for start in range(first, last, chunk):
@@ -314,7 +314,7 @@ class _Runner:
         for first in range(0, rows, len(columns)):  # a block of images at a time (COLUMN_BLOCK_BYTES)
             last = min(rows, first + len(columns))
             block = columns[:last - first]
-            kernels().im2col(x[first:last], block, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
+            compiled_kernels().im2col(x[first:last], block, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
                                  conv["stride_w"], conv["pad_top"], conv["pad_left"])
             np.matmul(block.reshape(-1, depth), w, out=y[first:last].reshape(-1, filters))
 
@@ -329,7 +329,7 @@ class SingleRow:
         (_, _, self.dtype, _, self.shape), = runner.checks
         (_, out_dtype, out_start, out_shape), = runner.results
         self.program, self.weights = runner.whole, runner.weights
-        self.execute = kernels().execute_one
+        self.execute = compiled_kernels().execute_one
         scratch = aligned(ARENA_HEADER * 8)
         outputs = aligned(scratch + runner.lowered.scratch_bytes)
         self.observation_at = aligned(outputs + runner.row_bytes)
@@ -444,7 +444,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 class Kernels(NamedTuple):
-    """The compiled entry points the backend calls (`numba_kernels.execute`, `execute_one`, `im2col`), each for
+    """The compiled entry points the backend calls (`kernels.execute`, `execute_one`, `im2col`), each for
     its one signature (an int64 program, ints, flat writable uint8 buffers; float32 images), and where they come
     from: a path to this machine's extension module, or "numba JIT"."""
 
@@ -454,8 +454,8 @@ class Kernels(NamedTuple):
     origin: str
 
 
-def kernels() -> Kernels:
-    """The compiled entry points, loaded on first use: from this machine's extension module (`numba_aot`, built
+def compiled_kernels() -> Kernels:
+    """The compiled entry points, loaded on first use: from this machine's extension module (`aot`, built
     the first time), else, with a warning saying why, from numba's JIT and its disk cache."""
     if not _kernels:
         with _setup:
@@ -465,26 +465,26 @@ def kernels() -> Kernels:
 
 
 def _load_kernels() -> Kernels:
-    from . import numba_aot
+    from . import aot
 
     try:
-        module = numba_aot.load()
+        module = aot.load()
         if module is None:
-            numba_aot.announced(numba_aot.build, _compile_notice)  # a progress line, or a CompileNotice
-            module = numba_aot.load()
+            aot.announced(aot.build, _compile_notice)  # a progress line, or a CompileNotice
+            module = aot.load()
         if module is None:
-            raise numba_aot.KernelsUnavailable("the build wrote no module to {}".format(numba_aot.module_path()))
+            raise aot.KernelsUnavailable("the build wrote no module to {}".format(aot.module_path()))
         return Kernels(module.execute, module.execute_one, module.im2col, module.__file__)
-    except numba_aot.KernelsUnavailable as exc:
+    except aot.KernelsUnavailable as exc:
         warnings.warn("sbif numba backend: {}; numba's JIT runs the kernels instead (a process then takes about a "
                       "second more to start)".format(exc), RuntimeWarning, stacklevel=2)
-    from . import numba_kernels
+    from . import kernels
 
-    return Kernels(_compiled(numba_kernels.execute, (np.zeros(0, np.int64), 0, 0, 0, 0, 0)
+    return Kernels(_compiled(kernels.execute, (np.zeros(0, np.int64), 0, 0, 0, 0, 0)
                              + (np.zeros(8, np.uint8),) * (3 + MAX_INPUTS)),
-                   _compiled(numba_kernels.execute_one, (np.zeros(0, np.int64), np.zeros(8, np.uint8),
+                   _compiled(kernels.execute_one, (np.zeros(0, np.int64), np.zeros(8, np.uint8),
                                                          np.zeros(ARENA_HEADER * 8, np.uint8))),
-                   numba_kernels.im2col, "numba JIT")
+                   kernels.im2col, "numba JIT")
 
 
 @contextlib.contextmanager
@@ -503,10 +503,10 @@ def _compile_notice(message: str) -> Any:
 @contextlib.contextmanager
 def _jit_compiling(name: str) -> Any:
     """numba's JIT compiling the kernels of entry point `name` (or loading them from its cache, in about a second):
-    on a terminal, a progress line naming the kernel being compiled (`numba_aot.CompilerStages`); elsewhere a
+    on a terminal, a progress line naming the kernel being compiled (`aot.CompilerStages`); elsewhere a
     `CompileNotice` if it takes longer than COMPILE_NOTICE_SECONDS."""
-    from .. import progress
-    from . import numba_aot, numba_kernels
+    from ... import progress
+    from . import aot, kernels
 
     if not progress.enabled():
         with _compile_notice("compiling the numba kernels of {} for this machine (once: about a minute; later "
@@ -515,7 +515,7 @@ def _jit_compiling(name: str) -> Any:
         return
     with progress.Progress("compiling SBIF's numba kernels of {} with numba's JIT (once: numba caches "
                            "them)".format(name)) as line, \
-            numba_aot.CompilerStages.observing(numba_kernels.__name__, [], line.doing):
+            aot.CompilerStages.observing(kernels.__name__, [], line.doing):
         yield
 
 

@@ -1,4 +1,4 @@
-"""Lower an SBIF graph to programs for the numba backend's interpreter (`numba_kernels.execute`).
+"""Lower an SBIF graph to programs for the numba backend's interpreter (`kernels.execute`).
 
 A program is an int64 array of instructions, each one kernel call on views of a few flat byte buffers: the
 weights (every tensor the graph reads, and every value computed from tensors alone, folded here with the NumPy
@@ -9,10 +9,10 @@ model, and building the program of an output set costs no compilation.
 Instruction: [length, opcode, sub, dtype, operands (OPERAND ints each)..., extras...]; an operand is
 [space, base, per_rows, per_first, per_out_rows, per_out_row, rows, rows_per_n, columns]: a 2-D view of
 (rows + rows_per_n * n, columns) elements at a byte offset that is linear in the call's frame
-(`numba_kernels.start_of`), so that one program serves every batch size, every chunk of a request and every part
+(`kernels.start_of`), so that one program serves every batch size, every chunk of a request and every part
 of a chunk.
 
-The opcodes and codes live in `numba_kernels` with the interpreter they drive: numba's disk cache notices
+The opcodes and codes live in `kernels` with the interpreter they drive: numba's disk cache notices
 changes to the interpreter's own file only.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..format import SbifFile
-from ..ops import get_op, resolve_attrs
-from ..ops.layers import conv_axis
-from .kernel_format import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
+from ...format import SbifFile
+from ...ops import get_op, resolve_attrs
+from ...ops.layers import conv_axis
+from .encoding import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
                             DTYPE_CODE, HEADER, INPUT0, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM, LINEAR, MATMUL,
                             ONE_HOT, OPERAND, OUTPUTS, PANEL, REDUCE_MEAN, SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY,
                             UNARY_OPS, WEIGHTS)
@@ -87,7 +87,7 @@ class View:
 
     def encode(self) -> List[int]:
         """[space, base, per_rows, per_first, per_out_rows, per_out_row, rows, rows_per_n, columns]: see
-        `numba_kernels.start_of`."""
+        `kernels.start_of`."""
         storage = self.value.storage()
         row_bytes = storage.row_size * storage.itemsize
         if storage.kind == "weight":
@@ -359,7 +359,7 @@ def aligned(size: int) -> int:
 # -- broadcasting ------------------------------------------------------------------------------------------------
 def broadcast_views(operands: Sequence[Value], out: Value) -> List[View]:
     """2-D views [R, C] of an element-wise op's operands and output, each operand full, a row [1, C], a column
-    [R, 1] or a scalar [1, 1] (`numba_kernels.binary`); NoKernel when no split of the output's axes does it."""
+    [R, 1] or a scalar [1, 1] (`kernels.binary`); NoKernel when no split of the output's axes does it."""
     shape = out.shape
     rank = len(shape)
     padded = [(1,) * (rank - len(v.shape)) + tuple(v.shape) for v in operands]
@@ -452,7 +452,7 @@ def lower_matmul(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
 
 def panels(matrix: np.ndarray) -> np.ndarray:
     """A matrix [K, N] as ceil(N / PANEL) panels [K, PANEL] of its columns, the last one padded with zeros, one
-    after the other ([panels * K, PANEL]): `numba_kernels.dense_panels` reads its weights this way."""
+    after the other ([panels * K, PANEL]): `kernels.dense_panels` reads its weights this way."""
     depth, width = matrix.shape
     count = -(-width // PANEL)
     padded = np.zeros((depth, count * PANEL), matrix.dtype)

@@ -2,7 +2,7 @@
 
 A process that runs the interpreter through numba's JIT pays about a second before its first action even when
 numba's disk cache is warm: `import numba` and the set-up of its compilation target, before any cached code loads.
-So the interpreter's entry points (`numba_kernels.execute`, `execute_one`, `im2col`) are compiled ahead of time
+So the interpreter's entry points (`kernels.execute`, `execute_one`, `im2col`) are compiled ahead of time
 with numba's `pycc` into a CPython extension module, for this CPU, and kept in a cache directory. Later processes
 import that module in about a millisecond and never import numba. The same LLVM code is generated as by the JIT,
 so results are bit-identical to it.
@@ -19,7 +19,7 @@ stage the compiler is in (numba typing and lowering each kernel, LLVM generating
 and linker) and the elapsed time; elsewhere one line saying what, how long and where. The child reports its stages
 to the parent as JSON lines (`--stages`), from numba's compiler events.
 
-    python -m sbif.runtime.numba_aot [--json]    build (or find) this machine's module and print its path
+    python -m sbif.runtime.numba.aot [--json]    build (or find) this machine's module and print its path
 """
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ from typing import IO, Any, Callable, ContextManager, Dict, Iterator, List, Opti
 
 import numpy as np
 
-from .. import progress
-from ..errors import SbifError
+from ... import progress
+from ...errors import SbifError
 
-#: the entry points and their one signature each (`numba_backend` calls them with exactly these types)
+#: the entry points and their one signature each (`backend` calls them with exactly these types)
 EXPORTS = {
     "execute": "void(int64[::1], int64, int64, int64, int64, int64" + ", uint8[::1]" * 7 + ")",
     "execute_one": "void(int64[::1], uint8[::1], uint8[::1])",
@@ -57,7 +57,7 @@ BUILD_TIMEOUT_SECONDS = 1800
 #: how long a build usually takes, for the messages that announce one
 USUAL_BUILD_TIME = "one to two minutes on 2 cores"
 #: the source files whose code the module contains (with EXPORTS)
-_SOURCES = ("numba_kernels.py", "kernel_format.py")
+_SOURCES = ("kernels.py", "encoding.py")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: a callable told each stage of a build as it begins (a line of text)
 StageReport = Callable[[str], None]
@@ -133,7 +133,7 @@ def build(on_stage: Optional[StageReport] = None) -> str:
         [package_root] + [part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part]))
     environment[CACHE_ENV] = directory
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty compiler cannot block the child
-        child = subprocess.Popen([sys.executable, "-m", "sbif.runtime.numba_aot", "--json", "--stages"],
+        child = subprocess.Popen([sys.executable, "-m", "sbif.runtime.numba.aot", "--json", "--stages"],
                                  env=environment, stdout=subprocess.PIPE, stderr=errors)
         timed_out = threading.Event()
 
@@ -223,19 +223,19 @@ def _build_here(directory: str, on_stage: Optional[StageReport] = None) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pycc's pending deprecation: the fallback is the JIT
         from numba.pycc import CC
-    from . import numba_kernels
+    from . import kernels
 
     target = module_path(directory)
     name = module_name()
     with tempfile.TemporaryDirectory(prefix=name + ".", dir=directory) as work, \
-            CompilerStages.observing(numba_kernels.__name__, list(EXPORTS), on_stage) as stages:
+            CompilerStages.observing(kernels.__name__, list(EXPORTS), on_stage) as stages:
         try:
             compiler = CC(name)  # (it looks for the C compiler here)
             compiler.output_dir = work
             compiler.target_cpu = "host"
             compiler.verbose = False
             for entry, signature in EXPORTS.items():
-                compiler.export(entry, signature)(numba_kernels.without_gil(getattr(numba_kernels, entry)))
+                compiler.export(entry, signature)(kernels.without_gil(getattr(kernels, entry)))
             stages.watch_toolchain(compiler)
             compiler.compile()
         except RuntimeError as exc:
@@ -386,12 +386,12 @@ def _cpu_description() -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sbif.runtime.numba_aot", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m sbif.runtime.numba.aot", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Build the numba backend's compiled kernels for this machine (once: one to two minutes), or "
                     "find them built, and print the module's path. The backend does this on first use; run it "
                     "ahead of time, e.g. when building a container image.",
-        epilog="examples:\n  python -m sbif.runtime.numba_aot\n"
-               "  SBIF_CACHE_DIR=/opt/sbif-cache python -m sbif.runtime.numba_aot --json")
+        epilog="examples:\n  python -m sbif.runtime.numba.aot\n"
+               "  SBIF_CACHE_DIR=/opt/sbif-cache python -m sbif.runtime.numba.aot --json")
     parser.add_argument("--json", action="store_true", help='print {"path": ...} instead of the bare path')
     parser.add_argument("--stages", action="store_true", help=argparse.SUPPRESS)  # build()'s child: JSON lines
     arguments = parser.parse_args(argv)

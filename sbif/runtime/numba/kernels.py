@@ -1,4 +1,4 @@
-"""The numba backend's kernels and the interpreter that runs a lowered graph (`numba_program`) with them.
+"""The numba backend's kernels and the interpreter that runs a lowered graph (`program`) with them.
 
 Each kernel is the semantics of the NumPy op of the same name in `sbif/ops` (spec/ops.md) on C-contiguous arrays
 it writes into, checked against TensorFlow's op vectors (tests/test_numba_runtime.py). Float arithmetic stays in
@@ -24,16 +24,16 @@ from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..ops.elementwise import Selu
-from .kernel_format import (ADD, ADD_BIAS, ARENA_HEADER, ARGMAX, BINARY, CAST, CLIP, CONV2D, COPY, COPY_COLUMNS, ELU,
+from ...ops.elementwise import Selu
+from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARGMAX, BINARY, CAST, CLIP, CONV2D, COPY, COPY_COLUMNS, ELU,
                             EXP, FLOAT32, FLOAT64, HEADER, INT32, LAYER_NORM, LESS, LINEAR, LOG, MATMUL, MUL, NEG,
                             ONE_HOT, OPERAND, PANEL, REDUCE_MEAN, RELU, RELU6, ROUND, SELU, SIGMOID, SOFTMAX,
                             SOFTPLUS, SOFTSIGN, SUB, SWISH, TAKE_COLUMNS, TANH, UINT8, UNARY)
 
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
-#: the SHA-256 of kernel_format.py: numba's disk cache only notices changes to this file (a test checks it)
-PROGRAM_FORMAT_DIGEST = "d159448a144cbdc219472bab66d4585961d08c15ba8fc89a827cd106e9feed74"
+#: the SHA-256 of encoding.py: numba's disk cache only notices changes to this file (a test checks it)
+PROGRAM_FORMAT_DIGEST = "023680bf3436f7d8aa75b2bd8a1e02c38437051f1df87a51cea0c9e111749bfe"
 
 # float32 constants (module globals are frozen into the compiled code with their type)
 ZERO, ONE, SIX, NINE, EIGHTEEN = (np.float32(v) for v in (0.0, 1.0, 6.0, 9.0, 18.0))
@@ -768,7 +768,7 @@ def _pointer(typingctx, address, dtype):
 
 @njit(**JIT)
 def start_of(program, at, frame):
-    """The byte offset of an operand (`numba_program.View.encode`) in its buffer, for a call's frame
+    """The byte offset of an operand (`program.View.encode`) in its buffer, for a call's frame
     (n, first, rows, out_first, out_rows): n rows from row `first` of a chunk of `rows` rows, which starts at
     row `out_first` of the request's `out_rows` rows."""
     n, first, rows, out_first, out_rows = frame
@@ -946,7 +946,7 @@ def run_rows(program, at, frame, bases):
 @njit(**JIT)
 def execute(program, n, first, rows, out_first, out_rows, weights, scratch, outputs, input0, input1, input2,
             input3):
-    """Run a program (`numba_program.Lowered.program`) on n rows from row `first` of a chunk of `rows` rows (the
+    """Run a program (`program.Lowered.program`) on n rows from row `first` of a chunk of `rows` rows (the
     scratch and the inputs hold the chunk), which starts at row `out_first` of the request's `out_rows` rows (the
     outputs hold the request)."""
     run(program, (n, first, rows, out_first, out_rows),
@@ -996,7 +996,7 @@ def run(program, frame, bases):
         at += program[at]
 
 
-# -- the entry points of the extension module (`numba_aot`) ------------------------------------------------------
+# -- the entry points of the extension module (`aot`) ------------------------------------------------------
 # numba's ahead-of-time compiler exports plain Python functions, holding the GIL throughout; these release it
 # around the work, as `nogil` does for the jitted ones (the backend runs parts of a request in several threads).
 # An exception in the work is caught while the GIL is released and raised once it is held again.
@@ -1039,7 +1039,7 @@ def {name}({arguments}):
 
 def without_gil(work):
     """The jitted function `work` as a plain function that runs it without the GIL, for numba's ahead-of-time
-    compiler (`numba_aot`), which takes neither `nogil` nor `*args`: hence the source, written for `work`'s
+    compiler (`aot`), which takes neither `nogil` nor `*args`: hence the source, written for `work`'s
     parameters."""
     namespace = {"work": work, "_release_gil": _release_gil, "_acquire_gil": _acquire_gil}
     arguments = ", ".join(inspect.signature(work.py_func).parameters)
