@@ -1,6 +1,6 @@
-"""`python -m conformance ...` is `sbif conformance ...`."""
+"""`python -m conformance ARGS` is `sbif conformance ARGS`, errors reported the same way (one line, exit 1)."""
 import sys
 
-from .cli import main
+from sbif.cli import main
 
-sys.exit(main())
+sys.exit(main(["conformance"] + sys.argv[1:]))

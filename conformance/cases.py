@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from . import __version__
 from .protocol import Answer, Runtime, decode_request, decode_value, encode_request, encode_value, load_outcome
-from .rules import compare, refusal_comparison
+from .rules import compare, comparison_inputs, refusal_comparison
 
 CASE_VERSION = 2
 #: models up to this size are embedded in case files written by the runner (generated models always are)
@@ -132,8 +132,6 @@ def replay(case: Mapping[str, Any], runtime: Runtime, model_path: Optional[str] 
                 ok = False
                 lines.append("{}: runtime {}: {}".format(probe["label"], actual.status, actual.message))
                 continue
-            from .runner import comparison_inputs
-
             for name, rule in probe["rules"].items():
                 if name not in expected.outputs:
                     continue

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import sys
-from typing import Any, List, Optional
+from typing import Any
 
 from sbif.errors import UnsupportedError, preview
 from sbif.progress import Progress
@@ -363,10 +363,3 @@ def checks_command(args: argparse.Namespace) -> int:
     for name, check in CHECKS.items():
         print("{:20s} needs '{}'  {}".format(name, check.feature, check.description))
     return EXIT_OK
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m conformance ARGS` is `sbif conformance ARGS`, errors reported the same way (one line, exit 1)."""
-    from sbif.cli import main as sbif_main
-
-    return sbif_main(["conformance"] + list(sys.argv[1:] if argv is None else argv))

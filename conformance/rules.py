@@ -391,3 +391,13 @@ def refusal_comparison(rule: Mapping[str, Any], expected: str, actual: Any) -> C
     if actual == expected:
         return Comparison(True)
     return Comparison(False, 1.0, detail="expected {}, got {}".format(expected, actual))
+
+
+def comparison_inputs(request: Mapping[str, Any]) -> Dict[str, Any]:
+    """What the near-tie and NaN rules read from a request: its named inputs (and noise), or the op inputs."""
+    if request.get("type") == "op":
+        return {"arrays": request["inputs"]}
+    inputs = dict(request.get("inputs") or {}) if request.get("type") == "run" else {}
+    if request.get("noise"):
+        inputs.update(request["noise"])
+    return inputs

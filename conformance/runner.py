@@ -23,7 +23,7 @@ from .checks import CHECKS, Config, Probe, iterate
 from .models import ModelInfo
 from .protocol import Answer, Runtime, load_outcome
 from .scales import ReferenceScales
-from .rules import UNDETERMINED_REASONS, Comparison, compare, refusal_comparison
+from .rules import UNDETERMINED_REASONS, Comparison, compare, comparison_inputs, refusal_comparison
 
 #: statuses of a check; `fail`, `error` and `fixed` make the run fail
 STATUSES = ("pass", "fail", "skip", "error", "known_failure", "fixed")
@@ -463,16 +463,6 @@ def _summary(failure: Optional[Dict[str, Any]], largest: Dict[str, Any]) -> Dict
     if failure is None:
         return dict(largest)
     return {key: failure[key] for key in ("output", "error", "where", "probe", "detail", "kind")}
-
-
-def comparison_inputs(request: Mapping[str, Any]) -> Dict[str, Any]:
-    """What the near-tie and NaN rules read from a request: its named inputs (and noise), or the op inputs."""
-    if request.get("type") == "op":
-        return {"arrays": request["inputs"]}
-    inputs = dict(request.get("inputs") or {}) if request.get("type") == "run" else {}
-    if request.get("noise"):
-        inputs.update(request["noise"])
-    return inputs
 
 
 def report_json(report: Report) -> str:

@@ -4,10 +4,9 @@
     >>> policy = sbif.load("ppo2_cartpole.sbif")
     >>> action, state = policy.predict(obs, deterministic=True)
 """
-__version__ = "0.1.0"
-
-from .errors import DocumentError, ExportError, FileFormatError, InputError, SbifError, UnsupportedError  # noqa: E402
-from .runtime import Policy, load  # noqa: E402
+from .errors import DocumentError, ExportError, FileFormatError, InputError, SbifError, UnsupportedError
+from .runtime import Policy, load
+from .version import __version__
 
 __all__ = ["DocumentError", "ExportError", "FileFormatError", "InputError", "Policy", "SbifError",
            "UnsupportedError", "load", "__version__"]

@@ -6,9 +6,9 @@ import os
 import sys
 from typing import NoReturn, Optional, Sequence
 
-from .. import __version__
 from .. import progress
 from ..errors import SbifError, preview
+from ..version import __version__
 
 EPILOG = """examples:
   sbif export ppo2_cartpole.zip -o ppo2_cartpole.sbif     (anywhere: SB2's file is read as data, no SB2 needed)
