@@ -37,6 +37,17 @@ def test_usage_errors_exit_1_in_one_line(capsys, argv):
     assert argv == [] or (len(err.strip().splitlines()) == 1 and "error:" in err and "--help" in err)
 
 
+def test_python_m_conformance_is_sbif_conformance(capsys):
+    """`python -m conformance ARGS` runs `sbif conformance ARGS`: the same output, a usage error the same one line
+    and exit 1."""
+    code, out, _ = run(capsys, "conformance", "checks")
+    child = subprocess.run([sys.executable, "-m", "conformance", "checks"], capture_output=True, text=True)
+    assert code == child.returncode == 0 and child.stdout == out
+    wrong = subprocess.run([sys.executable, "-m", "conformance", "run", "--checks", "nope"], capture_output=True,
+                           text=True)
+    assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1 and "sbif conformance" in wrong.stderr
+
+
 def test_inspect_table_and_json(capsys, make_file):
     path = make_file("box_inf", "discrete", "mixed")
     code, out, _ = run(capsys, "inspect", path)
