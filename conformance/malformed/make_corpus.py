@@ -614,7 +614,7 @@ def valid_constant_pairs(base: Base) -> bytes:
     return base.with_document(with_constants((True, "float32"), (3.0, "int32"), (255, "uint8")))
 
 
-# -- one reader semantics (issue #18 item 5): duplicate keys, nesting depth, dimensions, ranks ------------------------
+# -- one reader semantics (SPEC sections 2, 3): duplicate keys, nesting depth, dimensions, ranks ----------------------
 def with_deep_policy_kwargs(depth: int) -> Callable[[Dict[str, Any]], None]:
     """An edit giving the document a `provenance.policy_kwargs` (free-form, SPEC section 3) whose innermost array is
     at nesting level `depth` of the document (the document object is level 1, provenance 2, policy_kwargs 3)."""
@@ -692,7 +692,7 @@ def valid_depth_512_and_rank_32(base: Base) -> bytes:
     return base.with_document(edit)
 
 
-# -- sizes (issue #18): every value at most 2^28 bytes at batch 1 -----------------------------------------------------
+# -- sizes (SPEC section 3.5): every value at most 2^28 bytes at batch 1 ----------------------------------------------
 @refused("3.5", DOCUMENT, "A one_hot node of depth 2^26 + 1 reads the int64 [B] value `action`: float32 [B, 67108865], "
                           "2^28 + 4 bytes at batch 1, 4 bytes over the limit for one value.")
 def value_over_the_size_limit(base: Base) -> bytes:
@@ -705,7 +705,7 @@ def valid_value_at_the_size_limit(base: Base) -> bytes:
     return base.with_document(add_node("one_hot", ["action"], "action/one_hot", depth=2 ** 26))
 
 
-# -- one reader semantics (issue #18): integer literals, lone surrogates, -0, U+0000 in names -------------------------
+# -- one reader semantics (SPEC sections 2, 3): integer literals, lone surrogates, -0, U+0000 in names ----------------
 def renamed_tensor(base: Base, old: str, new: str) -> bytes:
     """The base file with tensor `old` named `new` everywhere: its header entry (which keeps its place) and the
     document's tensor list and graph."""

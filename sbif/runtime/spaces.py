@@ -17,7 +17,7 @@ import numpy as np
 from ..format.document import SPACE_DTYPES, decode_bound
 
 #: What sampling draws from: None (a fresh generator), a seed, or a `numpy.random.Generator` (named as a string:
-#: importing `numpy.random` costs a cold start 25 ms, and only sampling needs it).
+#: importing `numpy.random` is a sizeable part of a cold start, and only sampling needs it).
 RandomSource = Union[None, int, "np.random.Generator"]
 
 
@@ -37,8 +37,8 @@ class Space(abc.ABC):
         return copy.deepcopy(dict(self._spec))
 
     def __getitem__(self, field: str) -> Any:
-        """The document's field `field` (`space["kind"]`, `space["low"]`...): code written when spaces were the
-        document's dicts keeps working. New code uses the attributes, or `to_json()` for the whole JSON form."""
+        """The document's field `field` (`space["kind"]`, `space["low"]`...), as code that reads the file's JSON
+        spaces spells it; the attributes, or `to_json()` for the whole JSON form, are the typed way."""
         return self._spec[field]
 
     __iter__ = None  # `__getitem__` takes field names: a space is not a sequence of them
