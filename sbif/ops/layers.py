@@ -1,5 +1,5 @@
-"""Ops for convolutional, normalised and recurrent layers: conv2d, layer_norm, matmul, reduce_mean, and the
-shape helpers they need (reshape of fixed tensors, expand_dims)."""
+"""Ops for convolutional, normalised and recurrent layers: conv2d (with `conv_axis`, the one statement of TF's
+VALID and SAME geometry), layer_norm, matmul, reduce_mean."""
 from __future__ import annotations
 
 from typing import NamedTuple, Tuple
@@ -7,8 +7,8 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from ..errors import preview
-from .base import FLOAT_DTYPES, REQUIRED, MovesData, Op, ValueSpec, fail, normalize_axis, register, require_dtype
-from .nn import MAX_DIM, exact_count, is_dimension, require_rows
+from .base import FLOAT_DTYPES, REQUIRED, Op, ValueSpec, fail, register, require_dtype
+from .nn import MAX_DIM, is_dimension, require_rows
 from .rounding import CONFIDENCE, TWO_PROGRAMS, magnitude, own_scale, product_scale, quadrature, u
 
 
@@ -219,42 +219,3 @@ class ReduceMean(Op):
         return [quadrature(np.sqrt(np.sum(np.square(scale), axis=-1, keepdims=True)) / count,
                            own_scale(dtype, np.mean(magnitude(x, scale), axis=-1, keepdims=True),
                                      roundings=count + 1))]
-
-
-@register
-class Reshape(MovesData):
-    """Reshape a fixed-shape tensor (no batch dimension) to `shape`, in row-major order."""
-
-    name = "reshape"
-    attributes = {"shape": (list, REQUIRED)}
-
-    @classmethod
-    def infer(cls, inputs, attrs, n_outputs):
-        x, shape = inputs[0], attrs["shape"]
-        if any(d is None for d in x.shape):
-            fail("reshape applies to tensors without a batch dimension (use flatten for batches)")
-        if not all(is_dimension(d) for d in shape) or exact_count(shape) != exact_count(x.shape):
-            fail("cannot reshape {} to {}".format(x, shape))
-        return [ValueSpec(x.dtype, shape)]
-
-    @classmethod
-    def compute(cls, x, shape):
-        return np.reshape(x, shape)
-
-
-@register
-class ExpandDims(MovesData):
-    """Insert a dimension of size 1 at `axis` (counted in the output's rank)."""
-
-    name = "expand_dims"
-    attributes = {"axis": (int, REQUIRED)}
-
-    @classmethod
-    def infer(cls, inputs, attrs, n_outputs):
-        x = inputs[0]
-        axis = normalize_axis(attrs["axis"], len(x.shape) + 1)
-        return [ValueSpec(x.dtype, x.shape[:axis] + (1,) + x.shape[axis:])]
-
-    @classmethod
-    def compute(cls, x, axis):
-        return np.expand_dims(x, axis)

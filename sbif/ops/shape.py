@@ -1,4 +1,5 @@
-"""Ops that move, join or convert data without arithmetic: cast, flatten, concat, split, stack, squeeze, constant."""
+"""Ops that move, join or convert data without arithmetic: cast, flatten, reshape, concat, split, stack, squeeze,
+expand_dims, constant."""
 from __future__ import annotations
 
 import math
@@ -77,6 +78,27 @@ class Flatten(MovesData):
     @classmethod
     def compute(cls, x):
         return x.reshape(x.shape[0], exact_count(x.shape[1:]))  # not -1: NumPy cannot infer it for an empty batch
+
+
+@register
+class Reshape(MovesData):
+    """Reshape a fixed-shape tensor (no batch dimension) to `shape`, in row-major order."""
+
+    name = "reshape"
+    attributes = {"shape": (list, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x, shape = inputs[0], attrs["shape"]
+        if any(d is None for d in x.shape):
+            fail("reshape applies to tensors without a batch dimension (use flatten for batches)")
+        if not all(is_dimension(d) for d in shape) or exact_count(shape) != exact_count(x.shape):
+            fail("cannot reshape {} to {}".format(x, shape))
+        return [ValueSpec(x.dtype, shape)]
+
+    @classmethod
+    def compute(cls, x, shape):
+        return np.reshape(x, shape)
 
 
 @register
@@ -173,6 +195,24 @@ class Squeeze(MovesData):
     @classmethod
     def compute(cls, x, axis):
         return np.squeeze(x, axis=axis)
+
+
+@register
+class ExpandDims(MovesData):
+    """Insert a dimension of size 1 at `axis` (counted in the output's rank)."""
+
+    name = "expand_dims"
+    attributes = {"axis": (int, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x = inputs[0]
+        axis = normalize_axis(attrs["axis"], len(x.shape) + 1)
+        return [ValueSpec(x.dtype, x.shape[:axis] + (1,) + x.shape[axis:])]
+
+    @classmethod
+    def compute(cls, x, axis):
+        return np.expand_dims(x, axis)
 
 
 @register
