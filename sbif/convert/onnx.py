@@ -25,7 +25,8 @@ from ..format import SbifFile
 from ..format.document import METADATA_KEY, encode_document
 from ..format.subgraph import deployed_subgraph
 from ..ops import ValueSpec, get_op, resolve_attrs
-from ..ops.elementwise import Selu
+from ..ops.elementwise import Selu, Softplus
+from ..ops.layers import conv_axis
 
 DEFAULT_OPSET = 17
 #: Reshape's `allowzero` (opset 14) keeps a 0 in a target shape a 0, as SBIF's reshape means it
@@ -199,10 +200,9 @@ def lower_selu(g: OnnxGraph, n: Node) -> None:
 
 @lowering("softplus")
 def lower_softplus(g: OnnxGraph, n: Node) -> None:
-    """x above -t, exp(x) below t, else log(exp(x) + 1) (no log1p), t = log(machine epsilon) + 2, as TF 1.15
+    """x above -t, exp(x) below t, else log(exp(x) + 1) (no log1p), t = `Softplus.threshold`, as TF 1.15
     (ONNX Softplus is log(exp(x) + 1) everywhere, which overflows to inf above x = 88)."""
-    dtype = np.dtype(n.dtype)
-    threshold = np.log(np.finfo(dtype).eps) + dtype.type(2)
+    threshold = Softplus.threshold(n.dtype)
     exp_x = g.add("Exp", [n.x])
     middle = g.add("Log", [g.add("Add", [exp_x, g.constant(1, n.dtype)])])
     below = g.add("Where", [g.add("Less", [n.x, g.constant(threshold, n.dtype)]), exp_x, middle])
@@ -245,25 +245,18 @@ def lower_linear(g: OnnxGraph, n: Node) -> None:
 
 @lowering("conv2d")
 def lower_conv2d(g: OnnxGraph, n: Node) -> None:
-    """NHWC input and HWIO kernel transposed to ONNX's NCHW / OIHW around Conv; SAME padding made explicit (the
-    smaller half before, as TF); the bias added after the convolution, in NHWC."""
+    """NHWC input and HWIO kernel transposed to ONNX's NCHW / OIHW around Conv; the padding explicit, from
+    `conv_axis` (the spatial sizes are static); the bias added after the convolution, in NHWC."""
     x, w, b = n.inputs
     (_, height, width, _), (kh, kw, _, _) = n.input_specs[0].shape, n.input_specs[1].shape
     strides, padding = n.attrs["strides"], n.attrs["padding"]
-    if padding == "SAME":
-        (top, bottom), (left, right) = _same_padding(height, kh, strides[0]), _same_padding(width, kw, strides[1])
-    else:
-        top = bottom = left = right = 0
+    (top, bottom), (left, right) = (conv_axis(size, kernel, stride, padding).padding
+                                    for size, kernel, stride in zip((height, width), (kh, kw), strides))
     nchw = g.add("Transpose", [x], perm=[0, 3, 1, 2])
     oihw = g.add("Transpose", [w], perm=[3, 2, 0, 1])
     convolved = g.add("Conv", [nchw, oihw], kernel_shape=[kh, kw], strides=list(strides),
                       pads=[top, left, bottom, right], dilations=[1, 1], group=1)
     g.add("Add", [g.add("Transpose", [convolved], perm=[0, 2, 3, 1]), b], n.out)
-
-
-def _same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
-    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
 
 
 @lowering("layer_norm")

@@ -28,7 +28,10 @@ import numpy as np
 from ..errors import ExportError, InputError, UnsupportedError
 from ..format import SbifFile
 from ..format.subgraph import deployed_subgraph
-from ..ops import get_op, resolve_attrs
+from ..ops import ValueSpec, get_op, resolve_attrs
+from ..ops.base import FLOAT_DTYPES
+from ..ops.elementwise import Selu, Softplus
+from ..ops.layers import conv_axis
 
 try:
     import torch
@@ -140,17 +143,14 @@ def elu(x: Tensor) -> Tensor:
     return torch.where(x < 0.0, torch.exp(x) - 1.0, x)  # TF computes exp(x) - 1, not expm1
 
 
-def selu(x: Tensor) -> Tensor:
-    """SCALE_ALPHA * (exp(x) - 1) below 0, else SCALE * x, with TF's constants rounded to x's dtype."""
-    scale_alpha = scalar_like(1.7580993408473768599402175208123, x)
-    scale = scalar_like(1.0507009873554804934193349852946, x)
-    return torch.where(x < 0.0, scale_alpha * (torch.exp(x) - 1.0), scale * x)
+def selu(x: Tensor, scale_alpha: float, scale: float) -> Tensor:
+    """scale_alpha * (exp(x) - 1) below 0, else scale * x, TF's constants (`Selu`) rounded to x's dtype."""
+    return torch.where(x < 0.0, scalar_like(scale_alpha, x) * (torch.exp(x) - 1.0), scalar_like(scale, x) * x)
 
 
-def softplus(x: Tensor) -> Tensor:
-    """x above -t, exp(x) below t, else log(exp(x) + 1) literally (TF 1.15 uses no log1p); t = log(eps) + 2,
-    each step rounded to x's dtype (float32: -13.942384719848633, 0xc15f1402)."""
-    threshold = -13.942384719848633 if x.dtype == torch.float32 else -34.04365338911715
+def softplus(x: Tensor, threshold: float) -> Tensor:
+    """x above -threshold, exp(x) below threshold, else log(exp(x) + 1) literally (TF 1.15 uses no log1p); the
+    threshold is `Softplus.threshold` of x's dtype."""
     exp_x = torch.exp(x)
     return torch.where(x > -threshold, x, torch.where(x < threshold, exp_x, torch.log(exp_x + 1.0)))
 
@@ -190,31 +190,23 @@ def softmax(x: Tensor) -> Tensor:
     return shifted * torch.reciprocal(torch.sum(shifted, dim=-1, keepdim=True))
 
 
-def argmax(x: Tensor) -> Tensor:
+def argmax(x: Tensor, lowest: List[float]) -> Tensor:
     """First index of the maximum over the last axis (int64), scanning as TF 1.15 from (0, lowest finite value):
-    NaN is never chosen, and a row with nothing above the lowest finite value (NaN, -inf) gives 0."""
+    NaN is never chosen, and a row with nothing above the lowest finite value (NaN, -inf) gives 0. `lowest` holds
+    that value for a float x (empty for an integer x, whose every value is a candidate)."""
     if x.is_floating_point():
-        lowest = scalar_like(-3.4028234663852886e38 if x.dtype == torch.float32 else -1.7976931348623157e308, x)
-        x = torch.where(x > lowest, x, lowest)
+        bound = scalar_like(lowest[0], x)
+        x = torch.where(x > bound, x, bound)
     return torch.argmax(widened(x), dim=-1)
 
 
-def conv2d(x: Tensor, w: Tensor, b: Tensor, strides: List[int], padding: str) -> Tensor:
-    """NHWC input, HWIO kernel, then + b; SAME pads floor(P/2) before and the rest after, as TF."""
-    if padding == "SAME":
-        x = pad_same(x, w.shape[0], w.shape[1], strides)
+def conv2d(x: Tensor, w: Tensor, b: Tensor, strides: List[int], pads: List[int]) -> Tensor:
+    """NHWC input, HWIO kernel, then + b; `pads` is SAME's zero padding of x in F.pad's order, empty for VALID
+    (`conv2d_pads`)."""
+    if len(pads) > 0:
+        x = F.pad(x, pads)
     y = F.conv2d(x.permute(0, 3, 1, 2), w.permute(3, 2, 0, 1), None, strides)
     return y.permute(0, 2, 3, 1) + b
-
-
-def pad_same(x: Tensor, kernel_h: int, kernel_w: int, strides: List[int]) -> Tensor:
-    """Zero-pad the H and W axes of an NHWC batch so that the output size is ceil(size / stride)."""
-    pads: List[int] = [0, 0]  # F.pad lists the last axis (C) first
-    for size, kernel, stride in ((x.shape[2], kernel_w, strides[1]), (x.shape[1], kernel_h, strides[0])):
-        out = (size + stride - 1) // stride
-        total = max((out - 1) * stride + kernel - size, 0)
-        pads += [total // 2, total - total // 2]
-    return F.pad(x, pads)
 
 
 def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, epsilon: float) -> Tensor:
@@ -296,17 +288,19 @@ OPS = ("add", "argmax", "cast", "clip", "concat", "constant", "conv2d", "div", "
 
 
 class Node(NamedTuple):
-    """One graph node with its attributes in typed slots: `integer` holds `axis` (concat, expand_dims, split,
-    squeeze, stack) or `depth` (one_hot); `integers` holds `strides` (conv2d), `shape` (reshape) or `sizes`
-    (split); `number` holds `epsilon` (layer_norm) or `alpha` (leaky_relu); `text` holds `to` (cast) or
-    `padding` (conv2d)."""
+    """One graph node with its attributes, and the constants the converter computes for it, in typed slots:
+    `integer` holds `axis` (concat, expand_dims, split, squeeze, stack) or `depth` (one_hot); `integers` holds
+    `strides` (conv2d), `shape` (reshape) or `sizes` (split); `numbers` holds `epsilon` (layer_norm), `alpha`
+    (leaky_relu) or the constants of the op's formula (`formula_constants`); `pads` holds conv2d's zero padding
+    (`conv2d_pads`); `text` holds `to` (cast)."""
 
     op: str
     inputs: List[str]
     outputs: List[str]
     integer: int
     integers: List[int]
-    number: float
+    numbers: List[float]
+    pads: List[int]
     text: str
 
 
@@ -314,11 +308,42 @@ INTEGER_ATTRIBUTES = {"concat": "axis", "expand_dims": "axis", "split": "axis", 
                       "one_hot": "depth"}
 INTEGER_LIST_ATTRIBUTES = {"conv2d": "strides", "reshape": "shape", "split": "sizes"}
 NUMBER_ATTRIBUTES = {"layer_norm": "epsilon", "leaky_relu": "alpha"}
-TEXT_ATTRIBUTES = {"cast": "to", "conv2d": "padding"}
+TEXT_ATTRIBUTES = {"cast": "to"}
 
 
-def make_node(op: str, inputs: Sequence[str], outputs: Sequence[str], attrs: Mapping[str, Any]) -> Node:
-    """A node with its attributes checked (names, types, defaults) and put in the slots `Node` documents."""
+def formula_constants(op: str, inputs: Sequence[ValueSpec]) -> List[float]:
+    """The numbers an op's formula reads besides its attributes, for the dtype of its first input, taken from where
+    they are defined: the op classes of `sbif.ops` and NumPy's finfo.
+
+    They travel in the node because TorchScript cannot look them up. A scripted function's free name must denote
+    something it compiles: `Selu.SCALE` makes it compile the class `Selu` as TorchScript, NumPy methods and all,
+    which fails; a module-level float is refused ("python value of type 'float' cannot be used as a value"),
+    since only the `Final` (or `__constants__`) attributes of a scripted module become constants, and `apply_node`
+    is also scripted on its own, outside any module (`run_op`)."""
+    if op == "selu":
+        return [Selu.SCALE_ALPHA, Selu.SCALE]
+    if op == "softplus":
+        return [float(Softplus.threshold(inputs[0].dtype))]
+    if op == "argmax" and inputs[0].dtype in FLOAT_DTYPES:
+        return [float(np.finfo(inputs[0].dtype).min)]
+    return []
+
+
+def conv2d_pads(x: ValueSpec, w: ValueSpec, strides: Sequence[int], padding: str) -> List[int]:
+    """SAME's zero padding of conv2d's NHWC input in F.pad's order (channels, then columns, then rows; each before
+    and after), from `conv_axis`, the one statement of TF's rule; empty for VALID, which pads nothing. An SBIF
+    value's spatial sizes are static (only the batch varies), so the padding is a constant of the node."""
+    if padding != "SAME":
+        return []
+    rows, columns = (conv_axis(size, kernel, stride, padding)
+                     for size, kernel, stride in zip(x.shape[1:3], w.shape[:2], strides))
+    return [0, 0] + list(columns.padding) + list(rows.padding)
+
+
+def make_node(op: str, inputs: Sequence[str], outputs: Sequence[str], attrs: Mapping[str, Any],
+              input_specs: Sequence[ValueSpec]) -> Node:
+    """A node with its attributes checked (names, types, defaults) and put in the slots `Node` documents, with
+    the constants its inputs' static types determine."""
     resolved = resolve_attrs(get_op(op), dict(attrs), "op " + op)
     if op not in OPS:
         raise UnsupportedError("op {!r} is not implemented by the PyTorch converter (it implements {})".format(
@@ -327,9 +352,13 @@ def make_node(op: str, inputs: Sequence[str], outputs: Sequence[str], attrs: Map
     def slot(table: Mapping[str, str], default: Any) -> Any:
         return resolved[table[op]] if op in table else default
 
+    attribute_numbers = [float(resolved[NUMBER_ATTRIBUTES[op]])] if op in NUMBER_ATTRIBUTES else []
+    pads: List[int] = []
+    if op == "conv2d":
+        pads = conv2d_pads(input_specs[0], input_specs[1], resolved["strides"], resolved["padding"])
     return Node(op, list(inputs), list(outputs), int(slot(INTEGER_ATTRIBUTES, 0)),
-                [int(v) for v in slot(INTEGER_LIST_ATTRIBUTES, [])], float(slot(NUMBER_ATTRIBUTES, 0.0)),
-                str(slot(TEXT_ATTRIBUTES, "")))
+                [int(v) for v in slot(INTEGER_LIST_ATTRIBUTES, [])],
+                attribute_numbers + formula_constants(op, input_specs), pads, str(slot(TEXT_ATTRIBUTES, "")))
 
 
 def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
@@ -368,15 +397,15 @@ def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
     if op == "elu":
         return [elu(args[0])]
     if op == "selu":
-        return [selu(args[0])]
+        return [selu(args[0], node.numbers[0], node.numbers[1])]
     if op == "softplus":
-        return [softplus(args[0])]
+        return [softplus(args[0], node.numbers[0])]
     if op == "softsign":
         return [softsign(args[0])]
     if op == "swish":
         return [swish(args[0])]
     if op == "leaky_relu":
-        return [leaky_relu(args[0], node.number)]
+        return [leaky_relu(args[0], node.numbers[0])]
     if op == "matmul":
         return [matmul(args[0], args[1])]
     if op == "one_hot":
@@ -384,11 +413,11 @@ def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
     if op == "softmax":
         return [softmax(args[0])]
     if op == "argmax":
-        return [argmax(args[0])]
+        return [argmax(args[0], node.numbers)]
     if op == "conv2d":
-        return [conv2d(args[0], args[1], args[2], node.integers, node.text)]
+        return [conv2d(args[0], args[1], args[2], node.integers, node.pads)]
     if op == "layer_norm":
-        return [layer_norm(args[0], args[1], args[2], node.number)]
+        return [layer_norm(args[0], args[1], args[2], node.numbers[0])]
     if op == "reduce_mean":
         return [reduce_mean(args[0])]
     if op == "cast":
@@ -465,7 +494,8 @@ class SbifModule(nn.Module):
                 attrs = resolve_attrs(get_op("constant"), node.get("attrs", {}), "constant")
                 constants[key] = StoredTensor(constant(attrs["value"], attrs["dtype"]), persistent=False)
             else:
-                self.nodes.append(make_node(node["op"], node["inputs"], node["outputs"], node.get("attrs", {})))
+                self.nodes.append(make_node(node["op"], node["inputs"], node["outputs"], node.get("attrs", {}),
+                                            [model.specs[name] for name in node["inputs"]]))
         self.constants = nn.ModuleDict(constants)
         self.producers = {name: index for index, node in enumerate(self.nodes) for name in node.outputs}
         inputs = [entry for entry in document["inputs"] if entry["name"] in kept.inputs]
@@ -598,7 +628,8 @@ def run_op(op: str, inputs: Sequence[Tensor], attrs: Mapping[str, Any], scripted
         resolved = resolve_attrs(get_op(op), dict(attrs), "op constant")
         return [constant(resolved["value"], resolved["dtype"])]
     apply = scripted_apply_node() if scripted else apply_node
-    return apply(make_node(op, [], [], attrs), list(inputs))
+    specs = [ValueSpec(dtype_name(value.dtype), tuple(value.shape)) for value in inputs]
+    return apply(make_node(op, [], [], attrs, specs), list(inputs))
 
 
 @functools.lru_cache(maxsize=None)

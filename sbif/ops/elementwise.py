@@ -346,9 +346,16 @@ class Softplus(UnaryFloatOp):
     exact = staticmethod(_softplus64)
     accuracy = (4.0, 2.0 ** -21)  # log(exp(x) + 1) evaluated literally
 
+    @staticmethod
+    def threshold(dtype: Any) -> np.floating:
+        """t = log(machine epsilon) + 2, each step rounded to `dtype` (TF 1.15's kernel; float32:
+        -13.942385, 0xc15f1402): softplus is exp(x) below t and x above -t."""
+        dtype = np.dtype(dtype)
+        return np.log(np.finfo(dtype).eps) + dtype.type(2)
+
     @classmethod
     def compute(cls, x):
-        threshold = np.log(np.finfo(x.dtype).eps) + x.dtype.type(2)
+        threshold = cls.threshold(x.dtype)
         exp_x = np.exp(x)
         return np.where(x > -threshold, x, np.where(x < threshold, exp_x, np.log(exp_x + x.dtype.type(1))))
 

@@ -25,7 +25,8 @@ from sbif.convert.torch import OPS, make_node, run_op, save, state_key, to_modul
 from sbif.errors import ExportError, FileFormatError, InputError, UnsupportedError  # noqa: E402
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
-from sbif.ops import REGISTRY, get_op  # noqa: E402
+from sbif.ops import REGISTRY, ValueSpec, get_op  # noqa: E402
+from sbif.ops.elementwise import Selu, Softplus  # noqa: E402
 from tests.zoo import ZOO, require_zoo, zoo_models  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -312,12 +313,20 @@ def test_models_are_read_and_validated(example_models, tmp_path):
         to_module(str(broken))
 
 
-def test_nodes_keep_their_attributes():
-    node = make_node("conv2d", ["x", "w", "b"], ["y"], {"strides": [2, 1], "padding": "SAME"})
-    assert (node.integers, node.text) == ([2, 1], "SAME")
-    node = make_node("split", ["x"], ["a", "b"], {"sizes": [1, 3], "axis": -1})
+def test_nodes_keep_their_attributes_and_the_constants_their_types_determine():
+    x = ValueSpec("float32", (None, 6, 7, 2))
+    w, b = ValueSpec("float32", (3, 4, 2, 5)), ValueSpec("float32", (5,))
+    node = make_node("conv2d", ["x", "w", "b"], ["y"], {"strides": [2, 1], "padding": "SAME"}, [x, w, b])
+    # rows: 6 by 3 every 2 -> 3 windows over 7 rows, (0, 1); columns: 7 by 4 every 1 -> 7 over 10, (1, 2)
+    assert (node.integers, node.pads) == ([2, 1], [0, 0, 1, 2, 0, 1])
+    assert make_node("conv2d", ["x", "w", "b"], ["y"], {"strides": [2, 1], "padding": "VALID"}, [x, w, b]).pads == []
+    node = make_node("split", ["x"], ["a", "b"], {"sizes": [1, 3], "axis": -1}, [ValueSpec("float32", (None, 4))])
     assert (node.integers, node.integer) == ([1, 3], -1)
-    assert make_node("leaky_relu", ["x"], ["y"], {"alpha": 0.2}).number == 0.2
+    row = ValueSpec("float32", (None, 4))
+    assert make_node("leaky_relu", ["x"], ["y"], {"alpha": 0.2}, [row]).numbers == [0.2]
+    assert make_node("selu", ["x"], ["y"], {}, [row]).numbers == [Selu.SCALE_ALPHA, Selu.SCALE]
+    assert make_node("softplus", ["x"], ["y"], {}, [row]).numbers == [float(Softplus.threshold("float32"))]
+    assert make_node("argmax", ["x"], ["y"], {}, [ValueSpec("int32", (None, 4))]).numbers == []
 
 
 # -- without PyTorch -------------------------------------------------------------------------------------------------
