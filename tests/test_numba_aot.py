@@ -1,9 +1,12 @@
 """The numba backend's kernels as an extension module (`sbif.runtime.numba.aot`): the name that keys it to its
-code and machine, its errors (damaged module, failed build, unwritable cache), its command line, the program
-format's digest, and entry points that release the GIL. Running models on it: tests/test_numba_runtime.py."""
+code and machine, its errors (damaged module, failed build, unwritable cache), its command line, the JIT fallback's
+cache keyed on the same digest, and entry points that release the GIL. Running models on it:
+tests/test_numba_runtime.py."""
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib
 import json
 import os
 import statistics
@@ -18,87 +21,135 @@ import pytest
 pytest.importorskip("numba")
 
 from sbif.errors import SbifError  # noqa: E402
-from sbif.runtime.numba import aot as numba_aot, backend as numba_backend, encoding, kernels as numba_kernels  # noqa: E402
+from sbif.runtime.numba import aot, backend, intrinsics, jit_cache, kernels  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_the_kernels_name_the_program_format_they_were_written_for():
-    """numba's disk cache only notices changes to numba_kernels.py: a change to encoding.py must come with
-    its new digest there, or a process could run kernels compiled for the old format."""
-    with open(encoding.__file__, "rb") as source:
-        digest = hashlib.sha256(source.read()).hexdigest()
-    assert numba_kernels.PROGRAM_FORMAT_DIGEST == digest, (
-        "encoding.py changed: set numba_kernels.PROGRAM_FORMAT_DIGEST to {!r}".format(digest))
+def test_numbas_jit_cache_of_the_kernels_is_stamped_with_the_module_name():
+    """Every kernel's cache (the JIT fallback) is found by `jit_cache.KernelCacheLocator` and stamped with the digest
+    that names the extension module, so it is as fresh as the module would be."""
+    for function in (kernels.execute, kernels.execute_one, kernels.im2col, kernels.run, kernels.dense_panels):
+        locator = function._cache._impl.locator
+        assert isinstance(locator, jit_cache.KernelCacheLocator), function
+        assert locator.get_source_stamp() == aot.module_name()
+    assert not isinstance(jit_cache.KernelCacheLocator.from_function(hashlib.sha256, hashlib.__file__),
+                          jit_cache.KernelCacheLocator)  # functions of other modules: numba's own locators
+
+
+def test_a_change_to_any_source_of_the_kernels_invalidates_numbas_jit_cache(monkeypatch, tmp_path):
+    """A copy of the sources with one constant of encoding.py changed stamps the kernels' cache differently, and
+    numba's index, saved under the old stamp, gives nothing under the new one: the JIT recompiles."""
+    from numba.core.caching import IndexDataCacheFile
+
+    stamp = jit_cache.cache_key()
+    copy = tmp_path / "sbif" / "runtime" / "numba"
+    for name in aot._SOURCES:
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(os.path.join(aot._HERE, name), "rb") as source:
+            target.write_bytes(source.read())
+    (copy / "encoding.py").write_text((copy / "encoding.py").read_text().replace("PANEL = 16", "PANEL = 32"))
+    monkeypatch.setattr(aot, "_HERE", str(copy))
+    jit_cache.cache_key.cache_clear()
+    try:
+        changed = jit_cache.KernelCacheLocator(kernels.run.py_func, kernels.__file__, str(tmp_path)).get_source_stamp()
+    finally:
+        monkeypatch.undo()
+        jit_cache.cache_key.cache_clear()
+    assert changed != stamp and jit_cache.cache_key() == stamp
+    IndexDataCacheFile(str(tmp_path), "run", stamp).save("signature", "machine code")
+    assert IndexDataCacheFile(str(tmp_path), "run", stamp).load("signature") == "machine code"
+    assert IndexDataCacheFile(str(tmp_path), "run", changed).load("signature") is None
+
+
+def test_the_module_name_covers_every_module_the_kernels_read():
+    """Each module of sbif that kernels.py or intrinsics.py imports is one of the sources the name digests (but
+    jit_cache, which only says where numba keeps its cache)."""
+    sources = {os.path.normpath(os.path.join(aot._HERE, name)) for name in aot._SOURCES}
+    read = set()
+    for module in (kernels, intrinsics):
+        with open(module.__file__) as source:
+            tree = ast.parse(source.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                package = module.__name__.rsplit(".", node.level)[0]
+                names = [node.module] if node.module else [alias.name for alias in node.names]
+                for name in names:
+                    imported = importlib.import_module(package + "." + name)
+                    if imported is not jit_cache:
+                        read.add(os.path.normpath(imported.__file__))
+    assert read and read <= sources, read - sources
+    assert os.path.normpath(kernels.__file__) in sources
 
 
 def test_the_module_name_changes_with_the_cpu_and_the_sources(monkeypatch):
-    name = numba_aot.module_name()
-    assert name.startswith("sbif_kernels_") and name == numba_aot.module_name()
-    monkeypatch.setattr(numba_aot, "_cpu_description", lambda: "x86_64 a CPU without AVX")
-    assert numba_aot.module_name() != name
+    name = aot.module_name()
+    assert name.startswith("sbif_kernels_") and name == aot.module_name()
+    monkeypatch.setattr(aot, "_cpu_description", lambda: "x86_64 a CPU without AVX")
+    assert aot.module_name() != name
     monkeypatch.undo()
-    monkeypatch.setattr(numba_aot, "_SOURCES", numba_aot._SOURCES[:-1])
-    assert numba_aot.module_name() != name
+    monkeypatch.setattr(aot, "_SOURCES", aot._SOURCES[:-1])
+    assert aot.module_name() != name
 
 
 def test_the_cache_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path / "kernels"))
-    assert numba_aot.cache_directory() == str(tmp_path / "kernels")
-    assert os.path.dirname(numba_aot.module_path()) == str(tmp_path / "kernels")
+    assert aot.cache_directory() == str(tmp_path / "kernels")
+    assert os.path.dirname(aot.module_path()) == str(tmp_path / "kernels")
     monkeypatch.delenv("SBIF_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert numba_aot.cache_directory() == str(tmp_path / "xdg" / "sbif")
+    assert aot.cache_directory() == str(tmp_path / "xdg" / "sbif")
 
 
 def test_no_module_yet_is_none(monkeypatch, tmp_path):
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path))
-    assert numba_aot.load() is None
+    assert aot.load() is None
 
 
 def test_a_damaged_module_is_named_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(numba_aot, "_cpu_description", lambda: "a CPU of its own")  # not a module already loaded
-    with open(numba_aot.module_path(), "wb") as damaged:
+    monkeypatch.setattr(aot, "_cpu_description", lambda: "a CPU of its own")  # not a module already loaded
+    with open(aot.module_path(), "wb") as damaged:
         damaged.write(b"\x7fELF but truncated")
-    with pytest.raises(numba_aot.KernelsUnavailable, match=r"do not load .*delete the file to rebuild them"):
-        numba_aot.load()
-    assert issubclass(numba_aot.KernelsUnavailable, SbifError)
+    with pytest.raises(aot.KernelsUnavailable, match=r"do not load .*delete the file to rebuild them"):
+        aot.load()
+    assert issubclass(aot.KernelsUnavailable, SbifError)
 
 
 def test_an_unwritable_cache_is_named_with_the_fix(monkeypatch, tmp_path):
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
-    with pytest.raises(numba_aot.KernelsUnavailable, match=r"cannot create the kernel cache directory .*a-file.*"
+    with pytest.raises(aot.KernelsUnavailable, match=r"cannot create the kernel cache directory .*a-file.*"
                                                            r"set SBIF_CACHE_DIR to a writable directory"):
-        numba_aot.build()
+        aot.build()
 
 
 def test_a_machine_without_a_c_compiler_is_told_so(monkeypatch, tmp_path):
     """The build runs (a child process) and fails at once; the error names the missing compiler and the fix."""
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-gcc"))
-    with pytest.raises(numba_aot.KernelsUnavailable, match=r"^building the compiled kernels failed: error: no C "
+    with pytest.raises(aot.KernelsUnavailable, match=r"^building the compiled kernels failed: error: no C "
                                                            r"compiler found: .*apt install gcc python3-dev\)$"):
-        numba_aot.build()
-    assert not os.path.exists(numba_aot.module_path())
+        aot.build()
+    assert not os.path.exists(aot.module_path())
 
 
 def test_the_command_line_prints_the_module(monkeypatch):
     """`python -m sbif.runtime.numba.aot` builds the module ahead of use (here it exists: the backend's tests
     built it) and prints its path, as JSON on request."""
-    numba_backend.compiled_kernels()
+    backend.compiled_kernels()
     for arguments, parse in (([], str.strip), (["--json"], lambda text: json.loads(text)["path"])):
         finished = subprocess.run([sys.executable, "-m", "sbif.runtime.numba.aot"] + arguments, cwd=ROOT,
                                   capture_output=True, text=True, timeout=600, check=True)
-        assert parse(finished.stdout) == numba_aot.module_path()
+        assert parse(finished.stdout) == aot.module_path()
 
 
 def test_the_entry_points_release_the_gil():
     """While one thread is inside a compiled kernel, another runs Python: its progress during a kernel call is
     compared with its progress while the caller sleeps as long (with the GIL held throughout the call it would
     be a switch interval's worth, under 2%)."""
-    im2col = numba_backend.compiled_kernels().im2col
+    im2col = backend.compiled_kernels().im2col
     x = np.random.default_rng(0).random((16, 84, 84, 4), np.float32)
     columns = np.empty((16, 81, 81, 64), np.float32)
     progress = [0]

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import tracemalloc
-import types
 import warnings
 
 import numpy as np
@@ -28,14 +27,14 @@ from conformance.runner import KnownFailures, OracleSource, run_suite  # noqa: E
 from sbif.compare import sample_observations  # noqa: E402
 from sbif.errors import InputError, SbifError, UnsupportedError  # noqa: E402
 from sbif.format.document import decode_bound  # noqa: E402
-from sbif.ops import ValueSpec, get_op, resolve_attrs  # noqa: E402
-from sbif.runtime.numba import backend as numba_backend, encoding, kernels as numba_kernels, program as numba_program  # noqa: E402
+from sbif.ops import get_op, resolve_attrs  # noqa: E402
+from sbif.runtime.numba import aot, backend, encoding, kernels, program  # noqa: E402
 from sbif.runtime.error_scales import ErrorScales, predict_scales, result_agreement  # noqa: E402
+from tests.test_numba_encoding import one_node_model, vector_cases  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
 KNOWN_FAILURES = os.path.join(ROOT, "conformance", "known-failures.txt")
-VECTORS = os.path.join(ROOT, "spec", "vectors")
 ZOO = os.path.join(ROOT, "..", "shared", "zoo")
 MODEL_CHECKS = ["deterministic", "sampling", "edge_observations", "recurrent_sequence", "predict_api"]
 
@@ -87,13 +86,13 @@ def test_every_family_agrees_with_the_reference(models):
 def test_batch_path_agrees_in_chunks(models, monkeypatch, chunk_rows):
     """Every request through the batch path: BLAS products between interpreter calls split between three
     threads, chunks of one row or of four (their convolutions' patches one image at a time)."""
-    monkeypatch.setattr(numba_backend, "COLUMN_BLOCK_BYTES", 1 if chunk_rows == 4 else 1 << 20)
-    monkeypatch.setattr(numba_backend, "BLAS_MIN_MACS", 0)
-    monkeypatch.setattr(numba_backend, "BLAS_MIN_WEIGHTS", 0)
-    monkeypatch.setattr(numba_backend, "MIN_CHUNK_ROWS", chunk_rows)
-    monkeypatch.setattr(numba_backend, "CHUNK_BYTES", 1)
-    monkeypatch.setattr(numba_backend, "LANES", 3)
-    monkeypatch.setattr(numba_backend, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(backend, "COLUMN_BLOCK_BYTES", 1 if chunk_rows == 4 else 1 << 20)
+    monkeypatch.setattr(backend, "BLAS_MIN_MACS", 0)
+    monkeypatch.setattr(backend, "BLAS_MIN_WEIGHTS", 0)
+    monkeypatch.setattr(backend, "MIN_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(backend, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(backend, "LANES", 3)
+    monkeypatch.setattr(backend, "PARALLEL_MIN_WORK", 1)
     report = run_suite([OracleSource(sorted(models.values()), numpy_runtime())], numba_runtime(),
                        checks=["deterministic", "sampling", "recurrent_sequence"],
                        config=Config(batches=[1, 5], envs=[3], steps=3))
@@ -108,7 +107,7 @@ def test_interpreter_chunks_change_no_bit(models, monkeypatch):
     between three threads, gives every output bit for bit as one call on the whole batch: the kernels compute
     each row on its own."""
     rng = np.random.default_rng(5)
-    monkeypatch.setattr(numba_backend, "BLAS_MIN_MACS", 1 << 62)
+    monkeypatch.setattr(backend, "BLAS_MIN_MACS", 1 << 62)
     for family, path in models.items():
         info = ModelInfo(path)
         feeds = dict(info.noise(11, rng), obs=info.observations(11, rng))
@@ -117,10 +116,10 @@ def test_interpreter_chunks_change_no_bit(models, monkeypatch):
             continue
         whole = policy.run(feeds)
         with monkeypatch.context() as patch:
-            patch.setattr(numba_backend, "CACHED_CHUNK_BYTES", 1)
-            patch.setattr(numba_backend, "CACHED_CHUNK_MIN_ROWS", 2)
-            patch.setattr(numba_backend, "LANES", 3)
-            patch.setattr(numba_backend, "PARALLEL_MIN_WORK", 1)
+            patch.setattr(backend, "CACHED_CHUNK_BYTES", 1)
+            patch.setattr(backend, "CACHED_CHUNK_MIN_ROWS", 2)
+            patch.setattr(backend, "LANES", 3)
+            patch.setattr(backend, "PARALLEL_MIN_WORK", 1)
             chunked = sbif.load(path, backend="numba")
             runner = chunked.executor._runner(tuple(chunked.output_names))
             assert runner is not None and runner.cached_chunk_rows == 2, family
@@ -274,64 +273,30 @@ def test_zoo_models_agree(tmp_path):
 
 
 # -- the kernels on TensorFlow's op vectors ---------------------------------------------------------------------------
-def vector_cases():
-    cases = []
-    for name in sorted(os.listdir(VECTORS)):
-        if not name.endswith(".json") or name[:-5] not in numba_program.LOWERINGS:
-            continue
-        with open(os.path.join(VECTORS, name)) as handle:
-            document = json.load(handle)
-        cases.extend((document["op"], case) for case in document["cases"])
-    return cases
-
-
 VECTOR_CASES = vector_cases()
-
-
-#: ops whose only batched input is the first (the others are weights)
-WEIGHTED_OPS = ("linear", "matmul", "conv2d", "layer_norm")
 
 
 @pytest.mark.parametrize("op,case", VECTOR_CASES, ids=["{}/{}".format(op, c["name"]) for op, c in VECTOR_CASES])
 def test_kernels_on_the_op_vectors(op, case):
-    """Each case as a one-node graph through the lowering and the interpreter: an input whose first dimension is
-    the output's is a graph input (that dimension is the batch), any other a weight. Cases without a batch
-    dimension, or of a dtype the interpreter has no kernel for, are skipped with the reason."""
-    from tests.test_op_vectors import decode
-
-    inputs = [decode(tensor) for tensor in case["inputs"]]
-    expected = [decode(tensor) for tensor in case["outputs"]]
-    batch = expected[0].shape[0] if expected[0].ndim else 0
-    batched = [x.ndim >= 1 and expected[0].ndim >= 1 and x.shape[0] == batch and (i == 0 or op not in WEIGHTED_OPS)
-               for i, x in enumerate(inputs)]
-    if not any(batched) or sum(batched) > numba_backend.MAX_INPUTS:
-        pytest.skip("not a batch the interpreter runs")
-    names = ["x{}".format(i) for i in range(len(inputs))]
-    outputs = ["y{}".format(i) for i in range(len(expected))]
-    specs = [ValueSpec(x.dtype.name, (None,) + x.shape[1:] if b else x.shape) for x, b in zip(inputs, batched)]
-    op_class = get_op(op)
-    try:
-        outs = op_class.infer(specs, resolve_attrs(op_class, case.get("attrs", {}), op), len(expected))
-    except SbifError as exc:
-        pytest.skip("not a graph with a batch dimension: {}".format(exc))
-    if any(not spec.shape or spec.shape[0] is not None for spec in outs):
-        pytest.skip("an output without the batch dimension")
-    model = types.SimpleNamespace(
-        document={"inputs": [{"name": n, "dtype": s.dtype, "shape": list(s.shape)}
-                             for n, s, b in zip(names, specs, batched) if b],
-                  "graph": [{"op": op, "inputs": names, "outputs": outputs, "attrs": case.get("attrs", {})}],
-                  "outputs": [{"name": n} for n in outputs]},
-        specs=dict(zip(outputs, outs)), tensors={n: x for n, x, b in zip(names, inputs, batched) if not b})
-    lowered = numba_program.Lowered(model)
+    """Each case as a one-node graph through the lowering and the interpreter (`one_node_model`: an input whose
+    first dimension is the output's is a graph input, any other a weight). Cases without a batch dimension, or of a
+    dtype the interpreter has no kernel for, are skipped with the reason."""
+    built = one_node_model(op, case)
+    if isinstance(built, str):
+        pytest.skip(built)
+    model, inputs, expected, batched, outs = built
+    batch = expected[0].shape[0]
+    outputs = [entry["name"] for entry in model.document["outputs"]]
+    lowered = program.Lowered(model)
     if lowered.unsupported:
         pytest.skip(next(iter(lowered.unsupported.values())))
     row_bytes, layout = lowered.output_layout(outputs)
-    program = lowered.program(range(len(lowered.steps)), copy_out=layout)
-    fed = [numba_backend._bytes(np.ascontiguousarray(x)) for x, b in zip(inputs, batched) if b]
-    fed += [numba_backend._EMPTY] * (numba_backend.MAX_INPUTS - len(fed))
+    code = lowered.program(range(len(lowered.steps)), copy_out=layout)
+    fed = [backend._bytes(np.ascontiguousarray(x)) for x, b in zip(inputs, batched) if b]
+    fed += [backend._EMPTY] * (backend.MAX_INPUTS - len(fed))
     scratch = np.zeros(batch * lowered.scratch_bytes + 8, np.uint8)
     buffer = np.zeros(batch * row_bytes + 8, np.uint8)
-    numba_backend.compiled_kernels().execute(program, batch, 0, batch, 0, batch, lowered.weights, scratch, buffer, *fed)
+    backend.compiled_kernels().execute(code, batch, 0, batch, 0, batch, lowered.weights, scratch, buffer, *fed)
     tolerance = dict(case["tolerance"], rule="ulp")
     for name, dtype, offset, size in layout:
         shape = (batch,) + tuple(outs[outputs.index(name)].shape[1:])
@@ -350,13 +315,13 @@ def test_im2col_and_one_product_on_the_conv2d_vectors(case):
     x, w, b = (decode(tensor) for tensor in case["inputs"])
     expected = decode(case["outputs"][0])
     attrs = resolve_attrs(get_op("conv2d"), case.get("attrs", {}), "conv2d")
-    ins = [numba_program.Value("float32", (None,) + x.shape[1:], "input"),
-           numba_program.Value("float32", w.shape, "weight"), numba_program.Value("float32", b.shape, "weight")]
-    _, _, gemm = numba_program.lower_conv2d(ins, [numba_program.Value("float32", (None,) + expected.shape[1:], "slot")],
+    ins = [program.Value("float32", (None,) + x.shape[1:], "input"),
+           program.Value("float32", w.shape, "weight"), program.Value("float32", b.shape, "weight")]
+    _, _, gemm = program.lower_conv2d(ins, [program.Value("float32", (None,) + expected.shape[1:], "slot")],
                                             attrs)
     columns = np.empty(expected.shape[:3] + (int(np.prod(w.shape[:3])),), np.float32)
     conv = gemm.conv
-    numba_kernels.im2col(np.ascontiguousarray(x), columns, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
+    kernels.im2col(np.ascontiguousarray(x), columns, conv["kernel_h"], conv["kernel_w"], conv["stride_h"],
                          conv["stride_w"], conv["pad_top"], conv["pad_left"])
     with np.errstate(all="ignore"):
         product = columns.reshape(-1, columns.shape[-1]) @ w.reshape(-1, w.shape[-1])
@@ -398,9 +363,9 @@ def test_dense_products_on_panels(depth, width):
     b = rng.standard_normal((1, width)).astype(np.float32)
     if depth:
         x[9, 0], x[10, 0], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0 of row 9
-    packed = numba_program.panels(w)
+    packed = program.panels(w)
     assert packed.shape == (-(-width // encoding.PANEL) * depth, encoding.PANEL)
-    check_dense_kernel(lambda rows, y: numba_kernels.dense_panels(rows, packed, b, y), x, w, b)
+    check_dense_kernel(lambda rows, y: kernels.dense_panels(rows, packed, b, y), x, w, b)
 
 
 @pytest.mark.parametrize("depth,width", [(64, 2), (64, 1), (256, 6), (17, 3), (7, 5), (300, 15), (0, 3)])
@@ -413,7 +378,7 @@ def test_narrow_products_as_dot_products(depth, width):
     if depth:
         x[9, 0], x[10, depth - 1], w[0, 0] = np.inf, np.nan, 0.0  # inf meeting a zero weight: NaN in column 0
     transposed = np.ascontiguousarray(w.T)
-    check_dense_kernel(lambda rows, y: numba_kernels.dense_dots(rows, transposed, y), x, w,
+    check_dense_kernel(lambda rows, y: kernels.dense_dots(rows, transposed, y), x, w,
                        np.zeros((1, width), np.float32))
 
 
@@ -447,14 +412,14 @@ def test_steady_state_keeps_memory_flat(pair):
     finally:
         tracemalloc.stop()
     assert after - before < 2048, after - before
-    assert len(fast.executor._kept) <= numba_backend.KEPT_BATCH_SIZES
+    assert len(fast.executor._kept) <= backend.KEPT_BATCH_SIZES
 
 
 def test_batch_sizes_keep_a_bounded_set_of_buffers(pair):
     _, fast = pair["dqn"]
-    for rows in range(1, 3 * numba_backend.KEPT_BATCH_SIZES):
+    for rows in range(1, 3 * backend.KEPT_BATCH_SIZES):
         fast.predict(np.zeros((rows, 4), np.float32))
-    assert len(fast.executor._kept) == numba_backend.KEPT_BATCH_SIZES
+    assert len(fast.executor._kept) == backend.KEPT_BATCH_SIZES
 
 
 # -- the single-observation path ------------------------------------------------------------------------------------
@@ -533,25 +498,24 @@ def run_script(script, *arguments, environment=None):
 
 WHERE_THE_KERNELS_CAME_FROM = (
     "import json, sys, warnings, numpy as np, sbif\n"
-    "from sbif.runtime.numba import backend as numba_backend\n"
+    "from sbif.runtime.numba import backend\n"
     "warnings.simplefilter('ignore')\n"
     "action, _ = sbif.load(sys.argv[1], backend='numba').predict(np.full(4, 0.5, np.float32), deterministic=True)\n"
-    "found = {'origin': numba_backend.compiled_kernels().origin, 'numba': 'numba' in sys.modules, 'action': action.tolist()}\n"
+    "found = {'origin': backend.compiled_kernels().origin, 'numba': 'numba' in sys.modules,\n"
+    "         'action': action.tolist()}\n"
     "if found['origin'] == 'numba JIT':\n"
-    "    from sbif.runtime.numba import kernels as numba_kernels\n"
-    "    stats = numba_kernels.execute.stats\n"
+    "    from sbif.runtime.numba import kernels\n"
+    "    stats = kernels.execute.stats\n"
     "    found.update(hits=sum(stats.cache_hits.values()), misses=sum(stats.cache_misses.values()))\n"
     "print(json.dumps(found))\n")
 
 
 def test_a_second_process_imports_the_built_kernels_without_numba(models, pair):
     """This process built (or found) this machine's module; a new process imports it and never imports numba."""
-    from sbif.runtime.numba import aot as numba_aot
-
     action, _ = pair["mlp"][1].predict(np.full(4, 0.5, np.float32), deterministic=True)
-    assert numba_backend.compiled_kernels().origin == numba_aot.module_path()
+    assert backend.compiled_kernels().origin == aot.module_path()
     found = run_script(WHERE_THE_KERNELS_CAME_FROM, models["mlp"])
-    assert found == {"origin": numba_aot.module_path(), "numba": False, "action": action.tolist()}
+    assert found == {"origin": aot.module_path(), "numba": False, "action": action.tolist()}
 
 
 def test_where_the_module_cannot_be_built_numba_jit_runs_the_same_kernels(models, pair, monkeypatch, tmp_path):
@@ -559,11 +523,11 @@ def test_where_the_module_cannot_be_built_numba_jit_runs_the_same_kernels(models
     with the module's results bit for bit, and a second process loads them from numba's disk cache."""
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
-    monkeypatch.setattr(numba_backend, "_kernels", [])
+    monkeypatch.setattr(backend, "_kernels", [])
     with pytest.warns(RuntimeWarning, match=r"cannot create the kernel cache directory .* set SBIF_CACHE_DIR .*"
                                             r"numba's JIT runs the kernels instead"):
         jit = sbif.load(models["sac"], backend="numba")
-    assert numba_backend.compiled_kernels().origin == "numba JIT"
+    assert backend.compiled_kernels().origin == "numba JIT"
     module = pair["sac"][1]
     rng = np.random.default_rng(5)
     for rows in (1, 257):
@@ -583,7 +547,7 @@ def test_where_the_module_cannot_be_built_numba_jit_runs_the_same_kernels(models
 def test_a_long_first_call_says_it_is_compiling(monkeypatch):
     """A compilation (a first call slower than COMPILE_NOTICE_SECONDS) is announced while it runs; a load from the
     cache is not."""
-    monkeypatch.setattr(numba_backend, "COMPILE_NOTICE_SECONDS", 0.05)
+    monkeypatch.setattr(backend, "COMPILE_NOTICE_SECONDS", 0.05)
 
     def compiling(*arguments):
         time.sleep(0.5)
@@ -591,11 +555,11 @@ def test_a_long_first_call_says_it_is_compiling(monkeypatch):
     def loading(*arguments):
         pass
 
-    with pytest.warns(numba_backend.CompileNotice, match="compiling the numba kernels of compiling for this machine"):
-        assert numba_backend._compiled(compiling, ()) is compiling
+    with pytest.warns(backend.CompileNotice, match="compiling the numba kernels of compiling for this machine"):
+        assert backend._compiled(compiling, ()) is compiling
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        numba_backend._compiled(loading, ())
+        backend._compiled(loading, ())
         time.sleep(0.1)  # past the notice's delay: it was cancelled
 
 
@@ -638,7 +602,7 @@ def test_the_numpy_path_never_imports_numba(models):
 
 
 def test_a_missing_kernel_falls_back_to_numpy_by_name(models, monkeypatch):
-    monkeypatch.delitem(numba_program.LOWERINGS, "tanh")
+    monkeypatch.delitem(program.LOWERINGS, "tanh")
     reference = sbif.load(models["mlp"], backend="numpy")
     with pytest.warns(RuntimeWarning, match=r"no numba kernel for op 'tanh'.*computed by the NumPy executor"):
         fast = sbif.load(models["mlp"], backend="numba")  # at load: the single-observation path is prepared

@@ -7,10 +7,11 @@ with numba's `pycc` into a CPython extension module, for this CPU, and kept in a
 import that module in about a millisecond and never import numba. The same LLVM code is generated as by the JIT,
 so results are bit-identical to it.
 
-The module's name is a digest of everything its machine code depends on: the kernels' source, the Python and NumPy
-ABI, the numba and llvmlite installed, and the CPU (a module built for one CPU's instructions never loads on
-another). A build runs in a child process (numba's compiler and the C compiler's output stay out of the caller's
-process), writes into a temporary directory and renames the module into place, so concurrent builds are harmless.
+The module's name is a digest of everything its machine code depends on: the kernels' sources (`_SOURCES`),
+the Python and NumPy ABI, the numba and llvmlite installed, and the CPU (a module built for one CPU's instructions
+never loads on another). A build runs in a child process (numba's compiler and the C compiler's output stay out of
+the caller's process), writes into a temporary directory and renames the module into place, so concurrent builds are
+harmless.
 A build needs a C compiler and Python's headers; without them, `KernelsUnavailable` says why and the backend uses
 numba's JIT instead.
 
@@ -56,8 +57,9 @@ CACHE_ENV = "SBIF_CACHE_DIR"
 BUILD_TIMEOUT_SECONDS = 1800
 #: how long a build usually takes, for the messages that announce one
 USUAL_BUILD_TIME = "one to two minutes on 2 cores"
-#: the source files whose code the module contains (with EXPORTS)
-_SOURCES = ("kernels.py", "encoding.py")
+#: the source files the module's machine code depends on (with EXPORTS), from this directory: the kernels, the
+#: program format whose constants they freeze, the intrinsics they inline, and the op constants they read (TF's SELU)
+_SOURCES = ("kernels.py", "encoding.py", "intrinsics.py", os.path.join("..", "..", "ops", "elementwise.py"))
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: a callable told each stage of a build as it begins (a line of text)
 StageReport = Callable[[str], None]
@@ -224,6 +226,7 @@ def _build_here(directory: str, on_stage: Optional[StageReport] = None) -> str:
         warnings.simplefilter("ignore")  # pycc's pending deprecation: the fallback is the JIT
         from numba.pycc import CC
     from . import kernels
+    from .intrinsics import without_gil
 
     target = module_path(directory)
     name = module_name()
@@ -235,7 +238,7 @@ def _build_here(directory: str, on_stage: Optional[StageReport] = None) -> str:
             compiler.target_cpu = "host"
             compiler.verbose = False
             for entry, signature in EXPORTS.items():
-                compiler.export(entry, signature)(kernels.without_gil(getattr(kernels, entry)))
+                compiler.export(entry, signature)(without_gil(getattr(kernels, entry)))
             stages.watch_toolchain(compiler)
             compiler.compile()
         except RuntimeError as exc:

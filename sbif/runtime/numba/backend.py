@@ -33,7 +33,7 @@ import numpy as np
 from ...errors import InputError, UnsupportedError
 from ...format import SbifFile
 from ..executor import GraphExecutor
-from .encoding import ARENA_HEADER, MAX_INPUTS
+from .encoding import ARENA_HEADER, ARENA_OFFSET_BYTES, MAX_INPUTS
 from .program import Gemm, Lowered, Value, aligned
 
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
@@ -41,16 +41,16 @@ from .program import Gemm, Lowered, Value, aligned
 BLAS_MIN_MACS = 1 << 22
 #: a dense product goes to BLAS only when its weights have this many elements (512 KiB of float32, a core's L2
 #: cache; a convolution always does): smaller weights stay in cache while the interpreter's panel tiles run at
-#: BLAS's rate or better (256x256, 400x300 on 2048 rows), without the calls and staging (SAC batch 256: 1.5x)
+#: BLAS's rate or better, without BLAS's calls and the staging of its operands (benchmarks/README.md, "Tuning")
 BLAS_MIN_WEIGHTS = 1 << 17
 #: a chunk has this many rows, or fewer when its scratch would pass CHUNK_BYTES; never fewer than MIN_CHUNK_ROWS
 #: (below that, BLAS products re-read their weights too often)
 CHUNK_ROWS = 4096
 CHUNK_BYTES = 32 << 20
 MIN_CHUNK_ROWS = 64
-#: without BLAS products, a lane runs its rows in interpreter calls whose scratch is about this size, so that a step
-#: reads what the one before it wrote from the L2 cache, not from L3 (TD3 400x300 at batch 4096: 1.3x), though
-#: never on fewer than CACHED_CHUNK_MIN_ROWS rows (each call costs a few microseconds of Python)
+#: without BLAS products, a lane runs its rows in interpreter calls whose scratch is about this size (a core's L2
+#: cache), so that a step reads what the one before it wrote from the L2 cache, not from L3, though never on fewer
+#: than CACHED_CHUNK_MIN_ROWS rows (each call costs a few microseconds of Python)
 CACHED_CHUNK_BYTES = 1 << 20
 CACHED_CHUNK_MIN_ROWS = 256
 #: a convolution's patch columns are written and multiplied for this many bytes of them at a time, so that
@@ -59,7 +59,9 @@ COLUMN_BLOCK_BYTES = 1 << 20
 #: an interpreter call is split between threads (up to one per CPU) once it writes this many elements plus
 #: multiply-adds (`_Runner.whole_work`)
 PARALLEL_MIN_WORK = 1 << 21
-LANES = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+#: at most this many lanes: beyond it the parts of a request get too small to pay for a thread's hand-off
+MAX_LANES = 8
+LANES = min(MAX_LANES, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 #: a first call of the interpreter that takes longer than this is compiling it (`CompileNotice`)
 COMPILE_NOTICE_SECONDS = 3.0
 #: how many request shapes keep their buffers
@@ -330,7 +332,7 @@ class SingleRow:
         (_, out_dtype, out_start, out_shape), = runner.results
         self.program, self.weights = runner.whole, runner.weights
         self.execute = compiled_kernels().execute_one
-        scratch = aligned(ARENA_HEADER * 8)
+        scratch = aligned(ARENA_HEADER * ARENA_OFFSET_BYTES)
         outputs = aligned(scratch + runner.lowered.scratch_bytes)
         self.observation_at = aligned(outputs + runner.row_bytes)
         self.output = (outputs + out_start, out_dtype, out_shape)
@@ -483,7 +485,7 @@ def _load_kernels() -> Kernels:
     return Kernels(_compiled(kernels.execute, (np.zeros(0, np.int64), 0, 0, 0, 0, 0)
                              + (np.zeros(8, np.uint8),) * (3 + MAX_INPUTS)),
                    _compiled(kernels.execute_one, (np.zeros(0, np.int64), np.zeros(8, np.uint8),
-                                                         np.zeros(ARENA_HEADER * 8, np.uint8))),
+                                                         np.zeros(ARENA_HEADER * ARENA_OFFSET_BYTES, np.uint8))),
                    kernels.im2col, "numba JIT")
 
 

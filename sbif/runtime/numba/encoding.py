@@ -2,11 +2,19 @@
 (`kernels.run`) reads. Plain constants, importable without numba, so that a process running the compiled
 kernels from their extension module (`aot`) never imports numba.
 
-The interpreter freezes these values into its machine code. The extension module's key covers this file; numba's own
-disk cache (the JIT fallback) only notices changes to `kernels.py`, which therefore names this file's digest
-(`kernels.PROGRAM_FORMAT_DIGEST`, checked by a test): a change here fails that test until the digest there
-is updated, which invalidates numba's cache.
+Every field of an instruction and of an operand has a named offset here, derived from the one tuple that lists the
+fields in order: the encoder (`program`) writes by these names and the kernels read by them, so the two cannot
+disagree about a position (tests/test_numba_encoding.py decodes every instruction the lowering emits by them).
+numba freezes module-level ints into the machine code as constants, so a named offset costs what a literal does.
+
+The interpreter's machine code depends on these values: the extension module's name (`aot.module_name`) and the key
+of numba's JIT disk cache (`jit_cache`) are digests that cover this file.
 """
+from __future__ import annotations
+
+import struct
+from typing import Dict, List, Mapping, Sequence, Tuple
+
 DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
 DTYPE_CODE = {name: code for code, name in enumerate(DTYPES)}
 FLOAT32, FLOAT64, INT32, INT64, UINT8, INT8, INT16, UINT16, BOOL = range(len(DTYPES))
@@ -16,8 +24,22 @@ WEIGHTS, SCRATCH, OUTPUTS, INPUT0 = 0, 1, 2, 3
 MAX_INPUTS = 4
 #: int64 offsets at the start of `execute_one`'s arena: scratch, outputs, inputs
 ARENA_HEADER = 2 + MAX_INPUTS
-#: ints per operand, and per instruction header
-OPERAND, HEADER = 9, 4
+#: bytes of one offset of the arena's header (a uint64, as addresses are)
+ARENA_OFFSET_BYTES = 8
+
+#: an instruction: this header, then its operands (OPERAND ints each), then its extras (EXTRAS)
+INSTRUCTION_FIELDS = ("length", "opcode", "sub", "dtype")
+INSTRUCTION_LENGTH, INSTRUCTION_OPCODE, INSTRUCTION_SUB, INSTRUCTION_DTYPE = range(len(INSTRUCTION_FIELDS))
+HEADER = len(INSTRUCTION_FIELDS)
+#: an operand: a 2-D view of (rows + rows_per_n * n, columns) elements of buffer `space`, at the byte offset
+#: base + per_rows * rows + per_first * first + per_out_rows * out_rows + per_out_row * (out_first + first)
+#: for a call's frame (`kernels.start_of`): one program serves every batch size and every part of a request
+OPERAND_FIELDS = ("space", "base", "per_rows", "per_first", "per_out_rows", "per_out_row", "rows", "rows_per_n",
+                  "columns")
+(OPERAND_SPACE, OPERAND_BASE, OPERAND_PER_ROWS, OPERAND_PER_FIRST, OPERAND_PER_OUT_ROWS, OPERAND_PER_OUT_ROW,
+ OPERAND_ROWS, OPERAND_ROWS_PER_N, OPERAND_COLUMNS) = range(len(OPERAND_FIELDS))
+OPERAND = len(OPERAND_FIELDS)
+
 UNARY, BINARY, CLIP, CAST, COPY, COPY_COLUMNS, TAKE_COLUMNS, LINEAR, MATMUL, ADD_BIAS, CONV2D, LAYER_NORM, \
     REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE = range(1, 18)
 #: the `sub` codes of UNARY and BINARY
@@ -26,6 +48,10 @@ UNARY_OPS = ("neg", "exp", "log", "round_half_even", "tanh", "sigmoid", "relu", 
 BINARY_OPS = ("add", "sub", "mul", "div", "less")
 NEG, EXP, LOG, ROUND, TANH, SIGMOID, RELU, RELU6, ELU, SELU, SOFTPLUS, SOFTSIGN, SWISH, LEAKY_RELU = range(14)
 ADD, SUB, MUL, DIV, LESS = range(5)
+#: the `sub` codes of LINEAR and MATMUL: how the weights [K, N] are stored (`program.Lowered.dense_weights`):
+#: as they are, transposed ([N, K]), or in panels (PANEL)
+LAYOUTS = ("plain", "transposed", "panels")
+PLAIN, TRANSPOSED, PANELS = range(len(LAYOUTS))
 #: what the interpreter runs: opcode -> the dtypes of its kernels (`program` refuses anything else by name)
 FLOATS = ("float32", "float64")
 KERNEL_DTYPES = {
@@ -35,6 +61,64 @@ KERNEL_DTYPES = {
 }
 #: cast: target dtype -> source dtypes
 CASTS = {"float32": ("float32", "float64", "int32", "uint8", "bool"), "float64": ("float32",)}
+
+#: how many operands an instruction of each opcode has, in order: inputs, then outputs (COPY, COPY_COLUMNS and
+#: TAKE_COLUMNS: byte views; LINEAR: x, w, b, y; MATMUL: x, w, y; ADD_BIAS: y, b; CONV2D: x, w, b, y;
+#: LAYER_NORM: x, gamma, beta, y; INVERSE_CDF_SAMPLE: p, u, y)
+OPERAND_COUNT = {UNARY: 2, BINARY: 3, CLIP: 4, CAST: 2, COPY: 2, COPY_COLUMNS: 2, TAKE_COLUMNS: 2, LINEAR: 4,
+                 MATMUL: 3, ADD_BIAS: 2, CONV2D: 4, LAYER_NORM: 4, REDUCE_MEAN: 2, SOFTMAX: 2, ARGMAX: 2, ONE_HOT: 2,
+                 INVERSE_CDF_SAMPLE: 3}
+#: a convolution's geometry, the extras of CONV2D: input height, width and channels, kernel size, output size,
+#: strides, and the padding before the first row and column
+CONV_GEOMETRY = ("height", "width", "channels", "kernel_h", "kernel_w", "out_h", "out_w", "stride_h", "stride_w",
+                 "pad_top", "pad_left")
+#: the ints after an instruction's operands, by name (opcodes not listed have none). Floats are stored as the
+#: int64 holding their float64 bits: alpha, leaky_relu's slope (0 for the other unary ops); epsilon, layer_norm's;
+#: offset, the first byte column a COPY_COLUMNS writes or a TAKE_COLUMNS reads
+EXTRAS: Dict[int, Tuple[str, ...]] = {UNARY: ("alpha",), COPY_COLUMNS: ("offset",), TAKE_COLUMNS: ("offset",),
+                                      CONV2D: CONV_GEOMETRY, LAYER_NORM: ("epsilon",)}
+
+
+def extra_at(opcode: int, name: str) -> int:
+    """Where extra `name` of an `opcode` instruction is, counted from the instruction's start."""
+    return HEADER + OPERAND_COUNT[opcode] * OPERAND + EXTRAS[opcode].index(name)
+
+
+def operand_at(index: int) -> int:
+    """Where operand `index` of an instruction starts, counted from the instruction's start."""
+    return HEADER + index * OPERAND
+
+
+#: the extras the kernels read, at their offsets from the instruction's start
+UNARY_ALPHA = extra_at(UNARY, "alpha")
+LAYER_NORM_EPSILON = extra_at(LAYER_NORM, "epsilon")
+COPY_COLUMNS_OFFSET = extra_at(COPY_COLUMNS, "offset")
+TAKE_COLUMNS_OFFSET = extra_at(TAKE_COLUMNS, "offset")
+(CONV_HEIGHT, CONV_WIDTH, CONV_CHANNELS, CONV_KERNEL_H, CONV_KERNEL_W, CONV_OUT_H, CONV_OUT_W, CONV_STRIDE_H,
+ CONV_STRIDE_W, CONV_PAD_TOP, CONV_PAD_LEFT) = (extra_at(CONV2D, name) for name in CONV_GEOMETRY)
+#: where each operand starts, from the instruction's start
+FIRST_OPERAND, SECOND_OPERAND, THIRD_OPERAND, FOURTH_OPERAND = (operand_at(index) for index in range(4))
+
+
+def fields(names: Sequence[str], values: Mapping[str, int]) -> List[int]:
+    """`values` in the order of `names` (INSTRUCTION_FIELDS, OPERAND_FIELDS, an EXTRAS entry): the encoder's one way
+    to lay out a record. Raises KeyError naming a field that is missing or unknown."""
+    unknown = set(values) - set(names)
+    if unknown:
+        raise KeyError("not fields of this record: {}".format(", ".join(sorted(unknown))))
+    return [int(values[name]) for name in names]
+
+
+def float_bits(value: float) -> int:
+    """The int64 holding `value`'s float64 bits (native byte order), as an extra stores a float: the kernel reads
+    the int64 back as a float64 (`bits_float`)."""
+    return struct.unpack("=q", struct.pack("=d", value))[0]
+
+
+def bits_float(bits: int) -> float:
+    """The float64 whose bits an extra holds (`float_bits`)."""
+    return struct.unpack("=d", struct.pack("=q", bits))[0]
+
 
 #: a dense product's weights [K, N] are stored as ceil(N / PANEL) panels [K, PANEL], the last one zero-padded
 #: (`program.panels`): a tile of outputs then reads its weights as contiguous streams

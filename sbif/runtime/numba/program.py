@@ -6,14 +6,10 @@ ops), the scratch (intermediate values: rows times a per-row slot, slots reused 
 of the call (fresh per call) and the graph inputs. Programs are data: the interpreter is compiled once for every
 model, and building the program of an output set costs no compilation.
 
-Instruction: [length, opcode, sub, dtype, operands (OPERAND ints each)..., extras...]; an operand is
-[space, base, per_rows, per_first, per_out_rows, per_out_row, rows, rows_per_n, columns]: a 2-D view of
-(rows + rows_per_n * n, columns) elements at a byte offset that is linear in the call's frame
-(`kernels.start_of`), so that one program serves every batch size, every chunk of a request and every part
-of a chunk.
-
-The opcodes and codes live in `kernels` with the interpreter they drive: numba's disk cache notices
-changes to the interpreter's own file only.
+An instruction is its header, its operands and its extras, each a record whose fields `encoding` names
+(INSTRUCTION_FIELDS, OPERAND_FIELDS, EXTRAS); this module writes them by those names. An operand is a 2-D view of
+(rows + rows_per_n * n, columns) elements at a byte offset that is linear in the call's frame (`kernels.start_of`),
+so that one program serves every batch size, every chunk of a request and every part of a chunk.
 """
 from __future__ import annotations
 
@@ -25,9 +21,9 @@ from ...format import SbifFile
 from ...ops import get_op, resolve_attrs
 from ...ops.layers import conv_axis
 from .encoding import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
-                            DTYPE_CODE, HEADER, INPUT0, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM, LINEAR, MATMUL,
-                            ONE_HOT, OPERAND, OUTPUTS, PANEL, REDUCE_MEAN, SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY,
-                            UNARY_OPS, WEIGHTS)
+                       DTYPE_CODE, EXTRAS, INPUT0, INSTRUCTION_FIELDS, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM,
+                       LAYOUTS, LINEAR, MATMUL, ONE_HOT, OPERAND_COUNT, OPERAND_FIELDS, OUTPUTS, PANEL, REDUCE_MEAN,
+                       SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY, UNARY_OPS, WEIGHTS, fields, float_bits)
 
 #: slots and weights start on multiples of this many bytes
 ALIGN = 64
@@ -36,7 +32,6 @@ ALIGN = 64
 #: updates of the output row by each input when K < AXPY_MAX_DEPTH and N >= AXPY_MIN_WIDTH ("plain": axpy,
 #: vectorised along the row); otherwise as dot products of contiguous rows ("transposed": `dense_dots`)
 AXPY_MAX_DEPTH, AXPY_MIN_WIDTH = 32, 8
-LAYOUT_CODE = {"plain": 0, "transposed": 1, "panels": 2}
 
 
 class NoKernel(Exception):
@@ -52,7 +47,7 @@ class Value:
                  index: int = 0):
         self.dtype, self.shape, self.kind, self.base, self.index = dtype, tuple(shape), kind, base, index
         self.offset = 0
-        #: a dense product's weights: how they are stored (LAYOUT_CODE), and the matrix [K, N] itself (for BLAS)
+        #: a dense product's weights: how they are stored (one of LAYOUTS), and the matrix [K, N] itself (for BLAS)
         self.layout = "plain"
         self.matrix: Optional[np.ndarray] = None
 
@@ -86,15 +81,23 @@ class View:
             self.rows, self.rows_per_n = (total // max(self.columns, 1) if rows is None else rows), 0
 
     def encode(self) -> List[int]:
-        """[space, base, per_rows, per_first, per_out_rows, per_out_row, rows, rows_per_n, columns]: see
-        `kernels.start_of`."""
-        storage = self.value.storage()
-        row_bytes = storage.row_size * storage.itemsize
-        if storage.kind == "weight":
-            return [WEIGHTS, storage.offset, 0, 0, 0, 0, self.rows, self.rows_per_n, self.columns]
-        if storage.kind == "slot":  # the chunk's rows of each value are contiguous, from offset * rows
-            return [SCRATCH, 0, storage.offset, row_bytes, 0, 0, self.rows, self.rows_per_n, self.columns]
-        return [INPUT0 + storage.index, 0, 0, row_bytes, 0, 0, self.rows, self.rows_per_n, self.columns]
+        """The operand (encoding.OPERAND_FIELDS): where the view starts for a call's frame (`kernels.start_of`),
+        and its shape."""
+        return operand(self.value.storage(), rows=self.rows, rows_per_n=self.rows_per_n, columns=self.columns)
+
+
+def operand(storage: Value, **shape: int) -> List[int]:
+    """The operand of a view of `storage` (`shape`: its rows, rows_per_n and columns): a weight at a fixed offset; a
+    slot at its offset times the chunk's rows (the chunk's rows of each value are contiguous), then a row's bytes
+    per row from `first`; an input likewise from its start."""
+    row_bytes = storage.row_size * storage.itemsize
+    if storage.kind == "weight":
+        place = dict(space=WEIGHTS, base=storage.offset)
+    elif storage.kind == "slot":
+        place = dict(space=SCRATCH, per_rows=storage.offset, per_first=row_bytes)
+    else:
+        place = dict(space=INPUT0 + storage.index, per_first=row_bytes)
+    return fields(OPERAND_FIELDS, dict(dict.fromkeys(OPERAND_FIELDS, 0), **place, **shape))
 
 
 def flat(value: Value) -> View:
@@ -102,27 +105,38 @@ def flat(value: Value) -> View:
 
 
 class Instruction:
-    """One kernel call: `opcode` on operands of `dtype` (`op` names it in errors)."""
+    """One kernel call: `opcode` on operands of `dtype` (`op` names it in errors), with the extras
+    encoding.EXTRAS names for the opcode."""
 
     def __init__(self, opcode: int, dtype: str, operands: Sequence[View], sub: int = 0,
-                 extras: Sequence[int] = (), op: str = ""):
-        self.opcode, self.dtype, self.operands, self.sub, self.extras = opcode, dtype, list(operands), sub, list(extras)
+                 extras: Optional[Dict[str, int]] = None, op: str = ""):
+        self.opcode, self.dtype, self.operands, self.sub = opcode, dtype, list(operands), sub
+        self.extras = dict(extras or {})
         family = KERNEL_DTYPES.get(opcode)
         if family is not None and dtype not in family:
             raise NoKernel("no numba kernel for op {!r} on {}".format(op or _OPCODE_NAMES[opcode], dtype))
 
     def encode(self) -> List[int]:
-        body = [self.opcode, self.sub, DTYPE_CODE[self.dtype]]
-        for view in self.operands:
-            body.extend(view.encode())
-        body.extend(self.extras)
-        return [len(body) + 1] + body
+        return encode_instruction(self.opcode, self.sub, self.dtype, [view.encode() for view in self.operands],
+                                  self.extras)
+
+
+def encode_instruction(opcode: int, sub: int, dtype: str, operands: Sequence[List[int]],
+                       extras: Dict[str, int]) -> List[int]:
+    """The instruction's ints: its header, its encoded operands (as many as encoding.OPERAND_COUNT says), its
+    extras in encoding.EXTRAS's order."""
+    if len(operands) != OPERAND_COUNT[opcode]:
+        raise ValueError("opcode {} takes {} operands, not {}".format(opcode, OPERAND_COUNT[opcode], len(operands)))
+    body = [value for encoded in operands for value in encoded] + fields(EXTRAS.get(opcode, ()), extras)
+    header = fields(INSTRUCTION_FIELDS, dict(length=len(INSTRUCTION_FIELDS) + len(body), opcode=opcode, sub=sub,
+                                             dtype=DTYPE_CODE[dtype]))
+    return header + body
 
 
 class Gemm:
     """A matrix product the batch path computes with BLAS: a linear or matmul node, y = x @ w.matrix (however w is
-    stored for the interpreter), or a conv2d node (`conv`: its geometry; w [kh, kw, C, O]; the caller first writes
-    the patch columns of x, `im2col`)."""
+    stored for the interpreter), or a conv2d node (`conv`: its geometry, named as encoding.CONV_GEOMETRY;
+    w [kh, kw, C, O]; the caller first writes the patch columns of x, `im2col`)."""
 
     def __init__(self, x: Value, w: Value, y: Value, conv: Optional[Dict[str, int]] = None):
         self.x, self.w, self.y, self.conv = x, w, y, conv
@@ -279,11 +293,12 @@ class Lowered:
 def copy_to_output(value: Value, offset: int, size: int) -> List[int]:
     """Copy `value`'s rows to their place in the output buffer, which holds the request's rows of it from byte
     `offset * out_rows`."""
-    item = value.itemsize
-    source = View(value, value.row_size).encode()
-    source[-1] = size * item
-    target = [OUTPUTS, 0, 0, 0, offset, size * item, 0, 1, size * item]
-    return [HEADER + 2 * OPERAND, COPY, 0, DTYPE_CODE["uint8"]] + source + target
+    row_bytes = size * value.itemsize
+    view = View(value, value.row_size)
+    source = operand(value.storage(), rows=view.rows, rows_per_n=view.rows_per_n, columns=row_bytes)
+    target = fields(OPERAND_FIELDS, dict(dict.fromkeys(OPERAND_FIELDS, 0), space=OUTPUTS, per_out_rows=offset,
+                                         per_out_row=row_bytes, rows_per_n=1, columns=row_bytes))
+    return encode_instruction(COPY, 0, "uint8", [source, target], {})
 
 
 def fold_constants(model: SbifFile) -> Dict[str, np.ndarray]:
@@ -392,9 +407,9 @@ Lowering = Tuple[List[Instruction], List[Instruction], Optional[Gemm]]
 
 def _unary(op: str) -> Callable[..., Lowering]:
     def lower(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
-        alpha = np.array([float(attrs.get("alpha", 0.0))], np.float64).view(np.int64)
+        alpha = float_bits(float(attrs.get("alpha", 0.0)))
         return [Instruction(UNARY, ins[0].dtype, [flat(ins[0]), flat(outs[0])], UNARY_OPS.index(op),
-                            [int(alpha[0])], op)], [], None
+                            {"alpha": alpha}, op)], [], None
     return lower
 
 
@@ -433,7 +448,7 @@ def lower_linear(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
     _require_weight(w, "linear")
     depth, width = w.matrix.shape
     return ([Instruction(LINEAR, x.dtype, [View(x, depth), View(w, w.shape[1]), View(b, width), View(y, width)],
-                         sub=LAYOUT_CODE[w.layout])],
+                         sub=LAYOUTS.index(w.layout))],
             [Instruction(ADD_BIAS, x.dtype, [View(y, width), View(b, width)])], Gemm(x, w, y))
 
 
@@ -447,7 +462,7 @@ def lower_matmul(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
         return instructions, [], gemm
     depth, width = w.matrix.shape
     return ([Instruction(MATMUL, x.dtype, [View(x, depth), View(w, w.shape[1]), View(y, width)],
-                         sub=LAYOUT_CODE[w.layout])], [], Gemm(x, w, y))
+                         sub=LAYOUTS.index(w.layout))], [], Gemm(x, w, y))
 
 
 def panels(matrix: np.ndarray) -> np.ndarray:
@@ -469,21 +484,20 @@ def lower_conv2d(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
     _, out_h, out_w, _ = y.shape
     rows, columns = (conv_axis(size, kernel, stride, attrs["padding"])
                      for size, kernel, stride in zip((height, width), (kernel_h, kernel_w), attrs["strides"]))
-    conv = {"kernel_h": kernel_h, "kernel_w": kernel_w, "stride_h": rows.step, "stride_w": columns.step,
-            "pad_top": rows.padding[0], "pad_left": columns.padding[0]}
-    extras = [height, width, channels, kernel_h, kernel_w, out_h, out_w, rows.step, columns.step, rows.padding[0],
-              columns.padding[0]]
+    geometry = dict(height=height, width=width, channels=channels, kernel_h=kernel_h, kernel_w=kernel_w,
+                    out_h=out_h, out_w=out_w, stride_h=rows.step, stride_w=columns.step, pad_top=rows.padding[0],
+                    pad_left=columns.padding[0])
     return ([Instruction(CONV2D, x.dtype, [View(x, channels), View(w, filters), View(b, filters), View(y, filters)],
-                         extras=extras)],
-            [Instruction(ADD_BIAS, x.dtype, [View(y, filters), View(b, filters)])], Gemm(x, w, y, conv))
+                         extras=geometry)],
+            [Instruction(ADD_BIAS, x.dtype, [View(y, filters), View(b, filters)])], Gemm(x, w, y, geometry))
 
 
 def lower_layer_norm(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
     x, gamma, beta = ins
     width = int(x.shape[-1])
-    epsilon = np.array([float(attrs["epsilon"])], np.float64).view(np.int64)
     return [Instruction(LAYER_NORM, x.dtype, [View(x, width), View(gamma, width), View(beta, width),
-                                               View(outs[0], width)], extras=[int(epsilon[0])])], [], None
+                                               View(outs[0], width)],
+                        extras={"epsilon": float_bits(float(attrs["epsilon"]))})], [], None
 
 
 def _rows(opcode: int) -> Callable[..., Lowering]:
@@ -518,7 +532,7 @@ def lower_concat(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
     for value in ins:
         _require_batched(value, "concat")
         source = _blocks(value, axis)
-        instructions.append(Instruction(COPY_COLUMNS, "uint8", [source, _blocks(out, axis)], extras=[offset]))
+        instructions.append(Instruction(COPY_COLUMNS, "uint8", [source, _blocks(out, axis)], extras={"offset": offset}))
         offset += source.columns
     return instructions, [], None
 
@@ -529,7 +543,7 @@ def lower_split(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> L
     instructions, offset = [], 0
     for value in outs:
         target = _blocks(value, axis)
-        instructions.append(Instruction(TAKE_COLUMNS, "uint8", [_blocks(x, axis), target], extras=[offset]))
+        instructions.append(Instruction(TAKE_COLUMNS, "uint8", [_blocks(x, axis), target], extras={"offset": offset}))
         offset += target.columns
     return instructions, [], None
 
@@ -544,7 +558,7 @@ def lower_stack(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> L
         _require_batched(value, "stack")
         source = _blocks(value, axis)
         instructions.append(Instruction(COPY_COLUMNS, "uint8", [source, _blocks(out, axis)],
-                                        extras=[index * source.columns]))
+                                        extras={"offset": index * source.columns}))
     return instructions, [], None
 
 

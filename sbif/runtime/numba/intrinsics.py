@@ -1,0 +1,292 @@
+"""The numba backend's intrinsics: functions written as LLVM IR (numba's `@intrinsic`) where a numba loop cannot
+say what the kernels need, and the wrapper that lets numba's ahead-of-time compiler run a kernel without the GIL.
+
+Each one states its arithmetic in its first line: which products are fused (`llvm.fmuladd`: a fused multiply-add
+where the CPU has a fast one, else a rounded product and a rounded sum; spec/ops.md allows both in the sums of
+products, as BLAS kernels do), and the order in which a sum adds its terms. tests/test_numba_intrinsics.py checks
+each against NumPy. The kernels that use them are in `kernels`.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .encoding import PANEL
+
+#: float32 lanes of the vectors the tiles keep their sums in (AVX; LLVM splits them where vectors are narrower)
+VECTOR = 8
+#: bytes of a float32, the element of every product; a vector load or store of float32 assumes only this alignment
+FLOAT32_BYTES = np.dtype(np.float32).itemsize
+#: rows of a tile (`tile`) or of a group of dot products (`dots`) over several rows: a tile of TILE_ROWS rows by one
+#: panel keeps TILE_ROWS * PANEL / VECTOR = 8 vector sums in registers, and each weight it loads serves every row
+TILE_ROWS = 4
+#: panels of a tile of one row: as many vector sums as a tile of TILE_ROWS rows by one panel
+ROW_TILE_PANELS = 4
+#: outputs of a group of TILE_ROWS rows of dot products (8 vector sums), and of a group of one row
+GROUP_DOT_OUTPUTS, ROW_DOT_OUTPUTS = 2, 4
+#: bytes the CPU brings into its caches at a time (`prefetch`)
+CACHE_LINE_BYTES = 64
+
+
+@intrinsic
+def float_from_bits(typingctx, bits):
+    """Exact: the float32 whose IEEE bits are the int32 `bits` (a bit cast, no rounding)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+def _vector_load(builder: Any, vector: Any, pointer: Any) -> Any:
+    """Exact (a load): a vector of float32 at `pointer`, which is aligned for a float32 only."""
+    return builder.load(builder.bitcast(pointer, vector.as_pointer()), align=FLOAT32_BYTES)
+
+
+def _dots(rows: int, outputs: int) -> Callable[..., Any]:
+    """Fused, in a fixed order: an intrinsic computing y = x @ w for a group of `rows` rows and `outputs` outputs,
+    each output a dot product summed in VECTOR lanes (`llvm.fmuladd`) over the whole multiples of VECTOR, the lanes
+    then added pairwise (halves, quarters, the last two: rounded sums), then the remaining terms in order of k
+    (`llvm.fmuladd`). w is given transposed (wt [N, K]: each output's weights a contiguous row), for narrow products
+    (fewer outputs than a panel). Every output follows that one order whatever group it is in, so a row's result
+    does not depend on the batch it came in. Arguments (addresses and element counts): x, x's row stride, the
+    group's first row of wt, the depth K, y (at the group's first column), y's row stride."""
+    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    vector = ir.VectorType(f32, VECTOR)
+    fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
+    scalar_type = ir.FunctionType(f32, [f32, f32, f32])
+
+    def codegen(context, builder, signature, args):
+        x_at, x_stride, w_at, depth, y_at, y_stride = args
+        x, w, y = (builder.inttoptr(a, f32.as_pointer()) for a in (x_at, w_at, y_at))
+        x_rows = [builder.gep(x, [builder.mul(x_stride, ir.Constant(i64, r))]) for r in range(rows)]
+        w_rows = [builder.gep(w, [builder.mul(depth, ir.Constant(i64, n))]) for n in range(outputs)]
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * VECTOR)) for _ in range(outputs)]
+                for _ in range(rows)]
+        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(VECTOR))
+        fmuladd_scalar = cgutils.get_or_insert_function(builder.module, scalar_type, "llvm.fmuladd.f32")
+        whole = builder.udiv(depth, ir.Constant(i64, VECTOR))
+
+        with cgutils.for_range(builder, whole) as loop:
+            k = builder.mul(loop.index, ir.Constant(i64, VECTOR))
+            terms = [_vector_load(builder, vector, builder.gep(w_row, [k])) for w_row in w_rows]
+            for r in range(rows):
+                xr = _vector_load(builder, vector, builder.gep(x_rows[r], [k]))
+                for n, term in enumerate(terms):
+                    builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][n])]), sums[r][n])
+        totals = [[None] * outputs for _ in range(rows)]
+        for r in range(rows):
+            for n in range(outputs):
+                lanes = builder.load(sums[r][n])
+                width = VECTOR
+                while width > 1:  # pairwise: lane i + lane i + width/2
+                    half = width // 2
+                    low = builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(i32, half), list(range(half))))
+                    high = builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(i32, half),
+                                                                            list(range(half, width))))
+                    lanes, width = builder.fadd(low, high), half
+                totals[r][n] = cgutils.alloca_once_value(builder, builder.extract_element(lanes, ir.Constant(i32, 0)))
+        done = builder.mul(whole, ir.Constant(i64, VECTOR))
+        with cgutils.for_range(builder, builder.sub(depth, done)) as tail:  # every sum's next term, in one loop
+            k = builder.add(done, tail.index)
+            terms = [builder.load(builder.gep(w_row, [k])) for w_row in w_rows]
+            for r in range(rows):
+                xr = builder.load(builder.gep(x_rows[r], [k]))
+                for n, term in enumerate(terms):
+                    builder.store(builder.call(fmuladd_scalar, [xr, term, builder.load(totals[r][n])]), totals[r][n])
+        for r in range(rows):
+            y_row = builder.gep(y, [builder.mul(y_stride, ir.Constant(i64, r))])
+            for n in range(outputs):
+                builder.store(builder.load(totals[r][n]), builder.gep(y_row, [ir.Constant(i64, n)]))
+        return context.get_dummy_value()
+
+    @intrinsic
+    def dots(typingctx, x, x_stride, w, depth, y, y_stride):
+        return types.none(*([types.intp] * 6)), codegen
+
+    return dots
+
+
+#: `dense_dots`'s groups: TILE_ROWS rows by GROUP_DOT_OUTPUTS outputs (or the last one), one row by ROW_DOT_OUTPUTS
+#: outputs (or one)
+dots_rows = _dots(TILE_ROWS, GROUP_DOT_OUTPUTS)
+dots_rows_one_output = _dots(TILE_ROWS, 1)
+dots_row = _dots(1, ROW_DOT_OUTPUTS)
+dots_row_one_output = _dots(1, 1)
+
+
+def _tile(rows: int, panels: int, partial: bool) -> Callable[..., Any]:
+    """Fused, in order of k: an intrinsic computing y = x @ w + b for a tile of `rows` rows and `panels` panels
+    (PANEL columns each), its sums kept in vector registers through the whole depth, each term added in order of k with
+    `llvm.fmuladd`, then the bias (a separate rounded addition). Arguments (addresses and element counts): x, x's
+    row stride, the tile's first panel, the depth K, b (at the tile's first column), y (likewise), y's row stride,
+    and for a `partial` tile (the last panel) how many of its columns exist: only those are read from b and
+    written."""
+    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    vector = ir.VectorType(f32, VECTOR)
+    halves = PANEL // VECTOR
+    fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
+
+    def codegen(context, builder, signature, args):
+        x_at, x_stride, w_at, depth, b_at, y_at, y_stride, width = args
+        x, w, b, y = (builder.inttoptr(a, f32.as_pointer()) for a in (x_at, w_at, b_at, y_at))
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * VECTOR))
+                 for _ in range(panels * halves)] for _ in range(rows)]
+        x_rows = [builder.gep(x, [builder.mul(x_stride, ir.Constant(i64, r))]) for r in range(rows)]
+        panel_size = builder.mul(depth, ir.Constant(i64, PANEL))
+        starts = [builder.gep(w, [builder.mul(panel_size, ir.Constant(i64, p))]) for p in range(panels)]
+        broadcast = ir.Constant(ir.VectorType(i32, VECTOR), [0] * VECTOR)
+        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(VECTOR))
+        with cgutils.for_range(builder, depth) as loop:
+            at = builder.mul(loop.index, ir.Constant(i64, PANEL))
+            terms = [_vector_load(builder, vector, builder.gep(start, [builder.add(at, ir.Constant(i64, h * VECTOR))]))
+                     for start in starts for h in range(halves)]
+            for r in range(rows):
+                scalar = builder.load(builder.gep(x_rows[r], [loop.index]))
+                xr = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
+                                                                   ir.Constant(i32, 0)),
+                                            ir.Constant(vector, ir.Undefined), broadcast)
+                for j, term in enumerate(terms):
+                    builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
+        for r in range(rows):
+            y_row = builder.gep(y, [builder.mul(y_stride, ir.Constant(i64, r))])
+            for j in range(panels * halves):
+                total = builder.load(sums[r][j])
+                if not partial:
+                    column = ir.Constant(i64, j * VECTOR)
+                    bias = _vector_load(builder, vector, builder.gep(b, [column]))
+                    builder.store(builder.fadd(total, bias),
+                                  builder.bitcast(builder.gep(y_row, [column]), vector.as_pointer()),
+                                  align=FLOAT32_BYTES)
+                    continue
+                for lane in range(VECTOR):
+                    column = ir.Constant(i64, j * VECTOR + lane)
+                    with builder.if_then(builder.icmp_signed("<", column, width)):
+                        value = builder.fadd(builder.extract_element(total, ir.Constant(i32, lane)),
+                                             builder.load(builder.gep(b, [column])))
+                        builder.store(value, builder.gep(y_row, [column]))
+        return context.get_dummy_value()
+
+    @intrinsic
+    def tile(typingctx, x, x_stride, w, depth, b, y, y_stride, width):
+        return types.none(*([types.intp] * 8)), codegen
+
+    return tile
+
+
+#: `dense_panels`'s tiles: TILE_ROWS rows by one panel (whole, or the last, partial one), one row by ROW_TILE_PANELS
+#: panels, one row by one panel (whole or partial)
+tile_rows, tile_rows_partial = _tile(TILE_ROWS, 1, False), _tile(TILE_ROWS, 1, True)
+tile_row = _tile(1, ROW_TILE_PANELS, False)
+tile_row_one_panel, tile_row_one_panel_partial = _tile(1, 1, False), _tile(1, 1, True)
+
+
+@intrinsic
+def copy_floats(typingctx, target, source, count):
+    """Exact (a copy): `count` float32 from address `source` to address `target` (not overlapping), VECTOR at a time,
+    inline, for the short runs of im2col, where a call to memcpy or a loop over array views costs more than the
+    copy."""
+    f32, i64 = ir.FloatType(), ir.IntType(64)
+    vector = ir.VectorType(f32, VECTOR)
+
+    def codegen(context, builder, signature, args):
+        to, at, n = (builder.inttoptr(args[0], f32.as_pointer()), builder.inttoptr(args[1], f32.as_pointer()),
+                     args[2])
+        whole = builder.udiv(n, ir.Constant(i64, VECTOR))
+        with cgutils.for_range(builder, whole) as loop:
+            offset = builder.mul(loop.index, ir.Constant(i64, VECTOR))
+            value = _vector_load(builder, vector, builder.gep(at, [offset]))
+            builder.store(value, builder.bitcast(builder.gep(to, [offset]), vector.as_pointer()), align=FLOAT32_BYTES)
+        done = builder.mul(whole, ir.Constant(i64, VECTOR))
+        with cgutils.for_range(builder, builder.sub(n, done)) as loop:
+            offset = builder.add(done, loop.index)
+            builder.store(builder.load(builder.gep(at, [offset])), builder.gep(to, [offset]))
+        return context.get_dummy_value()
+
+    return types.none(types.intp, types.intp, types.intp), codegen
+
+
+@intrinsic
+def prefetch(typingctx, address):
+    """No arithmetic (a hint that never faults: llvm.prefetch): ask the CPU to bring the cache line at `address`
+    into its caches, for im2col, whose short runs from several image rows at once the hardware prefetchers do not
+    foresee."""
+    byte_pointer, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+
+    def codegen(context, builder, signature, args):
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+            "llvm.prefetch." + byte_pointer.intrinsic_name)
+        read, keep_in_all_levels, data = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
+        builder.call(function, [builder.inttoptr(args[0], byte_pointer), read, keep_in_all_levels, data])
+        return context.get_dummy_value()
+
+    return types.none(types.intp), codegen
+
+
+@intrinsic
+def pointer(typingctx, address, dtype):
+    """No arithmetic: the int `address` as a pointer to `dtype` (a NumPy scalar class), for `carray` views of the
+    interpreter's buffers."""
+    pointer_type = types.CPointer(dtype.dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer_type))
+
+    return pointer_type(types.intp, dtype), codegen
+
+
+# -- the entry points of the extension module (`aot`) ------------------------------------------------------
+# numba's ahead-of-time compiler exports plain Python functions, holding the GIL throughout; these release it
+# around the work, as `nogil` does for the jitted ones (the backend runs parts of a request in several threads).
+# An exception in the work is caught while the GIL is released and raised once it is held again.
+@intrinsic
+def release_gil(typingctx):
+    """No arithmetic: PyEval_SaveThread(), the thread state as an int, for `acquire_gil`."""
+    def codegen(context, builder, signature, args):
+        save = cgutils.get_or_insert_function(builder.module, ir.FunctionType(cgutils.voidptr_t, []),
+                                              "PyEval_SaveThread")
+        return builder.ptrtoint(builder.call(save, []), context.get_value_type(types.intp))
+
+    return types.intp(), codegen
+
+
+@intrinsic
+def acquire_gil(typingctx, state):
+    """No arithmetic: PyEval_RestoreThread(state)."""
+    def codegen(context, builder, signature, args):
+        restore = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [cgutils.voidptr_t]),
+                                                 "PyEval_RestoreThread")
+        builder.call(restore, [builder.inttoptr(args[0], cgutils.voidptr_t)])
+        return context.get_dummy_value()
+
+    return types.void(types.intp), codegen
+
+
+_WITHOUT_GIL = """
+def {name}({arguments}):
+    state = release_gil()
+    failed = False
+    try:
+        work({arguments})
+    except Exception:
+        failed = True
+    acquire_gil(state)
+    if failed:
+        raise RuntimeError("sbif's compiled kernel {name} failed (a bug: please report it)")
+"""
+
+
+def without_gil(work: Any) -> Callable[..., None]:
+    """No arithmetic: the jitted function `work` as a plain function that runs it without the GIL, for numba's
+    ahead-of-time compiler (`aot`), which takes neither `nogil` nor `*args`: hence the source, written for `work`'s
+    parameters."""
+    namespace = {"work": work, "release_gil": release_gil, "acquire_gil": acquire_gil}
+    arguments = ", ".join(inspect.signature(work.py_func).parameters)
+    exec(_WITHOUT_GIL.format(name=work.__name__, arguments=arguments), namespace)
+    return namespace[work.__name__]
