@@ -16,6 +16,7 @@ import pytest
 
 from conformance.rules import ulp_comparison, ulp_differences
 from sbif.ops import REGISTRY, ValueSpec, resolve_attrs
+from sbif.ops.elementwise import Selu, Softplus
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 TOLERANCE_KEYS = {"exact", "ulp", "abs", "unspecified_nan"}
@@ -98,6 +99,29 @@ def test_every_op_has_a_spec_section():
         assert names == sorted(names), "op sections of spec/{} are not in alphabetical order".format(path.name)
         sections += names
     assert sorted(set(REGISTRY) - set(sections)) == [], "ops without a section in spec/ops*.md"
+
+
+def spec_section(op):
+    """The text of `## op` in spec/ops.md, up to the next section."""
+    text = (VECTORS.parent / "ops.md").read_text(encoding="utf-8")
+    return re.search(r"^## {}$(.*?)(?=^## )".format(op), text, re.M | re.S).group(1)
+
+
+def float32_bits(value):
+    return int(np.asarray(value, np.float32).view(np.uint32))
+
+
+def test_the_spec_states_the_constants_the_ops_use():
+    """spec/ops.md writes out TF's SELU constants and softplus's threshold for other runtimes to copy; the reference
+    (and the converters, the numba kernels) take them from `Selu` and `Softplus.threshold`: both say the same."""
+    selu = spec_section("selu")
+    scale, scale_alpha = (float(re.search(name + r" = ([0-9.]+)", selu).group(1)) for name in ("SCALE", "SCALE_ALPHA"))
+    assert (scale, scale_alpha) == (Selu.SCALE, Selu.SCALE_ALPHA)
+    rounded = re.search(r"float32: \S+ = 0x([0-9a-f]{8}) and \S+ = 0x([0-9a-f]{8})", selu).groups()
+    assert [int(bits, 16) for bits in rounded] == [float32_bits(Selu.SCALE), float32_bits(Selu.SCALE_ALPHA)]
+    threshold = re.search(r"float32:\s+t = −([0-9.]+) = 0x([0-9a-f]{8})", spec_section("softplus"))
+    assert -float(threshold.group(1)) == Softplus.threshold("float32")
+    assert int(threshold.group(2), 16) == float32_bits(Softplus.threshold("float32"))
 
 
 @pytest.mark.parametrize("op", sorted(FILES))

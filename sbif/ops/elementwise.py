@@ -60,6 +60,15 @@ class UnaryFloatOp(Op):
         return [monotone_scale(cls.exact, inputs[0], scales[0], outputs[0].dtype, ulps, absolute)]
 
 
+class NumpyFunctionOp(UnaryFloatOp):
+    """y = f(x) where NumPy's f, applied in x's own dtype, is the reference computation, and the same f in float64
+    is the exact function: `exact` states f once for both."""
+
+    @classmethod
+    def compute(cls, x):
+        return cls.exact(x)
+
+
 class BinaryOp(Op):
     """z = f(x, y) with NumPy broadcasting; both operands must have the same dtype."""
 
@@ -222,50 +231,34 @@ class Neg(UnaryFloatOp):
 
 
 @register
-class Exp(UnaryFloatOp):
+class Exp(NumpyFunctionOp):
     name = "exp"
     exact = staticmethod(np.exp)
     accuracy = (4.0, 0.0)  # TF within 1 ULP, a conforming library within 3
 
-    @classmethod
-    def compute(cls, x):
-        return np.exp(x)
-
 
 @register
-class Log(UnaryFloatOp):
+class Log(NumpyFunctionOp):
     name = "log"
     undetermined_reason = "the argument's interval reaches 0, so the log may be finite, -inf or NaN"
     exact = staticmethod(np.log)
     accuracy = (5.0, 0.0)  # TF within 1 ULP, a conforming library within 4
 
-    @classmethod
-    def compute(cls, x):
-        return np.log(x)
-
 
 @register
-class RoundHalfEven(UnaryFloatOp):
+class RoundHalfEven(NumpyFunctionOp):
     """Round to the nearest integer, ties to even (TF's `tf.round`): 0.5 -> 0, 1.5 -> 2."""
 
     name = "round_half_even"
     exact = staticmethod(np.round)
     accuracy = (0.0, 0.0)
 
-    @classmethod
-    def compute(cls, x):
-        return np.round(x)
-
 
 @register
-class Tanh(UnaryFloatOp):
+class Tanh(NumpyFunctionOp):
     name = "tanh"
     exact = staticmethod(np.tanh)
     accuracy = (8.0, 2.0 ** -118)  # TF's rational approximation: 7 ULP; ±0 below 2.4e-36
-
-    @classmethod
-    def compute(cls, x):
-        return np.tanh(x)
 
 
 @register

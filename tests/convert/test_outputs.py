@@ -1,6 +1,6 @@
-"""Converted models pruned to the outputs a deployer asks for (issue #19, item 4): `session.run(["action"], {"obs":
-x})` alone answers as `predict(x, deterministic=True)`, with no noise input, no critic weights, and the recurrent state
-kept where the action reads it; the names users type (`action`, `stochastic_action`, `logits`...) resolve to the
+"""Converted models pruned to the outputs a deployer asks for: `session.run(["action"], {"obs": x})` alone answers
+as `predict(x, deterministic=True)`, with no noise input, no critic weights, and the recurrent state kept where the
+action reads it; the names users type (`action`, `stochastic_action`, `logits`...) resolve to the
 document's outputs, and an unknown one is refused with the list of names the file has. Also the format-level
 `sbif.format.subgraph` both converters (and the reference executor's plan) rest on."""
 import os
