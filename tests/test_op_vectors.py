@@ -16,7 +16,7 @@ import pytest
 
 from conformance.rules import ulp_comparison, ulp_differences
 from sbif.ops import REGISTRY, ValueSpec, resolve_attrs
-from sbif.ops.elementwise import Selu, Softplus
+from sbif.ops.elementwise import Selu, Sigmoid, Softplus
 
 VECTORS = Path(__file__).resolve().parent.parent / "spec" / "vectors"
 TOLERANCE_KEYS = {"exact", "ulp", "abs", "unspecified_nan"}
@@ -112,13 +112,16 @@ def float32_bits(value):
 
 
 def test_the_spec_states_the_constants_the_ops_use():
-    """spec/ops.md writes out TF's SELU constants and softplus's threshold for other runtimes to copy; the reference
-    (and the converters, the numba kernels) take them from `Selu` and `Softplus.threshold`: both say the same."""
+    """spec/ops.md writes out TF's SELU constants, sigmoid's float32 cut-offs and softplus's threshold for other
+    runtimes to copy; the reference and the converters take them from `Selu`, `Sigmoid.FLOAT32_CUTOFF` and
+    `Softplus.threshold`: both say the same."""
     selu = spec_section("selu")
     scale, scale_alpha = (float(re.search(name + r" = ([0-9.]+)", selu).group(1)) for name in ("SCALE", "SCALE_ALPHA"))
     assert (scale, scale_alpha) == (Selu.SCALE, Selu.SCALE_ALPHA)
     rounded = re.search(r"float32: \S+ = 0x([0-9a-f]{8}) and \S+ = 0x([0-9a-f]{8})", selu).groups()
     assert [int(bits, 16) for bits in rounded] == [float32_bits(Selu.SCALE), float32_bits(Selu.SCALE_ALPHA)]
+    cutoffs = re.search(r"y = 0 exactly when x < −(\d+) and y = 1 exactly when x > (\d+)", spec_section("sigmoid"))
+    assert [-float(cutoffs.group(1)), float(cutoffs.group(2))] == [-Sigmoid.FLOAT32_CUTOFF, Sigmoid.FLOAT32_CUTOFF]
     threshold = re.search(r"float32:\s+t = −([0-9.]+) = 0x([0-9a-f]{8})", spec_section("softplus"))
     assert -float(threshold.group(1)) == Softplus.threshold("float32")
     assert int(threshold.group(2), 16) == float32_bits(Softplus.threshold("float32"))

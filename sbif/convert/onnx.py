@@ -25,7 +25,7 @@ from ..format import SbifFile
 from ..format.document import METADATA_KEY, encode_document
 from ..format.subgraph import deployed_subgraph
 from ..ops import ValueSpec, get_op, resolve_attrs
-from ..ops.elementwise import Selu, Softplus
+from ..ops.elementwise import Selu, Sigmoid, Softplus
 from ..ops.layers import conv_axis
 
 DEFAULT_OPSET = 17
@@ -160,14 +160,16 @@ LOWERINGS.update({sbif_op: _same_onnx_op(onnx_op) for sbif_op, onnx_op in SAME_A
 
 # -- element-wise ops with TF 1.15's formulas --------------------------------------------------------------------
 def sigmoid(g: OnnxGraph, x: str, dtype: str, output: Optional[str] = None) -> str:
-    """1 / (1 + exp(-x)); float32 is exactly 0 below -18 and 1 above 18 (TF's kernel), which ONNX Sigmoid is not."""
+    """1 / (1 + exp(-x)); float32 is exactly 0 below -cutoff and 1 above it (TF's kernel,
+    `Sigmoid.FLOAT32_CUTOFF`), which ONNX Sigmoid is not."""
     one = g.constant(1, dtype)
     formula = g.add("Div", [one, g.add("Add", [one, g.add("Exp", [g.add("Neg", [x])])])],
                     None if dtype == "float32" else output)
     if dtype != "float32":
         return formula
-    above = g.add("Where", [g.add("Greater", [x, g.constant(18, dtype)]), one, formula])
-    return g.add("Where", [g.add("Less", [x, g.constant(-18, dtype)]), g.constant(0, dtype), above], output)
+    cutoff = Sigmoid.FLOAT32_CUTOFF
+    above = g.add("Where", [g.add("Greater", [x, g.constant(cutoff, dtype)]), one, formula])
+    return g.add("Where", [g.add("Less", [x, g.constant(-cutoff, dtype)]), g.constant(0, dtype), above], output)
 
 
 @lowering("sigmoid")

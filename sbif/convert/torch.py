@@ -30,7 +30,7 @@ from ..format import SbifFile
 from ..format.subgraph import deployed_subgraph
 from ..ops import ValueSpec, get_op, resolve_attrs
 from ..ops.base import FLOAT_DTYPES
-from ..ops.elementwise import Selu, Softplus
+from ..ops.elementwise import Selu, Sigmoid, Softplus
 from ..ops.layers import conv_axis
 
 try:
@@ -123,11 +123,12 @@ def tanh(x: Tensor) -> Tensor:
     return torch.tanh(x)
 
 
-def sigmoid(x: Tensor) -> Tensor:
-    """1 / (1 + exp(-x)); for float32 exactly 0 below -18 and 1 above 18, as TF 1.15's float32 kernel."""
+def sigmoid(x: Tensor, cutoff: List[float]) -> Tensor:
+    """1 / (1 + exp(-x)), exactly 0 below -cutoff and 1 above it where `cutoff` holds one (float32:
+    `Sigmoid.FLOAT32_CUTOFF`, as TF 1.15's float32 kernel; float64 has none)."""
     y = 1.0 / (1.0 + torch.exp(-x))
-    if x.dtype == torch.float32:
-        y = torch.where(x < -18.0, torch.zeros_like(y), torch.where(x > 18.0, torch.ones_like(y), y))
+    if len(cutoff) > 0:
+        y = torch.where(x < -cutoff[0], torch.zeros_like(y), torch.where(x > cutoff[0], torch.ones_like(y), y))
     return y
 
 
@@ -159,8 +160,8 @@ def softsign(x: Tensor) -> Tensor:
     return x / (torch.abs(x) + 1.0)
 
 
-def swish(x: Tensor) -> Tensor:
-    return x * sigmoid(x)
+def swish(x: Tensor, cutoff: List[float]) -> Tensor:
+    return x * sigmoid(x, cutoff)
 
 
 def leaky_relu(x: Tensor, alpha: float) -> Tensor:
@@ -322,6 +323,8 @@ def formula_constants(op: str, inputs: Sequence[ValueSpec]) -> List[float]:
     is also scripted on its own, outside any module (`run_op`)."""
     if op == "selu":
         return [Selu.SCALE_ALPHA, Selu.SCALE]
+    if op in ("sigmoid", "swish") and inputs[0].dtype == "float32":
+        return [Sigmoid.FLOAT32_CUTOFF]
     if op == "softplus":
         return [float(Softplus.threshold(inputs[0].dtype))]
     if op == "argmax" and inputs[0].dtype in FLOAT_DTYPES:
@@ -389,7 +392,7 @@ def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
     if op == "tanh":
         return [tanh(args[0])]
     if op == "sigmoid":
-        return [sigmoid(args[0])]
+        return [sigmoid(args[0], node.numbers)]
     if op == "relu":
         return [relu(args[0])]
     if op == "relu6":
@@ -403,7 +406,7 @@ def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
     if op == "softsign":
         return [softsign(args[0])]
     if op == "swish":
-        return [swish(args[0])]
+        return [swish(args[0], node.numbers)]
     if op == "leaky_relu":
         return [leaky_relu(args[0], node.numbers[0])]
     if op == "matmul":

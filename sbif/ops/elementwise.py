@@ -263,18 +263,21 @@ class Tanh(NumpyFunctionOp):
 
 @register
 class Sigmoid(UnaryFloatOp):
-    """1 / (1 + exp(-x)); for float32 exactly 0 below -18 and 1 above 18, as TF 1.15's float32 kernel."""
+    """1 / (1 + exp(-x)); for float32 exactly 0 below -FLOAT32_CUTOFF and 1 above it, as TF 1.15's float32
+    kernel."""
 
     name = "sigmoid"
     exact = staticmethod(_sigmoid64)
     accuracy = (4.0, 2.0 ** -21)  # TF's packet path: 2.05e-7 absolute
+    FLOAT32_CUTOFF = 18.0
 
     @classmethod
     def compute(cls, x):
         one = x.dtype.type(1)
         y = one / (one + np.exp(-x))
         if x.dtype == np.float32:
-            y = np.where(x < -18, x.dtype.type(0), np.where(x > 18, one, y))
+            cutoff = cls.FLOAT32_CUTOFF
+            y = np.where(x < -cutoff, x.dtype.type(0), np.where(x > cutoff, one, y))
         return y
 
 

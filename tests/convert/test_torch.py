@@ -26,7 +26,7 @@ from sbif.errors import ExportError, FileFormatError, InputError, UnsupportedErr
 from sbif.export import export  # noqa: E402
 from sbif.format import SbifFile  # noqa: E402
 from sbif.ops import REGISTRY, ValueSpec, get_op  # noqa: E402
-from sbif.ops.elementwise import Selu, Softplus  # noqa: E402
+from sbif.ops.elementwise import Selu, Sigmoid, Softplus  # noqa: E402
 from tests.zoo import ZOO, require_zoo, zoo_models  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -326,6 +326,8 @@ def test_nodes_keep_their_attributes_and_the_constants_their_types_determine():
     assert make_node("leaky_relu", ["x"], ["y"], {"alpha": 0.2}, [row]).numbers == [0.2]
     assert make_node("selu", ["x"], ["y"], {}, [row]).numbers == [Selu.SCALE_ALPHA, Selu.SCALE]
     assert make_node("softplus", ["x"], ["y"], {}, [row]).numbers == [float(Softplus.threshold("float32"))]
+    assert make_node("swish", ["x"], ["y"], {}, [row]).numbers == [Sigmoid.FLOAT32_CUTOFF]
+    assert make_node("sigmoid", ["x"], ["y"], {}, [ValueSpec("float64", (None, 4))]).numbers == []  # no cut-off
     assert make_node("argmax", ["x"], ["y"], {}, [ValueSpec("int32", (None, 4))]).numbers == []
 
 
