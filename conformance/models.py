@@ -14,8 +14,8 @@ Families and their extra keys: `mlp` (`net_arch`, `activation`), `cnn` (`padding
 `layer_norm`, `layers` for SB2's legacy layout or `net_arch` containing "lstm"), `cnn_lstm` (`n_lstm`,
 `layer_norm`), `dqn` (`layers`, `layer_norm`, `dueling`, `cnn`), `sac`/`td3`/`ddpg` (`layers`, `layer_norm`),
 and `vecnormalize` (an `mlp` with `mean`, `var`, `clip_obs`, `epsilon`). Parameter names, shapes and order are
-SB2's (`shared/reference/sb2-inference.md` section 2), so a family builds as soon as SBIF's exporter supports
-it; `family_status` says which ones do.
+SB2's (`sbif.export.parameter_layouts`, which the generator fills with random values), so a family builds as soon as
+SBIF's exporter supports it; `family_status` says which ones do.
 """
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from sbif.compare import sample_observations
+from sbif.export.parameter_layouts import (ACTOR_CRITIC_SCOPE, BIAS, DQN_EPSILON, DQN_TARGET, GAIN, KERNEL, LOG_STD,
+                                           LSTM, OFF_POLICY_TARGET, POLICY_HEAD, Q_HEAD, RUNNING_STATISTICS_LEAVES,
+                                           STATISTIC, VALUE_HEAD, Layout, actor_critic_cnn_layout,
+                                           actor_critic_mlp_layout, dqn_layout, ddpg_layout, flat_width, lstm_layout,
+                                           sac_layout, td3_layout)
 from sbif.format.document import decode_bound
 from sbif.format.subgraph import inputs_of_outputs, required_subgraph
 
@@ -185,21 +190,19 @@ def make_space(spec: Mapping[str, Any]):
     raise ValueError("unknown space kind {!r}".format(kind))
 
 
-def _input_width(space: Mapping[str, Any]) -> int:
-    if space["kind"] == "box":
-        return int(np.prod(space["shape"]))
-    if space["kind"] == "multi_discrete":
-        return int(sum(space["nvec"]))
-    return int(space["n"])
-
-
-def _head_width(space: Mapping[str, Any]) -> int:
-    return _input_width(space)
-
-
 # -- parameters ----------------------------------------------------------------------------------------------------
+#: the actor-critic scopes a generator leaves at the plain scale even where they read the observation directly (no
+#: hidden layer before them): it divides only hidden layers and convolutions by the input range, so that a seed keeps
+#: drawing the same model
+_UNSCALED_ACTOR_CRITIC = tuple(ACTOR_CRITIC_SCOPE + scope + "/" for scope in (VALUE_HEAD, POLICY_HEAD, Q_HEAD, LSTM))
+#: the count behind a generated DDPG model's observation statistics
+_STATISTICS_COUNT = 100.0
+#: the exploration epsilon of a generated DQN model (inference does not read it)
+_DQN_EPSILON_VALUE = 0.1
+
+
 class _Params:
-    """SB2-named parameters with random values at a scale that keeps activations O(1)."""
+    """Random values for an SB2 parameter layout, at a scale that keeps activations O(1)."""
 
     def __init__(self, seed: int, scale: float, input_range: float = 1.0, spread: float = 0.0,
                  log_std: float = 0.0):
@@ -207,6 +210,34 @@ class _Params:
         self.scale, self.spread, self.log_std = scale, spread, log_std
         self.input_range = input_range
         self.values: "OrderedDict[str, np.ndarray]" = OrderedDict()
+
+    def fill(self, layout: Layout, actor_critic: bool = False) -> "OrderedDict[str, np.ndarray]":
+        """Values for every parameter of `layout`, drawn in its order; kernels that read the input are divided by
+        the input range (not an actor-critic head's or LSTM's, see `_UNSCALED_ACTOR_CRITIC`)."""
+        mean = np.zeros(())  # the running statistics' mean: the sum of squares is drawn around it
+        for parameter in layout:
+            name, shape, role = parameter.name, parameter.shape, parameter.role
+            if role == KERNEL:
+                first = parameter.reads_input and not (actor_critic and name.startswith(_UNSCALED_ACTOR_CRITIC))
+                self.weight(name, shape, first)
+            elif role == BIAS:
+                self.bias(name, shape)
+            elif role == GAIN:
+                self.gain(name, shape)
+            elif role == LOG_STD:
+                self.values[name] = (self.log_std + self.rng.standard_normal(shape) * 0.3).astype(np.float32)
+            elif name == DQN_EPSILON:
+                self.values[name] = np.float32(_DQN_EPSILON_VALUE).reshape(())
+            elif role == STATISTIC and name.endswith(RUNNING_STATISTICS_LEAVES[0] + ":0"):
+                mean = self.rng.standard_normal(shape)
+                self.values[name] = (mean * _STATISTICS_COUNT).astype(np.float64)
+            elif role == STATISTIC and name.endswith(RUNNING_STATISTICS_LEAVES[1] + ":0"):
+                self.values[name] = ((mean ** 2 + self.rng.random(shape)) * _STATISTICS_COUNT).astype(np.float64)
+            elif role == STATISTIC:
+                self.values[name] = np.float64(_STATISTICS_COUNT).reshape(())
+            else:
+                raise ValueError("the generator has no value for {} ({})".format(name, role))
+        return self.values
 
     def weight(self, name: str, shape: Tuple[int, ...], first: bool = False) -> None:
         fan_in = int(np.prod(shape[:-1])) or 1
@@ -219,26 +250,6 @@ class _Params:
 
     def gain(self, name: str, shape: Tuple[int, ...]) -> None:
         self.values[name] = (1.0 + self.rng.standard_normal(shape) * 0.2).astype(np.float32)
-
-    def dense(self, scope: str, n_in: int, n_out: int, leaves: Tuple[str, str] = ("w", "b"),
-              first: bool = False) -> None:
-        self.weight("{}/{}:0".format(scope, leaves[0]), (n_in, n_out), first)
-        self.bias("{}/{}:0".format(scope, leaves[1]), (n_out,))
-
-    def nature_cnn(self, prefix: str, height: int, width: int, channels: int, padding: str) -> int:
-        """c1..c3 (HWIO kernels, [1, C, 1, 1] biases as SB2 stores them) and fc1; returns the feature width."""
-        size = (height, width)
-        filters_in = channels
-        for scope, kernel, stride, filters in (("c1", 8, 4, 32), ("c2", 4, 2, 64), ("c3", 3, 1, 64)):
-            self.weight("{}{}/w:0".format(prefix, scope), (kernel, kernel, filters_in, filters), first=scope == "c1")
-            self.bias("{}{}/b:0".format(prefix, scope), (1, filters, 1, 1))
-            if padding == "SAME":
-                size = tuple(-(-s // stride) for s in size)
-            else:
-                size = tuple((s - kernel) // stride + 1 for s in size)
-            filters_in = filters
-        self.dense(prefix + "fc1", size[0] * size[1] * 64, 512)
-        return 512
 
 
 def _image_shape(space: Mapping[str, Any]) -> Tuple[int, int, int]:
@@ -253,197 +264,90 @@ def _input_range(space: Mapping[str, Any]) -> float:
     return 255.0 if space["kind"] == "box" and space.get("dtype") == "uint8" else 1.0
 
 
+#: the generator's network when a spec gives none
+DEFAULT_NET_ARCH = [8, {"pi": [6], "vf": [6]}]
+DEFAULT_LAYERS = [8, 6]
+DEFAULT_LSTM_LAYERS = [6]
+
+
 def model_parameters(spec: Mapping[str, Any]) -> Tuple["OrderedDict[str, np.ndarray]", Dict[str, Any], str, str]:
     """(parameters, policy kwargs, algorithm, policy class) for a spec."""
     family = spec["family"]
     obs, act = spec["observation"], spec["action"]
+    observation_space, action_space = make_space(obs), make_space(act)
     p = _Params(int(spec.get("seed", 0)), float(spec.get("scale", 1.0)), _input_range(obs),
                 float(spec.get("spread", 0.0)), float(spec.get("log_std", 0.0)))
     activation = spec.get("activation")
     kwargs: Dict[str, Any] = {} if activation is None else {"act_fun": dict(
         {"name": activation}, **({"alpha": 0.2} if activation == "leaky_relu" else {}))}
-    n_actions = _head_width(act)
     algorithm = spec.get("algorithm", "PPO2")
     if family in ("mlp", "vecnormalize"):
-        pi_width, vf_width = _ac_mlp(p, spec.get("net_arch", [8, {"pi": [6], "vf": [6]}]), _input_width(obs))
-        _ac_heads(p, pi_width, vf_width, act)
-        return p.values, kwargs, algorithm, "MlpPolicy"
+        layout = actor_critic_mlp_layout(observation_space, action_space, spec.get("net_arch", DEFAULT_NET_ARCH))
+        return p.fill(layout, actor_critic=True), kwargs, algorithm, "MlpPolicy"
     if family == "cnn":
         padding = spec.get("padding", "VALID")
-        width = p.nature_cnn("model/", *_image_shape(obs), padding=padding)
-        _ac_heads(p, width, width, act)
+        _image_shape(obs)
+        layout = actor_critic_cnn_layout(observation_space, action_space, padding)
         kwargs = {"pad": padding} if padding != "VALID" else {}
-        return p.values, kwargs, algorithm, "CnnPolicy"
+        return p.fill(layout, actor_critic=True), kwargs, algorithm, "CnnPolicy"
     if family in ("lstm", "cnn_lstm"):
         n = int(spec.get("n_lstm", 4))
         layer_norm = bool(spec.get("layer_norm", False))
         if family == "cnn_lstm":
-            width = p.nature_cnn("model/", *_image_shape(obs), padding="VALID")
-            _lstm(p, width, n, layer_norm)
-            _ac_heads(p, n, n, act)
+            _image_shape(obs)
+            layout = lstm_layout(observation_space, action_space, n, layer_norm, cnn_padding="VALID")
             kwargs = {"n_lstm": n}
-            return p.values, kwargs, algorithm, "CnnLnLstmPolicy" if layer_norm else "CnnLstmPolicy"
+            return p.fill(layout, actor_critic=True), kwargs, algorithm, \
+                "CnnLnLstmPolicy" if layer_norm else "CnnLstmPolicy"
         kwargs["n_lstm"] = n
         net_arch = spec.get("net_arch")
         if net_arch is None:  # legacy layout: pi_fc layers feed the LSTM, the heads read its output
-            width = _input_width(obs)
-            layers = list(spec.get("layers", [6]))
-            for index, size in enumerate(layers):
-                p.dense("model/pi_fc{}".format(index), width, size, first=index == 0)
-                width = size
-            kwargs["layers"] = layers
-            _lstm(p, width, n, layer_norm)
-            _ac_heads(p, n, n, act)
+            kwargs["layers"] = list(spec.get("layers", DEFAULT_LSTM_LAYERS))
+            layout = lstm_layout(observation_space, action_space, n, layer_norm, layers=kwargs["layers"])
         else:
             kwargs["net_arch"] = net_arch
-            width = _input_width(obs)
-            index = 0
-            pi, vf = [], []
-            for item in net_arch:
-                if item == "lstm":
-                    _lstm(p, width, n, layer_norm)
-                    width = n
-                elif isinstance(item, dict):
-                    pi, vf = list(item.get("pi", [])), list(item.get("vf", []))
-                    break
-                else:
-                    p.dense("model/shared_fc{}".format(index), width, int(item), first=index == 0)
-                    width = int(item)
-                index += 1
-            pi_width = vf_width = width
-            for j, size in enumerate(pi):
-                p.dense("model/pi_fc{}".format(j), pi_width, size)
-                pi_width = size
-            for j, size in enumerate(vf):
-                p.dense("model/vf_fc{}".format(j), vf_width, size)
-                vf_width = size
-            _ac_heads(p, pi_width, vf_width, act)
-        return p.values, kwargs, algorithm, "MlpLnLstmPolicy" if layer_norm else "MlpLstmPolicy"
+            layout = lstm_layout(observation_space, action_space, n, layer_norm, net_arch=net_arch)
+        return p.fill(layout, actor_critic=True), kwargs, algorithm, \
+            "MlpLnLstmPolicy" if layer_norm else "MlpLstmPolicy"
     if family == "dqn":
-        return _dqn(p, spec, obs, n_actions, kwargs)
+        return _dqn(p, spec, observation_space, action_space, kwargs)
     if family in ("sac", "td3", "ddpg"):
-        return _off_policy(p, spec, obs, act, kwargs)
+        return _off_policy(p, spec, observation_space, action_space, kwargs)
     raise ValueError("unknown family {!r} (known: {})".format(family, ", ".join(FAMILIES)))
 
 
-def _ac_mlp(p: _Params, net_arch: List[Any], width: int) -> Tuple[int, int]:
-    """SB2's mlp_extractor layers; returns the widths of the policy and value latents."""
-    shared, pi, vf = [], [], []
-    for item in net_arch:
-        if isinstance(item, dict):
-            pi, vf = list(item.get("pi", [])), list(item.get("vf", []))
-            break
-        shared.append(int(item))
-    for index, size in enumerate(shared):
-        p.dense("model/shared_fc{}".format(index), width, size, first=index == 0)
-        width = size
-    pi_width = vf_width = width
-    for index in range(max(len(pi), len(vf))):  # SB2 interleaves pi_fc{j} and vf_fc{j}
-        if index < len(pi):
-            p.dense("model/pi_fc{}".format(index), pi_width, pi[index], first=not shared and index == 0)
-            pi_width = pi[index]
-        if index < len(vf):
-            p.dense("model/vf_fc{}".format(index), vf_width, vf[index], first=not shared and index == 0)
-            vf_width = vf[index]
-    return pi_width, vf_width
-
-
-def _ac_heads(p: _Params, pi_width: int, vf_width: int, act: Mapping[str, Any]) -> None:
-    n = _head_width(act)
-    p.dense("model/vf", vf_width, 1)
-    p.dense("model/pi", pi_width, n)
-    if act["kind"] == "box":
-        p.values["model/pi/logstd:0"] = (p.log_std + p.rng.standard_normal((1, n)) * 0.3).astype(np.float32)
-    p.dense("model/q", vf_width, n)
-
-
-def _lstm(p: _Params, width: int, n: int, layer_norm: bool) -> None:
-    p.weight("model/lstm1/wx:0", (width, 4 * n))
-    p.weight("model/lstm1/wh:0", (n, 4 * n))
-    p.bias("model/lstm1/b:0", (4 * n,))
-    if layer_norm:
-        for leaf, size in (("gx", 4 * n), ("bx", 4 * n), ("gh", 4 * n), ("bh", 4 * n), ("gc", n), ("bc", n)):
-            (p.gain if leaf.startswith("g") else p.bias)("model/lstm1/{}:0".format(leaf), (size,))
-
-
-def _dqn(p: _Params, spec: Mapping[str, Any], obs: Mapping[str, Any], n_actions: int, kwargs: Dict[str, Any]):
-    layers = [int(w) for w in spec.get("layers", [8, 6])]
+def _dqn(p: _Params, spec: Mapping[str, Any], observation_space: Any, action_space: Any, kwargs: Dict[str, Any]):
+    """DQN's epsilon and Q network (its target network left out: inference does not read it)."""
+    layers = [int(w) for w in spec.get("layers", DEFAULT_LAYERS)]
     layer_norm = bool(spec.get("layer_norm", False))
     dueling = bool(spec.get("dueling", True))
     cnn = bool(spec.get("cnn", False))
-    p.values["deepq/eps:0"] = np.float32(0.1).reshape(())
-
-    def tower(scope: str, width: int, hidden: List[int], outputs: int, first: bool) -> None:
-        for index, size in enumerate(hidden):
-            suffix = "_{}".format(index) if index else ""
-            p.dense(scope + "fully_connected" + suffix, width, size, ("weights", "biases"), first and index == 0)
-            if layer_norm:
-                p.bias(scope + "LayerNorm{}/beta:0".format(suffix), (size,))
-                p.gain(scope + "LayerNorm{}/gamma:0".format(suffix), (size,))
-            width = size
-        suffix = "_{}".format(len(hidden)) if hidden else ""
-        p.dense(scope + "fully_connected" + suffix, width, outputs, ("weights", "biases"), first and not hidden)
-
     if cnn:
-        width = p.nature_cnn("deepq/model/action_value/", *_image_shape(obs), padding="VALID")
-        tower("deepq/model/action_value/", width, [], n_actions, False)
-        if dueling:
-            tower("deepq/model/state_value/", width, layers, 1, False)
-        policy = "LnCnnPolicy" if layer_norm else "CnnPolicy"
-    else:
-        width = _input_width(obs)
-        tower("deepq/model/action_value/", width, layers, n_actions, True)
-        if dueling:
-            tower("deepq/model/state_value/", width, layers, 1, True)
-        policy = "LnMlpPolicy" if layer_norm else "MlpPolicy"
+        _image_shape(spec["observation"])
+    layout = dqn_layout(observation_space, int(action_space.n), layers, layer_norm, dueling,
+                        cnn_padding="VALID" if cnn else None)
+    p.fill([parameter for parameter in layout if not parameter.name.startswith(DQN_TARGET)])
+    policy = ("LnCnnPolicy" if layer_norm else "CnnPolicy") if cnn else ("LnMlpPolicy" if layer_norm else "MlpPolicy")
     kwargs = dict(kwargs, layers=layers, dueling=dueling, layer_norm=layer_norm)
     return p.values, kwargs, "DQN", policy
 
 
-def _off_policy(p: _Params, spec: Mapping[str, Any], obs: Mapping[str, Any], act: Mapping[str, Any],
+def _off_policy(p: _Params, spec: Mapping[str, Any], observation_space: Any, action_space: Any,
                 kwargs: Dict[str, Any]):
+    """SAC's, TD3's or DDPG's networks (their target networks left out: inference does not read them), and
+    DDPG's observation statistics with `normalize_observations`."""
     family = spec["family"]
-    layers = [int(w) for w in spec.get("layers", [8, 6])]
+    layers = [int(w) for w in spec.get("layers", DEFAULT_LAYERS)]
     layer_norm = bool(spec.get("layer_norm", False))
-    width = _input_width(obs)
-    d = _head_width(act)
-
-    def mlp(scope: str, n_in: int, first: bool, action_after_first: int = 0) -> int:
-        for index, size in enumerate(layers):
-            p.dense("{}fc{}".format(scope, index), n_in, size, ("kernel", "bias"), first and index == 0)
-            if layer_norm:
-                suffix = "_{}".format(index) if index else ""
-                p.bias("{}LayerNorm{}/beta:0".format(scope, suffix), (size,))
-                p.gain("{}LayerNorm{}/gamma:0".format(scope, suffix), (size,))
-            n_in = size + (action_after_first if index == 0 else 0)
-        return n_in
-
+    actions = flat_width(action_space)
     if family == "sac":
-        h = mlp("model/pi/", width, True)
-        p.dense("model/pi/dense", h, d, ("kernel", "bias"))
-        p.dense("model/pi/dense_1", h, d, ("kernel", "bias"))
-        h = mlp("model/values_fn/vf/", width, True)
-        p.dense("model/values_fn/vf/vf", h, 1, ("kernel", "bias"))
-        for q in ("qf1", "qf2"):
-            h = mlp("model/values_fn/{}/".format(q), width + d, True)
-            p.dense("model/values_fn/{}/{}".format(q, q), h, 1, ("kernel", "bias"))
+        layout = sac_layout(observation_space, actions, layers, layer_norm)
     elif family == "td3":
-        h = mlp("model/pi/", width, True)
-        p.dense("model/pi/dense", h, d, ("kernel", "bias"))
-        for q in ("qf1", "qf2"):
-            h = mlp("model/values_fn/{}/".format(q), width + d, True)
-            p.dense("model/values_fn/{}/{}".format(q, q), h, 1, ("kernel", "bias"))
+        layout = td3_layout(observation_space, actions, layers, layer_norm)
     else:
-        h = mlp("model/pi/", width, True)
-        p.dense("model/pi/pi", h, d, ("kernel", "bias"))
-        h = mlp("model/qf/", width, True, action_after_first=d)
-        p.dense("model/qf/qf_output", h, 1, ("kernel", "bias"))
-        if spec.get("normalize_observations"):
-            count = 100.0
-            mean = p.rng.standard_normal(width)
-            p.values["input/obs_rms/runningsum:0"] = (mean * count).astype(np.float64)
-            p.values["input/obs_rms/runningsumsq:0"] = ((mean ** 2 + p.rng.random(width)) * count).astype(np.float64)
-            p.values["input/obs_rms/count:0"] = np.float64(count).reshape(())
+        layout = ddpg_layout(observation_space, actions, layers, layer_norm,
+                             normalize_observations=bool(spec.get("normalize_observations")))
+    p.fill([parameter for parameter in layout if not parameter.name.startswith(OFF_POLICY_TARGET)])
     kwargs = dict(kwargs, layers=layers, layer_norm=layer_norm)
     return p.values, kwargs, family.upper(), "LnMlpPolicy" if layer_norm else "MlpPolicy"
 

@@ -1,8 +1,7 @@
 """Valid SBIF models with random weights, for a small matrix of spaces and network architectures.
 
-The parameters are named and ordered as SB2's actor-critic `get_parameters()` returns them: shared layers
-`model/shared_fc{i}`, then `model/pi_fc{j}` / `model/vf_fc{j}` interleaved per depth (pi first), then
-`model/vf`, `model/pi` (+ `model/pi/logstd` for Box actions) and `model/q`. No TensorFlow is needed.
+The parameters are named and ordered as SB2's actor-critic `get_parameters()` returns them
+(`sbif.export.parameter_layouts.actor_critic_mlp_layout`). No TensorFlow is needed.
 
     >>> from tests.factories import make_sbif
     >>> sbif_file = make_sbif("box_inf", "discrete", "mixed", seed=3)
@@ -16,6 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sbif.export import ModelDescription, Space, build_sbif
+from sbif.export.parameter_layouts import BIAS, KERNEL, LOG_STD, actor_critic_mlp_layout
 from sbif.format import SbifFile
 
 
@@ -70,24 +70,6 @@ def action_space(kind: str) -> Space:
     return _action_spaces()[kind]
 
 
-def input_width(space: Space) -> int:
-    """Width of SB2's flattened processed observation."""
-    if space.kind == "box":
-        return int(np.prod(space.shape))
-    if space.kind == "multi_discrete":
-        return int(sum(space.nvec))
-    return int(space.n)
-
-
-def head_width(space: Space) -> int:
-    """Width of the policy head `model/pi` (the distribution's flat parameters)."""
-    if space.kind == "box":
-        return int(np.prod(space.shape))
-    if space.kind == "multi_discrete":
-        return int(sum(space.nvec))
-    return int(space.n)
-
-
 def split_net_arch(net_arch: List[Any]) -> Tuple[List[int], List[int], List[int]]:
     """(shared, pi-only, vf-only) layer widths of an SB2 net_arch."""
     shared: List[int] = []
@@ -102,36 +84,17 @@ def split_net_arch(net_arch: List[Any]) -> Tuple[List[int], List[int], List[int]
     return shared, pi, vf
 
 
+#: the scale of each kind of parameter's values (standard deviations of the normal draws)
+VALUE_SCALES = {KERNEL: 0.5, BIAS: 0.1, LOG_STD: 0.3}
+
+
 def make_parameters(observation: Space, action: Space, net_arch: List[Any], seed: int = 0,
                     dtype: str = "float32") -> "OrderedDict[str, np.ndarray]":
-    """SB2 actor-critic parameters with random values, in SB2's order."""
+    """SB2 actor-critic parameters with random values, in SB2's order (`parameter_layouts`)."""
     rng = np.random.RandomState(seed)
-    params: "OrderedDict[str, np.ndarray]" = OrderedDict()
-
-    def linear(scope: str, n_in: int, n_out: int) -> None:
-        params["model/{}/w:0".format(scope)] = (rng.standard_normal((n_in, n_out)) * 0.5).astype(dtype)
-        params["model/{}/b:0".format(scope)] = (rng.standard_normal(n_out) * 0.1).astype(dtype)
-
-    shared, pi, vf = split_net_arch(net_arch)
-    width = input_width(observation)
-    for index, size in enumerate(shared):
-        linear("shared_fc{}".format(index), width, size)
-        width = size
-    pi_width = vf_width = width
-    for index in range(max(len(pi), len(vf))):
-        if index < len(pi):
-            linear("pi_fc{}".format(index), pi_width, pi[index])
-            pi_width = pi[index]
-        if index < len(vf):
-            linear("vf_fc{}".format(index), vf_width, vf[index])
-            vf_width = vf[index]
-    n_actions = head_width(action)
-    linear("vf", vf_width, 1)
-    linear("pi", pi_width, n_actions)
-    if action.kind == "box":
-        params["model/pi/logstd:0"] = (rng.standard_normal((1, n_actions)) * 0.3).astype(dtype)
-    linear("q", vf_width, n_actions)
-    return params
+    return OrderedDict((parameter.name, (rng.standard_normal(parameter.shape) * VALUE_SCALES[parameter.role]
+                                         ).astype(dtype))
+                       for parameter in actor_critic_mlp_layout(observation, action, net_arch))
 
 
 def make_model(observation: str = "box_inf", action: str = "box", arch: str = "mixed", seed: int = 0,

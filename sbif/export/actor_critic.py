@@ -13,14 +13,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ExportError, UnsupportedError
-from .cnn import check_cnn_kwargs, nature_cnn
+from .cnn import policy_features
 from .description import ModelDescription, Space
 from .distributions import distribution_head
 from .graph_builder import GraphBuilder
 from .mlp import activate
-from .preprocess import flat_features, processed_observation
+from .parameter_layouts import (ACTOR_CRITIC_SCOPE, LINEAR_LEAVES, LOG_STD, LSTM, LSTM_LAYER_NORM_LEAVES, LSTM_LEAVES,
+                                POLICY_HEAD, POLICY_STEM, Q_HEAD, SHARED_STEM, VALUE_HEAD, VALUE_STEM, fc_scope,
+                                has_nature_cnn, variable)
 
-SCOPE = "model/"
+SCOPE = ACTOR_CRITIC_SCOPE
 Layer = Tuple[str, int]  # (SB2 layer scope, width)
 #: epsilon of SB2's own layer norm in the LnLSTM (`common/tf_layers.py:_ln`)
 LSTM_LAYER_NORM_EPSILON = 1e-5
@@ -32,15 +34,10 @@ def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Tuple[
     names = [name for name in params if name.startswith(SCOPE)]
     kwargs = model.policy_kwargs
     activation = kwargs.get("act_fun", {"name": "tanh"})
-    cnn = SCOPE + "c1/w:0" in params
-    recurrent = SCOPE + "lstm1/wx:0" in params
+    cnn = has_nature_cnn(params, SCOPE)
+    recurrent = _lstm_variable("wx") in params
 
-    processed = processed_observation(builder, model.observation_space, scale=cnn)
-    if cnn:
-        check_cnn_kwargs(kwargs)
-        features = nature_cnn(builder, processed, params, SCOPE, kwargs.get("pad", "VALID"))
-    else:
-        features = flat_features(builder, processed)
+    features = policy_features(builder, model, SCOPE, cnn)
     resolved: Dict[str, Any] = {"feature_extraction": "cnn", "cnn_extractor": "nature_cnn"} if cnn else {
         "act_fun": activation}
     state: Optional[Dict[str, str]] = None
@@ -49,8 +46,7 @@ def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Tuple[
         latent = _mlp(builder, features, before, activation, params)
         latent, state = _lstm(builder, latent, params)
         latent = _mlp(builder, latent, after, activation, params)
-        resolved.update(n_lstm=int(params[SCOPE + "lstm1/wh:0"].shape[0]),
-                        layer_norm=SCOPE + "lstm1/gx:0" in params)
+        resolved.update(n_lstm=int(params[_lstm_variable("wh")].shape[0]), layer_norm=_lstm_variable("gx") in params)
         if legacy and not cnn:
             resolved["layers"] = [width for _, width in before]
         elif not legacy:
@@ -63,15 +59,16 @@ def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Tuple[
     pi_latent = _mlp(builder, latent, pi_layers, activation, params)
     vf_latent = _mlp(builder, latent, vf_layers, activation, params)
 
-    value = _linear(builder, vf_latent, "vf", params)
+    value = _linear(builder, vf_latent, VALUE_HEAD, params)
     builder.op("squeeze", [value], {"axis": 1}, name="value")
     builder.declare_output("value", "state value estimate V(s), SB2's value_flat")
-    flat = _linear(builder, pi_latent, "pi", params, name="mean" if model.action_space.kind == "box" else "logits")
-    logstd = _parameter(builder, "pi/logstd", params) if model.action_space.kind == "box" else ""
+    flat = _linear(builder, pi_latent, POLICY_HEAD, params,
+                   name="mean" if model.action_space.kind == "box" else "logits")
+    logstd = _parameter(builder, LOG_STD, params) if model.action_space.kind == "box" else ""
     check_head(model.action_space, params)
     distribution = distribution_head(builder, model.action_space, flat, logstd)
     if model.algorithm == "ACER":
-        _linear(builder, vf_latent, "q", params, name="q_values")
+        _linear(builder, vf_latent, Q_HEAD, params, name="q_values")
         builder.declare_output("q_values", "ACER's Q-value head, one value per action")
     check_all_used(builder, names)
     predict = {"deterministic_default": False, "deterministic_action": "action",
@@ -83,11 +80,11 @@ def build_actor_critic(builder: GraphBuilder, model: ModelDescription) -> Tuple[
 
 def infer_mlp_arch(params) -> Tuple[List[Layer], List[Layer], List[Layer]]:
     """Shared, policy-only and value-only layers, in order, from `model/{shared,pi,vf}_fc{i}/w:0`."""
-    shared = _numbered_layers(params, "shared")
-    if [int(scope[len("shared_fc"):]) for scope, _ in shared] != list(range(len(shared))):
+    shared = _numbered_layers(params, SHARED_STEM)
+    if [int(scope[len(SHARED_STEM):]) for scope, _ in shared] != list(range(len(shared))):
         raise ExportError("the shared layers are numbered {}; SB2's mlp_extractor numbers them 0, 1, ... (is this "
                           "a policy SBIF does not know?)".format([scope for scope, _ in shared]))
-    return shared, _contiguous(params, "pi"), _contiguous(params, "vf")
+    return shared, _contiguous(params, POLICY_STEM), _contiguous(params, VALUE_STEM)
 
 
 def infer_recurrent_arch(params, kwargs: Dict[str, Any], cnn: bool):
@@ -96,14 +93,14 @@ def infer_recurrent_arch(params, kwargs: Dict[str, Any], cnn: bool):
     Legacy layout (`net_arch` not given): `pi_fc{i}` layers feed the LSTM and the heads read its output.
     `net_arch` layout: `shared_fc{i}` layers, the LSTM taking the missing index, then `pi_fc`/`vf_fc` layers.
     """
-    shared = _numbered_layers(params, "shared")
+    shared = _numbered_layers(params, SHARED_STEM)
     legacy = "net_arch" not in kwargs
     if cnn or legacy:
-        if shared or _numbered_layers(params, "vf"):
+        if shared or _numbered_layers(params, VALUE_STEM):
             raise ExportError("an LSTM policy without net_arch has no shared_fc or vf_fc layers; these parameters "
                               "do not fit SB2's LstmPolicy")
-        return ([] if cnn else _contiguous(params, "pi")), [], [], [], True
-    indices = [int(scope[len("shared_fc"):]) for scope, _ in shared]
+        return ([] if cnn else _contiguous(params, POLICY_STEM)), [], [], [], True
+    indices = [int(scope[len(SHARED_STEM):]) for scope, _ in shared]
     missing = [i for i in range(len(shared) + 1) if i not in indices]
     if len(missing) != 1 or max(indices + [0]) > len(shared):
         raise ExportError("the shared layers around the LSTM are numbered {}; SB2 numbers them by position in "
@@ -111,21 +108,22 @@ def infer_recurrent_arch(params, kwargs: Dict[str, Any], cnn: bool):
     position = missing[0]
     before = [layer for layer, i in zip(shared, indices) if i < position]
     after = [layer for layer, i in zip(shared, indices) if i > position]
-    return before, after, _contiguous(params, "pi"), _contiguous(params, "vf"), False
+    return before, after, _contiguous(params, POLICY_STEM), _contiguous(params, VALUE_STEM), False
 
 
 def check_head(space: Space, params) -> None:
     width = {"discrete": space.n, "multi_binary": space.n,
              "multi_discrete": int(np.sum(space.nvec or [0])), "box": int(np.prod(space.shape))}[space.kind]
-    if params[SCOPE + "pi/w:0"].shape[1] != width:
+    outputs = params[variable(SCOPE + POLICY_HEAD, LINEAR_LEAVES[0])].shape[1]
+    if outputs != width:
         raise ExportError("the policy head model/pi has {} outputs but the {} action space needs {}".format(
-            params[SCOPE + "pi/w:0"].shape[1], space.kind, width))
+            outputs, space.kind, width))
 
 
 def check_all_used(builder: GraphBuilder, names: List[str]) -> None:
     """Every `model/` parameter must be part of the graph (or be SB2's unused q head): else we misread it."""
     used = {name for node in builder.nodes for name in node["inputs"]}
-    ignored = {SCOPE + "q/w:0", SCOPE + "q/b:0"}
+    ignored = {variable(SCOPE + Q_HEAD, leaf) for leaf in LINEAR_LEAVES}
     unknown = [name for name in names if name not in used and name not in ignored]
     if unknown:
         raise UnsupportedError("the policy has parameters SBIF does not know how to use: {} (a custom policy "
@@ -134,10 +132,10 @@ def check_all_used(builder: GraphBuilder, names: List[str]) -> None:
 
 def _lstm(builder: GraphBuilder, x: str, params) -> Tuple[str, Dict[str, str]]:
     """One step of SB2's `lstm` (`common/tf_layers.py`) with the state [c | h] and the reset mask as inputs."""
-    n = int(params[SCOPE + "lstm1/wh:0"].shape[0])
-    layer_norm = SCOPE + "lstm1/gx:0" in params
-    p = {short: _parameter(builder, "lstm1/" + short, params)
-         for short in ("wx", "wh", "b") + (("gx", "bx", "gh", "bh", "gc", "bc") if layer_norm else ())}
+    n = int(params[_lstm_variable("wh")].shape[0])
+    layer_norm = _lstm_variable("gx") in params
+    leaves = LSTM_LEAVES + (tuple(leaf for leaf, _ in LSTM_LAYER_NORM_LEAVES) if layer_norm else ())
+    p = {short: _parameter(builder, LSTM + "/" + short, params) for short in leaves}
     state = builder.add_input("state", "float32", (None, 2 * n), "state")
     mask = builder.add_input("mask", "float32", (None,), "mask")
     one = builder.op("constant", [], {"value": 1.0, "dtype": "float32"}, name="lstm1/one")
@@ -178,16 +176,23 @@ def _split_arch(pi_layers: List[Layer], vf_layers: List[Layer]) -> Dict[str, Lis
     return {"pi": _net_arch(pi_layers), "vf": _net_arch(vf_layers)}
 
 
-def _numbered_layers(params, kind: str) -> List[Layer]:
-    found = sorted(int(m.group(1)) for m in (re.match(r"model/{}_fc(\d+)/w:0$".format(kind), n) for n in params) if m)
-    return [("{}_fc{}".format(kind, i), int(params["model/{}_fc{}/w:0".format(kind, i)].shape[1])) for i in found]
+def _lstm_variable(leaf: str) -> str:
+    return variable(SCOPE + LSTM, leaf)
 
 
-def _contiguous(params, kind: str) -> List[Layer]:
-    layers = _numbered_layers(params, kind)
-    if [scope for scope, _ in layers] != ["{}_fc{}".format(kind, i) for i in range(len(layers))]:
-        raise ExportError("the {}_fc layers are numbered {}; SB2 numbers them 0, 1, ... (is this a policy SBIF "
-                          "does not know?)".format(kind, [scope for scope, _ in layers]))
+def _numbered_layers(params, stem: str) -> List[Layer]:
+    """The layers `{stem}{i}` present (`shared_fc`, `pi_fc`, `vf_fc`), by index, with their widths."""
+    weight = LINEAR_LEAVES[0]
+    pattern = re.compile(re.escape(SCOPE + stem) + r"(\d+)/" + weight + ":0$")
+    found = sorted(int(m.group(1)) for m in (pattern.match(n) for n in params) if m)
+    return [(fc_scope(stem, i), int(params[variable(SCOPE + fc_scope(stem, i), weight)].shape[1])) for i in found]
+
+
+def _contiguous(params, stem: str) -> List[Layer]:
+    layers = _numbered_layers(params, stem)
+    if [scope for scope, _ in layers] != [fc_scope(stem, i) for i in range(len(layers))]:
+        raise ExportError("the {} layers are numbered {}; SB2 numbers them 0, 1, ... (is this a policy SBIF "
+                          "does not know?)".format(stem, [scope for scope, _ in layers]))
     return layers
 
 
@@ -198,7 +203,7 @@ def _mlp(builder: GraphBuilder, x: str, layers: List[Layer], activation: Dict[st
 
 
 def _linear(builder: GraphBuilder, x: str, scope: str, params, name: str = "") -> str:
-    weight, bias = _parameter(builder, scope + "/w", params), _parameter(builder, scope + "/b", params)
+    weight, bias = (_parameter(builder, scope + "/" + leaf, params) for leaf in LINEAR_LEAVES)
     return builder.op("linear", [x, weight, bias], name=name or SCOPE + scope)
 
 

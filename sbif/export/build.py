@@ -1,28 +1,20 @@
 """Turn a `ModelDescription` into an `SbifFile`: one builder for every loader."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Dict, Optional
 
 from .. import __version__
 from ..errors import UnsupportedError
 from ..format import FORMAT_VERSION, SbifFile
-from .actor_critic import build_actor_critic
-from .off_policy import build_ddpg, build_sac, build_td3
-from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription
-from .dqn import build_dqn
-from .her import build_her
+from .builders import FAMILY_BUILDERS, Builder
+from .description import ModelDescription
 from .graph_builder import GraphBuilder
+from .her import build_her
 from .normalization import ObservationNormalization
 from .preprocess import space_document
 
 #: algorithm -> function(builder, model) adding the policy graph; returns (predict entry, resolved kwargs)
-BUILDERS: Dict[str, Callable[[GraphBuilder, ModelDescription], Tuple[Dict[str, Any], Dict[str, Any]]]] = {
-    algorithm: build_actor_critic for algorithm in ACTOR_CRITIC_ALGORITHMS}
-BUILDERS["SAC"] = build_sac
-BUILDERS["TD3"] = build_td3
-BUILDERS["DDPG"] = build_ddpg
-BUILDERS["DQN"] = build_dqn
-BUILDERS["HER"] = build_her
+BUILDERS: Dict[str, Builder] = dict(FAMILY_BUILDERS, HER=build_her)
 SUPPORTED_ALGORITHMS = tuple(BUILDERS)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ..errors import ExportError, UnsupportedError
+from .description import ModelDescription
 from .graph_builder import GraphBuilder
-
-#: scope, kernel size, stride of nature_cnn's convolutions (ReLU after each), then fc1 (512 units, ReLU)
-NATURE_CNN = (("c1", 8, 4), ("c2", 4, 2), ("c3", 3, 1))
+from .parameter_layouts import LINEAR_LEAVES, NATURE_CNN_CONVOLUTIONS, NATURE_CNN_DENSE, variable
+from .preprocess import flat_features, processed_observation
 
 
 def check_cnn_kwargs(kwargs: Dict[str, Any]) -> None:
@@ -26,12 +26,25 @@ def check_cnn_kwargs(kwargs: Dict[str, Any]) -> None:
             kwargs.get("data_format"), kwargs.get("pad")))
 
 
+def policy_features(builder: GraphBuilder, model: ModelDescription, prefix: str, cnn: bool) -> str:
+    """The features a feed-forward policy's layers read: nature_cnn under `prefix` on the scaled image (`cnn`),
+    else the flattened processed observation."""
+    processed = processed_observation(builder, model.observation_space, scale=cnn)
+    if not cnn:
+        return flat_features(builder, processed)
+    check_cnn_kwargs(model.policy_kwargs)
+    return nature_cnn(builder, processed, model.parameters, prefix, model.policy_kwargs.get("pad", "VALID"))
+
+
 def nature_cnn(builder: GraphBuilder, images: str, params, prefix: str, padding: str = "VALID") -> str:
-    """nature_cnn on `images` [B, H, W, C] with the parameters `{prefix}c1/w:0` ... `{prefix}fc1/b:0`:
-    three ReLU convolutions (8x8/4, 4x4/2, 3x3/1), NHWC flatten, ReLU dense of 512. Returns the features."""
+    """nature_cnn on `images` [B, H, W, C] with the parameters `{prefix}c1/w:0` ... `{prefix}fc1/b:0`
+    (`parameter_layouts.nature_cnn_layout`): three ReLU convolutions, NHWC flatten, ReLU dense. Returns the
+    features."""
     x = images
-    for scope, kernel, stride in NATURE_CNN:
-        weight, bias = parameter(params, prefix + scope + "/w:0"), parameter(params, prefix + scope + "/b:0")
+    weight_leaf, bias_leaf = LINEAR_LEAVES
+    for scope, kernel, stride, _ in NATURE_CNN_CONVOLUTIONS:
+        weight = parameter(params, variable(prefix + scope, weight_leaf))
+        bias = parameter(params, variable(prefix + scope, bias_leaf))
         if tuple(params[weight].shape[:2]) != (kernel, kernel):
             raise UnsupportedError("layer {} has a {}x{} kernel but nature_cnn uses {}x{}: a custom cnn_extractor "
                                    "cannot be exported".format(prefix + scope, params[weight].shape[0],
@@ -43,12 +56,14 @@ def nature_cnn(builder: GraphBuilder, images: str, params, prefix: str, padding:
                        name=prefix + scope)
         x = builder.op("relu", [x], name=prefix + scope + "/act")
     x = builder.op("flatten", [x], name=prefix + "conv_to_fc")
-    weight, bias = parameter(params, prefix + "fc1/w:0"), parameter(params, prefix + "fc1/b:0")
-    x = builder.op("linear", [x, weight, bias], name=prefix + "fc1")
-    return builder.op("relu", [x], name=prefix + "fc1/act")
+    dense = prefix + NATURE_CNN_DENSE
+    weight, bias = parameter(params, variable(dense, weight_leaf)), parameter(params, variable(dense, bias_leaf))
+    x = builder.op("linear", [x, weight, bias], name=dense)
+    return builder.op("relu", [x], name=dense + "/act")
 
 
 def parameter(params, name: str) -> str:
+    """`name`, or ExportError if the parameters lack it."""
     if name not in params:
         raise ExportError("parameter {} is missing: the file is incomplete or its policy is not one SBIF "
                           "knows".format(name))

@@ -16,6 +16,10 @@ from ..format.document import SPACE_DTYPES
 
 ACTOR_CRITIC_ALGORITHMS = ("A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL")
 ALGORITHMS = ACTOR_CRITIC_ALGORITHMS + ("DQN", "SAC", "TD3", "DDPG", "HER")
+#: policy kwargs that shape the network (besides act_fun and cnn_extractor), kept in `policy_kwargs` as the
+#: builders read them; both loaders resolve them alike
+STRUCTURAL_KWARGS = ("net_arch", "layers", "n_lstm", "layer_norm", "feature_extraction", "pad", "data_format",
+                     "dueling")
 
 
 def real_number(value: Any, what: str, finite: bool = True) -> float:

@@ -20,22 +20,32 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ExportError, UnsupportedError
-from .cnn import check_cnn_kwargs, nature_cnn
+from .cnn import policy_features
 from .description import ModelDescription
 from .graph_builder import GraphBuilder
 from .mlp import activate, contrib_layer_norm
-from .preprocess import flat_features, processed_observation
+from .parameter_layouts import (CONTRIB_DENSE_LEAVES, CONTRIB_DENSE_STEM, DQN_ACTION_SCOPE, DQN_EPSILON,
+                                DQN_MODEL_SCOPE, DQN_NOISE_COPIES, DQN_STATE_SCOPE, DQN_TARGET, LAYER_NORM_LEAVES,
+                                LAYER_NORM_STEM, has_nature_cnn, numbered_scope, variable)
 
-SCOPE = "deepq/model/"
-ACTION_SCOPE = SCOPE + "action_value/"
-STATE_SCOPE = SCOPE + "state_value/"
+SCOPE = DQN_MODEL_SCOPE
+ACTION_SCOPE = DQN_ACTION_SCOPE
+STATE_SCOPE = DQN_STATE_SCOPE
 #: parameters DQN saves that inference does not use: exploration epsilon, target network, param-noise copies
-IGNORED_PREFIXES = ("deepq/eps:0", "deepq/target_q_func/", "deepq/perturbed_model/", "deepq/adaptive_model/")
+IGNORED_PREFIXES = (DQN_EPSILON, DQN_TARGET) + DQN_NOISE_COPIES
 UNIFORM_NOISE = "noise_uniform"
 DEFAULT_ACTIVATION = {"name": "relu"}  # FeedForwardPolicy's act_fun=tf.nn.relu
+WEIGHTS, BIASES = CONTRIB_DENSE_LEAVES
+BETA, GAMMA = LAYER_NORM_LEAVES
 
-_DENSE = re.compile(r"fully_connected(?:_(\d+))?/(weights|biases):0$")
-_NORM = re.compile(r"LayerNorm(?:_(\d+))?/(gamma|beta):0$")
+
+def _layer_pattern(stem: str, leaves: Tuple[str, str]) -> "re.Pattern[str]":
+    """`stem`, `stem_1`, ... with one of `leaves`: group 1 is the index (None for 0)."""
+    return re.compile(r"{}(?:_(\d+))?/({}):0$".format(stem, "|".join(leaves)))
+
+
+_DENSE = _layer_pattern(CONTRIB_DENSE_STEM, CONTRIB_DENSE_LEAVES)
+_NORM = _layer_pattern(LAYER_NORM_STEM, LAYER_NORM_LEAVES)
 
 
 class Branch:
@@ -43,8 +53,8 @@ class Branch:
 
     def __init__(self, scope: str, params):
         self.scope = scope
-        self.dense = _numbered(params, scope, _DENSE, "fully_connected")
-        self.norms = _numbered(params, scope, _NORM, "LayerNorm")
+        self.dense = _numbered(params, scope, _DENSE, CONTRIB_DENSE_STEM, CONTRIB_DENSE_LEAVES)
+        self.norms = _numbered(params, scope, _NORM, LAYER_NORM_STEM, LAYER_NORM_LEAVES)
         if not self.dense:
             raise ExportError("{} has no fully_connected layer: this is not an SB2 DQN policy".format(scope))
         self.hidden = self.dense[:-1]
@@ -53,8 +63,8 @@ class Branch:
                                    "normalise every hidden layer or none".format(scope, len(self.hidden),
                                                                                 len(self.norms)))
         self.layer_norm = bool(self.norms)
-        self.widths = [int(params[name + "/weights:0"].shape[1]) for name in self.hidden]
-        self.outputs = int(params[self.dense[-1] + "/weights:0"].shape[1])
+        self.widths = [int(params[variable(name, WEIGHTS)].shape[1]) for name in self.hidden]
+        self.outputs = int(params[variable(self.dense[-1], WEIGHTS)].shape[1])
         if self.layer_norm and 1 in self.widths:
             # contrib computes x * inv + (beta - mean * inv) with inv = gamma * rsqrt(0 + 1e-12): for one unit
             # that is beta plus the rounding noise of x * gamma * 1e6, which no layer_norm formula reproduces.
@@ -64,13 +74,13 @@ class Branch:
 
     def build(self, builder: GraphBuilder, x: str, activation: Dict[str, Any], name: str = "") -> str:
         for index, layer in enumerate(self.hidden):
-            x = builder.op("linear", [x, layer + "/weights:0", layer + "/biases:0"], name=layer)
+            x = builder.op("linear", [x, variable(layer, WEIGHTS), variable(layer, BIASES)], name=layer)
             if self.layer_norm:
                 norm = self.norms[index]
-                x = contrib_layer_norm(builder, x, norm + "/gamma:0", norm + "/beta:0", norm)
+                x = contrib_layer_norm(builder, x, variable(norm, GAMMA), variable(norm, BETA), norm)
             x = activate(builder, x, activation, layer + "/act")
         last = self.dense[-1]
-        return builder.op("linear", [x, last + "/weights:0", last + "/biases:0"], name=name or last)
+        return builder.op("linear", [x, variable(last, WEIGHTS), variable(last, BIASES)], name=name or last)
 
 
 def build_dqn(builder: GraphBuilder, model: ModelDescription) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -81,18 +91,13 @@ def build_dqn(builder: GraphBuilder, model: ModelDescription) -> Tuple[Dict[str,
     n_actions = int(model.action_space.n)
     kwargs = model.policy_kwargs
     activation = kwargs.get("act_fun", DEFAULT_ACTIVATION)
-    cnn = ACTION_SCOPE + "c1/w:0" in params
+    cnn = has_nature_cnn(params, ACTION_SCOPE)
     action = Branch(ACTION_SCOPE, params)
     state: Optional[Branch] = Branch(STATE_SCOPE, params) if any(
         name.startswith(STATE_SCOPE) for name in params) else None
     _check_architecture(action, state, cnn, n_actions)
 
-    processed = processed_observation(builder, model.observation_space, scale=cnn)
-    if cnn:
-        check_cnn_kwargs(kwargs)
-        features = nature_cnn(builder, processed, params, ACTION_SCOPE, kwargs.get("pad", "VALID"))
-    else:
-        features = flat_features(builder, processed)
+    features = policy_features(builder, model, ACTION_SCOPE, cnn)
 
     if state is None:
         q_values = action.build(builder, features, activation, name="q_values")
@@ -158,17 +163,16 @@ def _check_all_placed(builder: GraphBuilder, params) -> None:
                                "architecture?)".format(", ".join(unknown)))
 
 
-def _numbered(params, scope: str, pattern, stem: str) -> List[str]:
+def _numbered(params, scope: str, pattern, stem: str, leaves: Tuple[str, str]) -> List[str]:
     """The layer scopes `{scope}{stem}`, `{scope}{stem}_1`, ... present, in order; they must be contiguous."""
     indices = sorted({int(m.group(1) or 0) for m in (pattern.match(name[len(scope):]) for name in params
                                                      if name.startswith(scope)) if m})
     if indices != list(range(len(indices))):
         raise ExportError("the {} layers of {} are numbered {}; TensorFlow numbers them 0 (no suffix), 1, 2, ... "
                           "without gaps".format(stem, scope, indices))
-    layers = [scope + stem + ("_{}".format(i) if i else "") for i in indices]
+    layers = [scope + numbered_scope(stem, i) for i in indices]
     for layer in layers:
-        leaves = ("weights", "biases") if stem == "fully_connected" else ("gamma", "beta")
-        missing = [leaf for leaf in leaves if "{}/{}:0".format(layer, leaf) not in params]
+        missing = [leaf for leaf in leaves if variable(layer, leaf) not in params]
         if missing:
             raise ExportError("parameter {}/{}:0 is missing".format(layer, missing[0]))
     return layers

@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from ..errors import ExportError, UnsupportedError
+from .builders import FAMILY_BUILDERS
 from .description import ModelDescription, Space
 from .graph_builder import GraphBuilder
 
 #: SB2's her/utils.py KEY_ORDER
 KEY_ORDER = ("observation", "achieved_goal", "desired_goal")
+#: the algorithms HER wraps in SB2 (off-policy ones)
 INNER_ALGORITHMS = ("DQN", "SAC", "TD3", "DDPG")
 
 
@@ -29,11 +31,9 @@ def observation_dict(dict_space: Any) -> Dict[str, Any]:
 
 def build_her(builder: GraphBuilder, model: ModelDescription) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """The inner model's graph; the dict layout travels in `model.extra['observation_dict']`."""
-    from .build import BUILDERS
-
     inner = model.extra.get("model_class")
     if inner not in INNER_ALGORITHMS:
         raise UnsupportedError("HER over {!r} is not something SB2 builds (model_class must be one of {})".format(
             inner, ", ".join(INNER_ALGORITHMS)))
-    predict, kwargs = BUILDERS[inner](builder, model)
+    predict, kwargs = FAMILY_BUILDERS[inner](builder, model)
     return predict, dict(kwargs, model_class=inner)

@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import io
 import os
-import re
 import sys
 import types
 import warnings
@@ -25,7 +24,9 @@ import numpy as np
 from ..errors import ExportError, SbifError, UnsupportedError, preview
 from ..progress import Progress
 from .activations import activation_from_reference
-from .description import ModelDescription, Space
+from .description import STRUCTURAL_KWARGS, ModelDescription, Space
+from .parameter_layouts import first_hidden_layer_output
+from .policy_classes import POLICY_MODULES, policy_identity
 from .sb2_files import canonical_algorithm, describe_source, detect_algorithm
 
 #: TF op type of a hidden layer's activation -> SBIF activation (LeakyRelu reads its alpha from the op).
@@ -98,7 +99,7 @@ def stand_ins(path: str, algorithm: Optional[str] = None) -> Iterator[None]:
     reader's inert stand-in (SB2 keeps such references, like DDPG's `memory_policy`, without using them). A file
     the safe reader refuses gets none: SB2 then reads it alone and says what it misses.
     """
-    from .safe import policy_identity, read_source
+    from .safe import read_source
     from .safe_pickle import referenced_globals
 
     try:
@@ -177,7 +178,7 @@ def policy_stand_in(path: str, algorithm: Optional[str], module: str, name: str)
     that fixes the kwargs the safe loader resolves from the file, as the zoo's classes fix theirs in code
     (`CustomSACPolicy(FeedForwardPolicy)` with layers=[256, 256], feature_extraction="mlp")."""
     from .build import build_sbif
-    from .safe import POLICY_MODULES, describe_safe_file
+    from .safe import describe_safe_file
 
     try:
         description = describe_safe_file(path, algorithm)
@@ -326,11 +327,6 @@ def describe_action_noise(noise: Any) -> Optional[Dict[str, Any]]:
     return {"kind": type(noise).__name__}
 
 
-#: policy kwargs that shape the network (besides act_fun), kept as the builder reads them
-STRUCTURAL_KWARGS = ("net_arch", "layers", "n_lstm", "layer_norm", "feature_extraction", "pad", "data_format",
-                     "dueling")
-
-
 def structural_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     """The JSON-able structural kwargs, with `cnn_extractor` named ('nature_cnn' or module.qualname)."""
     found = {key: kwargs[key] for key in STRUCTURAL_KWARGS if key in kwargs and kwargs[key] is not None}
@@ -355,7 +351,7 @@ def describe_live_her(model: Any, path: str) -> ModelDescription:
 
 def trace_activation(model: Any, parameters: "OrderedDict[str, np.ndarray]") -> Optional[Dict[str, Any]]:
     """The activation applied after the first hidden layer, read from the ops that consume its output."""
-    layer_output = _first_hidden_layer_output(parameters)
+    layer_output = first_hidden_layer_output(parameters)
     if layer_output is None:
         return None
     types = set()
@@ -377,29 +373,6 @@ def trace_activation(model: Any, parameters: "OrderedDict[str, np.ndarray]") -> 
         return None
     name = activations.pop()
     return {"name": name, "alpha": leaky_alpha} if name == "leaky_relu" else {"name": name}
-
-
-def _first_hidden_layer_output(parameters: "OrderedDict[str, np.ndarray]") -> Optional[str]:
-    """The tensor the first hidden layer's activation reads. SB2's `linear` (`model/*_fc{i}/w:0`) ends in
-    `add:0`; a `tf.contrib.layers.fully_connected` layer (`.../model/.../fully_connected{_i}/weights:0`, DQN) that
-    another one follows in its scope is hidden, and ends in `BiasAdd:0`, or in its `LayerNorm{_i}` when there
-    is one."""
-    first = next((name for name in parameters if name.startswith("model/") and "_fc" in name
-                  and name.endswith("/w:0")), None)
-    if first is not None:
-        return first[: -len("/w:0")] + "/add:0"
-    for name in parameters:
-        match = re.match(r"(.*model/.*)fully_connected(_\d+)?/weights:0$", name)
-        if match is None:
-            continue
-        scope, index = match.group(1), int((match.group(2) or "_0")[1:])
-        if scope + "fully_connected_{}/weights:0".format(index + 1) not in parameters:
-            continue  # the output layer of its tower
-        norm = scope + "LayerNorm" + ("_{}".format(index) if index else "")
-        if norm + "/gamma:0" in parameters:
-            return norm + "/batchnorm/add_1:0"
-        return name[: -len("weights:0")] + "BiasAdd:0"
-    return None
 
 
 def _sb2_base_name(policy_class: type, sb2: Any) -> str:

@@ -23,6 +23,11 @@ from .description import ModelDescription, Space
 from .distributions import NORMAL_NOISE
 from .graph_builder import GraphBuilder
 from .mlp import activate, contrib_layer_norm
+from .parameter_layouts import (ACTOR, CRITICS, DDPG_ACTOR_HEAD, DDPG_CRITIC, DDPG_CRITIC_HEAD, DDPG_NOISE_ACTORS,
+                                DDPG_OBSERVATION_STATISTICS, DDPG_RETURN_STATISTICS, KERAS_DENSE_LEAVES,
+                                LAYER_NORM_LEAVES, LAYER_NORM_STEM, OFF_POLICY_FC_STEM, OFF_POLICY_SCOPE, Q_FUNCTIONS,
+                                RUNNING_STATISTICS_LEAVES, SAC_LOG_ENTROPY, SAC_LOG_STD, SAC_MEAN, STATE_VALUE,
+                                has_nature_cnn, numbered_scope, off_policy_fc_scope)
 from .preprocess import flat_features, processed_observation
 
 #: SAC's clip of the log standard deviation (`sac/policies.py` LOG_STD_MIN, LOG_STD_MAX)
@@ -33,7 +38,14 @@ DEFAULT_RETURN_RANGE = (-np.inf, np.inf)
 #: RunningMeanStd's variance floor (`common/mpi_running_mean_std.py`: tf.maximum(var, 1e-2))
 RUNNING_VARIANCE_FLOOR = 1e-2
 #: parameters under model/ that inference never reads (SAC's entropy coefficient, when learned)
-TRAINING_ONLY = ("model/log_ent_coef:0",)
+TRAINING_ONLY = (SAC_LOG_ENTROPY,)
+#: the towers' scopes: the actor, SAC's and TD3's critics (and SAC's state value), DDPG's critic and noisy actor
+ACTOR_PREFIX = OFF_POLICY_SCOPE + ACTOR + "/"
+CRITICS_PREFIX = OFF_POLICY_SCOPE + CRITICS + "/"
+STATE_VALUE_PREFIX = CRITICS_PREFIX + STATE_VALUE + "/"
+DDPG_CRITIC_PREFIX = OFF_POLICY_SCOPE + DDPG_CRITIC + "/"
+DDPG_NOISE_ACTOR_PREFIX = DDPG_NOISE_ACTORS[0] + ACTOR + "/"
+KERNEL_LEAF, BIAS_LEAF = KERAS_DENSE_LEAVES
 
 Predict = Dict[str, Any]
 
@@ -43,9 +55,10 @@ def build_sac(builder: GraphBuilder, model: ModelDescription) -> Tuple[Predict, 
     """SAC: squashed Gaussian actor, two Q critics and a state-value critic."""
     net = _Network(builder, model)
     width = net.action_width()
-    hidden = net.mlp(net.features("model/pi/"), "model/pi/")
-    mean = net.dense(hidden, "model/pi/dense", width, name="mean")
-    log_std = _clip(net, net.dense(hidden, "model/pi/dense_1", width), LOG_STD_MIN, LOG_STD_MAX, "float32", "log_std")
+    hidden = net.mlp(net.features(ACTOR_PREFIX), ACTOR_PREFIX)
+    mean = net.dense(hidden, ACTOR_PREFIX + SAC_MEAN, width, name="mean")
+    log_std = _clip(net, net.dense(hidden, ACTOR_PREFIX + SAC_LOG_STD, width), LOG_STD_MIN, LOG_STD_MAX, "float32",
+                    "log_std")
     std = builder.op("exp", [log_std], name="std")
     squashed = builder.op("tanh", [mean], name="scaled_action")
     unscale(builder, squashed, model.action_space, "action")
@@ -58,11 +71,11 @@ def build_sac(builder: GraphBuilder, model: ModelDescription) -> Tuple[Predict, 
     builder.declare_output("mean", "mean of the Gaussian before the tanh squash (SB2's proba_step)")
     builder.declare_output("std", "standard deviation before the squash: exp(clip(log_std, -20, 2))")
 
-    if net.has_tower("model/values_fn/vf/"):
-        value = net.dense(net.mlp(net.features("model/values_fn/"), "model/values_fn/vf/"), "model/values_fn/vf/vf", 1)
+    if net.has_tower(STATE_VALUE_PREFIX):
+        value = net.dense(net.mlp(net.features(CRITICS_PREFIX), STATE_VALUE_PREFIX), STATE_VALUE_PREFIX + STATE_VALUE, 1)
         builder.op("squeeze", [value], {"axis": 1}, name="value")
         builder.declare_output("value", "SAC's state-value critic V(s) (values_fn/vf)")
-    for q in ("qf1", "qf2"):
+    for q in Q_FUNCTIONS:
         _critic(net, q, squashed, "tanh(mean)")
     net.check_all_used()
     predict = {"deterministic_default": True, "deterministic_action": "action", "stochastic_action": "action_sample"}
@@ -73,8 +86,8 @@ def build_td3(builder: GraphBuilder, model: ModelDescription) -> Tuple[Predict, 
     """TD3: deterministic tanh actor; stochastic predict adds the saved NormalActionNoise (if any)."""
     net = _Network(builder, model)
     width = net.action_width()
-    hidden = net.mlp(net.features("model/pi/"), "model/pi/")
-    squashed = builder.op("tanh", [net.dense(hidden, "model/pi/dense", width)], name="scaled_action")
+    hidden = net.mlp(net.features(ACTOR_PREFIX), ACTOR_PREFIX)
+    squashed = builder.op("tanh", [net.dense(hidden, ACTOR_PREFIX + SAC_MEAN, width)], name="scaled_action")
     unscale(builder, squashed, model.action_space, "action")
     builder.declare_output("action", "deterministic action: unscale(tanh(actor)), as SB2's predict")
     stochastic: Optional[str] = "action"
@@ -92,7 +105,7 @@ def build_td3(builder: GraphBuilder, model: ModelDescription) -> Tuple[Predict, 
             stochastic = "action_sample"
         else:
             stochastic = None
-    for q in ("qf1", "qf2"):
+    for q in Q_FUNCTIONS:
         _critic(net, q, squashed, "tanh(actor)")
     net.check_all_used()
     predict = {"deterministic_default": True, "deterministic_action": "action", "stochastic_action": stochastic}
@@ -103,7 +116,7 @@ def build_ddpg(builder: GraphBuilder, model: ModelDescription) -> Tuple[Predict,
     """DDPG: observation normalization and clip, tanh actor, clip to [-1, 1], unscale; one Q critic."""
     net = _Network(builder, model, normalize=True)
     width = net.action_width()
-    squashed = _ddpg_actor(net, "model/pi/", width)
+    squashed = _ddpg_actor(net, ACTOR_PREFIX, width)
     clipped = _clip(net, squashed, -1.0, 1.0, "float32", "clipped_action")
     unscale(builder, clipped, model.action_space, "action")
     builder.declare_output("action", "deterministic action: unscale(clip(tanh(actor(clip(normalize(obs)))), -1, 1))")
@@ -117,7 +130,7 @@ def build_ddpg(builder: GraphBuilder, model: ModelDescription) -> Tuple[Predict,
     elif noise is not None or param_noise:
         # ddpg.py _policy: the perturbed actor (param noise), then `action += noise` in place (a float32 array,
         # computed in float64), then np.clip(action, -1, 1)
-        sample = _ddpg_actor(net, "noise/pi/", width) if param_noise else squashed
+        sample = _ddpg_actor(net, DDPG_NOISE_ACTOR_PREFIX, width) if param_noise else squashed
         if noise is not None:
             wide = builder.op("cast", [sample], {"to": "float64"}, name="exploration/f64")
             noisy = builder.op("add", [wide, action_noise(builder, noise, width)], name="exploration/noisy")
@@ -130,12 +143,12 @@ def build_ddpg(builder: GraphBuilder, model: ModelDescription) -> Tuple[Predict,
                                                 "unscale(clip({}, -1, 1))".format(what))
         stochastic = "action_sample"
 
-    if net.has_tower("model/qf/"):
-        hidden = net.mlp(net.features("model/qf/"), "model/qf/", inject=squashed)
-        q_value = net.dense(hidden, "model/qf/qf_output", 1)
+    if net.has_tower(DDPG_CRITIC_PREFIX):
+        hidden = net.mlp(net.features(DDPG_CRITIC_PREFIX), DDPG_CRITIC_PREFIX, inject=squashed)
+        q_value = net.dense(hidden, DDPG_CRITIC_PREFIX + DDPG_CRITIC_HEAD, 1)
         low, high = extra.get("return_range", DEFAULT_RETURN_RANGE)
-        q_value = _clip(net, q_value, low, high, "float32", "model/qf/clipped")
-        statistics = net.running_statistics("input/ret_rms/")
+        q_value = _clip(net, q_value, low, high, "float32", DDPG_CRITIC_PREFIX + "clipped")
+        statistics = net.running_statistics(DDPG_RETURN_STATISTICS)
         if statistics is not None:
             mean, std = statistics
             q_value = builder.op("add", [builder.op("mul", [q_value, std], name="qf/times_std"), mean],
@@ -213,7 +226,7 @@ class _Network:
         self.builder, self.model, self.params = builder, model, model.parameters
         kwargs = model.policy_kwargs
         self.activation = kwargs.get("act_fun", {"name": "relu"})
-        self.cnn = "model/pi/c1/w:0" in self.params
+        self.cnn = has_nature_cnn(self.params, ACTOR_PREFIX)
         if self.cnn:
             check_cnn_kwargs(kwargs)
         self.padding = kwargs.get("pad", "VALID")
@@ -238,7 +251,7 @@ class _Network:
         return self._features[key]
 
     def _cnn(self, prefix: str) -> str:
-        if prefix + "c1/w:0" not in self.params:
+        if not has_nature_cnn(self.params, prefix):
             raise ExportError("the actor has a CNN but the tower {} has none: these parameters do not fit SB2's "
                               "policies".format(prefix.rstrip("/")))
         if len(self.builder.spec(self.observation).shape) != 4:
@@ -249,42 +262,43 @@ class _Network:
     def mlp(self, x: str, prefix: str, inject: Optional[str] = None) -> str:
         """`fc{i}` dense layers, each followed by contrib layer norm (if the tower has it) and the activation;
         `inject` is concatenated after the first layer (DDPG's critic takes the action there)."""
-        pattern = re.compile(re.escape(prefix) + r"fc(\d+)/kernel:0$")
+        pattern = re.compile(re.escape(prefix + OFF_POLICY_FC_STEM) + r"(\d+)/" + KERNEL_LEAF + ":0$")
         found = sorted(int(m.group(1)) for m in (pattern.match(name) for name in self.params) if m)
         if not found or found != list(range(len(found))):
             raise ExportError("the layers of {} are numbered {}; SB2 numbers them fc0, fc1, ... and has at least "
                               "one".format(prefix.rstrip("/"), found))
-        norms = [prefix + ("LayerNorm" if i == 0 else "LayerNorm_{}".format(i)) for i in found]
-        present = [norm + "/gamma:0" in self.params for norm in norms]
+        norms = [prefix + numbered_scope(LAYER_NORM_STEM, i) for i in found]
+        beta, gamma = LAYER_NORM_LEAVES
+        present = [norm + "/" + gamma + ":0" in self.params for norm in norms]
         if any(present) and not all(present):
             raise ExportError("{} has layer norm after some layers only; SB2 normalizes all or none".format(
                 prefix.rstrip("/")))
         widths = []
         for i, norm in zip(found, norms):
-            scope = prefix + "fc{}".format(i)
-            node = prefix + "mlp/fc{}".format(i)  # nature_cnn's own fc1 (w, b) may sit in the same scope
-            x = self.builder.op("linear", [x, self.parameter(scope + "/kernel"), self.parameter(scope + "/bias")],
-                                name=node)
-            widths.append(int(self.params[scope + "/kernel:0"].shape[1]))
+            scope = off_policy_fc_scope(prefix, i)
+            node = off_policy_fc_scope(prefix + "mlp/", i)  # nature_cnn's own fc1 (w, b) may sit in the same scope
+            kernel = self.parameter(scope + "/" + KERNEL_LEAF)
+            x = self.builder.op("linear", [x, kernel, self.parameter(scope + "/" + BIAS_LEAF)], name=node)
+            widths.append(int(self.params[kernel].shape[1]))
             if present[0] and widths[-1] == 1:
                 raise UnsupportedError("{} is a layer-normalised layer of width 1: its variance is 0 and TensorFlow's "
                                        "layer norm returns beta plus amplified rounding error, which no other runtime "
                                        "reproduces".format(scope))
             if present[0]:
-                x = contrib_layer_norm(self.builder, x, self.parameter(norm + "/gamma"), self.parameter(norm + "/beta"),
-                                       node + "/layer_norm")
+                x = contrib_layer_norm(self.builder, x, self.parameter(norm + "/" + gamma),
+                                       self.parameter(norm + "/" + beta), node + "/layer_norm")
             x = activate(self.builder, x, self.activation, node + "/act")
             if i == 0 and inject is not None:
                 x = self.builder.op("concat", [x, inject], {"axis": -1}, name=node + "/with_action")
-        if prefix.endswith("pi/") and prefix.startswith("model/"):
+        if prefix == ACTOR_PREFIX:
             self.layers, self.layer_norm = widths, present[0]
         return x
 
     def dense(self, x: str, scope: str, width: int, name: str = "") -> str:
-        weight = self.parameter(scope + "/kernel")
+        weight = self.parameter(scope + "/" + KERNEL_LEAF)
         if self.params[weight].shape[1] != width:
             raise ExportError("{} has {} outputs, expected {}".format(scope, self.params[weight].shape[1], width))
-        return self.builder.op("linear", [x, weight, self.parameter(scope + "/bias")], name=name or scope)
+        return self.builder.op("linear", [x, weight, self.parameter(scope + "/" + BIAS_LEAF)], name=name or scope)
 
     def parameter(self, short_name: str) -> str:
         name = short_name + ":0"
@@ -299,7 +313,7 @@ class _Network:
     # -- constants and statistics -------------------------------------------------------------------------------
     def running_statistics(self, prefix: str) -> Optional[Tuple[str, str]]:
         """(mean, std) float32 tensors of the RunningMeanStd stored under `prefix`, or None if it has none."""
-        names = [prefix + leaf + ":0" for leaf in ("runningsum", "runningsumsq", "count")]
+        names = [prefix + leaf + ":0" for leaf in RUNNING_STATISTICS_LEAVES]
         if not any(name in self.params for name in names):
             return None
         missing = [name for name in names if name not in self.params]
@@ -322,7 +336,7 @@ class _Network:
         """Every model/ parameter must be part of the graph (training-only ones aside): else we misread it."""
         used = {name for node in self.builder.nodes for name in node["inputs"]}
         unknown = [name for name in self.params
-                   if name.startswith("model/") and name not in used and name not in TRAINING_ONLY]
+                   if name.startswith(OFF_POLICY_SCOPE) and name not in used and name not in TRAINING_ONLY]
         if unknown:
             raise UnsupportedError("the policy has parameters SBIF does not know how to use: {} (a custom policy "
                                    "architecture?)".format(", ".join(unknown)))
@@ -331,7 +345,7 @@ class _Network:
     def _normalize_observation(self, x: str) -> str:
         """DDPG: clip(normalize(processed_obs, obs_rms), observation_range); the clip applies without obs_rms too."""
         extra = self.model.extra
-        statistics = self.running_statistics("input/obs_rms/")
+        statistics = self.running_statistics(DDPG_OBSERVATION_STATISTICS)
         if extra.get("normalize_observations") and statistics is None:
             raise ExportError("the model normalizes observations but has no input/obs_rms statistics")
         if statistics is not None:
@@ -355,13 +369,13 @@ class _Network:
 
 def _critic(net: _Network, q: str, action: str, what: str) -> None:
     """SAC's and TD3's critic `q` at `action`: mlp(concat(features, action)), then the dense head values_fn/q/q."""
-    prefix = "model/values_fn/{}/".format(q)
+    prefix = CRITICS_PREFIX + q + "/"
     if not net.has_tower(prefix):
         return
     builder = net.builder
-    critic_input = "model/values_fn/critic_input"
+    critic_input = CRITICS_PREFIX + "critic_input"
     if critic_input not in builder.specs:
-        builder.op("concat", [net.features("model/values_fn/"), action], {"axis": -1}, name=critic_input)
+        builder.op("concat", [net.features(CRITICS_PREFIX), action], {"axis": -1}, name=critic_input)
     q_value = net.dense(net.mlp(critic_input, prefix), prefix + q, 1)
     builder.op("squeeze", [q_value], {"axis": 1}, name=q)
     builder.declare_output(q, "critic {0}: Q(s, a) at the deterministic action a = {1} (the [-1, 1]-scaled action "
@@ -371,7 +385,7 @@ def _critic(net: _Network, q: str, action: str, what: str) -> None:
 def _ddpg_actor(net: _Network, prefix: str, width: int) -> str:
     """DDPG's make_actor under `prefix` (model/pi/ or the perturbed noise/pi/): tanh of the dense head `pi`."""
     hidden = net.mlp(net.features(prefix), prefix)
-    return net.builder.op("tanh", [net.dense(hidden, prefix + "pi", width)], name=prefix + "action")
+    return net.builder.op("tanh", [net.dense(hidden, prefix + DDPG_ACTOR_HEAD, width)], name=prefix + "action")
 
 
 def _clip(net: _Network, x: str, low: float, high: float, dtype: str, name: str) -> str:

@@ -30,9 +30,11 @@ from ..errors import ExportError, SbifError, UnsupportedError, preview
 from ..format.strict_json import loads_json_input
 from . import safe_pickle
 from .activations import activation_from_name, activation_from_reference
-from .description import ACTOR_CRITIC_ALGORITHMS, ModelDescription, Space, real_number
-from .safe_pickle import (BY_VALUE, NUMERIC_CODES, BuildBudget, Stub, build_array, exception_text, is_stub_class,
-                          materialize, stub_reference)
+from .description import ACTOR_CRITIC_ALGORITHMS, STRUCTURAL_KWARGS, ModelDescription, Space, real_number
+from .parameter_layouts import first_hidden_layer_output, nature_cnn_kernel
+from .policy_classes import PolicyIdentity, policy_identity
+from .safe_pickle import (NUMERIC_CODES, BuildBudget, Stub, build_array, exception_text, is_stub_class, materialize,
+                          stub_reference)
 from .sb2_files import canonical_algorithm, describe_source, detect_algorithm, file_format
 from .unnamed_lists import NETWORK_KWARGS, PARAMETER_NAMERS, describe_network, name_unnamed_list
 
@@ -55,12 +57,6 @@ MAX_SPACE_ELEMENTS = 1 << 24
 #: Policy kwargs --policy-kwargs may give: those that shape the network (optimizer settings do not matter).
 OVERRIDABLE_KWARGS = ("act_fun", "net_arch", "layers", "n_lstm", "layer_norm", "feature_extraction", "pad",
                       "data_format", "dueling", "cnn_extractor")
-
-FEED_FORWARD_CLASSES = {"MlpPolicy", "CnnPolicy", "LnMlpPolicy", "LnCnnPolicy", "FeedForwardPolicy"}
-RECURRENT_CLASSES = {"MlpLstmPolicy", "MlpLnLstmPolicy", "CnnLstmPolicy", "CnnLnLstmPolicy", "LstmPolicy"}
-#: rl-baselines-zoo's `utils` policies (not installable): SB2 base class and activation, from its source.
-ZOO_POLICIES = {"CustomDQNPolicy": ("FeedForwardPolicy", "relu"), "CustomMlpPolicy": ("FeedForwardPolicy", "tanh"),
-                "CustomSACPolicy": ("FeedForwardPolicy", "relu")}
 
 
 def describe_safe_file(path: str, algorithm: Optional[str] = None, policy_kwargs: Any = None,
@@ -377,80 +373,6 @@ def resolve_algorithm(data: Dict[str, Any], algorithm: Optional[str], path: str)
     return detect_algorithm(data, path) if algorithm is None else canonical_algorithm(algorithm)
 
 
-class PolicyIdentity(object):
-    """The policy class as the file names it: short name, module, SB2 base class, activation default."""
-
-    def __init__(self, name: str, module: str = "", base: str = "", default_activation: Optional[str] = None):
-        self.name, self.module, self.base = name, module, base
-        #: None when the class is not one whose default we know (a user's subclass may change it)
-        self.default_activation = default_activation
-
-    @property
-    def is_stock(self) -> bool:
-        return self.module.split(".")[0] == "stable_baselines"
-
-
-def policy_identity(value: Any, override: Optional[str], algorithm: str, path: str) -> PolicyIdentity:
-    """Who the policy class is: from --policy, a pickled class reference, or a class pickled by value."""
-    if override:
-        module, _, name = str(override).rpartition(".")
-        return _identity(module or POLICY_MODULES.get(algorithm, ""), name)
-    cls = _class_of(value)
-    if cls is not None and cls.sbif_module == BY_VALUE:
-        bases = getattr(cls, "sbif_bases", ())
-        return PolicyIdentity(cls.sbif_name, "", _base_name(bases[0]) if bases else "", None)
-    if cls is not None:
-        return _identity(cls.sbif_module, cls.sbif_name.split(".")[-1])
-    raise ExportError("{}: cannot tell the policy class from the file; pass --policy CLASS (e.g. "
-                      "--policy MlpPolicy)".format(path))
-
-
-def _class_of(value: Any) -> Optional[type]:
-    """The stand-in class a pickled class value is, seen through cloudpickle's rehydration calls."""
-    for _ in range(4):
-        if is_stub_class(value):
-            return value
-        reference = stub_reference(value) if isinstance(value, Stub) else None
-        if reference is None or reference[1] not in ("_rehydrate_skeleton_class", "_class_setstate") \
-                or not value.args:
-            return None
-        value = value.args[0]
-    return None
-
-
-#: Where each algorithm's stock policy classes live (a bare --policy name refers to these).
-POLICY_MODULES = dict({name: "stable_baselines.common.policies" for name in ACTOR_CRITIC_ALGORITHMS},
-                      DQN="stable_baselines.deepq.policies", SAC="stable_baselines.sac.policies",
-                      TD3="stable_baselines.td3.policies", DDPG="stable_baselines.ddpg.policies")
-
-
-def _identity(module: str, name: str) -> PolicyIdentity:
-    if module.split(".")[0] == "stable_baselines":
-        base = "FeedForwardPolicy" if name in FEED_FORWARD_CLASSES else \
-            "LstmPolicy" if name in RECURRENT_CLASSES else ""
-        activation = "tanh" if module == "stable_baselines.common.policies" else "relu"
-        return PolicyIdentity(name, module, base, activation if base else None)
-    if module.split(".")[0] == "utils" and name in ZOO_POLICIES:
-        base, activation = ZOO_POLICIES[name]
-        return PolicyIdentity(name, module, base, activation)
-    return PolicyIdentity(name, module, "", None)
-
-
-def _base_name(base: Any) -> str:
-    """The SB2 base ('FeedForwardPolicy', 'LstmPolicy' or '') of a base class, through by-value subclasses."""
-    for _ in range(8):
-        cls = _class_of(base)
-        if cls is None:
-            return ""
-        if cls.sbif_module != BY_VALUE:
-            return _identity(cls.sbif_module, cls.sbif_name.split(".")[-1]).base
-        bases = getattr(cls, "sbif_bases", ())
-        if not bases:
-            return ""
-        base = bases[0]
-    return ""
-
-
 def parse_policy_kwargs(value: Any) -> Dict[str, Any]:
     """The --policy-kwargs override: a JSON object (text) or a dict, with structural keys only."""
     if value is None:
@@ -509,11 +431,9 @@ def resolve_activation(kwargs: Dict[str, Any], identity: PolicyIdentity, paramet
     """act_fun as the live loader reports it: the kwargs' function (a TF reference, or a name given with
     --policy-kwargs), else the class default where the live loader finds one (SAC/TD3/DDPG policies always
     hold their activation; other families where a hidden layer applies it), else None."""
-    from .live import _first_hidden_layer_output
-
     value = kwargs.get("act_fun")
     if value is None:
-        if algorithm not in OFF_POLICY_ALGORITHMS and _first_hidden_layer_output(parameters) is None:
+        if algorithm not in OFF_POLICY_ALGORITHMS and first_hidden_layer_output(parameters) is None:
             return None  # no hidden layer (e.g. nature_cnn only): the live loader traces nothing either
         if identity.default_activation is None:
             raise UnsupportedError(
@@ -541,13 +461,11 @@ def structural_kwargs(kwargs: Dict[str, Any], identity: PolicyIdentity, paramete
     """The kwargs the description carries, exactly as the live loader resolves them (`live.structural_kwargs`):
     the activation, the JSON structural kwargs, and `cnn_extractor` by name (SAC/TD3/DDPG policies with CNN
     features always name theirs, nature_cnn by default)."""
-    from .live import STRUCTURAL_KWARGS as LIVE_STRUCTURAL_KWARGS
-
     result: Dict[str, Any] = {}
     activation = resolve_activation(kwargs, identity, parameters, algorithm, path)
     if activation is not None:
         result["act_fun"] = activation
-    for key in LIVE_STRUCTURAL_KWARGS:
+    for key in STRUCTURAL_KWARGS:
         if kwargs.get(key) is not None:
             if not _is_plain_data(kwargs[key], "{}: policy_kwargs {}".format(path, key)):
                 raise UnsupportedError("{}: policy_kwargs {} is not plain data; pass --policy-kwargs with its "
@@ -562,7 +480,9 @@ def structural_kwargs(kwargs: Dict[str, Any], identity: PolicyIdentity, paramete
 
 
 def _has_cnn(parameters: Dict[str, np.ndarray]) -> bool:
-    return any(re.search(r"(^|/)c1/w:0$", name) for name in parameters)
+    """Whether any tower of the policy has nature_cnn."""
+    kernel = nature_cnn_kernel("")
+    return any(name == kernel or name.endswith("/" + kernel) for name in parameters)
 
 
 def _function_name(value: Any) -> str:

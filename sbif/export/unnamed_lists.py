@@ -11,17 +11,17 @@ takes the first entries (SAC) or the entries `DDPG.load` keeps after removing th
 from __future__ import annotations
 
 import json
-from itertools import product, zip_longest
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+from itertools import product
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ExportError, SbifError, UnsupportedError, preview
 from .description import Space
+from .parameter_layouts import (DEFAULT_LAYERS, Layout, actor_critic_mlp_layout, ddpg_layout, dqn_layout,
+                                gail_adversary_layout, sac_layout, td3_layout, trpo_layout)
+from .policy_classes import PolicyIdentity
 from .safe_pickle import ArrayStub
-
-if TYPE_CHECKING:
-    from .safe import PolicyIdentity
 
 Names = List[Tuple[str, Tuple[int, ...]]]
 
@@ -57,7 +57,7 @@ MAX_INFERRED_LAYERS = 8
 
 
 def name_unnamed_list(algorithm: str, values: List[Any], data: Dict[str, Any], kwargs: Dict[str, Any],
-                      identity: "PolicyIdentity", observation_space: Space, action_space: Space,
+                      identity: PolicyIdentity, observation_space: Space, action_space: Space,
                       path: str) -> Tuple[List[Tuple[str, Any]], Optional[Dict[str, Any]]]:
     """(name, array) pairs for an unnamed list as SB2 names it, and the network kwargs inferred from its shapes
     (None when the kwargs in force fit).
@@ -101,7 +101,7 @@ def describe_network(network: Dict[str, Any]) -> str:
     return ", ".join("{} {}".format(key, json.dumps(value)) for key, value in network.items())
 
 
-def fitting_networks(algorithm: str, values: List[Any], data: Dict[str, Any], identity: "PolicyIdentity",
+def fitting_networks(algorithm: str, values: List[Any], data: Dict[str, Any], identity: PolicyIdentity,
                      observation_space: Space, action_space: Space) -> List[Dict[str, Any]]:
     """Every network kwargs (within MAX_INFERRED_LAYERS hidden layers, the class's fixed kwargs kept) whose
     parameter list has exactly the list's shapes, using all of it (or a list stored twice, as SB2 < 2.6 did)."""
@@ -127,7 +127,7 @@ def fitting_networks(algorithm: str, values: List[Any], data: Dict[str, Any], id
     return fits
 
 
-def _candidate_networks(algorithm: str, widths: List[int], identity: "PolicyIdentity") -> Iterator[Dict[str, Any]]:
+def _candidate_networks(algorithm: str, widths: List[int], identity: PolicyIdentity) -> Iterator[Dict[str, Any]]:
     """Networks whose hidden layers are the first n kernel widths, n = 0..len(widths). Actor-critic: the first
     `shared` of them shared, the rest split between pi and vf in SB2's creation order (pi_fc0, vf_fc0, pi_fc1,
     ...), spelled `layers` where pi and vf are the same list; DQN and SAC/TD3/DDPG: `layers`, with each flag
@@ -162,142 +162,98 @@ def _actor_critic_network(shared: List[int], split: List[int], pi_count: int) ->
     return {"net_arch": shared + ([{"pi": pi, "vf": vf}] if pi or vf else [])}
 
 
-def actor_critic_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity",
-                       observation_space: Space, action_space: Space, path: str,
-                       ) -> List[Tuple[str, Tuple[int, ...]]]:
+def actor_critic_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity,
+                       observation_space: Space, action_space: Space, path: str) -> Names:
     """`model/*` in TF creation order for an MLP FeedForwardPolicy (common/policies.py mlp_extractor)."""
+    return _names(_mlp_policy_layout(kwargs, identity, observation_space, action_space, path))
+
+
+def trpo_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
+               action_space: Space, path: str) -> Names:
+    """TRPO saves `model/*` then the same variables under `oldpi/` (`parameter_layouts.trpo_layout`)."""
+    return _names(trpo_layout(_mlp_policy_layout(kwargs, identity, observation_space, action_space, path)))
+
+
+def _mlp_policy_layout(kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
+                       action_space: Space, path: str) -> Layout:
     not_mlp = identity.base == "LstmPolicy" or "Cnn" in identity.name or "Lstm" in identity.name
     if not_mlp or (not identity.is_stock and kwargs.get("feature_extraction", "mlp") != "mlp"):
         raise UnsupportedError("{}: cannot name the unnamed parameters of a {} policy (only MLP feed-forward "
                                "policies); pass --policy MlpPolicy if it is one".format(path, preview(identity.name)))
-    width = _flat_width(observation_space)
-    out = _flat_width(action_space)
-    names: List[Tuple[str, Tuple[int, ...]]] = []
-    shared, pi_layers, vf_layers = _net_arch(kwargs, path)
-    for index, size in shared:
-        names += _dense("model/shared_fc{}".format(index), width, size)
-        width = size
-    pi_width = vf_width = width
-    for index, (pi_size, vf_size) in enumerate(zip_longest(pi_layers, vf_layers)):
-        if pi_size is not None:
-            names += _dense("model/pi_fc{}".format(index), pi_width, pi_size)
-            pi_width = pi_size
-        if vf_size is not None:
-            names += _dense("model/vf_fc{}".format(index), vf_width, vf_size)
-            vf_width = vf_size
-    names += _dense("model/vf", vf_width, 1) + _dense("model/pi", pi_width, out)
-    if action_space.kind == "box":
-        names.append(("model/pi/logstd:0", (1, out)))
-    return names + _dense("model/q", vf_width, out)
+    return actor_critic_mlp_layout(observation_space, action_space, _net_arch(kwargs, path))
 
 
-def trpo_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity", observation_space: Space,
-               action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
-    """TRPO saves `model/*` then the same variables under `oldpi/` (trpo_mpi.py get_trainable_vars)."""
-    model = actor_critic_names(data, kwargs, identity, observation_space, action_space, path)
-    return model + [("oldpi/" + name, shape) for name, shape in model]
-
-
-def gail_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity", observation_space: Space,
-               action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
-    """GAIL adds its discriminator (gail/adversary.py): three fully_connected layers on [obs, action]."""
+def gail_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
+               action_space: Space, path: str) -> Names:
+    """GAIL adds its discriminator (gail/adversary.py) to TRPO's list."""
     hidden = data.get("hidden_size_adversary", 100)
     if not _is_size(hidden) or observation_space.kind != "box" or len(observation_space.shape) != 1:
         raise UnsupportedError("{}: cannot name the unnamed parameters of this GAIL model".format(path))
     actions = action_space.n if action_space.kind == "discrete" else int(np.prod(action_space.shape))
-    width = observation_space.shape[0] + int(actions)
-    adversary = []
-    for suffix, (rows, cols) in zip(("", "_1", "_2"), ((width, hidden), (hidden, hidden), (hidden, 1))):
-        scope = "adversary/fully_connected{}/".format(suffix)
-        adversary += [(scope + "weights:0", (rows, cols)), (scope + "biases:0", (cols,))]
-    return trpo_names(data, kwargs, identity, observation_space, action_space, path) + adversary
+    adversary = gail_adversary_layout(int(observation_space.shape[0]), int(actions), int(hidden))
+    return trpo_names(data, kwargs, identity, observation_space, action_space, path) + _names(adversary)
 
 
-def dqn_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity", observation_space: Space,
-              action_space: Space, path: str) -> List[Tuple[str, Tuple[int, ...]]]:
+def dqn_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
+              action_space: Space, path: str) -> Names:
     """`deepq/*` in creation order for an MLP deepq FeedForwardPolicy (deepq/policies.py, build_graph.py):
     eps, the Q network (action_value tower, then state_value if dueling), its param-noise copies, the target."""
     if action_space.kind != "discrete" or "Cnn" in identity.name or kwargs.get("feature_extraction") == "cnn":
         raise UnsupportedError("{}: cannot name the unnamed parameters of a {} DQN policy (only MLP policies "
                                "with Discrete actions)".format(path, preview(identity.name)))
     fixed = DQN_CLASS_KWARGS.get(identity.name, {})
-    layers = fixed.get("layers", kwargs.get("layers"))
-    layers = [64, 64] if layers is None else layers
-    if not isinstance(layers, list) or not all(_is_size(size) for size in layers):
-        raise ExportError("{}: policy_kwargs layers must be a list of layer sizes".format(path))
+    layers = _layers(fixed.get("layers", kwargs.get("layers")), path)
     layer_norm = bool(fixed.get("layer_norm", kwargs.get("layer_norm", False)))
-    dueling = bool(fixed.get("dueling", kwargs.get("dueling", True)))
-    width = _flat_width(observation_space)
-    model = _dqn_tower("model/action_value/", width, layers, int(action_space.n), layer_norm)
-    if dueling:
-        model += _dqn_tower("model/state_value/", width, layers, 1, layer_norm)
-    copies = ["", "perturbed_model/", "adaptive_model/"] if data.get("param_noise") is True else [""]
-    names = [("deepq/eps:0", ())]
-    for prefix in copies + ["target_q_func/"]:
-        names += [("deepq/" + prefix + name, shape) for name, shape in model]
-    return names
-
-
-def _dqn_tower(scope: str, width: int, layers: List[int], outputs: int,
-               layer_norm: bool) -> List[Tuple[str, Tuple[int, ...]]]:
-    """tf.contrib fully_connected layers (weights, biases), each hidden one followed by its LayerNorm."""
-    names: List[Tuple[str, Tuple[int, ...]]] = []
-    for index, size in enumerate(list(layers) + [outputs]):
-        suffix = "_{}".format(index) if index else ""
-        layer = "{}fully_connected{}/".format(scope, suffix)
-        names += [(layer + "weights:0", (width, size)), (layer + "biases:0", (size,))]
-        if layer_norm and index < len(layers):
-            norm = "{}LayerNorm{}/".format(scope, suffix)
-            names += [(norm + "beta:0", (size,)), (norm + "gamma:0", (size,))]
-        width = size
-    return names
+    dueling = bool(fixed.get("dueling", kwargs.get("dueling", FLAG_DEFAULTS["dueling"])))
+    return _names(dqn_layout(observation_space, int(action_space.n), layers, layer_norm, dueling,
+                             param_noise=data.get("param_noise") is True))
 
 
 #: DQN policy classes that fix kwargs in their __init__ (deepq/policies.py; the zoo's utils/utils.py).
 DQN_CLASS_KWARGS = {"LnMlpPolicy": {"layer_norm": True, "dueling": True}, "MlpPolicy": {"layer_norm": False},
                     "CustomDQNPolicy": {"layers": [64], "layer_norm": True}}
 
-def _net_arch(kwargs: Dict[str, Any], path: str) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
-    """(shared (index, size) pairs, pi sizes, vf sizes) as FeedForwardPolicy and mlp_extractor read them."""
+
+def _net_arch(kwargs: Dict[str, Any], path: str) -> List[Any]:
+    """net_arch as FeedForwardPolicy reads it (from the deprecated `layers`, each for pi and vf, when it is not
+    given), checked to hold layer sizes then at most a dict(pi=[...], vf=[...])."""
     net_arch = kwargs.get("net_arch")
     if net_arch is None:
         layers = kwargs.get("layers")
-        layers = [64, 64] if layers is None else layers
-        net_arch = [{"vf": layers, "pi": layers}]
+        net_arch = [{"vf": list(DEFAULT_LAYERS) if layers is None else layers,
+                     "pi": list(DEFAULT_LAYERS) if layers is None else layers}]
     if not isinstance(net_arch, list):
         raise ExportError("{}: net_arch must be a list".format(path))
-    shared: List[Tuple[int, int]] = []
-    pi_layers: List[int] = []
-    vf_layers: List[int] = []
-    for index, layer in enumerate(net_arch):
+    checked: List[Any] = []
+    for layer in net_arch:
         if _is_size(layer):
-            shared.append((index, int(layer)))
+            checked.append(int(layer))
         elif isinstance(layer, dict):
             pi_layers, vf_layers = list(layer.get("pi", [])), list(layer.get("vf", []))
+            if not all(_is_size(size) for size in pi_layers + vf_layers):
+                raise ExportError("{}: net_arch pi/vf lists must hold layer sizes".format(path))
+            checked.append({"pi": [int(s) for s in pi_layers], "vf": [int(s) for s in vf_layers]})
             break
         else:
             raise ExportError("{}: net_arch entries must be layer sizes or a dict(pi=[...], vf=[...])".format(path))
-    if not all(_is_size(size) for size in pi_layers + vf_layers):
-        raise ExportError("{}: net_arch pi/vf lists must hold layer sizes".format(path))
-    return shared, [int(s) for s in pi_layers], [int(s) for s in vf_layers]
+    return checked
+
+
+def _layers(layers: Any, path: str) -> List[int]:
+    """A policy's `layers` kwarg (SB2's default when None), checked to be a list of layer sizes."""
+    if layers is None:
+        return list(DEFAULT_LAYERS)
+    if not isinstance(layers, list) or not all(_is_size(size) for size in layers):
+        raise ExportError("{}: policy_kwargs layers must be a list of layer sizes".format(path))
+    return [int(size) for size in layers]
 
 
 def _is_size(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
-def _dense(scope: str, rows: int, cols: int) -> List[Tuple[str, Tuple[int, ...]]]:
-    return [(scope + "/w:0", (rows, cols)), (scope + "/b:0", (cols,))]
-
-
-def _flat_width(space: Space) -> int:
-    """Width of a space as SB2's policies flatten it: the processed observation (one-hot for discrete kinds) and
-    the policy head's flat distribution parameters (logits per choice, or one mean per value) alike."""
-    if space.kind == "discrete":
-        return int(space.n)
-    if space.kind == "multi_discrete":
-        return int(sum(space.nvec))
-    return int(np.prod(space.shape))
+def _names(layout: Layout) -> Names:
+    return [(parameter.name, parameter.shape) for parameter in layout]
 
 
 # -- SAC, TD3, DDPG (sac/policies.py, td3/policies.py, ddpg/policies.py; common/tf_layers.py mlp) ----------------
@@ -305,50 +261,30 @@ def _flat_width(space: Space) -> int:
 OFF_POLICY_CLASS_KWARGS = {"LnMlpPolicy": {"layer_norm": True}, "CustomSACPolicy": {"layers": [256, 256]}}
 
 
-def sac_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity", observation_space: Space,
+def sac_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
               action_space: Space, path: str) -> Names:
-    """`model/pi` (MLP, mean `dense`, log-std `dense_1`), `model/values_fn/{vf,qf1,qf2}`, the learned
-    `log_ent_coef` when ent_coef is "auto...", then the target value function `target/values_fn/vf`."""
+    """SAC's list (`parameter_layouts.sac_layout`); the learned `log_ent_coef` when ent_coef is "auto..."."""
     layers, layer_norm = _off_policy_layers(kwargs, identity, "SAC", path)
-    width, actions = _flat_width(observation_space), _box_width(action_space, path)
-    names = _mlp_head("model/pi", width, layers, layer_norm, [("dense", actions), ("dense_1", actions)])
-    names += _sac_critics("model/values_fn/", width, actions, layers, layer_norm, ("vf", "qf1", "qf2"))
     ent_coef = data.get("ent_coef")
-    if isinstance(ent_coef, str) and ent_coef.startswith("auto"):
-        names.append(("model/log_ent_coef:0", ()))
-    return names + _sac_critics("target/values_fn/", width, actions, layers, layer_norm, ("vf",))
+    learned = isinstance(ent_coef, str) and ent_coef.startswith("auto")
+    return _names(sac_layout(observation_space, _box_width(action_space, path), layers, layer_norm, learned))
 
 
-def td3_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity", observation_space: Space,
+def td3_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
               action_space: Space, path: str) -> Names:
-    """`model/pi` (MLP, tanh `dense`), `model/values_fn/{qf1,qf2}`, then the same under `target/`."""
+    """TD3's list (`parameter_layouts.td3_layout`)."""
     layers, layer_norm = _off_policy_layers(kwargs, identity, "TD3", path)
-    width, actions = _flat_width(observation_space), _box_width(action_space, path)
-    names: Names = []
-    for scope in ("model/", "target/"):
-        names += _mlp_head(scope + "pi", width, layers, layer_norm, [("dense", actions)])
-        names += _sac_critics(scope + "values_fn/", width, actions, layers, layer_norm, ("qf1", "qf2"))
-    return names
+    return _names(td3_layout(observation_space, _box_width(action_space, path), layers, layer_norm))
 
 
-def ddpg_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: "PolicyIdentity", observation_space: Space,
+def ddpg_names(data: Dict[str, Any], kwargs: Dict[str, Any], identity: PolicyIdentity, observation_space: Space,
                action_space: Space, path: str) -> Names:
-    """`get_parameter_list()` of DDPG: `model/{pi,qf}`, the parameter-noise actors `noise/pi` and
-    `noise_adapt/pi` when param_noise is set, `target/{pi,qf}`, then the float64 running statistics
-    `input/obs_rms/*` and `input/ret_rms/*` when observations or returns are normalized."""
+    """DDPG's list (`parameter_layouts.ddpg_layout`), with the settings saved beside it."""
     layers, layer_norm = _off_policy_layers(kwargs, identity, "DDPG", path)
-    width, actions = _flat_width(observation_space), _box_width(action_space, path)
-    actor = _mlp_head("pi", width, layers, layer_norm, [("pi", actions)])
-    critic = _mlp_head("qf", width, layers, layer_norm, [("qf_output", 1)], action_after_first=actions)
-    names = [("model/" + name, shape) for name, shape in actor + critic]
-    if data.get("param_noise") is not None:
-        names += [(scope + name, shape) for scope in ("noise/", "noise_adapt/") for name, shape in actor]
-    names += [("target/" + name, shape) for name, shape in actor + critic]
-    for statistic, shape in (("obs_rms", tuple(observation_space.shape)), ("ret_rms", ())):
-        if data.get("normalize_observations" if statistic == "obs_rms" else "normalize_returns"):
-            names += [("input/{}/{}:0".format(statistic, leaf), size)
-                      for leaf, size in (("runningsum", shape), ("runningsumsq", shape), ("count", ()))]
-    return names
+    return _names(ddpg_layout(observation_space, _box_width(action_space, path), layers, layer_norm,
+                              param_noise=data.get("param_noise") is not None,
+                              normalize_observations=bool(data.get("normalize_observations")),
+                              normalize_returns=bool(data.get("normalize_returns"))))
 
 
 def ddpg_list_entries(values: List[Any], expected: Names, path: str) -> List[Any]:
@@ -365,47 +301,14 @@ def ddpg_list_entries(values: List[Any], expected: Names, path: str) -> List[Any
     return list(values[:networks]) + (list(values[-statistics:]) if statistics else [])
 
 
-def _off_policy_layers(kwargs: Dict[str, Any], identity: "PolicyIdentity", algorithm: str,
+def _off_policy_layers(kwargs: Dict[str, Any], identity: PolicyIdentity, algorithm: str,
                        path: str) -> Tuple[List[int], bool]:
     fixed = OFF_POLICY_CLASS_KWARGS.get(identity.name, {})
     if "Cnn" in identity.name or kwargs.get("feature_extraction", "mlp") != "mlp":
         raise UnsupportedError("{}: cannot name the unnamed parameters of a {} {} policy (only MLP policies); pass "
                                "--policy MlpPolicy if it is one".format(path, preview(identity.name), algorithm))
-    layers = fixed.get("layers", kwargs.get("layers"))
-    layers = [64, 64] if layers is None else layers
-    if not isinstance(layers, list) or not all(_is_size(size) for size in layers):
-        raise ExportError("{}: policy_kwargs layers must be a list of layer sizes".format(path))
-    return [int(size) for size in layers], bool(fixed.get("layer_norm", kwargs.get("layer_norm", False)))
-
-
-def _mlp_head(scope: str, width: int, layers: List[int], layer_norm: bool, heads: List[Tuple[str, int]],
-              action_after_first: int = 0) -> Names:
-    """tf.layers.dense `fc{i}` (kernel, bias), each followed by its contrib LayerNorm (beta, gamma), then the
-    dense heads on the last hidden layer. DDPG's critic concatenates the action after the first layer."""
-    names: Names = []
-    for index, size in enumerate(layers):
-        names += _keras_dense("{}/fc{}".format(scope, index), width, size)
-        if layer_norm:
-            norm = "{}/LayerNorm{}/".format(scope, "_{}".format(index) if index else "")
-            names += [(norm + "beta:0", (size,)), (norm + "gamma:0", (size,))]
-        width = size + (action_after_first if index == 0 else 0)
-    for head, size in heads:
-        names += _keras_dense("{}/{}".format(scope, head), width, size)
-    return names
-
-
-def _sac_critics(scope: str, width: int, actions: int, layers: List[int], layer_norm: bool,
-                 which: Tuple[str, ...]) -> Names:
-    """SAC/TD3 `make_critics`: the state value `vf` reads the observation, `qf1`/`qf2` observation + action."""
-    names: Names = []
-    for critic in which:
-        inputs = width if critic == "vf" else width + actions
-        names += _mlp_head(scope + critic, inputs, layers, layer_norm, [(critic, 1)])
-    return names
-
-
-def _keras_dense(scope: str, rows: int, cols: int) -> Names:
-    return [(scope + "/kernel:0", (rows, cols)), (scope + "/bias:0", (cols,))]
+    layers = _layers(fixed.get("layers", kwargs.get("layers")), path)
+    return layers, bool(fixed.get("layer_norm", kwargs.get("layer_norm", False)))
 
 
 def _box_width(space: Space, path: str) -> int:
