@@ -63,6 +63,21 @@ def test_a_change_to_any_source_of_the_kernels_invalidates_numbas_jit_cache(monk
     assert IndexDataCacheFile(str(tmp_path), "run", changed).load("signature") is None
 
 
+def test_the_jit_cache_goes_beside_the_modules_where_the_package_is_read_only(monkeypatch, tmp_path):
+    """An installed package whose __pycache__ cannot be written keeps the kernels' JIT cache in $SBIF_CACHE_DIR/jit;
+    where neither can be written, numba's own locators are asked (None)."""
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "__pycache__").write_text("")  # a file: no directory can be made there
+    source = str(package / "kernels.py")
+    monkeypatch.setattr(jit_cache, "_HERE", str(package))
+    monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path / "cache"))
+    locator = jit_cache.KernelCacheLocator.from_function(kernels.run.py_func, source)
+    assert locator.get_cache_path() == str(tmp_path / "cache" / "jit")
+    monkeypatch.setenv("SBIF_CACHE_DIR", str(package / "__pycache__" / "cache"))
+    assert jit_cache.KernelCacheLocator.from_function(kernels.run.py_func, source) is None
+
+
 def test_the_module_name_covers_every_module_the_kernels_read():
     """Each module of sbif that kernels.py or intrinsics.py imports is one of the sources the name digests (but
     jit_cache, which only says where numba keeps its cache)."""

@@ -290,8 +290,7 @@ def dense_dots(x, wt, y):
     rows, depth = x.shape
     width = wt.shape[0]
     x_at, w_at, y_at = x.ctypes.data, wt.ctypes.data, y.ctypes.data
-    whole_rows = rows - rows % TILE_ROWS
-    for r in range(0, whole_rows, TILE_ROWS):
+    for r in range(0, rows - rows % TILE_ROWS, TILE_ROWS):
         x_row, y_row = x_at + FLOAT32_BYTES * r * depth, y_at + FLOAT32_BYTES * r * width
         n = 0
         while n + GROUP_DOT_OUTPUTS <= width:
@@ -300,7 +299,7 @@ def dense_dots(x, wt, y):
         if n < width:  # (GROUP_DOT_OUTPUTS is 2: one output at most is left)
             dots_rows_one_output(x_row, depth, w_at + FLOAT32_BYTES * n * depth, depth, y_row + FLOAT32_BYTES * n,
                                  width)
-    for r in range(whole_rows, rows):
+    for r in range(rows - rows % TILE_ROWS, rows):
         x_row, y_row = x_at + FLOAT32_BYTES * r * depth, y_at + FLOAT32_BYTES * r * width
         n = 0
         while n + ROW_DOT_OUTPUTS <= width:
@@ -370,12 +369,14 @@ def dense_panels(x, w, b, y):
         end = min(last, first + block)
         for p in range(-(-width // PANEL)):
             for r in range(first, end, TILE_ROWS):
-                x_rows, w_panel = x_at + FLOAT32_BYTES * r * depth, w_at + p * panel_bytes
-                b_panel, y_tile = b_at + FLOAT32_BYTES * p * PANEL, y_at + FLOAT32_BYTES * (r * width + p * PANEL)
                 if p < full:
-                    tile_rows(x_rows, depth, w_panel, depth, b_panel, y_tile, width, PANEL)
+                    tile_rows(x_at + FLOAT32_BYTES * r * depth, depth, w_at + p * panel_bytes, depth,
+                              b_at + FLOAT32_BYTES * p * PANEL, y_at + FLOAT32_BYTES * (r * width + p * PANEL), width,
+                              PANEL)
                 else:
-                    tile_rows_partial(x_rows, depth, w_panel, depth, b_panel, y_tile, width, width - p * PANEL)
+                    tile_rows_partial(x_at + FLOAT32_BYTES * r * depth, depth, w_at + p * panel_bytes, depth,
+                                      b_at + FLOAT32_BYTES * p * PANEL, y_at + FLOAT32_BYTES * (r * width + p * PANEL),
+                                      width, width - p * PANEL)
         first = end
     for r in range(last, rows):
         x_row, y_row = x_at + FLOAT32_BYTES * r * depth, y_at + FLOAT32_BYTES * r * width
