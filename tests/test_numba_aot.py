@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("numba")
 
 from sbif.errors import SbifError  # noqa: E402
-from sbif.runtime.numba import aot, backend, intrinsics, jit_cache, kernels  # noqa: E402
+from sbif.runtime.numba import aot, backend, cache, intrinsics, jit_cache, kernels  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,7 +32,7 @@ def test_numbas_jit_cache_of_the_kernels_is_stamped_with_the_module_name():
     for function in (kernels.execute, kernels.execute_one, kernels.im2col, kernels.run, kernels.dense_panels):
         locator = function._cache._impl.locator
         assert isinstance(locator, jit_cache.KernelCacheLocator), function
-        assert locator.get_source_stamp() == aot.module_name()
+        assert locator.get_source_stamp() == cache.module_name()
     assert not isinstance(jit_cache.KernelCacheLocator.from_function(hashlib.sha256, hashlib.__file__),
                           jit_cache.KernelCacheLocator)  # functions of other modules: numba's own locators
 
@@ -44,13 +44,13 @@ def test_a_change_to_any_source_of_the_kernels_invalidates_numbas_jit_cache(monk
 
     stamp = jit_cache.cache_key()
     copy = tmp_path / "sbif" / "runtime" / "numba"
-    for name in aot._SOURCES:
+    for name in cache.SOURCES:
         target = copy / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(os.path.join(aot._HERE, name), "rb") as source:
+        with open(os.path.join(cache.DIRECTORY, name), "rb") as source:
             target.write_bytes(source.read())
     (copy / "encoding.py").write_text((copy / "encoding.py").read_text().replace("PANEL = 16", "PANEL = 32"))
-    monkeypatch.setattr(aot, "_HERE", str(copy))
+    monkeypatch.setattr(cache, "DIRECTORY", str(copy))
     jit_cache.cache_key.cache_clear()
     try:
         changed = jit_cache.KernelCacheLocator(kernels.run.py_func, kernels.__file__, str(tmp_path)).get_source_stamp()
@@ -70,7 +70,7 @@ def test_the_jit_cache_goes_beside_the_modules_where_the_package_is_read_only(mo
     package.mkdir()
     (package / "__pycache__").write_text("")  # a file: no directory can be made there
     source = str(package / "kernels.py")
-    monkeypatch.setattr(jit_cache, "_HERE", str(package))
+    monkeypatch.setattr(cache, "DIRECTORY", str(package))
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path / "cache"))
     locator = jit_cache.KernelCacheLocator.from_function(kernels.run.py_func, source)
     assert locator.get_cache_path() == str(tmp_path / "cache" / "jit")
@@ -81,7 +81,7 @@ def test_the_jit_cache_goes_beside_the_modules_where_the_package_is_read_only(mo
 def test_the_module_name_covers_every_module_the_kernels_read():
     """Each module of sbif that kernels.py or intrinsics.py imports is one of the sources the name digests (but
     jit_cache, which only says where numba keeps its cache)."""
-    sources = {os.path.normpath(os.path.join(aot._HERE, name)) for name in aot._SOURCES}
+    sources = {os.path.normpath(os.path.join(cache.DIRECTORY, name)) for name in cache.SOURCES}
     read = set()
     for module in (kernels, intrinsics):
         with open(module.__file__) as source:
@@ -99,22 +99,22 @@ def test_the_module_name_covers_every_module_the_kernels_read():
 
 
 def test_the_module_name_changes_with_the_cpu_and_the_sources(monkeypatch):
-    name = aot.module_name()
-    assert name.startswith("sbif_kernels_") and name == aot.module_name()
-    monkeypatch.setattr(aot, "_cpu_description", lambda: "x86_64 a CPU without AVX")
-    assert aot.module_name() != name
+    name = cache.module_name()
+    assert name.startswith("sbif_kernels_") and name == cache.module_name()
+    monkeypatch.setattr(cache, "_cpu_description", lambda: "x86_64 a CPU without AVX")
+    assert cache.module_name() != name
     monkeypatch.undo()
-    monkeypatch.setattr(aot, "_SOURCES", aot._SOURCES[:-1])
-    assert aot.module_name() != name
+    monkeypatch.setattr(cache, "SOURCES", cache.SOURCES[:-1])
+    assert cache.module_name() != name
 
 
 def test_the_cache_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path / "kernels"))
-    assert aot.cache_directory() == str(tmp_path / "kernels")
+    assert cache.cache_directory() == str(tmp_path / "kernels")
     assert os.path.dirname(aot.module_path()) == str(tmp_path / "kernels")
     monkeypatch.delenv("SBIF_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert aot.cache_directory() == str(tmp_path / "xdg" / "sbif")
+    assert cache.cache_directory() == str(tmp_path / "xdg" / "sbif")
 
 
 def test_no_module_yet_is_none(monkeypatch, tmp_path):
@@ -124,7 +124,7 @@ def test_no_module_yet_is_none(monkeypatch, tmp_path):
 
 def test_a_damaged_module_is_named_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("SBIF_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(aot, "_cpu_description", lambda: "a CPU of its own")  # not a module already loaded
+    monkeypatch.setattr(cache, "_cpu_description", lambda: "a CPU of its own")  # not a module already loaded
     with open(aot.module_path(), "wb") as damaged:
         damaged.write(b"\x7fELF but truncated")
     with pytest.raises(aot.KernelsUnavailable, match=r"do not load .*delete the file to rebuild them"):

@@ -19,7 +19,6 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import numpy as np
 
-from .. import __version__
 from ..errors import DocumentError, UnsupportedError
 from ..format import SbifFile
 from ..format.document import METADATA_KEY, encode_document
@@ -27,6 +26,7 @@ from ..format.subgraph import deployed_subgraph
 from ..ops import ValueSpec, get_op, resolve_attrs
 from ..ops.elementwise import Selu, Sigmoid, Softplus
 from ..ops.layers import conv_axis
+from ..version import __version__
 
 DEFAULT_OPSET = 17
 #: Reshape's `allowzero` (opset 14) keeps a 0 in a target shape a 0, as SBIF's reshape means it

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-from .. import __version__
 from ..errors import UnsupportedError
 from ..format import FORMAT_VERSION, SbifFile
+from ..version import __version__
 from .builders import FAMILY_BUILDERS, Builder
 from .description import ModelDescription
 from .graph_builder import GraphBuilder

@@ -7,7 +7,7 @@ with numba's `pycc` into a CPython extension module, for this CPU, and kept in a
 import that module in about a millisecond and never import numba. The same LLVM code is generated as by the JIT,
 so results are bit-identical to it.
 
-The module's name is a digest of everything its machine code depends on: the kernels' sources (`_SOURCES`),
+The module's name is a digest of everything its machine code depends on: the kernels' sources (`cache.SOURCES`),
 the Python and NumPy ABI, the numba and llvmlite installed, and the CPU (a module built for one CPU's instructions
 never loads on another). A build runs in a child process (numba's compiler and the C compiler's output stay out of
 the caller's process), writes into a temporary directory and renames the module into place, so concurrent builds are
@@ -26,68 +26,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import importlib.machinery
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 from types import ModuleType
-from typing import IO, Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import IO, Any, Callable, ContextManager, Iterator, List, Optional, Sequence, Tuple
 
 from ... import progress
 from ...errors import SbifError
+from .cache import CACHE_ENV, DIRECTORY, EXPORTS, cache_directory, module_name
 
-#: the entry points and their one signature each (`backend` calls them with exactly these types)
-EXPORTS = {
-    "execute": "void(int64[::1], int64, int64, int64, int64, int64" + ", uint8[::1]" * 7 + ")",
-    "execute_one": "void(int64[::1], uint8[::1], uint8[::1])",
-    "im2col": "void(float32[:, :, :, ::1], float32[:, :, :, ::1], int64, int64, int64, int64, int64, int64)",
-}
-#: where modules are kept: $SBIF_CACHE_DIR, else the user's cache directory
-CACHE_ENV = "SBIF_CACHE_DIR"
 #: a build that takes longer than this has hung (it takes one to two minutes)
 BUILD_TIMEOUT_SECONDS = 1800
 #: how long a build usually takes, for the messages that announce one
 USUAL_BUILD_TIME = "one to two minutes on 2 cores"
-#: the source files the module's machine code depends on (with EXPORTS), from this directory: the kernels, the
-#: program format whose constants they freeze, the intrinsics they inline, and the op constants they read (TF's SELU)
-_SOURCES = ("kernels.py", "encoding.py", "intrinsics.py", os.path.join("..", "..", "ops", "elementwise.py"))
-_HERE = os.path.dirname(os.path.abspath(__file__))
 #: a callable told each stage of a build as it begins (a line of text)
 StageReport = Callable[[str], None]
 
 
 class KernelsUnavailable(SbifError):
     """The extension module cannot be built or loaded here (the message says why)."""
-
-
-def cache_directory() -> str:
-    """The directory of the extension modules: $SBIF_CACHE_DIR, else $XDG_CACHE_HOME/sbif or ~/.cache/sbif."""
-    chosen = os.environ.get(CACHE_ENV, "").strip()
-    if chosen:
-        return os.path.abspath(chosen)
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "sbif")
-
-
-def module_name() -> str:
-    """The module's name for this machine: `sbif_kernels_` and a digest of all its code depends on."""
-    digest = hashlib.sha256()
-    for name in _SOURCES:
-        with open(os.path.join(_HERE, name), "rb") as source:
-            digest.update(source.read())
-    for part in (repr(sorted(EXPORTS.items())), sys.version, sysconfig.get_config_var("EXT_SUFFIX") or "",
-                 np.__version__, _package_stamp("numba"), _package_stamp("llvmlite"), _cpu_description()):
-        digest.update(part.encode("utf-8", "replace") + b"\0")
-    return "sbif_kernels_" + digest.hexdigest()[:20]
 
 
 def module_path(directory: Optional[str] = None) -> str:
@@ -130,7 +93,7 @@ def build(on_stage: Optional[StageReport] = None) -> str:
     except OSError as exc:
         raise KernelsUnavailable("cannot create the kernel cache directory {} ({}); set {} to a writable "
                                  "directory".format(directory, exc.strerror, CACHE_ENV)) from None
-    package_root = os.path.dirname(os.path.dirname(_HERE))
+    package_root = os.path.dirname(os.path.dirname(DIRECTORY))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [package_root] + [part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part]))
     environment[CACHE_ENV] = directory
@@ -355,36 +318,6 @@ class CompilerStages:
         if stage != self.told:
             self.told = stage
             self.on_stage(stage)
-
-
-def _package_stamp(package: str) -> str:
-    """Where an installed package is, with its size and time: changes when it is upgraded, found without importing
-    it (importing numba is what the module avoids)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.origin:
-        return package + " missing"
-    status = os.stat(spec.origin)
-    return "{} {} {} {}".format(package, spec.origin, status.st_size, status.st_mtime_ns)
-
-
-def _cpu_description() -> str:
-    """The CPU's model and instruction-set flags (Linux: /proc/cpuinfo; elsewhere LLVM's view of the host)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            lines = info.read().splitlines()
-    except OSError:
-        lines = []
-    wanted: Dict[str, str] = {}
-    for line in lines:
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "flags", "Features", "CPU part") and key not in wanted:
-            wanted[key] = value.strip()
-    if "flags" in wanted or "Features" in wanted:
-        return "{} {}".format(platform.machine(), sorted(wanted.items()))
-    import llvmlite.binding as llvm
-
-    return "{} {} {}".format(platform.machine(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -5,7 +5,7 @@ a function's cached code with its source file alone, but the kernels freeze the 
 code, inline the LLVM IR of `intrinsics` and read TF's constants from `sbif.ops`: a change to one of those would
 leave numba loading code compiled for the old one. So numba asks `KernelCacheLocator` first for the functions of
 this package: their cache stays where numba would keep it (this package's `__pycache__`, else a `jit` directory
-beside the extension modules), and every index is stamped with the digest `aot.module_name()` computes over those
+beside the extension modules), and every index is stamped with the digest `cache.module_name()` computes over those
 same sources (and the Python, NumPy, numba and CPU). numba ignores, then overwrites, an index whose stamp differs:
 a change to any of those files recompiles the kernels, and nobody copies a digest by hand.
 """
@@ -17,17 +17,15 @@ from typing import Any, Optional
 
 from numba.core import caching
 
-from . import aot
+from . import cache
 
-#: the directory of this package: its functions are the ones this locator caches
-_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @functools.lru_cache(maxsize=None)
 def cache_key() -> str:
     """The stamp of the kernels' cache: the extension module's name, a digest of all the machine code depends on
     (computed once per process, as numba makes a function's cache once)."""
-    return aot.module_name()
+    return cache.module_name()
 
 
 class KernelCacheLocator(caching._CacheLocator):  # numba's base class of locators
@@ -52,9 +50,9 @@ class KernelCacheLocator(caching._CacheLocator):  # numba's base class of locato
         """A locator for a function defined in this package, in the first of its directories that can be written
         (this package's `__pycache__`, then `jit` in the extension modules' directory); None for other functions,
         or when neither can be written (numba then asks its own locators)."""
-        if os.path.dirname(os.path.abspath(py_file)) != _HERE:
+        if os.path.dirname(os.path.abspath(py_file)) != cache.DIRECTORY:
             return None
-        for directory in (os.path.join(_HERE, "__pycache__"), os.path.join(aot.cache_directory(), "jit")):
+        for directory in (os.path.join(cache.DIRECTORY, "__pycache__"), os.path.join(cache.cache_directory(), "jit")):
             locator = cls(py_func, py_file, directory)
             try:
                 locator.ensure_cache_path()
