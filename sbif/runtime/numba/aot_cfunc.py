@@ -35,7 +35,7 @@ import sysconfig
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from . import aot
+from . import aot, cache
 from .backend import Kernels
 
 #: the C compiler that links the module ($CC, as build tools read it)
@@ -208,17 +208,17 @@ PyMODINIT_FUNC PyInit_@NAME@(void) { return PyModule_Create(&definition); }
 
 
 def module_name() -> str:
-    """`sbif_cfunc_` and a digest of what the code depends on: all `aot.module_name()` covers (the kernels'
+    """`sbif_cfunc_` and a digest of what the code depends on: all `cache.module_name()` covers (the kernels'
     sources, Python, NumPy, numba, llvmlite, the CPU) and this file (the cfuncs, `_SUPPORT` and `_GLUE`)."""
-    digest = hashlib.sha256(aot.module_name().encode("ascii"))
+    digest = hashlib.sha256(cache.module_name().encode("ascii"))
     with open(os.path.abspath(__file__), "rb") as source:
         digest.update(source.read())
     return "sbif_cfunc_" + digest.hexdigest()[:20]
 
 
 def module_path(directory: Optional[str] = None) -> str:
-    """Where this machine's module is (or would be) kept: beside the pycc module, in `aot.cache_directory()`."""
-    return os.path.join(directory or aot.cache_directory(), module_name() + importlib.machinery.EXTENSION_SUFFIXES[0])
+    """Where this machine's module is (or would be) kept: beside the pycc module, in `cache.cache_directory()`."""
+    return os.path.join(directory or cache.cache_directory(), module_name() + importlib.machinery.EXTENSION_SUFFIXES[0])
 
 
 def load(directory: Optional[str] = None) -> Optional[Kernels]:
@@ -244,7 +244,7 @@ def load(directory: Optional[str] = None) -> Optional[Kernels]:
 def build(directory: Optional[str] = None) -> str:
     """Build this machine's module in a child process (numba's compiler stays out of the caller's process) and
     return its path. Raises aot.KernelsUnavailable with the child's last words when it fails."""
-    directory = directory or aot.cache_directory()
+    directory = directory or cache.cache_directory()
     os.makedirs(directory, exist_ok=True)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
