@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import carray, njit
 
-from ...ops.elementwise import Selu
+from ...ops.elementwise import Selu, Sigmoid, Softplus
 from . import jit_cache
 from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, BINARY, CAST, CLIP, CONV2D,
                        CONV_CHANNELS, CONV_HEIGHT, CONV_KERNEL_H, CONV_KERNEL_W, CONV_OUT_H, CONV_OUT_W,
@@ -42,7 +42,7 @@ JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 jit_cache.install()
 
 # float32 constants (module globals are frozen into the compiled code with their type)
-ZERO, ONE, SIX, NINE, EIGHTEEN = (np.float32(v) for v in (0.0, 1.0, 6.0, 9.0, 18.0))
+ZERO, ONE, SIX, NINE = (np.float32(v) for v in (0.0, 1.0, 6.0, 9.0))
 #: Eigen's generic_fast_tanh_float (TF 1.15's float32 tanh on both of its paths), spec/ops.md "tanh"
 A1, A3, A5, A7, A9, A11, A13 = (np.float32(a) for a in (
     4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08, -8.60467152213735e-11,
@@ -62,7 +62,9 @@ EXP_POLYNOMIAL = tuple(np.float32(p) for p in (
 #: the bits of a float32's fraction: an exponent m placed above them is the float 2^(m - BIAS)
 FRACTION_BITS = np.finfo(np.float32).nmant
 #: softplus switches branch at log(eps) + 2, computed in float32 as TF does
-SOFTPLUS_THRESHOLD = np.log(np.finfo(np.float32).eps) + np.float32(2)
+SOFTPLUS_THRESHOLD = Softplus.threshold(np.float32)
+#: TF's float32 sigmoid is exactly 0 below -cutoff and 1 above it
+SIGMOID_CUTOFF = np.float32(Sigmoid.FLOAT32_CUTOFF)
 LOWEST = np.finfo(np.float32).min
 
 
@@ -106,9 +108,9 @@ def tanh_f32(v):
 @njit(**JIT)
 def sigmoid_f32(v):
     """TF 1.15's float32 sigmoid: exactly 0 below -18, 1 above 18, else 1 / (1 + exp(-x))."""
-    if v < -EIGHTEEN:
+    if v < -SIGMOID_CUTOFF:
         return ZERO
-    if v > EIGHTEEN:
+    if v > SIGMOID_CUTOFF:
         return ONE
     return ONE / (ONE + exp_f32(-v))
 
