@@ -4,6 +4,7 @@
 #   make check   the fast inner loop, about a minute: the modern env's tests minus the slow ones (pytest -m "not slow")
 #   make bench   the speed benchmarks of issue #7 (benchmarks/README.md)
 #   make fuzz    the readers' coverage-guided fuzzers, FUZZ_SECONDS each (tests/fuzz/README.md; not part of make test)
+#   make newest-numba  the numba backend built and checked with the newest numba on PyPI (sbif/runtime/numba/PYCC.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -18,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIP_QUIET := --quiet --no-warn-script-location
 
-.PHONY: all envs modern legacy demo test test-modern test-legacy check runtime-c bench fuzz clean
+.PHONY: all envs modern legacy demo test test-modern test-legacy check runtime-c bench fuzz newest-numba clean
 
 all: envs
 envs: modern legacy
@@ -74,6 +75,12 @@ demo: envs
 
 # --- tests -----------------------------------------------------------------------------------------------
 test: test-modern test-legacy
+	@.ci/newest-numba || echo "WARNING: the numba backend does not build, or does not agree with the NumPy reference, with the newest numba release (the line above says what failed; sbif/runtime/numba/PYCC.md says what to do); make test does not fail for it"
+
+# numba.pycc is pending deprecation (sbif/runtime/numba/PYCC.md): does the numba backend still build, and agree with
+# the NumPy reference, with the newest numba, llvmlite and numpy releases? Its own venv in ~/.cache/sbif-newest-numba.
+newest-numba:
+	.ci/newest-numba
 
 # the C runtime (runtimes/c), built before the suites that run it (plain and under ASan/UBSan)
 runtime-c:

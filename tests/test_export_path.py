@@ -19,7 +19,7 @@ from sbif.errors import ExportError
 from sbif.export import Space, export
 from sbif.export.exporter import VERIFY_OBSERVATIONS, ExportWarning, safe_loader_status
 from sbif.export.normalization import DEFAULT_CLIP_OBS
-from sbif.export.safe import PolicyIdentity
+from sbif.export.policy_classes import PolicyIdentity
 from sbif.export.unnamed_lists import actor_critic_names, dqn_names
 from sbif.format import SbifFile
 

@@ -15,7 +15,7 @@ from collections import OrderedDict
 import numpy as np
 
 from sbif.export.description import Space
-from sbif.export.safe import PolicyIdentity
+from sbif.export.policy_classes import PolicyIdentity
 from sbif.export.unnamed_lists import actor_critic_names
 
 

@@ -201,7 +201,8 @@ def test_off_policy_unnamed_lists(algorithm, policy, obs_kind, action_kind, kwar
     """The names the safe loader gives an unnamed SAC/TD3/DDPG list are SB2's `get_parameter_list()`, in order
     and shape; lists stored twice (SB2 < 2.6) are read as `load` reads them (SAC: the first copy; DDPG: the
     first copy of the networks, then the running statistics)."""
-    from sbif.export.safe import policy_identity, read_space, read_source
+    from sbif.export.policy_classes import policy_identity
+    from sbif.export.safe import read_space, read_source
     from sbif.export.unnamed_lists import PARAMETER_NAMERS
 
     from .off_policy_models import make_model as make_off_policy, sb2
