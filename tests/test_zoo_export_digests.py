@@ -3,19 +3,14 @@
 same for the live loader in the SB2 environment."""
 import pytest
 
-from tests.zoo import require_zoo, zoo_models
-from tests.zoo_digests import export_digest, pinned
-
-MODELS = zoo_models()
+from tests.zoo import zoo_models
+from tests.zoo_digests import assert_every_model_pinned, assert_export_unchanged
 
 
 def test_every_zoo_model_has_a_pinned_digest():
-    require_zoo(MODELS)
-    assert sorted(pinned()["safe"]) == sorted(MODELS), "run: .venv/bin/python -m tests.zoo_digests --write safe"
+    assert_every_model_pinned("safe")
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", zoo_models())
 def test_zoo_exports_are_unchanged(model):
-    assert export_digest(model, "safe") == pinned()["safe"].get(model), (
-        "the safe loader's export of {} changed; if on purpose, record it: "
-        ".venv/bin/python -m tests.zoo_digests --write safe".format(model))
+    assert_export_unchanged(model, "safe")

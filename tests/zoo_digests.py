@@ -18,7 +18,7 @@ import tempfile
 import warnings
 from typing import Dict
 
-from tests.zoo import ZOO, zoo_models
+from tests.zoo import ZOO, require_zoo, zoo_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGESTS = os.path.join(ROOT, "tests", "data", "zoo_export_digests.json")
@@ -42,6 +42,24 @@ def pinned() -> Dict[str, Dict[str, str]]:
     """{loader: {model: digest}} as recorded."""
     with open(DIGESTS) as handle:
         return json.load(handle)
+
+
+def assert_every_model_pinned(loader: str) -> None:
+    """Every zoo model has a digest for `loader` (a model added to the zoo must be recorded)."""
+    models = zoo_models()
+    require_zoo(models)
+    assert sorted(pinned()[loader]) == sorted(models), "record them: {}".format(record_command(loader))
+
+
+def assert_export_unchanged(model: str, loader: str) -> None:
+    """`loader`'s export of zoo `model` is byte for byte the pinned one."""
+    assert export_digest(model, loader) == pinned()[loader].get(model), (
+        "the {} loader's export of {} changed; if on purpose, record it: {}".format(loader, model,
+                                                                                   record_command(loader)))
+
+
+def record_command(loader: str) -> str:
+    return "{}/bin/python -m tests.zoo_digests --write {}".format(".venv" if loader == "safe" else ".venv-sb2", loader)
 
 
 def main() -> int:

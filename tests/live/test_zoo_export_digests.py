@@ -2,19 +2,14 @@
 (`tests/zoo_digests.py` says when and how to record new digests)."""
 import pytest
 
-from tests.zoo import require_zoo, zoo_models
-from tests.zoo_digests import export_digest, pinned
-
-MODELS = zoo_models()
+from tests.zoo import zoo_models
+from tests.zoo_digests import assert_every_model_pinned, assert_export_unchanged
 
 
 def test_every_zoo_model_has_a_pinned_digest():
-    require_zoo(MODELS)
-    assert sorted(pinned()["live"]) == sorted(MODELS), "run: .venv-sb2/bin/python -m tests.zoo_digests --write live"
+    assert_every_model_pinned("live")
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", zoo_models())
 def test_zoo_exports_are_unchanged(model):
-    assert export_digest(model, "live") == pinned()["live"].get(model), (
-        "the live loader's export of {} changed; if on purpose, record it: "
-        ".venv-sb2/bin/python -m tests.zoo_digests --write live".format(model))
+    assert_export_unchanged(model, "live")
