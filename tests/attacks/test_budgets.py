@@ -226,7 +226,7 @@ def test_the_budget_catches_an_input_that_exceeds_it(workspace, clean, c_base):
     run under the same budget, dies with MemoryError: exactly what the assertions above reject."""
     path = next(item for item in FILES if item.name == "npy_shape_4e9_by_4").make(workspace)
     outcome = run_budgeted(["sbif", "--version"], budget(192), 30.0)
-    assert outcome.returncode == 0 and outcome.peak > outcome.baseline > 0  # the report works
+    assert outcome.returncode == 0 and outcome.peak >= outcome.baseline > 0  # the report works (VmPeak ≥ VmSize)
     import subprocess
     import sys
 
