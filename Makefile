@@ -43,7 +43,7 @@ $(VENV)/.done: pyproject.toml requirements/modern.txt
 	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/modern.txt 2>&1 | sed "/^WARNING: Location/d"
 	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e . --config-settings editable_mode=compat 2>/dev/null \
 	  || $(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e . 2>&1 | sed "/^WARNING: Location/d"
-	$(VENV)/bin/python -c "import sbif, numba, hypothesis, gymnasium"
+	$(VENV)/bin/python -c "import sbif, numba, hypothesis, gymnasium, stable_baselines3, sb3_contrib"
 	@touch $@
 modern: $(VENV)/.done
 
