@@ -334,14 +334,14 @@ def test_document_not_an_object(valid_path, tmp_path, text):
            "SBIF document must be a JSON object")
 
 
-@pytest.mark.parametrize("version", [2, 0, 99])
+@pytest.mark.parametrize("version", [3, 0, 99])
 def test_unsupported_format_version(valid_path, tmp_path, version):
     def edit(document):
         document["format_version"] = version
         document["something_new"] = {"only": "in later versions"}  # not a schema error: the version comes first
 
     expect(rewrite_document(valid_path, str(tmp_path / "bad.sbif"), edit), UnsupportedError,
-           "format version {} is not supported".format(version), "reads version 1")
+           "format version {} is not supported".format(version), "reads versions 1 and 2")
 
 
 @pytest.mark.parametrize("version", ["1", "2", 1.0, True, None, [1]])

@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sbif.errors import DocumentError, preview
-from sbif.format.document import SCHEMA_PATH, check_schema
+from sbif.format.document import SCHEMA_PATHS, check_schema
 from sbif.format.schema_check import SchemaValidator, ecma_end_anchors
 from tests.factories import MATRIX, make_sbif
 from tests.zoo import ZOO, zoo_models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-with open(SCHEMA_PATH, encoding="utf-8") as _handle:
+with open(SCHEMA_PATHS[1], encoding="utf-8") as _handle:
     SCHEMA = json.load(_handle)
 REFERENCE = jsonschema.Draft7Validator(SCHEMA)
 VALIDATOR = SchemaValidator(SCHEMA)

@@ -315,10 +315,10 @@ def document_not_json(base: Base) -> bytes:
 
 
 # -- format_version (SPEC section 3) ---------------------------------------------------------------------------------
-@refused("3", UNSUPPORTED, "format_version is 2, with a top-level property version 1 does not define: the version "
+@refused("3", UNSUPPORTED, "format_version is 3, with a top-level property no version defines: the version "
                            "must be refused by name before the schema is applied.")
 def format_version_newer(base: Base) -> bytes:
-    return base.with_document(lambda document: document.update(format_version=2, graph_v2=[]))
+    return base.with_document(lambda document: document.update(format_version=3, graph_v3=[]))
 
 
 @refused("3", DOCUMENT, "format_version is the string \"1\", not an integer.")

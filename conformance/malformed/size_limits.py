@@ -86,11 +86,11 @@ def _exact_values(value: Any) -> int:
 SIZE_LIMIT_CASES: List[Tuple[str, Callable[[Base], bytes], Optional[str]]] = [
     ("values-at-the-limit", with_values(MAX_DOCUMENT_VALUES), None),
     ("values-over-the-limit", with_values(MAX_DOCUMENT_VALUES + 1), DocumentError.__name__),
-    ("values-over-the-limit-version-2", with_values(MAX_DOCUMENT_VALUES + 1, format_version=2),
+    ("values-over-the-limit-version-3", with_values(MAX_DOCUMENT_VALUES + 1, format_version=3),
      DocumentError.__name__),
     ("nodes-at-the-limit", with_nodes(MAX_GRAPH_NODES), None),
     ("nodes-over-the-limit", with_nodes(MAX_GRAPH_NODES + 1), DocumentError.__name__),
-    ("nodes-over-the-limit-version-2", with_nodes(MAX_GRAPH_NODES + 1, format_version=2), UnsupportedError.__name__),
+    ("nodes-over-the-limit-version-3", with_nodes(MAX_GRAPH_NODES + 1, format_version=3), UnsupportedError.__name__),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from ..errors import UnsupportedError
-from ..format import FORMAT_VERSION, SbifFile
+from ..format import SB2_FORMAT_VERSION, SbifFile
 from ..version import __version__
 from .builders import FAMILY_BUILDERS, Builder
 from .description import ModelDescription
@@ -37,7 +37,7 @@ def build_sbif(model: ModelDescription, normalization: Optional[ObservationNorma
         provenance["vecnormalize"] = normalization.as_kwargs()
     document = {
         "format": "sbif",
-        "format_version": FORMAT_VERSION,
+        "format_version": SB2_FORMAT_VERSION,
         "provenance": provenance,
         "observation_space": space_document(model.observation_space),
         "action_space": space_document(model.action_space),

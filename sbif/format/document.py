@@ -19,9 +19,15 @@ from .schema_check import SchemaValidator
 from .strict_json import StrictJsonError, loads_strict, outside_strings, quoted_number
 
 FORMAT_NAME = "sbif"
-FORMAT_VERSION = 1
 METADATA_KEY = "sbif"
-SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "sbif-document-v1.schema.json")
+#: The format versions this reader implements (SPEC section 8), each validated by its own schema.
+SCHEMA_PATHS = {version: os.path.join(os.path.dirname(__file__), "schema", "sbif-document-v{}.schema.json".format(
+    version)) for version in (1, 2)}
+FORMAT_VERSIONS = tuple(SCHEMA_PATHS)
+#: SBIF's SB2 exports stay version 1, so every reader, a version-1-only one included, reads them; SB3 exports need
+#: version 2's predict contract.
+SB2_FORMAT_VERSION = 1
+SB3_FORMAT_VERSION = 2
 #: The schema's definition of a name: of a tensor, an input, a node output or an output, and of every reference to one.
 NAME_DEFINITION = "#/definitions/name"
 #: Most JSON values a document holds (SPEC section 3): every object, array, string, number, true, false and null, the
@@ -68,9 +74,9 @@ def decode_document(metadata: Mapping[str, str], source: str = "file") -> Docume
     version = document.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise DocumentError("{}: format_version must be an integer, got {}".format(source, preview(version)))
-    if version != FORMAT_VERSION:
-        raise UnsupportedError("{}: format version {} is not supported (this SBIF reads version {})".format(
-            source, version, FORMAT_VERSION))
+    if version not in FORMAT_VERSIONS:
+        raise UnsupportedError("{}: format version {} is not supported (this SBIF reads versions {})".format(
+            source, version, " and ".join(map(str, FORMAT_VERSIONS))))
     graph = document.get("graph")
     if isinstance(graph, list) and len(graph) > MAX_GRAPH_NODES:
         raise DocumentError("{}: the graph has {} nodes: at most {} (SPEC section 3)".format(
@@ -112,20 +118,23 @@ def count_values(text: str, stop_above: Optional[int] = None) -> int:
 def check_schema(document: Document, source: str = "document") -> None:
     """Raise DocumentError naming the violation nearest the document's root (the most specific one inside an
     anyOf/oneOf), with its JSON path."""
-    violation = _document_validator().first_violation(document)
+    version = document.get("format_version") if isinstance(document, dict) else None
+    if version not in FORMAT_VERSIONS or isinstance(version, bool):
+        version = FORMAT_VERSIONS[0]  # the schema then names what is wrong with format_version
+    violation = _document_validator(version).first_violation(document)
     if violation is not None:
         where = "/".join(str(part) for part in violation.path) or "(top level)"
         raise DocumentError("{}: schema violation at {}: {}".format(source, where, violation.message))
 
 
 @functools.lru_cache(maxsize=None)
-def _document_validator() -> SchemaValidator:
+def _document_validator(version: int) -> SchemaValidator:
     """Built on first use: reading the schema is not part of `import sbif`. The schema's "integer" means a number
     written without fraction or exponent (SPEC section 1), as in the C and Node readers, not draft 7's integral
     number: `3.0` is no dimension; a pattern's `$` is ECMA-262's, the end of the text ("softmax\\n" is no op name).
     Names are checked with the schema, so a bad name is found before anything that depends on the graph (an unknown
     op), in every reader."""
-    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+    with open(SCHEMA_PATHS[version], encoding="utf-8") as handle:
         return SchemaValidator(json.load(handle), integer_literals=True, ecma_patterns=True,
                                refinements={NAME_DEFINITION: _nul_in_name})
 

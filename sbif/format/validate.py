@@ -115,8 +115,9 @@ def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str,
 def _check_observation_input(document: Document, obs: ValueSpec, source: str) -> None:
     space = document["observation_space"]
     kind = space["kind"]
+    sb3 = contract(document) == "sb3"  # SB3 converts Box and MultiBinary observations with .float() (SPEC 3.2)
     if kind == "box":
-        expected = ValueSpec(space["dtype"], [None] + space["shape"])
+        expected = ValueSpec("float32" if sb3 else space["dtype"], [None] + space["shape"])
         if "vecnormalize" in document["provenance"]:  # raw float64 observations, normalized in the graph
             expected = ValueSpec("float64", expected.shape)
         for bound in ("low", "high"):
@@ -129,7 +130,7 @@ def _check_observation_input(document: Document, obs: ValueSpec, source: str) ->
     elif kind == "multi_discrete":
         expected = ValueSpec("int32", [None, len(space["nvec"])])
     else:
-        expected = ValueSpec("int32", [None, space["n"]])
+        expected = ValueSpec("float32" if sb3 else "int32", [None, space["n"]])
     if obs != expected:
         raise DocumentError("{}: observation input is {} but a {} observation space needs {}".format(
             source, obs, kind, expected))
@@ -145,6 +146,56 @@ def _check_predict(document: Document, source: str) -> None:
         if name not in outputs:
             raise DocumentError("{}: predict refers to {!r}, which is not a declared output".format(source, name))
     _check_recurrent(document, source)
+    _check_sb3_contract(document, source)
+
+
+def contract(document: Document) -> str:
+    """Whose predict the file reproduces (SPEC section 5.9): version 1 files are SB2's."""
+    return document["predict"].get("contract", "sb2")
+
+
+def _check_sb3_contract(document: Document, source: str) -> None:
+    """The version-2 predict fields (SPEC section 5.9) name inputs of the right kind and type, and only the SB3
+    contract uses them: an SB2 file with an action mask would be run by SB2's rules, which have none."""
+    predict = document["predict"]
+    inputs = {entry["name"]: entry for entry in document["inputs"]}
+    sb3_fields = [field for field in ("channels_last", "action_mask", "shared_noise") if field in predict]
+    if "state_layout" in predict.get("recurrent", {}):
+        sb3_fields.append("recurrent.state_layout")
+    if contract(document) != "sb3":
+        if sb3_fields:
+            raise DocumentError("{}: predict.{} belongs to the SB3 contract, but predict.contract is sb2".format(
+                source, sb3_fields[0]))
+        if any(entry["kind"] == "action_mask" for entry in document["inputs"]):
+            raise DocumentError("{}: an action_mask input under the SB2 contract, which has none".format(source))
+        return
+    if predict["deterministic_default"] is not False:
+        raise DocumentError("{}: deterministic_default must be false under the SB3 contract (SB3's predict samples "
+                            "unless told otherwise)".format(source))
+    masks = [entry["name"] for entry in document["inputs"] if entry["kind"] == "action_mask"]
+    named = predict.get("action_mask")
+    if masks != ([named] if named is not None else []):
+        raise DocumentError("{}: predict.action_mask must name the one input of kind 'action_mask' (inputs of that "
+                            "kind: {})".format(source, ", ".join(repr(name) for name in masks) or "none"))
+    if named is not None:
+        entry = inputs[named]
+        if entry["dtype"] != "bool" or len(entry["shape"]) != 2:
+            raise DocumentError("{}: the action mask {!r} must be a bool [B, L] input".format(source, named))
+    shared = predict.get("shared_noise", [])
+    if len(set(shared)) != len(shared):
+        raise DocumentError("{}: predict.shared_noise names an input twice".format(source))
+    for name in shared:
+        if name not in inputs or inputs[name]["kind"] != "noise":
+            raise DocumentError("{}: predict.shared_noise names {}, which is not a noise input".format(
+                source, preview(name)))
+    layout = predict.get("recurrent", {}).get("state_layout")
+    if layout is not None:
+        size = inputs[predict["recurrent"]["state_input"]]["shape"][1]
+        if size not in (2 * layout["layers"] * layout["hidden"], 4 * layout["layers"] * layout["hidden"]):
+            raise DocumentError("{}: the state has {} columns, but an LSTM state of {} layers of {} units holds "
+                                "2 x {} (the actor's h and c) or 4 x {} (with the critic's)".format(
+                                    source, size, layout["layers"], layout["hidden"], layout["layers"] * layout["hidden"],
+                                    layout["layers"] * layout["hidden"]))
 
 
 def _check_recurrent(document: Document, source: str) -> None:
