@@ -1,4 +1,5 @@
-"""The op set against the vectors TensorFlow 1.15 computed (`spec/vectors/<op>.json`, made by `generate.py`).
+"""The op set against the vectors TensorFlow 1.15 computed (`spec/vectors/<op>.json`, made by `generate.py`), and
+those of the ops SB3's graphs add, which torch computed (`generate_torch.py`).
 
 Runs in both environments and never imports TensorFlow. For every case: the NumPy reference `compute` must give
 each output's dtype and shape exactly and its values within the case's tolerance (`spec/ops.md`, "Conventions"),
@@ -24,6 +25,8 @@ SPECIAL = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 #: ops whose SB2 computation runs in NumPy, so NumPy 1.18.5 is their oracle (clip: predict's np.clip;
 #: inverse_cdf_sample: DQN's np.random.choice)
 NUMPY_ORACLE_OPS = ("clip", "inverse_cdf_sample")
+#: ops only SB3's graphs use, so torch (SB3's framework) is their oracle (`spec/vectors/generate_torch.py`)
+TORCH_ORACLE_OPS = ("transpose",)
 
 
 def load_files():
@@ -131,7 +134,8 @@ def test_the_spec_states_the_constants_the_ops_use():
 def test_vector_file_is_well_formed(op):
     document = FILES[op]
     assert document["op"] == op
-    assert document["generated_by"].startswith("NumPy 1.18" if op in NUMPY_ORACLE_OPS else "TensorFlow 1.15")
+    oracle = "NumPy 1.18" if op in NUMPY_ORACLE_OPS else "torch 2." if op in TORCH_ORACLE_OPS else "TensorFlow 1.15"
+    assert document["generated_by"].startswith(oracle)
     assert document["cases"], "no cases"
     assert (VECTORS / (op + ".json")).stat().st_size < 200 * 1024
     names = [item["name"] for item in document["cases"]]
@@ -141,6 +145,21 @@ def test_vector_file_is_well_formed(op):
         assert set(tolerance) <= TOLERANCE_KEYS, tolerance
         assert tolerance.get("exact") is True or isinstance(tolerance.get("ulp"), int), tolerance
         assert len(item["inputs"]) == (REGISTRY[op].arity if REGISTRY[op].arity is not None else len(item["inputs"]))
+
+
+def test_torch_vectors_are_what_their_generator_computes():
+    """spec/vectors/generate_torch.py is deterministic and its files are its output: torch recomputes every case
+    (a hand edit, or a torch that permutes differently, fails here)."""
+    pytest.importorskip("torch")
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("generate_torch", str(VECTORS / "generate_torch.py"))
+    generator = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(generator)
+    assert sorted(generator.CASES) == sorted(TORCH_ORACLE_OPS)
+    for op in TORCH_ORACLE_OPS:
+        assert generator.encoded_cases(op) == FILES[op]["cases"], op
+        assert FILES[op]["oracle"] == generator.ORACLES[op]
 
 
 def test_ulp_distance():

@@ -380,6 +380,16 @@ def lower_reshape(g: OnnxGraph, n: Node) -> None:
     g.add("Reshape", [n.x, g.constant(n.attrs["shape"], "int64")], n.out, allowzero=1)
 
 
+@lowering("transpose")
+def lower_transpose(g: OnnxGraph, n: Node) -> None:
+    """ONNX Transpose takes SBIF's perm as it is (y.shape[i] = x.shape[perm[i]]); a scalar's empty perm, which an
+    ONNX attribute cannot hold (an empty list has no type), is an Identity."""
+    if n.attrs["perm"]:
+        g.add("Transpose", [n.x], n.out, perm=list(n.attrs["perm"]))
+    else:
+        g.add("Identity", [n.x], n.out)
+
+
 # -- whole models --------------------------------------------------------------------------------------------------
 def to_onnx(model: Source, opset: int = DEFAULT_OPSET, outputs: Optional[Sequence[str]] = None) -> Any:
     """The ONNX model (`onnx.ModelProto`) of an SBIF file, given as a path or a read `SbifFile`.

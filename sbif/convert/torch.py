@@ -258,6 +258,10 @@ def reshape(x: Tensor, shape: List[int]) -> Tensor:
     return torch.reshape(x, shape)
 
 
+def transpose(x: Tensor, perm: List[int]) -> Tensor:
+    return x.permute(perm)
+
+
 def constant(value: Union[float, int, bool], dtype: str) -> Tensor:
     """A scalar converted as `numpy.asarray(value, dtype)` converts it (the spec's definition). Evaluated when a
     module is built, not when it runs: a constant node has no inputs."""
@@ -285,15 +289,15 @@ def inverse_cdf_sample(p: Tensor, u: Tensor) -> Tensor:
 OPS = ("add", "argmax", "cast", "clip", "concat", "constant", "conv2d", "div", "elu", "exp", "expand_dims",
        "flatten", "inverse_cdf_sample", "layer_norm", "leaky_relu", "less", "linear", "log", "matmul", "mul", "neg",
        "one_hot", "reduce_mean", "relu", "relu6", "reshape", "round_half_even", "selu", "sigmoid", "softmax",
-       "softplus", "softsign", "split", "squeeze", "stack", "sub", "swish", "tanh")
+       "softplus", "softsign", "split", "squeeze", "stack", "sub", "swish", "tanh", "transpose")
 
 
 class Node(NamedTuple):
     """One graph node with its attributes, and the constants the converter computes for it, in typed slots:
     `integer` holds `axis` (concat, expand_dims, split, squeeze, stack) or `depth` (one_hot); `integers` holds
-    `strides` (conv2d), `shape` (reshape) or `sizes` (split); `numbers` holds `epsilon` (layer_norm), `alpha`
-    (leaky_relu) or the constants of the op's formula (`formula_constants`); `pads` holds conv2d's zero padding
-    (`conv2d_pads`); `text` holds `to` (cast)."""
+    `strides` (conv2d), `shape` (reshape), `sizes` (split) or `perm` (transpose); `numbers` holds `epsilon`
+    (layer_norm), `alpha` (leaky_relu) or the constants of the op's formula (`formula_constants`); `pads` holds
+    conv2d's zero padding (`conv2d_pads`); `text` holds `to` (cast)."""
 
     op: str
     inputs: List[str]
@@ -307,7 +311,7 @@ class Node(NamedTuple):
 
 INTEGER_ATTRIBUTES = {"concat": "axis", "expand_dims": "axis", "split": "axis", "squeeze": "axis", "stack": "axis",
                       "one_hot": "depth"}
-INTEGER_LIST_ATTRIBUTES = {"conv2d": "strides", "reshape": "shape", "split": "sizes"}
+INTEGER_LIST_ATTRIBUTES = {"conv2d": "strides", "reshape": "shape", "split": "sizes", "transpose": "perm"}
 NUMBER_ATTRIBUTES = {"layer_norm": "epsilon", "leaky_relu": "alpha"}
 TEXT_ATTRIBUTES = {"cast": "to"}
 
@@ -439,6 +443,8 @@ def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
         return [expand_dims(args[0], node.integer)]
     if op == "reshape":
         return [reshape(args[0], node.integers)]
+    if op == "transpose":
+        return [transpose(args[0], node.integers)]
     if op == "inverse_cdf_sample":
         return [inverse_cdf_sample(args[0], args[1])]
     raise UnsupportedError("op " + op + " is not implemented by the PyTorch converter")

@@ -1,5 +1,5 @@
-"""Ops that move, join or convert data without arithmetic: cast, flatten, reshape, concat, split, stack, squeeze,
-expand_dims, constant."""
+"""Ops that move, join or convert data without arithmetic: cast, flatten, reshape, transpose, concat, split, stack,
+squeeze, expand_dims, constant."""
 from __future__ import annotations
 
 import math
@@ -99,6 +99,37 @@ class Reshape(MovesData):
     @classmethod
     def compute(cls, x, shape):
         return np.reshape(x, shape)
+
+
+@register
+class Transpose(MovesData):
+    """Permute the axes of x: y.shape[i] = x.shape[perm[i]] (np.transpose, torch's permute). How a file re-lays a
+    framework's tensors (torch's [out, in] Linear weights, OIHW kernels, NCHW images) without altering them: the
+    tensors stay bit for bit what the framework saved, the layout change is a node."""
+
+    name = "transpose"
+    attributes = {"perm": (list, REQUIRED)}
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        x, perm = inputs[0], attrs["perm"]
+        rank = len(x.shape)
+        if not all(isinstance(axis, int) and not isinstance(axis, bool) for axis in perm):
+            fail("transpose perm {} must hold axis indices (integers)".format(preview(perm)))
+        if any(axis < 0 for axis in perm):
+            fail("transpose perm {} has a negative axis: perm counts axes from 0, never from the end".format(
+                preview(perm)))
+        if len(perm) != rank or sorted(perm) != list(range(rank)):
+            fail("transpose perm {} is not a permutation of the {} axes of {} (each of 0..{} once)".format(
+                preview(perm), rank, x, rank - 1))
+        if rank and x.shape[0] is None and perm[0] != 0:
+            fail("transpose cannot move the batch dimension: perm {} of {} must start with 0".format(
+                preview(perm), x))
+        return [ValueSpec(x.dtype, tuple(x.shape[axis] for axis in perm))]
+
+    @classmethod
+    def compute(cls, x, perm):
+        return np.transpose(x, perm).copy(order="C")  # row-major, as every value is (spec/ops.md)
 
 
 @register
