@@ -16,10 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import os
 import re
-import struct
 import zipfile
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
@@ -29,6 +27,8 @@ import numpy as np
 from ..errors import ExportError, SbifError, UnsupportedError, preview
 from ..format.strict_json import loads_json_input
 from . import safe_pickle
+from .archive import (MAX_FILE_BYTES, ArchiveKind, MiB, check_central_directory, check_zip_members, json_member,
+                      read_member)
 from .activations import activation_from_name, activation_from_reference
 from .description import ACTOR_CRITIC_ALGORITHMS, STRUCTURAL_KWARGS, ModelDescription, Space, real_number
 from .parameter_layouts import first_hidden_layer_output, nature_cnn_kernel
@@ -38,15 +38,13 @@ from .safe_pickle import (NUMERIC_CODES, BuildBudget, Stub, build_array, excepti
 from .sb2_files import canonical_algorithm, describe_source, detect_algorithm, file_format
 from .unnamed_lists import NETWORK_KWARGS, PARAMETER_NAMERS, describe_network, name_unnamed_list
 
-MiB = 1024 * 1024
-#: Largest source file, and largest uncompressed member of a .zip (SB2 stores members uncompressed).
-MAX_FILE_BYTES = 512 * MiB
+#: Largest uncompressed member of a .zip (SB2 stores members uncompressed); the file is at most MAX_FILE_BYTES.
 MAX_MEMBER_BYTES = {"data": 64 * MiB, "parameter_list": 16 * MiB, "parameters": MAX_FILE_BYTES}
 ZIP_MEMBERS = ("data", "parameters", "parameter_list")
 #: Members an archive may list (SB2 writes 3; a few more still get a clear "unexpected member" message).
 MAX_ZIP_MEMBERS = 16
-#: Uncompressed bytes per archive byte, over all members: SB2 stores members uncompressed (ratio 1).
-MAX_EXPANSION = 100
+#: How refusals name an SB2 archive (the outer one, and the np.savez archive of its parameters).
+SB2_ARCHIVE = ArchiveKind("an SB2 model archive", "SB2")
 #: Parameters per model, and the longest .npy header numpy itself accepts by default.
 MAX_PARAMETERS = 100000
 MAX_NPY_HEADER = 10000
@@ -143,10 +141,10 @@ def read_zip(path: str) -> SafeSource:
     """An SB2 >= 2.8 archive: `data` (JSON), `parameter_list` (JSON) and `parameters` (np.savez bytes)."""
     try:
         with open(path, "rb") as handle:
-            check_central_directory(handle, os.path.getsize(path), path, MAX_ZIP_MEMBERS)
+            check_central_directory(handle, os.path.getsize(path), path, MAX_ZIP_MEMBERS, SB2_ARCHIVE)
         with zipfile.ZipFile(path) as archive:
             infos = check_zip_members(archive.infolist(), path, ZIP_MEMBERS, MAX_MEMBER_BYTES,
-                                      os.path.getsize(path))
+                                      os.path.getsize(path), SB2_ARCHIVE)
             missing = [name for name in ZIP_MEMBERS if name not in infos]
             if missing:
                 raise ExportError("{}: the archive has no {} member; an SB2 model archive holds data, "
@@ -157,10 +155,10 @@ def read_zip(path: str) -> SafeSource:
     except Exception as exc:  # zipfile raises BadZipFile, EOFError, OSError, zlib and struct errors
         raise ExportError("{}: not a readable zip archive (truncated or corrupt?): {}".format(
             path, exception_text(exc))) from None
-    readable = _json_member(members["data"], "data", path)
+    readable = json_member(members["data"], "data", path)
     if not isinstance(readable, dict):
         raise ExportError("{}: the data member is not a JSON object".format(path))
-    names = _json_member(members["parameter_list"], "parameter_list", path)
+    names = json_member(members["parameter_list"], "parameter_list", path)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(names) > MAX_PARAMETERS:
         raise ExportError("{}: parameter_list is not a list of parameter names".format(path))
     seen = set()
@@ -171,105 +169,6 @@ def read_zip(path: str) -> SafeSource:
         seen.add(name)
     params = read_npz(members["parameters"], names, path, os.path.getsize(path))
     return SafeSource(decode_data(readable, path, BuildBudget(len(members["data"]))), params, "zip", readable)
-
-
-def check_central_directory(stream: Any, size: int, path: str, max_entries: int) -> None:
-    """Refuse an archive whose central directory lists more members than an SB2 file can have, before
-    zipfile builds an object per entry (a small file could otherwise list millions).
-
-    The end record is found as zipfile finds it: at the very end, else the last signature in the tail.
-    """
-    tail_length = min(size, 22 + 65535)
-    stream.seek(size - tail_length)
-    tail = stream.read(tail_length)
-    index = len(tail) - 22 if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00" else tail.rfind(b"PK\x05\x06")
-    if index < 0:
-        return  # not an archive zipfile can open: it says so itself
-    if len(tail) - index < 22:
-        raise ExportError("{}: the zip archive's end record is truncated".format(path))
-    entries, directory_size = struct.unpack("<HI", tail[index + 10:index + 16])
-    if (entries == 0xFFFF or directory_size == 0xFFFFFFFF) and index >= 20 and \
-            tail[index - 20:index - 16] == b"PK\x06\x07":
-        offset = struct.unpack("<Q", tail[index - 12:index - 4])[0]
-        stream.seek(min(offset, size))
-        record = stream.read(56)
-        if len(record) == 56 and record[:4] == b"PK\x06\x06":
-            entries, directory_size = struct.unpack("<QQ", record[32:48])
-    if entries > max_entries or directory_size > max_entries * 2048:
-        raise ExportError("{}: the zip archive lists {} members in a {}-byte directory; an SB2 model archive has "
-                          "{} at most".format(path, entries, directory_size, max_entries))
-
-
-def check_zip_members(infos: List[zipfile.ZipInfo], path: str, allowed: Any, caps: Any,
-                      container_bytes: int) -> Dict[str, zipfile.ZipInfo]:
-    """Refuse traversal names, unexpected or duplicate members, encryption, odd compression, size bombs
-    (members over their cap, or expanding to more than MAX_EXPANSION times the archive's size in all)."""
-    found: Dict[str, zipfile.ZipInfo] = {}
-    for info in infos:
-        name = info.filename
-        if _unsafe_member_name(name):
-            raise ExportError("{}: the archive member name {} points outside the archive (path traversal); "
-                              "refused".format(path, preview(name)))
-        if allowed is not None and name not in allowed:
-            raise ExportError("{}: unexpected archive member {}; an SB2 model archive holds only data, "
-                              "parameters and parameter_list".format(path, preview(name)))
-        if name in found:
-            raise ExportError("{}: the archive holds {} twice".format(path, preview(name)))
-        if info.flag_bits & 0x1:
-            raise ExportError("{}: archive member {} is encrypted".format(path, preview(name)))
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise ExportError("{}: archive member {} uses compression method {}; SB2 writes stored or "
-                              "deflated members only".format(path, preview(name), info.compress_type))
-        cap = caps.get(name, MAX_FILE_BYTES) if isinstance(caps, dict) else caps
-        if info.file_size > cap:
-            raise ExportError("{}: archive member {} expands to {} bytes, more than the {} the safe loader "
-                              "accepts (a zip bomb?)".format(path, preview(name), info.file_size, cap))
-        found[name] = info
-    total = sum(info.file_size for info in infos)
-    if total > max(MAX_EXPANSION * container_bytes, MiB):
-        raise ExportError("{}: the archive's members expand to {} bytes from {} (a zip bomb?)".format(
-            path, total, container_bytes))
-    return found
-
-
-def _unsafe_member_name(name: str) -> bool:
-    parts = re.split(r"[\\/]", name)
-    return (name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) is not None or ".." in parts
-            or "\x00" in name)
-
-
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> bytes:
-    """A member's bytes, never more than it declares (zipfile also checks the CRC at the end)."""
-    chunks = []
-    total = 0
-    with archive.open(info) as stream:
-        while True:
-            chunk = stream.read(min(MiB, info.file_size - total + 1))
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > info.file_size:
-                raise ExportError("{}: archive member {} expands beyond its declared {} bytes (a zip "
-                                  "bomb?)".format(path, preview(info.filename), info.file_size))
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-#: Characters that start or separate JSON values: at most one value per character, plus the first.
-_JSON_SEPARATORS = (b",", b":", b"[", b"{")
-
-
-def _json_member(raw: bytes, name: str, path: str) -> Any:
-    """A member's JSON, parsed once what parsing it would build is known to fit the budget the pickles have
-    (`safe_pickle.BuildBudget`): every value is an object (`[[],[],...]` is 64 bytes of lists per 3 bytes of
-    text), counted from the characters that can start one, strings included (an overestimate)."""
-    values = 1 + sum(raw.count(separator) for separator in _JSON_SEPARATORS)
-    BuildBudget(len(raw), "{}: the {} member".format(path, name), "a value every few bytes?").charge(
-        values * safe_pickle.OBJECT_BYTES)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except Exception as exc:  # UnicodeDecodeError, JSONDecodeError, RecursionError on absurd nesting
-        raise ExportError("{}: the {} member is not valid JSON: {}".format(path, name, exception_text(exc))) from None
 
 
 def decode_data(readable: Dict[str, Any], path: str, budget: BuildBudget) -> Dict[str, Any]:
@@ -305,9 +204,9 @@ def read_npz(blob: bytes, names: List[str], path: str, file_bytes: int) -> "Orde
     """
     what = "{}: parameters".format(path)
     try:
-        check_central_directory(io.BytesIO(blob), len(blob), what, MAX_PARAMETERS)
+        check_central_directory(io.BytesIO(blob), len(blob), what, MAX_PARAMETERS, SB2_ARCHIVE)
         with zipfile.ZipFile(io.BytesIO(blob)) as inner:
-            infos = check_zip_members(inner.infolist(), what, None, MAX_FILE_BYTES, file_bytes)
+            infos = check_zip_members(inner.infolist(), what, None, MAX_FILE_BYTES, file_bytes, SB2_ARCHIVE)
             if len(infos) > MAX_PARAMETERS:
                 raise ExportError("{}: more than {} arrays".format(what, MAX_PARAMETERS))
             check_npz_names(infos, what)
