@@ -1198,7 +1198,7 @@ typedef struct op_attrs {
     int integer_fits;             /* the literal fits in int64 */
     double real;                  /* leaky_relu.alpha, layer_norm.epsilon */
     const sbif_json *value;       /* constant.value */
-    const sbif_json *list_json;   /* conv2d.strides, split.sizes, reshape.shape */
+    const sbif_json *list_json;   /* conv2d.strides, split.sizes, reshape.shape, transpose.perm */
     int64_t *list;                /* its elements when every one is an int64 literal, else NULL */
     size_t list_length;
 } op_attrs;
@@ -1622,6 +1622,50 @@ static sbif_status infer_reshape(const operands *in, const op_attrs *a, size_t n
     out->dtype = x.dtype;
     out->rank = (int)a->list_length;
     for (i = 0; i < a->list_length; i++) out->shape[i] = a->list[i];
+    return SBIF_OK;
+}
+
+/** transpose (spec/ops.md): `perm` holds each axis of x once, as integers counted from 0 (never a bool, never from
+ * the end); on a batched value perm[0] is 0, since the batch stays first (SPEC section 3.5). The same decisions, in
+ * the same order, as Transpose.infer in sbif/ops/shape.py. */
+static sbif_status infer_transpose(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                                   sbif_error *error) {
+    sbif_tensor x;
+    char tx[128], text[160];
+    unsigned char seen[SBIF_MAX_RANK] = {0};
+    const sbif_json *item;
+    size_t i;
+    int valid;
+    (void)n_outputs;
+    operand(in, 0, &x);
+    format_type(&x, tx, sizeof tx);
+    json_render(a->list_json, text, sizeof text);
+    for (i = 0, item = sbif_json_first(a->list_json); i < a->list_length; i++, item = sbif_json_next(item)) {
+        if (!sbif_json_is_integer(item)) return type_error(error, "transpose perm %s must hold axis indices (integers)",
+                                                           text);
+    }
+    for (i = 0; a->list != NULL && i < a->list_length; i++) {
+        if (a->list[i] < 0) {
+            return type_error(error, "transpose perm %s has a negative axis: perm counts axes from 0, never from the "
+                              "end", text);
+        }
+    }
+    /* a->list is NULL when an entry does not fit in int64: no axis of a value of rank <= SBIF_MAX_RANK */
+    valid = a->list != NULL && a->list_length == (size_t)x.rank;
+    for (i = 0; valid && i < a->list_length; i++) {
+        valid = a->list[i] < x.rank && !seen[a->list[i]];
+        if (valid) seen[a->list[i]] = 1;
+    }
+    if (!valid) {
+        return type_error(error, "transpose perm %s is not a permutation of the %d axes of %s (each of 0..%d once)",
+                          text, x.rank, tx, x.rank - 1);
+    }
+    if (x.rank > 0 && x.shape[0] < 0 && a->list[0] != 0) {
+        return type_error(error, "transpose cannot move the batch dimension: perm %s of %s must start with 0", text, tx);
+    }
+    out->dtype = x.dtype;
+    out->rank = x.rank;
+    for (i = 0; i < a->list_length; i++) out->shape[i] = x.shape[a->list[i]];
     return SBIF_OK;
 }
 
@@ -2790,6 +2834,41 @@ static sbif_status compute_stack(const operands *in, const op_attrs *a, const sb
     return SBIF_OK;
 }
 
+/** y[i_0..i_{r-1}] = x[j] with j[perm[k]] = i_k: y's elements in order, each read from x by an odometer over y's
+ * index that moves the source offset by x's stride along the axis perm names. */
+static sbif_status compute_transpose(const operands *in, const op_attrs *a, const sbif_tensor *out,
+                                     void *const *out_data, size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    int64_t stride[SBIF_MAX_RANK], step[SBIF_MAX_RANK], index[SBIF_MAX_RANK], total, k, source = 0, elements = 1;
+    size_t size;
+    int i;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    total = type_count(out);
+    if (total == 0) return SBIF_OK;
+    size = sbif_dtype_size(x.dtype);
+    for (i = x.rank - 1; i >= 0; i--) {
+        stride[i] = elements;
+        elements *= x.shape[i];
+    }
+    for (i = 0; i < x.rank; i++) {
+        step[i] = stride[a->list[i]];
+        index[i] = 0;
+    }
+    for (k = 0; k < total; k++) {
+        memcpy((char *)out->data + k * (int64_t)size, (const char *)x.data + source * (int64_t)size, size);
+        for (i = x.rank - 1; i >= 0; i--) {
+            source += step[i];
+            if (++index[i] < out->shape[i]) break;
+            source -= step[i] * out->shape[i];
+            index[i] = 0;
+        }
+    }
+    return SBIF_OK;
+}
+
 /* ==== the op table ================================================================================================ */
 
 typedef struct op_def {
@@ -2812,6 +2891,7 @@ static const attr_def EPSILON_ATTRS[] = {{"epsilon", ATTR_FLOAT}};
 static const attr_def ALPHA_ATTRS[] = {{"alpha", ATTR_NUMBER}};
 static const attr_def RESHAPE_ATTRS[] = {{"shape", ATTR_LIST}};
 static const attr_def SPLIT_ATTRS[] = {{"sizes", ATTR_LIST}, {"axis", ATTR_INT}};
+static const attr_def TRANSPOSE_ATTRS[] = {{"perm", ATTR_LIST}};
 #define NO_ATTRS NULL, 0
 #define WITH(defs) defs, sizeof defs / sizeof defs[0]
 
@@ -2855,7 +2935,8 @@ static const attr_def SPLIT_ATTRS[] = {{"sizes", ATTR_LIST}, {"axis", ATTR_INT}}
     X(stack, -1, 1, WITH(AXIS_ATTRS), infer_stack, compute_stack, 0)                                               \
     X(sub, 2, 1, NO_ATTRS, infer_arithmetic, compute_sub, 0)                                                       \
     X(swish, 1, 1, NO_ATTRS, infer_unary_float, compute_swish, 0)                                                  \
-    X(tanh, 1, 1, NO_ATTRS, infer_unary_float, compute_tanh, 0)
+    X(tanh, 1, 1, NO_ATTRS, infer_unary_float, compute_tanh, 0)                                                     \
+    X(transpose, 1, 1, WITH(TRANSPOSE_ATTRS), infer_transpose, compute_transpose, 0)
 
 #define OP_ENTRY(name, arity, outputs, attrs, infer, compute, view) {#name, arity, outputs, attrs, infer, compute, \
                                                                     view},
