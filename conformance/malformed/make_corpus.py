@@ -790,6 +790,56 @@ def document_bool_arithmetic(base: Base) -> bytes:
     return base.with_document(edit)
 
 
+# transpose's perm (spec/ops.md): each axis once, integers counted from 0, the batch first on a batched value
+def transposed(value: str, perm: List[Any]) -> Callable[[Dict[str, Any]], None]:
+    """An edit appending a `transpose` of `value` by `perm`, output `<value>/transposed`."""
+    return add_node("transpose", [value], value + "/transposed", perm=perm)
+
+
+@refused("3.5", DOCUMENT, "A transpose of the [3, 2] tensor model/pi/w:0 by perm [0, 2]: axis 2 does not exist.")
+def transpose_perm_not_a_permutation(base: Base) -> bytes:
+    return base.with_document(transposed("model/pi/w:0", [0, 2]))
+
+
+@refused("3.5", DOCUMENT, "A transpose of the [3, 2] tensor model/pi/w:0 by perm [1, 1]: axis 1 twice, axis 0 never.")
+def transpose_perm_repeated_axis(base: Base) -> bytes:
+    return base.with_document(transposed("model/pi/w:0", [1, 1]))
+
+
+@refused("3.5", DOCUMENT, "A transpose of the [3, 2] tensor model/pi/w:0 by perm [-1, 0], which NumPy would take for "
+                          "[1, 0]: perm counts axes from 0, never from the end.")
+def transpose_perm_negative_axis(base: Base) -> bytes:
+    return base.with_document(transposed("model/pi/w:0", [-1, 0]))
+
+
+@refused("3.5", DOCUMENT, "A transpose of the [B, 2] value `logits` by perm [1, 0]: it moves the batch dimension.")
+def transpose_moves_the_batch(base: Base) -> bytes:
+    return base.with_document(transposed("logits", [1, 0]))
+
+
+@refused("3.5", DOCUMENT, "A transpose of the [3, 2] tensor model/pi/w:0 by perm [true, false], which Python would "
+                          "take for [1, 0]: an axis is an integer, not a boolean.")
+def transpose_perm_boolean(base: Base) -> bytes:
+    return base.with_document(transposed("model/pi/w:0", [True, False]))
+
+
+@refused("3.5", DOCUMENT, "A transpose of the [3, 2] tensor model/pi/w:0 by perm [1.0, 0]: an axis is an integer "
+                          "literal, not a number written with a fraction.")
+def transpose_perm_integral_float(base: Base) -> bytes:
+    return base.with_document(transposed("model/pi/w:0", [1.0, 0]))
+
+
+@loads("3.5", "Transposes a reader must accept: the [3, 2] tensor model/pi/w:0 by [1, 0], the [B, 2] value `logits` "
+              "by [0, 1] (the batch stays first) and a rank-0 constant by the empty perm.")
+def valid_transposes(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        transposed("model/pi/w:0", [1, 0])(document)
+        transposed("logits", [0, 1])(document)
+        add_node("constant", [], "constant", value=1.0, dtype="float32")(document)
+        transposed("constant", [])(document)
+    return base.with_document(edit)
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)

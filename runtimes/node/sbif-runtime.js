@@ -756,6 +756,29 @@ const STATIC = {
       return [spec(x.dtype, attrs.shape)];
     },
   },
+  transpose: {
+    // perm holds each axis of x once, as integers counted from 0 (never a bool, never from the end); on a batched
+    // value perm[0] is 0, since the batch stays first (SPEC section 3.5). Transpose.infer's decisions, in its order.
+    attrs: { perm: 'list' },
+    infer: ([x], attrs) => {
+      const { perm } = attrs;
+      const rank = x.shape.length;
+      if (!perm.every((_, i) => isIntegerLiteral(perm, i))) {
+        typeFail(`transpose perm ${show(perm)} must hold axis indices (integers)`);
+      }
+      if (perm.some((axis) => axis < 0)) {
+        typeFail(`transpose perm ${show(perm)} has a negative axis: perm counts axes from 0, never from the end`);
+      }
+      if (perm.length !== rank || new Set(perm).size !== rank || !perm.every((axis) => axis < rank)) {
+        typeFail(`transpose perm ${show(perm)} is not a permutation of the ${rank} axes of ${showSpec(x)} `
+          + `(each of 0..${rank - 1} once)`);
+      }
+      if (rank > 0 && x.shape[0] === null && perm[0] !== 0) {
+        typeFail(`transpose cannot move the batch dimension: perm ${show(perm)} of ${showSpec(x)} must start with 0`);
+      }
+      return [spec(x.dtype, perm.map((axis) => x.shape[axis]))];
+    },
+  },
   expand_dims: {
     attrs: { axis: 'int' },
     infer: ([x], attrs) => {
@@ -1297,6 +1320,31 @@ const OPS = {
     const axis = normalizeAxis(attrs.axis, x.shape.length);
     if (x.shape[axis] !== 1) throw new InputError(`squeeze of a dimension of size ${x.shape[axis]}`);
     return tensor(x.dtype, x.shape.filter((_, i) => i !== axis), x.data);
+  },
+  transpose: (x, attrs) => {
+    // y's elements in order, each read from x by an odometer over y's index that moves the source offset by x's
+    // stride along the axis perm names
+    const { perm } = attrs;
+    const rank = x.shape.length;
+    const strides = new Array(rank);
+    for (let i = rank - 1, elements = 1; i >= 0; i--) {
+      strides[i] = elements;
+      elements *= x.shape[i];
+    }
+    const out = tensor(x.dtype, perm.map((axis) => x.shape[axis]));
+    const steps = perm.map((axis) => strides[axis]);
+    const index = new Array(rank).fill(0);
+    let source = 0;
+    for (let k = 0; k < out.data.length; k++) {
+      out.data[k] = x.data[source];
+      for (let i = rank - 1; i >= 0; i--) {
+        source += steps[i];
+        if (++index[i] < out.shape[i]) break;
+        source -= steps[i] * out.shape[i];
+        index[i] = 0;
+      }
+    }
+    return out;
   },
   expand_dims: (x, attrs) => {
     const axis = normalizeAxis(attrs.axis, x.shape.length + 1);
