@@ -171,9 +171,10 @@ def read_zip(path: str) -> SafeSource:
     return SafeSource(decode_data(readable, path, BuildBudget(len(members["data"]))), params, "zip", readable)
 
 
-def decode_data(readable: Dict[str, Any], path: str, budget: BuildBudget) -> Dict[str, Any]:
-    """SB2's `json_to_data`: entries with `:serialized:` are cloudpickle bytes, decoded by the safe unpickler,
-    all within one `budget` for the `data` member they come from."""
+def decode_data(readable: Dict[str, Any], path: str, budget: BuildBudget,
+                dialect: safe_pickle.Dialect = safe_pickle.SB2_DIALECT) -> Dict[str, Any]:
+    """SB2's `json_to_data` (SB3's has the same encoding): entries with `:serialized:` are cloudpickle bytes,
+    decoded by the safe unpickler in `dialect`, all within one `budget` for the `data` member they come from."""
     data: Dict[str, Any] = {}
     for key, value in readable.items():
         if isinstance(value, dict) and ":serialized:" in value:
@@ -183,7 +184,7 @@ def decode_data(readable: Dict[str, Any], path: str, budget: BuildBudget) -> Dic
                 blob = base64.b64decode(encoded.encode("ascii"), validate=True)
             except (AttributeError, UnicodeEncodeError, binascii.Error, ValueError):
                 raise ExportError("{}: the serialized value is not base64 text".format(what)) from None
-            data[key] = safe_pickle.loads(blob, what, budget)
+            data[key] = safe_pickle.loads(blob, what, budget, dialect)
         else:
             data[key] = value
     return data

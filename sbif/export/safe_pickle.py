@@ -1,4 +1,4 @@
-"""Reading SB2 pickles as data: nothing in the file is ever imported, called or executed.
+"""Reading Stable-Baselines pickles as data: nothing in the file is ever imported, called or executed.
 
 A pickle is a small program: GLOBAL names an importable object, REDUCE calls it. SB2 files are cloudpickle
 output, so loading one with `pickle.load` runs whatever the file names. Here every global the file may name
@@ -30,6 +30,11 @@ hundred KiB of small objects: the zoo's pickles (600 B to 300 KiB) are charged 1
 all far below the fixed allowance, and big files, mostly array bytes, tend to 1 time theirs. A `.zip`'s
 `:serialized:` pickles share one budget, of their `data` member's size (`BuildBudget`).
 
+Which globals a file may name, what they become and whether persistent ids resolve is a `Dialect`: `SB2_DIALECT`
+is what SB2 files need (and all this reader accepted before SB3); the SB3 loader (`sbif/export/sb3/dialect.py`)
+adds gymnasium spaces, torch names and storages, and Stable-Baselines3 classes. Every dialect keeps the rules
+above: stand-ins, the budget, the scan, BUILD on this load's stand-ins only.
+
 No file can change how a later file loads in the same process. What the unpickler hands out is either fresh
 for this load (stand-in classes, and every instance) or shared but out of the pickle's reach (the functions
 and classes of the allowlist below): BUILD, the one opcode that sets attributes, is accepted only on a
@@ -44,7 +49,7 @@ import pickle
 import pickletools
 import re
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -356,6 +361,32 @@ def allowed_stub(module: str, name: str) -> bool:
     return bool(_POLICY_NAME.match(short))  # a user's policy class, referenced by import path
 
 
+class Dialect(NamedTuple):
+    """What one kind of file may name, and how its pickles are read (module doc).
+
+    `files` names the writer in messages ("SB2": "SB2 model files do not need it", "not an SB2 pickle");
+    `accepts` says, in a refusal, what the reader accepts. `special` maps globals to this module's own callables
+    (numpy rebuilt by hand, OrderedDict...), `allowed_stub` says which other globals become inert stand-ins, and
+    `refused` names globals refused with a reason of their own (a dtype the reader does not support). A dialect
+    with a `persistent_load` accepts BINPERSID and hands it each persistent id (torch names its storages so).
+    `dropped_state` lists the attributes a BUILD on an OrderedDict may set; they are accepted and dropped (torch
+    state dicts carry `_metadata`, which only torch's own loader reads).
+    """
+
+    files: str
+    accepts: str
+    special: Mapping[Tuple[str, str], Any]
+    allowed_stub: Callable[[str, str], bool]
+    refused: Mapping[Tuple[str, str], str] = {}
+    persistent_load: Optional[Callable[[Any], Any]] = None
+    dropped_state: FrozenSet[str] = frozenset()
+
+
+#: SB2's files: pickled gym spaces, Stable-Baselines objects, TensorFlow activations, numpy data.
+SB2_DIALECT = Dialect("SB2", "numpy arrays, gym spaces, Stable-Baselines names and TensorFlow activations",
+                      _SPECIAL, allowed_stub)
+
+
 # -- what each opcode builds, charged before it runs --------------------------------------------------------
 def built_limit(input_bytes: int) -> int:
     """Bytes the unpickler may build from pickles read out of `input_bytes` bytes of input (module doc)."""
@@ -454,8 +485,9 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, data: bytes, budget: Optional["BuildBudget"] = None):
+    def __init__(self, data: bytes, budget: Optional["BuildBudget"] = None, dialect: Dialect = SB2_DIALECT):
         super().__init__(io.BytesIO(data), encoding="latin1")
+        self.dialect = dialect
         self.classes: Dict[Tuple[str, str], type] = {}  # per load: a file cannot grow a process-wide cache
         self.class_count = 0
         self.budget = budget if budget is not None else BuildBudget(len(data))
@@ -468,6 +500,9 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         arrays, dtypes, gym spaces and SB2 objects are the only things SB2 pickles restore state on."""
         state = self.stack.pop()
         target = self.stack[-1]
+        if self.dialect.dropped_state and type(target) is OrderedDict and isinstance(state, dict) \
+                and all(isinstance(key, str) for key in state) and set(state) <= self.dialect.dropped_state:
+            return  # an OrderedDict this load created (`_ordered_dict`); the state is never set on it
         if not issubclass(type(target), Stub):
             raise ExportError("the pickle restores state (BUILD) on {}; only the arrays, dtypes and stand-in "
                               "objects it creates take state; refused".format(_describe(target)))
@@ -517,44 +552,65 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
                 or len(name) > MAX_GLOBAL_NAME or not _DOTTED.match(module) or not _DOTTED.match(name):
             raise ExportError("the pickle names a malformed global {}; refused".format(
                 preview("{}.{}".format(module, name))))
-        special = _SPECIAL.get((module, name))
+        reason = self.dialect.refused.get((module, name))
+        if reason is not None:
+            raise ExportError("refusing to load the global {}: {}".format(preview("{}.{}".format(module, name)),
+                                                                          reason))
+        special = self.dialect.special.get((module, name))
         if special is not None:
             return special
         if module in CLOUDPICKLE_MODULES and name == "_make_skeleton_class":
             return self.skeleton_class
-        if allowed_stub(module, name):
+        if self.dialect.allowed_stub(module, name):
             return self.stub_class(module, name)
         raise ExportError(
-            "refusing to load the global {}: SB2 model files do not need it and loading it could run code "
-            "(the safe loader accepts numpy arrays, gym spaces, Stable-Baselines names and TensorFlow "
-            "activations)".format(preview("{}.{}".format(module, name))))
+            "refusing to load the global {}: {} model files do not need it and loading it could run code "
+            "(the safe loader accepts {})".format(preview("{}.{}".format(module, name)), self.dialect.files,
+                                                  self.dialect.accepts))
 
     def persistent_load(self, pid: Any) -> Any:
-        raise ExportError("the pickle uses persistent ids, which SB2 files never do")
+        if self.dialect.persistent_load is None:
+            raise ExportError("the pickle uses persistent ids, which {} files never do".format(self.dialect.files))
+        return self.dialect.persistent_load(pid)
 
 
-def loads(data: bytes, what: str = "pickle", budget: Optional[BuildBudget] = None) -> Any:
-    """The object a pickle describes, with every global replaced by an inert stand-in (see module doc).
+def loads(data: bytes, what: str = "pickle", budget: Optional[BuildBudget] = None,
+          dialect: Dialect = SB2_DIALECT) -> Any:
+    """The object a pickle describes, with every global replaced by an inert stand-in (see module doc), as
+    `dialect` allows.
 
     `budget` is shared by the pickles of one input (a .zip's `data` member); by default the pickle has its own.
     """
-    scan(data, what)
+    scan(data, what, dialect)
     try:
-        return SafeUnpickler(data, budget).load()
+        return SafeUnpickler(data, budget, dialect).load()
     except SbifError as exc:  # raised by our stand-ins: say which file
         raise type(exc)("{}: {}".format(what, exc)) from None
     except Exception as exc:  # pickle, EOF, type, value, memory errors: all are a bad file
-        raise ExportError("{}: the pickle is corrupt or not an SB2 pickle ({})".format(
-            what, exception_text(exc))) from None
+        raise ExportError("{}: the pickle is corrupt or not an {} pickle ({})".format(
+            what, dialect.files, exception_text(exc))) from None
 
 
 # -- the opcode scan ------------------------------------------------------------------------------------------
-def scan(data: bytes, what: str = "pickle") -> int:
+def scan(data: bytes, what: str = "pickle", dialect: Dialect = SB2_DIALECT) -> int:
     """Walk every opcode once without building anything; refuse what the unpickler should never see.
 
     Returns the number of opcodes. Lengths are read by `pickletools` from the bytes that are there (a
     declared 2**60-byte string is refused, never allocated).
     """
+    return _walk(data, what, dialect)[0]
+
+
+def pickle_length(data: bytes, what: str = "pickle", dialect: Dialect = SB2_DIALECT) -> int:
+    """The bytes of the first pickle in `data`, through its STOP opcode, scanned as `scan` does: where the next
+    record of a stream of pickles starts (torch's legacy format writes several in a row)."""
+    return _walk(data, what, dialect)[1]
+
+
+def _walk(data: bytes, what: str, dialect: Dialect) -> Tuple[int, int]:
+    """`scan`'s walk: (the number of opcodes, the offset just past STOP)."""
+    refused = {name: reason for name, reason in REFUSED_OPCODES.items()
+               if not (name == "BINPERSID" and dialect.persistent_load is not None)}
     if len(data) > MAX_PICKLE_BYTES:
         raise ExportError("{}: the pickle is {} bytes; the safe loader reads at most {}".format(
             what, len(data), MAX_PICKLE_BYTES))
@@ -570,9 +626,9 @@ def scan(data: bytes, what: str = "pickle") -> int:
         op = _OPCODES.get(code)
         if op is None:
             raise ExportError("{}: corrupt pickle: unknown opcode 0x{:02x} at byte {}".format(what, code[0], position))
-        if op.name in REFUSED_OPCODES:
-            raise ExportError("{}: the pickle uses {} ({} at byte {}), which SB2 files never do; refused".format(
-                what, REFUSED_OPCODES[op.name], op.name, position))
+        if op.name in refused:
+            raise ExportError("{}: the pickle uses {} ({} at byte {}), which {} files never do; refused".format(
+                what, refused[op.name], op.name, position, dialect.files))
         count += 1
         if count > MAX_OPCODES:
             raise ExportError("{}: the pickle has more than {} opcodes; refused".format(what, MAX_OPCODES))
@@ -582,7 +638,7 @@ def scan(data: bytes, what: str = "pickle") -> int:
             raise ExportError("{}: the pickle is truncated or corrupt at byte {} ({}: {})".format(
                 what, position, op.name, exception_text(exc))) from None
         if op.name == "STOP":
-            return count
+            return count, stream.tell()
         machine.step(op, arg, position)
 
 
@@ -748,6 +804,6 @@ def materialize(value: Any) -> Any:
     return value
 
 
-__all__ = ["ArrayStub", "BY_VALUE", "BuildBudget", "DtypeStub", "SafeUnpickler", "Stub", "allowed_stub", "build_array",
-           "built_limit", "exception_text", "is_stub_class",
-           "loads", "materialize", "referenced_globals", "scan", "stub_reference"]
+__all__ = ["ArrayStub", "BY_VALUE", "BuildBudget", "Dialect", "DtypeStub", "SB2_DIALECT", "SafeUnpickler", "Stub",
+           "allowed_stub", "build_array", "built_limit", "exception_text", "is_stub_class",
+           "loads", "materialize", "pickle_length", "referenced_globals", "scan", "stub_reference"]
