@@ -25,7 +25,7 @@ import tempfile
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from sbif.errors import DocumentError, FileFormatError, UnsupportedError
-from sbif.format import SbifFile, encode_document
+from sbif.format import SB3_FORMAT_VERSION, SbifFile, encode_document
 from sbif.format.container import MAX_HEADER_BYTES
 
 from ..models import build_model
@@ -39,7 +39,8 @@ BASE_SPEC = {"family": "mlp", "algorithm": "PPO2", "net_arch": [], "seed": 1,
              "action": {"kind": "discrete", "n": 2}}
 #: a shape whose element count, 2^64 + 1, is 1 modulo 2^64: a reader multiplying in 64 bits takes it for 4 bytes
 SHAPE_BOMB = [274177, 67280421310721]
-CORPUS_FILE = re.compile(r"^\d\d_[a-z0-9_]+\.sbif$")
+#: a corpus file's name: its case's number (two digits at least: 01 to 99, then 100 on) and name
+CORPUS_FILE = re.compile(r"^\d{2,}_[a-z0-9_]+\.sbif$")
 
 
 def container(header: Any, data: bytes = b"") -> bytes:
@@ -837,6 +838,76 @@ def valid_transposes(base: Base) -> bytes:
         transposed("logits", [0, 1])(document)
         add_node("constant", [], "constant", value=1.0, dtype="float32")(document)
         transposed("constant", [])(document)
+    return base.with_document(edit)
+
+
+# -- format version 2 (SPEC sections 3, 3.1, 3.2, 3.4, 5.9): Stable-Baselines3's predict contract --------------------
+def version_2(framework: str, **predict: Any) -> Callable[[Dict[str, Any]], None]:
+    """An edit making the base a version-2 document of `framework` ("sb2" or "sb3") whose predict follows that
+    framework's contract, with `predict`'s members added. The base's deterministic_default (false, PPO2's) is also
+    SB3's, so an SB3 base differs only in its algorithm's name (PPO) and provenance."""
+    def edit(document: Dict[str, Any]) -> None:
+        document["format_version"] = SB3_FORMAT_VERSION
+        document["provenance"]["framework"] = framework
+        if framework == "sb3":
+            document["provenance"]["algorithm"] = "PPO"
+            del document["provenance"]["sb2_version"]
+        document["predict"].update(contract=framework, **predict)
+    return edit
+
+
+@loads("3", "The base as a version-2 document under the SB2 contract (provenance.framework and predict.contract "
+            "sb2): version 2 is version 1 plus these members, and such a file runs as the version-1 base.")
+def valid_version_2_sb2(base: Base) -> bytes:
+    return base.with_document(version_2("sb2"))
+
+
+@refused("3.1", DOCUMENT, "A version-2 document without provenance.framework, which version 2 requires.")
+def version_2_without_framework(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        version_2("sb2")(document)
+        del document["provenance"]["framework"]
+    return base.with_document(edit)
+
+
+@refused("5.9", DOCUMENT, "A version-2 document without predict.contract, which version 2 requires.")
+def version_2_without_contract(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        version_2("sb2")(document)
+        del document["predict"]["contract"]
+    return base.with_document(edit)
+
+
+@refused("5.9", DOCUMENT, "predict.shared_noise names the noise input, under predict.contract sb2: shared noise is "
+                          "the SB3 contract's, which SB2's predict would ignore.")
+def sb3_field_under_the_sb2_contract(base: Base) -> bytes:
+    return base.with_document(version_2("sb2", shared_noise=["noise_uniform"]))
+
+
+@refused("3.4", DOCUMENT, "Under the SB3 contract, predict.action_mask names an input of kind action_mask that is "
+                          "float32 [B, 2], not bool.")
+def action_mask_not_bool(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        version_2("sb3", action_mask="action_mask")(document)
+        document["inputs"].append({"name": "action_mask", "dtype": "float32", "shape": [None, 2],
+                                   "kind": "action_mask"})
+    return base.with_document(edit)
+
+
+@refused("5.9", DOCUMENT, "Under the SB3 contract, predict.shared_noise names obs, the observation input, not a "
+                          "noise input.")
+def shared_noise_not_a_noise_input(base: Base) -> bytes:
+    return base.with_document(version_2("sb3", shared_noise=["obs"]))
+
+
+@refused("3.2", DOCUMENT, "Under the SB3 contract, a float64 Box observation space whose obs input is float64 [B, 3] "
+                          "(cast to float32 by the graph, as version 1 allows): SB3 feeds Box observations as "
+                          "float32.")
+def box_observation_not_float32_under_sb3(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        version_2("sb3")(document)
+        document["observation_space"]["dtype"] = "float64"
+        entry(document["inputs"], "obs")["dtype"] = "float64"
     return base.with_document(edit)
 
 

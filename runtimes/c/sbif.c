@@ -42,6 +42,11 @@
 /** The most nodes the graph has (SPEC section 3): hundreds of times a policy's; it bounds the static check's work. */
 #define MAX_GRAPH_NODES 16384
 #define MAX_DIM_TEXT "9223372036854775807"
+/** The format versions this reader implements (SPEC section 8): version 1 (SB2) and version 2 (adds
+ * Stable-Baselines3's predict contract); each has its own schema, which check_structure hand-codes. */
+#define FORMAT_VERSION_1 1
+#define FORMAT_VERSION_2 2
+#define FORMAT_VERSIONS_TEXT "versions 1 and 2"
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(format_index, first_arg) __attribute__((format(printf, format_index, first_arg)))
@@ -3129,6 +3134,7 @@ static int declared_type(const sbif_json *dtype, const sbif_json *shape, sbif_te
 typedef struct schema {
     const char *source;
     sbif_error *error;
+    int64_t version; /* the document's format_version: which schema applies */
 } schema;
 
 static sbif_status schema_violation(const schema *s, const char *where, const char *format, ...) PRINTF_LIKE(3, 4);
@@ -3302,22 +3308,36 @@ static sbif_status expect_space(const schema *s, const sbif_json *v, const char 
     return SBIF_OK;
 }
 
+/* The provenance members and algorithms of version 1; version 2 adds to each (SPEC section 3.1). */
+#define PROVENANCE_REQUIRED "producer", "exporter", "algorithm", "policy_class", "source"
+#define PROVENANCE_OPTIONAL "sb2_version", "policy_kwargs", "vecnormalize"
+#define SB2_ALGORITHMS "A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL", "DQN", "SAC", "TD3", "DDPG", "HER"
+
+static const char *const FRAMEWORKS[] = {"sb2", "sb3", NULL};
+
 static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
-    static const char *const REQUIRED[] = {"producer", "exporter", "algorithm", "policy_class", "source", NULL};
-    static const char *const OPTIONAL[] = {"sb2_version", "policy_kwargs", "vecnormalize", NULL};
+    static const char *const REQUIRED_V1[] = {PROVENANCE_REQUIRED, NULL};
+    static const char *const REQUIRED_V2[] = {PROVENANCE_REQUIRED, "framework", NULL};
+    static const char *const OPTIONAL_V1[] = {PROVENANCE_OPTIONAL, NULL};
+    static const char *const OPTIONAL_V2[] = {PROVENANCE_OPTIONAL, "framework_version", NULL};
     static const char *const EXPORTERS[] = {"live", "safe", NULL};
-    static const char *const ALGORITHMS[] = {"A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL", "DQN", "SAC",
-                                             "TD3", "DDPG", "HER", NULL};
+    static const char *const ALGORITHMS_V1[] = {SB2_ALGORITHMS, NULL};
+    static const char *const ALGORITHMS_V2[] = {SB2_ALGORITHMS, "PPO", "ARS", "QRDQN", "TQC", "RecurrentPPO",
+                                                "MaskablePPO", "CrossQ", NULL};
+    const int v2 = s->version == FORMAT_VERSION_2;
     static const char *const SOURCE[] = {"file_name", "sha256", "format", NULL};
     static const char *const FORMATS[] = {"zip", "pkl", NULL};
     static const char *const VECNORMALIZE[] = {"clip_obs", "epsilon", NULL};
     static const char *const VECNORMALIZE_OPTIONAL[] = {"frame_stack", NULL};
     const sbif_json *source, *sha, *optional;
     size_t i;
-    if (expect_object(s, v, "provenance", REQUIRED, OPTIONAL) != SBIF_OK ||
+    if (expect_object(s, v, "provenance", v2 ? REQUIRED_V2 : REQUIRED_V1, v2 ? OPTIONAL_V2 : OPTIONAL_V1) !=
+            SBIF_OK ||
         expect_kind(s, sbif_json_get(v, "producer"), "provenance/producer", SBIF_JSON_STRING, "string") != SBIF_OK ||
         expect_enum(s, sbif_json_get(v, "exporter"), "provenance/exporter", EXPORTERS) != SBIF_OK ||
-        expect_enum(s, sbif_json_get(v, "algorithm"), "provenance/algorithm", ALGORITHMS) != SBIF_OK ||
+        expect_enum(s, sbif_json_get(v, "algorithm"), "provenance/algorithm", v2 ? ALGORITHMS_V2 : ALGORITHMS_V1) !=
+            SBIF_OK ||
+        (v2 && expect_enum(s, sbif_json_get(v, "framework"), "provenance/framework", FRAMEWORKS) != SBIF_OK) ||
         expect_kind(s, sbif_json_get(v, "policy_class"), "provenance/policy_class", SBIF_JSON_STRING,
                     "string") != SBIF_OK) {
         return s->error->status;
@@ -3339,6 +3359,10 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
         expect_kind(s, optional, "provenance/sb2_version", SBIF_JSON_STRING, "string") != SBIF_OK) {
         return s->error->status;
     }
+    if ((optional = sbif_json_get(v, "framework_version")) != NULL && optional->kind != SBIF_JSON_NULL &&
+        expect_kind(s, optional, "provenance/framework_version", SBIF_JSON_STRING, "string") != SBIF_OK) {
+        return s->error->status;
+    }
     if ((optional = sbif_json_get(v, "policy_kwargs")) != NULL &&
         expect_kind(s, optional, "provenance/policy_kwargs", SBIF_JSON_OBJECT, "object") != SBIF_OK) {
         return s->error->status;
@@ -3357,21 +3381,62 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
     return SBIF_OK;
 }
 
+/** Version 2's recurrent.state_layout (SPEC section 5.9): {"kind": "lstm", "layers": L >= 1, "hidden": H >= 1}. */
+static sbif_status expect_state_layout(const schema *s, const sbif_json *v) {
+    static const char *const LAYOUT[] = {"kind", "layers", "hidden", NULL};
+    static const char *const LSTM[] = {"lstm", NULL};
+    if (expect_object(s, v, "predict/recurrent/state_layout", LAYOUT, NULL) != SBIF_OK ||
+        expect_enum(s, sbif_json_get(v, "kind"), "predict/recurrent/state_layout/kind", LSTM) != SBIF_OK ||
+        expect_integer(s, sbif_json_get(v, "layers"), "predict/recurrent/state_layout/layers", 1) != SBIF_OK ||
+        expect_integer(s, sbif_json_get(v, "hidden"), "predict/recurrent/state_layout/hidden", 1) != SBIF_OK) {
+        return s->error->status;
+    }
+    return SBIF_OK;
+}
+
+static sbif_status expect_names(const schema *s, const sbif_json *v, const char *where, size_t min_items);
+
+/** Version 2's predict members: the contract, and the SB3 contract's fields (SPEC section 5.9). */
+static sbif_status expect_predict_v2(const schema *s, const sbif_json *v) {
+    const sbif_json *part;
+    if (expect_enum(s, sbif_json_get(v, "contract"), "predict/contract", FRAMEWORKS) != SBIF_OK) {
+        return s->error->status;
+    }
+    if ((part = sbif_json_get(v, "channels_last")) != NULL &&
+        expect_bool(s, part, "predict/channels_last") != SBIF_OK) {
+        return s->error->status;
+    }
+    if ((part = sbif_json_get(v, "action_mask")) != NULL && expect_name(s, part, "predict/action_mask") != SBIF_OK) {
+        return s->error->status;
+    }
+    part = sbif_json_get(v, "shared_noise");
+    if (part != NULL && expect_names(s, part, "predict/shared_noise", 0) != SBIF_OK) return s->error->status;
+    return SBIF_OK;
+}
+
 static sbif_status expect_predict(const schema *s, const sbif_json *v) {
-    static const char *const REQUIRED[] = {"deterministic_default", "deterministic_action", "stochastic_action", NULL};
-    static const char *const OPTIONAL[] = {"distribution", "recurrent", NULL};
+    static const char *const REQUIRED_V1[] = {"deterministic_default", "deterministic_action", "stochastic_action",
+                                              NULL};
+    static const char *const REQUIRED_V2[] = {"deterministic_default", "deterministic_action", "stochastic_action",
+                                              "contract", NULL};
+    static const char *const OPTIONAL_V1[] = {"distribution", "recurrent", NULL};
+    static const char *const OPTIONAL_V2[] = {"distribution", "recurrent", "channels_last", "action_mask",
+                                              "shared_noise", NULL};
     static const char *const DISTRIBUTION[] = {"kind", "parameters", NULL};
     static const char *const NVEC[] = {"nvec", NULL};
     static const char *const KINDS[] = {"categorical", "multi_categorical", "bernoulli", "diag_gaussian", NULL};
     static const char *const RECURRENT[] = {"state_input", "mask_input", "state_output", NULL};
+    static const char *const STATE_LAYOUT[] = {"state_layout", NULL};
+    const int v2 = s->version == FORMAT_VERSION_2;
     const sbif_json *part, *item, *stochastic;
     char at[200];
     size_t i;
-    if (expect_object(s, v, "predict", REQUIRED, OPTIONAL) != SBIF_OK ||
+    if (expect_object(s, v, "predict", v2 ? REQUIRED_V2 : REQUIRED_V1, v2 ? OPTIONAL_V2 : OPTIONAL_V1) != SBIF_OK ||
         expect_bool(s, sbif_json_get(v, "deterministic_default"), "predict/deterministic_default") != SBIF_OK ||
         expect_name(s, sbif_json_get(v, "deterministic_action"), "predict/deterministic_action") != SBIF_OK) {
         return s->error->status;
     }
+    if (v2 && expect_predict_v2(s, v) != SBIF_OK) return s->error->status;
     stochastic = sbif_json_get(v, "stochastic_action");
     if (stochastic->kind != SBIF_JSON_NULL && expect_name(s, stochastic, "predict/stochastic_action") != SBIF_OK) {
         return s->error->status;
@@ -3396,10 +3461,16 @@ static sbif_status expect_predict(const schema *s, const sbif_json *v) {
         }
     }
     if ((part = sbif_json_get(v, "recurrent")) != NULL) {
-        if (expect_object(s, part, "predict/recurrent", RECURRENT, NULL) != SBIF_OK) return s->error->status;
+        const sbif_json *layout;
+        if (expect_object(s, part, "predict/recurrent", RECURRENT, v2 ? STATE_LAYOUT : NULL) != SBIF_OK) {
+            return s->error->status;
+        }
         for (i = 0; RECURRENT[i] != NULL; i++) {
             snprintf(at, sizeof at, "predict/recurrent/%s", RECURRENT[i]);
             if (expect_name(s, sbif_json_get(part, RECURRENT[i]), at) != SBIF_OK) return s->error->status;
+        }
+        if ((layout = sbif_json_get(part, "state_layout")) != NULL && expect_state_layout(s, layout) != SBIF_OK) {
+            return s->error->status;
         }
     }
     return SBIF_OK;
@@ -3440,7 +3511,8 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
     static const char *const ORIGINS[] = {"parameter", "constant", NULL};
     static const char *const INPUT[] = {"name", "dtype", "shape", "kind", NULL};
     static const char *const INPUT_OPTIONAL[] = {"distribution", NULL};
-    static const char *const INPUT_KINDS[] = {"observation", "noise", "state", "mask", NULL};
+    static const char *const INPUT_KINDS_V1[] = {"observation", "noise", "state", "mask", NULL};
+    static const char *const INPUT_KINDS_V2[] = {"observation", "noise", "state", "mask", "action_mask", NULL};
     static const char *const DISTRIBUTIONS[] = {"uniform", "normal", NULL};
     static const char *const NODE[] = {"op", "inputs", "outputs", NULL};
     static const char *const NODE_OPTIONAL[] = {"attrs", NULL};
@@ -3474,7 +3546,10 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
         snprintf(at, sizeof at, "inputs/%lu", (unsigned long)i);
         if (expect_value_entry(s, item, at, INPUT, INPUT_OPTIONAL, 1) != SBIF_OK) return s->error->status;
         snprintf(inner, sizeof inner, "%s/kind", at);
-        if (expect_enum(s, sbif_json_get(item, "kind"), inner, INPUT_KINDS) != SBIF_OK) return s->error->status;
+        if (expect_enum(s, sbif_json_get(item, "kind"), inner,
+                        s->version == FORMAT_VERSION_2 ? INPUT_KINDS_V2 : INPUT_KINDS_V1) != SBIF_OK) {
+            return s->error->status;
+        }
         /* the schema's oneOf: a noise input carries its distribution, no other input has one */
         part = sbif_json_get(item, "distribution");
         if (strcmp(sbif_json_get(item, "kind")->str, "noise") == 0) {
@@ -3694,6 +3769,12 @@ static sbif_status check_bound(const sbif_model *m, const sbif_json *bound, cons
     return SBIF_OK;
 }
 
+/** Whether predict follows the SB3 contract (SPEC section 5.9); a version-1 document follows SB2's. */
+static int sb3_contract(const sbif_model *m) {
+    const sbif_json *contract = sbif_json_get(sbif_json_get(m->document, "predict"), "contract");
+    return contract != NULL && strcmp(contract->str, "sb3") == 0;
+}
+
 /** The observation input must have the dtype and shape its space implies (SPEC.md 3.2). */
 static sbif_status check_observation(sbif_model *m, sbif_error *error) {
     const sbif_json *space = sbif_json_get(m->document, "observation_space"), *item;
@@ -3713,6 +3794,7 @@ static sbif_status check_observation(sbif_model *m, sbif_error *error) {
             return error->status;
         }
         sbif_dtype_parse(sbif_json_get(space, "dtype")->str, &expected.dtype);
+        if (sb3_contract(m)) expected.dtype = SBIF_FLOAT32; /* SB3 converts Box observations with .float() */
         if (sbif_json_get(sbif_json_get(m->document, "provenance"), "vecnormalize") != NULL) {
             expected.dtype = SBIF_FLOAT64; /* raw observations, normalized in the graph */
         }
@@ -3723,8 +3805,12 @@ static sbif_status check_observation(sbif_model *m, sbif_error *error) {
         expected.rank = (int)shape->length + 1;
     } else if (strcmp(kind, "discrete") != 0) {
         expected.rank = 2;
-        if (strcmp(kind, "multi_discrete") == 0) expected.shape[1] = (int64_t)sbif_json_get(space, "nvec")->length;
-        else fits = sbif_json_int64(sbif_json_get(space, "n"), &expected.shape[1]) == 0;
+        if (strcmp(kind, "multi_discrete") == 0) {
+            expected.shape[1] = (int64_t)sbif_json_get(space, "nvec")->length;
+        } else {
+            fits = sbif_json_int64(sbif_json_get(space, "n"), &expected.shape[1]) == 0;
+            if (sb3_contract(m)) expected.dtype = SBIF_FLOAT32; /* MultiBinary, converted with .float() too */
+        }
     }
     value_type(m, (uint32_t)map_find(&m->names, "obs"), -1, &obs);
     if (!fits || !same_type(&obs, &expected)) {
@@ -3885,7 +3971,115 @@ static sbif_status check_predict(sbif_model *m, sbif_error *error) {
     return SBIF_OK;
 }
 
-/** Sizes every table from the document, then checks tensors, inputs, the graph node by node, outputs, predict. */
+/** predict.shared_noise names distinct noise inputs. */
+static sbif_status check_shared_noise(const sbif_model *m, const sbif_json *shared, sbif_error *error) {
+    const char **names;
+    const sbif_json *item;
+    size_t i;
+    int twice = 0;
+    if (shared->length == 0) return SBIF_OK;
+    if ((names = malloc(shared->length * sizeof *names)) == NULL) return out_of_memory(error);
+    for (i = 0, item = sbif_json_first(shared); i < shared->length; i++, item = sbif_json_next(item)) {
+        names[i] = item->str;
+    }
+    qsort((void *)names, shared->length, sizeof *names, name_order);
+    for (i = 1; i < shared->length && !twice; i++) twice = strcmp(names[i - 1], names[i]) == 0;
+    free((void *)names);
+    if (twice) return fail(error, SBIF_ERR_DOCUMENT, "%s: predict.shared_noise names an input twice", m->path);
+    for (i = 0, item = sbif_json_first(shared); i < shared->length; i++, item = sbif_json_next(item)) {
+        if (input_named(m, item->str, "noise") == NULL) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: predict.shared_noise names '%.80s', which is not a noise input",
+                        m->path, item->str);
+        }
+    }
+    return SBIF_OK;
+}
+
+/** The state input of predict.recurrent (check_predict found it float32 [B, S]) holds the actor's h and c of every
+ * layer of state_layout, or those and the critic's: S = 2 L H or 4 L H. */
+static sbif_status check_state_layout(const sbif_model *m, const sbif_json *recurrent, const sbif_json *layout,
+                                      sbif_error *error) {
+    const graph_input *state = input_named(m, sbif_json_get(recurrent, "state_input")->str, "state");
+    sbif_tensor type;
+    int64_t layers, hidden, cells = -1;
+    char layers_text[64], hidden_text[64], cells_text[160];
+    value_type(m, state->value, -1, &type);
+    if (sbif_json_int64(sbif_json_get(layout, "layers"), &layers) != 0 ||
+        sbif_json_int64(sbif_json_get(layout, "hidden"), &hidden) != 0 || checked_mul(layers, hidden, &cells) != 0) {
+        cells = -1; /* beyond int64: far more than any state's columns */
+    }
+    if ((type.shape[1] % 2 == 0 && type.shape[1] / 2 == cells) ||
+        (type.shape[1] % 4 == 0 && type.shape[1] / 4 == cells)) {
+        return SBIF_OK;
+    }
+    json_render(sbif_json_get(layout, "layers"), layers_text, sizeof layers_text);
+    json_render(sbif_json_get(layout, "hidden"), hidden_text, sizeof hidden_text);
+    if (cells >= 0) snprintf(cells_text, sizeof cells_text, "%lld", (long long)cells);
+    else snprintf(cells_text, sizeof cells_text, "(%s x %s)", layers_text, hidden_text);
+    return fail(error, SBIF_ERR_DOCUMENT, "%s: the state has %lld columns, but an LSTM state of %s layers of %s units "
+                "holds 2 x %s (the actor's h and c) or 4 x %s (with the critic's)", m->path, (long long)type.shape[1],
+                layers_text, hidden_text, cells_text, cells_text);
+}
+
+/** The version-2 predict fields name inputs of the right kind and type, and only the SB3 contract uses them (SPEC
+ * section 5.9): an SB2 file with an action mask would be run by SB2's rules, which have none. */
+static sbif_status check_contract(const sbif_model *m, sbif_error *error) {
+    static const char *const SB3_FIELDS[] = {"channels_last", "action_mask", "shared_noise", NULL};
+    const sbif_json *predict = sbif_json_get(m->document, "predict");
+    const sbif_json *recurrent = sbif_json_get(predict, "recurrent");
+    const sbif_json *layout = recurrent != NULL ? sbif_json_get(recurrent, "state_layout") : NULL;
+    const sbif_json *named = sbif_json_get(predict, "action_mask"), *shared = sbif_json_get(predict, "shared_noise");
+    const graph_input *mask = NULL;
+    char masks[256];
+    size_t i, n_masks = 0, used = 0;
+    if (!sb3_contract(m)) {
+        for (i = 0; SB3_FIELDS[i] != NULL; i++) {
+            if (sbif_json_get(predict, SB3_FIELDS[i]) != NULL) break;
+        }
+        if (SB3_FIELDS[i] != NULL || layout != NULL) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: predict.%s belongs to the SB3 contract, but predict.contract is "
+                        "sb2", m->path, SB3_FIELDS[i] != NULL ? SB3_FIELDS[i] : "recurrent.state_layout");
+        }
+        for (i = 0; i < m->n_inputs; i++) {
+            if (strcmp(m->inputs[i].kind, "action_mask") == 0) {
+                return fail(error, SBIF_ERR_DOCUMENT, "%s: an action_mask input under the SB2 contract, which has none",
+                            m->path);
+            }
+        }
+        return SBIF_OK;
+    }
+    if (sbif_json_get(predict, "deterministic_default")->kind != SBIF_JSON_FALSE) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: deterministic_default must be false under the SB3 contract (SB3's "
+                    "predict samples unless told otherwise)", m->path);
+    }
+    masks[0] = '\0';
+    for (i = 0; i < m->n_inputs; i++) {
+        const char *name = m->values[m->inputs[i].value].name;
+        if (strcmp(m->inputs[i].kind, "action_mask") != 0) continue;
+        if (used < sizeof masks) {
+            used += (size_t)snprintf(masks + used, sizeof masks - used, "%s'%.80s'", n_masks > 0 ? ", " : "", name);
+        }
+        n_masks++;
+        if (named != NULL && strcmp(name, named->str) == 0) mask = &m->inputs[i];
+    }
+    if (n_masks != (named != NULL ? 1u : 0u) || (named != NULL && mask == NULL)) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: predict.action_mask must name the one input of kind 'action_mask' "
+                    "(inputs of that kind: %s)", m->path, n_masks > 0 ? masks : "none");
+    }
+    if (mask != NULL) {
+        sbif_tensor type;
+        value_type(m, mask->value, -1, &type);
+        if (type.dtype != SBIF_BOOL || type.rank != 2) {
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: the action mask '%s' must be a bool [B, L] input", m->path,
+                        named->str);
+        }
+    }
+    if (shared != NULL && check_shared_noise(m, shared, error) != SBIF_OK) return error->status;
+    return layout != NULL ? check_state_layout(m, recurrent, layout, error) : SBIF_OK;
+}
+
+/** Sizes every table from the document, then checks tensors, inputs, the graph node by node, outputs, predict and
+ * its contract. */
 static sbif_status build_graph(sbif_model *m, sbif_error *error) {
     const sbif_json *graph = sbif_json_get(m->document, "graph"), *item;
     size_t n_values, n_ids = 0, next_id = 0, i;
@@ -3916,8 +4110,8 @@ static sbif_status build_graph(sbif_model *m, sbif_error *error) {
             return error->status;
         }
     }
-    if (check_outputs(m, error) != SBIF_OK) return error->status;
-    return check_predict(m, error);
+    if (check_outputs(m, error) != SBIF_OK || check_predict(m, error) != SBIF_OK) return error->status;
+    return check_contract(m, error);
 }
 
 /** The number of JSON values in `text`, valid JSON, counted on the text without parsing it: 1 (the outermost value)
@@ -3972,9 +4166,9 @@ static sbif_status read_document(sbif_model *m, sbif_error *error) {
     if (!sbif_json_is_integer(version)) {
         return fail(error, SBIF_ERR_DOCUMENT, "%s: format_version must be an integer, got %s", m->path, rendered);
     }
-    if (sbif_json_int64(version, &number) != 0 || number != 1) {
+    if (sbif_json_int64(version, &number) != 0 || (number != FORMAT_VERSION_1 && number != FORMAT_VERSION_2)) {
         return fail(error, SBIF_ERR_UNSUPPORTED, "%s: format version %s is not supported (this runtime reads "
-                    "version 1)", m->path, rendered);
+                    FORMAT_VERSIONS_TEXT ")", m->path, rendered);
     }
     graph = sbif_json_get(m->document, "graph");
     if (graph != NULL && graph->kind == SBIF_JSON_ARRAY && graph->length > MAX_GRAPH_NODES) {
@@ -3983,6 +4177,7 @@ static sbif_status read_document(sbif_model *m, sbif_error *error) {
     }
     s.source = m->path;
     s.error = error;
+    s.version = number;
     return check_structure(&s, m->document);
 }
 

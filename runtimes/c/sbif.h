@@ -158,7 +158,7 @@ sbif_status sbif_model_run(const sbif_model *model, const sbif_named_tensor *fee
                            const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error);
 
 /** A declared graph input or output: its name, dtype and shape (-1 = batch). For inputs, `kind` is
- * "observation", "noise", "state" or "mask"; for outputs it is "output". */
+ * "observation", "noise", "state", "mask" or (format version 2) "action_mask"; for outputs it is "output". */
 typedef struct sbif_value_info {
     const char *name;
     const char *kind;

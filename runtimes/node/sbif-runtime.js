@@ -354,7 +354,9 @@ function readContainer(path) {
 }
 
 // ---- the document (SPEC section 3) ----------------------------------------------------------------------------------
-const FORMAT_VERSION = 1;
+// The format versions this runtime reads (SPEC section 8), each validated by its own schema: 1 (SB2) and 2 (adds
+// Stable-Baselines3's predict contract).
+const FORMAT_VERSIONS = [1, 2];
 
 function decodeDocument(metadata, path) {
   if (metadata.format !== 'sbif' || !has(metadata, 'sbif')) {
@@ -371,15 +373,15 @@ function decodeDocument(metadata, path) {
     throw new DocumentError(`${path}: format_version must be an integer (written without fraction or exponent), got `
       + `${show(version)}`);
   }
-  if (version !== FORMAT_VERSION) {
-    throw new UnsupportedError(`${path}: format version ${version} is not supported (${NAME} reads version `
-      + `${FORMAT_VERSION})`);
+  if (!FORMAT_VERSIONS.includes(version)) {
+    throw new UnsupportedError(`${path}: format version ${version} is not supported (${NAME} reads versions `
+      + `${FORMAT_VERSIONS.join(' and ')})`);
   }
   if (Array.isArray(document.graph) && document.graph.length > MAX_GRAPH_NODES) {
     throw new DocumentError(`${path}: the graph has ${document.graph.length} nodes: at most ${MAX_GRAPH_NODES} (SPEC `
       + 'section 3)');
   }
-  const violation = schemaViolation(document, documentSchema(), documentSchema(), []);
+  const violation = schemaViolation(document, documentSchema(version), documentSchema(version), []);
   if (violation) {
     const where = violation.path.join('/') || '(top level)';
     throw new DocumentError(`${path}: schema violation at ${where}: ${violation.message}`);
@@ -387,22 +389,25 @@ function decodeDocument(metadata, path) {
   return document;
 }
 
-// The JSON Schema of the document (spec/schema: its one home), checked with the draft-7 keywords it uses. A keyword
-// this validator does not implement is refused when the schema is read, so a change to the schema cannot be ignored.
-const SCHEMA_PATH = pathModule.join(__dirname, '..', '..', 'spec', 'schema', 'sbif-document-v1.schema.json');
+// The JSON Schema of each format version's document (spec/schema: its one home), checked with the draft-7 keywords it
+// uses. A keyword this validator does not implement is refused when the schema is read, so a change to the schema
+// cannot be ignored.
+const schemaPath = (version) => pathModule.join(__dirname, '..', '..', 'spec', 'schema',
+  `sbif-document-v${version}.schema.json`);
 const SCHEMA_KEYWORDS = new Set(['$ref', 'additionalProperties', 'anyOf', 'const', 'enum', 'items', 'maxLength',
   'minItems', 'minLength', 'minimum', 'oneOf', 'pattern', 'properties', 'required', 'type']);
 const SCHEMA_ANNOTATIONS = new Set(['$id', '$schema', 'title', 'description', 'definitions']);
-let schema = null;
+const schemas = new Map();
 
-function documentSchema() {
-  if (schema === null) {
-    const loaded = JSON.parse(fs.readFileSync(SCHEMA_PATH, 'utf8'));
+function documentSchema(version) {
+  if (!schemas.has(version)) {
+    const file = schemaPath(version);
+    const loaded = JSON.parse(fs.readFileSync(file, 'utf8'));
     const walk = (node, where) => {
-      if (!isObject(node)) throw new Error(`${SCHEMA_PATH}: ${where} is not a schema object`);
+      if (!isObject(node)) throw new Error(`${file}: ${where} is not a schema object`);
       for (const [keyword, value] of Object.entries(node)) {
         if (!SCHEMA_KEYWORDS.has(keyword) && !SCHEMA_ANNOTATIONS.has(keyword)) {
-          throw new Error(`${SCHEMA_PATH}: keyword ${keyword} at ${where} is not implemented by ${NAME}`);
+          throw new Error(`${file}: keyword ${keyword} at ${where} is not implemented by ${NAME}`);
         }
         if (keyword === 'definitions' || keyword === 'properties') {
           for (const [name, sub] of Object.entries(value)) walk(sub, `${where}/${keyword}/${name}`);
@@ -414,9 +419,9 @@ function documentSchema() {
       }
     };
     walk(loaded, '#');
-    schema = loaded;
+    schemas.set(version, loaded);
   }
-  return schema;
+  return schemas.get(version);
 }
 
 // The schema's types, of the value holder[member]: an integer is a number written without fraction or exponent (SPEC
@@ -985,15 +990,21 @@ function checkDocument(document, entries, path) {
     }
   }
   checkPredict(document, path);
+  checkContract(document, path);
   return specs;
 }
 
+// Whose predict the file reproduces (SPEC section 5.9): a version-1 document follows SB2's.
+const contract = (document) => (has(document.predict, 'contract') ? document.predict.contract : 'sb2');
+
 function checkObservationInput(document, obs, path) {
   const space = document.observation_space;
+  // SB3 converts Box and MultiBinary observations with .float() (SPEC section 3.2)
+  const sb3 = contract(document) === 'sb3';
   let expected;
   if (space.kind === 'box') {
     // with VecNormalize folded in, the graph takes raw float64 observations and normalizes them itself
-    const dtype = has(document.provenance, 'vecnormalize') ? 'float64' : space.dtype;
+    const dtype = has(document.provenance, 'vecnormalize') ? 'float64' : (sb3 ? 'float32' : space.dtype);
     expected = spec(dtype, [null].concat(space.shape));
     const size = space.shape.reduce((a, b) => a * b, 1);
     for (const bound of ['low', 'high']) {
@@ -1012,7 +1023,7 @@ function checkObservationInput(document, obs, path) {
   } else if (space.kind === 'multi_discrete') {
     expected = spec('int32', [null, space.nvec.length]);
   } else {
-    expected = spec('int32', [null, space.n]);
+    expected = spec(sb3 ? 'float32' : 'int32', [null, space.n]);
   }
   if (!sameSpec(obs, expected)) {
     throw new DocumentError(`${path}: observation input is ${showSpec(obs)} but a ${space.kind} observation space `
@@ -1051,6 +1062,60 @@ function checkPredict(document, path) {
   if (!out || out.dtype !== 'float32' || !sameShape(out.shape, state.shape)) {
     throw new DocumentError(`${path}: predict.recurrent.state_output must name a declared output shaped like the state `
       + 'input');
+  }
+}
+
+// The version-2 predict fields name inputs of the right kind and type, and only the SB3 contract uses them (SPEC
+// section 5.9): an SB2 file with an action mask would be run by SB2's rules, which have none.
+function checkContract(document, path) {
+  const predict = document.predict;
+  const inputs = new Map(document.inputs.map((entry) => [entry.name, entry]));
+  const recurrent = predict.recurrent || {};
+  const sb3Fields = ['channels_last', 'action_mask', 'shared_noise'].filter((field) => has(predict, field))
+    .concat(has(recurrent, 'state_layout') ? ['recurrent.state_layout'] : []);
+  const masks = document.inputs.filter((entry) => entry.kind === 'action_mask').map((entry) => entry.name);
+  if (contract(document) !== 'sb3') {
+    if (sb3Fields.length) {
+      throw new DocumentError(`${path}: predict.${sb3Fields[0]} belongs to the SB3 contract, but predict.contract is `
+        + 'sb2');
+    }
+    if (masks.length) throw new DocumentError(`${path}: an action_mask input under the SB2 contract, which has none`);
+    return;
+  }
+  if (predict.deterministic_default !== false) {
+    throw new DocumentError(`${path}: deterministic_default must be false under the SB3 contract (SB3's predict `
+      + 'samples unless told otherwise)');
+  }
+  const named = has(predict, 'action_mask') ? predict.action_mask : null;
+  if (named === null ? masks.length !== 0 : masks.length !== 1 || masks[0] !== named) {
+    throw new DocumentError(`${path}: predict.action_mask must name the one input of kind 'action_mask' (inputs of `
+      + `that kind: ${masks.map(show).join(', ') || 'none'})`);
+  }
+  if (named !== null) {
+    const mask = inputs.get(named);
+    if (mask.dtype !== 'bool' || mask.shape.length !== 2) {
+      throw new DocumentError(`${path}: the action mask ${show(named)} must be a bool [B, L] input`);
+    }
+  }
+  const shared = predict.shared_noise || [];
+  if (new Set(shared).size !== shared.length) {
+    throw new DocumentError(`${path}: predict.shared_noise names an input twice`);
+  }
+  for (const name of shared) {
+    if (!inputs.has(name) || inputs.get(name).kind !== 'noise') {
+      throw new DocumentError(`${path}: predict.shared_noise names ${show(name)}, which is not a noise input`);
+    }
+  }
+  if (has(recurrent, 'state_layout')) {
+    // checkPredict found the state input float32 [B, S]; S is at most 2^26 (SPEC section 3.5's value limit), so the
+    // products compared with it are exact where they could match
+    const { layers, hidden } = recurrent.state_layout;
+    const size = inputs.get(recurrent.state_input).shape[1];
+    const cells = layers * hidden;
+    if (size !== 2 * cells && size !== 4 * cells) {
+      throw new DocumentError(`${path}: the state has ${size} columns, but an LSTM state of ${layers} layers of `
+        + `${hidden} units holds 2 x ${cells} (the actor's h and c) or 4 x ${cells} (with the critic's)`);
+    }
   }
 }
 

@@ -314,7 +314,7 @@ def corrupt_files(directory, valid_bytes):
     document("document-duplicate-key", lambda doc: json.dumps(doc)[:-1] + ', "format": "sbif"}', "duplicate key")
     for text in ("[]", "1", '"sbif"', "null"):
         document("document-not-an-object", lambda doc, text=text: text, "SBIF document must be a JSON object")
-    for version in (2, 0, 99):
+    for version in (3, 0, 99):
         document("future-version", lambda doc, v=version: doc.update(format_version=v, something_new={}),
                  "format version {} is not supported".format(version), status="skipped")
     for version in ("1", 1.0, True, None, [1]):
