@@ -58,7 +58,7 @@ AGREED = {
     "hand_lone_surrogate_in_header": (lambda h, d: h["__metadata__"].update(note="\ud800"), {}),
     "hand_lone_surrogate_in_document": (lambda h, d: d["provenance"].update(producer="sbif \udc00"), {}),
     # ... and so named the unsupported version where the others refuse the text first (section 7's order)
-    "hand_lone_surrogate_with_version_2": (lambda h, d: d.update(format_version=2, provenance=dict(
+    "hand_lone_surrogate_with_version_3": (lambda h, d: d.update(format_version=3, provenance=dict(
         d["provenance"], producer="\ud800")), {}),
     # C alone refused -0 as an offset (the integer 0)
     "hand_negative_zero_data_offset": (None, {'"data_offsets":[0,': '"data_offsets":[-0,'}),
@@ -70,7 +70,7 @@ AGREED = {
     # Python 3.11 refused these as "not valid JSON" (int() reads at most 4300 digits): a valid file, and an
     # unsupported version that must be named first (strict_json.LongInteger)
     "hand_long_integer_in_policy_kwargs": (_set_kwargs(0), {'\\"x\\":0': '\\"x\\":' + LONG_LITERAL}),
-    "hand_long_integer_with_version_2": (lambda h, d: d.update(format_version=2, provenance=dict(
+    "hand_long_integer_with_version_3": (lambda h, d: d.update(format_version=3, provenance=dict(
         d["provenance"], policy_kwargs={"x": 0})), {'\\"x\\":0': '\\"x\\":-' + LONG_LITERAL}),
     "hand_long_integer_as_offset": (None, {'"data_offsets":[0,': '"data_offsets":[' + LONG_LITERAL + ","}),
     "hand_long_integer_as_bound": (lambda h, d: d["observation_space"].update(low=0), {'\\"low\\":0': '\\"low\\":-' +
