@@ -39,7 +39,10 @@ FRAMEWORKS = {
     "stable_baselines": ("sbif.export.live", "conformance.adapters.sb2_live",
                          "conformance.cli"),  # conformance.cli: probes whether the live oracle can be offered
     "gym": ("sbif.export.live", "conformance.adapters.sb2_live"),
-    "torch": ("sbif.convert.torch", "conformance.adapters.torch_module"),
+    "torch": ("sbif.convert.torch", "conformance.adapters.torch_module", "sbif.export.sb3.live"),
+    "stable_baselines3": ("sbif.export.sb3.live",),
+    "sb3_contrib": ("sbif.export.sb3.live",),
+    "gymnasium": ("sbif.export.sb3.live",),
     "onnx": ("sbif.convert.onnx", "conformance.adapters.onnx_runtime"),
     "onnxruntime": ("sbif.convert.onnx", "conformance.adapters.onnx_runtime"),
     "numba": ("sbif.runtime.numba",),

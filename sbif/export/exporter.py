@@ -78,6 +78,10 @@ def export(source: str, algorithm: Optional[str] = None, loader: str = DEFAULT_L
     """
     if loader not in LOADERS:
         raise UnsupportedError("unknown loader {}; available: {}".format(preview(loader), ", ".join(LOADERS)))
+    from .sb3.save_file import is_sb3_save
+
+    if is_sb3_save(source):
+        return export_sb3(source, algorithm, loader, verify, policy_kwargs, policy, vecnormalize, zoo_config, normalize)
     decision = decide_normalization(source, vecnormalize, zoo_config, normalize)
     if loader == "safe":
         from .safe import describe_safe_file
@@ -104,22 +108,56 @@ def export(source: str, algorithm: Optional[str] = None, loader: str = DEFAULT_L
     return ExportResult(sbif_file, report, verification, decision.notes + description.notes, decision.warnings)
 
 
+def export_sb3(source: str, algorithm: Optional[str], loader: str, verify: bool, policy_kwargs: Any,
+               policy: Optional[str], vecnormalize: Optional[str], zoo_config: Optional[str],
+               normalize: bool) -> ExportResult:
+    """`export` for an SB3 (or sb3-contrib) save: a version-2 file under the SB3 contract (SPEC section 5.9)."""
+    if policy_kwargs is not None or policy is not None:
+        raise UnsupportedError("--policy-kwargs and --policy complete SB2 files; an SB3 save names its policy and "
+                               "kwargs itself")
+    from .sb3.build import build_sb3_sbif
+    from .sb3.statistics import read_sb3_normalization
+
+    decision = decide_normalization(source, vecnormalize, zoo_config, normalize, read_sb3_normalization)
+    if loader == "safe":
+        from .sb3.safe import describe_safe_sb3
+
+        description = describe_safe_sb3(source, algorithm)
+        sbif_file = build_sb3_sbif(description, decision.statistics)
+        report: Dict[str, float] = {}
+        verification = safe_loader_status("stable_baselines3", "SB3")
+    else:
+        from .sb3 import live
+        from ..runtime import Policy
+
+        model, name = live.load_sb3_model(source, algorithm)
+        description = live.describe_live_model(model, name, source)
+        sbif_file = build_sb3_sbif(description, decision.statistics)
+        report = live.verify_export(model, Policy(sbif_file, backend="numpy"), count=VERIFY_OBSERVATIONS,
+                                    normalization=decision.statistics) if verify else {}
+        verification = verified_status(report, "SB3") if verify else "not verified: --no-verify"
+    for warning in decision.warnings:
+        warnings.warn(warning, ExportWarning, stacklevel=3)
+    return ExportResult(sbif_file, report, verification, decision.notes + description.notes, decision.warnings)
+
+
 # -- verification status ------------------------------------------------------------------------------------------
-def verified_status(report: Dict[str, float]) -> str:
+def verified_status(report: Dict[str, float], framework: str = "SB2") -> str:
     """The live loader's comparison, worst element per output as a fraction of its error bound (SPEC section 6)."""
     details = ", ".join("{} {}".format(key, int(value)) if key == "action_mismatches" else
                         "{} {:.2g}".format(key, value) for key, value in report.items())
-    return ("verified against SB2 on {} observations: {} (worst difference as a fraction of what float32 rounding "
-            "allows, SPEC section 6)".format(VERIFY_OBSERVATIONS, details))
+    return ("verified against {} on {} observations: {} (worst difference as a fraction of what float32 rounding "
+            "allows, SPEC section 6)".format(framework, VERIFY_OBSERVATIONS, details))
 
 
-def safe_loader_status() -> str:
-    """Why a safe export is unverified, and how to verify it from here (SB2 importable or not)."""
-    if importlib.util.find_spec("stable_baselines") is None:  # looks for the package without importing it
-        return ("not verified: safe loader (no SB2 here) — run with --loader live in the SB2 environment to "
-                "verify")
-    return ("not verified: safe loader (it reads the file as data and never runs SB2) — run with --loader live to "
-            "verify")
+def safe_loader_status(package: str = "stable_baselines", framework: str = "SB2") -> str:
+    """Why a safe export is unverified, and how to verify it from here (the framework importable or not)."""
+    environment = "the SB2 environment" if framework == "SB2" else "an environment with SB3 and sb3-contrib"
+    if importlib.util.find_spec(package) is None:  # looks for the package without importing it
+        return ("not verified: safe loader (no {} here) — run with --loader live in {} to verify".format(
+            framework, environment))
+    return ("not verified: safe loader (it reads the file as data and never runs {}) — run with --loader live to "
+            "verify".format(framework))
 
 
 def overrides_status(policy_kwargs: Any, policy: Optional[str]) -> Optional[str]:
@@ -144,7 +182,7 @@ class NormalizationDecision(object):
 
 
 def decide_normalization(source: Optional[str], vecnormalize: Optional[str] = None, zoo_config: Optional[str] = None,
-                         normalize: bool = True) -> NormalizationDecision:
+                         normalize: bool = True, reader: Any = None) -> NormalizationDecision:
     """Which observation statistics to fold in, by the zoo's rule (module docstring), and why.
 
     Explicit `vecnormalize` and `zoo_config` take precedence over the files found beside `source` (None: look
@@ -153,6 +191,8 @@ def decide_normalization(source: Optional[str], vecnormalize: Optional[str] = No
     statistics say otherwise, and folding either way without asking can break the agent silently.
     """
     from .normalization import read_normalization
+
+    read = reader or read_normalization  # the statistics file's reader: SB2's VecNormalize and obs_rms by default
     from .zoo_config import (STATISTICS_FILES, ZooFolder, env_wrappers, frame_stack, normalize_kwargs,
                              read_zoo_config, statistics_beside, zoo_folder)
 
@@ -203,7 +243,7 @@ def decide_normalization(source: Optional[str], vecnormalize: Optional[str] = No
             how = "--vecnormalize, with the normalize settings of {}".format(config_path)
         else:
             how = "--vecnormalize, overriding {}, which {}".format(config_path, setting)
-        decision.statistics = read_normalization(vecnormalize, kwargs.get("clip_obs"), kwargs.get("epsilon"), frames)
+        decision.statistics = read(vecnormalize, kwargs.get("clip_obs"), kwargs.get("epsilon"), frames)
         decision.notes.append("folded observation normalization from {} ({}{})".format(vecnormalize, how, per_frame))
         return decision
     if not enabled:
@@ -214,7 +254,7 @@ def decide_normalization(source: Optional[str], vecnormalize: Optional[str] = No
     if statistics is None:
         raise ExportError("{} enables normalize but neither {} is beside it; pass --vecnormalize PATH, or "
                           "--no-normalize to export without it".format(config_path, " nor ".join(STATISTICS_FILES)))
-    decision.statistics = read_normalization(statistics, kwargs.get("clip_obs"), kwargs.get("epsilon"), frames)
+    decision.statistics = read(statistics, kwargs.get("clip_obs"), kwargs.get("epsilon"), frames)
     decision.notes.append("folded observation normalization from {} ({}{})".format(statistics, rule, per_frame))
     return decision
 

@@ -71,8 +71,10 @@ class ObservationNormalization:
         return kwargs
 
 
-def normalized_observation(builder: GraphBuilder, obs: str, space: Space, stats: ObservationNormalization) -> str:
-    """Graph ops for VecNormalize on the float64 `obs` input; returns the value SB2's model is fed."""
+def normalized_observation(builder: GraphBuilder, obs: str, space: Space, stats: ObservationNormalization,
+                           fed_dtype: Optional[str] = None) -> str:
+    """Graph ops for VecNormalize on the float64 `obs` input; returns the value the model is fed: cast to the space's
+    dtype, as SB2's feed does, or to `fed_dtype` (SB3's VecNormalize hands float32 to the policy)."""
     if space.kind != "box":
         raise ExportError("VecNormalize statistics apply to Box observations, not {}".format(space.kind))
     mean = stats.stacked(stats.mean)
@@ -87,7 +89,7 @@ def normalized_observation(builder: GraphBuilder, obs: str, space: Space, stats:
     centered = builder.op("sub", [obs, mean], name="vecnormalize/centered")
     scaled = builder.op("div", [centered, scale], name="vecnormalize/scaled")
     clipped = builder.op("clip", [scaled, low, high], name="vecnormalize/clipped")
-    return builder.op("cast", [clipped], {"to": space.dtype}, name="vecnormalize/fed")
+    return builder.op("cast", [clipped], {"to": fed_dtype or space.dtype}, name="vecnormalize/fed")
 
 
 #: where the statistics live in the pickles SB2 and the zoo write

@@ -1,7 +1,9 @@
-"""`Policy`: SB2's predict / action_probability / value contract over an SBIF file.
+"""`Policy`: the predict / action_probability / value contract of the framework a file came from (SPEC section 5).
 
 Shapes, dtypes and the single-versus-batch rule follow SB2's `BaseRLModel` (`_is_vectorized_observation`,
-`predict`, `action_probability`), so code written against an SB2 model works unchanged.
+`predict`, `action_probability`), or SB3's `BasePolicy.predict` for files under the SB3 contract (SPEC section 5.9:
+a stochastic default, channel-last images transposed, arrays for single results, action masks, shared noise), so
+code written against either model works unchanged.
 """
 from __future__ import annotations
 
@@ -36,6 +38,11 @@ class Policy:
         self._predict = self.document["predict"]
         self._obs_dtype = np.dtype(self.executor.inputs["obs"]["dtype"])
         self._noise_inputs = [entry for entry in self.document["inputs"] if entry["kind"] == "noise"]
+        #: SPEC section 5.9: whose predict this is, and the SB3 contract's extras
+        self.contract: str = self._predict.get("contract", "sb2")
+        self._shared_noise = set(self._predict.get("shared_noise", []))
+        self._channels_last = bool(self._predict.get("channels_last", False))
+        self._action_mask = self._predict.get("action_mask")
         self._rng: Optional["np.random.Generator"] = None  # made on the first draw
         self.recurrent = self._predict.get("recurrent")
         self.state_size = (self.executor.inputs[self.recurrent["state_input"]]["shape"][1]
@@ -43,8 +50,10 @@ class Policy:
         self._obs_shape = self.observation_space.shape
         #: the executor's fast path for the deterministic action of one observation, if it has one
         single_row = getattr(self.executor, "single_row", None)
+        checked_indices = self.contract == "sb3" and self.observation_space.kind in ("discrete", "multi_discrete")
         self._single = (single_row(self._predict["deterministic_action"])
-                        if single_row is not None and not self.recurrent else None)
+                        if single_row is not None and not self.recurrent and not self._action_mask
+                        and not checked_indices else None)
 
     @property
     def backend(self) -> str:
@@ -57,35 +66,51 @@ class Policy:
 
     # -- the SB2 interface -------------------------------------------------------------------------------------
     def predict(self, observation: Any, state: Any = None, mask: Any = None, deterministic: Optional[bool] = None,
-                rng: RandomSource = None, noise: Optional[Noise] = None) -> Tuple[np.ndarray, Any]:
-        """(actions, state) as SB2's `model.predict`. Sampling draws from `noise` if given, else from `rng`.
+                rng: RandomSource = None, noise: Optional[Noise] = None, episode_start: Any = None,
+                action_masks: Any = None) -> Tuple[np.ndarray, Any]:
+        """(actions, state) as the framework's `model.predict`. Sampling draws from `noise` if given, else from
+        `rng`.
 
         Recurrent policies take and return the state [n, S] (None: start from zeros) and a reset mask of n
-        booleans (True: the previous step ended that env's episode); any number of envs n.
+        booleans (True: the previous step ended that env's episode; SB3 calls it `episode_start`, which is
+        accepted by that name too); any number of envs n. `action_masks` (SB3 contract, MaskablePPO): True allows an
+        action; None allows all.
         """
+        if episode_start is not None:
+            if mask is not None:
+                raise InputError("pass mask or episode_start, not both: they are the same reset flags")
+            mask = episode_start
+        if action_masks is not None and self._action_mask is None:
+            raise InputError("this {} policy takes no action masks".format(self.algorithm))
         if deterministic is None:
             deterministic = self._predict["deterministic_default"]
         single = self._single
         if (single is not None and deterministic and state is None and mask is None
                 and type(observation) is np.ndarray and observation.shape == self._obs_shape):
             try:
-                return single(observation), None
+                action = single(observation)
+                return (action if self.contract == "sb2" else np.asarray(action)), None
             except (TypeError, ValueError):
                 pass  # an observation that does not convert: the checked path below says why
         name = self._predict["deterministic_action" if deterministic else "stochastic_action"]
         if name is None:
-            raise InputError("this {} file cannot sample actions as SB2 does (predict.stochastic_action is null: "
-                             "SB2 draws its exploration noise from state the file does not hold, such as "
-                             "Ornstein-Uhlenbeck action noise); use deterministic=True".format(self.algorithm))
+            raise InputError("this {} file cannot sample actions as {} does (predict.stochastic_action is null: the "
+                             "exploration noise comes from state the file does not hold, such as Ornstein-Uhlenbeck "
+                             "action noise or gSDE's exploration matrix); use deterministic=True".format(
+                                 self.algorithm, self.contract.upper()))
         wanted = [name] + ([self.recurrent["state_output"]] if self.recurrent else [])
-        feeds, vectorized = self.make_feeds(observation, state, mask, wanted)
+        feeds, vectorized = self.make_feeds(observation, state, mask, wanted, action_masks)
         if not deterministic:
             feeds.update(self.noise_feeds(len(feeds["obs"]), rng, noise))
         results = self.executor.run(feeds, wanted)
         actions = results[name]
         new_state = results[self.recurrent["state_output"]] if self.recurrent else None
+        if self.contract == "sb3" and not self.recurrent:
+            new_state = state  # SB3's predict hands a feed-forward policy's state back as given
         if vectorized:
             return actions, new_state
+        if self.contract == "sb3":
+            return actions[0:1].reshape(actions.shape[1:]), new_state  # SB3's squeeze(axis=0): a 0-d array too
         return actions[0], (None if new_state is None else new_state[0])
 
     def action_probability(self, observation: Any, state: Any = None, mask: Any = None, actions: Any = None,
@@ -129,16 +154,18 @@ class Policy:
         return np.zeros((n_envs, self.state_size), np.float32) if self.recurrent else None
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def make_feeds(self, observation: Any, state: Any, mask: Any,
-                   outputs: Optional[Sequence[str]] = None) -> Tuple[Dict[str, np.ndarray], bool]:
-        """Graph inputs for a request: the observation batch, and for recurrent policies state and mask
-        (default: the initial state and no reset, as SB2's predict). Given the `outputs` the request computes,
-        its batch is checked against the run-time size limit (SPEC section 5.8) before any state or noise
-        the runtime would add is allocated."""
+    def make_feeds(self, observation: Any, state: Any, mask: Any, outputs: Optional[Sequence[str]] = None,
+                   action_masks: Any = None) -> Tuple[Dict[str, np.ndarray], bool]:
+        """Graph inputs for a request: the observation batch, for recurrent policies state and mask (default: the
+        initial state and no reset, as SB2's predict), and the action mask of a policy that takes one (default: all
+        allowed). Given the `outputs` the request computes, its batch is checked against the run-time size limit
+        (SPEC section 5.8) before any state or noise the runtime would add is allocated."""
         batch, vectorized = self.observation_batch(observation)
         if outputs is not None:
             self.executor.check_batch(outputs, len(batch))
         feeds = {"obs": batch}
+        if self._action_mask is not None:
+            feeds[self._action_mask] = self.action_mask_batch(action_masks, len(batch))
         if self.recurrent:
             rows = len(batch)
             if state is None:
@@ -163,6 +190,9 @@ class Policy:
         """
         if type(observation) is np.ndarray:
             obs = observation  # not copied: nothing writes into inputs
+        elif self.contract == "sb3" and isinstance(observation, Mapping):
+            raise InputError("this {} policy takes array observations: dict observations (MultiInputPolicy) are not "
+                             "supported by this SBIF version yet".format(self.algorithm))
         else:
             if isinstance(observation, Mapping):
                 if "observation_dict" not in self.document:
@@ -172,6 +202,10 @@ class Policy:
             obs = np.array(observation)
         space = self.observation_space
         shape = self._obs_shape
+        if self._channels_last and obs.shape != shape and obs.shape[1:] != shape and obs.ndim in (3, 4):
+            transposed = np.transpose(obs, (2, 0, 1) if obs.ndim == 3 else (0, 3, 1, 2))  # SB3's maybe_transpose
+            if transposed.shape == shape or transposed.shape[1:] == shape:
+                obs = transposed
         if isinstance(space, Box):
             vectorized = obs.shape != shape
             ok = obs.shape == shape or obs.shape[1:] == shape
@@ -186,9 +220,33 @@ class Policy:
                              "(n_env, {})".format(obs.shape, space.kind, shape, ", ".join(map(str, shape))))
         try:
             batch = obs.reshape((-1,) + shape)
+            if self.contract == "sb3" and space.kind in ("discrete", "multi_discrete"):
+                self._check_indices(batch.astype(np.int64))
             return (batch if batch.dtype == self._obs_dtype else batch.astype(self._obs_dtype)), vectorized
         except (TypeError, ValueError) as exc:
             raise InputError("observation cannot be converted to {}: {}".format(self._obs_dtype, exc)) from None
+
+    def _check_indices(self, indices: np.ndarray) -> None:
+        """SB3 one-hot encodes Discrete and MultiDiscrete observations with torch, which refuses an index outside
+        [0, n) (SPEC section 5.9): so does SBIF, rather than encode it as a row of zeros."""
+        space = self.observation_space
+        bounds = np.array([space.n]) if isinstance(space, Discrete) else np.asarray(space.nvec)
+        bad = (indices < 0) | (indices >= bounds)
+        if np.any(bad):
+            raise InputError("observation index {} is outside its space ([0, {}))".format(
+                int(indices[bad][0]), int(np.broadcast_to(bounds, indices.shape)[bad][0])))
+
+    def action_mask_batch(self, action_masks: Any, rows: int) -> np.ndarray:
+        """The action-mask input for `rows` observations: all True without masks; given masks reshaped to [rows, L]
+        as SB3 reshapes them to the logits' shape (SPEC section 5.9)."""
+        width = self.executor.inputs[self._action_mask]["shape"][1]
+        if action_masks is None:
+            return np.ones((rows, width), np.bool_)
+        masks = np.asarray(action_masks, dtype=np.bool_)
+        if masks.size != rows * width:
+            raise InputError("action_masks hold {} values; {} observation(s) need {} x {}".format(
+                masks.size, rows, rows, width))
+        return masks.reshape(rows, width)
 
     def flatten_dict_observation(self, observation: Mapping[str, Any]) -> np.ndarray:
         """Concatenate the dict entries along the last axis in the file's key order; Discrete entries (a
@@ -220,11 +278,13 @@ class Policy:
             if noise is not None and name in noise:
                 feeds[name] = np.asarray(noise[name], dtype=np.float32)
                 continue
-            shape = (batch,) + tuple(entry["shape"][1:])
+            shared = name in self._shared_noise  # one draw per request, on every row (SPEC section 5.9)
+            shape = (1 if shared else batch,) + tuple(entry["shape"][1:])
             if entry["distribution"] == "uniform":
-                feeds[name] = generator.random(shape, dtype=np.float32)
+                draw = generator.random(shape, dtype=np.float32)
             else:
-                feeds[name] = generator.standard_normal(shape, dtype=np.float32)
+                draw = generator.standard_normal(shape, dtype=np.float32)
+            feeds[name] = np.repeat(draw, batch, axis=0) if shared else draw
         return feeds
 
     def _probability_of(self, kind: str, proba: Any, actions: Any, batch: int, logp: bool) -> np.ndarray:

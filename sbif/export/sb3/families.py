@@ -1,0 +1,203 @@
+"""One builder per SB3 policy family (`policy_classes.PolicyClass.family`): the graph from the observation to SB3's
+`predict`, over the policy's own tensors. Each returns the `predict` entries it decides and the parameter prefixes
+it leaves out on purpose (target networks and critics, which `predict` never runs).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+
+from ...errors import ExportError, UnsupportedError
+from .description import ClassName, Sb3Description
+from .heads import (bernoulli, box_action, categorical, diag_gaussian, epsilon_greedy, multi_categorical,
+                    squashed_gaussian)
+from .policy_classes import EXTRACTOR_MODULE, EXTRACTORS, default_extractor
+from .torch_layers import TorchGraph, activation_op, features, observation_input, preprocessed_observation
+
+#: SAC's default `clip_mean` (the Hardtanh SAC puts after the gSDE mean): `sac/policies.py` Actor.
+SAC_CLIP_MEAN = 2.0
+
+FamilyResult = Tuple[Dict[str, Any], List[str]]
+FamilyBuilder = Callable[[TorchGraph, Sb3Description], FamilyResult]
+
+
+def extractor_name(model: Sb3Description) -> str:
+    """The feature extractor's class: `features_extractor_class` if given (only SB3's own are expressible), else
+    the policy class's default."""
+    given = model.policy_kwargs.get("features_extractor_class")
+    if given is None:
+        return default_extractor(model.policy.name)
+    if not isinstance(given, ClassName) or given.module != EXTRACTOR_MODULE or given.name not in EXTRACTORS:
+        raise UnsupportedError("features_extractor_class {} is custom code: SBIF expresses SB3's {}".format(
+            given, ", ".join(EXTRACTORS)))
+    return given.name
+
+
+def preprocessed(graph: TorchGraph, model: Sb3Description) -> str:
+    """The observation input, preprocessed as SB3's `preprocess_obs` does."""
+    space = model.observation_space
+    obs = observation_input(graph, space)
+    return preprocessed_observation(graph, space, obs, model.policy_kwargs.get("normalize_images", True) is not False)
+
+
+def observation_features(graph: TorchGraph, model: Sb3Description, prefix: str) -> str:
+    """The preprocessed observation through the extractor whose parameters are under `prefix`."""
+    return features(graph, preprocessed(graph, model), extractor_name(model), prefix)
+
+
+def activation(model: Sb3Description) -> Dict[str, Any]:
+    return activation_op(model.policy_kwargs.get("activation_fn"), model.policy_class.activation)
+
+
+def actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """ActorCriticPolicy (A2C, PPO, TRPO): extractor(s), `mlp_extractor`'s policy and value nets, `action_net`
+    into the action distribution, `value_net` into the value."""
+    builder, act = graph.builder, activation(model)
+    pi_prefix, vf_prefix, ignored = _actor_critic_extractors(graph)
+    processed = preprocessed(graph, model)
+    pi_features = features(graph, processed, extractor_name(model), pi_prefix)
+    vf_features = pi_features if vf_prefix == pi_prefix else features(graph, processed, extractor_name(model),
+                                                                      vf_prefix)
+    latent_pi = graph.mlp(pi_features, "mlp_extractor.policy_net", act, output_layer=False)
+    latent_vf = graph.mlp(vf_features, "mlp_extractor.value_net", act, output_layer=False)
+    value = graph.linear(latent_vf, "value_net")
+    builder.op("squeeze", [value], {"axis": -1}, name="value")
+    builder.declare_output("value", "the state value V(s), SB3's predict_values")
+    flat = graph.linear(latent_pi, "action_net")
+    space = model.action_space
+    if space.kind == "discrete":
+        return categorical(builder, flat), ignored
+    if space.kind == "multi_discrete":
+        return multi_categorical(builder, flat, space.nvec), ignored
+    if space.kind == "multi_binary":
+        return bernoulli(builder, flat), ignored
+    if model.use_sde:
+        graph.tensor("log_std")  # the exploration's scale: only a stochastic gSDE action would read it
+        squash = model.policy_kwargs.get("squash_output", False) is True
+        mean = builder.op("tanh", [flat], name="squashed") if squash else flat
+        box_action(builder, mean, space, squash, "action")
+        builder.declare_output("action", "deterministic action: the gSDE mean{}, {} to the action space bounds"
+                               .format(" squashed by tanh" if squash else "", "unscaled" if squash else "clipped"))
+        return {"stochastic_action": None}, ignored
+    return diag_gaussian(builder, flat, graph.tensor("log_std"), space), ignored
+
+
+def _actor_critic_extractors(graph: TorchGraph) -> Tuple[str, str, List[str]]:
+    """Where the actor's and the critic's extractors are, and the copies to leave out. SB3 keeps a shared extractor
+    under three names (`features_extractor`, `pi_…`, `vf_…`: one module, saved three times) and separate ones under
+    `pi_…` (also `features_extractor`) and `vf_…`; SB3 < 1.7 saved only `features_extractor`."""
+    def tensors(prefix: str) -> Dict[str, np.ndarray]:
+        return {name[len(prefix):]: array for name, array in graph.parameters.items() if name.startswith(prefix + ".")}
+
+    pi, vf, base = tensors("pi_features_extractor"), tensors("vf_features_extractor"), tensors("features_extractor")
+    if not pi:
+        return "features_extractor", "features_extractor", []
+    if base and not _same(base, pi):
+        raise ExportError("features_extractor and pi_features_extractor differ: SB3 saves them as one module")
+    ignored = ["features_extractor."]
+    if _same(pi, vf):
+        return "pi_features_extractor", "pi_features_extractor", ignored + ["vf_features_extractor."]
+    return "pi_features_extractor", "vf_features_extractor", ignored
+
+
+def _same(left: Dict[str, np.ndarray], right: Dict[str, np.ndarray]) -> bool:
+    return left.keys() == right.keys() and all(
+        left[key].dtype == right[key].dtype and left[key].shape == right[key].shape
+        and left[key].tobytes() == right[key].tobytes() for key in left)
+
+
+def dqn(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """DQN's QNetwork: extractor, `q_net` (create_mlp with the actions as outputs); the greedy action is the argmax
+    of the Q-values, `predict(deterministic=False)` ε-greedy with the saved exploration rate."""
+    builder = graph.builder
+    x = observation_features(graph, model, "q_net.features_extractor")
+    q_values = graph.mlp(x, "q_net.q_net", activation(model), output_layer=True, output_name="q_values")
+    builder.op("argmax", [q_values], name="action")
+    return _greedy(graph, model, q_values), ["q_net_target."]
+
+
+def qrdqn(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """QR-DQN's QuantileNetwork: the network's outputs are n_quantiles x n_actions, quantile-major; the Q-values are
+    the mean over the quantiles, the greedy action their argmax."""
+    builder, space = graph.builder, model.action_space
+    x = observation_features(graph, model, "quantile_net.features_extractor")
+    flat = graph.mlp(x, "quantile_net.quantile_net", activation(model), output_layer=True)
+    width = builder.spec(flat).shape[-1]
+    if space.kind != "discrete" or width % space.n:
+        raise ExportError("QR-DQN's network gives {} outputs, not a multiple of the {} actions".format(width, space.n))
+    quantiles = width // space.n
+    rows = builder.op("split", [flat], {"sizes": [space.n] * quantiles, "axis": -1}, name="quantiles",
+                      n_outputs=quantiles) if quantiles > 1 else [flat]
+    stacked = builder.op("stack", rows, {"axis": -1}, name="quantiles_by_action")
+    mean = builder.op("reduce_mean", [stacked], name="q_values/kept")
+    q_values = builder.op("squeeze", [mean], {"axis": -1}, name="q_values")
+    builder.op("argmax", [q_values], name="action")
+    return _greedy(graph, model, q_values), ["quantile_net_target."]
+
+
+def _greedy(graph: TorchGraph, model: Sb3Description, q_values: str) -> Dict[str, Any]:
+    builder = graph.builder
+    builder.declare_output("action", "greedy action: the argmax of the Q-values")
+    builder.declare_output(q_values, "Q-values")
+    if model.exploration_rate is None:
+        return {"stochastic_action": None}
+    return epsilon_greedy(builder, "action", model.action_space.n, model.exploration_rate)
+
+
+def sac(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """SAC's and TQC's Actor: extractor, `latent_pi`, `mu` (with gSDE: Hardtanh(±clip_mean) after it when the file
+    has `mu.0`), tanh, unscaled to the bounds; a sample from `log_std` unless gSDE (its exploration matrix is not
+    saved)."""
+    builder = graph.builder
+    x = observation_features(graph, model, "actor.features_extractor")
+    latent = graph.mlp(x, "actor.latent_pi", activation(model), output_layer=False)
+    if model.use_sde:
+        graph.tensor("actor.log_std")
+        if graph.has("actor.mu.0.weight"):
+            mean = graph.linear(latent, "actor.mu.0")
+            bound = float(model.policy_kwargs.get("clip_mean", SAC_CLIP_MEAN))
+            low = builder.op("constant", [], {"value": -bound, "dtype": "float32"}, name="clip_mean/low")
+            high = builder.op("constant", [], {"value": bound, "dtype": "float32"}, name="clip_mean/high")
+            mean = builder.op("clip", [mean, low, high], name="actor.mu.1")
+        else:
+            mean = graph.linear(latent, "actor.mu")
+        result = squashed_gaussian(builder, mean, None, model.action_space)
+        result["stochastic_action"] = None
+        return result, ["critic.", "critic_target."]
+    mean = graph.linear(latent, "actor.mu")
+    log_std = graph.linear(latent, "actor.log_std")
+    return squashed_gaussian(builder, mean, log_std, model.action_space), ["critic.", "critic_target."]
+
+
+def td3(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """TD3's and DDPG's Actor: extractor, `mu` (create_mlp ending in the action layer and Tanh), unscaled. SB3
+    samples nothing at predict time (action noise is for training), so both actions are the same."""
+    builder = graph.builder
+    x = observation_features(graph, model, "actor.features_extractor")
+    raw = graph.mlp(x, "actor.mu", activation(model), output_layer=True)
+    box_action(builder, builder.op("tanh", [raw], name="squashed"), model.action_space, True, "action")
+    builder.declare_output("action", "the actor's action, unscaled to the action space bounds")
+    return {"stochastic_action": "action"}, ["actor_target.", "critic.", "critic_target."]
+
+
+def ars(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """ARS's policies: `action_net` (create_mlp, with or without biases); Box actions through Tanh and unscaled when
+    the policy squashes, else clipped; Discrete actions the argmax of the outputs. Deterministic either way."""
+    builder, space = graph.builder, model.action_space
+    x = observation_features(graph, model, "features_extractor")
+    out = graph.mlp(x, "action_net", activation(model), output_layer=True)
+    if space.kind == "discrete":
+        builder.op("argmax", [out], name="action")
+        builder.declare_output("action", "the argmax of the policy's outputs")
+        return {"stochastic_action": "action"}, []
+    squash = model.flag("squash_output") is True
+    box_action(builder, builder.op("tanh", [out], name="squashed") if squash else out, space, squash, "action")
+    builder.declare_output("action", "the policy's action, {} to the action space bounds".format(
+        "squashed and unscaled" if squash else "clipped"))
+    return {"stochastic_action": "action"}, []
+
+
+FAMILIES: Dict[str, FamilyBuilder] = {
+    "actor_critic": actor_critic, "dqn": dqn, "qrdqn": qrdqn, "sac": sac, "td3": td3, "ars": ars,
+}

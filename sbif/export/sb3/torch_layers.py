@@ -1,0 +1,182 @@
+"""SB3's building blocks (`stable_baselines3/common/torch_layers.py`, `preprocessing.py`) as graph ops over the
+policy's own tensors.
+
+Tensors stay as torch saved them (SPEC section 1, Layout): a Linear weight `[out, in]` reaches `linear` through a
+`transpose` node, a conv kernel OIHW becomes HWIO and the CHW image NHWC around `conv2d`, and NatureCNN's output goes
+back to CHW before it is flattened, as torch flattens it. Structure is read from the state dict's keys and shapes,
+never assumed from defaults: a Sequential built by `create_mlp` holds its Linear layers at indices 0, 2, 4, ...,
+each followed by the activation except an output layer.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from typing import Any, Dict, List, Sequence, Set
+
+import numpy as np
+
+from ...errors import ExportError, UnsupportedError, preview
+from ..description import Space
+from ..graph_builder import GraphBuilder
+from ..mlp import activate
+from .description import ClassName
+from .policy_classes import ACTIVATION_MODULE, ACTIVATIONS, IDENTITY_MODULE
+
+OBS = "obs"
+#: NatureCNN's strides (its kernel sizes, 8, 4 and 3, are read from the weights): `NatureCNN.__init__`.
+NATURE_CNN_STRIDES = (4, 2, 1)
+#: NatureCNN's layers in its Sequential `cnn`: Conv2d at 0, 2 and 4, each followed by ReLU.
+NATURE_CNN_CONVS = (0, 2, 4)
+#: The value SB3 divides image observations by (`preprocess_obs`: `obs.float() / 255.0`).
+IMAGE_SCALE = 255.0
+#: Layouts: torch's [out, in] Linear weight -> linear's [in, out]; OIHW -> HWIO; NCHW <-> NHWC.
+LINEAR_WEIGHT_PERM = [1, 0]
+CONV_WEIGHT_PERM = [2, 3, 1, 0]
+TO_CHANNELS_LAST = [0, 2, 3, 1]
+TO_CHANNELS_FIRST = [0, 3, 1, 2]
+
+
+def is_image_space(space: Space) -> bool:
+    """SB3's `is_image_space` (check_channels=False): a 3-D uint8 Box with every low 0 and every high 255."""
+    return (space.kind == "box" and len(space.shape) == 3 and space.dtype == "uint8"
+            and bool(np.all(space.low == 0)) and bool(np.all(space.high == 255)))
+
+
+def activation_op(value: Any, default: str) -> Dict[str, Any]:
+    """The SBIF op of an `activation_fn` (a ClassName, or None for the policy's default class name)."""
+    if value is None:
+        value = ClassName(ACTIVATION_MODULE, default)
+    if not isinstance(value, ClassName) or value.module not in (ACTIVATION_MODULE, IDENTITY_MODULE) \
+            or value.name not in ACTIVATIONS:
+        raise UnsupportedError("activation_fn {} has no SBIF op (supported: torch.nn.{})".format(
+            preview(str(value)), ", torch.nn.".join(sorted(ACTIVATIONS))))
+    return dict(ACTIVATIONS[value.name])
+
+
+class TorchGraph:
+    """A GraphBuilder over a state dict: finds torch's parameters by name, lays them out for SBIF's ops and records
+    which were used, so that a parameter no builder understood is an error rather than a silently ignored layer."""
+
+    def __init__(self, builder: GraphBuilder, parameters: "OrderedDict[str, np.ndarray]"):
+        self.builder = builder
+        self.parameters = parameters
+        self.used: Set[str] = set()
+        self._laid_out: Dict[str, str] = {}
+
+    def has(self, name: str) -> bool:
+        return name in self.parameters
+
+    def tensor(self, name: str) -> str:
+        if name not in self.parameters:
+            raise ExportError("the policy has no parameter {} (a layer the {} graph needs)".format(
+                preview(name), "SB3"))
+        self.used.add(name)
+        return name
+
+    def laid_out(self, name: str, perm: List[int]) -> str:
+        """`name` transposed by `perm`, one node per tensor however often it is used."""
+        key = "{}@{}".format(name, perm)
+        if key not in self._laid_out:
+            tensor = self.tensor(name)
+            if len(self.parameters[name].shape) != len(perm):
+                raise ExportError("parameter {} has shape {}, expected rank {}".format(
+                    name, list(self.parameters[name].shape), len(perm)))
+            self._laid_out[key] = self.builder.op("transpose", [tensor], {"perm": perm}, name=name + "/laid_out")
+        return self._laid_out[key]
+
+    def linear(self, x: str, prefix: str, name: str = "") -> str:
+        """torch's Linear `prefix` on x: x @ weight.T + bias (no bias: a product alone); the node is `name` (default:
+        the layer's own name)."""
+        weight = self.laid_out(prefix + ".weight", LINEAR_WEIGHT_PERM)
+        if self.has(prefix + ".bias"):
+            return self.builder.op("linear", [x, weight, self.tensor(prefix + ".bias")], name=name or prefix)
+        return self.builder.op("matmul", [x, weight], name=name or prefix)
+
+    def sequential_linears(self, prefix: str) -> List[int]:
+        """The indices of the Linear layers of the Sequential `prefix` (0, 2, 4, ... as create_mlp builds them)."""
+        pattern = re.compile(r"^{}\.(\d+)\.weight$".format(re.escape(prefix)))
+        indices = sorted(int(match.group(1)) for match in map(pattern.match, self.parameters) if match)
+        if indices != list(range(0, 2 * len(indices), 2)):
+            raise ExportError("the layers of {} are at indices {}; SB3's create_mlp puts Linear layers at 0, 2, 4, "
+                              "...".format(prefix, indices))
+        return indices
+
+    def mlp(self, x: str, prefix: str, activation: Dict[str, Any], output_layer: bool, output_name: str = "") -> str:
+        """create_mlp's Sequential `prefix`: each Linear then the activation, except the last one when the network
+        has an output layer (create_mlp with output_dim > 0), whose node is then `output_name` if given. An empty
+        Sequential is the identity."""
+        indices = self.sequential_linears(prefix)
+        for position, index in enumerate(indices):
+            layer = "{}.{}".format(prefix, index)
+            last = output_layer and position == len(indices) - 1
+            x = self.linear(x, layer, output_name if last else "")
+            if not last:
+                x = activate(self.builder, x, activation, layer + "/act")
+        return x
+
+    def unused(self, ignored: Sequence[str] = ()) -> List[str]:
+        """Parameters no step used, apart from those under the `ignored` prefixes (target networks, critics)."""
+        return [name for name in self.parameters if name not in self.used
+                and not any(name.startswith(prefix) for prefix in ignored)]
+
+
+def observation_input(graph: TorchGraph, space: Space) -> str:
+    """The `obs` input SB3's contract feeds (SPEC section 3.2): float32 for Box and MultiBinary (SB3's `.float()`),
+    int32 indices for Discrete and MultiDiscrete; with VecNormalize statistics, the raw float64 observation,
+    normalized and cast to float32 as VecNormalize.normalize_obs does."""
+    builder = graph.builder
+    if space.kind == "box" and builder.observation_normalization is not None:
+        from ..normalization import normalized_observation
+
+        obs = builder.add_input(OBS, "float64", (None,) + space.shape, "observation")
+        return normalized_observation(builder, obs, space, builder.observation_normalization, "float32")
+    if space.kind == "box":
+        return builder.add_input(OBS, "float32", (None,) + space.shape, "observation")
+    if space.kind == "discrete":
+        return builder.add_input(OBS, "int32", (None,), "observation")
+    if space.kind == "multi_discrete":
+        return builder.add_input(OBS, "int32", (None, len(space.nvec)), "observation")
+    return builder.add_input(OBS, "float32", (None, space.n), "observation")
+
+
+def preprocessed_observation(graph: TorchGraph, space: Space, obs: str, normalize_images: bool) -> str:
+    """SB3's `preprocess_obs`: images divided by 255 (when `normalize_images`), Discrete and MultiDiscrete one-hot."""
+    builder = graph.builder
+    if space.kind == "discrete":
+        return builder.op("one_hot", [obs], {"depth": space.n}, name="preprocess/one_hot")
+    if space.kind == "multi_discrete":
+        columns = builder.op("split", [obs], {"sizes": [1] * len(space.nvec), "axis": -1},
+                             name="preprocess/columns", n_outputs=len(space.nvec)) if len(space.nvec) > 1 else [obs]
+        encoded = []
+        for index, (column, depth) in enumerate(zip(columns, space.nvec)):
+            flat = builder.op("squeeze", [column], {"axis": -1}, name="preprocess/column{}".format(index))
+            encoded.append(builder.op("one_hot", [flat], {"depth": depth}, name="preprocess/one_hot{}".format(index)))
+        return encoded[0] if len(encoded) == 1 else builder.op("concat", encoded, {"axis": -1},
+                                                               name="preprocess/one_hot")
+    if space.kind == "box" and normalize_images and is_image_space(space):
+        scale = builder.constant_tensor("image_scale", np.array(IMAGE_SCALE, np.float32))
+        return builder.op("div", [obs, scale], name="preprocess/image")
+    return obs
+
+
+def features(graph: TorchGraph, processed: str, extractor: str, prefix: str) -> str:
+    """The feature extractor `extractor` ('FlattenExtractor' or 'NatureCNN') whose parameters are under `prefix`."""
+    from .policy_classes import FLATTEN, NATURE_CNN
+
+    if extractor == FLATTEN:
+        return processed if len(graph.builder.spec(processed).shape) == 2 else graph.builder.op(
+            "flatten", [processed], name=prefix + "/flatten")
+    if extractor != NATURE_CNN:
+        raise UnsupportedError("the feature extractor {} is not supported by this SBIF version yet".format(
+            preview(extractor)))
+    builder = graph.builder
+    x = builder.op("transpose", [processed], {"perm": TO_CHANNELS_LAST}, name=prefix + "/nhwc")
+    for index, stride in zip(NATURE_CNN_CONVS, NATURE_CNN_STRIDES):
+        layer = "{}.cnn.{}".format(prefix, index)
+        kernel = graph.laid_out(layer + ".weight", CONV_WEIGHT_PERM)
+        x = builder.op("conv2d", [x, kernel, graph.tensor(layer + ".bias")],
+                       {"strides": [stride, stride], "padding": "VALID"}, name=layer)
+        x = builder.op("relu", [x], name=layer + "/relu")
+    x = builder.op("transpose", [x], {"perm": TO_CHANNELS_FIRST}, name=prefix + "/nchw")
+    x = builder.op("flatten", [x], name=prefix + "/flatten")
+    return builder.op("relu", [graph.linear(x, prefix + ".linear.0")], name=prefix + ".linear/relu")
