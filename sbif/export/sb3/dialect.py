@@ -24,9 +24,10 @@ SPACE_MODULES = ("gymnasium.spaces", "gym.spaces")
 #: numpy >= 1.17 pickles a seeded Generator through its bit generator and seed sequence (a space's np_random).
 SEED_SEQUENCE_NAMES = {"SeedSequence", "__pyx_unpickle_SeedSequence"}
 STABLE_BASELINES3_MODULES = ("stable_baselines3", "sb3_contrib")
-#: torch classes policy kwargs name: activations (`activation_fn`, nn.Identity among them), optimizers, devices.
+#: torch classes policy kwargs name: activations (`activation_fn`, nn.Identity among them), optimizers, devices,
+#: and nn.Module, the base of a module class the training script defines (pickled by value, read as a name).
 TORCH_ACTIVATION_MODULE = "torch.nn.modules.activation"
-TORCH_STUBS = {("torch", "device"), ("torch.nn.modules.linear", "Identity")}
+TORCH_STUBS = {("torch", "device"), ("torch.nn.modules.linear", "Identity"), ("torch.nn.modules.module", "Module")}
 
 
 def _set(items: Any = ()) -> set:
