@@ -38,6 +38,10 @@ KERNEL_EXTRAS = {
                       "out_h": encoding.CONV_OUT_H, "out_w": encoding.CONV_OUT_W, "stride_h": encoding.CONV_STRIDE_H,
                       "stride_w": encoding.CONV_STRIDE_W, "pad_top": encoding.CONV_PAD_TOP,
                       "pad_left": encoding.CONV_PAD_LEFT},
+    encoding.TRANSPOSE: {"size0": encoding.TRANSPOSE_SIZE0, "size1": encoding.TRANSPOSE_SIZE1,
+                         "size2": encoding.TRANSPOSE_SIZE2, "size3": encoding.TRANSPOSE_SIZE3,
+                         "step0": encoding.TRANSPOSE_STEP0, "step1": encoding.TRANSPOSE_STEP1,
+                         "step2": encoding.TRANSPOSE_STEP2, "step3": encoding.TRANSPOSE_STEP3},
 }
 #: extras holding a float's bits
 FLOAT_EXTRAS = ("alpha", "epsilon")
@@ -222,10 +226,48 @@ def test_the_extras_carry_the_attributes():
                     spec = model.specs[node["outputs"][0]]
                     assert (extras["out_h"], extras["out_w"]) == tuple(spec.shape[1:3])
                     assert (extras["stride_h"], extras["stride_w"]) == tuple(attrs["strides"])
+                elif node["op"] == "transpose":
+                    assert instruction["sub"] == np.dtype(instruction["dtype"]).itemsize
+                    y = model.specs[node["outputs"][0]].shape
+                    x = [y[attrs["perm"].index(axis)] for axis in range(len(y))]  # x.shape[perm[i]] = y.shape[i]
+                    assert_blocks_transpose(extras, tuple(x[1:]), attrs["perm"])
                 else:
                     continue
                 checked.add(node["op"])
-    assert checked == {"leaky_relu", "layer_norm", "conv2d"}, checked
+    assert checked == {"leaky_relu", "layer_norm", "conv2d", "transpose"}, checked
+
+
+def assert_blocks_transpose(extras: Dict[str, int], row_shape: Tuple[int, ...], perm: List[int]) -> None:
+    """Reading a row as the extras say (blocks of sizes and steps, `kernels.transpose`) is np.transpose of it."""
+    sizes = [extras["size{}".format(block)] for block in range(encoding.TRANSPOSE_BLOCKS)]
+    steps = [extras["step{}".format(block)] for block in range(encoding.TRANSPOSE_BLOCKS)]
+    row = np.arange(int(np.prod(row_shape, dtype=np.int64)))
+    read = sum(np.arange(size).reshape([-1 if i == block else 1 for i in range(len(sizes))]) * step
+               for block, (size, step) in enumerate(zip(sizes, steps)))
+    expected = np.transpose(row.reshape(row_shape), [axis - 1 for axis in perm[1:]]).reshape(-1)
+    assert row[np.asarray(read).reshape(-1)].tolist() == expected.tolist(), (extras, row_shape, perm)
+
+
+@pytest.mark.parametrize("shape, perm", [
+    ((None, 3, 4, 5), [0, 2, 3, 1]), ((None, 4, 5, 3), [0, 3, 1, 2]), ((None, 3, 1, 4, 2), [0, 3, 1, 4, 2]),
+    ((None, 2, 3, 4, 5), [0, 4, 3, 2, 1]), ((None, 2, 1, 3), [0, 2, 1, 3]), ((None, 6, 1, 1), [0, 3, 2, 1])])
+def test_transpose_blocks_read_what_np_transpose_gives(shape, perm):
+    """`program.transpose_blocks` merges axes that move together and drops those of size 1; the blocks it leaves
+    (padded as the lowering pads them) read a row in np.transpose's order."""
+    sizes, steps = program.transpose_blocks(shape, perm)
+    padding = encoding.TRANSPOSE_BLOCKS - len(sizes)
+    extras = dict(zip(encoding.TRANSPOSE_GEOMETRY, [1] * padding + sizes + [0] * padding + steps))
+    assert_blocks_transpose(extras, shape[1:], perm)
+
+
+def test_a_transpose_of_more_blocks_than_the_kernel_takes_has_no_kernel():
+    """Five axes that all move apart are five blocks: the lowering says so (the NumPy executor then runs it)."""
+    shape, perm = (None, 2, 3, 4, 5, 6), [0, 5, 3, 1, 4, 2]
+    assert len(program.transpose_blocks(shape, perm)[0]) == encoding.TRANSPOSE_BLOCKS + 1
+    x = program.Value("float32", shape, "input")
+    y = program.Value("float32", [shape[axis] for axis in perm], "slot")
+    with pytest.raises(program.NoKernel, match="transpose of 5 blocks"):
+        program.lower_transpose([x], [y], {"perm": perm})
 
 
 def test_the_kernels_place_operands_as_the_decoder_does():

@@ -41,7 +41,7 @@ OPERAND_FIELDS = ("space", "base", "per_rows", "per_first", "per_out_rows", "per
 OPERAND = len(OPERAND_FIELDS)
 
 UNARY, BINARY, CLIP, CAST, COPY, COPY_COLUMNS, TAKE_COLUMNS, LINEAR, MATMUL, ADD_BIAS, CONV2D, LAYER_NORM, \
-    REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE = range(1, 18)
+    REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE, TRANSPOSE = range(1, 19)
 #: the `sub` codes of UNARY and BINARY
 UNARY_OPS = ("neg", "exp", "log", "round_half_even", "tanh", "sigmoid", "relu", "relu6", "elu", "selu", "softplus",
              "softsign", "swish", "leaky_relu")
@@ -62,21 +62,29 @@ KERNEL_DTYPES = {
 #: cast: target dtype -> source dtypes
 CASTS = {"float32": ("float32", "float64", "int32", "uint8", "bool"), "float64": ("float32",)}
 
-#: how many operands an instruction of each opcode has, in order: inputs, then outputs (COPY, COPY_COLUMNS and
-#: TAKE_COLUMNS: byte views; LINEAR: x, w, b, y; MATMUL: x, w, y; ADD_BIAS: y, b; CONV2D: x, w, b, y;
+#: how many operands an instruction of each opcode has, in order: inputs, then outputs (COPY, COPY_COLUMNS,
+#: TAKE_COLUMNS and TRANSPOSE: byte views; LINEAR: x, w, b, y; MATMUL: x, w, y; ADD_BIAS: y, b; CONV2D: x, w, b, y;
 #: LAYER_NORM: x, gamma, beta, y; INVERSE_CDF_SAMPLE: p, u, y)
 OPERAND_COUNT = {UNARY: 2, BINARY: 3, CLIP: 4, CAST: 2, COPY: 2, COPY_COLUMNS: 2, TAKE_COLUMNS: 2, LINEAR: 4,
                  MATMUL: 3, ADD_BIAS: 2, CONV2D: 4, LAYER_NORM: 4, REDUCE_MEAN: 2, SOFTMAX: 2, ARGMAX: 2, ONE_HOT: 2,
-                 INVERSE_CDF_SAMPLE: 3}
+                 INVERSE_CDF_SAMPLE: 3, TRANSPOSE: 2}
 #: a convolution's geometry, the extras of CONV2D: input height, width and channels, kernel size, output size,
 #: strides, and the padding before the first row and column
 CONV_GEOMETRY = ("height", "width", "channels", "kernel_h", "kernel_w", "out_h", "out_w", "stride_h", "stride_w",
                  "pad_top", "pad_left")
+#: a transpose's geometry, the extras of TRANSPOSE: each row of y is an array [size0, size1, size2, size3] in
+#: row-major order whose element (a, b, c, d) is element a * step0 + b * step1 + c * step2 + d * step3 of x's row.
+#: The lowering (`program.transpose_blocks`) merges the axes that move together, so a batched transpose of up to
+#: TRANSPOSE_BLOCKS such blocks (NCHW <-> NHWC are two) is one instruction; its `sub` is the element's bytes (1, 2, 4
+#: or 8: the word the kernel moves)
+TRANSPOSE_BLOCKS = 4
+TRANSPOSE_GEOMETRY = (tuple("size{}".format(block) for block in range(TRANSPOSE_BLOCKS))
+                      + tuple("step{}".format(block) for block in range(TRANSPOSE_BLOCKS)))
 #: the ints after an instruction's operands, by name (opcodes not listed have none). Floats are stored as the
 #: int64 holding their float64 bits: alpha, leaky_relu's slope (0 for the other unary ops); epsilon, layer_norm's;
 #: offset, the first byte column a COPY_COLUMNS writes or a TAKE_COLUMNS reads
 EXTRAS: Dict[int, Tuple[str, ...]] = {UNARY: ("alpha",), COPY_COLUMNS: ("offset",), TAKE_COLUMNS: ("offset",),
-                                      CONV2D: CONV_GEOMETRY, LAYER_NORM: ("epsilon",)}
+                                      CONV2D: CONV_GEOMETRY, LAYER_NORM: ("epsilon",), TRANSPOSE: TRANSPOSE_GEOMETRY}
 
 
 def extra_at(opcode: int, name: str) -> int:
@@ -96,6 +104,8 @@ COPY_COLUMNS_OFFSET = extra_at(COPY_COLUMNS, "offset")
 TAKE_COLUMNS_OFFSET = extra_at(TAKE_COLUMNS, "offset")
 (CONV_HEIGHT, CONV_WIDTH, CONV_CHANNELS, CONV_KERNEL_H, CONV_KERNEL_W, CONV_OUT_H, CONV_OUT_W, CONV_STRIDE_H,
  CONV_STRIDE_W, CONV_PAD_TOP, CONV_PAD_LEFT) = (extra_at(CONV2D, name) for name in CONV_GEOMETRY)
+(TRANSPOSE_SIZE0, TRANSPOSE_SIZE1, TRANSPOSE_SIZE2, TRANSPOSE_SIZE3, TRANSPOSE_STEP0, TRANSPOSE_STEP1, TRANSPOSE_STEP2,
+ TRANSPOSE_STEP3) = (extra_at(TRANSPOSE, name) for name in TRANSPOSE_GEOMETRY)
 #: where each operand starts, from the instruction's start
 FIRST_OPERAND, SECOND_OPERAND, THIRD_OPERAND, FOURTH_OPERAND = (operand_at(index) for index in range(4))
 

@@ -31,7 +31,9 @@ from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, 
                        OPERAND_PER_FIRST, OPERAND_PER_OUT_ROW, OPERAND_PER_OUT_ROWS, OPERAND_PER_ROWS, OPERAND_ROWS,
                        OPERAND_ROWS_PER_N, OPERAND_SPACE, PANEL, PANELS, REDUCE_MEAN, RELU, RELU6, ROUND,
                        SECOND_OPERAND, SELU, SIGMOID, SOFTMAX, SOFTPLUS, SOFTSIGN, SUB, SWISH, TAKE_COLUMNS,
-                       TAKE_COLUMNS_OFFSET, TANH, THIRD_OPERAND, TRANSPOSED, UINT8, UNARY, UNARY_ALPHA)
+                       TAKE_COLUMNS_OFFSET, TANH, THIRD_OPERAND, TRANSPOSE, TRANSPOSE_SIZE0, TRANSPOSE_SIZE1,
+                       TRANSPOSE_SIZE2, TRANSPOSE_SIZE3, TRANSPOSE_STEP0, TRANSPOSE_STEP1, TRANSPOSE_STEP2,
+                       TRANSPOSE_STEP3, TRANSPOSED, UINT8, UNARY, UNARY_ALPHA)
 from .intrinsics import (CACHE_LINE_BYTES, FLOAT32_BYTES, ROW_DOT_OUTPUTS, ROW_TILE_PANELS, TILE_ROWS,
                          GROUP_DOT_OUTPUTS, copy_floats, dots_row, dots_row_one_output, dots_rows,
                          dots_rows_one_output, float_from_bits, pointer, prefetch, tile_row, tile_row_one_panel,
@@ -281,6 +283,23 @@ def take_columns(source, offset, target):
     for r in range(rows):
         for c in range(width):
             target[r, c] = source[r, offset + c]
+
+
+@njit(**JIT)
+def transpose(x, y, sizes, steps):
+    """Each row of y, seen as blocks [s0, s1, s2, s3] in row-major order, from the row of x: element (a, b, c, d)
+    is x's element a * t0 + b * t1 + c * t2 + d * t3 (`program.transpose_blocks`)."""
+    s0, s1, s2, s3 = sizes
+    t0, t1, t2, t3 = steps
+    for r in range(y.shape[0]):
+        k = 0
+        for a in range(s0):
+            for b in range(s1):
+                for c in range(s2):
+                    start = a * t0 + b * t1 + c * t2
+                    for d in range(s3):
+                        y[r, k] = x[r, start + d * t3]
+                        k += 1
 
 
 # -- network ops ---------------------------------------------------------------------------------------------------
@@ -715,6 +734,34 @@ def run_copy(program, at, frame, bases):
                    words(program, b, frame, bases, np.uint8, 1), offset)
 
 
+#: the words a transpose moves: one element each, by its bytes (the instruction's `sub`)
+WORD16_BYTES = np.dtype(np.uint16).itemsize
+
+
+@njit(**JIT)
+def run_transpose(program, at, frame, bases):
+    """TRANSPOSE (x, y as bytes), its blocks in the extras (`encoding.TRANSPOSE_GEOMETRY`), moved in words of the
+    element's size."""
+    a, b = at + FIRST_OPERAND, at + SECOND_OPERAND
+    size = program[at + INSTRUCTION_SUB]
+    sizes = (program[at + TRANSPOSE_SIZE0], program[at + TRANSPOSE_SIZE1], program[at + TRANSPOSE_SIZE2],
+             program[at + TRANSPOSE_SIZE3])
+    steps = (program[at + TRANSPOSE_STEP0], program[at + TRANSPOSE_STEP1], program[at + TRANSPOSE_STEP2],
+             program[at + TRANSPOSE_STEP3])
+    if size == WORD64_BYTES:
+        transpose(words(program, a, frame, bases, np.uint64, size), words(program, b, frame, bases, np.uint64, size),
+                  sizes, steps)
+    elif size == WORD32_BYTES:
+        transpose(words(program, a, frame, bases, np.uint32, size), words(program, b, frame, bases, np.uint32, size),
+                  sizes, steps)
+    elif size == WORD16_BYTES:
+        transpose(words(program, a, frame, bases, np.uint16, size), words(program, b, frame, bases, np.uint16, size),
+                  sizes, steps)
+    else:
+        transpose(words(program, a, frame, bases, np.uint8, 1), words(program, b, frame, bases, np.uint8, 1),
+                  sizes, steps)
+
+
 @njit(**JIT)
 def run_dense(program, at, frame, bases):
     """LINEAR (x, w, b, y), MATMUL (x, w, y) and ADD_BIAS (y, b), float32. `sub` says how the weights are stored:
@@ -832,6 +879,8 @@ def run(program, frame, bases):
             run_dense(program, at, frame, bases)
         elif opcode == CONV2D:
             run_conv2d(program, at, frame, bases)
+        elif opcode == TRANSPOSE:
+            run_transpose(program, at, frame, bases)
         else:
             run_rows(program, at, frame, bases)
         at += program[at + INSTRUCTION_LENGTH]

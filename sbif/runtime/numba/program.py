@@ -23,7 +23,8 @@ from ...ops.layers import conv_axis
 from .encoding import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
                        DTYPE_CODE, EXTRAS, INPUT0, INSTRUCTION_FIELDS, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM,
                        LAYOUTS, LINEAR, MATMUL, ONE_HOT, OPERAND_COUNT, OPERAND_FIELDS, OUTPUTS, PANEL, REDUCE_MEAN,
-                       SCRATCH, SOFTMAX, TAKE_COLUMNS, UNARY, UNARY_OPS, WEIGHTS, fields, float_bits)
+                       SCRATCH, SOFTMAX, TAKE_COLUMNS, TRANSPOSE, TRANSPOSE_BLOCKS, TRANSPOSE_GEOMETRY, UNARY, UNARY_OPS,
+                       WEIGHTS, fields, float_bits)
 
 #: slots and weights start on multiples of this many bytes
 ALIGN = 64
@@ -243,12 +244,16 @@ class Lowered:
                    else self.value(name) for position, name in enumerate(names)]
             if op == "matmul" and ins[1].layout == "panels":  # the panel kernel always adds a bias
                 ins.append(self.zeros(ins[1].matrix.shape[1], ins[1].dtype))
-            if op in ("flatten", "squeeze", "expand_dims") or (op == "cast" and ins[0].dtype == specs[0].dtype):
-                lowering = lower_view  # the same bytes, seen in another shape (a cast to its own dtype: as is)
+            attrs = resolve_attrs(get_op(op), node.get("attrs", {}), op)
+            if (op in ("flatten", "squeeze", "expand_dims") or (op == "cast" and ins[0].dtype == specs[0].dtype)
+                    or (op == "transpose" and ins[0].batched
+                        and len(transpose_blocks(ins[0].shape, attrs["perm"])[0]) <= 1)):
+                # the same bytes, seen in another shape (a cast to its own dtype: as is; a transpose that only
+                # moves axes of size 1, or the batch alone: the same order)
+                lowering = lower_view
                 outs = [Value(specs[0].dtype, specs[0].shape, "view", base=ins[0])]
             else:
                 outs = [Value(spec.dtype, spec.shape, "slot") for spec in specs]
-            attrs = resolve_attrs(get_op(op), node.get("attrs", {}), op)
             instructions, after_gemm, gemm = lowering(ins, outs, attrs)
         except NoKernel as exc:
             self.unsupported[index] = "{} (node {} -> {})".format(exc, op, ", ".join(node["outputs"]))
@@ -562,6 +567,47 @@ def lower_stack(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> L
     return instructions, [], None
 
 
+def transpose_blocks(shape: Sequence[Optional[int]], perm: Sequence[int]) -> Tuple[List[int], List[int]]:
+    """A batched transpose as the kernel runs it, row by row: (sizes, steps) of y's row seen as blocks in row-major
+    order, block i of size sizes[i] reading x's row with a stride of steps[i] elements. Axes of size 1 are dropped
+    and axes that stay next to each other in the same order are merged, so [C, H, W] -> [H, W, C] is two blocks,
+    [H*W, C] read with strides 1 and H*W. No blocks: a row holds no element; one block: the order is unchanged."""
+    dims, order = list(shape[1:]), [axis - 1 for axis in perm[1:]]  # perm[0] is the batch's 0 (Transpose.infer)
+    if any(dim == 0 for dim in dims):
+        return [], []
+    strides = [int(np.prod(dims[axis + 1:], dtype=np.int64)) for axis in range(len(dims))]
+    sizes: List[int] = []
+    steps: List[int] = []
+    previous = None
+    for axis in order:
+        if dims[axis] == 1:
+            continue
+        if previous is not None and axis == previous + 1:  # x's next axis again: one block with the last
+            sizes[-1] *= dims[axis]
+            steps[-1] = strides[axis]
+        else:
+            sizes.append(dims[axis])
+            steps.append(strides[axis])
+        previous = axis
+    return sizes, steps
+
+
+def lower_transpose(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
+    """A batched transpose (one of fixed tensors is folded) as the blocks of `transpose_blocks`, padded in front with
+    blocks of size 1 to encoding.TRANSPOSE_BLOCKS; a byte copy in words of the element's size."""
+    x, y = ins[0], outs[0]
+    _require_batched(x, "transpose")
+    sizes, steps = transpose_blocks(x.shape, attrs["perm"])
+    if len(sizes) > TRANSPOSE_BLOCKS:
+        raise NoKernel("no numba kernel for a transpose of {} blocks of axes (at most {}): perm {} of {}".format(
+            len(sizes), TRANSPOSE_BLOCKS, attrs["perm"], x.shape))
+    padding = TRANSPOSE_BLOCKS - len(sizes)
+    sizes, steps = [1] * padding + sizes, [0] * padding + steps
+    geometry = dict(zip(TRANSPOSE_GEOMETRY, sizes + steps))
+    return [Instruction(TRANSPOSE, x.dtype, [_bytes(x, x.row_size), _bytes(y, y.row_size)], sub=x.itemsize,
+                        extras=geometry, op="transpose")], [], None
+
+
 def _require_batched(value: Value, op: str) -> None:
     if not value.batched:
         raise NoKernel("no numba kernel for op {!r} on a value without a batch dimension".format(op))
@@ -577,7 +623,8 @@ LOWERINGS: Dict[str, Callable[..., Lowering]] = dict(
     clip=lower_clip, cast=lower_cast, flatten=lower_view, squeeze=lower_view, expand_dims=lower_view,
     linear=lower_linear, matmul=lower_matmul, conv2d=lower_conv2d, layer_norm=lower_layer_norm,
     reduce_mean=_rows(REDUCE_MEAN), softmax=_rows(SOFTMAX), argmax=_rows(ARGMAX), one_hot=lower_one_hot,
-    inverse_cdf_sample=lower_inverse_cdf_sample, concat=lower_concat, split=lower_split, stack=lower_stack)
+    inverse_cdf_sample=lower_inverse_cdf_sample, concat=lower_concat, split=lower_split, stack=lower_stack,
+    transpose=lower_transpose)
 
 #: the op an opcode's kernel belongs to, for error messages
 _OPCODE_NAMES = {CLIP: "clip", LINEAR: "linear", MATMUL: "matmul", ADD_BIAS: "linear", CONV2D: "conv2d",
