@@ -362,6 +362,14 @@ def _softmax_unshifted(original):
     return compute
 
 
+def _transpose_inverse(original):
+    """perm read the other way round, as where each axis goes rather than where each comes from (torch's permute
+    and np.transpose read it as spec/ops.md does; its inverse, np.argsort(perm), is the other convention)."""
+    def compute(x, perm):
+        return original(x, perm=[int(axis) for axis in np.argsort(perm)])
+    return compute
+
+
 def _one_hot_shifted(original):
     def compute(x, depth):
         return (np.asarray(x)[..., None] == np.arange(depth) + 1).astype(np.float32)
@@ -450,6 +458,8 @@ MUTANTS: Dict[str, Mutant] = {m.name: m for m in (
     # more realistic porting bugs
     Mutant("softmax_no_max_shift", "softmax without subtracting the row maximum (overflows on huge logits)",
            "op_vectors", ["ops"], patches={"softmax": _softmax_unshifted}),
+    Mutant("transpose_inverse_perm", "transpose by the inverse permutation (NCHW -> NHWC read as NHWC -> NCHW)",
+           "op_vectors", ["ops"], patches={"transpose": _transpose_inverse}),
     Mutant("one_hot_off_by_one", "one-hot encoding shifted by one (1-based indices)", "deterministic", ["mlp"],
            patches={"one_hot": _one_hot_shifted}, constraints={"observation_kinds": ("discrete", "multi_discrete")}),
     Mutant("gumbel_sign_flip", "Gumbel-max sampling with the noise term's sign flipped", "sampling", ["mlp"],
