@@ -11,7 +11,8 @@ from conformance.malformed.size_limits import SIZE_LIMIT_CASES, size_limit_file,
 from conformance.models import ModelInfo
 from conformance.runner import KnownFailures, OracleSource, run_suite
 
-from tests.runtimes.test_c_runtime import READER_SEMANTICS
+from tests.runtimes.test_c_runtime import (READER_SEMANTICS, VERSION_2, assert_runs_as_version_1, masked_logits_file,
+                                           version_2_copy)
 
 from .conftest import GOLDEN, KNOWN_FAILURES
 
@@ -208,3 +209,40 @@ def test_node_refuses_an_empty_tensor_no_runtime_can_index(node_runtime, tmp_pat
     path.write_bytes(raw_bytes(header, data))
     ours, reference = node_runtime.load(str(path)), PythonRuntime().load(str(path))
     assert (ours.status, ours.error_class) == (reference.status, reference.error_class) == ("errored", error_class)
+
+
+# -- format version 2 (SPEC sections 3, 3.1, 3.2, 3.4, 5.9) ---------------------------------------------------------
+@pytest.mark.parametrize("make, error_class", [case[1:] for case in VERSION_2], ids=[case[0] for case in VERSION_2])
+def test_node_reads_version_2_as_the_reference(node_runtime, tmp_path, make, error_class):
+    """Node validates a version-2 document with the version-2 schema and checks the SB3 contract's fields as the
+    reference (and C) do."""
+    from conformance.malformed.make_corpus import build_base
+    from conformance.protocol import PythonRuntime
+
+    path = str(tmp_path / "case.sbif")
+    with open(path, "wb") as handle:
+        handle.write(make(build_base()))
+    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference
+
+
+def test_node_runs_a_version_2_sb2_file_as_its_version_1_original(node_runtime, example_models, tmp_path):
+    """Every output Node computes (none needing an op it lacks), on every family, bit for bit as from the version-1
+    original."""
+    for family, path in sorted(example_models.items()):
+        info = ModelInfo(path)
+        outputs = sorted(name for name in info.outputs if not CLAIMED_MISSING.intersection(info.ops_for([name])))
+        if outputs:
+            assert_runs_as_version_1(node_runtime, path, version_2_copy(path, tmp_path), outputs)
+
+
+def test_node_feeds_an_action_mask_like_any_bool_input(node_runtime, reference, tmp_path):
+    """Node has no predict: an action_mask input is a bool graph input, and a graph reading it runs as in the
+    reference."""
+    path = masked_logits_file(tmp_path)
+    rng = np.random.default_rng(5)
+    feeds = {"obs": rng.uniform(-1, 1, (4, 3)).astype(np.float32), "action_mask": rng.integers(0, 2, (4, 2)) == 1}
+    ours, expected = (runtime.run(path, feeds, ["masked_logits"]) for runtime in (node_runtime, reference))
+    assert ours.ok and expected.ok, (ours, expected)
+    np.testing.assert_array_equal(ours.outputs["masked_logits"], expected.outputs["masked_logits"])

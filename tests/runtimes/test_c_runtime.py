@@ -5,6 +5,7 @@ the sanitizers nor LeakSanitizer report anything, with any allocation above 64 M
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import random
@@ -12,6 +13,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -788,3 +790,250 @@ def test_a_document_of_many_nodes_is_refused_within_bounded_memory(c_build, tmp_
         handle.write(with_many_nodes(200000)(build_base()))
     status, output = check_under_address_limit(path, 64 * 1024 * 1024 + 4 * os.path.getsize(path))
     assert status == 1 and "DocumentError" in output and "more than 1048576 JSON values" in output, output
+
+
+# -- format version 2 (SPEC sections 3, 3.1, 3.2, 3.4, 5.9): every reader decides alike, and version 2 runs as 1 -----
+def _schema_algorithms(version):
+    from sbif.format.document import SCHEMA_PATHS
+
+    with open(SCHEMA_PATHS[version], encoding="utf-8") as handle:
+        return json.load(handle)["definitions"]["provenance"]["properties"]["algorithm"]["enum"]
+
+
+#: the algorithm names version 2 adds (SB3's and sb3-contrib's), as its schema lists them
+SB3_ALGORITHMS = [name for name in _schema_algorithms(2) if name not in _schema_algorithms(1)]
+
+
+@functools.lru_cache(maxsize=None)
+def lstm_base():
+    """conformance.models' LSTM example as a corpus Base (the corpus's base has no recurrent state): its state input
+    is float32 [B, 8], an LSTM of 4 units' c and h."""
+    from conformance.malformed.make_corpus import Base
+    from tests.factories import read_raw
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = write_model(EXAMPLES["lstm"], directory)
+        header, data = read_raw(path)
+        with open(path, "rb") as handle:
+            return Base(handle.read(), header, data)
+
+
+def _v2(framework, *edits, **predict):
+    """A maker of the corpus base as a version-2 document of `framework` (conformance/malformed/make_corpus.py's
+    version_2, with `predict`'s members), then `edits` applied; `lstm=True` starts from the LSTM example instead."""
+    from conformance.malformed.make_corpus import version_2
+
+    lstm = predict.pop("lstm", False)
+
+    def edit(document):
+        version_2(framework, **predict)(document)
+        for each in edits:
+            each(document)
+
+    return lambda base: (lstm_base() if lstm else base).with_document(edit)
+
+
+def _v1(*edits):
+    """A maker of the version-1 corpus base with `edits` applied."""
+    def edit(document):
+        for each in edits:
+            each(document)
+    return lambda base: base.with_document(edit)
+
+
+def _set(path, value):
+    """An edit setting the member at `path` (keys from the document's root)."""
+    def edit(document):
+        holder = document
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = value
+    return edit
+
+
+def _drop(path):
+    def edit(document):
+        holder = document
+        for key in path[:-1]:
+            holder = holder[key]
+        del holder[path[-1]]
+    return edit
+
+
+def _input(name, dtype, shape, kind):
+    return lambda document: document["inputs"].append({"name": name, "dtype": dtype, "shape": shape, "kind": kind})
+
+
+def _observation(space, dtype):
+    """An edit giving the base the observation space `space` and an obs input of `dtype` (the graph casts obs to
+    float32 first, so any dtype runs)."""
+    def edit(document):
+        shape = [None] + ([space["n"]] if "n" in space else space["shape"])
+        document["observation_space"] = space
+        document["inputs"][0].update(dtype=dtype, shape=shape)
+    return edit
+
+
+def _state_layout(divisor, **layout):
+    """An edit adding predict.recurrent.state_layout: one layer whose units are the state's columns / `divisor`."""
+    def edit(document):
+        recurrent = document["predict"]["recurrent"]
+        columns = next(i for i in document["inputs"] if i["name"] == recurrent["state_input"])["shape"][1]
+        recurrent["state_layout"] = dict({"kind": "lstm", "layers": 1, "hidden": columns // divisor}, **layout)
+    return edit
+
+
+MASK = _input("action_mask", "bool", [None, 2], "action_mask")
+UNKNOWN_OP = _nodes(("sparsemax", ["logits"], "sparse", {}))
+BOX_UINT8 = {"kind": "box", "shape": [3], "dtype": "uint8", "low": 0, "high": 255}
+MULTI_BINARY = {"kind": "multi_binary", "n": 3}
+
+#: (id, maker of the file from the corpus base, the class every reader refuses it with, or None: it loads). The corpus
+#: (conformance/malformed, files 97-103, and 21 for version 3) holds one file per rule; these are the rest.
+VERSION_2 = [
+    ("sb2-contract", _v2("sb2"), None),
+    ("sb3-contract", _v2("sb3"), None),
+    ("sb3-mask-and-shared-noise", _v2("sb3", MASK, action_mask="action_mask", shared_noise=["noise_uniform"]), None),
+    ("sb3-channels-last-and-no-shared-noise", _v2("sb3", channels_last=True, shared_noise=[]), None),
+    ("framework-version-string", _v2("sb3", _set(["provenance", "framework_version"], "2.9.2")), None),
+    ("framework-version-null", _v2("sb3", _set(["provenance", "framework_version"], None)), None),
+    ("framework-version-number", _v2("sb3", _set(["provenance", "framework_version"], 2)), "DocumentError"),
+    ("framework-sb4", _v2("sb3", _set(["provenance", "framework"], "sb4")), "DocumentError"),
+    ("contract-sb1", _v2("sb2", _set(["predict", "contract"], "sb1")), "DocumentError"),
+    ("version-1-with-contract", _v1(_set(["predict", "contract"], "sb2")), "DocumentError"),
+    ("version-1-with-framework", _v1(_set(["provenance", "framework"], "sb2")), "DocumentError"),
+    ("version-1-with-framework-version", _v1(_set(["provenance", "framework_version"], None)), "DocumentError"),
+    ("version-1-with-an-sb3-algorithm", _v1(_set(["provenance", "algorithm"], "PPO")), "DocumentError"),
+    ("version-1-with-an-action-mask-input", _v1(MASK), "DocumentError"),
+    ("version-1-with-shared-noise", _v1(_set(["predict", "shared_noise"], [])), "DocumentError"),
+    ("version-2-algorithm-ppo3", _v2("sb3", _set(["provenance", "algorithm"], "PPO3")), "DocumentError"),
+    ("channels-last-not-a-boolean", _v2("sb3", channels_last="yes"), "DocumentError"),
+    ("channels-last-under-sb2", _v2("sb2", channels_last=False), "DocumentError"),
+    ("action-mask-named-empty", _v2("sb3", action_mask=""), "DocumentError"),
+    ("action-mask-under-sb2", _v2("sb2", MASK), "DocumentError"),
+    ("action-mask-input-unnamed", _v2("sb3", MASK), "DocumentError"),
+    ("action-mask-names-obs", _v2("sb3", action_mask="obs"), "DocumentError"),
+    ("action-mask-names-an-absent-input", _v2("sb3", action_mask="mask"), "DocumentError"),
+    ("two-action-masks", _v2("sb3", MASK, _input("mask_2", "bool", [None, 2], "action_mask"),
+                             action_mask="action_mask"), "DocumentError"),
+    ("action-mask-rank-3", _v2("sb3", _input("action_mask", "bool", [None, 2, 1], "action_mask"),
+                               action_mask="action_mask"), "DocumentError"),
+    ("deterministic-default-true-under-sb3", _v2("sb3", _set(["predict", "deterministic_default"], True)),
+     "DocumentError"),
+    ("shared-noise-not-an-array", _v2("sb3", shared_noise="noise_uniform"), "DocumentError"),
+    ("shared-noise-twice", _v2("sb3", shared_noise=["noise_uniform", "noise_uniform"]), "DocumentError"),
+    ("shared-noise-names-nothing", _v2("sb3", shared_noise=["nothing"]), "DocumentError"),
+    ("shared-noise-names-a-tensor", _v2("sb3", shared_noise=["model/pi/w:0"]), "DocumentError"),
+    ("uint8-box-float32-input-under-sb3", _v2("sb3", _observation(BOX_UINT8, "float32")), None),
+    ("uint8-box-uint8-input-under-sb3", _v2("sb3", _observation(BOX_UINT8, "uint8")), "DocumentError"),
+    ("uint8-box-uint8-input-under-sb2", _v2("sb2", _observation(BOX_UINT8, "uint8")), None),
+    ("uint8-box-float32-input-under-sb2", _v2("sb2", _observation(BOX_UINT8, "float32")), "DocumentError"),
+    ("vecnormalize-float64-input-under-sb3", _v2("sb3", _observation(BOX_UINT8, "float64"), _set(
+        ["provenance", "vecnormalize"], {"clip_obs": 10.0, "epsilon": 1e-8})), None),
+    ("multi-binary-float32-input-under-sb3", _v2("sb3", _observation(MULTI_BINARY, "float32")), None),
+    ("multi-binary-int32-input-under-sb3", _v2("sb3", _observation(MULTI_BINARY, "int32")), "DocumentError"),
+    ("multi-binary-int32-input-under-sb2", _v2("sb2", _observation(MULTI_BINARY, "int32")), None),
+    ("state-layout-actor", _v2("sb3", _state_layout(2), lstm=True), None),
+    ("state-layout-actor-and-critic", _v2("sb3", _state_layout(4), lstm=True), None),
+    ("state-layout-wrong-columns", _v2("sb3", _state_layout(2, hidden=3), lstm=True), "DocumentError"),
+    ("state-layout-beyond-int64", _v2("sb3", _state_layout(2, layers=10 ** 30, hidden=10 ** 30), lstm=True),
+     "DocumentError"),
+    ("state-layout-gru", _v2("sb3", _state_layout(2, kind="gru"), lstm=True), "DocumentError"),
+    ("state-layout-no-layers", _v2("sb3", _state_layout(2, layers=0), lstm=True), "DocumentError"),
+    ("state-layout-layers-2.0", _v2("sb3", _state_layout(2, layers=2.0, hidden=2), lstm=True), "DocumentError"),
+    ("state-layout-extra-member", _v2("sb3", _state_layout(2, gates=4), lstm=True), "DocumentError"),
+    ("state-layout-under-sb2", _v2("sb2", _state_layout(2), lstm=True), "DocumentError"),
+    ("state-layout-in-version-1", lambda base: lstm_base().with_document(_state_layout(2)), "DocumentError"),
+    # the order of SPEC section 7: the observation input before the graph (an unknown op), the contract after it
+    ("unknown-op-before-shared-noise", _v2("sb3", UNKNOWN_OP, shared_noise=["obs"]), "UnsupportedError"),
+    ("uint8-input-under-sb3-before-unknown-op", _v2("sb3", UNKNOWN_OP, _observation(BOX_UINT8, "uint8")),
+     "DocumentError"),
+    ("format-version-3", _v1(_set(["format_version"], 3), _set(["graph_v3"], [])), "UnsupportedError"),
+] + [("sb3-algorithm-" + name, _v2("sb3", _set(["provenance", "algorithm"], name)), None) for name in SB3_ALGORITHMS] + [
+    ("sb3-algorithm-{}-in-version-1".format(name), _v1(_set(["provenance", "algorithm"], name)), "DocumentError")
+    for name in SB3_ALGORITHMS]
+
+
+@pytest.mark.parametrize("make, error_class", [case[1:] for case in VERSION_2], ids=[case[0] for case in VERSION_2])
+def test_the_c_reader_reads_version_2_as_the_reference(c_runtime, tmp_path, make, error_class):
+    """Version 2's schema and the SB3 contract's checks (SPEC sections 3 and 5.9): the C reader and the reference (and
+    the Node one, tests/conformance/test_node.py) decide alike, with the same class."""
+    from conformance.malformed.make_corpus import build_base
+    from conformance.protocol import PythonRuntime
+
+    path = str(tmp_path / "case.sbif")
+    with open(path, "wb") as handle:
+        handle.write(make(build_base()))
+    ours, reference = c_runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference
+
+
+def version_2_copy(path, directory):
+    """`path`'s model as a version-2 document under the SB2 contract, written in `directory` (the same name)."""
+    from conformance.malformed.make_corpus import version_2
+
+    return rewrite_document(path, os.path.join(str(directory), os.path.basename(path)), version_2("sb2"))
+
+
+def every_input(info, rows, rng):
+    """A feed of `rows` rows for every input of the model: observations as ModelInfo draws them, noise from its
+    distribution, states from N(0, 1), masks of 0 and 1."""
+    feeds = {"obs": info.observations(rows, rng)}
+    for entry in info.document["inputs"]:
+        shape = [rows] + entry["shape"][1:]
+        if entry["kind"] == "noise" and entry["distribution"] == "uniform":
+            feeds[entry["name"]] = rng.random(shape).astype(np.float32)
+        elif entry["kind"] in ("noise", "state"):
+            feeds[entry["name"]] = rng.standard_normal(shape).astype(np.float32)
+        elif entry["kind"] == "mask":
+            feeds[entry["name"]] = rng.integers(0, 2, shape).astype(np.float32)
+    return feeds
+
+
+def assert_runs_as_version_1(runtime, original, copy, outputs):
+    """`runtime` answers a version-2 copy with the same bits as the version-1 original, on every input."""
+    info = ModelInfo(original)
+    feeds = every_input(info, 5, np.random.default_rng(21))
+    first, second = runtime.run(original, feeds, outputs), runtime.run(copy, feeds, outputs)
+    assert first.ok and second.ok, (first, second)
+    for name in outputs:
+        np.testing.assert_array_equal(second.outputs[name], first.outputs[name], err_msg=name)
+
+
+def test_a_version_2_sb2_file_runs_as_its_version_1_original(c_runtime, reference, example_models, tmp_path):
+    """SPEC section 8: version 2 under the SB2 contract is version 1 plus members that change no computation; every
+    family's file, rewritten so, gives the same outputs in C and in the reference as the original."""
+    for family, path in sorted(example_models.items()):
+        copy_path = version_2_copy(path, tmp_path)
+        outputs = sorted(ModelInfo(path).outputs)
+        for runtime in (c_runtime, reference):
+            assert_runs_as_version_1(runtime, path, copy_path, outputs)
+
+
+def masked_logits_file(directory):
+    """A file under the SB3 contract whose graph reads its action mask: the corpus base with a bool [B, 2] input of
+    kind action_mask, cast to float32 and multiplied with the logits into the declared output `masked_logits`."""
+    from conformance.malformed.make_corpus import build_base
+
+    make = _v2("sb3", MASK, _nodes(("cast", ["action_mask"], "action_mask/float", {"to": "float32"}),
+                                   ("mul", ["logits", "action_mask/float"], "masked_logits", {})),
+               lambda document: document["outputs"].append({"name": "masked_logits", "dtype": "float32",
+                                                            "shape": [None, 2]}),
+               action_mask="action_mask", shared_noise=["noise_uniform"])
+    path = os.path.join(str(directory), "masked.sbif")
+    with open(path, "wb") as handle:
+        handle.write(make(build_base()))
+    return path
+
+
+def test_an_action_mask_is_a_bool_input_fed_like_any_other(c_runtime, reference, tmp_path):
+    """The C runtime has no predict (so no SB3 contract to honour at that level): an action_mask input is a graph input
+    of dtype bool, and the graph that reads it runs as in the reference."""
+    path = masked_logits_file(tmp_path)
+    rng = np.random.default_rng(5)
+    feeds = {"obs": rng.uniform(-1, 1, (4, 3)).astype(np.float32), "action_mask": rng.integers(0, 2, (4, 2)) == 1}
+    ours, expected = (runtime.run(path, feeds, ["logits", "masked_logits"]) for runtime in (c_runtime, reference))
+    assert ours.ok and expected.ok, (ours, expected)
+    np.testing.assert_array_equal(ours.outputs["masked_logits"], expected.outputs["masked_logits"])
+    np.testing.assert_array_equal(ours.outputs["masked_logits"], ours.outputs["logits"] * feeds["action_mask"])
