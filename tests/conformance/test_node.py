@@ -230,7 +230,7 @@ def test_node_reads_version_2_as_the_reference(node_runtime, tmp_path, make, err
 def test_node_runs_a_version_2_sb2_file_as_its_version_1_original(node_runtime, example_models, tmp_path):
     """Every output Node computes (none needing an op it lacks), on every family, bit for bit as from the version-1
     original."""
-    for family, path in sorted(example_models.items()):
+    for path in sorted(example_models.values()):
         info = ModelInfo(path)
         outputs = sorted(name for name in info.outputs if not CLAIMED_MISSING.intersection(info.ops_for([name])))
         if outputs:
