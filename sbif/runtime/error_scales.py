@@ -79,7 +79,10 @@ def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation
             feeds.update(policy.noise_feeds(len(feeds["obs"]), None, noise))
         wanted = [name] + ([recurrent["state_output"]] if recurrent else [])
         found = scales.run(feeds, wanted, undetermined)[1]
-        return {"action": single(found[name]),
+        action = found[name]
+        if policy.contract == "sb3":  # shaped as the policy shapes its actions (SPEC section 5.9)
+            action = action.reshape((-1,) + policy.action_space.shape)
+        return {"action": single(action),
                 "state": single(found[recurrent["state_output"]]) if recurrent else None}
     distribution = document.get("distribution")
     if distribution is None:

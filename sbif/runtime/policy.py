@@ -105,8 +105,10 @@ class Policy:
         results = self.executor.run(feeds, wanted)
         actions = results[name]
         new_state = results[self.recurrent["state_output"]] if self.recurrent else None
-        if self.contract == "sb3" and not self.recurrent:
-            new_state = state  # SB3's predict hands a feed-forward policy's state back as given
+        if self.contract == "sb3":
+            actions = actions.reshape((-1,) + self.action_space.shape)  # SB3's predict: the space's shape
+            if not self.recurrent:
+                new_state = state  # SB3's predict hands a feed-forward policy's state back as given
         if vectorized:
             return actions, new_state
         if self.contract == "sb3":

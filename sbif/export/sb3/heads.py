@@ -104,23 +104,25 @@ def squashed_gaussian(builder: GraphBuilder, mean: str, log_std: Optional[str], 
 
 def box_action(builder: GraphBuilder, raw: str, space: Space, squash_output: bool, name: str) -> str:
     """`BasePolicy.predict` on Box actions, in NumPy's dtype (float32 with a float32 space): with `squash_output`,
-    `low + (0.5 * (a + 1.0) * (high - low))` in that order, else `np.clip(a, low, high)`."""
+    `low + (0.5 * (a + 1.0) * (high - low))` in that order, else `np.clip(a, low, high)`. The action stays flat,
+    `[B, prod(shape)]`, as the network gives it (bounds flattened to match); the runtime reshapes it to the space's
+    shape as SB3's predict does (SPEC section 5.9)."""
     if space.kind != "box":
         raise ExportError("a continuous action head needs a Box action space, not {}".format(space.kind))
     dtype = np.result_type(np.float32, np.dtype(space.dtype)).name
     x = raw if dtype == "float32" else builder.op("cast", [raw], {"to": dtype}, name=name + "/cast")
-    low = builder.constant_tensor("action_low", space.low.astype(dtype)) if "sbif/action_low" not in builder.specs \
+    low = builder.constant_tensor("action_low", space.low.astype(dtype).reshape(-1)) if "sbif/action_low" not in builder.specs \
         else "sbif/action_low"
     if squash_output:
         if "sbif/action_range" not in builder.specs:
-            builder.constant_tensor("action_range", (space.high - space.low).astype(dtype))
+            builder.constant_tensor("action_range", (space.high - space.low).astype(dtype).reshape(-1))
         one = builder.op("constant", [], {"value": 1.0, "dtype": dtype}, name=name + "/one")
         half = builder.op("constant", [], {"value": 0.5, "dtype": dtype}, name=name + "/half")
         shifted = builder.op("add", [x, one], name=name + "/plus_one")
         halved = builder.op("mul", [half, shifted], name=name + "/half_of")
         spread = builder.op("mul", [halved, "sbif/action_range"], name=name + "/spread")
         return builder.op("add", [low, spread], name=name)
-    high = builder.constant_tensor("action_high", space.high.astype(dtype)) if "sbif/action_high" not in \
+    high = builder.constant_tensor("action_high", space.high.astype(dtype).reshape(-1)) if "sbif/action_high" not in \
         builder.specs else "sbif/action_high"
     return builder.op("clip", [x, low, high], name=name)
 

@@ -44,6 +44,9 @@ def load_sb3_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
     data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
     if not data or "policy_class" not in data:
         raise ExportError("{}: not an SB3 save (no policy_class in its data)".format(path))
+    if type(data.get("observation_space")).__name__ == "Dict":
+        raise UnsupportedError("{}: dict observations (MultiInputPolicy, HER) are not supported by this SBIF version "
+                               "yet".format(path))
     cls = data["policy_class"]
     known = policy_class(getattr(cls, "__module__", "?"), getattr(cls, "__name__", "?"))
     name = detect_algorithm(known, data, path) if algorithm is None else canonical_sb3_algorithm(algorithm)

@@ -1,0 +1,137 @@
+"""SB3 and sb3-contrib models exported by both loaders, against SB3 itself (issue #21).
+
+Every combination of `tests/sb3_models.py` (algorithm x policy x spaces x options, random weights that exercise
+every layer) is saved by SB3 and exported twice: the live loader verifies the file against SB3's own `predict`,
+`predict_values` and Q-values within SPEC section 6 (zero discrete mismatches), and the safe loader, reading the
+file as data, must write the same document (but for `provenance.exporter`) and bit-identical tensors. What this SBIF
+version does not export yet is refused with an UnsupportedError naming it, and `not_yet` says exactly which
+combinations those are, so a regression (a case that stops exporting) or a silent change (one that starts) fails.
+
+`python -m tests.test_sb3_export` prints the coverage table per family (covered / buildable, worst error).
+"""
+from __future__ import annotations
+
+import collections
+import sys
+import warnings
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("sb3_contrib")
+
+from sbif.errors import UnsupportedError  # noqa: E402
+from sbif.export import export  # noqa: E402
+from sbif.runtime import Policy  # noqa: E402
+from tests.sb3_models import SB3_CASES, Sb3Case, build_model, random_observations, save_model  # noqa: E402
+
+#: Algorithms whose policies this SBIF version does not export yet (their families need LSTMs, action masks,
+#: batch renormalization), and activations with no SBIF op.
+NOT_YET_ALGORITHMS = ("RecurrentPPO", "MaskablePPO", "CrossQ")
+NOT_YET_ACTIVATIONS = ("GELU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "LogSigmoid", "PReLU", "CELU",
+                       "Tanhshrink", "Softshrink", "Hardshrink", "RReLU", "GLU", "Threshold")
+
+
+def not_yet(case: Sb3Case) -> Optional[str]:
+    """Why `case` is refused by this SBIF version (a phrase of the UnsupportedError), or None: it must export."""
+    if case.algorithm in NOT_YET_ALGORITHMS:
+        return "not supported by this SBIF version yet"
+    if case.policy.startswith("MultiInput") or "replay_buffer_class" in case.algorithm_kwargs:
+        return "not supported by this SBIF version yet"
+    activation = case.policy_kwargs.get("activation_fn")
+    if activation is not None and activation.__name__ in NOT_YET_ACTIVATIONS:
+        return "has no SBIF op"
+    return None
+
+
+def export_both(case: Sb3Case, directory: str) -> Tuple[object, object, object]:
+    """(model, live export, safe export) of the case saved under `directory`."""
+    model = build_model(case, seed=7)
+    path = save_model(case, directory, seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        live = export(path, loader="live")
+    safe = export(path, loader="safe")
+    return model, live, safe
+
+
+@pytest.mark.parametrize("case", SB3_CASES, ids=[case.id for case in SB3_CASES])
+def test_both_loaders_reproduce_sb3(case: Sb3Case, tmp_path) -> None:
+    reason = not_yet(case)
+    if reason is not None:
+        with pytest.raises(UnsupportedError, match=reason):
+            export_both(case, str(tmp_path))
+        return
+    _, live, safe = export_both(case, str(tmp_path))
+    assert live.verified, live.verification
+    assert all(value <= 1.0 for key, value in live.report.items() if key != "action_mismatches"), live.report
+    assert live.report.get("action_mismatches", 0) == 0, live.report
+    live_document, safe_document = dict(live.file.document), dict(safe.file.document)
+    live_provenance, safe_provenance = live_document.pop("provenance"), safe_document.pop("provenance")
+    assert live_document == safe_document
+    assert dict(live_provenance, exporter="safe") == safe_provenance
+    assert list(live.file.tensors) == list(safe.file.tensors)
+    for name, array in live.file.tensors.items():
+        other = safe.file.tensors[name]
+        assert array.dtype == other.dtype and array.shape == other.shape and array.tobytes() == other.tobytes(), name
+    assert live.file.document["format_version"] == 2 and live.file.document["predict"]["contract"] == "sb3"
+
+
+def coverage() -> Dict[str, Dict[str, float]]:
+    """Per algorithm: buildable cases, covered ones and the worst error (fraction of the SPEC section 6 bound)."""
+    import tempfile
+
+    table: Dict[str, Dict[str, float]] = collections.defaultdict(lambda: {"buildable": 0, "covered": 0, "worst": 0.0,
+                                                                          "mismatches": 0})
+    for case in SB3_CASES:
+        row = table["{} {}".format(case.algorithm, case.policy)]
+        row["buildable"] += 1
+        if not_yet(case) is not None:
+            continue
+        with tempfile.TemporaryDirectory() as directory:
+            _, live, _ = export_both(case, directory)
+        row["covered"] += 1
+        row["mismatches"] += live.report.get("action_mismatches", 0)
+        row["worst"] = max([row["worst"]] + [v for k, v in live.report.items() if k != "action_mismatches"])
+    return table
+
+
+def test_predict_follows_the_sb3_contract(tmp_path) -> None:
+    """Single observations return arrays shaped as SB3's squeeze(axis=0) (0-d for Discrete), channel-last images
+    are transposed as maybe_transpose does, and out-of-range Discrete observations are refused as torch does."""
+    image = next(case for case in SB3_CASES if case.policy == "CnnPolicy" and "hwc" in case.id)
+    model = build_model(image, seed=3)
+    policy = Policy(export(save_model(image, str(tmp_path), seed=3), loader="safe").file, backend="numpy")
+    assert policy.document["predict"]["channels_last"] is True
+    observations = random_observations(image.observation_space, 4, np.random.RandomState(0))
+    assert observations.shape[1:] == image.observation_space.shape  # channel-last, as the environment gives them
+    expected, _ = model.predict(observations, deterministic=True)
+    actual, state = policy.predict(observations, deterministic=True)
+    assert state is None and np.allclose(expected, actual, rtol=0, atol=1e-5)
+    single, _ = policy.predict(observations[0], deterministic=True)
+    assert isinstance(single, np.ndarray) and single.shape == image.action_space.shape
+    stochastic, _ = policy.predict(observations[0], rng=0)
+    assert isinstance(stochastic, np.ndarray) and stochastic.shape == image.action_space.shape
+
+    discrete = next(case for case in SB3_CASES if case.algorithm == "DQN"
+                    and type(case.observation_space).__name__ == "Discrete" and not_yet(case) is None)
+    policy = Policy(export(save_model(discrete, str(tmp_path / "dqn"), seed=3), loader="safe").file, backend="numpy")
+    from sbif.errors import InputError
+
+    with pytest.raises(InputError, match="outside its space"):
+        policy.predict(np.array([discrete.observation_space.n]), deterministic=True)
+    single, _ = policy.predict(np.array(0), deterministic=True)
+    assert isinstance(single, np.ndarray) and single.shape == () and single.dtype == np.int64
+
+
+if __name__ == "__main__":
+    rows = coverage()
+    print("| algorithm, policy | covered / buildable | worst error (fraction of bound) | discrete mismatches |")
+    print("|---|---|---|---|")
+    for key in sorted(rows):
+        row = rows[key]
+        print("| {} | {} / {} | {:.3f} | {} |".format(key, int(row["covered"]), int(row["buildable"]), row["worst"],
+                                                    int(row["mismatches"])))
+    sys.exit(0)
