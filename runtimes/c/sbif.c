@@ -3324,11 +3324,11 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
     static const char *const ALGORITHMS_V1[] = {SB2_ALGORITHMS, NULL};
     static const char *const ALGORITHMS_V2[] = {SB2_ALGORITHMS, "PPO", "ARS", "QRDQN", "TQC", "RecurrentPPO",
                                                 "MaskablePPO", "CrossQ", NULL};
-    const int v2 = s->version == FORMAT_VERSION_2;
     static const char *const SOURCE[] = {"file_name", "sha256", "format", NULL};
     static const char *const FORMATS[] = {"zip", "pkl", NULL};
     static const char *const VECNORMALIZE[] = {"clip_obs", "epsilon", NULL};
     static const char *const VECNORMALIZE_OPTIONAL[] = {"frame_stack", NULL};
+    const int v2 = s->version == FORMAT_VERSION_2;
     const sbif_json *source, *sha, *optional;
     size_t i;
     if (expect_object(s, v, "provenance", v2 ? REQUIRED_V2 : REQUIRED_V1, v2 ? OPTIONAL_V2 : OPTIONAL_V1) !=
