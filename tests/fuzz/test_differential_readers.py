@@ -3,15 +3,17 @@ loaded, or refused with the same error class (SPEC section 7).
 
 The files are mutations of the 34 real exports of conformance/golden and of the reader-refusal corpus
 (tests/fuzz/mutations.py: byte-level and structure-aware, drawn by Hypothesis so a disagreement shrinks to a small
-mutation), compared between Python and C; and the committed files — the corpus the coverage-guided fuzzers kept
-with the hand-written cases (tests/fuzz/corpus), and the reproducers of disagreements still open
-(tests/fuzz/reproducers, each with the verdicts it gets today, until the reader that is wrong is fixed) — replayed
-through Python, C and Node's reader where node is installed (on CI it is).
+mutation), compared between Python and C; transposes by drawn perms (spec/ops.md's rule, whose corner cases JSON
+can spell several ways); and the committed files — the corpus the coverage-guided fuzzers kept with the hand-written
+cases (tests/fuzz/corpus), and the reproducers of disagreements still open (tests/fuzz/reproducers, each with the
+verdicts it gets today, until the reader that is wrong is fixed). The last two are compared between Python, C and
+Node's reader where node is installed (on CI it is).
 """
 from __future__ import annotations
 
 import functools
 import glob
+import json
 import os
 import random
 from typing import Callable, Iterator
@@ -19,6 +21,9 @@ from typing import Callable, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from sbif.format import decode_document, encode_document, read_container, write_container
+from sbif.format.document import METADATA_KEY
 
 from .handwritten import REPRODUCERS
 from .handwritten import files as handwritten_files
@@ -124,6 +129,29 @@ def test_mixed_mutants(all_readers, write_mutant, data):
     name = data.draw(st.sampled_from(SEEDS), label="seed")
     mutated = mutate_file(seed_bytes(name), choices_from(data))
     assert_agree(all_readers, write_mutant(mutated), "a mutant of " + name)
+
+
+#: what a perm entry may be in a hostile file: axes in and out of range, negative, the integer literal -0 (written in
+#: place of NEGATIVE_ZERO), beyond int64, bools, integral floats, strings, null, a nested list
+NEGATIVE_ZERO = "negative zero"
+PERM_ENTRIES = st.one_of(st.integers(-3, 5), st.sampled_from([True, False, 1.0, -0.0, NEGATIVE_ZERO, 2 ** 63,
+                                                               -2 ** 63, 10 ** 30, "1", None, [0]]))
+
+
+@FUZZ_SETTINGS
+@given(perm=st.lists(PERM_ENTRIES, max_size=5), batched=st.booleans())
+def test_transpose_perms_get_one_verdict(all_readers, write_mutant, perm, batched):
+    """The valid base file with a transpose of its [B, 2] logits or its [3, 2] weight by a drawn perm: loaded by every
+    reader or refused by all with one error class (spec/ops.md, transpose)."""
+    metadata, tensors = read_container(os.path.join(SEED_DIRECTORIES["malformed"], "44_valid.sbif"))
+    document = decode_document(metadata)
+    document["graph"].append({"op": "transpose", "inputs": ["logits" if batched else "model/pi/w:0"],
+                              "outputs": ["transposed"], "attrs": {"perm": perm}})
+    metadata = encode_document(document)
+    metadata[METADATA_KEY] = metadata[METADATA_KEY].replace(json.dumps(NEGATIVE_ZERO), "-0")
+    path = write_mutant(b"")
+    write_container(path, tensors, metadata)
+    assert_agree(all_readers, path, "a transpose by perm {!r}".format(perm))
 
 
 def test_the_handwritten_files_are_what_handwritten_py_writes():
