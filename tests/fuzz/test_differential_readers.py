@@ -6,8 +6,8 @@ The files are mutations of the 34 real exports of conformance/golden and of the 
 mutation), compared between Python and C; transposes by drawn perms (spec/ops.md's rule, whose corner cases JSON
 can spell several ways); and the committed files — the corpus the coverage-guided fuzzers kept with the hand-written
 cases (tests/fuzz/corpus), and the reproducers of disagreements still open (tests/fuzz/reproducers, each with the
-verdicts it gets today, until the reader that is wrong is fixed). The last two are compared between Python, C and
-Node's reader where node is installed (on CI it is).
+verdicts it gets today, until the reader that is wrong is fixed). The perms and the committed files go through
+Python, C and Node's reader where node is installed (on CI it is).
 """
 from __future__ import annotations
 
