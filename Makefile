@@ -1,5 +1,5 @@
 # SBIF: set-up, demo and tests. Every target installs what it needs, is idempotent, and is fast when re-run.
-#   make demo    export the shipped PPO2 CartPole model and run it in gymnasium with the NumPy runtime
+#   make demo    export the shipped PPO2 CartPole model and an SB3 PPO it trains, run them in gymnasium with NumPy
 #   make test    create both environments and run the whole suite (modern env, then the SB2 env)
 #   make check   the fast inner loop, about a minute: the modern env's tests minus the slow ones (pytest -m "not slow")
 #   make bench   the speed benchmarks of issue #7 (benchmarks/README.md)
@@ -72,6 +72,14 @@ demo: envs
 	$(VENV)/bin/python demo/run_cartpole.py $(OUT)/ppo2_cartpole.sbif --episodes 20 --record $(OUT)/cartpole_obs.npy
 	@echo "== 3. compare with SB2's own predictions on every observation of those episodes"
 	$(VENV_SB2)/bin/python demo/compare_with_sb2.py demo/ppo2_cartpole.zip $(OUT)/ppo2_cartpole.sbif $(OUT)/cartpole_obs.npy
+	@echo "== 4. the same for Stable-Baselines3: a PPO the demo trains itself (about a minute, once), exported as data (safe loader, no torch) and by SB3 itself (live loader, verified against SB3's predictions), run with the NumPy runtime"
+	$(MAKE) --no-print-directory $(OUT)/ppo_cartpole_sb3.zip
+	$(VENV)/bin/sbif export $(OUT)/ppo_cartpole_sb3.zip -o $(OUT)/ppo_cartpole_sb3.safe.sbif
+	$(VENV)/bin/sbif export $(OUT)/ppo_cartpole_sb3.zip --loader live -o $(OUT)/ppo_cartpole_sb3.sbif
+	$(VENV)/bin/python demo/run_cartpole.py $(OUT)/ppo_cartpole_sb3.sbif --episodes 20 --min-return 150
+
+$(OUT)/ppo_cartpole_sb3.zip: demo/train_sb3_cartpole.py
+	$(VENV)/bin/python demo/train_sb3_cartpole.py $@
 
 # --- tests -----------------------------------------------------------------------------------------------
 test: test-modern test-legacy

@@ -135,3 +135,32 @@ if __name__ == "__main__":
         print("| {} | {} / {} | {:.3f} | {} |".format(key, int(row["covered"]), int(row["buildable"]), row["worst"],
                                                     int(row["mismatches"])))
     sys.exit(0)
+
+
+def test_rl_zoo3_vecnormalize_is_folded_in(tmp_path) -> None:
+    """rl-zoo3's layout (ENV.zip beside ENV/vecnormalize.pkl): both loaders fold SB3's VecNormalize statistics in,
+    and the live loader's verification feeds SB3 the normalized observations and SBIF the raw ones."""
+    import gymnasium
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    env = VecNormalize(DummyVecEnv([lambda: gymnasium.make("Pendulum-v1")]))
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=64, seed=0)
+    model.learn(128)
+    env.obs_rms.mean[:] = [0.5, -0.25, 2.0]  # statistics far from the identity, so leaving them out fails
+    env.obs_rms.var[:] = [0.1, 4.0, 9.0]
+    model.save(str(tmp_path / "Pendulum-v1.zip"))
+    (tmp_path / "Pendulum-v1").mkdir()
+    env.save(str(tmp_path / "Pendulum-v1" / "vecnormalize.pkl"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        live = export(str(tmp_path / "Pendulum-v1.zip"), loader="live")
+    safe = export(str(tmp_path / "Pendulum-v1.zip"), loader="safe")
+    assert live.verified and live.report["action"] <= 1.0
+    for result in (live, safe):
+        assert result.file.document["provenance"]["vecnormalize"] == {"clip_obs": 10.0, "epsilon": 1e-08}
+        assert any("folded observation normalization" in note for note in result.notes)
+    raw = np.array([[0.3, -0.8, 5.0]], np.float32)
+    expected, _ = model.predict(env.normalize_obs(raw), deterministic=True)
+    actual, _ = Policy(safe.file, backend="numpy").predict(raw, deterministic=True)
+    assert np.allclose(expected, actual, rtol=0, atol=1e-5)
