@@ -110,6 +110,9 @@ SLOW_TESTS = {
     # randomized from SB3's initialization (7 s in all); the enumeration's coverage and SB3's refusals stay
     "tests/test_sb3_models.py::test_every_case_saves_loads_and_predicts",
     "tests/test_sb3_models.py::test_randomization_changes_every_parameter_and_buffer",
+    # every SB3 case exported by both loaders and verified against SB3 (90 s), and a VecNormalize model trained (15 s)
+    "tests/test_sb3_export.py::test_both_loaders_reproduce_sb3",
+    "tests/test_sb3_export.py::test_rl_zoo3_vecnormalize_is_folded_in",
 }
 
 
