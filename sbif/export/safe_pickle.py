@@ -98,6 +98,15 @@ REFUSED_OPCODES = {
     "INT": "protocol-0 text integers", "LONG": "protocol-0 text integers",
 }
 _OPCODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
+#: The newest protocol read on every Python: 5 (Python >= 3.8, what SB3 writes). Python 3.7's pickle stops at 4; of
+#: protocol 5's opcodes only BYTEARRAY8 builds data (the out-of-band buffers are refused), so it is added there.
+PICKLE_PROTOCOL = 5
+BYTEARRAY8 = b"\x96"
+if BYTEARRAY8 not in _OPCODES:
+    _OPCODES[BYTEARRAY8] = pickletools.OpcodeInfo(
+        name="BYTEARRAY8", code=BYTEARRAY8.decode("latin-1"), arg=pickletools.bytes8, stack_before=[],
+        stack_after=[pickletools.pybytes], proto=pickle.HIGHEST_PROTOCOL,  # 3.7's OpcodeInfo refuses 5 here
+        doc="Push a bytearray (protocol 5).")
 _TUPLE_OPS = {"TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_TUPLE", "FROZENSET"}
 #: Opcodes that modify the object below their arguments and leave it on the stack.
 _IN_PLACE_OPS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "BUILD", "ADDITEMS"}
@@ -484,6 +493,22 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     """
 
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def load_proto(self) -> None:
+        """PROTO, up to PICKLE_PROTOCOL whatever this Python's pickle module writes."""
+        proto = self.read(1)[0]
+        if not 0 <= proto <= PICKLE_PROTOCOL:
+            raise ValueError("unsupported pickle protocol: %d" % proto)
+        self.proto = proto
+
+    def load_bytearray8(self) -> None:
+        """BYTEARRAY8 where this Python's unpickler lacks it (3.7); the scan checked its length."""
+        self.charge(OBJECT_BYTES)
+        length = int.from_bytes(self.read(8), "little")
+        self.append(bytearray(self.read(length)))
+
+    dispatch[pickle.PROTO[0]] = load_proto
+    dispatch.setdefault(BYTEARRAY8[0], load_bytearray8)
 
     def __init__(self, data: bytes, budget: Optional["BuildBudget"] = None, dialect: Dialect = SB2_DIALECT):
         super().__init__(io.BytesIO(data), encoding="latin1")
