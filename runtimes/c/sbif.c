@@ -1666,7 +1666,8 @@ static sbif_status infer_transpose(const operands *in, const op_attrs *a, size_t
                           text, x.rank, tx, x.rank - 1);
     }
     if (x.rank > 0 && x.shape[0] < 0 && a->list[0] != 0) {
-        return type_error(error, "transpose cannot move the batch dimension: perm %s of %s must start with 0", text, tx);
+        return type_error(error, "transpose cannot move the batch dimension: perm %s of %s must start with 0", text,
+                          tx);
     }
     out->dtype = x.dtype;
     out->rank = x.rank;

@@ -5,6 +5,7 @@ what torch computes on the same tensors. Plus the static rule's refusals in ever
 sizes (1, 2, 4 and 8 bytes) of the copies."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import warnings
@@ -113,12 +114,8 @@ def runtimes(c_runtime) -> Dict[str, object]:
         "numpy": PythonRuntime(),
         "c": c_runtime,
     }
-    try:
-        import numba  # noqa: F401
-
+    if importlib.util.find_spec("numba") is not None:
         found["numba"] = PythonRuntime(load=lambda path: sbif.load(path, backend="numba"), name="sbif-numba")
-    except ImportError:
-        pass
     try:
         from conformance.adapters.onnx_runtime import OnnxRuntime
 

@@ -23,8 +23,8 @@ from ...ops.layers import conv_axis
 from .encoding import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, CONV2D, COPY, COPY_COLUMNS,
                        DTYPE_CODE, EXTRAS, INPUT0, INSTRUCTION_FIELDS, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM,
                        LAYOUTS, LINEAR, MATMUL, ONE_HOT, OPERAND_COUNT, OPERAND_FIELDS, OUTPUTS, PANEL, REDUCE_MEAN,
-                       SCRATCH, SOFTMAX, TAKE_COLUMNS, TRANSPOSE, TRANSPOSE_BLOCKS, TRANSPOSE_GEOMETRY, UNARY, UNARY_OPS,
-                       WEIGHTS, fields, float_bits)
+                       SCRATCH, SOFTMAX, TAKE_COLUMNS, TRANSPOSE, TRANSPOSE_BLOCKS, TRANSPOSE_GEOMETRY, UNARY,
+                       UNARY_OPS, WEIGHTS, fields, float_bits)
 
 #: slots and weights start on multiples of this many bytes
 ALIGN = 64
