@@ -530,7 +530,7 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
             return  # an OrderedDict this load created (`_ordered_dict`); the state is never set on it
         if not issubclass(type(target), Stub):
             raise ExportError("the pickle restores state (BUILD) on {}; only the arrays, dtypes and stand-in "
-                              "objects it creates take state; refused".format(_describe(target)))
+                              "objects it creates take state; refused".format(_describe(target, self.dialect.special)))
         type(target).__setstate__(target, state)
 
     dispatch[pickle.BUILD[0]] = load_build
@@ -764,15 +764,15 @@ def exception_text(exc: BaseException) -> str:
     return "{}: {}".format(type(exc).__name__, preview(argument))
 
 
-def _describe(value: Any) -> str:
-    """What a value from the pickle is, in a few words: the global a stand-in or allowlisted callable stands
-    for (clipped: the file chooses the name), else its type."""
+def _describe(value: Any, special: Mapping[Tuple[str, str], Any] = _SPECIAL) -> str:
+    """What a value from the pickle is, in a few words: the global a stand-in or allowlisted callable (of
+    `special`, the reading dialect's) stands for (clipped: the file chooses the name), else its type."""
     if is_stub_class(value):
         return "the class " + preview(value.reference())
     if getattr(value, "__func__", None) is SafeUnpickler.skeleton_class:
         return "the global cloudpickle._make_skeleton_class"
-    for (module, name), special in _SPECIAL.items():
-        if value is special:
+    for (module, name), known in special.items():
+        if value is known:
             return "the global {}.{}".format(module, name)
     if isinstance(value, Stub):
         return "an instance of " + preview(type(value).reference())

@@ -2,7 +2,8 @@
 ExportError, never run (a canary file the payload would create never appears), never a traceback.
 
 Written with `sb2_like`'s pickler (globals by name, never imported) and a persistent-id writer for torch's
-`data.pkl`; a real small SB3 save (made by SB3, when it is installed) is the base the tricks are applied to.
+`data.pkl`. The tricks are applied to two valid bases: a small save SB3 itself made (where SB3 is installed) and
+one written here without torch or SB3 (so the SB2 environment, Python 3.7, runs them too).
 """
 import base64
 import io
@@ -11,21 +12,21 @@ import os
 import pickle
 import zipfile
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sbif.errors import ExportError, SbifError
-from sbif.export.sb3.save_file import read_sb3_save
-from sbif.export.sb3.torch_storage import TENSOR_BYTES_PER_INPUT_BYTE
+from sbif.export.safe_pickle import loads
+from sbif.export.sb3.dialect import SB3_DATA_DIALECT
+from sbif.export.sb3.save_file import ClassRef, read_sb3_save
+from sbif.export.sb3.torch_storage import TENSOR_BYTES_PER_INPUT_BYTE, torch_dialect
 from sbif.export.sb3.vecnormalize import read_sb3_vecnormalize
 
-from .sb2_like import Call, Global, NewObj, Writer, dumps, named_class
-from .test_attacks import PAYLOAD_NAMES, assert_one_line, payloads
+from .sb2_like import Build, Call, Global, NewObj, Writer, dumps, named_class
+from .test_attacks import BUILD_STATES, PAYLOAD_NAMES, assert_one_line, payloads
 from .test_fuzz import EDITS, TRUNCATION, corrupt
-
-torch = pytest.importorskip("torch")
-sb3 = pytest.importorskip("stable_baselines3")
 
 FLOAT_STORAGE = Global("torch", "FloatStorage")
 REBUILD_TENSOR = Global("torch._utils", "_rebuild_tensor_v2")
@@ -68,15 +69,56 @@ def pth(tree, storages, byteorder=b"little"):
     return stream.getvalue()
 
 
-@pytest.fixture(scope="module")
-def real_save(tmp_path_factory):
-    """The members of a real, small PPO save, made by SB3."""
+BOX = named_class("gymnasium.spaces.box", "Box")
+DISCRETE = named_class("gymnasium.spaces.discrete", "Discrete")
+ACTOR_CRITIC_POLICY = Global("stable_baselines3.common.policies", "ActorCriticPolicy")
+
+
+def serialized(value):
+    """SB3's `data_to_json` entry of a value JSON cannot hold (protocol 4: Python 3.7 writes no higher)."""
+    return {":type:": "<class 'object'>", ":serialized:": base64.b64encode(dumps(value, 4)).decode("ascii")}
+
+
+def handmade_save():
+    """The members of a valid SB3 PPO save written without torch or SB3: Box(4) observations, Discrete(2)
+    actions, one 2x2 float32 weight and its bias in policy.pth."""
+    low, high = np.full(4, -1.5, np.float32), np.array([1.0, 2.0, np.inf, 4.0], np.float32)
+    data = {"policy_class": serialized(ACTOR_CRITIC_POLICY), "policy_kwargs": {"net_arch": [4]},
+            "observation_space": serialized(NewObj(BOX, {"dtype": np.dtype(np.float32), "_shape": (4,), "low": low,
+                                                         "high": high, "_np_random": None})),
+            "action_space": serialized(NewObj(DISCRETE, {"n": np.int64(2), "start": np.int64(0), "_shape": (),
+                                                         "dtype": np.dtype(np.int64), "_np_random": None})),
+            "n_envs": 1, "learning_rate": 0.0003}
+    weights = np.arange(6, dtype=np.float32)
+    tree = {"action_net.weight": tensor(StorageId("0", 6), 0, (2, 2), (2, 1)),
+            "action_net.bias": tensor(StorageId("0", 6), 4, (2,), (1,))}
+    return {"data": json.dumps(data).encode("utf-8"), "policy.pth": pth(tree, {"0": weights.tobytes()}),
+            "pytorch_variables.pth": pth({}, {}), "_stable_baselines3_version": b"2.9.2"}
+
+
+def sb3_save(directory):
+    """The members of a small PPO save made by SB3 itself."""
     gym = pytest.importorskip("gymnasium")
-    path = str(tmp_path_factory.mktemp("sb3") / "ppo.zip")
+    sb3 = pytest.importorskip("stable_baselines3")
+    path = os.path.join(str(directory), "ppo.zip")
     sb3.PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=8, batch_size=8, device="cpu",
             policy_kwargs=dict(net_arch=[4])).save(path)
     with zipfile.ZipFile(path) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.fixture(scope="module", params=["made by SB3", "handmade"])
+def real_save(request, tmp_path_factory):
+    """A valid save's members, which each test makes hostile."""
+    return sb3_save(tmp_path_factory.mktemp("sb3")) if request.param == "made by SB3" else handmade_save()
+
+
+def test_the_handmade_save_is_valid(tmp_path):
+    save = read_sb3_save(write_save(tmp_path, handmade_save()))
+    assert save.policy_class == ClassRef("stable_baselines3.common.policies", "ActorCriticPolicy")
+    assert save.observation_space.high.tolist() == [1.0, 2.0, np.inf, 4.0] and save.action_space.n == 2
+    assert save.state_dict["action_net.weight"].tolist() == [[0, 1], [2, 3]]
+    assert save.state_dict["action_net.bias"].tolist() == [4, 5] and save.sb3_version == "2.9.2"
 
 
 def write_save(directory, members, name="attack.zip"):
@@ -135,7 +177,7 @@ def carry(payload, carrier, members, directory):
     if carrier == "legacy policy.pth":
         legacy = b"".join(pickle.dumps(value, 2) for value in (0x1950a86a20f9469cfc6c, 1001, {"little_endian": True}))
         return write_save(directory, dict(members, **{"policy.pth": legacy + torch_pickle(payload)}))
-    return write_save(directory, with_data(members, **{carrier: dumps(payload, 5)}))
+    return write_save(directory, with_data(members, **{carrier: dumps(payload, 4)}))
 
 
 @pytest.mark.parametrize("carrier", SB3_CARRIERS)
@@ -154,7 +196,7 @@ def test_code_payload_is_refused_and_never_runs(name, carrier, real_save, tmp_pa
 def test_entries_other_than_the_four_are_never_unpickled(real_save, tmp_path):
     """Schedules are functions pickled by value: SB3 unpickles them, this reader never does."""
     canary = str(tmp_path / "canary")
-    payload = dumps(payloads(canary)["os.system"][0], 5)
+    payload = dumps(payloads(canary)["os.system"][0], 4)
     save = read_sb3_save(write_save(tmp_path, with_data(real_save, lr_schedule=payload, clip_range=payload)))
     assert save.data["lr_schedule"][":serialized:"] == base64.b64encode(payload).decode("ascii")
     assert not os.path.exists(canary)
@@ -162,6 +204,7 @@ def test_entries_other_than_the_four_are_never_unpickled(real_save, tmp_path):
 
 def test_the_payloads_run_with_torch_load(tmp_path):
     """The .pth carrier's bytes do run code with torch's own unpickler (weights_only=False)."""
+    torch = pytest.importorskip("torch")
     canary = str(tmp_path / "canary")
     torch.load(io.BytesIO(pth(payloads(canary)["os.system"][0], {})), weights_only=False)
     assert os.path.exists(canary)
@@ -251,7 +294,8 @@ TEXT_SPACE = named_class("gymnasium.spaces.text", "Text")
     (3, "not a gymnasium or gym space"),
 ])
 def test_unsupported_spaces_are_refused_by_name(space, fragment, real_save, tmp_path):
-    refused(write_save(tmp_path, with_data(real_save, observation_space=dumps(space, 5))), "observation_space", fragment)
+    refused(write_save(tmp_path, with_data(real_save, observation_space=dumps(space, 4))), "observation_space",
+            fragment)
 
 
 def test_shared_references_in_policy_kwargs(real_save, tmp_path):
@@ -259,15 +303,13 @@ def test_shared_references_in_policy_kwargs(real_save, tmp_path):
     nested = [1]
     for _ in range(10):
         nested = [nested] * 10
-    refused(write_save(tmp_path, with_data(real_save, policy_kwargs=dumps({"net_arch": nested}, 5))),
+    refused(write_save(tmp_path, with_data(real_save, policy_kwargs=dumps({"net_arch": nested}, 4))),
             "policy_kwargs", "more than")
 
 
 def test_hostile_vecnormalize_numbers(tmp_path):
     vec_normalize = named_class("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")
     running = named_class("stable_baselines3.common.running_mean_std", "RunningMeanStd")
-    import numpy as np
-
     statistics = NewObj(running, {"mean": np.zeros(3), "var": np.ones(3), "count": 1.0})
     path = str(tmp_path / "vecnormalize.pkl")
     for state, fragment in (({"norm_obs": True, "obs_rms": statistics, "epsilon": 1e-8, "clip_obs": -1.0}, "positive"),
@@ -362,3 +404,98 @@ def test_corrupted_saves_give_a_result_or_an_export_error(edits, truncation, mem
         read_sb3_save(path)
     except SbifError as exc:
         assert_one_line(str(exc))
+
+
+# -- legacy torch files -----------------------------------------------------------------------------------------
+def legacy_pth(tree, keys, storages, little_endian=True):
+    """torch's legacy format: magic number, protocol, sys_info, the payload, the storage keys, then per key its
+    int64 element count and bytes (`storages`: key -> (count written, raw bytes))."""
+    order = "<" if little_endian else ">"
+    head = b"".join(pickle.dumps(value, 2) for value in (0x1950a86a20f9469cfc6c, 1001,
+                                                         {"little_endian": little_endian}))
+    body = b"".join(np.array(storages[key][0], order + "i8").tobytes() + storages[key][1] for key in keys)
+    return head + torch_pickle(tree) + torch_pickle(keys) + body
+
+
+def legacy_storage(key, numel):
+    storage = StorageId(key, numel)
+    storage.pid = storage.pid + (None,)  # the legacy id's view_metadata
+    return storage
+
+
+@pytest.mark.parametrize("little_endian", [True, False])
+def test_a_legacy_file_in_either_byte_order(little_endian, real_save, tmp_path):
+    values = np.array([1.5, -2.0, 3.25], np.float32)
+    raw = values.astype(values.dtype.newbyteorder("<" if little_endian else ">")).tobytes()
+    tree = {"w": tensor(legacy_storage("k", 3), 1, (2,), (1,))}
+    save = read_sb3_save(write_save(tmp_path, dict(real_save, **{"policy.pth": legacy_pth(
+        tree, ["k"], {"k": (3, raw)}, little_endian)})))
+    assert save.state_dict["w"].tolist() == [-2.0, 3.25] and save.state_dict["w"].dtype.isnative
+
+
+@pytest.mark.parametrize("keys, storages, fragment", [
+    (["k"], {"k": (4, b"\x00" * 8)}, "holds 8 bytes"),
+    (["k"], {"k": (5, b"\x00" * 20)}, "holds 5 elements"),
+    ([], {}, "lists storage keys"),
+    (["k", "k"], {"k": (4, b"\x00" * 16)}, "lists storage keys"),
+    (["k", "other"], {"k": (4, b"\x00" * 16), "other": (1, b"\x00" * 4)}, "lists storage keys"),
+])
+def test_legacy_storages_that_do_not_match(keys, storages, fragment, real_save, tmp_path):
+    tree = {"w": tensor(legacy_storage("k", 4), 0, (4,), (1,))}
+    refused(write_save(tmp_path, dict(real_save, **{"policy.pth": legacy_pth(tree, keys, storages)})), fragment)
+
+
+def test_a_legacy_file_with_another_magic_number(real_save, tmp_path):
+    blob = b"".join(pickle.dumps(value, 2) for value in (12345, 1001, {"little_endian": True})) + torch_pickle({})
+    refused(write_save(tmp_path, dict(real_save, **{"policy.pth": blob})), "not a torch file")
+
+
+# -- state shared between loads ---------------------------------------------------------------------------------
+SB3_SHARED_GLOBALS = sorted(set(SB3_DATA_DIALECT.special) | set(torch_dialect().special))
+
+
+def shared_state(objects):
+    return [(dict(getattr(obj, "__dict__", {})), getattr(obj, "__defaults__", None),
+             getattr(obj, "__kwdefaults__", None)) for obj in objects]
+
+
+@pytest.mark.parametrize("state", sorted(BUILD_STATES))
+@pytest.mark.parametrize("reference", SB3_SHARED_GLOBALS, ids=".".join)
+def test_build_on_an_sb3_or_torch_global_is_refused(reference, state):
+    """What SB3's and torch's dialects map globals to is shared by every load: BUILD on it is refused by name."""
+    for dialect in (SB3_DATA_DIALECT, torch_dialect()):
+        if reference not in dialect.special:
+            continue
+        before = shared_state(dialect.special.values())
+        with pytest.raises(ExportError) as caught:
+            loads(torch_pickle(Build(Global(*reference), BUILD_STATES[state])), "hostile.pkl", dialect=dialect)
+        message = str(caught.value)
+        assert "BUILD" in message and reference[1] in message, message
+        assert_one_line(message)
+        assert shared_state(dialect.special.values()) == before
+
+
+def test_torch_metadata_is_dropped_and_nothing_else_is_set():
+    """torch state dicts BUILD `_metadata` on their OrderedDict: accepted and dropped in torch's dialect only."""
+    state_dict = loads(torch_pickle(Build(Call(ORDERED_DICT), {"_metadata": {"": {"version": 1}}})),
+                       dialect=torch_dialect())
+    assert state_dict == {} and not hasattr(state_dict, "_metadata")
+    for state in ({"_metadata": {}, "update": 1}, (None, {"_metadata": {}}), {"__class__": 1}):
+        with pytest.raises(ExportError, match="BUILD"):
+            loads(torch_pickle(Build(Call(ORDERED_DICT), state)), dialect=torch_dialect())
+    with pytest.raises(ExportError, match="BUILD"):
+        loads(dumps(Build(Call(ORDERED_DICT), {"_metadata": {}})), dialect=SB3_DATA_DIALECT)
+
+
+# -- pickle protocol 5 on every Python --------------------------------------------------------------------------
+def test_protocol_5_reads_on_every_python():
+    """SB3 writes protocol 5 (Python >= 3.8); Python 3.7's pickle stops at 4, and the reader still reads it. Its
+    out-of-band buffers stay refused."""
+    blob = b"\x80\x05\x96" + (3).to_bytes(8, "little") + b"abc."
+    assert loads(blob, dialect=SB3_DATA_DIALECT) == bytearray(b"abc")
+    with pytest.raises(ExportError, match="out-of-band|unknown opcode 0x97"):  # 3.7's pickletools lacks it
+        loads(b"\x80\x05\x97.", dialect=SB3_DATA_DIALECT)
+    with pytest.raises(ExportError, match="BYTEARRAY8"):
+        loads(b"\x80\x05\x96" + (2 ** 60).to_bytes(8, "little") + b"abc.", dialect=SB3_DATA_DIALECT)
+    with pytest.raises(ExportError, match="protocol: 6"):
+        loads(b"\x80\x06N.", dialect=SB3_DATA_DIALECT)
