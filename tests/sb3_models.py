@@ -453,35 +453,30 @@ def build_model(case: Sb3Case, seed: int = 0) -> BaseAlgorithm:
     return model
 
 
-def _raw_pixel_inputs(model: BaseAlgorithm) -> bool:
-    """Whether the policy's convolutions read pixels of 0..255 (normalize_images=False on a uint8 image)."""
-    return not model.policy.normalize_images and any(
-        isinstance(space, spaces.Box) and space.dtype == np.uint8
-        for space in (model.observation_space.spaces.values() if isinstance(model.observation_space, spaces.Dict)
-                      else [model.observation_space]))
+#: How many random observations calibrate the layers a prediction runs (`randomize_parameters`).
+CALIBRATION_BATCH = 64
 
 
 def randomize_parameters(model: BaseAlgorithm, seed: int) -> None:
     """Replace every parameter and buffer of the policy (target networks included) with random values from `seed`.
 
-    Weights are normal with standard deviation 1/sqrt(fan-in), so a layer's pre-activations stay about as large as
-    its inputs (O(1): tanh and sigmoid work in their curved range, not saturated); the first convolution of raw
-    0..255 pixels is divided by 255 for the same reason. Biases are normal with deviation 0.3 (never zero), log-stds
-    uniform in [-1.5, 0.5], BatchRenorm's running variances uniform in [0.25, 2] and its step counters past warm-up.
-    Tensors SB3 shares (an extractor under several names) are drawn once. Then the algorithm's copies follow: ARS's
-    flat weight vector, the gSDE exploration matrices drawn from the new log-stds, the DQN exploration rate at a
-    random point of its schedule.
+    First every tensor is drawn: weights normal with deviation 1/sqrt(fan-in), biases normal with deviation 0.3,
+    log-stds uniform in [-1.5, 0.5], BatchRenorm's running variances uniform in [0.25, 2] and its step counter past
+    warm-up (tensors SB3 shares, an extractor under several names, once). Then the layers a prediction runs are
+    calibrated on random observations (`calibrate_prediction_layers`), so that every action depends on the
+    observation. Last, the algorithm's copies follow: ARS's flat weight vector, the gSDE exploration matrices drawn
+    from the new log-stds, the DQN exploration rate at a random point of its schedule.
     """
     rng = np.random.RandomState(seed)
     renorm_layers = {name for name, module in model.policy.named_modules() if isinstance(module, BatchRenorm)}
-    raw_pixels = _raw_pixel_inputs(model)
     drawn = set()
     with torch.no_grad():
         for name, tensor in model.policy.state_dict(keep_vars=True).items():
             if tensor.data_ptr() in drawn:
                 continue
             drawn.add(tensor.data_ptr())
-            tensor.copy_(torch.as_tensor(_random_values(name, tensor, rng, renorm_layers, raw_pixels)))
+            tensor.copy_(torch.as_tensor(_random_values(name, tensor, rng, renorm_layers)))
+    calibrate_prediction_layers(model, rng)
     if hasattr(model, "weights"):  # ARS searches around (and saves) the flat vector of its policy's parameters
         model.weights = torch.nn.utils.parameters_to_vector(model.policy.parameters()).detach()
     if getattr(model, "use_sde", False):
@@ -490,8 +485,7 @@ def randomize_parameters(model: BaseAlgorithm, seed: int) -> None:
         model.exploration_rate = model.exploration_schedule(rng.uniform(0.0, 1.0))
 
 
-def _random_values(name: str, tensor: torch.Tensor, rng: np.random.RandomState, renorm_layers: set,
-                   raw_pixels: bool) -> np.ndarray:
+def _random_values(name: str, tensor: torch.Tensor, rng: np.random.RandomState, renorm_layers: set) -> np.ndarray:
     shape = tuple(tensor.shape)
     module, _, leaf = name.rpartition(".")
     if module in renorm_layers:
@@ -505,13 +499,51 @@ def _random_values(name: str, tensor: torch.Tensor, rng: np.random.RandomState, 
     if leaf == "log_std":  # a Parameter (a Linear named log_std has weight and bias leaves)
         return rng.uniform(-1.5, 0.5, shape).astype(np.float32)
     if tensor.dtype.is_floating_point and len(shape) >= 2:  # Linear [out, in], Conv2d [out, in, kh, kw], LSTM
-        scale = 1.0 / np.sqrt(np.prod(shape[1:]))
-        if raw_pixels and name.endswith("cnn.0.weight"):
-            scale /= 255.0
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
+        return (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
     if tensor.dtype.is_floating_point:
         return (rng.standard_normal(shape) * 0.3).astype(np.float32)
     raise AssertionError("no randomization rule for {} ({}, {})".format(name, tensor.dtype, shape))
+
+
+def calibrate_prediction_layers(model: BaseAlgorithm, rng: np.random.RandomState) -> None:
+    """Rescale each Linear and Conv2d layer `model.predict` runs, in the order it runs them, so that over a batch of
+    random observations each output unit has deviation 1 and a random mean (normal, deviation 0.3).
+
+    Weights drawn by fan-in alone keep pre-activations O(1), but the mean of ReLU-like activations passes on as a
+    constant that outweighs what varies with the observation: heads then pick the same discrete action for every
+    observation and unsquashed actions sit clipped at a bound, where a wrong layout or bias would go unseen. With
+    deviation 1, tanh and sigmoid work in their curved range, unsaturated. Layers without a bias are only rescaled
+    (root mean square 1). Raw 0..255 pixels (normalize_images=False) are scaled as any other input is.
+    """
+    observations = random_observations(model.observation_space, CALIBRATION_BATCH, rng)
+    layers: List[torch.nn.Module] = []
+
+    def record(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        if module not in layers:
+            layers.append(module)
+
+    hooks = [module.register_forward_hook(record) for module in model.policy.modules()
+             if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))]
+    model.predict(observations, deterministic=True)
+    for hook in hooks:
+        hook.remove()
+    for layer in layers:
+        outputs: List[torch.Tensor] = []
+        hook = layer.register_forward_hook(lambda module, inputs, output: outputs.append(output.detach()))
+        model.predict(observations, deterministic=True)
+        hook.remove()
+        units = torch.cat([output.movedim(1 if isinstance(layer, torch.nn.Conv2d) else -1, 0).reshape(
+            output.shape[1 if isinstance(layer, torch.nn.Conv2d) else -1], -1) for output in outputs], dim=1)
+        if layer.bias is not None:
+            deviation = units.std(dim=1).clamp(min=1e-6)
+        else:  # the mean stays: bring the root mean square to 1 instead
+            deviation = units.square().mean(dim=1).sqrt().clamp(min=1e-6)
+        unit_shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+        with torch.no_grad():
+            layer.weight /= deviation.reshape(unit_shape)
+            if layer.bias is not None:
+                offsets = torch.as_tensor(rng.standard_normal(layer.bias.shape) * 0.3, dtype=layer.bias.dtype)
+                layer.bias.copy_((layer.bias - units.mean(dim=1)) / deviation + offsets)
 
 
 def save_model(case: Sb3Case, directory: Union[str, os.PathLike], seed: int = 0) -> str:
