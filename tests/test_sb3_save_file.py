@@ -4,11 +4,13 @@ from the same files: state dicts bit for bit, spaces' bounds exactly, policy kwa
 The models are built (not trained) by SB3 on gymnasium envs with every observation space an SB3 policy takes,
 saved by SB3, and read back both ways.
 """
+import base64
 import io
 import json
 import os
 import pickle
 import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from sbif.export.sb2_files import describe_source  # noqa: E402
 from sbif.export.sb3.save_file import ClassRef, is_sb3_save, read_sb3_save  # noqa: E402
 from sbif.export.sb3.torch_storage import TensorBudget, read_pth  # noqa: E402
 from sbif.export.sb3.vecnormalize import RunningStats, read_sb3_vecnormalize  # noqa: E402
+from tests.attacks.sb2_like import Global, NewObj, dumps, named_class  # noqa: E402
 
 
 class SpacesEnv(gym.Env):
@@ -66,7 +69,8 @@ CASES = {
     "DQN Mlp Box/Discrete": (sb3.DQN, "MlpPolicy", BOX, spaces.Discrete(4), SMALL),
     "SAC Mlp Box/Box": (sb3.SAC, "MlpPolicy", BOX, ACTIONS, SMALL),
     "TD3 Mlp Box/Box": (sb3.TD3, "MlpPolicy", BOX, ACTIONS, dict(net_arch=[8], activation_fn=nn.Tanh)),
-    "QRDQN Mlp Box/Discrete": (sb3_contrib.QRDQN, "MlpPolicy", BOX, spaces.Discrete(3), dict(net_arch=[8], n_quantiles=5)),
+    "QRDQN Mlp Box/Discrete": (sb3_contrib.QRDQN, "MlpPolicy", BOX, spaces.Discrete(3),
+                               dict(net_arch=[8], n_quantiles=5)),
     "TQC Mlp Box/Box": (sb3_contrib.TQC, "MlpPolicy", BOX, ACTIONS, dict(net_arch=[8], n_quantiles=5)),
     "ARS Linear Box/Discrete": (sb3_contrib.ARS, "LinearPolicy", BOX, spaces.Discrete(3), {}),
     "RecurrentPPO MlpLstm Box/Box": (sb3_contrib.RecurrentPPO, "MlpLstmPolicy", BOX, ACTIONS,
@@ -336,3 +340,53 @@ def test_vecnormalize_statistics_are_validated(tmp_path):
     env.save(path)
     with pytest.raises(ExportError, match="clip_obs"):
         read_sb3_vecnormalize(path)
+
+
+# -- saves of SB3 1.x: gym spaces --------------------------------------------------------------------------------
+def old_gym_save(directory, observation_space, action_space):
+    """A save whose spaces are old gym's (module gym.spaces, `shape` and `np_random` attributes, an OrderedDict of
+    Dict spaces), as SB3 1.x wrote them, and whose policy.pth is a real (empty) torch file."""
+    def serialized(value):
+        return {":type:": "<class 'object'>", ":serialized:": base64.b64encode(dumps(value, 4)).decode()}
+
+    buffer = io.BytesIO()
+    torch.save({}, buffer)
+    data = {"policy_class": serialized(Global("stable_baselines3.common.policies", "ActorCriticPolicy")),
+            "observation_space": serialized(observation_space), "action_space": serialized(action_space)}
+    path = os.path.join(str(directory), "old_gym.zip")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data", json.dumps(data))
+        archive.writestr("policy.pth", buffer.getvalue())
+    return path
+
+
+def old_gym_space(name, **attributes):
+    attributes["np_random"] = np.random.RandomState(0)  # pickled through numpy.random._pickle's constructors
+    return NewObj(named_class("gym.spaces." + name.lower(), name), attributes)
+
+
+def test_old_gym_spaces(tmp_path):
+    box = old_gym_space("Box", dtype=np.dtype(np.float32), shape=(2,), low=np.float32([-1, -2]),
+                        high=np.float32([1, 2]))
+    observation = old_gym_space("Dict", spaces=OrderedDict([
+        ("z", box), ("a", old_gym_space("Discrete", n=3, shape=(), dtype=np.dtype(np.int64))),
+        ("bits", old_gym_space("MultiBinary", n=4, shape=(4,), dtype=np.dtype(np.int8)))]))
+    action = old_gym_space("MultiDiscrete", nvec=np.array([2, 5]), shape=(2,), dtype=np.dtype(np.int64))
+    save = read_sb3_save(old_gym_save(tmp_path, observation, action))
+    assert save.sb3_version is None and save.state_dict == {} and save.pytorch_variables == {}
+    assert list(save.observation_space.spaces) == ["z", "a", "bits"]
+    inner = save.observation_space.spaces
+    assert inner["z"].low.tolist() == [-1, -2] and inner["z"].high.dtype == np.float32 and inner["z"].shape == (2,)
+    assert (inner["a"].n, inner["a"].start, inner["bits"].n, inner["bits"].shape) == (3, 0, 4, (4,))
+    assert save.action_space.nvec.tolist() == [2, 5] and save.action_space.start.tolist() == [0, 0]
+
+
+def test_a_gymnasium_generator_in_a_space(tmp_path):
+    """gymnasium spaces pickle their np_random Generator (PCG64, SeedSequence): read as inert stand-ins."""
+    space = spaces.Box(-1, 1, (2,), np.float32)
+    space.seed(3)
+    space.sample()
+    path = old_gym_save(tmp_path, space, spaces.Discrete(2))
+    with zipfile.ZipFile(path) as archive:
+        assert b"PCG64" in base64.b64decode(json.loads(archive.read("data"))["observation_space"][":serialized:"])
+    assert read_sb3_save(path).observation_space.high.tolist() == [1, 1]
