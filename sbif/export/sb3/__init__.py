@@ -1,6 +1,7 @@
-"""Stable-Baselines3 and sb3-contrib save files, read as data: no torch, no SB3, no code from the file run.
+"""Stable-Baselines3 and sb3-contrib policies to SBIF.
 
-`save_file` reads a model `.zip` (its `data` JSON, the pickled spaces, policy class and kwargs, and the torch
-state dicts), `vecnormalize` rl-zoo3's `vecnormalize.pkl`; `torch_storage` reads torch's `.pth` serialization
-and `dialect` says which globals SB3's pickles may name.
+Their save files are read as data, with no torch, no SB3 and no code from the file run: `save_file` reads a model
+`.zip` (the `data` JSON, the pickled policy class, kwargs and spaces, the torch state dicts), `torch_storage`
+torch's `.pth` serialization, `vecnormalize` rl-zoo3's `vecnormalize.pkl`, and `dialect` says which globals SB3's
+pickles may name.
 """

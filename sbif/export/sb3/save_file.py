@@ -102,7 +102,7 @@ def is_sb3_save(path: str) -> bool:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
         return DATA_MEMBER in names and POLICY_MEMBER in names
-    except Exception:  # noqa: BLE001 - any unreadable file is simply not an SB3 save
+    except Exception:  # whatever makes the file unreadable makes it no SB3 save; read_sb3_save says why
         return False
 
 
@@ -118,8 +118,8 @@ def read_sb3_save(path: str) -> Sb3Save:
     for key in ("policy_class", "observation_space", "action_space"):
         if key not in data:
             raise ExportError("{}: the data member has no {}; is this an SB3 model?".format(path, key))
-    budget = TensorBudget(os.path.getsize(path))
     file_bytes = os.path.getsize(path)
+    budget = TensorBudget(file_bytes)  # one for both state dicts of the save
     variables_member = next((name for name in VARIABLE_MEMBERS if name in members), None)
     return Sb3Save(
         sb3_version=_version(members.get(VERSION_MEMBER), path),
