@@ -162,6 +162,9 @@ def test_the_numba_backend_runs_the_batched_transposes_in_its_kernels(model_and_
     policy = sbif.load(path, backend="numba")
     for rows in (1, 7):
         assert np.array_equal(policy.run({"obs": obs[:rows]}, ["logits"])["logits"], expected["logits"][:rows])
+    assert policy.executor.single_row("action") is not None
+    for row in range(len(obs)):  # one observation: the single-row path, one compiled call
+        assert policy.predict(obs[row], deterministic=True)[0] == expected["action"][row]
     assert not policy.executor.fallbacks
 
 
