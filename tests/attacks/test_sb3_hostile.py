@@ -307,10 +307,32 @@ def test_shared_references_in_policy_kwargs(real_save, tmp_path):
             "policy_kwargs", "more than")
 
 
+VEC_NORMALIZE = named_class("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")
+RUNNING_MEAN_STD = named_class("stable_baselines3.common.running_mean_std", "RunningMeanStd")
+
+
+def running_mean_std(size):
+    return NewObj(RUNNING_MEAN_STD, {"mean": np.linspace(-1, 1, size), "var": np.full(size, 2.0), "count": 9.0})
+
+
+def vecnormalize_blob():
+    """A valid VecNormalize pickle of a Dict observation, old style (`obs_keys`, a set), written by hand."""
+    statistics = {"b": running_mean_std(2), "a": running_mean_std(3)}
+    return dumps(NewObj(VEC_NORMALIZE, {"norm_obs": True, "obs_rms": statistics, "epsilon": 1e-8, "clip_obs": 10.0,
+                                        "obs_keys": Call(Global("builtins", "set"), ["a", "b"]),
+                                        "ret_rms": running_mean_std(1)}), 2)
+
+
+def test_the_handmade_vecnormalize_is_valid(tmp_path):
+    path = str(tmp_path / "vecnormalize.pkl")
+    with open(path, "wb") as handle:
+        handle.write(vecnormalize_blob())
+    normalization = read_sb3_vecnormalize(path)
+    assert normalization.norm_obs_keys == ["b", "a"] and normalization.obs_rms["a"].var.tolist() == [2.0] * 3
+
+
 def test_hostile_vecnormalize_numbers(tmp_path):
-    vec_normalize = named_class("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")
-    running = named_class("stable_baselines3.common.running_mean_std", "RunningMeanStd")
-    statistics = NewObj(running, {"mean": np.zeros(3), "var": np.ones(3), "count": 1.0})
+    statistics = NewObj(RUNNING_MEAN_STD, {"mean": np.zeros(3), "var": np.ones(3), "count": 1.0})
     path = str(tmp_path / "vecnormalize.pkl")
     for state, fragment in (({"norm_obs": True, "obs_rms": statistics, "epsilon": 1e-8, "clip_obs": -1.0}, "positive"),
                             ({"norm_obs": "yes", "obs_rms": statistics, "epsilon": 1e-8, "clip_obs": 1.0}, "boolean"),
@@ -318,7 +340,7 @@ def test_hostile_vecnormalize_numbers(tmp_path):
                              "epsilon"),
                             ({"norm_obs": True, "obs_rms": 5, "epsilon": 1e-8, "clip_obs": 1.0}, "RunningMeanStd")):
         with open(path, "wb") as handle:
-            handle.write(dumps(NewObj(vec_normalize, state)))
+            handle.write(dumps(NewObj(VEC_NORMALIZE, state)))
         refused(path, fragment, reader=read_sb3_vecnormalize)
 
 
@@ -499,3 +521,28 @@ def test_protocol_5_reads_on_every_python():
         loads(b"\x80\x05\x96" + (2 ** 60).to_bytes(8, "little") + b"abc.", dialect=SB3_DATA_DIALECT)
     with pytest.raises(ExportError, match="protocol: 6"):
         loads(b"\x80\x06N.", dialect=SB3_DATA_DIALECT)
+
+
+@FUZZ
+@given(edits=EDITS, truncation=TRUNCATION)
+def test_corrupted_vecnormalize_gives_a_result_or_an_export_error(edits, truncation, tmp_path):
+    path = str(tmp_path / "vecnormalize.pkl")
+    with open(path, "wb") as handle:
+        handle.write(corrupt(vecnormalize_blob(), edits, truncation))
+    try:
+        read_sb3_vecnormalize(path)
+    except SbifError as exc:
+        assert_one_line(str(exc))
+
+
+@FUZZ
+@given(edits=EDITS, truncation=TRUNCATION, little_endian=st.booleans())
+def test_corrupted_legacy_torch_files_give_a_result_or_an_export_error(edits, truncation, little_endian, tmp_path):
+    order = "<" if little_endian else ">"
+    tree = {"w": tensor(legacy_storage("k", 3), 1, (2,), (1,)), "v": tensor(legacy_storage("k", 3), 0, (3,), (1,))}
+    blob = legacy_pth(tree, ["k"], {"k": (3, np.arange(3, dtype=order + "f4").tobytes())}, little_endian)
+    path = write_save(tmp_path, dict(handmade_save(), **{"policy.pth": corrupt(blob, edits, truncation)}))
+    try:
+        read_sb3_save(path)
+    except SbifError as exc:
+        assert_one_line(str(exc))
