@@ -39,7 +39,7 @@ class TorchPolicy:
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Dict[str, np.ndarray]:
         import torch
 
-        feeds = {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in inputs.items()}
+        feeds = {name: torch.from_numpy(np.array(value, order="C")) for name, value in inputs.items()}
         with torch.no_grad():
             results = self.module.run(feeds, list(outputs))
         return {name: value.numpy() for name, value in results.items()}
@@ -64,7 +64,7 @@ class TorchOp:
 
         from sbif.convert.torch import run_op
 
-        tensors = [torch.from_numpy(np.ascontiguousarray(value)) for value in inputs]
+        tensors = [torch.from_numpy(np.array(value, order="C")) for value in inputs]
         with torch.no_grad():
             return [value.numpy() for value in run_op(self.name, tensors, attrs, scripted=self.scripted)]
 
