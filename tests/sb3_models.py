@@ -24,6 +24,7 @@ import sb3_contrib
 import stable_baselines3
 import torch
 from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.torch_layers import BatchRenorm
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
@@ -462,8 +463,8 @@ def randomize_parameters(model: BaseAlgorithm, seed: int) -> None:
 
     First every tensor is drawn: weights normal with deviation 1/sqrt(fan-in), biases normal with deviation 0.3,
     log-stds uniform in [-1.5, 0.5], BatchRenorm's running variances uniform in [0.25, 2] and its step counter past
-    warm-up (tensors SB3 shares, an extractor under several names, once). Then the layers a prediction runs are
-    calibrated on random observations (`calibrate_prediction_layers`), so that every action depends on the
+    warm-up (tensors SB3 shares, an extractor under several names, once). Then the layers of predictions, values and
+    critics are calibrated on random observations (`calibrate_prediction_layers`), so that every action depends on the
     observation. Last, the algorithm's copies follow: ARS's flat weight vector, the gSDE exploration matrices drawn
     from the new log-stds, the DQN exploration rate at a random point of its schedule.
     """
@@ -505,9 +506,27 @@ def _random_values(name: str, tensor: torch.Tensor, rng: np.random.RandomState, 
     raise AssertionError("no randomization rule for {} ({}, {})".format(name, tensor.dtype, shape))
 
 
+def evaluation_passes(model: BaseAlgorithm, observations: Any) -> None:
+    """Run what an exporter reproduces on a batch of observations (in the saved layout): `model.predict`, and the
+    values or critics SB3 exposes (ActorCriticPolicy's `predict_values`, off-policy critics on the actor's actions),
+    in evaluation mode (BatchRenorm reads its running statistics and leaves them)."""
+    model.predict(observations, deterministic=True)  # which also sets the policy's evaluation mode
+    policy = model.policy
+    tensors, _ = policy.obs_to_tensor(observations)
+    with torch.no_grad():
+        if isinstance(policy, RecurrentActorCriticPolicy):
+            layers, _, hidden = policy.lstm_hidden_state_shape
+            state = torch.zeros(layers, CALIBRATION_BATCH, hidden)
+            policy.predict_values(tensors, (state, state), torch.zeros(CALIBRATION_BATCH))
+        elif hasattr(policy, "predict_values"):
+            policy.predict_values(tensors)
+        elif getattr(policy, "critic", None) is not None:
+            policy.critic(tensors, policy._predict(tensors, deterministic=True))
+
+
 def calibrate_prediction_layers(model: BaseAlgorithm, rng: np.random.RandomState) -> None:
-    """Rescale each Linear and Conv2d layer `model.predict` runs, in the order it runs them, so that over a batch of
-    random observations each output unit has deviation 1 and a random mean (normal, deviation 0.3).
+    """Rescale each Linear and Conv2d layer that `evaluation_passes` runs, in the order it runs them, so that over a
+    batch of random observations each output unit has deviation 1 and a random mean (normal, deviation 0.3).
 
     Weights drawn by fan-in alone keep pre-activations O(1), but the mean of ReLU-like activations passes on as a
     constant that outweighs what varies with the observation: heads then pick the same discrete action for every
@@ -524,13 +543,13 @@ def calibrate_prediction_layers(model: BaseAlgorithm, rng: np.random.RandomState
 
     hooks = [module.register_forward_hook(record) for module in model.policy.modules()
              if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))]
-    model.predict(observations, deterministic=True)
+    evaluation_passes(model, observations)
     for hook in hooks:
         hook.remove()
     for layer in layers:
         outputs: List[torch.Tensor] = []
         hook = layer.register_forward_hook(lambda module, inputs, output: outputs.append(output.detach()))
-        model.predict(observations, deterministic=True)
+        evaluation_passes(model, observations)
         hook.remove()
         units = torch.cat([output.movedim(1 if isinstance(layer, torch.nn.Conv2d) else -1, 0).reshape(
             output.shape[1 if isinstance(layer, torch.nn.Conv2d) else -1], -1) for output in outputs], dim=1)
