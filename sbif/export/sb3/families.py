@@ -10,9 +10,9 @@ import numpy as np
 
 from ...errors import ExportError, UnsupportedError
 from .description import ClassName, Sb3Description
-from .heads import (bernoulli, box_action, categorical, diag_gaussian, epsilon_greedy, multi_categorical,
-                    squashed_gaussian)
-from .policy_classes import EXTRACTOR_MODULE, EXTRACTORS, default_extractor
+from .heads import (ACTION_MASK, bernoulli, box_action, categorical, diag_gaussian, epsilon_greedy, masked_logits,
+                    multi_categorical, squashed_gaussian)
+from .policy_classes import CROSSQ_BATCH_NORM_EPS, EXTRACTOR_MODULE, EXTRACTORS, default_extractor
 from .torch_layers import TorchGraph, activation_op, features, observation_input, preprocessed_observation
 
 #: SAC's default `clip_mean` (the Hardtanh SAC puts after the gSDE mean): `sac/policies.py` Actor.
@@ -53,19 +53,8 @@ def activation(model: Sb3Description) -> Dict[str, Any]:
 def actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     """ActorCriticPolicy (A2C, PPO, TRPO): extractor(s), `mlp_extractor`'s policy and value nets, `action_net`
     into the action distribution, `value_net` into the value."""
-    builder, act = graph.builder, activation(model)
-    pi_prefix, vf_prefix, ignored = _actor_critic_extractors(graph)
-    processed = preprocessed(graph, model)
-    pi_features = features(graph, processed, extractor_name(model), pi_prefix)
-    vf_features = pi_features if vf_prefix == pi_prefix else features(graph, processed, extractor_name(model),
-                                                                      vf_prefix)
-    latent_pi = graph.mlp(pi_features, "mlp_extractor.policy_net", act, output_layer=False)
-    latent_vf = graph.mlp(vf_features, "mlp_extractor.value_net", act, output_layer=False)
-    value = graph.linear(latent_vf, "value_net")
-    builder.op("squeeze", [value], {"axis": -1}, name="value")
-    builder.declare_output("value", "the state value V(s), SB3's predict_values")
-    flat = graph.linear(latent_pi, "action_net")
-    space = model.action_space
+    flat, ignored = actor_critic_trunk(graph, model)
+    builder, space = graph.builder, model.action_space
     if space.kind == "discrete":
         return categorical(builder, flat), ignored
     if space.kind == "multi_discrete":
@@ -81,6 +70,43 @@ def actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
                                .format(" squashed by tanh" if squash else "", "unscaled" if squash else "clipped"))
         return {"stochastic_action": None}, ignored
     return diag_gaussian(builder, flat, graph.tensor("log_std"), space), ignored
+
+
+def maskable_actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """MaskablePPO: the actor-critic trunk, then the logits masked as MaskableCategorical does (a masked action's
+    logit becomes -1e8) from the `action_mask` input; MultiBinary actions are a categorical over two logits per
+    bit (MaskableBernoulli), returned as int64."""
+    flat, ignored = actor_critic_trunk(graph, model)
+    builder, space = graph.builder, model.action_space
+    width = builder.spec(flat).shape[-1]
+    mask = builder.add_input(ACTION_MASK, "bool", [None, width], "action_mask")
+    masked = masked_logits(builder, flat, mask)
+    if space.kind == "discrete":
+        decided = categorical(builder, masked)
+    elif space.kind in ("multi_discrete", "multi_binary"):
+        nvec = space.nvec if space.kind == "multi_discrete" else [2] * space.n
+        decided = multi_categorical(builder, masked, nvec)
+    else:
+        raise UnsupportedError("MaskablePPO takes Discrete, MultiDiscrete and MultiBinary actions, not {}".format(
+            space.kind))
+    decided["action_mask"] = mask
+    return decided, ignored
+
+
+def actor_critic_trunk(graph: TorchGraph, model: Sb3Description) -> Tuple[str, List[str]]:
+    """The actor-critic families' shared part: the value output, and the flat `action_net` output."""
+    builder, act = graph.builder, activation(model)
+    pi_prefix, vf_prefix, ignored = _actor_critic_extractors(graph)
+    processed = preprocessed(graph, model)
+    pi_features = features(graph, processed, extractor_name(model), pi_prefix)
+    vf_features = pi_features if vf_prefix == pi_prefix else features(graph, processed, extractor_name(model),
+                                                                      vf_prefix)
+    latent_pi = graph.mlp(pi_features, "mlp_extractor.policy_net", act, output_layer=False)
+    latent_vf = graph.mlp(vf_features, "mlp_extractor.value_net", act, output_layer=False)
+    value = graph.linear(latent_vf, "value_net")
+    builder.op("squeeze", [value], {"axis": -1}, name="value")
+    builder.declare_output("value", "the state value V(s), SB3's predict_values")
+    return graph.linear(latent_pi, "action_net"), ignored
 
 
 def _actor_critic_extractors(graph: TorchGraph) -> Tuple[str, str, List[str]]:
@@ -149,9 +175,21 @@ def sac(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     """SAC's and TQC's Actor: extractor, `latent_pi`, `mu` (with gSDE: Hardtanh(±clip_mean) after it when the file
     has `mu.0`), tanh, unscaled to the bounds; a sample from `log_std` unless gSDE (its exploration matrix is not
     saved)."""
+    return squashed_actor(graph, model, 0.0), ["critic.", "critic_target."]
+
+
+def crossq(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """CrossQ's Actor: SAC's, with BatchRenorm layers in `latent_pi` evaluated on their running statistics (SB3's
+    predict runs the policy in evaluation mode); CrossQ keeps no target critic."""
+    eps = float(model.policy_kwargs.get("batch_norm_eps", CROSSQ_BATCH_NORM_EPS))
+    return squashed_actor(graph, model, eps), ["critic."]
+
+
+def squashed_actor(graph: TorchGraph, model: Sb3Description, batch_norm_eps: float) -> Dict[str, Any]:
+    """The squashed-Gaussian actor SAC, TQC and CrossQ share."""
     builder = graph.builder
     x = observation_features(graph, model, "actor.features_extractor")
-    latent = graph.mlp(x, "actor.latent_pi", activation(model), output_layer=False)
+    latent = graph.mlp(x, "actor.latent_pi", activation(model), output_layer=False, batch_norm_eps=batch_norm_eps)
     if model.use_sde:
         graph.tensor("actor.log_std")
         if graph.has("actor.mu.0.weight"):
@@ -164,10 +202,10 @@ def sac(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
             mean = graph.linear(latent, "actor.mu")
         result = squashed_gaussian(builder, mean, None, model.action_space)
         result["stochastic_action"] = None
-        return result, ["critic.", "critic_target."]
+        return result
     mean = graph.linear(latent, "actor.mu")
     log_std = graph.linear(latent, "actor.log_std")
-    return squashed_gaussian(builder, mean, log_std, model.action_space), ["critic.", "critic_target."]
+    return squashed_gaussian(builder, mean, log_std, model.action_space)
 
 
 def td3(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
@@ -199,5 +237,6 @@ def ars(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
 
 
 FAMILIES: Dict[str, FamilyBuilder] = {
-    "actor_critic": actor_critic, "dqn": dqn, "qrdqn": qrdqn, "sac": sac, "td3": td3, "ars": ars,
+    "actor_critic": actor_critic, "maskable_actor_critic": maskable_actor_critic, "dqn": dqn, "qrdqn": qrdqn,
+    "sac": sac, "crossq": crossq, "td3": td3, "ars": ars,
 }

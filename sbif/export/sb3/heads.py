@@ -20,6 +20,23 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 #: DQN's and QR-DQN's ε-greedy draws (SPEC section 5.9): one per request, shared by every row, then one per row.
 EXPLORATION_DRAW = "noise_exploration"
 RANDOM_ACTION = "noise_random_action"
+#: MaskablePPO's action-mask input, and the logit a masked action gets (`MaskableCategorical.apply_masking`).
+ACTION_MASK = "action_mask"
+MASKED_LOGIT = -1e8
+
+
+def masked_logits(builder: GraphBuilder, logits: str, mask: str) -> str:
+    """`th.where(mask, logits, -1e8)` as arithmetic: logits·m + (1 − m)·(−1e8) with m the mask as 0.0/1.0. For a
+    finite logit both terms are exact (a product by 0 or 1, a sum with ±0), so the result is SB3's bit for bit; an
+    infinite logit, which a finite network does not produce, would give NaN where SB3 gives -1e8."""
+    kept = builder.op("cast", [mask], {"to": "float32"}, name="action_mask/kept")
+    one = builder.op("constant", [], {"value": 1.0, "dtype": "float32"}, name="action_mask/one")
+    dropped = builder.op("sub", [one, kept], name="action_mask/dropped")
+    floor = builder.op("constant", [], {"value": float(np.float32(MASKED_LOGIT)), "dtype": "float32"},
+                       name="action_mask/masked_logit")
+    return builder.op("add", [builder.op("mul", [logits, kept], name="action_mask/logits_kept"),
+                              builder.op("mul", [dropped, floor], name="action_mask/logits_dropped")],
+                      name="masked_logits")
 
 
 def categorical(builder: GraphBuilder, logits: str) -> Dict[str, Any]:

@@ -119,6 +119,16 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, norma
                 values, found = scales.run(feeds, [q_name])
                 report["action_mismatches"] = discrete_disagreements(expected, actual, [values[q_name]],
                                                                      [found[q_name]])
+        mask_input = policy.document["predict"].get("action_mask")
+        if mask_input is not None:  # MaskablePPO: random masks, each allowing at least one action per component
+            masks = _random_masks(policy, len(observations), np.random.default_rng(seed))
+            expected_masked, _ = model.predict(fed, deterministic=True, action_masks=masks)
+            actual_masked, _ = policy.predict(observations, deterministic=True, action_masks=masks)
+            feeds_masked = dict(feeds, **{mask_input: masks})
+            values, found = scales.run(feeds_masked, list(distribution["parameters"].values()))
+            scores, score_scales = decision_scores(distribution, values, found)
+            report["action_mismatches"] += discrete_disagreements(expected_masked, actual_masked, scores,
+                                                                  score_scales)
         tensor = _observation_tensor(model, fed)
         if "value" in policy.output_names and hasattr(model.policy, "predict_values"):
             import torch
@@ -138,6 +148,18 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, norma
         raise ExportError("the exported policy does not reproduce SB3: " + "; ".join(failures) +
                           ". Please report this with the model file.")
     return report
+
+
+def _random_masks(policy: Any, rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Action masks [rows, L] allowing about half the actions, and at least one of each categorical component."""
+    distribution = policy.document["predict"]["distribution"]
+    sizes = distribution.get("nvec") or [policy.executor.inputs[policy.document["predict"]["action_mask"]]["shape"][1]]
+    parts = []
+    for size in sizes:
+        part = rng.random((rows, size)) < 0.5
+        part[np.arange(rows), rng.integers(0, size, rows)] = True
+        parts.append(part)
+    return np.concatenate(parts, axis=1)
 
 
 def _observation_tensor(model: Any, observations: np.ndarray) -> Any:

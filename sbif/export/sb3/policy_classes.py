@@ -66,6 +66,10 @@ for _name in ("TQCPolicy",) + _Q_NETWORK:
     POLICY_CLASSES[("sb3_contrib.tqc.policies", _name)] = PolicyClass("sac", ("TQC",), "ReLU")
 for _name in ("TD3Policy",) + _Q_NETWORK:
     POLICY_CLASSES[("stable_baselines3.td3.policies", _name)] = PolicyClass("td3", ("TD3", "DDPG"), "ReLU")
+for _name in ("MaskableActorCriticPolicy", "MaskableActorCriticCnnPolicy", "MaskableMultiInputActorCriticPolicy"):
+    POLICY_CLASSES[("sb3_contrib.common.maskable.policies", _name)] = PolicyClass(
+        "maskable_actor_critic", ("MaskablePPO",), "Tanh")
+POLICY_CLASSES[("sb3_contrib.crossq.policies", "CrossQPolicy")] = PolicyClass("crossq", ("CrossQ",), "ReLU")
 POLICY_CLASSES[("sb3_contrib.ars.policies", "ARSPolicy")] = PolicyClass(
     "ars", ("ARS",), "ReLU", (("with_bias", True), ("squash_output", True)))
 POLICY_CLASSES[("sb3_contrib.ars.policies", "ARSLinearPolicy")] = PolicyClass(
@@ -74,10 +78,11 @@ del _name
 
 #: Policy classes of algorithms SBIF does not export yet, with what is missing (refused by name).
 NOT_YET: Dict[str, str] = {
-    "sb3_contrib.common.maskable.policies": "MaskablePPO's action masks",
     "sb3_contrib.common.recurrent.policies": "RecurrentPPO's LSTMs",
-    "sb3_contrib.crossq.policies": "CrossQ's batch renormalization",
 }
+#: CrossQ's BatchRenorm epsilon unless `policy_kwargs` set `batch_norm_eps` (`crossq/policies.py`; not in the state
+#: dict).
+CROSSQ_BATCH_NORM_EPS = 1e-3
 
 
 def policy_class(module: str, name: str) -> PolicyClass:

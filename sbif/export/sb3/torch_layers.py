@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Any, Dict, List, Sequence, Set
+from typing import Any, Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -92,26 +92,64 @@ class TorchGraph:
             return self.builder.op("linear", [x, weight, self.tensor(prefix + ".bias")], name=name or prefix)
         return self.builder.op("matmul", [x, weight], name=name or prefix)
 
-    def sequential_linears(self, prefix: str) -> List[int]:
-        """The indices of the Linear layers of the Sequential `prefix` (0, 2, 4, ... as create_mlp builds them)."""
-        pattern = re.compile(r"^{}\.(\d+)\.weight$".format(re.escape(prefix)))
-        indices = sorted(int(match.group(1)) for match in map(pattern.match, self.parameters) if match)
-        if indices != list(range(0, 2 * len(indices), 2)):
-            raise ExportError("the layers of {} are at indices {}; SB3's create_mlp puts Linear layers at 0, 2, 4, "
-                              "...".format(prefix, indices))
-        return indices
+    def sequential_modules(self, prefix: str) -> List[Tuple[int, str]]:
+        """The modules of the Sequential `prefix` that hold parameters, as (index, kind) in order: kind 'linear'
+        (a 2-D `weight`) or 'batch_renorm' (sb3-contrib's BatchRenorm: `ra_mean`). The modules without parameters
+        (activations) sit in the gaps of the indices."""
+        pattern = re.compile(r"^{}\.(\d+)\.([A-Za-z_]+)$".format(re.escape(prefix)))
+        found: Dict[int, Set[str]] = {}
+        for name in self.parameters:
+            match = pattern.match(name)
+            if match:
+                found.setdefault(int(match.group(1)), set()).add(match.group(2))
+        modules = []
+        for index in sorted(found):
+            keys = found[index]
+            if "ra_mean" in keys:
+                modules.append((index, "batch_renorm"))
+            elif "weight" in keys and len(self.parameters["{}.{}.weight".format(prefix, index)].shape) == 2:
+                modules.append((index, "linear"))
+            else:
+                raise ExportError("{}.{} holds {}: neither a Linear nor a BatchRenorm layer".format(
+                    prefix, index, ", ".join(sorted(keys))))
+        return modules
 
-    def mlp(self, x: str, prefix: str, activation: Dict[str, Any], output_layer: bool, output_name: str = "") -> str:
-        """create_mlp's Sequential `prefix`: each Linear then the activation, except the last one when the network
-        has an output layer (create_mlp with output_dim > 0), whose node is then `output_name` if given. An empty
-        Sequential is the identity."""
-        indices = self.sequential_linears(prefix)
-        for position, index in enumerate(indices):
+    def mlp(self, x: str, prefix: str, activation: Dict[str, Any], output_layer: bool, output_name: str = "",
+            batch_norm_eps: float = 0.0) -> str:
+        """A Sequential `prefix` built by create_mlp: Linear layers (BatchRenorm ones before them, CrossQ's), each
+        Linear followed by the activation — which holds no parameters, so it is where the indices leave a gap of
+        one — except the output layer when the network has one (create_mlp with output_dim > 0), whose node is then
+        `output_name` if given. An empty Sequential is the identity."""
+        modules = self.sequential_modules(prefix)
+        for position, (index, kind) in enumerate(modules):
             layer = "{}.{}".format(prefix, index)
-            last = output_layer and position == len(indices) - 1
-            x = self.linear(x, layer, output_name if last else "")
-            if not last:
+            following = modules[position + 1][0] if position + 1 < len(modules) else None
+            last = following is None
+            if kind == "batch_renorm":
+                x = self.batch_renorm(x, layer, batch_norm_eps)
+            else:
+                x = self.linear(x, layer, output_name if last and output_layer else "")
+            activated = kind == "linear" and not (last and output_layer)
+            if following is not None and following - index - 1 != int(activated):
+                raise ExportError("{}: the layers sit at indices {}; create_mlp puts one activation after each "
+                                  "Linear layer".format(prefix, [i for i, _ in modules]))
+            if activated:
                 x = activate(self.builder, x, activation, layer + "/act")
+        return x
+
+    def batch_renorm(self, x: str, layer: str, eps: float) -> str:
+        """sb3-contrib's BatchRenorm in evaluation mode: (x - ra_mean) / sqrt(ra_var + eps), then scale and bias.
+        sqrt(ra_var + eps) is a constant, computed in float32 as torch computes it (a rounded sum, then a correctly
+        rounded square root: the same bits)."""
+        builder = self.builder
+        variance = self.parameters[self.tensor(layer + ".ra_var")]
+        self.tensor(layer + ".steps")  # training's counter: evaluation never reads it
+        std = builder.constant_tensor(layer + "/std", np.sqrt(variance + np.asarray(eps, variance.dtype)))
+        centered = builder.op("sub", [x, self.tensor(layer + ".ra_mean")], name=layer + "/centered")
+        x = builder.op("div", [centered, std], name=layer + "/normalized")
+        if self.has(layer + ".scale"):
+            x = builder.op("mul", [self.tensor(layer + ".scale"), x], name=layer + "/scaled")
+            x = builder.op("add", [x, self.tensor(layer + ".bias")], name=layer)
         return x
 
     def unused(self, ignored: Sequence[str] = ()) -> List[str]:
