@@ -90,7 +90,7 @@ OBSERVATION_SPACES: Dict[str, Callable[[], spaces.Space]] = {
     "image-hwc": lambda: spaces.Box(0, 255, (IMAGE_SIDE, IMAGE_SIDE + 6, 3), np.uint8),
     # an already normalized float image: NatureCNN takes it only with normalize_images=False
     "image-float": lambda: spaces.Box(-1.0, 1.0, (2, IMAGE_SIDE, IMAGE_SIDE + 2), np.float32),
-    # key names out of alphabetical order of their kinds: SB3 concatenates features in the Dict's (sorted) key order
+    # keys given out of alphabetical order: gymnasium sorts a Dict's keys, and SB3 concatenates features in that order
     "dict": lambda: spaces.Dict({
         "position": spaces.Box(-1.0, 2.0, (3,), np.float32),
         "camera": spaces.Box(0, 255, (1, IMAGE_SIDE, IMAGE_SIDE + 2), np.uint8),
@@ -221,12 +221,15 @@ def _grid(algorithm: str, policy: str, observations: Tuple[str, ...], actions: T
 
 
 def _her(algorithm: str, observation: str, action: str, **policy_kwargs: Any) -> Sb3Case:
+    """An off-policy algorithm with HER's replay buffer on a goal Dict."""
     return make_case(algorithm, "MultiInputPolicy", observation, action, policy_kwargs,
                      replay_buffer_class=HerReplayBuffer,
                      replay_buffer_kwargs={"n_sampled_goal": 2, "goal_selection_strategy": "future"})
 
 
 def _enumerate() -> List[Sb3Case]:
+    """SB3_CASES: each algorithm's policies on its observation and action kinds (grids), then the options each family
+    adds, a case each (tiny networks, except where a case covers a default size)."""
     cases: List[Sb3Case] = []
     add = cases.append
     # one rotation through all grids: every activation appears, each with several algorithms
@@ -355,6 +358,8 @@ REFUSED_ACTIONS = {
 
 
 def _unbuildable() -> List[Unbuildable]:
+    """UNBUILDABLE: the action spaces each algorithm refuses, policies it does not offer, observation spaces a policy
+    cannot read, and options SB3 rejects."""
     # BaseAlgorithm: "The algorithm only supports (...) as action spaces but ... was provided"
     refused_actions = [Unbuildable(make_case(algorithm, "MlpPolicy", "box", action), "only supports")
                        for algorithm, actions in REFUSED_ACTIONS.items() for action in actions]
@@ -430,6 +435,7 @@ class GoalSpacesEnv(SpacesEnv):
 
 
 def is_her(case: Sb3Case) -> bool:
+    """Whether the case trains with HER's replay buffer (its model needs a goal environment, even to load)."""
     return case.algorithm_kwargs.get("replay_buffer_class") is HerReplayBuffer
 
 
@@ -462,11 +468,11 @@ def randomize_parameters(model: BaseAlgorithm, seed: int) -> None:
     """Replace every parameter and buffer of the policy (target networks included) with random values from `seed`.
 
     First every tensor is drawn: weights normal with deviation 1/sqrt(fan-in), biases normal with deviation 0.3,
-    log-stds uniform in [-1.5, 0.5], BatchRenorm's running variances uniform in [0.25, 2] and its step counter past
-    warm-up (tensors SB3 shares, an extractor under several names, once). Then the layers of predictions, values and
-    critics are calibrated on random observations (`calibrate_prediction_layers`), so that every action depends on the
-    observation. Last, the algorithm's copies follow: ARS's flat weight vector, the gSDE exploration matrices drawn
-    from the new log-stds, the DQN exploration rate at a random point of its schedule.
+    log-stds uniform in [-1.5, 0.5], BatchRenorm's running means normal and variances uniform in [0.25, 2], its step
+    counter any positive count (tensors SB3 shares, an extractor under several names, once). Then the layers of
+    predictions, values and critics are calibrated on random observations (`calibrate_prediction_layers`), so that
+    every output depends on the observation. Last, the algorithm's copies follow: ARS's flat weight vector, the gSDE
+    exploration matrices drawn from the new log-stds, the DQN exploration rate at a random point of its schedule.
     """
     rng = np.random.RandomState(seed)
     renorm_layers = {name for name, module in model.policy.named_modules() if isinstance(module, BatchRenorm)}
@@ -487,6 +493,7 @@ def randomize_parameters(model: BaseAlgorithm, seed: int) -> None:
 
 
 def _random_values(name: str, tensor: torch.Tensor, rng: np.random.RandomState, renorm_layers: set) -> np.ndarray:
+    """Random values for one entry of the policy's state_dict, by what the entry is (its module and name)."""
     shape = tuple(tensor.shape)
     module, _, leaf = name.rpartition(".")
     if module in renorm_layers:
