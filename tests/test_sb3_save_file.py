@@ -160,6 +160,9 @@ def test_a_save_reads_as_sb3_and_torch_load_it(case, tmp_path):
     assert_arrays_identical(save.state_dict, torch_load(path, "policy.pth"))
     assert_arrays_identical(save.pytorch_variables, torch_load(path, "pytorch_variables.pth"))
     assert save.source == describe_source(path)
+    assert save.data["policy_class"] == save.policy_class and save.data["action_space"] == save.action_space
+    assert all(save.data[key] is getattr(save, key) for key in ("observation_space", "policy_kwargs")
+               if key in save.data)
     with zipfile.ZipFile(path) as archive:
         readable = json.loads(archive.read("data"))
     for key in ("learning_rate", "lr_schedule", "n_envs"):  # entries other than the four stay SB3's JSON

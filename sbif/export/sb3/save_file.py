@@ -77,7 +77,8 @@ class SpaceRecord(NamedTuple):
 
 
 class Sb3Save(NamedTuple):
-    """What one SB3 `.zip` holds, as plain data (module doc); `read_sb3_save` builds it."""
+    """What one SB3 `.zip` holds, as plain data (module doc); `read_sb3_save` builds it. `data` is SB3's JSON,
+    its four pickled entries replaced by the plain values the fields below hold (no stand-in leaves the reader)."""
 
     sb3_version: Optional[str]
     data: Dict[str, Any]
@@ -112,26 +113,30 @@ def read_sb3_save(path: str) -> Sb3Save:
     readable = json_member(members[DATA_MEMBER], DATA_MEMBER, path)
     if not isinstance(readable, dict):
         raise ExportError("{}: the data member is not a JSON object".format(path))
-    serialized = {key: readable[key] for key in DECODED_KEYS if key in readable}
-    data = dict(readable)
-    data.update(decode_data(serialized, path, BuildBudget(len(members[DATA_MEMBER])), SB3_DATA_DIALECT))
     for key in ("policy_class", "observation_space", "action_space"):
-        if key not in data:
+        if key not in readable:
             raise ExportError("{}: the data member has no {}; is this an SB3 model?".format(path, key))
+    serialized = {key: readable[key] for key in DECODED_KEYS if key in readable}
+    decoded = decode_data(serialized, path, BuildBudget(len(members[DATA_MEMBER])), SB3_DATA_DIALECT)
+    plain = {
+        "policy_class": _policy_class(decoded["policy_class"], path),
+        "policy_kwargs": _policy_kwargs(decoded.get("policy_kwargs"), path),
+        "observation_space": space_record(decoded["observation_space"], "{}: observation_space".format(path)),
+        "action_space": space_record(decoded["action_space"], "{}: action_space".format(path)),
+    }
+    data = dict(readable)
+    data.update((key, value) for key, value in plain.items() if key in readable)
     file_bytes = os.path.getsize(path)
     budget = TensorBudget(file_bytes)  # one for both state dicts of the save
     variables_member = next((name for name in VARIABLE_MEMBERS if name in members), None)
     return Sb3Save(
         sb3_version=_version(members.get(VERSION_MEMBER), path),
         data=data,
-        policy_class=_policy_class(data["policy_class"], path),
-        policy_kwargs=_policy_kwargs(data.get("policy_kwargs"), path),
-        observation_space=space_record(data["observation_space"], "{}: observation_space".format(path)),
-        action_space=space_record(data["action_space"], "{}: action_space".format(path)),
         state_dict=read_pth(members[POLICY_MEMBER], "{}: {}".format(path, POLICY_MEMBER), file_bytes, budget),
         pytorch_variables=OrderedDict() if variables_member is None else read_pth(
             members[variables_member], "{}: {}".format(path, variables_member), file_bytes, budget),
         source=describe_source(path),
+        **plain
     )
 
 
