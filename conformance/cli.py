@@ -3,6 +3,7 @@
     sbif conformance run                                    (the NumPy reference on everything shipped)
     sbif conformance run --runtime "node runtimes/node/sbif-runtime.js"     (any runtime, on everything shipped)
     sbif conformance run --runtime numpy --oracle live --models model.sbif        (SB2 found next to the file)
+    sbif conformance run --runtime numba --oracle sb3-live --models model.sbif    (SB3 found next to the file)
     sbif conformance run --runtime CMD --models *.sbif --json -k deterministic --known-failures known.txt
     sbif conformance replay failures/model--sampling.sbifcase --runtime CMD
     sbif conformance fuzz --runtime CMD --families mlp lstm --examples 200 --case found.sbifcase
@@ -40,6 +41,9 @@ RUN_EXAMPLES = """examples:
       the shipped packs, and model.sbif against the NumPy reference runtime
   sbif conformance run --runtime CMD --oracle live --models model.sbif
       model.sbif against SB2 itself (the SB2 environment)
+  sbif conformance run --runtime CMD --oracle sb3-live --models model.sbif --sources saves/
+      model.sbif, exported from an SB3 or sb3-contrib save, against SB3 itself (an environment with SB3, such as
+      .venv): the save is found by its sha256 next to the file or under --sources
 """
 
 
@@ -63,16 +67,18 @@ def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Run the named checks on a runtime: expected answers come from golden packs "
                                      "(--golden; by default the packs shipped with the suite), or from an oracle "
-                                     "(--oracle live: SB2; numpy: the reference runtime) on model files "
-                                     "(--models).")
+                                     "(--oracle live: SB2; sb3-live: SB3 and sb3-contrib; numpy: the reference "
+                                     "runtime) on model files (--models).")
     _runtime_arguments(run)
     run.add_argument("--golden", nargs="*", metavar="PACK_OR_DIR",
                      help="golden packs (.golden files or directories); with no path, the packs shipped with the "
                           "suite, which are also the default when --models is not given")
     run.add_argument("--models", nargs="+", metavar="FILE", help=".sbif files to plan checks for")
     run.add_argument("--oracle", default="numpy", help="for --models: 'numpy' (the reference runtime, default), "
-                                                        "'live' (Stable-Baselines), or a command line")
-    run.add_argument("--sources", nargs="*", default=[], help="live oracle: where the SB2 files are")
+                                                        "'live' (Stable-Baselines 2), 'sb3-live' (Stable-Baselines3 "
+                                                        "and sb3-contrib, in this Python), or a command line")
+    run.add_argument("--sources", nargs="*", default=[],
+                     help="live oracles: where the SB2 files or SB3 saves are (beside the .sbif file by default)")
     run.add_argument("--sb2-python", default=None, help="live oracle: the SB2 environment's python "
                                                         "(default: $SBIF_SB2_PYTHON or .venv-sb2/bin/python)")
     run.add_argument("--checks", nargs="+", choices=sorted(CHECKS), help="checks to run (default: all)")
@@ -176,6 +182,13 @@ def live_oracle(args: argparse.Namespace):
     return ProcessRuntime(command, timeout=max(args.timeout, 120.0), env=env, cwd=ROOT)
 
 
+def sb3_oracle(args: argparse.Namespace):
+    """SB3 in-process; where this Python cannot import it, an oracle that skips every request saying why."""
+    from .adapters.sb3_live import sb3_oracle_or_unavailable
+
+    return sb3_oracle_or_unavailable(args.sources)
+
+
 def _import_generate() -> Any:
     """`conformance.generate` (the Hypothesis fuzz loop), or a one-line error naming the extra that installs
     Hypothesis: the suite's one optional dependency."""
@@ -212,6 +225,8 @@ def run_command(args: argparse.Namespace) -> int:
         if args.models:
             if args.oracle == "live":
                 oracle = live_oracle(args)
+            elif args.oracle == "sb3-live":
+                oracle = sb3_oracle(args)
             else:
                 from .protocol import runtime_from_spec
 

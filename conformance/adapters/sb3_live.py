@@ -165,6 +165,27 @@ class Sb3Runtime(Runtime):
                           details=traceback.format_exc(limit=6))
 
 
+class UnavailableOracle(Runtime):
+    """The SB3 oracle where SB3 cannot be imported: every request is answered skipped with the reason, so each check
+    is reported skipped with it (nothing was compared, so nothing failed)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        self.hello = hello_message("stable-baselines3 (not importable)", "", "", ("run", "predict", "sampling"), None)
+
+    def request(self, request: Mapping[str, Any]) -> Answer:
+        return Answer("skipped", message=self.reason)
+
+
+def sb3_oracle_or_unavailable(sources: Sequence[str] = ()) -> Runtime:
+    """The SB3 oracle, or, where this Python cannot import SB3, sb3-contrib or torch, one that says so."""
+    try:
+        return Sb3Runtime(sources)
+    except ImportError as exc:
+        return UnavailableOracle("the SB3 oracle needs Stable-Baselines3, sb3-contrib and torch, which this Python "
+                                 "cannot import ({}): run it from an environment with them, such as .venv".format(exc))
+
+
 class Sb3Model:
     """One SB3 model and, for each output of the `.sbif` file exported from it, the SB3 computation behind it."""
 
