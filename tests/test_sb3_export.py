@@ -29,7 +29,7 @@ from tests.sb3_models import SB3_CASES, Sb3Case, build_model, random_observation
 
 #: Algorithms whose policies this SBIF version does not export yet (RecurrentPPO's LSTMs), and activations with no
 #: SBIF op.
-NOT_YET_ALGORITHMS = ("RecurrentPPO",)
+NOT_YET_ALGORITHMS: Tuple[str, ...] = ()
 NOT_YET_ACTIVATIONS = ("GELU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "LogSigmoid", "PReLU", "CELU",
                        "Tanhshrink", "Softshrink", "Hardshrink", "RReLU", "GLU", "Threshold")
 
@@ -164,3 +164,35 @@ def test_rl_zoo3_vecnormalize_is_folded_in(tmp_path) -> None:
     expected, _ = model.predict(env.normalize_obs(raw), deterministic=True)
     actual, _ = Policy(safe.file, backend="numpy").predict(raw, deterministic=True)
     assert np.allclose(expected, actual, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("lstm", [{}, {"shared_lstm": True, "enable_critic_lstm": False},
+                                  {"enable_critic_lstm": False, "n_lstm_layers": 2}],
+                         ids=["critic-lstm", "shared-lstm", "two-layers-linear-critic"])
+def test_recurrent_state_is_sb3s_pair(lstm, tmp_path) -> None:
+    """RecurrentPPO over a sequence with random episode starts: the runtime takes and returns SB3's (h, c) pair
+    ([layers, n_envs, hidden] each) and agrees with SB3 at every step, fed back its own state."""
+    import torch
+    from gymnasium import spaces
+    from sb3_contrib import RecurrentPPO
+
+    from tests.sb3_models import SpacesEnv
+
+    model = RecurrentPPO("MlpLstmPolicy", SpacesEnv(spaces.Box(-1, 1, (4,)), spaces.Discrete(3)), seed=0,
+                         policy_kwargs=dict({"lstm_hidden_size": 6}, **lstm))
+    with torch.no_grad():
+        for parameter in model.policy.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    model.save(str(tmp_path / "recurrent.zip"))
+    policy = Policy(export(str(tmp_path / "recurrent.zip"), loader="safe").file, backend="numpy")
+    rng = np.random.default_rng(0)
+    expected_state = actual_state = None
+    for _ in range(6):
+        observations = rng.uniform(-1, 1, (5, 4)).astype(np.float32)
+        starts = rng.random(5) < 0.3
+        expected, expected_state = model.predict(observations, expected_state, starts, deterministic=True)
+        actual, actual_state = policy.predict(observations, actual_state, starts, deterministic=True)
+        assert np.array_equal(expected, actual)
+        assert isinstance(actual_state, tuple) and len(actual_state) == 2
+        for ours, theirs in zip(actual_state, expected_state):
+            assert ours.shape == theirs.shape and np.allclose(ours, theirs, rtol=0, atol=1e-5)

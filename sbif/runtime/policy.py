@@ -109,6 +109,9 @@ class Policy:
             actions = actions.reshape((-1,) + self.action_space.shape)  # SB3's predict: the space's shape
             if not self.recurrent:
                 new_state = state  # SB3's predict hands a feed-forward policy's state back as given
+            elif isinstance(state, (tuple, list)) or state is None:
+                new_state = self.state_pair(new_state)  # SB3's (h, c), the actor's, even for one observation
+                return (actions if vectorized else actions[0:1].reshape(actions.shape[1:])), new_state
         if vectorized:
             return actions, new_state
         if self.contract == "sb3":
@@ -172,6 +175,8 @@ class Policy:
             rows = len(batch)
             if state is None:
                 state = self.initial_state_for(rows)
+            elif self.contract == "sb3" and isinstance(state, (tuple, list)):
+                state = self.state_rows(state, rows)
             state = np.asarray(state, dtype=np.float32)
             if state.shape == (self.state_size,) and not vectorized:
                 state = state[None]
@@ -227,6 +232,31 @@ class Policy:
             return (batch if batch.dtype == self._obs_dtype else batch.astype(self._obs_dtype)), vectorized
         except (TypeError, ValueError) as exc:
             raise InputError("observation cannot be converted to {}: {}".format(self._obs_dtype, exc)) from None
+
+    def state_rows(self, pair: Any, rows: int) -> np.ndarray:
+        """SB3's recurrent state, the actor LSTM's (h, c) as [layers, n_envs, hidden] each, as the file's state rows
+        (SPEC section 5.9: h of every layer, then c; a critic LSTM's part, which SB3's predict does not pass, zero)."""
+        layout = self.recurrent["state_layout"]
+        layers, hidden = layout["layers"], layout["hidden"]
+        if len(pair) != 2:
+            raise InputError("state must be the pair (h, c) SB3's predict returns, got {} arrays".format(len(pair)))
+        parts = []
+        for name, value in zip("hc", pair):
+            value = np.asarray(value, dtype=np.float32)
+            if value.shape != (layers, rows, hidden):
+                raise InputError("state {} must have shape ({}, {}, {}) for {} observation(s), got {}".format(
+                    name, layers, rows, hidden, rows, value.shape))
+            parts.append(np.transpose(value, (1, 0, 2)).reshape(rows, layers * hidden))
+        critic = np.zeros((rows, self.state_size - 2 * layers * hidden), np.float32)
+        return np.concatenate(parts + [critic], axis=1)
+
+    def state_pair(self, rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """The state rows' actor part as SB3's (h, c), each [layers, n_envs, hidden]."""
+        layout = self.recurrent["state_layout"]
+        layers, hidden = layout["layers"], layout["hidden"]
+        h = rows[:, :layers * hidden].reshape(-1, layers, hidden)
+        c = rows[:, layers * hidden:2 * layers * hidden].reshape(-1, layers, hidden)
+        return np.ascontiguousarray(np.transpose(h, (1, 0, 2))), np.ascontiguousarray(np.transpose(c, (1, 0, 2)))
 
     def _check_indices(self, indices: np.ndarray) -> None:
         """SB3 one-hot encodes Discrete and MultiDiscrete observations with torch, which refuses an index outside

@@ -13,7 +13,11 @@ from .description import ClassName, Sb3Description
 from .heads import (ACTION_MASK, bernoulli, box_action, categorical, diag_gaussian, epsilon_greedy, masked_logits,
                     multi_categorical, squashed_gaussian)
 from .policy_classes import CROSSQ_BATCH_NORM_EPS, EXTRACTOR_MODULE, EXTRACTORS, default_extractor
-from .torch_layers import TorchGraph, activation_op, features, observation_input, preprocessed_observation
+from .torch_layers import (LINEAR_WEIGHT_PERM, TorchGraph, activation_op, features, observation_input,
+                           preprocessed_observation)
+
+#: The recurrent policies' inputs and state output (SPEC section 5.6; SB3's episode_start is the mask).
+STATE, EPISODE_START, STATE_OUTPUT = "state", "episode_start", "state_out"
 
 #: SAC's default `clip_mean` (the Hardtanh SAC puts after the gSDE mean): `sac/policies.py` Actor.
 SAC_CLIP_MEAN = 2.0
@@ -54,13 +58,19 @@ def actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     """ActorCriticPolicy (A2C, PPO, TRPO): extractor(s), `mlp_extractor`'s policy and value nets, `action_net`
     into the action distribution, `value_net` into the value."""
     flat, ignored = actor_critic_trunk(graph, model)
+    decided, _ = _distribution(graph, model, flat)
+    return decided, ignored
+
+
+def _distribution(graph: TorchGraph, model: Sb3Description, flat: str) -> FamilyResult:
+    """The actor-critic policies' action distribution on the `action_net` output `flat`."""
     builder, space = graph.builder, model.action_space
     if space.kind == "discrete":
-        return categorical(builder, flat), ignored
+        return categorical(builder, flat), []
     if space.kind == "multi_discrete":
-        return multi_categorical(builder, flat, space.nvec), ignored
+        return multi_categorical(builder, flat, space.nvec), []
     if space.kind == "multi_binary":
-        return bernoulli(builder, flat), ignored
+        return bernoulli(builder, flat), []
     if model.use_sde:
         graph.tensor("log_std")  # the exploration's scale: only a stochastic gSDE action would read it
         squash = model.policy_kwargs.get("squash_output", False) is True
@@ -68,8 +78,8 @@ def actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
         box_action(builder, mean, space, squash, "action")
         builder.declare_output("action", "deterministic action: the gSDE mean{}, {} to the action space bounds"
                                .format(" squashed by tanh" if squash else "", "unscaled" if squash else "clipped"))
-        return {"stochastic_action": None}, ignored
-    return diag_gaussian(builder, flat, graph.tensor("log_std"), space), ignored
+        return {"stochastic_action": None}, []
+    return diag_gaussian(builder, flat, graph.tensor("log_std"), space), []
 
 
 def maskable_actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
@@ -91,6 +101,101 @@ def maskable_actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyRes
             space.kind))
     decided["action_mask"] = mask
     return decided, ignored
+
+
+def recurrent_actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
+    """RecurrentPPO: the extractor(s), then the actor's LSTM (`lstm_actor`, torch's gate order, both biases), whose
+    top layer's h goes through `mlp_extractor.policy_net` and `action_net` into the distribution; the critic has its
+    own LSTM (`lstm_critic`), shares the actor's (`shared_lstm`), or is a Linear layer (`critic`). The state rows
+    hold the actor's h and c of every layer, then the critic LSTM's (SPEC section 5.9); episode starts reset a row
+    before the step."""
+    builder, act = graph.builder, activation(model)
+    pi_prefix, vf_prefix, ignored = _actor_critic_extractors(graph)
+    processed = preprocessed(graph, model)
+    pi_features = features(graph, processed, extractor_name(model), pi_prefix)
+    vf_features = pi_features if vf_prefix == pi_prefix else features(graph, processed, extractor_name(model),
+                                                                      vf_prefix)
+    layers, hidden = lstm_shape(graph, "lstm_actor")
+    critic_lstm = graph.has("lstm_critic.weight_ih_l0")
+    size = (4 if critic_lstm else 2) * layers * hidden
+    state = builder.add_input(STATE, "float32", [None, size], "state")
+    starts = builder.add_input(EPISODE_START, "float32", [None], "mask")
+    one = builder.op("constant", [], {"value": 1.0, "dtype": "float32"}, name="episode_start/one")
+    keep = builder.op("expand_dims", [builder.op("sub", [one, starts], name="episode_start/keep")], {"axis": -1},
+                      name="episode_start/keep_rows")
+    kept = builder.op("mul", [state, keep], name="state/kept")
+    parts = builder.op("split", [kept], {"sizes": [hidden] * (size // hidden), "axis": -1}, name="state/parts",
+                       n_outputs=size // hidden)
+    actor_h, actor_c = lstm_steps(graph, pi_features, "lstm_actor", parts[:layers], parts[layers:2 * layers])
+    outputs = actor_h + actor_c
+    if critic_lstm:
+        critic_h, critic_c = lstm_steps(graph, vf_features, "lstm_critic", parts[2 * layers:3 * layers],
+                                        parts[3 * layers:])
+        outputs += critic_h + critic_c
+        latent_vf = critic_h[-1]
+    elif graph.has("critic.weight"):
+        latent_vf = graph.linear(vf_features, "critic")
+    else:  # shared_lstm: the critic reads the actor's LSTM
+        latent_vf = actor_h[-1]
+    builder.op("concat", outputs, {"axis": -1}, name=STATE_OUTPUT)
+    builder.declare_output(STATE_OUTPUT, "the next state: the actor LSTM's h and c per layer{}".format(
+        ", then the critic LSTM's" if critic_lstm else ""))
+    latent_pi = graph.mlp(actor_h[-1], "mlp_extractor.policy_net", act, output_layer=False)
+    latent_vf = graph.mlp(latent_vf, "mlp_extractor.value_net", act, output_layer=False)
+    builder.op("squeeze", [graph.linear(latent_vf, "value_net")], {"axis": -1}, name="value")
+    builder.declare_output("value", "the state value V(s), SB3's predict_values")
+    decided, _ = _distribution(graph, model, graph.linear(latent_pi, "action_net"))
+    decided["recurrent"] = {"state_input": STATE, "mask_input": EPISODE_START, "state_output": STATE_OUTPUT,
+                            "state_layout": {"kind": "lstm", "layers": layers, "hidden": hidden}}
+    return decided, ignored
+
+
+def lstm_shape(graph: TorchGraph, prefix: str) -> Tuple[int, int]:
+    """(layers, hidden size) of the torch LSTM `prefix`, read from its parameters (weight_hh_l{k}: [4H, H])."""
+    layers = 0
+    while graph.has("{}.weight_ih_l{}".format(prefix, layers)):
+        layers += 1
+    if layers == 0:
+        raise ExportError("the recurrent policy has no {}.weight_ih_l0".format(prefix))
+    recurrent = graph.parameters["{}.weight_hh_l0".format(prefix)] if graph.has(prefix + ".weight_hh_l0") else None
+    if recurrent is None or len(recurrent.shape) != 2 or recurrent.shape[0] != 4 * recurrent.shape[1]:
+        raise ExportError("{}.weight_hh_l0 must be [4H, H]".format(prefix))
+    return layers, int(recurrent.shape[1])
+
+
+def lstm_steps(graph: TorchGraph, x: str, prefix: str, hs: List[str], cs: List[str]) -> Tuple[List[str], List[str]]:
+    """One step of torch's nn.LSTM `prefix` from the states `hs`, `cs` (one per layer): per layer
+    z = (x·W_ihᵀ + b_ih) + (h·W_hhᵀ + b_hh), gates i, f, g, o in that order, c' = f·c + i·g, h' = o·tanh(c'),
+    each layer's h' the next one's input. Returns the new (h per layer, c per layer)."""
+    builder = graph.builder
+    new_h, new_c = [], []
+    for layer, (h, c) in enumerate(zip(hs, cs)):
+        name = "{}.l{}".format(prefix, layer)
+        from_input = _lstm_product(graph, x, prefix, "ih", layer)
+        from_state = _lstm_product(graph, h, prefix, "hh", layer)
+        z = builder.op("add", [from_input, from_state], name=name + "/gates")
+        width = builder.spec(z).shape[-1] // 4
+        i, f, g, o = builder.op("split", [z], {"sizes": [width] * 4, "axis": -1}, name=name + "/ifgo", n_outputs=4)
+        i = builder.op("sigmoid", [i], name=name + "/input_gate")
+        f = builder.op("sigmoid", [f], name=name + "/forget_gate")
+        g = builder.op("tanh", [g], name=name + "/candidate")
+        o = builder.op("sigmoid", [o], name=name + "/output_gate")
+        c = builder.op("add", [builder.op("mul", [f, c], name=name + "/kept_cell"),
+                               builder.op("mul", [i, g], name=name + "/new_cell")], name=name + "/cell")
+        x = builder.op("mul", [o, builder.op("tanh", [c], name=name + "/cell_tanh")], name=name + "/hidden")
+        new_h.append(x)
+        new_c.append(c)
+    return new_h, new_c
+
+
+def _lstm_product(graph: TorchGraph, x: str, prefix: str, kind: str, layer: int) -> str:
+    """x·W_{kind}ᵀ (+ b_{kind} when the LSTM has biases) for one layer."""
+    weight = graph.laid_out("{}.weight_{}_l{}".format(prefix, kind, layer), LINEAR_WEIGHT_PERM)
+    bias = "{}.bias_{}_l{}".format(prefix, kind, layer)
+    name = "{}.l{}/{}".format(prefix, layer, kind)
+    if graph.has(bias):
+        return graph.builder.op("linear", [x, weight, graph.tensor(bias)], name=name)
+    return graph.builder.op("matmul", [x, weight], name=name)
 
 
 def actor_critic_trunk(graph: TorchGraph, model: Sb3Description) -> Tuple[str, List[str]]:
@@ -237,6 +342,7 @@ def ars(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
 
 
 FAMILIES: Dict[str, FamilyBuilder] = {
-    "actor_critic": actor_critic, "maskable_actor_critic": maskable_actor_critic, "dqn": dqn, "qrdqn": qrdqn,
+    "actor_critic": actor_critic, "maskable_actor_critic": maskable_actor_critic,
+    "recurrent_actor_critic": recurrent_actor_critic, "dqn": dqn, "qrdqn": qrdqn,
     "sac": sac, "crossq": crossq, "td3": td3, "ars": ars,
 }

@@ -20,6 +20,10 @@ from .description import ClassName, Sb3Description, sb3_space
 from .policy_classes import policy_class
 from .save_format import ALGORITHM_CLASSES, canonical_sb3_algorithm, detect_algorithm, saved_sb3_version
 
+#: RecurrentPPO is verified over this many steps, each env's episode starting again with this probability.
+RECURRENT_STEPS = 4
+RESET_PROBABILITY = 0.25
+
 
 class SpaceFields:
     """A gymnasium space's fields as `sb3_space` reads them."""
@@ -87,67 +91,134 @@ def describe_live_model(model: Any, algorithm: str, path: str) -> Sb3Description
 
 def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, normalization: Any = None
                   ) -> Dict[str, float]:
-    """Compare SB3's deterministic `predict` (and `predict_values`, the Q-values) with the file's on `count`
-    sampled observations; raise ExportError if SBIF does not reproduce SB3 (SPEC section 6)."""
-    from ...compare import discrete_disagreements, sample_observations
-    from ...runtime.error_scales import ErrorScales, decision_scores, predict_agreement, result_agreement
+    """Compare SB3's deterministic `predict` (and `predict_values`, the Q-values; with random action masks for
+    MaskablePPO; over a few steps with random episode starts for RecurrentPPO, states included) with the file's on
+    `count` sampled observations; raise ExportError if SBIF does not reproduce SB3 (SPEC section 6)."""
+    from ...compare import sample_observations
+    from ...runtime.error_scales import predict_agreement, result_agreement
 
-    observations = sample_observations(policy.document["observation_space"], count, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    observations = sample_observations(policy.document["observation_space"], count, rng)
     if normalization is not None:
-        observations = normalization.typical_observations(observations.shape, np.random.default_rng(seed)).astype(
-            observations.dtype)
-    with Progress("verifying against SB3", total=count, unit="observations") as progress:
-        fed = normalization.apply(observations) if normalization is not None else observations
-        expected, _ = model.predict(fed, deterministic=True)
-        actual, _ = policy.predict(observations, deterministic=True)
-        report: Dict[str, float] = {}
-        distribution = policy.document["predict"].get("distribution")
-        feeds = policy.make_feeds(observations, None, None)[0]
-        scales = ErrorScales(policy.model)
-        if np.asarray(actual).dtype.kind == "f" and (distribution is None or distribution["kind"] != "bernoulli"):
-            report["action"] = predict_agreement(policy, expected, "predict", observations, "action",
-                                                 deterministic=True)
-        elif distribution is not None:
-            values, found = scales.run(feeds, list(distribution["parameters"].values()))
-            scores, score_scales = decision_scores(distribution, values, found)
-            report["action_mismatches"] = discrete_disagreements(expected, actual, scores, score_scales)
-        else:
-            q_name = "q_values" if "q_values" in policy.output_names else None
-            if q_name is None:
-                report["action_mismatches"] = int(np.sum(np.asarray(expected) != np.asarray(actual)))
-            else:
-                values, found = scales.run(feeds, [q_name])
-                report["action_mismatches"] = discrete_disagreements(expected, actual, [values[q_name]],
-                                                                     [found[q_name]])
-        mask_input = policy.document["predict"].get("action_mask")
-        if mask_input is not None:  # MaskablePPO: random masks, each allowing at least one action per component
-            masks = _random_masks(policy, len(observations), np.random.default_rng(seed))
-            expected_masked, _ = model.predict(fed, deterministic=True, action_masks=masks)
-            actual_masked, _ = policy.predict(observations, deterministic=True, action_masks=masks)
-            feeds_masked = dict(feeds, **{mask_input: masks})
-            values, found = scales.run(feeds_masked, list(distribution["parameters"].values()))
-            scores, score_scales = decision_scores(distribution, values, found)
-            report["action_mismatches"] += discrete_disagreements(expected_masked, actual_masked, scores,
-                                                                  score_scales)
-        tensor = _observation_tensor(model, fed)
-        if "value" in policy.output_names and hasattr(model.policy, "predict_values"):
-            import torch
+        observations = normalization.typical_observations(observations.shape, rng).astype(observations.dtype)
+    fed = normalization.apply(observations) if normalization is not None else observations
+    report: Dict[str, float] = {"action_mismatches": 0}
 
-            with torch.no_grad():
-                expected_value = model.policy.predict_values(tensor).cpu().numpy().reshape(-1)
-            report["value"] = predict_agreement(policy, expected_value, "value", observations, "value")
-        if "q_values" in policy.output_names:
-            expected_q = _sb3_q_values(model, tensor)
-            values, found = scales.run(feeds, ["q_values"])
-            report["q_values"] = result_agreement(expected_q, values["q_values"], found["q_values"])
-        progress.advance(count)
-    failures = ["{} on {} of {} observations".format(k, int(v), count) if k == "action_mismatches"
+    def worst(key: str, value: float) -> None:
+        report[key] = max(report.get(key, 0.0), value)
+
+    mask_input = policy.document["predict"].get("action_mask")
+    steps = RECURRENT_STEPS if policy.recurrent else 1
+    with Progress("verifying against SB3", total=count * steps, unit="observations") as progress:
+        sb3_state, rows, critic_state = None, policy.initial_state_for(count), None  # rows: the file's state
+        for _ in range(steps):
+            starts = rng.random(count) < RESET_PROBABILITY if policy.recurrent else None
+            recurrent = {"state": sb3_state, "episode_start": starts} if policy.recurrent else {}
+            expected, new_sb3_state = model.predict(fed, deterministic=True, **recurrent)
+            _compare_actions(policy, expected, observations, rows, starts, None, report, worst)
+            if mask_input is not None:  # MaskablePPO: random masks, at least one action allowed per component
+                masks = _random_masks(policy, count, rng)
+                expected, _ = model.predict(fed, deterministic=True, action_masks=masks)
+                _compare_actions(policy, expected, observations, None, None, masks, report, worst)
+            if policy.recurrent:
+                value, critic_state = _sb3_recurrent_critic(model, fed, sb3_state, critic_state, starts)
+                worst("value", predict_agreement(policy, value, "value", observations, "value", state=rows,
+                                                 mask=starts))
+                expected_rows = _state_rows(policy, new_sb3_state, critic_state, count)
+                worst("state", predict_agreement(policy, expected_rows, "predict", observations, "state", state=rows,
+                                                 mask=starts, deterministic=True))
+                sb3_state, rows = new_sb3_state, expected_rows  # go on from SB3's state: errors do not compound
+            progress.advance(count)
+        if not policy.recurrent:
+            tensor, _ = model.policy.obs_to_tensor(fed)
+            if "value" in policy.output_names and hasattr(model.policy, "predict_values"):
+                import torch
+
+                with torch.no_grad():
+                    expected_value = model.policy.predict_values(tensor).cpu().numpy().reshape(-1)
+                worst("value", predict_agreement(policy, expected_value, "value", observations, "value"))
+            if "q_values" in policy.output_names:
+                from ...runtime.error_scales import ErrorScales
+
+                values, found = ErrorScales(policy.model).run(policy.make_feeds(observations, None, None)[0],
+                                                              ["q_values"])
+                worst("q_values", result_agreement(_sb3_q_values(model, tensor), values["q_values"],
+                                                   found["q_values"]))
+    failures = ["{} on {} of {} observations".format(k, int(v), count * steps) if k == "action_mismatches"
                 else "{} ({:.3g} times its error scale bound)".format(k, v) for k, v in report.items()
                 if (v > 0 if k == "action_mismatches" else v > 1.0)]
     if failures:
         raise ExportError("the exported policy does not reproduce SB3: " + "; ".join(failures) +
                           ". Please report this with the model file.")
+    if all(key == "action_mismatches" for key in report) or np.asarray(expected).dtype.kind != "f":
+        return report
+    del report["action_mismatches"]  # continuous actions: compared as floats
     return report
+
+
+def _compare_actions(policy: Any, expected: Any, observations: np.ndarray, state: Any, starts: Any, masks: Any,
+                     report: Dict[str, float], worst: Any) -> None:
+    """One batch's actions: floats within their error scales, discrete ones equal but for near-ties."""
+    from ...compare import discrete_disagreements
+    from ...runtime.error_scales import ErrorScales, decision_scores, predict_agreement
+
+    actual, _ = policy.predict(observations, state, starts, deterministic=True, action_masks=masks)
+    distribution = policy.document["predict"].get("distribution")
+    if np.asarray(actual).dtype.kind == "f" and (distribution is None or distribution["kind"] != "bernoulli"):
+        worst("action", predict_agreement(policy, expected, "predict", observations, "action", state=state,
+                                          mask=starts, deterministic=True))
+        return
+    feeds = policy.make_feeds(observations, state, starts, None, masks)[0]
+    scales = ErrorScales(policy.model)
+    if distribution is not None:
+        values, found = scales.run(feeds, list(distribution["parameters"].values()))
+        scores, score_scales = decision_scores(distribution, values, found)
+    else:  # DQN, QR-DQN: chosen from the Q-values; ARS: from its outputs, compared as they are
+        name = "q_values" if "q_values" in policy.output_names else None
+        if name is None:
+            report["action_mismatches"] += int(np.sum(np.asarray(expected) != np.asarray(actual)))
+            return
+        values, found = scales.run(feeds, [name])
+        scores, score_scales = [values[name]], [found[name]]
+    report["action_mismatches"] += discrete_disagreements(expected, actual, scores, score_scales)
+
+
+def _sb3_recurrent_critic(model: Any, observations: np.ndarray, actor_state: Any, critic_state: Any,
+                          starts: np.ndarray) -> Tuple[np.ndarray, Any]:
+    """RecurrentPPO's value for this step, and its critic LSTM's next (h, c) (None without one), from SB3's modules:
+    `predict_values` reads the critic LSTM's state, or the actor's with `shared_lstm`; SB3's predict returns neither
+    the critic's state nor the value, so the critic LSTM is stepped here as SB3 steps it (`_process_sequence`)."""
+    import torch
+
+    policy = model.policy
+    tensor, _ = policy.obs_to_tensor(observations)
+    rows = len(observations)
+    zeros = np.zeros((policy.lstm_actor.num_layers, rows, policy.lstm_actor.hidden_size), np.float32)
+    episode_starts = torch.as_tensor(starts, dtype=torch.float32)
+
+    def tensors(pair: Any) -> Any:
+        pair = (zeros, zeros) if pair is None else pair
+        return tuple(torch.as_tensor(np.asarray(part), dtype=torch.float32) for part in pair)
+
+    with torch.no_grad():
+        if policy.lstm_critic is None:
+            values = policy.predict_values(tensor, tensors(actor_state), episode_starts)
+            return values.cpu().numpy().reshape(-1), None
+        values = policy.predict_values(tensor, tensors(critic_state), episode_starts)
+        extracted = policy.extract_features(tensor)
+        vf_features = extracted if policy.share_features_extractor else extracted[1]
+        _, new_state = policy._process_sequence(vf_features, tensors(critic_state), episode_starts,
+                                                policy.lstm_critic)
+    return values.cpu().numpy().reshape(-1), tuple(part.cpu().numpy() for part in new_state)
+
+
+def _state_rows(policy: Any, actor: Any, critic: Any, rows: int) -> np.ndarray:
+    """The file's state rows from SB3's actor (h, c) and, with a critic LSTM, the critic's (SPEC section 5.9)."""
+    actor_rows = policy.state_rows(actor, rows)
+    if critic is None:
+        return actor_rows
+    width = actor_rows.shape[1] // 2
+    return np.concatenate([actor_rows[:, :width], policy.state_rows(critic, rows)[:, :width]], axis=1)
 
 
 def _random_masks(policy: Any, rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -160,11 +231,6 @@ def _random_masks(policy: Any, rows: int, rng: np.random.Generator) -> np.ndarra
         part[np.arange(rows), rng.integers(0, size, rows)] = True
         parts.append(part)
     return np.concatenate(parts, axis=1)
-
-
-def _observation_tensor(model: Any, observations: np.ndarray) -> Any:
-    tensor, _ = model.policy.obs_to_tensor(observations)
-    return tensor
 
 
 def _sb3_q_values(model: Any, tensor: Any) -> np.ndarray:

@@ -69,6 +69,9 @@ for _name in ("TD3Policy",) + _Q_NETWORK:
 for _name in ("MaskableActorCriticPolicy", "MaskableActorCriticCnnPolicy", "MaskableMultiInputActorCriticPolicy"):
     POLICY_CLASSES[("sb3_contrib.common.maskable.policies", _name)] = PolicyClass(
         "maskable_actor_critic", ("MaskablePPO",), "Tanh")
+for _name in ("RecurrentActorCriticPolicy", "RecurrentActorCriticCnnPolicy", "RecurrentMultiInputActorCriticPolicy"):
+    POLICY_CLASSES[("sb3_contrib.common.recurrent.policies", _name)] = PolicyClass(
+        "recurrent_actor_critic", ("RecurrentPPO",), "Tanh")
 POLICY_CLASSES[("sb3_contrib.crossq.policies", "CrossQPolicy")] = PolicyClass("crossq", ("CrossQ",), "ReLU")
 POLICY_CLASSES[("sb3_contrib.ars.policies", "ARSPolicy")] = PolicyClass(
     "ars", ("ARS",), "ReLU", (("with_bias", True), ("squash_output", True)))
@@ -77,9 +80,7 @@ POLICY_CLASSES[("sb3_contrib.ars.policies", "ARSLinearPolicy")] = PolicyClass(
 del _name
 
 #: Policy classes of algorithms SBIF does not export yet, with what is missing (refused by name).
-NOT_YET: Dict[str, str] = {
-    "sb3_contrib.common.recurrent.policies": "RecurrentPPO's LSTMs",
-}
+NOT_YET: Dict[str, str] = {}
 #: CrossQ's BatchRenorm epsilon unless `policy_kwargs` set `batch_norm_eps` (`crossq/policies.py`; not in the state
 #: dict).
 CROSSQ_BATCH_NORM_EPS = 1e-3
