@@ -12,6 +12,8 @@ from .container import MAX_RANK
 from .document import Document, check_bound
 
 OBSERVATION_INPUT = "obs"
+#: A dict observation space's inputs are named this prefix + the key (SPEC section 3.2).
+DICT_INPUT_PREFIX = "obs/"
 #: Largest value a file may declare, in bytes at batch 1 (SPEC section 3.5): far above any SB2 policy's (the Atari
 #: CNN's largest, its first dense kernel, is 6.4 MB), and small enough that a runtime allocating every value of a
 #: one-observation request stays within a few GiB, where a tiny file could otherwise ask for terabytes by
@@ -27,9 +29,13 @@ def check_document(document: Document, tensors: Mapping[str, np.ndarray], source
         _define(specs, entry["name"], ValueSpec(entry["dtype"], entry["shape"]), source, "input")
         if entry["kind"] == "noise" and entry["dtype"] != "float32":  # the schema requires its distribution
             raise DocumentError("{}: noise input {!r} must be float32".format(source, entry["name"]))
-    if OBSERVATION_INPUT not in specs or not any(i["kind"] == "observation" for i in document["inputs"]):
-        raise DocumentError("{}: the graph has no observation input named {!r}".format(source, OBSERVATION_INPUT))
-    _check_observation_input(document, specs[OBSERVATION_INPUT], source)
+    if document["observation_space"]["kind"] == "dict":
+        _check_dict_observation_inputs(document, specs, source)
+    else:
+        if OBSERVATION_INPUT not in specs or not any(i["kind"] == "observation" for i in document["inputs"]):
+            raise DocumentError("{}: the graph has no observation input named {!r}".format(source, OBSERVATION_INPUT))
+        _check_observation_input(document, document["observation_space"], specs[OBSERVATION_INPUT], source,
+                                 "observation")
     for index, node in enumerate(document["graph"]):
         where = "{}: graph node {} ({})".format(source, index, node["op"])
         op = get_op(node["op"])
@@ -112,8 +118,27 @@ def _define(specs: Dict[str, ValueSpec], name: str, spec: ValueSpec, where: str,
     specs[name] = spec
 
 
-def _check_observation_input(document: Document, obs: ValueSpec, source: str) -> None:
-    space = document["observation_space"]
+def _check_dict_observation_inputs(document: Document, specs: Dict[str, ValueSpec], source: str) -> None:
+    """A dict observation space (SB3 contract, SPEC section 3.2): one observation input per key, `obs/KEY`, in the
+    keys' order, each typed for its space."""
+    if contract(document) != "sb3":
+        raise DocumentError("{}: a dict observation space belongs to the SB3 contract, but predict.contract is "
+                            "sb2".format(source))
+    keys = [entry["key"] for entry in document["observation_space"]["spaces"]]
+    if len(set(keys)) != len(keys):
+        raise DocumentError("{}: the dict observation space names a key twice".format(source))
+    expected = [DICT_INPUT_PREFIX + key for key in keys]
+    found = [entry["name"] for entry in document["inputs"] if entry["kind"] == "observation"]
+    if found != expected:
+        raise DocumentError("{}: a dict observation space needs the observation inputs {} (one per key, in order), "
+                            "got {}".format(source, preview(expected), preview(found)))
+    for entry in document["observation_space"]["spaces"]:
+        name = DICT_INPUT_PREFIX + entry["key"]
+        _check_observation_input(document, entry["space"], specs[name], source, "observation " + preview(name))
+
+
+def _check_observation_input(document: Document, space: Mapping[str, Any], obs: ValueSpec, source: str,
+                             what: str) -> None:
     kind = space["kind"]
     sb3 = contract(document) == "sb3"  # SB3 converts Box and MultiBinary observations with .float() (SPEC 3.2)
     if kind == "box":
@@ -124,7 +149,8 @@ def _check_observation_input(document: Document, obs: ValueSpec, source: str) ->
             try:
                 check_bound(space[bound], space["shape"])
             except DocumentError as exc:
-                raise DocumentError("{}: observation_space {}: {}".format(source, bound, exc)) from None
+                raise DocumentError("{}: {} {}: {}".format(source, what + "_space" if what == "observation" else
+                                                           what + " space", bound, exc)) from None
     elif kind == "discrete":
         expected = ValueSpec("int32", [None])
     elif kind == "multi_discrete":
@@ -132,8 +158,8 @@ def _check_observation_input(document: Document, obs: ValueSpec, source: str) ->
     else:
         expected = ValueSpec("float32" if sb3 else "int32", [None, space["n"]])
     if obs != expected:
-        raise DocumentError("{}: observation input is {} but a {} observation space needs {}".format(
-            source, obs, kind, expected))
+        raise DocumentError("{}: {} input is {} but a {} observation space needs {}".format(source, what, obs, kind,
+                                                                                          expected))
 
 
 def _check_predict(document: Document, source: str) -> None:
