@@ -7,7 +7,7 @@
     sbif conformance run --runtime CMD --models *.sbif --json -k deterministic --known-failures known.txt
     sbif conformance replay failures/model--sampling.sbifcase --runtime CMD
     sbif conformance fuzz --runtime CMD --families mlp lstm --examples 200 --case found.sbifcase
-    sbif conformance record model.zip                                             (SB2 environment)
+    sbif conformance record model.zip                           (the SB2 environment; an SB3 save: .venv)
     sbif conformance mutants                                                      (the suite's self-test)
 
 fuzz and mutants need Hypothesis: pip install 'sbif[conformance]'.
@@ -115,7 +115,7 @@ def build(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     fuzz.add_argument("--case", default="fuzz-failure.sbifcase", help="where to write the failing case")
     fuzz.set_defaults(conformance_handler=fuzz_command)
 
-    record = sub.add_parser("record", help="record a golden pack with SB2 (SB2 environment only)",
+    record = sub.add_parser("record", help="record a golden pack with SB2 (SB2 environment) or SB3 (.venv)",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     from .record import build_parser as record_parser
 
@@ -303,8 +303,18 @@ def fuzz_command(args: argparse.Namespace) -> int:
 
 
 def record_command(args: argparse.Namespace) -> int:
+    from sbif.export.sb3.save_file import is_sb3_save
+
     from .record import run
 
+    if is_sb3_save(args.source):
+        from .adapters.sb3_live import UnavailableOracle, sb3_oracle_or_unavailable
+
+        oracle = sb3_oracle_or_unavailable()
+        if isinstance(oracle, UnavailableOracle):
+            print("sbif conformance record: {}".format(oracle.reason), file=sys.stderr)
+            return EXIT_USAGE
+        return run(args)
     try:
         import stable_baselines  # noqa: F401
     except ImportError:

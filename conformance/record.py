@@ -1,12 +1,13 @@
-"""Record golden packs with Stable-Baselines itself (run in the SB2 environment, `.venv-sb2`).
+"""Record golden packs with Stable-Baselines itself: SB2 files in the SB2 environment (`.venv-sb2`), SB3 and
+sb3-contrib saves in an environment with SB3 (`.venv`).
 
     python -m conformance.record MODEL.zip [--sbif MODEL.sbif] [-o MODEL.golden] [--checks ...]
     sbif conformance record MODEL.zip ...
 
-Without `--sbif`, the SB2 file is first exported with the live loader (and verified), next to the pack. The
-suite's own plans are run against SB2 (`conformance.adapters.sb2_live`), and every probe with SB2's answer is
-stored (`spec/golden-packs.md`): deterministic outputs, sampling with injected noise, edge observations,
-recurrent sequences with resets over several envs, and the predict interface.
+Without `--sbif`, the model file is first exported with the live loader, next to the pack. The suite's own plans
+are run against the framework that saved the file (`conformance.adapters.sb2_live` or `sb3_live`), and every probe
+with its answer is stored (`spec/golden-packs.md`): deterministic outputs, sampling with injected noise, edge
+observations, recurrent sequences with resets over several envs, and the predict interface.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def record(sbif_path: str, oracle: Runtime, output: Optional[str] = None, checks
            config: Optional[Config] = None, source: Optional[str] = None,
            progress: Optional[Progress] = None) -> Tuple[str, Dict[str, str]]:
     """Record a pack for `sbif_path` with `oracle`; returns (pack path, {check: reason} of checks not recorded).
-    Checks done and the probes SB2 has answered go to `progress` (default: a progress line of its own)."""
+    Checks done and the probes the oracle has answered go to `progress` (default: a progress line of its own)."""
     from .runner import _stable_hash
 
     config = config or Config()
@@ -83,9 +84,9 @@ def record(sbif_path: str, oracle: Runtime, output: Optional[str] = None, checks
 
 def export_live(source: str, target: str, vecnormalize: Optional[str] = None,
                 zoo_config: Optional[str] = None) -> str:
-    """Export an SB2 file with the live loader to `target` (not verified on the spot: checking the file against
-    SB2 is what the recorded pack is for); `vecnormalize` and `zoo_config` fold observation normalization in, as
-    `sbif export` does."""
+    """Export an SB2 file or SB3 save with the live loader to `target` (not verified on the spot: checking the file
+    against its framework is what the recorded pack is for); `vecnormalize` and `zoo_config` fold observation
+    normalization in, as `sbif export` does."""
     from sbif.export import export
 
     sbif_file, _ = export(source, loader="live", verify=False, vecnormalize=vecnormalize, zoo_config=zoo_config)
@@ -96,7 +97,7 @@ def export_live(source: str, target: str, vecnormalize: Optional[str] = None,
 def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m conformance.record", description=__doc__,
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="the SB2 model file (.zip or .pkl)")
+    parser.add_argument("source", help="the model file: SB2's .zip or .pkl, or an SB3 or sb3-contrib save (.zip)")
     parser.add_argument("--sbif", help="the exported file (default: export SOURCE with the live loader first)")
     parser.add_argument("-o", "--output", help="the pack to write (default: next to the .sbif file, .golden)")
     parser.add_argument("--checks", nargs="*", choices=MODEL_CHECKS, help="checks to record (default: all)")
@@ -107,19 +108,31 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+def oracle_for(source: str, sbif_path: str) -> Runtime:
+    """The oracle of the framework that saved `source` (an SB3 save is told by its members), answering for
+    `sbif_path` from it."""
+    from sbif.export.sb3.save_file import is_sb3_save
+
+    if is_sb3_save(source):
+        from .adapters.sb3_live import Sb3Runtime
+
+        return Sb3Runtime(mapping={sbif_path: source})
     from .adapters.sb2_live import Sb2Runtime
 
+    return Sb2Runtime(mapping={sbif_path: source})
+
+
+def run(args: argparse.Namespace) -> int:
     sbif_path = args.sbif
     with Progress("recording a golden pack for " + os.path.basename(args.source)) as line:
         if sbif_path is None:
             directory = os.path.dirname(os.path.abspath(args.output)) if args.output else os.path.dirname(
                 os.path.abspath(args.source))
             sbif_path = os.path.join(directory, os.path.splitext(os.path.basename(args.source))[0] + ".sbif")
-            line.doing("exporting it with the live loader (SB2 loads the model)")
+            line.doing("exporting it with the live loader (its framework loads the model)")
             export_live(args.source, sbif_path)
             echo("exported {} to {}".format(args.source, sbif_path), sys.stdout)
-        oracle = Sb2Runtime(mapping={sbif_path: args.source})
+        oracle = oracle_for(args.source, sbif_path)
         config = Config(batches=args.batches, envs=args.envs, steps=args.steps, seed=args.seed)
         path, skipped = record(sbif_path, oracle, args.output, args.checks, config, source=args.source,
                                progress=line)

@@ -1,9 +1,12 @@
-"""Re-record the golden packs shipped in this directory (run in the SB2 environment, from the repository root):
+"""Re-record the golden packs shipped in this directory, from the repository root: the SB2 packs in the SB2
+environment, the SB3 ones (`sb3_*`) in the modern one:
 
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 TF_CPP_MIN_LOG_LEVEL=3 \\
         .venv-sb2/bin/python conformance/golden/regenerate.py [NAME ...]
+    .venv/bin/python conformance/golden/regenerate.py [NAME ...]
 
-With no names every pack is recorded again (about 3 minutes on 2 cores); `--list` prints the names. Each preset
+With no names every pack whose framework this Python has is recorded again (the SB2 ones in about 3 minutes on 2
+cores, the SB3 ones in about one); `--list` prints the names and the framework of each. Each SB2 preset
 builds an SB2 model with random weights (the builders of `tests/live/`, so the packs cover what the live
 differential tests cover), takes the shipped demo model, or takes one trained model per algorithm from
 `../shared/zoo` (rl-baselines-zoo, MIT licence: the `.sbif` files embed its weights), exports it with the live
@@ -19,6 +22,12 @@ why the SAC/TD3/DDPG image policies have no pack: three or four towers each (1.6
 directory, for ops and preprocessing the packs here already hold (the same tower and scaling in the actor-critic,
 recurrent and DQN image packs; the squashed and tanh heads in sac_lnmlp_box and td3_mlp_box). The live tests
 cover them.
+
+Each SB3 preset saves a Stable-Baselines3 or sb3-contrib model with random weights from a seed and tiny networks
+(`tests/conformance/sb3_pack_models.py`, over the builders of `tests/sb3_models.py`), exports it with the live
+loader (rl-zoo3's `vecnormalize.pkl` found beside the VecNormalize model) and records SB3's answers
+(`conformance.adapters.sb3_live`). Its image is channel-last (SB3 saves it transposed), as small as NatureCNN allows,
+with 16 features.
 """
 from __future__ import annotations
 
@@ -58,14 +67,19 @@ class RegenerateError(SbifError):
     """A preset cannot be recorded as asked (unknown name, the zoo missing)."""
 
 
+#: the oracle of each framework: (its module, its class, the environment it runs in)
+ORACLES = {"sb2": ("conformance.adapters.sb2_live", "Sb2Runtime", ".venv-sb2"),
+           "sb3": ("conformance.adapters.sb3_live", "Sb3Runtime", ".venv")}
+
+
 class Preset:
-    """How one pack is made: `build(directory, name)` writes the SB2 file (and any statistics) into an empty
+    """How one pack is made: `build(directory, name)` writes the model file (and any statistics) into an empty
     directory; building, exporting and recording run inside `loading()` (what SB2 needs to build or load the
-    model); `config` sizes the probes (None: the suite's)."""
+    model); `config` sizes the probes (None: the suite's); `framework` ("sb2" or "sb3") names the oracle."""
 
     def __init__(self, build: Builder, config: Optional[Config] = None,
-                 loading: Callable[[], ContextManager[Any]] = contextlib.nullcontext):
-        self.build, self.config, self.loading = build, config, loading
+                 loading: Callable[[], ContextManager[Any]] = contextlib.nullcontext, framework: str = "sb2"):
+        self.build, self.config, self.loading, self.framework = build, config, loading, framework
 
 
 def presets() -> Dict[str, Preset]:
@@ -117,6 +131,30 @@ def presets() -> Dict[str, Preset]:
         "zoo_sac_pendulum": Preset(zoo("sac/Pendulum-v0.pkl")),
         "zoo_td3_pendulum": Preset(zoo("td3/Pendulum-v0.pkl")),
         "zoo_trpo_pendulum": Preset(zoo("trpo/Pendulum-v0.pkl")),
+        # Stable-Baselines3 and sb3-contrib: one pack per family and variant, recorded from SB3
+        "sb3_ppo_mlp_discrete": sb3("PPO", "MlpPolicy", "box", "discrete", {"net_arch": dict(pi=[8], vf=[6])},
+                                    seed=31),
+        "sb3_ppo_mlp_box": sb3("PPO", "MlpPolicy", "box2d", "box2d", {"net_arch": [8]}, seed=32),
+        "sb3_a2c_mlp_multidiscrete": sb3("A2C", "MlpPolicy", "multidiscrete", "multidiscrete",
+                                         {"net_arch": [8], "activation_fn": "ReLU"}, seed=33),
+        "sb3_ppo_mlp_multibinary": sb3("PPO", "MlpPolicy", "multibinary", "multibinary", {"net_arch": [6]}, seed=34),
+        "sb3_ppo_cnn_hwc_separate": sb3("PPO", "CnnPolicy", "image-hwc", "discrete",
+                                        {"net_arch": [8], "features_extractor_kwargs": {"features_dim": 16},
+                                         "share_features_extractor": False}, seed=35, config=IMAGE_CONFIG),
+        "sb3_ppo_gsde": sb3("PPO", "MlpPolicy", "box", "box", {"net_arch": [8], "squash_output": True}, seed=36,
+                            use_sde=True),
+        "sb3_trpo_mlp_discreteobs_box": sb3("TRPO", "MlpPolicy", "discrete", "box", {"net_arch": [8]}, seed=37),
+        "sb3_dqn_mlp_epsilon_greedy": sb3("DQN", "MlpPolicy", "box", "discrete", {"net_arch": [8]}, seed=38,
+                                          exploration_initial_eps=0.6, exploration_final_eps=0.3),
+        "sb3_qrdqn_mlp": sb3("QRDQN", "MlpPolicy", "box", "discrete", {"net_arch": [8], "n_quantiles": 5}, seed=39),
+        "sb3_sac_mlp": sb3("SAC", "MlpPolicy", "box", "box2d", {"net_arch": [8]}, seed=40),
+        "sb3_sac_gsde": sb3("SAC", "MlpPolicy", "box", "box", {"net_arch": [8]}, seed=41, use_sde=True),
+        "sb3_tqc_mlp": sb3("TQC", "MlpPolicy", "box2d", "box", {"net_arch": [8], "n_quantiles": 5}, seed=42),
+        "sb3_td3_mlp": sb3("TD3", "MlpPolicy", "box", "box", {"net_arch": [8]}, seed=43),
+        "sb3_ddpg_mlp": sb3("DDPG", "MlpPolicy", "multibinary", "box", {"net_arch": [8]}, seed=44),
+        "sb3_ars_linear_discrete": sb3("ARS", "LinearPolicy", "box", "discrete", seed=45),
+        "sb3_ars_mlp_box": sb3("ARS", "MlpPolicy", "box", "box", {"net_arch": [8]}, seed=46),
+        "sb3_ppo_zoo_vecnormalize": Preset(sb3_vecnormalized(seed=47), framework="sb3"),
     }
 
 
@@ -253,6 +291,28 @@ def zoo(relative: str) -> Builder:
     return build
 
 
+def sb3(algorithm: str, policy: str, observation: str, action: str, policy_kwargs: Optional[Dict[str, Any]] = None,
+        seed: int = 0, config: Optional[Config] = None, **algorithm_kwargs: Any) -> Preset:
+    """An SB3 model of tests/sb3_models.py's spaces (by their names there), random from `seed`; an `activation_fn`
+    is named by its torch.nn class."""
+    def build(directory: str, name: str) -> Built:
+        from tests.conformance.sb3_pack_models import save_case
+
+        return save_case(directory, name, algorithm, policy, observation, action, policy_kwargs, seed,
+                         **algorithm_kwargs), {}
+    return Preset(build, config, framework="sb3")
+
+
+def sb3_vecnormalized(seed: int) -> Builder:
+    """A PPO with rl-zoo3's `vecnormalize.pkl` beside it, found there by the exporter and the oracle alike."""
+    def build(directory: str, name: str) -> Built:
+        from tests.conformance.sb3_pack_models import save_vecnormalized
+
+        source, _ = save_vecnormalized(directory, name, seed)
+        return source, {}
+    return build
+
+
 def record_preset(name: str, preset: Preset, oracle: Any, scratch: str) -> str:
     """Build, export and record one preset; returns a one-line summary."""
     from conformance.record import export_live, record
@@ -264,9 +324,12 @@ def record_preset(name: str, preset: Preset, oracle: Any, scratch: str) -> str:
     with preset.loading():
         source, options = preset.build(directory, name)
         export_live(source, target, **options)
-        normalization = decide_normalization(source, options.get("vecnormalize"),
-                                             options.get("zoo_config")).statistics
-        oracle.add(target, source, normalization=normalization)
+        if preset.framework == "sb3":
+            oracle.add(target, source, vecnormalize=options.get("vecnormalize"))
+        else:
+            normalization = decide_normalization(source, options.get("vecnormalize"),
+                                                 options.get("zoo_config")).statistics
+            oracle.add(target, source, normalization=normalization)
         pack, skipped = record(target, oracle, os.path.join(HERE, name + ".golden"), config=preset.config)
     return "{}: {}".format(os.path.relpath(pack, ROOT), "; ".join(
         "{} not recorded ({})".format(check, reason) for check, reason in skipped.items()) or "every check recorded")
@@ -275,30 +338,50 @@ def record_preset(name: str, preset: Preset, oracle: Any, scratch: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regenerate.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME", help="presets to record (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="presets to record (default: all those whose framework this Python has)")
     parser.add_argument("--list", action="store_true", help="print the preset names and stop")
     return parser
+
+
+def oracle_here(framework: str) -> Any:
+    """The framework's oracle in this Python, or the environment to run in where it cannot be imported."""
+    import importlib
+
+    module, name, environment = ORACLES[framework]
+    try:
+        return getattr(importlib.import_module(module), name)()
+    except (ImportError, SbifError) as exc:  # (the SB2 oracle explains a missing SB2 with an ExportError)
+        return "the {} environment ({}/bin/python): {}".format(framework.upper(), environment, exc)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     table = presets()
     if args.list:
-        print("\n".join(table))
+        print("\n".join("{} ({})".format(name, preset.framework) for name, preset in table.items()))
         return 0
     try:
         unknown = [name for name in args.names if name not in table]
         if unknown:
             raise RegenerateError("unknown preset {} (--list shows them)".format(", ".join(unknown)))
-        from conformance.adapters.sb2_live import Sb2Runtime
-
-        oracle = Sb2Runtime()
-        names = args.names or list(table)
+        oracles = {framework: oracle_here(framework) for framework in ORACLES}
+        if args.names:
+            missing = ["{} needs {}".format(name, oracles[table[name].framework]) for name in args.names
+                       if isinstance(oracles[table[name].framework], str)]
+            if missing:
+                raise RegenerateError("; ".join(missing))
+            names = args.names
+        else:
+            names = [name for name, preset in table.items() if not isinstance(oracles[preset.framework], str)]
+            for framework, oracle in oracles.items():
+                if isinstance(oracle, str):
+                    print("not recording the {} presets: they need {}".format(framework, oracle), flush=True)
         scratch = tempfile.mkdtemp(prefix="sbif-golden-")
         started = time.time()
         try:
             for name in names:
-                print(record_preset(name, table[name], oracle, scratch), flush=True)
+                print(record_preset(name, table[name], oracles[table[name].framework], scratch), flush=True)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         print("recorded {} pack(s) in {:.0f} s".format(len(names), time.time() - started))

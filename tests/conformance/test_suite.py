@@ -1,5 +1,5 @@
 """The NumPy runtime passes the suite (TF-free: against itself as a process, and against the shipped golden
-packs recorded from SB2); the runner, the report, known failures, case files and the CLI behave as documented."""
+packs recorded from SB2 and SB3); the runner, the report, known failures, case files and the CLI behave as documented."""
 import importlib.util
 import json
 import os
@@ -32,12 +32,17 @@ def test_numpy_process_passes_on_every_family(numpy_process, reference, example_
 
 
 def test_shipped_golden_packs_are_current():
+    """Every pack matches its model, and was recorded by the framework its name says: SB3 (and sb3-contrib) for the
+    `sb3_` ones, SB2 for the others."""
     packs = find_packs([GOLDEN])
-    assert len(packs) >= 34
+    assert len(packs) >= 34 + 17
     for path in packs:
         pack = GoldenPack(path)
         assert pack.stale() is None, path
-        assert pack.manifest["recorded_by"]["oracle"].startswith("stable-baselines 2.10.2")
+        sb3 = os.path.basename(path).startswith("sb3_")
+        oracle = "stable-baselines3 2.9.2" if sb3 else "stable-baselines 2.10.2"
+        assert pack.manifest["recorded_by"]["oracle"].startswith(oracle), path
+        assert ("sb3-contrib 2.9.2" in pack.manifest["recorded_by"]["oracle_language"]) == sb3, path
 
 
 def test_shipped_golden_packs_are_the_regenerated_ones():
