@@ -14,7 +14,7 @@ The rule:
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -90,10 +90,13 @@ def discrete_disagreements(expected: np.ndarray, actual: np.ndarray, scores: Seq
     return count
 
 
-def sample_observations(space: dict, count: int, rng: np.random.Generator) -> np.ndarray:
+def sample_observations(space: dict, count: int, rng: np.random.Generator) -> Any:
     """`count` observations of a document space: uniform within finite Box bounds (normal, scale 10, where a
-    bound is infinite or beyond 1e30), uniform indices for Discrete/MultiDiscrete, fair bits for MultiBinary."""
+    bound is infinite or beyond 1e30), uniform indices for Discrete/MultiDiscrete, fair bits for MultiBinary; for a
+    dict space, a dict of each key's."""
     kind = space["kind"]
+    if kind == "dict":
+        return {entry["key"]: sample_observations(entry["space"], count, rng) for entry in space["spaces"]}
     if kind == "discrete":
         return rng.integers(0, space["n"], size=count)
     if kind == "multi_discrete":

@@ -55,7 +55,8 @@ def test_inner_input_errors_keep_their_own_message(family_files):
 
 
 def test_a_dict_observation_for_a_file_without_one_is_refused_by_name(family_files):
-    with pytest.raises(InputError, match="only goal-conditioned \\(HER\\) files take a dict observation"):
+    with pytest.raises(InputError, match="only goal-conditioned \\(HER\\) files and dict observation spaces take a "
+                                         "dict observation"):
         sbif.load(family_files["mlp"]).predict({"observation": np.zeros(4, np.float32)})
 
 

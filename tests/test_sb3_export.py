@@ -27,19 +27,13 @@ from sbif.export import export  # noqa: E402
 from sbif.runtime import Policy  # noqa: E402
 from tests.sb3_models import SB3_CASES, Sb3Case, build_model, random_observations, save_model  # noqa: E402
 
-#: Algorithms whose policies this SBIF version does not export yet (RecurrentPPO's LSTMs), and activations with no
-#: SBIF op.
-NOT_YET_ALGORITHMS: Tuple[str, ...] = ()
+#: Activations with no SBIF op: the one thing of the enumeration this SBIF version refuses.
 NOT_YET_ACTIVATIONS = ("GELU", "Mish", "Hardswish", "Hardsigmoid", "Hardtanh", "LogSigmoid", "PReLU", "CELU",
                        "Tanhshrink", "Softshrink", "Hardshrink", "RReLU", "GLU", "Threshold")
 
 
 def not_yet(case: Sb3Case) -> Optional[str]:
     """Why `case` is refused by this SBIF version (a phrase of the UnsupportedError), or None: it must export."""
-    if case.algorithm in NOT_YET_ALGORITHMS:
-        return "not supported by this SBIF version yet"
-    if case.policy.startswith("MultiInput") or "replay_buffer_class" in case.algorithm_kwargs:
-        return "not supported by this SBIF version yet"
     activation = case.policy_kwargs.get("activation_fn")
     if activation is not None and activation.__name__ in NOT_YET_ACTIVATIONS:
         return "has no SBIF op"

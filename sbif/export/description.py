@@ -40,12 +40,15 @@ def real_number(value: Any, what: str, finite: bool = True) -> float:
 
 
 class Space:
-    """A gym space reduced to data: kind, shape, dtype, bounds, n or nvec."""
+    """A gym space reduced to data: kind, shape, dtype, bounds, n or nvec; a dict space (SB3's MultiInputPolicy)
+    holds its keys' spaces in `spaces`, in order."""
 
     def __init__(self, kind: str, shape=(), dtype: str = "int64", low: Optional[np.ndarray] = None,
-                 high: Optional[np.ndarray] = None, n: Optional[int] = None, nvec: Optional[list] = None):
+                 high: Optional[np.ndarray] = None, n: Optional[int] = None, nvec: Optional[list] = None,
+                 spaces: "Optional[OrderedDict[str, Space]]" = None):
         self.kind, self.shape, self.dtype = kind, tuple(int(d) for d in shape), str(dtype)
         self.low, self.high, self.n, self.nvec = low, high, n, nvec
+        self.spaces = spaces
 
     @classmethod
     def from_gym(cls, space: Any) -> "Space":

@@ -12,6 +12,9 @@ OBS = "obs"
 
 def space_document(space: Space) -> dict:
     """The document form of a space (bounds written exactly)."""
+    if space.kind == "dict":
+        return {"kind": "dict", "spaces": [{"key": key, "space": space_document(sub)}
+                                           for key, sub in space.spaces.items()]}
     if space.kind == "box":
         return {"kind": "box", "shape": list(space.shape), "dtype": space.dtype,
                 "low": encode_bound(space.low), "high": encode_bound(space.high)}

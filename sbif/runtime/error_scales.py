@@ -76,7 +76,7 @@ def predict_scales(policy: Policy, scales: ErrorScales, method: str, observation
             deterministic = document["deterministic_default"]
         name = document["deterministic_action" if deterministic else "stochastic_action"]
         if not deterministic:
-            feeds.update(policy.noise_feeds(len(feeds["obs"]), None, noise))
+            feeds.update(policy.noise_feeds(policy.batch_rows(feeds), None, noise))
         wanted = [name] + ([recurrent["state_output"]] if recurrent else [])
         found = scales.run(feeds, wanted, undetermined)[1]
         action = found[name]
@@ -188,7 +188,7 @@ def predict_agreement(policy: Policy, expected: Any, method: str, observation: A
     "state", "probability" or "value"), under the scales of the policy's file."""
     if method == "predict":
         if noise is None:  # the policy and its scales must sample from the same noise
-            noise = policy.noise_feeds(len(policy.make_feeds(observation, state, mask)[0]["obs"]), None, None)
+            noise = policy.noise_feeds(policy.batch_rows(policy.make_feeds(observation, state, mask)[0]), None, None)
         action, new_state = policy.predict(observation, state, mask, deterministic=deterministic, noise=noise)
         actual = {"action": action, "state": new_state}[result]
     elif method == "value":

@@ -14,7 +14,8 @@ import numpy as np
 from ..errors import InputError
 from ..format import SbifFile
 from .backends import make_executor
-from .spaces import Box, Discrete, RandomSource, Space, space_from_json
+from ..format.validate import DICT_INPUT_PREFIX
+from .spaces import Box, DictSpace, Discrete, RandomSource, Space, space_from_json
 
 Noise = Mapping[str, np.ndarray]
 
@@ -36,12 +37,15 @@ class Policy:
         self.action_space: Space = space_from_json(self.document["action_space"])
         self.algorithm = self.document["provenance"]["algorithm"]
         self._predict = self.document["predict"]
-        self._obs_dtype = np.dtype(self.executor.inputs["obs"]["dtype"])
+        self._observation_inputs = [entry["name"] for entry in self.document["inputs"] if entry["kind"] == "observation"]
+        self._input_dtypes = {name: np.dtype(self.executor.inputs[name]["dtype"]) for name in self._observation_inputs}
+        self._obs_dtype = self._input_dtypes.get("obs")
         self._noise_inputs = [entry for entry in self.document["inputs"] if entry["kind"] == "noise"]
         #: SPEC section 5.9: whose predict this is, and the SB3 contract's extras
         self.contract: str = self._predict.get("contract", "sb2")
         self._shared_noise = set(self._predict.get("shared_noise", []))
         self._channels_last = bool(self._predict.get("channels_last", False))
+        self._channels_last_keys = set(self._predict.get("channels_last_keys", []))
         self._action_mask = self._predict.get("action_mask")
         self._rng: Optional["np.random.Generator"] = None  # made on the first draw
         self.recurrent = self._predict.get("recurrent")
@@ -101,7 +105,7 @@ class Policy:
         wanted = [name] + ([self.recurrent["state_output"]] if self.recurrent else [])
         feeds, vectorized = self.make_feeds(observation, state, mask, wanted, action_masks)
         if not deterministic:
-            feeds.update(self.noise_feeds(len(feeds["obs"]), rng, noise))
+            feeds.update(self.noise_feeds(self.batch_rows(feeds), rng, noise))
         results = self.executor.run(feeds, wanted)
         actions = results[name]
         new_state = results[self.recurrent["state_output"]] if self.recurrent else None
@@ -134,7 +138,7 @@ class Policy:
         feeds, vectorized = self.make_feeds(observation, state, mask, parameter_outputs(distribution))
         proba = distribution_parameters(distribution, self.executor.run(feeds, parameter_outputs(distribution)))
         result = proba if actions is None else self._probability_of(distribution["kind"], proba, actions,
-                                                                    len(feeds["obs"]), logp)
+                                                                    self.batch_rows(feeds), logp)
         return result if vectorized else result[0]
 
     def value(self, observation: Any, state: Any = None, mask: Any = None) -> np.ndarray:
@@ -165,14 +169,12 @@ class Policy:
         initial state and no reset, as SB2's predict), and the action mask of a policy that takes one (default: all
         allowed). Given the `outputs` the request computes, its batch is checked against the run-time size limit
         (SPEC section 5.8) before any state or noise the runtime would add is allocated."""
-        batch, vectorized = self.observation_batch(observation)
+        feeds, rows, vectorized = self.observation_feeds(observation)
         if outputs is not None:
-            self.executor.check_batch(outputs, len(batch))
-        feeds = {"obs": batch}
+            self.executor.check_batch(outputs, rows)
         if self._action_mask is not None:
-            feeds[self._action_mask] = self.action_mask_batch(action_masks, len(batch))
+            feeds[self._action_mask] = self.action_mask_batch(action_masks, rows)
         if self.recurrent:
-            rows = len(batch)
             if state is None:
                 state = self.initial_state_for(rows)
             elif self.contract == "sb3" and isinstance(state, (tuple, list)):
@@ -190,6 +192,34 @@ class Policy:
             feeds[self.recurrent["mask_input"]] = mask
         return feeds, vectorized
 
+    def observation_feeds(self, observation: Any) -> Tuple[Dict[str, np.ndarray], int, bool]:
+        """The observation inputs of a request (`obs`, or `obs/KEY` per key of a dict space), its number of rows,
+        and whether the input was batched."""
+        if not isinstance(self.observation_space, DictSpace):
+            batch, vectorized = self.observation_batch(observation)
+            return {"obs": batch}, len(batch), vectorized
+        if not isinstance(observation, Mapping):
+            raise InputError("this {} policy takes dict observations with the keys {}".format(
+                self.algorithm, ", ".join(self.observation_space.spaces)))
+        missing = [key for key in self.observation_space.spaces if key not in observation]
+        extra = [str(key) for key in observation if key not in self.observation_space.spaces]
+        if missing or extra:
+            raise InputError("the dict observation {}".format("; ".join(
+                (["lacks " + ", ".join(missing)] if missing else []) +
+                (["has keys the space does not: " + ", ".join(extra)] if extra else []))))
+        feeds, rows, vectorized = {}, set(), False
+        for key, space in self.observation_space.spaces.items():
+            name = DICT_INPUT_PREFIX + key
+            batch, batched = self._space_batch(np.asarray(observation[key]), space, self._input_dtypes[name],
+                                               key in self._channels_last_keys, "observation[{!r}]".format(key))
+            feeds[name] = batch
+            rows.add(len(batch))
+            vectorized = vectorized or batched  # SB3's obs_to_tensor: batched if any key is
+        if len(rows) != 1:
+            raise InputError("the dict observation's keys hold different numbers of rows ({})".format(
+                ", ".join(map(str, sorted(rows)))))
+        return feeds, rows.pop(), vectorized
+
     def observation_batch(self, observation: Any) -> Tuple[np.ndarray, bool]:
         """The batch SB2 would feed (reshaped and cast to the input dtype) and whether the input was batched.
 
@@ -197,19 +227,21 @@ class Policy:
         """
         if type(observation) is np.ndarray:
             obs = observation  # not copied: nothing writes into inputs
-        elif self.contract == "sb3" and isinstance(observation, Mapping):
-            raise InputError("this {} policy takes array observations: dict observations (MultiInputPolicy) are not "
-                             "supported by this SBIF version yet".format(self.algorithm))
         else:
             if isinstance(observation, Mapping):
                 if "observation_dict" not in self.document:
                     raise InputError("this {} policy takes array observations: only goal-conditioned (HER) files "
-                                     "take a dict observation".format(self.algorithm))
+                                     "and dict observation spaces take a dict observation".format(self.algorithm))
                 observation = self.flatten_dict_observation(observation)
             obs = np.array(observation)
-        space = self.observation_space
-        shape = self._obs_shape
-        if self._channels_last and obs.shape != shape and obs.shape[1:] != shape and obs.ndim in (3, 4):
+        return self._space_batch(obs, self.observation_space, self._obs_dtype, self._channels_last, "observation")
+
+    def _space_batch(self, obs: np.ndarray, space: Space, dtype: np.dtype, channels_last: bool,
+                     what: str) -> Tuple[np.ndarray, bool]:
+        """One space's observation as the batch its input takes (SPEC section 5.1; SB3's channel-last images and
+        index checks under the SB3 contract), and whether it was batched."""
+        shape = space.shape
+        if channels_last and obs.shape != shape and obs.shape[1:] != shape and obs.ndim in (3, 4):
             transposed = np.transpose(obs, (2, 0, 1) if obs.ndim == 3 else (0, 3, 1, 2))  # SB3's maybe_transpose
             if transposed.shape == shape or transposed.shape[1:] == shape:
                 obs = transposed
@@ -223,15 +255,19 @@ class Policy:
             vectorized = obs.shape != shape
             ok = obs.shape == shape or (obs.ndim == 2 and obs.shape[1:] == shape)
         if not ok:
-            raise InputError("unexpected observation shape {} for a {} observation space: use {} or "
-                             "(n_env, {})".format(obs.shape, space.kind, shape, ", ".join(map(str, shape))))
+            raise InputError("unexpected {} shape {} for a {} observation space: use {} or (n_env, {})".format(
+                what, obs.shape, space.kind, shape, ", ".join(map(str, shape))))
         try:
             batch = obs.reshape((-1,) + shape)
             if self.contract == "sb3" and space.kind in ("discrete", "multi_discrete"):
-                self._check_indices(batch.astype(np.int64))
-            return (batch if batch.dtype == self._obs_dtype else batch.astype(self._obs_dtype)), vectorized
+                self._check_indices(batch.astype(np.int64), space, what)
+            return (batch if batch.dtype == dtype else batch.astype(dtype)), vectorized
         except (TypeError, ValueError) as exc:
-            raise InputError("observation cannot be converted to {}: {}".format(self._obs_dtype, exc)) from None
+            raise InputError("{} cannot be converted to {}: {}".format(what, dtype, exc)) from None
+
+    def batch_rows(self, feeds: Mapping[str, np.ndarray]) -> int:
+        """The number of rows of a request's feeds (`make_feeds`)."""
+        return len(feeds[self._observation_inputs[0]])
 
     def state_rows(self, pair: Any, rows: int) -> np.ndarray:
         """SB3's recurrent state, the actor LSTM's (h, c) as [layers, n_envs, hidden] each, as the file's state rows
@@ -258,15 +294,15 @@ class Policy:
         c = rows[:, layers * hidden:2 * layers * hidden].reshape(-1, layers, hidden)
         return np.ascontiguousarray(np.transpose(h, (1, 0, 2))), np.ascontiguousarray(np.transpose(c, (1, 0, 2)))
 
-    def _check_indices(self, indices: np.ndarray) -> None:
+    @staticmethod
+    def _check_indices(indices: np.ndarray, space: Space, what: str) -> None:
         """SB3 one-hot encodes Discrete and MultiDiscrete observations with torch, which refuses an index outside
         [0, n) (SPEC section 5.9): so does SBIF, rather than encode it as a row of zeros."""
-        space = self.observation_space
         bounds = np.array([space.n]) if isinstance(space, Discrete) else np.asarray(space.nvec)
         bad = (indices < 0) | (indices >= bounds)
         if np.any(bad):
-            raise InputError("observation index {} is outside its space ([0, {}))".format(
-                int(indices[bad][0]), int(np.broadcast_to(bounds, indices.shape)[bad][0])))
+            raise InputError("{} index {} is outside its space ([0, {}))".format(
+                what, int(indices[bad][0]), int(np.broadcast_to(bounds, indices.shape)[bad][0])))
 
     def action_mask_batch(self, action_masks: Any, rows: int) -> np.ndarray:
         """The action-mask input for `rows` observations: all True without masks; given masks reshaped to [rows, L]

@@ -1,4 +1,5 @@
-"""The spaces of a loaded policy as gym-like objects: `Box`, `Discrete`, `MultiDiscrete`, `MultiBinary`.
+"""The spaces of a loaded policy as gym-like objects: `Box`, `Discrete`, `MultiDiscrete`, `MultiBinary` (and, for
+SB3's dict observations, `DictSpace`).
 
 SB2 code reads `model.observation_space.shape`, `.low`, `.high`, `.n`, `.nvec` and calls `.contains` and
 `.sample`; these classes offer the same attributes (bounds as NumPy arrays, not the document's "-inf" strings)
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import copy
+from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -195,7 +197,30 @@ class MultiBinary(Space):
         return str(self.n)
 
 
-SPACES = {space.kind: space for space in (Box, Discrete, MultiDiscrete, MultiBinary)}
+class DictSpace(Space):
+    """A dict of spaces (SB3's `MultiInputPolicy`, SPEC section 3.2): `spaces` maps each key, in the file's order,
+    to its space. An element is a mapping with exactly those keys."""
+
+    kind = "dict"
+
+    def __init__(self, spec: Mapping[str, Any]):
+        super().__init__(spec)
+        self.spaces: "OrderedDict[str, Space]" = OrderedDict(
+            (entry["key"], space_from_json(entry["space"])) for entry in spec["spaces"])
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, Mapping) and set(x) == set(self.spaces) and all(
+            space.contains(x[key]) for key, space in self.spaces.items())
+
+    def sample(self, rng: RandomSource = None) -> Dict[str, np.ndarray]:  # type: ignore[override]
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        return {key: space.sample(generator) for key, space in self.spaces.items()}
+
+    def _describe(self) -> str:
+        return ", ".join("{}: {!r}".format(key, space) for key, space in self.spaces.items())
+
+
+SPACES = {space.kind: space for space in (Box, Discrete, MultiDiscrete, MultiBinary, DictSpace)}
 
 
 def space_from_json(spec: Mapping[str, Any]) -> Space:

@@ -33,7 +33,12 @@ def build_sb3_sbif(model: Sb3Description, normalization: Optional[ObservationNor
     predict: Dict[str, Any] = {"contract": "sb3", "deterministic_default": False, "deterministic_action": "action",
                                "stochastic_action": "action_sample"}
     predict.update(decided)
-    if is_image_space(model.observation_space):
+    space = model.observation_space
+    if space.kind == "dict":
+        images = [key for key, sub in space.spaces.items() if is_image_space(sub)]
+        if images:
+            predict["channels_last_keys"] = images
+    elif is_image_space(space):
         predict["channels_last"] = True
     provenance: Dict[str, Any] = {"producer": "sbif {}".format(__version__)}
     provenance.update(model.provenance)

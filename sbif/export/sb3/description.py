@@ -65,9 +65,10 @@ class Sb3Description:
         return dict(self.policy_class.flags).get(name)
 
 
-def sb3_space(record: Any, what: str) -> Space:
+def sb3_space(record: Any, what: str, nested: bool = False) -> Space:
     """A space as the builders take it, from anything with a space record's fields (`kind`, `shape`, `dtype`,
-    `low`, `high`, `n`, `nvec`): the safe loader's records and the live loader's conversion of gymnasium spaces.
+    `low`, `high`, `n`, `nvec`; a dict's `spaces`): the safe loader's records and the live loader's conversion of
+    gymnasium spaces.
     SB3 ignores Discrete's and MultiDiscrete's `start` (its one-hot and argmax count from 0), and so does SBIF."""
     kind = record.kind
     if kind == "box":
@@ -90,4 +91,9 @@ def sb3_space(record: Any, what: str) -> Space:
             raise UnsupportedError("{}: a MultiBinary space of shape {} (SBIF takes 1-D MultiBinary)".format(
                 what, list(shape)))
         return Space("multi_binary", shape, SPACE_DTYPES["multi_binary"], n=shape[0])
-    raise UnsupportedError("{}: {} spaces are not supported by this SBIF version yet".format(what, preview(kind)))
+    if kind == "dict" and not nested:
+        return Space("dict", (), "", spaces=OrderedDict(
+            (str(key), sb3_space(sub, "{} key {}".format(what, preview(key)), nested=True))
+            for key, sub in record.spaces.items()))
+    raise UnsupportedError("{}: {} spaces {}are not supported by this SBIF version yet".format(
+        what, preview(kind), "inside a dict space " if nested else ""))

@@ -4,11 +4,13 @@ it leaves out on purpose (target networks and critics, which `predict` never run
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 
 from ...errors import ExportError, UnsupportedError
+from ...format.validate import DICT_INPUT_PREFIX
 from .description import ClassName, Sb3Description
 from .heads import (ACTION_MASK, bernoulli, box_action, categorical, diag_gaussian, epsilon_greedy, masked_logits,
                     multi_categorical, squashed_gaussian)
@@ -38,16 +40,30 @@ def extractor_name(model: Sb3Description) -> str:
     return given.name
 
 
-def preprocessed(graph: TorchGraph, model: Sb3Description) -> str:
-    """The observation input, preprocessed as SB3's `preprocess_obs` does."""
+def preprocessed(graph: TorchGraph, model: Sb3Description) -> Any:
+    """The observation input(s), preprocessed as SB3's `preprocess_obs` does: one value, or for a dict space a
+    mapping from each key to its input `obs/KEY`, preprocessed."""
     space = model.observation_space
-    obs = observation_input(graph, space)
-    return preprocessed_observation(graph, space, obs, model.policy_kwargs.get("normalize_images", True) is not False)
+    normalize = model.policy_kwargs.get("normalize_images", True) is not False
+    if space.kind != "dict":
+        return preprocessed_observation(graph, space, observation_input(graph, space), normalize)
+    if graph.builder.observation_normalization is not None:
+        raise UnsupportedError("VecNormalize statistics of dict observations (norm_obs_keys) are not supported by "
+                               "this SBIF version yet")
+    return OrderedDict((key, preprocessed_observation(graph, sub, observation_input(graph, sub, DICT_INPUT_PREFIX + key),
+                                                      normalize)) for key, sub in space.spaces.items())
+
+
+def extracted(graph: TorchGraph, model: Sb3Description, processed: Any, prefix: str) -> str:
+    """The preprocessed observation through the model's extractor whose parameters are under `prefix`."""
+    kwargs = model.policy_kwargs.get("features_extractor_kwargs") or {}
+    return features(graph, processed, extractor_name(model), prefix, model.observation_space,
+                    kwargs.get("normalized_image", False) is True)
 
 
 def observation_features(graph: TorchGraph, model: Sb3Description, prefix: str) -> str:
     """The preprocessed observation through the extractor whose parameters are under `prefix`."""
-    return features(graph, preprocessed(graph, model), extractor_name(model), prefix)
+    return extracted(graph, model, preprocessed(graph, model), prefix)
 
 
 def activation(model: Sb3Description) -> Dict[str, Any]:
@@ -112,9 +128,8 @@ def recurrent_actor_critic(graph: TorchGraph, model: Sb3Description) -> FamilyRe
     builder, act = graph.builder, activation(model)
     pi_prefix, vf_prefix, ignored = _actor_critic_extractors(graph)
     processed = preprocessed(graph, model)
-    pi_features = features(graph, processed, extractor_name(model), pi_prefix)
-    vf_features = pi_features if vf_prefix == pi_prefix else features(graph, processed, extractor_name(model),
-                                                                      vf_prefix)
+    pi_features = extracted(graph, model, processed, pi_prefix)
+    vf_features = pi_features if vf_prefix == pi_prefix else extracted(graph, model, processed, vf_prefix)
     layers, hidden = lstm_shape(graph, "lstm_actor")
     critic_lstm = graph.has("lstm_critic.weight_ih_l0")
     size = (4 if critic_lstm else 2) * layers * hidden
@@ -203,9 +218,8 @@ def actor_critic_trunk(graph: TorchGraph, model: Sb3Description) -> Tuple[str, L
     builder, act = graph.builder, activation(model)
     pi_prefix, vf_prefix, ignored = _actor_critic_extractors(graph)
     processed = preprocessed(graph, model)
-    pi_features = features(graph, processed, extractor_name(model), pi_prefix)
-    vf_features = pi_features if vf_prefix == pi_prefix else features(graph, processed, extractor_name(model),
-                                                                      vf_prefix)
+    pi_features = extracted(graph, model, processed, pi_prefix)
+    vf_features = pi_features if vf_prefix == pi_prefix else extracted(graph, model, processed, vf_prefix)
     latent_pi = graph.mlp(pi_features, "mlp_extractor.policy_net", act, output_layer=False)
     latent_vf = graph.mlp(vf_features, "mlp_extractor.value_net", act, output_layer=False)
     value = graph.linear(latent_vf, "value_net")

@@ -31,7 +31,9 @@ class SpaceFields:
     def __init__(self, space: Any, what: str):
         kind = type(space).__name__
         self.kind = {"Box": "box", "Discrete": "discrete", "MultiDiscrete": "multi_discrete",
-                     "MultiBinary": "multi_binary"}.get(kind, kind)
+                     "MultiBinary": "multi_binary", "Dict": "dict"}.get(kind, kind)
+        self.spaces = (OrderedDict((key, SpaceFields(sub, "{} key {}".format(what, key)))
+                                   for key, sub in space.spaces.items()) if self.kind == "dict" else None)
         self.shape = tuple(getattr(space, "shape", ()) or ())
         self.dtype = np.dtype(space.dtype).name if getattr(space, "dtype", None) is not None else "int64"
         self.low, self.high = getattr(space, "low", None), getattr(space, "high", None)
@@ -48,17 +50,18 @@ def load_sb3_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
     data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
     if not data or "policy_class" not in data:
         raise ExportError("{}: not an SB3 save (no policy_class in its data)".format(path))
-    if type(data.get("observation_space")).__name__ == "Dict":
-        raise UnsupportedError("{}: dict observations (MultiInputPolicy, HER) are not supported by this SBIF version "
-                               "yet".format(path))
     cls = data["policy_class"]
     known = policy_class(getattr(cls, "__module__", "?"), getattr(cls, "__name__", "?"))
     name = detect_algorithm(known, data, path) if algorithm is None else canonical_sb3_algorithm(algorithm)
     module, class_name = ALGORITHM_CLASSES[name]
     algorithm_class = getattr(importlib.import_module(module), class_name)
+    # Off-policy models build their replay buffer on load: make it one transition, and a plain one (HER's needs the
+    # training environment), since predict never reads it.
+    custom = {"buffer_size": 1, "replay_buffer_class": None, "replay_buffer_kwargs": {}} \
+        if "replay_buffer_class" in data else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SB3 warns about the missing env and about gym versions
-        model = algorithm_class.load(path, device="cpu")
+        model = algorithm_class.load(path, device="cpu", custom_objects=custom)
     return model, name
 
 
@@ -121,7 +124,7 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, norma
                 expected, _ = model.predict(fed, deterministic=True, action_masks=masks)
                 _compare_actions(policy, expected, observations, None, None, masks, report, worst)
             if policy.recurrent:
-                value, critic_state = _sb3_recurrent_critic(model, fed, sb3_state, critic_state, starts)
+                value, critic_state = _sb3_recurrent_critic(model, fed, count, sb3_state, critic_state, starts)
                 worst("value", predict_agreement(policy, value, "value", observations, "value", state=rows,
                                                  mask=starts))
                 expected_rows = _state_rows(policy, new_sb3_state, critic_state, count)
@@ -183,7 +186,7 @@ def _compare_actions(policy: Any, expected: Any, observations: np.ndarray, state
     report["action_mismatches"] += discrete_disagreements(expected, actual, scores, score_scales)
 
 
-def _sb3_recurrent_critic(model: Any, observations: np.ndarray, actor_state: Any, critic_state: Any,
+def _sb3_recurrent_critic(model: Any, observations: Any, rows: int, actor_state: Any, critic_state: Any,
                           starts: np.ndarray) -> Tuple[np.ndarray, Any]:
     """RecurrentPPO's value for this step, and its critic LSTM's next (h, c) (None without one), from SB3's modules:
     `predict_values` reads the critic LSTM's state, or the actor's with `shared_lstm`; SB3's predict returns neither
@@ -192,7 +195,6 @@ def _sb3_recurrent_critic(model: Any, observations: np.ndarray, actor_state: Any
 
     policy = model.policy
     tensor, _ = policy.obs_to_tensor(observations)
-    rows = len(observations)
     zeros = np.zeros((policy.lstm_actor.num_layers, rows, policy.lstm_actor.hidden_size), np.float32)
     episode_starts = torch.as_tensor(starts, dtype=torch.float32)
 

@@ -36,10 +36,13 @@ TO_CHANNELS_LAST = [0, 2, 3, 1]
 TO_CHANNELS_FIRST = [0, 3, 1, 2]
 
 
-def is_image_space(space: Space) -> bool:
-    """SB3's `is_image_space` (check_channels=False): a 3-D uint8 Box with every low 0 and every high 255."""
-    return (space.kind == "box" and len(space.shape) == 3 and space.dtype == "uint8"
-            and bool(np.all(space.low == 0)) and bool(np.all(space.high == 255)))
+def is_image_space(space: Space, normalized_image: bool = False) -> bool:
+    """SB3's `is_image_space` (check_channels=False): a 3-D uint8 Box with every low 0 and every high 255; with
+    `normalized_image`, any 3-D Box."""
+    if space.kind != "box" or len(space.shape) != 3:
+        return False
+    return normalized_image or (space.dtype == "uint8" and bool(np.all(space.low == 0))
+                                and bool(np.all(space.high == 255)))
 
 
 def activation_op(value: Any, default: str) -> Dict[str, Any]:
@@ -158,7 +161,7 @@ class TorchGraph:
                 and not any(name.startswith(prefix) for prefix in ignored)]
 
 
-def observation_input(graph: TorchGraph, space: Space) -> str:
+def observation_input(graph: TorchGraph, space: Space, name: str = OBS) -> str:
     """The `obs` input SB3's contract feeds (SPEC section 3.2): float32 for Box and MultiBinary (SB3's `.float()`),
     int32 indices for Discrete and MultiDiscrete; with VecNormalize statistics, the raw float64 observation,
     normalized and cast to float32 as VecNormalize.normalize_obs does."""
@@ -166,47 +169,74 @@ def observation_input(graph: TorchGraph, space: Space) -> str:
     if space.kind == "box" and builder.observation_normalization is not None:
         from ..normalization import normalized_observation
 
-        obs = builder.add_input(OBS, "float64", (None,) + space.shape, "observation")
+        obs = builder.add_input(name, "float64", (None,) + space.shape, "observation")
         return normalized_observation(builder, obs, space, builder.observation_normalization, "float32")
     if space.kind == "box":
-        return builder.add_input(OBS, "float32", (None,) + space.shape, "observation")
+        return builder.add_input(name, "float32", (None,) + space.shape, "observation")
     if space.kind == "discrete":
-        return builder.add_input(OBS, "int32", (None,), "observation")
+        return builder.add_input(name, "int32", (None,), "observation")
     if space.kind == "multi_discrete":
-        return builder.add_input(OBS, "int32", (None, len(space.nvec)), "observation")
-    return builder.add_input(OBS, "float32", (None, space.n), "observation")
+        return builder.add_input(name, "int32", (None, len(space.nvec)), "observation")
+    return builder.add_input(name, "float32", (None, space.n), "observation")
 
 
 def preprocessed_observation(graph: TorchGraph, space: Space, obs: str, normalize_images: bool) -> str:
-    """SB3's `preprocess_obs`: images divided by 255 (when `normalize_images`), Discrete and MultiDiscrete one-hot."""
+    """SB3's `preprocess_obs`: images divided by 255 (when `normalize_images`), Discrete and MultiDiscrete one-hot.
+    Nodes are named after the input (`obs/KEY/...` for a dict space's keys)."""
     builder = graph.builder
+    stem = "preprocess" if obs == OBS else obs + "/preprocess"
     if space.kind == "discrete":
-        return builder.op("one_hot", [obs], {"depth": space.n}, name="preprocess/one_hot")
+        return builder.op("one_hot", [obs], {"depth": space.n}, name=stem + "/one_hot")
     if space.kind == "multi_discrete":
         columns = builder.op("split", [obs], {"sizes": [1] * len(space.nvec), "axis": -1},
-                             name="preprocess/columns", n_outputs=len(space.nvec)) if len(space.nvec) > 1 else [obs]
+                             name=stem + "/columns", n_outputs=len(space.nvec)) if len(space.nvec) > 1 else [obs]
         encoded = []
         for index, (column, depth) in enumerate(zip(columns, space.nvec)):
-            flat = builder.op("squeeze", [column], {"axis": -1}, name="preprocess/column{}".format(index))
-            encoded.append(builder.op("one_hot", [flat], {"depth": depth}, name="preprocess/one_hot{}".format(index)))
+            flat = builder.op("squeeze", [column], {"axis": -1}, name=stem + "/column{}".format(index))
+            encoded.append(builder.op("one_hot", [flat], {"depth": depth}, name=stem + "/one_hot{}".format(index)))
         return encoded[0] if len(encoded) == 1 else builder.op("concat", encoded, {"axis": -1},
-                                                               name="preprocess/one_hot")
+                                                               name=stem + "/one_hot")
     if space.kind == "box" and normalize_images and is_image_space(space):
-        scale = builder.constant_tensor("image_scale", np.array(IMAGE_SCALE, np.float32))
-        return builder.op("div", [obs, scale], name="preprocess/image")
+        scale = "sbif/image_scale" if "sbif/image_scale" in builder.specs else builder.constant_tensor(
+            "image_scale", np.array(IMAGE_SCALE, np.float32))
+        return builder.op("div", [obs, scale], name=stem + "/image")
     return obs
 
 
-def features(graph: TorchGraph, processed: str, extractor: str, prefix: str) -> str:
-    """The feature extractor `extractor` ('FlattenExtractor' or 'NatureCNN') whose parameters are under `prefix`."""
-    from .policy_classes import FLATTEN, NATURE_CNN
+def features(graph: TorchGraph, processed: Any, extractor: str, prefix: str, space: Space,
+             normalized_image: bool = False) -> str:
+    """The feature extractor `extractor` whose parameters are under `prefix`: FlattenExtractor, NatureCNN, or (a
+    dict space, `processed` then maps each key to its preprocessed input) CombinedExtractor: per key in order, an
+    image space through its own NatureCNN (`extractors.KEY`), anything else flattened; concatenated."""
+    from .policy_classes import COMBINED, FLATTEN, NATURE_CNN
 
+    builder = graph.builder
+    if extractor == COMBINED:
+        if space.kind != "dict":
+            raise UnsupportedError("CombinedExtractor takes dict observations, not {}".format(space.kind))
+        parts = []
+        for key, sub in space.spaces.items():
+            if is_image_space(sub, normalized_image):
+                parts.append(nature_cnn(graph, processed[key], "{}.extractors.{}".format(prefix, key)))
+            else:
+                parts.append(_flat(builder, processed[key], "{}.extractors.{}".format(prefix, key)))
+        return parts[0] if len(parts) == 1 else builder.op("concat", parts, {"axis": -1}, name=prefix + "/concat")
+    if space.kind == "dict":
+        raise UnsupportedError("dict observations need CombinedExtractor, not {}".format(preview(extractor)))
     if extractor == FLATTEN:
-        return processed if len(graph.builder.spec(processed).shape) == 2 else graph.builder.op(
-            "flatten", [processed], name=prefix + "/flatten")
+        return _flat(builder, processed, prefix)
     if extractor != NATURE_CNN:
         raise UnsupportedError("the feature extractor {} is not supported by this SBIF version yet".format(
             preview(extractor)))
+    return nature_cnn(graph, processed, prefix)
+
+
+def _flat(builder: GraphBuilder, x: str, prefix: str) -> str:
+    return x if len(builder.spec(x).shape) == 2 else builder.op("flatten", [x], name=prefix + "/flatten")
+
+
+def nature_cnn(graph: TorchGraph, processed: str, prefix: str) -> str:
+    """NatureCNN (NCHW) under `prefix`: three convolutions with ReLU, flattened in C, H, W order, a Linear + ReLU."""
     builder = graph.builder
     x = builder.op("transpose", [processed], {"perm": TO_CHANNELS_LAST}, name=prefix + "/nhwc")
     for index, stride in zip(NATURE_CNN_CONVS, NATURE_CNN_STRIDES):
