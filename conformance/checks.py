@@ -96,10 +96,27 @@ def with_tie_outputs(info: ModelInfo, outputs: Sequence[str]) -> List[str]:
     return wanted
 
 
+def first_inputs(info: ModelInfo, count: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+    """The inputs besides observations and noise that `count` rows need: a recurrent file's first state and mask
+    (zeros), and the action masks of a file that takes them (SPEC section 5.9), random with at least one action of
+    every categorical component allowed (a row with none allowed has no action to take)."""
+    inputs = info.initial_inputs(count)
+    name = info.predict.get("action_mask")
+    if name:
+        sizes = (info.distribution or {}).get("nvec") or [info.inputs[name]["shape"][1]]
+        parts = []
+        for size in sizes:
+            part = rng.random((count, size)) < 0.5
+            part[np.arange(count), rng.integers(0, size, count)] = True
+            parts.append(part)
+        inputs[name] = np.concatenate(parts, axis=1)
+    return inputs
+
+
 # -- deterministic outputs ---------------------------------------------------------------------------------------
 def plan_deterministic(info: ModelInfo, rng: np.random.Generator, config: Config) -> Plan:
     for batch in config.batches:
-        inputs = dict(obs=info.observations(batch, rng), **info.initial_inputs(batch))
+        inputs = dict(obs=info.observations(batch, rng), **first_inputs(info, batch, rng))
         yield Probe(run_request(info, inputs, info.plain_outputs),
                     {name: info.rules[name] for name in info.plain_outputs}, "batch of {}".format(batch))
 
@@ -108,11 +125,11 @@ def plan_sampling(info: ModelInfo, rng: np.random.Generator, config: Config) -> 
     outputs = with_tie_outputs(info, info.sample_outputs)
     rules = {name: info.rules[name] for name in outputs}
     for batch in config.batches:
-        inputs = dict(obs=info.observations(batch, rng), **info.initial_inputs(batch))
+        inputs = dict(obs=info.observations(batch, rng), **first_inputs(info, batch, rng))
         inputs.update(info.noise(batch, rng))
         yield Probe(run_request(info, inputs, outputs), rules, "batch of {}, random noise".format(batch))
     batch = 6
-    inputs = dict(obs=info.observations(batch, rng), **info.initial_inputs(batch))
+    inputs = dict(obs=info.observations(batch, rng), **first_inputs(info, batch, rng))
     noise = info.noise(batch, rng)
     for entry in info.noise_inputs:
         values = noise[entry["name"]]
@@ -194,7 +211,7 @@ def edge_observations(info: ModelInfo) -> Dict[str, np.ndarray]:
 def plan_edge(info: ModelInfo, rng: np.random.Generator, config: Config) -> Plan:
     rows = edge_observations(info)
     obs = np.stack(list(rows.values()))
-    inputs = dict(obs=obs, **info.initial_inputs(len(obs)))
+    inputs = dict(obs=obs, **first_inputs(info, len(obs), rng))
     yield Probe(run_request(info, inputs, info.plain_outputs), {name: info.rules[name] for name in info.plain_outputs},
                 "{} edge observations".format(len(rows)), rows=list(rows))
 

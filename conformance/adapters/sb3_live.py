@@ -32,46 +32,123 @@ import pickle
 import sys
 import traceback
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..protocol import Answer, Runtime, hello_message, serve
 from .sb2_live import SourceNotFound, sha256_of
 
-#: A family's forward pass: (the SB3 model, the observation tensor of SB3's `obs_to_tensor`) -> what SB3's own
-#: modules give for it: "distribution" (an SB3 Distribution), "value" and "q_values" (tensors or arrays).
-Forward = Callable[[Any, Any], Dict[str, Any]]
+class Family(NamedTuple):
+    """What the oracle asks SB3 for one policy family.
+
+    `forward(model, fed, inputs)` runs SB3's own modules on `fed` (the observations as SB3 is fed them) and the
+    request's other inputs by name, and returns what they give by role: "distribution" (an SB3 Distribution),
+    "value", "q_values", "logits" (where no module gives the file's logits), "state" (the file's state rows).
+    `predict_arguments(model, inputs)` are the keyword arguments of SB3's `predict` those inputs stand for."""
+
+    forward: Callable[["Sb3Model", Any, Mapping[str, np.ndarray]], Dict[str, Any]]
+    predict_arguments: Callable[["Sb3Model", Mapping[str, np.ndarray]], Dict[str, Any]]
 
 
-def actor_critic_forward(model: Any, obs: Any) -> Dict[str, Any]:
+def no_arguments(model: "Sb3Model", inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    return {}
+
+
+def actor_critic_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
     """ActorCriticPolicy (A2C, PPO, TRPO): the action distribution and `predict_values`."""
     policy = model.policy
+    obs, _ = policy.obs_to_tensor(fed)
     return {"distribution": policy.get_distribution(obs), "value": policy.predict_values(obs).reshape(-1)}
 
 
-def squashed_actor_forward(model: Any, obs: Any) -> Dict[str, Any]:
-    """SAC's and TQC's Actor: the squashed Gaussian `actor.action_dist` builds from `get_action_dist_params`."""
+def maskable_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """MaskablePPO: the distribution with the request's masks applied, `predict_values`, and the file's masked
+    logits: SB3 masks the logits it has normalized, the file the network's, both by `where(mask, logits, -1e8)`
+    (`heads.MASKED_LOGIT`), so the oracle masks the output of SB3's `action_net` that way."""
+    import torch
+
+    from sbif.export.sb3.heads import MASKED_LOGIT
+
+    policy = model.policy
+    obs, _ = policy.obs_to_tensor(fed)
+    masks = maskable_arguments(model, inputs)["action_masks"]
+    logits: List[Any] = []
+    hook = policy.action_net.register_forward_hook(lambda module, args, output: logits.append(output))
+    try:
+        distribution = policy.get_distribution(obs, action_masks=masks)
+    finally:
+        hook.remove()
+    allowed = torch.as_tensor(np.asarray(masks, bool).reshape(logits[0].shape))
+    return {"distribution": distribution, "value": policy.predict_values(obs).reshape(-1),
+            "logits": torch.where(allowed, logits[0], torch.tensor(MASKED_LOGIT, dtype=logits[0].dtype))}
+
+
+def maskable_arguments(model: "Sb3Model", inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """The request's action masks (SPEC section 5.9: absent, every action is allowed)."""
+    name = model.info.predict["action_mask"]
+    if name in inputs:
+        return {"action_masks": np.asarray(inputs[name], bool)}
+    width = model.info.inputs[name]["shape"][1]
+    return {"action_masks": np.ones((len(inputs["obs"]), width), bool)}
+
+
+def recurrent_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """RecurrentPPO: the distribution after the actor's LSTM step, the value and the critic LSTM's step as the
+    live loader takes them from SB3's modules, and the new state as the file's rows."""
+    import torch
+
+    from sbif.export.sb3.live import _sb3_recurrent_critic, _state_rows
+
+    policy = model.policy
+    obs, _ = policy.obs_to_tensor(fed)
+    actor, critic, starts = model.recurrent_inputs(inputs)
+    distribution, new_actor = policy.get_distribution(
+        obs, tuple(torch.as_tensor(part) for part in actor), torch.as_tensor(starts, dtype=torch.float32))
+    value, new_critic = _sb3_recurrent_critic(model.model, fed, len(starts), actor, critic, starts)
+    rows = _state_rows(model.file_policy, tuple(_numpy(part) for part in new_actor), new_critic, len(starts))
+    return {"distribution": distribution, "value": value, "state": rows}
+
+
+def recurrent_arguments(model: "Sb3Model", inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """SB3's `state` (the actor LSTM's (h, c)) and `episode_start` for the request's state rows and mask."""
+    actor, _, starts = model.recurrent_inputs(inputs)
+    return {"state": actor, "episode_start": starts}
+
+
+def squashed_actor_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """SAC's, TQC's and CrossQ's Actor: the squashed Gaussian `actor.action_dist` builds from
+    `get_action_dist_params`."""
     actor = model.policy.actor
+    obs, _ = model.policy.obs_to_tensor(fed)
     mean, log_std, kwargs = actor.get_action_dist_params(obs)
     return {"distribution": actor.action_dist.proba_distribution(mean, log_std, **kwargs)}
 
 
-def q_network_forward(model: Any, obs: Any) -> Dict[str, Any]:
+def q_network_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
     """DQN's and QR-DQN's Q-values, as the live loader reads them (their argmax is `predict`'s greedy action)."""
     from sbif.export.sb3.live import _sb3_q_values
 
-    return {"q_values": _sb3_q_values(model, obs)}
+    obs, _ = model.policy.obs_to_tensor(fed)
+    return {"q_values": _sb3_q_values(model.model, obs)}
 
 
-def deterministic_actor_forward(model: Any, obs: Any) -> Dict[str, Any]:
+def deterministic_actor_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
     """TD3, DDPG and ARS: `predict` is all there is (their files' only output is its action)."""
     return {}
 
 
-FAMILIES: Dict[str, Forward] = {
-    "actor_critic": actor_critic_forward, "sac": squashed_actor_forward, "dqn": q_network_forward,
-    "qrdqn": q_network_forward, "td3": deterministic_actor_forward, "ars": deterministic_actor_forward,
+#: the family names of `sbif.export.sb3.policy_classes`
+FAMILIES: Dict[str, Family] = {
+    "actor_critic": Family(actor_critic_forward, no_arguments),
+    "maskable_actor_critic": Family(maskable_forward, maskable_arguments),
+    "recurrent_actor_critic": Family(recurrent_forward, recurrent_arguments),
+    "sac": Family(squashed_actor_forward, no_arguments),
+    "crossq": Family(squashed_actor_forward, no_arguments),
+    "dqn": Family(q_network_forward, no_arguments),
+    "qrdqn": Family(q_network_forward, no_arguments),
+    "td3": Family(deterministic_actor_forward, no_arguments),
+    "ars": Family(deterministic_actor_forward, no_arguments),
 }
 
 
@@ -86,7 +163,7 @@ class Sb3Runtime(Runtime):
         self.hello = hello_message("stable-baselines3", stable_baselines3.__version__,
                                    "python {}.{} + torch {} + sb3-contrib {}".format(
                                        sys.version_info[0], sys.version_info[1], torch.__version__,
-                                       sb3_contrib.__version__), ("run", "predict", "sampling"), None)
+                                       sb3_contrib.__version__), ("run", "predict", "recurrent", "sampling"), None)
         self.sources = list(sources)
         self.mapping = {os.path.abspath(k): os.path.abspath(v) for k, v in (mapping or {}).items()}
         #: .sbif path -> the VecNormalize save whose statistics it folds in (given by `add`)
@@ -171,7 +248,8 @@ class UnavailableOracle(Runtime):
 
     def __init__(self, reason: str):
         self.reason = reason
-        self.hello = hello_message("stable-baselines3 (not importable)", "", "", ("run", "predict", "sampling"), None)
+        self.hello = hello_message("stable-baselines3 (not importable)", "", "", ("run", "predict", "recurrent",
+                                                                                 "sampling"), None)
 
     def request(self, request: Mapping[str, Any]) -> Answer:
         return Answer("skipped", message=self.reason)
@@ -190,6 +268,7 @@ class Sb3Model:
     """One SB3 model and, for each output of the `.sbif` file exported from it, the SB3 computation behind it."""
 
     def __init__(self, info: Any, source: str, vecnormalize: Optional[str] = None):
+        import sbif
         from sbif.export.sb3.live import load_sb3_model
         from sbif.export.sb3.policy_classes import policy_class
 
@@ -198,12 +277,14 @@ class Sb3Model:
         self.model, self.algorithm = load_sb3_model(source, info.provenance["algorithm"])
         self.policy = self.model.policy
         self.policy.set_training_mode(False)
+        #: the file, read by the reference runtime for SPEC section 5.9's state layout (it computes nothing here)
+        self.file_policy = sbif.load(info.path, backend="numpy") if info.recurrent else None
         module, _, name = info.provenance["policy_class"].rpartition(".")
         family = policy_class(module, name).family
         self.unsupported = "" if family in FAMILIES else \
             "the SB3 oracle has no forward pass for the {} family (conformance.adapters.sb3_live.FAMILIES)".format(
                 family)
-        self.forward = FAMILIES.get(family)
+        self.family = FAMILIES.get(family)
         self.normalizer = None
         if info.provenance.get("vecnormalize") is not None:
             self.normalizer, problem = sb3_normalizer(source, vecnormalize, info.provenance["vecnormalize"])
@@ -218,23 +299,21 @@ class Sb3Model:
         self.roles.setdefault(predict["deterministic_action"], "action")
         if predict.get("stochastic_action"):
             self.roles.setdefault(predict["stochastic_action"], "action_sample")
+        if info.recurrent:
+            self.roles.setdefault(info.recurrent["state_output"], "state")
         for role, name in (info.distribution or {}).get("parameters", {}).items():
             self.roles.setdefault(name, role)
         for name in ("value", "q_values", "std", "probabilities"):
             if name in info.outputs:
                 self.roles.setdefault(name, name)
 
-    # -- observations -------------------------------------------------------------------------------------------
+    # -- inputs -------------------------------------------------------------------------------------------------
     def fed(self, observations: Any) -> Any:
         """What SB3's model is fed for the file's observations: rl-zoo3's VecNormalize applied by SB3 itself when
         the file folds it in."""
         if self.normalizer is None:
             return observations
         return self.normalizer.normalize_obs(np.asarray(observations))
-
-    def observation_tensor(self, observations: Any) -> Tuple[Any, bool]:
-        """SB3's `obs_to_tensor` of the fed observations: (tensor, whether they were a batch)."""
-        return self.policy.obs_to_tensor(self.fed(observations))
 
     def out_of_space(self, observations: np.ndarray) -> Optional[str]:
         """Why SB3 cannot take these observations (its `one_hot` refuses indices outside [0, n)), or None."""
@@ -248,6 +327,17 @@ class Sb3Model:
             return None
         return "SB3's one_hot refuses {} observations outside [0, n), which a row of this request holds".format(kind)
 
+    def recurrent_inputs(self, inputs: Mapping[str, np.ndarray]) -> Tuple[Any, Any, np.ndarray]:
+        """(the actor LSTM's (h, c), the critic LSTM's (h, c) or None, the episode starts) of the request's state
+        rows and mask (SPEC section 5.9's layout: the critic's part after the actor's)."""
+        recurrent = self.info.recurrent
+        rows = np.asarray(inputs[recurrent["state_input"]], np.float32)
+        layout = recurrent["state_layout"]
+        width = 2 * layout["layers"] * layout["hidden"]
+        critic = self.file_policy.state_pair(rows[:, width:]) if rows.shape[1] > width else None
+        starts = np.asarray(inputs[recurrent["mask_input"]], np.float32).reshape(-1)
+        return self.file_policy.state_pair(rows), critic, starts
+
     # -- run requests -------------------------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Tuple[Dict[str, np.ndarray],
                                                                                        Dict[str, str]]:
@@ -258,24 +348,22 @@ class Sb3Model:
         if refused:
             missing.update({name: refused for name in wanted})
             return {}, missing
-        values = self.evaluate(inputs["obs"], wanted, {k: v for k, v in inputs.items() if k != "obs"})
-        return values, missing
+        return self.evaluate(inputs, wanted), missing
 
-    def evaluate(self, observations: np.ndarray, wanted: Sequence[str], noise: Mapping[str, np.ndarray]
-                 ) -> Dict[str, np.ndarray]:
-        """The wanted outputs for a batch of observations, in the graph's output shapes."""
+    def evaluate(self, inputs: Mapping[str, np.ndarray], wanted: Sequence[str]) -> Dict[str, np.ndarray]:
+        """The wanted outputs for the request's inputs (observations batched), in the graph's output shapes."""
         import torch
 
+        observations = inputs["obs"]
         roles = {name: self.roles[name] for name in wanted}
-        hooked = [name for name, role in roles.items() if role == "module"]
         captured: Dict[str, Any] = {}
         modules = dict(self.policy.named_modules())
         hooks = [modules[name].register_forward_hook(
-            lambda module, args, output, name=name: captured.__setitem__(name, output)) for name in hooked]
+            lambda module, args, output, name=name: captured.__setitem__(name, output))
+            for name, role in roles.items() if role == "module"]
         try:
             with torch.no_grad():
-                tensor, _ = self.observation_tensor(observations)
-                computed = self.forward(self.model, tensor)
+                computed = self.family.forward(self, self.fed(observations), inputs)
         finally:
             for hook in hooks:
                 hook.remove()
@@ -284,10 +372,10 @@ class Sb3Model:
             if role == "module":
                 value = captured[name]
             elif role == "action":
-                value = self.deterministic_actions(observations)
+                value = self.deterministic_actions(observations, inputs)
             elif role == "action_sample":
-                value = self.sampled_actions(observations, computed, noise)
-            elif role in ("value", "q_values"):
+                value = self.sampled_actions(observations, computed, inputs)
+            elif role in computed:
                 value = computed[role]
             else:
                 value = distribution_parameter(computed["distribution"], role)
@@ -299,13 +387,15 @@ class Sb3Model:
         rank = len(self.info.outputs[name]["shape"])
         return value.reshape(len(value), -1) if rank == 2 and value.ndim != 2 else value
 
-    def deterministic_actions(self, observations: Any) -> np.ndarray:
+    def deterministic_actions(self, observations: Any, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """SB3's `predict(deterministic=True)`."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            actions, _ = self.model.predict(self.fed(observations), deterministic=True)
+            actions, _ = self.model.predict(self.fed(observations), deterministic=True,
+                                            **self.family.predict_arguments(self, inputs))
         return np.asarray(actions)
 
-    def sampled_actions(self, observations: Any, computed: Mapping[str, Any], noise: Mapping[str, np.ndarray]
+    def sampled_actions(self, observations: Any, computed: Mapping[str, Any], inputs: Mapping[str, np.ndarray]
                         ) -> np.ndarray:
         """A sample drawn with the request's noise from SB3's own distribution (or DQN's ε-greedy), post-processed
         as SB3's `predict` post-processes it, in SB3's action shape [B, *action_space.shape]."""
@@ -314,11 +404,10 @@ class Sb3Model:
         if "q_values" in computed:
             from sbif.export.sb3.heads import EXPLORATION_DRAW, RANDOM_ACTION
 
-            greedy = self.deterministic_actions(observations)
-            return epsilon_greedy(greedy, noise[EXPLORATION_DRAW], noise[RANDOM_ACTION],
+            greedy = self.deterministic_actions(observations, inputs)
+            return epsilon_greedy(greedy, inputs[EXPLORATION_DRAW], inputs[RANDOM_ACTION],
                                   self.model.exploration_rate, self.model.action_space.n)
-        noise_input = self.info.noise_inputs[0]["name"]
-        draws = torch.as_tensor(np.asarray(noise[noise_input], np.float32))
+        draws = torch.as_tensor(np.asarray(inputs[self.info.noise_inputs[0]["name"]], np.float32))
         with torch.no_grad():
             raw = sample_distribution(computed["distribution"], draws, self.info.distribution)
         return self.predict_postprocess(_numpy(raw))
@@ -336,51 +425,79 @@ class Sb3Model:
 
     # -- predict requests ---------------------------------------------------------------------------------------
     def predict_request(self, request: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, str]]:
+        """SB3's `predict` (the request's noise put into SB3's distribution when it samples) and `predict_values`;
+        a recurrent file's state goes in and out as the file's rows, as the runtimes take and return them."""
         method = request["method"]
-        observations = np.asarray(request["observation"])
-        refused = self.out_of_space(np.trunc(observations) if observations.dtype.kind == "f" else observations)
         if method == "action_probability":
             return {}, {"probability": "SB3 has no action_probability"}
+        observations = np.asarray(request["observation"])
         names = {"predict": ("action", "state"), "value": ("value",)}[method]
+        refused = self.out_of_space(np.trunc(observations) if observations.dtype.kind == "f" else observations)
         if refused:
             return {}, {name: refused for name in names}
-        import torch
-
+        _, vectorized = self.policy.obs_to_tensor(self.fed(observations))
+        batch = observations if vectorized else observations[None]
+        inputs = self.predict_inputs(batch, request)
         if method == "value":
-            if not hasattr(self.policy, "predict_values"):
-                return {}, {"value": "{}'s policy has no predict_values".format(self.algorithm)}
-            with torch.no_grad():
-                tensor, vectorized = self.observation_tensor(observations)
-                values = _numpy(self.policy.predict_values(tensor)).reshape(-1)
+            if "value" not in self.roles:
+                return {}, {"value": "{}'s file has no value output".format(self.algorithm)}
+            values = self.evaluate(inputs, ["value"])["value"]
             return {"value": values if vectorized else values[0]}, {}
-        deterministic = request.get("deterministic")
-        if deterministic or self.info.predict.get("stochastic_action") is None:
-            # (a policy that samples nothing, gSDE's unsaved exploration matrix among them, answers deterministic)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                action, state = self.model.predict(self.fed(observations), deterministic=True)
-            return {"action": np.asarray(action), "state": state}, {}
-        noise = request.get("noise")
-        if not noise:
-            return {}, {"action": "a stochastic predict without the request's noise has no reproducible answer",
-                        "state": "as action"}
-        with torch.no_grad():
-            tensor, vectorized = self.observation_tensor(observations)
-            computed = self.forward(self.model, tensor)
-        batch_observations = observations if vectorized else observations[None]
-        actions = self.sampled_actions(batch_observations, computed, {k: np.asarray(v) for k, v in noise.items()})
-        return {"action": actions if vectorized else actions[0], "state": None}, {}
+        predict = self.info.predict
+        name = predict["deterministic_action" if request.get("deterministic") else "stochastic_action"]
+        if name is None:
+            return {}, {output: "the file cannot sample as SB3 does (predict.stochastic_action is null)"
+                        for output in names}
+        noise = request.get("noise") or {}
+        if self.roles.get(name) == "action_sample" and not noise:
+            return {}, {output: "a stochastic predict without the request's noise has no reproducible answer"
+                        for output in names}
+        inputs.update({key: np.asarray(value) for key, value in noise.items()})
+        wanted = [name] + ([self.info.recurrent["state_output"]] if self.info.recurrent else [])
+        results = self.evaluate(inputs, wanted)
+        action = results[name].reshape((-1,) + tuple(self.model.action_space.shape))
+        state = results[wanted[-1]] if self.info.recurrent else request.get("state")
+        return {"action": action if vectorized else action[0], "state": state}, {}
+
+    def predict_inputs(self, batch: np.ndarray, request: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+        """The graph inputs a predict request stands for (SPEC section 5): its observations, and a recurrent file's
+        state rows and mask (zeros when not given)."""
+        inputs = {"obs": batch}
+        recurrent = self.info.recurrent
+        if recurrent:
+            rows = len(batch)
+            state, mask = request.get("state"), request.get("mask")
+            inputs[recurrent["state_input"]] = np.zeros((rows, self.info.state_size), np.float32) if state is None \
+                else np.asarray(state, np.float32).reshape(rows, -1)
+            inputs[recurrent["mask_input"]] = np.zeros(rows, np.float32) if mask is None else \
+                np.asarray(mask, np.float32).reshape(-1)
+        return inputs
 
 
 # -- SB3's distributions with the request's noise (SPEC sections 5.3 and 5.9) ---------------------------------------
+def categorical_components(distribution: Any) -> Optional[List[Any]]:
+    """The torch Categorical of each component of an SB3 categorical distribution (sb3-contrib's maskable ones and
+    its MaskableBernoulli, categoricals over {0, 1}, included), or None for another kind."""
+    kind = type(distribution).__name__
+    if kind in ("CategoricalDistribution", "MaskableCategoricalDistribution"):
+        return [distribution.distribution]
+    if kind == "MultiCategoricalDistribution":
+        return list(distribution.distribution)
+    if kind in ("MaskableMultiCategoricalDistribution", "MaskableBernoulliDistribution"):
+        return list(distribution.distributions)
+    return None
+
+
 def distribution_parameter(distribution: Any, role: str) -> Any:
-    """`probabilities` or `std` of an SB3 distribution object, in the graph's layout (one row per observation)."""
+    """`probabilities`, `std` or `mean` of an SB3 distribution object, in the graph's layout (one row per
+    observation; a multi-categorical's components side by side)."""
     import torch
 
+    components = categorical_components(distribution)
+    if role == "probabilities" and components is not None:
+        return torch.cat([component.probs for component in components], dim=-1)
     inner = distribution.distribution
     if role == "probabilities":
-        if isinstance(inner, (list, tuple)):  # MultiCategorical: one torch Categorical per component
-            return torch.cat([part.probs for part in inner], dim=-1)
         return inner.probs
     if role == "std":
         return inner.stddev
@@ -390,17 +507,19 @@ def distribution_parameter(distribution: Any, role: str) -> Any:
 
 
 def sample_distribution(distribution: Any, draws: Any, declared: Optional[Mapping[str, Any]]) -> Any:
-    """SB3's distribution sampled with the given draws by SPEC section 5.3: Gumbel-max on SB3's logits, `u < p` on
-    its Bernoulli probabilities, its mean + its std·z (tanh'ed for SB3's squashed Gaussian)."""
+    """SB3's distribution sampled with the given draws by SPEC section 5.3: Gumbel-max on SB3's logits (per
+    component, on consecutive columns of the draws), `u < p` on its Bernoulli probabilities, its mean + its std·z
+    (tanh'ed for SB3's squashed Gaussian)."""
     import torch
 
     kind = type(distribution).__name__
+    components = categorical_components(distribution)
+    if components is not None:
+        columns = torch.split(draws, [component.logits.shape[-1] for component in components], dim=-1)
+        samples = [gumbel_max(component.logits, u) for component, u in zip(components, columns)]
+        single = kind in ("CategoricalDistribution", "MaskableCategoricalDistribution")
+        return samples[0] if single else torch.stack(samples, dim=-1)
     inner = distribution.distribution
-    if kind == "CategoricalDistribution":
-        return gumbel_max(inner.logits, draws)
-    if kind == "MultiCategoricalDistribution":
-        columns = torch.split(draws, [part.logits.shape[-1] for part in inner], dim=-1)
-        return torch.stack([gumbel_max(part.logits, u) for part, u in zip(inner, columns)], dim=-1)
     if kind == "BernoulliDistribution":
         return (draws < inner.probs).to(torch.float32)
     if kind == "DiagGaussianDistribution":

@@ -155,6 +155,16 @@ def presets() -> Dict[str, Preset]:
         "sb3_ars_linear_discrete": sb3("ARS", "LinearPolicy", "box", "discrete", seed=45),
         "sb3_ars_mlp_box": sb3("ARS", "MlpPolicy", "box", "box", {"net_arch": [8]}, seed=46),
         "sb3_ppo_zoo_vecnormalize": Preset(sb3_vecnormalized(seed=47), framework="sb3"),
+        "sb3_recurrentppo_lstm_discrete": sb3("RecurrentPPO", "MlpLstmPolicy", "box", "discrete",
+                                              {"net_arch": [8], "lstm_hidden_size": 4}, seed=48),
+        "sb3_recurrentppo_shared_lstm_multibinary": sb3(
+            "RecurrentPPO", "MlpLstmPolicy", "box2d", "multibinary",
+            {"net_arch": [6], "lstm_hidden_size": 3, "n_lstm_layers": 2, "shared_lstm": True,
+             "enable_critic_lstm": False}, seed=49),
+        "sb3_maskableppo_multidiscrete": sb3("MaskablePPO", "MlpPolicy", "box", "multidiscrete", {"net_arch": [8]},
+                                             seed=50),
+        "sb3_crossq_mlp": sb3("CrossQ", "MlpPolicy", "box", "box", {"net_arch": [8, 8], "batch_norm_eps": 0.05},
+                              seed=51),
     }
 
 

@@ -1,5 +1,6 @@
 """The NumPy runtime passes the suite (TF-free: against itself as a process, and against the shipped golden
-packs recorded from SB2 and SB3); the runner, the report, known failures, case files and the CLI behave as documented."""
+packs recorded from SB2 and SB3); the runner, the report, known failures, case files and the CLI behave as
+documented."""
 import importlib.util
 import json
 import os
