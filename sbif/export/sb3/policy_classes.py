@@ -27,6 +27,12 @@ ACTIVATIONS: Dict[str, Dict[str, object]] = {
     "Softplus": {"name": "softplus"},
     "Softsign": {"name": "softsign"},
     "Identity": {"name": "identity"},
+    # torch's own compositions of SBIF ops, at their defaults (torch/nn/modules/activation.py; CELU's alpha is 1,
+    # where it is ELU; Hardtanh's bounds are -1 and 1); `torch_layers.activate` builds them
+    "CELU": {"name": "elu"},
+    "Hardtanh": {"composite": "hardtanh"},
+    "Hardswish": {"composite": "hardswish"},
+    "Mish": {"composite": "mish"},
 }
 #: Where torch keeps its activation classes (`torch.nn.ReLU` pickles as this module's).
 ACTIVATION_MODULE = "torch.nn.modules.activation"

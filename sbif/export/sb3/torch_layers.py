@@ -18,7 +18,7 @@ import numpy as np
 from ...errors import ExportError, UnsupportedError, preview
 from ..description import Space
 from ..graph_builder import GraphBuilder
-from ..mlp import activate
+from ..mlp import activate as activate_op
 from .description import ClassName
 from .policy_classes import ACTIVATION_MODULE, ACTIVATIONS, IDENTITY_MODULE
 
@@ -43,6 +43,27 @@ def is_image_space(space: Space, normalized_image: bool = False) -> bool:
         return False
     return normalized_image or (space.dtype == "uint8" and bool(np.all(space.low == 0))
                                 and bool(np.all(space.high == 255)))
+
+
+def activate(builder: GraphBuilder, x: str, activation: Dict[str, Any], name: str) -> str:
+    """The activation `activation` (an entry of ACTIVATIONS) on x: one op, or torch's composition of ops —
+    Hardtanh `clip(x, -1, 1)`; Hardswish `x·relu6(x + 3) / 6` in torch's order; Mish `x·tanh(softplus(x))`."""
+    composite = activation.get("composite")
+    if composite is None:
+        return activate_op(builder, x, activation, name)
+
+    def constant(value: float, suffix: str) -> str:
+        return builder.op("constant", [], {"value": value, "dtype": "float32"}, name="{}/{}".format(name, suffix))
+
+    if composite == "hardtanh":
+        return builder.op("clip", [x, constant(-1.0, "low"), constant(1.0, "high")], name=name)
+    if composite == "hardswish":
+        gate = builder.op("relu6", [builder.op("add", [x, constant(3.0, "three")], name=name + "/shifted")],
+                          name=name + "/gate")
+        return builder.op("div", [builder.op("mul", [x, gate], name=name + "/gated"), constant(6.0, "six")],
+                          name=name)
+    softplus = builder.op("softplus", [x], name=name + "/softplus")
+    return builder.op("mul", [x, builder.op("tanh", [softplus], name=name + "/tanh")], name=name)
 
 
 def activation_op(value: Any, default: str) -> Dict[str, Any]:
