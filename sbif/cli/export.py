@@ -1,4 +1,4 @@
-"""`sbif export`: an SB2 save file to an .sbif file."""
+"""`sbif export`: an SB2 or SB3 save file to an .sbif file."""
 from __future__ import annotations
 
 import argparse
@@ -14,27 +14,32 @@ from .common import add_command, size_text
 
 
 def add_parser(commands: Any) -> argparse.ArgumentParser:
-    export = add_command(commands, "export", "convert an SB2 .zip or .pkl model into an .sbif file", run_export,
+    export = add_command(commands, "export", "convert an SB2 (.zip, .pkl) or SB3/sb3-contrib (.zip) model into an "
+                                             ".sbif file", run_export,
                       "  sbif export model.zip -o model.sbif\n  sbif export old_model.pkl --algo TRPO -o model.sbif\n"
-                      "  sbif export a2c/MountainCar-v0.pkl -o car.sbif   (folds a2c/MountainCar-v0/obs_rms.pkl)")
-    export.add_argument("source", help="SB2 save file (.zip, or a legacy cloudpickle .pkl)")
+                      "  sbif export a2c/MountainCar-v0.pkl -o car.sbif   (folds a2c/MountainCar-v0/obs_rms.pkl)\n"
+                      "  sbif export ppo/HalfCheetah-v4.zip --loader live   (SB3: folds ppo/HalfCheetah-v4/"
+                      "vecnormalize.pkl, verifies against SB3)")
+    export.add_argument("source", help="SB2 save file (.zip, or a legacy cloudpickle .pkl), or an SB3/sb3-contrib .zip "
+                                       "(recognised by its members)")
     export.add_argument("-o", "--output", help="the .sbif file to write (default: SOURCE with .sbif suffix)")
-    export.add_argument("--algo", help="the SB2 algorithm (A2C, PPO2, ...), where the file does not tell")
+    export.add_argument("--algo", help="the algorithm (SB2: A2C, PPO2, ...; SB3: PPO, QRDQN, ...; any case), where "
+                                       "the file does not tell")
     from ..export.exporter import DEFAULT_LOADER, LOADERS
     export.add_argument("--loader", choices=LOADERS, default=DEFAULT_LOADER,
                         help="how to read SOURCE: 'safe' (default) reads it as data, in any environment, without "
-                             "running code from the file; 'live' loads it with Stable-Baselines itself (the SB2 "
-                             "environment only) and verifies the export against SB2")
+                             "running code from the file; 'live' loads it with Stable-Baselines itself (SB2 files: "
+                             "the SB2 environment; SB3 files: one with SB3 and sb3-contrib) and verifies the export")
     export.add_argument("--policy-kwargs", metavar="JSON",
                         help="policy kwargs the file does not tell the safe loader, as a JSON object, e.g. "
                              "'{\"act_fun\": \"relu\"}' or '{\"net_arch\": [{\"pi\": [64], \"vf\": [64]}]}'")
     export.add_argument("--policy", metavar="CLASS",
                         help="the policy class, where the safe loader cannot read it from the file (e.g. MlpPolicy)")
     export.add_argument("--vecnormalize", metavar="PATH",
-                        help="fold observation normalization into the file: an SB2 VecNormalize save or a zoo "
-                             "obs_rms.pkl (predict then takes raw environment observations); by default the "
-                             "statistics the zoo keeps beside SOURCE (DIR/ENV/ for DIR/ENV.pkl) are found and "
-                             "folded in as the zoo applies them")
+                        help="fold observation normalization into the file: a VecNormalize save (SB2's, or "
+                             "SB3's vecnormalize.pkl) or a zoo obs_rms.pkl (predict then takes raw environment "
+                             "observations); by default the statistics the zoo keeps beside SOURCE (DIR/ENV/ for "
+                             "DIR/ENV.zip) are found and folded in as the zoo applies them")
     export.add_argument("--zoo-config", metavar="CONFIG_YML",
                         help="an rl-baselines-zoo config.yml, where it is not DIR/ENV/config.yml beside SOURCE: "
                              "its 'normalize' setting (and kwargs) decides whether the statistics beside it (or "
@@ -43,8 +48,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                         help="fold no observation normalization, even where the zoo applied it (a warning names "
                              "the statistics left out: predict then expects normalized observations)")
     export.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="skip comparing the exported policy with SB2's own predictions (live loader; "
-                             "the safe loader never runs SB2, so it does not verify)")
+                        help="skip comparing the exported policy with the framework's own predictions (live "
+                             "loader; the safe loader never runs the framework, so it does not verify)")
     export.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     return export
 
