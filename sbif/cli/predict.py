@@ -44,7 +44,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     mode.add_argument("--deterministic", dest="deterministic", action="store_const", const=True, default=None,
                       help="take the distribution's mode")
     mode.add_argument("--stochastic", dest="deterministic", action="store_const", const=False,
-                      help="sample (default: the algorithm's SB2 default)")
+                      help="sample (default: the algorithm's default in the framework it came from)")
     predict.add_argument("--seed", type=int, help="seed for sampling")
     predict.add_argument("--backend", choices=("numpy", "numba", "auto"), default="numpy",
                          help="the runtime's executor (default numpy: one call does not repay numba's start-up; "
@@ -94,8 +94,8 @@ def run_predict(args: argparse.Namespace) -> int:
         print("state after the last step: shape {} (--json prints it; --state takes it back)".format(
             np.shape(state)))
     if args.deterministic is None and not policy.document["predict"]["deterministic_default"]:
-        print("sampled, as SB2's predict does for {} by default (--deterministic takes the mode)".format(
-            policy.algorithm))
+        print("sampled, as {}'s predict does for {} by default (--deterministic takes the mode)".format(
+            policy.contract.upper(), policy.algorithm))
     return 0
 
 
