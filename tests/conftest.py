@@ -76,6 +76,10 @@ SLOW_TESTS = {
     "tests/conformance/test_suite.py::test_numpy_process_passes_on_every_family",
     "tests/conformance/test_generate.py::test_reference_against_itself_finds_nothing",
     "tests/conformance/test_generate.py::test_a_failure_shrinks_to_a_replayable_case",
+    # the SB3 oracle: twelve SB3 models built, saved and exported (5 s) and every check against SB3 (2 s); the
+    # `--oracle sb3-live` command (a child interpreter importing torch and SB3: 5 s)
+    "tests/conformance/test_sb3_oracle.py::test_the_numpy_runtime_passes_against_sb3_on_every_family",
+    "tests/conformance/test_sb3_oracle.py::test_cli_oracle_sb3_live",
     # the reader-refusal corpus through each runtime's process: ONNX (6.3 s: a conversion per file), torch, Node,
     # the NumPy adapter (0.8-1.0 s each); the reference's own refusals, file by file, stay
     "tests/conformance/test_refusal.py::test_the_onnx_adapter_passes",
