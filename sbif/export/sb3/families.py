@@ -294,20 +294,21 @@ def sac(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     """SAC's and TQC's Actor: extractor, `latent_pi`, `mu` (with gSDE: Hardtanh(±clip_mean) after it when the file
     has `mu.0`), tanh, unscaled to the bounds; a sample from `log_std` unless gSDE (its exploration matrix is not
     saved)."""
-    return squashed_actor(graph, model, 0.0), ["critic.", "critic_target."]
+    return squashed_actor(graph, model, 0.0), ["critic_target."]
 
 
 def crossq(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     """CrossQ's Actor: SAC's, with BatchRenorm layers in `latent_pi` evaluated on their running statistics (SB3's
     predict runs the policy in evaluation mode); CrossQ keeps no target critic."""
     eps = float(model.policy_kwargs.get("batch_norm_eps", CROSSQ_BATCH_NORM_EPS))
-    return squashed_actor(graph, model, eps), ["critic."]
+    return squashed_actor(graph, model, eps), []
 
 
 def squashed_actor(graph: TorchGraph, model: Sb3Description, batch_norm_eps: float) -> Dict[str, Any]:
     """The squashed-Gaussian actor SAC, TQC and CrossQ share."""
     builder = graph.builder
-    x = observation_features(graph, model, "actor.features_extractor")
+    processed = preprocessed(graph, model)
+    x = extracted(graph, model, processed, "actor.features_extractor")
     latent = graph.mlp(x, "actor.latent_pi", activation(model), output_layer=False, batch_norm_eps=batch_norm_eps)
     if model.use_sde:
         graph.tensor("actor.log_std")
@@ -321,21 +322,50 @@ def squashed_actor(graph: TorchGraph, model: Sb3Description, batch_norm_eps: flo
             mean = graph.linear(latent, "actor.mu")
         result = squashed_gaussian(builder, mean, None, model.action_space)
         result["stochastic_action"] = None
-        return result
-    mean = graph.linear(latent, "actor.mu")
-    log_std = graph.linear(latent, "actor.log_std")
-    return squashed_gaussian(builder, mean, log_std, model.action_space)
+    else:
+        mean = graph.linear(latent, "actor.mu")
+        log_std = graph.linear(latent, "actor.log_std")
+        result = squashed_gaussian(builder, mean, log_std, model.action_space)
+    critics(graph, model, processed, "squashed", batch_norm_eps)
+    return result
+
+
+def critics(graph: TorchGraph, model: Sb3Description, processed: Any, scaled_action: str,
+            batch_norm_eps: float = 0.0) -> None:
+    """The critics at the deterministic action, as SB3's `ContinuousCritic` (TQC's and CrossQ's alike) computes
+    them: the critic's extractor on the observation, concatenated with the action in [-1, 1] (before unscaling:
+    what the critics were trained on), through each `critic.qf{i}`; outputs `qf1`, `qf2`, ... ([B], or TQC's
+    [B, n_quantiles])."""
+    builder = graph.builder
+    if not any(name.startswith("critic.qf0.") for name in graph.parameters):
+        return
+    x = extracted(graph, model, processed, "critic.features_extractor")
+    joined = builder.op("concat", [x, scaled_action], {"axis": -1}, name="critic/input")
+    index = 0
+    while any(name.startswith("critic.qf{}.".format(index)) for name in graph.parameters):
+        prefix, name = "critic.qf{}".format(index), "qf{}".format(index + 1)
+        last = [i for i, kind in graph.sequential_modules(prefix) if kind == "linear"][-1]
+        quantiles = graph.parameters["{}.{}.weight".format(prefix, last)].shape[0] > 1
+        q = graph.mlp(joined, prefix, activation(model), output_layer=True,
+                      output_name=name if quantiles else prefix + "/out", batch_norm_eps=batch_norm_eps)
+        if not quantiles:
+            q = builder.op("squeeze", [q], {"axis": -1}, name=name)
+        builder.declare_output(q, "critic {}{} at the deterministic action".format(
+            index, "'s quantiles" if quantiles else ""))
+        index += 1
 
 
 def td3(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     """TD3's and DDPG's Actor: extractor, `mu` (create_mlp ending in the action layer and Tanh), unscaled. SB3
     samples nothing at predict time (action noise is for training), so both actions are the same."""
     builder = graph.builder
-    x = observation_features(graph, model, "actor.features_extractor")
+    processed = preprocessed(graph, model)
+    x = extracted(graph, model, processed, "actor.features_extractor")
     raw = graph.mlp(x, "actor.mu", activation(model), output_layer=True)
     box_action(builder, builder.op("tanh", [raw], name="squashed"), model.action_space, True, "action")
     builder.declare_output("action", "the actor's action, unscaled to the action space bounds")
-    return {"stochastic_action": "action"}, ["actor_target.", "critic.", "critic_target."]
+    critics(graph, model, processed, "squashed")
+    return {"stochastic_action": "action"}, ["actor_target.", "critic_target."]
 
 
 def ars(graph: TorchGraph, model: Sb3Description) -> FamilyResult:

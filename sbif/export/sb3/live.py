@@ -140,13 +140,17 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, norma
                 with torch.no_grad():
                     expected_value = model.policy.predict_values(tensor).cpu().numpy().reshape(-1)
                 worst("value", predict_agreement(policy, expected_value, "value", observations, "value"))
+            expected_outputs = {}
             if "q_values" in policy.output_names:
+                expected_outputs["q_values"] = _sb3_q_values(model, tensor)
+            expected_outputs.update(_sb3_critics(model, tensor, policy.output_names))
+            if expected_outputs:
                 from ...runtime.error_scales import ErrorScales
 
                 values, found = ErrorScales(policy.model).run(policy.make_feeds(observations, None, None)[0],
-                                                              ["q_values"])
-                worst("q_values", result_agreement(_sb3_q_values(model, tensor), values["q_values"],
-                                                   found["q_values"]))
+                                                              list(expected_outputs))
+                for name, expected_output in expected_outputs.items():
+                    worst(name, result_agreement(expected_output, values[name], found[name]))
     failures = ["{} on {} of {} observations".format(k, int(v), count * steps) if k == "action_mismatches"
                 else "{} ({:.3g} times its error scale bound)".format(k, v) for k, v in report.items()
                 if (v > 0 if k == "action_mismatches" else v > 1.0)]
@@ -233,6 +237,25 @@ def _random_masks(policy: Any, rows: int, rng: np.random.Generator) -> np.ndarra
         part[np.arange(rows), rng.integers(0, size, rows)] = True
         parts.append(part)
     return np.concatenate(parts, axis=1)
+
+
+def _sb3_critics(model: Any, tensor: Any, outputs: Any) -> Dict[str, np.ndarray]:
+    """SB3's critics at the actor's deterministic action in [-1, 1], as the file's `qf1`, `qf2`, ... outputs."""
+    import inspect
+
+    import torch
+
+    if not any(name.startswith("qf") for name in outputs) or getattr(model, "critic", None) is None:
+        return {}
+    with torch.no_grad():
+        deterministic = "deterministic" in inspect.signature(model.actor.forward).parameters
+        action = model.actor(tensor, deterministic=True) if deterministic else model.actor(tensor)
+        values = model.critic(tensor, action)
+    if isinstance(values, torch.Tensor):  # TQC: [B, n_critics, n_quantiles]
+        values = [values[:, index] for index in range(values.shape[1])]
+    return {"qf{}".format(index + 1): value.cpu().numpy().reshape(len(value), -1).squeeze(-1)
+            if value.shape[-1] == 1 else value.cpu().numpy() for index, value in enumerate(values)
+            if "qf{}".format(index + 1) in outputs}
 
 
 def _sb3_q_values(model: Any, tensor: Any) -> np.ndarray:
