@@ -1,13 +1,12 @@
 """Hostile SB3 saves and statistics: refused by `read_sb3_save` / `read_sb3_vecnormalize` with a one-line
 ExportError, never run (a canary file the payload would create never appears), never a traceback.
 
-Written with `sb2_like`'s pickler (globals by name, never imported) and a persistent-id writer for torch's
-`data.pkl`. The tricks are applied to two valid bases: a small save SB3 itself made (where SB3 is installed) and
-one written here without torch or SB3 (so the SB2 environment, Python 3.7, runs them too).
+The saves are written by `sb3_like` (sb2_like's pickler, globals by name, never imported, and a persistent-id
+writer for torch's `data.pkl`). The tricks are applied to two valid bases: a small save SB3 itself made (where SB3
+is installed) and one written by hand without torch or SB3 (so the SB2 environment, Python 3.7, runs them too).
 """
 import base64
 import io
-import json
 import os
 import pickle
 import tracemalloc
@@ -25,76 +24,12 @@ from sbif.export.sb3.save_file import ClassRef, read_sb3_save
 from sbif.export.sb3.torch_storage import TENSOR_BYTES_PER_INPUT_BYTE, torch_dialect
 from sbif.export.sb3.vecnormalize import read_sb3_vecnormalize
 
-from .sb2_like import Build, Call, Global, NewObj, Writer, dumps, named_class
+from .sb2_like import Build, Call, Global, NewObj, dumps, named_class
+from .sb3_like import (FLOAT_STORAGE, ORDERED_DICT, RUNNING_MEAN_STD, TORCH_CARRIERS, VEC_NORMALIZE, StorageId,
+                       carried, handmade_save, legacy_pth, legacy_storage, pth, tensor, torch_pickle,
+                       vecnormalize_blob, with_data, write_save)
 from .test_attacks import BUILD_STATES, PAYLOAD_NAMES, assert_one_line, payloads
 from .test_fuzz import EDITS, TRUNCATION, corrupt
-
-FLOAT_STORAGE = Global("torch", "FloatStorage")
-REBUILD_TENSOR = Global("torch._utils", "_rebuild_tensor_v2")
-ORDERED_DICT = Global("collections", "OrderedDict")
-
-
-class StorageId(object):
-    """A persistent id torch writes for a storage: ('storage', type, key, location, numel)."""
-
-    def __init__(self, key, numel, storage_type=FLOAT_STORAGE):
-        self.pid = ("storage", storage_type, key, "cpu", numel)
-
-
-class TorchWriter(Writer):
-    """sb2_like's pickler, writing StorageIds as BINPERSID as torch does."""
-
-    def persistent_id(self, obj):
-        return obj.pid if isinstance(obj, StorageId) else None
-
-
-def torch_pickle(obj):
-    stream = io.BytesIO()
-    TorchWriter(stream, 2).dump(obj)
-    return stream.getvalue()
-
-
-def tensor(storage, offset, size, stride):
-    return Call(REBUILD_TENSOR, storage, offset, size, stride, False, Call(ORDERED_DICT))
-
-
-def pth(tree, storages, byteorder=b"little"):
-    """A torch zip-format file: `archive/data.pkl` pickling `tree`, `archive/data/<key>` for each storage."""
-    stream = io.BytesIO()
-    with zipfile.ZipFile(stream, "w") as archive:
-        archive.writestr("archive/data.pkl", tree if isinstance(tree, bytes) else torch_pickle(tree))
-        archive.writestr("archive/byteorder", byteorder)
-        for key, content in storages.items():
-            archive.writestr("archive/data/" + key, content)
-        archive.writestr("archive/version", b"3\n")
-    return stream.getvalue()
-
-
-BOX = named_class("gymnasium.spaces.box", "Box")
-DISCRETE = named_class("gymnasium.spaces.discrete", "Discrete")
-ACTOR_CRITIC_POLICY = Global("stable_baselines3.common.policies", "ActorCriticPolicy")
-
-
-def serialized(value):
-    """SB3's `data_to_json` entry of a value JSON cannot hold (protocol 4: Python 3.7 writes no higher)."""
-    return {":type:": "<class 'object'>", ":serialized:": base64.b64encode(dumps(value, 4)).decode("ascii")}
-
-
-def handmade_save():
-    """The members of a valid SB3 PPO save written without torch or SB3: Box(4) observations, Discrete(2)
-    actions, one 2x2 float32 weight and its bias in policy.pth."""
-    low, high = np.full(4, -1.5, np.float32), np.array([1.0, 2.0, np.inf, 4.0], np.float32)
-    data = {"policy_class": serialized(ACTOR_CRITIC_POLICY), "policy_kwargs": {"net_arch": [4]},
-            "observation_space": serialized(NewObj(BOX, {"dtype": np.dtype(np.float32), "_shape": (4,), "low": low,
-                                                         "high": high, "_np_random": None})),
-            "action_space": serialized(NewObj(DISCRETE, {"n": np.int64(2), "start": np.int64(0), "_shape": (),
-                                                         "dtype": np.dtype(np.int64), "_np_random": None})),
-            "n_envs": 1, "learning_rate": 0.0003}
-    weights = np.arange(6, dtype=np.float32)
-    tree = {"action_net.weight": tensor(StorageId("0", 6), 0, (2, 2), (2, 1)),
-            "action_net.bias": tensor(StorageId("0", 6), 4, (2,), (1,))}
-    return {"data": json.dumps(data).encode("utf-8"), "policy.pth": pth(tree, {"0": weights.tobytes()}),
-            "pytorch_variables.pth": pth({}, {}), "_stable_baselines3_version": b"2.9.2"}
 
 
 def sb3_save(directory):
@@ -122,23 +57,6 @@ def test_the_handmade_save_is_valid(tmp_path):
     assert save.state_dict["action_net.bias"].tolist() == [4, 5] and save.sb3_version == "2.9.2"
 
 
-def write_save(directory, members, name="attack.zip"):
-    path = os.path.join(str(directory), name)
-    with zipfile.ZipFile(path, "w") as archive:
-        for member, content in members.items():
-            archive.writestr(member, content)
-    return path
-
-
-def with_data(members, **entries):
-    """The members with `data` entries replaced (a value of bytes becomes a `:serialized:` pickle)."""
-    data = json.loads(members["data"])
-    for key, value in entries.items():
-        data[key] = {":type:": "<class 'object'>",
-                     ":serialized:": base64.b64encode(value).decode("ascii")} if isinstance(value, bytes) else value
-    return dict(members, data=json.dumps(data).encode("utf-8"))
-
-
 def refused_small(path, *fragments):
     """`refused`, with at most 8 MiB allocated on the way (what the bomb declares is never allocated)."""
     tracemalloc.start()
@@ -163,7 +81,6 @@ def refused(path, *fragments, reader=read_sb3_save):
 # -- code in a pickle -------------------------------------------------------------------------------------------
 SB3_CARRIERS = ("policy_kwargs", "observation_space", "action_space", "policy_class", "policy.pth", "legacy policy.pth",
                 "pytorch_variables.pth", "vecnormalize.pkl")
-TORCH_CARRIERS = ("policy.pth", "legacy policy.pth", "pytorch_variables.pth")
 #: torch's dialect names no class at all: the outer global of these payloads is refused before the one they carry.
 TORCH_FIRST_REFUSAL = {"copyreg with a real class": "copyreg._reconstructor",
                        "nested reduce": "stable_baselines3.common.policies.ActorCriticPolicy"}
@@ -184,12 +101,7 @@ def carry(payload, carrier, members, directory):
         with open(path, "wb") as handle:
             handle.write(dumps(payload))
         return path
-    if carrier in ("policy.pth", "pytorch_variables.pth"):
-        return write_save(directory, dict(members, **{carrier: pth(payload, {})}))
-    if carrier == "legacy policy.pth":
-        legacy = b"".join(pickle.dumps(value, 2) for value in (0x1950a86a20f9469cfc6c, 1001, {"little_endian": True}))
-        return write_save(directory, dict(members, **{"policy.pth": legacy + torch_pickle(payload)}))
-    return write_save(directory, with_data(members, **{carrier: dumps(payload, 4)}))
+    return write_save(directory, carried(payload, carrier, members))
 
 
 @pytest.mark.parametrize("carrier", SB3_CARRIERS)
@@ -319,22 +231,6 @@ def test_shared_references_in_policy_kwargs(real_save, tmp_path):
             "policy_kwargs", "more than")
 
 
-VEC_NORMALIZE = named_class("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")
-RUNNING_MEAN_STD = named_class("stable_baselines3.common.running_mean_std", "RunningMeanStd")
-
-
-def running_mean_std(size):
-    return NewObj(RUNNING_MEAN_STD, {"mean": np.linspace(-1, 1, size), "var": np.full(size, 2.0), "count": 9.0})
-
-
-def vecnormalize_blob():
-    """A valid VecNormalize pickle of a Dict observation, old style (`obs_keys`, a set), written by hand."""
-    statistics = {"b": running_mean_std(2), "a": running_mean_std(3)}
-    return dumps(NewObj(VEC_NORMALIZE, {"norm_obs": True, "obs_rms": statistics, "epsilon": 1e-8, "clip_obs": 10.0,
-                                        "obs_keys": Call(Global("builtins", "set"), ["a", "b"]),
-                                        "ret_rms": running_mean_std(1)}), 2)
-
-
 def test_the_handmade_vecnormalize_is_valid(tmp_path):
     path = str(tmp_path / "vecnormalize.pkl")
     with open(path, "wb") as handle:
@@ -441,22 +337,6 @@ def test_corrupted_saves_give_a_result_or_an_export_error(edits, truncation, mem
 
 
 # -- legacy torch files -----------------------------------------------------------------------------------------
-def legacy_pth(tree, keys, storages, little_endian=True):
-    """torch's legacy format: magic number, protocol, sys_info, the payload, the storage keys, then per key its
-    int64 element count and bytes (`storages`: key -> (count written, raw bytes))."""
-    order = "<" if little_endian else ">"
-    head = b"".join(pickle.dumps(value, 2) for value in (0x1950a86a20f9469cfc6c, 1001,
-                                                         {"little_endian": little_endian}))
-    body = b"".join(np.array(storages[key][0], order + "i8").tobytes() + storages[key][1] for key in keys)
-    return head + torch_pickle(tree) + torch_pickle(keys) + body
-
-
-def legacy_storage(key, numel):
-    storage = StorageId(key, numel)
-    storage.pid = storage.pid + (None,)  # the legacy id's view_metadata
-    return storage
-
-
 @pytest.mark.parametrize("little_endian", [True, False])
 def test_a_legacy_file_in_either_byte_order(little_endian, real_save, tmp_path):
     values = np.array([1.5, -2.0, 3.25], np.float32)
