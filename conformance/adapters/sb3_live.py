@@ -7,7 +7,9 @@ document's provenance (`source.file_name`, checked against `source.sha256`), loo
 as `<model>.zip`, under `--sources`, or as given by `--map` — with SB3 (`sbif.export.sb3.live.load_sb3_model`), and
 answers with SB3's own torch modules:
 
-- the deterministic action is SB3's `predict(deterministic=True)`, flattened to the graph's output shape;
+- the deterministic action is SB3's `predict(deterministic=True)`, flattened to the graph's output shape (with the
+  request's action masks for MaskablePPO; for RecurrentPPO with the actor LSTM's `(h, c)` of the request's state
+  rows, SPEC section 5.9's layout, and its mask as `episode_start`);
 - values are `policy.predict_values`, Q-values what DQN's and QR-DQN's `predict` takes the argmax of, probabilities
   and standard deviations those of SB3's distribution objects, and an output named after one of the policy's
   modules (`action_net`, `actor.mu`) is that module's output in SB3's forward pass;
@@ -16,7 +18,9 @@ answers with SB3's own torch modules:
   a squashed Gaussian), followed by `predict`'s own clip or `unscale_action`; DQN's ε-greedy compares the
   exploration draw with the model's saved `exploration_rate` (`sbif/export/sb3/heads.py`);
 - `predict` requests call `model.predict` (deterministic), or sample as above from the request's noise; `value`
-  is `predict_values`; SB3 has no `action_probability`, so its outputs are listed as missing.
+  is `predict_values`; a recurrent file's state goes in and out as the file's rows; SB3 has no
+  `action_probability`, so its outputs are listed as missing, as are the outputs of a request holding a Discrete
+  or MultiDiscrete observation outside `[0, n)`, which SB3's `one_hot` refuses.
 
 What a family computes is its entry in `FAMILIES` (keyed by `sbif.export.sb3.policy_classes`' family names): adding
 a family is adding its forward there. A file with VecNormalize statistics folded in takes raw observations: the
@@ -39,6 +43,7 @@ import numpy as np
 from ..protocol import Answer, Runtime, hello_message, serve
 from .sb2_live import SourceNotFound, sha256_of
 
+
 class Family(NamedTuple):
     """What the oracle asks SB3 for one policy family.
 
@@ -52,6 +57,7 @@ class Family(NamedTuple):
 
 
 def no_arguments(model: "Sb3Model", inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
+    """A family whose `predict` takes the observations alone."""
     return {}
 
 
