@@ -1,7 +1,7 @@
 """Hostile inputs for every kind of input SBIF reads, built by code (nothing large is committed), for issue #18.
 
 Each input is a `HostileFile` (written into a directory on demand) or a `HostileStream` (protocol bytes produced
-chunk by chunk, so a 1 GB line never sits in the test's memory). `KINDS` says what reads each kind, and
+chunk by chunk, so a 1 GB line never sits in the test's memory). Its `kind` says what reads it (the list below), and
 `commands(item, path, clean)` gives the real command lines that read it, so the budget test
 (`test_budgets.py`), the no-internal-error test (`test_no_internal_error.py`) and anyone fixing a loader run the
 same inputs through the same entries:
@@ -16,7 +16,9 @@ Every input comes from a class of issue #18 ("attack" names it) and must end in 
 line on stderr for a refusal, within the memory and time budgets test_budgets.py states.
 
 Kinds, and what reads them: `sb2` (an SB2 .zip or legacy .pkl given to `sbif export`), `statistics` (a zoo
-obs_rms.pkl given to `sbif export --vecnormalize`), `zoo_config` (a config.yml given to `sbif export --zoo-config`),
+obs_rms.pkl given to `sbif export --vecnormalize`), `sb3` (an SB3 .zip given to `sbif export --loader safe`),
+`sb3_statistics` (SB3's vecnormalize.pkl given to `sbif export --loader safe --vecnormalize` with a clean SB3 save),
+`zoo_config` (a config.yml given to `sbif export --zoo-config`),
 `sbif` (an .sbif file given to `sbif validate`, `sbif predict` and the C `sbif-check`), `obs` (observations given
 to `sbif predict --obs`), `protocol` (request lines given to the Python and C protocol servers).
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import struct
 import zipfile
 from collections import OrderedDict
@@ -33,10 +36,16 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple
 import numpy as np
 
 from sbif.format.container import write_container
+from sbif.export.sb3.torch_storage import TENSOR_BYTES_PER_INPUT_BYTE
 from sbif.format.document import encode_document
 
 from .sb2_like import _serialized as serialized_entry  # SB2's data_to_json entry, one home
-from .sb2_like import Call, Global, dumps, model_data, model_parameters, running_mean_std, write_pkl, write_zip
+from .sb2_like import (Build, Call, Global, NewObj, dumps, model_data, model_parameters, running_mean_std, write_pkl,
+                       write_zip)
+from .sb3_like import (DATA_CARRIERS, DICT_SPACE, FLOAT_STORAGE, TORCH_CARRIERS, VEC_NORMALIZE, StorageId, carried,
+                       exportable_save, legacy_pth, legacy_storage, pth, save_bytes, tensor, torch_pickle,
+                       vecnormalize_blob, with_data)
+from .sb3_like import running_mean_std as sb3_running_mean_std
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -72,13 +81,15 @@ class CleanInputs(NamedTuple):
     sb2_model: str       # a legacy .pkl, PPO2 MlpPolicy, Box(4) observations, Discrete(2) actions
     sbif_model: str      # an .sbif file, PPO2, Box(3) float32 observations
     observation: str     # inline JSON: one valid observation of sbif_model
+    sb3_model: str       # an SB3 .zip written by hand, PPO MlpPolicy, Box(4) observations, Discrete(2) actions
 
 
 def clean_inputs(directory: str) -> CleanInputs:
     data = model_data()
     sb2_model = write_pkl(os.path.join(directory, "clean_model.pkl"), data, model_parameters(data))
     sbif_model = _write(os.path.join(directory, "clean.sbif"), base_sbif().bytes())
-    return CleanInputs(sb2_model, sbif_model, "[[0.1, -0.2, 0.3]]")
+    sb3_model = _write(os.path.join(directory, "clean_sb3.zip"), save_bytes(exportable_save()))
+    return CleanInputs(sb2_model, sbif_model, "[[0.1, -0.2, 0.3]]", sb3_model)
 
 
 def commands(item: Any, path: str, clean: CleanInputs) -> List[List[str]]:
@@ -89,6 +100,10 @@ def commands(item: Any, path: str, clean: CleanInputs) -> List[List[str]]:
         return [["sbif", "export", path, "-o", output]]
     if item.kind == "statistics":
         return [["sbif", "export", clean.sb2_model, "--vecnormalize", path, "-o", output]]
+    if item.kind == "sb3":
+        return [["sbif", "export", path, "--loader", "safe", "-o", output]]
+    if item.kind == "sb3_statistics":
+        return [["sbif", "export", clean.sb3_model, "--loader", "safe", "--vecnormalize", path, "-o", output]]
     if item.kind == "zoo_config":
         return [["sbif", "export", clean.sb2_model, "--zoo-config", path, "-o", output]]
     if item.kind == "sbif":
@@ -199,6 +214,12 @@ def sb2_inputs() -> List[HostileFile]:
     ]
 
 
+def array_shape_bomb(shape: Tuple[int, ...]) -> Call:
+    """An ndarray as NumPy pickles one (`_reconstruct`, then BUILD) declaring `shape` float64 backed by 8 bytes."""
+    return Call(Global("numpy.core.multiarray", "_reconstruct"), Global("numpy", "ndarray"), (0,), b"b",
+                state=(1, shape, np.dtype("float64"), False, b"\0" * 8))
+
+
 def _statistics(**state: Any) -> Callable[[], bytes]:
     return lambda: dumps(running_mean_std((4,), **state))
 
@@ -219,9 +240,223 @@ def statistics_inputs() -> List[HostileFile]:
               _statistics(count=ordered_dict_inflation(50000, 400))),
         _file("statistics_build_on_ordered_dict", "statistics", state, ".pkl", _statistics(count=build)),
         _file("statistics_mean_shape_bomb", "statistics", "memory: an array declaring 10^12 elements", ".pkl",
-              _statistics(mean=Call(Global("numpy.core.multiarray", "_reconstruct"), Global("numpy", "ndarray"),
-                                    (0,), b"b", state=(1, (10 ** 6, 10 ** 6), np.dtype("float64"), False,
-                                                       b"\0" * 8)))),
+              _statistics(mean=array_shape_bomb((10 ** 6, 10 ** 6)))),
+    ]
+
+
+# -- SB3 saves and vecnormalize.pkl: zips of pickles and torch files ---------------------------------------------
+def _canary_payload(directory: str, name: str) -> Call:
+    """`os.system` creating NAME.canary in `directory`: the reader refuses the global, so the file never appears."""
+    return Call(Global("os", "system"), "touch " + os.path.join(directory, name + ".canary"))
+
+
+def _sb3(name: str, attack: str, members: Callable[[str], Dict[str, bytes]]) -> HostileFile:
+    """NAME.zip: an SB3 save of `members(directory)`."""
+    return HostileFile(name, "sb3", attack, lambda directory: _write(os.path.join(directory, name + ".zip"),
+                                                                     save_bytes(members(directory))))
+
+
+def _sb3_carrying(carrier: str, attack: str) -> HostileFile:
+    """The exportable hand-made save with a code payload where SB3 puts a pickle (`sb3_like.carried`)."""
+    name = "sb3_code_in_" + carrier.replace(" ", "_").replace(".", "_")
+    return _sb3(name, attack, lambda directory: carried(_canary_payload(directory, name), carrier, exportable_save()))
+
+
+def _sb3_with_policy(name: str, attack: str, policy: Callable[[], bytes]) -> HostileFile:
+    """The exportable hand-made save with policy.pth replaced by `policy()`."""
+    return _sb3(name, attack, lambda directory: dict(exportable_save(), **{"policy.pth": policy()}))
+
+
+def _sb3_with_data(name: str, attack: str, **entries: Callable[[], Any]) -> HostileFile:
+    """The exportable hand-made save with `data` entries replaced (bytes: a `:serialized:` pickle of them)."""
+    return _sb3(name, attack, lambda directory: with_data(exportable_save(), **{key: value()
+                                                                               for key, value in entries.items()}))
+
+
+def _one_tensor(storage: StorageId, offset: int, size: tuple, stride: tuple, content: bytes,
+                **options: Any) -> Callable[[], bytes]:
+    """A policy.pth whose state dict is one tensor `w` viewing `storage`, whose record holds `content`."""
+    return lambda: pth({"w": tensor(storage, offset, size, stride)}, {"0": content}, **options)
+
+
+def _with_sizes(blob: bytes, member: str, declared: int) -> bytes:
+    """A zip whose central directory and local header say `member` expands to `declared` bytes (what it holds is
+    unchanged)."""
+    name = member.encode("utf-8")
+    edited = bytearray(blob)
+    for signature, size_offset, name_offset in ((b"PK\x01\x02", 24, 46), (b"PK\x03\x04", 22, 30)):
+        start = 0
+        while True:
+            start = blob.find(signature, start)
+            if start < 0:
+                break
+            if blob[start + name_offset:start + name_offset + len(name)] == name:
+                edited[start + size_offset:start + size_offset + 4] = struct.pack("<I", declared)
+            start += 4
+    return bytes(edited)
+
+
+def _deflated(members: Dict[str, bytes]) -> bytes:
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    return stream.getvalue()
+
+
+def _duplicate_policy() -> bytes:
+    """The exportable save with a second policy.pth appended (zipfile warns; the reader must refuse)."""
+    import warnings
+
+    stream = io.BytesIO(save_bytes(exportable_save()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with zipfile.ZipFile(stream, "a") as archive:
+            archive.writestr("policy.pth", exportable_save()["policy.pth"])
+    return stream.getvalue()
+
+
+def _two_prefixes() -> bytes:
+    """A policy.pth holding two archives' data.pkl (torch writes one prefix)."""
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as archive:
+        archive.writestr("a/data.pkl", torch_pickle({}))
+        archive.writestr("b/data.pkl", torch_pickle({}))
+    return stream.getvalue()
+
+
+def _traversal_inside_policy() -> bytes:
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as archive:
+        archive.writestr("archive/data.pkl", torch_pickle({}))
+        archive.writestr("../archive/data/0", b"")
+    return stream.getvalue()
+
+
+def _storage_id(pid: tuple) -> StorageId:
+    storage = StorageId("0", 1)
+    storage.pid = pid
+    return storage
+
+
+def sb3_inputs() -> List[HostileFile]:
+    """Hostile SB3 saves, one of each class `test_sb3_hostile.py` tests against the reader, as the CLI reads them.
+    Each is the exportable hand-made save (`sb3_like.exportable_save`) with one trick."""
+    code = "code in a pickle of an SB3 save: a :serialized: data entry or a torch file (issue #21)"
+    tensors = "memory: a torch storage or tensor declaring more than the file holds (issue #21)"
+    torch_file = "a torch file torch would not write (issue #21)"
+    shared = "memory: shared references expanded by an error message, in an SB3 save (issues #18, #21)"
+    inflation = "memory: memoised values passed again and again to allowed callables, in an SB3 save (issue #18)"
+    zip_trick = "zip tricks in an SB3 save (issue #21)"
+    spaces = "spaces and kwargs SB3 cannot have written (issue #21)"
+    carriers = [_sb3_carrying(carrier, code) for carrier in DATA_CARRIERS + TORCH_CARRIERS]
+    overlapping = (TENSOR_BYTES_PER_INPUT_BYTE + 1) * (64 * MiB) // 4
+    return carriers + [
+        _sb3("sb3_code_nested_in_an_sb3_class", code, lambda directory: carried(
+            Call(Global("stable_baselines3.common.policies", "ActorCriticPolicy"),
+                 _canary_payload(directory, "nested")), "policy_class", exportable_save())),
+        _sb3("sb3_code_in_an_entry_never_unpickled", code, lambda directory: with_data(
+            exportable_save(), lr_schedule=dumps(_canary_payload(directory, "lr_schedule"), 4))),
+        _sb3_with_policy("sb3_build_on_a_torch_global", code, lambda: pth(
+            Build(Global("collections", "OrderedDict"), (None, {"__defaults__": ([("injected", 1.0)],)})), {})),
+        _sb3_with_policy("sb3_storage_bomb", tensors,
+                         _one_tensor(StorageId("0", 2 ** 60), 0, (2 ** 30, 2 ** 30), (2 ** 30, 1), b"\0" * 16)),
+        _sb3_with_policy("sb3_storage_shorter_than_its_tensor", tensors,
+                         _one_tensor(StorageId("0", 4), 0, (8,), (1,), b"\0" * 16)),
+        _sb3_with_policy("sb3_stride_reaching_outside_the_storage", tensors,
+                         _one_tensor(StorageId("0", 4), 1, (2, 2), (3, 1), b"\0" * 16)),
+        _sb3_with_policy("sb3_zero_stride_view_beyond_the_tensor_budget", tensors,
+                         _one_tensor(StorageId("0", 1), 0, (overlapping,), (0,), b"\0" * 4)),
+        _sb3_with_policy("sb3_storage_record_shorter_than_declared", tensors,
+                         _one_tensor(StorageId("0", 4), 0, (4,), (1,), b"\0" * 15)),
+        _sb3_with_policy("sb3_legacy_storage_of_2_60_elements", tensors, lambda: legacy_pth(
+            {"w": tensor(legacy_storage("k", 2 ** 60), 0, (4,), (1,))}, ["k"], {"k": (2 ** 60, b"\0" * 16)})),
+        _sb3_with_policy("sb3_legacy_magic_number", torch_file, lambda: b"".join(
+            pickle.dumps(value, 2) for value in (12345, 1001, {"little_endian": True})) + torch_pickle({})),
+        _sb3_with_policy("sb3_bfloat16_storage", torch_file, _one_tensor(
+            StorageId("0", 2, Global("torch", "BFloat16Storage")), 0, (2,), (1,), b"\0" * 4)),
+        _sb3_with_policy("sb3_byte_order_middle", torch_file,
+                         _one_tensor(StorageId("0", 1), 0, (1,), (1,), b"\0" * 4, byteorder=b"middle")),
+        _sb3_with_policy("sb3_storage_key_traversal", torch_file, _one_tensor(
+            _storage_id(("storage", FLOAT_STORAGE, "../../etc/passwd", "cpu", 1)), 0, (1,), (1,), b"\0" * 4)),
+        _sb3_with_policy("sb3_state_dict_not_a_dict", torch_file, lambda: pth([1, 2], {})),
+        _sb3_with_data("sb3_persistent_id_in_data", torch_file, observation_space=lambda: torch_pickle(
+            StorageId("0", 1))),
+        _sb3_with_data("sb3_shared_references_as_policy_kwargs", shared,
+                       policy_kwargs=lambda: dumps({"net_arch": shared_reference_list()}, 4)),
+        _sb3_with_data("sb3_shared_references_as_observation_space", shared,
+                       observation_space=lambda: dumps(shared_reference_list(), 4)),
+        _sb3_with_data("sb3_codecs_encode_inflation_as_policy_kwargs", inflation,
+                       policy_kwargs=lambda: dumps({"net_arch": codecs_inflation(256 * 1024, 4000)}, 4)),
+        _sb3_with_data("sb3_bytearray8_declaring_2_60_bytes", inflation, action_space=lambda: (
+            b"\x80\x05\x96" + (2 ** 60).to_bytes(8, "little") + b"abc.")),
+        _sb3_with_data("sb3_nested_dict_space", spaces, observation_space=lambda: dumps(
+            NewObj(DICT_SPACE, {"spaces": {"inner": NewObj(DICT_SPACE, {"spaces": {}})}}), 4)),
+        _sb3_with_data("sb3_policy_kwargs_not_a_dict", spaces, policy_kwargs=lambda: dumps([4, 4], 4)),
+        _sb3("sb3_member_named_dotdot", zip_trick, lambda directory: dict(exportable_save(), **{"../data": b"x"})),
+        _sb3_with_policy("sb3_traversal_inside_policy_pth", zip_trick, _traversal_inside_policy),
+        _sb3_with_policy("sb3_policy_pth_with_two_prefixes", zip_trick, _two_prefixes),
+        _sb3("sb3_without_policy_pth", zip_trick, lambda directory: {
+            member: content for member, content in exportable_save().items() if member != "policy.pth"}),
+        _sb3("sb3_forty_extra_members", zip_trick, lambda directory: dict(
+            exportable_save(), **{"extra{}".format(index): b"" for index in range(40)})),
+        _sb3_with_policy("sb3_garbage_policy_pth", zip_trick, lambda: b"PK\x03\x04garbage"),
+        _file("sb3_policy_pth_twice", "sb3", zip_trick, ".zip", _duplicate_policy),
+        _file("sb3_member_declaring_4_gib", "sb3", zip_trick, ".zip",
+              lambda: _with_sizes(save_bytes(exportable_save()), "policy.pth", 0xFFFFFFF0)),
+        _file("sb3_member_understating_its_size", "sb3", zip_trick, ".zip",
+              lambda: _with_sizes(_deflated(dict(exportable_save(), data=exportable_save()["data"] + b" " * MiB)),
+                                  "data", 100)),
+        _file("sb3_deflate_bomb", "sb3", zip_trick, ".zip",
+              lambda: _deflated(dict(exportable_save(), **{"system_info.txt.bak": b"\0" * (80 * MiB)}))),
+        _file("sb3_data_deflate_bomb", "sb3", zip_trick, ".zip",
+              lambda: _deflated(dict(exportable_save(), data=exportable_save()["data"] + b" " * (65 * MiB)))),
+        _file("sb3_truncated_save", "sb3", zip_trick, ".zip",
+              lambda: save_bytes(exportable_save())[:len(save_bytes(exportable_save())) // 2]),
+    ]
+
+
+def _vecnormalize(**changes: Any) -> Callable[[], bytes]:
+    """A VecNormalize pickle of Box(4) statistics, with `changes` to its state."""
+    def content() -> bytes:
+        state = {"norm_obs": True, "obs_rms": sb3_running_mean_std(4), "epsilon": 1e-8, "clip_obs": 10.0}
+        state.update(changes)
+        return dumps(NewObj(VEC_NORMALIZE, state))
+    return content
+
+
+def _running_mean_std_with(**state: Any) -> NewObj:
+    running = sb3_running_mean_std(4)
+    return NewObj(running.cls, dict(running.state, **state))
+
+
+def sb3_statistics_inputs() -> List[HostileFile]:
+    """Hostile vecnormalize.pkl files, given to `sbif export` of the clean SB3 save with `--vecnormalize`."""
+    code = "code in SB3's vecnormalize.pkl (issue #21)"
+    huge = "memory: a huge RunningMeanStd in SB3's vecnormalize.pkl (issues #18, #21)"
+    numbers = "statistics SB3 cannot have written (issue #21)"
+
+    def code_file(directory: str) -> str:
+        return _write(os.path.join(directory, "sb3_vecnormalize_code.pkl"),
+                      dumps(_canary_payload(directory, "vecnormalize")))
+    return [
+        HostileFile("sb3_vecnormalize_code", "sb3_statistics", code, code_file),
+        _file("sb3_vecnormalize_code_as_obs_rms", "sb3_statistics", code, ".pkl", _vecnormalize(
+            obs_rms=Call(Global("builtins", "eval"), "1"))),
+        _file("sb3_vecnormalize_mean_shape_bomb", "sb3_statistics", huge, ".pkl", _vecnormalize(
+            obs_rms=_running_mean_std_with(mean=array_shape_bomb((10 ** 6, 10 ** 6))))),
+        _file("sb3_vecnormalize_shared_references_as_mean", "sb3_statistics", huge, ".pkl", _vecnormalize(
+            obs_rms=_running_mean_std_with(mean=shared_reference_list()))),
+        _file("sb3_vecnormalize_codecs_encode_inflation", "sb3_statistics", huge, ".pkl", _vecnormalize(
+            obs_rms=_running_mean_std_with(count=codecs_inflation(MiB, 2000)))),
+        _file("sb3_vecnormalize_build_on_ordered_dict", "sb3_statistics", numbers, ".pkl", _vecnormalize(
+            obs_rms=Build(Global("collections", "OrderedDict"), (None, {"__defaults__": ([("injected", 1.0)],)})))),
+        _file("sb3_vecnormalize_clip_obs_negative", "sb3_statistics", numbers, ".pkl", _vecnormalize(clip_obs=-1.0)),
+        _file("sb3_vecnormalize_epsilon_400_digits", "sb3_statistics", numbers, ".pkl",
+              _vecnormalize(epsilon=10 ** 400)),
+        _file("sb3_vecnormalize_statistics_of_5_for_4_observations", "sb3_statistics", numbers, ".pkl",
+              _vecnormalize(obs_rms=sb3_running_mean_std(5))),
+        _file("sb3_vecnormalize_dict_statistics_for_a_box", "sb3_statistics", numbers, ".pkl", vecnormalize_blob),
     ]
 
 
@@ -530,7 +765,8 @@ def protocol_streams() -> List[HostileStream]:
 
 def hostile_files() -> List[HostileFile]:
     """Every hostile input file, of every kind but protocol streams."""
-    return sb2_inputs() + statistics_inputs() + zoo_config_inputs() + sbif_inputs() + obs_inputs()
+    return (sb2_inputs() + statistics_inputs() + sb3_inputs() + sb3_statistics_inputs() + zoo_config_inputs()
+            + sbif_inputs() + obs_inputs())
 
 
 def hostile_streams() -> List[HostileStream]:
@@ -544,7 +780,8 @@ C_BUILD = os.path.join(ROOT, "runtimes", "c", "build")
 #: what an input costs, not for mapping the interpreter's own code (shared libraries take address space).
 PRELOADED = ("numpy", "yaml", "sbif.cli", "sbif.errors", "sbif.export", "sbif.export.exporter", "sbif.export.safe",
              "sbif.export.safe_pickle", "sbif.export.live", "sbif.export.her", "sbif.export.zoo_config",
-             "sbif.export.normalization", "sbif.format", "sbif.runtime", "conformance.cli", "conformance.protocol",
+             "sbif.export.normalization", "sbif.export.sb3.safe", "sbif.export.sb3.build", "sbif.export.sb3.statistics",
+             "sbif.export.sb3.vecnormalize", "sbif.format", "sbif.runtime", "conformance.cli", "conformance.protocol",
              "conformance.adapters.sbif_numpy")
 
 

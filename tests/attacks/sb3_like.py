@@ -24,6 +24,9 @@ REBUILD_TENSOR = Global("torch._utils", "_rebuild_tensor_v2")
 ORDERED_DICT = Global("collections", "OrderedDict")
 BOX = named_class("gymnasium.spaces.box", "Box")
 DISCRETE = named_class("gymnasium.spaces.discrete", "Discrete")
+TUPLE_SPACE = named_class("gymnasium.spaces.tuple", "Tuple")
+DICT_SPACE = named_class("gymnasium.spaces.dict", "Dict")
+TEXT_SPACE = named_class("gymnasium.spaces.text", "Text")
 ACTOR_CRITIC_POLICY = Global("stable_baselines3.common.policies", "ActorCriticPolicy")
 VEC_NORMALIZE = named_class("stable_baselines3.common.vec_env.vec_normalize", "VecNormalize")
 RUNNING_MEAN_STD = named_class("stable_baselines3.common.running_mean_std", "RunningMeanStd")
@@ -124,7 +127,8 @@ EXPORTABLE_PARAMETERS = (("mlp_extractor.policy_net.0.weight", (4, 4)), ("mlp_ex
 
 
 def exportable_save() -> Dict[str, bytes]:
-    """`handmade_save` with every parameter its policy has, views of one storage: `sbif export` writes a file."""
+    """`handmade_save` as PPO, with every parameter its policy has (views of one storage): `sbif export` writes a
+    file from it."""
     sizes = [int(np.prod(shape)) for _, shape in EXPORTABLE_PARAMETERS]
     offsets = np.cumsum([0] + sizes)
     storage = StorageId("0", int(offsets[-1]))
@@ -132,7 +136,9 @@ def exportable_save() -> Dict[str, bytes]:
     for (name, shape), offset in zip(EXPORTABLE_PARAMETERS, offsets):
         tree[name] = tensor(storage, int(offset), shape, (shape[1], 1) if len(shape) == 2 else (1,))
     weights = np.sin(np.arange(offsets[-1], dtype=np.float32))
-    return dict(handmade_save(), **{"policy.pth": pth(tree, {"0": weights.tobytes()})})
+    # clip_range: what tells PPO from A2C (a schedule SB3 pickles by value; the reader only sees it is there)
+    return with_data(dict(handmade_save(), **{"policy.pth": pth(tree, {"0": weights.tobytes()})}),
+                     clip_range=dumps(0.2, 4))
 
 
 def save_bytes(members: Dict[str, bytes]) -> bytes:

@@ -23,6 +23,8 @@ from tests.zoo import ZOO, require_zoo
 
 from .hostile_inputs import (PROTOCOL_SERVERS, CleanInputs, Outcome, c_baseline, clean_inputs, commands,
                              hostile_files, hostile_streams, run_budgeted)
+from .sb2_like import NewObj, dumps
+from .sb3_like import VEC_NORMALIZE, running_mean_std
 
 MiB = 1 << 20
 #: Address space any command may use beyond its imports, whatever the input (interpreter arenas, NumPy buffers,
@@ -118,7 +120,7 @@ FILES = hostile_files()
 FAST = {"shared_references_as_observation_space", "codecs_encode_inflation_serialized_in_zip",
         "statistics_ordered_dict_inflation", "billion_laughs", "lists_50k_deep", "broadcast_4_gib", "one_hot_192_gib",
         "conv2d_strides_2_62", "npy_shape_4e9_by_4", "json_integer_4000_digits", "line_8_mib", "json_nested_1m",
-        "json_integer_5000_digits"}
+        "json_integer_5000_digits", "sb3_storage_bomb", "sb3_deflate_bomb", "sb3_vecnormalize_mean_shape_bomb"}
 
 
 def cases(items: List[Any]) -> List[Any]:
@@ -219,6 +221,21 @@ def test_legitimate_protocol_session_passes_the_same_budget(zoo_export, c_base):
         answers = protocol_answers(outcome)
         assert [answer["type"] for answer in answers] == ["hello", "loaded", "result", "bye"], where
         assert answers[2]["outputs"]["value"]["shape"] == [ROWS], where
+
+
+def test_legitimate_sb3_export_passes_the_same_budget(workspace, clean, c_base):
+    """The clean hand-made SB3 save exported by the safe loader, alone and with a valid vecnormalize.pkl of its
+    Box(4) observations, under the budget of the files' size: the SB3 kinds' budget lets a real export through."""
+    statistics = os.path.join(workspace, "clean_vecnormalize.pkl")
+    with open(statistics, "wb") as handle:
+        handle.write(dumps(NewObj(VEC_NORMALIZE, {"norm_obs": True, "obs_rms": running_mean_std(4), "epsilon": 1e-8,
+                                                  "clip_obs": 10.0})))
+    output = os.path.join(workspace, "clean_sb3.sbif")
+    for extra in ([], ["--vecnormalize", statistics]):
+        argv = ["sbif", "export", clean.sb3_model, "--loader", "safe", "-o", output] + extra
+        outcome, limit = run_command(argv, c_base)
+        assert_within_budget(argv, outcome, limit, expect_success=True)
+        assert os.path.getsize(output) > 0
 
 
 def test_the_budget_catches_an_input_that_exceeds_it(workspace, clean, c_base):

@@ -24,9 +24,9 @@ from sbif.export.sb3.save_file import ClassRef, read_sb3_save
 from sbif.export.sb3.torch_storage import TENSOR_BYTES_PER_INPUT_BYTE, torch_dialect
 from sbif.export.sb3.vecnormalize import read_sb3_vecnormalize
 
-from .sb2_like import Build, Call, Global, NewObj, dumps, named_class
-from .sb3_like import (FLOAT_STORAGE, ORDERED_DICT, RUNNING_MEAN_STD, TORCH_CARRIERS, VEC_NORMALIZE, StorageId,
-                       carried, handmade_save, legacy_pth, legacy_storage, pth, tensor, torch_pickle,
+from .sb2_like import Build, Call, Global, NewObj, dumps
+from .sb3_like import (DICT_SPACE, FLOAT_STORAGE, ORDERED_DICT, RUNNING_MEAN_STD, TEXT_SPACE, TORCH_CARRIERS,
+                       TUPLE_SPACE, VEC_NORMALIZE, StorageId, carried, handmade_save, legacy_pth, legacy_storage, pth, tensor, torch_pickle,
                        vecnormalize_blob, with_data, write_save)
 from .test_attacks import BUILD_STATES, PAYLOAD_NAMES, assert_one_line, payloads
 from .test_fuzz import EDITS, TRUNCATION, corrupt
@@ -206,11 +206,6 @@ def test_a_tensor_that_is_not_in_a_state_dict(real_save, tmp_path):
 
 
 # -- spaces, kwargs, statistics ---------------------------------------------------------------------------------
-TUPLE_SPACE = named_class("gymnasium.spaces.tuple", "Tuple")
-DICT_SPACE = named_class("gymnasium.spaces.dict", "Dict")
-TEXT_SPACE = named_class("gymnasium.spaces.text", "Text")
-
-
 @pytest.mark.parametrize("space, fragment", [
     (NewObj(TUPLE_SPACE, {"spaces": ()}), "a 'Tuple' space is not supported"),
     (NewObj(TEXT_SPACE, {"max_length": 3}), "a 'Text' space is not supported"),

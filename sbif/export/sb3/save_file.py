@@ -34,12 +34,17 @@ DATA_MEMBER = "data"
 VERSION_MEMBER = "_stable_baselines3_version"
 #: pytorch_variables.pth, named tensors.pth before SB3 0.9 (`load_from_zip_file` reads either).
 VARIABLE_MEMBERS = ("pytorch_variables.pth", "tensors.pth")
+#: Members SB3 writes and SB2 never does.
+SB3_ONLY_MEMBERS = (POLICY_MEMBER, VERSION_MEMBER) + VARIABLE_MEMBERS
 #: Uncompressed caps of the members read; the others (optimizer states, system_info.txt) are never read and
 #: are bounded by the archive's expansion limit only.
 MEMBER_CAPS = {DATA_MEMBER: 64 * MiB, POLICY_MEMBER: MAX_FILE_BYTES, VARIABLE_MEMBERS[0]: 64 * MiB,
                VARIABLE_MEMBERS[1]: 64 * MiB, VERSION_MEMBER: 64}
 #: Members an SB3 archive may list: it writes 6 to 8.
 MAX_SB3_MEMBERS = 32
+#: Members a zip may list for `is_sb3_save` to look at its names (a cheap listing): read_sb3_save then refuses more
+#: than MAX_SB3_MEMBERS by name, SB2's reader what SB2 would not write.
+MAX_RECOGNISED_MEMBERS = 1024
 SB3_ARCHIVE = ArchiveKind("an SB3 model archive", "SB3")
 #: The `data` entries decoded from their pickles; every other entry stays the JSON SB3 wrote.
 DECODED_KEYS = ("policy_class", "policy_kwargs", "observation_space", "action_space")
@@ -92,17 +97,18 @@ class Sb3Save(NamedTuple):
 
 
 def is_sb3_save(path: str) -> bool:
-    """Whether `path` is a zip holding SB3's `data` and `policy.pth` members: read from the central directory
-    only (after checking its size), never raising, whatever the file is."""
+    """Whether `path` is a zip holding SB3's `data` and a member only SB3 writes (so a save missing `policy.pth`
+    or listing too many members is still refused as the SB3 save it is): read from the central directory only
+    (after checking its size), never raising, whatever the file is."""
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as handle:
             if handle.read(4) != b"PK\x03\x04":
                 return False
-            check_central_directory(handle, size, path, MAX_SB3_MEMBERS, SB3_ARCHIVE)
+            check_central_directory(handle, size, path, MAX_RECOGNISED_MEMBERS, SB3_ARCHIVE)
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-        return DATA_MEMBER in names and POLICY_MEMBER in names
+        return DATA_MEMBER in names and any(member in names for member in SB3_ONLY_MEMBERS)
     except Exception:  # whatever makes the file unreadable makes it no SB3 save; read_sb3_save says why
         return False
 
