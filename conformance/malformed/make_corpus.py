@@ -911,6 +911,107 @@ def box_observation_not_float32_under_sb3(base: Base) -> bytes:
     return base.with_document(edit)
 
 
+#: the base's Box(3) observation space as key "a" of a dict space, beside a Discrete(2) key "b"
+DICT_SPACE = {"kind": "dict", "spaces": [
+    {"key": "a", "space": BASE_SPEC["observation"]}, {"key": "b", "space": {"kind": "discrete", "n": 2}}]}
+
+
+def dict_observation(framework: str = "sb3") -> Callable[[Dict[str, Any]], None]:
+    """An edit making the base a version-2 document of `framework` whose observation space is `DICT_SPACE`: its obs
+    input becomes obs/a (the graph reads it under that name) and an int32 [B] input obs/b, which nothing reads,
+    follows it (SPEC section 3.2)."""
+    def edit(document: Dict[str, Any]) -> None:
+        version_2(framework)(document)
+        document["observation_space"] = copy.deepcopy(DICT_SPACE)
+        entry(document["inputs"], "obs")["name"] = "obs/a"
+        document["inputs"].insert(1, {"name": "obs/b", "dtype": "int32", "shape": [None], "kind": "observation"})
+        for each in document["graph"]:
+            each["inputs"] = ["obs/a" if name == "obs" else name for name in each["inputs"]]
+    return edit
+
+
+def dict_observation_with(edit: Callable[[Dict[str, Any]], None]) -> Callable[[Base], bytes]:
+    """A maker of the dict-observation base (SB3 contract) with `edit` applied after."""
+    def make(base: Base) -> bytes:
+        def both(document: Dict[str, Any]) -> None:
+            dict_observation()(document)
+            edit(document)
+        return base.with_document(both)
+    return make
+
+
+def observation_inputs(names_and_dtypes: List[Tuple[str, str]]) -> Callable[[Dict[str, Any]], None]:
+    """An edit replacing the dict base's observation inputs (obs/a first, then obs/b) by these, in this order: each
+    keeps the shape of the key it names (obs/a's [B, 3], any other [B])."""
+    def edit(document: Dict[str, Any]) -> None:
+        others = [each for each in document["inputs"] if each["kind"] != "observation"]
+        document["inputs"] = [{"name": name, "dtype": dtype, "shape": [None, 3] if name == "obs/a" else [None],
+                               "kind": "observation"} for name, dtype in names_and_dtypes] + others
+    return edit
+
+
+@loads("3.2", "Under the SB3 contract, a dict observation space of a Box(3) key 'a' and a Discrete(2) key 'b', with "
+              "the observation inputs obs/a (float32 [B, 3]) and obs/b (int32 [B]) in the keys' order.")
+def valid_dict_observation(base: Base) -> bytes:
+    return base.with_document(dict_observation())
+
+
+@refused("3.2", DOCUMENT, "A dict observation space under predict.contract sb2: dict spaces are the SB3 contract's.")
+def dict_observation_under_the_sb2_contract(base: Base) -> bytes:
+    return base.with_document(dict_observation("sb2"))
+
+
+@refused("3.2", DOCUMENT, "The dict observation space names key 'a' twice (its observation inputs are obs/a and "
+                          "obs/b).")
+def dict_observation_key_twice(base: Base) -> bytes:
+    return dict_observation_with(lambda document: document["observation_space"]["spaces"][1].update(key="a"))(base)
+
+
+@refused("3.2", DOCUMENT, "A dict observation space of keys 'a' and 'b' whose graph has the observation input obs/a "
+                          "alone.")
+def dict_observation_input_missing(base: Base) -> bytes:
+    return dict_observation_with(observation_inputs([("obs/a", "float32")]))(base)
+
+
+@refused("3.2", DOCUMENT, "A dict observation space of keys 'a' then 'b' whose observation inputs are obs/b then obs/a.")
+def dict_observation_inputs_out_of_order(base: Base) -> bytes:
+    return dict_observation_with(observation_inputs([("obs/b", "int32"), ("obs/a", "float32")]))(base)
+
+
+@refused("3.2", DOCUMENT, "A dict observation space of keys 'a' and 'b' with a third observation input, obs/c, that "
+                          "names no key.")
+def dict_observation_extra_input(base: Base) -> bytes:
+    return dict_observation_with(observation_inputs([("obs/a", "float32"), ("obs/b", "int32"),
+                                                     ("obs/c", "int32")]))(base)
+
+
+@refused("3.2", DOCUMENT, "A dict observation space whose inputs obs/a and obs/b are preceded by an observation input "
+                          "named obs, which a dict space has not.")
+def obs_input_beside_a_dict_observation(base: Base) -> bytes:
+    return dict_observation_with(observation_inputs([("obs", "int32"), ("obs/a", "float32"),
+                                                     ("obs/b", "int32")]))(base)
+
+
+@refused("3.2", DOCUMENT, "The Discrete key 'b' of a dict observation space has the observation input obs/b as int64 "
+                          "[B], not int32.")
+def dict_observation_input_wrong_dtype(base: Base) -> bytes:
+    return dict_observation_with(observation_inputs([("obs/a", "float32"), ("obs/b", "int64")]))(base)
+
+
+@refused("3.2", DOCUMENT, "Key 'b' of the dict observation space is itself a dict space (of one Discrete(2) key): "
+                          "the keys' spaces are Box, Discrete, MultiDiscrete or MultiBinary.")
+def dict_space_in_a_dict_space(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        spaces = document["observation_space"]["spaces"]
+        spaces[1]["space"] = {"kind": "dict", "spaces": [{"key": "b", "space": spaces[1]["space"]}]}
+    return dict_observation_with(edit)(base)
+
+
+@refused("3.2", DOCUMENT, "A dict observation space whose list of spaces is empty (beside the inputs obs/a and obs/b).")
+def dict_space_without_spaces(base: Base) -> bytes:
+    return dict_observation_with(lambda document: document["observation_space"].update(spaces=[]))(base)
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)

@@ -47,6 +47,11 @@
 #define FORMAT_VERSION_1 1
 #define FORMAT_VERSION_2 2
 #define FORMAT_VERSIONS_TEXT "versions 1 and 2"
+/** The observation input's name (SPEC section 3.2); a dict observation space's inputs are named the prefix + a key. */
+#define OBSERVATION_INPUT "obs"
+#define DICT_INPUT_PREFIX "obs/"
+/** The most characters of a list a message quotes before "...", as the reference's preview() (sbif/errors.py). */
+#define PREVIEW_CHARS 80
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(format_index, first_arg) __attribute__((format(printf, format_index, first_arg)))
@@ -3309,6 +3314,36 @@ static sbif_status expect_space(const schema *s, const sbif_json *v, const char 
     return SBIF_OK;
 }
 
+/** Version 2's observation space (SPEC section 3.2): a space, or {"kind": "dict", "spaces": [{"key", "space"}, ...]}
+ * (at least one entry, each key a non-empty string, each space one of expect_space's: no dict in a dict). Which
+ * branch the schema's anyOf meant is told by the kind, as the reference's validator reports it. */
+static sbif_status expect_observation_space(const schema *s, const sbif_json *v) {
+    static const char *const DICT_SPACE[] = {"kind", "spaces", NULL};
+    static const char *const ENTRY[] = {"key", "space", NULL};
+    const sbif_json *kind, *spaces, *item, *key;
+    char at[200];
+    size_t i;
+    if (s->version != FORMAT_VERSION_2 || v->kind != SBIF_JSON_OBJECT || (kind = sbif_json_get(v, "kind")) == NULL ||
+        kind->kind != SBIF_JSON_STRING || strcmp(kind->str, "dict") != 0 || kind->length != 4) {
+        return expect_space(s, v, "observation_space");
+    }
+    if (expect_object(s, v, "observation_space", DICT_SPACE, NULL) != SBIF_OK ||
+        expect_array(s, (spaces = sbif_json_get(v, "spaces")), "observation_space/spaces", 1) != SBIF_OK) {
+        return s->error->status;
+    }
+    for (i = 0, item = sbif_json_first(spaces); i < spaces->length; i++, item = sbif_json_next(item)) {
+        snprintf(at, sizeof at, "observation_space/spaces/%lu", (unsigned long)i);
+        if (expect_object(s, item, at, ENTRY, NULL) != SBIF_OK) return s->error->status;
+        key = sbif_json_get(item, "key");
+        snprintf(at, sizeof at, "observation_space/spaces/%lu/key", (unsigned long)i);
+        if (expect_kind(s, key, at, SBIF_JSON_STRING, "string") != SBIF_OK) return s->error->status;
+        if (key->length == 0) return schema_violation(s, at, "'' is too short");
+        snprintf(at, sizeof at, "observation_space/spaces/%lu/space", (unsigned long)i);
+        if (expect_space(s, sbif_json_get(item, "space"), at) != SBIF_OK) return s->error->status;
+    }
+    return SBIF_OK;
+}
+
 /* The provenance members and algorithms of version 1; version 2 adds to each (SPEC section 3.1). */
 #define PROVENANCE_REQUIRED "producer", "exporter", "algorithm", "policy_class", "source"
 #define PROVENANCE_OPTIONAL "sb2_version", "policy_kwargs", "vecnormalize"
@@ -3412,6 +3447,16 @@ static sbif_status expect_predict_v2(const schema *s, const sbif_json *v) {
     }
     part = sbif_json_get(v, "shared_noise");
     if (part != NULL && expect_names(s, part, "predict/shared_noise", 0) != SBIF_OK) return s->error->status;
+    if ((part = sbif_json_get(v, "channels_last_keys")) != NULL) {
+        const sbif_json *item;
+        char at[200];
+        size_t i;
+        if (expect_array(s, part, "predict/channels_last_keys", 0) != SBIF_OK) return s->error->status;
+        for (i = 0, item = sbif_json_first(part); i < part->length; i++, item = sbif_json_next(item)) {
+            snprintf(at, sizeof at, "predict/channels_last_keys/%lu", (unsigned long)i);
+            if (expect_kind(s, item, at, SBIF_JSON_STRING, "string") != SBIF_OK) return s->error->status;
+        }
+    }
     return SBIF_OK;
 }
 
@@ -3422,7 +3467,7 @@ static sbif_status expect_predict(const schema *s, const sbif_json *v) {
                                               "contract", NULL};
     static const char *const OPTIONAL_V1[] = {"distribution", "recurrent", NULL};
     static const char *const OPTIONAL_V2[] = {"distribution", "recurrent", "channels_last", "action_mask",
-                                              "shared_noise", NULL};
+                                              "shared_noise", "channels_last_keys", NULL};
     static const char *const DISTRIBUTION[] = {"kind", "parameters", NULL};
     static const char *const NVEC[] = {"nvec", NULL};
     static const char *const KINDS[] = {"categorical", "multi_categorical", "bernoulli", "diag_gaussian", NULL};
@@ -3529,7 +3574,7 @@ static sbif_status check_structure(const schema *s, const sbif_json *doc) {
         return schema_violation(s, "format", "'sbif' was expected");
     }
     if (expect_provenance(s, sbif_json_get(doc, "provenance")) != SBIF_OK ||
-        expect_space(s, sbif_json_get(doc, "observation_space"), "observation_space") != SBIF_OK ||
+        expect_observation_space(s, sbif_json_get(doc, "observation_space")) != SBIF_OK ||
         expect_space(s, sbif_json_get(doc, "action_space"), "action_space") != SBIF_OK) {
         return s->error->status;
     }
@@ -3706,8 +3751,6 @@ static sbif_status require_batch_first(const sbif_model *m, const sbif_json *ent
 static sbif_status check_inputs(sbif_model *m, sbif_error *error) {
     const sbif_json *list = sbif_json_get(m->document, "inputs"), *item;
     size_t i;
-    int has_observation = 0;
-    long obs;
     for (i = 0, item = sbif_json_first(list); i < list->length; i++, item = sbif_json_next(item)) {
         const char *name = sbif_json_get(item, "name")->str, *kind = sbif_json_get(item, "kind")->str;
         const sbif_json *shape = sbif_json_get(item, "shape");
@@ -3731,19 +3774,14 @@ static sbif_status check_inputs(sbif_model *m, sbif_error *error) {
         if (strcmp(kind, "noise") == 0 && type.dtype != SBIF_FLOAT32) { /* check_structure requires its distribution */
             return fail(error, SBIF_ERR_DOCUMENT, "%s: noise input '%s' must be float32", m->path, name);
         }
-        has_observation |= strcmp(kind, "observation") == 0;
     }
     m->n_inputs = list->length;
-    obs = map_find(&m->names, "obs");
-    if (obs < 0 || m->values[obs].input < 0 || !has_observation) {
-        return fail(error, SBIF_ERR_DOCUMENT, "%s: the graph has no observation input named 'obs'", m->path);
-    }
     return SBIF_OK;
 }
 
 /** A Box bound: one float, or one per element of the space (the shape's product is never materialised). */
-static sbif_status check_bound(const sbif_model *m, const sbif_json *bound, const sbif_json *shape, const char *which,
-                               sbif_error *error) {
+static sbif_status check_bound(const sbif_model *m, const sbif_json *bound, const sbif_json *shape, const char *space,
+                               const char *which, sbif_error *error) {
     const sbif_json *item;
     int64_t size = 1, dim;
     int overflow = 0;
@@ -3752,8 +3790,8 @@ static sbif_status check_bound(const sbif_model *m, const sbif_json *bound, cons
         if (sbif_json_int64(item, &dim) != 0 || checked_mul(size, dim, &size) != 0) overflow = 1;
     }
     if (bound->kind == SBIF_JSON_ARRAY && (overflow || (int64_t)bound->length != size)) {
-        return fail(error, SBIF_ERR_DOCUMENT, "%s: observation_space %s: a Box bound has %lu values for a space of "
-                    "%s%lld elements", m->path, which, (unsigned long)bound->length, overflow ? "more than " : "",
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: %s %s: a Box bound has %lu values for a space of %s%lld elements",
+                    m->path, space, which, (unsigned long)bound->length, overflow ? "more than " : "",
                     overflow ? (long long)INT64_MAX : (long long)size);
     }
     for (i = 0, item = bound->kind == SBIF_JSON_ARRAY ? sbif_json_first(bound) : bound;
@@ -3763,8 +3801,8 @@ static sbif_status check_bound(const sbif_model *m, const sbif_json *bound, cons
         if (sbif_json_is_integer(item) && (value > DBL_MAX || value < -DBL_MAX)) {
             char text[64];
             json_render(item, text, sizeof text);
-            return fail(error, SBIF_ERR_DOCUMENT, "%s: observation_space %s: the number %s is too large for a float",
-                        m->path, which, text);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: %s %s: the number %s is too large for a float",
+                        m->path, space, which, text);
         }
     }
     return SBIF_OK;
@@ -3776,12 +3814,14 @@ static int sb3_contract(const sbif_model *m) {
     return contract != NULL && strcmp(contract->str, "sb3") == 0;
 }
 
-/** The observation input must have the dtype and shape its space implies (SPEC.md 3.2). */
-static sbif_status check_observation(sbif_model *m, sbif_error *error) {
-    const sbif_json *space = sbif_json_get(m->document, "observation_space"), *item;
+/** An observation input, value `id`, must have the dtype and shape its space implies (SPEC.md 3.2). `what` names it
+ * in messages ("observation", or "observation 'obs/KEY'" for a key of a dict space). */
+static sbif_status check_observation_input(sbif_model *m, const sbif_json *space, uint32_t id, const char *what,
+                                           sbif_error *error) {
+    const sbif_json *item;
     const char *kind = sbif_json_get(space, "kind")->str;
     sbif_tensor expected, obs;
-    char have[160], want[160];
+    char have[160], want[160], bound_of[200];
     size_t i;
     int fits = 1;
     memset(&expected, 0, sizeof expected);
@@ -3790,8 +3830,10 @@ static sbif_status check_observation(sbif_model *m, sbif_error *error) {
     expected.dtype = SBIF_INT32;
     if (strcmp(kind, "box") == 0) {
         const sbif_json *shape = sbif_json_get(space, "shape");
-        if (check_bound(m, sbif_json_get(space, "low"), shape, "low", error) != SBIF_OK ||
-            check_bound(m, sbif_json_get(space, "high"), shape, "high", error) != SBIF_OK) {
+        if (strcmp(what, "observation") == 0) snprintf(bound_of, sizeof bound_of, "observation_space");
+        else snprintf(bound_of, sizeof bound_of, "%s space", what);
+        if (check_bound(m, sbif_json_get(space, "low"), shape, bound_of, "low", error) != SBIF_OK ||
+            check_bound(m, sbif_json_get(space, "high"), shape, bound_of, "high", error) != SBIF_OK) {
             return error->status;
         }
         sbif_dtype_parse(sbif_json_get(space, "dtype")->str, &expected.dtype);
@@ -3813,15 +3855,131 @@ static sbif_status check_observation(sbif_model *m, sbif_error *error) {
             if (sb3_contract(m)) expected.dtype = SBIF_FLOAT32; /* MultiBinary, converted with .float() too */
         }
     }
-    value_type(m, (uint32_t)map_find(&m->names, "obs"), -1, &obs);
+    value_type(m, id, -1, &obs);
     if (!fits || !same_type(&obs, &expected)) {
         format_type(&obs, have, sizeof have);
         if (fits) format_type(&expected, want, sizeof want);
         else snprintf(want, sizeof want, "a shape this runtime cannot represent");
-        return fail(error, SBIF_ERR_DOCUMENT, "%s: observation input is %s but a %s observation space needs %s",
-                    m->path, have, kind, want);
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: %s input is %s but a %s observation space needs %s", m->path,
+                    what, have, kind, want);
     }
     return SBIF_OK;
+}
+
+/** A JSON string of a dict space's key, with its length (a key may hold U+0000, which C strings cannot). */
+typedef struct space_key {
+    const char *str;
+    size_t length;
+} space_key;
+
+static int key_order(const void *a, const void *b) {
+    const space_key *x = a, *y = b;
+    int order = memcmp(x->str, y->str, x->length < y->length ? x->length : y->length);
+    return order != 0 ? order : (x->length > y->length) - (x->length < y->length);
+}
+
+/** Whether input `name` is DICT_INPUT_PREFIX followed by exactly `key`. */
+static int names_key(const char *name, const space_key *key) {
+    const size_t prefix = sizeof DICT_INPUT_PREFIX - 1;
+    return strncmp(name, DICT_INPUT_PREFIX, prefix) == 0 && strlen(name + prefix) == key->length &&
+           memcmp(name + prefix, key->str, key->length) == 0;
+}
+
+/** Appends `text` (`length` bytes) to a list preview being built in `out`, as the reference's preview() shows a list of
+ * strings ('a', 'b'), up to PREVIEW_CHARS characters followed by "..." where it is cut. */
+static void preview_append(char *out, size_t *used, const char *prefix, const char *text, size_t length) {
+    char piece[PREVIEW_CHARS + 8];
+    size_t n = (size_t)snprintf(piece, sizeof piece, "%s'%s%.*s'", *used > 1 ? ", " : "", prefix,
+                                (int)(length < PREVIEW_CHARS ? length : PREVIEW_CHARS), text);
+    if (n >= sizeof piece) n = sizeof piece - 1;
+    if (*used > PREVIEW_CHARS) return;
+    if (*used + n > PREVIEW_CHARS) n = PREVIEW_CHARS - *used;
+    memcpy(out + *used, piece, n);
+    *used += n;
+    out[*used] = '\0';
+}
+
+static void preview_close(char *out, size_t used) {
+    if (used < PREVIEW_CHARS) strcpy(out + used, "]");
+    else strcpy(out + PREVIEW_CHARS, "...");
+}
+
+/** A dict observation space (SB3 contract, SPEC section 3.2): one observation input per key, obs/KEY, in the keys'
+ * order, each typed for its space (sbif/format/validate.py's _check_dict_observation_inputs: the same decisions, in the
+ * same order). */
+static sbif_status check_dict_observation(sbif_model *m, const sbif_json *spaces, sbif_error *error) {
+    const sbif_json *item;
+    space_key *keys, *sorted;
+    char expected_text[PREVIEW_CHARS + 4], found_text[PREVIEW_CHARS + 4], what[128];
+    size_t i, n_keys = spaces->length, next = 0, expected_used = 1, found_used = 1;
+    int matches = 1;
+    if (!sb3_contract(m)) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: a dict observation space belongs to the SB3 contract, but "
+                    "predict.contract is sb2", m->path);
+    }
+    keys = malloc(2 * n_keys * sizeof *keys);
+    if (keys == NULL) return out_of_memory(error);
+    sorted = keys + n_keys;
+    for (i = 0, item = sbif_json_first(spaces); i < n_keys; i++, item = sbif_json_next(item)) {
+        const sbif_json *key = sbif_json_get(item, "key");
+        keys[i].str = key->str;
+        keys[i].length = key->length;
+    }
+    memcpy(sorted, keys, n_keys * sizeof *keys);
+    qsort(sorted, n_keys, sizeof *sorted, key_order);
+    for (i = 1; i < n_keys; i++) {
+        if (key_order(&sorted[i - 1], &sorted[i]) == 0) {
+            free(keys);
+            return fail(error, SBIF_ERR_DOCUMENT, "%s: the dict observation space names a key twice", m->path);
+        }
+    }
+    strcpy(expected_text, "[");
+    strcpy(found_text, "[");
+    for (i = 0; i < n_keys; i++) {
+        preview_append(expected_text, &expected_used, DICT_INPUT_PREFIX, keys[i].str, keys[i].length);
+    }
+    for (i = 0; i < m->n_inputs; i++) {
+        const char *name = m->values[m->inputs[i].value].name;
+        if (strcmp(m->inputs[i].kind, "observation") != 0) continue;
+        preview_append(found_text, &found_used, "", name, strlen(name));
+        if (next >= n_keys || !names_key(name, &keys[next])) matches = 0;
+        next++;
+    }
+    free(keys);
+    if (!matches || next != n_keys) {
+        preview_close(expected_text, expected_used);
+        preview_close(found_text, found_used);
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: a dict observation space needs the observation inputs %s (one per "
+                    "key, in order), got %s", m->path, expected_text, found_text);
+    }
+    for (i = 0, next = 0, item = sbif_json_first(spaces); i < n_keys; i++, item = sbif_json_next(item)) {
+        while (strcmp(m->inputs[next].kind, "observation") != 0) next++;
+        snprintf(what, sizeof what, "observation '%.80s'", m->values[m->inputs[next].value].name);
+        if (check_observation_input(m, sbif_json_get(item, "space"), m->inputs[next].value, what, error) != SBIF_OK) {
+            return error->status;
+        }
+        next++;
+    }
+    return SBIF_OK;
+}
+
+/** The observation inputs against the observation space (SPEC section 3.2): one input named obs, of kind observation,
+ * typed for the space; or for a dict space, one per key. */
+static sbif_status check_observation(sbif_model *m, sbif_error *error) {
+    const sbif_json *space = sbif_json_get(m->document, "observation_space");
+    long obs;
+    size_t i;
+    int has_observation = 0;
+    if (strcmp(sbif_json_get(space, "kind")->str, "dict") == 0) {
+        return check_dict_observation(m, sbif_json_get(space, "spaces"), error);
+    }
+    for (i = 0; i < m->n_inputs; i++) has_observation |= strcmp(m->inputs[i].kind, "observation") == 0;
+    obs = map_find(&m->names, OBSERVATION_INPUT);
+    if (obs < 0 || m->values[obs].input < 0 || !has_observation) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: the graph has no observation input named '" OBSERVATION_INPUT "'",
+                    m->path);
+    }
+    return check_observation_input(m, space, (uint32_t)obs, "observation", error);
 }
 
 static sbif_status check_node(sbif_model *m, size_t index, const sbif_json *item, size_t *next_id, sbif_error *error) {

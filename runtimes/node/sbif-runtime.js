@@ -943,10 +943,14 @@ function checkDocument(document, entries, path) {
       throw new DocumentError(`${path}: noise input ${show(entry.name)} must be float32`);
     }
   }
-  if (!specs.has('obs') || !document.inputs.some((entry) => entry.kind === 'observation')) {
-    throw new DocumentError(`${path}: the graph has no observation input named 'obs'`);
+  if (document.observation_space.kind === 'dict') {
+    checkDictObservationInputs(document, specs, path);
+  } else {
+    if (!specs.has(OBSERVATION_INPUT) || !document.inputs.some((entry) => entry.kind === 'observation')) {
+      throw new DocumentError(`${path}: the graph has no observation input named '${OBSERVATION_INPUT}'`);
+    }
+    checkObservationInput(document, document.observation_space, specs.get(OBSERVATION_INPUT), path, 'observation');
   }
-  checkObservationInput(document, specs.get('obs'), path);
   document.graph.forEach((node, index) => {
     const where = `${path}: graph node ${index} (${node.op})`;
     if (!has(STATIC, node.op)) {
@@ -997,8 +1001,44 @@ function checkDocument(document, entries, path) {
 // Whose predict the file reproduces (SPEC section 5.9): a version-1 document follows SB2's.
 const contract = (document) => (has(document.predict, 'contract') ? document.predict.contract : 'sb2');
 
-function checkObservationInput(document, obs, path) {
-  const space = document.observation_space;
+// The observation input's name (SPEC section 3.2); a dict observation space's inputs are named the prefix + a key.
+const OBSERVATION_INPUT = 'obs';
+const DICT_INPUT_PREFIX = 'obs/';
+// The most characters of a list a message quotes before '...', as the reference's preview() (sbif/errors.py).
+const PREVIEW_CHARS = 80;
+const previewNames = (names) => {
+  const text = `[${names.map((name) => `'${name}'`).join(', ')}]`;
+  return text.length <= PREVIEW_CHARS ? text : `${text.slice(0, PREVIEW_CHARS)}...`;
+};
+
+// A dict observation space (SB3 contract, SPEC section 3.2): one observation input per key, obs/KEY, in the keys'
+// order, each typed for its space (sbif/format/validate.py's _check_dict_observation_inputs: the same decisions, in
+// the same order).
+function checkDictObservationInputs(document, specs, path) {
+  if (contract(document) !== 'sb3') {
+    throw new DocumentError(`${path}: a dict observation space belongs to the SB3 contract, but predict.contract is `
+      + 'sb2');
+  }
+  const keys = document.observation_space.spaces.map((entry) => entry.key);
+  if (new Set(keys).size !== keys.length) {
+    throw new DocumentError(`${path}: the dict observation space names a key twice`);
+  }
+  const expected = keys.map((key) => DICT_INPUT_PREFIX + key);
+  const found = document.inputs.filter((entry) => entry.kind === 'observation').map((entry) => entry.name);
+  if (found.length !== expected.length || found.some((name, i) => name !== expected[i])) {
+    throw new DocumentError(`${path}: a dict observation space needs the observation inputs ${previewNames(expected)} `
+      + `(one per key, in order), got ${previewNames(found)}`);
+  }
+  for (const entry of document.observation_space.spaces) {
+    const name = DICT_INPUT_PREFIX + entry.key;
+    checkObservationInput(document, entry.space, specs.get(name), path, `observation '${name}'`);
+  }
+}
+
+// An observation input must have the dtype and shape its space implies (SPEC section 3.2); `what` names it in
+// messages ('observation', or "observation 'obs/KEY'" for a key of a dict space).
+function checkObservationInput(document, space, obs, path, what) {
+  const spaceName = what === 'observation' ? 'observation_space' : `${what} space`;
   // SB3 converts Box and MultiBinary observations with .float() (SPEC section 3.2)
   const sb3 = contract(document) === 'sb3';
   let expected;
@@ -1009,13 +1049,13 @@ function checkObservationInput(document, obs, path) {
     const size = space.shape.reduce((a, b) => a * b, 1);
     for (const bound of ['low', 'high']) {
       if (Array.isArray(space[bound]) && space[bound].length !== size) {
-        throw new DocumentError(`${path}: observation_space ${bound}: a Box bound has ${space[bound].length} `
+        throw new DocumentError(`${path}: ${spaceName} ${bound}: a Box bound has ${space[bound].length} `
           + `values for a space of ${size} elements`);
       }
       // +-Infinity can only be an integer literal beyond a double (parseStrict refuses 1e400): the reference's float()
       // of it overflows, with the same rounding
       if ([].concat(space[bound]).some((v) => typeof v === 'number' && !Number.isFinite(v))) {
-        throw new DocumentError(`${path}: observation_space ${bound}: an integer is too large for a float`);
+        throw new DocumentError(`${path}: ${spaceName} ${bound}: an integer is too large for a float`);
       }
     }
   } else if (space.kind === 'discrete') {
@@ -1026,7 +1066,7 @@ function checkObservationInput(document, obs, path) {
     expected = spec(sb3 ? 'float32' : 'int32', [null, space.n]);
   }
   if (!sameSpec(obs, expected)) {
-    throw new DocumentError(`${path}: observation input is ${showSpec(obs)} but a ${space.kind} observation space `
+    throw new DocumentError(`${path}: ${what} input is ${showSpec(obs)} but a ${space.kind} observation space `
       + `needs ${showSpec(expected)}`);
   }
 }

@@ -883,10 +883,59 @@ def _state_layout(divisor, **layout):
     return edit
 
 
+def _dict(*edits, **predict):
+    """A maker of the corpus's dict-observation base (make_corpus.dict_observation: keys 'a', a Box(3), and 'b', a
+    Discrete(2); inputs obs/a and obs/b; SB3 contract) with `predict`'s members, then `edits` applied;
+    `framework="sb2"` makes it under the SB2 contract instead."""
+    from conformance.malformed.make_corpus import dict_observation
+
+    framework = predict.pop("framework", "sb3")
+
+    def edit(document):
+        dict_observation(framework)(document)
+        document["predict"].update(predict)
+        for each in edits:
+            each(document)
+
+    return lambda base: base.with_document(edit)
+
+
+def _key_space(index, space, dtype=None, shape=None):
+    """An edit giving the dict base's `index`-th key the space `space`, and its input `dtype` and `shape` if given."""
+    def edit(document):
+        entry = document["observation_space"]["spaces"][index]
+        entry["space"] = space
+        observation = [each for each in document["inputs"] if each["kind"] == "observation"][index]
+        observation.update({name: value for name, value in (("dtype", dtype), ("shape", shape)) if value is not None})
+    return edit
+
+
+def _rename_key(index, key):
+    """An edit renaming the dict base's `index`-th key and its observation input (obs/KEY) to match."""
+    def edit(document):
+        old = "obs/" + document["observation_space"]["spaces"][index]["key"]
+        document["observation_space"]["spaces"][index]["key"] = key
+        for each in document["inputs"]:
+            if each["name"] == old:
+                each["name"] = "obs/" + key
+        for each in document["graph"]:
+            each["inputs"] = ["obs/" + key if name == old else name for name in each["inputs"]]
+    return edit
+
+
+def _drop_key(index):
+    """An edit removing the dict base's `index`-th key and its observation input (which no node may read)."""
+    def edit(document):
+        key = document["observation_space"]["spaces"].pop(index)["key"]
+        document["inputs"] = [each for each in document["inputs"] if each["name"] != "obs/" + key]
+    return edit
+
+
 MASK = _input("action_mask", "bool", [None, 2], "action_mask")
 UNKNOWN_OP = _nodes(("sparsemax", ["logits"], "sparse", {}))
 BOX_UINT8 = {"kind": "box", "shape": [3], "dtype": "uint8", "low": 0, "high": 255}
 MULTI_BINARY = {"kind": "multi_binary", "n": 3}
+DICT_SPACE = {"kind": "dict", "spaces": [{"key": "a", "space": BOX_UINT8}]}
 
 #: (id, maker of the file from the corpus base, the class every reader refuses it with, or None: it loads). The corpus
 #: (conformance/malformed, files 97-103, and 21 for version 3) holds one file per rule; these are the rest.
@@ -949,6 +998,38 @@ VERSION_2 = [
     ("uint8-input-under-sb3-before-unknown-op", _v2("sb3", UNKNOWN_OP, _observation(BOX_UINT8, "uint8")),
      "DocumentError"),
     ("format-version-3", _v1(_set(["format_version"], 3), _set(["graph_v3"], [])), "UnsupportedError"),
+    # dict observation spaces (SPEC section 3.2; the corpus's files 104-113 hold one per rule)
+    ("dict-one-key", _dict(_drop_key(1)), None),
+    ("dict-key-with-a-slash", _dict(_rename_key(0, "goal/x")), None),
+    ("dict-key-obs", _dict(_rename_key(0, "obs")), None),
+    ("dict-channels-last-keys", _dict(channels_last_keys=["a"]), None),
+    ("dict-channels-last-keys-empty", _dict(channels_last_keys=[]), None),
+    ("dict-multi-binary-key-float32", _dict(_key_space(1, MULTI_BINARY, "float32", [None, 3])), None),
+    ("dict-multi-binary-key-int32", _dict(_key_space(1, MULTI_BINARY, "int32", [None, 3])), "DocumentError"),
+    ("dict-multi-discrete-key", _dict(_key_space(1, {"kind": "multi_discrete", "nvec": [2, 3]}, "int32",
+                                                 [None, 2])), None),
+    ("dict-uint8-box-key-float32", _dict(_key_space(0, BOX_UINT8)), None),
+    ("dict-uint8-box-key-uint8", _dict(_key_space(0, BOX_UINT8, "uint8")), "DocumentError"),
+    ("dict-box-key-vecnormalize-float64", _dict(_key_space(0, BOX_UINT8, "float64"), _set(
+        ["provenance", "vecnormalize"], {"clip_obs": 10.0, "epsilon": 1e-8})), None),
+    ("dict-box-key-wrong-shape", _dict(_key_space(0, dict(BOX_UINT8, shape=[4]))), "DocumentError"),
+    ("dict-box-key-bound-count", _dict(_key_space(0, dict(BOX_UINT8, low=[0, 0]))), "DocumentError"),
+    ("dict-in-version-1", _v1(_set(["observation_space"], DICT_SPACE)), "DocumentError"),
+    ("dict-channels-last-keys-not-an-array", _dict(channels_last_keys="a"), "DocumentError"),
+    ("dict-channels-last-keys-not-strings", _dict(channels_last_keys=[1]), "DocumentError"),
+    ("dict-key-empty", _dict(_rename_key(0, "")), "DocumentError"),
+    ("dict-key-not-a-string", _dict(_set(["observation_space", "spaces", 0, "key"], 1)), "DocumentError"),
+    ("dict-space-extra-member", _dict(_set(["observation_space", "order"], ["a", "b"])), "DocumentError"),
+    ("dict-entry-extra-member", _dict(_set(["observation_space", "spaces", 0, "name"], "a")), "DocumentError"),
+    ("dict-entry-without-space", _dict(_drop(["observation_space", "spaces", 0, "space"])), "DocumentError"),
+    ("dict-spaces-not-an-array", _dict(_set(["observation_space", "spaces"], {"a": BOX_UINT8})), "DocumentError"),
+    ("dict-kind-as-a-space", _dict(_set(["action_space"], DICT_SPACE)), "DocumentError"),
+    ("dict-keys-twice-before-missing-inputs", _dict(_drop_key(1), _set(["observation_space", "spaces"], [
+        {"key": "a", "space": BOX_UINT8}, {"key": "a", "space": BOX_UINT8}])), "DocumentError"),
+    # the order of SPEC section 7: the observation inputs before the graph (an unknown op)
+    ("dict-under-sb2-before-unknown-op", _dict(UNKNOWN_OP, framework="sb2"), "DocumentError"),
+    ("dict-wrong-dtype-before-unknown-op", _dict(UNKNOWN_OP, _key_space(1, {"kind": "discrete", "n": 2}, "int64")),
+     "DocumentError"),
 ] + [("sb3-algorithm-" + name, _v2("sb3", _set(["provenance", "algorithm"], name)), None) for name in SB3_ALGORITHMS] + [
     ("sb3-algorithm-{}-in-version-1".format(name), _v1(_set(["provenance", "algorithm"], name)), "DocumentError")
     for name in SB3_ALGORITHMS]
