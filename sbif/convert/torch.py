@@ -461,8 +461,9 @@ class StoredTensor(nn.Module):
 
 class SbifModule(nn.Module):
     """An SBIF policy as a module: `forward(inputs)` computes every declared output, `run(inputs, outputs)` only
-    what the named values need. Inputs are the document's graph inputs by name (obs, and noise, state and mask
-    where the document has them), each with its declared dtype and shape and one batch size. Built with `outputs`
+    what the named values need. Inputs are the document's graph inputs by name (obs, or obs/KEY for each key of a
+    dict observation space, and noise, state and mask where the document has them), each with its declared dtype
+    and shape and one batch size. Built with `outputs`
     (document output names or the predict contract's aliases, `sbif.format.subgraph.select_outputs`), the module
     holds only those outputs, the inputs they read and the tensors they use.
 
