@@ -49,7 +49,8 @@ class Family(NamedTuple):
 
     `forward(model, fed, inputs)` runs SB3's own modules on `fed` (the observations as SB3 is fed them) and the
     request's other inputs by name, and returns what they give by role: "distribution" (an SB3 Distribution),
-    "value", "q_values", "logits" (where no module gives the file's logits), "state" (the file's state rows).
+    "value", "q_values", "logits" (where no module gives the file's logits), "state" (the file's state rows), and
+    "outputs": values of the file's outputs by their names (the critics `qf1`, `qf2`, ...).
     `predict_arguments(model, inputs)` are the keyword arguments of SB3's `predict` those inputs stand for."""
 
     forward: Callable[["Sb3Model", Any, Mapping[str, np.ndarray]], Dict[str, Any]]
@@ -124,11 +125,20 @@ def recurrent_arguments(model: "Sb3Model", inputs: Mapping[str, np.ndarray]) -> 
 
 def squashed_actor_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
     """SAC's, TQC's and CrossQ's Actor: the squashed Gaussian `actor.action_dist` builds from
-    `get_action_dist_params`."""
+    `get_action_dist_params`; their critics at the actor's deterministic action."""
     actor = model.policy.actor
     obs, _ = model.policy.obs_to_tensor(fed)
     mean, log_std, kwargs = actor.get_action_dist_params(obs)
-    return {"distribution": actor.action_dist.proba_distribution(mean, log_std, **kwargs)}
+    return {"distribution": actor.action_dist.proba_distribution(mean, log_std, **kwargs),
+            "outputs": critic_outputs(model, obs)}
+
+
+def critic_outputs(model: "Sb3Model", obs: Any) -> Dict[str, np.ndarray]:
+    """The off-policy critics at the actor's deterministic action, by the file's output names, as the live loader
+    takes them from SB3's `critic`."""
+    from sbif.export.sb3.live import _sb3_critics
+
+    return _sb3_critics(model.model, obs, list(model.info.outputs))
 
 
 def q_network_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
@@ -140,8 +150,9 @@ def q_network_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarr
 
 
 def deterministic_actor_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
-    """TD3, DDPG and ARS: `predict` is all there is (their files' only output is its action)."""
-    return {}
+    """TD3's, DDPG's and ARS's actions are `predict`'s; TD3's and DDPG's critics at them."""
+    obs, _ = model.policy.obs_to_tensor(fed)
+    return {"outputs": critic_outputs(model, obs)}
 
 
 #: the family names of `sbif.export.sb3.policy_classes`
@@ -312,6 +323,8 @@ class Sb3Model:
         for name in ("value", "q_values", "std", "probabilities"):
             if name in info.outputs:
                 self.roles.setdefault(name, name)
+        for name in info.outputs:
+            self.roles.setdefault(name, "by_name")  # answered when the family's forward names it
 
     # -- inputs -------------------------------------------------------------------------------------------------
     def fed(self, observations: Any) -> Any:
@@ -347,17 +360,16 @@ class Sb3Model:
     # -- run requests -------------------------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Tuple[Dict[str, np.ndarray],
                                                                                        Dict[str, str]]:
-        missing = {name: "SB3 has no counterpart of the SBIF output {!r}".format(name) for name in outputs
-                   if name not in self.roles}
-        wanted = [name for name in outputs if name in self.roles]
         refused = self.out_of_space(inputs["obs"])
         if refused:
-            missing.update({name: refused for name in wanted})
-            return {}, missing
-        return self.evaluate(inputs, wanted), missing
+            return {}, {name: refused for name in outputs}
+        values = self.evaluate(inputs, outputs)
+        return values, {name: "SB3 has no counterpart of the SBIF output {!r}".format(name) for name in outputs
+                        if name not in values}
 
     def evaluate(self, inputs: Mapping[str, np.ndarray], wanted: Sequence[str]) -> Dict[str, np.ndarray]:
-        """The wanted outputs for the request's inputs (observations batched), in the graph's output shapes."""
+        """The wanted outputs SB3 has a counterpart for, for the request's inputs (observations batched), in the
+        graph's output shapes."""
         import torch
 
         observations = inputs["obs"]
@@ -381,6 +393,10 @@ class Sb3Model:
                 value = self.deterministic_actions(observations, inputs)
             elif role == "action_sample":
                 value = self.sampled_actions(observations, computed, inputs)
+            elif role == "by_name":
+                if name not in computed.get("outputs", {}):
+                    continue
+                value = computed["outputs"][name]
             elif role in computed:
                 value = computed[role]
             else:
