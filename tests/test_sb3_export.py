@@ -190,3 +190,53 @@ def test_recurrent_state_is_sb3s_pair(lstm, tmp_path) -> None:
         assert isinstance(actual_state, tuple) and len(actual_state) == 2
         for ours, theirs in zip(actual_state, expected_state):
             assert ours.shape == theirs.shape and np.allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+class _Payload:
+    """Unpickled with a real unpickler, this creates the marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return os.system, ("touch {}".format(self.marker),)
+
+
+def _with_data_entry(path: str, key: str, value: object, target: str) -> str:
+    """A copy of the SB3 save `path` whose `data` entry `key` is `value` pickled as SB3 pickles entries."""
+    import base64
+    import json
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(path) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    data = json.loads(members["data"])
+    data[key] = {":type:": "<class 'object'>", ":serialized:": base64.b64encode(pickle.dumps(value)).decode()}
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return target
+
+
+def test_the_live_loader_never_unpickles_what_the_safe_reader_refuses(tmp_path) -> None:
+    """The live loader reads the file as data first: a payload in an entry the safe reader decodes is refused before
+    SB3 unpickles anything; one in an entry predict never reads is never unpickled (SB3 gets a placeholder)."""
+    from sbif.errors import ExportError
+
+    case = next(case for case in SB3_CASES if case.algorithm == "PPO" and case.policy == "MlpPolicy")
+    path = save_model(case, str(tmp_path), seed=0)
+    marker = tmp_path / "ran"
+    hostile = _with_data_entry(path, "policy_kwargs", _Payload(str(marker)), str(tmp_path / "kwargs.zip"))
+    for loader in ("safe", "live"):
+        with pytest.raises(ExportError, match="refusing to load the global"):
+            export(hostile, loader=loader)
+    assert not marker.exists()
+    unread = _with_data_entry(path, "lr_schedule", _Payload(str(marker)), str(tmp_path / "schedule.zip"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert export(unread, loader="live").verified
+    assert not marker.exists()

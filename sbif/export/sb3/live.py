@@ -18,7 +18,7 @@ from ...progress import Progress
 from ..sb2_files import describe_source
 from .description import ClassName, Sb3Description, sb3_space
 from .policy_classes import policy_class
-from .save_format import ALGORITHM_CLASSES, canonical_sb3_algorithm, detect_algorithm, saved_sb3_version
+from .save_format import ALGORITHM_CLASSES, canonical_sb3_algorithm, detect_algorithm, placeholder, saved_sb3_version
 
 #: RecurrentPPO is verified over this many steps, each env's episode starting again with this probability.
 RECURRENT_STEPS = 4
@@ -42,12 +42,22 @@ class SpaceFields:
 
 
 def load_sb3_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str]:
-    """(model, algorithm name): the model loaded by SB3 on the CPU."""
+    """(model, algorithm name): the model loaded by SB3 on the CPU, after the safe reader has read the whole file as
+    data, so a file the safe loader refuses (a pickle naming anything it does not allow, a storage bomb, a zip trick)
+    is refused here too, before SB3 unpickles anything. The `data` entries the safe reader does not decode
+    (schedules and other functions pickled by value, buffers, noise objects) are never unpickled: SB3 gets a
+    placeholder for each (`custom_objects`), since predict reads none of them; torch reads `policy.pth` with
+    `weights_only`."""
     import importlib
 
     from stable_baselines3.common.save_util import load_from_zip_file
 
-    data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
+    from .save_file import DECODED_KEYS, read_sb3_save
+
+    save = read_sb3_save(path)
+    placeholders = {key: placeholder(key) for key, value in save.data.items()
+                    if key not in DECODED_KEYS and isinstance(value, dict) and ":serialized:" in value}
+    data, _, _ = load_from_zip_file(path, device="cpu", load_data=True, custom_objects=placeholders)
     if not data or "policy_class" not in data:
         raise ExportError("{}: not an SB3 save (no policy_class in its data)".format(path))
     cls = data["policy_class"]
@@ -57,8 +67,9 @@ def load_sb3_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
     algorithm_class = getattr(importlib.import_module(module), class_name)
     # Off-policy models build their replay buffer on load: make it one transition, and a plain one (HER's needs the
     # training environment), since predict never reads it.
-    custom = {"buffer_size": 1, "replay_buffer_class": None, "replay_buffer_kwargs": {}} \
-        if "replay_buffer_class" in data else None
+    custom = dict(placeholders)
+    if "replay_buffer_class" in data:
+        custom.update(buffer_size=1, replay_buffer_class=None, replay_buffer_kwargs={})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SB3 warns about the missing env and about gym versions
         model = algorithm_class.load(path, device="cpu", custom_objects=custom)

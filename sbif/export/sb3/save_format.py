@@ -22,6 +22,22 @@ ALGORITHM_MARKERS = (("TRPO", "cg_max_steps"), ("PPO", "clip_range"))
 #: DDPG is TD3 with these settings (`ddpg/ddpg.py`): a TD3 saved with all three computes the same policy anyway.
 DDPG_SETTINGS = {"policy_delay": 1, "target_noise_clip": 0.0, "target_policy_noise": 0.1}
 VERSION_MEMBER = "_stable_baselines3_version"
+#: `data` entries SB3 pickles that predict never reads, and what the live loader hands SB3 instead of unpickling them
+#: (`custom_objects`): schedules must be callable, `train_freq` an int SB3 converts, `target_entropy` a number; a
+#: buffer class of None makes SB3 choose its default; anything else is None.
+SCHEDULE_ENTRIES = ("lr_schedule", "learning_rate", "clip_range", "clip_range_vf", "exploration_schedule",
+                    "delta_std_schedule")
+PLACEHOLDERS: Dict[str, Any] = {"train_freq": 1, "target_entropy": 0.0}
+
+
+def unused_schedule(progress_remaining: float) -> float:
+    """The schedule the live loader gives SB3 for a schedule the file pickled (predict never calls it)."""
+    return 0.0
+
+
+def placeholder(key: str) -> Any:
+    """What the live loader gives SB3 for the pickled `data` entry `key` it does not unpickle."""
+    return unused_schedule if key in SCHEDULE_ENTRIES else PLACEHOLDERS.get(key)
 
 
 def detect_algorithm(policy: PolicyClass, data: Mapping[str, Any], path: str) -> str:
