@@ -938,7 +938,7 @@ MULTI_BINARY = {"kind": "multi_binary", "n": 3}
 DICT_SPACE = {"kind": "dict", "spaces": [{"key": "a", "space": BOX_UINT8}]}
 
 #: (id, maker of the file from the corpus base, the class every reader refuses it with, or None: it loads). The corpus
-#: (conformance/malformed, files 97-103, and 21 for version 3) holds one file per rule; these are the rest.
+#: (conformance/malformed, files 97-113, and 21 for version 3) holds one file per rule; these are the rest.
 VERSION_2 = [
     ("sb2-contract", _v2("sb2"), None),
     ("sb3-contract", _v2("sb3"), None),
