@@ -19,8 +19,9 @@ from ...errors import ExportError, UnsupportedError, preview
 from ..description import Space
 from ..graph_builder import GraphBuilder
 from ..mlp import activate as activate_op
+from ..normalization import normalized_observation
 from .description import ClassName
-from .policy_classes import ACTIVATION_MODULE, ACTIVATIONS, IDENTITY_MODULE
+from .policy_classes import ACTIVATION_MODULE, ACTIVATIONS, COMBINED, FLATTEN, IDENTITY_MODULE, NATURE_CNN
 
 OBS = "obs"
 #: NatureCNN's strides (its kernel sizes, 8, 4 and 3, are read from the weights): `NatureCNN.__init__`.
@@ -188,8 +189,6 @@ def observation_input(graph: TorchGraph, space: Space, name: str = OBS) -> str:
     normalized and cast to float32 as VecNormalize.normalize_obs does."""
     builder = graph.builder
     if space.kind == "box" and builder.observation_normalization is not None:
-        from ..normalization import normalized_observation
-
         obs = builder.add_input(name, "float64", (None,) + space.shape, "observation")
         return normalized_observation(builder, obs, space, builder.observation_normalization, "float32")
     if space.kind == "box":
@@ -229,8 +228,6 @@ def features(graph: TorchGraph, processed: Any, extractor: str, prefix: str, spa
     """The feature extractor `extractor` whose parameters are under `prefix`: FlattenExtractor, NatureCNN, or (a
     dict space, `processed` then maps each key to its preprocessed input) CombinedExtractor: per key in order, an
     image space through its own NatureCNN (`extractors.KEY`), anything else flattened; concatenated."""
-    from .policy_classes import COMBINED, FLATTEN, NATURE_CNN
-
     builder = graph.builder
     if extractor == COMBINED:
         if space.kind != "dict":
