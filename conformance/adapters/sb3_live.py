@@ -97,7 +97,8 @@ def maskable_arguments(model: "Sb3Model", inputs: Mapping[str, np.ndarray]) -> D
     if name in inputs:
         return {"action_masks": np.asarray(inputs[name], bool)}
     width = model.info.inputs[name]["shape"][1]
-    return {"action_masks": np.ones((len(inputs["obs"]), width), bool)}
+    rows = len(next(value for key, value in inputs.items() if model.info.inputs[key]["kind"] == "observation"))
+    return {"action_masks": np.ones((rows, width), bool)}
 
 
 def recurrent_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
@@ -334,17 +335,34 @@ class Sb3Model:
             return observations
         return self.normalizer.normalize_obs(np.asarray(observations))
 
-    def out_of_space(self, observations: np.ndarray) -> Optional[str]:
+    def observations(self, inputs: Mapping[str, np.ndarray]) -> Any:
+        """The request's observations as SB3's `predict` takes them: the `obs` input, or for a dict observation
+        space the dict of its `obs/KEY` inputs."""
+        from sbif.format.validate import DICT_INPUT_PREFIX
+
+        if "obs" in self.info.inputs:
+            return inputs["obs"]
+        return {name[len(DICT_INPUT_PREFIX):]: inputs[name] for name, entry in self.info.inputs.items()
+                if entry["kind"] == "observation"}
+
+    def out_of_space(self, observations: Any) -> Optional[str]:
         """Why SB3 cannot take these observations (its `one_hot` refuses indices outside [0, n)), or None."""
         space = self.model.observation_space
-        kind = type(space).__name__
-        if kind not in ("Discrete", "MultiDiscrete"):
-            return None
-        limit = space.nvec if kind == "MultiDiscrete" else space.n
-        indices = np.asarray(observations)
-        if np.all((indices >= 0) & (indices < limit)):
-            return None
-        return "SB3's one_hot refuses {} observations outside [0, n), which a row of this request holds".format(kind)
+        if isinstance(observations, Mapping):
+            subspaces = [(space.spaces[key], value) for key, value in observations.items()]
+        else:
+            subspaces = [(space, observations)]
+        for subspace, value in subspaces:
+            kind = type(subspace).__name__
+            if kind not in ("Discrete", "MultiDiscrete"):
+                continue
+            indices = np.asarray(value)
+            if indices.dtype.kind == "f":
+                indices = np.trunc(indices)
+            if not np.all((indices >= 0) & (indices < (subspace.nvec if kind == "MultiDiscrete" else subspace.n))):
+                return ("SB3's one_hot refuses {} observations outside [0, n), which a row of this request "
+                        "holds".format(kind))
+        return None
 
     def recurrent_inputs(self, inputs: Mapping[str, np.ndarray]) -> Tuple[Any, Any, np.ndarray]:
         """(the actor LSTM's (h, c), the critic LSTM's (h, c) or None, the episode starts) of the request's state
@@ -360,7 +378,7 @@ class Sb3Model:
     # -- run requests -------------------------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> Tuple[Dict[str, np.ndarray],
                                                                                        Dict[str, str]]:
-        refused = self.out_of_space(inputs["obs"])
+        refused = self.out_of_space(self.observations(inputs))
         if refused:
             return {}, {name: refused for name in outputs}
         values = self.evaluate(inputs, outputs)
@@ -372,7 +390,7 @@ class Sb3Model:
         graph's output shapes."""
         import torch
 
-        observations = inputs["obs"]
+        observations = self.observations(inputs)
         roles = {name: self.roles[name] for name in wanted}
         captured: Dict[str, Any] = {}
         modules = dict(self.policy.named_modules())
@@ -452,13 +470,15 @@ class Sb3Model:
         method = request["method"]
         if method == "action_probability":
             return {}, {"probability": "SB3 has no action_probability"}
-        observations = np.asarray(request["observation"])
+        observation = request["observation"]
+        observations = {key: np.asarray(value) for key, value in observation.items()} if isinstance(
+            observation, Mapping) else np.asarray(observation)
         names = {"predict": ("action", "state"), "value": ("value",)}[method]
-        refused = self.out_of_space(np.trunc(observations) if observations.dtype.kind == "f" else observations)
+        refused = self.out_of_space(observations)
         if refused:
             return {}, {name: refused for name in names}
         _, vectorized = self.policy.obs_to_tensor(self.fed(observations))
-        batch = observations if vectorized else observations[None]
+        batch = observations if vectorized else _batch_of_one(observations)
         inputs = self.predict_inputs(batch, request)
         if method == "value":
             if "value" not in self.roles:
@@ -481,13 +501,18 @@ class Sb3Model:
         state = results[wanted[-1]] if self.info.recurrent else request.get("state")
         return {"action": action if vectorized else action[0], "state": state}, {}
 
-    def predict_inputs(self, batch: np.ndarray, request: Mapping[str, Any]) -> Dict[str, np.ndarray]:
-        """The graph inputs a predict request stands for (SPEC section 5): its observations, and a recurrent file's
-        state rows and mask (zeros when not given)."""
-        inputs = {"obs": batch}
+    def predict_inputs(self, batch: Any, request: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+        """The graph inputs a predict request stands for (SPEC section 5): its observations (a dict's by key), and a
+        recurrent file's state rows and mask (zeros when not given)."""
+        from sbif.format.validate import DICT_INPUT_PREFIX
+
+        if isinstance(batch, Mapping):
+            inputs = {DICT_INPUT_PREFIX + key: value for key, value in batch.items()}
+        else:
+            inputs = {"obs": batch}
         recurrent = self.info.recurrent
         if recurrent:
-            rows = len(batch)
+            rows = len(next(iter(inputs.values())))
             state, mask = request.get("state"), request.get("mask")
             inputs[recurrent["state_input"]] = np.zeros((rows, self.info.state_size), np.float32) if state is None \
                 else np.asarray(state, np.float32).reshape(rows, -1)
@@ -602,6 +627,13 @@ def unvalidated_distributions() -> Iterator[None]:
         yield
     finally:
         Distribution.set_default_validate_args(validating)
+
+
+def _batch_of_one(observation: Any) -> Any:
+    """A single observation (a dict's entries each) as a batch of one."""
+    if isinstance(observation, Mapping):
+        return {key: np.asarray(value)[None] for key, value in observation.items()}
+    return np.asarray(observation)[None]
 
 
 def _numpy(value: Any) -> np.ndarray:
