@@ -5,6 +5,7 @@ first, as TensorFlow does.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -36,6 +37,10 @@ def _softplus64(x):
 
 def _softsign64(x):
     return x / (1.0 + np.abs(x))
+
+
+#: math.erf (the C library's double-precision erf) element by element: NumPy has no erf
+_erf64 = np.vectorize(math.erf, otypes=[np.float64])
 
 
 class UnaryFloatOp(Op):
@@ -259,6 +264,24 @@ class Tanh(NumpyFunctionOp):
     name = "tanh"
     exact = staticmethod(np.tanh)
     accuracy = (8.0, 2.0 ** -118)  # TF's rational approximation: 7 ULP; ±0 below 2.4e-36
+
+
+@register
+class Erf(UnaryFloatOp):
+    """The error function, 2/sqrt(pi) times the integral of exp(-t^2) from 0 to x: torch's `torch.erf`, which
+    SB3's exact GELU, x * 0.5 * (1 + erf(x / sqrt(2))), is composed with.
+
+    NumPy has no erf, so the reference evaluates the C library's double-precision erf (`math.erf`, within 1 ULP
+    of float64) and rounds once to the input's dtype: for float32 that is the correctly rounded result except
+    where the exact value lies within 2^-29 relative of a float32 rounding boundary, half a float32 ULP at most."""
+
+    name = "erf"
+    exact = staticmethod(_erf64)
+    accuracy = (4.0, 0.0)  # torch's float32 erf within 1 ULP, a conforming library erff within 3
+
+    @classmethod
+    def compute(cls, x):
+        return cls.exact(np.asarray(x, np.float64)).astype(x.dtype)
 
 
 @register

@@ -2,7 +2,9 @@
 
 Stable-Baselines3 stores torch's layouts (Linear weights [out, in], convolution kernels OIHW, observations NCHW);
 an SBIF file keeps those tensors bit for bit and re-lays them with `transpose` nodes, so the oracle of `transpose`
-is the function SB3's torch computes it with, `x.permute(perm)`, run on the CPU.
+is the function SB3's torch computes it with, `x.permute(perm)`, run on the CPU. Likewise `erf`, which SB3's exact
+GELU is composed with, is `torch.erf` on float32 tensors: torch computes long tensors with a vectorized loop and
+finishes them (and short ones) with scalar code, so the cases hold both lengths, as TF's element-wise vectors do.
 
 Run in the modern environment (Python 3.11, torch 2.13.0 CPU):
 
@@ -30,10 +32,33 @@ sys.path.insert(0, ROOT)
 
 EXACT = {"exact": True}
 #: op -> how torch computes it, as the file's `oracle` states it
-ORACLES = {"transpose": "x.permute(perm) (torch.Tensor.permute, SB3's layouts)"}
+ORACLES = {"transpose": "x.permute(perm) (torch.Tensor.permute, SB3's layouts)",
+           "erf": "torch.erf(x) (float32, CPU; SB3's GELU is x * 0.5 * (1 + erf(x / sqrt(2))))"}
 #: values whose bits a copy must keep: signed zeros, infinities, NaN, the extremes of float32
 EDGE_VALUES = [0.0, -0.0, float("inf"), float("-inf"), float("nan"), float(np.finfo(np.float32).max),
                -float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny), 1.0, -1.0, 0.5, -3.0]
+
+
+#: erf's tolerance (spec/ops.md): torch is within 1 ULP of the correctly rounded value, a conforming erff within 3
+ERF_TOLERANCE = {"ulp": 4}
+#: erf's edge values beyond the common set: where it is most curved or saturates in float32 (erf(x) rounds to 1
+#: from about 3.92), and a tiny argument (erf(x) is about 2x/sqrt(pi))
+ERF_EDGES = [-2.0, 3.0, 3.9, -3.9, 4.0, -4.0, 6.0, -6.0, 1e-10]
+#: fewer elements than the narrowest vectorized loop takes, so torch computes them all with scalar code
+SCALAR_CHUNK = 7
+#: a multiple of every vectorized loop's block (AVX2: 16 floats, AVX-512: 32), so no scalar tail is left
+VECTOR_BLOCK = 32
+
+
+def common_edge_values() -> List[float]:
+    """The element-wise ops' common edge values (spec/ops.md: ±0, ±1, ±0.5, 2, −3, ±1e-30, ±1e30, ±3.4e38,
+    ±FLT_MAX, ±FLT_MIN, ±inf, NaN), read from the scalar-path cases of `neg.json`, which `generate.py` writes from
+    its `BASE_EDGES` (it imports TensorFlow, which this environment does not have)."""
+    with open(os.path.join(HERE, "neg.json")) as handle:
+        cases = json.load(handle)["cases"]
+    special = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+    return [special.get(value, value) for item in cases if item["name"].startswith("edge_scalar_path_")
+            for value in item["inputs"][0]["data"]]
 
 
 def rng_for(op: str) -> np.random.RandomState:
@@ -71,7 +96,33 @@ def transpose_cases() -> List[Dict[str, Any]]:
     ]
 
 
-CASES = {"transpose": transpose_cases}
+def unary_case(name: str, x: np.ndarray, tolerance: Dict[str, Any], note: str) -> Dict[str, Any]:
+    return {"name": name, "attrs": {}, "inputs": [x], "tolerance": tolerance, "note": note}
+
+
+def erf_cases() -> List[Dict[str, Any]]:
+    rng = rng_for("erf")
+    edges = common_edge_values() + ERF_EDGES
+    assert len({np.float32(value).tobytes() for value in edges}) == len(edges), "an edge value twice"
+    tiled = (edges * (VECTOR_BLOCK // len(edges) + 2))[:-(-len(edges) // VECTOR_BLOCK) * VECTOR_BLOCK]
+    cases = [
+        unary_case("random_b1_scalar_path", (rng.standard_normal((1, 7)) * 2).astype(np.float32), ERF_TOLERANCE,
+                   "7 elements: scalar code only"),
+        unary_case("random_b3_row19", (rng.standard_normal((3, 19)) * 2).astype(np.float32), ERF_TOLERANCE,
+                   "57 elements: a vectorized block and a scalar tail"),
+        unary_case("random_b2_row40", rng.uniform(-4.5, 4.5, (2, 40)).astype(np.float32), ERF_TOLERANCE,
+                   "80 elements across erf's curved range and its saturation"),
+        unary_case("edge_vector_path", np.asarray([tiled], np.float32), ERF_TOLERANCE,
+                   "{} elements: whole vectorized blocks".format(len(tiled))),
+    ]
+    for start in range(0, len(edges), SCALAR_CHUNK):
+        chunk = edges[start:start + SCALAR_CHUNK]
+        cases.append(unary_case("edge_scalar_path_{}".format(start // SCALAR_CHUNK), np.asarray([chunk], np.float32),
+                                ERF_TOLERANCE, "{} elements: scalar code only".format(len(chunk))))
+    return cases
+
+
+CASES = {"transpose": transpose_cases, "erf": erf_cases}
 
 
 def run_torch(op: str, item: Dict[str, Any]) -> List[np.ndarray]:
@@ -79,6 +130,9 @@ def run_torch(op: str, item: Dict[str, Any]) -> List[np.ndarray]:
     if op == "transpose":
         (x,) = item["inputs"]
         return [torch.from_numpy(np.array(x)).permute(item["attrs"]["perm"]).contiguous().numpy()]
+    if op == "erf":
+        (x,) = item["inputs"]
+        return [torch.erf(torch.from_numpy(np.array(x))).numpy()]
     raise KeyError(op)
 
 
