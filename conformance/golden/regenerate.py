@@ -6,7 +6,7 @@ environment, the SB3 ones (`sb3_*`) in the modern one:
     .venv/bin/python conformance/golden/regenerate.py [NAME ...]
 
 With no names every pack whose framework this Python has is recorded again (the SB2 ones in about 3 minutes on 2
-cores, the SB3 ones in about one); `--list` prints the names and the framework of each. Each SB2 preset
+cores, the SB3 ones in about 20 seconds); `--list` prints the names and the framework of each. Each SB2 preset
 builds an SB2 model with random weights (the builders of `tests/live/`, so the packs cover what the live
 differential tests cover), takes the shipped demo model, or takes one trained model per algorithm from
 `../shared/zoo` (rl-baselines-zoo, MIT licence: the `.sbif` files embed its weights), exports it with the live
