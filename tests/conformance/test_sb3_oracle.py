@@ -96,6 +96,24 @@ def test_the_numpy_runtime_passes_against_sb3_on_every_family(family_files):
     assert ("recurrentppo", "recurrent_sequence") in passed
 
 
+def test_a_pack_recorded_from_sb3_says_so_and_replays(tmp_path, family_files):
+    """`conformance.record` with the SB3 oracle: the pack's recorded_by names SB3, sb3-contrib and torch, and the
+    NumPy runtime passes it with no SB3 involved."""
+    from conformance.golden import GoldenPack, GoldenSource
+    from conformance.record import oracle_for, record
+
+    source = os.path.splitext(family_files["dqn"])[0] + ".zip"
+    oracle = oracle_for(source, family_files["dqn"])
+    assert isinstance(oracle, Sb3Runtime)
+    pack, skipped = record(family_files["dqn"], oracle, str(tmp_path / "dqn.golden"), ["deterministic", "sampling"],
+                           SMALL)
+    recorded_by = GoldenPack(pack).manifest["recorded_by"]
+    assert recorded_by["oracle"].startswith("stable-baselines3 ") and "sb3-contrib" in recorded_by["oracle_language"]
+    assert not skipped
+    report = run_suite([GoldenSource([pack])], PythonRuntime(), ["deterministic", "sampling"])
+    assert [r.status for r in report.results] == ["pass", "pass"], report.render()
+
+
 def test_the_oracle_answers_from_sb3_not_from_the_file(tmp_path, family_files):
     """Pointed at another SB3 save of the same policy (other random weights), the oracle's answers are that save's:
     the file fails against them."""
