@@ -154,7 +154,8 @@ def _same_onnx_op(onnx_op: str) -> Lowering:
 
 
 SAME_AS_ONNX = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "less": "Less", "neg": "Neg", "exp": "Exp",
-                "log": "Log", "tanh": "Tanh", "matmul": "MatMul", "round_half_even": "Round", "relu": "Relu"}
+                "log": "Log", "tanh": "Tanh", "erf": "Erf", "matmul": "MatMul", "round_half_even": "Round",
+                "relu": "Relu"}
 LOWERINGS.update({sbif_op: _same_onnx_op(onnx_op) for sbif_op, onnx_op in SAME_AS_ONNX.items()})
 
 

@@ -123,6 +123,10 @@ def tanh(x: Tensor) -> Tensor:
     return torch.tanh(x)
 
 
+def erf(x: Tensor) -> Tensor:
+    return torch.erf(x)
+
+
 def sigmoid(x: Tensor, cutoff: List[float]) -> Tensor:
     """1 / (1 + exp(-x)), exactly 0 below -cutoff and 1 above it where `cutoff` holds one (float32:
     `Sigmoid.FLOAT32_CUTOFF`, as TF 1.15's float32 kernel; float64 has none)."""
@@ -286,7 +290,7 @@ def inverse_cdf_sample(p: Tensor, u: Tensor) -> Tensor:
 
 # -- the interpreter -----------------------------------------------------------------------------------------------
 #: every op of spec/ops.md and spec/ops-sampling.md: the branches of `apply_node`, and `constant`
-OPS = ("add", "argmax", "cast", "clip", "concat", "constant", "conv2d", "div", "elu", "exp", "expand_dims",
+OPS = ("add", "argmax", "cast", "clip", "concat", "constant", "conv2d", "div", "elu", "erf", "exp", "expand_dims",
        "flatten", "inverse_cdf_sample", "layer_norm", "leaky_relu", "less", "linear", "log", "matmul", "mul", "neg",
        "one_hot", "reduce_mean", "relu", "relu6", "reshape", "round_half_even", "selu", "sigmoid", "softmax",
        "softplus", "softsign", "split", "squeeze", "stack", "sub", "swish", "tanh", "transpose")
@@ -395,6 +399,8 @@ def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
         return [round_half_even(args[0])]
     if op == "tanh":
         return [tanh(args[0])]
+    if op == "erf":
+        return [erf(args[0])]
     if op == "sigmoid":
         return [sigmoid(args[0], node.numbers)]
     if op == "relu":

@@ -89,7 +89,7 @@ def test_an_op_the_converter_lacks_is_refused_by_name(example_models, monkeypatc
         to_module(example_models["mlp"])
 
 
-UNARY_FLOAT_OPS = ["exp", "log", "neg", "tanh", "sigmoid", "relu", "relu6", "elu", "selu", "softplus", "softsign",
+UNARY_FLOAT_OPS = ["exp", "log", "neg", "tanh", "erf", "sigmoid", "relu", "relu6", "elu", "selu", "softplus", "softsign",
                    "swish", "round_half_even", "softmax", "reduce_mean"]
 
 
