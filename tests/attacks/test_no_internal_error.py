@@ -159,6 +159,7 @@ def test_hostile_inputs(slow, workspace, c_build):  # noqa: F811
     cli, checked = split(argvs)
     assert_no_internal_error(cli, run_cli_batch(cli))
     assert_sbif_check_exits_0_or_1(checked)
+    assert not glob.glob(os.path.join(workspace, "*.canary"))  # the SB3 code payloads' files: nothing ran
 
 
 def sbif_corpus_argvs(paths: List[str]) -> List[List[str]]:
