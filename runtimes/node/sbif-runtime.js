@@ -1574,12 +1574,21 @@ function run(model, feeds, wanted) {
   const order = Array.from(needed).sort((a, b) => a - b);
   const missingOps = order.map((i) => document.graph[i].op).filter((op) => !OPS[op]);
   if (missingOps.length) throw new UnsupportedError(`op(s) ${Array.from(new Set(missingOps)).join(', ')} not implemented by ${NAME}`);
+  // every fed input has its declared dtype and shape, with one batch size across all inputs (several are batched: a
+  // dict observation space's obs/KEY, noise, states)
+  let batch = null;
   for (const [name, value] of Object.entries(feeds)) {
     const entry = model.inputs.get(name);
     if (!entry) continue;
     if (entry.dtype !== value.dtype) throw new InputError(`input ${name} must be ${entry.dtype}, got ${value.dtype}`);
     const fits = entry.shape.length === value.shape.length && entry.shape.every((d, i) => d === null || d === value.shape[i]);
     if (!fits) throw new InputError(`input ${name} has shape ${JSON.stringify(value.shape)}`);
+    if (entry.shape[0] === null) {
+      if (batch !== null && value.shape[0] !== batch) {
+        throw new InputError(`input ${show(name)} has batch size ${value.shape[0]} but another input has ${batch}`);
+      }
+      batch = value.shape[0];
+    }
     values.set(name, value);
   }
   checkBatch(model, order, feeds);

@@ -7,6 +7,7 @@ schema does not make are the reference's word for word in C and Node too."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from typing import Dict
 
@@ -111,6 +112,24 @@ def test_each_key_is_fed_by_its_own_name(dict_model, c_runtime):
         np.testing.assert_array_equal(answer.outputs["logits"], expected["logits"], err_msg=name)
         missing = runtime.run(path, {"obs/a": feeds["obs/a"]}, ["logits"])
         assert missing.status == "errored" and "obs/b" in missing.message, (name, missing)
+
+
+def test_keys_of_different_batch_sizes_are_refused(dict_model, c_runtime):
+    """SB3's obs_to_tensor needs every key to give the same number of rows (SPEC section 5.9); at the graph's level
+    the observation inputs are batched inputs, all of one batch size: every runtime refuses 2 rows of obs/a with 3 of
+    obs/b, and C and Node as the reference words it."""
+    path, _, feeds, _ = dict_model
+    uneven = {"obs/a": feeds["obs/a"][:2], "obs/b": feeds["obs/b"][:3]}
+    words = re.compile(r"input .obs/[ab]. has batch size [23] but another input has [23]")
+    node = node_runtime()
+    try:
+        for name, runtime in dict(runtimes(c_runtime), c=c_runtime, node=node).items():
+            answer = runtime.run(path, uneven, ["logits"])
+            assert answer.status == "errored", (name, answer)
+            if name in ("numpy", "c", "node"):
+                assert words.search(answer.message), (name, answer)
+    finally:
+        node.close()
 
 
 #: the corpus's dict refusals made after the schema (sbif/format/validate.py's words), by file name
