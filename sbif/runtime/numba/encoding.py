@@ -44,9 +44,9 @@ UNARY, BINARY, CLIP, CAST, COPY, COPY_COLUMNS, TAKE_COLUMNS, LINEAR, MATMUL, ADD
     REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE, TRANSPOSE = range(1, 19)
 #: the `sub` codes of UNARY and BINARY
 UNARY_OPS = ("neg", "exp", "log", "round_half_even", "tanh", "sigmoid", "relu", "relu6", "elu", "selu", "softplus",
-             "softsign", "swish", "leaky_relu")
+             "softsign", "swish", "leaky_relu", "erf")
 BINARY_OPS = ("add", "sub", "mul", "div", "less")
-NEG, EXP, LOG, ROUND, TANH, SIGMOID, RELU, RELU6, ELU, SELU, SOFTPLUS, SOFTSIGN, SWISH, LEAKY_RELU = range(14)
+NEG, EXP, LOG, ROUND, TANH, SIGMOID, RELU, RELU6, ELU, SELU, SOFTPLUS, SOFTSIGN, SWISH, LEAKY_RELU, ERF = range(15)
 ADD, SUB, MUL, DIV, LESS = range(5)
 #: the `sub` codes of LINEAR and MATMUL: how the weights [K, N] are stored (`program.Lowered.dense_weights`):
 #: as they are, transposed ([N, K]), or in panels (PANEL)

@@ -17,6 +17,8 @@ Imported only by the numba backend (never by `import sbif`).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import carray, njit
 
@@ -25,7 +27,7 @@ from . import jit_cache
 from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, BINARY, CAST, CLIP, CONV2D,
                        CONV_CHANNELS, CONV_HEIGHT, CONV_KERNEL_H, CONV_KERNEL_W, CONV_OUT_H, CONV_OUT_W,
                        CONV_PAD_LEFT, CONV_PAD_TOP, CONV_STRIDE_H, CONV_STRIDE_W, CONV_WIDTH, COPY, COPY_COLUMNS,
-                       COPY_COLUMNS_OFFSET, ELU, EXP, FIRST_OPERAND, FLOAT32, FLOAT64, FOURTH_OPERAND,
+                       COPY_COLUMNS_OFFSET, ELU, ERF, EXP, FIRST_OPERAND, FLOAT32, FLOAT64, FOURTH_OPERAND,
                        INSTRUCTION_DTYPE, INSTRUCTION_LENGTH, INSTRUCTION_OPCODE, INSTRUCTION_SUB, INT32, LAYER_NORM,
                        LAYER_NORM_EPSILON, LESS, LINEAR, LOG, MATMUL, MUL, NEG, ONE_HOT, OPERAND_BASE, OPERAND_COLUMNS,
                        OPERAND_PER_FIRST, OPERAND_PER_OUT_ROW, OPERAND_PER_OUT_ROWS, OPERAND_PER_ROWS, OPERAND_ROWS,
@@ -163,6 +165,9 @@ def unary(sub, x, y, alpha):
     elif sub == SWISH:
         for i in range(size):
             y[i] = x[i] * sigmoid_f32(x[i])
+    elif sub == ERF:  # the reference's method: libm's double erf, rounded once to float32
+        for i in range(size):
+            y[i] = math.erf(np.float64(x[i]))
     else:  # LEAKY_RELU: a selection, not max(x, alpha x)
         for i in range(size):
             y[i] = x[i] if x[i] > ZERO else x[i] * alpha
