@@ -12,8 +12,8 @@ same inputs through the same entries:
         path = item.make(directory)
         for argv in commands(item, path, clean): ...       # ["sbif", "validate", path], ["sbif-check", path], ...
 
-Every input comes from a class of issue #18 ("attack" names it) and must end in exit status 0 or 1, with one
-line on stderr for a refusal, within the memory and time budgets test_budgets.py states.
+Every input comes from a class of issue #18 or, for SB3's files, #21 ("attack" names it) and must end in exit status
+0 or 1, with one line on stderr for a refusal, within the memory and time budgets test_budgets.py states.
 
 Kinds, and what reads them: `sb2` (an SB2 .zip or legacy .pkl given to `sbif export`), `statistics` (a zoo
 obs_rms.pkl given to `sbif export --vecnormalize`), `sb3` (an SB3 .zip given to `sbif export --loader safe`),
@@ -29,14 +29,15 @@ import json
 import os
 import pickle
 import struct
+import warnings
 import zipfile
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Tuple
 
 import numpy as np
 
-from sbif.format.container import write_container
 from sbif.export.sb3.torch_storage import TENSOR_BYTES_PER_INPUT_BYTE
+from sbif.format.container import write_container
 from sbif.format.document import encode_document
 
 from .sb2_like import _serialized as serialized_entry  # SB2's data_to_json entry, one home
@@ -306,8 +307,6 @@ def _deflated(members: Dict[str, bytes]) -> bytes:
 
 def _duplicate_policy() -> bytes:
     """The exportable save with a second policy.pth appended (zipfile warns; the reader must refuse)."""
-    import warnings
-
     stream = io.BytesIO(save_bytes(exportable_save()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -331,6 +330,10 @@ def _traversal_inside_policy() -> bytes:
         archive.writestr("archive/data.pkl", torch_pickle({}))
         archive.writestr("../archive/data/0", b"")
     return stream.getvalue()
+
+
+def _first_half(blob: bytes) -> bytes:
+    return blob[:len(blob) // 2]
 
 
 def _storage_id(pid: tuple) -> StorageId:
@@ -411,8 +414,7 @@ def sb3_inputs() -> List[HostileFile]:
               lambda: _deflated(dict(exportable_save(), **{"system_info.txt.bak": b"\0" * (80 * MiB)}))),
         _file("sb3_data_deflate_bomb", "sb3", zip_trick, ".zip",
               lambda: _deflated(dict(exportable_save(), data=exportable_save()["data"] + b" " * (65 * MiB)))),
-        _file("sb3_truncated_save", "sb3", zip_trick, ".zip",
-              lambda: save_bytes(exportable_save())[:len(save_bytes(exportable_save())) // 2]),
+        _file("sb3_truncated_save", "sb3", zip_trick, ".zip", lambda: _first_half(save_bytes(exportable_save()))),
     ]
 
 

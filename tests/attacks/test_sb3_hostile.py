@@ -26,8 +26,8 @@ from sbif.export.sb3.vecnormalize import read_sb3_vecnormalize
 
 from .sb2_like import Build, Call, Global, NewObj, dumps
 from .sb3_like import (DICT_SPACE, FLOAT_STORAGE, ORDERED_DICT, RUNNING_MEAN_STD, TEXT_SPACE, TORCH_CARRIERS,
-                       TUPLE_SPACE, VEC_NORMALIZE, StorageId, carried, handmade_save, legacy_pth, legacy_storage, pth, tensor, torch_pickle,
-                       vecnormalize_blob, with_data, write_save)
+                       TUPLE_SPACE, VEC_NORMALIZE, StorageId, carried, handmade_save, legacy_pth, legacy_storage, pth,
+                       tensor, torch_pickle, vecnormalize_blob, with_data, write_save)
 from .test_attacks import BUILD_STATES, PAYLOAD_NAMES, assert_one_line, payloads
 from .test_fuzz import EDITS, TRUNCATION, corrupt
 
