@@ -2091,6 +2091,9 @@ static double softplus_f64(double x, double t) {
 
 static float softsign_f32(float x, float p) { (void)p; return x / (fabsf(x) + 1.0f); }
 static double softsign_f64(double x, double p) { (void)p; return x / (fabs(x) + 1.0); }
+/* torch's erf, of which SB3's GELU is composed: C99's erff and erf */
+static float erf_f32(float x, float p) { (void)p; return erff(x); }
+static double erf_f64(double x, double p) { (void)p; return erf(x); }
 static float swish_f32(float x, float p) { return x * sigmoid_f32(x, p); }
 static double swish_f64(double x, double p) { return x * sigmoid_f64(x, p); }
 /* a selection, not max(x, alpha * x), so any alpha works */
@@ -2121,6 +2124,7 @@ UNARY_OP(elu, 0.0)
 UNARY_OP(selu, 0.0)
 UNARY_OP(softsign, 0.0)
 UNARY_OP(swish, 0.0)
+UNARY_OP(erf, 0.0)
 UNARY_OP(leaky_relu, a->real)
 UNARY_OP(softplus, out->dtype == SBIF_FLOAT32 ? (double)(logf(FLT_EPSILON) + 2.0f) : log(DBL_EPSILON) + 2.0)
 #undef UNARY_OP
@@ -2918,6 +2922,7 @@ static const attr_def TRANSPOSE_ATTRS[] = {{"perm", ATTR_LIST}};
     X(conv2d, 3, 1, WITH(CONV2D_ATTRS), infer_conv2d, compute_conv2d, 0)                                           \
     X(div, 2, 1, NO_ATTRS, infer_div, compute_div, 0)                                                              \
     X(elu, 1, 1, NO_ATTRS, infer_unary_float, compute_elu, 0)                                                      \
+    X(erf, 1, 1, NO_ATTRS, infer_unary_float, compute_erf, 0)                                                      \
     X(exp, 1, 1, NO_ATTRS, infer_unary_float, compute_exp, 0)                                                      \
     X(expand_dims, 1, 1, WITH(AXIS_ATTRS), infer_expand_dims, compute_copy, 1)                                     \
     X(flatten, 1, 1, NO_ATTRS, infer_flatten, compute_copy, 1)                                                     \
