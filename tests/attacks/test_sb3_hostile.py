@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sbif.errors import ExportError, SbifError
+from sbif.export.exporter import export
 from sbif.export.safe_pickle import loads
 from sbif.export.sb3.dialect import SB3_DATA_DIALECT
 from sbif.export.sb3.save_file import ClassRef, read_sb3_save
@@ -291,6 +292,17 @@ def test_zip_bomb_and_declared_sizes(real_save, tmp_path):
 def test_a_directory_listing_too_many_members(real_save, tmp_path):
     path = write_save(tmp_path, dict(real_save, **{"extra{}".format(i): b"" for i in range(40)}))
     refused(path, "lists", "an SB3 model archive has 32 at most")
+
+
+@pytest.mark.parametrize("broken, fragment", [
+    (lambda members: {k: v for k, v in members.items() if k != "policy.pth"}, "no policy.pth member"),
+    (lambda members: dict(members, **{"extra{}".format(i): b"" for i in range(40)}), "an SB3 model archive has 32"),
+])
+def test_sbif_export_refuses_a_broken_sb3_save_as_an_sb3_save(broken, fragment, real_save, tmp_path):
+    """`sbif export` tells an SB3 save by `data` and any member only SB3 writes: one missing policy.pth or listing too
+    many members is refused for what SB3 saves hold, not as an SB2 archive with unexpected members."""
+    message = refused(write_save(tmp_path, broken(real_save)), fragment, reader=lambda path: export(path))
+    assert "SB2" not in message, message
 
 
 def test_policy_pth_with_too_many_prefixes(real_save, tmp_path):
