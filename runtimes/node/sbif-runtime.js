@@ -650,7 +650,7 @@ const STATIC = {
   div: { arity: 2, infer: ([x, y]) => { requireDtype(x, FLOATS); return binary().infer([x, y]); } },
   neg: unaryFloat, exp: unaryFloat, log: unaryFloat, tanh: unaryFloat, sigmoid: unaryFloat, relu: unaryFloat,
   relu6: unaryFloat, elu: unaryFloat, selu: unaryFloat, softplus: unaryFloat, softsign: unaryFloat, swish: unaryFloat,
-  round_half_even: unaryFloat,
+  round_half_even: unaryFloat, erf: unaryFloat,
   softmax: { infer: ([x]) => { requireDtype(x, FLOATS); requireRows(x, 'softmax'); return [x]; } },
   leaky_relu: { attrs: { alpha: 'float' }, infer: unaryFloat.infer },
   clip: {
@@ -1266,6 +1266,48 @@ const normalizeAxis = (axis, rank) => (axis < 0 ? axis + rank : axis);
 const SIGMOID32 = (x) => (x < -18 ? 0 : x > 18 ? 1 : f32(1 / f32(1 + f32(Math.exp(f32(-x))))));
 const SIGMOID64 = (x) => 1 / (1 + Math.exp(-x));
 
+// erf in float64 (JavaScript has no Math.erf), to a relative error below 2^-48, so that rounding it to float32 gives
+// the reference's float32 result (libm's erf rounded once) in practice. Two expansions, both free of cancellation:
+// for |x| <= ERF_SERIES_LIMIT, erf(x) = 2/sqrt(pi) * exp(-x^2) * sum over n of 2^n x^(2n+1) / (1*3*...*(2n+1)), a
+// sum of positive terms; above it, erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), the
+// continued fraction cut at ERF_FRACTION_DEPTH partial quotients, evaluated from the bottom.
+const TWO_OVER_SQRT_PI = 1.1283791670955126;
+const ONE_OVER_SQRT_PI = 0.5641895835477563;
+const ERF_SERIES_LIMIT = 1.5;
+// the depth at which the fraction has converged to double precision at ERF_SERIES_LIMIT (it converges faster above)
+const ERF_FRACTION_DEPTH = 120;
+// 1 - erf(6) is below 2^-53: erf is +-1 in float64 from there on
+const ERF_SATURATION = 6;
+
+// exp(-x^2) without the rounding error of x^2 (which exp would multiply by x^2): x = hi + (x - hi) with hi's square
+// exact (hi has 24 significant bits), and exp(-x^2) = exp(-hi^2) * exp(-(x - hi)(x + hi))
+function expMinusSquare(x) {
+  const hi = f32(x);
+  return Math.exp(-hi * hi) * Math.exp((hi - x) * (hi + x));
+}
+
+function erf64(x) {
+  const a = Math.abs(x);
+  if (!(a > 0)) return x; // NaN stays NaN, and +-0 keeps its sign
+  if (a >= ERF_SATURATION) return Math.sign(x);
+  let y;
+  if (a <= ERF_SERIES_LIMIT) {
+    const twiceSquare = 2 * a * a;
+    let term = a;
+    let sum = a;
+    for (let n = 1; term > sum * Number.EPSILON / 4; n++) {
+      term *= twiceSquare / (2 * n + 1);
+      sum += term;
+    }
+    y = TWO_OVER_SQRT_PI * expMinusSquare(a) * sum;
+  } else {
+    let fraction = a;
+    for (let k = ERF_FRACTION_DEPTH; k >= 1; k--) fraction = a + k / 2 / fraction;
+    y = 1 - (ONE_OVER_SQRT_PI * expMinusSquare(a)) / fraction;
+  }
+  return x < 0 ? -y : y;
+}
+
 function roundHalfEven(x) {
   if (!Number.isFinite(x) || Math.abs(x) >= 8388608) return x;
   const floor = Math.floor(x);
@@ -1324,6 +1366,7 @@ const OPS = {
   softplus: (x) => unary(x, softplusFor(x.dtype)),
   softsign: (x) => unary(x, (a) => f32(a / f32(Math.abs(a) + 1)), (a) => a / (Math.abs(a) + 1)),
   swish: (x) => unary(x, (a) => f32(a * SIGMOID32(a)), (a) => a * SIGMOID64(a)),
+  erf: (x) => unary(x, (a) => f32(erf64(a)), erf64),
   leaky_relu: (x, attrs) => {
     const alpha = x.dtype === 'float32' ? f32(attrs.alpha) : attrs.alpha;
     return unary(x, (a) => (a > 0 ? a : a * alpha));
