@@ -1,9 +1,10 @@
 """Dict observation spaces (format version 2, SPEC sections 3.2 and 5.9) end to end: a file whose observation inputs
 are obs/KEY, one per key of the dict space, loads and runs in every runtime (the NumPy reference, numba, C, Node,
 ONNX, TorchScript) with each key's input fed by its name, and every one gives what NumPy computes from the file's
-tensors. The readers' refusals of broken dict files are the reader-refusal corpus's (conformance/malformed, files
-104-113) and the dict cases of tests/runtimes/test_c_runtime.py's VERSION_2; here, the messages of the refusals the
-schema does not make are the reference's word for word in C and Node too."""
+tensors; every dict case SB3 builds (tests/sb3_models.py), exported by the safe loader, runs in C and Node as in the
+reference within SPEC section 6. The readers' refusals of broken dict files are the reader-refusal corpus's
+(conformance/malformed, files 104-113) and the dict cases of tests/runtimes/test_c_runtime.py's VERSION_2; here, the
+messages of the refusals the schema does not make are the reference's word for word in C and Node too."""
 from __future__ import annotations
 
 import os
@@ -128,6 +129,77 @@ def test_keys_of_different_batch_sizes_are_refused(dict_model, c_runtime):
             assert answer.status == "errored", (name, answer)
             if name in ("numpy", "c", "node"):
                 assert words.search(answer.message), (name, answer)
+    finally:
+        node.close()
+
+
+def sb3_dict_cases():
+    """The ids of tests/sb3_models.py's cases whose observations are dicts (MultiInputPolicy, HER's goal dicts)."""
+    try:
+        from tests.sb3_models import _enumerate
+    except ImportError:  # no SB3 here: the test below is skipped
+        return []
+    return [case.id for case in _enumerate() if "MultiInput" in case.policy]
+
+
+def every_input(document: dict, rows: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+    """A feed of `rows` rows for every graph input: each key's observations drawn from its space (sbif.compare's
+    sampler) in its input's dtype, noise from its distribution, states N(0, 1), episode starts 0 or 1, action masks
+    allowing at least the first action."""
+    from sbif.compare import sample_observations
+
+    spaces = {DICT_INPUT_PREFIX + entry["key"]: entry["space"] for entry in document["observation_space"]["spaces"]}
+    feeds = {}
+    for entry in document["inputs"]:
+        shape, dtype = [rows] + entry["shape"][1:], entry["dtype"]
+        if entry["kind"] == "observation":
+            value = np.asarray(sample_observations(spaces[entry["name"]], rows, rng)).reshape(shape)
+        elif entry["kind"] == "noise" and entry["distribution"] == "uniform":
+            value = rng.random(shape)
+        elif entry["kind"] in ("noise", "state"):
+            value = rng.standard_normal(shape)
+        elif entry["kind"] == "action_mask":
+            value = rng.random(shape) < 0.7
+            value[:, 0] = True
+        else:
+            value = rng.integers(0, 2, shape)
+        feeds[entry["name"]] = value.astype(dtype)
+    return feeds
+
+
+@pytest.mark.slow  # a sweep: 20 SB3 models built, saved and exported, about 35 s
+@pytest.mark.parametrize("case_id", sb3_dict_cases())
+def test_sb3_dict_exports_run_in_c_and_node_as_in_the_reference(case_id, c_runtime, tmp_path):
+    """Every dict-observation case SB3 builds (tests/sb3_models.py), exported by the safe loader: C and Node give
+    the reference's outputs within SPEC section 6 (integer outputs exactly), each key's observations fed by name;
+    Node leaves out the outputs that need an op it lacks."""
+    pytest.importorskip("stable_baselines3")
+    from conformance.models import ModelInfo
+    from sbif.export import export
+    from sbif.runtime.error_scales import ErrorScales, result_agreement
+    from tests.sb3_models import _enumerate, save_model
+
+    (case,) = [each for each in _enumerate() if each.id == case_id]
+    sbif_file = export(save_model(case, str(tmp_path)), loader="safe")[0]
+    path = str(tmp_path / "dict.sbif")
+    sbif_file.write(path)
+    info = ModelInfo(path)
+    feeds = every_input(sbif_file.document, 7, np.random.default_rng(2121))
+    expected, scales = ErrorScales(sbif_file).run(feeds, list(info.outputs))
+    node = node_runtime()
+    try:
+        for runtime in (c_runtime, node):
+            outputs = sorted(name for name in info.outputs if set(info.ops_for([name])) <= set(runtime.ops))
+            assert outputs or runtime is node, case_id
+            if not outputs:
+                continue
+            answer = runtime.run(path, feeds, outputs)
+            assert answer.ok, (runtime.name, answer)
+            for name in outputs:
+                if info.rules[name]["rule"] == "float":
+                    assert result_agreement(expected[name], answer.outputs[name], scales[name]) <= 1.0, name
+                else:
+                    np.testing.assert_array_equal(answer.outputs[name], expected[name], err_msg=name)
     finally:
         node.close()
 
