@@ -240,3 +240,26 @@ def test_the_live_loader_never_unpickles_what_the_safe_reader_refuses(tmp_path) 
         warnings.simplefilter("ignore")
         assert export(unread, loader="live").verified
     assert not marker.exists()
+
+
+def test_dqn_stochastic_predict_is_sb3s_epsilon_greedy(tmp_path) -> None:
+    """One exploration draw per request (shared by the rows): below the saved rate every row takes ⌊u·n⌋ for its
+    own u, else the greedy action; a seeded request explores about as often as the rate says."""
+    case = next(case for case in SB3_CASES if case.algorithm == "DQN" and case.policy == "MlpPolicy"
+                and type(case.action_space).__name__ == "Discrete")
+    model = build_model(case, seed=2)
+    policy = Policy(export(save_model(case, str(tmp_path), seed=2), loader="safe").file, backend="numpy")
+    assert policy.document["predict"]["shared_noise"] == ["noise_exploration"]
+    n = case.action_space.n
+    observations = random_observations(case.observation_space, 6, np.random.RandomState(0))
+    greedy, _ = model.predict(observations, deterministic=True)
+    uniform = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 0.99999994], np.float32)
+    explored, _ = policy.predict(observations, deterministic=False, noise={
+        "noise_exploration": np.zeros(6, np.float32), "noise_random_action": uniform})
+    assert np.array_equal(explored, np.floor(uniform.astype(np.float64) * n).astype(np.int64))
+    kept, _ = policy.predict(observations, deterministic=False, noise={
+        "noise_exploration": np.ones(6, np.float32), "noise_random_action": uniform})
+    assert np.array_equal(kept, greedy)
+    rate = policy.document["graph"][[node["outputs"][0] for node in policy.document["graph"]].index(
+        "exploration_rate")]["attrs"]["value"]
+    assert abs(rate - model.exploration_rate) < 1e-6

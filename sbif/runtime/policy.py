@@ -93,7 +93,9 @@ class Policy:
                 and type(observation) is np.ndarray and observation.shape == self._obs_shape):
             try:
                 action = single(observation)
-                return (action if self.contract == "sb2" else np.asarray(action)), None
+                if self.contract == "sb2":
+                    return action, None
+                return np.asarray(action).reshape(self.action_space.shape), None  # SB3's shape (SPEC 5.9)
             except (TypeError, ValueError):
                 pass  # an observation that does not convert: the checked path below says why
         name = self._predict["deterministic_action" if deterministic else "stochastic_action"]
@@ -381,7 +383,7 @@ class Policy:
                 prob = np.prod(proba * actions + (1 - proba) * (1 - actions), axis=1)
             else:
                 mean, std = proba
-                actions = actions.reshape((-1,) + self.action_space.shape)
+                actions = actions.reshape((-1, mean.shape[1]))  # the flat action rows (SPEC 5.4, 5.9)
                 self._check_batch(actions, batch)
                 logstd = np.log(std)
                 n_elements = int(np.prod(mean.shape[1:]))

@@ -81,11 +81,12 @@ def bernoulli(builder: GraphBuilder, logits: str) -> Dict[str, Any]:
 
 
 def diag_gaussian(builder: GraphBuilder, mean: str, log_std: str, space: Space) -> Dict[str, Any]:
-    """DiagGaussian (A2C, PPO, TRPO on Box): the mode is the mean, a sample mean + exp(log_std)·z; both clipped."""
-    zero = builder.op("constant", [], {"value": 0.0, "dtype": "float32"}, name="zero")
-    row_log_std = builder.op("add", [builder.op("mul", [mean, zero], name="mean_times_zero"), log_std],
-                             name="log_std_rows")
-    std = builder.op("exp", [row_log_std], name="std")
+    """DiagGaussian (A2C, PPO, TRPO on Box): the mode is the mean, a sample mean + exp(log_std)·z; both clipped.
+    The std is SB3's `ones_like(mean) * exp(log_std)`: exp(log_std) on every row whatever the mean holds (NaN
+    included), written as zeros shaped like the mean (`cast(less(mean, mean))`: false even for NaN) plus it."""
+    rows = builder.op("cast", [builder.op("less", [mean, mean], name="std/never")], {"to": "float32"},
+                      name="std/zero_rows")
+    std = builder.op("add", [rows, builder.op("exp", [log_std], name="std/row")], name="std")
     noise = builder.add_input(NORMAL_NOISE, "float32", builder.spec(mean).shape, "noise", "normal")
     raw_sample = builder.op("add", [mean, builder.op("mul", [std, noise], name="scaled_noise")], name="raw_sample")
     box_action(builder, mean, space, False, "action")
@@ -146,20 +147,34 @@ def box_action(builder: GraphBuilder, raw: str, space: Space, squash_output: boo
 
 def epsilon_greedy(builder: GraphBuilder, greedy: str, n_actions: int, exploration_rate: float) -> Dict[str, Any]:
     """DQN's and QR-DQN's `predict(deterministic=False)`: with probability ε (one draw per call, shared by the rows)
-    every row takes a uniformly random action (drawn per row), else the greedy one. The random action is
-    ⌊u·n⌋: u < 1 makes u·n < n in float32 (SPEC section 5.9)."""
+    every row takes a uniformly random action (drawn per row), else the greedy one. The random action is the j
+    with j ≤ u·n < j + 1 (u < 1 makes u·n < n in float32: SPEC section 5.9). Written in float32 ops on one-hot rows
+    and an argmax (exactly one entry of the row is 1), which every backend computes natively."""
     draw = builder.add_input(EXPLORATION_DRAW, "float32", [None], "noise", "uniform")
     uniform = builder.add_input(RANDOM_ACTION, "float32", [None], "noise", "uniform")
-    epsilon = builder.op("constant", [], {"value": float(np.float32(exploration_rate)), "dtype": "float32"},
-                         name="exploration_rate")
-    explore = builder.op("cast", [builder.op("less", [draw, epsilon], name="explore/drawn")], {"to": "int64"},
-                         name="explore")
-    n = builder.op("constant", [], {"value": float(n_actions), "dtype": "float32"}, name="n_actions")
-    random = builder.op("cast", [builder.op("mul", [uniform, n], name="random/scaled")], {"to": "int64"},
-                        name="random_action")
-    change = builder.op("mul", [explore, builder.op("sub", [random, greedy], name="random/offset")],
-                        name="explore/offset")
-    builder.op("add", [greedy, change], name="action_sample")
+
+    def constant(value: float, name: str) -> str:
+        return builder.op("constant", [], {"value": value, "dtype": "float32"}, name=name)
+
+    epsilon = constant(float(np.float32(exploration_rate)), "exploration_rate")
+    explore = builder.op("expand_dims", [builder.op("cast", [builder.op("less", [draw, epsilon], name="explore/drawn")],
+                                                    {"to": "float32"}, name="explore/flag")],
+                         {"axis": -1}, name="explore")
+    keep = builder.op("sub", [constant(1.0, "explore/one"), explore], name="explore/keep")
+    scaled = builder.op("expand_dims", [builder.op("mul", [uniform, constant(float(n_actions), "n_actions")],
+                                                   name="random/scaled")], {"axis": -1}, name="random/column")
+    below = builder.constant_tensor("random_action_floor", np.arange(n_actions, dtype=np.float32))
+    above = builder.constant_tensor("random_action_ceiling", np.arange(1, n_actions + 1, dtype=np.float32))
+
+    def indicator(x: str, bound: str, name: str) -> str:
+        return builder.op("cast", [builder.op("less", [x, bound], name=name + "/less")], {"to": "float32"}, name=name)
+
+    random = builder.op("sub", [indicator(scaled, above, "random/below_ceiling"),
+                                indicator(scaled, below, "random/below_floor")], name="random/one_hot")
+    greedy_row = builder.op("one_hot", [greedy], {"depth": n_actions}, name="greedy/one_hot")
+    chosen = builder.op("add", [builder.op("mul", [greedy_row, keep], name="greedy/kept"),
+                                builder.op("mul", [random, explore], name="random/kept")], name="explore/choice")
+    builder.op("argmax", [chosen], name="action_sample")
     builder.declare_output("action_sample", "ε-greedy action: a random one when noise_exploration < the saved "
                                             "exploration rate, else the greedy one")
     return {"stochastic_action": "action_sample", "shared_noise": [EXPLORATION_DRAW]}

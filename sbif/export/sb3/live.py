@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from ...errors import ExportError, UnsupportedError, preview
+from ..safe_pickle import exception_text
 from ...progress import Progress
 from ..sb2_files import describe_source
 from .description import ClassName, Sb3Description, sb3_space
@@ -57,7 +58,10 @@ def load_sb3_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
     save = read_sb3_save(path)
     placeholders = {key: placeholder(key) for key, value in save.data.items()
                     if key not in DECODED_KEYS and isinstance(value, dict) and ":serialized:" in value}
-    data, _, _ = load_from_zip_file(path, device="cpu", load_data=True, custom_objects=placeholders)
+    try:
+        data, _, _ = load_from_zip_file(path, device="cpu", load_data=True, custom_objects=placeholders)
+    except Exception as exc:  # SB3 raises anything its zip, JSON, pickle and torch readers raise
+        raise ExportError("{}: SB3 could not read the save: {}".format(path, exception_text(exc))) from None
     if not data or "policy_class" not in data:
         raise ExportError("{}: not an SB3 save (no policy_class in its data)".format(path))
     cls = data["policy_class"]
@@ -72,7 +76,11 @@ def load_sb3_model(path: str, algorithm: Optional[str] = None) -> Tuple[Any, str
         custom.update(buffer_size=1, replay_buffer_class=None, replay_buffer_kwargs={})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SB3 warns about the missing env and about gym versions
-        model = algorithm_class.load(path, device="cpu", custom_objects=custom)
+        try:
+            model = algorithm_class.load(path, device="cpu", custom_objects=custom)
+        except Exception as exc:  # a save SB3 itself cannot load (a missing optimizer state, ...)
+            raise ExportError("{}: SB3 could not load the save as {}: {}".format(path, name, exception_text(exc))) \
+                from None
     return model, name
 
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from ...errors import ExportError, preview
 from .description import SB3_ALGORITHMS
 from .policy_classes import PolicyClass
+from .save_file import VERSION_MEMBER
 
 #: algorithm -> (module, class) that loads it (the live loader imports them; the safe loader only names them).
 ALGORITHM_CLASSES: Dict[str, Tuple[str, str]] = {
@@ -21,7 +22,6 @@ ALGORITHM_CLASSES: Dict[str, Tuple[str, str]] = {
 ALGORITHM_MARKERS = (("TRPO", "cg_max_steps"), ("PPO", "clip_range"))
 #: DDPG is TD3 with these settings (`ddpg/ddpg.py`): a TD3 saved with all three computes the same policy anyway.
 DDPG_SETTINGS = {"policy_delay": 1, "target_noise_clip": 0.0, "target_policy_noise": 0.1}
-VERSION_MEMBER = "_stable_baselines3_version"
 #: `data` entries SB3 pickles that predict never reads, and what the live loader hands SB3 instead of unpickling them
 #: (`custom_objects`): schedules must be callable, `train_freq` an int SB3 converts, `target_entropy` a number; a
 #: buffer class of None makes SB3 choose its default; anything else is None.
