@@ -106,15 +106,15 @@ def recurrent_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarr
     live loader takes them from SB3's modules, and the new state as the file's rows."""
     import torch
 
-    from sbif.export.sb3.live import _sb3_recurrent_critic, _state_rows
+    from sbif.export.sb3.live import sb3_recurrent_critic, recurrent_state_rows
 
     policy = model.policy
     obs, _ = policy.obs_to_tensor(fed)
     actor, critic, starts = model.recurrent_inputs(inputs)
     distribution, new_actor = policy.get_distribution(
         obs, tuple(torch.as_tensor(part) for part in actor), torch.as_tensor(starts, dtype=torch.float32))
-    value, new_critic = _sb3_recurrent_critic(model.model, fed, len(starts), actor, critic, starts)
-    rows = _state_rows(model.file_policy, tuple(_numpy(part) for part in new_actor), new_critic, len(starts))
+    value, new_critic = sb3_recurrent_critic(model.model, fed, len(starts), actor, critic, starts)
+    rows = recurrent_state_rows(model.file_policy, tuple(_numpy(part) for part in new_actor), new_critic, len(starts))
     return {"distribution": distribution, "value": value, "state": rows}
 
 
@@ -137,17 +137,17 @@ def squashed_actor_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.
 def critic_outputs(model: "Sb3Model", obs: Any) -> Dict[str, np.ndarray]:
     """The off-policy critics at the actor's deterministic action, by the file's output names, as the live loader
     takes them from SB3's `critic`."""
-    from sbif.export.sb3.live import _sb3_critics
+    from sbif.export.sb3.live import sb3_critics
 
-    return _sb3_critics(model.model, obs, list(model.info.outputs))
+    return sb3_critics(model.model, obs, list(model.info.outputs))
 
 
 def q_network_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:
     """DQN's and QR-DQN's Q-values, as the live loader reads them (their argmax is `predict`'s greedy action)."""
-    from sbif.export.sb3.live import _sb3_q_values
+    from sbif.export.sb3.live import sb3_q_values
 
     obs, _ = model.policy.obs_to_tensor(fed)
-    return {"q_values": _sb3_q_values(model.model, obs)}
+    return {"q_values": sb3_q_values(model.model, obs)}
 
 
 def deterministic_actor_forward(model: "Sb3Model", fed: Any, inputs: Mapping[str, np.ndarray]) -> Dict[str, Any]:

@@ -143,10 +143,10 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, norma
                 expected, _ = model.predict(fed, deterministic=True, action_masks=masks)
                 _compare_actions(policy, expected, observations, None, None, masks, report, worst)
             if policy.recurrent:
-                value, critic_state = _sb3_recurrent_critic(model, fed, count, sb3_state, critic_state, starts)
+                value, critic_state = sb3_recurrent_critic(model, fed, count, sb3_state, critic_state, starts)
                 worst("value", predict_agreement(policy, value, "value", observations, "value", state=rows,
                                                  mask=starts))
-                expected_rows = _state_rows(policy, new_sb3_state, critic_state, count)
+                expected_rows = recurrent_state_rows(policy, new_sb3_state, critic_state, count)
                 worst("state", predict_agreement(policy, expected_rows, "predict", observations, "state", state=rows,
                                                  mask=starts, deterministic=True))
                 sb3_state, rows = new_sb3_state, expected_rows  # go on from SB3's state: errors do not compound
@@ -161,8 +161,8 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, norma
                 worst("value", predict_agreement(policy, expected_value, "value", observations, "value"))
             expected_outputs = {}
             if "q_values" in policy.output_names:
-                expected_outputs["q_values"] = _sb3_q_values(model, tensor)
-            expected_outputs.update(_sb3_critics(model, tensor, policy.output_names))
+                expected_outputs["q_values"] = sb3_q_values(model, tensor)
+            expected_outputs.update(sb3_critics(model, tensor, policy.output_names))
             if expected_outputs:
                 from ...runtime.error_scales import ErrorScales
 
@@ -209,7 +209,7 @@ def _compare_actions(policy: Any, expected: Any, observations: np.ndarray, state
     report["action_mismatches"] += discrete_disagreements(expected, actual, scores, score_scales)
 
 
-def _sb3_recurrent_critic(model: Any, observations: Any, rows: int, actor_state: Any, critic_state: Any,
+def sb3_recurrent_critic(model: Any, observations: Any, rows: int, actor_state: Any, critic_state: Any,
                           starts: np.ndarray) -> Tuple[np.ndarray, Any]:
     """RecurrentPPO's value for this step, and its critic LSTM's next (h, c) (None without one), from SB3's modules:
     `predict_values` reads the critic LSTM's state, or the actor's with `shared_lstm`; SB3's predict returns neither
@@ -237,7 +237,7 @@ def _sb3_recurrent_critic(model: Any, observations: Any, rows: int, actor_state:
     return values.cpu().numpy().reshape(-1), tuple(part.cpu().numpy() for part in new_state)
 
 
-def _state_rows(policy: Any, actor: Any, critic: Any, rows: int) -> np.ndarray:
+def recurrent_state_rows(policy: Any, actor: Any, critic: Any, rows: int) -> np.ndarray:
     """The file's state rows from SB3's actor (h, c) and, with a critic LSTM, the critic's (SPEC section 5.9)."""
     actor_rows = policy.state_rows(actor, rows)
     if critic is None:
@@ -258,7 +258,7 @@ def _random_masks(policy: Any, rows: int, rng: np.random.Generator) -> np.ndarra
     return np.concatenate(parts, axis=1)
 
 
-def _sb3_critics(model: Any, tensor: Any, outputs: Any) -> Dict[str, np.ndarray]:
+def sb3_critics(model: Any, tensor: Any, outputs: Any) -> Dict[str, np.ndarray]:
     """SB3's critics at the actor's deterministic action in [-1, 1], as the file's `qf1`, `qf2`, ... outputs."""
     import inspect
 
@@ -277,7 +277,7 @@ def _sb3_critics(model: Any, tensor: Any, outputs: Any) -> Dict[str, np.ndarray]
             if "qf{}".format(index + 1) in outputs}
 
 
-def _sb3_q_values(model: Any, tensor: Any) -> np.ndarray:
+def sb3_q_values(model: Any, tensor: Any) -> np.ndarray:
     """DQN's Q-values, QR-DQN's mean over quantiles, as SB3 computes them before the argmax."""
     import torch
 
