@@ -66,6 +66,10 @@ def record(sbif_path: str, oracle: Runtime, output: Optional[str] = None, checks
                     break
                 found.append((check, probe, expected))
                 line.doing("{}: {} probes recorded".format(check, len(found)))
+            if found and not any(expected.outputs for _, _, expected in found):  # e.g. SB3 refuses every probe's
+                reasons = sorted({reason for _, _, expected in found for reason in expected.missing.values()})
+                skipped[check] = "the oracle answered none of its outputs ({})".format("; ".join(reasons))
+                found = []
             records.extend(found)
             line.advance()
         line.doing("writing the pack")
