@@ -33,6 +33,7 @@ ACTIVATIONS: Dict[str, Dict[str, object]] = {
     "Hardtanh": {"composite": "hardtanh"},
     "Hardswish": {"composite": "hardswish"},
     "Mish": {"composite": "mish"},
+    "GELU": {"composite": "gelu"},
 }
 #: Where torch keeps its activation classes (`torch.nn.ReLU` pickles as this module's).
 ACTIVATION_MODULE = "torch.nn.modules.activation"

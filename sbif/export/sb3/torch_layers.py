@@ -28,6 +28,8 @@ OBS = "obs"
 NATURE_CNN_STRIDES = (4, 2, 1)
 #: NatureCNN's layers in its Sequential `cnn`: Conv2d at 0, 2 and 4, each followed by ReLU.
 NATURE_CNN_CONVS = (0, 2, 4)
+#: torch's GELU scales x by M_SQRT1_2 (1/√2) before erf, as a float32 constant.
+GELU_ALPHA = 0.7071067811865476
 #: The value SB3 divides image observations by (`preprocess_obs`: `obs.float() / 255.0`).
 IMAGE_SCALE = 255.0
 #: Layouts: torch's [out, in] Linear weight -> linear's [in, out]; OIHW -> HWIO; NCHW <-> NHWC.
@@ -48,7 +50,8 @@ def is_image_space(space: Space, normalized_image: bool = False) -> bool:
 
 def activate(builder: GraphBuilder, x: str, activation: Dict[str, Any], name: str) -> str:
     """The activation `activation` (an entry of ACTIVATIONS) on x: one op, or torch's composition of ops —
-    Hardtanh `clip(x, -1, 1)`; Hardswish `x·relu6(x + 3) / 6` in torch's order; Mish `x·tanh(softplus(x))`."""
+    Hardtanh `clip(x, -1, 1)`; Hardswish `x·relu6(x + 3) / 6` in torch's order; Mish `x·tanh(softplus(x))`; GELU
+    (exact) `(x·0.5)·(1 + erf(x·√½))` in torch's order (`GeluKernelImpl`)."""
     composite = activation.get("composite")
     if composite is None:
         return activate_op(builder, x, activation, name)
@@ -63,6 +66,12 @@ def activate(builder: GraphBuilder, x: str, activation: Dict[str, Any], name: st
                           name=name + "/gate")
         return builder.op("div", [builder.op("mul", [x, gate], name=name + "/gated"), constant(6.0, "six")],
                           name=name)
+    if composite == "gelu":
+        scaled = builder.op("mul", [x, constant(float(np.float32(GELU_ALPHA)), "sqrt_half")], name=name + "/scaled")
+        shifted = builder.op("add", [constant(1.0, "one"), builder.op("erf", [scaled], name=name + "/erf")],
+                             name=name + "/shifted")
+        half = builder.op("mul", [x, constant(0.5, "half")], name=name + "/halved")
+        return builder.op("mul", [half, shifted], name=name)
     softplus = builder.op("softplus", [x], name=name + "/softplus")
     return builder.op("mul", [x, builder.op("tanh", [softplus], name=name + "/tanh")], name=name)
 
