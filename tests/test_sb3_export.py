@@ -111,6 +111,7 @@ def test_predict_follows_the_sb3_contract(tmp_path) -> None:
 
     discrete = next(case for case in SB3_CASES if case.algorithm == "DQN"
                     and type(case.observation_space).__name__ == "Discrete" and not_yet(case) is None)
+    (tmp_path / "dqn").mkdir()
     policy = Policy(export(save_model(discrete, str(tmp_path / "dqn"), seed=3), loader="safe").file, backend="numpy")
     from sbif.errors import InputError
 
