@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from sbif.compare import sample_observations
+from sbif.format.validate import DICT_INPUT_PREFIX
 from sbif.export.parameter_layouts import (ACTOR_CRITIC_SCOPE, BIAS, DQN_EPSILON, DQN_TARGET, GAIN, KERNEL, LOG_STD,
                                            LSTM, OFF_POLICY_TARGET, POLICY_HEAD, Q_HEAD, RUNNING_STATISTICS_LEAVES,
                                            STATISTIC, VALUE_HEAD, Layout, actor_critic_cnn_layout,
@@ -111,6 +112,14 @@ class ModelInfo:
             rows = rng.random(count) < 0.5
             obs = np.where(rows.reshape((-1,) + (1,) * np.ndim(mean)), near, obs.astype(np.float64))
         return np.asarray(obs).astype(dtype)
+
+    def observation_inputs(self, count: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        """The observation inputs of `count` rows: `obs` (`observations`), or for a dict observation space one
+        `obs/KEY` per key, sampled from its space in its input's dtype."""
+        if self.observation_space["kind"] != "dict":
+            return {"obs": self.observations(count, rng)}
+        return {DICT_INPUT_PREFIX + entry["key"]: np.asarray(sample_space(entry["space"], count, rng)).astype(
+            self.inputs[DICT_INPUT_PREFIX + entry["key"]]["dtype"]) for entry in self.observation_space["spaces"]}
 
     def noise(self, count: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
         feeds = {}
