@@ -1,7 +1,7 @@
 """Cross-checks beyond the schema: tensors against the container, and a static type check of the whole graph."""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -132,18 +132,34 @@ def _check_dict_observation_inputs(document: Document, specs: Dict[str, ValueSpe
     if found != expected:
         raise DocumentError("{}: a dict observation space needs the observation inputs {} (one per key, in order), "
                             "got {}".format(source, preview(expected), preview(found)))
+    normalized = document["provenance"].get("vecnormalize", {}).get("keys")
+    if "vecnormalize" in document["provenance"]:
+        if normalized is None or "frame_stack" in document["provenance"]["vecnormalize"]:
+            raise DocumentError("{}: provenance.vecnormalize of a dict observation space lists its keys and stacks "
+                                "no frames (SPEC section 5.7)".format(source))
+        boxes = {entry["key"] for entry in document["observation_space"]["spaces"] if entry["space"]["kind"] == "box"}
+        if len(set(normalized)) != len(normalized) or not set(normalized) <= boxes:
+            raise DocumentError("{}: provenance.vecnormalize.keys must name Box keys of the dict observation space, "
+                                "each once, got {}".format(source, preview(normalized)))
     for entry in document["observation_space"]["spaces"]:
         name = DICT_INPUT_PREFIX + entry["key"]
-        _check_observation_input(document, entry["space"], specs[name], source, "observation " + preview(name))
+        _check_observation_input(document, entry["space"], specs[name], source, "observation " + preview(name),
+                                 entry["key"] in (normalized or ()))
 
 
 def _check_observation_input(document: Document, space: Mapping[str, Any], obs: ValueSpec, source: str,
-                             what: str) -> None:
+                             what: str, normalized: Optional[bool] = None) -> None:
+    """One observation input against its space (SPEC section 3.2); `normalized` says whether VecNormalize statistics
+    are folded in for it (None: whether the file has any, for the one `obs` input)."""
     kind = space["kind"]
     sb3 = contract(document) == "sb3"  # SB3 converts Box and MultiBinary observations with .float() (SPEC 3.2)
+    if normalized is None:
+        normalized = "vecnormalize" in document["provenance"]
+        if normalized and "keys" in document["provenance"]["vecnormalize"]:
+            raise DocumentError("{}: provenance.vecnormalize.keys belongs to dict observation spaces".format(source))
     if kind == "box":
         expected = ValueSpec("float32" if sb3 else space["dtype"], [None] + space["shape"])
-        if "vecnormalize" in document["provenance"]:  # raw float64 observations, normalized in the graph
+        if normalized:  # raw float64 observations, normalized in the graph
             expected = ValueSpec("float64", expected.shape)
         for bound in ("low", "high"):
             try:
