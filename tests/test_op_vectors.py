@@ -26,7 +26,7 @@ SPECIAL = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
 #: inverse_cdf_sample: DQN's np.random.choice)
 NUMPY_ORACLE_OPS = ("clip", "inverse_cdf_sample")
 #: ops only SB3's graphs use, so torch (SB3's framework) is their oracle (`spec/vectors/generate_torch.py`)
-TORCH_ORACLE_OPS = ("erf", "transpose")
+TORCH_ORACLE_OPS = ("erf", "transpose", "where")
 
 
 def load_files():

@@ -223,6 +223,38 @@ class Clip(Op):
 
 
 @register
+class Where(Op):
+    """z = condition ? x : y element-wise, with NumPy broadcasting of all three: torch's `torch.where`, with which
+    MaskablePPO puts -1e8 in place of the masked logits. A product-and-sum mask cannot express it exactly (a NaN
+    logit times 0 stays NaN); a select copies the chosen element bit for bit, whatever the other one holds."""
+
+    name = "where"
+    arity = 3
+
+    @classmethod
+    def infer(cls, inputs, attrs, n_outputs):
+        condition, x, y = inputs
+        if condition.dtype != "bool":
+            fail("where's condition is {}, not bool".format(condition.dtype))
+        if x.dtype != y.dtype:
+            fail("where's operands have different dtypes ({} and {})".format(x.dtype, y.dtype))
+        return [ValueSpec(x.dtype, broadcast_shapes([condition.shape, x.shape, y.shape]))]
+
+    @classmethod
+    def compute(cls, condition, x, y):
+        return np.asarray(np.where(condition, x, y), dtype=x.dtype)
+
+    @classmethod
+    def error_scale(cls, inputs, scales, outputs, **attrs):
+        """A select moves data: the selected element's scale; not determined (NaN) where the condition is, since
+        either operand may then be the answer (a bool is computed exactly or not determined)."""
+        (condition, x, y), (s_condition, sx, sy) = inputs, scales
+        shape = np.shape(outputs[0])
+        selected = np.broadcast_to(np.where(condition, sx, sy), shape)
+        return [np.where(np.broadcast_to(np.isnan(s_condition), shape), np.nan, selected)]
+
+
+@register
 class Neg(UnaryFloatOp):
     name = "neg"
 

@@ -5,6 +5,7 @@ an SBIF file keeps those tensors bit for bit and re-lays them with `transpose` n
 is the function SB3's torch computes it with, `x.permute(perm)`, run on the CPU. Likewise `erf`, which SB3's exact
 GELU is composed with, is `torch.erf` on float32 tensors: torch computes long tensors with a vectorized loop and
 finishes them (and short ones) with scalar code, so the cases hold both lengths, as TF's element-wise vectors do.
+`where`, with which MaskablePPO masks its logits, is `torch.where(condition, x, y)`.
 
 Run in the modern environment (Python 3.11, torch 2.13.0 CPU):
 
@@ -33,7 +34,8 @@ sys.path.insert(0, ROOT)
 EXACT = {"exact": True}
 #: op -> how torch computes it, as the file's `oracle` states it
 ORACLES = {"transpose": "x.permute(perm) (torch.Tensor.permute, SB3's layouts)",
-           "erf": "torch.erf(x) (float32, CPU; SB3's GELU is x * 0.5 * (1 + erf(x / sqrt(2))))"}
+           "erf": "torch.erf(x) (float32, CPU; SB3's GELU is x * 0.5 * (1 + erf(x / sqrt(2))))",
+           "where": "torch.where(condition, x, y) (CPU; MaskablePPO's th.where(mask, logits, -1e8))"}
 #: values whose bits a copy must keep: signed zeros, infinities, NaN, the extremes of float32
 EDGE_VALUES = [0.0, -0.0, float("inf"), float("-inf"), float("nan"), float(np.finfo(np.float32).max),
                -float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny), 1.0, -1.0, 0.5, -3.0]
@@ -122,7 +124,44 @@ def erf_cases() -> List[Dict[str, Any]]:
     return cases
 
 
-CASES = {"transpose": transpose_cases, "erf": erf_cases}
+def where_case(name: str, condition: np.ndarray, x: np.ndarray, y: np.ndarray, note: str) -> Dict[str, Any]:
+    return {"name": name, "attrs": {}, "inputs": [condition, x, y], "tolerance": EXACT, "note": note}
+
+
+def where_cases() -> List[Dict[str, Any]]:
+    rng = rng_for("where")
+
+    def selection(*shape: int) -> np.ndarray:
+        return rng.randint(0, 2, shape).astype(bool)
+
+    def floats(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    edges = np.asarray(EDGE_VALUES, np.float32).reshape(3, 4)
+    masked_logit = np.asarray(-1e8, np.float32)
+    return [
+        where_case("float32_same_shape", selection(3, 19), floats(3, 19), floats(3, 19),
+                   "a random selection between two [3, 19] operands"),
+        where_case("masked_logits", selection(2, 5), floats(2, 5), masked_logit,
+                   "MaskablePPO's th.where(mask, logits, -1e8): a [B, n] condition against a rank-0 constant y"),
+        where_case("edge_values_selected", np.ones((3, 4), bool), edges, np.zeros((3, 4), np.float32),
+                   "signed zeros, infinities, NaN and extremes are copied bit for bit where selected"),
+        where_case("edge_values_not_selected", selection(3, 4), np.zeros((3, 4), np.float32), edges,
+                   "y's edge values where the condition is false, x's zeros elsewhere"),
+        where_case("nan_discarded", np.zeros((1, 4), bool), np.full((1, 4), np.nan, np.float32), floats(1, 4),
+                   "a NaN in the operand not selected leaves no trace"),
+        where_case("broadcast_all_three", selection(2, 1, 4), floats(3, 1), floats(1, 3, 4),
+                   "condition [2, 1, 4], x [3, 1] and y [1, 3, 4] broadcast to [2, 3, 4]"),
+        where_case("int32", selection(2, 6), rng.randint(-1000, 1000, (2, 6)).astype(np.int32),
+                   rng.randint(-1000, 1000, (2, 6)).astype(np.int32), "int32 operands"),
+        where_case("bool", selection(3, 5), selection(3, 5), selection(3, 5), "bool operands"),
+        where_case("rank0", np.asarray(False), np.asarray(2.5, np.float32), np.asarray(-0.0, np.float32),
+                   "every operand rank 0: y's -0 kept"),
+        where_case("empty_dimension", selection(2, 0), floats(2, 0), masked_logit, "an empty dimension"),
+    ]
+
+
+CASES = {"transpose": transpose_cases, "erf": erf_cases, "where": where_cases}
 
 
 def run_torch(op: str, item: Dict[str, Any]) -> List[np.ndarray]:
@@ -133,6 +172,9 @@ def run_torch(op: str, item: Dict[str, Any]) -> List[np.ndarray]:
     if op == "erf":
         (x,) = item["inputs"]
         return [torch.erf(torch.from_numpy(np.array(x))).numpy()]
+    if op == "where":
+        condition, x, y = (torch.from_numpy(np.array(value)) for value in item["inputs"])
+        return [torch.where(condition, x, y).numpy()]
     raise KeyError(op)
 
 
