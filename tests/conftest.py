@@ -118,6 +118,7 @@ SLOW_TESTS = {
     # every SB3 case exported by both loaders and verified against SB3 (90 s), and a VecNormalize model trained (15 s)
     "tests/test_sb3_export.py::test_both_loaders_reproduce_sb3",
     "tests/test_sb3_export.py::test_rl_zoo3_vecnormalize_is_folded_in",
+    "tests/test_sb3_export.py::test_vecnormalize_of_dict_observations_normalizes_its_keys",
 }
 
 

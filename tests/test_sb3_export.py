@@ -264,3 +264,39 @@ def test_dqn_stochastic_predict_is_sb3s_epsilon_greedy(tmp_path) -> None:
     rate = policy.document["graph"][[node["outputs"][0] for node in policy.document["graph"]].index(
         "exploration_rate")]["attrs"]["value"]
     assert abs(rate - model.exploration_rate) < 1e-6
+
+
+def test_vecnormalize_of_dict_observations_normalizes_its_keys(tmp_path) -> None:
+    """SB3's VecNormalize over a dict space with norm_obs_keys: those keys' inputs take raw float64 observations,
+    normalized in the graph; the others pass as they are (SPEC section 5.7)."""
+    import gymnasium
+    from gymnasium import spaces
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from tests.sb3_models import SpacesEnv
+
+    observation_space = spaces.Dict({"a": spaces.Box(-5, 5, (3,)), "b": spaces.Discrete(4),
+                                     "c": spaces.Box(-1, 1, (2,))})
+    env = VecNormalize(DummyVecEnv([lambda: SpacesEnv(observation_space, spaces.Box(-1, 1, (2,)))]),
+                       norm_obs_keys=["a", "c"])
+    model = PPO("MultiInputPolicy", env, n_steps=64, batch_size=64, seed=0)
+    model.learn(64)
+    env.obs_rms["a"].mean[:] = [1.0, -2.0, 0.5]
+    env.obs_rms["a"].var[:] = [4.0, 0.25, 9.0]
+    model.save(str(tmp_path / "Dict-v0.zip"))
+    (tmp_path / "Dict-v0").mkdir()
+    env.save(str(tmp_path / "Dict-v0" / "vecnormalize.pkl"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        live = export(str(tmp_path / "Dict-v0.zip"), loader="live")
+    safe = export(str(tmp_path / "Dict-v0.zip"), loader="safe")
+    assert live.verified and live.report["action"] <= 1.0
+    document = safe.file.document
+    assert document["provenance"]["vecnormalize"]["keys"] == ["a", "c"]
+    assert {entry["name"]: entry["dtype"] for entry in document["inputs"] if entry["kind"] == "observation"} == {
+        "obs/a": "float64", "obs/b": "int32", "obs/c": "float64"}
+    raw = {"a": np.array([[3.0, -1.0, 7.0]], np.float32), "b": np.array([2]), "c": np.array([[0.5, -0.5]], np.float32)}
+    expected, _ = model.predict(env.normalize_obs(raw), deterministic=True)
+    actual, _ = Policy(safe.file, backend="numpy").predict(raw, deterministic=True)
+    assert np.allclose(expected, actual, rtol=0, atol=1e-5)

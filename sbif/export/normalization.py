@@ -12,7 +12,8 @@ normalizes each with the same statistics (the mean and std are tiled n times alo
 from __future__ import annotations
 
 import os
-from typing import Optional
+from collections import OrderedDict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -71,10 +72,33 @@ class ObservationNormalization:
         return kwargs
 
 
+class KeyedNormalization:
+    """VecNormalize statistics of a dict observation space (SB3's `norm_obs_keys`): one `ObservationNormalization`
+    per normalized key, in the file's order; the other keys pass through (SPEC section 5.7)."""
+
+    def __init__(self, statistics: "OrderedDict[str, ObservationNormalization]", clip_obs: float, epsilon: float):
+        self.statistics = statistics
+        self.clip_obs, self.epsilon = clip_obs, epsilon
+
+    def apply(self, observations: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """What SB3's VecNormalize hands the policy: the normalized keys as float32, the others unchanged."""
+        return {key: (self.statistics[key].apply(value).astype(np.float32) if key in self.statistics else value)
+                for key, value in observations.items()}
+
+    def typical(self, observations: Dict[str, np.ndarray], rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        """`observations` with each normalized key drawn around its statistics instead (many beyond the clip)."""
+        return {key: (self.statistics[key].typical_observations(np.shape(value), rng).astype(value.dtype)
+                      if key in self.statistics else value) for key, value in observations.items()}
+
+    def as_kwargs(self) -> dict:
+        return {"clip_obs": self.clip_obs, "epsilon": self.epsilon, "keys": list(self.statistics)}
+
+
 def normalized_observation(builder: GraphBuilder, obs: str, space: Space, stats: ObservationNormalization,
-                           fed_dtype: Optional[str] = None) -> str:
+                           fed_dtype: Optional[str] = None, prefix: str = "vecnormalize") -> str:
     """Graph ops for VecNormalize on the float64 `obs` input; returns the value the model is fed: cast to the space's
-    dtype, as SB2's feed does, or to `fed_dtype` (SB3's VecNormalize hands float32 to the policy)."""
+    dtype, as SB2's feed does, or to `fed_dtype` (SB3's VecNormalize hands float32 to the policy). Tensors and nodes
+    are named under `prefix` (`vecnormalize/KEY` for a dict space's key)."""
     if space.kind != "box":
         raise ExportError("VecNormalize statistics apply to Box observations, not {}".format(space.kind))
     mean = stats.stacked(stats.mean)
@@ -82,14 +106,14 @@ def normalized_observation(builder: GraphBuilder, obs: str, space: Space, stats:
         stacking = " ({} stacked frames)".format(stats.frame_stack) if stats.frame_stack > 1 else ""
         raise ExportError("normalization statistics {} have shape {}{} but observations have shape {}".format(
             stats.source, stats.mean.shape, stacking, space.shape))
-    mean = builder.constant_tensor("vecnormalize/mean", mean)
-    scale = builder.constant_tensor("vecnormalize/std", stats.stacked(np.sqrt(stats.var + stats.epsilon)))
-    low = builder.op("constant", [], {"value": -stats.clip_obs, "dtype": "float64"}, name="vecnormalize/low")
-    high = builder.op("constant", [], {"value": stats.clip_obs, "dtype": "float64"}, name="vecnormalize/high")
-    centered = builder.op("sub", [obs, mean], name="vecnormalize/centered")
-    scaled = builder.op("div", [centered, scale], name="vecnormalize/scaled")
-    clipped = builder.op("clip", [scaled, low, high], name="vecnormalize/clipped")
-    return builder.op("cast", [clipped], {"to": fed_dtype or space.dtype}, name="vecnormalize/fed")
+    mean = builder.constant_tensor(prefix + "/mean", mean)
+    scale = builder.constant_tensor(prefix + "/std", stats.stacked(np.sqrt(stats.var + stats.epsilon)))
+    low = builder.op("constant", [], {"value": -stats.clip_obs, "dtype": "float64"}, name=prefix + "/low")
+    high = builder.op("constant", [], {"value": stats.clip_obs, "dtype": "float64"}, name=prefix + "/high")
+    centered = builder.op("sub", [obs, mean], name=prefix + "/centered")
+    scaled = builder.op("div", [centered, scale], name=prefix + "/scaled")
+    clipped = builder.op("clip", [scaled, low, high], name=prefix + "/clipped")
+    return builder.op("cast", [clipped], {"to": fed_dtype or space.dtype}, name=prefix + "/fed")
 
 
 #: where the statistics live in the pickles SB2 and the zoo write

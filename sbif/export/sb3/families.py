@@ -11,6 +11,7 @@ import numpy as np
 
 from ...errors import ExportError, UnsupportedError
 from ...format.validate import DICT_INPUT_PREFIX
+from ..normalization import KeyedNormalization, normalized_observation
 from .description import ClassName, Sb3Description
 from .heads import (ACTION_MASK, bernoulli, box_action, categorical, diag_gaussian, epsilon_greedy, masked_logits,
                     multi_categorical, squashed_gaussian)
@@ -47,11 +48,22 @@ def preprocessed(graph: TorchGraph, model: Sb3Description) -> Any:
     normalize = model.policy_kwargs.get("normalize_images", True) is not False
     if space.kind != "dict":
         return preprocessed_observation(graph, space, observation_input(graph, space), normalize)
-    if graph.builder.observation_normalization is not None:
-        raise UnsupportedError("VecNormalize statistics of dict observations (norm_obs_keys) are not supported by "
-                               "this SBIF version yet")
-    return OrderedDict((key, preprocessed_observation(graph, sub, observation_input(graph, sub, DICT_INPUT_PREFIX + key),
-                                                      normalize)) for key, sub in space.spaces.items())
+    statistics = graph.builder.observation_normalization
+    if statistics is not None and not isinstance(statistics, KeyedNormalization):
+        raise ExportError("VecNormalize statistics of one array cannot normalize a dict observation space")
+    processed = OrderedDict()
+    for key, sub in space.spaces.items():
+        name = DICT_INPUT_PREFIX + key
+        if statistics is not None and key in statistics.statistics:
+            if sub.kind != "box":
+                raise ExportError("VecNormalize normalizes the dict key {}, which is not a Box".format(key))
+            raw = graph.builder.add_input(name, "float64", (None,) + sub.shape, "observation")
+            obs = normalized_observation(graph.builder, raw, sub, statistics.statistics[key], "float32",
+                                         "vecnormalize/" + key)
+        else:
+            obs = observation_input(graph, sub, name, normalized=False)
+        processed[key] = preprocessed_observation(graph, sub, obs, normalize)
+    return processed
 
 
 def extracted(graph: TorchGraph, model: Sb3Description, processed: Any, prefix: str) -> str:

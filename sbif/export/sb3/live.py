@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from ...errors import ExportError, UnsupportedError, preview
+from ..normalization import KeyedNormalization
 from ..safe_pickle import exception_text
 from ...progress import Progress
 from ..sb2_files import describe_source
@@ -121,7 +122,9 @@ def verify_export(model: Any, policy: Any, count: int = 64, seed: int = 0, norma
 
     rng = np.random.default_rng(seed)
     observations = sample_observations(policy.document["observation_space"], count, rng)
-    if normalization is not None:
+    if isinstance(normalization, KeyedNormalization):
+        observations = normalization.typical(observations, rng)
+    elif normalization is not None:
         observations = normalization.typical_observations(observations.shape, rng).astype(observations.dtype)
     fed = normalization.apply(observations) if normalization is not None else observations
     report: Dict[str, float] = {"action_mismatches": 0}

@@ -192,12 +192,13 @@ class TorchGraph:
                 and not any(name.startswith(prefix) for prefix in ignored)]
 
 
-def observation_input(graph: TorchGraph, space: Space, name: str = OBS) -> str:
+def observation_input(graph: TorchGraph, space: Space, name: str = OBS, normalized: bool = True) -> str:
     """The `obs` input SB3's contract feeds (SPEC section 3.2): float32 for Box and MultiBinary (SB3's `.float()`),
-    int32 indices for Discrete and MultiDiscrete; with VecNormalize statistics, the raw float64 observation,
-    normalized and cast to float32 as VecNormalize.normalize_obs does."""
+    int32 indices for Discrete and MultiDiscrete; with VecNormalize statistics (unless `normalized` is false: a dict
+    key VecNormalize leaves alone), the raw float64 observation, normalized and cast to float32 as
+    VecNormalize.normalize_obs does."""
     builder = graph.builder
-    if space.kind == "box" and builder.observation_normalization is not None:
+    if space.kind == "box" and builder.observation_normalization is not None and normalized:
         obs = builder.add_input(name, "float64", (None,) + space.shape, "observation")
         return normalized_observation(builder, obs, space, builder.observation_normalization, "float32")
     if space.kind == "box":
