@@ -238,6 +238,25 @@ def lower_clip(g: OnnxGraph, n: Node) -> None:
     g.add("Min", [g.add("Max", [x, low]), high], n.out)
 
 
+#: dtypes for which onnxruntime has no Where kernel (standard ONNX allows every dtype), selected in int32, which
+#: holds them exactly
+WHERE_IN_INT32 = ("int16", "uint16")
+
+
+@lowering("where")
+def lower_where(g: OnnxGraph, n: Node) -> None:
+    """ONNX Where, which copies the selected element. onnxruntime implements it for neither bool nor 16-bit
+    integers: bool operands select as (c and x) or (not c and y), and 16-bit ones through int32 and back."""
+    condition, x, y = n.inputs
+    dtype = n.input_specs[1].dtype
+    if dtype == "bool":
+        g.add("Or", [g.add("And", [condition, x]), g.add("And", [g.add("Not", [condition]), y])], n.out)
+    elif dtype in WHERE_IN_INT32:
+        g.cast(g.add("Where", [condition, g.cast(x, "int32"), g.cast(y, "int32")]), dtype, n.out)
+    else:
+        g.add("Where", [condition, x, y], n.out)
+
+
 # -- network ops ---------------------------------------------------------------------------------------------------
 @lowering("linear")
 def lower_linear(g: OnnxGraph, n: Node) -> None:

@@ -103,6 +103,11 @@ def clip(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
     return torch.minimum(torch.maximum(widened(x), widened(low)), widened(high)).to(x.dtype)
 
 
+def where(condition: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """The selected elements copied bit for bit (MaskablePPO's `th.where(mask, logits, -1e8)`)."""
+    return torch.where(condition, x, y)
+
+
 def neg(x: Tensor) -> Tensor:
     return torch.neg(x)
 
@@ -293,7 +298,7 @@ def inverse_cdf_sample(p: Tensor, u: Tensor) -> Tensor:
 OPS = ("add", "argmax", "cast", "clip", "concat", "constant", "conv2d", "div", "elu", "erf", "exp", "expand_dims",
        "flatten", "inverse_cdf_sample", "layer_norm", "leaky_relu", "less", "linear", "log", "matmul", "mul", "neg",
        "one_hot", "reduce_mean", "relu", "relu6", "reshape", "round_half_even", "selu", "sigmoid", "softmax",
-       "softplus", "softsign", "split", "squeeze", "stack", "sub", "swish", "tanh", "transpose")
+       "softplus", "softsign", "split", "squeeze", "stack", "sub", "swish", "tanh", "transpose", "where")
 
 
 class Node(NamedTuple):
@@ -389,6 +394,8 @@ def apply_node(node: Node, args: List[Tensor]) -> List[Tensor]:
         return [less(args[0], args[1])]
     if op == "clip":
         return [clip(args[0], args[1], args[2])]
+    if op == "where":
+        return [where(args[0], args[1], args[2])]
     if op == "neg":
         return [neg(args[0])]
     if op == "exp":

@@ -111,7 +111,7 @@ def test_float64_ops_match_the_reference(op, scripted):
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "uint16", "int32", "int64"])
-@pytest.mark.parametrize("op", ["add", "sub", "mul", "less", "clip", "argmax"])
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "less", "clip", "argmax", "where"])
 def test_integer_ops_match_the_reference(op, dtype):
     """Every integer dtype, including uint16, for which torch has no addition, comparison or argmax: wrapping
     arithmetic, comparisons, clipping and argmax ties as the NumPy reference computes them."""
@@ -120,7 +120,8 @@ def test_integer_ops_match_the_reference(op, dtype):
     x = np.concatenate([[info.min, info.max, 0, 1, info.max, info.min],
                         rng.integers(info.min, info.max, size=18, endpoint=True)]).astype(dtype).reshape(4, 6)
     y = np.roll(x, 1)
-    arrays = {"clip": [x, np.minimum(x[0], y[0]), np.maximum(x[0], y[0])], "argmax": [x]}.get(op, [x, y])
+    arrays = {"clip": [x, np.minimum(x[0], y[0]), np.maximum(x[0], y[0])], "argmax": [x],
+              "where": [x < y, x, y[0]]}.get(op, [x, y])
     with np.errstate(over="ignore"):
         expected = get_op(op).compute(*arrays)
     (actual,) = run_op(op, [torch.from_numpy(a) for a in arrays], {})
