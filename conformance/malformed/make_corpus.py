@@ -1012,6 +1012,65 @@ def dict_space_without_spaces(base: Base) -> bytes:
     return dict_observation_with(lambda document: document["observation_space"].update(spaces=[]))(base)
 
 
+def dict_vecnormalize(obs_a_dtype: str, **members: Any) -> Callable[[Base], bytes]:
+    """A maker of the dict-observation base with provenance.vecnormalize (SPEC section 5.7): `members` beside clip_obs
+    and epsilon, and obs/a (the Box key's input) as `obs_a_dtype`."""
+    def edit(document: Dict[str, Any]) -> None:
+        document["provenance"]["vecnormalize"] = dict({"clip_obs": 10.0, "epsilon": 1e-8}, **members)
+        entry(document["inputs"], "obs/a")["dtype"] = obs_a_dtype
+    return dict_observation_with(edit)
+
+
+@loads("5.7", "A dict observation space with VecNormalize statistics of its Box key 'a' (provenance.vecnormalize.keys "
+              "['a']): obs/a takes raw float64 observations, obs/b (Discrete) int32 as without statistics.")
+def valid_dict_observation_with_vecnormalize(base: Base) -> bytes:
+    return dict_vecnormalize("float64", keys=["a"])(base)
+
+
+@refused("5.7", DOCUMENT, "A dict observation space with provenance.vecnormalize but no keys, which would not say "
+                          "which keys are normalized (obs/a float64).")
+def dict_vecnormalize_without_keys(base: Base) -> bytes:
+    return dict_vecnormalize("float64")(base)
+
+
+@refused("5.7", DOCUMENT, "provenance.vecnormalize.keys ['a', 'b'] names the Discrete key 'b': VecNormalize "
+                          "normalizes Box keys only.")
+def dict_vecnormalize_keys_name_a_discrete_key(base: Base) -> bytes:
+    return dict_vecnormalize("float64", keys=["a", "b"])(base)
+
+
+@refused("5.7", DOCUMENT, "provenance.vecnormalize.keys ['a', 'a'] names key 'a' twice.")
+def dict_vecnormalize_keys_name_a_key_twice(base: Base) -> bytes:
+    return dict_vecnormalize("float64", keys=["a", "a"])(base)
+
+
+@refused("5.7", DOCUMENT, "provenance.vecnormalize.keys ['c'] names a key the dict observation space has not.")
+def dict_vecnormalize_keys_name_an_absent_key(base: Base) -> bytes:
+    return dict_vecnormalize("float32", keys=["c"])(base)
+
+
+@refused("5.7", DOCUMENT, "A dict observation space whose provenance.vecnormalize (keys ['a']) has frame_stack 2: "
+                          "frame_stack is absent when the observation space is a dict.")
+def dict_vecnormalize_with_frame_stack(base: Base) -> bytes:
+    return dict_vecnormalize("float64", keys=["a"], frame_stack=2)(base)
+
+
+@refused("5.7", DOCUMENT, "The normalized key 'a' (provenance.vecnormalize.keys ['a']) has the observation input obs/a "
+                          "as float32 [B, 3], not the raw float64 observations.")
+def dict_vecnormalize_normalized_key_float32(base: Base) -> bytes:
+    return dict_vecnormalize("float32", keys=["a"])(base)
+
+
+@refused("5.7", DOCUMENT, "Under the SB3 contract, a Box observation space with provenance.vecnormalize.keys ['obs'] "
+                          "(obs float64): keys belongs to dict observation spaces.")
+def vecnormalize_keys_without_a_dict(base: Base) -> bytes:
+    def edit(document: Dict[str, Any]) -> None:
+        version_2("sb3")(document)
+        document["provenance"]["vecnormalize"] = {"clip_obs": 10.0, "epsilon": 1e-8, "keys": ["obs"]}
+        entry(document["inputs"], "obs")["dtype"] = "float64"
+    return base.with_document(edit)
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)

@@ -1471,6 +1471,30 @@ static sbif_status infer_clip(const operands *in, const op_attrs *a, size_t n_ou
     return SBIF_OK;
 }
 
+static sbif_status infer_where(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
+                               sbif_error *error) {
+    sbif_tensor condition, x, y;
+    const sbif_tensor *all[3];
+    (void)a;
+    (void)n_outputs;
+    operand(in, 0, &condition);
+    operand(in, 1, &x);
+    operand(in, 2, &y);
+    if (condition.dtype != SBIF_BOOL) {
+        return type_error(error, "where's condition is %s, not bool", sbif_dtype_name(condition.dtype));
+    }
+    if (x.dtype != y.dtype) {
+        return type_error(error, "where's operands have different dtypes (%s and %s)", sbif_dtype_name(x.dtype),
+                          sbif_dtype_name(y.dtype));
+    }
+    all[0] = &condition;
+    all[1] = &x;
+    all[2] = &y;
+    if (broadcast_types(all, 3, out, error) != SBIF_OK) return error->status;
+    out->dtype = x.dtype;
+    return SBIF_OK;
+}
+
 static sbif_status infer_matmul(const operands *in, const op_attrs *a, size_t n_outputs, sbif_tensor *out,
                                 sbif_error *error) {
     sbif_tensor x, w;
@@ -2307,6 +2331,56 @@ static sbif_status compute_clip(const operands *in, const op_attrs *a, const sbi
     return SBIF_OK;
 }
 
+/* where: the selected element's bytes copied as a word of its size, whatever its dtype (NaN payloads, -0 kept) */
+typedef void (*where_kernel)(const uint8_t *condition, const void *x, const void *y, void *z, broadcast_walk *w);
+
+#define DEFINE_WHERE(NAME, T)                                                                                      \
+    static void NAME(const uint8_t *condition, const void *xs, const void *ys, void *zs, broadcast_walk *w) {     \
+        const T *x = (const T *)xs, *y = (const T *)ys;                                                           \
+        T *z = (T *)zs;                                                                                           \
+        int64_t rows = walk_rows(w), inner = w->shape[w->rank - 1], r, j;                                         \
+        int64_t sc = w->stride[0][w->rank - 1], sx = w->stride[1][w->rank - 1], sy = w->stride[2][w->rank - 1];   \
+        for (r = 0; r < rows; r++) {                                                                              \
+            const uint8_t *k = condition + w->offset[0];                                                          \
+            const T *a = x + w->offset[1], *b = y + w->offset[2];                                                 \
+            for (j = 0; j < inner; j++) *z++ = k[j * sc] ? a[j * sx] : b[j * sy];                                 \
+            walk_next_row(w);                                                                                     \
+        }                                                                                                         \
+    }
+DEFINE_WHERE(where_8, uint8_t)
+DEFINE_WHERE(where_16, uint16_t)
+DEFINE_WHERE(where_32, uint32_t)
+DEFINE_WHERE(where_64, uint64_t)
+#undef DEFINE_WHERE
+
+static sbif_status compute_where(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                 size_t n_outputs, sbif_error *error) {
+    sbif_tensor condition, x, y;
+    const sbif_tensor *all[3];
+    broadcast_walk w;
+    where_kernel kernel;
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    if (type_count(out) == 0) return SBIF_OK;
+    operand(in, 0, &condition);
+    operand(in, 1, &x);
+    operand(in, 2, &y);
+    all[0] = &condition;
+    all[1] = &x;
+    all[2] = &y;
+    switch (sbif_dtype_size(out->dtype)) {
+    case 8: kernel = where_64; break;
+    case 4: kernel = where_32; break;
+    case 2: kernel = where_16; break;
+    default: kernel = where_8; break;
+    }
+    walk_start(&w, out, all, 3);
+    kernel((const uint8_t *)condition.data, x.data, y.data, out->data, &w);
+    return SBIF_OK;
+}
+
 /* ---- conversions ---- */
 
 /** One element of any dtype: a float (as double) or an integer (bools are 0 and 1). */
@@ -2952,7 +3026,8 @@ static const attr_def TRANSPOSE_ATTRS[] = {{"perm", ATTR_LIST}};
     X(sub, 2, 1, NO_ATTRS, infer_arithmetic, compute_sub, 0)                                                       \
     X(swish, 1, 1, NO_ATTRS, infer_unary_float, compute_swish, 0)                                                  \
     X(tanh, 1, 1, NO_ATTRS, infer_unary_float, compute_tanh, 0)                                                     \
-    X(transpose, 1, 1, WITH(TRANSPOSE_ATTRS), infer_transpose, compute_transpose, 0)
+    X(transpose, 1, 1, WITH(TRANSPOSE_ATTRS), infer_transpose, compute_transpose, 0)                               \
+    X(where, 3, 1, NO_ATTRS, infer_where, compute_where, 0)
 
 #define OP_ENTRY(name, arity, outputs, attrs, infer, compute, view) {#name, arity, outputs, attrs, infer, compute, \
                                                                     view},
@@ -3368,9 +3443,11 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
     static const char *const SOURCE[] = {"file_name", "sha256", "format", NULL};
     static const char *const FORMATS[] = {"zip", "pkl", NULL};
     static const char *const VECNORMALIZE[] = {"clip_obs", "epsilon", NULL};
-    static const char *const VECNORMALIZE_OPTIONAL[] = {"frame_stack", NULL};
+    static const char *const VECNORMALIZE_OPTIONAL_V1[] = {"frame_stack", NULL};
+    static const char *const VECNORMALIZE_OPTIONAL_V2[] = {"frame_stack", "keys", NULL};
     const int v2 = s->version == FORMAT_VERSION_2;
-    const sbif_json *source, *sha, *optional;
+    const sbif_json *source, *sha, *optional, *keys, *item;
+    char at[200];
     size_t i;
     if (expect_object(s, v, "provenance", v2 ? REQUIRED_V2 : REQUIRED_V1, v2 ? OPTIONAL_V2 : OPTIONAL_V1) !=
             SBIF_OK ||
@@ -3409,7 +3486,8 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
         return s->error->status;
     }
     if ((optional = sbif_json_get(v, "vecnormalize")) != NULL &&
-        (expect_object(s, optional, "provenance/vecnormalize", VECNORMALIZE, VECNORMALIZE_OPTIONAL) != SBIF_OK ||
+        (expect_object(s, optional, "provenance/vecnormalize", VECNORMALIZE,
+                       v2 ? VECNORMALIZE_OPTIONAL_V2 : VECNORMALIZE_OPTIONAL_V1) != SBIF_OK ||
          expect_kind(s, sbif_json_get(optional, "clip_obs"), "provenance/vecnormalize/clip_obs", SBIF_JSON_NUMBER,
                      "number") != SBIF_OK ||
          expect_kind(s, sbif_json_get(optional, "epsilon"), "provenance/vecnormalize/epsilon", SBIF_JSON_NUMBER,
@@ -3418,6 +3496,13 @@ static sbif_status expect_provenance(const schema *s, const sbif_json *v) {
           expect_integer(s, sbif_json_get(optional, "frame_stack"), "provenance/vecnormalize/frame_stack", 2) !=
               SBIF_OK))) {
         return s->error->status;
+    }
+    if (optional != NULL && (keys = sbif_json_get(optional, "keys")) != NULL) { /* version 2: an array of strings */
+        if (expect_array(s, keys, "provenance/vecnormalize/keys", 0) != SBIF_OK) return s->error->status;
+        for (i = 0, item = sbif_json_first(keys); i < keys->length; i++, item = sbif_json_next(item)) {
+            snprintf(at, sizeof at, "provenance/vecnormalize/keys/%lu", (unsigned long)i);
+            if (expect_kind(s, item, at, SBIF_JSON_STRING, "string") != SBIF_OK) return s->error->status;
+        }
     }
     return SBIF_OK;
 }
@@ -3820,9 +3905,10 @@ static int sb3_contract(const sbif_model *m) {
 }
 
 /** An observation input, value `id`, must have the dtype and shape its space implies (SPEC.md 3.2). `what` names it
- * in messages ("observation", or "observation 'obs/KEY'" for a key of a dict space). */
+ * in messages ("observation", or "observation 'obs/KEY'" for a key of a dict space); `normalized` says whether
+ * VecNormalize statistics are folded in for it (SPEC section 5.7). */
 static sbif_status check_observation_input(sbif_model *m, const sbif_json *space, uint32_t id, const char *what,
-                                           sbif_error *error) {
+                                           int normalized, sbif_error *error) {
     const sbif_json *item;
     const char *kind = sbif_json_get(space, "kind")->str;
     sbif_tensor expected, obs;
@@ -3843,9 +3929,7 @@ static sbif_status check_observation_input(sbif_model *m, const sbif_json *space
         }
         sbif_dtype_parse(sbif_json_get(space, "dtype")->str, &expected.dtype);
         if (sb3_contract(m)) expected.dtype = SBIF_FLOAT32; /* SB3 converts Box observations with .float() */
-        if (sbif_json_get(sbif_json_get(m->document, "provenance"), "vecnormalize") != NULL) {
-            expected.dtype = SBIF_FLOAT64; /* raw observations, normalized in the graph */
-        }
+        if (normalized) expected.dtype = SBIF_FLOAT64; /* raw observations, normalized in the graph */
         fits = shape->length < SBIF_MAX_RANK;
         for (i = 0, item = sbif_json_first(shape); fits && i < shape->length; i++, item = sbif_json_next(item)) {
             fits = sbif_json_int64(item, &expected.shape[i + 1]) == 0;
@@ -3909,14 +3993,68 @@ static void preview_close(char *out, size_t used) {
     else strcpy(out + PREVIEW_CHARS, "...");
 }
 
+/** provenance.vecnormalize of a dict observation space (SPEC section 5.7), as _check_dict_observation_inputs decides:
+ * it lists its keys and stacks no frames, and the keys are Box keys of the space, each once (sorted copies tell both,
+ * in time n log n whatever the lists hold). On success, *listed holds the listed keys sorted by key_order (NULL, 0
+ * when the file has no statistics), for the caller to search and free. */
+static sbif_status check_normalized_keys(sbif_model *m, const sbif_json *spaces, space_key **listed, size_t *n_listed,
+                                         sbif_error *error) {
+    const sbif_json *vecnormalize = sbif_json_get(sbif_json_get(m->document, "provenance"), "vecnormalize");
+    const sbif_json *keys, *item, *key;
+    space_key *boxes;
+    char text[PREVIEW_CHARS + 4];
+    size_t i, n_boxes = 0, used = 1;
+    int named = 1;
+    *listed = NULL;
+    *n_listed = 0;
+    if (vecnormalize == NULL) return SBIF_OK;
+    keys = sbif_json_get(vecnormalize, "keys");
+    if (keys == NULL || sbif_json_get(vecnormalize, "frame_stack") != NULL) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: provenance.vecnormalize of a dict observation space lists its keys "
+                    "and stacks no frames (SPEC section 5.7)", m->path);
+    }
+    *listed = malloc((keys->length + spaces->length) * sizeof **listed); /* spaces has at least one entry */
+    if (*listed == NULL) return out_of_memory(error);
+    boxes = *listed + keys->length;
+    for (i = 0, item = sbif_json_first(spaces); i < spaces->length; i++, item = sbif_json_next(item)) {
+        if (strcmp(sbif_json_get(sbif_json_get(item, "space"), "kind")->str, "box") != 0) continue;
+        key = sbif_json_get(item, "key");
+        boxes[n_boxes].str = key->str;
+        boxes[n_boxes++].length = key->length;
+    }
+    for (i = 0, item = sbif_json_first(keys); i < keys->length; i++, item = sbif_json_next(item)) {
+        (*listed)[i].str = item->str;
+        (*listed)[i].length = item->length;
+    }
+    qsort(boxes, n_boxes, sizeof *boxes, key_order);
+    qsort(*listed, keys->length, sizeof **listed, key_order);
+    for (i = 0; named && i < keys->length; i++) {
+        named = (i == 0 || key_order(&(*listed)[i - 1], &(*listed)[i]) != 0) &&
+                bsearch(&(*listed)[i], boxes, n_boxes, sizeof *boxes, key_order) != NULL;
+    }
+    if (!named) {
+        free(*listed);
+        *listed = NULL;
+        strcpy(text, "[");
+        for (i = 0, item = sbif_json_first(keys); i < keys->length; i++, item = sbif_json_next(item)) {
+            preview_append(text, &used, "", item->str, item->length);
+        }
+        preview_close(text, used);
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: provenance.vecnormalize.keys must name Box keys of the dict "
+                    "observation space, each once, got %s", m->path, text);
+    }
+    *n_listed = keys->length;
+    return SBIF_OK;
+}
+
 /** A dict observation space (SB3 contract, SPEC section 3.2): one observation input per key, obs/KEY, in the keys'
  * order, each typed for its space (sbif/format/validate.py's _check_dict_observation_inputs: the same decisions, in the
  * same order). */
 static sbif_status check_dict_observation(sbif_model *m, const sbif_json *spaces, sbif_error *error) {
     const sbif_json *item;
-    space_key *keys, *sorted;
+    space_key *keys, *sorted, *normalized;
     char expected_text[PREVIEW_CHARS + 4], found_text[PREVIEW_CHARS + 4], what[128];
-    size_t i, n_keys = spaces->length, next = 0, expected_used = 1, found_used = 1;
+    size_t i, n_keys = spaces->length, next = 0, expected_used = 1, found_used = 1, n_normalized;
     int matches = 1;
     if (!sb3_contract(m)) {
         return fail(error, SBIF_ERR_DOCUMENT, "%s: a dict observation space belongs to the SB3 contract, but "
@@ -3957,21 +4095,29 @@ static sbif_status check_dict_observation(sbif_model *m, const sbif_json *spaces
         return fail(error, SBIF_ERR_DOCUMENT, "%s: a dict observation space needs the observation inputs %s (one per "
                     "key, in order), got %s", m->path, expected_text, found_text);
     }
+    if (check_normalized_keys(m, spaces, &normalized, &n_normalized, error) != SBIF_OK) return error->status;
     for (i = 0, next = 0, item = sbif_json_first(spaces); i < n_keys; i++, item = sbif_json_next(item)) {
+        const sbif_json *key = sbif_json_get(item, "key");
+        const space_key sought = {key->str, key->length};
+        const int listed = n_normalized > 0 &&
+                           bsearch(&sought, normalized, n_normalized, sizeof *normalized, key_order) != NULL;
         while (strcmp(m->inputs[next].kind, "observation") != 0) next++;
         snprintf(what, sizeof what, "observation '%.80s'", m->values[m->inputs[next].value].name);
-        if (check_observation_input(m, sbif_json_get(item, "space"), m->inputs[next].value, what, error) != SBIF_OK) {
+        if (check_observation_input(m, sbif_json_get(item, "space"), m->inputs[next].value, what, listed, error) !=
+            SBIF_OK) {
+            free(normalized);
             return error->status;
         }
         next++;
     }
+    free(normalized);
     return SBIF_OK;
 }
 
 /** The observation inputs against the observation space (SPEC section 3.2): one input named obs, of kind observation,
  * typed for the space; or for a dict space, one per key. */
 static sbif_status check_observation(sbif_model *m, sbif_error *error) {
-    const sbif_json *space = sbif_json_get(m->document, "observation_space");
+    const sbif_json *space = sbif_json_get(m->document, "observation_space"), *vecnormalize;
     long obs;
     size_t i;
     int has_observation = 0;
@@ -3984,7 +4130,12 @@ static sbif_status check_observation(sbif_model *m, sbif_error *error) {
         return fail(error, SBIF_ERR_DOCUMENT, "%s: the graph has no observation input named '" OBSERVATION_INPUT "'",
                     m->path);
     }
-    return check_observation_input(m, space, (uint32_t)obs, "observation", error);
+    vecnormalize = sbif_json_get(sbif_json_get(m->document, "provenance"), "vecnormalize");
+    if (vecnormalize != NULL && sbif_json_get(vecnormalize, "keys") != NULL) {
+        return fail(error, SBIF_ERR_DOCUMENT, "%s: provenance.vecnormalize.keys belongs to dict observation spaces",
+                    m->path);
+    }
+    return check_observation_input(m, space, (uint32_t)obs, "observation", vecnormalize != NULL, error);
 }
 
 static sbif_status check_node(sbif_model *m, size_t index, const sbif_json *item, size_t *next_id, sbif_error *error) {

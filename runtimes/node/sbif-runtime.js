@@ -949,7 +949,12 @@ function checkDocument(document, entries, path) {
     if (!specs.has(OBSERVATION_INPUT) || !document.inputs.some((entry) => entry.kind === 'observation')) {
       throw new DocumentError(`${path}: the graph has no observation input named '${OBSERVATION_INPUT}'`);
     }
-    checkObservationInput(document, document.observation_space, specs.get(OBSERVATION_INPUT), path, 'observation');
+    const normalized = has(document.provenance, 'vecnormalize');
+    if (normalized && has(document.provenance.vecnormalize, 'keys')) {
+      throw new DocumentError(`${path}: provenance.vecnormalize.keys belongs to dict observation spaces`);
+    }
+    checkObservationInput(document, document.observation_space, specs.get(OBSERVATION_INPUT), path, 'observation',
+      normalized);
   }
   document.graph.forEach((node, index) => {
     const where = `${path}: graph node ${index} (${node.op})`;
@@ -1029,22 +1034,39 @@ function checkDictObservationInputs(document, specs, path) {
     throw new DocumentError(`${path}: a dict observation space needs the observation inputs ${previewNames(expected)} `
       + `(one per key, in order), got ${previewNames(found)}`);
   }
+  // VecNormalize statistics (SPEC section 5.7): listed per key, never with stacked frames
+  const vecnormalize = has(document.provenance, 'vecnormalize') ? document.provenance.vecnormalize : {};
+  const normalized = new Set(has(vecnormalize, 'keys') ? vecnormalize.keys : []);
+  if (has(document.provenance, 'vecnormalize')) {
+    if (!has(vecnormalize, 'keys') || has(vecnormalize, 'frame_stack')) {
+      throw new DocumentError(`${path}: provenance.vecnormalize of a dict observation space lists its keys and stacks `
+        + 'no frames (SPEC section 5.7)');
+    }
+    const boxes = new Set(document.observation_space.spaces.filter((entry) => entry.space.kind === 'box')
+      .map((entry) => entry.key));
+    if (normalized.size !== vecnormalize.keys.length || vecnormalize.keys.some((key) => !boxes.has(key))) {
+      throw new DocumentError(`${path}: provenance.vecnormalize.keys must name Box keys of the dict observation `
+        + `space, each once, got ${previewNames(vecnormalize.keys)}`);
+    }
+  }
   for (const entry of document.observation_space.spaces) {
     const name = DICT_INPUT_PREFIX + entry.key;
-    checkObservationInput(document, entry.space, specs.get(name), path, `observation '${name}'`);
+    checkObservationInput(document, entry.space, specs.get(name), path, `observation '${name}'`,
+      normalized.has(entry.key));
   }
 }
 
 // An observation input must have the dtype and shape its space implies (SPEC section 3.2); `what` names it in
-// messages ('observation', or "observation 'obs/KEY'" for a key of a dict space).
-function checkObservationInput(document, space, obs, path, what) {
+// messages ('observation', or "observation 'obs/KEY'" for a key of a dict space); `normalized` says whether
+// VecNormalize statistics are folded in for it (SPEC section 5.7).
+function checkObservationInput(document, space, obs, path, what, normalized) {
   const spaceName = what === 'observation' ? 'observation_space' : `${what} space`;
   // SB3 converts Box and MultiBinary observations with .float() (SPEC section 3.2)
   const sb3 = contract(document) === 'sb3';
   let expected;
   if (space.kind === 'box') {
     // with VecNormalize folded in, the graph takes raw float64 observations and normalizes them itself
-    const dtype = has(document.provenance, 'vecnormalize') ? 'float64' : (sb3 ? 'float32' : space.dtype);
+    const dtype = normalized ? 'float64' : (sb3 ? 'float32' : space.dtype);
     expected = spec(dtype, [null].concat(space.shape));
     const size = space.shape.reduce((a, b) => a * b, 1);
     for (const bound of ['low', 'high']) {

@@ -901,10 +901,11 @@ def _dict(*edits, **predict):
 
 
 def _key_space(index, space, dtype=None, shape=None):
-    """An edit giving the dict base's `index`-th key the space `space`, and its input `dtype` and `shape` if given."""
+    """An edit giving the dict base's `index`-th key the space `space` (None: keeping its own), and its input `dtype`
+    and `shape` if given."""
     def edit(document):
         entry = document["observation_space"]["spaces"][index]
-        entry["space"] = space
+        entry["space"] = entry["space"] if space is None else space
         observation = [each for each in document["inputs"] if each["kind"] == "observation"][index]
         observation.update({name: value for name, value in (("dtype", dtype), ("shape", shape)) if value is not None})
     return edit
@@ -929,6 +930,11 @@ def _drop_key(index):
         key = document["observation_space"]["spaces"].pop(index)["key"]
         document["inputs"] = [each for each in document["inputs"] if each["name"] != "obs/" + key]
     return edit
+
+
+def _vecnormalize(**members):
+    """An edit adding provenance.vecnormalize (SPEC section 5.7) with `members` beside clip_obs and epsilon."""
+    return _set(["provenance", "vecnormalize"], dict({"clip_obs": 10.0, "epsilon": 1e-8}, **members))
 
 
 MASK = _input("action_mask", "bool", [None, 2], "action_mask")
@@ -1010,8 +1016,8 @@ VERSION_2 = [
                                                  [None, 2])), None),
     ("dict-uint8-box-key-float32", _dict(_key_space(0, BOX_UINT8)), None),
     ("dict-uint8-box-key-uint8", _dict(_key_space(0, BOX_UINT8, "uint8")), "DocumentError"),
-    ("dict-box-key-vecnormalize-float64", _dict(_key_space(0, BOX_UINT8, "float64"), _set(
-        ["provenance", "vecnormalize"], {"clip_obs": 10.0, "epsilon": 1e-8})), None),
+    ("dict-box-key-vecnormalize-float64", _dict(_key_space(0, BOX_UINT8, "float64"), _vecnormalize(keys=["a"])),
+     None),
     ("dict-box-key-wrong-shape", _dict(_key_space(0, dict(BOX_UINT8, shape=[4]))), "DocumentError"),
     ("dict-box-key-bound-count", _dict(_key_space(0, dict(BOX_UINT8, low=[0, 0]))), "DocumentError"),
     ("dict-in-version-1", _v1(_set(["observation_space"], DICT_SPACE)), "DocumentError"),
@@ -1030,6 +1036,28 @@ VERSION_2 = [
     ("dict-under-sb2-before-unknown-op", _dict(UNKNOWN_OP, framework="sb2"), "DocumentError"),
     ("dict-wrong-dtype-before-unknown-op", _dict(UNKNOWN_OP, _key_space(1, {"kind": "discrete", "n": 2}, "int64")),
      "DocumentError"),
+    # VecNormalize statistics of a dict observation space (SPEC section 5.7: provenance.vecnormalize.keys)
+    ("dict-vecnormalize-normalized-key-float64", _dict(_key_space(0, None, "float64"), _vecnormalize(keys=["a"])),
+     None),
+    ("dict-vecnormalize-no-key-listed", _dict(_vecnormalize(keys=[])), None),
+    ("dict-vecnormalize-without-keys", _dict(_key_space(0, None, "float64"), _vecnormalize()), "DocumentError"),
+    ("dict-vecnormalize-keys-name-a-discrete-key", _dict(_key_space(0, None, "float64"), _vecnormalize(
+        keys=["a", "b"])), "DocumentError"),
+    ("dict-vecnormalize-keys-name-a-key-twice", _dict(_key_space(0, None, "float64"), _vecnormalize(
+        keys=["a", "a"])), "DocumentError"),
+    ("dict-vecnormalize-keys-name-an-absent-key", _dict(_vecnormalize(keys=["c"])), "DocumentError"),
+    ("dict-vecnormalize-with-frame-stack", _dict(_key_space(0, None, "float64"), _vecnormalize(
+        keys=["a"], frame_stack=2)), "DocumentError"),
+    ("dict-vecnormalize-normalized-key-float32", _dict(_vecnormalize(keys=["a"])), "DocumentError"),
+    ("dict-vecnormalize-unlisted-key-float64", _dict(_key_space(0, None, "float64"), _vecnormalize(keys=[])),
+     "DocumentError"),
+    ("dict-vecnormalize-keys-not-strings", _dict(_vecnormalize(keys=[1])), "DocumentError"),
+    ("dict-vecnormalize-keys-not-an-array", _dict(_vecnormalize(keys="a")), "DocumentError"),
+    ("vecnormalize-keys-without-a-dict", _v2("sb3", _observation(BOX_UINT8, "float64"), _vecnormalize(
+        keys=["obs"])), "DocumentError"),
+    ("vecnormalize-keys-in-version-1", _v1(_observation(BOX_UINT8, "float64"), _vecnormalize(keys=[])),
+     "DocumentError"),
+    ("dict-vecnormalize-without-keys-before-unknown-op", _dict(UNKNOWN_OP, _vecnormalize()), "DocumentError"),
 ] + [("sb3-algorithm-" + name, _v2("sb3", _set(["provenance", "algorithm"], name)), None) for name in SB3_ALGORITHMS] + [
     ("sb3-algorithm-{}-in-version-1".format(name), _v1(_set(["provenance", "algorithm"], name)), "DocumentError")
     for name in SB3_ALGORITHMS]
