@@ -41,7 +41,7 @@ OPERAND_FIELDS = ("space", "base", "per_rows", "per_first", "per_out_rows", "per
 OPERAND = len(OPERAND_FIELDS)
 
 UNARY, BINARY, CLIP, CAST, COPY, COPY_COLUMNS, TAKE_COLUMNS, LINEAR, MATMUL, ADD_BIAS, CONV2D, LAYER_NORM, \
-    REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE, TRANSPOSE = range(1, 19)
+    REDUCE_MEAN, SOFTMAX, ARGMAX, ONE_HOT, INVERSE_CDF_SAMPLE, TRANSPOSE, WHERE = range(1, 20)
 #: the `sub` codes of UNARY and BINARY
 UNARY_OPS = ("neg", "exp", "log", "round_half_even", "tanh", "sigmoid", "relu", "relu6", "elu", "selu", "softplus",
              "softsign", "swish", "leaky_relu", "erf")
@@ -64,10 +64,11 @@ CASTS = {"float32": ("float32", "float64", "int32", "uint8", "bool"), "float64":
 
 #: how many operands an instruction of each opcode has, in order: inputs, then outputs (COPY, COPY_COLUMNS,
 #: TAKE_COLUMNS and TRANSPOSE: byte views; LINEAR: x, w, b, y; MATMUL: x, w, y; ADD_BIAS: y, b; CONV2D: x, w, b, y;
-#: LAYER_NORM: x, gamma, beta, y; INVERSE_CDF_SAMPLE: p, u, y)
+#: LAYER_NORM: x, gamma, beta, y; INVERSE_CDF_SAMPLE: p, u, y; WHERE: condition, x, y, z, whose `sub` is the
+#: element's bytes: x, y and z are moved as words of that size, of any dtype)
 OPERAND_COUNT = {UNARY: 2, BINARY: 3, CLIP: 4, CAST: 2, COPY: 2, COPY_COLUMNS: 2, TAKE_COLUMNS: 2, LINEAR: 4,
                  MATMUL: 3, ADD_BIAS: 2, CONV2D: 4, LAYER_NORM: 4, REDUCE_MEAN: 2, SOFTMAX: 2, ARGMAX: 2, ONE_HOT: 2,
-                 INVERSE_CDF_SAMPLE: 3, TRANSPOSE: 2}
+                 INVERSE_CDF_SAMPLE: 3, TRANSPOSE: 2, WHERE: 4}
 #: a convolution's geometry, the extras of CONV2D: input height, width and channels, kernel size, output size,
 #: strides, and the padding before the first row and column
 CONV_GEOMETRY = ("height", "width", "channels", "kernel_h", "kernel_w", "out_h", "out_w", "stride_h", "stride_w",

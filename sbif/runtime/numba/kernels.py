@@ -35,7 +35,7 @@ from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, 
                        SECOND_OPERAND, SELU, SIGMOID, SOFTMAX, SOFTPLUS, SOFTSIGN, SUB, SWISH, TAKE_COLUMNS,
                        TAKE_COLUMNS_OFFSET, TANH, THIRD_OPERAND, TRANSPOSE, TRANSPOSE_SIZE0, TRANSPOSE_SIZE1,
                        TRANSPOSE_SIZE2, TRANSPOSE_SIZE3, TRANSPOSE_STEP0, TRANSPOSE_STEP1, TRANSPOSE_STEP2,
-                       TRANSPOSE_STEP3, TRANSPOSED, UINT8, UNARY, UNARY_ALPHA)
+                       TRANSPOSE_STEP3, TRANSPOSED, UINT8, UNARY, UNARY_ALPHA, WHERE)
 from .intrinsics import (CACHE_LINE_BYTES, FLOAT32_BYTES, ROW_DOT_OUTPUTS, ROW_TILE_PANELS, TILE_ROWS,
                          GROUP_DOT_OUTPUTS, copy_floats, dots_row, dots_row_one_output, dots_rows,
                          dots_rows_one_output, float_from_bits, pointer, prefetch, tile_row, tile_row_one_panel,
@@ -257,6 +257,23 @@ def clip(x, low, high, out):
             v = v if v > bound or v != v else bound
             bound = hi[c * hc]
             out[r, c] = v if v < bound or v != v else bound
+
+
+@njit(**JIT)
+def where(condition, x, y, out):
+    """out = condition ? x : y, element words copied as they are (NaN payloads, -0 kept); condition, x and y each
+    full, a row [1, C], a column [R, 1] or [1, 1], as in `binary`."""
+    rows, columns = out.shape
+    kr, kc = int(condition.shape[0] != 1), int(condition.shape[1] != 1)
+    xr, xc = int(x.shape[0] != 1), int(x.shape[1] != 1)
+    yr, yc = int(y.shape[0] != 1), int(y.shape[1] != 1)
+    for r in range(rows):
+        k = condition[r * kr]
+        a = x[r * xr]
+        b = y[r * yr]
+        o = out[r]
+        for c in range(columns):
+            o[c] = a[c * xc] if k[c * kc] else b[c * yc]
 
 
 @njit(**JIT)
@@ -744,6 +761,26 @@ WORD16_BYTES = np.dtype(np.uint16).itemsize
 
 
 @njit(**JIT)
+def run_where(program, at, frame, bases):
+    """WHERE (condition, x, y, z), x, y and z moved in words of the element's size (the instruction's `sub`)."""
+    condition = operand(program, at + FIRST_OPERAND, frame, bases, np.bool_)
+    a, b, c = at + SECOND_OPERAND, at + THIRD_OPERAND, at + FOURTH_OPERAND
+    size = program[at + INSTRUCTION_SUB]
+    if size == WORD64_BYTES:
+        where(condition, operand(program, a, frame, bases, np.uint64), operand(program, b, frame, bases, np.uint64),
+              operand(program, c, frame, bases, np.uint64))
+    elif size == WORD32_BYTES:
+        where(condition, operand(program, a, frame, bases, np.uint32), operand(program, b, frame, bases, np.uint32),
+              operand(program, c, frame, bases, np.uint32))
+    elif size == WORD16_BYTES:
+        where(condition, operand(program, a, frame, bases, np.uint16), operand(program, b, frame, bases, np.uint16),
+              operand(program, c, frame, bases, np.uint16))
+    else:
+        where(condition, operand(program, a, frame, bases, np.uint8), operand(program, b, frame, bases, np.uint8),
+              operand(program, c, frame, bases, np.uint8))
+
+
+@njit(**JIT)
 def run_transpose(program, at, frame, bases):
     """TRANSPOSE (x, y as bytes), its blocks in the extras (`encoding.TRANSPOSE_GEOMETRY`), moved in words of the
     element's size."""
@@ -886,6 +923,8 @@ def run(program, frame, bases):
             run_conv2d(program, at, frame, bases)
         elif opcode == TRANSPOSE:
             run_transpose(program, at, frame, bases)
+        elif opcode == WHERE:
+            run_where(program, at, frame, bases)
         else:
             run_rows(program, at, frame, bases)
         at += program[at + INSTRUCTION_LENGTH]

@@ -24,7 +24,7 @@ from .encoding import (ADD_BIAS, ARGMAX, BINARY, BINARY_OPS, CAST, CASTS, CLIP, 
                        DTYPE_CODE, EXTRAS, INPUT0, INSTRUCTION_FIELDS, INVERSE_CDF_SAMPLE, KERNEL_DTYPES, LAYER_NORM,
                        LAYOUTS, LINEAR, MATMUL, ONE_HOT, OPERAND_COUNT, OPERAND_FIELDS, OUTPUTS, PANEL, REDUCE_MEAN,
                        SCRATCH, SOFTMAX, TAKE_COLUMNS, TRANSPOSE, TRANSPOSE_BLOCKS, TRANSPOSE_GEOMETRY, UNARY,
-                       UNARY_OPS, WEIGHTS, fields, float_bits)
+                       UNARY_OPS, WEIGHTS, WHERE, fields, float_bits)
 
 #: slots and weights start on multiples of this many bytes
 ALIGN = 64
@@ -428,6 +428,13 @@ def lower_clip(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lo
     return [Instruction(CLIP, ins[0].dtype, broadcast_views(ins, outs[0]))], [], None
 
 
+def lower_where(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
+    """One WHERE instruction on the broadcast views of condition, x and y, their elements moved as words of their
+    size (`kernels.where`): a select of any dtype."""
+    z = outs[0]
+    return [Instruction(WHERE, z.dtype, broadcast_views(ins, z), sub=z.itemsize, op="where")], [], None
+
+
 def lower_cast(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
     x, y = ins[0], outs[0]
     if x.dtype not in CASTS.get(y.dtype, ()):
@@ -624,7 +631,7 @@ LOWERINGS: Dict[str, Callable[..., Lowering]] = dict(
     linear=lower_linear, matmul=lower_matmul, conv2d=lower_conv2d, layer_norm=lower_layer_norm,
     reduce_mean=_rows(REDUCE_MEAN), softmax=_rows(SOFTMAX), argmax=_rows(ARGMAX), one_hot=lower_one_hot,
     inverse_cdf_sample=lower_inverse_cdf_sample, concat=lower_concat, split=lower_split, stack=lower_stack,
-    transpose=lower_transpose)
+    transpose=lower_transpose, where=lower_where)
 
 #: the op an opcode's kernel belongs to, for error messages
 _OPCODE_NAMES = {CLIP: "clip", LINEAR: "linear", MATMUL: "matmul", ADD_BIAS: "linear", CONV2D: "conv2d",
