@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import sys
 import traceback
@@ -33,21 +32,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from ..protocol import Answer, Runtime, hello_message, serve
+from .sources import SourceFinder, SourceNotFound
 
 ACTOR_CRITIC = ("A2C", "ACER", "ACKTR", "PPO1", "PPO2", "TRPO", "GAIL")
 #: the roles the oracle maps for off-policy algorithms (the critics, evaluated at SBIF's chosen action, are not)
 OFF_POLICY_ROLES = {"SAC": ("action", "action_sample", "mean", "std", "value"), "TD3": ("action", "action_sample"),
                     "DDPG": ("action", "action_sample")}
 RANDOM_OPS = ("RandomUniform", "RandomStandardNormal")
-
-
-def sha256_of(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
-class SourceNotFound(Exception):
-    pass
 
 
 class Sb2Runtime(Runtime):
@@ -62,46 +53,14 @@ class Sb2Runtime(Runtime):
         self.hello = hello_message("stable-baselines", sb2.__version__, "python {}.{} + tensorflow {}".format(
             sys.version_info[0], sys.version_info[1], tf.__version__), ("run", "predict", "recurrent", "sampling"),
             None)
-        self.sources = list(sources)
-        self.mapping = {os.path.abspath(k): os.path.abspath(v) for k, v in (mapping or {}).items()}
+        self.finder = SourceFinder(sources, mapping, (".zip", ".pkl"), "SB2 file")
         #: .sbif path -> the VecNormalize statistics folded into it (given by `add`; None: none)
         self.normalizations: Dict[str, Any] = {}
         self._models: Dict[str, "Sb2Model"] = {}
-        self._index: Optional[Dict[str, str]] = None
 
     # -- finding the SB2 file ----------------------------------------------------------------------------------
     def source_of(self, sbif_path: str, provenance: Mapping[str, Any]) -> str:
-        sbif_path = os.path.abspath(sbif_path)
-        if sbif_path in self.mapping:
-            return self.mapping[sbif_path]
-        source = provenance.get("source", {})
-        digest, name = source.get("sha256"), source.get("file_name", "")
-        directory = os.path.dirname(sbif_path)
-        stem = os.path.splitext(sbif_path)[0]
-        candidates = [os.path.join(directory, name)] if name else []
-        candidates += [stem + ".zip", stem + ".pkl"]
-        seen = []
-        for candidate in candidates:
-            if os.path.isfile(candidate):
-                if sha256_of(candidate) == digest:
-                    return candidate
-                seen.append(candidate)
-        found = self._source_index().get(digest)
-        if found:
-            return found
-        raise SourceNotFound("no SB2 file with sha256 {}... ({}) next to {} or under --sources{}".format(
-            str(digest)[:12], name, sbif_path, "; these differ: " + ", ".join(seen) if seen else ""))
-
-    def _source_index(self) -> Dict[str, str]:
-        if self._index is None:
-            self._index = {}
-            for root in self.sources:
-                paths = [root] if os.path.isfile(root) else [
-                    os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
-                for path in paths:
-                    if path.endswith((".zip", ".pkl")):
-                        self._index.setdefault(sha256_of(path), path)
-        return self._index
+        return self.finder.find(sbif_path, provenance)
 
     def add(self, sbif_path: str, source: str, model: Any = None, normalization: Any = None) -> None:
         """Use `source` (and, to save loading it again, the SB2 `model` already loaded from it) for `sbif_path`;
@@ -109,7 +68,7 @@ class Sb2Runtime(Runtime):
         from ..models import ModelInfo
 
         key = os.path.abspath(sbif_path)
-        self.mapping[key] = os.path.abspath(source)
+        self.finder.mapping[key] = os.path.abspath(source)
         self.normalizations[key] = normalization
         self._models.pop(key, None)
         if model is not None:

@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Opt
 import numpy as np
 
 from ..protocol import Answer, Runtime, hello_message, serve
-from .sb2_live import SourceNotFound, sha256_of
+from .sources import SourceFinder, SourceNotFound
 
 
 class Family(NamedTuple):
@@ -182,50 +182,20 @@ class Sb3Runtime(Runtime):
                                    "python {}.{} + torch {} + sb3-contrib {}".format(
                                        sys.version_info[0], sys.version_info[1], torch.__version__,
                                        sb3_contrib.__version__), ("run", "predict", "recurrent", "sampling"), None)
-        self.sources = list(sources)
-        self.mapping = {os.path.abspath(k): os.path.abspath(v) for k, v in (mapping or {}).items()}
+        self.finder = SourceFinder(sources, mapping, (".zip",), "SB3 save")
         #: .sbif path -> the VecNormalize save whose statistics it folds in (given by `add`)
         self.vecnormalize: Dict[str, Optional[str]] = {}
         self._models: Dict[str, "Sb3Model"] = {}
-        self._index: Optional[Dict[str, str]] = None
 
     # -- finding the SB3 save ----------------------------------------------------------------------------------
     def source_of(self, sbif_path: str, provenance: Mapping[str, Any]) -> str:
-        sbif_path = os.path.abspath(sbif_path)
-        if sbif_path in self.mapping:
-            return self.mapping[sbif_path]
-        source = provenance.get("source", {})
-        digest, name = source.get("sha256"), source.get("file_name", "")
-        candidates = [os.path.join(os.path.dirname(sbif_path), name)] if name else []
-        candidates.append(os.path.splitext(sbif_path)[0] + ".zip")
-        differing = []
-        for candidate in candidates:
-            if os.path.isfile(candidate):
-                if sha256_of(candidate) == digest:
-                    return candidate
-                differing.append(candidate)
-        found = self._source_index().get(digest)
-        if found:
-            return found
-        raise SourceNotFound("no SB3 save with sha256 {}... ({}) next to {} or under --sources{}".format(
-            str(digest)[:12], name, sbif_path, "; these differ: " + ", ".join(differing) if differing else ""))
-
-    def _source_index(self) -> Dict[str, str]:
-        if self._index is None:
-            self._index = {}
-            for root in self.sources:
-                paths = [root] if os.path.isfile(root) else [
-                    os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
-                for path in paths:
-                    if path.endswith(".zip"):
-                        self._index.setdefault(sha256_of(path), path)
-        return self._index
+        return self.finder.find(sbif_path, provenance)
 
     def add(self, sbif_path: str, source: str, vecnormalize: Optional[str] = None) -> None:
         """Use the SB3 save `source` for `sbif_path`; `vecnormalize` is the VecNormalize save the file was exported
         with (None: the one the exporter finds beside `source`, if any)."""
         key = os.path.abspath(sbif_path)
-        self.mapping[key] = os.path.abspath(source)
+        self.finder.mapping[key] = os.path.abspath(source)
         self.vecnormalize[key] = vecnormalize
         self._models.pop(key, None)
 

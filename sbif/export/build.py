@@ -35,18 +35,8 @@ def build_sbif(model: ModelDescription, normalization: Optional[ObservationNorma
     provenance.update(algorithm=model.algorithm, policy_class=model.policy_class, policy_kwargs=policy_kwargs)
     if normalization is not None:
         provenance["vecnormalize"] = normalization.as_kwargs()
-    document = {
-        "format": "sbif",
-        "format_version": SB2_FORMAT_VERSION,
-        "provenance": provenance,
-        "observation_space": space_document(model.observation_space),
-        "action_space": space_document(model.action_space),
-        "tensors": builder.tensor_entries,
-        "inputs": builder.inputs,
-        "graph": builder.nodes,
-        "outputs": builder.outputs,
-        "predict": predict,
-    }
+    document = builder.document(SB2_FORMAT_VERSION, provenance, space_document(model.observation_space),
+                                space_document(model.action_space), predict)
     if "observation_dict" in model.extra:
         document["observation_dict"] = model.extra["observation_dict"]
     return SbifFile(document, builder.tensors, source="export of {} {}".format(model.algorithm, model.policy_class))

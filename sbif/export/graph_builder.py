@@ -74,6 +74,22 @@ class GraphBuilder:
                              "description": description})
         return name
 
+    def document(self, format_version: int, provenance: Dict[str, Any], observation_space: Dict[str, Any],
+                 action_space: Dict[str, Any], predict: Dict[str, Any]) -> Dict[str, Any]:
+        """The architecture document of what was built, its members in SPEC section 3's order."""
+        return {
+            "format": "sbif",
+            "format_version": format_version,
+            "provenance": provenance,
+            "observation_space": observation_space,
+            "action_space": action_space,
+            "tensors": self.tensor_entries,
+            "inputs": self.inputs,
+            "graph": self.nodes,
+            "outputs": self.outputs,
+            "predict": predict,
+        }
+
     def spec(self, name: str) -> ValueSpec:
         return self.specs[name]
 

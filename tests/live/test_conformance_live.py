@@ -40,7 +40,7 @@ def recorded(tmp_path_factory):
     for name, model in models.items():
         source = save(model, str(directory), name)
         paths[name] = export_live(source, str(directory / (name + ".sbif")))
-        oracle.mapping[os.path.abspath(paths[name])] = os.path.abspath(source)
+        oracle.add(paths[name], source)
         packs[name], skipped = record(paths[name], oracle, config=SMALL)
         assert set(skipped) <= {"recurrent_sequence", "sampling"}, skipped
     return {"packs": packs, "paths": paths, "oracle": oracle}
@@ -144,7 +144,7 @@ def test_her_dict_observations_against_live_sb2(inner, tmp_path):
         model.save(str(tmp_path / "her.zip"))
     path = export_live(str(tmp_path / "her.zip"), str(tmp_path / "her.sbif"))
     oracle = Sb2Runtime()
-    oracle.mapping[os.path.abspath(path)] = str(tmp_path / "her.zip")
+    oracle.add(path, str(tmp_path / "her.zip"))
     report = run_suite([OracleSource([path], oracle)], PythonRuntime(), checks=["predict_api"], config=SMALL)
     assert_ok(report)
     [result] = report.results

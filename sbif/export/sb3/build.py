@@ -46,18 +46,8 @@ def build_sb3_sbif(model: Sb3Description, normalization: Optional[ObservationNor
                       policy_kwargs=json_kwargs(model.policy_kwargs))
     if normalization is not None:
         provenance["vecnormalize"] = normalization.as_kwargs()
-    document = {
-        "format": "sbif",
-        "format_version": SB3_FORMAT_VERSION,
-        "provenance": provenance,
-        "observation_space": space_document(model.observation_space),
-        "action_space": space_document(model.action_space),
-        "tensors": builder.tensor_entries,
-        "inputs": builder.inputs,
-        "graph": builder.nodes,
-        "outputs": builder.outputs,
-        "predict": predict,
-    }
+    document = builder.document(SB3_FORMAT_VERSION, provenance, space_document(model.observation_space),
+                                space_document(model.action_space), predict)
     return SbifFile(document, builder.tensors, source="export of {} {}".format(model.algorithm, model.policy.name))
 
 
