@@ -664,6 +664,14 @@ const STATIC = {
       return [x];
     },
   },
+  where: {
+    arity: 3,
+    infer: ([condition, x, y]) => {
+      if (condition.dtype !== 'bool') typeFail(`where's condition is ${condition.dtype}, not bool`);
+      if (x.dtype !== y.dtype) typeFail(`where's operands have different dtypes (${x.dtype} and ${y.dtype})`);
+      return [spec(x.dtype, broadcastStatic([condition.shape, x.shape, y.shape]))];
+    },
+  },
   cast: {
     attrs: { to: 'str' },
     infer: ([x], attrs) => {
@@ -1284,6 +1292,21 @@ function rows(x) {
 
 const normalizeAxis = (axis, rank) => (axis < 0 ? axis + rank : axis);
 
+// A tensor's memory as unsigned integers of its element's size: a select copies these, so every bit of the chosen
+// element is kept (a float read into a JS number and written back may lose a NaN's payload).
+const WORDS = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array, 8: BigUint64Array };
+const words = (t) => new WORDS[t.data.BYTES_PER_ELEMENT](t.data.buffer, t.data.byteOffset, t.data.length);
+
+function where(condition, x, y) {
+  const shapes = [condition.shape, x.shape, y.shape];
+  const shape = broadcastShape(shapes);
+  const out = tensor(x.dtype, shape);
+  const [k, a, b] = broadcastIndices(shape, shapes);
+  const [chosen, xs, ys, zs] = [condition.data, words(x), words(y), words(out)];
+  for (let i = 0; i < zs.length; i++) zs[i] = chosen[k[i]] ? xs[a[i]] : ys[b[i]];
+  return out;
+}
+
 // ---- ops ---------------------------------------------------------------------------------------------------------
 const SIGMOID32 = (x) => (x < -18 ? 0 : x > 18 ? 1 : f32(1 / f32(1 + f32(Math.exp(f32(-x))))));
 const SIGMOID64 = (x) => 1 / (1 + Math.exp(-x));
@@ -1395,6 +1418,7 @@ const OPS = {
   },
   round_half_even: (x) => unary(x, roundHalfEven),
   clip: (x, low, high) => elementwise([x, low, high], x.dtype, (a, l, h) => Math.min(Math.max(a, l), h)),
+  where,
   cast: (x, attrs) => elementwise([x], attrs.to, (a) => castValue(a, x.dtype, attrs.to)),
   constant: (attrs) => {
     const value = typeof attrs.value === 'boolean' ? (attrs.value ? 1 : 0) : attrs.value;
