@@ -23,6 +23,8 @@ from typing import Any, Callable, Dict, Generator, Iterator, List, Mapping, Opti
 
 import numpy as np
 
+from sbif.format.validate import DICT_INPUT_PREFIX
+
 from .data import MALFORMED_FILES, OP_VECTORS, MissingDataError, shipped
 from .malformed import read_manifest
 from .models import HUGE_SPAN, ModelInfo
@@ -145,7 +147,7 @@ def plan_sampling(info: ModelInfo, rng: np.random.Generator, config: Config) -> 
 
 
 def _single_observation_input(info: ModelInfo) -> Optional[str]:
-    return ("not yet for dict observation spaces (their per-key edges and predict's dict form are planned)"
+    return ("not yet for dict observation spaces (predict's dict form is planned)"
             if info.observation_space["kind"] == "dict" else None)
 
 
@@ -154,10 +156,12 @@ def _has_noise(info: ModelInfo) -> Optional[str]:
 
 
 # -- edge observations ---------------------------------------------------------------------------------------------
-def edge_observations(info: ModelInfo) -> Dict[str, np.ndarray]:
-    """Named edge observations for the file's observation space, in the `obs` input dtype."""
-    space = info.observation_space
-    dtype = np.dtype(info.inputs["obs"]["dtype"])
+def edge_observations(info: ModelInfo, space: Optional[Mapping[str, Any]] = None,
+                      input_name: str = "obs") -> Dict[str, np.ndarray]:
+    """Named edge observations for the file's observation space (or `space`, a dict space's key), in the dtype of
+    its input `input_name`."""
+    space = info.observation_space if space is None else space
+    dtype = np.dtype(info.inputs[input_name]["dtype"])
     kind = space["kind"]
     rows: Dict[str, np.ndarray] = {}
     if kind == "discrete":
@@ -175,7 +179,7 @@ def edge_observations(info: ModelInfo) -> Dict[str, np.ndarray]:
         n = int(space["n"])
         rows.update({"all zeros": np.zeros(n), "all ones": np.ones(n), "alternating": np.arange(n) % 2})
         return {k: v.astype(dtype) for k, v in rows.items()}
-    low, high = info.space_bounds()
+    low, high = info.space_bounds(space)
     shape = low.shape
     if dtype.kind in "iu":
         info_range = np.iinfo(dtype)
@@ -214,11 +218,24 @@ def edge_observations(info: ModelInfo) -> Dict[str, np.ndarray]:
 
 
 def plan_edge(info: ModelInfo, rng: np.random.Generator, config: Config) -> Plan:
-    rows = edge_observations(info)
-    obs = np.stack(list(rows.values()))
-    inputs = dict(obs=obs, **first_inputs(info, len(obs), rng))
-    yield Probe(run_request(info, inputs, info.plain_outputs), {name: info.rules[name] for name in info.plain_outputs},
-                "{} edge observations".format(len(rows)), rows=list(rows))
+    rules = {name: info.rules[name] for name in info.plain_outputs}
+    if info.observation_space["kind"] != "dict":
+        rows = edge_observations(info)
+        obs = np.stack(list(rows.values()))
+        inputs = dict(obs=obs, **first_inputs(info, len(obs), rng))
+        yield Probe(run_request(info, inputs, info.plain_outputs), rules, "{} edge observations".format(len(rows)),
+                    rows=list(rows))
+        return
+    # a dict space: each key's edges in turn, the other keys holding one sampled observation
+    others = info.observation_inputs(1, rng)
+    for entry in info.observation_space["spaces"]:
+        name = DICT_INPUT_PREFIX + entry["key"]
+        rows = edge_observations(info, entry["space"], name)
+        inputs = {key: np.repeat(value, len(rows), axis=0) for key, value in others.items()}
+        inputs[name] = np.stack(list(rows.values()))
+        inputs.update(first_inputs(info, len(rows), rng))
+        yield Probe(run_request(info, inputs, info.plain_outputs), rules,
+                    "{} edge observations of key {}".format(len(rows), entry["key"]), rows=list(rows))
 
 
 # -- recurrent sequences -------------------------------------------------------------------------------------------
@@ -396,7 +413,7 @@ CHECKS: Dict[str, Check] = {check.name: check for check in (
     Check("deterministic", "every noise-free output on batches of sampled observations", plan_deterministic),
     Check("sampling", "sampled actions from injected noise", plan_sampling, feature="sampling", applies=_has_noise),
     Check("edge_observations", "bounds, zeros, huge (1e30), infinite and NaN observations, out-of-range indices",
-          plan_edge, applies=_single_observation_input),
+          plan_edge),
     Check("recurrent_sequence", "sequences over several envs with resets, state in lock-step", plan_recurrent,
           feature="recurrent", applies=_is_recurrent),
     Check("predict_api", "SB2's predict / action_probability / value contract (spec section 5)", plan_predict,

@@ -138,8 +138,10 @@ class ModelInfo:
         return {self.recurrent["state_input"]: np.zeros((count, self.state_size), np.float32),
                 self.recurrent["mask_input"]: np.zeros(count, np.float32)}
 
-    def space_bounds(self) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-        space = self.observation_space
+    def space_bounds(self, space: Optional[Mapping[str, Any]] = None
+                     ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """A Box space's bounds (default: the observation space's) as float64 arrays; (None, None) for other kinds."""
+        space = self.observation_space if space is None else space
         if space["kind"] != "box":
             return None, None
         shape = tuple(space["shape"])
