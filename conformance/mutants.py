@@ -388,6 +388,17 @@ def _erf_abramowitz_stegun(original):
     return compute
 
 
+def _where_as_products(original):
+    """The select written with arithmetic, as a masked-logits export without a select op writes it: c·x + (1 − c)·y
+    leaks a NaN or an infinity of the operand not selected (NaN·0) and loses a selected -0 (-0 + 0)."""
+    def compute(condition, x, y):
+        if x.dtype == np.bool_:
+            return original(condition, x, y)
+        chosen = np.asarray(condition).astype(x.dtype)
+        return chosen * x + (x.dtype.type(1) - chosen) * y
+    return compute
+
+
 def _one_hot_shifted(original):
     def compute(x, depth):
         return (np.asarray(x)[..., None] == np.arange(depth) + 1).astype(np.float32)
@@ -480,6 +491,8 @@ MUTANTS: Dict[str, Mutant] = {m.name: m for m in (
            "op_vectors", ["ops"], patches={"transpose": _transpose_inverse}),
     Mutant("erf_abramowitz_stegun", "erf by Abramowitz and Stegun 7.1.26 (1.5e-7 absolute: wrong near 0)",
            "op_vectors", ["ops"], patches={"erf": _erf_abramowitz_stegun}),
+    Mutant("where_as_products", "where as c·x + (1 − c)·y (a NaN or inf not selected leaks into the result)",
+           "op_vectors", ["ops"], patches={"where": _where_as_products}),
     Mutant("one_hot_off_by_one", "one-hot encoding shifted by one (1-based indices)", "deterministic", ["mlp"],
            patches={"one_hot": _one_hot_shifted}, constraints={"observation_kinds": ("discrete", "multi_discrete")}),
     Mutant("gumbel_sign_flip", "Gumbel-max sampling with the noise term's sign flipped", "sampling", ["mlp"],
