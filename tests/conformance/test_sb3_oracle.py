@@ -15,7 +15,7 @@ from conformance.adapters.sb3_live import FAMILIES, Sb3Runtime, UnavailableOracl
 from conformance.checks import MODEL_CHECKS, Config
 from conformance.mutants import MUTANTS
 from conformance.protocol import PythonRuntime
-from conformance.runner import KnownFailures, OracleSource, run_suite
+from conformance.runner import OracleSource, run_suite
 
 from .conftest import ROOT
 
@@ -74,19 +74,11 @@ def test_every_family_the_exporter_builds_has_a_forward_in_the_oracle():
     assert {known.family for known in POLICY_CLASSES.values()} <= set(FAMILIES)
 
 
-#: disagreements with SB3 the exporter has (reported, not worked around): each must keep failing, and one that passes
-#: is reported as fixed and fails the test, so that it is taken off this list
-EXPORTER_DISAGREEMENTS = KnownFailures([
-    # MaskablePPO's masked logits are computed as logits·m + (1 − m)·(−1e8) (heads.masked_logits), NaN for a
-    # masked action of a NaN observation where SB3's th.where gives −1e8
-    "maskableppo.sbif::edge_observations",
-])
-
 
 def test_the_numpy_runtime_passes_against_sb3_on_every_family(family_files):
     report = run_suite([OracleSource(sorted(family_files.values()), Sb3Runtime())], PythonRuntime(),
-                       MODEL_CHECKS, SMALL, known=EXPORTER_DISAGREEMENTS)
-    failing = [r.as_dict() for r in report.results if r.status not in ("pass", "skip", "known_failure")]
+                       MODEL_CHECKS, SMALL)
+    failing = [r.as_dict() for r in report.results if r.status not in ("pass", "skip")]
     assert not failing, report.render()
     passed = {(r.model[:-len(".sbif")], r.check) for r in report.results if r.status == "pass"}
     assert {check for _, check in passed} == set(MODEL_CHECKS)

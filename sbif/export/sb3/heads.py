@@ -26,17 +26,11 @@ MASKED_LOGIT = -1e8
 
 
 def masked_logits(builder: GraphBuilder, logits: str, mask: str) -> str:
-    """`th.where(mask, logits, -1e8)` as arithmetic: logits·m + (1 − m)·(−1e8) with m the mask as 0.0/1.0. For a
-    finite logit both terms are exact (a product by 0 or 1, a sum with ±0), so the result is SB3's bit for bit; an
-    infinite logit, which a finite network does not produce, would give NaN where SB3 gives -1e8."""
-    kept = builder.op("cast", [mask], {"to": "float32"}, name="action_mask/kept")
-    one = builder.op("constant", [], {"value": 1.0, "dtype": "float32"}, name="action_mask/one")
-    dropped = builder.op("sub", [one, kept], name="action_mask/dropped")
+    """`th.where(mask, logits, -1e8)`, as MaskableCategorical masks: a masked action's logit is -1e8 whatever the
+    network gave (NaN included), an allowed one is the logit, bit for bit."""
     floor = builder.op("constant", [], {"value": float(np.float32(MASKED_LOGIT)), "dtype": "float32"},
                        name="action_mask/masked_logit")
-    return builder.op("add", [builder.op("mul", [logits, kept], name="action_mask/logits_kept"),
-                              builder.op("mul", [dropped, floor], name="action_mask/logits_dropped")],
-                      name="masked_logits")
+    return builder.op("where", [mask, logits, floor], name="masked_logits")
 
 
 def categorical(builder: GraphBuilder, logits: str) -> Dict[str, Any]:
