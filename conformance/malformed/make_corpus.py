@@ -1071,6 +1071,40 @@ def vecnormalize_keys_without_a_dict(base: Base) -> bytes:
     return base.with_document(edit)
 
 
+# where's operands (spec/ops.md): a bool condition, x and y of one dtype, the three broadcasting together
+def masked(condition: str, x: str, y: str) -> Callable[[Dict[str, Any]], None]:
+    """An edit appending `less` of the logits and themselves (a [B, 2] bool mask), a rank-0 float64 and a rank-0
+    float32 constant, then where(condition, x, y) of any of them, output `where`."""
+    def edit(document: Dict[str, Any]) -> None:
+        add_node("less", ["logits", "logits"], "mask")(document)
+        add_node("constant", [], "constant/float64", value=-1e8, dtype="float64")(document)
+        add_node("constant", [], "constant/float32", value=-1e8, dtype="float32")(document)
+        add_node("where", [condition, x, y], "where")(document)
+    return edit
+
+
+@refused("3.5", DOCUMENT, "A where node whose condition is the float32 logits, not a bool value.")
+def where_condition_not_bool(base: Base) -> bytes:
+    return base.with_document(masked("logits", "logits", "constant/float32"))
+
+
+@refused("3.5", DOCUMENT, "A where node selecting between the float32 logits and a float64 constant: x and y share "
+                          "one dtype.")
+def where_operands_of_different_dtypes(base: Base) -> bytes:
+    return base.with_document(masked("mask", "logits", "constant/float64"))
+
+
+@refused("3.5", DOCUMENT, "A where node of the [B, 2] mask and logits against the [3, 2] tensor model/pi/w:0: the "
+                          "batch dimension broadcasts with 1 and itself only.")
+def where_shapes_do_not_broadcast(base: Base) -> bytes:
+    return base.with_document(masked("mask", "logits", "model/pi/w:0"))
+
+
+@loads("3.5", "MaskablePPO's masking: where of the [B, 2] bool mask, the logits and a rank-0 float32 constant.")
+def valid_where(base: Base) -> bytes:
+    return base.with_document(masked("mask", "logits", "constant/float32"))
+
+
 # -- writing --------------------------------------------------------------------------------------------------------
 def file_name(index: int, case: Case) -> str:
     return "{:02d}_{}.sbif".format(index + 1, case.name)
