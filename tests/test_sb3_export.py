@@ -300,3 +300,32 @@ def test_vecnormalize_of_dict_observations_normalizes_its_keys(tmp_path) -> None
     expected, _ = model.predict(env.normalize_obs(raw), deterministic=True)
     actual, _ = Policy(safe.file, backend="numpy").predict(raw, deterministic=True)
     assert np.allclose(expected, actual, rtol=0, atol=1e-5)
+
+
+def test_greedy_actions_rank_nan_as_torch_does() -> None:
+    """DQN's, QR-DQN's and ARS's argmax is torch's: the first NaN of a row when there is one (SBIF's argmax op never
+    picks NaN), else the first largest; the graph reproduces it in every backend without a fallback."""
+    import torch
+
+    from sbif.export.graph_builder import GraphBuilder
+    from sbif.export.sb3.heads import torch_argmax
+    from sbif.format import SbifFile
+
+    builder = GraphBuilder()
+    torch_argmax(builder, builder.add_input("obs", "float32", [None, 3], "observation"), "action")
+    builder.declare_output("action", "torch's argmax")
+    document = builder.document(2, {"producer": "test", "exporter": "safe", "framework": "sb3", "algorithm": "DQN",
+                                    "policy_class": "test", "source": {"file_name": "test", "sha256": "0" * 64,
+                                                                       "format": "zip"}},
+                                {"kind": "box", "shape": [3], "dtype": "float32", "low": "-inf", "high": "inf"},
+                                {"kind": "discrete", "n": 3},
+                                {"contract": "sb3", "deterministic_default": False, "deterministic_action": "action",
+                                 "stochastic_action": "action"})
+    rows = np.array([[1, np.nan, 3], [np.inf, 2, np.nan], [np.nan, np.nan, 1], [-np.inf] * 3, [1, 5, 5],
+                     [3.4e38, np.inf, 1], [np.nan] * 3, [-3.4e38, -np.inf, -3.4e38]], np.float32)
+    expected = torch.tensor(rows).argmax(dim=1).numpy()
+    for backend in ("numpy", "numba"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a NumPy fallback of the numba backend would warn
+            actual = Policy(SbifFile(document, builder.tensors), backend=backend).run({"obs": rows}, ["action"])
+        assert np.array_equal(actual["action"], expected), backend

@@ -14,7 +14,7 @@ from ...format.validate import DICT_INPUT_PREFIX
 from ..normalization import KeyedNormalization, normalized_observation
 from .description import ClassName, Sb3Description
 from .heads import (ACTION_MASK, bernoulli, box_action, categorical, diag_gaussian, epsilon_greedy, masked_logits,
-                    multi_categorical, squashed_gaussian)
+                    multi_categorical, squashed_gaussian, torch_argmax)
 from .policy_classes import CROSSQ_BATCH_NORM_EPS, EXTRACTOR_MODULE, EXTRACTORS, default_extractor
 from .torch_layers import (LINEAR_WEIGHT_PERM, TorchGraph, activation_op, features, observation_input,
                            preprocessed_observation)
@@ -270,7 +270,7 @@ def dqn(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     builder = graph.builder
     x = observation_features(graph, model, "q_net.features_extractor")
     q_values = graph.mlp(x, "q_net.q_net", activation(model), output_layer=True, output_name="q_values")
-    builder.op("argmax", [q_values], name="action")
+    torch_argmax(builder, q_values, "action")
     return _greedy(graph, model, q_values), ["q_net_target."]
 
 
@@ -289,7 +289,7 @@ def qrdqn(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     stacked = builder.op("stack", rows, {"axis": -1}, name="quantiles_by_action")
     mean = builder.op("reduce_mean", [stacked], name="q_values/kept")
     q_values = builder.op("squeeze", [mean], {"axis": -1}, name="q_values")
-    builder.op("argmax", [q_values], name="action")
+    torch_argmax(builder, q_values, "action")
     return _greedy(graph, model, q_values), ["quantile_net_target."]
 
 
@@ -387,7 +387,7 @@ def ars(graph: TorchGraph, model: Sb3Description) -> FamilyResult:
     x = observation_features(graph, model, "features_extractor")
     out = graph.mlp(x, "action_net", activation(model), output_layer=True)
     if space.kind == "discrete":
-        builder.op("argmax", [out], name="action")
+        torch_argmax(builder, out, "action")
         builder.declare_output("action", "the argmax of the policy's outputs")
         return {"stochastic_action": "action"}, []
     squash = model.flag("squash_output") is True

@@ -33,6 +33,31 @@ def masked_logits(builder: GraphBuilder, logits: str, mask: str) -> str:
     return builder.op("where", [mask, logits, floor], name="masked_logits")
 
 
+def torch_argmax(builder: GraphBuilder, x: str, name: str) -> str:
+    """`torch.argmax` over the last axis: the first NaN of a row when it has one (torch ranks NaN above everything),
+    else the first largest element. SBIF's `argmax` never picks NaN (TF's rule), so the NaNs are found first: x is NaN
+    exactly when neither x < FLT_MAX nor -FLT_MAX < x holds."""
+    def constant(value: float, suffix: str) -> str:
+        return builder.op("constant", [], {"value": value, "dtype": "float32"}, name="{}/{}".format(name, suffix))
+
+    biggest = float(np.finfo(np.float32).max)
+    one = constant(1.0, "one")
+
+    def is_false(condition: str, suffix: str) -> str:
+        flag = builder.op("cast", [condition], {"to": "float32"}, name="{}/{}".format(name, suffix))
+        return builder.op("sub", [one, flag], name="{}/not_{}".format(name, suffix))
+
+    below = is_false(builder.op("less", [x, constant(biggest, "max")], name=name + "/below_max_test"), "below_max")
+    above = is_false(builder.op("less", [constant(-biggest, "lowest"), x], name=name + "/above_lowest_test"),
+                     "above_lowest")
+    nan = builder.op("mul", [below, above], name=name + "/nan")
+    any_nan = builder.op("squeeze", [builder.op("less", [constant(0.0, "zero"), builder.op(
+        "reduce_mean", [nan], name=name + "/nan_share")], name=name + "/has_nan_column")], {"axis": -1},
+                         name=name + "/has_nan")
+    return builder.op("where", [any_nan, builder.op("argmax", [nan], name=name + "/first_nan"),
+                                builder.op("argmax", [x], name=name + "/largest")], name=name)
+
+
 def categorical(builder: GraphBuilder, logits: str) -> Dict[str, Any]:
     """Categorical: the mode is the argmax of the probabilities (`th.argmax(probs)`), a sample Gumbel-max."""
     probabilities = builder.op("softmax", [logits], name="probabilities")
