@@ -19,7 +19,7 @@ from ...errors import ExportError, UnsupportedError, preview
 from ..description import Space
 from ..graph_builder import GraphBuilder
 from ..mlp import activate as activate_op
-from ..normalization import normalized_observation
+from ..normalization import KeyedNormalization, normalized_observation
 from .description import ClassName
 from .policy_classes import ACTIVATION_MODULE, ACTIVATIONS, COMBINED, FLATTEN, IDENTITY_MODULE, NATURE_CNN
 
@@ -198,7 +198,12 @@ def observation_input(graph: TorchGraph, space: Space, name: str = OBS, normaliz
     key VecNormalize leaves alone), the raw float64 observation, normalized and cast to float32 as
     VecNormalize.normalize_obs does."""
     builder = graph.builder
-    if space.kind == "box" and builder.observation_normalization is not None and normalized:
+    statistics = builder.observation_normalization if normalized else None
+    if statistics is not None and (space.kind != "box" or isinstance(statistics, KeyedNormalization)):
+        raise ExportError("the VecNormalize statistics ({}) do not fit the model's {} observations".format(
+            "per key of a dict space" if isinstance(statistics, KeyedNormalization) else "one array",
+            space.kind if space.kind != "box" else "Box"))
+    if space.kind == "box" and statistics is not None:
         obs = builder.add_input(name, "float64", (None,) + space.shape, "observation")
         return normalized_observation(builder, obs, space, builder.observation_normalization, "float32")
     if space.kind == "box":
