@@ -97,7 +97,7 @@ def test_shipped_image_packs_catch_image_mutants(mutant):
     convolution features in NCHW order (the packs' 36x44 images leave a 1x2 feature map, so the order shows)."""
     golden = os.path.join(ROOT, "conformance", "golden")
     packs = [os.path.join(golden, name) for name in sorted(os.listdir(golden)) if "_cnn" in name
-             and name.endswith(".golden")]
+             and name.endswith(".golden") and not name.startswith("sb3_")]  # SB2's packs: SB2's scaling and layout
     assert len(packs) >= 4
     report = run_suite([GoldenSource(packs)], MUTANTS[mutant].runtime(), checks=["deterministic"])
     assert [r.status for r in report.results] == ["fail"] * len(packs), report.render()

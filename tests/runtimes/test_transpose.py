@@ -116,18 +116,14 @@ def runtimes(c_runtime) -> Dict[str, object]:
     }
     if importlib.util.find_spec("numba") is not None:
         found["numba"] = PythonRuntime(load=lambda path: sbif.load(path, backend="numba"), name="sbif-numba")
-    try:
+    if importlib.util.find_spec("onnxruntime") is not None:  # the converters' runtimes: the modern env only
         from conformance.adapters.onnx_runtime import OnnxRuntime
 
         found["onnx"] = OnnxRuntime()
-    except ImportError:
-        pass
-    try:
+    if importlib.util.find_spec("torch") is not None:
         from conformance.adapters.torch_module import TorchRuntime
 
         found["torch"], found["torchscript"] = TorchRuntime(), TorchRuntime(scripted=True)
-    except ImportError:
-        pass
     if shutil.which("node"):
         found["node"] = process_runtime(NODE_RUNTIME)
     return found
