@@ -177,6 +177,39 @@ size_t sbif_model_tensor_count(const sbif_model *model);
 /** The validated architecture document (for `predict`, spaces and provenance). */
 const sbif_json *sbif_model_document(const sbif_model *model);
 
+/* ---- workspaces: runs that allocate nothing ---------------------------------------------------------------- */
+
+/** The memory of one caller's runs of a model: a buffer for every value a run computes and the kernels' scratch,
+ * sized for the largest batch run through it so far. Once a workspace has run a batch size, later runs of that
+ * size or smaller allocate nothing. A model may be shared by threads; a workspace may not (one per thread). */
+typedef struct sbif_workspace sbif_workspace;
+
+/** A workspace for `model`, which must outlive it. On failure *workspace is NULL. */
+sbif_status sbif_workspace_new(const sbif_model *model, sbif_workspace **workspace, sbif_error *error);
+void sbif_workspace_free(sbif_workspace *workspace);
+
+/** As sbif_model_run, in the workspace's memory: on success results[i] are views into the workspace (do not
+ * release them), valid until its next run or its release. */
+sbif_status sbif_workspace_run(sbif_workspace *workspace, const sbif_named_tensor *feeds, size_t n_feeds,
+                               const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error);
+
+/* ---- predict: a policy's deterministic action, the SPEC section 5 contract ----------------------------------- */
+
+/** One environment's policy: a model, a workspace, and for a recurrent policy the state carried between calls. */
+typedef struct sbif_policy sbif_policy;
+
+/** A policy over `model`, which must outlive it; the recurrent state starts at zeros. */
+sbif_status sbif_policy_new(const sbif_model *model, sbif_policy **policy, sbif_error *error);
+void sbif_policy_free(sbif_policy *policy);
+/** Elements of one observation (as the observation space lays them out) and of one action. */
+size_t sbif_policy_observation_size(const sbif_policy *policy);
+size_t sbif_policy_action_size(const sbif_policy *policy);
+/** Start a new episode: the next sbif_predict resets the recurrent state (no effect on feed-forward policies). */
+void sbif_policy_reset(sbif_policy *policy);
+/** The deterministic action for one observation of `n_observation` elements, written as `n_action` floats. */
+sbif_status sbif_predict(sbif_policy *policy, const float *observation, size_t n_observation, float *action,
+                         size_t n_action, sbif_error *error);
+
 /* ---- single ops ---------------------------------------------------------------------------------------------- */
 
 /** The names of every op this runtime implements (spec/ops.md and spec/ops-sampling.md), sorted. */
