@@ -194,21 +194,48 @@ sbif_status sbif_workspace_run(sbif_workspace *workspace, const sbif_named_tenso
                                const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error);
 
 /* ---- predict: a policy's deterministic action, the SPEC section 5 contract ----------------------------------- */
+/* What `sbif.load(path).predict(obs, deterministic=True)` returns for one observation, in one call that allocates
+ * nothing. The observation is given as floats laid out as the observation space (row-major; channel-first images
+ * under the SB3 contract; VecNormalize frame-stack files take the stacked raw frames, oldest first; goal-conditioned
+ * (HER) files the flat, concatenated space), converted to the model's input dtype as NumPy's astype does: float64
+ * for VecNormalize files, truncation toward zero for integer inputs. A dict observation space takes its keys' values
+ * concatenated in the space's key order (sbif_policy_observation_input says where each key sits). The action comes
+ * back as floats, flat: integer actions (Discrete, MultiDiscrete, MultiBinary indices) are exact, since a policy
+ * whose indices could exceed 2^24 is refused when made. */
 
-/** One environment's policy: a model, a workspace, and for a recurrent policy the state carried between calls. */
+/** One environment's policy: a model, a workspace, and for a recurrent policy the state carried between calls.
+ * Several policies (one per environment, or per thread) may share a model. */
 typedef struct sbif_policy sbif_policy;
 
-/** A policy over `model`, which must outlive it; the recurrent state starts at zeros. */
+/** A policy over `model`, which must outlive it; the first call is an episode start (recurrent state zeros). Its
+ * buffers and workspace are made here, sized by one run, so sbif_predict allocates nothing. A file whose actions are
+ * not numbers a float holds exactly is SBIF_ERR_UNSUPPORTED. */
 sbif_status sbif_policy_new(const sbif_model *model, sbif_policy **policy, sbif_error *error);
 void sbif_policy_free(sbif_policy *policy);
 /** Elements of one observation (as the observation space lays them out) and of one action. */
 size_t sbif_policy_observation_size(const sbif_policy *policy);
 size_t sbif_policy_action_size(const sbif_policy *policy);
-/** Start a new episode: the next sbif_predict resets the recurrent state (no effect on feed-forward policies). */
+/** The observation inputs the observation feeds, in order: one (`obs`), or one per key of a dict space (`obs/KEY`).
+ * 0 and the `index`-th input's name, its first element in the observation and its element count; -1 past the end. */
+size_t sbif_policy_observation_input_count(const sbif_policy *policy);
+int sbif_policy_observation_input(const sbif_policy *policy, size_t index, const char **name, size_t *offset,
+                                  size_t *count);
+/** Elements of the action mask sbif_predict_masked takes (a MaskablePPO file's logits width), 0 without one. */
+size_t sbif_policy_action_mask_size(const sbif_policy *policy);
+/** Start a new episode: the next call resets the recurrent state (SPEC 5.6's mask 1.0, SB3's episode_start; no
+ * effect on feed-forward policies). Call it after an episode ends, before the next episode's first observation. */
 void sbif_policy_reset(sbif_policy *policy);
-/** The deterministic action for one observation of `n_observation` elements, written as `n_action` floats. */
+/** The deterministic action for one observation of `n_observation` elements, written as `n_action` floats. Every
+ * action is allowed (MaskablePPO's action_masks=None). A wrong size, an element its integer input cannot hold (NaN,
+ * out of range) or, under the SB3 contract, a Discrete/MultiDiscrete index outside [0, n) is SBIF_ERR_INPUT; a failed
+ * call leaves the recurrent state as it was. */
 sbif_status sbif_predict(sbif_policy *policy, const float *observation, size_t n_observation, float *action,
                          size_t n_action, sbif_error *error);
+/** As sbif_predict, with MaskablePPO's action mask: `n_mask` bytes, nonzero allowing an action (NULL allows all).
+ * A mask for a policy without one, or of another size, is SBIF_ERR_INPUT. */
+sbif_status sbif_predict_masked(sbif_policy *policy, const float *observation, size_t n_observation,
+                                const unsigned char *mask, size_t n_mask, float *action, size_t n_action,
+                                sbif_error *error);
 
 /* ---- single ops ---------------------------------------------------------------------------------------------- */
 

@@ -101,9 +101,10 @@ static size_t row_elements(const sbif_value_info *info) {
     return count;
 }
 
-/** A string member of a JSON object, or NULL. */
+/** A string member of a JSON object, or NULL (also when the member is absent or null). */
 static const char *json_text(const sbif_json *object, const char *key) {
-    return sbif_json_string(sbif_json_get(object, key));
+    const sbif_json *member = sbif_json_get(object, key);
+    return member != NULL ? sbif_json_string(member) : NULL;
 }
 
 /** The space of the observation input `name`: the observation space itself, or under a dict space the space of the
@@ -388,7 +389,7 @@ sbif_status sbif_policy_new(const sbif_model *model, sbif_policy **policy, sbif_
         sbif_policy_free(made);
         return error->status;
     }
-    if (made->action_mask != NULL) memset(made->action_mask, 1, made->action_mask_size);
+    if (made->action_mask != NULL) memset(made->action_mask, 1, made->action_mask_size); /* all allowed */
     {
         /* one run of the zero observation sizes the workspace, so that no later call allocates */
         float *action = calloc(made->action_size > 0 ? made->action_size : 1, sizeof *action);
@@ -429,9 +430,24 @@ void sbif_policy_reset(sbif_policy *policy) {
     policy->episode_start = 1.0f;
 }
 
-sbif_status sbif_predict(sbif_policy *policy, const float *observation, size_t n_observation, float *action,
-                         size_t n_action, sbif_error *error) {
+size_t sbif_policy_observation_input_count(const sbif_policy *policy) { return policy->n_observations; }
+
+int sbif_policy_observation_input(const sbif_policy *policy, size_t index, const char **name, size_t *offset,
+                                  size_t *count) {
+    if (index >= policy->n_observations) return -1;
+    if (name != NULL) *name = policy->observations[index].name;
+    if (offset != NULL) *offset = policy->observations[index].offset;
+    if (count != NULL) *count = policy->observations[index].count;
+    return 0;
+}
+
+size_t sbif_policy_action_mask_size(const sbif_policy *policy) { return policy->action_mask_size; }
+
+sbif_status sbif_predict_masked(sbif_policy *policy, const float *observation, size_t n_observation,
+                                const unsigned char *mask, size_t n_mask, float *action, size_t n_action,
+                                sbif_error *error) {
     sbif_error ignored;
+    size_t j;
     if (error == NULL) error = &ignored;
     if (policy == NULL) return predict_fail(error, SBIF_ERR_INPUT, "sbif_predict needs a policy");
     if (n_observation != policy->observation_size || (observation == NULL && n_observation > 0)) {
@@ -442,7 +458,20 @@ sbif_status sbif_predict(sbif_policy *policy, const float *observation, size_t n
         return predict_fail(error, SBIF_ERR_INPUT, "room for %zu action elements given; this policy's action has %zu",
                             action != NULL ? n_action : 0, policy->action_size);
     }
-    if (policy->action_mask != NULL) memset(policy->action_mask, 1, policy->action_mask_size);
+    if (mask != NULL && policy->action_mask == NULL) {
+        return predict_fail(error, SBIF_ERR_INPUT, "this policy takes no action mask (the file has no "
+                            "predict.action_mask): use sbif_predict");
+    }
+    if (mask != NULL && n_mask != policy->action_mask_size) {
+        return predict_fail(error, SBIF_ERR_INPUT, "the action mask has %zu elements; this policy's has %zu", n_mask,
+                            policy->action_mask_size);
+    }
     if (convert_observation(policy, observation, error) != SBIF_OK) return error->status;
+    for (j = 0; j < policy->action_mask_size; j++) policy->action_mask[j] = mask == NULL || mask[j] != 0;
     return run_request(policy, action, error);
+}
+
+sbif_status sbif_predict(sbif_policy *policy, const float *observation, size_t n_observation, float *action,
+                         size_t n_action, sbif_error *error) {
+    return sbif_predict_masked(policy, observation, n_observation, NULL, 0, action, n_action, error);
 }
