@@ -8,7 +8,7 @@
  *     predict N V1..VN                   -> ok A1..AM | error STATUS MESSAGE
  *     masked K M1..MK N V1..VN           -> as predict, through sbif_predict_masked with K mask bytes
  *     room R N V1..VN                    -> as predict, with room for R action elements
- *     reset                              -> ok
+ *     reset                              -> reset
  * Floats are read with strtod (nan and inf too) and written with 9 significant digits, which float32 round-trips.
  * A model or policy that cannot be made is `error STATUS MESSAGE` and exit status 1.
  */
@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
         }
         if (strcmp(command, "reset") == 0) {
             sbif_policy_reset(policy);
-            printf("ok\n");
+            printf("reset\n");
             continue;
         }
         if (strcmp(command, "masked") == 0) {
