@@ -9,6 +9,7 @@
  * are accumulated in double and rounded to the dtype once, which the spec allows (summation order is free).
  */
 #include "sbif.h"
+#include "sbif_kernels.h"
 
 #include <errno.h>
 #include <float.h>
@@ -1130,6 +1131,8 @@ typedef struct operands {
     const uint32_t *ids;
     void *const *data;  /* per value id at run time; NULL in static checks */
     int64_t batch;      /* the run's batch size, or -1 in static checks */
+    const float *packed; /* a float32 product's weights in the kernels' panels, packed at load; NULL: pack now */
+    void *scratch;       /* at least scratch_bytes() of the node, owned by the caller (a workspace) */
 } operands;
 
 static void operand(const operands *in, size_t index, sbif_tensor *out) {
@@ -1345,6 +1348,7 @@ static sbif_status require_rows(const sbif_tensor *t, const char *op, sbif_error
 }
 
 static sbif_status normalize_axis(const op_attrs *a, int rank, int *axis, sbif_error *error) {
+    *axis = 0; /* defined on failure too, which optimisers cannot always see is never read */
     if (!a->integer_fits || a->integer < -(int64_t)rank || a->integer >= rank) {
         char text[64];
         json_render(a->integer_json, text, sizeof text);
@@ -2654,35 +2658,48 @@ static sbif_status compute_reduce_mean(const operands *in, const op_attrs *a, co
     return SBIF_OK;
 }
 
-/* ---- dense layers and convolution: float products, double accumulation, one rounding, then the bias ---- */
+/* ---- dense layers and convolution ----
+ * float32: sbif_kernels.c's blocked kernels (float32 accumulation in any order, products fused where the target has
+ * FMA: spec/ops.md allows both in these sums); float64: float products, double accumulation, one rounding. Either
+ * way the sum is rounded before the bias is added. */
 
-#define DEFINE_DENSE(NAME, T)                                                                                      \
-    static void NAME(const T *x, const T *w, const T *b, T *y, int64_t rows, int64_t k, int64_t n, double *acc) { \
-        int64_t r, i, c;                                                                                          \
-        for (r = 0; r < rows; r++, x += k, y += n) {                                                              \
-            for (c = 0; c < n; c++) acc[c] = 0.0;                                                                 \
-            for (i = 0; i < k; i++) {                                                                             \
-                const T *row = w + i * n;                                                                         \
-                T value = x[i];                                                                                   \
-                for (c = 0; c < n; c++) {                                                                         \
-                    T product = value * row[c];                                                                   \
-                    acc[c] += product;                                                                            \
-                }                                                                                                 \
-            }                                                                                                     \
-            for (c = 0; c < n; c++) {                                                                             \
-                T sum = (T)acc[c];                                                                                \
-                y[c] = b != NULL ? sum + b[c] : sum;                                                              \
-            }                                                                                                     \
-        }                                                                                                         \
+/** The start of `bytes` of a scratch region at `*cursor`, aligned for the kernels; the cursor moves past it. */
+static void *take_scratch(unsigned char **cursor, size_t bytes) {
+    unsigned char *start = *cursor + (SBIF_KERNEL_ALIGN - (uintptr_t)*cursor % SBIF_KERNEL_ALIGN) % SBIF_KERNEL_ALIGN;
+    *cursor = start + bytes;
+    return start;
+}
+
+/** Scratch bytes for `floats` floats taken by take_scratch, whatever the region's alignment. */
+static size_t scratch_for(size_t floats) { return floats * sizeof(float) + SBIF_KERNEL_ALIGN; }
+
+/** The weights w [k, n] of a float32 product in the kernels' panels: packed at load, or now into scratch. */
+static const float *packed_weights(const operands *in, const sbif_tensor *w, int64_t k, int64_t n,
+                                   unsigned char **cursor) {
+    float *packed;
+    if (in->packed != NULL) return in->packed;
+    packed = take_scratch(cursor, sbif_kernel_packed_floats(k, n) * sizeof(float));
+    sbif_kernel_pack(w->data, k, n, packed);
+    return packed;
+}
+
+static void dense_f64(const double *x, const double *w, const double *b, double *y, int64_t rows, int64_t k,
+                      int64_t n, double *acc) {
+    int64_t r, i, c;
+    for (r = 0; r < rows; r++, x += k, y += n) {
+        for (c = 0; c < n; c++) acc[c] = 0.0;
+        for (i = 0; i < k; i++) {
+            const double *row = w + i * n;
+            double value = x[i];
+            for (c = 0; c < n; c++) acc[c] += value * row[c];
+        }
+        for (c = 0; c < n; c++) y[c] = b != NULL ? acc[c] + b[c] : acc[c];
     }
-DEFINE_DENSE(dense_f32, float)
-DEFINE_DENSE(dense_f64, double)
-#undef DEFINE_DENSE
+}
 
-static sbif_status dense(const operands *in, int with_bias, const sbif_tensor *out, sbif_error *error) {
+static sbif_status dense(const operands *in, int with_bias, const sbif_tensor *out) {
     sbif_tensor x, w, b;
     int64_t rows, k, n;
-    double *acc;
     operand(in, 0, &x);
     operand(in, 1, &w);
     if (with_bias) operand(in, 2, &b);
@@ -2690,11 +2707,13 @@ static sbif_status dense(const operands *in, int with_bias, const sbif_tensor *o
     k = x.shape[1];
     n = w.shape[1];
     if (type_count(out) == 0) return SBIF_OK;
-    acc = malloc((size_t)n * sizeof *acc);
-    if (acc == NULL) return out_of_memory(error);
-    if (x.dtype == SBIF_FLOAT32) dense_f32(x.data, w.data, with_bias ? b.data : NULL, out->data, rows, k, n, acc);
-    else dense_f64(x.data, w.data, with_bias ? b.data : NULL, out->data, rows, k, n, acc);
-    free(acc);
+    if (x.dtype == SBIF_FLOAT32) {
+        unsigned char *cursor = in->scratch;
+        const float *packed = packed_weights(in, &w, k, n, &cursor);
+        sbif_kernel_gemm(x.data, rows, k, packed, n, with_bias ? b.data : NULL, out->data);
+    } else {
+        dense_f64(x.data, w.data, with_bias ? b.data : NULL, out->data, rows, k, n, in->scratch);
+    }
     return SBIF_OK;
 }
 
@@ -2703,7 +2722,8 @@ static sbif_status compute_linear(const operands *in, const op_attrs *a, const s
     (void)a;
     (void)out_data;
     (void)n_outputs;
-    return dense(in, 1, out, error);
+    (void)error;
+    return dense(in, 1, out);
 }
 
 static sbif_status compute_matmul(const operands *in, const op_attrs *a, const sbif_tensor *out,
@@ -2711,51 +2731,37 @@ static sbif_status compute_matmul(const operands *in, const op_attrs *a, const s
     (void)a;
     (void)out_data;
     (void)n_outputs;
-    return dense(in, 0, out, error);
+    (void)error;
+    return dense(in, 0, out);
 }
 
-/** The sizes of an NHWC convolution, and the zero padding before the first row and column. */
-typedef struct conv_geometry {
-    int64_t batch, height, width, channels, kernel_h, kernel_w, filters;
-    int64_t stride_h, stride_w, out_h, out_w, pad_top, pad_left;
-} conv_geometry;
-
 /* padded positions are zeros that still multiply the weights (0 * inf is NaN, as in TF) */
-#define DEFINE_CONV2D(NAME, T)                                                                                     \
-    static void NAME(const T *x, const T *w, const T *b, T *y, const conv_geometry *g, double *acc) {             \
-        int64_t n, i, j, p, q, c, o;                                                                              \
-        for (n = 0; n < g->batch; n++) {                                                                          \
-            for (i = 0; i < g->out_h; i++) {                                                                      \
-                for (j = 0; j < g->out_w; j++, y += g->filters) {                                                 \
-                    for (o = 0; o < g->filters; o++) acc[o] = 0.0;                                                \
-                    for (p = 0; p < g->kernel_h; p++) {                                                           \
-                        int64_t row = i * g->stride_h + p - g->pad_top;                                           \
-                        for (q = 0; q < g->kernel_w; q++) {                                                       \
-                            int64_t col = j * g->stride_w + q - g->pad_left;                                      \
-                            int inside = row >= 0 && row < g->height && col >= 0 && col < g->width;              \
-                            const T *pixel = x + ((n * g->height + (inside ? row : 0)) * g->width +               \
-                                                  (inside ? col : 0)) * g->channels;                              \
-                            const T *kernel = w + (p * g->kernel_w + q) * g->channels * g->filters;               \
-                            for (c = 0; c < g->channels; c++, kernel += g->filters) {                             \
-                                T value = inside ? pixel[c] : (T)0;                                               \
-                                for (o = 0; o < g->filters; o++) {                                                \
-                                    T product = value * kernel[o];                                                \
-                                    acc[o] += product;                                                            \
-                                }                                                                                 \
-                            }                                                                                     \
-                        }                                                                                         \
-                    }                                                                                             \
-                    for (o = 0; o < g->filters; o++) {                                                            \
-                        T sum = (T)acc[o];                                                                        \
-                        y[o] = sum + b[o];                                                                        \
-                    }                                                                                             \
-                }                                                                                                 \
-            }                                                                                                     \
-        }                                                                                                         \
+static void conv2d_f64(const double *x, const double *w, const double *b, double *y, const sbif_conv_geometry *g,
+                       double *acc) {
+    int64_t n, i, j, p, q, c, o;
+    for (n = 0; n < g->batch; n++) {
+        for (i = 0; i < g->out_h; i++) {
+            for (j = 0; j < g->out_w; j++, y += g->filters) {
+                for (o = 0; o < g->filters; o++) acc[o] = 0.0;
+                for (p = 0; p < g->kernel_h; p++) {
+                    int64_t row = i * g->stride_h + p - g->pad_top;
+                    for (q = 0; q < g->kernel_w; q++) {
+                        int64_t col = j * g->stride_w + q - g->pad_left;
+                        int inside = row >= 0 && row < g->height && col >= 0 && col < g->width;
+                        const double *pixel = x + ((n * g->height + (inside ? row : 0)) * g->width +
+                                                   (inside ? col : 0)) * g->channels;
+                        const double *kernel = w + (p * g->kernel_w + q) * g->channels * g->filters;
+                        for (c = 0; c < g->channels; c++, kernel += g->filters) {
+                            double value = inside ? pixel[c] : 0.0;
+                            for (o = 0; o < g->filters; o++) acc[o] += value * kernel[o];
+                        }
+                    }
+                }
+                for (o = 0; o < g->filters; o++) y[o] = acc[o] + b[o];
+            }
+        }
     }
-DEFINE_CONV2D(conv2d_f32, float)
-DEFINE_CONV2D(conv2d_f64, double)
-#undef DEFINE_CONV2D
+}
 
 /** SAME padding before the data: half the total, rounded down (TF's rule). */
 static int64_t same_padding(int64_t size, int64_t kernel, int64_t stride, int64_t out) {
@@ -2763,36 +2769,45 @@ static int64_t same_padding(int64_t size, int64_t kernel, int64_t stride, int64_
     return total > 0 ? total / 2 : 0;
 }
 
+/** The geometry of a conv2d node's operands (x and w) and output type. */
+static void conv_geometry_of(const sbif_tensor *x, const sbif_tensor *w, const op_attrs *a, const sbif_tensor *out,
+                             sbif_conv_geometry *g) {
+    g->batch = x->shape[0];
+    g->height = x->shape[1];
+    g->width = x->shape[2];
+    g->channels = x->shape[3];
+    g->kernel_h = w->shape[0];
+    g->kernel_w = w->shape[1];
+    g->filters = w->shape[3];
+    g->stride_h = a->list[0];
+    g->stride_w = a->list[1];
+    g->out_h = out->shape[1];
+    g->out_w = out->shape[2];
+    g->pad_top = a->text[0] == 'S' && g->out_h > 0 ? same_padding(g->height, g->kernel_h, g->stride_h, g->out_h) : 0;
+    g->pad_left = a->text[0] == 'S' && g->out_w > 0 ? same_padding(g->width, g->kernel_w, g->stride_w, g->out_w) : 0;
+    if (g->channels == 0) g->kernel_h = g->kernel_w = 0; /* empty sums: the bias alone (no spinning over the kernel) */
+}
+
 static sbif_status compute_conv2d(const operands *in, const op_attrs *a, const sbif_tensor *out,
                                   void *const *out_data, size_t n_outputs, sbif_error *error) {
     sbif_tensor x, w, b;
-    conv_geometry g;
-    double *acc;
+    sbif_conv_geometry g;
     (void)out_data;
     (void)n_outputs;
+    (void)error;
     operand(in, 0, &x);
     operand(in, 1, &w);
     operand(in, 2, &b);
-    g.batch = x.shape[0];
-    g.height = x.shape[1];
-    g.width = x.shape[2];
-    g.channels = x.shape[3];
-    g.kernel_h = w.shape[0];
-    g.kernel_w = w.shape[1];
-    g.filters = w.shape[3];
-    g.stride_h = a->list[0];
-    g.stride_w = a->list[1];
-    g.out_h = out->shape[1];
-    g.out_w = out->shape[2];
     if (type_count(out) == 0) return SBIF_OK;
-    g.pad_top = a->text[0] == 'S' ? same_padding(g.height, g.kernel_h, g.stride_h, g.out_h) : 0;
-    g.pad_left = a->text[0] == 'S' ? same_padding(g.width, g.kernel_w, g.stride_w, g.out_w) : 0;
-    if (g.channels == 0) g.kernel_h = g.kernel_w = 0; /* empty sums: the bias alone (no spinning over the kernel) */
-    acc = malloc((size_t)g.filters * sizeof *acc);
-    if (acc == NULL) return out_of_memory(error);
-    if (x.dtype == SBIF_FLOAT32) conv2d_f32(x.data, w.data, b.data, out->data, &g, acc);
-    else conv2d_f64(x.data, w.data, b.data, out->data, &g, acc);
-    free(acc);
+    conv_geometry_of(&x, &w, a, out, &g);
+    if (x.dtype == SBIF_FLOAT32) {
+        unsigned char *cursor = in->scratch;
+        const float *packed = packed_weights(in, &w, w.shape[0] * w.shape[1] * w.shape[2], g.filters, &cursor);
+        float *windows = take_scratch(&cursor, sbif_kernel_conv2d_scratch_floats(&g) * sizeof(float));
+        sbif_kernel_conv2d(x.data, packed, b.data, out->data, &g, windows);
+    } else {
+        conv2d_f64(x.data, w.data, b.data, out->data, &g, in->scratch);
+    }
     return SBIF_OK;
 }
 
@@ -3070,18 +3085,50 @@ static void output_type(const op_def *op, const op_attrs *a, const sbif_tensor *
     }
 }
 
-/** A buffer for a value of `type` (at least one byte, so no pointer is ever NULL), within the runtime's limit. */
-static sbif_status allocate_value(const sbif_tensor *type, const char *name, void **data, sbif_error *error) {
-    int64_t count = type_count(type), bytes = -1;
-    if (count < 0 || checked_mul(count, (int64_t)sbif_dtype_size(type->dtype), &bytes) != 0 ||
-        bytes > SBIF_MAX_VALUE_BYTES || (uint64_t)bytes > (uint64_t)SIZE_MAX) {
+/** The bytes of a value of `type`, within the runtime's limit for one value. */
+static sbif_status value_bytes(const sbif_tensor *type, const char *name, int64_t *bytes, sbif_error *error) {
+    int64_t count = type_count(type);
+    if (count < 0 || checked_mul(count, (int64_t)sbif_dtype_size(type->dtype), bytes) != 0 ||
+        *bytes > SBIF_MAX_VALUE_BYTES || (uint64_t)*bytes > (uint64_t)SIZE_MAX) {
         char text[128];
         format_type(type, text, sizeof text);
         return fail(error, SBIF_ERR_MEMORY, "value '%.80s' of type %s would take more than %lld bytes, this runtime's "
                     "limit for one value", name, text, (long long)SBIF_MAX_VALUE_BYTES);
     }
+    return SBIF_OK;
+}
+
+/** A buffer for a value of `type` (at least one byte, so no pointer is ever NULL), within the runtime's limit. */
+static sbif_status allocate_value(const sbif_tensor *type, const char *name, void **data, sbif_error *error) {
+    int64_t bytes = -1;
+    if (value_bytes(type, name, &bytes, error) != SBIF_OK) return error->status;
     *data = malloc(bytes > 0 ? (size_t)bytes : 1);
     return *data != NULL ? SBIF_OK : out_of_memory(error);
+}
+
+/** Whether a node's op is a product of x (operand 0) by weights (operand 1) that the kernels compute. */
+static int is_product(const op_def *op) {
+    return op->compute == compute_linear || op->compute == compute_matmul || op->compute == compute_conv2d;
+}
+
+/** The scratch memory a node's kernel needs for operands of these types and this output type (0: none). */
+static size_t scratch_bytes(const op_def *op, const operands *in, const op_attrs *a, const sbif_tensor *out) {
+    sbif_tensor x, w;
+    sbif_conv_geometry g;
+    size_t bytes = 0;
+    int64_t depth, filters = 0;
+    if (!is_product(op)) return 0;
+    operand(in, 0, &x);
+    operand(in, 1, &w);
+    filters = w.shape[w.rank - 1];
+    if (x.dtype != SBIF_FLOAT32) return (size_t)filters * sizeof(double);
+    depth = op->compute == compute_conv2d ? w.shape[0] * w.shape[1] * w.shape[2] : w.shape[0];
+    if (in->packed == NULL) bytes += scratch_for(sbif_kernel_packed_floats(depth, filters));
+    if (op->compute == compute_conv2d) {
+        conv_geometry_of(&x, &w, a, out, &g);
+        bytes += scratch_for(sbif_kernel_conv2d_scratch_floats(&g));
+    }
+    return bytes;
 }
 
 /* ==== models ====================================================================================================== */
@@ -3101,7 +3148,9 @@ typedef struct node {
     const op_def *op;
     op_attrs attrs;
     uint32_t n_inputs, n_outputs;
-    size_t ids; /* model->ids[ids ...]: the input value ids, then the output value ids */
+    size_t ids;          /* model->ids[ids ...]: the input value ids, then the output value ids */
+    float *packed;       /* a float32 product whose weights are a file tensor: them in the kernels' panels, or NULL */
+    void *packed_block;  /* the allocation `packed` is aligned within */
 } node;
 
 typedef struct graph_input {
@@ -3143,7 +3192,10 @@ static void value_type(const sbif_model *m, uint32_t id, int64_t batch, sbif_ten
 void sbif_model_free(sbif_model *m) {
     size_t i;
     if (m == NULL) return;
-    for (i = 0; i < m->n_nodes; i++) attrs_free(&m->nodes[i].attrs);
+    for (i = 0; m->nodes != NULL && i < m->n_nodes; i++) {
+        attrs_free(&m->nodes[i].attrs);
+        free(m->nodes[i].packed_block);
+    }
     free(m->nodes);
     free(m->ids);
     free(m->values);
@@ -4496,6 +4548,28 @@ static sbif_status read_document(sbif_model *m, sbif_error *error) {
     return check_structure(&s, m->document);
 }
 
+/** Pack the weights of every float32 product whose weights are a file tensor into the kernels' panels, once. */
+static sbif_status pack_weights(sbif_model *m, sbif_error *error) {
+    size_t i;
+    for (i = 0; i < m->n_nodes; i++) {
+        node *n = &m->nodes[i];
+        uint32_t id = m->ids[n->ids + 1];
+        sbif_tensor w;
+        int64_t depth;
+        unsigned char *cursor;
+        if (!is_product(n->op) || m->values[id].tensor < 0 || m->values[id].dtype != SBIF_FLOAT32) continue;
+        value_type(m, id, -1, &w);
+        depth = n->op->compute == compute_conv2d ? w.shape[0] * w.shape[1] * w.shape[2] : w.shape[0];
+        if ((n->packed_block = malloc(scratch_for(sbif_kernel_packed_floats(depth, w.shape[w.rank - 1])))) == NULL) {
+            return out_of_memory(error);
+        }
+        cursor = n->packed_block;
+        n->packed = take_scratch(&cursor, sbif_kernel_packed_floats(depth, w.shape[w.rank - 1]) * sizeof(float));
+        sbif_kernel_pack(m->file.entries[m->values[id].tensor].data, depth, w.shape[w.rank - 1], n->packed);
+    }
+    return SBIF_OK;
+}
+
 sbif_status sbif_model_load(const char *path, sbif_model **model, sbif_error *error) {
     sbif_error ignored;
     sbif_model *m;
@@ -4512,6 +4586,7 @@ sbif_status sbif_model_load(const char *path, sbif_model **model, sbif_error *er
     if (status == SBIF_OK) status = read_document(m, error);
     if (status == SBIF_OK) status = build_graph(m, error);
     if (status == SBIF_OK) status = container_read_data(&m->file, error);
+    if (status == SBIF_OK) status = pack_weights(m, error);
     if (status != SBIF_OK) {
         sbif_model_free(m);
         return status;
@@ -4552,25 +4627,13 @@ int sbif_model_output(const sbif_model *m, size_t index, sbif_value_info *info) 
 
 /* ==== running a graph ============================================================================================= */
 
-/** Buffers of one run, per value id: borrowed (file tensors, feeds, views) or owned (computed). */
+/** Where each value of one run lives, per value id: a feed, a file tensor, a workspace buffer (computed values) or
+ * the buffer of the value a view reshapes; and which values and nodes the run needs. */
 typedef struct run_state {
     void **data;
-    unsigned char *owned;
     unsigned char *needed;
     unsigned char *run_node;
-    size_t n_values;
 } run_state;
-
-static void run_state_free(run_state *r) {
-    size_t i;
-    for (i = 0; r->owned != NULL && i < r->n_values; i++) {
-        if (r->owned[i]) free(r->data[i]);
-    }
-    free(r->data);
-    free(r->owned);
-    free(r->needed);
-    free(r->run_node);
-}
 
 /** A caller's tensor must be well formed before its type is compared with anything. */
 static sbif_status check_given(const sbif_tensor *t, const char *name, sbif_error *error) {
@@ -4622,39 +4685,15 @@ static sbif_status check_feed(const sbif_model *m, uint32_t id, const sbif_tenso
     return SBIF_OK;
 }
 
-static sbif_status run_node(const sbif_model *m, size_t index, run_state *r, int64_t batch, sbif_error *error) {
-    const node *n = &m->nodes[index];
-    const uint32_t *outputs = &m->ids[n->ids + n->n_inputs];
-    void *single[1];
-    void **pointers = single;
-    operands in;
-    sbif_tensor out;
-    sbif_status status = SBIF_OK;
-    size_t k;
-    memset(&in, 0, sizeof in);
-    in.count = n->n_inputs;
-    in.model = m;
-    in.ids = &m->ids[n->ids];
-    in.data = r->data;
-    in.batch = batch;
-    if (n->op->view) {
-        r->data[outputs[0]] = r->data[in.ids[0]];
-        return SBIF_OK;
-    }
-    if (n->n_outputs > 1 && (pointers = malloc(n->n_outputs * sizeof *pointers)) == NULL) return out_of_memory(error);
-    for (k = 0; k < n->n_outputs && status == SBIF_OK; k++) {
-        value_type(m, outputs[k], batch, &out);
-        status = allocate_value(&out, m->values[outputs[k]].name, &r->data[outputs[k]], error);
-        r->owned[outputs[k]] = status == SBIF_OK;
-        pointers[k] = r->data[outputs[k]];
-    }
-    if (status == SBIF_OK) {
-        value_type(m, outputs[0], batch, &out);
-        out.data = pointers[0];
-        status = n->op->compute(&in, &n->attrs, &out, pointers, n->n_outputs, error);
-    }
-    if (pointers != single) free(pointers);
-    return status;
+/** A node's operands in a run. */
+static void node_operands(const sbif_model *m, const node *n, const run_state *r, int64_t batch, operands *in) {
+    memset(in, 0, sizeof *in);
+    in->count = n->n_inputs;
+    in->model = m;
+    in->ids = &m->ids[n->ids];
+    in->data = r->data;
+    in->batch = batch;
+    in->packed = n->packed;
 }
 
 /** A comma-separated list of the declared outputs, for messages. */
@@ -4743,45 +4782,166 @@ static sbif_status check_batch(const sbif_model *m, const run_state *r, int64_t 
     return SBIF_OK;
 }
 
-sbif_status sbif_model_run(const sbif_model *m, const sbif_named_tensor *feeds, size_t n_feeds,
-                           const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error) {
+/* ---- workspaces ---- */
+
+struct sbif_workspace {
+    const sbif_model *model;
+    run_state run;
+    void **buffers;          /* per value id: the buffer of a computed value, or NULL */
+    size_t *capacity;        /* its bytes */
+    void **pointers;         /* a node's output buffers (split has several) */
+    void *scratch;           /* the kernels' scratch, shared by the nodes of a run (they run one at a time) */
+    size_t scratch_capacity;
+};
+
+void sbif_workspace_free(sbif_workspace *ws) {
+    size_t i;
+    if (ws == NULL) return;
+    for (i = 0; ws->buffers != NULL && i < ws->model->n_values; i++) free(ws->buffers[i]);
+    free(ws->buffers);
+    free(ws->capacity);
+    free(ws->pointers);
+    free(ws->scratch);
+    free(ws->run.data);
+    free(ws->run.needed);
+    free(ws->run.run_node);
+    free(ws);
+}
+
+sbif_status sbif_workspace_new(const sbif_model *m, sbif_workspace **workspace, sbif_error *error) {
     sbif_error ignored;
-    run_state r;
-    sbif_status status;
-    int64_t batch = -1;
-    size_t i, done = 0;
+    sbif_workspace *ws;
+    size_t i, most_outputs = 1;
     if (error == NULL) error = &ignored;
-    memset(&r, 0, sizeof r);
-    r.n_values = m->n_values;
-    r.data = calloc(m->n_values + 1, sizeof *r.data);
-    r.owned = calloc(m->n_values + 1, 1);
-    r.needed = calloc(m->n_values + 1, 1);
-    r.run_node = calloc(m->n_nodes + 1, 1);
-    if (r.data == NULL || r.owned == NULL || r.needed == NULL || r.run_node == NULL) {
-        run_state_free(&r);
+    *workspace = NULL;
+    for (i = 0; i < m->n_nodes; i++) most_outputs = m->nodes[i].n_outputs > most_outputs ? m->nodes[i].n_outputs
+                                                                                         : most_outputs;
+    if ((ws = calloc(1, sizeof *ws)) == NULL) return out_of_memory(error);
+    ws->model = m;
+    ws->buffers = calloc(m->n_values + 1, sizeof *ws->buffers);
+    ws->capacity = calloc(m->n_values + 1, sizeof *ws->capacity);
+    ws->pointers = calloc(most_outputs, sizeof *ws->pointers);
+    ws->run.data = calloc(m->n_values + 1, sizeof *ws->run.data);
+    ws->run.needed = calloc(m->n_values + 1, 1);
+    ws->run.run_node = calloc(m->n_nodes + 1, 1);
+    if (ws->buffers == NULL || ws->capacity == NULL || ws->pointers == NULL || ws->run.data == NULL ||
+        ws->run.needed == NULL || ws->run.run_node == NULL) {
+        sbif_workspace_free(ws);
         return out_of_memory(error);
     }
-    status = plan_run(m, outputs, n_outputs, &r, error);
-    if (status == SBIF_OK) status = bind_inputs(m, feeds, n_feeds, &r, &batch, error);
-    if (status == SBIF_OK) status = check_batch(m, &r, batch, error);
+    *workspace = ws;
+    return SBIF_OK;
+}
+
+/** Make `*buffer` hold at least `bytes` (at least one, so no pointer is ever NULL), replacing a smaller one: its
+ * contents are not kept (a run writes every buffer before reading it). */
+static sbif_status grow(void **buffer, size_t *capacity, size_t bytes, sbif_error *error) {
+    if (bytes == 0) bytes = 1;
+    if (*capacity >= bytes) return SBIF_OK;
+    free(*buffer);
+    *capacity = 0;
+    if ((*buffer = malloc(bytes)) == NULL) return out_of_memory(error);
+    *capacity = bytes;
+    return SBIF_OK;
+}
+
+/** Size the buffers of every value the run computes, and the scratch, for `batch`: only a larger batch (or a node not
+ * run before) allocates. */
+static sbif_status size_workspace(sbif_workspace *ws, int64_t batch, sbif_error *error) {
+    const sbif_model *m = ws->model;
+    size_t i, k, scratch = 0;
+    for (i = 0; i < m->n_nodes; i++) {
+        const node *n = &m->nodes[i];
+        const uint32_t *outputs = &m->ids[n->ids + n->n_inputs];
+        operands in;
+        sbif_tensor out;
+        size_t needs;
+        if (!ws->run.run_node[i] || n->op->view) continue;
+        for (k = 0; k < n->n_outputs; k++) {
+            sbif_tensor type;
+            int64_t bytes;
+            value_type(m, outputs[k], batch, &type);
+            if (value_bytes(&type, m->values[outputs[k]].name, &bytes, error) != SBIF_OK ||
+                grow(&ws->buffers[outputs[k]], &ws->capacity[outputs[k]], (size_t)bytes, error) != SBIF_OK) {
+                return add_context(error, "graph node %lu (%s)", (unsigned long)i, n->op->name);
+            }
+        }
+        node_operands(m, n, &ws->run, batch, &in);
+        value_type(m, outputs[0], batch, &out);
+        needs = scratch_bytes(n->op, &in, &n->attrs, &out);
+        scratch = needs > scratch ? needs : scratch;
+    }
+    return grow(&ws->scratch, &ws->scratch_capacity, scratch, error);
+}
+
+static sbif_status run_node(sbif_workspace *ws, size_t index, int64_t batch, sbif_error *error) {
+    const sbif_model *m = ws->model;
+    const node *n = &m->nodes[index];
+    const uint32_t *outputs = &m->ids[n->ids + n->n_inputs];
+    operands in;
+    sbif_tensor out;
+    size_t k;
+    node_operands(m, n, &ws->run, batch, &in);
+    if (n->op->view) {
+        ws->run.data[outputs[0]] = ws->run.data[in.ids[0]];
+        return SBIF_OK;
+    }
+    for (k = 0; k < n->n_outputs; k++) ws->pointers[k] = ws->run.data[outputs[k]] = ws->buffers[outputs[k]];
+    in.scratch = ws->scratch;
+    value_type(m, outputs[0], batch, &out);
+    out.data = ws->pointers[0];
+    return n->op->compute(&in, &n->attrs, &out, ws->pointers, n->n_outputs, error);
+}
+
+sbif_status sbif_workspace_run(sbif_workspace *ws, const sbif_named_tensor *feeds, size_t n_feeds,
+                               const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error) {
+    const sbif_model *m = ws->model;
+    sbif_error ignored;
+    sbif_status status;
+    int64_t batch = -1;
+    size_t i;
+    if (error == NULL) error = &ignored;
+    memset(ws->run.data, 0, m->n_values * sizeof *ws->run.data);
+    memset(ws->run.needed, 0, m->n_values);
+    memset(ws->run.run_node, 0, m->n_nodes);
+    status = plan_run(m, outputs, n_outputs, &ws->run, error);
+    if (status == SBIF_OK) status = bind_inputs(m, feeds, n_feeds, &ws->run, &batch, error);
+    if (status == SBIF_OK) status = check_batch(m, &ws->run, batch, error);
+    if (status == SBIF_OK) status = size_workspace(ws, batch, error);
     for (i = 0; status == SBIF_OK && i < m->n_nodes; i++) {
-        if (r.run_node[i] && run_node(m, i, &r, batch, error) != SBIF_OK) {
+        if (ws->run.run_node[i] && run_node(ws, i, batch, error) != SBIF_OK) {
             status = add_context(error, "graph node %lu (%s)", (unsigned long)i, m->nodes[i].op->name);
         }
     }
-    for (done = 0; status == SBIF_OK && done < n_outputs; done++) {
-        uint32_t id = (uint32_t)map_find(&m->names, outputs[done]);
-        value_type(m, id, batch, &results[done]);
-        status = allocate_value(&results[done], outputs[done], &results[done].data, error);
+    for (i = 0; status == SBIF_OK && i < n_outputs; i++) {
+        uint32_t id = (uint32_t)map_find(&m->names, outputs[i]);
+        value_type(m, id, batch, &results[i]);
+        results[i].data = ws->run.data[id];
+    }
+    return status;
+}
+
+sbif_status sbif_model_run(const sbif_model *m, const sbif_named_tensor *feeds, size_t n_feeds,
+                           const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error) {
+    sbif_error ignored;
+    sbif_workspace *ws;
+    sbif_status status;
+    size_t i, copied;
+    if (error == NULL) error = &ignored;
+    if ((status = sbif_workspace_new(m, &ws, error)) != SBIF_OK) return status;
+    status = sbif_workspace_run(ws, feeds, n_feeds, outputs, n_outputs, results, error);
+    for (copied = 0; status == SBIF_OK && copied < n_outputs; copied++) {
+        const void *view = results[copied].data;
+        status = allocate_value(&results[copied], outputs[copied], &results[copied].data, error);
         if (status == SBIF_OK) {
-            size_t bytes = (size_t)type_count(&results[done]) * sbif_dtype_size(results[done].dtype);
-            memcpy(results[done].data, r.data[id], bytes);
+            memcpy(results[copied].data, view,
+                   (size_t)type_count(&results[copied]) * sbif_dtype_size(results[copied].dtype));
         }
     }
     if (status != SBIF_OK) {
-        for (i = 0; i + 1 < done; i++) sbif_tensor_release(&results[i]);
+        for (i = 0; i < copied && i < n_outputs; i++) sbif_tensor_release(&results[i]);
     }
-    run_state_free(&r);
+    sbif_workspace_free(ws);
     return status;
 }
 
@@ -4795,7 +4955,7 @@ sbif_status sbif_op_run(const char *name, const sbif_json *attrs, const sbif_ten
     op_attrs a;
     operands in;
     sbif_tensor whole, *given = NULL;
-    void **pointers = NULL;
+    void **pointers = NULL, *scratch = NULL;
     sbif_status status = SBIF_OK;
     size_t i, allocated = 0;
     char label[64];
@@ -4834,6 +4994,11 @@ sbif_status sbif_op_run(const char *name, const sbif_json *attrs, const sbif_ten
         status = allocate_value(&results[allocated], op->name, &pointers[allocated], error);
         results[allocated].data = pointers[allocated];
     }
+    if (status == SBIF_OK) {
+        size_t bytes = scratch_bytes(op, &in, &a, &results[0]);
+        if ((scratch = malloc(bytes > 0 ? bytes : 1)) == NULL) status = out_of_memory(error);
+        in.scratch = scratch;
+    }
     if (status == SBIF_OK) status = op->compute(&in, &a, &results[0], pointers, n_outputs, error);
     if (status != SBIF_OK && pointers != NULL) {
         for (i = 0; i < n_outputs; i++) {
@@ -4841,6 +5006,7 @@ sbif_status sbif_op_run(const char *name, const sbif_json *attrs, const sbif_ten
             if (i < allocated) results[i].data = NULL;
         }
     }
+    free(scratch);
     free(pointers);
     free(given);
     attrs_free(&a);

@@ -62,14 +62,15 @@ class _CError(ctypes.Structure):
 
 
 class CLibrary:
-    """The C reader in this process: `sbif_model_load` from the shared build of runtimes/c/sbif.c."""
+    """The C reader in this process: `sbif_model_load` from the shared build of runtimes/c (sbif.c, which packs the
+    weights with sbif_kernels.c)."""
 
     def __init__(self, path: str = C_LIBRARY):
-        sources = [os.path.join(C_DIR, name) for name in ("sbif.c", "sbif.h")]
+        sources = [os.path.join(C_DIR, name) for name in ("sbif.c", "sbif.h", "sbif_kernels.c", "sbif_kernels.h")]
         if not os.path.exists(path) or any(os.path.getmtime(source) > os.path.getmtime(path) for source in sources):
             # a stale build would compare today's Python reader with yesterday's C reader
-            raise RuntimeError("{} is missing or older than runtimes/c/sbif.c: run make -C runtimes/c shared".format(
-                path))
+            raise RuntimeError("{} is missing or older than its sources in runtimes/c: run make -C runtimes/c "
+                               "shared".format(path))
         library = ctypes.CDLL(path)
         library.sbif_model_load.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
                                             ctypes.POINTER(_CError)]

@@ -1,0 +1,300 @@
+/*
+ * sbif_kernels.c: the float32 sums of products of linear, matmul and conv2d (see sbif_kernels.h).
+ *
+ * Built with -ffp-contract=fast: spec/ops.md allows these sums, and only these, any order and fused multiply-adds.
+ * A tile of ROWS rows of x times one panel of weights keeps ROWS x 2 vector accumulators in registers; tiles of
+ * fewer rows split the k loop over several accumulator sets instead, so that at least 8 independent sums are in
+ * flight (an FMA's latency is about 4 cycles and two issue per cycle). Rows are taken in blocks that fill half the
+ * L2 (SBIF_L2_BYTES, which the Makefile reads from the host for native builds), so every panel passes over a block
+ * of x that stays in cache. Outputs narrower than half a panel pack the weights transposed instead, one contiguous
+ * column per output, and take dot products: zero-padding them to a panel would multiply the work and the memory.
+ */
+#include "sbif_kernels.h"
+
+#include <string.h>
+
+#if !defined(SBIF_KERNELS_PORTABLE) && defined(__GNUC__)
+#define VECTOR_EXTENSIONS 1
+#endif
+
+#if defined(VECTOR_EXTENSIONS) && defined(__AVX512F__)
+#define LANES 16
+#define ROWS 8
+#define TARGET_TEXT "avx512f vector extensions: 16 lanes, tiles of 8 rows x 32 columns"
+#elif defined(VECTOR_EXTENSIONS) && defined(__AVX__)
+#define LANES 8
+#define ROWS 6
+#define TARGET_TEXT "avx vector extensions: 8 lanes, tiles of 6 rows x 16 columns"
+#elif defined(VECTOR_EXTENSIONS)
+#define LANES 4
+#define ROWS 4
+#define TARGET_TEXT "128-bit vector extensions: 4 lanes, tiles of 4 rows x 8 columns"
+#else
+#define LANES 4
+#define ROWS 4
+#define TARGET_TEXT "portable C99: arrays of 4 lanes, tiles of 4 rows x 8 columns"
+#endif
+
+/** Vectors per panel row: a panel is two vectors wide. */
+#define VECTORS 2
+#define PANEL (VECTORS * LANES)
+
+#ifndef SBIF_L2_BYTES
+#define SBIF_L2_BYTES (256 * 1024) /* the smallest L2 per core of current x86 and ARM server cores */
+#endif
+#define TEXT(x) #x
+#define EXPANDED_TEXT(x) TEXT(x)
+
+#ifdef VECTOR_EXTENSIONS
+typedef float vec __attribute__((vector_size(LANES * sizeof(float))));
+
+static vec vzero(void) {
+    vec v = {0.0f};
+    return v;
+}
+static vec vsplat(float s) { return s - vzero(); } /* s - (+0) is s for every s, -0 and NaN included */
+static vec vload(const float *p) {
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static void vstore(float *p, vec v) { memcpy(p, &v, sizeof v); }
+static vec vadd(vec a, vec b) { return a + b; }
+static vec vmuladd(vec acc, vec a, vec b) { return acc + a * b; }
+#else
+typedef struct vec {
+    float lane[LANES];
+} vec;
+
+static vec vzero(void) {
+    vec v;
+    int i;
+    for (i = 0; i < LANES; i++) v.lane[i] = 0.0f;
+    return v;
+}
+static vec vsplat(float s) {
+    vec v;
+    int i;
+    for (i = 0; i < LANES; i++) v.lane[i] = s;
+    return v;
+}
+static vec vload(const float *p) {
+    vec v;
+    memcpy(v.lane, p, sizeof v.lane);
+    return v;
+}
+static void vstore(float *p, vec v) { memcpy(p, v.lane, sizeof v.lane); }
+static vec vadd(vec a, vec b) {
+    int i;
+    for (i = 0; i < LANES; i++) a.lane[i] += b.lane[i];
+    return a;
+}
+static vec vmuladd(vec acc, vec a, vec b) {
+    int i;
+    for (i = 0; i < LANES; i++) acc.lane[i] += a.lane[i] * b.lane[i];
+    return acc;
+}
+#endif
+
+int64_t sbif_kernel_panel(void) { return PANEL; }
+
+const char *sbif_kernel_target(void) { return TARGET_TEXT ", L2 " EXPANDED_TEXT(SBIF_L2_BYTES) " bytes"; }
+
+/** Whether a [k, n] weight is packed transposed (narrow outputs) rather than in panels. */
+static int transposed(int64_t n) { return n < PANEL / 2; }
+
+static int64_t panels_of(int64_t n) { return (n + PANEL - 1) / PANEL; }
+
+size_t sbif_kernel_packed_floats(int64_t k, int64_t n) {
+    int64_t floats = transposed(n) ? k * n : panels_of(n) * k * PANEL;
+    return floats > 0 ? (size_t)floats : 1;
+}
+
+void sbif_kernel_pack(const float *w, int64_t k, int64_t n, float *packed) {
+    int64_t p, i, j;
+    if (transposed(n)) {
+        for (j = 0; j < n; j++) {
+            for (i = 0; i < k; i++) *packed++ = w[i * n + j];
+        }
+        return;
+    }
+    for (p = 0; p < panels_of(n); p++) {
+        for (i = 0; i < k; i++) {
+            for (j = p * PANEL; j < (p + 1) * PANEL; j++) *packed++ = j < n ? w[i * n + j] : 0.0f;
+        }
+    }
+}
+
+/** Store a tile's row of sums, plus the bias when there is one (a separate rounding, as spec/ops.md says), into the
+ * first `columns` columns of y. */
+static void store_row(const vec *sums, const float *bias, float *y, int64_t columns) {
+    float lanes[PANEL];
+    int64_t c;
+    int v;
+    if (columns == PANEL) {
+        for (v = 0; v < VECTORS; v++) vstore(y + v * LANES, bias != NULL ? vadd(sums[v], vload(bias + v * LANES))
+                                                                           : sums[v]);
+        return;
+    }
+    for (v = 0; v < VECTORS; v++) vstore(lanes + v * LANES, sums[v]);
+    for (c = 0; c < columns; c++) y[c] = bias != NULL ? lanes[c] + bias[c] : lanes[c];
+}
+
+/* A tile of M rows of x (stride k) times one panel into y (stride n), the k loop split over SPLITS accumulator
+ * sets. The loops over M, SPLITS and VECTORS have constant bounds, which the compiler unrolls into registers. */
+#define DEFINE_TILE(M, SPLITS)                                                                                     \
+    static void tile_##M(const float *x, int64_t k, const float *panel, const float *bias, float *y, int64_t n,    \
+                         int64_t columns) {                                                                        \
+        vec acc[SPLITS][M][VECTORS], w[VECTORS];                                                                   \
+        int64_t i = 0;                                                                                             \
+        int s, m, v;                                                                                               \
+        for (s = 0; s < SPLITS; s++)                                                                               \
+            for (m = 0; m < M; m++)                                                                                \
+                for (v = 0; v < VECTORS; v++) acc[s][m][v] = vzero();                                              \
+        for (; i + SPLITS <= k; i += SPLITS) {                                                                     \
+            for (s = 0; s < SPLITS; s++) {                                                                         \
+                for (v = 0; v < VECTORS; v++) w[v] = vload(panel + (i + s) * PANEL + v * LANES);                   \
+                for (m = 0; m < M; m++) {                                                                          \
+                    vec xs = vsplat(x[m * k + i + s]);                                                             \
+                    for (v = 0; v < VECTORS; v++) acc[s][m][v] = vmuladd(acc[s][m][v], xs, w[v]);                  \
+                }                                                                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (; i < k; i++) {                                                                                       \
+            for (v = 0; v < VECTORS; v++) w[v] = vload(panel + i * PANEL + v * LANES);                             \
+            for (m = 0; m < M; m++) {                                                                              \
+                vec xs = vsplat(x[m * k + i]);                                                                     \
+                for (v = 0; v < VECTORS; v++) acc[0][m][v] = vmuladd(acc[0][m][v], xs, w[v]);                      \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (s = 1; s < SPLITS; s++)                                                                               \
+            for (m = 0; m < M; m++)                                                                                \
+                for (v = 0; v < VECTORS; v++) acc[0][m][v] = vadd(acc[0][m][v], acc[s][m][v]);                     \
+        for (m = 0; m < M; m++) store_row(acc[0][m], bias, y + m * n, columns);                                    \
+    }
+
+DEFINE_TILE(1, 4)
+DEFINE_TILE(2, 2)
+DEFINE_TILE(3, 2)
+DEFINE_TILE(4, 1)
+#if ROWS > 4
+DEFINE_TILE(5, 1)
+DEFINE_TILE(6, 1)
+#endif
+#if ROWS > 6
+DEFINE_TILE(7, 1)
+DEFINE_TILE(8, 1)
+#endif
+#undef DEFINE_TILE
+
+typedef void (*tile_fn)(const float *x, int64_t k, const float *panel, const float *bias, float *y, int64_t n,
+                        int64_t columns);
+
+/** The tile of each row count, 1..ROWS. */
+static const tile_fn TILES[ROWS + 1] = {NULL, tile_1, tile_2, tile_3, tile_4,
+#if ROWS > 4
+                                        tile_5, tile_6,
+#endif
+#if ROWS > 6
+                                        tile_7, tile_8
+#endif
+};
+
+/** Rows of x [., k] that fill half the L2, in whole tiles. */
+static int64_t block_rows(int64_t k) {
+    int64_t rows = (int64_t)(SBIF_L2_BYTES / 2) / ((k > 0 ? k : 1) * (int64_t)sizeof(float));
+    rows -= rows % ROWS;
+    return rows > ROWS ? rows : ROWS;
+}
+
+/** The sum of a[i] * b[i] over i < k, in four vector accumulators. */
+static float dot(const float *a, const float *b, int64_t k) {
+    vec acc[4];
+    float lanes[LANES], sum = 0.0f;
+    int64_t i = 0;
+    int u;
+    for (u = 0; u < 4; u++) acc[u] = vzero();
+    for (; i + 4 * LANES <= k; i += 4 * LANES) {
+        for (u = 0; u < 4; u++) acc[u] = vmuladd(acc[u], vload(a + i + u * LANES), vload(b + i + u * LANES));
+    }
+    for (; i + LANES <= k; i += LANES) acc[0] = vmuladd(acc[0], vload(a + i), vload(b + i));
+    vstore(lanes, vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+    for (u = 0; u < LANES; u++) sum += lanes[u];
+    for (; i < k; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *packed, int64_t n, const float *bias,
+                      float *y) {
+    int64_t block = block_rows(k), start, p, r;
+    if (transposed(n)) {
+        for (r = 0; r < rows; r++, x += k, y += n) {
+            for (p = 0; p < n; p++) {
+                float sum = dot(x, packed + p * k, k);
+                y[p] = bias != NULL ? sum + bias[p] : sum;
+            }
+        }
+        return;
+    }
+    for (start = 0; start < rows; start += block) {
+        int64_t end = rows - start < block ? rows : start + block;
+        for (p = 0; p < panels_of(n); p++) {
+            const float *panel = packed + p * k * PANEL;
+            const float *panel_bias = bias != NULL ? bias + p * PANEL : NULL;
+            int64_t columns = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
+            for (r = start; r + ROWS <= end; r += ROWS) {
+                TILES[ROWS](x + r * k, k, panel, panel_bias, y + r * n + p * PANEL, n, columns);
+            }
+            if (r < end) TILES[end - r](x + r * k, k, panel, panel_bias, y + r * n + p * PANEL, n, columns);
+        }
+    }
+}
+
+/** Output pixels whose windows fill a quarter of the L2, in whole tiles, and no more than the convolution has. */
+static int64_t conv_block_pixels(const sbif_conv_geometry *g, int64_t depth) {
+    int64_t pixels = g->batch * g->out_h * g->out_w, block = block_rows(depth) / 2;
+    block = block > ROWS ? block - block % ROWS : ROWS;
+    return pixels < block ? pixels : block;
+}
+
+size_t sbif_kernel_conv2d_scratch_floats(const sbif_conv_geometry *g) {
+    int64_t depth = g->kernel_h * g->kernel_w * g->channels, floats = conv_block_pixels(g, depth) * depth;
+    return floats > 0 ? (size_t)floats : 1;
+}
+
+/** The window of output pixel (image, i, j) as one row of kh * kw * C values, zeros where it overhangs x. */
+static void copy_window(const float *x, const sbif_conv_geometry *g, int64_t image, int64_t i, int64_t j,
+                        float *row) {
+    int64_t p, run = g->kernel_w * g->channels;
+    int64_t left = j * g->stride_w - g->pad_left; /* the window's first column, maybe negative */
+    int64_t first = left < 0 ? -left : 0, last = g->width - left < g->kernel_w ? g->width - left : g->kernel_w;
+    for (p = 0; p < g->kernel_h; p++, row += run) {
+        int64_t line = i * g->stride_h + p - g->pad_top;
+        if (line < 0 || line >= g->height || first >= last) {
+            memset(row, 0, (size_t)run * sizeof *row);
+            continue;
+        }
+        memset(row, 0, (size_t)(first * g->channels) * sizeof *row);
+        memcpy(row + first * g->channels, x + ((image * g->height + line) * g->width + left + first) * g->channels,
+               (size_t)((last - first) * g->channels) * sizeof *row);
+        memset(row + last * g->channels, 0, (size_t)((g->kernel_w - last) * g->channels) * sizeof *row);
+    }
+}
+
+void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, float *y, const sbif_conv_geometry *g,
+                        float *scratch) {
+    int64_t depth = g->kernel_h * g->kernel_w * g->channels, pixels = g->batch * g->out_h * g->out_w;
+    int64_t block = conv_block_pixels(g, depth), start, t;
+    if (depth == 0) { /* empty sums: the bias alone (and no spinning over a kernel of no channels) */
+        sbif_kernel_gemm(scratch, pixels, 0, packed, g->filters, bias, y);
+        return;
+    }
+    for (start = 0; start < pixels; start += block) {
+        int64_t count = pixels - start < block ? pixels - start : block;
+        for (t = 0; t < count; t++) {
+            int64_t pixel = start + t, image = pixel / (g->out_h * g->out_w), within = pixel % (g->out_h * g->out_w);
+            copy_window(x, g, image, within / g->out_w, within % g->out_w, scratch + t * depth);
+        }
+        sbif_kernel_gemm(scratch, count, depth, packed, g->filters, bias, y + start * g->filters);
+    }
+}
