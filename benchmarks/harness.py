@@ -23,6 +23,8 @@ from catalog import model_file
 #: a single-observation call is timed in blocks of back-to-back calls lasting at least this long
 BLOCK_SECONDS = 20e-6
 MAX_BLOCK_CALLS = 16
+#: a batch size's calls per round stop here even when the time budget is not spent (small, fast batches)
+MAX_BATCH_CALLS = 500
 
 
 class Unavailable(Exception):
@@ -59,7 +61,7 @@ def time_single(call, calls: int, warmup: int) -> list:
     return samples
 
 
-def time_batch(call, budget_seconds: float, min_calls: int, max_calls: int = 500) -> list:
+def time_batch(call, budget_seconds: float, min_calls: int, max_calls: int = MAX_BATCH_CALLS) -> list:
     """Seconds per call: one warm-up call, then calls until `budget_seconds` are spent (at least `min_calls`)."""
     clock = time.perf_counter
     call()

@@ -10,8 +10,9 @@ from typing import Any, Dict, Iterable, List, Optional
 import numpy as np
 
 from catalog import KERNEL_MODEL
+from host import size_text, summary as host_summary
 
-RUNTIME_LABELS = {"sb2": "SB2 `predict`", "numpy": "SBIF numpy", "numba": "SBIF numba",
+RUNTIME_LABELS = {"sb2": "SB2 `predict`", "numpy": "SBIF numpy", "numba": "SBIF numba", "c": "SBIF C",
                   "onnxruntime": "onnxruntime", "torch": "torch"}
 SBIF_BACKENDS = ("numpy", "numba")
 #: target thresholds from the issue (#7)
@@ -20,6 +21,13 @@ BATCH_VS_ORT = {"mlp": 1.0, "cnn": 0.8, "lstm": 0.8}
 KERNEL_VS_FLOP_BOUND = 2.0
 NUMPY_COLD_SECONDS, NUMPY_PEAK_MIB = 0.15, 60.0
 NUMBA_COLD_SECONDS = 0.5
+#: target thresholds from issue #22 (kernels sized by the host, the C runtime)
+NUMBA_BATCH_VS_ORT = 1.0
+NUMBA_SINGLE_VS_ORT = 2.0
+KERNEL_VS_READ_BOUND = 1.3
+C_SINGLE_VS_ORT = 1.0
+C_VS_NUMBA_KERNEL = 1.5
+C_BATCH_VS_ORT = 0.7
 
 
 # -- statistics --------------------------------------------------------------------------------------------------------
@@ -52,9 +60,13 @@ def summarize(results: Dict[str, Any]) -> None:
                         "obs_per_s": int(size) / seconds["median"], "p25": int(size) / seconds["p75"],
                         "p75": int(size) / seconds["p25"], "n": seconds["n"],
                         "round_median_s": [float(np.median(r)) for r in rounds]}
-            for key in ("kernel_us", "weight_read_us"):
+            for key in ("predict_us", "kernel_us"):
                 if key in record:
-                    record[key] = stats(np.concatenate(record[key]))
+                    rounds = record.pop(key)
+                    record[key] = dict(stats(np.concatenate(rounds)),
+                                       round_medians=[float(np.median(r)) for r in rounds])
+            if "weight_read_us" in record:
+                record["weight_read_us"] = stats(np.concatenate(record["weight_read_us"]))
             if "cold" in record:
                 runs = record.pop("cold")
                 record["cold"] = {"wall_s": stats(run["wall_s"] for run in runs),
@@ -73,6 +85,9 @@ def ratios(record: Dict[str, Any], records: Dict[str, Dict[str, Any]]) -> Dict[s
             continue
         found["single_vs_" + other] = round_ratio(reference["single_us"]["round_medians"],
                                                   record["single_us"]["round_medians"])
+        if "predict_us" in record:
+            found["predict_vs_" + other] = round_ratio(reference["single_us"]["round_medians"],
+                                                       record["predict_us"]["round_medians"])
         for size, batch in record["batch"].items():
             found["b{}_vs_{}".format(size, other)] = round_ratio(reference["batch"][size]["round_median_s"],
                                                                 batch["round_median_s"])
@@ -150,9 +165,103 @@ def evaluate_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
         limit_check("numpy_cold", "numpy", numpy_cold and numpy_cold["wall_s"]["median"], NUMPY_COLD_SECONDS, "s")
         limit_check("numpy_peak", "numpy", numpy_cold and numpy_cold["peak_mib"]["median"], NUMPY_PEAK_MIB, "MiB")
         limit_check("numba_cold", "numba", numba_cold and numba_cold["wall_s"]["median"], NUMBA_COLD_SECONDS, "s")
-        disagreeing = [r for r, record in records.items() if record.get("status", "").startswith("disagrees")]
-        checks.append(check("agreement", model, ", ".join(disagreeing) or "all", float(len(disagreeing)),
-                            not disagreeing, "{} disagree".format(", ".join(disagreeing)) if disagreeing else "all"))
+        checks.append(agreement_check(model, records))
+    return checks
+
+
+def agreement_check(model: str, records: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Every runtime of `model` agrees with SB2 (a target of both issues)."""
+    disagreeing = [r for r, record in records.items() if record.get("status", "").startswith("disagrees")]
+    return check("agreement", model, ", ".join(disagreeing) or "all", float(len(disagreeing)), not disagreeing,
+                 "{} disagree".format(", ".join(disagreeing)) if disagreeing else "all")
+
+
+#: issue #22's targets, in table order (same shape as TARGETS)
+HOST_TARGETS = [
+    ("numba_b4096", "batch 4096: SBIF numba vs onnxruntime, default threads (every model)",
+     "≥ {:g}×".format(NUMBA_BATCH_VS_ORT)),
+    ("numba_single", "single obs: SBIF numba `predict` vs onnxruntime `run`, 1 thread (MLPs)",
+     "≥ {:g}×".format(NUMBA_SINGLE_VS_ORT)),
+    ("read_bound", "numba kernel alone vs its read-bound, where the weights fit a core's L2 (400×300)",
+     "≤ {:g}×".format(KERNEL_VS_READ_BOUND)),
+    ("c_single", "single obs: SBIF C vs onnxruntime `run`, 1 thread (MLPs)", "≥ {:g}×".format(C_SINGLE_VS_ORT)),
+    ("c_vs_kernel", "single obs: SBIF C workspace run ÷ the numba kernel (MLPs)",
+     "≤ {:g}×".format(C_VS_NUMBA_KERNEL)),
+    ("c_b4096", "batch 4096: SBIF C (1 thread) vs onnxruntime, default threads", "≥ {:g}×".format(C_BATCH_VS_ORT)),
+    ("agreement", "every runtime agrees with SB2 (SPEC §6)", "all"),
+]
+
+
+def unmeasured(records: Dict[str, Dict[str, Any]], *runtimes: str) -> Optional[str]:
+    """Why a target over `runtimes` has no figure (the first runtime not measured and its status), or None."""
+    for runtime in runtimes:
+        status = records[runtime].get("status", "not run")
+        if status != "ok":
+            return "{}: {}".format(RUNTIME_LABELS[runtime], status)
+    return None
+
+
+def versus_onnxruntime(key: str, model: str, runtime: str, records: Dict[str, Dict[str, Any]], ratio_key: str,
+                       required: float, label: str = "") -> Dict[str, Any]:
+    """A `runtime` ÷ onnxruntime speed ratio (> 1: `runtime` is faster) held to at least `required`."""
+    why = unmeasured(records, runtime, "onnxruntime")
+    ratio = records[runtime].get("ratios", {}).get(ratio_key)
+    if why or ratio is None:
+        return check(key, model, runtime, None, None, "n/a", why or "no {} ratio".format(ratio_key))
+    return check(key, model, runtime, ratio, ratio >= required, fmt_ratio(ratio) + label)
+
+
+def read_bound_check(model: str, records: Dict[str, Dict[str, Any]], l2_bytes: Optional[int]) -> Dict[str, Any]:
+    """The numba kernel ÷ the time to read its weights once: held to KERNEL_VS_READ_BOUND only where the weights
+    fit a core's L2 (beyond it the read-bound is L3's or memory's, and the ratio is shown without a verdict)."""
+    record = records["numba"]
+    kernel, read = record.get("kernel_us"), record.get("weight_read_us")
+    if kernel is None or read is None:
+        return check("read_bound", model, "numba", None, None, "n/a",
+                     unmeasured(records, "numba") or "no single-observation kernel")
+    times, weights = kernel["median"] / read["median"], record["weight_bytes"]
+    shown = "{} ({} KiB of weights)".format(fmt_ratio(times), weights // 1024)
+    if l2_bytes is None:
+        return check("read_bound", model, "numba", times, None, shown, "this host's L2 size is unknown")
+    if weights > l2_bytes:
+        return check("read_bound", model, "numba", times, None, shown, "the weights ({} KiB) do not fit a core's "
+                     "L2 ({} KiB): the kernel reads them from L3 or memory".format(weights // 1024, l2_bytes // 1024))
+    return check("read_bound", model, "numba", times, times <= KERNEL_VS_READ_BOUND, shown)
+
+
+def c_versus_kernel(model: str, records: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """The C workspace run of one observation ÷ the numba kernel on it, median of per-round ratios (≤ 1: C is
+    as fast); both are the compiled code without a Python call around it."""
+    why = unmeasured(records, "c", "numba")
+    kernel = records["numba"].get("kernel_us")
+    if why or kernel is None:
+        return check("c_vs_kernel", model, "c", None, None, "n/a", why or "no numba kernel measured")
+    times = round_ratio(records["c"]["single_us"]["round_medians"], kernel["round_medians"])
+    return check("c_vs_kernel", model, "c", times, times <= C_VS_NUMBA_KERNEL, "{} ({} µs vs {} µs)".format(
+        fmt_ratio(times), fmt_number(records["c"]["single_us"]["median"]), fmt_number(kernel["median"])))
+
+
+def evaluate_host_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Issue #22's targets on every model: the numba backend's and the C runtime's."""
+    checks = []
+    l2_bytes = results["machine"]["host"]["l2_per_core_bytes"]
+    for model, entry in results["models"].items():
+        records = entry["runtimes"]
+        checks.append(versus_onnxruntime("numba_b4096", model, "numba", records, "b4096_vs_onnxruntime",
+                                         NUMBA_BATCH_VS_ORT))
+        if entry["kind"] == "mlp":
+            checks.append(versus_onnxruntime("numba_single", model, "numba", records, "single_vs_onnxruntime",
+                                             NUMBA_SINGLE_VS_ORT))
+        if model == KERNEL_MODEL:
+            checks.append(read_bound_check(model, records, l2_bytes))
+        if entry["kind"] == "mlp":
+            through_predict = "predict_vs_onnxruntime" in records["c"].get("ratios", {})
+            checks.append(versus_onnxruntime(
+                "c_single", model, "c", records, "predict_vs_onnxruntime" if through_predict else
+                "single_vs_onnxruntime", C_SINGLE_VS_ORT, " sbif_predict" if through_predict else " workspace run"))
+            checks.append(c_versus_kernel(model, records))
+        checks.append(versus_onnxruntime("c_b4096", model, "c", records, "b4096_vs_onnxruntime", C_BATCH_VS_ORT))
+        checks.append(agreement_check(model, records))
     return checks
 
 
@@ -230,13 +339,13 @@ def result_rows(results: Dict[str, Any], notes: List[str]) -> List[List[str]]:
     return rows
 
 
-def target_rows(results: Dict[str, Any]) -> List[List[str]]:
+def target_rows(targets: List[Any], checks: List[Dict[str, Any]], models: List[str]) -> List[List[str]]:
     """One row per target, one column per model: '✓ 94× numba', '✗ 0.21 s', '– n/a' (blank: not applicable)."""
-    found = {(c["target"], c["model"]): c for c in results["targets"]}
+    found = {(c["target"], c["model"]): c for c in checks}
     rows = []
-    for key, text, required in TARGETS:
+    for key, text, required in targets:
         cells = []
-        for model in results["models"]:
+        for model in models:
             item = found.get((key, model))
             if item is None:
                 cells.append("")
@@ -262,28 +371,80 @@ def flop_rows(results: Dict[str, Any]) -> List[List[str]]:
     return rows
 
 
+def target_section(title: str, targets: List[Any], checks: List[Dict[str, Any]], models: List[str],
+                   caption: str) -> List[str]:
+    """A targets table with its caption and, per target not measurable here, why."""
+    lines = ["## " + title, ""]
+    lines += table(["target", "required"] + models, target_rows(targets, checks, models), "ll" + "l" * len(models))
+    titles = {key: text for key, text, _ in targets}
+    missing = ["- {} / {}: {}".format(c["model"], titles[c["target"]], c["note"]) for c in checks
+               if c["pass"] is None]
+    return lines + ["", caption + (" Not judged here (–):" if missing else "")] + missing
+
+
+def c_rows(results: Dict[str, Any]) -> List[List[str]]:
+    rows = []
+    for model, entry in results["models"].items():
+        records = entry["runtimes"]
+        record, kernel = records["c"], records["numba"].get("kernel_us")
+        if record.get("status") != "ok":
+            rows.append([model, record.get("status", "not run").split(":")[0]] + [""] * 7)
+            continue
+        single, predict, r = record["single_us"], record.get("predict_us"), record["ratios"]
+        batch = record["batch"][str(max(results["batch_sizes"]))]
+        rows.append([model, fmt_spread(single, single["median"]), fmt_ratio(r.get("single_vs_onnxruntime")),
+                     fmt_spread(predict, predict["median"]) if predict else "",
+                     fmt_ratio(r.get("predict_vs_onnxruntime")),
+                     fmt_number(kernel["median"]) if kernel else "",
+                     fmt_ratio(round_ratio(single["round_medians"], kernel["round_medians"])) if kernel else "",
+                     fmt_spread(batch, batch["obs_per_s"]),
+                     fmt_ratio(r.get("b{}_vs_onnxruntime".format(max(results["batch_sizes"])))),
+                     ])
+    return rows
+
+
+def c_section(results: Dict[str, Any]) -> List[str]:
+    """The C runtime's single-observation figures side by side with the numba kernel's, and how it was built."""
+    largest = max(results["batch_sizes"])
+    lines = table(["model", "workspace run µs", "× ORT", "sbif_predict µs", "× ORT", "numba kernel µs",
+                   "run ÷ kernel", "b{} obs/s (1 thread)".format(largest), "× ORT"], c_rows(results),
+                  "lrrrrrrrr")
+    build = results.get("c_build", {})
+    lines += ["", "Timed inside the driver (`benchmarks/sbif_bench.c`) with the harness's method: a workspace run of "
+              "the deterministic action on one observation (the LSTM's state carried), sbif_predict on the same "
+              "observation, and workspace runs of each batch; × ORT as above (1 thread for single observations, "
+              "default threads for batches)."]
+    if "error" in build:
+        return lines + ["", "Not built: " + build["error"]]
+    lines += ["", "Built with {}{}:".format(build["compiler"], "" if build["predict"] else
+                                             " (the library has no sbif_predict)"), ""]
+    lines += ["- `make -C runtimes/c {}`: ".format(build["make_target"]) +
+              ", ".join("`{}`".format(command) for command in build["library_commands"])]
+    return lines + ["- the driver: `{}`".format(build["driver_command"])]
+
+
 def render(results: Dict[str, Any]) -> str:
     machine, settings = results["machine"], results["settings"]
+    l2_bytes = machine["host"]["l2_per_core_bytes"]
     sizes = results["batch_sizes"]
-    lines = ["# SBIF benchmark: SB2 vs SBIF (NumPy, numba), onnxruntime and torch", ""]
+    lines = ["# SBIF benchmark: SB2 vs SBIF (NumPy, numba, C), onnxruntime and torch", ""]
     if results["quick"]:
         lines += ["**Quick run (`--quick`): one round and few repetitions — a smoke test, not numbers to quote.**",
                   ""]
-    lines += ["{} · {} ({} cores) · {} · 1-core float32 GEMM {:.0f} GFLOP/s · load average {:.2f} before".format(
-        results["created"], machine["cpu"], machine["cores"], machine["blas"], machine["peak_gflops_1_core"],
+    lines += ["{} · {} · 1-core float32 GEMM {:.0f} GFLOP/s · load average {:.2f} before".format(
+        results["created"], host_summary(machine["host"]), machine["peak_gflops_1_core"],
         results["load_average_before"]), ""]
     lines += ["Per runtime and model: {} single-observation calls and batches for ≥ {:g} s per size, in {} "
               "interleaved round(s); {} cold start(s). Method and how to read this: `benchmarks/README.md`.".format(
                   settings["single_calls"], settings["batch_seconds"] * settings["rounds"], settings["rounds"],
                   settings["cold_runs"]), ""]
-    lines += ["## Targets (issue #7)", ""]
-    lines += table(["target", "required"] + list(results["models"]), target_rows(results),
-                   "ll" + "l" * len(results["models"]))
-    titles = {key: text for key, text, _ in TARGETS}
-    missing = ["- {} / {}: {}".format(c["model"], titles[c["target"]], c["note"]) for c in results["targets"]
-               if c["pass"] is None]
-    heading = " Not measurable here (–):" if missing else ""
-    lines += ["", "SBIF's ratios are its faster backend's (named)." + heading] + missing
+    lines += target_section("Targets (issue #7)", TARGETS, results["targets"], list(results["models"]),
+                            "SBIF's ratios are its faster backend's (named).")
+    lines += [""] + target_section(
+        "Targets (issue #22: kernels sized by the host, the C runtime)", HOST_TARGETS, results["host_targets"],
+        list(results["models"]), "SBIF C single observation: through sbif_predict where the library has it (what a "
+        "deployer calls), else a workspace run; the workspace run is held against the numba kernel. A core's L2 "
+        "here: {}.".format(size_text(l2_bytes) if l2_bytes else "unknown"))
     floors = results["machine"].get("cold_floors_s")
     if floors:
         lines += ["", "Cold-start floors measured in this run (a fresh process that only imports the module, same "
@@ -297,11 +458,13 @@ def render(results: Dict[str, Any]) -> str:
     notes: List[str] = []
     lines += table(header, result_rows(results, notes), "ll" + "rrr" * (1 + len(sizes)) + "rrrl")
     lines += ["", "× = how many times faster than SB2's `predict` / than onnxruntime (1 intra-op thread for single "
-              "observations, default threads for batches), median of per-round ratios; ±: half the interquartile "
+              "observations, default threads for batches), median of per-round ratios; SBIF C's figures are "
+              "workspace runs timed inside its driver (sbif_predict's: below); ±: half the interquartile "
               "range. Agreement: discrete action differences (near-ties excluded) and the worst float difference "
               "as a fraction of what float32 rounding allows there (SPEC §6: 8 error scales; must be ≤ 1)."]
     if notes:
         lines += [""] + ["- " + note for note in notes]
+    lines += ["", "## The C runtime", ""] + c_section(results)
     lines += ["", "## FLOP-bound and read-bound limits", ""]
     lines += table(["model", "FLOPs/obs", "FLOP-bound µs (1 core)", "weights KiB", "read-bound µs",
                     "numba kernel µs", "÷ FLOP-bound", "÷ read-bound"], flop_rows(results), "lrrrrrrr")

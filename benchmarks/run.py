@@ -27,13 +27,17 @@ import numpy as np
 
 from sbif.progress import Progress, echo, silence
 
+import c_runtime
+import host
 from catalog import (BATCH_SIZES, HERE, MODELS, NUMBA_CACHE, RESULTS, ROOT, SB2_PYTHON, WORK, model_file,
                      parse_models)
 from harness import agrees
-from report import evaluate_targets, render, summarize
+from report import evaluate_host_targets, evaluate_targets, render, summarize
 
 #: the runtimes in table order; SB2 is the reference every ratio is taken against
-RUNTIMES = ("sb2", "numpy", "numba", "onnxruntime", "torch")
+RUNTIMES = ("sb2", "numpy", "numba", "c", "onnxruntime", "torch")
+#: the runtimes whose cold start (a fresh process to its first action) is measured: those loaded by Python
+COLD_START_RUNTIMES = ("sb2", "numpy", "numba", "onnxruntime", "torch")
 #: after one runtime's measurements, let its thread pool stop spinning before the next one starts
 SETTLE_SECONDS = 0.2
 
@@ -187,9 +191,14 @@ def measure(workers: Dict[str, Worker], model: str, runtimes: List[str], setting
 
 def measure_round(worker: Worker, model: str, record: Dict[str, Any], settings: Settings, calls: int,
                   warmup: int) -> None:
-    """One round of one runtime: single observation, each batch size, and for numba its executor alone.
-    Raw samples are kept per round (`report.summarize` turns them into medians and per-round ratios)."""
+    """One round of one runtime: single observation (for C, also through sbif_predict where built), each batch
+    size, and for numba its executor alone. Raw samples are kept per round (`report.summarize` turns them into
+    medians and per-round ratios)."""
     record.setdefault("single_us", []).append(worker.measure("single", model=model, calls=calls, warmup=warmup))
+    if worker.runtime == "c":
+        ok, samples = worker.request("predict", model=model, calls=calls, warmup=warmup)
+        if ok:  # (n/a where the library has no sbif_predict)
+            record.setdefault("predict_us", []).append(samples)
     for size in BATCH_SIZES:
         record.setdefault("batch_s", {}).setdefault(str(size), []).append(worker.measure(
             "batch", model=model, size=size, budget=settings.batch_seconds, min_calls=settings.batch_min_calls))
@@ -275,35 +284,16 @@ def flops_per_observation(model: str) -> int:
 
 
 def machine(workers_info: Dict[str, str]) -> Dict[str, Any]:
-    """What the numbers depend on: CPU, cores, BLAS kernel, the single-core GEMM rate, versions."""
-    with open("/proc/cpuinfo") as cpuinfo:
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-                   platform.processor())
+    """What the numbers depend on: the host (CPU, ISA extensions, caches, cores, BLAS kernel: host.py), the
+    single-core GEMM rate, versions."""
     peak = subprocess.run([sys.executable, os.path.join(HERE, "runtimes.py"), "peak"], check=True,
                           stdout=subprocess.PIPE, universal_newlines=True,
                           env=dict(child_environment(), OPENBLAS_NUM_THREADS="1")).stdout
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "blas": blas_kernel(),
+    return {"host": host.describe(), "platform": platform.platform(), "python": platform.python_version(),
+            "numpy": np.__version__,
             "openblas_env": {key: value for key, value in os.environ.items() if key.startswith("OPENBLAS")},
             "peak_gflops_1_core": float(peak),
             "versions": workers_info}
-
-
-def blas_kernel() -> str:
-    """OpenBLAS's core name as NumPy's bundled copy reports it (its kernel choice halves or doubles GEMM)."""
-    import ctypes
-
-    with open("/proc/self/maps") as maps:
-        paths = {line.split()[-1] for line in maps}
-    for path in sorted(paths):
-        if "openblas" in os.path.basename(path) and path.endswith(".so"):
-            library = ctypes.CDLL(path)
-            for symbol in ("scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"):
-                if hasattr(library, symbol):
-                    function = getattr(library, symbol)
-                    function.restype = ctypes.c_char_p
-                    return "OpenBLAS " + function().decode()
-    return "unknown"
 
 
 class Steps:
@@ -340,6 +330,10 @@ def run(models: List[str], settings: Settings, quick: bool) -> Tuple[Dict[str, A
         "load_average_before": os.getloadavg()[0], "quick": quick, "settings": asdict(settings),
         "batch_sizes": list(BATCH_SIZES), "models": {}}
     make_models(models)
+    log("== the C runtime's driver (make -C runtimes/c {}, then benchmarks/sbif_bench.c)".format(
+        c_runtime.LIBRARY_TARGET))
+    results["c_build"] = c_runtime.build()
+    log("   " + results["c_build"].get("error", results["c_build"].get("driver_command", "")))
     with Steps(models, settings) as step:
         step.start("starting the runtimes' workers")
         workers = {runtime: Worker(runtime) for runtime in RUNTIMES}
@@ -368,7 +362,8 @@ def run(models: List[str], settings: Settings, quick: bool) -> Tuple[Dict[str, A
         compile_bytecode()
         for model in models:
             step.start("cold starts", model)
-            cold_starts(model, timed[model], settings, results["models"][model], step)
+            cold_starts(model, [r for r in timed[model] if r in COLD_START_RUNTIMES], settings,
+                        results["models"][model], step)
             step.done()
             log("   {} done".format(model))
         step.start("the machine: single-core GEMM peak, cold-start floors")
@@ -380,6 +375,7 @@ def run(models: List[str], settings: Settings, quick: bool) -> Tuple[Dict[str, A
         entry["flop_bound_us"] = entry["flops_per_obs"] / (results["machine"]["peak_gflops_1_core"] * 1e3)
     summarize(results)
     results["targets"] = evaluate_targets(results)
+    results["host_targets"] = evaluate_host_targets(results)
     sound = all(not record["status"].startswith(("error", "disagrees"))
                 for entry in results["models"].values() for record in entry["runtimes"].values())
     return results, sound

@@ -1,6 +1,7 @@
-"""The modern environment's runtimes as benchmark workers: SBIF on NumPy, SBIF on numba, onnxruntime and torch.
+"""The modern environment's runtimes as benchmark workers: SBIF on NumPy, SBIF on numba, onnxruntime and torch;
+and SBIF's C runtime, whose worker drives the benchmark's C program (c_runtime.py).
 
-    runtimes.py serve RUNTIME     a worker (harness protocol) for numpy | numba | onnxruntime | torch
+    runtimes.py serve RUNTIME     a worker (harness protocol) for numpy | numba | onnxruntime | torch | c
     runtimes.py peak              this machine's single-core float32 GEMM rate (run with OPENBLAS_NUM_THREADS=1)
 
 Each runtime is timed through its own public call on a NumPy observation: SBIF `policy.predict(obs,
@@ -20,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+from c_runtime import CRuntime
 from catalog import model_file
 from harness import Unavailable, agreement, observations, serve, time_batch, time_single
 
@@ -357,11 +359,12 @@ class TorchRuntime(Runtime):
         return call
 
 
-RUNTIMES: Dict[str, Callable[[], Runtime]] = {
+RUNTIMES: Dict[str, Callable[[], Any]] = {
     "numpy": lambda: SbifRuntime("numpy"),
     "numba": lambda: SbifRuntime("numba"),
     "onnxruntime": OnnxRuntime,
     "torch": TorchRuntime,
+    "c": CRuntime,
 }
 
 
