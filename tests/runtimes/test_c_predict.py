@@ -31,6 +31,9 @@ from .conftest import C_DIR, GOLDEN
 from .test_c_runtime import sanitizer_env, sanitizer_reports
 
 DRIVER_SOURCE = os.path.join(C_DIR, "tests", "predict_driver.c")
+ALLOCATIONS_SOURCE = os.path.join(C_DIR, "tests", "predict_allocations.c")
+#: the linker's wrapping of the allocator, through which predict_allocations.c counts the library's allocations
+WRAP_ALLOCATOR = "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc"
 #: what a deployer on this host links (runtimes/c/Makefile builds it)
 NATIVE_LIBRARY = "libsbif-native.a"
 #: observations predicted per file, one call each
@@ -50,10 +53,10 @@ def makefile_variables(*names: str) -> List[str]:
     return values
 
 
-def compile_driver(output: str, flags: str, library: Sequence[str]) -> str:
-    """Compile the predict driver with `flags` against `library` (object archives or sources)."""
+def compile_driver(source: str, output: str, flags: str, library: Sequence[str]) -> str:
+    """Compile a driver with `flags` against `library` (object archives or sources)."""
     compiler, libs = makefile_variables("CC", "LIBS")
-    command = [compiler] + flags.split() + ["-I", C_DIR, "-o", output, DRIVER_SOURCE] + list(library) + libs.split()
+    command = [compiler] + flags.split() + ["-I", C_DIR, "-o", output, source] + list(library) + libs.split()
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     assert result.returncode == 0, " ".join(command) + "\n" + result.stdout
     return output
@@ -62,13 +65,15 @@ def compile_driver(output: str, flags: str, library: Sequence[str]) -> str:
 @pytest.fixture(scope="module")
 def drivers(c_build, tmp_path_factory) -> Dict[str, str]:
     """The predict driver linked as a deployer links it, with the host-tuned library make builds ("release"), and
-    compiled with the runtime's sources under the sanitizers ("asan")."""
+    compiled with the runtime's sources under the sanitizers ("asan"); the allocation counter ("allocations")."""
     directory = str(tmp_path_factory.mktemp("predict-driver"))
     host_flags, asan_flags, sources = makefile_variables("CFLAGS_HOST", "CFLAGS_ASAN", "RUNTIME")
-    return {"release": compile_driver(os.path.join(directory, "predict-driver"), host_flags,
-                                      [os.path.join(c_build, NATIVE_LIBRARY)]),
-            "asan": compile_driver(os.path.join(directory, "predict-driver-asan"), asan_flags,
-                                   [os.path.join(C_DIR, name) for name in sources.split()])}
+    native = [os.path.join(c_build, NATIVE_LIBRARY)]
+    return {"release": compile_driver(DRIVER_SOURCE, os.path.join(directory, "predict-driver"), host_flags, native),
+            "asan": compile_driver(DRIVER_SOURCE, os.path.join(directory, "predict-driver-asan"), asan_flags,
+                                   [os.path.join(C_DIR, name) for name in sources.split()]),
+            "allocations": compile_driver(ALLOCATIONS_SOURCE, os.path.join(directory, "predict-allocations"),
+                                          host_flags + " " + WRAP_ALLOCATOR, native)}
 
 
 def converse(driver: str, model: str, commands: Sequence[str], log_dir: str) -> Tuple[List[str], int]:
@@ -283,13 +288,25 @@ def test_maskable_ppo_takes_masks_and_allows_every_action_without_one(drivers, t
 
 
 def test_a_reset_starts_the_episode_again(sb2_files, drivers, tmp_path):
-    """The same observations after a reset give the same actions as from the start (the state is zeros again)."""
+    """After a reset the same observations give the actions of a fresh start: the state is zeros again, even after a
+    NaN observation made it NaN (which SPEC 5.6's mask alone, a multiplication by 0, would keep)."""
     path = sb2_files["lstm"]
     observations = caller_observations(ModelInfo(path), STEPS, np.random.default_rng(9))
     episode = [predict_command(o) for o in observations]
-    answers, status = converse(drivers["asan"], path, episode + ["reset"] + episode, str(tmp_path / "logs"))
+    poison = predict_command(np.full_like(observations[0], np.nan))
+    answers, status = converse(drivers["asan"], path, episode + [poison, "reset"] + episode, str(tmp_path / "logs"))
     assert status == 0
-    assert answers[:STEPS] == answers[STEPS + 1:] and answers[STEPS] == "reset"
+    assert answers[:STEPS] == answers[STEPS + 2:] and answers[STEPS + 1] == "reset"
+
+
+@pytest.mark.parametrize("name", ["demo_ppo2_cartpole", "ppo2_cnn_uint8_discrete", "a2c_mlp_zoo_framestack",
+                                  "a2c_cnnlstm_uint8_box", "sb3_recurrentppo_lstm_discrete",
+                                  "sb3_maskableppo_multidiscrete"])
+def test_calls_allocate_nothing(name, drivers):
+    """The policy's buffers and workspace are made with it: 30 calls, with resets and masks, allocate nothing."""
+    result = subprocess.run([drivers["allocations"], os.path.join(GOLDEN, name + ".sbif"), "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert (result.returncode, result.stdout) == (0, "allocations 0\n")
 
 
 # -- refusals -------------------------------------------------------------------------------------------------------
