@@ -58,7 +58,7 @@ def library_commands() -> List[str]:
     """The compiler lines make runs for the library (a dry run of a forced rebuild: nothing is built)."""
     done = subprocess.run(["make", "--no-print-directory", "-n", "-B", "-C", C_DIR, LIBRARY_TARGET],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
-    return [line.strip() for line in done.stdout.splitlines() if " -c " in line or line.strip().startswith("ar ")]
+    return [line.strip() for line in done.stdout.splitlines() if " -c " in line]
 
 
 def driver_command(predict: bool) -> List[str]:

@@ -1,5 +1,6 @@
 """The benchmark's host probing (benchmarks/host.py) and its targets (benchmarks/report.py), on made-up machines and
 made-up measurements: what `make bench` records and judges, without running it."""
+import json
 import os
 import sys
 
@@ -12,6 +13,9 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import c_runtime  # noqa: E402
 import host  # noqa: E402
 import report  # noqa: E402
+from sbif.format import SbifFile  # noqa: E402
+from sbif.runtime.error_scales import ErrorScales, result_agreement  # noqa: E402
+from tests.factories import write_sbif  # noqa: E402
 
 X86_CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -125,6 +129,34 @@ def test_the_drivers_values_are_read_exactly_and_a_short_line_is_an_error():
     assert found["logits"][0].tolist() == np.array([0.1, -3.4028234663852886e38], np.float32).tolist()
     with pytest.raises(RuntimeError, match="printed 1 values of 2"):
         c_runtime.parse_values("logits float32 2 0.5\n")
+
+
+@pytest.mark.slow  # builds the C runtime's host-tuned library when it is not up to date
+def test_the_driver_computes_the_references_outputs_and_times_what_it_is_asked(tmp_path, monkeypatch):
+    for name, path in (("DRIVER_DIR", ""), ("DRIVER", "sbif-bench"), ("BUILD_RECORD", "build.json")):
+        monkeypatch.setattr(c_runtime, name, str(tmp_path / path))
+    build = c_runtime.build()
+    assert "error" not in build, build
+    model = write_sbif(tmp_path / "model.sbif", "box_image", "discrete")  # uint8 observations, a discrete action
+    sbif_file = SbifFile.read(model)
+    action, scores = sbif_file.document["predict"]["deterministic_action"], "logits"
+    obs = np.random.default_rng(0).integers(0, 256, (8, 4, 4, 3)).astype(np.uint8)
+    obs.tofile(str(tmp_path / "obs.bin"))
+    printed = c_runtime.parse_values(c_runtime.drive("check", model, str(tmp_path / "obs.bin"), "-", scores))
+    values, scales = ErrorScales(sbif_file).run({"obs": obs}, [action, scores])
+    assert printed[action][0].tolist() == values[action].tolist()
+    assert result_agreement(values[scores], printed[scores][0].reshape(8, -1), scales[scores]) <= 1
+    if build["predict"]:
+        assert np.concatenate(printed["predict"]).tolist() == values[action].tolist()
+    timed = c_runtime.drive("single", model, str(tmp_path / "obs.bin"), "5", "1", "2e-05", "16")
+    assert len(json.loads(timed)["us"]) >= 1
+    timed = json.loads(c_runtime.drive("batch", model, str(tmp_path / "obs.bin"), "8", "0", "3", "500"))["s"]
+    assert len(timed) == 3 and all(seconds > 0 for seconds in timed)
+    with pytest.raises(RuntimeError, match="fewer observations than the batch"):
+        c_runtime.drive("batch", model, str(tmp_path / "obs.bin"), "9", "0", "1", "500")
+    with pytest.raises(RuntimeError, match="not whole observations"):
+        (tmp_path / "short.bin").write_bytes(obs.tobytes()[:-1])
+        c_runtime.drive("single", model, str(tmp_path / "short.bin"), "5", "1", "2e-05", "16")
 
 
 # -- targets -----------------------------------------------------------------------------------------------------------
