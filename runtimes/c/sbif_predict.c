@@ -62,11 +62,10 @@ static sbif_status predict_fail(sbif_error *error, sbif_status status, const cha
 #endif
     ;
 
-/** Set `error` to `status` and a one-line message (the library's messages never hold a newline; neither do ours). */
+/** Set `error` to `status` and a one-line message (a name from the file may hold a newline; the message never does). */
 static sbif_status predict_fail(sbif_error *error, sbif_status status, const char *format, ...) {
     va_list args;
     char *newline;
-    if (error == NULL) return status;
     va_start(args, format);
     vsnprintf(error->message, sizeof error->message, format, args);
     va_end(args);
@@ -331,10 +330,10 @@ static sbif_status convert_observation(sbif_policy *policy, const float *observa
     size_t i, j;
     for (i = 0; i < policy->n_observations; i++) {
         const observation_input *input = &policy->observations[i];
+        if (input->dtype == SBIF_FLOAT32 || input->dtype == SBIF_FLOAT64 || input->dtype == SBIF_BOOL) continue;
         for (j = 0; j < input->count; j++) {
             double value = observation[input->offset + j], whole = trunc(value);
             int64_t index;
-            if (input->dtype == SBIF_FLOAT32 || input->dtype == SBIF_FLOAT64 || input->dtype == SBIF_BOOL) continue;
             /* int64's range is [-2^63, 2^63): both ends are exact doubles */
             if (!(whole >= -9223372036854775808.0 && whole < 9223372036854775808.0) ||
                 !sbif_dtype_holds_integer(input->dtype, (int64_t)whole)) {
@@ -350,10 +349,16 @@ static sbif_status convert_observation(sbif_policy *policy, const float *observa
     }
     for (i = 0; i < policy->n_observations; i++) {
         const observation_input *input = &policy->observations[i];
-        const float *source = observation + input->offset;
+        const float *source;
+        if (input->count == 0) continue; /* a NULL observation of no elements has nothing to read */
+        source = observation + input->offset;
+        if (input->dtype == SBIF_FLOAT32) {
+            memcpy(input->data, source, input->count * sizeof *source);
+            continue;
+        }
         for (j = 0; j < input->count; j++) {
             switch (input->dtype) {
-            case SBIF_FLOAT32: ((float *)input->data)[j] = source[j]; break;
+            case SBIF_FLOAT32: break; /* copied whole above */
             case SBIF_FLOAT64: ((double *)input->data)[j] = source[j]; break;
             case SBIF_INT8: ((int8_t *)input->data)[j] = (int8_t)source[j]; break;
             case SBIF_INT16: ((int16_t *)input->data)[j] = (int16_t)source[j]; break;
@@ -366,6 +371,18 @@ static sbif_status convert_observation(sbif_policy *policy, const float *observa
         }
     }
     return SBIF_OK;
+}
+
+/** One run of the zero observation (every input holds 0; every action allowed) sizes the workspace for a batch of
+ * one, so that no later call allocates. */
+static sbif_status size_workspace(sbif_policy *policy, sbif_error *error) {
+    float *action = calloc(policy->action_size > 0 ? policy->action_size : 1, sizeof *action);
+    sbif_status status;
+    if (action == NULL) return predict_fail(error, SBIF_ERR_MEMORY, "cannot allocate an action");
+    if (policy->action_mask != NULL) memset(policy->action_mask, 1, policy->action_mask_size);
+    status = run_request(policy, action, error);
+    free(action);
+    return status;
 }
 
 sbif_status sbif_policy_new(const sbif_model *model, sbif_policy **policy, sbif_error *error) {
@@ -381,25 +398,13 @@ sbif_status sbif_policy_new(const sbif_model *model, sbif_policy **policy, sbif_
     made = calloc(1, sizeof *made);
     if (made == NULL) return predict_fail(error, SBIF_ERR_MEMORY, "cannot allocate a policy");
     made->model = model;
-    made->episode_start = 1.0f;
     contract = json_text(sbif_json_get(document, "predict"), "contract"); /* absent: SB2's (SPEC 5.9) */
     if (read_observations(made, document, contract != NULL && strcmp(contract, "sb3") == 0, error) != SBIF_OK ||
         read_action(made, document, error) != SBIF_OK || read_state_and_masks(made, document, error) != SBIF_OK ||
-        build_request(made, error) != SBIF_OK || sbif_workspace_new(model, &made->workspace, error) != SBIF_OK) {
+        build_request(made, error) != SBIF_OK || sbif_workspace_new(model, &made->workspace, error) != SBIF_OK ||
+        size_workspace(made, error) != SBIF_OK) {
         sbif_policy_free(made);
         return error->status;
-    }
-    if (made->action_mask != NULL) memset(made->action_mask, 1, made->action_mask_size); /* all allowed */
-    {
-        /* one run of the zero observation sizes the workspace, so that no later call allocates */
-        float *action = calloc(made->action_size > 0 ? made->action_size : 1, sizeof *action);
-        sbif_status status = action != NULL ? run_request(made, action, error)
-                                            : predict_fail(error, SBIF_ERR_MEMORY, "cannot allocate an action");
-        free(action);
-        if (status != SBIF_OK) {
-            sbif_policy_free(made);
-            return status;
-        }
     }
     sbif_policy_reset(made);
     *policy = made;
@@ -450,13 +455,17 @@ sbif_status sbif_predict_masked(sbif_policy *policy, const float *observation, s
     size_t j;
     if (error == NULL) error = &ignored;
     if (policy == NULL) return predict_fail(error, SBIF_ERR_INPUT, "sbif_predict needs a policy");
-    if (n_observation != policy->observation_size || (observation == NULL && n_observation > 0)) {
+    if (n_observation != policy->observation_size) {
         return predict_fail(error, SBIF_ERR_INPUT, "the observation has %zu elements; this policy's observation "
-                            "space takes %zu", observation != NULL ? n_observation : 0, policy->observation_size);
+                            "space takes %zu", n_observation, policy->observation_size);
     }
-    if (n_action != policy->action_size || (action == NULL && n_action > 0)) {
+    if (n_action != policy->action_size) {
         return predict_fail(error, SBIF_ERR_INPUT, "room for %zu action elements given; this policy's action has %zu",
-                            action != NULL ? n_action : 0, policy->action_size);
+                            n_action, policy->action_size);
+    }
+    if ((observation == NULL && n_observation > 0) || (action == NULL && n_action > 0)) {
+        return predict_fail(error, SBIF_ERR_INPUT, "sbif_predict needs the observation and room for the action, not "
+                            "NULL");
     }
     if (mask != NULL && policy->action_mask == NULL) {
         return predict_fail(error, SBIF_ERR_INPUT, "this policy takes no action mask (the file has no "
