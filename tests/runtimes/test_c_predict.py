@@ -32,6 +32,9 @@ from .test_c_runtime import sanitizer_env, sanitizer_reports
 
 DRIVER_SOURCE = os.path.join(C_DIR, "tests", "predict_driver.c")
 ALLOCATIONS_SOURCE = os.path.join(C_DIR, "tests", "predict_allocations.c")
+EXAMPLE_SOURCE = os.path.join(C_DIR, "examples", "cartpole.c")
+#: gym's CartPole-v1 reward threshold: an episode this long counts as solved
+CARTPOLE_SOLVED = 475
 #: the linker's wrapping of the allocator, through which predict_allocations.c counts the library's allocations
 WRAP_ALLOCATOR = "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc"
 #: what a deployer on this host links (runtimes/c/Makefile builds it)
@@ -307,6 +310,22 @@ def test_calls_allocate_nothing(name, drivers):
     result = subprocess.run([drivers["allocations"], os.path.join(GOLDEN, name + ".sbif"), "30"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert (result.returncode, result.stdout) == (0, "allocations 0\n")
+
+
+def test_the_example_balances_the_pole(c_build, tmp_path):
+    """runtimes/c/examples/cartpole.c, built as its comment says, drives the demo agent through CartPole-v1."""
+    host_flags, = makefile_variables("CFLAGS_HOST")
+    example = compile_driver(EXAMPLE_SOURCE, str(tmp_path / "cartpole"), host_flags,
+                             [os.path.join(c_build, NATIVE_LIBRARY)])
+    result = subprocess.run([example, os.path.join(GOLDEN, "demo_ppo2_cartpole.sbif"), "3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert result.returncode == 0, result.stdout
+    returns = [int(line.rsplit(" ", 1)[1]) for line in result.stdout.splitlines()]
+    assert len(returns) == 3 and min(returns) >= CARTPOLE_SOLVED, result.stdout
+    result = subprocess.run([example, os.path.join(GOLDEN, "ppo2_lstm_box_discrete.sbif")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert (result.returncode, result.stdout) == (1, "InputError: the observation has 4 elements; this policy's "
+                                                     "observation space takes 5\n")
 
 
 # -- refusals -------------------------------------------------------------------------------------------------------
