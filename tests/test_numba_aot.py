@@ -49,7 +49,7 @@ def test_a_change_to_any_source_of_the_kernels_invalidates_numbas_jit_cache(monk
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(os.path.join(cache.DIRECTORY, name), "rb") as source:
             target.write_bytes(source.read())
-    (copy / "encoding.py").write_text((copy / "encoding.py").read_text().replace("PANEL = 16", "PANEL = 32"))
+    (copy / "encoding.py").write_text((copy / "encoding.py").read_text().replace("MAX_INPUTS = 4", "MAX_INPUTS = 5"))
     monkeypatch.setattr(cache, "DIRECTORY", str(copy))
     jit_cache.cache_key.cache_clear()
     try:

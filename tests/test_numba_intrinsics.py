@@ -6,19 +6,26 @@ for a row whatever group of rows or outputs computes it (the order is the same).
 on TensorFlow's op vectors (tests/test_numba_runtime.py)."""
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 
 numba = pytest.importorskip("numba")
 
-from sbif.runtime.numba import intrinsics  # noqa: E402
-from sbif.runtime.numba.encoding import PANEL  # noqa: E402
+from sbif.runtime.numba import host, intrinsics  # noqa: E402
 from sbif.runtime.numba.intrinsics import FLOAT32_BYTES, VECTOR  # noqa: E402
 
 UNIT_ROUNDOFF = 2.0 ** -24
 RNG = np.random.default_rng(20)
-#: depths around the vector width: none, fewer than a vector, whole vectors, whole vectors and a tail
-DEPTHS = (0, 1, 5, VECTOR, 3 * VECTOR, 3 * VECTOR + 5, 67)
+#: the vector widths the kernels are built with (`host`): the one in use here and the other ($SBIF_NUMBA_VECTOR),
+#: which LLVM legalises on any host
+WIDTHS = (host.NARROW_LANES, host.WIDE_LANES)
+
+
+def depths(lanes):
+    """Depths around the vector width: none, fewer than a vector, whole vectors, whole vectors and a tail."""
+    return (0, 1, 5, lanes, 3 * lanes, 3 * lanes + 5, 67)
 
 
 def gamma(roundings: int) -> float:
@@ -33,16 +40,60 @@ def caller(function, arity):
     return numba.njit(lambda a, b, c, d, e, f, g, h: function(a, b, c, d, e, f, g, h))
 
 
-#: name: (caller, rows, outputs)
-DOTS = {name: (caller(getattr(intrinsics, name), 6), rows, outputs) for name, rows, outputs in (
-    ("dots_rows", intrinsics.TILE_ROWS, intrinsics.GROUP_DOT_OUTPUTS),
-    ("dots_rows_one_output", intrinsics.TILE_ROWS, 1),
-    ("dots_row", 1, intrinsics.ROW_DOT_OUTPUTS), ("dots_row_one_output", 1, 1))}
-#: name: (caller, rows, panels, partial)
-TILES = {name: (caller(getattr(intrinsics, name), 8), rows, panels, partial) for name, rows, panels, partial in (
-    ("tile_rows", intrinsics.TILE_ROWS, 1, False), ("tile_rows_partial", intrinsics.TILE_ROWS, 1, True),
-    ("tile_row", 1, intrinsics.ROW_TILE_PANELS, False), ("tile_row_one_panel", 1, 1, False),
-    ("tile_row_one_panel_partial", 1, 1, True))}
+class Width:
+    """The dot products and tiles of one vector width, with the shapes this host derives for it: the module's own
+    (what the kernels inline) for the width in use, the same factories' for the other."""
+
+    def __init__(self, lanes):
+        parameters = host.derive(host.CPU, host.CACHES, lanes, platform.machine())
+        self.lanes, self.panel = lanes, parameters.panel
+        self.rows, self.row_panels = parameters.tile_rows, parameters.row_tile_panels
+        self.group_outputs, self.row_outputs = parameters.group_dot_outputs, parameters.row_dot_outputs
+        half, quarter = max(1, self.row_panels // 2), max(1, self.row_panels // 4)
+        if lanes == VECTOR:
+            assert parameters == host.PARAMETERS
+            made = {name: getattr(intrinsics, name) for name in (
+                "dots_rows", "dots_rows_one_output", "dots_row", "dots_row_one_output", "tile_rows",
+                "tile_rows_partial", "tile_row", "tile_row_half", "tile_row_quarter", "tile_row_one_panel",
+                "tile_row_one_panel_partial")}
+        else:
+            made = {"dots_rows": intrinsics._dots(self.rows, self.group_outputs, lanes),
+                    "dots_rows_one_output": intrinsics._dots(self.rows, 1, lanes),
+                    "dots_row": intrinsics._dots(1, self.row_outputs, lanes),
+                    "dots_row_one_output": intrinsics._dots(1, 1, lanes)}
+            for name, rows, panels, partial in (
+                    ("tile_rows", self.rows, 1, False), ("tile_rows_partial", self.rows, 1, True),
+                    ("tile_row", 1, self.row_panels, False), ("tile_row_half", 1, half, False),
+                    ("tile_row_quarter", 1, quarter, False), ("tile_row_one_panel", 1, 1, False),
+                    ("tile_row_one_panel_partial", 1, 1, True)):
+                made[name] = intrinsics._tile(rows, panels, partial, lanes, self.panel)
+        #: name: (caller, rows, outputs)
+        self.dots = {name: (caller(made[name], 6), rows, outputs) for name, rows, outputs in (
+            ("dots_rows", self.rows, self.group_outputs), ("dots_rows_one_output", self.rows, 1),
+            ("dots_row", 1, self.row_outputs), ("dots_row_one_output", 1, 1))}
+        #: name: (caller, rows, panels, partial)
+        self.tiles = {name: (caller(made[name], 8), rows, panels, partial) for name, rows, panels, partial in (
+            ("tile_rows", self.rows, 1, False), ("tile_rows_partial", self.rows, 1, True),
+            ("tile_row", 1, self.row_panels, False), ("tile_row_half", 1, half, False),
+            ("tile_row_quarter", 1, quarter, False), ("tile_row_one_panel", 1, 1, False),
+            ("tile_row_one_panel_partial", 1, 1, True))}
+
+
+_widths = {}
+
+
+def width(lanes):
+    """The `Width` of `lanes`, made once (its intrinsics compile on first call)."""
+    if lanes not in _widths:
+        _widths[lanes] = Width(lanes)
+    return _widths[lanes]
+
+
+DOT_NAMES = ("dots_rows", "dots_rows_one_output", "dots_row", "dots_row_one_output")
+TILE_NAMES = ("tile_rows", "tile_rows_partial", "tile_row", "tile_row_half", "tile_row_quarter", "tile_row_one_panel",
+              "tile_row_one_panel_partial")
+#: (lanes, depth) pairs: every depth around each width
+WIDTH_DEPTHS = [(lanes, depth) for lanes in WIDTHS for depth in depths(lanes)]
 
 
 def operands(rows, depth, outputs):
@@ -62,83 +113,89 @@ def assert_within_order_bound(actual, x, w, b, roundings):
     assert np.all(error <= gamma(roundings) * magnitude), (error / np.maximum(magnitude, 1e-300)).max()
 
 
-@pytest.mark.parametrize("name", sorted(DOTS))
-@pytest.mark.parametrize("depth", DEPTHS)
-def test_dots_within_the_bound_of_their_order(name, depth):
-    """Fused, in a fixed order: VECTOR lanes of depth // VECTOR terms each, their pairwise sum (log2 VECTOR
-    roundings), then the tail's depth % VECTOR terms: at most that many rounded additions (plus one product rounding
+@pytest.mark.parametrize("name", DOT_NAMES)
+@pytest.mark.parametrize("lanes, depth", WIDTH_DEPTHS)
+def test_dots_within_the_bound_of_their_order(name, lanes, depth):
+    """Fused, in a fixed order: `lanes` lanes of depth // lanes terms each, their pairwise sum (log2 lanes
+    roundings), then the tail's depth % lanes terms: at most that many rounded additions (plus one product rounding
     where the CPU does not fuse) per output."""
-    call, rows, outputs = DOTS[name]
+    call, rows, outputs = width(lanes).dots[name]
     x, w = operands(rows, depth, outputs)
     wt = np.ascontiguousarray(w.T)
     y = np.full((rows, outputs), np.nan, np.float32)
     call(x.ctypes.data, depth, wt.ctypes.data, depth, y.ctypes.data, outputs)
-    roundings = depth // VECTOR + int(np.log2(VECTOR)) + depth % VECTOR + 1
+    roundings = depth // lanes + int(np.log2(lanes)) + depth % lanes + 1
     assert_within_order_bound(y, x, w, 0.0, roundings)
 
 
-def test_dots_give_a_row_the_same_bits_in_every_group():
-    """The order of summation is one for every group: a row computed among TILE_ROWS rows and GROUP_DOT_OUTPUTS
-    outputs, or alone and one output at a time, is bit for bit the same."""
-    depth = 3 * VECTOR + 5
-    x, w = operands(intrinsics.TILE_ROWS, depth, intrinsics.ROW_DOT_OUTPUTS)
+@pytest.mark.parametrize("lanes", WIDTHS)
+def test_dots_give_a_row_the_same_bits_in_every_group(lanes):
+    """The order of summation is one for every group: a row computed among the tile's rows and group's outputs,
+    or alone and one output at a time, is bit for bit the same."""
+    shapes = width(lanes)
+    depth, rows, outputs = 3 * lanes + 5, shapes.rows, shapes.row_outputs
+    x, w = operands(rows, depth, outputs)
     wt = np.ascontiguousarray(w.T)
     results = []
-    for name in sorted(DOTS):
-        call, rows, outputs = DOTS[name]
-        y = np.zeros((intrinsics.TILE_ROWS, intrinsics.ROW_DOT_OUTPUTS), np.float32)
-        for r in range(0, intrinsics.TILE_ROWS, rows):
-            for n in range(0, intrinsics.ROW_DOT_OUTPUTS, outputs):
+    for name in DOT_NAMES:
+        call, group_rows, group_outputs = shapes.dots[name]
+        y = np.zeros((rows, outputs), np.float32)
+        for r in range(0, rows, group_rows):
+            for n in range(0, outputs - group_outputs + 1, group_outputs):
                 call(x.ctypes.data + FLOAT32_BYTES * r * depth, depth, wt.ctypes.data + FLOAT32_BYTES * n * depth,
-                     depth, y.ctypes.data + FLOAT32_BYTES * (r * intrinsics.ROW_DOT_OUTPUTS + n),
-                     intrinsics.ROW_DOT_OUTPUTS)
+                     depth, y.ctypes.data + FLOAT32_BYTES * (r * outputs + n), outputs)
         results.append(y.view(np.uint32))
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
 
 
-def panels_of(w):
-    """w [K, N] as the tiles read it: ceil(N / PANEL) panels [K, PANEL] one after the other, zero-padded."""
-    depth, width = w.shape
-    count = -(-width // PANEL)
-    padded = np.zeros((depth, count * PANEL), np.float32)
-    padded[:, :width] = w
-    return np.ascontiguousarray(padded.reshape(depth, count, PANEL).transpose(1, 0, 2))
+def panels_of(w, panel):
+    """w [K, N] as the tiles read it: ceil(N / panel) panels [K, panel] one after the other, zero-padded."""
+    depth, columns = w.shape
+    count = -(-columns // panel)
+    padded = np.zeros((depth, count * panel), np.float32)
+    padded[:, :columns] = w
+    return np.ascontiguousarray(padded.reshape(depth, count, panel).transpose(1, 0, 2))
 
 
-@pytest.mark.parametrize("name", sorted(TILES))
-@pytest.mark.parametrize("depth", DEPTHS[1:])
-def test_tiles_within_the_bound_of_their_order(name, depth):
+@pytest.mark.parametrize("name", TILE_NAMES)
+@pytest.mark.parametrize("lanes, depth", [(lanes, depth) for lanes, depth in WIDTH_DEPTHS if depth])
+def test_tiles_within_the_bound_of_their_order(name, lanes, depth):
     """Fused, in order of k, then the bias: depth rounded multiply-adds (plus one product rounding where the CPU does
     not fuse), then one for the bias; a partial tile writes only its columns."""
-    call, rows, panels, partial = TILES[name]
-    width = panels * PANEL - (PANEL // 2 + 3 if partial else 0)
-    x, w = operands(rows, depth, width)
-    b = RNG.standard_normal(panels * PANEL).astype(np.float32)
-    w_panels = panels_of(w)
-    y = np.full((rows, panels * PANEL), np.nan, np.float32)
-    call(x.ctypes.data, depth, w_panels.ctypes.data, depth, b.ctypes.data, y.ctypes.data, panels * PANEL, width)
-    assert_within_order_bound(y[:, :width], x, w, b[:width].astype(np.float64), depth + 2)
-    assert np.isnan(y[:, width:]).all()  # past a partial tile's width nothing is written
+    shapes = width(lanes)
+    call, rows, panels, partial = shapes.tiles[name]
+    panel = shapes.panel
+    columns = panels * panel - (panel // 2 + 3 if partial else 0)
+    x, w = operands(rows, depth, columns)
+    b = RNG.standard_normal(panels * panel).astype(np.float32)
+    w_panels = panels_of(w, panel)
+    y = np.full((rows, panels * panel), np.nan, np.float32)
+    call(x.ctypes.data, depth, w_panels.ctypes.data, depth, b.ctypes.data, y.ctypes.data, panels * panel, columns)
+    assert_within_order_bound(y[:, :columns], x, w, b[:columns].astype(np.float64), depth + 2)
+    assert np.isnan(y[:, columns:]).all()  # past a partial tile's width nothing is written
 
 
-def test_tiles_give_a_row_the_same_bits_in_every_tile():
-    """One order for every tile: TILE_ROWS rows by one panel, one row by ROW_TILE_PANELS panels, one row by one
-    panel give a row the same bits."""
-    depth, width = 3 * VECTOR + 5, intrinsics.ROW_TILE_PANELS * PANEL
-    x, w = operands(intrinsics.TILE_ROWS, depth, width)
-    b = RNG.standard_normal(width).astype(np.float32)
-    w_panels = panels_of(w)
-    panel_bytes = FLOAT32_BYTES * depth * PANEL
+@pytest.mark.parametrize("lanes", WIDTHS)
+def test_tiles_give_a_row_the_same_bits_in_every_tile(lanes):
+    """One order for every tile: the tile's rows by one panel, one row by the widest row tile's panels, by half and a
+    quarter as many, and by one panel give a row the same bits."""
+    shapes = width(lanes)
+    panel, rows = shapes.panel, shapes.rows
+    depth, columns = 3 * lanes + 5, shapes.row_panels * panel
+    x, w = operands(rows, depth, columns)
+    b = RNG.standard_normal(columns).astype(np.float32)
+    w_panels = panels_of(w, panel)
+    panel_bytes = FLOAT32_BYTES * depth * panel
     results = []
-    for name in ("tile_rows", "tile_row", "tile_row_one_panel"):
-        call, rows, panels, _ = TILES[name]
-        y = np.zeros((intrinsics.TILE_ROWS, width), np.float32)
-        for r in range(0, intrinsics.TILE_ROWS, rows):
-            for p in range(0, intrinsics.ROW_TILE_PANELS, panels):
+    for name in ("tile_rows", "tile_row", "tile_row_half", "tile_row_quarter", "tile_row_one_panel"):
+        call, tile_rows, panels, _ = shapes.tiles[name]
+        y = np.zeros((rows, columns), np.float32)
+        for r in range(0, rows, tile_rows):
+            for p in range(0, shapes.row_panels, panels):
                 call(x.ctypes.data + FLOAT32_BYTES * r * depth, depth, w_panels.ctypes.data + p * panel_bytes, depth,
-                     b.ctypes.data + FLOAT32_BYTES * p * PANEL, y.ctypes.data + FLOAT32_BYTES * (r * width + p * PANEL),
-                     width, panels * PANEL)
+                     b.ctypes.data + FLOAT32_BYTES * p * panel,
+                     y.ctypes.data + FLOAT32_BYTES * (r * columns + p * panel), columns, panels * panel)
         results.append(y.view(np.uint32))
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])

@@ -34,28 +34,29 @@ from ...errors import InputError, UnsupportedError
 from ...format import SbifFile
 from ..executor import GraphExecutor
 from .encoding import ARENA_HEADER, ARENA_OFFSET_BYTES, MAX_INPUTS
+from .host import PARAMETERS
 from .program import Gemm, Lowered, Value, aligned
 
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
 #: (below, the interpreter's own products are faster: no call overhead, and the weights stay in cache)
 BLAS_MIN_MACS = 1 << 22
-#: a dense product goes to BLAS only when its weights have this many elements (512 KiB of float32, a core's L2
-#: cache; a convolution always does): smaller weights stay in cache while the interpreter's panel tiles run at
+#: a dense product goes to BLAS only when its weights have this many elements (`host`: a core's L2 cache of
+#: float32; a convolution always does): smaller weights stay in cache while the interpreter's panel tiles run at
 #: BLAS's rate or better, without BLAS's calls and the staging of its operands (benchmarks/README.md, "Tuning")
-BLAS_MIN_WEIGHTS = 1 << 17
+BLAS_MIN_WEIGHTS = PARAMETERS.blas_min_weights
 #: a chunk has this many rows, or fewer when its scratch would pass CHUNK_BYTES; never fewer than MIN_CHUNK_ROWS
 #: (below that, BLAS products re-read their weights too often)
 CHUNK_ROWS = 4096
 CHUNK_BYTES = 32 << 20
 MIN_CHUNK_ROWS = 64
-#: without BLAS products, a lane runs its rows in interpreter calls whose scratch is about this size (a core's L2
-#: cache), so that a step reads what the one before it wrote from the L2 cache, not from L3, though never on fewer
-#: than CACHED_CHUNK_MIN_ROWS rows (each call costs a few microseconds of Python)
-CACHED_CHUNK_BYTES = 1 << 20
+#: without BLAS products, a lane runs its rows in interpreter calls whose scratch is about this size (`host`: in
+#: proportion to a core's L2 cache), so that a step reads what the one before it wrote from the L2 cache, not from
+#: L3, though never on fewer than CACHED_CHUNK_MIN_ROWS rows (each call costs a few microseconds of Python)
+CACHED_CHUNK_BYTES = PARAMETERS.cached_chunk_bytes
 CACHED_CHUNK_MIN_ROWS = 256
-#: a convolution's patch columns are written and multiplied for this many bytes of them at a time, so that
-#: the product reads them from the L2 cache (at least one image at a time)
-COLUMN_BLOCK_BYTES = 1 << 20
+#: a convolution's patch columns are written and multiplied for this many bytes of them at a time (`host`: in
+#: proportion to a core's L2 cache), so that the product reads them from the caches (at least one image at a time)
+COLUMN_BLOCK_BYTES = PARAMETERS.column_block_bytes
 #: an interpreter call is split between threads (up to one per CPU) once it writes this many elements plus
 #: multiply-adds (`_Runner.whole_work`)
 PARALLEL_MIN_WORK = 1 << 21

@@ -11,9 +11,9 @@ import os
 import platform
 import sys
 import sysconfig
-from typing import Dict
-
 import numpy as np
+
+from . import host
 
 #: the entry points and their one signature each (`backend` calls them with exactly these types)
 EXPORTS = {
@@ -24,8 +24,9 @@ EXPORTS = {
 #: where modules are kept: $SBIF_CACHE_DIR, else the user's cache directory
 CACHE_ENV = "SBIF_CACHE_DIR"
 #: the source files the module's machine code depends on (with EXPORTS), from this directory: the kernels, the
-#: program format whose constants they freeze, the intrinsics they inline, and the op constants they read (TF's SELU)
-SOURCES = ("kernels.py", "encoding.py", "intrinsics.py", os.path.join("..", "..", "ops", "elementwise.py"))
+#: program format whose constants they freeze, the intrinsics they inline, the host's parameters they are built
+#: with, and the op constants they read (TF's SELU)
+SOURCES = ("kernels.py", "encoding.py", "intrinsics.py", "host.py", os.path.join("..", "..", "ops", "elementwise.py"))
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -61,20 +62,6 @@ def _package_stamp(package: str) -> str:
 
 
 def _cpu_description() -> str:
-    """The CPU's model and instruction-set flags (Linux: /proc/cpuinfo; elsewhere LLVM's view of the host)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            lines = info.read().splitlines()
-    except OSError:
-        lines = []
-    wanted: Dict[str, str] = {}
-    for line in lines:
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "flags", "Features", "CPU part") and key not in wanted:
-            wanted[key] = value.strip()
-    if "flags" in wanted or "Features" in wanted:
-        return "{} {}".format(platform.machine(), sorted(wanted.items()))
-    import llvmlite.binding as llvm
-
-    return "{} {} {}".format(platform.machine(), llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten())
+    """The machine the code is compiled for and what it is compiled with: the CPU as LLVM sees it, its caches and
+    the kernel parameters derived from them (`host`: the vector width, tiles, panels of the packed weights)."""
+    return "{} {}".format(platform.machine(), host.describe(host.CPU, host.CACHES, host.PARAMETERS))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import struct
 from typing import Dict, List, Mapping, Sequence, Tuple
 
+from .host import PARAMETERS
+
 DTYPES = ("float32", "float64", "int32", "int64", "uint8", "int8", "int16", "uint16", "bool")
 DTYPE_CODE = {name: code for code, name in enumerate(DTYPES)}
 FLOAT32, FLOAT64, INT32, INT64, UINT8, INT8, INT16, UINT16, BOOL = range(len(DTYPES))
@@ -132,5 +134,6 @@ def bits_float(bits: int) -> float:
 
 
 #: a dense product's weights [K, N] are stored as ceil(N / PANEL) panels [K, PANEL], the last one zero-padded
-#: (`program.panels`): a tile of outputs then reads its weights as contiguous streams
-PANEL = 16
+#: (`program.panels`): a tile of outputs then reads its weights as contiguous streams. Two of the host's vectors
+#: wide (`host`), so the layout depends on the machine as the kernels do
+PANEL = PARAMETERS.panel

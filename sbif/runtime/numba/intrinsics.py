@@ -18,18 +18,21 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .encoding import PANEL
+from .host import PARAMETERS
 
-#: float32 lanes of the vectors the tiles keep their sums in (AVX; LLVM splits them where vectors are narrower)
-VECTOR = 8
+#: float32 lanes of the vectors the tiles and dot products keep their sums in (`host`: 16 with AVX-512, else 8;
+#: LLVM splits them where registers are narrower)
+VECTOR = PARAMETERS.vector
 #: bytes of a float32, the element of every product; a vector load or store of float32 assumes only this alignment
 FLOAT32_BYTES = np.dtype(np.float32).itemsize
 #: rows of a tile (`tile`) or of a group of dot products (`dots`) over several rows: a tile of TILE_ROWS rows by one
-#: panel keeps TILE_ROWS * PANEL / VECTOR = 8 vector sums in registers, and each weight it loads serves every row
-TILE_ROWS = 4
-#: panels of a tile of one row: as many vector sums as a tile of TILE_ROWS rows by one panel
-ROW_TILE_PANELS = 4
-#: outputs of a group of TILE_ROWS rows of dot products (8 vector sums), and of a group of one row
-GROUP_DOT_OUTPUTS, ROW_DOT_OUTPUTS = 2, 4
+#: panel keeps TILE_ROWS * PANEL / VECTOR vector sums in registers (half the register file: `host`), and each
+#: weight it loads serves every row
+TILE_ROWS = PARAMETERS.tile_rows
+#: panels of the widest tile of one row: as many vector sums as a tile of TILE_ROWS rows by one panel
+ROW_TILE_PANELS = PARAMETERS.row_tile_panels
+#: outputs of a group of TILE_ROWS rows of dot products, and of a group of one row
+GROUP_DOT_OUTPUTS, ROW_DOT_OUTPUTS = PARAMETERS.group_dot_outputs, PARAMETERS.row_dot_outputs
 #: bytes the CPU brings into its caches at a time (`prefetch`)
 CACHE_LINE_BYTES = 64
 
@@ -48,16 +51,16 @@ def _vector_load(builder: Any, vector: Any, pointer: Any) -> Any:
     return builder.load(builder.bitcast(pointer, vector.as_pointer()), align=FLOAT32_BYTES)
 
 
-def _dots(rows: int, outputs: int) -> Callable[..., Any]:
+def _dots(rows: int, outputs: int, lanes: int = VECTOR) -> Callable[..., Any]:
     """Fused, in a fixed order: an intrinsic computing y = x @ w for a group of `rows` rows and `outputs` outputs,
-    each output a dot product summed in VECTOR lanes (`llvm.fmuladd`) over the whole multiples of VECTOR, the lanes
-    then added pairwise (halves, quarters, the last two: rounded sums), then the remaining terms in order of k
+    each output a dot product summed in `lanes` lanes (`llvm.fmuladd`) over the whole multiples of `lanes`, the
+    lanes then added pairwise (per_panel, quarters, the last two: rounded sums), then the remaining terms in order of k
     (`llvm.fmuladd`). w is given transposed (wt [N, K]: each output's weights a contiguous row), for narrow products
     (fewer outputs than a panel). Every output follows that one order whatever group it is in, so a row's result
     does not depend on the batch it came in. Arguments (addresses and element counts): x, x's row stride, the
     group's first row of wt, the depth K, y (at the group's first column), y's row stride."""
     f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-    vector = ir.VectorType(f32, VECTOR)
+    vector = ir.VectorType(f32, lanes)
     fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
     scalar_type = ir.FunctionType(f32, [f32, f32, f32])
 
@@ -66,14 +69,14 @@ def _dots(rows: int, outputs: int) -> Callable[..., Any]:
         x, w, y = (builder.inttoptr(a, f32.as_pointer()) for a in (x_at, w_at, y_at))
         x_rows = [builder.gep(x, [builder.mul(x_stride, ir.Constant(i64, r))]) for r in range(rows)]
         w_rows = [builder.gep(w, [builder.mul(depth, ir.Constant(i64, n))]) for n in range(outputs)]
-        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * VECTOR)) for _ in range(outputs)]
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * lanes)) for _ in range(outputs)]
                 for _ in range(rows)]
-        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(VECTOR))
+        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(lanes))
         fmuladd_scalar = cgutils.get_or_insert_function(builder.module, scalar_type, "llvm.fmuladd.f32")
-        whole = builder.udiv(depth, ir.Constant(i64, VECTOR))
+        whole = builder.udiv(depth, ir.Constant(i64, lanes))
 
         with cgutils.for_range(builder, whole) as loop:
-            k = builder.mul(loop.index, ir.Constant(i64, VECTOR))
+            k = builder.mul(loop.index, ir.Constant(i64, lanes))
             terms = [_vector_load(builder, vector, builder.gep(w_row, [k])) for w_row in w_rows]
             for r in range(rows):
                 xr = _vector_load(builder, vector, builder.gep(x_rows[r], [k]))
@@ -82,16 +85,17 @@ def _dots(rows: int, outputs: int) -> Callable[..., Any]:
         totals = [[None] * outputs for _ in range(rows)]
         for r in range(rows):
             for n in range(outputs):
-                lanes = builder.load(sums[r][n])
-                width = VECTOR
+                summed = builder.load(sums[r][n])
+                width = lanes
                 while width > 1:  # pairwise: lane i + lane i + width/2
                     half = width // 2
-                    low = builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(i32, half), list(range(half))))
-                    high = builder.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(i32, half),
-                                                                            list(range(half, width))))
-                    lanes, width = builder.fadd(low, high), half
-                totals[r][n] = cgutils.alloca_once_value(builder, builder.extract_element(lanes, ir.Constant(i32, 0)))
-        done = builder.mul(whole, ir.Constant(i64, VECTOR))
+                    low = builder.shuffle_vector(summed, summed,
+                                                 ir.Constant(ir.VectorType(i32, half), list(range(half))))
+                    high = builder.shuffle_vector(summed, summed, ir.Constant(ir.VectorType(i32, half),
+                                                                              list(range(half, width))))
+                    summed, width = builder.fadd(low, high), half
+                totals[r][n] = cgutils.alloca_once_value(builder, builder.extract_element(summed, ir.Constant(i32, 0)))
+        done = builder.mul(whole, ir.Constant(i64, lanes))
         with cgutils.for_range(builder, builder.sub(depth, done)) as tail:  # every sum's next term, in one loop
             k = builder.add(done, tail.index)
             terms = [builder.load(builder.gep(w_row, [k])) for w_row in w_rows]
@@ -120,32 +124,32 @@ dots_row = _dots(1, ROW_DOT_OUTPUTS)
 dots_row_one_output = _dots(1, 1)
 
 
-def _tile(rows: int, panels: int, partial: bool) -> Callable[..., Any]:
+def _tile(rows: int, panels: int, partial: bool, lanes: int = VECTOR, panel: int = PANEL) -> Callable[..., Any]:
     """Fused, in order of k: an intrinsic computing y = x @ w + b for a tile of `rows` rows and `panels` panels
-    (PANEL columns each), its sums kept in vector registers through the whole depth, each term added in order of k with
-    `llvm.fmuladd`, then the bias (a separate rounded addition). Arguments (addresses and element counts): x, x's
-    row stride, the tile's first panel, the depth K, b (at the tile's first column), y (likewise), y's row stride,
+    (`panel` columns each, in vectors of `lanes`), its sums kept in vector registers through the whole depth, each
+    term added in order of k with `llvm.fmuladd`, then the bias (a separate rounded addition). Arguments (addresses
+    and element counts): x, x's row stride, the tile's first panel, the depth K, b (at the tile's first column), y (likewise), y's row stride,
     and for a `partial` tile (the last panel) how many of its columns exist: only those are read from b and
     written."""
     f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-    vector = ir.VectorType(f32, VECTOR)
-    halves = PANEL // VECTOR
+    vector = ir.VectorType(f32, lanes)
+    per_panel = panel // lanes  # vectors
     fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
 
     def codegen(context, builder, signature, args):
         x_at, x_stride, w_at, depth, b_at, y_at, y_stride, width = args
         x, w, b, y = (builder.inttoptr(a, f32.as_pointer()) for a in (x_at, w_at, b_at, y_at))
-        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * VECTOR))
-                 for _ in range(panels * halves)] for _ in range(rows)]
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * lanes))
+                 for _ in range(panels * per_panel)] for _ in range(rows)]
         x_rows = [builder.gep(x, [builder.mul(x_stride, ir.Constant(i64, r))]) for r in range(rows)]
-        panel_size = builder.mul(depth, ir.Constant(i64, PANEL))
+        panel_size = builder.mul(depth, ir.Constant(i64, panel))
         starts = [builder.gep(w, [builder.mul(panel_size, ir.Constant(i64, p))]) for p in range(panels)]
-        broadcast = ir.Constant(ir.VectorType(i32, VECTOR), [0] * VECTOR)
-        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(VECTOR))
+        broadcast = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(lanes))
         with cgutils.for_range(builder, depth) as loop:
-            at = builder.mul(loop.index, ir.Constant(i64, PANEL))
-            terms = [_vector_load(builder, vector, builder.gep(start, [builder.add(at, ir.Constant(i64, h * VECTOR))]))
-                     for start in starts for h in range(halves)]
+            at = builder.mul(loop.index, ir.Constant(i64, panel))
+            terms = [_vector_load(builder, vector, builder.gep(start, [builder.add(at, ir.Constant(i64, h * lanes))]))
+                     for start in starts for h in range(per_panel)]
             for r in range(rows):
                 scalar = builder.load(builder.gep(x_rows[r], [loop.index]))
                 xr = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
@@ -155,17 +159,17 @@ def _tile(rows: int, panels: int, partial: bool) -> Callable[..., Any]:
                     builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
         for r in range(rows):
             y_row = builder.gep(y, [builder.mul(y_stride, ir.Constant(i64, r))])
-            for j in range(panels * halves):
+            for j in range(panels * per_panel):
                 total = builder.load(sums[r][j])
                 if not partial:
-                    column = ir.Constant(i64, j * VECTOR)
+                    column = ir.Constant(i64, j * lanes)
                     bias = _vector_load(builder, vector, builder.gep(b, [column]))
                     builder.store(builder.fadd(total, bias),
                                   builder.bitcast(builder.gep(y_row, [column]), vector.as_pointer()),
                                   align=FLOAT32_BYTES)
                     continue
-                for lane in range(VECTOR):
-                    column = ir.Constant(i64, j * VECTOR + lane)
+                for lane in range(lanes):
+                    column = ir.Constant(i64, j * lanes + lane)
                     with builder.if_then(builder.icmp_signed("<", column, width)):
                         value = builder.fadd(builder.extract_element(total, ir.Constant(i32, lane)),
                                              builder.load(builder.gep(b, [column])))
@@ -179,10 +183,14 @@ def _tile(rows: int, panels: int, partial: bool) -> Callable[..., Any]:
     return tile
 
 
-#: `dense_panels`'s tiles: TILE_ROWS rows by one panel (whole, or the last, partial one), one row by ROW_TILE_PANELS
-#: panels, one row by one panel (whole or partial)
+#: panels of the narrower tiles of one row, for what is left of a row after its widest tiles: each has as many vector
+#: sums as it can, rather than the two of a one-panel tile, whose every step waits for the one before
+ROW_TILE_HALF_PANELS, ROW_TILE_QUARTER_PANELS = max(1, ROW_TILE_PANELS // 2), max(1, ROW_TILE_PANELS // 4)
+#: `dense_panels`'s tiles: TILE_ROWS rows by one panel (whole, or the last, partial one); one row by ROW_TILE_PANELS
+#: panels, by half and a quarter as many, by one panel (whole or partial)
 tile_rows, tile_rows_partial = _tile(TILE_ROWS, 1, False), _tile(TILE_ROWS, 1, True)
 tile_row = _tile(1, ROW_TILE_PANELS, False)
+tile_row_half, tile_row_quarter = _tile(1, ROW_TILE_HALF_PANELS, False), _tile(1, ROW_TILE_QUARTER_PANELS, False)
 tile_row_one_panel, tile_row_one_panel_partial = _tile(1, 1, False), _tile(1, 1, True)
 
 

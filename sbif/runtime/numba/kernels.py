@@ -24,6 +24,7 @@ from numba import carray, njit
 
 from ...ops.elementwise import Selu, Sigmoid, Softplus
 from . import jit_cache
+from .host import PARAMETERS
 from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, BINARY, CAST, CLIP, CONV2D,
                        CONV_CHANNELS, CONV_HEIGHT, CONV_KERNEL_H, CONV_KERNEL_W, CONV_OUT_H, CONV_OUT_W,
                        CONV_PAD_LEFT, CONV_PAD_TOP, CONV_STRIDE_H, CONV_STRIDE_W, CONV_WIDTH, COPY, COPY_COLUMNS,
@@ -36,10 +37,11 @@ from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, 
                        TAKE_COLUMNS_OFFSET, TANH, THIRD_OPERAND, TRANSPOSE, TRANSPOSE_SIZE0, TRANSPOSE_SIZE1,
                        TRANSPOSE_SIZE2, TRANSPOSE_SIZE3, TRANSPOSE_STEP0, TRANSPOSE_STEP1, TRANSPOSE_STEP2,
                        TRANSPOSE_STEP3, TRANSPOSED, UINT8, UNARY, UNARY_ALPHA, WHERE)
-from .intrinsics import (CACHE_LINE_BYTES, FLOAT32_BYTES, ROW_DOT_OUTPUTS, ROW_TILE_PANELS, TILE_ROWS,
-                         GROUP_DOT_OUTPUTS, copy_floats, dots_row, dots_row_one_output, dots_rows,
-                         dots_rows_one_output, float_from_bits, pointer, prefetch, tile_row, tile_row_one_panel,
-                         tile_row_one_panel_partial, tile_rows, tile_rows_partial)
+from .intrinsics import (CACHE_LINE_BYTES, FLOAT32_BYTES, ROW_DOT_OUTPUTS, ROW_TILE_HALF_PANELS, ROW_TILE_PANELS,
+                         ROW_TILE_QUARTER_PANELS, TILE_ROWS, GROUP_DOT_OUTPUTS, copy_floats, dots_row,
+                         dots_row_one_output, dots_rows, dots_rows_one_output, float_from_bits, pointer, prefetch,
+                         tile_row, tile_row_half, tile_row_one_panel, tile_row_one_panel_partial, tile_row_quarter,
+                         tile_rows, tile_rows_partial)
 
 #: numba's disk cache keyed on everything the machine code depends on (`jit_cache`), not on this file alone
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -388,16 +390,17 @@ def matmul_axpy(x, w, y):
 
 
 # -- dense products on weights stored in panels ------------------------------------------------------------------
-#: the rows of x a block of tiles reads: while they stay in the L2 cache, each panel is read from memory once per
-#: block and from the L1 cache by the block's other tiles
-ROW_BLOCK_BYTES = 1 << 16
+#: the rows of x a block of tiles reads (`host`: an eighth of the L2 cache): while they stay in the L2 cache, each
+#: panel is read from memory once per block and from the L1 cache by the block's other tiles
+ROW_BLOCK_BYTES = PARAMETERS.row_block_bytes
 
 
 @njit(**JIT)
 def dense_panels(x, w, b, y):
     """y = x @ w + b for x [R, K], w in panels (PANEL) and b [1, N]: tiles of TILE_ROWS rows by one panel, over
     blocks of rows (ROW_BLOCK_BYTES) so that each panel stays in the L1 cache while a block's tiles read it; the
-    last rows and a single row as tiles of one row by ROW_TILE_PANELS panels (as many vector sums). Every tile adds
+    last rows and a single row as tiles of one row by ROW_TILE_PANELS panels (as many vector sums), then by half and
+    a quarter as many, then one panel at a time. Every tile adds
     the terms of a sum in the same order (`intrinsics.tile_rows` and the others), so a row's result does not
     depend on the tiling (nor on the batch it came in)."""
     rows, depth = x.shape
@@ -428,6 +431,14 @@ def dense_panels(x, w, b, y):
             tile_row(x_row, depth, w_at + p * panel_bytes, depth, b_at + FLOAT32_BYTES * p * PANEL,
                      y_row + FLOAT32_BYTES * p * PANEL, width, ROW_TILE_PANELS * PANEL)
             p += ROW_TILE_PANELS
+        if p + ROW_TILE_HALF_PANELS <= full:
+            tile_row_half(x_row, depth, w_at + p * panel_bytes, depth, b_at + FLOAT32_BYTES * p * PANEL,
+                          y_row + FLOAT32_BYTES * p * PANEL, width, ROW_TILE_HALF_PANELS * PANEL)
+            p += ROW_TILE_HALF_PANELS
+        if p + ROW_TILE_QUARTER_PANELS <= full:
+            tile_row_quarter(x_row, depth, w_at + p * panel_bytes, depth, b_at + FLOAT32_BYTES * p * PANEL,
+                             y_row + FLOAT32_BYTES * p * PANEL, width, ROW_TILE_QUARTER_PANELS * PANEL)
+            p += ROW_TILE_QUARTER_PANELS
         while p < full:
             tile_row_one_panel(x_row, depth, w_at + p * panel_bytes, depth, b_at + FLOAT32_BYTES * p * PANEL,
                                y_row + FLOAT32_BYTES * p * PANEL, width, PANEL)
