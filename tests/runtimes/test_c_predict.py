@@ -269,6 +269,27 @@ def test_dict_observations_are_the_keys_concatenated_in_the_space_order(dict_fil
     check_file(dict_file, drivers["asan"], str(tmp_path / "logs"))
 
 
+#: tests/sb3_models.py's dict-observation cases of each kind: an image key, MaskablePPO, recurrent, HER's goal dicts
+SB3_DICT_CASES = ["PPO-MultiInputPolicy-dict-hwc-discrete-net_arch=pi=[8],vf=[6]-share_features_extractor=False",
+                  "MaskablePPO-MultiInputPolicy-dict-multidiscrete-net_arch=[8]",
+                  "RecurrentPPO-MultiInputLstmPolicy-dict-multidiscrete-enable_critic_lstm=False-net_arch=[8]-shared_lstm",
+                  "DQN-MultiInputPolicy-goal-bits-discrete-HER-net_arch=[8]",
+                  "SAC-MultiInputPolicy-goal-box-HER-net_arch=[8]"]
+
+
+@pytest.mark.parametrize("case_id", SB3_DICT_CASES)
+def test_sb3_dict_files_predict_as_the_reference(case_id, drivers, tmp_path):
+    """SB3's own models (tests/sb3_models.py), saved and exported by the safe loader."""
+    pytest.importorskip("stable_baselines3")
+    from sbif.export import export
+    from tests.sb3_models import _enumerate, save_model
+
+    (case,) = [each for each in _enumerate() if each.id == case_id]
+    path = str(tmp_path / "dict.sbif")
+    export(save_model(case, str(tmp_path)), loader="safe")[0].write(path)
+    check_file(path, drivers["asan"], str(tmp_path / "logs"))
+
+
 def test_maskable_ppo_takes_masks_and_allows_every_action_without_one(drivers, tmp_path):
     path = os.path.join(GOLDEN, "sb3_maskableppo_multidiscrete.sbif")
     reference = Reference(path)
