@@ -415,6 +415,51 @@ def test_values_an_integer_input_cannot_hold_are_refused(sb2_files, drivers, tmp
                        "error InputError observation element 0 (-1) does not fit input 'obs' (uint8)"]
 
 
+def linear_policy(action: str, action_space: dict) -> SbifFile:
+    """An SB3-contract file of one linear layer over a Box(2) observation whose deterministic action is
+    `argmax(logits)` ("argmax") or `cast(logits, float64)` ("float64")."""
+    from sbif.export.graph_builder import GraphBuilder
+    from sbif.format import SB3_FORMAT_VERSION
+
+    builder = GraphBuilder()
+    obs = builder.add_input("obs", "float32", [None, 2], "observation")
+    builder.add_tensor("w", np.ones((2, 3), np.float32), "parameter")
+    builder.add_tensor("b", np.zeros(3, np.float32), "parameter")
+    builder.op("linear", [obs, "w", "b"], name="logits")
+    if action == "argmax":
+        builder.op("argmax", ["logits"], name="action")
+    else:
+        builder.op("cast", ["logits"], {"to": "float64"}, name="action")
+    builder.declare_output("action", "the deterministic action")
+    document = {
+        "format": "sbif", "format_version": SB3_FORMAT_VERSION,
+        "provenance": {"producer": "tests/runtimes/test_c_predict.py", "exporter": "live", "framework": "sb3",
+                       "source": {"file_name": "generated.zip", "sha256": "0" * 64, "format": "zip"},
+                       "algorithm": "PPO", "policy_class": "MlpPolicy"},
+        "observation_space": {"kind": "box", "shape": [2], "dtype": "float32", "low": -1.0, "high": 1.0},
+        "action_space": action_space, "tensors": builder.tensor_entries, "inputs": builder.inputs,
+        "graph": builder.nodes, "outputs": builder.outputs,
+        "predict": {"contract": "sb3", "deterministic_default": False, "deterministic_action": "action",
+                    "stochastic_action": None}}
+    return SbifFile(document, builder.tensors)
+
+
+def test_actions_a_float_cannot_hold_are_refused_when_the_policy_is_made(drivers, tmp_path):
+    """Integer actions convert exactly because a file whose indices could pass 2^24 is refused, as is a float64 one."""
+    wide, double = str(tmp_path / "wide.sbif"), str(tmp_path / "double.sbif")
+    linear_policy("argmax", {"kind": "discrete", "n": 2 ** 24 + 2}).write(wide)
+    linear_policy("float64", {"kind": "box", "shape": [3], "dtype": "float64", "low": -1.0, "high": 1.0}).write(double)
+    answers = [converse(drivers["asan"], path, ["info"], str(tmp_path / name)) for name, path in
+               (("wide", wide), ("double", double))]
+    assert answers == [(["error UnsupportedError sbif_predict returns float32 actions, exact for indices up to 2^24; "
+                         "this file's int64 action 'action' may exceed that: use sbif_workspace_run"], 1),
+                       (["error UnsupportedError sbif_predict returns float32 actions; this file's action 'action' is "
+                         "float64: use sbif_workspace_run"], 1)]
+    exact = str(tmp_path / "exact.sbif")
+    linear_policy("argmax", {"kind": "discrete", "n": 2 ** 24 + 1}).write(exact)  # indices up to 2^24: exact
+    assert converse(drivers["asan"], exact, ["predict 2 0.5 0.25"], str(tmp_path / "exact"))[0] == ["ok 0"]
+
+
 def test_an_unusable_file_is_one_line(drivers, tmp_path):
     answers, status = converse(drivers["asan"], str(tmp_path / "missing.sbif"), [], str(tmp_path / "logs"))
     assert status == 1 and len(answers) == 1 and answers[0].startswith("error FileFormatError cannot open ")
