@@ -2001,26 +2001,6 @@ typedef sbif_status (*compute_fn)(const operands *in, const op_attrs *a, const s
 
 /* ---- element-wise functions of one float ---- */
 
-typedef float (*f32_fn)(float x, float parameter);
-typedef double (*f64_fn)(double x, double parameter);
-
-static sbif_status map_unary(const operands *in, const sbif_tensor *out, f32_fn f32, f64_fn f64, double parameter) {
-    sbif_tensor x;
-    int64_t i, n = type_count(out);
-    operand(in, 0, &x);
-    if (x.dtype == SBIF_FLOAT32) {
-        const float *source = x.data;
-        float *target = out->data;
-        float p = (float)parameter;
-        for (i = 0; i < n; i++) target[i] = f32(source[i], p);
-    } else {
-        const double *source = x.data;
-        double *target = out->data;
-        for (i = 0; i < n; i++) target[i] = f64(source[i], parameter);
-    }
-    return SBIF_OK;
-}
-
 static float neg_f32(float x, float p) { (void)p; return -x; }
 static double neg_f64(double x, double p) { (void)p; return -x; }
 static float exp_f32(float x, float p) { (void)p; return expf(x); }
@@ -2139,7 +2119,30 @@ static double leaky_relu_f64(double x, double alpha) { return x > 0.0 ? x : x * 
         return CALL;                                                                                                \
     }
 
-#define UNARY_OP(NAME, PARAMETER) ELEMENTWISE_OP(NAME, map_unary(in, out, NAME##_f32, NAME##_f64, PARAMETER))
+/* compute_NAME of a function of one float: the loops are written out per op, so that NAME_f32 and NAME_f64 are
+ * inlined (and vectorised where they can be) rather than called through a pointer per element */
+#define UNARY_OP(NAME, PARAMETER)                                                                                  \
+    static sbif_status compute_##NAME(const operands *in, const op_attrs *a, const sbif_tensor *out,               \
+                                      void *const *out_data, size_t n_outputs, sbif_error *error) {                 \
+        sbif_tensor x;                                                                                              \
+        int64_t i, n = type_count(out);                                                                             \
+        double parameter = PARAMETER;                                                                               \
+        (void)a;                                                                                                    \
+        (void)out_data;                                                                                             \
+        (void)n_outputs;                                                                                            \
+        (void)error;                                                                                                \
+        operand(in, 0, &x);                                                                                         \
+        if (x.dtype == SBIF_FLOAT32) {                                                                              \
+            const float *source = x.data;                                                                           \
+            float *target = out->data, p = (float)parameter;                                                        \
+            for (i = 0; i < n; i++) target[i] = NAME##_f32(source[i], p);                                           \
+        } else {                                                                                                    \
+            const double *source = x.data;                                                                          \
+            double *target = out->data;                                                                             \
+            for (i = 0; i < n; i++) target[i] = NAME##_f64(source[i], parameter);                                   \
+        }                                                                                                           \
+        return SBIF_OK;                                                                                             \
+    }
 UNARY_OP(neg, 0.0)
 UNARY_OP(exp, 0.0)
 UNARY_OP(log, 0.0)
@@ -4728,7 +4731,7 @@ static sbif_status plan_run(const sbif_model *m, const char *const *outputs, siz
     return SBIF_OK;
 }
 
-/** Bind the feeds of every needed graph input (others are ignored) and the file's tensors; find the batch size. */
+/** Bind the feeds of every needed graph input (others are ignored); find the batch size. */
 static sbif_status bind_inputs(const sbif_model *m, const sbif_named_tensor *feeds, size_t n_feeds, run_state *r,
                                int64_t *batch, sbif_error *error) {
     static unsigned char empty;
@@ -4750,9 +4753,6 @@ static sbif_status bind_inputs(const sbif_model *m, const sbif_named_tensor *fee
         }
     }
     if (used > 0) return fail(error, SBIF_ERR_INPUT, "missing input(s): %s", missing);
-    for (i = 0; i < m->n_values; i++) {
-        if (m->values[i].tensor >= 0) r->data[i] = m->file.entries[m->values[i].tensor].data;
-    }
     if (*batch < 0) *batch = 0;
     return SBIF_OK;
 }
@@ -4784,9 +4784,15 @@ static sbif_status check_batch(const sbif_model *m, const run_state *r, int64_t 
 
 /* ---- workspaces ---- */
 
+/** Requests of at most this many outputs have their plan kept for the next run of the same outputs. */
+#define KEPT_PLAN_OUTPUTS 16
+
 struct sbif_workspace {
     const sbif_model *model;
-    run_state run;
+    run_state run;           /* the file's tensors stay bound between runs; feeds and computed values are rebound */
+    uint32_t planned[KEPT_PLAN_OUTPUTS]; /* the outputs run.needed and run.run_node were planned for */
+    size_t n_planned;        /* their count, or SIZE_MAX: no plan kept */
+    int64_t sized_batch;     /* the largest batch the kept plan was checked and sized for, or -1 */
     void **buffers;          /* per value id: the buffer of a computed value, or NULL */
     size_t *capacity;        /* its bytes */
     void **pointers;         /* a node's output buffers (split has several) */
@@ -4829,6 +4835,11 @@ sbif_status sbif_workspace_new(const sbif_model *m, sbif_workspace **workspace, 
         sbif_workspace_free(ws);
         return out_of_memory(error);
     }
+    for (i = 0; i < m->n_values; i++) {
+        if (m->values[i].tensor >= 0) ws->run.data[i] = m->file.entries[m->values[i].tensor].data;
+    }
+    ws->n_planned = SIZE_MAX;
+    ws->sized_batch = -1;
     *workspace = ws;
     return SBIF_OK;
 }
@@ -4874,6 +4885,27 @@ static sbif_status size_workspace(sbif_workspace *ws, int64_t batch, sbif_error 
     return grow(&ws->scratch, &ws->scratch_capacity, scratch, error);
 }
 
+/** Plan the run of `outputs`, or keep the plan of the previous run when it asked for the same outputs. */
+static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, size_t n_outputs, sbif_error *error) {
+    const sbif_model *m = ws->model;
+    size_t i;
+    int same = n_outputs == ws->n_planned;
+    for (i = 0; same && i < n_outputs; i++) {
+        same = outputs[i] != NULL && map_find(&m->names, outputs[i]) == (long)ws->planned[i];
+    }
+    if (same) return SBIF_OK;
+    ws->n_planned = SIZE_MAX;
+    ws->sized_batch = -1;
+    memset(ws->run.needed, 0, m->n_values);
+    memset(ws->run.run_node, 0, m->n_nodes);
+    if (plan_run(m, outputs, n_outputs, &ws->run, error) != SBIF_OK) return error->status;
+    if (n_outputs <= KEPT_PLAN_OUTPUTS) {
+        for (i = 0; i < n_outputs; i++) ws->planned[i] = (uint32_t)map_find(&m->names, outputs[i]);
+        ws->n_planned = n_outputs;
+    }
+    return SBIF_OK;
+}
+
 static sbif_status run_node(sbif_workspace *ws, size_t index, int64_t batch, sbif_error *error) {
     const sbif_model *m = ws->model;
     const node *n = &m->nodes[index];
@@ -4901,13 +4933,15 @@ sbif_status sbif_workspace_run(sbif_workspace *ws, const sbif_named_tensor *feed
     int64_t batch = -1;
     size_t i;
     if (error == NULL) error = &ignored;
-    memset(ws->run.data, 0, m->n_values * sizeof *ws->run.data);
-    memset(ws->run.needed, 0, m->n_values);
-    memset(ws->run.run_node, 0, m->n_nodes);
-    status = plan_run(m, outputs, n_outputs, &ws->run, error);
+    status = plan_kept(ws, outputs, n_outputs, error);
+    for (i = 0; i < m->n_inputs; i++) ws->run.data[m->inputs[i].value] = NULL;
     if (status == SBIF_OK) status = bind_inputs(m, feeds, n_feeds, &ws->run, &batch, error);
-    if (status == SBIF_OK) status = check_batch(m, &ws->run, batch, error);
-    if (status == SBIF_OK) status = size_workspace(ws, batch, error);
+    if (status == SBIF_OK && batch > ws->sized_batch) {
+        /* the limit and the buffers grow with the batch: a batch the plan was sized for needs neither again */
+        status = check_batch(m, &ws->run, batch, error);
+        if (status == SBIF_OK) status = size_workspace(ws, batch, error);
+        if (status == SBIF_OK) ws->sized_batch = batch;
+    }
     for (i = 0; status == SBIF_OK && i < m->n_nodes; i++) {
         if (ws->run.run_node[i] && run_node(ws, i, batch, error) != SBIF_OK) {
             status = add_context(error, "graph node %lu (%s)", (unsigned long)i, m->nodes[i].op->name);

@@ -40,7 +40,7 @@
 #define PANEL (VECTORS * LANES)
 
 #ifndef SBIF_L2_BYTES
-#define SBIF_L2_BYTES (256 * 1024) /* the smallest L2 per core of current x86 and ARM server cores */
+#define SBIF_L2_BYTES 262144 /* the smallest L2 per core of current x86 and ARM server cores */
 #endif
 #define TEXT(x) #x
 #define EXPANDED_TEXT(x) TEXT(x)

@@ -1,0 +1,146 @@
+/*
+ * workspace_test: a workspace's runs of one model, for tests/runtimes/test_c_kernels.py.
+ *
+ *     workspace_test MODEL   -> one line per step ("batch B: A allocations"), "FAIL ..." lines; exit 1 on any
+ *
+ * Linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc, so every allocation of the library is counted. Every
+ * declared output is requested from feeds of every declared input (floats in (0, 1), which noise inputs accept;
+ * integer and bool inputs 0, uint8 images any byte). Steps: a batch of 8 sizes the workspace; batches of 8, 3, 1
+ * and 8 again must allocate nothing; a batch of 20 grows it (it must allocate); then batches of 5 and 20 must
+ * allocate nothing. Every step's results (views into the workspace) must equal sbif_model_run's copies of the same
+ * feeds, bit for bit (the same kernels run the same rows), with their types.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sbif.h"
+
+#define MAX_IO 64
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t count, size_t size);
+void *__real_realloc(void *pointer, size_t size);
+
+static unsigned long allocations;
+
+void *__wrap_malloc(size_t size) {
+    allocations++;
+    return __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t count, size_t size) {
+    allocations++;
+    return __real_calloc(count, size);
+}
+
+void *__wrap_realloc(void *pointer, size_t size) {
+    allocations++;
+    return __real_realloc(pointer, size);
+}
+
+static int failed;
+
+static void failure(const char *what, long batch, const char *detail) {
+    printf("FAIL batch %ld: %s%s%s\n", batch, what, detail ? ": " : "", detail ? detail : "");
+    failed = 1;
+}
+
+/** Feeds of `batch` rows for every declared input, in `storage` (allocated here, before anything is counted). */
+static void make_feeds(const sbif_model *model, long batch, sbif_named_tensor *feeds, void **storage) {
+    size_t i, k;
+    for (i = 0; i < sbif_model_input_count(model); i++) {
+        sbif_value_info info;
+        sbif_tensor *t = &feeds[i].tensor;
+        size_t count;
+        sbif_model_input(model, i, &info);
+        feeds[i].name = info.name;
+        t->dtype = info.dtype;
+        t->rank = info.rank;
+        memcpy(t->shape, info.shape, sizeof t->shape);
+        if (t->rank > 0 && t->shape[0] < 0) t->shape[0] = batch;
+        count = (size_t)sbif_tensor_count(t);
+        storage[i] = calloc(count + 1, sbif_dtype_size(t->dtype));
+        if (storage[i] == NULL) abort();
+        for (k = 0; k < count; k++) {
+            double value = (double)((k * 7919 + i * 104729) % 997 + 1) / 999.0;
+            if (t->dtype == SBIF_FLOAT32) ((float *)storage[i])[k] = (float)value;
+            else if (t->dtype == SBIF_FLOAT64) ((double *)storage[i])[k] = value;
+            else if (t->dtype == SBIF_UINT8) ((unsigned char *)storage[i])[k] = (unsigned char)(value * 255.0);
+        }
+        t->data = storage[i];
+    }
+}
+
+static void step(const sbif_model *model, sbif_workspace *workspace, long batch, int must_allocate) {
+    sbif_named_tensor feeds[MAX_IO];
+    void *storage[MAX_IO];
+    const char *outputs[MAX_IO];
+    sbif_tensor views[MAX_IO], copies[MAX_IO];
+    size_t n_inputs = sbif_model_input_count(model), n_outputs = sbif_model_output_count(model), i;
+    unsigned long before;
+    sbif_error error;
+    for (i = 0; i < n_outputs; i++) {
+        sbif_value_info info;
+        sbif_model_output(model, i, &info);
+        outputs[i] = info.name;
+    }
+    make_feeds(model, batch, feeds, storage);
+    if (sbif_model_run(model, feeds, n_inputs, outputs, n_outputs, copies, &error) != SBIF_OK) {
+        failure("sbif_model_run failed", batch, error.message);
+        return;
+    }
+    before = allocations;
+    if (sbif_workspace_run(workspace, feeds, n_inputs, outputs, n_outputs, views, &error) != SBIF_OK) {
+        failure("sbif_workspace_run failed", batch, error.message);
+        return;
+    }
+    printf("batch %ld: %lu allocations\n", batch, allocations - before);
+    if (must_allocate ? allocations == before : allocations != before) {
+        failure(must_allocate ? "a larger batch did not grow the workspace" : "a sized workspace allocated", batch,
+                NULL);
+    }
+    for (i = 0; i < n_outputs; i++) {
+        size_t bytes = (size_t)sbif_tensor_count(&copies[i]) * sbif_dtype_size(copies[i].dtype);
+        if (views[i].dtype != copies[i].dtype || views[i].rank != copies[i].rank ||
+            memcmp(views[i].shape, copies[i].shape, (size_t)views[i].rank * sizeof views[i].shape[0]) != 0 ||
+            memcmp(views[i].data, copies[i].data, bytes) != 0) {
+            failure("the workspace's result differs from sbif_model_run's", batch, outputs[i]);
+        }
+        sbif_tensor_release(&copies[i]);
+    }
+    for (i = 0; i < n_inputs; i++) free(storage[i]);
+}
+
+int main(int argc, char **argv) {
+    sbif_model *model;
+    sbif_workspace *workspace;
+    sbif_error error;
+    if (argc != 2) {
+        fprintf(stderr, "usage: workspace_test MODEL\n");
+        return 2;
+    }
+    if (sbif_model_load(argv[1], &model, &error) != SBIF_OK) {
+        printf("FAIL load: %s\n", error.message);
+        return 1;
+    }
+    if (sbif_model_input_count(model) > MAX_IO || sbif_model_output_count(model) > MAX_IO) {
+        printf("FAIL more than %d inputs or outputs\n", MAX_IO);
+        return 1;
+    }
+    if (sbif_workspace_new(model, &workspace, &error) != SBIF_OK) {
+        printf("FAIL workspace: %s\n", error.message);
+        return 1;
+    }
+    step(model, workspace, 8, 1);
+    step(model, workspace, 8, 0);
+    step(model, workspace, 3, 0);
+    step(model, workspace, 1, 0);
+    step(model, workspace, 8, 0);
+    step(model, workspace, 20, 1);
+    step(model, workspace, 5, 0);
+    step(model, workspace, 20, 0);
+    sbif_workspace_free(workspace);
+    sbif_model_free(model);
+    return failed;
+}

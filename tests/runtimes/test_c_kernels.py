@@ -1,0 +1,69 @@
+"""The C runtime's float32 product kernels (runtimes/c/sbif_kernels.c) and its workspaces, through the test drivers
+`make -C runtimes/c tests` builds (runtimes/c/tests/): the kernels against a plain double-accumulation reference, as
+every build compiles them (host, baseline ISA, AVX2 where the compiler targets it, the forced portable C99 fallback,
+under the sanitizers), and workspace runs with every allocation of the library counted."""
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from tests.runtimes.conftest import BUILD, C_DIR
+
+#: each kernel build and what its first line must say it was compiled for
+KERNEL_BUILDS = {
+    "native": None,  # whatever the host is
+    "baseline": None,  # the compiler's baseline: 128-bit vectors on x86-64 and ARM64
+    "avx2": "avx vector extensions: 8 lanes",
+    "fallback": "portable C99",
+    "asan": None,
+}
+
+
+@pytest.fixture(scope="module")
+def drivers(c_build):
+    with open(os.path.join(tempfile.gettempdir(), "sbif-runtimes-c-make.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(["make", "-C", C_DIR, "tests"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                universal_newlines=True)
+    assert result.returncode == 0, "make -C runtimes/c tests failed:\n" + result.stdout
+    return BUILD
+
+
+@pytest.mark.parametrize("build", sorted(KERNEL_BUILDS))
+def test_the_kernels_agree_with_the_reference_on_awkward_sizes(drivers, build):
+    """gemm on 1..13 rows, K in 0..100 and N in 1..100 around the vector width and the panel, row blocks past the L2
+    block, conv2d SAME and VALID with strides and overhanging windows: signed data within spec/ops.md's bound,
+    dyadic data exactly, NaN and infinities where the reference has them, nothing written past the output."""
+    path = os.path.join(drivers, "kernels-test-" + build)
+    if build == "avx2" and not os.path.exists(path):
+        pytest.skip("the compiler does not target AVX2 with FMA")
+    result = subprocess.run([path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and lines[-1].endswith(" 0 failures"), result.stdout[-3000:]
+    if KERNEL_BUILDS[build] is not None:
+        assert KERNEL_BUILDS[build] in lines[0], lines[0]
+
+
+def test_the_fallback_is_not_the_vector_build(drivers):
+    """SBIF_KERNELS_PORTABLE really forces the plain C99 kernels (else the fallback would go untested)."""
+    targets = {build: subprocess.run([os.path.join(drivers, "kernels-test-" + build)], stdout=subprocess.PIPE,
+                                     universal_newlines=True).stdout.splitlines()[0]
+               for build in ("native", "fallback")}
+    assert "vector extensions" in targets["native"] and "portable C99" in targets["fallback"], targets
+
+
+def test_a_sized_workspace_allocates_nothing_and_grows_for_a_larger_batch(drivers, example_models):
+    """Every family's file: after a batch of 8, batches of 8, 3 and 1 allocate nothing; 20 grows the workspace;
+    then 5 and 20 allocate nothing; each run's views equal sbif_model_run's copies bit for bit."""
+    assert example_models
+    for family, path in sorted(example_models.items()):
+        result = subprocess.run([os.path.join(drivers, "workspace-test"), path], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, universal_newlines=True)
+        steps = [line for line in result.stdout.splitlines() if line.startswith("batch ")]
+        assert result.returncode == 0 and len(steps) == 8, "{}:\n{}".format(family, result.stdout)
+        counts = [int(line.split(": ")[1].split()[0]) for line in steps]
+        assert counts[0] > 0 and counts[5] > 0 and counts[1:5] + counts[6:] == [0] * 6, (family, counts)
