@@ -97,6 +97,7 @@ def words(values: np.ndarray) -> str:
 
 
 def predict_command(observation: np.ndarray, mask: Optional[np.ndarray] = None) -> str:
+    """The driver's command predicting `observation` (flat), through sbif_predict_masked when a mask is given."""
     flat = np.asarray(observation, np.float32).reshape(-1)
     if mask is None:
         return "predict {} {}".format(flat.size, words(flat))
@@ -104,6 +105,7 @@ def predict_command(observation: np.ndarray, mask: Optional[np.ndarray] = None) 
 
 
 def actions_of(answers: Sequence[str]) -> List[np.ndarray]:
+    """The actions of the driver's answers, each of which must be one."""
     rows = []
     for answer in answers:
         assert answer.startswith("ok"), answer
@@ -173,7 +175,6 @@ class Reference:
 
 
 # -- the files ------------------------------------------------------------------------------------------------------
-BOX4 = {"kind": "box", "shape": [4], "dtype": "float32", "low": -2.0, "high": 2.0}
 #: SB2 files built from random weights: every action space, the index observations, images, VecNormalize, LSTM
 SB2_SPECS = {
     "mlp_discrete": EXAMPLES["mlp"],
@@ -211,6 +212,7 @@ def dict_file(tmp_path_factory) -> str:
 
 
 def sequence_commands(reference: Reference, observations: Sequence[Any], resets: Sequence[bool]) -> List[str]:
+    """One episode-long run of commands: a reset before each step flagged in `resets`, then its prediction."""
     commands = []
     for observation, reset in zip(observations, resets):
         if reset:
@@ -272,7 +274,8 @@ def test_dict_observations_are_the_keys_concatenated_in_the_space_order(dict_fil
 #: tests/sb3_models.py's dict-observation cases of each kind: an image key, MaskablePPO, recurrent, HER's goal dicts
 SB3_DICT_CASES = ["PPO-MultiInputPolicy-dict-hwc-discrete-net_arch=pi=[8],vf=[6]-share_features_extractor=False",
                   "MaskablePPO-MultiInputPolicy-dict-multidiscrete-net_arch=[8]",
-                  "RecurrentPPO-MultiInputLstmPolicy-dict-multidiscrete-enable_critic_lstm=False-net_arch=[8]-shared_lstm",
+                  "RecurrentPPO-MultiInputLstmPolicy-dict-multidiscrete-enable_critic_lstm=False-net_arch=[8]"
+                  "-shared_lstm",
                   "DQN-MultiInputPolicy-goal-bits-discrete-HER-net_arch=[8]",
                   "SAC-MultiInputPolicy-goal-box-HER-net_arch=[8]"]
 
