@@ -300,7 +300,8 @@ static sbif_status run_request(sbif_policy *policy, float *action, sbif_error *e
         return error->status;
     }
     if (policy->action_dtype == SBIF_FLOAT32) {
-        memcpy(action, results[0].data, policy->action_size * sizeof *action);
+        /* memcpy wants real buffers even for no bytes, and an empty action may come with none */
+        if (policy->action_size > 0) memcpy(action, results[0].data, policy->action_size * sizeof *action);
     } else {
         for (j = 0; j < policy->action_size; j++) {
             int64_t value = 0;
