@@ -280,7 +280,7 @@ SB3_DICT_CASES = ["PPO-MultiInputPolicy-dict-hwc-discrete-net_arch=pi=[8],vf=[6]
                   "SAC-MultiInputPolicy-goal-box-HER-net_arch=[8]"]
 
 
-@pytest.mark.parametrize("case_id", SB3_DICT_CASES)
+@pytest.mark.parametrize("case_id", SB3_DICT_CASES, ids=[case.split("-net_arch")[0] for case in SB3_DICT_CASES])
 def test_sb3_dict_files_predict_as_the_reference(case_id, drivers, tmp_path):
     """SB3's own models (tests/sb3_models.py), saved and exported by the safe loader."""
     pytest.importorskip("stable_baselines3")
