@@ -4793,8 +4793,12 @@ struct sbif_workspace {
     uint32_t planned[KEPT_PLAN_OUTPUTS]; /* the outputs run.needed and run.run_node were planned for */
     size_t n_planned;        /* their count, or SIZE_MAX: no plan kept */
     int64_t sized_batch;     /* the largest batch the kept plan was checked and sized for, or -1 */
+    int64_t chunk_rows;      /* the plan runs larger batches this many rows at a time; 0: whole */
     void **buffers;          /* per value id: the buffer of a computed value, or NULL */
     size_t *capacity;        /* its bytes */
+    void **whole;            /* per value id: a requested value of a batch run in chunks, all its rows */
+    size_t *whole_capacity;  /* its bytes */
+    void **feed_base;        /* per graph input: the fed rows, while chunks of them are bound */
     void **pointers;         /* a node's output buffers (split has several) */
     void *scratch;           /* the kernels' scratch, shared by the nodes of a run (they run one at a time) */
     size_t scratch_capacity;
@@ -4803,9 +4807,15 @@ struct sbif_workspace {
 void sbif_workspace_free(sbif_workspace *ws) {
     size_t i;
     if (ws == NULL) return;
-    for (i = 0; ws->buffers != NULL && i < ws->model->n_values; i++) free(ws->buffers[i]);
+    for (i = 0; i < ws->model->n_values; i++) {
+        if (ws->buffers != NULL) free(ws->buffers[i]);
+        if (ws->whole != NULL) free(ws->whole[i]);
+    }
     free(ws->buffers);
     free(ws->capacity);
+    free(ws->whole);
+    free(ws->whole_capacity);
+    free(ws->feed_base);
     free(ws->pointers);
     free(ws->scratch);
     free(ws->run.data);
@@ -4826,12 +4836,16 @@ sbif_status sbif_workspace_new(const sbif_model *m, sbif_workspace **workspace, 
     ws->model = m;
     ws->buffers = calloc(m->n_values + 1, sizeof *ws->buffers);
     ws->capacity = calloc(m->n_values + 1, sizeof *ws->capacity);
+    ws->whole = calloc(m->n_values + 1, sizeof *ws->whole);
+    ws->whole_capacity = calloc(m->n_values + 1, sizeof *ws->whole_capacity);
+    ws->feed_base = calloc(m->n_inputs + 1, sizeof *ws->feed_base);
     ws->pointers = calloc(most_outputs, sizeof *ws->pointers);
     ws->run.data = calloc(m->n_values + 1, sizeof *ws->run.data);
     ws->run.needed = calloc(m->n_values + 1, 1);
     ws->run.run_node = calloc(m->n_nodes + 1, 1);
-    if (ws->buffers == NULL || ws->capacity == NULL || ws->pointers == NULL || ws->run.data == NULL ||
-        ws->run.needed == NULL || ws->run.run_node == NULL) {
+    if (ws->buffers == NULL || ws->capacity == NULL || ws->whole == NULL || ws->whole_capacity == NULL ||
+        ws->feed_base == NULL || ws->pointers == NULL || ws->run.data == NULL || ws->run.needed == NULL ||
+        ws->run.run_node == NULL) {
         sbif_workspace_free(ws);
         return out_of_memory(error);
     }
@@ -4885,6 +4899,43 @@ static sbif_status size_workspace(sbif_workspace *ws, int64_t batch, sbif_error 
     return grow(&ws->scratch, &ws->scratch_capacity, scratch, error);
 }
 
+/** Whether a value has the batch dimension (always its first, SPEC section 3). */
+static int has_batch(const sbif_model *m, uint32_t id) {
+    return m->values[id].rank > 0 && m->dims[m->values[id].dims] < 0;
+}
+
+/** The bytes of one row of a value with the batch dimension. */
+static int64_t row_bytes(const sbif_model *m, uint32_t id) {
+    sbif_tensor type;
+    value_type(m, id, 1, &type);
+    return type_count(&type) * (int64_t)sbif_dtype_size(type.dtype);
+}
+
+/** The rows a planned run takes at a time when its batch is larger, so that the values it computes stay in cache
+ * (sbif_kernel_batch_rows), or 0 when it must run whole. Every op computes the rows of a batch independently: the
+ * batch is only ever the first dimension, every batch dimension is the run's batch size, and the ops' rules refuse
+ * to reduce, split, join, stack or move it; a node whose input has the batch but an output has not would be the
+ * one exception, so its plan runs whole, as does a request for a value without the batch. */
+static int64_t chunk_rows(const sbif_model *m, const run_state *r, const char *const *outputs, size_t n_outputs) {
+    int64_t bytes = 0;
+    size_t i, k;
+    for (i = 0; i < n_outputs; i++) {
+        if (!has_batch(m, (uint32_t)map_find(&m->names, outputs[i]))) return 0;
+    }
+    for (i = 0; i < m->n_nodes; i++) {
+        const node *n = &m->nodes[i];
+        int batch_in = 0;
+        if (!r->run_node[i]) continue;
+        for (k = 0; k < n->n_inputs; k++) batch_in |= has_batch(m, m->ids[n->ids + k]);
+        for (k = 0; k < n->n_outputs; k++) {
+            uint32_t id = m->ids[n->ids + n->n_inputs + k];
+            if (has_batch(m, id) != batch_in) return 0;
+            if (batch_in && !n->op->view) bytes += row_bytes(m, id);
+        }
+    }
+    return sbif_kernel_batch_rows(bytes);
+}
+
 /** Plan the run of `outputs`, or keep the plan of the previous run when it asked for the same outputs. */
 static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, size_t n_outputs, sbif_error *error) {
     const sbif_model *m = ws->model;
@@ -4899,6 +4950,7 @@ static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, siz
     memset(ws->run.needed, 0, m->n_values);
     memset(ws->run.run_node, 0, m->n_nodes);
     if (plan_run(m, outputs, n_outputs, &ws->run, error) != SBIF_OK) return error->status;
+    ws->chunk_rows = chunk_rows(m, &ws->run, outputs, n_outputs);
     if (n_outputs <= KEPT_PLAN_OUTPUTS) {
         for (i = 0; i < n_outputs; i++) ws->planned[i] = (uint32_t)map_find(&m->names, outputs[i]);
         ws->n_planned = n_outputs;
@@ -4925,6 +4977,44 @@ static sbif_status run_node(sbif_workspace *ws, size_t index, int64_t batch, sbi
     return n->op->compute(&in, &n->attrs, &out, ws->pointers, n->n_outputs, error);
 }
 
+/** Run the planned nodes on the bound values, `batch` rows. */
+static sbif_status run_nodes(sbif_workspace *ws, int64_t batch, sbif_error *error) {
+    const sbif_model *m = ws->model;
+    size_t i;
+    for (i = 0; i < m->n_nodes; i++) {
+        if (ws->run.run_node[i] && run_node(ws, i, batch, error) != SBIF_OK) {
+            return add_context(error, "graph node %lu (%s)", (unsigned long)i, m->nodes[i].op->name);
+        }
+    }
+    return SBIF_OK;
+}
+
+/** Run the planned nodes chunk_rows rows at a time, the fed rows of each chunk bound in turn, and gather the rows of
+ * each requested value into its whole buffer. */
+static sbif_status run_chunks(sbif_workspace *ws, int64_t batch, const char *const *outputs, size_t n_outputs,
+                              sbif_error *error) {
+    const sbif_model *m = ws->model;
+    int64_t start;
+    size_t i;
+    for (i = 0; i < m->n_inputs; i++) ws->feed_base[i] = ws->run.data[m->inputs[i].value];
+    for (start = 0; start < batch; start += ws->chunk_rows) {
+        int64_t rows = batch - start < ws->chunk_rows ? batch - start : ws->chunk_rows;
+        for (i = 0; i < m->n_inputs; i++) {
+            uint32_t id = m->inputs[i].value;
+            if (ws->feed_base[i] != NULL && has_batch(m, id)) {
+                ws->run.data[id] = (char *)ws->feed_base[i] + start * row_bytes(m, id);
+            }
+        }
+        if (run_nodes(ws, rows, error) != SBIF_OK) return error->status;
+        for (i = 0; i < n_outputs; i++) {
+            uint32_t id = (uint32_t)map_find(&m->names, outputs[i]);
+            int64_t size = row_bytes(m, id);
+            memcpy((char *)ws->whole[id] + start * size, ws->run.data[id], (size_t)(rows * size));
+        }
+    }
+    return SBIF_OK;
+}
+
 sbif_status sbif_workspace_run(sbif_workspace *ws, const sbif_named_tensor *feeds, size_t n_feeds,
                                const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error) {
     const sbif_model *m = ws->model;
@@ -4932,6 +5022,7 @@ sbif_status sbif_workspace_run(sbif_workspace *ws, const sbif_named_tensor *feed
     sbif_status status;
     int64_t batch = -1;
     size_t i;
+    int chunked;
     if (error == NULL) error = &ignored;
     status = plan_kept(ws, outputs, n_outputs, error);
     for (i = 0; i < m->n_inputs; i++) ws->run.data[m->inputs[i].value] = NULL;
@@ -4939,18 +5030,21 @@ sbif_status sbif_workspace_run(sbif_workspace *ws, const sbif_named_tensor *feed
     if (status == SBIF_OK && batch > ws->sized_batch) {
         /* the limit and the buffers grow with the batch: a batch the plan was sized for needs neither again */
         status = check_batch(m, &ws->run, batch, error);
-        if (status == SBIF_OK) status = size_workspace(ws, batch, error);
+        if (status == SBIF_OK) {
+            status = size_workspace(ws, ws->chunk_rows > 0 && batch > ws->chunk_rows ? ws->chunk_rows : batch, error);
+        }
+        for (i = 0; status == SBIF_OK && ws->chunk_rows > 0 && batch > ws->chunk_rows && i < n_outputs; i++) {
+            uint32_t id = (uint32_t)map_find(&m->names, outputs[i]);
+            status = grow(&ws->whole[id], &ws->whole_capacity[id], (size_t)(batch * row_bytes(m, id)), error);
+        }
         if (status == SBIF_OK) ws->sized_batch = batch;
     }
-    for (i = 0; status == SBIF_OK && i < m->n_nodes; i++) {
-        if (ws->run.run_node[i] && run_node(ws, i, batch, error) != SBIF_OK) {
-            status = add_context(error, "graph node %lu (%s)", (unsigned long)i, m->nodes[i].op->name);
-        }
-    }
+    chunked = ws->chunk_rows > 0 && batch > ws->chunk_rows;
+    if (status == SBIF_OK) status = chunked ? run_chunks(ws, batch, outputs, n_outputs, error) : run_nodes(ws, batch, error);
     for (i = 0; status == SBIF_OK && i < n_outputs; i++) {
         uint32_t id = (uint32_t)map_find(&m->names, outputs[i]);
         value_type(m, id, batch, &results[i]);
-        results[i].data = ws->run.data[id];
+        results[i].data = chunked ? ws->whole[id] : ws->run.data[id];
     }
     return status;
 }

@@ -3,8 +3,8 @@
  *
  * Built with -ffp-contract=fast: spec/ops.md allows these sums, and only these, any order and fused multiply-adds.
  * A tile of ROWS rows of x times one panel of weights keeps ROWS x 2 vector accumulators in registers; tiles of
- * fewer rows split the k loop over several accumulator sets instead, so that at least 8 independent sums are in
- * flight (an FMA's latency is about 4 cycles and two issue per cycle). Rows are taken in blocks that fill half the
+ * fewer rows take several panels at once instead, so that at least 8 independent sums are in flight (an FMA's
+ * latency is about 4 cycles and two issue per cycle). Rows are taken in blocks that fill half the
  * L2 (SBIF_L2_BYTES, which the Makefile reads from the host for native builds), so every panel passes over a block
  * of x that stays in cache. Outputs narrower than half a panel pack the weights transposed instead, one contiguous
  * column per output, and take dot products: zero-padding them to a panel would multiply the work and the memory.
@@ -140,57 +140,57 @@ static void store_row(const vec *sums, const float *bias, float *y, int64_t colu
     for (c = 0; c < columns; c++) y[c] = bias != NULL ? lanes[c] + bias[c] : lanes[c];
 }
 
-/* A tile of M rows of x (stride k) times one panel into y (stride n), the k loop split over SPLITS accumulator
- * sets. The loops over M, SPLITS and VECTORS have constant bounds, which the compiler unrolls into registers. */
-#define DEFINE_TILE(M, SPLITS)                                                                                     \
-    static void tile_##M(const float *x, int64_t k, const float *panel, const float *bias, float *y, int64_t n,    \
-                         int64_t columns) {                                                                        \
-        vec acc[SPLITS][M][VECTORS], w[VECTORS];                                                                   \
-        int64_t i = 0;                                                                                             \
-        int s, m, v;                                                                                               \
-        for (s = 0; s < SPLITS; s++)                                                                               \
-            for (m = 0; m < M; m++)                                                                                \
-                for (v = 0; v < VECTORS; v++) acc[s][m][v] = vzero();                                              \
-        for (; i + SPLITS <= k; i += SPLITS) {                                                                     \
-            for (s = 0; s < SPLITS; s++) {                                                                         \
-                for (v = 0; v < VECTORS; v++) w[v] = vload(panel + (i + s) * PANEL + v * LANES);                   \
-                for (m = 0; m < M; m++) {                                                                          \
-                    vec xs = vsplat(x[m * k + i + s]);                                                             \
-                    for (v = 0; v < VECTORS; v++) acc[s][m][v] = vmuladd(acc[s][m][v], xs, w[v]);                  \
-                }                                                                                                  \
-            }                                                                                                      \
-        }                                                                                                          \
-        for (; i < k; i++) {                                                                                       \
-            for (v = 0; v < VECTORS; v++) w[v] = vload(panel + i * PANEL + v * LANES);                             \
+/* A tile of M rows of x (stride k) times P consecutive panels (stride k * PANEL) into y (stride n), of which
+ * `columns` exist. Every output is one accumulator summed over k in order, whatever M and P, so a row's results do
+ * not depend on the rows computed with it (a batch gives each observation what it alone gives). Fewer rows take
+ * more panels at once instead, to keep at least 8 independent sums in flight. The loops over M, P and VECTORS have
+ * constant bounds, which the compiler unrolls into registers. */
+#define DEFINE_TILE(NAME, M, P)                                                                                    \
+    static void NAME(const float *x, int64_t k, const float *panels, const float *bias, float *y, int64_t n,       \
+                     int64_t columns) {                                                                            \
+        vec acc[M][P * VECTORS];                                                                                   \
+        int64_t i;                                                                                                 \
+        int m, v;                                                                                                  \
+        for (m = 0; m < M; m++)                                                                                    \
+            for (v = 0; v < P * VECTORS; v++) acc[m][v] = vzero();                                                 \
+        for (i = 0; i < k; i++) {                                                                                  \
+            vec w[P * VECTORS];                                                                                    \
+            for (v = 0; v < P * VECTORS; v++) w[v] = vload(panels + (v / VECTORS) * k * PANEL + i * PANEL +       \
+                                                           (v % VECTORS) * LANES);                                 \
             for (m = 0; m < M; m++) {                                                                              \
                 vec xs = vsplat(x[m * k + i]);                                                                     \
-                for (v = 0; v < VECTORS; v++) acc[0][m][v] = vmuladd(acc[0][m][v], xs, w[v]);                      \
+                for (v = 0; v < P * VECTORS; v++) acc[m][v] = vmuladd(acc[m][v], xs, w[v]);                        \
             }                                                                                                      \
         }                                                                                                          \
-        for (s = 1; s < SPLITS; s++)                                                                               \
-            for (m = 0; m < M; m++)                                                                                \
-                for (v = 0; v < VECTORS; v++) acc[0][m][v] = vadd(acc[0][m][v], acc[s][m][v]);                     \
-        for (m = 0; m < M; m++) store_row(acc[0][m], bias, y + m * n, columns);                                    \
+        for (m = 0; m < M; m++) {                                                                                  \
+            for (v = 0; v < P && v * PANEL < columns; v++) {                                                       \
+                store_row(&acc[m][v * VECTORS], bias != NULL ? bias + v * PANEL : NULL, y + m * n + v * PANEL,     \
+                          columns - v * PANEL < PANEL ? columns - v * PANEL : PANEL);                              \
+            }                                                                                                      \
+        }                                                                                                          \
     }
 
-DEFINE_TILE(1, 4)
-DEFINE_TILE(2, 2)
-DEFINE_TILE(3, 2)
-DEFINE_TILE(4, 1)
+DEFINE_TILE(tile_1, 1, 1)
+DEFINE_TILE(tile_2, 2, 1)
+DEFINE_TILE(tile_3, 3, 1)
+DEFINE_TILE(tile_4, 4, 1)
+DEFINE_TILE(wide_tile_1, 1, 4)
+DEFINE_TILE(wide_tile_2, 2, 2)
+DEFINE_TILE(wide_tile_3, 3, 2)
 #if ROWS > 4
-DEFINE_TILE(5, 1)
-DEFINE_TILE(6, 1)
+DEFINE_TILE(tile_5, 5, 1)
+DEFINE_TILE(tile_6, 6, 1)
 #endif
 #if ROWS > 6
-DEFINE_TILE(7, 1)
-DEFINE_TILE(8, 1)
+DEFINE_TILE(tile_7, 7, 1)
+DEFINE_TILE(tile_8, 8, 1)
 #endif
 #undef DEFINE_TILE
 
-typedef void (*tile_fn)(const float *x, int64_t k, const float *panel, const float *bias, float *y, int64_t n,
+typedef void (*tile_fn)(const float *x, int64_t k, const float *panels, const float *bias, float *y, int64_t n,
                         int64_t columns);
 
-/** The tile of each row count, 1..ROWS. */
+/** The one-panel tile of each row count, 1..ROWS. */
 static const tile_fn TILES[ROWS + 1] = {NULL, tile_1, tile_2, tile_3, tile_4,
 #if ROWS > 4
                                         tile_5, tile_6,
@@ -200,9 +200,19 @@ static const tile_fn TILES[ROWS + 1] = {NULL, tile_1, tile_2, tile_3, tile_4,
 #endif
 };
 
+/** The tiles of fewer than 4 rows over several panels, and how many panels each takes. */
+static const tile_fn WIDE_TILES[4] = {NULL, wide_tile_1, wide_tile_2, wide_tile_3};
+static const int64_t WIDE_PANELS[4] = {1, 4, 2, 2};
+
 /** Rows of x [., k] that fill half the L2, in whole tiles. */
 static int64_t block_rows(int64_t k) {
     int64_t rows = (int64_t)(SBIF_L2_BYTES / 2) / ((k > 0 ? k : 1) * (int64_t)sizeof(float));
+    rows -= rows % ROWS;
+    return rows > ROWS ? rows : ROWS;
+}
+
+int64_t sbif_kernel_batch_rows(int64_t row_bytes) {
+    int64_t rows = (int64_t)(SBIF_L2_BYTES / 2) / (row_bytes > 0 ? row_bytes : 1);
     rows -= rows % ROWS;
     return rows > ROWS ? rows : ROWS;
 }
@@ -237,15 +247,19 @@ void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *pack
         return;
     }
     for (start = 0; start < rows; start += block) {
-        int64_t end = rows - start < block ? rows : start + block;
+        int64_t end = rows - start < block ? rows : start + block, left = (end - start) % ROWS;
         for (p = 0; p < panels_of(n); p++) {
-            const float *panel = packed + p * k * PANEL;
-            const float *panel_bias = bias != NULL ? bias + p * PANEL : NULL;
-            int64_t columns = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
             for (r = start; r + ROWS <= end; r += ROWS) {
-                TILES[ROWS](x + r * k, k, panel, panel_bias, y + r * n + p * PANEL, n, columns);
+                TILES[ROWS](x + r * k, k, packed + p * k * PANEL, bias != NULL ? bias + p * PANEL : NULL,
+                            y + r * n + p * PANEL, n, n - p * PANEL);
             }
-            if (r < end) TILES[end - r](x + r * k, k, panel, panel_bias, y + r * n + p * PANEL, n, columns);
+        }
+        for (r = end - left, p = 0; left > 0 && p < panels_of(n);) {
+            int wide = left < 4 && panels_of(n) - p >= WIDE_PANELS[left];
+            (wide ? WIDE_TILES[left] : TILES[left])(x + r * k, k, packed + p * k * PANEL,
+                                                    bias != NULL ? bias + p * PANEL : NULL, y + r * n + p * PANEL, n,
+                                                    n - p * PANEL);
+            p += wide ? WIDE_PANELS[left] : 1;
         }
     }
 }

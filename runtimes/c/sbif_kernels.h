@@ -31,6 +31,10 @@ int64_t sbif_kernel_panel(void);
 /** What the kernels were built for, e.g. "avx512f: 16 lanes, tiles of 8 rows x 32 columns, L2 2097152 bytes". */
 const char *sbif_kernel_target(void);
 
+/** The rows of a batch to compute at a time when every row's values take `row_bytes` together: as many as fit in
+ * half the L2 with the weights, in whole tiles (at least one tile). */
+int64_t sbif_kernel_batch_rows(int64_t row_bytes);
+
 /** Floats of a [k, n] weight packed into panels (at least 1). */
 size_t sbif_kernel_packed_floats(int64_t k, int64_t n);
 /** Pack w [k, n] (row-major) into `packed` (sbif_kernel_packed_floats of them, SBIF_KERNEL_ALIGN-aligned). */

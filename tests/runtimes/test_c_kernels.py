@@ -4,6 +4,7 @@ every build compiles them (host, baseline ISA, AVX2 where the compiler targets i
 under the sanitizers), and workspace runs with every allocation of the library counted."""
 from __future__ import annotations
 
+import copy
 import fcntl
 import os
 import subprocess
@@ -11,6 +12,7 @@ import tempfile
 
 import pytest
 
+from conformance.models import EXAMPLES, write_model
 from tests.runtimes.conftest import BUILD, C_DIR
 
 #: each kernel build and what its first line must say it was compiled for
@@ -56,14 +58,25 @@ def test_the_fallback_is_not_the_vector_build(drivers):
     assert "vector extensions" in targets["native"] and "portable C99" in targets["fallback"], targets
 
 
-def test_a_sized_workspace_allocates_nothing_and_grows_for_a_larger_batch(drivers, example_models):
-    """Every family's file: after a batch of 8, batches of 8, 3 and 1 allocate nothing; 20 grows the workspace;
-    then 5 and 20 allocate nothing; each run's views equal sbif_model_run's copies bit for bit."""
+@pytest.fixture(scope="module")
+def wide_model(tmp_path_factory):
+    """SAC with 256 x 256 hidden layers: values wide enough that a batch of 2500 runs in chunks of rows."""
+    spec = copy.deepcopy(EXAMPLES["sac"])
+    spec["layers"] = [256, 256]
+    return write_model(spec, str(tmp_path_factory.mktemp("wide")))
+
+
+def test_a_sized_workspace_allocates_nothing_and_grows_for_a_larger_batch(drivers, example_models, wide_model):
+    """Every family's file and a wide one: after a batch of 8, batches of 8, 3 and 1 allocate nothing; 20 grows the
+    workspace; then 5 and 20 allocate nothing; each run's views equal sbif_model_run's copies bit for bit; and rows
+    of a batch of 2500 (in chunks where the values are wide), each run alone, are exactly the batch's rows."""
     assert example_models
-    for family, path in sorted(example_models.items()):
+    for family, path in sorted(example_models.items()) + [("sac 256 x 256", wide_model)]:
         result = subprocess.run([os.path.join(drivers, "workspace-test"), path], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, universal_newlines=True)
-        steps = [line for line in result.stdout.splitlines() if line.startswith("batch ")]
+        lines = result.stdout.splitlines()
+        steps = [line for line in lines if line.endswith(" allocations")]
         assert result.returncode == 0 and len(steps) == 8, "{}:\n{}".format(family, result.stdout)
+        assert lines[-1] == "batch 2500: rows alone checked", "{}:\n{}".format(family, result.stdout)
         counts = [int(line.split(": ")[1].split()[0]) for line in steps]
         assert counts[0] > 0 and counts[5] > 0 and counts[1:5] + counts[6:] == [0] * 6, (family, counts)

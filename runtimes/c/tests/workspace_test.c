@@ -8,7 +8,9 @@
  * integer and bool inputs 0, uint8 images any byte). Steps: a batch of 8 sizes the workspace; batches of 8, 3, 1
  * and 8 again must allocate nothing; a batch of 20 grows it (it must allocate); then batches of 5 and 20 must
  * allocate nothing. Every step's results (views into the workspace) must equal sbif_model_run's copies of the same
- * feeds, bit for bit (the same kernels run the same rows), with their types.
+ * feeds, bit for bit (the same kernels run the same rows), with their types. Last, a batch of 2500 rows (which a
+ * large enough model runs in chunks): rows spread over it, each run alone as a batch of 1, must give exactly the
+ * rows the batch gave (the kernels sum every output in one order, whatever rows are computed with it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +114,54 @@ static void step(const sbif_model *model, sbif_workspace *workspace, long batch,
     for (i = 0; i < n_inputs; i++) free(storage[i]);
 }
 
+/** Rows spread over a batch of `batch` rows, each run alone, against the batch's own rows. */
+static void rows_alone(const sbif_model *model, sbif_workspace *workspace, long batch) {
+    sbif_named_tensor feeds[MAX_IO], row_feeds[MAX_IO];
+    void *storage[MAX_IO];
+    const char *outputs[MAX_IO];
+    sbif_tensor whole[MAX_IO], alone[MAX_IO];
+    size_t n_inputs = sbif_model_input_count(model), n_outputs = sbif_model_output_count(model), i;
+    sbif_error error;
+    long row;
+    for (i = 0; i < n_outputs; i++) {
+        sbif_value_info info;
+        sbif_model_output(model, i, &info);
+        outputs[i] = info.name;
+    }
+    make_feeds(model, batch, feeds, storage);
+    if (sbif_model_run(model, feeds, n_inputs, outputs, n_outputs, whole, &error) != SBIF_OK) {
+        failure("sbif_model_run failed", batch, error.message);
+        return;
+    }
+    for (row = 0; row < batch; row = row + 83 < batch || row == batch - 1 ? row + 83 : batch - 1) {
+        for (i = 0; i < n_inputs; i++) {
+            row_feeds[i] = feeds[i];
+            if (feeds[i].tensor.rank > 0 && feeds[i].tensor.shape[0] == batch) {
+                size_t bytes = (size_t)sbif_tensor_count(&feeds[i].tensor) / (size_t)batch *
+                               sbif_dtype_size(feeds[i].tensor.dtype);
+                row_feeds[i].tensor.shape[0] = 1;
+                row_feeds[i].tensor.data = (char *)feeds[i].tensor.data + (size_t)row * bytes;
+            }
+        }
+        if (sbif_workspace_run(workspace, row_feeds, n_inputs, outputs, n_outputs, alone, &error) != SBIF_OK) {
+            failure("sbif_workspace_run of one row failed", 1, error.message);
+            break;
+        }
+        for (i = 0; i < n_outputs; i++) {
+            size_t bytes = (size_t)sbif_tensor_count(&alone[i]) * sbif_dtype_size(alone[i].dtype);
+            size_t offset = whole[i].rank > 0 && whole[i].shape[0] == batch ? (size_t)row * bytes : 0;
+            if (memcmp((char *)whole[i].data + offset, alone[i].data, bytes) != 0) {
+                char detail[200];
+                snprintf(detail, sizeof detail, "%s, row %ld", outputs[i], row);
+                failure("a row run alone differs from the same row in a batch", batch, detail);
+            }
+        }
+    }
+    printf("batch %ld: rows alone checked\n", batch);
+    for (i = 0; i < n_outputs; i++) sbif_tensor_release(&whole[i]);
+    for (i = 0; i < n_inputs; i++) free(storage[i]);
+}
+
 int main(int argc, char **argv) {
     sbif_model *model;
     sbif_workspace *workspace;
@@ -140,6 +190,7 @@ int main(int argc, char **argv) {
     step(model, workspace, 20, 1);
     step(model, workspace, 5, 0);
     step(model, workspace, 20, 0);
+    rows_alone(model, workspace, 2500);
     sbif_workspace_free(workspace);
     sbif_model_free(model);
     return failed;
