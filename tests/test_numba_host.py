@@ -23,7 +23,7 @@ def test_an_avx2_host_gets_8_lanes_and_the_sizes_tuned_on_the_512_kib_l2_host():
     parameters = host.derive(AVX2, host.Caches(32 * KIB, 512 * KIB))
     assert parameters == host.KernelParameters(
         vector=8, panel=16, tile_rows=4, row_tile_panels=4, group_dot_outputs=2, row_dot_outputs=4,
-        row_block_bytes=64 * KIB, blas_min_weights=1 << 17, cached_chunk_bytes=1 * MIB, column_block_bytes=1 * MIB)
+        row_block_bytes=64 * KIB, blas_min_weights=1 << 17, cached_chunk_bytes=1 * MIB, column_block_bytes=256 * KIB)
 
 
 def test_an_avx512_host_gets_16_lanes_and_tiles_for_32_registers():

@@ -35,14 +35,15 @@ from ...format import SbifFile
 from ..executor import GraphExecutor
 from .encoding import ARENA_HEADER, ARENA_OFFSET_BYTES, MAX_INPUTS
 from .host import PARAMETERS
-from .program import Gemm, Lowered, Value, aligned
+from .program import Gemm, Lowered, Value, aligned, aligned_bytes
 
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
 #: (below, the interpreter's own products are faster: no call overhead, and the weights stay in cache)
 BLAS_MIN_MACS = 1 << 22
-#: a dense product goes to BLAS only when its weights have this many elements (`host`: a core's L2 cache of
-#: float32; a convolution always does): smaller weights stay in cache while the interpreter's panel tiles run at
-#: BLAS's rate or better, without BLAS's calls and the staging of its operands (benchmarks/README.md, "Tuning")
+#: a dense product or a convolution goes to BLAS only when its weights have this many elements (`host`: a core's
+#: L2 cache of float32): smaller weights stay in cache while the interpreter's panel tiles run at BLAS's rate or
+#: better, without BLAS's calls and the staging of its operands (a convolution's patches are written image by image
+#: and multiplied from the L2 cache: `kernels.conv2d`) (benchmarks/README.md, "Tuning")
 BLAS_MIN_WEIGHTS = PARAMETERS.blas_min_weights
 #: a chunk has this many rows, or fewer when its scratch would pass CHUNK_BYTES; never fewer than MIN_CHUNK_ROWS
 #: (below that, BLAS products re-read their weights too often)
@@ -138,8 +139,9 @@ class NumbaExecutor(GraphExecutor):
     def buffers(self, rows: int, columns: Columns) -> Dict[str, np.ndarray]:
         """Fresh working buffers for `rows` rows: the scratch, and im2col columns for chunks with convolutions
         (`columns`: per convolution, its rows, shape and dtype)."""
-        found = {"scratch": np.empty(rows * self.lowered.scratch_bytes, np.uint8)}
-        found.update((name, np.empty((count,) + shape, dtype)) for name, (count, shape, dtype) in columns.items())
+        found = {"scratch": aligned_bytes(rows * self.lowered.scratch_bytes)}
+        found.update((name, aligned_bytes(count * int(np.prod(shape)) * np.dtype(dtype).itemsize).view(dtype).reshape(
+            (count,) + shape)) for name, (count, shape, dtype) in columns.items())
         return found
 
     def kept_buffers(self, rows: int, columns: Columns) -> Dict[str, np.ndarray]:
@@ -171,7 +173,7 @@ class _Runner:
         self.needed = needed
         gemms = [(index, lowered.steps[index].gemm) for index in needed if lowered.steps[index].gemm is not None]
         self.gemms: List[Tuple[int, Gemm]] = [(index, gemm) for index, gemm in gemms
-                                              if gemm.conv is not None or gemm.w.matrix.size >= BLAS_MIN_WEIGHTS]
+                                              if gemm.w.matrix.size >= BLAS_MIN_WEIGHTS]
         self.macs_per_row = sum(gemm.macs_per_row() for _, gemm in self.gemms)
         self.whole = lowered.program(needed, copy_out=self.layout)
         #: what decides whether a request is worth splitting between threads: per row, the elements the steps
@@ -309,11 +311,10 @@ class _Runner:
         if gemm.conv is None:
             np.matmul(x, gemm.w.matrix, out=y)
             return
-        w = _array(gemm.w, inputs, self.weights, rows)
         conv = gemm.conv
         columns = buffers["columns{}".format(index)]
-        depth, filters = columns.shape[-1], gemm.w.shape[-1]
-        w = w.reshape(depth, filters)
+        w = gemm.w.matrix
+        depth, filters = w.shape
         for first in range(0, rows, len(columns)):  # a block of images at a time (COLUMN_BLOCK_BYTES)
             last = min(rows, first + len(columns))
             block = columns[:last - first]
@@ -362,7 +363,7 @@ class SingleRow:
     def arena(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """This thread's arena, with its observation view, its output view ([1, ...]) and that view's row (None
         for one-element rows, returned as NumPy scalars)."""
-        arena = np.zeros(self.size, np.uint8)
+        arena = aligned_bytes(self.size)
         arena[:self.header.nbytes] = self.header.view(np.uint8)
         start, dtype, shape = self.output
         output = np.ndarray((1,) + shape, dtype, arena, start)

@@ -88,7 +88,8 @@ class KernelParameters(NamedTuple):
     #: bytes of scratch of an interpreter call on a chunk of rows (`backend`): what a step writes, the next reads
     #: from the L2 cache
     cached_chunk_bytes: int
-    #: bytes of im2col columns written and multiplied at a time (`backend`), read back by the product from the L2
+    #: bytes of im2col columns written and multiplied at a time by BLAS (`backend`), read back by the product from
+    #: the L2 cache
     column_block_bytes: int
 
 
@@ -107,7 +108,7 @@ def derive(cpu: Cpu, caches: Caches, vector: Optional[int] = None, machine: str 
     return KernelParameters(
         vector=vector, panel=VECTORS_PER_PANEL * vector, tile_rows=tile_rows, row_tile_panels=tile_rows,
         group_dot_outputs=2, row_dot_outputs=tile_rows, row_block_bytes=l2 // 8,
-        blas_min_weights=l2 // FLOAT32_BYTES, cached_chunk_bytes=2 * l2, column_block_bytes=2 * l2)
+        blas_min_weights=l2 // FLOAT32_BYTES, cached_chunk_bytes=2 * l2, column_block_bytes=l2 // 2)
 
 
 def register_file(cpu: Cpu, machine: str) -> Tuple[int, int]:
