@@ -37,8 +37,9 @@ EXAMPLE_SOURCE = os.path.join(C_DIR, "examples", "cartpole.c")
 CARTPOLE_SOLVED = 475
 #: the linker's wrapping of the allocator, through which predict_allocations.c counts the library's allocations
 WRAP_ALLOCATOR = "-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc"
-#: what a deployer on this host links (runtimes/c/Makefile builds it)
+#: what a deployer links (runtimes/c/Makefile builds both): the library tuned for this host, and the portable one
 NATIVE_LIBRARY = "libsbif-native.a"
+PORTABLE_LIBRARY = "libsbif.a"
 #: observations predicted per file, one call each
 STEPS = 6
 
@@ -67,12 +68,16 @@ def compile_driver(source: str, output: str, flags: str, library: Sequence[str])
 
 @pytest.fixture(scope="module")
 def drivers(c_build, tmp_path_factory) -> Dict[str, str]:
-    """The predict driver linked as a deployer links it, with the host-tuned library make builds ("release"), and
-    compiled with the runtime's sources under the sanitizers ("asan"); the allocation counter ("allocations")."""
+    """The predict driver linked as a deployer links it, with the host-tuned library make builds ("release") or the
+    portable one ("portable"), and compiled with the runtime's sources under the sanitizers ("asan"); the allocation
+    counter ("allocations")."""
     directory = str(tmp_path_factory.mktemp("predict-driver"))
-    host_flags, asan_flags, sources = makefile_variables("CFLAGS_HOST", "CFLAGS_ASAN", "RUNTIME")
+    host_flags, portable_flags, asan_flags, sources = makefile_variables("CFLAGS_HOST", "CFLAGS_PORTABLE",
+                                                                         "CFLAGS_ASAN", "RUNTIME")
     native = [os.path.join(c_build, NATIVE_LIBRARY)]
     return {"release": compile_driver(DRIVER_SOURCE, os.path.join(directory, "predict-driver"), host_flags, native),
+            "portable": compile_driver(DRIVER_SOURCE, os.path.join(directory, "predict-driver-portable"),
+                                       portable_flags, [os.path.join(c_build, PORTABLE_LIBRARY)]),
             "asan": compile_driver(DRIVER_SOURCE, os.path.join(directory, "predict-driver-asan"), asan_flags,
                                    [os.path.join(C_DIR, name) for name in sources.split()]),
             "allocations": compile_driver(ALLOCATIONS_SOURCE, os.path.join(directory, "predict-allocations"),
@@ -260,9 +265,10 @@ def test_sb2_files_predict_as_the_reference(name, sb2_files, drivers, tmp_path):
     check_file(sb2_files[name], drivers["asan"], str(tmp_path / "logs"))
 
 
+@pytest.mark.parametrize("library", ["release", "portable"])
 @pytest.mark.parametrize("path", GOLDEN_FILES, ids=[os.path.basename(path)[:-5] for path in GOLDEN_FILES])
-def test_golden_pack_files_predict_as_the_reference(path, drivers, tmp_path):
-    check_file(path, drivers["release"], str(tmp_path / "logs"), seed=len(path))
+def test_golden_pack_files_predict_as_the_reference(path, library, drivers, tmp_path):
+    check_file(path, drivers[library], str(tmp_path / "logs"), seed=len(path))
 
 
 def test_dict_observations_are_the_keys_concatenated_in_the_space_order(dict_file, drivers, tmp_path):
