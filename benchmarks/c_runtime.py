@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -34,8 +33,9 @@ BUILD_RECORD = os.path.join(DRIVER_DIR, "build.json")
 DRIVER_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
-def compiler() -> str:
-    return os.environ.get("CC", "cc")
+def compiler() -> List[str]:
+    """The C compiler's command, as make takes it (CC, else cc)."""
+    return shlex.split(os.environ.get("CC", "cc"))
 
 
 def first_line(command: List[str]) -> Optional[str]:
@@ -62,7 +62,7 @@ def library_commands() -> List[str]:
 
 
 def driver_command(predict: bool) -> List[str]:
-    return ([compiler()] + DRIVER_FLAGS + (["-DSBIF_BENCH_PREDICT"] if predict else []) +
+    return (compiler() + DRIVER_FLAGS + (["-DSBIF_BENCH_PREDICT"] if predict else []) +
             ["-I", C_DIR, "-o", DRIVER, DRIVER_SOURCE, os.path.join(C_DIR, LIBRARY_TARGET), "-lm"])
 
 
@@ -74,17 +74,20 @@ def build() -> Dict[str, Any]:
     """Build (or reuse) the library and the driver; returns what was built and how, or {"error": why}. Written
     to BUILD_RECORD either way, for the worker."""
     os.makedirs(DRIVER_DIR, exist_ok=True)
-    record = build_record()
+    try:
+        record = build_record()
+    except OSError as exc:  # no make or no compiler on this machine
+        record = {"error": "cannot run {}: {}".format(exc.filename, exc.strerror)}
     with open(BUILD_RECORD, "w") as handle:
         json.dump(record, handle, indent=1)
     return record
 
 
 def build_record() -> Dict[str, Any]:
-    made = subprocess.run(["make", "--no-print-directory", "-C", C_DIR, LIBRARY_TARGET], stdout=sys.stderr,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+    made = subprocess.run(["make", "--no-print-directory", "-C", C_DIR, LIBRARY_TARGET], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
     if made.returncode != 0:
-        return {"error": "make -C runtimes/c {} failed: {}".format(LIBRARY_TARGET, first_error(made.stderr))}
+        return {"error": "make -C runtimes/c {} failed: {}".format(LIBRARY_TARGET, first_error(made.stdout))}
     library = os.path.join(C_DIR, LIBRARY_TARGET)
     if stale(DRIVER, [library, os.path.join(C_DIR, "sbif.h"), DRIVER_SOURCE]):
         for predict in (True, False):  # without sbif_predict where this library lacks it
@@ -96,7 +99,7 @@ def build_record() -> Dict[str, Any]:
             return {"error": "the C driver does not build: " + first_error(linked.stdout)}
     features = subprocess.run([DRIVER, "features"], stdout=subprocess.PIPE, universal_newlines=True,
                               check=True).stdout.split()
-    return {"compiler": first_line([compiler(), "--version"]), "make_target": LIBRARY_TARGET,
+    return {"compiler": first_line(compiler() + ["--version"]), "make_target": LIBRARY_TARGET,
             "library_commands": library_commands(),
             "driver_command": " ".join(shlex.quote(os.path.relpath(part, ROOT) if part.startswith(ROOT) else part)
                                        for part in driver_command("predict" in features)),

@@ -40,6 +40,8 @@ RUNTIMES = ("sb2", "numpy", "numba", "c", "onnxruntime", "torch")
 COLD_START_RUNTIMES = ("sb2", "numpy", "numba", "onnxruntime", "torch")
 #: after one runtime's measurements, let its thread pool stop spinning before the next one starts
 SETTLE_SECONDS = 0.2
+#: the runtimes without a thread pool to settle (the C runtime runs on the driver's one thread)
+SINGLE_THREADED_RUNTIMES = ("c",)
 
 
 @dataclass
@@ -184,7 +186,8 @@ def measure(workers: Dict[str, Worker], model: str, runtimes: List[str], setting
                 entry["runtimes"][runtime]["status"] = "error: {}".format(exc)
                 log("   {:12s} ERROR: {}".format(runtime, exc))
                 runtimes.remove(runtime)
-            time.sleep(SETTLE_SECONDS)
+            if runtime not in SINGLE_THREADED_RUNTIMES:
+                time.sleep(SETTLE_SECONDS)
         log("   round {}/{} done".format(round_index + 1, settings.rounds))
         step.done()
 

@@ -2,6 +2,7 @@
 made-up measurements: what `make bench` records and judges, without running it."""
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -157,6 +158,17 @@ def test_the_driver_computes_the_references_outputs_and_times_what_it_is_asked(t
     with pytest.raises(RuntimeError, match="not whole observations"):
         (tmp_path / "short.bin").write_bytes(obs.tobytes()[:-1])
         c_runtime.drive("single", model, str(tmp_path / "short.bin"), "5", "1", "2e-05", "16")
+
+
+def test_without_a_compiler_the_c_runtime_is_not_available_and_says_why(tmp_path, monkeypatch):
+    for name, path in (("DRIVER_DIR", ""), ("DRIVER", "sbif-bench"), ("BUILD_RECORD", "build.json")):
+        monkeypatch.setattr(c_runtime, name, str(tmp_path / path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    record = c_runtime.build()
+    assert "no-such-cc" in record["error"] or "failed" in record["error"]
+    assert "\n" not in record["error"]
+    with pytest.raises(c_runtime.Unavailable, match=re.escape(record["error"])):
+        c_runtime.CRuntime().load("ppo2_mlp")
 
 
 # -- targets -----------------------------------------------------------------------------------------------------------
