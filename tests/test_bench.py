@@ -243,3 +243,24 @@ def test_a_disagreeing_c_runtime_fails_agreement_in_both_tables():
     results = made_up_results(c_status="disagrees")
     assert judged(results)["agreement"]["pass"] is False
     assert [c["pass"] for c in report.evaluate_targets(results) if c["target"] == "agreement"] == [False]
+
+
+def test_the_markdown_opens_with_the_host_and_shows_both_target_tables_and_the_c_build(tmp_path):
+    results = made_up_results()
+    results["machine"] = dict(results["machine"], host=dict(
+        host.describe(str(tmp_path / "cpuinfo"), str(tmp_path / "cpu")), cpu="Made-up CPU", l2_per_core_bytes=2 << 20),
+        peak_gflops_1_core=100.0, versions={}, openblas_env={}, python="3.11", platform="Linux")
+    results.update(created="2026-01-01T00:00:00+00:00", quick=False, load_average_before=0.5,
+                   settings={"single_calls": 2100, "batch_seconds": 0.4, "rounds": 7, "cold_runs": 5},
+                   c_build={"compiler": "cc 12", "make_target": "build/libsbif-native.a", "predict": True,
+                            "library_commands": ["cc -O3 -march=native -c sbif.c"], "driver_command": "cc -O2 x.c"})
+    results["targets"] = report.evaluate_targets(results)
+    results["host_targets"] = report.evaluate_host_targets(results)
+    markdown = report.render(results)
+    assert "· Made-up CPU (" in markdown.splitlines()[2]
+    assert "## Targets (issue #22" in markdown and "A core's L2 here: 2 MiB." in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| batch 4096: SBIF numba"))
+    assert "✗ 0.8×" in row
+    assert "- `make -C runtimes/c build/libsbif-native.a`: `cc -O3 -march=native -c sbif.c`" in markdown
+    c_row = next(line for line in markdown.splitlines() if line.startswith("| td3_400_300 |") and "1.2×" in line)
+    assert "5 ±0%" in c_row  # sbif_predict's median beside the workspace run's
