@@ -12,6 +12,8 @@ import os
 import platform
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from sbif.runtime.numba.host import parse_size  # sysfs's cache size format, as the numba kernels read it
+
 CPUINFO = "/proc/cpuinfo"
 SYSFS_CPU = "/sys/devices/system/cpu"
 
@@ -80,15 +82,6 @@ def kernel_extensions(flags: Iterable[str]) -> List[str]:
 
 
 # -- sysfs: caches and cores -------------------------------------------------------------------------------------------
-def parse_size(text: str) -> int:
-    """sysfs's cache size ("48K", "2048K", "300M", or plain bytes) in bytes."""
-    text = text.strip()
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    if text and text[-1].upper() in units:
-        return int(text[:-1]) * units[text[-1].upper()]
-    return int(text)
-
-
 def parse_cpu_list(text: str) -> Set[int]:
     """A kernel CPU list ("0-3,8,10-11") as a set of CPU numbers."""
     cpus: Set[int] = set()
@@ -111,12 +104,15 @@ def caches(cpu_dir: str) -> List[Dict[str, Any]]:
     for index in sorted(os.listdir(cache_dir)) if os.path.isdir(cache_dir) else []:
         fields = {key: read_text(os.path.join(cache_dir, index, key)) for key in
                   ("level", "type", "size", "shared_cpu_list")}
-        if not (fields["level"] and fields["size"]):
+        try:
+            size = parse_size(fields["size"] or "")
+            level = int(fields["level"] or "")
+        except ValueError:  # a cache sysfs does not describe
             continue
         kind = (fields["type"] or "Unified").strip()
-        name = "L" + fields["level"].strip() + {"Data": "d", "Instruction": "i"}.get(kind, "")
+        name = "L{}".format(level) + {"Data": "d", "Instruction": "i"}.get(kind, "")
         sharing = parse_cpu_list(fields["shared_cpu_list"]) if fields["shared_cpu_list"] else None
-        found.append({"name": name, "bytes": parse_size(fields["size"]),
+        found.append({"name": name, "bytes": size,
                       "cpus_sharing": len(sharing) if sharing else None,
                       "per_core": None if sharing is None or siblings is None else sharing <= siblings})
     return found
