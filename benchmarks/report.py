@@ -482,3 +482,49 @@ def render(results: Dict[str, Any]) -> str:
     lines += ["- Python {} (coordinator), {}; OpenBLAS environment: {}".format(
         machine["python"], machine["platform"], openblas), ""]
     return "\n".join(lines)
+
+
+# -- the project README's table ----------------------------------------------------------------------------------------
+def readme_section(results: Dict[str, Any]) -> str:
+    """The project README's speed table from a full run's results, with the host it came from: computed from
+    results/latest.json (`python benchmarks/report.py`), never copied by hand."""
+    cells = []
+    through_predict = any("predict_us" in entry["runtimes"]["c"] for entry in results["models"].values())
+    for entry in results["models"].values():
+        records = entry["runtimes"]
+        numba, c = records["numba"], records["c"]
+        c_single = c.get("predict_us") or c.get("single_us")
+        cold = records["numpy"].get("cold") and " / ".join(
+            fmt_number(records[r]["cold"]["wall_s"]["median"]) for r in ("numpy", "numba", "sb2")) + " s"
+        cells.append([entry["title"], fmt_number(records["sb2"]["single_us"]["median"]) + " µs",
+                      fmt_number(numba["single_us"]["median"]) + " µs", fmt_ratio(numba["ratios"]["single_vs_sb2"]),
+                      fmt_ratio(numba["ratios"]["single_vs_onnxruntime"]),
+                      fmt_number(c_single["median"]) + " µs" if c_single else "n/a",
+                      fmt_ratio(c.get("ratios", {}).get("predict_vs_onnxruntime" if "predict_us" in c else
+                                                        "single_vs_onnxruntime")),
+                      fmt_ratio(numba["ratios"]["b4096_vs_sb2"]), fmt_ratio(numba["ratios"]["b4096_vs_onnxruntime"]),
+                      fmt_ratio(c.get("ratios", {}).get("b4096_vs_onnxruntime")), cold or ""])
+    machine = results["machine"]
+    lines = ["Medians of {} interleaved rounds on {}; 1-core float32 GEMM {:.0f} GFLOP/s, load average {:.2f} before "
+             "the run, `import numpy` {} s (results/latest.md, {}); \"×\" is how many times faster, as a median of "
+             "per-round ratios:".format(results["settings"]["rounds"], host_summary(machine["host"]),
+                                        machine["peak_gflops_1_core"], results["load_average_before"],
+                                        fmt_number(machine["cold_floors_s"]["numpy"]), results["created"][:10]), ""]
+    header = ["model", "SB2 `predict`, 1 obs", "SBIF numba, 1 obs", "× SB2", "× onnxruntime (1 thread)",
+              "SBIF C {}, 1 obs".format("`sbif_predict`" if through_predict else "workspace run"),
+              "× onnxruntime (1 thread)", "batch 4096: numba × SB2", "× onnxruntime",
+              "C (1 thread) × onnxruntime", "cold start: SBIF numpy / numba / SB2"]
+    return "\n".join(lines + table(header, cells, "l" + "r" * 9 + "l")) + "\n"
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import os
+
+    parser = argparse.ArgumentParser(description="Print the project README's speed table from a run's results.")
+    parser.add_argument("results", nargs="?", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                   "results", "latest.json"))
+    arguments = parser.parse_args()
+    with open(arguments.results) as handle:
+        print(readme_section(json.load(handle)), end="")

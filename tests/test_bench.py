@@ -188,7 +188,8 @@ def made_up_results(kind="mlp", model="td3_400_300", l2_bytes=2 << 20, weight_by
     records["c"] = measured(3.0, 1.25, **({"predict_us": [[5.0] * 3] * 2} if c_predict else {}))
     if c_status != "ok":
         records["c"] = {"status": c_status}
-    results = {"models": {model: {"kind": kind, "flops_per_obs": 1000, "flop_bound_us": 1.0, "runtimes": records}},
+    results = {"models": {model: {"title": model, "kind": kind, "flops_per_obs": 1000, "flop_bound_us": 1.0,
+                                  "runtimes": records}},
                "machine": {"host": {"l2_per_core_bytes": l2_bytes}}, "batch_sizes": [256, 4096]}
     report.summarize(results)
     return results
@@ -260,3 +261,7 @@ def test_the_markdown_opens_with_the_host_and_shows_both_target_tables_and_the_c
     assert "- `make -C runtimes/c build/libsbif-native.a`: `cc -O3 -march=native -c sbif.c`" in markdown
     c_row = next(line for line in markdown.splitlines() if line.startswith("| td3_400_300 |") and "1.2×" in line)
     assert "5 ±0%" in c_row  # sbif_predict's median beside the workspace run's
+    results["machine"]["cold_floors_s"] = {"numpy": 0.1}
+    readme = report.readme_section(results)
+    assert "on Made-up CPU (" in readme and "SBIF C `sbif_predict`, 1 obs" in readme
+    assert [cell.strip() for cell in readme.splitlines()[-1].split("|")[6:8]] == ["5 µs", "2×"]  # predict, ÷ ORT
