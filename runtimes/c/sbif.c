@@ -1,12 +1,16 @@
 /*
- * sbif.c: the SBIF runtime in one C99 file (see sbif.h and README.md).
+ * sbif.c: the SBIF runtime (see sbif.h and README.md); the float32 products of linear, matmul and conv2d run in
+ * sbif_kernels.c.
  *
  * Sections: errors and checked arithmetic; JSON; names; the safetensors container; static types and the op
- * table (attributes, dtype/shape rules); kernels; document validation; the graph executor; single ops.
+ * table (attributes, dtype/shape rules); kernels; document validation; the graph executor and workspaces; single
+ * ops.
  *
  * Float32 semantics follow spec/ops.md: every element-wise step is rounded to the value's dtype (no fused
- * multiply-add: build with -ffp-contract=off), and sums (dense layers, convolutions, means, softmax, layer_norm)
- * are accumulated in double and rounded to the dtype once, which the spec allows (summation order is free).
+ * multiply-add: build with -ffp-contract=off), and the other sums (float64 products, means, softmax, layer_norm)
+ * are accumulated in double and rounded to the dtype once, which the spec allows (summation order is free). The
+ * float32 products accumulate in float32 in the kernels' order, fused where the target has FMA, which spec/ops.md
+ * allows for those sums alone.
  */
 #include "sbif.h"
 #include "sbif_kernels.h"
@@ -2451,7 +2455,17 @@ static sbif_status compute_cast(const operands *in, const op_attrs *a, const sbi
     (void)n_outputs;
     (void)error;
     operand(in, 0, &x);
-    for (k = 0; k < n; k++) store_scalar(out->data, out->dtype, k, load_scalar(x.data, x.dtype, k));
+    /* the casts every observation goes through, without a conversion per element: to its own dtype (bool excepted:
+     * the general path makes any nonzero byte 1) and images' uint8 to float32 */
+    if (x.dtype == out->dtype && x.dtype != SBIF_BOOL) {
+        if (n > 0) memcpy(out->data, x.data, (size_t)n * sbif_dtype_size(x.dtype));
+    } else if (x.dtype == SBIF_UINT8 && out->dtype == SBIF_FLOAT32) {
+        const uint8_t *source = x.data;
+        float *target = out->data;
+        for (k = 0; k < n; k++) target[k] = (float)source[k];
+    } else {
+        for (k = 0; k < n; k++) store_scalar(out->data, out->dtype, k, load_scalar(x.data, x.dtype, k));
+    }
     return SBIF_OK;
 }
 
