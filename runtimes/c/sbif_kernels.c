@@ -96,8 +96,6 @@ static vec vmuladd(vec acc, vec a, vec b) {
 }
 #endif
 
-int64_t sbif_kernel_panel(void) { return PANEL; }
-
 const char *sbif_kernel_target(void) { return TARGET_TEXT ", L2 " EXPANDED_TEXT(SBIF_L2_BYTES) " bytes"; }
 
 /** Whether a [k, n] weight is packed transposed (narrow outputs) rather than in panels. */
@@ -204,18 +202,14 @@ static const tile_fn TILES[ROWS + 1] = {NULL, tile_1, tile_2, tile_3, tile_4,
 static const tile_fn WIDE_TILES[4] = {NULL, wide_tile_1, wide_tile_2, wide_tile_3};
 static const int64_t WIDE_PANELS[4] = {1, 4, 2, 2};
 
-/** Rows of x [., k] that fill half the L2, in whole tiles. */
-static int64_t block_rows(int64_t k) {
-    int64_t rows = (int64_t)(SBIF_L2_BYTES / 2) / ((k > 0 ? k : 1) * (int64_t)sizeof(float));
-    rows -= rows % ROWS;
-    return rows > ROWS ? rows : ROWS;
-}
-
 int64_t sbif_kernel_batch_rows(int64_t row_bytes) {
     int64_t rows = (int64_t)(SBIF_L2_BYTES / 2) / (row_bytes > 0 ? row_bytes : 1);
     rows -= rows % ROWS;
     return rows > ROWS ? rows : ROWS;
 }
+
+/** Rows of x [., k] that fill half the L2, in whole tiles. */
+static int64_t block_rows(int64_t k) { return sbif_kernel_batch_rows(k * (int64_t)sizeof(float)); }
 
 /** The sum of a[i] * b[i] over i < k, in four vector accumulators. */
 static float dot(const float *a, const float *b, int64_t k) {

@@ -1,13 +1,14 @@
 /*
  * sbif_kernels.h: the float32 sums of products of linear, matmul and conv2d, blocked and vectorised for the build
- * target (internal to the runtime: sbif.c calls them, nothing else should).
+ * target (internal to the runtime: sbif.c and the kernels' test driver call them, nothing else should).
  *
  * spec/ops.md leaves the order of these sums unspecified and allows a product to be fused with its addition, so
  * here, and only here, float32 accumulates in several independent vector accumulators and products may be fused
  * (sbif_kernels.c is compiled with -ffp-contract=fast). Every other op keeps its exact rounding in sbif.c.
  *
- * Weights [K, N] are packed into panels of SBIF_KERNEL_PANEL columns: panel p holds w[0..K)[p*NR .. p*NR+NR) row
- * after row, the columns past N zero (their outputs are never stored). The vector width comes from the target:
+ * Weights [K, N] are packed into panels of NR columns (two vectors): panel p holds w[0..K)[p*NR .. p*NR+NR) row
+ * after row, the columns past N zero (their outputs are never stored); outputs narrower than half a panel are
+ * packed transposed instead (w[0..K)[c] contiguous per output c). The vector width comes from the target:
  * 16 lanes with AVX-512F, 8 with AVX or AVX2, 4 otherwise (SSE, NEON, or plain C arrays); defining
  * SBIF_KERNELS_PORTABLE forces the plain C99 fallback whatever the target.
  */
@@ -26,13 +27,12 @@ typedef struct sbif_conv_geometry {
     int64_t stride_h, stride_w, out_h, out_w, pad_top, pad_left;
 } sbif_conv_geometry;
 
-/** The columns of one panel (the width of a register tile). */
-int64_t sbif_kernel_panel(void);
-/** What the kernels were built for, e.g. "avx512f: 16 lanes, tiles of 8 rows x 32 columns, L2 2097152 bytes". */
+/** What the kernels were built for, e.g. "avx512f vector extensions: 16 lanes, tiles of 8 rows x 32 columns, L2
+ * 2097152 bytes". */
 const char *sbif_kernel_target(void);
 
 /** The rows of a batch to compute at a time when every row's values take `row_bytes` together: as many as fit in
- * half the L2 with the weights, in whole tiles (at least one tile). */
+ * half the L2 (the other half holds the weights and the products' blocks), in whole tiles (at least one tile). */
 int64_t sbif_kernel_batch_rows(int64_t row_bytes);
 
 /** Floats of a [k, n] weight packed into panels (at least 1). */
