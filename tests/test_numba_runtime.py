@@ -317,7 +317,6 @@ def test_im2col_and_one_product_on_the_conv2d_vectors(case):
     attrs = resolve_attrs(get_op("conv2d"), case.get("attrs", {}), "conv2d")
     ins = [program.Value("float32", (None,) + x.shape[1:], "input"),
            program.Value("float32", w.shape, "weight"), program.Value("float32", b.shape, "weight")]
-    ins[1].kernel_shape = w.shape
     _, _, gemm = program.lower_conv2d(ins, [program.Value("float32", (None,) + expected.shape[1:], "slot")],
                                             attrs)
     columns = np.empty(expected.shape[:3] + (int(np.prod(w.shape[:3])),), np.float32)

@@ -40,10 +40,9 @@ from .program import Gemm, Lowered, Value, aligned, aligned_bytes
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
 #: (below, the interpreter's own products are faster: no call overhead, and the weights stay in cache)
 BLAS_MIN_MACS = 1 << 22
-#: a dense product or a convolution goes to BLAS only when its weights have this many elements (`host`: a core's
-#: L2 cache of float32): smaller weights stay in cache while the interpreter's panel tiles run at BLAS's rate or
-#: better, without BLAS's calls and the staging of its operands (a convolution's patches are written image by image
-#: and multiplied from the L2 cache: `kernels.conv2d`) (benchmarks/README.md, "Tuning")
+#: a dense product goes to BLAS only when its weights have this many elements (`host`: a core's L2 cache of
+#: float32; a convolution always does): smaller weights stay in cache while the interpreter's panel tiles run at
+#: BLAS's rate or better, without BLAS's calls and the staging of its operands (benchmarks/README.md, "Tuning")
 BLAS_MIN_WEIGHTS = PARAMETERS.blas_min_weights
 #: a chunk has this many rows, or fewer when its scratch would pass CHUNK_BYTES; never fewer than MIN_CHUNK_ROWS
 #: (below that, BLAS products re-read their weights too often)
@@ -173,7 +172,7 @@ class _Runner:
         self.needed = needed
         gemms = [(index, lowered.steps[index].gemm) for index in needed if lowered.steps[index].gemm is not None]
         self.gemms: List[Tuple[int, Gemm]] = [(index, gemm) for index, gemm in gemms
-                                              if gemm.w.matrix.size >= BLAS_MIN_WEIGHTS]
+                                              if gemm.conv is not None or gemm.w.matrix.size >= BLAS_MIN_WEIGHTS]
         self.macs_per_row = sum(gemm.macs_per_row() for _, gemm in self.gemms)
         self.whole = lowered.program(needed, copy_out=self.layout)
         #: what decides whether a request is worth splitting between threads: per row, the elements the steps
@@ -311,10 +310,11 @@ class _Runner:
         if gemm.conv is None:
             np.matmul(x, gemm.w.matrix, out=y)
             return
+        w = _array(gemm.w, inputs, self.weights, rows)
         conv = gemm.conv
         columns = buffers["columns{}".format(index)]
-        w = gemm.w.matrix
-        depth, filters = w.shape
+        depth, filters = columns.shape[-1], gemm.w.shape[-1]
+        w = w.reshape(depth, filters)
         for first in range(0, rows, len(columns)):  # a block of images at a time (COLUMN_BLOCK_BYTES)
             last = min(rows, first + len(columns))
             block = columns[:last - first]

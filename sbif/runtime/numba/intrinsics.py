@@ -54,8 +54,8 @@ def _vector_load(builder: Any, vector: Any, pointer: Any) -> Any:
 def _dots(rows: int, outputs: int, lanes: int = VECTOR) -> Callable[..., Any]:
     """Fused, in a fixed order: an intrinsic computing y = x @ w for a group of `rows` rows and `outputs` outputs,
     each output a dot product summed in `lanes` lanes (`llvm.fmuladd`) over the whole multiples of `lanes`, the
-    lanes then added pairwise (per_panel, quarters, the last two: rounded sums), then the remaining terms in order of k
-    (`llvm.fmuladd`). w is given transposed (wt [N, K]: each output's weights a contiguous row), for narrow products
+    lanes then added pairwise (halves, quarters, the last two: rounded sums), then the remaining terms in order of
+    k (`llvm.fmuladd`). w is given transposed (wt [N, K]: each output's weights a contiguous row), for narrow products
     (fewer outputs than a panel). Every output follows that one order whatever group it is in, so a row's result
     does not depend on the batch it came in. Arguments (addresses and element counts): x, x's row stride, the
     group's first row of wt, the depth K, y (at the group's first column), y's row stride."""
@@ -128,9 +128,9 @@ def _tile(rows: int, panels: int, partial: bool, lanes: int = VECTOR, panel: int
     """Fused, in order of k: an intrinsic computing y = x @ w + b for a tile of `rows` rows and `panels` panels
     (`panel` columns each, in vectors of `lanes`), its sums kept in vector registers through the whole depth, each
     term added in order of k with `llvm.fmuladd`, then the bias (a separate rounded addition). Arguments (addresses
-    and element counts): x, x's row stride, the tile's first panel, the depth K, b (at the tile's first column), y (likewise), y's row stride,
-    and for a `partial` tile (the last panel) how many of its columns exist: only those are read from b and
-    written."""
+    and element counts): x, x's row stride, the tile's first panel, the depth K, b (at the tile's first column), y
+    (likewise), y's row stride, and for a `partial` tile (the last panel) how many of its columns exist: only those
+    are read from b and written."""
     f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
     vector = ir.VectorType(f32, lanes)
     per_panel = panel // lanes  # vectors

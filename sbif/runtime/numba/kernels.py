@@ -459,20 +459,30 @@ def add_bias(y, b):
 
 
 @njit(**JIT)
-def conv2d(x, w, b, y, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left):
-    """NHWC x [B, H, W, C] with the HWIO kernel as a matrix [kh * kw * C, O] in panels (PANEL) and bias b [1, O]
-    into y [B, Ho, Wo, O]: per image, its patches as columns (`image_patches`, zeros in the padding, which still
-    multiply their weights: 0 * inf is NaN, as in the zero-padded reference), then one dense product on panels
-    (`dense_panels`: sums of products in its order, the bias added after each is rounded). One image's columns stay
-    in the L2 cache while the tiles read them."""
-    batch, _, _, channels = x.shape
-    _, out_h, out_w, filters = y.shape
-    depth = kernel_h * kernel_w * channels
-    columns = np.empty((out_h * out_w, depth), np.float32)
+def conv2d(x, w, b, y, stride_h, stride_w, pad_top, pad_left):
+    """NHWC x [B, H, W, C] with HWIO w and bias b into y [B, Ho, Wo, O]. Padding pixels are zeros that still
+    multiply their weights (0 * inf is NaN, as in the zero-padded reference)."""
+    batch, height, width, channels = x.shape
+    kernel_h, kernel_w, _, filters = w.shape
+    _, out_h, out_w, _ = y.shape
     for r in range(batch):
-        image_patches(x, r, columns.ctypes.data, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, out_h,
-                      out_w)
-        dense_panels(columns, w, b, y[r].reshape((out_h * out_w, filters)))
+        for i in range(out_h):
+            for j in range(out_w):
+                acc = y[r, i, j]
+                for o in range(filters):
+                    acc[o] = ZERO
+                for p in range(kernel_h):
+                    row = i * stride_h + p - pad_top
+                    for q in range(kernel_w):
+                        col = j * stride_w + q - pad_left
+                        inside = 0 <= row < height and 0 <= col < width
+                        for c in range(channels):
+                            value = x[r, row, col, c] if inside else ZERO
+                            wr = w[p, q, c]
+                            for o in range(filters):
+                                acc[o] = acc[o] + value * wr[o]
+                for o in range(filters):
+                    acc[o] = acc[o] + b[o]
 
 
 #: how many output rows ahead im2col prefetches its input rows
@@ -482,53 +492,44 @@ PREFETCH_ROWS_AHEAD = 2
 @njit(**JIT)
 def im2col(x, columns, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left):
     """The patches of a convolution as columns [B, Ho, Wo, kh * kw * C] in (kh, kw, C) order (the HWIO kernel
-    reshaped to [kh * kw * C, O]), zeros where a patch reaches into the padding: one BLAS product convolves."""
-    batch, out_h, out_w, depth = columns.shape
-    for r in range(batch):
-        image_patches(x, r, columns.ctypes.data + FLOAT32_BYTES * r * out_h * out_w * depth, kernel_h, kernel_w,
-                      stride_h, stride_w, pad_top, pad_left, out_h, out_w)
-
-
-@njit(**JIT)
-def image_patches(x, r, columns_at, kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, out_h, out_w):
-    """Image r's patches as columns [Ho * Wo, kh * kw * C] at address `columns_at`, in (kh, kw, C) order, zeros
-    where a patch reaches into the padding. A patch row inside the image is kw * C contiguous elements of x (NHWC),
-    copied in one run."""
+    reshaped to [kh * kw * C, O]), zeros where a patch reaches into the padding: one BLAS product convolves.
+    A patch row inside the image is kw * C contiguous elements of x (NHWC), copied in one run."""
     batch, height, width, channels = x.shape
+    _, out_h, out_w, depth = columns.shape
     span = kernel_w * channels
-    depth = kernel_h * span
     row_bytes = width * channels * x.itemsize
-    x_at = x.ctypes.data
-    image = x[r].reshape(-1)
-    for i in range(out_h):
-        # prefetch the image rows that the output row PREFETCH_ROWS_AHEAD rows on (in this image or the next)
-        # reads and the one before it does not: x comes from beyond the L2 cache, and these short runs from
-        # several rows at once leave the hardware prefetchers behind
-        ahead, ahead_i = divmod(r * out_h + i + PREFETCH_ROWS_AHEAD, out_h)
-        first_row = ahead_i * stride_h - pad_top
-        if ahead_i > 0:
-            first_row = max(first_row, first_row - stride_h + kernel_h)
-        first_row, last_row = max(first_row, 0), min(ahead_i * stride_h - pad_top + kernel_h, height)
-        if ahead < batch and first_row < last_row:
-            start = x_at + (ahead * height + first_row) * row_bytes
-            for line in range(0, (last_row - first_row) * row_bytes, CACHE_LINE_BYTES):
-                prefetch(start + line)
-        for j in range(out_w):
-            at = columns_at + FLOAT32_BYTES * (i * out_w + j) * depth
-            target = carray(pointer(at, np.float32), depth)
-            col = j * stride_w - pad_left
-            for p in range(kernel_h):
-                row = i * stride_h + p - pad_top
-                k = p * span
-                if 0 <= row < height and 0 <= col and col + kernel_w <= width:
-                    copy_floats(at + FLOAT32_BYTES * k,
-                                x_at + FLOAT32_BYTES * ((r * height + row) * width + col) * channels, span)
-                    continue
-                for q in range(kernel_w):
-                    inside = 0 <= row < height and 0 <= col + q < width
-                    start = (row * width + col + q) * channels
-                    for c in range(channels):
-                        target[k + q * channels + c] = image[start + c] if inside else ZERO
+    x_at, columns_at = x.ctypes.data, columns.ctypes.data
+    for r in range(batch):
+        image = x[r].reshape(-1)
+        for i in range(out_h):
+            # prefetch the image rows that the output row PREFETCH_ROWS_AHEAD rows on (in this image or the next)
+            # reads and the one before it does not: x comes from beyond the L2 cache, and these short runs from
+            # several rows at once leave the hardware prefetchers behind
+            ahead, ahead_i = divmod(r * out_h + i + PREFETCH_ROWS_AHEAD, out_h)
+            first_row = ahead_i * stride_h - pad_top
+            if ahead_i > 0:
+                first_row = max(first_row, first_row - stride_h + kernel_h)
+            first_row, last_row = max(first_row, 0), min(ahead_i * stride_h - pad_top + kernel_h, height)
+            if ahead < batch and first_row < last_row:
+                start = x_at + (ahead * height + first_row) * row_bytes
+                for line in range(0, (last_row - first_row) * row_bytes, CACHE_LINE_BYTES):
+                    prefetch(start + line)
+            for j in range(out_w):
+                target = columns[r, i, j]
+                at = ((r * out_h + i) * out_w + j) * depth
+                col = j * stride_w - pad_left
+                for p in range(kernel_h):
+                    row = i * stride_h + p - pad_top
+                    k = p * span
+                    if 0 <= row < height and 0 <= col and col + kernel_w <= width:
+                        copy_floats(columns_at + FLOAT32_BYTES * (at + k),
+                                    x_at + FLOAT32_BYTES * ((r * height + row) * width + col) * channels, span)
+                        continue
+                    for q in range(kernel_w):
+                        inside = 0 <= row < height and 0 <= col + q < width
+                        start = (row * width + col + q) * channels
+                        for c in range(channels):
+                            target[k + q * channels + c] = image[start + c] if inside else ZERO
 
 
 @njit(**JIT)
@@ -840,16 +841,18 @@ def run_dense(program, at, frame, bases):
 
 @njit(**JIT)
 def run_conv2d(program, at, frame, bases):
-    """CONV2D (x, w in panels, b, y), its geometry in the extras (`encoding.CONV_GEOMETRY`)."""
+    """CONV2D (x, w, b, y), its geometry in the extras (`encoding.CONV_GEOMETRY`)."""
+    w = operand(program, at + SECOND_OPERAND, frame, bases, np.float32)
     y = operand(program, at + FOURTH_OPERAND, frame, bases, np.float32)
     n = frame[0]
+    channels = program[at + CONV_CHANNELS]
     conv2d(operand(program, at + FIRST_OPERAND, frame, bases, np.float32).reshape(
-               (n, program[at + CONV_HEIGHT], program[at + CONV_WIDTH], program[at + CONV_CHANNELS])),
-           operand(program, at + SECOND_OPERAND, frame, bases, np.float32),
-           operand(program, at + THIRD_OPERAND, frame, bases, np.float32),
+               (n, program[at + CONV_HEIGHT], program[at + CONV_WIDTH], channels)),
+           w.reshape((program[at + CONV_KERNEL_H], program[at + CONV_KERNEL_W], channels, w.shape[1])),
+           operand(program, at + THIRD_OPERAND, frame, bases, np.float32)[0],
            y.reshape((n, program[at + CONV_OUT_H], program[at + CONV_OUT_W], y.shape[1])),
-           program[at + CONV_KERNEL_H], program[at + CONV_KERNEL_W], program[at + CONV_STRIDE_H],
-           program[at + CONV_STRIDE_W], program[at + CONV_PAD_TOP], program[at + CONV_PAD_LEFT])
+           program[at + CONV_STRIDE_H], program[at + CONV_STRIDE_W], program[at + CONV_PAD_TOP],
+           program[at + CONV_PAD_LEFT])
 
 
 @njit(**JIT)

@@ -48,11 +48,9 @@ class Value:
                  index: int = 0):
         self.dtype, self.shape, self.kind, self.base, self.index = dtype, tuple(shape), kind, base, index
         self.offset = 0
-        #: a dense product's or a convolution's weights: how they are stored (one of LAYOUTS), and the matrix [K, N]
-        #: itself (for BLAS; a convolution's kernel [kh, kw, C, O] as [kh * kw * C, O], its shape in kernel_shape)
+        #: a dense product's weights: how they are stored (one of LAYOUTS), and the matrix [K, N] itself (for BLAS)
         self.layout = "plain"
         self.matrix: Optional[np.ndarray] = None
-        self.kernel_shape: Tuple[int, ...] = ()
 
     @property
     def batched(self) -> bool:
@@ -147,7 +145,7 @@ class Gemm:
     def macs_per_row(self) -> int:
         if self.conv is None:
             return int(self.w.matrix.size)
-        return int(self.y.row_size * self.w.matrix.shape[0])
+        return int(self.y.row_size * np.prod(self.w.shape[:3]))
 
 
 class Step:
@@ -223,20 +221,6 @@ class Lowered:
             self.values[key] = value
         return self.values[key]
 
-    def conv_weights(self, name: str) -> Value:
-        """A convolution's HWIO kernel [kh, kw, C, O] as the matrix [kh * kw * C, O] its patches multiply, in panels
-        (`kernels.conv2d`); NoKernel unless it is a float32 constant."""
-        key = name + "\0conv"
-        if key not in self.values:
-            kernel = self.constant(name) if self.is_constant(name) else None
-            if kernel is None or kernel.dtype != np.float32:
-                raise NoKernel("no numba kernel for conv2d on a kernel that is not a float32 constant")
-            matrix = np.ascontiguousarray(kernel).reshape(-1, kernel.shape[-1])
-            value = self.weight(panels(matrix))
-            value.layout, value.matrix, value.kernel_shape = "panels", matrix, tuple(int(d) for d in kernel.shape)
-            self.values[key] = value
-        return self.values[key]
-
     def zeros(self, width: int, dtype: str) -> Value:
         """A weight of `width` zeros: the bias of a matmul computed as a linear."""
         key = "\0zeros{}{}".format(width, dtype)
@@ -257,7 +241,6 @@ class Lowered:
                 raise NoKernel("no numba kernel for op {!r}".format(op))
             names = node["inputs"]
             ins = [self.dense_weights(name) if position == 1 and op in ("linear", "matmul") and self.is_constant(name)
-                   else self.conv_weights(name) if position == 1 and op == "conv2d"
                    else self.value(name) for position, name in enumerate(names)]
             if op == "matmul" and ins[1].layout == "panels":  # the panel kernel always adds a bias
                 ins.append(self.zeros(ins[1].matrix.shape[1], ins[1].dtype))
@@ -516,7 +499,7 @@ def lower_conv2d(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
     x, w, b = ins
     y = outs[0]
     _require_batched(x, "conv2d")
-    kernel_h, kernel_w, channels, filters = w.kernel_shape
+    kernel_h, kernel_w, channels, filters = (int(d) for d in w.shape)
     _, height, width, _ = x.shape
     _, out_h, out_w, _ = y.shape
     rows, columns = (conv_axis(size, kernel, stride, attrs["padding"])
@@ -524,8 +507,8 @@ def lower_conv2d(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
     geometry = dict(height=height, width=width, channels=channels, kernel_h=kernel_h, kernel_w=kernel_w,
                     out_h=out_h, out_w=out_w, stride_h=rows.step, stride_w=columns.step, pad_top=rows.padding[0],
                     pad_left=columns.padding[0])
-    return ([Instruction(CONV2D, x.dtype, [View(x, channels), View(w, w.shape[1]), View(b, filters),
-                                           View(y, filters)], extras=geometry)],
+    return ([Instruction(CONV2D, x.dtype, [View(x, channels), View(w, filters), View(b, filters), View(y, filters)],
+                         extras=geometry)],
             [Instruction(ADD_BIAS, x.dtype, [View(y, filters), View(b, filters)])], Gemm(x, w, y, geometry))
 
 
