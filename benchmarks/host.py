@@ -1,5 +1,7 @@
-"""What the machine a benchmark ran on offers its kernels: CPU model, the ISA extensions kernels are built for,
-cache sizes per level, core count, and the BLAS library and kernel NumPy uses.
+"""What the machine a benchmark ran on offers its kernels: CPU model (and LLVM's name for it: a virtual machine's
+model name may hide it), the ISA extensions kernels are built for, cache sizes per level, core count, the BLAS
+library and kernel NumPy uses, and the parameters the numba kernels derive from the host
+(sbif/runtime/numba/host.py, the home of those).
 
 Every figure of a run depends on these (a kernel tuned for a 512 KiB L2 behaves differently with 2 MiB; OpenBLAS's
 kernel choice halves or doubles GEMM), so every run records them. Linux's /proc/cpuinfo and sysfs are read where
@@ -12,6 +14,7 @@ import os
 import platform
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from sbif.runtime.numba import host as numba_host
 from sbif.runtime.numba.host import parse_size  # sysfs's cache size format, as the numba kernels read it
 
 CPUINFO = "/proc/cpuinfo"
@@ -193,10 +196,11 @@ def describe(cpuinfo_path: str = CPUINFO, cpu_root: str = SYSFS_CPU) -> Dict[str
     cpuinfo = read_text(cpuinfo_path)
     found = caches(os.path.join(cpu_root, "cpu0"))
     libraries = blas_libraries()
-    return {"cpu": cpu_model(cpuinfo), "architecture": platform.machine(),
+    return {"cpu": cpu_model(cpuinfo), "llvm_cpu": numba_host.CPU.name, "architecture": platform.machine(),
             "isa_extensions": kernel_extensions(cpu_flags(cpuinfo)), "caches": found,
             "l2_per_core_bytes": l2_per_core_bytes(found), "cores": core_count(cpu_root),
-            "logical_cpus": os.cpu_count(), "blas": blas_text(libraries), "blas_libraries": libraries}
+            "logical_cpus": os.cpu_count(), "blas": blas_text(libraries), "blas_libraries": libraries,
+            "numba_kernels": numba_host.PARAMETERS._asdict()}
 
 
 def size_text(size: int) -> str:
@@ -215,6 +219,7 @@ def summary(host: Dict[str, Any]) -> str:
                  "shared by {} CPUs".format(cache["cpus_sharing"]) if cache["cpus_sharing"] else "")
         cache_parts.append(" ".join(part for part in (cache["name"], size_text(cache["bytes"]), where) if part))
     cores = "{} cores".format(host["cores"]) if host["cores"] else "{} CPUs".format(host["logical_cpus"])
-    return " · ".join([host["cpu"] + " (" + host["architecture"] + ", " + cores + ")",
+    known = [name for name in (host.get("llvm_cpu"), host["architecture"]) if name and name != "unknown"]
+    return " · ".join([host["cpu"] + " (" + ", ".join(known + [cores]) + ")",
                        " ".join(host["isa_extensions"]) or "ISA extensions unknown",
                        ", ".join(cache_parts) or "cache sizes unknown", host["blas"]])
