@@ -39,6 +39,9 @@ VECTORS_PER_PANEL = 2
 #: tiles keep their sums in half of the register file; the other half holds the weights loaded for a step of k, the
 #: broadcast input and the addresses LLVM keeps in vectors
 SUM_REGISTER_SHARE = 2
+#: outputs of a group of dot products over several rows: `kernels.dense_dots` leaves at most one output after the
+#: groups, for the one-output group
+GROUP_DOT_OUTPUTS = 2
 #: no tile has more rows than this: more rows need more input rows in the L1 cache at once and leave more rows of
 #: a batch to the one-row tiles
 MAX_TILE_ROWS = 8
@@ -58,7 +61,8 @@ class Cpu(NamedTuple):
 
 
 class Caches(NamedTuple):
-    """Bytes of one core's level-1 data cache and level-2 cache."""
+    """Bytes of one core's level-1 data cache and level-2 cache. The blocking sizes follow the L2 (what was measured
+    to matter); the L1 is recorded with it, in the digest of the compiled kernels, for a rule that will need it."""
 
     l1d_bytes: int
     l2_bytes: int
@@ -97,8 +101,8 @@ def derive(cpu: Cpu, caches: Caches, vector: Optional[int] = None, machine: str 
     """The kernel parameters for `cpu` with `caches` on architecture `machine` (`platform.machine()`): WIDE_LANES
     where AVX-512 is present, else NARROW_LANES, unless `vector` says otherwise; tiles holding as many vector sums
     as half the register file (in vectors of that width) allows; blocking sizes in proportion to the L2 cache, in
-    the proportions measured on the 512 KiB-L2 host the kernels were first tuned on (benchmarks/README.md,
-    "Tuning")."""
+    the proportions measured on the 512 KiB-L2 host the kernels were first tuned on, but im2col's block, measured
+    on a 2 MiB-L2 host (benchmarks/README.md, "Tuning")."""
     if vector is None:
         vector = WIDE_LANES if AVX512 in cpu.features else NARROW_LANES
     registers, bits = register_file(cpu, machine)
@@ -107,7 +111,7 @@ def derive(cpu: Cpu, caches: Caches, vector: Optional[int] = None, machine: str 
     l2 = caches.l2_bytes
     return KernelParameters(
         vector=vector, panel=VECTORS_PER_PANEL * vector, tile_rows=tile_rows, row_tile_panels=tile_rows,
-        group_dot_outputs=2, row_dot_outputs=tile_rows, row_block_bytes=l2 // 8,
+        group_dot_outputs=GROUP_DOT_OUTPUTS, row_dot_outputs=tile_rows, row_block_bytes=l2 // 8,
         blas_min_weights=l2 // FLOAT32_BYTES, cached_chunk_bytes=2 * l2, column_block_bytes=l2 // 2)
 
 
