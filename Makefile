@@ -2,7 +2,7 @@
 #   make demo    export the shipped PPO2 CartPole model and an SB3 PPO it trains, run them in gymnasium with NumPy
 #   make test    create both environments and run the whole suite (modern env, then the SB2 env)
 #   make check   the fast inner loop, about a minute: the modern env's tests minus the slow ones (pytest -m "not slow")
-#   make bench   the speed benchmarks of issue #7 (benchmarks/README.md)
+#   make bench   the speed benchmarks of issues #7 and #22 (benchmarks/README.md)
 #   make fuzz    the readers' coverage-guided fuzzers, FUZZ_SECONDS each (tests/fuzz/README.md; not part of make test)
 #   make newest-numba  the numba backend built and checked with the newest numba on PyPI (sbif/runtime/numba/PYCC.md)
 SHELL := /bin/bash
@@ -115,7 +115,7 @@ check: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
 check: modern runtime-c
 	$(VENV)/bin/python -m pytest -q -m "not slow" tests
 
-# --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba, onnxruntime, torch; writes benchmarks/results/ --
+# --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba/C, onnxruntime, torch; writes benchmarks/results/
 bench: envs
 	$(VENV)/bin/python benchmarks/run.py
 
