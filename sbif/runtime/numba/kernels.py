@@ -398,7 +398,8 @@ ROW_BLOCK_BYTES = PARAMETERS.row_block_bytes
 @njit(**JIT)
 def dense_panels(x, w, b, y):
     """y = x @ w + b for x [R, K], w in panels (PANEL) and b [1, N]: tiles of TILE_ROWS rows by one panel, over
-    blocks of rows (ROW_BLOCK_BYTES) so that each panel stays in the L1 cache while a block's tiles read it; the
+    blocks of rows (ROW_BLOCK_BYTES) so that each panel is read from memory once per block and from the caches by
+    the block's other tiles (from L1 where a panel, PANEL x K floats, fits it; from L2 otherwise); the
     last rows and a single row as tiles of one row by ROW_TILE_PANELS panels (as many vector sums), then by half and
     a quarter as many, then one panel at a time. Every tile adds
     the terms of a sum in the same order (`intrinsics.tile_rows` and the others), so a row's result does not
