@@ -247,46 +247,36 @@ static sbif_status read_state_and_masks(sbif_policy *policy, const sbif_json *do
     return SBIF_OK;
 }
 
+/** Append a feed `name` of `dtype` and `shape` (batch 1: one observation), reading `data`. */
+static void add_feed(sbif_policy *policy, const char *name, sbif_dtype dtype, int rank, const int64_t *shape,
+                     void *data) {
+    sbif_named_tensor *feed = &policy->feeds[policy->n_feeds++];
+    feed->name = name;
+    feed->tensor.dtype = dtype;
+    feed->tensor.rank = rank;
+    memcpy(feed->tensor.shape, shape, (size_t)rank * sizeof *shape);
+    feed->tensor.data = data;
+}
+
 /** The feeds of one request, pointing at the policy's buffers, and the outputs it asks for. */
 static sbif_status build_request(sbif_policy *policy, sbif_error *error) {
     size_t i;
-    sbif_named_tensor *feed;
     policy->feeds = calloc(policy->n_observations + 3, sizeof *policy->feeds);
     if (policy->feeds == NULL) return predict_fail(error, SBIF_ERR_MEMORY, "cannot allocate a policy");
     for (i = 0; i < policy->n_observations; i++) {
         const observation_input *input = &policy->observations[i];
-        feed = &policy->feeds[policy->n_feeds++];
-        feed->name = input->name;
-        feed->tensor.dtype = input->dtype;
-        feed->tensor.rank = input->rank;
-        memcpy(feed->tensor.shape, input->shape, sizeof feed->tensor.shape);
-        feed->tensor.data = input->data;
+        add_feed(policy, input->name, input->dtype, input->rank, input->shape, input->data);
     }
     policy->outputs[policy->n_outputs++] = policy->action_name;
     if (policy->state != NULL) {
-        feed = &policy->feeds[policy->n_feeds++];
-        feed->name = policy->state_input;
-        feed->tensor.dtype = SBIF_FLOAT32;
-        feed->tensor.rank = 2;
-        feed->tensor.shape[0] = 1;
-        feed->tensor.shape[1] = (int64_t)policy->state_size;
-        feed->tensor.data = policy->state;
-        feed = &policy->feeds[policy->n_feeds++];
-        feed->name = policy->mask_input;
-        feed->tensor.dtype = SBIF_FLOAT32;
-        feed->tensor.rank = 1;
-        feed->tensor.shape[0] = 1;
-        feed->tensor.data = &policy->episode_start;
+        const int64_t state_shape[2] = {1, (int64_t)policy->state_size}, mask_shape[1] = {1};
+        add_feed(policy, policy->state_input, SBIF_FLOAT32, 2, state_shape, policy->state);
+        add_feed(policy, policy->mask_input, SBIF_FLOAT32, 1, mask_shape, &policy->episode_start);
         policy->outputs[policy->n_outputs++] = policy->state_output;
     }
     if (policy->action_mask != NULL) {
-        feed = &policy->feeds[policy->n_feeds++];
-        feed->name = policy->action_mask_input;
-        feed->tensor.dtype = SBIF_BOOL;
-        feed->tensor.rank = 2;
-        feed->tensor.shape[0] = 1;
-        feed->tensor.shape[1] = (int64_t)policy->action_mask_size;
-        feed->tensor.data = policy->action_mask;
+        const int64_t mask_shape[2] = {1, (int64_t)policy->action_mask_size};
+        add_feed(policy, policy->action_mask_input, SBIF_BOOL, 2, mask_shape, policy->action_mask);
     }
     return SBIF_OK;
 }
