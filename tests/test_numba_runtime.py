@@ -85,7 +85,9 @@ def test_every_family_agrees_with_the_reference(models):
 @pytest.mark.parametrize("chunk_rows", [1, 4])
 def test_batch_path_agrees_in_chunks(models, monkeypatch, chunk_rows):
     """Every request through the batch path: BLAS products between interpreter calls split between three
-    threads, chunks of one row or of four (their convolutions' patches one image at a time)."""
+    threads, chunks of one row or of four, each interpreter call between them on one row of its chunk at a time.
+    The CNN's convolutions (no padding) stay in the interpreter, reading their patches where they are: no patch
+    columns are made for them."""
     monkeypatch.setattr(backend, "COLUMN_BLOCK_BYTES", 1 if chunk_rows == 4 else 1 << 20)
     monkeypatch.setattr(backend, "BLAS_MIN_MACS", 0)
     monkeypatch.setattr(backend, "BLAS_MIN_WEIGHTS", 0)
@@ -93,13 +95,16 @@ def test_batch_path_agrees_in_chunks(models, monkeypatch, chunk_rows):
     monkeypatch.setattr(backend, "CHUNK_BYTES", 1)
     monkeypatch.setattr(backend, "LANES", 3)
     monkeypatch.setattr(backend, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(backend, "CACHED_CHUNK_BYTES", 1)
     report = run_suite([OracleSource(sorted(models.values()), numpy_runtime())], numba_runtime(),
                        checks=["deterministic", "sampling", "recurrent_sequence"],
                        config=Config(batches=[1, 5], envs=[3], steps=3))
     assert report.ok, report.render()
     policy = sbif.load(models["cnn"], backend="numba")
     policy.predict(np.zeros((5,) + policy.observation_space.shape, np.uint8))
-    assert any(name.startswith("columns") for buffers in policy.executor._kept.values() for name in buffers)
+    runner = policy.executor._runner((policy.document["predict"]["deterministic_action"],))
+    assert runner.stage_rows == 1 and runner.gemms and all(gemm.conv is None for _, gemm in runner.gemms)
+    assert not any(name.startswith("columns") for buffers in policy.executor._kept.values() for name in buffers)
 
 
 def test_interpreter_chunks_change_no_bit(models, monkeypatch):

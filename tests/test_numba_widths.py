@@ -1,5 +1,5 @@
 """The numba kernels at both vector widths (`host`, $SBIF_NUMBA_VECTOR): the dense products on panels and as dot
-products, and a convolution's patches (im2col's vector copies), against NumPy on awkward sizes, in a child process
+products, a convolution's patches (im2col's vector copies) and a convolution's panel tiles, against NumPy on awkward sizes, in a child process
 per width (the width is frozen into the kernels when they are imported). The width this host does not pick is
 legalised by LLVM into the registers there are, so both run everywhere. Each child compiles its few kernels with
 numba's JIT (its disk cache keyed on the width: `jit_cache`); the whole interpreter at the other width, built ahead
@@ -82,6 +82,22 @@ for images, size, channels, kernel, stride, padding in (
     kernels.im2col(x, columns, kernel, kernel, stride, stride, axis.padding[0], axis.padding[0])
     assert (columns.reshape(images, out * out, -1) == patches).all(), (size, kernel, stride, padding)
     checked += 1
+
+for images, size, channels, kernel, stride, filters in ((2, 11, 3, 3, 2, panel + 3), (3, 7, lanes + 3, 2, 1, panel // 2)):
+    x = rng.standard_normal((images, size, size, channels)).astype(np.float32)
+    w = rng.standard_normal((kernel, kernel, channels, filters)).astype(np.float32)
+    b = rng.standard_normal((1, filters)).astype(np.float32)
+    out = (size - kernel) // stride + 1
+    patches = np.stack([x[:, i * stride:i * stride + kernel, j * stride:j * stride + kernel, :].reshape(images, -1)
+                        for i in range(out) for j in range(out)], axis=1).reshape(images * out * out, -1)
+    matrix = w.reshape(-1, filters)
+    y = np.empty((images, out, out, filters), np.float32)
+    kernels.conv2d_panels(x, panels(matrix), b, y, kernel, kernel, stride, stride)
+    check(y.reshape(-1, filters), patches.astype(np.float64) @ matrix + b,
+          np.abs(patches).astype(np.float64) @ np.abs(matrix) + np.abs(b), patches.shape[1])
+    alone = np.empty((1, out, out, filters), np.float32)
+    kernels.conv2d_panels(x[-1:], panels(matrix), b, alone, kernel, kernel, stride, stride)
+    assert (alone.view(np.uint32) == y[-1:].view(np.uint32)).all(), (size, kernel, stride, filters)
 print(json.dumps({"vector": lanes, "panel": panel, "worst": worst, "checked": checked}))
 """
 
@@ -99,7 +115,7 @@ def run_child(lanes):
 def test_the_dense_products_and_the_patches_at_each_width(lanes):
     report = run_child(lanes)
     assert (report["vector"], report["panel"]) == (lanes, 2 * lanes)
-    assert report["checked"] == 164 and report["worst"] <= 1.0, report
+    assert report["checked"] == 166 and report["worst"] <= 1.0, report
 
 
 @pytest.mark.slow

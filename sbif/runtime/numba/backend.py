@@ -171,8 +171,11 @@ class _Runner:
                         for name, dtype, offset, _ in self.layout]
         self.needed = needed
         gemms = [(index, lowered.steps[index].gemm) for index in needed if lowered.steps[index].gemm is not None]
-        self.gemms: List[Tuple[int, Gemm]] = [(index, gemm) for index, gemm in gemms
-                                              if gemm.conv is not None or gemm.w.matrix.size >= BLAS_MIN_WEIGHTS]
+        #: the products BLAS computes: the convolutions the interpreter cannot run from their panels (those with
+        #: padding) and the dense products with large weights
+        self.gemms: List[Tuple[int, Gemm]] = [
+            (index, gemm) for index, gemm in gemms
+            if (gemm.w.layout != "panels" if gemm.conv is not None else gemm.w.matrix.size >= BLAS_MIN_WEIGHTS)]
         self.macs_per_row = sum(gemm.macs_per_row() for _, gemm in self.gemms)
         self.whole = lowered.program(needed, copy_out=self.layout)
         #: what decides whether a request is worth splitting between threads: per row, the elements the steps
@@ -189,6 +192,10 @@ class _Runner:
         scratch_bytes = max(1, lowered.scratch_bytes)
         self.chunk_rows = min(CHUNK_ROWS, max(MIN_CHUNK_ROWS, CHUNK_BYTES // scratch_bytes))
         self.cached_chunk_rows = max(CACHED_CHUNK_MIN_ROWS, CACHED_CHUNK_BYTES // scratch_bytes)
+        #: the rows of a chunk each interpreter call between BLAS products runs: as many as keep their scratch in
+        #: the cache (CACHED_CHUNK_BYTES), so that a step reads what the one before it wrote from there, not from
+        #: memory (a chunk's scratch, made for the BLAS products, is larger)
+        self.stage_rows = max(1, CACHED_CHUNK_BYTES // scratch_bytes)
         self.stages: List[np.ndarray] = self._stages()
 
     def _stages(self) -> List[np.ndarray]:
@@ -266,9 +273,18 @@ class _Runner:
                     execute(self.whole, count, 0, count, start, rows, weights, scratch, outputs, *part)
                     continue
                 for program, (index, gemm) in zip(self.stages, self.gemms):
-                    execute(program, count, 0, count, start, rows, weights, scratch, outputs, *part)
+                    self.run_stage(program, count, start, rows, scratch, outputs, part)
                     self.blas_product(index, gemm, part, buffers, count)
-                execute(self.stages[-1], count, 0, count, start, rows, weights, scratch, outputs, *part)
+                self.run_stage(self.stages[-1], count, start, rows, scratch, outputs, part)
+
+    def run_stage(self, program: np.ndarray, count: int, start: int, rows: int, scratch: np.ndarray,
+                  outputs: np.ndarray, part: List[np.ndarray]) -> None:
+        """A stage's program on a chunk of `count` rows (row `start` of the request's `rows`), in calls on
+        `stage_rows` of them at a time."""
+        execute, weights = compiled_kernels().execute, self.weights
+        for first in range(0, count, self.stage_rows):
+            execute(program, min(self.stage_rows, count - first), first, count, start, rows, weights, scratch,
+                    outputs, *part)
 
     def inputs(self, feeds: Mapping[str, np.ndarray]) -> Tuple[List[np.ndarray], int]:
         """The inputs as flat writable byte arrays in argument order (empty for inputs this output set does not

@@ -157,23 +157,7 @@ def _tile(rows: int, panels: int, partial: bool, lanes: int = VECTOR, panel: int
                                             ir.Constant(vector, ir.Undefined), broadcast)
                 for j, term in enumerate(terms):
                     builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
-        for r in range(rows):
-            y_row = builder.gep(y, [builder.mul(y_stride, ir.Constant(i64, r))])
-            for j in range(panels * per_panel):
-                total = builder.load(sums[r][j])
-                if not partial:
-                    column = ir.Constant(i64, j * lanes)
-                    bias = _vector_load(builder, vector, builder.gep(b, [column]))
-                    builder.store(builder.fadd(total, bias),
-                                  builder.bitcast(builder.gep(y_row, [column]), vector.as_pointer()),
-                                  align=FLOAT32_BYTES)
-                    continue
-                for lane in range(lanes):
-                    column = ir.Constant(i64, j * lanes + lane)
-                    with builder.if_then(builder.icmp_signed("<", column, width)):
-                        value = builder.fadd(builder.extract_element(total, ir.Constant(i32, lane)),
-                                             builder.load(builder.gep(b, [column])))
-                        builder.store(value, builder.gep(y_row, [column]))
+        _store_tile(builder, sums, vector, b, y, y_stride, partial, width)
         return context.get_dummy_value()
 
     @intrinsic
@@ -192,6 +176,97 @@ tile_rows, tile_rows_partial = _tile(TILE_ROWS, 1, False), _tile(TILE_ROWS, 1, T
 tile_row = _tile(1, ROW_TILE_PANELS, False)
 tile_row_half, tile_row_quarter = _tile(1, ROW_TILE_HALF_PANELS, False), _tile(1, ROW_TILE_QUARTER_PANELS, False)
 tile_row_one_panel, tile_row_one_panel_partial = _tile(1, 1, False), _tile(1, 1, True)
+
+
+def _store_tile(builder: Any, sums: Any, vector: Any, b: Any, y: Any, y_stride: Any, partial: bool,
+                width: Any) -> None:
+    """Exact but for the bias's rounded addition: a tile's vector sums (`sums[row][vector]`) plus the bias b, stored
+    to y's rows (`y_stride` elements apart); for a `partial` tile, only the first `width` columns are read from b
+    and written."""
+    i32, i64 = ir.IntType(32), ir.IntType(64)
+    lanes = vector.count
+    for r, row_sums in enumerate(sums):
+        y_row = builder.gep(y, [builder.mul(y_stride, ir.Constant(i64, r))])
+        for j, at in enumerate(row_sums):
+            total = builder.load(at)
+            if not partial:
+                column = ir.Constant(i64, j * lanes)
+                bias = _vector_load(builder, vector, builder.gep(b, [column]))
+                builder.store(builder.fadd(total, bias),
+                              builder.bitcast(builder.gep(y_row, [column]), vector.as_pointer()),
+                              align=FLOAT32_BYTES)
+                continue
+            for lane in range(lanes):
+                column = ir.Constant(i64, j * lanes + lane)
+                with builder.if_then(builder.icmp_signed("<", column, width)):
+                    value = builder.fadd(builder.extract_element(total, ir.Constant(i32, lane)),
+                                         builder.load(builder.gep(b, [column])))
+                    builder.store(value, builder.gep(y_row, [column]))
+
+
+def _conv_tile(rows: int, partial: bool, lanes: int = VECTOR, panel: int = PANEL) -> Callable[..., Any]:
+    """Fused, in order of k: an intrinsic computing one panel of a convolution's outputs for `rows` consecutive
+    output pixels of an image (NHWC, no padding: every patch inside the image) without writing its patches out:
+    the tile of `_tile` with x's rows read where the patches are. Pixel m of the image reads its patch row p (of
+    `segments`) as `span` (kw * C) contiguous floats, so term k = p * span + s of its sum is x[start(m) + p *
+    segment_step + s], the (kh, kw, C) order of the HWIO kernel as a matrix [kh * kw * C, O] in panels: each sum
+    adds its terms in order of k with `llvm.fmuladd`, as `_tile` on the patch columns would, then the bias (a
+    separate rounded addition). Arguments (addresses and element counts): the image, its first pixel of the tile,
+    the output width, the floats between the patches of horizontally and of vertically adjacent pixels, between a
+    patch's rows, the patch's rows and their span, the panel, b (at the panel's first column), y (at the tile's
+    first pixel and the panel's first column), y's row stride (the filters), and for a `partial` tile (the last
+    panel) how many of its columns exist."""
+    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    vector = ir.VectorType(f32, lanes)
+    per_panel = panel // lanes  # vectors
+    fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
+
+    def codegen(context, builder, signature, args):
+        (x_at, first, out_w, pixel_step, out_row_step, segment_step, segments, span, w_at, b_at, y_at, y_stride,
+         width) = args
+        x, w, b, y = (builder.inttoptr(a, f32.as_pointer()) for a in (x_at, w_at, b_at, y_at))
+        sums = [[cgutils.alloca_once_value(builder, ir.Constant(vector, [0.0] * lanes)) for _ in range(per_panel)]
+                for _ in range(rows)]
+        x_rows = []
+        for r in range(rows):
+            pixel = builder.add(first, ir.Constant(i64, r))
+            out_row = builder.udiv(pixel, out_w)
+            out_column = builder.sub(pixel, builder.mul(out_row, out_w))
+            x_rows.append(builder.gep(x, [builder.add(builder.mul(out_row, out_row_step),
+                                                      builder.mul(out_column, pixel_step))]))
+        broadcast = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(lanes))
+        with cgutils.for_range(builder, segments) as segment:
+            x_segment = builder.mul(segment.index, segment_step)
+            w_segment = builder.gep(w, [builder.mul(builder.mul(segment.index, span), ir.Constant(i64, panel))])
+            with cgutils.for_range(builder, span) as loop:
+                at = builder.mul(loop.index, ir.Constant(i64, panel))
+                terms = [_vector_load(builder, vector, builder.gep(w_segment, [builder.add(at, ir.Constant(i64,
+                                                                                                    h * lanes))]))
+                         for h in range(per_panel)]
+                k = builder.add(x_segment, loop.index)
+                for r in range(rows):
+                    scalar = builder.load(builder.gep(x_rows[r], [k]))
+                    xr = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
+                                                                       ir.Constant(i32, 0)),
+                                                ir.Constant(vector, ir.Undefined), broadcast)
+                    for j, term in enumerate(terms):
+                        builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
+        _store_tile(builder, sums, vector, b, y, y_stride, partial, width)
+        return context.get_dummy_value()
+
+    @intrinsic
+    def conv_tile(typingctx, x, first, out_w, pixel_step, out_row_step, segment_step, segments, span, w, b, y,
+                  y_stride, width):
+        return types.none(*([types.intp] * 13)), codegen
+
+    return conv_tile
+
+
+#: `kernels.conv2d_panels`'s tiles: TILE_ROWS pixels by one panel (whole, or the last, partial one), and one pixel
+#: by one panel for the pixels after an image's last whole tile
+conv_tile_rows, conv_tile_rows_partial = _conv_tile(TILE_ROWS, False), _conv_tile(TILE_ROWS, True)
+conv_tile_row, conv_tile_row_partial = _conv_tile(1, False), _conv_tile(1, True)
 
 
 @intrinsic

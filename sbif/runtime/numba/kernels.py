@@ -38,7 +38,8 @@ from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, 
                        TRANSPOSE_SIZE2, TRANSPOSE_SIZE3, TRANSPOSE_STEP0, TRANSPOSE_STEP1, TRANSPOSE_STEP2,
                        TRANSPOSE_STEP3, TRANSPOSED, UINT8, UNARY, UNARY_ALPHA, WHERE)
 from .intrinsics import (CACHE_LINE_BYTES, FLOAT32_BYTES, ROW_DOT_OUTPUTS, ROW_TILE_HALF_PANELS, ROW_TILE_PANELS,
-                         ROW_TILE_QUARTER_PANELS, TILE_ROWS, GROUP_DOT_OUTPUTS, copy_floats, dots_row,
+                         ROW_TILE_QUARTER_PANELS, TILE_ROWS, GROUP_DOT_OUTPUTS, conv_tile_row, conv_tile_row_partial,
+                         conv_tile_rows, conv_tile_rows_partial, copy_floats, dots_row,
                          dots_row_one_output, dots_rows, dots_rows_one_output, float_from_bits, pointer, prefetch,
                          tile_row, tile_row_half, tile_row_one_panel, tile_row_one_panel_partial, tile_row_quarter,
                          tile_rows, tile_rows_partial)
@@ -486,6 +487,47 @@ def conv2d(x, w, b, y, stride_h, stride_w, pad_top, pad_left):
                     acc[o] = acc[o] + b[o]
 
 
+
+@njit(**JIT)
+def conv2d_panels(x, w, b, y, kernel_h, kernel_w, stride_h, stride_w):
+    """NHWC x [B, H, W, C] convolved without padding (every patch inside the image) with the HWIO kernel as a
+    matrix [kh * kw * C, O] in panels (PANEL), plus the bias b [1, O], into y [B, Ho, Wo, O]: per image and panel,
+    tiles of TILE_ROWS consecutive pixels (`intrinsics.conv_tile_rows`) reading their patches where they are in x,
+    then one pixel at a time for the rest. The sums are those of `dense_panels` on the patch columns, in the same
+    order of k whatever the tile, so a pixel's result depends neither on its tile nor on the batch; nothing is
+    written but y (the image, read by every panel, stays in the L2 cache, and a panel in L1 where it fits)."""
+    batch, height, width, channels = x.shape
+    _, out_h, out_w, filters = y.shape
+    pixels = out_h * out_w
+    span = kernel_w * channels
+    panel_bytes = kernel_h * span * PANEL * FLOAT32_BYTES
+    full = filters // PANEL
+    pixel_step, out_row_step, segment_step = stride_w * channels, stride_h * width * channels, width * channels
+    x_at, w_at, b_at, y_at = x.ctypes.data, w.ctypes.data, b.ctypes.data, y.ctypes.data
+    last = pixels - pixels % TILE_ROWS
+    for r in range(batch):
+        image = x_at + FLOAT32_BYTES * r * height * width * channels
+        outputs = y_at + FLOAT32_BYTES * r * pixels * filters
+        for p in range(-(-filters // PANEL)):
+            panel, bias, column = w_at + p * panel_bytes, b_at + FLOAT32_BYTES * p * PANEL, p * PANEL
+            for m in range(0, last, TILE_ROWS):
+                target = outputs + FLOAT32_BYTES * (m * filters + column)
+                if p < full:
+                    conv_tile_rows(image, m, out_w, pixel_step, out_row_step, segment_step, kernel_h, span, panel,
+                                   bias, target, filters, PANEL)
+                else:
+                    conv_tile_rows_partial(image, m, out_w, pixel_step, out_row_step, segment_step, kernel_h, span,
+                                           panel, bias, target, filters, filters - column)
+            for m in range(last, pixels):
+                target = outputs + FLOAT32_BYTES * (m * filters + column)
+                if p < full:
+                    conv_tile_row(image, m, out_w, pixel_step, out_row_step, segment_step, kernel_h, span, panel,
+                                  bias, target, filters, PANEL)
+                else:
+                    conv_tile_row_partial(image, m, out_w, pixel_step, out_row_step, segment_step, kernel_h, span,
+                                          panel, bias, target, filters, filters - column)
+
+
 #: how many output rows ahead im2col prefetches its input rows
 PREFETCH_ROWS_AHEAD = 2
 
@@ -842,16 +884,21 @@ def run_dense(program, at, frame, bases):
 
 @njit(**JIT)
 def run_conv2d(program, at, frame, bases):
-    """CONV2D (x, w, b, y), its geometry in the extras (`encoding.CONV_GEOMETRY`)."""
+    """CONV2D (x, w, b, y), its geometry in the extras (`encoding.CONV_GEOMETRY`); `sub` says how the kernel is
+    stored: PANELS (`conv2d_panels`, a convolution without padding) or as it is, HWIO (`conv2d`)."""
     w = operand(program, at + SECOND_OPERAND, frame, bases, np.float32)
+    b = operand(program, at + THIRD_OPERAND, frame, bases, np.float32)
     y = operand(program, at + FOURTH_OPERAND, frame, bases, np.float32)
     n = frame[0]
     channels = program[at + CONV_CHANNELS]
-    conv2d(operand(program, at + FIRST_OPERAND, frame, bases, np.float32).reshape(
-               (n, program[at + CONV_HEIGHT], program[at + CONV_WIDTH], channels)),
-           w.reshape((program[at + CONV_KERNEL_H], program[at + CONV_KERNEL_W], channels, w.shape[1])),
-           operand(program, at + THIRD_OPERAND, frame, bases, np.float32)[0],
-           y.reshape((n, program[at + CONV_OUT_H], program[at + CONV_OUT_W], y.shape[1])),
+    x = operand(program, at + FIRST_OPERAND, frame, bases, np.float32).reshape(
+        (n, program[at + CONV_HEIGHT], program[at + CONV_WIDTH], channels))
+    y = y.reshape((n, program[at + CONV_OUT_H], program[at + CONV_OUT_W], y.shape[1]))
+    if program[at + INSTRUCTION_SUB] == PANELS:
+        conv2d_panels(x, w, b, y, program[at + CONV_KERNEL_H], program[at + CONV_KERNEL_W],
+                      program[at + CONV_STRIDE_H], program[at + CONV_STRIDE_W])
+        return
+    conv2d(x, w.reshape((program[at + CONV_KERNEL_H], program[at + CONV_KERNEL_W], channels, w.shape[1])), b[0], y,
            program[at + CONV_STRIDE_H], program[at + CONV_STRIDE_W], program[at + CONV_PAD_TOP],
            program[at + CONV_PAD_LEFT])
 

@@ -48,7 +48,8 @@ class Value:
                  index: int = 0):
         self.dtype, self.shape, self.kind, self.base, self.index = dtype, tuple(shape), kind, base, index
         self.offset = 0
-        #: a dense product's weights: how they are stored (one of LAYOUTS), and the matrix [K, N] itself (for BLAS)
+        #: a dense product's weights: how they are stored (one of LAYOUTS), and the matrix [K, N] itself (for BLAS);
+        #: a convolution's kernel in panels: its HWIO kernel
         self.layout = "plain"
         self.matrix: Optional[np.ndarray] = None
 
@@ -137,7 +138,8 @@ def encode_instruction(opcode: int, sub: int, dtype: str, operands: Sequence[Lis
 class Gemm:
     """A matrix product the batch path computes with BLAS: a linear or matmul node, y = x @ w.matrix (however w is
     stored for the interpreter), or a conv2d node (`conv`: its geometry, named as encoding.CONV_GEOMETRY;
-    w [kh, kw, C, O]; the caller first writes the patch columns of x, `im2col`)."""
+    w [kh, kw, C, O] as it is, a convolution with padding: the caller first writes the patch columns of x, `im2col`;
+    one without runs in the interpreter, `kernels.conv2d_panels`, and the batch path leaves it there)."""
 
     def __init__(self, x: Value, w: Value, y: Value, conv: Optional[Dict[str, int]] = None):
         self.x, self.w, self.y, self.conv = x, w, y, conv
@@ -145,7 +147,7 @@ class Gemm:
     def macs_per_row(self) -> int:
         if self.conv is None:
             return int(self.w.matrix.size)
-        return int(self.y.row_size * np.prod(self.w.shape[:3]))
+        return int(self.y.row_size) * self.conv["kernel_h"] * self.conv["kernel_w"] * self.conv["channels"]
 
 
 class Step:
@@ -221,6 +223,19 @@ class Lowered:
             self.values[key] = value
         return self.values[key]
 
+    def conv_weights(self, name: str) -> Value:
+        """The HWIO kernel of a convolution without padding, as the matrix [kh * kw * C, O] in panels
+        (`kernels.conv2d_panels`); `matrix` keeps the kernel itself."""
+        key = name + "\0conv"
+        if key not in self.values:
+            kernel = self.constant(name)
+            if kernel.dtype != np.float32:
+                return self.value(name)
+            value = self.weight(panels(kernel.reshape(-1, kernel.shape[-1])))
+            value.layout, value.matrix = "panels", kernel
+            self.values[key] = value
+        return self.values[key]
+
     def zeros(self, width: int, dtype: str) -> Value:
         """A weight of `width` zeros: the bias of a matmul computed as a linear."""
         key = "\0zeros{}{}".format(width, dtype)
@@ -245,6 +260,8 @@ class Lowered:
             if op == "matmul" and ins[1].layout == "panels":  # the panel kernel always adds a bias
                 ins.append(self.zeros(ins[1].matrix.shape[1], ins[1].dtype))
             attrs = resolve_attrs(get_op(op), node.get("attrs", {}), op)
+            if op == "conv2d" and self.is_constant(names[1]) and unpadded(ins[0], ins[1].shape, attrs):
+                ins[1] = self.conv_weights(names[1])
             if (op in ("flatten", "squeeze", "expand_dims") or (op == "cast" and ins[0].dtype == specs[0].dtype)
                     or (op == "transpose" and ins[0].batched
                         and len(transpose_blocks(ins[0].shape, attrs["perm"])[0]) <= 1)):
@@ -495,11 +512,21 @@ def panels(matrix: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(depth, count, PANEL).transpose(1, 0, 2)).reshape(count * depth, PANEL)
 
 
+def unpadded(x: Value, kernel_shape: Sequence[Optional[int]], attrs: Dict[str, Any]) -> bool:
+    """Whether a convolution of x (NHWC) by a kernel of `kernel_shape` (HWIO) reads no padding: every patch lies
+    inside the image, as `kernels.conv2d_panels` requires."""
+    if not x.batched or len(x.shape) != 4 or None in x.shape[1:] or None in kernel_shape:
+        return False
+    return all(conv_axis(size, kernel, stride, attrs["padding"]).padding == (0, 0)
+               for size, kernel, stride in zip(x.shape[1:3], kernel_shape[:2], attrs["strides"]))
+
+
 def lower_conv2d(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> Lowering:
+    """A convolution, its kernel in panels (`Lowered.conv_weights`: no padding) or HWIO as it is."""
     x, w, b = ins
     y = outs[0]
     _require_batched(x, "conv2d")
-    kernel_h, kernel_w, channels, filters = (int(d) for d in w.shape)
+    kernel_h, kernel_w, channels, filters = (int(d) for d in (w.matrix.shape if w.layout == "panels" else w.shape))
     _, height, width, _ = x.shape
     _, out_h, out_w, _ = y.shape
     rows, columns = (conv_axis(size, kernel, stride, attrs["padding"])
@@ -507,8 +534,9 @@ def lower_conv2d(ins: List[Value], outs: List[Value], attrs: Dict[str, Any]) -> 
     geometry = dict(height=height, width=width, channels=channels, kernel_h=kernel_h, kernel_w=kernel_w,
                     out_h=out_h, out_w=out_w, stride_h=rows.step, stride_w=columns.step, pad_top=rows.padding[0],
                     pad_left=columns.padding[0])
-    return ([Instruction(CONV2D, x.dtype, [View(x, channels), View(w, filters), View(b, filters), View(y, filters)],
-                         extras=geometry)],
+    return ([Instruction(CONV2D, x.dtype, [View(x, channels), View(w, PANEL if w.layout == "panels" else filters),
+                                          View(b, filters), View(y, filters)],
+                         sub=LAYOUTS.index(w.layout), extras=geometry)],
             [Instruction(ADD_BIAS, x.dtype, [View(y, filters), View(b, filters)])], Gemm(x, w, y, geometry))
 
 
