@@ -2166,7 +2166,10 @@ UNARY_OP(softplus, out->dtype == SBIF_FLOAT32 ? (double)(logf(FLT_EPSILON) + 2.0
 
 /* ---- broadcasting ---- */
 
-/** Walks the rows (all axes but the last) of a broadcast output, tracking each operand's element offset. */
+/** Walks the rows (all axes but the last) of a broadcast output, tracking each operand's element offset. The axes
+ * are the output's coalesced: extent-1 axes dropped and adjacent axes merged wherever every operand is contiguous
+ * across them, so that x [B,84,84,4] - low [84,84,4] walks B rows of 28224 unit-stride elements rather than
+ * B x 84 x 84 rows of 4. */
 typedef struct broadcast_walk {
     int rank;
     int operands;
@@ -2177,19 +2180,32 @@ typedef struct broadcast_walk {
 } broadcast_walk;
 
 static void walk_start(broadcast_walk *w, const sbif_tensor *out, const sbif_tensor *const *in, int n) {
-    int k, i;
+    int64_t stride[3][SBIF_MAX_RANK]; /* each operand's strides along the output's axes, before coalescing */
+    int k, i, merge;
     memset(w, 0, sizeof *w);
+    memset(stride, 0, sizeof stride);
     w->operands = n;
-    w->rank = out->rank > 0 ? out->rank : 1;
-    w->shape[0] = 1;
-    for (i = 0; i < out->rank; i++) w->shape[i] = out->shape[i];
     for (k = 0; k < n; k++) {
-        int64_t stride = 1;
+        int64_t step = 1;
         for (i = in[k]->rank - 1; i >= 0; i--) {
-            int axis = w->rank - (in[k]->rank - i);
-            w->stride[k][axis] = in[k]->shape[i] == 1 ? 0 : stride;
-            stride *= in[k]->shape[i];
+            int axis = out->rank - (in[k]->rank - i);
+            stride[k][axis] = in[k]->shape[i] == 1 ? 0 : step;
+            step *= in[k]->shape[i];
         }
+    }
+    /* the output is contiguous, so an axis merges into the one outside it when every operand's outer stride is
+     * its inner stride times the inner extent (zero strides, a broadcast's, thus merge only with zero strides) */
+    for (i = 0; i < out->rank; i++) {
+        if (out->shape[i] == 1) continue;
+        merge = w->rank > 0;
+        for (k = 0; k < n && merge; k++) merge = w->stride[k][w->rank - 1] == stride[k][i] * out->shape[i];
+        if (merge) w->shape[w->rank - 1] *= out->shape[i];
+        else w->shape[w->rank++] = out->shape[i];
+        for (k = 0; k < n; k++) w->stride[k][w->rank - 1] = stride[k][i];
+    }
+    if (w->rank == 0) {
+        w->rank = 1;
+        w->shape[0] = 1;
     }
 }
 
@@ -2212,6 +2228,15 @@ static void walk_next_row(broadcast_walk *w) {
 
 typedef void (*binary_kernel)(const void *x, const void *y, void *z, broadcast_walk *w);
 
+/* One row z[j] = EXPR(u = a[j * SX], v = b[j * SY]). The kernels instantiate it with the literal strides 1 and 0
+ * that coalesced walks mostly have (both unit, or one operand a broadcast scalar), which the compiler vectorises,
+ * and with the row's own strides otherwise. */
+#define BINARY_ROW(T, R, EXPR, SX, SY)                                                                             \
+    for (j = 0; j < inner; j++) {                                                                                 \
+        T u = a[j * (SX)], v = b[j * (SY)];                                                                       \
+        z[j] = (R)(EXPR);                                                                                         \
+    }
+
 /* integer arithmetic wraps modulo 2^n, computed in unsigned types so that it is defined behaviour in C */
 #define DEFINE_BINARY(NAME, T, R, EXPR)                                                                            \
     static void NAME(const void *xs, const void *ys, void *zs, broadcast_walk *w) {                               \
@@ -2219,12 +2244,12 @@ typedef void (*binary_kernel)(const void *x, const void *y, void *z, broadcast_w
         R *z = (R *)zs;                                                                                           \
         int64_t rows = walk_rows(w), inner = w->shape[w->rank - 1], r, j;                                         \
         int64_t sx = w->stride[0][w->rank - 1], sy = w->stride[1][w->rank - 1];                                   \
-        for (r = 0; r < rows; r++) {                                                                              \
+        for (r = 0; r < rows; r++, z += inner) {                                                                  \
             const T *a = x + w->offset[0], *b = y + w->offset[1];                                                 \
-            for (j = 0; j < inner; j++) {                                                                         \
-                T u = a[j * sx], v = b[j * sy];                                                                   \
-                *z++ = (R)(EXPR);                                                                                 \
-            }                                                                                                     \
+            if (sx == 1 && sy == 1) BINARY_ROW(T, R, EXPR, 1, 1)                                                  \
+            else if (sx == 1 && sy == 0) BINARY_ROW(T, R, EXPR, 1, 0)                                             \
+            else if (sx == 0 && sy == 1) BINARY_ROW(T, R, EXPR, 0, 1)                                             \
+            else BINARY_ROW(T, R, EXPR, sx, sy)                                                                   \
             walk_next_row(w);                                                                                     \
         }                                                                                                         \
     }
@@ -2260,6 +2285,7 @@ DEFINE_BINARY(less_u16, uint16_t, uint8_t, u < v)
 static const binary_kernel less_KERNELS[SBIF_DTYPE_COUNT] = {less_f32, less_f64, less_i8, less_i16, less_i32,
                                                              less_i64, less_u8,  less_u16, less_u8};
 #undef DEFINE_BINARY
+#undef BINARY_ROW
 
 static sbif_status map_binary(const operands *in, const sbif_tensor *out, const binary_kernel *kernels) {
     sbif_tensor x, y;
@@ -2294,18 +2320,25 @@ static double min_f64(double a, double b) { return a != a ? a : b != b ? b : b <
 
 typedef void (*clip_kernel)(const void *x, const void *low, const void *high, void *y, broadcast_walk *w);
 
+/* one row of clip, its strides literal (and vectorised) in the common rows as in BINARY_ROW: all unit, or scalar
+ * bounds */
+#define CLIP_ROW(T, LOWER, UPPER, SX, SL, SH)                                                                      \
+    for (j = 0; j < inner; j++) {                                                                                 \
+        T t = LOWER(a[j * (SX)], b[j * (SL)]);                                                                    \
+        y[j] = UPPER(t, c[j * (SH)]);                                                                             \
+    }
+
 #define DEFINE_CLIP(NAME, T, LOWER, UPPER)                                                                         \
     static void NAME(const void *xs, const void *ls, const void *hs, void *ys, broadcast_walk *w) {               \
         const T *x = (const T *)xs, *low = (const T *)ls, *high = (const T *)hs;                                  \
         T *y = (T *)ys;                                                                                           \
         int64_t rows = walk_rows(w), inner = w->shape[w->rank - 1], r, j;                                         \
         int64_t sx = w->stride[0][w->rank - 1], sl = w->stride[1][w->rank - 1], sh = w->stride[2][w->rank - 1];   \
-        for (r = 0; r < rows; r++) {                                                                              \
+        for (r = 0; r < rows; r++, y += inner) {                                                                  \
             const T *a = x + w->offset[0], *b = low + w->offset[1], *c = high + w->offset[2];                     \
-            for (j = 0; j < inner; j++) {                                                                         \
-                T t = LOWER(a[j * sx], b[j * sl]);                                                                \
-                *y++ = UPPER(t, c[j * sh]);                                                                       \
-            }                                                                                                     \
+            if (sx == 1 && sl == 1 && sh == 1) CLIP_ROW(T, LOWER, UPPER, 1, 1, 1)                                 \
+            else if (sx == 1 && sl == 0 && sh == 0) CLIP_ROW(T, LOWER, UPPER, 1, 0, 0)                            \
+            else CLIP_ROW(T, LOWER, UPPER, sx, sl, sh)                                                            \
             walk_next_row(w);                                                                                     \
         }                                                                                                         \
     }
@@ -2318,6 +2351,7 @@ DEFINE_CLIP(clip_i64, int64_t, MAX_INT, MIN_INT)
 DEFINE_CLIP(clip_u8, uint8_t, MAX_INT, MIN_INT)
 DEFINE_CLIP(clip_u16, uint16_t, MAX_INT, MIN_INT)
 #undef DEFINE_CLIP
+#undef CLIP_ROW
 static const clip_kernel CLIP_KERNELS[SBIF_DTYPE_COUNT] = {clip_f32, clip_f64, clip_i8, clip_i16, clip_i32,
                                                            clip_i64, clip_u8,  clip_u16, NULL};
 
@@ -2351,10 +2385,13 @@ typedef void (*where_kernel)(const uint8_t *condition, const void *x, const void
         T *z = (T *)zs;                                                                                           \
         int64_t rows = walk_rows(w), inner = w->shape[w->rank - 1], r, j;                                         \
         int64_t sc = w->stride[0][w->rank - 1], sx = w->stride[1][w->rank - 1], sy = w->stride[2][w->rank - 1];   \
-        for (r = 0; r < rows; r++) {                                                                              \
+        for (r = 0; r < rows; r++, z += inner) {                                                                  \
             const uint8_t *k = condition + w->offset[0];                                                          \
             const T *a = x + w->offset[1], *b = y + w->offset[2];                                                 \
-            for (j = 0; j < inner; j++) *z++ = k[j * sc] ? a[j * sx] : b[j * sy];                                 \
+            if (sc == 1 && sx == 1 && sy == 1) /* the common row, as in BINARY_ROW: literal strides vectorise */  \
+                for (j = 0; j < inner; j++) z[j] = k[j] ? a[j] : b[j];                                            \
+            else                                                                                                  \
+                for (j = 0; j < inner; j++) z[j] = k[j * sc] ? a[j * sx] : b[j * sy];                             \
             walk_next_row(w);                                                                                     \
         }                                                                                                         \
     }
