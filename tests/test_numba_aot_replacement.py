@@ -14,7 +14,7 @@ pytest.importorskip("numba")
 
 import sbif  # noqa: E402
 from conformance.models import EXAMPLES, family_status, write_model  # noqa: E402
-from sbif.runtime.numba import aot, aot_cfunc, backend  # noqa: E402
+from sbif.runtime.numba import aot, aot_cfunc, backend, program  # noqa: E402
 
 # Building the cfunc module takes one to two minutes the first time (it is kept in the kernel cache afterwards).
 pytestmark = pytest.mark.slow
@@ -53,8 +53,9 @@ class CountedKernels:
 
 def _answers(models: Dict[str, str], monkeypatch: pytest.MonkeyPatch) -> List[Any]:
     """Every family's predict (deterministic), value and action_probability: on one observation (the single-
-    observation path: `execute_one`), and on 40 with the default thresholds and again with the batch path's BLAS
-    stages forced (so that the CNNs' patches go through `im2col`)."""
+    observation path: `execute_one`), and on 40 with the default thresholds (the CNNs' convolutions, without
+    padding, in the interpreter) and again with the batch path's BLAS stages forced and the convolutions lowered as a
+    padded one is (so that the CNNs' patches go through `im2col`)."""
     rng = np.random.default_rng(3)
     answers = []
     for forced in (False, True):
@@ -62,6 +63,7 @@ def _answers(models: Dict[str, str], monkeypatch: pytest.MonkeyPatch) -> List[An
             if forced:
                 patch.setattr(backend, "BLAS_MIN_MACS", 0)
                 patch.setattr(backend, "BLAS_MIN_WEIGHTS", 0)
+                patch.setattr(program, "unpadded", lambda *arguments: False)
             for family in sorted(models):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

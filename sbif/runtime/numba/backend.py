@@ -9,8 +9,9 @@ to numba's JIT): a process that finds them built never imports numba.
 - Small requests (the single-observation path) run the whole program in one call.
 - Larger ones run in chunks of rows, split between threads: the whole program per chunk of about a megabyte of
   scratch (so one step reads what the step before wrote from the cache), or, with products too large for the
-  cache, the interpreter between those products, which NumPy computes with BLAS in the same buffers
-  (`np.matmul(out=)`; conv2d as im2col, then one product).
+  cache, the interpreter between those products (on a cache's worth of rows at a time), which NumPy computes with
+  BLAS in the same buffers (`np.matmul(out=)`; a padded conv2d as im2col, then one product; one without padding
+  stays in the interpreter, which reads its patches in place).
 - The interpreter and its kernels are compiled once per machine, not per model, into an extension module kept in
   a cache directory (`aot`); a later process imports it in about a millisecond. Where that module cannot be
   built (no C compiler), numba's JIT compiles them and caches them on disk (`cache=True`) instead.
@@ -54,7 +55,7 @@ MIN_CHUNK_ROWS = 64
 #: L3, though never on fewer than CACHED_CHUNK_MIN_ROWS rows (each call costs a few microseconds of Python)
 CACHED_CHUNK_BYTES = PARAMETERS.cached_chunk_bytes
 CACHED_CHUNK_MIN_ROWS = 256
-#: a convolution's patch columns are written and multiplied for this many bytes of them at a time (`host`: in
+#: a padded convolution's patch columns are written and multiplied for this many bytes of them at a time (`host`: in
 #: proportion to a core's L2 cache), so that the product reads them from the caches (at least one image at a time)
 COLUMN_BLOCK_BYTES = PARAMETERS.column_block_bytes
 #: an interpreter call is split between threads (up to one per CPU) once it writes this many elements plus
@@ -103,7 +104,8 @@ class NumbaExecutor(GraphExecutor):
 
     def single_row(self, output: str) -> Optional["SingleRow"]:
         """The fast path of `output` for one observation, or None when it reads other inputs than `obs`, when one
-        observation is enough work for BLAS products (a CNN), or when the NumPy executor computes it (see `run`)."""
+        observation is enough work for BLAS products (a large dense product, a padded convolution), or when the NumPy
+        executor computes it (see `run`)."""
         runner = self._runner((output,))
         if (runner is None or [name for name, _, _, _, _ in runner.checks] != ["obs"]
                 or runner.macs_per_row >= BLAS_MIN_MACS):
