@@ -114,13 +114,6 @@ def test_nan_and_inf_follow_ieee():
     assert np.isfinite(y[0][finite]).all()
 
 
-def lowered_conv(shape, kernel_shape, strides, padding):
-    """The lowering of one convolution of a batched input of `shape` (after the batch) by a weight kernel."""
-    x = program.Value("float32", (None,) + tuple(shape), "input")
-    w = program.Value("float32", kernel_shape, "weight")
-    b = program.Value("float32", kernel_shape[-1:], "weight")
-    attrs = resolve_attrs(get_op("conv2d"), {"strides": strides, "padding": padding}, "conv2d")
-    return x, w, attrs
 
 
 @pytest.mark.parametrize("shape, kernel_shape, strides, padding, expected", [
@@ -131,7 +124,8 @@ def lowered_conv(shape, kernel_shape, strides, padding):
 ])
 def test_only_convolutions_without_padding_read_their_patches_in_place(shape, kernel_shape, strides, padding,
                                                                        expected):
-    x, w, attrs = lowered_conv(shape, kernel_shape, strides, padding)
+    x = program.Value("float32", (None,) + tuple(shape), "input")
+    attrs = resolve_attrs(get_op("conv2d"), {"strides": strides, "padding": padding}, "conv2d")
     axes = [conv_axis(size, kernel, stride, padding) for size, kernel, stride in zip(shape, kernel_shape, strides)]
     assert program.unpadded(x, kernel_shape, attrs) is expected
     assert expected == all(axis.padding == (0, 0) for axis in axes)

@@ -1,9 +1,9 @@
 """The numba kernels at both vector widths (`host`, $SBIF_NUMBA_VECTOR): the dense products on panels and as dot
-products, a convolution's patches (im2col's vector copies) and a convolution's panel tiles, against NumPy on awkward sizes, in a child process
-per width (the width is frozen into the kernels when they are imported). The width this host does not pick is
-legalised by LLVM into the registers there are, so both run everywhere. Each child compiles its few kernels with
-numba's JIT (its disk cache keyed on the width: `jit_cache`); the whole interpreter at the other width, built ahead
-of time, is the slow test at the end."""
+products, a convolution's patches (im2col's vector copies) and its panel tiles, against NumPy on awkward sizes, in
+a child process per width (the width is frozen into the kernels when they are imported). The width this host does
+not pick is legalised by LLVM into the registers there are, so both run everywhere. Each child compiles its few
+kernels with numba's JIT (its disk cache keyed on the width: `jit_cache`); the whole interpreter at the other width,
+built ahead of time, is the slow test at the end."""
 from __future__ import annotations
 
 import json
@@ -83,7 +83,8 @@ for images, size, channels, kernel, stride, padding in (
     assert (columns.reshape(images, out * out, -1) == patches).all(), (size, kernel, stride, padding)
     checked += 1
 
-for images, size, channels, kernel, stride, filters in ((2, 11, 3, 3, 2, panel + 3), (3, 7, lanes + 3, 2, 1, panel // 2)):
+for images, size, channels, kernel, stride, filters in (
+        (2, 11, 3, 3, 2, panel + 3), (3, 7, lanes + 3, 2, 1, panel // 2)):
     x = rng.standard_normal((images, size, size, channels)).astype(np.float32)
     w = rng.standard_normal((kernel, kernel, channels, filters)).astype(np.float32)
     b = rng.standard_normal((1, filters)).astype(np.float32)

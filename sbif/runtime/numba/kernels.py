@@ -487,7 +487,6 @@ def conv2d(x, w, b, y, stride_h, stride_w, pad_top, pad_left):
                     acc[o] = acc[o] + b[o]
 
 
-
 @njit(**JIT)
 def conv2d_panels(x, w, b, y, kernel_h, kernel_w, stride_h, stride_w):
     """NHWC x [B, H, W, C] convolved without padding (every patch inside the image) with the HWIO kernel as a
