@@ -8,6 +8,7 @@ sbif_predict where the library has it (SBIF_BENCH_PREDICT), else without, and sa
 
 `CRuntime` answers the harness protocol like the other workers, but the calls it times run inside the driver
 (one process per measurement, timed there with the harness's own method), so Python's overhead is not in them.
+Batches are timed in one thread and, where the library has threads, split between one thread per CPU.
 """
 from __future__ import annotations
 
@@ -61,9 +62,22 @@ def library_commands() -> List[str]:
     return [line.strip() for line in done.stdout.splitlines() if " -c " in line]
 
 
+def link_flags() -> List[str]:
+    """What the library links with (the Makefile's LIBS: libm, and -pthread where it has threads)."""
+    done = subprocess.run(["make", "--no-print-directory", "-s", "-C", C_DIR, "link-flags"], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, universal_newlines=True)
+    return done.stdout.split() if done.returncode == 0 else ["-lm"]
+
+
 def driver_command(predict: bool) -> List[str]:
     return (compiler() + DRIVER_FLAGS + (["-DSBIF_BENCH_PREDICT"] if predict else []) +
-            ["-I", C_DIR, "-o", DRIVER, DRIVER_SOURCE, os.path.join(C_DIR, LIBRARY_TARGET), "-lm"])
+            ["-I", C_DIR, "-o", DRIVER, DRIVER_SOURCE, os.path.join(C_DIR, LIBRARY_TARGET)] + link_flags())
+
+
+def batch_threads() -> int:
+    """The threads the C runtime's threaded batches run on: one per CPU this process may use, as onnxruntime's
+    default."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def stale(target: str, sources: List[str]) -> bool:
@@ -103,7 +117,7 @@ def build_record() -> Dict[str, Any]:
             "library_commands": library_commands(),
             "driver_command": " ".join(shlex.quote(os.path.relpath(part, ROOT) if part.startswith(ROOT) else part)
                                        for part in driver_command("predict" in features)),
-            "predict": "predict" in features}
+            "predict": "predict" in features, "threads": batch_threads() if "threads" in features else None}
 
 
 def read_build() -> Dict[str, Any]:
@@ -198,7 +212,13 @@ class CRuntime:
         return json.loads(drive(mode, files["model"], files["observations"], str(calls), str(warmup),
                                 repr(BLOCK_SECONDS), str(MAX_BLOCK_CALLS)))["us"]
 
-    def batch(self, model: str, size: int, budget: float, min_calls: int) -> list:
+    def batch(self, model: str, size: int, budget: float, min_calls: int, threads: int = 1) -> list:
         files = self.files[model]
         return json.loads(drive("batch", files["model"], files["observations"], str(size), repr(budget),
-                                str(min_calls), str(MAX_BATCH_CALLS)))["s"]
+                                str(min_calls), str(MAX_BATCH_CALLS), str(threads)))["s"]
+
+    def batch_threads(self, model: str, size: int, budget: float, min_calls: int) -> list:
+        """As `batch`, the workspace split between the build's threads (one per CPU)."""
+        if not self.build.get("threads"):
+            raise Unavailable("the C library has no threads")
+        return self.batch(model, size, budget, min_calls, self.build["threads"])

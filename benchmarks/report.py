@@ -28,6 +28,8 @@ KERNEL_VS_READ_BOUND = 1.3
 C_SINGLE_VS_ORT = 1.0
 C_VS_NUMBA_KERNEL = 1.5
 C_BATCH_VS_ORT = 0.7
+#: issue #22's "more with threads": split between as many threads as onnxruntime's default uses, at least its rate
+C_THREADS_BATCH_VS_ORT = 1.0
 
 
 # -- statistics --------------------------------------------------------------------------------------------------------
@@ -52,14 +54,15 @@ def summarize(results: Dict[str, Any]) -> None:
                 rounds = record.pop("single_us")
                 record["single_us"] = dict(stats(np.concatenate(rounds)), round_medians=[
                     float(np.median(r)) for r in rounds])
-            if "batch_s" in record:
-                record["batch"] = {}
-                for size, rounds in record.pop("batch_s").items():
-                    seconds = stats(np.concatenate(rounds))
-                    record["batch"][size] = {
-                        "obs_per_s": int(size) / seconds["median"], "p25": int(size) / seconds["p75"],
-                        "p75": int(size) / seconds["p25"], "n": seconds["n"],
-                        "round_median_s": [float(np.median(r)) for r in rounds]}
+            for raw, key in (("batch_s", "batch"), ("batch_threads_s", "batch_threads")):
+                if raw in record:
+                    record[key] = {}
+                    for size, rounds in record.pop(raw).items():
+                        seconds = stats(np.concatenate(rounds))
+                        record[key][size] = {
+                            "obs_per_s": int(size) / seconds["median"], "p25": int(size) / seconds["p75"],
+                            "p75": int(size) / seconds["p25"], "n": seconds["n"],
+                            "round_median_s": [float(np.median(r)) for r in rounds]}
             for key in ("predict_us", "kernel_us"):
                 if key in record:
                     rounds = record.pop(key)
@@ -91,6 +94,9 @@ def ratios(record: Dict[str, Any], records: Dict[str, Dict[str, Any]]) -> Dict[s
         for size, batch in record["batch"].items():
             found["b{}_vs_{}".format(size, other)] = round_ratio(reference["batch"][size]["round_median_s"],
                                                                 batch["round_median_s"])
+        for size, batch in record.get("batch_threads", {}).items():
+            found["b{}_threads_vs_{}".format(size, other)] = round_ratio(reference["batch"][size]["round_median_s"],
+                                                                        batch["round_median_s"])
         if "cold" in record and "cold" in reference:
             runs = zip(reference["cold"]["runs"], record["cold"]["runs"])
             found["cold_vs_" + other] = float(np.median([a["wall_s"] / b["wall_s"] for a, b in runs]))
@@ -188,6 +194,8 @@ HOST_TARGETS = [
     ("c_vs_kernel", "single obs: SBIF C workspace run ÷ the numba kernel (MLPs)",
      "≤ {:g}×".format(C_VS_NUMBA_KERNEL)),
     ("c_b4096", "batch 4096: SBIF C (1 thread) vs onnxruntime, default threads", "≥ {:g}×".format(C_BATCH_VS_ORT)),
+    ("c_b4096_threads", "batch 4096: SBIF C (one thread per CPU) vs onnxruntime, default threads",
+     "≥ {:g}×".format(C_THREADS_BATCH_VS_ORT)),
     ("agreement", "every runtime agrees with SB2 (SPEC §6)", "all"),
 ]
 
@@ -261,6 +269,11 @@ def evaluate_host_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                 "single_vs_onnxruntime", C_SINGLE_VS_ORT, " sbif_predict" if through_predict else " workspace run"))
             checks.append(c_versus_kernel(model, records))
         checks.append(versus_onnxruntime("c_b4096", model, "c", records, "b4096_vs_onnxruntime", C_BATCH_VS_ORT))
+        if records["c"].get("status") == "ok" and "batch_threads" not in records["c"]:
+            checks.append(check("c_b4096_threads", model, "c", None, None, "n/a", "the C library has no threads"))
+        else:
+            checks.append(versus_onnxruntime("c_b4096_threads", model, "c", records, "b4096_threads_vs_onnxruntime",
+                                             C_THREADS_BATCH_VS_ORT))
         checks.append(agreement_check(model, records))
     return checks
 
@@ -388,10 +401,11 @@ def c_rows(results: Dict[str, Any]) -> List[List[str]]:
         records = entry["runtimes"]
         record, kernel = records["c"], records["numba"].get("kernel_us")
         if record.get("status") != "ok":
-            rows.append([model, record.get("status", "not run").split(":")[0]] + [""] * 7)
+            rows.append([model, record.get("status", "not run").split(":")[0]] + [""] * 9)
             continue
         single, predict, r = record["single_us"], record.get("predict_us"), record["ratios"]
         batch = record["batch"][str(max(results["batch_sizes"]))]
+        threaded = record.get("batch_threads", {}).get(str(max(results["batch_sizes"])))
         rows.append([model, fmt_spread(single, single["median"]), fmt_ratio(r.get("single_vs_onnxruntime")),
                      fmt_spread(predict, predict["median"]) if predict else "",
                      fmt_ratio(r.get("predict_vs_onnxruntime")),
@@ -399,6 +413,8 @@ def c_rows(results: Dict[str, Any]) -> List[List[str]]:
                      fmt_ratio(round_ratio(single["round_medians"], kernel["round_medians"])) if kernel else "",
                      fmt_spread(batch, batch["obs_per_s"]),
                      fmt_ratio(r.get("b{}_vs_onnxruntime".format(max(results["batch_sizes"])))),
+                     fmt_spread(threaded, threaded["obs_per_s"]) if threaded else "",
+                     fmt_ratio(r.get("b{}_threads_vs_onnxruntime".format(max(results["batch_sizes"])))),
                      ])
     return rows
 
@@ -407,13 +423,15 @@ def c_section(results: Dict[str, Any]) -> List[str]:
     """The C runtime's single-observation figures side by side with the numba kernel's, and how it was built."""
     largest = max(results["batch_sizes"])
     lines = table(["model", "workspace run µs", "× ORT", "sbif_predict µs", "× ORT", "numba kernel µs",
-                   "run ÷ kernel", "b{} obs/s (1 thread)".format(largest), "× ORT"], c_rows(results),
-                  "lrrrrrrrr")
+                   "run ÷ kernel", "b{} obs/s (1 thread)".format(largest), "× ORT",
+                   "b{} obs/s ({} threads)".format(largest, results.get("c_build", {}).get("threads") or "no"),
+                   "× ORT"], c_rows(results), "lrrrrrrrrrr")
     build = results.get("c_build", {})
     lines += ["", "Timed inside the driver (`benchmarks/sbif_bench.c`) with the harness's method: a workspace run of "
               "the deterministic action on one observation (the LSTM's state carried), sbif_predict on the same "
-              "observation, and workspace runs of each batch; × ORT as above (1 thread for single observations, "
-              "default threads for batches)."]
+              "observation, and workspace runs of each batch, in one thread and split between one thread per CPU "
+              "(sbif_workspace_set_threads); × ORT as above (1 thread for single observations, default threads "
+              "for batches)."]
     if "error" in build:
         return lines + ["", "Not built: " + build["error"]]
     lines += ["", "Built with {}{}:".format(build["compiler"], "" if build["predict"] else
@@ -503,7 +521,8 @@ def readme_section(results: Dict[str, Any]) -> str:
                       fmt_ratio(c.get("ratios", {}).get("predict_vs_onnxruntime" if "predict_us" in c else
                                                         "single_vs_onnxruntime")),
                       fmt_ratio(numba["ratios"]["b4096_vs_sb2"]), fmt_ratio(numba["ratios"]["b4096_vs_onnxruntime"]),
-                      fmt_ratio(c.get("ratios", {}).get("b4096_vs_onnxruntime")), cold or ""])
+                      fmt_ratio(c.get("ratios", {}).get("b4096_vs_onnxruntime")),
+                      fmt_ratio(c.get("ratios", {}).get("b4096_threads_vs_onnxruntime")), cold or ""])
     machine = results["machine"]
     lines = ["Medians of {} interleaved rounds on {}; 1-core float32 GEMM {:.0f} GFLOP/s, load average {:.2f} before "
              "the run, `import numpy` {} s (results/latest.md, {}); \"×\" is how many times faster, as a median of "
@@ -513,8 +532,9 @@ def readme_section(results: Dict[str, Any]) -> str:
     header = ["model", "SB2 `predict`, 1 obs", "SBIF numba, 1 obs", "× SB2", "× onnxruntime (1 thread)",
               "SBIF C {}, 1 obs".format("`sbif_predict`" if through_predict else "workspace run"),
               "× onnxruntime (1 thread)", "batch 4096: numba × SB2", "× onnxruntime",
-              "C (1 thread) × onnxruntime", "cold start: SBIF numpy / numba / SB2"]
-    return "\n".join(lines + table(header, cells, "l" + "r" * 9 + "l")) + "\n"
+              "C (1 thread) × onnxruntime", "C ({} threads) × onnxruntime".format(
+                  results.get("c_build", {}).get("threads") or "no"), "cold start: SBIF numpy / numba / SB2"]
+    return "\n".join(lines + table(header, cells, "l" + "r" * 10 + "l")) + "\n"
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
  * against runtimes/c's host-tuned library and runs it once per measurement:
  *
  *   sbif-bench features
- *       prints the optional APIs compiled in ("predict" when built with SBIF_BENCH_PREDICT)
+ *       prints the optional APIs compiled in ("predict" when built with SBIF_BENCH_PREDICT) and "threads" when
+ *       the library can split runs between threads
  *   sbif-bench check MODEL OBS MASK|- [OUTPUT...]
  *       the deterministic action (and the recurrent state, and each extra OUTPUT) for every observation of OBS:
  *       a feed-forward model in one run, a recurrent one step by step from a zero state, the state carried and
@@ -15,9 +16,10 @@
  *       µs per call on OBS's first observation, as harness.time_single times Python calls: WARMUP calls, then
  *       blocks of k back-to-back calls (k: a block lasts >= BLOCK_SECONDS, at most MAX_BLOCK), one sample per
  *       block; `single` is a workspace run of the action (and the state, carried), `predict` sbif_predict
- *   sbif-bench batch MODEL OBS SIZE BUDGET_SECONDS MIN_CALLS MAX_CALLS
+ *   sbif-bench batch MODEL OBS SIZE BUDGET_SECONDS MIN_CALLS MAX_CALLS [THREADS]
  *       seconds per workspace run on OBS's first SIZE observations, as harness.time_batch: one warm-up run, then
- *       runs until the budget is spent (at least MIN_CALLS, at most MAX_CALLS)
+ *       runs until the budget is spent (at least MIN_CALLS, at most MAX_CALLS); the workspace splits its runs
+ *       between THREADS threads (sbif_workspace_set_threads; default 1)
  *
  * OBS holds raw observations in the observation input's dtype, row after row. Timing results are one JSON line
  * on stdout; any failure is one line on stderr and exit status 1.
@@ -403,18 +405,19 @@ static int time_batch(timed_call *call, double budget, long min_calls, long max_
 
 static const char *const USAGE =
     "usage: sbif-bench features | check MODEL OBS MASK|- [OUTPUT...] | single|predict MODEL OBS CALLS WARMUP "
-    "BLOCK_SECONDS MAX_BLOCK | batch MODEL OBS SIZE BUDGET_SECONDS MIN_CALLS MAX_CALLS";
+    "BLOCK_SECONDS MAX_BLOCK | batch MODEL OBS SIZE BUDGET_SECONDS MIN_CALLS MAX_CALLS [THREADS]";
 
 int main(int argc, char **argv) {
     bench b;
     timed_call call;
-    long calls, warmup, max_block, size, min_calls, max_calls;
+    long calls, warmup, max_block, size, min_calls, max_calls, threads = 1;
     double seconds;
     int status;
     if (argc == 2 && strcmp(argv[1], "features") == 0) {
 #ifdef SBIF_BENCH_PREDICT
         puts("predict");
 #endif
+        if (sbif_threads_available()) puts("threads");
         return 0;
     }
     if (argc < 5) return fail(USAGE, NULL);
@@ -452,12 +455,14 @@ int main(int argc, char **argv) {
             status = fail("built without sbif_predict", NULL);
 #endif
         }
-    } else if (strcmp(argv[1], "batch") == 0 && argc == 8) {
+    } else if (strcmp(argv[1], "batch") == 0 && (argc == 8 || argc == 9)) {
         if (parse_long(argv[4], 1, &size) || parse_seconds(argv[5], &seconds) || parse_long(argv[6], 0, &min_calls) ||
-            parse_long(argv[7], 1, &max_calls)) {
+            parse_long(argv[7], 1, &max_calls) || (argc == 9 && (parse_long(argv[8], 1, &threads) || threads > SBIF_MAX_THREADS))) {
             status = fail(USAGE, NULL);
         } else if ((size_t)size > b.rows) {
             status = fail(argv[3], "fewer observations than the batch");
+        } else if (sbif_workspace_set_threads(b.workspace, (int)threads, &b.error) != SBIF_OK) {
+            status = fail("threads", b.error.message);
         } else {
             call.batch = (size_t)size;
             status = carried_new(&b, call.batch, &call.c) || time_batch(&call, seconds, min_calls, max_calls);

@@ -178,14 +178,17 @@ def measured(single_us, batch_s, **extra):
 
 
 def made_up_results(kind="mlp", model="td3_400_300", l2_bytes=2 << 20, weight_bytes=512 << 10, c_predict=True,
-                    c_status="ok"):
+                    c_status="ok", c_threads=True):
     """onnxruntime 10 µs / 1 s per 4096; numba 4 µs (2.5×), 1.25 s (0.8×), kernel 2.5 µs, read-bound 2 µs
-    (1.25×); C: workspace run 3 µs (1.2× the kernel), sbif_predict 5 µs (2×), 1.25 s (0.8×)."""
+    (1.25×); C: workspace run 3 µs (1.2× the kernel), sbif_predict 5 µs (2×), 1.25 s (0.8×), split between
+    threads 0.8 s (1.25×)."""
     records = {runtime: measured(50.0, 2.0) for runtime in RUNTIMES}
     records["onnxruntime"] = measured(10.0, 1.0)
     records["numba"] = measured(4.0, 1.25, kernel_us=[[2.5] * 3] * 2, weight_read_us=[[2.0] * 3] * 2,
                                 weight_bytes=weight_bytes)
     records["c"] = measured(3.0, 1.25, **({"predict_us": [[5.0] * 3] * 2} if c_predict else {}))
+    if c_threads:
+        records["c"]["batch_threads_s"] = {"256": [[0.05] * 3] * 2, "4096": [[0.8] * 3] * 2}
     if c_status != "ok":
         records["c"] = {"status": c_status}
     results = {"models": {model: {"title": model, "kind": kind, "flops_per_obs": 1000, "flop_bound_us": 1.0,
@@ -207,7 +210,13 @@ def test_issue_22s_targets_are_judged_from_the_ratios_of_one_run():
     assert checks["c_single"]["measured"] == pytest.approx(2.0) and "sbif_predict" in checks["c_single"]["shown"]
     assert checks["c_vs_kernel"]["measured"] == pytest.approx(1.2) and checks["c_vs_kernel"]["pass"] is True
     assert checks["c_b4096"]["measured"] == pytest.approx(0.8) and checks["c_b4096"]["pass"] is True
+    assert checks["c_b4096_threads"]["measured"] == pytest.approx(1.25) and checks["c_b4096_threads"]["pass"] is True
     assert checks["agreement"]["pass"] is True
+
+
+def test_a_c_library_without_threads_has_its_threaded_target_unjudged():
+    check = judged(made_up_results(c_threads=False))["c_b4096_threads"]
+    assert check["pass"] is None and check["note"] == "the C library has no threads"
 
 
 def test_without_sbif_predict_the_c_target_takes_the_workspace_run():
@@ -227,12 +236,12 @@ def test_the_read_bound_is_judged_only_where_the_weights_fit_a_cores_l2():
 
 def test_mlp_targets_skip_other_kinds_and_the_400x300_target_other_models():
     checks = judged(made_up_results(kind="cnn", model="ppo2_cnn"))
-    assert set(checks) == {"numba_b4096", "c_b4096", "agreement"}
+    assert set(checks) == {"numba_b4096", "c_b4096", "c_b4096_threads", "agreement"}
 
 
 def test_a_c_runtime_that_could_not_run_is_not_judged_and_says_why():
     checks = judged(made_up_results(c_status="n/a: make -C runtimes/c build/libsbif-native.a failed"))
-    for key in ("c_single", "c_vs_kernel", "c_b4096"):
+    for key in ("c_single", "c_vs_kernel", "c_b4096", "c_b4096_threads"):
         assert checks[key]["pass"] is None and checks[key]["note"].startswith("SBIF C: n/a: make")
 
 

@@ -14,6 +14,7 @@
  */
 #include "sbif.h"
 #include "sbif_kernels.h"
+#include "sbif_pool.h"
 
 #include <errno.h>
 #include <float.h>
@@ -4853,11 +4854,34 @@ struct sbif_workspace {
     void **pointers;         /* a node's output buffers (split has several) */
     void *scratch;           /* the kernels' scratch, shared by the nodes of a run (they run one at a time) */
     size_t scratch_capacity;
+    int threads;             /* the threads a chunked run is split between (sbif_workspace_set_threads) */
+    sbif_pool *pool;         /* their pool, when threads > 1 */
+    sbif_workspace **helpers; /* threads - 1 workspaces, one per pool thread: its buffers and scratch */
+    sbif_error *errors;      /* per thread: the error of its first failed chunk */
+    int64_t *failed_chunk;   /* per thread: that chunk's index, or -1 */
+    const char *const *run_outputs; /* the running request's outputs and rows, for the pool's threads */
+    size_t run_n_outputs;
+    int64_t run_batch;
 };
+
+static void free_threads(sbif_workspace *ws) {
+    int t;
+    sbif_pool_free(ws->pool);
+    for (t = 0; ws->helpers != NULL && t < ws->threads - 1; t++) sbif_workspace_free(ws->helpers[t]);
+    free(ws->helpers);
+    free(ws->errors);
+    free(ws->failed_chunk);
+    ws->pool = NULL;
+    ws->helpers = NULL;
+    ws->errors = NULL;
+    ws->failed_chunk = NULL;
+    ws->threads = 1;
+}
 
 void sbif_workspace_free(sbif_workspace *ws) {
     size_t i;
     if (ws == NULL) return;
+    free_threads(ws);
     for (i = 0; i < ws->model->n_values; i++) {
         if (ws->buffers != NULL) free(ws->buffers[i]);
         if (ws->whole != NULL) free(ws->whole[i]);
@@ -4905,7 +4929,46 @@ sbif_status sbif_workspace_new(const sbif_model *m, sbif_workspace **workspace, 
     }
     ws->n_planned = SIZE_MAX;
     ws->sized_batch = -1;
+    ws->threads = 1;
     *workspace = ws;
+    return SBIF_OK;
+}
+
+int sbif_threads_available(void) { return sbif_pool_available(); }
+
+sbif_status sbif_workspace_set_threads(sbif_workspace *ws, int threads, sbif_error *error) {
+    sbif_error ignored;
+    int t;
+    if (error == NULL) error = &ignored;
+    if (threads < 1 || threads > SBIF_MAX_THREADS) {
+        return fail(error, SBIF_ERR_INPUT, "threads must be 1 to %d, not %d", SBIF_MAX_THREADS, threads);
+    }
+    if (threads > 1 && !sbif_pool_available()) {
+        return fail(error, SBIF_ERR_UNSUPPORTED, "this build of the SBIF C runtime has no threads (built without "
+                                                 "SBIF_THREADS): only 1 thread, not %d",
+                    threads);
+    }
+    if (threads == ws->threads) return SBIF_OK;
+    free_threads(ws);
+    if (threads == 1) return SBIF_OK;
+    ws->helpers = calloc((size_t)threads - 1, sizeof *ws->helpers);
+    ws->errors = calloc((size_t)threads, sizeof *ws->errors);
+    ws->failed_chunk = calloc((size_t)threads, sizeof *ws->failed_chunk);
+    if (ws->helpers == NULL || ws->errors == NULL || ws->failed_chunk == NULL) {
+        free_threads(ws);
+        return out_of_memory(error);
+    }
+    ws->threads = threads;
+    for (t = 0; t < threads - 1; t++) {
+        if (sbif_workspace_new(ws->model, &ws->helpers[t], error) != SBIF_OK) {
+            free_threads(ws);
+            return error->status;
+        }
+    }
+    if ((ws->pool = sbif_pool_new(threads)) == NULL) {
+        free_threads(ws);
+        return fail(error, SBIF_ERR_MEMORY, "could not start %d threads for the workspace", threads - 1);
+    }
     return SBIF_OK;
 }
 
@@ -5040,27 +5103,79 @@ static sbif_status run_nodes(sbif_workspace *ws, int64_t batch, sbif_error *erro
     return SBIF_OK;
 }
 
-/** Run the planned nodes chunk_rows rows at a time, the fed rows of each chunk bound in turn, and gather the rows of
- * each requested value into its whole buffer. */
-static sbif_status run_chunks(sbif_workspace *ws, int64_t batch, const char *const *outputs, size_t n_outputs,
-                              sbif_error *error) {
-    const sbif_model *m = ws->model;
-    int64_t start;
+/** Run the planned nodes on rows [start, start + rows) of `owner`'s feeds in `runner` (the owner itself, or one of its
+ * helpers, which has the same plan), and copy the rows of each requested value into the owner's whole buffers. */
+static sbif_status run_chunk(sbif_workspace *runner, const sbif_workspace *owner, int64_t start, int64_t rows,
+                             sbif_error *error) {
+    const sbif_model *m = owner->model;
     size_t i;
-    for (i = 0; i < m->n_inputs; i++) ws->feed_base[i] = ws->run.data[m->inputs[i].value];
-    for (start = 0; start < batch; start += ws->chunk_rows) {
-        int64_t rows = batch - start < ws->chunk_rows ? batch - start : ws->chunk_rows;
-        for (i = 0; i < m->n_inputs; i++) {
-            uint32_t id = m->inputs[i].value;
-            if (ws->feed_base[i] != NULL && has_batch(m, id)) {
-                ws->run.data[id] = (char *)ws->feed_base[i] + start * row_bytes(m, id);
-            }
+    for (i = 0; i < m->n_inputs; i++) {
+        uint32_t id = m->inputs[i].value;
+        void *fed = owner->feed_base[i];
+        runner->run.data[id] = fed != NULL && has_batch(m, id) ? (char *)fed + start * row_bytes(m, id) : fed;
+    }
+    if (run_nodes(runner, rows, error) != SBIF_OK) return error->status;
+    for (i = 0; i < owner->run_n_outputs; i++) {
+        uint32_t id = (uint32_t)map_find(&m->names, owner->run_outputs[i]);
+        int64_t size = row_bytes(m, id);
+        memcpy((char *)owner->whole[id] + start * size, runner->run.data[id], (size_t)(rows * size));
+    }
+    return SBIF_OK;
+}
+
+/** One thread's share of a split run: chunks taken from the pool's counter until none is left. A failed chunk is
+ * recorded and the thread goes on (the others cannot be stopped mid-chunk); the run reports the failure of the
+ * lowest chunk, as the same run in one thread would. */
+static void run_chunks_in_thread(void *context, int thread) {
+    sbif_workspace *ws = (sbif_workspace *)context;
+    sbif_workspace *runner = thread == 0 ? ws : ws->helpers[thread - 1];
+    int64_t chunk;
+    ws->failed_chunk[thread] = -1;
+    while ((chunk = sbif_pool_next(ws->pool)) * ws->chunk_rows < ws->run_batch) {
+        int64_t start = chunk * ws->chunk_rows;
+        int64_t rows = ws->run_batch - start < ws->chunk_rows ? ws->run_batch - start : ws->chunk_rows;
+        if (ws->failed_chunk[thread] < 0 && run_chunk(runner, ws, start, rows, &ws->errors[thread]) != SBIF_OK) {
+            ws->failed_chunk[thread] = chunk;
         }
-        if (run_nodes(ws, rows, error) != SBIF_OK) return error->status;
-        for (i = 0; i < n_outputs; i++) {
-            uint32_t id = (uint32_t)map_find(&m->names, outputs[i]);
-            int64_t size = row_bytes(m, id);
-            memcpy((char *)ws->whole[id] + start * size, ws->run.data[id], (size_t)(rows * size));
+    }
+}
+
+/** Run the planned nodes chunk_rows rows at a time, the fed rows of each chunk bound in turn, and gather the rows of
+ * each requested value into its whole buffer: in this thread, or split between the workspace's threads (every row
+ * is computed by the same kernels whichever thread takes its chunk, so the results are the same bit for bit). */
+static sbif_status run_chunks(sbif_workspace *ws, int64_t batch, sbif_error *error) {
+    const sbif_model *m = ws->model;
+    int64_t start, first = -1;
+    size_t i;
+    int t;
+    for (i = 0; i < m->n_inputs; i++) ws->feed_base[i] = ws->run.data[m->inputs[i].value];
+    if (ws->pool == NULL || batch <= ws->chunk_rows) {
+        for (start = 0; start < batch; start += ws->chunk_rows) {
+            int64_t rows = batch - start < ws->chunk_rows ? batch - start : ws->chunk_rows;
+            if (run_chunk(ws, ws, start, rows, error) != SBIF_OK) return error->status;
+        }
+        return SBIF_OK;
+    }
+    ws->run_batch = batch;
+    sbif_pool_run(ws->pool, run_chunks_in_thread, ws);
+    for (t = 0; t < ws->threads; t++) {
+        if (ws->failed_chunk[t] >= 0 && (first < 0 || ws->failed_chunk[t] < ws->failed_chunk[first])) first = t;
+    }
+    if (first < 0) return SBIF_OK;
+    *error = ws->errors[first];
+    return error->status;
+}
+
+/** Give each helper the owner's plan, sized for one chunk (only a new plan or a first run allocates). */
+static sbif_status prepare_helpers(sbif_workspace *ws, const char *const *outputs, size_t n_outputs,
+                                   sbif_error *error) {
+    int t;
+    for (t = 0; t < ws->threads - 1; t++) {
+        sbif_workspace *helper = ws->helpers[t];
+        if (plan_kept(helper, outputs, n_outputs, error) != SBIF_OK) return error->status;
+        if (helper->sized_batch < ws->chunk_rows) {
+            if (size_workspace(helper, ws->chunk_rows, error) != SBIF_OK) return error->status;
+            helper->sized_batch = ws->chunk_rows;
         }
     }
     return SBIF_OK;
@@ -5091,7 +5206,10 @@ sbif_status sbif_workspace_run(sbif_workspace *ws, const sbif_named_tensor *feed
         if (status == SBIF_OK) ws->sized_batch = batch;
     }
     chunked = ws->chunk_rows > 0 && batch > ws->chunk_rows;
-    if (status == SBIF_OK) status = chunked ? run_chunks(ws, batch, outputs, n_outputs, error) : run_nodes(ws, batch, error);
+    if (status == SBIF_OK && chunked && ws->threads > 1) status = prepare_helpers(ws, outputs, n_outputs, error);
+    ws->run_outputs = outputs;
+    ws->run_n_outputs = n_outputs;
+    if (status == SBIF_OK) status = chunked ? run_chunks(ws, batch, error) : run_nodes(ws, batch, error);
     for (i = 0; status == SBIF_OK && i < n_outputs; i++) {
         uint32_t id = (uint32_t)map_find(&m->names, outputs[i]);
         value_type(m, id, batch, &results[i]);

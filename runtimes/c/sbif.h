@@ -193,6 +193,22 @@ void sbif_workspace_free(sbif_workspace *workspace);
 sbif_status sbif_workspace_run(sbif_workspace *workspace, const sbif_named_tensor *feeds, size_t n_feeds,
                                const char *const *outputs, size_t n_outputs, sbif_tensor *results, sbif_error *error);
 
+/** The most threads one workspace splits a run between. */
+#define SBIF_MAX_THREADS 256
+
+/** Split this workspace's large batch runs between `threads` threads: the caller's and threads - 1 the workspace
+ * starts now (they sleep between runs and stop when it is freed or set back to 1). A run is split when it would run
+ * in several cache-sized chunks of rows (a batch of a few hundred rows or more: the same condition under which a
+ * single thread chunks it), its chunks taken by whichever thread is free; every row is computed by the same kernels
+ * whichever thread takes it, so results are identical bit for bit to a run in one thread. Each pool thread has its
+ * own buffers, sized by the first split run: later runs allocate nothing, as before. 1 (the default) runs in the
+ * caller's thread alone. threads outside 1..SBIF_MAX_THREADS is SBIF_ERR_INPUT; threads > 1 in a build without
+ * threads (sbif_threads_available() is 0) is SBIF_ERR_UNSUPPORTED. */
+sbif_status sbif_workspace_set_threads(sbif_workspace *workspace, int threads, sbif_error *error);
+
+/** 1 when this build of the library can split runs between threads (built with SBIF_THREADS: POSIX threads). */
+int sbif_threads_available(void);
+
 /* ---- predict: a policy's deterministic action, the SPEC section 5 contract ----------------------------------- */
 /* What `sbif.load(path).predict(obs, deterministic=True)` returns for one observation, in one call that allocates
  * nothing. The observation is given as floats laid out as the observation space (row-major; channel-first images

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import os
+import platform
 import subprocess
 import tempfile
 
@@ -66,17 +67,50 @@ def wide_model(tmp_path_factory):
     return write_model(spec, str(tmp_path_factory.mktemp("wide")))
 
 
+def workspace_steps(output: str):
+    """The driver's report as the allocation counts of its single-thread steps, whether the rows-alone check ran,
+    and per thread count the counts of its threaded steps."""
+    single, threaded, rows_alone = [], {}, False
+    current = single
+    for line in output.splitlines():
+        if line.startswith("threads "):
+            current = threaded.setdefault(int(line.split()[1].rstrip(":")), [])
+        elif line.endswith(" allocations"):
+            current.append(int(line.split(": ")[1].split()[0]))
+        elif line == "batch 2500: rows alone checked":
+            rows_alone = True
+    return single, rows_alone, threaded
+
+
 def test_a_sized_workspace_allocates_nothing_and_grows_for_a_larger_batch(drivers, example_models, wide_model):
     """Every family's file and a wide one: after a batch of 8, batches of 8, 3 and 1 allocate nothing; 20 grows the
     workspace; then 5 and 20 allocate nothing; each run's views equal sbif_model_run's copies bit for bit; and rows
-    of a batch of 2500 (in chunks where the values are wide), each run alone, are exactly the batch's rows."""
+    of a batch of 2500 (in chunks where the values are wide), each run alone, are exactly the batch's rows. Split
+    between 2 and 3 threads (where the library has them), a batch of many chunks gives sbif_model_run's results bit
+    for bit, sizing the threads' buffers once and allocating nothing after."""
     assert example_models
     for family, path in sorted(example_models.items()) + [("sac 256 x 256", wide_model)]:
         result = subprocess.run([os.path.join(drivers, "workspace-test"), path], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, universal_newlines=True)
-        lines = result.stdout.splitlines()
-        steps = [line for line in lines if line.endswith(" allocations")]
-        assert result.returncode == 0 and len(steps) == 8, "{}:\n{}".format(family, result.stdout)
-        assert lines[-1] == "batch 2500: rows alone checked", "{}:\n{}".format(family, result.stdout)
-        counts = [int(line.split(": ")[1].split()[0]) for line in steps]
+        counts, rows_alone, threaded = workspace_steps(result.stdout)
+        assert result.returncode == 0 and len(counts) == 8 and rows_alone, "{}:\n{}".format(family, result.stdout)
         assert counts[0] > 0 and counts[5] > 0 and counts[1:5] + counts[6:] == [0] * 6, (family, counts)
+        threads = "library threads: yes" in result.stdout
+        assert threads or platform.system() != "Linux", "the Linux build has no threads: " + result.stdout[-500:]
+        if threads:
+            assert sorted(threaded) == [2, 3], "{}:\n{}".format(family, result.stdout)
+            for runs in threaded.values():
+                assert len(runs) == 3 and runs[0] > 0 and runs[1:] == [0, 0], (family, threaded)
+
+
+def test_threaded_workspaces_race_nowhere(drivers, wide_model):
+    """The wide model's threaded runs under ThreadSanitizer: no data race between the pool's threads, the caller and
+    the workspaces' buffers (where the compiler has ThreadSanitizer and the library has threads). The pool and the
+    chunking are the same code for every model, so one model whose batches run in many chunks covers them."""
+    path = os.path.join(drivers, "workspace-test-tsan")
+    if not os.path.exists(path):
+        pytest.skip("no ThreadSanitizer build (the compiler lacks -fsanitize=thread or the library has no threads)")
+    result = subprocess.run([path, wide_model], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    assert result.returncode == 0 and "ThreadSanitizer" not in result.stdout, result.stdout[-3000:]
+    assert sorted(workspace_steps(result.stdout)[2]) == [2, 3], result.stdout

@@ -5,7 +5,7 @@
  * sbif_policy_reset when an episode ends. The same three calls serve every SBIF policy, feed-forward or recurrent:
  * for a recurrent one, the reset is what starts its memory afresh.
  *
- *     cc -std=c99 -O2 -I.. -o cartpole cartpole.c ../build/libsbif-native.a -lm   (after `make -C ..`)
+ *     cc -std=c99 -O2 -I.. -o cartpole cartpole.c ../build/libsbif-native.a -lm -pthread   (after `make -C ..`)
  *     ./cartpole ../../../conformance/golden/demo_ppo2_cartpole.sbif [episodes]
  *
  * It prints each episode's return (the steps the pole stayed up, at most 500) and exits 1 with the runtime's one-line

@@ -11,6 +11,13 @@
  * feeds, bit for bit (the same kernels run the same rows), with their types. Last, a batch of 2500 rows (which a
  * large enough model runs in chunks): rows spread over it, each run alone as a batch of 1, must give exactly the
  * rows the batch gave (the kernels sum every output in one order, whatever rows are computed with it).
+ * Then, where the library has threads, workspaces split between 2 and 3 threads run a batch of several cache-sized
+ * chunks (as many rows as fit 16 MiB of input, at most 8,000): results equal sbif_model_run's bit for bit, the
+ * first run sizes the threads' buffers and the next allocates nothing; thread counts out of range are refused.
+ *
+ * Built with -DSBIF_TEST_UNCOUNTED (for ThreadSanitizer, which keeps malloc to itself and runs the instrumented
+ * kernels many times slower) allocations are not counted, the single-thread steps are left out and the threaded
+ * batches are smaller (4 MiB of input, at most 1,500 rows: still several chunks of any model).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +26,17 @@
 #include "sbif.h"
 
 #define MAX_IO 64
+/** The threaded runs' batch: rows of input that fill this many bytes (at most MAX_THREADED_ROWS). */
+#ifdef SBIF_TEST_UNCOUNTED
+#define THREADED_INPUT_BYTES ((size_t)4 << 20)
+#define MAX_THREADED_ROWS 1500
+#else
+#define THREADED_INPUT_BYTES ((size_t)16 << 20)
+#define MAX_THREADED_ROWS 8000
+#endif
 
+#ifndef SBIF_TEST_UNCOUNTED
+#define COUNTED 1
 void *__real_malloc(size_t size);
 void *__real_calloc(size_t count, size_t size);
 void *__real_realloc(void *pointer, size_t size);
@@ -40,6 +57,10 @@ void *__wrap_realloc(void *pointer, size_t size) {
     allocations++;
     return __real_realloc(pointer, size);
 }
+#else
+#define COUNTED 0
+static unsigned long allocations;
+#endif
 
 static int failed;
 
@@ -98,7 +119,7 @@ static void step(const sbif_model *model, sbif_workspace *workspace, long batch,
         return;
     }
     printf("batch %ld: %lu allocations\n", batch, allocations - before);
-    if (must_allocate ? allocations == before : allocations != before) {
+    if (COUNTED && (must_allocate ? allocations == before : allocations != before)) {
         failure(must_allocate ? "a larger batch did not grow the workspace" : "a sized workspace allocated", batch,
                 NULL);
     }
@@ -162,9 +183,85 @@ static void rows_alone(const sbif_model *model, sbif_workspace *workspace, long 
     for (i = 0; i < n_inputs; i++) free(storage[i]);
 }
 
+/** Rows of a batch whose inputs fill THREADED_INPUT_BYTES: enough for several chunks of any model. */
+static long threaded_rows(const sbif_model *model) {
+    size_t i, row = 0;
+    for (i = 0; i < sbif_model_input_count(model); i++) {
+        sbif_value_info info;
+        size_t count = 1;
+        int axis;
+        sbif_model_input(model, i, &info);
+        for (axis = 1; axis < info.rank; axis++) count *= (size_t)info.shape[axis];
+        row += count * sbif_dtype_size(info.dtype);
+    }
+    row = row > 0 ? row : 1;
+    return THREADED_INPUT_BYTES / row < MAX_THREADED_ROWS ? (long)(THREADED_INPUT_BYTES / row) : MAX_THREADED_ROWS;
+}
+
+/** A workspace split between `threads` threads against sbif_model_run, on a large batch and a smaller one. */
+static void threaded(const sbif_model *model, int threads) {
+    sbif_workspace *workspace;
+    sbif_error error;
+    long rows = threaded_rows(model);
+    if (sbif_workspace_new(model, &workspace, &error) != SBIF_OK) {
+        failure("workspace", 0, error.message);
+        return;
+    }
+    if (sbif_workspace_set_threads(workspace, threads, &error) != SBIF_OK) {
+        failure("sbif_workspace_set_threads failed", 0, error.message);
+    } else {
+        printf("threads %d:\n", threads);
+        step(model, workspace, rows, 1);
+        step(model, workspace, rows, 0);
+        step(model, workspace, rows / 3 + 1, 0);
+    }
+    sbif_workspace_free(workspace);
+}
+
+/** Thread counts the library must refuse, and 1, which every build takes. */
+static void thread_counts(const sbif_model *model) {
+    static const int REFUSED[] = {0, -1, SBIF_MAX_THREADS + 1};
+    sbif_workspace *workspace;
+    sbif_error error;
+    size_t i;
+    if (sbif_workspace_new(model, &workspace, &error) != SBIF_OK) {
+        failure("workspace", 0, error.message);
+        return;
+    }
+    for (i = 0; i < sizeof REFUSED / sizeof REFUSED[0]; i++) {
+        if (sbif_workspace_set_threads(workspace, REFUSED[i], &error) != SBIF_ERR_INPUT) {
+            failure("a thread count out of range was not refused as an input error", REFUSED[i], NULL);
+        }
+    }
+    if (sbif_workspace_set_threads(workspace, 1, &error) != SBIF_OK) failure("1 thread refused", 1, error.message);
+    if (!sbif_threads_available() && sbif_workspace_set_threads(workspace, 2, &error) != SBIF_ERR_UNSUPPORTED) {
+        failure("a build without threads did not refuse 2 as unsupported", 2, NULL);
+    }
+    sbif_workspace_free(workspace);
+}
+
+/** One workspace through batches that size it, reuse it and grow it, then rows of a large batch run alone. */
+static void single_thread_steps(const sbif_model *model) {
+    sbif_workspace *workspace;
+    sbif_error error;
+    if (sbif_workspace_new(model, &workspace, &error) != SBIF_OK) {
+        failure("workspace", 0, error.message);
+        return;
+    }
+    step(model, workspace, 8, 1);
+    step(model, workspace, 8, 0);
+    step(model, workspace, 3, 0);
+    step(model, workspace, 1, 0);
+    step(model, workspace, 8, 0);
+    step(model, workspace, 20, 1);
+    step(model, workspace, 5, 0);
+    step(model, workspace, 20, 0);
+    rows_alone(model, workspace, 2500);
+    sbif_workspace_free(workspace);
+}
+
 int main(int argc, char **argv) {
     sbif_model *model;
-    sbif_workspace *workspace;
     sbif_error error;
     if (argc != 2) {
         fprintf(stderr, "usage: workspace_test MODEL\n");
@@ -178,20 +275,13 @@ int main(int argc, char **argv) {
         printf("FAIL more than %d inputs or outputs\n", MAX_IO);
         return 1;
     }
-    if (sbif_workspace_new(model, &workspace, &error) != SBIF_OK) {
-        printf("FAIL workspace: %s\n", error.message);
-        return 1;
+    if (COUNTED) single_thread_steps(model); /* (ThreadSanitizer's build: the threaded runs alone) */
+    thread_counts(model);
+    printf("library threads: %s\n", sbif_threads_available() ? "yes" : "no");
+    if (sbif_threads_available()) {
+        threaded(model, 2);
+        threaded(model, 3);
     }
-    step(model, workspace, 8, 1);
-    step(model, workspace, 8, 0);
-    step(model, workspace, 3, 0);
-    step(model, workspace, 1, 0);
-    step(model, workspace, 8, 0);
-    step(model, workspace, 20, 1);
-    step(model, workspace, 5, 0);
-    step(model, workspace, 20, 0);
-    rows_alone(model, workspace, 2500);
-    sbif_workspace_free(workspace);
     sbif_model_free(model);
     return failed;
 }
