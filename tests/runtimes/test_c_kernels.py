@@ -103,6 +103,16 @@ def test_a_sized_workspace_allocates_nothing_and_grows_for_a_larger_batch(driver
                 assert len(runs) == 3 and runs[0] > 0 and runs[1:] == [0, 0], (family, threaded)
 
 
+def test_a_build_without_threads_runs_in_one_thread_and_refuses_more(drivers, wide_model):
+    """The library as `make THREADS=0` builds it: every single-thread step as before, "library threads: no", and
+    workspace_test's own check that asking for 2 threads is SBIF_ERR_UNSUPPORTED (a FAIL line otherwise)."""
+    result = subprocess.run([os.path.join(drivers, "workspace-test-unthreaded"), wide_model], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True)
+    counts, rows_alone, threaded = workspace_steps(result.stdout)
+    assert result.returncode == 0 and len(counts) == 8 and rows_alone and threaded == {}, result.stdout
+    assert "library threads: no" in result.stdout, result.stdout
+
+
 def test_threaded_workspaces_race_nowhere(drivers, wide_model):
     """The wide model's threaded runs under ThreadSanitizer: no data race between the pool's threads, the caller and
     the workspaces' buffers (where the compiler has ThreadSanitizer and the library has threads). The pool and the
