@@ -2057,15 +2057,42 @@ static float tanh_f32(float a, float unused) {
 
 static double tanh_f64(double x, double p) { (void)p; return tanh(x); }
 
-/** TF's float32 sigmoid: exactly 0 below -18 and 1 above 18 (spec/ops.md). */
+/** TF's float32 exp on packets (Eigen's pexp: Cephes range reduction and polynomial, no fused multiply-add), within
+ * 1 ULP of e^x like expf (spec/ops.md `exp`), but a loop of it vectorises where calls to expf cannot: sigmoid takes
+ * it, an LSTM's gates being most of that op's work. -inf gives 0, +inf and NaN themselves; from 88.3763 on it is
+ * +inf, in spec/ops.md's unspecified band below 88.7228. The constants are TF's (sbif/runtime/numba/kernels.py
+ * computes the same function for the numba backend). */
+static inline float exp_packet_f32(float v) {
+    const float hi = 88.3762626647950f, lo = -88.3762626647949f, log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    float x = v < hi ? v : hi; /* clamped (NaN too, so that the conversion to an integer is defined; the last line */
+    float m, r, r2, y, scale;  /* gives NaN back) */
+    int32_t bits;
+    x = x > lo ? x : lo;
+    m = floorf(x * log2e + 0.5f);
+    r = x - m * ln2_hi;
+    r = r - m * ln2_lo;
+    r2 = r * r;
+    y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r2 + r;
+    y = y + 1.0f;
+    bits = (int32_t)(m + 127.0f) * (INT32_C(1) << 23); /* 2^m as a float's bits (+inf when m is 128) */
+    memcpy(&scale, &bits, sizeof scale);
+    y = y * scale;
+    return v <= y ? y : v; /* v where it is NaN or above the result (+inf), in one comparison a vector takes */
+}
+
+/** TF's float32 sigmoid: exactly 0 below -18 and 1 above 18, else 1 / (1 + e^-x) (spec/ops.md), written without
+ * branches so that a loop of it vectorises (NaN fails both comparisons and gives NaN). */
 static float sigmoid_f32(float x, float p) {
-    float e, d;
+    float y = 1.0f / (1.0f + exp_packet_f32(-x));
     (void)p;
-    if (x < -18.0f) return 0.0f;
-    if (x > 18.0f) return 1.0f;
-    e = expf(-x);
-    d = 1.0f + e;
-    return 1.0f / d;
+    return x < -18.0f ? 0.0f : 18.0f < x ? 1.0f : y;
 }
 
 static double sigmoid_f64(double x, double p) {
