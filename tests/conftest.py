@@ -67,6 +67,7 @@ SLOW_TESTS = {
     "tests/runtimes/test_c_predict.py::test_sb3_dict_files_predict_as_the_reference",
     "tests/runtimes/test_c_kernels.py::test_the_kernels_agree_with_the_reference_on_awkward_sizes",
     "tests/runtimes/test_c_kernels.py::test_threaded_workspaces_race_nowhere",  # ThreadSanitizer: 36 s
+    "tests/runtimes/test_c_kernels.py::test_a_build_without_threads_runs_in_one_thread_and_refuses_more",  # 11 s
     # Node: the golden packs (2.1 s), megabyte headers and documents (0.4-1.3 s each), a fuzz run, every family
     "tests/conformance/test_node.py::test_node_passes_the_golden_packs",
     "tests/conformance/test_node.py::test_node_counts_header_entries_as_the_reference",
