@@ -1138,6 +1138,7 @@ typedef struct operands {
     int64_t batch;      /* the run's batch size, or -1 in static checks */
     const float *packed; /* a float32 product's weights in the kernels' panels, packed at load; NULL: pack now */
     void *scratch;       /* at least scratch_bytes() of the node, owned by the caller (a workspace) */
+    sbif_kernel_activation activation; /* a float32 product's: relu when its relu node is fused into it */
 } operands;
 
 static void operand(const operands *in, size_t index, sbif_tensor *out) {
@@ -2792,7 +2793,7 @@ static sbif_status dense(const operands *in, int with_bias, const sbif_tensor *o
     if (x.dtype == SBIF_FLOAT32) {
         unsigned char *cursor = in->scratch;
         const float *packed = packed_weights(in, &w, k, n, &cursor);
-        sbif_kernel_gemm(x.data, rows, k, packed, n, with_bias ? b.data : NULL, out->data);
+        sbif_kernel_gemm(x.data, rows, k, packed, n, with_bias ? b.data : NULL, in->activation, out->data);
     } else {
         dense_f64(x.data, w.data, with_bias ? b.data : NULL, out->data, rows, k, n, in->scratch);
     }
@@ -2886,7 +2887,7 @@ static sbif_status compute_conv2d(const operands *in, const op_attrs *a, const s
         unsigned char *cursor = in->scratch;
         const float *packed = packed_weights(in, &w, w.shape[0] * w.shape[1] * w.shape[2], g.filters, &cursor);
         float *windows = take_scratch(&cursor, sbif_kernel_conv2d_scratch_floats(&g) * sizeof(float));
-        sbif_kernel_conv2d(x.data, packed, b.data, out->data, &g, windows);
+        sbif_kernel_conv2d(x.data, packed, b.data, in->activation, out->data, &g, windows);
     } else {
         conv2d_f64(x.data, w.data, b.data, out->data, &g, in->scratch);
     }
@@ -4715,7 +4716,14 @@ typedef struct run_state {
     void **data;
     unsigned char *needed;
     unsigned char *run_node;
+    unsigned char *fused;   /* per node: a fusion of this plan (enum fusion), or NULL: none (sbif_model_run) */
+    uint32_t *readers;      /* per value: the planned nodes reading it (for the fusions), or NULL */
 } run_state;
+
+/** A float32 product (linear, matmul, conv2d) whose output only a relu node reads, and which is no requested
+ * output, stores its results through relu itself (sbif_kernel_activation); that relu node then shares the product's
+ * buffer, as a view does. relu is exact, so the results are the same bit for bit, without a pass over them. */
+enum fusion { NOT_FUSED, ENDS_WITH_RELU, DONE_BY_PRODUCT };
 
 /** A caller's tensor must be well formed before its type is compared with anything. */
 static sbif_status check_given(const sbif_tensor *t, const char *name, sbif_error *error) {
@@ -4776,6 +4784,8 @@ static void node_operands(const sbif_model *m, const node *n, const run_state *r
     in->data = r->data;
     in->batch = batch;
     in->packed = n->packed;
+    in->activation = r->fused != NULL && r->fused[n - m->nodes] == ENDS_WITH_RELU ? SBIF_KERNEL_RELU
+                                                                                  : SBIF_KERNEL_IDENTITY;
 }
 
 /** A comma-separated list of the declared outputs, for messages. */
@@ -4923,6 +4933,8 @@ void sbif_workspace_free(sbif_workspace *ws) {
     free(ws->run.data);
     free(ws->run.needed);
     free(ws->run.run_node);
+    free(ws->run.fused);
+    free(ws->run.readers);
     free(ws);
 }
 
@@ -4945,9 +4957,11 @@ sbif_status sbif_workspace_new(const sbif_model *m, sbif_workspace **workspace, 
     ws->run.data = calloc(m->n_values + 1, sizeof *ws->run.data);
     ws->run.needed = calloc(m->n_values + 1, 1);
     ws->run.run_node = calloc(m->n_nodes + 1, 1);
+    ws->run.fused = calloc(m->n_nodes + 1, 1);
+    ws->run.readers = calloc(m->n_values + 1, sizeof *ws->run.readers);
     if (ws->buffers == NULL || ws->capacity == NULL || ws->whole == NULL || ws->whole_capacity == NULL ||
         ws->feed_base == NULL || ws->pointers == NULL || ws->run.data == NULL || ws->run.needed == NULL ||
-        ws->run.run_node == NULL) {
+        ws->run.run_node == NULL || ws->run.fused == NULL || ws->run.readers == NULL) {
         sbif_workspace_free(ws);
         return out_of_memory(error);
     }
@@ -5022,7 +5036,7 @@ static sbif_status size_workspace(sbif_workspace *ws, int64_t batch, sbif_error 
         operands in;
         sbif_tensor out;
         size_t needs;
-        if (!ws->run.run_node[i] || n->op->view) continue;
+        if (!ws->run.run_node[i] || n->op->view || ws->run.fused[i] == DONE_BY_PRODUCT) continue;
         for (k = 0; k < n->n_outputs; k++) {
             sbif_tensor type;
             int64_t bytes;
@@ -5077,6 +5091,29 @@ static int64_t chunk_rows(const sbif_model *m, const run_state *r, const char *c
     return sbif_kernel_batch_rows(bytes);
 }
 
+/** Find the plan's fusions (enum fusion): count the planned nodes reading each value, then give every float32 product
+ * whose output one relu node alone reads, and that is not requested, the relu. */
+static void plan_fusions(const sbif_model *m, const char *const *outputs, size_t n_outputs, run_state *r) {
+    size_t i, k;
+    memset(r->fused, NOT_FUSED, m->n_nodes);
+    memset(r->readers, 0, m->n_values * sizeof *r->readers);
+    for (i = 0; i < m->n_nodes; i++) {
+        for (k = 0; r->run_node[i] && k < m->nodes[i].n_inputs; k++) r->readers[m->ids[m->nodes[i].ids + k]]++;
+    }
+    for (i = 0; i < n_outputs; i++) r->readers[map_find(&m->names, outputs[i])]++; /* a requested value is read */
+    for (i = 0; i < m->n_nodes; i++) {
+        const node *n = &m->nodes[i];
+        uint32_t source = m->ids[n->ids];
+        int32_t producer = m->values[source].producer;
+        if (!r->run_node[i] || n->op->compute != compute_relu || producer < 0 || r->readers[source] != 1 ||
+            !is_product(m->nodes[producer].op) || m->values[source].dtype != SBIF_FLOAT32) {
+            continue;
+        }
+        r->fused[producer] = ENDS_WITH_RELU;
+        r->fused[i] = DONE_BY_PRODUCT;
+    }
+}
+
 /** Plan the run of `outputs`, or keep the plan of the previous run when it asked for the same outputs. */
 static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, size_t n_outputs, sbif_error *error) {
     const sbif_model *m = ws->model;
@@ -5091,6 +5128,7 @@ static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, siz
     memset(ws->run.needed, 0, m->n_values);
     memset(ws->run.run_node, 0, m->n_nodes);
     if (plan_run(m, outputs, n_outputs, &ws->run, error) != SBIF_OK) return error->status;
+    plan_fusions(m, outputs, n_outputs, &ws->run);
     ws->chunk_rows = chunk_rows(m, &ws->run, outputs, n_outputs);
     if (n_outputs <= KEPT_PLAN_OUTPUTS) {
         for (i = 0; i < n_outputs; i++) ws->planned[i] = (uint32_t)map_find(&m->names, outputs[i]);
@@ -5107,7 +5145,7 @@ static sbif_status run_node(sbif_workspace *ws, size_t index, int64_t batch, sbi
     sbif_tensor out;
     size_t k;
     node_operands(m, n, &ws->run, batch, &in);
-    if (n->op->view) {
+    if (n->op->view || ws->run.fused[index] == DONE_BY_PRODUCT) { /* (the product stored it through relu) */
         ws->run.data[outputs[0]] = ws->run.data[in.ids[0]];
         return SBIF_OK;
     }

@@ -61,6 +61,9 @@ static vec vload(const float *p) {
 static void vstore(float *p, vec v) { memcpy(p, &v, sizeof v); }
 static vec vadd(vec a, vec b) { return a + b; }
 static vec vmuladd(vec acc, vec a, vec b) { return acc + a * b; }
+typedef int32_t lanes_mask __attribute__((vector_size(LANES * sizeof(int32_t))));
+/* the lanes below zero cleared: a comparison is false for NaN and -0, which pass through as relu_f32 keeps them */
+static vec vrelu(vec v) { return (vec)((lanes_mask)v & ~(v < vzero())); }
 #else
 typedef struct vec {
     float lane[LANES];
@@ -94,7 +97,15 @@ static vec vmuladd(vec acc, vec a, vec b) {
     for (i = 0; i < LANES; i++) acc.lane[i] += a.lane[i] * b.lane[i];
     return acc;
 }
+static vec vrelu(vec v) {
+    int i;
+    for (i = 0; i < LANES; i++) v.lane[i] = v.lane[i] < 0.0f ? 0.0f : v.lane[i];
+    return v;
+}
 #endif
+
+/** relu as the op computes it (sbif.c's relu_f32), for the lanes stored one at a time. */
+static float relu(float v) { return v < 0.0f ? 0.0f : v; }
 
 const char *sbif_kernel_target(void) { return TARGET_TEXT ", L2 " EXPANDED_TEXT(SBIF_L2_BYTES) " bytes"; }
 
@@ -123,19 +134,25 @@ void sbif_kernel_pack(const float *w, int64_t k, int64_t n, float *packed) {
     }
 }
 
-/** Store a tile's row of sums, plus the bias when there is one (a separate rounding, as spec/ops.md says), into the
- * first `columns` columns of y. */
-static void store_row(const vec *sums, const float *bias, float *y, int64_t columns) {
+/** Store a tile's row of sums, plus the bias when there is one (a separate rounding, as spec/ops.md says), through
+ * the activation, into the first `columns` columns of y. */
+static void store_row(const vec *sums, const float *bias, sbif_kernel_activation activation, float *y,
+                      int64_t columns) {
     float lanes[PANEL];
     int64_t c;
     int v;
     if (columns == PANEL) {
-        for (v = 0; v < VECTORS; v++) vstore(y + v * LANES, bias != NULL ? vadd(sums[v], vload(bias + v * LANES))
-                                                                           : sums[v]);
+        for (v = 0; v < VECTORS; v++) {
+            vec out = bias != NULL ? vadd(sums[v], vload(bias + v * LANES)) : sums[v];
+            vstore(y + v * LANES, activation == SBIF_KERNEL_RELU ? vrelu(out) : out);
+        }
         return;
     }
     for (v = 0; v < VECTORS; v++) vstore(lanes + v * LANES, sums[v]);
-    for (c = 0; c < columns; c++) y[c] = bias != NULL ? lanes[c] + bias[c] : lanes[c];
+    for (c = 0; c < columns; c++) {
+        float out = bias != NULL ? lanes[c] + bias[c] : lanes[c];
+        y[c] = activation == SBIF_KERNEL_RELU ? relu(out) : out;
+    }
 }
 
 /* A tile of M rows of x (stride k) times P consecutive panels (stride k * PANEL) into y (stride n), of which
@@ -144,8 +161,8 @@ static void store_row(const vec *sums, const float *bias, float *y, int64_t colu
  * more panels at once instead, to keep at least 8 independent sums in flight. The loops over M, P and VECTORS have
  * constant bounds, which the compiler unrolls into registers. */
 #define DEFINE_TILE(NAME, M, P)                                                                                    \
-    static void NAME(const float *x, int64_t k, const float *panels, const float *bias, float *y, int64_t n,       \
-                     int64_t columns) {                                                                            \
+    static void NAME(const float *x, int64_t k, const float *panels, const float *bias,                            \
+                     sbif_kernel_activation activation, float *y, int64_t n, int64_t columns) {                    \
         vec acc[M][P * VECTORS];                                                                                   \
         int64_t i;                                                                                                 \
         int m, v;                                                                                                  \
@@ -162,8 +179,8 @@ static void store_row(const vec *sums, const float *bias, float *y, int64_t colu
         }                                                                                                          \
         for (m = 0; m < M; m++) {                                                                                  \
             for (v = 0; v < P && v * PANEL < columns; v++) {                                                       \
-                store_row(&acc[m][v * VECTORS], bias != NULL ? bias + v * PANEL : NULL, y + m * n + v * PANEL,     \
-                          columns - v * PANEL < PANEL ? columns - v * PANEL : PANEL);                              \
+                store_row(&acc[m][v * VECTORS], bias != NULL ? bias + v * PANEL : NULL, activation,                \
+                          y + m * n + v * PANEL, columns - v * PANEL < PANEL ? columns - v * PANEL : PANEL);       \
             }                                                                                                      \
         }                                                                                                          \
     }
@@ -185,8 +202,8 @@ DEFINE_TILE(tile_8, 8, 1)
 #endif
 #undef DEFINE_TILE
 
-typedef void (*tile_fn)(const float *x, int64_t k, const float *panels, const float *bias, float *y, int64_t n,
-                        int64_t columns);
+typedef void (*tile_fn)(const float *x, int64_t k, const float *panels, const float *bias,
+                        sbif_kernel_activation activation, float *y, int64_t n, int64_t columns);
 
 /** The one-panel tile of each row count, 1..ROWS. */
 static const tile_fn TILES[ROWS + 1] = {NULL, tile_1, tile_2, tile_3, tile_4,
@@ -229,13 +246,13 @@ static float dot(const float *a, const float *b, int64_t k) {
 }
 
 void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *packed, int64_t n, const float *bias,
-                      float *y) {
+                      sbif_kernel_activation activation, float *y) {
     int64_t block = block_rows(k), start, p, r;
     if (transposed(n)) {
         for (r = 0; r < rows; r++, x += k, y += n) {
             for (p = 0; p < n; p++) {
-                float sum = dot(x, packed + p * k, k);
-                y[p] = bias != NULL ? sum + bias[p] : sum;
+                float sum = dot(x, packed + p * k, k), out = bias != NULL ? sum + bias[p] : sum;
+                y[p] = activation == SBIF_KERNEL_RELU ? relu(out) : out;
             }
         }
         return;
@@ -245,14 +262,14 @@ void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *pack
         for (p = 0; p < panels_of(n); p++) {
             for (r = start; r + ROWS <= end; r += ROWS) {
                 TILES[ROWS](x + r * k, k, packed + p * k * PANEL, bias != NULL ? bias + p * PANEL : NULL,
-                            y + r * n + p * PANEL, n, n - p * PANEL);
+                            activation, y + r * n + p * PANEL, n, n - p * PANEL);
             }
         }
         for (r = end - left, p = 0; left > 0 && p < panels_of(n);) {
             int wide = left < 4 && panels_of(n) - p >= WIDE_PANELS[left];
             (wide ? WIDE_TILES[left] : TILES[left])(x + r * k, k, packed + p * k * PANEL,
-                                                    bias != NULL ? bias + p * PANEL : NULL, y + r * n + p * PANEL, n,
-                                                    n - p * PANEL);
+                                                    bias != NULL ? bias + p * PANEL : NULL, activation,
+                                                    y + r * n + p * PANEL, n, n - p * PANEL);
             p += wide ? WIDE_PANELS[left] : 1;
         }
     }
@@ -289,12 +306,12 @@ static void copy_window(const float *x, const sbif_conv_geometry *g, int64_t ima
     }
 }
 
-void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, float *y, const sbif_conv_geometry *g,
-                        float *scratch) {
+void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, sbif_kernel_activation activation,
+                        float *y, const sbif_conv_geometry *g, float *scratch) {
     int64_t depth = g->kernel_h * g->kernel_w * g->channels, pixels = g->batch * g->out_h * g->out_w;
     int64_t block = conv_block_pixels(g, depth), start, t;
     if (depth == 0) { /* empty sums: the bias alone (and no spinning over a kernel of no channels) */
-        sbif_kernel_gemm(scratch, pixels, 0, packed, g->filters, bias, y);
+        sbif_kernel_gemm(scratch, pixels, 0, packed, g->filters, bias, activation, y);
         return;
     }
     for (start = 0; start < pixels; start += block) {
@@ -303,6 +320,6 @@ void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, 
             int64_t pixel = start + t, image = pixel / (g->out_h * g->out_w), within = pixel % (g->out_h * g->out_w);
             copy_window(x, g, image, within / g->out_w, within % g->out_w, scratch + t * depth);
         }
-        sbif_kernel_gemm(scratch, count, depth, packed, g->filters, bias, y + start * g->filters);
+        sbif_kernel_gemm(scratch, count, depth, packed, g->filters, bias, activation, y + start * g->filters);
     }
 }

@@ -40,17 +40,21 @@ size_t sbif_kernel_packed_floats(int64_t k, int64_t n);
 /** Pack w [k, n] (row-major) into `packed` (sbif_kernel_packed_floats of them, SBIF_KERNEL_ALIGN-aligned). */
 void sbif_kernel_pack(const float *w, int64_t k, int64_t n, float *packed);
 
-/** y[r, c] = (sum over i of x[r, i] * w[i, c], rounded to float32) + bias[c], for r < rows and c < n: x is
- * [rows, k] row-major, w packed by sbif_kernel_pack, bias NULL for none (matmul). */
+/** What a product's outputs go through as they are stored: nothing, or relu (`x < 0 ? 0 : x`, exact, NaN stays NaN,
+ * -0 stays -0, as the op itself), which a relu node that alone reads the product's output then costs no pass. */
+typedef enum sbif_kernel_activation { SBIF_KERNEL_IDENTITY, SBIF_KERNEL_RELU } sbif_kernel_activation;
+
+/** y[r, c] = activation((sum over i of x[r, i] * w[i, c], rounded to float32) + bias[c]), for r < rows and c < n: x
+ * is [rows, k] row-major, w packed by sbif_kernel_pack, bias NULL for none (matmul). */
 void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *packed, int64_t n, const float *bias,
-                      float *y);
+                      sbif_kernel_activation activation, float *y);
 
 /** Floats of scratch sbif_kernel_conv2d needs for a convolution (at least 1). */
 size_t sbif_kernel_conv2d_scratch_floats(const sbif_conv_geometry *g);
 /** conv2d (spec/ops.md) of x [batch, height, width, channels] with weights packed from [kh * kw * C, O] and a bias
- * of O, into y [batch, out_h, out_w, filters]: windows copied into `scratch` (padding as zeros, which still multiply
- * the weights: 0 * inf is NaN) and multiplied by sbif_kernel_gemm. */
-void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, float *y, const sbif_conv_geometry *g,
-                        float *scratch);
+ * of O, into y [batch, out_h, out_w, filters] through `activation`: windows copied into `scratch` (padding as zeros,
+ * which still multiply the weights: 0 * inf is NaN) and multiplied by sbif_kernel_gemm. */
+void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, sbif_kernel_activation activation,
+                        float *y, const sbif_conv_geometry *g, float *scratch);
 
 #endif /* SBIF_KERNELS_H */

@@ -109,6 +109,37 @@ def test_float32_sigmoid_takes_tfs_packet_exp(c_runtime):
     np.testing.assert_array_equal(found[numbers].view(np.uint32), expected[numbers].view(np.uint32))
 
 
+@pytest.mark.parametrize("family", ["td3", "cnn"])
+def test_a_product_stores_through_the_relu_that_alone_reads_it(c_runtime, example_models, family):
+    """A float32 linear or conv2d whose output only a relu node reads stores its results through relu, and the relu
+    node costs no pass: its value is the same bit for bit whether the run fuses them (the relu's value requested) or
+    cannot (the product's value requested too), and is the product's value through relu. Observations of both signs,
+    large, and (for float inputs) NaN and infinities."""
+    from sbif.format import SbifFile
+
+    path = example_models[family]
+    document = SbifFile.read(path).document
+    producers = {output: node["op"] for node in document["graph"] for output in node["outputs"]}
+    fused = [node for node in document["graph"]
+             if node["op"] == "relu" and producers.get(node["inputs"][0]) in ("linear", "matmul", "conv2d")]
+    assert fused, "the {} example has no product followed by relu".format(family)
+    observation = next(entry for entry in document["inputs"] if entry["kind"] == "observation")
+    shape = [5] + [dim for dim in observation["shape"][1:]]
+    rng = np.random.default_rng(3)
+    if observation["dtype"] == "uint8":
+        obs = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    else:
+        obs = (rng.normal(size=shape) * 50).astype(observation["dtype"])
+        obs.reshape(5, -1)[0, :3] = [np.nan, np.inf, -np.inf]
+    for node in fused:
+        alone = c_runtime.run(path, {observation["name"]: obs}, [node["outputs"][0]])
+        both = c_runtime.run(path, {observation["name"]: obs}, node["outputs"] + node["inputs"])
+        assert alone.ok and both.ok, (alone.message, both.message)
+        relu, product = alone.outputs[node["outputs"][0]], both.outputs[node["inputs"][0]]
+        assert relu.tobytes() == both.outputs[node["outputs"][0]].tobytes(), node
+        assert relu.tobytes() == np.where(product < 0, np.float32(0), product).astype(np.float32).tobytes(), node
+
+
 def test_malformed_files_are_refused_with_their_class(c_runtime, reference):
     """The reader-refusal corpus: each malformed file refused with the class SPEC section 7 requires, the valid ones
     loaded."""

@@ -10,7 +10,8 @@
  * 4, whose partial sums are all exact) bit for bit; NaN where the reference has NaN, infinities of its sign. Sizes
  * are awkward on purpose: K and N around the vector width and the panel, 1 to 13 rows (every tile and remainder),
  * N = 1, K = 0 and 1, row blocks beyond the L2 block, SAME and VALID convolutions with strides and overhanging
- * windows.
+ * windows. Every product and convolution is computed again through relu (sbif_kernel_activation), which must give
+ * the plain results through relu bit for bit.
  */
 #include <math.h>
 #include <stdint.h>
@@ -84,9 +85,33 @@ static float *packed_weights(const float *w, int64_t k, int64_t n, void **block)
     return packed;
 }
 
+/** The same product stored through relu: exactly the plain results through relu (the op's `x < 0 ? 0 : x`), bit for
+ * bit, NaN and -0 included; `with_relu` is then released. */
+static void check_relu(const char *what, const float *plain, float *with_relu, int64_t count) {
+    int64_t i;
+    for (i = 0; i < count; i++) {
+        float expected = plain[i] < 0.0f ? 0.0f : plain[i];
+        checked++;
+        if (memcmp(&expected, &with_relu[i], sizeof expected) != 0 && failures++ < 20) {
+            printf("FAIL %s through relu: got %.9g, expected %.9g\n", what, with_relu[i], expected);
+        }
+    }
+    check_canary(what, with_relu + count);
+    free(with_relu);
+}
+
+/** An output buffer of `count` floats and the guard after it, filled with the canary. */
+static float *canaried(int64_t count) {
+    float *y = malloc((size_t)(count + GUARD) * sizeof *y);
+    int64_t i;
+    if (y == NULL) abort();
+    for (i = 0; i < count + GUARD; i++) y[i] = CANARY;
+    return y;
+}
+
 static void check_gemm(int64_t rows, int64_t k, int64_t n, int with_bias, data_kind kind) {
     float *x = malloc((size_t)(rows * k + 1) * sizeof *x), *w = malloc((size_t)(k * n + 1) * sizeof *w);
-    float *b = malloc((size_t)(n + 1) * sizeof *b), *y = malloc((size_t)(rows * n + GUARD) * sizeof *y);
+    float *b = malloc((size_t)(n + 1) * sizeof *b), *y = malloc((size_t)(rows * n + GUARD) * sizeof *y), *relu_y;
     void *block;
     const float *packed;
     int64_t r, c, i;
@@ -98,9 +123,12 @@ static void check_gemm(int64_t rows, int64_t k, int64_t n, int with_bias, data_k
     if (kind == NON_FINITE) spoil(x, (size_t)(rows * k), w, (size_t)(k * n));
     for (i = 0; i < rows * n + GUARD; i++) y[i] = CANARY;
     packed = packed_weights(w, k, n, &block);
-    sbif_kernel_gemm(x, rows, k, packed, n, with_bias ? b : NULL, y);
+    sbif_kernel_gemm(x, rows, k, packed, n, with_bias ? b : NULL, SBIF_KERNEL_IDENTITY, y);
     snprintf(what, sizeof what, "gemm rows %lld k %lld n %lld%s (%s)", (long long)rows, (long long)k, (long long)n,
              with_bias ? " + bias" : "", kind == SIGNED ? "signed" : kind == DYADIC ? "dyadic" : "non-finite");
+    relu_y = canaried(rows * n);
+    sbif_kernel_gemm(x, rows, k, packed, n, with_bias ? b : NULL, SBIF_KERNEL_RELU, relu_y);
+    check_relu(what, y, relu_y, rows * n);
     for (r = 0; r < rows; r++) {
         for (c = 0; c < n; c++) {
             double sum = 0.0, magnitude = 0.0;
@@ -123,7 +151,7 @@ static void check_gemm(int64_t rows, int64_t k, int64_t n, int with_bias, data_k
 static void check_conv(const sbif_conv_geometry *shape, int same, data_kind kind) {
     sbif_conv_geometry g = *shape;
     int64_t depth, nx, ny, i, j, o, p, q, ch, image, pad_h, pad_w;
-    float *x, *w, *b, *y, *scratch;
+    float *x, *w, *b, *y, *scratch, *relu_y;
     void *block;
     const float *packed;
     char what[200];
@@ -148,12 +176,15 @@ static void check_conv(const sbif_conv_geometry *shape, int same, data_kind kind
     if (kind == NON_FINITE) spoil(x, (size_t)nx, w, (size_t)(depth * g.filters));
     for (i = 0; i < ny + GUARD; i++) y[i] = CANARY;
     packed = packed_weights(w, depth, g.filters, &block);
-    sbif_kernel_conv2d(x, packed, b, y, &g, scratch);
+    sbif_kernel_conv2d(x, packed, b, SBIF_KERNEL_IDENTITY, y, &g, scratch);
     snprintf(what, sizeof what, "conv2d %s [%lld,%lld,%lld,%lld]*[%lld,%lld,%lld,%lld] strides %lld,%lld (%s)",
              same ? "SAME" : "VALID", (long long)g.batch, (long long)g.height, (long long)g.width,
              (long long)g.channels, (long long)g.kernel_h, (long long)g.kernel_w, (long long)g.channels,
              (long long)g.filters, (long long)g.stride_h, (long long)g.stride_w,
              kind == SIGNED ? "signed" : kind == DYADIC ? "dyadic" : "non-finite");
+    relu_y = canaried(ny);
+    sbif_kernel_conv2d(x, packed, b, SBIF_KERNEL_RELU, relu_y, &g, scratch);
+    check_relu(what, y, relu_y, ny);
     for (image = 0; image < g.batch; image++) {
         for (i = 0; i < g.out_h; i++) {
             for (j = 0; j < g.out_w; j++) {
