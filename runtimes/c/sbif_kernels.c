@@ -8,6 +8,8 @@
  * L2 (SBIF_L2_BYTES, which the Makefile reads from the host for native builds), so every panel passes over a block
  * of x that stays in cache. Outputs narrower than half a panel pack the weights transposed instead, one contiguous
  * column per output, and take dot products: zero-padding them to a panel would multiply the work and the memory.
+ * A convolution is the same product with output pixels as rows, each window read in place where none overhangs the
+ * image (else copied by im2col), and a product's outputs can be stored through relu (sbif_kernel_activation).
  */
 #include "sbif_kernels.h"
 
@@ -155,26 +157,64 @@ static void store_row(const vec *sums, const float *bias, sbif_kernel_activation
     }
 }
 
-/* A tile of M rows of x (stride k) times P consecutive panels (stride k * PANEL) into y (stride n), of which
- * `columns` exist. Every output is one accumulator summed over k in order, whatever M and P, so a row's results do
- * not depend on the rows computed with it (a batch gives each observation what it alone gives). Fewer rows take
- * more panels at once instead, to keep at least 8 independent sums in flight. The loops over M, P and VECTORS have
- * constant bounds, which the compiler unrolls into registers. */
+/** Where the rows of x a product multiplies are. A matrix's row r is x[r * k .. r * k + k). A convolution's row is an
+ * output pixel's window, read where it lies in the image: kernel_h runs of kernel_w * C values, one image row
+ * apart, in the order im2col would copy them (only for windows that never overhang the image: no padding). */
+typedef struct row_source {
+    const float *x;
+    int64_t k;
+    const sbif_conv_geometry *g; /* NULL: a matrix */
+} row_source;
+
+/** Rows first .. first + count of a source: where each starts, and its layout as `runs` runs of `run` values, each
+ * `run_stride` floats after the one before. */
+static void locate_rows(const row_source *source, int64_t first, int count, const float **rows, int64_t *runs,
+                        int64_t *run, int64_t *run_stride) {
+    const sbif_conv_geometry *g = source->g;
+    int m;
+    if (g == NULL) {
+        for (m = 0; m < count; m++) rows[m] = source->x + (first + m) * source->k;
+        *runs = 1;
+        *run = source->k;
+        *run_stride = 0;
+        return;
+    }
+    for (m = 0; m < count; m++) {
+        int64_t pixel = first + m, image = pixel / (g->out_h * g->out_w), within = pixel % (g->out_h * g->out_w);
+        rows[m] = source->x + ((image * g->height + within / g->out_w * g->stride_h) * g->width +
+                               within % g->out_w * g->stride_w) * g->channels;
+    }
+    *runs = g->kernel_h;
+    *run = g->kernel_w * g->channels;
+    *run_stride = g->width * g->channels;
+}
+
+/* A tile of M rows of a source (from row `first`) times P consecutive panels (stride k * PANEL) into y (stride n), of
+ * which `columns` exist. Every output is one accumulator summed over k in order, whatever M and P, so a row's results
+ * do not depend on the rows computed with it (a batch gives each observation what it alone gives), and a
+ * convolution's window read in place sums exactly as its im2col row would. Fewer rows take more panels at once
+ * instead, to keep at least 8 independent sums in flight. The loops over M, P and VECTORS have constant bounds, which
+ * the compiler unrolls into registers. */
 #define DEFINE_TILE(NAME, M, P)                                                                                    \
-    static void NAME(const float *x, int64_t k, const float *panels, const float *bias,                            \
+    static void NAME(const row_source *source, int64_t first, const float *panels, const float *bias,              \
                      sbif_kernel_activation activation, float *y, int64_t n, int64_t columns) {                    \
         vec acc[M][P * VECTORS];                                                                                   \
-        int64_t i;                                                                                                 \
+        const float *rows[M];                                                                                      \
+        int64_t k = source->k, runs, run, run_stride, r, i;                                                        \
         int m, v;                                                                                                  \
+        locate_rows(source, first, M, rows, &runs, &run, &run_stride);                                             \
         for (m = 0; m < M; m++)                                                                                    \
             for (v = 0; v < P * VECTORS; v++) acc[m][v] = vzero();                                                 \
-        for (i = 0; i < k; i++) {                                                                                  \
-            vec w[P * VECTORS];                                                                                    \
-            for (v = 0; v < P * VECTORS; v++) w[v] = vload(panels + (v / VECTORS) * k * PANEL + i * PANEL +       \
-                                                           (v % VECTORS) * LANES);                                 \
-            for (m = 0; m < M; m++) {                                                                              \
-                vec xs = vsplat(x[m * k + i]);                                                                     \
-                for (v = 0; v < P * VECTORS; v++) acc[m][v] = vmuladd(acc[m][v], xs, w[v]);                        \
+        for (r = 0; r < runs; r++) {                                                                               \
+            const float *w0 = panels + r * run * PANEL;                                                            \
+            for (i = 0; i < run; i++) {                                                                            \
+                vec w[P * VECTORS];                                                                                \
+                for (v = 0; v < P * VECTORS; v++) w[v] = vload(w0 + (v / VECTORS) * k * PANEL + i * PANEL +       \
+                                                               (v % VECTORS) * LANES);                             \
+                for (m = 0; m < M; m++) {                                                                          \
+                    vec xs = vsplat(rows[m][r * run_stride + i]);                                                  \
+                    for (v = 0; v < P * VECTORS; v++) acc[m][v] = vmuladd(acc[m][v], xs, w[v]);                    \
+                }                                                                                                  \
             }                                                                                                      \
         }                                                                                                          \
         for (m = 0; m < M; m++) {                                                                                  \
@@ -202,7 +242,7 @@ DEFINE_TILE(tile_8, 8, 1)
 #endif
 #undef DEFINE_TILE
 
-typedef void (*tile_fn)(const float *x, int64_t k, const float *panels, const float *bias,
+typedef void (*tile_fn)(const row_source *source, int64_t first, const float *panels, const float *bias,
                         sbif_kernel_activation activation, float *y, int64_t n, int64_t columns);
 
 /** The one-panel tile of each row count, 1..ROWS. */
@@ -245,9 +285,33 @@ static float dot(const float *a, const float *b, int64_t k) {
     return sum;
 }
 
+/** Rows [0, rows) of a source times the panels, into y [rows, n]: rows in blocks of `block` (that stay in cache while
+ * every panel passes over them), each block in tiles of ROWS rows, and the rows left over in smaller tiles. */
+static void multiply(const row_source *source, int64_t rows, int64_t block, const float *packed, int64_t n,
+                     const float *bias, sbif_kernel_activation activation, float *y) {
+    int64_t k = source->k, start, p, r;
+    for (start = 0; start < rows; start += block) {
+        int64_t end = rows - start < block ? rows : start + block, left = (end - start) % ROWS;
+        for (p = 0; p < panels_of(n); p++) {
+            for (r = start; r + ROWS <= end; r += ROWS) {
+                TILES[ROWS](source, r, packed + p * k * PANEL, bias != NULL ? bias + p * PANEL : NULL, activation,
+                            y + r * n + p * PANEL, n, n - p * PANEL);
+            }
+        }
+        for (r = end - left, p = 0; left > 0 && p < panels_of(n);) {
+            int wide = left < 4 && panels_of(n) - p >= WIDE_PANELS[left];
+            (wide ? WIDE_TILES[left] : TILES[left])(source, r, packed + p * k * PANEL,
+                                                    bias != NULL ? bias + p * PANEL : NULL, activation,
+                                                    y + r * n + p * PANEL, n, n - p * PANEL);
+            p += wide ? WIDE_PANELS[left] : 1;
+        }
+    }
+}
+
 void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *packed, int64_t n, const float *bias,
                       sbif_kernel_activation activation, float *y) {
-    int64_t block = block_rows(k), start, p, r;
+    row_source source;
+    int64_t p, r;
     if (transposed(n)) {
         for (r = 0; r < rows; r++, x += k, y += n) {
             for (p = 0; p < n; p++) {
@@ -257,22 +321,10 @@ void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *pack
         }
         return;
     }
-    for (start = 0; start < rows; start += block) {
-        int64_t end = rows - start < block ? rows : start + block, left = (end - start) % ROWS;
-        for (p = 0; p < panels_of(n); p++) {
-            for (r = start; r + ROWS <= end; r += ROWS) {
-                TILES[ROWS](x + r * k, k, packed + p * k * PANEL, bias != NULL ? bias + p * PANEL : NULL,
-                            activation, y + r * n + p * PANEL, n, n - p * PANEL);
-            }
-        }
-        for (r = end - left, p = 0; left > 0 && p < panels_of(n);) {
-            int wide = left < 4 && panels_of(n) - p >= WIDE_PANELS[left];
-            (wide ? WIDE_TILES[left] : TILES[left])(x + r * k, k, packed + p * k * PANEL,
-                                                    bias != NULL ? bias + p * PANEL : NULL, activation,
-                                                    y + r * n + p * PANEL, n, n - p * PANEL);
-            p += wide ? WIDE_PANELS[left] : 1;
-        }
-    }
+    source.x = x;
+    source.k = k;
+    source.g = NULL;
+    multiply(&source, rows, block_rows(k), packed, n, bias, activation, y);
 }
 
 /** Output pixels whose windows fill a quarter of the L2, in whole tiles, and no more than the convolution has. */
@@ -306,12 +358,26 @@ static void copy_window(const float *x, const sbif_conv_geometry *g, int64_t ima
     }
 }
 
+/** Whether some window reaches past the image (into padding), where im2col's copy supplies its zeros. */
+static int overhangs(const sbif_conv_geometry *g) {
+    return g->pad_top > 0 || g->pad_left > 0 || (g->out_h - 1) * g->stride_h + g->kernel_h > g->height ||
+           (g->out_w - 1) * g->stride_w + g->kernel_w > g->width;
+}
+
 void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, sbif_kernel_activation activation,
                         float *y, const sbif_conv_geometry *g, float *scratch) {
     int64_t depth = g->kernel_h * g->kernel_w * g->channels, pixels = g->batch * g->out_h * g->out_w;
     int64_t block = conv_block_pixels(g, depth), start, t;
     if (depth == 0) { /* empty sums: the bias alone (and no spinning over a kernel of no channels) */
         sbif_kernel_gemm(scratch, pixels, 0, packed, g->filters, bias, activation, y);
+        return;
+    }
+    if (!overhangs(g) && !transposed(g->filters)) { /* every window read where it lies: no copies */
+        row_source source;
+        source.x = x;
+        source.k = depth;
+        source.g = g;
+        multiply(&source, pixels, block, packed, g->filters, bias, activation, y);
         return;
     }
     for (start = 0; start < pixels; start += block) {

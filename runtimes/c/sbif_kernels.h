@@ -52,8 +52,9 @@ void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *pack
 /** Floats of scratch sbif_kernel_conv2d needs for a convolution (at least 1). */
 size_t sbif_kernel_conv2d_scratch_floats(const sbif_conv_geometry *g);
 /** conv2d (spec/ops.md) of x [batch, height, width, channels] with weights packed from [kh * kw * C, O] and a bias
- * of O, into y [batch, out_h, out_w, filters] through `activation`: windows copied into `scratch` (padding as zeros,
- * which still multiply the weights: 0 * inf is NaN) and multiplied by sbif_kernel_gemm. */
+ * of O, into y [batch, out_h, out_w, filters] through `activation`: the product of im2col's matrix by the weights,
+ * bit for bit, with each window read where it lies in x when none overhangs it, else copied into `scratch`
+ * (padding as zeros, which still multiply the weights: 0 * inf is NaN). */
 void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, sbif_kernel_activation activation,
                         float *y, const sbif_conv_geometry *g, float *scratch);
 

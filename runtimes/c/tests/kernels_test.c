@@ -11,7 +11,8 @@
  * are awkward on purpose: K and N around the vector width and the panel, 1 to 13 rows (every tile and remainder),
  * N = 1, K = 0 and 1, row blocks beyond the L2 block, SAME and VALID convolutions with strides and overhanging
  * windows. Every product and convolution is computed again through relu (sbif_kernel_activation), which must give
- * the plain results through relu bit for bit.
+ * the plain results through relu bit for bit, and every convolution must equal, bit for bit, the product of its
+ * im2col matrix (windows read in place, where none overhangs, sum in im2col's order).
  */
 #include <math.h>
 #include <stdint.h>
@@ -148,6 +149,40 @@ static void check_gemm(int64_t rows, int64_t k, int64_t n, int with_bias, data_k
     free(y);
 }
 
+/** A convolution's results are, bit for bit, the product of its im2col matrix (each output pixel's window as a row,
+ * zeros where it overhangs the image) by the same packed weights: windows read in place sum in im2col's order. */
+static void check_as_im2col(const char *what, const float *x, const sbif_conv_geometry *g, const float *packed,
+                            const float *b, const float *y) {
+    int64_t depth = g->kernel_h * g->kernel_w * g->channels, pixels = g->batch * g->out_h * g->out_w;
+    int64_t pixel, p, q, ch, count = pixels * g->filters, i;
+    float *columns = malloc((size_t)(pixels * depth + 1) * sizeof *columns), *expected;
+    if (columns == NULL) abort();
+    for (pixel = 0; pixel < pixels; pixel++) {
+        int64_t image = pixel / (g->out_h * g->out_w), within = pixel % (g->out_h * g->out_w);
+        for (p = 0; p < g->kernel_h; p++) {
+            for (q = 0; q < g->kernel_w; q++) {
+                int64_t row = within / g->out_w * g->stride_h + p - g->pad_top;
+                int64_t col = within % g->out_w * g->stride_w + q - g->pad_left;
+                int inside = row >= 0 && row < g->height && col >= 0 && col < g->width;
+                for (ch = 0; ch < g->channels; ch++) {
+                    columns[pixel * depth + (p * g->kernel_w + q) * g->channels + ch] =
+                        inside ? x[((image * g->height + row) * g->width + col) * g->channels + ch] : 0.0f;
+                }
+            }
+        }
+    }
+    expected = canaried(count);
+    sbif_kernel_gemm(columns, pixels, depth, packed, g->filters, b, SBIF_KERNEL_IDENTITY, expected);
+    for (i = 0; i < count; i++) {
+        checked++;
+        if (memcmp(&expected[i], &y[i], sizeof y[i]) != 0 && failures++ < 20) {
+            printf("FAIL %s: output %lld is %.9g, im2col's product %.9g\n", what, (long long)i, y[i], expected[i]);
+        }
+    }
+    free(expected);
+    free(columns);
+}
+
 static void check_conv(const sbif_conv_geometry *shape, int same, data_kind kind) {
     sbif_conv_geometry g = *shape;
     int64_t depth, nx, ny, i, j, o, p, q, ch, image, pad_h, pad_w;
@@ -185,6 +220,7 @@ static void check_conv(const sbif_conv_geometry *shape, int same, data_kind kind
     relu_y = canaried(ny);
     sbif_kernel_conv2d(x, packed, b, SBIF_KERNEL_RELU, relu_y, &g, scratch);
     check_relu(what, y, relu_y, ny);
+    check_as_im2col(what, x, &g, packed, b, y);
     for (image = 0; image < g.batch; image++) {
         for (i = 0; i < g.out_h; i++) {
             for (j = 0; j < g.out_w; j++) {
