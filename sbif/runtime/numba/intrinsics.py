@@ -9,7 +9,7 @@ each against NumPy. The kernels that use them are in `kernels`.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, List
 
 import numpy as np
 from llvmlite import ir
@@ -124,6 +124,21 @@ dots_row = _dots(1, ROW_DOT_OUTPUTS)
 dots_row_one_output = _dots(1, 1)
 
 
+def _add_terms(builder: Any, fmuladd: Any, vector: Any, x_rows: List[Any], k: Any, terms: List[Any],
+               sums: List[List[Any]]) -> None:
+    """One step of a tile's sums: x_rows[r][k], broadcast to a vector, times each of the weights' `terms`, added
+    to sums[r][j] with `llvm.fmuladd` (the step every tile takes once per term of its depth, in order of k)."""
+    i32 = ir.IntType(32)
+    broadcast = ir.Constant(ir.VectorType(i32, vector.count), [0] * vector.count)
+    for r, x_row in enumerate(x_rows):
+        scalar = builder.load(builder.gep(x_row, [k]))
+        xr = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
+                                                           ir.Constant(i32, 0)),
+                                    ir.Constant(vector, ir.Undefined), broadcast)
+        for j, term in enumerate(terms):
+            builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
+
+
 def _tile(rows: int, panels: int, partial: bool, lanes: int = VECTOR, panel: int = PANEL) -> Callable[..., Any]:
     """Fused, in order of k: an intrinsic computing y = x @ w + b for a tile of `rows` rows and `panels` panels
     (`panel` columns each, in vectors of `lanes`), its sums kept in vector registers through the whole depth, each
@@ -131,7 +146,7 @@ def _tile(rows: int, panels: int, partial: bool, lanes: int = VECTOR, panel: int
     and element counts): x, x's row stride, the tile's first panel, the depth K, b (at the tile's first column), y
     (likewise), y's row stride, and for a `partial` tile (the last panel) how many of its columns exist: only those
     are read from b and written."""
-    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    f32, i64 = ir.FloatType(), ir.IntType(64)
     vector = ir.VectorType(f32, lanes)
     per_panel = panel // lanes  # vectors
     fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
@@ -144,19 +159,12 @@ def _tile(rows: int, panels: int, partial: bool, lanes: int = VECTOR, panel: int
         x_rows = [builder.gep(x, [builder.mul(x_stride, ir.Constant(i64, r))]) for r in range(rows)]
         panel_size = builder.mul(depth, ir.Constant(i64, panel))
         starts = [builder.gep(w, [builder.mul(panel_size, ir.Constant(i64, p))]) for p in range(panels)]
-        broadcast = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
         fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(lanes))
         with cgutils.for_range(builder, depth) as loop:
             at = builder.mul(loop.index, ir.Constant(i64, panel))
             terms = [_vector_load(builder, vector, builder.gep(start, [builder.add(at, ir.Constant(i64, h * lanes))]))
                      for start in starts for h in range(per_panel)]
-            for r in range(rows):
-                scalar = builder.load(builder.gep(x_rows[r], [loop.index]))
-                xr = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
-                                                                   ir.Constant(i32, 0)),
-                                            ir.Constant(vector, ir.Undefined), broadcast)
-                for j, term in enumerate(terms):
-                    builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
+            _add_terms(builder, fmuladd, vector, x_rows, loop.index, terms, sums)
         _store_tile(builder, sums, vector, b, y, y_stride, partial, width)
         return context.get_dummy_value()
 
@@ -216,7 +224,7 @@ def _conv_tile(rows: int, partial: bool, lanes: int = VECTOR, panel: int = PANEL
     patch's rows, the patch's rows and their span, the panel, b (at the panel's first column), y (at the tile's
     first pixel and the panel's first column), y's row stride (the filters), and for a `partial` tile (the last
     panel) how many of its columns exist."""
-    f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
+    f32, i64 = ir.FloatType(), ir.IntType(64)
     vector = ir.VectorType(f32, lanes)
     per_panel = panel // lanes  # vectors
     fmuladd_type = ir.FunctionType(vector, [vector, vector, vector])
@@ -234,7 +242,6 @@ def _conv_tile(rows: int, partial: bool, lanes: int = VECTOR, panel: int = PANEL
             out_column = builder.sub(pixel, builder.mul(out_row, out_w))
             x_rows.append(builder.gep(x, [builder.add(builder.mul(out_row, out_row_step),
                                                       builder.mul(out_column, pixel_step))]))
-        broadcast = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
         fmuladd = cgutils.get_or_insert_function(builder.module, fmuladd_type, "llvm.fmuladd.v{}f32".format(lanes))
         with cgutils.for_range(builder, segments) as segment:
             x_segment = builder.mul(segment.index, segment_step)
@@ -244,14 +251,7 @@ def _conv_tile(rows: int, partial: bool, lanes: int = VECTOR, panel: int = PANEL
                 terms = [_vector_load(builder, vector, builder.gep(w_segment, [builder.add(at, ir.Constant(i64,
                                                                                                     h * lanes))]))
                          for h in range(per_panel)]
-                k = builder.add(x_segment, loop.index)
-                for r in range(rows):
-                    scalar = builder.load(builder.gep(x_rows[r], [k]))
-                    xr = builder.shuffle_vector(builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
-                                                                       ir.Constant(i32, 0)),
-                                                ir.Constant(vector, ir.Undefined), broadcast)
-                    for j, term in enumerate(terms):
-                        builder.store(builder.call(fmuladd, [xr, term, builder.load(sums[r][j])]), sums[r][j])
+                _add_terms(builder, fmuladd, vector, x_rows, builder.add(x_segment, loop.index), terms, sums)
         _store_tile(builder, sums, vector, b, y, y_stride, partial, width)
         return context.get_dummy_value()
 
