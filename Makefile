@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIP_QUIET := --quiet --no-warn-script-location
 
-.PHONY: all envs modern legacy demo test test-modern test-legacy check runtime-c bench fuzz newest-numba clean
+.PHONY: all envs modern legacy browser demo test test-modern test-legacy check runtime-c bench fuzz newest-numba clean
 
 all: envs
 envs: modern legacy
@@ -32,6 +32,22 @@ envs: modern legacy
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenmpi-dev openmpi-bin >/dev/null; \
 	fi
 	@touch $@
+
+# --- the browser tests (tests/browser): Debian's Chromium, driven by playwright-core (pinned by tests/browser's
+# lockfile; it never downloads a browser). Once per machine: apt 32 s, npm ci 1 s on this host --------------------
+BROWSER_TESTS := tests/browser
+.stamps/chromium:
+	@mkdir -p .stamps
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@touch $@
+
+# npm ci rewrites node_modules/.package-lock.json: the stamp of an install matching the lockfile
+$(BROWSER_TESTS)/node_modules/.package-lock.json: $(BROWSER_TESTS)/package-lock.json
+	cd $(BROWSER_TESTS) && npm ci --no-audit --no-fund
+browser: .stamps/chromium $(BROWSER_TESTS)/node_modules/.package-lock.json
 
 # --- modern environment (python3, current numpy) ---------------------------------------------------------
 # sbif is installed as a plain path entry (setuptools' "compat" editable mode, while it exists), not the import-hook
@@ -96,12 +112,12 @@ runtime-c:
 
 # the numba backend's compiled kernels are built into the clone (not ~/.cache/sbif): every run tests the build
 test-modern: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
-test-modern: modern runtime-c
+test-modern: modern runtime-c browser
 	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
 	$(VENV)/bin/python -m pytest -q tests
 
 # the wheel tests (tests/test_wheel.py) run once, in the modern environment
-test-legacy: legacy runtime-c
+test-legacy: legacy runtime-c browser
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
 	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 -m "not wheel" tests
 
@@ -112,7 +128,7 @@ test-legacy: legacy runtime-c
 # collected here. After a change to the numba kernels, the first run also rebuilds them (one to two minutes, shared
 # with make test).
 check: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
-check: modern runtime-c
+check: modern runtime-c browser
 	$(VENV)/bin/python -m pytest -q -m "not slow" tests
 
 # --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba/C, onnxruntime, torch; writes benchmarks/results/
