@@ -1,7 +1,8 @@
 /**
  * The shared harness of SBIF's browser tests and of the browser conformance bridge: Debian's headless Chromium
  * (/usr/bin/chromium, never a browser Playwright downloads) driven by playwright-core, with the repository served
- * to the page from the file system at http://sbif.local/ by a Playwright route: no server, no port, no network.
+ * to the page from the file system at https://sbif.local/ by a Playwright route: no server, no port, no network,
+ * and a secure context, as a page served over HTTPS has (navigator.userAgentData, crypto.subtle...).
  *
  * Pages load the repository's own files as a browser would load them from a web server (ES modules, fetch), so the
  * library runs in the browser exactly as shipped. Every other request is aborted, so a page can never reach the
@@ -28,8 +29,8 @@ import { chromium } from 'playwright-core';
 
 /** Debian's Chromium (`make test` installs it): the only browser these tests run. */
 export const CHROMIUM = '/usr/bin/chromium';
-/** The origin the repository is served at; a made-up host no request can leave the machine for. */
-export const ORIGIN = 'http://sbif.local';
+/** The origin the repository is served at: a made-up host, answered by the route, never by a network. */
+export const ORIGIN = 'https://sbif.local';
 /** The repository root: the files served at ORIGIN. */
 export const REPOSITORY_ROOT = realpathSync(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'));
 /** Where `PageSession.screenshot` writes its PNGs (out/ is the repository's ignored output folder). */
@@ -47,6 +48,9 @@ const CONTENT_TYPES = {
   '.svg': 'image/svg+xml',
   '.sbif': 'application/octet-stream',
 };
+
+/** The origin's root: an empty page, where a test that brings no page of its own imports modules and fetches. */
+const BLANK_PAGE = '<!doctype html><html lang="en"><meta charset="utf-8"><title>sbif.local</title></html>';
 
 let sharedBrowser = null;
 
@@ -124,6 +128,7 @@ export class PageSession {
     if (request.method() !== 'GET' && request.method() !== 'HEAD') {
       return route.fulfill({ status: 405, contentType: 'text/plain', body: `${request.method()} is not served: read-only` });
     }
+    if (url.pathname === '/') return route.fulfill({ status: 200, contentType: CONTENT_TYPES['.html'], body: BLANK_PAGE });
     let path;
     if (url.pathname === FILE_ROUTE) {
       path = url.searchParams.get('path') ?? '';
@@ -149,9 +154,9 @@ export class PageSession {
 
   /**
    * Navigates to a repository page and waits for its load event.
-   * @param {string} repositoryPath e.g. 'runtimes/js/browser/bridge.html'
+   * @param {string} [repositoryPath] e.g. 'runtimes/js/browser/bridge.html'; the origin's empty root page by default
    */
-  async goto(repositoryPath) {
+  async goto(repositoryPath = '') {
     const response = await this.page.goto(repositoryUrl(repositoryPath));
     if (!response || !response.ok()) {
       throw new Error(`${repositoryPath}: ${response ? `${response.status()} ${await response.text()}` : 'no response'}`);
@@ -200,9 +205,9 @@ async function servedRepositoryPath(pathname) {
 }
 
 /**
- * Opens a page of its own browser context in the shared Chromium, served from the repository, and navigates to
- * `repositoryPath` if given.
- * @param {string} [repositoryPath]
+ * Opens a page of its own browser context in the shared Chromium, served from the repository, at `repositoryPath`
+ * (the origin's empty root page by default).
+ * @param {string} [repositoryPath] e.g. 'runtimes/js/browser/bridge.html'
  * @param {{viewport?: {width: number, height: number}}} [options]
  * @returns {Promise<PageSession>}
  */
@@ -211,6 +216,6 @@ export async function openPage(repositoryPath, { viewport = { width: 1280, heigh
   const context = await browser.newContext({ viewport });
   const session = new PageSession(context, await context.newPage());
   await context.route('**/*', (route) => session.serve(route));
-  if (repositoryPath !== undefined) await session.goto(repositoryPath);
+  await session.goto(repositoryPath);
   return session;
 }
