@@ -1,7 +1,7 @@
 """`sbif conformance ...` (also `python -m conformance ...`): run the suite, replay cases, record, fuzz.
 
     sbif conformance run                                    (the NumPy reference on everything shipped)
-    sbif conformance run --runtime "node runtimes/node/sbif-runtime.js"     (any runtime, on everything shipped)
+    sbif conformance run --runtime "node runtimes/js/bin/sbif-protocol.js"   (any runtime, on everything shipped)
     sbif conformance run --runtime numpy --oracle live --models model.sbif        (SB2 found next to the file)
     sbif conformance run --runtime numba --oracle sb3-live --models model.sbif    (SB3 found next to the file)
     sbif conformance run --runtime CMD --models *.sbif --json -k deterministic --known-failures known.txt
@@ -33,7 +33,7 @@ RUN_EXAMPLES = """examples:
   sbif conformance run
       the NumPy reference runtime on everything the suite ships: the golden packs recorded from SB2 (with
       the known failures listed beside them) and TensorFlow's op vectors
-  sbif conformance run --runtime "node runtimes/node/sbif-runtime.js"
+  sbif conformance run --runtime "node runtimes/js/bin/sbif-protocol.js"
       the same for any runtime speaking spec/conformance-protocol.md
   sbif conformance run --runtime CMD --golden packs/ --known-failures known.txt
       your own packs (sbif conformance record) and known failures

@@ -1,4 +1,4 @@
-"""Fixtures of the conformance suite's own tests: runtimes (in-process, as processes, the Node example) and
+"""Fixtures of the conformance suite's own tests: runtimes (in-process, as processes, the JavaScript runtime) and
 models built without TensorFlow (`conformance.models`). Nothing here needs Stable-Baselines."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 GOLDEN = os.path.join(ROOT, "conformance", "golden")
 KNOWN_FAILURES = os.path.join(ROOT, "conformance", "known-failures.txt")
 NODE = shutil.which("node")
-NODE_RUNTIME = [NODE or "node", os.path.join(ROOT, "runtimes", "node", "sbif-runtime.js")]
+NODE_RUNTIME = [NODE or "node", os.path.join(ROOT, "runtimes", "js", "bin", "sbif-protocol.js")]
 NUMPY_RUNTIME = [sys.executable, "-m", "conformance.adapters.sbif_numpy"]
 
 
@@ -34,8 +34,9 @@ def numpy_process():
 
 @pytest.fixture(scope="session")
 def node_runtime():
+    """The JavaScript runtime (runtimes/js) as a Node.js protocol process."""
     if NODE is None:
-        pytest.skip("node is not installed: the JavaScript example runtime cannot run")
+        pytest.skip("node is not installed: the JavaScript runtime cannot run")
     runtime = ProcessRuntime(NODE_RUNTIME, cwd=ROOT)
     yield runtime
     runtime.close()

@@ -260,7 +260,7 @@ def test_the_c_server_answers_hostile_lines_alike(name, c_build):  # noqa: F811
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_LINES) + ["a line over 64 MiB"])
 def test_the_node_server_answers_hostile_lines_alike(name):
-    """runtimes/node refuses the same lines as the reference's and the C server, and one longer than the limit."""
+    """runtimes/js refuses the same lines as the reference's and the C server, and one longer than the limit."""
     import os
     import shutil
 
@@ -268,7 +268,7 @@ def test_the_node_server_answers_hostile_lines_alike(name):
     if node is None and not os.environ.get("CI"):
         pytest.skip("node is not installed")
     line = b"[" * (64 * 1024 * 1024 + 1) if name == "a line over 64 MiB" else HOSTILE_LINES[name][0]
-    check_server_refuses_the_line([node or "node", os.path.join(ROOT, "runtimes", "node", "sbif-runtime.js")], line)
+    check_server_refuses_the_line([node or "node", os.path.join(ROOT, "runtimes", "js", "bin", "sbif-protocol.js")], line)
 
 
 def check_server_refuses_the_line(command, line):

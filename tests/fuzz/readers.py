@@ -3,7 +3,7 @@ refusal (SPEC section 7: FileFormatError, UnsupportedError, DocumentError).
 
 - Python: `SbifFile.read`, which is all `sbif validate` does with a file.
 - C, in-process through ctypes (`runtimes/c/build/libsbif.so`, `make -C runtimes/c shared`): `sbif_model_load`.
-- C or Node as a protocol process (`runtimes/c/build/sbif-protocol`, `node runtimes/node/sbif-runtime.js`): one
+- C or Node as a protocol process (`runtimes/c/build/sbif-protocol`, `node runtimes/js/bin/sbif-protocol.js`): one
   persistent process answering `load` requests (spec/conformance-protocol.md section 4.4).
 
 Anything else a reader does with a file — a Python exception that is not an `SbifError`, a C status outside the

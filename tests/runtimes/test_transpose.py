@@ -22,7 +22,7 @@ from sbif.format import SB2_FORMAT_VERSION, SbifFile, encode_document, write_con
 from sbif.ops import REGISTRY, ValueSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NODE_RUNTIME = [shutil.which("node") or "node", os.path.join(ROOT, "runtimes", "node", "sbif-runtime.js")]
+NODE_RUNTIME = [shutil.which("node") or "node", os.path.join(ROOT, "runtimes", "js", "bin", "sbif-protocol.js")]
 #: channels, height and width of the observations; the convolution's filters and kernel size
 C, H, W, FILTERS, KERNEL = 3, 4, 5, 2, 2
 ACTIONS = 3

@@ -22,7 +22,7 @@ CLAIMED_MISSING = {"conv2d", "inverse_cdf_sample"}
 def test_hello_declares_what_it_lacks(node_runtime):
     from sbif.ops import REGISTRY
 
-    assert node_runtime.hello["runtime"]["name"] == "sbif-node"
+    assert node_runtime.hello["runtime"]["name"] == "sbif-js"
     assert set(node_runtime.features) == {"run", "op", "recurrent", "sampling", "load"}
     assert set(REGISTRY) - set(node_runtime.ops) == CLAIMED_MISSING
 

@@ -1,0 +1,157 @@
+import { checkDocument, decodeDocument, nominalBytes, showSpec } from './check.js';
+import { readContainer } from './container.js';
+import { InputError, UnsupportedError } from './errors.js';
+import { show } from './json.js';
+import { MAX_BATCH_VALUE_BYTES } from './limits.js';
+import { NAME } from './about.js';
+import { OPS, apply, prepareNode } from './ops.js';
+import { ARRAYS, checkTensor, tensor } from './tensor.js';
+
+// A validated SBIF file and the running of its graph (SPEC sections 4 and 5): only the nodes the requested outputs
+// depend on run, in the graph's order.
+
+/**
+ * A loaded SBIF model: the file validated in SPEC section 7's order, its tensors copied out of the file's bytes, and
+ * the weights of its products packed for the kernels.
+ */
+export class Model {
+  /** The static type ({dtype, shape}, null for the batch dimension) of every graph value, by name. */
+  #specs;
+  /** The file's tensors, by name. */
+  #tensors;
+  /** The index of the node computing each value, by name. */
+  #producers = new Map();
+  /** The graph inputs, by name. */
+  #inputsByName;
+
+  /**
+   * @param {Uint8Array} bytes the whole .sbif file
+   * @param {string} name the file's name, which error messages begin with
+   */
+  constructor(bytes, name) {
+    const { metadata, entries, start } = readContainer(bytes, name);
+    /** The SBIF document (SPEC section 3), as parsed from the file's metadata. */
+    this.document = decodeDocument(metadata, name);
+    this.#specs = checkDocument(this.document, entries, name);
+    this.#tensors = new Map();
+    for (const entry of this.document.tensors) {
+      const { begin, end } = entries[entry.name];
+      // a copy, aligned for its typed array (the file's data need not be)
+      const raw = bytes.buffer.slice(bytes.byteOffset + start + begin, bytes.byteOffset + start + end);
+      this.#tensors.set(entry.name, tensor(entry.dtype, entry.shape, new ARRAYS[entry.dtype](raw)));
+    }
+    this.document.graph.forEach((node, index) => node.outputs.forEach((output) => this.#producers.set(output, index)));
+    this.#inputsByName = new Map(this.document.inputs.map((entry) => [entry.name, entry]));
+    /** The graph inputs a run is fed: [{name, dtype, shape}], shape's null being the batch dimension. */
+    this.inputs = this.document.inputs.map(({ name: input, dtype, shape }) => ({ name: input, dtype, shape }));
+    /** The graph outputs a run can return: [{name, dtype, shape}]. */
+    this.outputs = this.document.outputs.map(({ name: output, dtype, shape }) => ({ name: output, dtype, shape }));
+    for (const node of this.document.graph) prepareNode(node.op, node.inputs.map((input) => this.#tensors.get(input)));
+  }
+
+  /**
+   * Runs the nodes the requested outputs depend on.
+   * @param {{[name: string]: {dtype: string, shape: number[], data: ArrayLike<any>}}} feeds the graph inputs those
+   *   nodes read, each with its declared dtype and shape (one batch size across all); names the graph does not
+   *   declare are ignored
+   * @param {string[]} outputs names of graph values (outputs, or any value the graph computes, or a tensor)
+   * @returns {{[name: string]: {dtype: string, shape: number[], data: ArrayLike<any>}}}
+   * @throws {InputError} a feed of the wrong dtype or shape, a missing one, an unknown output, a batch too large
+   */
+  run(feeds, outputs) {
+    if (!Array.isArray(outputs) || !outputs.every((name) => typeof name === 'string')) {
+      throw new InputError('outputs is a list of value names');
+    }
+    const values = new Map(this.#tensors);
+    for (const name of outputs) {
+      if (!this.#producers.has(name) && !this.#inputsByName.has(name) && !values.has(name)) {
+        throw new InputError(`unknown output ${show(name)}`);
+      }
+    }
+    const order = this.#nodesComputing(outputs);
+    const missingOps = order.map((index) => this.document.graph[index].op).filter((op) => !OPS[op]);
+    if (missingOps.length) {
+      throw new UnsupportedError(`op(s) ${Array.from(new Set(missingOps)).join(', ')} not implemented by ${NAME}`);
+    }
+    const batch = this.#checkFeeds(feeds);
+    for (const [name, value] of Object.entries(feeds)) if (this.#inputsByName.has(name)) values.set(name, value);
+    if (batch !== null) this.#checkBatch(order, BigInt(batch));
+    for (const index of order) {
+      const node = this.document.graph[index];
+      const inputs = node.inputs.map((name) => {
+        if (!values.has(name)) throw new InputError(`missing input ${show(name)}`);
+        return values.get(name);
+      });
+      const results = apply(node.op, inputs, node.attrs || {});
+      node.outputs.forEach((name, i) => values.set(name, results[i]));
+    }
+    const results = {};
+    for (const name of outputs) {
+      if (!values.has(name)) throw new InputError(`missing input ${show(name)}`);
+      results[name] = values.get(name);
+    }
+    return results;
+  }
+
+  /** The indexes, in graph order, of the nodes computing `outputs` (SPEC section 5: only those run). */
+  #nodesComputing(outputs) {
+    const needed = new Set();
+    const todo = outputs.slice();
+    while (todo.length) {
+      const name = todo.pop();
+      const index = this.#producers.get(name);
+      if (index === undefined || needed.has(index)) continue;
+      needed.add(index);
+      todo.push(...this.document.graph[index].inputs);
+    }
+    return Array.from(needed).sort((a, b) => a - b);
+  }
+
+  /**
+   * Checks that every fed graph input has its declared dtype and shape, with one batch size across the batched ones
+   * (several are batched: a dict observation space's obs/KEY, noise, states); returns that batch size, or null.
+   */
+  #checkFeeds(feeds) {
+    if (feeds === null || typeof feeds !== 'object') throw new InputError('feeds map input names to tensors');
+    let batch = null;
+    for (const [name, value] of Object.entries(feeds)) {
+      const entry = this.#inputsByName.get(name);
+      if (!entry) continue;
+      checkTensor(value, `input ${show(name)}`);
+      if (entry.dtype !== value.dtype) {
+        throw new InputError(`input ${show(name)} must be ${entry.dtype}, got ${value.dtype}`);
+      }
+      const fits = entry.shape.length === value.shape.length
+        && entry.shape.every((d, i) => d === null || d === value.shape[i]);
+      if (!fits) {
+        throw new InputError(`input ${show(name)} has shape ${show(value.shape)}, but the graph declares `
+          + `${showSpec(entry)}`);
+      }
+      if (entry.shape[0] === null) {
+        if (batch !== null && value.shape[0] !== batch) {
+          throw new InputError(`input ${show(name)} has batch size ${value.shape[0]} but another input has ${batch}`);
+        }
+        batch = value.shape[0];
+      }
+    }
+    return batch;
+  }
+
+  /**
+   * Refuses, before anything is computed, a batch with which a value the run needs (an input its nodes read or an
+   * output they compute) would exceed MAX_BATCH_VALUE_BYTES: the batch times the value's bytes per row (SPEC 5.8).
+   */
+  #checkBatch(order, batch) {
+    for (const index of order) {
+      const node = this.document.graph[index];
+      for (const name of node.inputs.concat(node.outputs)) {
+        const s = this.#specs.get(name);
+        if (s.shape[0] === null && nominalBytes(s, batch) > MAX_BATCH_VALUE_BYTES) {
+          throw new InputError(`a batch of ${batch} rows would make ${show(name)} (${showSpec(s)}) take `
+            + `${nominalBytes(s, batch)} bytes, above the limit of ${MAX_BATCH_VALUE_BYTES} bytes for one value: use `
+            + `batches of at most ${MAX_BATCH_VALUE_BYTES / nominalBytes(s, 1n)} rows`);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,508 @@
+import { InputError, UnsupportedError } from './errors.js';
+import { NAME } from './about.js';
+import { has } from './json.js';
+import { FLT_MAX, INT_BITS, SIZES, count, f32, isFloat, tensor } from './tensor.js';
+
+// ---- broadcasting helpers ------------------------------------------------------------------------------------------
+export function broadcastShape(shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = [];
+  for (let i = 0; i < rank; i++) {
+    let size = 1;
+    for (const s of shapes) {
+      const d = s[s.length - rank + i] === undefined ? 1 : s[s.length - rank + i];
+      if (d !== 1) {
+        if (size !== 1 && size !== d) throw new InputError(`shapes ${JSON.stringify(shapes)} do not broadcast`);
+        size = d;
+      }
+    }
+    out.push(size);
+  }
+  return out;
+}
+
+// For each input, the flat index feeding each output element.
+export function broadcastIndices(shape, inputShapes) {
+  const n = count(shape);
+  const rank = shape.length;
+  return inputShapes.map((s) => {
+    const strides = new Array(rank).fill(0);
+    let stride = 1;
+    for (let i = s.length - 1; i >= 0; i--) {
+      const axis = rank - s.length + i;
+      strides[axis] = s[i] === 1 ? 0 : stride;
+      stride *= s[i];
+    }
+    const index = new Int32Array(n);
+    const position = new Array(rank).fill(0);
+    for (let k = 0; k < n; k++) {
+      let offset = 0;
+      for (let a = 0; a < rank; a++) offset += position[a] * strides[a];
+      index[k] = offset;
+      for (let a = rank - 1; a >= 0; a--) {
+        if (++position[a] < shape[a]) break;
+        position[a] = 0;
+      }
+    }
+    return index;
+  });
+}
+
+export function elementwise(inputs, dtype, f) {
+  const shape = broadcastShape(inputs.map((t) => t.shape));
+  const out = tensor(dtype, shape);
+  const same = inputs.every((t) => t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]));
+  const n = out.data.length;
+  if (same) {
+    const arrays = inputs.map((t) => t.data);
+    for (let k = 0; k < n; k++) out.data[k] = f(...arrays.map((a) => a[k]));
+  } else {
+    const index = broadcastIndices(shape, inputs.map((t) => t.shape));
+    const arrays = inputs.map((t) => t.data);
+    for (let k = 0; k < n; k++) out.data[k] = f(...arrays.map((a, i) => a[index[i][k]]));
+  }
+  return out;
+}
+
+export function unary(x, f32f, f64f) {
+  if (!isFloat(x.dtype)) throw new InputError(`float input expected, got ${x.dtype}`);
+  return elementwise([x], x.dtype, x.dtype === 'float32' ? f32f : (f64f || f32f));
+}
+
+// rows of the last axis
+export function rows(x) {
+  const n = x.shape[x.shape.length - 1];
+  return { n, count: n === 0 ? 0 : x.data.length / n };
+}
+
+export const normalizeAxis = (axis, rank) => (axis < 0 ? axis + rank : axis);
+
+// A tensor's memory as unsigned integers of its element's size: a select copies these, so every bit of the chosen
+// element is kept (a float read into a JS number and written back may lose a NaN's payload).
+export const WORDS = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array, 8: BigUint64Array };
+export const words = (t) => new WORDS[t.data.BYTES_PER_ELEMENT](t.data.buffer, t.data.byteOffset, t.data.length);
+
+export function where(condition, x, y) {
+  const shapes = [condition.shape, x.shape, y.shape];
+  const shape = broadcastShape(shapes);
+  const out = tensor(x.dtype, shape);
+  const [k, a, b] = broadcastIndices(shape, shapes);
+  const [chosen, xs, ys, zs] = [condition.data, words(x), words(y), words(out)];
+  for (let i = 0; i < zs.length; i++) zs[i] = chosen[k[i]] ? xs[a[i]] : ys[b[i]];
+  return out;
+}
+
+// ---- ops ---------------------------------------------------------------------------------------------------------
+export const SIGMOID32 = (x) => (x < -18 ? 0 : x > 18 ? 1 : f32(1 / f32(1 + f32(Math.exp(f32(-x))))));
+export const SIGMOID64 = (x) => 1 / (1 + Math.exp(-x));
+
+// erf in float64 (JavaScript has no Math.erf), to a relative error below 2^-48, so that rounding it to float32 gives
+// the reference's float32 result (libm's erf rounded once) in practice. Two expansions, both free of cancellation:
+// for |x| <= ERF_SERIES_LIMIT, erf(x) = 2/sqrt(pi) * exp(-x^2) * sum over n of 2^n x^(2n+1) / (1*3*...*(2n+1)), a
+// sum of positive terms; above it, erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), the
+// continued fraction cut at ERF_FRACTION_DEPTH partial quotients, evaluated from the bottom.
+export const TWO_OVER_SQRT_PI = 1.1283791670955126;
+export const ONE_OVER_SQRT_PI = 0.5641895835477563;
+export const ERF_SERIES_LIMIT = 1.5;
+// the depth at which the fraction has converged to double precision at ERF_SERIES_LIMIT (it converges faster above)
+export const ERF_FRACTION_DEPTH = 120;
+// 1 - erf(6) is below 2^-53: erf is +-1 in float64 from there on
+export const ERF_SATURATION = 6;
+
+// exp(-x^2) without the rounding error of x^2 (which exp would multiply by x^2): x = hi + (x - hi) with hi's square
+// exact (hi has 24 significant bits), and exp(-x^2) = exp(-hi^2) * exp(-(x - hi)(x + hi))
+export function expMinusSquare(x) {
+  const hi = f32(x);
+  return Math.exp(-hi * hi) * Math.exp((hi - x) * (hi + x));
+}
+
+export function erf64(x) {
+  const a = Math.abs(x);
+  if (!(a > 0)) return x; // NaN stays NaN, and +-0 keeps its sign
+  if (a >= ERF_SATURATION) return Math.sign(x);
+  let y;
+  if (a <= ERF_SERIES_LIMIT) {
+    const twiceSquare = 2 * a * a;
+    let term = a;
+    let sum = a;
+    for (let n = 1; term > sum * Number.EPSILON / 4; n++) {
+      term *= twiceSquare / (2 * n + 1);
+      sum += term;
+    }
+    y = TWO_OVER_SQRT_PI * expMinusSquare(a) * sum;
+  } else {
+    let fraction = a;
+    for (let k = ERF_FRACTION_DEPTH; k >= 1; k--) fraction = a + k / 2 / fraction;
+    y = 1 - (ONE_OVER_SQRT_PI * expMinusSquare(a)) / fraction;
+  }
+  return x < 0 ? -y : y;
+}
+
+export function roundHalfEven(x) {
+  if (!Number.isFinite(x) || Math.abs(x) >= 8388608) return x;
+  const floor = Math.floor(x);
+  const diff = x - floor;
+  if (diff < 0.5) return floor;
+  if (diff > 0.5) return floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+export function softplusFor(dtype) {
+  const eps = dtype === 'float32' ? 1.1920928955078125e-7 : 2.220446049250313e-16;
+  const round = dtype === 'float32' ? f32 : (v) => v;
+  const t = round(round(Math.log(eps)) + 2);
+  return (x) => (x > -t ? x : x < t ? round(Math.exp(x)) : round(Math.log(round(round(Math.exp(x)) + 1))));
+}
+
+// spec/ops.md "cast": float -> int truncates toward zero, int -> int wraps, number -> bool is x != 0
+export function castValue(value, from, to) {
+  const big = typeof value === 'bigint';
+  if (to === 'bool') return (big ? value !== 0n : value !== 0) ? 1 : 0; // NaN != 0
+  if (isFloat(to)) return big ? Number(value) : value; // the typed array rounds (e.g. float64 -> float32)
+  if (isFloat(from)) { // through int64 for an int64 target, int32 otherwise: NaN, inf and values it cannot hold give
+    // its lowest value (then wrapped to narrower types), as TF and NumPy on x86
+    const lowest = to === 'int64' ? -(2 ** 63) : -(2 ** 31);
+    const truncated = Math.trunc(value);
+    value = truncated >= lowest && truncated < -lowest ? truncated : lowest;
+  }
+  if (to === 'int64') return BigInt.asIntN(64, big ? value : BigInt(value));
+  if (big) {
+    const [bits, signed] = INT_BITS[to];
+    return Number(signed ? BigInt.asIntN(bits, value) : BigInt.asUintN(bits, value));
+  }
+  return value; // narrower integer types wrap modulo 2^n when stored in their typed array
+}
+
+export const OPS = {
+  add: (x, y) => elementwise([x, y], x.dtype, (a, b) => a + b),
+  sub: (x, y) => elementwise([x, y], x.dtype, (a, b) => a - b),
+  mul: (x, y) => elementwise([x, y], x.dtype, (a, b) => a * b),
+  div: (x, y) => elementwise([x, y], x.dtype, (a, b) => a / b),
+  less: (x, y) => elementwise([x, y], 'bool', (a, b) => (a < b ? 1 : 0)),
+  neg: (x) => unary(x, (a) => -a),
+  exp: (x) => unary(x, (a) => Math.exp(a)),
+  log: (x) => unary(x, (a) => Math.log(a)),
+  tanh: (x) => unary(x, (a) => Math.tanh(a)),
+  sigmoid: (x) => unary(x, SIGMOID32, SIGMOID64),
+  relu: (x) => unary(x, (a) => Math.max(a, 0)),
+  relu6: (x) => unary(x, (a) => Math.min(Math.max(a, 0), 6)),
+  elu: (x) => unary(x, (a) => (a < 0 ? f32(f32(Math.exp(a)) - 1) : a), (a) => (a < 0 ? Math.exp(a) - 1 : a)),
+  selu: (x) => {
+    const sa32 = f32(1.7580993408473768599402175208123);
+    const s32 = f32(1.0507009873554804934193349852946);
+    return unary(x, (a) => (a < 0 ? f32(sa32 * f32(f32(Math.exp(a)) - 1)) : f32(s32 * a)),
+      (a) => (a < 0 ? 1.7580993408473768 * (Math.exp(a) - 1) : 1.0507009873554805 * a));
+  },
+  softplus: (x) => unary(x, softplusFor(x.dtype)),
+  softsign: (x) => unary(x, (a) => f32(a / f32(Math.abs(a) + 1)), (a) => a / (Math.abs(a) + 1)),
+  swish: (x) => unary(x, (a) => f32(a * SIGMOID32(a)), (a) => a * SIGMOID64(a)),
+  erf: (x) => unary(x, (a) => f32(erf64(a)), erf64),
+  leaky_relu: (x, attrs) => {
+    const alpha = x.dtype === 'float32' ? f32(attrs.alpha) : attrs.alpha;
+    return unary(x, (a) => (a > 0 ? a : a * alpha));
+  },
+  round_half_even: (x) => unary(x, roundHalfEven),
+  clip: (x, low, high) => elementwise([x, low, high], x.dtype, (a, l, h) => Math.min(Math.max(a, l), h)),
+  where,
+  cast: (x, attrs) => elementwise([x], attrs.to, (a) => castValue(a, x.dtype, attrs.to)),
+  constant: (attrs) => {
+    const value = typeof attrs.value === 'boolean' ? (attrs.value ? 1 : 0) : attrs.value;
+    const out = tensor(attrs.dtype, []);
+    out.data[0] = castValue(value, Number.isInteger(value) ? 'int32' : 'float64', attrs.dtype);
+    return out;
+  },
+  one_hot: (x, attrs) => {
+    const depth = attrs.depth;
+    const out = tensor('float32', x.shape.concat([depth]));
+    for (let k = 0; k < x.data.length; k++) {
+      const v = x.data[k];
+      if (v >= 0 && v < depth) out.data[k * depth + Number(v)] = 1;
+    }
+    return out;
+  },
+  argmax: (x) => {
+    const { n, count: m } = rows(x);
+    const lowest = x.dtype === 'float32' ? -FLT_MAX : x.dtype === 'float64' ? -Number.MAX_VALUE
+      : -(2 ** (8 * SIZES[x.dtype] - 1));
+    const out = tensor('int64', x.shape.slice(0, -1));
+    for (let r = 0; r < m; r++) {
+      let best = 0;
+      let value = lowest;
+      for (let j = 0; j < n; j++) {
+        if (x.data[r * n + j] > value) { best = j; value = x.data[r * n + j]; }
+      }
+      out.data[r] = BigInt(best);
+    }
+    return out;
+  },
+  softmax: (x) => {
+    const round = x.dtype === 'float32' ? f32 : (v) => v;
+    const { n, count: m } = rows(x);
+    const out = tensor(x.dtype, x.shape);
+    for (let r = 0; r < m; r++) {
+      let max = -Infinity;
+      let nan = false;
+      for (let j = 0; j < n; j++) {
+        const v = x.data[r * n + j];
+        if (v !== v) nan = true; else if (v > max) max = v;
+      }
+      if (nan) max = NaN;
+      let sum = 0;
+      for (let j = 0; j < n; j++) {
+        const e = round(Math.exp(round(x.data[r * n + j] - max)));
+        out.data[r * n + j] = e;
+        sum = round(sum + e);
+      }
+      const inverse = round(1 / sum);
+      for (let j = 0; j < n; j++) out.data[r * n + j] = round(out.data[r * n + j] * inverse);
+    }
+    return out;
+  },
+  matmul: (x, w) => product(x, w, null),
+  linear: (x, w, b) => product(x, w, b),
+  layer_norm: (x, gamma, beta, attrs) => {
+    const round = x.dtype === 'float32' ? f32 : (v) => v;
+    const eps = round(attrs.epsilon);
+    const { n, count: m } = rows(x);
+    const out = tensor(x.dtype, x.shape);
+    for (let r = 0; r < m; r++) {
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum = round(sum + x.data[r * n + j]);
+      const mean = round(sum / n);
+      let squares = 0;
+      for (let j = 0; j < n; j++) {
+        const d = round(x.data[r * n + j] - mean);
+        squares = round(squares + round(d * d));
+      }
+      const scale = round(Math.sqrt(round(round(squares / n) + eps)));
+      for (let j = 0; j < n; j++) {
+        const centered = round(x.data[r * n + j] - mean);
+        out.data[r * n + j] = round(round(round(centered / scale) * gamma.data[j]) + beta.data[j]);
+      }
+    }
+    return out;
+  },
+  reduce_mean: (x) => {
+    const round = x.dtype === 'float32' ? f32 : (v) => v;
+    const { n, count: m } = rows(x);
+    const out = tensor(x.dtype, x.shape.slice(0, -1).concat([1]));
+    for (let r = 0; r < m; r++) {
+      let sum = 0;
+      for (let j = 0; j < n; j++) sum = round(sum + x.data[r * n + j]);
+      out.data[r] = round(sum / n);
+    }
+    return out;
+  },
+  flatten: (x) => tensor(x.dtype, [x.shape[0], x.shape.length === 1 ? 1 : count(x.shape.slice(1))], x.data),
+  reshape: (x, attrs) => tensor(x.dtype, attrs.shape, x.data),
+  squeeze: (x, attrs) => {
+    const axis = normalizeAxis(attrs.axis, x.shape.length);
+    if (x.shape[axis] !== 1) throw new InputError(`squeeze of a dimension of size ${x.shape[axis]}`);
+    return tensor(x.dtype, x.shape.filter((_, i) => i !== axis), x.data);
+  },
+  transpose: (x, attrs) => {
+    // y's elements in order, each read from x by an odometer over y's index that moves the source offset by x's
+    // stride along the axis perm names
+    const { perm } = attrs;
+    const rank = x.shape.length;
+    const strides = new Array(rank);
+    for (let i = rank - 1, elements = 1; i >= 0; i--) {
+      strides[i] = elements;
+      elements *= x.shape[i];
+    }
+    const out = tensor(x.dtype, perm.map((axis) => x.shape[axis]));
+    const steps = perm.map((axis) => strides[axis]);
+    const index = new Array(rank).fill(0);
+    let source = 0;
+    for (let k = 0; k < out.data.length; k++) {
+      out.data[k] = x.data[source];
+      for (let i = rank - 1; i >= 0; i--) {
+        source += steps[i];
+        if (++index[i] < out.shape[i]) break;
+        source -= steps[i] * out.shape[i];
+        index[i] = 0;
+      }
+    }
+    return out;
+  },
+  expand_dims: (x, attrs) => {
+    const axis = normalizeAxis(attrs.axis, x.shape.length + 1);
+    return tensor(x.dtype, x.shape.slice(0, axis).concat([1], x.shape.slice(axis)), x.data);
+  },
+  concat: (...args) => {
+    const attrs = args.pop();
+    return join(args, normalizeAxis(attrs.axis, args[0].shape.length), false);
+  },
+  stack: (...args) => {
+    const attrs = args.pop();
+    const axis = normalizeAxis(attrs.axis, args[0].shape.length + 1);
+    const expanded = args.map((t) => tensor(t.dtype, t.shape.slice(0, axis).concat([1], t.shape.slice(axis)), t.data));
+    return join(expanded, axis, true);
+  },
+  split: (x, attrs) => {
+    const axis = normalizeAxis(attrs.axis, x.shape.length);
+    const outer = count(x.shape.slice(0, axis));
+    const inner = count(x.shape.slice(axis + 1));
+    const total = x.shape[axis];
+    let start = 0;
+    return attrs.sizes.map((size) => {
+      const out = tensor(x.dtype, x.shape.slice(0, axis).concat([size], x.shape.slice(axis + 1)));
+      for (let o = 0; o < outer; o++) {
+        for (let s = 0; s < size; s++) {
+          for (let i = 0; i < inner; i++) {
+            out.data[(o * size + s) * inner + i] = x.data[(o * total + start + s) * inner + i];
+          }
+        }
+      }
+      start += size;
+      return out;
+    });
+  },
+};
+
+// ---- products: linear, matmul (and conv2d's windows) --------------------------------------------------------------
+// The K-term sums of spec/ops.md's products may run in any order and fuse each product with its addition. The kernels
+// compute PANEL output columns at once, each a sum of its K terms from left to right: the weights are packed (once
+// per weight tensor, at load for a file's) into panels of PANEL columns, w[k, PANEL*p + j] at
+// packed[(p*K + k)*PANEL + j] (zeros beyond the last column), so the innermost loop reads one input and PANEL
+// consecutive weights, and carries PANEL independent sums. In float32 each step is x*w + s rounded to float32 (a
+// float32 product is exact in a double, so the step is the fused one spec/ops.md allows); float64 rounds the product
+// and the sum.
+const PANEL = 4;
+const packedWeights = new WeakMap();
+
+// w ([K, N], float32 or float64) packed for productRow, computed once per weight tensor.
+function packed(w) {
+  let result = packedWeights.get(w);
+  if (result === undefined) {
+    const [k, n] = [w.shape[0], count(w.shape.slice(1))];
+    const panels = Math.ceil(n / PANEL);
+    const data = new w.data.constructor(panels * k * PANEL);
+    for (let p = 0; p < panels; p++) {
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < PANEL && p * PANEL + j < n; j++) data[(p * k + i) * PANEL + j] = w.data[i * n + p * PANEL + j];
+      }
+    }
+    result = { data, k, n, panels };
+    packedWeights.set(w, result);
+  }
+  return result;
+}
+
+// out[outOffset + c] = (sum over i < K of x[xOffset + i] * w[i, c]) (+ bias[c], a separate rounded addition) for every
+// column c, in float32.
+function productRow32(x, xOffset, weights, bias, out, outOffset) {
+  const { data, k, n, panels } = weights;
+  for (let p = 0; p < panels; p++) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
+      const v = x[xOffset + i];
+      s0 = f32(s0 + v * data[w]);
+      s1 = f32(s1 + v * data[w + 1]);
+      s2 = f32(s2 + v * data[w + 2]);
+      s3 = f32(s3 + v * data[w + 3]);
+    }
+    const c = p * PANEL;
+    const o = outOffset + c;
+    if (bias === null) {
+      out[o] = s0;
+      if (c + 1 < n) out[o + 1] = s1;
+      if (c + 2 < n) out[o + 2] = s2;
+      if (c + 3 < n) out[o + 3] = s3;
+    } else {
+      out[o] = s0 + bias[c];
+      if (c + 1 < n) out[o + 1] = s1 + bias[c + 1];
+      if (c + 2 < n) out[o + 2] = s2 + bias[c + 2];
+      if (c + 3 < n) out[o + 3] = s3 + bias[c + 3];
+    }
+  }
+}
+
+// productRow32 in float64.
+function productRow64(x, xOffset, weights, bias, out, outOffset) {
+  const { data, k, n, panels } = weights;
+  for (let p = 0; p < panels; p++) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
+      const v = x[xOffset + i];
+      s0 += v * data[w];
+      s1 += v * data[w + 1];
+      s2 += v * data[w + 2];
+      s3 += v * data[w + 3];
+    }
+    const c = p * PANEL;
+    const o = outOffset + c;
+    if (bias === null) {
+      out[o] = s0;
+      if (c + 1 < n) out[o + 1] = s1;
+      if (c + 2 < n) out[o + 2] = s2;
+      if (c + 3 < n) out[o + 3] = s3;
+    } else {
+      out[o] = s0 + bias[c];
+      if (c + 1 < n) out[o + 1] = s1 + bias[c + 1];
+      if (c + 2 < n) out[o + 2] = s2 + bias[c + 2];
+      if (c + 3 < n) out[o + 3] = s3 + bias[c + 3];
+    }
+  }
+}
+
+function product(x, w, b) {
+  if (x.shape.length !== 2 || w.shape.length !== 2 || x.shape[1] !== w.shape[0]) {
+    throw new InputError(`cannot multiply ${JSON.stringify(x.shape)} by ${JSON.stringify(w.shape)}`);
+  }
+  const [m, k] = x.shape;
+  const weights = packed(w);
+  const out = tensor(x.dtype, [m, weights.n]);
+  const row = x.dtype === 'float32' ? productRow32 : productRow64;
+  const bias = b ? b.data : null;
+  for (let r = 0; r < m; r++) row(x.data, r * k, weights, bias, out.data, r * weights.n);
+  return out;
+}
+
+// The ops whose second input is a weight matrix the kernels read packed.
+const PACKED_WEIGHT_OPS = new Set(['linear', 'matmul']);
+
+/**
+ * Prepares a node of `op` whose inputs are `inputs` (a tensor for an input the file holds, else undefined): packs a
+ * product's weights now, at load, rather than on the first run.
+ */
+export function prepareNode(op, inputs) {
+  if (PACKED_WEIGHT_OPS.has(op) && inputs[1] !== undefined && isFloat(inputs[1].dtype)) packed(inputs[1]);
+}
+
+export function join(inputs, axis, stacking) {
+  const first = inputs[0];
+  const outer = count(first.shape.slice(0, axis));
+  const inner = count(first.shape.slice(axis + 1));
+  const total = inputs.reduce((s, t) => s + t.shape[axis], 0);
+  const shape = first.shape.slice(0, axis).concat([total], first.shape.slice(axis + 1));
+  const out = tensor(first.dtype, shape);
+  let start = 0;
+  for (const t of inputs) {
+    const size = t.shape[axis];
+    for (let o = 0; o < outer; o++) {
+      for (let s = 0; s < size; s++) {
+        for (let i = 0; i < inner; i++) out.data[(o * total + start + s) * inner + i] = t.data[(o * size + s) * inner + i];
+      }
+    }
+    start += size;
+  }
+  return out;
+}
+
+// The ops that return a list of tensors, and the ops without inputs.
+const SPLIT_LIKE = new Set(['split']);
+const NO_INPUTS = new Set(['constant']);
+
+// The outputs (a list) of `op` on `inputs` with `attrs`.
+export function apply(op, inputs, attrs) {
+  if (!has(OPS, op)) throw new UnsupportedError(`op ${op} is not implemented by ${NAME}`);
+  const result = NO_INPUTS.has(op) ? OPS[op](attrs) : OPS[op](...inputs, attrs);
+  return SPLIT_LIKE.has(op) ? result : [result];
+}
