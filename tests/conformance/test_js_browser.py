@@ -1,0 +1,69 @@
+"""The JavaScript runtime in a real browser: the golden packs through the browser bridge
+(runtimes/js/browser/sbif-browser-protocol.js: the library in headless Chromium, driven by playwright-core), and
+the Playwright tests of tests/browser (`node --test`).
+
+`make browser` installs Chromium (Debian's) and playwright-core; `make test` and `make check` do it first. In CI
+these tests always run; elsewhere they skip only on a machine without /usr/bin/chromium."""
+import os
+import subprocess
+
+import pytest
+
+from conformance.golden import GoldenSource
+from conformance.protocol import ProcessRuntime
+from conformance.runner import KnownFailures, run_suite
+
+from .conftest import GOLDEN, KNOWN_FAILURES, NODE, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_TESTS = os.path.join(ROOT, "tests", "browser")
+BRIDGE = [NODE or "node", os.path.join(ROOT, "runtimes", "js", "browser", "sbif-browser-protocol.js")]
+
+
+def require_browser():
+    """Skip without Chromium outside CI; anything else missing is a set-up error that `make browser` fixes."""
+    if not os.access(CHROMIUM, os.X_OK) and not os.environ.get("CI"):
+        pytest.skip("{} is not installed (`make browser` installs it)".format(CHROMIUM))
+    missing = [what for what, present in [
+        (CHROMIUM, os.access(CHROMIUM, os.X_OK)), ("node", NODE is not None),
+        ("tests/browser/node_modules", os.path.isdir(os.path.join(BROWSER_TESTS, "node_modules", "playwright-core")))]
+        if not present]
+    assert not missing, "the browser tests need {}: run `make browser`".format(", ".join(missing))
+
+
+@pytest.fixture(scope="module")
+def browser_runtime():
+    require_browser()
+    runtime = ProcessRuntime(BRIDGE, cwd=ROOT)
+    yield runtime
+    runtime.close()
+
+
+def test_the_bridge_runs_the_library_in_chromium(browser_runtime, node_runtime):
+    """The same library as the Node driver (name, version, features, ops), running in Chromium."""
+    ours, node = browser_runtime.hello, node_runtime.hello
+    assert "Chromium" in ours["runtime"]["language"], ours["runtime"]
+    assert {key: ours["runtime"][key] for key in ("name", "version")} == \
+        {key: node["runtime"][key] for key in ("name", "version")}
+    assert (ours["features"], ours["ops"]) == (node["features"], node["ops"])
+
+
+@pytest.mark.slow  # every golden pack through a runtime other than the reference (tests/conftest.py): 15-22 s on 2 busy cores, Node included
+def test_the_browser_passes_the_golden_packs_as_node_does(browser_runtime, node_runtime):
+    """Against SB2's recorded answers, every check of every pack ends in the browser as it ends in Node: passed, or
+    skipped for the same reason (an op the library lacks, the predict interface, what a pack did not record)."""
+    known = KnownFailures.read(KNOWN_FAILURES)
+    browser, node = (run_suite([GoldenSource([GOLDEN])], runtime, known=known)
+                     for runtime in (browser_runtime, node_runtime))
+    assert browser.ok, browser.render()
+    assert sum(r.status == "pass" for r in browser.results) > 0, browser.render()
+    assert {r.key: (r.status, r.message if r.status == "skip" else None) for r in browser.results} == \
+        {r.key: (r.status, r.message if r.status == "skip" else None) for r in node.results}
+
+
+def test_the_playwright_tests_pass():
+    """tests/browser/*.test.mjs: the library, and the pages built on it, driven in Chromium."""
+    require_browser()
+    completed = subprocess.run([NODE, "--test", BROWSER_TESTS], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout
