@@ -48,7 +48,8 @@ def test_the_bridge_runs_the_library_in_chromium(browser_runtime, node_runtime):
     assert (ours["features"], ours["ops"]) == (node["features"], node["ops"])
 
 
-@pytest.mark.slow  # every golden pack through a runtime other than the reference (tests/conftest.py): 15-22 s on 2 busy cores, Node included
+# every golden pack through a runtime other than the reference is slow (tests/conftest.py): 15-22 s on 2 busy cores
+@pytest.mark.slow
 def test_the_browser_passes_the_golden_packs_as_node_does(browser_runtime, node_runtime):
     """Against SB2's recorded answers, every check of every pack ends in the browser as it ends in Node: passed, or
     skipped for the same reason (an op the library lacks, the predict interface, what a pack did not record)."""
