@@ -1,4 +1,4 @@
-"""The JavaScript example runtime (runtimes/node): passes on what it claims, reports the rest skipped."""
+"""The JavaScript runtime (runtimes/js, run by Node through bin/sbif-protocol.js): every op, every check, every family."""
 import numpy as np
 import pytest
 
@@ -16,30 +16,29 @@ from tests.runtimes.test_c_runtime import (READER_SEMANTICS, VERSION_2, assert_r
 
 from .conftest import GOLDEN, KNOWN_FAILURES
 
-CLAIMED_MISSING = {"conv2d", "inverse_cdf_sample"}
 
-
-def test_hello_declares_what_it_lacks(node_runtime):
+def test_hello_claims_every_op(node_runtime):
     from sbif.ops import REGISTRY
 
     assert node_runtime.hello["runtime"]["name"] == "sbif-js"
-    assert set(node_runtime.features) == {"run", "op", "recurrent", "sampling", "load"}
-    assert set(REGISTRY) - set(node_runtime.ops) == CLAIMED_MISSING
+    assert {"run", "op", "recurrent", "sampling", "load"} <= set(node_runtime.features)
+    assert set(node_runtime.ops) == set(REGISTRY)
 
 
-def test_node_passes_the_golden_packs(node_runtime):
-    """Against SB2's recorded answers: pass everywhere it runs; only what needs an op it lacks (the CNN packs, DQN
-    sampling), the predict interface and what a pack did not record are skipped."""
+def test_js_passes_the_golden_packs(node_runtime):
+    """Against SB2's recorded answers, CNN packs and every op vector included: only the predict interface (unless
+    claimed) and what a pack did not record are skipped."""
     report = run_suite([GoldenSource([GOLDEN])], node_runtime, known=KnownFailures.read(KNOWN_FAILURES))
     assert report.ok, report.render()
+    claims_predict = "predict" in node_runtime.features
     skipped = {r.key: r.message for r in report.results if r.status == "skip"}
-    assert all("not recorded" in m or "predict" in m or any(op in m for op in CLAIMED_MISSING)
-               for m in skipped.values()), skipped
-    ops = [r for r in report.results if r.check == "op_vectors"][0]
-    assert ops.status == "pass" and "conv2d" in ops.message  # the cases of ops it lacks are skipped, named
+    assert all("not recorded" in m or (not claims_predict and "predict" in m) for m in skipped.values()), skipped
+    (ops,) = [r for r in report.results if r.check == "op_vectors"]
+    assert ops.status == "pass" and "skipped" not in ops.message, ops.message
+    assert any("cnn" in r.model and r.status == "pass" for r in report.results), report.render()
 
 
-def test_node_refuses_every_malformed_file_with_its_class(node_runtime, reference):
+def test_js_refuses_every_malformed_file_with_its_class(node_runtime, reference):
     """The reader-refusal corpus: every malformed file refused with the class SPEC section 7 requires (container,
     document, unsupported), the valid ones loaded."""
     report = run_suite([OracleSource([], reference)], node_runtime, checks=["reader_refusal"])
@@ -47,37 +46,23 @@ def test_node_refuses_every_malformed_file_with_its_class(node_runtime, referenc
     assert result.status == "pass" and result.probes == len(read_manifest(shipped(MALFORMED_FILES))), report.render()
 
 
-def test_node_loads_what_it_cannot_run_and_runs_what_it_can(node_runtime, example_models):
-    """conv2d and inverse_cdf_sample are statically checked but not implemented: such files load, and only the
-    requests that need those ops are skipped."""
-    for family in ("cnn", "dqn"):
-        if family in example_models:
-            assert node_runtime.load(example_models[family]).status == "loaded"
-    if "dqn" in example_models:
-        info = ModelInfo(example_models["dqn"])
-        greedy = node_runtime.run(info.path, {"obs": info.observations(2, np.random.default_rng(0))}, ["action"])
-        assert greedy.ok, greedy
-
-
-def test_node_against_the_reference_on_every_family(node_runtime, reference, example_models):
+def test_js_against_the_reference_on_every_family(node_runtime, reference, example_models):
     report = run_suite([OracleSource(sorted(example_models.values()), reference)], node_runtime,
                        checks=["deterministic", "sampling", "edge_observations", "recurrent_sequence"],
                        config=Config(batches=[1, 6], envs=[2], steps=4))
     assert report.ok, report.render()
+    assert all(r.status == "pass" or "not applicable" in r.message for r in report.results), report.render()
     by_family = {}
     for result in report.results:
         by_family.setdefault(result.model.split("-")[0], {})[result.check] = result
-    if "cnn" in by_family:
-        assert all(r.status == "skip" and "conv2d" in r.message for r in by_family["cnn"].values()
-                   if "not applicable" not in r.message)
-    if "dqn" in by_family:
-        assert by_family["dqn"]["deterministic"].status == "pass"
-        assert by_family["dqn"]["sampling"].status == "skip" and "inverse_cdf_sample" in by_family["dqn"]["sampling"].message
-    assert by_family["lstm"]["recurrent_sequence"].status == "pass"
+    for family, check in [("cnn", "deterministic"), ("cnn", "sampling"), ("dqn", "sampling"),
+                          ("lstm", "recurrent_sequence")]:
+        if family in by_family:
+            assert by_family[family][check].status == "pass", by_family[family][check]
 
 
-def test_fuzzing_node_finds_nothing(node_runtime, reference, buildable_families):
-    families = [f for f in ("mlp", "lstm", "vecnormalize", "ops") if f == "ops" or buildable_families.get(f) is None]
+def test_fuzzing_js_finds_nothing(node_runtime, reference, buildable_families):
+    families = [f for f in ("mlp", "lstm", "cnn", "vecnormalize", "ops") if f == "ops" or buildable_families.get(f) is None]
     result = fuzz(node_runtime, reference, families, ["deterministic", "sampling", "recurrent_sequence"],
                   max_examples=25, shrink=False)
     assert not result.caught, result.failure
@@ -90,7 +75,7 @@ def test_fuzzing_node_finds_nothing(node_runtime, reference, buildable_families)
     ('{"a": 1, "\\u0061": 2}', "DocumentError"),
     ('{"k": [{"b": 1, "c": {"b": 2}, "b": 3}]}', "DocumentError"),
 ], ids=["same-key-in-two-objects", "brackets-in-a-string", "space-before-colon", "escaped-duplicate", "nested"])
-def test_node_and_the_reference_read_duplicate_keys_alike(node_runtime, tmp_path, kwargs, error_class):
+def test_js_and_the_reference_read_duplicate_keys_alike(node_runtime, tmp_path, kwargs, error_class):
     """JSON.parse keeps the last of two equal keys; parseStrict finds them in the raw text, which must tell a key from
     a string value and compare keys as decoded (provenance.policy_kwargs is free-form, so only the JSON decides)."""
     from conformance.malformed.make_corpus import build_base
@@ -108,7 +93,7 @@ def test_node_and_the_reference_read_duplicate_keys_alike(node_runtime, tmp_path
 # -- sizes and exact integers (issue #18) -------------------------------------------------------------------------
 @pytest.mark.parametrize("tensors, error_class", [(16385, "FileFormatError"), (1500000, "FileFormatError"),
                                                   (16384, "DocumentError")], ids=["limit+1", "1.5M", "limit"])
-def test_node_counts_header_entries_as_the_reference(node_runtime, tmp_path, tensors, error_class):
+def test_js_counts_header_entries_as_the_reference(node_runtime, tmp_path, tensors, error_class):
     """SPEC section 2: at most 16384 tensors, counted before JSON.parse builds an object per entry (1.5 M empty
     entries, 87 MB, are refused in about a second)."""
     from conformance.protocol import PythonRuntime
@@ -120,7 +105,7 @@ def test_node_counts_header_entries_as_the_reference(node_runtime, tmp_path, ten
     assert ours.seconds < 5, ours
 
 
-def test_node_refuses_a_batch_over_the_run_time_limit(node_runtime, tmp_path):
+def test_js_refuses_a_batch_over_the_run_time_limit(node_runtime, tmp_path):
     from tests.test_runtime import wide_output_file
 
     answer = node_runtime.run(wide_output_file(tmp_path), {"obs": np.zeros((33, 4), np.float32)}, ["wide"])
@@ -129,9 +114,9 @@ def test_node_refuses_a_batch_over_the_run_time_limit(node_runtime, tmp_path):
 
 
 @pytest.mark.parametrize("to", ["int8", "int16", "int32", "int64", "uint8", "uint16"])
-def test_node_casts_nan_inf_and_out_of_range_floats_as_the_reference(node_runtime, reference, to):
+def test_js_casts_nan_inf_and_out_of_range_floats_as_the_reference(node_runtime, reference, to):
     """spec/ops.md cast: through int64 or int32, the lowest value where the truncation does not fit, then wrapped
-    (Node gave 0 for NaN and wrapped 1e10 modulo 2^32)."""
+    (a plain JavaScript conversion gives 0 for NaN and wraps 1e10 modulo 2^32)."""
     edges = np.array([np.nan, np.inf, -np.inf, 1e10, 3e9, 300.7, -1.9, -2147483648.9, 2.0 ** 63, -2.0 ** 63])
     for x in (edges, edges.astype(np.float32)):
         ours, expected = (runtime.op("cast", [x], {"to": to}) for runtime in (node_runtime, reference))
@@ -142,7 +127,7 @@ def test_node_casts_nan_inf_and_out_of_range_floats_as_the_reference(node_runtim
 # -- one reader semantics (issue #18) -----------------------------------------------------------------------------
 @pytest.mark.parametrize("make, error_class", [case[1:] for case in READER_SEMANTICS],
                          ids=[case[0] for case in READER_SEMANTICS])
-def test_node_reads_integers_strings_and_names_as_the_reference(node_runtime, tmp_path, make, error_class):
+def test_js_reads_integers_strings_and_names_as_the_reference(node_runtime, tmp_path, make, error_class):
     """JSON.parse reads 3.0 as 3 and keeps lone surrogates: parseStrict records the integral numbers written with a
     fraction or exponent, so that only integer literals are integers (SPEC section 1), and refuses lone surrogates
     before the document's version is read; names hold no U+0000 (SPEC sections 2 and 3)."""
@@ -160,7 +145,7 @@ def test_node_reads_integers_strings_and_names_as_the_reference(node_runtime, tm
 # -- the document's size (issue #18): 2^20 JSON values, counted before JSON.parse, and 2^14 graph nodes -------------
 @pytest.mark.parametrize("case_id, error_class", [case[::2] for case in SIZE_LIMIT_CASES],
                          ids=[case[0] for case in SIZE_LIMIT_CASES])
-def test_node_applies_the_document_size_limits_as_the_reference(node_runtime, tmp_path, case_id, error_class):
+def test_js_applies_the_document_size_limits_as_the_reference(node_runtime, tmp_path, case_id, error_class):
     """SPEC section 3, at each limit and one beyond: the same decision and class as the reference (and C)."""
     from conformance.protocol import PythonRuntime
 
@@ -170,7 +155,7 @@ def test_node_applies_the_document_size_limits_as_the_reference(node_runtime, tm
     assert reference.error_class == error_class, reference
 
 
-def test_node_refuses_a_document_of_many_nodes_before_parsing_it(node_runtime, tmp_path):
+def test_js_refuses_a_document_of_many_nodes_before_parsing_it(node_runtime, tmp_path):
     """Issue #18: 200,000 tiny nodes (12 MB) are refused from the count of values on the text, in well under the time
     JSON.parse and the schema would take."""
     from conformance.malformed.make_corpus import build_base
@@ -183,7 +168,7 @@ def test_node_refuses_a_document_of_many_nodes_before_parsing_it(node_runtime, t
     assert answer.seconds < 5, answer
 
 
-def test_node_answers_are_unicode_text_even_when_its_messages_split_a_character(node_runtime, tmp_path):
+def test_js_answers_are_unicode_text_even_when_its_messages_split_a_character(node_runtime, tmp_path):
     """V8's JSON.parse names an unexpected astral character by its first UTF-16 unit alone; quoted in a message,
     that lone surrogate made the answer line something strict JSON refuses (found by differential fuzzing, where
     the harness counted it a crash). Answers carry U+FFFD in its place."""
@@ -197,7 +182,7 @@ def test_node_answers_are_unicode_text_even_when_its_messages_split_a_character(
 
 
 @pytest.mark.parametrize("shape, error_class", [([0, 2 ** 62], "FileFormatError"), ([0, 2 ** 40], "DocumentError")])
-def test_node_refuses_an_empty_tensor_no_runtime_can_index(node_runtime, tmp_path, shape, error_class):
+def test_js_refuses_an_empty_tensor_no_runtime_can_index(node_runtime, tmp_path, shape, error_class):
     """SPEC section 2: nonzero dimensions times the item size above 2^63 - 1 are refused even for an empty tensor
     (NumPy cannot describe it; C cannot index it); a smaller one is read, then refused for not being listed."""
     from conformance.protocol import PythonRuntime
@@ -213,8 +198,8 @@ def test_node_refuses_an_empty_tensor_no_runtime_can_index(node_runtime, tmp_pat
 
 # -- format version 2 (SPEC sections 3, 3.1, 3.2, 3.4, 5.9) ---------------------------------------------------------
 @pytest.mark.parametrize("make, error_class", [case[1:] for case in VERSION_2], ids=[case[0] for case in VERSION_2])
-def test_node_reads_version_2_as_the_reference(node_runtime, tmp_path, make, error_class):
-    """Node validates a version-2 document with the version-2 schema and checks the SB3 contract's fields as the
+def test_js_reads_version_2_as_the_reference(node_runtime, tmp_path, make, error_class):
+    """The library validates a version-2 document with the version-2 schema and checks the SB3 contract's fields as the
     reference (and C) do."""
     from conformance.malformed.make_corpus import build_base
     from conformance.protocol import PythonRuntime
@@ -227,18 +212,14 @@ def test_node_reads_version_2_as_the_reference(node_runtime, tmp_path, make, err
     assert reference.error_class == error_class, reference
 
 
-def test_node_runs_a_version_2_sb2_file_as_its_version_1_original(node_runtime, example_models, tmp_path):
-    """Every output Node computes (none needing an op it lacks), on every family, bit for bit as from the version-1
-    original."""
+def test_js_runs_a_version_2_sb2_file_as_its_version_1_original(node_runtime, example_models, tmp_path):
+    """Every output, on every family, bit for bit as from the version-1 original."""
     for path in sorted(example_models.values()):
-        info = ModelInfo(path)
-        outputs = sorted(name for name in info.outputs if not CLAIMED_MISSING.intersection(info.ops_for([name])))
-        if outputs:
-            assert_runs_as_version_1(node_runtime, path, version_2_copy(path, tmp_path), outputs)
+        assert_runs_as_version_1(node_runtime, path, version_2_copy(path, tmp_path), sorted(ModelInfo(path).outputs))
 
 
-def test_node_feeds_an_action_mask_like_any_bool_input(node_runtime, reference, tmp_path):
-    """Node has no predict: an action_mask input is a bool graph input, and a graph reading it runs as in the
+def test_js_feeds_an_action_mask_like_any_bool_input(node_runtime, reference, tmp_path):
+    """An action_mask input is a bool graph input, and a graph reading it runs as in the
     reference."""
     path = masked_logits_file(tmp_path)
     rng = np.random.default_rng(5)

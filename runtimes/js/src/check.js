@@ -149,8 +149,7 @@ export const convSize = (size, kernel, stride, padding) => {
 };
 
 // Every op of spec/ops.md and spec/ops-sampling.md: arity (default 1; null: one or more), outputs (default 1; null: as
-// the node lists), attributes {name: kind} (all required) and the dtype/shape rule. conv2d and inverse_cdf_sample are
-// checked but not run.
+// the node lists), attributes {name: kind} (all required) and the dtype/shape rule.
 export const STATIC = {
   add: binary(), sub: binary(), mul: binary(), less: binary('bool'),
   div: { arity: 2, infer: ([x, y]) => { requireDtype(x, FLOATS); return binary().infer([x, y]); } },

@@ -1,10 +1,9 @@
 import { checkDocument, decodeDocument, nominalBytes, showSpec } from './check.js';
 import { readContainer } from './container.js';
-import { InputError, UnsupportedError } from './errors.js';
+import { InputError } from './errors.js';
 import { show } from './json.js';
 import { MAX_BATCH_VALUE_BYTES } from './limits.js';
-import { NAME } from './about.js';
-import { OPS, apply, prepareNode } from './ops.js';
+import { apply, prepareNode } from './ops.js';
 import { ARRAYS, checkTensor, tensor } from './tensor.js';
 
 // A validated SBIF file and the running of its graph (SPEC sections 4 and 5): only the nodes the requested outputs
@@ -69,10 +68,6 @@ export class Model {
       }
     }
     const order = this.#nodesComputing(outputs);
-    const missingOps = order.map((index) => this.document.graph[index].op).filter((op) => !OPS[op]);
-    if (missingOps.length) {
-      throw new UnsupportedError(`op(s) ${Array.from(new Set(missingOps)).join(', ')} not implemented by ${NAME}`);
-    }
     const batch = this.#checkFeeds(feeds);
     for (const [name, value] of Object.entries(feeds)) if (this.#inputsByName.has(name)) values.set(name, value);
     if (batch !== null) this.#checkBatch(order, BigInt(batch));

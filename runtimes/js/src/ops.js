@@ -259,6 +259,8 @@ export const OPS = {
     return out;
   },
   matmul: (x, w) => product(x, w, null),
+  conv2d,
+  inverse_cdf_sample: inverseCdfSample,
   linear: (x, w, b) => product(x, w, b),
   layer_norm: (x, gamma, beta, attrs) => {
     const round = x.dtype === 'float32' ? f32 : (v) => v;
@@ -371,11 +373,13 @@ export const OPS = {
 const PANEL = 4;
 const packedWeights = new WeakMap();
 
-// w ([K, N], float32 or float64) packed for productRow, computed once per weight tensor.
+// w packed for productRow32/64, computed once per weight tensor: a float [K, N] matrix, or conv2d's [kh, kw, C, O]
+// kernel, which row-major is the [kh*kw*C, O] matrix that multiplies a window read in the same order.
 function packed(w) {
   let result = packedWeights.get(w);
   if (result === undefined) {
-    const [k, n] = [w.shape[0], count(w.shape.slice(1))];
+    const n = w.shape[w.shape.length - 1];
+    const k = count(w.shape.slice(0, -1));
     const panels = Math.ceil(n / PANEL);
     const data = new w.data.constructor(panels * k * PANEL);
     for (let p = 0; p < panels; p++) {
@@ -465,8 +469,90 @@ function product(x, w, b) {
   return out;
 }
 
-// The ops whose second input is a weight matrix the kernels read packed.
-const PACKED_WEIGHT_OPS = new Set(['linear', 'matmul']);
+// ---- conv2d ----------------------------------------------------------------------------------------------------------
+// One axis of a convolution (sbif/ops/layers.py conv_axis): the output size, the zero padding before the input, and
+// the step between windows. A stride may be 2^63 - 1 (beyond a double's integers); it is used only with more than one
+// window, when (out - 1) * stride < size.
+function convAxis(size, kernel, stride, padding) {
+  const out = padding === 'SAME' ? Math.ceil(size / stride) : Math.floor((size - kernel) / stride) + 1;
+  const total = padding === 'SAME' ? Math.max((out - 1) * (out > 1 ? stride : 0) + kernel - size, 0) : 0;
+  return { out, before: Math.floor(total / 2), step: out > 1 ? stride : 1 };
+}
+
+// conv2d (spec/ops.md): NHWC input, HWIO kernel. Each output pixel's window, zeros where it overhangs the padded image,
+// is gathered into `window` in the kernel's [kh, kw, C] order, then multiplied by the packed kernel as one row of a
+// product; the sums are rounded to x's dtype before the bias is added.
+function conv2d(x, w, b, attrs) {
+  const [batch, height, width, channels] = x.shape;
+  const [kh, kw, , outChannels] = w.shape;
+  const rows = convAxis(height, kh, attrs.strides[0], attrs.padding);
+  const columns = convAxis(width, kw, attrs.strides[1], attrs.padding);
+  const out = tensor(x.dtype, [batch, rows.out, columns.out, outChannels]);
+  const weights = packed(w);
+  const product = x.dtype === 'float32' ? productRow32 : productRow64;
+  const window = new x.data.constructor(kh * kw * channels);
+  const run = kw * channels; // a window row: kw pixels of C channels, contiguous in NHWC
+  const source = x.data;
+  let outOffset = 0;
+  for (let r = 0; r < batch; r++) {
+    for (let i = 0; i < rows.out; i++) {
+      const top = i * rows.step - rows.before;
+      for (let j = 0; j < columns.out; j++) {
+        const left = j * columns.step - columns.before;
+        const inside = left >= 0 && left + kw <= width;
+        for (let p = 0; p < kh; p++) {
+          const y = top + p;
+          const target = p * run;
+          if (y < 0 || y >= height) {
+            window.fill(0, target, target + run);
+          } else if (inside) {
+            const start = ((r * height + y) * width + left) * channels;
+            for (let t = 0; t < run; t++) window[target + t] = source[start + t];
+          } else {
+            for (let q = 0; q < kw; q++) {
+              const column = left + q;
+              const into = target + q * channels;
+              if (column < 0 || column >= width) {
+                window.fill(0, into, into + channels);
+              } else {
+                const start = ((r * height + y) * width + column) * channels;
+                for (let c = 0; c < channels; c++) window[into + c] = source[start + c];
+              }
+            }
+          }
+        }
+        product(window, 0, weights, b.data, out.data, outOffset);
+        outOffset += outChannels;
+      }
+    }
+  }
+  return out;
+}
+
+// ---- inverse_cdf_sample (spec/ops-sampling.md) ---------------------------------------------------------------------
+// NumPy's RandomState.choice(n, p=row) given its uniform draw: in float64, the running sums C_j strictly left to
+// right, y = the number of j with C_j / C_{n-1} <= u (false for NaN), at most n - 1.
+function inverseCdfSample(p, u) {
+  const n = p.shape[p.shape.length - 1];
+  const out = tensor('int64', p.shape.slice(0, -1));
+  const cumulative = new Float64Array(n);
+  for (let r = 0; r < out.data.length; r++) {
+    let sum = p.data[r * n];
+    cumulative[0] = sum;
+    for (let j = 1; j < n; j++) {
+      sum += p.data[r * n + j];
+      cumulative[j] = sum;
+    }
+    const uniform = u.data[r];
+    let k = 0;
+    for (let j = 0; j < n; j++) if (cumulative[j] / sum <= uniform) k++;
+    out.data[r] = BigInt(Math.min(k, n - 1));
+  }
+  return out;
+}
+
+// The ops whose second input is a weight tensor the kernels read packed.
+const PACKED_WEIGHT_OPS = new Set(['linear', 'matmul', 'conv2d']);
 
 /**
  * Prepares a node of `op` whose inputs are `inputs` (a tensor for an input the file holds, else undefined): packs a
