@@ -41,7 +41,10 @@ async function firstEpisode(t, env) {
   const finished = page.locator('#history li').first();
   await finished.waitFor({ timeout: EPISODE_TIMEOUT_MS });
   await page.click('#pause'); // before the next episode starts, so the picture is the finished one
-  const episode = { return: Number(await finished.getAttribute('data-return')), steps: Number(await finished.getAttribute('data-steps')) };
+  const episode = {
+    return: Number(await finished.getAttribute('data-return')),
+    steps: Number(await finished.getAttribute('data-steps')),
+  };
   return { session, episode, status: await page.locator('#status').textContent() };
 }
 

@@ -55,7 +55,9 @@ function policyFor(name) {
 
 function seedValue() {
   const seed = Number(elements.seed.value);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`the seed must be a whole number >= 0, got "${elements.seed.value}"`);
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw new RangeError(`the seed must be a whole number >= 0, got "${elements.seed.value}"`);
+  }
   return seed;
 }
 
@@ -150,7 +152,10 @@ function showStep() {
 // -- drawing: gym's classic-control pictures, 600x400 ------------------------------------------------------------
 const WIDTH = 600;
 const HEIGHT = 400;
-const COLORS = { track: '#1d232b', cart: '#1d232b', pole: '#caa26e', axle: '#8184cb', limit: '#d5d9e0', rod: '#cc4d4d', torque: '#2f6fd6' };
+const COLORS = {
+  track: '#1d232b', cart: '#1d232b', pole: '#caa26e', axle: '#8184cb', limit: '#d5d9e0', rod: '#cc4d4d',
+  torque: '#2f6fd6',
+};
 
 function clear() {
   context.fillStyle = '#ffffff';
@@ -243,7 +248,9 @@ function applyQuery() {
   const query = new URLSearchParams(window.location.search);
   const env = query.get('env');
   if (env !== null) {
-    if (!Object.hasOwn(ENVIRONMENTS, env)) throw new RangeError(`?env=${env}: not one of ${Object.keys(ENVIRONMENTS).join(', ')}`);
+    if (!Object.hasOwn(ENVIRONMENTS, env)) {
+      throw new RangeError(`?env=${env}: not one of ${Object.keys(ENVIRONMENTS).join(', ')}`);
+    }
     elements.environment.value = env;
   }
   if (query.has('seed')) elements.seed.value = query.get('seed');
