@@ -73,10 +73,12 @@ export async function closeBrowser() {
 
 /**
  * The URL of a repository file, as the page sees it.
- * @param {string} repositoryPath a path relative to the repository root, with forward slashes
+ * @param {string} repositoryPath a path relative to the repository root, with forward slashes, then optionally a
+ *   query or a fragment, kept as written (e.g. 'runtimes/js/browser/bridge.html?predict')
  */
 export function repositoryUrl(repositoryPath) {
-  return `${ORIGIN}/${repositoryPath.split('/').map(encodeURIComponent).join('/')}`;
+  const [, path, queryAndFragment] = /^([^?#]*)(.*)$/s.exec(repositoryPath);
+  return `${ORIGIN}/${path.split('/').map(encodeURIComponent).join('/')}${queryAndFragment}`;
 }
 
 /**
@@ -154,7 +156,7 @@ export class PageSession {
 
   /**
    * Navigates to a repository page and waits for its load event.
-   * @param {string} [repositoryPath] e.g. 'runtimes/js/browser/bridge.html'; the origin's empty root page by default
+   * @param {string} [repositoryPath] as repositoryUrl takes it; the origin's empty root page by default
    */
   async goto(repositoryPath = '') {
     const response = await this.page.goto(repositoryUrl(repositoryPath));

@@ -3,7 +3,8 @@
  * request lines sbif-browser-protocol.js hands it. Model files are fetched from the driver's route, which serves a
  * file only once a request has named it (tests/browser/browser.mjs, `fileUrl`).
  *
- * The page exposes `globalThis.sbifBridge.answer(line)` once the session is ready.
+ * The page exposes `globalThis.sbifBridge.answer(line)` once the session is ready; with `?predict` in its URL, the
+ * session answers `predict` requests too.
  */
 import { createProtocolSession } from '../src/protocol.js';
 
@@ -26,6 +27,11 @@ async function browserName() {
 }
 
 const session = createProtocolSession({ readFile, language: `javascript (${await browserName()})` });
+// bridge.html?predict: the session claims and answers `predict` requests too (src/protocol-predict.js)
+if (new URLSearchParams(location.search).has('predict')) {
+  const { answerPredict } = await import('../src/protocol-predict.js');
+  session.setPredictHandler(answerPredict);
+}
 
 globalThis.sbifBridge = {
   /**

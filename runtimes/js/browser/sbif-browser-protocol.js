@@ -6,6 +6,9 @@
  *
  *   sbif conformance run --runtime "node runtimes/js/browser/sbif-browser-protocol.js" ...
  *
+ * It claims what bin/sbif-protocol.js claims; with --predict, `predict` requests too (src/protocol-predict.js, as
+ * the Node test driver runtimes/js/test/fixtures/predict-protocol.js adds them).
+ *
  * This program is the transport only. It opens bridge.html (tests/browser/browser.mjs: Debian's Chromium through
  * playwright-core, the repository served from the file system), hands each request line to the page's protocol
  * session (bridge.js) and writes the page's answer line. The page reads a model file with fetch, and the route
@@ -88,8 +91,15 @@ function namedModel(line) {
   }
 }
 
-async function main() {
-  const session = await openPage('runtimes/js/browser/bridge.html');
+const USAGE = 'usage: sbif-browser-protocol.js [--predict]';
+
+async function main(args) {
+  const unknown = args.filter((arg) => arg !== '--predict');
+  if (unknown.length) {
+    process.stderr.write(`sbif-browser-protocol: unknown argument ${unknown[0]}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const session = await openPage(`runtimes/js/browser/bridge.html${args.includes('--predict') ? '?predict' : ''}`);
   await session.page.waitForFunction(() => globalThis.sbifBridge !== undefined);
   for await (const bytes of lines(process.stdin)) {
     const line = forPage(bytes);
@@ -105,7 +115,7 @@ async function main() {
   await closeBrowser();
 }
 
-main().catch((error) => {
+main(process.argv.slice(2)).catch((error) => {
   process.stderr.write(`sbif-browser-protocol: ${error.stack || error}\n`);
   process.exit(1);
 });
