@@ -334,9 +334,19 @@ static int64_t conv_block_pixels(const sbif_conv_geometry *g, int64_t depth) {
     return pixels < block ? pixels : block;
 }
 
+/** Whether some window reaches past the image (into padding), where im2col's copy supplies its zeros. */
+static int overhangs(const sbif_conv_geometry *g) {
+    return g->pad_top > 0 || g->pad_left > 0 || (g->out_h - 1) * g->stride_h + g->kernel_h > g->height ||
+           (g->out_w - 1) * g->stride_w + g->kernel_w > g->width;
+}
+
+/** Whether every window is read where it lies in x (no padding to supply, and weights in panels), so that no
+ * window is copied into scratch. */
+static int reads_windows_in_place(const sbif_conv_geometry *g) { return !overhangs(g) && !transposed(g->filters); }
+
 size_t sbif_kernel_conv2d_scratch_floats(const sbif_conv_geometry *g) {
     int64_t depth = g->kernel_h * g->kernel_w * g->channels, floats = conv_block_pixels(g, depth) * depth;
-    return floats > 0 ? (size_t)floats : 1;
+    return floats > 0 && !reads_windows_in_place(g) ? (size_t)floats : 1;
 }
 
 /** The window of output pixel (image, i, j) as one row of kh * kw * C values, zeros where it overhangs x. */
@@ -358,12 +368,6 @@ static void copy_window(const float *x, const sbif_conv_geometry *g, int64_t ima
     }
 }
 
-/** Whether some window reaches past the image (into padding), where im2col's copy supplies its zeros. */
-static int overhangs(const sbif_conv_geometry *g) {
-    return g->pad_top > 0 || g->pad_left > 0 || (g->out_h - 1) * g->stride_h + g->kernel_h > g->height ||
-           (g->out_w - 1) * g->stride_w + g->kernel_w > g->width;
-}
-
 void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, sbif_kernel_activation activation,
                         float *y, const sbif_conv_geometry *g, float *scratch) {
     int64_t depth = g->kernel_h * g->kernel_w * g->channels, pixels = g->batch * g->out_h * g->out_w;
@@ -372,7 +376,7 @@ void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, 
         sbif_kernel_gemm(scratch, pixels, 0, packed, g->filters, bias, activation, y);
         return;
     }
-    if (!overhangs(g) && !transposed(g->filters)) { /* every window read where it lies: no copies */
+    if (reads_windows_in_place(g)) {
         row_source source;
         source.x = x;
         source.k = depth;
