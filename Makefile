@@ -5,6 +5,7 @@
 #   make bench   the speed benchmarks of issues #7 and #22 (benchmarks/README.md)
 #   make fuzz    the readers' coverage-guided fuzzers, FUZZ_SECONDS each (tests/fuzz/README.md; not part of make test)
 #   make newest-numba  the numba backend built and checked with the newest numba on PyPI (sbif/runtime/numba/PYCC.md)
+#   make browser the browser tests' Chromium (Debian's, apt) and playwright-core (npm); make test and make check do it
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -149,4 +150,4 @@ fuzz: modern
 	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(VENV)/bin/python tests/fuzz/run_fuzzers.sh
 
 clean:
-	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) .cache benchmarks/.work
+	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) .cache benchmarks/.work $(BROWSER_TESTS)/node_modules
