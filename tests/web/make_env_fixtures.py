@@ -4,6 +4,8 @@ Runs in the SB2 environment, whose gym the ports copy:
 
     .venv-sb2/bin/python tests/web/make_env_fixtures.py      # writes tests/web/fixtures/gym_trajectories.json
 
+(`--out PATH` writes elsewhere: test_play.py checks, in the SB2 environment, that gym still records the same file.)
+
 Each episode starts from a fixed state (set on the unwrapped env after reset) and records every action, observation,
 reward and done flag, through gym.make's TimeLimit. The C library's sin, cos and pow(x, 2) round a few arguments in a
 thousand differently from the ports' correctly rounded ones, so the file also records every value gym's dynamics
@@ -14,6 +16,7 @@ rounded.
 
 JSON holds every float as Python's repr, which reads back to the same double.
 """
+import argparse
 import json
 import math
 import os
@@ -91,12 +94,16 @@ def balancing(observation, step):
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=OUT, help="the JSON file to write (default: %(default)s)")
+    out = parser.parse_args().out
     calls = {"sin": {}, "cos": {}, "square": {}}
     cartpole_module.math = Recorder(math, calls)
     pendulum_module.np = Recorder(np, calls)
     rng = np.random.RandomState(2026)
 
     cartpole = gym.make("CartPole-v1")
+    cartpole.seed(0)  # the reset before each episode's state is set calls sin and cos too: the same ones every run
     cartpole_episodes = []
     for index in range(3):
         start = rng.uniform(-0.05, 0.05, size=4)
@@ -108,6 +115,7 @@ def main():
         cartpole_episodes.append(run_episode(cartpole, start, policy, calls, cartpole_squares))
 
     pendulum = gym.make("Pendulum-v0")
+    pendulum.seed(0)
     pendulum_episodes = []
     for index in range(3):
         start = rng.uniform([-np.pi, -1.0], [np.pi, 1.0])
@@ -129,12 +137,12 @@ def main():
         "Pendulum-v0": pendulum_episodes,
         "libm": {name: sorted(values.items()) for name, values in calls.items()},
     }
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as stream:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as stream:
         json.dump(document, stream, separators=(",", ":"))
     lengths = [len(episode["steps"]) for episode in cartpole_episodes + pendulum_episodes]
     print("wrote {}: episode lengths {}, {} sin, {} cos values, {} squares that are not x*x".format(
-        OUT, lengths, len(calls["sin"]), len(calls["cos"]), len(calls["square"])))
+        out, lengths, len(calls["sin"]), len(calls["cos"]), len(calls["square"])))
 
 
 if __name__ == "__main__":
