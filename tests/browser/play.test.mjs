@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 
 import { recordEpisodes } from '../web/record_episodes.mjs';
-import { REPOSITORY_ROOT, closeBrowser, openPage, repositoryUrl } from './browser.mjs';
+import { REPOSITORY_ROOT, closeBrowser, openPage } from './browser.mjs';
 
 after(closeBrowser);
 
@@ -19,14 +19,11 @@ const inNode = recordEpisodes(1);
 const EPISODE_TIMEOUT_MS = 60000;
 
 /**
- * The play page with a query (openPage takes repository paths, which never hold one), opened in a new session.
+ * The play page with a query, opened in a new session.
  * @param {string} query e.g. 'env=CartPole-v1&speed=max'
  */
-async function openPlayPage(query, options) {
-  const session = await openPage(undefined, options);
-  const response = await session.page.goto(`${repositoryUrl('web/play/index.html')}?${query}`);
-  assert.ok(response?.ok(), `web/play/index.html?${query}: ${response?.status()}`);
-  return session;
+function openPlayPage(query, options) {
+  return openPage(`web/play/index.html?${query}`, options);
 }
 
 /**
