@@ -88,7 +88,7 @@ export function predictPanel(container, policy, document) {
         if (recurrent) state.input.value = '';
       } }, 'Sample from the space'),
       h('label', { class: 'inline' }, '×', batch)),
-    state?.row, mask?.row, actionMasks?.row,
+    ...[state, mask, actionMasks].filter(Boolean).map((optional) => optional.row),
     h('div', { class: 'row' },
       h('label', { class: 'inline', title: predict.stochastic_action === null
         ? 'this file cannot sample: its exploration noise is not in the file' : 'sample the action from the noise' },
@@ -96,8 +96,8 @@ export function predictPanel(container, policy, document) {
       h('label', { class: 'inline' }, 'seed ', seed)),
     h('div', { class: 'row buttons' },
       h('button', { type: 'button', id: 'run-predict', class: 'primary', onclick: () => run('predict') }, 'predict'),
-      h('button', { type: 'button', id: 'run-action-probability', disabled: !predict.distribution,
-        title: predict.distribution ? '' : 'this policy has no action distribution (SB2 returns None)',
+      h('button', { type: 'button', id: 'run-action-probability',
+        title: predict.distribution ? '' : 'this policy has no action distribution: SB2 returns None',
         onclick: () => run('action_probability') }, 'action_probability'),
       h('button', { type: 'button', id: 'run-value', disabled: !hasValue,
         title: hasValue ? '' : 'this file has no value output', onclick: () => run('value') }, 'value'),
@@ -173,7 +173,8 @@ function showFields(container, fields) {
 function resultField(name, tensor) {
   const type = tensor === null ? 'None' : `${tensor.dtype} ${tensor.shape.length ? `(${shapeText(tensor.shape)})` : 'scalar'}`;
   const text = tensor === null ? 'null' : formatTensor(tensor);
-  return h('div', { class: 'result-field', 'data-field': name },
+  return h('div', { class: 'result-field', 'data-field': name, 'data-dtype': tensor?.dtype ?? 'None',
+    'data-shape': tensor === null ? 'null' : JSON.stringify(tensor.shape) },
     h('div', { class: 'result-head' }, h('strong', {}, name), ' ', h('span', { class: 'muted' }, type)),
     h('pre', { class: 'result-values' }, text));
 }
