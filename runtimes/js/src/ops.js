@@ -48,18 +48,28 @@ export function broadcastIndices(shape, inputShapes) {
   });
 }
 
+// f applied to the elements of the inputs (one to three) broadcast to one shape, into a new tensor of `dtype`. The loops
+// are written per arity, so that no element allocates (no argument lists built per call).
 export function elementwise(inputs, dtype, f) {
-  const shape = broadcastShape(inputs.map((t) => t.shape));
+  const shapes = inputs.map((t) => t.shape);
+  const shape = broadcastShape(shapes);
   const out = tensor(dtype, shape);
-  const same = inputs.every((t) => t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]));
-  const n = out.data.length;
-  if (same) {
-    const arrays = inputs.map((t) => t.data);
-    for (let k = 0; k < n; k++) out.data[k] = f(...arrays.map((a) => a[k]));
+  const o = out.data;
+  const n = o.length;
+  const same = inputs.every((t) => t.data.length === n);
+  const [a, b, c] = inputs.map((t) => t.data);
+  if (inputs.length === 1) {
+    for (let k = 0; k < n; k++) o[k] = f(a[k]);
+  } else if (same && inputs.length === 2) {
+    for (let k = 0; k < n; k++) o[k] = f(a[k], b[k]);
+  } else if (same) {
+    for (let k = 0; k < n; k++) o[k] = f(a[k], b[k], c[k]);
+  } else if (inputs.length === 2) {
+    const [ia, ib] = broadcastIndices(shape, shapes);
+    for (let k = 0; k < n; k++) o[k] = f(a[ia[k]], b[ib[k]]);
   } else {
-    const index = broadcastIndices(shape, inputs.map((t) => t.shape));
-    const arrays = inputs.map((t) => t.data);
-    for (let k = 0; k < n; k++) out.data[k] = f(...arrays.map((a, i) => a[index[i][k]]));
+    const [ia, ib, ic] = broadcastIndices(shape, shapes);
+    for (let k = 0; k < n; k++) o[k] = f(a[ia[k]], b[ib[k]], c[ic[k]]);
   }
   return out;
 }
@@ -370,7 +380,7 @@ export const OPS = {
 // consecutive weights, and carries PANEL independent sums. In float32 each step is x*w + s rounded to float32 (a
 // float32 product is exact in a double, so the step is the fused one spec/ops.md allows); float64 rounds the product
 // and the sum.
-const PANEL = 4;
+const PANEL = 8;
 const packedWeights = new WeakMap();
 
 // w packed for productRow32/64, computed once per weight tensor: a float [K, N] matrix, or conv2d's [kh, kw, C, O]
@@ -393,8 +403,11 @@ function packed(w) {
   return result;
 }
 
-// out[outOffset + c] = (sum over i < K of x[xOffset + i] * w[i, c]) (+ bias[c], a separate rounded addition) for every
-// column c, in float32.
+// The sums of the last, partial panel, stored once per row (a float64 array holds either kind's sums exactly).
+const lastPanel = new Float64Array(PANEL);
+
+// out[outOffset + c] = (the sum over i < K of x[xOffset + i] * w[i, c]) (+ bias[c], a separate rounded addition) for
+// every column c, in float32.
 function productRow32(x, xOffset, weights, bias, out, outOffset) {
   const { data, k, n, panels } = weights;
   for (let p = 0; p < panels; p++) {
@@ -402,25 +415,44 @@ function productRow32(x, xOffset, weights, bias, out, outOffset) {
     let s1 = 0;
     let s2 = 0;
     let s3 = 0;
+    let s4 = 0;
+    let s5 = 0;
+    let s6 = 0;
+    let s7 = 0;
     for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
       const v = x[xOffset + i];
       s0 = f32(s0 + v * data[w]);
       s1 = f32(s1 + v * data[w + 1]);
       s2 = f32(s2 + v * data[w + 2]);
       s3 = f32(s3 + v * data[w + 3]);
+      s4 = f32(s4 + v * data[w + 4]);
+      s5 = f32(s5 + v * data[w + 5]);
+      s6 = f32(s6 + v * data[w + 6]);
+      s7 = f32(s7 + v * data[w + 7]);
     }
     const c = p * PANEL;
     const o = outOffset + c;
-    if (bias === null) {
-      out[o] = s0;
-      if (c + 1 < n) out[o + 1] = s1;
-      if (c + 2 < n) out[o + 2] = s2;
-      if (c + 3 < n) out[o + 3] = s3;
+    if (c + PANEL <= n) {
+      out[o] = bias === null ? s0 : s0 + bias[c];
+      out[o + 1] = bias === null ? s1 : s1 + bias[c + 1];
+      out[o + 2] = bias === null ? s2 : s2 + bias[c + 2];
+      out[o + 3] = bias === null ? s3 : s3 + bias[c + 3];
+      out[o + 4] = bias === null ? s4 : s4 + bias[c + 4];
+      out[o + 5] = bias === null ? s5 : s5 + bias[c + 5];
+      out[o + 6] = bias === null ? s6 : s6 + bias[c + 6];
+      out[o + 7] = bias === null ? s7 : s7 + bias[c + 7];
     } else {
-      out[o] = s0 + bias[c];
-      if (c + 1 < n) out[o + 1] = s1 + bias[c + 1];
-      if (c + 2 < n) out[o + 2] = s2 + bias[c + 2];
-      if (c + 3 < n) out[o + 3] = s3 + bias[c + 3];
+      // the last panel, part of it beyond the last column
+      const sums = lastPanel;
+      sums[0] = s0;
+      sums[1] = s1;
+      sums[2] = s2;
+      sums[3] = s3;
+      sums[4] = s4;
+      sums[5] = s5;
+      sums[6] = s6;
+      sums[7] = s7;
+      for (let j = 0; c + j < n; j++) out[o + j] = bias === null ? sums[j] : sums[j] + bias[c + j];
     }
   }
 }
@@ -433,25 +465,44 @@ function productRow64(x, xOffset, weights, bias, out, outOffset) {
     let s1 = 0;
     let s2 = 0;
     let s3 = 0;
+    let s4 = 0;
+    let s5 = 0;
+    let s6 = 0;
+    let s7 = 0;
     for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
       const v = x[xOffset + i];
-      s0 += v * data[w];
-      s1 += v * data[w + 1];
-      s2 += v * data[w + 2];
-      s3 += v * data[w + 3];
+      s0 = s0 + v * data[w];
+      s1 = s1 + v * data[w + 1];
+      s2 = s2 + v * data[w + 2];
+      s3 = s3 + v * data[w + 3];
+      s4 = s4 + v * data[w + 4];
+      s5 = s5 + v * data[w + 5];
+      s6 = s6 + v * data[w + 6];
+      s7 = s7 + v * data[w + 7];
     }
     const c = p * PANEL;
     const o = outOffset + c;
-    if (bias === null) {
-      out[o] = s0;
-      if (c + 1 < n) out[o + 1] = s1;
-      if (c + 2 < n) out[o + 2] = s2;
-      if (c + 3 < n) out[o + 3] = s3;
+    if (c + PANEL <= n) {
+      out[o] = bias === null ? s0 : s0 + bias[c];
+      out[o + 1] = bias === null ? s1 : s1 + bias[c + 1];
+      out[o + 2] = bias === null ? s2 : s2 + bias[c + 2];
+      out[o + 3] = bias === null ? s3 : s3 + bias[c + 3];
+      out[o + 4] = bias === null ? s4 : s4 + bias[c + 4];
+      out[o + 5] = bias === null ? s5 : s5 + bias[c + 5];
+      out[o + 6] = bias === null ? s6 : s6 + bias[c + 6];
+      out[o + 7] = bias === null ? s7 : s7 + bias[c + 7];
     } else {
-      out[o] = s0 + bias[c];
-      if (c + 1 < n) out[o + 1] = s1 + bias[c + 1];
-      if (c + 2 < n) out[o + 2] = s2 + bias[c + 2];
-      if (c + 3 < n) out[o + 3] = s3 + bias[c + 3];
+      // the last panel, part of it beyond the last column
+      const sums = lastPanel;
+      sums[0] = s0;
+      sums[1] = s1;
+      sums[2] = s2;
+      sums[3] = s3;
+      sums[4] = s4;
+      sums[5] = s5;
+      sums[6] = s6;
+      sums[7] = s7;
+      for (let j = 0; c + j < n; j++) out[o + j] = bias === null ? sums[j] : sums[j] + bias[c + j];
     }
   }
 }
