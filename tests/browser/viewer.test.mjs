@@ -297,6 +297,23 @@ describe('viewer page', () => {
     assert.equal(await page.locator('#error').isHidden(), true);
   });
 
+  test('a file dropped on the page opens', async () => {
+    const { page } = session;
+    const bytes = readFileSync(join(GOLDEN, 'zoo_td3_pendulum.sbif'));
+    const document = JSON.parse(readSafetensors(join(GOLDEN, 'zoo_td3_pendulum.sbif')).metadata.sbif);
+    await page.evaluate((base64) => {
+      const data = Uint8Array.from(atob(base64), (character) => character.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([data], 'dropped.sbif', { type: 'application/octet-stream' }));
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        document.body.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      }
+    }, bytes.toString('base64'));
+    await page.waitForFunction(() => document.getElementById('file-name').textContent === 'dropped.sbif');
+    assert.equal(await page.locator('#graph .node-op').count(), document.graph.length);
+    assert.equal(await page.locator('#drop-overlay').isHidden(), true);
+  });
+
   test('the observation field names a mistake', async () => {
     const { page } = session;
     await open('demo_ppo2_cartpole.sbif', readFileSync(join(GOLDEN, 'demo_ppo2_cartpole.sbif')));
@@ -326,6 +343,21 @@ describe('viewer page', () => {
     assert.match(text, /model\/c1\/w:0.*float32\[8×8×2×32\].*4,096/s);
     await page.locator('#node-properties button', { hasText: 'statistics' }).first().click();
     assert.match(await panel.textContent(), /min.*max.*mean.*std/s);
+  });
+
+  test('the landing page links the viewer, which opens a model of the site with ?open=', async (t) => {
+    const landing = await openPage('web/index.html');
+    t.after(() => landing.close());
+    await landing.page.click('text=the CartPole agent (PPO2)');
+    await landing.page.waitForSelector('body[data-ready="true"]');
+    const model = join(REPOSITORY_ROOT, 'web', 'play', 'models', 'ppo2_cartpole.sbif');
+    const document = JSON.parse(readSafetensors(model).metadata.sbif);
+    assert.equal(await landing.page.locator('#file-name').textContent(), 'ppo2_cartpole.sbif');
+    assert.equal(await landing.page.locator('#graph .node-op').count(), document.graph.length);
+    await landing.goto('web/viewer/index.html?open=missing.sbif');
+    await landing.page.waitForSelector('body[data-ready="true"]');
+    assert.match(await landing.page.locator('#error').textContent(), /^Cannot open missing\.sbif: the server answered 404/);
+    landing.errors.length = 0; // the browser reports the 404 on the console as well: that is the case tested
   });
 
   test('screenshot for the README', async () => {

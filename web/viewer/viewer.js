@@ -137,7 +137,36 @@ function setUp() {
     else if (event.key === '-') current.graph.zoom(0.8);
   });
   window.addEventListener('resize', () => current?.graph.fit());
-  document.body.dataset.ready = 'true'; // the tests wait for this before opening files
+}
+
+/**
+ * `?open=URL` opens a file the page's own site serves (a relative URL: the landing page links the play page's
+ * models); anything else the user opens is read from their disk, and no file leaves the page.
+ */
+async function openFromQuery() {
+  const target = new URLSearchParams(window.location.search).get('open');
+  if (!target) return;
+  const url = new URL(target, window.location.href);
+  const name = decodeURIComponent(url.pathname.split('/').pop() || target);
+  if (url.origin !== window.location.origin) {
+    showError(`Cannot open ${target}: ?open= takes a file of this site (${window.location.origin}), not of another`);
+    return;
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    showError(`Cannot open ${target}: ${error.message}`);
+    return;
+  }
+  if (!response.ok) {
+    showError(`Cannot open ${target}: the server answered ${response.status} ${response.statusText}`.trim());
+    return;
+  }
+  const bytes = await response.arrayBuffer();
+  openBytes(bytes, { name, size: bytes.byteLength });
 }
 
 setUp();
+await openFromQuery();
+document.body.dataset.ready = 'true'; // the tests wait for this before opening files
