@@ -23,8 +23,10 @@ LAYER_RANK = {
     "sbif.runtime": 4, "sbif.convert": 4,
     "sbif.export": 5,
     "sbif": 6,  # the package's façade: `sbif.load`, `sbif.Policy`
-    "sbif.cli": 7, "sbif.__main__": 7,
-    "conformance": 8,
+    "sbif.batch": 7,  # batch inference over datasets: the predictor, the local engine, dataset files
+    "sbif.integrations": 8,  # engines of other frameworks on top of sbif.batch (Ray Data)
+    "sbif.cli": 9, "sbif.__main__": 9,
+    "conformance": 10,
 }
 
 #: Imports against the ranks, each with its reason.
@@ -47,7 +49,14 @@ FRAMEWORKS = {
     "onnx": ("sbif.convert.onnx", "conformance.adapters.onnx_runtime"),
     "onnxruntime": ("sbif.convert.onnx", "conformance.adapters.onnx_runtime"),
     "numba": ("sbif.runtime.numba",),
+    "ray": ("sbif.integrations",),
+    "pyarrow": ("sbif.batch", "sbif.integrations"),
+    "pandas": ("sbif.batch", "sbif.integrations"),
 }
+
+#: Optional frameworks imported only inside functions where they are allowed: `import sbif.batch` (and the CLI that
+#: imports it) must work without them, and pay for them only when a batch of theirs comes in.
+LAZY_FRAMEWORKS = ("ray", "pyarrow", "pandas")
 
 
 def modules() -> Dict[str, str]:
@@ -179,3 +188,36 @@ def test_frameworks_are_imported_only_where_the_architecture_allows():
             if allowed is not None and not any(module == a or module.startswith(a + ".") for a in allowed):
                 misplaced.append("{}:{} imports {}".format(os.path.relpath(path, ROOT), line, name))
     assert not misplaced, misplaced
+
+
+def module_level_imports(path: str) -> Iterator[Tuple[str, int]]:
+    """(dotted name, line) of the imports a module runs when it is imported: its top-level statements, including
+    those under a top-level `if` or `try`, but not inside functions or classes."""
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield node.module or "", node.lineno
+        elif isinstance(node, (ast.If, ast.Try)):
+            pending.extend(ast.iter_child_nodes(node))
+        elif isinstance(node, ast.ExceptHandler):
+            pending.extend(node.body)
+
+
+def test_optional_frameworks_are_imported_lazily():
+    eager = ["{}:{} imports {}".format(os.path.relpath(path, ROOT), line, name)
+             for module, path in MODULES.items() for name, line in module_level_imports(path)
+             if name.split(".")[0] in LAZY_FRAMEWORKS]
+    assert not eager, "import these inside the functions that need them: {}".format(eager)
+
+
+def test_the_lazy_import_check_sees_module_level_imports(tmp_path):
+    path = tmp_path / "module.py"
+    path.write_text("try:\n    import pyarrow\nexcept ImportError:\n    import pandas\n"
+                    "def f():\n    import ray\n")
+    assert sorted(name for name, _ in module_level_imports(str(path))) == ["pandas", "pyarrow"]

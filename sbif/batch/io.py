@@ -1,0 +1,271 @@
+"""Datasets on disk: read in bounded batches, written whole or not at all.
+
+A dataset is a Parquet file, a `.npy` file (an array [rows, *shape]: the observations, one column), or a directory
+of shards, Parquet or `.npy` files taken in the order of their names, whose rows follow one another. Reading streams:
+Parquet by record batches (pyarrow reads one row group at a time), `.npy` through a memory map, so memory is bounded
+by the batch size and the row groups, never by the dataset.
+
+Writing goes to a temporary name beside the destination (`.NAME.sbif-tmp-PID`), renamed over it only when every
+row is written: a failure or an interruption leaves the destination as it was. A Parquet destination gets the
+input's columns (or only the outputs) and the outputs as fixed-size-list columns; a `.npy` destination one output
+(an array [rows, *shape]); any other path a directory of Parquet shards, one per input shard, named after it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError, SbifError, preview
+from .tables import NUMERIC_KINDS, batch_format, to_arrow
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+NPY_SUFFIX = ".npy"
+#: the column a `.npy` dataset's array is read as
+NPY_COLUMN = "obs"
+TEMPORARY_MARK = ".sbif-tmp-"
+
+
+class Shard(NamedTuple):
+    """One file of a dataset: its path, 'parquet' or 'npy', and its number of rows."""
+
+    path: str
+    kind: str
+    rows: int
+
+
+class DataBatch(NamedTuple):
+    """Rows of a dataset: the index of the shard they come from, the dataset index of their first row, and the
+    data, a pyarrow RecordBatch (Parquet) or a dict of NumPy arrays (`.npy`)."""
+
+    shard: int
+    first_row: int
+    data: Any
+
+
+def file_kind(path: str) -> Optional[str]:
+    """'parquet' or 'npy' from a file name's suffix; None for anything else."""
+    lower = path.lower()
+    if lower.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return "npy" if lower.endswith(NPY_SUFFIX) else None
+
+
+def dataset_shards(path: str) -> List[Shard]:
+    """The shards of the dataset at `path` (a file, or a directory of Parquet or `.npy` files, by name)."""
+    if os.path.isdir(path):
+        names = sorted(name for name in os.listdir(path)
+                       if file_kind(name) and not name.startswith(".") and TEMPORARY_MARK not in name)
+        kinds = {file_kind(name) for name in names}
+        if not names:
+            raise InputError("the directory {} holds no Parquet (.parquet) or .npy shards".format(preview(path)))
+        if len(kinds) > 1:
+            raise InputError("the directory {} mixes Parquet and .npy shards: use one kind".format(preview(path)))
+        files = [os.path.join(path, name) for name in names]
+    elif os.path.exists(path):
+        if file_kind(path) is None:
+            raise InputError("{} is not a dataset: use a .parquet or .npy file, or a directory of them".format(
+                preview(path)))
+        files = [path]
+    else:
+        raise InputError("no dataset at {}".format(preview(path)))
+    return [Shard(file, str(file_kind(file)), _row_count(file)) for file in files]
+
+
+def _row_count(path: str) -> int:
+    if file_kind(path) == "npy":
+        return int(open_npy(path).shape[0])
+    pq = _parquet()
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError("cannot read {} as Parquet: {}".format(preview(path), exc)) from None
+
+
+def dataset_columns(shards: Sequence[Shard]) -> List[str]:
+    """The columns of a dataset: the first Parquet shard's (every shard must have them), or NPY_COLUMN."""
+    if shards[0].kind == "npy":
+        return [NPY_COLUMN]
+    return list(_parquet().ParquetFile(shards[0].path).schema_arrow.names)
+
+
+def read_batches(shards: Sequence[Shard], batch_size: int, columns: Optional[Sequence[str]] = None
+                 ) -> Iterator[DataBatch]:
+    """The dataset's rows in order, `batch_size` at a time (fewer at the end of each shard), with `columns` only
+    (default all). A Parquet shard whose columns differ from the first shard's is refused when reached."""
+    if batch_size < 1:
+        raise InputError("the batch size must be at least 1, got {}".format(batch_size))
+    first_row = 0
+    expected = None
+    for index, shard in enumerate(shards):
+        if shard.kind == "npy":
+            array = open_npy(shard.path)
+            for start in range(0, len(array), batch_size):
+                yield DataBatch(index, first_row + start, {NPY_COLUMN: array[start:start + batch_size]})
+        else:
+            parquet = _parquet().ParquetFile(shard.path)
+            names = list(parquet.schema_arrow.names)
+            if expected is None:
+                expected = names
+            elif names != expected:
+                raise InputError("shard {} has the columns {}, where {} has {}".format(
+                    preview(shard.path), ", ".join(names), preview(shards[0].path), ", ".join(expected)))
+            start = 0
+            for record_batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+                yield DataBatch(index, first_row + start, record_batch)
+                start += record_batch.num_rows
+        first_row += shard.rows
+
+
+def open_npy(path: str) -> np.ndarray:
+    """A `.npy` file's array, memory-mapped read-only, after checking its header: numbers (not objects, strings or
+    records), at least one axis, and exactly as many data bytes as the header declares."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in readers:
+                raise ValueError(".npy format version {}.{} is not supported (1.0 or 2.0)".format(*version))
+            shape, fortran_order, dtype = readers[version](handle)
+            offset = handle.tell()
+            size = os.fstat(handle.fileno()).st_size
+    except (OSError, ValueError) as exc:
+        raise InputError("cannot read {} as .npy: {}".format(preview(path), getattr(exc, "strerror", None) or exc)
+                         ) from None
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise InputError("{} holds {} values, not numbers".format(preview(path), dtype))
+    if len(shape) == 0:
+        raise InputError("{} holds a single value; a dataset has one row per observation".format(preview(path)))
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared != size - offset:
+        raise InputError("{}: the header declares {} bytes of {} {}, but {} bytes follow it".format(
+            preview(path), declared, dtype, tuple(shape), size - offset))
+    if declared == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
+                     order="F" if fortran_order else "C")
+
+
+def _parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise SbifError("Parquet needs pyarrow: pip install 'sbif[parquet]'") from None
+    return pq
+
+
+class DatasetWriter:
+    """Writes a dataset to `out` atomically (module docstring): `write(data, shard)` in row order, then `commit()`;
+    `abort()` (or leaving the `with` block by an exception) removes what was written.
+
+    `shard_names`: the input's shard names, for a directory destination (one output shard per input shard).
+    `total_rows`: the rows to come, for a `.npy` destination (its header comes first)."""
+
+    def __init__(self, out: str, shard_names: Sequence[str], total_rows: int):
+        self.out = out
+        self.kind = file_kind(out) or "directory"
+        self.total_rows = total_rows
+        self.shard_names = [os.path.splitext(os.path.basename(name))[0] + ".parquet" for name in shard_names]
+        self.rows = 0
+        parent = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(parent):
+            raise InputError("cannot write {}: no directory {}".format(preview(out), preview(parent)))
+        if self.kind == "directory" and os.path.isdir(out) and os.listdir(out):
+            raise InputError("{} is a directory that is not empty: choose a new one (or a .parquet or .npy "
+                             "file)".format(preview(out)))
+        if os.path.isdir(out) and self.kind != "directory":
+            raise InputError("{} is a directory".format(preview(out)))
+        self.temporary = os.path.join(parent, "." + os.path.basename(os.path.normpath(out)) + TEMPORARY_MARK +
+                                      str(os.getpid()))
+        self._writer: Any = None  # the open ParquetWriter, or the .npy file handle
+        self._writer_shard: Optional[int] = None
+        self._npy_type: Optional[tuple] = None
+        if self.kind == "directory":
+            os.mkdir(self.temporary)
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, kind: Any, *rest: Any) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def write(self, data: Any, shard: int = 0) -> None:
+        """Append rows: a pyarrow Table or RecordBatch, or a dict of NumPy arrays [rows, ...] (for a `.npy`
+        destination, exactly one array)."""
+        if self.kind == "npy":
+            self._write_npy(data)
+        else:
+            self._write_parquet(data, shard)
+
+    def _write_parquet(self, data: Any, shard: int) -> None:
+        import pyarrow as pa
+
+        if batch_format(data) == "numpy":
+            data = pa.RecordBatch.from_arrays([to_arrow(np.asarray(values)) for values in data.values()],
+                                              names=list(data))
+        if self.kind == "directory" and shard != self._writer_shard:
+            self._close_writer()
+        if self._writer is None:
+            path = (self.temporary if self.kind == "parquet" else
+                    os.path.join(self.temporary, self.shard_names[shard]))
+            self._writer = _parquet().ParquetWriter(path, data.schema)
+            self._writer_shard = shard
+        try:
+            self._writer.write(data)
+        except (ValueError, TypeError) as exc:  # a schema that changed between batches (pyarrow's ArrowInvalid)
+            raise InputError("cannot write {}: {}".format(preview(self.out), exc)) from None
+        self.rows += data.num_rows
+
+    def _write_npy(self, data: Any) -> None:
+        if batch_format(data) != "numpy" or len(data) != 1:
+            raise InputError("a .npy file holds one output; ask for one, or write Parquet (a .parquet file or a "
+                             "directory) for several")
+        (values,) = [np.ascontiguousarray(value) for value in data.values()]
+        if self._writer is None:
+            self._npy_type = (values.dtype, values.shape[1:])
+            self._writer = open(self.temporary, "wb")
+            np.lib.format.write_array_header_2_0(self._writer, {
+                "descr": np.lib.format.dtype_to_descr(values.dtype), "fortran_order": False,
+                "shape": (self.total_rows,) + values.shape[1:]})
+        if (values.dtype, values.shape[1:]) != self._npy_type:
+            raise InputError("rows of {} {} cannot follow rows of {} {} in one .npy file".format(
+                values.dtype, values.shape[1:], *self._npy_type))
+        self._writer.write(values.tobytes())
+        self.rows += len(values)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def commit(self) -> None:
+        """Finish the files and rename them into place (a `.npy` must have received exactly `total_rows`)."""
+        try:
+            if self.kind == "npy" and (self._writer is None or self.rows != self.total_rows):
+                raise SbifError("{} rows were written where {} were announced".format(self.rows, self.total_rows))
+            if self._writer is None and self.kind == "parquet":
+                raise SbifError("no rows to write: an empty dataset has no schema to write")
+            self._close_writer()
+            if self.kind == "directory" and os.path.isdir(self.out):
+                os.rmdir(self.out)  # empty (checked at the start): replaced by the finished directory
+            os.replace(self.temporary, self.out)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Remove everything written (the destination is untouched)."""
+        try:
+            self._close_writer()
+        except (OSError, ValueError):
+            pass  # closing a half-written file can fail too; it is removed below all the same
+        if os.path.isdir(self.temporary):
+            shutil.rmtree(self.temporary, ignore_errors=True)
+        elif os.path.exists(self.temporary):
+            os.unlink(self.temporary)
+
