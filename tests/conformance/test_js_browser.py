@@ -1,4 +1,4 @@
-"""The JavaScript runtime in a real browser: the golden packs through the browser bridge
+"""The JavaScript runtime in a real browser: the golden packs (run and predict) through the browser bridge
 (runtimes/js/browser/sbif-browser-protocol.js: the library in headless Chromium, driven by playwright-core), and
 the Playwright tests of tests/browser (`node --test`).
 
@@ -91,3 +91,19 @@ def test_the_browser_answers_predict_for_every_golden_pack(browser_predict):
         assert (result.status == "skip" and all(op in result.message for op in lacking)) if lacking else \
             (result.status == "pass" and result.probes >= 3), report.render()
     assert sum(r.status == "pass" for r in report.results) >= 40, report.render()
+
+
+#: Page test files over 20 s (2 busy cores), which `make check` leaves to `make test`
+SLOW_PAGE_TESTS = {"viewer.test.mjs": "48 s"}
+PAGE_TESTS = sorted(name for name in os.listdir(BROWSER_TESTS) if name.endswith(".test.mjs"))
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if name in SLOW_PAGE_TESTS else [])
+                                  for name in PAGE_TESTS])
+def test_the_page_tests_pass(name):
+    """tests/browser/*.test.mjs, one file at a time (`node --test`): the library, and the pages built on it, driven
+    in Chromium."""
+    require_browser()
+    completed = subprocess.run([NODE, "--test", os.path.join(BROWSER_TESTS, name)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout
