@@ -23,9 +23,8 @@ const POSTPROCESSING_OPS = new Set(['clip', 'add', 'sub', 'mul', 'div', 'cast', 
  * @typedef {{id: string, kind: 'input'|'op'|'output', index: number, group: string, op?: string, name: string,
  *   node?: object, entry?: object, parameters: string[], constants: string[], inputs: string[], outputs: string[]}}
  *   ViewNode
- *   `index`: the position in the document's `inputs`, `graph` or `outputs`; `parameters` and `constants`: the tensors
- *   the node reads, directly or through nodes that read tensors alone (a bias reshaped, a weight transposed), which
- *   have `tensorOnly` set and count nothing themselves.
+ *   `index`: the position in the document's `inputs`, `graph` or `outputs`; op nodes also have `tensorReads`,
+ *   `tensorOnly` and, with `parameters` and `constants`, the tensors they read (see attachTensors).
  */
 
 /**
@@ -115,27 +114,22 @@ function reach(starts, next) {
 
 /**
  * A node that reads tensors alone (a reshaped bias, a transposed weight, a `constant`) is folded into the nodes that
- * read it for counting: each op node lists the tensors it reads, directly or through such nodes.
+ * read it: each op node lists in `tensorReads` the tensors it reads, directly or through such nodes, with the
+ * position of the input they arrive at, and in `parameters` and `constants` those it counts (a node that reads
+ * tensors alone counts nothing: its readers do).
  */
 function attachTensors(nodes, byId, producers, tensors, graph) {
   for (const node of nodes) node.tensorOnly = node.kind === 'op' && graph.predecessors.get(node.id).length === 0;
-  const tensorOnly = (node) => node.tensorOnly;
-  const sourcesOf = new Map();
-  const tensorsBehind = (node) => {
-    if (sourcesOf.has(node.id)) return sourcesOf.get(node.id);
-    const found = [];
-    for (const value of node.inputs) {
-      if (tensors.has(value)) found.push(value);
-      else if (producers.has(value) && tensorOnly(byId.get(producers.get(value)))) {
-        found.push(...tensorsBehind(byId.get(producers.get(value))));
-      }
-    }
-    sourcesOf.set(node.id, found);
-    return found;
+  const behind = (value) => {
+    if (tensors.has(value)) return [value];
+    const producer = producers.has(value) ? byId.get(producers.get(value)) : null;
+    return producer && producer.tensorOnly ? producer.inputs.flatMap(behind) : [];
   };
   for (const node of nodes) {
-    if (node.kind !== 'op' || tensorOnly(node)) continue; // counted where their results are used
-    const read = Array.from(new Set(tensorsBehind(node)));
+    if (node.kind !== 'op') continue;
+    node.tensorReads = node.inputs.flatMap((value, position) => behind(value).map((name) => ({ position, name })));
+    if (node.tensorOnly) continue;
+    const read = Array.from(new Set(node.tensorReads.map((entry) => entry.name)));
     node.parameters = read.filter((name) => tensors.get(name).origin === 'parameter');
     node.constants = read.filter((name) => tensors.get(name).origin !== 'parameter');
   }
@@ -146,11 +140,12 @@ function attachTensors(nodes, byId, producers, tensors, graph) {
  * recurrent — downstream of the state or mask input and upstream of the next state, and a layer read by those
  *   alone (the cell's input projection);
  * postprocessing — the chain that ends in an action output, each step an elementwise or reshaping op whose other
- *   operands are constant, up to the first value that is itself a named output or depends on noise;
+ *   operands are constant, up to a named output that is not an action (a distribution parameter such as `mean`) or
+ *   a node where two computed values meet (a mean plus scaled noise: the distribution itself);
  * preprocessing — downstream of an observation input, upstream of a layer, and no layer before it;
  * head — a final layer (one with a path to an output through no other layer), or downstream of a final layer or a
  *   noise input, with a path to an output through no layer (a critic fed the action is body, the action is not);
- * body — the rest. A node that reads tensors alone takes the part of the node that reads it.
+ * body — the rest. A node computed from tensors and constants alone takes the part of the node that reads it.
  */
 function assignGroups(document, nodes, byId, producers, graph) {
   const ops = nodes.filter((node) => node.kind === 'op');
@@ -190,7 +185,7 @@ function assignGroups(document, nodes, byId, producers, graph) {
     } else if ((afterFinal.has(id) || afterNoise.has(id)) && nearOutputs.has(id)) node.group = 'head';
     else node.group = 'body';
   }
-  // tensor-only nodes, last to first so a chain of them takes the part of the node at its end
+  // nodes computed from tensors alone, last to first so a chain of them takes the part of the node at its end
   for (const node of ops.slice().reverse()) {
     if (!dependsOnInputs.has(node.id)) {
       const reader = graph.successors.get(node.id).map((id) => byId.get(id)).find((next) => next.kind === 'op');

@@ -58,34 +58,19 @@ function boxLines(viewNode, graphModel) {
   const attrs = Object.entries(node.attrs || {});
   if (attrs.length) details.push(cut(attrs.map(([key, value]) => attributeText(key, value)).join(' '), 40));
   const lines = tensorLines(viewNode, graphModel);
-  for (const line of lines.slice(0, TENSOR_LINES)) details.push(line);
+  details.push(...lines.slice(0, TENSOR_LINES));
   if (lines.length > TENSOR_LINES) details.push(`+${lines.length - TENSOR_LINES} more tensors`);
   const subtitle = node.outputs.length > 1 ? `${cut(node.outputs[0], 22)} +${node.outputs.length - 1}` : cut(viewNode.name);
   return { title: node.op, subtitle, details };
 }
 
-/** `W ⟨64×4⟩` for each tensor a node reads, directly or through nodes that read tensors alone. */
-export function tensorLines(viewNode, graphModel) {
+/** `W ⟨64×4⟩` for each tensor a node reads, named by its role in a layer or by the last part of its name. */
+function tensorLines(viewNode, graphModel) {
   const roles = WEIGHT_ROLES[viewNode.op] || [];
-  const lines = [];
-  viewNode.inputs.forEach((value, position) => {
-    const entries = tensorsBehind(value, graphModel);
-    for (const entry of entries) {
-      const role = roles[position] || entry.name.split('/').pop();
-      lines.push(`${cut(role, 18)} ⟨${shapeText(entry.shape)}⟩`);
-    }
+  return viewNode.tensorReads.map(({ position, name }) => {
+    const role = roles[position] || name.split('/').pop();
+    return `${cut(role, 18)} ⟨${shapeText(graphModel.tensors.get(name).shape)}⟩`;
   });
-  return lines;
-}
-
-/** The tensor entries a value is, or is computed from by nodes that read tensors alone (a bias reshaped). */
-export function tensorsBehind(value, graphModel) {
-  if (graphModel.tensors.has(value)) return [graphModel.tensors.get(value)];
-  const producer = graphModel.producers.get(value);
-  if (producer === undefined) return [];
-  const node = graphModel.byId.get(producer);
-  if (!node.tensorOnly) return [];
-  return node.inputs.flatMap((input) => tensorsBehind(input, graphModel));
 }
 
 /**
@@ -277,8 +262,6 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
     },
     /** Selects the node with `id` (or none) and scrolls it into view, as a click would select it. */
     select: (id) => select(id, { reveal: true }),
-    /** The node id that computes `value`, an input's id for a graph input. */
-    producerOf: (value) => graphModel.producers.get(value),
   };
 }
 
