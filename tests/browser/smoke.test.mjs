@@ -76,11 +76,12 @@ test('the route serves the repository and allowed files only, and no request rea
 
 test('a console error or an uncaught exception fails the page on close', async () => {
   const session = await openPage();
+  const uncaught = session.page.waitForEvent('pageerror');
   await session.page.evaluate(() => {
     console.error('drawn with the wrong scale');
     setTimeout(() => { throw new RangeError('no policy loaded'); });
   });
-  await session.page.waitForTimeout(50);
+  await uncaught;  // the session's own listener, registered first, has seen it too
   const closing = session.close();
   await assert.rejects(closing, (error) => error instanceof PageErrors && error.errors.length === 2
     && /drawn with the wrong scale/.test(error.errors[0]) && /RangeError: no policy loaded/.test(error.errors[1]));
