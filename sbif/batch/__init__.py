@@ -21,7 +21,16 @@ The API the engines share (the local engine here, Ray Data in `sbif.integrations
         total_rows) (.write(data, shard), .commit(), .abort(); a context manager), check_destination(data, out)
 
 `sbif.integrations.ray.run_dataset(model, data, out, spec, batch_size, address, passthrough)` -> BatchSummary is
-what `sbif predict --engine ray` calls: the same arguments as `run_local`, plus the cluster's address.
+what `sbif predict --engine ray` calls: the same arguments as `run_local` (keywords from batch_size on), plus the
+cluster's address; the summary's seed is the spec's when an output samples (`predictor.sampling_outputs()`), else
+None. For its output to equal the local engine's:
+- row ids: without an id column a row's id is its index in the dataset, in `dataset_shards` order (shards by name,
+  rows in file order): give each batch its `first_row`, or put the index in an id column before repartitioning;
+- recurrent policies: every batch holds whole episodes (group by `spec.episode_column`); rows come back in the
+  order they went in, so restore the dataset order before writing;
+- the executor: noise is a function of (seed, row id) alone, but a float result is bit-identical across batchings
+  only if the backend computes each row the same whatever batch it is in: numba does for dense and LSTM graphs,
+  the NumPy reference does not (its matmul is BLAS's, whose kernels depend on the batch's shape).
 """
 from .io import DataBatch, DatasetWriter, Shard, dataset_columns, dataset_shards, read_batches
 from .local import DEFAULT_BATCH_SIZE, BatchSummary, check_destination, run_local

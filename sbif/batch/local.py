@@ -26,7 +26,8 @@ DEFAULT_BATCH_SIZE = 16384
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What a run did: `sbif predict --out --json` prints it."""
+    """What a run did: `sbif predict --out --json` prints it. `seed`: the sampled outputs' seed, None when no
+    output samples."""
 
     rows: int
     seconds: float
@@ -69,7 +70,7 @@ def run_local(model: ModelSource, data: str, out: str, spec: BatchSpec, batch_si
             rows = predict_group(predictor, group, writer, keep_inputs)
             progress.advance(rows, detail="{:,.0f} rows/s".format(progress.done / max(progress.elapsed(), 1e-9)))
     return BatchSummary(total, time.monotonic() - started, predictor.output_columns, out, "local", batch_size,
-                        spec.seed)
+                        spec.seed if predictor.sampling_outputs() else None)
 
 
 def check_destination(data: str, out: str) -> None:

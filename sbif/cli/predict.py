@@ -1,11 +1,13 @@
 """`sbif predict`: run a policy on observations given as JSON or .npy, with a recurrent policy's state and masks,
-over a sequence of steps, or on a goal-conditioned (HER) file's dict observation."""
+over a sequence of steps, or on a goal-conditioned (HER) file's dict observation; with --out, over a dataset
+(Parquet, .npy, a directory of shards) into another, in this process or on a Ray cluster (`sbif.batch`)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import warnings
+from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
@@ -27,11 +29,16 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "  sbif predict model.sbif --obs '[[0.1, 0.2, 0.3, 0.4]]' --json    (actions; a recurrent policy's state)\n"
         "  sbif predict lstm.sbif --obs episode.npy --steps --mask dones.npy   (episode.npy: [steps, envs, ...])\n"
         "  sbif predict lstm.sbif --obs next.npy --state state.json     (go on from the \"state\" --json printed)\n"
-        "  sbif predict her.sbif --obs '{\"observation\": [...], \"achieved_goal\": [...], \"desired_goal\": [...]}'")
+        "  sbif predict her.sbif --obs '{\"observation\": [...], \"achieved_goal\": [...], \"desired_goal\": [...]}'\n"
+        "  sbif predict model.sbif --obs logged.parquet --out relabelled.parquet --outputs action,value\n"
+        "  sbif predict model.sbif --obs shards/ --out out/ --outputs action_sample --seed 7 --engine ray "
+        "--address 127.0.0.1:6379\n"
+        "  sbif predict lstm.sbif --obs episodes.parquet --out actions.npy --episode-column episode --step-column t")
     predict.add_argument("file")
     predict.add_argument("--obs", required=True,
                          help="observations: a .npy or .json file, or inline JSON (one observation or a batch); for "
-                              "a goal-conditioned (HER) file also a JSON object of its dict observation")
+                              "a goal-conditioned (HER) file also a JSON object of its dict observation; with --out, "
+                              "a dataset: a Parquet or .npy file, or a directory of them")
     predict.add_argument("--state", help="a recurrent policy's state to start from, [envs, S] ([S] for one "
                                          "observation), as --obs (default: zeros, as SB2's initial_state)")
     predict.add_argument("--mask", help="a recurrent policy's episode starts, one per observation (true: the "
@@ -46,13 +53,44 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     mode.add_argument("--stochastic", dest="deterministic", action="store_const", const=False,
                       help="sample (default: the algorithm's default in the framework it came from)")
     predict.add_argument("--seed", type=int, help="seed for sampling")
-    predict.add_argument("--backend", choices=("numpy", "numba", "auto"), default="numpy",
+    predict.add_argument("--backend", choices=("numpy", "numba", "auto"),
                          help="the runtime's executor (default numpy: one call does not repay numba's start-up; "
-                              "auto: numba when installed)")
+                              "with --out auto, numba when installed)")
     predict.add_argument("-o", "--output", help="write the actions to this .npy file instead of printing them")
     predict.add_argument("--json", action="store_true",
-                         help="print JSON: the actions (or the -o file) and the state a recurrent policy ends in")
+                         help="print JSON: the actions (or the -o file) and the state a recurrent policy ends in; "
+                              "with --out, a summary of the run")
+    dataset = predict.add_argument_group(
+        "datasets (--out)", "run over a dataset batch by batch, in bounded memory, and write OUT whole or not at all "
+                            "(spec/batch-inference.md)")
+    dataset.add_argument("--out", help="write the dataset with the output columns added: a .parquet file, a .npy "
+                                       "file (one output alone), or a directory (Parquet shards, one per input shard)")
+    dataset.add_argument("--outputs", help="the output columns, comma-separated: action, action_sample (sampled: "
+                                           "needs --seed, else one is drawn and reported), value, q_values, "
+                                           "probabilities, or any output of the file (default: action)")
+    dataset.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: this process (default); ray: Ray Data on the cluster at --address")
+    dataset.add_argument("--address", help="the Ray cluster's address (default: Ray's own choice, RAY_ADDRESS or a "
+                                           "local cluster)")
+    dataset.add_argument("--batch-size", type=int, help="rows per batch (default 16384)")
+    dataset.add_argument("--obs-column", action="append", metavar="COLUMN or KEY=COLUMN",
+                         help="the observations' column (default obs); for dict observations KEY=COLUMN, once per "
+                              "key (default obs/KEY)")
+    dataset.add_argument("--id-column", help="row ids, which seed the sampled actions and name rows in errors "
+                                             "(default: the column id if present, else the row's index)")
+    dataset.add_argument("--episode-column", help="a recurrent policy's episode ids (default episode)")
+    dataset.add_argument("--step-column", help="the order of an episode's rows (default step)")
+    dataset.add_argument("--output-prefix",
+                         help="put before each output column's name (teacher_ gives teacher_action)")
+    dataset.add_argument("--outputs-only", action="store_true",
+                         help="write the output columns alone, not the dataset's columns beside them")
     return predict
+
+
+#: options of a single request that a dataset run (--out) does not take, and those only a dataset run takes
+REQUEST_OPTIONS = ("state", "mask", "steps", "output")
+DATASET_OPTIONS = ("outputs", "address", "batch_size", "obs_column", "id_column", "episode_column", "step_column",
+                   "output_prefix", "outputs_only")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -60,7 +98,13 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.seed is not None and args.seed < 0:
         raise InputError("--seed must be a non-negative integer, got {}".format(preview(args.seed)))
-    policy = load(args.file, backend=args.backend)
+    if args.out is not None:
+        return run_dataset_predict(args)
+    given = [option for option in DATASET_OPTIONS if getattr(args, option)]
+    given += ["engine"] if args.engine != "local" else []
+    if given:
+        raise InputError("--{} is for datasets: add --out".format(given[0].replace("_", "-")))
+    policy = load(args.file, backend=args.backend or "numpy")
     observations = read_observations(args.obs, policy.document.get("observation_dict", {}).get("keys"))
     state = None if args.state is None else read_array(args.state, "--state")
     mask = None if args.mask is None else read_array(args.mask, "--mask")
@@ -97,6 +141,75 @@ def run_predict(args: argparse.Namespace) -> int:
         print("sampled, as {}'s predict does for {} by default (--deterministic takes the mode)".format(
             policy.contract.upper(), policy.algorithm))
     return 0
+
+
+def run_dataset_predict(args: argparse.Namespace) -> int:
+    """`sbif predict FILE --obs DATA --out OUT`: the dataset through `sbif.batch`'s local engine or Ray's."""
+    import secrets
+
+    from ..batch import DEFAULT_BATCH_SIZE, BatchSpec, run_local
+
+    given = [option for option in REQUEST_OPTIONS if getattr(args, option)]
+    if given:
+        raise InputError("--{} is for a single request: a dataset run (--out) takes its observations, ids and "
+                         "episodes from columns".format(given[0]))
+    if args.address is not None and args.engine != "ray":
+        raise InputError("--address is the Ray cluster's: add --engine ray")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1, got {}".format(args.batch_size))
+    if args.outputs is not None and args.deterministic is not None:
+        raise InputError("with --outputs, name the actions you want: action (the mode) or action_sample (sampled)")
+    outputs = ["action_sample" if args.deterministic is False else "action"] if args.outputs is None else \
+        [name.strip() for name in args.outputs.split(",")]
+    if not all(outputs):
+        raise InputError("--outputs is a comma-separated list of names, got {}".format(preview(args.outputs)))
+    observation_column, key_columns = observation_columns(args.obs_column or [])
+    columns = {name: value for name, value in (("observation_column", observation_column),
+                                               ("episode_column", args.episode_column),
+                                               ("step_column", args.step_column)) if value is not None}
+    spec = BatchSpec(outputs=tuple(outputs), seed=args.seed, key_columns=key_columns, id_column=args.id_column,
+                     output_prefix=args.output_prefix or "", backend=args.backend or "auto", **columns)
+    if args.seed is None:  # a sampling run reports the seed it drew (BatchSummary.seed), so it can be repeated
+        spec = replace(spec, seed=secrets.randbits(63))
+    batch_size = args.batch_size or DEFAULT_BATCH_SIZE
+    if args.engine == "ray":
+        summary = ray_engine().run_dataset(args.file, args.obs, args.out, spec, batch_size=batch_size,
+                                           address=args.address, passthrough=not args.outputs_only)
+    else:
+        summary = run_local(args.file, args.obs, args.out, spec, batch_size=batch_size,
+                            passthrough=not args.outputs_only)
+    if args.json:
+        print(json.dumps(summary.as_json()))
+        return 0
+    print("wrote {:,} rows ({}) to {} in {:.1f} s ({:,.0f} rows/s, {} engine){}".format(
+        summary.rows, ", ".join(summary.outputs), summary.out, summary.seconds, summary.rows_per_second,
+        summary.engine, "" if summary.seed is None else "; seed {}".format(summary.seed)))
+    return 0
+
+
+def observation_columns(options: Sequence[str]) -> Tuple[Optional[str], Dict[str, str]]:
+    """--obs-column values: the observations' column (one plain name, None if none) and dict keys' columns
+    (KEY=COLUMN each)."""
+    plain = [option for option in options if "=" not in option]
+    if len(plain) > 1:
+        raise InputError("--obs-column names one observation column; for dict observations give KEY=COLUMN")
+    pairs = [option.split("=", 1) for option in options if "=" in option]
+    if any(not key or not column for key, column in pairs):
+        raise InputError("--obs-column takes COLUMN or KEY=COLUMN")
+    return (plain[0] if plain else None), dict(pairs)
+
+
+def ray_engine() -> Any:
+    """sbif.integrations.ray, or an SbifError saying what to install."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise SbifError("--engine ray needs Ray: pip install 'sbif[ray]' (or use --engine local)")
+    try:
+        from ..integrations import ray as ray_integration
+    except ImportError as exc:
+        raise SbifError("--engine ray is not available: {} (pip install 'sbif[ray]')".format(exc)) from None
+    return ray_integration
 
 
 def predict_steps(policy: Any, observations: Observations, state: Optional[np.ndarray], mask: Optional[np.ndarray],
