@@ -22,9 +22,12 @@ BRIDGE = [NODE or "node", os.path.join(ROOT, "runtimes", "js", "browser", "sbif-
 
 
 def require_browser():
-    """Skip without Chromium outside CI; anything else missing is a set-up error that `make browser` fixes."""
-    if not os.access(CHROMIUM, os.X_OK) and not os.environ.get("CI"):
-        pytest.skip("{} is not installed (`make browser` installs it)".format(CHROMIUM))
+    """Outside CI, skip without Chromium or Node; anything else missing is a set-up error `make browser` fixes."""
+    if not os.environ.get("CI"):
+        if not os.access(CHROMIUM, os.X_OK):
+            pytest.skip("{} is not installed (`make browser` installs it)".format(CHROMIUM))
+        if NODE is None:
+            pytest.skip("node is not installed: the JavaScript runtime cannot run")
     missing = [what for what, present in [
         (CHROMIUM, os.access(CHROMIUM, os.X_OK)), ("node", NODE is not None),
         ("tests/browser/node_modules", os.path.isdir(os.path.join(BROWSER_TESTS, "node_modules", "playwright-core")))]
