@@ -362,7 +362,7 @@ describe('viewer page', () => {
 
   test('screenshot for the README', async (t) => {
     // a page of its own, so the picture does not depend on which tests ran before
-    const shot = await openPage('web/viewer/index.html', { viewport: { width: 1440, height: 900 } });
+    const shot = await openPage('web/viewer/index.html', { viewport: { width: 1600, height: 1000 } });
     t.after(() => shot.close());
     const { page } = shot;
     await page.waitForSelector('body[data-ready="true"]');
@@ -373,6 +373,7 @@ describe('viewer page', () => {
     assert.match(await page.locator('#node-title').textContent(), /^matmul · lstm1\/x_wx$/);
     for (const section of ['#section-spaces', '#section-parameters']) await page.click(`${section} > summary`);
     await page.fill('#observation', '[0.5, -1.25, 2.0, 0.75, 0.0]');
+    await page.setChecked('#deterministic', true); // a sampled action would differ from run to run
     await page.click('#run-predict');
     await page.locator('#predict-result').scrollIntoViewIfNeeded();
     await page.locator('#observation').blur();

@@ -224,9 +224,9 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
       edgeElements.forEach((edge) => {
         if (edge.dataset.from === selected || edge.dataset.to === selected) edge.classList.add('related');
       });
-      if (reveal) centreOn(selected);
     }
     onSelect(selected ? graphModel.byId.get(selected) : null);
+    if (selected && reveal) centreOn(selected); // after onSelect: the properties panel it opens narrows the graph
   }
   function centreOn(id) {
     const place = layout.nodes.get(id);

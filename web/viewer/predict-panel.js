@@ -24,7 +24,7 @@ export function predictPanel(container, policy, document) {
   const state = recurrent ? field('state', 'State (JSON rows, empty: zeros)',
     `[[…${policy.stateSize} floats…]] one row per observation`, 2) : null;
   const mask = recurrent ? field('mask', `${recurrent.mask_input} (JSON, empty: no reset)`,
-    'true to reset an env before this step: [false, true]', 1) : null;
+    '[false, true]: true resets that env first', 1) : null;
   const actionMasks = predict.action_mask ? field('action-masks', 'Action masks (JSON, empty: all allowed)',
     'true allows an action', 1) : null;
   const actions = field('actions', 'Actions for action_probability (JSON, optional)',
