@@ -1,6 +1,6 @@
-"""The JavaScript runtime in a real browser: the golden packs (run and predict) through the browser bridge
-(runtimes/js/browser/sbif-browser-protocol.js: the library in headless Chromium, driven by playwright-core), and
-the Playwright tests of tests/browser (`node --test`).
+"""The JavaScript runtime in a real browser: the golden packs (run and predict) and the reader-refusal corpus through
+the browser bridge (runtimes/js/browser/sbif-browser-protocol.js: the library in headless Chromium, driven by
+playwright-core), and the Playwright tests of tests/browser (`node --test`).
 
 `make browser` installs Chromium (Debian's) and playwright-core; `make test` and `make check` do it first. In CI
 these tests always run; elsewhere they skip only on a machine without /usr/bin/chromium."""
@@ -9,10 +9,12 @@ import subprocess
 
 import pytest
 
+from conformance.data import MALFORMED_FILES, shipped
 from conformance.golden import GoldenSource
+from conformance.malformed import read_manifest
 from conformance.models import ModelInfo
 from conformance.protocol import ProcessRuntime
-from conformance.runner import KnownFailures, run_suite
+from conformance.runner import KnownFailures, OracleSource, run_suite
 
 from .conftest import GOLDEN, KNOWN_FAILURES, NODE, ROOT
 
@@ -94,6 +96,16 @@ def test_the_browser_answers_predict_for_every_golden_pack(browser_predict):
         assert (result.status == "skip" and all(op in result.message for op in lacking)) if lacking else \
             (result.status == "pass" and result.probes >= 3), report.render()
     assert sum(r.status == "pass" for r in report.results) >= 40, report.render()
+
+
+# the reader-refusal corpus through a runtime's process is slow (tests/conftest.py): 2 s
+@pytest.mark.slow
+def test_the_browser_refuses_every_malformed_file_with_its_class(browser_runtime, reference):
+    """The reader-refusal corpus, each file fetched by the page: refused with the class SPEC section 7 requires
+    (container, document, unsupported), the valid ones loaded, as in Node (tests/conformance/test_js.py)."""
+    report = run_suite([OracleSource([], reference)], browser_runtime, checks=["reader_refusal"])
+    (result,) = report.results
+    assert result.status == "pass" and result.probes == len(read_manifest(shipped(MALFORMED_FILES))), report.render()
 
 
 #: Page test files over 20 s (2 busy cores), which `make check` leaves to `make test`
