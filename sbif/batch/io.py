@@ -12,6 +12,8 @@ input's columns (or only the outputs) and the outputs as fixed-size-list columns
 """
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import shutil
 from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
@@ -138,7 +140,7 @@ def open_npy(path: str) -> np.ndarray:
         raise InputError("{} holds {} values, not numbers".format(preview(path), dtype))
     if len(shape) == 0:
         raise InputError("{} holds a single value; a dataset has one row per observation".format(preview(path)))
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    declared = functools.reduce(operator.mul, shape, 1) * dtype.itemsize  # exact: Python integers
     if declared != size - offset:
         raise InputError("{}: the header declares {} bytes of {} {}, but {} bytes follow it".format(
             preview(path), declared, dtype, tuple(shape), size - offset))
