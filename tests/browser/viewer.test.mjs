@@ -267,6 +267,18 @@ describe('viewer page', () => {
           }
         }
       }
+      // an observation sampled from the space, one and a batch of three, is one the policy takes
+      const actionShapes = [];
+      for (const count of ['1', '3']) {
+        await page.fill('#sample-batch', count);
+        await page.click('#sample');
+        await page.setChecked('#deterministic', true);
+        await page.click('#run-predict');
+        assert.equal(await page.locator('#predict-result').getAttribute('data-status'), 'ok',
+          `${pack.name}, ${count} sampled: ${await page.locator('#predict-result').textContent()}`);
+        actionShapes.push(JSON.parse(await page.locator('#predict-result [data-field="action"]').getAttribute('data-shape')));
+      }
+      assert.deepEqual(actionShapes[1], [3, ...actionShapes[0]], `${pack.name}: one action, then a batch of three`);
     });
   }
 

@@ -75,6 +75,7 @@ export function predictPanel(container, policy, document) {
       result.dataset.status = 'error';
       result.replaceChildren(h('div', { class: 'error inline', role: 'alert' }, errorText(error)));
     }
+    result.scrollIntoView({ block: 'nearest' });
   };
 
   const hasValue = document.outputs.some((output) => output.name === 'value');
@@ -85,7 +86,10 @@ export function predictPanel(container, policy, document) {
       h('button', { type: 'button', id: 'sample', onclick: () => {
         const count = Math.max(1, Math.min(1024, Number.parseInt(batch.value, 10) || 1));
         observation.input.value = formatValue(sampleSpace(document.observation_space, count === 1 ? null : count));
-        if (recurrent) state.input.value = '';
+        if (recurrent) { // a new observation (perhaps another batch size) starts its envs afresh
+          state.input.value = '';
+          mask.input.value = '';
+        }
       } }, 'Sample from the space'),
       h('label', { class: 'inline' }, '×', batch)),
     ...[state, mask, actionMasks].filter(Boolean).map((optional) => optional.row),
