@@ -254,8 +254,8 @@ def test_a_bad_column_names_its_first_bad_row(files):
     strings = pa.table({"obs": pa.array([["a", "b", "c", "d"]] * 2)})
     with pytest.raises(InputError, match=r"column 'obs' holds string values, not numbers \(row 0\)"):
         predictor.compute(strings, first_row=0)
-    with pytest.raises(InputError, match=r"column 'obs' holds rows of shape \(3,\) \(row 7\); the box observation "
-                                         r"space needs \(4,\)"):
+    with pytest.raises(InputError, match=r"column 'obs': row 7 has shape \(3,\); the box observation space needs "
+                                         r"\(4,\)"):
         predictor.compute({"obs": np.zeros((2, 3), np.float32)}, first_row=7)
     objects = {"obs": np.array([np.zeros(4), np.zeros(4), np.zeros(5)], dtype=object)}
     with pytest.raises(InputError, match=r"shape \(5,\) at row 2 where earlier rows have \(4,\)"):

@@ -3,6 +3,7 @@ goal-conditioned (HER) file's dict observation (issue #19, item 6)."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -191,3 +192,108 @@ def test_bad_dict_observations_are_one_line_errors(capsys, files, model, obs, wo
     err = refused(capsys, "predict", files[model], "--obs", obs)
     for word in words:
         assert word in err, err
+
+
+# -- datasets (--out, issue #24) ---------------------------------------------------------------------------------
+@pytest.fixture
+def dataset(tmp_path):
+    """A Parquet dataset of 300 CartPole-like observations with ids and a logged action column."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from sbif.batch.tables import to_arrow
+
+    obs = np.random.default_rng(4).standard_normal((300, 4)).astype(np.float32)
+    path = str(tmp_path / "logged.parquet")
+    pq.write_table(pa.table({"obs": to_arrow(obs), "id": np.arange(300) * 10, "action": np.zeros(300, np.int64)}),
+                   path, row_group_size=64)
+    return path, obs
+
+
+def parquet_columns(path):
+    import pyarrow.parquet as pq
+
+    return {name: np.asarray(column.to_pylist()) for name, column in zip(pq.read_table(path).schema.names,
+                                                                          pq.read_table(path).columns)}
+
+
+def test_a_dataset_run_writes_outputs_and_summarises(capsys, files, dataset, tmp_path):
+    data, obs = dataset
+    out = str(tmp_path / "relabelled.parquet")
+    summary = run_json(capsys, "predict", files["mlp"], "--obs", data, "--out", out, "--outputs",
+                       "action,value,action_sample", "--output-prefix", "teacher_", "--seed", "3", "--batch-size",
+                       "50", "--backend", "numpy")
+    assert {key: summary[key] for key in ("rows", "outputs", "out", "engine", "batch_size", "seed")} == {
+        "rows": 300, "outputs": ["teacher_action", "teacher_value", "teacher_action_sample"], "out": out,
+        "engine": "local", "batch_size": 50, "seed": 3}
+    written = parquet_columns(out)
+    policy = sbif.load(files["mlp"])
+    assert list(written) == ["obs", "id", "action", "teacher_action", "teacher_value", "teacher_action_sample"]
+    assert np.array_equal(written["teacher_action"], policy.predict(obs, deterministic=True)[0])
+    again = str(tmp_path / "again.parquet")  # the same seed, other batches, outputs alone: the same samples
+    run_json(capsys, "predict", files["mlp"], "--obs", data, "--out", again, "--outputs", "action_sample",
+             "--seed", "3", "--batch-size", "7", "--outputs-only", "--backend", "numpy")
+    assert np.array_equal(parquet_columns(again)["action_sample"], written["teacher_action_sample"])
+    code, text, _ = run(capsys, "predict", files["mlp"], "--obs", data, "--out", str(tmp_path / "a.npy"),
+                        "--stochastic")
+    assert code == 0 and text.startswith("wrote 300 rows (action_sample) to ") and "; seed " in text, text
+
+
+def test_a_recurrent_dataset_run_with_named_columns(capsys, files, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from sbif.batch.tables import to_arrow
+
+    obs = np.random.default_rng(5).standard_normal((9, 3)).astype(np.float32)
+    episodes, steps = np.array([4, 4, 4, 9, 9, 2, 2, 2, 2]), np.array([2, 0, 1, 0, 1, 3, 1, 2, 0])
+    data = str(tmp_path / "episodes.parquet")
+    pq.write_table(pa.table({"o": to_arrow(obs), "run": episodes, "t": steps}), data)
+    out = str(tmp_path / "actions.npy")
+    run_json(capsys, "predict", files["lstm"], "--obs", data, "--out", out, "--obs-column", "o",
+             "--episode-column", "run", "--step-column", "t", "--batch-size", "2", "--backend", "numpy")
+    policy = sbif.load(files["lstm"])
+    expected = np.zeros(9, np.int64)
+    for episode in (4, 9, 2):
+        rows = np.flatnonzero(episodes == episode)
+        state = None
+        for t, row in enumerate(rows[np.argsort(steps[rows])]):
+            action, state = policy.predict(obs[row:row + 1], state, [t == 0], deterministic=True)
+            expected[row] = action[0]
+    assert np.array_equal(np.load(out), expected)
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--out", "OUT.parquet", "--steps"], ["--steps is for a single request"]),
+    (["--out", "OUT.parquet", "--address", "127.0.0.1:6379"], ["--address is the Ray cluster's: add --engine ray"]),
+    (["--out", "OUT.parquet", "--outputs", "value", "--stochastic"], ["name the actions you want"]),
+    (["--out", "OUT.parquet", "--outputs", "action,,value"], ["comma-separated list of names"]),
+    (["--out", "OUT.parquet", "--obs-column", "a", "--obs-column", "b"], ["names one observation column"]),
+    (["--out", "OUT.parquet", "--batch-size", "0"], ["--batch-size must be at least 1"]),
+    (["--out", "OUT.parquet", "--outputs", "values"], ["unknown output 'values'"]),
+    (["--out", "OUT.parquet"], ["already has a column 'action': choose an output prefix"]),
+    (["--out", "OUT.npy", "--outputs", "action,value"], ["a .npy file holds one output"]),
+    (["--out", "OUT.parquet", "--obs-column", "id", "--outputs-only"],
+     ["column 'id': row 0 (id 0) has shape (); the box observation space needs (4,)"]),
+    (["--outputs", "value"], ["--outputs is for datasets: add --out"]),
+    (["--engine", "ray"], ["--engine is for datasets: add --out"]),
+])
+def test_dataset_refusals_are_one_line_errors(capsys, files, dataset, tmp_path, extra, words):
+    data, _ = dataset
+    argv = [arg.replace("OUT", str(tmp_path / "out")) for arg in extra]
+    err = refused(capsys, "predict", files["mlp"], "--obs", data, "--backend", "numpy", *argv)
+    for word in words:
+        assert word in err, err
+    assert sorted(os.listdir(str(tmp_path))) == ["logged.parquet"]  # nothing written
+
+
+def test_the_ray_engine_without_ray_says_what_to_install(capsys, files, dataset, tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "ray" else
+                        find_spec(name, *rest))
+    data, _ = dataset
+    err = refused(capsys, "predict", files["mlp"], "--obs", data, "--out", str(tmp_path / "out.parquet"),
+                  "--engine", "ray", "--outputs-only")
+    assert "--engine ray needs Ray: pip install 'sbif[ray]'" in err, err

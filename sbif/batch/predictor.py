@@ -268,8 +268,8 @@ class BatchPredictor:
                 values = column_array(batch, column, labels)
                 expected = _her_key_shape(key_spaces.get(key))
                 if expected is not None and values.shape[1:] != expected:
-                    raise InputError("column {!r} holds rows of shape {} ({}); the key {!r} needs {}".format(
-                        column, values.shape[1:], labels(0), key, expected))
+                    raise InputError("column {!r}: {} has shape {}; the key {!r} needs {}".format(
+                        column, labels(0), values.shape[1:], key, expected))
                 observation[key] = values
         feeds, _, _ = policy.observation_feeds(observation)
         return feeds
@@ -281,8 +281,8 @@ class BatchPredictor:
         shape = tuple(space.shape)
         accepted = [shape] + ([(shape[1], shape[2], shape[0])] if channels_last and len(shape) == 3 else [])
         if values.shape[1:] not in accepted:
-            raise InputError("column {!r} holds rows of shape {} ({}); the {} observation space needs {}".format(
-                column, values.shape[1:], labels(0), space.kind, " or ".join(map(str, accepted))))
+            raise InputError("column {!r}: {} has shape {}; the {} observation space needs {}".format(
+                column, labels(0), values.shape[1:], space.kind, " or ".join(map(str, accepted))))
         if self.policy.contract == "sb3" and isinstance(space, (Discrete, MultiDiscrete)):
             bounds = np.array([space.n]) if isinstance(space, Discrete) else np.asarray(space.nvec)
             bad = ((values < 0) | (values >= bounds)).reshape(len(values), -1).any(axis=1)
