@@ -17,9 +17,9 @@ import { ARRAYS, count, tensor } from './tensor.js';
  * What a caller may pass where the reference takes a NumPy array: a Tensor; a number, BigInt or boolean (shape []);
  * a typed array (one dimension, of its own dtype: a Uint8Array is uint8); or nested JS arrays, rectangular, whose
  * dtype is NumPy's for the same Python list: bool if every element is a boolean, int64 if every element is an integer
- * (a BigInt, an integral number or a boolean), float64 otherwise (and for no elements). JavaScript cannot tell 1.0 from 1, so `[1.0]` is an
- * int64 array here where Python's [1.0] is float64; that changes nothing SPEC section 5 defines except that
- * categorical action probabilities accept it as an index.
+ * (a BigInt, an integral number or a boolean), float64 otherwise (and for no elements). JavaScript cannot tell 1.0
+ * from 1, so `[1.0]` is an int64 array here where Python's [1.0] is float64; that changes nothing SPEC section 5
+ * defines except that categorical action probabilities accept it as an index.
  */
 /**
  * @typedef {object} RandomGenerator
@@ -37,10 +37,11 @@ const TWO_POW_24 = 16777216;
  * actions are reproduced exactly only from the same noise, which callers pass as `noise`).
  *
  * The stream is xoshiro128** 1.1 (Blackman and Vigna), its 128-bit state filled with two outputs of SplitMix64 from
- * the seed modulo 2^64 (each output's low 32 bits first), as its authors advise. A uniform draw is the top 24 bits of one output times 2^-24, so every float32 in [0, 1) it
- * can give is a multiple of 2^-24 and 1 is never drawn; a normal draw is the Box-Muller transform of two outputs,
- * sqrt(-2 ln u1) cos(2 pi u2) with u1 in (0, 1], computed in float64 and rounded to float32. The numbers differ from
- * NumPy's generators for the same seed: the distributions are the same.
+ * the seed modulo 2^64 (each output's low 32 bits first), as its authors advise. A uniform draw is the top 24 bits of
+ * one output times 2^-24, so every float32 in [0, 1) it can give is a multiple of 2^-24 and 1 is never drawn; a
+ * normal draw is the Box-Muller transform of two outputs, sqrt(-2 ln u1) cos(2 pi u2) with u1 in (0, 1], computed in
+ * float64 and rounded to float32. The numbers differ from NumPy's generators for the same seed: the distributions are
+ * the same.
  * @param {number|bigint} seed an integer
  * @returns {RandomGenerator}
  */
@@ -107,7 +108,8 @@ function describe(value) {
   if (value === null || value === undefined) return String(value);
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value !== 'object') return JSON.stringify(value) ?? String(value);
-  return isTensor(value) ? `a ${value.dtype} tensor of shape ${pyShape(value.shape)}` : `a ${value.constructor?.name ?? 'object'}`;
+  if (isTensor(value)) return `a ${value.dtype} tensor of shape ${pyShape(value.shape)}`;
+  return `a ${value.constructor?.name ?? 'object'}`;
 }
 
 function isTensor(value) {
@@ -115,7 +117,7 @@ function isTensor(value) {
     && value.data !== undefined;
 }
 
-/** A plain object used as a mapping (a dict observation, the noise by name): not a tensor, an array or a typed array. */
+/** A plain object used as a mapping (a dict observation, noise by name): not a tensor, an array or a typed array. */
 const isMapping = (value) => value !== null && typeof value === 'object' && !Array.isArray(value)
   && !ArrayBuffer.isView(value) && !isTensor(value);
 
@@ -191,8 +193,9 @@ export function castTensor(t, dtype, what) {
     const [bits, signed] = INTEGER_BITS[dtype];
     for (let k = 0; k < length; k++) {
       const v = source[k];
-      // a typed array's store wraps a finite integral Number exactly; a BigInt is wrapped first, as Number would round it
-      out[k] = typeof v === 'bigint' ? Number(signed ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v)) : Math.trunc(v);
+      // a typed array's store wraps a finite integral Number exactly; a BigInt is wrapped first (Number would round it)
+      if (typeof v !== 'bigint') out[k] = Math.trunc(v);
+      else out[k] = Number(signed ? BigInt.asIntN(bits, v) : BigInt.asUintN(bits, v));
     }
   }
   return { dtype, shape: t.shape.slice(), data: out };
@@ -345,8 +348,8 @@ export class Policy {
    * @param {ArrayInput|null} [options.mask] recurrent policies: one flag per observation, true when the previous step
    *   ended that env's episode (its state is reset first)
    * @param {ArrayInput|null} [options.episodeStart] SB3's name for `mask` (pass one of them)
-   * @param {boolean|null} [options.deterministic] null or absent: the algorithm's default (predict.deterministic_default:
-   *   SB2's per algorithm, false under the SB3 contract)
+   * @param {boolean|null} [options.deterministic] null or absent: the algorithm's default
+   *   (predict.deterministic_default: SB2's per algorithm, false under the SB3 contract)
    * @param {{[input: string]: ArrayInput}} [options.noise] the noise inputs' values, replacing the generator's draws
    * @param {RandomGenerator|number|bigint} [options.rng] where draws come from when `noise` does not give them
    * @param {ArrayInput|null} [options.actionMasks] MaskablePPO (SB3): true allows an action; null allows all
@@ -544,7 +547,8 @@ export class Policy {
   spaceBatch(obs, space, dtype, channelsLast, what) {
     const shape = spaceShape(space);
     const rank = obs.shape.length;
-    if (channelsLast && !sameShape(obs.shape, shape) && !sameShape(obs.shape.slice(1), shape) && (rank === 3 || rank === 4)) {
+    const spaceShaped = sameShape(obs.shape, shape) || sameShape(obs.shape.slice(1), shape);
+    if (channelsLast && !spaceShaped && (rank === 3 || rank === 4)) {
       const perm = rank === 3 ? [2, 0, 1] : [0, 3, 1, 2]; // SB3's maybe_transpose
       const permutedShape = perm.map((axis) => obs.shape[axis]);
       if (sameShape(permutedShape, shape) || sameShape(permutedShape.slice(1), shape)) obs = transposed(obs, perm);
@@ -600,13 +604,14 @@ export class Policy {
     ['h', 'c'].forEach((part, which) => {
       const value = castTensor(asTensor(pair[which], `state ${part}`), 'float32', `state ${part}`);
       if (!sameShape(value.shape, [layers, rows, hidden])) {
-        throw new InputError(`state ${part} must have shape (${layers}, ${rows}, ${hidden}) for ${rows} observation(s), `
-          + `got ${pyShape(value.shape)}`);
+        throw new InputError(`state ${part} must have shape (${layers}, ${rows}, ${hidden}) for ${rows} `
+          + `observation(s), got ${pyShape(value.shape)}`);
       }
       for (let layer = 0; layer < layers; layer++) {
         for (let r = 0; r < rows; r++) {
           const from = (layer * rows + r) * hidden;
-          out.data.set(value.data.subarray(from, from + hidden), r * this.stateSize + (which * layers + layer) * hidden);
+          const to = r * this.stateSize + (which * layers + layer) * hidden;
+          out.data.set(value.data.subarray(from, from + hidden), to);
         }
       }
     });
@@ -636,7 +641,8 @@ export class Policy {
     if (actionMasks === null) return tensor('bool', [rows, width], new Uint8Array(rows * width).fill(1));
     const masks = castTensor(asTensor(actionMasks, 'action_masks'), 'bool', 'action_masks');
     if (masks.data.length !== rows * width) {
-      throw new InputError(`action_masks hold ${masks.data.length} values; ${rows} observation(s) need ${rows} x ${width}`);
+      throw new InputError(`action_masks hold ${masks.data.length} values; ${rows} observation(s) need `
+        + `${rows} x ${width}`);
     }
     return reshaped(masks, [rows, width]);
   }
@@ -703,7 +709,7 @@ function indexOutsideSpace(batch, space) {
   return null;
 }
 
-// -- action probabilities (SPEC section 5.4) ---------------------------------------------------------------------------
+// -- action probabilities (SPEC section 5.4) -------------------------------------------------------------------------
 /** The outputs SB2's action_probability reads: a Gaussian's mean and std, else the probabilities. */
 function parameterOutputs(distribution) {
   const { parameters } = distribution;
@@ -721,7 +727,9 @@ function distributionParameters(distribution, values) {
   let start = 0;
   return distribution.nvec.map((size) => {
     const part = tensor('float32', [rows, size]);
-    for (let r = 0; r < rows; r++) part.data.set(probabilities.data.subarray(r * width + start, r * width + start + size), r * size);
+    for (let r = 0; r < rows; r++) {
+      part.data.set(probabilities.data.subarray(r * width + start, r * width + start + size), r * size);
+    }
     start += size;
     return part;
   });
