@@ -372,6 +372,23 @@ describe('viewer page', () => {
     landing.errors.length = 0; // the browser reports the 404 on the console as well: that is the case tested
   });
 
+  test('the find field marks matching boxes and Enter selects them in turn', async () => {
+    const { page } = session;
+    await open('ppo2_lstm_box_discrete.sbif', readFileSync(join(GOLDEN, 'ppo2_lstm_box_discrete.sbif')));
+    await page.fill('#find', 'sigmoid');
+    assert.equal(await page.locator('#graph .node.match').count(), 3); // the input, forget and output gates
+    assert.equal(await page.locator('#find-count').textContent(), '3');
+    await page.press('#find', 'Enter');
+    assert.equal(await page.locator('#find-count').textContent(), '1 of 3');
+    assert.equal(await page.locator('#node-title').textContent(), 'sigmoid · lstm1/input_gate');
+    await page.press('#find', 'Shift+Enter');
+    assert.equal(await page.locator('#find-count').textContent(), '3 of 3');
+    await page.fill('#find', 'no such node');
+    assert.equal(await page.locator('#find-count').textContent(), 'none');
+    assert.equal(await page.locator('#graph .node.match').count(), 0);
+    await page.press('#find', 'Escape');
+  });
+
   test('screenshot for the README', async (t) => {
     // a page of its own, so the picture does not depend on which tests ran before
     const shot = await openPage('web/viewer/index.html', { viewport: { width: 1600, height: 1000 } });

@@ -95,7 +95,7 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
     graphModel.edges);
 
   container.replaceChildren();
-  const svg = element('svg', { class: 'graph', role: 'img', 'aria-label': 'the policy graph' });
+  const svg = element('svg', { class: 'graph', 'aria-label': 'the policy graph: Tab moves between boxes, Enter selects' });
   container.appendChild(svg);
   const defs = element('defs', {}, svg);
   const marker = element('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 9,
@@ -262,6 +262,21 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
     },
     /** Selects the node with `id` (or none) and scrolls it into view, as a click would select it. */
     select: (id) => select(id, { reveal: true }),
+    /**
+     * Marks the boxes whose op or value names contain `query` (case-insensitive; none for an empty query) and returns
+     * their ids in graph order.
+     */
+    find(query) {
+      const wanted = query.trim().toLowerCase();
+      const matches = [];
+      for (const viewNode of graphModel.nodes) {
+        const names = [viewNode.op ?? '', viewNode.name, ...viewNode.outputs, ...viewNode.tensorReads?.map((read) => read.name) ?? []];
+        const match = wanted !== '' && names.some((name) => name.toLowerCase().includes(wanted));
+        nodeElements.get(viewNode.id).classList.toggle('match', match);
+        if (match) matches.push(viewNode.id);
+      }
+      return matches;
+    },
   };
 }
 

@@ -69,18 +69,18 @@ function spaceDetails(space) {
 }
 
 /** The graph's inputs and outputs with their types; clicking a name selects its box. */
-export function inputsOutputsPanel(document, selectValue) {
-  const link = (name) => h('a', { href: '#', class: 'value-link', onclick: (event) => {
+export function inputsOutputsPanel(document, selectNode) {
+  const link = (name, id) => h('a', { href: '#', class: 'value-link', onclick: (event) => {
     event.preventDefault();
-    selectValue(name);
+    selectNode(id);
   } }, name);
   return h('div', {},
     h('h3', {}, 'Inputs'),
-    dataTable(['name', 'type', 'kind'], document.inputs.map((entry) => [link(entry.name), typeText(entry),
-      entry.kind + (entry.distribution ? ` (${entry.distribution})` : '')])),
+    dataTable(['name', 'type', 'kind'], document.inputs.map((entry) => [link(entry.name, `input:${entry.name}`),
+      typeText(entry), entry.kind + (entry.distribution ? ` (${entry.distribution})` : '')])),
     h('h3', {}, 'Outputs'),
-    dataTable(['name', 'type', 'description'], document.outputs.map((entry) => [link(entry.name), typeText(entry),
-      entry.description ?? ''])));
+    dataTable(['name', 'type', 'description'], document.outputs.map((entry) => [link(entry.name, `output:${entry.name}`),
+      typeText(entry), entry.description ?? ''])));
 }
 
 /** Parameters per layer (each node that reads parameter tensors) and in all. */
@@ -107,24 +107,21 @@ export function parametersPanel(graphModel, selectNode) {
 /**
  * The properties of one box of the graph.
  * @param {object} viewNode from graph-model.js
- * @param {object} context {document, graphModel, valueSpec, selectValue, tensorValues}: `tensorValues(name)` gives a
+ * @param {object} context {document, graphModel, valueSpec, selectNode, tensorValues}: `tensorValues(name)` gives a
  *   tensor's data for its statistics
  */
 export function nodeProperties(viewNode, context) {
-  const { document, graphModel, valueSpec, selectValue } = context;
-  const link = (name) => h('a', { href: '#', class: 'value-link', onclick: (event) => {
+  const { document, graphModel, valueSpec, selectNode } = context;
+  const nodeLink = (id, text) => h('a', { href: '#', class: 'value-link', onclick: (event) => {
     event.preventDefault();
-    selectValue(name);
-  } }, name);
-  const consumers = (value) => graphModel.edges.filter((edge) => edge.value === value)
-    .map((edge) => graphModel.byId.get(edge.to));
+    selectNode(id);
+  } }, text);
+  // a value links to the box computing it; a tensor has none (its details are listed below)
+  const link = (name) => (graphModel.producers.has(name) ? nodeLink(graphModel.producers.get(name), name) : name);
   const consumerLinks = (value) => {
-    const readers = consumers(value);
-    return readers.length ? readers.map((reader, i) => [i ? ', ' : '', h('a', { href: '#', class: 'value-link',
-      onclick: (event) => {
-        event.preventDefault();
-        context.selectNode(reader.id);
-      } }, reader.kind === 'op' ? `${reader.op} ${reader.name}` : reader.name)]) : '—';
+    const readers = graphModel.edges.filter((edge) => edge.value === value).map((edge) => graphModel.byId.get(edge.to));
+    return readers.length ? readers.map((reader, i) => [i ? ', ' : '',
+      nodeLink(reader.id, reader.kind === 'op' ? `${reader.op} ${reader.name}` : reader.name)]) : '—';
   };
   const part = h('span', { class: `swatch group-${viewNode.group}`, title: GROUPS[viewNode.group] }, viewNode.group);
   if (viewNode.kind !== 'op') {
@@ -145,10 +142,10 @@ export function nodeProperties(viewNode, context) {
   const valueRow = (name) => {
     const spec = valueSpec(name);
     const tensor = graphModel.tensors.get(name);
-    const where = tensor ? `tensor (${tensor.origin})` : graphModel.producers.has(name) ? '' : 'undefined';
-    return [link(name), spec ? typeText(spec) : '', where];
+    return [link(name), spec ? typeText(spec) : '', tensor ? `tensor (${tensor.origin})` : ''];
   };
-  const tensorsRead = viewNode.parameters.concat(viewNode.constants).map((name) => graphModel.tensors.get(name));
+  const tensorsRead = Array.from(new Set(viewNode.tensorReads.map((read) => read.name)),
+    (name) => graphModel.tensors.get(name));
   return h('div', {},
     propertyTable([
       ['op', h('code', {}, node.op)],

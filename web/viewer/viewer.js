@@ -40,21 +40,20 @@ export function openBytes(bytes, file) {
   const graphModel = buildGraphModel(sbif);
   const specs = checkDocument(sbif, readContainer(new Uint8Array(bytes), file.name).entries, file.name);
   const valueSpec = (name) => specs.get(name);
-  const view = { model, graphModel, file };
+  const view = { model, graphModel, file, found: -1 }; // found: the find field's selected match
   current = view;
   document.title = `${file.name} — SBIF policy viewer`;
   $('file-name').textContent = file.name;
   showModelView(true);
 
   const selectNode = (id) => view.graph.select(id);
-  const selectValue = (name) => selectNode(graphModel.producers.get(name) ?? `output:${name}`);
   const context = {
-    document: sbif, graphModel, valueSpec, selectNode, selectValue,
+    document: sbif, graphModel, valueSpec, selectNode,
     tensorValues: (name) => model.run({}, [name])[name],
   };
   $('model-summary').replaceChildren(modelSummary(sbif, file, graphModel));
   $('spaces').replaceChildren(spacesPanel(sbif));
-  $('inputs-outputs').replaceChildren(inputsOutputsPanel(sbif, selectValue));
+  $('inputs-outputs').replaceChildren(inputsOutputsPanel(sbif, selectNode));
   $('parameters').replaceChildren(parametersPanel(graphModel, selectNode));
   predictPanel($('predict'), createPolicy(model), sbif);
   $('legend').replaceChildren(...Object.keys(GROUPS)
@@ -62,6 +61,22 @@ export function openBytes(bytes, file) {
     .map((group) => h('span', { class: `swatch group-${group}`, title: GROUPS[group] }, group)));
   view.graph = drawGraph($('graph'), graphModel, valueSpec, (viewNode) => showNode(viewNode, context));
   showNode(null, context);
+  findNodes();
+}
+
+/** Marks the boxes the find field names and says how many; `step` selects the next (1) or previous (-1) of them. */
+function findNodes(step = 0) {
+  if (!current) return;
+  const query = $('find').value;
+  const matches = current.graph.find(query);
+  if (step === 0) current.found = -1; // a new query starts again from the first match
+  else if (matches.length) {
+    current.found = current.found < 0 ? (step > 0 ? 0 : matches.length - 1)
+      : (current.found + step + matches.length) % matches.length;
+    current.graph.select(matches[current.found]);
+  }
+  const position = current.found >= 0 ? `${current.found + 1} of ` : '';
+  $('find-count').textContent = query.trim() === '' ? '' : matches.length ? `${position}${matches.length}` : 'none';
 }
 
 function showNode(viewNode, context) {
@@ -125,13 +140,27 @@ function setUp() {
     openFile(event.dataTransfer.files[0]);
   });
 
+  $('find').addEventListener('input', () => findNodes());
+  $('find').addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      findNodes(event.shiftKey ? -1 : 1);
+    } else if (event.key === 'Escape') {
+      $('find').value = '';
+      findNodes();
+      $('find').blur();
+    }
+  });
   $('fit').addEventListener('click', () => current?.graph.fit());
   $('zoom-in').addEventListener('click', () => current?.graph.zoom(1.25));
   $('zoom-out').addEventListener('click', () => current?.graph.zoom(0.8));
   $('node-close').addEventListener('click', () => current?.graph.select(null));
   window.addEventListener('keydown', (event) => {
     if (!current || event.target.closest('input, textarea, select')) return;
-    if (event.key === 'Escape') current.graph.select(null);
+    if (event.key === '/') {
+      event.preventDefault();
+      $('find').focus();
+    } else if (event.key === 'Escape') current.graph.select(null);
     else if (event.key === 'f' || event.key === 'F') current.graph.fit();
     else if (event.key === '+' || event.key === '=') current.graph.zoom(1.25);
     else if (event.key === '-') current.graph.zoom(0.8);
