@@ -1,5 +1,5 @@
 import { InputError } from './errors.js';
-import { ARRAYS, count, tensor } from './tensor.js';
+import { ARRAYS, checkTensor, count, tensor } from './tensor.js';
 
 // The predict contract of SPEC section 5: what a caller of the framework's `model.predict`, `action_probability` and
 // the value function gets, on top of a model's graph. A port of the reference's sbif/runtime/policy.py (the truth):
@@ -129,11 +129,7 @@ const isMapping = (value) => value !== null && typeof value === 'object' && !Arr
  */
 export function asTensor(value, what) {
   if (isTensor(value)) {
-    if (!ARRAYS[value.dtype] || !(value.data instanceof ARRAYS[value.dtype])
-        || !value.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || value.data.length !== count(value.shape)) {
-      throw new InputError(`${what} is not a valid tensor: its data must be a typed array of its dtype holding `
-        + 'product(shape) elements');
-    }
+    checkTensor(value, what);
     return value;
   }
   if (ArrayBuffer.isView(value) && TYPED_DTYPES.has(value.constructor)) {
