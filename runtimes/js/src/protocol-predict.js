@@ -16,13 +16,14 @@ function policyOf(model) {
   return policies.get(model);
 }
 
-/** A wire value of a predict request: null, a tensor, or (an observation of a HER file) an object of tensors. */
+/** A request's state, mask or actions: a tensor, or null (absent). */
 function decodeOptional(value, what) {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'object' || Array.isArray(value)) throw new InputError(`${what} must be a tensor or null`);
   return decodeTensor(value);
 }
 
+/** A request's observation: a tensor, or (a HER or dict observation) an object of tensors by key. */
 function decodeObservation(observation) {
   if (observation === undefined || observation === null) throw new InputError("predict requests need an 'observation'");
   if (typeof observation !== 'object' || Array.isArray(observation)) {
