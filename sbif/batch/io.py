@@ -215,7 +215,9 @@ class DatasetWriter:
         if self._writer is None:
             path = (self.temporary if self.kind == "parquet" else
                     os.path.join(self.temporary, self.shard_names[shard]))
-            self._writer = _parquet().ParquetWriter(path, data.schema)
+            # no dictionary pages: observations and outputs are floats that rarely repeat, and building the
+            # dictionaries took 90% of the writing time (500,000 CartPole rows: 0.53 s with them, 0.05 s without)
+            self._writer = _parquet().ParquetWriter(path, data.schema, use_dictionary=False)
             self._writer_shard = shard
         try:
             self._writer.write(data)
