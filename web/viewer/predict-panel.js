@@ -35,7 +35,8 @@ export function predictPanel(container, policy, document) {
   deterministic.checked = predict.deterministic_default;
   const logp = h('input', { id: 'logp', type: 'checkbox' });
   const seed = h('input', { id: 'seed', type: 'text', inputmode: 'numeric', placeholder: 'random', size: 8, title:
-    "the noise generator's seed for sampled actions (empty: a fresh random seed each time)" });
+    "the seed of the noise a sampled action draws: the same seed, the same action (empty: a generator seeded at "
+    + 'random once, whose draws go on from call to call)' });
   const result = h('div', { id: 'predict-result', class: 'result', 'aria-live': 'polite' });
   let lastState = null;
   const keepState = recurrent ? h('button', { type: 'button', id: 'use-state', class: 'small', disabled: true,
@@ -51,7 +52,10 @@ export function predictPanel(container, policy, document) {
       const obs = parseField(observation.input, 'observation', true);
       const common = {};
       if (recurrent) {
-        common.state = parseField(state.input, 'state', false);
+        // SBIF's state rows, zeros when the field is empty: given no state, SB3's predict would answer with its
+        // (h, c) pair, which leaves out a separate critic LSTM's half and could not be fed back as rows
+        common.state = parseField(state.input, 'state', false)
+          ?? policy.initialState(policy.observationFeeds(obs).rows);
         common.mask = parseField(mask.input, recurrent.mask_input, false);
       }
       let answer;

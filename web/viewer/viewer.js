@@ -23,7 +23,7 @@ let current = null;
  * @param {ArrayBuffer} bytes
  * @param {{name: string, size: number}} file
  */
-export function openBytes(bytes, file) {
+function openBytes(bytes, file) {
   let model;
   try {
     model = loadModel(new Uint8Array(bytes), { name: file.name });
@@ -38,7 +38,7 @@ export function openBytes(bytes, file) {
   showError(null);
   const { document: sbif } = model;
   const graphModel = buildGraphModel(sbif);
-  const specs = checkDocument(sbif, readContainer(new Uint8Array(bytes), file.name).entries, file.name);
+  const specs = staticTypes(bytes, sbif, file.name);
   const valueSpec = (name) => specs.get(name);
   const view = { model, graphModel, file, found: -1 }; // found: the find field's selected match
   current = view;
@@ -62,6 +62,15 @@ export function openBytes(bytes, file) {
   view.graph = drawGraph($('graph'), graphModel, valueSpec, (viewNode) => showNode(viewNode, context));
   showNode(null, context);
   findNodes();
+}
+
+/**
+ * The static type ({dtype, shape}) of every graph value, tensor and input (SPEC section 3.5), as the runtime's
+ * validation computes it. A loaded Model keeps its own to itself, so the check runs again here on the container's
+ * entries; it reads no tensor data, and the file has already passed it once.
+ */
+function staticTypes(bytes, document, name) {
+  return checkDocument(document, readContainer(new Uint8Array(bytes), name).entries, name);
 }
 
 /** Marks the boxes the find field names and says how many; `step` selects the next (1) or previous (-1) of them. */
