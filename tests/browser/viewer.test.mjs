@@ -372,6 +372,22 @@ describe('viewer page', () => {
     landing.errors.length = 0; // the browser reports the 404 on the console as well: that is the case tested
   });
 
+  test("a recurrent policy's returned state feeds the next step", async () => {
+    const { page } = session;
+    const name = 'sb3_recurrentppo_lstm_discrete.sbif'; // SB3: without rows, predict would return the (h, c) pair
+    await open(name, readFileSync(join(GOLDEN, name)));
+    await page.click('#sample');
+    await page.setChecked('#deterministic', true);
+    await page.click('#run-predict');
+    const first = await page.locator('#predict-result [data-field="state"] pre').textContent();
+    assert.equal(await page.locator('#predict-result [data-field="state"]').getAttribute('data-shape'), '[1,16]');
+    await page.click('#use-state');
+    assert.equal(await page.inputValue('#state'), first);
+    await page.click('#run-predict');
+    assert.equal(await page.locator('#predict-result').getAttribute('data-status'), 'ok');
+    assert.notEqual(await page.locator('#predict-result [data-field="state"] pre').textContent(), first);
+  });
+
   test('the find field marks matching boxes and Enter selects them in turn', async () => {
     const { page } = session;
     await open('ppo2_lstm_box_discrete.sbif', readFileSync(join(GOLDEN, 'ppo2_lstm_box_discrete.sbif')));
