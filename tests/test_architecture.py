@@ -54,9 +54,11 @@ FRAMEWORKS = {
     "pandas": ("sbif.batch", "sbif.integrations"),
 }
 
-#: Optional frameworks imported only inside functions where they are allowed: `import sbif.batch` (and the CLI that
-#: imports it) must work without them, and pay for them only when a batch of theirs comes in.
-LAZY_FRAMEWORKS = ("ray", "pyarrow", "pandas")
+#: Optional frameworks imported only inside functions: `import sbif.batch` (and the CLI) must work without them, and
+#: pay for them only when a batch of theirs comes in. An integration (sbif.integrations.*) exists for its framework
+#: and may import it at module level (a Ray Datasource subclasses Ray's class); it is itself imported lazily.
+LAZY_FRAMEWORKS = ("ray", "pyarrow", "pandas", "sbif.integrations")
+LAZY_EXEMPT = ("sbif.integrations",)
 
 
 def modules() -> Dict[str, str]:
@@ -75,14 +77,23 @@ def modules() -> Dict[str, str]:
 def imported_names(module: str, path: str) -> Iterator[Tuple[str, int]]:
     """(absolute dotted name, line) of everything `module` imports: for `from X import Y`, X.Y where that is a
     module of ours, else X."""
+    for name, line, _ in import_statements(module, path, parse(path)):
+        yield name, line
+
+
+def parse(path: str) -> ast.AST:
+    with open(path, encoding="utf-8") as handle:
+        return ast.parse(handle.read(), path)
+
+
+def import_statements(module: str, path: str, tree: ast.AST) -> Iterator[Tuple[str, int, ast.AST]]:
+    """`imported_names` with the statement each name comes from."""
     known = MODULES
     package = module if path.endswith("__init__.py") else module.rsplit(".", 1)[0]
-    with open(path, encoding="utf-8") as handle:
-        tree = ast.parse(handle.read(), path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, node.lineno
+                yield alias.name, node.lineno, node
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
@@ -91,7 +102,7 @@ def imported_names(module: str, path: str) -> Iterator[Tuple[str, int]]:
                 base = node.module or ""
             for alias in node.names:
                 submodule = base + "." + alias.name
-                yield (submodule if submodule in known else base), node.lineno
+                yield (submodule if submodule in known else base), node.lineno, node
 
 
 MODULES = modules()
@@ -190,34 +201,30 @@ def test_frameworks_are_imported_only_where_the_architecture_allows():
     assert not misplaced, misplaced
 
 
-def module_level_imports(path: str) -> Iterator[Tuple[str, int]]:
-    """(dotted name, line) of the imports a module runs when it is imported: its top-level statements, including
-    those under a top-level `if` or `try`, but not inside functions or classes."""
-    with open(path, encoding="utf-8") as handle:
-        tree = ast.parse(handle.read(), path)
-    pending = list(tree.body)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name, node.lineno
-        elif isinstance(node, ast.ImportFrom) and not node.level:
-            yield node.module or "", node.lineno
-        elif isinstance(node, (ast.If, ast.Try)):
-            pending.extend(ast.iter_child_nodes(node))
-        elif isinstance(node, ast.ExceptHandler):
-            pending.extend(node.body)
+def module_level_imports(module: str, path: str) -> Iterator[Tuple[str, int]]:
+    """`imported_names` of the statements a module runs when it is imported: not those inside functions or
+    classes."""
+    tree = parse(path)
+    deferred = {id(inner) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                          ast.ClassDef))
+                for inner in ast.walk(node) if inner is not node}
+    for name, line, node in import_statements(module, path, tree):
+        if id(node) not in deferred:
+            yield name, line
 
 
 def test_optional_frameworks_are_imported_lazily():
     eager = ["{}:{} imports {}".format(os.path.relpath(path, ROOT), line, name)
-             for module, path in MODULES.items() for name, line in module_level_imports(path)
-             if name.split(".")[0] in LAZY_FRAMEWORKS]
+             for module, path in MODULES.items() if not module.startswith(LAZY_EXEMPT)
+             for name, line in module_level_imports(module, path)
+             if any(name == lazy or name.startswith(lazy + ".") for lazy in LAZY_FRAMEWORKS)]
     assert not eager, "import these inside the functions that need them: {}".format(eager)
 
 
 def test_the_lazy_import_check_sees_module_level_imports(tmp_path):
     path = tmp_path / "module.py"
     path.write_text("try:\n    import pyarrow\nexcept ImportError:\n    import pandas\n"
-                    "def f():\n    import ray\n")
-    assert sorted(name for name, _ in module_level_imports(str(path))) == ["pandas", "pyarrow"]
+                    "import sbif.integrations.ray\n"
+                    "def f():\n    import ray\nclass C:\n    from pandas import DataFrame\n")
+    assert sorted(name for name, _ in module_level_imports("sbif.cli.module", str(path))) == [
+        "pandas", "pyarrow", "sbif.integrations.ray"]
