@@ -66,7 +66,9 @@ function resolve(value, tensors) {
 
 /** A tensor (or a dict of them) as the JSON a person would type: exact numbers, nested arrays. */
 function jsonOf(value) {
-  if (value.data === undefined) return `{${Object.entries(value).map(([key, item]) => `${JSON.stringify(key)}: ${jsonOf(item)}`).join(', ')}}`;
+  if (value.data === undefined) {
+    return `{${Object.entries(value).map(([key, item]) => `${JSON.stringify(key)}: ${jsonOf(item)}`).join(', ')}}`;
+  }
   const texts = Array.from(value.data, (item) => (value.code === 'BOOL' ? String(item !== 0) : String(item)));
   const nest = (offset, shape) => {
     if (!shape.length) return texts[offset];
@@ -142,7 +144,9 @@ describe('layout', () => {
         assert.ok(layout.nodes.get(edge.from).layer < layout.nodes.get(edge.to).layer, `${pack.name}: ${edge.value}`);
       }
       const byLayer = new Map();
-      for (const place of layout.nodes.values()) byLayer.set(place.layer, (byLayer.get(place.layer) ?? []).concat([place]));
+      for (const place of layout.nodes.values()) {
+        byLayer.set(place.layer, (byLayer.get(place.layer) ?? []).concat([place]));
+      }
       for (const row of byLayer.values()) {
         row.sort((a, b) => a.x - b.x);
         for (let i = 1; i < row.length; i += 1) {
@@ -232,7 +236,8 @@ describe('viewer page', () => {
     await page.click(button[request.method]);
     return page.$$eval('#predict-result > *', (elements) => elements.map((element) => ({
       field: element.dataset.field ?? null, error: element.classList.contains('error') ? element.textContent : null,
-      dtype: element.dataset.dtype, shape: element.dataset.shape === undefined ? undefined : JSON.parse(element.dataset.shape),
+      dtype: element.dataset.dtype,
+      shape: element.dataset.shape === undefined ? undefined : JSON.parse(element.dataset.shape),
       text: element.querySelector('pre')?.textContent ?? null,
     })));
   }
@@ -276,7 +281,8 @@ describe('viewer page', () => {
         await page.click('#run-predict');
         assert.equal(await page.locator('#predict-result').getAttribute('data-status'), 'ok',
           `${pack.name}, ${count} sampled: ${await page.locator('#predict-result').textContent()}`);
-        actionShapes.push(JSON.parse(await page.locator('#predict-result [data-field="action"]').getAttribute('data-shape')));
+        const action = page.locator('#predict-result [data-field="action"]');
+        actionShapes.push(JSON.parse(await action.getAttribute('data-shape')));
       }
       assert.deepEqual(actionShapes[1], [3, ...actionShapes[0]], `${pack.name}: one action, then a batch of three`);
     });
@@ -300,7 +306,8 @@ describe('viewer page', () => {
       }
       assert.ok(refusal, `${name} loads`);
       await open(name, bytes);
-      assert.equal(await page.locator('#error').textContent(), `Cannot open ${name}: ${refusal.name}: ${refusal.message}`);
+      assert.equal(await page.locator('#error').textContent(),
+        `Cannot open ${name}: ${refusal.name}: ${refusal.message}`);
       assert.equal(await page.locator('#welcome').isVisible(), true, `${name}: the page is blank`);
       assert.equal(await page.locator('#graph-area').isHidden(), true);
     }
@@ -343,7 +350,8 @@ describe('viewer page', () => {
   test('clicking a node shows its op, attributes and tensors', async () => {
     const { page } = session;
     const path = join(GOLDEN, 'a2c_cnnlstm_uint8_box.sbif');
-    const index = JSON.parse(readSafetensors(path).metadata.sbif).graph.findIndex((node) => node.outputs[0] === 'model/c1');
+    const { graph } = JSON.parse(readSafetensors(path).metadata.sbif);
+    const index = graph.findIndex((node) => node.outputs[0] === 'model/c1');
     await open('a2c_cnnlstm_uint8_box.sbif', readFileSync(path));
     await page.click(`#graph .node[data-id="node:${index}"]`); // the graph opens at its top, where the first layer is
     const panel = page.locator('#node-properties');
@@ -368,7 +376,8 @@ describe('viewer page', () => {
     assert.equal(await landing.page.locator('#graph .node-op').count(), document.graph.length);
     await landing.goto('web/viewer/index.html?open=missing.sbif');
     await landing.page.waitForSelector('body[data-ready="true"]');
-    assert.match(await landing.page.locator('#error').textContent(), /^Cannot open missing\.sbif: the server answered 404/);
+    assert.match(await landing.page.locator('#error').textContent(),
+      /^Cannot open missing\.sbif: the server answered 404/);
     landing.errors.length = 0; // the browser reports the 404 on the console as well: that is the case tested
   });
 

@@ -45,6 +45,11 @@ export function float32Text(value) {
   return String(value);
 }
 
+/** An error as the page shows it: `InputError: ...`, the runtime's class and message (a plain Error: the message). */
+export function errorText(error) {
+  return error?.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : String(error?.message ?? error);
+}
+
 /** JavaScript's own shortest round-trip text is exact for a float64. */
 export function float64Text(value) {
   return String(value);

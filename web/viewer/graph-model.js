@@ -206,7 +206,8 @@ function postprocessingChain(document, byId, producers, graph, dependsOnInputs) 
       if (node.kind !== 'op' || !POSTPROCESSING_OPS.has(node.op)) break;
       const variable = node.inputs.filter((value) => producers.has(value) && dependsOnInputs.has(producers.get(value)));
       if (variable.length !== 1) break; // two values meet (a mean plus noise): that is the distribution, not after it
-      const onlyFeedsChain = graph.successors.get(id).every((next) => chain.has(next) || byId.get(next).kind === 'output');
+      const onlyFeedsChain = graph.successors.get(id)
+        .every((next) => chain.has(next) || byId.get(next).kind === 'output');
       if (!onlyFeedsChain) break;
       chain.add(id);
       if (named.has(variable[0]) && !actions.includes(variable[0])) break; // a distribution parameter (`mean`)

@@ -15,6 +15,8 @@ const NAME_CHARS = 30;
 /** At most this many tensor lines in a box; the rest are counted. */
 const TENSOR_LINES = 3;
 const ZOOM_LIMITS = [0.05, 4];
+/** Pixels kept free around the drawing when it is fitted to its area. */
+const MARGIN = 24;
 /** The smallest zoom at which a box's text can be read; a graph that needs less to fit starts at its top instead. */
 const READABLE_ZOOM = 0.8;
 /** A press that moves less than this many pixels is a click, not a drag. */
@@ -60,7 +62,8 @@ function boxLines(viewNode, graphModel) {
   const lines = tensorLines(viewNode, graphModel);
   details.push(...lines.slice(0, TENSOR_LINES));
   if (lines.length > TENSOR_LINES) details.push(`+${lines.length - TENSOR_LINES} more tensors`);
-  const subtitle = node.outputs.length > 1 ? `${cut(node.outputs[0], 22)} +${node.outputs.length - 1}` : cut(viewNode.name);
+  const subtitle = node.outputs.length > 1 ? `${cut(node.outputs[0], 22)} +${node.outputs.length - 1}`
+    : cut(viewNode.name);
   return { title: node.op, subtitle, details };
 }
 
@@ -95,7 +98,9 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
     graphModel.edges);
 
   container.replaceChildren();
-  const svg = element('svg', { class: 'graph', 'aria-label': 'the policy graph: Tab moves between boxes, Enter selects' });
+  const svg = element('svg', {
+    class: 'graph', 'aria-label': 'the policy graph: Tab moves between boxes, Enter selects',
+  });
   container.appendChild(svg);
   const defs = element('defs', {}, svg);
   const marker = element('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 9,
@@ -112,7 +117,8 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
     const spec = valueSpec(value);
     if (spec) {
       const [a, b] = edge.points.slice(-2);
-      const label = element('text', { x: (a.x + b.x) / 2 + 4, y: a.y + (b.y - a.y) * 0.55, class: 'edge-label' }, group);
+      const label = element('text', { x: (a.x + b.x) / 2 + 4, y: a.y + (b.y - a.y) * 0.55, class: 'edge-label' },
+        group);
       label.textContent = typeText(spec, true);
       element('title', {}, group).textContent = `${value}: ${typeText(spec)}`;
     }
@@ -152,14 +158,19 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
 
   const view = { x: 0, y: 0, k: 1 };
   const apply = () => scene.setAttribute('transform', `translate(${view.x},${view.y}) scale(${view.k})`);
-  const fit = () => {
+  /** The zoom that shows the drawing's whole width, and its whole, in the drawing area (null before it has a size). */
+  const scales = () => {
     const { width, height } = svg.getBoundingClientRect();
-    if (!width || !height) return;
-    const margin = 24;
-    view.k = Math.min(1.25, (width - 2 * margin) / Math.max(layout.width, 1), (height - 2 * margin) / Math.max(layout.height, 1));
-    view.k = Math.max(ZOOM_LIMITS[0], view.k);
-    view.x = (width - layout.width * view.k) / 2;
-    view.y = Math.max(margin, (height - layout.height * view.k) / 2);
+    if (!width || !height) return null;
+    const across = (width - 2 * MARGIN) / Math.max(layout.width, 1);
+    return { width, height, across, whole: Math.min(across, (height - 2 * MARGIN) / Math.max(layout.height, 1)) };
+  };
+  const fit = () => {
+    const area = scales();
+    if (!area) return;
+    view.k = Math.max(ZOOM_LIMITS[0], Math.min(1.25, area.whole));
+    view.x = (area.width - layout.width * view.k) / 2;
+    view.y = Math.max(MARGIN, (area.height - layout.height * view.k) / 2);
     apply();
   };
   const zoomAt = (factor, clientX, clientY) => {
@@ -238,17 +249,15 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
 
   /** The first view: the top of the graph at a readable size (all of it when it fits), as a reader starts. */
   const start = () => {
-    const { width, height } = svg.getBoundingClientRect();
-    if (!width || !height) return;
-    const margin = 24;
-    const whole = Math.min((width - 2 * margin) / Math.max(layout.width, 1), (height - 2 * margin) / Math.max(layout.height, 1));
-    if (whole >= READABLE_ZOOM) {
+    const area = scales();
+    if (!area) return;
+    if (area.whole >= READABLE_ZOOM) {
       fit();
       return;
     }
-    view.k = Math.max(READABLE_ZOOM, Math.min(1, (width - 2 * margin) / Math.max(layout.width, 1)));
-    view.x = Math.max(margin, (width - layout.width * view.k) / 2);
-    view.y = margin + 20; // below the legend
+    view.k = Math.max(READABLE_ZOOM, Math.min(1, area.across));
+    view.x = Math.max(MARGIN, (area.width - layout.width * view.k) / 2);
+    view.y = MARGIN + 20; // below the legend
     apply();
   };
 
@@ -270,7 +279,8 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
       const wanted = query.trim().toLowerCase();
       const matches = [];
       for (const viewNode of graphModel.nodes) {
-        const names = [viewNode.op ?? '', viewNode.name, ...viewNode.outputs, ...viewNode.tensorReads?.map((read) => read.name) ?? []];
+        const names = [viewNode.op ?? '', viewNode.name, ...viewNode.outputs,
+          ...(viewNode.tensorReads ?? []).map((read) => read.name)];
         const match = wanted !== '' && names.some((name) => name.toLowerCase().includes(wanted));
         nodeElements.get(viewNode.id).classList.toggle('match', match);
         if (match) matches.push(viewNode.id);

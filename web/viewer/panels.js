@@ -21,9 +21,8 @@ export function modelSummary(document, file, graphModel) {
   const source = provenance.source;
   const kwargs = provenance.policy_kwargs && Object.keys(provenance.policy_kwargs).length
     ? h('code', { class: 'wrap' }, JSON.stringify(provenance.policy_kwargs)) : null;
-  const recurrent = predict.recurrent
-    ? `state ${predict.recurrent.state_input} → ${predict.recurrent.state_output}, reset by ${predict.recurrent.mask_input}`
-    : null;
+  const cell = predict.recurrent;
+  const recurrent = cell ? `state ${cell.state_input} → ${cell.state_output}, reset by ${cell.mask_input}` : null;
   const normalization = provenance.vecnormalize
     ? `VecNormalize folded in (${Object.entries(provenance.vecnormalize)
       .map(([key, value]) => `${key} ${Array.isArray(value) ? value.join(', ') : value}`).join(', ')}): `
@@ -79,8 +78,8 @@ export function inputsOutputsPanel(document, selectNode) {
     dataTable(['name', 'type', 'kind'], document.inputs.map((entry) => [link(entry.name, `input:${entry.name}`),
       typeText(entry), entry.kind + (entry.distribution ? ` (${entry.distribution})` : '')])),
     h('h3', {}, 'Outputs'),
-    dataTable(['name', 'type', 'description'], document.outputs.map((entry) => [link(entry.name, `output:${entry.name}`),
-      typeText(entry), entry.description ?? ''])));
+    dataTable(['name', 'type', 'description'], document.outputs.map((entry) => [
+      link(entry.name, `output:${entry.name}`), typeText(entry), entry.description ?? ''])));
 }
 
 /** Parameters per layer (each node that reads parameter tensors) and in all. */
@@ -153,7 +152,8 @@ export function nodeProperties(viewNode, context) {
       ['part', part],
     ]),
     h('h3', {}, 'Attributes'),
-    attrs.length ? propertyTable(attrs.map(([key, value]) => [key, h('code', { class: 'wrap' }, JSON.stringify(value))]))
+    attrs.length
+      ? propertyTable(attrs.map(([key, value]) => [key, h('code', { class: 'wrap' }, JSON.stringify(value))]))
       : h('p', { class: 'muted' }, 'none'),
     h('h3', {}, 'Inputs'),
     dataTable(['name', 'type', ''], node.inputs.map(valueRow)),
@@ -210,6 +210,6 @@ export function tensorStatistics(tensor) {
     ['mean', finite ? mean.toPrecision(6) : '—'],
     ['std', finite ? deviation.toPrecision(6) : '—'],
     ['non-finite', finite < values.length ? countText(values.length - finite) : null],
-    ['first values', h('code', { class: 'wrap' }, `${first.join(', ')}${values.length > PREVIEW_VALUES ? ', …' : ''}`)],
+    ['first values', h('code', { class: 'wrap' }, first.join(', ') + (values.length > PREVIEW_VALUES ? ', …' : ''))],
   ]);
 }

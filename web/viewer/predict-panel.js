@@ -1,7 +1,7 @@
 // The predict panel: an observation typed as JSON (or sampled from the space) run through the file's policy —
 // predict, action_probability and value, as Stable-Baselines' own methods answer them (SPEC section 5) — in the page.
 import { h } from './dom.js';
-import { float32Text, shapeText, spaceText } from './format.js';
+import { errorText, float32Text, shapeText, spaceText } from './format.js';
 import { nest, sampleSpace } from './space-sample.js';
 
 /** Results with more elements than this are shown in part (an action or a state is far smaller). */
@@ -162,24 +162,20 @@ function parseSeed(text) {
   return BigInt(value);
 }
 
-/** `InputError: observation has shape (3,) ...`: the library's error class and message as it raised them. */
-function errorText(error) {
-  return error && error.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : String(error.message ?? error);
-}
-
 /**
  * Shows each result (a tensor, a list of tensors, or null) as its type and its values as JSON: floats as the
  * shortest text that reads back as the same number, so a result copied from the page is the value computed.
  */
 function showFields(container, fields) {
   for (const [name, value] of Object.entries(fields)) {
-    if (Array.isArray(value)) value.forEach((item, index) => container.appendChild(resultField(`${name}[${index}]`, item)));
-    else container.appendChild(resultField(name, value));
+    const parts = Array.isArray(value) ? value.map((item, index) => [`${name}[${index}]`, item]) : [[name, value]];
+    for (const [field, tensor] of parts) container.appendChild(resultField(field, tensor));
   }
 }
 
 function resultField(name, tensor) {
-  const type = tensor === null ? 'None' : `${tensor.dtype} ${tensor.shape.length ? `(${shapeText(tensor.shape)})` : 'scalar'}`;
+  const shape = tensor?.shape.length ? `(${shapeText(tensor.shape)})` : 'scalar';
+  const type = tensor === null ? 'None' : `${tensor.dtype} ${shape}`;
   const text = tensor === null ? 'null' : formatTensor(tensor);
   return h('div', { class: 'result-field', 'data-field': name, 'data-dtype': tensor?.dtype ?? 'None',
     'data-shape': tensor === null ? 'null' : JSON.stringify(tensor.shape) },
@@ -224,4 +220,5 @@ export function formatValue(value, indent = '') {
     .join(',\n')}\n${indent}}`;
 }
 
-const isTensorLike = (value) => typeof value.dtype === 'string' && Array.isArray(value.shape) && value.data !== undefined;
+const isTensorLike = (value) => typeof value.dtype === 'string' && Array.isArray(value.shape)
+  && value.data !== undefined;

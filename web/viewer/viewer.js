@@ -7,6 +7,7 @@ import { checkDocument } from '../../runtimes/js/src/check.js';
 import { readContainer } from '../../runtimes/js/src/container.js';
 
 import { h } from './dom.js';
+import { errorText } from './format.js';
 import { GROUPS, buildGraphModel } from './graph-model.js';
 import { drawGraph } from './graph-view.js';
 import { inputsOutputsPanel, modelSummary, nodeProperties, parametersPanel, spacesPanel } from './panels.js';
@@ -32,7 +33,7 @@ function openBytes(bytes, file) {
     current = null;
     $('file-name').textContent = '';
     document.title = 'SBIF policy viewer';
-    showError(`Cannot open ${file.name}: ${error.name && error.name !== 'Error' ? `${error.name}: ` : ''}${error.message}`);
+    showError(`Cannot open ${file.name}: ${errorText(error)}`);
     return;
   }
   showError(null);
@@ -92,7 +93,7 @@ function showNode(viewNode, context) {
   const panel = $('node-panel');
   panel.hidden = viewNode === null;
   if (viewNode === null) return;
-  $('node-title').textContent = viewNode.kind === 'op' ? `${viewNode.op} · ${viewNode.name}` : `${viewNode.kind} · ${viewNode.name}`;
+  $('node-title').textContent = `${viewNode.kind === 'op' ? viewNode.op : viewNode.kind} · ${viewNode.name}`;
   $('node-properties').replaceChildren(nodeProperties(viewNode, context));
 }
 
