@@ -197,8 +197,6 @@ class BatchPredictor:
         ids when there is no id column (sampled outputs need one or the other), and what errors name."""
         return with_columns(batch, self.compute(batch, first_row))
 
-    __call__ = predict
-
     def compute(self, batch: Any, first_row: Optional[int] = None) -> Dict[str, np.ndarray]:
         """The output columns alone, arrays [rows, *shape] (`output_types`), in the batch's row order."""
         available = column_names(batch)
