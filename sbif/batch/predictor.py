@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import InputError, preview
 from ..format import SbifFile
-from ..format.subgraph import output_aliases, required_subgraph
+from ..format.subgraph import available_outputs, output_aliases, required_subgraph
 from ..format.validate import DICT_INPUT_PREFIX
 from ..runtime import Policy
 from ..runtime.spaces import DictSpace, Discrete, MultiDiscrete, Space
@@ -91,17 +91,17 @@ class BatchPredictor:
         self.spec = spec
         self.policy = load_policy(model, spec.backend)
         document = self.policy.document
+        predict = document["predict"]
         declared = [entry["name"] for entry in document["outputs"]]
         aliases = output_aliases(document)
-        aliases.setdefault("action_sample", document["predict"].get("stochastic_action") or "")
+        if predict.get("stochastic_action") is not None:  # SPEC 3.6's name for it, whatever this file calls it
+            aliases.setdefault("action_sample", predict["stochastic_action"])
         #: output column -> the graph output it holds
         self.graph_outputs: Dict[str, str] = {}
         for name in spec.outputs:
             resolved = name if name in declared else aliases.get(name)
-            if not resolved:
-                raise InputError("unknown output {}: this file computes {}{}".format(
-                    preview(name), ", ".join(declared), "" if document["predict"].get("stochastic_action") else
-                    " (no sampled action: SPEC 5.2)"))
+            if resolved is None:
+                raise InputError("unknown output {}: {}".format(preview(name), available_outputs(document)))
             self.graph_outputs[spec.output_prefix + name] = resolved
         wanted = sorted(set(self.graph_outputs.values()))
         read = set(required_subgraph(document, wanted).inputs)
@@ -112,12 +112,11 @@ class BatchPredictor:
             raise InputError("the outputs {} sample: give a seed (the noise of row r is a function of the seed and "
                              "r's id)".format(", ".join(self.sampling_outputs())))
         self.recurrent = self.policy.recurrent
-        predict = document["predict"]
         #: the SB3 contract's extras (SPEC 5.9): an action-mask input, image spaces that take channel-last rows
         self.action_mask_input: Optional[str] = predict.get("action_mask")
         self._channels_last = bool(predict.get("channels_last", False))
         self._channels_last_keys = set(predict.get("channels_last_keys", []))
-        self._actions = {document["predict"]["deterministic_action"], document["predict"].get("stochastic_action")}
+        self._actions = {predict["deterministic_action"], predict.get("stochastic_action")}
         self._graph_wanted = wanted + ([self.recurrent["state_output"]] if self.recurrent else [])
         space = self.policy.observation_space
         #: a dict space's keys, or a HER file's (which also takes its flat observation)
