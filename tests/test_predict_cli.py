@@ -273,6 +273,7 @@ def test_a_recurrent_dataset_run_with_named_columns(capsys, files, tmp_path):
     (["--out", "OUT.parquet", "--outputs", "values"], ["unknown output 'values'"]),
     (["--out", "OUT.parquet"], ["already has a column 'action': choose an output prefix"]),
     (["--out", "OUT.npy", "--outputs", "action,value"], ["a .npy file holds one output"]),
+    (["--out", "OUT.npz", "--outputs-only"], ["write a .parquet or .npy file, or a directory"]),
     (["--out", "OUT.parquet", "--obs-column", "id", "--outputs-only"],
      ["column 'id': row 0 (id 0) has shape (); the box observation space needs (4,)"]),
     (["--outputs", "value"], ["--outputs is for datasets: add --out"]),

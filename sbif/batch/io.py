@@ -8,7 +8,8 @@ by the batch size and the row groups, never by the dataset.
 Writing goes to a temporary name beside the destination (`.NAME.sbif-tmp-PID`), renamed over it only when every
 row is written: a failure or an interruption leaves the destination as it was. A Parquet destination gets the
 input's columns (or only the outputs) and the outputs as fixed-size-list columns; a `.npy` destination one output
-(an array [rows, *shape]); any other path a directory of Parquet shards, one per input shard, named after it.
+(an array [rows, *shape]); a directory (a name without a suffix) Parquet shards, one per input shard, named after
+it.
 """
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def file_kind(path: str) -> Optional[str]:
     if lower.endswith(PARQUET_SUFFIXES):
         return "parquet"
     return "npy" if lower.endswith(NPY_SUFFIX) else None
+
+
+def destination_kind(out: str) -> str:
+    """'parquet', 'npy' or 'directory' (an existing directory, or a name without a suffix) for a destination."""
+    kind = file_kind(out)
+    if kind is not None:
+        return kind
+    if os.path.isdir(out) or not os.path.splitext(os.path.basename(os.path.normpath(out)))[1]:
+        return "directory"
+    raise InputError("cannot write {}: write a .parquet or .npy file, or a directory (a name without a "
+                     "suffix)".format(preview(out)))
 
 
 def dataset_shards(path: str) -> List[Shard]:
@@ -167,7 +179,7 @@ class DatasetWriter:
 
     def __init__(self, out: str, shard_names: Sequence[str], total_rows: int):
         self.out = out
-        self.kind = file_kind(out) or "directory"
+        self.kind = destination_kind(out)
         self.total_rows = total_rows
         self.shard_names = [os.path.splitext(os.path.basename(name))[0] + ".parquet" for name in shard_names]
         self.rows = 0

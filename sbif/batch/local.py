@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, preview
 from ..progress import Progress
-from .io import DataBatch, DatasetWriter, dataset_columns, dataset_shards, file_kind, read_batches
+from .io import DataBatch, DatasetWriter, dataset_columns, dataset_shards, destination_kind, read_batches
 from .predictor import BatchPredictor, BatchSpec, ModelSource
 from .tables import RowLabels, batch_format, column_array, row_count, with_columns
 
@@ -60,7 +60,7 @@ def run_local(model: ModelSource, data: str, out: str, spec: BatchSpec, batch_si
     if total == 0:
         raise InputError("the dataset {} has no rows".format(preview(data)))
     available = dataset_columns(shards)
-    keep_inputs = passthrough and file_kind(out) != "npy"
+    keep_inputs = passthrough and destination_kind(out) != "npy"
     predictor.check_columns(available, keep_inputs)
     batches = read_batches(shards, batch_size, None if keep_inputs else predictor.input_columns(available))
     groups = episode_groups(batches, spec.episode_column) if predictor.recurrent else ([batch] for batch in batches)

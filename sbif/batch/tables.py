@@ -134,8 +134,9 @@ def _arrow_column(column: Any, name: str, labels: RowLabels) -> np.ndarray:
             bad = np.flatnonzero(lengths != length)
             if bad.size:
                 first = int(parents[bad].min())
-                raise InputError("column {!r} has rows of different lengths: {} holds {} values where earlier rows "
-                                 "hold {}".format(name, labels(first), int(lengths[parents == first][0]), length))
+                count = int(lengths[np.flatnonzero(parents == first)[0]])
+                raise InputError("column {!r} has rows of different lengths: {} holds {} value{} where earlier rows "
+                                 "hold {}".format(name, labels(first), count, "" if count == 1 else "s", length))
         shape.append(length)
         values = values.flatten()
         parents = np.repeat(parents, length if lengths is None else lengths)
