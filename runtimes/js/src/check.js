@@ -11,7 +11,7 @@ import { INT_BITS, SIZES } from './tensor.js';
 
 // The format versions this runtime reads (SPEC section 8), each validated by its own schema: 1 (SB2) and 2 (adds
 // Stable-Baselines3's predict contract).
-export const FORMAT_VERSIONS = [1, 2];
+const FORMAT_VERSIONS = [1, 2];
 
 export function decodeDocument(metadata, path) {
   if (metadata.format !== 'sbif' || !has(metadata, 'sbif')) {
@@ -45,27 +45,27 @@ export function decodeDocument(metadata, path) {
 }
 // ---- tensors, inputs and the static check of the graph (SPEC sections 3.2 to 3.6) ----------------------------------
 // A static type is {dtype, shape}; null in a shape is the batch dimension, which only the first may be.
-export const DTYPES = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'int16', 'uint16', 'bool'];
-export const FLOATS = ['float32', 'float64'];
-export const INTEGERS = ['int32', 'int64', 'uint8', 'int8', 'int16', 'uint16'];
+const DTYPES = ['float32', 'float64', 'int32', 'int64', 'uint8', 'int8', 'int16', 'uint16', 'bool'];
+const FLOATS = ['float32', 'float64'];
+const INTEGERS = ['int32', 'int64', 'uint8', 'int8', 'int16', 'uint16'];
 // Dimensions, strides, sizes and counts must be below MAX_DIM (int64's maximum is 2^63 - 1), and a tensor or graph
 // Whether holder[member] can become a dimension, stride, size or count: an integer literal from `least` to 2^63 - 1.
-export const isDimension = (holder, member, least = 0) => isIntegerLiteral(holder, member) && holder[member] >= least
+const isDimension = (holder, member, least = 0) => isIntegerLiteral(holder, member) && holder[member] >= least
   && holder[member] < MAX_DIM;
-export const spec = (dtype, shape) => ({ dtype, shape: shape.slice() });
-export const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
-export const sameSpec = (a, b) => a.dtype === b.dtype && sameShape(a.shape, b.shape);
+const spec = (dtype, shape) => ({ dtype, shape: shape.slice() });
+const sameShape = (a, b) => a.length === b.length && a.every((d, i) => d === b[i]);
+const sameSpec = (a, b) => a.dtype === b.dtype && sameShape(a.shape, b.shape);
 export const showSpec = (s) => `${s.dtype}[${s.shape.map((d) => (d === null ? 'B' : d)).join(',')}]`;
 
-export class TypeFailure extends Error {} // an op's rule is violated (the caller says where)
-export function typeFail(message) { throw new TypeFailure(message); }
-export function requireDtype(s, allowed, role = 'input') {
+class TypeFailure extends Error {} // an op's rule is violated (the caller says where)
+function typeFail(message) { throw new TypeFailure(message); }
+function requireDtype(s, allowed, role = 'input') {
   if (!allowed.includes(s.dtype)) typeFail(`${role} has dtype ${s.dtype}, expected one of ${allowed.join(', ')}`);
 }
 // An op along the last axis (argmax, softmax, reduce_mean, layer_norm) needs one, and it must not be the batch: along
 // a [B] value's last axis the op would mix the rows, which stay independent (SPEC section 3.5). A batch-free value (a
 // tensor's) may have any last axis.
-export function requireRows(x, op) {
+function requireRows(x, op) {
   if (x.shape.length < 1) {
     typeFail(`${op} works along the last axis and needs an input of rank at least 1, got ${showSpec(x)}`);
   }
@@ -76,7 +76,7 @@ export function requireRows(x, op) {
 // The value/dtype pairs `constant` allows (spec/ops.md): true and false suit every dtype; a number is finite as a
 // double (parseStrict refuses 1e400; an integer literal beyond a double arrives here as +-Infinity), is never a bool,
 // and is integral and within range for an integer dtype, where TF refuses it and a cast would wrap or truncate it.
-export function checkConstantValue(value, dtype) {
+function checkConstantValue(value, dtype) {
   if (typeof value !== 'number') return;
   if (dtype === 'bool') typeFail('constant of dtype bool takes true or false, not a number');
   if (!Number.isFinite(value)) typeFail('constant value is an integer beyond the range of a double, not finite as one');
@@ -87,17 +87,17 @@ export function checkConstantValue(value, dtype) {
 }
 // The range of an integer dtype, as doubles. int64's ends are +-2^63: literals beyond 2^53 arrive rounded to a
 // double, so 9223372036854775807 (which fits) and 2^63 (which does not) look alike, and both are accepted.
-export function integerRange(dtype) {
+function integerRange(dtype) {
   if (dtype === 'int64') return [-(2 ** 63), 2 ** 63];
   const [bits, signed] = INT_BITS[dtype];
   return signed ? [-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] : [0, 2 ** bits - 1];
 }
-export function normalizeAxisStatic(axis, rank) {
+function normalizeAxisStatic(axis, rank) {
   if (axis < -rank || axis >= rank) typeFail(`axis ${axis} is out of range for rank ${rank}`);
   return axis < 0 ? axis + rank : axis;
 }
 // NumPy broadcasting of static shapes; the batch dimension broadcasts with 1 and itself only
-export function broadcastStatic(shapes) {
+function broadcastStatic(shapes) {
   const rank = Math.max(...shapes.map((s) => s.length));
   const out = [];
   for (let axis = 0; axis < rank; axis++) {
@@ -114,16 +114,16 @@ export function broadcastStatic(shapes) {
 
 // Attribute kinds of the value attrs[name], as sbif/ops declares them: an 'int' is a number written without fraction or
 // exponent, a 'float' one written with either (SPEC section 1).
-export const KINDS = {
+const KINDS = {
   int: (attrs, name) => isIntegerLiteral(attrs, name),
   float: (attrs, name) => typeof attrs[name] === 'number' && !isIntegerLiteral(attrs, name),
   list: (attrs, name) => Array.isArray(attrs[name]),
   str: (attrs, name) => typeof attrs[name] === 'string',
   scalar: (attrs, name) => typeof attrs[name] === 'number' || typeof attrs[name] === 'boolean',
 };
-export const unaryFloat = { infer: ([x]) => { requireDtype(x, FLOATS); return [x]; } };
+const unaryFloat = { infer: ([x]) => { requireDtype(x, FLOATS); return [x]; } };
 // Arithmetic is not defined on bool (TF 1.15 has no bool kernel for Add, Sub or Mul); `less` compares bools.
-export function binary(resultDtype) {
+function binary(resultDtype) {
   return {
     arity: 2,
     infer: ([x, y]) => {
@@ -133,7 +133,7 @@ export function binary(resultDtype) {
     },
   };
 }
-export const productType = (x, w, b) => {
+const productType = (x, w, b) => {
   requireDtype(x, FLOATS, 'x');
   if (x.dtype !== w.dtype || (b && x.dtype !== b.dtype)) typeFail(`x, w${b ? ' and b' : ''} have different dtypes`);
   const given = [x, w, b].filter(Boolean).map(showSpec).join(', ');
@@ -143,14 +143,14 @@ export const productType = (x, w, b) => {
   if (x.shape[1] !== w.shape[0] || (b && w.shape[1] !== b.shape[0])) typeFail(`shapes do not chain: ${given}`);
   return [spec(x.dtype, [x.shape[0], w.shape[1]])];
 };
-export const convSize = (size, kernel, stride, padding) => {
+const convSize = (size, kernel, stride, padding) => {
   if (size === null) return null;
   return padding === 'SAME' ? Math.ceil(size / stride) : Math.floor((size - kernel) / stride) + 1;
 };
 
 // Every op of spec/ops.md and spec/ops-sampling.md: arity (default 1; null: one or more), outputs (default 1; null: as
 // the node lists), attributes {name: kind} (all required) and the dtype/shape rule.
-export const STATIC = {
+const STATIC = {
   add: binary(), sub: binary(), mul: binary(), less: binary('bool'),
   div: { arity: 2, infer: ([x, y]) => { requireDtype(x, FLOATS); return binary().infer([x, y]); } },
   neg: unaryFloat, exp: unaryFloat, log: unaryFloat, tanh: unaryFloat, sigmoid: unaryFloat, relu: unaryFloat,
@@ -379,7 +379,7 @@ export const STATIC = {
 };
 
 // A node's attributes checked: no unknown name, every declared one present and of its kind.
-export function checkAttrs(op, rule, attrs, where) {
+function checkAttrs(op, rule, attrs, where) {
   const declared = rule.attrs || {};
   const unknown = Object.keys(attrs).filter((name) => !has(declared, name));
   if (unknown.length) throw new DocumentError(`${where}: op ${op} has no attribute ${unknown.sort().join(', ')}`);
@@ -399,7 +399,7 @@ export function nominalBytes(s, batch) {
   return s.shape.reduce((bytes, d) => bytes * (d === null ? batch : BigInt(Math.max(d, 1))), BigInt(SIZES[s.dtype]));
 }
 
-export function define(specs, name, s, where, role) {
+function define(specs, name, s, where, role) {
   if (specs.has(name)) throw new DocumentError(`${where}: ${role} name ${show(name)} is already defined`);
   if (s.shape.slice(1).includes(null)) {
     throw new DocumentError(`${where}: ${role} ${show(name)}: only the first dimension may be the batch (null)`);
@@ -420,7 +420,7 @@ export function define(specs, name, s, where, role) {
 
 // Graph inputs and outputs have the batch (null) as their first dimension (SPEC sections 1, 3.4, 3.6): requests feed
 // and return them row by row, so a batch-free one ([2], []) would pass the static check and fail only when run.
-export function requireBatchFirst(entry, path, role) {
+function requireBatchFirst(entry, path, role) {
   if (entry.shape.length === 0 || entry.shape[0] !== null) {
     throw new DocumentError(`${path}: ${role} ${show(entry.name)} has shape ${show(entry.shape)}: a graph ${role} has `
       + 'the batch (null) as its first dimension');
@@ -517,14 +517,14 @@ export function checkDocument(document, entries, path) {
 }
 
 // Whose predict the file reproduces (SPEC section 5.9): a version-1 document follows SB2's.
-export const contract = (document) => (has(document.predict, 'contract') ? document.predict.contract : 'sb2');
+const contract = (document) => (has(document.predict, 'contract') ? document.predict.contract : 'sb2');
 
 // The observation input's name (SPEC section 3.2); a dict observation space's inputs are named the prefix + a key.
-export const OBSERVATION_INPUT = 'obs';
-export const DICT_INPUT_PREFIX = 'obs/';
+const OBSERVATION_INPUT = 'obs';
+const DICT_INPUT_PREFIX = 'obs/';
 // The most characters of a list a message quotes before '...', as the reference's preview() (sbif/errors.py).
-export const PREVIEW_CHARS = 80;
-export const previewNames = (names) => {
+const PREVIEW_CHARS = 80;
+const previewNames = (names) => {
   const text = `[${names.map((name) => `'${name}'`).join(', ')}]`;
   return text.length <= PREVIEW_CHARS ? text : `${text.slice(0, PREVIEW_CHARS)}...`;
 };
@@ -532,7 +532,7 @@ export const previewNames = (names) => {
 // A dict observation space (SB3 contract, SPEC section 3.2): one observation input per key, obs/KEY, in the keys'
 // order, each typed for its space (sbif/format/validate.py's _check_dict_observation_inputs: the same decisions, in
 // the same order).
-export function checkDictObservationInputs(document, specs, path) {
+function checkDictObservationInputs(document, specs, path) {
   if (contract(document) !== 'sb3') {
     throw new DocumentError(`${path}: a dict observation space belongs to the SB3 contract, but predict.contract is `
       + 'sb2');
@@ -572,7 +572,7 @@ export function checkDictObservationInputs(document, specs, path) {
 // An observation input must have the dtype and shape its space implies (SPEC section 3.2); `what` names it in
 // messages ('observation', or "observation 'obs/KEY'" for a key of a dict space); `normalized` says whether
 // VecNormalize statistics are folded in for it (SPEC section 5.7).
-export function checkObservationInput(document, space, obs, path, what, normalized) {
+function checkObservationInput(document, space, obs, path, what, normalized) {
   const spaceName = what === 'observation' ? 'observation_space' : `${what} space`;
   // SB3 converts Box and MultiBinary observations with .float() (SPEC section 3.2)
   const sb3 = contract(document) === 'sb3';
@@ -606,7 +606,7 @@ export function checkObservationInput(document, space, obs, path, what, normaliz
   }
 }
 
-export function checkPredict(document, path) {
+function checkPredict(document, path) {
   const outputs = new Map(document.outputs.map((output) => [output.name, output]));
   const predict = document.predict;
   const names = [predict.deterministic_action].concat(
@@ -642,7 +642,7 @@ export function checkPredict(document, path) {
 
 // The version-2 predict fields name inputs of the right kind and type, and only the SB3 contract uses them (SPEC
 // section 5.9): an SB2 file with an action mask would be run by SB2's rules, which have none.
-export function checkContract(document, path) {
+function checkContract(document, path) {
   const predict = document.predict;
   const inputs = new Map(document.inputs.map((entry) => [entry.name, entry]));
   const recurrent = predict.recurrent || {};

@@ -1,10 +1,13 @@
+// The kernels of every op of spec/ops.md and spec/ops-sampling.md, on tensors ({dtype, shape, data}). Each float32
+// operation is rounded to float32 (Math.fround, or the store into a Float32Array) as spec/ops.md asks; int64 values are
+// BigInts, so that wrap-around is exact.
 import { InputError, UnsupportedError } from './errors.js';
 import { NAME } from './about.js';
 import { has } from './json.js';
 import { FLT_MAX, INT_BITS, SIZES, count, f32, isFloat, tensor } from './tensor.js';
 
 // ---- broadcasting helpers ------------------------------------------------------------------------------------------
-export function broadcastShape(shapes) {
+function broadcastShape(shapes) {
   const rank = Math.max(...shapes.map((s) => s.length));
   const out = [];
   for (let i = 0; i < rank; i++) {
@@ -22,7 +25,7 @@ export function broadcastShape(shapes) {
 }
 
 // For each input, the flat index feeding each output element.
-export function broadcastIndices(shape, inputShapes) {
+function broadcastIndices(shape, inputShapes) {
   const n = count(shape);
   const rank = shape.length;
   return inputShapes.map((s) => {
@@ -50,7 +53,7 @@ export function broadcastIndices(shape, inputShapes) {
 
 // f applied to the elements of the inputs (one to three) broadcast to one shape, into a new tensor of `dtype`. The loops
 // are written per arity, so that no element allocates (no argument lists built per call).
-export function elementwise(inputs, dtype, f) {
+function elementwise(inputs, dtype, f) {
   const shapes = inputs.map((t) => t.shape);
   const shape = broadcastShape(shapes);
   const out = tensor(dtype, shape);
@@ -74,25 +77,25 @@ export function elementwise(inputs, dtype, f) {
   return out;
 }
 
-export function unary(x, f32f, f64f) {
+function unary(x, f32f, f64f) {
   if (!isFloat(x.dtype)) throw new InputError(`float input expected, got ${x.dtype}`);
   return elementwise([x], x.dtype, x.dtype === 'float32' ? f32f : (f64f || f32f));
 }
 
 // rows of the last axis
-export function rows(x) {
+function rows(x) {
   const n = x.shape[x.shape.length - 1];
   return { n, count: n === 0 ? 0 : x.data.length / n };
 }
 
-export const normalizeAxis = (axis, rank) => (axis < 0 ? axis + rank : axis);
+const normalizeAxis = (axis, rank) => (axis < 0 ? axis + rank : axis);
 
 // A tensor's memory as unsigned integers of its element's size: a select copies these, so every bit of the chosen
 // element is kept (a float read into a JS number and written back may lose a NaN's payload).
-export const WORDS = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array, 8: BigUint64Array };
-export const words = (t) => new WORDS[t.data.BYTES_PER_ELEMENT](t.data.buffer, t.data.byteOffset, t.data.length);
+const WORDS = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array, 8: BigUint64Array };
+const words = (t) => new WORDS[t.data.BYTES_PER_ELEMENT](t.data.buffer, t.data.byteOffset, t.data.length);
 
-export function where(condition, x, y) {
+function where(condition, x, y) {
   const shapes = [condition.shape, x.shape, y.shape];
   const shape = broadcastShape(shapes);
   const out = tensor(x.dtype, shape);
@@ -103,30 +106,30 @@ export function where(condition, x, y) {
 }
 
 // ---- ops ---------------------------------------------------------------------------------------------------------
-export const SIGMOID32 = (x) => (x < -18 ? 0 : x > 18 ? 1 : f32(1 / f32(1 + f32(Math.exp(f32(-x))))));
-export const SIGMOID64 = (x) => 1 / (1 + Math.exp(-x));
+const SIGMOID32 = (x) => (x < -18 ? 0 : x > 18 ? 1 : f32(1 / f32(1 + f32(Math.exp(f32(-x))))));
+const SIGMOID64 = (x) => 1 / (1 + Math.exp(-x));
 
 // erf in float64 (JavaScript has no Math.erf), to a relative error below 2^-48, so that rounding it to float32 gives
 // the reference's float32 result (libm's erf rounded once) in practice. Two expansions, both free of cancellation:
 // for |x| <= ERF_SERIES_LIMIT, erf(x) = 2/sqrt(pi) * exp(-x^2) * sum over n of 2^n x^(2n+1) / (1*3*...*(2n+1)), a
 // sum of positive terms; above it, erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))), the
 // continued fraction cut at ERF_FRACTION_DEPTH partial quotients, evaluated from the bottom.
-export const TWO_OVER_SQRT_PI = 1.1283791670955126;
-export const ONE_OVER_SQRT_PI = 0.5641895835477563;
-export const ERF_SERIES_LIMIT = 1.5;
+const TWO_OVER_SQRT_PI = 1.1283791670955126;
+const ONE_OVER_SQRT_PI = 0.5641895835477563;
+const ERF_SERIES_LIMIT = 1.5;
 // the depth at which the fraction has converged to double precision at ERF_SERIES_LIMIT (it converges faster above)
-export const ERF_FRACTION_DEPTH = 120;
+const ERF_FRACTION_DEPTH = 120;
 // 1 - erf(6) is below 2^-53: erf is +-1 in float64 from there on
-export const ERF_SATURATION = 6;
+const ERF_SATURATION = 6;
 
 // exp(-x^2) without the rounding error of x^2 (which exp would multiply by x^2): x = hi + (x - hi) with hi's square
 // exact (hi has 24 significant bits), and exp(-x^2) = exp(-hi^2) * exp(-(x - hi)(x + hi))
-export function expMinusSquare(x) {
+function expMinusSquare(x) {
   const hi = f32(x);
   return Math.exp(-hi * hi) * Math.exp((hi - x) * (hi + x));
 }
 
-export function erf64(x) {
+function erf64(x) {
   const a = Math.abs(x);
   if (!(a > 0)) return x; // NaN stays NaN, and +-0 keeps its sign
   if (a >= ERF_SATURATION) return Math.sign(x);
@@ -148,7 +151,7 @@ export function erf64(x) {
   return x < 0 ? -y : y;
 }
 
-export function roundHalfEven(x) {
+function roundHalfEven(x) {
   if (!Number.isFinite(x) || Math.abs(x) >= 8388608) return x;
   const floor = Math.floor(x);
   const diff = x - floor;
@@ -157,7 +160,7 @@ export function roundHalfEven(x) {
   return floor % 2 === 0 ? floor : floor + 1;
 }
 
-export function softplusFor(dtype) {
+function softplusFor(dtype) {
   const eps = dtype === 'float32' ? 1.1920928955078125e-7 : 2.220446049250313e-16;
   const round = dtype === 'float32' ? f32 : (v) => v;
   const t = round(round(Math.log(eps)) + 2);
@@ -165,7 +168,7 @@ export function softplusFor(dtype) {
 }
 
 // spec/ops.md "cast": float -> int truncates toward zero, int -> int wraps, number -> bool is x != 0
-export function castValue(value, from, to) {
+function castValue(value, from, to) {
   const big = typeof value === 'bigint';
   if (to === 'bool') return (big ? value !== 0n : value !== 0) ? 1 : 0; // NaN != 0
   if (isFloat(to)) return big ? Number(value) : value; // the typed array rounds (e.g. float64 -> float32)
@@ -540,7 +543,7 @@ function conv2d(x, w, b, attrs) {
   const columns = convAxis(width, kw, attrs.strides[1], attrs.padding);
   const out = tensor(x.dtype, [batch, rows.out, columns.out, outChannels]);
   const weights = packed(w);
-  const product = x.dtype === 'float32' ? productRow32 : productRow64;
+  const multiply = x.dtype === 'float32' ? productRow32 : productRow64;
   const window = new x.data.constructor(kh * kw * channels);
   const run = kw * channels; // a window row: kw pixels of C channels, contiguous in NHWC
   const source = x.data;
@@ -572,7 +575,7 @@ function conv2d(x, w, b, attrs) {
             }
           }
         }
-        product(window, 0, weights, b.data, out.data, outOffset);
+        multiply(window, 0, weights, b.data, out.data, outOffset);
         outOffset += outChannels;
       }
     }
@@ -613,7 +616,7 @@ export function prepareNode(op, inputs) {
   if (PACKED_WEIGHT_OPS.has(op) && inputs[1] !== undefined && isFloat(inputs[1].dtype)) packed(inputs[1]);
 }
 
-export function join(inputs, axis, stacking) {
+function join(inputs, axis, stacking) {
   const first = inputs[0];
   const outer = count(first.shape.slice(0, axis));
   const inner = count(first.shape.slice(axis + 1));

@@ -1,0 +1,123 @@
+// The product kernels (packed weights, 8-column panels, conv2d's gathered windows) against plain loops, on dyadic
+// values whose every sum is exact in any order; and inverse_cdf_sample's edges (spec/ops-sampling.md).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { InputError, UnsupportedError, runOp, tensor } from '../src/index.js';
+
+// multiples of 1/16 below 2 in magnitude, from a fixed linear congruential sequence
+function dyadic(dtype, shape, seed) {
+  let state = seed;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const values = Array.from({ length: size }, () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return ((state % 64) - 32) / 16;
+  });
+  return tensor(dtype, shape, values);
+}
+
+// conv2d by its definition in spec/ops.md, in float64 (exact on dyadic inputs)
+function plainConv(x, w, b, [sh, sw], padding) {
+  const [batch, height, width, channels] = x.shape;
+  const [kh, kw, , outChannels] = w.shape;
+  const axis = (size, kernel, stride) => {
+    const out = padding === 'SAME' ? Math.ceil(size / stride) : Math.floor((size - kernel) / stride) + 1;
+    const total = padding === 'SAME' ? Math.max((out - 1) * stride + kernel - size, 0) : 0;
+    return [out, Math.floor(total / 2)];
+  };
+  const [ho, top] = axis(height, kh, sh);
+  const [wo, left] = axis(width, kw, sw);
+  const out = [];
+  for (let r = 0; r < batch; r++) {
+    for (let i = 0; i < ho; i++) {
+      for (let j = 0; j < wo; j++) {
+        for (let o = 0; o < outChannels; o++) {
+          let sum = 0;
+          for (let p = 0; p < kh; p++) {
+            for (let q = 0; q < kw; q++) {
+              const y = i * sh + p - top;
+              const z = j * sw + q - left;
+              if (y < 0 || y >= height || z < 0 || z >= width) continue;
+              for (let c = 0; c < channels; c++) {
+                sum += x.data[((r * height + y) * width + z) * channels + c] * w.data[((p * kw + q) * channels + c) * outChannels + o];
+              }
+            }
+          }
+          out.push(sum + b.data[o]);
+        }
+      }
+    }
+  }
+  return { shape: [batch, ho, wo, outChannels], data: out };
+}
+
+test('linear and matmul equal the plain sums, for every panel remainder, in float32 and float64', () => {
+  for (const dtype of ['float32', 'float64']) {
+    for (const columns of [1, 3, 8, 13, 16]) {
+      const x = dyadic(dtype, [5, 11], columns);
+      const w = dyadic(dtype, [11, columns], 7 * columns);
+      const b = dyadic(dtype, [columns], 3);
+      const [withBias] = runOp('linear', [x, w, b]);
+      const [without] = runOp('matmul', [x, w]);
+      assert.deepEqual(withBias.shape, [5, columns]);
+      for (let r = 0; r < 5; r++) {
+        for (let c = 0; c < columns; c++) {
+          let sum = 0;
+          for (let k = 0; k < 11; k++) sum += x.data[r * 11 + k] * w.data[k * columns + c];
+          assert.equal(without.data[r * columns + c], sum);
+          assert.equal(withBias.data[r * columns + c], sum + b.data[c]);
+        }
+      }
+    }
+  }
+});
+
+test('conv2d equals its definition: VALID and SAME (uneven padding), strides, windows overhanging on every side', () => {
+  const cases = [
+    [[2, 6, 6, 3], [3, 3, 3, 4], [1, 1], 'VALID'],
+    [[1, 7, 7, 2], [4, 4, 2, 3], [2, 2], 'SAME'],
+    [[1, 5, 6, 2], [3, 2, 2, 9], [1, 2], 'SAME'],
+    [[2, 9, 8, 1], [3, 3, 1, 8], [3, 2], 'VALID'],
+  ];
+  for (const dtype of ['float32', 'float64']) {
+    for (const [xShape, wShape, strides, padding] of cases) {
+      const x = dyadic(dtype, xShape, 1);
+      const w = dyadic(dtype, wShape, 2);
+      const b = dyadic(dtype, [wShape[3]], 3);
+      const [y] = runOp('conv2d', [x, w, b], { strides, padding });
+      const expected = plainConv(x, w, b, strides, padding);
+      assert.deepEqual(y.shape, expected.shape);
+      assert.deepEqual(Array.from(y.data), expected.data, `${dtype} ${JSON.stringify([xShape, wShape, strides, padding])}`);
+    }
+  }
+});
+
+test('a conv2d stride as large as 2^63 - 1 gives one window, at the start', () => {
+  const x = dyadic('float32', [1, 4, 4, 1], 5);
+  const w = dyadic('float32', [2, 2, 1, 1], 6);
+  const b = tensor('float32', [1], [0]);
+  const [y] = runOp('conv2d', [x, w, b], { strides: [2 ** 63, 2 ** 63], padding: 'VALID' });
+  const [first] = runOp('conv2d', [x, w, b], { strides: [1, 1], padding: 'VALID' });
+  assert.deepEqual(y.shape, [1, 1, 1, 1]);
+  assert.equal(y.data[0], first.data[0]);
+});
+
+test('inverse_cdf_sample follows NumPy choice given its uniform, and its edge cases', () => {
+  const sample = (p, u, dtype = 'float32') => Array.from(
+    runOp('inverse_cdf_sample', [tensor(dtype, [u.length, p.length / u.length], p), tensor(dtype, [u.length, 1], u)])[0].data,
+    Number,
+  );
+  // steps at 0.1, 0.3, 0.6 of an unnormalised row; a U on a step selects the next entry
+  assert.deepEqual(sample([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4], [0, 0.1, 0.35, 0.99], 'float64'), [0, 1, 2, 3]);
+  // a zero-probability entry is never drawn; U >= 1 gives the last entry, U < 0 the first
+  assert.deepEqual(sample([0, 0.5, 0.5, 0, 0.5, 0.5, 0, 0.5, 0.5], [0, 1, -0.5]), [1, 2, 0]);
+  // NaN anywhere, or a zero row, gives 0; +inf: the first infinite entry
+  assert.deepEqual(sample([0.5, NaN, 0, 0, 0.2, Infinity], [0.7, 0.7, 0.7]), [0, 0, 1]);
+  assert.deepEqual(sample([0.5, 0.5], [NaN]), [0]);
+});
+
+test('runOp refuses unknown ops and what is not a tensor', () => {
+  assert.throws(() => runOp('fft', []), UnsupportedError);
+  assert.throws(() => runOp('relu', [{ dtype: 'float32', shape: [2], data: [1, 2] }]), InputError);
+  assert.throws(() => runOp('relu', 'x'), InputError);
+});
