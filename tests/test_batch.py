@@ -4,6 +4,7 @@ and dataset files written whole or not at all."""
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -122,7 +123,10 @@ def test_arrow_and_pandas_batches_come_back_in_their_format(files):
     assert np.array_equal(predictor.compute(variable)["action"], expected["action"])
 
 
-def test_a_model_given_as_bytes(files):
+def test_a_model_given_as_bytes_and_a_spec_that_travels(files):
+    """What an engine ships to its workers: the file's bytes and a pickled spec."""
+    spec = BatchSpec(outputs=("action", "value"), seed=3, key_columns={"a": "b"}, backend="numpy")
+    assert pickle.loads(pickle.dumps(spec)) == spec
     with open(files["mlp"], "rb") as handle:
         predictor = BatchPredictor(handle.read(), BatchSpec(backend="numpy"))
     obs = observations(5, 4)
