@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+import host
 from catalog import HERE, MODELS, RESULTS, WORK, model_file, parse_models
 from harness import agreement, agrees, observations
 
@@ -57,12 +58,13 @@ def write_raw(path: str, array: np.ndarray) -> str:
     return path
 
 
-def prepare(model: str) -> Dict[str, Any]:
-    """The ONNX file and observation files of one model, and what bench.mjs needs to feed both runtimes."""
+def prepare(model: str, work: str) -> Dict[str, Any]:
+    """The ONNX file and observation files of one model, written under `work`, and what bench.mjs needs to feed
+    both runtimes."""
     from runtimes import Graph, pruned_to, read_document
     from sbif.convert.onnx import to_onnx
 
-    directory = os.path.join(JS_WORK, model)
+    directory = os.path.join(work, model)
     os.makedirs(directory, exist_ok=True)
     document = read_document(model)
     graph = Graph(document)
@@ -153,13 +155,13 @@ def summarize(rounds: Dict[str, Dict[str, List[float]]]) -> Dict[str, Dict[str, 
     return summary
 
 
-def run(models: List[str], settings: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
-    os.makedirs(JS_WORK, exist_ok=True)
+def run(models: List[str], settings: Dict[str, Any], work: str) -> Tuple[Dict[str, Any], bool]:
+    os.makedirs(work, exist_ok=True)
     entries = []
     for model in models:
         log("== {}: the ONNX file and observations".format(model))
-        entries.append(prepare(model))
-    plan_path = os.path.join(JS_WORK, "plan.json")
+        entries.append(prepare(model, work))
+    plan_path = os.path.join(work, "plan.json")
     with open(plan_path, "w") as handle:
         json.dump({"models": entries, "settings": settings}, handle, indent=1)
 
@@ -188,7 +190,7 @@ def run(models: List[str], settings: Dict[str, Any]) -> Tuple[Dict[str, Any], bo
                                 "models": {model: summarize(rounds) for model, rounds in timed["models"].items()}}
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},
+        "machine": machine(),
         "versions": {key: checked[key] for key in ("node", "onnxruntime_web", "sbif_runtime")},
         "ort_default_threads": checked["ort_default_threads"],
         "settings": settings,
@@ -197,6 +199,14 @@ def run(models: List[str], settings: Dict[str, Any]) -> Tuple[Dict[str, Any], bo
         "timings": timings,
     }
     return results, len(agreeing) == len(models)
+
+
+def machine() -> Dict[str, Any]:
+    """The CPU the numbers depend on (onnxruntime-web's kernels are WASM SIMD; the JS runtime's are scalar)."""
+    cpuinfo = host.read_text(host.CPUINFO)
+    return {"cpu": host.cpu_model(cpuinfo), "isa_extensions": host.kernel_extensions(host.cpu_flags(cpuinfo)),
+            "cores": host.core_count(host.SYSFS_CPU), "logical_cpus": os.cpu_count(),
+            "platform": platform.platform()}
 
 
 # -- the report ------------------------------------------------------------------------------------------------------
@@ -212,9 +222,12 @@ def render(results: Dict[str, Any]) -> str:
     lines = [
         "# SBIF's JavaScript runtime vs onnxruntime-web (WASM), in Node",
         "",
-        "{}; Node {}, onnxruntime-web {}, sbif-runtime {}; {} CPUs; {}.".format(
+        "{}; Node {}, onnxruntime-web {}, sbif-runtime {}; {} ({} cores, {} logical CPUs; {}); {}.".format(
             results["date"], versions["node"], versions["onnxruntime_web"], versions["sbif_runtime"],
-            results["machine"]["cpus"], results["machine"]["platform"]),
+            results["machine"]["cpu"], results["machine"]["cores"], results["machine"]["logical_cpus"],
+            " ".join(results["machine"]["isa_extensions"]) or "ISA extensions unknown",
+            results["machine"]["platform"]),
+        "",
         "Median of {rounds} rounds' medians. Single observation: µs per call (one `predict`, or one `session.run` on a "
         "one-row tensor). Batch: {batch} observations per call, µs per call and observations per second. Ratio: JS's "
         "speed over onnxruntime-web's (onnxruntime-web µs / JS µs; > 1: JS is faster), with #23's target.".format(
@@ -253,6 +266,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="use the models benchmarks/.work holds without asking make_models.py to check them")
     parser.add_argument("--json", action="store_true", help="print the JSON results instead of the table")
     parser.add_argument("--out", default=RESULTS, help="where js-latest.json and js-latest.md go")
+    parser.add_argument("--work", default=JS_WORK, help="where the ONNX files, observations and plan are written")
     args = parser.parse_args(argv)
     models = parse_models(args.models)
     check_installed()
@@ -266,7 +280,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from run import make_models
 
         make_models(models)
-    results, all_agree = run(models, QUICK if args.quick else FULL)
+    results, all_agree = run(models, QUICK if args.quick else FULL, args.work)
     os.makedirs(args.out, exist_ok=True)
     table = render(results)
     with open(os.path.join(args.out, "js-latest.json"), "w") as handle:
