@@ -53,6 +53,8 @@ def run_local(model: ModelSource, data: str, out: str, spec: BatchSpec, batch_si
     destination also gets every input column (the dataset plus its new columns); False writes the outputs alone.
     A `.npy` destination always holds the one output alone."""
     started = time.monotonic()
+    if batch_size < 1:
+        raise InputError("the batch size must be at least 1, got {}".format(batch_size))
     predictor = BatchPredictor(model, spec)
     shards = dataset_shards(data)
     check_destination(data, out)

@@ -21,7 +21,7 @@ from ..format.validate import DICT_INPUT_PREFIX
 from ..runtime import Policy
 from ..runtime.spaces import DictSpace, Discrete, MultiDiscrete, Space
 from .noise import MASK64, normal_noise, uniform_noise
-from .tables import RowLabels, batch_format, column_array, column_names, row_count, with_columns
+from .tables import RowLabels, column_array, column_names, row_count, with_columns
 
 #: where a model comes from: a file's path, the file's bytes (as shipped through Ray's object store), or a Policy
 ModelSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Policy]
