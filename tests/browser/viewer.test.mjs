@@ -381,6 +381,21 @@ describe('viewer page', () => {
     landing.errors.length = 0; // the browser reports the 404 on the console as well: that is the case tested
   });
 
+  test('a large sampled observation is kept out of the field and still predicted', async () => {
+    const { page } = session;
+    await open('ppo2_cnn_uint8_discrete.sbif', readFileSync(join(GOLDEN, 'ppo2_cnn_uint8_discrete.sbif')));
+    await page.fill('#sample-batch', '8'); // 8 images of 36x44x2: about 100 KB of JSON
+    await page.click('#sample');
+    assert.match(await page.inputValue('#observation'), /^\(sampled: an array of shape \(8, 36, 44, 2\), \d+ KB as JSON/);
+    await page.setChecked('#deterministic', true);
+    await page.click('#run-predict');
+    const action = page.locator('#predict-result [data-field="action"]');
+    assert.equal(await action.getAttribute('data-shape'), '[8]');
+    await page.fill('#observation', '[1, 2]'); // typed text replaces it
+    await page.click('#run-predict');
+    assert.match(await page.locator('#predict-result').textContent(), /^InputError: /);
+  });
+
   test("a recurrent policy's returned state feeds the next step", async () => {
     const { page } = session;
     const name = 'sb3_recurrentppo_lstm_discrete.sbif'; // SB3: without rows, predict would return the (h, c) pair

@@ -6,6 +6,11 @@ import { nest, sampleSpace } from './space-sample.js';
 
 /** Results with more elements than this are shown in part (an action or a state is far smaller). */
 const SHOWN_ELEMENTS = 4096;
+/**
+ * A sampled observation whose JSON is longer than this is kept by the panel and the field shows what it is instead:
+ * a text area holding an Atari batch's megabytes of JSON takes the browser seconds to lay out.
+ */
+const SAMPLE_TEXT_CHARS = 65536;
 
 /**
  * Builds the panel for `policy` into `container`.
@@ -39,6 +44,8 @@ export function predictPanel(container, policy, document) {
     + 'random once, whose draws go on from call to call)' });
   const result = h('div', { id: 'predict-result', class: 'result', 'aria-live': 'polite' });
   let lastState = null;
+  /** The last sampled observation too large to show, and the text the field shows for it. */
+  let sampled = null;
   const keepState = recurrent ? h('button', { type: 'button', id: 'use-state', class: 'small', disabled: true,
     title: "feed the returned state to the next step", onclick: () => {
       state.input.value = formatValue(lastState);
@@ -49,7 +56,8 @@ export function predictPanel(container, policy, document) {
     result.dataset.method = method;
     delete result.dataset.status;
     try {
-      const obs = parseField(observation.input, 'observation', true);
+      const obs = observation.input.value === sampled?.summary ? sampled.value
+        : parseField(observation.input, 'observation', true);
       const common = {};
       if (recurrent) {
         // SBIF's state rows, zeros when the field is empty: given no state, SB3's predict would answer with its
@@ -89,7 +97,10 @@ export function predictPanel(container, policy, document) {
     h('div', { class: 'row' },
       h('button', { type: 'button', id: 'sample', onclick: () => {
         const count = Math.max(1, Math.min(1024, Number.parseInt(batch.value, 10) || 1));
-        observation.input.value = formatValue(sampleSpace(document.observation_space, count === 1 ? null : count));
+        const value = sampleSpace(document.observation_space, count === 1 ? null : count);
+        const text = formatValue(value);
+        sampled = text.length > SAMPLE_TEXT_CHARS ? { value, summary: sampleSummary(value, text.length) } : null;
+        observation.input.value = sampled ? sampled.summary : text;
         if (recurrent) { // a new observation (perhaps another batch size) starts its envs afresh
           state.input.value = '';
           mask.input.value = '';
@@ -113,6 +124,16 @@ export function predictPanel(container, policy, document) {
     h('details', { class: 'more' }, h('summary', {}, 'action_probability options'), actions.row,
       h('label', { class: 'inline' }, logp, ' log-probability (logp)')),
     result);
+}
+
+/** What the field shows for a sampled observation too large to show: its shape, and how to replace it. */
+function sampleSummary(value, characters) {
+  const shape = (item) => (Array.isArray(item) ? [item.length, ...shape(item[0])] : []);
+  const describe = (item) => `an array of shape (${shape(item).join(', ')})`;
+  const what = Array.isArray(value) ? describe(value)
+    : `{${Object.entries(value).map(([key, item]) => `${key}: ${describe(item)}`).join(', ')}}`;
+  return `(sampled: ${what}, ${Math.round(characters / 1024)} KB as JSON, kept out of this field for speed; `
+    + 'predict uses it while this text is unchanged)';
 }
 
 /** What the observation field takes, from the space. */
