@@ -298,3 +298,24 @@ def test_the_ray_engine_without_ray_says_what_to_install(capsys, files, dataset,
     err = refused(capsys, "predict", files["mlp"], "--obs", data, "--out", str(tmp_path / "out.parquet"),
                   "--engine", "ray", "--outputs-only")
     assert "--engine ray needs Ray: pip install 'sbif[ray]'" in err, err
+
+
+def test_a_her_dataset_with_a_column_per_key(capsys, files, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from sbif.batch.tables import to_arrow
+
+    rng = np.random.default_rng(6)
+    keys = {"observation": rng.standard_normal((40, 3)), "achieved_goal": rng.standard_normal((40, 2)),
+            "desired_goal": rng.standard_normal((40, 2))}
+    data = str(tmp_path / "goals.parquet")
+    pq.write_table(pa.table({"obs/observation": to_arrow(keys["observation"]),
+                             "obs/achieved_goal": to_arrow(keys["achieved_goal"]),
+                             "goal": to_arrow(keys["desired_goal"])}), data)
+    out = str(tmp_path / "actions.npy")
+    run_json(capsys, "predict", files["her"], "--obs", data, "--out", out, "--obs-column", "desired_goal=goal",
+             "--backend", "numpy")
+    assert np.array_equal(np.load(out), sbif.load(files["her"]).predict(keys, deterministic=True)[0])
+    err = refused(capsys, "predict", files["her"], "--obs", data, "--out", out, "--backend", "numpy")
+    assert "no column 'obs/desired_goal' (the observations)" in err, err
