@@ -1,13 +1,16 @@
 // The graph as SVG: one box per input, node and output, laid out by layout.js, coloured by the part of the policy it
 // belongs to (graph-model.js), edges labelled with the shape of the value they carry. Wheel zooms about the pointer,
 // dragging pans, a click selects a node (the viewer shows its properties), "fit" shows the whole graph.
-import { GROUPS } from './graph-model.js';
 import { layoutGraph } from './layout.js';
 import { shapeText, typeText } from './format.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const FONT = '12px system-ui, -apple-system, "Segoe UI", sans-serif';
+/** The fonts of a box's lines, as styles.css sets them: the widths of the boxes are measured with these. */
+const FAMILY = 'system-ui, -apple-system, "Segoe UI", sans-serif';
+const FONTS = { title: `600 12px ${FAMILY}`, subtitle: `12px ${FAMILY}`, detail: `11px ${FAMILY}` };
 const LINE_HEIGHT = 16;
+/** The height of an op box's coloured band, which holds its title. */
+const BAND = LINE_HEIGHT + 6;
 const PADDING_X = 10;
 const MIN_WIDTH = 72;
 /** Names longer than this are cut in the box (the properties panel shows them whole). */
@@ -26,7 +29,7 @@ const CLICK_SLOP = 4;
 const WEIGHT_ROLES = { linear: ['x', 'W', 'b'], matmul: ['x', 'W'], conv2d: ['x', 'W', 'b'] };
 
 let measureContext = null;
-function textWidth(text, font = FONT) {
+function textWidth(text, font) {
   measureContext ??= document.createElement('canvas').getContext('2d');
   measureContext.font = font;
   return measureContext.measureText(text).width;
@@ -87,9 +90,8 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
   const boxes = new Map();
   for (const viewNode of graphModel.nodes) {
     const lines = boxLines(viewNode, graphModel);
-    const bold = `600 ${FONT}`;
-    const widest = Math.max(textWidth(lines.title, bold), textWidth(lines.subtitle),
-      ...lines.details.map((line) => textWidth(line, `11px ${FONT.split(' ').slice(1).join(' ')}`)));
+    const widest = Math.max(textWidth(lines.title, FONTS.title), textWidth(lines.subtitle, FONTS.subtitle),
+      ...lines.details.map((line) => textWidth(line, FONTS.detail)));
     const width = Math.max(MIN_WIDTH, Math.ceil(widest) + 2 * PADDING_X);
     const height = viewNode.kind === 'op' ? LINE_HEIGHT * (2 + lines.details.length) + 8 : LINE_HEIGHT * 2 + 8;
     boxes.set(viewNode.id, { viewNode, lines, width, height });
@@ -136,18 +138,18 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
       'data-id': viewNode.id, 'data-kind': viewNode.kind, 'data-group': viewNode.group, tabindex: 0,
     }, nodeLayer);
     element('title', {}, group).textContent = `${viewNode.kind === 'op' ? `${viewNode.op} → ` : ''}${viewNode.name}`
-      + ` (${GROUPS[viewNode.group].split(':')[0]})`;
+      + ` (${viewNode.group})`;
     const radius = viewNode.kind === 'op' ? 5 : box.height / 2;
     element('rect', { class: 'box', width: box.width, height: box.height, rx: radius, ry: radius }, group);
     if (viewNode.kind === 'op') {
-      element('path', { class: 'band', d: `M0,${LINE_HEIGHT + 6} V${radius} a${radius},${radius} 0 0 1 ${radius},`
-        + `-${radius} H${box.width - radius} a${radius},${radius} 0 0 1 ${radius},${radius} V${LINE_HEIGHT + 6} Z` },
-      group);
+      element('path', { class: 'band', d: `M0,${BAND} V${radius} a${radius},${radius} 0 0 1 ${radius},-${radius} `
+        + `H${box.width - radius} a${radius},${radius} 0 0 1 ${radius},${radius} V${BAND} Z` }, group);
     }
     const lines = [[box.lines.title, 'title'], [box.lines.subtitle, 'subtitle'],
       ...box.lines.details.map((line) => [line, 'detail'])];
     lines.forEach(([text, kind], row) => {
-      const y = viewNode.kind === 'op' ? 4 + LINE_HEIGHT * (row + 1) - 3 + (row > 0 ? 4 : 0)
+      // baselines: an op's title in its band, the other lines below it; an input's or output's two lines centred
+      const y = viewNode.kind === 'op' ? (row === 0 ? BAND - 5 : BAND - 1 + LINE_HEIGHT * row)
         : box.height / 2 + (row === 0 ? -3 : LINE_HEIGHT - 5);
       const label = element('text', { x: viewNode.kind === 'op' ? PADDING_X : box.width / 2, y, class: kind }, group);
       if (viewNode.kind !== 'op') label.setAttribute('text-anchor', 'middle');
