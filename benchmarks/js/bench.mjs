@@ -22,8 +22,8 @@ import { createPolicy } from '../../runtimes/js/src/predict.js';
  * benchmarks/harness.py's time_single: the clock's own cost stays out of microsecond calls). */
 const BLOCK_MS = 0.02;
 const MAX_BLOCK_CALLS = 16;
-/** Typed arrays of the dtypes the benchmark's inputs and outputs have. */
-const ARRAYS = { float32: Float32Array, uint8: Uint8Array, int64: BigInt64Array };
+/** Typed arrays of the dtypes the benchmark's observation files hold (uint8 also for the LSTM's reset flags). */
+const ARRAYS = { float32: Float32Array, uint8: Uint8Array };
 
 function fail(message) {
   process.stderr.write(`bench.mjs: ${message}\n`);
@@ -64,10 +64,11 @@ class Contestants {
     this.entry = entry;
     this.policy = createPolicy(loadModelFile(entry.sbif));
     this.session = session;
-    const wanted = new Set(session.inputNames);
-    const unknown = entry.ort_inputs.filter((input) => !wanted.has(input.name)).map((input) => input.name);
-    const unfed = session.inputNames.filter((name) => !entry.ort_inputs.some((input) => input.name === name));
-    if (unknown.length || unfed.length) fail(`${entry.name}: the plan's ONNX inputs do not match the file's`);
+    const planned = entry.ort_inputs.map((input) => input.name).sort();
+    const declared = session.inputNames.slice().sort();
+    if (planned.join('\n') !== declared.join('\n')) {
+      fail(`${entry.name}: the plan feeds ${planned.join(', ')} but ${entry.onnx} takes ${declared.join(', ')}`);
+    }
   }
 
   /** `rows` observations from the start of `data` as a JS tensor: a single one (no batch axis) when `single`. */
