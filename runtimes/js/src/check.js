@@ -1,4 +1,4 @@
-import { DocumentError, UnsupportedError } from './errors.js';
+import { DocumentError, InputError, UnsupportedError } from './errors.js';
 import { has, isIntegerLiteral, isObject, jsonValueCount, parseStrict, show } from './json.js';
 import { MAX_DIM, MAX_DOCUMENT_VALUES, MAX_GRAPH_NODES, MAX_RANK, MAX_VALUE_BYTES } from './limits.js';
 import { NAME } from './about.js';
@@ -379,13 +379,16 @@ const STATIC = {
 };
 
 // A node's attributes checked: no unknown name, every declared one present and of its kind.
-function checkAttrs(op, rule, attrs, where) {
+// `jsonAttrs` false: attrs are JavaScript values (runOp's), where 1.0 is 1, so any number is a float.
+function checkAttrs(op, rule, attrs, where, jsonAttrs = true) {
+  if (!isObject(attrs)) throw new DocumentError(`${where}: attributes are an object, got ${show(attrs)}`);
   const declared = rule.attrs || {};
   const unknown = Object.keys(attrs).filter((name) => !has(declared, name));
   if (unknown.length) throw new DocumentError(`${where}: op ${op} has no attribute ${unknown.sort().join(', ')}`);
   for (const [name, kind] of Object.entries(declared)) {
     if (!has(attrs, name)) throw new DocumentError(`${where}: op ${op} needs attribute ${show(name)}`);
-    if (!KINDS[kind](attrs, name)) {
+    const isFloat = kind === 'float' && !jsonAttrs && typeof attrs[name] === 'number';
+    if (!isFloat && !KINDS[kind](attrs, name)) {
       throw new DocumentError(`${where}: attribute ${show(name)} of op ${op} has the wrong type `
         + `(${show(attrs[name])})`);
     }
@@ -694,3 +697,31 @@ function checkContract(document, path) {
   }
 }
 
+
+/**
+ * Checks one call of `op` on tensors, as a graph node's (runOp, the protocol's `op` requests): its attributes, arity
+ * and the dtype/shape rule, throwing an InputError that names the violation. `jsonAttrs`: the attributes were parsed
+ * from JSON text (a protocol request), where an integer is told from a float by how it is written.
+ */
+export function checkOpCall(op, inputs, attrs, jsonAttrs) {
+  const rule = STATIC[op];
+  const where = `op ${op}`;
+  try {
+    checkAttrs(op, rule, attrs, where, jsonAttrs);
+  } catch (error) {
+    // its messages say where (`where: ...`) and then name the op
+    if (error instanceof DocumentError) throw new InputError(error.message.slice(where.length + 2));
+    throw error;
+  }
+  const arity = rule.arity === undefined ? 1 : rule.arity;
+  if (arity === null ? inputs.length < 1 : inputs.length !== arity) {
+    throw new InputError(`${where} takes ${arity === null ? 'one or more' : arity} inputs, got ${inputs.length}`);
+  }
+  const outputs = rule.outputs === undefined ? 1 : attrs.sizes.length;
+  try {
+    rule.infer(inputs.map((t) => spec(t.dtype, t.shape)), attrs, outputs);
+  } catch (error) {
+    if (error instanceof TypeFailure) throw new InputError(`${where}: ${error.message}`);
+    throw error;
+  }
+}

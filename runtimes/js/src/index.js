@@ -1,6 +1,7 @@
 // sbif-runtime: read and run SBIF files (a Stable-Baselines policy as a safetensors container holding a JSON document
 // and its graph's tensors) in any JavaScript environment: browsers, Node >= 18, workers. No dependencies, nothing read
 // from disk (the Node helper loadModelFile lives in "sbif-runtime/node").
+import { checkOpCall } from './check.js';
 import { InputError, UnsupportedError } from './errors.js';
 import { Model } from './executor.js';
 import { has } from './json.js';
@@ -33,11 +34,13 @@ export function loadModel(bytes, { name = 'model' } = {}) {
  * @param {{dtype: string, shape: number[], data: ArrayLike<any>}[]} inputs in the op's order
  * @param {object} [attrs] the op's attributes, as a graph node lists them
  * @returns {{dtype: string, shape: number[], data: ArrayLike<any>}[]} the op's outputs (one, except for split)
+ * @throws {InputError} attributes, arity, dtypes or shapes the op's rule refuses (spec/ops.md), named
  */
 export function runOp(op, inputs, attrs = {}) {
   if (typeof op !== 'string' || !has(OPS, op)) throw new UnsupportedError(`unknown op ${JSON.stringify(op)}`);
   if (!Array.isArray(inputs)) throw new InputError('runOp takes its inputs as a list of tensors');
   inputs.forEach((input, index) => checkTensor(input, `${op}'s input ${index}`));
+  checkOpCall(op, inputs, attrs, false);
   return apply(op, inputs, attrs);
 }
 

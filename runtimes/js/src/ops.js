@@ -24,7 +24,8 @@ function broadcastShape(shapes) {
   return out;
 }
 
-// For each input, the flat index feeding each output element.
+// For each input, the flat index feeding each output element: an odometer over the output's index moves each input's
+// offset by its stride along the axis that advances (0 along a broadcast axis), so each element costs O(1).
 function broadcastIndices(shape, inputShapes) {
   const n = count(shape);
   const rank = shape.length;
@@ -38,12 +39,13 @@ function broadcastIndices(shape, inputShapes) {
     }
     const index = new Int32Array(n);
     const position = new Array(rank).fill(0);
+    let offset = 0;
     for (let k = 0; k < n; k++) {
-      let offset = 0;
-      for (let a = 0; a < rank; a++) offset += position[a] * strides[a];
       index[k] = offset;
       for (let a = rank - 1; a >= 0; a--) {
+        offset += strides[a];
         if (++position[a] < shape[a]) break;
+        offset -= strides[a] * shape[a];
         position[a] = 0;
       }
     }

@@ -1,9 +1,10 @@
 import { NAME, VERSION } from './about.js';
+import { checkOpCall } from './check.js';
 import { FileFormatError, InputError, REFUSALS, UnsupportedError } from './errors.js';
 import { Model } from './executor.js';
 import { LONE_SURROGATE, UTF8, has, isObject, parseStrict, quotedNumber } from './json.js';
 import { OPS, apply } from './ops.js';
-import { ARRAYS, checkTensor, tensor } from './tensor.js';
+import { ARRAYS, tensor } from './tensor.js';
 
 // The conformance protocol (spec/conformance-protocol.md) as a session that answers one request line at a time,
 // independent of where lines come from: bin/sbif-protocol.js wires it to stdin/stdout and the file system, and a
@@ -134,9 +135,13 @@ export function createProtocolSession({ readFile, language = 'javascript' }) {
     }
     if (message.type === 'op') {
       if (!Array.isArray(message.inputs)) throw new InputError("op requests list their tensors in 'inputs'");
+      if (typeof message.op !== 'string' || !has(OPS, message.op)) {
+        throw new UnsupportedError(`${NAME} does not implement op ${JSON.stringify(message.op)}`);
+      }
       const inputs = message.inputs.map(decodeTensor);
-      inputs.forEach((input, index) => checkTensor(input, `input ${index}`));
-      const results = apply(message.op, inputs, message.attrs || {});
+      const attrs = message.attrs || {};
+      checkOpCall(message.op, inputs, attrs, true);
+      const results = apply(message.op, inputs, attrs);
       const encoded = {};
       results.forEach((t, i) => { encoded[String(i)] = encodeTensor(t); });
       return { type: 'result', outputs: encoded };

@@ -92,11 +92,12 @@ test('conv2d equals its definition: VALID and SAME (uneven padding), strides, wi
   }
 });
 
-test('a conv2d stride as large as 2^63 - 1 gives one window, at the start', () => {
+// 2^63 - 1024 is the largest double below 2^63, the largest stride a JavaScript number can give exactly
+test('a conv2d stride near 2^63 gives one window, at the start', () => {
   const x = dyadic('float32', [1, 4, 4, 1], 5);
   const w = dyadic('float32', [2, 2, 1, 1], 6);
   const b = tensor('float32', [1], [0]);
-  const [y] = runOp('conv2d', [x, w, b], { strides: [2 ** 63, 2 ** 63], padding: 'VALID' });
+  const [y] = runOp('conv2d', [x, w, b], { strides: [2 ** 63 - 1024, 2 ** 63 - 1024], padding: 'VALID' });
   const [first] = runOp('conv2d', [x, w, b], { strides: [1, 1], padding: 'VALID' });
   assert.deepEqual(y.shape, [1, 1, 1, 1]);
   assert.equal(y.data[0], first.data[0]);
@@ -116,8 +117,14 @@ test('inverse_cdf_sample follows NumPy choice given its uniform, and its edge ca
   assert.deepEqual(sample([0.5, 0.5], [NaN]), [0]);
 });
 
-test('runOp refuses unknown ops and what is not a tensor', () => {
+test('runOp refuses unknown ops, what is not a tensor, and calls that break the op\'s rule, naming the problem', () => {
   assert.throws(() => runOp('fft', []), UnsupportedError);
+  const [x, w, b] = [dyadic('float32', [1, 3, 3, 1], 1), dyadic('float32', [2, 2, 1, 1], 2), tensor('float32', [1])];
+  assert.throws(() => runOp('conv2d', [x, w, b], { strides: [1, 1] }), /^InputError: op conv2d needs attribute "padding"$/);
+  assert.throws(() => runOp('conv2d', [x, w, b], { strides: [1, 1], padding: 'FULL' }), InputError);
+  assert.throws(() => runOp('linear', [x, w, b]), /^InputError: op linear: /);
+  assert.throws(() => runOp('add', [tensor('float32', [2]), tensor('float64', [2])]), /different dtypes/);
+  assert.throws(() => runOp('relu', [x, x]), /^InputError: op relu takes 1 inputs, got 2$/);
   assert.throws(() => runOp('relu', [{ dtype: 'float32', shape: [2], data: [1, 2] }]), InputError);
   assert.throws(() => runOp('relu', 'x'), InputError);
 });
