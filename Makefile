@@ -2,7 +2,7 @@
 #   make demo    export the shipped PPO2 CartPole model and an SB3 PPO it trains, run them in gymnasium with NumPy
 #   make test    create both environments and run the whole suite (modern env, then the SB2 env)
 #   make check   the fast inner loop, about 2.5 minutes: the modern env's tests minus the slow ones (pytest -m "not slow")
-#   make bench   the speed benchmarks of issues #7 and #22 (benchmarks/README.md)
+#   make bench   the speed benchmarks of issues #7, #22 and #23 (benchmarks/README.md)
 #   make fuzz    the readers' coverage-guided fuzzers, FUZZ_SECONDS each (tests/fuzz/README.md; not part of make test)
 #   make newest-numba  the numba backend built and checked with the newest numba on PyPI (sbif/runtime/numba/PYCC.md)
 #   make browser the browser tests' Chromium (Debian's, apt) and playwright-core (npm); make test and make check do it
@@ -132,9 +132,14 @@ check: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
 check: modern runtime-c browser
 	$(VENV)/bin/python -m pytest -q -m "not slow" tests
 
-# --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba/C, onnxruntime, torch; writes benchmarks/results/
-bench: envs
+# --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba/C, onnxruntime, torch; then the JavaScript runtime vs
+# onnxruntime-web (WASM) in Node (benchmarks/js, onnxruntime-web pinned by its lockfile); writes benchmarks/results/
+BENCH_JS := benchmarks/js
+$(BENCH_JS)/node_modules/.package-lock.json: $(BENCH_JS)/package-lock.json
+	cd $(BENCH_JS) && npm ci --no-audit --no-fund
+bench: envs $(BENCH_JS)/node_modules/.package-lock.json
 	$(VENV)/bin/python benchmarks/run.py
+	$(VENV)/bin/python benchmarks/js_bench.py
 
 # --- fuzzing (not part of the tests): libFuzzer on the C reader, then atheris on the Python reader against the C one,
 # FUZZ_SECONDS each, one process at a time; working corpora and findings in .cache/fuzz (tests/fuzz/README.md) ----
@@ -150,4 +155,4 @@ fuzz: modern
 	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(VENV)/bin/python tests/fuzz/run_fuzzers.sh
 
 clean:
-	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) .cache benchmarks/.work $(BROWSER_TESTS)/node_modules
+	rm -rf $(VENV) $(VENV_SB2) .stamps $(OUT) .cache benchmarks/.work $(BROWSER_TESTS)/node_modules $(BENCH_JS)/node_modules
