@@ -18,13 +18,6 @@ export function countText(count) {
   return count.toLocaleString('en-US');
 }
 
-/** A count in a few characters: 1.2M, 34.5k, 999. */
-export function compactCount(count) {
-  if (count >= 1e6) return `${(count / 1e6).toFixed(count >= 1e7 ? 0 : 1)}M`;
-  if (count >= 1e4) return `${(count / 1e3).toFixed(count >= 1e5 ? 0 : 1)}k`;
-  return String(count);
-}
-
 /** Bytes as `606.6 KB`. */
 export function byteText(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -50,12 +43,7 @@ export function errorText(error) {
   return error?.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : String(error?.message ?? error);
 }
 
-/** JavaScript's own shortest round-trip text is exact for a float64. */
-export function float64Text(value) {
-  return String(value);
-}
-
-/** A JSON value of `values` with the bounds' special floats ("inf", "-inf", "nan") read as numbers (SPEC section 1). */
+/** A Box bound's element as a number: the strings "inf", "-inf" and "nan" that bounds may hold (SPEC section 1). */
 export function boundValue(value) {
   if (value === 'inf') return Infinity;
   if (value === '-inf') return -Infinity;

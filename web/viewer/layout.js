@@ -3,7 +3,7 @@
 // neighbours. No DOM: the viewer draws the result as SVG, and the tests run it in Node.
 
 /** Gaps in pixels between neighbours in a layer, between layers, and the width an edge's dummy node takes. */
-export const SPACING = Object.freeze({ node: 28, layer: 56, dummy: 14 });
+const SPACING = Object.freeze({ node: 28, layer: 56, dummy: 14 });
 
 /** Barycentre sweeps (each one down and one up); the best ordering seen is kept. */
 const ORDERING_SWEEPS = 6;

@@ -183,7 +183,7 @@ function tensorDetails(entry, context) {
 }
 
 /** Minimum, maximum, mean and standard deviation of a tensor and its first values: never all of its values. */
-export function tensorStatistics(tensor) {
+function tensorStatistics(tensor) {
   const values = tensor.data;
   const number = (value) => (typeof value === 'bigint' ? Number(value) : value);
   let low = Infinity;

@@ -205,7 +205,7 @@ function resultField(name, tensor) {
 }
 
 /** A tensor as JSON text: nested arrays, innermost ones on one line. */
-export function formatTensor(tensor) {
+function formatTensor(tensor) {
   const show = tensor.dtype === 'float32' ? float32Text : String;
   const values = Array.from(tensor.data.slice(0, SHOWN_ELEMENTS), (value) => new RawNumber(show(value)));
   if (tensor.data.length > SHOWN_ELEMENTS) {
@@ -225,7 +225,7 @@ class RawNumber {
  * readable. A number that is a float32 is written as the shortest text that reads back as that float32; NaN and the
  * infinities as JavaScript names them, which `parseField` reads back.
  */
-export function formatValue(value, indent = '') {
+function formatValue(value, indent = '') {
   if (value instanceof RawNumber) return value.text;
   if (typeof value === 'number') return Math.fround(value) === value ? float32Text(value) : String(value);
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
