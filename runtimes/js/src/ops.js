@@ -348,13 +348,13 @@ export const OPS = {
   },
   concat: (...args) => {
     const attrs = args.pop();
-    return join(args, normalizeAxis(attrs.axis, args[0].shape.length), false);
+    return join(args, normalizeAxis(attrs.axis, args[0].shape.length));
   },
   stack: (...args) => {
     const attrs = args.pop();
     const axis = normalizeAxis(attrs.axis, args[0].shape.length + 1);
     const expanded = args.map((t) => tensor(t.dtype, t.shape.slice(0, axis).concat([1], t.shape.slice(axis)), t.data));
-    return join(expanded, axis, true);
+    return join(expanded, axis);
   },
   split: (x, attrs) => {
     const axis = normalizeAxis(attrs.axis, x.shape.length);
@@ -618,7 +618,8 @@ export function prepareNode(op, inputs) {
   if (PACKED_WEIGHT_OPS.has(op) && inputs[1] !== undefined && isFloat(inputs[1].dtype)) packed(inputs[1]);
 }
 
-function join(inputs, axis, stacking) {
+// The inputs concatenated along `axis` (their other dimensions equal).
+function join(inputs, axis) {
   const first = inputs[0];
   const outer = count(first.shape.slice(0, axis));
   const inner = count(first.shape.slice(axis + 1));

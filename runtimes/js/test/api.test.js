@@ -1,6 +1,6 @@
 // The public API on a real file (a golden pack's DQN): loading from every kind of bytes, running, and the errors.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -99,4 +99,12 @@ test('every op of spec/ops.md and spec/ops-sampling.md is listed', () => {
   const specOps = readFileSync(join(ROOT, 'spec', 'ops.md'), 'utf8') + readFileSync(join(ROOT, 'spec', 'ops-sampling.md'), 'utf8');
   const documented = Array.from(specOps.matchAll(/^## ([a-z0-9_]+)$/gm), (match) => match[1]).sort();
   assert.deepEqual(OP_NAMES, documented);
+});
+
+test('the core imports no node: builtin and uses no Node global, so it runs in a browser unchanged', () => {
+  const source = join(dirname(fileURLToPath(import.meta.url)), '..', 'src');
+  for (const file of readdirSync(source).filter((name) => name.endsWith('.js') && name !== 'node.js')) {
+    const text = readFileSync(join(source, file), 'utf8');
+    assert.doesNotMatch(text, /from 'node:|require\(|\bprocess\.|\bBuffer\.|__dirname/, file);
+  }
 });
