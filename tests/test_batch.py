@@ -182,6 +182,19 @@ def test_outputs_do_not_depend_on_how_the_dataset_is_cut(files):
             assert np.array_equal(np.concatenate([part[name] for part in parts]), whole[name]), (name, cuts)
 
 
+@needs_numba
+def test_a_batch_runs_in_executor_calls_of_bounded_size(files):
+    """A batch larger than `call_rows` (the rows whose graph values fit CALL_BYTES) is run in several calls: the
+    same outputs, and a batch of any size within memory (SPEC 5.8 would refuse one call of 4 GiB values)."""
+    obs = observations(100, 3, seed=5)
+    spec = BatchSpec(outputs=("action", "action_sample", "qf1"), seed=3, backend="numba")
+    whole = BatchPredictor(files["sac"], spec).compute({"obs": obs}, first_row=0)
+    split = BatchPredictor(files["sac"], spec)
+    split.call_rows = 7
+    for name, values in split.compute({"obs": obs}, first_row=0).items():
+        assert np.array_equal(values, whole[name]), name
+
+
 def test_sampling_needs_a_seed_and_row_ids(files):
     with pytest.raises(InputError, match="action_sample sample: give a seed"):
         BatchPredictor(files["mlp"], BatchSpec(outputs=("action_sample",)))

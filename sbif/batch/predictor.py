@@ -31,6 +31,11 @@ ID_COLUMN = "id"
 EPISODE_COLUMN = "episode"
 STEP_COLUMN = "step"
 ACTION_MASK_COLUMN = "action_mask"
+#: bytes of batched graph values (inputs and node outputs, all counted as alive at once) one executor call may
+#: make: a batch is run in calls of as many rows as fit, so the graph's working memory does not grow with the batch
+#: size (the nature CNN's values take about 350 KB a row: calls of about 1,500 rows; a small MLP's, a few hundred
+#: bytes: one call for any batch)
+CALL_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,13 @@ class BatchPredictor:
         self._channels_last_keys = set(predict.get("channels_last_keys", []))
         self._actions = {predict["deterministic_action"], predict.get("stochastic_action")}
         self._graph_wanted = wanted + ([self.recurrent["state_output"]] if self.recurrent else [])
+        part = required_subgraph(document, self._graph_wanted)
+        specs = self.policy.model.specs
+        row_bytes = sum(specs[name].nominal_bytes(batch=1) for name in
+                        list(part.inputs) + [output for node in part.nodes for output in node["outputs"]]
+                        if specs[name].shape[:1] == (None,))
+        #: rows per executor call (CALL_BYTES)
+        self.call_rows = max(1, CALL_BYTES // max(row_bytes, 1))
         space = self.policy.observation_space
         #: a dict space's keys, or a HER file's (which also takes its flat observation)
         self.observation_keys: List[str] = (list(space.spaces) if isinstance(space, DictSpace) else
@@ -300,9 +312,16 @@ class BatchPredictor:
         return feeds
 
     def _run(self, feeds: Dict[str, np.ndarray], row_ids: Optional[np.ndarray]) -> Dict[str, np.ndarray]:
+        """The graph outputs for the rows of `feeds`, in executor calls of at most `call_rows` rows."""
+        rows = len(next(iter(feeds.values())))
+        if rows > self.call_rows:
+            parts = [self._run({name: values[start:start + self.call_rows] for name, values in feeds.items()},
+                               None if row_ids is None else row_ids[start:start + self.call_rows])
+                     for start in range(0, rows, self.call_rows)]
+            return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         if self.noise_inputs:
             assert row_ids is not None
-            feeds.update(self._noise_feeds(row_ids))
+            feeds = dict(feeds, **self._noise_feeds(row_ids))
         return self.policy.executor.run(feeds, self._graph_wanted)
 
     def _run_episodes(self, feeds: Dict[str, np.ndarray], row_ids: Optional[np.ndarray], episodes: np.ndarray,
