@@ -12,8 +12,9 @@ The API the engines share (the local engine here, Ray Data in `sbif.integrations
             index of the batch's first row (the row ids when there is no id column; sampled outputs need one)
         .compute(batch, first_row=None) -> {output column: array [rows, *shape]}, in the batch's row order
         .input_columns(available) -> the columns it reads; .check_columns(available, passthrough=True)
-        .output_columns, .output_types() -> {column: (dtype, row shape)}, .recurrent (None or the
-        predict.recurrent entry: batches must then hold whole episodes)
+        .output_columns, .output_types() -> {column: (dtype, row shape)}, .sampling_outputs(), .recurrent
+        (None or the predict.recurrent entry: batches must then hold whole episodes), .call_rows (rows per
+        executor call: a batch of any size runs in bounded graph memory)
     run_local(model, data, out, spec, batch_size=DEFAULT_BATCH_SIZE, passthrough=True) -> BatchSummary
     BatchSummary(rows, seconds, outputs, out, engine, batch_size, seed); .as_json(), .rows_per_second
     io: dataset_shards(path) -> [Shard(path, kind, rows)], dataset_columns(shards), read_batches(shards,

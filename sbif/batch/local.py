@@ -19,8 +19,9 @@ from .io import DataBatch, DatasetWriter, dataset_columns, dataset_shards, desti
 from .predictor import BatchPredictor, BatchSpec, ModelSource
 from .tables import RowLabels, batch_format, column_array, row_count, with_columns
 
-#: rows per batch by default: large enough that per-call overhead vanishes (measured: benchmarks/), small enough
-#: that a batch of Atari frames (113 KB each) stays under 2 GB
+#: rows per batch by default: the per-batch cost (reading, checking, writing a row group: about a millisecond) is
+#: then negligible (500,000 rows of a small MLP: 21,000 rows/s in batches of 20, 750,000 in batches of 500), and a
+#: batch of Atari frames (28 KB of uint8 each) holds 460 MB of observations
 DEFAULT_BATCH_SIZE = 16384
 
 
