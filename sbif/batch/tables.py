@@ -8,7 +8,7 @@ needs neither).
 """
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -120,31 +120,39 @@ def _arrow_column(column: Any, name: str, labels: RowLabels) -> np.ndarray:
             raise InputError("column {!r} of type {} cannot be read as a tensor: {}".format(
                 name, column.type, exc)) from None
     shape: List[int] = []
+    levels: List[Any] = []  # per list depth: its fixed size, or its lists' offsets (to find a value's row)
     values = column
-    parents = np.arange(rows)  # for each value at the current depth, the row it belongs to
     while pa.types.is_list(values.type) or pa.types.is_large_list(values.type) \
             or pa.types.is_fixed_size_list(values.type):
-        _check_no_nulls(values, name, labels, parents)
+        _check_no_nulls(values, name, labels, levels)
         if pa.types.is_fixed_size_list(values.type):
             length = values.type.list_size
-            lengths = None
+            levels.append(length)
         else:
-            lengths = values.value_lengths().to_numpy(zero_copy_only=False)
+            lengths = _arrow_values(values.value_lengths())
             length = int(lengths[0]) if len(lengths) else 0
             bad = np.flatnonzero(lengths != length)
             if bad.size:
-                first = int(parents[bad].min())
-                count = int(lengths[np.flatnonzero(parents == first)[0]])
-                raise InputError("column {!r} has rows of different lengths: {} holds {} value{} where earlier rows "
-                                 "hold {}".format(name, labels(first), count, "" if count == 1 else "s", length))
+                first = _row_of(levels, int(bad[0]))
+                count = int(lengths[bad[0]])
+                raise InputError("column {!r} has rows of different lengths: {} holds {} value{} where the first "
+                                 "row holds {}".format(name, labels(first), count, "" if count == 1 else "s", length))
+            offsets = _arrow_values(values.offsets)
+            levels.append(offsets - offsets[0])
         shape.append(length)
         values = values.flatten()
-        parents = np.repeat(parents, length if lengths is None else lengths)
-    _check_no_nulls(values, name, labels, parents)
+    _check_no_nulls(values, name, labels, levels)
     if not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
             or pa.types.is_boolean(values.type)):
         raise InputError("column {!r} holds {} values, not numbers ({})".format(name, values.type, labels(0)))
     return _arrow_values(values).reshape([rows] + shape)
+
+
+def _row_of(levels: List[Any], index: int) -> int:
+    """The row holding value `index` of the depth below `levels` (outermost first: a fixed list size, or offsets)."""
+    for level in reversed(levels):
+        index = index // level if isinstance(level, int) else int(np.searchsorted(level, index, side="right")) - 1
+    return index
 
 
 def _arrow_values(values: Any) -> np.ndarray:
@@ -159,11 +167,12 @@ def _arrow_values(values: Any) -> np.ndarray:
     return np.frombuffer(values.buffers()[1], dtype, count=len(values), offset=values.offset * dtype.itemsize)
 
 
-def _check_no_nulls(values: Any, name: str, labels: RowLabels, parents: Optional[np.ndarray] = None) -> None:
+def _check_no_nulls(values: Any, name: str, labels: RowLabels, levels: Sequence[Any] = ()) -> None:
+    """Refuse nulls among `values` (at the depth below `levels`), naming the first row that has one."""
     if values.null_count:
         missing = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
-        row = int(missing[0] if parents is None else parents[missing].min())
-        raise InputError("column {!r} has a missing value (null) at {}".format(name, labels(row)))
+        raise InputError("column {!r} has a missing value (null) at {}".format(
+            name, labels(_row_of(list(levels), int(missing[0])))))
 
 
 def _pandas_column(series: Any, name: str, labels: RowLabels) -> np.ndarray:
