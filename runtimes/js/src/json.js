@@ -4,6 +4,7 @@ export const isObject = (v) => v !== null && typeof v === 'object' && !Array.isA
 export const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
 export const show = (value) => JSON.stringify(value);
 export const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // a byte-order mark is not JSON
+
 // Strict JSON, for the header and the document (SPEC section 1). JSON.parse already refuses NaN and Infinity, but
 // reads a number beyond a double's range (1e400) as Infinity: written with a fraction or an exponent, such a number is
 // refused here, as the reference refuses it. An integer literal that large is read as +-Infinity, which the checks

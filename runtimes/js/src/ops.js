@@ -6,7 +6,7 @@ import { NAME } from './about.js';
 import { has } from './json.js';
 import { FLT_MAX, INT_BITS, SIZES, count, f32, isFloat, tensor } from './tensor.js';
 
-// ---- broadcasting helpers ------------------------------------------------------------------------------------------
+// ---- broadcasting helpers -------------------------------------------------------------------------------------------
 function broadcastShape(shapes) {
   const rank = Math.max(...shapes.map((s) => s.length));
   const out = [];
@@ -53,8 +53,8 @@ function broadcastIndices(shape, inputShapes) {
   });
 }
 
-// f applied to the elements of the inputs (one to three) broadcast to one shape, into a new tensor of `dtype`. The loops
-// are written per arity, so that no element allocates (no argument lists built per call).
+// f applied to the elements of the inputs (one to three) broadcast to one shape, into a new tensor of `dtype`. The
+// loops are written per arity, so that no element allocates (no argument lists built per call).
 function elementwise(inputs, dtype, f) {
   const shapes = inputs.map((t) => t.shape);
   const shape = broadcastShape(shapes);
@@ -107,7 +107,7 @@ function where(condition, x, y) {
   return out;
 }
 
-// ---- ops ---------------------------------------------------------------------------------------------------------
+// ---- ops ------------------------------------------------------------------------------------------------------------
 const SIGMOID32 = (x) => (x < -18 ? 0 : x > 18 ? 1 : f32(1 / f32(1 + f32(Math.exp(f32(-x))))));
 const SIGMOID64 = (x) => 1 / (1 + Math.exp(-x));
 
@@ -377,7 +377,7 @@ export const OPS = {
   },
 };
 
-// ---- products: linear, matmul (and conv2d's windows) --------------------------------------------------------------
+// ---- products: linear, matmul (and conv2d's windows) ----------------------------------------------------------------
 // The K-term sums of spec/ops.md's products may run in any order and fuse each product with its addition. The kernels
 // compute PANEL output columns at once, each a sum of its K terms from left to right: the weights are packed (once
 // per weight tensor, at load for a file's) into panels of PANEL columns, w[k, PANEL*p + j] at
@@ -399,7 +399,9 @@ function packed(w) {
     const data = new w.data.constructor(panels * k * PANEL);
     for (let p = 0; p < panels; p++) {
       for (let i = 0; i < k; i++) {
-        for (let j = 0; j < PANEL && p * PANEL + j < n; j++) data[(p * k + i) * PANEL + j] = w.data[i * n + p * PANEL + j];
+        for (let j = 0; j < PANEL && p * PANEL + j < n; j++) {
+          data[(p * k + i) * PANEL + j] = w.data[i * n + p * PANEL + j];
+        }
       }
     }
     result = { data, k, n, panels };
@@ -525,7 +527,7 @@ function product(x, w, b) {
   return out;
 }
 
-// ---- conv2d ----------------------------------------------------------------------------------------------------------
+// ---- conv2d ---------------------------------------------------------------------------------------------------------
 // One axis of a convolution (sbif/ops/layers.py conv_axis): the output size, the zero padding before the input, and
 // the step between windows. A stride may be 2^63 - 1 (beyond a double's integers); it is used only with more than one
 // window, when (out - 1) * stride < size.
@@ -585,7 +587,7 @@ function conv2d(x, w, b, attrs) {
   return out;
 }
 
-// ---- inverse_cdf_sample (spec/ops-sampling.md) ---------------------------------------------------------------------
+// ---- inverse_cdf_sample (spec/ops-sampling.md) ----------------------------------------------------------------------
 // NumPy's RandomState.choice(n, p=row) given its uniform draw: in float64, the running sums C_j strictly left to
 // right, y = the number of j with C_j / C_{n-1} <= u (false for NaN), at most n - 1.
 function inverseCdfSample(p, u) {
@@ -631,7 +633,9 @@ function join(inputs, axis) {
     const size = t.shape[axis];
     for (let o = 0; o < outer; o++) {
       for (let s = 0; s < size; s++) {
-        for (let i = 0; i < inner; i++) out.data[(o * total + start + s) * inner + i] = t.data[(o * size + s) * inner + i];
+        for (let i = 0; i < inner; i++) {
+          out.data[(o * total + start + s) * inner + i] = t.data[(o * size + s) * inner + i];
+        }
       }
     }
     start += size;

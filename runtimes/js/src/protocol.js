@@ -190,7 +190,9 @@ export function createProtocolSession({ readFile, language = 'javascript' }) {
           return stringify({ id: message.id, type: 'errored', message: `${refusal.name}: ${error.message}`,
             error_class: refusal.name });
         }
-        if (error instanceof UnsupportedError) return stringify({ id: message.id, type: 'skipped', reason: error.message });
+        if (error instanceof UnsupportedError) {
+          return stringify({ id: message.id, type: 'skipped', reason: error.message });
+        }
         return stringify({ id: message.id, type: 'errored', message: error.message, details: error.stack });
       }
     },

@@ -20,13 +20,16 @@ export const isFloat = (dtype) => dtype === 'float32' || dtype === 'float64';
 export const count = (shape) => shape.reduce((a, b) => a * b, 1);
 
 /**
- * A tensor of `dtype` and `shape` holding `data` (not copied), or zeros when `data` is omitted.
+ * A tensor of `dtype` and `shape` holding `data` (a typed array of the dtype's kind is kept, other values are copied
+ * into one), or zeros when `data` is omitted.
  * @param {string} dtype one of float32, float64, int8, int16, int32, int64, uint8, uint16, bool
  * @param {number[]} shape
  * @param {ArrayLike<number>|ArrayLike<bigint>} [data] a typed array of the dtype's kind, or values to copy into one
  */
 export function tensor(dtype, shape, data) {
-  if (!ARRAYS[dtype]) throw new UnsupportedError(`dtype ${dtype}`);
+  if (!Object.prototype.hasOwnProperty.call(ARRAYS, dtype)) {
+    throw new UnsupportedError(`unknown dtype ${JSON.stringify(dtype)}`);
+  }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new InputError(`a tensor's shape is a list of non-negative integers, got ${JSON.stringify(shape)}`);
   }
@@ -34,12 +37,11 @@ export function tensor(dtype, shape, data) {
   if (data === undefined) data = new Type(count(shape));
   else if (!(data instanceof Type)) data = Type.from(data, dtype === 'int64' ? BigInt : Number);
   if (data.length !== count(shape)) {
-    throw new InputError(`a ${dtype} tensor of shape ${JSON.stringify(shape)} holds ${count(shape)} values, got ${data.length}`);
+    throw new InputError(`a ${dtype} tensor of shape ${JSON.stringify(shape)} holds ${count(shape)} values, got `
+      + `${data.length}`);
   }
   return { dtype, shape: shape.slice(), data };
 }
-
-// The errors a load names (SPEC section 7): the container, the document, or valid input this runtime cannot handle
 
 /**
  * Checks that `value` is a tensor: a known dtype, a shape of non-negative integers, and data of the dtype's typed
@@ -54,7 +56,9 @@ export function checkTensor(value, what) {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new InputError(`${what} has shape ${JSON.stringify(shape)}: a list of non-negative integers`);
   }
-  if (!(data instanceof ARRAYS[dtype])) throw new InputError(`${what} is ${dtype}, so its data is a ${ARRAYS[dtype].name}`);
+  if (!(data instanceof ARRAYS[dtype])) {
+    throw new InputError(`${what} is ${dtype}, so its data is a ${ARRAYS[dtype].name}`);
+  }
   if (data.length !== count(shape)) {
     throw new InputError(`${what} has shape ${JSON.stringify(shape)} but ${data.length} values`);
   }
