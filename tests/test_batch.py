@@ -268,6 +268,12 @@ def test_a_bad_column_names_its_first_bad_row(files):
     inner_null = pa.table({"obs": pa.array(rows[:4] + [[0.0, None, 1.0, 2.0]])})
     with pytest.raises(InputError, match=r"missing value \(null\) at row 4"):
         predictor.compute(inner_null, first_row=0)
+    her = BatchPredictor(files["her"], BatchSpec(backend="numpy"))  # a ragged inner list, in a sliced column
+    pairs = pa.array([[[1.0, 2.0], [3.0, 4.0]]] * 3 + [[[1.0, 2.0], [3.0]]] + [[[1.0, 2.0], [3.0, 4.0]]]).slice(1)
+    with pytest.raises(InputError, match=r"column 'obs/achieved_goal' has rows of different lengths: row 12 holds 1 "
+                                         r"value where the first row holds 2"):
+        her.compute(pa.table({"obs/observation": pa.array([[0.0] * 3] * 4), "obs/achieved_goal": pairs,
+                              "obs/desired_goal": pa.array([[0.0] * 2] * 4)}), first_row=10)
     strings = pa.table({"obs": pa.array([["a", "b", "c", "d"]] * 2)})
     with pytest.raises(InputError, match=r"column 'obs' holds string values, not numbers \(row 0\)"):
         predictor.compute(strings, first_row=0)
