@@ -359,17 +359,21 @@ def test_the_local_engine_carries_episodes_across_batches(files, tmp_path):
     order = np.argsort(data["episode"], kind="stable")  # episodes together, steps shuffled within
     data = {name: values[order] for name, values in data.items()}
     path = write_parquet(tmp_path / "episodes.parquet", data, row_group_size=40)
-    spec = BatchSpec(outputs=("action",), backend="numpy")
+    spec = BatchSpec(outputs=("action", "action_sample"), seed=21, backend="numpy")
     expected = step_by_step(sbif.load(files["lstm"]), data)
+    samples = []
     for batch_size in (1, 9, 1000):
-        out = str(tmp_path / "out-{}.npy".format(batch_size))
-        run_local(files["lstm"], path, out, spec, batch_size=batch_size)
-        assert np.array_equal(np.load(out), expected), batch_size
+        out = str(tmp_path / "out-{}.parquet".format(batch_size))
+        run_local(files["lstm"], path, out, spec, batch_size=batch_size, passthrough=False)
+        written = read_parquet(out)
+        assert np.array_equal(written["action"], expected), batch_size
+        samples.append(written["action_sample"])
+    assert all(np.array_equal(sample, samples[0]) for sample in samples[1:])
     apart = {name: np.concatenate([values, values[:1]]) for name, values in data.items()}  # episode 0 comes back
     apart_path = write_parquet(tmp_path / "apart.parquet", apart)
     with pytest.raises(InputError, match=r"episode \d+'s rows are not together in the dataset: it appears again "
                                          r"at row {}".format(len(data["episode"]))):
-        run_local(files["lstm"], apart_path, str(tmp_path / "apart.npy"), spec, batch_size=16)
+        run_local(files["lstm"], apart_path, str(tmp_path / "apart-out.parquet"), spec, batch_size=16)
 
 
 def test_a_failed_run_writes_nothing(files, tmp_path):
