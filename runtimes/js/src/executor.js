@@ -83,7 +83,9 @@ export class Model {
     const results = {};
     for (const name of outputs) {
       if (!values.has(name)) throw new InputError(`missing input ${show(name)}`);
-      results[name] = values.get(name);
+      const value = values.get(name);
+      // the model's own tensors (whose packed copies the kernels read) are returned as copies, safe to change
+      results[name] = this.#tensors.get(name) === value ? tensor(value.dtype, value.shape, value.data.slice()) : value;
     }
     return results;
   }

@@ -388,8 +388,9 @@ export const OPS = {
 const PANEL = 8;
 const packedWeights = new WeakMap();
 
-// w packed for productRow32/64, computed once per weight tensor: a float [K, N] matrix, or conv2d's [kh, kw, C, O]
-// kernel, which row-major is the [kh*kw*C, O] matrix that multiplies a window read in the same order.
+// w packed for productRow32/64: a float [K, N] matrix, or conv2d's [kh, kw, C, O] kernel, which row-major is the
+// [kh*kw*C, O] matrix that multiplies a window read in the same order. A model's weights are packed once, at load
+// (prepareNode); any other weight (a computed value, runOp's argument, which its caller may change) at each use.
 function packed(w) {
   let result = packedWeights.get(w);
   if (result === undefined) {
@@ -405,7 +406,6 @@ function packed(w) {
       }
     }
     result = { data, k, n, panels };
-    packedWeights.set(w, result);
   }
   return result;
 }
@@ -617,7 +617,10 @@ const PACKED_WEIGHT_OPS = new Set(['linear', 'matmul', 'conv2d']);
  * product's weights now, at load, rather than on the first run.
  */
 export function prepareNode(op, inputs) {
-  if (PACKED_WEIGHT_OPS.has(op) && inputs[1] !== undefined && isFloat(inputs[1].dtype)) packed(inputs[1]);
+  const weights = inputs[1];
+  if (PACKED_WEIGHT_OPS.has(op) && weights !== undefined && isFloat(weights.dtype) && !packedWeights.has(weights)) {
+    packedWeights.set(weights, packed(weights));
+  }
 }
 
 // The inputs concatenated along `axis` (their other dimensions equal).

@@ -128,3 +128,13 @@ test('runOp refuses unknown ops, what is not a tensor, and calls that break the 
   assert.throws(() => runOp('relu', [{ dtype: 'float32', shape: [2], data: [1, 2] }]), InputError);
   assert.throws(() => runOp('relu', 'x'), InputError);
 });
+
+test('a weight changed between two runOp calls is used as it is now', () => {
+  const x = dyadic('float32', [2, 3], 8);
+  const w = dyadic('float32', [3, 2], 9);
+  const [before] = runOp('matmul', [x, w]);
+  w.data.fill(0);
+  const [after] = runOp('matmul', [x, w]);
+  assert.ok(before.data.some((v) => v !== 0));
+  assert.deepEqual(Array.from(after.data), [0, 0, 0, 0]);
+});
