@@ -84,7 +84,7 @@ def dataset_shards(path: str) -> List[Shard]:
                 preview(path)))
         files = [path]
     else:
-        raise InputError("no dataset at {}".format(preview(path)))
+        raise InputError("no dataset at {} (a Parquet or .npy file, or a directory of them)".format(preview(path)))
     return [Shard(file, str(file_kind(file)), _row_count(file)) for file in files]
 
 
