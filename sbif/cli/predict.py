@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import warnings
-from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
@@ -167,10 +166,10 @@ def run_dataset_predict(args: argparse.Namespace) -> int:
     columns = {name: value for name, value in (("observation_column", observation_column),
                                                ("episode_column", args.episode_column),
                                                ("step_column", args.step_column)) if value is not None}
-    spec = BatchSpec(outputs=tuple(outputs), seed=args.seed, key_columns=key_columns, id_column=args.id_column,
+    # without --seed, one is drawn; a sampling run reports it (BatchSummary.seed), so it can be repeated
+    seed = secrets.randbits(63) if args.seed is None else args.seed
+    spec = BatchSpec(outputs=tuple(outputs), seed=seed, key_columns=key_columns, id_column=args.id_column,
                      output_prefix=args.output_prefix or "", backend=args.backend or "auto", **columns)
-    if args.seed is None:  # a sampling run reports the seed it drew (BatchSummary.seed), so it can be repeated
-        spec = replace(spec, seed=secrets.randbits(63))
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     if args.engine == "ray":
         summary = ray_engine().run_dataset(args.file, args.obs, args.out, spec, batch_size=batch_size,
