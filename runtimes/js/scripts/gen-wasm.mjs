@@ -1,0 +1,257 @@
+// Regenerates runtimes/js/src/wasm/product-bytes.js from product.wat: `node scripts/gen-wasm.mjs`.
+//
+// The assembler below reads only the subset of the WebAssembly text format the kernel is written in (one memory
+// import; functions with export, param, result and local declarations; flat instructions, labels by name), so the
+// library needs no toolchain to rebuild its module and test/wasm.test.js can check the committed bytes on every run.
+// Anything outside the subset is refused with the token it cannot read.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const WAT_PATH = join(here, '..', 'src', 'wasm', 'product.wat');
+export const BYTES_PATH = join(here, '..', 'src', 'wasm', 'product-bytes.js');
+
+const VALUE_TYPES = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b };
+
+// Instructions by immediate kind. SIMD opcodes follow the 0xfd prefix as unsigned LEB128.
+const PLAIN = {
+  end: [0x0b],
+  'i32.eqz': [0x45],
+  'i32.eq': [0x46],
+  'i32.lt_u': [0x49],
+  'i32.add': [0x6a],
+  'i32.sub': [0x6b],
+  'i32.mul': [0x6c],
+  'i32.shl': [0x74],
+  'f32x4.add': [0xfd, ...unsigned(228)],
+  'f32x4.mul': [0xfd, ...unsigned(230)],
+};
+const LOCAL = { 'local.get': 0x20, 'local.set': 0x21, 'local.tee': 0x22 };
+const BRANCH = { br: 0x0c, br_if: 0x0d };
+const STRUCTURED = { block: 0x02, loop: 0x03 };
+// [opcode bytes, log2 of the natural alignment]
+const MEMORY = {
+  'v128.load': [[0xfd, ...unsigned(0)], 4],
+  'v128.load32_splat': [[0xfd, ...unsigned(9)], 2],
+  'v128.store': [[0xfd, ...unsigned(11)], 4],
+};
+
+function unsigned(value) {
+  const bytes = [];
+  let rest = value;
+  do {
+    const low = rest & 0x7f;
+    rest = Math.floor(rest / 128);
+    bytes.push(rest === 0 ? low : low | 0x80);
+  } while (rest !== 0);
+  return bytes;
+}
+
+function signed(value) {
+  const bytes = [];
+  let rest = BigInt(value);
+  for (;;) {
+    const low = Number(rest & 0x7fn);
+    rest >>= 7n;
+    const done = (rest === 0n && (low & 0x40) === 0) || (rest === -1n && (low & 0x40) !== 0);
+    bytes.push(done ? low : low | 0x80);
+    if (done) return bytes;
+  }
+}
+
+function name(text) {
+  const bytes = new TextEncoder().encode(text);
+  return [...unsigned(bytes.length), ...bytes];
+}
+
+function vector(items) {
+  return [...unsigned(items.length), ...items.flat()];
+}
+
+function section(id, items) {
+  const body = vector(items);
+  return [id, ...unsigned(body.length), ...body];
+}
+
+// Tokens: parentheses, strings, atoms; `;;` comments run to the end of the line.
+function tokenize(text) {
+  const tokens = [];
+  const pattern = /\s+|;;[^\n]*|(\()|(\))|"([^"]*)"|([^\s()";]+)/gy;
+  let match;
+  while (pattern.lastIndex < text.length && (match = pattern.exec(text)) !== null) {
+    if (match[1] || match[2]) tokens.push(match[1] || match[2]);
+    else if (match[3] !== undefined) tokens.push({ string: match[3] });
+    else if (match[4] !== undefined) tokens.push(match[4]);
+  }
+  if (pattern.lastIndex < text.length) throw new Error(`product.wat: cannot read ${JSON.stringify(text.slice(pattern.lastIndex, pattern.lastIndex + 20))}`);
+  return tokens;
+}
+
+// S-expressions as nested arrays; a list's atoms stay in order beside its sub-lists.
+function parse(tokens) {
+  const stack = [[]];
+  for (const token of tokens) {
+    if (token === '(') {
+      stack.push([]);
+    } else if (token === ')') {
+      if (stack.length === 1) throw new Error('product.wat: an unmatched )');
+      const list = stack.pop();
+      stack[stack.length - 1].push(list);
+    } else {
+      stack[stack.length - 1].push(token);
+    }
+  }
+  if (stack.length !== 1) throw new Error('product.wat: an unclosed (');
+  return stack[0];
+}
+
+function expect(condition, message) {
+  if (!condition) throw new Error(`product.wat: ${message}`);
+}
+
+function immediate(token, instruction) {
+  expect(token !== undefined, `${instruction} needs an immediate`);
+  return token;
+}
+
+// One function's body: flat instructions, label names resolved to branch depths.
+function assembleBody(items, locals) {
+  const code = [];
+  const labels = [];
+  for (let at = 0; at < items.length; ) {
+    const op = items[at++];
+    if (op in PLAIN) {
+      if (op === 'end') {
+        expect(labels.length > 0, 'an end without a block or loop');
+        labels.pop();
+      }
+      code.push(...PLAIN[op]);
+    } else if (op in LOCAL) {
+      const local = immediate(items[at++], op);
+      expect(locals.has(local), `unknown local ${local}`);
+      code.push(LOCAL[op], ...unsigned(locals.get(local)));
+    } else if (op in BRANCH) {
+      const label = immediate(items[at++], op);
+      const depth = labels.lastIndexOf(label);
+      expect(depth >= 0, `${op} to ${label}, which encloses no branch`);
+      code.push(BRANCH[op], ...unsigned(labels.length - 1 - depth));
+    } else if (op in STRUCTURED) {
+      const label = typeof items[at] === 'string' && items[at].startsWith('$') ? items[at++] : null;
+      labels.push(label);
+      code.push(STRUCTURED[op], 0x40);
+    } else if (op in MEMORY) {
+      const [opcode, align] = MEMORY[op];
+      let offset = 0;
+      while (typeof items[at] === 'string' && items[at].startsWith('offset=')) offset = Number(items[at++].slice(7));
+      expect(Number.isInteger(offset) && offset >= 0, `${op}: a bad offset`);
+      code.push(...opcode, ...unsigned(align), ...unsigned(offset));
+    } else if (op === 'i32.const') {
+      code.push(0x41, ...signed(immediate(items[at++], op)));
+    } else if (op === 'v128.const') {
+      expect(items[at++] === 'i32x4', 'v128.const is read in i32x4 lanes only');
+      const lanes = [];
+      for (let lane = 0; lane < 4; lane++) {
+        const value = Number(immediate(items[at++], op)) >>> 0;
+        lanes.push(value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24);
+      }
+      code.push(0xfd, ...unsigned(12), ...lanes);
+    } else {
+      expect(false, `unknown instruction ${op}`);
+    }
+  }
+  expect(labels.length === 0, 'a block or loop without its end');
+  return [...code, 0x0b];
+}
+
+function assembleFunction(fields) {
+  const locals = new Map();
+  const params = [];
+  const results = [];
+  const declared = [];
+  const exports = [];
+  const body = [];
+  const named = typeof fields[1] === 'string' && fields[1].startsWith('$');
+  for (const field of fields.slice(named ? 2 : 1)) {
+    if (typeof field === 'string') {
+      body.push(field);
+      continue;
+    }
+    const [kind, ...rest] = field;
+    if (kind === 'export') {
+      exports.push(rest[0].string);
+    } else if (kind === 'param' || kind === 'local') {
+      const [local, type] = rest;
+      expect(local.startsWith('$') && type in VALUE_TYPES && rest.length === 2, `(${kind} $name type) expected`);
+      locals.set(local, locals.size);
+      (kind === 'param' ? params : declared).push(VALUE_TYPES[type]);
+    } else if (kind === 'result') {
+      results.push(...rest.map((type) => VALUE_TYPES[type]));
+    } else {
+      expect(false, `a function field (${kind} ...) outside the subset (instructions are read flat, not folded)`);
+    }
+  }
+  const runs = [];
+  for (const type of declared) {
+    if (runs.length > 0 && runs[runs.length - 1][1] === type) runs[runs.length - 1][0]++;
+    else runs.push([1, type]);
+  }
+  const code = [...vector(runs.map(([count, type]) => [...unsigned(count), type])), ...assembleBody(body, locals)];
+  return { signature: [0x60, ...vector(params), ...vector(results)], exports, code: [...unsigned(code.length), ...code] };
+}
+
+/** The binary module of a text module in the subset above. */
+export function assemble(text) {
+  const [module, ...extra] = parse(tokenize(text));
+  expect(extra.length === 0 && Array.isArray(module) && module[0] === 'module', 'one (module ...) expected');
+  const imports = [];
+  const functions = [];
+  for (const field of module.slice(1)) {
+    expect(Array.isArray(field), `a module field expected, got ${field}`);
+    if (field[0] === 'import') {
+      const [, from, item, [kind, minimum, ...more]] = field;
+      expect(kind === 'memory' && more.length === 0, 'only a memory import with its minimum size is read');
+      imports.push([...name(from.string), ...name(item.string), 0x02, 0x00, ...unsigned(Number(minimum))]);
+    } else if (field[0] === 'func') {
+      functions.push(assembleFunction(field));
+    } else {
+      expect(false, `a module field ${field[0]} outside the subset`);
+    }
+  }
+  const signatures = [];
+  const typeIndices = functions.map(({ signature }) => {
+    const key = signature.join(',');
+    let index = signatures.findIndex((known) => known.join(',') === key);
+    if (index < 0) index = signatures.push(signature) - 1;
+    return index;
+  });
+  const exports = functions.flatMap(({ exports: names }, index) => names.map((exported) => [...name(exported), 0x00, ...unsigned(index)]));
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, signatures),
+    ...section(2, imports),
+    ...section(3, typeIndices.map((index) => unsigned(index))),
+    ...section(7, exports),
+    ...section(10, functions.map(({ code }) => code)),
+  ]);
+}
+
+/** The text of product-bytes.js for the module `bytes`. */
+export function bytesModule(bytes) {
+  const lines = [];
+  for (let at = 0; at < bytes.length; at += 24) lines.push(`  ${Array.from(bytes.subarray(at, at + 24)).join(', ')},`);
+  return [
+    '// Generated by runtimes/js/scripts/gen-wasm.mjs from product.wat; do not edit (test/wasm.test.js checks it).',
+    '/** The float32 product kernel: a WebAssembly module that imports env.memory and exports product. */',
+    'export const PRODUCT_KERNEL = new Uint8Array([',
+    ...lines,
+    ']);',
+    '',
+  ].join('\n');
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const bytes = assemble(readFileSync(WAT_PATH, 'utf8'));
+  writeFileSync(BYTES_PATH, bytesModule(bytes));
+  console.log(`wrote ${BYTES_PATH}: ${bytes.length} bytes`);
+}
