@@ -54,7 +54,9 @@ export class Model {
 export function loadModel(bytes: Uint8Array | ArrayBuffer, options?: { name?: string }): Model;
 
 /** A tensor of `dtype` and `shape` holding `data` (a typed array is kept, values are copied), or zeros. */
-export function tensor<D extends Dtype>(dtype: D, shape: number[], data?: DtypeArrays[D] | ArrayLike<number> | ArrayLike<bigint>): Tensor<D>;
+export function tensor<D extends Dtype>(
+  dtype: D, shape: number[], data?: DtypeArrays[D] | ArrayLike<number> | ArrayLike<bigint>,
+): Tensor<D>;
 
 /** Runs one op of spec/ops.md or spec/ops-sampling.md; returns its outputs (one, except for split). */
 export function runOp(op: string, inputs: Tensor[], attrs?: { [name: string]: unknown }): Tensor[];

@@ -35,7 +35,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     let current = '';
     try { current = readFileSync(TARGET, 'utf8'); } catch { /* missing: out of sync */ }
     if (current !== text) {
-      process.stderr.write(`${TARGET} is out of sync with ${SCHEMA_DIRECTORY}: run node runtimes/js/scripts/gen-schema.mjs\n`);
+      process.stderr.write(`${TARGET} is out of sync with ${SCHEMA_DIRECTORY}: `
+        + 'run node runtimes/js/scripts/gen-schema.mjs\n');
       process.exit(1);
     }
   } else {

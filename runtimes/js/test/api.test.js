@@ -71,7 +71,8 @@ test('bad feeds and outputs are InputErrors naming the problem', () => {
     [{ obs: observations, noise_uniform: tensor('float32', [2, 1]) }, ['action_sample'], /batch size 2 but/],
   ];
   for (const [feeds, outputs, message] of cases) {
-    assert.throws(() => model.run(feeds, outputs), (error) => error instanceof InputError && message.test(error.message));
+    assert.throws(() => model.run(feeds, outputs),
+      (error) => error instanceof InputError && message.test(error.message));
   }
 });
 
@@ -80,7 +81,8 @@ test('refusals are the classes of SPEC section 7, each an SbifError whose name i
   assert.throws(truncated, (error) => error instanceof FileFormatError && error instanceof SbifError
     && error.name === 'FileFormatError' && error.message.startsWith('cut.sbif: truncated file'));
   // the same container with a document whose format_version is 9: unsupported, not malformed
-  assert.throws(() => loadModel(withDocumentText(bytes, (text) => text.replace('"format_version":1', '"format_version":9'))),
+  const newer = withDocumentText(bytes, (text) => text.replace('"format_version":1', '"format_version":9'));
+  assert.throws(() => loadModel(newer),
     (error) => error instanceof UnsupportedError && /format version 9 is not supported/.test(error.message));
   assert.throws(() => loadModel(withDocumentText(bytes, (text) => text.replace('"graph":', '"grap":'))), DocumentError);
   assert.throws(() => loadModel('model.sbif'), InputError);
@@ -96,7 +98,7 @@ test('tensor() checks its shape and data and converts plain arrays', () => {
 });
 
 test('every op of spec/ops.md and spec/ops-sampling.md is listed', () => {
-  const specOps = readFileSync(join(ROOT, 'spec', 'ops.md'), 'utf8') + readFileSync(join(ROOT, 'spec', 'ops-sampling.md'), 'utf8');
+  const specOps = ['ops.md', 'ops-sampling.md'].map((file) => readFileSync(join(ROOT, 'spec', file), 'utf8')).join('');
   const documented = Array.from(specOps.matchAll(/^## ([a-z0-9_]+)$/gm), (match) => match[1]).sort();
   assert.deepEqual(OP_NAMES, documented);
 });
