@@ -156,6 +156,14 @@ describe('layout', () => {
     }
   });
 
+  test('the actor-critic MLP of the demo is drawn without crossings', () => {
+    // its value branch comes first in the file and its policy branch's head first among the heads
+    const pack = packs.find((candidate) => candidate.name === 'demo_ppo2_cartpole');
+    const graph = buildGraphModel(pack.document);
+    const nodes = graph.nodes.map((node) => ({ id: node.id, width: 40 + node.name.length * 6, height: 36 }));
+    assert.equal(layoutGraph(nodes, graph.edges).crossings, 0);
+  });
+
   test('barycentre ordering undoes a crossing that the input order makes', () => {
     // a -> d and b -> c, listed so that the first layer's order crosses them
     const nodes = ['a', 'b', 'c', 'd'].map((id) => ({ id, width: 20, height: 10 }));

@@ -7,6 +7,8 @@ const SPACING = Object.freeze({ node: 28, layer: 56, dummy: 14 });
 
 /** Barycentre sweeps (each one down and one up); the best ordering seen is kept. */
 const ORDERING_SWEEPS = 6;
+/** At most this many passes of neighbour exchanges over every layer. */
+const EXCHANGE_ROUNDS = 8;
 /** Passes that move nodes towards the mean x of their neighbours while keeping each layer's order. */
 const STRAIGHTENING_PASSES = 8;
 
@@ -15,8 +17,10 @@ const STRAIGHTENING_PASSES = 8;
  * @param {{id: string, width: number, height: number}[]} nodes in a topological order (the graph's own)
  * @param {{from: string, to: string}[]} edges; an edge between unknown nodes or a cycle throws
  * @returns {{nodes: Map<string, {x: number, y: number, width: number, height: number, layer: number}>,
- *            edges: {from: string, to: string, points: {x: number, y: number}[]}[], width: number, height: number}}
- *   x, y are a node's centre; each edge's points run from the bottom of `from` to the top of `to`.
+ *            edges: {from: string, to: string, points: {x: number, y: number}[]}[], width: number, height: number,
+ *            crossings: number}}
+ *   x, y are a node's centre; each edge's points run from the bottom of `from` to the top of `to`; `crossings` counts
+ *   the pairs of edges that cross between consecutive layers.
  */
 export function layoutGraph(nodes, edges) {
   const ids = new Map(nodes.map((node, index) => [node.id, index]));
@@ -29,6 +33,7 @@ export function layoutGraph(nodes, edges) {
   const layerOf = assignLayers(nodes, edges, ids);
   const { layers, items, chains } = insertDummies(nodes, edges, ids, layerOf);
   orderLayers(layers, items);
+  const crossings = countCrossings(layers, items);
   const width = placeHorizontally(layers, items);
   const height = placeVertically(layers, items);
   const placed = new Map();
@@ -37,7 +42,7 @@ export function layoutGraph(nodes, edges) {
     placed.set(node.id, { x: item.x, y: item.y, width: node.width, height: node.height, layer: item.layer });
   });
   const routed = edges.map((edge, index) => ({ from: edge.from, to: edge.to, points: route(chains[index], items) }));
-  return { nodes: placed, edges: routed, width, height };
+  return { nodes: placed, edges: routed, width, height, crossings };
 }
 
 /**
@@ -109,9 +114,7 @@ function orderLayers(layers, items) {
   let fewest = countCrossings(layers, items);
   for (let sweep = 0; sweep < ORDERING_SWEEPS && fewest > 0; sweep += 1) {
     for (let l = 1; l < layers.length; l += 1) sortByBarycentre(layers[l], items, 'up');
-    setPositions();
     for (let l = layers.length - 2; l >= 0; l -= 1) sortByBarycentre(layers[l], items, 'down');
-    setPositions();
     const crossings = countCrossings(layers, items);
     if (crossings < fewest) {
       fewest = crossings;
@@ -120,6 +123,37 @@ function orderLayers(layers, items) {
   }
   best.forEach((layer, l) => { layers[l] = layer; });
   setPositions();
+  exchangeNeighbours(layers, items);
+}
+
+/**
+ * Swaps neighbours in a layer wherever that removes crossings with the layers above and below (the "transpose"
+ * step of Gansner et al.), until no swap helps: the barycentre sweeps leave ties that this settles.
+ */
+function exchangeNeighbours(layers, items) {
+  // crossings between the edges of u and of v to one side when u is left of v
+  const crossingsOf = (u, v, side) => {
+    let count = 0;
+    for (const a of items[u][side]) {
+      for (const b of items[v][side]) if (items[a].position > items[b].position) count += 1;
+    }
+    return count;
+  };
+  const cost = (u, v) => crossingsOf(u, v, 'up') + crossingsOf(u, v, 'down');
+  for (let improved = true, rounds = 0; improved && rounds < EXCHANGE_ROUNDS; rounds += 1) {
+    improved = false;
+    for (const layer of layers) {
+      for (let i = 0; i + 1 < layer.length; i += 1) {
+        const [u, v] = [layer[i], layer[i + 1]];
+        if (cost(v, u) < cost(u, v)) {
+          [layer[i], layer[i + 1]] = [v, u];
+          items[u].position = i + 1;
+          items[v].position = i;
+          improved = true;
+        }
+      }
+    }
+  }
 }
 
 function sortByBarycentre(layer, items, side) {
@@ -131,7 +165,10 @@ function sortByBarycentre(layer, items, side) {
     return { index, key, position: items[index].position };
   });
   keyed.sort((a, b) => a.key - b.key || a.position - b.position);
-  keyed.forEach((entry, position) => { layer[position] = entry.index; });
+  keyed.forEach((entry, position) => {
+    layer[position] = entry.index;
+    items[entry.index].position = position; // the next layer of the sweep sorts by these
+  });
 }
 
 /** Edge crossings between consecutive layers (pairs of edges whose ends are in opposite orders). */
