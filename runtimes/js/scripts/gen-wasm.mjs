@@ -23,6 +23,7 @@ const PLAIN = {
   'i32.add': [0x6a],
   'i32.sub': [0x6b],
   'i32.mul': [0x6c],
+  'i32.and': [0x71],
   'i32.shl': [0x74],
   'f32x4.add': [0xfd, ...unsigned(228)],
   'f32x4.mul': [0xfd, ...unsigned(230)],

@@ -11,7 +11,9 @@
 ;; Each output is the sum of its k terms in order i = 0 .. k - 1, starting from +0, every product rounded to float32
 ;; before it is added (f32x4.mul then f32x4.add: never fused, so the result is the same on every machine; relaxed
 ;; SIMD's madd may or may not fuse). That is the order of every row whatever the batch: rows are computed four at a
-;; time (a register tile of 4 rows x 2 vectors), the last rows of a batch one at a time, in the same order of terms.
+;; time, panel by panel (a register tile of 4 rows x 2 vectors), and the last rows % 4 of a batch one at a time, two
+;; panels at once (a tile of 1 row x 4 vectors: one observation keeps four independent chains of additions busy),
+;; all in the same order of terms.
 ;; The bias is not added here: the caller adds it to the rounded sum, as spec/ops.md's linear says.
 (module
   (import "env" "memory" (memory 1))
@@ -22,12 +24,16 @@
     (local $rowBytes3 i32)
     (local $outRowBytes i32)   ;; one output row: panels * 32
     (local $panelBytes i32)    ;; one weight panel: k * 32
-    (local $remaining i32)     ;; rows of this panel still to compute
-    (local $xRow i32)          ;; the first input row of the tile
-    (local $outTile i32)       ;; the tile's first output row, at this panel's columns
-    (local $xp i32)            ;; the tile's current term in its first row
+    (local $panelsLeft i32)
+    (local $wPanel i32)        ;; the current panel's weights
+    (local $outPanel i32)      ;; the current panel's first column in the current row's outputs
+    (local $outTile i32)       ;; the current row's outputs at that panel
+    (local $remaining i32)     ;; rows still to compute
+    (local $xRow i32)          ;; the current (first) row's inputs
+    (local $xp i32)            ;; the current term's input in that row
     (local $xEnd i32)
-    (local $wp i32)            ;; the current term's 8 weights
+    (local $wp i32)            ;; the current term's 8 weights in the panel
+    (local $wq i32)            ;; the same term's 8 weights in the next panel
     (local $w0 v128) (local $w1 v128) (local $xv v128)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
@@ -50,18 +56,24 @@
     i32.const 5
     i32.shl
     local.set $panelBytes
+    ;; rows in tiles of four, panel by panel
+    local.get $w
+    local.set $wPanel
+    local.get $out
+    local.set $outPanel
+    local.get $panels
+    local.set $panelsLeft
     block $panelsDone
       loop $panel
-        local.get $panels
+        local.get $panelsLeft
         i32.eqz
         br_if $panelsDone
         local.get $x
         local.set $xRow
-        local.get $out
+        local.get $outPanel
         local.set $outTile
         local.get $rows
         local.set $remaining
-        ;; four rows at a time
         block $tilesDone
           loop $tile
             local.get $remaining
@@ -82,7 +94,7 @@
             local.get $rowBytes
             i32.add
             local.set $xEnd
-            local.get $w
+            local.get $wPanel
             local.set $wp
             block $termsDone
               loop $term
@@ -96,7 +108,6 @@
                 local.get $wp
                 v128.load offset=16
                 local.set $w1
-                ;; row 0
                 local.get $xp
                 v128.load32_splat
                 local.tee $xv
@@ -111,7 +122,6 @@
                 local.get $a1
                 f32x4.add
                 local.set $a1
-                ;; row 1
                 local.get $xp
                 local.get $rowBytes
                 i32.add
@@ -128,7 +138,6 @@
                 local.get $a3
                 f32x4.add
                 local.set $a3
-                ;; row 2
                 local.get $xp
                 local.get $rowBytes2
                 i32.add
@@ -145,7 +154,6 @@
                 local.get $a5
                 f32x4.add
                 local.set $a5
-                ;; row 3
                 local.get $xp
                 local.get $rowBytes3
                 i32.add
@@ -182,7 +190,8 @@
             local.get $outTile
             local.get $outRowBytes
             i32.add
-            local.tee $outTile
+            local.set $outTile
+            local.get $outTile
             local.get $a2
             v128.store
             local.get $outTile
@@ -191,7 +200,8 @@
             local.get $outTile
             local.get $outRowBytes
             i32.add
-            local.tee $outTile
+            local.set $outTile
+            local.get $outTile
             local.get $a4
             v128.store
             local.get $outTile
@@ -200,7 +210,8 @@
             local.get $outTile
             local.get $outRowBytes
             i32.add
-            local.tee $outTile
+            local.set $outTile
+            local.get $outTile
             local.get $a6
             v128.store
             local.get $outTile
@@ -223,31 +234,83 @@
             br $tile
           end
         end
-        ;; the last rows, one at a time
-        block $rowsDone
-          loop $row
-            local.get $remaining
-            i32.eqz
-            br_if $rowsDone
+        local.get $wPanel
+        local.get $panelBytes
+        i32.add
+        local.set $wPanel
+        local.get $outPanel
+        i32.const 32
+        i32.add
+        local.set $outPanel
+        local.get $panelsLeft
+        i32.const 1
+        i32.sub
+        local.set $panelsLeft
+        br $panel
+      end
+    end
+    ;; the last rows % 4 rows, one at a time, two panels at once
+    local.get $rows
+    i32.const -4
+    i32.and
+    local.tee $remaining
+    local.get $rowBytes
+    i32.mul
+    local.get $x
+    i32.add
+    local.set $xRow
+    local.get $remaining
+    local.get $outRowBytes
+    i32.mul
+    local.get $out
+    i32.add
+    local.set $outTile
+    local.get $rows
+    i32.const 3
+    i32.and
+    local.set $remaining
+    block $rowsDone
+      loop $row
+        local.get $remaining
+        i32.eqz
+        br_if $rowsDone
+        local.get $w
+        local.set $wPanel
+        local.get $outTile
+        local.set $outPanel
+        local.get $panels
+        local.set $panelsLeft
+        block $pairsDone
+          loop $pair
+            local.get $panelsLeft
+            i32.const 2
+            i32.lt_u
+            br_if $pairsDone
             v128.const i32x4 0 0 0 0
             local.tee $a0
-            local.set $a1
+            local.tee $a1
+            local.tee $a2
+            local.set $a3
             local.get $xRow
             local.tee $xp
             local.get $rowBytes
             i32.add
             local.set $xEnd
-            local.get $w
-            local.set $wp
-            block $rowTermsDone
-              loop $rowTerm
+            local.get $wPanel
+            local.tee $wp
+            local.get $panelBytes
+            i32.add
+            local.set $wq
+            block $pairTermsDone
+              loop $pairTerm
                 local.get $xp
                 local.get $xEnd
                 i32.eq
-                br_if $rowTermsDone
+                br_if $pairTermsDone
                 local.get $xp
                 v128.load32_splat
-                local.tee $xv
+                local.set $xv
+                local.get $xv
                 local.get $wp
                 v128.load
                 f32x4.mul
@@ -261,6 +324,20 @@
                 local.get $a1
                 f32x4.add
                 local.set $a1
+                local.get $xv
+                local.get $wq
+                v128.load
+                f32x4.mul
+                local.get $a2
+                f32x4.add
+                local.set $a2
+                local.get $xv
+                local.get $wq
+                v128.load offset=16
+                f32x4.mul
+                local.get $a3
+                f32x4.add
+                local.set $a3
                 local.get $xp
                 i32.const 4
                 i32.add
@@ -269,41 +346,107 @@
                 i32.const 32
                 i32.add
                 local.set $wp
-                br $rowTerm
+                local.get $wq
+                i32.const 32
+                i32.add
+                local.set $wq
+                br $pairTerm
               end
             end
-            local.get $outTile
+            local.get $outPanel
             local.get $a0
             v128.store
-            local.get $outTile
+            local.get $outPanel
             local.get $a1
             v128.store offset=16
-            local.get $outTile
-            local.get $outRowBytes
+            local.get $outPanel
+            local.get $a2
+            v128.store offset=32
+            local.get $outPanel
+            local.get $a3
+            v128.store offset=48
+            local.get $wq
+            local.set $wPanel
+            local.get $outPanel
+            i32.const 64
             i32.add
-            local.set $outTile
-            local.get $xEnd
-            local.set $xRow
-            local.get $remaining
-            i32.const 1
+            local.set $outPanel
+            local.get $panelsLeft
+            i32.const 2
             i32.sub
-            local.set $remaining
-            br $row
+            local.set $panelsLeft
+            br $pair
           end
         end
-        local.get $w
-        local.get $panelBytes
+        ;; an odd last panel
+        block $lastPanelDone
+          local.get $panelsLeft
+          i32.eqz
+          br_if $lastPanelDone
+          v128.const i32x4 0 0 0 0
+          local.tee $a0
+          local.set $a1
+          local.get $xRow
+          local.tee $xp
+          local.get $rowBytes
+          i32.add
+          local.set $xEnd
+          local.get $wPanel
+          local.set $wp
+          block $lastTermsDone
+            loop $lastTerm
+              local.get $xp
+              local.get $xEnd
+              i32.eq
+              br_if $lastTermsDone
+              local.get $xp
+              v128.load32_splat
+              local.set $xv
+              local.get $xv
+              local.get $wp
+              v128.load
+              f32x4.mul
+              local.get $a0
+              f32x4.add
+              local.set $a0
+              local.get $xv
+              local.get $wp
+              v128.load offset=16
+              f32x4.mul
+              local.get $a1
+              f32x4.add
+              local.set $a1
+              local.get $xp
+              i32.const 4
+              i32.add
+              local.set $xp
+              local.get $wp
+              i32.const 32
+              i32.add
+              local.set $wp
+              br $lastTerm
+            end
+          end
+          local.get $outPanel
+          local.get $a0
+          v128.store
+          local.get $outPanel
+          local.get $a1
+          v128.store offset=16
+        end
+        local.get $xRow
+        local.get $rowBytes
         i32.add
-        local.set $w
-        local.get $out
-        i32.const 32
+        local.set $xRow
+        local.get $outTile
+        local.get $outRowBytes
         i32.add
-        local.set $out
-        local.get $panels
+        local.set $outTile
+        local.get $remaining
         i32.const 1
         i32.sub
-        local.set $panels
-        br $panel
+        local.set $remaining
+        br $row
       end
     end
   )
