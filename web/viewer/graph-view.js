@@ -160,9 +160,16 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
 
   const view = { x: 0, y: 0, k: 1 };
   const apply = () => scene.setAttribute('transform', `translate(${view.x},${view.y}) scale(${view.k})`);
+  /** The drawing area's size that the view was last placed for (null before it had one). */
+  let placedFor = null;
+  const areaSize = () => {
+    const { width, height } = svg.getBoundingClientRect();
+    placedFor = width && height ? { width, height } : null;
+    return { width, height };
+  };
   /** The zoom that shows the drawing's whole width, and its whole, in the drawing area (null before it has a size). */
   const scales = () => {
-    const { width, height } = svg.getBoundingClientRect();
+    const { width, height } = areaSize();
     if (!width || !height) return null;
     const across = (width - 2 * MARGIN) / Math.max(layout.width, 1);
     return { width, height, across, whole: Math.min(across, (height - 2 * MARGIN) / Math.max(layout.height, 1)) };
@@ -243,7 +250,7 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
   }
   function centreOn(id) {
     const place = layout.nodes.get(id);
-    const { width, height } = svg.getBoundingClientRect();
+    const { width, height } = areaSize();
     view.x = width / 2 - place.x * view.k;
     view.y = height / 2 - place.y * view.k;
     apply();
@@ -264,6 +271,25 @@ export function drawGraph(container, graphModel, valueSpec, onSelect) {
   };
 
   start();
+  // when the area changes size (the properties panel opens or closes, the window is resized), what was at its centre
+  // stays there; an area that had no size yet (drawn while hidden) gets its first view
+  const resized = new ResizeObserver(() => {
+    if (!svg.isConnected) {
+      resized.disconnect(); // a newer file's drawing replaced this one
+      return;
+    }
+    const { width, height } = svg.getBoundingClientRect();
+    if (!width || !height) return;
+    if (placedFor === null) {
+      start();
+      return;
+    }
+    view.x += (width - placedFor.width) / 2;
+    view.y += (height - placedFor.height) / 2;
+    placedFor = { width, height };
+    apply();
+  });
+  resized.observe(svg);
   return {
     fit,
     /** Zooms by `factor` about the drawing area's centre. */

@@ -175,7 +175,6 @@ function setUp() {
     else if (event.key === '+' || event.key === '=') current.graph.zoom(1.25);
     else if (event.key === '-') current.graph.zoom(0.8);
   });
-  window.addEventListener('resize', () => current?.graph.fit());
 }
 
 /**
