@@ -361,9 +361,19 @@ describe('viewer page', () => {
     const { graph } = JSON.parse(readSafetensors(path).metadata.sbif);
     const index = graph.findIndex((node) => node.outputs[0] === 'model/c1');
     await open('a2c_cnnlstm_uint8_box.sbif', readFileSync(path));
+    // where the box is from the graph area's centre: the properties panel narrows the area, not the view's centre
+    const fromCentre = () => page.evaluate((id) => {
+      const box = document.querySelector(`#graph .node[data-id="${id}"]`).getBoundingClientRect();
+      const area = document.getElementById('graph').getBoundingClientRect();
+      return Math.round(box.x + box.width / 2 - (area.x + area.width / 2));
+    }, `node:${index}`);
+    const before = await fromCentre();
     await page.click(`#graph .node[data-id="node:${index}"]`); // the graph opens at its top, where the first layer is
     const panel = page.locator('#node-properties');
     await panel.waitFor();
+    await page.waitForFunction(() => document.getElementById('graph').getBoundingClientRect().width < 1000);
+    await page.evaluate(() => new Promise(requestAnimationFrame)); // the resize observer has run
+    assert.ok(Math.abs(await fromCentre() - before) <= 1, `${before} -> ${await fromCentre()}`);
     const text = await panel.textContent();
     assert.match(await page.locator('#node-title').textContent(), /^conv2d · model\/c1$/);
     assert.match(text, /strides\[4,4\]/);
