@@ -1,8 +1,7 @@
 // The SBIF policy viewer: open or drop an .sbif file and see what it is — provenance, spaces, the graph drawn by
 // parts with each node's op, attributes and shapes, parameters per layer — and run its policy on an observation.
 // Everything runs in the page with the JavaScript runtime (runtimes/js); the file is never uploaded.
-import { loadModel } from '../../runtimes/js/src/index.js';
-import { createPolicy } from '../../runtimes/js/src/predict.js';
+import { createPolicy, loadModel } from '../../runtimes/js/src/index.js';
 import { checkDocument } from '../../runtimes/js/src/check.js';
 import { readContainer } from '../../runtimes/js/src/container.js';
 
