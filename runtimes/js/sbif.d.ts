@@ -88,6 +88,82 @@ export function createProtocolSession(options: {
   language?: string;
 }): ProtocolSession;
 
+/**
+ * What a caller may pass where the Python reference takes a NumPy array: a Tensor; a number, BigInt or boolean (shape
+ * []); a typed array (one dimension, of its own dtype); or rectangular nested arrays, whose dtype is NumPy's for the
+ * same Python list (bool, int64 when every element is an integer, float64 otherwise).
+ */
+export type ArrayInput = Tensor | number | bigint | boolean | any[] | Float32Array | Float64Array | Int8Array |
+  Int16Array | Int32Array | Uint8Array | Uint16Array | BigInt64Array;
+
+/** A source of noise draws (`createGenerator`). */
+export interface RandomGenerator {
+  /** A float32 value from U[0, 1). */
+  uniform(): number;
+  /** A float32 value from N(0, 1). */
+  normal(): number;
+}
+
+/**
+ * A seeded generator: xoshiro128** seeded by SplitMix64. Same distributions as NumPy's generators, not the same
+ * numbers for a seed.
+ */
+export function createGenerator(seed: number | bigint): RandomGenerator;
+
+/** The state a recurrent policy carries: rows [n, S], or under SB3's contract the (h, c) pair. */
+export type PolicyState = Tensor | Tensor[] | null;
+
+/** Options every method of a Policy takes for a recurrent policy. */
+export interface RecurrentOptions {
+  /** The state rows [n, S] (null or absent: zeros, SB2's initial_state). */
+  state?: ArrayInput | Tensor[] | null;
+  /** One flag per observation: true when the previous step ended that env's episode. */
+  mask?: ArrayInput | null;
+  /** SB3's name for `mask` (pass one of them). */
+  episodeStart?: ArrayInput | null;
+}
+
+/** SB2's (and SB3's) predict interface over a model (SPEC section 5). */
+export class Policy {
+  constructor(model: Model);
+  readonly model: Model;
+  /** The algorithm the file came from, e.g. "PPO2". */
+  readonly algorithm: string;
+  /** "sb2" or "sb3": whose predict conventions apply (SPEC sections 5 and 5.9). */
+  readonly contract: string;
+  /**
+   * The action for one observation or a batch (SPEC 5.1), deterministic or sampled (absent or null: the algorithm's
+   * default), and a recurrent policy's next state.
+   */
+  predict(observation: ArrayInput | { [key: string]: ArrayInput }, options?: RecurrentOptions & {
+    deterministic?: boolean | null;
+    /** The noise inputs' values, replacing the generator's draws. */
+    noise?: { [input: string]: ArrayInput };
+    /** Where draws come from when `noise` does not give them: a generator or a seed. */
+    rng?: RandomGenerator | number | bigint;
+    /** MaskablePPO (SB3): true allows an action; null allows all. */
+    actionMasks?: ArrayInput | null;
+  }): { action: Tensor; state: PolicyState };
+  /**
+   * SB2's action_probability (SPEC 5.4): the distribution's parameters, or with `actions` their probability (or
+   * log-probability); null for a policy without a distribution (TD3, DDPG, SAC as SB2 reports it).
+   */
+  actionProbability(observation: ArrayInput | { [key: string]: ArrayInput }, options?: RecurrentOptions & {
+    actions?: ArrayInput | null;
+    logp?: boolean;
+  }): Tensor | Tensor[] | null;
+  /** The value estimate of each observation (SPEC 5.5). */
+  value(observation: ArrayInput | { [key: string]: ArrayInput }, options?: RecurrentOptions): Tensor;
+  /** A recurrent policy's initial state for `nEnvs` environments (zeros), or null for a feed-forward one. */
+  initialState(nEnvs?: number): Tensor | null;
+}
+
+/** The predict interface of SPEC section 5 over a loaded model. */
+export function createPolicy(model: Model): Policy;
+
+/** Answers a conformance-protocol `predict` request (spec/conformance-protocol.md 4.2) with `model`. */
+export function answerPredict(request: { [key: string]: unknown }, model: Model): object;
+
 /** Base class of every error this library raises on purpose; `name` is the class's name. */
 export class SbifError extends Error {}
 /** The file is not a readable safetensors container. */

@@ -1,4 +1,6 @@
 """The JavaScript runtime (runtimes/js, run by Node through bin/sbif-protocol.js): every op, every check, every family."""
+import os
+
 import numpy as np
 import pytest
 
@@ -21,18 +23,19 @@ def test_hello_claims_every_op(node_runtime):
     from sbif.ops import REGISTRY
 
     assert node_runtime.hello["runtime"]["name"] == "sbif-js"
-    assert {"run", "op", "recurrent", "sampling", "load"} <= set(node_runtime.features)
+    assert set(node_runtime.features) == {"run", "predict", "op", "recurrent", "sampling", "load"}
     assert set(node_runtime.ops) == set(REGISTRY)
 
 
 def test_js_passes_the_golden_packs(node_runtime):
-    """Against SB2's recorded answers, CNN packs and every op vector included: only the predict interface (unless
-    claimed) and what a pack did not record are skipped."""
+    """Against SB2's and SB3's recorded answers, CNN packs, every op vector and the predict interface included: only
+    what a pack did not record is skipped."""
     report = run_suite([GoldenSource([GOLDEN])], node_runtime, known=KnownFailures.read(KNOWN_FAILURES))
     assert report.ok, report.render()
-    claims_predict = "predict" in node_runtime.features
     skipped = {r.key: r.message for r in report.results if r.status == "skip"}
-    assert all("not recorded" in m or (not claims_predict and "predict" in m) for m in skipped.values()), skipped
+    assert all("not recorded" in m for m in skipped.values()), skipped
+    assert sum(r.check == "predict_api" and r.status == "pass" for r in report.results) == len(
+        [name for name in os.listdir(GOLDEN) if name.endswith(".sbif")]), report.render()
     (ops,) = [r for r in report.results if r.check == "op_vectors"]
     assert ops.status == "pass" and "skipped" not in ops.message, ops.message
     assert any("cnn" in r.model and r.status == "pass" for r in report.results), report.render()

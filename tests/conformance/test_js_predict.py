@@ -2,7 +2,6 @@
 protocol's `predict` requests (runtimes/js/src/protocol-predict.js): the suite's predict_api check against every golden
 pack (SB2's and SB3's recorded answers) and against the NumPy reference on generated models, and the reference's
 refusals, message for message."""
-import json
 import os
 
 import numpy as np
@@ -11,45 +10,18 @@ import pytest
 from conformance.checks import Config
 from conformance.golden import GoldenSource
 from conformance.models import ModelInfo
-from conformance.protocol import ProcessRuntime, PythonRuntime
+from conformance.protocol import PythonRuntime
 from conformance.rules import compare
 from conformance.runner import OracleSource, run_suite
 from conformance.scales import ReferenceScales
 
-from .conftest import GOLDEN, NODE, ROOT
-
-SOURCES = os.path.join(ROOT, "runtimes", "js", "src")
-#: The library's protocol session with `predict` requests answered by src/protocol-predict.js, on stdin/stdout (lines
-#: read with node:readline: a test needs no limit on a line's length). Passed to `node -e`, so that no file of it sits
-#: where `node --test` would run it and wait for its input.
-PREDICT_DRIVER = """
-import {{ readFileSync }} from 'node:fs';
-import {{ createInterface }} from 'node:readline';
-import {{ pathToFileURL }} from 'node:url';
-const {{ createProtocolSession }} = await import(pathToFileURL({protocol}).href);
-const {{ answerPredict }} = await import(pathToFileURL({predict}).href);
-const session = createProtocolSession({{ readFile: (path) => readFileSync(path), language: 'javascript' }});
-session.setPredictHandler(answerPredict);
-const lines = createInterface({{ input: process.stdin, crlfDelay: Infinity }});
-let pending = Promise.resolve();
-lines.on('line', (line) => {{
-  pending = pending.then(async () => {{
-    const answer = await session.handle(line);
-    if (answer !== null) process.stdout.write(answer + '\\n');
-    if (session.closed) lines.close();
-  }});
-}});
-""".format(protocol=json.dumps(os.path.join(SOURCES, "protocol.js")),
-           predict=json.dumps(os.path.join(SOURCES, "protocol-predict.js")))
+from .conftest import GOLDEN
 
 
 @pytest.fixture(scope="module")
-def js_predict():
-    if NODE is None:
-        pytest.skip("node is not installed: the JavaScript runtime cannot run")
-    runtime = ProcessRuntime([NODE, "--input-type=module", "-e", PREDICT_DRIVER], cwd=ROOT)
-    yield runtime
-    runtime.close()
+def js_predict(node_runtime):
+    """The Node driver (runtimes/js/bin/sbif-protocol.js), which answers `predict` requests."""
+    return node_runtime
 
 
 def golden(name):

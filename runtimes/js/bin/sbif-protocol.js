@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 
 import { MAX_LINE_BYTES, createProtocolSession } from '../src/protocol.js';
+import { answerPredict } from '../src/protocol-predict.js';
 
 // Calls `onLine` with each line of `stream` (a Buffer without its newline), or with null for a line longer than
 // MAX_LINE_BYTES, which is read past without being kept; then `onEnd`.
@@ -50,6 +51,7 @@ const session = createProtocolSession({
   readFile: (path) => readFileSync(path),
   language: `javascript (node ${process.version})`,
 });
+session.setPredictHandler(answerPredict);
 // Requests are answered one at a time, in order: each line waits for the previous answer.
 let pending = Promise.resolve();
 readLines(process.stdin, (line) => {

@@ -3,9 +3,10 @@
  * request lines sbif-browser-protocol.js hands it. Model files are fetched from the driver's route, which serves a
  * file only once a request has named it (tests/browser/browser.mjs, `fileUrl`).
  *
- * The page exposes `globalThis.sbifBridge.answer(line)` once the session is ready; with `?predict` in its URL, the
- * session answers `predict` requests too.
+ * The page exposes `globalThis.sbifBridge.answer(line)` once the session is ready. The session claims and answers
+ * what bin/sbif-protocol.js does, `predict` requests included.
  */
+import { answerPredict } from '../src/protocol-predict.js';
 import { createProtocolSession } from '../src/protocol.js';
 
 /** The route under which the driver serves the files requests name (tests/browser/browser.mjs). */
@@ -27,11 +28,7 @@ async function browserName() {
 }
 
 const session = createProtocolSession({ readFile, language: `javascript (${await browserName()})` });
-// bridge.html?predict: the session claims and answers `predict` requests too (src/protocol-predict.js)
-if (new URLSearchParams(location.search).has('predict')) {
-  const { answerPredict } = await import('../src/protocol-predict.js');
-  session.setPredictHandler(answerPredict);
-}
+session.setPredictHandler(answerPredict);
 
 globalThis.sbifBridge = {
   /**

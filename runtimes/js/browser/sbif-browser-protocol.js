@@ -6,8 +6,7 @@
  *
  *   sbif conformance run --runtime "node runtimes/js/browser/sbif-browser-protocol.js" ...
  *
- * It claims what bin/sbif-protocol.js claims; with --predict, `predict` requests too (src/protocol-predict.js, as
- * the Node test driver runtimes/js/test/fixtures/predict-protocol.js adds them).
+ * It claims and answers what bin/sbif-protocol.js does, `predict` requests included.
  *
  * This program is the transport only. It opens bridge.html (tests/browser/browser.mjs: Debian's Chromium through
  * playwright-core, the repository served from the file system), hands each request line to the page's protocol
@@ -91,15 +90,14 @@ function namedModel(line) {
   }
 }
 
-const USAGE = 'usage: sbif-browser-protocol.js [--predict]';
+const USAGE = 'usage: sbif-browser-protocol.js (no arguments: requests on stdin, answers on stdout)';
 
 async function main(args) {
-  const unknown = args.filter((arg) => arg !== '--predict');
-  if (unknown.length) {
-    process.stderr.write(`sbif-browser-protocol: unknown argument ${unknown[0]}\n${USAGE}\n`);
+  if (args.length) {
+    process.stderr.write(`sbif-browser-protocol: unknown argument ${args[0]}\n${USAGE}\n`);
     process.exit(2);
   }
-  const session = await openPage(`runtimes/js/browser/bridge.html${args.includes('--predict') ? '?predict' : ''}`);
+  const session = await openPage('runtimes/js/browser/bridge.html');
   await session.page.waitForFunction(() => globalThis.sbifBridge !== undefined);
   for await (const bytes of lines(process.stdin)) {
     const line = forPage(bytes);

@@ -12,6 +12,8 @@ export { SbifError, FileFormatError, DocumentError, UnsupportedError, InputError
 export { Model } from './executor.js';
 export { tensor } from './tensor.js';
 export { createProtocolSession } from './protocol.js';
+export { createPolicy, createGenerator, Policy } from './predict.js';
+export { answerPredict } from './protocol-predict.js';
 export { NAME, VERSION } from './about.js';
 
 /**
