@@ -85,7 +85,10 @@ function tokenize(text) {
     else if (match[3] !== undefined) tokens.push({ string: match[3] });
     else if (match[4] !== undefined) tokens.push(match[4]);
   }
-  if (pattern.lastIndex < text.length) throw new Error(`product.wat: cannot read ${JSON.stringify(text.slice(pattern.lastIndex, pattern.lastIndex + 20))}`);
+  if (pattern.lastIndex < text.length) {
+    const unread = text.slice(pattern.lastIndex, pattern.lastIndex + 20);
+    throw new Error(`product.wat: cannot read ${JSON.stringify(unread)}`);
+  }
   return tokens;
 }
 
@@ -198,7 +201,8 @@ function assembleFunction(fields) {
     else runs.push([1, type]);
   }
   const code = [...vector(runs.map(([count, type]) => [...unsigned(count), type])), ...assembleBody(body, locals)];
-  return { signature: [0x60, ...vector(params), ...vector(results)], exports, code: [...unsigned(code.length), ...code] };
+  const signature = [0x60, ...vector(params), ...vector(results)];
+  return { signature, exports, code: [...unsigned(code.length), ...code] };
 }
 
 /** The binary module of a text module in the subset above. */
@@ -226,7 +230,9 @@ export function assemble(text) {
     if (index < 0) index = signatures.push(signature) - 1;
     return index;
   });
-  const exports = functions.flatMap(({ exports: names }, index) => names.map((exported) => [...name(exported), 0x00, ...unsigned(index)]));
+  const exports = functions.flatMap(({ exports: names }, index) =>
+    names.map((exported) => [...name(exported), 0x00, ...unsigned(index)]),
+  );
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, signatures),

@@ -5,15 +5,25 @@ import { PRODUCT_KERNEL } from './product-bytes.js';
 /** Output columns per weight panel, and per kernel tile (two f32x4 vectors). */
 export const PANEL = 8;
 
-/** Rows multiplied per kernel call: the input and output staging areas hold this many (a multiple of the 4-row tile). */
+/** Rows per kernel call: the input and output staging areas hold this many (a multiple of the 4-row tile). */
 export const CHUNK_ROWS = 64;
 
 const PAGE_BYTES = 65536;
 
-// The compiled kernel, or null where WebAssembly or its fixed-width SIMD is absent (validate answers false for the
-// kernel's own bytes there, so no separate probe module is needed).
-const kernelModule =
-  typeof WebAssembly === 'object' && WebAssembly.validate(PRODUCT_KERNEL) ? new WebAssembly.Module(PRODUCT_KERNEL) : null;
+// The compiled kernel, or null where it cannot run: no WebAssembly, no fixed-width SIMD (validate answers false for
+// the kernel's own bytes there, so no separate probe module is needed), or a page whose Content-Security-Policy
+// forbids compiling WebAssembly (no 'wasm-unsafe-eval'). Compiled synchronously at import: browsers allow that on the
+// main thread for modules under 4 KB, and this one is under 1 KB.
+function compileKernel() {
+  if (typeof WebAssembly !== 'object' || !WebAssembly.validate(PRODUCT_KERNEL)) return null;
+  try {
+    return new WebAssembly.Module(PRODUCT_KERNEL);
+  } catch {
+    return null;
+  }
+}
+
+const kernelModule = compileKernel();
 
 /** Whether this engine runs the WebAssembly SIMD kernel (else callers keep their JavaScript loops). */
 export const simdAvailable = kernelModule !== null;
