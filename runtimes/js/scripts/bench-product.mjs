@@ -4,7 +4,7 @@
 // nature CNN's conv3 as a product of its gathered windows ([B*7*7, 576] x [576, 64]) for B = 1 and 256. Kernels: the
 // WebAssembly SIMD one (src/wasm/product.js, unfused terms), and the JavaScript panel loop of src/ops.js in its two
 // term roundings: fused (each step x*w + s rounded once) and unfused (the product rounded, then the sum: the
-// WebAssembly kernel's order, bit for bit). Each figure is the median of 7 timings of at least 0.2 s each.
+// WebAssembly kernel's order, bit for bit).
 import { CHUNK_ROWS, PANEL, packProduct, simdAvailable } from '../src/wasm/product.js';
 
 const f32 = Math.fround;
@@ -75,21 +75,24 @@ function random(size, seed) {
   });
 }
 
-function gmacs(run, macs) {
-  const timings = [];
+// The median speed of each of `runs` over 7 rounds, the runs taking turns within a round (a loaded host then slows
+// them alike), each timed for at least 0.2 s.
+function gmacs(runs, macs) {
+  const speeds = runs.map(() => []);
   for (let round = 0; round < 7; round++) {
-    let calls = 0;
-    const start = performance.now();
-    let elapsed = 0;
-    while (elapsed < 200) {
-      run();
-      calls++;
-      elapsed = performance.now() - start;
-    }
-    timings.push((calls * macs) / (elapsed * 1e6));
+    runs.forEach((run, index) => {
+      let calls = 0;
+      const start = performance.now();
+      let elapsed = 0;
+      while (elapsed < 200) {
+        run();
+        calls++;
+        elapsed = performance.now() - start;
+      }
+      speeds[index].push((calls * macs) / (elapsed * 1e6));
+    });
   }
-  timings.sort((a, b) => a - b);
-  return timings[3];
+  return speeds.map((list) => list.sort((a, b) => a - b)[3]);
 }
 
 const shapes = [
@@ -109,10 +112,10 @@ for (const [label, rows, k, n] of shapes) {
   const out = new Float32Array(rows * n);
   const macs = rows * k * n;
   const panels = packPanels(w, k, n);
-  const fused = gmacs(() => fusedKernel(x, rows, panels, out), macs);
-  const unfused = gmacs(() => unfusedKernel(x, rows, panels, out), macs);
   const packed = packProduct(w, k, n);
-  const simd = packed === null ? NaN : gmacs(() => packed.multiply(x, 0, rows, null, out, 0), macs);
+  const runs = [() => fusedKernel(x, rows, panels, out), () => unfusedKernel(x, rows, panels, out)];
+  if (packed !== null) runs.push(() => packed.multiply(x, 0, rows, null, out, 0));
+  const [fused, unfused, simd = NaN] = gmacs(runs, macs);
   const cells = [fused, unfused, simd].map((speed) => speed.toFixed(2));
   console.log(`| ${label} | ${cells.join(' | ')} | ${(simd / fused).toFixed(1)}x |`);
 }
