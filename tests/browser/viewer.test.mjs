@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { REPOSITORY_ROOT, closeBrowser, openPage } from './browser.mjs';
+import { ORIGIN, REPOSITORY_ROOT, closeBrowser, openPage } from './browser.mjs';
 import { loadModel } from '../../runtimes/js/src/index.js';
 import { buildGraphModel } from '../../web/viewer/graph-model.js';
 import { countCrossings, layoutGraph } from '../../web/viewer/layout.js';
@@ -204,9 +204,19 @@ describe('layout', () => {
 
 describe('viewer page', () => {
   let session;
+  /**
+   * Requests that could carry a file away: any but a GET of the page's own site (the runtime may fetch its own code).
+   * Opening and running files must make none.
+   */
+  const requests = [];
   before(async () => {
     session = await openPage('web/viewer/index.html', { viewport: { width: 1440, height: 900 } });
     await session.page.waitForSelector('body[data-ready="true"]');
+    session.page.on('request', (request) => {
+      if (request.method() !== 'GET' || new URL(request.url()).hostname !== new URL(ORIGIN).hostname) {
+        requests.push(`${request.method()} ${request.url()}`);
+      }
+    });
   });
   after(async () => {
     await session?.close();
@@ -293,6 +303,7 @@ describe('viewer page', () => {
         actionShapes.push(JSON.parse(await action.getAttribute('data-shape')));
       }
       assert.deepEqual(actionShapes[1], [3, ...actionShapes[0]], `${pack.name}: one action, then a batch of three`);
+      assert.deepEqual(requests, [], 'the page sent a file away: it must be read and run in the page alone');
     });
   }
 
