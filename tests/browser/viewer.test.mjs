@@ -79,13 +79,12 @@ function jsonOf(value) {
 }
 
 /**
- * The predict_api probes the panel can send: every predict, action_probability and value request with a recorded
- * answer, except those that feed noise (the panel draws from its own generator: a recorded noise cannot be typed).
- * SB3 has no action_probability: its packs record no answer for it.
+ * The predict_api probes: every predict (sampled ones with their recorded noise), action_probability and value
+ * request with a recorded answer. SB3 has no action_probability: its packs record no answer for it.
  */
 function panelProbes(pack) {
   return pack.manifest.probes.map((probe, index) => ({ ...probe, index }))
-    .filter((probe) => probe.check === 'predict_api' && probe.request.type === 'predict' && !probe.request.noise
+    .filter((probe) => probe.check === 'predict_api' && probe.request.type === 'predict'
       && Object.keys(probe.expected).length > 0);
 }
 
@@ -233,9 +232,10 @@ describe('viewer page', () => {
   }
 
   /** Fills the panel's fields for a probe, presses its button and returns the result fields. */
-  async function ask(probe, tensors) {
+  async function ask(probe, tensors, document) {
     const { page } = session;
     const request = resolve(probe.request, tensors);
+    await page.locator('#section-predict details.more').evaluate((details) => { details.open = true; });
     await page.fill('#observation', jsonOf(request.observation));
     if (await page.locator('#state').count()) {
       await page.fill('#state', request.state ? jsonOf(request.state) : '');
@@ -243,11 +243,10 @@ describe('viewer page', () => {
     }
     const button = { predict: '#run-predict', action_probability: '#run-action-probability', value: '#run-value' };
     if (request.method === 'predict') {
-      assert.notEqual(request.deterministic, false, 'a stochastic probe without noise');
-      await page.setChecked('#deterministic', request.deterministic ?? true);
+      await page.setChecked('#deterministic', request.deterministic ?? document.predict.deterministic_default);
+      if (await page.locator('#noise').count()) await page.fill('#noise', request.noise ? jsonOf(request.noise) : '');
     }
     if (request.method === 'action_probability') {
-      await page.locator('#section-predict details.more').evaluate((details) => { details.open = true; });
       await page.fill('#actions', request.actions ? jsonOf(request.actions) : '');
       await page.setChecked('#logp', Boolean(request.logp));
     }
@@ -272,7 +271,7 @@ describe('viewer page', () => {
       assert.ok(probes.length > 0, 'no predict_api probe the panel can send');
       for (const probe of probes) {
         const expectedRequest = resolve(probe.request, pack.tensors);
-        const fields = await ask(probe, pack.tensors);
+        const fields = await ask(probe, pack.tensors, pack.document);
         const where = `${pack.name} probe ${probe.index} (${probe.label})`;
         const errors = fields.filter((field) => field.error);
         assert.deepEqual(errors, [], where);

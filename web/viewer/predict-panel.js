@@ -39,6 +39,10 @@ export function predictPanel(container, policy, document) {
   const deterministic = h('input', { id: 'deterministic', type: 'checkbox' });
   deterministic.checked = predict.deterministic_default;
   const logp = h('input', { id: 'logp', type: 'checkbox' });
+  const noiseInputs = document.inputs.filter((entry) => entry.kind === 'noise');
+  const noise = noiseInputs.length ? field('noise', 'Noise for a sampled action (JSON, empty: drawn from the seed)',
+    `{${noiseInputs.map((entry) => `"${entry.name}": ${entry.distribution} draws, one row per observation`)
+      .join(', ')}}`, 2) : null;
   const seed = h('input', { id: 'seed', type: 'text', inputmode: 'numeric', placeholder: 'random', size: 8, title:
     "the seed of the noise a sampled action draws: the same seed, the same action (empty: a generator seeded at "
     + 'random once, whose draws go on from call to call)' });
@@ -71,6 +75,8 @@ export function predictPanel(container, policy, document) {
         const options = { ...common, deterministic: deterministic.checked };
         if (actionMasks) options.actionMasks = parseField(actionMasks.input, 'action masks', false);
         if (seed.value.trim() !== '') options.rng = parseSeed(seed.value);
+        const given = noise ? parseField(noise.input, 'noise', false) : null;
+        if (given !== null) options.noise = given;
         answer = policy.predict(obs, options);
         lastState = recurrent ? answer.state : null;
         if (keepState) keepState.disabled = lastState === null;
@@ -121,8 +127,8 @@ export function predictPanel(container, policy, document) {
       h('button', { type: 'button', id: 'run-value', disabled: !hasValue,
         title: hasValue ? '' : 'this file has no value output', onclick: () => run('value') }, 'value'),
       keepState),
-    h('details', { class: 'more' }, h('summary', {}, 'action_probability options'), actions.row,
-      h('label', { class: 'inline' }, logp, ' log-probability (logp)')),
+    h('details', { class: 'more' }, h('summary', {}, 'More: noise, actions for action_probability'),
+      noise?.row ?? null, actions.row, h('label', { class: 'inline' }, logp, ' log-probability (logp)')),
     result);
 }
 
