@@ -127,7 +127,7 @@ export function predictPanel(container, policy, document) {
       h('button', { type: 'button', id: 'run-value', disabled: !hasValue,
         title: hasValue ? '' : 'this file has no value output', onclick: () => run('value') }, 'value'),
       keepState),
-    h('details', { class: 'more' }, h('summary', {}, 'More: noise, actions for action_probability'),
+    h('details', { class: 'more' }, h('summary', {}, 'More options'),
       noise?.row ?? null, actions.row, h('label', { class: 'inline' }, logp, ' log-probability (logp)')),
     result);
 }
