@@ -414,7 +414,8 @@ describe('viewer page', () => {
     await open('ppo2_cnn_uint8_discrete.sbif', readFileSync(join(GOLDEN, 'ppo2_cnn_uint8_discrete.sbif')));
     await page.fill('#sample-batch', '8'); // 8 images of 36x44x2: about 100 KB of JSON
     await page.click('#sample');
-    assert.match(await page.inputValue('#observation'), /^\(sampled: an array of shape \(8, 36, 44, 2\), \d+ KB as JSON/);
+    assert.match(await page.inputValue('#observation'),
+      /^\(sampled: an array of shape \(8, 36, 44, 2\), \d+ KB as JSON/);
     await page.setChecked('#deterministic', true);
     await page.click('#run-predict');
     const action = page.locator('#predict-result [data-field="action"]');
