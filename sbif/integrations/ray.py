@@ -1,0 +1,441 @@
+"""Batch inference on Ray Data: a policy over datasets that outgrow one process (spec/batch-inference.md).
+
+Three levels, each built on the one before:
+
+    SbifMapper        the callable class for `Dataset.map_batches(SbifMapper, fn_constructor_kwargs=...,
+                      compute=ActorPoolStrategy(size=N), batch_format="pyarrow" | "numpy" | "pandas")`: each actor
+                      loads the policy once and runs `sbif.batch.BatchPredictor` on the batches it is given
+    map_dataset       any Ray dataset with the outputs added (actor pool, recurrent episodes kept whole)
+    run_dataset       what `sbif predict --engine ray` calls: a dataset on disk (Parquet, .npy, a directory of
+                      shards) read by Ray Data, mapped on a cluster, written atomically as the local engine writes it
+
+    import ray
+    from sbif.batch import BatchSpec
+    from sbif.integrations.ray import SbifMapper, policy_reference
+
+    spec = BatchSpec(outputs=("action", "value"))
+    dataset.map_batches(SbifMapper, fn_constructor_kwargs={"model": policy_reference("ppo2.sbif"), "spec": spec},
+                        compute=ray.data.ActorPoolStrategy(size=8), batch_size=16384, batch_format="pyarrow")
+
+The policy travels once: `policy_reference` puts the file's bytes in the object store, and every actor of a node
+reads that node's one copy (no per-task shipping, no file system shared between the nodes); a path works as well
+where every node sees it.
+
+Results do not depend on the cluster: a row's outputs are a function of its observations, its id and the seed
+(`sbif.batch.noise`), so the same dataset gives the same values on one process or a hundred, however Ray cuts it
+into blocks, as long as each row's id is the same. Rows of a dataset without an id column are identified by their
+index in it, which only the reader knows: `read_dataset` adds it as the column `ROW_COLUMN`. Recurrent policies
+need whole episodes per batch; `map_dataset` regroups the rows by episode first (module docstring of
+`map_dataset`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import ipaddress
+import logging
+import os
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from ..batch import BatchPredictor, BatchSpec, BatchSummary, DatasetWriter, Shard, check_destination
+from ..batch import dataset_columns, dataset_shards
+from ..batch.io import NPY_COLUMN, file_kind, open_npy
+from ..batch.local import DEFAULT_BATCH_SIZE
+from ..batch.tables import RowLabels, column_array, column_names, to_arrow, with_columns
+from ..errors import InputError, SbifError, preview
+from ..progress import Progress
+
+try:
+    import ray
+    import ray.data
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+except ImportError:  # pragma: no cover - the message is the point
+    raise SbifError("the Ray engine needs Ray Data: pip install 'sbif[ray]'") from None
+
+#: The column `read_dataset` adds: each row's index in the dataset (int64), the id of rows without an id column,
+#: and how the driver puts the results back in dataset order. Dropped before anything is written.
+ROW_COLUMN = "__sbif_row"
+
+
+def policy_reference(path: str) -> "ray.ObjectRef":
+    """The policy file's bytes in Ray's object store, put there once: pass the reference as `SbifMapper`'s `model`.
+
+    A uint8 array rather than `bytes`, so that an actor's `ray.get` returns a read-only view of its node's shared
+    copy instead of a private copy of it."""
+    try:
+        contents = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError("cannot read the policy file {}: {}".format(preview(path), exc.strerror)) from None
+    return ray.put(contents)
+
+
+class SbifMapper:
+    """A policy on a Ray actor: `map_batches` gives it batches, it returns them with the output columns added.
+
+    `model`: a reference from `policy_reference` (or a path every node can read, or the file's bytes); the policy
+    is loaded once, when the actor starts. `spec`: what to compute (`sbif.batch.BatchSpec`). Batches are a pyarrow
+    Table, a dict of NumPy arrays or a pandas DataFrame, and come back in their own format.
+
+    Row ids: the data's id column when it has one (`spec.id_column`, or `id`); otherwise `ROW_COLUMN`, which
+    `read_dataset` adds, holds each row's index in the dataset. The batches of a recurrent policy must hold whole
+    episodes (`map_dataset` arranges that). `keep_inputs=False` returns the outputs alone (and `ROW_COLUMN`, when
+    the batch has it), sparing the transfer of the observations back to whoever reads the results."""
+
+    def __init__(self, model: Any, spec: BatchSpec, keep_inputs: bool = True):
+        if isinstance(model, ray.ObjectRef):
+            model = ray.get(model)
+        if isinstance(model, np.ndarray):  # policy_reference's bytes: a view of the object store's copy
+            model = memoryview(model)
+        self.predictor = BatchPredictor(model, spec)
+        self.keep_inputs = keep_inputs
+
+    def __call__(self, batch: Any) -> Any:
+        names = column_names(batch)
+        first_row = None
+        if ROW_COLUMN in names and not self.predictor.recurrent:
+            first_row = _first_of_consecutive_rows(column_array(batch, ROW_COLUMN, RowLabels(None, None)))
+        outputs = self.predictor.compute(batch, first_row)
+        if self.keep_inputs:
+            return with_columns(batch, outputs)
+        kept = [ROW_COLUMN] if ROW_COLUMN in names else []
+        return with_columns(_select(batch, kept), outputs)
+
+
+def _first_of_consecutive_rows(rows: np.ndarray) -> Optional[int]:
+    """The first row index of a batch whose rows are consecutive in the dataset, as `read_dataset` cuts them (the
+    local engine's `first_row`, which names a bad row by its index); refused otherwise, as the ids of the rows
+    after a gap would be guessed wrong."""
+    if rows.size == 0:
+        return None
+    first = int(rows[0])
+    if not np.array_equal(rows, np.arange(first, first + rows.size, dtype=rows.dtype)):
+        raise InputError("the rows of a batch are not consecutive (column {} jumps): without an id column, the "
+                         "batches of a feed-forward policy must keep the order read_dataset gave them".format(
+                             ROW_COLUMN))
+    return first
+
+
+def _select(batch: Any, names: Sequence[str]) -> Any:
+    """The columns `names` of a batch, in its format."""
+    if isinstance(batch, dict):
+        return {name: batch[name] for name in names}
+    if hasattr(batch, "select"):  # pyarrow
+        return batch.select(list(names))
+    return batch[list(names)]  # pandas
+
+
+class SbifDatasource(Datasource):
+    """A dataset on disk as `sbif.batch.io` defines it (Parquet or .npy files, or a directory of shards), read by
+    Ray Data with each row's index in the dataset in `ROW_COLUMN`: the index is the rows' id when the data has no
+    id column (their noise is a function of it), and the order the driver writes the results in.
+
+    A read task reads one Parquet row group (pyarrow's unit of reading) or `NPY_ROWS_PER_READ` rows of a
+    memory-mapped .npy array, never across shards; `pieces` lists them. `columns`: the columns to read (default
+    all)."""
+
+    def __init__(self, path: str, columns: Optional[Sequence[str]] = None):
+        super().__init__()
+        self.path = path
+        self.shards: List[Shard] = dataset_shards(path)
+        self.columns = list(columns) if columns is not None else None
+        offsets = np.cumsum([0] + [shard.rows for shard in self.shards])
+        #: (shard, first row in the shard, end row, Parquet row group or None, the first row's dataset index)
+        self.pieces = [(shard, start, stop, group, int(offsets[index]) + start)
+                       for index, shard in enumerate(self.shards) for start, stop, group in _shard_pieces(shard)]
+        self.schema = _arrow_schema(self.shards, self.columns)
+
+    def get_name(self) -> str:
+        return "ReadSbif"
+
+    def estimate_inmemory_data_size(self) -> Optional[int]:
+        return sum(os.path.getsize(shard.path) for shard in self.shards)
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: Optional[int] = None,
+                       data_context: Any = None) -> List[ReadTask]:
+        """One task per piece, whatever `parallelism` asks (`read_dataset` asks for exactly that many)."""
+        tasks = []
+        for shard, start, stop, group, first_row in self.pieces:
+            read = functools.partial(_read_piece, shard, start, stop, group, first_row, self.columns)
+            metadata = BlockMetadata(num_rows=stop - start, size_bytes=_piece_bytes(shard, stop - start),
+                                     exec_stats=None, input_files=[shard.path])
+            tasks.append(ReadTask(read, metadata, schema=self.schema, per_task_row_limit=per_task_row_limit))
+        return tasks
+
+
+#: rows of a .npy shard per read task
+NPY_ROWS_PER_READ = 131072
+
+
+def _shard_pieces(shard: Shard) -> Iterator[tuple]:
+    """(start, stop, row group) of each read task of a shard."""
+    if shard.kind == "npy":
+        for start in range(0, shard.rows, NPY_ROWS_PER_READ):
+            yield start, min(start + NPY_ROWS_PER_READ, shard.rows), None
+        return
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(shard.path).metadata
+    start = 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        yield start, start + rows, group
+        start += rows
+
+
+def _arrow_schema(shards: Sequence[Shard], columns: Optional[Sequence[str]]) -> Any:
+    """The schema of the tables `_read_piece` makes, known without reading a row (Ray asks before it reads)."""
+    import pyarrow as pa
+
+    if shards[0].kind == "npy":
+        array = open_npy(shards[0].path)
+        fields = [pa.field(NPY_COLUMN, to_arrow(np.zeros((0,) + array.shape[1:], array.dtype)).type)]
+    else:
+        import pyarrow.parquet as pq
+
+        schema = pq.ParquetFile(shards[0].path).schema_arrow
+        fields = [schema.field(name) for name in (columns if columns is not None else schema.names)]
+    return pa.schema(fields + [pa.field(ROW_COLUMN, pa.int64())])
+
+
+def _piece_bytes(shard: Shard, rows: int) -> int:
+    """A read task's share of its file's size: Ray's estimate of the block's memory."""
+    return int(os.path.getsize(shard.path) * rows // max(shard.rows, 1))
+
+
+def _read_piece(shard: Shard, start: int, stop: int, row_group: Optional[int], first_row: int,
+                columns: Optional[List[str]]) -> Iterator[Any]:
+    """The rows [start, stop) of a shard as one Arrow table, with their dataset indices in ROW_COLUMN."""
+    import pyarrow as pa
+
+    if shard.kind == "npy":
+        table = pa.table({NPY_COLUMN: to_arrow(np.asarray(open_npy(shard.path)[start:stop]))})
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(shard.path).read_row_group(row_group, columns=columns)
+    rows = np.arange(first_row, first_row + (stop - start), dtype=np.int64)
+    yield table.append_column(ROW_COLUMN, pa.array(rows))
+
+
+def read_dataset(path: str, columns: Optional[Sequence[str]] = None, concurrency: Optional[int] = None
+                 ) -> "ray.data.Dataset":
+    """The dataset at `path` (`sbif.batch.io`'s formats) as a Ray dataset with `ROW_COLUMN` added, one block per
+    read task (`SbifDatasource.pieces`).
+
+    The read tasks reserve no CPU: they are short (I/O, and decoding a row group), and an actor pool sized to the
+    cluster's CPUs, as `run_dataset`'s is, would otherwise hold every CPU while its actors wait for the very blocks
+    those tasks were to read. `concurrency` caps how many run at once (each runs in a worker process of its own,
+    started on first use: a few seconds each on a busy machine)."""
+    source = SbifDatasource(path, columns)
+    return ray.data.read_datasource(source, override_num_blocks=len(source.pieces), num_cpus=0,
+                                    concurrency=concurrency)
+
+
+def map_dataset(dataset: "ray.data.Dataset", model: Any, spec: BatchSpec, actors: int = 1,
+                batch_size: int = DEFAULT_BATCH_SIZE, batch_format: str = "pyarrow", keep_inputs: bool = True,
+                cpus_per_actor: float = 1.0) -> "ray.data.Dataset":
+    """`dataset` with the outputs of `spec` added, computed by a pool of `actors` actors, each holding the policy
+    (`model`: a `policy_reference`, or a path every node can read).
+
+    A feed-forward policy maps batches of `batch_size` rows as they come. A recurrent policy needs each episode's
+    rows together in one batch: the rows are first grouped by `spec.episode_column`, as `groupby().map_groups()`
+    groups them (Ray sorts by the key, so that each block holds whole episodes), but each batch is a whole block of
+    many episodes, not one episode: `BatchPredictor` then runs step t of every episode of the block in one call,
+    where a call per episode would run one row at a time. The rows come back grouped by episode; a dataset from
+    `read_dataset` can be put back in its order by sorting on `ROW_COLUMN`."""
+    if actors < 1:
+        raise InputError("the actor pool needs at least one actor, got {}".format(actors))
+    if batch_size < 1:
+        raise InputError("the batch size must be at least 1, got {}".format(batch_size))
+    predictor = BatchPredictor(model if isinstance(model, str) else _load_for_checks(model), spec)
+    available = list(dataset.schema().names)
+    predictor.check_columns(available, keep_inputs)
+    if predictor.recurrent and predictor.id_column(available) is None:
+        if ROW_COLUMN not in available:
+            raise InputError("the rows have no id column (id, or spec.id_column): read the dataset with "
+                             "read_dataset, which adds each row's index as {}".format(ROW_COLUMN))
+        spec = dataclasses.replace(spec, id_column=ROW_COLUMN)
+    mapping = dict(fn_constructor_kwargs={"model": model, "spec": spec, "keep_inputs": keep_inputs},
+                   compute=ray.data.ActorPoolStrategy(size=actors), batch_format=batch_format,
+                   num_cpus=cpus_per_actor)
+    if predictor.recurrent:
+        # Sorted before the actors start: sorting's tasks need CPUs that a running actor pool would hold.
+        grouped = dataset.sort(spec.episode_column).materialize()
+        return grouped.map_batches(SbifMapper, batch_size=None, **mapping)
+    return dataset.map_batches(SbifMapper, batch_size=batch_size, **mapping)
+
+
+def _load_for_checks(model: Any) -> Any:
+    """The policy `map_dataset`'s driver checks the columns and outputs against, from what the actors get."""
+    if isinstance(model, ray.ObjectRef):
+        return memoryview(ray.get(model))
+    return model
+
+
+def run_dataset(model: str, data: str, out: str, spec: BatchSpec, batch_size: int = DEFAULT_BATCH_SIZE,
+                address: Optional[str] = None, passthrough: bool = True, actors: Optional[int] = None
+                ) -> BatchSummary:
+    """`sbif predict --engine ray`: the dataset at `data` through the policy at `model` on the Ray cluster at
+    `address` (None: a Ray started in this process for the run), written to `out` exactly as `run_local` writes it
+    (same rows, order, columns and types; `passthrough` as there).
+
+    `actors`: the actor pool's size (default: one per CPU of the cluster). Ray Data reads the shards in parallel
+    on the cluster and the actors predict; the results stream back to this process, which writes them in dataset
+    order through the local engine's atomic writer, so nothing appears at `out` unless every row was predicted.
+    A failure (a bad column, a lost node Ray could not recover from) is an SbifError of one line: the cause's own
+    message, not the cluster's traceback."""
+    started = time.monotonic()
+    check_destination(data, out)
+    shards = dataset_shards(data)
+    total = sum(shard.rows for shard in shards)
+    if total == 0:
+        raise InputError("the dataset {} has no rows".format(preview(data)))
+    predictor = BatchPredictor(model, spec)  # a wrong output, seed or column fails here, before Ray starts
+    available = dataset_columns(shards)
+    keep_inputs = passthrough and file_kind(out) != "npy"
+    predictor.check_columns(available, keep_inputs)
+    columns = None if keep_inputs else predictor.input_columns(available)
+    started_ray = _connect(address)
+    try:
+        pool = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        context.execution_options.preserve_order = True
+        mapped = map_dataset(read_dataset(data, columns, concurrency=pool), policy_reference(model), spec, actors=pool,
+                             batch_size=batch_size, batch_format="pyarrow", keep_inputs=keep_inputs)
+        if predictor.recurrent:  # back in dataset order, sorted once the actors are done with their CPUs
+            mapped = mapped.materialize().sort(ROW_COLUMN)
+        with Progress("predicting on Ray ({} actors)".format(pool), total=total, unit="rows") as progress, \
+                DatasetWriter(out, [shard.path for shard in shards], total) as writer:
+            written = _write_in_order(mapped, writer, np.asarray([shard.rows for shard in shards]), progress)
+        if written != total:
+            raise SbifError("Ray returned {} rows of the {} read".format(written, total))
+    except SbifError:
+        raise
+    except Exception as exc:  # Ray's own errors: their cause, in one line
+        raise cluster_error(exc) from None
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return BatchSummary(total, time.monotonic() - started, predictor.output_columns, out, "ray", batch_size,
+                        spec.seed if predictor.sampling_outputs() else None)
+
+
+def _connect(address: Optional[str]) -> bool:
+    """Join the cluster at `address`, or start a Ray for this process (None); True if this call started or joined
+    it (and so must shut it down), False if Ray was already initialised by the caller.
+
+    A loopback address names a cluster on this machine: the driver joins it as a node of that address, where Ray
+    would otherwise announce itself by the machine's outward interface."""
+    if ray.is_initialized():
+        return False
+    options: Dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False,
+                                   configure_logging=True)
+    host = _host_of(address) if address else "127.0.0.1"
+    if _is_loopback(host):
+        options["_node_ip_address"] = host
+    try:
+        ray.init(address=address, **options)
+    except Exception as exc:
+        raise SbifError("cannot join the Ray cluster at {}: {}".format(address or "(local)", _first_line(exc))
+                        ) from None
+    return True
+
+
+def _host_of(address: str) -> str:
+    """The host of a 'host:port' (or 'ray://host:port') address."""
+    bare = address.split("://", 1)[-1]
+    return bare.rsplit(":", 1)[0].strip("[]")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _write_in_order(mapped: "ray.data.Dataset", writer: DatasetWriter, shard_rows: np.ndarray,
+                    progress: Progress) -> int:
+    """Write the mapped blocks, which arrive in dataset order, each row to its shard; a row missing, repeated or
+    out of order is an error, not a silently different file."""
+    offsets = np.cumsum(np.concatenate([[0], shard_rows]))
+    expected = 0
+    for table in mapped.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):
+        rows = table.column(ROW_COLUMN).to_numpy()
+        if rows.size == 0:
+            continue
+        if not np.array_equal(rows, np.arange(expected, expected + rows.size)):
+            raise SbifError("Ray returned the rows out of order: rows {}.. where row {} was next".format(
+                int(rows[0]), expected))
+        table = table.drop_columns([ROW_COLUMN])
+        position = 0
+        while position < rows.size:
+            row = expected + position
+            shard = int(np.searchsorted(offsets, row, side="right")) - 1
+            count = min(rows.size - position, int(offsets[shard + 1]) - row)
+            writer.write(table.slice(position, count), shard)
+            position += count
+        expected += rows.size
+        progress.advance(rows.size, detail="{:,.0f} rows/s".format(progress.done / max(progress.elapsed(), 1e-9)))
+    return expected
+
+
+def cluster_error(exc: BaseException) -> SbifError:
+    """A Ray failure as one line: the SbifError a task raised (a bad column in some batch: its own message), else
+    the first line of Ray's own message."""
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, SbifError) and not isinstance(cause, ray.exceptions.RayError):
+            return cause
+    for cause in causes:
+        if isinstance(cause, SbifError):
+            # Ray's stand-in for the task's exception (a RayTaskError that is also an InputError, say): its text
+            # is the remote traceback, whose last line is the original's "module.InputError: message"
+            kind = next(base for base in type(cause).__mro__
+                        if issubclass(base, SbifError) and not issubclass(base, ray.exceptions.RayError))
+            last = str(cause).strip().splitlines()[-1]
+            return kind(last.split(": ", 1)[1] if ": " in last else last)
+    quoted = _quoted_sbif_error(exc)
+    if quoted is not None:
+        return quoted
+    return SbifError("the Ray job failed: {}".format(_first_line(exc)))
+
+
+def _quoted_sbif_error(exc: BaseException) -> Optional[SbifError]:
+    """The SbifError a remote traceback in `exc`'s text ends with ("sbif.errors.InputError: message"): Ray Data
+    wraps an exception of the user's function in its own, which keeps the original only as text."""
+    from .. import errors
+
+    found = None
+    for line in str(exc).splitlines():
+        name, _, message = line.strip().partition(": ")
+        kind = getattr(errors, name[len("sbif.errors."):], None) if name.startswith("sbif.errors.") else None
+        if isinstance(kind, type) and issubclass(kind, SbifError) and message:
+            found = kind(message)
+    return found
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps: a RayTaskError's `cause` (the exception the task raised), then the chain."""
+    seen = set()
+    pending: List[Optional[BaseException]] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [getattr(current, "cause", None), current.__cause__, current.__context__]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
