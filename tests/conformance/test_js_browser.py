@@ -17,6 +17,9 @@ from conformance.runner import KnownFailures, OracleSource, run_suite
 
 from .conftest import GOLDEN, KNOWN_FAILURES, NODE, ROOT
 
+#: what they check is JavaScript in Chromium, the same under either Python: the modern environment runs them, once
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_TESTS = os.path.join(ROOT, "tests", "browser")
 BRIDGE = [NODE or "node", os.path.join(ROOT, "runtimes", "js", "browser", "sbif-browser-protocol.js")]
