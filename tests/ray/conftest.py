@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Dict, Iterator, List, NamedTuple
+from typing import Dict, Iterator, List, NamedTuple, Optional
 
 import pytest
 
@@ -160,15 +160,16 @@ def stop_nodes(nodes: List[subprocess.Popen]) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[Cluster]:
+def running_cluster(token: Optional[str] = None) -> Iterator[Cluster]:
     """A head node and a worker node on loopback, stopped on leaving (benchmarks/ray_batch.py runs its jobs on one
-    too)."""
+    too). `token`: the cluster's authentication token (default: a new one), for a driver that must know it before
+    it imports Ray."""
     # short: Ray's socket paths live under it, and a Unix socket's path has at most 107 bytes
     directory = tempfile.mkdtemp(prefix="sbif-ray-", dir="/tmp")
     nodes: List[subprocess.Popen] = []
     # a token of its own (Ray's default is one per user, in ~/.ray, which the cluster leaves alone)
     environment = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
-                       RAY_AUTH_TOKEN=uuid.uuid4().hex)
+                       RAY_AUTH_TOKEN=token or uuid.uuid4().hex)
     try:
         port = free_port(HEAD_HOST)
         address = "{}:{}".format(HEAD_HOST, port)
