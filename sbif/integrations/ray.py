@@ -25,8 +25,7 @@ Results do not depend on the cluster: a row's outputs are a function of its obse
 (`sbif.batch.noise`), so the same dataset gives the same values on one process or a hundred, however Ray cuts it
 into blocks, as long as each row's id is the same. Rows of a dataset without an id column are identified by their
 index in it, which only the reader knows: `read_dataset` adds it as the column `ROW_COLUMN`. Recurrent policies
-need whole episodes per batch; `map_dataset` regroups the rows by episode first (module docstring of
-`map_dataset`).
+need whole episodes per batch; `map_dataset` regroups the rows by episode first (its docstring says how).
 """
 from __future__ import annotations
 
@@ -376,16 +375,25 @@ def _write_in_order(mapped: "ray.data.Dataset", writer: DatasetWriter, shard_row
             raise SbifError("Ray returned the rows out of order: rows {}.. where row {} was next".format(
                 int(rows[0]), expected))
         table = table.drop_columns([ROW_COLUMN])
+        if writer.kind == "npy":  # the writer takes a .npy file's one output as an array
+            table = {name: column_array(table, name, RowLabels(expected, None)) for name in table.schema.names}
         position = 0
         while position < rows.size:
             row = expected + position
             shard = int(np.searchsorted(offsets, row, side="right")) - 1
             count = min(rows.size - position, int(offsets[shard + 1]) - row)
-            writer.write(table.slice(position, count), shard)
+            writer.write(_rows(table, position, count), shard)
             position += count
         expected += rows.size
         progress.advance(rows.size, detail="{:,.0f} rows/s".format(progress.done / max(progress.elapsed(), 1e-9)))
     return expected
+
+
+def _rows(batch: Any, start: int, count: int) -> Any:
+    """Rows [start, start + count) of an Arrow table or a dict of arrays."""
+    if isinstance(batch, dict):
+        return {name: values[start:start + count] for name, values in batch.items()}
+    return batch.slice(start, count)
 
 
 def cluster_error(exc: BaseException) -> SbifError:

@@ -29,6 +29,9 @@ WORKER_HOST = "127.0.0.3"
 #: each node's object store: ample for the tests' blocks, small beside the machine's memory
 OBJECT_STORE_BYTES = 256 * 2 ** 20
 START_TIMEOUT = 120.0
+#: seconds `ray start --block` gets to stop its node after SIGTERM (it often takes more: then SIGKILL), and for
+#: the kills to land
+GRACE_SECONDS = 5.0
 STOP_TIMEOUT = 20.0
 RAY_BIN = os.path.join(os.path.dirname(sys.executable), "ray")
 
@@ -138,7 +141,7 @@ def stop_nodes(nodes: List[subprocess.Popen]) -> None:
     for node in reversed(nodes):
         if node.poll() is None:
             node.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
+    deadline = time.monotonic() + GRACE_SECONDS
     for node in nodes:
         try:
             node.wait(max(0.1, deadline - time.monotonic()))
