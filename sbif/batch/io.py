@@ -17,12 +17,12 @@ import functools
 import operator
 import os
 import shutil
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence
+from typing import Any, BinaryIO, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import InputError, SbifError, preview
-from .tables import NUMERIC_KINDS, batch_format, to_arrow
+from .tables import batch_format, check_numeric_dtype, to_arrow
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 NPY_SUFFIX = ".npy"
@@ -133,33 +133,51 @@ def read_batches(shards: Sequence[Shard], batch_size: int, columns: Optional[Seq
         first_row += shard.rows
 
 
+class NpyHeader(NamedTuple):
+    """What a .npy file's data is, and where it starts."""
+
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int
+
+
+def read_npy_header(handle: BinaryIO) -> NpyHeader:
+    """The header of the .npy file open in `handle` (at its start), checked before any of its data is read: format
+    version 1.0 or 2.0, numbers (`check_numeric_dtype`), and exactly as many bytes after it as its shape and dtype
+    declare, so that a small file declaring a huge shape is refused before anything is allocated (ValueError naming
+    what is wrong)."""
+    version = np.lib.format.read_magic(handle)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(".npy format version {}.{} is not supported (1.0 or 2.0)".format(*version))
+    shape, fortran_order, dtype = readers[version](handle)
+    check_numeric_dtype(dtype)
+    if not all(isinstance(size, int) and size >= 0 for size in shape):
+        raise ValueError("the .npy header declares shape {}, not a shape".format(preview(shape)))
+    declared = functools.reduce(operator.mul, shape, 1) * dtype.itemsize  # exact: Python integers
+    available = os.fstat(handle.fileno()).st_size - handle.tell()
+    if declared != available:
+        raise ValueError("the .npy header declares shape {} of {} ({} bytes), but {} bytes follow it".format(
+            preview(shape), dtype.name, declared if declared < 10 ** 30 else "more than 10^30", available))
+    return NpyHeader(tuple(shape), dtype, fortran_order, handle.tell())
+
+
 def open_npy(path: str) -> np.ndarray:
-    """A `.npy` file's array, memory-mapped read-only, after checking its header: numbers (not objects, strings or
-    records), at least one axis, and exactly as many data bytes as the header declares."""
+    """A `.npy` file's array, memory-mapped read-only, after checking its header (`read_npy_header`) and that it has
+    at least one axis."""
     try:
         with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            if version not in readers:
-                raise ValueError(".npy format version {}.{} is not supported (1.0 or 2.0)".format(*version))
-            shape, fortran_order, dtype = readers[version](handle)
-            offset = handle.tell()
-            size = os.fstat(handle.fileno()).st_size
+            header = read_npy_header(handle)
     except (OSError, ValueError) as exc:
         raise InputError("cannot read {} as .npy: {}".format(preview(path), getattr(exc, "strerror", None) or exc)
                          ) from None
-    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise InputError("{} holds {} values, not numbers".format(preview(path), dtype))
-    if len(shape) == 0:
+    if len(header.shape) == 0:
         raise InputError("{} holds a single value; a dataset has one row per observation".format(preview(path)))
-    declared = functools.reduce(operator.mul, shape, 1) * dtype.itemsize  # exact: Python integers
-    if declared != size - offset:
-        raise InputError("{}: the header declares {} bytes of {} {}, but {} bytes follow it".format(
-            preview(path), declared, dtype, tuple(shape), size - offset))
-    if declared == 0:
-        return np.zeros(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
-                     order="F" if fortran_order else "C")
+    if header.dtype.itemsize * functools.reduce(operator.mul, header.shape, 1) == 0:
+        return np.zeros(header.shape, header.dtype)
+    return np.memmap(path, dtype=header.dtype, mode="r", offset=header.offset, shape=header.shape,
+                     order="F" if header.fortran_order else "C")
 
 
 def _parquet() -> Any:

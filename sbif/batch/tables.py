@@ -14,8 +14,19 @@ import numpy as np
 
 from ..errors import InputError, preview
 
-#: NumPy dtype kinds an observation can be made of (booleans for MultiBinary, integers, floats)
+#: NumPy dtype kinds an observation can be made of (booleans for MultiBinary, integers, floats), and what the others
+#: are, for the refusal
 NUMERIC_KINDS = "biuf"
+NON_NUMERIC_KINDS = {"c": "complex (the imaginary part would be dropped)", "m": "timedelta", "M": "datetime",
+                     "O": "Python objects", "S": "byte strings", "U": "strings", "V": "structured or raw records"}
+
+
+def check_numeric_dtype(dtype: np.dtype) -> None:
+    """ValueError unless `dtype` holds numbers an observation can be made of (not complex, dates, objects, strings,
+    records or subarrays: NumPy would convert some of them silently later)."""
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        kind = "subarrays" if dtype.subdtype is not None else NON_NUMERIC_KINDS.get(dtype.kind, dtype.kind)
+        raise ValueError("expected numbers, not {} (dtype {})".format(kind, preview(dtype.str)))
 
 
 class RowLabels:

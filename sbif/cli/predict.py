@@ -254,12 +254,6 @@ def action_text(action: np.ndarray) -> str:
     return values[0] if np.ndim(action) == 0 else "[" + ", ".join(values) + "]"
 
 
-#: .npy dtype kinds that are numbers an observation can be, and what the others are (for the refusal).
-NUMERIC_KINDS = "biuf"
-NON_NUMERIC_KINDS = {"c": "complex (the imaginary part would be dropped)", "m": "timedelta", "M": "datetime",
-                     "O": "Python objects", "S": "byte strings", "U": "strings", "V": "structured or raw records"}
-
-
 def read_observations(spec: str, dict_keys: Optional[Sequence[str]] = None) -> Observations:
     """--obs: a numeric array (`read_array`), or, for a goal-conditioned (HER) file whose dict observation has
     `dict_keys`, a JSON object mapping those keys to numeric arrays (InputError otherwise)."""
@@ -313,35 +307,17 @@ def _dict_observation(value: Dict[str, Any], keys: Optional[Sequence[str]]) -> D
 
 
 def read_npy(path: str) -> np.ndarray:
-    """The array in a .npy file, its header checked before its data is read: a known format version, a numeric
-    dtype, and exactly as many data bytes as the header's shape and dtype declare (ValueError otherwise)."""
+    """The array in a .npy file, its header checked before its data is read (`sbif.batch.io.read_npy_header`:
+    ValueError for a format version, dtype or size it refuses)."""
+    from ..batch.io import read_npy_header
+
     with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in readers:
-            raise ValueError(".npy format version {}.{} is not supported (1.0 or 2.0)".format(*version))
-        shape, fortran_order, dtype = readers[version](handle)
-        _check_numeric_dtype(dtype)
-        if not all(isinstance(size, int) and size >= 0 for size in shape):
-            raise ValueError("the .npy header declares shape {}, not a shape".format(preview(shape)))
-        count = 1
-        for size in shape:
-            count *= size
-        declared = count * dtype.itemsize
-        available = os.fstat(handle.fileno()).st_size - handle.tell()
-        if declared != available:
-            raise ValueError("the .npy header declares shape {} of {} ({} bytes), but {} bytes follow it".format(
-                preview(shape), dtype.name, declared if declared < 10 ** 30 else "more than 10^30", available))
+        header = read_npy_header(handle)
+        declared = header.dtype.itemsize * int(np.prod(header.shape, dtype=object))
         data = handle.read(declared)
     if len(data) != declared:
         raise ValueError("the .npy file changed while it was read")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
-
-
-def _check_numeric_dtype(dtype: np.dtype) -> None:
-    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        kind = "subarrays" if dtype.subdtype is not None else NON_NUMERIC_KINDS.get(dtype.kind, dtype.kind)
-        raise ValueError("expected numbers, not {} (dtype {})".format(kind, preview(dtype.str)))
+    return np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
 
 
 def _json_array(value: Any) -> np.ndarray:
@@ -363,5 +339,7 @@ def _json_array(value: Any) -> np.ndarray:
 
 def _numeric(array: np.ndarray) -> np.ndarray:
     """`array` if it holds numbers (JSON strings make a str array; a .npy may hold anything)."""
-    _check_numeric_dtype(array.dtype)
+    from ..batch.tables import check_numeric_dtype
+
+    check_numeric_dtype(array.dtype)
     return array
