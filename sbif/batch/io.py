@@ -140,6 +140,7 @@ class NpyHeader(NamedTuple):
     dtype: np.dtype
     fortran_order: bool
     offset: int
+    data_bytes: int
 
 
 def read_npy_header(handle: BinaryIO) -> NpyHeader:
@@ -160,7 +161,7 @@ def read_npy_header(handle: BinaryIO) -> NpyHeader:
     if declared != available:
         raise ValueError("the .npy header declares shape {} of {} ({} bytes), but {} bytes follow it".format(
             preview(shape), dtype.name, declared if declared < 10 ** 30 else "more than 10^30", available))
-    return NpyHeader(tuple(shape), dtype, fortran_order, handle.tell())
+    return NpyHeader(tuple(shape), dtype, fortran_order, handle.tell(), declared)
 
 
 def open_npy(path: str) -> np.ndarray:
@@ -174,7 +175,7 @@ def open_npy(path: str) -> np.ndarray:
                          ) from None
     if len(header.shape) == 0:
         raise InputError("{} holds a single value; a dataset has one row per observation".format(preview(path)))
-    if header.dtype.itemsize * functools.reduce(operator.mul, header.shape, 1) == 0:
+    if header.data_bytes == 0:
         return np.zeros(header.shape, header.dtype)
     return np.memmap(path, dtype=header.dtype, mode="r", offset=header.offset, shape=header.shape,
                      order="F" if header.fortran_order else "C")

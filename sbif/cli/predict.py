@@ -313,9 +313,8 @@ def read_npy(path: str) -> np.ndarray:
 
     with open(path, "rb") as handle:
         header = read_npy_header(handle)
-        declared = header.dtype.itemsize * int(np.prod(header.shape, dtype=object))
-        data = handle.read(declared)
-    if len(data) != declared:
+        data = handle.read(header.data_bytes)
+    if len(data) != header.data_bytes:
         raise ValueError("the .npy file changed while it was read")
     return np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order="F" if header.fortran_order else "C")
 
