@@ -5,6 +5,7 @@ import { InputError, UnsupportedError } from './errors.js';
 import { NAME } from './about.js';
 import { has } from './json.js';
 import { FLT_MAX, INT_BITS, SIZES, count, f32, isFloat, tensor } from './tensor.js';
+import { CHUNK_ROWS, packProduct } from './wasm/product.js';
 
 // ---- broadcasting helpers -------------------------------------------------------------------------------------------
 function broadcastShape(shapes) {
@@ -378,43 +379,48 @@ export const OPS = {
 };
 
 // ---- products: linear, matmul (and conv2d's windows) ----------------------------------------------------------------
-// The K-term sums of spec/ops.md's products may run in any order and fuse each product with its addition. The kernels
-// compute PANEL output columns at once, each a sum of its K terms from left to right: the weights are packed (once
-// per weight tensor, at load for a file's) into panels of PANEL columns, w[k, PANEL*p + j] at
-// packed[(p*K + k)*PANEL + j] (zeros beyond the last column), so the innermost loop reads one input and PANEL
-// consecutive weights, and carries PANEL independent sums. In float32 each step is x*w + s rounded to float32 (a
-// float32 product is exact in a double, so the step is the fused one spec/ops.md allows); float64 rounds the product
-// and the sum.
+// The K-term sums of spec/ops.md's products may run in any order and fuse each product with its addition. In float32
+// every kernel here sums each output's K terms from left to right, starting from +0, each product rounded to float32
+// before it is added (never fused): a model's float32 weights run in the WebAssembly SIMD kernel (src/wasm/product.wat)
+// where the engine has SIMD, anything else in the JavaScript panel loop below, in the same order, so a float32 result
+// is the same bit for bit with or without SIMD, whatever the batch. (The JavaScript loop alone could fuse for free, a
+// float32 product being exact in a double; rounding the product costs it 25-40% (scripts/bench-product.mjs), paid
+// only without SIMD or on a weight that is not the model's, for results that do not depend on the engine.) float64
+// rounds the product and the sum. The JavaScript loop computes PANEL output columns at once: the weights are packed
+// into panels of PANEL columns, w[k, PANEL*p + j] at packed[(p*K + k)*PANEL + j] (zeros beyond the last column), so the
+// innermost loop reads one input and PANEL consecutive weights, and carries PANEL independent sums.
 const PANEL = 8;
 const packedWeights = new WeakMap();
 
 // w packed for productRow32/64: a float [K, N] matrix, or conv2d's [kh, kw, C, O] kernel, which row-major is the
-// [kh*kw*C, O] matrix that multiplies a window read in the same order. A model's weights are packed once, at load
-// (prepareNode); any other weight (a computed value, runOp's argument, which its caller may change) at each use.
-function packed(w) {
-  let result = packedWeights.get(w);
-  if (result === undefined) {
-    const n = w.shape[w.shape.length - 1];
-    const k = count(w.shape.slice(0, -1));
-    const panels = Math.ceil(n / PANEL);
-    const data = new w.data.constructor(panels * k * PANEL);
-    for (let p = 0; p < panels; p++) {
-      for (let i = 0; i < k; i++) {
-        for (let j = 0; j < PANEL && p * PANEL + j < n; j++) {
-          data[(p * k + i) * PANEL + j] = w.data[i * n + p * PANEL + j];
-        }
+// [kh*kw*C, O] matrix that multiplies a window read in the same order. `simd` is null: the SIMD kernel is for a model's
+// weights (see prepareNode).
+function packPanels(w) {
+  const n = w.shape[w.shape.length - 1];
+  const k = count(w.shape.slice(0, -1));
+  const panels = Math.ceil(n / PANEL);
+  const data = new w.data.constructor(panels * k * PANEL);
+  for (let p = 0; p < panels; p++) {
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < PANEL && p * PANEL + j < n; j++) {
+        data[(p * k + i) * PANEL + j] = w.data[i * n + p * PANEL + j];
       }
     }
-    result = { data, k, n, panels };
   }
-  return result;
+  return { data, k, n, panels, simd: null };
+}
+
+// w packed for the kernels. A model's weights are packed once, at load (prepareNode); any other weight (a computed
+// value, runOp's argument, which its caller may change) at each use, for the JavaScript loop.
+function packed(w) {
+  return packedWeights.get(w) ?? packPanels(w);
 }
 
 // The sums of the last, partial panel, stored once per row (a float64 array holds either kind's sums exactly).
 const lastPanel = new Float64Array(PANEL);
 
 // out[outOffset + c] = (the sum over i < K of x[xOffset + i] * w[i, c]) (+ bias[c], a separate rounded addition) for
-// every column c, in float32.
+// every column c, in float32, in the SIMD kernel's order.
 function productRow32(x, xOffset, weights, bias, out, outOffset) {
   const { data, k, n, panels } = weights;
   for (let p = 0; p < panels; p++) {
@@ -428,14 +434,14 @@ function productRow32(x, xOffset, weights, bias, out, outOffset) {
     let s7 = 0;
     for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
       const v = x[xOffset + i];
-      s0 = f32(s0 + v * data[w]);
-      s1 = f32(s1 + v * data[w + 1]);
-      s2 = f32(s2 + v * data[w + 2]);
-      s3 = f32(s3 + v * data[w + 3]);
-      s4 = f32(s4 + v * data[w + 4]);
-      s5 = f32(s5 + v * data[w + 5]);
-      s6 = f32(s6 + v * data[w + 6]);
-      s7 = f32(s7 + v * data[w + 7]);
+      s0 = f32(s0 + f32(v * data[w]));
+      s1 = f32(s1 + f32(v * data[w + 1]));
+      s2 = f32(s2 + f32(v * data[w + 2]));
+      s3 = f32(s3 + f32(v * data[w + 3]));
+      s4 = f32(s4 + f32(v * data[w + 4]));
+      s5 = f32(s5 + f32(v * data[w + 5]));
+      s6 = f32(s6 + f32(v * data[w + 6]));
+      s7 = f32(s7 + f32(v * data[w + 7]));
     }
     const c = p * PANEL;
     const o = outOffset + c;
@@ -521,8 +527,12 @@ function product(x, w, b) {
   const [m, k] = x.shape;
   const weights = packed(w);
   const out = tensor(x.dtype, [m, weights.n]);
-  const row = x.dtype === 'float32' ? productRow32 : productRow64;
   const bias = b ? b.data : null;
+  if (weights.simd !== null) {
+    weights.simd.multiply(x.data, 0, m, bias, out.data, 0);
+    return out;
+  }
+  const row = x.dtype === 'float32' ? productRow32 : productRow64;
   for (let r = 0; r < m; r++) row(x.data, r * k, weights, bias, out.data, r * weights.n);
   return out;
 }
@@ -538,8 +548,9 @@ function convAxis(size, kernel, stride, padding) {
 }
 
 // conv2d (spec/ops.md): NHWC input, HWIO kernel. Each output pixel's window, zeros where it overhangs the padded image,
-// is gathered into `window` in the kernel's [kh, kw, C] order, then multiplied by the packed kernel as one row of a
-// product; the sums are rounded to x's dtype before the bias is added.
+// is gathered in the kernel's [kh, kw, C] order, then multiplied by the packed kernel as one row of a product; the sums
+// are rounded to x's dtype before the bias is added. The SIMD kernel takes the windows CHUNK_ROWS at a time, gathered
+// straight into its input staging; the JavaScript loop takes them one by one.
 function conv2d(x, w, b, attrs) {
   const [batch, height, width, channels] = x.shape;
   const [kh, kw, , outChannels] = w.shape;
@@ -547,43 +558,54 @@ function conv2d(x, w, b, attrs) {
   const columns = convAxis(width, kw, attrs.strides[1], attrs.padding);
   const out = tensor(x.dtype, [batch, rows.out, columns.out, outChannels]);
   const weights = packed(w);
+  const { simd } = weights;
+  const size = kh * kw * channels;
+  const windows = simd !== null ? simd.input : new x.data.constructor(size);
+  const capacity = simd !== null ? CHUNK_ROWS : 1;
   const multiply = x.dtype === 'float32' ? productRow32 : productRow64;
-  const window = new x.data.constructor(kh * kw * channels);
   const run = kw * channels; // a window row: kw pixels of C channels, contiguous in NHWC
   const source = x.data;
+  let staged = 0;
   let outOffset = 0;
+  const multiplyStaged = () => {
+    if (simd !== null) simd.runStaged(staged, b.data, out.data, outOffset);
+    else multiply(windows, 0, weights, b.data, out.data, outOffset);
+    outOffset += staged * outChannels;
+    staged = 0;
+  };
   for (let r = 0; r < batch; r++) {
     for (let i = 0; i < rows.out; i++) {
       const top = i * rows.step - rows.before;
       for (let j = 0; j < columns.out; j++) {
         const left = j * columns.step - columns.before;
         const inside = left >= 0 && left + kw <= width;
+        const window = staged * size;
         for (let p = 0; p < kh; p++) {
           const y = top + p;
-          const target = p * run;
+          const target = window + p * run;
           if (y < 0 || y >= height) {
-            window.fill(0, target, target + run);
+            windows.fill(0, target, target + run);
           } else if (inside) {
             const start = ((r * height + y) * width + left) * channels;
-            for (let t = 0; t < run; t++) window[target + t] = source[start + t];
+            for (let t = 0; t < run; t++) windows[target + t] = source[start + t];
           } else {
             for (let q = 0; q < kw; q++) {
               const column = left + q;
               const into = target + q * channels;
               if (column < 0 || column >= width) {
-                window.fill(0, into, into + channels);
+                windows.fill(0, into, into + channels);
               } else {
                 const start = ((r * height + y) * width + column) * channels;
-                for (let c = 0; c < channels; c++) window[into + c] = source[start + c];
+                for (let c = 0; c < channels; c++) windows[into + c] = source[start + c];
               }
             }
           }
         }
-        multiply(window, 0, weights, b.data, out.data, outOffset);
-        outOffset += outChannels;
+        if (++staged === capacity) multiplyStaged();
       }
     }
   }
+  if (staged > 0) multiplyStaged();
   return out;
 }
 
@@ -614,12 +636,16 @@ const PACKED_WEIGHT_OPS = new Set(['linear', 'matmul', 'conv2d']);
 
 /**
  * Prepares a node of `op` whose inputs are `inputs` (a tensor for an input the file holds, else undefined): packs a
- * product's weights now, at load, rather than on the first run.
+ * product's weights now, at load, rather than on the first run; float32 ones into a WebAssembly memory of their own
+ * for the SIMD kernel where the engine has it (freed with the weight tensor, i.e. with the model).
  */
 export function prepareNode(op, inputs) {
   const weights = inputs[1];
   if (PACKED_WEIGHT_OPS.has(op) && weights !== undefined && isFloat(weights.dtype) && !packedWeights.has(weights)) {
-    packedWeights.set(weights, packed(weights));
+    const n = weights.shape[weights.shape.length - 1];
+    const k = count(weights.shape.slice(0, -1));
+    const simd = weights.dtype === 'float32' ? packProduct(weights.data, k, n) : null;
+    packedWeights.set(weights, simd === null ? packPanels(weights) : { k, n, panels: simd.panels, simd });
   }
 }
 

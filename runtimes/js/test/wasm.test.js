@@ -1,10 +1,13 @@
 // The WebAssembly SIMD product kernel (src/wasm): its committed bytes against a fresh assembly of product.wat, and its
 // sums bit for bit against the reference order it documents, on values whose sums do depend on the rounding order.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { WAT_PATH, assemble } from '../scripts/gen-wasm.mjs';
+import { apply, prepareNode } from '../src/ops.js';
+import { tensor } from '../src/tensor.js';
 import { PRODUCT_KERNEL } from '../src/wasm/product-bytes.js';
 import { CHUNK_ROWS, packProduct, simdAvailable } from '../src/wasm/product.js';
 
@@ -120,6 +123,49 @@ test("a row's sums do not depend on its batch, its place in a tile, or the rows 
     packed.multiply(x, r * k, 1, null, alone, 0);
     assertSameBits(alone, batch.subarray(r * n, (r + 1) * n), `row ${r}`);
   }
+});
+
+test("ops.js: a model's weights (packed at load: SIMD) and any other (the JavaScript loop) give the same bits", () => {
+  const cases = [
+    ['linear', [[1, 400], [400, 300], [300]], {}],
+    ['linear', [[9, 57], [57, 19], [19]], {}],
+    ['matmul', [[6, 33], [33, 17]], {}],
+    ['conv2d', [[2, 9, 9, 8], [3, 3, 8, 13], [13]], { strides: [2, 1], padding: 'SAME' }],
+    ['conv2d', [[3, 15, 15, 4], [4, 4, 4, 16], [16]], { strides: [2, 2], padding: 'VALID' }],
+  ];
+  for (const [op, shapes, attrs] of cases) {
+    const inputs = shapes.map((shape, index) => {
+      return tensor('float32', shape, values(shape.reduce((a, b) => a * b, 1), index + 4));
+    });
+    const [viaJavaScript] = apply(op, inputs, attrs);
+    const modelWeight = tensor('float32', inputs[1].shape, inputs[1].data);
+    prepareNode(op, [undefined, modelWeight]);
+    const [viaSimd] = apply(op, [inputs[0], modelWeight, ...inputs.slice(2)], attrs);
+    assertSameBits(viaSimd.data, viaJavaScript.data, `${op} ${JSON.stringify(shapes)}`);
+  }
+});
+
+test('an engine without WebAssembly (node --jitless) runs the JavaScript loop and gets the same bits', () => {
+  const shapes = [[5, 67], [67, 21], [21]];
+  const inputs = shapes.map((shape, index) => Array.from(values(shape.reduce((a, b) => a * b, 1), index + 11)));
+  const script = `
+    import { apply, prepareNode } from ${JSON.stringify(new URL('../src/ops.js', import.meta.url).href)};
+    import { simdAvailable } from ${JSON.stringify(new URL('../src/wasm/product.js', import.meta.url).href)};
+    import { tensor } from ${JSON.stringify(new URL('../src/tensor.js', import.meta.url).href)};
+    const shapes = ${JSON.stringify(shapes)};
+    const [x, w, b] = ${JSON.stringify(inputs)}.map((data, i) => tensor('float32', shapes[i], data));
+    prepareNode('linear', [undefined, w]);
+    const [y] = apply('linear', [x, w, b], {});
+    console.log(JSON.stringify({ simdAvailable, bits: Array.from(new Uint32Array(y.data.buffer)) }));`;
+  const answer = execFileSync(process.execPath, ['--jitless', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const child = JSON.parse(answer);
+  assert.equal(child.simdAvailable, false);
+  const [x, w, b] = inputs.map((data, i) => tensor('float32', shapes[i], data));
+  prepareNode('linear', [undefined, w]);
+  const [y] = apply('linear', [x, w, b], {});
+  assert.deepEqual(child.bits, Array.from(new Uint32Array(y.data.buffer)));
 });
 
 test('IEEE specials: sums start from +0, infinities and NaN propagate, an empty sum is the bias', () => {
