@@ -127,6 +127,16 @@ def test_js_casts_nan_inf_and_out_of_range_floats_as_the_reference(node_runtime,
         assert np.array_equal(ours.outputs["0"], expected.outputs["0"]), (x.dtype, ours.outputs, expected.outputs)
 
 
+def assert_loads_as_the_reference(runtime, path, error_class):
+    """A `load` of `path` ends as the NumPy reference's does (loaded, or refused with the same class), and the
+    reference's class is `error_class` (None: loaded)."""
+    from conformance.protocol import PythonRuntime
+
+    ours, reference = runtime.load(path), PythonRuntime().load(path)
+    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
+    assert reference.error_class == error_class, reference
+
+
 # -- one reader semantics (issue #18) -----------------------------------------------------------------------------
 @pytest.mark.parametrize("make, error_class", [case[1:] for case in READER_SEMANTICS],
                          ids=[case[0] for case in READER_SEMANTICS])
@@ -135,14 +145,11 @@ def test_js_reads_integers_strings_and_names_as_the_reference(node_runtime, tmp_
     fraction or exponent, so that only integer literals are integers (SPEC section 1), and refuses lone surrogates
     before the document's version is read; names hold no U+0000 (SPEC sections 2 and 3)."""
     from conformance.malformed.make_corpus import build_base
-    from conformance.protocol import PythonRuntime
 
     path = str(tmp_path / "case.sbif")
     with open(path, "wb") as handle:
         handle.write(make(build_base()))
-    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
-    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
-    assert reference.error_class == error_class, reference
+    assert_loads_as_the_reference(node_runtime, path, error_class)
 
 
 # -- the document's size (issue #18): 2^20 JSON values, counted before JSON.parse, and 2^14 graph nodes -------------
@@ -150,12 +157,7 @@ def test_js_reads_integers_strings_and_names_as_the_reference(node_runtime, tmp_
                          ids=[case[0] for case in SIZE_LIMIT_CASES])
 def test_js_applies_the_document_size_limits_as_the_reference(node_runtime, tmp_path, case_id, error_class):
     """SPEC section 3, at each limit and one beyond: the same decision and class as the reference (and C)."""
-    from conformance.protocol import PythonRuntime
-
-    path = size_limit_file(str(tmp_path), case_id)
-    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
-    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
-    assert reference.error_class == error_class, reference
+    assert_loads_as_the_reference(node_runtime, size_limit_file(str(tmp_path), case_id), error_class)
 
 
 def test_js_refuses_a_document_of_many_nodes_before_parsing_it(node_runtime, tmp_path):
@@ -205,14 +207,11 @@ def test_js_reads_version_2_as_the_reference(node_runtime, tmp_path, make, error
     """The library validates a version-2 document with the version-2 schema and checks the SB3 contract's fields as the
     reference (and C) do."""
     from conformance.malformed.make_corpus import build_base
-    from conformance.protocol import PythonRuntime
 
     path = str(tmp_path / "case.sbif")
     with open(path, "wb") as handle:
         handle.write(make(build_base()))
-    ours, reference = node_runtime.load(path), PythonRuntime().load(path)
-    assert (ours.status, ours.error_class) == (reference.status, reference.error_class), (ours, reference)
-    assert reference.error_class == error_class, reference
+    assert_loads_as_the_reference(node_runtime, path, error_class)
 
 
 def test_js_runs_a_version_2_sb2_file_as_its_version_1_original(node_runtime, example_models, tmp_path):
