@@ -45,6 +45,12 @@ export class Model {
    * @throws {InputError} a feed of the wrong dtype or shape, a missing one, an unknown output, a batch too large
    */
   run(feeds: { [name: string]: Tensor }, outputs: string[]): { [name: string]: Tensor };
+  /**
+   * Refuses, as `run` would, a batch of `rows` with which a value that computing `outputs` needs would exceed the
+   * run-time limit for one value (SPEC 5.8): a check a caller can make before it allocates its feeds.
+   * @throws {InputError} a batch too large
+   */
+  checkBatch(outputs: string[], rows: number): void;
 }
 
 /**

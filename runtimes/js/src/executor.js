@@ -135,6 +135,18 @@ export class Model {
   }
 
   /**
+   * Refuses a batch of `rows` with which a value that computing `outputs` needs would exceed the run-time limit for one
+   * value (SPEC 5.8), as `run` does, so that a caller can check before it allocates what it would feed (predict's
+   * state, mask and noise).
+   * @param {string[]} outputs names of graph values, as `run` takes them
+   * @param {number} rows the batch size
+   * @throws {InputError} a batch too large
+   */
+  checkBatch(outputs, rows) {
+    this.#checkBatch(this.#nodesComputing(outputs), BigInt(rows));
+  }
+
+  /**
    * Refuses, before anything is computed, a batch with which a value the run needs (an input its nodes read or an
    * output they compute) would exceed MAX_BATCH_VALUE_BYTES: the batch times the value's bytes per row (SPEC 5.8).
    */

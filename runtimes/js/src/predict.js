@@ -375,7 +375,8 @@ export class Policy {
         + "Ornstein-Uhlenbeck action noise or gSDE's exploration matrix); use deterministic=True");
     }
     const wanted = [name].concat(this.recurrent ? [this.recurrent.state_output] : []);
-    const { feeds, rows, vectorized } = this.makeFeeds(observation, state, episodeStart ?? mask, actionMasks);
+    const { feeds, rows, vectorized } = this.makeFeeds(observation, state, episodeStart ?? mask, actionMasks,
+      wanted);
     if (!isDeterministic) Object.assign(feeds, this.noiseFeeds(rows, rng, noise));
     const results = this.model.run(feeds, wanted);
     let action = results[name];
@@ -415,8 +416,8 @@ export class Policy {
       }
       return null;
     }
-    const { feeds, rows, vectorized } = this.makeFeeds(observation, state, mask, null);
     const parameters = parameterOutputs(distribution);
+    const { feeds, rows, vectorized } = this.makeFeeds(observation, state, mask, null, parameters);
     const values = this.model.run(feeds, parameters);
     let result;
     if (actions === null) result = distributionParameters(distribution, values);
@@ -438,7 +439,7 @@ export class Policy {
     if (!this.document.outputs.some((output) => output.name === 'value')) {
       throw new InputError(`this ${this.algorithm} file has no value output`);
     }
-    const { feeds, vectorized } = this.makeFeeds(observation, state, mask, null);
+    const { feeds, vectorized } = this.makeFeeds(observation, state, mask, null, ['value']);
     const values = this.model.run(feeds, ['value']).value;
     return vectorized ? values : row(values, 0);
   }
@@ -455,11 +456,15 @@ export class Policy {
 
   /**
    * The graph inputs of a request (SPEC sections 5.1, 5.6, 5.9): the observation batch, a recurrent policy's state and
-   * mask (default: zeros and no reset), and the action mask of a policy that takes one (default: all allowed).
+   * mask (default: zeros and no reset), and the action mask of a policy that takes one (default: all allowed). Given
+   * the `outputs` the request computes, its batch is checked against the run-time size limit (SPEC 5.8) before any
+   * state, mask or noise the runtime would add is allocated.
+   * @param {string[]} [outputs]
    * @returns {{feeds: {[name: string]: Tensor}, rows: number, vectorized: boolean}}
    */
-  makeFeeds(observation, state, mask, actionMasks) {
+  makeFeeds(observation, state, mask, actionMasks, outputs) {
     const { feeds, rows, vectorized } = this.observationFeeds(observation);
+    if (outputs !== undefined) this.model.checkBatch(outputs, rows);
     if (this.actionMaskInput !== null) feeds[this.actionMaskInput] = this.actionMaskBatch(actionMasks, rows);
     if (this.recurrent) {
       let rowsOfState;

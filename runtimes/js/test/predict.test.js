@@ -261,3 +261,28 @@ test('bad input is an InputError naming the problem', () => {
   assert.throws(() => load('zoo_ddpg_pendulum').policy.predict([0, 0, 0], { deterministic: false }),
     /this DDPG file cannot sample actions as SB2 does/);
 });
+
+test("a batch too large for SPEC 5.8's limit is refused before the request's state, mask and noise are made", () => {
+  const { model } = load('ppo2_lstm_box_discrete');
+  const checked = [];
+  const refusing = Object.create(model, {
+    checkBatch: { value: (outputs, rows) => { checked.push([outputs, rows]); throw new InputError('batch too large'); } },
+    run: { value: () => assert.fail('run after a refused batch') },
+  });
+  const policy = createPolicy(refusing);
+  policy.initialState = () => assert.fail('the initial state made before the batch was checked');
+  policy.noiseFeeds = () => assert.fail('noise drawn before the batch was checked');
+  assert.throws(() => policy.predict(observations(3, 5), { deterministic: false, rng: 1 }), /batch too large/);
+  assert.throws(() => policy.actionProbability(observations(3, 5)), /batch too large/);
+  assert.throws(() => policy.value(observations(3, 5)), /batch too large/);
+  const recurrent = model.document.predict.recurrent;
+  assert.deepEqual(checked.map(([, rows]) => rows), [3, 3, 3]);
+  assert.ok(checked[0][0].includes(recurrent.state_output) && checked[2][0].includes('value'), checked);
+});
+
+test('Model.checkBatch refuses, as run does, a batch that would make a value pass the run-time limit', () => {
+  const { model } = load('ppo2_lstm_box_discrete');
+  model.checkBatch(['action'], 1000);
+  assert.throws(() => model.checkBatch(['action'], 2 ** 40), (error) => error instanceof InputError
+    && /above the limit of 4294967296 bytes for one value/.test(error.message));
+});
