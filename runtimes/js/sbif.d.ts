@@ -45,6 +45,8 @@ export class Model {
    * @throws {InputError} a feed of the wrong dtype or shape, a missing one, an unknown output, a batch too large
    */
   run(feeds: { [name: string]: Tensor }, outputs: string[]): { [name: string]: Tensor };
+  /** The static type of a graph input, tensor or computed value (SPEC 3.5); null for a name the graph lacks. */
+  valueSpec(name: string): { dtype: Dtype; shape: (number | null)[] } | null;
   /**
    * Refuses, as `run` would, a batch of `rows` with which a value that computing `outputs` needs would exceed the
    * run-time limit for one value (SPEC 5.8): a check a caller can make before it allocates its feeds.

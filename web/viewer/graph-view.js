@@ -83,7 +83,7 @@ function tensorLines(viewNode, graphModel) {
  * Draws `graphModel` into `container` and returns the controls.
  * @param {HTMLElement} container an empty element that the SVG fills
  * @param {ReturnType<import('./graph-model.js').buildGraphModel>} graphModel
- * @param {(name: string) => {dtype: string, shape: (number|null)[]}|undefined} valueSpec the static type of a value
+ * @param {(name: string) => {dtype: string, shape: (number|null)[]}|null} valueSpec the static type of a value
  * @param {(viewNode: object|null) => void} onSelect called with the clicked node, or null for the background
  */
 export function drawGraph(container, graphModel, valueSpec, onSelect) {

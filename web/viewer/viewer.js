@@ -2,8 +2,6 @@
 // parts with each node's op, attributes and shapes, parameters per layer — and run its policy on an observation.
 // Everything runs in the page with the JavaScript runtime (runtimes/js); the file is never uploaded.
 import { createPolicy, loadModel } from '../../runtimes/js/src/index.js';
-import { checkDocument } from '../../runtimes/js/src/check.js';
-import { readContainer } from '../../runtimes/js/src/container.js';
 
 import { h } from './dom.js';
 import { errorText } from './format.js';
@@ -38,8 +36,7 @@ function openBytes(bytes, file) {
   showError(null);
   const { document: sbif } = model;
   const graphModel = buildGraphModel(sbif);
-  const specs = staticTypes(bytes, sbif, file.name);
-  const valueSpec = (name) => specs.get(name);
+  const valueSpec = (name) => model.valueSpec(name);
   const view = { model, graphModel, file, found: -1 }; // found: the find field's selected match
   current = view;
   document.title = `${file.name} — SBIF policy viewer`;
@@ -62,15 +59,6 @@ function openBytes(bytes, file) {
   view.graph = drawGraph($('graph'), graphModel, valueSpec, (viewNode) => showNode(viewNode, context));
   showNode(null, context);
   findNodes();
-}
-
-/**
- * The static type ({dtype, shape}) of every graph value, tensor and input (SPEC section 3.5), as the runtime's
- * validation computes it. A loaded Model keeps its own to itself, so the check runs again here on the container's
- * entries; it reads no tensor data, and the file has already passed it once.
- */
-function staticTypes(bytes, document, name) {
-  return checkDocument(document, readContainer(new Uint8Array(bytes), name).entries, name);
 }
 
 /** Marks the boxes the find field names and says how many; `step` selects the next (1) or previous (-1) of them. */

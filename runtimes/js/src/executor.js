@@ -135,6 +135,17 @@ export class Model {
   }
 
   /**
+   * The static type of a graph input, tensor or computed value (SPEC 3.5), as validation derived it: its dtype and
+   * shape, null in the shape where the batch goes; null for a name the graph does not have.
+   * @param {string} name
+   * @returns {{dtype: string, shape: (number|null)[]}|null}
+   */
+  valueSpec(name) {
+    const s = this.#specs.get(name);
+    return s === undefined ? null : { dtype: s.dtype, shape: s.shape.slice() };
+  }
+
+  /**
    * Refuses a batch of `rows` with which a value that computing `outputs` needs would exceed the run-time limit for one
    * value (SPEC 5.8), as `run` does, so that a caller can check before it allocates what it would feed (predict's
    * state, mask and noise).

@@ -120,3 +120,18 @@ test("a model's own tensor is returned as a copy: changing it changes no later r
   first.data.fill(0);
   assert.deepEqual(Array.from(model.run({}, [weight])[weight].data), values);
 });
+
+test('Model.valueSpec gives the static type validation derived for inputs, tensors and computed values', () => {
+  const model = loadModelFile(new URL('../../../conformance/golden/ppo2_lstm_box_discrete.sbif', import.meta.url)
+    .pathname);
+  const input = model.document.inputs[0];
+  assert.deepEqual(model.valueSpec(input.name), { dtype: input.dtype, shape: input.shape });
+  const node = model.document.graph.find((entry) => entry.op === 'matmul');
+  const product = model.valueSpec(node.outputs[0]);
+  assert.equal(product.dtype, 'float32');
+  assert.equal(product.shape[0], null);
+  assert.equal(product.shape[1], model.valueSpec(node.inputs[1]).shape[1]);
+  assert.equal(model.valueSpec('no such value'), null);
+  model.valueSpec(input.name).shape.push(7); // a copy: the model's own type is unchanged
+  assert.deepEqual(model.valueSpec(input.name).shape, input.shape);
+});

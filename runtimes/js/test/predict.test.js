@@ -266,7 +266,12 @@ test("a batch too large for SPEC 5.8's limit is refused before the request's sta
   const { model } = load('ppo2_lstm_box_discrete');
   const checked = [];
   const refusing = Object.create(model, {
-    checkBatch: { value: (outputs, rows) => { checked.push([outputs, rows]); throw new InputError('batch too large'); } },
+    checkBatch: {
+      value: (outputs, rows) => {
+        checked.push([outputs, rows]);
+        throw new InputError('batch too large');
+      },
+    },
     run: { value: () => assert.fail('run after a refused batch') },
   });
   const policy = createPolicy(refusing);
