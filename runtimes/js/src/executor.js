@@ -9,6 +9,9 @@ import { ARRAYS, checkTensor, tensor } from './tensor.js';
 // A validated SBIF file and the running of its graph (SPEC sections 4 and 5): only the nodes the requested outputs
 // depend on run, in the graph's order.
 
+/** How many sets of requested outputs keep their plan (a policy uses one to three). */
+const KEPT_PLANS = 8;
+
 /**
  * A loaded SBIF model: the file validated in SPEC section 7's order, its tensors copied out of the file's bytes, and
  * the weights of its products packed for the kernels.
@@ -22,6 +25,8 @@ export class Model {
   #producers = new Map();
   /** The graph inputs, by name. */
   #inputsByName;
+  /** What running each requested set of outputs needs (`#plan`), by the set; the few most recent sets. */
+  #plans = new Map();
 
   /**
    * @param {Uint8Array} bytes the whole .sbif file
@@ -61,33 +66,62 @@ export class Model {
     if (!Array.isArray(outputs) || !outputs.every((name) => typeof name === 'string')) {
       throw new InputError('outputs is a list of value names');
     }
-    const values = new Map(this.#tensors);
     for (const name of outputs) {
-      if (!this.#producers.has(name) && !this.#inputsByName.has(name) && !values.has(name)) {
+      if (!this.#producers.has(name) && !this.#inputsByName.has(name) && !this.#tensors.has(name)) {
         throw new InputError(`unknown output ${show(name)}`);
       }
     }
-    const order = this.#nodesComputing(outputs);
+    const plan = this.#plan(outputs);
     const batch = this.#checkFeeds(feeds);
+    const values = new Map(); // the fed inputs and the values computed; the model's tensors are read where they are
     for (const [name, value] of Object.entries(feeds)) if (this.#inputsByName.has(name)) values.set(name, value);
-    if (batch !== null) this.#checkBatch(order, BigInt(batch));
-    for (const index of order) {
+    if (batch !== null) this.#checkBatch(plan, BigInt(batch));
+    const valueOf = (name) => {
+      const value = values.has(name) ? values.get(name) : this.#tensors.get(name);
+      if (value === undefined) throw new InputError(`missing input ${show(name)}`);
+      return value;
+    };
+    for (const index of plan.order) {
       const node = this.document.graph[index];
-      const inputs = node.inputs.map((name) => {
-        if (!values.has(name)) throw new InputError(`missing input ${show(name)}`);
-        return values.get(name);
-      });
-      const results = apply(node.op, inputs, node.attrs || {});
+      const results = apply(node.op, node.inputs.map(valueOf), node.attrs || {});
       node.outputs.forEach((name, i) => values.set(name, results[i]));
     }
     const results = {};
     for (const name of outputs) {
-      if (!values.has(name)) throw new InputError(`missing input ${show(name)}`);
-      const value = values.get(name);
+      const value = valueOf(name);
       // the model's own tensors (whose packed copies the kernels read) are returned as copies, safe to change
       results[name] = this.#tensors.get(name) === value ? tensor(value.dtype, value.shape, value.data.slice()) : value;
     }
     return results;
+  }
+
+  /**
+   * What computing `outputs` needs, worked out once per set of outputs (a policy asks for the same few on every
+   * call): the nodes to run in graph order, and the batched values they read or write, each with its bytes per row,
+   * for SPEC 5.8's check (`widest`: the largest).
+   */
+  #plan(outputs) {
+    const key = JSON.stringify(outputs);
+    let plan = this.#plans.get(key);
+    if (plan === undefined) {
+      const order = this.#nodesComputing(outputs);
+      const batched = [];
+      let widest = 0n;
+      for (const index of order) {
+        const node = this.document.graph[index];
+        for (const name of node.inputs.concat(node.outputs)) {
+          const s = this.#specs.get(name);
+          if (s.shape[0] !== null) continue;
+          const perRow = nominalBytes(s, 1n);
+          batched.push({ name, s, perRow });
+          if (perRow > widest) widest = perRow;
+        }
+      }
+      plan = { order, batched, widest };
+      if (this.#plans.size >= KEPT_PLANS) this.#plans.delete(this.#plans.keys().next().value);
+      this.#plans.set(key, plan);
+    }
+    return plan;
   }
 
   /** The indexes, in graph order, of the nodes computing `outputs` (SPEC section 5: only those run). */
@@ -154,23 +188,21 @@ export class Model {
    * @throws {InputError} a batch too large
    */
   checkBatch(outputs, rows) {
-    this.#checkBatch(this.#nodesComputing(outputs), BigInt(rows));
+    this.#checkBatch(this.#plan(outputs), BigInt(rows));
   }
 
   /**
    * Refuses, before anything is computed, a batch with which a value the run needs (an input its nodes read or an
-   * output they compute) would exceed MAX_BATCH_VALUE_BYTES: the batch times the value's bytes per row (SPEC 5.8).
+   * output they compute) would exceed MAX_BATCH_VALUE_BYTES: the batch times the value's bytes per row (SPEC 5.8),
+   * naming the first such value in graph order.
    */
-  #checkBatch(order, batch) {
-    for (const index of order) {
-      const node = this.document.graph[index];
-      for (const name of node.inputs.concat(node.outputs)) {
-        const s = this.#specs.get(name);
-        if (s.shape[0] === null && nominalBytes(s, batch) > MAX_BATCH_VALUE_BYTES) {
-          throw new InputError(`a batch of ${batch} rows would make ${show(name)} (${showSpec(s)}) take `
-            + `${nominalBytes(s, batch)} bytes, above the limit of ${MAX_BATCH_VALUE_BYTES} bytes for one value: use `
-            + `batches of at most ${MAX_BATCH_VALUE_BYTES / nominalBytes(s, 1n)} rows`);
-        }
+  #checkBatch(plan, batch) {
+    if (batch * plan.widest <= MAX_BATCH_VALUE_BYTES) return;
+    for (const { name, s, perRow } of plan.batched) {
+      if (batch * perRow > MAX_BATCH_VALUE_BYTES) {
+        throw new InputError(`a batch of ${batch} rows would make ${show(name)} (${showSpec(s)}) take `
+          + `${batch * perRow} bytes, above the limit of ${MAX_BATCH_VALUE_BYTES} bytes for one value: use `
+          + `batches of at most ${MAX_BATCH_VALUE_BYTES / perRow} rows`);
       }
     }
   }
