@@ -117,11 +117,11 @@ test-modern: modern runtime-c browser
 	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
 	$(VENV)/bin/python -m pytest -q tests
 
-# the wheel tests (tests/test_wheel.py) and the browser tests (tests/conformance/test_js_browser.py) run once, in the
-# modern environment
+# the wheel tests (tests/test_wheel.py) and those of the JavaScript runtime and pages (marked javascript: Node and
+# Chromium, whatever the Python) run once, in the modern environment
 test-legacy: legacy runtime-c
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
-	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 -m "not wheel and not browser" tests
+	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 -m "not wheel and not javascript" tests
 
 # the fast inner loop, about 2.5 minutes on 2 cores: what `make test-modern` runs, minus the tests marked slow (the
 # core stays: format, NumPy runtime, CLI, safe loader, and each converter's and runtime's own small tests; the sweeps

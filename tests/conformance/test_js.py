@@ -18,6 +18,9 @@ from tests.runtimes.test_c_runtime import (READER_SEMANTICS, VERSION_2, assert_r
 
 from .conftest import GOLDEN, KNOWN_FAILURES
 
+#: what they check is JavaScript in Node, the same under either Python: the modern environment runs them, once
+pytestmark = pytest.mark.javascript
+
 
 def test_hello_claims_every_op(node_runtime):
     from sbif.ops import REGISTRY

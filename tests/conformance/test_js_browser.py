@@ -18,7 +18,7 @@ from conformance.runner import KnownFailures, OracleSource, run_suite
 from .conftest import GOLDEN, KNOWN_FAILURES, NODE, ROOT
 
 #: what they check is JavaScript in Chromium, the same under either Python: the modern environment runs them, once
-pytestmark = pytest.mark.browser
+pytestmark = pytest.mark.javascript
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_TESTS = os.path.join(ROOT, "tests", "browser")

@@ -17,6 +17,9 @@ from conformance.scales import ReferenceScales
 
 from .conftest import GOLDEN
 
+#: what they check is JavaScript in Node, the same under either Python: the modern environment runs them, once
+pytestmark = pytest.mark.javascript
+
 
 @pytest.fixture(scope="module")
 def js_predict(node_runtime):
