@@ -133,6 +133,55 @@ def test_interpreter_chunks_change_no_bit(models, monkeypatch):
             np.testing.assert_array_equal(pieces[name], expected, err_msg="{} {}".format(family, name))
 
 
+@pytest.mark.parametrize("family, staged", [("sac", False), ("cnn", True)])
+def test_a_lane_held_back_leaves_its_chunks_to_the_other(models, monkeypatch, family, staged):
+    """The caller's lane is held on its first chunk until the pool's lane finds no chunk left: the pool's lane
+    must then have run every other chunk (with a fixed split it would stop at its half, and the caller's lane
+    wait in vain). The outputs are the bits of an undisturbed run: the chunks' bounds do not depend on which lane
+    runs them, with BLAS products (`staged`) too; without them, also the bits of one call on the whole batch."""
+    rng = np.random.default_rng(7)
+    info = ModelInfo(models[family])
+    feeds = dict(info.noise(11, rng), obs=info.observations(11, rng))
+    whole = sbif.load(models[family], backend="numba").run(feeds)
+    monkeypatch.setattr(backend, "LANES", 2)
+    monkeypatch.setattr(backend, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(backend, "CACHED_CHUNK_BYTES", 1)
+    monkeypatch.setattr(backend, "CACHED_CHUNK_MIN_ROWS", 2)
+    monkeypatch.setattr(backend, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(backend, "MIN_CHUNK_ROWS", 2)
+    monkeypatch.setattr(backend, "BLAS_MIN_MACS", 0 if staged else 1 << 62)
+    monkeypatch.setattr(backend, "BLAS_MIN_WEIGHTS", 0)
+    policy = sbif.load(models[family], backend="numba")
+    undisturbed = policy.run(feeds)
+    caller = threading.get_ident()
+    starts = {"caller": [], "pool": []}
+    pool_done = threading.Event()
+    run_chunks, run_chunk = backend._Runner.run_chunks, backend._Runner.run_chunk
+
+    def lane(self, *arguments):
+        run_chunks(self, *arguments)
+        if threading.get_ident() != caller:
+            pool_done.set()
+
+    def chunk(self, arrays, outputs, rows, start, count, chunk_staged, buffers):
+        assert chunk_staged == staged
+        mine = threading.get_ident() == caller
+        if mine and not starts["caller"]:
+            pool_done.wait(timeout=10)
+        starts["caller" if mine else "pool"].append(start)
+        run_chunk(self, arrays, outputs, rows, start, count, chunk_staged, buffers)
+
+    monkeypatch.setattr(backend._Runner, "run_chunks", lane)
+    monkeypatch.setattr(backend._Runner, "run_chunk", chunk)
+    held = policy.run(feeds)
+    assert len(starts["caller"]) == 1 and len(starts["pool"]) >= 2, starts
+    assert sorted(starts["caller"] + starts["pool"]) == list(range(0, 11, 2)), starts
+    for name, expected in undisturbed.items():
+        np.testing.assert_array_equal(held[name], expected, err_msg=name)
+        if not staged:
+            np.testing.assert_array_equal(held[name], whole[name], err_msg=name)
+
+
 def test_public_methods_agree(models, pair):
     """predict (deterministic and noise-fed, single and batched, with state and resets), action_probability and
     value through SB2's interface."""

@@ -7,8 +7,9 @@ Imported only when the numba backend is chosen. It imports numba only to build i
 to numba's JIT): a process that finds them built never imports numba.
 
 - Small requests (the single-observation path) run the whole program in one call.
-- Larger ones run in chunks of rows, split between threads: the whole program per chunk of about a megabyte of
-  scratch (so one step reads what the step before wrote from the cache), or, with products too large for the
+- Larger ones run in chunks of rows, which threads take one after another from a shared counter (a thread held
+  back by a busy CPU leaves its chunks to the others): the whole program per chunk of about two L2 caches of
+  scratch (so one step reads what the step before wrote from the caches), or, with products too large for the
   cache, the interpreter between those products (on a cache's worth of rows at a time), which NumPy computes with
   BLAS in the same buffers (`np.matmul(out=)`; a padded conv2d as im2col, then one product; one without padding
   stays in the interpreter, which reads its patches in place).
@@ -221,8 +222,7 @@ class _Runner:
         outputs = np.empty(rows * self.row_bytes, _BYTE)
         staged = rows * self.macs_per_row >= BLAS_MIN_MACS
         lanes = max(1, min(LANES, rows, rows * self.whole_work // PARALLEL_MIN_WORK))
-        share = max(1, -(-rows // lanes))
-        chunk = min(share, self.chunk_rows if staged else self.cached_chunk_rows)
+        chunk = even_chunk_rows(rows, lanes, self.chunk_rows if staged else self.cached_chunk_rows)
         columns: Columns = {name: (lanes * min(chunk, self.column_block[name]), shape, dtype)
                             for name, (shape, dtype) in self.columns.items()} if staged else {}
         executor = self.executor
@@ -243,41 +243,52 @@ class _Runner:
 
     def execute(self, arrays: List[np.ndarray], outputs: np.ndarray, rows: int, lanes: int, chunk: int,
                 staged: bool, buffers: Dict[str, np.ndarray]) -> None:
-        """The rows split between `lanes` threads (the caller's and the pool's: the interpreter and BLAS release the
-        GIL), each running its share independently in chunks of `chunk` rows in its part of the buffers. Lanes
-        make BLAS single-threaded meanwhile: they already keep the CPUs busy, and BLAS threads that spin-wait on
-        a busy machine cost more than they gain."""
-        bounds = [rows * lane // lanes for lane in range(lanes + 1)]
-        parts = [(bounds[lane], bounds[lane + 1], rows, chunk, staged, _lane_buffers(buffers, lane, lanes, chunk))
-                 for lane in range(lanes)]
+        """The request's rows in chunks of `chunk` rows (chunk k starts at row k * chunk), run by `lanes` threads
+        (the caller's and the pool's: the interpreter and BLAS release the GIL), each in its own part of the
+        buffers. Each lane takes the next chunk from a shared counter until none is left, so that a lane held back
+        (its CPU taken by another process, a pool thread that wakes late) leaves its chunks to the others instead
+        of keeping them waiting at the end. Which lane runs a chunk changes no bit: the chunks' bounds depend on
+        `rows` and `chunk` alone (so even BLAS sees the same shapes), and lanes differ only in where their buffers
+        are. Lanes make BLAS single-threaded meanwhile: they already keep the CPUs busy, and BLAS threads that
+        spin-wait on a busy machine cost more than they gain."""
+        chunks = ChunkCounter(-(-rows // chunk))
         if lanes == 1:
-            self.run_rows(arrays, outputs, *parts[0])
+            self.run_chunks(arrays, outputs, rows, chunk, staged, buffers, chunks)
             return
+        parts = [_lane_buffers(buffers, lane, lanes, chunk) for lane in range(lanes)]
         with _single_threaded_blas(staged):
-            futures = [_pool().submit(self.run_rows, arrays, outputs, *part) for part in parts[1:]]
+            futures = [_pool().submit(self.run_chunks, arrays, outputs, rows, chunk, staged, part, chunks)
+                       for part in parts[1:]]
             try:
-                self.run_rows(arrays, outputs, *parts[0])
+                self.run_chunks(arrays, outputs, rows, chunk, staged, parts[0], chunks)
             finally:
                 for future in futures:
                     future.result()
 
-    def run_rows(self, arrays: List[np.ndarray], outputs: np.ndarray, first: int, last: int, rows: int, chunk: int,
-                 staged: bool, buffers: Dict[str, np.ndarray]) -> None:
-        """Rows first..last of the request's `rows`, in chunks: each in one interpreter call, or (`staged`) in
-        interpreter calls between BLAS products."""
-        execute, weights, scratch = compiled_kernels().execute, self.weights, buffers["scratch"]
-        sizes = [array.size // rows for array in arrays]
+    def run_chunks(self, arrays: List[np.ndarray], outputs: np.ndarray, rows: int, chunk: int, staged: bool,
+                   buffers: Dict[str, np.ndarray], chunks: "ChunkCounter") -> None:
+        """One lane: chunks taken from `chunks` until none is left, each run in this lane's `buffers`."""
         with np.errstate(all="ignore"):  # IEEE results, as the NumPy executor: no warnings (errstate is per thread)
-            for start in range(first, last, chunk):
-                count = min(chunk, last - start)
-                part = [array[start * size:(start + count) * size] for array, size in zip(arrays, sizes)]
-                if not staged:
-                    execute(self.whole, count, 0, count, start, rows, weights, scratch, outputs, *part)
-                    continue
-                for program, (index, gemm) in zip(self.stages, self.gemms):
-                    self.run_stage(program, count, start, rows, scratch, outputs, part)
-                    self.blas_product(index, gemm, part, buffers, count)
-                self.run_stage(self.stages[-1], count, start, rows, scratch, outputs, part)
+            index = chunks.take()
+            while index is not None:
+                start = index * chunk
+                self.run_chunk(arrays, outputs, rows, start, min(chunk, rows - start), staged, buffers)
+                index = chunks.take()
+
+    def run_chunk(self, arrays: List[np.ndarray], outputs: np.ndarray, rows: int, start: int, count: int,
+                  staged: bool, buffers: Dict[str, np.ndarray]) -> None:
+        """Rows start..start + count of the request's `rows`: in one interpreter call, or (`staged`) in
+        interpreter calls between BLAS products."""
+        part = [array[start * (array.size // rows):(start + count) * (array.size // rows)] for array in arrays]
+        scratch = buffers["scratch"]
+        if not staged:
+            compiled_kernels().execute(self.whole, count, 0, count, start, rows, self.weights, scratch, outputs,
+                                       *part)
+            return
+        for program, (index, gemm) in zip(self.stages, self.gemms):
+            self.run_stage(program, count, start, rows, scratch, outputs, part)
+            self.blas_product(index, gemm, part, buffers, count)
+        self.run_stage(self.stages[-1], count, start, rows, scratch, outputs, part)
 
     def run_stage(self, program: np.ndarray, count: int, start: int, rows: int, scratch: np.ndarray,
                   outputs: np.ndarray, part: List[np.ndarray]) -> None:
@@ -389,6 +400,32 @@ class SingleRow:
                  None if output.ndim == 1 else output[0])
         self._local.arena = found
         return found
+
+
+def even_chunk_rows(rows: int, lanes: int, limit: int) -> int:
+    """Rows per chunk: `rows` divided evenly between the fewest chunks of at most `limit` rows whose number is a
+    multiple of `lanes` (rounded up: the last chunk may be shorter), so that on an idle machine every lane takes
+    as many rows as the others, and a lane held back gives whole chunks to the others."""
+    per_lane = max(1, -(-rows // (lanes * limit)))
+    return max(1, -(-rows // (lanes * per_lane)))
+
+
+class ChunkCounter:
+    """The chunks of a request not yet taken by a lane, shared by its lanes: `take` hands each index out once, in
+    order, under a lock (each chunk is long enough that the lock costs nothing)."""
+
+    def __init__(self, count: int):
+        self._next, self._count = 0, count
+        self._lock = threading.Lock()
+
+    def take(self) -> Optional[int]:
+        """The next chunk's index, or None when every chunk has been taken."""
+        with self._lock:
+            index = self._next
+            if index >= self._count:
+                return None
+            self._next = index + 1
+            return index
 
 
 def _lane_buffers(buffers: Dict[str, np.ndarray], lane: int, lanes: int, chunk: int) -> Dict[str, np.ndarray]:
