@@ -11,7 +11,8 @@ import pytest
 
 import sbif
 from conformance.models import EXAMPLES, write_model
-from sbif.batch import BatchPredictor, BatchSpec, run_local
+from sbif.batch import BatchPredictor, BatchSpec, dataset_shards, run_local
+from sbif.batch.local import check_episodes_together
 from sbif.batch.noise import GOLDEN_GAMMA, MASK64, mix64, normal_noise, uniform_noise
 from sbif.errors import InputError, SbifError
 from sbif.runtime.backends import numba_installed
@@ -195,6 +196,28 @@ def test_a_batch_runs_in_executor_calls_of_bounded_size(files):
         assert np.array_equal(values, whole[name]), name
 
 
+def test_rows_regrouped_keep_their_dataset_indices(files):
+    """A batch of rows taken out of order (as Ray's batches of whole episodes are) given each row's index computes
+    what the rows compute in dataset order, and names a bad row by its index, as the local engine does."""
+    pa = pytest.importorskip("pyarrow")
+    obs = observations(60, 4, seed=8)
+    predictor = BatchPredictor(files["mlp"], BatchSpec(outputs=("action", "action_sample"), seed=5,
+                                                       backend="numpy"))
+    in_order = predictor.compute({"obs": obs}, first_row=1000)
+    chosen = np.random.default_rng(1).permutation(60)[:25]
+    regrouped = predictor.compute({"obs": obs[chosen]}, row_indices=chosen + 1000)
+    for name, values in in_order.items():
+        assert np.array_equal(regrouped[name], values[chosen]), name
+    rows = obs[chosen].tolist()
+    rows[3] = rows[3][:2]
+    with pytest.raises(InputError, match=r"row {} holds 2 values".format(chosen[3] + 1000)):
+        predictor.compute(pa.table({"obs": pa.array(rows)}), row_indices=chosen + 1000)
+    with pytest.raises(InputError, match="first row or each row's index, not both"):
+        predictor.compute({"obs": obs}, first_row=0, row_indices=np.arange(60))
+    with pytest.raises(InputError, match=r"one index per row: \(3,\) for a batch of 60 rows"):
+        predictor.compute({"obs": obs}, row_indices=np.arange(3))
+
+
 def test_sampling_needs_a_seed_and_row_ids(files):
     with pytest.raises(InputError, match="action_sample sample: give a seed"):
         BatchPredictor(files["mlp"], BatchSpec(outputs=("action_sample",)))
@@ -250,6 +273,10 @@ def test_episodes_must_be_ordered_by_distinct_steps(files):
     predictor = BatchPredictor(files["lstm"], BatchSpec(backend="numpy"))
     with pytest.raises(InputError, match=r"has step \d+ twice \(row {}\)".format(rows[-1])):
         predictor.compute(data, first_row=0)
+    regrouped = np.random.default_rng(2).permutation(len(data["episode"]))  # rows out of order, named by index
+    with pytest.raises(InputError, match=r"has step \d+ twice \(row {}\)".format(rows[-1] + 500)):
+        predictor.compute({name: values[regrouped] for name, values in data.items()},
+                          row_indices=regrouped + 500)
     with pytest.raises(InputError, match="no column 'episode' .a recurrent policy's episodes and steps."):
         predictor.compute({"obs": data["obs"], "step": data["step"]})
 
@@ -372,8 +399,13 @@ def test_the_local_engine_carries_episodes_across_batches(files, tmp_path):
     apart = {name: np.concatenate([values, values[:1]]) for name, values in data.items()}  # episode 0 comes back
     apart_path = write_parquet(tmp_path / "apart.parquet", apart)
     with pytest.raises(InputError, match=r"episode \d+'s rows are not together in the dataset: it appears again "
-                                         r"at row {}".format(len(data["episode"]))):
+                                         r"at row {}".format(len(data["episode"]))) as refused:
         run_local(files["lstm"], apart_path, str(tmp_path / "apart-out.parquet"), spec, batch_size=16)
+    for batch_size in (1, 7, 1000):  # the Ray engine's check over the episode column alone: the same refusal
+        with pytest.raises(InputError) as checked:
+            check_episodes_together(dataset_shards(apart_path), "episode", batch_size)
+        assert str(checked.value) == str(refused.value)
+    check_episodes_together(dataset_shards(path), "episode", 9)
 
 
 def test_a_failed_run_writes_nothing(files, tmp_path):

@@ -266,6 +266,8 @@ def test_a_recurrent_dataset_run_with_named_columns(capsys, files, tmp_path):
 @pytest.mark.parametrize("extra, words", [
     (["--out", "OUT.parquet", "--steps"], ["--steps is for a single request"]),
     (["--out", "OUT.parquet", "--address", "127.0.0.1:6379"], ["--address is the Ray cluster's: add --engine ray"]),
+    (["--out", "OUT.parquet", "--actors", "2"], ["--actors sizes Ray's actor pool: add --engine ray"]),
+    (["--out", "OUT.parquet", "--actors", "0", "--engine", "ray"], ["--actors must be at least 1, got 0"]),
     (["--out", "OUT.parquet", "--outputs", "value", "--stochastic"], ["name the actions you want"]),
     (["--out", "OUT.parquet", "--outputs", "action,,value"], ["comma-separated list of names"]),
     (["--out", "OUT.parquet", "--obs-column", "a", "--obs-column", "b"], ["names one observation column"]),
@@ -278,6 +280,7 @@ def test_a_recurrent_dataset_run_with_named_columns(capsys, files, tmp_path):
      ["column 'id': row 0 (id 0) has shape (); the box observation space needs (4,)"]),
     (["--outputs", "value"], ["--outputs is for datasets: add --out"]),
     (["--engine", "ray"], ["--engine is for datasets: add --out"]),
+    (["--actors", "2"], ["--actors is for datasets: add --out"]),
 ])
 def test_dataset_refusals_are_one_line_errors(capsys, files, dataset, tmp_path, extra, words):
     data, _ = dataset

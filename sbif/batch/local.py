@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from ..errors import InputError, preview
 from ..progress import Progress
-from .io import DataBatch, DatasetWriter, dataset_columns, dataset_shards, destination_kind, read_batches
+from .io import DataBatch, DatasetWriter, Shard, dataset_columns, dataset_shards, destination_kind, read_batches
 from .predictor import BatchPredictor, BatchSpec, ModelSource
 from .tables import RowLabels, batch_format, column_array, row_count, with_columns
 
@@ -117,32 +117,57 @@ def slice_batch(batch: DataBatch, start: int, stop: int) -> DataBatch:
     return DataBatch(batch.shard, batch.first_row + start, part)
 
 
+class EpisodeOrder:
+    """Checks, batch by batch in dataset order, that each episode's rows lie together in the dataset (in any step
+    order): an episode that appears again after another one is refused, naming the row, as the local engine would
+    otherwise compute it as two episodes. The Ray engine, which groups rows by episode wherever they are, runs the
+    same check over the episode column first, so that both engines accept and refuse the same datasets. Remembering
+    finished episodes costs a set entry per episode."""
+
+    def __init__(self) -> None:
+        #: the episode of the last row seen, not known to be complete
+        self.open_episode: Any = None
+        self.finished: Set[Any] = set()
+
+    def add(self, episodes: np.ndarray, first_row: int) -> Tuple[np.ndarray, bool]:
+        """The next rows' episodes (their first row's dataset index is `first_row`): the positions where an
+        episode starts among them, and whether the first continues the episode the rows before ended in."""
+        starts = np.flatnonzero(np.concatenate([[True], episodes[1:] != episodes[:-1]]))
+        continues = episodes[0].item() == self.open_episode
+        for index, start in enumerate(starts):
+            episode = episodes[start].item()
+            if index == 0 and continues:
+                continue
+            if self.open_episode is not None:
+                self.finished.add(self.open_episode)
+            if episode in self.finished:
+                raise InputError("episode {}'s rows are not together in the dataset: it appears again at row {} "
+                                 "after another episode (each episode's rows must lie together, in any step order: "
+                                 "sort the data by episode)".format(preview(episode), first_row + int(start)))
+            self.open_episode = episode
+        return starts, continues
+
+
+def check_episodes_together(shards: Sequence[Shard], episode_column: str, batch_size: int) -> None:
+    """`EpisodeOrder` over a whole dataset's episode column (read alone, `batch_size` rows at a time)."""
+    order = EpisodeOrder()
+    for batch in read_batches(shards, batch_size, [episode_column]):
+        if row_count(batch.data):
+            order.add(column_array(batch.data, episode_column, RowLabels(batch.first_row, None)), batch.first_row)
+
+
 def episode_groups(batches: Iterable[DataBatch], episode_column: str) -> Iterator[List[DataBatch]]:
     """The batches regrouped so that every group holds whole episodes: the rows of the episode a batch ends in are
-    held back and go with the next batch, until the episode ends. Each episode's rows must lie together in the
-    dataset (in any step order): an episode that appears again after another one is refused, as the local engine
-    would otherwise compute it as two episodes. Remembering finished episodes costs a set entry per episode."""
+    held back and go with the next batch, until the episode ends (`EpisodeOrder` refuses an episode whose rows are
+    not together)."""
     pending: List[DataBatch] = []  # the rows of the open episode (the last one seen), not known to be complete
-    open_episode: Any = None
-    finished: Set[Any] = set()
+    order = EpisodeOrder()
     for batch in batches:
         rows = row_count(batch.data)
         if rows == 0:
             continue
         episodes = column_array(batch.data, episode_column, RowLabels(batch.first_row, None))
-        starts = np.flatnonzero(np.concatenate([[True], episodes[1:] != episodes[:-1]]))
-        continues = episodes[0].item() == open_episode
-        for index, start in enumerate(starts):
-            episode = episodes[start].item()
-            if index == 0 and continues:
-                continue
-            if open_episode is not None:
-                finished.add(open_episode)
-            if episode in finished:
-                raise InputError("episode {}'s rows are not together in the dataset: it appears again at row {} "
-                                 "after another episode (the local engine reads each episode's rows together: "
-                                 "sort the data by episode)".format(preview(episode), batch.first_row + int(start)))
-            open_episode = episode
+        starts, continues = order.add(episodes, batch.first_row)
         last = int(starts[-1])
         if last == 0 and continues:
             pending.append(batch)

@@ -202,33 +202,44 @@ class BatchPredictor:
         return types
 
     # -- computing ----------------------------------------------------------------------------------------------------
-    def predict(self, batch: Any, first_row: Optional[int] = None) -> Any:
+    def predict(self, batch: Any, first_row: Optional[int] = None, row_indices: Optional[np.ndarray] = None) -> Any:
         """`batch` (a dict of NumPy arrays, a pyarrow Table or RecordBatch, or a pandas DataFrame) with the output
-        columns added, in its own format. `first_row` is the batch's first row's index in the dataset: the rows'
-        ids when there is no id column (sampled outputs need one or the other), and what errors name."""
-        return with_columns(batch, self.compute(batch, first_row))
+        columns added, in its own format. Where its rows are in the dataset: `first_row`, the index of the batch's
+        first row (its rows are consecutive), or `row_indices`, each row's index (rows regrouped, as whole episodes
+        are on Ray). The indices are the rows' ids when there is no id column (sampled outputs need one or the
+        other), and what errors name."""
+        return with_columns(batch, self.compute(batch, first_row, row_indices))
 
-    def compute(self, batch: Any, first_row: Optional[int] = None) -> Dict[str, np.ndarray]:
+    def compute(self, batch: Any, first_row: Optional[int] = None, row_indices: Optional[np.ndarray] = None
+                ) -> Dict[str, np.ndarray]:
         """The output columns alone, arrays [rows, *shape] (`output_types`), in the batch's row order."""
         available = column_names(batch)
         self.check_columns(available)
         rows = row_count(batch)
+        if first_row is not None and row_indices is not None:
+            raise InputError("give the batch's first row or each row's index, not both")
+        if row_indices is not None and np.shape(row_indices) != (rows,):
+            raise InputError("row_indices holds one index per row: {} for a batch of {} rows".format(
+                np.shape(row_indices), rows))
         if rows == 0:
             return {column: np.zeros((0,) + shape, dtype) for column, (dtype, shape) in self.output_types().items()}
+        indices = first_row if row_indices is None else np.asarray(row_indices)
         identifier = self.id_column(available)
         ids = None
         if identifier is not None:
-            ids = column_array(batch, identifier, RowLabels(first_row, None))
+            ids = column_array(batch, identifier, RowLabels(indices, None))
             if ids.ndim != 1 or ids.dtype.kind not in "iu":
                 raise InputError("the id column {!r} must hold one integer per row, got {} of shape {}".format(
                     identifier, ids.dtype, ids.shape[1:]))
-        labels = RowLabels(first_row, ids)
+        labels = RowLabels(indices, ids)
         if ids is not None:
             row_ids = ids
+        elif row_indices is not None:
+            row_ids = np.asarray(row_indices)
         elif first_row is not None:
             row_ids = np.arange(first_row, first_row + rows, dtype=np.uint64)
         elif self.noise_inputs:
-            raise InputError("sampled outputs need each row's id: an id column, or the batch's first row index")
+            raise InputError("sampled outputs need each row's id: an id column, or the rows' indices in the dataset")
         else:
             row_ids = None
         feeds = self._observation_feeds(batch, available, labels)
@@ -330,12 +341,14 @@ class BatchPredictor:
         step), its rows in step order, state carried from step to step. One executor call per step index t runs
         step t of every episode that long, so the number of calls is the longest episode's length."""
         rows = len(episodes)
-        by_episode = np.lexsort((steps, episodes))  # rows sorted by episode, then step
+        order = labels.order(rows)
+        by_episode = np.lexsort((order, steps, episodes))  # rows sorted by episode, then step
         sorted_episodes, sorted_steps = episodes[by_episode], steps[by_episode]
         same_episode = sorted_episodes[1:] == sorted_episodes[:-1]
         repeated = np.flatnonzero(same_episode & (sorted_steps[1:] == sorted_steps[:-1]))
-        if repeated.size:
-            first = int(by_episode[repeated + 1].min())
+        if repeated.size:  # named: the first row in dataset order that repeats an earlier row's step
+            later = by_episode[repeated + 1]
+            first = int(later[np.argmin(order[later])])
             raise InputError("episode {} has step {} twice ({}): the step column must order each episode's "
                              "rows".format(episodes[first].item(), steps[first].item(), labels(first)))
         starts = np.flatnonzero(np.concatenate([[True], ~same_episode]))

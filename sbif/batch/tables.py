@@ -8,7 +8,7 @@ needs neither).
 """
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -30,19 +30,37 @@ def check_numeric_dtype(dtype: np.dtype) -> None:
 
 
 class RowLabels:
-    """How an error names a row of a batch: its global index in the dataset when the batch's `first_row` is known,
-    and its id when the data has an id column (`ids`: that column's values)."""
+    """How an error names a row of a batch: by its index in the dataset when that is known, and by its id when the
+    data has an id column (`ids`: that column's values). `rows`: None (unknown), the index of the batch's first row
+    (its rows are consecutive in the dataset), or each row's index (a batch of rows regrouped, as Ray's batches of
+    whole episodes are)."""
 
-    def __init__(self, first_row: Optional[int], ids: Optional[np.ndarray]):
-        self.first_row = first_row
+    def __init__(self, rows: Union[None, int, np.ndarray], ids: Optional[np.ndarray]):
+        self.rows = rows
         self.ids = ids
 
-    def __call__(self, index: int) -> str:
-        parts = [] if self.first_row is None else ["row {}".format(self.first_row + index)]
+    def index(self, position: int) -> Optional[int]:
+        """The dataset index of the batch's row at `position`, None when unknown."""
+        if self.rows is None:
+            return None
+        if isinstance(self.rows, np.ndarray):
+            return int(self.rows[position])
+        return self.rows + position
+
+    def order(self, count: int) -> np.ndarray:
+        """The batch's `count` rows' dataset order: their indices, or their positions when the batch's rows are
+        consecutive or their indices unknown."""
+        if isinstance(self.rows, np.ndarray):
+            return self.rows
+        return np.arange(count)
+
+    def __call__(self, position: int) -> str:
+        index = self.index(position)
+        parts = [] if index is None else ["row {}".format(index)]
         if self.ids is not None:
-            parts.append("id {}".format(preview(self.ids[index].item())))
+            parts.append("id {}".format(preview(self.ids[position].item())))
         if not parts:
-            return "row {} of its batch".format(index)
+            return "row {} of its batch".format(position)
         return parts[0] if len(parts) == 1 else "{} ({})".format(*parts)
 
 

@@ -32,6 +32,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "  sbif predict model.sbif --obs logged.parquet --out relabelled.parquet --outputs action,value\n"
         "  sbif predict model.sbif --obs shards/ --out out/ --outputs action_sample --seed 7 --engine ray "
         "--address 127.0.0.1:6379\n"
+        "  sbif predict model.sbif --obs /shared/logs/ --out actions/ --engine ray --address 10.0.0.1:6379 "
+        "--actors 16\n"
         "  sbif predict lstm.sbif --obs episodes.parquet --out actions.npy --episode-column episode --step-column t")
     predict.add_argument("file")
     predict.add_argument("--obs", required=True,
@@ -71,6 +73,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                          help="local: this process (default); ray: Ray Data on the cluster at --address")
     dataset.add_argument("--address", help="the Ray cluster's address (default: Ray's own choice, RAY_ADDRESS or a "
                                            "local cluster)")
+    dataset.add_argument("--actors", type=int,
+                         help="with --engine ray: the actors predicting at once, each loading the policy once "
+                              "(default: one per CPU of the cluster, at most one per read task of the dataset)")
     dataset.add_argument("--batch-size", type=int, help="rows per batch (default 16384)")
     dataset.add_argument("--obs-column", action="append", metavar="COLUMN or KEY=COLUMN",
                          help="the observations' column (default obs); for dict observations KEY=COLUMN, once per "
@@ -88,8 +93,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 #: options of a single request that a dataset run (--out) does not take, and those only a dataset run takes
 REQUEST_OPTIONS = ("state", "mask", "steps", "output")
-DATASET_OPTIONS = ("outputs", "address", "batch_size", "obs_column", "id_column", "episode_column", "step_column",
-                   "output_prefix", "outputs_only")
+DATASET_OPTIONS = ("outputs", "address", "actors", "batch_size", "obs_column", "id_column", "episode_column",
+                   "step_column", "output_prefix", "outputs_only")
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -154,6 +159,10 @@ def run_dataset_predict(args: argparse.Namespace) -> int:
                          "episodes from columns".format(given[0]))
     if args.address is not None and args.engine != "ray":
         raise InputError("--address is the Ray cluster's: add --engine ray")
+    if args.actors is not None and args.engine != "ray":
+        raise InputError("--actors sizes Ray's actor pool: add --engine ray")
+    if args.actors is not None and args.actors < 1:
+        raise InputError("--actors must be at least 1, got {}".format(args.actors))
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1, got {}".format(args.batch_size))
     if args.outputs is not None and args.deterministic is not None:
@@ -173,7 +182,8 @@ def run_dataset_predict(args: argparse.Namespace) -> int:
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     if args.engine == "ray":
         summary = ray_engine().run_dataset(args.file, args.obs, args.out, spec, batch_size=batch_size,
-                                           address=args.address, passthrough=not args.outputs_only)
+                                           address=args.address, passthrough=not args.outputs_only,
+                                           actors=args.actors)
     else:
         summary = run_local(args.file, args.obs, args.out, spec, batch_size=batch_size,
                             passthrough=not args.outputs_only)
