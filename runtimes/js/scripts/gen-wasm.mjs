@@ -1,16 +1,34 @@
-// Regenerates runtimes/js/src/wasm/product-bytes.js from product.wat: `node scripts/gen-wasm.mjs`.
+// Regenerates the kernels' bytes (src/wasm/*-bytes.js) from their text (src/wasm/*.wat): `node scripts/gen-wasm.mjs`.
 //
-// The assembler below reads only the subset of the WebAssembly text format the kernel is written in (one memory
+// The assembler below reads only the subset of the WebAssembly text format the kernels are written in (one memory
 // import; functions with export, param, result and local declarations; flat instructions, labels by name), so the
-// library needs no toolchain to rebuild its module and test/wasm.test.js can check the committed bytes on every run.
+// library needs no toolchain to rebuild its modules and test/wasm.test.js can check the committed bytes on every run.
 // Anything outside the subset is refused with the token it cannot read.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const WAT_PATH = join(here, '..', 'src', 'wasm', 'product.wat');
-export const BYTES_PATH = join(here, '..', 'src', 'wasm', 'product-bytes.js');
+const wasmDirectory = join(here, '..', 'src', 'wasm');
+
+/**
+ * The kernels' modules: the text file, the JavaScript file exporting its bytes, the name they are exported as and
+ * what that export's documentation says.
+ */
+export const MODULES = [
+  {
+    wat: join(wasmDirectory, 'product.wat'),
+    bytes: join(wasmDirectory, 'product-bytes.js'),
+    exported: 'PRODUCT_KERNEL',
+    description: 'The float32 product kernel: a WebAssembly module that imports env.memory and exports product.',
+  },
+  {
+    wat: join(wasmDirectory, 'elementwise.wat'),
+    bytes: join(wasmDirectory, 'elementwise-bytes.js'),
+    exported: 'ELEMENTWISE_KERNELS',
+    description: 'The float32 element-wise kernels: a module that imports env.memory and exports tanh and sigmoid.',
+  },
+];
 
 const VALUE_TYPES = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b };
 
@@ -25,8 +43,17 @@ const PLAIN = {
   'i32.mul': [0x6c],
   'i32.and': [0x71],
   'i32.shl': [0x74],
+  'f32x4.lt': [0xfd, ...unsigned(67)],
+  'f32x4.gt': [0xfd, ...unsigned(68)],
+  'v128.bitselect': [0xfd, ...unsigned(82)],
   'f32x4.add': [0xfd, ...unsigned(228)],
+  'f32x4.sub': [0xfd, ...unsigned(229)],
   'f32x4.mul': [0xfd, ...unsigned(230)],
+  'f32x4.div': [0xfd, ...unsigned(231)],
+  'f32x4.min': [0xfd, ...unsigned(232)],
+  'f32x4.max': [0xfd, ...unsigned(233)],
+  'f32x4.pmin': [0xfd, ...unsigned(234)],
+  'f32x4.pmax': [0xfd, ...unsigned(235)],
 };
 const LOCAL = { 'local.get': 0x20, 'local.set': 0x21, 'local.tee': 0x22 };
 const BRANCH = { br: 0x0c, br_if: 0x0d };
@@ -87,7 +114,7 @@ function tokenize(text) {
   }
   if (pattern.lastIndex < text.length) {
     const unread = text.slice(pattern.lastIndex, pattern.lastIndex + 20);
-    throw new Error(`product.wat: cannot read ${JSON.stringify(unread)}`);
+    throw new AssemblyError(`cannot read ${JSON.stringify(unread)}`);
   }
   return tokens;
 }
@@ -99,19 +126,22 @@ function parse(tokens) {
     if (token === '(') {
       stack.push([]);
     } else if (token === ')') {
-      if (stack.length === 1) throw new Error('product.wat: an unmatched )');
+      expect(stack.length > 1, 'an unmatched )');
       const list = stack.pop();
       stack[stack.length - 1].push(list);
     } else {
       stack[stack.length - 1].push(token);
     }
   }
-  if (stack.length !== 1) throw new Error('product.wat: an unclosed (');
+  expect(stack.length === 1, 'an unclosed (');
   return stack[0];
 }
 
+// What the text cannot be assembled for; assemble() prefixes the file's name.
+class AssemblyError extends Error {}
+
 function expect(condition, message) {
-  if (!condition) throw new Error(`product.wat: ${message}`);
+  if (!condition) throw new AssemblyError(message);
 }
 
 function immediate(token, instruction) {
@@ -153,13 +183,18 @@ function assembleBody(items, locals) {
     } else if (op === 'i32.const') {
       code.push(0x41, ...signed(immediate(items[at++], op)));
     } else if (op === 'v128.const') {
-      expect(items[at++] === 'i32x4', 'v128.const is read in i32x4 lanes only');
-      const lanes = [];
+      const shape = items[at++];
+      expect(shape === 'i32x4' || shape === 'f32x4', 'v128.const is read in i32x4 or f32x4 lanes only');
+      const lanes = new DataView(new ArrayBuffer(16));
       for (let lane = 0; lane < 4; lane++) {
-        const value = Number(immediate(items[at++], op)) >>> 0;
-        lanes.push(value & 0xff, (value >>> 8) & 0xff, (value >>> 16) & 0xff, value >>> 24);
+        const value = Number(immediate(items[at++], op));
+        expect(!Number.isNaN(value), `v128.const: ${items[at - 1]} is not a number`);
+        // a decimal read into a double, then rounded to float32: the float nearest the decimal, unless the double
+        // falls on a midpoint between two floats (test/wasm.test.js checks the kernels' constants do not)
+        if (shape === 'f32x4') lanes.setFloat32(4 * lane, value, true);
+        else lanes.setUint32(4 * lane, value >>> 0, true);
       }
-      code.push(0xfd, ...unsigned(12), ...lanes);
+      code.push(0xfd, ...unsigned(12), ...new Uint8Array(lanes.buffer));
     } else {
       expect(false, `unknown instruction ${op}`);
     }
@@ -205,8 +240,21 @@ function assembleFunction(fields) {
   return { signature, exports, code: [...unsigned(code.length), ...code] };
 }
 
-/** The binary module of a text module in the subset above. */
-export function assemble(text) {
+/**
+ * The binary module of a text module in the subset above.
+ * @param {string} text
+ * @param {string} source the file's name, which error messages begin with
+ */
+export function assemble(text, source) {
+  try {
+    return assembleModule(text);
+  } catch (error) {
+    if (error instanceof AssemblyError) throw new Error(`${source}: ${error.message}`);
+    throw error;
+  }
+}
+
+function assembleModule(text) {
   const [module, ...extra] = parse(tokenize(text));
   expect(extra.length === 0 && Array.isArray(module) && module[0] === 'module', 'one (module ...) expected');
   const imports = [];
@@ -243,14 +291,15 @@ export function assemble(text) {
   ]);
 }
 
-/** The text of product-bytes.js for the module `bytes`. */
-export function bytesModule(bytes) {
+/** The text of a module's *-bytes.js (`module`: an entry of MODULES) for its assembled `bytes`. */
+export function bytesModule(module, bytes) {
   const lines = [];
   for (let at = 0; at < bytes.length; at += 24) lines.push(`  ${Array.from(bytes.subarray(at, at + 24)).join(', ')},`);
   return [
-    '// Generated by runtimes/js/scripts/gen-wasm.mjs from product.wat; do not edit (test/wasm.test.js checks it).',
-    '/** The float32 product kernel: a WebAssembly module that imports env.memory and exports product. */',
-    'export const PRODUCT_KERNEL = new Uint8Array([',
+    `// Generated by runtimes/js/scripts/gen-wasm.mjs from ${basename(module.wat)}; do not edit (test/wasm.test.js `
+      + 'checks it).',
+    `/** ${module.description} */`,
+    `export const ${module.exported} = new Uint8Array([`,
     ...lines,
     ']);',
     '',
@@ -258,7 +307,9 @@ export function bytesModule(bytes) {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const bytes = assemble(readFileSync(WAT_PATH, 'utf8'));
-  writeFileSync(BYTES_PATH, bytesModule(bytes));
-  console.log(`wrote ${BYTES_PATH}: ${bytes.length} bytes`);
+  for (const module of MODULES) {
+    const bytes = assemble(readFileSync(module.wat, 'utf8'), basename(module.wat));
+    writeFileSync(module.bytes, bytesModule(module, bytes));
+    console.log(`wrote ${module.bytes}: ${bytes.length} bytes`);
+  }
 }

@@ -5,6 +5,7 @@ import { InputError, UnsupportedError } from './errors.js';
 import { NAME } from './about.js';
 import { has } from './json.js';
 import { FLT_MAX, INT_BITS, SIZES, count, f32, isFloat, tensor } from './tensor.js';
+import { sigmoidArray, tanhArray } from './wasm/elementwise.js';
 import { CHUNK_ROWS, packProduct } from './wasm/product.js';
 
 // ---- broadcasting helpers -------------------------------------------------------------------------------------------
@@ -80,9 +81,107 @@ function elementwise(inputs, dtype, f) {
   return out;
 }
 
+// ---- binary arithmetic --------------------------------------------------------------------------------------------
+// The broadcasts graphs make (equal shapes, a row such as a bias or an observation bound, a column such as a [B, 1]
+// mask, a scalar) are, split at some axis, `outer` blocks of `inner` output elements in which each input either
+// advances with the output or stays put, at both levels: input element (i, j) is at i * outerStride + j * innerStride.
+// Such an op runs as one strided loop per op (a loop V8 compiles for its one operation, no function call per
+// element); any other broadcast takes broadcastIndices' general path.
+
+// [outerStride, innerStride] of an input of `inputShape` in the output `shape` split before axis `split`, or null when
+// the input does not broadcast that way at that split. (Counted in place: this runs on every call, for small tensors
+// too.)
+function stridesAt(shape, inputShape, split) {
+  const missing = shape.length - inputShape.length; // leading axes the input lacks: size 1
+  let tailEqual = true;
+  let tailOnes = true;
+  let tailCount = 1;
+  for (let axis = split; axis < shape.length; axis++) {
+    const d = axis < missing ? 1 : inputShape[axis - missing];
+    tailEqual = tailEqual && d === shape[axis];
+    tailOnes = tailOnes && d === 1;
+    tailCount *= d;
+  }
+  if (!tailEqual && !tailOnes) return null;
+  let headEqual = true;
+  let headOnes = true;
+  for (let axis = 0; axis < split; axis++) {
+    const d = axis < missing ? 1 : inputShape[axis - missing];
+    headEqual = headEqual && d === shape[axis];
+    headOnes = headOnes && d === 1;
+  }
+  const innerStride = tailEqual ? 1 : 0;
+  if (headEqual) return [tailCount, innerStride];
+  return headOnes ? [0, innerStride] : null;
+}
+
+// {outer, inner, strides: [[outerStride, innerStride] per input]} for inputs of `shapes` broadcast to `shape`, or null.
+function stridedBroadcast(shape, shapes) {
+  for (let split = 0; split <= shape.length; split++) {
+    const strides = shapes.map((inputShape) => stridesAt(shape, inputShape, split));
+    if (strides.every((pair) => pair !== null)) {
+      return { outer: count(shape.slice(0, split)), inner: count(shape.slice(split)), strides };
+    }
+  }
+  return null;
+}
+
+// One loop per op: o[i * inner + j] = a[i * ao + j * ai] (op) b[i * bo + j * bi]. The typed array o rounds the result
+// to its dtype (float32: the double result of two float32 operands rounds to the correctly rounded float32 one).
+function addStrided(a, b, o, outer, inner, [ao, ai], [bo, bi]) {
+  for (let i = 0, k = 0; i < outer; i++) {
+    for (let j = 0, x = i * ao, y = i * bo; j < inner; j++, x += ai, y += bi) o[k++] = a[x] + b[y];
+  }
+}
+
+function subStrided(a, b, o, outer, inner, [ao, ai], [bo, bi]) {
+  for (let i = 0, k = 0; i < outer; i++) {
+    for (let j = 0, x = i * ao, y = i * bo; j < inner; j++, x += ai, y += bi) o[k++] = a[x] - b[y];
+  }
+}
+
+function mulStrided(a, b, o, outer, inner, [ao, ai], [bo, bi]) {
+  for (let i = 0, k = 0; i < outer; i++) {
+    for (let j = 0, x = i * ao, y = i * bo; j < inner; j++, x += ai, y += bi) o[k++] = a[x] * b[y];
+  }
+}
+
+function divStrided(a, b, o, outer, inner, [ao, ai], [bo, bi]) {
+  for (let i = 0, k = 0; i < outer; i++) {
+    for (let j = 0, x = i * ao, y = i * bo; j < inner; j++, x += ai, y += bi) o[k++] = a[x] / b[y];
+  }
+}
+
+function lessStrided(a, b, o, outer, inner, [ao, ai], [bo, bi]) {
+  for (let i = 0, k = 0; i < outer; i++) {
+    for (let j = 0, x = i * ao, y = i * bo; j < inner; j++, x += ai, y += bi) o[k++] = a[x] < b[y] ? 1 : 0;
+  }
+}
+
+// x (op) y into a new tensor of `dtype`: `strided` (one of the loops above) where the broadcast allows, else f per
+// element.
+function binary(x, y, dtype, strided, f) {
+  const shapes = [x.shape, y.shape];
+  const shape = broadcastShape(shapes);
+  const plan = stridedBroadcast(shape, shapes);
+  if (plan === null) return elementwise([x, y], dtype, f);
+  const out = tensor(dtype, shape);
+  strided(x.data, y.data, out.data, plan.outer, plan.inner, plan.strides[0], plan.strides[1]);
+  return out;
+}
+
+// ---- unary --------------------------------------------------------------------------------------------------------
 function unary(x, f32f, f64f) {
   if (!isFloat(x.dtype)) throw new InputError(`float input expected, got ${x.dtype}`);
   return elementwise([x], x.dtype, x.dtype === 'float32' ? f32f : (f64f || f32f));
+}
+
+// A float32 tensor mapped by one of src/wasm/elementwise.js's array functions, a float64 one by f64f.
+function unaryArray(x, float32Array, f64f) {
+  if (x.dtype !== 'float32') return unary(x, f64f);
+  const out = tensor('float32', x.shape);
+  float32Array(x.data, out.data);
+  return out;
 }
 
 // rows of the last axis
@@ -189,18 +288,42 @@ function castValue(value, from, to) {
   return value; // narrower integer types wrap modulo 2^n when stored in their typed array
 }
 
+// max(x, 0) as std::max keeps it: NaN stays NaN (and -0 gives +0, zeros' signs being insignificant)
+function relu(x) {
+  if (!isFloat(x.dtype)) throw new InputError(`float input expected, got ${x.dtype}`);
+  const out = tensor(x.dtype, x.shape);
+  const [a, o] = [x.data, out.data];
+  for (let k = 0; k < a.length; k++) {
+    const v = a[k];
+    o[k] = v > 0 || Number.isNaN(v) ? v : 0;
+  }
+  return out;
+}
+
+function cast(x, attrs) {
+  const to = attrs.to;
+  // to a float from anything but int64, castValue is the identity and the target typed array's store rounds: a copy
+  // by TypedArray.set does the same stores
+  if (isFloat(to) && x.dtype !== 'int64') {
+    const out = tensor(to, x.shape);
+    out.data.set(x.data);
+    return out;
+  }
+  return elementwise([x], to, (a) => castValue(a, x.dtype, to));
+}
+
 export const OPS = {
-  add: (x, y) => elementwise([x, y], x.dtype, (a, b) => a + b),
-  sub: (x, y) => elementwise([x, y], x.dtype, (a, b) => a - b),
-  mul: (x, y) => elementwise([x, y], x.dtype, (a, b) => a * b),
-  div: (x, y) => elementwise([x, y], x.dtype, (a, b) => a / b),
-  less: (x, y) => elementwise([x, y], 'bool', (a, b) => (a < b ? 1 : 0)),
+  add: (x, y) => binary(x, y, x.dtype, addStrided, (a, b) => a + b),
+  sub: (x, y) => binary(x, y, x.dtype, subStrided, (a, b) => a - b),
+  mul: (x, y) => binary(x, y, x.dtype, mulStrided, (a, b) => a * b),
+  div: (x, y) => binary(x, y, x.dtype, divStrided, (a, b) => a / b),
+  less: (x, y) => binary(x, y, 'bool', lessStrided, (a, b) => (a < b ? 1 : 0)),
   neg: (x) => unary(x, (a) => -a),
   exp: (x) => unary(x, (a) => Math.exp(a)),
   log: (x) => unary(x, (a) => Math.log(a)),
-  tanh: (x) => unary(x, (a) => Math.tanh(a)),
-  sigmoid: (x) => unary(x, SIGMOID32, SIGMOID64),
-  relu: (x) => unary(x, (a) => Math.max(a, 0)),
+  tanh: (x) => unaryArray(x, tanhArray, Math.tanh),
+  sigmoid: (x) => unaryArray(x, sigmoidArray, SIGMOID64),
+  relu,
   relu6: (x) => unary(x, (a) => Math.min(Math.max(a, 0), 6)),
   elu: (x) => unary(x, (a) => (a < 0 ? f32(f32(Math.exp(a)) - 1) : a), (a) => (a < 0 ? Math.exp(a) - 1 : a)),
   selu: (x) => {
@@ -220,7 +343,7 @@ export const OPS = {
   round_half_even: (x) => unary(x, roundHalfEven),
   clip: (x, low, high) => elementwise([x, low, high], x.dtype, (a, l, h) => Math.min(Math.max(a, l), h)),
   where,
-  cast: (x, attrs) => elementwise([x], attrs.to, (a) => castValue(a, x.dtype, attrs.to)),
+  cast,
   constant: (attrs) => {
     const value = typeof attrs.value === 'boolean' ? (attrs.value ? 1 : 0) : attrs.value;
     const out = tensor(attrs.dtype, []);
@@ -365,13 +488,7 @@ export const OPS = {
     let start = 0;
     return attrs.sizes.map((size) => {
       const out = tensor(x.dtype, x.shape.slice(0, axis).concat([size], x.shape.slice(axis + 1)));
-      for (let o = 0; o < outer; o++) {
-        for (let s = 0; s < size; s++) {
-          for (let i = 0; i < inner; i++) {
-            out.data[(o * size + s) * inner + i] = x.data[(o * total + start + s) * inner + i];
-          }
-        }
-      }
+      copyBlocks(x.data, start * inner, total * inner, out.data, 0, size * inner, size * inner, outer);
       start += size;
       return out;
     });
@@ -548,9 +665,11 @@ function convAxis(size, kernel, stride, padding) {
 }
 
 // conv2d (spec/ops.md): NHWC input, HWIO kernel. Each output pixel's window, zeros where it overhangs the padded image,
-// is gathered in the kernel's [kh, kw, C] order, then multiplied by the packed kernel as one row of a product; the sums
-// are rounded to x's dtype before the bias is added. The SIMD kernel takes the windows CHUNK_ROWS at a time, gathered
-// straight into its input staging; the JavaScript loop takes them one by one.
+// is read in the kernel's [kh, kw, C] order and multiplied by the packed kernel as one row of a product; the sums are
+// rounded to x's dtype before the bias is added. Where no window leaves the image (VALID padding, or SAME with none to
+// add), the SIMD kernel reads the windows straight from the image, staged in its memory one batch element at a time:
+// kh runs of kw * C contiguous floats each. Otherwise it takes windows CHUNK_ROWS at a time, gathered into its input staging,
+// and the JavaScript loop takes them one by one.
 function conv2d(x, w, b, attrs) {
   const [batch, height, width, channels] = x.shape;
   const [kh, kw, , outChannels] = w.shape;
@@ -559,12 +678,26 @@ function conv2d(x, w, b, attrs) {
   const out = tensor(x.dtype, [batch, rows.out, columns.out, outChannels]);
   const weights = packed(w);
   const { simd } = weights;
+  const run = kw * channels; // a window row: kw pixels of C channels, contiguous in NHWC
+  const source = x.data;
+  const imageFloats = height * width * channels;
+  const inside = rows.before === 0 && columns.before === 0 && rows.out > 0 && columns.out > 0
+    && (rows.out - 1) * rows.step + kh <= height && (columns.out - 1) * columns.step + kw <= width;
+  if (simd !== null && inside && simd.reserveImage(imageFloats)) {
+    simd.loadBias(b.data);
+    for (let r = 0; r < batch; r++) {
+      simd.image.set(source.subarray(r * imageFloats, (r + 1) * imageFloats));
+      for (let i = 0; i < rows.out; i++) {
+        simd.convolveRow(i * rows.step * width * channels, columns.out, columns.step * channels, kh, run,
+          width * channels, out.data, (r * rows.out + i) * columns.out * outChannels);
+      }
+    }
+    return out;
+  }
   const size = kh * kw * channels;
   const windows = simd !== null ? simd.input : new x.data.constructor(size);
   const capacity = simd !== null ? CHUNK_ROWS : 1;
   const multiply = x.dtype === 'float32' ? productRow32 : productRow64;
-  const run = kw * channels; // a window row: kw pixels of C channels, contiguous in NHWC
-  const source = x.data;
   let staged = 0;
   let outOffset = 0;
   const multiplyStaged = () => {
@@ -649,6 +782,23 @@ export function prepareNode(op, inputs) {
   }
 }
 
+// Blocks shorter than this are copied element by element: a subarray for TypedArray.set costs more than a short loop.
+const SHORTEST_BLOCK_SET = 32;
+
+// Copies `blocks` blocks of `length` elements of `from` (block b at fromStart + b * fromStride) into `to` (block b at
+// toStart + b * toStride); both typed arrays of one kind.
+function copyBlocks(from, fromStart, fromStride, to, toStart, toStride, length, blocks) {
+  for (let b = 0; b < blocks; b++) {
+    const source = fromStart + b * fromStride;
+    const target = toStart + b * toStride;
+    if (length >= SHORTEST_BLOCK_SET) {
+      to.set(from.subarray(source, source + length), target);
+    } else {
+      for (let i = 0; i < length; i++) to[target + i] = from[source + i];
+    }
+  }
+}
+
 // The inputs concatenated along `axis` (their other dimensions equal).
 function join(inputs, axis) {
   const first = inputs[0];
@@ -660,13 +810,7 @@ function join(inputs, axis) {
   let start = 0;
   for (const t of inputs) {
     const size = t.shape[axis];
-    for (let o = 0; o < outer; o++) {
-      for (let s = 0; s < size; s++) {
-        for (let i = 0; i < inner; i++) {
-          out.data[(o * total + start + s) * inner + i] = t.data[(o * size + s) * inner + i];
-        }
-      }
-    }
+    copyBlocks(t.data, 0, size * inner, out.data, start * inner, total * inner, size * inner, outer);
     start += size;
   }
   return out;

@@ -1,5 +1,6 @@
 // The product kernels (packed weights, 8-column panels, conv2d's gathered windows) against plain loops, on dyadic
-// values whose every sum is exact in any order; and inverse_cdf_sample's edges (spec/ops-sampling.md).
+// values whose every sum is exact in any order; the element-wise fast paths (strided broadcasts, cast by copy, relu,
+// block copies) against their definitions; and inverse_cdf_sample's edges (spec/ops-sampling.md).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -103,6 +104,95 @@ test('a conv2d stride near 2^63 gives one window, at the start', () => {
   const [first] = runOp('conv2d', [x, w, b], { strides: [1, 1], padding: 'VALID' });
   assert.deepEqual(y.shape, [1, 1, 1, 1]);
   assert.equal(y.data[0], first.data[0]);
+});
+
+// x (op) y by NumPy's broadcasting rule, element by element, as plain numbers (or BigInts)
+function plainBroadcast(x, y, f) {
+  const rank = Math.max(x.shape.length, y.shape.length);
+  const pad = (shape) => new Array(rank - shape.length).fill(1).concat(shape);
+  const [xs, ys] = [pad(x.shape), pad(y.shape)];
+  const shape = xs.map((d, i) => (d === 1 ? ys[i] : d));
+  const size = shape.reduce((a, b) => a * b, 1);
+  const at = (s, index) => s.reduce((flat, d, axis) => flat * d + (d === 1 ? 0 : index[axis]), 0);
+  const data = [];
+  for (let k = 0; k < size; k++) {
+    const index = [];
+    for (let axis = rank - 1, rest = k; axis >= 0; axis--) {
+      index.unshift(rest % shape[axis]);
+      rest = Math.floor(rest / shape[axis]);
+    }
+    data.push(f(x.data[at(xs, index)], y.data[at(ys, index)]));
+  }
+  return { shape, data };
+}
+
+test('binary ops broadcast as NumPy does: equal shapes, rows, columns, scalars, both sides, and the general case', () => {
+  const pairs = [
+    [[3, 5], [3, 5]],
+    [[3, 5], [5]],
+    [[3, 5], [1, 5]],
+    [[5], [3, 5]],
+    [[3, 5], [3, 1]],
+    [[3, 1], [3, 5]],
+    [[2, 3, 4], [3, 4]],
+    [[2, 3, 4], [2, 3, 1]],
+    [[2, 3, 4], []],
+    [[], [4]],
+    [[2, 1, 4], [1, 3, 1]], // neither a row nor a column: the general path
+    [[2, 3, 4], [2, 1, 4]],
+    [[0, 4], [4]],
+  ];
+  const ops = { add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b };
+  for (const [xShape, yShape] of pairs) {
+    const x = dyadic('float32', xShape, 1);
+    const y = dyadic('float32', yShape, 2).data.map((v) => v || 0.5); // no division by zero
+    const yTensor = tensor('float32', yShape, y);
+    for (const [op, f] of Object.entries(ops)) {
+      const [z] = runOp(op, [x, yTensor]);
+      const expected = plainBroadcast(x, yTensor, (a, b) => Math.fround(f(a, b)));
+      assert.deepEqual(z.shape, expected.shape, `${op} ${JSON.stringify([xShape, yShape])}`);
+      assert.deepEqual(Array.from(z.data), expected.data, `${op} ${JSON.stringify([xShape, yShape])}`);
+    }
+    const [less] = runOp('less', [x, yTensor]);
+    assert.equal(less.dtype, 'bool');
+    assert.deepEqual(Array.from(less.data), plainBroadcast(x, yTensor, (a, b) => (a < b ? 1 : 0)).data);
+  }
+  // integers wrap in their dtype, int64 as BigInts
+  const [wrapped] = runOp('add', [tensor('int32', [2, 2], [2 ** 31 - 1, 1, -5, 0]), tensor('int32', [2], [1, 2])]);
+  assert.deepEqual(Array.from(wrapped.data), [-(2 ** 31), 3, -4, 2]);
+  const big = tensor('int64', [2, 1], [2n ** 63n - 1n, 4n]);
+  const [bigSum] = runOp('add', [big, tensor('int64', [3], [1n, 2n, 3n])]);
+  assert.deepEqual(Array.from(bigSum.data), [-(2n ** 63n), -(2n ** 63n) + 1n, -(2n ** 63n) + 2n, 5n, 6n, 7n]);
+});
+
+test('cast to a float rounds as the target typed array stores; relu keeps NaN; long and short blocks split and join', () => {
+  const cases = [
+    ['uint8', [0, 7, 255], 'float32', [0, 7, 255]],
+    ['int32', [16777217, -16777219, 3], 'float32', [16777216, -16777220, 3]],
+    ['float64', [0.1, -1e300, 1e-50], 'float32', [Math.fround(0.1), -Infinity, 0]],
+    ['bool', [1, 0], 'float64', [1, 0]],
+    ['int64', [2n ** 53n + 1n, -3n], 'float32', [2 ** 53, -3]],
+    ['float32', [2.5, -2.5, NaN], 'int32', [2, -2, -(2 ** 31)]],
+  ];
+  for (const [from, values, to, expected] of cases) {
+    const [y] = runOp('cast', [tensor(from, [values.length], values)], { to });
+    assert.equal(y.dtype, to);
+    assert.deepEqual(Array.from(y.data), expected, `${from} -> ${to}`);
+  }
+  const [r] = runOp('relu', [tensor('float32', [6], [-1, 0, -0, 2.5, NaN, -Infinity])]);
+  assert.deepEqual(Array.from(r.data), [0, 0, 0, 2.5, NaN, 0]);
+  for (const width of [5, 300]) { // blocks below and above the length TypedArray.set copies
+    const x = dyadic('float32', [3, 2 * width], width);
+    const [left, right] = runOp('split', [x], { sizes: [width, width], axis: 1 });
+    for (let row = 0; row < 3; row++) {
+      assert.deepEqual(Array.from(left.data.subarray(row * width, (row + 1) * width)),
+        Array.from(x.data.subarray(2 * row * width, (2 * row + 1) * width)));
+      assert.deepEqual(Array.from(right.data.subarray(row * width, (row + 1) * width)),
+        Array.from(x.data.subarray((2 * row + 1) * width, (2 * row + 2) * width)));
+    }
+    const [joined] = runOp('concat', [left, right], { axis: 1 });
+    assert.deepEqual(Array.from(joined.data), Array.from(x.data));
+  }
 });
 
 test('inverse_cdf_sample follows NumPy choice given its uniform, and its edge cases', () => {

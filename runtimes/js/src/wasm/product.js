@@ -31,10 +31,10 @@ export const simdAvailable = kernelModule !== null;
 /**
  * A float32 [k, n] weight matrix packed into the panel layout product.wat reads, in a WebAssembly memory of its own.
  *
- * Ownership: each PackedProduct owns one Memory and one kernel instance, sized once here and never grown, so the
- * Float32Array views below stay attached for the object's life; the memory is freed with the object (nothing else
- * references it). The layout is [weights: panels * k * 8 | input: CHUNK_ROWS * k | output: CHUNK_ROWS * panels * 8]
- * float32s.
+ * Ownership: each PackedProduct owns one Memory and one kernel instance; the memory is freed with the object (nothing
+ * else references it). Its layout is [weights: panels * k * 8 | bias: panels * 8 | input: CHUNK_ROWS * k |
+ * output: CHUNK_ROWS * panels * 8 | image] float32s, sized here but for the image, which conv2d's first call stages
+ * (reserveImage): the memory grows then, once for the largest image, and the views below are made again.
  */
 export class PackedProduct {
   /**
@@ -45,8 +45,11 @@ export class PackedProduct {
   constructor(weights, k, n) {
     const panels = Math.ceil(n / PANEL);
     const weightFloats = panels * k * PANEL;
-    const bytes = 4 * (weightFloats + CHUNK_ROWS * k + CHUNK_ROWS * panels * PANEL);
-    this.memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE_BYTES)) });
+    this.biasAt = 4 * weightFloats;
+    this.inputAt = this.biasAt + 4 * panels * PANEL;
+    this.outputAt = this.inputAt + 4 * CHUNK_ROWS * k;
+    this.imageAt = this.outputAt + 4 * CHUNK_ROWS * panels * PANEL;
+    this.memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(this.imageAt / PAGE_BYTES)) });
     this.kernel = new WebAssembly.Instance(kernelModule, { env: { memory: this.memory } }).exports.product;
     this.k = k;
     this.n = n;
@@ -60,12 +63,60 @@ export class PackedProduct {
         for (let j = 0; j < columns; j++) packed[into + j] = weights[from + j];
       }
     }
-    this.inputAt = 4 * weightFloats;
-    this.outputAt = this.inputAt + 4 * CHUNK_ROWS * k;
+    this.#makeViews();
+  }
+
+  // The views of the memory's current buffer (a grown memory detaches the old one).
+  #makeViews() {
+    const { buffer } = this.memory;
+    /** The bias the kernel adds: n floats, then zeros. */
+    this.bias = new Float32Array(buffer, this.biasAt, this.n);
     /** Staging for up to CHUNK_ROWS input rows of k floats; fill it and call runStaged. */
-    this.input = new Float32Array(this.memory.buffer, this.inputAt, CHUNK_ROWS * k);
-    /** The sums of runStaged's rows, each padded to panels * PANEL columns. */
-    this.output = new Float32Array(this.memory.buffer, this.outputAt, CHUNK_ROWS * panels * PANEL);
+    this.input = new Float32Array(buffer, this.inputAt, CHUNK_ROWS * this.k);
+    /** The results of a kernel call's rows, each padded to panels * PANEL columns. */
+    this.output = new Float32Array(buffer, this.outputAt, CHUNK_ROWS * this.panels * PANEL);
+    /** Staging for one image whose windows convolveRow multiplies. */
+    this.image = new Float32Array(buffer, this.imageAt, (buffer.byteLength - this.imageAt) / 4);
+  }
+
+  /**
+   * Makes room for an image of `floats` float32s in `image`, growing the memory if need be; false where it cannot
+   * grow that far (the caller then gathers windows into `input` instead).
+   * @param {number} floats
+   */
+  reserveImage(floats) {
+    if (floats <= this.image.length) return true;
+    const pages = Math.ceil((this.imageAt + 4 * floats) / PAGE_BYTES) - this.memory.buffer.byteLength / PAGE_BYTES;
+    try {
+      this.memory.grow(pages);
+    } catch (error) {
+      if (error instanceof RangeError) return false;
+      throw error;
+    }
+    this.#makeViews();
+    return true;
+  }
+
+  /**
+   * Sets the bias the kernel adds to every result of the calls that follow (null: none).
+   * @param {Float32Array | null} bias n floats
+   */
+  loadBias(bias) {
+    if (bias === null) this.bias.fill(0);
+    else this.bias.set(bias);
+  }
+
+  // Runs the kernel on `rows` (at most CHUNK_ROWS) rows of X at byte `x` (see product.wat for step, runs, run and
+  // runStep), then copies each row's n results to out from outOffset on.
+  #run(x, rows, step, runs, run, runStep, out, outOffset) {
+    this.kernel(x, rows, step, runs, run, runStep, 0, this.panels, this.biasAt, this.outputAt);
+    const { n, output } = this;
+    const stride = this.panels * PANEL;
+    if (stride === n) {
+      out.set(output.subarray(0, rows * n), outOffset);
+      return;
+    }
+    for (let r = 0; r < rows; r++) out.set(output.subarray(r * stride, r * stride + n), outOffset + r * n);
   }
 
   /**
@@ -77,18 +128,9 @@ export class PackedProduct {
    * @param {number} outOffset
    */
   runStaged(rows, bias, out, outOffset) {
-    this.kernel(this.inputAt, rows, this.k, 0, this.panels, this.outputAt);
-    const { n, output } = this;
-    const stride = this.panels * PANEL;
-    for (let r = 0; r < rows; r++) {
-      const from = r * stride;
-      const into = outOffset + r * n;
-      if (bias === null) {
-        out.set(output.subarray(from, from + n), into);
-      } else {
-        for (let c = 0; c < n; c++) out[into + c] = output[from + c] + bias[c];
-      }
-    }
+    this.loadBias(bias);
+    const rowBytes = 4 * this.k;
+    this.#run(this.inputAt, rows, rowBytes, 1, rowBytes, 0, out, outOffset);
   }
 
   /**
@@ -102,11 +144,34 @@ export class PackedProduct {
    */
   multiply(x, xOffset, rows, bias, out, outOffset) {
     const { k, n } = this;
+    this.loadBias(bias);
     for (let done = 0; done < rows; done += CHUNK_ROWS) {
       const chunk = Math.min(CHUNK_ROWS, rows - done);
       const from = xOffset + done * k;
       this.input.set(x.subarray(from, from + chunk * k));
-      this.runStaged(chunk, bias, out, outOffset + done * n);
+      this.#run(this.inputAt, chunk, 4 * k, 1, 4 * k, 0, out, outOffset + done * n);
+    }
+  }
+
+  /**
+   * Multiplies `windows` windows of the staged image by W (plus the loaded bias), each window `runs` runs of `run`
+   * floats (the kernel's [kw, C] rows of one of its kh rows), `runStep` floats apart, and writes their n results to
+   * out from outOffset on, window after window. The first window begins at image[first], the others `step` floats
+   * apart: the windows of one output row of a convolution none of whose windows leaves the image.
+   * @param {number} first
+   * @param {number} windows
+   * @param {number} step
+   * @param {number} runs
+   * @param {number} run
+   * @param {number} runStep
+   * @param {Float32Array} out
+   * @param {number} outOffset
+   */
+  convolveRow(first, windows, step, runs, run, runStep, out, outOffset) {
+    for (let done = 0; done < windows; done += CHUNK_ROWS) {
+      const chunk = Math.min(CHUNK_ROWS, windows - done);
+      const x = this.imageAt + 4 * (first + done * step);
+      this.#run(x, chunk, 4 * step, runs, 4 * run, 4 * runStep, out, outOffset + done * this.n);
     }
   }
 }
