@@ -208,7 +208,6 @@ function where(condition, x, y) {
 }
 
 // ---- ops ------------------------------------------------------------------------------------------------------------
-const SIGMOID32 = (x) => (x < -18 ? 0 : x > 18 ? 1 : f32(1 / f32(1 + f32(Math.exp(f32(-x))))));
 const SIGMOID64 = (x) => 1 / (1 + Math.exp(-x));
 
 // erf in float64 (JavaScript has no Math.erf), to a relative error below 2^-48, so that rounding it to float32 gives
@@ -300,6 +299,16 @@ function relu(x) {
   return out;
 }
 
+// x * sigmoid(x), the product rounded, with sigmoid the op's own kernel (TF's swish is those two kernels)
+function swish(x) {
+  if (x.dtype !== 'float32') return unary(x, (a) => a * SIGMOID64(a));
+  const out = tensor('float32', x.shape);
+  sigmoidArray(x.data, out.data);
+  const [a, o] = [x.data, out.data];
+  for (let k = 0; k < a.length; k++) o[k] = a[k] * o[k];
+  return out;
+}
+
 function cast(x, attrs) {
   const to = attrs.to;
   // to a float from anything but int64, castValue is the identity and the target typed array's store rounds: a copy
@@ -334,7 +343,7 @@ export const OPS = {
   },
   softplus: (x) => unary(x, softplusFor(x.dtype)),
   softsign: (x) => unary(x, (a) => f32(a / f32(Math.abs(a) + 1)), (a) => a / (Math.abs(a) + 1)),
-  swish: (x) => unary(x, (a) => f32(a * SIGMOID32(a)), (a) => a * SIGMOID64(a)),
+  swish,
   erf: (x) => unary(x, (a) => f32(erf64(a)), erf64),
   leaky_relu: (x, attrs) => {
     const alpha = x.dtype === 'float32' ? f32(attrs.alpha) : attrs.alpha;
