@@ -26,7 +26,7 @@ export const MODULES = [
     wat: join(wasmDirectory, 'elementwise.wat'),
     bytes: join(wasmDirectory, 'elementwise-bytes.js'),
     exported: 'ELEMENTWISE_KERNELS',
-    description: 'The float32 element-wise kernels: a module that imports env.memory and exports tanh and sigmoid.',
+    description: 'The float32 element-wise kernels: a module importing env.memory, exporting tanh, sigmoid and relu.',
   },
 ];
 

@@ -5,7 +5,7 @@ import { InputError, UnsupportedError } from './errors.js';
 import { NAME } from './about.js';
 import { has } from './json.js';
 import { FLT_MAX, INT_BITS, SIZES, count, f32, isFloat, tensor } from './tensor.js';
-import { sigmoidArray, tanhArray } from './wasm/elementwise.js';
+import { reluArray, sigmoidArray, tanhArray } from './wasm/elementwise.js';
 import { CHUNK_ROWS, packProduct } from './wasm/product.js';
 
 // ---- broadcasting helpers -------------------------------------------------------------------------------------------
@@ -287,18 +287,6 @@ function castValue(value, from, to) {
   return value; // narrower integer types wrap modulo 2^n when stored in their typed array
 }
 
-// max(x, 0) as std::max keeps it: NaN stays NaN (and -0 gives +0, zeros' signs being insignificant)
-function relu(x) {
-  if (!isFloat(x.dtype)) throw new InputError(`float input expected, got ${x.dtype}`);
-  const out = tensor(x.dtype, x.shape);
-  const [a, o] = [x.data, out.data];
-  for (let k = 0; k < a.length; k++) {
-    const v = a[k];
-    o[k] = v > 0 || Number.isNaN(v) ? v : 0;
-  }
-  return out;
-}
-
 // x * sigmoid(x), the product rounded, with sigmoid the op's own kernel (TF's swish is those two kernels)
 function swish(x) {
   if (x.dtype !== 'float32') return unary(x, (a) => a * SIGMOID64(a));
@@ -332,7 +320,7 @@ export const OPS = {
   log: (x) => unary(x, (a) => Math.log(a)),
   tanh: (x) => unaryArray(x, tanhArray, Math.tanh),
   sigmoid: (x) => unaryArray(x, sigmoidArray, SIGMOID64),
-  relu,
+  relu: (x) => unaryArray(x, reluArray, (a) => (a < 0 ? 0 : a)), // NaN stays NaN, as std::max(x, 0) keeps it
   relu6: (x) => unary(x, (a) => Math.min(Math.max(a, 0), 6)),
   elu: (x) => unary(x, (a) => (a < 0 ? f32(f32(Math.exp(a)) - 1) : a), (a) => (a < 0 ? Math.exp(a) - 1 : a)),
   selu: (x) => {
@@ -677,8 +665,8 @@ function convAxis(size, kernel, stride, padding) {
 // is read in the kernel's [kh, kw, C] order and multiplied by the packed kernel as one row of a product; the sums are
 // rounded to x's dtype before the bias is added. Where no window leaves the image (VALID padding, or SAME with none to
 // add), the SIMD kernel reads the windows straight from the image, staged in its memory one batch element at a time:
-// kh runs of kw * C contiguous floats each. Otherwise it takes windows CHUNK_ROWS at a time, gathered into its input staging,
-// and the JavaScript loop takes them one by one.
+// kh runs of kw * C contiguous floats each. Otherwise it takes windows CHUNK_ROWS at a time, gathered into its input
+// staging, and the JavaScript loop takes them one by one.
 function conv2d(x, w, b, attrs) {
   const [batch, height, width, channels] = x.shape;
   const [kh, kw, , outChannels] = w.shape;

@@ -1,6 +1,7 @@
-// spec/ops.md's float32 tanh and sigmoid over whole arrays: the WebAssembly SIMD kernels of elementwise.wat where the
-// engine runs them, else JavaScript loops doing the same float32 operations in the same order, so either gives the
-// same bits. Both are TF 1.15's own algorithms (Eigen's rational approximations), not the C library's functions.
+// spec/ops.md's float32 tanh, sigmoid and relu over whole arrays: the WebAssembly SIMD kernels of elementwise.wat
+// where the engine runs them, else JavaScript loops doing the same float32 operations in the same order, so either
+// gives the same bits. tanh and sigmoid are TF 1.15's own algorithms (Eigen's rational approximations), not the C
+// library's functions.
 import { ELEMENTWISE_KERNELS } from './elementwise-bytes.js';
 
 const f32 = Math.fround;
@@ -77,6 +78,14 @@ export function sigmoidFloat32(value) {
   return value > 18 ? 1 : value < -18 ? 0 : y;
 }
 
+/**
+ * spec/ops.md's relu, as elementwise.wat's f32x4.pmax(x, 0) computes it: NaN stays NaN, -0 stays -0.
+ * @param {number} value
+ */
+export function reluFloat32(value) {
+  return value < 0 ? 0 : value;
+}
+
 // The kernels' exports and the float32 view of their memory, or null where they cannot run: no WebAssembly, no
 // fixed-width SIMD (validate answers false for the module's own bytes), or a Content-Security-Policy forbidding
 // compilation. Compiled synchronously at import, which browsers allow on the main thread for modules under 4 KB.
@@ -128,3 +137,9 @@ export const tanhArray = arrayMap(kernels?.exports.tanh, tanhFloat32);
  * @type {(input: Float32Array, output: Float32Array) => void}
  */
 export const sigmoidArray = arrayMap(kernels?.exports.sigmoid, sigmoidFloat32);
+
+/**
+ * output[i] = reluFloat32(input[i]) for every i (output may be input).
+ * @type {(input: Float32Array, output: Float32Array) => void}
+ */
+export const reluArray = arrayMap(kernels?.exports.relu, reluFloat32);

@@ -1,4 +1,4 @@
-;; SBIF's float32 element-wise kernels in WebAssembly SIMD: spec/ops.md's tanh and sigmoid, four lanes at a time.
+;; SBIF's float32 element-wise kernels in WebAssembly SIMD: spec/ops.md's tanh, sigmoid and relu, four lanes at a time.
 ;;
 ;; Assembled by runtimes/js/scripts/gen-wasm.mjs (the subset product.wat describes). Each function maps `count`
 ;; float32s (a multiple of 4) in place, from byte `at` of the imported memory on. Every step is one float32 operation,
@@ -251,6 +251,39 @@
         i32.add
         local.set $at
         br $sigmoidNext
+      end
+    end)
+
+  ;; relu: pmax(x, 0) = x < 0 ? 0 : x, so NaN stays NaN (std::max(x, 0) keeps it too) and -0 stays -0 (zeros'
+  ;; signs are not significant).
+  (func $relu (export "relu") (param $at i32) (param $count i32)
+    (local $end i32) (local $zero v128)
+    local.get $at
+    local.get $count
+    i32.const 2
+    i32.shl
+    i32.add
+    local.set $end
+    ;; the constants, once: in locals, not rebuilt on every iteration
+    v128.const f32x4 0 0 0 0
+    local.set $zero
+    block $reluDone
+      loop $reluNext
+        local.get $at
+        local.get $end
+        i32.eq
+        br_if $reluDone
+        local.get $at
+        local.get $at
+        v128.load
+        local.get $zero
+        f32x4.pmax
+        v128.store
+        local.get $at
+        i32.const 16
+        i32.add
+        local.set $at
+        br $reluNext
       end
     end)
 )
