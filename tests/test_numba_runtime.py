@@ -167,7 +167,7 @@ def test_a_lane_held_back_leaves_its_chunks_to_the_other(models, monkeypatch, fa
         assert chunk_staged == staged
         mine = threading.get_ident() == caller
         if mine and not starts["caller"]:
-            pool_done.wait(timeout=10)
+            pool_done.wait(timeout=30)
         starts["caller" if mine else "pool"].append(start)
         run_chunk(self, arrays, outputs, rows, start, count, chunk_staged, buffers)
 

@@ -177,57 +177,103 @@ def unary(sub, x, y, alpha):
 
 
 @njit(**JIT)
+def binary_op(sub, a, b):
+    """a BINARY_OPS[sub] b (not less): inlined into loops that LLVM unswitches on `sub`."""
+    if sub == ADD:
+        return a + b
+    if sub == SUB:
+        return a - b
+    if sub == MUL:
+        return a * b
+    return a / b
+
+
+@njit(**JIT)
+def binary_flat(sub, x, y, out):
+    """out = x BINARY_OPS[sub] y on flat arrays, x and y each of out's size or one value: a vectorised loop per op
+    and case (faster than `binary_op`'s unswitched loops on wide operands)."""
+    size = out.size
+    if x.size == size and y.size == size:
+        if sub == ADD:
+            for i in range(size):
+                out[i] = x[i] + y[i]
+        elif sub == SUB:
+            for i in range(size):
+                out[i] = x[i] - y[i]
+        elif sub == MUL:
+            for i in range(size):
+                out[i] = x[i] * y[i]
+        else:
+            for i in range(size):
+                out[i] = x[i] / y[i]
+    elif x.size == size:
+        value = y[0]
+        if sub == ADD:
+            for i in range(size):
+                out[i] = x[i] + value
+        elif sub == SUB:
+            for i in range(size):
+                out[i] = x[i] - value
+        elif sub == MUL:
+            for i in range(size):
+                out[i] = x[i] * value
+        else:
+            for i in range(size):
+                out[i] = x[i] / value
+    else:
+        value = x[0]
+        if sub == ADD:
+            for i in range(size):
+                out[i] = value + y[i]
+        elif sub == SUB:
+            for i in range(size):
+                out[i] = value - y[i]
+        elif sub == MUL:
+            for i in range(size):
+                out[i] = value * y[i]
+        else:
+            for i in range(size):
+                out[i] = value / y[i]
+
+
+@njit(**JIT)
 def binary(sub, x, y, out):
     """out = x BINARY_OPS[sub] y (not less) on 2-D views [R, C]; x and y are each full, a row [1, C], a column
-    [R, 1] or [1, 1]. Operands spanning the columns (the common case: full or a bias-like row), or x spanning
-    them and y one value (scaling by a constant), take a vectorised loop; other columns and scalars are read with
-    stride 0."""
+    [R, 1] or [1, 1]. On the flat arrays: operands of out's size or of one value in one loop (`binary_flat`); a
+    full operand with a row or a column row by row, the full one read at out's own index; any other pair (a row
+    with a column) element by element. No view per row: making one costs more than a narrow row's arithmetic (the
+    action heads' few columns), and reading an operand at another offset than out's keeps LLVM from vectorising."""
     rows, columns = out.shape
-    xr, xc = int(x.shape[0] != 1), int(x.shape[1] != 1 or columns == 1)
-    yr, yc = int(y.shape[0] != 1), int(y.shape[1] != 1 or columns == 1)
-    for r in range(rows):
-        a = x[r * xr]
-        b = y[r * yr]
-        o = out[r]
-        if xc and yc:
-            if sub == ADD:
-                for c in range(columns):
-                    o[c] = a[c] + b[c]
-            elif sub == SUB:
-                for c in range(columns):
-                    o[c] = a[c] - b[c]
-            elif sub == MUL:
-                for c in range(columns):
-                    o[c] = a[c] * b[c]
-            else:
-                for c in range(columns):
-                    o[c] = a[c] / b[c]
-        elif xc:  # y one value per row (a column or a scalar): the same vectorised loop with it held
-            v = b[0]
-            if sub == ADD:
-                for c in range(columns):
-                    o[c] = a[c] + v
-            elif sub == SUB:
-                for c in range(columns):
-                    o[c] = a[c] - v
-            elif sub == MUL:
-                for c in range(columns):
-                    o[c] = a[c] * v
-            else:
-                for c in range(columns):
-                    o[c] = a[c] / v
-        elif sub == ADD:
+    size = out.size
+    xs, ys, o = x.reshape(-1), y.reshape(-1), out.reshape(-1)
+    if (x.size == size or x.size == 1) and (y.size == size or y.size == 1):
+        binary_flat(sub, xs, ys, o)
+    elif x.size == size and y.shape[0] == 1:  # a row
+        for r in range(rows):
+            at = r * columns
             for c in range(columns):
-                o[c] = a[c * xc] + b[c * yc]
-        elif sub == SUB:
+                o[at + c] = binary_op(sub, xs[at + c], ys[c])
+    elif y.size == size and x.shape[0] == 1:
+        for r in range(rows):
+            at = r * columns
             for c in range(columns):
-                o[c] = a[c * xc] - b[c * yc]
-        elif sub == MUL:
+                o[at + c] = binary_op(sub, xs[c], ys[at + c])
+    elif x.size == size:  # y a column
+        for r in range(rows):
+            at, value = r * columns, ys[r]
             for c in range(columns):
-                o[c] = a[c * xc] * b[c * yc]
-        else:
+                o[at + c] = binary_op(sub, xs[at + c], value)
+    elif y.size == size:
+        for r in range(rows):
+            at, value = r * columns, xs[r]
             for c in range(columns):
-                o[c] = a[c * xc] / b[c * yc]
+                o[at + c] = binary_op(sub, value, ys[at + c])
+    else:  # a row with a column: strides of 0 or 1 between rows and columns
+        x_row, x_column = int(x.shape[0] != 1), int(x.shape[1] != 1)
+        y_row, y_column = int(y.shape[0] != 1), int(y.shape[1] != 1)
+        for r in range(rows):
+            for c in range(columns):
+                o[r * columns + c] = binary_op(sub, xs[r * x_row + c * x_column], ys[r * y_row + c * y_column])
 
 
 @njit(**JIT)
@@ -452,12 +498,14 @@ def dense_panels(x, w, b, y):
 
 @njit(**JIT)
 def add_bias(y, b):
-    """y[r, :] += b: the bias of linear and conv2d, added after the product is rounded (as TF)."""
+    """y[r, :] += b: the bias of linear and conv2d, added after the product is rounded (as TF); by offsets in the
+    flat array, as `binary`."""
     rows, width = y.shape
+    flat = y.reshape(-1)
     for r in range(rows):
-        yr = y[r]
+        at = r * width
         for n in range(width):
-            yr[n] = yr[n] + b[n]
+            flat[at + n] = flat[at + n] + b[n]
 
 
 @njit(**JIT)
@@ -635,16 +683,17 @@ def softmax(x, y):
 @njit(**JIT)
 def argmax(x, y):
     """y[r] = the first index of the largest element of x[r, :] above -FLT_MAX, else 0 (TF: NaN is never chosen;
-    rows of NaN, -inf and -FLT_MAX give 0)."""
+    rows of NaN, -inf and -FLT_MAX give 0). By offsets in the flat array, as `binary`."""
     rows, width = x.shape
+    flat = x.reshape(-1)
     for r in range(rows):
         best = 0
         best_value = LOWEST
-        xr = x[r]
+        at = r * width
         for j in range(width):
-            if xr[j] > best_value:
+            if flat[at + j] > best_value:
                 best = j
-                best_value = xr[j]
+                best_value = flat[at + j]
         y[r] = best
 
 
