@@ -2,70 +2,46 @@
 //
 // Shapes from the benchmark models: TD3's 400x300 hidden layer for one observation and a batch of 256, and the
 // nature CNN's conv3 as a product of its gathered windows ([B*7*7, 576] x [576, 64]) for B = 1 and 256. Kernels: the
-// WebAssembly SIMD one (src/wasm/product.js, unfused terms), and the JavaScript panel loop of src/ops.js in its two
-// term roundings: fused (each step x*w + s rounded once) and unfused (the product rounded, then the sum: the
-// WebAssembly kernel's order, bit for bit).
+// WebAssembly SIMD one (src/wasm/product.js, unfused terms), the JavaScript panel loop of src/ops.js (unfused: the
+// product rounded, then the sum, the WebAssembly kernel's order bit for bit), and that loop with fused terms (each
+// step x*w + s rounded once), the baseline that prices the unfused rounding.
+import { packPanels, productRow32 } from '../src/ops.js';
 import { CHUNK_ROWS, PANEL, packProduct, simdAvailable } from '../src/wasm/product.js';
 
 const f32 = Math.fround;
 
-function packPanels(w, k, n) {
-  const panels = Math.ceil(n / PANEL);
-  const data = new Float32Array(panels * k * PANEL);
+// The fused alternative to src/ops.js's loop (productRow32, timed as it is): each step's x*w + s rounded once, which
+// the JavaScript loop could have for free, a float32 product being exact in a double. Kept here only as the baseline
+// that prices the unfused rounding.
+const fusedSums = new Float64Array(PANEL);
+function fusedRow(x, xOffset, { data, k, n, panels }, out, outOffset) {
+  const sums = fusedSums;
   for (let p = 0; p < panels; p++) {
-    for (let i = 0; i < k; i++) {
-      for (let j = 0; j < PANEL && p * PANEL + j < n; j++) data[(p * k + i) * PANEL + j] = w[i * n + p * PANEL + j];
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0; // prettier-ignore
+    for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
+      const v = x[xOffset + i];
+      s0 = f32(s0 + v * data[w]);
+      s1 = f32(s1 + v * data[w + 1]);
+      s2 = f32(s2 + v * data[w + 2]);
+      s3 = f32(s3 + v * data[w + 3]);
+      s4 = f32(s4 + v * data[w + 4]);
+      s5 = f32(s5 + v * data[w + 5]);
+      s6 = f32(s6 + v * data[w + 6]);
+      s7 = f32(s7 + v * data[w + 7]);
     }
+    sums[0] = s0; sums[1] = s1; sums[2] = s2; sums[3] = s3; // prettier-ignore
+    sums[4] = s4; sums[5] = s5; sums[6] = s6; sums[7] = s7; // prettier-ignore
+    for (let j = 0; j < PANEL && p * PANEL + j < n; j++) out[outOffset + p * PANEL + j] = sums[j];
   }
-  return { data, k, n, panels };
 }
 
-// The JavaScript kernel, one row; `unfused` picks the term rounding.
-function jsKernel(unfused) {
-  const sums = new Float64Array(PANEL);
-  const row = unfused
-    ? (x, xOffset, { data, k, n, panels }, out, outOffset) => {
-        for (let p = 0; p < panels; p++) {
-          let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0; // prettier-ignore
-          for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
-            const v = x[xOffset + i];
-            s0 = f32(s0 + f32(v * data[w]));
-            s1 = f32(s1 + f32(v * data[w + 1]));
-            s2 = f32(s2 + f32(v * data[w + 2]));
-            s3 = f32(s3 + f32(v * data[w + 3]));
-            s4 = f32(s4 + f32(v * data[w + 4]));
-            s5 = f32(s5 + f32(v * data[w + 5]));
-            s6 = f32(s6 + f32(v * data[w + 6]));
-            s7 = f32(s7 + f32(v * data[w + 7]));
-          }
-          sums[0] = s0; sums[1] = s1; sums[2] = s2; sums[3] = s3; // prettier-ignore
-          sums[4] = s4; sums[5] = s5; sums[6] = s6; sums[7] = s7; // prettier-ignore
-          for (let j = 0; j < PANEL && p * PANEL + j < n; j++) out[outOffset + p * PANEL + j] = sums[j];
-        }
-      }
-    : (x, xOffset, { data, k, n, panels }, out, outOffset) => {
-        for (let p = 0; p < panels; p++) {
-          let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0; // prettier-ignore
-          for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
-            const v = x[xOffset + i];
-            s0 = f32(s0 + v * data[w]);
-            s1 = f32(s1 + v * data[w + 1]);
-            s2 = f32(s2 + v * data[w + 2]);
-            s3 = f32(s3 + v * data[w + 3]);
-            s4 = f32(s4 + v * data[w + 4]);
-            s5 = f32(s5 + v * data[w + 5]);
-            s6 = f32(s6 + v * data[w + 6]);
-            s7 = f32(s7 + v * data[w + 7]);
-          }
-          sums[0] = s0; sums[1] = s1; sums[2] = s2; sums[3] = s3; // prettier-ignore
-          sums[4] = s4; sums[5] = s5; sums[6] = s6; sums[7] = s7; // prettier-ignore
-          for (let j = 0; j < PANEL && p * PANEL + j < n; j++) out[outOffset + p * PANEL + j] = sums[j];
-        }
-      };
-  return (x, rows, packed, out) => {
-    for (let r = 0; r < rows; r++) row(x, r * packed.k, packed, out, r * packed.n);
-  };
-}
+// `rows` rows of x times the packed weights, a row at a time.
+const byRows = (row) => (x, rows, packed, out) => {
+  for (let r = 0; r < rows; r++) row(x, r * packed.k, packed, out, r * packed.n);
+};
+const fusedKernel = byRows(fusedRow);
+const unfusedKernel = byRows((x, xOffset, packed, out, outOffset) => productRow32(x, xOffset, packed, null, out,
+  outOffset));
 
 function random(size, seed) {
   let state = seed;
@@ -104,14 +80,12 @@ const shapes = [
 console.log(`WebAssembly SIMD: ${simdAvailable ? 'yes' : 'no'}; chunk ${CHUNK_ROWS} rows`);
 console.log('| shape | JS fused | JS unfused | WASM SIMD | WASM / JS fused |');
 console.log('|---|---|---|---|---|');
-const fusedKernel = jsKernel(false);
-const unfusedKernel = jsKernel(true);
 for (const [label, rows, k, n] of shapes) {
   const x = random(rows * k, 1);
   const w = random(k * n, 2);
   const out = new Float32Array(rows * n);
   const macs = rows * k * n;
-  const panels = packPanels(w, k, n);
+  const panels = packPanels({ shape: [k, n], data: w });
   const packed = packProduct(w, k, n);
   const runs = [() => fusedKernel(x, rows, panels, out), () => unfusedKernel(x, rows, panels, out)];
   if (packed !== null) runs.push(() => packed.multiply(x, 0, rows, null, out, 0));

@@ -509,7 +509,7 @@ const packedWeights = new WeakMap();
 // w packed for productRow32/64: a float [K, N] matrix, or conv2d's [kh, kw, C, O] kernel, which row-major is the
 // [kh*kw*C, O] matrix that multiplies a window read in the same order. `simd` is null: the SIMD kernel is for a model's
 // weights (see prepareNode).
-function packPanels(w) {
+export function packPanels(w) {
   const n = w.shape[w.shape.length - 1];
   const k = count(w.shape.slice(0, -1));
   const panels = Math.ceil(n / PANEL);
@@ -533,9 +533,39 @@ function packed(w) {
 // The sums of the last, partial panel, stored once per row (a float64 array holds either kind's sums exactly).
 const lastPanel = new Float64Array(PANEL);
 
+// Stores the PANEL sums s0..s7 of the panel at column c into out[outOffset + c + j] (+ bias[c + j], a separate
+// rounded addition: the store into out's float32 or float64 array rounds it) for the columns below n. One function
+// for productRow32 and productRow64: the sums are doubles in both, their rounding done by the caller's loop.
+function storePanel(out, outOffset, c, n, bias, s0, s1, s2, s3, s4, s5, s6, s7) {
+  const o = outOffset + c;
+  if (c + PANEL <= n) {
+    out[o] = bias === null ? s0 : s0 + bias[c];
+    out[o + 1] = bias === null ? s1 : s1 + bias[c + 1];
+    out[o + 2] = bias === null ? s2 : s2 + bias[c + 2];
+    out[o + 3] = bias === null ? s3 : s3 + bias[c + 3];
+    out[o + 4] = bias === null ? s4 : s4 + bias[c + 4];
+    out[o + 5] = bias === null ? s5 : s5 + bias[c + 5];
+    out[o + 6] = bias === null ? s6 : s6 + bias[c + 6];
+    out[o + 7] = bias === null ? s7 : s7 + bias[c + 7];
+  } else {
+    // the last panel, part of it beyond the last column
+    const sums = lastPanel;
+    sums[0] = s0;
+    sums[1] = s1;
+    sums[2] = s2;
+    sums[3] = s3;
+    sums[4] = s4;
+    sums[5] = s5;
+    sums[6] = s6;
+    sums[7] = s7;
+    for (let j = 0; c + j < n; j++) out[o + j] = bias === null ? sums[j] : sums[j] + bias[c + j];
+  }
+}
+
 // out[outOffset + c] = (the sum over i < K of x[xOffset + i] * w[i, c]) (+ bias[c], a separate rounded addition) for
-// every column c, in float32, in the SIMD kernel's order.
-function productRow32(x, xOffset, weights, bias, out, outOffset) {
+// every column c, in float32, in the SIMD kernel's order. Exported with packPanels for scripts/bench-product.mjs, which
+// times this loop against the WebAssembly kernel.
+export function productRow32(x, xOffset, weights, bias, out, outOffset) {
   const { data, k, n, panels } = weights;
   for (let p = 0; p < panels; p++) {
     let s0 = 0;
@@ -557,30 +587,7 @@ function productRow32(x, xOffset, weights, bias, out, outOffset) {
       s6 = f32(s6 + f32(v * data[w + 6]));
       s7 = f32(s7 + f32(v * data[w + 7]));
     }
-    const c = p * PANEL;
-    const o = outOffset + c;
-    if (c + PANEL <= n) {
-      out[o] = bias === null ? s0 : s0 + bias[c];
-      out[o + 1] = bias === null ? s1 : s1 + bias[c + 1];
-      out[o + 2] = bias === null ? s2 : s2 + bias[c + 2];
-      out[o + 3] = bias === null ? s3 : s3 + bias[c + 3];
-      out[o + 4] = bias === null ? s4 : s4 + bias[c + 4];
-      out[o + 5] = bias === null ? s5 : s5 + bias[c + 5];
-      out[o + 6] = bias === null ? s6 : s6 + bias[c + 6];
-      out[o + 7] = bias === null ? s7 : s7 + bias[c + 7];
-    } else {
-      // the last panel, part of it beyond the last column
-      const sums = lastPanel;
-      sums[0] = s0;
-      sums[1] = s1;
-      sums[2] = s2;
-      sums[3] = s3;
-      sums[4] = s4;
-      sums[5] = s5;
-      sums[6] = s6;
-      sums[7] = s7;
-      for (let j = 0; c + j < n; j++) out[o + j] = bias === null ? sums[j] : sums[j] + bias[c + j];
-    }
+    storePanel(out, outOffset, p * PANEL, n, bias, s0, s1, s2, s3, s4, s5, s6, s7);
   }
 }
 
@@ -607,30 +614,7 @@ function productRow64(x, xOffset, weights, bias, out, outOffset) {
       s6 = s6 + v * data[w + 6];
       s7 = s7 + v * data[w + 7];
     }
-    const c = p * PANEL;
-    const o = outOffset + c;
-    if (c + PANEL <= n) {
-      out[o] = bias === null ? s0 : s0 + bias[c];
-      out[o + 1] = bias === null ? s1 : s1 + bias[c + 1];
-      out[o + 2] = bias === null ? s2 : s2 + bias[c + 2];
-      out[o + 3] = bias === null ? s3 : s3 + bias[c + 3];
-      out[o + 4] = bias === null ? s4 : s4 + bias[c + 4];
-      out[o + 5] = bias === null ? s5 : s5 + bias[c + 5];
-      out[o + 6] = bias === null ? s6 : s6 + bias[c + 6];
-      out[o + 7] = bias === null ? s7 : s7 + bias[c + 7];
-    } else {
-      // the last panel, part of it beyond the last column
-      const sums = lastPanel;
-      sums[0] = s0;
-      sums[1] = s1;
-      sums[2] = s2;
-      sums[3] = s3;
-      sums[4] = s4;
-      sums[5] = s5;
-      sums[6] = s6;
-      sums[7] = s7;
-      for (let j = 0; c + j < n; j++) out[o + j] = bias === null ? sums[j] : sums[j] + bias[c + j];
-    }
+    storePanel(out, outOffset, p * PANEL, n, bias, s0, s1, s2, s3, s4, s5, s6, s7);
   }
 }
 
