@@ -9,31 +9,26 @@ const f32 = Math.fround;
 /** Floats per kernel call: the module's memory, one 64 KiB page, sized once and never grown. */
 const CHUNK = 16384;
 
-// tanh's coefficients (Eigen's generic_fast_tanh_float), as float32
-const TANH_A1 = f32(4.89352455891786e-3);
-const TANH_A3 = f32(6.37261928875436e-4);
-const TANH_A5 = f32(1.48572235717979e-5);
-const TANH_A7 = f32(5.12229709037114e-8);
-const TANH_A9 = f32(-8.60467152213735e-11);
-const TANH_A11 = f32(2.00018790482477e-13);
-const TANH_A13 = f32(-2.76076847742355e-16);
-const TANH_B0 = f32(4.89352518554385e-3);
-const TANH_B2 = f32(2.268434632439e-3);
-const TANH_B4 = f32(1.18534705686654e-4);
-const TANH_B6 = f32(1.19825839466702e-6);
+// tanh's coefficients (Eigen's generic_fast_tanh_float), as float32, highest power first: p's of x^13, x^11, ..., x;
+// q's of x^6, x^4, x^2, 1
+const TANH_P = [-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-8,
+  1.48572235717979e-5, 6.37261928875436e-4, 4.89352455891786e-3].map(f32);
+const TANH_Q = [1.19825839466702e-6, 1.18534705686654e-4, 2.268434632439e-3, 4.89352518554385e-3].map(f32);
 
-// sigmoid's coefficients (Eigen's scalar_logistic_op<float> packet path), as float32
-const SIGMOID_A1 = f32(2.48287947061529e-1);
-const SIGMOID_A3 = f32(8.51377133304701e-3);
-const SIGMOID_A5 = f32(6.08574864600143e-5);
-const SIGMOID_A7 = f32(1.15627324459942e-7);
-const SIGMOID_A9 = f32(4.37031012579801e-11);
-const SIGMOID_B0 = f32(9.9315192102318e-1);
-const SIGMOID_B2 = f32(1.16817656904453e-1);
-const SIGMOID_B4 = f32(1.70198817374094e-3);
-const SIGMOID_B6 = f32(6.2910678501704e-6);
-const SIGMOID_B8 = f32(5.76102136993427e-9);
-const SIGMOID_B10 = f32(6.10247389755681e-13);
+// sigmoid's coefficients (Eigen's scalar_logistic_op<float> packet path), as float32, highest power first: p's of
+// x^9, x^7, ..., x; q's of x^10, x^8, ..., 1
+const SIGMOID_P = [4.37031012579801e-11, 1.15627324459942e-7, 6.08574864600143e-5, 8.51377133304701e-3,
+  2.48287947061529e-1].map(f32);
+const SIGMOID_Q = [6.10247389755681e-13, 5.76102136993427e-9, 6.2910678501704e-6, 1.70198817374094e-3,
+  1.16817656904453e-1, 9.9315192102318e-1].map(f32);
+
+// The polynomial in x2 with `coefficients` (highest power first) by Horner's rule, each multiplication and addition
+// rounded to float32: elementwise.wat's order, step for step.
+function hornerFloat32(x2, coefficients) {
+  let sum = coefficients[0];
+  for (let i = 1; i < coefficients.length; i++) sum = f32(f32(x2 * sum) + coefficients[i]);
+  return sum;
+}
 
 /**
  * spec/ops.md's float32 tanh as TF 1.15 computes it: x clamped to [-9, 9], then p(x) / q(x), every step rounded to
@@ -43,16 +38,8 @@ const SIGMOID_B10 = f32(6.10247389755681e-13);
 export function tanhFloat32(value) {
   const x = Math.max(-9, Math.min(9, value));
   const x2 = f32(x * x);
-  let p = f32(f32(x2 * TANH_A13) + TANH_A11);
-  p = f32(f32(x2 * p) + TANH_A9);
-  p = f32(f32(x2 * p) + TANH_A7);
-  p = f32(f32(x2 * p) + TANH_A5);
-  p = f32(f32(x2 * p) + TANH_A3);
-  p = f32(f32(x2 * p) + TANH_A1);
-  p = f32(x * p);
-  let q = f32(f32(x2 * TANH_B6) + TANH_B4);
-  q = f32(f32(x2 * q) + TANH_B2);
-  q = f32(f32(x2 * q) + TANH_B0);
+  const p = f32(x * hornerFloat32(x2, TANH_P));
+  const q = hornerFloat32(x2, TANH_Q);
   return f32(p / q);
 }
 
@@ -64,16 +51,8 @@ export function tanhFloat32(value) {
 export function sigmoidFloat32(value) {
   const x = Math.max(-18, Math.min(18, value));
   const x2 = f32(x * x);
-  let p = f32(f32(x2 * SIGMOID_A9) + SIGMOID_A7);
-  p = f32(f32(x2 * p) + SIGMOID_A5);
-  p = f32(f32(x2 * p) + SIGMOID_A3);
-  p = f32(f32(x2 * p) + SIGMOID_A1);
-  p = f32(x * p);
-  let q = f32(f32(x2 * SIGMOID_B10) + SIGMOID_B8);
-  q = f32(f32(x2 * q) + SIGMOID_B6);
-  q = f32(f32(x2 * q) + SIGMOID_B4);
-  q = f32(f32(x2 * q) + SIGMOID_B2);
-  q = f32(f32(x2 * q) + SIGMOID_B0);
+  const p = f32(x * hornerFloat32(x2, SIGMOID_P));
+  const q = hornerFloat32(x2, SIGMOID_Q);
   const y = Math.max(Math.min(f32(f32(p / q) + 0.5), 1), 0);
   return value > 18 ? 1 : value < -18 ? 0 : y;
 }
