@@ -568,14 +568,7 @@ function storePanel(out, outOffset, c, n, bias, s0, s1, s2, s3, s4, s5, s6, s7) 
 export function productRow32(x, xOffset, weights, bias, out, outOffset) {
   const { data, k, n, panels } = weights;
   for (let p = 0; p < panels; p++) {
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    let s4 = 0;
-    let s5 = 0;
-    let s6 = 0;
-    let s7 = 0;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
       const v = x[xOffset + i];
       s0 = f32(s0 + f32(v * data[w]));
@@ -595,14 +588,7 @@ export function productRow32(x, xOffset, weights, bias, out, outOffset) {
 function productRow64(x, xOffset, weights, bias, out, outOffset) {
   const { data, k, n, panels } = weights;
   for (let p = 0; p < panels; p++) {
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    let s4 = 0;
-    let s5 = 0;
-    let s6 = 0;
-    let s7 = 0;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
     for (let i = 0, w = p * k * PANEL; i < k; i++, w += PANEL) {
       const v = x[xOffset + i];
       s0 = s0 + v * data[w];
