@@ -1,22 +1,37 @@
 /*
  * sbif_kernels.c: the float32 sums of products of linear, matmul and conv2d (see sbif_kernels.h).
  *
- * Built with -ffp-contract=fast: spec/ops.md allows these sums, and only these, any order and fused multiply-adds.
+ * Built with -ffp-contract=fast: spec/ops.md allows these sums, and only these, any order and fused multiply-adds
+ * (on x86 with FMA every multiply-add is fused explicitly, vmuladd). Whatever the order, a row's sums never depend on
+ * the rows computed with it: a batch gives each observation, bit for bit, what it alone gives.
  * A tile of ROWS rows of x times one panel of weights keeps ROWS x 2 vector accumulators in registers; tiles of
  * fewer rows take several panels at once instead, so that at least 8 independent sums are in flight (an FMA's
  * latency is about 4 cycles and two issue per cycle). Rows are taken in blocks that fill half the
  * L2 (SBIF_L2_BYTES, which the Makefile reads from the host for native builds), so every panel passes over a block
  * of x that stays in cache. Outputs narrower than half a panel pack the weights transposed instead, one contiguous
- * column per output, and take dot products: zero-padding them to a panel would multiply the work and the memory.
+ * column per output (zero-padded to whole vectors), and take dot products, several rows and columns at a time:
+ * zero-padding them to a panel would multiply the work and the memory.
  * A convolution is the same product with output pixels as rows, each window read in place where none overhangs the
  * image (else copied by im2col), and a product's outputs can be stored through relu (sbif_kernel_activation).
  */
 #include "sbif_kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 #if !defined(SBIF_KERNELS_PORTABLE) && defined(__GNUC__)
 #define VECTOR_EXTENSIONS 1
+#endif
+
+/* A tile's stores inlined into it, so that its accumulators stay in registers rather than pass through memory. */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE
+#endif
+
+#if defined(VECTOR_EXTENSIONS) && defined(__FMA__)
+#include <immintrin.h>
 #endif
 
 #if defined(VECTOR_EXTENSIONS) && defined(__AVX512F__)
@@ -62,7 +77,18 @@ static vec vload(const float *p) {
 }
 static void vstore(float *p, vec v) { memcpy(p, &v, sizeof v); }
 static vec vadd(vec a, vec b) { return a + b; }
+#if defined(__FMA__) && (LANES == 8 || LANES == 16)
+/* Every multiply-add fused, explicitly: left to -ffp-contract, GCC's tuning for some cores (znver's avoidance of FMA
+ * chains) splits some of them into a multiply and an add, and the same sum would round differently in different
+ * tiles. */
+#if LANES == 16
+static vec vmuladd(vec acc, vec a, vec b) { return (vec)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)acc); }
+#else
+static vec vmuladd(vec acc, vec a, vec b) { return (vec)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)acc); }
+#endif
+#else
 static vec vmuladd(vec acc, vec a, vec b) { return acc + a * b; }
+#endif
 typedef int32_t lanes_mask __attribute__((vector_size(LANES * sizeof(int32_t))));
 /* the lanes below zero cleared: a comparison is false for NaN and -0, which pass through as relu_f32 keeps them */
 static vec vrelu(vec v) { return (vec)((lanes_mask)v & ~(v < vzero())); }
@@ -94,9 +120,14 @@ static vec vadd(vec a, vec b) {
     for (i = 0; i < LANES; i++) a.lane[i] += b.lane[i];
     return a;
 }
+/* fused where C99 says a fused multiply-add is fast (as with the vector extensions: always or never, whichever tile) */
 static vec vmuladd(vec acc, vec a, vec b) {
     int i;
+#ifdef FP_FAST_FMAF
+    for (i = 0; i < LANES; i++) acc.lane[i] = fmaf(a.lane[i], b.lane[i], acc.lane[i]);
+#else
     for (i = 0; i < LANES; i++) acc.lane[i] += a.lane[i] * b.lane[i];
+#endif
     return acc;
 }
 static vec vrelu(vec v) {
@@ -108,6 +139,16 @@ static vec vrelu(vec v) {
 
 /** relu as the op computes it (sbif.c's relu_f32), for the lanes stored one at a time. */
 static float relu(float v) { return v < 0.0f ? 0.0f : v; }
+
+/** a * b + c for one lane: fused, explicitly, where the target has a fast fused multiply-add, so that a sum computed
+ * lane by lane rounds alike in every tile (however the compiler would contract it in each). */
+static float muladd(float a, float b, float c) {
+#if defined(__FMA__) || defined(FP_FAST_FMAF)
+    return fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
 
 const char *sbif_kernel_target(void) { return TARGET_TEXT ", L2 " EXPANDED_TEXT(SBIF_L2_BYTES) " bytes"; }
 
@@ -138,7 +179,7 @@ void sbif_kernel_pack(const float *w, int64_t k, int64_t n, float *packed) {
 
 /** Store a tile's row of sums, plus the bias when there is one (a separate rounding, as spec/ops.md says), through
  * the activation, into the first `columns` columns of y. */
-static void store_row(const vec *sums, const float *bias, sbif_kernel_activation activation, float *y,
+static ALWAYS_INLINE void store_row(const vec *sums, const float *bias, sbif_kernel_activation activation, float *y,
                       int64_t columns) {
     float lanes[PANEL];
     int64_t c;
@@ -217,10 +258,27 @@ static void locate_rows(const row_source *source, int64_t first, int count, cons
                 }                                                                                                  \
             }                                                                                                      \
         }                                                                                                          \
-        for (m = 0; m < M; m++) {                                                                                  \
-            for (v = 0; v < P && v * PANEL < columns; v++) {                                                       \
-                store_row(&acc[m][v * VECTORS], bias != NULL ? bias + v * PANEL : NULL, activation,                \
-                          y + m * n + v * PANEL, columns - v * PANEL < PANEL ? columns - v * PANEL : PANEL);       \
+        if (columns >= P * PANEL) { /* every column exists: the accumulators stored from registers */             \
+            vec biases[P * VECTORS];                                                                               \
+            for (v = 0; v < P * VECTORS; v++) biases[v] = bias != NULL ? vload(bias + v * LANES) : vzero();        \
+            for (m = 0; m < M; m++) {                                                                              \
+                for (v = 0; v < P * VECTORS; v++) {                                                                \
+                    vec out = bias != NULL ? vadd(acc[m][v], biases[v]) : acc[m][v];                               \
+                    vstore(y + m * n + v * LANES, activation == SBIF_KERNEL_RELU ? vrelu(out) : out);              \
+                }                                                                                                  \
+            }                                                                                                      \
+            return;                                                                                                \
+        }                                                                                                          \
+        { /* the last panel, part of whose columns exist: the accumulators go through memory, copied first (with  \
+           * constant indices: in any loop the compiler may not unroll, they would leave the registers everywhere) */ \
+            vec sums[M][P * VECTORS];                                                                              \
+            for (m = 0; m < M; m++)                                                                                \
+                for (v = 0; v < P * VECTORS; v++) sums[m][v] = acc[m][v];                                          \
+            for (m = 0; m < M; m++) {                                                                              \
+                for (v = 0; v < P && v * PANEL < columns; v++) {                                                   \
+                    store_row(&sums[m][v * VECTORS], bias != NULL ? bias + v * PANEL : NULL, activation,           \
+                              y + m * n + v * PANEL, columns - v * PANEL < PANEL ? columns - v * PANEL : PANEL);   \
+                }                                                                                                  \
             }                                                                                                      \
         }                                                                                                          \
     }
@@ -268,21 +326,96 @@ int64_t sbif_kernel_batch_rows(int64_t row_bytes) {
 /** Rows of x [., k] that fill half the L2, in whole tiles. */
 static int64_t block_rows(int64_t k) { return sbif_kernel_batch_rows(k * (int64_t)sizeof(float)); }
 
-/** The sum of a[i] * b[i] over i < k, in four vector accumulators. */
-static float dot(const float *a, const float *b, int64_t k) {
-    vec acc[4];
-    float lanes[LANES], sum = 0.0f;
-    int64_t i = 0;
-    int u;
-    for (u = 0; u < 4; u++) acc[u] = vzero();
-    for (; i + 4 * LANES <= k; i += 4 * LANES) {
-        for (u = 0; u < 4; u++) acc[u] = vmuladd(acc[u], vload(a + i + u * LANES), vload(b + i + u * LANES));
+/** The sum of a vector's lanes, halving: lane i takes lane i + half, for halves of LANES / 2 down to 1. */
+static ALWAYS_INLINE float lanes_sum(vec v) {
+    float lanes[LANES];
+    int half, i;
+    vstore(lanes, v);
+    for (half = LANES / 2; half > 0; half /= 2) {
+        for (i = 0; i < half; i++) lanes[i] += lanes[i + half];
     }
-    for (; i + LANES <= k; i += LANES) acc[0] = vmuladd(acc[0], vload(a + i), vload(b + i));
-    vstore(lanes, vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
-    for (u = 0; u < LANES; u++) sum += lanes[u];
-    for (; i < k; i++) sum += a[i] * b[i];
-    return sum;
+    return lanes[0];
+}
+
+/* Narrow outputs: M rows of x [., k] times G transposed columns (each k long) into y (stride n). Each output is a dot
+ * product: one vector accumulator over the row's whole vectors in order, its lanes summed (lanes_sum), then the last
+ * k % LANES products added one by one (muladd), as a sum shorter than a vector is computed everywhere. Whatever M
+ * and G, a row's outputs are computed so, as a single observation's: rows and columns taken together only share
+ * their loads, M x G accumulators in flight. */
+#define DEFINE_NARROW(NAME, M, G)                                                                                  \
+    static void NAME(const float *x, int64_t k, const float *columns, const float *bias,                           \
+                     sbif_kernel_activation activation, float *y, int64_t n) {                                     \
+        vec acc[M][G], xs[M];                                                                                      \
+        float sums[M][G];                                                                                          \
+        int64_t i;                                                                                                 \
+        int m, c;                                                                                                  \
+        for (m = 0; m < M; m++)                                                                                    \
+            for (c = 0; c < G; c++) acc[m][c] = vzero();                                                           \
+        for (i = 0; i + LANES <= k; i += LANES) {                                                                  \
+            for (m = 0; m < M; m++) xs[m] = vload(x + m * k + i);                                                  \
+            for (c = 0; c < G; c++) {                                                                              \
+                vec w = vload(columns + c * k + i);                                                                \
+                for (m = 0; m < M; m++) acc[m][c] = vmuladd(acc[m][c], xs[m], w);                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (m = 0; m < M; m++)                                                                                    \
+            for (c = 0; c < G; c++) sums[m][c] = lanes_sum(acc[m][c]);                                             \
+        for (; i < k; i++) {                                                                                       \
+            for (m = 0; m < M; m++)                                                                                \
+                for (c = 0; c < G; c++) sums[m][c] = muladd(x[m * k + i], columns[c * k + i], sums[m][c]);         \
+        }                                                                                                          \
+        for (m = 0; m < M; m++) {                                                                                  \
+            for (c = 0; c < G; c++) {                                                                              \
+                float out = bias != NULL ? sums[m][c] + bias[c] : sums[m][c];                                      \
+                y[m * n + c] = activation == SBIF_KERNEL_RELU ? relu(out) : out;                                   \
+            }                                                                                                      \
+        }                                                                                                          \
+    }
+
+/** Columns taken together by a narrow tile, at most: with two rows, 12 accumulators (of 16 vector registers). */
+#define NARROW_GROUP 6
+
+DEFINE_NARROW(narrow_1x1, 1, 1)
+DEFINE_NARROW(narrow_1x2, 1, 2)
+DEFINE_NARROW(narrow_1x3, 1, 3)
+DEFINE_NARROW(narrow_1x4, 1, 4)
+DEFINE_NARROW(narrow_1x5, 1, 5)
+DEFINE_NARROW(narrow_1x6, 1, 6)
+DEFINE_NARROW(narrow_2x1, 2, 1)
+DEFINE_NARROW(narrow_2x2, 2, 2)
+DEFINE_NARROW(narrow_2x3, 2, 3)
+DEFINE_NARROW(narrow_2x4, 2, 4)
+DEFINE_NARROW(narrow_2x5, 2, 5)
+DEFINE_NARROW(narrow_2x6, 2, 6)
+DEFINE_NARROW(narrow_4x1, 4, 1)
+DEFINE_NARROW(narrow_4x2, 4, 2)
+DEFINE_NARROW(narrow_4x3, 4, 3)
+#undef DEFINE_NARROW
+
+typedef void (*narrow_fn)(const float *x, int64_t k, const float *columns, const float *bias,
+                          sbif_kernel_activation activation, float *y, int64_t n);
+
+/** The narrow tiles by rows (1, 2, 4) and columns (1..NARROW_GROUP); four rows only up to 3 columns. */
+static const narrow_fn NARROW_TILES[3][NARROW_GROUP + 1] = {
+    {NULL, narrow_1x1, narrow_1x2, narrow_1x3, narrow_1x4, narrow_1x5, narrow_1x6},
+    {NULL, narrow_2x1, narrow_2x2, narrow_2x3, narrow_2x4, narrow_2x5, narrow_2x6},
+    {NULL, narrow_4x1, narrow_4x2, narrow_4x3, NULL, NULL, NULL}};
+
+/** x [rows, k] times narrow outputs packed transposed, into y [rows, n]: rows four, two or one at a time, each time
+ * every column in groups of at most NARROW_GROUP. */
+static void multiply_narrow(const float *x, int64_t rows, int64_t k, const float *packed, int64_t n,
+                            const float *bias, sbif_kernel_activation activation, float *y) {
+    int64_t r = 0, c, group;
+    while (r < rows) {
+        int64_t widest = n < NARROW_GROUP ? n : NARROW_GROUP;
+        int tier = rows - r >= 4 && widest <= 3 ? 2 : rows - r >= 2 ? 1 : 0, taken = tier == 2 ? 4 : tier + 1;
+        for (c = 0; c < n; c += group) {
+            group = n - c < NARROW_GROUP ? n - c : NARROW_GROUP;
+            NARROW_TILES[tier][group](x + r * k, k, packed + c * k, bias != NULL ? bias + c : NULL, activation,
+                                      y + r * n + c, n);
+        }
+        r += taken;
+    }
 }
 
 /** Rows [0, rows) of a source times the panels, into y [rows, n]: rows in blocks of `block` (that stay in cache while
@@ -311,14 +444,8 @@ static void multiply(const row_source *source, int64_t rows, int64_t block, cons
 void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *packed, int64_t n, const float *bias,
                       sbif_kernel_activation activation, float *y) {
     row_source source;
-    int64_t p, r;
     if (transposed(n)) {
-        for (r = 0; r < rows; r++, x += k, y += n) {
-            for (p = 0; p < n; p++) {
-                float sum = dot(x, packed + p * k, k), out = bias != NULL ? sum + bias[p] : sum;
-                y[p] = activation == SBIF_KERNEL_RELU ? relu(out) : out;
-            }
-        }
+        multiply_narrow(x, rows, k, packed, n, bias, activation, y);
         return;
     }
     source.x = x;

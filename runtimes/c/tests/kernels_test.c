@@ -110,6 +110,24 @@ static float *canaried(int64_t count) {
     return y;
 }
 
+/** Each row of a product computed alone gives, bit for bit, what the batch gave it (finite data: the kernels promise
+ * every row the same sums whatever rows are computed with it, so a batch of observations gives each what it alone
+ * gives). */
+static void check_rows_alone(const char *what, const float *x, int64_t rows, int64_t k, const float *packed,
+                             int64_t n, const float *bias, const float *y) {
+    float *alone = canaried(n);
+    int64_t r;
+    for (r = 0; r < rows; r++) {
+        sbif_kernel_gemm(x + r * k, 1, k, packed, n, bias, SBIF_KERNEL_IDENTITY, alone);
+        checked++;
+        if (memcmp(alone, y + r * n, (size_t)n * sizeof *alone) != 0 && failures++ < 20) {
+            printf("FAIL %s: row %lld alone differs from the batch's\n", what, (long long)r);
+        }
+    }
+    check_canary(what, alone + n);
+    free(alone);
+}
+
 static void check_gemm(int64_t rows, int64_t k, int64_t n, int with_bias, data_kind kind) {
     float *x = malloc((size_t)(rows * k + 1) * sizeof *x), *w = malloc((size_t)(k * n + 1) * sizeof *w);
     float *b = malloc((size_t)(n + 1) * sizeof *b), *y = malloc((size_t)(rows * n + GUARD) * sizeof *y), *relu_y;
@@ -130,6 +148,7 @@ static void check_gemm(int64_t rows, int64_t k, int64_t n, int with_bias, data_k
     relu_y = canaried(rows * n);
     sbif_kernel_gemm(x, rows, k, packed, n, with_bias ? b : NULL, SBIF_KERNEL_RELU, relu_y);
     check_relu(what, y, relu_y, rows * n);
+    if (kind != NON_FINITE) check_rows_alone(what, x, rows, k, packed, n, with_bias ? b : NULL, y);
     for (r = 0; r < rows; r++) {
         for (c = 0; c < n; c++) {
             double sum = 0.0, magnitude = 0.0;
