@@ -6,8 +6,7 @@
  *
  * Observations are gym's float64 state [x, ẋ, θ, θ̇]; SB2 casts them to float32 when it feeds the policy.
  */
-import { CORRECTLY_ROUNDED } from './elementary.js';
-import { Mulberry32 } from './random.js';
+import { EpisodicEnvironment } from './episodic.js';
 
 const GRAVITY = 9.8;
 const MASS_CART = 1.0;
@@ -25,17 +24,13 @@ export const MAX_EPISODE_STEPS = 500;
 /** reset() draws each state component uniformly from [-INITIAL_BOUND, INITIAL_BOUND). */
 const INITIAL_BOUND = 0.05;
 
-export class CartPole {
+export class CartPole extends EpisodicEnvironment {
   /**
    * @param {{seed?: number, elementary?: import('./elementary.js').Elementary}} [options] `seed` makes the
    *   initial states of successive resets; `elementary` the sin/cos/square the dynamics call.
    */
-  constructor({ seed = 0, elementary = CORRECTLY_ROUNDED } = {}) {
-    this.random = new Mulberry32(seed);
-    this.elementary = elementary;
-    this.state = null;
-    this.steps = 0;
-    this.done = true;
+  constructor(options) {
+    super('CartPole', ['x', 'x_dot', 'theta', 'theta_dot'], options);
   }
 
   get name() {
@@ -47,14 +42,7 @@ export class CartPole {
    * @returns {Float64Array} the first observation
    */
   reset(state = null) {
-    if (state === null) {
-      state = Array.from({ length: 4 }, () => this.random.uniform(-INITIAL_BOUND, INITIAL_BOUND));
-    } else if (state.length !== 4 || !Array.from(state).every(Number.isFinite)) {
-      throw new RangeError(`CartPole state must be 4 finite numbers [x, x_dot, theta, theta_dot], got [${state}]`);
-    }
-    this.state = Float64Array.from(state);
-    this.steps = 0;
-    this.done = false;
+    this.startEpisode(state ?? Array.from({ length: 4 }, () => this.random.uniform(-INITIAL_BOUND, INITIAL_BOUND)));
     return Float64Array.from(this.state);
   }
 
@@ -64,7 +52,7 @@ export class CartPole {
    *   pole fell or the cart left the track (`done` also ends at the time limit)
    */
   step(action) {
-    if (this.done) throw new Error('CartPole: the episode is over; call reset() before step()');
+    this.checkRunning();
     if (action !== 0 && action !== 1) throw new RangeError(`CartPole action must be 0 or 1, got ${action}`);
     const { sin, cos, square } = this.elementary;
     let [x, xDot, theta, thetaDot] = this.state;
@@ -79,11 +67,9 @@ export class CartPole {
     xDot = xDot + TAU * xAcc;
     theta = theta + TAU * thetaDot;
     thetaDot = thetaDot + TAU * thetaAcc;
-    this.state = Float64Array.of(x, xDot, theta, thetaDot);
-    this.steps += 1;
     const terminated = x < -X_THRESHOLD || x > X_THRESHOLD
       || theta < -THETA_THRESHOLD_RADIANS || theta > THETA_THRESHOLD_RADIANS;
-    this.done = terminated || this.steps >= MAX_EPISODE_STEPS;
+    this.finishStep(Float64Array.of(x, xDot, theta, thetaDot), terminated, MAX_EPISODE_STEPS);
     return { observation: Float64Array.from(this.state), reward: 1.0, done: this.done, terminated };
   }
 }

@@ -7,8 +7,7 @@
  *
  * The state is [θ, θ̇] with θ = 0 upright; observations are gym's float64 [cos θ, sin θ, θ̇].
  */
-import { CORRECTLY_ROUNDED } from './elementary.js';
-import { Mulberry32 } from './random.js';
+import { EpisodicEnvironment } from './episodic.js';
 
 const MAX_SPEED = 8;
 export const MAX_TORQUE = 2.0;
@@ -37,17 +36,13 @@ export function angleNormalize(theta) {
   return flooredRemainder(theta + Math.PI, 2 * Math.PI) - Math.PI;
 }
 
-export class Pendulum {
+export class Pendulum extends EpisodicEnvironment {
   /**
    * @param {{seed?: number, elementary?: import('./elementary.js').Elementary}} [options] `seed` makes the
    *   initial states of successive resets; `elementary` the sin/cos/square the dynamics call.
    */
-  constructor({ seed = 0, elementary = CORRECTLY_ROUNDED } = {}) {
-    this.random = new Mulberry32(seed);
-    this.elementary = elementary;
-    this.state = null;
-    this.steps = 0;
-    this.done = true;
+  constructor(options) {
+    super('Pendulum', ['theta', 'theta_dot'], options);
     /** The torque last applied, after clipping (for drawing). */
     this.lastTorque = 0;
   }
@@ -62,14 +57,7 @@ export class Pendulum {
    * @returns {Float64Array} the first observation
    */
   reset(state = null) {
-    if (state === null) {
-      state = [this.random.uniform(-Math.PI, Math.PI), this.random.uniform(-1, 1)];
-    } else if (state.length !== 2 || !Array.from(state).every(Number.isFinite)) {
-      throw new RangeError(`Pendulum state must be 2 finite numbers [theta, theta_dot], got [${state}]`);
-    }
-    this.state = Float64Array.from(state);
-    this.steps = 0;
-    this.done = false;
+    this.startEpisode(state ?? [this.random.uniform(-Math.PI, Math.PI), this.random.uniform(-1, 1)]);
     this.lastTorque = 0;
     return this.observation();
   }
@@ -86,7 +74,7 @@ export class Pendulum {
    *   terminates: `done` is the time limit
    */
   step(action) {
-    if (this.done) throw new Error('Pendulum: the episode is over; call reset() before step()');
+    this.checkRunning();
     const torque = typeof action === 'number' ? action : action?.length === 1 ? Number(action[0]) : NaN;
     if (Number.isNaN(torque)) throw new RangeError(`Pendulum action must be one number, got ${action}`);
     const { sin, square } = this.elementary;
@@ -97,9 +85,7 @@ export class Pendulum {
     let newThetaDot = thetaDot + (GRAVITY_TERM * sin(theta + Math.PI) + TORQUE_TERM * u) * DT;
     const newTheta = theta + newThetaDot * DT;
     newThetaDot = Math.min(Math.max(newThetaDot, -MAX_SPEED), MAX_SPEED);
-    this.state = Float64Array.of(newTheta, newThetaDot);
-    this.steps += 1;
-    this.done = this.steps >= MAX_EPISODE_STEPS;
+    this.finishStep(Float64Array.of(newTheta, newThetaDot), false, MAX_EPISODE_STEPS);
     return { observation: this.observation(), reward: -costs, done: this.done, terminated: false };
   }
 }
