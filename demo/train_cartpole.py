@@ -48,14 +48,13 @@ def make_env(seed, rank):
     return _init
 
 
-def evaluate(model, seed, n_episodes=N_EVAL_EPISODES):
-    env = gym.make(ENV_ID)
+def evaluate(model, seed, env_id=ENV_ID, n_episodes=N_EVAL_EPISODES):
+    """Returns of `n_episodes` episodes of SB2's deterministic predict, from starts seeded apart from training's."""
+    env = gym.make(env_id)
     env.seed(seed + 1000)
     returns = []
     for _ in range(n_episodes):
-        obs = env.reset()
-        done = False
-        total = 0.0
+        obs, done, total = env.reset(), False, 0.0
         while not done:
             action, _ = model.predict(obs, deterministic=True)
             obs, reward, done, _ = env.step(action)
@@ -63,6 +62,28 @@ def evaluate(model, seed, n_episodes=N_EVAL_EPISODES):
         returns.append(total)
     env.close()
     return returns
+
+
+def save_and_evaluate(model, out, seed, env_id, n_episodes, min_return):
+    """Save the trained model as SB2's .zip at `out`, evaluate it (see `evaluate`) and print what it scored.
+
+    Also the play page's Pendulum trainer's (web/play/models/train_pendulum.py) last step. Returns the exit status:
+    1 if the mean return is below `min_return`, else 0.
+    """
+    out_dir = os.path.dirname(out)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    model.save(out)
+    print("saved %s (%d bytes)" % (out, os.path.getsize(out)))
+
+    returns = evaluate(model, seed, env_id, n_episodes)
+    mean_return = float(np.mean(returns))
+    print("deterministic eval over %d episodes: mean return %.1f (min %.1f, max %.1f)"
+          % (len(returns), mean_return, min(returns), max(returns)))
+    if mean_return < min_return:
+        print("FAIL: mean return %.1f < %.1f" % (mean_return, min_return), file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None):
@@ -97,22 +118,8 @@ def main(argv=None):
     train_time = time.time() - start
     print("trained %d timesteps in %.1f s (seed %d)" % (args.timesteps, train_time, args.seed))
 
-    out_dir = os.path.dirname(args.out)
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-    model.save(args.out)
-    print("saved %s (%d bytes)" % (args.out, os.path.getsize(args.out)))
-
-    returns = evaluate(model, args.seed)
-    mean_return = float(np.mean(returns))
-    print("deterministic eval over %d episodes: mean return %.1f (min %.1f, max %.1f)"
-          % (len(returns), mean_return, min(returns), max(returns)))
     env.close()
-
-    if mean_return < MIN_MEAN_RETURN:
-        print("FAIL: mean return %.1f < %.1f" % (mean_return, MIN_MEAN_RETURN), file=sys.stderr)
-        return 1
-    return 0
+    return save_and_evaluate(model, args.out, args.seed, ENV_ID, N_EVAL_EPISODES, MIN_MEAN_RETURN)
 
 
 if __name__ == "__main__":

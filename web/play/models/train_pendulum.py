@@ -35,24 +35,12 @@ from stable_baselines import TD3  # noqa: E402
 from stable_baselines.common import set_global_seeds  # noqa: E402
 from stable_baselines.common.noise import NormalActionNoise  # noqa: E402
 
+# demo/train_cartpole.py, the CartPole agent's trainer, saves and evaluates both of the page's agents.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "demo"))
+from train_cartpole import save_and_evaluate  # noqa: E402
+
 ENV_ID = "Pendulum-v0"
 N_EVAL_EPISODES = 10
-
-
-def evaluate(model, seed, n_episodes=N_EVAL_EPISODES):
-    """Returns of `n_episodes` deterministic episodes, from starts seeded apart from training's."""
-    env = gym.make(ENV_ID)
-    env.seed(seed + 1000)
-    returns = []
-    for _ in range(n_episodes):
-        obs, done, total = env.reset(), False, 0.0
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, done, _ = env.step(action)
-            total += reward
-        returns.append(total)
-    env.close()
-    return returns
 
 
 def main(argv=None):
@@ -87,20 +75,7 @@ def main(argv=None):
     model.learn(total_timesteps=args.timesteps)
     print("trained %d timesteps in %.1f s (seed %d)" % (args.timesteps, time.time() - start, args.seed))
 
-    out_dir = os.path.dirname(args.out)
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-    model.save(args.out)
-    print("saved %s (%d bytes)" % (args.out, os.path.getsize(args.out)))
-
-    returns = evaluate(model, args.seed)
-    mean_return = float(np.mean(returns))
-    print("deterministic eval over %d episodes: mean return %.1f (min %.1f, max %.1f)"
-          % (len(returns), mean_return, min(returns), max(returns)))
-    if mean_return < args.min_return:
-        print("FAIL: mean return %.1f < %.1f" % (mean_return, args.min_return), file=sys.stderr)
-        return 1
-    return 0
+    return save_and_evaluate(model, args.out, args.seed, ENV_ID, N_EVAL_EPISODES, args.min_return)
 
 
 if __name__ == "__main__":
