@@ -20,7 +20,8 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PIP_QUIET := --quiet --no-warn-script-location
 
-.PHONY: all envs modern legacy browser demo test test-modern test-legacy check runtime-c bench fuzz newest-numba clean
+.PHONY: all envs modern legacy browser demo test test-modern test-legacy check runtime-c numba-kernels bench fuzz \
+	newest-numba newest-numba-advisory clean
 
 all: envs
 envs: modern legacy
@@ -99,7 +100,14 @@ $(OUT)/ppo_cartpole_sb3.zip: demo/train_sb3_cartpole.py
 	$(VENV)/bin/python demo/train_sb3_cartpole.py $@
 
 # --- tests -----------------------------------------------------------------------------------------------
-test: test-modern test-legacy
+# The modern suite, then the SB2 one with the newest numba's check (`make newest-numba`, below: pip, then two builds
+# on one core) beside it rather than after it: the SB2 suite's workers leave a core idle while they wait on TensorFlow
+# or on a worker still running its last tests.
+test: test-modern
+	@$(MAKE) --no-print-directory -j2 test-legacy newest-numba-advisory
+
+# as newest-numba, where a failure is a warning (make test)
+newest-numba-advisory:
 	@.ci/newest-numba || echo "WARNING: the numba backend does not build, or does not agree with the NumPy reference, with the newest numba release (the line above says what failed; sbif/runtime/numba/PYCC.md says what to do); make test does not fail for it"
 
 # numba.pycc is pending deprecation (sbif/runtime/numba/PYCC.md): does the numba backend still build, and agree with
@@ -111,17 +119,35 @@ newest-numba:
 runtime-c:
 	$(MAKE) -C runtimes/c
 
-# the numba backend's compiled kernels are built into the clone (not ~/.cache/sbif): every run tests the build
-test-modern: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
-test-modern: modern runtime-c browser
-	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
-	$(VENV)/bin/python -m pytest -q tests
+# the numba backend's compiled kernels (sbif/runtime/numba/aot.py), built into the clone (not ~/.cache/sbif: every
+# run of the suites tests the build): one to two minutes of one core after the kernels change, a moment otherwise.
+# The modern suites build them beside the C runtime, before pytest, rather than in both pytest-xdist workers at once,
+# each when it first needs them. A failed build says why on stderr and does not stop the suite: where numba's pycc
+# cannot build them, the backend falls back to its JIT
+KERNEL_CACHE := $(CURDIR)/.cache/sbif
+numba-kernels: export SBIF_CACHE_DIR := $(KERNEL_CACHE)
+numba-kernels: modern
+	-$(VENV)/bin/python -m sbif.runtime.numba.aot --json > /dev/null
 
-# the wheel tests (tests/test_wheel.py) and those of the JavaScript runtime and pages (marked javascript: Node and
-# Chromium, whatever the Python) run once, in the modern environment
+# The suites run on the machine's 2 cores (pytest-xdist). --dist loadgroup keeps the tests of a costly shared fixture
+# (the Ray cluster, the wheel, Chromium's bridge) on one worker, which sets it up once (tests/conftest.py).
+XDIST := -n 2 --dist loadgroup
+
+test-modern: export SBIF_CACHE_DIR := $(KERNEL_CACHE)
+test-modern: modern
+	@$(MAKE) --no-print-directory -j2 runtime-c browser numba-kernels
+	@echo "== tests in the modern environment ($$($(VENV)/bin/python --version), numpy $$($(VENV)/bin/python -c 'import numpy; print(numpy.__version__)'))"
+	$(VENV)/bin/python -m pytest -q $(XDIST) tests
+
+# The SB2 environment reruns the core (format, safe loader, reference runtime, CLI) under Python 3.7 and numpy 1.18,
+# and runs the live differential tests against SB2 itself. What checks the same thing under any Python runs once, in
+# the modern environment: the wheel tests (tests/test_wheel.py), the JavaScript runtime and pages (marked javascript:
+# Node and Chromium), and the other tests of code that is not Python (marked python_independent: the C runtime's
+# builds and sanitizers, the differential fuzzing of the C and Node readers; tests/conftest.py lists them)
 test-legacy: legacy runtime-c
 	@echo "== tests in the SB2 environment (Python 3.7, numpy 1.18, live differential tests)"
-	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q -n 2 -m "not wheel and not javascript" tests
+	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q $(XDIST) \
+	  -m "not wheel and not javascript and not python_independent" tests
 
 # the fast inner loop, about 3 minutes on 2 cores: what `make test-modern` runs, minus the tests marked slow (the
 # core stays: format, NumPy runtime, CLI, safe loader, and each converter's and runtime's own small tests; the sweeps
@@ -129,9 +155,10 @@ test-legacy: legacy runtime-c
 # new user's path; tests/conftest.py says which and why); the live tests need the SB2 environment and are not
 # collected here. After a change to the numba kernels, the first run also rebuilds them (one to two minutes, shared
 # with make test).
-check: export SBIF_CACHE_DIR := $(CURDIR)/.cache/sbif
-check: modern runtime-c browser
-	$(VENV)/bin/python -m pytest -q -m "not slow" tests
+check: export SBIF_CACHE_DIR := $(KERNEL_CACHE)
+check: modern
+	@$(MAKE) --no-print-directory -j2 runtime-c browser numba-kernels
+	$(VENV)/bin/python -m pytest -q $(XDIST) -m "not slow" tests
 
 # --- benchmarks (not part of the tests): SB2 vs SBIF numpy/numba/C, onnxruntime, torch; then the JavaScript runtime vs
 # onnxruntime-web (WASM) in Node (benchmarks/js, onnxruntime-web pinned by its lockfile); writes benchmarks/results/

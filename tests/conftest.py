@@ -68,13 +68,14 @@ SLOW_TESTS = {
     "tests/runtimes/test_c_kernels.py::test_the_kernels_agree_with_the_reference_on_awkward_sizes",
     "tests/runtimes/test_c_kernels.py::test_threaded_workspaces_race_nowhere",  # ThreadSanitizer: 36 s
     "tests/runtimes/test_c_kernels.py::test_a_build_without_threads_runs_in_one_thread_and_refuses_more",  # 11 s
-    # Node: the golden packs (2.1 s), megabyte headers and documents (0.4-1.3 s each), a fuzz run, every family
-    "tests/conformance/test_node.py::test_node_passes_the_golden_packs",
-    "tests/conformance/test_node.py::test_node_counts_header_entries_as_the_reference",
-    "tests/conformance/test_node.py::test_node_applies_the_document_size_limits_as_the_reference",  # 10 s
-    "tests/conformance/test_node.py::test_node_refuses_a_document_of_many_nodes_before_parsing_it",
-    "tests/conformance/test_node.py::test_fuzzing_node_finds_nothing",
-    "tests/conformance/test_node.py::test_node_against_the_reference_on_every_family",
+    # the JavaScript runtime in Node: the golden packs (2.1 s), megabyte headers and documents (0.4-1.3 s each), a
+    # fuzz run, every family
+    "tests/conformance/test_js.py::test_js_passes_the_golden_packs",
+    "tests/conformance/test_js.py::test_js_counts_header_entries_as_the_reference",
+    "tests/conformance/test_js.py::test_js_applies_the_document_size_limits_as_the_reference",  # 10 s
+    "tests/conformance/test_js.py::test_js_refuses_a_document_of_many_nodes_before_parsing_it",
+    "tests/conformance/test_js.py::test_fuzzing_js_finds_nothing",
+    "tests/conformance/test_js.py::test_js_against_the_reference_on_every_family",
     # the conformance suite run as a command (a child interpreter and a runtime process for each run: 0.8-3.1 s
     # each), every family through a process (2.6 s), fuzz runs (1.2-2.2 s); the suite's in-process runs stay
     "tests/conformance/test_suite.py::test_cli_run_golden_json_and_exit_codes",
@@ -129,11 +130,49 @@ SLOW_TESTS = {
 }
 
 
+#: Tests sharing a costly resource run on one pytest-xdist worker (the Makefile runs the suites with `-n 2 --dist
+#: loadgroup`), which then sets it up once, not once per worker: xdist group -> the session fixture that holds it.
+GROUPS_BY_FIXTURE = {
+    # a two-node Ray cluster: four processes that take seconds to start; two clusters at once would crowd 2 cores
+    "ray": "ray_cluster",
+    # the sbif wheel, built from a copy of the sources
+    "wheel": "wheel",
+}
+#: xdist group -> the test file whose tests share it: headless Chromium, which one worker drives at a time (the
+#: browser bridge, and the page tests' own), so that two never share the 2 cores under the page tests' timeouts
+GROUPS_BY_FILE = {"chromium": "tests/conformance/test_js_browser.py"}
+
+#: Test files whose subject is not Python code, so that what they check is the same under any Python and numpy: they
+#: are marked `python_independent`, and `make test-legacy` leaves them to the modern environment (the SB2 one reruns
+#: the core under Python 3.7 and numpy 1.18, and its live differential tests, not these). Their NumPy oracle runs
+#: there all the same, in the tests of the reference itself (the golden packs, the op vectors).
+PYTHON_INDEPENDENT_FILES = {
+    # the C runtime: its builds, and those under AddressSanitizer, UndefinedBehaviorSanitizer and ThreadSanitizer
+    "tests/runtimes/test_c_runtime.py",
+    "tests/runtimes/test_c_predict.py",
+    "tests/runtimes/test_c_kernels.py",
+    # Hypothesis's mutants through the C and Node readers, against the Python reader (whose own refusals, file by
+    # file, tests/test_container.py, tests/test_roundtrip.py and tests/attacks/test_fuzz.py check under each Python)
+    "tests/fuzz/test_differential_readers.py",
+}
+
+
+# first: with --dist loadgroup, pytest-xdist's own hook appends each test's group to its node id, which SLOW_TESTS's
+# matching must not see, and it must see the groups given here
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Mark SLOW_TESTS `slow`."""
+    """Mark SLOW_TESTS `slow` and PYTHON_INDEPENDENT_FILES `python_independent`, and put the tests of
+    GROUPS_BY_FIXTURE and GROUPS_BY_FILE in their xdist group."""
     for item in items:
+        path = item.nodeid.split("::")[0]
         if item.nodeid in SLOW_TESTS or item.nodeid.split("[")[0] in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+        if path in PYTHON_INDEPENDENT_FILES:
+            item.add_marker(pytest.mark.python_independent)
+        groups = [group for group, fixture in GROUPS_BY_FIXTURE.items() if fixture in getattr(item, "fixturenames", ())]
+        groups += [group for group, file in GROUPS_BY_FILE.items() if file == path]
+        if groups:  # one group a test (pytest-xdist < 3.3, the SB2 environment's, reads one mark)
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
 
 
 @pytest.fixture(scope="session")
