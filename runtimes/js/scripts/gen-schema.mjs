@@ -2,11 +2,11 @@
 // Writes src/schema-data.js, the JSON Schemas of spec/schema (their one home) as an ES module, so that the library
 // validates documents without reading files at run time (in a browser there are none to read).
 //
-// The format versions' schemas share most of their definitions. Each definition, and any other part that stands in
-// more than one place (a property, an enum), is written once, as a constant the schemas refer to, so the module says
-// each thing once; every schema is still, value for value and key order for key order, the file it comes from
-// (test/schema-data.test.js compares them). The schemas are read, never written, by the validator, so sharing the
-// objects is safe.
+// The format versions' schemas share most of their definitions. Each document, definition and property, and any
+// other part that stands in more than one place (an enum, a reference), is written once, as a constant the schemas
+// refer to, a later version's as its earlier one's changes, so the module says each thing once; every schema is
+// still, value for value and key order for key order, the file it comes from (test/schema-data.test.js compares
+// them). The schemas are read, never written, by the validator, so sharing the objects is safe.
 //
 //   node runtimes/js/scripts/gen-schema.mjs           # rewrite src/schema-data.js
 //   node runtimes/js/scripts/gen-schema.mjs --check   # exit 1 if it differs from what spec/schema gives
@@ -46,8 +46,8 @@ const children = (node) => (Array.isArray(node) ? node.map((value, index) => [St
 function sharedParts(schemas) {
   const shared = definitionParts(schemas);
   for (;;) {
-    // Where each unshared composite part stands, walking the schemas and the shared parts' bodies but not into a
-    // shared part where it is referred to.
+    // Where each unshared composite part stands, walking the shared parts' bodies (the documents among them) but not
+    // into a shared part where it is referred to.
     const places = new Map();
     const walk = (node, path) => {
       for (const [step, value] of children(node)) {
@@ -59,7 +59,6 @@ function sharedParts(schemas) {
         walk(value, [...path, step]);
       }
     };
-    for (const [, schema] of schemas) walk(schema, []);
     for (const [text, { path }] of shared) walk(JSON.parse(text), path);
     const candidates = [...places.entries()]
       .filter(([text, { count }]) => count > 1 && text.length >= SHARED_MIN_CHARACTERS)
@@ -70,40 +69,55 @@ function sharedParts(schemas) {
   }
 }
 
-// Every definition of every version as a constant named after it (SPACE), with the version (PROVENANCE_V1,
-// PROVENANCE_V2) where the versions define it differently: a version's table of definitions is then a list of names,
-// which shows at a glance what the versions share. A later version's definition is written as its earlier one's
-// changes (see `literal`), kept as `base`.
+// Each version's document, every definition, and every property of one but the small (`{"type": "string"}`, a lone
+// reference) as a constant named after it (DOCUMENT, SPACE, PROVENANCE_ALGORITHM), with the version (PROVENANCE_V1,
+// PROVENANCE_V2) where the versions define it differently: a version's table of definitions, and a definition's table
+// of properties, is then a list of names, which shows at a glance what the versions share. A later version's part is
+// written as its earlier one's changes (see `literal`), kept as `base`.
 function definitionParts(schemas) {
-  const bodies = new Map();
+  const places = new Map();
   for (const [version, schema] of schemas) {
+    const named = [[[], schema]];
     for (const [name, body] of Object.entries(schema.definitions ?? {})) {
-      if (!bodies.has(name)) bodies.set(name, new Map());
-      const texts = bodies.get(name);
-      const text = JSON.stringify(body);
-      if (!texts.has(text)) texts.set(text, version);
+      named.push([['definitions', name], body]);
+      for (const [property, value] of Object.entries(isComposite(body.properties) ? body.properties : {})) {
+        if (isComposite(value) && JSON.stringify(value).length >= SHARED_MIN_CHARACTERS && !isReference(value)) {
+          named.push([['definitions', name, 'properties', property], value]);
+        }
+      }
+    }
+    for (const [path, value] of named) {
+      const key = path.join('/');
+      if (!places.has(key)) places.set(key, { path, texts: new Map() });
+      const { texts } = places.get(key);
+      if (!texts.has(JSON.stringify(value))) texts.set(JSON.stringify(value), version);
     }
   }
   const parts = new Map();
-  for (const [name, texts] of bodies) {
+  for (const { path, texts } of places.values()) {
     let base = null;
     for (const [text, version] of texts) {
       if (parts.has(text)) continue;
-      const constant = `${name.replace(/[^A-Za-z0-9_]/g, '_').toUpperCase()}${texts.size > 1 ? `_V${version}` : ''}`;
-      parts.set(text, { name: constant, path: ['definitions', name], base });
+      const words = path.filter((step) => !STRUCTURAL_KEYWORDS.has(step)).join('_') || 'DOCUMENT';
+      const constant = `${words.replace(/[^A-Za-z0-9_]/g, '_').toUpperCase()}${texts.size > 1 ? `_V${version}` : ''}`;
+      parts.set(text, { name: constant, path, base });
       base = { value: JSON.parse(text), expression: constant };
     }
   }
   return parts;
 }
 
+const REFERENCE_PREFIX = '#/definitions/';
+// Whether `value` is a lone reference to a definition, {"$ref": "#/definitions/..."}.
+const isReference = (value) => Object.keys(value).length === 1 && typeof value.$ref === 'string'
+  && value.$ref.startsWith(REFERENCE_PREFIX);
+
 // A constant's name from where the part first stands: "definitions/space" -> SPACE, "definitions/provenance/
 // properties/algorithm" -> PROVENANCE_ALGORITHM; a lone reference by what it refers to: {"$ref":
 // "#/definitions/space"} -> REF_SPACE; a name taken gets a number.
 function constantName(path, value, shared) {
-  const words = path.filter((step) => !STRUCTURAL_KEYWORDS.has(step));
-  const reference = /^#\/definitions\/(\w+)$/.exec(value.$ref);
-  if (reference && Object.keys(value).length === 1) words.splice(0, words.length, 'REF', reference[1]);
+  const words = isReference(value) ? ['REF', value.$ref.slice(REFERENCE_PREFIX.length)]
+    : path.filter((step) => !STRUCTURAL_KEYWORDS.has(step));
   const base = (words.join('_') || 'PART').replace(/[^A-Za-z0-9_]/g, '_').toUpperCase();
   const taken = new Set([...shared.values()].map(({ name }) => name));
   let name = /^[0-9]/.test(base) ? `_${base}` : base;
@@ -117,8 +131,9 @@ function constantName(path, value, shared) {
 // With a `base` ({value, expression}: the earlier version's part at the same place), what equals the base is the
 // base's expression, and an object that keeps the base's keys in their order (adding some after them) and some of
 // their values is the base spread with its changed members: `{ ...INPUT_V1.oneOf[1], "properties": ... }` (a spread
-// member overridden keeps its place, so the key order stays the file's). `lead`: the characters before the literal on
-// its first line.
+// member overridden keeps its place, so the key order stays the file's); an array that starts with the base's
+// elements is the base spread with the elements added: `[ ...PROVENANCE_V1.required, "framework" ]`. `lead`: the
+// characters before the literal on its first line.
 function literal(value, indent, shared, self = null, base = null, lead = 0) {
   if (!isComposite(value)) return JSON.stringify(value);
   const text = JSON.stringify(value);
@@ -130,13 +145,13 @@ function literal(value, indent, shared, self = null, base = null, lead = 0) {
   const sameKind = base !== null && isComposite(base.value) && Array.isArray(base.value) === Array.isArray(value);
   const baseOf = (key) => (sameKind && Object.hasOwn(base.value, key)
     ? { value: base.value[key], expression: memberExpression(base.expression, key) } : null);
-  const baseKeys = sameKind && !Array.isArray(value) ? Object.keys(base.value) : [];
-  const spread = !Array.isArray(value) && baseKeys.length > 0
-    && baseKeys.every((key, index) => Object.keys(value)[index] === key)
-    && baseKeys.some((key) => JSON.stringify(value[key]) === JSON.stringify(base.value[key]));
+  const baseKeys = sameKind ? Object.keys(base.value) : [];
+  const same = (key) => JSON.stringify(value[key]) === JSON.stringify(base.value[key]);
+  const spread = baseKeys.length > 0 && baseKeys.every((key, index) => Object.keys(value)[index] === key)
+    && (Array.isArray(value) ? baseKeys.every(same) : baseKeys.some(same));
   const inner = `${indent}  `;
-  const members = (spread ? [[null, null], ...entries.filter(([key, member]) => JSON.stringify(member)
-    !== JSON.stringify(base.value[key]))] : entries)
+  const members = (spread ? [[null, null], ...entries.filter(([key]) => !Object.hasOwn(base.value, key) || !same(key))]
+    : entries)
     .map(([key, member]) => (key === null ? `...${base.expression}`
       : keyed(Array.isArray(value) ? '' : `${JSON.stringify(key)}: `, member, inner, shared, baseOf(key))));
   const lines = [];
@@ -191,14 +206,15 @@ export function schemaModuleText() {
       }
     }
   };
-  for (const [, schema] of schemas) declare(schema);
-  const entries = schemas.map(([version, schema]) => `  ${keyed(`${version}: `, schema, '  ', shared, null)},\n`);
+  const documents = Object.fromEntries(schemas);
+  declare(documents);
   return '// Generated by scripts/gen-schema.mjs from spec/schema, the schemas\' one home: do not edit; run\n'
     + '// `node runtimes/js/scripts/gen-schema.mjs` after changing them (test/schema-data.test.js fails until then).\n'
-    + '// Each definition, and any part that stands in more than one place, is written once, as a constant.\n'
+    + '// Each version\'s document, each definition and property, and any part that stands in more than one place is\n'
+    + '// written once, as a constant; a later version\'s spreads its earlier one\'s and states what changed.\n'
     + constants.join('')
     + '/** The JSON Schema of each format version\'s document, by version. */\n'
-    + `export const DOCUMENT_SCHEMAS = {\n${entries.join('')}};\n`;
+    + `export const DOCUMENT_SCHEMAS = ${literal(documents, '', shared)};\n`;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -291,7 +291,10 @@ function assembleModule(text) {
   ]);
 }
 
-/** The text of a module's *-bytes.js (`module`: an entry of MODULES) for its assembled `bytes`. */
+/**
+ * The text of a module's *-bytes.js (`module`: an entry of MODULES) for its assembled `bytes`. Every *-bytes.js is
+ * this one template's output: what those files have in common is written here, once.
+ */
 export function bytesModule(module, bytes) {
   const lines = [];
   for (let at = 0; at < bytes.length; at += 24) lines.push(`  ${Array.from(bytes.subarray(at, at + 24)).join(', ')},`);
