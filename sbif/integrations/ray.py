@@ -18,8 +18,13 @@ Three levels, each built on the one before:
                         compute=ray.data.ActorPoolStrategy(size=8), batch_size=16384, batch_format="pyarrow")
 
 The policy travels once: `policy_reference` puts the file's bytes in the object store, and every actor of a node
-reads that node's one copy (no per-task shipping, no file system shared between the nodes); a path works as well
-where every node sees it.
+gets them from that node's one copy (no per-task shipping, no file system shared between the nodes); a path works as
+well where every node sees it. Each actor then maps a copy of its own: SBIF's reader maps files, so the bytes are
+written once per actor to an unlinked temporary file (`sbif.batch.load_policy`; a few milliseconds even for the
+7 MB nature CNN).
+
+`connect(address)` joins a cluster once for many `run_dataset` calls (a notebook, a benchmark); `run_dataset` alone
+joins and leaves each time, as `sbif predict` does.
 
 Results do not depend on the cluster: a row's outputs are a function of its observations, its id and the seed
 (`sbif.batch.noise`), so the same dataset gives the same values on one process or a hundred, however Ray cuts it
@@ -29,20 +34,21 @@ need whole episodes per batch; `map_dataset` regroups the rows by episode first 
 """
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import functools
 import ipaddress
 import logging
 import os
+import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
 from ..batch import BatchPredictor, BatchSpec, BatchSummary, DatasetWriter, Shard, check_destination
 from ..batch import dataset_columns, dataset_shards
 from ..batch.io import NPY_COLUMN, file_kind, open_npy
-from ..batch.local import DEFAULT_BATCH_SIZE
+from ..batch.local import DEFAULT_BATCH_SIZE, check_episodes_together
 from ..batch.tables import RowLabels, column_array, column_names, to_arrow, with_columns
 from ..errors import InputError, SbifError, preview
 from ..progress import Progress
@@ -79,10 +85,11 @@ class SbifMapper:
     is loaded once, when the actor starts. `spec`: what to compute (`sbif.batch.BatchSpec`). Batches are a pyarrow
     Table, a dict of NumPy arrays or a pandas DataFrame, and come back in their own format.
 
-    Row ids: the data's id column when it has one (`spec.id_column`, or `id`); otherwise `ROW_COLUMN`, which
-    `read_dataset` adds, holds each row's index in the dataset. The batches of a recurrent policy must hold whole
-    episodes (`map_dataset` arranges that). `keep_inputs=False` returns the outputs alone (and `ROW_COLUMN`, when
-    the batch has it), sparing the transfer of the observations back to whoever reads the results."""
+    Rows: `ROW_COLUMN`, which `read_dataset` adds, holds each row's index in the dataset, whatever batch it is in:
+    errors name rows by it, as the local engine does, and it is the rows' id when the data has no id column
+    (`spec.id_column`, or `id`). The batches of a recurrent policy must hold whole episodes (`map_dataset`
+    arranges that). `keep_inputs=False` returns the outputs alone (and `ROW_COLUMN`, when the batch has it),
+    sparing the transfer of the observations back to whoever reads the results."""
 
     def __init__(self, model: Any, spec: BatchSpec, keep_inputs: bool = True):
         if isinstance(model, ray.ObjectRef):
@@ -94,28 +101,12 @@ class SbifMapper:
 
     def __call__(self, batch: Any) -> Any:
         names = column_names(batch)
-        first_row = None
-        if ROW_COLUMN in names and not self.predictor.recurrent:
-            first_row = _first_of_consecutive_rows(column_array(batch, ROW_COLUMN, RowLabels(None, None)))
-        outputs = self.predictor.compute(batch, first_row)
+        rows = column_array(batch, ROW_COLUMN, RowLabels(None, None)) if ROW_COLUMN in names else None
+        outputs = self.predictor.compute(batch, row_indices=rows)
         if self.keep_inputs:
             return with_columns(batch, outputs)
         kept = [ROW_COLUMN] if ROW_COLUMN in names else []
         return with_columns(_select(batch, kept), outputs)
-
-
-def _first_of_consecutive_rows(rows: np.ndarray) -> Optional[int]:
-    """The first row index of a batch whose rows are consecutive in the dataset, as `read_dataset` cuts them (the
-    local engine's `first_row`, which names a bad row by its index); refused otherwise, as the ids of the rows
-    after a gap would be guessed wrong."""
-    if rows.size == 0:
-        return None
-    first = int(rows[0])
-    if not np.array_equal(rows, np.arange(first, first + rows.size, dtype=rows.dtype)):
-        raise InputError("the rows of a batch are not consecutive (column {} jumps): without an id column, the "
-                         "batches of a feed-forward policy must keep the order read_dataset gave them".format(
-                             ROW_COLUMN))
-    return first
 
 
 def _select(batch: Any, names: Sequence[str]) -> Any:
@@ -220,16 +211,17 @@ def _read_piece(shard: Shard, start: int, stop: int, row_group: Optional[int], f
     yield table.append_column(ROW_COLUMN, pa.array(rows))
 
 
-def read_dataset(path: str, columns: Optional[Sequence[str]] = None, concurrency: Optional[int] = None
-                 ) -> "ray.data.Dataset":
-    """The dataset at `path` (`sbif.batch.io`'s formats) as a Ray dataset with `ROW_COLUMN` added, one block per
-    read task (`SbifDatasource.pieces`).
+def read_dataset(path: Union[str, SbifDatasource], columns: Optional[Sequence[str]] = None,
+                 concurrency: Optional[int] = None) -> "ray.data.Dataset":
+    """The dataset at `path` (`sbif.batch.io`'s formats; or a `SbifDatasource` made already, whose columns then
+    apply) as a Ray dataset with `ROW_COLUMN` added, one block per read task (`SbifDatasource.pieces`).
 
     The read tasks reserve no CPU: they are short (I/O, and decoding a row group), and an actor pool sized to the
     cluster's CPUs, as `run_dataset`'s is, would otherwise hold every CPU while its actors wait for the very blocks
-    those tasks were to read. `concurrency` caps how many run at once (each runs in a worker process of its own,
-    started on first use: a few seconds each on a busy machine)."""
-    source = SbifDatasource(path, columns)
+    those tasks were to read. (Ray fuses a read into an actor pool's map only when both ask for the same CPUs and
+    the map takes whole blocks; on Ray 2.60 such a fused job ran one actor of the two the test cluster has room
+    for, so the read stays separate.) `concurrency` caps how many run at once."""
+    source = path if isinstance(path, SbifDatasource) else SbifDatasource(path, columns)
     return ray.data.read_datasource(source, override_num_blocks=len(source.pieces), num_cpus=0,
                                     concurrency=concurrency)
 
@@ -240,12 +232,14 @@ def map_dataset(dataset: "ray.data.Dataset", model: Any, spec: BatchSpec, actors
     """`dataset` with the outputs of `spec` added, computed by a pool of `actors` actors, each holding the policy
     (`model`: a `policy_reference`, or a path every node can read).
 
-    A feed-forward policy maps batches of `batch_size` rows as they come. A recurrent policy needs each episode's
-    rows together in one batch: the rows are first grouped by `spec.episode_column`, as `groupby().map_groups()`
-    groups them (Ray sorts by the key, so that each block holds whole episodes), but each batch is a whole block of
-    many episodes, not one episode: `BatchPredictor` then runs step t of every episode of the block in one call,
-    where a call per episode would run one row at a time. The rows come back grouped by episode; a dataset from
-    `read_dataset` can be put back in its order by sorting on `ROW_COLUMN`."""
+    A feed-forward policy maps batches of `batch_size` rows as they come. A recurrent policy needs
+    each episode's rows together in one batch: the rows are first grouped by `spec.episode_column`, as
+    `groupby().map_groups()` groups them (Ray sorts by the key, so that each block holds whole episodes), but each
+    batch is a whole block of many episodes, not one episode: `BatchPredictor` then runs step t of every episode of
+    the block in one call, where a call per episode would run one row at a time. The rows come back grouped by
+    episode; a dataset from `read_dataset` can be put back in its order by sorting on `ROW_COLUMN`. (Sorting groups
+    an episode's rows wherever they are; `run_dataset` first refuses a dataset whose episodes are not together, as
+    the local engine does.)"""
     if actors < 1:
         raise InputError("the actor pool needs at least one actor, got {}".format(actors))
     if batch_size < 1:
@@ -253,11 +247,6 @@ def map_dataset(dataset: "ray.data.Dataset", model: Any, spec: BatchSpec, actors
     predictor = BatchPredictor(model if isinstance(model, str) else _load_for_checks(model), spec)
     available = list(dataset.schema().names)
     predictor.check_columns(available, keep_inputs)
-    if predictor.recurrent and predictor.id_column(available) is None:
-        if ROW_COLUMN not in available:
-            raise InputError("the rows have no id column (id, or spec.id_column): read the dataset with "
-                             "read_dataset, which adds each row's index as {}".format(ROW_COLUMN))
-        spec = dataclasses.replace(spec, id_column=ROW_COLUMN)
     mapping = dict(fn_constructor_kwargs={"model": model, "spec": spec, "keep_inputs": keep_inputs},
                    compute=ray.data.ActorPoolStrategy(size=actors), batch_format=batch_format,
                    num_cpus=cpus_per_actor)
@@ -279,58 +268,100 @@ def run_dataset(model: str, data: str, out: str, spec: BatchSpec, batch_size: in
                 address: Optional[str] = None, passthrough: bool = True, actors: Optional[int] = None
                 ) -> BatchSummary:
     """`sbif predict --engine ray`: the dataset at `data` through the policy at `model` on the Ray cluster at
-    `address` (None: a Ray started in this process for the run), written to `out` exactly as `run_local` writes it
-    (same rows, order, columns and types; `passthrough` as there).
+    `address` (None: a Ray started in this process for the run; joined already: that one), written to `out`
+    exactly as `run_local` writes it (same rows, order, columns and types; `passthrough` as there).
 
-    `actors`: the actor pool's size (default: one per CPU of the cluster). Ray Data reads the shards in parallel
-    on the cluster and the actors predict; the results stream back to this process, which writes them in dataset
-    order through the local engine's atomic writer, so nothing appears at `out` unless every row was predicted.
-    A failure (a bad column, a lost node Ray could not recover from) is an SbifError of one line: the cause's own
-    message, not the cluster's traceback."""
+    `actors`: the actor pool's size (default `default_actors`). Ray Data reads the shards in parallel on the
+    cluster and the actors predict; the results stream back to this process, which writes them
+    in dataset order through the local engine's atomic writer, so nothing appears at `out` unless every row was
+    predicted. The driver writes, not the actors, because `out` is a path on this machine (a cluster's nodes need
+    not share its file system), a single-file destination is one ordered file, and only one writer can make the
+    output appear at once (by a rename) or not at all. A failure (a bad column, a lost node Ray could not recover
+    from) is an SbifError of one line: the cause's own message, not the cluster's traceback."""
     started = time.monotonic()
     check_destination(data, out)
     shards = dataset_shards(data)
     total = sum(shard.rows for shard in shards)
     if total == 0:
         raise InputError("the dataset {} has no rows".format(preview(data)))
+    if actors is not None and actors < 1:
+        raise InputError("the actor pool needs at least one actor, got {}".format(actors))
     predictor = BatchPredictor(model, spec)  # a wrong output, seed or column fails here, before Ray starts
     available = dataset_columns(shards)
     keep_inputs = passthrough and file_kind(out) != "npy"
     predictor.check_columns(available, keep_inputs)
+    if predictor.recurrent:  # the local engine's refusal, before any work: Ray's grouping would not need it
+        check_episodes_together(shards, spec.episode_column, batch_size)
     columns = None if keep_inputs else predictor.input_columns(available)
-    started_ray = _connect(address)
-    try:
-        pool = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        context.execution_options.preserve_order = True
-        mapped = map_dataset(read_dataset(data, columns, concurrency=pool), policy_reference(model), spec, actors=pool,
-                             batch_size=batch_size, batch_format="pyarrow", keep_inputs=keep_inputs)
-        if predictor.recurrent:  # back in dataset order, sorted once the actors are done with their CPUs
-            mapped = mapped.materialize().sort(ROW_COLUMN)
-        with Progress("predicting on Ray ({} actors)".format(pool), total=total, unit="rows") as progress, \
-                DatasetWriter(out, [shard.path for shard in shards], total) as writer:
-            written = _write_in_order(mapped, writer, np.asarray([shard.rows for shard in shards]), progress)
-        if written != total:
-            raise SbifError("Ray returned {} rows of the {} read".format(written, total))
-    except SbifError:
-        raise
-    except Exception as exc:  # Ray's own errors: their cause, in one line
-        raise cluster_error(exc) from None
-    finally:
-        if started_ray:
-            ray.shutdown()
+    with quiet_standard_error() as terminal:
+        started_ray = connect(address)
+        try:
+            source = SbifDatasource(data, columns)
+            pool = actors or default_actors(len(source.pieces))
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False
+            context.print_on_execution_start = False
+            context.execution_options.preserve_order = True
+            mapped = map_dataset(read_dataset(source, concurrency=pool), policy_reference(model), spec, actors=pool,
+                                 batch_size=batch_size, batch_format="pyarrow", keep_inputs=keep_inputs)
+            if predictor.recurrent:  # back in dataset order, sorted once the actors are done with their CPUs
+                mapped = mapped.materialize().sort(ROW_COLUMN)
+            with Progress("predicting on Ray ({} actors)".format(pool), total=total, unit="rows",
+                          stream=terminal) as progress, \
+                    DatasetWriter(out, [shard.path for shard in shards], total) as writer:
+                written = _write_in_order(mapped, writer, np.asarray([shard.rows for shard in shards]), progress)
+            if written != total:
+                raise SbifError("Ray returned {} rows of the {} read".format(written, total))
+        except SbifError:
+            raise
+        except Exception as exc:  # Ray's own errors: their cause, in one line
+            raise cluster_error(exc) from None
+        finally:
+            if started_ray:
+                ray.shutdown()
     return BatchSummary(total, time.monotonic() - started, predictor.output_columns, out, "ray", batch_size,
                         spec.seed if predictor.sampling_outputs() else None)
 
 
-def _connect(address: Optional[str]) -> bool:
-    """Join the cluster at `address`, or start a Ray for this process (None); True if this call started or joined
-    it (and so must shut it down), False if Ray was already initialised by the caller.
+def default_actors(read_tasks: int) -> int:
+    """The actor pool `run_dataset` uses unless told: one actor per CPU of the cluster, but no more than there are
+    read tasks (an actor without a block to map only costs its start: a process that imports SBIF and loads the
+    policy)."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(cpus, read_tasks))
 
-    A loopback address names a cluster on this machine: the driver joins it as a node of that address, where Ray
-    would otherwise announce itself by the machine's outward interface."""
+
+@contextlib.contextmanager
+def quiet_standard_error() -> Iterator[Any]:
+    """Point this process's standard error (file descriptor 2) at the null device for a run, and yield a stream to
+    the real one, for the run's own progress line. Ray's C++ core writes its notices there directly (such as, for
+    every Ray Data actor pool, that the actors' constructor arguments live in the object store), as Ray Data
+    writes its own; they are not the user's business, and Ray keeps its logs in its session directory. Failures
+    are not lost: they surface as exceptions, reported once the descriptor is back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(2), "w", buffering=1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield terminal
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        for descriptor in (saved, null):
+            os.close(descriptor)
+        terminal.close()
+
+
+def connect(address: Optional[str]) -> bool:
+    """Join the cluster at `address`, or start a Ray for this process (None); True if this call started or joined
+    it (and so must shut it down), False if Ray was already initialised by the caller (who may join once and run
+    many jobs: `run_dataset` then uses that cluster).
+
+    Ray's Python loggers log warnings and errors only, and the workers' output is not forwarded to this process
+    (`run_dataset` also keeps the rest of Ray's notices off the terminal: `quiet_standard_error`). A loopback
+    address names a cluster on this machine: the driver joins it as a node of that address, where Ray would
+    otherwise announce itself by the machine's outward interface."""
     if ray.is_initialized():
         return False
     options: Dict[str, Any] = dict(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False,

@@ -1,6 +1,7 @@
 """`sbif predict --engine ray` on a real two-node cluster (tests/ray/conftest.py): the Parquet it writes equals the
-local engine's, sampled actions and an LSTM over episodes included; a worker killed mid-job costs Ray a retry, not
-a row; a bad column is one line naming its row, and nothing is written.
+local engine's, sampled actions and an LSTM over episodes included, and nothing but the result is printed; a worker
+killed mid-job costs Ray a retry, not a row; a bad column, and episodes the local engine refuses, are one line naming
+the row, the same line as the local engine's, and nothing is written.
 
 The jobs run as a user runs them, through the command line in a child process, over a dataset of two million rows
 (the PPO2-like MLP of tests/factories.py). Both engines use the numba backend, which computes each row the same
@@ -51,9 +52,19 @@ def predict_command(model: str, data: str, out: str, outputs: str, engine: str, 
 
 
 def run(command: Sequence[str], environment: Optional[Dict[str, str]] = None) -> dict:
+    """A successful run's --json summary; it says nothing on stderr (no progress under --json, none of Ray's
+    logging)."""
     result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=environment)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def refusal(command: Sequence[str], environment: Optional[Dict[str, str]] = None) -> str:
+    """A failed run's one line on stderr (exit status 1, no traceback)."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=environment)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, (result.returncode, result.stderr[-3000:])
+    return result.stderr.strip()
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +110,32 @@ def test_an_lstm_over_episodes_gives_the_local_engines_output(ray_cluster, tmp_p
                                   batch_size=4096), ray_cluster.environment)
     assert summary["rows"] == len(episodes)
     assert pq.read_table(out).equals(pq.read_table(expected))
+
+
+def test_both_engines_refuse_the_same_episodes_with_the_same_message(ray_cluster, tmp_path):
+    """An episode whose rows are not together, and an episode with a step twice: refused by both engines alike,
+    naming the row by its index in the dataset (Ray's batches, sorted by episode, know it from the row column)."""
+    model = write_model(EXAMPLES["lstm"], str(tmp_path))
+    episodes = np.repeat(np.arange(40), 50)
+    steps = np.tile(np.arange(50), 40)
+    observations = np.random.default_rng(3).standard_normal((len(episodes), 3), dtype=np.float32)
+    scattered_episodes = episodes.copy()
+    scattered_episodes[1234] = 3  # episode 3 again, inside episode 24
+    scattered_steps = steps.copy()
+    scattered_steps[1234] = 77
+    repeated_steps = steps.copy()
+    repeated_steps[1777] = repeated_steps[1776]  # episode 35 has one step twice: row 1777 is the later
+    cases = {"scattered": (scattered_episodes, scattered_steps, "row 1234"),
+             "repeated": (episodes, repeated_steps, "has step 26 twice (row 1777)")}
+    for name, (episode, step, words) in cases.items():
+        data = write_parquet(str(tmp_path / (name + ".parquet")), {"obs": observations, "episode": episode,
+                                                                  "step": step}, row_group_size=300)
+        lines = [refusal(predict_command(model, data, str(tmp_path / "out.parquet"), "action", engine,
+                                         address, batch_size=512), environment)
+                 for engine, address, environment in (("local", None, None),
+                                                       ("ray", ray_cluster.address, ray_cluster.environment))]
+        assert lines[0] == lines[1] and words in lines[0], lines
+        assert not os.path.exists(str(tmp_path / "out.parquet"))
 
 
 def map_workers(session: int) -> Dict[int, str]:
