@@ -6,6 +6,9 @@ when the driver is older than the library, its header or its own source. The com
 recorded in `benchmarks/.work/c/build.json`, which the worker and the report read. The driver is built with
 sbif_predict where the library has it (SBIF_BENCH_PREDICT), else without, and says which (`features`).
 
+The record also holds this core's float32 FMA peak (`fma_peak`: runtimes/c/bench/fma_peak.c, built with the
+library's flags), the ceiling against which the C runtime's GFLOP/s are read.
+
 `CRuntime` answers the harness protocol like the other workers, but the calls it times run inside the driver
 (one process per measurement, timed there with the harness's own method), so Python's overhead is not in them.
 Batches are timed in one thread and, where the library has threads, split between one thread per CPU.
@@ -53,6 +56,28 @@ def first_error(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return next((line for line in lines if "error" in line.lower() or "undefined reference" in line),
                 lines[-1] if lines else "no output")
+
+
+#: the Makefile's FMA-peak probe (runtimes/c/bench/README.md)
+FMA_PEAK_TARGET = "build/fma-peak"
+
+
+def fma_peak() -> Dict[str, Any]:
+    """This core's float32 FMA peak as the probe measures it: {"gflops", "clock_ghz" (x86-64 only), "lanes"}, or
+    {"error": why}."""
+    made = subprocess.run(["make", "--no-print-directory", "-C", C_DIR, FMA_PEAK_TARGET], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True)
+    if made.returncode != 0:
+        return {"error": "make -C runtimes/c {} failed: {}".format(FMA_PEAK_TARGET, first_error(made.stdout))}
+    probe = subprocess.run([os.path.join(C_DIR, FMA_PEAK_TARGET)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+    if probe.returncode != 0:
+        return {"error": "{} exited with status {}".format(FMA_PEAK_TARGET, probe.returncode)}
+    printed = probe.stdout.split()
+    peak = {"gflops": float(printed[printed.index("peak") + 1]), "lanes": int(printed[printed.index("vectors") + 2])}
+    if "clock" in printed:
+        peak["clock_ghz"] = float(printed[printed.index("clock") + 1])
+    return peak
 
 
 def library_commands() -> List[str]:
@@ -117,7 +142,8 @@ def build_record() -> Dict[str, Any]:
             "library_commands": library_commands(),
             "driver_command": " ".join(shlex.quote(os.path.relpath(part, ROOT) if part.startswith(ROOT) else part)
                                        for part in driver_command("predict" in features)),
-            "predict": "predict" in features, "threads": batch_threads() if "threads" in features else None}
+            "predict": "predict" in features, "threads": batch_threads() if "threads" in features else None,
+            "fma_peak": fma_peak()}
 
 
 def read_build() -> Dict[str, Any]:
