@@ -1,7 +1,7 @@
 # SBIF: set-up, demo and tests. Every target installs what it needs, is idempotent, and is fast when re-run.
 #   make demo    export the shipped PPO2 CartPole model and an SB3 PPO it trains, run them in gymnasium with NumPy
 #   make test    create both environments and run the whole suite (modern env, then the SB2 env)
-#   make check   the fast inner loop, about 3 minutes: the modern env's tests minus the slow ones (pytest -m "not slow")
+#   make check   the fast inner loop, about 2 minutes: the modern env's tests minus the slow ones (pytest -m "not slow")
 #   make bench   the speed benchmarks of issues #7, #22 and #23 (benchmarks/README.md)
 #   make fuzz    the readers' coverage-guided fuzzers, FUZZ_SECONDS each (tests/fuzz/README.md; not part of make test)
 #   make newest-numba  the numba backend built and checked with the newest numba on PyPI (sbif/runtime/numba/PYCC.md)
@@ -149,7 +149,7 @@ test-legacy: legacy runtime-c
 	SBIF_REQUIRE_SB2=1 $(VENV_SB2)/bin/python -m pytest -q $(XDIST) \
 	  -m "not wheel and not javascript and not python_independent" tests
 
-# the fast inner loop, about 3 minutes on 2 cores: what `make test-modern` runs, minus the tests marked slow (the
+# the fast inner loop, about 2 minutes on 2 cores: what `make test-modern` runs, minus the tests marked slow (the
 # core stays: format, NumPy runtime, CLI, safe loader, and each converter's and runtime's own small tests; the sweeps
 # leave: golden packs and families through other runtimes, fuzz runs, corpora, memory budgets, the wheel and the
 # new user's path; tests/conftest.py says which and why); the live tests need the SB2 environment and are not
