@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "thread_time.h"
+
 #if !defined(__GNUC__)
 #error "fma_peak needs GNU C vector extensions (gcc or clang)"
 #endif
@@ -33,12 +35,6 @@
 
 typedef float vec __attribute__((vector_size(LANES * sizeof(float))));
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* Read through volatile so the compiler cannot know the values and fold the loop away. */
 static volatile float factor_source = 0.999999f, addend_source = 1e-7f;
 static volatile float sink;
@@ -54,11 +50,11 @@ static double time_fma(void) {
         addend[lane] = addend_source;
     }
     for (a = 0; a < ACCUMULATORS; a++) acc[a] = addend * (float)(a + 1);
-    started = now_seconds();
+    started = thread_cpu_seconds();
     for (i = 0; i < ITERATIONS; i++) {
         for (a = 0; a < ACCUMULATORS; a++) acc[a] = acc[a] * factor + addend;
     }
-    started = now_seconds() - started;
+    started = thread_cpu_seconds() - started;
     for (a = 1; a < ACCUMULATORS; a++) acc[0] += acc[a];
     sink = acc[0][0];
     return started;
@@ -69,7 +65,7 @@ static double time_fma(void) {
 /** Cycles per second: ITERATIONS rounds of CHAIN dependent one-cycle additions (the loop's own counter runs beside). */
 static double clock_hz(void) {
     uint64_t value = 0;
-    double started = now_seconds();
+    double started = thread_cpu_seconds();
     long i;
     for (i = 0; i < ITERATIONS; i++) {
         __asm__ volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
@@ -78,7 +74,7 @@ static double clock_hz(void) {
                          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
                          : "+r"(value));
     }
-    started = now_seconds() - started;
+    started = thread_cpu_seconds() - started;
     sink = (float)value;
     return (double)ITERATIONS * CHAIN / started;
 }

@@ -16,20 +16,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "thread_time.h"
+
 #include "sbif_kernels.h"
 
 #define SAMPLES 41
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static float *aligned_floats(size_t count, void **block) {
     unsigned char *raw = malloc(count * sizeof(float) + SBIF_KERNEL_ALIGN);
@@ -71,15 +62,15 @@ int main(int argc, char **argv) {
     for (i = 0; i < n; i++) bias[i] = 0.25f;
     sbif_kernel_pack(w, k, n, packed);
 
-    started = now_seconds();
-    for (calls = 0; now_seconds() - started < 1.0; calls++)
+    started = thread_cpu_seconds();
+    for (calls = 0; thread_cpu_seconds() - started < 1.0; calls++)
         sbif_kernel_gemm(x, rows, k, packed, n, bias, activation, y);
     per_call = 1.0 / (double)calls;
     while (block * per_call < 1e-3 || block * per_call * SAMPLES < 1.0) block *= 2;
     for (sample = 0; sample < SAMPLES; sample++) {
-        started = now_seconds();
+        started = thread_cpu_seconds();
         for (i = 0; i < block; i++) sbif_kernel_gemm(x, rows, k, packed, n, bias, activation, y);
-        samples[sample] = (now_seconds() - started) / (double)block;
+        samples[sample] = (thread_cpu_seconds() - started) / (double)block;
     }
     qsort(samples, SAMPLES, sizeof *samples, compare_doubles);
     flops = 2.0 * (double)rows * (double)k * (double)n;

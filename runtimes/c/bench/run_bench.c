@@ -16,21 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "thread_time.h"
+
 #include "sbif.h"
 
 #define MAX_INPUTS 16
 #define MAX_RUNS 100000
-
-static double cpu_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int fail(const char *what, const char *detail) {
     fprintf(stderr, "run_bench: %s: %s\n", what, detail);
@@ -95,12 +86,12 @@ int main(int argc, char **argv) {
         if (sbif_workspace_run(workspace, feeds, n_inputs, &action, 1, &result, &error) != SBIF_OK)
             status = fail("run", error.message);
         while (status == 0 && runs < MAX_RUNS && (runs < 5 || spent < 2.0)) {
-            started = cpu_seconds();
+            started = thread_cpu_seconds();
             if (sbif_workspace_run(workspace, feeds, n_inputs, &action, 1, &result, &error) != SBIF_OK) {
                 status = fail("run", error.message);
                 break;
             }
-            samples[runs] = cpu_seconds() - started;
+            samples[runs] = thread_cpu_seconds() - started;
             spent += samples[runs++];
         }
         sbif_workspace_free(workspace);
