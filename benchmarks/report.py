@@ -449,8 +449,12 @@ def render(results: Dict[str, Any]) -> str:
     if results["quick"]:
         lines += ["**Quick run (`--quick`): one round and few repetitions — a smoke test, not numbers to quote.**",
                   ""]
-    lines += ["{} · {} · 1-core float32 GEMM {:.0f} GFLOP/s · load average {:.2f} before".format(
-        results["created"], host_summary(machine["host"]), machine["peak_gflops_1_core"],
+    peak = results.get("c_build", {}).get("fma_peak") or {}
+    fma = " · 1-core float32 FMA peak {:.0f} GFLOP/s{}".format(
+        peak["gflops"], " at {:.2f} GHz".format(peak["clock_ghz"]) if "clock_ghz" in peak else "") \
+        if "gflops" in peak else ""
+    lines += ["{} · {} · 1-core float32 GEMM {:.0f} GFLOP/s{} · load average {:.2f} before".format(
+        results["created"], host_summary(machine["host"]), machine["peak_gflops_1_core"], fma,
         results["load_average_before"]), ""]
     lines += ["Per runtime and model: {} single-observation calls and batches for ≥ {:g} s per size, in {} "
               "interleaved round(s); {} cold start(s). Method and how to read this: `benchmarks/README.md`.".format(
