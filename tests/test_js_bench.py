@@ -34,7 +34,8 @@ def missing_prerequisite():
 
 
 MISSING = missing_prerequisite()
-pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
+# javascript: the benchmark runs Node, and converts to ONNX (the modern environment's), so it runs there only
+pytestmark = [pytest.mark.javascript, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
 
 
 def test_a_quick_run_checks_both_runtimes_against_sb2_then_times_them(tmp_path):
