@@ -6,8 +6,10 @@ Three levels, each built on the one before:
                       compute=ActorPoolStrategy(size=N), batch_format="pyarrow" | "numpy" | "pandas")`: each actor
                       loads the policy once and runs `sbif.batch.BatchPredictor` on the batches it is given
     map_dataset       any Ray dataset with the outputs added (actor pool, recurrent episodes kept whole)
+    map_pieces        a dataset on disk whose pieces (Parquet row groups, slices of .npy shards) the actors read
+                      themselves and map, with no read tasks and no input blocks in the object store
     run_dataset       what `sbif predict --engine ray` calls: a dataset on disk (Parquet, .npy, a directory of
-                      shards) read by Ray Data, mapped on a cluster, written atomically as the local engine writes it
+                      shards) read and mapped on a cluster, written atomically as the local engine writes it
 
     import ray
     from sbif.batch import BatchSpec
@@ -118,6 +120,31 @@ def _select(batch: Any, names: Sequence[str]) -> Any:
     return batch[list(names)]  # pandas
 
 
+class PieceMapper:
+    """A policy on a Ray actor that reads its own input: `map_batches` gives it the indices of pieces of a
+    `SbifDatasource` (a Parquet row group, a slice of a .npy shard), and it reads each, maps it in batches of
+    `batch_size` rows with a `SbifMapper`, and returns the piece's rows with the outputs added, as one Arrow table
+    (with `ROW_COLUMN`). `map_pieces` says why."""
+
+    def __init__(self, model: Any, spec: BatchSpec, keep_inputs: bool, source: "SbifDatasource", batch_size: int):
+        self.mapper = SbifMapper(model, spec, keep_inputs)
+        self.source, self.batch_size = source, batch_size
+
+    def __call__(self, batch: Dict[str, np.ndarray]) -> Any:
+        import pyarrow as pa
+
+        mapped = []
+        for index in batch[PIECE_COLUMN]:
+            table = self.source.read_piece(int(index))
+            mapped += [self.mapper(table.slice(start, self.batch_size))
+                       for start in range(0, max(table.num_rows, 1), self.batch_size)]
+        return pa.concat_tables(mapped)
+
+
+#: the one column of the dataset `map_pieces` maps: the index of a piece in `SbifDatasource.pieces`
+PIECE_COLUMN = "piece"
+
+
 class SbifDatasource(Datasource):
     """A dataset on disk as `sbif.batch.io` defines it (Parquet or .npy files, or a directory of shards), read by
     Ray Data with each row's index in the dataset in `ROW_COLUMN`: the index is the rows' id when the data has no
@@ -140,6 +167,11 @@ class SbifDatasource(Datasource):
 
     def get_name(self) -> str:
         return "ReadSbif"
+
+    def read_piece(self, index: int) -> Any:
+        """Piece `index` as one Arrow table, with `ROW_COLUMN`."""
+        shard, start, stop, group, first_row = self.pieces[index]
+        return next(_read_piece(shard, start, stop, group, first_row, self.columns))
 
     def estimate_inmemory_data_size(self) -> Optional[int]:
         return sum(os.path.getsize(shard.path) for shard in self.shards)
@@ -220,7 +252,8 @@ def read_dataset(path: Union[str, SbifDatasource], columns: Optional[Sequence[st
     cluster's CPUs, as `run_dataset`'s is, would otherwise hold every CPU while its actors wait for the very blocks
     those tasks were to read. (Ray fuses a read into an actor pool's map only when both ask for the same CPUs and
     the map takes whole blocks; on Ray 2.60 such a fused job ran one actor of the two the test cluster has room
-    for, so the read stays separate.) `concurrency` caps how many run at once."""
+    for, so the read stays separate; `map_pieces` reads in the actors instead.) `concurrency` caps how many run at
+    once."""
     source = path if isinstance(path, SbifDatasource) else SbifDatasource(path, columns)
     return ray.data.read_datasource(source, override_num_blocks=len(source.pieces), num_cpus=0,
                                     concurrency=concurrency)
@@ -264,6 +297,31 @@ def _load_for_checks(model: Any) -> Any:
     return model
 
 
+def map_pieces(source: SbifDatasource, model: Any, spec: BatchSpec, actors: int = 1,
+               batch_size: int = DEFAULT_BATCH_SIZE, keep_inputs: bool = True, cpus_per_actor: float = 1.0
+               ) -> "ray.data.Dataset":
+    """The dataset `source` describes with the outputs of `spec` added (a feed-forward policy), one block per piece
+    in the pieces' order, computed by a pool of `actors` `PieceMapper`s that read the pieces themselves.
+
+    Where `read_dataset` + `map_dataset` read each piece in a Ray task and hand the block to an actor through the
+    object store, here the actor that maps a piece reads it: no read tasks, no input block stored or moved
+    between nodes. Those tasks cost more than their reading: an actor pool as large as the cluster's CPUs holds
+    each node's worker slots, so Ray stops the idle workers the reads ran on (above a node's soft limit of one
+    worker per CPU) and starts a new Python process for the next read, about a CPU-second each
+    (benchmarks/ray_batch.py measures both). Every node must see the dataset's path, as for read tasks; the
+    dataset mapped is the pieces' indices, a few bytes each."""
+    if actors < 1:
+        raise InputError("the actor pool needs at least one actor, got {}".format(actors))
+    if batch_size < 1:
+        raise InputError("the batch size must be at least 1, got {}".format(batch_size))
+    pieces = ray.data.from_items([{PIECE_COLUMN: index} for index in range(len(source.pieces))],
+                                 override_num_blocks=len(source.pieces))
+    return pieces.map_batches(
+        PieceMapper, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cpus_per_actor, fn_constructor_kwargs={"model": model, "spec": spec, "keep_inputs": keep_inputs,
+                                                        "source": source, "batch_size": batch_size})
+
+
 def run_dataset(model: str, data: str, out: str, spec: BatchSpec, batch_size: int = DEFAULT_BATCH_SIZE,
                 address: Optional[str] = None, passthrough: bool = True, actors: Optional[int] = None
                 ) -> BatchSummary:
@@ -271,8 +329,9 @@ def run_dataset(model: str, data: str, out: str, spec: BatchSpec, batch_size: in
     `address` (None: a Ray started in this process for the run; joined already: that one), written to `out`
     exactly as `run_local` writes it (same rows, order, columns and types; `passthrough` as there).
 
-    `actors`: the actor pool's size (default `default_actors`). Ray Data reads the shards in parallel on the
-    cluster and the actors predict; the results stream back to this process, which writes them
+    `actors`: the actor pool's size (default `default_actors`). The actors read the pieces of the dataset and
+    predict (`map_pieces`; a recurrent policy's rows are read by Ray Data and regrouped, `map_dataset`); the
+    results stream back to this process, which writes them
     in dataset order through the local engine's atomic writer, so nothing appears at `out` unless every row was
     predicted. The driver writes, not the actors, because `out` is a path on this machine (a cluster's nodes need
     not share its file system), a single-file destination is one ordered file, and only one writer can make the
@@ -302,10 +361,13 @@ def run_dataset(model: str, data: str, out: str, spec: BatchSpec, batch_size: in
             context.enable_progress_bars = False
             context.print_on_execution_start = False
             context.execution_options.preserve_order = True
-            mapped = map_dataset(read_dataset(source, concurrency=pool), policy_reference(model), spec, actors=pool,
-                                 batch_size=batch_size, batch_format="pyarrow", keep_inputs=keep_inputs)
-            if predictor.recurrent:  # back in dataset order, sorted once the actors are done with their CPUs
-                mapped = mapped.materialize().sort(ROW_COLUMN)
+            if predictor.recurrent:  # whole episodes per batch, then back in dataset order (`map_dataset`)
+                mapped = map_dataset(read_dataset(source, concurrency=pool), policy_reference(model), spec,
+                                     actors=pool, batch_size=batch_size, batch_format="pyarrow",
+                                     keep_inputs=keep_inputs).materialize().sort(ROW_COLUMN)
+            else:
+                mapped = map_pieces(source, policy_reference(model), spec, actors=pool, batch_size=batch_size,
+                                    keep_inputs=keep_inputs)
             with Progress("predicting on Ray ({} actors)".format(pool), total=total, unit="rows",
                           stream=terminal) as progress, \
                     DatasetWriter(out, [shard.path for shard in shards], total) as writer:
