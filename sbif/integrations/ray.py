@@ -43,7 +43,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -145,24 +145,41 @@ class PieceMapper:
 PIECE_COLUMN = "piece"
 
 
+class Piece(NamedTuple):
+    """Rows [start, stop) of a shard, which `SbifDatasource` reads as one table: `first_row` is row start's index
+    in the dataset; `groups`: the Parquet row groups that hold the rows (none for .npy), the first beginning at
+    the shard's row `groups_start`."""
+
+    shard: Shard
+    start: int
+    stop: int
+    first_row: int
+    groups: Tuple[int, ...]
+    groups_start: int
+
+
 class SbifDatasource(Datasource):
     """A dataset on disk as `sbif.batch.io` defines it (Parquet or .npy files, or a directory of shards), read by
     Ray Data with each row's index in the dataset in `ROW_COLUMN`: the index is the rows' id when the data has no
     id column (their noise is a function of it), and the order the driver writes the results in.
 
-    A read task reads one Parquet row group (pyarrow's unit of reading) or `NPY_ROWS_PER_READ` rows of a
-    memory-mapped .npy array, never across shards; `pieces` lists them. `columns`: the columns to read (default
-    all)."""
+    The dataset is read in pieces (`pieces`), never across shards: without `batch_size`, a Parquet row group
+    (pyarrow's unit of reading) or `NPY_ROWS_PER_READ` rows of a memory-mapped .npy array each. With it, each
+    piece is a run of whole batches of the local engine (`sbif.batch.read_batches`: `batch_size` rows at a time
+    from each shard's start) at least that long, so that a piece mapped in batches of `batch_size` from its start
+    forms the local engine's very batches: a backend whose results depend on the batch a row is in (numba's
+    convolutions, NumPy's BLAS products) then gives the local engine's bits too. A row group across two such
+    pieces is decoded by both. `columns`: the columns to read (default all)."""
 
-    def __init__(self, path: str, columns: Optional[Sequence[str]] = None):
+    def __init__(self, path: str, columns: Optional[Sequence[str]] = None, batch_size: Optional[int] = None):
         super().__init__()
         self.path = path
         self.shards: List[Shard] = dataset_shards(path)
         self.columns = list(columns) if columns is not None else None
         offsets = np.cumsum([0] + [shard.rows for shard in self.shards])
-        #: (shard, first row in the shard, end row, Parquet row group or None, the first row's dataset index)
-        self.pieces = [(shard, start, stop, group, int(offsets[index]) + start)
-                       for index, shard in enumerate(self.shards) for start, stop, group in _shard_pieces(shard)]
+        self.pieces = [Piece(shard, start, stop, int(offsets[index]) + start, groups, groups_start)
+                       for index, shard in enumerate(self.shards)
+                       for start, stop, groups, groups_start in _shard_pieces(shard, batch_size)]
         self.schema = _arrow_schema(self.shards, self.columns)
 
     def get_name(self) -> str:
@@ -170,8 +187,7 @@ class SbifDatasource(Datasource):
 
     def read_piece(self, index: int) -> Any:
         """Piece `index` as one Arrow table, with `ROW_COLUMN`."""
-        shard, start, stop, group, first_row = self.pieces[index]
-        return next(_read_piece(shard, start, stop, group, first_row, self.columns))
+        return next(_read_piece(self.pieces[index], self.columns))
 
     def estimate_inmemory_data_size(self) -> Optional[int]:
         return sum(os.path.getsize(shard.path) for shard in self.shards)
@@ -180,32 +196,42 @@ class SbifDatasource(Datasource):
                        data_context: Any = None) -> List[ReadTask]:
         """One task per piece, whatever `parallelism` asks (`read_dataset` asks for exactly that many)."""
         tasks = []
-        for shard, start, stop, group, first_row in self.pieces:
-            read = functools.partial(_read_piece, shard, start, stop, group, first_row, self.columns)
-            metadata = BlockMetadata(num_rows=stop - start, size_bytes=_piece_bytes(shard, stop - start),
-                                     exec_stats=None, input_files=[shard.path])
+        for piece in self.pieces:
+            read = functools.partial(_read_piece, piece, self.columns)
+            metadata = BlockMetadata(num_rows=piece.stop - piece.start,
+                                     size_bytes=_piece_bytes(piece.shard, piece.stop - piece.start),
+                                     exec_stats=None, input_files=[piece.shard.path])
             tasks.append(ReadTask(read, metadata, schema=self.schema, per_task_row_limit=per_task_row_limit))
         return tasks
 
 
-#: rows of a .npy shard per read task
+#: rows of a .npy shard per piece (without a batch size: below)
 NPY_ROWS_PER_READ = 131072
 
 
-def _shard_pieces(shard: Shard) -> Iterator[tuple]:
-    """(start, stop, row group) of each read task of a shard."""
+def _shard_pieces(shard: Shard, batch_size: Optional[int]) -> Iterator[Tuple[int, int, Tuple[int, ...], int]]:
+    """(start, stop, row groups, first group's start) of each piece of a shard (`SbifDatasource`)."""
     if shard.kind == "npy":
-        for start in range(0, shard.rows, NPY_ROWS_PER_READ):
-            yield start, min(start + NPY_ROWS_PER_READ, shard.rows), None
-        return
-    import pyarrow.parquet as pq
+        bounds = list(range(0, shard.rows, NPY_ROWS_PER_READ)) + [shard.rows]
+    else:
+        import pyarrow.parquet as pq
 
-    metadata = pq.ParquetFile(shard.path).metadata
-    start = 0
-    for group in range(metadata.num_row_groups):
-        rows = metadata.row_group(group).num_rows
-        yield start, start + rows, group
-        start += rows
+        metadata = pq.ParquetFile(shard.path).metadata
+        bounds = [0] + [int(row) for row in np.cumsum([metadata.row_group(group).num_rows
+                                                         for group in range(metadata.num_row_groups)])]
+    if batch_size is None:
+        pieces = list(zip(bounds[:-1], bounds[1:]))
+    else:
+        longest = max([stop - start for start, stop in zip(bounds[:-1], bounds[1:])] + [1])
+        length = batch_size * -(-longest // batch_size)
+        pieces = [(start, min(start + length, shard.rows)) for start in range(0, shard.rows, length)]
+    for start, stop in pieces:
+        if shard.kind == "npy":
+            yield start, stop, (), start
+            continue
+        first = int(np.searchsorted(bounds, start, side="right")) - 1
+        last = int(np.searchsorted(bounds, stop, side="left"))
+        yield start, stop, tuple(range(first, last)), bounds[first]
 
 
 def _arrow_schema(shards: Sequence[Shard], columns: Optional[Sequence[str]]) -> Any:
@@ -228,19 +254,20 @@ def _piece_bytes(shard: Shard, rows: int) -> int:
     return int(os.path.getsize(shard.path) * rows // max(shard.rows, 1))
 
 
-def _read_piece(shard: Shard, start: int, stop: int, row_group: Optional[int], first_row: int,
-                columns: Optional[List[str]]) -> Iterator[Any]:
-    """The rows [start, stop) of a shard as one Arrow table, with their dataset indices in ROW_COLUMN."""
+def _read_piece(piece: Piece, columns: Optional[List[str]]) -> Iterator[Any]:
+    """A piece's rows as one Arrow table, with their dataset indices in ROW_COLUMN."""
     import pyarrow as pa
 
-    if shard.kind == "npy":
-        table = pa.table({NPY_COLUMN: to_arrow(np.asarray(open_npy(shard.path)[start:stop]))})
+    rows = piece.stop - piece.start
+    if piece.shard.kind == "npy":
+        table = pa.table({NPY_COLUMN: to_arrow(np.asarray(open_npy(piece.shard.path)[piece.start:piece.stop]))})
     else:
         import pyarrow.parquet as pq
 
-        table = pq.ParquetFile(shard.path).read_row_group(row_group, columns=columns)
-    rows = np.arange(first_row, first_row + (stop - start), dtype=np.int64)
-    yield table.append_column(ROW_COLUMN, pa.array(rows))
+        table = pq.ParquetFile(piece.shard.path).read_row_groups(list(piece.groups), columns=columns)
+        table = table.slice(piece.start - piece.groups_start, rows)
+    indices = np.arange(piece.first_row, piece.first_row + rows, dtype=np.int64)
+    yield table.append_column(ROW_COLUMN, pa.array(indices))
 
 
 def read_dataset(path: Union[str, SbifDatasource], columns: Optional[Sequence[str]] = None,
@@ -301,7 +328,9 @@ def map_pieces(source: SbifDatasource, model: Any, spec: BatchSpec, actors: int 
                batch_size: int = DEFAULT_BATCH_SIZE, keep_inputs: bool = True, cpus_per_actor: float = 1.0
                ) -> "ray.data.Dataset":
     """The dataset `source` describes with the outputs of `spec` added (a feed-forward policy), one block per piece
-    in the pieces' order, computed by a pool of `actors` `PieceMapper`s that read the pieces themselves.
+    in the pieces' order, computed by a pool of `actors` `PieceMapper`s that read the pieces themselves, each in
+    batches of `batch_size` rows from its start (a source made with the same `batch_size` has pieces of whole
+    batches: the local engine's batches, then).
 
     Where `read_dataset` + `map_dataset` read each piece in a Ray task and hand the block to an actor through the
     object store, here the actor that maps a piece reads it: no read tasks, no input block stored or moved
@@ -355,7 +384,8 @@ def run_dataset(model: str, data: str, out: str, spec: BatchSpec, batch_size: in
     with quiet_standard_error() as terminal:
         started_ray = connect(address)
         try:
-            source = SbifDatasource(data, columns)
+            # feed-forward: pieces of whole batches, so that the actors form the local engine's batches
+            source = SbifDatasource(data, columns, None if predictor.recurrent else batch_size)
             pool = actors or default_actors(len(source.pieces))
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
