@@ -2031,29 +2031,64 @@ static double relu6_f64(double x, double p) {
     return 6.0 < t ? 6.0 : t;
 }
 
-/** TF 1.15's float32 tanh (Eigen's generic_fast_tanh_float), reproduced operation for operation. */
+/* TF 1.15's float32 tanh (Eigen's generic_fast_tanh_float): x clamped to [-9, 9], then x * p(x^2) / q(x^2), each
+ * polynomial by Horner's rule from its highest coefficient, every step rounded (spec/ops.md "tanh"). */
+#define TANH_CLAMP 9.0f
+static const float TANH_NUMERATOR[7] = {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f,
+                                        5.12229709037114e-08f, 1.48572235717979e-05f, 6.37261928875436e-04f,
+                                        4.89352455891786e-03f};
+static const float TANH_DENOMINATOR[4] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
+                                          4.89352518554385e-03f};
+
+/** TF 1.15's float32 tanh of one value, reproduced operation for operation. */
 static float tanh_f32(float a, float unused) {
-    const float alpha_1 = 4.89352455891786e-03f, alpha_3 = 6.37261928875436e-04f, alpha_5 = 1.48572235717979e-05f;
-    const float alpha_7 = 5.12229709037114e-08f, alpha_9 = -8.60467152213735e-11f, alpha_11 = 2.00018790482477e-13f;
-    const float alpha_13 = -2.76076847742355e-16f;
-    const float beta_0 = 4.89352518554385e-03f, beta_2 = 2.26843463243900e-03f, beta_4 = 1.18534705686654e-04f;
-    const float beta_6 = 1.19825839466702e-06f;
-    float x = 9.0f < a ? 9.0f : a; /* clamp to [-9, 9]; NaN stays NaN */
+    float x = TANH_CLAMP < a ? TANH_CLAMP : a; /* clamp to [-9, 9]; NaN stays NaN */
     float x2, p, q;
+    int i;
     (void)unused;
-    x = x < -9.0f ? -9.0f : x;
+    x = x < -TANH_CLAMP ? -TANH_CLAMP : x;
     x2 = x * x;
-    p = x2 * alpha_13 + alpha_11;
-    p = x2 * p + alpha_9;
-    p = x2 * p + alpha_7;
-    p = x2 * p + alpha_5;
-    p = x2 * p + alpha_3;
-    p = x2 * p + alpha_1;
+    p = TANH_NUMERATOR[0];
+    for (i = 1; i < 7; i++) p = x2 * p + TANH_NUMERATOR[i];
     p = x * p;
-    q = x2 * beta_6 + beta_4;
-    q = x2 * q + beta_2;
-    q = x2 * q + beta_0;
+    q = TANH_DENOMINATOR[0];
+    for (i = 1; i < 4; i++) q = x2 * q + TANH_DENOMINATOR[i];
     return p / q;
+}
+
+#if defined(__AVX__) && defined(__GNUC__) && !defined(SBIF_KERNELS_PORTABLE)
+#include <immintrin.h>
+/** Vectors of 8 that tanh_f32_array computes side by side: two independent chains of roundings per iteration keep
+ * more of the core's multiply and add units busy than the compiler's one vector per iteration does. */
+#define TANH_VECTORS 2
+#endif
+
+/** y[i] = tanh_f32(x[i]) for i < n. With AVX the same steps on 8 floats at once, the clamp as min and max (which
+ * keep a NaN operand in the second place, as the comparisons above do): the same bits, about 1.3 times faster on
+ * the AMD host of benchmarks/results than the loop the compiler vectorises itself. */
+static void tanh_f32_array(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+#ifdef TANH_VECTORS
+    const __m256 high = _mm256_set1_ps(TANH_CLAMP), low = _mm256_set1_ps(-TANH_CLAMP);
+    for (; i + 8 * TANH_VECTORS <= n; i += 8 * TANH_VECTORS) {
+        __m256 v[TANH_VECTORS], v2[TANH_VECTORS], p[TANH_VECTORS], q[TANH_VECTORS];
+        int k, j;
+        for (k = 0; k < TANH_VECTORS; k++) {
+            v[k] = _mm256_max_ps(low, _mm256_min_ps(high, _mm256_loadu_ps(x + i + 8 * k)));
+            v2[k] = _mm256_mul_ps(v[k], v[k]);
+            p[k] = _mm256_set1_ps(TANH_NUMERATOR[0]);
+            q[k] = _mm256_set1_ps(TANH_DENOMINATOR[0]);
+        }
+        for (j = 1; j < 7; j++)
+            for (k = 0; k < TANH_VECTORS; k++) {
+                p[k] = _mm256_add_ps(_mm256_mul_ps(v2[k], p[k]), _mm256_set1_ps(TANH_NUMERATOR[j]));
+                if (j < 4) q[k] = _mm256_add_ps(_mm256_mul_ps(v2[k], q[k]), _mm256_set1_ps(TANH_DENOMINATOR[j]));
+            }
+        for (k = 0; k < TANH_VECTORS; k++)
+            _mm256_storeu_ps(y + i + 8 * k, _mm256_div_ps(_mm256_mul_ps(v[k], p[k]), q[k]));
+    }
+#endif
+    for (; i < n; i++) y[i] = tanh_f32(x[i], 0.0f);
 }
 
 static double tanh_f64(double x, double p) { (void)p; return tanh(x); }
@@ -2182,7 +2217,24 @@ UNARY_OP(log, 0.0)
 UNARY_OP(round, 0.0)
 UNARY_OP(relu, 0.0)
 UNARY_OP(relu6, 0.0)
-UNARY_OP(tanh, 0.0)
+static sbif_status compute_tanh(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
+                                size_t n_outputs, sbif_error *error) {
+    sbif_tensor x;
+    int64_t i, n = type_count(out);
+    (void)a;
+    (void)out_data;
+    (void)n_outputs;
+    (void)error;
+    operand(in, 0, &x);
+    if (x.dtype == SBIF_FLOAT32) {
+        tanh_f32_array(x.data, out->data, n);
+    } else {
+        const double *source = x.data;
+        double *target = out->data;
+        for (i = 0; i < n; i++) target[i] = tanh_f64(source[i], 0.0);
+    }
+    return SBIF_OK;
+}
 UNARY_OP(sigmoid, 0.0)
 UNARY_OP(elu, 0.0)
 UNARY_OP(selu, 0.0)
