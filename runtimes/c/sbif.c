@@ -2189,6 +2189,9 @@ static double leaky_relu_f64(double x, double alpha) { return x > 0.0 ? x : x * 
 /* compute_NAME of a function of one float: the loops are written out per op, so that NAME_f32 and NAME_f64 are
  * inlined (and vectorised where they can be) rather than called through a pointer per element */
 #define UNARY_OP(NAME, PARAMETER)                                                                                  \
+    UNARY_OP_LOOP(NAME, PARAMETER, for (i = 0; i < n; i++) target[i] = NAME##_f32(source[i], p))
+/* UNARY_OP with the float32 loop given: FLOAT_LOOP writes target[0..n) from source[0..n) (p: the parameter) */
+#define UNARY_OP_LOOP(NAME, PARAMETER, FLOAT_LOOP)                                                                 \
     static sbif_status compute_##NAME(const operands *in, const op_attrs *a, const sbif_tensor *out,               \
                                       void *const *out_data, size_t n_outputs, sbif_error *error) {                 \
         sbif_tensor x;                                                                                              \
@@ -2202,7 +2205,8 @@ static double leaky_relu_f64(double x, double alpha) { return x > 0.0 ? x : x * 
         if (x.dtype == SBIF_FLOAT32) {                                                                              \
             const float *source = x.data;                                                                           \
             float *target = out->data, p = (float)parameter;                                                        \
-            for (i = 0; i < n; i++) target[i] = NAME##_f32(source[i], p);                                           \
+            (void)p;                                                                                                \
+            FLOAT_LOOP;                                                                                             \
         } else {                                                                                                    \
             const double *source = x.data;                                                                          \
             double *target = out->data;                                                                             \
@@ -2216,24 +2220,7 @@ UNARY_OP(log, 0.0)
 UNARY_OP(round, 0.0)
 UNARY_OP(relu, 0.0)
 UNARY_OP(relu6, 0.0)
-static sbif_status compute_tanh(const operands *in, const op_attrs *a, const sbif_tensor *out, void *const *out_data,
-                                size_t n_outputs, sbif_error *error) {
-    sbif_tensor x;
-    int64_t i, n = type_count(out);
-    (void)a;
-    (void)out_data;
-    (void)n_outputs;
-    (void)error;
-    operand(in, 0, &x);
-    if (x.dtype == SBIF_FLOAT32) {
-        tanh_f32_array(x.data, out->data, n);
-    } else {
-        const double *source = x.data;
-        double *target = out->data;
-        for (i = 0; i < n; i++) target[i] = tanh_f64(source[i], 0.0);
-    }
-    return SBIF_OK;
-}
+UNARY_OP_LOOP(tanh, 0.0, tanh_f32_array(source, target, n))
 UNARY_OP(sigmoid, 0.0)
 UNARY_OP(elu, 0.0)
 UNARY_OP(selu, 0.0)
@@ -2243,6 +2230,7 @@ UNARY_OP(erf, 0.0)
 UNARY_OP(leaky_relu, a->real)
 UNARY_OP(softplus, out->dtype == SBIF_FLOAT32 ? (double)(logf(FLT_EPSILON) + 2.0f) : log(DBL_EPSILON) + 2.0)
 #undef UNARY_OP
+#undef UNARY_OP_LOOP
 
 /* ---- broadcasting ---- */
 
