@@ -6,8 +6,8 @@ Three levels, each built on the one before:
                       compute=ActorPoolStrategy(size=N), batch_format="pyarrow" | "numpy" | "pandas")`: each actor
                       loads the policy once and runs `sbif.batch.BatchPredictor` on the batches it is given
     map_dataset       any Ray dataset with the outputs added (actor pool, recurrent episodes kept whole)
-    map_pieces        a dataset on disk whose pieces (Parquet row groups, slices of .npy shards) the actors read
-                      themselves and map, with no read tasks and no input blocks in the object store
+    map_pieces        a dataset on disk whose pieces (runs of a shard's rows) the actors read themselves and map,
+                      with no read tasks and no input blocks in the object store
     run_dataset       what `sbif predict --engine ray` calls: a dataset on disk (Parquet, .npy, a directory of
                       shards) read and mapped on a cluster, written atomically as the local engine writes it
 
@@ -120,9 +120,13 @@ def _select(batch: Any, names: Sequence[str]) -> Any:
     return batch[list(names)]  # pandas
 
 
+#: the one column of the dataset `map_pieces` maps: the index of a piece in `SbifDatasource.pieces`
+PIECE_COLUMN = "piece"
+
+
 class PieceMapper:
     """A policy on a Ray actor that reads its own input: `map_batches` gives it the indices of pieces of a
-    `SbifDatasource` (a Parquet row group, a slice of a .npy shard), and it reads each, maps it in batches of
+    `SbifDatasource` (`Piece`: rows of a shard), and it reads each, maps it in batches of
     `batch_size` rows with a `SbifMapper`, and returns the piece's rows with the outputs added, as one Arrow table
     (with `ROW_COLUMN`). `map_pieces` says why."""
 
@@ -139,10 +143,6 @@ class PieceMapper:
             mapped += [self.mapper(table.slice(start, self.batch_size))
                        for start in range(0, max(table.num_rows, 1), self.batch_size)]
         return pa.concat_tables(mapped)
-
-
-#: the one column of the dataset `map_pieces` maps: the index of a piece in `SbifDatasource.pieces`
-PIECE_COLUMN = "piece"
 
 
 class Piece(NamedTuple):
@@ -336,9 +336,8 @@ def map_pieces(source: SbifDatasource, model: Any, spec: BatchSpec, actors: int 
     object store, here the actor that maps a piece reads it: no read tasks, no input block stored or moved
     between nodes. Those tasks cost more than their reading: an actor pool as large as the cluster's CPUs holds
     each node's worker slots, so Ray stops the idle workers the reads ran on (above a node's soft limit of one
-    worker per CPU) and starts a new Python process for the next read, about a CPU-second each
-    (benchmarks/ray_batch.py measures both). Every node must see the dataset's path, as for read tasks; the
-    dataset mapped is the pieces' indices, a few bytes each."""
+    worker per CPU) and starts a new Python process for the next read, about a CPU-second each. Every node must
+    see the dataset's path, as for read tasks; the dataset mapped is the pieces' indices, a few bytes each."""
     if actors < 1:
         raise InputError("the actor pool needs at least one actor, got {}".format(actors))
     if batch_size < 1:
