@@ -122,6 +122,8 @@ def _select(batch: Any, names: Sequence[str]) -> Any:
 
 #: the one column of the dataset `map_pieces` maps: the index of a piece in `SbifDatasource.pieces`
 PIECE_COLUMN = "piece"
+#: pieces an actor of `map_pieces` holds at a time: the one it maps and the next
+PIECES_IN_FLIGHT = 2
 
 
 class PieceMapper:
@@ -344,10 +346,14 @@ def map_pieces(source: SbifDatasource, model: Any, spec: BatchSpec, actors: int 
         raise InputError("the batch size must be at least 1, got {}".format(batch_size))
     pieces = ray.data.from_items([{PIECE_COLUMN: index} for index in range(len(source.pieces))],
                                  override_num_blocks=len(source.pieces))
+    # At most PIECES_IN_FLIGHT pieces per actor, so that each piece goes to an actor about to be free: Ray Data
+    # otherwise queues several on the actors of the node holding a task's input block, which here is a piece's
+    # index, on the driver's node, not its data (one run on the test cluster gave the other node's actor one piece).
+    compute = ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=PIECES_IN_FLIGHT)
     return pieces.map_batches(
-        PieceMapper, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
-        num_cpus=cpus_per_actor, fn_constructor_kwargs={"model": model, "spec": spec, "keep_inputs": keep_inputs,
-                                                        "source": source, "batch_size": batch_size})
+        PieceMapper, batch_size=1, batch_format="numpy", compute=compute, num_cpus=cpus_per_actor,
+        fn_constructor_kwargs={"model": model, "spec": spec, "keep_inputs": keep_inputs, "source": source,
+                               "batch_size": batch_size})
 
 
 def run_dataset(model: str, data: str, out: str, spec: BatchSpec, batch_size: int = DEFAULT_BATCH_SIZE,
