@@ -2039,6 +2039,8 @@ static const float TANH_NUMERATOR[7] = {-2.76076847742355e-16f, 2.00018790482477
                                         4.89352455891786e-03f};
 static const float TANH_DENOMINATOR[4] = {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
                                           4.89352518554385e-03f};
+#define TANH_NUMERATOR_TERMS ((int)(sizeof TANH_NUMERATOR / sizeof TANH_NUMERATOR[0]))
+#define TANH_DENOMINATOR_TERMS ((int)(sizeof TANH_DENOMINATOR / sizeof TANH_DENOMINATOR[0]))
 
 /** TF 1.15's float32 tanh of one value, reproduced operation for operation. */
 static float tanh_f32(float a, float unused) {
@@ -2049,10 +2051,10 @@ static float tanh_f32(float a, float unused) {
     x = x < -TANH_CLAMP ? -TANH_CLAMP : x;
     x2 = x * x;
     p = TANH_NUMERATOR[0];
-    for (i = 1; i < 7; i++) p = x2 * p + TANH_NUMERATOR[i];
+    for (i = 1; i < TANH_NUMERATOR_TERMS; i++) p = x2 * p + TANH_NUMERATOR[i];
     p = x * p;
     q = TANH_DENOMINATOR[0];
-    for (i = 1; i < 4; i++) q = x2 * q + TANH_DENOMINATOR[i];
+    for (i = 1; i < TANH_DENOMINATOR_TERMS; i++) q = x2 * q + TANH_DENOMINATOR[i];
     return p / q;
 }
 
@@ -2078,10 +2080,11 @@ static void tanh_f32_array(const float *x, float *y, int64_t n) {
             p[k] = _mm256_set1_ps(TANH_NUMERATOR[0]);
             q[k] = _mm256_set1_ps(TANH_DENOMINATOR[0]);
         }
-        for (j = 1; j < 7; j++)
+        for (j = 1; j < TANH_NUMERATOR_TERMS; j++)
             for (k = 0; k < TANH_VECTORS; k++) {
                 p[k] = _mm256_add_ps(_mm256_mul_ps(v2[k], p[k]), _mm256_set1_ps(TANH_NUMERATOR[j]));
-                if (j < 4) q[k] = _mm256_add_ps(_mm256_mul_ps(v2[k], q[k]), _mm256_set1_ps(TANH_DENOMINATOR[j]));
+                if (j < TANH_DENOMINATOR_TERMS)
+                    q[k] = _mm256_add_ps(_mm256_mul_ps(v2[k], q[k]), _mm256_set1_ps(TANH_DENOMINATOR[j]));
             }
         for (k = 0; k < TANH_VECTORS; k++)
             _mm256_storeu_ps(y + i + 8 * k, _mm256_div_ps(_mm256_mul_ps(v[k], p[k]), q[k]));
