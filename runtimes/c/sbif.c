@@ -1127,6 +1127,9 @@ static sbif_status container_read_data(container *c, sbif_error *error) {
 
 struct sbif_model;
 static void value_type(const struct sbif_model *model, uint32_t id, int64_t batch, sbif_tensor *type);
+static int has_batch(const struct sbif_model *m, uint32_t id);
+static int is_uniform(const struct sbif_model *m, uint32_t id);
+static int64_t type_count(const sbif_tensor *t);
 
 /** A node's inputs: either concrete tensors (op requests) or graph values (validation and execution). */
 typedef struct operands {
@@ -1136,6 +1139,8 @@ typedef struct operands {
     const uint32_t *ids;
     void *const *data;  /* per value id at run time; NULL in static checks */
     int64_t batch;      /* the run's batch size, or -1 in static checks */
+    int64_t first_row;  /* the rows computed are rows first_row .. first_row + batch of the bound values */
+    const int64_t *local_rows; /* per value id: > 0 where the buffer holds only the rows being computed, or NULL */
     const float *packed; /* a float32 product's weights in the kernels' panels, packed at load; NULL: pack now */
     void *scratch;       /* at least scratch_bytes() of the node, owned by the caller (a workspace) */
     sbif_kernel_activation activation; /* a float32 product's: relu when its relu node is fused into it */
@@ -1148,6 +1153,10 @@ static void operand(const operands *in, size_t index, sbif_tensor *out) {
     }
     value_type(in->model, in->ids[index], in->batch, out);
     out->data = in->data != NULL ? in->data[in->ids[index]] : NULL;
+    if (out->data != NULL && in->first_row > 0 && has_batch(in->model, in->ids[index]) &&
+        (in->local_rows == NULL || in->local_rows[in->ids[index]] == 0)) {
+        out->data = (char *)out->data + in->first_row * (type_count(out) / in->batch) * sbif_dtype_size(out->dtype);
+    }
 }
 
 /** "[B,4]" */
@@ -2358,13 +2367,20 @@ static const binary_kernel less_KERNELS[SBIF_DTYPE_COUNT] = {less_f32, less_f64,
 #undef DEFINE_BINARY
 #undef BINARY_ROW
 
+/** An element-wise operand: a uniform file tensor (find_uniform_tensors) as its one value, a scalar broadcast to the
+ * output as the tensor was. */
+static void elementwise_operand(const operands *in, size_t index, sbif_tensor *t) {
+    operand(in, index, t);
+    if (in->tensors == NULL && is_uniform(in->model, in->ids[index])) t->rank = 0;
+}
+
 static sbif_status map_binary(const operands *in, const sbif_tensor *out, const binary_kernel *kernels) {
     sbif_tensor x, y;
     const sbif_tensor *both[2];
     broadcast_walk w;
     if (type_count(out) == 0) return SBIF_OK;
-    operand(in, 0, &x);
-    operand(in, 1, &y);
+    elementwise_operand(in, 0, &x);
+    elementwise_operand(in, 1, &y);
     both[0] = &x;
     both[1] = &y;
     walk_start(&w, out, both, 2);
@@ -3266,6 +3282,7 @@ typedef struct value_info {
     int32_t tensor;   /* index in the container's entries, or -1 */
     uint8_t dtype;
     uint8_t rank;
+    uint8_t uniform;  /* a file tensor whose elements all have the same bytes (find_uniform_tensors) */
     uint32_t dims;    /* offset of the shape in model->dims (-1 = batch) */
 } value_info;
 
@@ -4695,6 +4712,27 @@ static sbif_status pack_weights(sbif_model *m, sbif_error *error) {
     return SBIF_OK;
 }
 
+/** Mark the file tensors whose elements all have the same bytes, which an element-wise op may then read as one value
+ * broadcast (map_binary): the same operand element by element, read from one place rather than streamed through the
+ * cache. An image policy's observation bounds are such tensors: 0 and 255 for every pixel. */
+static void find_uniform_tensors(sbif_model *m) {
+    size_t i;
+    for (i = 0; i < m->n_values; i++) {
+        value_info *v = &m->values[i];
+        const unsigned char *bytes;
+        size_t size = sbif_dtype_size((sbif_dtype)v->dtype), count, k;
+        sbif_tensor type;
+        if (v->tensor < 0) continue;
+        value_type(m, (uint32_t)i, -1, &type);
+        count = (size_t)type_count(&type);
+        bytes = m->file.entries[v->tensor].data;
+        for (k = 1; k < count && memcmp(bytes, bytes + k * size, size) == 0; k++) continue;
+        v->uniform = count > 1 && k == count;
+    }
+}
+
+static int is_uniform(const sbif_model *m, uint32_t id) { return m->values[id].uniform; }
+
 sbif_status sbif_model_load(const char *path, sbif_model **model, sbif_error *error) {
     sbif_error ignored;
     sbif_model *m;
@@ -4712,6 +4750,7 @@ sbif_status sbif_model_load(const char *path, sbif_model **model, sbif_error *er
     if (status == SBIF_OK) status = build_graph(m, error);
     if (status == SBIF_OK) status = container_read_data(&m->file, error);
     if (status == SBIF_OK) status = pack_weights(m, error);
+    if (status == SBIF_OK) find_uniform_tensors(m);
     if (status != SBIF_OK) {
         sbif_model_free(m);
         return status;
@@ -4760,6 +4799,8 @@ typedef struct run_state {
     unsigned char *run_node;
     unsigned char *fused;   /* per node: a fusion of this plan (enum fusion), or NULL: none (sbif_model_run) */
     uint32_t *readers;      /* per value: the planned nodes reading it (for the fusions), or NULL */
+    int64_t *local_rows;    /* per value: the rows of its streamed segment where only that segment reads it
+                             * (plan_segments), its buffer then holding just the rows being computed; else 0 */
 } run_state;
 
 /** A float32 product (linear, matmul, conv2d) whose output only a relu node reads, and which is no requested
@@ -4828,6 +4869,7 @@ static void node_operands(const sbif_model *m, const node *n, const run_state *r
     in->packed = n->packed;
     in->activation = r->fused != NULL && r->fused[n - m->nodes] == ENDS_WITH_RELU ? SBIF_KERNEL_RELU
                                                                                   : SBIF_KERNEL_IDENTITY;
+    in->local_rows = r->local_rows;
 }
 
 /** A comma-separated list of the declared outputs, for messages. */
@@ -4925,6 +4967,9 @@ struct sbif_workspace {
     size_t n_planned;        /* their count, or SIZE_MAX: no plan kept */
     int64_t sized_batch;     /* the largest batch the kept plan was checked and sized for, or -1 */
     int64_t chunk_rows;      /* the plan runs larger batches this many rows at a time; 0: whole */
+    size_t *segment_end;     /* per node: where the streamed segment it begins ends (plan_segments), or 0 */
+    int64_t *segment_rows;   /* per node beginning a segment: the rows it computes at a time */
+    uint32_t *segment_reads; /* per value: mark_local_values's count of reads within a segment, 0 between calls */
     void **buffers;          /* per value id: the buffer of a computed value, or NULL */
     size_t *capacity;        /* its bytes */
     void **whole;            /* per value id: a requested value of a batch run in chunks, all its rows */
@@ -4977,6 +5022,10 @@ void sbif_workspace_free(sbif_workspace *ws) {
     free(ws->run.run_node);
     free(ws->run.fused);
     free(ws->run.readers);
+    free(ws->run.local_rows);
+    free(ws->segment_end);
+    free(ws->segment_rows);
+    free(ws->segment_reads);
     free(ws);
 }
 
@@ -5001,9 +5050,14 @@ sbif_status sbif_workspace_new(const sbif_model *m, sbif_workspace **workspace, 
     ws->run.run_node = calloc(m->n_nodes + 1, 1);
     ws->run.fused = calloc(m->n_nodes + 1, 1);
     ws->run.readers = calloc(m->n_values + 1, sizeof *ws->run.readers);
+    ws->run.local_rows = calloc(m->n_values + 1, sizeof *ws->run.local_rows);
+    ws->segment_end = calloc(m->n_nodes + 1, sizeof *ws->segment_end);
+    ws->segment_rows = calloc(m->n_nodes + 1, sizeof *ws->segment_rows);
+    ws->segment_reads = calloc(m->n_values + 1, sizeof *ws->segment_reads);
     if (ws->buffers == NULL || ws->capacity == NULL || ws->whole == NULL || ws->whole_capacity == NULL ||
         ws->feed_base == NULL || ws->pointers == NULL || ws->run.data == NULL || ws->run.needed == NULL ||
-        ws->run.run_node == NULL || ws->run.fused == NULL || ws->run.readers == NULL) {
+        ws->run.run_node == NULL || ws->run.fused == NULL || ws->run.readers == NULL || ws->run.local_rows == NULL ||
+        ws->segment_end == NULL || ws->segment_rows == NULL || ws->segment_reads == NULL) {
         sbif_workspace_free(ws);
         return out_of_memory(error);
     }
@@ -5080,9 +5134,9 @@ static sbif_status size_workspace(sbif_workspace *ws, int64_t batch, sbif_error 
         size_t needs;
         if (!ws->run.run_node[i] || n->op->view || ws->run.fused[i] == DONE_BY_PRODUCT) continue;
         for (k = 0; k < n->n_outputs; k++) {
+            int64_t local = ws->run.local_rows[outputs[k]], bytes;
             sbif_tensor type;
-            int64_t bytes;
-            value_type(m, outputs[k], batch, &type);
+            value_type(m, outputs[k], local > 0 && local < batch ? local : batch, &type);
             if (value_bytes(&type, m->values[outputs[k]].name, &bytes, error) != SBIF_OK ||
                 grow(&ws->buffers[outputs[k]], &ws->capacity[outputs[k]], (size_t)bytes, error) != SBIF_OK) {
                 return add_context(error, "graph node %lu (%s)", (unsigned long)i, n->op->name);
@@ -5156,6 +5210,64 @@ static void plan_fusions(const sbif_model *m, const char *const *outputs, size_t
     }
 }
 
+/** Mark the values that the segment of nodes [begin, end) computes and alone reads (not requested, not reshaped by a
+ * view): their buffers hold only the `rows` rows being computed, so each sub-block reuses the same cache lines. */
+static void mark_local_values(sbif_workspace *ws, size_t begin, size_t end, int64_t rows) {
+    const sbif_model *m = ws->model;
+    run_state *r = &ws->run;
+    size_t i, k;
+    for (i = begin; i < end; i++) {
+        const node *n = &m->nodes[i];
+        for (k = 0; r->run_node[i] && k < n->n_inputs; k++) {
+            uint32_t *reads = &ws->segment_reads[m->ids[n->ids + k]];
+            *reads = n->op->view || *reads == UINT32_MAX ? UINT32_MAX : *reads + 1;
+        }
+    }
+    for (i = begin; i < end; i++) {
+        const node *n = &m->nodes[i];
+        if (!r->run_node[i] || n->op->view || r->fused[i] == DONE_BY_PRODUCT) continue;
+        for (k = 0; k < n->n_outputs; k++) {
+            uint32_t id = m->ids[n->ids + n->n_inputs + k];
+            if (has_batch(m, id) && ws->segment_reads[id] == r->readers[id]) r->local_rows[id] = rows;
+        }
+    }
+    for (i = begin; i < end; i++) {
+        for (k = 0; k < m->nodes[i].n_inputs; k++) ws->segment_reads[m->ids[m->nodes[i].ids + k]] = 0;
+    }
+}
+
+/** Find the plan's streamed segments: in a plan whose rows are independent (chunk_rows > 0), each maximal run of
+ * planned nodes between two products computes sbif_kernel_cached_rows of its values' rows at a time, node after node,
+ * so that what one node writes for those rows is still in cache when the next reads it. A chunk of frames through a
+ * CNN policy's preprocessing (cast, subtract, divide) is larger than the L2 and would otherwise pass through memory
+ * three times over; products take whole chunks, which their tiles need. */
+static void plan_segments(sbif_workspace *ws) {
+    const sbif_model *m = ws->model;
+    const run_state *r = &ws->run;
+    size_t i = 0, end, k;
+    memset(ws->segment_end, 0, m->n_nodes * sizeof *ws->segment_end);
+    memset(r->local_rows, 0, m->n_values * sizeof *r->local_rows);
+    while (ws->chunk_rows > 0 && i < m->n_nodes) {
+        int64_t bytes = 0;
+        if (!r->run_node[i] || is_product(m->nodes[i].op)) {
+            i++;
+            continue;
+        }
+        for (end = i; end < m->n_nodes && !(r->run_node[end] && is_product(m->nodes[end].op)); end++) {
+            const node *n = &m->nodes[end];
+            if (!r->run_node[end] || n->op->view || r->fused[end] == DONE_BY_PRODUCT) continue;
+            for (k = 0; k < n->n_outputs; k++) {
+                uint32_t id = m->ids[n->ids + n->n_inputs + k];
+                if (has_batch(m, id)) bytes += row_bytes(m, id);
+            }
+        }
+        ws->segment_end[i] = end;
+        ws->segment_rows[i] = sbif_kernel_cached_rows(bytes);
+        mark_local_values(ws, i, end, ws->segment_rows[i]);
+        i = end;
+    }
+}
+
 /** Plan the run of `outputs`, or keep the plan of the previous run when it asked for the same outputs. */
 static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, size_t n_outputs, sbif_error *error) {
     const sbif_model *m = ws->model;
@@ -5172,6 +5284,7 @@ static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, siz
     if (plan_run(m, outputs, n_outputs, &ws->run, error) != SBIF_OK) return error->status;
     plan_fusions(m, outputs, n_outputs, &ws->run);
     ws->chunk_rows = chunk_rows(m, &ws->run, outputs, n_outputs);
+    plan_segments(ws);
     if (n_outputs <= KEPT_PLAN_OUTPUTS) {
         for (i = 0; i < n_outputs; i++) ws->planned[i] = (uint32_t)map_find(&m->names, outputs[i]);
         ws->n_planned = n_outputs;
@@ -5179,33 +5292,59 @@ static sbif_status plan_kept(sbif_workspace *ws, const char *const *outputs, siz
     return SBIF_OK;
 }
 
-static sbif_status run_node(sbif_workspace *ws, size_t index, int64_t batch, sbif_error *error) {
+/** Run node `index` on rows first_row .. first_row + rows of the bound values (the values it computes are bound to
+ * their buffers, row 0 at the start). */
+static sbif_status run_node(sbif_workspace *ws, size_t index, int64_t first_row, int64_t rows, sbif_error *error) {
     const sbif_model *m = ws->model;
     const node *n = &m->nodes[index];
     const uint32_t *outputs = &m->ids[n->ids + n->n_inputs];
     operands in;
     sbif_tensor out;
     size_t k;
-    node_operands(m, n, &ws->run, batch, &in);
+    node_operands(m, n, &ws->run, rows, &in);
+    in.first_row = first_row;
     if (n->op->view || ws->run.fused[index] == DONE_BY_PRODUCT) { /* (the product stored it through relu) */
         ws->run.data[outputs[0]] = ws->run.data[in.ids[0]];
         return SBIF_OK;
     }
-    for (k = 0; k < n->n_outputs; k++) ws->pointers[k] = ws->run.data[outputs[k]] = ws->buffers[outputs[k]];
+    for (k = 0; k < n->n_outputs; k++) {
+        ws->run.data[outputs[k]] = ws->buffers[outputs[k]];
+        ws->pointers[k] = (char *)ws->buffers[outputs[k]] +
+                          (has_batch(m, outputs[k]) && ws->run.local_rows[outputs[k]] == 0
+                               ? first_row * row_bytes(m, outputs[k]) : 0);
+    }
     in.scratch = ws->scratch;
-    value_type(m, outputs[0], batch, &out);
+    value_type(m, outputs[0], rows, &out);
     out.data = ws->pointers[0];
-    return n->op->compute(&in, &n->attrs, &out, ws->pointers, n->n_outputs, error);
+    if (n->op->compute(&in, &n->attrs, &out, ws->pointers, n->n_outputs, error) != SBIF_OK) {
+        return add_context(error, "graph node %lu (%s)", (unsigned long)index, n->op->name);
+    }
+    return SBIF_OK;
 }
 
-/** Run the planned nodes on the bound values, `batch` rows. */
+/** Run the planned nodes on the bound values, `batch` rows: each streamed segment (plan_segments) its rows at a
+ * time, the other nodes all rows at once. */
 static sbif_status run_nodes(sbif_workspace *ws, int64_t batch, sbif_error *error) {
     const sbif_model *m = ws->model;
-    size_t i;
-    for (i = 0; i < m->n_nodes; i++) {
-        if (ws->run.run_node[i] && run_node(ws, i, batch, error) != SBIF_OK) {
-            return add_context(error, "graph node %lu (%s)", (unsigned long)i, m->nodes[i].op->name);
+    size_t i = 0, k;
+    int64_t first;
+    while (i < m->n_nodes) {
+        size_t end = ws->segment_end[i];
+        int64_t rows = ws->segment_rows[i];
+        if (end > i && rows < batch) {
+            for (first = 0; first < batch; first += rows) {
+                for (k = i; k < end; k++) {
+                    if (ws->run.run_node[k] &&
+                        run_node(ws, k, first, batch - first < rows ? batch - first : rows, error) != SBIF_OK) {
+                        return error->status;
+                    }
+                }
+            }
+            i = end;
+            continue;
         }
+        if (ws->run.run_node[i] && run_node(ws, i, 0, batch, error) != SBIF_OK) return error->status;
+        i++;
     }
     return SBIF_OK;
 }

@@ -52,6 +52,17 @@
 #define TARGET_TEXT "portable C99: arrays of 4 lanes, tiles of 4 rows x 8 columns"
 #endif
 
+/* A tile asks for the panel's row PREFETCH_ROWS ahead of the one it multiplies (2 KiB ahead: a few hundred cycles
+ * of FMAs at 8 lanes): weights too large to stay in cache, a policy's widest layer, then come from memory while the
+ * tile works rather than stalling it, as the hardware prefetcher alone leaves them (nature CNN's 3136 x 512 layer,
+ * batches of 6 with the panels evicted: 1.5x faster). */
+#if defined(__GNUC__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)0)
+#endif
+#define PREFETCH_ROWS 32
+
 /** Vectors per panel row: a panel is two vectors wide. */
 #define VECTORS 2
 #define PANEL (VECTORS * LANES)
@@ -250,6 +261,7 @@ static void locate_rows(const row_source *source, int64_t first, int count, cons
             const float *w0 = panels + r * run * PANEL;                                                            \
             for (i = 0; i < run; i++) {                                                                            \
                 vec w[P * VECTORS];                                                                                \
+                if (i + PREFETCH_ROWS < run) PREFETCH(w0 + (i + PREFETCH_ROWS) * PANEL);                           \
                 for (v = 0; v < P * VECTORS; v++) w[v] = vload(w0 + (v / VECTORS) * k * PANEL + i * PANEL +       \
                                                                (v % VECTORS) * LANES);                             \
                 for (m = 0; m < M; m++) {                                                                          \
@@ -317,8 +329,13 @@ static const tile_fn TILES[ROWS + 1] = {NULL, tile_1, tile_2, tile_3, tile_4,
 static const tile_fn WIDE_TILES[4] = {NULL, wide_tile_1, wide_tile_2, wide_tile_3};
 static const int64_t WIDE_PANELS[4] = {1, 4, 2, 2};
 
-int64_t sbif_kernel_batch_rows(int64_t row_bytes) {
+int64_t sbif_kernel_cached_rows(int64_t row_bytes) {
     int64_t rows = (int64_t)(SBIF_L2_BYTES / 2) / (row_bytes > 0 ? row_bytes : 1);
+    return rows > 1 ? rows : 1;
+}
+
+int64_t sbif_kernel_batch_rows(int64_t row_bytes) {
+    int64_t rows = sbif_kernel_cached_rows(row_bytes);
     rows -= rows % ROWS;
     return rows > ROWS ? rows : ROWS;
 }

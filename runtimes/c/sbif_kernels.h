@@ -35,6 +35,10 @@ const char *sbif_kernel_target(void);
  * half the L2 (the other half holds the weights and the products' blocks), in whole tiles (at least one tile). */
 int64_t sbif_kernel_batch_rows(int64_t row_bytes);
 
+/** The rows to compute at a time when no product's tiles need whole tiles of them: as many as fit in half the L2, at
+ * least one. */
+int64_t sbif_kernel_cached_rows(int64_t row_bytes);
+
 /** Floats of a [k, n] weight packed into panels (at least 1). */
 size_t sbif_kernel_packed_floats(int64_t k, int64_t n);
 /** Pack w [k, n] (row-major) into `packed` (sbif_kernel_packed_floats of them, SBIF_KERNEL_ALIGN-aligned). */

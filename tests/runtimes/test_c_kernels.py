@@ -67,6 +67,16 @@ def wide_model(tmp_path_factory):
     return write_model(spec, str(tmp_path_factory.mktemp("wide")))
 
 
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory):
+    """A CNN policy on Atari's 84 x 84 x 4 frames: its preprocessing (cast, subtract, divide) takes more than half
+    the L2 per frame, so a chunk of frames runs it one frame at a time (a streamed segment), the nodes after it all
+    the chunk's rows at once."""
+    spec = copy.deepcopy(EXAMPLES["cnn"])
+    spec["observation"]["shape"] = [84, 84, 4]
+    return write_model(spec, str(tmp_path_factory.mktemp("image")))
+
+
 def workspace_steps(output: str):
     """The driver's report as the allocation counts of its single-thread steps, whether the rows-alone check ran,
     and per thread count the counts of its threaded steps."""
@@ -82,14 +92,16 @@ def workspace_steps(output: str):
     return single, rows_alone, threaded
 
 
-def test_a_sized_workspace_allocates_nothing_and_grows_for_a_larger_batch(drivers, example_models, wide_model):
-    """Every family's file and a wide one: after a batch of 8, batches of 8, 3 and 1 allocate nothing; 20 grows the
+def test_a_sized_workspace_allocates_nothing_and_grows_for_a_larger_batch(drivers, example_models, wide_model,
+                                                                         image_model):
+    """Every family's file, a wide one and one whose chunks stream a segment a row at a time: after a batch of 8, batches of 8, 3 and 1 allocate nothing; 20 grows the
     workspace; then 5 and 20 allocate nothing; each run's views equal sbif_model_run's copies bit for bit; and rows
     of a batch of 2500 (in chunks where the values are wide), each run alone, are exactly the batch's rows. Split
     between 2 and 3 threads (where the library has them), a batch of many chunks gives sbif_model_run's results bit
     for bit, sizing the threads' buffers once and allocating nothing after."""
     assert example_models
-    for family, path in sorted(example_models.items()) + [("sac 256 x 256", wide_model)]:
+    for family, path in sorted(example_models.items()) + [("sac 256 x 256", wide_model),
+                                                          ("cnn 84 x 84 x 4", image_model)]:
         result = subprocess.run([os.path.join(drivers, "workspace-test"), path], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, universal_newlines=True)
         counts, rows_alone, threaded = workspace_steps(result.stdout)
