@@ -1146,6 +1146,14 @@ typedef struct operands {
     sbif_kernel_activation activation; /* a float32 product's: relu when its relu node is fused into it */
 } operands;
 
+/** Where operand `index` of type `out` has the rows the node computes (row first_row on): its buffer's start where it
+ * has no batch or holds only those rows (local_rows). */
+static void *rows_computed(const operands *in, size_t index, const sbif_tensor *out) {
+    uint32_t id = in->ids[index];
+    if (!has_batch(in->model, id) || (in->local_rows != NULL && in->local_rows[id] > 0)) return out->data;
+    return (char *)out->data + in->first_row * (type_count(out) / in->batch) * sbif_dtype_size(out->dtype);
+}
+
 static void operand(const operands *in, size_t index, sbif_tensor *out) {
     if (in->tensors != NULL) {
         *out = in->tensors[index];
@@ -1153,10 +1161,7 @@ static void operand(const operands *in, size_t index, sbif_tensor *out) {
     }
     value_type(in->model, in->ids[index], in->batch, out);
     out->data = in->data != NULL ? in->data[in->ids[index]] : NULL;
-    if (out->data != NULL && in->first_row > 0 && has_batch(in->model, in->ids[index]) &&
-        (in->local_rows == NULL || in->local_rows[in->ids[index]] == 0)) {
-        out->data = (char *)out->data + in->first_row * (type_count(out) / in->batch) * sbif_dtype_size(out->dtype);
-    }
+    if (out->data != NULL && in->first_row > 0) out->data = rows_computed(in, index, out);
 }
 
 /** "[B,4]" */
@@ -5310,7 +5315,7 @@ static sbif_status run_node(sbif_workspace *ws, size_t index, int64_t first_row,
     for (k = 0; k < n->n_outputs; k++) {
         ws->run.data[outputs[k]] = ws->buffers[outputs[k]];
         ws->pointers[k] = (char *)ws->buffers[outputs[k]] +
-                          (has_batch(m, outputs[k]) && ws->run.local_rows[outputs[k]] == 0
+                          (first_row > 0 && has_batch(m, outputs[k]) && ws->run.local_rows[outputs[k]] == 0
                                ? first_row * row_bytes(m, outputs[k]) : 0);
     }
     in.scratch = ws->scratch;

@@ -52,10 +52,11 @@
 #define TARGET_TEXT "portable C99: arrays of 4 lanes, tiles of 4 rows x 8 columns"
 #endif
 
-/* A tile asks for the panel's row PREFETCH_ROWS ahead of the one it multiplies (2 KiB ahead: a few hundred cycles
- * of FMAs at 8 lanes): weights too large to stay in cache, a policy's widest layer, then come from memory while the
- * tile works rather than stalling it, as the hardware prefetcher alone leaves them (nature CNN's 3136 x 512 layer,
- * batches of 6 with the panels evicted: 1.5x faster). */
+/* Where the packed weights exceed half the L2 (a policy's widest layer, which cannot stay in cache), a tile asks for
+ * the panel's row PREFETCH_ROWS ahead of the one it multiplies (2 KiB ahead at 8 lanes: a few hundred cycles of
+ * FMAs), so the weights come from memory while it works rather than stalling it, as the hardware prefetcher alone
+ * leaves them (the nature CNN's 3136 x 512 layer in batches of 6 with its panels evicted: 1.5x faster). Weights that
+ * stay in cache are not prefetched: the instructions would only take load slots. */
 #if defined(__GNUC__)
 #define PREFETCH(address) __builtin_prefetch(address)
 #else
@@ -216,6 +217,7 @@ typedef struct row_source {
     const float *x;
     int64_t k;
     const sbif_conv_geometry *g; /* NULL: a matrix */
+    int streams_weights;         /* the packed weights exceed half the L2: the tiles prefetch them */
 } row_source;
 
 /** Rows first .. first + count of a source: where each starts, and its layout as `runs` runs of `run` values, each
@@ -246,22 +248,23 @@ static void locate_rows(const row_source *source, int64_t first, int count, cons
  * do not depend on the rows computed with it (a batch gives each observation what it alone gives), and a
  * convolution's window read in place sums exactly as its im2col row would. Fewer rows take more panels at once
  * instead, to keep at least 8 independent sums in flight. The loops over M, P and VECTORS have constant bounds, which
- * the compiler unrolls into registers. */
+ * the compiler unrolls into registers. Where the weights stream from memory, it prefetches them (PREFETCH_ROWS). */
 #define DEFINE_TILE(NAME, M, P)                                                                                    \
     static void NAME(const row_source *source, int64_t first, const float *panels, const float *bias,              \
                      sbif_kernel_activation activation, float *y, int64_t n, int64_t columns) {                    \
         vec acc[M][P * VECTORS];                                                                                   \
         const float *rows[M];                                                                                      \
-        int64_t k = source->k, runs, run, run_stride, r, i;                                                        \
+        int64_t k = source->k, runs, run, run_stride, r, i, prefetch_end;                                          \
         int m, v;                                                                                                  \
         locate_rows(source, first, M, rows, &runs, &run, &run_stride);                                             \
+        prefetch_end = source->streams_weights ? run - PREFETCH_ROWS : 0;                                          \
         for (m = 0; m < M; m++)                                                                                    \
             for (v = 0; v < P * VECTORS; v++) acc[m][v] = vzero();                                                 \
         for (r = 0; r < runs; r++) {                                                                               \
             const float *w0 = panels + r * run * PANEL;                                                            \
             for (i = 0; i < run; i++) {                                                                            \
                 vec w[P * VECTORS];                                                                                \
-                if (i + PREFETCH_ROWS < run) PREFETCH(w0 + (i + PREFETCH_ROWS) * PANEL);                           \
+                if (i < prefetch_end) PREFETCH(w0 + (i + PREFETCH_ROWS) * PANEL);                                  \
                 for (v = 0; v < P * VECTORS; v++) w[v] = vload(w0 + (v / VECTORS) * k * PANEL + i * PANEL +       \
                                                                (v % VECTORS) * LANES);                             \
                 for (m = 0; m < M; m++) {                                                                          \
@@ -328,6 +331,11 @@ static const tile_fn TILES[ROWS + 1] = {NULL, tile_1, tile_2, tile_3, tile_4,
 /** The tiles of fewer than 4 rows over several panels, and how many panels each takes. */
 static const tile_fn WIDE_TILES[4] = {NULL, wide_tile_1, wide_tile_2, wide_tile_3};
 static const int64_t WIDE_PANELS[4] = {1, 4, 2, 2};
+
+/** Whether [k, n] weights, packed, exceed half the L2 (see PREFETCH_ROWS). */
+static int streams_weights(int64_t k, int64_t n) {
+    return sbif_kernel_packed_floats(k, n) * sizeof(float) > (size_t)(SBIF_L2_BYTES / 2);
+}
 
 int64_t sbif_kernel_cached_rows(int64_t row_bytes) {
     int64_t rows = (int64_t)(SBIF_L2_BYTES / 2) / (row_bytes > 0 ? row_bytes : 1);
@@ -468,6 +476,7 @@ void sbif_kernel_gemm(const float *x, int64_t rows, int64_t k, const float *pack
     source.x = x;
     source.k = k;
     source.g = NULL;
+    source.streams_weights = streams_weights(k, n);
     multiply(&source, rows, block_rows(k), packed, n, bias, activation, y);
 }
 
@@ -525,6 +534,7 @@ void sbif_kernel_conv2d(const float *x, const float *packed, const float *bias, 
         source.x = x;
         source.k = depth;
         source.g = g;
+        source.streams_weights = streams_weights(depth, g->filters);
         multiply(&source, pixels, block, packed, g->filters, bias, activation, y);
         return;
     }
