@@ -9,7 +9,6 @@ import hashlib
 import importlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -162,8 +161,10 @@ def test_the_command_line_prints_the_module(monkeypatch):
 
 def test_the_entry_points_release_the_gil():
     """While one thread is inside a compiled kernel, another runs Python: its progress during a kernel call is
-    compared with its progress while the caller sleeps as long (with the GIL held throughout the call it would
-    be a switch interval's worth, under 2%)."""
+    compared with its progress while the caller sleeps as long. With the GIL held throughout the call, every call
+    would show at most a switch interval's worth (under 2%); with it released, a call shows a quarter or more
+    unless other processes take the CPUs meanwhile, so the best of seven calls is held to that (a median would
+    fail on a busy machine)."""
     im2col = backend.compiled_kernels().im2col
     x = np.random.default_rng(0).random((16, 84, 84, 4), np.float32)
     columns = np.empty((16, 81, 81, 64), np.float32)
@@ -193,4 +194,4 @@ def test_the_entry_points_release_the_gil():
         stop.set()
         thread.join()
         sys.setswitchinterval(interval)
-    assert statistics.median(ratios) > 0.25, ratios
+    assert max(ratios) > 0.25, ratios

@@ -25,7 +25,8 @@ def both_builds() -> Dict[str, backend.Kernels]:
     """The entry points from the pycc module and from the cfunc module, both built for this machine."""
     pycc = aot.load() or (aot.build() and aot.load())
     cfunc = aot_cfunc.load() or (aot_cfunc.build() and aot_cfunc.load())
-    kernels = {"pycc": backend.Kernels(pycc.execute, pycc.execute_one, pycc.im2col, pycc.__file__), "cfunc": cfunc}
+    kernels = {"pycc": backend.Kernels(*(getattr(pycc, name) for name in backend.Kernels._fields[:-1]),
+                                       pycc.__file__), "cfunc": cfunc}
     return kernels
 
 
@@ -41,8 +42,7 @@ class CountedKernels:
 
     def __init__(self, kernels: backend.Kernels):
         self.calls: Dict[str, int] = {"execute": 0, "execute_one": 0, "im2col": 0}
-        self.kernels = backend.Kernels(*(self._counted(name, getattr(kernels, name)) for name in self.calls),
-                                       origin=kernels.origin)
+        self.kernels = kernels._replace(**{name: self._counted(name, getattr(kernels, name)) for name in self.calls})
 
     def _counted(self, name: str, function: Callable[..., None]) -> Callable[..., None]:
         def call(*arguments: Any) -> None:
@@ -115,7 +115,10 @@ def test_the_cfunc_module_computes_the_pycc_modules_bytes(both_builds, models, m
     lambda kernels, arena: kernels.im2col(np.zeros((2, 2, 1), np.float32), np.zeros((1, 2, 2, 1), np.float32),
                                           1, 1, 1, 1, 0, 0),
     lambda kernels, arena: kernels.execute(np.zeros(0, np.int64), 0, 0, 0, 0, 0, *[arena] * 6),
-], ids=["float64 program", "strided buffer", "read-only buffer", "float64 image", "3-d image", "missing buffer"])
+    lambda kernels, arena: kernels.wait_change(np.zeros(2, np.float64), 0, 1, 1),
+    lambda kernels, arena: kernels.wait_change(np.zeros(2, np.int64), 0, 1.5, 1),
+], ids=["float64 program", "strided buffer", "read-only buffer", "float64 image", "3-d image", "missing buffer",
+        "float64 flags", "float waited for"])
 def test_the_cfunc_module_refuses_arrays_its_kernels_cannot_read(both_builds, call):
     """An array of another item type or dimension, not contiguous or not writable, or a missing argument, is a
     TypeError or ValueError from the cfunc module's glue, before any kernel reads it. (The pycc module does not

@@ -442,7 +442,8 @@ def test_the_build_command_announces_itself_or_reports_its_stages(monkeypatch, t
 def fake_module_build(monkeypatch):
     """The backend's first load with no module yet: numba_aot.build replaced by `install(build)`, and the module
     it "builds" found by the second numba_aot.load()."""
-    built = types.SimpleNamespace(execute=print, execute_one=print, im2col=print,
+    built = types.SimpleNamespace(execute=print, execute_one=print, im2col=print, run_lane=print, serve=print,
+                                  publish=print, wait_change=print,
                                   __file__=os.path.join(os.sep, "cache", "sbif_kernels_x.so"))
     loads = iter([None, built])
     monkeypatch.setattr(numba_aot, "load", lambda: next(loads))

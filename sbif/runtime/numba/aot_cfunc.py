@@ -1,10 +1,10 @@
 """A prototype of the numba backend's ahead-of-time build without `numba.pycc` (pending deprecation: PYCC.md).
 
-`aot` builds the interpreter's entry points (`kernels.execute`, `execute_one`, `im2col`) into a CPython extension
-module with pycc. This module builds an extension module with the same entry points without pycc, so that a
-process that finds it built still never imports numba. It uses numba's public `cfunc` and llvmlite, and two private
-pieces of numba: a cfunc's `_library` (its optimized LLVM module) and `Dispatcher.enable_caching` (turned off
-during the build):
+`aot` builds the interpreter's entry points (`kernels.execute`, `execute_one`, `im2col`, and the lanes') into a
+CPython extension module with pycc. This module builds an extension module with the same entry points without
+pycc, so that a process that finds it built still never imports numba. It uses numba's public `cfunc` and
+llvmlite, and two private pieces of numba: a cfunc's `_library` (its optimized LLVM module) and
+`Dispatcher.enable_caching` (turned off during the build):
 
 1. each entry point is wrapped in a `numba.cfunc` taking raw pointers and extents (C ABI), which rebuilds the
    arrays with `carray` and calls the kernel entry point, returning 0, or 1 if the kernel raised;
@@ -109,6 +109,10 @@ int32_t sbif_execute(void *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_
 int32_t sbif_execute_one(void *, int64_t, void *, int64_t, void *, int64_t);
 int32_t sbif_im2col(void *, int64_t, int64_t, int64_t, int64_t, void *, int64_t, int64_t, int64_t, int64_t,
                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+int32_t sbif_run_lane(void *, int64_t, void *, int64_t, int64_t);
+int32_t sbif_serve(void *, int64_t, void *, int64_t, int64_t, int64_t);
+int32_t sbif_publish(void *, int64_t, int64_t, int64_t);
+int32_t sbif_wait_change(void *, int64_t, int64_t, int64_t, int64_t);
 
 /* `object`'s memory as a C-contiguous, writable buffer of `ndim` dimensions of `code` items (a struct code: 'q'
    int64, 'B' uint8, 'f' float32), as the pycc module's signatures require; else TypeError. */
@@ -194,10 +198,80 @@ static PyObject *im2col(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return finish(v, taken, status, "im2col");
 }
 
+/* The lanes' entry points' arguments: `arrays` int64 arrays (mailbox, flags) into `v`, then `count` ints into `n`;
+   how many arrays were taken (all of them, or fewer with an exception set). */
+static int lane_arguments(PyObject *const *args, Py_ssize_t nargs, int arrays, int count, const char *name,
+                          Py_buffer *v, int64_t *n) {
+    int taken;
+    if (nargs != arrays + count) {
+        PyErr_Format(PyExc_TypeError, "%s takes %d arguments (%zd given)", name, arrays + count, nargs);
+        return 0;
+    }
+    if (integers(args + arrays, count, n) < 0) return 0;
+    for (taken = 0; taken < arrays; taken++) if (take(args[taken], &v[taken], 'q', 1) < 0) break;
+    return taken;
+}
+
+static PyObject *run_lane(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer v[2];
+    int64_t n[1];
+    int32_t status = 0;
+    int taken = lane_arguments(args, nargs, 2, 1, "run_lane", v, n);
+    if (taken == 2) {
+        Py_BEGIN_ALLOW_THREADS
+        status = sbif_run_lane(v[0].buf, v[0].shape[0], v[1].buf, v[1].shape[0], n[0]);
+        Py_END_ALLOW_THREADS
+    }
+    return finish(v, taken, status, "run_lane");
+}
+
+static PyObject *serve(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer v[2];
+    int64_t n[2];
+    int32_t status = 0;
+    int taken = lane_arguments(args, nargs, 2, 2, "serve", v, n);
+    if (taken == 2) {
+        Py_BEGIN_ALLOW_THREADS
+        status = sbif_serve(v[0].buf, v[0].shape[0], v[1].buf, v[1].shape[0], n[0], n[1]);
+        Py_END_ALLOW_THREADS
+    }
+    return finish(v, taken, status, "serve");
+}
+
+static PyObject *publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer v[1];
+    int64_t n[2];
+    int32_t status = 0;
+    int taken = lane_arguments(args, nargs, 1, 2, "publish", v, n);
+    if (taken == 1) {
+        Py_BEGIN_ALLOW_THREADS
+        status = sbif_publish(v[0].buf, v[0].shape[0], n[0], n[1]);
+        Py_END_ALLOW_THREADS
+    }
+    return finish(v, taken, status, "publish");
+}
+
+static PyObject *wait_change(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_buffer v[1];
+    int64_t n[3];
+    int32_t status = 0;
+    int taken = lane_arguments(args, nargs, 1, 3, "wait_change", v, n);
+    if (taken == 1) {
+        Py_BEGIN_ALLOW_THREADS
+        status = sbif_wait_change(v[0].buf, v[0].shape[0], n[0], n[1], n[2]);
+        Py_END_ALLOW_THREADS
+    }
+    return finish(v, taken, status, "wait_change");
+}
+
 static PyMethodDef methods[] = {
     {"execute", (PyCFunction)(void (*)(void))execute, METH_FASTCALL, "kernels.execute"},
     {"execute_one", (PyCFunction)(void (*)(void))execute_one, METH_FASTCALL, "kernels.execute_one"},
     {"im2col", (PyCFunction)(void (*)(void))im2col, METH_FASTCALL, "kernels.im2col"},
+    {"run_lane", (PyCFunction)(void (*)(void))run_lane, METH_FASTCALL, "kernels.run_lane"},
+    {"serve", (PyCFunction)(void (*)(void))serve, METH_FASTCALL, "kernels.serve"},
+    {"publish", (PyCFunction)(void (*)(void))publish, METH_FASTCALL, "kernels.publish"},
+    {"wait_change", (PyCFunction)(void (*)(void))wait_change, METH_FASTCALL, "kernels.wait_change"},
     {NULL, NULL, 0, NULL}
 };
 
@@ -238,7 +312,7 @@ def load(directory: Optional[str] = None) -> Optional[Kernels]:
             raise aot.KernelsUnavailable("the compiled kernels in {} do not load ({}); delete the file to rebuild "
                                          "them".format(path, exc)) from None
         sys.modules[name] = module
-    return Kernels(module.execute, module.execute_one, module.im2col, path)
+    return Kernels(*(getattr(module, name) for name in Kernels._fields[:-1]), path)
 
 
 def build(directory: Optional[str] = None) -> str:
@@ -304,7 +378,41 @@ def _entry_points() -> Dict[str, Any]:
             return 1
         return 0
 
-    return {"sbif_execute": sbif_execute, "sbif_execute_one": sbif_execute_one, "sbif_im2col": sbif_im2col}
+    @cfunc(types.int32(program_type, size, program_type, size, size))
+    def sbif_run_lane(mailbox, mailbox_size, flags, flags_size, lane):
+        try:
+            kernels.run_lane(carray(mailbox, mailbox_size), carray(flags, flags_size), lane)
+        except Exception:
+            return 1
+        return 0
+
+    @cfunc(types.int32(program_type, size, program_type, size, size, size))
+    def sbif_serve(mailbox, mailbox_size, flags, flags_size, lane, pauses):
+        try:
+            kernels.serve(carray(mailbox, mailbox_size), carray(flags, flags_size), lane, pauses)
+        except Exception:
+            return 1
+        return 0
+
+    @cfunc(types.int32(program_type, size, size, size))
+    def sbif_publish(flags, flags_size, index, value):
+        try:
+            kernels.publish(carray(flags, flags_size), index, value)
+        except Exception:
+            return 1
+        return 0
+
+    @cfunc(types.int32(program_type, size, size, size, size))
+    def sbif_wait_change(flags, flags_size, index, old, pauses):
+        try:
+            kernels.wait_change(carray(flags, flags_size), index, old, pauses)
+        except Exception:
+            return 1
+        return 0
+
+    return {"sbif_execute": sbif_execute, "sbif_execute_one": sbif_execute_one, "sbif_im2col": sbif_im2col,
+            "sbif_run_lane": sbif_run_lane, "sbif_serve": sbif_serve, "sbif_publish": sbif_publish,
+            "sbif_wait_change": sbif_wait_change}
 
 
 def _build_here(directory: str) -> str:

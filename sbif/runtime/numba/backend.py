@@ -27,7 +27,6 @@ import functools
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -35,7 +34,8 @@ import numpy as np
 from ...errors import InputError, UnsupportedError
 from ...format import SbifFile
 from ..executor import GraphExecutor
-from .encoding import ARENA_HEADER, ARENA_OFFSET_BYTES, MAX_INPUTS
+from .lanes import shared_lanes
+from .encoding import ARENA_HEADER, ARENA_OFFSET_BYTES, FLAG_STRIDE, MAILBOX_FIELDS, MAX_INPUTS
 from .host import PARAMETERS
 from .program import Gemm, Lowered, Value, aligned, aligned_bytes
 
@@ -244,10 +244,11 @@ class _Runner:
     def execute(self, arrays: List[np.ndarray], outputs: np.ndarray, rows: int, lanes: int, chunk: int,
                 staged: bool, buffers: Dict[str, np.ndarray]) -> None:
         """The request's rows in chunks of `chunk` rows (chunk k starts at row k * chunk), run by `lanes` threads
-        (the caller's and the pool's: the interpreter and BLAS release the GIL), each in its own part of the
-        buffers. Each lane takes the next chunk from a shared counter until none is left, so that a lane held back
-        (its CPU taken by another process, a pool thread that wakes late) leaves its chunks to the others instead
-        of keeping them waiting at the end. Which lane runs a chunk changes no bit: the chunks' bounds depend on
+        (the caller's and those of `lanes`: the interpreter and BLAS release the GIL), each in its own part of the
+        buffers: without BLAS products, in compiled code from start to end (`Lanes.run_interpreter`), else as a
+        Python task per lane (`Lanes.run_tasks`). Each lane takes the next chunk from a shared counter until none
+        is left, so that a lane held back (its CPU taken by another process, a thread that wakes late) leaves its
+        chunks to the others instead of keeping them waiting at the end. Which lane runs a chunk changes no bit: the chunks' bounds depend on
         `rows` and `chunk` alone (so even BLAS sees the same shapes), and lanes differ only in where their buffers
         are. Lanes make BLAS single-threaded meanwhile: they already keep the CPUs busy, and BLAS threads that
         spin-wait on a busy machine cost more than they gain."""
@@ -255,15 +256,16 @@ class _Runner:
         if lanes == 1:
             self.run_chunks(arrays, outputs, rows, chunk, staged, buffers, chunks)
             return
-        parts = [_lane_buffers(buffers, lane, lanes, chunk) for lane in range(lanes)]
+        threads = shared_lanes(compiled_kernels(), MAX_LANES - 1)
+        if not staged:
+            scratch = buffers["scratch"]
+            threads.run_interpreter(lanes, self.whole, self.weights, scratch, scratch.size // (lanes * chunk) * chunk,
+                                    outputs, arrays, rows, chunk)
+            return
         with _single_threaded_blas(staged):
-            futures = [_pool().submit(self.run_chunks, arrays, outputs, rows, chunk, staged, part, chunks)
-                       for part in parts[1:]]
-            try:
-                self.run_chunks(arrays, outputs, rows, chunk, staged, parts[0], chunks)
-            finally:
-                for future in futures:
-                    future.result()
+            threads.run_tasks([functools.partial(self.run_chunks, arrays, outputs, rows, chunk, staged,
+                                                 _lane_buffers(buffers, lane, lanes, chunk), chunks)
+                               for lane in range(lanes)])
 
     def run_chunks(self, arrays: List[np.ndarray], outputs: np.ndarray, rows: int, chunk: int, staged: bool,
                    buffers: Dict[str, np.ndarray], chunks: "ChunkCounter") -> None:
@@ -488,28 +490,22 @@ def _array(value: Value, inputs: List[np.ndarray], buffer: np.ndarray, rows: int
 
 _blas_limiters: List[Any] = []
 _kernels: List["Kernels"] = []
-_pools: List[ThreadPoolExecutor] = []
 _setup = threading.Lock()
 
 
-def _pool() -> ThreadPoolExecutor:
-    """The threads that run the parts of large interpreter calls after the first (which runs in the caller's
-    thread)."""
-    if not _pools:
-        with _setup:
-            if not _pools:
-                _pools.append(ThreadPoolExecutor(max_workers=max(1, LANES - 1), thread_name_prefix="sbif-numba"))
-    return _pools[0]
-
-
 class Kernels(NamedTuple):
-    """The compiled entry points the backend calls (`kernels.execute`, `execute_one`, `im2col`), each for
-    its one signature (an int64 program, ints, flat writable uint8 buffers; float32 images), and where they come
-    from: a path to this machine's extension module, or "numba JIT"."""
+    """The compiled entry points the backend calls (`kernels.execute`, `execute_one`, `im2col`; the lanes'
+    `run_lane`, `serve`, `publish`, `wait_change`), each for its one signature (an int64 program, ints, flat
+    writable uint8 buffers; float32 images; int64 mailbox and flags), and where they come from: a path to this
+    machine's extension module, or "numba JIT"."""
 
     execute: Callable[..., None]
     execute_one: Callable[..., None]
     im2col: Callable[..., None]
+    run_lane: Callable[..., None]
+    serve: Callable[..., None]
+    publish: Callable[..., None]
+    wait_change: Callable[..., None]
     origin: str
 
 
@@ -533,7 +529,7 @@ def _load_kernels() -> Kernels:
             module = aot.load()
         if module is None:
             raise aot.KernelsUnavailable("the build wrote no module to {}".format(aot.module_path()))
-        return Kernels(module.execute, module.execute_one, module.im2col, module.__file__)
+        return Kernels(*(getattr(module, name) for name in Kernels._fields[:-1]), module.__file__)
     except aot.KernelsUnavailable as exc:
         warnings.warn("sbif numba backend: {}; numba's JIT runs the kernels instead (a process then takes about a "
                       "second more to start)".format(exc), RuntimeWarning, stacklevel=2)
@@ -543,7 +539,15 @@ def _load_kernels() -> Kernels:
                              + (np.zeros(8, np.uint8),) * (3 + MAX_INPUTS)),
                    _compiled(kernels.execute_one, (np.zeros(0, np.int64), np.zeros(8, np.uint8),
                                                          np.zeros(ARENA_HEADER * ARENA_OFFSET_BYTES, np.uint8))),
-                   kernels.im2col, "numba JIT")
+                   kernels.im2col, *_compiled_lanes(kernels), "numba JIT")
+
+
+def _compiled_lanes(kernels: Any) -> Tuple[Callable[..., None], ...]:
+    """The lanes' entry points (`kernels.run_lane`, `serve`, `publish`, `wait_change`) from numba's JIT, compiled
+    by calls that do nothing: an empty request, a spin of none, flags set to what they hold."""
+    mailbox, flags = np.zeros(len(MAILBOX_FIELDS), np.int64), np.zeros(2 * FLAG_STRIDE, np.int64)
+    return (_compiled(kernels.run_lane, (mailbox, flags, 0)), _compiled(kernels.serve, (mailbox, flags, 1, 0)),
+            _compiled(kernels.publish, (flags, 0, 0)), _compiled(kernels.wait_change, (flags, 0, 1, 0)))
 
 
 @contextlib.contextmanager

@@ -20,6 +20,10 @@ EXPORTS = {
     "execute": "void(int64[::1], int64, int64, int64, int64, int64" + ", uint8[::1]" * 7 + ")",
     "execute_one": "void(int64[::1], uint8[::1], uint8[::1])",
     "im2col": "void(float32[:, :, :, ::1], float32[:, :, :, ::1], int64, int64, int64, int64, int64, int64)",
+    "run_lane": "void(int64[::1], int64[::1], int64)",
+    "serve": "void(int64[::1], int64[::1], int64, int64)",
+    "publish": "void(int64[::1], int64, int64)",
+    "wait_change": "void(int64[::1], int64, int64, int64)",
 }
 #: where modules are kept: $SBIF_CACHE_DIR, else the user's cache directory
 CACHE_ENV = "SBIF_CACHE_DIR"

@@ -137,3 +137,30 @@ def bits_float(bits: int) -> float:
 #: (`program.panels`): a tile of outputs then reads its weights as contiguous streams. Two of the host's vectors
 #: wide (`host`), so the layout depends on the machine as the kernels do
 PANEL = PARAMETERS.panel
+
+# -- the lanes' shared memory: what `lanes` writes and `kernels.run_lane` and `kernels.serve` read ----------------
+#: int64 flags per cache line: the chunk counter and each lane's flags have a line of their own, so that a write to
+#: one does not take from the others the line they are spinning on
+FLAG_STRIDE = 8
+#: line 0 holds the chunk counter of the request being run; line k holds lane k's flags (k >= 1)
+CHUNK_COUNTER = 0
+#: a lane's flags: the request it is asked to run, the last one it finished, why `serve` returned, and whether one
+#: of its chunks raised (a bug)
+LANE_FLAGS = ("request", "done", "state", "failed")
+LANE_REQUEST, LANE_DONE, LANE_STATE, LANE_FAILED = range(len(LANE_FLAGS))
+#: why `serve` returned: it spun its time without a request (SERVE_IDLE), or the request is Python's (SERVE_TASKS:
+#: the staged requests, with BLAS products between the interpreter's calls)
+SERVE_IDLE, SERVE_TASKS = 1, 2
+#: a request's kind: the interpreter on every chunk (REQUEST_INTERPRETER), or a Python task per lane
+REQUEST_INTERPRETER, REQUEST_TASKS = 1, 2
+#: the mailbox of a request: its kind, how long (in spins) a lane waits for the next request after it before it
+#: blocks, then for the interpreter the program and where its buffers are (addresses
+#: and sizes in bytes; each lane has `scratch_per_lane` bytes of scratch, lane k's from scratch + k times that),
+#: the rows, rows per chunk and chunks, and each input's address and bytes per row
+MAILBOX_FIELDS = (("kind", "spins", "program", "program_size", "weights", "scratch", "scratch_per_lane", "outputs",
+                   "rows", "chunk", "chunks")
+                  + tuple("input{}".format(index) for index in range(MAX_INPUTS))
+                  + tuple("input{}_row_bytes".format(index) for index in range(MAX_INPUTS)))
+(MAILBOX_KIND, MAILBOX_SPINS, MAILBOX_PROGRAM, MAILBOX_PROGRAM_SIZE, MAILBOX_WEIGHTS, MAILBOX_SCRATCH, MAILBOX_SCRATCH_PER_LANE,
+ MAILBOX_OUTPUTS, MAILBOX_ROWS, MAILBOX_CHUNK, MAILBOX_CHUNKS) = range(MAILBOX_FIELDS.index("input0"))
+MAILBOX_INPUT0, MAILBOX_INPUT0_ROW_BYTES = MAILBOX_FIELDS.index("input0"), MAILBOX_FIELDS.index("input0_row_bytes")

@@ -9,6 +9,7 @@ each against NumPy. The kernels that use them are in `kernels`.
 from __future__ import annotations
 
 import inspect
+import platform
 from typing import Any, Callable, List
 
 import numpy as np
@@ -322,6 +323,62 @@ def pointer(typingctx, address, dtype):
         return builder.inttoptr(args[0], context.get_value_type(pointer_type))
 
     return pointer_type(types.intp, dtype), codegen
+
+
+# -- threads handing work to each other (`kernels.wait_change`, `serve`; `lanes`) -------------------------------
+#: whether the machine code is for x86, whose PAUSE instruction tells the CPU that a loop spins
+X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+@intrinsic
+def load_acquire(typingctx, address):
+    """No arithmetic: the int64 at `address`, read with acquire ordering (an atomic load: read afresh on each pass
+    of a loop, where a plain load could be read once, and nothing read after it is read before it)."""
+    int64 = ir.IntType(64)
+
+    def codegen(context, builder, signature, args):
+        return builder.load_atomic(builder.inttoptr(args[0], int64.as_pointer()), "acquire", 8)
+
+    return types.int64(types.intp), codegen
+
+
+@intrinsic
+def store_release(typingctx, address, value):
+    """No arithmetic: write the int64 `value` at `address` with release ordering (an atomic store: a thread that
+    reads it with `load_acquire` also sees every write made before it)."""
+    int64 = ir.IntType(64)
+
+    def codegen(context, builder, signature, args):
+        builder.store_atomic(args[1], builder.inttoptr(args[0], int64.as_pointer()), "release", 8)
+        return context.get_dummy_value()
+
+    return types.none(types.intp, types.int64), codegen
+
+
+@intrinsic
+def fetch_add(typingctx, address, value):
+    """The int64 at `address` before adding `value` to it, in one atomic step (acquire and release ordering): how
+    threads sharing a counter each take a different number."""
+    int64 = ir.IntType(64)
+
+    def codegen(context, builder, signature, args):
+        return builder.atomic_rmw("add", builder.inttoptr(args[0], int64.as_pointer()), args[1], "acq_rel")
+
+    return types.int64(types.intp, types.int64), codegen
+
+
+@intrinsic
+def spin_pause(typingctx):
+    """No arithmetic: a hint that the thread is spinning (x86's PAUSE, llvm.x86.sse2.pause: the core gives its
+    sibling hyperthread the cycles and leaves the loop without a memory-order stall); nothing on other CPUs."""
+    def codegen(context, builder, signature, args):
+        if X86:
+            pause = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                   "llvm.x86.sse2.pause")
+            builder.call(pause, [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 # -- the entry points of the extension module (`aot`) ------------------------------------------------------

@@ -25,6 +25,10 @@ from numba import carray, njit
 from ...ops.elementwise import Selu, Sigmoid, Softplus
 from . import jit_cache
 from .host import PARAMETERS
+from .encoding import (CHUNK_COUNTER, FLAG_STRIDE, LANE_DONE, LANE_FAILED, LANE_REQUEST, LANE_STATE, MAILBOX_CHUNK,
+                       MAILBOX_CHUNKS, MAILBOX_INPUT0, MAILBOX_INPUT0_ROW_BYTES, MAILBOX_KIND, MAILBOX_OUTPUTS,
+                       MAILBOX_PROGRAM, MAILBOX_PROGRAM_SIZE, MAILBOX_ROWS, MAILBOX_SCRATCH, MAILBOX_SCRATCH_PER_LANE,
+                       MAILBOX_SPINS, MAILBOX_WEIGHTS, REQUEST_INTERPRETER, SERVE_IDLE, SERVE_TASKS)
 from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, BINARY, CAST, CLIP, CONV2D,
                        CONV_CHANNELS, CONV_HEIGHT, CONV_KERNEL_H, CONV_KERNEL_W, CONV_OUT_H, CONV_OUT_W,
                        CONV_PAD_LEFT, CONV_PAD_TOP, CONV_STRIDE_H, CONV_STRIDE_W, CONV_WIDTH, COPY, COPY_COLUMNS,
@@ -40,9 +44,9 @@ from .encoding import (ADD, ADD_BIAS, ARENA_HEADER, ARENA_OFFSET_BYTES, ARGMAX, 
 from .intrinsics import (CACHE_LINE_BYTES, FLOAT32_BYTES, ROW_DOT_OUTPUTS, ROW_TILE_HALF_PANELS, ROW_TILE_PANELS,
                          ROW_TILE_QUARTER_PANELS, TILE_ROWS, GROUP_DOT_OUTPUTS, conv_tile_row, conv_tile_row_partial,
                          conv_tile_rows, conv_tile_rows_partial, copy_floats, dots_row,
-                         dots_row_one_output, dots_rows, dots_rows_one_output, float_from_bits, pointer, prefetch,
-                         tile_row, tile_row_half, tile_row_one_panel, tile_row_one_panel_partial, tile_row_quarter,
-                         tile_rows, tile_rows_partial)
+                         dots_row_one_output, dots_rows, dots_rows_one_output, fetch_add, float_from_bits,
+                         load_acquire, pointer, prefetch, spin_pause, store_release, tile_row, tile_row_half, tile_row_one_panel,
+                         tile_row_one_panel_partial, tile_row_quarter, tile_rows, tile_rows_partial)
 
 #: numba's disk cache keyed on everything the machine code depends on (`jit_cache`), not on this file alone
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
@@ -1000,6 +1004,81 @@ def execute_one(program, weights, arena):
     at = arena[:ARENA_HEADER * ARENA_OFFSET_BYTES].view(np.uint64)  # as addresses are: one type of `bases` for `run`
     run(program, (1, 0, 1, 0, 1), (weights.ctypes.data, base + at[0], base + at[1], base + at[2], base + at[3],
                                    base + at[4], base + at[5]))
+
+
+@njit(**JIT)
+def run_lane(mailbox, flags, lane):
+    """Lane `lane` of the interpreter request in `mailbox` (encoding's MAILBOX_FIELDS): the whole program on the
+    chunks it takes from the counter flags[CHUNK_COUNTER], one after another, in its own part of the scratch, until
+    none is left. The chunks' bounds depend on the rows and the chunk size alone, so which lane runs a chunk changes
+    no bit of it."""
+    program = carray(pointer(mailbox[MAILBOX_PROGRAM], np.int64), mailbox[MAILBOX_PROGRAM_SIZE])
+    rows, chunk, chunks = mailbox[MAILBOX_ROWS], mailbox[MAILBOX_CHUNK], mailbox[MAILBOX_CHUNKS]
+    weights, outputs = np.uint64(mailbox[MAILBOX_WEIGHTS]), np.uint64(mailbox[MAILBOX_OUTPUTS])
+    scratch = np.uint64(mailbox[MAILBOX_SCRATCH] + lane * mailbox[MAILBOX_SCRATCH_PER_LANE])
+    inputs, row_bytes = mailbox[MAILBOX_INPUT0:MAILBOX_INPUT0 + 4], mailbox[MAILBOX_INPUT0_ROW_BYTES:]
+    counter = flags.ctypes.data + CHUNK_COUNTER * flags.itemsize
+    index = fetch_add(counter, 1)
+    while index < chunks:
+        start = index * chunk
+        count = min(chunk, rows - start)
+        run(program, (count, np.int64(0), count, start, rows),
+            (weights, scratch, outputs, np.uint64(inputs[0] + start * row_bytes[0]),
+             np.uint64(inputs[1] + start * row_bytes[1]), np.uint64(inputs[2] + start * row_bytes[2]),
+             np.uint64(inputs[3] + start * row_bytes[3])))
+        index = fetch_add(counter, 1)
+
+
+@njit(**JIT)
+def serve(mailbox, flags, lane, pauses):
+    """Lane `lane`'s thread between requests, without the GIL: wait for a request (its number in the lane's
+    LANE_REQUEST flag above its LANE_DONE), spinning up to `pauses` times, or after a request as many times as its
+    mailbox says; run an interpreter request (`run_lane`) and publish its number in LANE_DONE; return with
+    LANE_STATE saying why: no request came (SERVE_IDLE) or one for Python (SERVE_TASKS). A chunk that raises sets
+    LANE_FAILED and the lane still reports the request done."""
+    line = lane * FLAG_STRIDE
+    request_at = flags.ctypes.data + (line + LANE_REQUEST) * flags.itemsize
+    done_at = flags.ctypes.data + (line + LANE_DONE) * flags.itemsize
+    finished = load_acquire(done_at)
+    while True:
+        spins = 0
+        number = load_acquire(request_at)
+        while number == finished:
+            if spins >= pauses:
+                flags[line + LANE_STATE] = SERVE_IDLE
+                return
+            spin_pause()
+            spins += 1
+            number = load_acquire(request_at)
+        if mailbox[MAILBOX_KIND] != REQUEST_INTERPRETER:
+            flags[line + LANE_STATE] = SERVE_TASKS
+            return
+        try:
+            run_lane(mailbox, flags, lane)
+        except Exception:
+            flags[line + LANE_FAILED] = 1
+        pauses = mailbox[MAILBOX_SPINS]  # (read before the request is done: the next one rewrites the mailbox)
+        store_release(done_at, number)
+        finished = number
+
+
+@njit(**JIT)
+def publish(flags, index, value):
+    """Set flags[index] to `value` with release ordering: a thread that reads the value (`load_acquire`) also sees
+    every write made before it, such as a request's mailbox."""
+    store_release(flags.ctypes.data + index * flags.itemsize, value)
+
+
+@njit(**JIT)
+def wait_change(flags, index, old, pauses):
+    """Return once flags[index] differs from `old`, or after `pauses` spins (`spin_pause`) without a change: how a
+    thread waits for another on a time scale too short for the operating system's wake-up (tens of microseconds),
+    without the GIL (`backend`'s lanes). The caller reads the flag again to tell which it was."""
+    address = flags.ctypes.data + index * flags.itemsize
+    for _ in range(pauses):
+        if load_acquire(address) != old:
+            return
+        spin_pause()
 
 
 @njit(**JIT)
