@@ -198,70 +198,48 @@ static PyObject *im2col(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return finish(v, taken, status, "im2col");
 }
 
-/* The lanes' entry points' arguments: `arrays` int64 arrays (mailbox, flags) into `v`, then `count` ints into `n`;
-   how many arrays were taken (all of them, or fewer with an exception set). */
-static int lane_arguments(PyObject *const *args, Py_ssize_t nargs, int arrays, int count, const char *name,
-                          Py_buffer *v, int64_t *n) {
-    int taken;
-    if (nargs != arrays + count) {
-        PyErr_Format(PyExc_TypeError, "%s takes %d arguments (%zd given)", name, arrays + count, nargs);
-        return 0;
-    }
-    if (integers(args + arrays, count, n) < 0) return 0;
+/* The lanes' entry points: their int64 arrays (mailbox, flags), then their ints. */
+enum lane_entry { RUN_LANE, SERVE, PUBLISH, WAIT_CHANGE };
+static const struct { const char *name; int arrays, ints; } lane_entries[] = {
+    {"run_lane", 2, 1}, {"serve", 2, 2}, {"publish", 1, 2}, {"wait_change", 1, 3}};
+
+static PyObject *lane_call(PyObject *const *args, Py_ssize_t nargs, enum lane_entry entry) {
+    const char *name = lane_entries[entry].name;
+    int arrays = lane_entries[entry].arrays, count = lane_entries[entry].ints, taken = 0;
+    Py_buffer v[2];
+    int64_t n[3];
+    int32_t status = 0;
+    if (nargs != arrays + count) return PyErr_Format(PyExc_TypeError, "%s takes %d arguments (%zd given)", name,
+                                                     arrays + count, nargs);
+    if (integers(args + arrays, count, n) < 0) return NULL;
     for (taken = 0; taken < arrays; taken++) if (take(args[taken], &v[taken], 'q', 1) < 0) break;
-    return taken;
+    if (taken == arrays) {
+        Py_BEGIN_ALLOW_THREADS
+        switch (entry) {
+        case RUN_LANE: status = sbif_run_lane(v[0].buf, v[0].shape[0], v[1].buf, v[1].shape[0], n[0]); break;
+        case SERVE: status = sbif_serve(v[0].buf, v[0].shape[0], v[1].buf, v[1].shape[0], n[0], n[1]); break;
+        case PUBLISH: status = sbif_publish(v[0].buf, v[0].shape[0], n[0], n[1]); break;
+        case WAIT_CHANGE: status = sbif_wait_change(v[0].buf, v[0].shape[0], n[0], n[1], n[2]); break;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    return finish(v, taken, status, name);
 }
 
 static PyObject *run_lane(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    Py_buffer v[2];
-    int64_t n[1];
-    int32_t status = 0;
-    int taken = lane_arguments(args, nargs, 2, 1, "run_lane", v, n);
-    if (taken == 2) {
-        Py_BEGIN_ALLOW_THREADS
-        status = sbif_run_lane(v[0].buf, v[0].shape[0], v[1].buf, v[1].shape[0], n[0]);
-        Py_END_ALLOW_THREADS
-    }
-    return finish(v, taken, status, "run_lane");
+    return lane_call(args, nargs, RUN_LANE);
 }
 
 static PyObject *serve(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    Py_buffer v[2];
-    int64_t n[2];
-    int32_t status = 0;
-    int taken = lane_arguments(args, nargs, 2, 2, "serve", v, n);
-    if (taken == 2) {
-        Py_BEGIN_ALLOW_THREADS
-        status = sbif_serve(v[0].buf, v[0].shape[0], v[1].buf, v[1].shape[0], n[0], n[1]);
-        Py_END_ALLOW_THREADS
-    }
-    return finish(v, taken, status, "serve");
+    return lane_call(args, nargs, SERVE);
 }
 
 static PyObject *publish(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    Py_buffer v[1];
-    int64_t n[2];
-    int32_t status = 0;
-    int taken = lane_arguments(args, nargs, 1, 2, "publish", v, n);
-    if (taken == 1) {
-        Py_BEGIN_ALLOW_THREADS
-        status = sbif_publish(v[0].buf, v[0].shape[0], n[0], n[1]);
-        Py_END_ALLOW_THREADS
-    }
-    return finish(v, taken, status, "publish");
+    return lane_call(args, nargs, PUBLISH);
 }
 
 static PyObject *wait_change(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    Py_buffer v[1];
-    int64_t n[3];
-    int32_t status = 0;
-    int taken = lane_arguments(args, nargs, 1, 3, "wait_change", v, n);
-    if (taken == 1) {
-        Py_BEGIN_ALLOW_THREADS
-        status = sbif_wait_change(v[0].buf, v[0].shape[0], n[0], n[1], n[2]);
-        Py_END_ALLOW_THREADS
-    }
-    return finish(v, taken, status, "wait_change");
+    return lane_call(args, nargs, WAIT_CHANGE);
 }
 
 static PyMethodDef methods[] = {
