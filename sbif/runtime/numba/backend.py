@@ -34,9 +34,9 @@ import numpy as np
 from ...errors import InputError, UnsupportedError
 from ...format import SbifFile
 from ..executor import GraphExecutor
-from .lanes import shared_lanes
 from .encoding import ARENA_HEADER, ARENA_OFFSET_BYTES, FLAG_STRIDE, MAILBOX_FIELDS, MAX_INPUTS
 from .host import PARAMETERS
+from .lanes import shared_lanes
 from .program import Gemm, Lowered, Value, aligned, aligned_bytes
 
 #: a request runs in chunks with BLAS products once its BLAS-worthy products (below) hold this many multiply-adds
@@ -248,13 +248,12 @@ class _Runner:
         buffers: without BLAS products, in compiled code from start to end (`Lanes.run_interpreter`), else as a
         Python task per lane (`Lanes.run_tasks`). Each lane takes the next chunk from a shared counter until none
         is left, so that a lane held back (its CPU taken by another process, a thread that wakes late) leaves its
-        chunks to the others instead of keeping them waiting at the end. Which lane runs a chunk changes no bit: the chunks' bounds depend on
-        `rows` and `chunk` alone (so even BLAS sees the same shapes), and lanes differ only in where their buffers
-        are. Lanes make BLAS single-threaded meanwhile: they already keep the CPUs busy, and BLAS threads that
-        spin-wait on a busy machine cost more than they gain."""
-        chunks = ChunkCounter(-(-rows // chunk))
+        chunks to the others instead of keeping them waiting at the end. Which lane runs a chunk changes no bit:
+        the chunks' bounds depend on `rows` and `chunk` alone (so even BLAS sees the same shapes), and lanes differ
+        only in where their buffers are. Lanes make BLAS single-threaded meanwhile: they already keep the CPUs
+        busy, and BLAS threads that spin-wait on a busy machine cost more than they gain."""
         if lanes == 1:
-            self.run_chunks(arrays, outputs, rows, chunk, staged, buffers, chunks)
+            self.run_chunks(arrays, outputs, rows, chunk, staged, buffers, ChunkCounter(-(-rows // chunk)))
             return
         threads = shared_lanes(compiled_kernels(), MAX_LANES - 1)
         if not staged:
@@ -262,7 +261,8 @@ class _Runner:
             threads.run_interpreter(lanes, self.whole, self.weights, scratch, scratch.size // (lanes * chunk) * chunk,
                                     outputs, arrays, rows, chunk)
             return
-        with _single_threaded_blas(staged):
+        chunks = ChunkCounter(-(-rows // chunk))
+        with _single_threaded_blas(True):
             threads.run_tasks([functools.partial(self.run_chunks, arrays, outputs, rows, chunk, staged,
                                                  _lane_buffers(buffers, lane, lanes, chunk), chunks)
                                for lane in range(lanes)])

@@ -161,6 +161,7 @@ MAILBOX_FIELDS = (("kind", "spins", "program", "program_size", "weights", "scrat
                    "rows", "chunk", "chunks")
                   + tuple("input{}".format(index) for index in range(MAX_INPUTS))
                   + tuple("input{}_row_bytes".format(index) for index in range(MAX_INPUTS)))
-(MAILBOX_KIND, MAILBOX_SPINS, MAILBOX_PROGRAM, MAILBOX_PROGRAM_SIZE, MAILBOX_WEIGHTS, MAILBOX_SCRATCH, MAILBOX_SCRATCH_PER_LANE,
- MAILBOX_OUTPUTS, MAILBOX_ROWS, MAILBOX_CHUNK, MAILBOX_CHUNKS) = range(MAILBOX_FIELDS.index("input0"))
+(MAILBOX_KIND, MAILBOX_SPINS, MAILBOX_PROGRAM, MAILBOX_PROGRAM_SIZE, MAILBOX_WEIGHTS, MAILBOX_SCRATCH,
+ MAILBOX_SCRATCH_PER_LANE, MAILBOX_OUTPUTS, MAILBOX_ROWS, MAILBOX_CHUNK,
+ MAILBOX_CHUNKS) = range(MAILBOX_FIELDS.index("input0"))
 MAILBOX_INPUT0, MAILBOX_INPUT0_ROW_BYTES = MAILBOX_FIELDS.index("input0"), MAILBOX_FIELDS.index("input0_row_bytes")

@@ -45,8 +45,9 @@ from .intrinsics import (CACHE_LINE_BYTES, FLOAT32_BYTES, ROW_DOT_OUTPUTS, ROW_T
                          ROW_TILE_QUARTER_PANELS, TILE_ROWS, GROUP_DOT_OUTPUTS, conv_tile_row, conv_tile_row_partial,
                          conv_tile_rows, conv_tile_rows_partial, copy_floats, dots_row,
                          dots_row_one_output, dots_rows, dots_rows_one_output, fetch_add, float_from_bits,
-                         load_acquire, pointer, prefetch, spin_pause, store_release, tile_row, tile_row_half, tile_row_one_panel,
-                         tile_row_one_panel_partial, tile_row_quarter, tile_rows, tile_rows_partial)
+                         load_acquire, pointer, prefetch, spin_pause, store_release, tile_row, tile_row_half,
+                         tile_row_one_panel, tile_row_one_panel_partial, tile_row_quarter, tile_rows,
+                         tile_rows_partial)
 
 #: numba's disk cache keyed on everything the machine code depends on (`jit_cache`), not on this file alone
 JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
