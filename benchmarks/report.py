@@ -54,7 +54,8 @@ def summarize(results: Dict[str, Any]) -> None:
                 rounds = record.pop("single_us")
                 record["single_us"] = dict(stats(np.concatenate(rounds)), round_medians=[
                     float(np.median(r)) for r in rounds])
-            for raw, key in (("batch_s", "batch"), ("batch_threads_s", "batch_threads")):
+            for raw, key in (("batch_s", "batch"), ("batch_threads_s", "batch_threads"),
+                             ("batch_one_thread_s", "batch_one_thread")):
                 if raw in record:
                     record[key] = {}
                     for size, rounds in record.pop(raw).items():
@@ -97,6 +98,10 @@ def ratios(record: Dict[str, Any], records: Dict[str, Dict[str, Any]]) -> Dict[s
         for size, batch in record.get("batch_threads", {}).items():
             found["b{}_threads_vs_{}".format(size, other)] = round_ratio(reference["batch"][size]["round_median_s"],
                                                                         batch["round_median_s"])
+        for size, one_thread in reference.get("batch_one_thread", {}).items():
+            if size in record["batch"]:  # this runtime's batch against the reference's in one thread
+                found["b{}_vs_{}_one_thread".format(size, other)] = round_ratio(
+                    one_thread["round_median_s"], record["batch"][size]["round_median_s"])
         if "cold" in record and "cold" in reference:
             runs = zip(reference["cold"]["runs"], record["cold"]["runs"])
             found["cold_vs_" + other] = float(np.median([a["wall_s"] / b["wall_s"] for a, b in runs]))
@@ -249,6 +254,18 @@ def c_versus_kernel(model: str, records: Dict[str, Dict[str, Any]]) -> Dict[str,
         fmt_ratio(times), fmt_number(records["c"]["single_us"]["median"]), fmt_number(kernel["median"])))
 
 
+def fma_peak_ceiling(results: Dict[str, Any], entry: Dict[str, Any]) -> Optional[float]:
+    """What the C batch target's ratio would be if one core ran the model's products at its float32 FMA peak:
+    the most that ratio can be on this host (the element-wise work left out, so the true bound is lower). Where it
+    is below C_BATCH_VS_ORT, onnxruntime's threads run faster than any one core can, and the target is out of
+    reach here whatever the code. None where the peak or onnxruntime's batch was not measured."""
+    peak = (results.get("c_build", {}).get("fma_peak") or {}).get("gflops")
+    batch = entry["runtimes"]["onnxruntime"].get("batch", {}).get(str(max(results["batch_sizes"])))
+    if not peak or not batch or not entry.get("flops_per_obs"):
+        return None
+    return peak * 1e9 / entry["flops_per_obs"] / batch["obs_per_s"]
+
+
 def evaluate_host_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Issue #22's targets on every model: the numba backend's and the C runtime's."""
     checks = []
@@ -268,7 +285,9 @@ def evaluate_host_targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
                 "c_single", model, "c", records, "predict_vs_onnxruntime" if through_predict else
                 "single_vs_onnxruntime", C_SINGLE_VS_ORT, " sbif_predict" if through_predict else " workspace run"))
             checks.append(c_versus_kernel(model, records))
-        checks.append(versus_onnxruntime("c_b4096", model, "c", records, "b4096_vs_onnxruntime", C_BATCH_VS_ORT))
+        ceiling = fma_peak_ceiling(results, entry)
+        checks.append(versus_onnxruntime("c_b4096", model, "c", records, "b4096_vs_onnxruntime", C_BATCH_VS_ORT,
+                                         "" if ceiling is None else " (FMA peak: {})".format(fmt_ratio(ceiling))))
         if records["c"].get("status") == "ok" and "batch_threads" not in records["c"]:
             checks.append(check("c_b4096_threads", model, "c", None, None, "n/a", "the C library has no threads"))
         else:
@@ -395,13 +414,20 @@ def target_section(title: str, targets: List[Any], checks: List[Dict[str, Any]],
     return lines + ["", caption + (" Not judged here (–):" if missing else "")] + missing
 
 
+def products_rate(obs_per_s: float, flops_per_obs: int, peak_gflops: Optional[float]) -> str:
+    """The GFLOP/s of a batch's products, and their share of this core's FMA peak where it was measured."""
+    gflops = obs_per_s * flops_per_obs / 1e9
+    return fmt_number(gflops) + (" ({:.0f}%)".format(gflops / peak_gflops * 100) if peak_gflops else "")
+
+
 def c_rows(results: Dict[str, Any]) -> List[List[str]]:
     rows = []
+    peak = (results.get("c_build", {}).get("fma_peak") or {}).get("gflops")
     for model, entry in results["models"].items():
         records = entry["runtimes"]
         record, kernel = records["c"], records["numba"].get("kernel_us")
         if record.get("status") != "ok":
-            rows.append([model, record.get("status", "not run").split(":")[0]] + [""] * 9)
+            rows.append([model, record.get("status", "not run").split(":")[0]] + [""] * 11)
             continue
         single, predict, r = record["single_us"], record.get("predict_us"), record["ratios"]
         batch = record["batch"][str(max(results["batch_sizes"]))]
@@ -412,7 +438,9 @@ def c_rows(results: Dict[str, Any]) -> List[List[str]]:
                      fmt_number(kernel["median"]) if kernel else "",
                      fmt_ratio(round_ratio(single["round_medians"], kernel["round_medians"])) if kernel else "",
                      fmt_spread(batch, batch["obs_per_s"]),
+                     products_rate(batch["obs_per_s"], entry["flops_per_obs"], peak),
                      fmt_ratio(r.get("b{}_vs_onnxruntime".format(max(results["batch_sizes"])))),
+                     fmt_ratio(r.get("b{}_vs_onnxruntime_one_thread".format(max(results["batch_sizes"])))),
                      fmt_spread(threaded, threaded["obs_per_s"]) if threaded else "",
                      fmt_ratio(r.get("b{}_threads_vs_onnxruntime".format(max(results["batch_sizes"])))),
                      ])
@@ -423,15 +451,19 @@ def c_section(results: Dict[str, Any]) -> List[str]:
     """The C runtime's single-observation figures side by side with the numba kernel's, and how it was built."""
     largest = max(results["batch_sizes"])
     lines = table(["model", "workspace run µs", "× ORT", "sbif_predict µs", "× ORT", "numba kernel µs",
-                   "run ÷ kernel", "b{} obs/s (1 thread)".format(largest), "× ORT",
+                   "run ÷ kernel", "b{} obs/s (1 thread)".format(largest), "GFLOP/s (of FMA peak)", "× ORT",
+                   "× ORT 1 thread",
                    "b{} obs/s ({} threads)".format(largest, results.get("c_build", {}).get("threads") or "no"),
-                   "× ORT"], c_rows(results), "lrrrrrrrrrr")
+                   "× ORT"], c_rows(results), "lrrrrrrrrrrrr")
     build = results.get("c_build", {})
     lines += ["", "Timed inside the driver (`benchmarks/sbif_bench.c`) with the harness's method: a workspace run of "
               "the deterministic action on one observation (the LSTM's state carried), sbif_predict on the same "
               "observation, and workspace runs of each batch, in one thread and split between one thread per CPU "
               "(sbif_workspace_set_threads); × ORT as above (1 thread for single observations, default threads "
-              "for batches)."]
+              "for batches); × ORT 1 thread: against onnxruntime's batch in one intra-op thread, core for core. "
+              "GFLOP/s: the one-thread batch's products (FLOPs/obs below) per second, and their share of this "
+              "core's FMA peak; the C batch target's \"FMA peak\" is the ratio that peak would give, the most one "
+              "thread can reach on this host."]
     if "error" in build:
         return lines + ["", "Not built: " + build["error"]]
     lines += ["", "Built with {}{}:".format(build["compiler"], "" if build["predict"] else

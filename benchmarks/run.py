@@ -195,8 +195,9 @@ def measure(workers: Dict[str, Worker], model: str, runtimes: List[str], setting
 def measure_round(worker: Worker, model: str, record: Dict[str, Any], settings: Settings, calls: int,
                   warmup: int) -> None:
     """One round of one runtime: single observation (for C, also through sbif_predict where built), each batch
-    size (for C, also split between one thread per CPU where built), and for numba its executor alone. Raw samples are kept per round (`report.summarize` turns them into
-    medians and per-round ratios)."""
+    size (for C, also split between one thread per CPU where built; for onnxruntime the largest also in one
+    thread, beside C's one thread), and for numba its executor alone. Raw samples are kept per round
+    (`report.summarize` turns them into medians and per-round ratios)."""
     record.setdefault("single_us", []).append(worker.measure("single", model=model, calls=calls, warmup=warmup))
     if worker.runtime == "c":
         ok, samples = worker.request("predict", model=model, calls=calls, warmup=warmup)
@@ -210,6 +211,10 @@ def measure_round(worker: Worker, model: str, record: Dict[str, Any], settings: 
                                          min_calls=settings.batch_min_calls)
             if ok:  # (n/a where the library has no threads)
                 record.setdefault("batch_threads_s", {}).setdefault(str(size), []).append(samples)
+        if worker.runtime == "onnxruntime" and size == max(BATCH_SIZES):
+            record.setdefault("batch_one_thread_s", {}).setdefault(str(size), []).append(worker.measure(
+                "batch_one_thread", model=model, size=size, budget=settings.batch_seconds,
+                min_calls=settings.batch_min_calls))
     if worker.runtime == "numba":
         record.setdefault("kernel_us", []).append(worker.measure("kernel", model=model, calls=calls, warmup=warmup))
         ok, read = worker.request("weight_read", model=model, calls=calls, warmup=warmup)

@@ -270,6 +270,10 @@ class OnnxRuntime(Runtime):
     def outputs(self, model, feeds, names):
         return dict(zip(names, self.loaded[model].engine["whole"].run(names, feeds)))
 
+    def batch_one_thread(self, model: str, size: int, budget: float, min_calls: int) -> list:
+        """As `batch`, in the one-thread session: one core's worth, beside the C runtime's one thread."""
+        return time_batch(self.step(model, observations(model, size), "single"), budget, min_calls)
+
     def step(self, model, obs, threads):
         loaded = self.loaded[model]
         session, graph = loaded.engine[threads], loaded.graph

@@ -179,11 +179,11 @@ def measured(single_us, batch_s, **extra):
 
 def made_up_results(kind="mlp", model="td3_400_300", l2_bytes=2 << 20, weight_bytes=512 << 10, c_predict=True,
                     c_status="ok", c_threads=True):
-    """onnxruntime 10 µs / 1 s per 4096; numba 4 µs (2.5×), 1.25 s (0.8×), kernel 2.5 µs, read-bound 2 µs
+    """onnxruntime 10 µs / 1 s per 4096 (2 s in one thread); numba 4 µs (2.5×), 1.25 s (0.8×), kernel 2.5 µs, read-bound 2 µs
     (1.25×); C: workspace run 3 µs (1.2× the kernel), sbif_predict 5 µs (2×), 1.25 s (0.8×), split between
     threads 0.8 s (1.25×)."""
     records = {runtime: measured(50.0, 2.0) for runtime in RUNTIMES}
-    records["onnxruntime"] = measured(10.0, 1.0)
+    records["onnxruntime"] = measured(10.0, 1.0, batch_one_thread_s={"4096": [[2.0] * 3] * 2})
     records["numba"] = measured(4.0, 1.25, kernel_us=[[2.5] * 3] * 2, weight_read_us=[[2.0] * 3] * 2,
                                 weight_bytes=weight_bytes)
     records["c"] = measured(3.0, 1.25, **({"predict_us": [[5.0] * 3] * 2} if c_predict else {}))
@@ -210,6 +210,8 @@ def test_issue_22s_targets_are_judged_from_the_ratios_of_one_run():
     assert checks["c_single"]["measured"] == pytest.approx(2.0) and "sbif_predict" in checks["c_single"]["shown"]
     assert checks["c_vs_kernel"]["measured"] == pytest.approx(1.2) and checks["c_vs_kernel"]["pass"] is True
     assert checks["c_b4096"]["measured"] == pytest.approx(0.8) and checks["c_b4096"]["pass"] is True
+    c_ratios = made_up_results()["models"]["td3_400_300"]["runtimes"]["c"]["ratios"]
+    assert c_ratios["b4096_vs_onnxruntime_one_thread"] == pytest.approx(1.6)  # core for core: 2 s against 1.25 s
     assert checks["c_b4096_threads"]["measured"] == pytest.approx(1.25) and checks["c_b4096_threads"]["pass"] is True
     assert checks["agreement"]["pass"] is True
 
@@ -232,6 +234,17 @@ def test_the_read_bound_is_judged_only_where_the_weights_fit_a_cores_l2():
     slow = made_up_results()
     slow["models"]["td3_400_300"]["runtimes"]["numba"]["kernel_us"]["median"] = 2.7  # 1.35x the read-bound
     assert judged(slow)["read_bound"]["pass"] is False
+
+
+def test_the_c_batch_target_shows_the_ratio_one_core_at_its_fma_peak_would_reach():
+    results = made_up_results()
+    assert "FMA peak" not in judged(results)["c_b4096"]["shown"]  # no peak measured: no ceiling
+    # at 2.048 MFLOP/s, 1000 FLOPs per observation are 2048 obs/s; onnxruntime runs 4096 obs/s
+    results["c_build"] = {"fma_peak": {"gflops": 2.048e-3}}
+    check = judged(results)["c_b4096"]
+    assert check["shown"] == "0.8× (FMA peak: 0.5×)" and check["pass"] is True
+    results["c_build"]["fma_peak"]["gflops"] = 4.096e-3
+    assert judged(results)["c_b4096"]["shown"] == "0.8× (FMA peak: 1×)"
 
 
 def test_mlp_targets_skip_other_kinds_and_the_400x300_target_other_models():
@@ -270,6 +283,8 @@ def test_the_markdown_opens_with_the_host_and_shows_both_target_tables_and_the_c
     assert "- `make -C runtimes/c build/libsbif-native.a`: `cc -O3 -march=native -c sbif.c`" in markdown
     c_row = next(line for line in markdown.splitlines() if line.startswith("| td3_400_300 |") and "1.2×" in line)
     assert "5 ±0%" in c_row  # sbif_predict's median beside the workspace run's
+    assert " 1.6× |" in c_row  # against onnxruntime's one thread
+    assert " 0.0033 |" in c_row  # 3277 obs/s of 1000 FLOPs, in GFLOP/s (no FMA peak measured: no share)
     results["machine"]["cold_floors_s"] = {"numpy": 0.1}
     readme = report.readme_section(results)
     assert "on Made-up CPU (" in readme and "SBIF C `sbif_predict`, 1 obs" in readme

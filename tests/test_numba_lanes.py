@@ -148,3 +148,16 @@ def test_concurrent_callers_get_their_own_answers(sac, interpreter_lanes):
     for thread in threads:
         thread.join(PATIENCE_SECONDS)
     assert not found
+
+
+def test_a_request_while_another_holds_the_lanes_runs_in_its_callers_thread(sac, interpreter_lanes):
+    """The lanes taken (as by another thread's request): `run_interpreter` declines, and the backend runs every
+    chunk itself, with the same bits."""
+    policy = sbif.load(sac, backend="numba")
+    batch = ModelInfo(sac).observations(11, np.random.default_rng(5))
+    expected = policy.predict(batch, deterministic=True)[0]
+    pool = lanes.shared_lanes(backend.compiled_kernels(), backend.MAX_LANES - 1)
+    with pool._busy:
+        assert not pool.run_interpreter(2, np.zeros(0, np.int64), np.zeros(8, np.uint8), np.zeros(8, np.uint8), 0,
+                                        np.zeros(8, np.uint8), [np.zeros(0, np.uint8)] * backend.MAX_INPUTS, 1, 1)
+        assert np.array_equal(policy.predict(batch, deterministic=True)[0], expected)

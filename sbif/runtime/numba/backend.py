@@ -258,8 +258,10 @@ class _Runner:
         threads = shared_lanes(compiled_kernels(), MAX_LANES - 1)
         if not staged:
             scratch = buffers["scratch"]
-            threads.run_interpreter(lanes, self.whole, self.weights, scratch, scratch.size // (lanes * chunk) * chunk,
-                                    outputs, arrays, rows, chunk)
+            if not threads.run_interpreter(lanes, self.whole, self.weights, scratch,
+                                           scratch.size // (lanes * chunk) * chunk, outputs, arrays, rows, chunk):
+                self.run_chunks(arrays, outputs, rows, chunk, staged, _lane_buffers(buffers, 0, lanes, chunk),
+                                ChunkCounter(-(-rows // chunk)))
             return
         chunks = ChunkCounter(-(-rows // chunk))
         with _single_threaded_blas(True):

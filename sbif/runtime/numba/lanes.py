@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .encoding import (CHUNK_COUNTER, FLAG_STRIDE, LANE_DONE, LANE_FAILED, LANE_REQUEST, LANE_STATE, MAILBOX_FIELDS,
-                       MAILBOX_KIND, MAILBOX_SPINS, MAX_INPUTS, REQUEST_INTERPRETER, REQUEST_TASKS, SERVE_TASKS)
+                       MAILBOX_KIND, MAILBOX_SPINS, MAX_INPUTS, REQUEST_INTERPRETER, REQUEST_TASKS, SERVE_TASKS, fields)
 
 #: how long a lane's thread spins for the next request before it blocks: SPIN_SHARE of the time the caller's lane
 #: took on the last request, at most SPIN_SECONDS. Back-to-back requests (the caller's Python between two calls
@@ -73,30 +73,27 @@ class Lanes:
 
     def run_interpreter(self, lanes: int, program: np.ndarray, weights: np.ndarray, scratch: np.ndarray,
                         scratch_per_lane: int, outputs: np.ndarray, inputs: Sequence[np.ndarray], rows: int,
-                        chunk: int) -> None:
+                        chunk: int) -> bool:
         """The whole `program` on `rows` rows in chunks of `chunk` rows, by `lanes` lanes, lane k in the
         `scratch_per_lane` bytes of `scratch` from k times that; `inputs` are MAX_INPUTS flat byte arrays of `rows`
-        rows each (or empty)."""
-        chunks = -(-rows // chunk)
+        rows each (or empty). False, and nothing run, while another thread's request holds the lanes: the caller
+        then runs its chunks alone."""
         if not self._busy.acquire(blocking=False):
-            for index in range(chunks):
-                self._run_chunk_here(program, weights, scratch[:scratch_per_lane], outputs, inputs, rows,
-                                     index * chunk, min(chunk, rows - index * chunk))
-            return
+            return False
         try:
-            mailbox = self._mailbox
             values = dict(kind=REQUEST_INTERPRETER, spins=self._idle_spins, program=program.ctypes.data,
-                          program_size=program.size,
-                          weights=weights.ctypes.data, scratch=scratch.ctypes.data,
-                          scratch_per_lane=scratch_per_lane, outputs=outputs.ctypes.data, rows=rows,
-                          chunk=chunk, chunks=chunks)
+                          program_size=program.size, weights=weights.ctypes.data, scratch=scratch.ctypes.data,
+                          scratch_per_lane=scratch_per_lane, outputs=outputs.ctypes.data, rows=rows, chunk=chunk,
+                          chunks=-(-rows // chunk))
             for index in range(MAX_INPUTS):
                 values["input{}".format(index)] = inputs[index].ctypes.data
                 values["input{}_row_bytes".format(index)] = inputs[index].size // rows
-            mailbox[:] = [values[name] for name in MAILBOX_FIELDS]
+            mailbox = self._mailbox
+            mailbox[:] = fields(MAILBOX_FIELDS, values)
             self._request(lanes, lambda: self._kernels.run_lane(mailbox, self._flags, 0))
         finally:
             self._busy.release()
+        return True
 
     def run_tasks(self, tasks: Sequence[Task]) -> None:
         """Run the tasks concurrently, task 0 in this thread, task k in lane k's, and return once all have
@@ -116,11 +113,6 @@ class Lanes:
                     raise error
         finally:
             self._busy.release()
-
-    def _run_chunk_here(self, program: np.ndarray, weights: np.ndarray, scratch: np.ndarray, outputs: np.ndarray,
-                        inputs: Sequence[np.ndarray], rows: int, start: int, count: int) -> None:
-        parts = [array[start * (array.size // rows):(start + count) * (array.size // rows)] for array in inputs]
-        self._kernels.execute(program, count, 0, count, start, rows, weights, scratch, outputs, *parts)
 
     def _request(self, lanes: int, lead: Task) -> None:
         """Publish request number n + 1 to lanes 1..lanes-1 (its mailbox written), run `lead` here, and return
