@@ -49,10 +49,11 @@ Task = Callable[[], None]
 class Lanes:
     """Up to `capacity` threads besides the caller's, started as requests first need them, serving one request at
     a time (`run_interpreter`, `run_tasks`). While another thread's request holds them, a request runs in its
-    caller's thread alone: the CPUs are busy with that request anyway."""
+    caller's thread alone (`run_tasks` runs its tasks there; `run_interpreter` declines, and its caller runs the
+    chunks): the CPUs are busy with that request anyway."""
 
     def __init__(self, kernels: Any, capacity: int):
-        """`kernels`: the backend's `Kernels` (`execute`, `run_lane`, `serve`, `publish`, `wait_change`)."""
+        """`kernels`: the backend's `Kernels` (`run_lane`, `serve`, `publish`, `wait_change`)."""
         self._kernels = kernels
         self._flags = np.zeros((capacity + 1) * FLAG_STRIDE, np.int64)
         self._mailbox = np.zeros(len(MAILBOX_FIELDS), np.int64)
