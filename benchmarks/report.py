@@ -254,12 +254,17 @@ def c_versus_kernel(model: str, records: Dict[str, Dict[str, Any]]) -> Dict[str,
         fmt_ratio(times), fmt_number(records["c"]["single_us"]["median"]), fmt_number(kernel["median"])))
 
 
+def fma_peak(results: Dict[str, Any]) -> Dict[str, Any]:
+    """This core's float32 FMA peak as the C build recorded it ({"gflops", "clock_ghz", "lanes"}), or {}."""
+    return results.get("c_build", {}).get("fma_peak") or {}
+
+
 def fma_peak_ceiling(results: Dict[str, Any], entry: Dict[str, Any]) -> Optional[float]:
     """What the C batch target's ratio would be if one core ran the model's products at its float32 FMA peak:
     the most that ratio can be on this host (the element-wise work left out, so the true bound is lower). Where it
     is below C_BATCH_VS_ORT, onnxruntime's threads run faster than any one core can, and the target is out of
     reach here whatever the code. None where the peak or onnxruntime's batch was not measured."""
-    peak = (results.get("c_build", {}).get("fma_peak") or {}).get("gflops")
+    peak = fma_peak(results).get("gflops")
     batch = entry["runtimes"]["onnxruntime"].get("batch", {}).get(str(max(results["batch_sizes"])))
     if not peak or not batch or not entry.get("flops_per_obs"):
         return None
@@ -422,7 +427,7 @@ def products_rate(obs_per_s: float, flops_per_obs: int, peak_gflops: Optional[fl
 
 def c_rows(results: Dict[str, Any]) -> List[List[str]]:
     rows = []
-    peak = (results.get("c_build", {}).get("fma_peak") or {}).get("gflops")
+    peak = fma_peak(results).get("gflops")
     for model, entry in results["models"].items():
         records = entry["runtimes"]
         record, kernel = records["c"], records["numba"].get("kernel_us")
@@ -481,7 +486,7 @@ def render(results: Dict[str, Any]) -> str:
     if results["quick"]:
         lines += ["**Quick run (`--quick`): one round and few repetitions — a smoke test, not numbers to quote.**",
                   ""]
-    peak = results.get("c_build", {}).get("fma_peak") or {}
+    peak = fma_peak(results)
     fma = " · 1-core float32 FMA peak {:.0f} GFLOP/s{}".format(
         peak["gflops"], " at {:.2f} GHz".format(peak["clock_ghz"]) if "clock_ghz" in peak else "") \
         if "gflops" in peak else ""
